@@ -1,0 +1,232 @@
+//! Authenticated encryption of events and management commands.
+//!
+//! The construction is a plain AEAD (AES-256-GCM, NIST SP 800-38D, or ChaCha20-Poly1305,
+//! RFC 8439) with a 96-bit nonce built as `domain (1 byte) || 0 (3 bytes) || counter (8 bytes,
+//! big endian)`. The caller's channel state guarantees that `(domain, counter)` never repeats
+//! under one key; this module guarantees nothing else feeds the nonce. Associated data is the
+//! caller's: `aex-proto` binds connection id, direction, kind and counter into it.
+//!
+//! Limits: AES-GCM's security bound degrades after about 2^32 messages of arbitrary nonces,
+//! but with deterministic, unique nonces the limit is the 2^64 counter space; aex re-keys a
+//! connection long before either (the counter type refuses to wrap).
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::Aes256Gcm;
+use chacha20poly1305::ChaCha20Poly1305;
+
+use crate::keys::SecretKey;
+
+/// Length of the authentication tag appended to every ciphertext.
+pub const TAG_LEN: usize = 16;
+
+/// The AEAD algorithm of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Algorithm {
+    /// AES-256-GCM, the default.
+    #[default]
+    AesGcm,
+    /// ChaCha20-Poly1305.
+    ChaCha20Poly1305,
+}
+
+impl Algorithm {
+    /// Every algorithm, in preference order.
+    pub const ALL: [Algorithm; 2] = [Algorithm::AesGcm, Algorithm::ChaCha20Poly1305];
+
+    /// The name used in descriptors and on the wire documentation.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::AesGcm => "aes-gcm",
+            Algorithm::ChaCha20Poly1305 => "chacha20-poly1305",
+        }
+    }
+
+    /// Parses a descriptor name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// A 96-bit AEAD nonce derived from a domain byte and a 64-bit counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nonce([u8; 12]);
+
+impl Nonce {
+    /// `domain || 0 0 0 || counter (big endian)`.
+    pub fn new(domain: u8, counter: u64) -> Self {
+        let mut n = [0u8; 12];
+        n[0] = domain;
+        n[4..].copy_from_slice(&counter.to_be_bytes());
+        Nonce(n)
+    }
+
+    /// The nonce bytes (public).
+    pub fn as_bytes(&self) -> &[u8; 12] {
+        &self.0
+    }
+}
+
+/// Opening failed: the ciphertext, its associated data or the key is not what was sealed.
+///
+/// Deliberately carries no detail: which of these it was is not knowable, and a detailed
+/// error would only help an attacker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenError;
+
+impl core::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("authentication failed (tampered data, wrong key or wrong context)")
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// A key schedule ready to seal and open; holds the expanded cipher, not just the key.
+pub struct SealingKey {
+    cipher: Cipher,
+}
+
+enum Cipher {
+    AesGcm(Box<Aes256Gcm>),
+    ChaCha(Box<ChaCha20Poly1305>),
+}
+
+impl SealingKey {
+    /// Expands `key` for `algorithm`.
+    pub fn new(algorithm: Algorithm, key: &SecretKey) -> Self {
+        let k = key.expose_secret();
+        let cipher = match algorithm {
+            Algorithm::AesGcm => Cipher::AesGcm(Box::new(Aes256Gcm::new(k.into()))),
+            Algorithm::ChaCha20Poly1305 => {
+                Cipher::ChaCha(Box::new(ChaCha20Poly1305::new(k.into())))
+            }
+        };
+        SealingKey { cipher }
+    }
+
+    /// The algorithm this key was expanded for.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.cipher {
+            Cipher::AesGcm(_) => Algorithm::AesGcm,
+            Cipher::ChaCha(_) => Algorithm::ChaCha20Poly1305,
+        }
+    }
+
+    /// Encrypts and authenticates `plaintext`, authenticating `aad` too. Output is
+    /// `ciphertext || tag`.
+    pub fn seal(&self, nonce: Nonce, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let payload = Payload {
+            msg: plaintext,
+            aad,
+        };
+        let n = (&nonce.0).into();
+        let out = match &self.cipher {
+            Cipher::AesGcm(c) => c.encrypt(n, payload),
+            Cipher::ChaCha(c) => c.encrypt(n, payload),
+        };
+        // Invariant: encryption fails only for plaintexts over 2^36 bytes, far beyond
+        // the frame size limit every caller enforces first.
+        out.expect("AEAD plaintext within length bounds")
+    }
+
+    /// Verifies and decrypts `ciphertext || tag`.
+    pub fn open(&self, nonce: Nonce, aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, OpenError> {
+        if ciphertext.len() < TAG_LEN {
+            return Err(OpenError);
+        }
+        let payload = Payload {
+            msg: ciphertext,
+            aad,
+        };
+        let n = (&nonce.0).into();
+        match &self.cipher {
+            Cipher::AesGcm(c) => c.decrypt(n, payload),
+            Cipher::ChaCha(c) => c.decrypt(n, payload),
+        }
+        .map_err(|_| OpenError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(b: u8) -> SecretKey {
+        SecretKey::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn nonce_layout() {
+        let n = Nonce::new(1, 0x0102030405060708);
+        assert_eq!(n.as_bytes(), &[1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn aes_gcm_known_answer() {
+        // NIST GCM test case 13 (AES-256, zero key, zero nonce, empty plaintext).
+        let k = SealingKey::new(Algorithm::AesGcm, &key(0));
+        let out = k.seal(Nonce::new(0, 0), b"", b"");
+        assert_eq!(hex::encode(out), "530f8afbc74536b9a963b4f1c4cb738b");
+    }
+
+    #[test]
+    fn chacha_known_answer() {
+        // RFC 8439 §2.8.2 test vector.
+        let k: [u8; 32] =
+            hex::decode("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let sk = SealingKey::new(Algorithm::ChaCha20Poly1305, &SecretKey::from_bytes(k));
+        // Nonce 07000000 40414243 44454647 expressed through Nonce::new.
+        let nonce = Nonce::new(7, 0x4041424344454647);
+        let aad = hex::decode("50515253c0c1c2c3c4c5c6c7").unwrap();
+        let pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
+        let out = sk.seal(nonce, &aad, pt);
+        assert_eq!(
+            hex::encode(&out[out.len() - 16..]),
+            "1ae10b594f09e26a7e902ecbd0600691"
+        );
+        assert_eq!(sk.open(nonce, &aad, &out).unwrap(), pt);
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        for a in Algorithm::ALL {
+            assert_eq!(Algorithm::from_name(a.name()), Some(a));
+        }
+        assert_eq!(Algorithm::from_name("rot13"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_and_any_bit_flip_fails(
+            pt in proptest::collection::vec(any::<u8>(), 0..512),
+            aad in proptest::collection::vec(any::<u8>(), 0..64),
+            counter in any::<u64>(),
+            flip in any::<usize>(),
+            chacha in any::<bool>(),
+        ) {
+            let alg = if chacha { Algorithm::ChaCha20Poly1305 } else { Algorithm::AesGcm };
+            let k = SealingKey::new(alg, &key(7));
+            let nonce = Nonce::new(0, counter);
+            let mut ct = k.seal(nonce, &aad, &pt);
+            prop_assert_eq!(k.open(nonce, &aad, &ct).unwrap(), pt);
+            let i = flip % ct.len();
+            ct[i] ^= 1;
+            prop_assert_eq!(k.open(nonce, &aad, &ct), Err(OpenError));
+        }
+
+        #[test]
+        fn wrong_nonce_aad_or_key_fails(pt in proptest::collection::vec(any::<u8>(), 0..64), counter in 0u64..u64::MAX) {
+            let k = SealingKey::new(Algorithm::AesGcm, &key(1));
+            let ct = k.seal(Nonce::new(0, counter), b"ad", &pt);
+            prop_assert_eq!(k.open(Nonce::new(0, counter + 1), b"ad", &ct), Err(OpenError));
+            prop_assert_eq!(k.open(Nonce::new(1, counter), b"ad", &ct), Err(OpenError));
+            prop_assert_eq!(k.open(Nonce::new(0, counter), b"ae", &ct), Err(OpenError));
+            let other = SealingKey::new(Algorithm::AesGcm, &key(2));
+            prop_assert_eq!(other.open(Nonce::new(0, counter), b"ad", &ct), Err(OpenError));
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Cryptographic building blocks of aex.
+//!
+//! This crate is part of the trusted computing base of every module: the module runtime
+//! (`aex-runtime`) links it, and so does the deployer. It wraps well-reviewed RustCrypto
+//! and dalek primitives into the few constructions the aex protocol needs, so the rest of the
+//! code base never touches a raw cipher, nonce or key schedule. It does no I/O.
+//!
+//! # Design overview
+//!
+//! * **Event AEAD** ([`SealingKey`]): AES-256-GCM (default) or ChaCha20-Poly1305 under a 32-byte
+//!   connection or module key. Nonces are never chosen by callers: a [`Nonce`] is built from a
+//!   one-byte domain (direction) and a 64-bit counter, so a counter that never repeats per
+//!   direction gives a nonce that never repeats per key (SPEC §7).
+//! * **Module key agreement** ([`ModuleKeyAgreement`]): X25519 (RFC 7748) between the module's
+//!   ephemeral key and the deployer's ephemeral key, then HKDF-SHA-256 (RFC 5869) salted with the
+//!   deployer's fresh challenge and bound to both public keys and the module's measurement.
+//! * **Measurement** ([`Measurement`]): SHA-256 of the exact bytes a node will execute.
+//! * **Secrets** ([`SecretKey`]) have no `Debug`/`Display`, are wiped on drop, and are read only
+//!   through [`SecretKey::expose_secret`], so every exposure is greppable.
+//!
+//! What this crate does *not* do: choose counters or enforce their monotonicity (that is the
+//! channel state in `aex-proto`), sign evidence (that is `aex-tee`), or store keys.
+#![forbid(unsafe_code)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod aead;
+mod agree;
+mod keys;
+mod measure;
+
+pub use aead::{Algorithm, Nonce, OpenError, SealingKey, TAG_LEN};
+pub use agree::{AgreementError, ModuleKeyAgreement, PUBLIC_KEY_LEN};
+pub use keys::{random_bytes, SecretKey, KEY_LEN};
+pub use measure::{sha256, Measurement, ParseMeasurementError};

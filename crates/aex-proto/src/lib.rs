@@ -1,0 +1,43 @@
+//! The aex wire format, sans-I/O.
+//!
+//! Everything that crosses a process or machine boundary in aex is defined here: the framing,
+//! the messages on each link, and the per-connection channel state that seals and opens events.
+//! The crate does no I/O and owns no sockets: the node agent (async), the module runtime
+//! (blocking) and the deployer each drive it with their own I/O. `docs/PROTOCOL.md` is the
+//! prose specification of what this crate implements.
+//!
+//! # Design overview
+//!
+//! * **Frames** ([`frame`]): `u32` big-endian body length, then the body: one version byte
+//!   ([`WIRE_VERSION`]) and a postcard-encoded message. A body over [`MAX_FRAME_LEN`] is refused
+//!   from its length prefix alone, before anything is allocated. Decoding never panics; every
+//!   failure is a [`DecodeError`].
+//! * **Links** ([`message`]): node ↔ module over the module's stdin/stdout ([`ToModule`],
+//!   [`FromModule`]); deployer or peer node → node over TCP ([`ToNode`], [`FromNode`]).
+//! * **Events** ([`channel`]): an [`Event`] carries a connection id, direction, kind, 64-bit
+//!   counter and ciphertext. [`SendChannel`] and [`RecvChannel`] own the counters: a sender never
+//!   reuses one, a receiver accepts only counters above the last accepted and counts gaps.
+//! * **Commands** ([`command`]): what the deployer tells a module (connection keys, entry-point
+//!   calls) travels sealed under the module key with a strictly increasing counter.
+//!
+//! The node agent sees every field of these messages except the plaintexts: it routes on
+//! connection id and direction, and can drop or delay, never forge.
+#![forbid(unsafe_code)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod channel;
+pub mod command;
+pub mod frame;
+pub mod message;
+
+pub use channel::{
+    CounterExhausted, Direction, Event, EventKind, RecvChannel, RecvError, SendChannel,
+};
+pub use command::{
+    Command, CommandChannel, CommandError, CommandReply, Role, Sealed, WireAlgorithm, WireKey,
+};
+pub use frame::{DecodeError, FrameDecoder, MAX_FRAME_LEN, WIRE_VERSION};
+pub use message::{
+    ConnId, ConnStats, Endpoint, FromModule, FromNode, Hello, Interface, ModuleStats, ModuleStatus,
+    NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus, PeerStatus, ToModule, ToNode,
+};

@@ -1,0 +1,398 @@
+//! Messages on each link.
+//!
+//! * node agent ↔ module process, over the module's stdin ([`ToModule`]) and stdout
+//!   ([`FromModule`]);
+//! * deployer or peer node → node agent over TCP ([`ToNode`]) and back ([`FromNode`]).
+//!
+//! Everything here is visible to the (untrusted) node agent. Secrets travel only inside
+//! [`Sealed`] commands and [`Event`] ciphertexts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{Direction, Event};
+use crate::command::Sealed;
+
+/// Connection identifier, allocated by the deployer, unique within an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConnId(pub u32);
+
+impl core::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Node agent → module process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ToModule {
+    /// Start key agreement: the module answers with [`FromModule::Attested`].
+    Attest {
+        /// The deployer's fresh challenge.
+        challenge: [u8; 32],
+        /// The deployer's ephemeral X25519 public key.
+        deployer_pk: [u8; 32],
+    },
+    /// A command from the deployer, sealed under the module key.
+    Command(Sealed),
+    /// An event for one of the module's connections.
+    Event(Event),
+    /// Asks for a [`FromModule::Stats`] report.
+    Stats,
+    /// Asks the module to exit.
+    Shutdown,
+}
+
+/// Module process → node agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FromModule {
+    /// First message after start: the module's declared interface.
+    Hello(Interface),
+    /// Answer to [`ToModule::Attest`].
+    Attested {
+        /// The module's ephemeral X25519 public key; evidence binds its hash.
+        public_key: [u8; 32],
+        /// Key confirmation: an empty plaintext sealed under the derived module key, so the
+        /// deployer detects a module that was keyed by someone else first.
+        confirm: Vec<u8>,
+    },
+    /// The module refused an attestation request (it is already keyed).
+    AttestRefused,
+    /// Answer to a [`ToModule::Command`], sealed under the module key.
+    CommandReply(Sealed),
+    /// The module refused a command it could not authenticate (forged, replayed, or no
+    /// module key yet). Unsealed on purpose: sealing a reply under an attacker-chosen counter
+    /// could later reuse a nonce.
+    CommandRejected {
+        /// The refused command's counter.
+        counter: u64,
+    },
+    /// An event the module emits.
+    Event(Event),
+    /// Counters, answering [`ToModule::Stats`].
+    Stats(ModuleStats),
+}
+
+/// The names a module declares; the deployer checks the descriptor against them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    /// Outputs (emit events).
+    pub outputs: Vec<String>,
+    /// Inputs (receive events).
+    pub inputs: Vec<String>,
+    /// Requests (send and wait for a reply).
+    pub requests: Vec<String>,
+    /// Handlers (answer requests).
+    pub handlers: Vec<String>,
+    /// Entry points (called by the deployer).
+    pub entries: Vec<String>,
+}
+
+/// Per-connection counters kept by a module's runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnStats {
+    /// The connection.
+    pub conn: ConnId,
+    /// Events sealed and sent.
+    pub sent: u64,
+    /// Events opened and accepted.
+    pub received: u64,
+    /// Events refused: bad tag, replayed or stale counter, wrong direction or kind.
+    pub rejected: u64,
+    /// Counter values skipped between accepted events (dropped events).
+    pub gaps: u64,
+}
+
+impl Default for ConnId {
+    fn default() -> Self {
+        ConnId(0)
+    }
+}
+
+/// Everything a module's runtime counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleStats {
+    /// One entry per connection the module holds a key for.
+    pub conns: Vec<ConnStats>,
+    /// Events for connections the module holds no key for.
+    pub rejected_unknown: u64,
+    /// Commands refused: bad tag or replayed counter.
+    pub rejected_commands: u64,
+    /// Commands accepted.
+    pub commands: u64,
+}
+
+/// Deployer or peer node → node agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ToNode {
+    /// First message on every connection: who is speaking.
+    Hello(Hello),
+    /// A management request; answered by [`FromNode::Response`] with the same id.
+    Request {
+        /// Chosen by the sender, echoed in the response.
+        id: u64,
+        /// What is asked.
+        body: NodeRequest,
+    },
+    /// An event: from a deployer's direct connection, or forwarded by a peer node.
+    Event(Event),
+}
+
+/// Who opened a connection to a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Hello {
+    /// A deployer's management session.
+    Deployer {
+        /// Informational client version string.
+        client: String,
+    },
+    /// Another node agent forwarding events.
+    Peer {
+        /// The forwarding node's name (informational: routing never trusts it).
+        node: String,
+    },
+}
+
+/// Management requests a deployer sends to a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum NodeRequest {
+    /// Starts uploading a module binary of `size` bytes under `module`.
+    LoadBegin {
+        /// Module name, unique on the node.
+        module: String,
+        /// Total binary size in bytes.
+        size: u64,
+    },
+    /// The next piece of the binary.
+    LoadChunk {
+        /// Module name given in `LoadBegin`.
+        module: String,
+        /// Up to 256 KiB of the binary.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Completes the upload: the node measures and starts the module.
+    LoadEnd {
+        /// Module name given in `LoadBegin`.
+        module: String,
+    },
+    /// Attest a loaded module and start key agreement.
+    Attest {
+        /// Module name.
+        module: String,
+        /// Fresh challenge.
+        challenge: [u8; 32],
+        /// The deployer's ephemeral X25519 public key.
+        deployer_pk: [u8; 32],
+    },
+    /// Forward a sealed command to a module and return its sealed reply.
+    Command {
+        /// Module name.
+        module: String,
+        /// The sealed command.
+        sealed: Sealed,
+    },
+    /// Install a route: events with this connection and direction go to `to`.
+    Route {
+        /// Connection.
+        conn: ConnId,
+        /// Direction.
+        dir: Direction,
+        /// Destination.
+        to: Endpoint,
+    },
+    /// Report node, module and connection status.
+    Status,
+    /// Stop a module process and forget it.
+    Unload {
+        /// Module name.
+        module: String,
+    },
+    /// Stop the node agent (only honoured by nodes started for local development).
+    Shutdown,
+}
+
+/// Where a node forwards an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// A module on this node.
+    Module(String),
+    /// Another node, by address (`host:port`).
+    Node(String),
+    /// The deployer session that last sent an event on this connection.
+    Deployer,
+}
+
+/// Successful answers to [`NodeRequest`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum NodeResponse {
+    /// Done, nothing to report.
+    Done,
+    /// A module was stored, measured and started.
+    Loaded {
+        /// SHA-256 of the exact bytes the node runs.
+        measurement: [u8; 32],
+    },
+    /// Attestation evidence for a module, with its key-agreement public key.
+    Evidence {
+        /// The module's ephemeral X25519 public key.
+        public_key: [u8; 32],
+        /// Key confirmation (see [`FromModule::Attested`]).
+        confirm: Vec<u8>,
+        /// TEE kind that produced the evidence (`"sgx"`, ...).
+        tee: String,
+        /// Backend-specific evidence, appraised by `aex-tee`.
+        #[serde(with = "serde_bytes")]
+        evidence: Vec<u8>,
+    },
+    /// A module's sealed answer to a command.
+    CommandReply(Sealed),
+    /// Node status.
+    Status(NodeStatus),
+}
+
+/// Node agent → deployer or peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FromNode {
+    /// Answer to [`ToNode::Request`] with the same id.
+    Response {
+        /// The request's id.
+        id: u64,
+        /// The outcome.
+        result: Result<NodeResponse, NodeError>,
+    },
+    /// An event for the deployer (a reply on a direct connection).
+    Event(Event),
+}
+
+/// A node refused or failed a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeError {
+    /// Classification.
+    pub kind: NodeErrorKind,
+    /// Human-readable detail (never contains secrets: the node holds none).
+    pub message: String,
+}
+
+impl core::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+/// Classes of node errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum NodeErrorKind {
+    /// No module of that name on this node.
+    UnknownModule,
+    /// A module of that name already exists.
+    AlreadyExists,
+    /// The request is malformed or out of order.
+    BadRequest,
+    /// The module process is not running or did not answer in time.
+    ModuleUnavailable,
+    /// Storing or starting a module failed on the node.
+    Io,
+    /// The node refuses this request.
+    Refused,
+}
+
+/// What a node reports about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's name (from its configuration).
+    pub name: String,
+    /// TEE kind of its backend.
+    pub tee: String,
+    /// Public platform identity of the (simulated) attestation key.
+    pub platform_key: Vec<u8>,
+    /// aex version of the node agent.
+    pub version: String,
+    /// Modules loaded on the node.
+    pub modules: Vec<ModuleStatus>,
+    /// Persistent links to other nodes.
+    pub peers: Vec<PeerStatus>,
+    /// Frames or events the node could not route or decode.
+    pub dropped: u64,
+}
+
+/// One module on a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleStatus {
+    /// Module name.
+    pub name: String,
+    /// Measurement the node took when loading it.
+    pub measurement: [u8; 32],
+    /// OS process id, if started.
+    pub pid: Option<u32>,
+    /// Whether the process is alive.
+    pub running: bool,
+    /// How the process ended, if it did.
+    pub exit: Option<String>,
+    /// The module runtime's own counters (reported by the module; a lying node can alter them).
+    pub stats: Option<ModuleStats>,
+}
+
+/// One persistent link to another node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// `host:port` of the peer.
+    pub address: String,
+    /// Whether the TCP connection is currently up.
+    pub connected: bool,
+    /// Events forwarded to it.
+    pub forwarded: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::EventKind;
+    use crate::frame::{decode, encode, LEN_PREFIX};
+
+    #[test]
+    fn messages_round_trip() {
+        let msgs = vec![
+            ToNode::Hello(Hello::Deployer {
+                client: "aex 0.1".into(),
+            }),
+            ToNode::Request {
+                id: 7,
+                body: NodeRequest::Route {
+                    conn: ConnId(3),
+                    dir: Direction::Backward,
+                    to: Endpoint::Node("127.0.0.1:1".into()),
+                },
+            },
+            ToNode::Event(Event {
+                conn: ConnId(1),
+                dir: Direction::Forward,
+                kind: EventKind::Request,
+                counter: 42,
+                ciphertext: vec![1, 2, 3],
+            }),
+        ];
+        for m in msgs {
+            let f = encode(&m);
+            assert_eq!(decode::<ToNode>(&f[LEN_PREFIX..]).unwrap(), m);
+        }
+        let r = FromNode::Response {
+            id: 1,
+            result: Err(NodeError {
+                kind: NodeErrorKind::UnknownModule,
+                message: "no module `x`".into(),
+            }),
+        };
+        assert_eq!(decode::<FromNode>(&encode(&r)[LEN_PREFIX..]).unwrap(), r);
+    }
+}
