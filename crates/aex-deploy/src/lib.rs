@@ -1,1 +1,37 @@
-//! placeholder
+//! The aex deployer library: everything the `aex` command does, without the printing.
+//!
+//! The deployer is the trusted party of an aex application. It runs on the owner's machine,
+//! reads the deployment descriptor, builds every module itself, uploads the binaries to the
+//! (untrusted) node agents, checks attestation evidence against its own measurements, agrees
+//! a module key with each attested module, and delivers fresh connection keys wrapped under
+//! those module keys. Afterwards it lets the owner call entry points and use direct
+//! connections, and reports status.
+//!
+//! # Design overview
+//!
+//! * [`descriptor`] parses and validates the descriptor (TOML, YAML or JSON) with located
+//!   errors.
+//! * [`build`] builds module crates with cargo and measures the exact bytes.
+//! * [`app::App`] ties a descriptor to the deployer's durable [`state`] and to one management
+//!   session per node ([`client`]).
+//! * [`ops`] holds one module per command family: `deploy`, `status`, `call`, `local`.
+//!
+//! The deployer never trusts a node's word about which code runs (measurements come from its
+//! own build) and never sends a module key or connection key in clear. Secrets live only in
+//! its state file (mode 0600), never in the descriptor, logs or errors.
+//!
+//! This crate does not print: progress goes through [`progress::Observer`].
+#![forbid(unsafe_code)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod app;
+pub mod build;
+pub mod client;
+pub mod descriptor;
+pub mod error;
+pub mod ops;
+pub mod progress;
+pub mod state;
+
+pub use app::App;
+pub use error::{Error, Result};

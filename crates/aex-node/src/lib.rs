@@ -1,1 +1,81 @@
-//! placeholder
+//! The aex node agent: the untrusted daemon that runs on every machine of an application.
+//!
+//! A node agent receives module binaries from deployers, stores and starts them as processes
+//! of its TEE backend, asks the backend for attestation evidence, and routes event ciphertexts
+//! between local modules, other nodes and deployers. It is **untrusted**: it holds no key that
+//! matters. Module keys are agreed between each module and its deployer, connection keys travel
+//! sealed under module keys, and events are sealed under connection keys, so a compromised node
+//! agent can stop, delay or drop events, never forge, read or replay them undetected. (The
+//! simulated backend's platform key does live in the node's data directory: see `aex-tee`.)
+//!
+//! # Design overview
+//!
+//! * **One listener, three kinds of traffic.** Every TCP connection opens with
+//!   [`aex_proto::Hello`]: a deployer's management session ([`aex_proto::NodeRequest`]s and
+//!   direct-connection events) or a peer node's persistent link (events only). Module processes
+//!   speak [`aex_proto::ToModule`] / [`aex_proto::FromModule`] frames on stdin / stdout.
+//! * **Routing by header only.** Events are forwarded by `(connection id, direction)` through a
+//!   table the deployer installs with `Route`. Unroutable events are dropped and counted.
+//! * **Bounded everything.** Frames are size-checked before allocation; every queue is bounded
+//!   and drops (counting) rather than block; every network wait has a timeout. Malformed input
+//!   closes the offending connection and never stops the node.
+//! * **Persistent links.** One TCP connection per peer node, created lazily, reconnected with
+//!   backoff; events queued while a peer is unreachable for more than a second are dropped, not
+//!   replayed later.
+//! * **What it does not do.** It never decrypts, checks or reorders events, and never decides
+//!   whether a deployer may manage a module (admission control is future work).
+//!
+//! ```text
+//!  deployer ──TCP── session ──requests──▶ load / attest / command / route / status
+//!                      │ events                     │ stdin            ▲ stdout
+//!                      ▼                            ▼                  │
+//!                   router ◀──────────events────── module process ─────┘
+//!                      │ ▲
+//!            peer link │ │ inbound peer link
+//!                      ▼ │
+//!                  other nodes
+//! ```
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), aex_node::NodeError> {
+//! use aex_node::{Node, NodeConfig};
+//!
+//! let config = NodeConfig {
+//!     name: "edge-1".into(),
+//!     listen: "127.0.0.1:0".parse().unwrap(),
+//!     data_dir: "/tmp/aex-edge-1".into(),
+//!     tee: aex_tee::TeeKind::Sgx,
+//!     allow_remote_shutdown: false,
+//! };
+//! let node = Node::start(config).await?;
+//! println!("listening on {}", node.local_addr());
+//! node.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Crate features
+//!
+//! None.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod config;
+mod error;
+mod frames;
+mod load;
+mod module;
+mod node;
+mod peer;
+mod requests;
+mod router;
+mod server;
+mod session;
+
+pub use config::{ConfigError, NodeConfig};
+pub use error::NodeError;
+pub use node::{run_blocking, Node, NodeHandle};

@@ -193,11 +193,22 @@ pub struct RecvChannel {
 impl RecvChannel {
     /// A channel expecting counters from 1.
     pub fn new(algorithm: Algorithm, key: &SecretKey, conn: ConnId, dir: Direction) -> Self {
+        Self::resume(algorithm, key, conn, dir, 0)
+    }
+
+    /// A channel whose last accepted counter was `last` (state restored by the deployer).
+    pub fn resume(
+        algorithm: Algorithm,
+        key: &SecretKey,
+        conn: ConnId,
+        dir: Direction,
+        last: u64,
+    ) -> Self {
         RecvChannel {
             key: SealingKey::new(algorithm, key),
             conn,
             dir,
-            last: 0,
+            last,
             gaps: 0,
         }
     }

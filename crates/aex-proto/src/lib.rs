@@ -29,6 +29,7 @@ pub mod channel;
 pub mod command;
 pub mod frame;
 pub mod message;
+pub mod reply;
 
 pub use channel::{
     CounterExhausted, Direction, Event, EventKind, RecvChannel, RecvError, SendChannel,

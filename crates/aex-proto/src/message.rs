@@ -13,7 +13,9 @@ use crate::channel::{Direction, Event};
 use crate::command::Sealed;
 
 /// Connection identifier, allocated by the deployer, unique within an application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct ConnId(pub u32);
 
 impl core::fmt::Display for ConnId {
@@ -102,12 +104,6 @@ pub struct ConnStats {
     pub rejected: u64,
     /// Counter values skipped between accepted events (dropped events).
     pub gaps: u64,
-}
-
-impl Default for ConnId {
-    fn default() -> Self {
-        ConnId(0)
-    }
 }
 
 /// Everything a module's runtime counts.

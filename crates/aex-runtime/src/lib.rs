@@ -1,1 +1,127 @@
-//! placeholder
+//! The trusted aex module runtime: the code every module links, and the whole of its trusted
+//! computing base besides the module's own code.
+//!
+//! A module is an OS process started by the node agent (inside the node's TEE backend), with
+//! stdin and stdout as its only link. The node is untrusted: it routes ciphertexts and can
+//! drop or delay them, never forge them. This crate turns that link into calls of the
+//! module's methods, and checks on the way in that every call is authentic.
+//!
+//! ```text
+//!  deployer ──(sealed commands)──┐                        ┌── stderr: logs only
+//!  peers ─────(sealed events)────┤ node agent ──stdin──▶ runtime ──▶ module methods
+//!                                └──────────◀──stdout─── runtime ◀── ctx.emit / request
+//! ```
+//!
+//! # Design overview
+//!
+//! * **One process, one key agreement.** The first `Attest` derives the module key with
+//!   [`aex_crypto::ModuleKeyAgreement`], bound to the measurement in `AEX_MEASUREMENT`; later
+//!   ones are refused. Commands (connection keys, entry-point calls) open only under that key
+//!   with a fresh counter.
+//! * **Events are checked before module code runs.** Each connection's role fixes which
+//!   direction and kind it receives; anything else, and anything stale or forged, is counted
+//!   and dropped (see `ModuleStats`).
+//! * **Blocking, single-threaded module code.** One reader thread decodes frames; module code
+//!   runs on the main thread, one call at a time. A request blocks until its reply or a
+//!   timeout; whatever arrives meanwhile waits its turn.
+//! * **Payloads.** Raw bytes, or JSON for serde types ([`payload`]).
+//!
+//! What this crate does *not* do: choose connections or keys (the deployer does), route events
+//! (the node does), or give module code access to keys or counters.
+//!
+//! Module authors use the `aex` crate, whose `#[aex::module]` macro implements [`Module`].
+//!
+//! # Environment
+//!
+//! * `AEX_MEASUREMENT`: 64 hex characters, the measurement the node took of this binary. If
+//!   missing or invalid, all zeros: a wrong value only makes the module key differ from the
+//!   deployer's, which the deployer detects through key confirmation.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+/// Logs a line to stderr, the only place a module's runtime writes text. Never pass keys or
+/// payloads.
+macro_rules! log {
+    ($($arg:tt)*) => {
+        eprintln!("aex-runtime: {}", format_args!($($arg)*))
+    };
+}
+
+mod conn;
+mod context;
+mod error;
+mod link;
+mod module;
+pub mod payload;
+mod serve;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Write};
+
+use aex_crypto::Measurement;
+
+pub use aex_proto::Interface;
+pub use context::Context;
+pub use error::Error;
+pub use module::{Module, Output, PortError, PortKind, Request};
+
+/// The command-line flag that makes a module print its interface and exit.
+pub const DESCRIBE_FLAG: &str = "--aex-describe";
+
+/// The environment variable holding the module's measurement (64 hex characters).
+pub const MEASUREMENT_ENV: &str = "AEX_MEASUREMENT";
+
+/// Runs module `M` as this process; called from the module's `main`. Never returns.
+///
+/// With [`DESCRIBE_FLAG`] as first argument, prints `M`'s interface as JSON and exits 0.
+/// Otherwise serves the node on stdin/stdout and exits 0 when stdin ends or the node asks.
+pub fn run<M: Module>() -> ! {
+    let code = if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == DESCRIBE_FLAG)
+    {
+        describe::<M>(&mut io::stdout().lock())
+    } else {
+        let inbox = link::spawn_reader(io::stdin());
+        let out = Box::new(io::BufWriter::new(io::stdout()));
+        let link = link::Link::new(inbox, out);
+        serve::Runtime::<M>::new(link, measurement_from_env()).serve()
+    };
+    std::process::exit(code)
+}
+
+/// `M`'s interface as the JSON [`run`] prints for [`DESCRIBE_FLAG`]:
+/// `{"outputs":[..],"inputs":[..],"requests":[..],"handlers":[..],"entries":[..]}`.
+pub fn describe_json<M: Module>() -> String {
+    // Invariant: a struct of string lists always serializes.
+    serde_json::to_string(&M::interface()).unwrap_or_default()
+}
+
+fn describe<M: Module>(out: &mut impl Write) -> i32 {
+    let json = describe_json::<M>();
+    match writeln!(out, "{json}").and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        // A closed pipe is the reader's choice, not a failure.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            log!("cannot print the interface: {e}");
+            1
+        }
+    }
+}
+
+fn measurement_from_env() -> Measurement {
+    match std::env::var(MEASUREMENT_ENV) {
+        Ok(hex) => Measurement::from_hex(&hex).unwrap_or_else(|e| {
+            log!("{MEASUREMENT_ENV} is invalid ({e}); using zeros");
+            Measurement([0; 32])
+        }),
+        Err(_) => {
+            log!("{MEASUREMENT_ENV} is not set; using zeros");
+            Measurement([0; 32])
+        }
+    }
+}

@@ -107,7 +107,7 @@ pub fn appraise(evidence: &[u8], expected: &Expected<'_>) -> Result<Appraised, A
 
 fn appraise_sim_quote(evidence: &[u8], exp: &Expected<'_>) -> Result<Appraised, AppraisalError> {
     let quote: SimQuote = match postcard::take_from_bytes(evidence) {
-        Ok((q, rest)) if rest.is_empty() => q,
+        Ok((q, [])) => q,
         Ok((_, rest)) => {
             return Err(AppraisalError::Malformed {
                 tee: exp.tee,

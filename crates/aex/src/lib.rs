@@ -1,1 +1,114 @@
-//! placeholder
+//! The aex module SDK: write small event-driven modules that run in TEEs.
+//!
+//! A module is an ordinary Rust binary crate. Its state is a plain struct; an `impl` block
+//! marked with [`#[aex::module]`](macro@module) declares its ports:
+//!
+//! * **outputs** emit events (`outputs(..)` in the attribute; `ctx.emit(Self::NAME, ..)`),
+//! * **inputs** receive events (`#[input]` methods),
+//! * **requests** send a request and wait for the reply (`requests(..)`; `ctx.request(..)`),
+//! * **handlers** answer requests (`#[handler]` methods; the return value is the reply),
+//! * **entry points** are called by the deployer (`#[entry]` methods; `aex call`).
+//!
+//! The deployer attests each module, gives it one key per connection, and wires outputs to
+//! inputs and requests to handlers. Module code never sees a key, a counter or a forged
+//! event: the runtime ([`aex_runtime`]) checks every event before calling a method.
+//!
+//! ```
+//! use aex::Context;
+//!
+//! /// Counts button presses and reports every tenth.
+//! #[derive(Default)]
+//! struct Counter {
+//!     presses: u64,
+//! }
+//!
+//! #[aex::module(outputs(milestone))]
+//! impl Counter {
+//!     #[input]
+//!     fn press(&mut self, ctx: &mut Context, _event: &[u8]) {
+//!         self.presses += 1;
+//!         if self.presses % 10 == 0 {
+//!             ctx.emit_json(Self::MILESTONE, &self.presses);
+//!         }
+//!     }
+//!
+//!     #[handler]
+//!     fn presses(&mut self) -> u64 {
+//!         self.presses
+//!     }
+//!
+//!     #[entry]
+//!     fn reset(&mut self, to: Option<u64>) {
+//!         self.presses = to.unwrap_or(0);
+//!     }
+//! }
+//!
+//! aex::main!(Counter);
+//! # // The doc test only compiles the module; `main` would serve a node on stdin.
+//! # use aex::Module as _;
+//! # assert_eq!(Counter::interface().inputs, ["press"]);
+//! ```
+//!
+//! # Port methods
+//!
+//! A port method takes `&mut self`, then optionally `ctx: &mut Context`, then optionally one
+//! payload argument, and returns:
+//!
+//! | shape | argument | result |
+//! |---|---|---|
+//! | `&[u8]` / `Vec<u8>` | the raw payload bytes | the raw bytes |
+//! | nothing or `()` | — | empty bytes |
+//! | any other `T` (serde) | decoded from JSON | encoded as JSON |
+//! | `Result<T, E: Display>` | — | `T` as above, or a failure with `E`'s message |
+//!
+//! An empty payload decodes as JSON `null`, then as `{}`: `aex call m entry` with no argument
+//! reaches `()`, `Option<T>` (`None`) and structs whose fields all have `#[serde(default)]`.
+//! Inputs return nothing (or `Result<(), E>`, whose error is logged): an event has no reply.
+//! An entry point whose argument does not decode fails with a message naming the expected
+//! type. An input or handler whose argument does not decode is logged to stderr (without the
+//! details, which could quote the payload: the node reads stderr) and a handler sends no
+//! reply, so the requester times out.
+//!
+//! Outputs and requests become associated constants in SCREAMING_CASE: `outputs(fan_speed)`
+//! gives `Self::FAN_SPEED: aex::Output`, `requests(fetch)` gives `Self::FETCH: aex::Request`.
+//! All port names of a module are distinct.
+//!
+//! # Semantics
+//!
+//! * [`Context::emit`] is fire and forget: one event per connection bound to the output,
+//!   nothing if none is bound yet.
+//! * [`Context::request`] blocks until the handler's reply (default timeout 5 s, see
+//!   [`Context::request_timeout`]). Events and commands arriving meanwhile are handled after
+//!   the current method returns. The reply travels on the same connection, authenticated.
+//! * Methods run one at a time, on one thread; module state needs no locking.
+//!
+//! # The module process
+//!
+//! [`main!`] expands to `fn main() { aex::run::<Module>() }`. Run with `--aex-describe`, the
+//! binary prints its interface as JSON and exits:
+//! `{"outputs":[..],"inputs":[..],"requests":[..],"handlers":[..],"entries":[..]}`. Otherwise
+//! it serves its node agent on stdin/stdout and logs to stderr. It reads one environment
+//! variable, `AEX_MEASUREMENT` (set by the node).
+//!
+//! # Crate features
+//!
+//! None.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub use aex_macros::module;
+pub use aex_runtime::{
+    describe_json, payload, run, Context, Error, Interface, Module, Output, PortError, PortKind,
+    Request, DESCRIBE_FLAG, MEASUREMENT_ENV,
+};
+
+/// Defines the module binary's `main`: `aex::main!(Counter);` serves module `Counter`.
+#[macro_export]
+macro_rules! main {
+    ($module:ty) => {
+        fn main() {
+            $crate::run::<$module>()
+        }
+    };
+}

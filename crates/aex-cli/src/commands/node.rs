@@ -1,0 +1,71 @@
+//! `aex node`: run a node agent in the foreground.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use aex_node::NodeConfig;
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::shell::Shell;
+
+/// Run a node agent (untrusted: it loads modules and routes their ciphertexts)
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Node configuration file (TOML: name, listen, data_dir, tee); flags override it
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Node name
+    #[arg(long)]
+    name: Option<String>,
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Directory for the platform key, module binaries and logs
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TEE kind of this node
+    #[arg(long, value_name = "KIND")]
+    tee: Option<String>,
+    /// Accept `Shutdown` from deployers (local development nodes started by `aex up`)
+    #[arg(long)]
+    allow_remote_shutdown: bool,
+}
+
+pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => NodeConfig::from_file(path)?,
+        None => NodeConfig {
+            name: "node".into(),
+            listen: "127.0.0.1:7100".parse().expect("valid literal address"),
+            data_dir: PathBuf::from("aex-node-data"),
+            tee: aex_tee::TeeKind::Sgx,
+            allow_remote_shutdown: false,
+        },
+    };
+    if let Some(n) = args.name {
+        config.name = n;
+    }
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(t) = args.tee {
+        config.tee = aex_tee::TeeKind::from_name(&t)?;
+    }
+    config.allow_remote_shutdown |= args.allow_remote_shutdown;
+    shell.status(
+        "Node",
+        format!(
+            "`{}` ({}) listening on {}, data in {}",
+            config.name,
+            config.tee,
+            config.listen,
+            config.data_dir.display()
+        ),
+    );
+    aex_node::run_blocking(config).context("node agent failed")?;
+    Ok(())
+}

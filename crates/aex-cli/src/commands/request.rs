@@ -1,0 +1,42 @@
+//! `aex request`: send a request to a module handler over a direct connection and print the
+//! authenticated reply.
+
+use std::time::Duration;
+
+use aex_deploy::{ops, App};
+use anyhow::Result;
+use clap::Args;
+
+use super::AppPath;
+use crate::payload;
+use crate::shell::Shell;
+
+/// Send a request on a direct connection (deployer → module handler) and print the reply
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Direct connection: its name or its target `module.handler`
+    connection: String,
+    /// Request payload: JSON text for typed handlers, `@file`, or hex with --hex
+    payload: Option<String>,
+    /// The payload is hexadecimal bytes
+    #[arg(long)]
+    hex: bool,
+    /// Seconds to wait for the reply
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    #[command(flatten)]
+    app: AppPath,
+}
+
+pub fn exec(args: RequestArgs, shell: &Shell) -> Result<()> {
+    let bytes = payload::parse(args.payload.as_deref(), args.hex)?;
+    let mut app = App::open(&args.app.resolve(None))?;
+    let reply = ops::call::request(
+        &mut app,
+        &args.connection,
+        &bytes,
+        Duration::from_secs(args.timeout),
+    )?;
+    shell.out(payload::show(&reply))?;
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! `aex status`: nodes, modules and connections, read live from the nodes.
+
+use std::path::PathBuf;
+
+use aex_deploy::{ops, App};
+use anyhow::Result;
+use clap::Args;
+
+use super::AppPath;
+use crate::shell::Shell;
+
+/// Show nodes, modules (attestation, measurement) and connection counters, live
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Descriptor file, or a directory holding aex.toml [default: current directory]
+    path: Option<PathBuf>,
+    /// Print JSON on stdout instead of tables
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    app: AppPath,
+}
+
+pub fn exec(args: StatusArgs, shell: &Shell) -> Result<()> {
+    let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
+    let status = ops::status::status(&mut app)?;
+    if args.json {
+        shell.out(serde_json::to_string_pretty(&status)?)?;
+    } else {
+        shell.out(crate::table::status(&status))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! `aex up`: the one-command experience. Start the local nodes, build, deploy, attest,
+//! connect, run the descriptor's `[[up]]` steps, show status; then either return
+//! (`--detach`) or follow the application's event counters until Ctrl-C and stop what it
+//! started.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aex_deploy::{ops, App};
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::AppPath;
+use crate::progress::Bars;
+use crate::shell::Shell;
+
+/// Start local nodes, build, deploy, attest and connect; then follow events until Ctrl-C
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Descriptor file, or a directory holding aex.toml [default: current directory]
+    path: Option<PathBuf>,
+    /// Return once the application runs, leaving the local nodes running (`aex down` stops them)
+    #[arg(long, short)]
+    detach: bool,
+    #[command(flatten)]
+    app: AppPath,
+}
+
+pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
+    let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
+    let stop = stop_flag();
+    let exe = std::env::current_exe().context("cannot locate the aex executable")?;
+    let started = ops::local::start_local_nodes(&mut app, &exe, &Bars::new(shell))?;
+    let result = bring_up(&mut app, shell);
+    if let Err(e) = result {
+        if !args.detach {
+            stop_started(&mut app, &started, shell);
+        }
+        return Err(e);
+    }
+    if args.detach {
+        shell.status(
+            "Running",
+            format!(
+                "detached; `aex down {}` stops the local nodes",
+                app.desc.dir.display()
+            ),
+        );
+        return Ok(());
+    }
+    shell.status("Following", "event counters (Ctrl-C stops the local nodes)");
+    follow(&mut app, shell, &stop);
+    stop_started(&mut app, &started, shell);
+    Ok(())
+}
+
+fn bring_up(app: &mut App, shell: &Shell) -> Result<()> {
+    super::deploy::deploy(app, shell)?;
+    let steps = ops::up::run_steps(app)?;
+    let status = ops::status::status(app)?;
+    shell.out(crate::table::status(&status))?;
+    for step in steps.iter().filter(|s| s.show) {
+        shell.out(format!(
+            "\n{}:\n{}",
+            step.call,
+            crate::payload::show(&step.result)
+        ))?;
+    }
+    Ok(())
+}
+
+/// Prints connection counter changes once a second until `stop` is set.
+fn follow(app: &mut App, shell: &Shell, stop: &AtomicBool) {
+    let mut last: HashMap<String, (u64, u64, u64, u64)> = HashMap::new();
+    let mut ticks = 0u32;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        ticks += 1;
+        if ticks % 10 != 0 {
+            continue;
+        }
+        match ops::status::status(app) {
+            Ok(s) => {
+                for c in &s.connections {
+                    let now = (c.sent, c.received, c.rejected, c.gaps);
+                    let before = last.insert(c.name.clone(), now);
+                    if before.is_some_and(|b| b != now) {
+                        let b = before.unwrap_or_default();
+                        shell.status(
+                            "Events",
+                            format!(
+                                "{}: +{} sent, +{} received, +{} rejected, +{} gaps",
+                                c.name,
+                                now.0 - b.0.min(now.0),
+                                now.1 - b.1.min(now.1),
+                                now.2 - b.2.min(now.2),
+                                now.3 - b.3.min(now.3)
+                            ),
+                        );
+                    }
+                }
+                for n in s.nodes.iter().filter(|n| !n.reachable) {
+                    shell.status("Warning", format!("node `{}` is unreachable", n.name));
+                }
+            }
+            Err(e) => shell.status("Warning", format!("status failed: {e}")),
+        }
+    }
+}
+
+fn stop_started(app: &mut App, started: &[String], shell: &Shell) {
+    if started.is_empty() {
+        return;
+    }
+    match ops::local::stop_local_nodes(app, Some(started), &Bars::new(shell)) {
+        Ok(names) => shell.status("Stopped", names.join(", ")),
+        Err(e) => shell.status("Warning", format!("could not stop local nodes: {e}")),
+    }
+}
+
+/// A flag set on Ctrl-C or SIGTERM.
+fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                let Ok(mut term) = signal(SignalKind::terminate()) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        f.store(true, Ordering::SeqCst);
+    });
+    flag
+}

@@ -1,0 +1,145 @@
+//! Plain-text tables for `aex status` and `aex up`.
+
+use aex_deploy::ops::status::AppStatus;
+
+/// Left-aligned columns separated by two spaces.
+pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push('\n');
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn yes(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+/// The three status tables.
+pub fn status(s: &AppStatus) -> String {
+    let nodes: Vec<Vec<String>> = s
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.address.clone(),
+                n.tee.clone(),
+                yes(n.simulation),
+                if n.reachable {
+                    "up".into()
+                } else {
+                    "unreachable".into()
+                },
+                n.modules.to_string(),
+                n.dropped.to_string(),
+            ]
+        })
+        .collect();
+    let modules: Vec<Vec<String>> = s
+        .modules
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                m.node.clone(),
+                m.tee.clone(),
+                m.measurement.chars().take(12).collect(),
+                if m.attested {
+                    if m.simulated {
+                        "yes (simulated)".into()
+                    } else {
+                        "yes".into()
+                    }
+                } else {
+                    "no".into()
+                },
+                yes(m.running),
+                (m.rejected_unknown + m.rejected_commands).to_string(),
+            ]
+        })
+        .collect();
+    let conns: Vec<Vec<String>> = s
+        .connections
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.from.clone(),
+                c.to.clone(),
+                c.algorithm.clone(),
+                c.sent.to_string(),
+                c.received.to_string(),
+                c.rejected.to_string(),
+                c.gaps.to_string(),
+            ]
+        })
+        .collect();
+    [
+        render(
+            &[
+                "NODE",
+                "ADDRESS",
+                "TEE",
+                "SIMULATED",
+                "STATE",
+                "MODULES",
+                "DROPPED",
+            ],
+            &nodes,
+        ),
+        render(
+            &[
+                "MODULE",
+                "NODE",
+                "TEE",
+                "MEASUREMENT",
+                "ATTESTED",
+                "RUNNING",
+                "REJECTED",
+            ],
+            &modules,
+        ),
+        render(
+            &[
+                "CONNECTION",
+                "FROM",
+                "TO",
+                "ALGORITHM",
+                "SENT",
+                "RECEIVED",
+                "REJECTED",
+                "GAPS",
+            ],
+            &conns,
+        ),
+    ]
+    .join("\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn columns_align() {
+        let t = super::render(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "A    BB\nxxx  y");
+    }
+}

@@ -1,0 +1,194 @@
+//! A blocking management client for one node agent.
+//!
+//! The deployer speaks to each node over one persistent TCP connection: it sends
+//! `ToNode::Request`s (pipelined when it has many) and reads `FromNode::Response`s, while
+//! events for its direct connections may arrive in between and are queued. Every read has a
+//! timeout, so a silent or malicious node cannot hang the deployer.
+
+use std::collections::VecDeque;
+use std::io::{BufReader, BufWriter, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use aex_proto::frame;
+use aex_proto::{Event, FromNode, Hello, NodeError, NodeRequest, NodeResponse, ToNode};
+
+/// Why talking to a node failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The TCP connection could not be made.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Node address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// Reading or writing failed (including a timeout or a malformed frame).
+    #[error("connection to {addr} failed: {source}")]
+    Io {
+        /// Node address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The node closed the connection.
+    #[error("{addr} closed the connection")]
+    Closed {
+        /// Node address.
+        addr: SocketAddr,
+    },
+    /// The node answered with an error.
+    #[error("{0}")]
+    Node(NodeError),
+    /// The node answered with a response of the wrong type.
+    #[error("{addr} sent an unexpected answer to {request}")]
+    Unexpected {
+        /// Node address.
+        addr: SocketAddr,
+        /// Which request.
+        request: &'static str,
+    },
+}
+
+/// Default timeout for one management answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A management session with one node.
+pub struct NodeClient {
+    addr: SocketAddr,
+    reader: BufReader<TcpStream>,
+    writer: BufWriter<TcpStream>,
+    next_id: u64,
+    events: VecDeque<Event>,
+    timeout: Duration,
+}
+
+impl NodeClient {
+    /// Connects and says hello.
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
+        let stream = TcpStream::connect_timeout(&addr, timeout.min(Duration::from_secs(5)))
+            .map_err(|source| ClientError::Connect { addr, source })?;
+        let io = |source| ClientError::Io { addr, source };
+        stream.set_nodelay(true).map_err(io)?;
+        stream.set_read_timeout(Some(timeout)).map_err(io)?;
+        stream.set_write_timeout(Some(timeout)).map_err(io)?;
+        let reader = BufReader::new(stream.try_clone().map_err(io)?);
+        let mut client = NodeClient {
+            addr,
+            reader,
+            writer: BufWriter::new(stream),
+            next_id: 1,
+            events: VecDeque::new(),
+            timeout,
+        };
+        client.send(&ToNode::Hello(Hello::Deployer {
+            client: format!("aex {}", env!("CARGO_PKG_VERSION")),
+        }))?;
+        client.flush()?;
+        Ok(client)
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends one request and waits for its answer.
+    pub fn request(&mut self, body: NodeRequest) -> Result<NodeResponse, ClientError> {
+        let id = self.send_request(body)?;
+        self.flush()?;
+        self.response(id)
+    }
+
+    /// Queues a request without waiting; returns its id. Call [`NodeClient::flush`] and then
+    /// [`NodeClient::response`] for each id, in order.
+    pub fn send_request(&mut self, body: NodeRequest) -> Result<u64, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&ToNode::Request { id, body })?;
+        Ok(id)
+    }
+
+    /// Sends an event on a direct connection.
+    pub fn send_event(&mut self, event: Event) -> Result<(), ClientError> {
+        self.send(&ToNode::Event(event))?;
+        self.flush()
+    }
+
+    /// Flushes queued requests.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        let addr = self.addr;
+        self.writer
+            .flush()
+            .map_err(|source| ClientError::Io { addr, source })
+    }
+
+    /// Waits for the answer to request `id`, queueing events that arrive first.
+    pub fn response(&mut self, id: u64) -> Result<NodeResponse, ClientError> {
+        loop {
+            match self.read()? {
+                FromNode::Response { id: got, result } if got == id => {
+                    return result.map_err(ClientError::Node);
+                }
+                FromNode::Response { .. } => continue,
+                FromNode::Event(ev) => self.events.push_back(ev),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next event routed to this session, waiting at most `wait`.
+    pub fn next_event(&mut self, wait: Duration) -> Result<Option<Event>, ClientError> {
+        if let Some(ev) = self.events.pop_front() {
+            return Ok(Some(ev));
+        }
+        let deadline = Instant::now() + wait;
+        let addr = self.addr;
+        let io = |source| ClientError::Io { addr, source };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.reader
+                .get_ref()
+                .set_read_timeout(Some(left))
+                .map_err(io)?;
+            let got = self.read();
+            self.reader
+                .get_ref()
+                .set_read_timeout(Some(self.timeout))
+                .map_err(io)?;
+            match got {
+                Ok(FromNode::Event(ev)) => return Ok(Some(ev)),
+                Ok(_) => continue,
+                Err(ClientError::Io { source, .. })
+                    if matches!(
+                        source.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn send(&mut self, msg: &ToNode) -> Result<(), ClientError> {
+        let addr = self.addr;
+        frame::write_message(&mut self.writer, msg)
+            .map_err(|source| ClientError::Io { addr, source })
+    }
+
+    fn read(&mut self) -> Result<FromNode, ClientError> {
+        let addr = self.addr;
+        match frame::read_message::<_, FromNode>(&mut self.reader) {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(ClientError::Closed { addr }),
+            Err(source) => Err(ClientError::Io { addr, source }),
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Finding, reading and parsing a descriptor file, and turning parser errors into located ones.
+//!
+//! The format follows the extension. Each parser reports its own syntax and type errors with a
+//! position; this file rewrites their messages into the descriptor's error shape (message,
+//! `help:` with the valid field names) and names the enclosing field using [`Outline`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::error::DescriptorError;
+use super::locate::{Outline, Pos};
+use super::model::{Descriptor, Field, Section};
+use super::raw::RawDescriptor;
+use super::{suggest, validate};
+
+/// The file names looked for in a directory, in order of preference.
+const FILE_NAMES: [&str; 4] = ["aex.toml", "aex.yaml", "aex.yml", "aex.json"];
+
+/// A descriptor's text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Format {
+    Toml,
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// The format of `path`, from its extension.
+    fn of(path: &Path) -> Result<Self, DescriptorError> {
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        match extension.to_ascii_lowercase().as_str() {
+            "toml" => Ok(Format::Toml),
+            "yaml" | "yml" => Ok(Format::Yaml),
+            "json" => Ok(Format::Json),
+            _ => {
+                let message = if extension.is_empty() {
+                    "the file name has no extension to tell its format".to_owned()
+                } else {
+                    format!("unknown file extension `.{extension}`")
+                };
+                let help = "expected .toml, .yaml, .yml or .json".to_owned();
+                Err(DescriptorError::invalid(path, message, Some(help)))
+            }
+        }
+    }
+}
+
+/// The text a descriptor was parsed from, kept to locate errors found later.
+#[derive(Clone)]
+pub(super) struct Source {
+    pub text: String,
+    pub format: Format,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Source({:?}, {} bytes)", self.format, self.text.len())
+    }
+}
+
+impl Source {
+    /// The line `field` is written on, if it can be found.
+    pub(super) fn line(&self, field: Field) -> Option<usize> {
+        Outline::new(&self.text, self.format)
+            .locate(field)
+            .map(|pos| pos.line)
+    }
+
+    /// An error at `field` of the descriptor read from `file`, located in this text.
+    pub(super) fn error(
+        &self,
+        file: &Path,
+        field: Field,
+        message: String,
+        help: Option<String>,
+    ) -> DescriptorError {
+        let position = Outline::new(&self.text, self.format)
+            .locate(field)
+            .map(Pos::pair);
+        DescriptorError::invalid(file, message, help)
+            .at(position)
+            .in_field(Some(field.to_string()))
+    }
+}
+
+impl Descriptor {
+    /// Finds, reads, parses and validates a descriptor.
+    ///
+    /// `path` is a descriptor file or a directory holding `aex.toml` (else `aex.yaml`, `aex.yml`,
+    /// `aex.json`); when the user gives nothing, pass `"."`. Relative paths inside the file are
+    /// resolved against its directory; crate directories must exist and hold a `Cargo.toml`.
+    pub fn load(path: &Path) -> Result<Descriptor, DescriptorError> {
+        let file = Self::find(path)?;
+        let format = Format::of(&file)?;
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            DescriptorError::unreadable(
+                &file,
+                format!("cannot read deployment descriptor {}: {e}", file.display()),
+                None,
+            )
+        })?;
+        let raw = parse(&file, &text, format)?;
+        let dir = match file.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        validate::validate(raw, file, dir, Source { text, format })
+    }
+
+    /// The descriptor file `path` designates: `path` itself if it is a file, else the first of
+    /// `aex.toml`, `aex.yaml`, `aex.yml`, `aex.json` in the directory `path`.
+    pub fn find(path: &Path) -> Result<PathBuf, DescriptorError> {
+        let path = if path.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            path
+        };
+        let help = Some("run `aex new` or pass the descriptor path".to_owned());
+        if path.is_dir() {
+            let here = path.as_os_str().is_empty() || path == Path::new(".");
+            let candidates = FILE_NAMES.iter().map(|name| {
+                if here {
+                    PathBuf::from(name)
+                } else {
+                    path.join(name)
+                }
+            });
+            for candidate in candidates {
+                if candidate.is_file() {
+                    return Ok(candidate);
+                }
+            }
+            let message = format!("no aex.toml in {}", path.display());
+            Err(DescriptorError::unreadable(path, message, help))
+        } else if path.exists() {
+            Ok(path.to_path_buf())
+        } else {
+            let message = format!("deployment descriptor {} not found", path.display());
+            Err(DescriptorError::unreadable(path, message, help))
+        }
+    }
+}
+
+/// Parses `text` as `format`, with the parser's errors located and explained.
+fn parse(file: &Path, text: &str, format: Format) -> Result<RawDescriptor, DescriptorError> {
+    let (message, position) = match format {
+        Format::Toml => match toml::from_str(text) {
+            Ok(raw) => return Ok(raw),
+            Err(e) => (
+                e.message().to_owned(),
+                e.span().map(|span| Pos::of_offset(text, span.start)),
+            ),
+        },
+        Format::Yaml => match serde_saphyr::from_str(text) {
+            Ok(raw) => return Ok(raw),
+            Err(e) => {
+                let position = e.location().map(|l| Pos {
+                    line: usize::try_from(l.line()).unwrap_or(usize::MAX),
+                    column: usize::try_from(l.column()).unwrap_or(usize::MAX),
+                });
+                (e.without_snippet().to_string(), position)
+            }
+        },
+        Format::Json => match serde_json::from_str(text) {
+            Ok(raw) => return Ok(raw),
+            Err(e) => {
+                let position = (e.line() > 0).then(|| Pos {
+                    line: e.line(),
+                    column: e.column().max(1),
+                });
+                (e.to_string(), position)
+            }
+        },
+    };
+    Err(parse_error(file, text, format, &message, position))
+}
+
+/// The descriptor error for a parser's `message` at `position`.
+fn parse_error(
+    file: &Path,
+    text: &str,
+    format: Format,
+    message: &str,
+    position: Option<Pos>,
+) -> DescriptorError {
+    // serde_json and serde-saphyr append the position to their messages; it is shown apart.
+    let mut message = message.trim();
+    for marker in [" at line ", ", set DuplicateKeyPolicy"] {
+        if let Some(cut) = message.find(marker) {
+            message = &message[..cut];
+        }
+    }
+    let (message, named, help) = explain(message);
+    let field = position.map(|pos| match Outline::new(text, format).enclosing(pos) {
+        Some((section, index, at)) => {
+            let name = named.or(at);
+            let mut path = section.key().to_owned();
+            if section != Section::Application {
+                path.push_str(&format!("[{index}]"));
+            }
+            name.map(|name| format!("{path}.{name}")).unwrap_or(path)
+        }
+        None => named.unwrap_or_default().to_owned(),
+    });
+    let field = field.filter(|f| !f.is_empty());
+    DescriptorError::invalid(file, message, help)
+        .at(position.map(Pos::pair))
+        .in_field(field)
+}
+
+/// Splits serde's ``unknown field `x`, expected one of `a`, `b` `` into a message, the field it
+/// names and a help line listing the valid fields; names the field of ``missing field `x` ``.
+fn explain(message: &str) -> (String, Option<&str>, Option<String>) {
+    let named = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+    };
+    if let Some(name) = named("unknown field `") {
+        let valid: Vec<String> = message
+            .split_once(", expected ")
+            .map(|(_, list)| list.trim_start_matches("one of "))
+            .unwrap_or("")
+            .split(", ")
+            .map(|v| v.trim_matches('`').to_owned())
+            .filter(|v| !v.is_empty())
+            .collect();
+        let help = suggest::help(name, "fields", &valid);
+        let help = help.or_else(|| Some("this table takes no fields".to_owned()));
+        return (format!("unknown field `{name}`"), Some(name), help);
+    }
+    if let Some(name) = named("missing field `") {
+        return (
+            message.to_owned(),
+            Some(name),
+            Some(format!("add `{name}`")),
+        );
+    }
+    (message.to_owned(), None, None)
+}

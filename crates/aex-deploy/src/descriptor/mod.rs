@@ -1,0 +1,56 @@
+//! The deployment descriptor: one TOML, YAML or JSON file naming the nodes, the modules on them
+//! and the connections between them (SPEC section 5).
+//!
+//! [`Descriptor::load`] finds the file (a path, or `aex.toml` and friends in a directory), parses
+//! it by extension, validates it and resolves its relative paths. Every failure is a
+//! [`DescriptorError`] naming the file, line, column and field, with a `help:` line saying what
+//! would be valid; checks the deployer makes later report the same way through
+//! [`Descriptor::error_at`].
+//!
+//! ```toml
+//! [application]
+//! name = "ping-pong"            # default: the descriptor's directory name
+//!
+//! [[node]]
+//! name = "node1"
+//! address = "127.0.0.1:7101"
+//! tee = "sgx"
+//! simulation = true             # default
+//! # platform_key = "<64 hex>"  or  platform_key_file = "keys/node1.pub"
+//!
+//! [[module]]
+//! name = "ping"
+//! crate = "ping"                # crate directory, relative to the descriptor
+//! node = "node1"
+//!
+//! [[connection]]
+//! from = "ping.ping"            # module.port, or `deployer`
+//! to = "pong.ping"
+//! algorithm = "aes-gcm"         # default
+//!
+//! [[up]]                        # optional: what `aex up` runs once connected
+//! call = "ping.start"           # module.entry
+//! payload = '{"count": 10}'     # default: empty
+//! until = "done"                # repeat until the JSON result has `done: true`
+//! show = true                   # default false
+//! ```
+//!
+//! YAML and JSON use the same keys (`node`, `module`, `connection`, `up` as lists; the plural
+//! forms `nodes`, `modules`, `connections` are accepted too).
+
+mod error;
+mod load;
+mod locate;
+mod model;
+mod raw;
+mod suggest;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::DescriptorError;
+pub use model::{
+    ConnectionSpec, Descriptor, Field, From, ModuleSpec, NodeSpec, PlatformKeySource, PortRef,
+    UpStep,
+};

@@ -1,0 +1,346 @@
+//! The validated deployment descriptor: what the deployer works from.
+//!
+//! Every value here has been checked by [`Descriptor::load`]: names are unique and well formed,
+//! addresses parse, modules sit on declared nodes, connections name declared modules. What only
+//! the deployer can check later (ports exist, measurements match) it reports with
+//! [`Descriptor::error_at`], which points at the same file, line and field.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use aex_crypto::Algorithm;
+use aex_tee::TeeKind;
+
+use super::error::DescriptorError;
+use super::load::Source;
+use super::suggest;
+use super::validate::{parse_key, KEY_HELP};
+
+/// A parsed and validated deployment descriptor.
+///
+/// Two descriptors are equal when their public fields are; the source text kept for locating
+/// later errors is ignored, so the TOML, YAML and JSON spellings of one deployment compare equal
+/// once `path` is set alike.
+#[derive(Debug, Clone)]
+pub struct Descriptor {
+    /// The descriptor file, as found (relative paths stay relative).
+    pub path: PathBuf,
+    /// The file's directory, the base of every relative path in it.
+    pub dir: PathBuf,
+    /// The application name: `[application] name`, else the directory's name.
+    pub application: String,
+    /// The nodes, in file order.
+    pub nodes: Vec<NodeSpec>,
+    /// The modules, in file order.
+    pub modules: Vec<ModuleSpec>,
+    /// The connections, in file order.
+    pub connections: Vec<ConnectionSpec>,
+    /// The `[[up]]` steps `aex up` runs once the application is connected, in file order.
+    pub up: Vec<UpStep>,
+    /// The text and format the descriptor was read from, to locate later errors.
+    pub(super) source: Source,
+}
+
+impl PartialEq for Descriptor {
+    fn eq(&self, other: &Self) -> bool {
+        // `source` is deliberately left out: see the type's doc.
+        self.path == other.path
+            && self.dir == other.dir
+            && self.application == other.application
+            && self.nodes == other.nodes
+            && self.modules == other.modules
+            && self.connections == other.connections
+            && self.up == other.up
+    }
+}
+
+impl Eq for Descriptor {}
+
+/// One node: a machine running the aex node agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    /// Unique node name.
+    pub name: String,
+    /// Where the node agent listens.
+    pub address: SocketAddr,
+    /// The TEE the node offers.
+    pub tee: TeeKind,
+    /// Whether the TEE is simulated (default `true`).
+    pub simulation: bool,
+    /// The trusted platform identity, if the descriptor pins one.
+    pub platform_key: Option<PlatformKeySource>,
+}
+
+/// Where a node's trusted platform identity (an Ed25519 public key) comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlatformKeySource {
+    /// Given inline as `platform_key` (64 hex characters).
+    Inline([u8; 32]),
+    /// A file holding the key in hex, `platform_key_file`, resolved against the descriptor's
+    /// directory; read it with [`Descriptor::platform_key`].
+    File(PathBuf),
+}
+
+/// One module: a crate built and loaded into a TEE on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSpec {
+    /// Unique module name.
+    pub name: String,
+    /// The module's crate directory (holds `Cargo.toml`), resolved against the descriptor's
+    /// directory.
+    pub crate_dir: PathBuf,
+    /// The name of the node the module runs on.
+    pub node: String,
+}
+
+/// One connection: events flow from an output or request to an input or handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSpec {
+    /// Unique connection name, by default `"<from>-><to>"`.
+    pub name: String,
+    /// Where events come from.
+    pub from: From,
+    /// Where events go.
+    pub to: PortRef,
+    /// The AEAD protecting the connection (default AES-GCM).
+    pub algorithm: Algorithm,
+}
+
+/// One `[[up]]` step: an entry point `aex up` calls once the application is connected, written
+/// `call = "module.entry"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpStep {
+    /// The module to call (a declared module).
+    pub module: String,
+    /// The entry point to call.
+    pub entry: String,
+    /// The payload: the `payload` string's bytes, empty by default.
+    pub payload: Vec<u8>,
+    /// Repeat the call until its JSON result has this field set to `true`.
+    pub until: Option<String>,
+    /// Whether `aex up` shows the result (default `false`).
+    pub show: bool,
+}
+
+/// The source end of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum From {
+    /// The deployer itself (a direct connection), written `deployer`.
+    Deployer,
+    /// A module's output or request.
+    Port(PortRef),
+}
+
+impl fmt::Display for From {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            From::Deployer => f.write_str("deployer"),
+            From::Port(port) => port.fmt(f),
+        }
+    }
+}
+
+/// A port of a module, written `module.port`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PortRef {
+    /// The module's name.
+    pub module: String,
+    /// The port's name (an output, request, input or handler).
+    pub port: String,
+}
+
+impl fmt::Display for PortRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.module, self.port)
+    }
+}
+
+/// A field of the descriptor, to locate an error: the index into [`Descriptor::nodes`],
+/// [`Descriptor::modules`] or [`Descriptor::connections`] and the field's name as written in the
+/// file, e.g. `Field::Connection(1, "to")`, shown as `connection[1].to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Field {
+    /// A field of the `[application]` table.
+    Application(&'static str),
+    /// A field of the node at this index.
+    Node(usize, &'static str),
+    /// A field of the module at this index.
+    Module(usize, &'static str),
+    /// A field of the connection at this index.
+    Connection(usize, &'static str),
+    /// A field of the `[[up]]` step at this index.
+    Up(usize, &'static str),
+}
+
+/// The kinds of entry in a descriptor, as located in its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Section {
+    Application,
+    Node,
+    Module,
+    Connection,
+    Up,
+}
+
+impl Section {
+    /// The singular key, used in field paths.
+    pub(super) fn key(self) -> &'static str {
+        match self {
+            Section::Application => "application",
+            Section::Node => "node",
+            Section::Module => "module",
+            Section::Connection => "connection",
+            Section::Up => "up",
+        }
+    }
+
+    /// The section a top-level key opens, plural aliases included.
+    pub(super) fn from_key(key: &str) -> Option<Section> {
+        match key {
+            "application" => Some(Section::Application),
+            "node" | "nodes" => Some(Section::Node),
+            "module" | "modules" => Some(Section::Module),
+            "connection" | "connections" => Some(Section::Connection),
+            "up" => Some(Section::Up),
+            _ => None,
+        }
+    }
+}
+
+impl Field {
+    /// The section, the entry's index in it (0 for the application table) and the field name.
+    pub(super) fn parts(self) -> (Section, usize, &'static str) {
+        match self {
+            Field::Application(name) => (Section::Application, 0, name),
+            Field::Node(index, name) => (Section::Node, index, name),
+            Field::Module(index, name) => (Section::Module, index, name),
+            Field::Connection(index, name) => (Section::Connection, index, name),
+            Field::Up(index, name) => (Section::Up, index, name),
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (section, index, name) = self.parts();
+        f.write_str(section.key())?;
+        if section != Section::Application {
+            write!(f, "[{index}]")?;
+        }
+        if !name.is_empty() {
+            write!(f, ".{name}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Descriptor {
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The module named `name`.
+    pub fn module(&self, name: &str) -> Option<&ModuleSpec> {
+        self.modules.iter().find(|m| m.name == name)
+    }
+
+    /// An error located at `field`, for checks made after loading, e.g. ``module `ping` has no
+    /// output `pnig` `` at `Field::Connection(0, "from")`.
+    ///
+    /// `valid` lists what would be valid there; the help line lists it, after "did you mean"
+    /// when the offending name is close to one. The offending name is the last `` `quoted` ``
+    /// word of `message`, else the field's value.
+    pub fn error_at(
+        &self,
+        field: Field,
+        message: impl Into<String>,
+        valid: &[String],
+    ) -> DescriptorError {
+        let message = message.into();
+        let quoted = message
+            .rsplit('`')
+            .nth(1)
+            .filter(|_| message.matches('`').count() >= 2);
+        let given = quoted
+            .map(str::to_owned)
+            .or_else(|| self.value(field))
+            .unwrap_or_default();
+        let help = suggest::help(&given, "values", valid);
+        self.source.error(&self.path, field, message, help)
+    }
+
+    /// The platform key pinned for the node named `node`, reading `platform_key_file` if that
+    /// is how it is given; `Ok(None)` if none is pinned.
+    pub fn platform_key(&self, node: &str) -> Result<Option<[u8; 32]>, DescriptorError> {
+        let Some(index) = self.nodes.iter().position(|n| n.name == node) else {
+            let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+            let help = suggest::help(node, "nodes", &names);
+            return Err(DescriptorError::invalid(
+                &self.path,
+                format!("no node `{node}`"),
+                help,
+            ));
+        };
+        let field = Field::Node(index, "platform_key_file");
+        match &self.nodes[index].platform_key {
+            None => Ok(None),
+            Some(PlatformKeySource::Inline(key)) => Ok(Some(*key)),
+            Some(PlatformKeySource::File(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    let message = format!("cannot read platform key file {}: {e}", path.display());
+                    self.source.error(&self.path, field, message, None)
+                })?;
+                let key = parse_key(&text).map_err(|problem| {
+                    let message = format!("platform key file {}: {problem}", path.display());
+                    self.source
+                        .error(&self.path, field, message, Some(KEY_HELP.to_owned()))
+                })?;
+                Ok(Some(key))
+            }
+        }
+    }
+
+    /// The value of `field` as written, for "did you mean".
+    fn value(&self, field: Field) -> Option<String> {
+        let value = match field {
+            Field::Application("name") => self.application.clone(),
+            Field::Node(i, name) => {
+                let node = self.nodes.get(i)?;
+                match name {
+                    "name" => node.name.clone(),
+                    "tee" => node.tee.name().to_owned(),
+                    "address" => node.address.to_string(),
+                    _ => return None,
+                }
+            }
+            Field::Module(i, name) => {
+                let module = self.modules.get(i)?;
+                match name {
+                    "name" => module.name.clone(),
+                    "node" => module.node.clone(),
+                    _ => return None,
+                }
+            }
+            Field::Connection(i, name) => {
+                let connection = self.connections.get(i)?;
+                match name {
+                    "name" => connection.name.clone(),
+                    "from" => connection.from.to_string(),
+                    "to" => connection.to.to_string(),
+                    "algorithm" => connection.algorithm.name().to_owned(),
+                    _ => return None,
+                }
+            }
+            Field::Up(i, "call") => {
+                let step = self.up.get(i)?;
+                format!("{}.{}", step.module, step.entry)
+            }
+            Field::Application(_) | Field::Up(..) => return None,
+        };
+        Some(value)
+    }
+}

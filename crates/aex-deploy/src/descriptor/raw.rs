@@ -1,0 +1,72 @@
+//! The descriptor as written, before validation.
+//!
+//! Every field is kept as the user wrote it (strings, options) so that the parsers only report
+//! syntax and type errors, with their own positions, and `validate` reports everything else with
+//! the field's location. The same structs serve TOML, YAML and JSON.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDescriptor {
+    #[serde(default)]
+    pub application: Option<RawApplication>,
+    #[serde(default, alias = "nodes")]
+    pub node: Vec<RawNode>,
+    #[serde(default, alias = "modules")]
+    pub module: Vec<RawModule>,
+    #[serde(default, alias = "connections")]
+    pub connection: Vec<RawConnection>,
+    #[serde(default)]
+    pub up: Vec<RawUp>,
+}
+
+/// `[application]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApplication {
+    pub name: Option<String>,
+}
+
+/// One `[[node]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNode {
+    pub name: String,
+    pub address: String,
+    pub tee: String,
+    pub simulation: Option<bool>,
+    pub platform_key: Option<String>,
+    pub platform_key_file: Option<String>,
+}
+
+/// One `[[module]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawModule {
+    pub name: String,
+    #[serde(rename = "crate")]
+    pub crate_dir: String,
+    pub node: String,
+}
+
+/// One `[[connection]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConnection {
+    pub name: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub algorithm: Option<String>,
+}
+
+/// One `[[up]]` step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUp {
+    pub call: String,
+    pub payload: Option<String>,
+    pub until: Option<String>,
+    pub show: Option<bool>,
+}

@@ -1,0 +1,321 @@
+//! Tests of the descriptor: the three formats agree, every check fails at the right field and
+//! line in each format, the locator follows each format's styles, and no input panics.
+//!
+//! The fixtures are `tests/data/descriptors/demo.{toml,yaml,json}`; [`Project`] copies one into a
+//! temporary directory holding the crate directories and key file it names.
+
+mod invalid;
+mod locate;
+
+use std::path::{Path, PathBuf};
+
+use aex_crypto::Algorithm;
+use aex_tee::TeeKind;
+
+use super::*;
+
+const TOML: &str = include_str!("../../tests/data/descriptors/demo.toml");
+const YAML: &str = include_str!("../../tests/data/descriptors/demo.yaml");
+const JSON: &str = include_str!("../../tests/data/descriptors/demo.json");
+
+/// Each fixture with its extension.
+const FORMATS: [(&str, &str); 3] = [("toml", TOML), ("yaml", YAML), ("json", JSON)];
+
+/// The inline platform key of the fixtures.
+const KEY: [u8; 32] = [0x1f; 32];
+
+/// A temporary application directory with `mods/ping`, `mods/pong` (crates), `mods` (not a
+/// crate) and `keys/n1.pub`.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("aex-test-")
+            .tempdir()
+            .unwrap();
+        for name in ["ping", "pong"] {
+            let crate_dir = dir.path().join("mods").join(name);
+            std::fs::create_dir_all(&crate_dir).unwrap();
+            std::fs::write(crate_dir.join("Cargo.toml"), "[package]\n").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+        std::fs::write(
+            dir.path().join("keys/n1.pub"),
+            format!("{}\n", "2e".repeat(32)),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `aex.<ext>` and returns its path.
+    fn write(&self, ext: &str, text: &str) -> PathBuf {
+        let file = self.path().join(format!("aex.{ext}"));
+        std::fs::write(&file, text).unwrap();
+        file
+    }
+
+    /// Writes `aex.<ext>` and loads it.
+    fn load(&self, ext: &str, text: &str) -> Result<Descriptor, DescriptorError> {
+        Descriptor::load(&self.write(ext, text))
+    }
+}
+
+#[test]
+fn formats_agree() {
+    let project = Project::new();
+    let mut loaded = FORMATS.map(|(ext, text)| {
+        project
+            .load(ext, text)
+            .unwrap_or_else(|e| panic!("{ext}: {e}"))
+    });
+    let toml = loaded[0].clone();
+    for other in &mut loaded[1..] {
+        other.path = toml.path.clone();
+        assert_eq!(*other, toml);
+    }
+}
+
+#[test]
+fn values_and_defaults() {
+    let project = Project::new();
+    let d = project.load("toml", TOML).unwrap();
+    assert_eq!(d.path, project.path().join("aex.toml"));
+    assert_eq!(d.dir, project.path());
+    assert_eq!(d.application, "demo");
+    let n1 = d.node("n1").unwrap();
+    assert_eq!(n1.address, "127.0.0.1:7101".parse().unwrap());
+    assert_eq!(n1.tee, TeeKind::Sgx);
+    assert!(n1.simulation, "simulation defaults to true");
+    assert_eq!(
+        n1.platform_key,
+        Some(PlatformKeySource::File(project.path().join("keys/n1.pub")))
+    );
+    let n2 = d.node("n2").unwrap();
+    assert!(!n2.simulation);
+    assert_eq!(n2.platform_key, Some(PlatformKeySource::Inline(KEY)));
+    assert_eq!(d.platform_key("n1").unwrap(), Some([0x2e; 32]));
+    assert_eq!(d.platform_key("n2").unwrap(), Some(KEY));
+    assert_eq!(
+        d.module("pong").unwrap().crate_dir,
+        project.path().join("mods/pong")
+    );
+    assert_eq!(d.module("pong").unwrap().node, "n2");
+    assert!(d.node("n3").is_none() && d.module("n1").is_none());
+
+    let names: Vec<&str> = d.connections.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ping.ping->pong.ping",
+            "back",
+            "deployer->ping.kick",
+            "direct"
+        ]
+    );
+    let first = &d.connections[0];
+    assert_eq!(
+        first.from,
+        From::Port(PortRef {
+            module: "ping".into(),
+            port: "ping".into()
+        })
+    );
+    assert_eq!(first.to.to_string(), "pong.ping");
+    assert_eq!(first.algorithm, Algorithm::AesGcm);
+    assert_eq!(d.connections[1].algorithm, Algorithm::ChaCha20Poly1305);
+    assert_eq!(d.connections[2].from, From::Deployer);
+
+    let step = &d.up[0];
+    assert_eq!(
+        (step.module.as_str(), step.entry.as_str()),
+        ("ping", "start")
+    );
+    assert_eq!(step.payload, br#"{"count": 3}"#);
+    assert_eq!((step.until.as_deref(), step.show), (Some("done"), true));
+}
+
+#[test]
+fn minimal_descriptor_and_directory_name() {
+    let project = Project::new();
+    let text = "[[node]]\nname = \"a\"\naddress = \"[::1]:1\"\ntee = \"sgx\"\n";
+    let d = project.load("toml", text).unwrap();
+    let dir_name = project.path().file_name().unwrap().to_str().unwrap();
+    assert_eq!(d.application, dir_name);
+    assert!(d.modules.is_empty() && d.connections.is_empty() && d.up.is_empty());
+    assert_eq!(d.nodes[0].platform_key, None);
+    assert_eq!(d.platform_key("a").unwrap(), None);
+}
+
+#[test]
+fn plural_section_names() {
+    let project = Project::new();
+    let yaml = YAML
+        .replace("\nnode:", "\nnodes:")
+        .replace("\nmodule:", "\nmodules:")
+        .replace("\nconnection:", "\nconnections:");
+    let json = JSON
+        .replace("\"node\": [", "\"nodes\": [")
+        .replace("\"connection\": [", "\"connections\": [");
+    let toml = TOML
+        .replace("[[node]]", "[[nodes]]")
+        .replace("[[module]]", "[[modules]]");
+    let expected = project.load("toml", TOML).unwrap();
+    for (ext, text) in [("toml", toml), ("yaml", yaml), ("json", json)] {
+        let mut d = project
+            .load(ext, &text)
+            .unwrap_or_else(|e| panic!("{ext}: {e}"));
+        d.path = expected.path.clone();
+        assert_eq!(d, expected, "{ext}");
+    }
+}
+
+#[test]
+fn find_prefers_toml_and_explains_a_missing_file() {
+    let project = Project::new();
+    let err = Descriptor::find(project.path()).unwrap_err();
+    assert_eq!(
+        err.message(),
+        format!("no aex.toml in {}", project.path().display())
+    );
+    assert_eq!(
+        err.help(),
+        Some("run `aex new` or pass the descriptor path")
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("{}\n  help: {}", err.message(), err.help().unwrap())
+    );
+
+    let yaml = project.write("yml", YAML);
+    assert_eq!(Descriptor::find(project.path()).unwrap(), yaml);
+    let toml = project.write("toml", TOML);
+    assert_eq!(Descriptor::find(project.path()).unwrap(), toml);
+    assert_eq!(Descriptor::load(project.path()).unwrap().path, toml);
+    assert_eq!(Descriptor::find(&yaml).unwrap(), yaml);
+
+    let missing = project.path().join("nope.toml");
+    let err = Descriptor::load(&missing).unwrap_err();
+    assert_eq!(
+        err.message(),
+        format!("deployment descriptor {} not found", missing.display())
+    );
+    assert_eq!(
+        (err.file(), err.line(), err.field()),
+        (missing.as_path(), None, None)
+    );
+}
+
+#[test]
+fn unknown_extension() {
+    let project = Project::new();
+    let file = project.write("ini", TOML);
+    let err = Descriptor::load(&file).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid deployment descriptor {}: unknown file extension `.ini`\n  help: expected .toml, .yaml, .yml or .json",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn display_is_rustc_like() {
+    let project = Project::new();
+    let err = project
+        .load("toml", &TOML.replace("\"pong.ping\"", "\"pnog.ping\""))
+        .unwrap_err();
+    let file = project.path().join("aex.toml");
+    let expected = format!(
+        "invalid deployment descriptor {}:31:6: connection[0].to: no module `pnog`\n  \
+         help: did you mean `pong`? valid modules: ping, pong",
+        file.display()
+    );
+    assert_eq!(err.to_string(), expected);
+}
+
+#[test]
+fn error_at_locates_later_checks() {
+    for (ext, text) in FORMATS {
+        let project = Project::new();
+        let d = project.load(ext, text).unwrap();
+        let valid = ["ping".to_owned(), "kick".to_owned()];
+        let err = d.error_at(
+            Field::Connection(1, "to"),
+            "module `ping` has no input `pnog`",
+            &valid,
+        );
+        let (line, _) = invalid::position_of(text, "\"ping.pong\"", 1);
+        assert_eq!(err.line(), Some(line), "{ext}");
+        assert_eq!(err.field().as_deref(), Some("connection[1].to"));
+        assert_eq!(err.message(), "module `ping` has no input `pnog`");
+        assert_eq!(
+            err.help(),
+            Some("did you mean `ping`? valid values: ping, kick")
+        );
+
+        // Without a quoted name, the field's value is compared.
+        let err = d.error_at(
+            Field::Node(0, "tee"),
+            "this node cannot run modules",
+            &["sgz".to_owned()],
+        );
+        assert_eq!(err.help(), Some("did you mean `sgz`? valid values: sgz"));
+        // Out of range: the field is named, the line is unknown, nothing panics.
+        let err = d.error_at(Field::Module(9, "node"), "gone", &[]);
+        assert_eq!(
+            (err.line(), err.field().as_deref(), err.help()),
+            (None, Some("module[9].node"), None)
+        );
+    }
+}
+
+#[test]
+fn platform_key_file_errors_point_at_the_field() {
+    let project = Project::new();
+    let d = project.load("toml", TOML).unwrap();
+    std::fs::write(project.path().join("keys/n1.pub"), "not hex").unwrap();
+    let err = d.platform_key("n1").unwrap_err();
+    assert_eq!(err.field().as_deref(), Some("node[0].platform_key_file"));
+    assert_eq!(err.line(), Some(10));
+    assert!(
+        err.message()
+            .ends_with("expected 64 hex characters, found 7"),
+        "{err}"
+    );
+    std::fs::remove_file(project.path().join("keys/n1.pub")).unwrap();
+    assert!(d
+        .platform_key("n1")
+        .unwrap_err()
+        .message()
+        .starts_with("cannot read platform key file"));
+    assert_eq!(
+        d.platform_key("zz").unwrap_err().help(),
+        Some("valid nodes: n1, n2")
+    );
+}
+
+#[test]
+fn suggestions() {
+    use super::suggest::{did_you_mean, distance as levenshtein};
+    assert_eq!(
+        levenshtein("pnog", "pong"),
+        1,
+        "a transposition is one edit"
+    );
+    assert_eq!(levenshtein("pnog", "ping"), 2);
+    assert_eq!(levenshtein("", "abc"), 3);
+    assert_eq!(levenshtein("kitten", "sitting"), 3);
+    let valid = ["ping".to_owned(), "pong".to_owned(), "node1".to_owned()];
+    assert_eq!(did_you_mean("pnog", &valid), Some("pong"));
+    assert_eq!(did_you_mean("node", &valid), Some("node1"));
+    assert_eq!(did_you_mean("xyz", &valid), None);
+    assert_eq!(did_you_mean("p", &valid), Some("ping"));
+}

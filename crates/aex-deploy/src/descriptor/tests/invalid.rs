@@ -1,0 +1,256 @@
+//! Every check of `load` fails at the expected field, line and column, in all three formats.
+//!
+//! Each case edits one value of the demo fixtures the same way in each format (values are
+//! double-quoted in all three), so the expected position is simply where the edit was made.
+
+use super::{Project, FORMATS, JSON, TOML, YAML};
+
+/// One invalid edit: replace the `nth` occurrence of `from` with `to`; expect an error at that
+/// spot, in `field`, whose message and help contain the given texts.
+struct Case {
+    from: &'static str,
+    nth: usize,
+    to: &'static str,
+    field: &'static str,
+    message: &'static str,
+    help: &'static str,
+}
+
+const fn case(
+    from: &'static str,
+    nth: usize,
+    to: &'static str,
+    field: &'static str,
+    message: &'static str,
+    help: &'static str,
+) -> Case {
+    Case {
+        from,
+        nth,
+        to,
+        field,
+        message,
+        help,
+    }
+}
+
+#[rustfmt::skip]
+const CASES: &[Case] = &[
+    case("\"demo\"", 1, "\"my demo\"", "application.name", "invalid application name `my demo`", "1 to 64 letters"),
+    case("\"n2\"", 1, "\"n 2\"", "node[1].name", "invalid node name `n 2`", "1 to 64 letters"),
+    case("\"n2\"", 1, "\"n1\"", "node[1].name", "duplicate node name `n1`", "the first `n1` is node[0], line "),
+    case("\"127.0.0.1:7102\"", 1, "\"localhost:7102\"", "node[1].address", "`localhost:7102` is not an IP address and port", "127.0.0.1:7101"),
+    case("\"sgx\"", 1, "\"sgz\"", "node[0].tee", "unknown TEE kind `sgz`", "did you mean `sgx`? valid TEE kinds: sgx"),
+    case("\"1f1f1f1f", 1, "\"1f1f1", "node[1].platform_key", "expected 64 hex characters, found 61", "Ed25519 public key"),
+    case("\"1f1f1f1f", 1, "\"zz1f1f1f", "node[1].platform_key", "not a hexadecimal string", "64 hex characters"),
+    case("\"keys/n1.pub\"", 1, "\" \"", "node[0].platform_key_file", "empty path", "hex"),
+    case("\"pong\"", 1, "\"po ng\"", "module[1].name", "invalid module name `po ng`", "1 to 64 letters"),
+    case("\"pong\"", 1, "\"ping\"", "module[1].name", "duplicate module name `ping`", "the first `ping` is module[0]"),
+    case("\"n2\"", 2, "\"n3\"", "module[1].node", "no node `n3`", "valid nodes: n1, n2"),
+    case("\"mods/pong\"", 1, "\"mods/pongg\"", "module[1].crate", "mods/pongg does not exist", "relative to"),
+    case("\"mods/pong\"", 1, "\"mods\"", "module[1].crate", "has no Cargo.toml", "crate directory"),
+    case("\"pong.pong\"", 1, "\"pongpong\"", "connection[1].from", "`pongpong` is not `module.port`", "or `deployer`"),
+    case("\"pong.pong\"", 1, "\"pong.\"", "connection[1].from", "`pong.` is not `module.port`", "e.g. `ping.ping`"),
+    case("\"ping.ping\"", 1, "\"pnig.ping\"", "connection[0].from", "no module `pnig`", "did you mean `ping`? valid modules: ping, pong"),
+    case("\"pong.ping\"", 1, "\"pnog.ping\"", "connection[0].to", "no module `pnog`", "did you mean `pong`? valid modules: ping, pong"),
+    case("\"pong.ping\"", 1, "\"zzz.ping\"", "connection[0].to", "no module `zzz`", "valid modules: ping, pong"),
+    case("\"ping.kick\"", 1, "\"deployer\"", "connection[2].to", "a connection cannot go to the deployer", "only valid in `from`"),
+    case("\"chacha20-poly1305\"", 1, "\"chacha20\"", "connection[1].algorithm", "unknown algorithm `chacha20`", "did you mean `chacha20-poly1305`? valid algorithms: aes-gcm, chacha20-poly1305"),
+    case("\"pong.kick\"", 1, "\"ping.kick\"", "connection[3].to", "connection `direct` repeats connection[2]", "remove one"),
+    case("\"direct\"", 1, "\"back\"", "connection[3].name", "duplicate connection name `back`", "the first `back` is connection[1]"),
+    case("\"direct\"", 1, "\"a b\"", "connection[3].name", "invalid connection name `a b`", "without spaces"),
+    case("\"ping.start\"", 1, "\"pimg.start\"", "up[0].call", "no module `pimg`", "did you mean `ping`?"),
+    case("\"ping.start\"", 1, "\"start\"", "up[0].call", "`start` is not `module.entry`", "`ping.start`"),
+    case("\"done\"", 1, "\"\"", "up[0].until", "empty `until` field name", "remove `until`"),
+];
+
+#[test]
+fn each_check_fails_at_its_field_in_each_format() {
+    for (ext, text) in FORMATS {
+        for case in CASES {
+            let (edited, offset) = replace_nth(text, case.from, case.nth, case.to);
+            let project = Project::new();
+            let err = project
+                .load(ext, &edited)
+                .expect_err(&format!("{ext}: {} -> {} loaded", case.from, case.to));
+            let context = format!("{ext}: {} -> {}: {err}", case.from, case.to);
+            assert_eq!(err.field().as_deref(), Some(case.field), "{context}");
+            assert_eq!((err.line(), err.column()), at(&edited, offset), "{context}");
+            assert!(err.message().contains(case.message), "{context}");
+            assert!(err.help().unwrap_or("").contains(case.help), "{context}");
+            assert_eq!(err.file(), project.path().join(format!("aex.{ext}")));
+        }
+    }
+}
+
+#[test]
+fn parser_errors_name_the_field() {
+    // An unknown key, a value of the wrong type: both found by the parsers, located by them.
+    for (ext, text) in FORMATS {
+        let project = Project::new();
+        let (edited, offset) = replace_nth(text, "simulation", 1, "simulaton");
+        let err = project.load(ext, &edited).unwrap_err();
+        assert_eq!(err.line(), at(&edited, offset).0, "{ext}: {err}");
+        assert_eq!(
+            err.field().as_deref(),
+            Some("node[1].simulaton"),
+            "{ext}: {err}"
+        );
+        assert_eq!(err.message(), "unknown field `simulaton`", "{ext}");
+        assert!(
+            err.help()
+                .unwrap()
+                .starts_with("did you mean `simulation`? valid fields: name, address"),
+            "{ext}: {err}"
+        );
+
+        let (edited, offset) = replace_nth(text, "\"127.0.0.1:7102\"", 1, "7102");
+        let err = project.load(ext, &edited).unwrap_err();
+        assert_eq!(err.line(), at(&edited, offset).0, "{ext}: {err}");
+        assert_eq!(
+            err.field().as_deref(),
+            Some("node[1].address"),
+            "{ext}: {err}"
+        );
+
+        let (edited, offset) = replace_nth(text, "\"demo\"", 1, "\"demo\", \"nodez\": 1");
+        if ext == "json" {
+            let err = project.load(ext, &edited).unwrap_err();
+            assert_eq!(err.line(), at(&edited, offset).0, "{ext}: {err}");
+            assert_eq!(err.message(), "unknown field `nodez`");
+        }
+    }
+}
+
+#[test]
+fn unknown_top_level_section() {
+    let project = Project::new();
+    for (ext, text, line) in [
+        ("toml", "nodez = 1\n", 1),
+        ("yaml", "nodez: 1\n", 1),
+        ("json", "{\n \"nodez\": 1}", 2),
+    ] {
+        let err = project.load(ext, text).unwrap_err();
+        assert_eq!(
+            (err.line(), err.field().as_deref()),
+            (Some(line), Some("nodez")),
+            "{ext}: {err}"
+        );
+        assert!(
+            err.help()
+                .unwrap()
+                .starts_with("did you mean `node`? valid fields: application, node, nodes"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn missing_field() {
+    let project = Project::new();
+    for (ext, text, line) in [
+        ("toml", "[[node]]\nname = \"a\"\ntee = \"sgx\"\n", 1),
+        ("yaml", "node:\n  - name: a\n    tee: sgx\n", 3),
+        (
+            "json",
+            "{\"node\": [\n {\"name\": \"a\",\n  \"tee\": \"sgx\"}]}",
+            3,
+        ),
+    ] {
+        let err = project.load(ext, text).unwrap_err();
+        assert_eq!(err.message(), "missing field `address`", "{ext}");
+        assert_eq!(
+            (err.line(), err.field().as_deref()),
+            (Some(line), Some("node[0].address")),
+            "{ext}: {err}"
+        );
+        assert_eq!(err.help(), Some("add `address`"));
+    }
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let project = Project::new();
+    for (ext, text, line) in [
+        ("toml", "[[node]\n", 1),
+        ("yaml", "node: [\n", 1),
+        ("json", "{\"node\": [\n", 2),
+        ("json", "", 1),
+    ] {
+        let err = project.load(ext, text).unwrap_err();
+        assert_eq!(err.line(), Some(line), "{ext}: {err}");
+        assert!(!err.message().contains(" at line "), "{err}");
+    }
+}
+
+#[test]
+fn at_least_one_node() {
+    let project = Project::new();
+    for (ext, text) in [
+        ("toml", ""),
+        ("yaml", "# nothing\n"),
+        ("json", "{\"node\": []}"),
+    ] {
+        let err = project.load(ext, text).unwrap_err();
+        assert_eq!(err.message(), "the descriptor declares no nodes", "{ext}");
+        assert_eq!((err.line(), err.field()), (None, None));
+    }
+}
+
+#[test]
+fn both_platform_key_forms() {
+    let project = Project::new();
+    let key = "ab".repeat(32);
+    for (ext, text, line) in [
+        ("toml", format!("[[node]]\nname = \"a\"\naddress = \"1.2.3.4:5\"\ntee = \"sgx\"\nplatform_key = \"{key}\"\nplatform_key_file = \"k\"\n"), 6),
+        ("yaml", format!("node:\n- name: a\n  address: 1.2.3.4:5\n  tee: sgx\n  platform_key: {key}\n  platform_key_file: k\n"), 6),
+        ("json", format!("{{\"node\": [{{\"name\": \"a\", \"address\": \"1.2.3.4:5\", \"tee\": \"sgx\",\n\"platform_key\": \"{key}\", \"platform_key_file\": \"k\"}}]}}"), 2),
+    ] {
+        let err = project.load(ext, &text).unwrap_err();
+        assert_eq!(err.message(), "both `platform_key` and `platform_key_file` are set", "{ext}");
+        assert_eq!((err.line(), err.field().as_deref()), (Some(line), Some("node[0].platform_key_file")), "{ext}");
+        assert!(!err.to_string().contains(&key), "errors never print key material");
+    }
+}
+
+/// `text` with the `nth` (1-based) occurrence of `from` replaced by `to`, and its byte offset.
+fn replace_nth(text: &str, from: &str, nth: usize, to: &str) -> (String, usize) {
+    let offset = text
+        .match_indices(from)
+        .nth(nth - 1)
+        .unwrap_or_else(|| panic!("no {nth}th `{from}`"))
+        .0;
+    (
+        format!("{}{to}{}", &text[..offset], &text[offset + from.len()..]),
+        offset,
+    )
+}
+
+/// The 1-based line and column of byte `offset`, counted independently of the locator.
+fn at(text: &str, offset: usize) -> (Option<usize>, Option<usize>) {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (Some(line), Some(column))
+}
+
+/// The line and column of the `nth` occurrence of `needle` in `text`.
+pub(super) fn position_of(text: &str, needle: &str, nth: usize) -> (usize, usize) {
+    let offset = text.match_indices(needle).nth(nth - 1).unwrap().0;
+    let (line, column) = at(text, offset);
+    (line.unwrap(), column.unwrap())
+}
+
+#[test]
+fn fixtures_are_in_sync() {
+    // The edits above rely on every fixture holding each edited value.
+    for case in CASES {
+        for (ext, text) in [("toml", TOML), ("yaml", YAML), ("json", JSON)] {
+            assert!(
+                text.matches(case.from).count() >= case.nth,
+                "{ext} lacks {}",
+                case.from
+            );
+        }
+    }
+}

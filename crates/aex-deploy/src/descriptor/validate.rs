@@ -1,0 +1,307 @@
+//! Checks a parsed descriptor and builds the [`Descriptor`] the deployer works from.
+//!
+//! Invariant: a `Descriptor` returned by `validate` has at least one node, unique well-formed
+//! node and module names, every module on a declared node with an existing crate directory, and
+//! every connection between declared modules (never *to* the deployer), with a known algorithm,
+//! a unique name and no twin with the same ends. The first failure is returned, located at its
+//! field. Connections and `[[up]]` steps are checked in `links`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use aex_tee::TeeKind;
+
+use super::error::DescriptorError;
+use super::load::Source;
+use super::model::{Descriptor, Field, ModuleSpec, NodeSpec, PlatformKeySource};
+use super::raw::{RawDescriptor, RawModule, RawNode};
+use super::suggest;
+
+mod links;
+
+/// The rule for node, module, port and application names.
+pub(super) const NAME_RULE: &str = "names are 1 to 64 letters, digits, `_` or `-`";
+
+/// Checks `raw`, read from `file` in `dir`, and builds the descriptor.
+pub(super) fn validate(
+    raw: RawDescriptor,
+    file: PathBuf,
+    dir: PathBuf,
+    source: Source,
+) -> Result<Descriptor, DescriptorError> {
+    let checker = Checker {
+        file: &file,
+        dir: &dir,
+        source: &source,
+    };
+    let application = checker.application(raw.application.and_then(|a| a.name))?;
+    if raw.node.is_empty() {
+        let help =
+            "add a node with `name`, `address` and `tee`, e.g. a `[[node]]` table".to_owned();
+        return Err(DescriptorError::invalid(
+            &file,
+            "the descriptor declares no nodes",
+            Some(help),
+        ));
+    }
+    let nodes = raw
+        .node
+        .iter()
+        .enumerate()
+        .map(|(i, node)| checker.node(i, node))
+        .collect::<Result<Vec<_>, _>>()?;
+    checker.unique(nodes.iter().map(|n| n.name.as_str()), "node", |i| {
+        Field::Node(i, "name")
+    })?;
+    let node_names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let modules = raw
+        .module
+        .iter()
+        .enumerate()
+        .map(|(i, module)| checker.module(i, module, &node_names))
+        .collect::<Result<Vec<_>, _>>()?;
+    checker.unique(modules.iter().map(|m| m.name.as_str()), "module", |i| {
+        Field::Module(i, "name")
+    })?;
+    let module_names: Vec<String> = modules.iter().map(|m| m.name.clone()).collect();
+    let connections = raw
+        .connection
+        .iter()
+        .enumerate()
+        .map(|(i, connection)| checker.connection(i, connection, &module_names))
+        .collect::<Result<Vec<_>, _>>()?;
+    checker.distinct_ends(&connections)?;
+    checker.unique(
+        connections.iter().map(|c| c.name.as_str()),
+        "connection",
+        |i| Field::Connection(i, "name"),
+    )?;
+    let up = raw
+        .up
+        .iter()
+        .enumerate()
+        .map(|(i, step)| checker.up(i, step, &module_names))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Descriptor {
+        path: file.clone(),
+        dir: dir.clone(),
+        application,
+        nodes,
+        modules,
+        connections,
+        up,
+        source,
+    })
+}
+
+/// Checks one descriptor's entries, locating errors in its source.
+pub(super) struct Checker<'a> {
+    file: &'a Path,
+    dir: &'a Path,
+    source: &'a Source,
+}
+
+impl Checker<'_> {
+    pub(super) fn error(
+        &self,
+        field: Field,
+        message: String,
+        help: Option<String>,
+    ) -> DescriptorError {
+        self.source.error(self.file, field, message, help)
+    }
+
+    /// The application name, by default the descriptor directory's name.
+    fn application(&self, name: Option<String>) -> Result<String, DescriptorError> {
+        let field = Field::Application("name");
+        if let Some(name) = name {
+            return match valid_name(&name) {
+                true => Ok(name),
+                false => Err(self.error(
+                    field,
+                    format!("invalid application name `{name}`"),
+                    Some(NAME_RULE.to_owned()),
+                )),
+            };
+        }
+        let dir = self
+            .dir
+            .canonicalize()
+            .unwrap_or_else(|_| self.dir.to_path_buf());
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if valid_name(&name) {
+            return Ok(name);
+        }
+        let message = format!("the directory name `{name}` is not a valid application name");
+        let help = format!("set `name` in the `application` table; {NAME_RULE}");
+        Err(self.error(field, message, Some(help)))
+    }
+
+    fn node(&self, i: usize, node: &RawNode) -> Result<NodeSpec, DescriptorError> {
+        self.name(Field::Node(i, "name"), "node", &node.name)?;
+        let address: SocketAddr = node.address.trim().parse().map_err(|_| {
+            let message = format!("`{}` is not an IP address and port", node.address);
+            self.error(
+                Field::Node(i, "address"),
+                message,
+                Some("write e.g. `127.0.0.1:7101` or `[::1]:7101`".to_owned()),
+            )
+        })?;
+        let tee = TeeKind::from_name(&node.tee).map_err(|_| {
+            let names: Vec<String> = TeeKind::NAMES.iter().map(|n| n.to_string()).collect();
+            let help = suggest::help(&node.tee, "TEE kinds", &names);
+            self.error(
+                Field::Node(i, "tee"),
+                format!("unknown TEE kind `{}`", node.tee),
+                help,
+            )
+        })?;
+        let platform_key = match (&node.platform_key, &node.platform_key_file) {
+            (Some(_), Some(_)) => {
+                let message = "both `platform_key` and `platform_key_file` are set".to_owned();
+                return Err(self.error(
+                    Field::Node(i, "platform_key_file"),
+                    message,
+                    Some("keep one of them".to_owned()),
+                ));
+            }
+            (Some(key), None) => Some(PlatformKeySource::Inline(parse_key(key).map_err(
+                |message| {
+                    self.error(
+                        Field::Node(i, "platform_key"),
+                        message,
+                        Some(KEY_HELP.to_owned()),
+                    )
+                },
+            )?)),
+            (None, Some(file)) if file.trim().is_empty() => {
+                let help = "give the path of a file holding the key in hex".to_owned();
+                return Err(self.error(
+                    Field::Node(i, "platform_key_file"),
+                    "empty path".to_owned(),
+                    Some(help),
+                ));
+            }
+            (None, Some(file)) => Some(PlatformKeySource::File(self.dir.join(file))),
+            (None, None) => None,
+        };
+        let simulation = node.simulation.unwrap_or(true);
+        Ok(NodeSpec {
+            name: node.name.clone(),
+            address,
+            tee,
+            simulation,
+            platform_key,
+        })
+    }
+
+    fn module(
+        &self,
+        i: usize,
+        module: &RawModule,
+        nodes: &[String],
+    ) -> Result<ModuleSpec, DescriptorError> {
+        self.name(Field::Module(i, "name"), "module", &module.name)?;
+        if !nodes.contains(&module.node) {
+            let help = suggest::help(&module.node, "nodes", nodes);
+            return Err(self.error(
+                Field::Module(i, "node"),
+                format!("no node `{}`", module.node),
+                help,
+            ));
+        }
+        let crate_dir = self.dir.join(&module.crate_dir);
+        let help = || {
+            Some(format!(
+                "`crate` is the module's crate directory, relative to {}",
+                self.dir.display()
+            ))
+        };
+        if module.crate_dir.trim().is_empty() {
+            return Err(self.error(
+                Field::Module(i, "crate"),
+                "empty crate path".to_owned(),
+                help(),
+            ));
+        }
+        if !crate_dir.is_dir() {
+            let message = format!("crate directory {} does not exist", crate_dir.display());
+            return Err(self.error(Field::Module(i, "crate"), message, help()));
+        }
+        if !crate_dir.join("Cargo.toml").is_file() {
+            let message = format!("crate directory {} has no Cargo.toml", crate_dir.display());
+            return Err(self.error(Field::Module(i, "crate"), message, help()));
+        }
+        Ok(ModuleSpec {
+            name: module.name.clone(),
+            crate_dir,
+            node: module.node.clone(),
+        })
+    }
+
+    /// Checks a node or module name against [`NAME_RULE`].
+    fn name(&self, field: Field, kind: &str, name: &str) -> Result<(), DescriptorError> {
+        match valid_name(name) {
+            true => Ok(()),
+            false => Err(self.error(
+                field,
+                format!("invalid {kind} name `{name}`"),
+                Some(NAME_RULE.to_owned()),
+            )),
+        }
+    }
+
+    /// Fails on the second use of a name.
+    pub(super) fn unique<'n>(
+        &self,
+        names: impl Iterator<Item = &'n str>,
+        kind: &str,
+        field: impl Fn(usize) -> Field,
+    ) -> Result<(), DescriptorError> {
+        let mut seen = HashMap::new();
+        for (i, name) in names.enumerate() {
+            if let Some(first) = seen.insert(name, i) {
+                let at = self.source.line(field(first));
+                let first = at.map_or(format!("{kind}[{first}]"), |line| {
+                    format!("{kind}[{first}], line {line}")
+                });
+                let help = format!("{kind} names must be unique; the first `{name}` is {first}");
+                return Err(self.error(
+                    field(i),
+                    format!("duplicate {kind} name `{name}`"),
+                    Some(help),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) const KEY_HELP: &str =
+    "a platform key is an Ed25519 public key written as 64 hex characters";
+
+/// Parses a 64-hex-character key; the error never repeats the text.
+pub(super) fn parse_key(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    let mut key = [0; 32];
+    match hex::decode_to_slice(text, &mut key) {
+        Ok(()) => Ok(key),
+        Err(_) if text.len() != 64 => Err(format!(
+            "expected 64 hex characters, found {}",
+            text.chars().count()
+        )),
+        Err(_) => Err("not a hexadecimal string".to_owned()),
+    }
+}
+
+/// Whether `name` matches `[A-Za-z0-9_-]{1,64}`.
+pub(super) fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}

@@ -1,0 +1,196 @@
+//! The deployer's error type: what failed, where, and what to do about it.
+//!
+//! Each variant names the module, node or file involved; [`Error::help`] gives the user a next
+//! step. The `aex` binary prints the variant, its cause chain, then the help line.
+
+use std::path::PathBuf;
+
+use aex_proto::CommandError;
+use aex_tee::AppraisalError;
+
+use crate::build::BuildError;
+use crate::client::ClientError;
+use crate::descriptor::DescriptorError;
+use crate::state::StateError;
+
+/// Result alias for deployer operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A deployer operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The descriptor is invalid.
+    #[error(transparent)]
+    Descriptor(#[from] Box<DescriptorError>),
+    /// The deployer's state file failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A module did not build.
+    #[error("failed to build module `{module}`")]
+    Build {
+        /// Module name.
+        module: String,
+        /// Why.
+        #[source]
+        source: BuildError,
+    },
+    /// A node could not be reached.
+    #[error("cannot reach node `{node}` at {addr}")]
+    Unreachable {
+        /// Node name.
+        node: String,
+        /// Its address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: ClientError,
+    },
+    /// A node refused or failed a management request.
+    #[error("node `{node}` failed to {action}")]
+    Node {
+        /// Node name.
+        node: String,
+        /// What was asked, e.g. "load module `ping`".
+        action: String,
+        /// Why.
+        #[source]
+        source: ClientError,
+    },
+    /// Attestation of a module failed.
+    #[error("failed to attest module `{module}` on node `{node}`")]
+    Attestation {
+        /// Module name.
+        module: String,
+        /// Node name.
+        node: String,
+        /// Why.
+        #[source]
+        source: AttestError,
+    },
+    /// A module's reply to a command was not authentic.
+    #[error("command to module `{module}` failed")]
+    Command {
+        /// Module name.
+        module: String,
+        /// Why.
+        #[source]
+        source: CommandError,
+    },
+    /// A module authentically refused a command.
+    #[error("module `{module}` refused to {action}: {message}")]
+    Refused {
+        /// Module name.
+        module: String,
+        /// What was asked.
+        action: String,
+        /// The module's message.
+        message: String,
+    },
+    /// The descriptor names no trusted platform identity for a node.
+    #[error("no trusted platform identity for node `{node}`")]
+    NoPlatformKey {
+        /// Node name.
+        node: String,
+        /// Where it was looked for.
+        looked: Option<PathBuf>,
+    },
+    /// An operation needs a module the deployer has not attested.
+    #[error("module `{module}` is not deployed")]
+    NotDeployed {
+        /// Module name.
+        module: String,
+    },
+    /// An operation names a connection that does not exist or is of the wrong kind.
+    #[error("{message}")]
+    Connection {
+        /// What is wrong.
+        message: String,
+        /// Valid choices.
+        valid: Vec<String>,
+    },
+    /// A local node could not be started or stopped.
+    #[error("failed to {action} local node `{node}`")]
+    LocalNode {
+        /// Node name.
+        node: String,
+        /// What was attempted.
+        action: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A reply did not arrive in time.
+    #[error("timed out after {seconds} s waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        seconds: u64,
+    },
+}
+
+/// Why attestation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttestError {
+    /// The node could not produce evidence.
+    #[error(transparent)]
+    Node(#[from] ClientError),
+    /// The evidence was refused.
+    #[error(transparent)]
+    Appraisal(#[from] AppraisalError),
+    /// The node answered for a different TEE kind than the descriptor names.
+    #[error("node reports TEE kind `{got}`, the descriptor says `{expected}`")]
+    WrongTee {
+        /// From the descriptor.
+        expected: String,
+        /// From the node.
+        got: String,
+    },
+    /// The module derived a different module key (someone else keyed it first).
+    #[error("key confirmation failed: the module holds a key the deployer did not agree")]
+    KeyConfirmation,
+    /// The module's public key is a low-order point.
+    #[error("the module presented a non-contributory key-agreement public key")]
+    WeakKey,
+    /// The node measured different bytes than the deployer uploaded.
+    #[error("the node measured {got}, but the deployer uploaded {expected}")]
+    LoadMeasurement {
+        /// Deployer's measurement.
+        expected: String,
+        /// Node's.
+        got: String,
+    },
+}
+
+impl Error {
+    /// A next step for the user, if there is a useful one.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            Error::Descriptor(e) => e.help().map(str::to_owned),
+            Error::Unreachable { node, .. } => Some(format!(
+                "is the node agent running? start local nodes with `aex up`, or run `aex node` on the machine of `{node}`"
+            )),
+            Error::NoPlatformKey { node, looked } => Some(match looked {
+                Some(p) => format!("set `platform_key` (or `platform_key_file`) for node `{node}` in the descriptor; the node's operator finds it in the node's data directory as platform.pub (looked for {})", p.display()),
+                None => format!("set `platform_key` (or `platform_key_file`) for node `{node}` in the descriptor"),
+            }),
+            Error::NotDeployed { .. } => Some("run `aex deploy` (or `aex up`) first".into()),
+            Error::Attestation { .. } => Some(
+                "the module was not given any key; check the node's identity and that the node runs the code you built".into(),
+            ),
+            Error::Build { .. } => Some("fix the build error above, then run the command again".into()),
+            Error::Connection { valid, .. } if !valid.is_empty() => {
+                Some(format!("valid choices: {}", valid.join(", ")))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<DescriptorError> for Error {
+    fn from(e: DescriptorError) -> Self {
+        Error::Descriptor(Box::new(e))
+    }
+}

@@ -1,0 +1,597 @@
+//! `aex deploy`: build, load, attest and connect, converging on the descriptor.
+//!
+//! Order of work, and why:
+//! 1. build every module and check the descriptor against the interfaces the binaries
+//!    declare, before touching any node;
+//! 2. keep a module instance that the deployer attested and that its node still runs with
+//!    the same measurement; otherwise (re)load it and attest the new instance;
+//! 3. re-key every connection whose endpoint instances changed (fresh key, fresh counters),
+//!    reserving command counters in the state file *before* sending;
+//! 4. install routes on every node involved (idempotent, so a restarted node is repaired).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use aex_crypto::{random_bytes, ModuleKeyAgreement, SecretKey};
+use aex_proto::{
+    Command, CommandChannel, ConnId, Direction, Endpoint, Interface, NodeRequest, NodeResponse,
+    Role, WireKey,
+};
+use aex_tee::{appraise, Expected};
+
+use crate::app::{unexpected, App};
+use crate::build::{Builder, Built};
+use crate::descriptor::{ConnectionSpec, Field, From};
+use crate::error::{AttestError, Error, Result};
+use crate::progress::Observer;
+use crate::state::{ConnectionRecord, ModuleRecord, StoredKey};
+
+const CHUNK: usize = 256 * 1024;
+
+/// What a deployment did.
+#[derive(Debug, Default, Clone)]
+pub struct DeployReport {
+    /// Modules loaded and attested in this run.
+    pub loaded: Vec<String>,
+    /// Modules kept as they were.
+    pub kept: Vec<String>,
+    /// Modules removed because the descriptor no longer has them.
+    pub removed: Vec<String>,
+    /// Connections (re)keyed in this run.
+    pub keyed: Vec<String>,
+    /// Seconds spent building.
+    pub build_secs: f64,
+    /// Seconds spent loading, attesting and connecting.
+    pub deploy_secs: f64,
+}
+
+/// The part an endpoint plays, resolved against the module's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Event,
+    Request,
+}
+
+/// Builds every module of the application.
+pub fn build_all(
+    app: &App,
+    builder: &mut Builder,
+    obs: &dyn Observer,
+) -> Result<BTreeMap<String, Built>> {
+    obs.phase("build", app.desc.modules.len() as u64);
+    let mut built = BTreeMap::new();
+    for m in &app.desc.modules {
+        let b = builder.build(&m.crate_dir).map_err(|source| Error::Build {
+            module: m.name.clone(),
+            source,
+        })?;
+        obs.advance(&m.name);
+        built.insert(m.name.clone(), b);
+    }
+    obs.finish();
+    check_interfaces(app, &built)?;
+    Ok(built)
+}
+
+/// Deploys the application from already built modules.
+pub fn deploy(
+    app: &mut App,
+    built: &BTreeMap<String, Built>,
+    obs: &dyn Observer,
+) -> Result<DeployReport> {
+    let started = Instant::now();
+    let mut report = DeployReport::default();
+    remove_stale_modules(app, &mut report)?;
+
+    // Which module instances are still good?
+    let mut running: HashMap<String, HashMap<String, [u8; 32]>> = HashMap::new();
+    for node in app
+        .desc
+        .modules
+        .iter()
+        .map(|m| m.node.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let status = match app.request(&node, "report status", NodeRequest::Status)? {
+            NodeResponse::Status(s) => s,
+            _ => return Err(unexpected(&node, "report status", app)),
+        };
+        running.insert(
+            node,
+            status
+                .modules
+                .into_iter()
+                .filter(|m| m.running)
+                .map(|m| (m.name, m.measurement))
+                .collect(),
+        );
+    }
+
+    let modules: Vec<(String, String)> = app
+        .desc
+        .modules
+        .iter()
+        .map(|m| (m.name.clone(), m.node.clone()))
+        .collect();
+    let to_load: Vec<&(String, String)> =
+        modules
+            .iter()
+            .filter(|(name, node)| {
+                let b = &built[name];
+                let good =
+                    app.state.state.modules.get(name).is_some_and(|r| {
+                        r.node == *node && r.measurement == b.measurement.to_hex()
+                    }) && running
+                        .get(node)
+                        .and_then(|m| m.get(name))
+                        .is_some_and(|meas| *meas == b.measurement.0);
+                if good {
+                    report.kept.push(name.clone());
+                }
+                !good
+            })
+            .collect();
+
+    obs.phase("load and attest", to_load.len() as u64);
+    for (name, node) in to_load {
+        if app.state.state.modules.remove(name).is_some() {
+            app.state.save()?;
+        }
+        let exists = running.get(node).is_some_and(|m| m.contains_key(name));
+        load(app, name, node, &built[name], exists)?;
+        attest(app, name, node, &built[name])?;
+        obs.advance(name);
+        report.loaded.push(name.clone());
+    }
+    obs.finish();
+
+    connect(app, built, obs, &mut report)?;
+    report.deploy_secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Removes modules the descriptor no longer has (from their nodes and from the state).
+fn remove_stale_modules(app: &mut App, report: &mut DeployReport) -> Result<()> {
+    let stale: Vec<(String, String)> = app
+        .state
+        .state
+        .modules
+        .iter()
+        .filter(|(name, rec)| app.desc.module(name).is_none_or(|m| m.node != rec.node))
+        .map(|(n, r)| (n.clone(), r.node.clone()))
+        .collect();
+    for (name, node) in stale {
+        if app.desc.node(&node).is_some() {
+            // The node may be gone for good; forgetting the module is still right.
+            let _ = app.request(
+                &node,
+                &format!("unload module `{name}`"),
+                NodeRequest::Unload {
+                    module: name.clone(),
+                },
+            );
+        }
+        app.state.state.modules.remove(&name);
+        report.removed.push(name);
+    }
+    let names: Vec<String> = app
+        .desc
+        .connections
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    app.state.state.connections.retain(|k, _| names.contains(k));
+    app.state.save()?;
+    Ok(())
+}
+
+fn load(app: &mut App, module: &str, node: &str, built: &Built, exists: bool) -> Result<()> {
+    let action = format!("load module `{module}`");
+    if exists {
+        app.request(
+            node,
+            &action,
+            NodeRequest::Unload {
+                module: module.into(),
+            },
+        )?;
+    }
+    let client = app.client(node)?;
+    let result = (|| {
+        let mut ids = vec![client.send_request(NodeRequest::LoadBegin {
+            module: module.into(),
+            size: built.bytes.len() as u64,
+        })?];
+        for chunk in built.bytes.chunks(CHUNK) {
+            ids.push(client.send_request(NodeRequest::LoadChunk {
+                module: module.into(),
+                data: chunk.to_vec(),
+            })?);
+        }
+        ids.push(client.send_request(NodeRequest::LoadEnd {
+            module: module.into(),
+        })?);
+        client.flush()?;
+        let mut last = None;
+        for id in ids {
+            last = Some(client.response(id)?);
+        }
+        Ok(last)
+    })();
+    let last = result.map_err(|source| Error::Node {
+        node: node.into(),
+        action: action.clone(),
+        source,
+    })?;
+    match last {
+        Some(NodeResponse::Loaded { measurement }) if measurement == built.measurement.0 => Ok(()),
+        Some(NodeResponse::Loaded { measurement }) => Err(Error::Attestation {
+            module: module.into(),
+            node: node.into(),
+            source: AttestError::LoadMeasurement {
+                expected: built.measurement.to_hex(),
+                got: hex::encode(measurement),
+            },
+        }),
+        _ => Err(unexpected(node, &action, app)),
+    }
+}
+
+/// Attests a freshly loaded module and records its module key.
+pub fn attest(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
+    let fail = |source: AttestError| Error::Attestation {
+        module: module.into(),
+        node: node.into(),
+        source,
+    };
+    let spec = app.node_spec(node)?.clone();
+    let trusted = app.trusted_platform_key(node)?;
+    let challenge = random_bytes::<32>();
+    let agreement = ModuleKeyAgreement::new();
+    let deployer_pk = agreement.public_key();
+    let answer = app
+        .client(node)?
+        .request(NodeRequest::Attest {
+            module: module.into(),
+            challenge,
+            deployer_pk,
+        })
+        .map_err(|e| fail(AttestError::Node(e)))?;
+    let NodeResponse::Evidence {
+        public_key,
+        confirm,
+        tee,
+        evidence,
+    } = answer
+    else {
+        return Err(unexpected(node, "attest", app));
+    };
+    if tee != spec.tee.name() {
+        return Err(fail(AttestError::WrongTee {
+            expected: spec.tee.name().into(),
+            got: tee,
+        }));
+    }
+    let appraised = appraise(
+        &evidence,
+        &Expected {
+            tee: spec.tee,
+            measurement: built.measurement,
+            challenge,
+            module_pk: public_key,
+            platform_key: &trusted,
+            allow_simulated: spec.simulation,
+        },
+    )
+    .map_err(|e| fail(AttestError::Appraisal(e)))?;
+    let key = agreement
+        .finish(
+            &public_key,
+            &challenge,
+            &public_key,
+            &deployer_pk,
+            &appraised.measurement(),
+        )
+        .map_err(|_| fail(AttestError::WeakKey))?;
+    if !CommandChannel::new(&key).check_confirmation(&confirm) {
+        return Err(fail(AttestError::KeyConfirmation));
+    }
+    app.state.state.modules.insert(
+        module.into(),
+        ModuleRecord {
+            node: node.into(),
+            tee: spec.tee.name().into(),
+            measurement: built.measurement.to_hex(),
+            instance: u64::from_be_bytes(random_bytes::<8>()),
+            key: StoredKey(key),
+            last_command: 0,
+            attested_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            simulated: appraised.simulated(),
+        },
+    );
+    app.state.save()?;
+    Ok(())
+}
+
+/// Keys connections whose endpoints changed and installs every route.
+fn connect(
+    app: &mut App,
+    built: &BTreeMap<String, Built>,
+    obs: &dyn Observer,
+    report: &mut DeployReport,
+) -> Result<()> {
+    let specs = app.desc.connections.clone();
+    obs.phase("connect", specs.len() as u64);
+    for spec in &specs {
+        let kind = kind_of(spec, built);
+        let endpoints = endpoint_modules(spec);
+        let instances: BTreeMap<String, u64> = endpoints
+            .iter()
+            .map(|m| (m.clone(), app.state.state.modules[m].instance))
+            .collect();
+        let current = app
+            .state
+            .state
+            .connections
+            .get(&spec.name)
+            .is_some_and(|r| {
+                r.instances == instances
+                    && r.from == from_string(spec)
+                    && r.to == spec.to.to_string()
+                    && r.algorithm == spec.algorithm.name()
+            });
+        let id = match app.state.state.connections.get(&spec.name) {
+            Some(r) => ConnId(r.id),
+            None => {
+                let id = app.state.state.next_conn_id;
+                app.state.state.next_conn_id += 1;
+                ConnId(id)
+            }
+        };
+        if !current {
+            key_connection(app, spec, id, kind, instances)?;
+            report.keyed.push(spec.name.clone());
+        }
+        install_routes(app, spec, id, kind)?;
+        obs.advance(&spec.name);
+    }
+    obs.finish();
+    Ok(())
+}
+
+fn key_connection(
+    app: &mut App,
+    spec: &ConnectionSpec,
+    id: ConnId,
+    kind: Kind,
+    instances: BTreeMap<String, u64>,
+) -> Result<()> {
+    let key = SecretKey::random();
+    let mut deliveries = vec![];
+    if let From::Port(p) = &spec.from {
+        let role = match kind {
+            Kind::Event => Role::Output(p.port.clone()),
+            Kind::Request => Role::Request(p.port.clone()),
+        };
+        deliveries.push((p.module.clone(), role));
+    }
+    let role = match kind {
+        Kind::Event => Role::Input(spec.to.port.clone()),
+        Kind::Request => Role::Handler(spec.to.port.clone()),
+    };
+    deliveries.push((spec.to.module.clone(), role));
+    // Record the new key before delivering it, with no instances: a crash before delivery
+    // completes leaves a record whose instances cannot match, so the next deploy re-keys the
+    // connection with a fresh key instead of trusting a half-delivered one.
+    app.state.state.connections.insert(
+        spec.name.clone(),
+        ConnectionRecord {
+            id: id.0,
+            key: StoredKey(SecretKey::from_bytes(*key.expose_secret())),
+            algorithm: spec.algorithm.name().into(),
+            from: from_string(spec),
+            to: spec.to.to_string(),
+            instances: BTreeMap::new(),
+            last_sent: 0,
+            last_received: 0,
+        },
+    );
+    app.state.save()?;
+    for (module, role) in deliveries {
+        let cmd = Command::SetKey {
+            conn: id,
+            role,
+            algorithm: spec.algorithm.into(),
+            key: WireKey::from_secret(&key),
+        };
+        app.command(
+            &module,
+            &format!("install the key of connection `{}`", spec.name),
+            &cmd,
+        )?;
+    }
+    // Only now is the connection complete.
+    if let Some(rec) = app.state.state.connections.get_mut(&spec.name) {
+        rec.instances = instances;
+    }
+    app.state.save()?;
+    Ok(())
+}
+
+fn install_routes(app: &mut App, spec: &ConnectionSpec, id: ConnId, kind: Kind) -> Result<()> {
+    let dst_module = spec.to.module.clone();
+    let dst_node = app
+        .desc
+        .module(&dst_module)
+        .map(|m| m.node.clone())
+        .unwrap_or_default();
+    let src = match &spec.from {
+        From::Deployer => None,
+        From::Port(p) => Some((
+            p.module.clone(),
+            app.desc
+                .module(&p.module)
+                .map(|m| m.node.clone())
+                .unwrap_or_default(),
+        )),
+    };
+    let addr = |app: &App, node: &str| {
+        app.desc
+            .node(node)
+            .map(|n| n.address.to_string())
+            .unwrap_or_default()
+    };
+    let mut routes: Vec<(String, Direction, Endpoint)> = vec![];
+    routes.push((
+        dst_node.clone(),
+        Direction::Forward,
+        Endpoint::Module(dst_module.clone()),
+    ));
+    match &src {
+        None => {
+            if kind == Kind::Request {
+                routes.push((dst_node.clone(), Direction::Backward, Endpoint::Deployer));
+            }
+        }
+        Some((src_module, src_node)) => {
+            if src_node != &dst_node {
+                routes.push((
+                    src_node.clone(),
+                    Direction::Forward,
+                    Endpoint::Node(addr(app, &dst_node)),
+                ));
+            }
+            if kind == Kind::Request {
+                if src_node == &dst_node {
+                    routes.push((
+                        dst_node.clone(),
+                        Direction::Backward,
+                        Endpoint::Module(src_module.clone()),
+                    ));
+                } else {
+                    routes.push((
+                        dst_node.clone(),
+                        Direction::Backward,
+                        Endpoint::Node(addr(app, src_node)),
+                    ));
+                    routes.push((
+                        src_node.clone(),
+                        Direction::Backward,
+                        Endpoint::Module(src_module.clone()),
+                    ));
+                }
+            }
+        }
+    }
+    for (node, dir, to) in routes {
+        app.request(
+            &node,
+            &format!("route connection `{}`", spec.name),
+            NodeRequest::Route { conn: id, dir, to },
+        )?;
+    }
+    Ok(())
+}
+
+fn kind_of(spec: &ConnectionSpec, built: &BTreeMap<String, Built>) -> Kind {
+    let to = &built[&spec.to.module].interface;
+    if to.handlers.contains(&spec.to.port) {
+        Kind::Request
+    } else {
+        Kind::Event
+    }
+}
+
+fn endpoint_modules(spec: &ConnectionSpec) -> Vec<String> {
+    let mut v = vec![];
+    if let From::Port(p) = &spec.from {
+        v.push(p.module.clone());
+    }
+    if !v.contains(&spec.to.module) {
+        v.push(spec.to.module.clone());
+    }
+    v
+}
+
+fn from_string(spec: &ConnectionSpec) -> String {
+    match &spec.from {
+        From::Deployer => "deployer".into(),
+        From::Port(p) => p.to_string(),
+    }
+}
+
+/// Checks every connection's ports against the interfaces the built binaries declare.
+fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Result<()> {
+    for (i, c) in app.desc.connections.iter().enumerate() {
+        let to_if: &Interface = &built[&c.to.module].interface;
+        let to_kind = if to_if.inputs.contains(&c.to.port) {
+            Kind::Event
+        } else if to_if.handlers.contains(&c.to.port) {
+            Kind::Request
+        } else {
+            let valid: Vec<String> = to_if
+                .inputs
+                .iter()
+                .chain(&to_if.handlers)
+                .cloned()
+                .collect();
+            return Err(app
+                .desc
+                .error_at(
+                    Field::Connection(i, "to"),
+                    format!(
+                        "module `{}` has no input or handler `{}`",
+                        c.to.module, c.to.port
+                    ),
+                    &valid,
+                )
+                .into());
+        };
+        if let From::Port(p) = &c.from {
+            let from_if = &built[&p.module].interface;
+            let from_kind = if from_if.outputs.contains(&p.port) {
+                Kind::Event
+            } else if from_if.requests.contains(&p.port) {
+                Kind::Request
+            } else {
+                let valid: Vec<String> = from_if
+                    .outputs
+                    .iter()
+                    .chain(&from_if.requests)
+                    .cloned()
+                    .collect();
+                return Err(app
+                    .desc
+                    .error_at(
+                        Field::Connection(i, "from"),
+                        format!(
+                            "module `{}` has no output or request `{}`",
+                            p.module, p.port
+                        ),
+                        &valid,
+                    )
+                    .into());
+            };
+            if from_kind != to_kind {
+                let msg = match from_kind {
+                    Kind::Event => format!(
+                        "`{p}` is an output, so it must connect to an input, but `{}` is a handler",
+                        c.to
+                    ),
+                    Kind::Request => format!(
+                        "`{p}` is a request, so it must connect to a handler, but `{}` is an input",
+                        c.to
+                    ),
+                };
+                return Err(app
+                    .desc
+                    .error_at(Field::Connection(i, "to"), msg, &[])
+                    .into());
+            }
+        }
+    }
+    Ok(())
+}

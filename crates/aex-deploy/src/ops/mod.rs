@@ -1,0 +1,7 @@
+//! Deployer operations, one module per `aex` command family.
+
+pub mod call;
+pub mod deploy;
+pub mod local;
+pub mod status;
+pub mod up;

@@ -1,0 +1,231 @@
+//! `aex status`: the application as its nodes report it now, joined with what the deployer
+//! attested.
+//!
+//! Counters come from the modules' own runtimes, relayed by the nodes. A lying node can alter
+//! them (it relays them unauthenticated); it cannot make the deployer believe a module is
+//! attested, since "attested" is the deployer's own record matched against the running
+//! instance.
+
+use std::collections::HashMap;
+
+use aex_proto::{ConnStats, ModuleStatus, NodeRequest, NodeResponse, NodeStatus};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::error::Result;
+
+/// The whole application's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppStatus {
+    /// Application name.
+    pub application: String,
+    /// Nodes in the descriptor.
+    pub nodes: Vec<NodeView>,
+    /// Modules in the descriptor.
+    pub modules: Vec<ModuleView>,
+    /// Connections in the descriptor.
+    pub connections: Vec<ConnectionView>,
+}
+
+/// One node.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub address: String,
+    /// TEE kind named in the descriptor.
+    pub tee: String,
+    /// Whether the descriptor accepts simulated evidence from it.
+    pub simulation: bool,
+    /// Whether the node answered.
+    pub reachable: bool,
+    /// Why not, if it did not.
+    pub error: Option<String>,
+    /// Whether `aex up` started it on this machine.
+    pub local: bool,
+    /// Modules loaded on it (of any application).
+    pub modules: usize,
+    /// Events it could not route.
+    pub dropped: u64,
+}
+
+/// One module.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleView {
+    /// Name.
+    pub name: String,
+    /// Node.
+    pub node: String,
+    /// TEE kind.
+    pub tee: String,
+    /// Attested by this deployer and still the running instance.
+    pub attested: bool,
+    /// Whether its process is alive.
+    pub running: bool,
+    /// Measurement (hex) the node reports, or the attested one.
+    pub measurement: String,
+    /// Unix time of attestation.
+    pub attested_at: Option<u64>,
+    /// Whether the evidence was simulated.
+    pub simulated: bool,
+    /// OS process id.
+    pub pid: Option<u32>,
+    /// Events for connections the module has no key for.
+    pub rejected_unknown: u64,
+    /// Commands refused (forged or replayed).
+    pub rejected_commands: u64,
+}
+
+/// One connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionView {
+    /// Name.
+    pub name: String,
+    /// Id on the wire.
+    pub id: Option<u32>,
+    /// `module.port` or `deployer`.
+    pub from: String,
+    /// `module.port`.
+    pub to: String,
+    /// AEAD algorithm.
+    pub algorithm: String,
+    /// Whether its key was delivered to every endpoint.
+    pub keyed: bool,
+    /// Events sent (both directions).
+    pub sent: u64,
+    /// Events accepted (both directions).
+    pub received: u64,
+    /// Events refused (both directions).
+    pub rejected: u64,
+    /// Counter gaps (dropped events) seen by receivers.
+    pub gaps: u64,
+}
+
+/// Queries every node and assembles the status.
+pub fn status(app: &mut App) -> Result<AppStatus> {
+    let mut node_status: HashMap<String, NodeStatus> = HashMap::new();
+    let mut nodes = vec![];
+    for spec in app.desc.nodes.clone() {
+        let answer = app.request(&spec.name, "report status", NodeRequest::Status);
+        let (reachable, error, st) = match answer {
+            Ok(NodeResponse::Status(s)) => (true, None, Some(s)),
+            Ok(_) => (false, Some("unexpected answer".to_string()), None),
+            Err(e) => (false, Some(error_chain(&e)), None),
+        };
+        nodes.push(NodeView {
+            name: spec.name.clone(),
+            address: spec.address.to_string(),
+            tee: spec.tee.name().into(),
+            simulation: spec.simulation,
+            reachable,
+            error,
+            local: app.state.state.nodes.contains_key(&spec.name),
+            modules: st.as_ref().map_or(0, |s| s.modules.len()),
+            dropped: st.as_ref().map_or(0, |s| s.dropped),
+        });
+        if let Some(s) = st {
+            node_status.insert(spec.name.clone(), s);
+        }
+    }
+
+    let find = |node: &str, module: &str| -> Option<&ModuleStatus> {
+        node_status
+            .get(node)?
+            .modules
+            .iter()
+            .find(|m| m.name == module)
+    };
+    let mut conn_stats: HashMap<u32, Vec<ConnStats>> = HashMap::new();
+    let mut modules = vec![];
+    for spec in &app.desc.modules {
+        let live = find(&spec.node, &spec.name);
+        let rec = app.state.state.modules.get(&spec.name);
+        let live_meas = live.map(|m| hex::encode(m.measurement));
+        let attested = match (rec, live) {
+            (Some(r), Some(l)) => {
+                r.node == spec.node && l.running && Some(&r.measurement) == live_meas.as_ref()
+            }
+            _ => false,
+        };
+        if let Some(stats) = live.and_then(|l| l.stats.as_ref()) {
+            for c in &stats.conns {
+                conn_stats.entry(c.conn.0).or_default().push(c.clone());
+            }
+        }
+        modules.push(ModuleView {
+            name: spec.name.clone(),
+            node: spec.node.clone(),
+            tee: app
+                .desc
+                .node(&spec.node)
+                .map(|n| n.tee.name().to_string())
+                .unwrap_or_default(),
+            attested,
+            running: live.is_some_and(|l| l.running),
+            measurement: live_meas
+                .or_else(|| rec.map(|r| r.measurement.clone()))
+                .unwrap_or_default(),
+            attested_at: rec.map(|r| r.attested_at),
+            simulated: rec.is_some_and(|r| r.simulated),
+            pid: live.and_then(|l| l.pid),
+            rejected_unknown: live
+                .and_then(|l| l.stats.as_ref())
+                .map_or(0, |s| s.rejected_unknown),
+            rejected_commands: live
+                .and_then(|l| l.stats.as_ref())
+                .map_or(0, |s| s.rejected_commands),
+        });
+    }
+
+    let mut connections = vec![];
+    for spec in &app.desc.connections {
+        let rec = app.state.state.connections.get(&spec.name);
+        let mut view = ConnectionView {
+            name: spec.name.clone(),
+            id: rec.map(|r| r.id),
+            from: match &spec.from {
+                crate::descriptor::From::Deployer => "deployer".into(),
+                crate::descriptor::From::Port(p) => p.to_string(),
+            },
+            to: spec.to.to_string(),
+            algorithm: spec.algorithm.name().into(),
+            keyed: rec.is_some_and(|r| !r.instances.is_empty()),
+            sent: 0,
+            received: 0,
+            rejected: 0,
+            gaps: 0,
+        };
+        if let Some(r) = rec {
+            // The deployer is an endpoint of direct connections: count its own side.
+            if matches!(spec.from, crate::descriptor::From::Deployer) {
+                view.sent += r.last_sent;
+            }
+            for c in conn_stats.get(&r.id).into_iter().flatten() {
+                view.sent += c.sent;
+                view.received += c.received;
+                view.rejected += c.rejected;
+                view.gaps += c.gaps;
+            }
+        }
+        connections.push(view);
+    }
+    Ok(AppStatus {
+        application: app.desc.application.clone(),
+        nodes,
+        modules,
+        connections,
+    })
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,198 @@
+//! Node configuration: what an operator writes in `node.toml`.
+//!
+//! The file names the node, where it listens, where it keeps its data (platform key, module
+//! binaries and logs) and which TEE backend it offers. Parsing reports the file and the field
+//! at fault and says what would be valid, because operators read these errors, not programmers.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use aex_tee::TeeKind;
+use serde::Deserialize;
+
+/// How a node agent runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The node's name, reported in status (informational: nothing trusts it).
+    pub name: String,
+    /// Where the node listens for deployers and peer nodes (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Directory for the platform key, `node.addr`, `node.pid` and `modules/`.
+    pub data_dir: PathBuf,
+    /// The TEE backend the node offers.
+    pub tee: TeeKind,
+    /// Whether a deployer may stop the node with a `Shutdown` request (local development).
+    pub allow_remote_shutdown: bool,
+}
+
+/// A node configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read node configuration `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or misses a field (the message names line and field).
+    #[error("invalid node configuration `{path}`: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser reported.
+        message: String,
+    },
+    /// A field holds a value the node cannot use.
+    #[error("invalid node configuration `{path}`: field `{field}`: {message}")]
+    Field {
+        /// The file.
+        path: PathBuf,
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
+}
+
+/// The file as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    name: String,
+    listen: String,
+    data_dir: PathBuf,
+    tee: String,
+    #[serde(default)]
+    allow_remote_shutdown: bool,
+}
+
+impl NodeConfig {
+    /// Reads and validates a TOML configuration file.
+    ///
+    /// Fields: `name`, `listen` (`ip:port`), `data_dir` (relative paths are resolved against the
+    /// file's directory), `tee` (e.g. `"sgx"`), and optionally `allow_remote_shutdown`.
+    pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new(""));
+        Self::from_toml(&text, path, base)
+    }
+
+    /// Parses configuration text; `path` is used in errors, `base` resolves a relative
+    /// `data_dir`.
+    fn from_toml(text: &str, path: &Path, base: &Path) -> Result<NodeConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let field = |field: &'static str, message: String| ConfigError::Field {
+            path: path.to_path_buf(),
+            field,
+            message,
+        };
+        if raw.name.trim().is_empty() {
+            return Err(field("name", "must not be empty".into()));
+        }
+        let listen = raw.listen.parse::<SocketAddr>().map_err(|_| {
+            field(
+                "listen",
+                format!(
+                    "`{}` is not an `ip:port` address (e.g. \"127.0.0.1:7700\")",
+                    raw.listen
+                ),
+            )
+        })?;
+        if raw.data_dir.as_os_str().is_empty() {
+            return Err(field("data_dir", "must not be empty".into()));
+        }
+        let data_dir = if raw.data_dir.is_relative() {
+            base.join(&raw.data_dir)
+        } else {
+            raw.data_dir
+        };
+        let tee = TeeKind::from_name(&raw.tee).map_err(|e| field("tee", e.to_string()))?;
+        Ok(NodeConfig {
+            name: raw.name,
+            listen,
+            data_dir,
+            tee,
+            allow_remote_shutdown: raw.allow_remote_shutdown,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::from_toml(text, Path::new("node.toml"), Path::new("/etc/aex"))
+    }
+
+    #[test]
+    fn valid_file_parses() {
+        let c = parse(
+            "name = \"edge-1\"\nlisten = \"127.0.0.1:7700\"\ndata_dir = \"data\"\ntee = \"sgx\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.name, "edge-1");
+        assert_eq!(c.listen, "127.0.0.1:7700".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("/etc/aex/data"));
+        assert_eq!(c.tee, TeeKind::Sgx);
+        assert!(!c.allow_remote_shutdown);
+    }
+
+    #[test]
+    fn absolute_data_dir_and_shutdown_flag() {
+        let c = parse(
+            "name = \"n\"\nlisten = \"[::1]:0\"\ndata_dir = \"/var/lib/aex\"\ntee = \"sgx\"\nallow_remote_shutdown = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/aex"));
+        assert!(c.allow_remote_shutdown);
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let e = parse("name = \"n\"\nlisten = \"localhost\"\ndata_dir = \"d\"\ntee = \"sgx\"\n")
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("node.toml") && msg.contains("`listen`"),
+            "{msg}"
+        );
+
+        let e = parse("name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"tdx\"\n")
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("`tee`") && msg.contains("tdx") && msg.contains("valid: sgx"),
+            "{msg}"
+        );
+
+        let e = parse("name = \"n\"\nlisten = \"127.0.0.1:1\"\ntee = \"sgx\"\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax { .. }));
+        assert!(e.to_string().contains("data_dir"), "{e}");
+
+        let e = parse(
+            "name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\nport = 1\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
+
+        let e = parse("name = \"\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("`name`"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let e = NodeConfig::from_file(Path::new("/nonexistent/aex/node.toml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/aex/node.toml"), "{e}");
+    }
+}

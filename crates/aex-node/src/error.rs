@@ -1,0 +1,65 @@
+//! Why a node agent could not start or keep running.
+//!
+//! These are operator-facing failures of the node itself (data directory, listener, platform
+//! key, runtime). Failures of individual requests are not here: they are answered on the wire as
+//! [`aex_proto::NodeError`] values and the node keeps running.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use aex_tee::PlatformKeyError;
+
+/// The node agent could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory `{path}`: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The platform key could not be loaded or created.
+    #[error(transparent)]
+    PlatformKey(#[from] PlatformKeyError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `node.addr` or `node.pid` could not be written.
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The configured TEE kind has no backend in this node agent.
+    #[error("TEE kind `{0}` is not supported by this node agent")]
+    UnsupportedTee(String),
+    /// The async runtime or the signal handlers could not be set up.
+    #[error("cannot set up the node's {what}: {source}")]
+    Runtime {
+        /// What failed (`"async runtime"`, `"signal handler"`).
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A request-level refusal, answered on the wire.
+pub(crate) fn refuse(
+    kind: aex_proto::NodeErrorKind,
+    message: impl Into<String>,
+) -> aex_proto::NodeError {
+    aex_proto::NodeError {
+        kind,
+        message: message.into(),
+    }
+}

@@ -1,0 +1,254 @@
+//! Loading modules: receiving a binary in chunks, storing it, measuring it, starting it.
+//!
+//! Invariants: a module name matches `[A-Za-z0-9_-]{1,64}` before it touches a path; a name is
+//! reserved node-wide from `LoadBegin` until its module is running or the upload is abandoned
+//! (so two sessions cannot load the same name); an upload never exceeds the size announced in
+//! `LoadBegin`, itself at most [`MAX_MODULE_SIZE`]; the measurement is SHA-256 of exactly the
+//! bytes written to `module.bin`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use aex_crypto::Measurement;
+use aex_proto::{NodeError as WireError, NodeErrorKind, NodeResponse};
+use tracing::info;
+
+use crate::error::refuse;
+use crate::module::Module;
+use crate::router::lock;
+use crate::server::Shared;
+
+/// Largest module binary a node accepts.
+pub(crate) const MAX_MODULE_SIZE: u64 = 256 << 20;
+/// Uploads one session may have in progress at once (each is held in memory).
+const MAX_UPLOADS: usize = 4;
+/// Longest module name.
+const MAX_NAME_LEN: usize = 64;
+
+/// Checks a module name: `[A-Za-z0-9_-]{1,64}`.
+pub(crate) fn check_name(name: &str) -> Result<(), WireError> {
+    let valid = (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        let shown: String = name.chars().take(80).collect();
+        Err(refuse(
+            NodeErrorKind::BadRequest,
+            format!(
+                "invalid module name `{}`: use 1 to {MAX_NAME_LEN} letters, digits, `_` or `-`",
+                shown.escape_default()
+            ),
+        ))
+    }
+}
+
+/// Names of modules being uploaded, node-wide.
+#[derive(Default)]
+pub(crate) struct Reservations(Mutex<HashSet<String>>);
+
+/// A reserved name, released on drop.
+struct Reservation {
+    names: Arc<Reservations>,
+    name: String,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        lock(&self.names.0).remove(&self.name);
+    }
+}
+
+/// One upload in progress.
+struct Upload {
+    size: u64,
+    data: Vec<u8>,
+    _name: Reservation,
+}
+
+/// The uploads of one deployer session; dropping it abandons them.
+#[derive(Default)]
+pub(crate) struct Uploads(HashMap<String, Upload>);
+
+impl Uploads {
+    /// `LoadBegin`: reserves the name and starts collecting `size` bytes.
+    pub(crate) fn begin(
+        &mut self,
+        shared: &Shared,
+        module: String,
+        size: u64,
+    ) -> Result<NodeResponse, WireError> {
+        check_name(&module)?;
+        if size > MAX_MODULE_SIZE {
+            return Err(refuse(
+                NodeErrorKind::BadRequest,
+                format!(
+                    "module `{module}` is {size} bytes; the limit is {} MiB",
+                    MAX_MODULE_SIZE >> 20
+                ),
+            ));
+        }
+        let exists = || {
+            refuse(
+                NodeErrorKind::AlreadyExists,
+                format!("a module named `{module}` already exists or is being loaded"),
+            )
+        };
+        if shared.router.has_module(&module) {
+            return Err(exists());
+        }
+        if self.0.len() >= MAX_UPLOADS {
+            return Err(refuse(
+                NodeErrorKind::BadRequest,
+                format!("at most {MAX_UPLOADS} uploads may be in progress on one session"),
+            ));
+        }
+        if !lock(&shared.reservations.0).insert(module.clone()) {
+            return Err(exists());
+        }
+        let name = Reservation {
+            names: shared.reservations.clone(),
+            name: module.clone(),
+        };
+        self.0.insert(
+            module,
+            Upload {
+                size,
+                data: Vec::new(),
+                _name: name,
+            },
+        );
+        Ok(NodeResponse::Done)
+    }
+
+    /// `LoadChunk`: appends bytes; an overflow abandons the upload.
+    pub(crate) fn chunk(&mut self, module: &str, data: &[u8]) -> Result<NodeResponse, WireError> {
+        let upload = self.0.get_mut(module).ok_or_else(|| no_upload(module))?;
+        let total = upload.data.len() as u64 + data.len() as u64;
+        if total > upload.size {
+            let size = upload.size;
+            self.0.remove(module);
+            return Err(refuse(
+                NodeErrorKind::BadRequest,
+                format!(
+                    "module `{module}` overflows its announced size of {size} bytes; upload abandoned"
+                ),
+            ));
+        }
+        upload.data.extend_from_slice(data);
+        Ok(NodeResponse::Done)
+    }
+
+    /// `LoadEnd`: stores, measures and starts the module.
+    pub(crate) async fn finish(
+        &mut self,
+        shared: &Shared,
+        module: &str,
+    ) -> Result<NodeResponse, WireError> {
+        let upload = self.0.remove(module).ok_or_else(|| no_upload(module))?;
+        if upload.data.len() as u64 != upload.size {
+            return Err(refuse(
+                NodeErrorKind::BadRequest,
+                format!(
+                    "module `{module}` is incomplete: received {} of {} bytes; upload abandoned",
+                    upload.data.len(),
+                    upload.size
+                ),
+            ));
+        }
+        let dir = shared.data_dir.join("modules").join(module);
+        let data = upload.data;
+        let stored = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || store(&dir, &data)).await
+        };
+        let measurement = match stored {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                return Err(refuse(
+                    NodeErrorKind::Io,
+                    format!("cannot store module `{module}` in {}: {e}", dir.display()),
+                ))
+            }
+            Err(e) => {
+                return Err(refuse(
+                    NodeErrorKind::Io,
+                    format!("storing module `{module}` failed: {e}"),
+                ))
+            }
+        };
+        info!(module, %measurement, "module stored");
+        let started = Module::start(module, &dir, measurement, shared.router.clone()).await?;
+        if let Err(e) = shared.router.insert_module(started.clone()) {
+            started.kill();
+            return Err(e);
+        }
+        drop(upload._name);
+        Ok(NodeResponse::Loaded {
+            measurement: measurement.0,
+        })
+    }
+}
+
+fn no_upload(module: &str) -> WireError {
+    refuse(
+        NodeErrorKind::BadRequest,
+        format!(
+            "no upload of module `{module}` in progress on this session (send LoadBegin first)"
+        ),
+    )
+}
+
+/// Writes `dir/module.bin` (mode 0700) and measures exactly the bytes written.
+fn store(dir: &Path, data: &[u8]) -> std::io::Result<Measurement> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("module.bin");
+    // A stale binary may still be running from an earlier node; unlink rather than overwrite.
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o700)
+        .open(&path)?;
+    file.write_all(data)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+    Ok(Measurement::of(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names() {
+        for ok in ["ping", "a", "A-b_9", &"x".repeat(64)] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "../x", "a b", "a/b", ".", "é", &"x".repeat(65), "a\0"] {
+            let e = check_name(bad).unwrap_err();
+            assert_eq!(e.kind, NodeErrorKind::BadRequest, "{bad}");
+        }
+    }
+
+    #[test]
+    fn store_writes_executable_and_measures() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = store(&dir.path().join("m"), b"#!/bin/sh\n").unwrap();
+        assert_eq!(m, Measurement::of(b"#!/bin/sh\n"));
+        let meta = std::fs::metadata(dir.path().join("m/module.bin")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        // Storing again replaces the file.
+        let m2 = store(&dir.path().join("m"), b"other").unwrap();
+        assert_eq!(m2, Measurement::of(b"other"));
+    }
+}

@@ -1,0 +1,393 @@
+//! Module processes: starting a stored binary, talking to it over its stdin and stdout, and
+//! noticing when it ends.
+//!
+//! Each module is an ordinary OS process (its TEE backend, simulated here, would wrap it).
+//! Three tasks serve it: a writer that drains a bounded queue into its stdin, a reader that
+//! routes the events on its stdout and hands replies to the one management request waiting
+//! for them, and a waiter that records how the process ended.
+//!
+//! Invariants: at most one management request per module is outstanding (a per-module async
+//! mutex serializes them), and a reply is only handed to a request of the matching kind. A
+//! module is killed when it is unloaded, when the node stops, or when its [`Module`] is
+//! dropped.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aex_crypto::Measurement;
+use aex_proto::{Event, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind, ToModule};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{sleep, timeout, timeout_at, Instant};
+use tracing::{debug, info, instrument, warn};
+
+use crate::error::refuse;
+use crate::frames::{pump, FrameReader};
+use crate::router::{lock, Router, Source};
+
+/// Limit on a module's first frame after start.
+pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events and requests queued for a module's stdin.
+const INPUT_QUEUE: usize = 1024;
+
+/// What a management request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// `Attested` or `AttestRefused`.
+    Attest,
+    /// `CommandReply` or `CommandRejected`.
+    Command,
+    /// `Stats`.
+    Stats,
+}
+
+impl Expect {
+    fn matches(self, msg: &FromModule) -> bool {
+        matches!(
+            (self, msg),
+            (
+                Expect::Attest,
+                FromModule::Attested { .. } | FromModule::AttestRefused
+            ) | (
+                Expect::Command,
+                FromModule::CommandReply(_) | FromModule::CommandRejected { .. }
+            ) | (Expect::Stats, FromModule::Stats(_))
+        )
+    }
+}
+
+/// The reply slot shared by requests and the stdout reader.
+#[derive(Default)]
+struct Replies {
+    /// The module's stdout has ended: no reply will come.
+    closed: bool,
+    waiting: Option<(Expect, oneshot::Sender<FromModule>)>,
+}
+
+/// A started module process.
+pub(crate) struct Module {
+    name: String,
+    measurement: Measurement,
+    pid: Option<u32>,
+    log: PathBuf,
+    input: mpsc::Sender<ToModule>,
+    replies: Arc<Mutex<Replies>>,
+    management: tokio::sync::Mutex<()>,
+    exit: watch::Receiver<Option<String>>,
+    /// Cleared when the process ends (checked per event, cheaper than `exit`).
+    alive: Arc<AtomicBool>,
+    kill: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Module {
+    /// Starts `dir/module.bin` and waits for its `Hello`.
+    #[instrument(skip_all, fields(module = %name))]
+    pub(crate) async fn start(
+        name: &str,
+        dir: &Path,
+        measurement: Measurement,
+        router: Arc<Router>,
+    ) -> Result<Arc<Module>, WireError> {
+        let log = dir.join("module.log");
+        let mut child = spawn(name, dir, &measurement, &log).await.map_err(|e| {
+            refuse(
+                NodeErrorKind::Io,
+                format!("cannot start module `{name}`: {e}; see {}", log.display()),
+            )
+        })?;
+        let pid = child.id();
+        let (stdin, stdout) = match (child.stdin.take(), child.stdout.take()) {
+            (Some(stdin), Some(stdout)) => (stdin, stdout),
+            _ => {
+                return Err(refuse(
+                    NodeErrorKind::Io,
+                    format!("module `{name}` started without piped stdin and stdout"),
+                ))
+            }
+        };
+        let mut reader = FrameReader::new(stdout);
+        let unavailable = |what: String| {
+            refuse(
+                NodeErrorKind::ModuleUnavailable,
+                format!("module `{name}` {what}; see {}", log.display()),
+            )
+        };
+        match timeout(HELLO_TIMEOUT, reader.next::<FromModule>()).await {
+            Ok(Ok(Some(FromModule::Hello(_)))) => {}
+            Ok(Ok(Some(other))) => {
+                return Err(unavailable(format!(
+                    "sent {} before its Hello",
+                    kind_name(&other)
+                )))
+            }
+            Ok(Ok(None)) | Ok(Err(crate::frames::ReadError::Io(_))) => {
+                let status = match timeout(Duration::from_secs(2), child.wait()).await {
+                    Ok(Ok(status)) => status.to_string(),
+                    _ => "closed its output".into(),
+                };
+                return Err(unavailable(format!("exited during start: {status}")));
+            }
+            Ok(Err(e)) => return Err(unavailable(format!("sent a bad first frame: {e}"))),
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "did not say hello within {} s",
+                    HELLO_TIMEOUT.as_secs()
+                )))
+            }
+        }
+        info!(pid, %measurement, "module started");
+
+        let (input, mut input_rx) = mpsc::channel(INPUT_QUEUE);
+        let (exit_tx, exit) = watch::channel(None);
+        let (kill, kill_rx) = oneshot::channel();
+        let replies = Arc::new(Mutex::new(Replies::default()));
+        let alive = Arc::new(AtomicBool::new(true));
+        let module = Arc::new(Module {
+            name: name.to_string(),
+            measurement,
+            pid,
+            log,
+            input,
+            replies: replies.clone(),
+            management: tokio::sync::Mutex::new(()),
+            exit,
+            alive: alive.clone(),
+            kill: Mutex::new(Some(kill)),
+        });
+        let task_name = name.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = pump(&mut input_rx, stdin, None).await {
+                debug!(module = %task_name, error = %e, "module input closed");
+            }
+        });
+        tokio::spawn(read_output(name.to_string(), reader, replies, router));
+        tokio::spawn(wait_exit(name.to_string(), child, kill_rx, exit_tx, alive));
+        Ok(module)
+    }
+
+    /// The module's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Queues an event for the module; false if it has ended or its queue is full.
+    pub(crate) fn deliver(&self, ev: Event) -> bool {
+        self.alive.load(Ordering::Relaxed) && self.input.try_send(ToModule::Event(ev)).is_ok()
+    }
+
+    /// Sends a management request and waits up to `limit` (queueing included) for its reply.
+    pub(crate) async fn request(
+        &self,
+        msg: ToModule,
+        expect: Expect,
+        limit: Duration,
+    ) -> Result<FromModule, WireError> {
+        let deadline = Instant::now() + limit;
+        let no_answer = || {
+            refuse(
+                NodeErrorKind::ModuleUnavailable,
+                format!(
+                    "module `{}` did not answer within {} s; see {}",
+                    self.name,
+                    limit.as_secs_f32(),
+                    self.log.display()
+                ),
+            )
+        };
+        let _turn = timeout_at(deadline, self.management.lock())
+            .await
+            .map_err(|_| no_answer())?;
+        let (tx, rx) = oneshot::channel();
+        let closed = {
+            let mut replies = lock(&self.replies);
+            if !replies.closed {
+                replies.waiting = Some((expect, tx));
+            }
+            replies.closed
+        };
+        if closed {
+            return Err(self.unavailable().await);
+        }
+        let outcome = timeout_at(deadline, async {
+            self.input.send(msg).await.ok()?;
+            rx.await.ok()
+        })
+        .await;
+        lock(&self.replies).waiting = None;
+        match outcome {
+            Ok(Some(reply)) => Ok(reply),
+            Ok(None) => Err(self.unavailable().await),
+            Err(_) => Err(no_answer()),
+        }
+    }
+
+    /// Whether the process is alive.
+    pub(crate) fn running(&self) -> bool {
+        self.exit.borrow().is_none()
+    }
+
+    /// What status reports, without the module's own counters.
+    pub(crate) fn status(&self) -> ModuleStatus {
+        let exit = self.exit.borrow().clone();
+        ModuleStatus {
+            name: self.name.clone(),
+            measurement: self.measurement.0,
+            pid: self.pid,
+            running: exit.is_none(),
+            exit,
+            stats: None,
+        }
+    }
+
+    /// The measurement taken when loading.
+    pub(crate) fn measurement(&self) -> &Measurement {
+        &self.measurement
+    }
+
+    /// Kills the process and waits up to `limit` for it to end.
+    pub(crate) async fn stop(&self, limit: Duration) {
+        self.kill();
+        let mut exit = self.exit.clone();
+        let _ = timeout(limit, exit.wait_for(Option::is_some)).await;
+    }
+
+    /// Kills the process without waiting.
+    pub(crate) fn kill(&self) {
+        if let Some(kill) = lock(&self.kill).take() {
+            let _ = kill.send(());
+        }
+    }
+
+    /// The error for a module that stopped answering, with its exit status when known.
+    async fn unavailable(&self) -> WireError {
+        let mut exit = self.exit.clone();
+        let status = match timeout(Duration::from_millis(500), exit.wait_for(Option::is_some)).await
+        {
+            Ok(Ok(status)) => status.clone().unwrap_or_default(),
+            _ => "closed its output".into(),
+        };
+        refuse(
+            NodeErrorKind::ModuleUnavailable,
+            format!(
+                "module `{}` is not running ({status}); see {}",
+                self.name,
+                self.log.display()
+            ),
+        )
+    }
+}
+
+/// Starts the process, retrying while the freshly written binary is still open for writing in
+/// a concurrently forked child (`ETXTBSY`).
+async fn spawn(name: &str, dir: &Path, measurement: &Measurement, log: &Path) -> io::Result<Child> {
+    let mut attempt = 0u32;
+    loop {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let spawned = Command::new(dir.join("module.bin"))
+            .current_dir(dir)
+            .env("AEX_MEASUREMENT", measurement.to_hex())
+            .env("AEX_MODULE", name)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn();
+        match spawned {
+            Err(e) if e.kind() == io::ErrorKind::ExecutableFileBusy && attempt < 20 => {
+                attempt += 1;
+                sleep(Duration::from_millis(10 * u64::from(attempt))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Routes the module's events and hands replies to the waiting request.
+#[instrument(skip_all, fields(module = %name))]
+async fn read_output(
+    name: String,
+    mut reader: FrameReader<ChildStdout>,
+    replies: Arc<Mutex<Replies>>,
+    router: Arc<Router>,
+) {
+    loop {
+        match reader.next::<FromModule>().await {
+            Ok(Some(FromModule::Event(ev))) => router.route(ev, Source::Module),
+            Ok(Some(FromModule::Hello(_))) => warn!("module said hello twice; ignored"),
+            Ok(Some(msg)) => {
+                let mut replies = lock(&replies);
+                match replies.waiting.take() {
+                    Some((expect, tx)) if expect.matches(&msg) => {
+                        let _ = tx.send(msg);
+                    }
+                    waiting => {
+                        replies.waiting = waiting;
+                        warn!(
+                            reply = kind_name(&msg),
+                            "unsolicited reply from module; ignored"
+                        );
+                    }
+                }
+            }
+            Ok(None) => {
+                debug!("module output ended");
+                break;
+            }
+            Err(e) => {
+                warn!(error = %e, "bad frame from module");
+                router.count_drop();
+                if e.is_fatal() {
+                    break;
+                }
+            }
+        }
+    }
+    let mut replies = lock(&replies);
+    replies.closed = true;
+    replies.waiting = None;
+}
+
+/// Waits for the process to end (or kills it when asked or when its module is dropped) and
+/// records how it ended.
+async fn wait_exit(
+    name: String,
+    mut child: Child,
+    kill: oneshot::Receiver<()>,
+    exit: watch::Sender<Option<String>>,
+    alive: Arc<AtomicBool>,
+) {
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = kill => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    };
+    let status = match status {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("unknown exit ({e})"),
+    };
+    alive.store(false, Ordering::Relaxed);
+    info!(module = %name, exit = %status, "module process ended");
+    exit.send_replace(Some(status));
+}
+
+/// A reply's variant name, for logs and errors (never its contents).
+fn kind_name(msg: &FromModule) -> &'static str {
+    match msg {
+        FromModule::Hello(_) => "Hello",
+        FromModule::Attested { .. } => "Attested",
+        FromModule::AttestRefused => "AttestRefused",
+        FromModule::CommandReply(_) => "CommandReply",
+        FromModule::CommandRejected { .. } => "CommandRejected",
+        FromModule::Event(_) => "Event",
+        FromModule::Stats(_) => "Stats",
+        _ => "an unknown message",
+    }
+}

@@ -1,0 +1,184 @@
+//! Starting and stopping a node agent: the public entry points.
+//!
+//! [`Node::start`] runs a node inside the caller's tokio runtime (tests, `aex up`'s embedded
+//! nodes) and returns a [`NodeHandle`]; [`run_blocking`] runs one in its own runtime until a
+//! signal or an accepted `Shutdown` request (the `aex node` command). Either way, a stopped
+//! node leaves no module process behind.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aex_tee::{Backend, SimPlatformKey, TeeKind};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::router::Router;
+use crate::server::{self, Shared, ADDR_FILE, PID_FILE};
+
+/// The node agent. See [`Node::start`] and [`run_blocking`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Node;
+
+impl Node {
+    /// Starts a node in the current tokio runtime.
+    ///
+    /// Creates `data_dir` if needed, loads or creates the platform key there, binds the
+    /// listener (port 0 picks a free port), then writes `data_dir/node.addr` (the bound
+    /// address) and `data_dir/node.pid`. The node runs until [`NodeHandle::shutdown`], an
+    /// accepted `Shutdown` request, or the handle is dropped.
+    pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+        let data_dir = config.data_dir;
+        std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        // Module processes run in their own directories, so every path handed to them
+        // must be absolute.
+        let data_dir = std::path::absolute(&data_dir).map_err(|source| NodeError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let (backend, platform_key): (Box<dyn Backend>, [u8; 32]) = match config.tee {
+            TeeKind::Sgx => {
+                let key = SimPlatformKey::load_or_create(&data_dir)?;
+                let public = key.public_key();
+                (Box::new(key), public)
+            }
+            other => return Err(NodeError::UnsupportedTee(other.name().into())),
+        };
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| NodeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        for (file, text) in [
+            (ADDR_FILE, addr.to_string()),
+            (PID_FILE, std::process::id().to_string()),
+        ] {
+            // Written aside and renamed, so a reader never sees a partial file.
+            let path = data_dir.join(file);
+            let partial = data_dir.join(format!("{file}.partial"));
+            std::fs::write(&partial, text)
+                .and_then(|()| std::fs::rename(&partial, &path))
+                .map_err(|source| NodeError::Write { path, source })?;
+        }
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let router = Arc::new(Router::new(config.name.clone(), shutdown_rx));
+        let shared = Arc::new(Shared::new(
+            config.name,
+            data_dir,
+            config.allow_remote_shutdown,
+            backend,
+            platform_key,
+            router,
+            shutdown,
+        ));
+        info!(
+            node = %shared.name,
+            %addr,
+            tee = config.tee.name(),
+            platform_key = %hex::encode(platform_key),
+            "node listening"
+        );
+        let task = tokio::spawn(server::serve(shared.clone(), listener));
+        Ok(NodeHandle {
+            addr,
+            platform_key,
+            shared,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running node. Dropping it stops the node and kills its modules.
+pub struct NodeHandle {
+    addr: SocketAddr,
+    platform_key: [u8; 32],
+    shared: Arc<Shared>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The public platform identity deployers trust (simulated TEE backend).
+    pub fn platform_key(&self) -> [u8; 32] {
+        self.platform_key
+    }
+
+    /// Waits until the node has stopped (after an accepted `Shutdown` request or
+    /// [`NodeHandle::shutdown`]) and its modules are gone.
+    pub async fn wait(&mut self) {
+        if let Some(task) = self.task.as_mut() {
+            let _ = task.await;
+            self.task = None;
+        }
+    }
+
+    /// Stops the node: closes the listener and every connection, kills every module and waits
+    /// for them to end.
+    pub async fn shutdown(mut self) {
+        self.shared.stop();
+        self.wait().await;
+    }
+}
+
+impl core::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("name", &self.shared.name)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.shared.stop();
+        self.shared.kill_modules();
+    }
+}
+
+/// Runs a node in its own runtime until SIGINT, SIGTERM or an accepted `Shutdown` request, then
+/// kills its modules and returns.
+pub fn run_blocking(config: NodeConfig) -> Result<(), NodeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| NodeError::Runtime {
+            what: "async runtime",
+            source,
+        })?;
+    runtime.block_on(async {
+        let mut terminate = tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        )
+        .map_err(|source| NodeError::Runtime {
+            what: "signal handler",
+            source,
+        })?;
+        let mut node = Node::start(config).await?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("interrupted; stopping"),
+            _ = terminate.recv() => info!("terminated; stopping"),
+            _ = node.wait() => {}
+        }
+        node.shutdown().await;
+        Ok(())
+    })
+}

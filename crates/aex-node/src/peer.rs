@@ -1,0 +1,276 @@
+//! Links between nodes: one persistent outgoing TCP connection per peer address, and the
+//! serving side of incoming ones.
+//!
+//! Invariant: an outgoing link buffers at most [`QUEUE`] events. It connects lazily when the
+//! first event arrives, reconnects with backoff after a failure, and while it cannot connect
+//! for longer than [`STALE_AFTER`] it drops (and counts) what is queued rather than replay old
+//! events after an outage. Nothing here opens a connection per event.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aex_proto::{Event, Hello, ToNode};
+use tokio::io::{AsyncReadExt, BufWriter};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep, timeout, Instant};
+use tracing::{debug, info, instrument, warn};
+
+use crate::frames::{write_message, FrameReader};
+use crate::router::{Router, Source};
+use crate::server::stopped;
+
+/// Events queued per link.
+const QUEUE: usize = 4096;
+/// Limit on establishing a connection (TCP and hello).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Limit on one batch of writes.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// First and largest pause between reconnection attempts.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(1));
+/// How long a link may be down before its queue is dropped.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// A persistent link to another node.
+pub(crate) struct PeerLink {
+    address: String,
+    tx: mpsc::Sender<Event>,
+    connected: AtomicBool,
+    forwarded: AtomicU64,
+}
+
+impl PeerLink {
+    /// Creates the link and its task; it connects when the first event is pushed.
+    pub(crate) fn spawn(
+        address: String,
+        node_name: String,
+        dropped: Arc<AtomicU64>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<PeerLink> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let link = Arc::new(PeerLink {
+            address,
+            tx,
+            connected: AtomicBool::new(false),
+            forwarded: AtomicU64::new(0),
+        });
+        let task = Link {
+            link: link.clone(),
+            rx,
+            node_name,
+            dropped,
+            shutdown,
+        };
+        tokio::spawn(task.run());
+        link
+    }
+
+    /// Queues `ev`; false if the queue is full (the caller counts the drop).
+    pub(crate) fn push(&self, ev: Event) -> bool {
+        self.tx.try_send(ev).is_ok()
+    }
+
+    /// What status reports about this link.
+    pub(crate) fn status(&self) -> aex_proto::PeerStatus {
+        aex_proto::PeerStatus {
+            address: self.address.clone(),
+            connected: self.connected.load(Ordering::Relaxed),
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Serves an incoming link from another node: routes its events until it closes.
+#[instrument(skip_all, fields(peer = %node))]
+pub(crate) async fn serve_inbound<R>(
+    router: &Router,
+    mut reader: FrameReader<R>,
+    node: String,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    debug!("peer link accepted");
+    loop {
+        let next = tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            next = reader.next::<ToNode>() => next,
+        };
+        match next {
+            Ok(Some(ToNode::Event(ev))) => router.route(ev, Source::Peer),
+            Ok(Some(_)) => {
+                warn!("peer sent something other than an event; closing its link");
+                router.count_drop();
+                return;
+            }
+            Ok(None) => {
+                debug!("peer link closed");
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "bad frame on peer link; closing it");
+                router.count_drop();
+                return;
+            }
+        }
+    }
+}
+
+/// Why forwarding on a connection stopped.
+enum Stop {
+    Shutdown,
+    Lost(String),
+}
+
+/// The task behind a [`PeerLink`].
+struct Link {
+    link: Arc<PeerLink>,
+    rx: mpsc::Receiver<Event>,
+    node_name: String,
+    dropped: Arc<AtomicU64>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Link {
+    #[instrument(skip_all, fields(peer = %self.link.address))]
+    async fn run(mut self) {
+        let mut pending: Option<Event> = None;
+        let mut backoff = BACKOFF.0;
+        let mut down_since: Option<Instant> = None;
+        loop {
+            if pending.is_none() {
+                pending = tokio::select! {
+                    _ = stopped(&mut self.shutdown) => return,
+                    ev = self.rx.recv() => match ev {
+                        Some(ev) => Some(ev),
+                        None => return,
+                    },
+                };
+            }
+            match self.connect().await {
+                Ok(stream) => {
+                    if down_since.take().is_some() {
+                        info!("link to peer restored");
+                    } else {
+                        debug!("link to peer established");
+                    }
+                    backoff = BACKOFF.0;
+                    self.link.connected.store(true, Ordering::Relaxed);
+                    let stop = self.forward(stream, &mut pending).await;
+                    self.link.connected.store(false, Ordering::Relaxed);
+                    match stop {
+                        Stop::Shutdown => return,
+                        Stop::Lost(why) => {
+                            warn!(error = %why, "link to peer lost; reconnecting");
+                            down_since = Some(Instant::now());
+                        }
+                    }
+                }
+                Err(why) => {
+                    let since = *down_since.get_or_insert_with(Instant::now);
+                    if backoff == BACKOFF.0 {
+                        warn!(error = %why, "cannot connect to peer; retrying");
+                    } else {
+                        debug!(error = %why, "cannot connect to peer");
+                    }
+                    if since.elapsed() >= STALE_AFTER {
+                        self.drop_queue(&mut pending);
+                    }
+                    tokio::select! {
+                        _ = stopped(&mut self.shutdown) => return,
+                        _ = sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF.1);
+                }
+            }
+        }
+    }
+
+    /// Opens the TCP connection and says hello.
+    async fn connect(&self) -> Result<TcpStream, String> {
+        let hello = ToNode::Hello(Hello::Peer {
+            node: self.node_name.clone(),
+        });
+        let attempt = async {
+            let stream = TcpStream::connect(self.link.address.as_str()).await?;
+            stream.set_nodelay(true)?;
+            let mut out = BufWriter::new(stream);
+            write_message(&mut out, &hello).await?;
+            tokio::io::AsyncWriteExt::flush(&mut out).await?;
+            Ok::<_, std::io::Error>(out.into_inner())
+        };
+        match timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "no connection within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// Writes queued events until the connection fails or the node stops.
+    async fn forward(&mut self, stream: TcpStream, pending: &mut Option<Event>) -> Stop {
+        let (mut rd, wr) = stream.into_split();
+        let mut out = BufWriter::with_capacity(64 * 1024, wr);
+        let mut next = pending.take();
+        loop {
+            if let Some(ev) = next.take() {
+                let batch = async {
+                    write_message(&mut out, &ToNode::Event(ev)).await?;
+                    self.link.forwarded.fetch_add(1, Ordering::Relaxed);
+                    while let Ok(ev) = self.rx.try_recv() {
+                        write_message(&mut out, &ToNode::Event(ev)).await?;
+                        self.link.forwarded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tokio::io::AsyncWriteExt::flush(&mut out).await
+                };
+                match timeout(WRITE_TIMEOUT, batch).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        return Stop::Lost(e.to_string());
+                    }
+                    Err(_) => {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        return Stop::Lost("write timed out".into());
+                    }
+                }
+            }
+            next = tokio::select! {
+                _ = stopped(&mut self.shutdown) => return Stop::Shutdown,
+                ev = self.rx.recv() => match ev {
+                    Some(ev) => Some(ev),
+                    None => return Stop::Shutdown,
+                },
+                closed = closed(&mut rd) => return Stop::Lost(closed),
+            };
+        }
+    }
+
+    /// Drops and counts every queued event.
+    fn drop_queue(&mut self, pending: &mut Option<Event>) {
+        let mut n = u64::from(pending.take().is_some());
+        while self.rx.try_recv().is_ok() {
+            n += 1;
+        }
+        if n > 0 {
+            debug!(events = n, "peer unreachable; dropped queued events");
+            self.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Resolves when the peer closes its side (peers never send on an outgoing link).
+async fn closed(rd: &mut OwnedReadHalf) -> String {
+    let mut scratch = [0u8; 256];
+    loop {
+        match rd.read(&mut scratch).await {
+            Ok(0) => return "peer closed the connection".into(),
+            Ok(_) => continue,
+            Err(e) => return e.to_string(),
+        }
+    }
+}

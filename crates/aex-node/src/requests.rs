@@ -1,0 +1,230 @@
+//! Management requests: what a deployer may ask of the node, one request at a time per session.
+//!
+//! Each deployer session has one task running this file's [`serve`]: requests of a session are
+//! answered in order, while other sessions and event routing carry on (a slow module delays
+//! only the session waiting for it). The node relays attestation and commands without
+//! understanding them: commands and their replies are sealed under module keys it never sees,
+//! and the evidence comes from the TEE backend, bound to the module's own public key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aex_proto::{
+    FromModule, FromNode, NodeError as WireError, NodeErrorKind, NodeRequest, NodeResponse,
+    NodeStatus, ToModule,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::sleep;
+use tracing::{debug, info, instrument};
+
+use crate::error::refuse;
+use crate::load::Uploads;
+use crate::module::{Expect, Module};
+use crate::server::Shared;
+
+/// Limit on a module's answer to `Attest` or `Command`.
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Limit on a module's answer to `Stats` (status reports `None` after it).
+const STATS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Limit on waiting for a module to end after `Unload`.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Answers one session's requests, in order, until the session ends.
+#[instrument(skip_all, fields(session))]
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    session: u64,
+    mut requests: mpsc::Receiver<(u64, NodeRequest)>,
+    out: mpsc::Sender<FromNode>,
+) {
+    tracing::Span::current().record("session", session);
+    let mut uploads = Uploads::default();
+    while let Some((id, body)) = requests.recv().await {
+        let shutdown = matches!(body, NodeRequest::Shutdown);
+        debug!(id, request = request_name(&body), "request");
+        let result = handle(&shared, &mut uploads, body).await;
+        if let Err(e) = &result {
+            debug!(id, error = %e, "request refused");
+        }
+        let stop = shutdown && result.is_ok();
+        if out.send(FromNode::Response { id, result }).await.is_err() {
+            break;
+        }
+        if stop {
+            info!("remote shutdown requested");
+            // Give the session's writer a moment to send the answer before everything stops.
+            for _ in 0..50 {
+                if out.capacity() == out.max_capacity() {
+                    break;
+                }
+                sleep(Duration::from_millis(10)).await;
+            }
+            sleep(Duration::from_millis(20)).await;
+            shared.stop();
+        }
+    }
+}
+
+async fn handle(
+    shared: &Shared,
+    uploads: &mut Uploads,
+    body: NodeRequest,
+) -> Result<NodeResponse, WireError> {
+    match body {
+        NodeRequest::LoadBegin { module, size } => uploads.begin(shared, module, size),
+        NodeRequest::LoadChunk { module, data } => uploads.chunk(&module, &data),
+        NodeRequest::LoadEnd { module } => uploads.finish(shared, &module).await,
+        NodeRequest::Attest {
+            module,
+            challenge,
+            deployer_pk,
+        } => attest(shared, &module, challenge, deployer_pk).await,
+        NodeRequest::Command { module, sealed } => {
+            let m = find(shared, &module)?;
+            match m
+                .request(ToModule::Command(sealed), Expect::Command, REPLY_TIMEOUT)
+                .await?
+            {
+                FromModule::CommandReply(reply) => Ok(NodeResponse::CommandReply(reply)),
+                _ => Err(refuse(
+                    NodeErrorKind::Refused,
+                    format!("module `{module}` rejected the command (not authentic or replayed)"),
+                )),
+            }
+        }
+        NodeRequest::Route { conn, dir, to } => {
+            shared.router.install(conn, dir, to)?;
+            Ok(NodeResponse::Done)
+        }
+        NodeRequest::Status => Ok(NodeResponse::Status(status(shared).await)),
+        NodeRequest::Unload { module } => {
+            let m = shared
+                .router
+                .remove_module(&module)
+                .ok_or_else(|| unknown(shared, &module))?;
+            m.stop(STOP_TIMEOUT).await;
+            info!(module, "module unloaded");
+            Ok(NodeResponse::Done)
+        }
+        NodeRequest::Shutdown if shared.allow_remote_shutdown => Ok(NodeResponse::Done),
+        NodeRequest::Shutdown => Err(refuse(
+            NodeErrorKind::Refused,
+            format!(
+                "node `{}` does not accept remote shutdown (set `allow_remote_shutdown = true` in its configuration)",
+                shared.name
+            ),
+        )),
+        _ => Err(refuse(
+            NodeErrorKind::BadRequest,
+            "request not supported by this node agent",
+        )),
+    }
+}
+
+#[instrument(skip_all, fields(module = %name))]
+async fn attest(
+    shared: &Shared,
+    name: &str,
+    challenge: [u8; 32],
+    deployer_pk: [u8; 32],
+) -> Result<NodeResponse, WireError> {
+    let m = find(shared, name)?;
+    let ask = ToModule::Attest {
+        challenge,
+        deployer_pk,
+    };
+    match m.request(ask, Expect::Attest, REPLY_TIMEOUT).await? {
+        FromModule::Attested {
+            public_key,
+            confirm,
+        } => {
+            let evidence = shared
+                .backend
+                .evidence(m.measurement(), &public_key, &challenge);
+            Ok(NodeResponse::Evidence {
+                public_key,
+                confirm,
+                tee: shared.backend.kind().name().into(),
+                evidence,
+            })
+        }
+        _ => Err(refuse(
+            NodeErrorKind::Refused,
+            format!("module `{name}` refused attestation (it is already keyed)"),
+        )),
+    }
+}
+
+/// Node status, with each running module's own counters fetched live and concurrently.
+async fn status(shared: &Shared) -> NodeStatus {
+    let modules = shared.router.modules();
+    let mut asks = JoinSet::new();
+    for (i, m) in modules.iter().enumerate() {
+        if m.running() {
+            let m = m.clone();
+            asks.spawn(async move {
+                let stats = match m
+                    .request(ToModule::Stats, Expect::Stats, STATS_TIMEOUT)
+                    .await
+                {
+                    Ok(FromModule::Stats(stats)) => Some(stats),
+                    _ => None,
+                };
+                (i, stats)
+            });
+        }
+    }
+    let mut stats = vec![None; modules.len()];
+    while let Some(done) = asks.join_next().await {
+        if let Ok((i, s)) = done {
+            stats[i] = s;
+        }
+    }
+    NodeStatus {
+        name: shared.name.clone(),
+        tee: shared.backend.kind().name().into(),
+        platform_key: shared.platform_key.to_vec(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        modules: modules
+            .iter()
+            .zip(stats)
+            .map(|(m, stats)| aex_proto::ModuleStatus {
+                stats,
+                ..m.status()
+            })
+            .collect(),
+        peers: shared.router.peers(),
+        dropped: shared.router.dropped(),
+    }
+}
+
+fn find(shared: &Shared, name: &str) -> Result<Arc<Module>, WireError> {
+    shared
+        .router
+        .module(name)
+        .ok_or_else(|| unknown(shared, name))
+}
+
+fn unknown(shared: &Shared, name: &str) -> WireError {
+    refuse(
+        NodeErrorKind::UnknownModule,
+        format!("no module `{name}` on node `{}`", shared.name),
+    )
+}
+
+/// A request's variant name, for logs (never its contents).
+fn request_name(body: &NodeRequest) -> &'static str {
+    match body {
+        NodeRequest::LoadBegin { .. } => "LoadBegin",
+        NodeRequest::LoadChunk { .. } => "LoadChunk",
+        NodeRequest::LoadEnd { .. } => "LoadEnd",
+        NodeRequest::Attest { .. } => "Attest",
+        NodeRequest::Command { .. } => "Command",
+        NodeRequest::Route { .. } => "Route",
+        NodeRequest::Status => "Status",
+        NodeRequest::Unload { .. } => "Unload",
+        NodeRequest::Shutdown => "Shutdown",
+        _ => "unknown",
+    }
+}

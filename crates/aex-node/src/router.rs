@@ -1,0 +1,269 @@
+//! Routing: where each event goes, and the tables that decide it.
+//!
+//! The router owns the routing table (keyed by connection id and direction), the local module
+//! table, the persistent links to other nodes and the deployer sessions that receive events on
+//! direct connections. It sees only event headers; it cannot open, forge or reorder-detect
+//! events, and does not need to: modules do that.
+//!
+//! Invariant: routing never blocks and never buffers without bound. Every destination has a
+//! bounded queue; an event that does not fit, or has no route, or whose destination is gone,
+//! is dropped and counted in [`Router::dropped`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use aex_proto::{
+    ConnId, Direction, Endpoint, Event, FromNode, NodeError as WireError, NodeErrorKind, PeerStatus,
+};
+use tokio::sync::{mpsc, watch};
+use tracing::debug;
+
+use crate::error::refuse;
+use crate::module::Module;
+use crate::peer::PeerLink;
+
+/// Where a route leads, resolved when the route is installed.
+enum Target {
+    Module(String),
+    Node(Arc<PeerLink>),
+    Deployer,
+}
+
+/// The outbound queue of one deployer session.
+#[derive(Clone)]
+pub(crate) struct DeployerTx {
+    /// Unique per session.
+    pub(crate) session: u64,
+    /// Frames for the session's writer.
+    pub(crate) tx: mpsc::Sender<FromNode>,
+}
+
+/// Who handed the router an event.
+pub(crate) enum Source<'a> {
+    /// A local module's output.
+    Module,
+    /// A peer node's link.
+    Peer,
+    /// A deployer session's direct connection; it becomes the `Endpoint::Deployer` target for
+    /// that connection id.
+    Deployer(&'a DeployerTx),
+}
+
+/// Routing table, module table, peer links and deployer targets.
+pub(crate) struct Router {
+    node_name: String,
+    routes: RwLock<HashMap<(ConnId, Direction), Target>>,
+    modules: RwLock<HashMap<String, Arc<Module>>>,
+    deployers: Mutex<HashMap<ConnId, DeployerTx>>,
+    peers: Mutex<HashMap<String, Arc<PeerLink>>>,
+    dropped: Arc<AtomicU64>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Router {
+    /// An empty router for the node `node_name`; peer links stop when `shutdown` turns true.
+    pub(crate) fn new(node_name: String, shutdown: watch::Receiver<bool>) -> Self {
+        Router {
+            node_name,
+            routes: RwLock::default(),
+            modules: RwLock::default(),
+            deployers: Mutex::default(),
+            peers: Mutex::default(),
+            dropped: Arc::default(),
+            shutdown,
+        }
+    }
+
+    /// Forwards `ev` along its route, or drops and counts it.
+    pub(crate) fn route(&self, ev: Event, from: Source<'_>) {
+        if let Source::Deployer(session) = from {
+            let mut deployers = lock(&self.deployers);
+            match deployers.get(&ev.conn) {
+                Some(current) if current.session == session.session => {}
+                _ => {
+                    deployers.insert(ev.conn, session.clone());
+                }
+            }
+        }
+        let (conn, dir) = (ev.conn, ev.dir);
+        let routes = read(&self.routes);
+        let delivered = match routes.get(&(conn, dir)) {
+            None => {
+                debug!(%conn, ?dir, "no route for event");
+                false
+            }
+            Some(Target::Module(name)) => match read(&self.modules).get(name) {
+                Some(module) => module.deliver(ev),
+                None => {
+                    debug!(%conn, ?dir, module = %name, "event for a module that is not loaded");
+                    false
+                }
+            },
+            Some(Target::Node(link)) => link.push(ev),
+            Some(Target::Deployer) => match lock(&self.deployers).get(&conn) {
+                Some(session) => session.tx.try_send(FromNode::Event(ev)).is_ok(),
+                None => {
+                    debug!(%conn, ?dir, "no deployer session for event");
+                    false
+                }
+            },
+        };
+        if !delivered {
+            debug!(%conn, ?dir, "event dropped");
+            self.count_drop();
+        }
+    }
+
+    /// Installs or replaces the route for `(conn, dir)`.
+    pub(crate) fn install(
+        &self,
+        conn: ConnId,
+        dir: Direction,
+        to: Endpoint,
+    ) -> Result<(), WireError> {
+        let target = match to {
+            Endpoint::Module(name) => {
+                crate::load::check_name(&name)?;
+                Target::Module(name)
+            }
+            Endpoint::Node(address) => {
+                check_address(&address)?;
+                Target::Node(self.link(address))
+            }
+            Endpoint::Deployer => Target::Deployer,
+            other => {
+                return Err(refuse(
+                    NodeErrorKind::BadRequest,
+                    format!("unsupported route destination {other:?}"),
+                ))
+            }
+        };
+        write(&self.routes).insert((conn, dir), target);
+        Ok(())
+    }
+
+    /// Forgets a deployer session's direct connections.
+    pub(crate) fn forget_session(&self, session: u64) {
+        lock(&self.deployers).retain(|_, d| d.session != session);
+    }
+
+    /// A loaded module.
+    pub(crate) fn module(&self, name: &str) -> Option<Arc<Module>> {
+        read(&self.modules).get(name).cloned()
+    }
+
+    /// Whether a module of that name is loaded.
+    pub(crate) fn has_module(&self, name: &str) -> bool {
+        read(&self.modules).contains_key(name)
+    }
+
+    /// Every loaded module, by name.
+    pub(crate) fn modules(&self) -> Vec<Arc<Module>> {
+        let mut all: Vec<_> = read(&self.modules).values().cloned().collect();
+        all.sort_by(|a, b| a.name().cmp(b.name()));
+        all
+    }
+
+    /// Adds a started module; refuses a duplicate name.
+    pub(crate) fn insert_module(&self, module: Arc<Module>) -> Result<(), WireError> {
+        let mut modules = write(&self.modules);
+        if modules.contains_key(module.name()) {
+            return Err(refuse(
+                NodeErrorKind::AlreadyExists,
+                format!("a module named `{}` already exists", module.name()),
+            ));
+        }
+        modules.insert(module.name().to_string(), module);
+        Ok(())
+    }
+
+    /// Forgets a module and the routes that lead to it.
+    pub(crate) fn remove_module(&self, name: &str) -> Option<Arc<Module>> {
+        let module = write(&self.modules).remove(name)?;
+        write(&self.routes).retain(|_, t| !matches!(t, Target::Module(n) if n == name));
+        Some(module)
+    }
+
+    /// Forgets every module (shutdown).
+    pub(crate) fn take_modules(&self) -> Vec<Arc<Module>> {
+        write(&self.modules).drain().map(|(_, m)| m).collect()
+    }
+
+    /// The persistent links to other nodes, by address.
+    pub(crate) fn peers(&self) -> Vec<PeerStatus> {
+        let mut all: Vec<_> = lock(&self.peers).values().map(|l| l.status()).collect();
+        all.sort_by(|a, b| a.address.cmp(&b.address));
+        all
+    }
+
+    /// Counts one frame or event the node could not decode or deliver.
+    pub(crate) fn count_drop(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Frames and events dropped so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The link to `address`, created on first use.
+    fn link(&self, address: String) -> Arc<PeerLink> {
+        lock(&self.peers)
+            .entry(address)
+            .or_insert_with_key(|address| {
+                PeerLink::spawn(
+                    address.clone(),
+                    self.node_name.clone(),
+                    self.dropped.clone(),
+                    self.shutdown.clone(),
+                )
+            })
+            .clone()
+    }
+}
+
+/// Checks that a peer address looks like `host:port`.
+fn check_address(address: &str) -> Result<(), WireError> {
+    let valid = address.len() <= 255
+        && address
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if valid {
+        Ok(())
+    } else {
+        Err(refuse(
+            NodeErrorKind::BadRequest,
+            format!("node address `{address}` is not `host:port`"),
+        ))
+    }
+}
+
+/// Locks a mutex; a panicked holder cannot leave these tables inconsistent (every update is a
+/// single insert or remove), so poisoning is ignored.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert!(check_address("127.0.0.1:7700").is_ok());
+        assert!(check_address("edge-1.example:80").is_ok());
+        assert!(check_address("[::1]:80").is_ok());
+        assert!(check_address("127.0.0.1").is_err());
+        assert!(check_address(":80").is_err());
+        assert!(check_address("host:http").is_err());
+    }
+}

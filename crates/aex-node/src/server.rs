@@ -1,0 +1,168 @@
+//! The listener: accepts TCP connections, reads each one's `Hello`, and hands it to a deployer
+//! session or a peer link; on shutdown, stops accepting and kills every module.
+//!
+//! Also holds [`Shared`], the state every task of a node reaches: configuration, TEE backend,
+//! router and the shutdown signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aex_proto::{Hello, ToNode};
+use aex_tee::Backend;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::{sleep, timeout};
+use tracing::{debug, info, instrument, warn};
+
+use crate::frames::FrameReader;
+use crate::load::Reservations;
+use crate::router::Router;
+
+/// Limit on a connection's first frame.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Limit on waiting for each module to end at shutdown.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Files announcing a running node in its data directory.
+pub(crate) const ADDR_FILE: &str = "node.addr";
+pub(crate) const PID_FILE: &str = "node.pid";
+
+/// State shared by every task of one node.
+pub(crate) struct Shared {
+    /// The node's name.
+    pub(crate) name: String,
+    /// Where modules and the platform key live.
+    pub(crate) data_dir: PathBuf,
+    /// Whether `Shutdown` requests are honoured.
+    pub(crate) allow_remote_shutdown: bool,
+    /// Produces attestation evidence.
+    pub(crate) backend: Box<dyn Backend>,
+    /// The backend's public platform identity.
+    pub(crate) platform_key: [u8; 32],
+    /// Routing and module tables.
+    pub(crate) router: Arc<Router>,
+    /// Module names being uploaded.
+    pub(crate) reservations: Arc<Reservations>,
+    /// Turns true once when the node stops.
+    pub(crate) shutdown: watch::Sender<bool>,
+    next_session: AtomicU64,
+}
+
+impl Shared {
+    /// Assembles the state; `shutdown` must be the sender the router's receiver came from.
+    pub(crate) fn new(
+        name: String,
+        data_dir: PathBuf,
+        allow_remote_shutdown: bool,
+        backend: Box<dyn Backend>,
+        platform_key: [u8; 32],
+        router: Arc<Router>,
+        shutdown: watch::Sender<bool>,
+    ) -> Self {
+        Shared {
+            name,
+            data_dir,
+            allow_remote_shutdown,
+            backend,
+            platform_key,
+            router,
+            reservations: Arc::default(),
+            shutdown,
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    /// Asks every task to stop.
+    pub(crate) fn stop(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A fresh session id.
+    pub(crate) fn session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Kills every module without waiting (used when the handle is dropped).
+    pub(crate) fn kill_modules(&self) {
+        for m in self.router.take_modules() {
+            m.kill();
+        }
+    }
+}
+
+/// Accepts connections until shutdown, then kills every module and removes the announcement
+/// files.
+#[instrument(skip_all, fields(node = %shared.name))]
+pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+    let mut stop = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    tokio::spawn(serve_connection(shared.clone(), stream, remote));
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    info!("node stopping");
+    let modules = shared.router.take_modules();
+    for m in &modules {
+        m.kill();
+    }
+    for m in &modules {
+        m.stop(STOP_TIMEOUT).await;
+    }
+    for file in [ADDR_FILE, PID_FILE] {
+        let _ = std::fs::remove_file(shared.data_dir.join(file));
+    }
+    info!("node stopped");
+}
+
+/// Resolves once the node is stopping (or its state is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Reads a connection's `Hello` and serves it accordingly.
+#[instrument(skip_all, fields(remote = %remote))]
+async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    let (rd, wr) = stream.into_split();
+    let mut reader = FrameReader::new(rd);
+    let mut stop = shared.shutdown.subscribe();
+    let hello = tokio::select! {
+        _ = stopped(&mut stop) => return,
+        hello = timeout(HELLO_TIMEOUT, reader.next::<ToNode>()) => hello,
+    };
+    match hello {
+        Ok(Ok(Some(ToNode::Hello(Hello::Deployer { client })))) => {
+            crate::session::serve(shared, reader, wr, client).await
+        }
+        Ok(Ok(Some(ToNode::Hello(Hello::Peer { node })))) => {
+            crate::peer::serve_inbound(&shared.router, reader, node, stop).await
+        }
+        Ok(Ok(Some(_))) => {
+            warn!("first frame is not a Hello; closing the connection");
+            shared.router.count_drop();
+        }
+        Ok(Ok(None)) => debug!("connection closed before Hello"),
+        Ok(Err(e)) => {
+            warn!(error = %e, "bad first frame; closing the connection");
+            shared.router.count_drop();
+        }
+        Err(_) => warn!(
+            "no Hello within {} s; closing the connection",
+            HELLO_TIMEOUT.as_secs()
+        ),
+    }
+}

@@ -1,0 +1,107 @@
+//! Attestation and commands relayed between a deployer and a module.
+
+use aex_crypto::Measurement;
+use aex_proto::frame;
+use aex_proto::{FromModule, NodeErrorKind, NodeRequest, NodeResponse, Sealed, ToModule};
+use aex_tee::{appraise, Expected, TeeKind};
+
+use crate::util::{frame_file, script, TestNode};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attest_then_commands_are_relayed() {
+    let node = TestNode::start("attester").await;
+    let dir = &node.scratch;
+    let challenge = [7u8; 32];
+    let deployer_pk = [9u8; 32];
+    let module_pk = [42u8; 32];
+    let command = Sealed {
+        counter: 1,
+        ciphertext: vec![5; 20],
+    };
+    let reply = Sealed {
+        counter: 1,
+        ciphertext: vec![6; 24],
+    };
+    let attest_len = frame::encode(&ToModule::Attest {
+        challenge,
+        deployer_pk,
+    })
+    .len();
+    let command_len = frame::encode(&ToModule::Command(command.clone())).len();
+    let attested = frame_file(
+        dir,
+        "attested.bin",
+        &FromModule::Attested {
+            public_key: module_pk,
+            confirm: vec![1, 2, 3],
+        },
+    );
+    let rejected = frame_file(
+        dir,
+        "rejected.bin",
+        &FromModule::CommandRejected { counter: 1 },
+    );
+    let replied = frame_file(dir, "reply.bin", &FromModule::CommandReply(reply.clone()));
+    let refused = frame_file(dir, "refused.bin", &FromModule::AttestRefused);
+    let bin = script(
+        dir,
+        &format!(
+            "head -c {attest_len} > /dev/null; cat '{attested}'\n\
+             head -c {command_len} > /dev/null; cat '{rejected}'\n\
+             head -c {command_len} > /dev/null; cat '{replied}'\n\
+             head -c {attest_len} > /dev/null; cat '{refused}'\n\
+             exec cat > /dev/null"
+        ),
+    );
+    let mut c = node.client().await;
+    c.load("vault", &bin).await.unwrap();
+
+    let attest = NodeRequest::Attest {
+        module: "vault".into(),
+        challenge,
+        deployer_pk,
+    };
+    let Ok(NodeResponse::Evidence {
+        public_key,
+        confirm,
+        tee,
+        evidence,
+    }) = c.request(attest.clone()).await
+    else {
+        panic!("no evidence");
+    };
+    assert_eq!(
+        (public_key, confirm, tee.as_str()),
+        (module_pk, vec![1, 2, 3], "sgx")
+    );
+    let platform_key = node.handle.platform_key();
+    let appraised = appraise(
+        &evidence,
+        &Expected {
+            tee: TeeKind::Sgx,
+            measurement: Measurement::of(&bin),
+            challenge,
+            module_pk,
+            platform_key: &platform_key,
+            allow_simulated: true,
+        },
+    )
+    .expect("the evidence appraises");
+    assert_eq!(appraised.measurement(), Measurement::of(&bin));
+
+    let send = NodeRequest::Command {
+        module: "vault".into(),
+        sealed: command,
+    };
+    let e = c.request(send.clone()).await.unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::Refused);
+    assert!(
+        e.message
+            .contains("module `vault` rejected the command (not authentic or replayed)"),
+        "{e}"
+    );
+    assert_eq!(c.request(send).await, Ok(NodeResponse::CommandReply(reply)));
+
+    let e = c.request(attest).await.unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::Refused);
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the node agent: real nodes on loopback in temporary directories,
+//! spoken to over TCP with the wire protocol, running shell-script stand-ins for modules.
+
+mod module_attest;
+mod module_load;
+mod routing_peers;
+mod session_frames;
+mod util;

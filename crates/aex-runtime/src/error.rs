@@ -1,0 +1,73 @@
+//! Errors the runtime hands to module code.
+//!
+//! Only [`Context::request`](crate::Context::request) and its JSON twin can fail in a way the
+//! module must handle: emitting is fire-and-forget (SPEC §4), and everything that goes wrong
+//! on the link itself (forged events, replayed commands) is counted, never surfaced to module
+//! code. `Display` is written by hand to keep the trusted runtime free of derive crates.
+
+use std::time::Duration;
+
+use aex_proto::ConnId;
+
+/// Why a request from module code failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The deployer has not connected this request to any handler yet.
+    NotConnected {
+        /// The request's name.
+        port: &'static str,
+    },
+    /// No authentic reply arrived in time.
+    Timeout {
+        /// The request's name.
+        port: &'static str,
+        /// How long the runtime waited.
+        after: Duration,
+    },
+    /// The node closed the module's link (or writing to it failed) while a request waited.
+    Closed,
+    /// The connection has used all 2^64 counters; the deployer must re-key it.
+    CounterExhausted {
+        /// The exhausted connection.
+        conn: ConnId,
+    },
+    /// The handler answered authentically that it failed.
+    Failed {
+        /// The request's name.
+        port: &'static str,
+        /// The handler's message.
+        message: String,
+    },
+    /// The argument could not be encoded as JSON.
+    Encode(String),
+    /// The reply was not valid JSON for the expected type.
+    Decode(String),
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::NotConnected { port } => {
+                write!(f, "request `{port}` is not connected to any handler")
+            }
+            Error::Timeout { port, after } => write!(
+                f,
+                "request `{port}` got no reply within {} ms",
+                after.as_millis()
+            ),
+            Error::Closed => f.write_str("the link to the node is closed"),
+            Error::CounterExhausted { conn } => write!(
+                f,
+                "connection {conn} has exhausted its counters and must be re-keyed"
+            ),
+            Error::Failed { port, message } => {
+                write!(f, "the handler of request `{port}` failed: {message}")
+            }
+            Error::Encode(reason) => write!(f, "cannot encode the request argument: {reason}"),
+            Error::Decode(reason) => write!(f, "cannot decode the reply: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

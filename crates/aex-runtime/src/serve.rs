@@ -1,0 +1,263 @@
+//! The module's main loop: one message from the node at a time, in order.
+//!
+//! Invariants this file owns (SPEC §2, §7):
+//! * exactly one key agreement per process: the first `Attest` consumes it, later ones are
+//!   refused;
+//! * a command is executed only if it opens under the module key with a fresh counter; a
+//!   refused command is answered unsealed, so the module never seals under a counter an
+//!   attacker chose;
+//! * module code runs only for authentic events, authentic commands, and nothing else.
+
+use aex_crypto::Measurement;
+use aex_proto::{Command, CommandError, CommandReply, Event, FromModule, Sealed, ToModule};
+
+use crate::conn::{Accepted, Refused};
+use crate::context::Context;
+use crate::link::{Link, Recv};
+use crate::module::{Module, PortError, PortKind};
+use crate::state::Core;
+
+/// A module's state and the runtime's, driven by messages from the node.
+pub(crate) struct Runtime<M> {
+    module: M,
+    core: Core,
+}
+
+impl<M: Module> Runtime<M> {
+    /// A runtime for a fresh `M::default()`.
+    pub(crate) fn new(link: Link, measurement: Measurement) -> Self {
+        Runtime {
+            module: M::default(),
+            core: Core::new(M::interface(), link, measurement),
+        }
+    }
+
+    /// Announces the interface, then handles messages until the link closes or the node asks
+    /// the module to stop. Returns the process exit code.
+    pub(crate) fn serve(&mut self) -> i32 {
+        self.hello();
+        loop {
+            let msg = match self.core.deferred.pop_front() {
+                Some(msg) => msg,
+                None => match self.core.link.recv(None) {
+                    Recv::Message(msg) => msg,
+                    Recv::Closed(code) => return code,
+                    Recv::Timeout => continue,
+                },
+            };
+            if let Some(code) = self.handle(msg) {
+                return code;
+            }
+        }
+    }
+
+    /// Sends the `Hello` every module starts with.
+    pub(crate) fn hello(&mut self) {
+        let hello = FromModule::Hello(self.core.interface.clone());
+        self.core.link.send(&hello);
+    }
+
+    /// Handles one message; `Some(code)` when the module must exit.
+    pub(crate) fn handle(&mut self, msg: ToModule) -> Option<i32> {
+        match msg {
+            ToModule::Attest {
+                challenge,
+                deployer_pk,
+            } => self.attest(&challenge, &deployer_pk),
+            ToModule::Command(sealed) => self.command(sealed),
+            ToModule::Event(event) => self.event(&event),
+            ToModule::Stats => self.core.send_stats(),
+            ToModule::Shutdown => return Some(0),
+            _ => log!("ignoring a message from the node this runtime does not know"),
+        }
+        None
+    }
+
+    fn attest(&mut self, challenge: &[u8; 32], deployer_pk: &[u8; 32]) {
+        let core = &mut self.core;
+        let reply = match core.agreement.take() {
+            None => FromModule::AttestRefused,
+            Some(agreement) => {
+                let module_pk = agreement.public_key();
+                match agreement.finish(
+                    deployer_pk,
+                    challenge,
+                    &module_pk,
+                    deployer_pk,
+                    &core.measurement,
+                ) {
+                    Ok(module_key) => {
+                        let channel = aex_proto::CommandChannel::new(&module_key);
+                        let confirm = channel.confirmation();
+                        core.commands = Some(channel);
+                        FromModule::Attested {
+                            public_key: module_pk,
+                            confirm,
+                        }
+                    }
+                    Err(e) => {
+                        log!("refusing attestation: {e}");
+                        FromModule::AttestRefused
+                    }
+                }
+            }
+        };
+        core.link.send(&reply);
+    }
+
+    fn command(&mut self, sealed: Sealed) {
+        let counter = sealed.counter;
+        let opened = match self.core.commands.as_mut() {
+            None => Err(CommandError::Forged),
+            Some(channel) => channel.open_command(&sealed),
+        };
+        let reply = match opened {
+            Ok(cmd) => {
+                self.core.counters.commands += 1;
+                self.execute(cmd)
+            }
+            // Authentic (its counter is consumed) but not understood: answer under it.
+            Err(CommandError::Malformed(reason)) => {
+                self.core.counters.commands += 1;
+                CommandReply::Failed(format!("malformed command: {reason}"))
+            }
+            Err(_) => {
+                self.core.counters.rejected_commands += 1;
+                self.core
+                    .link
+                    .send(&FromModule::CommandRejected { counter });
+                return;
+            }
+        };
+        if let Some(channel) = &self.core.commands {
+            let sealed = channel.seal_reply(counter, &reply);
+            self.core.link.send(&FromModule::CommandReply(sealed));
+        }
+    }
+
+    fn execute(&mut self, cmd: Command) -> CommandReply {
+        match cmd {
+            Command::SetKey {
+                conn,
+                role,
+                algorithm,
+                key,
+            } => {
+                let core = &mut self.core;
+                match core
+                    .conns
+                    .install(&core.interface, conn, role, algorithm, key)
+                {
+                    Ok(()) => CommandReply::Done(Vec::new()),
+                    Err(message) => CommandReply::Failed(message),
+                }
+            }
+            Command::Call { entry, payload } => {
+                let entries = &self.core.interface.entries;
+                let Some(index) = entries.iter().position(|e| *e == entry) else {
+                    let list = if entries.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        entries.join(", ")
+                    };
+                    return CommandReply::Failed(format!(
+                        "module has no entry point `{entry}` (entry points: {list})"
+                    ));
+                };
+                match self.dispatch(PortKind::Entry, index, &payload) {
+                    Ok(result) => CommandReply::Done(result),
+                    // Sealed to the deployer, who sent the payload: the detail may quote it.
+                    Err(PortError::Payload(detail)) => {
+                        CommandReply::Failed(format!("invalid argument for `{entry}`: {detail}"))
+                    }
+                    Err(PortError::Method(message)) => CommandReply::Failed(message),
+                }
+            }
+            _ => CommandReply::Failed(
+                "unsupported command (the deployer is newer than this module's runtime)".into(),
+            ),
+        }
+    }
+
+    fn event(&mut self, event: &Event) {
+        match self.core.conns.accept(event) {
+            Err(Refused::UnknownConn) => self.core.counters.rejected_unknown += 1,
+            // Counted against the connection; nothing reaches module code.
+            Err(Refused::Rejected) => {}
+            Ok(Accepted::Input { index, payload }) => {
+                if let Err(e) = self.dispatch(PortKind::Input, index, &payload) {
+                    let name = &self.core.interface.inputs[index];
+                    log!(
+                        "input `{name}` failed on an authentic event: {}",
+                        loggable(&e)
+                    );
+                }
+            }
+            Ok(Accepted::Request {
+                conn,
+                index,
+                counter,
+                payload,
+            }) => {
+                let outcome = self.dispatch(PortKind::Handler, index, &payload);
+                let failure = match &outcome {
+                    Ok(_) => None,
+                    Err(e) => {
+                        let name = &self.core.interface.handlers[index];
+                        log!("handler `{name}` failed: {}", loggable(e));
+                        // The detail goes only into the sealed reply, never to stderr.
+                        Some(match e {
+                            PortError::Payload(detail) => {
+                                format!("invalid argument for `{name}`: {detail}")
+                            }
+                            PortError::Method(message) => message.clone(),
+                        })
+                    }
+                };
+                let result = match (&outcome, &failure) {
+                    (Ok(bytes), _) => Ok(bytes.as_slice()),
+                    (Err(_), Some(message)) => Err(message.as_str()),
+                    (Err(_), None) => Err("handler failed"),
+                };
+                match self.core.conns.seal_reply(conn, counter, result) {
+                    Some(Ok(reply)) => {
+                        self.core.link.send(&FromModule::Event(reply));
+                    }
+                    Some(Err(_)) => log!("connection {conn} exhausted its counters; no reply"),
+                    None => log!("connection {conn} was re-keyed during its handler; no reply"),
+                }
+            }
+            // `accept` yields a reply only to a waiting request, and none waits here.
+            Ok(Accepted::Reply { .. }) => {}
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        kind: PortKind,
+        index: usize,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, PortError> {
+        let mut ctx = Context::new(&mut self.core);
+        self.module.dispatch(&mut ctx, kind, index, payload)
+    }
+}
+
+/// What of a failure may go to stderr, which the untrusted node reads.
+fn loggable(e: &PortError) -> &str {
+    match e {
+        PortError::Payload(_) => "the payload does not decode as the method's argument",
+        PortError::Method(message) => message,
+    }
+}
+
+#[cfg(test)]
+impl<M> Runtime<M> {
+    pub(crate) fn module(&self) -> &M {
+        &self.module
+    }
+
+    pub(crate) fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+}

@@ -1,0 +1,134 @@
+//! What the runtime holds besides the module's own state.
+//!
+//! [`Core`] is split from the module value so that module code can be handed a
+//! [`Context`](crate::Context) borrowing the core while the runtime borrows the module. It
+//! owns the one blocking wait the runtime has besides its main loop: waiting for the reply to
+//! a request. Invariant: while a request waits, no module code runs; events and commands that
+//! arrive meanwhile are queued in order and handled after the current call returns, and only
+//! `Stats` is answered at once.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use aex_crypto::{Measurement, ModuleKeyAgreement};
+use aex_proto::{CommandChannel, Direction, FromModule, Interface, ModuleStats, ToModule};
+
+use crate::conn::{Accepted, Conns, Refused};
+use crate::error::Error;
+use crate::link::{Link, Recv};
+use crate::module::Request;
+
+/// Default time a request waits for its reply.
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runtime state shared by the main loop and [`Context`](crate::Context).
+pub(crate) struct Core {
+    pub(crate) interface: Interface,
+    pub(crate) conns: Conns,
+    pub(crate) link: Link,
+    /// Messages that arrived while a request waited, in arrival order.
+    pub(crate) deferred: VecDeque<ToModule>,
+    /// The unused key agreement; `None` once the one agreement of this process is made.
+    pub(crate) agreement: Option<ModuleKeyAgreement>,
+    /// What this module claims to be (from the node); bound into the module key.
+    pub(crate) measurement: Measurement,
+    /// Commands under the module key; `None` until attested.
+    pub(crate) commands: Option<CommandChannel>,
+    pub(crate) counters: Counters,
+    pub(crate) request_timeout: Duration,
+}
+
+/// Module-wide counters reported in [`ModuleStats`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub(crate) rejected_unknown: u64,
+    pub(crate) rejected_commands: u64,
+    pub(crate) commands: u64,
+}
+
+impl Core {
+    /// A fresh core for a module with `interface`.
+    pub(crate) fn new(interface: Interface, link: Link, measurement: Measurement) -> Self {
+        Core {
+            interface,
+            conns: Conns::default(),
+            link,
+            deferred: VecDeque::new(),
+            agreement: Some(ModuleKeyAgreement::new()),
+            measurement,
+            commands: None,
+            counters: Counters::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// Everything the runtime counts.
+    pub(crate) fn stats(&self) -> ModuleStats {
+        ModuleStats {
+            conns: self.conns.stats(),
+            rejected_unknown: self.counters.rejected_unknown,
+            rejected_commands: self.counters.rejected_commands,
+            commands: self.counters.commands,
+        }
+    }
+
+    /// Answers a `Stats` message.
+    pub(crate) fn send_stats(&mut self) {
+        let stats = FromModule::Stats(self.stats());
+        self.link.send(&stats);
+    }
+
+    /// Seals and sends one event per connection bound to `index`.
+    pub(crate) fn emit(&mut self, index: usize, name: &str, payload: &[u8]) {
+        let (events, exhausted) = self.conns.seal_output(index, payload);
+        for conn in exhausted {
+            log!("output `{name}`: connection {conn} exhausted its counters; not sent");
+        }
+        if !events.is_empty() {
+            let msgs: Vec<FromModule> = events.into_iter().map(FromModule::Event).collect();
+            self.link.send_all(&msgs);
+        }
+    }
+
+    /// Sends a request and blocks until its authentic reply, the timeout, or the end of the
+    /// link.
+    pub(crate) fn request(&mut self, request: Request, payload: &[u8]) -> Result<Vec<u8>, Error> {
+        let port = request.name();
+        let conn = self
+            .conns
+            .request_conn(request.index())
+            .ok_or(Error::NotConnected { port })?;
+        let event = self
+            .conns
+            .seal_request(conn, payload)
+            .map_err(|_| Error::CounterExhausted { conn })?;
+        if !self.link.send(&FromModule::Event(event)) {
+            self.conns.stop_waiting(conn);
+            return Err(Error::Closed);
+        }
+        let after = self.request_timeout;
+        let deadline = Instant::now() + after;
+        let result = loop {
+            match self.link.recv(Some(deadline)) {
+                Recv::Timeout => break Err(Error::Timeout { port, after }),
+                Recv::Closed(_) => break Err(Error::Closed),
+                Recv::Message(ToModule::Stats) => self.send_stats(),
+                Recv::Message(ToModule::Event(event))
+                    if event.conn == conn && event.dir == Direction::Backward =>
+                {
+                    match self.conns.accept(&event) {
+                        Ok(Accepted::Reply { outcome }) => {
+                            break outcome.map_err(|message| Error::Failed { port, message })
+                        }
+                        // Counted against the connection by `accept`; keep waiting.
+                        Ok(_) | Err(Refused::Rejected) => {}
+                        Err(Refused::UnknownConn) => self.counters.rejected_unknown += 1,
+                    }
+                }
+                Recv::Message(other) => self.deferred.push_back(other),
+            }
+        };
+        self.conns.stop_waiting(conn);
+        result
+    }
+}

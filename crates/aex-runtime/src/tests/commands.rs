@@ -1,0 +1,144 @@
+//! Key agreement, commands, the process lifecycle and the link.
+
+use std::io;
+
+use aex_crypto::{ModuleKeyAgreement, SecretKey};
+use aex_proto::frame;
+use aex_proto::{Command, CommandChannel, CommandReply, FromModule, Role, ToModule};
+
+use super::harness::{Echo, Harness};
+use crate::link::Incoming;
+
+#[test]
+fn one_key_agreement_per_process() {
+    let mut h = Harness::new();
+    h.attest();
+    let again = h.handle(ToModule::Attest {
+        challenge: [1; 32],
+        deployer_pk: ModuleKeyAgreement::new().public_key(),
+    });
+    assert_eq!(again, vec![FromModule::AttestRefused]);
+}
+
+#[test]
+fn low_order_deployer_key_is_refused_and_consumes_the_agreement() {
+    let mut h = Harness::new();
+    let zero = ToModule::Attest {
+        challenge: [1; 32],
+        deployer_pk: [0; 32],
+    };
+    assert_eq!(h.handle(zero), vec![FromModule::AttestRefused]);
+    let genuine = ToModule::Attest {
+        challenge: [1; 32],
+        deployer_pk: ModuleKeyAgreement::new().public_key(),
+    };
+    assert_eq!(h.handle(genuine), vec![FromModule::AttestRefused]);
+}
+
+#[test]
+fn unauthentic_commands_are_rejected_unsealed() {
+    let mut h = Harness::new();
+    let mut forger = CommandChannel::new(&SecretKey::from_bytes([9; 32]));
+    let cmd = Command::Call {
+        entry: "fail".into(),
+        payload: vec![],
+    };
+    // Before attestation.
+    let sealed = forger.seal_command(&cmd).unwrap();
+    let out = h.handle(ToModule::Command(sealed.clone()));
+    assert_eq!(out, vec![FromModule::CommandRejected { counter: 1 }]);
+
+    h.attest();
+    // Forged (wrong key), then a genuine one, then its replay.
+    let out = h.handle(ToModule::Command(sealed));
+    assert_eq!(out, vec![FromModule::CommandRejected { counter: 1 }]);
+    let genuine = h.deployer.as_mut().unwrap().seal_command(&cmd).unwrap();
+    let out = h.handle(ToModule::Command(genuine.clone()));
+    let [FromModule::CommandReply(reply)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    let deployer = h.deployer.as_ref().unwrap();
+    assert_eq!(
+        deployer.open_reply(reply, 1).unwrap(),
+        CommandReply::Failed("nope".into())
+    );
+    let out = h.handle(ToModule::Command(genuine));
+    assert_eq!(out, vec![FromModule::CommandRejected { counter: 1 }]);
+
+    let stats = h.rt.core_mut().stats();
+    assert_eq!((stats.commands, stats.rejected_commands), (1, 3));
+}
+
+#[test]
+fn set_key_and_call_validate_names() {
+    let mut h = Harness::new();
+    h.attest();
+    assert_eq!(
+        h.set_key(1, Role::Input("x".into())),
+        CommandReply::Failed("module has no input `x` (inputs: inp)".into())
+    );
+    assert_eq!(
+        h.set_key(1, Role::Handler("inp".into())),
+        CommandReply::Failed("module has no handler `inp` (handlers: answer)".into())
+    );
+    let call = Command::Call {
+        entry: "missing".into(),
+        payload: vec![],
+    };
+    assert_eq!(
+        h.command(&call),
+        CommandReply::Failed(
+            "module has no entry point `missing` (entry points: call_fetch, fail, inc)".into()
+        )
+    );
+    assert!(h.rt.core_mut().stats().conns.is_empty());
+    let inc = |payload: &[u8]| Command::Call {
+        entry: "inc".into(),
+        payload: payload.to_vec(),
+    };
+    assert_eq!(
+        h.command(&inc(b"41")),
+        CommandReply::Done(42u32.to_be_bytes().to_vec())
+    );
+    let CommandReply::Failed(msg) = h.command(&inc(b"\"x\"")) else {
+        panic!()
+    };
+    assert!(
+        msg.starts_with("invalid argument for `inc`: expected a JSON value of type `u32`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn serve_exits_on_shutdown_or_end_of_input() {
+    let mut h = Harness::new();
+    h.queue(ToModule::Stats);
+    h.queue(ToModule::Shutdown);
+    assert_eq!(h.rt.serve(), 0);
+    let mut h = Harness::new();
+    h.inbox.send(Incoming::Closed(1)).unwrap();
+    assert_eq!(h.rt.serve(), 1);
+}
+
+#[test]
+fn reader_skips_bad_frames_and_stops_when_framing_is_lost() {
+    let mut bytes = frame::encode(&ToModule::Stats);
+    bytes.extend_from_slice(&[0, 0, 0, 3, 1, 0xff, 0xff]); // undecodable body
+    bytes.extend_from_slice(&frame::encode(&ToModule::Shutdown));
+    let rx = crate::link::spawn_reader(io::Cursor::new(bytes));
+    let got: Vec<_> = rx.iter().collect();
+    assert!(matches!(got[0], Incoming::Message(ToModule::Stats)));
+    assert!(matches!(got[1], Incoming::Message(ToModule::Shutdown)));
+    assert!(matches!(got[2], Incoming::Closed(0)));
+
+    let rx = crate::link::spawn_reader(io::Cursor::new(u32::MAX.to_be_bytes().to_vec()));
+    assert!(matches!(rx.recv().unwrap(), Incoming::Closed(1)));
+}
+
+#[test]
+fn describe_json_shape() {
+    assert_eq!(
+        crate::describe_json::<Echo>(),
+        r#"{"outputs":["out"],"inputs":["inp"],"requests":["fetch"],"handlers":["answer"],"entries":["call_fetch","fail","inc"]}"#
+    );
+}

@@ -1,0 +1,201 @@
+//! Events in every direction, requests and replies, and the refusals the runtime counts.
+
+use aex_proto::{Command, CommandReply, Direction, Event, EventKind, FromModule, Role, ToModule};
+
+use super::harness::{receiver, sender, Harness};
+use crate::Error;
+
+#[test]
+fn input_events_fan_out_and_refusals_are_counted() {
+    let mut h = Harness::new();
+    h.attest();
+    assert_eq!(
+        h.set_key(1, Role::Input("inp".into())),
+        CommandReply::Done(vec![])
+    );
+    assert_eq!(
+        h.set_key(2, Role::Output("out".into())),
+        CommandReply::Done(vec![])
+    );
+    assert_eq!(
+        h.set_key(3, Role::Output("out".into())),
+        CommandReply::Done(vec![])
+    );
+
+    let mut tx = sender(1, Direction::Forward);
+    let e1 = tx.seal(EventKind::Event, b"hello").unwrap();
+    let out = h.handle(ToModule::Event(e1.clone()));
+    assert_eq!(out.len(), 2, "one event per output connection");
+    for (msg, conn) in out.iter().zip([2, 3]) {
+        let FromModule::Event(ev) = msg else { panic!() };
+        assert_eq!(
+            receiver(conn, Direction::Forward).open(ev).unwrap(),
+            b"hello"
+        );
+    }
+
+    // Replay, forgery, wrong kind, wrong direction, output connection, unknown connection.
+    assert!(h.handle(ToModule::Event(e1)).is_empty());
+    let mut forged = tx.seal(EventKind::Event, b"x").unwrap();
+    forged.ciphertext[0] ^= 1;
+    assert!(h.handle(ToModule::Event(forged)).is_empty());
+    let request = tx.seal(EventKind::Request, b"x").unwrap();
+    assert!(h.handle(ToModule::Event(request)).is_empty());
+    let backward = sender(1, Direction::Backward)
+        .seal(EventKind::Event, b"x")
+        .unwrap();
+    assert!(h.handle(ToModule::Event(backward)).is_empty());
+    let to_output = sender(2, Direction::Forward)
+        .seal(EventKind::Event, b"x")
+        .unwrap();
+    assert!(h.handle(ToModule::Event(to_output)).is_empty());
+    let unknown = sender(9, Direction::Forward)
+        .seal(EventKind::Event, b"x")
+        .unwrap();
+    assert!(h.handle(ToModule::Event(unknown)).is_empty());
+
+    // A later authentic event still gets through; skipped counters are gaps.
+    let e5 = tx.seal(EventKind::Event, b"again").unwrap();
+    assert_eq!(h.handle(ToModule::Event(e5)).len(), 2);
+    assert_eq!(
+        h.rt.module().seen,
+        vec![b"hello".to_vec(), b"again".to_vec()]
+    );
+
+    let out = h.handle(ToModule::Stats);
+    let [FromModule::Stats(stats)] = &out[..] else {
+        panic!()
+    };
+    let c = &stats.conns;
+    assert_eq!((c[0].received, c[0].rejected, c[0].gaps), (2, 4, 2));
+    assert_eq!((c[1].sent, c[1].rejected), (2, 1));
+    assert_eq!(c[2].sent, 2);
+    assert_eq!(stats.rejected_unknown, 1);
+    assert_eq!(stats.commands, 3);
+}
+
+#[test]
+fn handler_replies_echo_the_request_counter() {
+    let mut h = Harness::new();
+    h.attest();
+    assert_eq!(
+        h.set_key(4, Role::Handler("answer".into())),
+        CommandReply::Done(vec![])
+    );
+    let mut tx = sender(4, Direction::Forward);
+    tx.seal(EventKind::Request, b"skipped").unwrap();
+    let req = tx.seal(EventKind::Request, b"q").unwrap();
+    let out = h.handle(ToModule::Event(req));
+    let [FromModule::Event(reply)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (reply.dir, reply.kind),
+        (Direction::Backward, EventKind::Reply)
+    );
+    let pt = receiver(4, Direction::Backward).open(reply).unwrap();
+    assert_eq!(pt, [&2u64.to_be_bytes()[..], b"re:q"].concat());
+}
+
+#[test]
+fn requests_wait_for_their_reply_and_defer_the_rest() {
+    let mut h = Harness::new();
+    h.attest();
+    assert_eq!(
+        h.set_key(5, Role::Request("fetch".into())),
+        CommandReply::Done(vec![])
+    );
+    assert_eq!(
+        h.set_key(1, Role::Input("inp".into())),
+        CommandReply::Done(vec![])
+    );
+
+    // Queued before the call: an input event, a stats request, a reply echoing the wrong
+    // counter, then the right reply. The request will be counter 1.
+    let mut back = sender(5, Direction::Backward);
+    let input = sender(1, Direction::Forward)
+        .seal(EventKind::Event, b"later")
+        .unwrap();
+    h.queue(ToModule::Event(input));
+    h.queue(ToModule::Stats);
+    let wrong = back.seal(EventKind::Reply, &[&9u64.to_be_bytes()[..], b"no"].concat());
+    h.queue(ToModule::Event(wrong.unwrap()));
+    let right = back.seal(
+        EventKind::Reply,
+        &[&1u64.to_be_bytes()[..], b"yes"].concat(),
+    );
+    h.queue(ToModule::Event(right.unwrap()));
+
+    let call = Command::Call {
+        entry: "call_fetch".into(),
+        payload: b"what".to_vec(),
+    };
+    let sealed = h.deployer.as_mut().unwrap().seal_command(&call).unwrap();
+    assert_eq!(h.rt.handle(ToModule::Command(sealed)), None);
+    let out = h.out();
+    assert_eq!(out.len(), 3, "{out:?}");
+    let FromModule::Event(req) = &out[0] else {
+        panic!()
+    };
+    assert_eq!(receiver(5, Direction::Forward).open(req).unwrap(), b"what");
+    assert!(matches!(out[1], FromModule::Stats(_)));
+    let FromModule::CommandReply(reply) = &out[2] else {
+        panic!()
+    };
+    let deployer = h.deployer.as_ref().unwrap();
+    assert_eq!(
+        deployer.open_reply(reply, 3).unwrap(),
+        CommandReply::Done(b"yes".to_vec())
+    );
+
+    // The input event waited its turn.
+    assert!(h.rt.module().seen.is_empty());
+    let deferred = h.rt.core_mut().deferred.pop_front().unwrap();
+    h.handle(deferred);
+    assert_eq!(h.rt.module().seen, vec![b"later".to_vec()]);
+    assert_eq!(
+        h.rt.core_mut().stats().conns[1].rejected,
+        1,
+        "wrong-counter reply"
+    );
+}
+
+#[test]
+fn request_timeout_and_unwaited_replies() {
+    let mut h = Harness::new();
+    h.attest();
+    let call = Command::Call {
+        entry: "call_fetch".into(),
+        payload: vec![],
+    };
+    assert_eq!(
+        h.command(&call),
+        CommandReply::Failed("request `fetch` is not connected to any handler".into())
+    );
+    assert_eq!(
+        h.set_key(5, Role::Request("fetch".into())),
+        CommandReply::Done(vec![])
+    );
+    let out = h.command_raw(&call);
+    assert_eq!(out.len(), 2);
+    assert!(matches!(
+        h.rt.module().fetched,
+        Some(Err(Error::Timeout { port: "fetch", .. }))
+    ));
+    // The late reply finds nobody waiting.
+    let late = sender(5, Direction::Backward)
+        .seal(EventKind::Reply, &1u64.to_be_bytes())
+        .unwrap();
+    assert!(h.handle(ToModule::Event(late)).is_empty());
+    assert_eq!(h.rt.core_mut().stats().conns[0].rejected, 1);
+}
+
+#[test]
+fn events_before_keys_are_unknown() {
+    let mut h = Harness::new();
+    let ev: Event = sender(1, Direction::Forward)
+        .seal(EventKind::Event, b"x")
+        .unwrap();
+    assert!(h.handle(ToModule::Event(ev)).is_empty());
+    assert_eq!(h.rt.core_mut().stats().rejected_unknown, 1);
+}

@@ -1,0 +1,199 @@
+//! A hand-written module and an in-memory node and deployer around one runtime.
+
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use aex_crypto::{Algorithm, Measurement, ModuleKeyAgreement, SecretKey};
+use aex_proto::frame::{self, FrameDecoder};
+use aex_proto::{
+    Command, CommandChannel, CommandReply, ConnId, Direction, FromModule, Interface, RecvChannel,
+    Role, SendChannel, ToModule, WireAlgorithm, WireKey,
+};
+
+use crate::link::{Incoming, Link};
+use crate::serve::Runtime;
+use crate::{Context, Error, Module, Output, PortError, PortKind, Request};
+
+const OUT: Output = Output::new(0, "out");
+const FETCH: Request = Request::new(0, "fetch");
+
+/// A hand-written module: echoes input to `out`, answers `answer`, and requests `fetch`.
+#[derive(Default)]
+pub(super) struct Echo {
+    pub(super) seen: Vec<Vec<u8>>,
+    pub(super) fetched: Option<Result<Vec<u8>, Error>>,
+}
+
+impl Module for Echo {
+    fn interface() -> Interface {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect();
+        Interface {
+            outputs: names(&["out"]),
+            inputs: names(&["inp"]),
+            requests: names(&["fetch"]),
+            handlers: names(&["answer"]),
+            entries: names(&["call_fetch", "fail", "inc"]),
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        ctx: &mut Context<'_>,
+        kind: PortKind,
+        index: usize,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, PortError> {
+        match (kind, index) {
+            (PortKind::Input, 0) => {
+                self.seen.push(payload.to_vec());
+                ctx.emit(OUT, payload);
+                Ok(Vec::new())
+            }
+            (PortKind::Handler, 0) => Ok([b"re:", payload].concat()),
+            (PortKind::Entry, 0) => {
+                ctx.request_timeout(Duration::from_millis(200));
+                let got = ctx.request(FETCH, payload);
+                self.fetched = Some(got.clone());
+                got.map_err(|e| PortError::Method(e.to_string()))
+            }
+            (PortKind::Entry, 1) => Err(PortError::Method("nope".into())),
+            (PortKind::Entry, 2) => {
+                let n: u32 = crate::payload::from_json(payload).map_err(PortError::Payload)?;
+                Ok((n + 1).to_be_bytes().to_vec())
+            }
+            _ => Err(PortError::Method("no such port".into())),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Sink(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The node and the deployer around one runtime.
+pub(super) struct Harness {
+    pub(super) rt: Runtime<Echo>,
+    pub(super) inbox: mpsc::Sender<Incoming>,
+    sink: Sink,
+    pub(super) deployer: Option<CommandChannel>,
+}
+
+impl Harness {
+    pub(super) fn new() -> Self {
+        let (inbox, rx) = mpsc::channel();
+        let sink = Sink::default();
+        let link = Link::new(rx, Box::new(sink.clone()));
+        let mut rt = Runtime::new(link, Measurement([0; 32]));
+        rt.hello();
+        let mut h = Harness {
+            rt,
+            inbox,
+            sink,
+            deployer: None,
+        };
+        assert_eq!(h.out(), vec![FromModule::Hello(Echo::interface())]);
+        h
+    }
+
+    /// Frames the module wrote since the last call.
+    pub(super) fn out(&mut self) -> Vec<FromModule> {
+        let mut d = FrameDecoder::new();
+        d.push(&std::mem::take(&mut *self.sink.0.borrow_mut()));
+        let mut msgs = vec![];
+        while let Some(body) = d.next_body().unwrap() {
+            msgs.push(frame::decode(&body).unwrap());
+        }
+        msgs
+    }
+
+    pub(super) fn handle(&mut self, msg: ToModule) -> Vec<FromModule> {
+        assert_eq!(self.rt.handle(msg), None);
+        self.out()
+    }
+
+    /// Queues a message the runtime reads while it waits for a reply.
+    pub(super) fn queue(&mut self, msg: ToModule) {
+        self.inbox.send(Incoming::Message(msg)).unwrap();
+    }
+
+    pub(super) fn attest(&mut self) {
+        let deployer = ModuleKeyAgreement::new();
+        let dpk = deployer.public_key();
+        let challenge = [7; 32];
+        let out = self.handle(ToModule::Attest {
+            challenge,
+            deployer_pk: dpk,
+        });
+        let [FromModule::Attested {
+            public_key,
+            confirm,
+        }] = &out[..]
+        else {
+            panic!("expected Attested, got {out:?}")
+        };
+        let key = deployer
+            .finish(
+                public_key,
+                &challenge,
+                public_key,
+                &dpk,
+                &Measurement([0; 32]),
+            )
+            .unwrap();
+        let channel = CommandChannel::new(&key);
+        assert!(channel.check_confirmation(confirm));
+        self.deployer = Some(channel);
+    }
+
+    pub(super) fn command(&mut self, cmd: &Command) -> CommandReply {
+        let deployer = self.deployer.as_mut().unwrap();
+        let sealed = deployer.seal_command(cmd).unwrap();
+        let counter = sealed.counter;
+        let out = self.handle(ToModule::Command(sealed));
+        let [FromModule::CommandReply(reply)] = &out[..] else {
+            panic!("expected a command reply, got {out:?}")
+        };
+        let deployer = self.deployer.as_ref().unwrap();
+        deployer.open_reply(reply, counter).unwrap()
+    }
+
+    pub(super) fn set_key(&mut self, conn: u32, role: Role) -> CommandReply {
+        self.command(&Command::SetKey {
+            conn: ConnId(conn),
+            role,
+            algorithm: WireAlgorithm::AesGcm,
+            key: WireKey([conn as u8; 32]),
+        })
+    }
+}
+
+pub(super) fn key(conn: u32) -> SecretKey {
+    SecretKey::from_bytes([conn as u8; 32])
+}
+
+pub(super) fn sender(conn: u32, dir: Direction) -> SendChannel {
+    SendChannel::new(Algorithm::AesGcm, &key(conn), ConnId(conn), dir)
+}
+
+pub(super) fn receiver(conn: u32, dir: Direction) -> RecvChannel {
+    RecvChannel::new(Algorithm::AesGcm, &key(conn), ConnId(conn), dir)
+}
+
+impl Harness {
+    pub(super) fn command_raw(&mut self, cmd: &Command) -> Vec<FromModule> {
+        let sealed = self.deployer.as_mut().unwrap().seal_command(cmd).unwrap();
+        self.handle(ToModule::Command(sealed))
+    }
+}

@@ -1,0 +1,6 @@
+//! Drives the runtime with in-memory frames, playing the node and the deployer: key
+//! agreement, commands, events in every direction, and the refusals the runtime must count.
+
+mod commands;
+mod events;
+mod harness;

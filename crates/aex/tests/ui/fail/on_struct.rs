@@ -1,0 +1,5 @@
+#[aex::module]
+#[derive(Default)]
+struct M;
+
+fn main() {}
