@@ -94,7 +94,26 @@ fn handler_replies_echo_the_request_counter() {
         (Direction::Backward, EventKind::Reply)
     );
     let pt = receiver(4, Direction::Backward).open(reply).unwrap();
-    assert_eq!(pt, [&2u64.to_be_bytes()[..], b"re:q"].concat());
+    assert_eq!(pt, aex_proto::reply::encode(2, Ok(b"re:q")));
+}
+
+#[test]
+fn a_failing_handler_answers_with_an_authentic_failure() {
+    let mut h = Harness::new();
+    h.attest();
+    h.set_key(4, Role::Handler("answer".into()));
+    let req = sender(4, Direction::Forward)
+        .seal(EventKind::Request, b"fail")
+        .unwrap();
+    let out = h.handle(ToModule::Event(req));
+    let [FromModule::Event(reply)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    let pt = receiver(4, Direction::Backward).open(reply).unwrap();
+    assert_eq!(
+        aex_proto::reply::decode(&pt),
+        Some((1, Err("cannot answer that".into())))
+    );
 }
 
 #[test]
@@ -118,12 +137,9 @@ fn requests_wait_for_their_reply_and_defer_the_rest() {
         .unwrap();
     h.queue(ToModule::Event(input));
     h.queue(ToModule::Stats);
-    let wrong = back.seal(EventKind::Reply, &[&9u64.to_be_bytes()[..], b"no"].concat());
+    let wrong = back.seal(EventKind::Reply, &aex_proto::reply::encode(9, Ok(b"no")));
     h.queue(ToModule::Event(wrong.unwrap()));
-    let right = back.seal(
-        EventKind::Reply,
-        &[&1u64.to_be_bytes()[..], b"yes"].concat(),
-    );
+    let right = back.seal(EventKind::Reply, &aex_proto::reply::encode(1, Ok(b"yes")));
     h.queue(ToModule::Event(right.unwrap()));
 
     let call = Command::Call {

@@ -52,6 +52,9 @@ impl Module for Echo {
                 ctx.emit(OUT, payload);
                 Ok(Vec::new())
             }
+            (PortKind::Handler, 0) if payload == b"fail" => {
+                Err(PortError::Method("cannot answer that".into()))
+            }
             (PortKind::Handler, 0) => Ok([b"re:", payload].concat()),
             (PortKind::Entry, 0) => {
                 ctx.request_timeout(Duration::from_millis(200));
