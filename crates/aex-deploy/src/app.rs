@@ -55,6 +55,7 @@ impl App {
     pub fn node_spec(&self, node: &str) -> Result<&NodeSpec> {
         self.desc.node(node).ok_or_else(|| Error::Connection {
             message: format!("no node `{node}` in the descriptor"),
+            given: Some(node.to_string()),
             valid: self.desc.nodes.iter().map(|n| n.name.clone()).collect(),
         })
     }

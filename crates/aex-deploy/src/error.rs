@@ -101,11 +101,13 @@ pub enum Error {
         /// Module name.
         module: String,
     },
-    /// An operation names a connection that does not exist or is of the wrong kind.
+    /// An operation names a module, node or connection that does not exist or does not fit.
     #[error("{message}")]
     Connection {
         /// What is wrong.
         message: String,
+        /// The name the user gave, for "did you mean".
+        given: Option<String>,
         /// Valid choices.
         valid: Vec<String>,
     },
@@ -181,8 +183,14 @@ impl Error {
                 "the module was not given any key; check the node's identity and that the node runs the code you built".into(),
             ),
             Error::Build { .. } => Some("fix the build error above, then run the command again".into()),
-            Error::Connection { valid, .. } if !valid.is_empty() => {
-                Some(format!("valid choices: {}", valid.join(", ")))
+            Error::Connection { valid, given, .. } if !valid.is_empty() => {
+                let guess = given
+                    .as_deref()
+                    .and_then(|g| crate::descriptor::did_you_mean(g, valid));
+                Some(match guess {
+                    Some(g) => format!("did you mean `{g}`? valid choices: {}", valid.join(", ")),
+                    None => format!("valid choices: {}", valid.join(", ")),
+                })
             }
             _ => None,
         }

@@ -115,7 +115,7 @@ impl Descriptor {
         } else {
             path
         };
-        let help = Some("run `aex new` or pass the descriptor path".to_owned());
+        let help = Some("pass the descriptor path, or see docs/TUTORIAL.md to write one".to_owned());
         if path.is_dir() {
             let here = path.as_os_str().is_empty() || path == Path::new(".");
             let candidates = FILE_NAMES.iter().map(|name| {

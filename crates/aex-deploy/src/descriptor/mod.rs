@@ -54,3 +54,4 @@ pub use model::{
     ConnectionSpec, Descriptor, Field, From, ModuleSpec, NodeSpec, PlatformKeySource, PortRef,
     UpStep,
 };
+pub use suggest::did_you_mean;

@@ -8,7 +8,7 @@
 const MAX_LISTED: usize = 16;
 
 /// The valid value `given` is most likely a typo of, if any.
-pub(super) fn did_you_mean<'a>(given: &str, valid: &'a [String]) -> Option<&'a str> {
+pub fn did_you_mean<'a>(given: &str, valid: &'a [String]) -> Option<&'a str> {
     valid
         .iter()
         .filter(|candidate| candidate.as_str() != given)

@@ -186,7 +186,7 @@ fn find_prefers_toml_and_explains_a_missing_file() {
     );
     assert_eq!(
         err.help(),
-        Some("run `aex new` or pass the descriptor path")
+        Some("pass the descriptor path, or see docs/TUTORIAL.md to write one")
     );
     assert_eq!(
         err.to_string(),

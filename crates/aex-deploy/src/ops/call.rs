@@ -18,12 +18,13 @@ pub fn call(app: &mut App, module: &str, entry: &str, payload: &[u8]) -> Result<
     if app.desc.module(module).is_none() {
         return Err(Error::Connection {
             message: format!("no module `{module}` in the descriptor"),
+            given: Some(module.to_string()),
             valid: app.desc.modules.iter().map(|m| m.name.clone()).collect(),
         });
     }
     app.command(
         module,
-        &format!("call entry point `{entry}` of module `{module}`"),
+        &format!("call entry point `{entry}`"),
         &Command::Call {
             entry: entry.into(),
             payload: payload.to_vec(),
@@ -136,6 +137,7 @@ fn send_direct(
         message: format!(
             "connection `{name}` has exhausted its counter; run `aex deploy` to re-key it"
         ),
+        given: None,
         valid: vec![],
     })?;
     rec.last_sent = event.counter;
@@ -166,6 +168,7 @@ fn resolve_direct(app: &App, connection: &str) -> Result<String> {
         .map(|c| c.name.clone())
         .ok_or_else(|| Error::Connection {
             message: format!("no direct connection `{connection}` (direct connections have `from = \"deployer\"`)"),
+            given: Some(connection.to_string()),
             valid: direct.iter().map(|c| c.name.clone()).collect(),
         })
 }
