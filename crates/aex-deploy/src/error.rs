@@ -170,7 +170,8 @@ impl Error {
     /// A next step for the user, if there is a useful one.
     pub fn help(&self) -> Option<String> {
         match self {
-            Error::Descriptor(e) => e.help().map(str::to_owned),
+            // A descriptor error already shows its help line.
+            Error::Descriptor(_) => None,
             Error::Unreachable { node, .. } => Some(format!(
                 "is the node agent running? start local nodes with `aex up`, or run `aex node` on the machine of `{node}`"
             )),

@@ -91,7 +91,8 @@ impl Descriptor {
     /// resolved against its directory; crate directories must exist and hold a `Cargo.toml`.
     pub fn load(path: &Path) -> Result<Descriptor, DescriptorError> {
         let file = Self::find(path)?;
-        let format = Format::of(&file)?;
+        // An unknown extension is reported before the file is read.
+        Format::of(&file)?;
         let text = std::fs::read_to_string(&file).map_err(|e| {
             DescriptorError::unreadable(
                 &file,
@@ -99,12 +100,19 @@ impl Descriptor {
                 None,
             )
         })?;
-        let raw = parse(&file, &text, format)?;
+        Self::from_text(&file, text)
+    }
+
+    /// Parses and validates descriptor `text` as if read from `file` (whose extension picks
+    /// the format and whose directory anchors relative paths).
+    pub fn from_text(file: &Path, text: String) -> Result<Descriptor, DescriptorError> {
+        let format = Format::of(file)?;
+        let raw = parse(file, &text, format)?;
         let dir = match file.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        validate::validate(raw, file, dir, Source { text, format })
+        validate::validate(raw, file.to_path_buf(), dir, Source { text, format })
     }
 
     /// The descriptor file `path` designates: `path` itself if it is a file, else the first of
@@ -115,7 +123,8 @@ impl Descriptor {
         } else {
             path
         };
-        let help = Some("pass the descriptor path, or see docs/TUTORIAL.md to write one".to_owned());
+        let help =
+            Some("pass the descriptor path, or see docs/TUTORIAL.md to write one".to_owned());
         if path.is_dir() {
             let here = path.as_os_str().is_empty() || path == Path::new(".");
             let candidates = FILE_NAMES.iter().map(|name| {
