@@ -1,19 +1,34 @@
-//! Arbitrary bytes as attestation evidence: appraisal returns a typed error and never passes.
+//! Arbitrary bytes as attestation evidence of every TEE kind: appraisal returns a typed error
+//! and never passes.
 #![no_main]
 
-use aex_crypto::Measurement;
-use aex_tee::{appraise, Expected, TeeKind};
+use aex_crypto::{Measurement, SecretKey};
+use aex_tee::sgx::SimRootPublicKey;
+use aex_tee::{appraise, Expected, TeeKind, TrustAnchor, VendorKey};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let trusted = [3u8; 32];
-    let expected = Expected {
-        tee: TeeKind::Sgx,
-        measurement: Measurement::of(b"module"),
-        challenge: [1; 32],
-        module_pk: [2; 32],
-        platform_key: &trusted,
-        allow_simulated: true,
-    };
-    assert!(appraise(data, &expected).is_err());
+    let root = SimRootPublicKey::from_hex(
+        "036b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296",
+    )
+    .expect("the P-256 generator is a valid point");
+    let vendor = VendorKey::new(1, SecretKey::from_bytes([4; 32]));
+    for (kind, anchor) in [
+        (TeeKind::Sgx, TrustAnchor::SimSgxRoot(&root)),
+        (TeeKind::TrustZone, TrustAnchor::VendorKey(&vendor)),
+        (TeeKind::Sancus, TrustAnchor::VendorKey(&vendor)),
+        (TeeKind::Native, TrustAnchor::None),
+    ] {
+        let expected = Expected {
+            kind,
+            anchor,
+            measurement: Measurement::of(b"module"),
+            challenge: [1; 32],
+            module_pk: Some([2; 32]),
+            allow_simulated: true,
+            allow_debug: true,
+            allow_insecure: false,
+        };
+        assert!(appraise(data, &expected).is_err());
+    }
 });

@@ -14,6 +14,8 @@
 //! * **Module key agreement** ([`ModuleKeyAgreement`]): X25519 (RFC 7748) between the module's
 //!   ephemeral key and the deployer's ephemeral key, then HKDF-SHA-256 (RFC 5869) salted with the
 //!   deployer's fresh challenge and bound to both public keys and the module's measurement.
+//! * **Symmetric attestation** ([`symmetric`]): the module side of the `trustzone`/`sancus`
+//!   scheme, a MAC over the challenge and a per-instance session key.
 //! * **Measurement** ([`Measurement`]): SHA-256 of the exact bytes a node will execute.
 //! * **Secrets** ([`SecretKey`]) have no `Debug`/`Display`, are wiped on drop, and are read only
 //!   through [`SecretKey::expose_secret`], so every exposure is greppable.
@@ -27,6 +29,7 @@ mod aead;
 mod agree;
 mod keys;
 mod measure;
+pub mod symmetric;
 
 pub use aead::{Algorithm, Nonce, OpenError, SealingKey, TAG_LEN};
 pub use agree::{AgreementError, ModuleKeyAgreement, PUBLIC_KEY_LEN};

@@ -9,12 +9,41 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aex_crypto::SecretKey;
-use aex_proto::{Command, CommandChannel, CommandReply, NodeRequest, NodeResponse};
+use aex_proto::{Command, CommandChannel, CommandReply, NodeRequest, NodeResponse, Sealed};
+
+use aex_tee::sgx::SimRootPublicKey;
+use aex_tee::{Scheme, TrustAnchor, VendorKey};
 
 use crate::client::{ClientError, NodeClient, DEFAULT_TIMEOUT};
 use crate::descriptor::{Descriptor, NodeSpec, PlatformKeySource};
 use crate::error::{Error, Result};
 use crate::state::{StateFile, STATE_DIR};
+
+/// The trust anchor of one node, owned (see [`App::trust_anchor`]).
+pub enum Anchor {
+    /// An `sgx` node's simulated vendor root.
+    SgxRoot(SimRootPublicKey),
+    /// A symmetric node's vendor key (a secret).
+    Vendor(VendorKey),
+    /// A `native` node: nothing to trust.
+    None,
+}
+
+impl Anchor {
+    /// The borrowed form `aex_tee::appraise` takes.
+    pub fn as_trust_anchor(&self) -> TrustAnchor<'_> {
+        match self {
+            Anchor::SgxRoot(k) => TrustAnchor::SimSgxRoot(k),
+            Anchor::Vendor(k) => TrustAnchor::VendorKey(k),
+            Anchor::None => TrustAnchor::None,
+        }
+    }
+}
+
+/// Reads a file holding bytes in hex.
+fn read_hex(path: &Path) -> Option<Vec<u8>> {
+    hex::decode(std::fs::read_to_string(path).ok()?.trim()).ok()
+}
 
 /// A loaded application.
 pub struct App {
@@ -98,76 +127,117 @@ impl App {
         })
     }
 
-    /// The platform identity the deployer trusts for `node`: from the descriptor, or, for a
-    /// local node this deployer provisioned, from its data directory.
-    pub fn trusted_platform_key(&self, node: &str) -> Result<Vec<u8>> {
+    /// What the deployer trusts for `node`'s evidence: for `sgx`, the simulated root key from
+    /// the descriptor or, for a local node this deployer provisioned, from its data directory;
+    /// for `trustzone`/`sancus`, the vendor key file the same way; for `native`, nothing.
+    pub fn trust_anchor(&self, node: &str) -> Result<Anchor> {
         let spec = self.node_spec(node)?;
-        let file = match &spec.platform_key {
-            Some(PlatformKeySource::Inline(k)) => return Ok(k.to_vec()),
-            Some(PlatformKeySource::File(p)) => p.clone(),
-            None => self.node_data_dir(node).join(aex_tee::PLATFORM_PUB_FILE),
-        };
-        let text = std::fs::read_to_string(&file).map_err(|_| Error::NoPlatformKey {
+        let missing = |looked: PathBuf| Error::NoPlatformKey {
             node: node.into(),
-            looked: Some(file.clone()),
-        })?;
-        hex::decode(text.trim())
-            .ok()
-            .filter(|k| k.len() == 32)
-            .ok_or(Error::NoPlatformKey {
-                node: node.into(),
-                looked: Some(file),
-            })
+            looked: Some(looked),
+        };
+        match spec.tee.scheme() {
+            Scheme::Quote => {
+                let (bytes, looked) = match &spec.platform_key {
+                    Some(PlatformKeySource::Inline(k)) => (k.clone(), None),
+                    Some(PlatformKeySource::File(p)) => (
+                        read_hex(p).ok_or_else(|| missing(p.clone()))?,
+                        Some(p.clone()),
+                    ),
+                    None => {
+                        let p = self.node_data_dir(node).join(aex_tee::PLATFORM_PUB_FILE);
+                        (read_hex(&p).ok_or_else(|| missing(p.clone()))?, Some(p))
+                    }
+                };
+                SimRootPublicKey::from_sec1(&bytes)
+                    .map(Anchor::SgxRoot)
+                    .map_err(|_| Error::NoPlatformKey {
+                        node: node.into(),
+                        looked,
+                    })
+            }
+            Scheme::Symmetric => {
+                let path = spec.vendor_key_file.clone().unwrap_or_else(|| {
+                    self.node_data_dir(node)
+                        .join(VendorKey::file_name(spec.vendor_id))
+                });
+                VendorKey::read_file(spec.vendor_id, &path)
+                    .map(Anchor::Vendor)
+                    .map_err(|_| missing(path))
+            }
+            _ => Ok(Anchor::None),
+        }
     }
 
     /// Sends `cmd` to `module` sealed under its module key and returns the module's answer.
     ///
     /// The command counter is reserved and saved before the command leaves this process.
     pub fn command(&mut self, module: &str, action: &str, cmd: &Command) -> Result<Vec<u8>> {
-        let (node, sealed, channel) = {
-            let rec =
-                self.state
-                    .state
-                    .modules
-                    .get_mut(module)
-                    .ok_or_else(|| Error::NotDeployed {
-                        module: module.into(),
-                    })?;
-            let mut channel = CommandChannel::resume(&rec.key.0, rec.last_command);
-            let sealed = channel.seal_command(cmd).map_err(|source| Error::Command {
-                module: module.into(),
-                source,
-            })?;
-            rec.last_command = sealed.counter;
-            (rec.node.clone(), sealed, channel)
-        };
+        let sent = self.seal_command(module, cmd)?;
         self.state.save()?;
-        let counter = sealed.counter;
         let answer = self.request(
-            &node,
+            &sent.node,
             action,
             NodeRequest::Command {
                 module: module.into(),
-                sealed,
+                sealed: sent.sealed.clone(),
             },
         )?;
+        self.command_result(&sent, action, answer)
+    }
+
+    /// Seals `cmd` for `module` under its module key and reserves the counter in the state,
+    /// without saving it: save the state before sending the command, so that no counter is
+    /// ever used twice under a module key, even across crashes. Sealing many commands and
+    /// saving once lets a deployment send them all after a single save.
+    pub fn seal_command(&mut self, module: &str, cmd: &Command) -> Result<SealedCommand> {
+        let rec = self
+            .state
+            .state
+            .modules
+            .get_mut(module)
+            .ok_or_else(|| Error::NotDeployed {
+                module: module.into(),
+            })?;
+        let mut channel = CommandChannel::resume(&rec.key.0, rec.last_command);
+        let sealed = channel.seal_command(cmd).map_err(|source| Error::Command {
+            module: module.into(),
+            source,
+        })?;
+        rec.last_command = sealed.counter;
+        Ok(SealedCommand {
+            module: module.into(),
+            node: rec.node.clone(),
+            sealed,
+            channel,
+        })
+    }
+
+    /// Opens the module's answer to a command sealed by [`App::seal_command`].
+    pub fn command_result(
+        &self,
+        sent: &SealedCommand,
+        action: &str,
+        answer: NodeResponse,
+    ) -> Result<Vec<u8>> {
+        let module = &sent.module;
         let NodeResponse::CommandReply(reply) = answer else {
-            return Err(unexpected(&node, action, self));
+            return Err(unexpected(&sent.node, action, self));
         };
-        match channel.open_reply(&reply, counter) {
+        match sent.channel.open_reply(&reply, sent.sealed.counter) {
             Ok(CommandReply::Done(bytes)) => Ok(bytes),
             Ok(CommandReply::Failed(message)) => Err(Error::Refused {
-                module: module.into(),
+                module: module.clone(),
                 action: action.into(),
                 message,
             }),
             Ok(_) => Err(Error::Refused {
-                module: module.into(),
+                module: module.clone(),
                 action: action.into(),
                 message: "unknown reply".into(),
             }),
             Err(source) => Err(Error::Command {
-                module: module.into(),
+                module: module.clone(),
                 source,
             }),
         }
@@ -184,6 +254,17 @@ impl App {
                 module: module.into(),
             })
     }
+}
+
+/// A command sealed under its module's key whose counter is reserved in the state.
+pub struct SealedCommand {
+    /// The module it is for.
+    pub module: String,
+    /// The module's node.
+    pub node: String,
+    /// The command as sent.
+    pub sealed: Sealed,
+    channel: CommandChannel,
 }
 
 /// An error for a node answer of the wrong type.

@@ -18,7 +18,7 @@ use aex_proto::{Event, FromNode, Hello, NodeError, NodeRequest, NodeResponse, To
 #[non_exhaustive]
 pub enum ClientError {
     /// The TCP connection could not be made.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// Node address.
         addr: SocketAddr,
@@ -26,7 +26,7 @@ pub enum ClientError {
         source: std::io::Error,
     },
     /// Reading or writing failed (including a timeout or a malformed frame).
-    #[error("connection to {addr} failed: {source}")]
+    #[error("connection to {addr} failed")]
     Io {
         /// Node address.
         addr: SocketAddr,

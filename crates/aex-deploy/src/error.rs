@@ -175,10 +175,10 @@ impl Error {
             Error::Unreachable { node, .. } => Some(format!(
                 "is the node agent running? start local nodes with `aex up`, or run `aex node` on the machine of `{node}`"
             )),
-            Error::NoPlatformKey { node, looked } => Some(match looked {
-                Some(p) => format!("set `platform_key` (or `platform_key_file`) for node `{node}` in the descriptor; the node's operator finds it in the node's data directory as platform.pub (looked for {})", p.display()),
-                None => format!("set `platform_key` (or `platform_key_file`) for node `{node}` in the descriptor"),
-            }),
+            Error::NoPlatformKey { node, looked } => Some(format!(
+                "for an sgx node set `platform_key` or `platform_key_file` (the node's platform.pub); for a trustzone or sancus node set `vendor_key_file` (the node's vendor-<id>.key), in the descriptor entry of node `{node}`{}",
+                looked.as_ref().map(|p| format!("; looked for {}", p.display())).unwrap_or_default()
+            )),
             Error::NotDeployed { .. } => Some("run `aex deploy` (or `aex up`) first".into()),
             Error::Attestation { .. } => Some(
                 "the module was not given any key; check the node's identity and that the node runs the code you built".into(),

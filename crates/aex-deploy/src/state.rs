@@ -67,6 +67,9 @@ pub struct ModuleRecord {
     pub attested_at: u64,
     /// Whether the evidence came from a simulated root.
     pub simulated: bool,
+    /// Whether the module runs without any TEE (`native`, allowed by the descriptor).
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// A connection whose key was delivered.
@@ -249,6 +252,7 @@ mod tests {
                 last_command: 4,
                 attested_at: 0,
                 simulated: true,
+                insecure: false,
             },
         );
         sf.save().unwrap();

@@ -23,6 +23,8 @@ pub struct NodeConfig {
     pub tee: TeeKind,
     /// Whether a deployer may stop the node with a `Shutdown` request (local development).
     pub allow_remote_shutdown: bool,
+    /// Symmetric TEE kinds: the vendor id whose vendor key derives module keys.
+    pub vendor_id: u16,
 }
 
 /// A node configuration file could not be used.
@@ -67,6 +69,12 @@ struct RawConfig {
     tee: String,
     #[serde(default)]
     allow_remote_shutdown: bool,
+    #[serde(default = "default_vendor_id")]
+    vendor_id: u16,
+}
+
+fn default_vendor_id() -> u16 {
+    aex_tee::DEFAULT_VENDOR_ID
 }
 
 impl NodeConfig {
@@ -122,6 +130,7 @@ impl NodeConfig {
             data_dir,
             tee,
             allow_remote_shutdown: raw.allow_remote_shutdown,
+            vendor_id: raw.vendor_id,
         })
     }
 }

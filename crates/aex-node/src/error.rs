@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use aex_tee::PlatformKeyError;
+use aex_tee::PlatformError;
 
 /// The node agent could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +23,7 @@ pub enum NodeError {
     },
     /// The platform key could not be loaded or created.
     #[error(transparent)]
-    PlatformKey(#[from] PlatformKeyError),
+    PlatformKey(#[from] PlatformError),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

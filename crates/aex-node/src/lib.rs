@@ -48,6 +48,7 @@
 //!     data_dir: "/tmp/aex-edge-1".into(),
 //!     tee: aex_tee::TeeKind::Sgx,
 //!     allow_remote_shutdown: false,
+//!     vendor_id: aex_tee::DEFAULT_VENDOR_ID,
 //! };
 //! let node = Node::start(config).await?;
 //! println!("listening on {}", node.local_addr());

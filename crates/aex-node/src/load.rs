@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use aex_crypto::Measurement;
-use aex_proto::{NodeError as WireError, NodeErrorKind, NodeResponse};
+use aex_proto::{NodeError as WireError, NodeErrorKind, NodeResponse, ToModule};
 use tracing::info;
 
 use crate::error::refuse;
@@ -184,6 +184,20 @@ impl Uploads {
         };
         info!(module, %measurement, "module stored");
         let started = Module::start(module, &dir, measurement, shared.router.clone()).await?;
+        if let Some(key) = shared.backend.provision(&measurement) {
+            let provision = ToModule::Provision {
+                kind: shared.backend.kind().name().into(),
+                simulated: shared.backend.simulated(),
+                key: aex_proto::WireKey::from_secret(&key),
+            };
+            if !started.provision(provision).await {
+                started.kill();
+                return Err(refuse(
+                    NodeErrorKind::ModuleUnavailable,
+                    format!("module `{module}` exited before its key was provisioned"),
+                ));
+            }
+        }
         if let Err(e) = shared.router.insert_module(started.clone()) {
             started.kill();
             return Err(e);

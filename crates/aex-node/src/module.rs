@@ -174,6 +174,11 @@ impl Module {
     }
 
     /// Queues an event for the module; false if it has ended or its queue is full.
+    /// Hands the module the key its symmetric platform derived for it (before attestation).
+    pub(crate) async fn provision(&self, msg: ToModule) -> bool {
+        self.input.send(msg).await.is_ok()
+    }
+
     pub(crate) fn deliver(&self, ev: Event) -> bool {
         self.alive.load(Ordering::Relaxed) && self.input.try_send(ToModule::Event(ev)).is_ok()
     }

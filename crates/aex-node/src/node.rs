@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aex_tee::{Backend, SimPlatformKey, TeeKind};
+use aex_tee::BackendOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -43,14 +43,12 @@ impl Node {
             path: data_dir.clone(),
             source,
         })?;
-        let (backend, platform_key): (Box<dyn Backend>, [u8; 32]) = match config.tee {
-            TeeKind::Sgx => {
-                let key = SimPlatformKey::load_or_create(&data_dir)?;
-                let public = key.public_key();
-                (Box::new(key), public)
-            }
-            other => return Err(NodeError::UnsupportedTee(other.name().into())),
+        let options = BackendOptions {
+            vendor_id: config.vendor_id,
+            ..BackendOptions::default()
         };
+        let backend = aex_tee::open_with(config.tee, &data_dir, &options)?;
+        let platform_key = backend.platform_identity();
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -81,7 +79,7 @@ impl Node {
             data_dir,
             config.allow_remote_shutdown,
             backend,
-            platform_key,
+            platform_key.clone(),
             router,
             shutdown,
         ));
@@ -89,7 +87,7 @@ impl Node {
             node = %shared.name,
             %addr,
             tee = config.tee.name(),
-            platform_key = %hex::encode(platform_key),
+            platform_key = %hex::encode(&platform_key),
             "node listening"
         );
         let task = tokio::spawn(server::serve(shared.clone(), listener));
@@ -105,7 +103,7 @@ impl Node {
 /// A running node. Dropping it stops the node and kills its modules.
 pub struct NodeHandle {
     addr: SocketAddr,
-    platform_key: [u8; 32],
+    platform_key: Vec<u8>,
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
 }
@@ -117,8 +115,8 @@ impl NodeHandle {
     }
 
     /// The public platform identity deployers trust (simulated TEE backend).
-    pub fn platform_key(&self) -> [u8; 32] {
-        self.platform_key
+    pub fn platform_key(&self) -> &[u8] {
+        &self.platform_key
     }
 
     /// Waits until the node has stopped (after an accepted `Shutdown` request or

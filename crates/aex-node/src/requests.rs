@@ -138,10 +138,22 @@ async fn attest(
         FromModule::Attested {
             public_key,
             confirm,
+            mac,
         } => {
             let evidence = shared
                 .backend
-                .evidence(m.measurement(), &public_key, &challenge);
+                .evidence(
+                    m.measurement(),
+                    &challenge,
+                    Some(&public_key),
+                    mac.as_deref(),
+                )
+                .map_err(|e| {
+                    refuse(
+                        NodeErrorKind::Refused,
+                        format!("no evidence for module `{name}`: {e}"),
+                    )
+                })?;
             Ok(NodeResponse::Evidence {
                 public_key,
                 confirm,
@@ -184,7 +196,7 @@ async fn status(shared: &Shared) -> NodeStatus {
     NodeStatus {
         name: shared.name.clone(),
         tee: shared.backend.kind().name().into(),
-        platform_key: shared.platform_key.to_vec(),
+        platform_key: shared.platform_key.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         modules: modules
             .iter()

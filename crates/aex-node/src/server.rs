@@ -40,7 +40,7 @@ pub(crate) struct Shared {
     /// Produces attestation evidence.
     pub(crate) backend: Box<dyn Backend>,
     /// The backend's public platform identity.
-    pub(crate) platform_key: [u8; 32],
+    pub(crate) platform_key: Vec<u8>,
     /// Routing and module tables.
     pub(crate) router: Arc<Router>,
     /// Module names being uploaded.
@@ -57,7 +57,7 @@ impl Shared {
         data_dir: PathBuf,
         allow_remote_shutdown: bool,
         backend: Box<dyn Backend>,
-        platform_key: [u8; 32],
+        platform_key: Vec<u8>,
         router: Arc<Router>,
         shutdown: watch::Sender<bool>,
     ) -> Self {

@@ -34,6 +34,7 @@ async fn attest_then_commands_are_relayed() {
         &FromModule::Attested {
             public_key: module_pk,
             confirm: vec![1, 2, 3],
+            mac: None,
         },
     );
     let rejected = frame_file(
@@ -74,16 +75,19 @@ async fn attest_then_commands_are_relayed() {
         (public_key, confirm, tee.as_str()),
         (module_pk, vec![1, 2, 3], "sgx")
     );
-    let platform_key = node.handle.platform_key();
+    let root = aex_tee::sgx::SimRootPublicKey::from_sec1(node.handle.platform_key())
+        .expect("an sgx node's identity is its simulated root key");
     let appraised = appraise(
         &evidence,
         &Expected {
-            tee: TeeKind::Sgx,
+            kind: TeeKind::Sgx,
+            anchor: aex_tee::TrustAnchor::SimSgxRoot(&root),
             measurement: Measurement::of(&bin),
             challenge,
-            module_pk,
-            platform_key: &platform_key,
+            module_pk: Some(module_pk),
             allow_simulated: true,
+            allow_debug: false,
+            allow_insecure: false,
         },
     )
     .expect("the evidence appraises");

@@ -101,6 +101,7 @@ async fn run_blocking_serves_until_shutdown() {
         data_dir: data_dir.clone(),
         tee: aex_tee::TeeKind::Sgx,
         allow_remote_shutdown: true,
+        vendor_id: aex_tee::DEFAULT_VENDOR_ID,
     };
     let node = std::thread::spawn(move || aex_node::run_blocking(config));
     let addr_file = data_dir.join("node.addr");

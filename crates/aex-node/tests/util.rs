@@ -42,6 +42,7 @@ impl TestNode {
             data_dir: data_dir.clone(),
             tee: aex_tee::TeeKind::Sgx,
             allow_remote_shutdown,
+            vendor_id: aex_tee::DEFAULT_VENDOR_ID,
         })
         .await
         .unwrap();

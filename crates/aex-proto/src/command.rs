@@ -111,6 +111,9 @@ pub enum Command {
         /// The fresh connection key.
         key: WireKey,
     },
+    /// Disable the module: it answers, then drops every connection key and its module key, so
+    /// it accepts no event and no command again (a new instance must be deployed).
+    Disable,
     /// Call an entry point.
     Call {
         /// Entry point name.

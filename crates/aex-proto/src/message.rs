@@ -28,6 +28,17 @@ impl core::fmt::Display for ConnId {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ToModule {
+    /// Symmetric TEE kinds only, sent once right after the module's `Hello`: the module key
+    /// the platform derived for this module. On hardware the TEE hands it over inside the
+    /// enclave; in simulation the node agent plays the platform (and so knows it).
+    Provision {
+        /// TEE kind name (`trustzone`, `sancus`), bound into the attestation MAC.
+        kind: String,
+        /// Whether the platform is simulated, bound into the attestation MAC.
+        simulated: bool,
+        /// The module key.
+        key: crate::command::WireKey,
+    },
     /// Start key agreement: the module answers with [`FromModule::Attested`].
     Attest {
         /// The deployer's fresh challenge.
@@ -53,11 +64,14 @@ pub enum FromModule {
     Hello(Interface),
     /// Answer to [`ToModule::Attest`].
     Attested {
-        /// The module's ephemeral X25519 public key; evidence binds its hash.
+        /// Quote kinds: the module's ephemeral X25519 public key, whose hash the evidence
+        /// binds. Symmetric kinds: the module's fresh nonce for the session key.
         public_key: [u8; 32],
-        /// Key confirmation: an empty plaintext sealed under the derived module key, so the
-        /// deployer detects a module that was keyed by someone else first.
+        /// Key confirmation: an empty plaintext sealed under the derived module (session)
+        /// key, so the deployer detects a module that was keyed by someone else first.
         confirm: Vec<u8>,
+        /// Symmetric kinds: the attestation MAC under the provisioned module key.
+        mac: Option<Vec<u8>>,
     },
     /// The module refused an attestation request (it is already keyed).
     AttestRefused,
@@ -237,7 +251,7 @@ pub enum NodeResponse {
     },
     /// Attestation evidence for a module, with its key-agreement public key.
     Evidence {
-        /// The module's ephemeral X25519 public key.
+        /// The module's ephemeral X25519 public key (quote kinds) or fresh nonce (symmetric).
         public_key: [u8; 32],
         /// Key confirmation (see [`FromModule::Attested`]).
         confirm: Vec<u8>,

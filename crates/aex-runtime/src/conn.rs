@@ -64,6 +64,11 @@ pub(crate) struct Conns {
 }
 
 impl Conns {
+    /// Drops every connection and its keys (module disabled).
+    pub(crate) fn clear(&mut self) {
+        self.map.clear();
+    }
+
     /// Installs (or replaces, with fresh counters) the key of `conn` for `role`. The key is
     /// wiped when this returns: only the expanded channels keep it.
     pub(crate) fn install(

@@ -15,7 +15,7 @@ use crate::conn::{Accepted, Refused};
 use crate::context::Context;
 use crate::link::{Link, Recv};
 use crate::module::{Module, PortError, PortKind};
-use crate::state::Core;
+use crate::state::{Core, Provisioned};
 
 /// A module's state and the runtime's, driven by messages from the node.
 pub(crate) struct Runtime<M> {
@@ -68,6 +68,22 @@ impl<M: Module> Runtime<M> {
             ToModule::Event(event) => self.event(&event),
             ToModule::Stats => self.core.send_stats(),
             ToModule::Shutdown => return Some(0),
+            ToModule::Provision {
+                kind,
+                simulated,
+                key,
+            } => {
+                // Only before attestation: afterwards the module is keyed for good.
+                if self.core.agreement.is_some() && self.core.provisioned.is_none() {
+                    self.core.provisioned = Some(Provisioned {
+                        kind,
+                        simulated,
+                        key: key.into_secret(),
+                    });
+                } else {
+                    log!("ignoring a second or late platform provisioning");
+                }
+            }
             _ => log!("ignoring a message from the node this runtime does not know"),
         }
         None
@@ -75,9 +91,30 @@ impl<M: Module> Runtime<M> {
 
     fn attest(&mut self, challenge: &[u8; 32], deployer_pk: &[u8; 32]) {
         let core = &mut self.core;
-        let reply = match core.agreement.take() {
-            None => FromModule::AttestRefused,
-            Some(agreement) => {
+        // One attestation per process, whatever its outcome.
+        let reply = match (core.agreement.take(), core.provisioned.take()) {
+            (None, _) => FromModule::AttestRefused,
+            // Symmetric TEE: prove the provisioned key, then key commands per instance.
+            (Some(_), Some(p)) => {
+                let nonce = aex_crypto::random_bytes::<32>();
+                let mac = aex_crypto::symmetric::attest_mac(
+                    &p.kind,
+                    p.simulated,
+                    &p.key,
+                    challenge,
+                    &core.measurement,
+                );
+                let session = aex_crypto::symmetric::session_key(&p.key, challenge, &nonce);
+                let channel = aex_proto::CommandChannel::new(&session);
+                let confirm = channel.confirmation();
+                core.commands = Some(channel);
+                FromModule::Attested {
+                    public_key: nonce,
+                    confirm,
+                    mac: Some(mac.to_vec()),
+                }
+            }
+            (Some(agreement), None) => {
                 let module_pk = agreement.public_key();
                 match agreement.finish(
                     deployer_pk,
@@ -93,6 +130,7 @@ impl<M: Module> Runtime<M> {
                         FromModule::Attested {
                             public_key: module_pk,
                             confirm,
+                            mac: None,
                         }
                     }
                     Err(e) => {
@@ -133,6 +171,11 @@ impl<M: Module> Runtime<M> {
             let sealed = channel.seal_reply(counter, &reply);
             self.core.link.send(&FromModule::CommandReply(sealed));
         }
+        if self.core.disabled {
+            // Answered under the module key; now forget every key (zeroized on drop).
+            self.core.commands = None;
+            self.core.conns.clear();
+        }
     }
 
     fn execute(&mut self, cmd: Command) -> CommandReply {
@@ -151,6 +194,10 @@ impl<M: Module> Runtime<M> {
                     Ok(()) => CommandReply::Done(Vec::new()),
                     Err(message) => CommandReply::Failed(message),
                 }
+            }
+            Command::Disable => {
+                self.core.disabled = true;
+                CommandReply::Done(Vec::new())
             }
             Command::Call { entry, payload } => {
                 let entries = &self.core.interface.entries;

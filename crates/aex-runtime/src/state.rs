@@ -36,6 +36,20 @@ pub(crate) struct Core {
     pub(crate) commands: Option<CommandChannel>,
     pub(crate) counters: Counters,
     pub(crate) request_timeout: Duration,
+    /// Set by an authentic `Disable`: the keys are dropped once the reply is sent.
+    pub(crate) disabled: bool,
+    /// Symmetric TEE kinds: the module key the platform provisioned, until attestation.
+    pub(crate) provisioned: Option<Provisioned>,
+}
+
+/// A module key handed over by a symmetric TEE platform.
+pub(crate) struct Provisioned {
+    /// TEE kind name, bound into the attestation MAC.
+    pub(crate) kind: String,
+    /// Whether the platform is simulated, bound into the attestation MAC.
+    pub(crate) simulated: bool,
+    /// The module key (zeroized on drop).
+    pub(crate) key: aex_crypto::SecretKey,
 }
 
 /// Module-wide counters reported in [`ModuleStats`].
@@ -59,6 +73,8 @@ impl Core {
             commands: None,
             counters: Counters::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            disabled: false,
+            provisioned: None,
         }
     }
 

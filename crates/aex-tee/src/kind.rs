@@ -1,11 +1,40 @@
-//! The kinds of TEE a node can offer.
+//! The kinds of TEE a node can offer, the attestation scheme of each, and the connection
+//! algorithms each offers.
+//!
+//! Invariant: every kind has exactly one [`Scheme`], and [`TeeKind::algorithms`] is never
+//! empty, so a connection between any two kinds has at least ChaCha20-Poly1305 in common.
 
-/// A TEE kind, as named in descriptors and node configurations.
+use aex_crypto::Algorithm;
+
+use crate::symmetric::SymmetricKind;
+
+/// A TEE kind, as named in descriptors, node configurations and evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TeeKind {
-    /// Quote-based attestation shaped like Intel SGX (simulated platform key for now).
+    /// Quote-based attestation shaped like Intel SGX DCAP (simulated root, or Intel's).
     Sgx,
+    /// Symmetric key hierarchy, as on Arm TrustZone boards (node key → vendor key → module key).
+    TrustZone,
+    /// Symmetric key hierarchy, as on Sancus microcontrollers.
+    Sancus,
+    /// No TEE at all: development only, refused unless the descriptor opts in per module.
+    Native,
+}
+
+/// How a kind attests a module, which says what the node agent passes to
+/// [`Backend::evidence`](crate::Backend::evidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// A signed report binding `SHA-256(module public key || challenge)` (`sgx`): the node
+    /// passes the module's X25519 public key.
+    Quote,
+    /// A MAC over the challenge under the module key (`trustzone`, `sancus`): the node passes
+    /// the MAC the module computed.
+    Symmetric,
+    /// Unsigned claims (`native`): the node passes the module's X25519 public key.
+    Insecure,
 }
 
 /// A TEE kind name that aex does not know.
@@ -16,24 +45,86 @@ pub struct UnknownTeeKind {
     pub name: String,
 }
 
+const BOTH: &[Algorithm] = &[Algorithm::AesGcm, Algorithm::ChaCha20Poly1305];
+const CHACHA_ONLY: &[Algorithm] = &[Algorithm::ChaCha20Poly1305];
+
 impl TeeKind {
+    /// Every kind.
+    pub const ALL: [TeeKind; 4] = [
+        TeeKind::Sgx,
+        TeeKind::TrustZone,
+        TeeKind::Sancus,
+        TeeKind::Native,
+    ];
+
     /// Every kind's name, for error messages.
-    pub const NAMES: &'static [&'static str] = &["sgx"];
+    pub const NAMES: &'static [&'static str] = &["sgx", "trustzone", "sancus", "native"];
 
     /// The name used in descriptors and on the wire.
     pub fn name(self) -> &'static str {
         match self {
             TeeKind::Sgx => "sgx",
+            TeeKind::TrustZone => "trustzone",
+            TeeKind::Sancus => "sancus",
+            TeeKind::Native => "native",
         }
     }
 
     /// Parses a name.
     pub fn from_name(name: &str) -> Result<Self, UnknownTeeKind> {
-        match name {
-            "sgx" => Ok(TeeKind::Sgx),
-            _ => Err(UnknownTeeKind { name: name.into() }),
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| UnknownTeeKind { name: name.into() })
+    }
+
+    /// The attestation scheme of this kind.
+    pub fn scheme(self) -> Scheme {
+        match self {
+            TeeKind::Sgx => Scheme::Quote,
+            TeeKind::TrustZone | TeeKind::Sancus => Scheme::Symmetric,
+            TeeKind::Native => Scheme::Insecure,
         }
     }
+
+    /// The symmetric kind, for `trustzone` and `sancus`.
+    pub fn symmetric(self) -> Option<SymmetricKind> {
+        match self {
+            TeeKind::TrustZone => Some(SymmetricKind::TrustZone),
+            TeeKind::Sancus => Some(SymmetricKind::Sancus),
+            TeeKind::Sgx | TeeKind::Native => None,
+        }
+    }
+
+    /// The connection AEAD algorithms a module on this kind can use, in preference order.
+    ///
+    /// Sancus-class microcontrollers have no AES hardware in our model, so `sancus` offers
+    /// ChaCha20-Poly1305 only; every other kind offers both.
+    pub fn algorithms(self) -> &'static [Algorithm] {
+        match self {
+            TeeKind::Sancus => CHACHA_ONLY,
+            TeeKind::Sgx | TeeKind::TrustZone | TeeKind::Native => BOTH,
+        }
+    }
+
+    /// Whether a module on this kind can use `algorithm`.
+    pub fn offers(self, algorithm: Algorithm) -> bool {
+        self.algorithms().contains(&algorithm)
+    }
+}
+
+impl From<SymmetricKind> for TeeKind {
+    fn from(kind: SymmetricKind) -> Self {
+        match kind {
+            SymmetricKind::TrustZone => TeeKind::TrustZone,
+            SymmetricKind::Sancus => TeeKind::Sancus,
+        }
+    }
+}
+
+/// The connection AEAD algorithms `kind` offers (same as [`TeeKind::algorithms`]).
+pub fn algorithms(kind: TeeKind) -> &'static [Algorithm] {
+    kind.algorithms()
 }
 
 impl core::fmt::Display for TeeKind {
@@ -48,8 +139,36 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        assert_eq!(TeeKind::from_name("sgx"), Ok(TeeKind::Sgx));
+        for k in TeeKind::ALL {
+            assert_eq!(TeeKind::from_name(k.name()), Ok(k));
+        }
         let err = TeeKind::from_name("tdx").unwrap_err();
-        assert_eq!(err.to_string(), "unknown TEE kind `tdx` (valid: sgx)");
+        assert_eq!(
+            err.to_string(),
+            "unknown TEE kind `tdx` (valid: sgx, trustzone, sancus, native)"
+        );
+    }
+
+    #[test]
+    fn algorithms_per_kind() {
+        assert_eq!(algorithms(TeeKind::Sancus), &[Algorithm::ChaCha20Poly1305]);
+        assert!(!TeeKind::Sancus.offers(Algorithm::AesGcm));
+        for k in [TeeKind::Sgx, TeeKind::TrustZone, TeeKind::Native] {
+            assert_eq!(k.algorithms(), &Algorithm::ALL);
+        }
+        // Any two kinds share an algorithm.
+        for a in TeeKind::ALL {
+            for b in TeeKind::ALL {
+                assert!(a.algorithms().iter().any(|x| b.offers(*x)));
+            }
+        }
+    }
+
+    #[test]
+    fn schemes() {
+        assert_eq!(TeeKind::Sgx.scheme(), Scheme::Quote);
+        assert_eq!(TeeKind::TrustZone.scheme(), Scheme::Symmetric);
+        assert_eq!(TeeKind::Sancus.symmetric(), Some(SymmetricKind::Sancus));
+        assert_eq!(TeeKind::Native.scheme(), Scheme::Insecure);
     }
 }

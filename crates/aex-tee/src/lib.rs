@@ -1,36 +1,112 @@
 //! The aex TEE backend layer.
 //!
-//! A TEE backend is the trusted platform part of a node: it measures a module, and produces
-//! attestation evidence that binds the module's key-agreement public key and the deployer's
-//! fresh challenge to that measurement. This crate holds both halves of every backend's
-//! attestation scheme, so the format is defined once:
+//! A TEE backend is the trusted platform part of a node: it measures a module and produces
+//! attestation evidence that the module with that measurement, and only it, answered the
+//! deployer's fresh challenge. This crate holds both halves of every backend's scheme, so each
+//! format is defined once:
 //!
-//! * [`Backend`] — the node side: produce evidence for a started module;
-//! * [`appraise`] — the deployer side: check evidence against what the deployer expects and,
-//!   only on success, mint an [`Appraised`] proof.
+//! * the node side: [`open`] (or [`open_with`]) returns the configured kind's
+//!   `Box<dyn` [`Backend`]`>`, which [`provision`](Backend::provision)s module keys (symmetric
+//!   kinds) and wraps what a module answered into [`evidence`](Backend::evidence);
+//! * the deployer side: [`appraise`] checks evidence against an [`Expected`] — kind,
+//!   [`TrustAnchor`], policy, the deployer's own measurement, challenge and the module's public
+//!   key — and only on success mints an [`Appraised`] proof;
+//! * the module side: [`symmetric::attest_mac`], a pure function the module runtime calls.
+//!
+//! Every kind's evidence travels in one envelope (see `evidence.rs`): version, kind, simulated
+//! flag, the challenge it answers, and a kind-specific body. Connection algorithms per kind:
+//! [`algorithms`].
 //!
 //! # Design overview
 //!
-//! * **Simulated quote-style backend (`sgx`, simulation).** The hardware root is an Ed25519
-//!   platform attestation key kept in the node's data directory ([`SimPlatformKey`]). Evidence
-//!   ([`SimQuote`]) is a signature by that key over the measurement, `SHA-256(module public
-//!   key)` and the challenge. The deployer trusts the platform public key named in its
-//!   descriptor (or provisioned by `aex up` for local nodes).
-//! * **What simulation protects.** Against the network and against other parties without the
-//!   node's data directory: forged, replayed or redirected evidence is refused. Against the
-//!   node's operator: nothing. Whoever can read `platform.key` can sign any evidence. Real
-//!   hardware puts that key in the CPU.
-//! * **Appraisal is a pure function.** It does no I/O and trusts nothing in the evidence that
-//!   it has not checked against the deployer's expectations.
+//! **`sgx` — quote-based.** Evidence is a DCAP v3 quote: header, SGX report body
+//! (`mr_enclave` = the module's measurement, `mr_signer`, `attributes` with the DEBUG flag,
+//! `isv_prod_id`, `isv_svn`, `report_data = SHA-256(module X25519 pk || challenge) || 0^32`),
+//! signed with ECDSA P-256 by an attestation key. In simulation ([`sgx::SimSgxPlatform`]) a
+//! simulated vendor root ([`sgx::SimSgxVendor`], ECDSA P-256) certifies the attestation key
+//! with a compact certificate, and the deployer trusts the root's public key
+//! ([`sgx::SimRootPublicKey`], the node's `platform.pub`). Real Intel quotes go down the same
+//! path ([`sgx::verify_sgx_quote`]): same parser and quote-signature check, then Intel's chain
+//! through dcap-qvl (PCK certificates to Intel's root, CRLs, QE report, TCB info and QE
+//! identity at a fixed time, [`TrustAnchor::IntelDcap`]) instead of the simulated
+//! certificate, then the same common checks. *Simulation protects* against the network and
+//! anyone without the node's data directory: forged, replayed or redirected quotes are
+//! refused. *Against the node's operator it protects nothing*: whoever reads `sgx-ak.key` (or
+//! the simulated root) signs quotes for any code with any attributes. *Hardware adds*: the
+//! attestation key lives in Intel's quoting enclave, certified up to Intel's root; the
+//! report body comes from the CPU, so `mr_enclave` and the DEBUG flag are facts, and enclave
+//! memory is out of the operator's reach.
+//!
+//! **`trustzone`, `sancus` — symmetric.** Node key → vendor key = HKDF(node key, vendor id)
+//! → module key = HKDF(vendor key, measurement) ([`symmetric`] has the exact labels). The
+//! node's operator exports the vendor key for a vendor id
+//! ([`SimSymmetricPlatform::export_vendor_key`], file `vendor-<id>.key`) and gives it to the
+//! deployer ([`VendorKey`]). The platform hands each module its module key at start
+//! ([`Backend::provision`]); the module answers a fresh challenge with
+//! `HMAC-SHA-256(module key, "aex/v1 <kind> attest" || simulated || challenge || measurement)`;
+//! the deployer derives the module key of *its own build* and checks the MAC in constant time.
+//! The module key never travels. *Simulation protects* against the network: without the vendor
+//! key nobody forges a MAC, and the simulated flag is bound so it cannot be flipped.
+//! *Against the node's operator it protects nothing*: the node key is a file, so the operator
+//! derives every module key, impersonates any module, and reads any module's memory. *Hardware
+//! adds*: the node key is fused in the chip and only the hardware derives module keys, for the
+//! code it actually loaded (Sancus), or only the secure world does (TrustZone), and module
+//! memory is isolated from the untrusted OS.
+//!
+//! **`native` — no TEE.** Evidence says `native`, carries the claimed measurement and the
+//! binding of the module's public key to the challenge, and no signature. [`appraise`]
+//! refuses it ([`AppraisalError::InsecureRefused`]) unless the descriptor opted in for that
+//! module (`allow_insecure`); it counts as simulated, and [`Appraised::insecure`] is true. It
+//! protects against nothing but honest mistakes (a stale build, a crossed wire).
+//!
+//! **Policy.** `allow_simulated = false` is a hardware-only policy: every simulated evidence,
+//! of whatever kind, is refused on the envelope's claim before anything else is believed, and
+//! again on the proven claim (the simulated flag is bound by the quote issuer or the MAC).
+//! `allow_debug` admits debug enclaves; `allow_insecure` admits `native`. [`appraise`] is a
+//! pure function: it does no I/O and trusts nothing it has not checked.
+//!
+//! **Data directory.** `sgx`: `sim-vendor/sgx-root.key`, `sgx-ak.key`, `sgx-ak.cert`,
+//! `platform.pub` (see [`sgx`]); `trustzone`/`sancus`: `<kind>-node.key`, `vendor-<id>.key`;
+//! `native`: nothing. Secrets are created with mode 0600.
+//!
+//! # Formats
+//!
+//! ```text
+//! evidence = postcard(Envelope { version: u8 = 1, kind: str, simulated: bool,
+//!                                challenge: [u8; 32], body: bytes })
+//! sgx body        = DCAP v3 quote: header (48) || report body (384) || sig_data_len u32 LE
+//!                   || ECDSA sig r||s (64) || attestation key x||y (64) || certification:
+//!                   Intel: QE report, QE report sig, QE auth data, PCK chain (DCAP)
+//!                   simulated: root pk SEC1 compressed (33) || cert sig r||s (64); 661 bytes
+//!                   qe_vendor_id: Intel 939a7233f79c4ca9940a0db3957f0607, simulated
+//!                   "aex-simulated-qe"
+//! sim cert sig    = ECDSA-P256-SHA256(root, "aex/v1 sim sgx ak cert" || root pk (33) || ak (64))
+//! report_data     = SHA-256(module_pk || challenge) || 0^32       (sgx and native)
+//! trustzone/sancus body = vendor_id u16 BE || vendor key id (8) || measurement (32) || MAC (32)
+//! native body     = measurement (32) || report_data (64)
+//! ```
+//!
+//! The symmetric key schedule and MAC are in [`symmetric`]; the quote layout in
+//! [`sgx::QuoteHeader`] and [`sgx::SgxReportBody`].
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod appraise;
+mod backend;
+mod evidence;
+mod files;
 mod kind;
-mod sim;
+mod native;
+pub mod sgx;
+pub mod symmetric;
+mod symmetric_platform;
 
-pub use appraise::{appraise, AppraisalError, Appraised, Expected};
-pub use kind::{TeeKind, UnknownTeeKind};
-pub use sim::{
-    Backend, PlatformKeyError, SimPlatformKey, SimQuote, PLATFORM_KEY_FILE, PLATFORM_PUB_FILE,
-};
+pub use appraise::{appraise, AppraisalError, Appraised, Expected, TrustAnchor};
+pub use backend::{open, open_with, Backend, BackendOptions, EvidenceError, DEFAULT_VENDOR_ID};
+pub use evidence::{report_data, EVIDENCE_VERSION};
+pub use files::PlatformError;
+pub use kind::{algorithms, Scheme, TeeKind, UnknownTeeKind};
+pub use native::NativePlatform;
+pub use sgx::{sgx_evidence, SimSgxPlatform, PLATFORM_PUB_FILE};
+pub use symmetric::{SymmetricKind, VendorId};
+pub use symmetric_platform::{node_key_file, SimSymmetricPlatform, VendorKey, VendorKeyError};

@@ -3,7 +3,9 @@
 
 mod call;
 mod deploy;
+mod disable;
 mod down;
+mod graph;
 mod node;
 mod output;
 mod request;
@@ -29,11 +31,13 @@ pub struct Cli {
 enum Commands {
     Up(up::UpArgs),
     Deploy(deploy::DeployArgs),
+    Disable(disable::DisableArgs),
     Status(status::StatusArgs),
     Call(call::CallArgs),
     Output(output::OutputArgs),
     Request(request::RequestArgs),
     Down(down::DownArgs),
+    Graph(graph::GraphArgs),
     Node(node::NodeArgs),
 }
 
@@ -59,11 +63,13 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
     match cli.command {
         Commands::Up(a) => up::exec(a, shell),
         Commands::Deploy(a) => deploy::exec(a, shell),
+        Commands::Disable(a) => disable::exec(a, shell),
         Commands::Status(a) => status::exec(a, shell),
         Commands::Call(a) => call::exec(a, shell),
         Commands::Output(a) => output::exec(a, shell),
         Commands::Request(a) => request::exec(a, shell),
         Commands::Down(a) => down::exec(a, shell),
+        Commands::Graph(a) => graph::exec(a, shell),
         Commands::Node(a) => node::exec(a, shell),
     }
 }

@@ -27,6 +27,9 @@ pub struct NodeArgs {
     /// TEE kind of this node
     #[arg(long, value_name = "KIND")]
     tee: Option<String>,
+    /// Symmetric TEE kinds (trustzone, sancus): the vendor id whose key derives module keys
+    #[arg(long, value_name = "ID")]
+    vendor_id: Option<u16>,
     /// Accept `Shutdown` from deployers (local development nodes started by `aex up`)
     #[arg(long)]
     allow_remote_shutdown: bool,
@@ -41,6 +44,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             data_dir: PathBuf::from("aex-node-data"),
             tee: aex_tee::TeeKind::Sgx,
             allow_remote_shutdown: false,
+            vendor_id: aex_tee::DEFAULT_VENDOR_ID,
         },
     };
     if let Some(n) = args.name {
@@ -54,6 +58,9 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
     }
     if let Some(t) = args.tee {
         config.tee = aex_tee::TeeKind::from_name(&t)?;
+    }
+    if let Some(v) = args.vendor_id {
+        config.vendor_id = v;
     }
     config.allow_remote_shutdown |= args.allow_remote_shutdown;
     shell.status(

@@ -68,16 +68,23 @@ pub struct NodeSpec {
     pub tee: TeeKind,
     /// Whether the TEE is simulated (default `true`).
     pub simulation: bool,
-    /// The trusted platform identity, if the descriptor pins one.
+    /// The trusted platform identity, if the descriptor pins one (`sgx`).
     pub platform_key: Option<PlatformKeySource>,
+    /// Symmetric kinds: the vendor id whose vendor key derives module keys (default 1).
+    pub vendor_id: u16,
+    /// Symmetric kinds: the file holding that vendor key in hex (a secret, so never inline).
+    pub vendor_key_file: Option<PathBuf>,
+    /// Whether evidence of a debug enclave is acceptable (default `false`).
+    pub allow_debug: bool,
 }
 
-/// Where a node's trusted platform identity (an Ed25519 public key) comes from.
+/// Where a node's trusted platform identity (an `sgx` node's simulated root public key,
+/// compressed P-256) comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PlatformKeySource {
-    /// Given inline as `platform_key` (64 hex characters).
-    Inline([u8; 32]),
+    /// Given inline as `platform_key` (66 hex characters).
+    Inline(Vec<u8>),
     /// A file holding the key in hex, `platform_key_file`, resolved against the descriptor's
     /// directory; read it with [`Descriptor::platform_key`].
     File(PathBuf),
@@ -93,6 +100,8 @@ pub struct ModuleSpec {
     pub crate_dir: PathBuf,
     /// The name of the node the module runs on.
     pub node: String,
+    /// Whether the deployer may key this module on a `native` node, which has no TEE.
+    pub allow_insecure: bool,
 }
 
 /// One connection: events flow from an output or request to an input or handler.
@@ -275,7 +284,7 @@ impl Descriptor {
 
     /// The platform key pinned for the node named `node`, reading `platform_key_file` if that
     /// is how it is given; `Ok(None)` if none is pinned.
-    pub fn platform_key(&self, node: &str) -> Result<Option<[u8; 32]>, DescriptorError> {
+    pub fn platform_key(&self, node: &str) -> Result<Option<Vec<u8>>, DescriptorError> {
         let Some(index) = self.nodes.iter().position(|n| n.name == node) else {
             let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
             let help = suggest::help(node, "nodes", &names);
@@ -288,7 +297,7 @@ impl Descriptor {
         let field = Field::Node(index, "platform_key_file");
         match &self.nodes[index].platform_key {
             None => Ok(None),
-            Some(PlatformKeySource::Inline(key)) => Ok(Some(*key)),
+            Some(PlatformKeySource::Inline(key)) => Ok(Some(key.clone())),
             Some(PlatformKeySource::File(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     let message = format!("cannot read platform key file {}: {e}", path.display());

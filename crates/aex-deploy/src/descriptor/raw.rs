@@ -39,6 +39,9 @@ pub(super) struct RawNode {
     pub simulation: Option<bool>,
     pub platform_key: Option<String>,
     pub platform_key_file: Option<String>,
+    pub vendor_id: Option<u16>,
+    pub vendor_key_file: Option<String>,
+    pub allow_debug: Option<bool>,
 }
 
 /// One `[[module]]`.
@@ -49,6 +52,7 @@ pub(super) struct RawModule {
     #[serde(rename = "crate")]
     pub crate_dir: String,
     pub node: String,
+    pub allow_insecure: Option<bool>,
 }
 
 /// One `[[connection]]`.

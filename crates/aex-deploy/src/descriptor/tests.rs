@@ -22,7 +22,7 @@ const JSON: &str = include_str!("../../tests/data/descriptors/demo.json");
 const FORMATS: [(&str, &str); 3] = [("toml", TOML), ("yaml", YAML), ("json", JSON)];
 
 /// The inline platform key of the fixtures.
-const KEY: [u8; 32] = [0x1f; 32];
+const KEY: [u8; 33] = [0x1f; 33];
 
 /// A temporary application directory with `mods/ping`, `mods/pong` (crates), `mods` (not a
 /// crate) and `keys/n1.pub`.
@@ -44,7 +44,7 @@ impl Project {
         std::fs::create_dir_all(dir.path().join("keys")).unwrap();
         std::fs::write(
             dir.path().join("keys/n1.pub"),
-            format!("{}\n", "2e".repeat(32)),
+            format!("{}\n", "2e".repeat(33)),
         )
         .unwrap();
         Self { dir }
@@ -99,9 +99,12 @@ fn values_and_defaults() {
     );
     let n2 = d.node("n2").unwrap();
     assert!(!n2.simulation);
-    assert_eq!(n2.platform_key, Some(PlatformKeySource::Inline(KEY)));
-    assert_eq!(d.platform_key("n1").unwrap(), Some([0x2e; 32]));
-    assert_eq!(d.platform_key("n2").unwrap(), Some(KEY));
+    assert_eq!(
+        n2.platform_key,
+        Some(PlatformKeySource::Inline(KEY.to_vec()))
+    );
+    assert_eq!(d.platform_key("n1").unwrap(), Some(vec![0x2e; 33]));
+    assert_eq!(d.platform_key("n2").unwrap(), Some(KEY.to_vec()));
     assert_eq!(
         d.module("pong").unwrap().crate_dir,
         project.path().join("mods/pong")
@@ -287,7 +290,7 @@ fn platform_key_file_errors_point_at_the_field() {
     assert_eq!(err.line(), Some(10));
     assert!(
         err.message()
-            .ends_with("expected 64 hex characters, found 7"),
+            .ends_with("expected 66 hex characters, found 7"),
         "{err}"
     );
     std::fs::remove_file(project.path().join("keys/n1.pub")).unwrap();

@@ -190,12 +190,53 @@ impl Checker<'_> {
             (None, None) => None,
         };
         let simulation = node.simulation.unwrap_or(true);
+        let symmetric = tee.symmetric().is_some();
+        if platform_key.is_some() && tee != TeeKind::Sgx {
+            let field = if node.platform_key.is_some() {
+                "platform_key"
+            } else {
+                "platform_key_file"
+            };
+            return Err(self.error(
+                Field::Node(i, field),
+                format!("a `{}` node has no platform key", tee.name()),
+                Some("`platform_key` pins the simulated root of `sgx` nodes; trustzone and sancus nodes use `vendor_key_file`".to_owned()),
+            ));
+        }
+        if !symmetric && (node.vendor_id.is_some() || node.vendor_key_file.is_some()) {
+            let field = if node.vendor_key_file.is_some() {
+                "vendor_key_file"
+            } else {
+                "vendor_id"
+            };
+            return Err(self.error(
+                Field::Node(i, field),
+                format!("a `{}` node has no vendor key", tee.name()),
+                Some("vendor keys belong to the symmetric kinds: trustzone, sancus".to_owned()),
+            ));
+        }
+        let vendor_key_file =
+            match &node.vendor_key_file {
+                Some(f) if f.trim().is_empty() => return Err(self.error(
+                    Field::Node(i, "vendor_key_file"),
+                    "empty path".to_owned(),
+                    Some(
+                        "give the path of the file the node's operator gave you (vendor-<id>.key)"
+                            .to_owned(),
+                    ),
+                )),
+                Some(f) => Some(self.dir.join(f)),
+                None => None,
+            };
         Ok(NodeSpec {
             name: node.name.clone(),
             address,
             tee,
             simulation,
             platform_key,
+            vendor_id: node.vendor_id.unwrap_or(aex_tee::DEFAULT_VENDOR_ID),
+            vendor_key_file,
+            allow_debug: node.allow_debug.unwrap_or(false),
         })
     }
 
@@ -240,6 +281,7 @@ impl Checker<'_> {
             name: module.name.clone(),
             crate_dir,
             node: module.node.clone(),
+            allow_insecure: module.allow_insecure.unwrap_or(false),
         })
     }
 
@@ -281,17 +323,17 @@ impl Checker<'_> {
     }
 }
 
-pub(super) const KEY_HELP: &str =
-    "a platform key is an Ed25519 public key written as 64 hex characters";
+pub(super) const KEY_HELP: &str = "a platform key is the node's simulated root public key \
+     (compressed P-256): 66 hex characters, as in the node's platform.pub";
 
-/// Parses a 64-hex-character key; the error never repeats the text.
-pub(super) fn parse_key(text: &str) -> Result<[u8; 32], String> {
+/// Parses a compressed P-256 public key (66 hex characters); the error never repeats the text.
+pub(super) fn parse_key(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
-    let mut key = [0; 32];
+    let mut key = vec![0; 33];
     match hex::decode_to_slice(text, &mut key) {
         Ok(()) => Ok(key),
-        Err(_) if text.len() != 64 => Err(format!(
-            "expected 64 hex characters, found {}",
+        Err(_) if text.len() != 66 => Err(format!(
+            "expected 66 hex characters, found {}",
             text.chars().count()
         )),
         Err(_) => Err("not a hexadecimal string".to_owned()),

@@ -9,18 +9,20 @@
 //!    reserving command counters in the state file *before* sending;
 //! 4. install routes on every node involved (idempotent, so a restarted node is repaired).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use aex_crypto::symmetric::session_key;
 use aex_crypto::{random_bytes, ModuleKeyAgreement, SecretKey};
 use aex_proto::{
     Command, CommandChannel, ConnId, Direction, Endpoint, Interface, NodeRequest, NodeResponse,
     Role, WireKey,
 };
-use aex_tee::{appraise, Expected};
+use aex_tee::{appraise, Expected, Scheme};
 
-use crate::app::{unexpected, App};
+use crate::app::{unexpected, Anchor, App};
 use crate::build::{Builder, Built};
+use crate::client::ClientError;
 use crate::descriptor::{ConnectionSpec, Field, From};
 use crate::error::{AttestError, Error, Result};
 use crate::progress::Observer;
@@ -85,6 +87,9 @@ pub fn deploy(
 
     // Which module instances are still good?
     let mut running: HashMap<String, HashMap<String, [u8; 32]>> = HashMap::new();
+    // Every module name a node holds, running or not: a dead instance keeps its name until it
+    // is unloaded, so it must be unloaded before the module is loaded again.
+    let mut loaded: HashMap<String, HashSet<String>> = HashMap::new();
     for node in app
         .desc
         .modules
@@ -96,6 +101,10 @@ pub fn deploy(
             NodeResponse::Status(s) => s,
             _ => return Err(unexpected(&node, "report status", app)),
         };
+        loaded.insert(
+            node.clone(),
+            status.modules.iter().map(|m| m.name.clone()).collect(),
+        );
         running.insert(
             node,
             status
@@ -133,16 +142,25 @@ pub fn deploy(
             .collect();
 
     obs.phase("load and attest", to_load.len() as u64);
-    for (name, node) in to_load {
-        if app.state.state.modules.remove(name).is_some() {
-            app.state.save()?;
+    let attested = || -> Result<()> {
+        for (name, node) in to_load {
+            if app.state.state.modules.remove(name).is_some() {
+                app.state.save()?;
+            }
+            let exists = loaded.get(node).is_some_and(|m| m.contains(name));
+            load(app, name, node, &built[name], exists)?;
+            attest_unsaved(app, name, node, &built[name])?;
+            obs.advance(name);
+            report.loaded.push(name.clone());
         }
-        let exists = running.get(node).is_some_and(|m| m.contains_key(name));
-        load(app, name, node, &built[name], exists)?;
-        attest(app, name, node, &built[name])?;
-        obs.advance(name);
-        report.loaded.push(name.clone());
-    }
+        Ok(())
+    };
+    let outcome = attested();
+    // One save for every module attested above, also when a later one failed. (A key lost to
+    // a crash before this save only costs a reload: the next deploy finds no record and
+    // replaces that instance, so no counter is ever reused.)
+    app.state.save()?;
+    outcome?;
     obs.finish();
 
     connect(app, built, obs, &mut report)?;
@@ -239,13 +257,23 @@ fn load(app: &mut App, module: &str, node: &str, built: &Built, exists: bool) ->
 
 /// Attests a freshly loaded module and records its module key.
 pub fn attest(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
+    attest_unsaved(app, module, node, built)?;
+    app.state.save()?;
+    Ok(())
+}
+
+/// [`attest`], recording the module key in the state without saving it. Losing an unsaved
+/// record in a crash only makes the next deployment load and attest that module again; the
+/// key is saved before any command is sealed under it is sent.
+fn attest_unsaved(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
     let fail = |source: AttestError| Error::Attestation {
         module: module.into(),
         node: node.into(),
         source,
     };
     let spec = app.node_spec(node)?.clone();
-    let trusted = app.trusted_platform_key(node)?;
+    let allow_insecure = app.desc.module(module).is_some_and(|m| m.allow_insecure);
+    let anchor = app.trust_anchor(node)?;
     let challenge = random_bytes::<32>();
     let agreement = ModuleKeyAgreement::new();
     let deployer_pk = agreement.public_key();
@@ -275,24 +303,34 @@ pub fn attest(app: &mut App, module: &str, node: &str, built: &Built) -> Result<
     let appraised = appraise(
         &evidence,
         &Expected {
-            tee: spec.tee,
+            kind: spec.tee,
+            anchor: anchor.as_trust_anchor(),
             measurement: built.measurement,
             challenge,
-            module_pk: public_key,
-            platform_key: &trusted,
+            module_pk: Some(public_key),
             allow_simulated: spec.simulation,
+            allow_debug: spec.allow_debug,
+            allow_insecure,
         },
     )
     .map_err(|e| fail(AttestError::Appraisal(e)))?;
-    let key = agreement
-        .finish(
-            &public_key,
-            &challenge,
-            &public_key,
-            &deployer_pk,
-            &appraised.measurement(),
-        )
-        .map_err(|_| fail(AttestError::WeakKey))?;
+    // Quote and native kinds agree a key; symmetric kinds derive the module key from the
+    // vendor key and the deployer's own measurement, then a session key for this instance.
+    let key = match (&anchor, spec.tee.scheme()) {
+        (Anchor::Vendor(vendor), Scheme::Symmetric) => {
+            let module_key = vendor.module_key(&appraised.measurement());
+            session_key(&module_key, &challenge, &public_key)
+        }
+        _ => agreement
+            .finish(
+                &public_key,
+                &challenge,
+                &public_key,
+                &deployer_pk,
+                &appraised.measurement(),
+            )
+            .map_err(|_| fail(AttestError::WeakKey))?,
+    };
     if !CommandChannel::new(&key).check_confirmation(&confirm) {
         return Err(fail(AttestError::KeyConfirmation));
     }
@@ -310,9 +348,9 @@ pub fn attest(app: &mut App, module: &str, node: &str, built: &Built) -> Result<
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             simulated: appraised.simulated(),
+            insecure: appraised.insecure(),
         },
     );
-    app.state.save()?;
     Ok(())
 }
 
@@ -325,6 +363,8 @@ fn connect(
 ) -> Result<()> {
     let specs = app.desc.connections.clone();
     obs.phase("connect", specs.len() as u64);
+    let mut stale = vec![];
+    let mut routes = vec![];
     for spec in &specs {
         let kind = kind_of(spec, built);
         let endpoints = endpoint_modules(spec);
@@ -352,76 +392,158 @@ fn connect(
             }
         };
         if !current {
-            key_connection(app, spec, id, kind, instances)?;
+            stale.push((spec, id, kind, instances));
+        }
+        routes.extend(routes_of(app, spec, id, kind));
+    }
+    for batch in stale.chunks(BATCH / 2) {
+        key_connections(app, batch)?;
+        for (spec, ..) in batch {
             report.keyed.push(spec.name.clone());
         }
-        install_routes(app, spec, id, kind)?;
+    }
+    for batch in routes.chunks(BATCH) {
+        pipeline(app, batch.to_vec())?;
+    }
+    for spec in &specs {
         obs.advance(&spec.name);
     }
     obs.finish();
     Ok(())
 }
 
-fn key_connection(
-    app: &mut App,
-    spec: &ConnectionSpec,
-    id: ConnId,
-    kind: Kind,
-    instances: BTreeMap<String, u64>,
-) -> Result<()> {
-    let key = SecretKey::random();
-    let mut deliveries = vec![];
-    if let From::Port(p) = &spec.from {
+/// Requests sent to a node before its answers are read (bounds what is in flight).
+const BATCH: usize = 512;
+
+/// A connection to (re)key: its spec, id, kind and the endpoint instances it will reach.
+type Stale<'a> = (&'a ConnectionSpec, ConnId, Kind, BTreeMap<String, u64>);
+
+/// Keys a batch of connections with fresh keys.
+///
+/// Crash safety, as for a single connection: every new key is recorded with no instances and
+/// every command counter reserved, then the state is saved once, *before* any key leaves; a
+/// crash before the final save leaves records whose instances cannot match, so the next
+/// deploy re-keys those connections with fresh keys instead of trusting half-delivered ones.
+fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
+    let mut sent = vec![];
+    let mut requests = vec![];
+    for (spec, id, kind, _) in batch {
+        let key = SecretKey::random();
+        let mut deliveries = vec![];
+        if let From::Port(p) = &spec.from {
+            let role = match kind {
+                Kind::Event => Role::Output(p.port.clone()),
+                Kind::Request => Role::Request(p.port.clone()),
+            };
+            deliveries.push((p.module.clone(), role));
+        }
         let role = match kind {
-            Kind::Event => Role::Output(p.port.clone()),
-            Kind::Request => Role::Request(p.port.clone()),
+            Kind::Event => Role::Input(spec.to.port.clone()),
+            Kind::Request => Role::Handler(spec.to.port.clone()),
         };
-        deliveries.push((p.module.clone(), role));
+        deliveries.push((spec.to.module.clone(), role));
+        app.state.state.connections.insert(
+            spec.name.clone(),
+            ConnectionRecord {
+                id: id.0,
+                key: StoredKey(SecretKey::from_bytes(*key.expose_secret())),
+                algorithm: spec.algorithm.name().into(),
+                from: from_string(spec),
+                to: spec.to.to_string(),
+                instances: BTreeMap::new(),
+                last_sent: 0,
+                last_received: 0,
+            },
+        );
+        let action = format!("install the key of connection `{}`", spec.name);
+        for (module, role) in deliveries {
+            let cmd = Command::SetKey {
+                conn: *id,
+                role,
+                algorithm: spec.algorithm.into(),
+                key: WireKey::from_secret(&key),
+            };
+            let sealed = app.seal_command(&module, &cmd)?;
+            requests.push((
+                sealed.node.clone(),
+                action.clone(),
+                NodeRequest::Command {
+                    module,
+                    sealed: sealed.sealed.clone(),
+                },
+            ));
+            sent.push((sealed, action.clone()));
+        }
     }
-    let role = match kind {
-        Kind::Event => Role::Input(spec.to.port.clone()),
-        Kind::Request => Role::Handler(spec.to.port.clone()),
-    };
-    deliveries.push((spec.to.module.clone(), role));
-    // Record the new key before delivering it, with no instances: a crash before delivery
-    // completes leaves a record whose instances cannot match, so the next deploy re-keys the
-    // connection with a fresh key instead of trusting a half-delivered one.
-    app.state.state.connections.insert(
-        spec.name.clone(),
-        ConnectionRecord {
-            id: id.0,
-            key: StoredKey(SecretKey::from_bytes(*key.expose_secret())),
-            algorithm: spec.algorithm.name().into(),
-            from: from_string(spec),
-            to: spec.to.to_string(),
-            instances: BTreeMap::new(),
-            last_sent: 0,
-            last_received: 0,
-        },
-    );
+    // Keys recorded and counters reserved before anything is sent.
     app.state.save()?;
-    for (module, role) in deliveries {
-        let cmd = Command::SetKey {
-            conn: id,
-            role,
-            algorithm: spec.algorithm.into(),
-            key: WireKey::from_secret(&key),
-        };
-        app.command(
-            &module,
-            &format!("install the key of connection `{}`", spec.name),
-            &cmd,
-        )?;
+    let answers = pipeline(app, requests)?;
+    for ((sealed, action), answer) in sent.iter().zip(answers) {
+        app.command_result(sealed, action, answer)?;
     }
-    // Only now is the connection complete.
-    if let Some(rec) = app.state.state.connections.get_mut(&spec.name) {
-        rec.instances = instances;
+    // Only now are the connections complete.
+    for (spec, _, _, instances) in batch {
+        if let Some(rec) = app.state.state.connections.get_mut(&spec.name) {
+            rec.instances = instances.clone();
+        }
     }
     app.state.save()?;
     Ok(())
 }
 
-fn install_routes(app: &mut App, spec: &ConnectionSpec, id: ConnId, kind: Kind) -> Result<()> {
+/// Sends every request to its node without waiting for answers in between (all nodes at
+/// once), then collects the answers; returns them in the order of `requests`.
+fn pipeline(
+    app: &mut App,
+    requests: Vec<(String, String, NodeRequest)>,
+) -> Result<Vec<NodeResponse>> {
+    let mut ids: Vec<(String, String, u64)> = Vec::with_capacity(requests.len());
+    let mut nodes: Vec<String> = vec![];
+    for (node, action, body) in requests {
+        let id = app
+            .client(&node)?
+            .send_request(body)
+            .map_err(|source| node_error(app, &node, &action, source))?;
+        if !nodes.contains(&node) {
+            nodes.push(node.clone());
+        }
+        ids.push((node, action, id));
+    }
+    for node in &nodes {
+        app.client(node)?
+            .flush()
+            .map_err(|source| node_error(app, node, "send requests", source))?;
+    }
+    let mut answers = Vec::with_capacity(ids.len());
+    for (node, action, id) in ids {
+        let answer = app
+            .client(&node)?
+            .response(id)
+            .map_err(|source| node_error(app, &node, &action, source))?;
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
+/// The deployer error for a failed request; a broken session is dropped.
+fn node_error(app: &mut App, node: &str, action: &str, source: ClientError) -> Error {
+    if matches!(source, ClientError::Io { .. } | ClientError::Closed { .. }) {
+        app.disconnect(node);
+    }
+    Error::Node {
+        node: node.into(),
+        action: action.into(),
+        source,
+    }
+}
+
+/// The routes a connection needs, as `(node, request)` with the action naming it.
+fn routes_of(
+    app: &App,
+    spec: &ConnectionSpec,
+    id: ConnId,
+    kind: Kind,
+) -> Vec<(String, String, NodeRequest)> {
     let dst_module = spec.to.module.clone();
     let dst_node = app
         .desc
@@ -486,14 +608,17 @@ fn install_routes(app: &mut App, spec: &ConnectionSpec, id: ConnId, kind: Kind) 
             }
         }
     }
-    for (node, dir, to) in routes {
-        app.request(
-            &node,
-            &format!("route connection `{}`", spec.name),
-            NodeRequest::Route { conn: id, dir, to },
-        )?;
-    }
-    Ok(())
+    let action = format!("route connection `{}`", spec.name);
+    routes
+        .into_iter()
+        .map(|(node, dir, to)| {
+            (
+                node,
+                action.clone(),
+                NodeRequest::Route { conn: id, dir, to },
+            )
+        })
+        .collect()
 }
 
 fn kind_of(spec: &ConnectionSpec, built: &BTreeMap<String, Built>) -> Kind {
@@ -526,6 +651,39 @@ fn from_string(spec: &ConnectionSpec) -> String {
 /// Checks every connection's ports against the interfaces the built binaries declare.
 fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Result<()> {
     for (i, c) in app.desc.connections.iter().enumerate() {
+        let from_module = match &c.from {
+            From::Port(p) => Some(&p.module),
+            From::Deployer => None,
+        };
+        for endpoint in from_module.into_iter().chain([&c.to.module]) {
+            let node = app
+                .desc
+                .module(endpoint)
+                .and_then(|m| app.desc.node(&m.node));
+            if let Some(node) = node.filter(|n| !n.tee.offers(c.algorithm)) {
+                let offered: Vec<String> = node
+                    .tee
+                    .algorithms()
+                    .iter()
+                    .map(|a| a.name().to_owned())
+                    .collect();
+                return Err(app
+                    .desc
+                    .error_at(
+                        Field::Connection(i, "algorithm"),
+                        format!(
+                            "connection `{}` uses {}, but module `{endpoint}` runs on node `{}` ({}), which offers only {}",
+                            c.name,
+                            c.algorithm.name(),
+                            node.name,
+                            node.tee.name(),
+                            offered.join(", ")
+                        ),
+                        &offered,
+                    )
+                    .into());
+            }
+        }
         let to_if: &Interface = &built[&c.to.module].interface;
         let to_kind = if to_if.inputs.contains(&c.to.port) {
             Kind::Event

@@ -13,7 +13,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aex_proto::{NodeRequest, NodeResponse};
-use aex_tee::SimPlatformKey;
 
 use crate::app::App;
 use crate::client::NodeClient;
@@ -54,7 +53,13 @@ pub fn start_local_nodes(app: &mut App, aex_exe: &Path, obs: &dyn Observer) -> R
             source,
         };
         fs::create_dir_all(&data_dir).map_err(io)?;
-        SimPlatformKey::load_or_create(&data_dir)
+        // Provision the simulated hardware root (and, for symmetric kinds, the vendor key
+        // file the deployer reads) before the node starts.
+        let options = aex_tee::BackendOptions {
+            vendor_id: spec.vendor_id,
+            ..aex_tee::BackendOptions::default()
+        };
+        aex_tee::open_with(spec.tee, &data_dir, &options)
             .map_err(|e| io(std::io::Error::other(e.to_string())))?;
         let log = fs::OpenOptions::new()
             .create(true)
@@ -71,6 +76,8 @@ pub fn start_local_nodes(app: &mut App, aex_exe: &Path, obs: &dyn Observer) -> R
             .arg(&data_dir)
             .arg("--tee")
             .arg(spec.tee.name())
+            .arg("--vendor-id")
+            .arg(spec.vendor_id.to_string())
             .arg("--allow-remote-shutdown")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io)?)

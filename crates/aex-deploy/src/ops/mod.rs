@@ -2,6 +2,8 @@
 
 pub mod call;
 pub mod deploy;
+pub mod disable;
+pub mod graph;
 pub mod local;
 pub mod status;
 pub mod up;

@@ -69,6 +69,8 @@ pub struct ModuleView {
     pub attested_at: Option<u64>,
     /// Whether the evidence was simulated.
     pub simulated: bool,
+    /// Whether the module runs with no TEE at all (`native`, allowed by the descriptor).
+    pub insecure: bool,
     /// OS process id.
     pub pid: Option<u32>,
     /// Events for connections the module has no key for.
@@ -90,7 +92,7 @@ pub struct ConnectionView {
     pub to: String,
     /// AEAD algorithm.
     pub algorithm: String,
-    /// Whether its key was delivered to every endpoint.
+    /// Whether its key was delivered to every endpoint's current, attested instance.
     pub keyed: bool,
     /// Events sent (both directions).
     pub sent: u64,
@@ -168,6 +170,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
                 .unwrap_or_default(),
             attested_at: rec.map(|r| r.attested_at),
             simulated: rec.is_some_and(|r| r.simulated),
+            insecure: rec.is_some_and(|r| r.insecure),
             pid: live.and_then(|l| l.pid),
             rejected_unknown: live
                 .and_then(|l| l.stats.as_ref())
@@ -190,7 +193,19 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             },
             to: spec.to.to_string(),
             algorithm: spec.algorithm.name().into(),
-            keyed: rec.is_some_and(|r| !r.instances.is_empty()),
+            // Keyed means the key reached the instances that run now: an endpoint that was
+            // re-loaded (or died) since holds no key for this connection.
+            keyed: rec.is_some_and(|r| {
+                !r.instances.is_empty()
+                    && r.instances.iter().all(|(module, instance)| {
+                        app.state
+                            .state
+                            .modules
+                            .get(module)
+                            .is_some_and(|m| m.instance == *instance)
+                            && modules.iter().any(|v| v.name == *module && v.attested)
+                    })
+            }),
             sent: 0,
             received: 0,
             rejected: 0,

@@ -21,6 +21,39 @@ fn one_key_agreement_per_process() {
 }
 
 #[test]
+fn symmetric_attestation_keys_commands_per_instance() {
+    let mut a = Harness::new();
+    a.attest_symmetric([5; 32]);
+    let sealed = a
+        .deployer
+        .as_mut()
+        .unwrap()
+        .seal_command(&Command::Call {
+            entry: "fail".into(),
+            payload: vec![],
+        })
+        .unwrap();
+    assert!(matches!(
+        &a.handle(ToModule::Command(sealed.clone()))[..],
+        [FromModule::CommandReply(_)]
+    ));
+    // A second instance of the same code, same module key, even attested under the same
+    // challenge: the recorded command does not authenticate there.
+    let mut b = Harness::new();
+    b.attest_symmetric([5; 32]);
+    assert_eq!(
+        b.handle(ToModule::Command(sealed)),
+        vec![FromModule::CommandRejected { counter: 1 }]
+    );
+    // And no second attestation.
+    let again = b.handle(ToModule::Attest {
+        challenge: [8; 32],
+        deployer_pk: [0; 32],
+    });
+    assert_eq!(again, vec![FromModule::AttestRefused]);
+}
+
+#[test]
 fn low_order_deployer_key_is_refused_and_consumes_the_agreement() {
     let mut h = Harness::new();
     let zero = ToModule::Attest {
@@ -67,6 +100,55 @@ fn unauthentic_commands_are_rejected_unsealed() {
 
     let stats = h.rt.core_mut().stats();
     assert_eq!((stats.commands, stats.rejected_commands), (1, 3));
+}
+
+#[test]
+fn disable_drops_every_key_and_its_replay_is_refused() {
+    let mut h = Harness::new();
+    h.attest();
+    h.set_key(1, Role::Input("inp".into()));
+    let disable = h
+        .deployer
+        .as_mut()
+        .unwrap()
+        .seal_command(&Command::Disable)
+        .unwrap();
+    let out = h.handle(ToModule::Command(disable.clone()));
+    let [FromModule::CommandReply(reply)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    let deployer = h.deployer.as_ref().unwrap();
+    assert_eq!(
+        deployer.open_reply(reply, disable.counter).unwrap(),
+        CommandReply::Done(vec![])
+    );
+    // The replayed disable, and any later genuine command, find no module key.
+    assert_eq!(
+        h.handle(ToModule::Command(disable.clone())),
+        vec![FromModule::CommandRejected {
+            counter: disable.counter
+        }]
+    );
+    let later = h
+        .deployer
+        .as_mut()
+        .unwrap()
+        .seal_command(&Command::Call {
+            entry: "fail".into(),
+            payload: vec![],
+        })
+        .unwrap();
+    assert!(matches!(
+        &h.handle(ToModule::Command(later))[..],
+        [FromModule::CommandRejected { .. }]
+    ));
+    // Events on the old connection are now unknown.
+    let ev = super::harness::sender(1, aex_proto::Direction::Forward)
+        .seal(aex_proto::EventKind::Event, b"x")
+        .unwrap();
+    assert!(h.handle(ToModule::Event(ev)).is_empty());
+    let stats = h.rt.core_mut().stats();
+    assert_eq!((stats.rejected_unknown, stats.conns.len()), (1, 0));
 }
 
 #[test]

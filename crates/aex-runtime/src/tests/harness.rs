@@ -142,6 +142,7 @@ impl Harness {
         let [FromModule::Attested {
             public_key,
             confirm,
+            mac: None,
         }] = &out[..]
         else {
             panic!("expected Attested, got {out:?}")
@@ -156,6 +157,43 @@ impl Harness {
             )
             .unwrap();
         let channel = CommandChannel::new(&key);
+        assert!(channel.check_confirmation(confirm));
+        self.deployer = Some(channel);
+    }
+
+    /// Attests the way symmetric TEEs do: the platform provisions a module key first.
+    pub(super) fn attest_symmetric(&mut self, module_key: [u8; 32]) {
+        let key = aex_crypto::SecretKey::from_bytes(module_key);
+        assert!(self
+            .handle(ToModule::Provision {
+                kind: "sancus".into(),
+                simulated: true,
+                key: aex_proto::WireKey(module_key),
+            })
+            .is_empty());
+        let challenge = [8; 32];
+        let out = self.handle(ToModule::Attest {
+            challenge,
+            deployer_pk: [0; 32],
+        });
+        let [FromModule::Attested {
+            public_key: nonce,
+            confirm,
+            mac: Some(mac),
+        }] = &out[..]
+        else {
+            panic!("expected a symmetric Attested, got {out:?}")
+        };
+        let want = aex_crypto::symmetric::attest_mac(
+            "sancus",
+            true,
+            &key,
+            &challenge,
+            &Measurement([0; 32]),
+        );
+        assert_eq!(mac[..], want[..]);
+        let session = aex_crypto::symmetric::session_key(&key, &challenge, nonce);
+        let channel = CommandChannel::new(&session);
         assert!(channel.check_confirmation(confirm));
         self.deployer = Some(channel);
     }

@@ -41,8 +41,8 @@ const CASES: &[Case] = &[
     case("\"n2\"", 1, "\"n1\"", "node[1].name", "duplicate node name `n1`", "the first `n1` is node[0], line "),
     case("\"127.0.0.1:7102\"", 1, "\"localhost:7102\"", "node[1].address", "`localhost:7102` is not an IP address and port", "127.0.0.1:7101"),
     case("\"sgx\"", 1, "\"sgz\"", "node[0].tee", "unknown TEE kind `sgz`", "did you mean `sgx`? valid TEE kinds: sgx"),
-    case("\"1f1f1f1f", 1, "\"1f1f1", "node[1].platform_key", "expected 64 hex characters, found 61", "Ed25519 public key"),
-    case("\"1f1f1f1f", 1, "\"zz1f1f1f", "node[1].platform_key", "not a hexadecimal string", "64 hex characters"),
+    case("\"1f1f1f1f", 1, "\"1f1f1", "node[1].platform_key", "expected 66 hex characters, found 63", "P-256"),
+    case("\"1f1f1f1f", 1, "\"zz1f1f1f", "node[1].platform_key", "not a hexadecimal string", "66 hex characters"),
     case("\"keys/n1.pub\"", 1, "\" \"", "node[0].platform_key_file", "empty path", "hex"),
     case("\"pong\"", 1, "\"po ng\"", "module[1].name", "invalid module name `po ng`", "1 to 64 letters"),
     case("\"pong\"", 1, "\"ping\"", "module[1].name", "duplicate module name `ping`", "the first `ping` is module[0]"),
@@ -200,7 +200,7 @@ fn at_least_one_node() {
 #[test]
 fn both_platform_key_forms() {
     let project = Project::new();
-    let key = "ab".repeat(32);
+    let key = "ab".repeat(33);
     for (ext, text, line) in [
         ("toml", format!("[[node]]\nname = \"a\"\naddress = \"1.2.3.4:5\"\ntee = \"sgx\"\nplatform_key = \"{key}\"\nplatform_key_file = \"k\"\n"), 6),
         ("yaml", format!("node:\n- name: a\n  address: 1.2.3.4:5\n  tee: sgx\n  platform_key: {key}\n  platform_key_file: k\n"), 6),

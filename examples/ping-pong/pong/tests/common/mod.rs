@@ -105,6 +105,7 @@ impl Module {
         let FromModule::Attested {
             public_key,
             confirm,
+            mac: None,
         } = self.recv()
         else {
             panic!("expected Attested")

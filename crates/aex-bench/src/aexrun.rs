@@ -1,0 +1,190 @@
+//! The aex event scenarios: round trips with the `ping`/`pong` example modules and a one-way
+//! stream with the `source`/`sink` benchmark modules, across two `aex node` processes.
+//!
+//! Round trips are timed inside `ping` (an `Instant` per ping, kept until its pong returns)
+//! and summarised by its `stats` entry point; the stream is timed inside `sink`, from the
+//! first to the last event. Both are read with `ops::call`, sealed under the module keys like
+//! any call, and polled sparingly so that polling barely touches the measured path.
+
+use std::time::{Duration, Instant};
+
+use aex_deploy::ops::{call::call, deploy::deploy};
+use aex_deploy::progress::Quiet;
+use aex_deploy::App;
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::cluster::{Cluster, Env};
+use crate::procs::rss_kib;
+use crate::stats::{Summary, Throughput};
+
+/// The application: ping on node1, pong on node2; source on node1, sink on node2.
+const APP: &str = r#"
+[[module]]
+name = "ping"
+crate = "{root}/examples/ping-pong/ping"
+node = "node1"
+
+[[module]]
+name = "pong"
+crate = "{root}/examples/ping-pong/pong"
+node = "node2"
+
+[[module]]
+name = "source"
+crate = "{root}/crates/aex-bench/modules/source"
+node = "node1"
+
+[[module]]
+name = "sink"
+crate = "{root}/crates/aex-bench/modules/sink"
+node = "node2"
+
+[[connection]]
+from = "ping.ping"
+to = "pong.ping"
+
+[[connection]]
+from = "pong.pong"
+to = "ping.pong"
+
+[[connection]]
+from = "source.data"
+to = "sink.data"
+
+[[connection]]
+from = "sink.credit"
+to = "source.credit"
+"#;
+
+/// Bytes in flight at most on the stream (the source's window is this over the event size,
+/// within [`MIN_WINDOW`, `MAX_WINDOW`] events).
+const WINDOW_BYTES: usize = 4 << 20;
+const MIN_WINDOW: u64 = 64;
+const MAX_WINDOW: u64 = 1024;
+/// A stream that makes no progress for this long has lost events.
+const STALL: Duration = Duration::from_secs(3);
+
+/// Parameters of the event scenarios.
+pub struct Plan {
+    /// Payload sizes of the round trips.
+    pub rtt_sizes: Vec<usize>,
+    /// Round trips measured per size, after `warmup` unmeasured ones.
+    pub iterations: usize,
+    /// Unmeasured round trips per size.
+    pub warmup: usize,
+    /// Payload sizes of the stream.
+    pub stream_sizes: Vec<usize>,
+    /// Events per stream.
+    pub events: u64,
+}
+
+/// What the event scenarios measured.
+#[derive(Debug, Default)]
+pub struct Measured {
+    /// Round trips per payload size.
+    pub rtt: Vec<(usize, Summary)>,
+    /// Streams per payload size.
+    pub throughput: Vec<(usize, Throughput)>,
+    /// Resident memory of node1's agent after the runs, KiB.
+    pub node_rss_kib: u64,
+    /// Resident memory of each module after the runs, KiB.
+    pub module_rss_kib: Vec<(String, u64)>,
+    /// Seconds spent building the modules (cached builds are near zero).
+    pub build_s: f64,
+}
+
+/// Runs the round trips and streams on one two-node application.
+pub fn run(env: &mut Env, plan: &Plan) -> Result<Measured> {
+    let body = APP.replace("{root}", &env.root.display().to_string());
+    let mut cluster = Cluster::start(env, &["node1", "node2"], &body)?;
+    let started = Instant::now();
+    let built = cluster.build(env)?;
+    let build_s = started.elapsed().as_secs_f64();
+    deploy(&mut cluster.app, &built, &Quiet).context("deploy the event benchmark")?;
+    let mut out = Measured {
+        build_s,
+        ..Measured::default()
+    };
+    for &size in &plan.rtt_sizes {
+        eprintln!("  aex round trip, {size} B × {}", plan.iterations);
+        round_trips(&mut cluster.app, plan.warmup, size)?;
+        out.rtt
+            .push((size, round_trips(&mut cluster.app, plan.iterations, size)?));
+    }
+    for &size in &plan.stream_sizes {
+        let count = crate::report::stream_events(plan.events, size);
+        eprintln!("  aex stream, {size} B × {count}");
+        stream(&mut cluster.app, (count / 10).max(100), size)?;
+        out.throughput
+            .push((size, stream(&mut cluster.app, count, size)?));
+    }
+    out.node_rss_kib = cluster.node_pid("node1").and_then(rss_kib).unwrap_or(0);
+    for node in ["node1", "node2"] {
+        for (name, pid) in cluster.module_pids(node)? {
+            out.module_rss_kib.push((name, rss_kib(pid).unwrap_or(0)));
+        }
+    }
+    cluster.shutdown()?;
+    Ok(out)
+}
+
+/// Makes `count` round trips of `size` bytes and reads ping's statistics.
+fn round_trips(app: &mut App, count: usize, size: usize) -> Result<Summary> {
+    let args = json!({ "count": count, "size": size }).to_string();
+    call(app, "ping", "start", args.as_bytes())?;
+    // Poll rarely: each poll is a command the ping module handles between two pings.
+    std::thread::sleep(Duration::from_micros(30 * count as u64));
+    let limit = Instant::now() + Duration::from_secs(60) + Duration::from_millis(count as u64);
+    loop {
+        let stats = call_json(app, "ping", "stats")?;
+        if stats["done"].as_bool() == Some(true) {
+            return Ok(Summary {
+                n: stats["completed"].as_u64().unwrap_or(0) as usize,
+                median_us: stats["median_us"].as_f64().unwrap_or(0.0),
+                p99_us: stats["p99_us"].as_f64().unwrap_or(0.0),
+                min_us: stats["min_us"].as_f64().unwrap_or(0.0),
+                max_us: stats["max_us"].as_f64().unwrap_or(0.0),
+            });
+        }
+        if Instant::now() > limit {
+            bail!(
+                "ping completed {} of {count} round trips",
+                stats["completed"]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Streams `count` events of `size` bytes from source to sink and reads what arrived.
+fn stream(app: &mut App, count: u64, size: usize) -> Result<Throughput> {
+    let window = ((WINDOW_BYTES / size.max(1)) as u64).clamp(MIN_WINDOW, MAX_WINDOW);
+    let credit_every = (window / 4) as u32;
+    let expect = json!({ "count": count, "credit_every": credit_every }).to_string();
+    call(app, "sink", "expect", expect.as_bytes())?;
+    let start = json!({ "count": count, "size": size, "window": window }).to_string();
+    call(app, "source", "start", start.as_bytes())?;
+    let mut last = (0, Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let report = call_json(app, "sink", "report")?;
+        let received = report["received"].as_u64().unwrap_or(0);
+        if report["done"].as_bool() == Some(true) || last.1.elapsed() > STALL {
+            return Ok(Throughput {
+                sent: count,
+                received,
+                size,
+                elapsed_s: report["elapsed_us"].as_f64().unwrap_or(0.0) / 1e6,
+            });
+        }
+        if received != last.0 {
+            last = (received, Instant::now());
+        }
+    }
+}
+
+fn call_json(app: &mut App, module: &str, entry: &str) -> Result<Value> {
+    let bytes = call(app, module, entry, b"")?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{module}.{entry} returned bad JSON"))
+}

@@ -1,0 +1,102 @@
+//! `aex-bench`: how close aex comes to the transport's limit, and how its cost grows.
+//!
+//! One run measures, side by side on loopback with real processes:
+//!
+//! * the round trip of an event ping → pong → ping across two `aex node` processes, and the
+//!   same round trip through a raw baseline of the same process topology (module process →
+//!   node process → node process → module process, plain length-prefixed forwarding) and a
+//!   plain two-process TCP echo;
+//! * sustained one-way throughput over one connection, aex against the raw baseline;
+//! * deploy + attest + connect time of prebuilt modules for growing applications;
+//! * resident memory of a node agent and of module processes.
+//!
+//! The raw baseline's processes are this binary in its hidden `raw-node`, `raw-module` and
+//! `tcp-echo` modes, so every hop really crosses a process boundary. Progress goes to
+//! stderr, the results table to stdout, and `--json FILE` writes every figure. See
+//! `BENCHMARKS.md` at the repository root for the method and the latest results.
+//!
+//! ```text
+//!  aex:  ping ─pipe─ aex node ─TCP─ aex node ─pipe─ pong      (sealed events, routed by header)
+//!  raw:  raw-module ─pipe─ raw-node ─TCP─ raw-node ─pipe─ raw-module   (length-prefixed bytes)
+//!  tcp:  aex-bench ─TCP─ tcp-echo
+//! ```
+
+mod aexrun;
+mod cluster;
+mod deploy;
+mod procs;
+mod raw;
+mod report;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmarks of aex on loopback: latency, throughput, deploy time and memory.
+#[derive(Debug, Parser)]
+#[command(name = "aex-bench", version)]
+struct Cli {
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+/// Options of a benchmark run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Fewer iterations and smaller deployments (about a minute instead of several)
+    #[arg(long)]
+    pub quick: bool,
+    /// Write every figure as one JSON object to FILE
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Round trips measured per payload size (default 10000, 1000 with --quick)
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<usize>,
+    /// Events per throughput run (default 200000, 20000 with --quick)
+    #[arg(long, value_name = "N")]
+    pub events: Option<u64>,
+    /// Application sizes deployed across two nodes (default 2,10,100; 2,10,50 with --quick)
+    #[arg(long, value_name = "N,..", value_delimiter = ',')]
+    pub deploy_sizes: Option<Vec<usize>>,
+    /// Application size deployed on one node (default 1000, 200 with --quick; 0 skips it)
+    #[arg(long, value_name = "N")]
+    pub deploy_one_node: Option<usize>,
+    /// The `aex` binary (default: next to this binary, built with cargo if missing)
+    #[arg(long, value_name = "PATH")]
+    pub aex: Option<PathBuf>,
+}
+
+/// Internal modes: the processes of the raw baseline.
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Raw baseline node: forwards length-prefixed frames between its module and one TCP link
+    #[command(hide = true)]
+    RawNode(raw::NodeArgs),
+    /// Raw baseline module: pings, echoes, sources or sinks length-prefixed frames on stdio
+    #[command(hide = true)]
+    RawModule(raw::ModuleArgs),
+    /// Plain TCP echo server for one connection
+    #[command(hide = true)]
+    TcpEcho,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.mode {
+        Some(Mode::RawNode(args)) => raw::node(args),
+        Some(Mode::RawModule(args)) => raw::module(args),
+        Some(Mode::TcpEcho) => raw::tcp_echo(),
+        None => report::run(cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

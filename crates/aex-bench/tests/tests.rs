@@ -1,0 +1,3 @@
+//! Integration tests of `aex-bench`: one binary, one module per topic.
+
+mod bench_smoke;

@@ -1,0 +1,52 @@
+//! The attacker in the node agent's position: it kills a module process. The deployer must
+//! stop calling the module attested, the nodes must keep answering, and a new deploy must
+//! bring up a fresh, attested instance with fresh connection keys.
+
+use crate::util::cluster::{Cluster, Options};
+use crate::util::status::counters;
+use crate::util::{process, wait_for, PATIENCE};
+
+#[test]
+fn killed_module_is_no_longer_attested_and_redeploy_recovers() {
+    let mut cluster = Cluster::start(Options::default());
+    cluster.deploy_ok();
+    cluster.app.start_pings(20);
+    cluster.app.wait_pings_done(20);
+
+    let before = cluster.app.status();
+    let pid = before.module("pong").pid.expect("pong's pid");
+    process::signal(pid, "KILL");
+    let status = wait_for("pong to be reported stopped", PATIENCE, || {
+        let s = cluster.app.status();
+        (!s.module("pong").running).then_some(s)
+    });
+    let pong = status.module("pong");
+    assert!(!pong.attested, "{status:#?}");
+    assert!(status.nodes.iter().all(|n| n.reachable), "{status:#?}");
+    assert!(status.module("ping").attested && status.module("ping").running);
+    for name in ["ping-to-pong", "pong-to-ping"] {
+        assert!(!status.connection(name).keyed, "{name}: {status:#?}");
+    }
+    assert!(
+        status.connection("kick").keyed,
+        "ping's own connections stay keyed"
+    );
+    cluster.assert_nodes_running();
+    cluster.app.aex(&["call", "pong", "count"]).code(1);
+
+    // A new deploy replaces the dead instance; connections to it get fresh keys and counters.
+    cluster.deploy_ok();
+    let status = cluster.app.status();
+    assert_ne!(status.module("pong").pid, Some(pid));
+    assert!(status.connections.iter().all(|c| c.keyed), "{status:#?}");
+    assert_eq!(
+        status.module("ping").pid,
+        before.module("ping").pid,
+        "ping was kept"
+    );
+    cluster.app.start_pings(20);
+    cluster.app.wait_pings_done(20);
+    assert_eq!(cluster.app.call("pong", "count", None), 20);
+    let status = cluster.app.status();
+    assert_eq!(status.counters("ping-to-pong"), counters(20, 20, 0, 0));
+}

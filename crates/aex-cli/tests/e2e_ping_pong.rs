@@ -1,0 +1,160 @@
+//! End to end: the ping-pong example through `aex up`, `status`, `request`, `output`, `call`,
+//! `deploy` and `down`, on free ports, and `aex up` in the foreground stopped by Ctrl-C.
+
+use std::time::Duration;
+
+use crate::util::cli::{self, Captured, COMMAND_TIMEOUT};
+use crate::util::cluster::AppDir;
+use crate::util::descriptor::copy_example;
+use crate::util::status::{counters, Status};
+use crate::util::{free_addr, modules, process, wait_for, PATIENCE};
+
+/// Pings the example's `[[up]]` steps make.
+const UP_PINGS: u64 = 1000;
+
+/// The example descriptor in a fresh directory, its nodes moved to free ports.
+fn example_app() -> AppDir {
+    modules::built();
+    let app = AppDir::new();
+    copy_example(app.path(), free_addr(), free_addr());
+    app
+}
+
+/// Asserts what `aex up` leaves behind: two attested modules, 1000 clean round trips.
+#[track_caller]
+fn assert_up_result(status: &Status) {
+    status.assert_healthy();
+    for name in ["ping", "pong"] {
+        let m = status.module(name);
+        assert_eq!(m.measurement.len(), 64, "measurement of `{name}`: {m:?}");
+        assert!(
+            m.measurement.bytes().all(|b| b.is_ascii_hexdigit()),
+            "measurement of `{name}` is not hex: {m:?}"
+        );
+    }
+    assert_ne!(
+        status.module("ping").measurement,
+        status.module("pong").measurement
+    );
+    for name in ["ping-to-pong", "pong-to-ping"] {
+        assert!(status.connection(name).keyed, "{name} not keyed");
+        assert_eq!(
+            status.counters(name),
+            counters(UP_PINGS, UP_PINGS, 0, 0),
+            "connection {name}"
+        );
+    }
+}
+
+/// Runs `aex output kick` for a run of `count` pings and waits for `aex request stats` to
+/// report it done.
+fn kick_and_wait(app: &AppDir, count: u64) {
+    let payload = format!("{{\"count\":{count},\"size\":64}}");
+    app.aex(&["output", "kick", &payload])
+        .ok()
+        .stderr_has(&["Sent"]);
+    wait_for("the kicked run to complete", PATIENCE, || {
+        let stats = app.aex(&["request", "stats"]).ok().json();
+        (stats["count"] == count && stats["done"] == true && stats["completed"] == count)
+            .then_some(())
+    });
+}
+
+#[test]
+fn up_detached_then_request_output_call_redeploy_and_down() {
+    let app = example_app();
+    let dir = app.path().display().to_string();
+    let up = cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok();
+    up.stderr_has(&["Deployed", "detached"]);
+    assert!(
+        up.stdout.contains("ping.stats") && up.stdout.contains("\"done\": true"),
+        "`aex up` shows the run's statistics:\n{}",
+        up.stdout
+    );
+
+    let status = app.status();
+    assert_up_result(&status);
+    let stats = app.aex(&["request", "stats"]).ok().json();
+    assert_eq!(stats["done"], true, "{stats}");
+    assert_eq!(stats["completed"], UP_PINGS, "{stats}");
+
+    // An authentic event from the owner starts a new run.
+    kick_and_wait(&app, 5);
+    assert_eq!(app.call("pong", "count", None), UP_PINGS + 5);
+
+    // Deploying again changes nothing: same instances, counters continue.
+    app.deploy().ok().stderr_has(&["Unchanged"]);
+    let again = app.status();
+    again.assert_healthy();
+    for name in ["ping", "pong"] {
+        assert_eq!(again.module(name).pid, status.module(name).pid, "{name}");
+        assert_eq!(
+            again.module(name).measurement,
+            status.module(name).measurement
+        );
+    }
+    kick_and_wait(&app, 7);
+    assert_eq!(app.call("pong", "count", None), UP_PINGS + 12);
+    let after = app.status();
+    for name in ["ping-to-pong", "pong-to-ping"] {
+        let n = UP_PINGS + 12;
+        assert_eq!(after.counters(name), counters(n, n, 0, 0), "{name}");
+    }
+    assert_eq!(after.counters("kick"), counters(2, 2, 0, 0));
+
+    // `aex down` stops both nodes and with them the modules.
+    let node_pids = process::up_node_pids(app.path());
+    assert_eq!(node_pids.len(), 2, "two node pids recorded: {node_pids:?}");
+    let module_pids: Vec<u32> = after.modules.iter().filter_map(|m| m.pid).collect();
+    assert_eq!(module_pids.len(), 2);
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT)
+        .ok()
+        .stderr_has(&["node1", "node2"]);
+    for pid in node_pids.iter().chain(&module_pids) {
+        assert!(
+            process::wait_gone(*pid, Duration::from_secs(10)),
+            "process {pid} still runs after `aex down`"
+        );
+    }
+    let down = app.status();
+    assert!(down.nodes.iter().all(|n| !n.reachable), "{down:#?}");
+    assert!(down.modules.iter().all(|m| !m.attested), "{down:#?}");
+}
+
+#[test]
+fn up_in_the_foreground_stops_its_nodes_on_ctrl_c() {
+    let app = example_app();
+    let mut cmd = cli::aex();
+    cmd.arg("up").arg(app.path());
+    let mut up = Captured::spawn(cmd, "aex up");
+    wait_for("`aex up` to follow events", COMMAND_TIMEOUT, || {
+        if let Ok(Some(exit)) = up.child.try_wait() {
+            let (stdout, stderr) = up.output();
+            panic!("`aex up` exited early with {exit}\n{stdout}\n{stderr}");
+        }
+        up.stderr_so_far().contains("Following").then_some(())
+    });
+
+    let status = app.status();
+    assert_up_result(&status);
+    let node_pids = process::up_node_pids(app.path());
+    assert_eq!(node_pids.len(), 2, "two node pids recorded: {node_pids:?}");
+    let module_pids: Vec<u32> = status.modules.iter().filter_map(|m| m.pid).collect();
+    assert_eq!(module_pids.len(), 2);
+
+    process::signal(up.child.id(), "INT");
+    let exit = wait_for(
+        "`aex up` to exit after SIGINT",
+        Duration::from_secs(10),
+        || up.child.try_wait().expect("wait for aex up"),
+    );
+    let (_, stderr) = up.output();
+    assert!(exit.success(), "`aex up` exited with {exit}:\n{stderr}");
+    assert!(stderr.contains("Stopped"), "stderr:\n{stderr}");
+    for pid in node_pids.iter().chain(&module_pids) {
+        assert!(
+            process::wait_gone(*pid, Duration::from_secs(5)),
+            "process {pid} still runs after `aex up` stopped"
+        );
+    }
+}

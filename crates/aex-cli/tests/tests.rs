@@ -1,0 +1,15 @@
+//! Integration and adversarial tests of the `aex` binary: real `aex` and `aex node` processes
+//! on loopback, the ping-pong example's modules, and an attacker on the network.
+//!
+//! Every test picks free ports and works in its own temporary directory, so tests run in
+//! parallel with each other and with `aex up examples/ping-pong` on its fixed ports. Node
+//! processes are stopped by drop guards, also when a test fails. Modules are built with the
+//! dev profile (`AEX_BUILD_PROFILE=dev`), once per test run (see `util::modules`).
+
+mod util;
+
+mod adversarial_attest;
+mod adversarial_wire;
+mod agent_module_kill;
+mod cli_errors;
+mod e2e_ping_pong;

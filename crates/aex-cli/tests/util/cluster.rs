@@ -1,0 +1,200 @@
+//! An application directory, and a cluster of two test-started nodes running ping-pong.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use super::cli::{self, Run, COMMAND_TIMEOUT};
+use super::descriptor::{PingPong, PlatformKey};
+use super::process::{self, NodeProcess};
+use super::proxy::{Proxy, Tamper};
+use super::status::Status;
+use super::{modules, wait_for, PATIENCE};
+
+/// Timeout of `aex` commands that do not build or deploy.
+const QUICK: Duration = Duration::from_secs(30);
+
+/// A temporary directory holding an application descriptor. On drop it stops any node agent
+/// `aex up` left running for the application, then deletes the directory.
+pub struct AppDir {
+    dir: TempDir,
+}
+
+impl AppDir {
+    pub fn new() -> AppDir {
+        AppDir {
+            dir: tempfile::Builder::new()
+                .prefix("aex-cli-test-")
+                .tempdir()
+                .expect("create temporary directory"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `text` as `aex.toml`.
+    pub fn write_descriptor(&self, text: &str) -> PathBuf {
+        let path = self.path().join("aex.toml");
+        std::fs::write(&path, text).expect("write descriptor");
+        path
+    }
+
+    /// Runs `aex args... -C <dir>`.
+    pub fn aex(&self, args: &[&str]) -> Run {
+        self.aex_timeout(args, QUICK)
+    }
+
+    /// Runs `aex args... -C <dir>` with a timeout.
+    pub fn aex_timeout(&self, args: &[&str], timeout: Duration) -> Run {
+        let dir = self.path().display().to_string();
+        let mut all = args.to_vec();
+        all.extend(["-C", &dir]);
+        cli::run(None, &all, timeout)
+    }
+
+    /// `aex deploy <dir>` (modules built first, once per test run).
+    pub fn deploy(&self) -> Run {
+        modules::built();
+        let dir = self.path().display().to_string();
+        cli::run(None, &["deploy", &dir], COMMAND_TIMEOUT)
+    }
+
+    /// `aex status --json`, parsed.
+    pub fn status(&self) -> Status {
+        Status::parse(self.aex(&["status", "--json"]).ok().json())
+    }
+
+    /// `aex call module entry [payload]`, which must succeed; its stdout as JSON.
+    pub fn call(&self, module: &str, entry: &str, payload: Option<&str>) -> Value {
+        let mut args = vec!["call", module, entry];
+        args.extend(payload);
+        self.aex(&args).ok().json()
+    }
+
+    /// Starts a ping run of `count` pings with `aex call ping start`.
+    pub fn start_pings(&self, count: u32) {
+        let payload = format!("{{\"count\":{count},\"size\":64}}");
+        self.aex(&["call", "ping", "start", &payload]).ok();
+    }
+
+    /// `aex call ping stats`.
+    pub fn ping_stats(&self) -> Value {
+        self.call("ping", "stats", None)
+    }
+
+    /// Waits until ping reports its run of `count` done, and returns the stats.
+    pub fn wait_pings_done(&self, count: u32) -> Value {
+        wait_for(
+            &format!("a ping run of {count} to complete"),
+            PATIENCE,
+            || {
+                let s = self.ping_stats();
+                (s["done"] == true && s["count"] == count && s["completed"] == count).then_some(s)
+            },
+        )
+    }
+
+    /// The wire id of connection `name`, from the deployer's state file.
+    pub fn conn_id(&self, name: &str) -> u32 {
+        let text = std::fs::read_to_string(self.path().join(".aex/state.json"))
+            .expect("read .aex/state.json");
+        let state: Value = serde_json::from_str(&text).expect("state is JSON");
+        state["connections"][name]["id"]
+            .as_u64()
+            .and_then(|id| u32::try_from(id).ok())
+            .unwrap_or_else(|| panic!("no id for connection `{name}` in state:\n{text}"))
+    }
+}
+
+impl Drop for AppDir {
+    fn drop(&mut self) {
+        process::stop_up_nodes(self.path());
+    }
+}
+
+/// How node2's trusted platform key appears in a cluster's descriptor.
+pub enum Node2Key {
+    /// Its own `platform.pub`, as `platform_key_file`.
+    Own,
+    /// Node1's key, inline: the descriptor trusts the wrong platform for node2.
+    Node1sInline,
+}
+
+/// Options of a [`Cluster`].
+pub struct Options {
+    /// Put an attacker between the world and node2 (deployer sessions and node1's link).
+    pub tamper: Option<Arc<dyn Tamper>>,
+    /// Add the direct connection `poke` (deployer → pong.ping).
+    pub poke: bool,
+    pub node2_key: Node2Key,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tamper: None,
+            poke: false,
+            node2_key: Node2Key::Own,
+        }
+    }
+}
+
+/// Two `aex node` processes started by the test (node1 runs ping, node2 pong), optionally with
+/// an attacking proxy in front of node2, and a descriptor for them. Not deployed yet.
+///
+/// With a proxy, the descriptor gives node2's address as the proxy's, so the deployer's
+/// sessions with node2 and node1's event link to node2 both cross it.
+pub struct Cluster {
+    // Fields drop in order: nodes first (they live in the app directory), the app last.
+    pub node1: NodeProcess,
+    pub node2: NodeProcess,
+    _proxy: Option<Proxy>,
+    pub app: AppDir,
+}
+
+impl Cluster {
+    pub fn start(opts: Options) -> Cluster {
+        let app = AppDir::new();
+        let node1 = NodeProcess::start("node1", app.path().join("node1"));
+        let node2 = NodeProcess::start("node2", app.path().join("node2"));
+        let proxy = opts.tamper.map(|t| Proxy::start(node2.addr, t));
+        let node2_addr: SocketAddr = proxy.as_ref().map_or(node2.addr, Proxy::addr);
+        let node2_key = match opts.node2_key {
+            Node2Key::Own => PlatformKey::File(node2.platform_pub_file()),
+            Node2Key::Node1sInline => PlatformKey::Inline(node1.platform_pub_hex()),
+        };
+        let desc = PingPong {
+            nodes: [
+                (node1.addr, PlatformKey::File(node1.platform_pub_file())),
+                (node2_addr, node2_key),
+            ],
+            poke: opts.poke,
+        };
+        app.write_descriptor(&desc.render());
+        Cluster {
+            node1,
+            node2,
+            _proxy: proxy,
+            app,
+        }
+    }
+
+    /// Deploys, expecting success, and checks that both modules run attested.
+    pub fn deploy_ok(&self) {
+        self.app.deploy().ok();
+        self.app.status().assert_healthy();
+    }
+
+    /// Asserts that both node processes still run.
+    #[track_caller]
+    pub fn assert_nodes_running(&mut self) {
+        assert!(self.node1.running(), "node1 exited");
+        assert!(self.node2.running(), "node2 exited");
+    }
+}

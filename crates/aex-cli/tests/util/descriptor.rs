@@ -1,0 +1,102 @@
+//! Descriptors for the tests: the ping-pong example copied with other ports, and generated
+//! variants for clusters of test-started nodes.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::modules::{crate_dir, example_dir};
+
+/// Copies the example's `aex.toml` to `dest_dir`, with its two nodes moved to `node1` and
+/// `node2` and its module crates given as absolute paths. Everything else (connections,
+/// `[[up]]` steps) is the example's own.
+pub fn copy_example(dest_dir: &Path, node1: SocketAddr, node2: SocketAddr) -> PathBuf {
+    let text = std::fs::read_to_string(example_dir().join("aex.toml")).expect("read example");
+    let mut doc: toml::Table = toml::from_str(&text).expect("example descriptor is TOML");
+    let nodes = doc["node"].as_array_mut().expect("[[node]] array");
+    assert_eq!(nodes.len(), 2, "the example has two nodes");
+    for (node, addr) in nodes.iter_mut().zip([node1, node2]) {
+        node["address"] = toml::Value::String(addr.to_string());
+    }
+    for module in doc["module"].as_array_mut().expect("[[module]] array") {
+        let name = module["crate"]
+            .as_str()
+            .expect("crate is a string")
+            .to_string();
+        module["crate"] = toml::Value::String(crate_dir(&name).display().to_string());
+    }
+    let path = dest_dir.join("aex.toml");
+    std::fs::write(&path, toml::to_string(&doc).expect("serialize descriptor")).unwrap();
+    path
+}
+
+/// How a generated descriptor names a node's trusted platform key.
+#[derive(Debug, Clone)]
+pub enum PlatformKey {
+    /// `platform_key_file = "<path>"`.
+    File(PathBuf),
+    /// `platform_key = "<hex>"`.
+    Inline(String),
+}
+
+/// A ping-pong descriptor for nodes the test started itself.
+///
+/// Connections: `ping-to-pong`, `pong-to-ping`, the direct `kick` (deployer → ping.kick) and
+/// `stats` (deployer → ping.report), and with `poke` also the direct `poke` (deployer →
+/// pong.ping), which gives node2 a second route to pong's input. No `[[up]]` steps.
+#[derive(Debug, Clone)]
+pub struct PingPong {
+    pub nodes: [(SocketAddr, PlatformKey); 2],
+    pub poke: bool,
+}
+
+impl PingPong {
+    /// The descriptor text.
+    pub fn render(&self) -> String {
+        let mut s = String::from("[application]\nname = \"ping-pong-test\"\n");
+        for (i, (addr, key)) in self.nodes.iter().enumerate() {
+            let key = match key {
+                PlatformKey::File(p) => {
+                    format!("platform_key_file = {:?}", p.display().to_string())
+                }
+                PlatformKey::Inline(hex) => format!("platform_key = {hex:?}"),
+            };
+            write!(
+                s,
+                "\n[[node]]\nname = \"node{}\"\naddress = \"{addr}\"\ntee = \"sgx\"\nsimulation = true\n{key}\n",
+                i + 1
+            )
+            .unwrap();
+        }
+        for (name, node) in [("ping", "node1"), ("pong", "node2")] {
+            write!(
+                s,
+                "\n[[module]]\nname = \"{name}\"\ncrate = {:?}\nnode = \"{node}\"\n",
+                crate_dir(name).display().to_string()
+            )
+            .unwrap();
+        }
+        let mut conns = vec![
+            ("ping-to-pong", "ping.ping", "pong.ping", "aes-gcm"),
+            (
+                "pong-to-ping",
+                "pong.pong",
+                "ping.pong",
+                "chacha20-poly1305",
+            ),
+            ("kick", "deployer", "ping.kick", "aes-gcm"),
+            ("stats", "deployer", "ping.report", "aes-gcm"),
+        ];
+        if self.poke {
+            conns.push(("poke", "deployer", "pong.ping", "aes-gcm"));
+        }
+        for (name, from, to, alg) in conns {
+            write!(
+                s,
+                "\n[[connection]]\nname = \"{name}\"\nfrom = \"{from}\"\nto = \"{to}\"\nalgorithm = \"{alg}\"\n"
+            )
+            .unwrap();
+        }
+        s
+    }
+}

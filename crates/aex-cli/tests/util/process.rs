@@ -1,0 +1,189 @@
+//! OS processes: liveness, signals, and `aex node` agents the tests start themselves.
+
+use std::fs;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{cli, free_addr};
+
+/// How long a node gets to stop on SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Whether process `pid` exists and is not a zombie (an exited process nobody reaped yet
+/// counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Sends `signal` (`"INT"`, `"TERM"`, `"KILL"`) to `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Waits until `pid` is gone; false if it still runs after `timeout`.
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// SIGTERM, then SIGKILL if `pid` outlives the grace period.
+fn terminate(pid: u32) {
+    signal(pid, "TERM");
+    if !wait_gone(pid, STOP_GRACE) {
+        signal(pid, "KILL");
+        wait_gone(pid, STOP_GRACE);
+    }
+}
+
+/// Whether `pid` is an `aex node` process (guards against pid reuse before signalling).
+fn is_aex_node(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        args.first().is_some_and(|a| a.ends_with(b"aex")) && args.get(1) == Some(&&b"node"[..])
+    })
+}
+
+/// Stops every node agent `aex up` started for the application in `app_dir` that is still
+/// running: the pids in `.aex/state.json` and in the nodes' `node.pid` files.
+pub fn stop_up_nodes(app_dir: &Path) {
+    for pid in up_node_pids(app_dir) {
+        if is_aex_node(pid) {
+            terminate(pid);
+        }
+    }
+}
+
+/// Node pids `aex up` recorded for the application in `app_dir`, and those the nodes announce.
+pub fn up_node_pids(app_dir: &Path) -> Vec<u32> {
+    let aex_dir = app_dir.join(".aex");
+    let mut pids = vec![];
+    if let Ok(text) = fs::read_to_string(aex_dir.join("state.json")) {
+        if let Ok(state) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let Some(nodes) = state["nodes"].as_object() {
+                pids.extend(
+                    nodes
+                        .values()
+                        .filter_map(|n| n["pid"].as_u64())
+                        .filter_map(|p| u32::try_from(p).ok()),
+                );
+            }
+        }
+    }
+    if let Ok(dirs) = fs::read_dir(aex_dir.join("nodes")) {
+        for d in dirs.flatten() {
+            if let Ok(text) = fs::read_to_string(d.path().join("node.pid")) {
+                pids.extend(text.trim().parse::<u32>().ok());
+            }
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// An `aex node` process started by a test on a free loopback port; stopped on drop.
+pub struct NodeProcess {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    child: Child,
+}
+
+impl NodeProcess {
+    /// Starts `aex node --name name --listen <free port> --data-dir data_dir --tee sgx
+    /// --allow-remote-shutdown` and waits until it accepts connections.
+    pub fn start(name: &str, data_dir: PathBuf) -> NodeProcess {
+        fs::create_dir_all(&data_dir).expect("create node data directory");
+        let log_path = data_dir.join("node.log");
+        // Another process may take the free port between our probe and the node's bind;
+        // then the node exits at once and we try another port.
+        for _ in 0..5 {
+            let addr = free_addr();
+            let log = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .expect("open node log");
+            let mut cmd = cli::aex();
+            cmd.args(["node", "--name", name, "--listen", &addr.to_string()])
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .args(["--tee", "sgx", "--allow-remote-shutdown"])
+                .stdout(log.try_clone().expect("clone log handle"))
+                .stderr(log);
+            let child = cmd.spawn().expect("spawn aex node");
+            let mut node = NodeProcess {
+                addr,
+                data_dir: data_dir.clone(),
+                child,
+            };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+                    && data_dir.join("platform.pub").is_file()
+                {
+                    return node;
+                }
+                if let Ok(Some(_)) = node.child.try_wait() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node `{name}` did not accept connections on {addr}; log:\n{}",
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!(
+            "node `{name}` failed to start; log:\n{}",
+            fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    }
+
+    /// Whether the node process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The file holding the node's public platform key (hex), written when it starts.
+    pub fn platform_pub_file(&self) -> PathBuf {
+        self.data_dir.join("platform.pub")
+    }
+
+    /// The node's public platform key in hex.
+    pub fn platform_pub_hex(&self) -> String {
+        fs::read_to_string(self.platform_pub_file())
+            .expect("read platform.pub")
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            terminate(self.child.id());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,139 @@
+//! The node side of every backend: one trait the node agent holds as `Box<dyn Backend>`, and
+//! [`open`], which picks the backend of the configured kind and loads (or creates) its
+//! simulated platform material in the node's data directory.
+//!
+//! Invariant: no method returns a key the node agent could use against a module except
+//! [`Backend::provision`], whose result goes to that module's process only; in hardware the
+//! platform hands it to the module inside the TEE and the node agent never sees it.
+
+use std::path::Path;
+
+use aex_crypto::{Measurement, SecretKey};
+
+use crate::files::PlatformError;
+use crate::kind::TeeKind;
+use crate::native::NativePlatform;
+use crate::sgx::SimSgxPlatform;
+use crate::symmetric::{SymmetricKind, VendorId};
+use crate::symmetric_platform::SimSymmetricPlatform;
+
+/// What a node's TEE backend does for the node agent.
+///
+/// Attestation, per kind (see [`TeeKind::scheme`](crate::TeeKind::scheme)):
+///
+/// 1. at load, the node measures the module binary (`Measurement::of`) and, for symmetric
+///    kinds, calls [`provision`](Backend::provision) and hands the module key to the module
+///    process;
+/// 2. on `Attest{challenge}` the module answers with its X25519 public key (`sgx`, `native`) or
+///    with `attest_mac(kind, simulated, module_key, challenge, measurement)` (`trustzone`,
+///    `sancus`);
+/// 3. the node calls [`evidence`](Backend::evidence) with what the module answered and sends
+///    the bytes to the deployer, which calls [`appraise`](crate::appraise).
+pub trait Backend: Send + Sync {
+    /// The TEE kind.
+    fn kind(&self) -> TeeKind;
+
+    /// Whether this backend's root is simulated (always, in this crate; `native` counts as
+    /// simulated: nothing in it comes from hardware). Symmetric modules bind this in their MAC.
+    fn simulated(&self) -> bool;
+
+    /// A public identifier of the platform, for logs and `aex status`: `sgx`, the root public
+    /// key (SEC1 compressed, as in `platform.pub`); `trustzone`/`sancus`, the 8-byte id of the
+    /// configured vendor key; `native`, empty.
+    fn platform_identity(&self) -> Vec<u8>;
+
+    /// The module key of `measurement` (symmetric kinds; `None` for the others), for the
+    /// module process only.
+    fn provision(&self, measurement: &Measurement) -> Option<SecretKey>;
+
+    /// Evidence for the module with `measurement` answering `challenge`, as envelope bytes.
+    ///
+    /// `module_pk` is required for `sgx` and `native`, `module_mac` (32 bytes) for
+    /// `trustzone` and `sancus`; the other argument is ignored.
+    fn evidence(
+        &self,
+        measurement: &Measurement,
+        challenge: &[u8; 32],
+        module_pk: Option<&[u8; 32]>,
+        module_mac: Option<&[u8]>,
+    ) -> Result<Vec<u8>, EvidenceError>;
+}
+
+/// The node agent called [`Backend::evidence`] without what the kind needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvidenceError {
+    /// A required input is missing.
+    #[error("{kind} evidence needs the {what}")]
+    Missing {
+        /// The backend's kind.
+        kind: TeeKind,
+        /// The missing input.
+        what: &'static str,
+    },
+    /// The module's MAC is not 32 bytes.
+    #[error("{kind} module MAC is {got} bytes, expected 32")]
+    MacLength {
+        /// The backend's kind.
+        kind: TeeKind,
+        /// Its length.
+        got: usize,
+    },
+}
+
+/// Vendor id of the vendor key a symmetric node uses unless configured otherwise.
+pub const DEFAULT_VENDOR_ID: VendorId = 1;
+
+/// Options of [`open_with`]; `Default` is what [`open`] uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendOptions {
+    /// `trustzone`, `sancus`: the vendor whose keys module keys derive from.
+    pub vendor_id: VendorId,
+    /// `sgx`: launch enclaves in debug mode (for testing debug policies).
+    pub sgx_debug: bool,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions {
+            vendor_id: DEFAULT_VENDOR_ID,
+            sgx_debug: false,
+        }
+    }
+}
+
+/// [`open_with`] with default options.
+pub fn open(kind: TeeKind, data_dir: &Path) -> Result<Box<dyn Backend>, PlatformError> {
+    open_with(kind, data_dir, &BackendOptions::default())
+}
+
+/// Opens the simulated backend of `kind`, loading its material from `data_dir` or creating
+/// it on first use (secrets mode 0600):
+///
+/// * `sgx`: `sim-vendor/sgx-root.key`, `sgx-ak.key`, `sgx-ak.cert`, and `platform.pub`;
+/// * `trustzone`/`sancus`: `<kind>-node.key`, and `vendor-<id>.key` for the configured vendor;
+/// * `native`: nothing.
+pub fn open_with(
+    kind: TeeKind,
+    data_dir: &Path,
+    options: &BackendOptions,
+) -> Result<Box<dyn Backend>, PlatformError> {
+    Ok(match kind {
+        TeeKind::Sgx => {
+            Box::new(SimSgxPlatform::load_or_create(data_dir)?.with_debug(options.sgx_debug))
+        }
+        TeeKind::TrustZone => open_symmetric(SymmetricKind::TrustZone, data_dir, options)?,
+        TeeKind::Sancus => open_symmetric(SymmetricKind::Sancus, data_dir, options)?,
+        TeeKind::Native => Box::new(NativePlatform),
+    })
+}
+
+fn open_symmetric(
+    kind: SymmetricKind,
+    data_dir: &Path,
+    options: &BackendOptions,
+) -> Result<Box<dyn Backend>, PlatformError> {
+    let platform = SimSymmetricPlatform::load_or_create(kind, data_dir, options.vendor_id)?;
+    platform.write_vendor_key_file(options.vendor_id, data_dir)?;
+    Ok(Box::new(platform))
+}

@@ -1,0 +1,188 @@
+//! The evidence envelope: the one wire format every backend's evidence travels in.
+//!
+//! ```text
+//! evidence = postcard(Envelope {
+//!     version:   u8   = 1,
+//!     kind:      str  "sgx" | "trustzone" | "sancus" | "native",
+//!     simulated: bool,          claim; bound by the quote issuer or the MAC, see each backend
+//!     challenge: [u8; 32],      claim: the challenge this evidence answers
+//!     body:      bytes,         kind-specific, below
+//! })
+//! sgx:        a DCAP v3 quote (Intel's, or the simulated layout of `sgx::sim`)
+//! trustzone,
+//! sancus:     vendor_id (u16 BE) || vendor_key_id (8) || measurement (32) || mac (32)
+//! native:     measurement (32) || report_data (64)
+//! ```
+//!
+//! Invariant: nothing in an envelope is believed until a backend's check proves it; the
+//! claims (`simulated`, `challenge`, vendor id, measurement) are only ever used to *refuse*
+//! early with a precise error, never to accept.
+
+use serde::{Deserialize, Serialize};
+
+/// Envelope version this crate writes and reads.
+pub const EVIDENCE_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    pub version: u8,
+    pub kind: String,
+    pub simulated: bool,
+    pub challenge: [u8; 32],
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+impl Envelope {
+    pub fn new(kind: crate::TeeKind, simulated: bool, challenge: &[u8; 32], body: Vec<u8>) -> Self {
+        Envelope {
+            version: EVIDENCE_VERSION,
+            kind: kind.name().into(),
+            simulated,
+            challenge: *challenge,
+            body,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // Invariant: a struct of integers, strings and byte strings always serializes.
+        postcard::to_stdvec(self).expect("envelope serializes")
+    }
+
+    /// Decodes, refusing trailing bytes and unknown versions; the error is a reason string.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        match postcard::take_from_bytes::<Envelope>(bytes) {
+            Ok((env, [])) if env.version == EVIDENCE_VERSION => Ok(env),
+            Ok((env, [])) => Err(format!(
+                "evidence version {} (this deployer reads version {EVIDENCE_VERSION})",
+                env.version
+            )),
+            Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
+            Err(e) => Err(format!("not an evidence envelope: {e}")),
+        }
+    }
+}
+
+/// Body of `trustzone` and `sancus` evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SymmetricBody {
+    pub vendor_id: u16,
+    pub vendor_key_id: [u8; 8],
+    pub measurement: [u8; 32],
+    pub mac: [u8; 32],
+}
+
+impl SymmetricBody {
+    pub const LEN: usize = 2 + 8 + 32 + 32;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.extend_from_slice(&self.vendor_id.to_be_bytes());
+        out.extend_from_slice(&self.vendor_key_id);
+        out.extend_from_slice(&self.measurement);
+        out.extend_from_slice(&self.mac);
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Self, String> {
+        if b.len() != Self::LEN {
+            return Err(format!(
+                "symmetric evidence body is {} bytes, expected {}",
+                b.len(),
+                Self::LEN
+            ));
+        }
+        let (id, rest) = b.split_at(2);
+        let (key_id, rest) = rest.split_at(8);
+        let (m, mac) = rest.split_at(32);
+        Ok(SymmetricBody {
+            vendor_id: u16::from_be_bytes([id[0], id[1]]),
+            vendor_key_id: key_id.try_into().map_err(|_| "key id")?,
+            measurement: m.try_into().map_err(|_| "measurement")?,
+            mac: mac.try_into().map_err(|_| "mac")?,
+        })
+    }
+}
+
+/// Body of `native` evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NativeBody {
+    pub measurement: [u8; 32],
+    pub report_data: [u8; 64],
+}
+
+impl NativeBody {
+    pub const LEN: usize = 32 + 64;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.extend_from_slice(&self.measurement);
+        out.extend_from_slice(&self.report_data);
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Self, String> {
+        if b.len() != Self::LEN {
+            return Err(format!(
+                "native evidence body is {} bytes, expected {}",
+                b.len(),
+                Self::LEN
+            ));
+        }
+        let (m, rd) = b.split_at(32);
+        Ok(NativeBody {
+            measurement: m.try_into().map_err(|_| "measurement")?,
+            report_data: rd.try_into().map_err(|_| "report data")?,
+        })
+    }
+}
+
+/// `SHA-256(module_pk || challenge) || 32 zero bytes`: the report data of `sgx` quotes and
+/// `native` evidence.
+pub fn report_data(module_pk: &[u8; 32], challenge: &[u8; 32]) -> [u8; 64] {
+    let mut rd = [0u8; 64];
+    rd[..32].copy_from_slice(&aex_crypto::sha256(&[module_pk, challenge]));
+    rd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_and_refuses_garbage() {
+        let env = Envelope::new(crate::TeeKind::Sancus, true, &[4; 32], vec![1, 2, 3]);
+        let bytes = env.encode();
+        assert_eq!(Envelope::decode(&bytes), Ok(env.clone()));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(Envelope::decode(&long), Err("1 trailing bytes".into()));
+        let mut v2 = env;
+        v2.version = 2;
+        assert!(Envelope::decode(&v2.encode())
+            .unwrap_err()
+            .contains("version 2"));
+        assert!(Envelope::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn bodies_round_trip() {
+        let s = SymmetricBody {
+            vendor_id: 0x0102,
+            vendor_key_id: [3; 8],
+            measurement: [4; 32],
+            mac: [5; 32],
+        };
+        let enc = s.encode();
+        assert_eq!(&enc[..2], &[1, 2]);
+        assert_eq!(SymmetricBody::decode(&enc), Ok(s));
+        assert!(SymmetricBody::decode(&enc[1..]).is_err());
+        let n = NativeBody {
+            measurement: [1; 32],
+            report_data: report_data(&[2; 32], &[3; 32]),
+        };
+        assert_eq!(n.report_data[32..], [0; 32]);
+        assert_eq!(NativeBody::decode(&n.encode()), Ok(n));
+        assert!(NativeBody::decode(&[0; 95]).is_err());
+    }
+}

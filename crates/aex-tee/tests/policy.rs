@@ -1,0 +1,143 @@
+//! Policy and misuse, across kinds: wrong kind, wrong anchor, hardware-only.
+
+use aex_tee::sgx::SimRootPublicKey;
+use aex_tee::{appraise, AppraisalError, Expected, SymmetricKind, TeeKind, TrustAnchor, VendorKey};
+
+use crate::common::*;
+
+/// Genuine evidence of every kind, and the anchors that appraise it.
+struct World {
+    sgx: SgxNode,
+    tz: SymNode,
+    sancus: SymNode,
+}
+
+fn world() -> World {
+    World {
+        sgx: sgx_node(),
+        tz: sym_node(SymmetricKind::TrustZone, 3),
+        sancus: sym_node(SymmetricKind::Sancus, 4),
+    }
+}
+
+impl World {
+    fn evidence(&self, kind: TeeKind) -> Vec<u8> {
+        match kind {
+            TeeKind::Sgx => self.sgx.evidence(&code(), &CHALLENGE),
+            TeeKind::TrustZone => self.tz.evidence(&code(), &CHALLENGE),
+            TeeKind::Sancus => self.sancus.evidence(&code(), &CHALLENGE),
+            _ => native_evidence(&code(), &CHALLENGE, &MODULE_PK),
+        }
+    }
+
+    fn expected(&self, kind: TeeKind) -> Expected<'_> {
+        let anchor = match kind {
+            TeeKind::Sgx => TrustAnchor::SimSgxRoot(&self.sgx.root),
+            TeeKind::TrustZone => TrustAnchor::VendorKey(&self.tz.vendor_key),
+            TeeKind::Sancus => TrustAnchor::VendorKey(&self.sancus.vendor_key),
+            _ => TrustAnchor::None,
+        };
+        Expected {
+            allow_insecure: true,
+            ..expected(kind, anchor)
+        }
+    }
+}
+
+#[test]
+fn every_kind_passes_its_own_appraisal_only() {
+    let w = world();
+    for a in TeeKind::ALL {
+        let ev = w.evidence(a);
+        for b in TeeKind::ALL {
+            let got = appraise(&ev, &w.expected(b));
+            if a == b {
+                assert!(got.is_ok(), "{a}: {got:?}");
+            } else {
+                assert_eq!(
+                    got,
+                    Err(AppraisalError::WrongKind {
+                        expected: b,
+                        got: a.name().into()
+                    })
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn hardware_only_refuses_every_simulated_evidence_before_believing_anything() {
+    let w = world();
+    for kind in TeeKind::ALL {
+        let hw = Expected {
+            allow_simulated: false,
+            ..w.expected(kind)
+        };
+        let refused = Err(AppraisalError::SimulatedRefused { kind });
+        let ev = w.evidence(kind);
+        assert_eq!(appraise(&ev, &hw), refused, "{kind}");
+        // Even with a ruined body, a stale challenge region, or the last byte flipped: the
+        // simulation claim alone decides, nothing else is parsed.
+        assert_eq!(appraise(&flip(&ev, ev.len() - 1), &hw), refused, "{kind}");
+    }
+}
+
+#[test]
+fn misuse_is_an_error_value() {
+    let w = world();
+    let vk = VendorKey::from_hex(1, &"11".repeat(32)).unwrap();
+    let exp = Expected {
+        anchor: TrustAnchor::VendorKey(&vk),
+        ..w.expected(TeeKind::Sgx)
+    };
+    assert_eq!(
+        appraise(&w.evidence(TeeKind::Sgx), &exp),
+        Err(AppraisalError::AnchorKindMismatch {
+            kind: TeeKind::Sgx,
+            anchor: "vendor key"
+        })
+    );
+    let root: &SimRootPublicKey = &w.sgx.root;
+    let exp = Expected {
+        anchor: TrustAnchor::SimSgxRoot(root),
+        ..w.expected(TeeKind::Sancus)
+    };
+    assert!(matches!(
+        appraise(&w.evidence(TeeKind::Sancus), &exp),
+        Err(AppraisalError::AnchorKindMismatch { .. })
+    ));
+    for kind in [TeeKind::Sgx, TeeKind::Native] {
+        let exp = Expected {
+            module_pk: None,
+            ..w.expected(kind)
+        };
+        assert_eq!(
+            appraise(&w.evidence(kind), &exp),
+            Err(AppraisalError::MissingModuleKey { kind })
+        );
+    }
+    // Symmetric kinds need no module public key; one given is ignored.
+    assert!(appraise(
+        &w.evidence(TeeKind::TrustZone),
+        &w.expected(TeeKind::TrustZone)
+    )
+    .is_ok());
+}
+
+#[test]
+fn errors_say_what_was_expected_and_what_was_found() {
+    let e = AppraisalError::WrongVendor {
+        expected: 8,
+        got: 7,
+    };
+    assert_eq!(
+        e.to_string(),
+        "evidence is under vendor id 7, but the deployer's vendor key is for vendor id 8"
+    );
+    let e = AppraisalError::UnsupportedQuote {
+        version: 4,
+        tee_type: 0x81,
+    };
+    assert!(e.to_string().contains("version 4, TEE type 0x81"), "{e}");
+}
