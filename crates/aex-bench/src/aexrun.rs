@@ -159,7 +159,10 @@ fn round_trips(app: &mut App, count: usize, size: usize) -> Result<Summary> {
 
 /// Streams `count` events of `size` bytes from source to sink and reads what arrived.
 fn stream(app: &mut App, count: u64, size: usize) -> Result<Throughput> {
-    let window = ((WINDOW_BYTES / size.max(1)) as u64).clamp(MIN_WINDOW, MAX_WINDOW);
+    let window = std::env::var("AEX_BENCH_WINDOW")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| ((WINDOW_BYTES / size.max(1)) as u64).clamp(MIN_WINDOW, MAX_WINDOW));
     let credit_every = (window / 4) as u32;
     let expect = json!({ "count": count, "credit_every": credit_every }).to_string();
     call(app, "sink", "expect", expect.as_bytes())?;

@@ -39,7 +39,12 @@ pub struct Env {
 impl Env {
     /// Locates (or builds) the `aex` binary.
     pub fn new(args: &RunArgs) -> Result<Env> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        // `AEX_BENCH_ROOT` points at another checkout, to compare two versions of the
+        // runtime or node agent with the same benchmark binary.
+        let root = match std::env::var_os("AEX_BENCH_ROOT") {
+            Some(root) => PathBuf::from(root),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        };
         let root = root.canonicalize().unwrap_or(root);
         let aex = match &args.aex {
             Some(path) => path.clone(),

@@ -74,6 +74,7 @@ pub fn status(s: &AppStatus) -> String {
                 },
                 yes(m.running),
                 (m.rejected_unknown + m.rejected_commands).to_string(),
+                m.state.as_ref().map(compact).unwrap_or_default(),
             ]
         })
         .collect();
@@ -133,6 +134,18 @@ pub fn status(s: &AppStatus) -> String {
         ),
     ]
     .join("\n\n")
+}
+
+/// A module's reported state on one short line.
+fn compact(v: &serde_json::Value) -> String {
+    let mut s = match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > 48 {
+        s = s.chars().take(47).collect::<String>() + "…";
+    }
+    s
 }
 
 #[cfg(test)]

@@ -70,6 +70,9 @@ pub struct ModuleRecord {
     /// Whether the module runs without any TEE (`native`, allowed by the descriptor).
     #[serde(default)]
     pub insecure: bool,
+    /// Whether the module has a `status` entry point for `aex status` to call.
+    #[serde(default)]
+    pub reports_status: bool,
 }
 
 /// A connection whose key was delivered.
@@ -253,6 +256,7 @@ mod tests {
                 attested_at: 0,
                 simulated: true,
                 insecure: false,
+                reports_status: false,
             },
         );
         sf.save().unwrap();

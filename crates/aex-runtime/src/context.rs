@@ -61,6 +61,13 @@ impl<'a> Context<'a> {
         payload::from_json(&reply).map_err(Error::Decode)
     }
 
+    /// A [`Handle`](crate::Handle) through which threads the module starts can call back into
+    /// it (e.g. an HTTP server thread that answers from the module's state). `M` must be the
+    /// module's own state type; calls made with another type are dropped.
+    pub fn handle<M: 'static>(&self) -> crate::Handle<M> {
+        crate::Handle::new(self.core.link.local_sender())
+    }
+
     /// Sets how long later requests wait for their reply (default 5 seconds).
     pub fn request_timeout(&mut self, timeout: Duration) {
         self.core.request_timeout = timeout;

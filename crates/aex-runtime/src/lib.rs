@@ -51,6 +51,7 @@ macro_rules! log {
 mod conn;
 mod context;
 mod error;
+mod handle;
 mod link;
 mod module;
 pub mod payload;
@@ -66,6 +67,7 @@ use aex_crypto::Measurement;
 pub use aex_proto::Interface;
 pub use context::Context;
 pub use error::Error;
+pub use handle::Handle;
 pub use module::{Module, Output, PortError, PortKind, Request};
 
 /// The command-line flag that makes a module print its interface and exit.

@@ -6,18 +6,25 @@
 //! framing is lost, and the module exits. Nothing read from the node can make the runtime
 //! panic. Every frame written is flushed at once: the node routes events as they come.
 
+use std::any::Any;
 use std::io::{self, Read, Write};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::Instant;
 
 use aex_proto::frame;
 use aex_proto::{FromModule, ToModule};
 
-/// What the reader thread delivers.
+/// A closure a module-owned thread asks the runtime to run on the module's state (see
+/// [`Handle`](crate::Handle)). The state arrives as `Any` because the link is not generic.
+pub(crate) type LocalCall = Box<dyn for<'a> FnOnce(&mut dyn Any, &mut crate::Context<'a>) + Send>;
+
+/// What the reader thread (or a module-owned thread) delivers.
 pub(crate) enum Incoming {
     /// A decoded message.
     Message(ToModule),
+    /// A call from one of the module's own threads.
+    Local(LocalCall),
     /// The input ended; exit with this code (0 for a clean end of stream).
     Closed(i32),
 }
@@ -25,6 +32,7 @@ pub(crate) enum Incoming {
 /// What waiting on the link gave.
 pub(crate) enum Recv {
     Message(ToModule),
+    Local(LocalCall),
     Timeout,
     Closed(i32),
 }
@@ -32,6 +40,8 @@ pub(crate) enum Recv {
 /// Both directions of the link.
 pub(crate) struct Link {
     inbox: Receiver<Incoming>,
+    /// Given to module-owned threads so they can queue [`Incoming::Local`] calls.
+    local: Sender<Incoming>,
     out: Box<dyn Write>,
     closed: Option<i32>,
     broken: bool,
@@ -39,9 +49,13 @@ pub(crate) struct Link {
 
 impl Link {
     /// A link reading from `inbox` and writing frames to `out`.
-    pub(crate) fn new(inbox: Receiver<Incoming>, out: Box<dyn Write>) -> Self {
+    pub(crate) fn new(
+        (local, inbox): (Sender<Incoming>, Receiver<Incoming>),
+        out: Box<dyn Write>,
+    ) -> Self {
         Link {
             inbox,
+            local,
             out,
             closed: None,
             broken: false,
@@ -65,6 +79,7 @@ impl Link {
         };
         match got {
             Ok(Incoming::Message(msg)) => Recv::Message(msg),
+            Ok(Incoming::Local(call)) => Recv::Local(call),
             Ok(Incoming::Closed(code)) => {
                 self.closed = Some(code);
                 Recv::Closed(code)
@@ -75,6 +90,11 @@ impl Link {
                 Recv::Closed(0)
             }
         }
+    }
+
+    /// A sender for module-owned threads.
+    pub(crate) fn local_sender(&self) -> Sender<Incoming> {
+        self.local.clone()
     }
 
     /// Writes and flushes one frame. `false` once the node stopped reading.
@@ -102,8 +122,11 @@ impl Link {
 }
 
 /// Starts the thread that decodes frames from `input`.
-pub(crate) fn spawn_reader<R: Read + Send + 'static>(input: R) -> Receiver<Incoming> {
+pub(crate) fn spawn_reader<R: Read + Send + 'static>(
+    input: R,
+) -> (Sender<Incoming>, Receiver<Incoming>) {
     let (tx, rx) = mpsc::channel();
+    let local = tx.clone();
     thread::spawn(move || {
         let mut input = io::BufReader::new(input);
         let code = loop {
@@ -126,5 +149,5 @@ pub(crate) fn spawn_reader<R: Read + Send + 'static>(input: R) -> Receiver<Incom
         };
         let _ = tx.send(Incoming::Closed(code));
     });
-    rx
+    (local, rx)
 }

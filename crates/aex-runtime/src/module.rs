@@ -15,7 +15,7 @@ use crate::context::Context;
 ///
 /// The runtime creates the state with [`Default`] when the process starts; state lives only
 /// in this value, never in globals.
-pub trait Module: Default {
+pub trait Module: Default + 'static {
     /// The names the module declares, in declaration order. Port indices passed to
     /// [`Module::dispatch`] are positions in these lists.
     fn interface() -> Interface;

@@ -37,10 +37,18 @@ impl<M: Module> Runtime<M> {
     pub(crate) fn serve(&mut self) -> i32 {
         self.hello();
         loop {
+            if let Some(call) = self.core.deferred_local.pop_front() {
+                self.run_local(call);
+                continue;
+            }
             let msg = match self.core.deferred.pop_front() {
                 Some(msg) => msg,
                 None => match self.core.link.recv(None) {
                     Recv::Message(msg) => msg,
+                    Recv::Local(call) => {
+                        self.run_local(call);
+                        continue;
+                    }
                     Recv::Closed(code) => return code,
                     Recv::Timeout => continue,
                 },
@@ -49,6 +57,12 @@ impl<M: Module> Runtime<M> {
                 return code;
             }
         }
+    }
+
+    /// Runs a call from one of the module's own threads on the module's state.
+    pub(crate) fn run_local(&mut self, call: crate::link::LocalCall) {
+        let mut ctx = Context::new(&mut self.core);
+        call(&mut self.module, &mut ctx);
     }
 
     /// Sends the `Hello` every module starts with.

@@ -28,6 +28,8 @@ pub(crate) struct Core {
     pub(crate) link: Link,
     /// Messages that arrived while a request waited, in arrival order.
     pub(crate) deferred: VecDeque<ToModule>,
+    /// Calls from module-owned threads that arrived while a request waited.
+    pub(crate) deferred_local: VecDeque<crate::link::LocalCall>,
     /// The unused key agreement; `None` once the one agreement of this process is made.
     pub(crate) agreement: Option<ModuleKeyAgreement>,
     /// What this module claims to be (from the node); bound into the module key.
@@ -68,6 +70,7 @@ impl Core {
             conns: Conns::default(),
             link,
             deferred: VecDeque::new(),
+            deferred_local: VecDeque::new(),
             agreement: Some(ModuleKeyAgreement::new()),
             measurement,
             commands: None,
@@ -142,6 +145,7 @@ impl Core {
                     }
                 }
                 Recv::Message(other) => self.deferred.push_back(other),
+                Recv::Local(call) => self.deferred_local.push_back(call),
             }
         };
         self.conns.stop_waiting(conn);

@@ -99,8 +99,8 @@
 
 pub use aex_macros::module;
 pub use aex_runtime::{
-    describe_json, payload, run, Context, Error, Interface, Module, Output, PortError, PortKind,
-    Request, DESCRIBE_FLAG, MEASUREMENT_ENV,
+    describe_json, payload, run, Context, Error, Handle, Interface, Module, Output, PortError,
+    PortKind, Request, DESCRIBE_FLAG, MEASUREMENT_ENV,
 };
 
 /// Defines the module binary's `main`: `aex::main!(Counter);` serves module `Counter`.

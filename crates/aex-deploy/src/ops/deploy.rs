@@ -30,6 +30,10 @@ use crate::state::{ConnectionRecord, ModuleRecord, StoredKey};
 
 const CHUNK: usize = 256 * 1024;
 
+/// An entry point by this name, if a module has one, is called by `aex status` to show the
+/// module's own state (e.g. whether an LED is on).
+pub const STATUS_ENTRY: &str = "status";
+
 /// What a deployment did.
 #[derive(Debug, Default, Clone)]
 pub struct DeployReport {
@@ -349,6 +353,7 @@ fn attest_unsaved(app: &mut App, module: &str, node: &str, built: &Built) -> Res
                 .unwrap_or(0),
             simulated: appraised.simulated(),
             insecure: appraised.insecure(),
+            reports_status: built.interface.entries.iter().any(|e| e == STATUS_ENTRY),
         },
     );
     Ok(())

@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::error::Result;
+use crate::ops::call::call;
+use crate::ops::deploy::STATUS_ENTRY;
 
 /// The whole application's status.
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +73,8 @@ pub struct ModuleView {
     pub simulated: bool,
     /// Whether the module runs with no TEE at all (`native`, allowed by the descriptor).
     pub insecure: bool,
+    /// What the module's own `status` entry point answered (authenticated), if it has one.
+    pub state: Option<serde_json::Value>,
     /// OS process id.
     pub pid: Option<u32>,
     /// Events for connections the module has no key for.
@@ -171,6 +175,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             attested_at: rec.map(|r| r.attested_at),
             simulated: rec.is_some_and(|r| r.simulated),
             insecure: rec.is_some_and(|r| r.insecure),
+            state: None,
             pid: live.and_then(|l| l.pid),
             rejected_unknown: live
                 .and_then(|l| l.stats.as_ref())
@@ -179,6 +184,24 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
                 .and_then(|l| l.stats.as_ref())
                 .map_or(0, |s| s.rejected_commands),
         });
+    }
+
+    // Modules that report their own state are asked for it, under their module keys.
+    for view in modules.iter_mut().filter(|v| v.attested) {
+        let asks = app
+            .state
+            .state
+            .modules
+            .get(&view.name)
+            .is_some_and(|r| r.reports_status);
+        if !asks {
+            continue;
+        }
+        if let Ok(bytes) = call(app, &view.name, STATUS_ENTRY, b"") {
+            view.state = Some(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            }));
+        }
     }
 
     let mut connections = vec![];

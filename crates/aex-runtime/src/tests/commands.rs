@@ -207,13 +207,13 @@ fn reader_skips_bad_frames_and_stops_when_framing_is_lost() {
     let mut bytes = frame::encode(&ToModule::Stats);
     bytes.extend_from_slice(&[0, 0, 0, 3, 1, 0xff, 0xff]); // undecodable body
     bytes.extend_from_slice(&frame::encode(&ToModule::Shutdown));
-    let rx = crate::link::spawn_reader(io::Cursor::new(bytes));
+    let (_, rx) = crate::link::spawn_reader(io::Cursor::new(bytes));
     let got: Vec<_> = rx.iter().collect();
     assert!(matches!(got[0], Incoming::Message(ToModule::Stats)));
     assert!(matches!(got[1], Incoming::Message(ToModule::Shutdown)));
     assert!(matches!(got[2], Incoming::Closed(0)));
 
-    let rx = crate::link::spawn_reader(io::Cursor::new(u32::MAX.to_be_bytes().to_vec()));
+    let (_, rx) = crate::link::spawn_reader(io::Cursor::new(u32::MAX.to_be_bytes().to_vec()));
     assert!(matches!(rx.recv().unwrap(), Incoming::Closed(1)));
 }
 

@@ -215,3 +215,38 @@ fn events_before_keys_are_unknown() {
     assert!(h.handle(ToModule::Event(ev)).is_empty());
     assert_eq!(h.rt.core_mut().stats().rejected_unknown, 1);
 }
+
+#[test]
+fn handles_run_calls_from_module_threads_between_events() {
+    let mut h = Harness::new();
+    h.attest();
+    h.set_key(2, Role::Output("out".into()));
+    let handle: crate::Handle<super::harness::Echo> =
+        crate::Handle::new(h.rt.core_mut().link.local_sender());
+    let worker = std::thread::spawn(move || {
+        handle.call(|state, ctx| {
+            ctx.emit(super::harness::OUT, b"from a thread");
+            state.seen.len()
+        })
+    });
+    // The runtime runs the call when it next waits for input.
+    let call = loop {
+        match h.rt.core_mut().link.recv(Some(
+            std::time::Instant::now() + std::time::Duration::from_secs(5),
+        )) {
+            crate::link::Recv::Local(call) => break call,
+            crate::link::Recv::Timeout => panic!("no local call arrived"),
+            _ => continue,
+        }
+    };
+    h.rt.run_local(call);
+    assert_eq!(worker.join().unwrap(), Ok(0));
+    let out = h.out();
+    let [FromModule::Event(ev)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        receiver(2, Direction::Forward).open(ev).unwrap(),
+        b"from a thread"
+    );
+}

@@ -17,7 +17,7 @@ use crate::link::{Incoming, Link};
 use crate::serve::Runtime;
 use crate::{Context, Error, Module, Output, PortError, PortKind, Request};
 
-const OUT: Output = Output::new(0, "out");
+pub(super) const OUT: Output = Output::new(0, "out");
 const FETCH: Request = Request::new(0, "fetch");
 
 /// A hand-written module: echoes input to `out`, answers `answer`, and requests `fetch`.
@@ -97,7 +97,7 @@ impl Harness {
     pub(super) fn new() -> Self {
         let (inbox, rx) = mpsc::channel();
         let sink = Sink::default();
-        let link = Link::new(rx, Box::new(sink.clone()));
+        let link = Link::new((inbox.clone(), rx), Box::new(sink.clone()));
         let mut rt = Runtime::new(link, Measurement([0; 32]));
         rt.hello();
         let mut h = Harness {
