@@ -2,9 +2,19 @@
 
 use aex_deploy::ops::status::AppStatus;
 
-/// Left-aligned columns separated by two spaces.
+/// Left-aligned columns separated by two spaces. Rows and header may differ in length (a
+/// missing cell is blank); a table never panics.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    let columns = rows
+        .iter()
+        .map(Vec::len)
+        .chain([header.len()])
+        .max()
+        .unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for (i, h) in header.iter().enumerate() {
+        widths[i] = h.chars().count();
+    }
     for r in rows {
         for (i, cell) in r.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());
@@ -116,6 +126,7 @@ pub fn status(s: &AppStatus) -> String {
                 "ATTESTED",
                 "RUNNING",
                 "REJECTED",
+                "STATE",
             ],
             &modules,
         ),
@@ -150,9 +161,43 @@ fn compact(v: &serde_json::Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use aex_deploy::ops::status::{AppStatus, ModuleView};
+
     #[test]
     fn columns_align() {
         let t = super::render(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
         assert_eq!(t, "A    BB\nxxx  y");
+        // Ragged input is tolerated, not a panic.
+        let t = super::render(&["A"], &[vec!["x".into(), "extra".into()]]);
+        assert_eq!(t, "A\nx  extra");
+    }
+
+    #[test]
+    fn every_status_row_has_a_header() {
+        let status = AppStatus {
+            application: "a".into(),
+            nodes: vec![],
+            modules: vec![ModuleView {
+                name: "led".into(),
+                node: "field".into(),
+                tee: "sancus".into(),
+                attested: true,
+                running: true,
+                measurement: "ab".repeat(32),
+                attested_at: Some(1),
+                simulated: true,
+                pid: Some(7),
+                rejected_unknown: 0,
+                rejected_commands: 0,
+                insecure: false,
+                state: Some(serde_json::json!({"on": true})),
+            }],
+            connections: vec![],
+        };
+        let t = super::status(&status);
+        let lines: Vec<&str> = t.lines().collect();
+        let header = lines.iter().position(|l| l.starts_with("MODULE")).unwrap();
+        assert!(lines[header].ends_with("STATE"), "{t}");
+        assert!(lines[header + 1].ends_with("{\"on\":true}"), "{t}");
     }
 }
