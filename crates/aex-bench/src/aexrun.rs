@@ -65,68 +65,64 @@ const MAX_WINDOW: u64 = 1024;
 /// A stream that makes no progress for this long has lost events.
 const STALL: Duration = Duration::from_secs(3);
 
-/// Parameters of the event scenarios.
-pub struct Plan {
-    /// Payload sizes of the round trips.
-    pub rtt_sizes: Vec<usize>,
-    /// Round trips measured per size, after `warmup` unmeasured ones.
-    pub iterations: usize,
-    /// Unmeasured round trips per size.
-    pub warmup: usize,
-    /// Payload sizes of the stream.
-    pub stream_sizes: Vec<usize>,
-    /// Events per stream.
-    pub events: u64,
-}
-
-/// What the event scenarios measured.
-#[derive(Debug, Default)]
-pub struct Measured {
-    /// Round trips per payload size.
-    pub rtt: Vec<(usize, Summary)>,
-    /// Streams per payload size.
-    pub throughput: Vec<(usize, Throughput)>,
-    /// Resident memory of node1's agent after the runs, KiB.
-    pub node_rss_kib: u64,
-    /// Resident memory of each module after the runs, KiB.
-    pub module_rss_kib: Vec<(String, u64)>,
+/// The event application, deployed on its two nodes, between measurements.
+pub struct Events {
+    cluster: Cluster,
     /// Seconds spent building the modules (cached builds are near zero).
     pub build_s: f64,
 }
 
-/// Runs the round trips and streams on one two-node application.
-pub fn run(env: &mut Env, plan: &Plan) -> Result<Measured> {
-    let body = APP.replace("{root}", &env.root.display().to_string());
-    let mut cluster = Cluster::start(env, &["node1", "node2"], &body)?;
-    let started = Instant::now();
-    let built = cluster.build(env)?;
-    let build_s = started.elapsed().as_secs_f64();
-    deploy(&mut cluster.app, &built, &Quiet).context("deploy the event benchmark")?;
-    let mut out = Measured {
-        build_s,
-        ..Measured::default()
-    };
-    for &size in &plan.rtt_sizes {
-        eprintln!("  aex round trip, {size} B × {}", plan.iterations);
-        round_trips(&mut cluster.app, plan.warmup, size)?;
-        out.rtt
-            .push((size, round_trips(&mut cluster.app, plan.iterations, size)?));
+/// Resident memory after the runs, KiB.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// node1's agent.
+    pub node_kib: u64,
+    /// Each module, by name.
+    pub modules_kib: Vec<(String, u64)>,
+}
+
+impl Events {
+    /// Starts two nodes, builds the modules (or reuses their builds) and deploys them.
+    pub fn start(env: &mut Env) -> Result<Events> {
+        let body = APP.replace("{root}", &env.root.display().to_string());
+        let mut cluster = Cluster::start(env, &["node1", "node2"], &body)?;
+        let started = Instant::now();
+        let built = cluster.build(env)?;
+        let build_s = started.elapsed().as_secs_f64();
+        deploy(&mut cluster.app, &built, &Quiet).context("deploy the event benchmark")?;
+        Ok(Events { cluster, build_s })
     }
-    for &size in &plan.stream_sizes {
-        let count = crate::report::stream_events(plan.events, size);
-        eprintln!("  aex stream, {size} B × {count}");
-        stream(&mut cluster.app, (count / 10).max(100), size)?;
-        out.throughput
-            .push((size, stream(&mut cluster.app, count, size)?));
+
+    /// `warmup` unmeasured, then `count` measured round trips of `size` bytes.
+    pub fn round_trips(&mut self, size: usize, count: usize, warmup: usize) -> Result<Summary> {
+        round_trips(&mut self.cluster.app, warmup, size)?;
+        round_trips(&mut self.cluster.app, count, size)
     }
-    out.node_rss_kib = cluster.node_pid("node1").and_then(rss_kib).unwrap_or(0);
-    for node in ["node1", "node2"] {
-        for (name, pid) in cluster.module_pids(node)? {
-            out.module_rss_kib.push((name, rss_kib(pid).unwrap_or(0)));
+
+    /// An unmeasured stream of a tenth of `count`, then a measured one of `count` events.
+    pub fn stream(&mut self, size: usize, count: u64) -> Result<Throughput> {
+        stream(&mut self.cluster.app, (count / 10).max(10), size)?;
+        stream(&mut self.cluster.app, count, size)
+    }
+
+    /// Reads resident memory, then stops the nodes and their modules.
+    pub fn finish(mut self) -> Result<Memory> {
+        let mut memory = Memory {
+            node_kib: self
+                .cluster
+                .node_pid("node1")
+                .and_then(rss_kib)
+                .unwrap_or(0),
+            ..Memory::default()
+        };
+        for node in ["node1", "node2"] {
+            for (name, pid) in self.cluster.module_pids(node)? {
+                memory.modules_kib.push((name, rss_kib(pid).unwrap_or(0)));
+            }
         }
+        self.cluster.shutdown()?;
+        Ok(memory)
     }
-    cluster.shutdown()?;
-    Ok(out)
 }
 
 /// Makes `count` round trips of `size` bytes and reads ping's statistics.

@@ -65,26 +65,34 @@ impl Env {
     }
 }
 
-/// `aex` next to this binary (same cargo profile), built with cargo if it is not there.
+/// `aex` next to this binary, brought up to date with cargo first (same target directory
+/// and profile), so that the nodes never run a stale agent.
 fn find_or_build_aex(root: &Path) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the aex-bench binary")?;
     let aex = exe.with_file_name("aex");
-    if aex.is_file() {
-        return Ok(aex);
-    }
-    eprintln!("building the `aex` binary ({})", aex.display());
+    eprintln!("building `aex` if needed (cargo build -p aex-cli)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "aex-cli", "--manifest-path"])
+    cmd.args(["build", "--quiet", "-p", "aex-cli", "--manifest-path"])
         .arg(root.join("Cargo.toml"))
         .stdin(Stdio::null());
+    // `<target>/<profile>/aex-bench`: build into the same `<target>`.
+    if let Some(target) = exe.parent().and_then(Path::parent) {
+        cmd.arg("--target-dir").arg(target);
+    }
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
-    let status = cmd.status().context("cannot run cargo")?;
-    if !status.success() || !aex.is_file() {
+    let built = cmd.status().is_ok_and(|s| s.success());
+    if !aex.is_file() {
         bail!(
             "cannot build `aex` at {}; pass --aex PATH to use another",
+            aex.display()
+        );
+    }
+    if !built {
+        eprintln!(
+            "warning: cannot rebuild `aex`; using {} as it is",
             aex.display()
         );
     }

@@ -47,16 +47,22 @@ struct Cli {
 /// Options of a benchmark run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Fewer iterations and smaller deployments (about a minute instead of several)
+    /// Fewer iterations and smaller deployments (seconds instead of a minute)
     #[arg(long)]
     pub quick: bool,
     /// Write every figure as one JSON object to FILE
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Round trips measured per payload size (default 10000, 1000 with --quick)
+    /// Round trips measured per payload size, over all rounds (default 10000, 1000 with
+    /// --quick)
     #[arg(long, value_name = "N")]
     pub iterations: Option<usize>,
-    /// Events per throughput run (default 200000, 20000 with --quick)
+    /// Interleaved rounds of every latency and throughput measurement; figures are the
+    /// medians of the rounds' figures
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub rounds: usize,
+    /// Events per 64-byte stream, a tenth of that for 16 KiB (default 1000000, 100000 with
+    /// --quick)
     #[arg(long, value_name = "N")]
     pub events: Option<u64>,
     /// Application sizes deployed across two nodes (default 2,10,100; 2,10,50 with --quick)
@@ -65,7 +71,7 @@ pub struct RunArgs {
     /// Application size deployed on one node (default 1000, 200 with --quick; 0 skips it)
     #[arg(long, value_name = "N")]
     pub deploy_one_node: Option<usize>,
-    /// The `aex` binary (default: next to this binary, built with cargo if missing)
+    /// The `aex` binary (default: the one next to this binary, brought up to date with cargo)
     #[arg(long, value_name = "PATH")]
     pub aex: Option<PathBuf>,
 }

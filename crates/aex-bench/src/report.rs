@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::aexrun::{self, Plan};
+use crate::aexrun;
 use crate::cluster::Env;
 use crate::deploy::{self, Deployed};
 use crate::raw;
@@ -34,9 +34,14 @@ const MODULE_RSS_TARGET_KIB: u64 = 8 * 1024;
 
 /// Everything one run measured.
 struct Results {
+    /// Per size: aex, raw, tcp echo (medians over the rounds).
     rtt: Vec<(usize, Summary, Summary, Summary)>,
+    /// Per size: aex, raw (median-rate rounds).
     throughput: Vec<(usize, Throughput, Throughput)>,
-    events: aexrun::Measured,
+    /// Per figure: the aex/raw ratio of each round, to show the spread.
+    spread: Vec<(String, Vec<f64>)>,
+    memory: aexrun::Memory,
+    build_s: f64,
     deployed: Vec<Deployed>,
 }
 
@@ -45,8 +50,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let quick = args.quick;
     let iterations = args.iterations.unwrap_or(if quick { 1000 } else { 10_000 });
-    let warmup = (iterations / 10).clamp(10, 1000);
-    let events = args.events.unwrap_or(if quick { 20_000 } else { 200_000 });
+    let events = args
+        .events
+        .unwrap_or(if quick { 100_000 } else { 1_000_000 });
     let two_node = args.deploy_sizes.clone().unwrap_or_else(|| {
         if quick {
             vec![2, 10, 50]
@@ -57,41 +63,47 @@ pub fn run(args: RunArgs) -> Result<()> {
     let one_node = args
         .deploy_one_node
         .unwrap_or(if quick { 200 } else { 1000 });
+    let rounds = args.rounds.max(1);
+    let per_round = iterations.div_ceil(rounds);
+    let warmup = (per_round / 10).clamp(10, 500);
     let mut env = Env::new(&args)?;
     eprintln!(
-        "aex-bench: {} round trips per size, {events} events per stream, modules built {:?}, nodes `{}`",
-        iterations,
+        "aex-bench: {rounds} rounds of {per_round} round trips per size and of {events} events \
+         per stream; modules built {:?}; nodes `{}`",
         env.profile,
         env.aex.display()
     );
     let scratch = tempfile::Builder::new()
         .prefix("aex-bench-raw-")
         .tempdir()?;
+    eprintln!("starting the aex event application (modules built with cargo first, if needed)");
+    let mut events_app = aexrun::Events::start(&mut env)?;
 
-    eprintln!("baselines");
-    let mut rtt = vec![];
-    for size in RTT_SIZES {
-        eprintln!("  tcp echo and raw round trip, {size} B × {iterations}");
-        let tcp = raw::tcp_echo_rtt(size, iterations, warmup)?;
-        let raw = raw::rtt(scratch.path(), size, iterations, warmup)?;
-        rtt.push((size, tcp, raw));
+    // Every round measures aex and both baselines side by side, so that a machine whose
+    // speed drifts during the run affects them alike.
+    let mut rtt_runs: Vec<[Vec<Summary>; 3]> =
+        RTT_SIZES.iter().map(|_| Default::default()).collect();
+    let mut stream_runs: Vec<[Vec<Throughput>; 2]> =
+        STREAM_SIZES.iter().map(|_| Default::default()).collect();
+    for round in 1..=rounds {
+        eprintln!("round {round} of {rounds}");
+        for (i, &size) in RTT_SIZES.iter().enumerate() {
+            eprintln!("  round trips, {size} B × {per_round}: aex, raw, tcp echo");
+            let [aex, raw, tcp] = &mut rtt_runs[i];
+            aex.push(events_app.round_trips(size, per_round, warmup)?);
+            raw.push(raw::rtt(scratch.path(), size, per_round, warmup)?);
+            tcp.push(raw::tcp_echo_rtt(size, per_round, warmup)?);
+        }
+        for (i, &size) in STREAM_SIZES.iter().enumerate() {
+            let count = stream_events(events, size);
+            eprintln!("  stream, {size} B × {count}: aex, raw");
+            let [aex, raw] = &mut stream_runs[i];
+            aex.push(events_app.stream(size, count)?);
+            raw.push(raw::throughput(scratch.path(), size, count)?);
+        }
     }
-    let mut raw_streams = vec![];
-    for size in STREAM_SIZES {
-        let count = stream_events(events, size);
-        eprintln!("  raw stream, {size} B × {count}");
-        raw_streams.push(raw::throughput(scratch.path(), size, count)?);
-    }
-
-    eprintln!("aex events (modules built with cargo first, if needed)");
-    let plan = Plan {
-        rtt_sizes: RTT_SIZES.to_vec(),
-        iterations,
-        warmup,
-        stream_sizes: STREAM_SIZES.to_vec(),
-        events,
-    };
-    let measured = aexrun::run(&mut env, &plan)?;
+    let build_s = events_app.build_s;
+    let memory = events_app.finish()?;
 
     eprintln!("deployments");
     let mut deployed = vec![];
@@ -105,26 +117,80 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
 
     let results = Results {
-        rtt: rtt
-            .into_iter()
-            .zip(&measured.rtt)
-            .map(|((size, tcp, raw), (_, aex))| (size, *aex, raw, tcp))
-            .collect(),
-        throughput: measured
-            .throughput
+        rtt: RTT_SIZES
             .iter()
-            .zip(raw_streams)
-            .map(|((size, aex), raw)| (*size, *aex, raw))
+            .zip(&rtt_runs)
+            .map(|(size, [aex, raw, tcp])| {
+                (
+                    *size,
+                    Summary::median_of(aex),
+                    Summary::median_of(raw),
+                    Summary::median_of(tcp),
+                )
+            })
             .collect(),
-        events: measured,
+        throughput: STREAM_SIZES
+            .iter()
+            .zip(&stream_runs)
+            .map(|(size, [aex, raw])| {
+                (
+                    *size,
+                    Throughput::median_of(aex),
+                    Throughput::median_of(raw),
+                )
+            })
+            .collect(),
+        spread: rtt_runs
+            .iter()
+            .zip(RTT_SIZES)
+            .map(|([aex, raw, _], size)| {
+                let ratios = aex
+                    .iter()
+                    .zip(raw)
+                    .map(|(a, r)| ratio(a.median_us, r.median_us));
+                (format!("rtt_{}", label(size)), ratios.collect())
+            })
+            .chain(
+                stream_runs
+                    .iter()
+                    .zip(STREAM_SIZES)
+                    .map(|([aex, raw], size)| {
+                        let ratios = aex
+                            .iter()
+                            .zip(raw)
+                            .map(|(a, r)| ratio(a.events_per_s(), r.events_per_s()));
+                        (format!("throughput_{}", label(size)), ratios.collect())
+                    }),
+            )
+            .collect(),
+        memory,
+        build_s,
         deployed,
     };
     let mut json = results.json();
+    for (key, value) in machine() {
+        json.insert(key.into(), Value::from(value));
+    }
     json.insert("quick".into(), Value::from(u8::from(quick)));
-    json.insert("iterations".into(), Value::from(iterations));
+    json.insert("iterations".into(), Value::from(per_round * rounds));
+    json.insert("rounds".into(), Value::from(rounds));
     json.insert("stream_events".into(), Value::from(events));
     json.insert("run_s".into(), Value::from(started.elapsed().as_secs_f64()));
-    let table = results.table(&json);
+    let mut table = results.table(&json);
+    let text = |k: &str| {
+        json.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let _ = writeln!(
+        table,
+        "\nMachine: {} × {}, {} memory, Linux {}",
+        text("machine_cores"),
+        text("machine_cpu"),
+        text("machine_memory"),
+        text("machine_kernel")
+    );
     std::io::stdout().lock().write_all(table.as_bytes())?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&json)?;
@@ -135,11 +201,38 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// What the figures were measured on: CPU, cores, memory, kernel.
+fn machine() -> Vec<(&'static str, String)> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    vec![
+        ("machine_cpu", field(&cpuinfo, "model name")),
+        (
+            "machine_cores",
+            std::thread::available_parallelism()
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+        ),
+        ("machine_memory", field(&read("/proc/meminfo"), "MemTotal")),
+        (
+            "machine_kernel",
+            read("/proc/sys/kernel/osrelease").trim().to_string(),
+        ),
+    ]
+}
+
 /// Events per stream of `size`-byte events: fewer for large events, so each stream moves a
 /// comparable time's worth of data.
 pub fn stream_events(events: u64, size: usize) -> u64 {
     if size > 1024 {
-        (events / 4).max(100)
+        (events / 10).max(10)
     } else {
         events
     }
@@ -241,7 +334,13 @@ impl Results {
             put(format!("deploy_{n}_modules_s"), secs);
             put(format!("deploy_{n}_modules_measured"), measured);
         }
-        let rss = &self.events.module_rss_kib;
+        for (figure, ratios) in &self.spread {
+            let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = ratios.iter().copied().fold(0.0, f64::max);
+            put(format!("{figure}_ratio_to_raw_min"), min);
+            put(format!("{figure}_ratio_to_raw_max"), max);
+        }
+        let rss = &self.memory.modules_kib;
         let pong = rss.iter().find(|(n, _)| n == "pong").map_or(0, |(_, k)| *k);
         put("module_rss_kib".into(), pong as f64);
         put(
@@ -251,15 +350,18 @@ impl Results {
         for (name, kib) in rss {
             put(format!("module_{name}_rss_kib"), *kib as f64);
         }
-        put("node_rss_kib".into(), self.events.node_rss_kib as f64);
-        put("module_build_s".into(), self.events.build_s);
+        put("node_rss_kib".into(), self.memory.node_kib as f64);
+        put("module_build_s".into(), self.build_s);
         j
     }
 
     fn table(&self, j: &BTreeMap<String, Value>) -> String {
         let num = |k: &str| j.get(k).and_then(Value::as_f64).unwrap_or(0.0);
         let mut t = String::new();
-        let _ = writeln!(t, "\nEvent round trip, µs (median / p99)");
+        let _ = writeln!(
+            t,
+            "\nEvent round trip, µs (median / p99; medians over the rounds)"
+        );
         let _ = writeln!(
             t,
             "{:<8} {:>17} {:>17} {:>17} {:>9} {:>9}",
@@ -296,6 +398,11 @@ impl Results {
                 raw.mb_per_s(),
                 ratio(aex.events_per_s(), raw.events_per_s()),
             );
+        }
+        let _ = writeln!(t, "\naex/raw ratio in each round (the spread)");
+        for (figure, ratios) in &self.spread {
+            let list: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            let _ = writeln!(t, "  {figure:<18} {}", list.join("  "));
         }
         let _ = writeln!(
             t,
@@ -335,8 +442,8 @@ impl Results {
             );
         }
         let _ = writeln!(t, "\nResident memory after the event runs, KiB");
-        let _ = writeln!(t, "  node agent (node1)  {:>8}", self.events.node_rss_kib);
-        for (name, kib) in &self.events.module_rss_kib {
+        let _ = writeln!(t, "  node agent (node1)  {:>8}", self.memory.node_kib);
+        for (name, kib) in &self.memory.modules_kib {
             let _ = writeln!(t, "  module {name:<12} {kib:>8}");
         }
         if let Some(d) = self.deployed.iter().max_by_key(|d| d.modules) {

@@ -22,7 +22,7 @@ fn smoke_run_writes_every_required_figure() {
     let json = dir.path().join("bench.json");
     // Debug builds of the modules: `cargo test` has built them already.
     let out = Command::new(env!("CARGO_BIN_EXE_aex-bench"))
-        .args(["--quick", "--iterations=20", "--events=300"])
+        .args(["--quick", "--rounds=1", "--iterations=20", "--events=300"])
         .args(["--deploy-sizes=2", "--deploy-one-node=0", "--json"])
         .arg(&json)
         .env("AEX_BUILD_PROFILE", "dev")

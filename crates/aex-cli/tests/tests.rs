@@ -9,7 +9,13 @@
 mod util;
 
 mod adversarial_attest;
+mod adversarial_replay;
 mod adversarial_wire;
 mod agent_module_kill;
 mod cli_errors;
+mod e2e_button_led;
 mod e2e_ping_pong;
+mod fault_node_restart;
+mod fault_partition;
+mod fault_timeouts;
+mod load_chain;

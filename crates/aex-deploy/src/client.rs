@@ -119,10 +119,10 @@ impl NodeClient {
 
     /// Flushes queued requests.
     pub fn flush(&mut self) -> Result<(), ClientError> {
-        let addr = self.addr;
+        let (addr, limit) = (self.addr, self.timeout);
         self.writer
             .flush()
-            .map_err(|source| ClientError::Io { addr, source })
+            .map_err(|source| io_error(addr, limit, source, "take the request"))
     }
 
     /// Waits for the answer to request `id`, queueing events that arrive first.
@@ -178,17 +178,31 @@ impl NodeClient {
     }
 
     fn send(&mut self, msg: &ToNode) -> Result<(), ClientError> {
-        let addr = self.addr;
+        let (addr, limit) = (self.addr, self.timeout);
         frame::write_message(&mut self.writer, msg)
-            .map_err(|source| ClientError::Io { addr, source })
+            .map_err(|source| io_error(addr, limit, source, "take the request"))
     }
 
     fn read(&mut self) -> Result<FromNode, ClientError> {
-        let addr = self.addr;
+        let (addr, limit) = (self.addr, self.timeout);
         match frame::read_message::<_, FromNode>(&mut self.reader) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(ClientError::Closed { addr }),
-            Err(source) => Err(ClientError::Io { addr, source }),
+            Err(source) => Err(io_error(addr, limit, source, "answer")),
         }
     }
+}
+
+/// An I/O failure on the session. A socket timeout, which the OS reports as "resource
+/// temporarily unavailable", is said in words: the node did not `doing` within `limit`.
+fn io_error(addr: SocketAddr, limit: Duration, source: std::io::Error, doing: &str) -> ClientError {
+    use std::io::ErrorKind;
+    let source = match source.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => std::io::Error::new(
+            ErrorKind::TimedOut,
+            format!("the node did not {doing} within {} s", limit.as_secs()),
+        ),
+        _ => source,
+    };
+    ClientError::Io { addr, source }
 }

@@ -84,6 +84,11 @@ pub fn run(dir: Option<&Path>, args: &[&str], timeout: Duration) -> Run {
         cmd.current_dir(dir);
     }
     let what = format!("aex {}", args.join(" "));
+    run_command(cmd, what, timeout)
+}
+
+/// Runs `cmd` (made with [`aex`], then adjusted) and waits for it, killing it after `timeout`.
+pub fn run_command(cmd: Command, what: String, timeout: Duration) -> Run {
     let mut child = Captured::spawn(cmd, &what);
     let deadline = Instant::now() + timeout;
     let status = loop {

@@ -100,15 +100,20 @@ impl AppDir {
         )
     }
 
-    /// The wire id of connection `name`, from the deployer's state file.
-    pub fn conn_id(&self, name: &str) -> u32 {
+    /// The deployer's state file, `.aex/state.json` (keys in hex, counters, instances).
+    pub fn state(&self) -> Value {
         let text = std::fs::read_to_string(self.path().join(".aex/state.json"))
             .expect("read .aex/state.json");
-        let state: Value = serde_json::from_str(&text).expect("state is JSON");
+        serde_json::from_str(&text).expect("state is JSON")
+    }
+
+    /// The wire id of connection `name`, from the deployer's state file.
+    pub fn conn_id(&self, name: &str) -> u32 {
+        let state = self.state();
         state["connections"][name]["id"]
             .as_u64()
             .and_then(|id| u32::try_from(id).ok())
-            .unwrap_or_else(|| panic!("no id for connection `{name}` in state:\n{text}"))
+            .unwrap_or_else(|| panic!("no id for connection `{name}` in state:\n{state:#}"))
     }
 }
 

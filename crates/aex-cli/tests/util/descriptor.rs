@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::modules::{crate_dir, example_dir};
+use super::modules::{crate_dir, example_dir, named_example_dir};
 
 /// Copies the example's `aex.toml` to `dest_dir`, with its two nodes moved to `node1` and
 /// `node2` and its module crates given as absolute paths. Everything else (connections,
@@ -27,6 +27,36 @@ pub fn copy_example(dest_dir: &Path, node1: SocketAddr, node2: SocketAddr) -> Pa
     }
     let path = dest_dir.join("aex.toml");
     std::fs::write(&path, toml::to_string(&doc).expect("serialize descriptor")).unwrap();
+    path
+}
+
+/// The `aex.toml` of example `example` (a directory under `examples/`) as a TOML table, with
+/// its nodes moved to `nodes` (in the descriptor's order) and its module crates given as
+/// absolute paths, for the caller to adjust further and write with [`write_toml`].
+pub fn example_descriptor(example: &str, nodes: &[SocketAddr]) -> toml::Table {
+    let dir = named_example_dir(example);
+    let text = std::fs::read_to_string(dir.join("aex.toml")).expect("read example");
+    let mut doc: toml::Table = toml::from_str(&text).expect("example descriptor is TOML");
+    let node_array = doc["node"].as_array_mut().expect("[[node]] array");
+    assert_eq!(
+        node_array.len(),
+        nodes.len(),
+        "nodes of example `{example}`"
+    );
+    for (node, addr) in node_array.iter_mut().zip(nodes) {
+        node["address"] = toml::Value::String(addr.to_string());
+    }
+    for module in doc["module"].as_array_mut().expect("[[module]] array") {
+        let rel = module["crate"].as_str().expect("crate is a string");
+        module["crate"] = toml::Value::String(dir.join(rel).display().to_string());
+    }
+    doc
+}
+
+/// Writes `doc` as `dest_dir/aex.toml`.
+pub fn write_toml(dest_dir: &Path, doc: &toml::Table) -> PathBuf {
+    let path = dest_dir.join("aex.toml");
+    std::fs::write(&path, toml::to_string(doc).expect("serialize descriptor")).unwrap();
     path
 }
 

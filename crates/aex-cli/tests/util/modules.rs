@@ -24,6 +24,15 @@ pub fn example_dir() -> PathBuf {
         .expect("examples/ping-pong exists")
 }
 
+/// The directory of example `name` (e.g. `button-led`) in the workspace, absolute.
+pub fn named_example_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    dir.canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
 /// The directory of the example crate `name` (`ping` or `pong`), absolute.
 pub fn crate_dir(name: &str) -> PathBuf {
     example_dir().join(name)
@@ -38,7 +47,9 @@ pub fn built() -> &'static Built {
     })
 }
 
-fn build(dir: &Path) -> PathBuf {
+/// Builds the module crate in `dir` exactly as the deployer does with `AEX_BUILD_PROFILE=dev`
+/// and returns its executable.
+pub fn build(dir: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = dir.join("Cargo.toml");
     let out = Command::new(cargo)

@@ -104,6 +104,7 @@ pub fn up_node_pids(app_dir: &Path) -> Vec<u32> {
 pub struct NodeProcess {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    name: String,
     child: Child,
 }
 
@@ -112,51 +113,93 @@ impl NodeProcess {
     /// --allow-remote-shutdown` and waits until it accepts connections.
     pub fn start(name: &str, data_dir: PathBuf) -> NodeProcess {
         fs::create_dir_all(&data_dir).expect("create node data directory");
-        let log_path = data_dir.join("node.log");
         // Another process may take the free port between our probe and the node's bind;
         // then the node exits at once and we try another port.
         for _ in 0..5 {
-            let addr = free_addr();
-            let log = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .expect("open node log");
-            let mut cmd = cli::aex();
-            cmd.args(["node", "--name", name, "--listen", &addr.to_string()])
-                .arg("--data-dir")
-                .arg(&data_dir)
-                .args(["--tee", "sgx", "--allow-remote-shutdown"])
-                .stdout(log.try_clone().expect("clone log handle"))
-                .stderr(log);
-            let child = cmd.spawn().expect("spawn aex node");
-            let mut node = NodeProcess {
-                addr,
-                data_dir: data_dir.clone(),
-                child,
-            };
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
-                    && data_dir.join("platform.pub").is_file()
-                {
-                    return node;
-                }
-                if let Ok(Some(_)) = node.child.try_wait() {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "node `{name}` did not accept connections on {addr}; log:\n{}",
-                    fs::read_to_string(&log_path).unwrap_or_default()
-                );
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(node) = Self::try_start(name, &data_dir, free_addr()) {
+                return node;
             }
         }
         panic!(
             "node `{name}` failed to start; log:\n{}",
-            fs::read_to_string(&log_path).unwrap_or_default()
+            fs::read_to_string(data_dir.join("node.log")).unwrap_or_default()
         );
+    }
+
+    /// Starts the node on `addr`; `None` if it exits before accepting connections (the port
+    /// is taken).
+    fn try_start(name: &str, data_dir: &Path, addr: SocketAddr) -> Option<NodeProcess> {
+        let log_path = data_dir.join("node.log");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open node log");
+        let mut cmd = cli::aex();
+        cmd.args(["node", "--name", name, "--listen", &addr.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--tee", "sgx", "--allow-remote-shutdown"])
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log);
+        let child = cmd.spawn().expect("spawn aex node");
+        let mut node = NodeProcess {
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            name: name.to_string(),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+                && data_dir.join("platform.pub").is_file()
+            {
+                return Some(node);
+            }
+            if let Ok(Some(_)) = node.child.try_wait() {
+                return None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node `{name}` did not accept connections on {addr}; log:\n{}",
+                fs::read_to_string(&log_path).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The node agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the node agent with SIGKILL (no chance to stop its modules itself) and reaps it.
+    pub fn kill(&mut self) {
+        signal(self.child.id(), "KILL");
+        let _ = self.child.wait();
+    }
+
+    /// Starts the node again, after [`NodeProcess::kill`], on the same address with the same
+    /// data directory (so the same platform key). Retries for a few seconds while the port is
+    /// not free again yet.
+    pub fn restart(&mut self) {
+        assert!(!self.running(), "restart of a running node `{}`", self.name);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(node) = Self::try_start(&self.name, &self.data_dir, self.addr) {
+                // The old child is reaped; the new one takes its place (and its drop guard).
+                *self = node;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node `{}` did not start again on {}; log:\n{}",
+                self.name,
+                self.addr,
+                fs::read_to_string(self.data_dir.join("node.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Whether the node process is still running.

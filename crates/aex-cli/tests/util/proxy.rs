@@ -3,8 +3,9 @@
 //! It listens on a loopback port and forwards every connection to a node. Each frame is
 //! decoded (`ToNode` towards the node, `FromNode` back) and handed to a [`Tamper`], which
 //! decides what is sent instead: the frame unchanged, nothing, altered or extra frames,
-//! frames back to the connecting side, or raw bytes. Frames that do not decode pass through
-//! untouched. The first frame of a connection (its `Hello`) tells the [`Link`] kind.
+//! frames back to the connecting side, raw bytes, or the end of the connection. Frames that
+//! do not decode pass through untouched. The first frame of a connection (its `Hello`) tells
+//! the [`Link`] kind.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -36,6 +37,9 @@ pub enum Out {
     ToClient(FromNode),
     /// Bytes to the node, as they are (not necessarily a valid frame).
     RawToNode(Vec<u8>),
+    /// Closes the proxied connection (both sides) without sending anything more: the
+    /// network fails between the two.
+    Close,
 }
 
 /// An attack: rewrites the frames of proxied connections. The default forwards everything.
@@ -129,6 +133,10 @@ impl Pair {
                 Out::ToNode(m) => self.socket(Side::Node).write_all(&encode(&m))?,
                 Out::ToClient(m) => self.socket(Side::Client).write_all(&encode(&m))?,
                 Out::RawToNode(bytes) => self.socket(Side::Node).write_all(&bytes)?,
+                Out::Close => {
+                    self.close();
+                    return Err(std::io::ErrorKind::ConnectionAborted.into());
+                }
             }
         }
         Ok(())

@@ -20,10 +20,14 @@ pub struct Node {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Module {
     pub name: String,
+    /// The TEE kind of the module's node.
+    pub tee: String,
     pub attested: bool,
     pub running: bool,
     pub measurement: String,
     pub pid: Option<u32>,
+    /// What the module's `status` entry point answered, if it has one.
+    pub state: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -36,6 +36,8 @@ struct Report {
 struct Sink {
     count: u64,
     credit_every: u32,
+    /// Events consumed since the last credit.
+    uncredited: u32,
     received: u64,
     bytes: u64,
     first: Option<Instant>,
@@ -62,8 +64,9 @@ impl Sink {
         self.last = Some(now);
         self.received += 1;
         self.bytes += data.len() as u64;
-        let every = u64::from(self.credit_every);
-        if every > 0 && self.received % every == 0 {
+        self.uncredited += 1;
+        if self.credit_every > 0 && self.uncredited == self.credit_every {
+            self.uncredited = 0;
             ctx.emit(Self::CREDIT, &self.credit_every.to_be_bytes());
         }
     }

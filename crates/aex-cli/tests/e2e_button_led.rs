@@ -1,0 +1,222 @@
+//! End to end: the button-led example (sancus, trustzone and sgx nodes in one application)
+//! through `aex up --detach`, HTTP requests to its web module, button presses with
+//! `aex output`, the LED's state in `aex status`, and `aex down`, on free ports; and the
+//! deployer refusing aes-gcm on a connection to a sancus module.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::util::cli::{self, COMMAND_TIMEOUT};
+use crate::util::cluster::AppDir;
+use crate::util::descriptor::{example_descriptor, write_toml};
+use crate::util::modules::{build, named_example_dir};
+use crate::util::{free_addr, process, wait_for, PATIENCE};
+
+const EXAMPLE: &str = "button-led";
+
+/// The example's modules (named as their crate directories) and their nodes' TEE kinds.
+const MODULES: [(&str, &str); 5] = [
+    ("button", "sancus"),
+    ("led", "sancus"),
+    ("gateway", "trustzone"),
+    ("db", "sgx"),
+    ("web", "sgx"),
+];
+
+/// Connections carrying one event per press.
+const PER_PRESS: [&str; 4] = [
+    "press",
+    "button-to-gateway",
+    "gateway-to-led",
+    "gateway-to-db",
+];
+
+/// Builds the example's module crates once per test run, as the deployer would, so that
+/// `aex up` and `aex deploy` only measure them.
+fn built() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = named_example_dir(EXAMPLE);
+        for (name, _) in MODULES {
+            build(&dir.join(name));
+        }
+    });
+}
+
+/// The example descriptor in a fresh directory, its nodes moved to free ports and `edit`
+/// applied. Returns the directory and the web server's address.
+fn example_app(edit: impl FnOnce(&mut toml::Table)) -> (AppDir, SocketAddr) {
+    built();
+    let app = AppDir::new();
+    let mut doc = example_descriptor(EXAMPLE, &[free_addr(), free_addr(), free_addr()]);
+    let web = free_addr();
+    let up = doc["up"].as_array_mut().expect("[[up]] steps");
+    let start = up
+        .iter_mut()
+        .find(|s| s["call"].as_str() == Some("web.start"))
+        .expect("an [[up]] step calls web.start");
+    start["payload"] = toml::Value::String(format!("{{\"port\": {}}}", web.port()));
+    edit(&mut doc);
+    write_toml(app.path(), &doc);
+    (app, web)
+}
+
+/// `GET path` over HTTP/1.1; the status code and the body.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to the web module on {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)
+        .unwrap_or_else(|e| panic!("read the answer to GET {path}: {e}"));
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in the answer to GET {path}: {raw:?}"));
+    let code = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {raw:?}"));
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{raw:?}"
+    );
+    (code, body.to_owned())
+}
+
+/// The press count the web module shows.
+fn presses(web: SocketAddr) -> String {
+    let (code, body) = http_get(web, "/");
+    assert_eq!(code, 200, "GET / answered {code}: {body:?}");
+    body.trim().to_owned()
+}
+
+/// Presses the button once and waits until the web page and the LED show it.
+fn press_and_wait(app: &AppDir, web: SocketAddr, n: u64) {
+    app.aex(&["output", "press"]).ok().stderr_has(&["Sent"]);
+    wait_for(&format!("GET / to show {n}"), PATIENCE, || {
+        (presses(web) == n.to_string()).then_some(())
+    });
+    let led = wait_for(&format!("the LED to count {n} toggles"), PATIENCE, || {
+        let status = app.status();
+        let led = status
+            .module("led")
+            .state
+            .clone()
+            .expect("led reports state");
+        (led["toggles"] == n).then_some(led)
+    });
+    assert_eq!(led["on"], n % 2 == 1, "LED after {n} presses: {led}");
+}
+
+#[test]
+fn up_detached_then_http_presses_led_and_down() {
+    let (app, web) = example_app(|_| {});
+    let dir = app.path().display().to_string();
+    let up = cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok();
+    up.stderr_has(&["Deployed", "detached"]);
+    assert!(up.stdout.contains("web.start"), "{}", up.stdout);
+
+    // Five modules attested on three kinds of TEE.
+    let status = app.status();
+    status.assert_healthy();
+    assert_eq!(status.modules.len(), MODULES.len());
+    for (name, tee) in MODULES {
+        let m = status.module(name);
+        assert!(m.attested, "{m:?}");
+        assert_eq!(m.tee, tee, "{m:?}");
+    }
+    assert_eq!(status.module("led").state.as_ref().unwrap()["on"], false);
+
+    // The web module answers from db, and only on `GET /`.
+    assert_eq!(presses(web), "0");
+    assert_eq!(http_get(web, "/nothing-here").0, 404);
+    // Started once only: the same port again is a no-op (so `aex up` can be re-run), another
+    // port is refused.
+    let again = format!("{{\"port\": {}}}", web.port());
+    app.aex(&["call", "web", "start", &again]).code(0);
+    let other = format!("{{\"port\": {}}}", web.port().wrapping_add(1));
+    app.aex(&["call", "web", "start", &other])
+        .code(1)
+        .stderr_has(&["already runs"]);
+
+    // Each press reaches the LED and the counter.
+    press_and_wait(&app, web, 1);
+    press_and_wait(&app, web, 2);
+
+    let status = wait_for("every event to be received", PATIENCE, || {
+        let s = app.status();
+        s.connections
+            .iter()
+            .all(|c| c.counters.sent == c.counters.received)
+            .then_some(s)
+    });
+    for c in &status.connections {
+        assert!(c.keyed, "{c:?}");
+        assert_eq!(c.counters.rejected, 0, "{c:?}");
+        assert_eq!(c.counters.gaps, 0, "{c:?}");
+    }
+    for name in PER_PRESS {
+        assert_eq!(status.counters(name).received, 2, "{name}");
+    }
+    assert!(status.counters("web-to-db").received >= 6, "{status:#?}");
+    assert_eq!(
+        status.module("gateway").state.as_ref().unwrap()["presses"],
+        2
+    );
+    assert_eq!(status.module("db").state.as_ref().unwrap()["presses"], 2);
+
+    // `aex down` stops the nodes, their modules and with them the web server.
+    let node_pids = process::up_node_pids(app.path());
+    assert_eq!(
+        node_pids.len(),
+        3,
+        "three node pids recorded: {node_pids:?}"
+    );
+    let module_pids: Vec<u32> = status.modules.iter().filter_map(|m| m.pid).collect();
+    assert_eq!(module_pids.len(), MODULES.len());
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT)
+        .ok()
+        .stderr_has(&["field", "edge", "cloud"]);
+    for pid in node_pids.iter().chain(&module_pids) {
+        assert!(
+            process::wait_gone(*pid, Duration::from_secs(10)),
+            "process {pid} still runs after `aex down`"
+        );
+    }
+    assert!(
+        TcpStream::connect_timeout(&web, Duration::from_secs(1)).is_err(),
+        "the web port is still open after `aex down`"
+    );
+}
+
+#[test]
+fn aes_gcm_to_a_sancus_module_is_refused() {
+    let (app, _) = example_app(|doc| {
+        let conns = doc["connection"].as_array_mut().expect("[[connection]]");
+        let to_led = conns
+            .iter_mut()
+            .find(|c| c["to"].as_str() == Some("led.toggle"))
+            .expect("a connection to led.toggle");
+        to_led["algorithm"] = toml::Value::String("aes-gcm".into());
+    });
+    let dir = app.path().display().to_string();
+    let run = cli::run(None, &["deploy", &dir], COMMAND_TIMEOUT).code(1);
+    run.stderr_has(&[
+        "gateway-to-led",
+        "aes-gcm",
+        "chacha20-poly1305",
+        "`led`",
+        "sancus",
+    ]);
+    // Refused before any node was contacted: nothing runs, nothing was recorded.
+    assert!(process::up_node_pids(app.path()).is_empty());
+}

@@ -1,0 +1,100 @@
+//! A node agent dies (SIGKILL: no chance to clean up) and is started again on the same port
+//! with the same data directory. Its modules must die with it, and `aex deploy` must load and
+//! attest them again with fresh keys and re-key their connections, after which events flow.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::cluster::{Cluster, Options};
+use crate::util::process;
+use crate::util::status::counters;
+
+/// What the deployer's state says about the keys involved (hex), and pong's instance id.
+#[derive(Debug, PartialEq, Eq)]
+struct Keys {
+    pong_instance: Value,
+    pong_key: Value,
+    ping_key: Value,
+    ping_to_pong: Value,
+    pong_to_ping: Value,
+    kick: Value,
+}
+
+impl Keys {
+    fn of(state: &Value) -> Keys {
+        let conn = |name: &str| state["connections"][name]["key"].clone();
+        Keys {
+            pong_instance: state["modules"]["pong"]["instance"].clone(),
+            pong_key: state["modules"]["pong"]["key"].clone(),
+            ping_key: state["modules"]["ping"]["key"].clone(),
+            ping_to_pong: conn("ping-to-pong"),
+            pong_to_ping: conn("pong-to-ping"),
+            kick: conn("kick"),
+        }
+    }
+}
+
+#[test]
+fn killed_node_agent_restarts_and_deploy_reattests_with_fresh_keys() {
+    let mut cluster = Cluster::start(Options::default());
+    cluster.deploy_ok();
+    cluster.app.start_pings(20);
+    cluster.app.wait_pings_done(20);
+    let before = cluster.app.status();
+    let keys_before = Keys::of(&cluster.app.state());
+    let pong_pid = before.module("pong").pid.expect("pong's pid");
+    let ping_pid = before.module("ping").pid.expect("ping's pid");
+
+    cluster.node2.kill();
+    // Pong's stdin was the dead agent's pipe: it sees the end of its input and exits.
+    assert!(
+        process::wait_gone(pong_pid, Duration::from_secs(5)),
+        "pong (pid {pong_pid}) outlived its node agent"
+    );
+    let status = cluster.app.status();
+    assert!(!status.node("node2").reachable, "{status:#?}");
+    assert!(status.node("node1").reachable, "{status:#?}");
+    assert!(!status.module("pong").attested && !status.module("pong").running);
+    assert!(status.module("ping").attested && status.module("ping").running);
+
+    cluster.node2.restart();
+    // The new agent knows nothing of pong: not running, not attested, its connections unkeyed.
+    let status = cluster.app.status();
+    assert!(status.node("node2").reachable, "{status:#?}");
+    assert!(!status.module("pong").attested && !status.module("pong").running);
+    for name in ["ping-to-pong", "pong-to-ping"] {
+        assert!(!status.connection(name).keyed, "{name}: {status:#?}");
+    }
+    cluster
+        .app
+        .aex(&["call", "pong", "count"])
+        .code(1)
+        .stderr_has(&["no module `pong` on node `node2`"]);
+
+    cluster.deploy_ok();
+    let status = cluster.app.status();
+    assert!(status.connections.iter().all(|c| c.keyed), "{status:#?}");
+    let pong = status.module("pong");
+    assert_ne!(pong.pid, Some(pong_pid));
+    assert_eq!(pong.measurement, before.module("pong").measurement);
+    assert_eq!(status.module("ping").pid, Some(ping_pid), "ping was kept");
+    // A new attested instance with its own module key; pong's connections were re-keyed, and
+    // only those: ping keeps its module key and its direct connection's key.
+    let keys_after = Keys::of(&cluster.app.state());
+    assert_ne!(keys_after.pong_instance, keys_before.pong_instance);
+    assert_ne!(keys_after.pong_key, keys_before.pong_key);
+    assert_ne!(keys_after.ping_to_pong, keys_before.ping_to_pong);
+    assert_ne!(keys_after.pong_to_ping, keys_before.pong_to_ping);
+    assert_eq!(keys_after.ping_key, keys_before.ping_key);
+    assert_eq!(keys_after.kick, keys_before.kick);
+
+    // Node1 reconnects to the new agent on its own; the re-keyed connections count afresh.
+    cluster.app.start_pings(20);
+    cluster.app.wait_pings_done(20);
+    assert_eq!(cluster.app.call("pong", "count", None), 20);
+    let status = cluster.app.status();
+    assert_eq!(status.counters("ping-to-pong"), counters(20, 20, 0, 0));
+    assert_eq!(status.counters("pong-to-ping"), counters(20, 20, 0, 0));
+    cluster.assert_nodes_running();
+}

@@ -1,0 +1,236 @@
+//! Nothing hangs: every network wait has a timeout, and a stuck peer delays nothing else.
+//!
+//! * A "node" that accepts TCP connections and never answers: `aex status` and `aex deploy`
+//!   finish on their own, within the deployer's answer timeout (15 s), and say which node
+//!   failed. Meanwhile a real node closes connections that never say hello, or stop halfway
+//!   through a frame.
+//! * A peer that accepts node1's event link and never reads: node1's writes to it block, yet
+//!   node1 keeps answering, routing ping-pong and bounding what it queues for that peer.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use aex_proto::frame::encode;
+use aex_proto::{
+    ConnId, Direction, Endpoint, Event, EventKind, Hello, NodeRequest, NodeResponse, ToNode,
+};
+
+use crate::util::cli::Run;
+use crate::util::cluster::{AppDir, Cluster, Options};
+use crate::util::dead_end::{DeadEnd, Mode};
+use crate::util::descriptor::{PingPong, PlatformKey};
+use crate::util::process::{self, NodeProcess};
+use crate::util::{modules, wire};
+
+/// The deployer's limit on one answer from a node (`aex_deploy::client::DEFAULT_TIMEOUT`).
+const DEPLOYER_TIMEOUT: Duration = Duration::from_secs(15);
+/// A node's limit on a connection's first frame, and on a frame's body once its length
+/// prefix has arrived (`aex-node`'s `HELLO_TIMEOUT` and `BODY_TIMEOUT`).
+const NODE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Slack for slow CI machines on top of each limit.
+const SLACK: Duration = Duration::from_secs(5);
+
+/// Runs `f`, returning what it returned and how long it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let started = Instant::now();
+    let out = f();
+    (out, started.elapsed())
+}
+
+/// Opens a connection to `addr`, sends `bytes`, then waits for the node to close it; returns
+/// how long that took. Panics if it is still open after `NODE_TIMEOUT + SLACK`.
+fn closed_by_node_after(addr: SocketAddr, bytes: &[u8]) -> Duration {
+    let mut stream = TcpStream::connect(addr).expect("connect to node1");
+    stream.write_all(bytes).expect("write to node1");
+    stream.set_read_timeout(Some(NODE_TIMEOUT + SLACK)).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return started.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return started.elapsed(),
+            Err(e) => panic!(
+                "node1 kept a stalled connection open for {:?} ({e})",
+                started.elapsed()
+            ),
+        }
+    }
+}
+
+#[test]
+fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
+    modules::built();
+    let app = AppDir::new();
+    let node1 = NodeProcess::start("node1", app.path().join("node1"));
+    let silent = DeadEnd::start(Mode::Swallow);
+    let desc = PingPong {
+        nodes: [
+            (node1.addr, PlatformKey::File(node1.platform_pub_file())),
+            (silent.addr(), PlatformKey::Inline(node1.platform_pub_hex())),
+        ],
+        poke: false,
+    };
+    app.write_descriptor(&desc.render());
+    let limit = DEPLOYER_TIMEOUT + SLACK;
+
+    // All at once: each waits for its own timeout.
+    let ((status, deploy), (no_hello, half_frame)) = std::thread::scope(|s| {
+        let status = s.spawn(|| timed(|| app.aex(&["status", "--json"])));
+        let deploy = s.spawn(|| timed(|| app.deploy()));
+        let no_hello = s.spawn(|| closed_by_node_after(node1.addr, &[]));
+        let half_frame = s.spawn(|| {
+            let mut bytes = encode(&ToNode::Hello(Hello::Deployer {
+                client: "stalls mid-frame".into(),
+            }));
+            bytes.extend_from_slice(&100u32.to_be_bytes());
+            bytes.extend_from_slice(&[1, 2, 3]);
+            closed_by_node_after(node1.addr, &bytes)
+        });
+        (
+            (status.join().unwrap(), deploy.join().unwrap()),
+            (no_hello.join().unwrap(), half_frame.join().unwrap()),
+        )
+    });
+
+    let ((status, took), (deploy, deploy_took)): ((Run, _), (Run, _)) = (status, deploy);
+    assert!(took < limit, "`aex status` took {took:?}");
+    let json = status.ok().json();
+    let node2 = &json["nodes"][1];
+    assert_eq!(node2["name"], "node2");
+    assert_eq!(node2["reachable"], false, "{json:#}");
+    let error = node2["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&silent.addr().to_string())
+            && error.contains("the node did not answer within 15 s"),
+        "{json:#}"
+    );
+    assert_eq!(json["nodes"][0]["reachable"], true, "{json:#}");
+    assert!(
+        silent.accepted() >= 2,
+        "both commands reached the silent node"
+    );
+
+    assert!(deploy_took < limit, "`aex deploy` took {deploy_took:?}");
+    deploy.code(1).stderr_has(&[
+        "failed to report status",
+        "node `node2`",
+        "the node did not answer within 15 s",
+    ]);
+
+    for (what, took) in [("no Hello", no_hello), ("half a frame", half_frame)] {
+        assert!(
+            took >= NODE_TIMEOUT - Duration::from_secs(1) && took < NODE_TIMEOUT + SLACK,
+            "node1 closed a connection with {what} after {took:?}"
+        );
+    }
+}
+
+/// Events queued for the dead-end peer at first: enough bytes to fill the socket buffers
+/// between node1 and it several times over.
+const BIG: u64 = 96;
+const BIG_SIZE: usize = 256 * 1024;
+/// Small events sent afterwards: more than node1 queues for one peer (4096).
+const SMALL: u64 = 6000;
+
+#[test]
+fn peer_that_never_reads_blocks_only_its_own_link() {
+    let cluster = Cluster::start(Options::default());
+    cluster.deploy_ok();
+    let dead = DeadEnd::start(Mode::NeverRead);
+    let node1 = cluster.node1.addr;
+
+    // Anyone may open a deployer session and install a route: events of connection 60000 go
+    // to the dead end.
+    let conn = ConnId(60_000);
+    let mut attacker = wire::Session::open(node1);
+    let to = Endpoint::Node(dead.addr().to_string());
+    let route = NodeRequest::Route {
+        conn,
+        dir: Direction::Forward,
+        to,
+    };
+    assert_eq!(attacker.request(route), Ok(NodeResponse::Done));
+    let event = |counter, size| Event {
+        conn,
+        dir: Direction::Forward,
+        kind: EventKind::Event,
+        counter,
+        ciphertext: vec![0x5a; size],
+    };
+    for counter in 1..=BIG {
+        attacker.send_event(event(counter, BIG_SIZE));
+    }
+    let stuck = |status: &aex_proto::NodeStatus| {
+        let dead = dead.addr().to_string();
+        status
+            .peers
+            .iter()
+            .find(|p| p.address == dead)
+            .map(|p| (p.connected, p.forwarded))
+    };
+    // Node1 connects and writes until the buffers are full, then its writes block.
+    std::thread::sleep(Duration::from_secs(1));
+    let (connected, forwarded) = stuck(&wire::node_status(node1)).expect("a link to the dead end");
+    assert!(dead.accepted() >= 1);
+    assert!(
+        connected && forwarded < BIG,
+        "link: {connected}, {forwarded} forwarded"
+    );
+
+    // Node1 still answers at once and routes ping-pong.
+    let (_, took) = timed(|| wire::node_status(node1));
+    assert!(
+        took < Duration::from_secs(2),
+        "node1 answered status in {took:?}"
+    );
+    let (_, took) = timed(|| {
+        cluster.app.start_pings(20);
+        cluster.app.wait_pings_done(20);
+    });
+    assert!(took < Duration::from_secs(10), "a ping run took {took:?}");
+
+    // What node1 holds for the stuck peer is bounded: past its queue, events are dropped and
+    // counted rather than buffered.
+    let dropped_before = wire::node_status(node1).dropped;
+    for counter in BIG + 1..=BIG + SMALL {
+        attacker.send_event(event(counter, 16));
+    }
+    // Asked on the same session, so after node1 has routed every event above.
+    let status = match attacker.request(NodeRequest::Status) {
+        Ok(NodeResponse::Status(status)) => status,
+        other => panic!("node1 answered status with {other:?}"),
+    };
+    let forwarded = stuck(&status).map_or(0, |(_, f)| f);
+    let dropped = status.dropped - dropped_before;
+    assert!(
+        dropped >= SMALL + BIG - 4096 - forwarded - 1,
+        "node1 dropped only {dropped} of the events it could not queue"
+    );
+    assert_eq!(stuck(&status).map(|(_, f)| f < BIG), Some(true));
+    cluster.app.start_pings(20);
+    cluster.app.wait_pings_done(20);
+
+    // A node stuck writing to a peer still stops promptly, and its modules with it.
+    let modules: Vec<u32> = cluster
+        .app
+        .status()
+        .modules
+        .iter()
+        .filter(|m| m.name == "ping")
+        .filter_map(|m| m.pid)
+        .collect();
+    let pid = cluster.node1.pid();
+    process::signal(pid, "TERM");
+    assert!(
+        process::wait_gone(pid, Duration::from_secs(5)),
+        "node1 still runs 5 s after SIGTERM"
+    );
+    for pid in modules {
+        assert!(
+            process::wait_gone(pid, Duration::from_secs(5)),
+            "ping outlived node1"
+        );
+    }
+}

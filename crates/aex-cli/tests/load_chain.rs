@@ -1,0 +1,269 @@
+//! Load: a stream of events through a three-module chain across two nodes, with nothing
+//! attacking. Every event must arrive (no loss, no gap, no rejection), and the memory of every
+//! process involved must stay flat.
+//!
+//! ```text
+//!   node1                         node2                      node1
+//!   source.data ──source-to-relay──► relay.input
+//!                                    relay.output ──relay-to-sink──► sink.data
+//!   source.credit ◄───────────────credit──────────────────────────── sink.credit
+//! ```
+//!
+//! The modules are the benchmark's (`crates/aex-bench/modules/`). The source keeps at most
+//! [`WINDOW`] events in flight: the sink grants credit for every quarter window it consumes.
+//! Node agents drop rather than block when a queue is full, so this application-level flow
+//! control is what keeps a sustained stream lossless; it never lets more events wait in any
+//! queue than the smallest queue holds (a module's input queue, 1024 events).
+//!
+//! [`smoke`] runs in every `cargo test` (a few thousand events, debug builds). The full run
+//! is ignored by default; run it with release builds of the node agent and modules:
+//!
+//! ```text
+//! cargo test --release -p aex-cli --test tests load_chain::million -- --ignored --nocapture
+//! ```
+//!
+//! It prints the figures recorded in `docs/SECURITY.md` ("Load"). `AEX_LOAD_EVENTS` changes
+//! the number of events of the full run.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::cli::{self, Run};
+use crate::util::cluster::AppDir;
+use crate::util::process::NodeProcess;
+use crate::util::status::{counters, Status};
+
+/// Events in flight at most.
+const WINDOW: u64 = 512;
+/// Payload bytes per event.
+const SIZE: usize = 64;
+/// How often the sink is asked how far the stream got.
+const POLL: Duration = Duration::from_millis(250);
+/// A stream that makes no progress for this long has lost events.
+const STALL: Duration = Duration::from_secs(15);
+
+/// One load run.
+struct Plan {
+    events: u64,
+    /// RSS is sampled once the sink has received this many events...
+    warmup: u64,
+    /// ... and must be at most this much larger at the end (`None`: only report it).
+    rss_tolerance: Option<f64>,
+    /// `AEX_BUILD_PROFILE` of the module builds.
+    profile: &'static str,
+}
+
+#[test]
+fn smoke() {
+    run(&Plan {
+        events: 5_000,
+        warmup: 1_000,
+        rss_tolerance: None,
+        profile: "dev",
+    });
+}
+
+#[test]
+#[ignore = "a long load run; see the file's doc for how to run it"]
+fn million() {
+    let events = std::env::var("AEX_LOAD_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    run(&Plan {
+        events,
+        warmup: events / 10,
+        rss_tolerance: Some(0.10),
+        profile: "release",
+    });
+}
+
+/// Resident memory of `pid` in KiB (`VmRSS`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for process {pid}"))
+}
+
+/// The two nodes and the application.
+struct Chain {
+    // Fields drop in order: nodes first (they live in the app directory), the app last.
+    node1: NodeProcess,
+    node2: NodeProcess,
+    app: AppDir,
+}
+
+impl Chain {
+    fn start() -> Chain {
+        let app = AppDir::new();
+        let node1 = NodeProcess::start("node1", app.path().join("node1"));
+        let node2 = NodeProcess::start("node2", app.path().join("node2"));
+        let modules = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../aex-bench/modules")
+            .canonicalize()
+            .expect("crates/aex-bench/modules exists");
+        let mut desc = String::from("[application]\nname = \"load-chain\"\n");
+        for (name, node) in [("node1", &node1), ("node2", &node2)] {
+            let key = node.platform_pub_file().display().to_string();
+            write!(
+                desc,
+                "\n[[node]]\nname = \"{name}\"\naddress = \"{}\"\ntee = \"sgx\"\nsimulation = true\nplatform_key_file = {key:?}\n",
+                node.addr
+            )
+            .unwrap();
+        }
+        for (name, node) in [("source", "node1"), ("relay", "node2"), ("sink", "node1")] {
+            let dir = modules.join(name).display().to_string();
+            write!(
+                desc,
+                "\n[[module]]\nname = \"{name}\"\ncrate = {dir:?}\nnode = \"{node}\"\n"
+            )
+            .unwrap();
+        }
+        for (name, from, to) in [
+            ("source-to-relay", "source.data", "relay.input"),
+            ("relay-to-sink", "relay.output", "sink.data"),
+            ("credit", "sink.credit", "source.credit"),
+        ] {
+            write!(
+                desc,
+                "\n[[connection]]\nname = \"{name}\"\nfrom = \"{from}\"\nto = \"{to}\"\n"
+            )
+            .unwrap();
+        }
+        app.write_descriptor(&desc);
+        Chain { node1, node2, app }
+    }
+
+    /// `aex deploy` with module builds of `profile`.
+    fn deploy(&self, profile: &str) -> Run {
+        let mut cmd = cli::aex();
+        cmd.env("AEX_BUILD_PROFILE", profile)
+            .arg("deploy")
+            .arg(self.app.path());
+        // A first release build of the modules may take a while.
+        cli::run_command(
+            cmd,
+            format!("aex deploy ({profile})"),
+            Duration::from_secs(900),
+        )
+    }
+
+    /// `aex call module entry payload`, which must succeed.
+    fn call(&self, module: &str, entry: &str, payload: &Value) {
+        self.app
+            .aex(&["call", module, entry, &payload.to_string()])
+            .ok();
+    }
+
+    /// Every process of the application: name and pid.
+    fn processes(&self, status: &Status) -> Vec<(String, u32)> {
+        let mut all = vec![
+            ("node1 agent".to_string(), self.node1.pid()),
+            ("node2 agent".to_string(), self.node2.pid()),
+        ];
+        for m in ["source", "relay", "sink"] {
+            let pid = status.module(m).pid.expect("module pid");
+            all.push((format!("{m} module"), pid));
+        }
+        all
+    }
+}
+
+fn run(plan: &Plan) {
+    let chain = Chain::start();
+    chain.deploy(plan.profile).ok();
+    let status = chain.app.status();
+    status.assert_healthy();
+    let processes = chain.processes(&status);
+
+    let credit_every = WINDOW / 4;
+    chain.call(
+        "sink",
+        "expect",
+        &json!({ "count": plan.events, "credit_every": credit_every }),
+    );
+    let started = Instant::now();
+    chain.call(
+        "source",
+        "start",
+        &json!({ "count": plan.events, "size": SIZE, "window": WINDOW }),
+    );
+    let mut warm: Option<Vec<u64>> = None;
+    let mut progress = (0, Instant::now());
+    let report = loop {
+        std::thread::sleep(POLL);
+        let report = chain.app.call("sink", "report", None);
+        let received = report["received"]
+            .as_u64()
+            .expect("sink reports `received`");
+        if warm.is_none() && received >= plan.warmup {
+            warm = Some(processes.iter().map(|(_, pid)| rss_kib(*pid)).collect());
+        }
+        if report["done"] == true {
+            break report;
+        }
+        if received != progress.0 {
+            progress = (received, Instant::now());
+        }
+        assert!(
+            progress.1.elapsed() < STALL,
+            "the stream stalled at {received} of {} events: {:#?}",
+            plan.events,
+            chain.app.status()
+        );
+    };
+    let wall = started.elapsed();
+    let end: Vec<u64> = processes.iter().map(|(_, pid)| rss_kib(*pid)).collect();
+    let warm = warm.expect("RSS sampled after warm-up");
+
+    // Zero loss: every event arrived once, none was refused or skipped.
+    let n = plan.events;
+    assert_eq!(report["received"], n, "{report}");
+    assert_eq!(report["bytes"], n * SIZE as u64, "{report}");
+    let status = chain.app.status();
+    status.assert_healthy();
+    assert_eq!(status.counters("source-to-relay"), counters(n, n, 0, 0));
+    assert_eq!(status.counters("relay-to-sink"), counters(n, n, 0, 0));
+    let credits = n / credit_every;
+    assert_eq!(status.counters("credit"), counters(credits, credits, 0, 0));
+    for node in &status.nodes {
+        assert_eq!(node.dropped, 0, "node `{}` dropped events", node.name);
+    }
+
+    let sink_s = report["elapsed_us"].as_f64().unwrap_or(0.0) / 1e6;
+    let mut table = format!(
+        "load: {n} events of {SIZE} B, source@node1 → relay@node2 → sink@node1, window {WINDOW}, {} builds\n\
+         duration {:.2} s from `start` to the sink's report ({:.0} events/s); \
+         first to last event at the sink {sink_s:.2} s ({:.0} events/s)\n\
+         {:<14} {:>16} {:>12} {:>8}\n",
+        plan.profile,
+        wall.as_secs_f64(),
+        n as f64 / wall.as_secs_f64(),
+        n as f64 / sink_s.max(1e-9),
+        "RSS (KiB)",
+        format!("after {}", plan.warmup),
+        "at end",
+        "change",
+    );
+    for (((name, _), w), e) in processes.iter().zip(&warm).zip(&end) {
+        let change = (*e as f64 - *w as f64) / *w as f64 * 100.0;
+        writeln!(table, "{name:<14} {w:>16} {e:>12} {change:>+7.1}%").unwrap();
+    }
+    eprintln!("{table}");
+    if let Some(tolerance) = plan.rss_tolerance {
+        for (((name, _), w), e) in processes.iter().zip(&warm).zip(&end) {
+            assert!(
+                *e as f64 <= *w as f64 * (1.0 + tolerance),
+                "{name} grew from {w} KiB to {e} KiB\n{table}"
+            );
+        }
+    }
+}
