@@ -9,6 +9,7 @@ mod graph;
 mod node;
 mod output;
 mod request;
+mod reset;
 mod status;
 mod up;
 
@@ -36,6 +37,7 @@ enum Commands {
     Call(call::CallArgs),
     Output(output::OutputArgs),
     Request(request::RequestArgs),
+    Reset(reset::ResetArgs),
     Down(down::DownArgs),
     Graph(graph::GraphArgs),
     Node(node::NodeArgs),
@@ -68,6 +70,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Call(a) => call::exec(a, shell),
         Commands::Output(a) => output::exec(a, shell),
         Commands::Request(a) => request::exec(a, shell),
+        Commands::Reset(a) => reset::exec(a, shell),
         Commands::Down(a) => down::exec(a, shell),
         Commands::Graph(a) => graph::exec(a, shell),
         Commands::Node(a) => node::exec(a, shell),

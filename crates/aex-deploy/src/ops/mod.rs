@@ -5,5 +5,6 @@ pub mod deploy;
 pub mod disable;
 pub mod graph;
 pub mod local;
+pub mod reset;
 pub mod status;
 pub mod up;

@@ -1,0 +1,75 @@
+//! `aex reset`: remove this application's modules from its nodes, and forget their keys.
+//!
+//! Only the modules this application's descriptor and state name are unloaded; other
+//! applications' modules on the same nodes are untouched. Nodes that are unreachable are
+//! reported, and their modules are forgotten anyway: their keys die with the deployer's
+//! record, so the modules can no longer be commanded or keyed.
+
+use std::collections::BTreeSet;
+
+use aex_proto::{NodeErrorKind, NodeRequest};
+
+use crate::app::App;
+use crate::client::ClientError;
+use crate::error::{Error, Result};
+use crate::progress::Observer;
+
+/// What a reset did.
+#[derive(Debug, Default, Clone)]
+pub struct ResetReport {
+    /// Modules unloaded from their nodes.
+    pub unloaded: Vec<String>,
+    /// Modules forgotten without unloading (node unreachable), with the reason.
+    pub unreachable: Vec<(String, String)>,
+}
+
+/// Unloads every module of the application and clears its keys and connections.
+pub fn reset(app: &mut App, obs: &dyn Observer) -> Result<ResetReport> {
+    let mut targets: BTreeSet<(String, String)> = app
+        .desc
+        .modules
+        .iter()
+        .map(|m| (m.name.clone(), m.node.clone()))
+        .collect();
+    targets.extend(
+        app.state
+            .state
+            .modules
+            .iter()
+            .map(|(n, r)| (n.clone(), r.node.clone())),
+    );
+    obs.phase("reset", targets.len() as u64);
+    let mut report = ResetReport::default();
+    for (module, node) in targets {
+        if app.desc.node(&node).is_none() {
+            report.unreachable.push((
+                module.clone(),
+                format!("node `{node}` is not in the descriptor"),
+            ));
+        } else {
+            let answer = app.request(
+                &node,
+                &format!("unload module `{module}`"),
+                NodeRequest::Unload {
+                    module: module.clone(),
+                },
+            );
+            match answer {
+                Ok(_) => report.unloaded.push(module.clone()),
+                Err(Error::Node {
+                    source: ClientError::Node(e),
+                    ..
+                }) if e.kind == NodeErrorKind::UnknownModule => {}
+                Err(e) => report
+                    .unreachable
+                    .push((module.clone(), crate::ops::status::error_chain(&e))),
+            }
+        }
+        app.state.state.modules.remove(&module);
+        obs.advance(&module);
+    }
+    app.state.state.connections.clear();
+    app.state.save()?;
+    obs.finish();
+    Ok(report)
+}
