@@ -1,0 +1,174 @@
+//! Loading a module binary onto its node and attesting the instance it starts.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aex_crypto::symmetric::session_key;
+use aex_crypto::{random_bytes, ModuleKeyAgreement};
+use aex_proto::{CommandChannel, NodeRequest, NodeResponse};
+use aex_tee::{appraise, Expected, Scheme};
+
+use super::{CHUNK, STATUS_ENTRY};
+use crate::app::{unexpected, Anchor, App};
+use crate::build::Built;
+use crate::error::{AttestError, Error, Result};
+use crate::state::{ModuleRecord, StoredKey};
+
+/// Uploads `built` as `module` to `node` (pipelined chunks) and checks the node measured the
+/// bytes that were sent; a module of that name is unloaded first if `exists`.
+pub(super) fn load(
+    app: &mut App,
+    module: &str,
+    node: &str,
+    built: &Built,
+    exists: bool,
+) -> Result<()> {
+    let action = format!("load module `{module}`");
+    if exists {
+        app.request(
+            node,
+            &action,
+            NodeRequest::Unload {
+                module: module.into(),
+            },
+        )?;
+    }
+    let client = app.client(node)?;
+    let result = (|| {
+        let mut ids = vec![client.send_request(NodeRequest::LoadBegin {
+            module: module.into(),
+            size: built.bytes.len() as u64,
+        })?];
+        for chunk in built.bytes.chunks(CHUNK) {
+            ids.push(client.send_request(NodeRequest::LoadChunk {
+                module: module.into(),
+                data: chunk.to_vec(),
+            })?);
+        }
+        ids.push(client.send_request(NodeRequest::LoadEnd {
+            module: module.into(),
+        })?);
+        client.flush()?;
+        let mut last = None;
+        for id in ids {
+            last = Some(client.response(id)?);
+        }
+        Ok(last)
+    })();
+    let last = result.map_err(|source| Error::Node {
+        node: node.into(),
+        action: action.clone(),
+        source,
+    })?;
+    match last {
+        Some(NodeResponse::Loaded { measurement }) if measurement == built.measurement.0 => Ok(()),
+        Some(NodeResponse::Loaded { measurement }) => Err(Error::Attestation {
+            module: module.into(),
+            node: node.into(),
+            source: AttestError::LoadMeasurement {
+                expected: built.measurement.to_hex(),
+                got: hex::encode(measurement),
+            },
+        }),
+        _ => Err(unexpected(node, &action, app)),
+    }
+}
+
+/// Attests a freshly loaded module and records its module key.
+pub fn attest(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
+    attest_unsaved(app, module, node, built)?;
+    app.state.save()?;
+    Ok(())
+}
+
+/// [`attest`], recording the module key in the state without saving it. Losing an unsaved
+/// record in a crash only makes the next deployment load and attest that module again; the
+/// key is saved before any command is sealed under it is sent.
+pub(super) fn attest_unsaved(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
+    let fail = |source: AttestError| Error::Attestation {
+        module: module.into(),
+        node: node.into(),
+        source,
+    };
+    let spec = app.node_spec(node)?.clone();
+    let allow_insecure = app.desc.module(module).is_some_and(|m| m.allow_insecure);
+    let anchor = app.trust_anchor(node)?;
+    let challenge = random_bytes::<32>();
+    let agreement = ModuleKeyAgreement::new();
+    let deployer_pk = agreement.public_key();
+    let answer = app
+        .client(node)?
+        .request(NodeRequest::Attest {
+            module: module.into(),
+            challenge,
+            deployer_pk,
+        })
+        .map_err(|e| fail(AttestError::Node(e)))?;
+    let NodeResponse::Evidence {
+        public_key,
+        confirm,
+        tee,
+        evidence,
+    } = answer
+    else {
+        return Err(unexpected(node, "attest", app));
+    };
+    if tee != spec.tee.name() {
+        return Err(fail(AttestError::WrongTee {
+            expected: spec.tee.name().into(),
+            got: tee,
+        }));
+    }
+    let appraised = appraise(
+        &evidence,
+        &Expected {
+            kind: spec.tee,
+            anchor: anchor.as_trust_anchor(),
+            measurement: built.measurement,
+            challenge,
+            module_pk: Some(public_key),
+            allow_simulated: spec.simulation,
+            allow_debug: spec.allow_debug,
+            allow_insecure,
+        },
+    )
+    .map_err(|e| fail(AttestError::Appraisal(e)))?;
+    // Quote and native kinds agree a key; symmetric kinds derive the module key from the
+    // vendor key and the deployer's own measurement, then a session key for this instance.
+    let key = match (&anchor, spec.tee.scheme()) {
+        (Anchor::Vendor(vendor), Scheme::Symmetric) => {
+            let module_key = vendor.module_key(&appraised.measurement());
+            session_key(&module_key, &challenge, &public_key)
+        }
+        _ => agreement
+            .finish(
+                &public_key,
+                &challenge,
+                &public_key,
+                &deployer_pk,
+                &appraised.measurement(),
+            )
+            .map_err(|_| fail(AttestError::WeakKey))?,
+    };
+    if !CommandChannel::new(&key).check_confirmation(&confirm) {
+        return Err(fail(AttestError::KeyConfirmation));
+    }
+    app.state.state.modules.insert(
+        module.into(),
+        ModuleRecord {
+            node: node.into(),
+            tee: spec.tee.name().into(),
+            measurement: built.measurement.to_hex(),
+            instance: u64::from_be_bytes(random_bytes::<8>()),
+            key: StoredKey(key),
+            last_command: 0,
+            attested_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            simulated: appraised.simulated(),
+            insecure: appraised.insecure(),
+            reports_status: built.interface.entries.iter().any(|e| e == STATUS_ENTRY),
+        },
+    );
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! Keying connections (fresh keys delivered under module keys, counters reserved first) and
+//! installing their routes on every node involved.
+
+use std::collections::BTreeMap;
+
+use aex_crypto::SecretKey;
+use aex_proto::{Command, ConnId, Direction, Endpoint, NodeRequest, NodeResponse, Role, WireKey};
+
+use super::{DeployReport, Kind};
+use crate::app::App;
+use crate::build::Built;
+use crate::client::ClientError;
+use crate::descriptor::{ConnectionSpec, From};
+use crate::error::{Error, Result};
+use crate::progress::Observer;
+use crate::state::{ConnectionRecord, StoredKey};
+
+/// Keys connections whose endpoints changed and installs every route.
+pub(super) fn connect(
+    app: &mut App,
+    built: &BTreeMap<String, Built>,
+    obs: &dyn Observer,
+    report: &mut DeployReport,
+) -> Result<()> {
+    let specs = app.desc.connections.clone();
+    obs.phase("connect", specs.len() as u64);
+    let mut stale = vec![];
+    let mut routes = vec![];
+    for spec in &specs {
+        let kind = kind_of(spec, built);
+        let endpoints = endpoint_modules(spec);
+        let instances: BTreeMap<String, u64> = endpoints
+            .iter()
+            .map(|m| (m.clone(), app.state.state.modules[m].instance))
+            .collect();
+        let current = app
+            .state
+            .state
+            .connections
+            .get(&spec.name)
+            .is_some_and(|r| {
+                r.instances == instances
+                    && r.from == from_string(spec)
+                    && r.to == spec.to.to_string()
+                    && r.algorithm == spec.algorithm.name()
+            });
+        let id = match app.state.state.connections.get(&spec.name) {
+            Some(r) => ConnId(r.id),
+            None => {
+                let id = app.state.state.next_conn_id;
+                app.state.state.next_conn_id += 1;
+                ConnId(id)
+            }
+        };
+        if !current {
+            stale.push((spec, id, kind, instances));
+        }
+        routes.extend(routes_of(app, spec, id, kind));
+    }
+    for batch in stale.chunks(BATCH / 2) {
+        key_connections(app, batch)?;
+        for (spec, ..) in batch {
+            report.keyed.push(spec.name.clone());
+        }
+    }
+    for batch in routes.chunks(BATCH) {
+        pipeline(app, batch.to_vec())?;
+    }
+    for spec in &specs {
+        obs.advance(&spec.name);
+    }
+    obs.finish();
+    Ok(())
+}
+
+/// Requests sent to a node before its answers are read (bounds what is in flight).
+const BATCH: usize = 512;
+
+/// A connection to (re)key: its spec, id, kind and the endpoint instances it will reach.
+type Stale<'a> = (&'a ConnectionSpec, ConnId, Kind, BTreeMap<String, u64>);
+
+/// Keys a batch of connections with fresh keys.
+///
+/// Crash safety, as for a single connection: every new key is recorded with no instances and
+/// every command counter reserved, then the state is saved once, *before* any key leaves; a
+/// crash before the final save leaves records whose instances cannot match, so the next
+/// deploy re-keys those connections with fresh keys instead of trusting half-delivered ones.
+fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
+    let mut sent = vec![];
+    let mut requests = vec![];
+    for (spec, id, kind, _) in batch {
+        let key = SecretKey::random();
+        let mut deliveries = vec![];
+        if let From::Port(p) = &spec.from {
+            let role = match kind {
+                Kind::Event => Role::Output(p.port.clone()),
+                Kind::Request => Role::Request(p.port.clone()),
+            };
+            deliveries.push((p.module.clone(), role));
+        }
+        let role = match kind {
+            Kind::Event => Role::Input(spec.to.port.clone()),
+            Kind::Request => Role::Handler(spec.to.port.clone()),
+        };
+        deliveries.push((spec.to.module.clone(), role));
+        app.state.state.connections.insert(
+            spec.name.clone(),
+            ConnectionRecord {
+                id: id.0,
+                key: StoredKey(SecretKey::from_bytes(*key.expose_secret())),
+                algorithm: spec.algorithm.name().into(),
+                from: from_string(spec),
+                to: spec.to.to_string(),
+                instances: BTreeMap::new(),
+                last_sent: 0,
+                last_received: 0,
+            },
+        );
+        let action = format!("install the key of connection `{}`", spec.name);
+        for (module, role) in deliveries {
+            let cmd = Command::SetKey {
+                conn: *id,
+                role,
+                algorithm: spec.algorithm.into(),
+                key: WireKey::from_secret(&key),
+            };
+            let sealed = app.seal_command(&module, &cmd)?;
+            requests.push((
+                sealed.node.clone(),
+                action.clone(),
+                NodeRequest::Command {
+                    module,
+                    sealed: sealed.sealed.clone(),
+                },
+            ));
+            sent.push((sealed, action.clone()));
+        }
+    }
+    // Keys recorded and counters reserved before anything is sent.
+    app.state.save()?;
+    let answers = pipeline(app, requests)?;
+    for ((sealed, action), answer) in sent.iter().zip(answers) {
+        app.command_result(sealed, action, answer)?;
+    }
+    // Only now are the connections complete.
+    for (spec, _, _, instances) in batch {
+        if let Some(rec) = app.state.state.connections.get_mut(&spec.name) {
+            rec.instances = instances.clone();
+        }
+    }
+    app.state.save()?;
+    Ok(())
+}
+
+/// Sends every request to its node without waiting for answers in between (all nodes at
+/// once), then collects the answers; returns them in the order of `requests`.
+fn pipeline(
+    app: &mut App,
+    requests: Vec<(String, String, NodeRequest)>,
+) -> Result<Vec<NodeResponse>> {
+    let mut ids: Vec<(String, String, u64)> = Vec::with_capacity(requests.len());
+    let mut nodes: Vec<String> = vec![];
+    for (node, action, body) in requests {
+        let id = app
+            .client(&node)?
+            .send_request(body)
+            .map_err(|source| node_error(app, &node, &action, source))?;
+        if !nodes.contains(&node) {
+            nodes.push(node.clone());
+        }
+        ids.push((node, action, id));
+    }
+    for node in &nodes {
+        app.client(node)?
+            .flush()
+            .map_err(|source| node_error(app, node, "send requests", source))?;
+    }
+    let mut answers = Vec::with_capacity(ids.len());
+    for (node, action, id) in ids {
+        let answer = app
+            .client(&node)?
+            .response(id)
+            .map_err(|source| node_error(app, &node, &action, source))?;
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
+/// The deployer error for a failed request; a broken session is dropped.
+fn node_error(app: &mut App, node: &str, action: &str, source: ClientError) -> Error {
+    if matches!(source, ClientError::Io { .. } | ClientError::Closed { .. }) {
+        app.disconnect(node);
+    }
+    Error::Node {
+        node: node.into(),
+        action: action.into(),
+        source,
+    }
+}
+
+/// The routes a connection needs, as `(node, request)` with the action naming it.
+fn routes_of(
+    app: &App,
+    spec: &ConnectionSpec,
+    id: ConnId,
+    kind: Kind,
+) -> Vec<(String, String, NodeRequest)> {
+    let dst_module = spec.to.module.clone();
+    let dst_node = app
+        .desc
+        .module(&dst_module)
+        .map(|m| m.node.clone())
+        .unwrap_or_default();
+    let src = match &spec.from {
+        From::Deployer => None,
+        From::Port(p) => Some((
+            p.module.clone(),
+            app.desc
+                .module(&p.module)
+                .map(|m| m.node.clone())
+                .unwrap_or_default(),
+        )),
+    };
+    let addr = |app: &App, node: &str| {
+        app.desc
+            .node(node)
+            .map(|n| n.address.to_string())
+            .unwrap_or_default()
+    };
+    let mut routes: Vec<(String, Direction, Endpoint)> = vec![];
+    routes.push((
+        dst_node.clone(),
+        Direction::Forward,
+        Endpoint::Module(dst_module.clone()),
+    ));
+    match &src {
+        None => {
+            if kind == Kind::Request {
+                routes.push((dst_node.clone(), Direction::Backward, Endpoint::Deployer));
+            }
+        }
+        Some((src_module, src_node)) => {
+            if src_node != &dst_node {
+                routes.push((
+                    src_node.clone(),
+                    Direction::Forward,
+                    Endpoint::Node(addr(app, &dst_node)),
+                ));
+            }
+            if kind == Kind::Request {
+                if src_node == &dst_node {
+                    routes.push((
+                        dst_node.clone(),
+                        Direction::Backward,
+                        Endpoint::Module(src_module.clone()),
+                    ));
+                } else {
+                    routes.push((
+                        dst_node.clone(),
+                        Direction::Backward,
+                        Endpoint::Node(addr(app, src_node)),
+                    ));
+                    routes.push((
+                        src_node.clone(),
+                        Direction::Backward,
+                        Endpoint::Module(src_module.clone()),
+                    ));
+                }
+            }
+        }
+    }
+    let action = format!("route connection `{}`", spec.name);
+    routes
+        .into_iter()
+        .map(|(node, dir, to)| {
+            (
+                node,
+                action.clone(),
+                NodeRequest::Route { conn: id, dir, to },
+            )
+        })
+        .collect()
+}
+
+fn kind_of(spec: &ConnectionSpec, built: &BTreeMap<String, Built>) -> Kind {
+    let to = &built[&spec.to.module].interface;
+    if to.handlers.contains(&spec.to.port) {
+        Kind::Request
+    } else {
+        Kind::Event
+    }
+}
+
+fn endpoint_modules(spec: &ConnectionSpec) -> Vec<String> {
+    let mut v = vec![];
+    if let From::Port(p) = &spec.from {
+        v.push(p.module.clone());
+    }
+    if !v.contains(&spec.to.module) {
+        v.push(spec.to.module.clone());
+    }
+    v
+}
+
+fn from_string(spec: &ConnectionSpec) -> String {
+    match &spec.from {
+        From::Deployer => "deployer".into(),
+        From::Port(p) => p.to_string(),
+    }
+}
