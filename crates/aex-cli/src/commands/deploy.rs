@@ -11,29 +11,90 @@ use super::AppPath;
 use crate::progress::Bars;
 use crate::shell::Shell;
 
-/// Build, load, attest and connect the application's modules on running nodes
+/// Converge the running application on the descriptor: build, then load, attest and connect
+/// only what differs
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// Descriptor file, or a directory holding aex.toml [default: current directory]
     path: Option<PathBuf>,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    dry_run: bool,
     #[command(flatten)]
     app: AppPath,
 }
 
 pub fn exec(args: DeployArgs, shell: &Shell) -> Result<()> {
     let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
-    let report = deploy(&mut app, shell)?;
-    let _ = report;
+    if args.dry_run {
+        let built = build(&mut app, shell)?.0;
+        let plan = ops::deploy::plan(&mut app, &built)?;
+        show_plan(&plan, shell);
+        if plan.is_empty() {
+            shell.status(
+                "Unchanged",
+                "the application already matches the descriptor",
+            );
+        }
+        return Ok(());
+    }
+    deploy(&mut app, shell)?;
     Ok(())
+}
+
+fn build(
+    app: &mut App,
+    shell: &Shell,
+) -> Result<(
+    std::collections::BTreeMap<String, aex_deploy::build::Built>,
+    f64,
+)> {
+    let mut builder = Builder::new(Profile::from_env());
+    let started = std::time::Instant::now();
+    let built = ops::deploy::build_all(app, &mut builder, &Bars::new(shell))?;
+    Ok((built, started.elapsed().as_secs_f64()))
+}
+
+/// One line per change; kept items are counted, not listed.
+fn show_plan(plan: &ops::deploy::Plan, shell: &Shell) {
+    use ops::deploy::Action;
+    let line = |what: String, verb: &str, action: &Action| match action {
+        Action::Keep => None,
+        Action::Apply(why) => Some(format!("{what}: {verb} ({why})")),
+        Action::Remove(why) => Some(format!("{what}: remove ({why})")),
+        _ => Some(format!("{what}: {action:?}")),
+    };
+    let mut kept = 0;
+    for m in &plan.modules {
+        let what = format!("module `{}` on `{}`", m.module, m.node);
+        match line(what, "load and attest", &m.action) {
+            Some(l) => shell.status("Plan", l),
+            None => kept += 1,
+        }
+    }
+    for c in &plan.connections {
+        let what = format!("connection `{}`", c.connection);
+        match line(what, "deliver fresh keys", &c.action) {
+            Some(l) => shell.status("Plan", l),
+            None => kept += 1,
+        }
+    }
+    if kept > 0 {
+        shell.status(
+            "Plan",
+            format!("{kept} modules and connections stay as they are"),
+        );
+    }
 }
 
 /// Builds and deploys, reporting what changed; shared with `aex up`.
 pub fn deploy(app: &mut App, shell: &Shell) -> Result<ops::deploy::DeployReport> {
     let bars = Bars::new(shell);
-    let mut builder = Builder::new(Profile::from_env());
-    let started = std::time::Instant::now();
-    let built = ops::deploy::build_all(app, &mut builder, &bars)?;
-    let build_secs = started.elapsed().as_secs_f64();
+    let (built, build_secs) = build(app, shell)?;
+    let plan = ops::deploy::plan(app, &built)?;
+    if !plan.is_empty() {
+        show_plan(&plan, shell);
+    }
     let mut report = ops::deploy::deploy(app, &built, &bars)?;
     report.build_secs = build_secs;
     if report.loaded.is_empty() && report.keyed.is_empty() && report.removed.is_empty() {

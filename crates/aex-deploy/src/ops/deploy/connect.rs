@@ -302,7 +302,7 @@ fn endpoint_modules(spec: &ConnectionSpec) -> Vec<String> {
     v
 }
 
-fn from_string(spec: &ConnectionSpec) -> String {
+pub(super) fn from_string(spec: &ConnectionSpec) -> String {
     match &spec.from {
         From::Deployer => "deployer".into(),
         From::Port(p) => p.to_string(),

@@ -8,23 +8,28 @@
 //! 3. re-key every connection whose endpoint instances changed (fresh key, fresh counters),
 //!    reserving command counters in the state file *before* sending;
 //! 4. install routes on every node involved (idempotent, so a restarted node is repaired).
-use std::collections::{BTreeMap, HashMap, HashSet};
+//!
+//! What will change is decided first, without changing anything ([`plan`]).
+
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use aex_proto::{NodeRequest, NodeResponse};
+use aex_proto::NodeRequest;
 
-use crate::app::{unexpected, App};
+use crate::app::App;
 use crate::build::{Builder, Built};
 use crate::error::{Error, Result};
 use crate::progress::Observer;
 mod attest;
 mod check;
 mod connect;
+mod plan;
 
 pub use attest::attest;
 use attest::{attest_unsaved, load};
 use check::check_interfaces;
 use connect::connect;
+pub use plan::{plan, Action, ConnectionChange, ModuleChange, Plan};
 
 const CHUNK: usize = 256 * 1024;
 
@@ -87,65 +92,19 @@ pub fn deploy(
     let mut report = DeployReport::default();
     remove_stale_modules(app, &mut report)?;
 
-    // Which module instances are still good?
-    let mut running: HashMap<String, HashMap<String, [u8; 32]>> = HashMap::new();
-    // Every module name a node holds, running or not: a dead instance keeps its name until it
-    // is unloaded, so it must be unloaded before the module is loaded again.
-    let mut loaded: HashMap<String, HashSet<String>> = HashMap::new();
-    for node in app
-        .desc
+    let plan = plan(app, built)?;
+    let to_load = plan.to_load();
+    report.kept = plan
         .modules
         .iter()
-        .map(|m| m.node.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        let status = match app.request(&node, "report status", NodeRequest::Status)? {
-            NodeResponse::Status(s) => s,
-            _ => return Err(unexpected(&node, "report status", app)),
-        };
-        loaded.insert(
-            node.clone(),
-            status.modules.iter().map(|m| m.name.clone()).collect(),
-        );
-        running.insert(
-            node,
-            status
-                .modules
-                .into_iter()
-                .filter(|m| m.running)
-                .map(|m| (m.name, m.measurement))
-                .collect(),
-        );
-    }
-
-    let modules: Vec<(String, String)> = app
-        .desc
-        .modules
-        .iter()
-        .map(|m| (m.name.clone(), m.node.clone()))
+        .filter(|m| m.action == Action::Keep)
+        .map(|m| m.module.clone())
         .collect();
-    let to_load: Vec<&(String, String)> =
-        modules
-            .iter()
-            .filter(|(name, node)| {
-                let b = &built[name];
-                let good =
-                    app.state.state.modules.get(name).is_some_and(|r| {
-                        r.node == *node && r.measurement == b.measurement.to_hex()
-                    }) && running
-                        .get(node)
-                        .and_then(|m| m.get(name))
-                        .is_some_and(|meas| *meas == b.measurement.0);
-                if good {
-                    report.kept.push(name.clone());
-                }
-                !good
-            })
-            .collect();
+    let loaded = plan.loaded;
 
     obs.phase("load and attest", to_load.len() as u64);
-    let attested = || -> Result<()> {
-        for (name, node) in to_load {
+    let mut attested = || -> Result<()> {
+        for (name, node) in &to_load {
             if app.state.state.modules.remove(name).is_some() {
                 app.state.save()?;
             }

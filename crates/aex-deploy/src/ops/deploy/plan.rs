@@ -1,0 +1,185 @@
+//! What `aex deploy` will change, decided before anything is changed (and shown by
+//! `aex deploy --dry-run`).
+//!
+//! A module is kept only if the deployer attested it, on the node the descriptor names, with
+//! the code the deployer just built, and that node still runs it with that measurement;
+//! otherwise it is (re)loaded and attested. A connection is kept only if its record matches the
+//! descriptor and every endpoint instance that holds its key is kept.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use aex_proto::{NodeRequest, NodeResponse};
+
+use super::connect::from_string;
+use crate::app::{unexpected, App};
+use crate::build::Built;
+use crate::error::Result;
+
+/// The changes a deployment makes.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// One entry per module of the descriptor, plus modules to remove.
+    pub modules: Vec<ModuleChange>,
+    /// One entry per connection of the descriptor.
+    pub connections: Vec<ConnectionChange>,
+    /// Every module name each node holds, running or not (a dead instance keeps its name
+    /// until it is unloaded).
+    pub(super) loaded: HashMap<String, HashSet<String>>,
+}
+
+/// What happens to one module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleChange {
+    /// Module name.
+    pub module: String,
+    /// Node it will run on (or ran on, for a removal).
+    pub node: String,
+    /// The change.
+    pub action: Action,
+}
+
+/// What happens to one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionChange {
+    /// Connection name.
+    pub connection: String,
+    /// The change.
+    pub action: Action,
+}
+
+/// A change, with the reason for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Nothing to do.
+    Keep,
+    /// Load and attest a module / deliver fresh keys to a connection, because of the reason.
+    Apply(String),
+    /// Unload a module the descriptor no longer has there.
+    Remove(String),
+}
+
+impl Plan {
+    /// Whether the deployment would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.modules.iter().all(|m| m.action == Action::Keep)
+            && self.connections.iter().all(|c| c.action == Action::Keep)
+    }
+
+    /// Modules to (re)load, with their nodes, in descriptor order.
+    pub(super) fn to_load(&self) -> Vec<(String, String)> {
+        self.modules
+            .iter()
+            .filter(|m| matches!(m.action, Action::Apply(_)))
+            .map(|m| (m.module.clone(), m.node.clone()))
+            .collect()
+    }
+}
+
+/// Compares the descriptor and the deployer's state with what the nodes report.
+pub fn plan(app: &mut App, built: &std::collections::BTreeMap<String, Built>) -> Result<Plan> {
+    let mut running: HashMap<String, HashMap<String, [u8; 32]>> = HashMap::new();
+    let mut loaded: HashMap<String, HashSet<String>> = HashMap::new();
+    let nodes: BTreeSet<String> = app.desc.modules.iter().map(|m| m.node.clone()).collect();
+    for node in nodes {
+        let status = match app.request(&node, "report status", NodeRequest::Status)? {
+            NodeResponse::Status(s) => s,
+            _ => return Err(unexpected(&node, "report status", app)),
+        };
+        loaded.insert(
+            node.clone(),
+            status.modules.iter().map(|m| m.name.clone()).collect(),
+        );
+        running.insert(
+            node,
+            status
+                .modules
+                .into_iter()
+                .filter(|m| m.running)
+                .map(|m| (m.name, m.measurement))
+                .collect(),
+        );
+    }
+
+    let mut modules = vec![];
+    for spec in &app.desc.modules {
+        let want = built[&spec.name].measurement;
+        let record = app.state.state.modules.get(&spec.name);
+        let live = running.get(&spec.node).and_then(|m| m.get(&spec.name));
+        let action = match (record, live) {
+            (None, _) => Action::Apply("new".into()),
+            (Some(r), _) if r.node != spec.node => {
+                Action::Apply(format!("moves from node `{}`", r.node))
+            }
+            (Some(r), _) if r.measurement != want.to_hex() => Action::Apply("code changed".into()),
+            (Some(_), None) => Action::Apply(format!("not running on node `{}`", spec.node)),
+            (Some(_), Some(m)) if *m != want.0 => {
+                Action::Apply("the node runs other code under its name".into())
+            }
+            _ => Action::Keep,
+        };
+        modules.push(ModuleChange {
+            module: spec.name.clone(),
+            node: spec.node.clone(),
+            action,
+        });
+    }
+    for (name, rec) in &app.state.state.modules {
+        if app.desc.module(name).is_none() {
+            modules.push(ModuleChange {
+                module: name.clone(),
+                node: rec.node.clone(),
+                action: Action::Remove("no longer in the descriptor".into()),
+            });
+        }
+    }
+
+    let reloaded: HashSet<&str> = modules
+        .iter()
+        .filter(|m| matches!(m.action, Action::Apply(_)))
+        .map(|m| m.module.as_str())
+        .collect();
+    let mut connections = vec![];
+    for spec in &app.desc.connections {
+        let record = app.state.state.connections.get(&spec.name);
+        let endpoints: Vec<&str> = match &spec.from {
+            crate::descriptor::From::Port(p) => vec![p.module.as_str(), spec.to.module.as_str()],
+            crate::descriptor::From::Deployer => vec![spec.to.module.as_str()],
+        };
+        let action = match record {
+            None => Action::Apply("new".into()),
+            Some(r)
+                if r.from != from_string(spec)
+                    || r.to != spec.to.to_string()
+                    || r.algorithm != spec.algorithm.name() =>
+            {
+                Action::Apply("changed in the descriptor".into())
+            }
+            Some(_) => match endpoints.iter().find(|m| reloaded.contains(**m)) {
+                Some(m) => Action::Apply(format!("endpoint `{m}` is reloaded")),
+                None => {
+                    let complete = record.is_some_and(|r| {
+                        endpoints.iter().all(|m| {
+                            app.state.state.modules.get(*m).map(|rec| rec.instance)
+                                == r.instances.get(*m).copied()
+                        })
+                    });
+                    if complete {
+                        Action::Keep
+                    } else {
+                        Action::Apply("keys were not delivered to every endpoint".into())
+                    }
+                }
+            },
+        };
+        connections.push(ConnectionChange {
+            connection: spec.name.clone(),
+            action,
+        });
+    }
+    Ok(Plan {
+        modules,
+        connections,
+        loaded,
+    })
+}
