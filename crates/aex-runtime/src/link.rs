@@ -4,7 +4,9 @@
 //! reply with a timeout. A frame that does not decode is logged and skipped (its length
 //! prefix kept the stream aligned); a length prefix over the limit or a read error means
 //! framing is lost, and the module exits. Nothing read from the node can make the runtime
-//! panic. Every frame written is flushed at once: the node routes events as they come.
+//! panic. Frames are written to a buffer and flushed whenever the runtime is about to wait for
+//! input, or after a burst of frames while input keeps arriving: the events one call emits leave
+//! together when the call returns (or blocks on a request), instead of one write per event.
 
 use std::any::Any;
 use std::io::{self, Read, Write};
@@ -45,7 +47,12 @@ pub(crate) struct Link {
     out: Box<dyn Write>,
     closed: Option<i32>,
     broken: bool,
+    /// Frames written since the last flush.
+    unflushed: usize,
 }
+
+/// While input keeps arriving, flush at least after this many frames.
+const FLUSH_EVERY: usize = 64;
 
 impl Link {
     /// A link reading from `inbox` and writing frames to `out`.
@@ -59,6 +66,7 @@ impl Link {
             out,
             closed: None,
             broken: false,
+            unflushed: 0,
         }
     }
 
@@ -67,14 +75,21 @@ impl Link {
         if let Some(code) = self.closed {
             return Recv::Closed(code);
         }
-        let got = match deadline {
-            None => self
-                .inbox
-                .recv()
-                .map_err(|_| RecvTimeoutError::Disconnected),
-            Some(deadline) => {
-                let wait = deadline.saturating_duration_since(Instant::now());
-                self.inbox.recv_timeout(wait)
+        // Busy: take what is already here, keeping output batched (but bounded).
+        let ready = match self.inbox.try_recv() {
+            Ok(incoming) if self.unflushed < FLUSH_EVERY => Some(Ok(incoming)),
+            Ok(incoming) => {
+                self.flush();
+                Some(Ok(incoming))
+            }
+            Err(_) => None,
+        };
+        let got = match ready {
+            Some(got) => got,
+            // About to wait: everything written so far goes out first.
+            None => {
+                self.flush();
+                self.wait(deadline)
             }
         };
         match got {
@@ -92,30 +107,58 @@ impl Link {
         }
     }
 
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<Incoming, RecvTimeoutError> {
+        match deadline {
+            None => self
+                .inbox
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected),
+            Some(deadline) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                self.inbox.recv_timeout(wait)
+            }
+        }
+    }
+
+    /// Sends everything written so far. `false` once the node stopped reading.
+    pub(crate) fn flush(&mut self) -> bool {
+        if self.unflushed > 0 && !self.broken {
+            self.unflushed = 0;
+            if let Err(e) = self.out.flush() {
+                self.fail(&e);
+            }
+        }
+        !self.broken
+    }
+
+    fn fail(&mut self, e: &io::Error) {
+        log!("cannot write to the node ({e}); exiting once the current call returns");
+        self.broken = true;
+        // Nothing more can be said to the node: stop reading too.
+        self.closed = Some(1);
+    }
+
     /// A sender for module-owned threads.
     pub(crate) fn local_sender(&self) -> Sender<Incoming> {
         self.local.clone()
     }
 
-    /// Writes and flushes one frame. `false` once the node stopped reading.
+    /// Writes one frame (sent at the next flush). `false` once the node stopped reading.
     pub(crate) fn send(&mut self, msg: &FromModule) -> bool {
         self.send_all(std::slice::from_ref(msg))
     }
 
-    /// Writes frames, then flushes once. `false` once the node stopped reading.
+    /// Writes frames (sent at the next flush). `false` once the node stopped reading.
     pub(crate) fn send_all(&mut self, msgs: &[FromModule]) -> bool {
         if self.broken {
             return false;
         }
         let written = msgs
             .iter()
-            .try_for_each(|m| frame::write_message(&mut self.out, m))
-            .and_then(|()| self.out.flush());
-        if let Err(e) = written {
-            log!("cannot write to the node ({e}); exiting once the current call returns");
-            self.broken = true;
-            // Nothing more can be said to the node: stop reading too.
-            self.closed = Some(1);
+            .try_for_each(|m| frame::write_message(&mut self.out, m));
+        match written {
+            Ok(()) => self.unflushed += msgs.len(),
+            Err(e) => self.fail(&e),
         }
         !self.broken
     }

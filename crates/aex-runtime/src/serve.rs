@@ -49,11 +49,15 @@ impl<M: Module> Runtime<M> {
                         self.run_local(call);
                         continue;
                     }
-                    Recv::Closed(code) => return code,
+                    Recv::Closed(code) => {
+                        self.core.link.flush();
+                        return code;
+                    }
                     Recv::Timeout => continue,
                 },
             };
             if let Some(code) = self.handle(msg) {
+                self.core.link.flush();
                 return code;
             }
         }

@@ -121,7 +121,8 @@ impl Core {
             .conns
             .seal_request(conn, payload)
             .map_err(|_| Error::CounterExhausted { conn })?;
-        if !self.link.send(&FromModule::Event(event)) {
+        // A request goes out now, not at the next idle moment: its reply is what we wait for.
+        if !(self.link.send(&FromModule::Event(event)) && self.link.flush()) {
             self.conns.stop_waiting(conn);
             return Err(Error::Closed);
         }
