@@ -28,17 +28,6 @@ impl core::fmt::Display for ConnId {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ToModule {
-    /// Symmetric TEE kinds only, sent once right after the module's `Hello`: the module key
-    /// the platform derived for this module. On hardware the TEE hands it over inside the
-    /// enclave; in simulation the node agent plays the platform (and so knows it).
-    Provision {
-        /// TEE kind name (`trustzone`, `sancus`), bound into the attestation MAC.
-        kind: String,
-        /// Whether the platform is simulated, bound into the attestation MAC.
-        simulated: bool,
-        /// The module key.
-        key: crate::command::WireKey,
-    },
     /// Start key agreement: the module answers with [`FromModule::Attested`].
     Attest {
         /// The deployer's fresh challenge.
@@ -54,6 +43,18 @@ pub enum ToModule {
     Stats,
     /// Asks the module to exit.
     Shutdown,
+    // New variants go last: a variant's position is its wire encoding.
+    /// Symmetric TEE kinds only, sent once right after the module's `Hello`: the module key
+    /// the platform derived for this module. On hardware the TEE hands it over inside the
+    /// enclave; in simulation the node agent plays the platform (and so knows it).
+    Provision {
+        /// TEE kind name (`trustzone`, `sancus`), bound into the attestation MAC.
+        kind: String,
+        /// Whether the platform is simulated, bound into the attestation MAC.
+        simulated: bool,
+        /// The module key.
+        key: crate::command::WireKey,
+    },
 }
 
 /// Module process → node agent.
