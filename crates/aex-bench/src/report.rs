@@ -240,7 +240,7 @@ pub fn stream_events(events: u64, size: usize) -> u64 {
 
 /// `8b`, `64b`, `1kib`, `16kib`.
 fn label(size: usize) -> String {
-    if size >= 1024 && size % 1024 == 0 {
+    if size >= 1024 && size.is_multiple_of(1024) {
         format!("{}kib", size / 1024)
     } else {
         format!("{size}b")
@@ -249,7 +249,7 @@ fn label(size: usize) -> String {
 
 /// `8 B`, `1 KiB`.
 fn human(size: usize) -> String {
-    if size >= 1024 && size % 1024 == 0 {
+    if size >= 1024 && size.is_multiple_of(1024) {
         format!("{} KiB", size / 1024)
     } else {
         format!("{size} B")

@@ -112,7 +112,9 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
         "both commands reached the silent node"
     );
 
-    assert!(deploy_took < limit, "`aex deploy` took {deploy_took:?}");
+    // Both commands work on the same application, whose state one process holds at a time:
+    // `deploy` first waits for `status` to give it up, then times out on its own.
+    assert!(deploy_took < limit * 2, "`aex deploy` took {deploy_took:?}");
     deploy.code(1).stderr_has(&[
         "failed to report status",
         "node `node2`",

@@ -6,7 +6,11 @@
 //! * every update is written to a temporary file, synced, and renamed over the old file, so a
 //!   crash leaves either the old or the new state, never a torn one;
 //! * a command counter is reserved and saved *before* the command is sent, so no counter is
-//!   ever used twice under a module key, even across crashes.
+//!   ever used twice under a module key, even across crashes;
+//! * one process at a time: a [`StateFile`] holds an exclusive OS lock on `.aex/state.lock`
+//!   from before it reads the state until it is dropped, so two `aex` commands on the same
+//!   application (say a following `aex up` and an `aex output`) never work from stale copies
+//!   and never reserve the same counter twice.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,6 +24,7 @@ use zeroize::Zeroizing;
 /// Directory (beside the descriptor) holding the deployer's state and local node data.
 pub const STATE_DIR: &str = ".aex";
 const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "state.lock";
 const FORMAT_VERSION: u32 = 1;
 
 /// Everything the deployer remembers about one application.
@@ -152,6 +157,8 @@ pub struct StateFile {
     path: PathBuf,
     /// The current state.
     pub state: State,
+    /// Held (locked) for as long as this value lives.
+    _lock: fs::File,
 }
 
 impl StateFile {
@@ -161,8 +168,26 @@ impl StateFile {
     }
 
     /// Opens (or starts empty) the state beside a descriptor directory.
+    ///
+    /// Waits while another process holds this application's state.
     pub fn open(descriptor_dir: &Path) -> Result<Self, StateError> {
-        let path = Self::dir_for(descriptor_dir).join(STATE_FILE);
+        let dir = Self::dir_for(descriptor_dir);
+        let path = dir.join(STATE_FILE);
+        let lock_path = dir.join(LOCK_FILE);
+        let io = |action, path: &Path, source| StateError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(|e| io("create the directory of", &path, e))?;
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io("open", &lock_path, e))?;
+        // Released when the file is closed, also if the process dies.
+        lock.lock().map_err(|e| io("lock", &lock_path, e))?;
         let state = match fs::read(&path) {
             Ok(bytes) => {
                 let bytes = Zeroizing::new(bytes);
@@ -194,7 +219,11 @@ impl StateFile {
                 })
             }
         };
-        Ok(StateFile { path, state })
+        Ok(StateFile {
+            path,
+            state,
+            _lock: lock,
+        })
     }
 
     /// The state file's path.
@@ -271,6 +300,27 @@ mod tests {
             let mode = fs::metadata(again.path()).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_second_opener_waits_for_the_first_and_sees_its_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = StateFile::open(dir.path()).unwrap();
+        let path = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let second = std::thread::spawn(move || {
+            let sf = StateFile::open(&path).unwrap();
+            tx.send(()).unwrap();
+            sf.state.next_conn_id
+        });
+        // The second opener is blocked while the first holds the state.
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_err());
+        first.state.next_conn_id = 42;
+        first.save().unwrap();
+        drop(first);
+        assert_eq!(second.join().unwrap(), 42);
     }
 
     #[test]

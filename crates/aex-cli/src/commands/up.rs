@@ -30,7 +30,8 @@ pub struct UpArgs {
 }
 
 pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
-    let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
+    let path = args.app.resolve(args.path.as_ref());
+    let mut app = App::open(&path)?;
     let stop = stop_flag();
     let exe = std::env::current_exe().context("cannot locate the aex executable")?;
     let started = ops::local::start_local_nodes(&mut app, &exe, &Bars::new(shell))?;
@@ -51,8 +52,11 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
         );
         return Ok(());
     }
+    // Release the application's state while following, so other `aex` commands can use it.
+    drop(app);
     shell.status("Following", "event counters (Ctrl-C stops the local nodes)");
-    follow(&mut app, shell, &stop);
+    follow(&path, shell, &stop);
+    let mut app = App::open(&path)?;
     stop_started(&mut app, &started, shell);
     Ok(())
 }
@@ -72,17 +76,21 @@ fn bring_up(app: &mut App, shell: &Shell) -> Result<()> {
     Ok(())
 }
 
-/// Prints connection counter changes once a second until `stop` is set.
-fn follow(app: &mut App, shell: &Shell, stop: &AtomicBool) {
+/// Prints connection counter changes once a second until `stop` is set. Each look opens the
+/// application afresh (and so holds its state only for that moment).
+fn follow(path: &std::path::Path, shell: &Shell, stop: &AtomicBool) {
     let mut last: HashMap<String, (u64, u64, u64, u64)> = HashMap::new();
     let mut ticks = 0u32;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
         ticks += 1;
-        if ticks % 10 != 0 {
+        if !ticks.is_multiple_of(10) {
             continue;
         }
-        match ops::status::status(app) {
+        let status = App::open(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut app| Ok(ops::status::status(&mut app)?));
+        match status {
             Ok(s) => {
                 for c in &s.connections {
                     let now = (c.sent, c.received, c.rejected, c.gaps);
