@@ -75,10 +75,13 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
     app.write_descriptor(&desc.render());
     let limit = DEPLOYER_TIMEOUT + SLACK;
 
-    // All at once: each waits for its own timeout.
+    // The two commands run one after the other (one `aex` process at a time holds an
+    // application's state), while the stalled connections to node1 run alongside.
     let ((status, deploy), (no_hello, half_frame)) = std::thread::scope(|s| {
-        let status = s.spawn(|| timed(|| app.aex(&["status", "--json"])));
-        let deploy = s.spawn(|| timed(|| app.deploy()));
+        let commands = s.spawn(|| {
+            let status = timed(|| app.aex(&["status", "--json"]));
+            (status, timed(|| app.deploy()))
+        });
         let no_hello = s.spawn(|| closed_by_node_after(node1.addr, &[]));
         let half_frame = s.spawn(|| {
             let mut bytes = encode(&ToNode::Hello(Hello::Deployer {
@@ -89,7 +92,7 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
             closed_by_node_after(node1.addr, &bytes)
         });
         (
-            (status.join().unwrap(), deploy.join().unwrap()),
+            commands.join().unwrap(),
             (no_hello.join().unwrap(), half_frame.join().unwrap()),
         )
     });
