@@ -289,6 +289,8 @@ mod tests {
             },
         );
         sf.save().unwrap();
+        // One holder at a time, even within a process.
+        drop(sf);
         let again = StateFile::open(dir.path()).unwrap();
         let m = &again.state.modules["m"];
         assert_eq!(m.key.0.expose_secret(), &[0xcd; 32]);
