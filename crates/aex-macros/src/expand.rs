@@ -44,6 +44,8 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
                 .map(|(index, port)| arm(port, index))
         });
 
+    let transfer = transfer(def);
+
     quote! {
         #item
 
@@ -79,6 +81,51 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
                     )),
                 }
             }
+
+            #transfer
+        }
+    }
+}
+
+/// `Module::save` and `Module::restore`: the module's hooks if it has them, else JSON when the
+/// state type is serializable (chosen at compile time, see `aex_runtime::transfer`).
+fn transfer(def: &ModuleDef) -> TokenStream {
+    let (Some(save), Some(restore)) = (&def.hooks.save, &def.hooks.restore) else {
+        return quote! {
+            fn save(&self) -> ::std::option::Option<::std::result::Result<::std::vec::Vec<u8>, ::std::string::String>> {
+                #[allow(unused_imports)]
+                use ::aex::__private::{NotTransferable as _, ViaSerde as _};
+                (&::aex::__private::Probe::<Self>::new()).snapshot(self)
+            }
+
+            fn restore(&mut self, __aex_state: &[u8]) -> ::std::result::Result<(), ::std::string::String> {
+                #[allow(unused_imports)]
+                use ::aex::__private::{NotTransferable as _, ViaSerde as _};
+                (&::aex::__private::Probe::<Self>::new()).apply(self, __aex_state)
+            }
+        };
+    };
+    let (save, restore) = (&save.method, &restore.method);
+    let saved = if def.hooks.save.as_ref().is_some_and(|h| h.fallible) {
+        quote!(self.#save().map_err(|e| ::std::string::ToString::to_string(&e)))
+    } else {
+        quote!(::std::result::Result::Ok(self.#save()))
+    };
+    let restored = if def.hooks.restore.as_ref().is_some_and(|h| h.fallible) {
+        quote!(self.#restore(__aex_state).map_err(|e| ::std::string::ToString::to_string(&e)))
+    } else {
+        quote!({
+            self.#restore(__aex_state);
+            ::std::result::Result::Ok(())
+        })
+    };
+    quote! {
+        fn save(&self) -> ::std::option::Option<::std::result::Result<::std::vec::Vec<u8>, ::std::string::String>> {
+            ::std::option::Option::Some(#saved)
+        }
+
+        fn restore(&mut self, __aex_state: &[u8]) -> ::std::result::Result<(), ::std::string::String> {
+            #restored
         }
     }
 }

@@ -8,7 +8,8 @@
 //!   (`aex::Request`), named in SCREAMING_CASE (`outputs(fan_speed)` → `Self::FAN_SPEED`);
 //! * the `aex::Module` implementation: the module's interface (all names, in declaration
 //!   order) and the dispatch from a port to its method, decoding arguments and encoding
-//!   results.
+//!   results, and the state transfer of `aex update` (JSON when the state type is
+//!   `Serialize + Deserialize`, or the module's own `#[save]`/`#[restore]` pair).
 //!
 //! The macro only rearranges code the module author wrote: it adds no I/O, no globals and no
 //! unsafe code. Every mistake it can see becomes a compile error on the offending tokens.
@@ -16,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod expand;
+mod hooks;
 mod parse;
 
 use proc_macro::TokenStream;
@@ -32,6 +34,7 @@ pub fn module(args: TokenStream, item: TokenStream) -> TokenStream {
             let mut out = e.to_compile_error();
             if let Ok(mut item) = syn::parse2::<syn::ItemImpl>(item) {
                 parse::strip_markers(&mut item);
+                hooks::strip(&mut item);
                 out.extend(quote::quote!(#item));
             }
             out.into()

@@ -17,6 +17,7 @@ pub(crate) struct ModuleDef {
     pub(crate) outputs: Vec<Ident>,
     pub(crate) requests: Vec<Ident>,
     pub(crate) ports: Vec<Port>,
+    pub(crate) hooks: crate::hooks::Hooks,
 }
 
 /// The three kinds of port implemented by methods.
@@ -99,6 +100,7 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<ModuleD
     for name in &requests {
         names.add(name, "a request")?;
     }
+    let hooks = crate::hooks::take(&mut item)?;
     let mut ports = Vec::new();
     for impl_item in &mut item.items {
         let ImplItem::Fn(method) = impl_item else {
@@ -133,6 +135,7 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<ModuleD
         outputs,
         requests,
         ports,
+        hooks,
     })
 }
 

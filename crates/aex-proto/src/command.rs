@@ -122,6 +122,53 @@ pub enum Command {
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
+    // New variants go last: a variant's position is its wire encoding.
+    /// First half of a state transfer (`aex update`): the module stops taking part in the
+    /// application for good — it drops every connection key, so it accepts and emits no
+    /// event, and its own threads' calls fail — and answers with a [`Retired`] snapshot of
+    /// its state, taken after the last event it accepted. Asked again, it answers the same
+    /// snapshot, so a deployer that crashed after sending it can ask again.
+    Retire,
+    /// Second half of a state transfer: the new instance replaces its fresh state with the
+    /// snapshot the old instance gave in [`Retired`]. Refused once a connection is keyed,
+    /// so no event is ever handled by a state that is about to be replaced.
+    Restore {
+        /// The snapshot, as the old instance's module code produced it.
+        state: StateBytes,
+    },
+}
+
+/// A module's state snapshot. Zeroized on drop; `Debug` shows only its length.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct StateBytes(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+impl core::fmt::Debug for StateBytes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "StateBytes({} bytes, REDACTED)", self.0.len())
+    }
+}
+
+/// What a module answers to [`Command::Retire`] (postcard, inside `CommandReply::Done`).
+///
+/// The snapshot is module state: it travels sealed under the old module key to the deployer
+/// and sealed under the new module key to the new instance, never in clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retired {
+    /// The state, or `None` when the module's state cannot be transferred (its type is not
+    /// serializable and it has no save hook): the new instance then starts from `Default`.
+    pub state: Option<StateBytes>,
+}
+
+impl Retired {
+    /// Encodes the answer for a command reply.
+    pub fn encode(&self) -> Vec<u8> {
+        frame_body(self)
+    }
+
+    /// Decodes the answer from a command reply.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CommandError> {
+        frame::decode_plain(bytes).map_err(CommandError::Malformed)
+    }
 }
 
 /// A module's answer to a command.

@@ -35,7 +35,8 @@ pub use channel::{
     CounterExhausted, Direction, Event, EventKind, RecvChannel, RecvError, SendChannel,
 };
 pub use command::{
-    Command, CommandChannel, CommandError, CommandReply, Role, Sealed, WireAlgorithm, WireKey,
+    Command, CommandChannel, CommandError, CommandReply, Retired, Role, Sealed, StateBytes,
+    WireAlgorithm, WireKey,
 };
 pub use frame::{DecodeError, FrameDecoder, MAX_FRAME_LEN, WIRE_VERSION};
 pub use message::{

@@ -69,6 +69,11 @@ impl Conns {
         self.map.clear();
     }
 
+    /// Whether no connection is keyed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     /// Installs (or replaces, with fresh counters) the key of `conn` for `role`. The key is
     /// wiped when this returns: only the expanded channels keep it.
     pub(crate) fn install(

@@ -57,6 +57,8 @@ mod module;
 pub mod payload;
 mod serve;
 mod state;
+#[doc(hidden)]
+pub mod transfer;
 #[cfg(test)]
 mod tests;
 

@@ -31,6 +31,23 @@ pub trait Module: Default + 'static {
         index: usize,
         payload: &[u8],
     ) -> Result<Vec<u8>, PortError>;
+
+    /// Snapshots the state for a transfer to a new instance (`aex update`), or `None` when
+    /// this module's state cannot be transferred.
+    ///
+    /// `#[aex::module]` implements it with JSON when the state type is `Serialize` and
+    /// `Deserialize`, or with the module's own `#[save]` method; otherwise the new instance
+    /// starts from `Default`.
+    fn save(&self) -> Option<Result<Vec<u8>, String>> {
+        None
+    }
+
+    /// Replaces the state with a snapshot taken by [`Module::save`] in the old instance
+    /// (which may run older code: the snapshot's format is the module author's contract).
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        let _ = state;
+        Err("this module cannot restore a state snapshot".into())
+    }
 }
 
 /// Why a port call failed.

