@@ -33,6 +33,16 @@ impl Shell {
         eprintln!("{verb} {}", message.as_ref());
     }
 
+    /// A warning on stderr: something worked, but needs the user's attention.
+    pub fn warn(&self, message: impl AsRef<str>) {
+        let label = if self.color {
+            "\x1b[1;33mwarning\x1b[0m"
+        } else {
+            "warning"
+        };
+        eprintln!("{label}: {}", message.as_ref());
+    }
+
     /// A plain line on stderr.
     pub fn note(&self, message: impl AsRef<str>) {
         eprintln!("{}", message.as_ref());

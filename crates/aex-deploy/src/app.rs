@@ -179,7 +179,7 @@ impl App {
             &sent.node,
             action,
             NodeRequest::Command {
-                module: module.into(),
+                module: sent.slot.clone(),
                 sealed: sent.sealed.clone(),
             },
         )?;
@@ -207,6 +207,7 @@ impl App {
         rec.last_command = sealed.counter;
         Ok(SealedCommand {
             module: module.into(),
+            slot: rec.slot(module),
             node: rec.node.clone(),
             sealed,
             channel,
@@ -260,6 +261,8 @@ impl App {
 pub struct SealedCommand {
     /// The module it is for.
     pub module: String,
+    /// The instance's name on its node.
+    pub slot: String,
     /// The module's node.
     pub node: String,
     /// The command as sent.

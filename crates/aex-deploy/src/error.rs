@@ -122,6 +122,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `aex update` would have to change more than the module it was asked to update.
+    #[error(
+        "updating `{module}` alone would leave other parts different from the descriptor: {}",
+        changes.join("; ")
+    )]
+    OtherChanges {
+        /// The module to update.
+        module: String,
+        /// The other changes the descriptor asks for.
+        changes: Vec<String>,
+    },
     /// A reply did not arrive in time.
     #[error("timed out after {seconds} s waiting for {what}")]
     Timeout {
@@ -184,6 +195,9 @@ impl Error {
                 "the module was not given any key; check the node's identity and that the node runs the code you built".into(),
             ),
             Error::Build { .. } => Some("fix the build error above, then run the command again".into()),
+            Error::OtherChanges { module, .. } => Some(format!(
+                "run `aex deploy` to apply every change (it hands `{module}`'s state over too), or `aex deploy --dry-run` to see them"
+            )),
             Error::Connection { valid, given, .. } if !valid.is_empty() => {
                 let guess = given
                     .as_deref()

@@ -40,6 +40,18 @@ pub struct State {
     pub modules: BTreeMap<String, ModuleRecord>,
     /// Established connections.
     pub connections: BTreeMap<String, ConnectionRecord>,
+    /// Instances replaced by an update, still to be unloaded (module name → where it ran).
+    #[serde(default)]
+    pub retired: BTreeMap<String, Vec<RetiredInstance>>,
+}
+
+/// An instance that handed its state over (or was replaced) and waits to be unloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredInstance {
+    /// Node it runs on.
+    pub node: String,
+    /// Its name on that node.
+    pub slot: String,
 }
 
 /// A node started by `aex up` on this machine.
@@ -78,6 +90,55 @@ pub struct ModuleRecord {
     /// Whether the module has a `status` entry point for `aex status` to call.
     #[serde(default)]
     pub reports_status: bool,
+    /// How many times the module was replaced; names its instance on the node (see
+    /// [`ModuleRecord::slot`]), so an old and a new instance can run side by side on one
+    /// node while the state moves.
+    #[serde(default)]
+    pub generation: u32,
+    /// A state snapshot taken from the previous instance and not yet restored into this one.
+    /// Kept until the restore is confirmed, so a crash in between loses no state.
+    #[serde(default)]
+    pub pending_state: Option<StoredBytes>,
+}
+
+impl ModuleRecord {
+    /// The instance's name on its node: the module name, then `name.1`, `name.2`, ... for
+    /// later generations (a `.` cannot appear in a descriptor's module name).
+    pub fn slot(&self, module: &str) -> String {
+        slot_name(module, self.generation)
+    }
+}
+
+/// The node-side name of generation `generation` of `module`.
+pub fn slot_name(module: &str, generation: u32) -> String {
+    match generation {
+        0 => module.to_string(),
+        g => format!("{module}.{g}"),
+    }
+}
+
+/// Secret bytes as stored in the state file (hex). Zeroized on drop; no `Debug` output.
+pub struct StoredBytes(pub Zeroizing<Vec<u8>>);
+
+impl core::fmt::Debug for StoredBytes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "StoredBytes({} bytes, REDACTED)", self.0.len())
+    }
+}
+
+impl Serialize for StoredBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&Zeroizing::new(hex::encode(&*self.0)))
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Zeroizing::new(String::deserialize(d)?);
+        hex::decode(s.as_bytes())
+            .map(|b| StoredBytes(Zeroizing::new(b)))
+            .map_err(|_| serde::de::Error::custom("stored bytes are hex"))
+    }
 }
 
 /// A connection whose key was delivered.
@@ -286,6 +347,8 @@ mod tests {
                 simulated: true,
                 insecure: false,
                 reports_status: false,
+                generation: 2,
+                pending_state: Some(StoredBytes(Zeroizing::new(b"count 41".to_vec()))),
             },
         );
         sf.save().unwrap();
@@ -296,6 +359,9 @@ mod tests {
         assert_eq!(m.key.0.expose_secret(), &[0xcd; 32]);
         assert_eq!(m.last_command, 4);
         assert!(!format!("{:?}", again.state).contains("cdcd"));
+        assert_eq!(m.slot("m"), "m.2");
+        assert_eq!(*m.pending_state.as_ref().unwrap().0, b"count 41");
+        assert!(!format!("{:?}", again.state).contains("count"));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

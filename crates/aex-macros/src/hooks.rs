@@ -37,7 +37,10 @@ pub(crate) fn take(item: &mut ItemImpl) -> syn::Result<Hooks> {
         };
         for attr in method.attrs.iter().filter(|a| is_hook(a)) {
             if !matches!(attr.meta, syn::Meta::Path(_)) {
-                return Err(syn::Error::new_spanned(attr, "hook attributes take no arguments"));
+                return Err(syn::Error::new_spanned(
+                    attr,
+                    "hook attributes take no arguments",
+                ));
             }
             let save = attr.path().is_ident("save");
             let slot = if save {
@@ -48,10 +51,17 @@ pub(crate) fn take(item: &mut ItemImpl) -> syn::Result<Hooks> {
             if slot.is_some() {
                 return Err(syn::Error::new_spanned(
                     attr,
-                    format!("a module has one `#[{}]` method", if save { "save" } else { "restore" }),
+                    format!(
+                        "a module has one `#[{}]` method",
+                        if save { "save" } else { "restore" }
+                    ),
                 ));
             }
-            *slot = Some(if save { save_hook(method)? } else { restore_hook(method)? });
+            *slot = Some(if save {
+                save_hook(method)?
+            } else {
+                restore_hook(method)?
+            });
         }
         method.attrs.retain(|a| !is_hook(a));
     }

@@ -1,6 +1,7 @@
 //! Loading modules: receiving a binary in chunks, storing it, measuring it, starting it.
 //!
-//! Invariants: a module name matches `[A-Za-z0-9_-]{1,64}` before it touches a path; a name is
+//! Invariants: a module name matches `[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}` before it touches a
+//! path (no leading dot, so never `.` or `..`); a name is
 //! reserved node-wide from `LoadBegin` until its module is running or the upload is abandoned
 //! (so two sessions cannot load the same name); an upload never exceeds the size announced in
 //! `LoadBegin`, itself at most [`MAX_MODULE_SIZE`]; the measurement is SHA-256 of exactly the
@@ -25,15 +26,17 @@ use crate::server::Shared;
 pub(crate) const MAX_MODULE_SIZE: u64 = 256 << 20;
 /// Uploads one session may have in progress at once (each is held in memory).
 const MAX_UPLOADS: usize = 4;
-/// Longest module name.
-const MAX_NAME_LEN: usize = 64;
+/// Longest module name (a descriptor name of up to 64 characters plus a `.generation`).
+const MAX_NAME_LEN: usize = 80;
 
-/// Checks a module name: `[A-Za-z0-9_-]{1,64}`.
+/// Checks a module name: `[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}`. Deployers name a module's later
+/// instances `name.1`, `name.2`, ...; a leading dot is refused so no name is a special path.
 pub(crate) fn check_name(name: &str) -> Result<(), WireError> {
     let valid = (1..=MAX_NAME_LEN).contains(&name.len())
+        && !name.starts_with('.')
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
     if valid {
         Ok(())
     } else {
@@ -41,7 +44,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), WireError> {
         Err(refuse(
             NodeErrorKind::BadRequest,
             format!(
-                "invalid module name `{}`: use 1 to {MAX_NAME_LEN} letters, digits, `_` or `-`",
+                "invalid module name `{}`: use 1 to {MAX_NAME_LEN} letters, digits, `_`, `-` \
+                 or `.` (not first)",
                 shown.escape_default()
             ),
         ))
@@ -245,10 +249,21 @@ mod tests {
 
     #[test]
     fn module_names() {
-        for ok in ["ping", "a", "A-b_9", &"x".repeat(64)] {
+        for ok in ["ping", "a", "A-b_9", "counter.2", "a..b", &"x".repeat(80)] {
             assert!(check_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "../x", "a b", "a/b", ".", "é", &"x".repeat(65), "a\0"] {
+        for bad in [
+            "",
+            "../x",
+            "..",
+            ".x",
+            "a b",
+            "a/b",
+            ".",
+            "é",
+            &"x".repeat(81),
+            "a\0",
+        ] {
             let e = check_name(bad).unwrap_err();
             assert_eq!(e.kind, NodeErrorKind::BadRequest, "{bad}");
         }

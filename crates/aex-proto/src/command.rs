@@ -288,6 +288,18 @@ impl CommandChannel {
 
     /// Module side: authenticate a command and advance the replay window.
     pub fn open_command(&mut self, sealed: &Sealed) -> Result<Command, CommandError> {
+        let opened = self.peek_command(sealed);
+        // Authentic: the counter is consumed even if the plaintext is not understood, so an
+        // authentic command is never processed twice.
+        if matches!(opened, Ok(_) | Err(CommandError::Malformed(_))) {
+            self.last = sealed.counter;
+        }
+        opened
+    }
+
+    /// Module side: what [`CommandChannel::open_command`] would return, without consuming the
+    /// counter (to decide whether a command can be handled at once or must wait its turn).
+    pub fn peek_command(&self, sealed: &Sealed) -> Result<Command, CommandError> {
         if sealed.counter <= self.last {
             return Err(CommandError::Replayed {
                 counter: sealed.counter,
@@ -303,9 +315,6 @@ impl CommandChannel {
                 )
                 .map_err(|_| CommandError::Forged)?,
         );
-        // Authentic: the counter is consumed even if the plaintext is not understood, so an
-        // authentic command is never processed twice.
-        self.last = sealed.counter;
         frame::decode_plain(&pt).map_err(CommandError::Malformed)
     }
 

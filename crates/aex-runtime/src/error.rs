@@ -39,6 +39,13 @@ pub enum Error {
         /// The handler's message.
         message: String,
     },
+    /// The deployer re-keyed the request's connection while it waited (its handler was
+    /// replaced, say by `aex update`): no reply can authenticate under the old key any more.
+    /// Sending the request again reaches the new handler.
+    Rekeyed {
+        /// The request's name.
+        port: &'static str,
+    },
     /// The argument could not be encoded as JSON.
     Encode(String),
     /// The reply was not valid JSON for the expected type.
@@ -64,6 +71,10 @@ impl core::fmt::Display for Error {
             Error::Failed { port, message } => {
                 write!(f, "the handler of request `{port}` failed: {message}")
             }
+            Error::Rekeyed { port } => write!(
+                f,
+                "the connection of request `{port}` was re-keyed while it waited; send it again"
+            ),
             Error::Encode(reason) => write!(f, "cannot encode the request argument: {reason}"),
             Error::Decode(reason) => write!(f, "cannot decode the reply: {reason}"),
         }

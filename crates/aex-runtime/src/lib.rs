@@ -57,10 +57,10 @@ mod module;
 pub mod payload;
 mod serve;
 mod state;
-#[doc(hidden)]
-pub mod transfer;
 #[cfg(test)]
 mod tests;
+#[doc(hidden)]
+pub mod transfer;
 
 use std::io::{self, Write};
 

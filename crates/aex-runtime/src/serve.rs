@@ -208,16 +208,7 @@ impl<M: Module> Runtime<M> {
                 role,
                 algorithm,
                 key,
-            } => {
-                let core = &mut self.core;
-                match core
-                    .conns
-                    .install(&core.interface, conn, role, algorithm, key)
-                {
-                    Ok(()) => CommandReply::Done(Vec::new()),
-                    Err(message) => CommandReply::Failed(message),
-                }
-            }
+            } => self.core.install_key(conn, role, algorithm, key),
             Command::Disable => {
                 self.core.disabled = true;
                 CommandReply::Done(Vec::new())

@@ -11,7 +11,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use aex_crypto::{Measurement, ModuleKeyAgreement};
-use aex_proto::{CommandChannel, Direction, FromModule, Interface, ModuleStats, ToModule};
+use aex_proto::{
+    Command, CommandChannel, CommandReply, ConnId, Direction, FromModule, Interface, ModuleStats,
+    Role, Sealed, ToModule, WireAlgorithm, WireKey,
+};
 
 use crate::conn::{Accepted, Conns, Refused};
 use crate::error::Error;
@@ -149,11 +152,64 @@ impl Core {
                         Err(Refused::UnknownConn) => self.counters.rejected_unknown += 1,
                     }
                 }
+                Recv::Message(ToModule::Command(sealed)) => match self.key_now(&sealed) {
+                    Some(keyed) if keyed == conn => break Err(Error::Rekeyed { port }),
+                    Some(_) => {}
+                    None => self.deferred.push_back(ToModule::Command(sealed)),
+                },
                 Recv::Message(other) => self.deferred.push_back(other),
                 Recv::Local(call) => self.deferred_local.push_back(call),
             }
         };
         self.conns.stop_waiting(conn);
         result
+    }
+
+    /// Installs a connection key (a `SetKey` command).
+    pub(crate) fn install_key(
+        &mut self,
+        conn: ConnId,
+        role: Role,
+        algorithm: WireAlgorithm,
+        key: WireKey,
+    ) -> CommandReply {
+        match self
+            .conns
+            .install(&self.interface, conn, role, algorithm, key)
+        {
+            Ok(()) => CommandReply::Done(Vec::new()),
+            Err(message) => CommandReply::Failed(message),
+        }
+    }
+
+    /// While a request waits: handles a key delivery at once, since it runs no module code —
+    /// but only if nothing arrived before it, so messages still take effect in order. Without
+    /// this, re-keying the connection of a waiting request (its handler was replaced) would
+    /// wait for the request to time out. Returns the connection keyed, or `None` if the
+    /// message must wait its turn.
+    fn key_now(&mut self, sealed: &Sealed) -> Option<ConnId> {
+        if !self.deferred.is_empty() || self.disabled || self.retired.is_some() {
+            return None;
+        }
+        let channel = self.commands.as_mut()?;
+        if !matches!(channel.peek_command(sealed), Ok(Command::SetKey { .. })) {
+            return None;
+        }
+        let Ok(Command::SetKey {
+            conn,
+            role,
+            algorithm,
+            key,
+        }) = channel.open_command(sealed)
+        else {
+            return None;
+        };
+        self.counters.commands += 1;
+        let reply = self.install_key(conn, role, algorithm, key);
+        if let Some(channel) = &self.commands {
+            let sealed = channel.seal_reply(sealed.counter, &reply);
+            self.link.send(&FromModule::CommandReply(sealed));
+        }
+        Some(conn)
     }
 }

@@ -42,7 +42,7 @@ pub fn exec(args: DeployArgs, shell: &Shell) -> Result<()> {
     Ok(())
 }
 
-fn build(
+pub(super) fn build(
     app: &mut App,
     shell: &Shell,
 ) -> Result<(
@@ -56,7 +56,7 @@ fn build(
 }
 
 /// One line per change; kept items are counted, not listed.
-fn show_plan(plan: &ops::deploy::Plan, shell: &Shell) {
+pub(super) fn show_plan(plan: &ops::deploy::Plan, shell: &Shell) {
     use ops::deploy::Action;
     let line = |what: String, verb: &str, action: &Action| match action {
         Action::Keep => None,
@@ -67,7 +67,12 @@ fn show_plan(plan: &ops::deploy::Plan, shell: &Shell) {
     let mut kept = 0;
     for m in &plan.modules {
         let what = format!("module `{}` on `{}`", m.module, m.node);
-        match line(what, "load and attest", &m.action) {
+        let verb = match m.state {
+            ops::deploy::StateSource::Running => "load, attest and take over the running state",
+            ops::deploy::StateSource::Snapshot => "load, attest and restore the saved state",
+            _ => "load and attest",
+        };
+        match line(what, verb, &m.action) {
             Some(l) => shell.status("Plan", l),
             None => kept += 1,
         }
@@ -97,6 +102,7 @@ pub fn deploy(app: &mut App, shell: &Shell) -> Result<ops::deploy::DeployReport>
     }
     let mut report = ops::deploy::deploy(app, &built, &bars)?;
     report.build_secs = build_secs;
+    show_transfers(&report, shell);
     if report.loaded.is_empty() && report.keyed.is_empty() && report.removed.is_empty() {
         shell.status(
             "Unchanged",
@@ -120,4 +126,33 @@ pub fn deploy(app: &mut App, shell: &Shell) -> Result<ops::deploy::DeployReport>
         );
     }
     Ok(report)
+}
+
+/// One line per module that was replaced while running: where its state came from, and how
+/// long it took part in no connection.
+pub(super) fn show_transfers(report: &ops::deploy::DeployReport, shell: &Shell) {
+    use ops::deploy::StateSource;
+    for t in &report.transfers {
+        let route = if t.from_node == t.to_node {
+            format!("on `{}`", t.to_node)
+        } else {
+            format!("from `{}` to `{}`", t.from_node, t.to_node)
+        };
+        let what = match (t.source, t.bytes) {
+            (StateSource::Running, Some(n)) => format!("took over the state ({n} bytes)"),
+            (StateSource::Snapshot, Some(n)) => {
+                format!("restored the state an interrupted update saved ({n} bytes)")
+            }
+            (StateSource::Running, None) => "starts from its default state: its state type is not serializable and it has no #[save]/#[restore] methods".into(),
+            _ => "starts from its default state: the old instance was not running".into(),
+        };
+        shell.status(
+            "Transferred",
+            format!(
+                "`{}` {route}: {what}; connectivity gap {:.1} ms",
+                t.module,
+                t.gap.as_secs_f64() * 1e3
+            ),
+        );
+    }
 }

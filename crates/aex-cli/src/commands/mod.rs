@@ -12,6 +12,7 @@ mod request;
 mod reset;
 mod status;
 mod up;
+mod update;
 
 use std::path::PathBuf;
 
@@ -32,6 +33,7 @@ pub struct Cli {
 enum Commands {
     Up(up::UpArgs),
     Deploy(deploy::DeployArgs),
+    Update(update::UpdateArgs),
     Disable(disable::DisableArgs),
     Status(status::StatusArgs),
     Call(call::CallArgs),
@@ -65,6 +67,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
     match cli.command {
         Commands::Up(a) => up::exec(a, shell),
         Commands::Deploy(a) => deploy::exec(a, shell),
+        Commands::Update(a) => update::exec(a, shell),
         Commands::Disable(a) => disable::exec(a, shell),
         Commands::Status(a) => status::exec(a, shell),
         Commands::Call(a) => call::exec(a, shell),

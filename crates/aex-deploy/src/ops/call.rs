@@ -115,11 +115,15 @@ fn send_direct(
         .find(|c| c.name == name)
         .cloned()
         .expect("resolved from the descriptor");
-    let node = app
-        .desc
-        .module(&spec.to.module)
-        .map(|m| m.node.clone())
-        .unwrap_or_default();
+    // Where the attested instance runs (it may have moved with `aex update --node`).
+    let node = match app.state.state.modules.get(&spec.to.module) {
+        Some(m) => m.node.clone(),
+        None => app
+            .desc
+            .module(&spec.to.module)
+            .map(|m| m.node.clone())
+            .unwrap_or_default(),
+    };
     let Some(rec) = app.state.state.connections.get_mut(&name) else {
         return Err(Error::NotDeployed {
             module: spec.to.module.clone(),

@@ -14,6 +14,16 @@ pub fn disable(app: &mut App, module: &str) -> Result<()> {
     app.command(module, "disable itself", &Command::Disable)?;
     if let Some(rec) = app.state.state.modules.remove(module) {
         let instance = rec.instance;
+        // The process keeps its name on the node until the next deploy unloads it.
+        app.state
+            .state
+            .retired
+            .entry(module.into())
+            .or_default()
+            .push(crate::state::RetiredInstance {
+                node: rec.node.clone(),
+                slot: rec.slot(module),
+            });
         app.state
             .state
             .connections

@@ -8,3 +8,4 @@ pub mod local;
 pub mod reset;
 pub mod status;
 pub mod up;
+pub mod update;

@@ -25,22 +25,31 @@ pub struct ResetReport {
 
 /// Unloads every module of the application and clears its keys and connections.
 pub fn reset(app: &mut App, obs: &dyn Observer) -> Result<ResetReport> {
+    // (node, instance name on it): the descriptor's names, every recorded instance, and
+    // instances an interrupted update left.
+    let state = &app.state.state;
     let mut targets: BTreeSet<(String, String)> = app
         .desc
         .modules
         .iter()
-        .map(|m| (m.name.clone(), m.node.clone()))
+        .map(|m| (m.node.clone(), m.name.clone()))
         .collect();
     targets.extend(
-        app.state
-            .state
+        state
             .modules
             .iter()
-            .map(|(n, r)| (n.clone(), r.node.clone())),
+            .map(|(n, r)| (r.node.clone(), r.slot(n))),
+    );
+    targets.extend(
+        state
+            .retired
+            .values()
+            .flatten()
+            .map(|i| (i.node.clone(), i.slot.clone())),
     );
     obs.phase("reset", targets.len() as u64);
     let mut report = ResetReport::default();
-    for (module, node) in targets {
+    for (node, module) in targets {
         if app.desc.node(&node).is_none() {
             report.unreachable.push((
                 module.clone(),
@@ -65,9 +74,10 @@ pub fn reset(app: &mut App, obs: &dyn Observer) -> Result<ResetReport> {
                     .push((module.clone(), crate::ops::status::error_chain(&e))),
             }
         }
-        app.state.state.modules.remove(&module);
         obs.advance(&module);
     }
+    app.state.state.modules.clear();
+    app.state.state.retired.clear();
     app.state.state.connections.clear();
     app.state.save()?;
     obs.finish();

@@ -145,13 +145,17 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
     let mut conn_stats: HashMap<u32, Vec<ConnStats>> = HashMap::new();
     let mut modules = vec![];
     for spec in &app.desc.modules {
-        let live = find(&spec.node, &spec.name);
         let rec = app.state.state.modules.get(&spec.name);
+        // Where the attested instance runs (after `aex update --node`, maybe not where the
+        // descriptor says), and its name there.
+        let (node, slot) = match rec {
+            Some(r) => (r.node.clone(), r.slot(&spec.name)),
+            None => (spec.node.clone(), spec.name.clone()),
+        };
+        let live = find(&node, &slot);
         let live_meas = live.map(|m| hex::encode(m.measurement));
         let attested = match (rec, live) {
-            (Some(r), Some(l)) => {
-                r.node == spec.node && l.running && Some(&r.measurement) == live_meas.as_ref()
-            }
+            (Some(r), Some(l)) => l.running && Some(&r.measurement) == live_meas.as_ref(),
             _ => false,
         };
         if let Some(stats) = live.and_then(|l| l.stats.as_ref()) {
@@ -161,12 +165,12 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
         }
         modules.push(ModuleView {
             name: spec.name.clone(),
-            node: spec.node.clone(),
             tee: app
                 .desc
-                .node(&spec.node)
+                .node(&node)
                 .map(|n| n.tee.name().to_string())
                 .unwrap_or_default(),
+            node,
             attested,
             running: live.is_some_and(|l| l.running),
             measurement: live_meas

@@ -25,7 +25,10 @@ fn retire_snapshots_after_the_last_event_and_drops_every_key() {
 
     let retired = retire(&mut h);
     assert_eq!(retired.state, Some(StateBytes(b"one".to_vec())));
-    assert!(!format!("{retired:?}").contains("one"), "snapshots are redacted");
+    assert!(
+        !format!("{retired:?}").contains("one"),
+        "snapshots are redacted"
+    );
 
     // Frozen: an authentic event after the snapshot reaches no code and no key.
     let after = tx.seal(EventKind::Event, b"two").unwrap();
@@ -48,7 +51,8 @@ fn a_retired_module_runs_no_calls_from_its_threads() {
     h.attest();
     retire(&mut h);
     let handle: crate::Handle<Echo> = crate::Handle::new(h.rt.core_mut().link.local_sender());
-    let worker = std::thread::spawn(move || handle.call(|state, _| state.seen.push(b"late".to_vec())));
+    let worker =
+        std::thread::spawn(move || handle.call(|state, _| state.seen.push(b"late".to_vec())));
     let call = loop {
         match h.rt.core_mut().link.recv(Some(
             std::time::Instant::now() + std::time::Duration::from_secs(5),
@@ -69,13 +73,17 @@ fn restore_fills_a_fresh_instance_before_its_connections() {
     h.attest();
     let state = StateBytes(b"a\nb".to_vec());
     assert_eq!(
-        h.command(&Command::Restore { state: state.clone() }),
+        h.command(&Command::Restore {
+            state: state.clone()
+        }),
         CommandReply::Done(vec![])
     );
     assert_eq!(h.rt.module().seen, vec![b"a".to_vec(), b"b".to_vec()]);
     // The module's own refusal comes back sealed, and changes nothing.
     assert_eq!(
-        h.command(&Command::Restore { state: StateBytes(b"bad".to_vec()) }),
+        h.command(&Command::Restore {
+            state: StateBytes(b"bad".to_vec())
+        }),
         CommandReply::Failed("not a snapshot of mine".into())
     );
     h.set_key(1, Role::Input("inp".into()));
@@ -96,4 +104,87 @@ fn transfer_commands_need_the_module_key() {
         vec![FromModule::CommandRejected { counter: 1 }]
     );
     assert!(h.rt.core_mut().retired.is_none());
+}
+
+/// Seals `call_fetch` (counter n) and a re-key of `conn` (counter n + 1), queues the re-key
+/// behind `before`, runs the call, and returns how long it took and what it wrote.
+fn rekey_while_waiting(
+    h: &mut Harness,
+    before: Option<ToModule>,
+    conn: u32,
+) -> (std::time::Duration, Vec<FromModule>) {
+    let deployer = h.deployer.as_mut().unwrap();
+    let call = deployer
+        .seal_command(&Command::Call {
+            entry: "call_fetch".into(),
+            payload: b"q".to_vec(),
+        })
+        .unwrap();
+    let rekey = deployer
+        .seal_command(&Command::SetKey {
+            conn: aex_proto::ConnId(conn),
+            role: Role::Request("fetch".into()),
+            algorithm: aex_proto::WireAlgorithm::AesGcm,
+            key: aex_proto::WireKey([0x77; 32]),
+        })
+        .unwrap();
+    if let Some(m) = before {
+        h.queue(m);
+    }
+    h.queue(ToModule::Command(rekey));
+    let started = std::time::Instant::now();
+    let out = h.handle(ToModule::Command(call));
+    (started.elapsed(), out)
+}
+
+#[test]
+fn re_keying_a_waiting_request_ends_the_wait_at_once() {
+    let mut h = Harness::new();
+    h.attest();
+    h.set_key(5, Role::Request("fetch".into()));
+    let (took, out) = rekey_while_waiting(&mut h, None, 5);
+    // The harness's request timeout is 200 ms: the re-key did not wait for it.
+    assert!(took < std::time::Duration::from_millis(150), "{took:?}");
+    assert!(matches!(
+        h.rt.module().fetched,
+        Some(Err(crate::Error::Rekeyed { port: "fetch" }))
+    ));
+    // The request, the re-key's reply (counter 3), then the call's (counter 2), all sealed.
+    assert_eq!(out.len(), 3, "{out:?}");
+    let deployer = h.deployer.as_ref().unwrap();
+    let FromModule::CommandReply(rekeyed) = &out[1] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        deployer.open_reply(rekeyed, 3).unwrap(),
+        CommandReply::Done(vec![])
+    );
+    let FromModule::CommandReply(called) = &out[2] else {
+        panic!("{out:?}")
+    };
+    assert!(
+        matches!(deployer.open_reply(called, 2).unwrap(), CommandReply::Failed(m) if m.contains("re-keyed"))
+    );
+    assert!(h.rt.core_mut().deferred.is_empty());
+}
+
+#[test]
+fn a_re_key_behind_other_messages_keeps_its_turn() {
+    let mut h = Harness::new();
+    h.attest();
+    h.set_key(5, Role::Request("fetch".into()));
+    h.set_key(1, Role::Input("inp".into()));
+    let input = sender(1, Direction::Forward)
+        .seal(EventKind::Event, b"first")
+        .unwrap();
+    let (_, out) = rekey_while_waiting(&mut h, Some(ToModule::Event(input)), 5);
+    assert!(matches!(
+        h.rt.module().fetched,
+        Some(Err(crate::Error::Timeout { .. }))
+    ));
+    assert_eq!(out.len(), 2, "the request and the call's reply: {out:?}");
+    // Both wait, in arrival order.
+    let deferred = &h.rt.core_mut().deferred;
+    assert!(matches!(deferred[0], ToModule::Event(_)));
+    assert!(matches!(deferred[1], ToModule::Command(_)));
 }

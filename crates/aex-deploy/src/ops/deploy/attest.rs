@@ -13,8 +13,9 @@ use crate::build::Built;
 use crate::error::{AttestError, Error, Result};
 use crate::state::{ModuleRecord, StoredKey};
 
-/// Uploads `built` as `module` to `node` (pipelined chunks) and checks the node measured the
-/// bytes that were sent; a module of that name is unloaded first if `exists`.
+/// Uploads `built` as `module` (a node-side instance name, see [`ModuleRecord::slot`]) to
+/// `node` (pipelined chunks) and checks the node measured the bytes that were sent; an
+/// instance of that name is unloaded first if `exists`.
 pub(super) fn load(
     app: &mut App,
     module: &str,
@@ -73,17 +74,25 @@ pub(super) fn load(
     }
 }
 
-/// Attests a freshly loaded module and records its module key.
+/// Attests a freshly loaded module (generation 0, under its own name) and records its key.
 pub fn attest(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
-    attest_unsaved(app, module, node, built)?;
+    let record = attest_instance(app, module, module, node, built)?;
+    app.state.state.modules.insert(module.into(), record);
     app.state.save()?;
     Ok(())
 }
 
-/// [`attest`], recording the module key in the state without saving it. Losing an unsaved
-/// record in a crash only makes the next deployment load and attest that module again; the
-/// key is saved before any command is sealed under it is sent.
-pub(super) fn attest_unsaved(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
+/// Attests the instance of `module` loaded as `slot` on `node` and returns its record
+/// (generation 0; the caller sets it), without touching the state. Losing an unsaved record
+/// in a crash only makes the next deployment load and attest that module again; the key is
+/// saved before any command sealed under it is sent.
+pub(super) fn attest_instance(
+    app: &mut App,
+    module: &str,
+    slot: &str,
+    node: &str,
+    built: &Built,
+) -> Result<ModuleRecord> {
     let fail = |source: AttestError| Error::Attestation {
         module: module.into(),
         node: node.into(),
@@ -98,7 +107,7 @@ pub(super) fn attest_unsaved(app: &mut App, module: &str, node: &str, built: &Bu
     let answer = app
         .client(node)?
         .request(NodeRequest::Attest {
-            module: module.into(),
+            module: slot.into(),
             challenge,
             deployer_pk,
         })
@@ -152,23 +161,21 @@ pub(super) fn attest_unsaved(app: &mut App, module: &str, node: &str, built: &Bu
     if !CommandChannel::new(&key).check_confirmation(&confirm) {
         return Err(fail(AttestError::KeyConfirmation));
     }
-    app.state.state.modules.insert(
-        module.into(),
-        ModuleRecord {
-            node: node.into(),
-            tee: spec.tee.name().into(),
-            measurement: built.measurement.to_hex(),
-            instance: u64::from_be_bytes(random_bytes::<8>()),
-            key: StoredKey(key),
-            last_command: 0,
-            attested_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            simulated: appraised.simulated(),
-            insecure: appraised.insecure(),
-            reports_status: built.interface.entries.iter().any(|e| e == STATUS_ENTRY),
-        },
-    );
-    Ok(())
+    Ok(ModuleRecord {
+        node: node.into(),
+        tee: spec.tee.name().into(),
+        measurement: built.measurement.to_hex(),
+        instance: u64::from_be_bytes(random_bytes::<8>()),
+        key: StoredKey(key),
+        last_command: 0,
+        attested_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        simulated: appraised.simulated(),
+        insecure: appraised.insecure(),
+        reports_status: built.interface.entries.iter().any(|e| e == STATUS_ENTRY),
+        generation: 0,
+        pending_state: None,
+    })
 }

@@ -129,7 +129,7 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
                 sealed.node.clone(),
                 action.clone(),
                 NodeRequest::Command {
-                    module,
+                    module: sealed.slot.clone(),
                     sealed: sealed.sealed.clone(),
                 },
             ));
@@ -205,21 +205,18 @@ fn routes_of(
     id: ConnId,
     kind: Kind,
 ) -> Vec<(String, String, NodeRequest)> {
-    let dst_module = spec.to.module.clone();
-    let dst_node = app
-        .desc
-        .module(&dst_module)
-        .map(|m| m.node.clone())
-        .unwrap_or_default();
+    // Where each endpoint's attested instance runs, and its name there (every endpoint was
+    // attested before connections are keyed).
+    let placed = |module: &str| -> (String, String) {
+        match app.state.state.modules.get(module) {
+            Some(r) => (r.slot(module), r.node.clone()),
+            None => (module.to_string(), String::new()),
+        }
+    };
+    let (dst_module, dst_node) = placed(&spec.to.module);
     let src = match &spec.from {
         From::Deployer => None,
-        From::Port(p) => Some((
-            p.module.clone(),
-            app.desc
-                .module(&p.module)
-                .map(|m| m.node.clone())
-                .unwrap_or_default(),
-        )),
+        From::Port(p) => Some(placed(&p.module)),
     };
     let addr = |app: &App, node: &str| {
         app.desc

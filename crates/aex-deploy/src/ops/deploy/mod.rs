@@ -4,14 +4,15 @@
 //! 1. build every module and check the descriptor against the interfaces the binaries
 //!    declare, before touching any node;
 //! 2. keep a module instance that the deployer attested and that its node still runs with
-//!    the same measurement; otherwise (re)load it and attest the new instance;
+//!    the same measurement; otherwise (re)load it and attest the new instance — next to the
+//!    old one, which then hands its state over and retires ([`transfer`]);
 //! 3. re-key every connection whose endpoint instances changed (fresh key, fresh counters),
 //!    reserving command counters in the state file *before* sending;
 //! 4. install routes on every node involved (idempotent, so a restarted node is repaired).
 //!
 //! What will change is decided first, without changing anything ([`plan`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use aex_proto::NodeRequest;
@@ -20,16 +21,19 @@ use crate::app::App;
 use crate::build::{Builder, Built};
 use crate::error::{Error, Result};
 use crate::progress::Observer;
+use crate::state::slot_name;
 mod attest;
 mod check;
 mod connect;
 mod plan;
+pub mod transfer;
 
 pub use attest::attest;
-use attest::{attest_unsaved, load};
+use attest::{attest_instance, load};
 use check::check_interfaces;
 use connect::connect;
-pub use plan::{plan, Action, ConnectionChange, ModuleChange, Plan};
+pub use plan::{plan, plan_forced, Action, ConnectionChange, ModuleChange, Plan, StateSource};
+pub use transfer::Transfer;
 
 const CHUNK: usize = 256 * 1024;
 
@@ -48,6 +52,8 @@ pub struct DeployReport {
     pub removed: Vec<String>,
     /// Connections (re)keyed in this run.
     pub keyed: Vec<String>,
+    /// Modules replaced while running, and how their state moved.
+    pub transfers: Vec<Transfer>,
     /// Seconds spent building.
     pub build_secs: f64,
     /// Seconds spent loading, attesting and connecting.
@@ -88,11 +94,21 @@ pub fn deploy(
     built: &BTreeMap<String, Built>,
     obs: &dyn Observer,
 ) -> Result<DeployReport> {
+    deploy_forced(app, built, obs, &BTreeSet::new())
+}
+
+/// [`deploy`], also replacing (with state transfer) the modules in `force` (`aex update`).
+pub fn deploy_forced(
+    app: &mut App,
+    built: &BTreeMap<String, Built>,
+    obs: &dyn Observer,
+    force: &BTreeSet<String>,
+) -> Result<DeployReport> {
     let started = Instant::now();
     let mut report = DeployReport::default();
     remove_stale_modules(app, &mut report)?;
 
-    let plan = plan(app, built)?;
+    let plan = plan_forced(app, built, force)?;
     let to_load = plan.to_load();
     report.kept = plan
         .modules
@@ -100,54 +116,67 @@ pub fn deploy(
         .filter(|m| m.action == Action::Keep)
         .map(|m| m.module.clone())
         .collect();
-    let loaded = plan.loaded;
 
     obs.phase("load and attest", to_load.len() as u64);
+    let mut handovers = vec![];
     let mut attested = || -> Result<()> {
         for (name, node) in &to_load {
-            if app.state.state.modules.remove(name).is_some() {
-                app.state.save()?;
+            let previous = app.state.state.modules.get(name);
+            let generation = previous.map_or(0, |r| r.generation.wrapping_add(1));
+            let slot = slot_name(name, generation);
+            let exists = plan.loaded.get(node).is_some_and(|m| m.contains(&slot));
+            load(app, &slot, node, &built[name], exists)?;
+            let mut record = attest_instance(app, name, &slot, node, &built[name])?;
+            record.generation = generation;
+            if app.state.state.modules.contains_key(name) {
+                let live = plan.live.contains(name);
+                handovers.push(transfer::hand_over(app, name, record, live)?);
+            } else {
+                app.state.state.modules.insert(name.clone(), record);
             }
-            let exists = loaded.get(node).is_some_and(|m| m.contains(name));
-            load(app, name, node, &built[name], exists)?;
-            attest_unsaved(app, name, node, &built[name])?;
             obs.advance(name);
             report.loaded.push(name.clone());
         }
         Ok(())
     };
     let outcome = attested();
-    // One save for every module attested above, also when a later one failed. (A key lost to
-    // a crash before this save only costs a reload: the next deploy finds no record and
-    // replaces that instance, so no counter is ever reused.)
+    // One save for every new module attested above, also when a later one failed. (A key lost
+    // to a crash before this save only costs a reload: the next deploy finds no record and
+    // replaces that instance, so no counter is ever reused.) Hand-overs saved their own steps.
     app.state.save()?;
     outcome?;
     obs.finish();
 
+    // Snapshots go in before any connection is keyed, including ones an interrupted run left.
+    transfer::restore_pending(app)?;
     connect(app, built, obs, &mut report)?;
+    for h in handovers {
+        report.transfers.push(h.finish());
+    }
+    transfer::unload_retired(app)?;
     report.deploy_secs = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
-/// Removes modules the descriptor no longer has (from their nodes and from the state).
+/// Removes modules the descriptor no longer has (from their nodes and from the state), and
+/// instances an interrupted update left behind.
 fn remove_stale_modules(app: &mut App, report: &mut DeployReport) -> Result<()> {
-    let stale: Vec<(String, String)> = app
+    transfer::unload_retired(app)?;
+    let stale: Vec<(String, String, String)> = app
         .state
         .state
         .modules
         .iter()
-        .filter(|(name, rec)| app.desc.module(name).is_none_or(|m| m.node != rec.node))
-        .map(|(n, r)| (n.clone(), r.node.clone()))
+        .filter(|(name, _)| app.desc.module(name).is_none())
+        .map(|(n, r)| (n.clone(), r.node.clone(), r.slot(n)))
         .collect();
-    for (name, node) in stale {
+    for (name, node, slot) in stale {
         if app.desc.node(&node).is_some() {
             // The node may be gone for good; forgetting the module is still right.
             let _ = app.request(
                 &node,
                 &format!("unload module `{name}`"),
-                NodeRequest::Unload {
-                    module: name.clone(),
-                },
+                NodeRequest::Unload { module: slot },
             );
         }
         app.state.state.modules.remove(&name);

@@ -3,10 +3,12 @@
 //!
 //! A module is kept only if the deployer attested it, on the node the descriptor names, with
 //! the code the deployer just built, and that node still runs it with that measurement;
-//! otherwise it is (re)loaded and attested. A connection is kept only if its record matches the
-//! descriptor and every endpoint instance that holds its key is kept.
+//! otherwise it is (re)loaded and attested. A module that is replaced while its recorded
+//! instance still runs hands its state over to the new instance (`aex update`); so does one
+//! whose snapshot is waiting in the state after a crash. A connection is kept only if its
+//! record matches the descriptor and every endpoint instance that holds its key is kept.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use aex_proto::{NodeRequest, NodeResponse};
 
@@ -22,9 +24,11 @@ pub struct Plan {
     pub modules: Vec<ModuleChange>,
     /// One entry per connection of the descriptor.
     pub connections: Vec<ConnectionChange>,
-    /// Every module name each node holds, running or not (a dead instance keeps its name
+    /// Every instance name each node holds, running or not (a dead instance keeps its name
     /// until it is unloaded).
     pub(super) loaded: HashMap<String, HashSet<String>>,
+    /// Modules whose recorded instance runs, with the recorded code, on the recorded node.
+    pub(super) live: HashSet<String>,
 }
 
 /// What happens to one module.
@@ -36,6 +40,20 @@ pub struct ModuleChange {
     pub node: String,
     /// The change.
     pub action: Action,
+    /// Where a replaced module's state comes from.
+    pub state: StateSource,
+}
+
+/// Where the state of a module's new instance comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StateSource {
+    /// Not replaced (kept or removed), or nothing to take over: it starts from `Default`.
+    Fresh,
+    /// The running instance hands its state over.
+    Running,
+    /// A snapshot the deployer holds (an earlier transfer was interrupted).
+    Snapshot,
 }
 
 /// What happens to one connection.
@@ -77,10 +95,28 @@ impl Plan {
 }
 
 /// Compares the descriptor and the deployer's state with what the nodes report.
-pub fn plan(app: &mut App, built: &std::collections::BTreeMap<String, Built>) -> Result<Plan> {
+pub fn plan(app: &mut App, built: &BTreeMap<String, Built>) -> Result<Plan> {
+    plan_forced(app, built, &BTreeSet::new())
+}
+
+/// [`plan`], replacing the modules in `force` even if they are current (`aex update`).
+pub fn plan_forced(
+    app: &mut App,
+    built: &BTreeMap<String, Built>,
+    force: &BTreeSet<String>,
+) -> Result<Plan> {
     let mut running: HashMap<String, HashMap<String, [u8; 32]>> = HashMap::new();
     let mut loaded: HashMap<String, HashSet<String>> = HashMap::new();
-    let nodes: BTreeSet<String> = app.desc.modules.iter().map(|m| m.node.clone()).collect();
+    // The nodes the descriptor places modules on, and those recorded instances run on.
+    let mut nodes: BTreeSet<String> = app.desc.modules.iter().map(|m| m.node.clone()).collect();
+    nodes.extend(
+        app.state
+            .state
+            .modules
+            .values()
+            .filter(|r| app.desc.node(&r.node).is_some())
+            .map(|r| r.node.clone()),
+    );
     for node in nodes {
         let status = match app.request(&node, "report status", NodeRequest::Status)? {
             NodeResponse::Status(s) => s,
@@ -101,27 +137,46 @@ pub fn plan(app: &mut App, built: &std::collections::BTreeMap<String, Built>) ->
         );
     }
 
+    // A recorded instance is live if its node runs it with the code the deployer attested.
+    let live: HashSet<String> = app
+        .state
+        .state
+        .modules
+        .iter()
+        .filter(|(name, r)| {
+            running
+                .get(&r.node)
+                .and_then(|m| m.get(&r.slot(name)))
+                .is_some_and(|m| hex::encode(m) == r.measurement)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+
     let mut modules = vec![];
     for spec in &app.desc.modules {
         let want = built[&spec.name].measurement;
         let record = app.state.state.modules.get(&spec.name);
-        let live = running.get(&spec.node).and_then(|m| m.get(&spec.name));
-        let action = match (record, live) {
-            (None, _) => Action::Apply("new".into()),
-            (Some(r), _) if r.node != spec.node => {
+        let is_live = live.contains(&spec.name);
+        let action = match record {
+            None => Action::Apply("new".into()),
+            Some(r) if r.node != spec.node => {
                 Action::Apply(format!("moves from node `{}`", r.node))
             }
-            (Some(r), _) if r.measurement != want.to_hex() => Action::Apply("code changed".into()),
-            (Some(_), None) => Action::Apply(format!("not running on node `{}`", spec.node)),
-            (Some(_), Some(m)) if *m != want.0 => {
-                Action::Apply("the node runs other code under its name".into())
-            }
+            Some(r) if r.measurement != want.to_hex() => Action::Apply("code changed".into()),
+            Some(_) if !is_live => Action::Apply(format!("not running on node `{}`", spec.node)),
+            Some(_) if force.contains(&spec.name) => Action::Apply("update requested".into()),
             _ => Action::Keep,
+        };
+        let state = match (record, &action) {
+            (Some(r), _) if r.pending_state.is_some() => StateSource::Snapshot,
+            (Some(_), Action::Apply(_)) if is_live => StateSource::Running,
+            _ => StateSource::Fresh,
         };
         modules.push(ModuleChange {
             module: spec.name.clone(),
             node: spec.node.clone(),
             action,
+            state,
         });
     }
     for (name, rec) in &app.state.state.modules {
@@ -130,6 +185,7 @@ pub fn plan(app: &mut App, built: &std::collections::BTreeMap<String, Built>) ->
                 module: name.clone(),
                 node: rec.node.clone(),
                 action: Action::Remove("no longer in the descriptor".into()),
+                state: StateSource::Fresh,
             });
         }
     }
@@ -181,5 +237,6 @@ pub fn plan(app: &mut App, built: &std::collections::BTreeMap<String, Built>) ->
         modules,
         connections,
         loaded,
+        live,
     })
 }

@@ -1,0 +1,57 @@
+//! `aex update`: replace a running module (new code, or another node) without losing its state.
+
+use std::path::PathBuf;
+
+use aex_deploy::{ops, App};
+use anyhow::Result;
+use clap::Args;
+
+use super::deploy::{build, show_transfers};
+use super::AppPath;
+use crate::progress::Bars;
+use crate::shell::Shell;
+
+/// Replace a running module by a new instance that takes over its state: rebuilt code, or the
+/// same code on another node. Connections touching it are re-keyed; other modules keep running
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Module to update
+    module: String,
+    /// Move the module to this node (the descriptor is not rewritten: change it too, or the
+    /// next `aex deploy` moves the module back)
+    #[arg(long, value_name = "NODE")]
+    node: Option<String>,
+    /// Descriptor file, or a directory holding aex.toml [default: current directory]
+    path: Option<PathBuf>,
+    #[command(flatten)]
+    app: AppPath,
+}
+
+pub fn exec(args: UpdateArgs, shell: &Shell) -> Result<()> {
+    let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
+    let (built, _) = build(&mut app, shell)?;
+    let report = ops::update::update(
+        &mut app,
+        &built,
+        &args.module,
+        args.node.as_deref(),
+        &Bars::new(shell),
+    )?;
+    show_transfers(&report.deploy, shell);
+    shell.status(
+        "Updated",
+        format!(
+            "`{}` replaced; {} connections re-keyed ({:.2} s)",
+            args.module,
+            report.deploy.keyed.len(),
+            report.deploy.deploy_secs
+        ),
+    );
+    if let Some(described) = report.descriptor_differs {
+        shell.warn(format!(
+            "the descriptor still places `{}` on node `{described}`: change its `node` there, or the next `aex deploy` moves it back",
+            args.module
+        ));
+    }
+    Ok(())
+}
