@@ -3,7 +3,6 @@
 //! `aex output`, the LED's state in `aex status`, and `aex down`, on free ports; and the
 //! deployer refusing aes-gcm on a connection to a sancus module.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use std::time::Duration;
 use crate::util::cli::{self, COMMAND_TIMEOUT};
 use crate::util::cluster::AppDir;
 use crate::util::descriptor::{example_descriptor, write_toml};
+use crate::util::http::http;
 use crate::util::modules::{build, named_example_dir};
 use crate::util::{free_addr, process, wait_for, PATIENCE};
 
@@ -63,38 +63,9 @@ fn example_app(edit: impl FnOnce(&mut toml::Table)) -> (AppDir, SocketAddr) {
     (app, web)
 }
 
-/// `GET path` over HTTP/1.1; the status code and the body.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect to the web module on {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)
-        .unwrap_or_else(|e| panic!("read the answer to GET {path}: {e}"));
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of head in the answer to GET {path}: {raw:?}"));
-    let code = head
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line in {raw:?}"));
-    assert!(
-        head.to_ascii_lowercase().contains("connection: close"),
-        "{raw:?}"
-    );
-    (code, body.to_owned())
-}
-
 /// The press count the web module shows.
 fn presses(web: SocketAddr) -> String {
-    let (code, body) = http_get(web, "/");
+    let (code, body) = http(web, "GET", "/");
     assert_eq!(code, 200, "GET / answered {code}: {body:?}");
     body.trim().to_owned()
 }
@@ -138,7 +109,7 @@ fn up_detached_then_http_presses_led_and_down() {
 
     // The web module answers from db, and only on `GET /`.
     assert_eq!(presses(web), "0");
-    assert_eq!(http_get(web, "/nothing-here").0, 404);
+    assert_eq!(http(web, "GET", "/nothing-here").0, 404);
     // Started once only: the same port again is a no-op (so `aex up` can be re-run), another
     // port is refused.
     let again = format!("{{\"port\": {}}}", web.port());

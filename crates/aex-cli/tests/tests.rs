@@ -14,6 +14,7 @@ mod adversarial_wire;
 mod agent_module_kill;
 mod cli_errors;
 mod e2e_button_led;
+mod e2e_counter_migration;
 mod e2e_ping_pong;
 mod fault_node_restart;
 mod fault_partition;

@@ -14,12 +14,16 @@ pub struct Status {
 pub struct Node {
     pub name: String,
     pub reachable: bool,
+    /// Modules the node runs for this application.
+    pub modules: usize,
     pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Module {
     pub name: String,
+    /// Where its attested instance runs.
+    pub node: String,
     /// The TEE kind of the module's node.
     pub tee: String,
     pub attested: bool,

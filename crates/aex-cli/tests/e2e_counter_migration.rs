@@ -1,0 +1,192 @@
+//! End to end: the counter-migration example. A counter served over HTTP by a web module keeps
+//! its count when `aex update` moves it to a node of another TEE kind while requests keep
+//! coming, and again when `aex deploy` moves it back to where the descriptor places it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use crate::util::cli::{self, COMMAND_TIMEOUT};
+use crate::util::cluster::AppDir;
+use crate::util::descriptor::{example_descriptor, write_toml};
+use crate::util::free_addr;
+use crate::util::http::http;
+use crate::util::modules::{build, named_example_dir};
+
+const EXAMPLE: &str = "counter-migration";
+
+/// The longest connectivity gap the test accepts for a hand-over on loopback (measured:
+/// 40–60 ms on a busy 2-core machine; most of it is attesting and keying).
+const MAX_GAP_MS: f64 = 2_000.0;
+
+fn built() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = named_example_dir(EXAMPLE);
+        build(&dir.join("counter"));
+        build(&dir.join("web"));
+    });
+}
+
+/// The example on free ports; the web server's address.
+fn example_app() -> (AppDir, SocketAddr) {
+    built();
+    let app = AppDir::new();
+    let mut doc = example_descriptor(EXAMPLE, &[free_addr(), free_addr()]);
+    let web = free_addr();
+    let up = doc["up"].as_array_mut().expect("[[up]] steps");
+    up[0]["payload"] = toml::Value::String(format!("{{\"port\": {}}}", web.port()));
+    write_toml(app.path(), &doc);
+    (app, web)
+}
+
+fn count(web: SocketAddr) -> u64 {
+    let (code, body) = http(web, "GET", "/");
+    assert_eq!(code, 200, "GET / answered {code}: {body:?}");
+    body.trim().parse().expect("a count")
+}
+
+fn increment(web: SocketAddr) -> Option<u64> {
+    match http(web, "POST", "/increment") {
+        (200, body) => Some(body.trim().parse().expect("a count")),
+        (503, _) => None,
+        (code, body) => panic!("POST /increment answered {code}: {body:?}"),
+    }
+}
+
+/// Increments every 5 ms until stopped: (answered, attempted).
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    tried: Arc<AtomicU64>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Load {
+    fn start(web: SocketAddr) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let tried = Arc::new(AtomicU64::new(0));
+        let (s, o, t) = (stop.clone(), ok.clone(), tried.clone());
+        let thread = thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                t.fetch_add(1, Ordering::SeqCst);
+                if increment(web).is_some() {
+                    o.fetch_add(1, Ordering::SeqCst);
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Load {
+            stop,
+            ok,
+            tried,
+            thread,
+        }
+    }
+
+    fn stop(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("load thread");
+        (
+            self.ok.load(Ordering::SeqCst),
+            self.tried.load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// The gap `aex update`/`aex deploy` reported for `module`, in ms.
+fn reported_gap(stderr: &str, module: &str) -> f64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Transferred") && l.contains(&format!("`{module}`")))
+        .unwrap_or_else(|| panic!("no transfer of `{module}` reported:\n{stderr}"));
+    line.rsplit_once("connectivity gap ")
+        .and_then(|(_, g)| g.trim_end_matches(" ms").parse().ok())
+        .unwrap_or_else(|| panic!("no gap in {line:?}"))
+}
+
+/// Asserts the count moved: every answered increment is in it, and none that was not tried.
+fn assert_count_kept(web: SocketAddr, before: u64, (ok, tried): (u64, u64)) -> u64 {
+    let now = count(web);
+    assert!(
+        (before + ok..=before + tried).contains(&now),
+        "count {now} after {before} + {ok} answered of {tried} tried increments"
+    );
+    now
+}
+
+#[test]
+fn update_moves_the_counter_and_keeps_the_count() {
+    let (app, web) = example_app();
+    let dir = app.path().display().to_string();
+    cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT)
+        .ok()
+        .stderr_has(&["Deployed"]);
+    for n in 1..=3 {
+        assert_eq!(increment(web), Some(n));
+    }
+
+    // Unknown names are refused before anything changes.
+    app.aex(&["update", "countr"])
+        .code(1)
+        .stderr_has(&["no module `countr`", "did you mean `counter`"]);
+    app.aex(&["update", "counter", "--node", "node3"])
+        .code(1)
+        .stderr_has(&["no node `node3`", "node1, node2"]);
+
+    // Move the counter to the trustzone node while requests keep coming.
+    let load = Load::start(web);
+    thread::sleep(Duration::from_millis(200));
+    let update = app.aex(&["update", "counter", "--node", "node2"]).ok();
+    update.stderr_has(&[
+        "Transferred",
+        "from `node1` to `node2`",
+        "took over the state",
+        "descriptor still places `counter` on node `node1`",
+    ]);
+    let gap = reported_gap(&update.stderr, "counter");
+    assert!(gap < MAX_GAP_MS, "gap {gap} ms");
+    thread::sleep(Duration::from_millis(200));
+    let moved = load.stop();
+    assert!(moved.0 > 10, "requests kept being answered: {moved:?}");
+    let after = assert_count_kept(web, 3, moved);
+
+    let status = app.status();
+    status.assert_healthy();
+    let counter = status.module("counter");
+    assert_eq!(
+        (counter.node.as_str(), counter.tee.as_str()),
+        ("node2", "trustzone")
+    );
+    assert!(counter.attested && counter.running, "{counter:?}");
+    assert_eq!(counter.state.as_ref().unwrap()["count"], after);
+    // The old instance is gone from node1; web kept running throughout.
+    assert_eq!(status.node("node1").modules, 1, "{status:#?}");
+    assert_eq!(status.node("node2").modules, 1, "{status:#?}");
+    for c in &status.connections {
+        assert!(c.keyed && c.counters.rejected == 0, "{c:?}");
+    }
+    assert_eq!(increment(web), Some(after + 1));
+
+    // `aex deploy` converges on the descriptor: the counter goes back to node1, count kept.
+    let load = Load::start(web);
+    let deploy = app.aex(&["deploy"]).ok();
+    deploy.stderr_has(&[
+        "moves from node `node2`",
+        "take over the running state",
+        "from `node2` to `node1`",
+    ]);
+    let back = load.stop();
+    let last = assert_count_kept(web, after + 1, back);
+    let status = app.status();
+    assert_eq!(status.module("counter").node, "node1");
+    assert_eq!(status.node("node2").modules, 0, "{status:#?}");
+    assert_eq!(increment(web), Some(last + 1));
+
+    // Nothing left to change.
+    app.aex(&["deploy"]).ok().stderr_has(&["Unchanged"]);
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
+}
