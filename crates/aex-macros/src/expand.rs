@@ -92,12 +92,14 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
 fn transfer(def: &ModuleDef) -> TokenStream {
     let (Some(save), Some(restore)) = (&def.hooks.save, &def.hooks.restore) else {
         return quote! {
+            #[allow(clippy::needless_borrow)]
             fn save(&self) -> ::std::option::Option<::std::result::Result<::std::vec::Vec<u8>, ::std::string::String>> {
                 #[allow(unused_imports)]
                 use ::aex::__private::{NotTransferable as _, ViaSerde as _};
                 (&::aex::__private::Probe::<Self>::new()).snapshot(self)
             }
 
+            #[allow(clippy::needless_borrow)]
             fn restore(&mut self, __aex_state: &[u8]) -> ::std::result::Result<(), ::std::string::String> {
                 #[allow(unused_imports)]
                 use ::aex::__private::{NotTransferable as _, ViaSerde as _};
