@@ -121,15 +121,27 @@ pub fn deploy_forced(
     let mut handovers = vec![];
     let mut attested = || -> Result<()> {
         for (name, node) in &to_load {
+            let live = plan.live.contains(name);
             let previous = app.state.state.modules.get(name);
-            let generation = previous.map_or(0, |r| r.generation.wrapping_add(1));
+            let has_state = live || previous.is_some_and(|r| r.pending_state.is_some());
+            // A state to hand over: the new instance starts next to the old one, under the
+            // next generation's name. Nothing to hand over: it replaces the old one in place,
+            // after its record is dropped (saved), so the record of a dead instance can never
+            // be taken for the new one that runs under the same name.
+            let generation = match previous {
+                Some(r) if has_state => r.generation.wrapping_add(1),
+                Some(r) => r.generation,
+                None => 0,
+            };
+            if !has_state && app.state.state.modules.remove(name).is_some() {
+                app.state.save()?;
+            }
             let slot = slot_name(name, generation);
             let exists = plan.loaded.get(node).is_some_and(|m| m.contains(&slot));
             load(app, &slot, node, &built[name], exists)?;
             let mut record = attest_instance(app, name, &slot, node, &built[name])?;
             record.generation = generation;
-            if app.state.state.modules.contains_key(name) {
-                let live = plan.live.contains(name);
+            if has_state {
                 handovers.push(transfer::hand_over(app, name, record, live)?);
             } else {
                 app.state.state.modules.insert(name.clone(), record);
