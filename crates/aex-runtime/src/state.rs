@@ -4,8 +4,9 @@
 //! [`Context`](crate::Context) borrowing the core while the runtime borrows the module. It
 //! owns the one blocking wait the runtime has besides its main loop: waiting for the reply to
 //! a request. Invariant: while a request waits, no module code runs; events and commands that
-//! arrive meanwhile are queued in order and handled after the current call returns, and only
-//! `Stats` is answered at once.
+//! arrive meanwhile are queued in order and handled after the current call returns, only
+//! `Stats` is answered at once, and periodic ticks are dropped (a late trigger is not caught
+//! up on).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use aex_crypto::{Measurement, ModuleKeyAgreement};
 use aex_proto::{CommandChannel, Direction, FromModule, Interface, ModuleStats, ToModule};
 
 use crate::conn::{Accepted, Conns, Refused};
+use crate::deadline::{Deadline, Deadlines};
 use crate::error::Error;
 use crate::link::{Link, Recv};
 use crate::module::Request;
@@ -42,6 +44,10 @@ pub(crate) struct Core {
     pub(crate) disabled: bool,
     /// Symmetric TEE kinds: the module key the platform provisioned, until attestation.
     pub(crate) provisioned: Option<Provisioned>,
+    /// The clocks of the module's deadlines.
+    pub(crate) deadlines: Deadlines,
+    /// When each periodic entry (by position in `interface.periodic`) last started running.
+    pub(crate) ticked: Vec<Option<Instant>>,
 }
 
 /// A module key handed over by a symmetric TEE platform.
@@ -60,12 +66,20 @@ pub(crate) struct Counters {
     pub(crate) rejected_unknown: u64,
     pub(crate) rejected_commands: u64,
     pub(crate) commands: u64,
+    pub(crate) rejected_ticks: u64,
 }
 
 impl Core {
     /// A fresh core for a module with `interface`.
-    pub(crate) fn new(interface: Interface, link: Link, measurement: Measurement) -> Self {
+    pub(crate) fn new(
+        interface: Interface,
+        deadlines: &[Deadline],
+        link: Link,
+        measurement: Measurement,
+    ) -> Self {
         Core {
+            deadlines: Deadlines::new(deadlines, &interface.inputs),
+            ticked: vec![None; interface.periodic.len()],
             interface,
             conns: Conns::default(),
             link,
@@ -88,6 +102,7 @@ impl Core {
             rejected_unknown: self.counters.rejected_unknown,
             rejected_commands: self.counters.rejected_commands,
             commands: self.counters.commands,
+            rejected_ticks: self.counters.rejected_ticks,
         }
     }
 
@@ -145,6 +160,9 @@ impl Core {
                         Err(Refused::UnknownConn) => self.counters.rejected_unknown += 1,
                     }
                 }
+                // A tick is a trigger for now, not work to catch up on: one that arrives while
+                // module code is busy is dropped.
+                Recv::Tick(..) => {}
                 Recv::Message(other) => self.deferred.push_back(other),
                 Recv::Local(call) => self.deferred_local.push_back(call),
             }

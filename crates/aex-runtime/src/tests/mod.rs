@@ -4,3 +4,4 @@
 mod commands;
 mod events;
 mod harness;
+mod periodic;
