@@ -60,14 +60,14 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
         Kind::Periodic,
         Kind::Deadline,
     ]
-        .into_iter()
-        .flat_map(|kind| {
-            def.ports
-                .iter()
-                .filter(move |p| p.kind == kind)
-                .enumerate()
-                .map(|(index, port)| arm(port, index))
-        });
+    .into_iter()
+    .flat_map(|kind| {
+        def.ports
+            .iter()
+            .filter(move |p| p.kind == kind)
+            .enumerate()
+            .map(|(index, port)| arm(port, index))
+    });
 
     quote! {
         #item

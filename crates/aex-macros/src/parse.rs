@@ -298,7 +298,8 @@ fn parse_port(kind: Kind, sig: &syn::Signature) -> syn::Result<Port> {
     })
 }
 
-const DEADLINE_FORM: &str = "write `#[deadline(input = <an #[input] method>, every = \"<duration>\")]`, \
+const DEADLINE_FORM: &str =
+    "write `#[deadline(input = <an #[input] method>, every = \"<duration>\")]`, \
      e.g. `#[deadline(input = reading, every = \"2s\")]`";
 
 fn parse_deadline(attr: &syn::Attribute) -> syn::Result<DeadlineAttr> {
@@ -389,7 +390,9 @@ fn check_deadlines(ports: &[Port]) -> syn::Result<()> {
 /// A whole number and a unit: `500ms`, `5s`, `1m`, `1h` (spaces allowed between them).
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let problem = || {
         format!(

@@ -64,7 +64,10 @@ impl Deadlines {
             .filter_map(|d| {
                 let input = inputs.iter().position(|name| name == d.input);
                 if input.is_none() {
-                    log!("ignoring a deadline on `{}`, which is not an input", d.input);
+                    log!(
+                        "ignoring a deadline on `{}`, which is not an input",
+                        d.input
+                    );
                 }
                 // A zero period would spin; the macro refuses less than 10 ms.
                 let every = d.every.max(Duration::from_millis(1));

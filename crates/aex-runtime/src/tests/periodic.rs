@@ -59,9 +59,7 @@ fn a_tick_that_waited_behind_a_run_of_its_entry_is_dropped() {
     let before = Instant::now();
     h.handle(tick("tick"));
     // Decoded before the run above started: it waited, so it is late.
-    h.inbox
-        .send(Incoming::Tick("tick".into(), before))
-        .unwrap();
+    h.inbox.send(Incoming::Tick("tick".into(), before)).unwrap();
     h.inbox
         .send(Incoming::Tick("tick".into(), Instant::now()))
         .unwrap();
