@@ -7,7 +7,8 @@
 //!    the same measurement; otherwise (re)load it and attest the new instance;
 //! 3. re-key every connection whose endpoint instances changed (fresh key, fresh counters),
 //!    reserving command counters in the state file *before* sending;
-//! 4. install routes on every node involved (idempotent, so a restarted node is repaired).
+//! 4. install routes on every node involved (idempotent, so a restarted node is repaired);
+//! 5. install each module's periodic triggers (idempotent too).
 //!
 //! What will change is decided first, without changing anything ([`plan`]).
 
@@ -23,11 +24,12 @@ use crate::progress::Observer;
 mod attest;
 mod check;
 mod connect;
+mod periodic;
 mod plan;
 
 pub use attest::attest;
 use attest::{attest_unsaved, load};
-use check::check_interfaces;
+use check::{check_interfaces, check_periodic};
 use connect::connect;
 pub use plan::{plan, Action, ConnectionChange, ModuleChange, Plan};
 
@@ -48,6 +50,8 @@ pub struct DeployReport {
     pub removed: Vec<String>,
     /// Connections (re)keyed in this run.
     pub keyed: Vec<String>,
+    /// The periodic triggers in place after this run, as `module.entry every 5 s`.
+    pub periodic: Vec<String>,
     /// Seconds spent building.
     pub build_secs: f64,
     /// Seconds spent loading, attesting and connecting.
@@ -79,6 +83,7 @@ pub fn build_all(
     }
     obs.finish();
     check_interfaces(app, &built)?;
+    check_periodic(app, &built)?;
     Ok(built)
 }
 
@@ -125,6 +130,7 @@ pub fn deploy(
     obs.finish();
 
     connect(app, built, obs, &mut report)?;
+    periodic::install_triggers(app, &mut report)?;
     report.deploy_secs = started.elapsed().as_secs_f64();
     Ok(report)
 }
