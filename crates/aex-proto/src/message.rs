@@ -427,6 +427,16 @@ mod tests {
                     to: Endpoint::Node("127.0.0.1:1".into()),
                 },
             },
+            ToNode::Request {
+                id: 8,
+                body: NodeRequest::Periodic {
+                    module: "sensor".into(),
+                    triggers: vec![Trigger {
+                        entry: "sample".into(),
+                        period_ms: 1000,
+                    }],
+                },
+            },
             ToNode::Event(Event {
                 conn: ConnId(1),
                 dir: Direction::Forward,
