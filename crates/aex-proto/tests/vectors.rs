@@ -59,6 +59,12 @@ fn tick_and_hello_bytes() {
         periodic: vec!["t".into()],
         ..Default::default()
     });
-    assert_eq!(hex::encode(encode(&hello)), "0000000c010001016f00000000010174");
-    assert_eq!(decode::<ToModule>(&encode(&tick)[LEN_PREFIX..]).unwrap(), tick);
+    assert_eq!(
+        hex::encode(encode(&hello)),
+        "0000000c010001016f00000000010174"
+    );
+    assert_eq!(
+        decode::<ToModule>(&encode(&tick)[LEN_PREFIX..]).unwrap(),
+        tick
+    );
 }
