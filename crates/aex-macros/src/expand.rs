@@ -33,16 +33,41 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
     let input_names = names_of(Kind::Input);
     let handler_names = names_of(Kind::Handler);
     let entry_names = names_of(Kind::Entry);
+    let periodic_names = names_of(Kind::Periodic);
+    let deadlines: Vec<TokenStream> = def
+        .ports
+        .iter()
+        .filter_map(|p| p.deadline.as_ref())
+        .map(|d| {
+            let input = name(&d.input);
+            // Invariant: the parser refuses periods past `u64::MAX` milliseconds.
+            let millis = u64::try_from(d.every.as_millis()).unwrap_or(u64::MAX);
+            quote!(::aex::Deadline::new(#input, ::std::time::Duration::from_millis(#millis)))
+        })
+        .collect();
+    let deadlines_fn = (!deadlines.is_empty()).then(|| {
+        quote! {
+            fn deadlines() -> ::std::vec::Vec<::aex::Deadline> {
+                ::std::vec![#(#deadlines),*]
+            }
+        }
+    });
 
-    let arms = [Kind::Input, Kind::Handler, Kind::Entry]
-        .into_iter()
-        .flat_map(|kind| {
-            def.ports
-                .iter()
-                .filter(move |p| p.kind == kind)
-                .enumerate()
-                .map(|(index, port)| arm(port, index))
-        });
+    let arms = [
+        Kind::Input,
+        Kind::Handler,
+        Kind::Entry,
+        Kind::Periodic,
+        Kind::Deadline,
+    ]
+    .into_iter()
+    .flat_map(|kind| {
+        def.ports
+            .iter()
+            .filter(move |p| p.kind == kind)
+            .enumerate()
+            .map(|(index, port)| arm(port, index))
+    });
 
     let transfer = transfer(def);
 
@@ -64,8 +89,11 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
                     requests: ::std::vec![#(::std::string::String::from(#request_names)),*],
                     handlers: ::std::vec![#(::std::string::String::from(#handler_names)),*],
                     entries: ::std::vec![#(::std::string::String::from(#entry_names)),*],
+                    periodic: ::std::vec![#(::std::string::String::from(#periodic_names)),*],
                 }
             }
+
+            #deadlines_fn
 
             fn dispatch(
                 &mut self,
@@ -156,6 +184,8 @@ fn arm(port: &Port, index: usize) -> TokenStream {
         Kind::Input => quote!(Input),
         Kind::Handler => quote!(Handler),
         Kind::Entry => quote!(Entry),
+        Kind::Periodic => quote!(Periodic),
+        Kind::Deadline => quote!(Deadline),
     };
     let method = &port.method;
     let mut args = Vec::new();

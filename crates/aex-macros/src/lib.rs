@@ -1,15 +1,16 @@
 //! Procedural macros of the aex module SDK; use them through the `aex` crate.
 //!
 //! `#[aex::module(outputs(..), requests(..))]` goes on the inherent `impl` block of a module's
-//! state struct. It reads the port methods marked `#[input]`, `#[handler]` and `#[entry]`,
-//! removes those marker attributes, and generates:
+//! state struct. It reads the port methods marked `#[input]`, `#[handler]`, `#[entry]`,
+//! `#[periodic]` and `#[deadline(input = .., every = "..")]`, removes those marker attributes,
+//! and generates:
 //!
 //! * one associated constant per declared output (`aex::Output`) and request
 //!   (`aex::Request`), named in SCREAMING_CASE (`outputs(fan_speed)` → `Self::FAN_SPEED`);
 //! * the `aex::Module` implementation: the module's interface (all names, in declaration
-//!   order) and the dispatch from a port to its method, decoding arguments and encoding
-//!   results, and the state transfer of `aex update` (JSON when the state type is
-//!   `Serialize + Deserialize`, or the module's own `#[save]`/`#[restore]` pair).
+//!   order), its deadlines, and the dispatch from a port to its method, decoding arguments
+//!   and encoding results, and the state transfer of `aex update` (JSON when the state type
+//!   is `Serialize + Deserialize`, or the module's own `#[save]`/`#[restore]` pair).
 //!
 //! The macro only rearranges code the module author wrote: it adds no I/O, no globals and no
 //! unsafe code. Every mistake it can see becomes a compile error on the offending tokens.

@@ -1,11 +1,13 @@
 //! Reads `#[aex::module(..)]` and its `impl` block into a [`ModuleDef`], refusing every shape
-//! the generated code could not call correctly.
+//! the generated code could not call correctly (including a deadline on an input the block
+//! does not declare, or a duration that does not parse).
 //!
 //! Payload and result types are classified from their syntax, since a macro cannot see trait
 //! implementations: `&[u8]` and `Vec<u8>` are raw bytes, `()` or nothing is empty,
 //! `Result<T, E>` is `T` or a failure carrying `E`'s `Display`, and any other type is JSON.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
@@ -20,12 +22,16 @@ pub(crate) struct ModuleDef {
     pub(crate) hooks: crate::hooks::Hooks,
 }
 
-/// The three kinds of port implemented by methods.
+/// The kinds of port implemented by methods.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Input,
     Handler,
     Entry,
+    /// `#[periodic]`: an entry the node may trigger, without payload.
+    Periodic,
+    /// `#[deadline(..)]`: called by the runtime when an input stays silent.
+    Deadline,
 }
 
 impl Kind {
@@ -37,6 +43,10 @@ impl Kind {
             Some(Kind::Handler)
         } else if path.is_ident("entry") {
             Some(Kind::Entry)
+        } else if path.is_ident("periodic") {
+            Some(Kind::Periodic)
+        } else if path.is_ident("deadline") {
+            Some(Kind::Deadline)
         } else {
             None
         }
@@ -47,9 +57,28 @@ impl Kind {
             Kind::Input => "an input",
             Kind::Handler => "a handler",
             Kind::Entry => "an entry point",
+            Kind::Periodic => "a periodic entry point",
+            Kind::Deadline => "a deadline handler",
         }
     }
+
+    /// Periodic entries and deadline handlers are called with no payload, by no one who waits
+    /// for a result.
+    fn is_trigger(self) -> bool {
+        matches!(self, Kind::Periodic | Kind::Deadline)
+    }
 }
+
+/// `#[deadline(input = reading, every = "2s")]`.
+pub(crate) struct DeadlineAttr {
+    /// The watched input, as written (checked against the `#[input]` methods).
+    pub(crate) input: Ident,
+    /// The longest silence tolerated.
+    pub(crate) every: Duration,
+}
+
+/// The shortest period of a deadline, as of a periodic trigger.
+const MIN_PERIOD: Duration = Duration::from_millis(10);
 
 /// One port method.
 pub(crate) struct Port {
@@ -58,6 +87,8 @@ pub(crate) struct Port {
     pub(crate) takes_ctx: bool,
     pub(crate) arg: Option<Payload>,
     pub(crate) ret: Returned,
+    /// For [`Kind::Deadline`]: what it watches.
+    pub(crate) deadline: Option<DeadlineAttr>,
 }
 
 /// How an argument is decoded or a result encoded.
@@ -107,29 +138,36 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<ModuleD
             continue;
         };
         let mut kind = None;
+        let mut deadline = None;
         for attr in &method.attrs {
             let Some(k) = Kind::from_attr(attr) else {
                 continue;
             };
-            if !matches!(attr.meta, syn::Meta::Path(_)) {
+            if k == Kind::Deadline {
+                deadline = Some(parse_deadline(attr)?);
+            } else if !matches!(attr.meta, syn::Meta::Path(_)) {
                 return Err(syn::Error::new_spanned(
                     attr,
-                    "port attributes take no arguments",
+                    "port attributes take no arguments (only `#[deadline(..)]` does)",
                 ));
             }
             if kind.replace(k).is_some() {
                 return Err(syn::Error::new_spanned(
                     attr,
-                    "a method is at most one of `#[input]`, `#[handler]` or `#[entry]`",
+                    "a method is at most one of `#[input]`, `#[handler]`, `#[entry]`, \
+                     `#[periodic]` or `#[deadline(..)]`",
                 ));
             }
         }
         method.attrs.retain(|a| Kind::from_attr(a).is_none());
         if let Some(kind) = kind {
             names.add(&method.sig.ident, kind.noun())?;
-            ports.push(parse_port(kind, &method.sig)?);
+            let mut port = parse_port(kind, &method.sig)?;
+            port.deadline = deadline;
+            ports.push(port);
         }
     }
+    check_deadlines(&ports)?;
     Ok(ModuleDef {
         item,
         outputs,
@@ -217,6 +255,35 @@ fn parse_port(kind: Kind, sig: &syn::Signature) -> syn::Result<Port> {
         }
     }
     let ret = returned(&sig.output)?;
+    if kind.is_trigger() {
+        let what = if kind == Kind::Periodic {
+            "periodic entry points"
+        } else {
+            "deadline handlers"
+        };
+        if let Some(FnArg::Typed(typed)) = sig
+            .inputs
+            .iter()
+            .find(|a| matches!(a, FnArg::Typed(t) if !is_context(&t.ty)))
+        {
+            return Err(syn::Error::new_spanned(
+                typed,
+                format!(
+                    "{what} take no payload: they are called with nothing but \
+                     `&mut self` and optionally `ctx: &mut Context`"
+                ),
+            ));
+        }
+        if matches!(ret, Returned::Value(_) | Returned::Result(Some(_))) {
+            return Err(syn::Error::new_spanned(
+                &sig.output,
+                format!(
+                    "{what} return nothing (or `Result<(), E>`): nobody receives a result; \
+                     use `ctx.emit` to send an event"
+                ),
+            ));
+        }
+    }
     if kind == Kind::Input && matches!(ret, Returned::Value(_) | Returned::Result(Some(_))) {
         return Err(syn::Error::new_spanned(
             &sig.output,
@@ -230,7 +297,123 @@ fn parse_port(kind: Kind, sig: &syn::Signature) -> syn::Result<Port> {
         takes_ctx,
         arg,
         ret,
+        deadline: None,
     })
+}
+
+const DEADLINE_FORM: &str =
+    "write `#[deadline(input = <an #[input] method>, every = \"<duration>\")]`, \
+     e.g. `#[deadline(input = reading, every = \"2s\")]`";
+
+fn parse_deadline(attr: &syn::Attribute) -> syn::Result<DeadlineAttr> {
+    if !matches!(attr.meta, syn::Meta::List(_)) {
+        return Err(syn::Error::new_spanned(attr, DEADLINE_FORM));
+    }
+    let mut input = None;
+    let mut every = None;
+    attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("input") {
+            let value = meta.value()?;
+            let ident = if value.peek(syn::LitStr) {
+                let lit: syn::LitStr = value.parse()?;
+                lit.parse::<Ident>()
+                    .map_err(|_| syn::Error::new(lit.span(), "expected an input's name"))?
+            } else {
+                value.call(Ident::parse_any)?
+            };
+            input = Some(ident);
+            Ok(())
+        } else if meta.path.is_ident("every") {
+            let lit: syn::LitStr = meta.value()?.parse()?;
+            let period = parse_duration(&lit.value())
+                .map_err(|problem| syn::Error::new(lit.span(), problem))?;
+            if period < MIN_PERIOD {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "a deadline of {} ms is too short: the shortest is {} ms",
+                        period.as_millis(),
+                        MIN_PERIOD.as_millis()
+                    ),
+                ));
+            }
+            every = Some(period);
+            Ok(())
+        } else {
+            Err(meta.error(format!("unknown argument; {DEADLINE_FORM}")))
+        }
+    })?;
+    match (input, every) {
+        (Some(input), Some(every)) => Ok(DeadlineAttr { input, every }),
+        (None, _) => Err(syn::Error::new_spanned(
+            attr,
+            format!("missing `input = ..`; {DEADLINE_FORM}"),
+        )),
+        (_, None) => Err(syn::Error::new_spanned(
+            attr,
+            format!("missing `every = \"..\"`; {DEADLINE_FORM}"),
+        )),
+    }
+}
+
+/// Each deadline watches an `#[input]` of this block, and each input has at most one.
+fn check_deadlines(ports: &[Port]) -> syn::Result<()> {
+    let inputs: Vec<String> = ports
+        .iter()
+        .filter(|p| p.kind == Kind::Input)
+        .map(|p| p.method.unraw().to_string())
+        .collect();
+    let mut watched = HashMap::new();
+    for port in ports {
+        let Some(deadline) = &port.deadline else {
+            continue;
+        };
+        let name = deadline.input.unraw().to_string();
+        if !inputs.contains(&name) {
+            let list = if inputs.is_empty() {
+                "this module declares none".to_owned()
+            } else {
+                format!("inputs: {}", inputs.join(", "))
+            };
+            return Err(syn::Error::new(
+                deadline.input.span(),
+                format!("no `#[input]` method `{name}` to watch ({list})"),
+            ));
+        }
+        if let Some(first) = watched.insert(name.clone(), &port.method) {
+            return Err(syn::Error::new(
+                deadline.input.span(),
+                format!("input `{name}` already has a deadline, handled by `{first}`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A whole number and a unit: `500ms`, `5s`, `1m`, `1h` (spaces allowed between them).
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let problem = || {
+        format!(
+            "invalid duration `{text}`: write a whole number and a unit, \
+             e.g. `500ms`, `5s`, `1m` or `1h`"
+        )
+    };
+    let n: u64 = number.parse().map_err(|_| problem())?;
+    let scale = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(problem()),
+    };
+    n.checked_mul(scale)
+        .map(Duration::from_millis)
+        .ok_or_else(problem)
 }
 
 /// `&mut Context`, whatever path leads to `Context`.

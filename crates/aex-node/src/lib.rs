@@ -22,6 +22,10 @@
 //! * **Persistent links.** One TCP connection per peer node, created lazily, reconnected with
 //!   backoff; events queued while a peer is unreachable for more than a second are dropped, not
 //!   replayed later.
+//! * **Periodic triggers.** The deployer installs, per module, a list of `(entry, period)`
+//!   triggers (`Periodic`); a timer per trigger sends the module an unauthenticated `Tick`,
+//!   skipped (never queued) while the module is busy. Module runtimes accept ticks only for
+//!   entries they declare periodic; a tick is never an authentic event.
 //! * **What it does not do.** It never decrypts, checks or reorders events, and never decides
 //!   whether a deployer may manage a module (admission control is future work).
 //!
@@ -72,6 +76,7 @@ mod load;
 mod module;
 mod node;
 mod peer;
+mod periodic;
 mod requests;
 mod router;
 mod server;

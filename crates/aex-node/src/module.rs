@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aex_crypto::Measurement;
-use aex_proto::{Event, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind, ToModule};
+use aex_proto::{
+    Event, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind, ToModule, Trigger,
+};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
@@ -26,6 +28,7 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::error::refuse;
 use crate::frames::{pump, FrameReader};
+use crate::periodic::{Target, Triggers};
 use crate::router::{lock, Router, Source};
 
 /// Limit on a module's first frame after start.
@@ -80,6 +83,10 @@ pub(crate) struct Module {
     /// Cleared when the process ends (checked per event, cheaper than `exit`).
     alive: Arc<AtomicBool>,
     kill: Mutex<Option<oneshot::Sender<()>>>,
+    /// The periodic entries the module declared in its `Hello`.
+    periodic: Vec<String>,
+    /// Its periodic triggers (stopped when the module is dropped).
+    triggers: Triggers,
 }
 
 impl Module {
@@ -115,8 +122,8 @@ impl Module {
                 format!("module `{name}` {what}; see {}", log.display()),
             )
         };
-        match timeout(HELLO_TIMEOUT, reader.next::<FromModule>()).await {
-            Ok(Ok(Some(FromModule::Hello(_)))) => {}
+        let periodic = match timeout(HELLO_TIMEOUT, reader.next::<FromModule>()).await {
+            Ok(Ok(Some(FromModule::Hello(interface)))) => interface.periodic,
             Ok(Ok(Some(other))) => {
                 return Err(unavailable(format!(
                     "sent {} before its Hello",
@@ -137,7 +144,7 @@ impl Module {
                     HELLO_TIMEOUT.as_secs()
                 )))
             }
-        }
+        };
         info!(pid, %measurement, "module started");
 
         let (input, mut input_rx) = mpsc::channel(INPUT_QUEUE);
@@ -156,6 +163,8 @@ impl Module {
             exit,
             alive: alive.clone(),
             kill: Mutex::new(Some(kill)),
+            periodic,
+            triggers: Triggers::default(),
         });
         let task_name = name.to_string();
         tokio::spawn(async move {
@@ -227,6 +236,17 @@ impl Module {
             Ok(None) => Err(self.unavailable().await),
             Err(_) => Err(no_answer()),
         }
+    }
+
+    /// Replaces the module's periodic triggers (see `periodic.rs`).
+    pub(crate) fn set_triggers(&self, triggers: Vec<Trigger>) -> Result<(), WireError> {
+        let target = Target {
+            name: &self.name,
+            periodic: &self.periodic,
+            input: &self.input,
+            alive: &self.alive,
+        };
+        self.triggers.set(target, triggers)
     }
 
     /// Whether the process is alive.

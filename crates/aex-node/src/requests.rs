@@ -107,6 +107,10 @@ async fn handle(
             info!(module, "module unloaded");
             Ok(NodeResponse::Done)
         }
+        NodeRequest::Periodic { module, triggers } => {
+            find(shared, &module)?.set_triggers(triggers)?;
+            Ok(NodeResponse::Done)
+        }
         NodeRequest::Shutdown if shared.allow_remote_shutdown => Ok(NodeResponse::Done),
         NodeRequest::Shutdown => Err(refuse(
             NodeErrorKind::Refused,
@@ -237,6 +241,7 @@ fn request_name(body: &NodeRequest) -> &'static str {
         NodeRequest::Status => "Status",
         NodeRequest::Unload { .. } => "Unload",
         NodeRequest::Shutdown => "Shutdown",
+        NodeRequest::Periodic { .. } => "Periodic",
         _ => "unknown",
     }
 }

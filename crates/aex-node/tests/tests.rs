@@ -3,6 +3,7 @@
 
 mod module_attest;
 mod module_load;
+mod module_periodic;
 mod routing_peers;
 mod session_frames;
 mod util;

@@ -42,4 +42,5 @@ pub use frame::{DecodeError, FrameDecoder, MAX_FRAME_LEN, WIRE_VERSION};
 pub use message::{
     ConnId, ConnStats, Endpoint, FromModule, FromNode, Hello, Interface, ModuleStats, ModuleStatus,
     NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus, PeerStatus, ToModule, ToNode,
+    Trigger,
 };

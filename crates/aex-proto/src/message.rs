@@ -55,6 +55,15 @@ pub enum ToModule {
         /// The module key.
         key: crate::command::WireKey,
     },
+    /// An untrusted periodic trigger: run the module's `#[periodic]` entry `entry` once.
+    ///
+    /// Not authenticated, so it carries no data: the node may delay, drop or invent ticks, and
+    /// the runtime only runs entries the module declares periodic (others are counted in
+    /// [`ModuleStats::rejected_ticks`]). A tick never becomes an authentic event by itself.
+    Tick {
+        /// A name from [`Interface::periodic`].
+        entry: String,
+    },
 }
 
 /// Module process → node agent.
@@ -104,6 +113,11 @@ pub struct Interface {
     pub handlers: Vec<String>,
     /// Entry points (called by the deployer).
     pub entries: Vec<String>,
+    /// Periodic entry points (`#[periodic]`, no payload): the only entries the node may
+    /// trigger, with [`ToModule::Tick`]. Appended last: see docs/PROTOCOL.md §3 for the wire
+    /// encoding of `Hello`.
+    #[serde(default)]
+    pub periodic: Vec<String>,
 }
 
 /// Per-connection counters kept by a module's runtime.
@@ -132,6 +146,10 @@ pub struct ModuleStats {
     pub rejected_commands: u64,
     /// Commands accepted.
     pub commands: u64,
+    /// [`ToModule::Tick`]s refused: not a declared periodic entry, or the module is not keyed
+    /// (not attested yet, or disabled).
+    #[serde(default)]
+    pub rejected_ticks: u64,
 }
 
 /// Deployer or peer node → node agent.
@@ -225,6 +243,30 @@ pub enum NodeRequest {
     },
     /// Stop the node agent (only honoured by nodes started for local development).
     Shutdown,
+    // New variants go last: a variant's position is its wire encoding.
+    /// Sets the complete list of periodic triggers of a module, replacing the previous list
+    /// (an empty list removes them all). Idempotent: a trigger that is already installed with
+    /// the same period keeps its phase. Triggers are removed with the module.
+    Periodic {
+        /// Module name.
+        module: String,
+        /// The triggers, at most one per entry.
+        triggers: Vec<Trigger>,
+    },
+}
+
+/// One periodic trigger: the node sends [`ToModule::Tick`] for `entry` every `period_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// A periodic entry the module declares ([`Interface::periodic`]).
+    pub entry: String,
+    /// The period in milliseconds (the node refuses less than [`Trigger::MIN_PERIOD_MS`]).
+    pub period_ms: u64,
+}
+
+impl Trigger {
+    /// The shortest period a node accepts, in milliseconds.
+    pub const MIN_PERIOD_MS: u64 = 10;
 }
 
 /// Where a node forwards an event.
@@ -383,6 +425,16 @@ mod tests {
                     conn: ConnId(3),
                     dir: Direction::Backward,
                     to: Endpoint::Node("127.0.0.1:1".into()),
+                },
+            },
+            ToNode::Request {
+                id: 8,
+                body: NodeRequest::Periodic {
+                    module: "sensor".into(),
+                    triggers: vec![Trigger {
+                        entry: "sample".into(),
+                        period_ms: 1000,
+                    }],
                 },
             },
             ToNode::Event(Event {

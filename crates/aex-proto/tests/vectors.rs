@@ -45,3 +45,26 @@ fn sealed_event_bytes() {
 const AES_GCM_PING: &str = "38e2ba73750a6e4ae94c8678368058d319d2c38d";
 const FRAME_PING: &str = "0000001b0102070000011438e2ba73750a6e4ae94c8678368058d319d2c38d";
 const CHACHA_PONG: &str = "6598a2a7f6fc3bdf48c724611cc41d3403b4e533";
+
+/// `Tick` (the seventh `ToModule` variant) and `Hello` with the `periodic` list appended to
+/// `Interface` (issue 5): a module without periodic entries adds one zero byte to its `Hello`.
+#[test]
+fn tick_and_hello_bytes() {
+    let tick = ToModule::Tick {
+        entry: "tick".into(),
+    };
+    assert_eq!(hex::encode(encode(&tick)), "000000070106047469636b");
+    let hello = aex_proto::FromModule::Hello(aex_proto::Interface {
+        outputs: vec!["o".into()],
+        periodic: vec!["t".into()],
+        ..Default::default()
+    });
+    assert_eq!(
+        hex::encode(encode(&hello)),
+        "0000000c010001016f00000000010174"
+    );
+    assert_eq!(
+        decode::<ToModule>(&encode(&tick)[LEN_PREFIX..]).unwrap(),
+        tick
+    );
+}

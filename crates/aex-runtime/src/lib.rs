@@ -25,6 +25,15 @@
 //!   runs on the main thread, one call at a time. A request blocks until its reply or a
 //!   timeout; whatever arrives meanwhile waits its turn.
 //! * **Payloads.** Raw bytes, or JSON for serde types ([`payload`]).
+//! * **Periodic entries run on an untrusted trigger.** The node's `Tick` carries no data and
+//!   runs only an entry the module declares periodic, once keyed; a tick that waited behind a
+//!   long call is dropped, not bunched. The node may delay, drop or invent ticks: a periodic
+//!   entry must not treat a tick as evidence of anything.
+//! * **Deadlines run on the module's own clock.** When an input declared with a [`Deadline`]
+//!   accepts no authentic event for a period (measured with the monotonic clock, from when its
+//!   connection is first keyed), the runtime calls the module's deadline handler, once per
+//!   missed period; whatever it emits is an ordinary authentic event. The node can delay the
+//!   call (it schedules the process) but cannot prevent it by sending other traffic.
 //!
 //! What this crate does *not* do: choose connections or keys (the deployer does), route events
 //! (the node does), or give module code access to keys or counters.
@@ -50,6 +59,7 @@ macro_rules! log {
 
 mod conn;
 mod context;
+mod deadline;
 mod error;
 mod handle;
 mod link;
@@ -68,6 +78,7 @@ use aex_crypto::Measurement;
 
 pub use aex_proto::Interface;
 pub use context::Context;
+pub use deadline::Deadline;
 pub use error::Error;
 pub use handle::Handle;
 pub use module::{Module, Output, PortError, PortKind, Request};
@@ -98,7 +109,7 @@ pub fn run<M: Module>() -> ! {
 }
 
 /// `M`'s interface as the JSON [`run`] prints for [`DESCRIBE_FLAG`]:
-/// `{"outputs":[..],"inputs":[..],"requests":[..],"handlers":[..],"entries":[..]}`.
+/// `{"outputs":[..],"inputs":[..],"requests":[..],"handlers":[..],"entries":[..],"periodic":[..]}`.
 pub fn describe_json<M: Module>() -> String {
     // Invariant: a struct of string lists always serializes.
     serde_json::to_string(&M::interface()).unwrap_or_default()

@@ -25,6 +25,9 @@ pub(crate) type LocalCall = Box<dyn for<'a> FnOnce(&mut dyn Any, &mut crate::Con
 pub(crate) enum Incoming {
     /// A decoded message.
     Message(ToModule),
+    /// A [`ToModule::Tick`], stamped with when the reader decoded it, so the runtime can tell
+    /// a tick that waited behind a long call (and drop it) from a fresh one.
+    Tick(String, Instant),
     /// A call from one of the module's own threads.
     Local(LocalCall),
     /// The input ended; exit with this code (0 for a clean end of stream).
@@ -34,6 +37,7 @@ pub(crate) enum Incoming {
 /// What waiting on the link gave.
 pub(crate) enum Recv {
     Message(ToModule),
+    Tick(String, Instant),
     Local(LocalCall),
     Timeout,
     Closed(i32),
@@ -94,6 +98,7 @@ impl Link {
         };
         match got {
             Ok(Incoming::Message(msg)) => Recv::Message(msg),
+            Ok(Incoming::Tick(entry, at)) => Recv::Tick(entry, at),
             Ok(Incoming::Local(call)) => Recv::Local(call),
             Ok(Incoming::Closed(code)) => {
                 self.closed = Some(code);
@@ -182,6 +187,11 @@ pub(crate) fn spawn_reader<R: Read + Send + 'static>(
                 }
             };
             match frame::decode::<ToModule>(&body) {
+                Ok(ToModule::Tick { entry }) => {
+                    if tx.send(Incoming::Tick(entry, Instant::now())).is_err() {
+                        return;
+                    }
+                }
                 Ok(msg) => {
                     if tx.send(Incoming::Message(msg)).is_err() {
                         return;

@@ -10,6 +10,7 @@
 use aex_proto::Interface;
 
 use crate::context::Context;
+use crate::deadline::Deadline;
 
 /// A module: its state struct plus the routing the `#[aex::module]` macro generates.
 ///
@@ -19,6 +20,12 @@ pub trait Module: Default + 'static {
     /// The names the module declares, in declaration order. Port indices passed to
     /// [`Module::dispatch`] are positions in these lists.
     fn interface() -> Interface;
+
+    /// The module's deadlines: deadline handler `i` ([`PortKind::Deadline`]) runs when the
+    /// input of the `i`-th deadline stays silent past its period. None by default.
+    fn deadlines() -> Vec<Deadline> {
+        Vec::new()
+    }
 
     /// Calls the port `index` of `kind` with an authentic `payload`.
     ///
@@ -73,6 +80,12 @@ pub enum PortKind {
     Handler,
     /// An entry point: called by the deployer; its result goes back in the command reply.
     Entry,
+    /// A periodic entry point ([`Interface::periodic`]): run on the node's untrusted tick,
+    /// with an empty payload; its result is ignored.
+    Periodic,
+    /// A deadline handler ([`Module::deadlines`]): run by the runtime when an input stays
+    /// silent, with an empty payload; its result is ignored.
+    Deadline,
 }
 
 /// Handle of one of the module's outputs, for [`Context::emit`].

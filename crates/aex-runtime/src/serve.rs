@@ -6,7 +6,14 @@
 //! * a command is executed only if it opens under the module key with a fresh counter; a
 //!   refused command is answered unsealed, so the module never seals under a counter an
 //!   attacker chose;
-//! * module code runs only for authentic events, authentic commands, and nothing else.
+//! * module code runs only for authentic events, authentic commands, the module's own
+//!   deadline clocks (`deadline.rs`), and the node's untrusted ticks for the entries the
+//!   module declares `#[periodic]` (only once keyed, and never two late ticks of an entry in
+//!   a row); nothing else;
+//! * deadline clocks are checked before every message, so a node that floods the module with
+//!   refused events cannot postpone an alarm (it can only delay it by starving the process).
+
+use std::time::Instant;
 
 use aex_crypto::Measurement;
 use aex_proto::{Command, CommandError, CommandReply, Event, FromModule, Sealed, ToModule};
@@ -28,7 +35,7 @@ impl<M: Module> Runtime<M> {
     pub(crate) fn new(link: Link, measurement: Measurement) -> Self {
         Runtime {
             module: M::default(),
-            core: Core::new(M::interface(), link, measurement),
+            core: Core::new(M::interface(), &M::deadlines(), link, measurement),
         }
     }
 
@@ -37,14 +44,21 @@ impl<M: Module> Runtime<M> {
     pub(crate) fn serve(&mut self) -> i32 {
         self.hello();
         loop {
+            if self.core.deferred.is_empty() && self.core.deferred_local.is_empty() {
+                self.run_deadlines(Instant::now());
+            }
             if let Some(call) = self.core.deferred_local.pop_front() {
                 self.run_local(call);
                 continue;
             }
             let msg = match self.core.deferred.pop_front() {
                 Some(msg) => msg,
-                None => match self.core.link.recv(None) {
+                None => match self.core.link.recv(self.core.deadlines.next_due()) {
                     Recv::Message(msg) => msg,
+                    Recv::Tick(entry, at) => {
+                        self.tick(&entry, at);
+                        continue;
+                    }
                     Recv::Local(call) => {
                         self.run_local(call);
                         continue;
@@ -91,6 +105,7 @@ impl<M: Module> Runtime<M> {
             ToModule::Event(event) => self.event(&event),
             ToModule::Stats => self.core.send_stats(),
             ToModule::Shutdown => return Some(0),
+            ToModule::Tick { entry } => self.tick(&entry, Instant::now()),
             ToModule::Provision {
                 kind,
                 simulated,
@@ -198,6 +213,7 @@ impl<M: Module> Runtime<M> {
             // Answered under the module key; now forget every key (zeroized on drop).
             self.core.commands = None;
             self.core.conns.clear();
+            self.core.deadlines.disarm();
         }
     }
 
@@ -269,6 +285,7 @@ impl<M: Module> Runtime<M> {
                 }
             };
             self.core.conns.clear();
+            self.core.deadlines.disarm();
             self.core.retired = Some(aex_proto::Retired { state });
         }
         match &self.core.retired {
@@ -283,6 +300,7 @@ impl<M: Module> Runtime<M> {
             // Counted against the connection; nothing reaches module code.
             Err(Refused::Rejected) => {}
             Ok(Accepted::Input { index, payload }) => {
+                self.core.deadlines.heard(index, Instant::now());
                 if let Err(e) = self.dispatch(PortKind::Input, index, &payload) {
                     let name = &self.core.interface.inputs[index];
                     log!(
@@ -327,6 +345,39 @@ impl<M: Module> Runtime<M> {
             }
             // `accept` yields a reply only to a waiting request, and none waits here.
             Ok(Accepted::Reply { .. }) => {}
+        }
+    }
+
+    /// Runs the periodic entry `entry` for a tick the reader decoded at `at`, if the module
+    /// declares it, is keyed, and did not start that entry since the tick arrived.
+    fn tick(&mut self, entry: &str, at: Instant) {
+        let core = &mut self.core;
+        let index = core.interface.periodic.iter().position(|e| e == entry);
+        // Only an attested module that still takes part in the application runs ticks.
+        let Some(index) = index.filter(|_| core.commands.is_some() && core.retired.is_none())
+        else {
+            core.counters.rejected_ticks += 1;
+            return;
+        };
+        if core.ticked[index].is_some_and(|last| at < last) {
+            // It waited behind a run of the same entry: late, and dropped, not bunched.
+            return;
+        }
+        core.ticked[index] = Some(Instant::now());
+        if let Err(e) = self.dispatch(PortKind::Periodic, index, &[]) {
+            log!("periodic entry `{entry}` failed: {}", loggable(&e));
+        }
+    }
+
+    /// Runs the deadline handlers due at `now`, each once.
+    pub(crate) fn run_deadlines(&mut self, now: Instant) {
+        if self.core.deadlines.is_empty() {
+            return;
+        }
+        for index in self.core.deadlines.take_due(now) {
+            if let Err(e) = self.dispatch(PortKind::Deadline, index, &[]) {
+                log!("deadline handler {index} failed: {}", loggable(&e));
+            }
         }
     }
 

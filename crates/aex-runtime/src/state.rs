@@ -4,8 +4,9 @@
 //! [`Context`](crate::Context) borrowing the core while the runtime borrows the module. It
 //! owns the one blocking wait the runtime has besides its main loop: waiting for the reply to
 //! a request. Invariant: while a request waits, no module code runs; events and commands that
-//! arrive meanwhile are queued in order and handled after the current call returns, and only
-//! `Stats` is answered at once.
+//! arrive meanwhile are queued in order and handled after the current call returns, only
+//! `Stats` is answered at once, and periodic ticks are dropped (a late trigger is not caught
+//! up on).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use aex_proto::{
 };
 
 use crate::conn::{Accepted, Conns, Refused};
+use crate::deadline::{Deadline, Deadlines};
 use crate::error::Error;
 use crate::link::{Link, Recv};
 use crate::module::Request;
@@ -48,6 +50,10 @@ pub(crate) struct Core {
     pub(crate) retired: Option<aex_proto::Retired>,
     /// Symmetric TEE kinds: the module key the platform provisioned, until attestation.
     pub(crate) provisioned: Option<Provisioned>,
+    /// The clocks of the module's deadlines.
+    pub(crate) deadlines: Deadlines,
+    /// When each periodic entry (by position in `interface.periodic`) last started running.
+    pub(crate) ticked: Vec<Option<Instant>>,
 }
 
 /// A module key handed over by a symmetric TEE platform.
@@ -66,12 +72,20 @@ pub(crate) struct Counters {
     pub(crate) rejected_unknown: u64,
     pub(crate) rejected_commands: u64,
     pub(crate) commands: u64,
+    pub(crate) rejected_ticks: u64,
 }
 
 impl Core {
     /// A fresh core for a module with `interface`.
-    pub(crate) fn new(interface: Interface, link: Link, measurement: Measurement) -> Self {
+    pub(crate) fn new(
+        interface: Interface,
+        deadlines: &[Deadline],
+        link: Link,
+        measurement: Measurement,
+    ) -> Self {
         Core {
+            deadlines: Deadlines::new(deadlines, &interface.inputs),
+            ticked: vec![None; interface.periodic.len()],
             interface,
             conns: Conns::default(),
             link,
@@ -95,6 +109,7 @@ impl Core {
             rejected_unknown: self.counters.rejected_unknown,
             rejected_commands: self.counters.rejected_commands,
             commands: self.counters.commands,
+            rejected_ticks: self.counters.rejected_ticks,
         }
     }
 
@@ -157,6 +172,9 @@ impl Core {
                     Some(_) => {}
                     None => self.deferred.push_back(ToModule::Command(sealed)),
                 },
+                // A tick is a trigger for now, not work to catch up on: one that arrives while
+                // module code is busy is dropped.
+                Recv::Tick(..) => {}
                 Recv::Message(other) => self.deferred.push_back(other),
                 Recv::Local(call) => self.deferred_local.push_back(call),
             }
@@ -173,11 +191,21 @@ impl Core {
         algorithm: WireAlgorithm,
         key: WireKey,
     ) -> CommandReply {
+        let input = match &role {
+            Role::Input(name) => self.interface.inputs.iter().position(|i| i == name),
+            _ => None,
+        };
         match self
             .conns
             .install(&self.interface, conn, role, algorithm, key)
         {
-            Ok(()) => CommandReply::Done(Vec::new()),
+            Ok(()) => {
+                if let Some(input) = input {
+                    // The input's deadline clock starts when it is first keyed.
+                    self.deadlines.arm(input, Instant::now());
+                }
+                CommandReply::Done(Vec::new())
+            }
             Err(message) => CommandReply::Failed(message),
         }
     }

@@ -7,7 +7,11 @@
 //! * **inputs** receive events (`#[input]` methods),
 //! * **requests** send a request and wait for the reply (`requests(..)`; `ctx.request(..)`),
 //! * **handlers** answer requests (`#[handler]` methods; the return value is the reply),
-//! * **entry points** are called by the deployer (`#[entry]` methods; `aex call`).
+//! * **entry points** are called by the deployer (`#[entry]` methods; `aex call`),
+//! * **periodic entry points** are triggered by the node on a period the descriptor sets
+//!   (`#[periodic]` methods; `[[periodic]]` in the descriptor),
+//! * **deadline handlers** run when an input stays silent for too long
+//!   (`#[deadline(input = .., every = "..")]` methods).
 //!
 //! The deployer attests each module, gives it one key per connection, and wires outputs to
 //! inputs and requests to handlers. Module code never sees a key, a counter or a forged
@@ -73,6 +77,56 @@
 //! gives `Self::FAN_SPEED: aex::Output`, `requests(fetch)` gives `Self::FETCH: aex::Request`.
 //! All port names of a module are distinct.
 //!
+//! # Periodic entry points and deadlines
+//!
+//! ```
+//! use aex::Context;
+//!
+//! #[derive(Default)]
+//! struct Watchdog {
+//!     beats: u64,
+//! }
+//!
+//! #[aex::module(outputs(beat, alarm))]
+//! impl Watchdog {
+//!     /// Run by the node every `every` of the descriptor's `[[periodic]]` entry.
+//!     #[periodic]
+//!     fn tick(&mut self, ctx: &mut Context) {
+//!         self.beats += 1;
+//!         ctx.emit_json(Self::BEAT, &self.beats);
+//!     }
+//!
+//!     #[input]
+//!     fn heartbeat(&mut self, _beat: u64) {}
+//!
+//!     /// Run when `heartbeat` accepts no authentic event for 2 s.
+//!     #[deadline(input = heartbeat, every = "2s")]
+//!     fn silent(&mut self, ctx: &mut Context) {
+//!         ctx.emit(Self::ALARM, b"no heartbeat for 2 s");
+//!     }
+//! }
+//! # use aex::Module as _;
+//! # assert_eq!(Watchdog::interface().periodic, ["tick"]);
+//! # assert_eq!(Watchdog::deadlines()[0].input(), "heartbeat");
+//! ```
+//!
+//! Both take `&mut self` and optionally `ctx: &mut Context`, no payload, and return nothing
+//! (or `Result<(), E>`, whose error is logged). Durations are a whole number and a unit:
+//! `500ms`, `5s`, `1m`, `1h`; at least 10 ms.
+//!
+//! * A **periodic** entry runs when the node says so (`Tick`). The trigger is *untrusted*: the
+//!   node may delay it, drop it or send extra ones, so a tick proves nothing about time or
+//!   about the deployer. It is never an authentic event by itself; what the entry emits is.
+//!   A tick runs only an entry declared `#[periodic]`, only once the module is attested, and
+//!   a tick that waited behind a long call is dropped rather than run late in a burst.
+//! * A **deadline** is measured inside the module, on its own monotonic clock, from when the
+//!   input's first connection is keyed; only an authentic, accepted event on that input
+//!   restarts it. When it expires the runtime calls the handler, once per missed period (a
+//!   module busy for several periods gets one call, not a burst). Events the handler emits
+//!   are ordinary authentic events. The node cannot fake freshness, but it schedules the
+//!   process, so it can delay an alarm (or stop the module altogether, which its peers'
+//!   deadlines then notice).
+//!
 //! # Semantics
 //!
 //! * [`Context::emit`] is fire and forget: one event per connection bound to the output,
@@ -103,7 +157,7 @@
 //!
 //! [`main!`] expands to `fn main() { aex::run::<Module>() }`. Run with `--aex-describe`, the
 //! binary prints its interface as JSON and exits:
-//! `{"outputs":[..],"inputs":[..],"requests":[..],"handlers":[..],"entries":[..]}`. Otherwise
+//! `{"outputs":[..],"inputs":[..],"requests":[..],"handlers":[..],"entries":[..],"periodic":[..]}`. Otherwise
 //! it serves its node agent on stdin/stdout and logs to stderr. It reads one environment
 //! variable, `AEX_MEASUREMENT` (set by the node).
 //!
@@ -116,8 +170,8 @@
 
 pub use aex_macros::module;
 pub use aex_runtime::{
-    describe_json, payload, run, Context, Error, Handle, Interface, Module, Output, PortError,
-    PortKind, Request, DESCRIBE_FLAG, MEASUREMENT_ENV,
+    describe_json, payload, run, Context, Deadline, Error, Handle, Interface, Module, Output,
+    PortError, PortKind, Request, DESCRIBE_FLAG, MEASUREMENT_ENV,
 };
 
 /// Items the code `#[aex::module]` generates refers to; not part of the public API.

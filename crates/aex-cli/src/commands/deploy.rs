@@ -125,6 +125,9 @@ pub fn deploy(app: &mut App, shell: &Shell) -> Result<ops::deploy::DeployReport>
             ),
         );
     }
+    for trigger in &report.periodic {
+        shell.status("Periodic", trigger);
+    }
     Ok(report)
 }
 

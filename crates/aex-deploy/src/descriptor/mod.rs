@@ -33,9 +33,13 @@
 //! payload = '{"count": 10}'     # default: empty
 //! until = "done"                # repeat until the JSON result has `done: true`
 //! show = true                   # default false
+//!
+//! [[periodic]]                  # optional: the node calls a #[periodic] entry every period
+//! call = "ping.tick"            # module.entry
+//! every = "5s"                  # a whole number and ms, s, m or h; at least 10ms
 //! ```
 //!
-//! YAML and JSON use the same keys (`node`, `module`, `connection`, `up` as lists; the plural
+//! YAML and JSON use the same keys (`node`, `module`, `connection`, `up`, `periodic` as lists; the plural
 //! forms `nodes`, `modules`, `connections` are accepted too).
 
 mod error;
@@ -51,7 +55,7 @@ mod tests;
 
 pub use error::DescriptorError;
 pub use model::{
-    ConnectionSpec, Descriptor, Field, From, ModuleSpec, NodeSpec, PlatformKeySource, PortRef,
-    UpStep,
+    ConnectionSpec, Descriptor, Field, From, ModuleSpec, NodeSpec, PeriodicSpec, PlatformKeySource,
+    PortRef, UpStep,
 };
 pub use suggest::did_you_mean;

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aex_crypto::Algorithm;
 use aex_tee::TeeKind;
@@ -38,6 +39,8 @@ pub struct Descriptor {
     pub connections: Vec<ConnectionSpec>,
     /// The `[[up]]` steps `aex up` runs once the application is connected, in file order.
     pub up: Vec<UpStep>,
+    /// The `[[periodic]]` triggers, in file order.
+    pub periodic: Vec<PeriodicSpec>,
     /// The text and format the descriptor was read from, to locate later errors.
     pub(super) source: Source,
 }
@@ -52,6 +55,7 @@ impl PartialEq for Descriptor {
             && self.modules == other.modules
             && self.connections == other.connections
             && self.up == other.up
+            && self.periodic == other.periodic
     }
 }
 
@@ -133,6 +137,19 @@ pub struct UpStep {
     pub show: bool,
 }
 
+/// One `[[periodic]]` trigger: the node calls a module's periodic entry point every period,
+/// written `call = "module.entry"`, `every = "5s"`. The trigger is untrusted: the node may
+/// delay or drop it (see docs/SECURITY.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodicSpec {
+    /// The module (a declared module).
+    pub module: String,
+    /// The entry point, which the module's binary must declare `#[periodic]`.
+    pub entry: String,
+    /// The period, at least 10 ms.
+    pub every: Duration,
+}
+
 /// The source end of a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum From {
@@ -182,6 +199,8 @@ pub enum Field {
     Connection(usize, &'static str),
     /// A field of the `[[up]]` step at this index.
     Up(usize, &'static str),
+    /// A field of the `[[periodic]]` trigger at this index.
+    Periodic(usize, &'static str),
 }
 
 /// The kinds of entry in a descriptor, as located in its text.
@@ -192,6 +211,7 @@ pub(super) enum Section {
     Module,
     Connection,
     Up,
+    Periodic,
 }
 
 impl Section {
@@ -203,6 +223,7 @@ impl Section {
             Section::Module => "module",
             Section::Connection => "connection",
             Section::Up => "up",
+            Section::Periodic => "periodic",
         }
     }
 
@@ -214,6 +235,7 @@ impl Section {
             "module" | "modules" => Some(Section::Module),
             "connection" | "connections" => Some(Section::Connection),
             "up" => Some(Section::Up),
+            "periodic" => Some(Section::Periodic),
             _ => None,
         }
     }
@@ -228,6 +250,7 @@ impl Field {
             Field::Module(index, name) => (Section::Module, index, name),
             Field::Connection(index, name) => (Section::Connection, index, name),
             Field::Up(index, name) => (Section::Up, index, name),
+            Field::Periodic(index, name) => (Section::Periodic, index, name),
         }
     }
 }
@@ -348,7 +371,11 @@ impl Descriptor {
                 let step = self.up.get(i)?;
                 format!("{}.{}", step.module, step.entry)
             }
-            Field::Application(_) | Field::Up(..) => return None,
+            Field::Periodic(i, "call") => {
+                let trigger = self.periodic.get(i)?;
+                format!("{}.{}", trigger.module, trigger.entry)
+            }
+            Field::Application(_) | Field::Up(..) | Field::Periodic(..) => return None,
         };
         Some(value)
     }

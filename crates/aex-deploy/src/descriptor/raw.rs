@@ -20,6 +20,8 @@ pub(super) struct RawDescriptor {
     pub connection: Vec<RawConnection>,
     #[serde(default)]
     pub up: Vec<RawUp>,
+    #[serde(default)]
+    pub periodic: Vec<RawPeriodic>,
 }
 
 /// `[application]`.
@@ -73,4 +75,12 @@ pub(super) struct RawUp {
     pub payload: Option<String>,
     pub until: Option<String>,
     pub show: Option<bool>,
+}
+
+/// One `[[periodic]]` trigger.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPeriodic {
+    pub call: String,
+    pub every: String,
 }

@@ -135,6 +135,13 @@ fn values_and_defaults() {
     assert_eq!(d.connections[1].algorithm, Algorithm::ChaCha20Poly1305);
     assert_eq!(d.connections[2].from, From::Deployer);
 
+    let every: Vec<(&str, &str, u128)> = d
+        .periodic
+        .iter()
+        .map(|p| (p.module.as_str(), p.entry.as_str(), p.every.as_millis()))
+        .collect();
+    assert_eq!(every, [("pong", "tick", 5_000), ("ping", "tick", 500)]);
+
     let step = &d.up[0];
     assert_eq!(
         (step.module.as_str(), step.entry.as_str()),

@@ -19,6 +19,7 @@ use super::raw::{RawDescriptor, RawModule, RawNode};
 use super::suggest;
 
 mod links;
+mod periodic;
 
 /// The rule for node, module, port and application names.
 pub(super) const NAME_RULE: &str = "names are 1 to 64 letters, digits, `_` or `-`";
@@ -83,6 +84,7 @@ pub(super) fn validate(
         .enumerate()
         .map(|(i, step)| checker.up(i, step, &module_names))
         .collect::<Result<Vec<_>, _>>()?;
+    let periodic = checker.periodic(&raw.periodic, &module_names)?;
     Ok(Descriptor {
         path: file.clone(),
         dir: dir.clone(),
@@ -91,6 +93,7 @@ pub(super) fn validate(
         modules,
         connections,
         up,
+        periodic,
         source,
     })
 }

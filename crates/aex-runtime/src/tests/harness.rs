@@ -15,7 +15,7 @@ use aex_proto::{
 
 use crate::link::{Incoming, Link};
 use crate::serve::Runtime;
-use crate::{Context, Error, Module, Output, PortError, PortKind, Request};
+use crate::{Context, Deadline, Error, Module, Output, PortError, PortKind, Request};
 
 pub(super) const OUT: Output = Output::new(0, "out");
 const FETCH: Request = Request::new(0, "fetch");
@@ -25,7 +25,14 @@ const FETCH: Request = Request::new(0, "fetch");
 pub(super) struct Echo {
     pub(super) seen: Vec<Vec<u8>>,
     pub(super) fetched: Option<Result<Vec<u8>, Error>>,
+    /// Runs of the periodic entry `tick`.
+    pub(super) ticks: u32,
+    /// Runs of the deadline handler on `inp`.
+    pub(super) alarms: u32,
 }
+
+/// The deadline on `inp`.
+pub(super) const SILENCE: Duration = Duration::from_millis(100);
 
 impl Module for Echo {
     fn interface() -> Interface {
@@ -36,7 +43,12 @@ impl Module for Echo {
             requests: names(&["fetch"]),
             handlers: names(&["answer"]),
             entries: names(&["call_fetch", "fail", "inc"]),
+            periodic: names(&["tick"]),
         }
+    }
+
+    fn deadlines() -> Vec<Deadline> {
+        vec![Deadline::new("inp", SILENCE)]
     }
 
     fn dispatch(
@@ -66,6 +78,16 @@ impl Module for Echo {
             (PortKind::Entry, 2) => {
                 let n: u32 = crate::payload::from_json(payload).map_err(PortError::Payload)?;
                 Ok((n + 1).to_be_bytes().to_vec())
+            }
+            (PortKind::Periodic, 0) => {
+                self.ticks += 1;
+                ctx.emit(OUT, b"tick");
+                Ok(Vec::new())
+            }
+            (PortKind::Deadline, 0) => {
+                self.alarms += 1;
+                ctx.emit(OUT, b"alarm");
+                Ok(Vec::new())
             }
             _ => Err(PortError::Method("no such port".into())),
         }

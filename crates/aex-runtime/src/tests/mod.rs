@@ -4,4 +4,5 @@
 mod commands;
 mod events;
 mod harness;
+mod periodic;
 mod transfer;

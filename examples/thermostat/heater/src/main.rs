@@ -1,4 +1,5 @@
-//! The thermostat's controller: switches the heater on below the set point and off above it.
+//! The thermostat's controller: switches the heater on below the set point and off above it,
+//! and raises an alarm (switching the heater off) when the sensor falls silent.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +9,8 @@ struct State {
     last_celsius: Option<f64>,
     set_point: f64,
     switches: u64,
+    readings: u64,
+    alarms: u64,
 }
 
 #[derive(Deserialize)]
@@ -15,11 +18,20 @@ struct SetPoint {
     celsius: f64,
 }
 
+#[derive(Serialize)]
+struct Alarm<'a> {
+    alarm: &'a str,
+    /// How many alarms this heater has raised, this one included.
+    count: u64,
+}
+
 struct Heater {
     on: bool,
     last: Option<f64>,
     set_point: f64,
     switches: u64,
+    readings: u64,
+    alarms: u64,
 }
 
 impl Default for Heater {
@@ -29,26 +41,39 @@ impl Default for Heater {
             last: None,
             set_point: 20.0,
             switches: 0,
+            readings: 0,
+            alarms: 0,
         }
     }
 }
 
-#[aex::module]
+#[aex::module(outputs(alarm))]
 impl Heater {
     /// An authentic temperature from the sensor.
     #[input]
     fn temperature(&mut self, celsius: f64) {
         self.last = Some(celsius);
+        self.readings += 1;
         // Half a degree of hysteresis keeps the heater from chattering.
         let on = if self.on {
             celsius < self.set_point + 0.5
         } else {
             celsius < self.set_point - 0.5
         };
-        if on != self.on {
-            self.on = on;
-            self.switches += 1;
-        }
+        self.switch(on);
+    }
+
+    /// No authentic temperature for 2 s: heating blind is unsafe, so switch off and raise an
+    /// authentic alarm. Runs again every 2 s while the sensor stays silent.
+    #[deadline(input = temperature, every = "2s")]
+    fn sensor_silent(&mut self, ctx: &mut aex::Context) {
+        self.switch(false);
+        self.alarms += 1;
+        let alarm = Alarm {
+            alarm: "no temperature from the sensor for 2 s; heater off",
+            count: self.alarms,
+        };
+        ctx.emit_json(Self::ALARM, &alarm);
     }
 
     /// The owner changes the set point (an entry point: authenticated under the module key).
@@ -64,11 +89,32 @@ impl Heater {
     /// The heater's state, for anyone holding a connection to this handler.
     #[handler]
     fn state(&mut self) -> State {
+        self.snapshot()
+    }
+
+    /// The same, for `aex status`.
+    #[entry]
+    fn status(&mut self) -> State {
+        self.snapshot()
+    }
+}
+
+impl Heater {
+    fn switch(&mut self, on: bool) {
+        if on != self.on {
+            self.on = on;
+            self.switches += 1;
+        }
+    }
+
+    fn snapshot(&self) -> State {
         State {
             on: self.on,
             last_celsius: self.last,
             set_point: self.set_point,
             switches: self.switches,
+            readings: self.readings,
+            alarms: self.alarms,
         }
     }
 }

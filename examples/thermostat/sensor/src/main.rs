@@ -1,10 +1,14 @@
-//! The thermostat's sensor driver: receives raw readings and publishes them as authentic
-//! temperature events.
+//! The thermostat's sensor driver: samples the temperature on a period and publishes it as
+//! authentic temperature events.
 //!
-//! In this tutorial the readings come from the owner over a direct connection; on a real
-//! board they would come from a device the module holds exclusively.
+//! In this tutorial the device is simulated: the owner sets the temperature it reads over a
+//! direct connection, and the node triggers `sample` every period the descriptor sets. On a
+//! real board `sample` would read a device the module holds exclusively.
 
 use serde::Deserialize;
+
+/// What the simulated device reads until the owner sets a temperature.
+const START_CELSIUS: f64 = 18.0;
 
 #[derive(Deserialize)]
 struct Reading {
@@ -13,16 +17,28 @@ struct Reading {
 
 #[derive(Default)]
 struct Sensor {
+    /// The simulated device's temperature, as last set by the owner.
+    device: Option<f64>,
     readings: u64,
 }
 
 #[aex::module(outputs(temperature))]
 impl Sensor {
-    /// A reading from the physical world; forwarded to whoever is connected.
+    /// The owner sets what the simulated device reads; published at once.
     #[input]
     fn reading(&mut self, ctx: &mut aex::Context, reading: Reading) {
+        self.device = Some(reading.celsius);
+        self.sample(ctx);
+    }
+
+    /// Samples the device and publishes the temperature. The node calls this every period of
+    /// the descriptor's `[[periodic]]` entry; the trigger is untrusted (it may come late or
+    /// not at all), but the event it produces is authentic.
+    #[periodic]
+    fn sample(&mut self, ctx: &mut aex::Context) {
         self.readings += 1;
-        ctx.emit_json(Self::TEMPERATURE, &reading.celsius);
+        let celsius = self.device.unwrap_or(START_CELSIUS);
+        ctx.emit_json(Self::TEMPERATURE, &celsius);
     }
 
     /// How many readings this sensor has published.

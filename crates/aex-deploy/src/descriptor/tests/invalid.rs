@@ -62,6 +62,11 @@ const CASES: &[Case] = &[
     case("\"ping.start\"", 1, "\"pimg.start\"", "up[0].call", "no module `pimg`", "did you mean `ping`?"),
     case("\"ping.start\"", 1, "\"start\"", "up[0].call", "`start` is not `module.entry`", "`ping.start`"),
     case("\"done\"", 1, "\"\"", "up[0].until", "empty `until` field name", "remove `until`"),
+    case("\"pong.tick\"", 1, "\"pnog.tick\"", "periodic[0].call", "no module `pnog`", "did you mean `pong`?"),
+    case("\"pong.tick\"", 1, "\"tick\"", "periodic[0].call", "`tick` is not `module.entry`", "`sensor.tick`"),
+    case("\"5s\"", 1, "\"5 sec\"", "periodic[0].every", "`5 sec` is not a duration", "`500ms`, `5s`"),
+    case("\"500ms\"", 1, "\"5ms\"", "periodic[1].every", "a period of 5 ms is too short", "the shortest period is 10 ms"),
+    case("\"ping.tick\"", 1, "\"pong.tick\"", "periodic[1].call", "`pong.tick` already has a periodic trigger", "keep one of periodic[0] and periodic[1]"),
 ];
 
 #[test]

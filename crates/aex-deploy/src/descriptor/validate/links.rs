@@ -95,7 +95,7 @@ impl Checker<'_> {
     }
 
     /// Parses `module.port` (`module.entry` for an `up` step) and checks the module is declared.
-    fn port(
+    pub(super) fn port(
         &self,
         field: Field,
         text: &str,
@@ -111,6 +111,7 @@ impl Checker<'_> {
                     "`ping.ping`, or `deployer` for a direct connection",
                 ),
                 (Section::Up, _, _) => ("module.entry", "`ping.start`"),
+                (Section::Periodic, _, _) => ("module.entry", "`sensor.tick`"),
                 _ => ("module.port", "`ping.ping`"),
             };
             let help = format!(

@@ -116,3 +116,41 @@ pub(super) fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Re
     }
     Ok(())
 }
+
+/// Checks that every `[[periodic]]` trigger names an entry its module's binary declares
+/// `#[periodic]`.
+pub(super) fn check_periodic(app: &App, built: &BTreeMap<String, Built>) -> Result<()> {
+    for (i, trigger) in app.desc.periodic.iter().enumerate() {
+        let interface = &built[&trigger.module].interface;
+        if interface.periodic.contains(&trigger.entry) {
+            continue;
+        }
+        let message = if interface.entries.contains(&trigger.entry) {
+            format!(
+                "entry point `{}` of module `{}` is not periodic: only `#[periodic]` entries \
+                 (no payload) may be triggered by the node; periodic entries: {}",
+                trigger.entry,
+                trigger.module,
+                list(&interface.periodic)
+            )
+        } else {
+            format!(
+                "module `{}` has no periodic entry point `{}`",
+                trigger.module, trigger.entry
+            )
+        };
+        return Err(app
+            .desc
+            .error_at(Field::Periodic(i, "call"), message, &interface.periodic)
+            .into());
+    }
+    Ok(())
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}

@@ -154,7 +154,7 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
 
 /// Sends every request to its node without waiting for answers in between (all nodes at
 /// once), then collects the answers; returns them in the order of `requests`.
-fn pipeline(
+pub(super) fn pipeline(
     app: &mut App,
     requests: Vec<(String, String, NodeRequest)>,
 ) -> Result<Vec<NodeResponse>> {

@@ -8,7 +8,8 @@
 //!    old one, which then hands its state over and retires ([`transfer`]);
 //! 3. re-key every connection whose endpoint instances changed (fresh key, fresh counters),
 //!    reserving command counters in the state file *before* sending;
-//! 4. install routes on every node involved (idempotent, so a restarted node is repaired).
+//! 4. install routes on every node involved (idempotent, so a restarted node is repaired);
+//! 5. install each module's periodic triggers (idempotent too).
 //!
 //! What will change is decided first, without changing anything ([`plan`]).
 
@@ -25,12 +26,13 @@ use crate::state::slot_name;
 mod attest;
 mod check;
 mod connect;
+mod periodic;
 mod plan;
 pub mod transfer;
 
 pub use attest::attest;
 use attest::{attest_instance, load};
-use check::check_interfaces;
+use check::{check_interfaces, check_periodic};
 use connect::connect;
 pub use plan::{plan, plan_forced, Action, ConnectionChange, ModuleChange, Plan, StateSource};
 pub use transfer::Transfer;
@@ -54,6 +56,8 @@ pub struct DeployReport {
     pub keyed: Vec<String>,
     /// Modules replaced while running, and how their state moved.
     pub transfers: Vec<Transfer>,
+    /// The periodic triggers in place after this run, as `module.entry every 5 s`.
+    pub periodic: Vec<String>,
     /// Seconds spent building.
     pub build_secs: f64,
     /// Seconds spent loading, attesting and connecting.
@@ -85,6 +89,7 @@ pub fn build_all(
     }
     obs.finish();
     check_interfaces(app, &built)?;
+    check_periodic(app, &built)?;
     Ok(built)
 }
 
@@ -166,6 +171,7 @@ pub fn deploy_forced(
         report.transfers.push(h.finish());
     }
     transfer::unload_retired(app)?;
+    periodic::install_triggers(app, &mut report)?;
     report.deploy_secs = started.elapsed().as_secs_f64();
     Ok(report)
 }

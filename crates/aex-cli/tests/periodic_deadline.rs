@@ -1,0 +1,123 @@
+//! End to end: the thermostat example's periodic sensor and the heater's deadline, on real
+//! nodes. The node's periodic trigger drives a chain of authentic events (sensor → heater);
+//! once the sensor stops (disabled under its module key, so it refuses further ticks), the
+//! heater's deadline fires inside the heater and its authentic alarm crosses to the panel on
+//! the other node within the deadline plus [`TOLERANCE`].
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::util::cli::{self, COMMAND_TIMEOUT};
+use crate::util::cluster::AppDir;
+use crate::util::descriptor::{example_descriptor, write_toml};
+use crate::util::modules::{build, named_example_dir};
+use crate::util::{free_addr, wait_for, PATIENCE};
+
+const EXAMPLE: &str = "thermostat";
+/// The heater's `#[deadline(input = temperature, every = "2s")]`.
+const DEADLINE: Duration = Duration::from_secs(2);
+/// The sensor's period in this test (the example uses 1 s).
+const PERIOD: Duration = Duration::from_millis(200);
+/// How late after the deadline the alarm may reach the panel: scheduling of three processes
+/// on two nodes of a loaded test machine, one hop between nodes.
+const TOLERANCE: Duration = Duration::from_secs(1);
+
+fn built() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = named_example_dir(EXAMPLE);
+        for name in ["sensor", "heater", "panel"] {
+            build(&dir.join(name));
+        }
+    });
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn periodic_sensor_feeds_the_heater_and_its_silence_raises_an_alarm_in_time() {
+    built();
+    let app = AppDir::new();
+    let mut doc = example_descriptor(EXAMPLE, &[free_addr(), free_addr()]);
+    let periodic = doc["periodic"]
+        .as_array_mut()
+        .expect("[[periodic]] entries");
+    periodic[0]["every"] = toml::Value::String(format!("{}ms", PERIOD.as_millis()));
+    write_toml(app.path(), &doc);
+    let dir = app.path().display().to_string();
+    cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT)
+        .ok()
+        .stderr_has(&["Deployed", "sensor.sample every 200 ms"]);
+
+    // The node's ticks drive sensor → heater end to end, with no alarm while they flow.
+    let heater = wait_for("periodic readings to reach the heater", PATIENCE, || {
+        let status = app.status();
+        let heater = status.module("heater").state.clone()?;
+        (heater["readings"].as_u64()? >= 5).then_some(heater)
+    });
+    assert_eq!(heater["last_celsius"], 18.0, "{heater}");
+    assert_eq!(
+        heater["on"], true,
+        "18 °C is below the 20 °C set point: {heater}"
+    );
+    let status = app.status();
+    assert_eq!(status.module("heater").state.as_ref().unwrap()["alarms"], 0);
+    assert_eq!(status.module("panel").state.as_ref().unwrap()["alarms"], 0);
+    let ticked = status.counters("sensor.temperature->heater.temperature");
+    assert!(ticked.received >= 5 && ticked.rejected == 0, "{ticked:?}");
+
+    // Stop the sender: a disabled sensor drops its keys and refuses every later tick.
+    let before = unix_ms();
+    app.aex(&["disable", "sensor"]).ok();
+    let stopped = unix_ms();
+
+    let panel = wait_for("the alarm to reach the panel", PATIENCE, || {
+        let status = app.status();
+        let panel = status.module("panel").state.clone()?;
+        (panel["alarms"].as_u64()? >= 1).then_some(panel)
+    });
+    let arrived = panel["first_at_ms"].as_u64().expect("arrival time");
+    let latency = Duration::from_millis(arrived.saturating_sub(stopped));
+    eprintln!(
+        "alarm reached the panel {} ms after the sensor was disabled (deadline {} ms, tolerance {} ms)",
+        latency.as_millis(),
+        DEADLINE.as_millis(),
+        TOLERANCE.as_millis()
+    );
+    assert!(
+        latency <= DEADLINE + TOLERANCE,
+        "alarm {latency:?} after the sensor stopped: {panel}"
+    );
+    // Not early either: the last reading was accepted at most one period before `disable`.
+    let earliest = before + (DEADLINE - PERIOD).as_millis() as u64 - 100;
+    assert!(
+        arrived >= earliest,
+        "alarm too early: {arrived} < {earliest}: {panel}"
+    );
+    assert!(
+        panel["last"].as_str().unwrap_or("").contains("heater off"),
+        "{panel}"
+    );
+
+    // The heater switched itself off, and raises one alarm per silent period, not a storm.
+    std::thread::sleep(DEADLINE + DEADLINE / 2);
+    let status = app.status();
+    let heater = status.module("heater").state.clone().unwrap();
+    assert_eq!(heater["on"], false, "{heater}");
+    let alarms = heater["alarms"].as_u64().unwrap();
+    let silent = Duration::from_millis(unix_ms() - before);
+    let most = silent.as_millis() / DEADLINE.as_millis() + 1;
+    assert!(
+        (2..=most as u64).contains(&alarms),
+        "{alarms} alarms in {silent:?} of silence"
+    );
+    let panel = status.module("panel").state.clone().unwrap();
+    assert!(panel["alarms"].as_u64().unwrap() >= alarms - 1, "{panel}");
+
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
+}

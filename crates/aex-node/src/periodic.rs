@@ -1,0 +1,160 @@
+//! Periodic triggers: one timer task per periodic entry of a module, sending it `Tick`s.
+//!
+//! The trigger is untrusted by design (this whole agent is): a tick carries no data, and the
+//! module's runtime runs only entries the module itself declares `#[periodic]`. What this file
+//! owns is that the node does not make things worse than late:
+//!
+//! * a tick that would have to queue behind other input for the module (the module is busy) is
+//!   skipped, not queued, and a timer that fell behind skips the missed periods: a late trigger
+//!   is dropped, never bunched;
+//! * a module's triggers are replaced as a whole by each `Periodic` request (idempotent: an
+//!   unchanged trigger keeps its phase) and die with the module (its [`Triggers`] aborts them
+//!   when dropped; a task also ends once the process has).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aex_proto::{NodeError as WireError, NodeErrorKind, ToModule, Trigger};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tracing::{debug, info};
+
+use crate::error::refuse;
+use crate::router::lock;
+
+/// The running triggers of one module.
+#[derive(Default)]
+pub(crate) struct Triggers {
+    running: Mutex<Vec<Running>>,
+}
+
+struct Running {
+    trigger: Trigger,
+    task: AbortHandle,
+}
+
+/// What a trigger task needs of its module.
+pub(crate) struct Target<'a> {
+    /// The module's name, for errors and logs.
+    pub(crate) name: &'a str,
+    /// The periodic entries the module declared in its `Hello` (for early, friendly errors;
+    /// the runtime checks again).
+    pub(crate) periodic: &'a [String],
+    /// The module's input queue.
+    pub(crate) input: &'a mpsc::Sender<ToModule>,
+    /// Cleared when the process ends.
+    pub(crate) alive: &'a Arc<AtomicBool>,
+}
+
+impl Triggers {
+    /// Replaces the triggers with `wanted`, keeping those that are unchanged.
+    pub(crate) fn set(&self, target: Target<'_>, wanted: Vec<Trigger>) -> Result<(), WireError> {
+        check(&target, &wanted)?;
+        let mut running = lock(&self.running);
+        running.retain(|r| {
+            let keep = wanted.contains(&r.trigger);
+            if !keep {
+                r.task.abort();
+            }
+            keep
+        });
+        for trigger in wanted {
+            if running.iter().any(|r| r.trigger == trigger) {
+                continue;
+            }
+            info!(
+                module = target.name,
+                entry = %trigger.entry,
+                period_ms = trigger.period_ms,
+                "periodic trigger installed"
+            );
+            let task = tokio::spawn(fire(
+                target.name.to_owned(),
+                trigger.clone(),
+                target.input.clone(),
+                target.alive.clone(),
+            ))
+            .abort_handle();
+            running.push(Running { trigger, task });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Triggers {
+    fn drop(&mut self) {
+        for r in lock(&self.running).drain(..) {
+            r.task.abort();
+        }
+    }
+}
+
+/// Refuses a trigger list the module could not honour.
+fn check(target: &Target<'_>, wanted: &[Trigger]) -> Result<(), WireError> {
+    for (i, t) in wanted.iter().enumerate() {
+        if !target.periodic.contains(&t.entry) {
+            let list = if target.periodic.is_empty() {
+                "none".to_owned()
+            } else {
+                target.periodic.join(", ")
+            };
+            return Err(refuse(
+                NodeErrorKind::BadRequest,
+                format!(
+                    "module `{}` declares no periodic entry `{}` (periodic entries: {list})",
+                    target.name, t.entry
+                ),
+            ));
+        }
+        if t.period_ms < Trigger::MIN_PERIOD_MS {
+            return Err(refuse(
+                NodeErrorKind::BadRequest,
+                format!(
+                    "period of {} ms for `{}.{}` is below the minimum of {} ms",
+                    t.period_ms,
+                    target.name,
+                    t.entry,
+                    Trigger::MIN_PERIOD_MS
+                ),
+            ));
+        }
+        if wanted[..i].iter().any(|u| u.entry == t.entry) {
+            return Err(refuse(
+                NodeErrorKind::BadRequest,
+                format!("two triggers for `{}.{}`", target.name, t.entry),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sends `Tick` for `trigger.entry` every period while the module runs.
+async fn fire(
+    module: String,
+    trigger: Trigger,
+    input: mpsc::Sender<ToModule>,
+    alive: Arc<AtomicBool>,
+) {
+    let period = Duration::from_millis(trigger.period_ms);
+    let mut timer = interval_at(Instant::now() + period, period);
+    timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        timer.tick().await;
+        if !alive.load(Ordering::Relaxed) {
+            break;
+        }
+        // Anything still queued means the module is busy: skip rather than queue behind it.
+        if input.capacity() < input.max_capacity() {
+            debug!(module, entry = %trigger.entry, "module busy; tick skipped");
+            continue;
+        }
+        let tick = ToModule::Tick {
+            entry: trigger.entry.clone(),
+        };
+        if let Err(mpsc::error::TrySendError::Closed(_)) = input.try_send(tick) {
+            break;
+        }
+    }
+}
