@@ -25,6 +25,9 @@ struct Alarm<'a> {
     count: u64,
 }
 
+/// The heater's state. Serializable, so `aex update heater` (or `aex deploy` after a code
+/// change) hands it to the new instance: the set point survives an update.
+#[derive(Serialize, Deserialize)]
 struct Heater {
     on: bool,
     last: Option<f64>,
