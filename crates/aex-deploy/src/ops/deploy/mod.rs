@@ -103,14 +103,24 @@ pub fn deploy(
     let loaded = plan.loaded;
 
     obs.phase("load and attest", to_load.len() as u64);
+    // Forget every instance about to be replaced, in one save, before the first is touched:
+    // a record must never outlive its instance (the next deploy would keep a module it cannot
+    // command). Forgetting one early, should a crash stop the run before its turn, only makes
+    // the next deploy replace it — which this one was about to do anyway.
+    let mut forgot = false;
+    for (name, _) in &to_load {
+        forgot |= app.state.state.modules.remove(name).is_some();
+    }
+    if forgot {
+        app.state.save()?;
+    }
     let mut attested = || -> Result<()> {
         for (name, node) in &to_load {
-            if app.state.state.modules.remove(name).is_some() {
-                app.state.save()?;
-            }
             let exists = loaded.get(node).is_some_and(|m| m.contains(name));
             load(app, name, node, &built[name], exists)?;
+            crate::crash::point("load");
             attest_unsaved(app, name, node, &built[name])?;
+            crate::crash::point("attest");
             obs.advance(name);
             report.loaded.push(name.clone());
         }
@@ -121,6 +131,7 @@ pub fn deploy(
     // a crash before this save only costs a reload: the next deploy finds no record and
     // replaces that instance, so no counter is ever reused.)
     app.state.save()?;
+    crate::crash::point("modules-saved");
     outcome?;
     obs.finish();
 
