@@ -9,6 +9,7 @@ pub mod descriptor;
 pub mod modules;
 pub mod process;
 pub mod proxy;
+pub mod state;
 pub mod status;
 pub mod wire;
 
