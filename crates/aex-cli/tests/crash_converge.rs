@@ -21,9 +21,7 @@ const SIGKILL: i32 = 9;
 /// `aex deploy` with `AEX_CRASH_AT=point`, which must die by SIGKILL.
 fn deploy_killed_at(app: &AppDir, point: &str) {
     let mut cmd = crate::util::cli::aex();
-    cmd.env("AEX_CRASH_AT", point)
-        .arg("deploy")
-        .arg(app.path());
+    cmd.env("AEX_CRASH_AT", point).arg("deploy").arg(app.path());
     let run = crate::util::cli::run_command(
         cmd,
         format!("AEX_CRASH_AT={point} aex deploy"),
@@ -55,7 +53,10 @@ fn records(app: &AppDir) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
 /// Checks the converged application against the state a crash left (`crashed`) and, for a
 /// redeployment, the state before it (`before`).
 #[track_caller]
-fn assert_converged(cluster: &Cluster, crashed: &(BTreeMap<String, Value>, BTreeMap<String, Value>)) {
+fn assert_converged(
+    cluster: &Cluster,
+    crashed: &(BTreeMap<String, Value>, BTreeMap<String, Value>),
+) {
     let app = &cluster.app;
     let json = app.aex(&["status", "--json"]).ok().json();
     let status = Status::parse(json.clone());
@@ -92,7 +93,11 @@ fn assert_converged(cluster: &Cluster, crashed: &(BTreeMap<String, Value>, BTree
     }
     // No two connections share a key; one whose instances changed has a new key.
     let keys: BTreeSet<String> = connections.values().map(|c| c["key"].to_string()).collect();
-    assert_eq!(keys.len(), connections.len(), "a key is shared: {connections:#?}");
+    assert_eq!(
+        keys.len(),
+        connections.len(),
+        "a key is shared: {connections:#?}"
+    );
     for (name, old) in old_connections {
         let new = &connections[name];
         assert_eq!(new["id"], old["id"], "connection `{name}` changed its id");
@@ -149,7 +154,10 @@ fn redeploy_killed_at(point: &str) {
     let (modules, connections) = records(&cluster.app);
     assert_ne!(modules["pong"]["key"], before_modules["pong"]["key"]);
     assert_eq!(modules["ping"]["key"], before_modules["ping"]["key"]);
-    assert_eq!(modules["ping"]["instance"], before_modules["ping"]["instance"]);
+    assert_eq!(
+        modules["ping"]["instance"],
+        before_modules["ping"]["instance"]
+    );
     assert!(
         modules["ping"]["last_command"].as_u64() > before_modules["ping"]["last_command"].as_u64()
     );
@@ -163,7 +171,8 @@ fn redeploy_killed_at(point: &str) {
 
 #[test]
 fn crash_while_loading_and_attesting_converges() {
-    for point in ["load:1", "load:2", "attest:1", "attest:2", "modules-saved"] {
+    // The first module loaded, not attested; the second attested, neither saved; both saved.
+    for point in ["load:1", "attest:2", "modules-saved"] {
         fresh_deploy_killed_at(point);
     }
 }
@@ -177,16 +186,17 @@ fn crash_while_keying_connections_converges() {
 
 #[test]
 fn crash_inside_a_state_transaction_converges() {
-    // The saves of a first deployment: its start, the attested modules, the keys reserved,
-    // the connections complete.
-    for point in ["commit:1", "commit:2", "commit:3", "commit:4"] {
+    // The saves of a first deployment are: its start, the attested modules, the keys
+    // reserved, the connections complete. Killed with the modules' or the connections' rows
+    // written but not committed, the database must come back as before that save.
+    for point in ["commit:2", "commit:4"] {
         fresh_deploy_killed_at(point);
     }
 }
 
 #[test]
 fn crash_while_replacing_a_module_converges() {
-    for point in ["commit:1", "attest:1", "keys-reserved", "keys-sent"] {
+    for point in ["attest:1", "keys-sent"] {
         redeploy_killed_at(point);
     }
 }

@@ -43,7 +43,10 @@ pub const POINTS: &[(&str, &str)] = &[
         "keys-saved",
         "a batch of connections saved as complete, routes not installed yet",
     ),
-    ("routed", "every route installed, the deployment not reported yet"),
+    (
+        "routed",
+        "every route installed, the deployment not reported yet",
+    ),
     (
         "command-sent",
         "a command (`aex call`, `disable`, ...) sent and answered, the answer not yet read",

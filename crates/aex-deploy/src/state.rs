@@ -182,8 +182,8 @@ pub enum StateError {
         action: &'static str,
         /// The file.
         path: PathBuf,
-        /// Database error.
-        source: redb::Error,
+        /// Database error (boxed: it is large, and errors travel by value).
+        source: Box<redb::Error>,
     },
     /// The file is not valid state.
     #[error(
@@ -263,7 +263,7 @@ impl StateFile {
             .map_err(|e| StateError::Store {
                 action: "open",
                 path: path.clone(),
-                source: e.into(),
+                source: Box::new(e.into()),
             })?;
         let rows = read_rows(&db, &path)?;
         let mut sf = StateFile {
@@ -308,7 +308,11 @@ impl StateFile {
         let mut saved = self.saved_rows();
         let changed: Vec<_> = rows
             .iter()
-            .filter(|(k, v)| saved.get(*k).is_none_or(|old| old.as_slice() != v.as_slice()))
+            .filter(|(k, v)| {
+                saved
+                    .get(*k)
+                    .is_none_or(|old| old.as_slice() != v.as_slice())
+            })
             .collect();
         let removed: Vec<_> = saved.keys().filter(|k| !rows.contains_key(*k)).collect();
         if changed.is_empty() && removed.is_empty() {
@@ -317,7 +321,7 @@ impl StateFile {
         let store = |action, source: redb::Error| StateError::Store {
             action,
             path: self.path.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut txn = self
             .db
@@ -364,7 +368,12 @@ fn open_private(path: &Path) -> Result<fs::File, StateError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = file.metadata().map_err(|e| io("inspect", e))?.permissions().mode() & 0o777;
+        let mode = file
+            .metadata()
+            .map_err(|e| io("inspect", e))?
+            .permissions()
+            .mode()
+            & 0o777;
         if mode & 0o077 != 0 {
             tracing::warn!(
                 "deployer state `{}` was readable or writable by others (mode {mode:o}); \
@@ -386,7 +395,7 @@ fn read_rows(db: &Database, path: &Path) -> Result<Rows, StateError> {
     let store = |source: redb::Error| StateError::Store {
         action: "read",
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     };
     let txn = db.begin_read().map_err(|e| store(e.into()))?;
     let mut rows = Rows::new();
@@ -483,7 +492,10 @@ fn rows_of(state: &State, path: &Path) -> Result<Rows, StateError> {
                     }
                 }
                 _ => {
-                    rows.insert((META, field.clone()), Zeroizing::new(serde_json::to_vec(v)?));
+                    rows.insert(
+                        (META, field.clone()),
+                        Zeroizing::new(serde_json::to_vec(v)?),
+                    );
                 }
             }
         }
@@ -610,7 +622,10 @@ mod tests {
         assert_eq!(again.state.next_conn_id, 8);
         assert_eq!(again.state.version, FORMAT_VERSION);
         for shown in [format!("{:?}", again.state), format!("{again:?}")] {
-            assert!(!shown.contains("cdcd") && !shown.contains("abab"), "{shown}");
+            assert!(
+                !shown.contains("cdcd") && !shown.contains("abab"),
+                "{shown}"
+            );
             assert!(shown.contains("REDACTED"), "{shown}");
         }
         #[cfg(unix)]
@@ -673,7 +688,10 @@ mod tests {
         assert_eq!(sf.state.next_conn_id, 5);
         assert_eq!(sf.state.modules["m"].last_command, 12);
         assert_eq!(sf.state.connections["c"].key.0.expose_secret(), &[0x11; 32]);
-        assert!(!aex.join(LEGACY_FILE).exists(), "the JSON copy of the keys is gone");
+        assert!(
+            !aex.join(LEGACY_FILE).exists(),
+            "the JSON copy of the keys is gone"
+        );
         assert!(!aex.join("state.json.tmp").exists());
         drop(sf);
         // Imported into the database, not just into memory.
@@ -743,7 +761,10 @@ mod tests {
             txn.commit().unwrap();
         }
         let err = StateFile::open(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("is corrupt") && err.contains("module `m`"), "{err}");
+        assert!(
+            err.contains("is corrupt") && err.contains("module `m`"),
+            "{err}"
+        );
         assert!(!err.contains("cdcd"), "{err}");
     }
 }
