@@ -260,11 +260,7 @@ impl StateFile {
         let file = open_private(&path)?;
         let db = redb::Builder::new()
             .create_file(file)
-            .map_err(|e| StateError::Store {
-                action: "open",
-                path: path.clone(),
-                source: Box::new(e.into()),
-            })?;
+            .map_err(|e| open_error(e, &path))?;
         let rows = read_rows(&db, &path)?;
         let mut sf = StateFile {
             state: state_from_rows(&rows, &path)?,
@@ -388,6 +384,31 @@ fn open_private(path: &Path) -> Result<fs::File, StateError> {
         }
     }
     Ok(file)
+}
+
+/// The error for a database that would not open: a file that is no (intact) redb database is
+/// corrupt state; anything else is the store's own error.
+fn open_error(e: redb::DatabaseError, path: &Path) -> StateError {
+    use redb::{DatabaseError, StorageError};
+    match e {
+        DatabaseError::Storage(StorageError::Corrupted(reason)) => StateError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        },
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StateError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "not a redb database".into(),
+            }
+        }
+        e => StateError::Store {
+            action: "open",
+            path: path.to_path_buf(),
+            source: Box::new(e.into()),
+        },
+    }
 }
 
 /// Every row of the database.
@@ -740,6 +761,10 @@ mod tests {
         fs::write(&path, vec![0x5a; 8192]).unwrap();
         let err = StateFile::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(
+            err.contains("is corrupt") && err.contains("aex reset"),
+            "{err}"
+        );
     }
 
     #[test]
