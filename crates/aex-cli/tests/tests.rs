@@ -13,6 +13,7 @@ mod adversarial_replay;
 mod adversarial_wire;
 mod agent_module_kill;
 mod cli_errors;
+mod crash_converge;
 mod e2e_button_led;
 mod e2e_counter_migration;
 mod e2e_ping_pong;

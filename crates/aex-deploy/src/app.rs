@@ -183,6 +183,7 @@ impl App {
                 sealed: sent.sealed.clone(),
             },
         )?;
+        crate::crash::point("command-sent");
         self.command_result(&sent, action, answer)
     }
 

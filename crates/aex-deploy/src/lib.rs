@@ -18,7 +18,7 @@
 //!
 //! The deployer never trusts a node's word about which code runs (measurements come from its
 //! own build) and never sends a module key or connection key in clear. Secrets live only in
-//! its state file (mode 0600), never in the descriptor, logs or errors.
+//! its state database (`.aex/state.redb`, mode 0600), never in the descriptor, logs or errors.
 //!
 //! This crate does not print: progress goes through [`progress::Observer`].
 #![forbid(unsafe_code)]
@@ -27,6 +27,7 @@
 pub mod app;
 pub mod build;
 pub mod client;
+pub mod crash;
 pub mod descriptor;
 pub mod error;
 pub mod ops;

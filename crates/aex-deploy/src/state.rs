@@ -1,31 +1,62 @@
 //! The deployer's own durable state: module keys, connection keys and counters.
 //!
 //! Invariants:
-//! * the state file lives beside the descriptor (`.aex/state.json`), never inside it, and is
-//!   created with mode 0600;
-//! * every update is written to a temporary file, synced, and renamed over the old file, so a
-//!   crash leaves either the old or the new state, never a torn one;
+//! * the state lives beside the descriptor in an embedded transactional database,
+//!   `.aex/state.redb` ([redb]), never inside the descriptor; the file is created with mode
+//!   0600 before anything is written to it, and an existing file that others may read is
+//!   narrowed back to 0600 (with a warning) before it is read;
+//! * every [`StateFile::save`] is one write transaction, committed durably (fsynced) before it
+//!   returns, so a crash — SIGKILL included — at any point leaves either the state before or
+//!   the state after that save, never a torn one;
 //! * a command counter is reserved and saved *before* the command is sent, so no counter is
 //!   ever used twice under a module key, even across crashes;
 //! * one process at a time: a [`StateFile`] holds an exclusive OS lock on `.aex/state.lock`
 //!   from before it reads the state until it is dropped, so two `aex` commands on the same
 //!   application (say a following `aex up` and an `aex output`) never work from stale copies
-//!   and never reserve the same counter twice.
+//!   and never reserve the same counter twice. A second `aex` waits for the first.
+//!
+//! Layout: four tables keyed by name — `meta` (every top-level field of [`State`] other than
+//! the three maps: format version, next connection id), `nodes`, `modules` and `connections`
+//! (one row per record). Values are the records' serde JSON (keys in hex, as [`StoredKey`]
+//! serializes them): JSON rather than a positional format so that fields added to the records
+//! later (`#[serde(default)]`) read old rows and old versions of aex ignore new ones. A save
+//! writes only the rows that changed since the last save, in one transaction.
+//!
+//! An older deployer's `.aex/state.json` is imported once, in one transaction, and then
+//! removed.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use aex_crypto::SecretKey;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use zeroize::Zeroizing;
+use serde_json::Value;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Directory (beside the descriptor) holding the deployer's state and local node data.
 pub const STATE_DIR: &str = ".aex";
-const STATE_FILE: &str = "state.json";
+/// The state database, in [`STATE_DIR`].
+pub const STATE_FILE: &str = "state.redb";
+/// The state file of aex versions before the database, imported once and removed.
+const LEGACY_FILE: &str = "state.json";
 const LOCK_FILE: &str = "state.lock";
 const FORMAT_VERSION: u32 = 1;
+
+/// Top-level fields of [`State`] other than the record maps.
+const META: &str = "meta";
+/// The record maps of [`State`], each a table of its own (field name = table name).
+const MAPS: [&str; 3] = ["nodes", "modules", "connections"];
+
+/// A table: record name → serde JSON of the record.
+fn table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// Every row of the database: (table, key) → value bytes (which may hold keys in hex).
+type Rows = BTreeMap<(&'static str, String), Zeroizing<Vec<u8>>>;
 
 /// Everything the deployer remembers about one application.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -202,24 +233,51 @@ pub enum StateError {
         /// OS error.
         source: std::io::Error,
     },
+    /// The database refused an operation.
+    #[error(
+        "cannot {action} deployer state `{path}`: {source} (check the disk and the file's \
+         permissions; a file another program holds open must be closed first)"
+    )]
+    Store {
+        /// What was attempted.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Database error (boxed: it is large, and errors travel by value).
+        source: Box<redb::Error>,
+    },
     /// The file is not valid state.
-    #[error("deployer state `{path}` is corrupt: {reason}")]
+    #[error(
+        "deployer state `{path}` is corrupt: {reason} (restore it from a backup; or move it \
+         away and run `aex reset`, then `aex deploy`, to replace every module with fresh keys)"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// Parser detail.
+        /// Parser detail (never a secret).
         reason: String,
     },
 }
 
-/// A state file bound to its path.
-#[derive(Debug)]
+/// A state file bound to its path: the in-memory [`State`] and the database it is saved to.
 pub struct StateFile {
     path: PathBuf,
     /// The current state.
     pub state: State,
+    db: Database,
+    /// What the database holds, row by row, as of the last save (or the open).
+    saved: Mutex<Rows>,
     /// Held (locked) for as long as this value lives.
     _lock: fs::File,
+}
+
+impl core::fmt::Debug for StateFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StateFile")
+            .field("path", &self.path)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StateFile {
@@ -230,7 +288,8 @@ impl StateFile {
 
     /// Opens (or starts empty) the state beside a descriptor directory.
     ///
-    /// Waits while another process holds this application's state.
+    /// Waits while another process holds this application's state. Imports (once) the
+    /// `.aex/state.json` of an older aex.
     pub fn open(descriptor_dir: &Path) -> Result<Self, StateError> {
         let dir = Self::dir_for(descriptor_dir);
         let path = dir.join(STATE_FILE);
@@ -240,7 +299,16 @@ impl StateFile {
             path: path.to_path_buf(),
             source,
         };
-        fs::create_dir_all(&dir).map_err(|e| io("create the directory of", &path, e))?;
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder
+            .create(&dir)
+            .map_err(|e| io("create the directory of", &path, e))?;
         let lock = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -249,42 +317,35 @@ impl StateFile {
             .map_err(|e| io("open", &lock_path, e))?;
         // Released when the file is closed, also if the process dies.
         lock.lock().map_err(|e| io("lock", &lock_path, e))?;
-        let state = match fs::read(&path) {
-            Ok(bytes) => {
-                let bytes = Zeroizing::new(bytes);
-                let s: State = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                if s.version != FORMAT_VERSION {
-                    return Err(StateError::Corrupt {
-                        path,
-                        reason: format!(
-                            "format version {} (this aex reads version {FORMAT_VERSION})",
-                            s.version
-                        ),
-                    });
-                }
-                s
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State {
-                version: FORMAT_VERSION,
-                next_conn_id: 1,
-                ..State::default()
-            },
-            Err(source) => {
-                return Err(StateError::Io {
-                    action: "read",
-                    path,
-                    source,
-                })
-            }
-        };
-        Ok(StateFile {
+
+        let file = open_private(&path)?;
+        let db = redb::Builder::new()
+            .create_file(file)
+            .map_err(|e| open_error(e, &path))?;
+        let rows = read_rows(&db, &path)?;
+        let mut sf = StateFile {
+            state: state_from_rows(&rows, &path)?,
             path,
-            state,
+            db,
+            saved: Mutex::new(rows),
             _lock: lock,
-        })
+        };
+        let legacy = dir.join(LEGACY_FILE);
+        if sf.saved_rows().is_empty() {
+            if let Some(state) = read_legacy(&legacy)? {
+                // One transaction: after it the database holds everything the JSON held.
+                sf.state = state;
+                sf.save()?;
+                tracing::info!(
+                    "imported deployer state `{}` into `{}`",
+                    legacy.display(),
+                    sf.path.display()
+                );
+            }
+        }
+        // Present only before or after an import; after, it is a stale copy of secrets.
+        remove_legacy(&dir, &legacy)?;
+        Ok(sf)
     }
 
     /// The state file's path.
@@ -292,65 +353,347 @@ impl StateFile {
         &self.path
     }
 
-    /// Durably replaces the file with the current state.
+    fn saved_rows(&self) -> std::sync::MutexGuard<'_, Rows> {
+        self.saved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Durably saves the current state: one write transaction with every row that changed,
+    /// committed (and fsynced) before this returns. A state equal to the saved one writes
+    /// nothing.
     pub fn save(&self) -> Result<(), StateError> {
-        let io = |action, source| StateError::Io {
+        let rows = rows_of(&self.state, &self.path)?;
+        let mut saved = self.saved_rows();
+        let changed: Vec<_> = rows
+            .iter()
+            .filter(|(k, v)| {
+                saved
+                    .get(*k)
+                    .is_none_or(|old| old.as_slice() != v.as_slice())
+            })
+            .collect();
+        let removed: Vec<_> = saved.keys().filter(|k| !rows.contains_key(*k)).collect();
+        if changed.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let store = |action, source: redb::Error| StateError::Store {
             action,
             path: self.path.clone(),
-            source,
+            source: Box::new(source),
         };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
-        let json = Zeroizing::new(serde_json::to_vec_pretty(&self.state).map_err(|e| {
-            StateError::Corrupt {
-                path: self.path.clone(),
-                reason: e.to_string(),
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| store("write", e.into()))?;
+        // redb's default, stated: the commit returns once the data is on disk.
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| store("write", e.into()))?;
+        for name in std::iter::once(META).chain(MAPS) {
+            let mut t = txn
+                .open_table(table(name))
+                .map_err(|e| store("write", e.into()))?;
+            for ((_, key), value) in changed.iter().filter(|((t, _), _)| *t == name) {
+                t.insert(key.as_str(), value.as_slice())
+                    .map_err(|e| store("write", e.into()))?;
             }
-        })?);
-        let tmp = self.path.with_extension("json.tmp");
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+            for (_, key) in removed.iter().filter(|(t, _)| *t == name) {
+                t.remove(key.as_str())
+                    .map_err(|e| store("write", e.into()))?;
+            }
         }
-        let mut f = opts.open(&tmp).map_err(|e| io("write", e))?;
-        f.write_all(&json).map_err(|e| io("write", e))?;
-        f.sync_all().map_err(|e| io("sync", e))?;
-        fs::rename(&tmp, &self.path).map_err(|e| io("replace", e))?;
+        crate::crash::point("commit");
+        txn.commit().map_err(|e| store("commit to", e.into()))?;
+        *saved = rows;
+        Ok(())
+    }
+}
+
+/// Opens (creating if needed) the database file, readable and writable by its owner only.
+fn open_private(path: &Path) -> Result<fs::File, StateError> {
+    let io = |action, source| StateError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut opts = fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts.open(path).map_err(|e| io("open", e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file
+            .metadata()
+            .map_err(|e| io("inspect", e))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "deployer state `{}` was readable or writable by others (mode {mode:o}); \
+                 narrowing it to 0600 — treat the keys in it as exposed and redeploy with \
+                 `aex reset` and `aex deploy` if others could read it",
+                path.display()
+            );
+        }
+        if mode != 0o600 {
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|e| io("restrict the permissions of", e))?;
+        }
+    }
+    Ok(file)
+}
+
+/// The error for a database that would not open: a file that is no (intact) redb database is
+/// corrupt state; anything else is the store's own error.
+fn open_error(e: redb::DatabaseError, path: &Path) -> StateError {
+    use redb::{DatabaseError, StorageError};
+    match e {
+        DatabaseError::Storage(StorageError::Corrupted(reason)) => StateError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        },
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StateError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "not a redb database".into(),
+            }
+        }
+        e => StateError::Store {
+            action: "open",
+            path: path.to_path_buf(),
+            source: Box::new(e.into()),
+        },
+    }
+}
+
+/// Every row of the database.
+fn read_rows(db: &Database, path: &Path) -> Result<Rows, StateError> {
+    let store = |source: redb::Error| StateError::Store {
+        action: "read",
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    let txn = db.begin_read().map_err(|e| store(e.into()))?;
+    let mut rows = Rows::new();
+    for name in std::iter::once(META).chain(MAPS) {
+        let t = match txn.open_table(table(name)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => continue,
+            Err(e) => return Err(store(e.into())),
+        };
+        for row in t.iter().map_err(|e| store(e.into()))? {
+            let (k, v) = row.map_err(|e| store(e.into()))?;
+            rows.insert(
+                (name, k.value().to_string()),
+                Zeroizing::new(v.value().to_vec()),
+            );
+        }
+    }
+    Ok(rows)
+}
+
+/// The state the rows describe (a fresh state if there are none).
+fn state_from_rows(rows: &Rows, path: &Path) -> Result<State, StateError> {
+    let corrupt = |what: String, e: serde_json::Error| StateError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("{what}: {e}"),
+    };
+    if rows.is_empty() {
+        return Ok(State {
+            version: FORMAT_VERSION,
+            next_conn_id: 1,
+            ..State::default()
+        });
+    }
+    let mut top = serde_json::Map::new();
+    for ((_, key), value) in rows.iter().filter(|((t, _), _)| *t == META) {
+        let v = serde_json::from_slice(value).map_err(|e| corrupt(format!("`{key}`"), e))?;
+        top.insert(key.clone(), v);
+    }
+    for name in MAPS {
+        top.insert(name.into(), Value::Object(serde_json::Map::new()));
+    }
+    let mut state: State =
+        serde_json::from_value(Value::Object(top)).map_err(|e| corrupt("metadata".into(), e))?;
+    check_version(state.version, path)?;
+    for ((t, key), value) in rows {
+        let what = || format!("{} `{key}`", t.trim_end_matches('s'));
+        match *t {
+            "nodes" => {
+                let r = serde_json::from_slice(value).map_err(|e| corrupt(what(), e))?;
+                state.nodes.insert(key.clone(), r);
+            }
+            "modules" => {
+                let r = serde_json::from_slice(value).map_err(|e| corrupt(what(), e))?;
+                state.modules.insert(key.clone(), r);
+            }
+            "connections" => {
+                let r = serde_json::from_slice(value).map_err(|e| corrupt(what(), e))?;
+                state.connections.insert(key.clone(), r);
+            }
+            _ => {}
+        }
+    }
+    Ok(state)
+}
+
+fn check_version(version: u32, path: &Path) -> Result<(), StateError> {
+    if version == FORMAT_VERSION {
+        return Ok(());
+    }
+    Err(StateError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("format version {version} (this aex reads version {FORMAT_VERSION})"),
+    })
+}
+
+/// The rows a state is saved as.
+fn rows_of(state: &State, path: &Path) -> Result<Rows, StateError> {
+    let corrupt = |e: serde_json::Error| StateError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("cannot serialize the state: {e}"),
+    };
+    let mut value = serde_json::to_value(state).map_err(corrupt)?;
+    let mut rows = Rows::new();
+    let result = (|| {
+        let Value::Object(top) = &value else {
+            return Ok(());
+        };
+        for (field, v) in top {
+            match (MAPS.iter().find(|m| *m == field), v) {
+                (Some(name), Value::Object(records)) => {
+                    for (key, record) in records {
+                        let bytes = Zeroizing::new(serde_json::to_vec(record)?);
+                        rows.insert((*name, key.clone()), bytes);
+                    }
+                }
+                _ => {
+                    rows.insert(
+                        (META, field.clone()),
+                        Zeroizing::new(serde_json::to_vec(v)?),
+                    );
+                }
+            }
+        }
+        Ok(())
+    })();
+    wipe(&mut value);
+    result.map_err(corrupt)?;
+    Ok(rows)
+}
+
+/// Zeroes every string of a JSON value (stored keys are hex strings) before it is dropped.
+fn wipe(value: &mut Value) {
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe),
+        Value::Object(map) => map.values_mut().for_each(wipe),
+        _ => {}
+    }
+}
+
+/// The state in an older aex's `state.json`, if there is one.
+fn read_legacy(path: &Path) -> Result<Option<State>, StateError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let state: State = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    check_version(state.version, path)?;
+    Ok(Some(state))
+}
+
+/// Removes an older aex's state file (and its temporary file), once imported.
+fn remove_legacy(dir: &Path, legacy: &Path) -> Result<(), StateError> {
+    let mut removed = false;
+    for p in [legacy.to_path_buf(), legacy.with_extension("json.tmp")] {
+        match fs::remove_file(&p) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "remove the imported",
+                    path: p,
+                    source,
+                })
+            }
+        }
+    }
+    if removed {
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
         }
-        Ok(())
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn module(key: u8, last_command: u64) -> ModuleRecord {
+        ModuleRecord {
+            node: "n".into(),
+            tee: "sgx".into(),
+            measurement: "00".repeat(32),
+            instance: 1,
+            key: StoredKey(SecretKey::from_bytes([key; 32])),
+            last_command,
+            attested_at: 0,
+            simulated: true,
+            insecure: false,
+            reports_status: false,
+        }
+    }
+
+    fn connection(key: u8) -> ConnectionRecord {
+        ConnectionRecord {
+            id: 7,
+            key: StoredKey(SecretKey::from_bytes([key; 32])),
+            algorithm: "aes-256-gcm".into(),
+            from: "a.out".into(),
+            to: "b.in".into(),
+            instances: BTreeMap::from([("a".into(), 1), ("b".into(), 2)]),
+            last_sent: 3,
+            last_received: 0,
+        }
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
     #[test]
     fn round_trip_private_and_no_key_in_debug() {
         let dir = tempfile::tempdir().unwrap();
         let mut sf = StateFile::open(dir.path()).unwrap();
-        sf.state.modules.insert(
-            "m".into(),
-            ModuleRecord {
-                node: "n".into(),
-                tee: "sgx".into(),
-                measurement: "00".repeat(32),
-                instance: 1,
-                key: StoredKey(SecretKey::from_bytes([0xcd; 32])),
-                last_command: 4,
-                attested_at: 0,
-                simulated: true,
-                insecure: false,
-                reports_status: false,
-                generation: 2,
-                pending_state: Some(StoredBytes(Zeroizing::new(b"count 41".to_vec()))),
-            },
-        );
+        assert!(sf.path().ends_with(".aex/state.redb"));
+        #[cfg(unix)]
+        assert_eq!(mode(sf.path()), 0o600, "private before anything is written");
+        let mut m = module(0xcd, 4);
+        m.generation = 2;
+        m.pending_state = Some(StoredBytes(Zeroizing::new(b"count 41".to_vec())));
+        sf.state.modules.insert("m".into(), m);
+        sf.state.connections.insert("c".into(), connection(0xab));
+        sf.state.next_conn_id = 8;
         sf.save().unwrap();
         // One holder at a time, even within a process.
         drop(sf);
@@ -358,16 +701,39 @@ mod tests {
         let m = &again.state.modules["m"];
         assert_eq!(m.key.0.expose_secret(), &[0xcd; 32]);
         assert_eq!(m.last_command, 4);
-        assert!(!format!("{:?}", again.state).contains("cdcd"));
         assert_eq!(m.slot("m"), "m.2");
         assert_eq!(*m.pending_state.as_ref().unwrap().0, b"count 41");
-        assert!(!format!("{:?}", again.state).contains("count"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(again.path()).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+        let c = &again.state.connections["c"];
+        assert_eq!(c.key.0.expose_secret(), &[0xab; 32]);
+        assert_eq!(c.instances, connection(0xab).instances);
+        assert_eq!(again.state.next_conn_id, 8);
+        assert_eq!(again.state.version, FORMAT_VERSION);
+        for shown in [format!("{:?}", again.state), format!("{again:?}")] {
+            assert!(
+                !shown.contains("cdcd") && !shown.contains("abab") && !shown.contains("count"),
+                "{shown}"
+            );
+            assert!(shown.contains("REDACTED"), "{shown}");
         }
+        #[cfg(unix)]
+        assert_eq!(mode(again.path()), 0o600);
+    }
+
+    #[test]
+    fn saves_only_what_changed_and_removes_what_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sf = StateFile::open(dir.path()).unwrap();
+        sf.state.modules.insert("a".into(), module(1, 1));
+        sf.state.modules.insert("b".into(), module(2, 1));
+        sf.save().unwrap();
+        sf.state.modules.remove("a");
+        sf.state.modules.get_mut("b").unwrap().last_command = 9;
+        sf.save().unwrap();
+        sf.save().unwrap();
+        drop(sf);
+        let again = StateFile::open(dir.path()).unwrap();
+        assert_eq!(again.state.modules.keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(again.state.modules["b"].last_command, 9);
     }
 
     #[test]
@@ -392,11 +758,104 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_state_is_a_clear_error() {
+    fn an_older_state_json_is_imported_once_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let aex = dir.path().join(STATE_DIR);
+        fs::create_dir_all(&aex).unwrap();
+        let legacy = State {
+            version: FORMAT_VERSION,
+            next_conn_id: 5,
+            modules: BTreeMap::from([("m".into(), module(0xee, 12))]),
+            connections: BTreeMap::from([("c".into(), connection(0x11))]),
+            ..State::default()
+        };
+        fs::write(aex.join(LEGACY_FILE), serde_json::to_vec(&legacy).unwrap()).unwrap();
+        fs::write(aex.join("state.json.tmp"), b"half-written").unwrap();
+        let sf = StateFile::open(dir.path()).unwrap();
+        assert_eq!(sf.state.next_conn_id, 5);
+        assert_eq!(sf.state.modules["m"].last_command, 12);
+        assert_eq!(sf.state.connections["c"].key.0.expose_secret(), &[0x11; 32]);
+        assert!(
+            !aex.join(LEGACY_FILE).exists(),
+            "the JSON copy of the keys is gone"
+        );
+        assert!(!aex.join("state.json.tmp").exists());
+        drop(sf);
+        // Imported into the database, not just into memory.
+        let again = StateFile::open(dir.path()).unwrap();
+        assert_eq!(again.state.modules["m"].key.0.expose_secret(), &[0xee; 32]);
+    }
+
+    #[test]
+    fn a_json_file_beside_an_imported_database_is_only_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sf = StateFile::open(dir.path()).unwrap();
+        sf.state.next_conn_id = 3;
+        sf.save().unwrap();
+        drop(sf);
+        // As if a crash struck between the import's commit and the removal.
+        let stale = State {
+            version: FORMAT_VERSION,
+            next_conn_id: 99,
+            ..State::default()
+        };
+        let legacy = dir.path().join(STATE_DIR).join(LEGACY_FILE);
+        fs::write(&legacy, serde_json::to_vec(&stale).unwrap()).unwrap();
+        let sf = StateFile::open(dir.path()).unwrap();
+        assert_eq!(sf.state.next_conn_id, 3);
+        assert!(!legacy.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_state_file_others_can_read_is_narrowed_to_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sf = StateFile::open(dir.path()).unwrap();
+        let path = sf.path().to_path_buf();
+        drop(sf);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let sf = StateFile::open(dir.path()).unwrap();
+        assert_eq!(mode(sf.path()), 0o600);
+    }
+
+    #[test]
+    fn a_file_that_is_no_database_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join(STATE_DIR)).unwrap();
-        fs::write(dir.path().join(STATE_DIR).join(STATE_FILE), b"{nope").unwrap();
-        let err = StateFile::open(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("is corrupt"), "{err}");
+        let path = dir.path().join(STATE_DIR).join(STATE_FILE);
+        fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let err = StateFile::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(
+            err.contains("is corrupt") && err.contains("aex reset"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_record_is_a_clear_error_without_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sf = StateFile::open(dir.path()).unwrap();
+        sf.state.modules.insert("m".into(), module(0xcd, 1));
+        sf.save().unwrap();
+        drop(sf);
+        {
+            let path = dir.path().join(STATE_DIR).join(STATE_FILE);
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(table("modules")).unwrap();
+                let bad = format!("{{\"key\":\"{}\",\"node\":7}}", "cd".repeat(32));
+                t.insert("m", bad.as_bytes()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let err = StateFile::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("is corrupt") && err.contains("module `m`"),
+            "{err}"
+        );
+        assert!(!err.contains("cdcd"), "{err}");
     }
 }

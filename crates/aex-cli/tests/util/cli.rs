@@ -28,6 +28,8 @@ pub struct Run {
     pub what: String,
     /// Exit code (-1 if killed by a signal).
     pub code: i32,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -110,6 +112,7 @@ pub fn run_command(cmd: Command, what: String, timeout: Duration) -> Run {
     Run {
         what,
         code: status.code().unwrap_or(-1),
+        signal: std::os::unix::process::ExitStatusExt::signal(&status),
         stdout,
         stderr,
     }

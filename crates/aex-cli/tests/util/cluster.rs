@@ -12,6 +12,7 @@ use super::cli::{self, Run, COMMAND_TIMEOUT};
 use super::descriptor::{PingPong, PlatformKey};
 use super::process::{self, NodeProcess};
 use super::proxy::{Proxy, Tamper};
+use super::state;
 use super::status::Status;
 use super::{modules, wait_for, PATIENCE};
 
@@ -100,11 +101,9 @@ impl AppDir {
         )
     }
 
-    /// The deployer's state file, `.aex/state.json` (keys in hex, counters, instances).
+    /// The deployer's state (`.aex/state.redb`) as JSON: keys in hex, counters, instances.
     pub fn state(&self) -> Value {
-        let text = std::fs::read_to_string(self.path().join(".aex/state.json"))
-            .expect("read .aex/state.json");
-        serde_json::from_str(&text).expect("state is JSON")
+        state::read(self.path()).expect("read the deployer state in .aex/state.redb")
     }
 
     /// The wire id of connection `name`, from the deployer's state file.

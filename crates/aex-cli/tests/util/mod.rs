@@ -10,6 +10,7 @@ pub mod http;
 pub mod modules;
 pub mod process;
 pub mod proxy;
+pub mod state;
 pub mod status;
 pub mod wire;
 

@@ -63,7 +63,7 @@ fn is_aex_node(pid: u32) -> bool {
 }
 
 /// Stops every node agent `aex up` started for the application in `app_dir` that is still
-/// running: the pids in `.aex/state.json` and in the nodes' `node.pid` files.
+/// running: the pids in the deployer state and in the nodes' `node.pid` files.
 pub fn stop_up_nodes(app_dir: &Path) {
     for pid in up_node_pids(app_dir) {
         if is_aex_node(pid) {
@@ -76,16 +76,14 @@ pub fn stop_up_nodes(app_dir: &Path) {
 pub fn up_node_pids(app_dir: &Path) -> Vec<u32> {
     let aex_dir = app_dir.join(".aex");
     let mut pids = vec![];
-    if let Ok(text) = fs::read_to_string(aex_dir.join("state.json")) {
-        if let Ok(state) = serde_json::from_str::<serde_json::Value>(&text) {
-            if let Some(nodes) = state["nodes"].as_object() {
-                pids.extend(
-                    nodes
-                        .values()
-                        .filter_map(|n| n["pid"].as_u64())
-                        .filter_map(|p| u32::try_from(p).ok()),
-                );
-            }
+    if let Some(state) = super::state::read(app_dir) {
+        if let Some(nodes) = state["nodes"].as_object() {
+            pids.extend(
+                nodes
+                    .values()
+                    .filter_map(|n| n["pid"].as_u64())
+                    .filter_map(|p| u32::try_from(p).ok()),
+            );
         }
     }
     if let Ok(dirs) = fs::read_dir(aex_dir.join("nodes")) {

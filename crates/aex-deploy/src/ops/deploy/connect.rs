@@ -66,6 +66,7 @@ pub(super) fn connect(
     for batch in routes.chunks(BATCH) {
         pipeline(app, batch.to_vec())?;
     }
+    crate::crash::point("routed");
     for spec in &specs {
         obs.advance(&spec.name);
     }
@@ -138,10 +139,12 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
     }
     // Keys recorded and counters reserved before anything is sent.
     app.state.save()?;
+    crate::crash::point("keys-reserved");
     let answers = pipeline(app, requests)?;
     for ((sealed, action), answer) in sent.iter().zip(answers) {
         app.command_result(sealed, action, answer)?;
     }
+    crate::crash::point("keys-sent");
     // Only now are the connections complete.
     for (spec, _, _, instances) in batch {
         if let Some(rec) = app.state.state.connections.get_mut(&spec.name) {
@@ -149,6 +152,7 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
         }
     }
     app.state.save()?;
+    crate::crash::point("keys-saved");
     Ok(())
 }
 

@@ -123,34 +123,55 @@ pub fn deploy_forced(
         .collect();
 
     obs.phase("load and attest", to_load.len() as u64);
+    // Instances with no state to hand over are replaced in place: forget their records, in one
+    // save, before the first is touched. A record must never outlive its instance (the next
+    // deploy would keep a module it cannot command); forgetting one early, should a crash stop
+    // the run before its turn, only makes the next deploy replace it — which this one was
+    // about to do anyway. Instances with a state to hand over keep theirs until the new
+    // instance is attested beside them (`transfer::hand_over`).
+    let has_state = |app: &App, name: &str| {
+        plan.live.contains(name)
+            || app
+                .state
+                .state
+                .modules
+                .get(name)
+                .is_some_and(|r| r.pending_state.is_some())
+    };
+    let mut forgot = false;
+    let mut generations = BTreeMap::new();
+    for (name, _) in &to_load {
+        let keep = has_state(app, name);
+        let generation = match app.state.state.modules.get(name) {
+            Some(r) if keep => r.generation.wrapping_add(1),
+            Some(r) => r.generation,
+            None => 0,
+        };
+        generations.insert(name.clone(), (generation, keep));
+        if !keep {
+            forgot |= app.state.state.modules.remove(name).is_some();
+        }
+    }
+    if forgot {
+        app.state.save()?;
+    }
     let mut handovers = vec![];
     let mut attested = || -> Result<()> {
         for (name, node) in &to_load {
-            let live = plan.live.contains(name);
-            let previous = app.state.state.modules.get(name);
-            let has_state = live || previous.is_some_and(|r| r.pending_state.is_some());
-            // A state to hand over: the new instance starts next to the old one, under the
-            // next generation's name. Nothing to hand over: it replaces the old one in place,
-            // after its record is dropped (saved), so the record of a dead instance can never
-            // be taken for the new one that runs under the same name.
-            let generation = match previous {
-                Some(r) if has_state => r.generation.wrapping_add(1),
-                Some(r) => r.generation,
-                None => 0,
-            };
-            if !has_state && app.state.state.modules.remove(name).is_some() {
-                app.state.save()?;
-            }
+            let (generation, keep) = generations[name];
             let slot = slot_name(name, generation);
             let exists = plan.loaded.get(node).is_some_and(|m| m.contains(&slot));
             load(app, &slot, node, &built[name], exists)?;
+            crate::crash::point("load");
             let mut record = attest_instance(app, name, &slot, node, &built[name])?;
             record.generation = generation;
-            if has_state {
+            if keep {
+                let live = plan.live.contains(name);
                 handovers.push(transfer::hand_over(app, name, record, live)?);
             } else {
                 app.state.state.modules.insert(name.clone(), record);
             }
+            crate::crash::point("attest");
             obs.advance(name);
             report.loaded.push(name.clone());
         }
@@ -161,6 +182,7 @@ pub fn deploy_forced(
     // to a crash before this save only costs a reload: the next deploy finds no record and
     // replaces that instance, so no counter is ever reused.) Hand-overs saved their own steps.
     app.state.save()?;
+    crate::crash::point("modules-saved");
     outcome?;
     obs.finish();
 
