@@ -117,12 +117,17 @@ fn keys_parse_and_print_as_hex() {
     assert_eq!(k.0[1], 0xff);
     assert_eq!(k.to_string(), "00ff".repeat(16));
     assert_eq!(k.short(), "00ff00ff00ff00ff");
-    assert_eq!(format!("{k:?}"), format!("DeployerKey({})", "00ff".repeat(16)));
+    assert_eq!(
+        format!("{k:?}"),
+        format!("DeployerKey({})", "00ff".repeat(16))
+    );
     assert!("abc".parse::<DeployerKey>().is_err());
     let e = "zz".repeat(32).parse::<DeployerKey>().unwrap_err();
     assert!(e.to_string().contains("position 1"), "{e}");
     // Surrounding whitespace (a pasted line) is fine.
-    assert!(format!(" {}\n", "ab".repeat(32)).parse::<DeployerKey>().is_ok());
+    assert!(format!(" {}\n", "ab".repeat(32))
+        .parse::<DeployerKey>()
+        .is_ok());
 }
 
 /// Known-answer vectors: the exact bytes signed and the namespace, for a fixed key.
@@ -136,7 +141,10 @@ fn signed_bytes_are_pinned() {
     let m = request_message(&[0x01; 32], 258, &NodeRequest::Status);
     assert_eq!(&m[..REQUEST_DOMAIN.len()], b"aex deployer request v1\0");
     // id big-endian, then postcard: variant index 6 (Status).
-    assert_eq!(&m[REQUEST_DOMAIN.len() + 32..], &[0, 0, 0, 0, 0, 0, 1, 2, 6]);
+    assert_eq!(
+        &m[REQUEST_DOMAIN.len() + 32..],
+        &[0, 0, 0, 0, 0, 0, 1, 2, 6]
+    );
     assert_eq!(
         AppId::of(&key, "pp").to_string(),
         hex(&aex_crypto::sha256(&[NAMESPACE_DOMAIN, &[0xab; 32], &[0, 0, 0, 2], b"pp"])[..16])
