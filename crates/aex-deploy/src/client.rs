@@ -4,14 +4,22 @@
 //! `ToNode::Request`s (pipelined when it has many) and reads `FromNode::Response`s, while
 //! events for its direct connections may arrive in between and are queued. Every read has a
 //! timeout, so a silent or malicious node cannot hang the deployer.
+//!
+//! A session belongs to one deployer identity and one application: the client names both in
+//! its `Hello`, signs the node's fresh challenge, and signs every request (see
+//! [`aex_proto::auth`]), so the node acts for it only in that application's namespace.
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aex_proto::auth::{sign_request, sign_session};
 use aex_proto::frame;
 use aex_proto::{Event, FromNode, Hello, NodeError, NodeRequest, NodeResponse, ToNode};
+
+use crate::identity::Identity;
 
 /// Why talking to a node failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +71,19 @@ pub struct NodeClient {
     next_id: u64,
     events: VecDeque<Event>,
     timeout: Duration,
+    identity: Arc<Identity>,
+    challenge: [u8; 32],
 }
 
 impl NodeClient {
-    /// Connects and says hello.
-    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
+    /// Connects, says hello as `identity` managing application `app`, and answers the node's
+    /// challenge.
+    pub fn connect(
+        addr: SocketAddr,
+        timeout: Duration,
+        identity: Arc<Identity>,
+        app: &str,
+    ) -> Result<Self, ClientError> {
         let stream = TcpStream::connect_timeout(&addr, timeout.min(Duration::from_secs(5)))
             .map_err(|source| ClientError::Connect { addr, source })?;
         let io = |source| ClientError::Io { addr, source };
@@ -82,10 +98,26 @@ impl NodeClient {
             next_id: 1,
             events: VecDeque::new(),
             timeout,
+            identity,
+            challenge: [0; 32],
         };
         client.send(&ToNode::Hello(Hello::Deployer {
             client: format!("aex {}", env!("CARGO_PKG_VERSION")),
+            key: client.identity.public(),
+            app: app.into(),
         }))?;
+        client.flush()?;
+        client.challenge = match client.read()? {
+            FromNode::Challenge { nonce } => nonce,
+            _ => {
+                return Err(ClientError::Unexpected {
+                    addr,
+                    request: "Hello",
+                })
+            }
+        };
+        let signature = sign_session(client.identity.signing(), &client.challenge, app);
+        client.send(&ToNode::Auth { signature })?;
         client.flush()?;
         Ok(client)
     }
@@ -107,7 +139,12 @@ impl NodeClient {
     pub fn send_request(&mut self, body: NodeRequest) -> Result<u64, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        self.send(&ToNode::Request { id, body })?;
+        let signature = sign_request(self.identity.signing(), &self.challenge, id, &body);
+        self.send(&ToNode::Request {
+            id,
+            body,
+            signature,
+        })?;
         Ok(id)
     }
 
