@@ -181,8 +181,9 @@ impl Identity {
         &self.path
     }
 
-    /// The signing key, for the management client.
-    pub(crate) fn signing(&self) -> &SigningIdentity {
+    /// The signing key: for the management client, and for tools that sign a session by hand
+    /// (tests playing an attacker).
+    pub fn signing(&self) -> &SigningIdentity {
         &self.key
     }
 

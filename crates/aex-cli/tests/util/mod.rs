@@ -1,11 +1,12 @@
 //! Helpers shared by the topic modules: free ports, polling with deadlines, the `aex` binary,
-//! descriptors, node processes, clusters of nodes, a man-in-the-middle proxy, and listeners
+//! deployer identities, descriptors, node processes, clusters of nodes, a man-in-the-middle proxy, and listeners
 //! that never answer.
 
 pub mod cli;
 pub mod cluster;
 pub mod dead_end;
 pub mod descriptor;
+pub mod identity;
 pub mod modules;
 pub mod process;
 pub mod proxy;
