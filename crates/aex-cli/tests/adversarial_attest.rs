@@ -96,14 +96,22 @@ impl Tamper for SwapBinary {
                 assert!(piece <= MAX_PIECE, "the substitute is too large to swap in");
                 st.pieces = self.substitute.chunks(piece).map(<[u8]>::to_vec).collect();
                 let size = self.substitute.len() as u64;
-                vec![Self::request(&st, id, NodeRequest::LoadBegin { module, size })]
+                vec![Self::request(
+                    &st,
+                    id,
+                    NodeRequest::LoadBegin { module, size },
+                )]
             }
             // Every deployer request gets a real answer, in order: each chunk carries the next
             // piece of the substitute (or nothing once it is all sent).
             NodeRequest::LoadChunk { module, data } if module == self.module => {
                 st.original.extend_from_slice(&data);
                 let data = st.pieces.pop_front().unwrap_or_default();
-                vec![Self::request(&st, id, NodeRequest::LoadChunk { module, data })]
+                vec![Self::request(
+                    &st,
+                    id,
+                    NodeRequest::LoadChunk { module, data },
+                )]
             }
             NodeRequest::LoadEnd { module } if module == self.module => {
                 assert!(st.pieces.is_empty(), "the whole substitute was swapped in");

@@ -19,3 +19,4 @@ mod fault_node_restart;
 mod fault_partition;
 mod fault_timeouts;
 mod load_chain;
+mod two_stakeholders;

@@ -98,7 +98,12 @@ impl Identity {
             }
         }
         var("HOME")
-            .map(|home| PathBuf::from(home).join(".config").join("aex").join("identity"))
+            .map(|home| {
+                PathBuf::from(home)
+                    .join(".config")
+                    .join("aex")
+                    .join("identity")
+            })
             .ok_or(IdentityError::NoHome)
     }
 
@@ -272,7 +277,10 @@ mod tests {
         Identity::load_or_create(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = Identity::load(&path).unwrap_err();
-        assert!(matches!(e, IdentityError::Permissions { mode: 0o644, .. }), "{e}");
+        assert!(
+            matches!(e, IdentityError::Permissions { mode: 0o644, .. }),
+            "{e}"
+        );
         assert!(e.help().unwrap().contains("chmod 600"));
 
         std::fs::write(&path, "# nothing\nzz\n").unwrap();
