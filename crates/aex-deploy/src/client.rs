@@ -72,12 +72,15 @@ pub struct NodeClient {
     events: VecDeque<Event>,
     timeout: Duration,
     identity: Arc<Identity>,
-    challenge: [u8; 32],
+    app: String,
+    /// The node's challenge, read (and answered) before the first request or event.
+    challenge: Option<[u8; 32]>,
 }
 
 impl NodeClient {
-    /// Connects, says hello as `identity` managing application `app`, and answers the node's
-    /// challenge.
+    /// Connects and says hello as `identity` managing application `app`. The node's challenge
+    /// is read and answered before the first request or event, so a node that accepts the
+    /// connection and never answers fails that request, in its time limit.
     pub fn connect(
         addr: SocketAddr,
         timeout: Duration,
@@ -99,7 +102,8 @@ impl NodeClient {
             events: VecDeque::new(),
             timeout,
             identity,
-            challenge: [0; 32],
+            app: app.into(),
+            challenge: None,
         };
         client.send(&ToNode::Hello(Hello::Deployer {
             client: format!("aex {}", env!("CARGO_PKG_VERSION")),
@@ -107,19 +111,27 @@ impl NodeClient {
             app: app.into(),
         }))?;
         client.flush()?;
-        client.challenge = match client.read()? {
+        Ok(client)
+    }
+
+    /// The session's challenge: on first use, reads it and sends the proof of the identity.
+    fn challenge(&mut self) -> Result<[u8; 32], ClientError> {
+        if let Some(challenge) = self.challenge {
+            return Ok(challenge);
+        }
+        let challenge = match self.read()? {
             FromNode::Challenge { nonce } => nonce,
             _ => {
                 return Err(ClientError::Unexpected {
-                    addr,
+                    addr: self.addr,
                     request: "Hello",
                 })
             }
         };
-        let signature = sign_session(client.identity.signing(), &client.challenge, app);
-        client.send(&ToNode::Auth { signature })?;
-        client.flush()?;
-        Ok(client)
+        let signature = sign_session(self.identity.signing(), &challenge, &self.app);
+        self.send(&ToNode::Auth { signature })?;
+        self.challenge = Some(challenge);
+        Ok(challenge)
     }
 
     /// The node's address.
@@ -137,9 +149,10 @@ impl NodeClient {
     /// Queues a request without waiting; returns its id. Call [`NodeClient::flush`] and then
     /// [`NodeClient::response`] for each id, in order.
     pub fn send_request(&mut self, body: NodeRequest) -> Result<u64, ClientError> {
+        let challenge = self.challenge()?;
         let id = self.next_id;
         self.next_id += 1;
-        let signature = sign_request(self.identity.signing(), &self.challenge, id, &body);
+        let signature = sign_request(self.identity.signing(), &challenge, id, &body);
         self.send(&ToNode::Request {
             id,
             body,
@@ -150,6 +163,7 @@ impl NodeClient {
 
     /// Sends an event on a direct connection.
     pub fn send_event(&mut self, event: Event) -> Result<(), ClientError> {
+        self.challenge()?;
         self.send(&ToNode::Event(event))?;
         self.flush()
     }
