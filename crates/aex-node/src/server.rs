@@ -56,6 +56,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Assembles the state; `shutdown` must be the sender the router's receiver came from.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one crate-internal call site, in node.rs, naming each part"
+    )]
     pub(crate) fn new(
         name: String,
         data_dir: PathBuf,
