@@ -81,6 +81,10 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         config.admit.extend(aex_node::read_admit_file(file)?);
     }
     config.open |= args.open;
+    if config.admit.is_empty() && !config.open {
+        // The node would refuse to start; say so before announcing it.
+        return Err(aex_node::NodeError::NoDeployers { node: config.name }.into());
+    }
     if config.open {
         shell.note(
             "warning: open mode: this node admits ANY deployer that connects; use it for local development only (`--admit KEY` admits one deployer)",
