@@ -113,6 +113,10 @@ impl Cluster {
     /// connections in TOML).
     pub fn start(env: &Env, nodes: &[&str], body: &str) -> Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("aex-bench-").tempdir()?;
+        // A throwaway deployer identity, admitted by the benchmark's own nodes.
+        let (identity, _) = aex_deploy::Identity::load_or_create(&dir.path().join("identity"))
+            .context("cannot create the benchmark's deployer identity")?;
+        let identity = std::sync::Arc::new(identity);
         let mut guards = vec![];
         for name in nodes {
             let data = dir.path().join(".aex/nodes").join(name);
@@ -125,6 +129,8 @@ impl Cluster {
                     .arg("--data-dir")
                     .arg(&data)
                     .args(["--tee", "sgx", "--allow-remote-shutdown"])
+                    .arg("--admit")
+                    .arg(identity.public().to_string())
                     .stdin(Stdio::null())
                     .stdout(log.try_clone()?)
                     .stderr(log),
@@ -142,7 +148,8 @@ impl Cluster {
         }
         desc.push_str(body);
         std::fs::write(dir.path().join("aex.toml"), desc)?;
-        let app = App::open(dir.path()).context("cannot open the generated descriptor")?;
+        let app =
+            App::open(dir.path(), identity).context("cannot open the generated descriptor")?;
         Ok(Cluster {
             app,
             nodes: guards,

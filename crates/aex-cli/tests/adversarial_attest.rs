@@ -3,11 +3,12 @@
 //! platform the deployer does not trust. The deployer must refuse, give the module no key, and
 //! say why.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aex_crypto::Measurement;
+use aex_proto::auth::sign_request;
 use aex_proto::{FromNode, NodeRequest, NodeResponse, ToNode};
 
 use crate::util::cluster::{Cluster, Node2Key, Options};
@@ -15,10 +16,10 @@ use crate::util::proxy::{Link, Out, Tamper};
 use crate::util::status::Status;
 use crate::util::{modules, process, wait_for, wire, PATIENCE};
 
-/// The largest chunk the protocol allows in `LoadChunk`.
+/// The chunk size of the deployer's uploads.
 const CHUNK: usize = 256 * 1024;
-/// First request id the attacker uses for requests of its own.
-const OWN_IDS: u64 = 1 << 62;
+/// The largest piece of the substitute that fits one frame with room to spare.
+const MAX_PIECE: usize = aex_proto::MAX_FRAME_LEN - 4096;
 
 /// A lying node in front of node2: when the deployer uploads `module`, it uploads
 /// `substitute` instead (another valid module binary), then tells the deployer that it
@@ -38,11 +39,10 @@ struct SwapState {
     pieces: VecDeque<Vec<u8>>,
     /// The deployer's `LoadEnd` request, whose answer is rewritten.
     load_end: Option<u64>,
-    /// Requests of the attacker's own, whose answers are swallowed.
-    own: HashSet<u64>,
-    next_own: u64,
     /// Whether a `Loaded` answer was rewritten.
     lied: bool,
+    /// The challenge of the deployer's session (the latest seen).
+    challenge: [u8; 32],
 }
 
 impl SwapBinary {
@@ -63,8 +63,17 @@ impl SwapBinary {
         self.state.lock().unwrap().lied
     }
 
-    fn request(id: u64, body: NodeRequest) -> Out {
-        Out::ToNode(ToNode::Request { id, body })
+    /// Request `id`, signed with the test deployer's key for the session's challenge. A
+    /// network attacker cannot do this: the proxy stands for a compromised node agent, which
+    /// needs no signature to load what it likes.
+    fn request(st: &SwapState, id: u64, body: NodeRequest) -> Out {
+        let signer = crate::util::identity::deployer().identity.signing();
+        let signature = sign_request(signer, &st.challenge, id, &body);
+        Out::ToNode(ToNode::Request {
+            id,
+            body,
+            signature,
+        })
     }
 }
 
@@ -73,39 +82,43 @@ impl Tamper for SwapBinary {
         if link != Link::Deployer || !self.armed.load(Ordering::SeqCst) {
             return vec![Out::ToNode(msg)];
         }
-        let ToNode::Request { id, body } = msg else {
+        let ToNode::Request { id, body, .. } = msg else {
             return vec![Out::ToNode(msg)];
         };
         let mut st = self.state.lock().unwrap();
         match body {
-            NodeRequest::LoadBegin { module, .. } if module == self.module => {
+            // The substitute is cut into as many pieces as the deployer sends chunks, so it
+            // travels in the deployer's own requests (request ids must keep increasing).
+            NodeRequest::LoadBegin { module, size } if module == self.module => {
                 st.original.clear();
-                st.pieces = self.substitute.chunks(CHUNK).map(<[u8]>::to_vec).collect();
+                let chunks = usize::try_from(size).unwrap().div_ceil(CHUNK).max(1);
+                let piece = self.substitute.len().div_ceil(chunks);
+                assert!(piece <= MAX_PIECE, "the substitute is too large to swap in");
+                st.pieces = self.substitute.chunks(piece).map(<[u8]>::to_vec).collect();
                 let size = self.substitute.len() as u64;
-                vec![Self::request(id, NodeRequest::LoadBegin { module, size })]
+                vec![Self::request(
+                    &st,
+                    id,
+                    NodeRequest::LoadBegin { module, size },
+                )]
             }
             // Every deployer request gets a real answer, in order: each chunk carries the next
             // piece of the substitute (or nothing once it is all sent).
             NodeRequest::LoadChunk { module, data } if module == self.module => {
                 st.original.extend_from_slice(&data);
                 let data = st.pieces.pop_front().unwrap_or_default();
-                vec![Self::request(id, NodeRequest::LoadChunk { module, data })]
+                vec![Self::request(
+                    &st,
+                    id,
+                    NodeRequest::LoadChunk { module, data },
+                )]
             }
-            // The rest of the substitute goes in requests of the attacker's own.
             NodeRequest::LoadEnd { module } if module == self.module => {
-                let mut outs = vec![];
-                while let Some(data) = st.pieces.pop_front() {
-                    let own = OWN_IDS + st.next_own;
-                    st.next_own += 1;
-                    st.own.insert(own);
-                    let module = module.clone();
-                    outs.push(Self::request(own, NodeRequest::LoadChunk { module, data }));
-                }
+                assert!(st.pieces.is_empty(), "the whole substitute was swapped in");
                 st.load_end = Some(id);
-                outs.push(Self::request(id, NodeRequest::LoadEnd { module }));
-                outs
+                vec![Self::request(&st, id, NodeRequest::LoadEnd { module })]
             }
-            body => vec![Self::request(id, body)],
+            body => vec![Self::request(&st, id, body)],
         }
     }
 
@@ -115,7 +128,10 @@ impl Tamper for SwapBinary {
         }
         let mut st = self.state.lock().unwrap();
         match msg {
-            FromNode::Response { id, .. } if st.own.remove(&id) => vec![],
+            FromNode::Challenge { nonce } => {
+                st.challenge = nonce;
+                vec![Out::ToClient(msg)]
+            }
             FromNode::Response {
                 id,
                 result: Ok(NodeResponse::Loaded { .. }),

@@ -4,7 +4,8 @@
 //!
 //! A proxy in front of node2 records every command for pong; the test checks what each is by
 //! opening it with pong's module key from the deployer's state. The replay goes out on a
-//! deployer session of the attacker's own (nodes accept any deployer), so node2 relays it to
+//! deployer session in the application's namespace (standing for a compromised node2, which
+//! can hand its modules anything; a network attacker cannot sign such requests), so node2 relays it to
 //! pong like any command. Pong must refuse it, node2 must answer `Refused`, `aex status` must
 //! count it in `rejected_commands`, and events and genuine commands must keep working.
 
@@ -48,7 +49,9 @@ impl Tamper for Recorder {
                     ..
                 },
             ) if module == "pong" => self.commands.lock().unwrap().push(sealed.clone()),
-            (Link::Peer, ToNode::Event(ev)) => self.events.lock().unwrap().push(ev.clone()),
+            (Link::Peer, ToNode::Forward { event, .. }) => {
+                self.events.lock().unwrap().push(event.clone())
+            }
             _ => {}
         }
         vec![Out::ToNode(msg)]
@@ -77,7 +80,8 @@ fn rejected_commands(app: &AppDir, module: &str) -> u64 {
         .unwrap_or_else(|| panic!("no rejected_commands for `{module}` in {status:#}"))
 }
 
-/// Sends `sealed` to pong on a deployer session of the attacker's own with node2.
+/// Sends `sealed` to pong on a session of the application's namespace with node2 (what a
+/// compromised node2 could do).
 fn replay(cluster: &Cluster, sealed: Sealed) -> Result<NodeResponse, NodeError> {
     wire::Session::open(cluster.node2.addr).request(NodeRequest::Command {
         module: "pong".into(),

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aex_proto::{ConnId, Direction, Event, ToNode};
+use aex_proto::{AppId, ConnId, Direction, Event, ToNode};
 
 use crate::util::cluster::{Cluster, Options};
 use crate::util::proxy::{Link, Out, Tamper};
@@ -82,8 +82,8 @@ impl EventAttack {
     }
 
     /// What to send for `ev`, an event of the target connection.
-    fn attack(&self, ev: Event, poke: u32) -> Vec<Out> {
-        let pass = |ev: Event| Out::ToNode(ToNode::Event(ev));
+    fn attack(&self, app: AppId, ev: Event, poke: u32) -> Vec<Out> {
+        let pass = |event: Event| Out::ToNode(ToNode::Forward { app, event });
         if ev.counter == AT {
             self.seen.store(true, Ordering::SeqCst);
         }
@@ -134,10 +134,10 @@ impl Tamper for EventAttack {
     fn upstream(&self, link: Link, msg: ToNode) -> Vec<Out> {
         let armed = *self.armed.lock().unwrap();
         match (link, msg, armed) {
-            (Link::Peer, ToNode::Event(ev), Some((target, poke)))
-                if ev.conn == ConnId(target) && ev.dir == Direction::Forward =>
+            (Link::Peer, ToNode::Forward { app, event }, Some((target, poke)))
+                if event.conn == ConnId(target) && event.dir == Direction::Forward =>
             {
-                self.attack(ev, poke)
+                self.attack(app, event, poke)
             }
             (_, msg, _) => vec![Out::ToNode(msg)],
         }

@@ -66,7 +66,7 @@ impl Tamper for Partition {
             return vec![Out::ToNode(msg)];
         }
         let event = match &msg {
-            ToNode::Event(ev) if Some(ev.conn) == target.map(ConnId) => {
+            ToNode::Forward { event: ev, .. } if Some(ev.conn) == target.map(ConnId) => {
                 (ev.dir == Direction::Forward).then_some(ev.counter)
             }
             _ => None,

@@ -86,6 +86,8 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
         let half_frame = s.spawn(|| {
             let mut bytes = encode(&ToNode::Hello(Hello::Deployer {
                 client: "stalls mid-frame".into(),
+                key: crate::util::identity::deployer().key(),
+                app: "stalls".into(),
             }));
             bytes.extend_from_slice(&100u32.to_be_bytes());
             bytes.extend_from_slice(&[1, 2, 3]);
@@ -146,7 +148,7 @@ fn peer_that_never_reads_blocks_only_its_own_link() {
     let dead = DeadEnd::start(Mode::NeverRead);
     let node1 = cluster.node1.addr;
 
-    // Anyone may open a deployer session and install a route: events of connection 60000 go
+    // Any admitted deployer may open a session and install a route: events of connection 60000 go
     // to the dead end.
     let conn = ConnId(60_000);
     let mut attacker = wire::Session::open(node1);

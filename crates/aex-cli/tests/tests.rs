@@ -22,3 +22,4 @@ mod fault_partition;
 mod fault_timeouts;
 mod load_chain;
 mod periodic_deadline;
+mod two_stakeholders;

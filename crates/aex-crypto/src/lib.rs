@@ -16,12 +16,15 @@
 //!   deployer's fresh challenge and bound to both public keys and the module's measurement.
 //! * **Symmetric attestation** ([`symmetric`]): the module side of the `trustzone`/`sancus`
 //!   scheme, a MAC over the challenge and a per-instance session key.
+//! * **Deployer identity** ([`SigningIdentity`], [`verify_signature`]): Ed25519 (RFC 8032)
+//!   signatures over management requests, checked with the strict verification rules (no
+//!   small-order keys, canonical `S`), so one signature cannot be re-shaped into another.
 //! * **Measurement** ([`Measurement`]): SHA-256 of the exact bytes a node will execute.
 //! * **Secrets** ([`SecretKey`]) have no `Debug`/`Display`, are wiped on drop, and are read only
 //!   through [`SecretKey::expose_secret`], so every exposure is greppable.
 //!
 //! What this crate does *not* do: choose counters or enforce their monotonicity (that is the
-//! channel state in `aex-proto`), sign evidence (that is `aex-tee`), or store keys.
+//! channel state in `aex-proto`), sign evidence (that is `aex-tee`), or store keys (the deployer's identity file is `aex-deploy`'s).
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -29,9 +32,13 @@ mod aead;
 mod agree;
 mod keys;
 mod measure;
+mod signing;
 pub mod symmetric;
 
 pub use aead::{Algorithm, Nonce, OpenError, SealingKey, TAG_LEN};
 pub use agree::{AgreementError, ModuleKeyAgreement, PUBLIC_KEY_LEN};
 pub use keys::{random_bytes, SecretKey, KEY_LEN};
 pub use measure::{sha256, Measurement, ParseMeasurementError};
+pub use signing::{
+    verify_signature, BadSignature, SigningIdentity, PUBLIC_IDENTITY_LEN, SIGNATURE_LEN,
+};

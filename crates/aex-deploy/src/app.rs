@@ -2,10 +2,13 @@
 //! management sessions to its nodes.
 //!
 //! Every operation (`ops::*`) works on an [`App`]. Sessions are opened lazily, one per node,
-//! and reused, so a deployment uses one TCP connection per node.
+//! and reused, so a deployment uses one TCP connection per node. Every session is signed by
+//! the deployer's [`Identity`] and acts in the namespace of (identity, application name) on
+//! its node.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aex_crypto::SecretKey;
@@ -17,6 +20,7 @@ use aex_tee::{Scheme, TrustAnchor, VendorKey};
 use crate::client::{ClientError, NodeClient, DEFAULT_TIMEOUT};
 use crate::descriptor::{Descriptor, NodeSpec, PlatformKeySource};
 use crate::error::{Error, Result};
+use crate::identity::Identity;
 use crate::state::{StateFile, STATE_DIR};
 
 /// The trust anchor of one node, owned (see [`App::trust_anchor`]).
@@ -53,11 +57,13 @@ pub struct App {
     pub state: StateFile,
     clients: HashMap<String, NodeClient>,
     timeout: Duration,
+    identity: Arc<Identity>,
 }
 
 impl App {
-    /// Loads the descriptor at `path` (a file, or a directory holding `aex.toml`) and its state.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Loads the descriptor at `path` (a file, or a directory holding `aex.toml`) and its state;
+    /// node sessions will be signed by `identity`.
+    pub fn open(path: &Path, identity: Arc<Identity>) -> Result<Self> {
         let desc = Descriptor::load(path)?;
         let state = StateFile::open(&desc.dir)?;
         Ok(App {
@@ -65,7 +71,13 @@ impl App {
             state,
             clients: HashMap::new(),
             timeout: DEFAULT_TIMEOUT,
+            identity,
         })
+    }
+
+    /// The deployer identity that signs this application's node sessions.
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.identity
     }
 
     /// Sets the timeout of every management answer.
@@ -93,12 +105,17 @@ impl App {
     pub fn client(&mut self, node: &str) -> Result<&mut NodeClient> {
         if !self.clients.contains_key(node) {
             let addr = self.node_spec(node)?.address;
-            let client =
-                NodeClient::connect(addr, self.timeout).map_err(|source| Error::Unreachable {
-                    node: node.into(),
-                    addr: addr.to_string(),
-                    source,
-                })?;
+            let client = NodeClient::connect(
+                addr,
+                self.timeout,
+                self.identity.clone(),
+                &self.desc.application,
+            )
+            .map_err(|source| Error::Unreachable {
+                node: node.into(),
+                addr: addr.to_string(),
+                source,
+            })?;
             self.clients.insert(node.into(), client);
         }
         Ok(self

@@ -4,14 +4,22 @@
 //! `ToNode::Request`s (pipelined when it has many) and reads `FromNode::Response`s, while
 //! events for its direct connections may arrive in between and are queued. Every read has a
 //! timeout, so a silent or malicious node cannot hang the deployer.
+//!
+//! A session belongs to one deployer identity and one application: the client names both in
+//! its `Hello`, signs the node's fresh challenge, and signs every request (see
+//! [`aex_proto::auth`]), so the node acts for it only in that application's namespace.
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aex_proto::auth::{sign_request, sign_session};
 use aex_proto::frame;
 use aex_proto::{Event, FromNode, Hello, NodeError, NodeRequest, NodeResponse, ToNode};
+
+use crate::identity::Identity;
 
 /// Why talking to a node failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +71,22 @@ pub struct NodeClient {
     next_id: u64,
     events: VecDeque<Event>,
     timeout: Duration,
+    identity: Arc<Identity>,
+    app: String,
+    /// The node's challenge, read (and answered) before the first request or event.
+    challenge: Option<[u8; 32]>,
 }
 
 impl NodeClient {
-    /// Connects and says hello.
-    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
+    /// Connects and says hello as `identity` managing application `app`. The node's challenge
+    /// is read and answered before the first request or event, so a node that accepts the
+    /// connection and never answers fails that request, in its time limit.
+    pub fn connect(
+        addr: SocketAddr,
+        timeout: Duration,
+        identity: Arc<Identity>,
+        app: &str,
+    ) -> Result<Self, ClientError> {
         let stream = TcpStream::connect_timeout(&addr, timeout.min(Duration::from_secs(5)))
             .map_err(|source| ClientError::Connect { addr, source })?;
         let io = |source| ClientError::Io { addr, source };
@@ -82,12 +101,37 @@ impl NodeClient {
             next_id: 1,
             events: VecDeque::new(),
             timeout,
+            identity,
+            app: app.into(),
+            challenge: None,
         };
         client.send(&ToNode::Hello(Hello::Deployer {
             client: format!("aex {}", env!("CARGO_PKG_VERSION")),
+            key: client.identity.public(),
+            app: app.into(),
         }))?;
         client.flush()?;
         Ok(client)
+    }
+
+    /// The session's challenge: on first use, reads it and sends the proof of the identity.
+    fn challenge(&mut self) -> Result<[u8; 32], ClientError> {
+        if let Some(challenge) = self.challenge {
+            return Ok(challenge);
+        }
+        let challenge = match self.read()? {
+            FromNode::Challenge { nonce } => nonce,
+            _ => {
+                return Err(ClientError::Unexpected {
+                    addr: self.addr,
+                    request: "Hello",
+                })
+            }
+        };
+        let signature = sign_session(self.identity.signing(), &challenge, &self.app);
+        self.send(&ToNode::Auth { signature })?;
+        self.challenge = Some(challenge);
+        Ok(challenge)
     }
 
     /// The node's address.
@@ -105,14 +149,21 @@ impl NodeClient {
     /// Queues a request without waiting; returns its id. Call [`NodeClient::flush`] and then
     /// [`NodeClient::response`] for each id, in order.
     pub fn send_request(&mut self, body: NodeRequest) -> Result<u64, ClientError> {
+        let challenge = self.challenge()?;
         let id = self.next_id;
         self.next_id += 1;
-        self.send(&ToNode::Request { id, body })?;
+        let signature = sign_request(self.identity.signing(), &challenge, id, &body);
+        self.send(&ToNode::Request {
+            id,
+            body,
+            signature,
+        })?;
         Ok(id)
     }
 
     /// Sends an event on a direct connection.
     pub fn send_event(&mut self, event: Event) -> Result<(), ClientError> {
+        self.challenge()?;
         self.send(&ToNode::Event(event))?;
         self.flush()
     }

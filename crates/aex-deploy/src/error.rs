@@ -11,6 +11,7 @@ use aex_tee::AppraisalError;
 use crate::build::BuildError;
 use crate::client::ClientError;
 use crate::descriptor::DescriptorError;
+use crate::identity::IdentityError;
 use crate::state::StateError;
 
 /// Result alias for deployer operations.
@@ -26,6 +27,9 @@ pub enum Error {
     /// The deployer's state file failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The deployer's identity file could not be used.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     /// A module did not build.
     #[error("failed to build module `{module}`")]
     Build {
@@ -186,6 +190,16 @@ impl Error {
             Error::Unreachable { node, .. } => Some(format!(
                 "is the node agent running? start local nodes with `aex up`, or run `aex node` on the machine of `{node}`"
             )),
+            Error::Identity(e) => e.help(),
+            Error::Node {
+                node,
+                source: ClientError::Node(e),
+                ..
+            } if e.kind == aex_proto::NodeErrorKind::Refused && e.message.contains("does not admit") => {
+                Some(format!(
+                    "ask the operator of node `{node}` to admit your deployer key (`aex identity` prints it)"
+                ))
+            }
             Error::NoPlatformKey { node, looked } => Some(format!(
                 "for an sgx node set `platform_key` or `platform_key_file` (the node's platform.pub); for a trustzone or sancus node set `vendor_key_file` (the node's vendor-<id>.key), in the descriptor entry of node `{node}`{}",
                 looked.as_ref().map(|p| format!("; looked for {}", p.display())).unwrap_or_default()

@@ -13,7 +13,7 @@
 //!   errors.
 //! * [`build`] builds module crates with cargo and measures the exact bytes.
 //! * [`app::App`] ties a descriptor to the deployer's durable [`state`] and to one management
-//!   session per node ([`client`]).
+//!   session per node ([`client`]), signed by the deployer's [`identity`].
 //! * [`ops`] holds one module per command family: `deploy`, `status`, `call`, `local`.
 //!
 //! The deployer never trusts a node's word about which code runs (measurements come from its
@@ -30,9 +30,11 @@ pub mod client;
 pub mod crash;
 pub mod descriptor;
 pub mod error;
+pub mod identity;
 pub mod ops;
 pub mod progress;
 pub mod state;
 
 pub use app::App;
 pub use error::{Error, Result};
+pub use identity::Identity;

@@ -659,6 +659,8 @@ mod tests {
             simulated: true,
             insecure: false,
             reports_status: false,
+            generation: 0,
+            pending_state: None,
         }
     }
 

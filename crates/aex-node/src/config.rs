@@ -3,12 +3,18 @@
 //! The file names the node, where it listens, where it keeps its data (platform key, module
 //! binaries and logs) and which TEE backend it offers. Parsing reports the file and the field
 //! at fault and says what would be valid, because operators read these errors, not programmers.
+//!
+//! It also says which deployers the node admits (`admit`, `admit_file`) or that it admits any
+//! (`open`); a node that admits nobody refuses to start.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use aex_proto::DeployerKey;
 use aex_tee::TeeKind;
 use serde::Deserialize;
+
+use crate::admission::read_admit_file;
 
 /// How a node agent runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +31,11 @@ pub struct NodeConfig {
     pub allow_remote_shutdown: bool,
     /// Symmetric TEE kinds: the vendor id whose vendor key derives module keys.
     pub vendor_id: u16,
+    /// Deployer keys admitted to manage applications on this node.
+    pub admit: Vec<DeployerKey>,
+    /// Admit any deployer (local development only; logged loudly). Deployers stay isolated
+    /// from each other: each manages only its own namespaces.
+    pub open: bool,
 }
 
 /// A node configuration file could not be used.
@@ -57,6 +68,24 @@ pub enum ConfigError {
         /// What is wrong and what would be valid.
         message: String,
     },
+    /// An admit file could not be read.
+    #[error("cannot read admit file `{path}`: {source}")]
+    ReadAdmitFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A line of an admit file is not a deployer key.
+    #[error("{}:{line}: {message}", path.display())]
+    AdmitFile {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The file as written, before validation.
@@ -71,6 +100,11 @@ struct RawConfig {
     allow_remote_shutdown: bool,
     #[serde(default = "default_vendor_id")]
     vendor_id: u16,
+    #[serde(default)]
+    admit: Vec<String>,
+    admit_file: Option<PathBuf>,
+    #[serde(default)]
+    open: bool,
 }
 
 fn default_vendor_id() -> u16 {
@@ -81,7 +115,9 @@ impl NodeConfig {
     /// Reads and validates a TOML configuration file.
     ///
     /// Fields: `name`, `listen` (`ip:port`), `data_dir` (relative paths are resolved against the
-    /// file's directory), `tee` (e.g. `"sgx"`), and optionally `allow_remote_shutdown`.
+    /// file's directory), `tee` (e.g. `"sgx"`), and optionally `allow_remote_shutdown`,
+    /// `vendor_id`, `admit` (deployer keys in hex), `admit_file` (one key per line, resolved like
+    /// `data_dir`) and `open`.
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -124,6 +160,15 @@ impl NodeConfig {
             raw.data_dir
         };
         let tee = TeeKind::from_name(&raw.tee).map_err(|e| field("tee", e.to_string()))?;
+        let mut admit = raw
+            .admit
+            .iter()
+            .map(|k| k.parse::<DeployerKey>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| field("admit", e.to_string()))?;
+        if let Some(file) = raw.admit_file {
+            admit.extend(read_admit_file(&base.join(file))?);
+        }
         Ok(NodeConfig {
             name: raw.name,
             listen,
@@ -131,6 +176,8 @@ impl NodeConfig {
             tee,
             allow_remote_shutdown: raw.allow_remote_shutdown,
             vendor_id: raw.vendor_id,
+            admit,
+            open: raw.open,
         })
     }
 }
@@ -197,6 +244,33 @@ mod tests {
         let e = parse("name = \"\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\n")
             .unwrap_err();
         assert!(e.to_string().contains("`name`"), "{e}");
+    }
+
+    #[test]
+    fn admitted_keys_and_open_mode() {
+        let key = "ab".repeat(32);
+        let c = parse(&format!(
+            "name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\nadmit = [\"{key}\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.admit, vec![key.parse().unwrap()]);
+        assert!(!c.open);
+        let c = parse("name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\nopen = true\n")
+            .unwrap();
+        assert!(c.open && c.admit.is_empty());
+        let e = parse("name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\nadmit = [\"x\"]\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("`admit`"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admit"), format!("# ops\n{key}\n")).unwrap();
+        let c = NodeConfig::from_toml(
+            "name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\nadmit_file = \"admit\"\n",
+            Path::new("node.toml"),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(c.admit, vec![key.parse().unwrap()]);
     }
 
     #[test]

@@ -43,6 +43,14 @@ pub enum NodeError {
     /// The configured TEE kind has no backend in this node agent.
     #[error("TEE kind `{0}` is not supported by this node agent")]
     UnsupportedTee(String),
+    /// The configuration admits no deployer.
+    #[error(
+        "node `{node}` admits no deployer: admit deployer keys (printed by `aex identity`) with `--admit KEY` or `--admit-file FILE` (configuration: `admit`, `admit_file`), or pass `--open` (configuration: `open = true`) to admit any deployer for local development"
+    )]
+    NoDeployers {
+        /// The node's name.
+        node: String,
+    },
     /// The async runtime or the signal handlers could not be set up.
     #[error("cannot set up the node's {what}: {source}")]
     Runtime {

@@ -14,8 +14,15 @@
 //!   [`aex_proto::Hello`]: a deployer's management session ([`aex_proto::NodeRequest`]s and
 //!   direct-connection events) or a peer node's persistent link (events only). Module processes
 //!   speak [`aex_proto::ToModule`] / [`aex_proto::FromModule`] frames on stdin / stdout.
-//! * **Routing by header only.** Events are forwarded by `(connection id, direction)` through a
-//!   table the deployer installs with `Route`. Unroutable events are dropped and counted.
+//! * **Admitted deployers only, each in its own namespaces.** A deployer session claims an
+//!   Ed25519 key and an application, proves the key against a fresh challenge and signs every
+//!   request; the node acts only for keys its configuration admits (or any key in the explicit,
+//!   loudly logged open mode). Modules, routes and return paths live in the namespace of
+//!   (key, application): one deployer can never load into, command, unload, list or route into
+//!   another's.
+//! * **Routing by header only.** Events are forwarded by `(namespace, connection id,
+//!   direction)` through a table the deployer installs with `Route`. Unroutable events are
+//!   dropped and counted.
 //! * **Bounded everything.** Frames are size-checked before allocation; every queue is bounded
 //!   and drops (counting) rather than block; every network wait has a timeout. Malformed input
 //!   closes the offending connection and never stops the node.
@@ -26,8 +33,9 @@
 //!   triggers (`Periodic`); a timer per trigger sends the module an unauthenticated `Tick`,
 //!   skipped (never queued) while the module is busy. Module runtimes accept ticks only for
 //!   entries they declare periodic; a tick is never an authentic event.
-//! * **What it does not do.** It never decrypts, checks or reorders events, and never decides
-//!   whether a deployer may manage a module (admission control is future work).
+//! * **What it does not do.** It never decrypts, checks or reorders events, does not
+//!   authenticate peer nodes (events are sealed, so a forged one is rejected by its module), and
+//!   sets no quotas between deployers.
 //!
 //! ```text
 //!  deployer ──TCP── session ──requests──▶ load / attest / command / route / status
@@ -53,6 +61,9 @@
 //!     tee: aex_tee::TeeKind::Sgx,
 //!     allow_remote_shutdown: false,
 //!     vendor_id: aex_tee::DEFAULT_VENDOR_ID,
+//!     // A deployer's key, as printed by `aex identity`.
+//!     admit: vec!["d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".parse().unwrap()],
+//!     open: false,
 //! };
 //! let node = Node::start(config).await?;
 //! println!("listening on {}", node.local_addr());
@@ -69,6 +80,8 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod admission;
+mod auth;
 mod config;
 mod error;
 mod frames;
@@ -82,6 +95,7 @@ mod router;
 mod server;
 mod session;
 
+pub use admission::read_admit_file;
 pub use config::{ConfigError, NodeConfig};
 pub use error::NodeError;
 pub use node::{run_blocking, Node, NodeHandle};

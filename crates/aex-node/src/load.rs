@@ -1,9 +1,10 @@
 //! Loading modules: receiving a binary in chunks, storing it, measuring it, starting it.
 //!
 //! Invariants: a module name matches `[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}` before it touches a
-//! path (no leading dot, so never `.` or `..`); a name is
-//! reserved node-wide from `LoadBegin` until its module is running or the upload is abandoned
-//! (so two sessions cannot load the same name); an upload never exceeds the size announced in
+//! path (no leading dot, so never `.` or `..`); a name is reserved in its namespace from
+//! `LoadBegin` until its module is running or the upload is abandoned (so two sessions cannot
+//! load the same name); a module's files live under `modules/<namespace>/<name>/`, so
+//! namespaces never share a path; an upload never exceeds the size announced in
 //! `LoadBegin`, itself at most [`MAX_MODULE_SIZE`]; the measurement is SHA-256 of exactly the
 //! bytes written to `module.bin`.
 
@@ -14,7 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use aex_crypto::Measurement;
-use aex_proto::{NodeError as WireError, NodeErrorKind, NodeResponse, ToModule};
+use aex_proto::{AppId, NodeError as WireError, NodeErrorKind, NodeResponse, ToModule};
 use tracing::info;
 
 use crate::error::refuse;
@@ -52,14 +53,14 @@ pub(crate) fn check_name(name: &str) -> Result<(), WireError> {
     }
 }
 
-/// Names of modules being uploaded, node-wide.
+/// Names of modules being uploaded, per namespace.
 #[derive(Default)]
-pub(crate) struct Reservations(Mutex<HashSet<String>>);
+pub(crate) struct Reservations(Mutex<HashSet<(AppId, String)>>);
 
 /// A reserved name, released on drop.
 struct Reservation {
     names: Arc<Reservations>,
-    name: String,
+    name: (AppId, String),
 }
 
 impl Drop for Reservation {
@@ -75,11 +76,21 @@ struct Upload {
     _name: Reservation,
 }
 
-/// The uploads of one deployer session; dropping it abandons them.
-#[derive(Default)]
-pub(crate) struct Uploads(HashMap<String, Upload>);
+/// The uploads of one deployer session, in its namespace; dropping it abandons them.
+pub(crate) struct Uploads {
+    app: AppId,
+    pending: HashMap<String, Upload>,
+}
 
 impl Uploads {
+    /// No uploads yet, for a session in namespace `app`.
+    pub(crate) fn new(app: AppId) -> Self {
+        Uploads {
+            app,
+            pending: HashMap::new(),
+        }
+    }
+
     /// `LoadBegin`: reserves the name and starts collecting `size` bytes.
     pub(crate) fn begin(
         &mut self,
@@ -103,23 +114,24 @@ impl Uploads {
                 format!("a module named `{module}` already exists or is being loaded"),
             )
         };
-        if shared.router.has_module(&module) {
+        if shared.router.has_module(self.app, &module) {
             return Err(exists());
         }
-        if self.0.len() >= MAX_UPLOADS {
+        if self.pending.len() >= MAX_UPLOADS {
             return Err(refuse(
                 NodeErrorKind::BadRequest,
                 format!("at most {MAX_UPLOADS} uploads may be in progress on one session"),
             ));
         }
-        if !lock(&shared.reservations.0).insert(module.clone()) {
+        let reserved = (self.app, module.clone());
+        if !lock(&shared.reservations.0).insert(reserved.clone()) {
             return Err(exists());
         }
         let name = Reservation {
             names: shared.reservations.clone(),
-            name: module.clone(),
+            name: reserved,
         };
-        self.0.insert(
+        self.pending.insert(
             module,
             Upload {
                 size,
@@ -132,11 +144,14 @@ impl Uploads {
 
     /// `LoadChunk`: appends bytes; an overflow abandons the upload.
     pub(crate) fn chunk(&mut self, module: &str, data: &[u8]) -> Result<NodeResponse, WireError> {
-        let upload = self.0.get_mut(module).ok_or_else(|| no_upload(module))?;
+        let upload = self
+            .pending
+            .get_mut(module)
+            .ok_or_else(|| no_upload(module))?;
         let total = upload.data.len() as u64 + data.len() as u64;
         if total > upload.size {
             let size = upload.size;
-            self.0.remove(module);
+            self.pending.remove(module);
             return Err(refuse(
                 NodeErrorKind::BadRequest,
                 format!(
@@ -154,7 +169,10 @@ impl Uploads {
         shared: &Shared,
         module: &str,
     ) -> Result<NodeResponse, WireError> {
-        let upload = self.0.remove(module).ok_or_else(|| no_upload(module))?;
+        let upload = self
+            .pending
+            .remove(module)
+            .ok_or_else(|| no_upload(module))?;
         if upload.data.len() as u64 != upload.size {
             return Err(refuse(
                 NodeErrorKind::BadRequest,
@@ -165,7 +183,11 @@ impl Uploads {
                 ),
             ));
         }
-        let dir = shared.data_dir.join("modules").join(module);
+        let dir = shared
+            .data_dir
+            .join("modules")
+            .join(self.app.to_string())
+            .join(module);
         let data = upload.data;
         let stored = {
             let dir = dir.clone();
@@ -186,8 +208,9 @@ impl Uploads {
                 ))
             }
         };
-        info!(module, %measurement, "module stored");
-        let started = Module::start(module, &dir, measurement, shared.router.clone()).await?;
+        info!(module, app = %self.app, %measurement, "module stored");
+        let started =
+            Module::start(self.app, module, &dir, measurement, shared.router.clone()).await?;
         if let Some(key) = shared.backend.provision(&measurement) {
             let provision = ToModule::Provision {
                 kind: shared.backend.kind().name().into(),

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use aex_crypto::Measurement;
 use aex_proto::{
-    Event, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind, ToModule, Trigger,
+    AppId, Event, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind, ToModule,
+    Trigger,
 };
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -72,6 +73,8 @@ struct Replies {
 
 /// A started module process.
 pub(crate) struct Module {
+    /// The namespace the module was loaded in; its events are routed there.
+    app: AppId,
     name: String,
     measurement: Measurement,
     pid: Option<u32>,
@@ -93,6 +96,7 @@ impl Module {
     /// Starts `dir/module.bin` and waits for its `Hello`.
     #[instrument(skip_all, fields(module = %name))]
     pub(crate) async fn start(
+        app: AppId,
         name: &str,
         dir: &Path,
         measurement: Measurement,
@@ -153,6 +157,7 @@ impl Module {
         let replies = Arc::new(Mutex::new(Replies::default()));
         let alive = Arc::new(AtomicBool::new(true));
         let module = Arc::new(Module {
+            app,
             name: name.to_string(),
             measurement,
             pid,
@@ -172,7 +177,7 @@ impl Module {
                 debug!(module = %task_name, error = %e, "module input closed");
             }
         });
-        tokio::spawn(read_output(name.to_string(), reader, replies, router));
+        tokio::spawn(read_output(app, name.to_string(), reader, replies, router));
         tokio::spawn(wait_exit(name.to_string(), child, kill_rx, exit_tx, alive));
         Ok(module)
     }
@@ -180,6 +185,11 @@ impl Module {
     /// The module's name.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The module's namespace.
+    pub(crate) fn app(&self) -> AppId {
+        self.app
     }
 
     /// Queues an event for the module; false if it has ended or its queue is full.
@@ -336,6 +346,7 @@ async fn spawn(name: &str, dir: &Path, measurement: &Measurement, log: &Path) ->
 /// Routes the module's events and hands replies to the waiting request.
 #[instrument(skip_all, fields(module = %name))]
 async fn read_output(
+    app: AppId,
     name: String,
     mut reader: FrameReader<ChildStdout>,
     replies: Arc<Mutex<Replies>>,
@@ -343,7 +354,7 @@ async fn read_output(
 ) {
     loop {
         match reader.next::<FromModule>().await {
-            Ok(Some(FromModule::Event(ev))) => router.route(ev, Source::Module),
+            Ok(Some(FromModule::Event(ev))) => router.route(app, ev, Source::Module),
             Ok(Some(FromModule::Hello(_))) => warn!("module said hello twice; ignored"),
             Ok(Some(msg)) => {
                 let mut replies = lock(&replies);

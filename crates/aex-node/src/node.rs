@@ -12,8 +12,9 @@ use aex_tee::BackendOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::admission::Admission;
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::router::Router;
@@ -29,9 +30,14 @@ impl Node {
     ///
     /// Creates `data_dir` if needed, loads or creates the platform key there, binds the
     /// listener (port 0 picks a free port), then writes `data_dir/node.addr` (the bound
-    /// address) and `data_dir/node.pid`. The node runs until [`NodeHandle::shutdown`], an
+    /// address) and `data_dir/node.pid`. Refuses to start if the configuration admits no
+    /// deployer (no `admit` key and not `open`). The node runs until [`NodeHandle::shutdown`], an
     /// accepted `Shutdown` request, or the handle is dropped.
     pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+        let admission =
+            Admission::new(&config.admit, config.open).ok_or_else(|| NodeError::NoDeployers {
+                node: config.name.clone(),
+            })?;
         let data_dir = config.data_dir;
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
             path: data_dir.clone(),
@@ -82,6 +88,7 @@ impl Node {
             platform_key.clone(),
             router,
             shutdown,
+            admission,
         ));
         info!(
             node = %shared.name,
@@ -90,6 +97,16 @@ impl Node {
             platform_key = %hex::encode(&platform_key),
             "node listening"
         );
+        match &shared.admission {
+            Admission::Open => warn!(
+                node = %shared.name,
+                "OPEN MODE: this node admits ANY deployer that connects (local development only; \
+                 use --admit KEY or --admit-file FILE elsewhere)"
+            ),
+            Admission::Keys(keys) => {
+                info!(node = %shared.name, deployers = keys.len(), "deployers admitted")
+            }
+        }
         let task = tokio::spawn(server::serve(shared.clone(), listener));
         Ok(NodeHandle {
             addr,

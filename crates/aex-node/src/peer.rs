@@ -5,12 +5,18 @@
 //! first event arrives, reconnects with backoff after a failure, and while it cannot connect
 //! for longer than [`STALE_AFTER`] it drops (and counts) what is queued rather than replay old
 //! events after an outage. Nothing here opens a connection per event.
+//!
+//! Events cross a link as `ToNode::Forward`, carrying the namespace they were routed in, so the
+//! receiving node routes them in the same namespace. Links are not authenticated: anyone can
+//! open one and forward anything into any namespace, which gains nothing, because every event
+//! is sealed under its connection's key and the destination module rejects (and counts) what
+//! it cannot open.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aex_proto::{Event, Hello, ToNode};
+use aex_proto::{AppId, Event, Hello, ToNode};
 use tokio::io::{AsyncReadExt, BufWriter};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -36,7 +42,7 @@ const STALE_AFTER: Duration = Duration::from_secs(1);
 /// A persistent link to another node.
 pub(crate) struct PeerLink {
     address: String,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<(AppId, Event)>,
     connected: AtomicBool,
     forwarded: AtomicU64,
 }
@@ -67,9 +73,9 @@ impl PeerLink {
         link
     }
 
-    /// Queues `ev`; false if the queue is full (the caller counts the drop).
-    pub(crate) fn push(&self, ev: Event) -> bool {
-        self.tx.try_send(ev).is_ok()
+    /// Queues `ev` of namespace `app`; false if the queue is full (the caller counts the drop).
+    pub(crate) fn push(&self, app: AppId, ev: Event) -> bool {
+        self.tx.try_send((app, ev)).is_ok()
     }
 
     /// What status reports about this link.
@@ -99,9 +105,9 @@ pub(crate) async fn serve_inbound<R>(
             next = reader.next::<ToNode>() => next,
         };
         match next {
-            Ok(Some(ToNode::Event(ev))) => router.route(ev, Source::Peer),
+            Ok(Some(ToNode::Forward { app, event })) => router.route(app, event, Source::Peer),
             Ok(Some(_)) => {
-                warn!("peer sent something other than an event; closing its link");
+                warn!("peer sent something other than a forwarded event; closing its link");
                 router.count_drop();
                 return;
             }
@@ -127,7 +133,7 @@ enum Stop {
 /// The task behind a [`PeerLink`].
 struct Link {
     link: Arc<PeerLink>,
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<(AppId, Event)>,
     node_name: String,
     dropped: Arc<AtomicU64>,
     shutdown: watch::Receiver<bool>,
@@ -136,7 +142,7 @@ struct Link {
 impl Link {
     #[instrument(skip_all, fields(peer = %self.link.address))]
     async fn run(mut self) {
-        let mut pending: Option<Event> = None;
+        let mut pending: Option<(AppId, Event)> = None;
         let mut backoff = BACKOFF.0;
         let mut down_since: Option<Instant> = None;
         loop {
@@ -212,17 +218,17 @@ impl Link {
     }
 
     /// Writes queued events until the connection fails or the node stops.
-    async fn forward(&mut self, stream: TcpStream, pending: &mut Option<Event>) -> Stop {
+    async fn forward(&mut self, stream: TcpStream, pending: &mut Option<(AppId, Event)>) -> Stop {
         let (mut rd, wr) = stream.into_split();
         let mut out = BufWriter::with_capacity(64 * 1024, wr);
         let mut next = pending.take();
         loop {
-            if let Some(ev) = next.take() {
+            if let Some((app, event)) = next.take() {
                 let batch = async {
-                    write_message(&mut out, &ToNode::Event(ev)).await?;
+                    write_message(&mut out, &ToNode::Forward { app, event }).await?;
                     self.link.forwarded.fetch_add(1, Ordering::Relaxed);
-                    while let Ok(ev) = self.rx.try_recv() {
-                        write_message(&mut out, &ToNode::Event(ev)).await?;
+                    while let Ok((app, event)) = self.rx.try_recv() {
+                        write_message(&mut out, &ToNode::Forward { app, event }).await?;
                         self.link.forwarded.fetch_add(1, Ordering::Relaxed);
                     }
                     tokio::io::AsyncWriteExt::flush(&mut out).await
@@ -251,7 +257,7 @@ impl Link {
     }
 
     /// Drops and counts every queued event.
-    fn drop_queue(&mut self, pending: &mut Option<Event>) {
+    fn drop_queue(&mut self, pending: &mut Option<(AppId, Event)>) {
         let mut n = u64::from(pending.take().is_some());
         while self.rx.try_recv().is_ok() {
             n += 1;

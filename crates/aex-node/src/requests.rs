@@ -2,7 +2,10 @@
 //!
 //! Each deployer session has one task running this file's [`serve`]: requests of a session are
 //! answered in order, while other sessions and event routing carry on (a slow module delays
-//! only the session waiting for it). The node relays attestation and commands without
+//! only the session waiting for it). Every request acts in the session's namespace only: a
+//! deployer can load, attest, command, route, list and unload its own modules and no others.
+//! Requests the session layer refused (unauthenticated, unadmitted, badly signed or replayed)
+//! arrive here already answered, so answers keep the order of requests. The node relays attestation and commands without
 //! understanding them: commands and their replies are sealed under module keys it never sees,
 //! and the evidence comes from the TEE backend, bound to the module's own public key.
 
@@ -10,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aex_proto::{
-    FromModule, FromNode, NodeError as WireError, NodeErrorKind, NodeRequest, NodeResponse,
+    AppId, FromModule, FromNode, NodeError as WireError, NodeErrorKind, NodeRequest, NodeResponse,
     NodeStatus, ToModule,
 };
 use tokio::sync::mpsc;
@@ -30,20 +33,38 @@ const STATS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Limit on waiting for a module to end after `Unload`.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Answers one session's requests, in order, until the session ends.
-#[instrument(skip_all, fields(session))]
+/// A request the session layer checked, or its refusal.
+pub(crate) type Checked = (u64, Result<NodeRequest, WireError>);
+
+/// Answers one session's requests, in order, until the session ends. The session acts in
+/// namespace `app`.
+#[instrument(skip_all, fields(session, app = %app))]
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     session: u64,
-    mut requests: mpsc::Receiver<(u64, NodeRequest)>,
+    app: AppId,
+    mut requests: mpsc::Receiver<Checked>,
     out: mpsc::Sender<FromNode>,
 ) {
     tracing::Span::current().record("session", session);
-    let mut uploads = Uploads::default();
-    while let Some((id, body)) = requests.recv().await {
+    let mut uploads = Uploads::new(app);
+    while let Some((id, checked)) = requests.recv().await {
+        let body = match checked {
+            Ok(body) => body,
+            Err(refusal) => {
+                let answer = FromNode::Response {
+                    id,
+                    result: Err(refusal),
+                };
+                if out.send(answer).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
         let shutdown = matches!(body, NodeRequest::Shutdown);
         debug!(id, request = request_name(&body), "request");
-        let result = handle(&shared, &mut uploads, body).await;
+        let result = handle(&shared, app, &mut uploads, body).await;
         if let Err(e) = &result {
             debug!(id, error = %e, "request refused");
         }
@@ -68,6 +89,7 @@ pub(crate) async fn serve(
 
 async fn handle(
     shared: &Shared,
+    app: AppId,
     uploads: &mut Uploads,
     body: NodeRequest,
 ) -> Result<NodeResponse, WireError> {
@@ -79,9 +101,9 @@ async fn handle(
             module,
             challenge,
             deployer_pk,
-        } => attest(shared, &module, challenge, deployer_pk).await,
+        } => attest(shared, app, &module, challenge, deployer_pk).await,
         NodeRequest::Command { module, sealed } => {
-            let m = find(shared, &module)?;
+            let m = find(shared, app, &module)?;
             match m
                 .request(ToModule::Command(sealed), Expect::Command, REPLY_TIMEOUT)
                 .await?
@@ -94,21 +116,21 @@ async fn handle(
             }
         }
         NodeRequest::Route { conn, dir, to } => {
-            shared.router.install(conn, dir, to)?;
+            shared.router.install(app, conn, dir, to)?;
             Ok(NodeResponse::Done)
         }
-        NodeRequest::Status => Ok(NodeResponse::Status(status(shared).await)),
+        NodeRequest::Status => Ok(NodeResponse::Status(status(shared, app).await)),
         NodeRequest::Unload { module } => {
             let m = shared
                 .router
-                .remove_module(&module)
+                .remove_module(app, &module)
                 .ok_or_else(|| unknown(shared, &module))?;
             m.stop(STOP_TIMEOUT).await;
             info!(module, "module unloaded");
             Ok(NodeResponse::Done)
         }
         NodeRequest::Periodic { module, triggers } => {
-            find(shared, &module)?.set_triggers(triggers)?;
+            find(shared, app, &module)?.set_triggers(triggers)?;
             Ok(NodeResponse::Done)
         }
         NodeRequest::Shutdown if shared.allow_remote_shutdown => Ok(NodeResponse::Done),
@@ -129,11 +151,12 @@ async fn handle(
 #[instrument(skip_all, fields(module = %name))]
 async fn attest(
     shared: &Shared,
+    app: AppId,
     name: &str,
     challenge: [u8; 32],
     deployer_pk: [u8; 32],
 ) -> Result<NodeResponse, WireError> {
-    let m = find(shared, name)?;
+    let m = find(shared, app, name)?;
     let ask = ToModule::Attest {
         challenge,
         deployer_pk,
@@ -172,9 +195,10 @@ async fn attest(
     }
 }
 
-/// Node status, with each running module's own counters fetched live and concurrently.
-async fn status(shared: &Shared) -> NodeStatus {
-    let modules = shared.router.modules();
+/// Node status with the modules of namespace `app`, each running module's own counters
+/// fetched live and concurrently. Peers and counters are node-wide.
+async fn status(shared: &Shared, app: AppId) -> NodeStatus {
+    let modules = shared.router.modules(app);
     let mut asks = JoinSet::new();
     for (i, m) in modules.iter().enumerate() {
         if m.running() {
@@ -212,13 +236,14 @@ async fn status(shared: &Shared) -> NodeStatus {
             .collect(),
         peers: shared.router.peers(),
         dropped: shared.router.dropped(),
+        refused: shared.refused(),
     }
 }
 
-fn find(shared: &Shared, name: &str) -> Result<Arc<Module>, WireError> {
+fn find(shared: &Shared, app: AppId, name: &str) -> Result<Arc<Module>, WireError> {
     shared
         .router
-        .module(name)
+        .module(app, name)
         .ok_or_else(|| unknown(shared, name))
 }
 

@@ -1,9 +1,13 @@
 //! Routing: where each event goes, and the tables that decide it.
 //!
-//! The router owns the routing table (keyed by connection id and direction), the local module
-//! table, the persistent links to other nodes and the deployer sessions that receive events on
-//! direct connections. It sees only event headers; it cannot open, forge or reorder-detect
-//! events, and does not need to: modules do that.
+//! The router owns the routing table (keyed by namespace, connection id and direction), the local
+//! module table (keyed by namespace and name), the persistent links to other nodes and the
+//! deployer sessions that receive events on direct connections. It sees only event headers; it
+//! cannot open, forge or reorder-detect events, and does not need to: modules do that.
+//!
+//! Invariant: every table is keyed by an application namespace ([`AppId`]) and every lookup
+//! uses the namespace the event or request came with, so nothing routed in one namespace ever
+//! reaches a module, route or deployer session of another.
 //!
 //! Invariant: routing never blocks and never buffers without bound. Every destination has a
 //! bounded queue; an event that does not fit, or has no route, or whose destination is gone,
@@ -14,7 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use aex_proto::{
-    ConnId, Direction, Endpoint, Event, FromNode, NodeError as WireError, NodeErrorKind, PeerStatus,
+    AppId, ConnId, Direction, Endpoint, Event, FromNode, NodeError as WireError, NodeErrorKind,
+    PeerStatus,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
@@ -53,9 +58,9 @@ pub(crate) enum Source<'a> {
 /// Routing table, module table, peer links and deployer targets.
 pub(crate) struct Router {
     node_name: String,
-    routes: RwLock<HashMap<(ConnId, Direction), Target>>,
-    modules: RwLock<HashMap<String, Arc<Module>>>,
-    deployers: Mutex<HashMap<ConnId, DeployerTx>>,
+    routes: RwLock<HashMap<(AppId, ConnId, Direction), Target>>,
+    modules: RwLock<HashMap<(AppId, String), Arc<Module>>>,
+    deployers: Mutex<HashMap<(AppId, ConnId), DeployerTx>>,
     peers: Mutex<HashMap<String, Arc<PeerLink>>>,
     dropped: Arc<AtomicU64>,
     shutdown: watch::Receiver<bool>,
@@ -75,33 +80,33 @@ impl Router {
         }
     }
 
-    /// Forwards `ev` along its route, or drops and counts it.
-    pub(crate) fn route(&self, ev: Event, from: Source<'_>) {
+    /// Forwards `ev` along its route in namespace `app`, or drops and counts it.
+    pub(crate) fn route(&self, app: AppId, ev: Event, from: Source<'_>) {
         if let Source::Deployer(session) = from {
             let mut deployers = lock(&self.deployers);
-            match deployers.get(&ev.conn) {
+            match deployers.get(&(app, ev.conn)) {
                 Some(current) if current.session == session.session => {}
                 _ => {
-                    deployers.insert(ev.conn, session.clone());
+                    deployers.insert((app, ev.conn), session.clone());
                 }
             }
         }
         let (conn, dir) = (ev.conn, ev.dir);
         let routes = read(&self.routes);
-        let delivered = match routes.get(&(conn, dir)) {
+        let delivered = match routes.get(&(app, conn, dir)) {
             None => {
                 debug!(%conn, ?dir, "no route for event");
                 false
             }
-            Some(Target::Module(name)) => match read(&self.modules).get(name) {
+            Some(Target::Module(name)) => match read(&self.modules).get(&(app, name.clone())) {
                 Some(module) => module.deliver(ev),
                 None => {
                     debug!(%conn, ?dir, module = %name, "event for a module that is not loaded");
                     false
                 }
             },
-            Some(Target::Node(link)) => link.push(ev),
-            Some(Target::Deployer) => match lock(&self.deployers).get(&conn) {
+            Some(Target::Node(link)) => link.push(app, ev),
+            Some(Target::Deployer) => match lock(&self.deployers).get(&(app, conn)) {
                 Some(session) => session.tx.try_send(FromNode::Event(ev)).is_ok(),
                 None => {
                     debug!(%conn, ?dir, "no deployer session for event");
@@ -115,9 +120,10 @@ impl Router {
         }
     }
 
-    /// Installs or replaces the route for `(conn, dir)`.
+    /// Installs or replaces the route for `(conn, dir)` in namespace `app`.
     pub(crate) fn install(
         &self,
+        app: AppId,
         conn: ConnId,
         dir: Direction,
         to: Endpoint,
@@ -139,7 +145,7 @@ impl Router {
                 ))
             }
         };
-        write(&self.routes).insert((conn, dir), target);
+        write(&self.routes).insert((app, conn, dir), target);
         Ok(())
     }
 
@@ -148,40 +154,46 @@ impl Router {
         lock(&self.deployers).retain(|_, d| d.session != session);
     }
 
-    /// A loaded module.
-    pub(crate) fn module(&self, name: &str) -> Option<Arc<Module>> {
-        read(&self.modules).get(name).cloned()
+    /// A loaded module of namespace `app`.
+    pub(crate) fn module(&self, app: AppId, name: &str) -> Option<Arc<Module>> {
+        read(&self.modules).get(&(app, name.to_string())).cloned()
     }
 
-    /// Whether a module of that name is loaded.
-    pub(crate) fn has_module(&self, name: &str) -> bool {
-        read(&self.modules).contains_key(name)
+    /// Whether namespace `app` has a module of that name.
+    pub(crate) fn has_module(&self, app: AppId, name: &str) -> bool {
+        read(&self.modules).contains_key(&(app, name.to_string()))
     }
 
-    /// Every loaded module, by name.
-    pub(crate) fn modules(&self) -> Vec<Arc<Module>> {
-        let mut all: Vec<_> = read(&self.modules).values().cloned().collect();
+    /// Every loaded module of namespace `app`, by name.
+    pub(crate) fn modules(&self, app: AppId) -> Vec<Arc<Module>> {
+        let mut all: Vec<_> = read(&self.modules)
+            .iter()
+            .filter(|((a, _), _)| *a == app)
+            .map(|(_, m)| m.clone())
+            .collect();
         all.sort_by(|a, b| a.name().cmp(b.name()));
         all
     }
 
-    /// Adds a started module; refuses a duplicate name.
+    /// Adds a started module to its namespace; refuses a duplicate name there.
     pub(crate) fn insert_module(&self, module: Arc<Module>) -> Result<(), WireError> {
         let mut modules = write(&self.modules);
-        if modules.contains_key(module.name()) {
+        let key = (module.app(), module.name().to_string());
+        if modules.contains_key(&key) {
             return Err(refuse(
                 NodeErrorKind::AlreadyExists,
                 format!("a module named `{}` already exists", module.name()),
             ));
         }
-        modules.insert(module.name().to_string(), module);
+        modules.insert(key, module);
         Ok(())
     }
 
-    /// Forgets a module and the routes that lead to it.
-    pub(crate) fn remove_module(&self, name: &str) -> Option<Arc<Module>> {
-        let module = write(&self.modules).remove(name)?;
-        write(&self.routes).retain(|_, t| !matches!(t, Target::Module(n) if n == name));
+    /// Forgets a module of namespace `app` and the routes that lead to it.
+    pub(crate) fn remove_module(&self, app: AppId, name: &str) -> Option<Arc<Module>> {
+        let module = write(&self.modules).remove(&(app, name.to_string()))?;
+        write(&self.routes)
+            .retain(|(a, _, _), t| !(*a == app && matches!(t, Target::Module(n) if n == name)));
         Some(module)
     }
 

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep, timeout};
 use tracing::{debug, info, instrument, warn};
 
+use crate::admission::Admission;
 use crate::frames::FrameReader;
 use crate::load::Reservations;
 use crate::router::Router;
@@ -47,11 +48,18 @@ pub(crate) struct Shared {
     pub(crate) reservations: Arc<Reservations>,
     /// Turns true once when the node stops.
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Which deployers may manage applications here.
+    pub(crate) admission: Admission,
     next_session: AtomicU64,
+    refused: AtomicU64,
 }
 
 impl Shared {
     /// Assembles the state; `shutdown` must be the sender the router's receiver came from.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one crate-internal call site, in node.rs, naming each part"
+    )]
     pub(crate) fn new(
         name: String,
         data_dir: PathBuf,
@@ -60,6 +68,7 @@ impl Shared {
         platform_key: Vec<u8>,
         router: Arc<Router>,
         shutdown: watch::Sender<bool>,
+        admission: Admission,
     ) -> Self {
         Shared {
             name,
@@ -70,7 +79,9 @@ impl Shared {
             router,
             reservations: Arc::default(),
             shutdown,
+            admission,
             next_session: AtomicU64::new(1),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -82,6 +93,16 @@ impl Shared {
     /// A fresh session id.
     pub(crate) fn session_id(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts one refused deployer session or request.
+    pub(crate) fn count_refusal(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Deployer sessions and requests refused so far.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Kills every module without waiting (used when the handle is dropped).
@@ -145,8 +166,9 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
         hello = timeout(HELLO_TIMEOUT, reader.next::<ToNode>()) => hello,
     };
     match hello {
-        Ok(Ok(Some(ToNode::Hello(Hello::Deployer { client })))) => {
-            crate::session::serve(shared, reader, wr, client).await
+        Ok(Ok(Some(ToNode::Hello(Hello::Deployer { client, key, app })))) => {
+            let hello = crate::session::DeployerHello { client, key, app };
+            crate::session::serve(shared, reader, wr, hello).await
         }
         Ok(Ok(Some(ToNode::Hello(Hello::Peer { node })))) => {
             crate::peer::serve_inbound(&shared.router, reader, node, stop).await

@@ -1,20 +1,24 @@
 //! Deployer sessions: one TCP connection that opened with `Hello::Deployer`.
 //!
-//! A session reads frames and splits them: management requests go, in order, to the session's
-//! request task ([`crate::requests::serve`]); events on the deployer's direct connections are
-//! routed at once, and make this session the `Endpoint::Deployer` destination for their
-//! connection id. Everything the node sends back (responses and events) goes through one
-//! bounded queue drained by one writer task.
+//! The node answers the `Hello` with a fresh challenge and waits for the deployer's proof of
+//! its key ([`crate::auth`]). A session reads frames and splits them: management requests are
+//! checked (admitted key, signature, increasing id) and go, in order, to the session's request
+//! task ([`crate::requests::serve`]), refused ones with their refusal; events on the deployer's
+//! direct connections are routed at once in the session's namespace, and make this session the
+//! `Endpoint::Deployer` destination for their connection id (only once the session is
+//! admitted, so no one can divert another deployer's events). Everything the node sends back
+//! (challenge, responses and events) goes through one bounded queue drained by one writer task.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use aex_proto::{FromNode, ToNode};
+use aex_proto::{AppId, DeployerKey, FromNode, ToNode};
 use tokio::io::AsyncRead;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tracing::{debug, instrument, warn};
 
+use crate::auth::SessionAuth;
 use crate::frames::{pump, FrameReader};
 use crate::router::{DeployerTx, Source};
 use crate::server::stopped;
@@ -27,19 +31,32 @@ const REQUEST_QUEUE: usize = 16;
 /// Limit on writing one batch of frames to the deployer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a deployer said in its `Hello`.
+pub(crate) struct DeployerHello {
+    /// Informational client version.
+    pub(crate) client: String,
+    /// The key it claims (proven later, by `Auth`).
+    pub(crate) key: DeployerKey,
+    /// The application it manages.
+    pub(crate) app: String,
+}
+
 /// Serves one deployer session until it closes, misbehaves, or the node stops.
-#[instrument(skip_all, fields(session, client = %client))]
+#[instrument(skip_all, fields(session, client = %hello.client, key = %hello.key.short()))]
 pub(crate) async fn serve<R>(
     shared: Arc<Shared>,
     mut reader: FrameReader<R>,
     writer: OwnedWriteHalf,
-    client: String,
+    hello: DeployerHello,
 ) where
     R: AsyncRead + Unpin,
 {
     let session = shared.session_id();
     tracing::Span::current().record("session", session);
     debug!("deployer session opened");
+    if shared.admission.is_open() {
+        warn!("OPEN MODE: this node admits any deployer (started with --open; local development only)");
+    }
 
     let (out, mut out_rx) = mpsc::channel::<FromNode>(OUT_QUEUE);
     tokio::spawn(async move {
@@ -47,14 +64,26 @@ pub(crate) async fn serve<R>(
             debug!(error = %e, "writing to deployer failed");
         }
     });
+    let nonce = aex_crypto::random_bytes();
+    if out.send(FromNode::Challenge { nonce }).await.is_err() {
+        return;
+    }
+    let app = AppId::of(&hello.key, &hello.app);
+    let mut auth = SessionAuth::new(hello.key, hello.app, nonce);
+    if let SessionAuth::Refused(why) = &auth {
+        warn!(reason = %why, "deployer session refused");
+        shared.count_refusal();
+    }
     let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
     tokio::spawn(crate::requests::serve(
         shared.clone(),
         session,
+        app,
         requests_rx,
         out.clone(),
     ));
     let me = DeployerTx { session, tx: out };
+    let mut warned = false;
 
     let mut stop = shared.shutdown.subscribe();
     loop {
@@ -63,14 +92,44 @@ pub(crate) async fn serve<R>(
             next = reader.next::<ToNode>() => next,
         };
         match next {
-            Ok(Some(ToNode::Request { id, body })) => {
-                if requests.send((id, body)).await.is_err() {
+            Ok(Some(ToNode::Auth { signature })) => {
+                let (next, refused) = auth.on_auth(&shared.admission, &shared.name, &signature);
+                auth = next;
+                if let Some(why) = refused {
+                    warn!(reason = %why, "deployer session refused");
+                    shared.count_refusal();
+                    warned = true;
+                } else if auth.admitted() {
+                    debug!(%app, "deployer authenticated");
+                }
+            }
+            Ok(Some(ToNode::Request {
+                id,
+                body,
+                signature,
+            })) => {
+                let checked = auth.check_request(id, &body, &signature).map(|()| body);
+                if let Err(e) = &checked {
+                    shared.count_refusal();
+                    if !std::mem::replace(&mut warned, true) {
+                        warn!(id, reason = %e, "deployer request refused");
+                    } else {
+                        debug!(id, reason = %e, "deployer request refused");
+                    }
+                }
+                if requests.send((id, checked)).await.is_err() {
                     break;
                 }
             }
-            Ok(Some(ToNode::Event(ev))) => shared.router.route(ev, Source::Deployer(&me)),
+            Ok(Some(ToNode::Event(ev))) if auth.admitted() => {
+                shared.router.route(app, ev, Source::Deployer(&me))
+            }
+            Ok(Some(ToNode::Event(_))) => {
+                debug!("event from a session that is not admitted; dropped");
+                shared.router.count_drop();
+            }
             Ok(Some(_)) => {
-                warn!("deployer sent a second Hello; closing the session");
+                warn!("deployer sent a second Hello or a peer's message; closing the session");
                 shared.router.count_drop();
                 break;
             }

@@ -42,7 +42,11 @@ async fn load_measure_status_unload() {
             measurement: Measurement::of(&bin).0
         }
     );
-    let stored = node.data_dir.join("modules/counter/module.bin");
+    let stored = node
+        .data_dir
+        .join("modules")
+        .join(c.app().to_string())
+        .join("counter/module.bin");
     assert_eq!(std::fs::read(&stored).unwrap(), bin);
     let mode = std::fs::metadata(&stored).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
@@ -185,7 +189,8 @@ async fn modules_that_fail_to_start_are_reported() {
         "{e}"
     );
     assert!(e.message.contains("module.log"), "{e}");
-    let log = std::fs::read_to_string(node.data_dir.join("modules/crash/module.log")).unwrap();
+    let dir = node.data_dir.join("modules").join(c.app().to_string());
+    let log = std::fs::read_to_string(dir.join("crash/module.log")).unwrap();
     assert!(log.contains("boom"), "{log}");
 
     let e = c.load("garbage", b"\x7fELF not really").await.unwrap_err();

@@ -134,10 +134,15 @@ async fn peer_links_are_persistent_and_reconnect() {
     assert!(
         matches!(read(&mut link).await, ToNode::Hello(Hello::Peer { node }) if node == "sender")
     );
+    // Forwarded events carry the deployer's namespace.
+    let app = c.app();
     for i in 1..=20 {
         assert_eq!(
             read(&mut link).await,
-            ToNode::Event(event(1, Direction::Forward, i))
+            ToNode::Forward {
+                app,
+                event: event(1, Direction::Forward, i)
+            }
         );
     }
     // One connection carried them all.
@@ -170,7 +175,10 @@ async fn peer_links_are_persistent_and_reconnect() {
     ));
     assert_eq!(
         read(&mut link).await,
-        ToNode::Event(event(1, Direction::Forward, 21))
+        ToNode::Forward {
+            app,
+            event: event(1, Direction::Forward, 21)
+        }
     );
     let status = c.status().await;
     assert_eq!(status.peers[0].forwarded, 21);

@@ -30,6 +30,8 @@ async fn malformed_and_oversized_frames_are_refused_without_crashing() {
     let mut c = Client::raw(&addr).await;
     let mut hello = frame::encode(&ToNode::Hello(aex_proto::Hello::Deployer {
         client: "x".into(),
+        key: aex_proto::DeployerKey([1; 32]),
+        app: "x".into(),
     }));
     hello[4] = 99;
     c.send_bytes(&hello).await;
@@ -42,11 +44,7 @@ async fn malformed_and_oversized_frames_are_refused_without_crashing() {
 
     // A request before any hello.
     let mut c = Client::raw(&addr).await;
-    c.send(&ToNode::Request {
-        id: 1,
-        body: NodeRequest::Status,
-    })
-    .await;
+    c.send(&c.signed(1, NodeRequest::Status)).await;
     assert!(c.closed_by_node().await);
 
     // A frame cut short: the node waits for the rest, then the client goes away.
@@ -95,14 +93,7 @@ async fn announcement_files_and_remote_shutdown() {
 async fn run_blocking_serves_until_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let config = aex_node::NodeConfig {
-        name: "foreground".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.clone(),
-        tee: aex_tee::TeeKind::Sgx,
-        allow_remote_shutdown: true,
-        vendor_id: aex_tee::DEFAULT_VENDOR_ID,
-    };
+    let config = crate::util::config("foreground", data_dir.clone(), true);
     let node = std::thread::spawn(move || aex_node::run_blocking(config));
     let addr_file = data_dir.join("node.addr");
     assert!(crate::util::eventually(|| addr_file.exists()).await);

@@ -4,6 +4,8 @@
 mod module_attest;
 mod module_load;
 mod module_periodic;
+mod routing_namespaces;
 mod routing_peers;
+mod session_auth;
 mod session_frames;
 mod util;

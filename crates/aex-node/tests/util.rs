@@ -4,11 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use aex_crypto::SigningIdentity;
 use aex_node::{Node, NodeConfig, NodeHandle};
+use aex_proto::auth::{sign_request, sign_session};
 use aex_proto::frame::{self, LEN_PREFIX};
 use aex_proto::{
-    FromModule, FromNode, Hello, Interface, NodeError, NodeRequest, NodeResponse, NodeStatus,
-    ToNode,
+    DeployerKey, FromModule, FromNode, Hello, Interface, NodeError, NodeRequest, NodeResponse,
+    NodeStatus, ToNode,
 };
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +18,25 @@ use tokio::net::TcpStream;
 
 /// How long a test waits for any one answer.
 pub const PATIENCE: Duration = Duration::from_secs(8);
+
+/// The deployer identity every [`TestNode`] admits.
+pub fn deployer() -> SigningIdentity {
+    SigningIdentity::from_seed(&[0x5a; 32])
+}
+
+/// A configuration for a node in `data_dir` admitting [`deployer`].
+pub fn config(name: &str, data_dir: PathBuf, allow_remote_shutdown: bool) -> NodeConfig {
+    NodeConfig {
+        name: name.into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir,
+        tee: aex_tee::TeeKind::Sgx,
+        allow_remote_shutdown,
+        vendor_id: aex_tee::DEFAULT_VENDOR_ID,
+        admit: vec![DeployerKey::of(&deployer())],
+        open: false,
+    }
+}
 
 /// A running node and its data directory.
 pub struct TestNode {
@@ -32,20 +53,18 @@ impl TestNode {
     }
 
     pub async fn start_with(name: &str, allow_remote_shutdown: bool) -> TestNode {
+        Self::start_config(name, |c| c.allow_remote_shutdown = allow_remote_shutdown).await
+    }
+
+    /// Starts a node whose default [`config`] is first changed by `adjust`.
+    pub async fn start_config(name: &str, adjust: impl FnOnce(&mut NodeConfig)) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let scratch = dir.path().join("scratch");
         std::fs::create_dir_all(&scratch).unwrap();
-        let handle = Node::start(NodeConfig {
-            name: name.into(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: data_dir.clone(),
-            tee: aex_tee::TeeKind::Sgx,
-            allow_remote_shutdown,
-            vendor_id: aex_tee::DEFAULT_VENDOR_ID,
-        })
-        .await
-        .unwrap();
+        let mut config = config(name, data_dir.clone(), true);
+        adjust(&mut config);
+        let handle = Node::start(config).await.unwrap();
         TestNode {
             handle,
             data_dir,
@@ -66,16 +85,45 @@ impl TestNode {
 /// A deployer session.
 pub struct Client {
     pub stream: TcpStream,
-    next_id: u64,
+    pub next_id: u64,
+    /// Who signs requests.
+    pub identity: SigningIdentity,
+    /// The node's challenge, once received.
+    pub challenge: [u8; 32],
+    /// The application the session claimed.
+    pub app: String,
 }
 
 impl Client {
+    /// A session of [`deployer`] for application `test-app`, authenticated.
     pub async fn connect(addr: &str) -> Client {
+        Client::connect_as(addr, &deployer(), "test-app").await
+    }
+
+    /// A session of `identity` for application `app`, authenticated.
+    pub async fn connect_as(addr: &str, identity: &SigningIdentity, app: &str) -> Client {
+        let mut c = Client::hello(addr, identity, app).await;
+        let signature = sign_session(&c.identity, &c.challenge, app);
+        c.send(&ToNode::Auth { signature }).await;
+        c
+    }
+
+    /// A session that said hello as `identity` for `app` and read the challenge, not yet
+    /// authenticated.
+    pub async fn hello(addr: &str, identity: &SigningIdentity, app: &str) -> Client {
         let mut c = Client::raw(addr).await;
+        c.identity = SigningIdentity::from_seed(identity.expose_secret());
+        c.app = app.into();
         c.send(&ToNode::Hello(Hello::Deployer {
             client: "aex-node tests".into(),
+            key: DeployerKey::of(identity),
+            app: app.into(),
         }))
         .await;
+        match c.recv().await {
+            FromNode::Challenge { nonce } => c.challenge = nonce,
+            other => panic!("expected a challenge, got {other:?}"),
+        }
         c
     }
 
@@ -83,7 +131,28 @@ impl Client {
     pub async fn raw(addr: &str) -> Client {
         let stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream, next_id: 1 }
+        Client {
+            stream,
+            next_id: 1,
+            identity: deployer(),
+            challenge: [0; 32],
+            app: String::new(),
+        }
+    }
+
+    /// The session's namespace.
+    pub fn app(&self) -> aex_proto::AppId {
+        aex_proto::AppId::of(&DeployerKey::of(&self.identity), &self.app)
+    }
+
+    /// `body` as request `id`, signed by this session's identity.
+    pub fn signed(&self, id: u64, body: NodeRequest) -> ToNode {
+        let signature = sign_request(&self.identity, &self.challenge, id, &body);
+        ToNode::Request {
+            id,
+            body,
+            signature,
+        }
     }
 
     pub async fn send(&mut self, msg: &ToNode) {
@@ -119,7 +188,8 @@ impl Client {
     pub async fn request(&mut self, body: NodeRequest) -> Result<NodeResponse, NodeError> {
         let id = self.next_id;
         self.next_id += 1;
-        self.send(&ToNode::Request { id, body }).await;
+        let msg = self.signed(id, body);
+        self.send(&msg).await;
         loop {
             match self.recv().await {
                 FromNode::Response { id: got, result } => {

@@ -17,6 +17,10 @@
 //! * **Events** ([`channel`]): an [`Event`] carries a connection id, direction, kind, 64-bit
 //!   counter and ciphertext. [`SendChannel`] and [`RecvChannel`] own the counters: a sender never
 //!   reuses one, a receiver accepts only counters above the last accepted and counts gaps.
+//! * **Deployer authentication** ([`auth`]): a deployer session claims an Ed25519 key and an
+//!   application, proves the key against the node's fresh challenge, and signs every request
+//!   (challenge, strictly increasing id, body). Key and application name one namespace
+//!   ([`AppId`]) that the session's requests and events act in.
 //! * **Commands** ([`command`]): what the deployer tells a module (connection keys, entry-point
 //!   calls) travels sealed under the module key with a strictly increasing counter.
 //!
@@ -25,12 +29,14 @@
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod auth;
 pub mod channel;
 pub mod command;
 pub mod frame;
 pub mod message;
 pub mod reply;
 
+pub use auth::{AppId, DeployerKey, Signature};
 pub use channel::{
     CounterExhausted, Direction, Event, EventKind, RecvChannel, RecvError, SendChannel,
 };

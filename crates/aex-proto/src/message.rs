@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{AppId, DeployerKey, Signature};
 use crate::channel::{Direction, Event};
 use crate::command::Sealed;
 
@@ -160,13 +161,30 @@ pub enum ToNode {
     Hello(Hello),
     /// A management request; answered by [`FromNode::Response`] with the same id.
     Request {
-        /// Chosen by the sender, echoed in the response.
+        /// Chosen by the sender, strictly increasing within a session, echoed in the response.
         id: u64,
         /// What is asked.
         body: NodeRequest,
+        /// The deployer's signature over [`crate::auth::request_message`].
+        signature: Signature,
     },
-    /// An event: from a deployer's direct connection, or forwarded by a peer node.
+    /// An event on one of the deployer's direct connections (deployer sessions only; it is
+    /// routed in the session's namespace).
     Event(Event),
+    // New variants go last: a variant's position is its wire encoding.
+    /// The deployer's proof of its key, answering [`FromNode::Challenge`]: a signature over
+    /// [`crate::auth::session_message`].
+    Auth {
+        /// The signature.
+        signature: Signature,
+    },
+    /// An event forwarded by a peer node, in the namespace it was routed in (peer links only).
+    Forward {
+        /// The application namespace.
+        app: AppId,
+        /// The event.
+        event: Event,
+    },
 }
 
 /// Who opened a connection to a node.
@@ -177,6 +195,11 @@ pub enum Hello {
     Deployer {
         /// Informational client version string.
         client: String,
+        /// The deployer's public identity; the node challenges the session to prove it.
+        key: DeployerKey,
+        /// The application the session manages: with `key`, it names the session's namespace
+        /// ([`AppId::of`]).
+        app: String,
     },
     /// Another node agent forwarding events.
     Peer {
@@ -323,6 +346,13 @@ pub enum FromNode {
     },
     /// An event for the deployer (a reply on a direct connection).
     Event(Event),
+    // New variants go last: a variant's position is its wire encoding.
+    /// The node's answer to `Hello::Deployer`: a fresh challenge the deployer signs (see
+    /// [`ToNode::Auth`] and [`crate::auth`]).
+    Challenge {
+        /// Fresh random bytes, never reused by the node.
+        nonce: [u8; 32],
+    },
 }
 
 /// A node refused or failed a request.
@@ -371,12 +401,15 @@ pub struct NodeStatus {
     pub platform_key: Vec<u8>,
     /// aex version of the node agent.
     pub version: String,
-    /// Modules loaded on the node.
+    /// Modules loaded on the node, in the asking session's namespace only.
     pub modules: Vec<ModuleStatus>,
     /// Persistent links to other nodes.
     pub peers: Vec<PeerStatus>,
     /// Frames or events the node could not route or decode.
     pub dropped: u64,
+    /// Deployer sessions and requests the node refused: unadmitted keys, bad proofs or
+    /// signatures, replayed request ids.
+    pub refused: u64,
 }
 
 /// One module on a node.
@@ -418,6 +451,8 @@ mod tests {
         let msgs = vec![
             ToNode::Hello(Hello::Deployer {
                 client: "aex 0.1".into(),
+                key: DeployerKey([9; 32]),
+                app: "ping-pong".into(),
             }),
             ToNode::Request {
                 id: 7,
@@ -425,6 +460,20 @@ mod tests {
                     conn: ConnId(3),
                     dir: Direction::Backward,
                     to: Endpoint::Node("127.0.0.1:1".into()),
+                },
+                signature: Signature([5; 64]),
+            },
+            ToNode::Auth {
+                signature: Signature([6; 64]),
+            },
+            ToNode::Forward {
+                app: AppId([7; 16]),
+                event: Event {
+                    conn: ConnId(2),
+                    dir: Direction::Forward,
+                    kind: EventKind::Event,
+                    counter: 1,
+                    ciphertext: vec![4],
                 },
             },
             ToNode::Request {
@@ -436,6 +485,7 @@ mod tests {
                         period_ms: 1000,
                     }],
                 },
+                signature: Signature([8; 64]),
             },
             ToNode::Event(Event {
                 conn: ConnId(1),
@@ -457,5 +507,7 @@ mod tests {
             }),
         };
         assert_eq!(decode::<FromNode>(&encode(&r)[LEN_PREFIX..]).unwrap(), r);
+        let c = FromNode::Challenge { nonce: [3; 32] };
+        assert_eq!(decode::<FromNode>(&encode(&c)[LEN_PREFIX..]).unwrap(), c);
     }
 }

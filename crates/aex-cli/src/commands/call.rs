@@ -1,6 +1,6 @@
 //! `aex call`: invoke a module's entry point (authenticated under its module key).
 
-use aex_deploy::{ops, App};
+use aex_deploy::ops;
 use anyhow::Result;
 use clap::Args;
 
@@ -26,7 +26,7 @@ pub struct CallArgs {
 
 pub fn exec(args: CallArgs, shell: &Shell) -> Result<()> {
     let bytes = payload::parse(args.payload.as_deref(), args.hex)?;
-    let mut app = App::open(&args.app.resolve(None))?;
+    let mut app = args.app.open(None, shell)?;
     let result = ops::call::call(&mut app, &args.module, &args.entry, &bytes)?;
     if !result.is_empty() {
         shell.out(payload::show(&result))?;

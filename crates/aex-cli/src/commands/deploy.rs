@@ -25,7 +25,7 @@ pub struct DeployArgs {
 }
 
 pub fn exec(args: DeployArgs, shell: &Shell) -> Result<()> {
-    let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
+    let mut app = args.app.open(args.path.as_ref(), shell)?;
     if args.dry_run {
         let built = build(&mut app, shell)?.0;
         let plan = ops::deploy::plan(&mut app, &built)?;

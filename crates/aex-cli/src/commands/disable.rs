@@ -1,6 +1,6 @@
 //! `aex disable`: make a module drop its keys (authenticated under its module key).
 
-use aex_deploy::{ops, App};
+use aex_deploy::ops;
 use anyhow::Result;
 use clap::Args;
 
@@ -17,7 +17,7 @@ pub struct DisableArgs {
 }
 
 pub fn exec(args: DisableArgs, shell: &Shell) -> Result<()> {
-    let mut app = App::open(&args.app.resolve(None))?;
+    let mut app = args.app.open(None, shell)?;
     ops::disable::disable(&mut app, &args.module)?;
     shell.status(
         "Disabled",

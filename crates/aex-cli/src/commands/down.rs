@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use aex_deploy::{ops, App};
+use aex_deploy::ops;
 use anyhow::Result;
 use clap::Args;
 
@@ -20,7 +20,7 @@ pub struct DownArgs {
 }
 
 pub fn exec(args: DownArgs, shell: &Shell) -> Result<()> {
-    let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
+    let mut app = args.app.open(args.path.as_ref(), shell)?;
     let stopped = ops::local::stop_local_nodes(&mut app, None, &Bars::new(shell))?;
     if stopped.is_empty() {
         shell.status("Down", "no local nodes were running for this application");

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use aex_deploy::{ops, App};
+use aex_deploy::ops;
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -27,7 +27,7 @@ pub struct GraphArgs {
 }
 
 pub fn exec(args: GraphArgs, shell: &Shell) -> Result<()> {
-    let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
+    let mut app = args.app.open(args.path.as_ref(), shell)?;
     let status = if args.offline {
         None
     } else {

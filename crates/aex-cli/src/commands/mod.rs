@@ -6,6 +6,7 @@ mod deploy;
 mod disable;
 mod down;
 mod graph;
+mod identity;
 mod node;
 mod output;
 mod request;
@@ -14,8 +15,10 @@ mod status;
 mod up;
 mod update;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use aex_deploy::{App, Identity};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
@@ -43,14 +46,20 @@ enum Commands {
     Down(down::DownArgs),
     Graph(graph::GraphArgs),
     Node(node::NodeArgs),
+    Identity(identity::IdentityArgs),
 }
 
-/// Where the application is: a descriptor file or a directory holding `aex.toml`.
+/// Where the application is (a descriptor file or a directory holding `aex.toml`), and who
+/// deploys it.
 #[derive(Debug, Args)]
 pub struct AppPath {
     /// Descriptor file, or a directory holding aex.toml [default: current directory]
     #[arg(short = 'C', long = "app", value_name = "PATH", global = true)]
     app: Option<PathBuf>,
+    /// Deployer identity file (Ed25519 key, created on first use) [default: $AEX_IDENTITY,
+    /// else ~/.config/aex/identity]
+    #[arg(long, value_name = "FILE", global = true)]
+    identity: Option<PathBuf>,
 }
 
 impl AppPath {
@@ -60,6 +69,35 @@ impl AppPath {
             .cloned()
             .unwrap_or_else(|| PathBuf::from("."))
     }
+
+    /// The deployer identity, created on first use.
+    fn identity(&self, shell: &Shell) -> Result<Arc<Identity>> {
+        load_identity(self.identity.as_deref(), shell)
+    }
+
+    /// Opens the application, its sessions signed by the deployer identity.
+    fn open(&self, positional: Option<&PathBuf>, shell: &Shell) -> Result<App> {
+        let identity = self.identity(shell)?;
+        Ok(App::open(&self.resolve(positional), identity)?)
+    }
+}
+
+/// Loads the deployer identity from `explicit`, `$AEX_IDENTITY` or the default path, creating
+/// it (and saying so) on first use.
+fn load_identity(explicit: Option<&Path>, shell: &Shell) -> Result<Arc<Identity>> {
+    let located = Identity::locate(explicit).and_then(|p| Identity::load_or_create(&p));
+    let (identity, created) = located.map_err(aex_deploy::Error::from)?;
+    if created {
+        shell.status(
+            "Created",
+            format!(
+                "deployer identity {} (secret, mode 0600); nodes admit it with `aex node --admit {}`",
+                identity.path().display(),
+                identity.public()
+            ),
+        );
+    }
+    Ok(Arc::new(identity))
 }
 
 /// Runs the parsed command.
@@ -77,5 +115,6 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Down(a) => down::exec(a, shell),
         Commands::Graph(a) => graph::exec(a, shell),
         Commands::Node(a) => node::exec(a, shell),
+        Commands::Identity(a) => identity::exec(a, shell),
     }
 }

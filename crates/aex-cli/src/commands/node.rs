@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use aex_node::NodeConfig;
+use aex_proto::DeployerKey;
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -30,9 +31,19 @@ pub struct NodeArgs {
     /// Symmetric TEE kinds (trustzone, sancus): the vendor id whose key derives module keys
     #[arg(long, value_name = "ID")]
     vendor_id: Option<u16>,
-    /// Accept `Shutdown` from deployers (local development nodes started by `aex up`)
+    /// Accept `Shutdown` from admitted deployers (local development nodes started by `aex up`)
     #[arg(long)]
     allow_remote_shutdown: bool,
+    /// Admit a deployer's public key (64 hex digits, from its `aex identity`); repeatable
+    #[arg(long, value_name = "KEY")]
+    admit: Vec<DeployerKey>,
+    /// Admit the deployer keys in FILE (one per line, `#` starts a comment)
+    #[arg(long, value_name = "FILE")]
+    admit_file: Vec<PathBuf>,
+    /// Admit ANY deployer (local development only; each still manages only its own
+    /// applications)
+    #[arg(long)]
+    open: bool,
 }
 
 pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
@@ -45,6 +56,8 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             tee: aex_tee::TeeKind::Sgx,
             allow_remote_shutdown: false,
             vendor_id: aex_tee::DEFAULT_VENDOR_ID,
+            admit: vec![],
+            open: false,
         },
     };
     if let Some(n) = args.name {
@@ -63,6 +76,20 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         config.vendor_id = v;
     }
     config.allow_remote_shutdown |= args.allow_remote_shutdown;
+    config.admit.extend(args.admit);
+    for file in &args.admit_file {
+        config.admit.extend(aex_node::read_admit_file(file)?);
+    }
+    config.open |= args.open;
+    if config.admit.is_empty() && !config.open {
+        // The node would refuse to start; say so before announcing it.
+        return Err(aex_node::NodeError::NoDeployers { node: config.name }.into());
+    }
+    if config.open {
+        shell.note(
+            "warning: open mode: this node admits ANY deployer that connects; use it for local development only (`--admit KEY` admits one deployer)",
+        );
+    }
     shell.status(
         "Node",
         format!(

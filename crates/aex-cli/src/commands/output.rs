@@ -1,6 +1,6 @@
 //! `aex output`: send an authentic event to a module input over a direct connection.
 
-use aex_deploy::{ops, App};
+use aex_deploy::ops;
 use anyhow::Result;
 use clap::Args;
 
@@ -24,7 +24,7 @@ pub struct OutputArgs {
 
 pub fn exec(args: OutputArgs, shell: &Shell) -> Result<()> {
     let bytes = payload::parse(args.payload.as_deref(), args.hex)?;
-    let mut app = App::open(&args.app.resolve(None))?;
+    let mut app = args.app.open(None, shell)?;
     ops::call::output(&mut app, &args.connection, &bytes)?;
     shell.status(
         "Sent",

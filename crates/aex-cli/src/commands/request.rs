@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aex_deploy::{ops, App};
+use aex_deploy::ops;
 use anyhow::Result;
 use clap::Args;
 
@@ -30,7 +30,7 @@ pub struct RequestArgs {
 
 pub fn exec(args: RequestArgs, shell: &Shell) -> Result<()> {
     let bytes = payload::parse(args.payload.as_deref(), args.hex)?;
-    let mut app = App::open(&args.app.resolve(None))?;
+    let mut app = args.app.open(None, shell)?;
     let reply = ops::call::request(
         &mut app,
         &args.connection,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use aex_deploy::{ops, App};
+use aex_deploy::ops;
 use anyhow::Result;
 use clap::Args;
 
@@ -20,7 +20,7 @@ pub struct ResetArgs {
 }
 
 pub fn exec(args: ResetArgs, shell: &Shell) -> Result<()> {
-    let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
+    let mut app = args.app.open(args.path.as_ref(), shell)?;
     let report = ops::reset::reset(&mut app, &Bars::new(shell))?;
     shell.status(
         "Reset",

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use aex_deploy::{ops, App};
+use aex_deploy::ops;
 use anyhow::Result;
 use clap::Args;
 
@@ -22,7 +22,7 @@ pub struct StatusArgs {
 }
 
 pub fn exec(args: StatusArgs, shell: &Shell) -> Result<()> {
-    let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
+    let mut app = args.app.open(args.path.as_ref(), shell)?;
     let status = ops::status::status(&mut app)?;
     if args.json {
         shell.out(serde_json::to_string_pretty(&status)?)?;

@@ -31,7 +31,8 @@ pub struct UpArgs {
 
 pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
     let path = args.app.resolve(args.path.as_ref());
-    let mut app = App::open(&path)?;
+    let identity = args.app.identity(shell)?;
+    let mut app = App::open(&path, identity.clone())?;
     let stop = stop_flag();
     let exe = std::env::current_exe().context("cannot locate the aex executable")?;
     let started = ops::local::start_local_nodes(&mut app, &exe, &Bars::new(shell))?;
@@ -55,8 +56,8 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
     // Release the application's state while following, so other `aex` commands can use it.
     drop(app);
     shell.status("Following", "event counters (Ctrl-C stops the local nodes)");
-    follow(&path, shell, &stop);
-    let mut app = App::open(&path)?;
+    follow(&path, &identity, shell, &stop);
+    let mut app = App::open(&path, identity)?;
     stop_started(&mut app, &started, shell);
     Ok(())
 }
@@ -78,7 +79,12 @@ fn bring_up(app: &mut App, shell: &Shell) -> Result<()> {
 
 /// Prints connection counter changes once a second until `stop` is set. Each look opens the
 /// application afresh (and so holds its state only for that moment).
-fn follow(path: &std::path::Path, shell: &Shell, stop: &AtomicBool) {
+fn follow(
+    path: &std::path::Path,
+    identity: &Arc<aex_deploy::Identity>,
+    shell: &Shell,
+    stop: &AtomicBool,
+) {
     let mut last: HashMap<String, (u64, u64, u64, u64)> = HashMap::new();
     let mut ticks = 0u32;
     while !stop.load(Ordering::SeqCst) {
@@ -87,7 +93,7 @@ fn follow(path: &std::path::Path, shell: &Shell, stop: &AtomicBool) {
         if !ticks.is_multiple_of(10) {
             continue;
         }
-        let status = App::open(path)
+        let status = App::open(path, identity.clone())
             .map_err(anyhow::Error::from)
             .and_then(|mut app| Ok(ops::status::status(&mut app)?));
         match status {

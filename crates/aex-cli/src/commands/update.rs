@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use aex_deploy::{ops, App};
+use aex_deploy::ops;
 use anyhow::Result;
 use clap::Args;
 
@@ -28,7 +28,7 @@ pub struct UpdateArgs {
 }
 
 pub fn exec(args: UpdateArgs, shell: &Shell) -> Result<()> {
-    let mut app = App::open(&args.app.resolve(args.path.as_ref()))?;
+    let mut app = args.app.open(args.path.as_ref(), shell)?;
     let (built, _) = build(&mut app, shell)?;
     let report = ops::update::update(
         &mut app,

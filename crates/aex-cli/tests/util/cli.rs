@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The `aex` binary under test, with the environment every test uses: dev-profile module
-/// builds (the child cargo inherits `CARGO_TARGET_DIR`), no colours, default logging.
+/// builds (the child cargo inherits `CARGO_TARGET_DIR`), no colours, default logging, and the
+/// default test deployer identity (never the real home directory's).
 pub fn aex() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aex"));
-    cmd.env("AEX_BUILD_PROFILE", "dev")
+    cmd.env("AEX_IDENTITY", &super::identity::deployer().path)
+        .env("AEX_BUILD_PROFILE", "dev")
         .env("NO_COLOR", "1")
         .env_remove("AEX_LOG")
         .stdin(Stdio::null());
@@ -87,6 +89,13 @@ pub fn run(dir: Option<&Path>, args: &[&str], timeout: Duration) -> Run {
     }
     let what = format!("aex {}", args.join(" "));
     run_command(cmd, what, timeout)
+}
+
+/// Runs `aex args...` as the deployer whose identity file is `identity`.
+pub fn run_as(identity: &Path, args: &[&str], timeout: Duration) -> Run {
+    let mut cmd = aex();
+    cmd.env("AEX_IDENTITY", identity).args(args);
+    run_command(cmd, format!("aex {}", args.join(" ")), timeout)
 }
 
 /// Runs `cmd` (made with [`aex`], then adjusted) and waits for it, killing it after `timeout`.

@@ -14,7 +14,7 @@ use super::process::{self, NodeProcess};
 use super::proxy::{Proxy, Tamper};
 use super::state;
 use super::status::Status;
-use super::{modules, wait_for, PATIENCE};
+use super::{identity, modules, wait_for, PATIENCE};
 
 /// Timeout of `aex` commands that do not build or deploy.
 const QUICK: Duration = Duration::from_secs(30);
@@ -23,15 +23,24 @@ const QUICK: Duration = Duration::from_secs(30);
 /// `aex up` left running for the application, then deletes the directory.
 pub struct AppDir {
     dir: TempDir,
+    /// The deployer identity file every `aex` of this application runs with.
+    pub identity: PathBuf,
 }
 
 impl AppDir {
+    /// An application of the default test deployer.
     pub fn new() -> AppDir {
+        Self::deployed_by(&identity::deployer().path)
+    }
+
+    /// An application of the deployer whose identity file is `identity`.
+    pub fn deployed_by(identity: &Path) -> AppDir {
         AppDir {
             dir: tempfile::Builder::new()
                 .prefix("aex-cli-test-")
                 .tempdir()
                 .expect("create temporary directory"),
+            identity: identity.to_path_buf(),
         }
     }
 
@@ -56,14 +65,14 @@ impl AppDir {
         let dir = self.path().display().to_string();
         let mut all = args.to_vec();
         all.extend(["-C", &dir]);
-        cli::run(None, &all, timeout)
+        cli::run_as(&self.identity, &all, timeout)
     }
 
     /// `aex deploy <dir>` (modules built first, once per test run).
     pub fn deploy(&self) -> Run {
         modules::built();
         let dir = self.path().display().to_string();
-        cli::run(None, &["deploy", &dir], COMMAND_TIMEOUT)
+        cli::run_as(&self.identity, &["deploy", &dir], COMMAND_TIMEOUT)
     }
 
     /// `aex status --json`, parsed.

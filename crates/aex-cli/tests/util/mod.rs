@@ -1,5 +1,6 @@
 //! Helpers shared by the topic modules: free ports, polling with deadlines, the `aex` binary,
-//! descriptors, an HTTP client, node processes, clusters of nodes, a man-in-the-middle proxy, and listeners
+//! deployer identities, descriptors, an HTTP client, node processes, clusters of nodes, a
+//! man-in-the-middle proxy, and listeners
 //! that never answer.
 
 pub mod cli;
@@ -7,6 +8,7 @@ pub mod cluster;
 pub mod dead_end;
 pub mod descriptor;
 pub mod http;
+pub mod identity;
 pub mod modules;
 pub mod process;
 pub mod proxy;

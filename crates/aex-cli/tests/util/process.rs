@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{cli, free_addr};
+use super::{cli, free_addr, identity};
 
 /// How long a node gets to stop on SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -103,18 +103,26 @@ pub struct NodeProcess {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     name: String,
+    /// Deployer keys (hex) the node admits.
+    admit: Vec<String>,
     child: Child,
 }
 
 impl NodeProcess {
     /// Starts `aex node --name name --listen <free port> --data-dir data_dir --tee sgx
-    /// --allow-remote-shutdown` and waits until it accepts connections.
+    /// --allow-remote-shutdown --admit <default test deployer>` and waits until it accepts
+    /// connections.
     pub fn start(name: &str, data_dir: PathBuf) -> NodeProcess {
+        Self::start_admitting(name, data_dir, &[identity::deployer().hex()])
+    }
+
+    /// Like [`NodeProcess::start`], admitting the deployer keys `admit` (hex) instead.
+    pub fn start_admitting(name: &str, data_dir: PathBuf, admit: &[String]) -> NodeProcess {
         fs::create_dir_all(&data_dir).expect("create node data directory");
         // Another process may take the free port between our probe and the node's bind;
         // then the node exits at once and we try another port.
         for _ in 0..5 {
-            if let Some(node) = Self::try_start(name, &data_dir, free_addr()) {
+            if let Some(node) = Self::try_start(name, &data_dir, free_addr(), admit) {
                 return node;
             }
         }
@@ -126,7 +134,12 @@ impl NodeProcess {
 
     /// Starts the node on `addr`; `None` if it exits before accepting connections (the port
     /// is taken).
-    fn try_start(name: &str, data_dir: &Path, addr: SocketAddr) -> Option<NodeProcess> {
+    fn try_start(
+        name: &str,
+        data_dir: &Path,
+        addr: SocketAddr,
+        admit: &[String],
+    ) -> Option<NodeProcess> {
         let log_path = data_dir.join("node.log");
         let log = fs::OpenOptions::new()
             .create(true)
@@ -138,6 +151,7 @@ impl NodeProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--tee", "sgx", "--allow-remote-shutdown"])
+            .args(admit.iter().flat_map(|key| ["--admit", key]))
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log);
         let child = cmd.spawn().expect("spawn aex node");
@@ -145,6 +159,7 @@ impl NodeProcess {
             addr,
             data_dir: data_dir.to_path_buf(),
             name: name.to_string(),
+            admit: admit.to_vec(),
             child,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -184,7 +199,8 @@ impl NodeProcess {
         assert!(!self.running(), "restart of a running node `{}`", self.name);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(node) = Self::try_start(&self.name, &self.data_dir, self.addr) {
+            if let Some(node) = Self::try_start(&self.name, &self.data_dir, self.addr, &self.admit)
+            {
                 // The old child is reaped; the new one takes its place (and its drop guard).
                 *self = node;
                 return;

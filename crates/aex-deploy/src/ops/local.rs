@@ -4,8 +4,9 @@
 //! `aex node` process for it with its data directory under `.aex/nodes/<name>/`, after
 //! provisioning its simulated platform key there. Provisioning is the deployer acting as the
 //! manufacturer of simulated hardware, which is why the deployer may trust that key without
-//! the descriptor naming it. The node runs in its own process group, so `--detach` leaves it
-//! running; `aex down` stops it.
+//! the descriptor naming it. The node admits exactly the deployer identity that starts it
+//! (`--admit`), never any deployer. The node runs in its own process group, so `--detach`
+//! leaves it running; `aex down` stops it.
 
 use std::fs;
 use std::path::Path;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use aex_proto::{NodeRequest, NodeResponse};
 
 use crate::app::App;
-use crate::client::NodeClient;
+use crate::client::{ClientError, NodeClient};
 use crate::error::{Error, Result};
 use crate::progress::Observer;
 use crate::state::NodeRecord;
@@ -42,9 +43,22 @@ pub fn start_local_nodes(app: &mut App, aex_exe: &Path, obs: &dyn Observer) -> R
     obs.phase("start local nodes", locals.len() as u64);
     let mut started = vec![];
     for spec in locals {
-        if answers_as(&spec.address, &spec.name) {
-            obs.advance(&format!("{} (already running)", spec.name));
-            continue;
+        match probe(app, &spec.address, &spec.name) {
+            Probe::Ours => {
+                obs.advance(&format!("{} (already running)", spec.name));
+                continue;
+            }
+            Probe::Refuses(why) => {
+                return Err(Error::LocalNode {
+                    node: spec.name.clone(),
+                    action: "use",
+                    source: std::io::Error::other(format!(
+                        "a node already runs on {} but refuses this deployer: {why}",
+                        spec.address
+                    )),
+                })
+            }
+            Probe::Absent => {}
         }
         let data_dir = app.node_data_dir(&spec.name);
         let io = |source| Error::LocalNode {
@@ -78,6 +92,8 @@ pub fn start_local_nodes(app: &mut App, aex_exe: &Path, obs: &dyn Observer) -> R
             .arg(spec.tee.name())
             .arg("--vendor-id")
             .arg(spec.vendor_id.to_string())
+            .arg("--admit")
+            .arg(app.identity().public().to_string())
             .arg("--allow-remote-shutdown")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io)?)
@@ -90,7 +106,7 @@ pub fn start_local_nodes(app: &mut App, aex_exe: &Path, obs: &dyn Observer) -> R
         let mut child = cmd.spawn().map_err(io)?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if answers_as(&spec.address, &spec.name) {
+            if matches!(probe(app, &spec.address, &spec.name), Probe::Ours) {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -167,11 +183,33 @@ pub fn stop_local_nodes(
     Ok(stopped)
 }
 
-fn answers_as(addr: &std::net::SocketAddr, name: &str) -> bool {
-    let Ok(mut c) = NodeClient::connect(*addr, Duration::from_secs(2)) else {
-        return false;
+/// What answers on a local node's address.
+enum Probe {
+    /// The node `name`, admitting this deployer.
+    Ours,
+    /// A node that refuses this deployer, and why.
+    Refuses(String),
+    /// Nothing usable (not listening, another service, another node's name).
+    Absent,
+}
+
+fn probe(app: &App, addr: &std::net::SocketAddr, name: &str) -> Probe {
+    let identity = app.identity().clone();
+    let Ok(mut c) = NodeClient::connect(
+        *addr,
+        Duration::from_secs(2),
+        identity,
+        &app.desc.application,
+    ) else {
+        return Probe::Absent;
     };
-    matches!(c.request(NodeRequest::Status), Ok(NodeResponse::Status(s)) if s.name == name)
+    match c.request(NodeRequest::Status) {
+        Ok(NodeResponse::Status(s)) if s.name == name => Probe::Ours,
+        Err(ClientError::Node(e)) if e.kind == aex_proto::NodeErrorKind::Refused => {
+            Probe::Refuses(e.message)
+        }
+        _ => Probe::Absent,
+    }
 }
 
 fn alive(pid: u32) -> bool {

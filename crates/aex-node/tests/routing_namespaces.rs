@@ -1,0 +1,96 @@
+//! Two deployers on the same nodes: same module names, same connection ids, nothing shared.
+
+use aex_crypto::SigningIdentity;
+use aex_proto::frame;
+use aex_proto::{
+    ConnId, Direction, Endpoint, Event, EventKind, NodeErrorKind, NodeRequest, ToModule, ToNode,
+};
+
+use crate::util::{deployer, eventually, script, Client, TestNode};
+
+fn event(counter: u64, byte: u8) -> Event {
+    Event {
+        conn: ConnId(7),
+        dir: Direction::Forward,
+        kind: EventKind::Event,
+        counter,
+        ciphertext: vec![byte; 24],
+    }
+}
+
+fn route(to: Endpoint) -> NodeRequest {
+    NodeRequest::Route {
+        conn: ConnId(7),
+        dir: Direction::Forward,
+        to,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaces_keep_modules_routes_and_links_apart() {
+    // Every test node admits the default deployer (A); these also admit B.
+    let b_id = SigningIdentity::from_seed(&[0xb0; 32]);
+    let admit = |c: &mut aex_node::NodeConfig| {
+        c.admit.push(aex_proto::DeployerKey::of(&b_id));
+    };
+    let x = TestNode::start_config("x", admit).await;
+    let y = TestNode::start_config("y", admit).await;
+    let sinks = [y.scratch.join("a.bin"), y.scratch.join("b.bin")];
+    let (a_id, b_id) = (deployer(), b_id);
+
+    // Both load `sink` on y (B's first, under the same name) and route connection 7 to it,
+    // and route connection 7 from x to y.
+    let mut sessions = vec![];
+    for (i, id) in [&a_id, &b_id].into_iter().enumerate() {
+        let mut on_y = Client::connect_as(&y.addr(), id, "shared-name").await;
+        let bin = script(&y.scratch, &format!("exec cat > '{}'", sinks[i].display()));
+        on_y.load("sink", &bin).await.unwrap();
+        on_y.request(route(Endpoint::Module("sink".into())))
+            .await
+            .unwrap();
+        let mut on_x = Client::connect_as(&x.addr(), id, "shared-name").await;
+        on_x.request(route(Endpoint::Node(y.addr()))).await.unwrap();
+        sessions.push((on_x, on_y));
+    }
+
+    // Each deployer sees only its own module.
+    for (_, on_y) in &mut sessions {
+        let names: Vec<_> = on_y
+            .status()
+            .await
+            .modules
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, ["sink"]);
+    }
+
+    // Events sent on x with the same connection id reach each deployer's own module on y.
+    for (i, (on_x, _)) in sessions.iter_mut().enumerate() {
+        on_x.send(&ToNode::Event(event(1, i as u8))).await;
+    }
+    for (i, sink) in sinks.iter().enumerate() {
+        let expected = frame::encode(&ToModule::Event(event(1, i as u8)));
+        assert!(
+            eventually(|| std::fs::read(sink).is_ok_and(|got| got == expected)).await,
+            "deployer {i}'s module got exactly its own event"
+        );
+    }
+
+    // B unloads its `sink`; A's stays and keeps receiving.
+    let [(mut a_x, mut a_y), (_b_x, mut b_y)] = <[_; 2]>::try_from(sessions).ok().unwrap();
+    let unload = || NodeRequest::Unload {
+        module: "sink".into(),
+    };
+    b_y.request(unload()).await.unwrap();
+    let e = b_y.request(unload()).await.unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::UnknownModule);
+    assert!(b_y.status().await.modules.is_empty());
+    assert_eq!(a_y.status().await.modules.len(), 1);
+    a_x.send(&ToNode::Event(event(2, 0))).await;
+    let expected: Vec<u8> = [event(1, 0), event(2, 0)]
+        .into_iter()
+        .flat_map(|e| frame::encode(&ToModule::Event(e)))
+        .collect();
+    assert!(eventually(|| std::fs::read(&sinks[0]).is_ok_and(|got| got == expected)).await);
+}
