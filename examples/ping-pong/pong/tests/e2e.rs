@@ -20,7 +20,7 @@ fn describe_prints_the_interface() {
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "{\"outputs\":[\"pong\"],\"inputs\":[\"ping\"],\"requests\":[],\"handlers\":[],\"entries\":[\"count\"]}\n"
+        "{\"outputs\":[\"pong\"],\"inputs\":[\"ping\"],\"requests\":[],\"handlers\":[],\"entries\":[\"count\"],\"periodic\":[]}\n"
     );
 }
 
