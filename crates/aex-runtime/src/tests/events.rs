@@ -230,15 +230,7 @@ fn handles_run_calls_from_module_threads_between_events() {
         })
     });
     // The runtime runs the call when it next waits for input.
-    let call = loop {
-        match h.rt.core_mut().link.recv(Some(
-            std::time::Instant::now() + std::time::Duration::from_secs(5),
-        )) {
-            crate::link::Recv::Local(call) => break call,
-            crate::link::Recv::Timeout => panic!("no local call arrived"),
-            _ => continue,
-        }
-    };
+    let call = h.next_local_call();
     h.rt.run_local(call);
     assert_eq!(worker.join().unwrap(), Ok(0));
     let out = h.out();

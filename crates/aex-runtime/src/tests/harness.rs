@@ -161,6 +161,18 @@ impl Harness {
         self.out()
     }
 
+    /// Waits (at most 5 s) for a call from a module thread, as the runtime's loop would.
+    pub(super) fn next_local_call(&mut self) -> crate::link::LocalCall {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match self.rt.core_mut().link.recv(Some(deadline)) {
+                crate::link::Recv::Local(call) => return call,
+                crate::link::Recv::Timeout => panic!("no local call arrived"),
+                _ => continue,
+            }
+        }
+    }
+
     /// Queues a message the runtime reads while it waits for a reply.
     pub(super) fn queue(&mut self, msg: ToModule) {
         self.inbox.send(Incoming::Message(msg)).unwrap();

@@ -53,15 +53,7 @@ fn a_retired_module_runs_no_calls_from_its_threads() {
     let handle: crate::Handle<Echo> = crate::Handle::new(h.rt.core_mut().link.local_sender());
     let worker =
         std::thread::spawn(move || handle.call(|state, _| state.seen.push(b"late".to_vec())));
-    let call = loop {
-        match h.rt.core_mut().link.recv(Some(
-            std::time::Instant::now() + std::time::Duration::from_secs(5),
-        )) {
-            crate::link::Recv::Local(call) => break call,
-            crate::link::Recv::Timeout => panic!("no local call arrived"),
-            _ => continue,
-        }
-    };
+    let call = h.next_local_call();
     h.rt.run_local(call);
     assert_eq!(worker.join().unwrap(), Err(crate::Error::Closed));
     assert!(h.rt.module().seen.is_empty());
