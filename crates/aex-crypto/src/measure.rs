@@ -2,6 +2,10 @@
 //!
 //! A measurement is SHA-256 over the exact bytes a node will execute. The deployer computes it
 //! from its own build and never trusts a node to say what code it runs.
+//!
+//! A driver module's identity also covers the devices its TEE grants it exclusively
+//! ([`Measurement::with_devices`]), the way a Sancus module's identity covers its memory-mapped
+//! I/O range: evidence for a driver then proves both the code and what it holds.
 
 use sha2::{Digest, Sha256};
 
@@ -13,6 +17,26 @@ impl Measurement {
     /// Measures `code`.
     pub fn of(code: &[u8]) -> Self {
         Measurement(sha256(&[code]))
+    }
+
+    /// The identity of this code holding `devices` exclusively: itself when `devices` is empty,
+    /// else SHA-256 over a label, this measurement, and the device names (sorted,
+    /// deduplicated, each length-prefixed, so no two lists collide).
+    pub fn with_devices<S: AsRef<str>>(&self, devices: &[S]) -> Self {
+        let mut names: Vec<&str> = devices.iter().map(AsRef::as_ref).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            return *self;
+        }
+        let mut h = Sha256::new();
+        h.update(b"aex/v1 device-bound measurement");
+        h.update(self.0);
+        for name in names {
+            h.update((name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+        }
+        Measurement(h.finalize().into())
     }
 
     /// Lowercase hex, 64 characters.
@@ -118,5 +142,23 @@ mod tests {
             Err(ParseMeasurementError)
         );
         assert_eq!(m.short(12).len(), 12);
+    }
+
+    #[test]
+    fn device_binding() {
+        let m = Measurement::of(b"driver");
+        let none: [&str; 0] = [];
+        assert_eq!(m.with_devices(&none), m);
+        let valve = m.with_devices(&["valve"]);
+        assert_ne!(valve, m);
+        // Order and repetition do not matter; the set does.
+        assert_eq!(
+            m.with_devices(&["valve", "soil"]),
+            m.with_devices(&["soil", "valve", "soil"])
+        );
+        assert_ne!(m.with_devices(&["valve", "soil"]), valve);
+        // Length prefixes: ["ab", "c"] is not ["a", "bc"].
+        assert_ne!(m.with_devices(&["ab", "c"]), m.with_devices(&["a", "bc"]));
+        assert_ne!(Measurement::of(b"other").with_devices(&["valve"]), valve);
     }
 }

@@ -46,7 +46,7 @@ pub use command::{
 };
 pub use frame::{DecodeError, FrameDecoder, MAX_FRAME_LEN, WIRE_VERSION};
 pub use message::{
-    ConnId, ConnStats, Endpoint, FromModule, FromNode, Hello, Interface, ModuleStats, ModuleStatus,
-    NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus, PeerStatus, ToModule, ToNode,
-    Trigger,
+    ConnId, ConnStats, DeviceOp, Endpoint, FromModule, FromNode, Hello, Interface, ModuleStats,
+    ModuleStatus, NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus, PeerStatus,
+    ToModule, ToNode, Trigger,
 };

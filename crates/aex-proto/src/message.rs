@@ -65,6 +65,24 @@ pub enum ToModule {
         /// A name from [`Interface::periodic`].
         entry: String,
     },
+    /// The TEE layer's answer to the module's [`FromModule::Device`] with the same `id`: the
+    /// value read (or written), or why the access was refused.
+    DeviceReply {
+        /// The access's id.
+        id: u64,
+        /// The value, or the refusal.
+        result: Result<u32, String>,
+    },
+}
+
+/// One access of a driver module to a device the TEE layer granted it (see
+/// [`FromModule::Device`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceOp {
+    /// Read an input (digital `0`/`1`, or analog `0..=max`), or an output's current level.
+    Read,
+    /// Drive a digital output: `0` off, `1` on.
+    Write(u32),
 }
 
 /// Module process → node agent.
@@ -99,6 +117,17 @@ pub enum FromModule {
     Event(Event),
     /// Counters, answering [`ToModule::Stats`].
     Stats(ModuleStats),
+    // New variants go last: a variant's position is its wire encoding.
+    /// An access to a device, for the node's TEE layer, which performs it only if the device
+    /// is granted to this module instance and answers with [`ToModule::DeviceReply`].
+    Device {
+        /// Chosen by the module; echoed in the reply.
+        id: u64,
+        /// The device's name in the node's configuration.
+        device: String,
+        /// What to do.
+        op: DeviceOp,
+    },
 }
 
 /// The names a module declares; the deployer checks the descriptor against them.
@@ -275,6 +304,16 @@ pub enum NodeRequest {
         module: String,
         /// The triggers, at most one per entry.
         triggers: Vec<Trigger>,
+    },
+    /// `LoadEnd` for a driver module: the node's TEE layer grants `devices` exclusively to
+    /// the module before it starts, and its measurement covers them
+    /// (`Measurement::with_devices`). Refused if a device is unknown or held by another
+    /// module (a later instance of the same module in the same namespace takes it over).
+    LoadDriver {
+        /// Module name given in `LoadBegin`.
+        module: String,
+        /// Names of devices in the node's configuration.
+        devices: Vec<String>,
     },
 }
 

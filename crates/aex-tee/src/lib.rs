@@ -11,7 +11,9 @@
 //! * the deployer side: [`appraise`] checks evidence against an [`Expected`] — kind,
 //!   [`TrustAnchor`], policy, the deployer's own measurement, challenge and the module's public
 //!   key — and only on success mints an [`Appraised`] proof;
-//! * the module side: [`symmetric::attest_mac`], a pure function the module runtime calls.
+//! * the module side: [`symmetric::attest_mac`], a pure function the module runtime calls;
+//! * secure I/O: [`devices`], the devices of a node and the exclusive grant of each to one
+//!   attested driver module.
 //!
 //! Every kind's evidence travels in one envelope (see `evidence.rs`): version, kind, simulated
 //! flag, the challenge it answers, and a kind-specific body. Connection algorithms per kind:
@@ -93,6 +95,7 @@
 
 mod appraise;
 mod backend;
+pub mod devices;
 mod evidence;
 mod files;
 mod kind;

@@ -1,0 +1,717 @@
+//! Secure I/O: the devices of a node and who may use them.
+//!
+//! A node's configuration declares its devices ([`DeviceSpec`]). The TEE layer grants each to
+//! at most one driver module instance ([`DeviceBank::claim`], at load, before the module
+//! starts); from then on only that instance reaches the device ([`DeviceBank::access`]), and
+//! its measurement covers the grant (`Measurement::with_devices`), so the deployer's
+//! attestation proves which code holds which device. On Sancus this is the hardware's memory
+//! protection of the device's I/O addresses; on TrustZone, a peripheral assigned to the secure
+//! world.
+//!
+//! The physical world is the other side of a device: the soil that dries, the finger on the
+//! button, the eye on the valve. [`DeviceBank::sense`] and [`DeviceBank::watch`] observe any
+//! device, [`DeviceBank::set_world`] changes what an *input* senses. Nothing drives an output
+//! but its driver. These are not an interface of the application: the node exposes them only
+//! on a local socket (`aex device`), standing in for physics.
+//!
+//! Invariants: a device has at most one holder; a claim is all or nothing; a holder is an
+//! exact (namespace, module instance) pair, so a module of another application, another module
+//! of the same application, or a process that merely learns the name never passes
+//! [`DeviceBank::access`]. The one transfer is a later instance of the same module in the same
+//! namespace (`name.2` replacing `name`, an update by the same deployer): it takes the grant,
+//! and the earlier instance loses it at once.
+//!
+//! *Simulation:* the bank is state in the node process, so the node's operator can change it;
+//! what it shows is the grant logic real hardware enforces. See docs/SECURITY.md.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// What a device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// A digital input, such as a button: reads `0` or `1`.
+    DigitalIn,
+    /// A digital output, such as an LED or a valve: driven `0` (off) or `1` (on).
+    DigitalOut,
+    /// An analog input, such as a soil-moisture probe: reads `0..=max`.
+    AnalogIn {
+        /// The largest reading.
+        max: u32,
+    },
+}
+
+impl DeviceKind {
+    /// The kinds as written in configuration.
+    pub const NAMES: [&'static str; 3] = ["digital_in", "digital_out", "analog_in"];
+
+    /// Parses `digital_in`, `digital_out`, `analog_in` or `analog_in:MAX`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (name, max) = match text.split_once(':') {
+            Some((name, max)) => (name, Some(max)),
+            None => (text, None),
+        };
+        let kind = match (name, max) {
+            ("digital_in", None) => DeviceKind::DigitalIn,
+            ("digital_out", None) => DeviceKind::DigitalOut,
+            ("analog_in", None) => DeviceKind::AnalogIn {
+                max: DEFAULT_ANALOG_MAX,
+            },
+            ("analog_in", Some(max)) => match max.parse::<u32>() {
+                Ok(max) if max > 0 => DeviceKind::AnalogIn { max },
+                _ => {
+                    return Err(format!(
+                        "`{max}` is not a maximum reading: use a whole number from 1 to {}",
+                        u32::MAX
+                    ))
+                }
+            },
+            _ => {
+                return Err(format!(
+                    "unknown device kind `{text}`: valid kinds are {}, with an optional maximum \
+                     for analog inputs (`analog_in:100`)",
+                    Self::NAMES.join(", ")
+                ))
+            }
+        };
+        Ok(kind)
+    }
+
+    /// Whether the physical world sets this device (an input), rather than its driver.
+    pub fn is_input(self) -> bool {
+        !matches!(self, DeviceKind::DigitalOut)
+    }
+
+    /// The largest value of this device.
+    pub fn max(self) -> u32 {
+        match self {
+            DeviceKind::AnalogIn { max } => max,
+            DeviceKind::DigitalIn | DeviceKind::DigitalOut => 1,
+        }
+    }
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceKind::DigitalIn => f.write_str("digital_in"),
+            DeviceKind::DigitalOut => f.write_str("digital_out"),
+            DeviceKind::AnalogIn { max } => write!(f, "analog_in:{max}"),
+        }
+    }
+}
+
+/// The largest reading of an analog input declared without one (a 10-bit converter).
+pub const DEFAULT_ANALOG_MAX: u32 = 1023;
+
+/// Longest device name.
+pub const MAX_DEVICE_NAME: usize = 64;
+
+/// One device in a node's configuration: `name=kind`, with an optional initial value for
+/// inputs (`soil=analog_in:100@35`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSpec {
+    /// Unique on the node: `[A-Za-z0-9_-]`, 1 to 64 characters.
+    pub name: String,
+    /// What it is.
+    pub kind: DeviceKind,
+    /// Its value when the node starts (`0` unless given; outputs always start off).
+    pub initial: u32,
+}
+
+impl DeviceSpec {
+    /// Parses `name=kind[@initial]`, e.g. `valve=digital_out`, `soil=analog_in:100@35`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let Some((name, rest)) = text.split_once('=') else {
+            return Err(format!(
+                "`{text}` is not a device: write NAME=KIND, e.g. `valve=digital_out` or \
+                 `soil=analog_in:100@35`"
+            ));
+        };
+        let (kind, initial) = match rest.split_once('@') {
+            Some((kind, initial)) => (kind, Some(initial)),
+            None => (rest, None),
+        };
+        let kind = DeviceKind::parse(kind)?;
+        let initial = match initial {
+            None => 0,
+            Some(v) => v
+                .parse::<u32>()
+                .map_err(|_| format!("initial value `{v}` of device `{name}` is not a number"))?,
+        };
+        Self::new(name, kind, initial)
+    }
+
+    /// A checked device declaration.
+    pub fn new(name: &str, kind: DeviceKind, initial: u32) -> Result<Self, String> {
+        check_name(name)?;
+        if !kind.is_input() && initial != 0 {
+            return Err(format!(
+                "device `{name}` is an output: it starts off, and only its driver drives it"
+            ));
+        }
+        if initial > kind.max() {
+            return Err(format!(
+                "initial value {initial} of device `{name}` is above its maximum {}",
+                kind.max()
+            ));
+        }
+        Ok(DeviceSpec {
+            name: name.to_owned(),
+            kind,
+            initial,
+        })
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.name, self.kind)?;
+        if self.initial != 0 {
+            write!(f, "@{}", self.initial)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a device name: `[A-Za-z0-9_-]{1,64}`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = (1..=MAX_DEVICE_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        let shown: String = name.chars().take(MAX_DEVICE_NAME).collect();
+        Err(format!(
+            "invalid device name `{}`: use 1 to {MAX_DEVICE_NAME} letters, digits, `_` or `-`",
+            shown.escape_default()
+        ))
+    }
+}
+
+/// A module instance a device can be granted to: the namespace it was loaded in (an
+/// application of one deployer) and its name on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Holder {
+    /// The namespace, as the node agent names it.
+    pub namespace: String,
+    /// The module's name on the node (`valve`, or `valve.2` for a later instance).
+    pub module: String,
+}
+
+impl Holder {
+    /// A holder.
+    pub fn new(namespace: impl Into<String>, module: impl Into<String>) -> Self {
+        Holder {
+            namespace: namespace.into(),
+            module: module.into(),
+        }
+    }
+
+    /// Whether `self` is a later or earlier instance of the same module as `other`: the same
+    /// namespace and the same name before the first `.`.
+    fn same_module(&self, other: &Holder) -> bool {
+        let base = |m: &str| m.split('.').next().unwrap_or_default().to_owned();
+        self.namespace == other.namespace && base(&self.module) == base(&other.module)
+    }
+}
+
+/// A device access or claim was refused. Messages name the device but never another
+/// application's module: who holds a device is that application's business.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// The node declares no such device.
+    #[error("this node has no device `{device}` (devices: {})", list(valid))]
+    Unknown {
+        /// The name asked for.
+        device: String,
+        /// The node's devices.
+        valid: Vec<String>,
+    },
+    /// Another module holds the device.
+    #[error("device `{device}` is held exclusively by another module")]
+    Busy {
+        /// The device.
+        device: String,
+    },
+    /// The device is not granted to the module asking.
+    #[error("device `{device}` is not granted to this module")]
+    NotGranted {
+        /// The device.
+        device: String,
+    },
+    /// An output was asked to be set by the world, or an input to be driven.
+    #[error("device `{device}` is {what}")]
+    Direction {
+        /// The device.
+        device: String,
+        /// What it is and who sets it.
+        what: &'static str,
+    },
+    /// The value is out of the device's range.
+    #[error("device `{device}` takes values 0 to {max}, not {value}")]
+    Range {
+        /// The device.
+        device: String,
+        /// The refused value.
+        value: u32,
+        /// The largest valid value.
+        max: u32,
+    },
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// What a driver does to its device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read an input, or an output's current level.
+    Read,
+    /// Drive an output.
+    Write(u32),
+}
+
+/// One device's state.
+#[derive(Debug)]
+struct Slot {
+    kind: DeviceKind,
+    value: u32,
+    /// Bumped at every change of `value`, for [`DeviceBank::watch`].
+    version: u64,
+    holder: Option<Holder>,
+}
+
+/// A device as [`DeviceBank::list`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceView {
+    /// Its name.
+    pub name: String,
+    /// What it is.
+    pub kind: DeviceKind,
+    /// Its current value.
+    pub value: u32,
+    /// Whether a driver holds it.
+    pub held: bool,
+}
+
+/// The devices of one node and their grants.
+#[derive(Debug, Default)]
+pub struct DeviceBank {
+    slots: Mutex<BTreeMap<String, Slot>>,
+    changed: Condvar,
+}
+
+impl DeviceBank {
+    /// A bank holding `specs`; fails on a repeated name.
+    pub fn new(specs: &[DeviceSpec]) -> Result<Self, String> {
+        let mut slots = BTreeMap::new();
+        for spec in specs {
+            let slot = Slot {
+                kind: spec.kind,
+                value: spec.initial,
+                version: 0,
+                holder: None,
+            };
+            if slots.insert(spec.name.clone(), slot).is_some() {
+                return Err(format!("device `{}` is declared twice", spec.name));
+            }
+        }
+        Ok(DeviceBank {
+            slots: Mutex::new(slots),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Slot>> {
+        // A panic while holding the lock cannot leave a slot half-written: every update is
+        // one assignment. Keep serving.
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Grants every device of `devices` to `holder`, or none of them.
+    pub fn claim(&self, holder: &Holder, devices: &[String]) -> Result<(), DeviceError> {
+        let mut slots = self.lock();
+        for device in devices {
+            let slot = lookup(&slots, device)?;
+            if let Some(current) = &slot.holder {
+                if current != holder && !current.same_module(holder) {
+                    return Err(DeviceError::Busy {
+                        device: device.clone(),
+                    });
+                }
+            }
+        }
+        for device in devices {
+            if let Some(slot) = slots.get_mut(device) {
+                slot.holder = Some(holder.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes back every device `holder` still holds (at unload; a device another instance
+    /// took over stays with it). Outputs are switched off, as hardware resets a released pin.
+    pub fn release(&self, holder: &Holder) {
+        let mut slots = self.lock();
+        let mut changed = false;
+        for slot in slots.values_mut() {
+            if slot.holder.as_ref() == Some(holder) {
+                slot.holder = None;
+                if !slot.kind.is_input() && slot.value != 0 {
+                    slot.value = 0;
+                    slot.version += 1;
+                    changed = true;
+                }
+            }
+        }
+        drop(slots);
+        if changed {
+            self.changed.notify_all();
+        }
+    }
+
+    /// A driver's access: reads the device, or drives an output, if `holder` holds it.
+    pub fn access(&self, holder: &Holder, device: &str, op: Access) -> Result<u32, DeviceError> {
+        let mut slots = self.lock();
+        let slot = lookup_mut(&mut slots, device)?;
+        if slot.holder.as_ref() != Some(holder) {
+            return Err(DeviceError::NotGranted {
+                device: device.to_owned(),
+            });
+        }
+        match op {
+            Access::Read => Ok(slot.value),
+            Access::Write(_) if slot.kind.is_input() => Err(DeviceError::Direction {
+                device: device.to_owned(),
+                what: "an input: the physical world sets it",
+            }),
+            Access::Write(value) => {
+                let max = slot.kind.max();
+                if value > max {
+                    return Err(DeviceError::Range {
+                        device: device.to_owned(),
+                        value,
+                        max,
+                    });
+                }
+                if slot.value != value {
+                    slot.value = value;
+                    slot.version += 1;
+                    drop(slots);
+                    self.changed.notify_all();
+                }
+                Ok(value)
+            }
+        }
+    }
+
+    /// The physical world looks at a device: its current value.
+    pub fn sense(&self, device: &str) -> Result<u32, DeviceError> {
+        Ok(lookup(&self.lock(), device)?.value)
+    }
+
+    /// The physical world changes what an input senses (the soil dries, the button is
+    /// pressed). Outputs are refused: only their driver drives them.
+    pub fn set_world(&self, device: &str, value: u32) -> Result<(), DeviceError> {
+        let mut slots = self.lock();
+        let slot = lookup_mut(&mut slots, device)?;
+        if !slot.kind.is_input() {
+            return Err(DeviceError::Direction {
+                device: device.to_owned(),
+                what: "an output: only the driver module it is granted to drives it",
+            });
+        }
+        let max = slot.kind.max();
+        if value > max {
+            return Err(DeviceError::Range {
+                device: device.to_owned(),
+                value,
+                max,
+            });
+        }
+        if slot.value != value {
+            slot.value = value;
+            slot.version += 1;
+            drop(slots);
+            self.changed.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Waits until `device`'s value differs from version `seen` (`None`: answer at once), or
+    /// until `timeout` passes; returns the current version and value either way.
+    pub fn watch(
+        &self,
+        device: &str,
+        seen: Option<u64>,
+        timeout: Duration,
+    ) -> Result<(u64, u32), DeviceError> {
+        let deadline = Instant::now() + timeout;
+        let mut slots = self.lock();
+        loop {
+            let slot = lookup(&slots, device)?;
+            let now = Instant::now();
+            if seen != Some(slot.version) || now >= deadline {
+                return Ok((slot.version, slot.value));
+            }
+            slots = self
+                .changed
+                .wait_timeout(slots, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Every device, in name order.
+    pub fn list(&self) -> Vec<DeviceView> {
+        self.lock()
+            .iter()
+            .map(|(name, slot)| DeviceView {
+                name: name.clone(),
+                kind: slot.kind,
+                value: slot.value,
+                held: slot.holder.is_some(),
+            })
+            .collect()
+    }
+
+    /// The names of the devices `holder` holds.
+    pub fn held_by(&self, holder: &Holder) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, slot)| slot.holder.as_ref() == Some(holder))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+fn unknown(slots: &BTreeMap<String, Slot>, device: &str) -> DeviceError {
+    let shown: String = device.chars().take(MAX_DEVICE_NAME).collect();
+    DeviceError::Unknown {
+        device: shown.escape_default().to_string(),
+        valid: slots.keys().cloned().collect(),
+    }
+}
+
+fn lookup<'a>(slots: &'a BTreeMap<String, Slot>, device: &str) -> Result<&'a Slot, DeviceError> {
+    slots.get(device).ok_or_else(|| unknown(slots, device))
+}
+
+fn lookup_mut<'a>(
+    slots: &'a mut BTreeMap<String, Slot>,
+    device: &str,
+) -> Result<&'a mut Slot, DeviceError> {
+    if slots.contains_key(device) {
+        // Invariant: checked just above.
+        Ok(slots.get_mut(device).expect("present"))
+    } else {
+        Err(unknown(slots, device))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bank() -> DeviceBank {
+        let specs: Vec<DeviceSpec> = [
+            "button=digital_in",
+            "valve=digital_out",
+            "soil=analog_in:100@35",
+        ]
+        .iter()
+        .map(|s| DeviceSpec::parse(s).unwrap())
+        .collect();
+        DeviceBank::new(&specs).unwrap()
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn specs_parse_and_refuse_with_reasons() {
+        let soil = DeviceSpec::parse("soil=analog_in:100@35").unwrap();
+        assert_eq!(soil.kind, DeviceKind::AnalogIn { max: 100 });
+        assert_eq!(soil.initial, 35);
+        assert_eq!(soil.to_string(), "soil=analog_in:100@35");
+        assert_eq!(
+            DeviceSpec::parse("adc=analog_in").unwrap().kind.max(),
+            DEFAULT_ANALOG_MAX
+        );
+        for (bad, says) in [
+            ("valve", "NAME=KIND"),
+            (
+                "valve=servo",
+                "valid kinds are digital_in, digital_out, analog_in",
+            ),
+            ("valve=digital_out@1", "starts off"),
+            ("soil=analog_in:0", "maximum"),
+            ("soil=analog_in:10@11", "above its maximum 10"),
+            ("b=digital_in@x", "not a number"),
+            ("a b=digital_in", "invalid device name"),
+            ("=digital_in", "invalid device name"),
+        ] {
+            let e = DeviceSpec::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let twice = [
+            DeviceSpec::parse("a=digital_in").unwrap(),
+            DeviceSpec::parse("a=digital_out").unwrap(),
+        ];
+        assert!(DeviceBank::new(&twice).unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn only_the_holder_reaches_a_device() {
+        let bank = bank();
+        let driver = Holder::new("app-a", "valve");
+        bank.claim(&driver, &names(&["valve"])).unwrap();
+        assert_eq!(bank.access(&driver, "valve", Access::Write(1)), Ok(1));
+        assert_eq!(bank.sense("valve"), Ok(1));
+        assert_eq!(bank.access(&driver, "valve", Access::Read), Ok(1));
+        // Another module of the same application, and the same name in another one.
+        for other in [
+            Holder::new("app-a", "controller"),
+            Holder::new("app-b", "valve"),
+        ] {
+            for op in [Access::Read, Access::Write(0)] {
+                assert_eq!(
+                    bank.access(&other, "valve", op),
+                    Err(DeviceError::NotGranted {
+                        device: "valve".into()
+                    })
+                );
+            }
+        }
+        // An unclaimed device is no one's.
+        assert!(matches!(
+            bank.access(&driver, "soil", Access::Read),
+            Err(DeviceError::NotGranted { .. })
+        ));
+        assert!(matches!(
+            bank.access(&driver, "pump", Access::Read),
+            Err(DeviceError::Unknown { .. })
+        ));
+        assert_eq!(bank.sense("valve"), Ok(1), "nothing else changed the valve");
+    }
+
+    #[test]
+    fn a_second_binding_is_refused_and_claims_are_all_or_nothing() {
+        let bank = bank();
+        let a = Holder::new("app-a", "probe");
+        bank.claim(&a, &names(&["soil"])).unwrap();
+        // Idempotent for the holder itself.
+        bank.claim(&a, &names(&["soil"])).unwrap();
+        for other in [Holder::new("app-b", "probe"), Holder::new("app-a", "spy")] {
+            let e = bank.claim(&other, &names(&["button", "soil"])).unwrap_err();
+            assert_eq!(
+                e,
+                DeviceError::Busy {
+                    device: "soil".into()
+                }
+            );
+            assert!(
+                !e.to_string().contains("probe"),
+                "never names the holder: {e}"
+            );
+        }
+        // The refused claim took nothing, not even the free button.
+        assert!(bank
+            .claim(&Holder::new("app-c", "b"), &names(&["button"]))
+            .is_ok());
+        assert!(matches!(
+            bank.claim(&a, &names(&["pump"])),
+            Err(DeviceError::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn a_later_instance_takes_over_and_release_frees() {
+        let bank = bank();
+        let old = Holder::new("app-a", "valve");
+        let new = Holder::new("app-a", "valve.1");
+        bank.claim(&old, &names(&["valve"])).unwrap();
+        bank.access(&old, "valve", Access::Write(1)).unwrap();
+        bank.claim(&new, &names(&["valve"])).unwrap();
+        assert!(bank.access(&old, "valve", Access::Read).is_err());
+        assert_eq!(bank.access(&new, "valve", Access::Read), Ok(1));
+        // Releasing the old instance does not touch the new one's grant.
+        bank.release(&old);
+        assert_eq!(bank.held_by(&new), names(&["valve"]));
+        assert_eq!(bank.sense("valve"), Ok(1));
+        bank.release(&new);
+        assert_eq!(
+            bank.sense("valve"),
+            Ok(0),
+            "a released output is switched off"
+        );
+        assert!(bank.list().iter().all(|d| !d.held));
+        bank.claim(&Holder::new("app-b", "valve"), &names(&["valve"]))
+            .unwrap();
+    }
+
+    #[test]
+    fn the_world_sets_inputs_only_within_range() {
+        let bank = bank();
+        bank.set_world("soil", 20).unwrap();
+        assert_eq!(bank.sense("soil"), Ok(20));
+        assert!(matches!(
+            bank.set_world("soil", 101),
+            Err(DeviceError::Range { max: 100, .. })
+        ));
+        assert!(matches!(
+            bank.set_world("valve", 1),
+            Err(DeviceError::Direction { .. })
+        ));
+        assert!(matches!(
+            bank.set_world("button", 2),
+            Err(DeviceError::Range { max: 1, .. })
+        ));
+        let driver = Holder::new("a", "probe");
+        bank.claim(&driver, &names(&["soil", "valve"])).unwrap();
+        assert!(matches!(
+            bank.access(&driver, "soil", Access::Write(3)),
+            Err(DeviceError::Direction { .. })
+        ));
+        assert!(matches!(
+            bank.access(&driver, "valve", Access::Write(2)),
+            Err(DeviceError::Range { .. })
+        ));
+    }
+
+    #[test]
+    fn watch_wakes_on_change_and_times_out() {
+        let bank = std::sync::Arc::new(bank());
+        let (v0, value) = bank.watch("soil", None, Duration::ZERO).unwrap();
+        assert_eq!(value, 35);
+        let (same, _) = bank
+            .watch("soil", Some(v0), Duration::from_millis(20))
+            .unwrap();
+        assert_eq!(same, v0, "no change: the timeout answers the same version");
+        let setter = {
+            let bank = bank.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                bank.set_world("soil", 12).unwrap();
+            })
+        };
+        let (v1, value) = bank
+            .watch("soil", Some(v0), Duration::from_secs(10))
+            .unwrap();
+        assert!(v1 > v0);
+        assert_eq!(value, 12);
+        setter.join().unwrap();
+    }
+}
