@@ -18,10 +18,23 @@ pub struct Built {
     pub binary: PathBuf,
     /// Its bytes, exactly as uploaded.
     pub bytes: std::sync::Arc<Vec<u8>>,
-    /// SHA-256 of `bytes`.
+    /// The module's identity as its TEE reports it: SHA-256 of `bytes`, covering `devices`
+    /// if it drives any (`Measurement::with_devices`).
     pub measurement: Measurement,
     /// The interface the binary declares.
     pub interface: Interface,
+    /// The devices the descriptor binds to this module (sorted; empty for most modules).
+    pub devices: Vec<String>,
+}
+
+impl Built {
+    /// This build as the driver of `devices`: the node's TEE layer grants them at load, and
+    /// the measurement the deployer expects covers them.
+    pub fn bound_to(mut self, devices: &[String]) -> Self {
+        self.measurement = Measurement::of(&self.bytes).with_devices(devices);
+        self.devices = devices.to_vec();
+        self
+    }
 }
 
 /// Building or inspecting a module failed.
@@ -131,6 +144,7 @@ pub fn inspect(binary: &Path) -> Result<Built, BuildError> {
         bytes: std::sync::Arc::new(bytes),
         measurement,
         interface,
+        devices: Vec::new(),
     })
 }
 

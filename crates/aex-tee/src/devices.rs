@@ -110,7 +110,9 @@ pub const DEFAULT_ANALOG_MAX: u32 = 1023;
 pub const MAX_DEVICE_NAME: usize = 64;
 
 /// One device in a node's configuration: `name=kind`, with an optional initial value for
-/// inputs (`soil=analog_in:100@35`).
+/// inputs (`soil=analog_in:100@35`) and, for inputs, an optional physical quantity it senses
+/// (`probe-1=analog_in:100~bed`): inputs sensing the same quantity, such as two probes in one
+/// bed, always read the same value, and the world sets them together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceSpec {
     /// Unique on the node: `[A-Za-z0-9_-]`, 1 to 64 characters.
@@ -119,11 +121,18 @@ pub struct DeviceSpec {
     pub kind: DeviceKind,
     /// Its value when the node starts (`0` unless given; outputs always start off).
     pub initial: u32,
+    /// Inputs: the physical quantity it senses, shared with the other inputs naming it.
+    pub quantity: Option<String>,
 }
 
 impl DeviceSpec {
-    /// Parses `name=kind[@initial]`, e.g. `valve=digital_out`, `soil=analog_in:100@35`.
+    /// Parses `name=kind[@initial][~quantity]`, e.g. `valve=digital_out`,
+    /// `soil=analog_in:100@35`, `probe-1=analog_in:100@35~bed`.
     pub fn parse(text: &str) -> Result<Self, String> {
+        let (text, quantity) = match text.split_once('~') {
+            Some((text, quantity)) => (text, Some(quantity)),
+            None => (text, None),
+        };
         let Some((name, rest)) = text.split_once('=') else {
             return Err(format!(
                 "`{text}` is not a device: write NAME=KIND, e.g. `valve=digital_out` or \
@@ -141,7 +150,17 @@ impl DeviceSpec {
                 .parse::<u32>()
                 .map_err(|_| format!("initial value `{v}` of device `{name}` is not a number"))?,
         };
-        Self::new(name, kind, initial)
+        let mut spec = Self::new(name, kind, initial)?;
+        if let Some(quantity) = quantity {
+            check_name(quantity).map_err(|e| format!("quantity of device `{name}`: {e}"))?;
+            if !kind.is_input() {
+                return Err(format!(
+                    "device `{name}` is an output: only inputs sense a quantity (`~{quantity}`)"
+                ));
+            }
+            spec.quantity = Some(quantity.to_owned());
+        }
+        Ok(spec)
     }
 
     /// A checked device declaration.
@@ -162,6 +181,7 @@ impl DeviceSpec {
             name: name.to_owned(),
             kind,
             initial,
+            quantity: None,
         })
     }
 }
@@ -171,6 +191,9 @@ impl fmt::Display for DeviceSpec {
         write!(f, "{}={}", self.name, self.kind)?;
         if self.initial != 0 {
             write!(f, "@{}", self.initial)?;
+        }
+        if let Some(quantity) = &self.quantity {
+            write!(f, "~{quantity}")?;
         }
         Ok(())
     }
@@ -286,6 +309,7 @@ pub enum Access {
 #[derive(Debug)]
 struct Slot {
     kind: DeviceKind,
+    quantity: Option<String>,
     value: u32,
     /// Bumped at every change of `value`, for [`DeviceBank::watch`].
     version: u64,
@@ -319,12 +343,28 @@ impl DeviceBank {
         for spec in specs {
             let slot = Slot {
                 kind: spec.kind,
+                quantity: spec.quantity.clone(),
                 value: spec.initial,
                 version: 0,
                 holder: None,
             };
             if slots.insert(spec.name.clone(), slot).is_some() {
                 return Err(format!("device `{}` is declared twice", spec.name));
+            }
+        }
+        // Inputs sensing one quantity must agree on where it starts.
+        for spec in specs {
+            let Some(quantity) = &spec.quantity else {
+                continue;
+            };
+            if let Some(other) = specs
+                .iter()
+                .find(|o| o.quantity.as_ref() == Some(quantity) && o.initial != spec.initial)
+            {
+                return Err(format!(
+                    "devices `{}` and `{}` sense `{quantity}` but start at {} and {}",
+                    spec.name, other.name, spec.initial, other.initial
+                ));
             }
         }
         Ok(DeviceBank {
@@ -416,40 +456,62 @@ impl DeviceBank {
         }
     }
 
-    /// The physical world looks at a device: its current value.
+    /// The physical world looks at a device, or at a quantity inputs sense: its current value.
     pub fn sense(&self, device: &str) -> Result<u32, DeviceError> {
-        Ok(lookup(&self.lock(), device)?.value)
+        Ok(observe(&self.lock(), device)?.value)
     }
 
     /// The physical world changes what an input senses (the soil dries, the button is
-    /// pressed). Outputs are refused: only their driver drives them.
+    /// pressed): `device` is an input's name, or a quantity several inputs sense, which all
+    /// change together. Outputs are refused: only their driver drives them.
     pub fn set_world(&self, device: &str, value: u32) -> Result<(), DeviceError> {
         let mut slots = self.lock();
-        let slot = lookup_mut(&mut slots, device)?;
-        if !slot.kind.is_input() {
-            return Err(DeviceError::Direction {
-                device: device.to_owned(),
-                what: "an output: only the driver module it is granted to drives it",
-            });
+        let quantity = match slots.get(device) {
+            Some(slot) if !slot.kind.is_input() => {
+                return Err(DeviceError::Direction {
+                    device: device.to_owned(),
+                    what: "an output: only the driver module it is granted to drives it",
+                })
+            }
+            Some(slot) => slot.quantity.clone(),
+            None if slots
+                .values()
+                .any(|s| s.quantity.as_deref() == Some(device)) =>
+            {
+                Some(device.to_owned())
+            }
+            None => return Err(unknown(&slots, device)),
+        };
+        let sensing = |name: &str, slot: &Slot| match &quantity {
+            Some(q) => slot.quantity.as_ref() == Some(q),
+            None => name == device,
+        };
+        for (name, slot) in slots.iter().filter(|(n, s)| sensing(n, s)) {
+            let max = slot.kind.max();
+            if value > max {
+                return Err(DeviceError::Range {
+                    device: name.clone(),
+                    value,
+                    max,
+                });
+            }
         }
-        let max = slot.kind.max();
-        if value > max {
-            return Err(DeviceError::Range {
-                device: device.to_owned(),
-                value,
-                max,
-            });
+        let mut changed = false;
+        for (name, slot) in slots.iter_mut() {
+            if sensing(name, slot) && slot.value != value {
+                slot.value = value;
+                slot.version += 1;
+                changed = true;
+            }
         }
-        if slot.value != value {
-            slot.value = value;
-            slot.version += 1;
-            drop(slots);
+        drop(slots);
+        if changed {
             self.changed.notify_all();
         }
         Ok(())
     }
 
-    /// Waits until `device`'s value differs from version `seen` (`None`: answer at once), or
+    /// Waits until `device`'s value (or a quantity's) differs from version `seen` (`None`: answer at once), or
     /// until `timeout` passes; returns the current version and value either way.
     pub fn watch(
         &self,
@@ -460,7 +522,7 @@ impl DeviceBank {
         let deadline = Instant::now() + timeout;
         let mut slots = self.lock();
         loop {
-            let slot = lookup(&slots, device)?;
+            let slot = observe(&slots, device)?;
             let now = Instant::now();
             if seen != Some(slot.version) || now >= deadline {
                 return Ok((slot.version, slot.value));
@@ -502,6 +564,14 @@ fn unknown(slots: &BTreeMap<String, Slot>, device: &str) -> DeviceError {
         device: shown.escape_default().to_string(),
         valid: slots.keys().cloned().collect(),
     }
+}
+
+/// The device named `name`, or else the first input sensing the quantity `name`.
+fn observe<'a>(slots: &'a BTreeMap<String, Slot>, name: &str) -> Result<&'a Slot, DeviceError> {
+    slots
+        .get(name)
+        .or_else(|| slots.values().find(|s| s.quantity.as_deref() == Some(name)))
+        .ok_or_else(|| unknown(slots, name))
 }
 
 fn lookup<'a>(slots: &'a BTreeMap<String, Slot>, device: &str) -> Result<&'a Slot, DeviceError> {
@@ -689,6 +759,41 @@ mod tests {
             bank.access(&driver, "valve", Access::Write(2)),
             Err(DeviceError::Range { .. })
         ));
+    }
+
+    #[test]
+    fn inputs_sensing_one_quantity_change_together() {
+        let specs: Vec<DeviceSpec> = [
+            "p1=analog_in:100@40~bed",
+            "p2=analog_in:100@40~bed",
+            "p3=analog_in:100@40",
+        ]
+        .iter()
+        .map(|s| DeviceSpec::parse(s).unwrap())
+        .collect();
+        assert_eq!(specs[0].to_string(), "p1=analog_in:100@40~bed");
+        let bank = DeviceBank::new(&specs).unwrap();
+        bank.set_world("p1", 20).unwrap();
+        assert_eq!(
+            (bank.sense("p1"), bank.sense("p2"), bank.sense("p3")),
+            (Ok(20), Ok(20), Ok(40))
+        );
+        bank.set_world("bed", 70).unwrap();
+        assert_eq!((bank.sense("p1"), bank.sense("p2")), (Ok(70), Ok(70)));
+        assert_eq!(bank.sense("bed"), Ok(70));
+        assert!(matches!(
+            bank.set_world("bed", 101),
+            Err(DeviceError::Range { .. })
+        ));
+        assert_eq!(bank.sense("p2"), Ok(70), "a refused change changes nothing");
+        assert!(DeviceSpec::parse("v=digital_out~bed")
+            .unwrap_err()
+            .contains("only inputs"));
+        let disagree = [
+            DeviceSpec::parse("a=analog_in@1~q").unwrap(),
+            DeviceSpec::parse("b=analog_in@2~q").unwrap(),
+        ];
+        assert!(DeviceBank::new(&disagree).unwrap_err().contains("start at"));
     }
 
     #[test]

@@ -33,10 +33,27 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
     let path = args.app.resolve(args.path.as_ref());
     let identity = args.app.identity(shell)?;
     let mut app = App::open(&path, identity.clone())?;
+    let tenants = tenants(&app, shell)?;
     let stop = stop_flag();
     let exe = std::env::current_exe().context("cannot locate the aex executable")?;
-    let started = ops::local::start_local_nodes(&mut app, &exe, &Bars::new(shell))?;
-    let result = bring_up(&mut app, shell);
+    let admit: Vec<_> = tenants.iter().map(|(_, id)| id.public()).collect();
+    let started = ops::local::start_local_nodes(&mut app, &exe, &admit, &Bars::new(shell))?;
+    let result = bring_up(&mut app, shell).and_then(|()| {
+        for (tenant, tenant_identity) in &tenants {
+            let mut tenant_app = App::open(tenant, tenant_identity.clone())?;
+            shell.status(
+                "Tenant",
+                format!(
+                    "application `{}` of deployer {} ({})",
+                    tenant_app.desc.application,
+                    tenant_identity.public(),
+                    tenant_identity.path().display()
+                ),
+            );
+            bring_up(&mut tenant_app, shell)?;
+        }
+        Ok(())
+    });
     if let Err(e) = result {
         if !args.detach {
             stop_started(&mut app, &started, shell);
@@ -55,11 +72,37 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
     }
     // Release the application's state while following, so other `aex` commands can use it.
     drop(app);
-    shell.status("Following", "event counters (Ctrl-C stops the local nodes)");
-    follow(&path, &identity, shell, &stop);
+    shell.status(
+        "Following",
+        "events and module state (Ctrl-C stops the local nodes)",
+    );
+    let mut apps = vec![(path.clone(), identity.clone())];
+    apps.extend(tenants);
+    follow(&apps, shell, &stop);
     let mut app = App::open(&path, identity)?;
     stop_started(&mut app, &started, shell);
     Ok(())
+}
+
+/// The descriptor's tenants: each one's descriptor and deployer identity (created on first
+/// use, as a second organisation would create its own).
+fn tenants(app: &App, shell: &Shell) -> Result<Vec<(PathBuf, Arc<aex_deploy::Identity>)>> {
+    let mut out = Vec::new();
+    for tenant in &app.desc.tenants {
+        let (identity, created) = aex_deploy::Identity::load_or_create(&tenant.identity)
+            .map_err(aex_deploy::Error::from)?;
+        if created {
+            shell.status(
+                "Created",
+                format!(
+                    "tenant identity {} (secret, mode 0600)",
+                    identity.path().display()
+                ),
+            );
+        }
+        out.push((tenant.descriptor.clone(), Arc::new(identity)));
+    }
+    Ok(out)
 }
 
 fn bring_up(app: &mut App, shell: &Shell) -> Result<()> {
@@ -77,15 +120,12 @@ fn bring_up(app: &mut App, shell: &Shell) -> Result<()> {
     Ok(())
 }
 
-/// Prints connection counter changes once a second until `stop` is set. Each look opens the
+/// Prints connection counter changes and module state changes once a second until `stop` is
+/// set, for every application in `apps` (named when there are several). Each look opens the
 /// application afresh (and so holds its state only for that moment).
-fn follow(
-    path: &std::path::Path,
-    identity: &Arc<aex_deploy::Identity>,
-    shell: &Shell,
-    stop: &AtomicBool,
-) {
+fn follow(apps: &[(PathBuf, Arc<aex_deploy::Identity>)], shell: &Shell, stop: &AtomicBool) {
     let mut last: HashMap<String, (u64, u64, u64, u64)> = HashMap::new();
+    let mut states: HashMap<String, String> = HashMap::new();
     let mut ticks = 0u32;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
@@ -93,34 +133,52 @@ fn follow(
         if !ticks.is_multiple_of(10) {
             continue;
         }
-        let status = App::open(path, identity.clone())
-            .map_err(anyhow::Error::from)
-            .and_then(|mut app| Ok(ops::status::status(&mut app)?));
-        match status {
-            Ok(s) => {
-                for c in &s.connections {
-                    let now = (c.sent, c.received, c.rejected, c.gaps);
-                    let before = last.insert(c.name.clone(), now);
-                    if before.is_some_and(|b| b != now) {
-                        let b = before.unwrap_or_default();
-                        shell.status(
-                            "Events",
-                            format!(
-                                "{}: +{} sent, +{} received, +{} rejected, +{} gaps",
-                                c.name,
-                                now.0 - b.0.min(now.0),
-                                now.1 - b.1.min(now.1),
-                                now.2 - b.2.min(now.2),
-                                now.3 - b.3.min(now.3)
-                            ),
-                        );
-                    }
+        for (path, identity) in apps {
+            let status = App::open(path, identity.clone())
+                .map_err(anyhow::Error::from)
+                .and_then(|mut app| Ok(ops::status::status(&mut app)?));
+            let s = match status {
+                Ok(s) => s,
+                Err(e) => {
+                    shell.status("Warning", format!("status failed: {e}"));
+                    continue;
                 }
-                for n in s.nodes.iter().filter(|n| !n.reachable) {
-                    shell.status("Warning", format!("node `{}` is unreachable", n.name));
+            };
+            let prefix = if apps.len() > 1 {
+                format!("{}/", s.application)
+            } else {
+                String::new()
+            };
+            for c in &s.connections {
+                let now = (c.sent, c.received, c.rejected, c.gaps);
+                let key = format!("{prefix}{}", c.name);
+                let before = last.insert(key.clone(), now);
+                if before.is_some_and(|b| b != now) {
+                    let b = before.unwrap_or_default();
+                    shell.status(
+                        "Events",
+                        format!(
+                            "{key}: +{} sent, +{} received, +{} rejected, +{} gaps",
+                            now.0 - b.0.min(now.0),
+                            now.1 - b.1.min(now.1),
+                            now.2 - b.2.min(now.2),
+                            now.3 - b.3.min(now.3)
+                        ),
+                    );
                 }
             }
-            Err(e) => shell.status("Warning", format!("status failed: {e}")),
+            for m in &s.modules {
+                let Some(state) = &m.state else { continue };
+                let key = format!("{prefix}{}", m.name);
+                let shown = state.to_string();
+                if states.get(&key) != Some(&shown) {
+                    shell.status("State", format!("{key}: {shown}"));
+                    states.insert(key, shown);
+                }
+            }
+            for n in s.nodes.iter().filter(|n| !n.reachable) {
+                shell.status("Warning", format!("node `{}` is unreachable", n.name));
+            }
         }
     }
 }

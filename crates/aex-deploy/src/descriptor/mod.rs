@@ -56,6 +56,6 @@ mod tests;
 pub use error::DescriptorError;
 pub use model::{
     ConnectionSpec, Descriptor, Field, From, ModuleSpec, NodeSpec, PeriodicSpec, PlatformKeySource,
-    PortRef, UpStep,
+    PortRef, TenantSpec, UpStep,
 };
 pub use suggest::did_you_mean;

@@ -41,6 +41,8 @@ pub struct Descriptor {
     pub up: Vec<UpStep>,
     /// The `[[periodic]]` triggers, in file order.
     pub periodic: Vec<PeriodicSpec>,
+    /// Other stakeholders' applications `aex up` runs on the same local nodes, in file order.
+    pub tenants: Vec<TenantSpec>,
     /// The text and format the descriptor was read from, to locate later errors.
     pub(super) source: Source,
 }
@@ -56,6 +58,7 @@ impl PartialEq for Descriptor {
             && self.connections == other.connections
             && self.up == other.up
             && self.periodic == other.periodic
+            && self.tenants == other.tenants
     }
 }
 
@@ -80,6 +83,10 @@ pub struct NodeSpec {
     pub vendor_key_file: Option<PathBuf>,
     /// Whether evidence of a debug enclave is acceptable (default `false`).
     pub allow_debug: bool,
+    /// The node's devices, as its operator declares them (`devices = ["valve=digital_out"]`).
+    /// `aex up` configures a local node with them; for other nodes they let the deployer check
+    /// bindings before loading. Empty: not declared here.
+    pub devices: Vec<aex_tee::devices::DeviceSpec>,
 }
 
 /// Where a node's trusted platform identity (an `sgx` node's simulated root public key,
@@ -106,6 +113,9 @@ pub struct ModuleSpec {
     pub node: String,
     /// Whether the deployer may key this module on a `native` node, which has no TEE.
     pub allow_insecure: bool,
+    /// The devices of its node this module drives, granted to it exclusively by the node's
+    /// TEE layer and covered by its measurement (sorted, no repeats).
+    pub devices: Vec<String>,
 }
 
 /// One connection: events flow from an output or request to an input or handler.
@@ -148,6 +158,20 @@ pub struct PeriodicSpec {
     pub entry: String,
     /// The period, at least 10 ms.
     pub every: Duration,
+}
+
+/// One `[[tenant]]`: another stakeholder's application that shares this descriptor's local
+/// nodes, deployed by `aex up` under its own identity. It stands for a second organisation
+/// deploying from its own machine; `aex up` plays both parts so the whole system runs on one
+/// laptop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSpec {
+    /// The tenant's descriptor (a file, or a directory holding `aex.toml`), resolved against
+    /// this descriptor's directory.
+    pub descriptor: PathBuf,
+    /// The tenant's deployer identity file, created (mode 0600) on first use, resolved the same
+    /// way. Its public key is admitted by the local nodes `aex up` starts.
+    pub identity: PathBuf,
 }
 
 /// The source end of a connection.
@@ -201,6 +225,8 @@ pub enum Field {
     Up(usize, &'static str),
     /// A field of the `[[periodic]]` trigger at this index.
     Periodic(usize, &'static str),
+    /// A field of the `[[tenant]]` at this index.
+    Tenant(usize, &'static str),
 }
 
 /// The kinds of entry in a descriptor, as located in its text.
@@ -212,6 +238,7 @@ pub(super) enum Section {
     Connection,
     Up,
     Periodic,
+    Tenant,
 }
 
 impl Section {
@@ -224,6 +251,7 @@ impl Section {
             Section::Connection => "connection",
             Section::Up => "up",
             Section::Periodic => "periodic",
+            Section::Tenant => "tenant",
         }
     }
 
@@ -236,6 +264,7 @@ impl Section {
             "connection" | "connections" => Some(Section::Connection),
             "up" => Some(Section::Up),
             "periodic" => Some(Section::Periodic),
+            "tenant" | "tenants" => Some(Section::Tenant),
             _ => None,
         }
     }
@@ -251,6 +280,7 @@ impl Field {
             Field::Connection(index, name) => (Section::Connection, index, name),
             Field::Up(index, name) => (Section::Up, index, name),
             Field::Periodic(index, name) => (Section::Periodic, index, name),
+            Field::Tenant(index, name) => (Section::Tenant, index, name),
         }
     }
 }
@@ -375,7 +405,9 @@ impl Descriptor {
                 let trigger = self.periodic.get(i)?;
                 format!("{}.{}", trigger.module, trigger.entry)
             }
-            Field::Application(_) | Field::Up(..) | Field::Periodic(..) => return None,
+            Field::Application(_) | Field::Up(..) | Field::Periodic(..) | Field::Tenant(..) => {
+                return None
+            }
         };
         Some(value)
     }

@@ -22,6 +22,8 @@ pub(super) struct RawDescriptor {
     pub up: Vec<RawUp>,
     #[serde(default)]
     pub periodic: Vec<RawPeriodic>,
+    #[serde(default, alias = "tenants")]
+    pub tenant: Vec<RawTenant>,
 }
 
 /// `[application]`.
@@ -44,6 +46,7 @@ pub(super) struct RawNode {
     pub vendor_id: Option<u16>,
     pub vendor_key_file: Option<String>,
     pub allow_debug: Option<bool>,
+    pub devices: Option<Vec<String>>,
 }
 
 /// One `[[module]]`.
@@ -55,6 +58,7 @@ pub(super) struct RawModule {
     pub crate_dir: String,
     pub node: String,
     pub allow_insecure: Option<bool>,
+    pub devices: Option<Vec<String>>,
 }
 
 /// One `[[connection]]`.
@@ -83,4 +87,12 @@ pub(super) struct RawUp {
 pub(super) struct RawPeriodic {
     pub call: String,
     pub every: String,
+}
+
+/// One `[[tenant]]`: another stakeholder's application `aex up` deploys on the same local nodes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTenant {
+    pub descriptor: String,
+    pub identity: String,
 }

@@ -18,6 +18,7 @@ use super::model::{Descriptor, Field, ModuleSpec, NodeSpec, PlatformKeySource};
 use super::raw::{RawDescriptor, RawModule, RawNode};
 use super::suggest;
 
+mod devices;
 mod links;
 mod periodic;
 
@@ -56,12 +57,13 @@ pub(super) fn validate(
         Field::Node(i, "name")
     })?;
     let node_names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-    let modules = raw
+    let mut modules = raw
         .module
         .iter()
         .enumerate()
         .map(|(i, module)| checker.module(i, module, &node_names))
         .collect::<Result<Vec<_>, _>>()?;
+    checker.bindings(&raw.module, &nodes, &mut modules)?;
     checker.unique(modules.iter().map(|m| m.name.as_str()), "module", |i| {
         Field::Module(i, "name")
     })?;
@@ -85,6 +87,7 @@ pub(super) fn validate(
         .map(|(i, step)| checker.up(i, step, &module_names))
         .collect::<Result<Vec<_>, _>>()?;
     let periodic = checker.periodic(&raw.periodic, &module_names)?;
+    let tenants = checker.tenants(&raw.tenant)?;
     Ok(Descriptor {
         path: file.clone(),
         dir: dir.clone(),
@@ -94,6 +97,7 @@ pub(super) fn validate(
         connections,
         up,
         periodic,
+        tenants,
         source,
     })
 }
@@ -240,6 +244,7 @@ impl Checker<'_> {
             vendor_id: node.vendor_id.unwrap_or(aex_tee::DEFAULT_VENDOR_ID),
             vendor_key_file,
             allow_debug: node.allow_debug.unwrap_or(false),
+            devices: self.node_devices(i, node.devices.as_deref().unwrap_or_default())?,
         })
     }
 
@@ -285,6 +290,8 @@ impl Checker<'_> {
             crate_dir,
             node: module.node.clone(),
             allow_insecure: module.allow_insecure.unwrap_or(false),
+            // Filled in by `bindings`, which sees every node's devices.
+            devices: Vec::new(),
         })
     }
 

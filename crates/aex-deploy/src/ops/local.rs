@@ -4,8 +4,9 @@
 //! `aex node` process for it with its data directory under `.aex/nodes/<name>/`, after
 //! provisioning its simulated platform key there. Provisioning is the deployer acting as the
 //! manufacturer of simulated hardware, which is why the deployer may trust that key without
-//! the descriptor naming it. The node admits exactly the deployer identity that starts it
-//! (`--admit`), never any deployer. The node runs in its own process group, so `--detach`
+//! the descriptor naming it. The node admits exactly the deployer identity that starts it and
+//! those of the descriptor's `[[tenant]]`s (`--admit`), never any deployer, and declares the
+//! devices the descriptor lists for it (`--device`), as its operator would in `node.toml`. The node runs in its own process group, so `--detach`
 //! leaves it running; `aex down` stops it.
 
 use std::fs;
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aex_proto::{NodeRequest, NodeResponse};
+use aex_proto::{DeployerKey, NodeRequest, NodeResponse};
 
 use crate::app::App;
 use crate::client::{ClientError, NodeClient};
@@ -31,8 +32,15 @@ pub fn is_local(app: &App, node: &str) -> bool {
         .is_some_and(|n| n.address.ip().is_loopback())
 }
 
-/// Starts every local node that is not already answering; returns the names started.
-pub fn start_local_nodes(app: &mut App, aex_exe: &Path, obs: &dyn Observer) -> Result<Vec<String>> {
+/// Starts every local node that is not already answering, admitting this deployer and
+/// `also_admit` (the identities of the descriptor's tenants) and declaring the node's devices
+/// from the descriptor; returns the names started.
+pub fn start_local_nodes(
+    app: &mut App,
+    aex_exe: &Path,
+    also_admit: &[DeployerKey],
+    obs: &dyn Observer,
+) -> Result<Vec<String>> {
     let locals: Vec<_> = app
         .desc
         .nodes
@@ -95,6 +103,16 @@ pub fn start_local_nodes(app: &mut App, aex_exe: &Path, obs: &dyn Observer) -> R
             .arg("--admit")
             .arg(app.identity().public().to_string())
             .arg("--allow-remote-shutdown")
+            .args(
+                also_admit
+                    .iter()
+                    .flat_map(|k| ["--admit".to_owned(), k.to_string()]),
+            )
+            .args(
+                spec.devices
+                    .iter()
+                    .flat_map(|d| ["--device".to_owned(), d.to_string()]),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io)?)
             .stderr(log);

@@ -45,9 +45,19 @@ pub(super) fn load(
                 data: chunk.to_vec(),
             })?);
         }
-        ids.push(client.send_request(NodeRequest::LoadEnd {
-            module: module.into(),
-        })?);
+        // A driver's devices are claimed as it loads, before it runs: the grant is part of
+        // what the node measures.
+        let end = if built.devices.is_empty() {
+            NodeRequest::LoadEnd {
+                module: module.into(),
+            }
+        } else {
+            NodeRequest::LoadDriver {
+                module: module.into(),
+                devices: built.devices.clone(),
+            }
+        };
+        ids.push(client.send_request(end)?);
         client.flush()?;
         let mut last = None;
         for id in ids {

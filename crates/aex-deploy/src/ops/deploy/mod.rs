@@ -80,10 +80,13 @@ pub fn build_all(
     obs.phase("build", app.desc.modules.len() as u64);
     let mut built = BTreeMap::new();
     for m in &app.desc.modules {
-        let b = builder.build(&m.crate_dir).map_err(|source| Error::Build {
-            module: m.name.clone(),
-            source,
-        })?;
+        let b = builder
+            .build(&m.crate_dir)
+            .map_err(|source| Error::Build {
+                module: m.name.clone(),
+                source,
+            })?
+            .bound_to(&m.devices);
         obs.advance(&m.name);
         built.insert(m.name.clone(), b);
     }
