@@ -149,6 +149,74 @@ fn values_and_defaults() {
     );
     assert_eq!(step.payload, br#"{"count": 3}"#);
     assert_eq!((step.until.as_deref(), step.show), (Some("done"), true));
+
+    let devices: Vec<String> = d.nodes[0].devices.iter().map(|d| d.to_string()).collect();
+    assert_eq!(devices, ["button=digital_in", "valve=digital_out"]);
+    assert!(d.nodes[1].devices.is_empty());
+    assert_eq!(d.module("ping").unwrap().devices, ["valve"]);
+    assert!(d.module("pong").unwrap().devices.is_empty());
+    assert_eq!(
+        d.tenants,
+        [TenantSpec {
+            descriptor: project.path().join("mods"),
+            identity: project.path().join("keys/tenant.identity"),
+        }]
+    );
+}
+
+#[test]
+fn a_device_binds_to_one_module_of_its_node() {
+    let project = Project::new();
+    let nodes = "[[node]]\nname = \"a\"\naddress = \"[::1]:1\"\ntee = \"sancus\"\n\
+                 devices = [\"valve=digital_out\"]\n\
+                 [[node]]\nname = \"b\"\naddress = \"[::1]:2\"\ntee = \"sancus\"\n";
+    let module = |name: &str, node: &str, devices: &str| {
+        format!("[[module]]\nname = \"{name}\"\ncrate = \"mods/ping\"\nnode = \"{node}\"\ndevices = {devices}\n")
+    };
+    let e = project
+        .load(
+            "toml",
+            &format!(
+                "{nodes}{}{}",
+                module("v", "a", "[\"valve\"]"),
+                module("w", "a", "[\"valve\"]")
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("module[1].devices") && e.contains("already bound to module `v`"),
+        "{e}"
+    );
+    let e = project
+        .load(
+            "toml",
+            &format!("{nodes}{}", module("v", "a", "[\"valve\", \"valve\"]")),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bound twice"), "{e}");
+    // A node that declares no devices here (its operator configured them) takes any name, and
+    // the same name on two nodes is two devices.
+    let d = project
+        .load(
+            "toml",
+            &format!(
+                "{nodes}{}{}",
+                module("v", "a", "[\"valve\"]"),
+                module("w", "b", "[\"valve\"]")
+            ),
+        )
+        .unwrap();
+    assert_eq!(d.module("w").unwrap().devices, ["valve"]);
+    let e = project
+        .load(
+            "toml",
+            &format!("{nodes}{}", module("v", "b", "[\"no way\"]")),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("invalid device name"), "{e}");
 }
 
 #[test]
@@ -244,7 +312,7 @@ fn display_is_rustc_like() {
         .unwrap_err();
     let file = project.path().join("aex.toml");
     let expected = format!(
-        "invalid deployment descriptor {}:31:6: connection[0].to: no module `pnog`\n  \
+        "invalid deployment descriptor {}:33:6: connection[0].to: no module `pnog`\n  \
          help: did you mean `pong`? valid modules: ping, pong",
         file.display()
     );
