@@ -45,6 +45,8 @@ pub(crate) struct Core {
     pub(crate) commands: Option<CommandChannel>,
     pub(crate) counters: Counters,
     pub(crate) request_timeout: Duration,
+    /// The id of the next device access (`device.rs`).
+    pub(crate) next_device_id: u64,
     /// Set by an authentic `Disable`: the keys are dropped once the reply is sent.
     pub(crate) disabled: bool,
     /// Set by an authentic `Retire`: the snapshot it answered, answered again if asked again.
@@ -126,6 +128,7 @@ impl Core {
             commands: None,
             counters: Counters::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            next_device_id: 1,
             disabled: false,
             retired: None,
             provisioned: None,
