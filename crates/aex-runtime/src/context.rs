@@ -1,14 +1,17 @@
-//! What module code can do besides changing its own state: emit events and make requests.
+//! What module code can do besides changing its own state: emit events, make requests and,
+//! in a driver module, reach its devices.
 //!
 //! A [`Context`] is lent to each port method for the length of one call. Emitting is fire and
 //! forget (SPEC §4): one sealed event per connection bound to the output, none if the output
-//! is not connected yet. A request blocks the module until the reply arrives or the timeout
-//! passes; the module handles nothing else meanwhile.
+//! is not connected yet. A request or a device access blocks the module until the answer
+//! arrives or the timeout passes; the module handles nothing else meanwhile.
 
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use aex_proto::DeviceOp;
 
 use crate::error::Error;
 use crate::module::{Output, Request};
@@ -68,7 +71,55 @@ impl<'a> Context<'a> {
         crate::Handle::new(self.core.link.local_sender())
     }
 
-    /// Sets how long later requests wait for their reply (default 5 seconds).
+    /// Reads `device`, one the node's TEE layer granted to this module instance: a digital
+    /// input gives `0` or `1`, an analog input `0..=max`, an output its current level.
+    ///
+    /// Blocks until the TEE layer answers, like [`Context::request`]: events and commands that
+    /// arrive meanwhile are handled after the current call returns. Waits at most the request
+    /// timeout (default 5 s, see [`Context::request_timeout`]).
+    ///
+    /// Fails with [`Error::Device`] if the TEE layer refuses (the device is not granted to this
+    /// instance, say), [`Error::DeviceTimeout`], [`Error::Closed`] if the node closes the link,
+    /// and, without asking the TEE layer, [`Error::Disabled`] or [`Error::Retired`] once the
+    /// deployer disabled or retired this instance.
+    ///
+    /// *Trust:* the device is reachable only through the TEE layer's exclusive grant, and module
+    /// code runs only once the deployer attested the module, so only attested driver code
+    /// touches the device. In simulation, though, the answer comes through the untrusted node
+    /// process and is not authenticated. The runtime never logs the value.
+    ///
+    /// ```no_run
+    /// use aex_runtime::{Context, Error};
+    ///
+    /// /// Whether the soil needs water, from a probe reading `0..=1023`.
+    /// fn dry(ctx: &mut Context) -> Result<bool, Error> {
+    ///     Ok(ctx.read_device("soil")? < 300)
+    /// }
+    /// ```
+    pub fn read_device(&mut self, device: &str) -> Result<u32, Error> {
+        self.core.device(device, DeviceOp::Read)
+    }
+
+    /// Drives `device`, a digital output granted to this module instance: `0` off, `1` on.
+    ///
+    /// Blocks and fails as [`Context::read_device`] does; the TEE layer refuses a value out of
+    /// range or a device that is not an output ([`Error::Device`]).
+    ///
+    /// ```no_run
+    /// use aex_runtime::Context;
+    ///
+    /// fn set_valve(ctx: &mut Context, open: bool) {
+    ///     if let Err(e) = ctx.write_device("valve", u32::from(open)) {
+    ///         eprintln!("cannot drive the valve: {e}");
+    ///     }
+    /// }
+    /// ```
+    pub fn write_device(&mut self, device: &str, value: u32) -> Result<(), Error> {
+        self.core.device(device, DeviceOp::Write(value)).map(|_| ())
+    }
+
+    /// Sets how long later requests wait for their reply, and device accesses for the TEE
+    /// layer's answer (default 5 seconds).
     pub fn request_timeout(&mut self, timeout: Duration) {
         self.core.request_timeout = timeout;
     }

@@ -1,15 +1,17 @@
 //! Errors the runtime hands to module code.
 //!
-//! Only [`Context::request`](crate::Context::request) and its JSON twin can fail in a way the
-//! module must handle: emitting is fire-and-forget (SPEC §4), and everything that goes wrong
-//! on the link itself (forged events, replayed commands) is counted, never surfaced to module
-//! code. `Display` is written by hand to keep the trusted runtime free of derive crates.
+//! Only [`Context::request`](crate::Context::request) (and its JSON twin) and the device
+//! accesses ([`Context::read_device`](crate::Context::read_device),
+//! [`Context::write_device`](crate::Context::write_device)) can fail in a way the module must
+//! handle: emitting is fire-and-forget (SPEC §4), and everything that goes wrong on the link
+//! itself (forged events, replayed commands) is counted, never surfaced to module code.
+//! `Display` is written by hand to keep the trusted runtime free of derive crates.
 
 use std::time::Duration;
 
 use aex_proto::ConnId;
 
-/// Why a request from module code failed.
+/// Why a request or a device access from module code failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -25,7 +27,8 @@ pub enum Error {
         /// How long the runtime waited.
         after: Duration,
     },
-    /// The node closed the module's link (or writing to it failed) while a request waited.
+    /// The node closed the module's link (or writing to it failed) while a request or a
+    /// device access waited.
     Closed,
     /// The connection has used all 2^64 counters; the deployer must re-key it.
     CounterExhausted {
@@ -50,6 +53,38 @@ pub enum Error {
     Encode(String),
     /// The reply was not valid JSON for the expected type.
     Decode(String),
+    /// The TEE layer refused a device access: the device is not granted to this module
+    /// instance, does not exist, cannot do that (writing an input), or the value is out of
+    /// range.
+    ///
+    /// The message comes from the node and is not authenticated: in simulation the TEE layer
+    /// is the node process, so a compromised node can refuse any access (as it can stop any
+    /// event) and word the refusal as it likes.
+    Device {
+        /// The device's name.
+        device: String,
+        /// Why, in the TEE layer's words.
+        message: String,
+    },
+    /// No answer to a device access arrived in time (the request timeout, see
+    /// [`Context::request_timeout`](crate::Context::request_timeout)).
+    DeviceTimeout {
+        /// The device's name.
+        device: String,
+        /// How long the runtime waited.
+        after: Duration,
+    },
+    /// A device access was refused without being sent: the deployer disabled this instance.
+    Disabled {
+        /// The device's name.
+        device: String,
+    },
+    /// A device access was refused without being sent: the deployer retired this instance
+    /// (its state moved to a new instance, which holds the device now).
+    Retired {
+        /// The device's name.
+        device: String,
+    },
 }
 
 impl core::fmt::Display for Error {
@@ -77,6 +112,20 @@ impl core::fmt::Display for Error {
             ),
             Error::Encode(reason) => write!(f, "cannot encode the request argument: {reason}"),
             Error::Decode(reason) => write!(f, "cannot decode the reply: {reason}"),
+            Error::Device { device, message } => write!(f, "device `{device}`: {message}"),
+            Error::DeviceTimeout { device, after } => write!(
+                f,
+                "device `{device}`: no answer from the TEE layer within {} ms",
+                after.as_millis()
+            ),
+            Error::Disabled { device } => write!(
+                f,
+                "device `{device}`: this module instance is disabled and drives no device"
+            ),
+            Error::Retired { device } => write!(
+                f,
+                "device `{device}`: this module instance is retired; its successor holds the device"
+            ),
         }
     }
 }

@@ -9,7 +9,8 @@
 //! ```text
 //!  deployer ──(sealed commands)──┐                        ┌── stderr: logs only
 //!  peers ─────(sealed events)────┤ node agent ──stdin──▶ runtime ──▶ module methods
-//!                                └──────────◀──stdout─── runtime ◀── ctx.emit / request
+//!                                ├──────────◀──stdout─── runtime ◀── ctx.emit / request,
+//!  devices ◀──(TEE layer grant)──┘                                   ctx.read/write_device
 //! ```
 //!
 //! # Design overview
@@ -34,6 +35,14 @@
 //!   connection is first keyed), the runtime calls the module's deadline handler, once per
 //!   missed period; whatever it emits is an ordinary authentic event. The node can delay the
 //!   call (it schedules the process) but cannot prevent it by sending other traffic.
+//! * **Devices only through the TEE layer's grant.** A driver module reads and drives its
+//!   devices with [`Context::read_device`] and [`Context::write_device`]: each access goes to
+//!   the node's TEE layer, which performs it only for the one module instance it granted the
+//!   device to (the grant is covered by the measurement the deployer attests). Module code
+//!   runs only once attested (authentic events and commands, ticks once keyed, deadlines), so a
+//!   driver touches its device only after the deployer attested it; a disabled or retired
+//!   instance sends no access at all. In simulation the TEE layer is the node process: the
+//!   answer comes through it, unauthenticated. The runtime never logs a device's value.
 //!
 //! What this crate does *not* do: choose connections or keys (the deployer does), route events
 //! (the node does), or give module code access to keys or counters.
@@ -60,6 +69,7 @@ macro_rules! log {
 mod conn;
 mod context;
 mod deadline;
+mod device;
 mod error;
 mod handle;
 mod link;

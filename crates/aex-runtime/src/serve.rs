@@ -122,6 +122,11 @@ impl<M: Module> Runtime<M> {
                     log!("ignoring a second or late platform provisioning");
                 }
             }
+            // The answer to a device access that already timed out (or that never was):
+            // nothing waits for it. Its value is not logged.
+            ToModule::DeviceReply { id, .. } => {
+                log!("ignoring a late answer to device access {id}")
+            }
             _ => log!("ignoring a message from the node this runtime does not know"),
         }
         None

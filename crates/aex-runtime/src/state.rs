@@ -2,11 +2,13 @@
 //!
 //! [`Core`] is split from the module value so that module code can be handed a
 //! [`Context`](crate::Context) borrowing the core while the runtime borrows the module. It
-//! owns the one blocking wait the runtime has besides its main loop: waiting for the reply to
-//! a request. Invariant: while a request waits, no module code runs; events and commands that
-//! arrive meanwhile are queued in order and handled after the current call returns, only
-//! `Stats` is answered at once, and periodic ticks are dropped (a late trigger is not caught
-//! up on).
+//! owns the one blocking wait the runtime has besides its main loop ([`Core::wait_for`]),
+//! shared by a request waiting for its reply and a device access waiting for the TEE layer's
+//! answer (`device.rs`). Invariant: while a call waits, no module code runs; events and
+//! commands that arrive meanwhile are queued in order and handled after the current call
+//! returns, only `Stats` is answered at once (and a key delivery, which runs no module code,
+//! when nothing is queued before it), and periodic ticks are dropped (a late trigger is not
+//! caught up on).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -43,6 +45,8 @@ pub(crate) struct Core {
     pub(crate) commands: Option<CommandChannel>,
     pub(crate) counters: Counters,
     pub(crate) request_timeout: Duration,
+    /// The id of the next device access (`device.rs`).
+    pub(crate) next_device_id: u64,
     /// Set by an authentic `Disable`: the keys are dropped once the reply is sent.
     pub(crate) disabled: bool,
     /// Set by an authentic `Retire`: the snapshot it answered, answered again if asked again.
@@ -54,6 +58,34 @@ pub(crate) struct Core {
     pub(crate) deadlines: Deadlines,
     /// When each periodic entry (by position in `interface.periodic`) last started running.
     pub(crate) ticked: Vec<Option<Instant>>,
+}
+
+/// What reached a blocking call's waiting loop ([`Core::wait_for`]) that the loop does not
+/// handle itself.
+pub(crate) enum Arrived {
+    /// A message from the node other than `Stats`: an event, a command that must wait its
+    /// turn, a device answer, ...
+    Message(ToModule),
+    /// A key delivery, handled at once during the wait, keyed this connection.
+    Keyed(ConnId),
+}
+
+/// What a blocking call makes of what [`Arrived`].
+pub(crate) enum Step<T> {
+    /// Its answer: the wait ends.
+    Done(T),
+    /// Consumed or dropped: keep waiting.
+    Wait,
+    /// Not its business: queued, in order, for after the current call.
+    Defer(ToModule),
+}
+
+/// Why a wait ended without an answer.
+pub(crate) enum Unanswered {
+    /// The time allowed passed.
+    Timeout,
+    /// The node closed the link (or writing to it failed).
+    Closed,
 }
 
 /// A module key handed over by a symmetric TEE platform.
@@ -96,6 +128,7 @@ impl Core {
             commands: None,
             counters: Counters::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            next_device_id: 1,
             disabled: false,
             retired: None,
             provisioned: None,
@@ -149,38 +182,74 @@ impl Core {
             return Err(Error::Closed);
         }
         let after = self.request_timeout;
-        let deadline = Instant::now() + after;
-        let result = loop {
-            match self.link.recv(Some(deadline)) {
-                Recv::Timeout => break Err(Error::Timeout { port, after }),
-                Recv::Closed(_) => break Err(Error::Closed),
-                Recv::Message(ToModule::Stats) => self.send_stats(),
-                Recv::Message(ToModule::Event(event))
+        let result = self
+            .wait_for(after, |core, arrived| match arrived {
+                Arrived::Message(ToModule::Event(event))
                     if event.conn == conn && event.dir == Direction::Backward =>
                 {
-                    match self.conns.accept(&event) {
+                    match core.conns.accept(&event) {
                         Ok(Accepted::Reply { outcome }) => {
-                            break outcome.map_err(|message| Error::Failed { port, message })
+                            Step::Done(outcome.map_err(|message| Error::Failed { port, message }))
                         }
                         // Counted against the connection by `accept`; keep waiting.
-                        Ok(_) | Err(Refused::Rejected) => {}
-                        Err(Refused::UnknownConn) => self.counters.rejected_unknown += 1,
+                        Ok(_) | Err(Refused::Rejected) => Step::Wait,
+                        Err(Refused::UnknownConn) => {
+                            core.counters.rejected_unknown += 1;
+                            Step::Wait
+                        }
                     }
                 }
-                Recv::Message(ToModule::Command(sealed)) => match self.key_now(&sealed) {
-                    Some(keyed) if keyed == conn => break Err(Error::Rekeyed { port }),
-                    Some(_) => {}
-                    None => self.deferred.push_back(ToModule::Command(sealed)),
-                },
-                // A tick is a trigger for now, not work to catch up on: one that arrives while
-                // module code is busy is dropped.
-                Recv::Tick(..) => {}
-                Recv::Message(other) => self.deferred.push_back(other),
-                Recv::Local(call) => self.deferred_local.push_back(call),
-            }
-        };
+                Arrived::Keyed(keyed) if keyed == conn => Step::Done(Err(Error::Rekeyed { port })),
+                Arrived::Keyed(_) => Step::Wait,
+                Arrived::Message(other) => Step::Defer(other),
+            })
+            .unwrap_or_else(|ended| {
+                Err(match ended {
+                    Unanswered::Timeout => Error::Timeout { port, after },
+                    Unanswered::Closed => Error::Closed,
+                })
+            });
         self.conns.stop_waiting(conn);
         result
+    }
+
+    /// Blocks until `step` makes an answer of what arrives, for at most `after`, or until the
+    /// link closes. Meanwhile, as the file's invariant says: `Stats` is answered, a key
+    /// delivery runs at once when it can (see `key_now`; `step` sees the connection keyed), ticks are dropped, and whatever `step` defers (and every call from a module
+    /// thread) is queued in arrival order for after the current call.
+    pub(crate) fn wait_for<T>(
+        &mut self,
+        after: Duration,
+        mut step: impl FnMut(&mut Core, Arrived) -> Step<T>,
+    ) -> Result<T, Unanswered> {
+        let deadline = Instant::now() + after;
+        loop {
+            let arrived = match self.link.recv(Some(deadline)) {
+                Recv::Timeout => return Err(Unanswered::Timeout),
+                Recv::Closed(_) => return Err(Unanswered::Closed),
+                Recv::Message(ToModule::Stats) => {
+                    self.send_stats();
+                    continue;
+                }
+                Recv::Message(ToModule::Command(sealed)) => match self.key_now(&sealed) {
+                    Some(keyed) => Arrived::Keyed(keyed),
+                    None => Arrived::Message(ToModule::Command(sealed)),
+                },
+                Recv::Message(msg) => Arrived::Message(msg),
+                // A tick is a trigger for now, not work to catch up on: one that arrives while
+                // module code is busy is dropped.
+                Recv::Tick(..) => continue,
+                Recv::Local(call) => {
+                    self.deferred_local.push_back(call);
+                    continue;
+                }
+            };
+            match step(self, arrived) {
+                Step::Done(answer) => return Ok(answer),
+                Step::Wait => {}
+                Step::Defer(msg) => self.deferred.push_back(msg),
+            }
+        }
     }
 
     /// Installs a connection key (a `SetKey` command).

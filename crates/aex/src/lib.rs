@@ -134,7 +134,58 @@
 //! * [`Context::request`] blocks until the handler's reply (default timeout 5 s, see
 //!   [`Context::request_timeout`]). Events and commands arriving meanwhile are handled after
 //!   the current method returns. The reply travels on the same connection, authenticated.
+//! * [`Context::read_device`] and [`Context::write_device`] block the same way, until the
+//!   node's TEE layer answers (see [Devices](#devices-secure-io)).
 //! * Methods run one at a time, on one thread; module state needs no locking.
+//!
+//! # Devices (secure I/O)
+//!
+//! A node declares its devices (buttons, LEDs, valves, soil probes) and its TEE layer grants
+//! each to exactly one *driver* module instance. The driver reaches it with
+//! [`Context::read_device`] (a digital input gives `0`/`1`, an analog one `0..=max`) and
+//! [`Context::write_device`] (a digital output: `0` off, `1` on); every other module gets
+//! [`Error::Device`]. Other modules reach the device only through the driver's authentic
+//! events, so nothing else can fake a reading or drive the actuator.
+//!
+//! ```
+//! use aex::{Context, Error};
+//!
+//! /// Drives the irrigation valve, the node's `valve` device.
+//! #[derive(Default)]
+//! struct Valve {
+//!     open: bool,
+//! }
+//!
+//! #[aex::module]
+//! impl Valve {
+//!     /// Opens (`true`) or closes (`false`) the valve on an authentic command.
+//!     #[input]
+//!     fn command(&mut self, ctx: &mut Context, open: bool) -> Result<(), Error> {
+//!         // An error is logged by the runtime; the valve keeps its last state.
+//!         ctx.write_device("valve", u32::from(open))?;
+//!         self.open = open;
+//!         Ok(())
+//!     }
+//!
+//!     /// Whether the valve is open, as the device itself says.
+//!     #[handler]
+//!     fn is_open(&mut self, ctx: &mut Context) -> Result<bool, Error> {
+//!         Ok(ctx.read_device("valve")? == 1)
+//!     }
+//! }
+//! # use aex::Module as _;
+//! # assert_eq!(Valve::interface().inputs, ["command"]);
+//! ```
+//!
+//! An access blocks like a request: events arriving meanwhile are handled after the method
+//! returns, and it waits at most the request timeout (default 5 s). A disabled or retired
+//! instance gets [`Error::Disabled`] or [`Error::Retired`] without asking the node.
+//!
+//! *Trust:* module code runs only once the deployer attested the module, and the grant is part
+//! of what it attested, so only the attested driver code touches the device. In simulation the
+//! TEE layer is the node process: the device's answer comes through the node, not
+//! authenticated, and a compromised node can refuse or falsify it. The runtime never logs a
+//! device's value.
 //!
 //! # State transfer (`aex update`)
 //!

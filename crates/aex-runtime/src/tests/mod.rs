@@ -2,6 +2,7 @@
 //! agreement, commands, events in every direction, and the refusals the runtime must count.
 
 mod commands;
+mod devices;
 mod events;
 mod harness;
 mod periodic;
