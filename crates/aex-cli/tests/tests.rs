@@ -16,6 +16,7 @@ mod cli_errors;
 mod crash_converge;
 mod e2e_button_led;
 mod e2e_counter_migration;
+mod e2e_irrigation;
 mod e2e_ping_pong;
 mod fault_node_restart;
 mod fault_partition;

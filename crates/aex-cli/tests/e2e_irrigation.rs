@@ -1,0 +1,288 @@
+//! End to end: the irrigation example (issue 5), two stakeholders on three real nodes.
+//!
+//! The farm's `aex up` starts the nodes (the field node with its devices), deploys the farm's
+//! application and, as `[[tenant]]`, insight's under insight's own identity. Then the physical
+//! world plays its part through `aex device`: dry soil opens the valve, wet soil closes it.
+//! Insight tries to drive the farm's valve every way it has (a second binding, the same driver
+//! code without the grant) and fails; the valve never moves. Finally insight's gauge stops and
+//! its aggregator's deadline alarm reaches the pager in time.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::util::cli::{self, COMMAND_TIMEOUT};
+use crate::util::cluster::AppDir;
+use crate::util::descriptor::{example_descriptor, write_toml};
+use crate::util::identity::TestIdentity;
+use crate::util::modules::{build, named_example_dir};
+use crate::util::status::Status;
+use crate::util::{free_addr, wait_for, PATIENCE};
+
+const EXAMPLE: &str = "irrigation";
+/// The periodic sampling of both probes in this test (the example uses 1 s).
+const PERIOD: &str = "200ms";
+/// The aggregator's `#[deadline(input = reading, every = "3s")]`.
+const DEADLINE: Duration = Duration::from_secs(3);
+/// How late after the deadline the alarm may reach the pager (process scheduling on a loaded
+/// 2-core machine; the alarm crosses no node boundary).
+const TOLERANCE: Duration = Duration::from_secs(1);
+
+fn built() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = named_example_dir(EXAMPLE);
+        for name in [
+            "probe",
+            "valve",
+            "controller",
+            "insight/gauge",
+            "insight/aggregator",
+        ] {
+            build(&dir.join(name));
+        }
+        build(&named_example_dir("thermostat").join("panel"));
+    });
+}
+
+/// `aex device -C <farm dir> field ARGS...`, which must succeed; its stdout.
+fn device(farm: &AppDir, args: &[&str]) -> String {
+    let mut all = vec!["device", "field"];
+    all.extend(args);
+    farm.aex(&all).ok().stdout.trim().to_owned()
+}
+
+/// The physical valve: `aex device field valve read`.
+fn valve(farm: &AppDir) -> u32 {
+    let out = device(farm, &["valve", "read"]);
+    out.split_whitespace()
+        .last()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("`aex device field valve read` printed {out:?}"))
+}
+
+/// Insight's `aex status --json` of the descriptor in `dir`.
+fn insight_status(insight: &TestIdentity, dir: &Path) -> Status {
+    let dir = dir.display().to_string();
+    let run = cli::run_as(
+        &insight.path,
+        &["status", "--json", "-C", &dir],
+        COMMAND_TIMEOUT,
+    );
+    Status::parse(run.ok().json())
+}
+
+/// Writes insight's descriptor (the example's, with `nodes` as addresses and absolute crate
+/// paths) into `dir`, adjusted by `edit`.
+fn insight_descriptor(
+    dir: &Path,
+    nodes: [std::net::SocketAddr; 2],
+    edit: impl FnOnce(&mut toml::Table),
+) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut doc = example_descriptor("irrigation/insight", &nodes);
+    for node in doc["node"].as_array_mut().unwrap() {
+        // The trust anchors are files in the farm's local node directories.
+        for key in ["vendor_key_file", "platform_key_file"] {
+            if let Some(file) = node.get(key).and_then(|v| v.as_str()) {
+                let in_farm = file
+                    .strip_prefix("../")
+                    .expect("a path in the farm's directory");
+                let farm = dir.parent().unwrap().join(in_farm);
+                node[key] = toml::Value::String(farm.display().to_string());
+            }
+        }
+    }
+    for p in doc
+        .get_mut("periodic")
+        .and_then(|p| p.as_array_mut())
+        .into_iter()
+        .flatten()
+    {
+        p["every"] = toml::Value::String(PERIOD.into());
+    }
+    edit(&mut doc);
+    write_toml(dir, &doc);
+}
+
+#[test]
+fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
+    built();
+    let insight = TestIdentity::named("insight");
+    let farm = AppDir::new();
+    let (field, edge, cloud) = (free_addr(), free_addr(), free_addr());
+    let mut doc = example_descriptor(EXAMPLE, &[field, edge, cloud]);
+    doc["periodic"][0]["every"] = toml::Value::String(PERIOD.into());
+    doc["tenant"][0]["identity"] = toml::Value::String(insight.path.display().to_string());
+    write_toml(farm.path(), &doc);
+    let insight_dir = farm.path().join("insight");
+    insight_descriptor(&insight_dir, [field, cloud], |_| {});
+
+    let dir = farm.path().display().to_string();
+    let up = cli::run_as(&farm.identity, &["up", "--detach", &dir], COMMAND_TIMEOUT);
+    up.ok().stderr_has(&[
+        "Tenant",
+        "application `insight`",
+        "probe.sample every 200 ms",
+    ]);
+
+    // Both probes sense the soil at 45 %: between the thresholds, the valve stays closed.
+    let controller = wait_for("readings to reach the controller", PATIENCE, || {
+        let state = farm.status().module("controller").state.clone()?;
+        (state["readings"].as_u64()? >= 3).then_some(state)
+    });
+    assert_eq!(controller["moisture"], 45, "{controller}");
+    assert_eq!(controller["valve"], "closed", "{controller}");
+    assert_eq!(valve(&farm), 0);
+
+    // The soil dries: authentic readings make the controller open the valve.
+    let started = Instant::now();
+    device(&farm, &["soil", "set", "20"]);
+    wait_for("dry soil to open the valve", PATIENCE, || {
+        (valve(&farm) == 1).then_some(())
+    });
+    eprintln!("dry soil opened the valve in {:?}", started.elapsed());
+    let status = farm.status();
+    let valve_state = status.module("valve").state.clone().unwrap();
+    assert_eq!(valve_state["valve"], "open", "{valve_state}");
+    assert_eq!(valve_state["refused"], 0, "{valve_state}");
+
+    // Insight reads its own probe in the same soil and keeps statistics in the cloud.
+    let stats = wait_for("insight to see the dry soil", PATIENCE, || {
+        let state = insight_status(&insight, &insight_dir)
+            .module("aggregator")
+            .state
+            .clone()?;
+        (state["last"] == 20 && state["max"] == 45).then_some(state)
+    });
+    assert_eq!(stats["min"], 20, "{stats}");
+    assert_eq!(stats["alarms"], 0, "{stats}");
+
+    // Insight tries to drive the farm's valve. A second binding of the same device is refused
+    // by the field node's TEE layer, with the reason, and nothing is left behind.
+    let rogue_dir = farm.path().join("rogue");
+    insight_descriptor(&rogue_dir, [field, cloud], |doc| {
+        doc["application"]["name"] = toml::Value::String("insight-valve".into());
+        let mut valve = toml::toml! {
+            name = "valve"
+            node = "field"
+            devices = ["valve"]
+        };
+        let valve_crate = named_example_dir(EXAMPLE).join("valve");
+        valve.insert("crate".into(), valve_crate.display().to_string().into());
+        doc["module"] = toml::Value::Array(vec![toml::Value::Table(valve)]);
+        doc["connection"] = toml::Value::Array(vec![toml::Value::Table(toml::toml! {
+            name = "poke"
+            from = "deployer"
+            to = "valve.command"
+            algorithm = "chacha20-poly1305"
+        })]);
+        doc.remove("periodic");
+    });
+    let rogue = rogue_dir.display().to_string();
+    cli::run_as(&insight.path, &["deploy", &rogue], COMMAND_TIMEOUT)
+        .code(1)
+        .stderr_has(&[
+            "valve",
+            "device `valve` is held exclusively by another module",
+        ]);
+
+    // The same driver code without the grant: attested, keyed, commanded by its own deployer
+    // over an authentic connection, and still refused by the TEE layer.
+    let text = std::fs::read_to_string(rogue_dir.join("aex.toml")).unwrap();
+    std::fs::write(
+        rogue_dir.join("aex.toml"),
+        text.replace("devices = [\"valve\"]", ""),
+    )
+    .unwrap();
+    cli::run_as(&insight.path, &["deploy", &rogue], COMMAND_TIMEOUT).ok();
+    for open in ["false", "true", "false"] {
+        cli::run_as(
+            &insight.path,
+            &["output", "-C", &rogue, "poke", open],
+            COMMAND_TIMEOUT,
+        )
+        .ok();
+    }
+    let refused = wait_for("the rogue driver to be refused", PATIENCE, || {
+        let state = insight_status(&insight, &rogue_dir)
+            .module("valve")
+            .state
+            .clone()?;
+        (state["commands"].as_u64()? >= 3).then_some(state)
+    });
+    assert!(refused["refused"].as_u64().unwrap() >= 1, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("device `valve` is not granted to this module"),
+        "{refused}"
+    );
+    assert_eq!(refused["switches"], 0, "{refused}");
+    assert_eq!(valve(&farm), 1, "the farm's valve stayed open");
+
+    // It rains: the valve closes.
+    device(&farm, &["soil", "set", "70"]);
+    wait_for("wet soil to close the valve", PATIENCE, || {
+        (valve(&farm) == 0).then_some(())
+    });
+    let status = farm.status();
+    assert_eq!(
+        status.module("controller").state.as_ref().unwrap()["valve"],
+        "closed"
+    );
+    let switches = status.module("valve").state.clone().unwrap();
+    assert_eq!(
+        switches["switches"], 2,
+        "opened once, closed once: {switches}"
+    );
+    for c in &status.connections {
+        assert_eq!(c.counters.rejected, 0, "{}: {:?}", c.name, c.counters);
+    }
+
+    // Insight's gauge stops: the aggregator's deadline alarm reaches the pager in time.
+    cli::run_as(
+        &insight.path,
+        &["disable", "gauge", "-C", &insight_dir.display().to_string()],
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    let stopped = unix_ms();
+    let pager = wait_for("the silence alarm to reach the pager", PATIENCE, || {
+        let state = insight_status(&insight, &insight_dir)
+            .module("pager")
+            .state
+            .clone()?;
+        (state["alarms"].as_u64()? >= 1).then_some(state)
+    });
+    let arrived = pager["first_at_ms"].as_u64().expect("arrival time");
+    let latency = Duration::from_millis(arrived.saturating_sub(stopped));
+    eprintln!(
+        "the pager got the alarm {} ms after the gauge was disabled (deadline {} ms, tolerance {} ms)",
+        latency.as_millis(),
+        DEADLINE.as_millis(),
+        TOLERANCE.as_millis()
+    );
+    assert!(
+        latency <= DEADLINE + TOLERANCE,
+        "alarm after {latency:?}: {pager}"
+    );
+    assert!(
+        pager["last"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no moisture reading"),
+        "{pager}"
+    );
+    // The farm saw nothing of it.
+    let valve_state = farm.status().module("valve").state.clone().unwrap();
+    assert_eq!(valve_state["refused"], 0, "{valve_state}");
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
