@@ -35,6 +35,7 @@ pub fn config(name: &str, data_dir: PathBuf, allow_remote_shutdown: bool) -> Nod
         vendor_id: aex_tee::DEFAULT_VENDOR_ID,
         admit: vec![DeployerKey::of(&deployer())],
         open: false,
+        devices: vec![],
     }
 }
 

@@ -58,6 +58,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             vendor_id: aex_tee::DEFAULT_VENDOR_ID,
             admit: vec![],
             open: false,
+            devices: vec![],
         },
     };
     if let Some(n) = args.name {
