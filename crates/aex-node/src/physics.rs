@@ -49,6 +49,8 @@ pub const MAX_LINE: usize = 256;
 pub const MAX_CLIENTS: usize = 16;
 /// How often blocked reads and watches look up for a stopped node or a vanished client.
 const POLL: Duration = Duration::from_secs(1);
+/// How often the accepting thread looks for a client or a stopped node.
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
 /// Limit on the node's answer to `list`, `read` and `set`.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 const USAGE: &str = "commands are: list, read NAME, set NAME VALUE, watch NAME";
@@ -226,8 +228,8 @@ impl PhysicsServer {
 impl Drop for PhysicsServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // Wakes the accepting thread, which then sees `stop`.
-        let _ = UnixStream::connect(&self.path);
+        // The accepting thread polls, so this returns within `ACCEPT_POLL` even when the
+        // socket file is already gone.
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -237,12 +239,23 @@ impl Drop for PhysicsServer {
 
 fn accept(listener: UnixListener, bank: Arc<DeviceBank>, stop: Arc<AtomicBool>) {
     let clients = Arc::new(AtomicUsize::new(0));
-    for stream in listener.incoming() {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let mut stream = match stream {
-            Ok(stream) => stream,
+    if let Err(e) = listener.set_nonblocking(true) {
+        warn!(error = %e, "device socket: cannot poll; closing it");
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        let mut stream = match listener.accept() {
+            Ok((stream, _)) => match stream.set_nonblocking(false) {
+                Ok(()) => stream,
+                Err(e) => {
+                    debug!(error = %e, "device socket: client dropped");
+                    continue;
+                }
+            },
+            Err(e) if would_block(&e) => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
             Err(e) => {
                 warn!(error = %e, "device socket: accept failed");
                 std::thread::sleep(Duration::from_millis(100));
