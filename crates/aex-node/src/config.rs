@@ -27,7 +27,8 @@ pub struct NodeConfig {
     pub name: String,
     /// Where the node listens for deployers and peer nodes (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// Directory for the platform key, `node.addr`, `node.pid` and `modules/`.
+    /// Directory for the platform key, `node.addr`, `node.pid`, `modules/` and the
+    /// physical-world socket `devices.sock`.
     pub data_dir: PathBuf,
     /// The TEE backend the node offers.
     pub tee: TeeKind,
