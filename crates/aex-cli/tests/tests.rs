@@ -12,6 +12,7 @@ mod adversarial_attest;
 mod adversarial_replay;
 mod adversarial_wire;
 mod agent_module_kill;
+mod cli_device;
 mod cli_errors;
 mod crash_converge;
 mod e2e_button_led;

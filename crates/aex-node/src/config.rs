@@ -6,11 +6,15 @@
 //!
 //! It also says which deployers the node admits (`admit`, `admit_file`) or that it admits any
 //! (`open`); a node that admits nobody refuses to start.
+//!
+//! Finally it declares the node's devices (`devices`): the sensors and actuators its TEE layer
+//! grants, each exclusively, to driver modules (see `aex_tee::devices`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use aex_proto::DeployerKey;
+use aex_tee::devices::DeviceSpec;
 use aex_tee::TeeKind;
 use serde::Deserialize;
 
@@ -23,7 +27,8 @@ pub struct NodeConfig {
     pub name: String,
     /// Where the node listens for deployers and peer nodes (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// Directory for the platform key, `node.addr`, `node.pid` and `modules/`.
+    /// Directory for the platform key, `node.addr`, `node.pid`, `modules/` and the
+    /// physical-world socket `devices.sock`.
     pub data_dir: PathBuf,
     /// The TEE backend the node offers.
     pub tee: TeeKind,
@@ -36,6 +41,8 @@ pub struct NodeConfig {
     /// Admit any deployer (local development only; logged loudly). Deployers stay isolated
     /// from each other: each manages only its own namespaces.
     pub open: bool,
+    /// The node's devices (names unique), granted exclusively to driver modules.
+    pub devices: Vec<DeviceSpec>,
 }
 
 /// A node configuration file could not be used.
@@ -105,6 +112,8 @@ struct RawConfig {
     admit_file: Option<PathBuf>,
     #[serde(default)]
     open: bool,
+    #[serde(default)]
+    devices: Vec<String>,
 }
 
 fn default_vendor_id() -> u16 {
@@ -117,7 +126,8 @@ impl NodeConfig {
     /// Fields: `name`, `listen` (`ip:port`), `data_dir` (relative paths are resolved against the
     /// file's directory), `tee` (e.g. `"sgx"`), and optionally `allow_remote_shutdown`,
     /// `vendor_id`, `admit` (deployer keys in hex), `admit_file` (one key per line, resolved like
-    /// `data_dir`) and `open`.
+    /// `data_dir`), `open` and `devices` (e.g. `["button=digital_in", "valve=digital_out",
+    /// "soil=analog_in:100@35"]`).
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -169,6 +179,7 @@ impl NodeConfig {
         if let Some(file) = raw.admit_file {
             admit.extend(read_admit_file(&base.join(file))?);
         }
+        let devices = parse_devices(&raw.devices).map_err(|e| field("devices", e))?;
         Ok(NodeConfig {
             name: raw.name,
             listen,
@@ -178,8 +189,25 @@ impl NodeConfig {
             vendor_id: raw.vendor_id,
             admit,
             open: raw.open,
+            devices,
         })
     }
+}
+
+/// Parses device declarations (`name=kind[@initial]`), refusing a repeated name.
+fn parse_devices<S: AsRef<str>>(texts: &[S]) -> Result<Vec<DeviceSpec>, String> {
+    let mut devices: Vec<DeviceSpec> = Vec::with_capacity(texts.len());
+    for text in texts {
+        let spec = DeviceSpec::parse(text.as_ref())?;
+        if devices.iter().any(|d| d.name == spec.name) {
+            return Err(format!(
+                "device `{}` is declared twice: device names are unique on a node",
+                spec.name
+            ));
+        }
+        devices.push(spec);
+    }
+    Ok(devices)
 }
 
 #[cfg(test)]
@@ -271,6 +299,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.admit, vec![key.parse().unwrap()]);
+    }
+
+    #[test]
+    fn devices_parse_and_refuse_with_file_and_field() {
+        let head = "name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\nopen = true\n";
+        let c = parse(head).unwrap();
+        assert!(c.devices.is_empty());
+        let c = parse(&format!(
+            "{head}devices = [\"button=digital_in\", \"valve=digital_out\", \"soil=analog_in:100@35\"]\n"
+        ))
+        .unwrap();
+        let names: Vec<_> = c.devices.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "button=digital_in",
+                "valve=digital_out",
+                "soil=analog_in:100@35"
+            ]
+        );
+        for (bad, says) in [
+            (
+                "[\"valve=servo\"]",
+                "valid kinds are digital_in, digital_out, analog_in",
+            ),
+            ("[\"valve\"]", "NAME=KIND"),
+            ("[\"a b=digital_in\"]", "invalid device name"),
+            ("[\"v=digital_in\", \"v=digital_out\"]", "declared twice"),
+            ("[\"soil=analog_in:10@11\"]", "above its maximum"),
+        ] {
+            let e = parse(&format!("{head}devices = {bad}\n")).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains("node.toml") && msg.contains("`devices`") && msg.contains(says),
+                "{bad}: {msg}"
+            );
+        }
+        let e = parse(&format!("{head}devices = \"valve=digital_out\"\n")).unwrap_err();
+        assert!(e.to_string().contains("devices"), "{e}");
     }
 
     #[test]

@@ -51,6 +51,23 @@ pub enum NodeError {
         /// The node's name.
         node: String,
     },
+    /// The configured devices cannot be used (a name declared twice).
+    #[error("node `{node}`: invalid devices: {message}")]
+    Devices {
+        /// The node's name.
+        node: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The physical-world socket (`devices.sock`) could not be opened on a node that declares
+    /// devices.
+    #[error("cannot open the device socket `{path}`: {source}")]
+    DeviceSocket {
+        /// The socket's path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The async runtime or the signal handlers could not be set up.
     #[error("cannot set up the node's {what}: {source}")]
     Runtime {

@@ -33,6 +33,12 @@
 //!   triggers (`Periodic`); a timer per trigger sends the module an unauthenticated `Tick`,
 //!   skipped (never queued) while the module is busy. Module runtimes accept ticks only for
 //!   entries they declare periodic; a tick is never an authentic event.
+//! * **Devices through the TEE layer only.** The configuration declares the node's devices;
+//!   `LoadDriver` grants some exclusively to one module instance before it starts, and its
+//!   measurement covers them, so attestation proves which code holds which device. A module's
+//!   `Device` access is performed for the (namespace, name) the node loaded it under; unloading
+//!   it releases its devices. The physical world (soil, buttons) is played on a local Unix
+//!   socket ([`PhysicsClient`], `aex device`) that carries no authority and drives no output.
 //! * **What it does not do.** It never decrypts, checks or reorders events, does not
 //!   authenticate peer nodes (events are sealed, so a forged one is rejected by its module), and
 //!   sets no quotas between deployers.
@@ -64,6 +70,7 @@
 //!     // A deployer's key, as printed by `aex identity`.
 //!     admit: vec!["d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".parse().unwrap()],
 //!     open: false,
+//!     devices: vec![aex_tee::devices::DeviceSpec::parse("valve=digital_out").unwrap()],
 //! };
 //! let node = Node::start(config).await?;
 //! println!("listening on {}", node.local_addr());
@@ -90,6 +97,7 @@ mod module;
 mod node;
 mod peer;
 mod periodic;
+mod physics;
 mod requests;
 mod router;
 mod server;
@@ -99,3 +107,4 @@ pub use admission::read_admit_file;
 pub use config::{ConfigError, NodeConfig};
 pub use error::NodeError;
 pub use node::{run_blocking, Node, NodeHandle};
+pub use physics::{physics_socket, PhysicsClient, PhysicsError, MAX_LINE, PHYSICS_SOCKET};

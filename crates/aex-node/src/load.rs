@@ -7,6 +7,14 @@
 //! namespaces never share a path; an upload never exceeds the size announced in
 //! `LoadBegin`, itself at most [`MAX_MODULE_SIZE`]; the measurement is SHA-256 of exactly the
 //! bytes written to `module.bin`.
+//!
+//! A driver (`LoadDriver`) is loaded the same way, except that its devices are claimed from the
+//! TEE layer, all or none, before its process starts, and its measurement (its identity for
+//! the process, the backend's key provisioning and evidence, and the deployer) is the
+//! device-bound one, `Measurement::of(binary).with_devices(devices)`. A driver that fails to
+//! start gives its devices back. (When the claim took a device over from an earlier instance
+//! of the same module, `name` before `name.2`, that instance does not get it back: the
+//! deployer that updated it reloads.)
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -16,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use aex_crypto::Measurement;
 use aex_proto::{AppId, NodeError as WireError, NodeErrorKind, NodeResponse, ToModule};
+use aex_tee::devices::{DeviceError, Holder};
 use tracing::info;
 
 use crate::error::refuse;
@@ -29,6 +38,8 @@ pub(crate) const MAX_MODULE_SIZE: u64 = 256 << 20;
 const MAX_UPLOADS: usize = 4;
 /// Longest module name (a descriptor name of up to 64 characters plus a `.generation`).
 const MAX_NAME_LEN: usize = 80;
+/// Most devices one driver may claim.
+pub(crate) const MAX_DRIVER_DEVICES: usize = 16;
 
 /// Checks a module name: `[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}`. Deployers name a module's later
 /// instances `name.1`, `name.2`, ...; a leading dot is refused so no name is a special path.
@@ -163,16 +174,19 @@ impl Uploads {
         Ok(NodeResponse::Done)
     }
 
-    /// `LoadEnd`: stores, measures and starts the module.
+    /// `LoadEnd` (no `devices`) or `LoadDriver`: stores, measures and starts the module,
+    /// granting it `devices` first.
     pub(crate) async fn finish(
         &mut self,
         shared: &Shared,
         module: &str,
+        devices: &[String],
     ) -> Result<NodeResponse, WireError> {
         let upload = self
             .pending
             .remove(module)
             .ok_or_else(|| no_upload(module))?;
+        check_devices(module, devices)?;
         if upload.data.len() as u64 != upload.size {
             return Err(refuse(
                 NodeErrorKind::BadRequest,
@@ -208,9 +222,34 @@ impl Uploads {
                 ))
             }
         };
-        info!(module, app = %self.app, %measurement, "module stored");
+        let measurement = measurement.with_devices(devices);
+        info!(module, app = %self.app, %measurement, ?devices, "module stored");
+        let holder = Holder::new(self.app.to_string(), module);
+        if !devices.is_empty() {
+            shared
+                .devices
+                .claim(&holder, devices)
+                .map_err(|e| claim_refused(module, e))?;
+        }
+        let started = self.start(shared, module, &dir, measurement).await;
+        if started.is_err() && !devices.is_empty() {
+            // The name is still reserved, so no other instance is this holder.
+            shared.devices.release(&holder);
+        }
+        drop(upload._name);
+        started
+    }
+
+    /// Starts a stored module, provisions its key and adds it to the router.
+    async fn start(
+        &self,
+        shared: &Shared,
+        module: &str,
+        dir: &Path,
+        measurement: Measurement,
+    ) -> Result<NodeResponse, WireError> {
         let started =
-            Module::start(self.app, module, &dir, measurement, shared.router.clone()).await?;
+            Module::start(self.app, module, dir, measurement, shared.router.clone()).await?;
         if let Some(key) = shared.backend.provision(&measurement) {
             let provision = ToModule::Provision {
                 kind: shared.backend.kind().name().into(),
@@ -229,7 +268,6 @@ impl Uploads {
             started.kill();
             return Err(e);
         }
-        drop(upload._name);
         Ok(NodeResponse::Loaded {
             measurement: measurement.0,
         })
@@ -243,6 +281,33 @@ fn no_upload(module: &str) -> WireError {
             "no upload of module `{module}` in progress on this session (send LoadBegin first)"
         ),
     )
+}
+
+/// Checks a driver's device list: at most [`MAX_DRIVER_DEVICES`] valid names.
+fn check_devices(module: &str, devices: &[String]) -> Result<(), WireError> {
+    if devices.len() > MAX_DRIVER_DEVICES {
+        return Err(refuse(
+            NodeErrorKind::BadRequest,
+            format!(
+                "driver `{module}` claims {} devices; the limit is {MAX_DRIVER_DEVICES}",
+                devices.len()
+            ),
+        ));
+    }
+    for device in devices {
+        aex_tee::devices::check_name(device).map_err(|e| refuse(NodeErrorKind::BadRequest, e))?;
+    }
+    Ok(())
+}
+
+/// The answer to a refused claim: an unknown device is the deployer's mistake (the message
+/// lists the node's devices), a held one a refusal.
+fn claim_refused(module: &str, e: DeviceError) -> WireError {
+    let kind = match e {
+        DeviceError::Unknown { .. } => NodeErrorKind::BadRequest,
+        _ => NodeErrorKind::Refused,
+    };
+    refuse(kind, format!("cannot load driver `{module}`: {e}"))
 }
 
 /// Writes `dir/module.bin` (mode 0700) and measures exactly the bytes written.

@@ -3,8 +3,12 @@
 //!
 //! Each module is an ordinary OS process (its TEE backend, simulated here, would wrap it).
 //! Three tasks serve it: a writer that drains a bounded queue into its stdin, a reader that
-//! routes the events on its stdout and hands replies to the one management request waiting
-//! for them, and a waiter that records how the process ended.
+//! routes the events on its stdout, answers its device accesses and hands replies to the one
+//! management request waiting for them, and a waiter that records how the process ended.
+//!
+//! A device access (`FromModule::Device`) is performed by the TEE layer for the holder the node
+//! loaded the process as, (namespace, name), whatever the module claims to be; the answer
+//! (`ToModule::DeviceReply`) goes back to that same process.
 //!
 //! Invariants: at most one management request per module is outstanding (a per-module async
 //! mutex serializes them), and a reply is only handed to a request of the matching kind. A
@@ -22,6 +26,7 @@ use aex_proto::{
     AppId, Event, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind, ToModule,
     Trigger,
 };
+use aex_tee::devices::Holder;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
@@ -177,7 +182,14 @@ impl Module {
                 debug!(module = %task_name, error = %e, "module input closed");
             }
         });
-        tokio::spawn(read_output(app, name.to_string(), reader, replies, router));
+        let output = Output {
+            app,
+            name: name.to_string(),
+            replies,
+            router,
+            input: module.input.clone(),
+        };
+        tokio::spawn(read_output(output, reader));
         tokio::spawn(wait_exit(name.to_string(), child, kill_rx, exit_tx, alive));
         Ok(module)
     }
@@ -190,6 +202,11 @@ impl Module {
     /// The module's namespace.
     pub(crate) fn app(&self) -> AppId {
         self.app
+    }
+
+    /// Who the module is to the TEE layer's device grants.
+    pub(crate) fn holder(&self) -> Holder {
+        Holder::new(self.app.to_string(), self.name.as_str())
     }
 
     /// Queues an event for the module; false if it has ended or its queue is full.
@@ -343,19 +360,44 @@ async fn spawn(name: &str, dir: &Path, measurement: &Measurement, log: &Path) ->
     }
 }
 
-/// Routes the module's events and hands replies to the waiting request.
-#[instrument(skip_all, fields(module = %name))]
-async fn read_output(
+/// What the stdout reader of one module needs.
+struct Output {
     app: AppId,
     name: String,
-    mut reader: FrameReader<ChildStdout>,
     replies: Arc<Mutex<Replies>>,
     router: Arc<Router>,
-) {
+    /// The module's own stdin queue, for device replies.
+    input: mpsc::Sender<ToModule>,
+}
+
+/// Routes the module's events, answers its device accesses and hands replies to the waiting
+/// request.
+#[instrument(skip_all, fields(module = %out.name))]
+async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
+    let Output {
+        app,
+        name,
+        replies,
+        router,
+        input,
+    } = out;
+    let holder = Holder::new(app.to_string(), name.as_str());
     loop {
         match reader.next::<FromModule>().await {
             Ok(Some(FromModule::Event(ev))) => router.route(app, ev, Source::Module),
             Ok(Some(FromModule::Hello(_))) => warn!("module said hello twice; ignored"),
+            Ok(Some(FromModule::Device { id, device, op })) => {
+                let result = router.device_access(&holder, &device, op);
+                // Never wait on the module's own full queue here: it may be blocked writing
+                // to this reader. A reply that does not fit is dropped; the driver times out.
+                if input
+                    .try_send(ToModule::DeviceReply { id, result })
+                    .is_err()
+                {
+                    debug!(id, "device reply dropped: module input full or closed");
+                    router.count_drop();
+                }
+            }
             Ok(Some(msg)) => {
                 let mut replies = lock(&replies);
                 match replies.waiting.take() {
@@ -424,6 +466,7 @@ fn kind_name(msg: &FromModule) -> &'static str {
         FromModule::CommandRejected { .. } => "CommandRejected",
         FromModule::Event(_) => "Event",
         FromModule::Stats(_) => "Stats",
+        FromModule::Device { .. } => "Device",
         _ => "an unknown message",
     }
 }

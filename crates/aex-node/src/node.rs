@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use aex_tee::devices::DeviceBank;
 use aex_tee::BackendOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -17,6 +18,7 @@ use tracing::{info, warn};
 use crate::admission::Admission;
 use crate::config::NodeConfig;
 use crate::error::NodeError;
+use crate::physics::{physics_socket, PhysicsServer};
 use crate::router::Router;
 use crate::server::{self, Shared, ADDR_FILE, PID_FILE};
 
@@ -31,7 +33,9 @@ impl Node {
     /// Creates `data_dir` if needed, loads or creates the platform key there, binds the
     /// listener (port 0 picks a free port), then writes `data_dir/node.addr` (the bound
     /// address) and `data_dir/node.pid`. Refuses to start if the configuration admits no
-    /// deployer (no `admit` key and not `open`). The node runs until [`NodeHandle::shutdown`], an
+    /// deployer (no `admit` key and not `open`) or declares a device twice. Opens the
+    /// physical-world socket `data_dir/devices.sock` (a node without devices runs on if it
+    /// cannot). The node runs until [`NodeHandle::shutdown`], an
     /// accepted `Shutdown` request, or the handle is dropped.
     pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         let admission =
@@ -78,8 +82,30 @@ impl Node {
                 .map_err(|source| NodeError::Write { path, source })?;
         }
 
+        let devices =
+            Arc::new(
+                DeviceBank::new(&config.devices).map_err(|message| NodeError::Devices {
+                    node: config.name.clone(),
+                    message,
+                })?,
+            );
+        let socket = physics_socket(&data_dir);
+        let physics = match PhysicsServer::start(socket.clone(), devices.clone()) {
+            Ok(server) => Some(server),
+            Err(source) if !config.devices.is_empty() => {
+                return Err(NodeError::DeviceSocket {
+                    path: socket,
+                    source,
+                })
+            }
+            Err(e) => {
+                warn!(path = %socket.display(), error = %e, "no device socket (the node has no devices)");
+                None
+            }
+        };
+
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let router = Arc::new(Router::new(config.name.clone(), shutdown_rx));
+        let router = Arc::new(Router::new(config.name.clone(), shutdown_rx, devices));
         let shared = Arc::new(Shared::new(
             config.name,
             data_dir,
@@ -89,6 +115,7 @@ impl Node {
             router,
             shutdown,
             admission,
+            physics,
         ));
         info!(
             node = %shared.name,
@@ -106,6 +133,19 @@ impl Node {
             Admission::Keys(keys) => {
                 info!(node = %shared.name, deployers = keys.len(), "deployers admitted")
             }
+        }
+        if !config.devices.is_empty() {
+            let declared: Vec<String> = config
+                .devices
+                .iter()
+                .map(|d| format!("{} ({})", d.name, d.kind))
+                .collect();
+            info!(
+                node = %shared.name,
+                devices = %declared.join(", "),
+                socket = %socket.display(),
+                "devices declared"
+            );
         }
         let task = tokio::spawn(server::serve(shared.clone(), listener));
         Ok(NodeHandle {

@@ -96,7 +96,10 @@ async fn handle(
     match body {
         NodeRequest::LoadBegin { module, size } => uploads.begin(shared, module, size),
         NodeRequest::LoadChunk { module, data } => uploads.chunk(&module, &data),
-        NodeRequest::LoadEnd { module } => uploads.finish(shared, &module).await,
+        NodeRequest::LoadEnd { module } => uploads.finish(shared, &module, &[]).await,
+        NodeRequest::LoadDriver { module, devices } => {
+            uploads.finish(shared, &module, &devices).await
+        }
         NodeRequest::Attest {
             module,
             challenge,
@@ -125,6 +128,7 @@ async fn handle(
                 .router
                 .remove_module(app, &module)
                 .ok_or_else(|| unknown(shared, &module))?;
+            // `remove_module` has released its devices.
             m.stop(STOP_TIMEOUT).await;
             info!(module, "module unloaded");
             Ok(NodeResponse::Done)
@@ -267,6 +271,7 @@ fn request_name(body: &NodeRequest) -> &'static str {
         NodeRequest::Unload { .. } => "Unload",
         NodeRequest::Shutdown => "Shutdown",
         NodeRequest::Periodic { .. } => "Periodic",
+        NodeRequest::LoadDriver { .. } => "LoadDriver",
         _ => "unknown",
     }
 }

@@ -12,6 +12,12 @@
 //! Invariant: routing never blocks and never buffers without bound. Every destination has a
 //! bounded queue; an event that does not fit, or has no route, or whose destination is gone,
 //! is dropped and counted in [`Router::dropped`].
+//!
+//! Invariant: the device grants of a module (see `aex_tee::devices`) end when the router
+//! forgets it ([`Router::remove_module`], [`Router::take_modules`]), synchronously, so the next
+//! claim of its devices after an `Unload` succeeds. A module process that exits on its own
+//! stays in the table, and keeps its grant, until it is unloaded: the deployer that sees it
+//! stopped reloads it, and the reloaded instance must find its devices free of any other.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +27,7 @@ use aex_proto::{
     AppId, ConnId, Direction, Endpoint, Event, FromNode, NodeError as WireError, NodeErrorKind,
     PeerStatus,
 };
+use aex_tee::devices::{DeviceBank, Holder};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
@@ -64,11 +71,17 @@ pub(crate) struct Router {
     peers: Mutex<HashMap<String, Arc<PeerLink>>>,
     dropped: Arc<AtomicU64>,
     shutdown: watch::Receiver<bool>,
+    devices: Arc<DeviceBank>,
 }
 
 impl Router {
     /// An empty router for the node `node_name`; peer links stop when `shutdown` turns true.
-    pub(crate) fn new(node_name: String, shutdown: watch::Receiver<bool>) -> Self {
+    /// Modules it forgets give their grants in `devices` back.
+    pub(crate) fn new(
+        node_name: String,
+        shutdown: watch::Receiver<bool>,
+        devices: Arc<DeviceBank>,
+    ) -> Self {
         Router {
             node_name,
             routes: RwLock::default(),
@@ -77,6 +90,7 @@ impl Router {
             peers: Mutex::default(),
             dropped: Arc::default(),
             shutdown,
+            devices,
         }
     }
 
@@ -194,12 +208,40 @@ impl Router {
         let module = write(&self.modules).remove(&(app, name.to_string()))?;
         write(&self.routes)
             .retain(|(a, _, _), t| !(*a == app && matches!(t, Target::Module(n) if n == name)));
+        self.devices.release(&module.holder());
         Some(module)
     }
 
-    /// Forgets every module (shutdown).
+    /// Forgets every module (shutdown), releasing their devices.
     pub(crate) fn take_modules(&self) -> Vec<Arc<Module>> {
-        write(&self.modules).drain().map(|(_, m)| m).collect()
+        let modules: Vec<_> = write(&self.modules).drain().map(|(_, m)| m).collect();
+        for m in &modules {
+            self.devices.release(&m.holder());
+        }
+        modules
+    }
+
+    /// The node's devices and their grants.
+    pub(crate) fn devices(&self) -> &Arc<DeviceBank> {
+        &self.devices
+    }
+
+    /// Performs a module's device access for `holder` (the namespace and name the node loaded
+    /// it under, never anything the module says); a refusal is the reason, for the module.
+    pub(crate) fn device_access(
+        &self,
+        holder: &Holder,
+        device: &str,
+        op: aex_proto::DeviceOp,
+    ) -> Result<u32, String> {
+        let op = match op {
+            aex_proto::DeviceOp::Read => aex_tee::devices::Access::Read,
+            aex_proto::DeviceOp::Write(v) => aex_tee::devices::Access::Write(v),
+        };
+        self.devices.access(holder, device, op).map_err(|e| {
+            debug!(module = %holder.module, error = %e, "device access refused");
+            e.to_string()
+        })
     }
 
     /// The persistent links to other nodes, by address.

@@ -2,15 +2,16 @@
 //! session or a peer link; on shutdown, stops accepting and kills every module.
 //!
 //! Also holds [`Shared`], the state every task of a node reaches: configuration, TEE backend,
-//! router and the shutdown signal.
+//! devices, router and the shutdown signal.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aex_proto::{Hello, ToNode};
+use aex_tee::devices::DeviceBank;
 use aex_tee::Backend;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -20,7 +21,8 @@ use tracing::{debug, info, instrument, warn};
 use crate::admission::Admission;
 use crate::frames::FrameReader;
 use crate::load::Reservations;
-use crate::router::Router;
+use crate::physics::PhysicsServer;
+use crate::router::{lock, Router};
 
 /// Limit on a connection's first frame.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,6 +46,10 @@ pub(crate) struct Shared {
     pub(crate) platform_key: Vec<u8>,
     /// Routing and module tables.
     pub(crate) router: Arc<Router>,
+    /// The node's devices and their grants (the router's, shared).
+    pub(crate) devices: Arc<DeviceBank>,
+    /// The physical-world socket, closed when the node stops.
+    physics: Mutex<Option<PhysicsServer>>,
     /// Module names being uploaded.
     pub(crate) reservations: Arc<Reservations>,
     /// Turns true once when the node stops.
@@ -69,6 +75,7 @@ impl Shared {
         router: Arc<Router>,
         shutdown: watch::Sender<bool>,
         admission: Admission,
+        physics: Option<PhysicsServer>,
     ) -> Self {
         Shared {
             name,
@@ -76,7 +83,9 @@ impl Shared {
             allow_remote_shutdown,
             backend,
             platform_key,
+            devices: router.devices().clone(),
             router,
+            physics: Mutex::new(physics),
             reservations: Arc::default(),
             shutdown,
             admission,
@@ -141,6 +150,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     for m in &modules {
         m.stop(STOP_TIMEOUT).await;
     }
+    // Closes the device socket and removes its file.
+    drop(lock(&shared.physics).take());
     for file in [ADDR_FILE, PID_FILE] {
         let _ = std::fs::remove_file(shared.data_dir.join(file));
     }

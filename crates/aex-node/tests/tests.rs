@@ -2,6 +2,7 @@
 //! spoken to over TCP with the wire protocol, running shell-script stand-ins for modules.
 
 mod module_attest;
+mod module_devices;
 mod module_load;
 mod module_periodic;
 mod routing_namespaces;

@@ -35,6 +35,7 @@ pub fn config(name: &str, data_dir: PathBuf, allow_remote_shutdown: bool) -> Nod
         vendor_id: aex_tee::DEFAULT_VENDOR_ID,
         admit: vec![DeployerKey::of(&deployer())],
         open: false,
+        devices: vec![],
     }
 }
 
@@ -210,6 +211,33 @@ impl Client {
 
     /// Uploads `binary` as `module` in small chunks.
     pub async fn load(&mut self, module: &str, binary: &[u8]) -> Result<NodeResponse, NodeError> {
+        let end = NodeRequest::LoadEnd {
+            module: module.into(),
+        };
+        self.upload(module, binary, end).await
+    }
+
+    /// Uploads `binary` as driver `module`, claiming `devices`.
+    pub async fn load_driver(
+        &mut self,
+        module: &str,
+        binary: &[u8],
+        devices: &[&str],
+    ) -> Result<NodeResponse, NodeError> {
+        let end = NodeRequest::LoadDriver {
+            module: module.into(),
+            devices: devices.iter().map(|d| d.to_string()).collect(),
+        };
+        self.upload(module, binary, end).await
+    }
+
+    /// Uploads `binary` as `module` in small chunks, then sends `end`.
+    async fn upload(
+        &mut self,
+        module: &str,
+        binary: &[u8],
+        end: NodeRequest,
+    ) -> Result<NodeResponse, NodeError> {
         self.request(NodeRequest::LoadBegin {
             module: module.into(),
             size: binary.len() as u64,
@@ -222,10 +250,7 @@ impl Client {
             })
             .await?;
         }
-        self.request(NodeRequest::LoadEnd {
-            module: module.into(),
-        })
-        .await
+        self.request(end).await
     }
 }
 

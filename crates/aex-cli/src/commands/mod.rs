@@ -3,6 +3,7 @@
 
 mod call;
 mod deploy;
+mod device;
 mod disable;
 mod down;
 mod graph;
@@ -45,6 +46,7 @@ enum Commands {
     Reset(reset::ResetArgs),
     Down(down::DownArgs),
     Graph(graph::GraphArgs),
+    Device(device::DeviceArgs),
     Node(node::NodeArgs),
     Identity(identity::IdentityArgs),
 }
@@ -114,6 +116,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Reset(a) => reset::exec(a, shell),
         Commands::Down(a) => down::exec(a, shell),
         Commands::Graph(a) => graph::exec(a, shell),
+        Commands::Device(a) => device::exec(a, shell),
         Commands::Node(a) => node::exec(a, shell),
         Commands::Identity(a) => identity::exec(a, shell),
     }

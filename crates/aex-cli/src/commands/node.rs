@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use aex_node::NodeConfig;
 use aex_proto::DeployerKey;
+use aex_tee::devices::DeviceSpec;
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -44,6 +45,11 @@ pub struct NodeArgs {
     /// applications)
     #[arg(long)]
     open: bool,
+    /// Declare a simulated device, NAME=KIND[@INITIAL] with KIND digital_in, digital_out or
+    /// analog_in[:MAX] (e.g. `valve=digital_out`, `soil=analog_in:100@35`); repeatable. Driver
+    /// modules claim devices exclusively; `aex device` plays their physical world
+    #[arg(long = "device", value_name = "SPEC", value_parser = DeviceSpec::parse)]
+    devices: Vec<DeviceSpec>,
 }
 
 pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
@@ -58,6 +64,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             vendor_id: aex_tee::DEFAULT_VENDOR_ID,
             admit: vec![],
             open: false,
+            devices: vec![],
         },
     };
     if let Some(n) = args.name {
@@ -81,6 +88,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         config.admit.extend(aex_node::read_admit_file(file)?);
     }
     config.open |= args.open;
+    config.devices.extend(args.devices);
     if config.admit.is_empty() && !config.open {
         // The node would refuse to start; say so before announcing it.
         return Err(aex_node::NodeError::NoDeployers { node: config.name }.into());
@@ -100,6 +108,17 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             config.data_dir.display()
         ),
     );
+    if !config.devices.is_empty() {
+        let devices: Vec<String> = config.devices.iter().map(ToString::to_string).collect();
+        shell.status(
+            "Devices",
+            format!(
+                "{} (play their physical world with `aex device {}`)",
+                devices.join(", "),
+                config.name
+            ),
+        );
+    }
     aex_node::run_blocking(config).context("node agent failed")?;
     Ok(())
 }

@@ -156,6 +156,11 @@ impl Captured {
         }
     }
 
+    /// Stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        text(&self.stdout)
+    }
+
     /// Stderr so far.
     pub fn stderr_so_far(&self) -> String {
         text(&self.stderr)

@@ -1,0 +1,281 @@
+//! Driver modules and devices: exclusive grants at load, device-bound measurements, accesses
+//! answered for the loaded holder only, grants released on unload, and the physical-world
+//! socket of a real node.
+
+use std::path::Path;
+
+use aex_crypto::{Measurement, SigningIdentity};
+use aex_node::{physics_socket, NodeConfig, PhysicsClient, PhysicsError};
+use aex_proto::frame;
+use aex_proto::ToModule;
+use aex_proto::{DeployerKey, DeviceOp, FromModule, NodeErrorKind, NodeRequest, NodeResponse};
+use aex_tee::devices::DeviceSpec;
+
+use crate::util::{eventually, script, TestNode};
+
+/// A node with a button, a valve and a soil probe, admitting the default deployer and
+/// [`other_deployer`].
+async fn field_node() -> TestNode {
+    TestNode::start_config("field", |c: &mut NodeConfig| {
+        c.devices = [
+            "button=digital_in",
+            "valve=digital_out",
+            "soil=analog_in:100@35",
+        ]
+        .iter()
+        .map(|s| DeviceSpec::parse(s).unwrap())
+        .collect();
+        c.admit.push(DeployerKey::of(&other_deployer()));
+    })
+    .await
+}
+
+fn other_deployer() -> SigningIdentity {
+    SigningIdentity::from_seed(&[0xb0; 32])
+}
+
+/// A module that idles until unloaded; `tag` makes its binary (and measurement) distinct.
+fn idle(node: &TestNode, tag: &str) -> Vec<u8> {
+    script(&node.scratch, &format!("# {tag}\ncat > /dev/null"))
+}
+
+/// A module that records its `AEX_MEASUREMENT`, sends `accesses` as device frames, then
+/// records everything the node sends it, in `scratch/<tag>.*`.
+fn accessor(node: &TestNode, tag: &str, accesses: &[(u64, &str, DeviceOp)]) -> Vec<u8> {
+    let mut frames = Vec::new();
+    for (id, device, op) in accesses {
+        frames.extend(frame::encode(&FromModule::Device {
+            id: *id,
+            device: (*device).into(),
+            op: *op,
+        }));
+    }
+    let sent = node.scratch.join(format!("{tag}.out"));
+    std::fs::write(&sent, frames).unwrap();
+    let base = node.scratch.join(tag).display().to_string();
+    script(
+        &node.scratch,
+        &format!(
+            "echo \"$AEX_MEASUREMENT\" > '{base}.measurement'\ncat '{}'\ncat > '{base}.in'",
+            sent.display()
+        ),
+    )
+}
+
+/// Waits until `scratch/<tag>.in` holds exactly `replies`.
+async fn replies_arrive(node: &TestNode, tag: &str, replies: &[ToModule]) -> bool {
+    let expected: Vec<u8> = replies.iter().flat_map(frame::encode).collect();
+    let file = node.scratch.join(format!("{tag}.in"));
+    eventually(|| std::fs::read(&file).is_ok_and(|got| got == expected)).await
+}
+
+fn physics(node: &TestNode) -> PhysicsClient {
+    PhysicsClient::connect(&physics_socket(&node.data_dir)).unwrap()
+}
+
+fn held(node: &TestNode, device: &str) -> bool {
+    physics(node)
+        .list()
+        .unwrap()
+        .iter()
+        .any(|d| d.name == device && d.held)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn driver_grants_are_exclusive_and_end_at_unload() {
+    let node = field_node().await;
+    let mut a = node.client().await;
+    let mut b = crate::util::Client::connect_as(&node.addr(), &other_deployer(), "test-app").await;
+
+    let driver = idle(&node, "valve driver");
+    let loaded = a.load_driver("valve", &driver, &["valve"]).await.unwrap();
+    let bound = Measurement::of(&driver).with_devices(&["valve"]);
+    assert_ne!(bound, Measurement::of(&driver));
+    assert_eq!(
+        loaded,
+        NodeResponse::Loaded {
+            measurement: bound.0
+        }
+    );
+    assert_eq!(a.status().await.modules[0].measurement, bound.0);
+    assert!(held(&node, "valve") && !held(&node, "soil"));
+
+    // Another module of the same application.
+    let other = idle(&node, "second driver");
+    let e = a
+        .load_driver("pump", &other, &["soil", "valve"])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::Refused);
+    assert!(
+        e.message
+            .contains("device `valve` is held exclusively by another module"),
+        "{e}"
+    );
+    // All or nothing: `soil` was not granted either.
+    assert!(!held(&node, "soil"));
+    // Another deployer's module, under the same application and module name.
+    let e = b
+        .load_driver("valve", &other, &["valve"])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::Refused);
+    assert!(e.message.contains("held exclusively"), "{e}");
+    // A plain load claims nothing.
+    assert!(b.load("plain", &other).await.is_ok());
+
+    // Unknown devices, bad names and long lists are the deployer's mistakes.
+    let e = a.load_driver("x", &other, &["pump"]).await.unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::BadRequest);
+    assert!(
+        e.message
+            .contains("no device `pump` (devices: button, soil, valve)"),
+        "{e}"
+    );
+    let e = a.load_driver("x", &other, &["a b"]).await.unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::BadRequest);
+    assert!(e.message.contains("invalid device name"), "{e}");
+    let many = ["valve"; 17];
+    let e = a.load_driver("x", &other, &many).await.unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::BadRequest);
+    assert!(e.message.contains("the limit is 16"), "{e}");
+
+    // Unloading the holder frees the valve for the next claim.
+    let unload = |module: &str| NodeRequest::Unload {
+        module: module.into(),
+    };
+    assert_eq!(a.request(unload("valve")).await, Ok(NodeResponse::Done));
+    assert!(!held(&node, "valve"));
+    let loaded = b.load_driver("valve", &other, &["valve"]).await.unwrap();
+    assert_eq!(
+        loaded,
+        NodeResponse::Loaded {
+            measurement: Measurement::of(&other).with_devices(&["valve"]).0
+        }
+    );
+    assert!(held(&node, "valve"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_driver_that_fails_to_start_gives_its_devices_back() {
+    let node = field_node().await;
+    let mut c = node.client().await;
+    let e = c
+        .load_driver("broken", b"#!/bin/sh\nexit 3\n", &["valve"])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::ModuleUnavailable, "{e}");
+    assert!(!held(&node, "valve"));
+    let driver = idle(&node, "good");
+    assert!(c.load_driver("good", &driver, &["valve"]).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accesses_are_performed_for_the_loaded_holder_only() {
+    let node = field_node().await;
+    let mut c = node.client().await;
+
+    let driver = accessor(
+        &node,
+        "drv",
+        &[
+            (1, "valve", DeviceOp::Write(1)),
+            (2, "soil", DeviceOp::Read),
+            (3, "valve", DeviceOp::Write(7)),
+            (4, "soil", DeviceOp::Write(1)),
+        ],
+    );
+    c.load_driver("drv", &driver, &["valve", "soil"])
+        .await
+        .unwrap();
+    let reply = |id, result: Result<u32, &str>| ToModule::DeviceReply {
+        id,
+        result: result.map_err(str::to_owned),
+    };
+    assert!(
+        replies_arrive(
+            &node,
+            "drv",
+            &[
+                reply(1, Ok(1)),
+                reply(2, Ok(35)),
+                reply(3, Err("device `valve` takes values 0 to 1, not 7")),
+                reply(
+                    4,
+                    Err("device `soil` is an input: the physical world sets it")
+                ),
+            ]
+        )
+        .await
+    );
+    let bound = Measurement::of(&driver).with_devices(&["soil", "valve"]);
+    let told = std::fs::read_to_string(node.scratch.join("drv.measurement")).unwrap();
+    assert_eq!(
+        told.trim(),
+        bound.to_hex(),
+        "AEX_MEASUREMENT is device-bound"
+    );
+    assert_eq!(physics(&node).read("valve").unwrap(), 1);
+
+    // A module that is not the holder, whatever it asks, reaches nothing.
+    let spy = accessor(
+        &node,
+        "spy",
+        &[
+            (7, "valve", DeviceOp::Write(0)),
+            (8, "soil", DeviceOp::Read),
+            (9, "pump", DeviceOp::Read),
+        ],
+    );
+    c.load("spy", &spy).await.unwrap();
+    assert!(
+        replies_arrive(
+            &node,
+            "spy",
+            &[
+                reply(7, Err("device `valve` is not granted to this module")),
+                reply(8, Err("device `soil` is not granted to this module")),
+                reply(
+                    9,
+                    Err("this node has no device `pump` (devices: button, soil, valve)")
+                ),
+            ]
+        )
+        .await
+    );
+    assert_eq!(physics(&node).read("valve").unwrap(), 1);
+
+    // Unloading the driver releases its devices, and switches the released output off.
+    c.request(NodeRequest::Unload {
+        module: "drv".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(physics(&node).read("valve").unwrap(), 0);
+    assert!(!held(&node, "valve") && !held(&node, "soil"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_physics_socket_lives_with_the_node() {
+    let node = field_node().await;
+    let socket = physics_socket(&node.data_dir);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let mut world = physics(&node);
+    assert_eq!(world.set("soil", 12).unwrap(), 12);
+    assert_eq!(world.read("soil").unwrap(), 12);
+    match world.set("valve", 1) {
+        Err(PhysicsError::Refused(m)) => assert_eq!(
+            m,
+            "device `valve` is an output: only the driver module it is granted to drives it"
+        ),
+        other => panic!("{other:?}"),
+    }
+    node.handle.shutdown().await;
+    assert!(!Path::new(&socket).exists(), "removed at a clean stop");
+
+    // A node without devices still answers, with nothing.
+    let bare = TestNode::start("bare").await;
+    assert!(physics(&bare).list().unwrap().is_empty());
+}
