@@ -234,8 +234,8 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     );
     let switches = status.module("valve").state.clone().unwrap();
     assert_eq!(
-        switches["switches"], 2,
-        "opened once, closed once: {switches}"
+        switches["switches"], 3,
+        "driven closed at the first reading, then opened once and closed once: {switches}"
     );
     for c in &status.connections {
         assert_eq!(c.counters.rejected, 0, "{}: {:?}", c.name, c.counters);
