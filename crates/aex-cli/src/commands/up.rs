@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aex_deploy::{ops, App};
 use anyhow::{Context, Result};
@@ -120,12 +120,18 @@ fn bring_up(app: &mut App, shell: &Shell) -> Result<()> {
     Ok(())
 }
 
-/// Prints connection counter changes and module state changes once a second until `stop` is
-/// set, for every application in `apps` (named when there are several). Each look opens the
-/// application afresh (and so holds its state only for that moment).
+/// How often an unchanged-shape update (counters only) is shown.
+const QUIET: Duration = Duration::from_secs(5);
+
+/// Follows every application in `apps` (named when there are several) until `stop` is set:
+/// once a second it looks at each, and prints a module's state as soon as anything but its
+/// numbers changed (a valve opened, an alarm's text), and counter changes (module numbers,
+/// connection events) at most every [`QUIET`]. Each look opens the application afresh (and so
+/// holds its state only for that moment).
 fn follow(apps: &[(PathBuf, Arc<aex_deploy::Identity>)], shell: &Shell, stop: &AtomicBool) {
-    let mut last: HashMap<String, (u64, u64, u64, u64)> = HashMap::new();
-    let mut states: HashMap<String, String> = HashMap::new();
+    // What was last printed, and when.
+    let mut events: HashMap<String, ((u64, u64, u64, u64), Instant)> = HashMap::new();
+    let mut states: HashMap<String, (serde_json::Value, Instant)> = HashMap::new();
     let mut ticks = 0u32;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
@@ -149,37 +155,64 @@ fn follow(apps: &[(PathBuf, Arc<aex_deploy::Identity>)], shell: &Shell, stop: &A
             } else {
                 String::new()
             };
+            let now = Instant::now();
             for c in &s.connections {
-                let now = (c.sent, c.received, c.rejected, c.gaps);
+                let counts = (c.sent, c.received, c.rejected, c.gaps);
                 let key = format!("{prefix}{}", c.name);
-                let before = last.insert(key.clone(), now);
-                if before.is_some_and(|b| b != now) {
-                    let b = before.unwrap_or_default();
+                let Some((before, at)) = events.get(&key).copied() else {
+                    events.insert(key, (counts, now));
+                    continue;
+                };
+                // Rejections and gaps are news at once; traffic is summed over `QUIET`.
+                let alarming = counts.2 > before.2 || counts.3 > before.3;
+                // Counters that went down (a restarted or disabled module) are no news.
+                let grew = counts.0 > before.0 || counts.1 > before.1 || alarming;
+                if counts != before && !grew {
+                    events.insert(key, (counts, at));
+                } else if grew && (alarming || now - at >= QUIET) {
                     shell.status(
                         "Events",
                         format!(
                             "{key}: +{} sent, +{} received, +{} rejected, +{} gaps",
-                            now.0 - b.0.min(now.0),
-                            now.1 - b.1.min(now.1),
-                            now.2 - b.2.min(now.2),
-                            now.3 - b.3.min(now.3)
+                            counts.0 - before.0.min(counts.0),
+                            counts.1 - before.1.min(counts.1),
+                            counts.2 - before.2.min(counts.2),
+                            counts.3 - before.3.min(counts.3)
                         ),
                     );
+                    events.insert(key, (counts, now));
                 }
             }
             for m in &s.modules {
                 let Some(state) = &m.state else { continue };
                 let key = format!("{prefix}{}", m.name);
-                let shown = state.to_string();
-                if states.get(&key) != Some(&shown) {
-                    shell.status("State", format!("{key}: {shown}"));
-                    states.insert(key, shown);
+                let show = match states.get(&key) {
+                    None => true,
+                    Some((before, _)) if before == state => false,
+                    Some((before, at)) => shape(before) != shape(state) || now - *at >= QUIET,
+                };
+                if show {
+                    shell.status("State", format!("{key}: {state}"));
+                    states.insert(key, (state.clone(), now));
                 }
             }
             for n in s.nodes.iter().filter(|n| !n.reachable) {
                 shell.status("Warning", format!("node `{}` is unreachable", n.name));
             }
         }
+    }
+}
+
+/// `value` with every number replaced by `null`: what changed besides counters and readings.
+fn shape(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(_) => Value::Null,
+        Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+        }
+        other => other.clone(),
     }
 }
 
