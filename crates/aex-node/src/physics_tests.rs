@@ -8,15 +8,12 @@ use aex_tee::devices::{DeviceSpec, Holder};
 use super::*;
 
 fn bank() -> Arc<DeviceBank> {
-    let specs: Vec<DeviceSpec> = [
+    let specs = DeviceSpec::parse_all(&[
         "button=digital_in",
         "valve=digital_out",
         "soil=analog_in:100@35",
-    ]
-    .iter()
-    .map(|s| DeviceSpec::parse(s).unwrap())
-    .collect();
-    Arc::new(DeviceBank::new(&specs).unwrap())
+    ]);
+    Arc::new(DeviceBank::new(&specs.unwrap()).unwrap())
 }
 
 fn server() -> (tempfile::TempDir, PathBuf, Arc<DeviceBank>, PhysicsServer) {

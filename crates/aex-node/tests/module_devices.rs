@@ -17,14 +17,12 @@ use crate::util::{eventually, script, TestNode};
 /// [`other_deployer`].
 async fn field_node() -> TestNode {
     TestNode::start_config("field", |c: &mut NodeConfig| {
-        c.devices = [
+        c.devices = DeviceSpec::parse_all(&[
             "button=digital_in",
             "valve=digital_out",
             "soil=analog_in:100@35",
-        ]
-        .iter()
-        .map(|s| DeviceSpec::parse(s).unwrap())
-        .collect();
+        ])
+        .unwrap();
         c.admit.push(DeployerKey::of(&other_deployer()));
     })
     .await

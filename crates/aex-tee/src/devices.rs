@@ -163,6 +163,11 @@ impl DeviceSpec {
         Ok(spec)
     }
 
+    /// Parses every text of `texts` (see [`DeviceSpec::parse`]), stopping at the first error.
+    pub fn parse_all<S: AsRef<str>>(texts: &[S]) -> Result<Vec<Self>, String> {
+        texts.iter().map(|t| Self::parse(t.as_ref())).collect()
+    }
+
     /// A checked device declaration.
     pub fn new(name: &str, kind: DeviceKind, initial: u32) -> Result<Self, String> {
         check_name(name)?;
@@ -594,15 +599,14 @@ fn lookup_mut<'a>(
 mod tests {
     use super::*;
 
+    const FIELD: [&str; 3] = [
+        "button=digital_in",
+        "valve=digital_out",
+        "soil=analog_in:100@35",
+    ];
+
     fn bank() -> DeviceBank {
-        let specs: Vec<DeviceSpec> = [
-            "button=digital_in",
-            "valve=digital_out",
-            "soil=analog_in:100@35",
-        ]
-        .iter()
-        .map(|s| DeviceSpec::parse(s).unwrap())
-        .collect();
+        let specs = DeviceSpec::parse_all(&FIELD).unwrap();
         DeviceBank::new(&specs).unwrap()
     }
 
