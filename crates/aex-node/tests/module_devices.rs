@@ -253,6 +253,70 @@ async fn accesses_are_performed_for_the_loaded_holder_only() {
     assert!(!held(&node, "valve") && !held(&node, "soil"));
 }
 
+/// Another admitted deployer sends every management request there is, naming the owner's
+/// driver: none of them reads, drives or frees the owner's device.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_management_interface_reaches_no_device() {
+    let node = field_node().await;
+    let mut a = node.client().await;
+    let driver = accessor(&node, "owner", &[(1, "valve", DeviceOp::Write(1))]);
+    a.load_driver("valve", &driver, &["valve"]).await.unwrap();
+    let reply = ToModule::DeviceReply {
+        id: 1,
+        result: Ok(1),
+    };
+    assert!(replies_arrive(&node, "owner", &[reply]).await);
+
+    let mut b = crate::util::Client::connect_as(&node.addr(), &other_deployer(), "test-app").await;
+    let module = || "valve".to_string();
+    let requests = vec![
+        NodeRequest::Status,
+        NodeRequest::Attest {
+            module: module(),
+            challenge: [1; 32],
+            deployer_pk: [9; 32],
+        },
+        NodeRequest::Command {
+            module: module(),
+            sealed: aex_proto::Sealed {
+                counter: 1,
+                ciphertext: vec![0; 32],
+            },
+        },
+        NodeRequest::Route {
+            conn: aex_proto::ConnId(1),
+            dir: aex_proto::Direction::Forward,
+            to: aex_proto::Endpoint::Module(module()),
+        },
+        NodeRequest::Periodic {
+            module: module(),
+            triggers: vec![],
+        },
+        NodeRequest::Unload { module: module() },
+        NodeRequest::LoadBegin {
+            module: module(),
+            size: 4,
+        },
+        NodeRequest::LoadChunk {
+            module: module(),
+            data: vec![0; 4],
+        },
+        NodeRequest::LoadDriver {
+            module: module(),
+            devices: vec!["valve".into()],
+        },
+    ];
+    for request in requests {
+        let what = format!("{request:?}");
+        let _ = b.request(request).await;
+        assert_eq!(physics(&node).read("valve").unwrap(), 1, "after {what}");
+        assert!(held(&node, "valve"), "after {what}");
+    }
+    // B's status shows none of A's modules; A's driver still holds the valve.
+    assert!(b.status().await.modules.iter().all(|m| m.name != "valve"));
+    assert_eq!(a.status().await.modules.len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_physics_socket_lives_with_the_node() {
     let node = field_node().await;
