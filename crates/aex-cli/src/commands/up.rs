@@ -120,6 +120,9 @@ fn bring_up(app: &mut App, shell: &Shell) -> Result<()> {
     Ok(())
 }
 
+/// A connection's (sent, received, rejected, gaps).
+type Counts = (u64, u64, u64, u64);
+
 /// How often an unchanged-shape update (counters only) is shown.
 const QUIET: Duration = Duration::from_secs(5);
 
@@ -130,7 +133,7 @@ const QUIET: Duration = Duration::from_secs(5);
 /// holds its state only for that moment).
 fn follow(apps: &[(PathBuf, Arc<aex_deploy::Identity>)], shell: &Shell, stop: &AtomicBool) {
     // What was last printed, and when.
-    let mut events: HashMap<String, ((u64, u64, u64, u64), Instant)> = HashMap::new();
+    let mut events: HashMap<String, (Counts, Instant)> = HashMap::new();
     let mut states: HashMap<String, (serde_json::Value, Instant)> = HashMap::new();
     let mut ticks = 0u32;
     while !stop.load(Ordering::SeqCst) {
