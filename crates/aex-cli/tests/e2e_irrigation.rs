@@ -222,7 +222,17 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     assert_eq!(refused["switches"], 0, "{refused}");
     assert_eq!(valve(&farm), 1, "the farm's valve stayed open");
 
-    // It rains: the valve closes.
+    // The farm updates its valve driver: the new instance takes the grant over at load, the
+    // old one is cut off and unloaded, and the valve stays as it was.
+    farm.aex_timeout(&["update", "valve"], COMMAND_TIMEOUT)
+        .ok()
+        .stderr_has(&["Updated"]);
+    assert_eq!(valve(&farm), 1, "the valve stayed open across the update");
+    assert!(device(&farm, &[])
+        .lines()
+        .any(|l| l.starts_with("valve") && l.ends_with("held")));
+
+    // It rains: the valve closes, driven by the new instance.
     device(&farm, &["soil", "set", "70"]);
     wait_for("wet soil to close the valve", PATIENCE, || {
         (valve(&farm) == 0).then_some(())
@@ -234,8 +244,8 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     );
     let switches = status.module("valve").state.clone().unwrap();
     assert_eq!(
-        switches["switches"], 3,
-        "driven closed at the first reading, then opened once and closed once: {switches}"
+        switches["switches"], 2,
+        "the new instance drove the valve open (it starts from its default state), then closed: {switches}"
     );
     for c in &status.connections {
         assert_eq!(c.counters.rejected, 0, "{}: {:?}", c.name, c.counters);
