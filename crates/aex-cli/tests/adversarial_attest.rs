@@ -11,10 +11,11 @@ use aex_crypto::Measurement;
 use aex_proto::auth::sign_request;
 use aex_proto::{FromNode, NodeRequest, NodeResponse, ToNode};
 
-use crate::util::cluster::{Cluster, Node2Key, Options};
-use crate::util::proxy::{Link, Out, Tamper};
-use crate::util::status::Status;
-use crate::util::{modules, process, wait_for, wire, PATIENCE};
+use aex_testkit::cluster::{Cluster, Node2Key, Options};
+use aex_testkit::proxy::{Link, Out, Tamper};
+use aex_testkit::session as wire;
+use aex_testkit::status::{AppStatus as Status, StatusExt};
+use aex_testkit::{modules, paths, process, wait_for, PATIENCE};
 
 /// The chunk size of the deployer's uploads.
 const CHUNK: usize = 256 * 1024;
@@ -67,7 +68,7 @@ impl SwapBinary {
     /// network attacker cannot do this: the proxy stands for a compromised node agent, which
     /// needs no signature to load what it likes.
     fn request(st: &SwapState, id: u64, body: NodeRequest) -> Out {
-        let signer = crate::util::identity::deployer().identity.signing();
+        let signer = aex_testkit::identity::deployer().identity.signing();
         let signature = sign_request(signer, &st.challenge, id, &body);
         Out::ToNode(ToNode::Request {
             id,
@@ -184,9 +185,10 @@ fn assert_pong_unkeyed(cluster: &Cluster) -> Status {
 
 #[test]
 fn evidence_for_a_different_binary_is_refused() {
-    let built = modules::built();
-    let ping = std::fs::read(&built.ping).expect("read ping binary");
-    let pong = std::fs::read(&built.pong).expect("read pong binary");
+    let ping =
+        std::fs::read(modules::binary(&paths::ping_pong_crate("ping"))).expect("read ping binary");
+    let pong =
+        std::fs::read(modules::binary(&paths::ping_pong_crate("pong"))).expect("read pong binary");
     let swap = SwapBinary::new("pong", ping.clone());
     let mut cluster = Cluster::start(Options {
         tamper: Some(swap.clone()),
@@ -233,7 +235,6 @@ fn evidence_from_an_untrusted_platform_is_refused() {
         node2_key: Node2Key::Node1sInline,
         ..Options::default()
     });
-    modules::built();
     cluster.app.deploy().code(1).stderr_has(&[
         "failed to attest module `pong` on node `node2`",
         "not by the trusted root",
@@ -263,8 +264,8 @@ impl Tamper for LieAboutLoad {
 
 #[test]
 fn node_misreporting_the_loaded_measurement_is_refused() {
-    let built = modules::built();
-    let pong = std::fs::read(&built.pong).expect("read pong binary");
+    let pong =
+        std::fs::read(modules::binary(&paths::ping_pong_crate("pong"))).expect("read pong binary");
     let cluster = Cluster::start(Options {
         tamper: Some(Arc::new(LieAboutLoad)),
         ..Options::default()
@@ -332,7 +333,7 @@ fn replayed_evidence_is_refused() {
     // A new pong instance needs a new attestation; the attacker answers it with the old
     // evidence (valid signature, genuine platform, right code), which answers an old challenge.
     let pid = cluster.app.status().module("pong").pid.expect("pong's pid");
-    process::signal(pid, "KILL");
+    process::signal(pid, process::Signal::Kill);
     wait_for("pong to be reported stopped", PATIENCE, || {
         (!cluster.app.status().module("pong").running).then_some(())
     });

@@ -17,10 +17,11 @@ use aex_proto::{
     NodeRequest, NodeResponse, Role, Sealed, ToNode,
 };
 
-use crate::util::cluster::{AppDir, Cluster, Options};
-use crate::util::proxy::{Link, Out, Tamper};
-use crate::util::status::counters;
-use crate::util::{process, wait_for, wire, PATIENCE};
+use aex_testkit::cluster::{AppDir, Cluster, Options};
+use aex_testkit::proxy::{Link, Out, Tamper};
+use aex_testkit::session as wire;
+use aex_testkit::status::{counters, StatusExt};
+use aex_testkit::{process, wait_for, PATIENCE};
 
 /// Records what crosses the proxy: the deployer's commands for pong, and node1's events.
 #[derive(Default)]
@@ -61,7 +62,7 @@ impl Tamper for Recorder {
 /// Opens a recorded command with `module`'s key from the deployer's state (a fresh replay
 /// window, so any counter opens).
 fn open(app: &AppDir, module: &str, sealed: &Sealed) -> Result<Command, CommandError> {
-    let state = app.state();
+    let state = app.state_json();
     let hex_key = state["modules"][module]["key"]
         .as_str()
         .unwrap_or_else(|| panic!("no key for `{module}` in the state"));
@@ -83,7 +84,7 @@ fn rejected_commands(app: &AppDir, module: &str) -> u64 {
 /// Sends `sealed` to pong on a session of the application's namespace with node2 (what a
 /// compromised node2 could do).
 fn replay(cluster: &Cluster, sealed: Sealed) -> Result<NodeResponse, NodeError> {
-    wire::Session::open(cluster.node2.addr).request(NodeRequest::Command {
+    wire::app_session(cluster.node2.addr).request(NodeRequest::Command {
         module: "pong".into(),
         sealed,
     })
@@ -144,7 +145,7 @@ fn replayed_key_delivery_is_refused_and_resets_nothing() {
     // Had pong accepted the old key delivery again, it would have reset the connection's
     // replay window, and the first ping, replayed right after, would be accepted again.
     assert_refused(replay(&cluster, set_key));
-    wire::Session::open(cluster.node2.addr).send_event(first);
+    wire::app_session(cluster.node2.addr).send_event(first);
     let status = wait_for("pong to refuse the replayed event", PATIENCE, || {
         let s = app.status();
         (s.counters("ping-to-pong").rejected == 1).then_some(s)
@@ -195,14 +196,14 @@ fn replayed_entry_point_call_is_refused_also_by_a_later_instance() {
     // A new pong instance gets a new module key and starts its counters again: the old call's
     // counter is fresh for it, so only the key refuses the replay.
     let pid = app.status().module("pong").pid.expect("pong's pid");
-    process::signal(pid, "KILL");
+    process::signal(pid, process::Signal::Kill);
     wait_for("pong to be reported stopped", PATIENCE, || {
         (!app.status().module("pong").running).then_some(())
     });
     cluster.deploy_ok();
     let app = &cluster.app;
     assert_eq!(
-        app.state()["modules"]["pong"]["last_command"],
+        app.state().modules["pong"].last_command,
         2,
         "the new instance got two commands, both below the old call's counter"
     );

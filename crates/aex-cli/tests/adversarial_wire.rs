@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 
 use aex_proto::{AppId, ConnId, Direction, Event, ToNode};
 
-use crate::util::cluster::{Cluster, Options};
-use crate::util::proxy::{Link, Out, Tamper};
-use crate::util::status::{counters, Status};
-use crate::util::{wait_for, wire, PATIENCE};
+use aex_testkit::cluster::{Cluster, Options};
+use aex_testkit::proxy::{Link, Out, Tamper};
+use aex_testkit::session as wire;
+use aex_testkit::status::{counters, AppStatus as Status, StatusExt};
+use aex_testkit::{wait_for, PATIENCE};
 
 /// Pings per run.
 const RUN: u64 = 40;

@@ -2,9 +2,9 @@
 //! stop calling the module attested, the nodes must keep answering, and a new deploy must
 //! bring up a fresh, attested instance with fresh connection keys.
 
-use crate::util::cluster::{Cluster, Options};
-use crate::util::status::counters;
-use crate::util::{process, wait_for, PATIENCE};
+use aex_testkit::cluster::{Cluster, Options};
+use aex_testkit::status::{counters, StatusExt};
+use aex_testkit::{process, wait_for, PATIENCE};
 
 #[test]
 fn killed_module_is_no_longer_attested_and_redeploy_recovers() {
@@ -15,7 +15,7 @@ fn killed_module_is_no_longer_attested_and_redeploy_recovers() {
 
     let before = cluster.app.status();
     let pid = before.module("pong").pid.expect("pong's pid");
-    process::signal(pid, "KILL");
+    process::signal(pid, process::Signal::Kill);
     let status = wait_for("pong to be reported stopped", PATIENCE, || {
         let s = cluster.app.status();
         (!s.module("pong").running).then_some(s)

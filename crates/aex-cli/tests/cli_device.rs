@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use crate::util::cli::{aex, run, Captured};
-use crate::util::descriptor::copy_example;
-use crate::util::{free_addr, wait_for, PATIENCE};
+use aex_testkit::cli::{aex, run};
+use aex_testkit::descriptor::copy_example;
+use aex_testkit::process::Captured;
+use aex_testkit::{free_addr, wait_for, PATIENCE};
 
 /// `aex node --open --device ...` in `data_dir`, killed on drop.
 struct DeviceNode {

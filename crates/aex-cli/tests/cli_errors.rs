@@ -1,10 +1,10 @@
 //! Descriptor and command-line errors: exit codes 1 and 2, located descriptor errors with
 //! suggestions, valid choices for unknown names, and a help line for an unreachable node.
 
-use crate::util::cli::{self, COMMAND_TIMEOUT};
-use crate::util::cluster::AppDir;
-use crate::util::descriptor::{PingPong, PlatformKey};
-use crate::util::{free_addr, modules};
+use aex_testkit::cli::{self, COMMAND_TIMEOUT};
+use aex_testkit::cluster::AppDir;
+use aex_testkit::descriptor::{PingPong, PlatformKey};
+use aex_testkit::free_addr;
 
 /// A ping-pong application whose nodes are not running, its descriptor passed through `edit`.
 fn offline_app(edit: impl FnOnce(String) -> String) -> AppDir {
@@ -32,7 +32,6 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[test]
 fn typo_in_a_connection_port_names_file_line_field_and_suggests() {
-    modules::built();
     let app = offline_app(|d| d.replacen("to = \"pong.ping\"", "to = \"pong.pnig\"", 1));
     let text = std::fs::read_to_string(app.path().join("aex.toml")).unwrap();
     let line = line_of(&text, "pong.pnig");
@@ -132,7 +131,6 @@ fn unknown_names_list_the_valid_ones() {
 
 #[test]
 fn deploy_to_a_node_that_is_not_running_names_it_with_help() {
-    modules::built();
     let app = offline_app(|d| d);
     let text = std::fs::read_to_string(app.path().join("aex.toml")).unwrap();
     let node1 = text

@@ -11,18 +11,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::util::cli::COMMAND_TIMEOUT;
-use crate::util::cluster::{AppDir, Cluster, Options};
-use crate::util::status::Status;
+use aex_testkit::cli::COMMAND_TIMEOUT;
+use aex_testkit::cluster::{AppDir, Cluster, Options};
+use aex_testkit::status::{AppStatus as Status, StatusExt};
 
 /// SIGKILL's number.
 const SIGKILL: i32 = 9;
 
 /// `aex deploy` with `AEX_CRASH_AT=point`, which must die by SIGKILL.
 fn deploy_killed_at(app: &AppDir, point: &str) {
-    let mut cmd = crate::util::cli::aex();
+    let mut cmd = aex_testkit::cli::aex();
     cmd.env("AEX_CRASH_AT", point).arg("deploy").arg(app.path());
-    let run = crate::util::cli::run_command(
+    let run = aex_testkit::cli::run_command(
         cmd,
         format!("AEX_CRASH_AT={point} aex deploy"),
         COMMAND_TIMEOUT,
@@ -40,7 +40,7 @@ fn deploy_killed_at(app: &AppDir, point: &str) {
 
 /// The state's module and connection records, or empty ones if there is no state yet.
 fn records(app: &AppDir) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
-    let state = crate::util::state::read(app.path()).unwrap_or(Value::Null);
+    let state = aex_testkit::state::read_json(app.path()).unwrap_or(Value::Null);
     let map = |name: &str| -> BTreeMap<String, Value> {
         state[name]
             .as_object()
@@ -207,11 +207,11 @@ fn crash_after_a_command_is_sent_costs_no_counter() {
     cluster.deploy_ok();
     let app = &cluster.app;
     let before = app.call("pong", "count", None);
-    let mut cmd = crate::util::cli::aex();
+    let mut cmd = aex_testkit::cli::aex();
     cmd.env("AEX_CRASH_AT", "command-sent")
         .args(["call", "pong", "count", "-C"])
         .arg(app.path());
-    let run = crate::util::cli::run_command(cmd, "aex call (crashing)".into(), COMMAND_TIMEOUT);
+    let run = aex_testkit::cli::run_command(cmd, "aex call (crashing)".into(), COMMAND_TIMEOUT);
     assert_eq!(run.signal, Some(SIGKILL), "{run:?}");
     // The module saw that counter; the next command uses the one after it.
     assert_eq!(app.call("pong", "count", None), before);

@@ -4,15 +4,14 @@
 //! deployer refusing aes-gcm on a connection to a sancus module.
 
 use std::net::{SocketAddr, TcpStream};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::util::cli::{self, COMMAND_TIMEOUT};
-use crate::util::cluster::AppDir;
-use crate::util::descriptor::{example_descriptor, write_toml};
-use crate::util::http::http;
-use crate::util::modules::{build, named_example_dir};
-use crate::util::{free_addr, process, wait_for, PATIENCE};
+use aex_testkit::cli::{self, COMMAND_TIMEOUT};
+use aex_testkit::cluster::AppDir;
+use aex_testkit::descriptor::{example_descriptor, write_toml};
+use aex_testkit::http::http;
+use aex_testkit::status::StatusExt;
+use aex_testkit::{free_addr, process, wait_for, PATIENCE};
 
 const EXAMPLE: &str = "button-led";
 
@@ -28,22 +27,9 @@ const MODULES: [(&str, &str); 5] = [
 /// Connections carrying one event per press (`press` carries the remote ones only).
 const PER_PRESS: [&str; 3] = ["button-to-gateway", "gateway-to-led", "gateway-to-db"];
 
-/// Builds the example's module crates once per test run, as the deployer would, so that
-/// `aex up` and `aex deploy` only measure them.
-fn built() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = named_example_dir(EXAMPLE);
-        for (name, _) in MODULES {
-            build(&dir.join(name));
-        }
-    });
-}
-
 /// The example descriptor in a fresh directory, its nodes moved to free ports and `edit`
 /// applied. Returns the directory and the web server's address.
 fn example_app(edit: impl FnOnce(&mut toml::Table)) -> (AppDir, SocketAddr) {
-    built();
     let app = AppDir::new();
     let mut doc = example_descriptor(EXAMPLE, &[free_addr(), free_addr(), free_addr()]);
     let web = free_addr();
@@ -147,13 +133,13 @@ fn up_detached_then_http_presses_led_and_down() {
         let s = app.status();
         s.connections
             .iter()
-            .all(|c| c.counters.sent == c.counters.received)
+            .all(|c| c.sent == c.received)
             .then_some(s)
     });
     for c in &status.connections {
         assert!(c.keyed, "{c:?}");
-        assert_eq!(c.counters.rejected, 0, "{c:?}");
-        assert_eq!(c.counters.gaps, 0, "{c:?}");
+        assert_eq!(c.rejected, 0, "{c:?}");
+        assert_eq!(c.gaps, 0, "{c:?}");
     }
     assert_eq!(status.counters("press").received, 2);
     for name in PER_PRESS {
@@ -167,7 +153,7 @@ fn up_detached_then_http_presses_led_and_down() {
     assert_eq!(status.module("db").state.as_ref().unwrap()["presses"], 3);
 
     // `aex down` stops the nodes, their modules and with them the web server.
-    let node_pids = process::up_node_pids(app.path());
+    let node_pids = aex_testkit::node::up_node_pids(app.path());
     assert_eq!(
         node_pids.len(),
         3,
@@ -210,5 +196,5 @@ fn aes_gcm_to_a_sancus_module_is_refused() {
         "sancus",
     ]);
     // Refused before any node was contacted: nothing runs, nothing was recorded.
-    assert!(process::up_node_pids(app.path()).is_empty());
+    assert!(aex_testkit::node::up_node_pids(app.path()).is_empty());
 }

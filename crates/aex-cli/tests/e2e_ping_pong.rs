@@ -3,18 +3,18 @@
 
 use std::time::Duration;
 
-use crate::util::cli::{self, Captured, COMMAND_TIMEOUT};
-use crate::util::cluster::AppDir;
-use crate::util::descriptor::copy_example;
-use crate::util::status::{counters, Status};
-use crate::util::{free_addr, modules, process, wait_for, PATIENCE};
+use aex_testkit::cli::{self, COMMAND_TIMEOUT};
+use aex_testkit::cluster::AppDir;
+use aex_testkit::descriptor::copy_example;
+use aex_testkit::process::Captured;
+use aex_testkit::status::{counters, AppStatus as Status, StatusExt};
+use aex_testkit::{free_addr, process, wait_for, PATIENCE};
 
 /// Pings the example's `[[up]]` steps make.
 const UP_PINGS: u64 = 1000;
 
 /// The example descriptor in a fresh directory, its nodes moved to free ports.
 fn example_app() -> AppDir {
-    modules::built();
     let app = AppDir::new();
     copy_example(app.path(), free_addr(), free_addr());
     app
@@ -103,7 +103,7 @@ fn up_detached_then_request_output_call_redeploy_and_down() {
     assert_eq!(after.counters("kick"), counters(2, 2, 0, 0));
 
     // `aex down` stops both nodes and with them the modules.
-    let node_pids = process::up_node_pids(app.path());
+    let node_pids = aex_testkit::node::up_node_pids(app.path());
     assert_eq!(node_pids.len(), 2, "two node pids recorded: {node_pids:?}");
     let module_pids: Vec<u32> = after.modules.iter().filter_map(|m| m.pid).collect();
     assert_eq!(module_pids.len(), 2);
@@ -137,12 +137,12 @@ fn up_in_the_foreground_stops_its_nodes_on_ctrl_c() {
 
     let status = app.status();
     assert_up_result(&status);
-    let node_pids = process::up_node_pids(app.path());
+    let node_pids = aex_testkit::node::up_node_pids(app.path());
     assert_eq!(node_pids.len(), 2, "two node pids recorded: {node_pids:?}");
     let module_pids: Vec<u32> = status.modules.iter().filter_map(|m| m.pid).collect();
     assert_eq!(module_pids.len(), 2);
 
-    process::signal(up.child.id(), "INT");
+    process::signal(up.child.id(), process::Signal::Int);
     let exit = wait_for(
         "`aex up` to exit after SIGINT",
         Duration::from_secs(10),

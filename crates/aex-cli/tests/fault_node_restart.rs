@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::cluster::{Cluster, Options};
-use crate::util::process;
-use crate::util::status::counters;
+use aex_testkit::cluster::{Cluster, Options};
+use aex_testkit::process;
+use aex_testkit::status::{counters, StatusExt};
 
 /// What the deployer's state says about the keys involved (hex), and pong's instance id.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,7 +42,7 @@ fn killed_node_agent_restarts_and_deploy_reattests_with_fresh_keys() {
     cluster.app.start_pings(20);
     cluster.app.wait_pings_done(20);
     let before = cluster.app.status();
-    let keys_before = Keys::of(&cluster.app.state());
+    let keys_before = Keys::of(&cluster.app.state_json());
     let pong_pid = before.module("pong").pid.expect("pong's pid");
     let ping_pid = before.module("ping").pid.expect("ping's pid");
 
@@ -81,7 +81,7 @@ fn killed_node_agent_restarts_and_deploy_reattests_with_fresh_keys() {
     assert_eq!(status.module("ping").pid, Some(ping_pid), "ping was kept");
     // A new attested instance with its own module key; pong's connections were re-keyed, and
     // only those: ping keeps its module key and its direct connection's key.
-    let keys_after = Keys::of(&cluster.app.state());
+    let keys_after = Keys::of(&cluster.app.state_json());
     assert_ne!(keys_after.pong_instance, keys_before.pong_instance);
     assert_ne!(keys_after.pong_key, keys_before.pong_key);
     assert_ne!(keys_after.ping_to_pong, keys_before.ping_to_pong);

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use aex_proto::{ConnId, Direction, ToNode};
 
-use crate::util::cluster::{Cluster, Options};
-use crate::util::proxy::{Link, Out, Tamper};
-use crate::util::status::counters;
-use crate::util::{wait_for, PATIENCE};
+use aex_testkit::cluster::{Cluster, Options};
+use aex_testkit::proxy::{Link, Out, Tamper};
+use aex_testkit::status::{counters, StatusExt};
+use aex_testkit::{wait_for, PATIENCE};
 
 /// Pings per run.
 const RUN: u64 = 30;

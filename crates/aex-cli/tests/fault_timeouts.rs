@@ -16,12 +16,12 @@ use aex_proto::{
     ConnId, Direction, Endpoint, Event, EventKind, Hello, NodeRequest, NodeResponse, ToNode,
 };
 
-use crate::util::cli::Run;
-use crate::util::cluster::{AppDir, Cluster, Options};
-use crate::util::dead_end::{DeadEnd, Mode};
-use crate::util::descriptor::{PingPong, PlatformKey};
-use crate::util::process::{self, NodeProcess};
-use crate::util::{modules, wire};
+use aex_testkit::cluster::{AppDir, Cluster, Options};
+use aex_testkit::dead_end::{DeadEnd, Mode};
+use aex_testkit::descriptor::{PingPong, PlatformKey};
+use aex_testkit::process::Run;
+use aex_testkit::session as wire;
+use aex_testkit::{node::NodeProcess, process};
 
 /// The deployer's limit on one answer from a node (`aex_deploy::client::DEFAULT_TIMEOUT`).
 const DEPLOYER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -61,7 +61,6 @@ fn closed_by_node_after(addr: SocketAddr, bytes: &[u8]) -> Duration {
 
 #[test]
 fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
-    modules::built();
     let app = AppDir::new();
     let node1 = NodeProcess::start("node1", app.path().join("node1"));
     let silent = DeadEnd::start(Mode::Swallow);
@@ -86,7 +85,7 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
         let half_frame = s.spawn(|| {
             let mut bytes = encode(&ToNode::Hello(Hello::Deployer {
                 client: "stalls mid-frame".into(),
-                key: crate::util::identity::deployer().key(),
+                key: aex_testkit::identity::deployer().key(),
                 app: "stalls".into(),
             }));
             bytes.extend_from_slice(&100u32.to_be_bytes());
@@ -151,7 +150,7 @@ fn peer_that_never_reads_blocks_only_its_own_link() {
     // Any admitted deployer may open a session and install a route: events of connection 60000 go
     // to the dead end.
     let conn = ConnId(60_000);
-    let mut attacker = wire::Session::open(node1);
+    let mut attacker = wire::app_session(node1);
     let to = Endpoint::Node(dead.addr().to_string());
     let route = NodeRequest::Route {
         conn,
@@ -229,7 +228,7 @@ fn peer_that_never_reads_blocks_only_its_own_link() {
         .filter_map(|m| m.pid)
         .collect();
     let pid = cluster.node1.pid();
-    process::signal(pid, "TERM");
+    process::signal(pid, process::Signal::Term);
     assert!(
         process::wait_gone(pid, Duration::from_secs(5)),
         "node1 still runs 5 s after SIGTERM"

@@ -31,10 +31,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::util::cli::{self, Run};
-use crate::util::cluster::AppDir;
-use crate::util::process::NodeProcess;
-use crate::util::status::{counters, Status};
+use aex_testkit::cli;
+use aex_testkit::cluster::AppDir;
+use aex_testkit::node::NodeProcess;
+use aex_testkit::process::Run;
+use aex_testkit::status::{counters, AppStatus as Status, StatusExt};
 
 /// Events in flight at most.
 const WINDOW: u64 = 512;

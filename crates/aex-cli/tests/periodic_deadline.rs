@@ -4,14 +4,13 @@
 //! heater's deadline fires inside the heater and its authentic alarm crosses to the panel on
 //! the other node within the deadline plus [`TOLERANCE`].
 
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::util::cli::{self, COMMAND_TIMEOUT};
-use crate::util::cluster::AppDir;
-use crate::util::descriptor::{example_descriptor, write_toml};
-use crate::util::modules::{build, named_example_dir};
-use crate::util::{free_addr, wait_for, PATIENCE};
+use aex_testkit::cli::{self, COMMAND_TIMEOUT};
+use aex_testkit::cluster::AppDir;
+use aex_testkit::descriptor::{example_descriptor, write_toml};
+use aex_testkit::status::StatusExt;
+use aex_testkit::{free_addr, wait_for, PATIENCE};
 
 const EXAMPLE: &str = "thermostat";
 /// The heater's `#[deadline(input = temperature, every = "2s")]`.
@@ -22,16 +21,6 @@ const PERIOD: Duration = Duration::from_millis(200);
 /// on two nodes of a loaded test machine, one hop between nodes.
 const TOLERANCE: Duration = Duration::from_secs(1);
 
-fn built() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = named_example_dir(EXAMPLE);
-        for name in ["sensor", "heater", "panel"] {
-            build(&dir.join(name));
-        }
-    });
-}
-
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -41,7 +30,6 @@ fn unix_ms() -> u64 {
 
 #[test]
 fn periodic_sensor_feeds_the_heater_and_its_silence_raises_an_alarm_in_time() {
-    built();
     let app = AppDir::new();
     let mut doc = example_descriptor(EXAMPLE, &[free_addr(), free_addr()]);
     let periodic = doc["periodic"]

@@ -6,8 +6,6 @@
 //! processes are stopped by drop guards, also when a test fails. Modules are built with the
 //! dev profile (`AEX_BUILD_PROFILE=dev`), once per test run (see `util::modules`).
 
-mod util;
-
 mod adversarial_attest;
 mod adversarial_replay;
 mod adversarial_wire;

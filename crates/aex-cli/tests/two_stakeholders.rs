@@ -7,12 +7,14 @@ use std::net::SocketAddr;
 
 use aex_proto::{AppId, ConnId, Direction, Event, EventKind, NodeErrorKind, NodeRequest, Sealed};
 
-use crate::util::cluster::AppDir;
-use crate::util::descriptor::{PingPong, PlatformKey};
-use crate::util::identity::{self, TestIdentity};
-use crate::util::process::NodeProcess;
-use crate::util::wire::{self, Session, APP};
-use crate::util::{cli, wait_for, PATIENCE};
+use aex_testkit::cluster::AppDir;
+use aex_testkit::descriptor::APP;
+use aex_testkit::descriptor::{PingPong, PlatformKey};
+use aex_testkit::identity::{self, TestIdentity};
+use aex_testkit::node::NodeOptions;
+use aex_testkit::session::{self as wire, Session};
+use aex_testkit::status::StatusExt;
+use aex_testkit::{cli, wait_for, PATIENCE};
 
 /// A garbage event on connection `conn` (it cannot open under any key).
 fn forged(conn: u32, counter: u64) -> Event {
@@ -65,7 +67,7 @@ fn every_request(module: &str) -> Vec<NodeRequest> {
 
 /// Names and pids of the modules `who` sees on the node at `addr`.
 fn modules_seen(addr: SocketAddr, who: &TestIdentity) -> Vec<(String, Option<u32>)> {
-    let status = wire::status_as(addr, &who.identity, APP);
+    let status = wire::status_as(addr, who.identity.signing(), APP);
     status
         .modules
         .into_iter()
@@ -82,8 +84,12 @@ fn two_stakeholders_share_nodes_without_reaching_each_other() {
     );
     let nodes = tempfile::tempdir().unwrap();
     let admit = [a_id.hex(), b_id.hex()];
-    let node1 = NodeProcess::start_admitting("node1", nodes.path().join("node1"), &admit);
-    let node2 = NodeProcess::start_admitting("node2", nodes.path().join("node2"), &admit);
+    let node1 = NodeOptions::new("node1", nodes.path().join("node1"))
+        .admit(&admit)
+        .start();
+    let node2 = NodeOptions::new("node2", nodes.path().join("node2"))
+        .admit(&admit)
+        .start();
     let desc = PingPong {
         nodes: [
             (node1.addr, PlatformKey::File(node1.platform_pub_file())),
@@ -123,7 +129,7 @@ fn two_stakeholders_share_nodes_without_reaching_each_other() {
     }
 
     // B claiming A's key cannot prove it: every request is refused.
-    let mut impostor = Session::open_claiming(node2.addr, a_id.key(), &b_id.identity, APP);
+    let mut impostor = Session::open_claiming(node2.addr, a_id.key(), b_id.identity.signing(), APP);
     for body in every_request("pong") {
         let e = impostor.request(body).unwrap_err();
         assert_eq!(e.kind, NodeErrorKind::Refused, "{e}");
@@ -135,7 +141,7 @@ fn two_stakeholders_share_nodes_without_reaching_each_other() {
     let target = a.conn_id("ping-to-pong");
     let a_rejected = a.status().counters("ping-to-pong").rejected;
     let b_rejected = b.status().counters("ping-to-pong").rejected;
-    Session::open_as(node2.addr, &b_id.identity, APP).send_event(forged(target, 1_000));
+    Session::open(node2.addr, b_id.identity.signing(), APP).send_event(forged(target, 1_000));
     wait_for("B's pong to reject B's forged event", PATIENCE, || {
         (b.status().counters("ping-to-pong").rejected == b_rejected + 1).then_some(())
     });
@@ -164,7 +170,7 @@ fn two_stakeholders_share_nodes_without_reaching_each_other() {
 
     // With no modules of its own, B reaches none: A's module names are unknown to B's
     // requests, and B's events on A's connection ids are dropped by the node.
-    let mut b_on_node1 = Session::open_as(node1.addr, &b_id.identity, APP);
+    let mut b_on_node1 = Session::open(node1.addr, b_id.identity.signing(), APP);
     for body in every_request("ping") {
         let kind = format!("{body:?}");
         let targets_module = matches!(
@@ -178,7 +184,7 @@ fn two_stakeholders_share_nodes_without_reaching_each_other() {
         }
     }
     let dropped = wire::node_status(node2.addr).dropped;
-    Session::open_as(node2.addr, &b_id.identity, APP).send_event(forged(target, 3_000));
+    Session::open(node2.addr, b_id.identity.signing(), APP).send_event(forged(target, 3_000));
     wait_for("node2 to drop B's event", PATIENCE, || {
         (wire::node_status(node2.addr).dropped > dropped).then_some(())
     });
@@ -201,7 +207,7 @@ fn two_stakeholders_share_nodes_without_reaching_each_other() {
 
     // C is not admitted: every request is refused, with what to do about it.
     for addr in [node1.addr, node2.addr] {
-        let mut c_session = Session::open_as(addr, &c_id.identity, APP);
+        let mut c_session = Session::open(addr, c_id.identity.signing(), APP);
         let mut requests = every_request("ping");
         requests.push(NodeRequest::Shutdown);
         for body in requests {

@@ -3,8 +3,13 @@
 //! The deployer never trusts a node to say what code it runs: it builds each module itself
 //! with cargo, measures the exact executable bytes it will upload, and asks the binary for its
 //! declared interface (`--aex-describe`) to check the descriptor against it.
+//!
+//! Binaries built elsewhere (a CI job, a test kit that builds every module once per run) can
+//! be named in a [`Prebuilt`] manifest (`AEX_PREBUILT`). The deployer then skips cargo for
+//! those crates, but measures and describes the binaries exactly as it does its own builds:
+//! whatever it uploads is what it measured.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -71,6 +76,14 @@ pub enum BuildError {
         /// OS error.
         source: std::io::Error,
     },
+    /// The prebuilt manifest could not be read.
+    #[error("cannot use the prebuilt module manifest `{path}` (from ${PREBUILT_ENV}): {detail}")]
+    Prebuilt {
+        /// The manifest.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
     /// The binary did not describe its interface.
     #[error(
         "`{path} --aex-describe` failed: {detail} (is this an aex module built with `aex::main!`?)"
@@ -103,10 +116,61 @@ impl Profile {
     }
 }
 
+/// The environment variable naming a [`Prebuilt`] manifest.
+pub const PREBUILT_ENV: &str = "AEX_PREBUILT";
+
+/// Module binaries built before the deployer runs: crate directory → executable.
+///
+/// The manifest is JSON, `{"modules": {"/abs/crate/dir": "/abs/path/to/binary"}}`. A crate it
+/// does not name is built with cargo as usual. Prebuilt binaries are measured and described
+/// like the deployer's own builds, so a manifest changes where the bytes come from, never what
+/// is checked: the deployer machine is trusted, and so is the manifest it is told to use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Prebuilt {
+    /// Canonical crate directory → executable.
+    pub modules: BTreeMap<PathBuf, PathBuf>,
+}
+
+impl Prebuilt {
+    /// The manifest named by `AEX_PREBUILT`, if it is set.
+    pub fn from_env() -> Result<Option<Prebuilt>, BuildError> {
+        match std::env::var_os(PREBUILT_ENV) {
+            Some(path) if !path.is_empty() => Prebuilt::read(Path::new(&path)).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads a manifest.
+    pub fn read(path: &Path) -> Result<Prebuilt, BuildError> {
+        let err = |detail: String| BuildError::Prebuilt {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+        serde_json::from_slice(&text).map_err(|e| err(e.to_string()))
+    }
+
+    /// Writes the manifest to `path` atomically (a reader never sees half of it).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// The prebuilt executable of the crate in `crate_dir`, if the manifest names it.
+    pub fn binary(&self, crate_dir: &Path) -> Option<&Path> {
+        let dir = crate_dir.canonicalize().ok()?;
+        self.modules.get(&dir).map(PathBuf::as_path)
+    }
+}
+
 /// Builds crates once each, however many modules use them.
 #[derive(Default)]
 pub struct Builder {
     profile: Profile,
+    prebuilt: Prebuilt,
+    target_dir: Option<PathBuf>,
     cache: HashMap<PathBuf, Built>,
 }
 
@@ -115,8 +179,25 @@ impl Builder {
     pub fn new(profile: Profile) -> Self {
         Builder {
             profile,
+            prebuilt: Prebuilt::default(),
+            target_dir: None,
             cache: HashMap::new(),
         }
+    }
+
+    /// Builds into `dir` (`cargo build --target-dir`) instead of the crates' own target
+    /// directory.
+    pub fn target_dir(mut self, dir: PathBuf) -> Self {
+        self.target_dir = Some(dir);
+        self
+    }
+
+    /// A builder as the environment says: the profile from `AEX_BUILD_PROFILE`, and the
+    /// binaries of the `AEX_PREBUILT` manifest, if set.
+    pub fn from_env() -> Result<Self, BuildError> {
+        let mut builder = Builder::new(Profile::from_env());
+        builder.prebuilt = Prebuilt::from_env()?.unwrap_or_default();
+        Ok(builder)
     }
 
     /// Builds (or reuses) the module crate in `crate_dir`.
@@ -124,10 +205,42 @@ impl Builder {
         if let Some(b) = self.cache.get(crate_dir) {
             return Ok(b.clone());
         }
-        let binary = cargo_build(crate_dir, self.profile)?;
+        let binary = match self.prebuilt.binary(crate_dir) {
+            Some(binary) => binary.to_path_buf(),
+            None => self.cargo_build(&[crate_dir])?.remove(0),
+        };
         let built = inspect(&binary)?;
         self.cache.insert(crate_dir.to_path_buf(), built.clone());
         Ok(built)
+    }
+
+    /// Builds every crate in `crate_dirs` with one cargo run per Cargo workspace they belong
+    /// to, and returns the executables in the same order.
+    ///
+    /// One run is much faster than one per crate, but cargo unifies the features of the
+    /// crates' dependencies across the run, so a binary built this way may differ (in bytes,
+    /// hence in measurement) from the same crate built alone, as `aex deploy` does. Use it
+    /// to build binaries that are then deployed through a [`Prebuilt`] manifest.
+    pub fn build_many(&mut self, crate_dirs: &[PathBuf]) -> Result<Vec<PathBuf>, BuildError> {
+        let mut by_workspace: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+        for (i, dir) in crate_dirs.iter().enumerate() {
+            by_workspace
+                .entry(workspace_root(dir)?)
+                .or_default()
+                .push(i);
+        }
+        let mut out = vec![PathBuf::new(); crate_dirs.len()];
+        for members in by_workspace.values() {
+            let dirs: Vec<&Path> = members.iter().map(|&i| crate_dirs[i].as_path()).collect();
+            for (&i, binary) in members.iter().zip(self.cargo_build(&dirs)?) {
+                out[i] = binary;
+            }
+        }
+        Ok(out)
+    }
+
+    fn cargo_build(&self, crate_dirs: &[&Path]) -> Result<Vec<PathBuf>, BuildError> {
+        cargo_build(crate_dirs, self.profile, self.target_dir.as_deref())
     }
 }
 
@@ -164,19 +277,59 @@ fn describe(binary: &Path) -> Result<Interface, BuildError> {
     serde_json::from_slice(&out.stdout).map_err(|e| err(format!("bad interface JSON: {e}")))
 }
 
-fn cargo_build(crate_dir: &Path, profile: Profile) -> Result<PathBuf, BuildError> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest = crate_dir.join("Cargo.toml");
+/// The manifest of the Cargo workspace `crate_dir` belongs to.
+fn workspace_root(crate_dir: &Path) -> Result<PathBuf, BuildError> {
+    let cargo = cargo();
+    let out = Command::new(&cargo)
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| BuildError::Cargo {
+            cargo: cargo.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(BuildError::Failed {
+            crate_dir: crate_dir.to_path_buf(),
+            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Runs one `cargo build` for `crate_dirs` (all in one workspace) and returns each crate's
+/// executable, in order.
+fn cargo_build(
+    crate_dirs: &[&Path],
+    profile: Profile,
+    target_dir: Option<&Path>,
+) -> Result<Vec<PathBuf>, BuildError> {
+    let cargo = cargo();
+    let manifests: Vec<PathBuf> = crate_dirs.iter().map(|d| d.join("Cargo.toml")).collect();
     let mut cmd = Command::new(&cargo);
     cmd.arg("build")
         .arg("--message-format=json-render-diagnostics")
         .arg("--manifest-path")
-        .arg(&manifest)
+        .arg(&manifests[0])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if manifests.len() > 1 {
+        for manifest in &manifests {
+            cmd.arg("--package").arg(package_name(manifest)?);
+        }
+    }
     if profile == Profile::Release {
         cmd.arg("--release");
+    }
+    if let Some(dir) = target_dir {
+        cmd.arg("--target-dir").arg(dir);
     }
     let out = cmd.output().map_err(|source| BuildError::Cargo {
         cargo: cargo.clone(),
@@ -186,12 +339,11 @@ fn cargo_build(crate_dir: &Path, profile: Profile) -> Result<PathBuf, BuildError
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
         return Err(BuildError::Failed {
-            crate_dir: crate_dir.to_path_buf(),
+            crate_dir: crate_dirs[0].to_path_buf(),
             output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
         });
     }
-    let manifest = manifest.canonicalize().unwrap_or(manifest);
-    let mut exe = None;
+    let mut exes: HashMap<PathBuf, PathBuf> = HashMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -199,18 +351,38 @@ fn cargo_build(crate_dir: &Path, profile: Profile) -> Result<PathBuf, BuildError
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
-        let Some(path) = msg["executable"].as_str() else {
-            continue;
-        };
-        let same_crate = msg["manifest_path"]
-            .as_str()
-            .map(|m| Path::new(m) == manifest)
-            .unwrap_or(false);
-        if same_crate {
-            exe = Some(PathBuf::from(path));
+        if let (Some(path), Some(manifest)) =
+            (msg["executable"].as_str(), msg["manifest_path"].as_str())
+        {
+            exes.insert(PathBuf::from(manifest), PathBuf::from(path));
         }
     }
-    exe.ok_or_else(|| BuildError::NoExecutable {
-        crate_dir: crate_dir.to_path_buf(),
-    })
+    crate_dirs
+        .iter()
+        .zip(manifests)
+        .map(|(dir, manifest)| {
+            let manifest = manifest.canonicalize().unwrap_or(manifest);
+            exes.remove(&manifest)
+                .ok_or_else(|| BuildError::NoExecutable {
+                    crate_dir: dir.to_path_buf(),
+                })
+        })
+        .collect()
+}
+
+/// The `[package] name` of a crate manifest.
+fn package_name(manifest: &Path) -> Result<String, BuildError> {
+    let err = |output: String| BuildError::Failed {
+        crate_dir: manifest.parent().unwrap_or(manifest).to_path_buf(),
+        output,
+    };
+    let text = std::fs::read_to_string(manifest)
+        .map_err(|e| err(format!("cannot read {}: {e}", manifest.display())))?;
+    let doc: toml::Table = toml::from_str(&text)
+        .map_err(|e| err(format!("{} is not TOML: {e}", manifest.display())))?;
+    doc.get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| err(format!("{} has no [package] name", manifest.display())))
 }

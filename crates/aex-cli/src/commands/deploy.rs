@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use aex_deploy::build::{Builder, Profile};
+use aex_deploy::build::Builder;
 use aex_deploy::{ops, App};
 use anyhow::Result;
 use clap::Args;
@@ -49,7 +49,7 @@ pub(super) fn build(
     std::collections::BTreeMap<String, aex_deploy::build::Built>,
     f64,
 )> {
-    let mut builder = Builder::new(Profile::from_env());
+    let mut builder = Builder::from_env()?;
     let started = std::time::Instant::now();
     let built = ops::deploy::build_all(app, &mut builder, &Bars::new(shell))?;
     Ok((built, started.elapsed().as_secs_f64()))

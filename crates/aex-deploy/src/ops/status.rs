@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use aex_proto::{ConnStats, ModuleStatus, NodeRequest, NodeResponse, NodeStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::Result;
@@ -17,7 +17,7 @@ use crate::ops::call::call;
 use crate::ops::deploy::STATUS_ENTRY;
 
 /// The whole application's status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppStatus {
     /// Application name.
     pub application: String,
@@ -30,7 +30,7 @@ pub struct AppStatus {
 }
 
 /// One node.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeView {
     /// Name.
     pub name: String,
@@ -53,7 +53,7 @@ pub struct NodeView {
 }
 
 /// One module.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModuleView {
     /// Name.
     pub name: String,
@@ -84,7 +84,7 @@ pub struct ModuleView {
 }
 
 /// One connection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionView {
     /// Name.
     pub name: String,

@@ -5,13 +5,14 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::modules::{crate_dir, example_dir, named_example_dir};
+use crate::paths;
 
 /// Copies the example's `aex.toml` to `dest_dir`, with its two nodes moved to `node1` and
 /// `node2` and its module crates given as absolute paths. Everything else (connections,
 /// `[[up]]` steps) is the example's own.
 pub fn copy_example(dest_dir: &Path, node1: SocketAddr, node2: SocketAddr) -> PathBuf {
-    let text = std::fs::read_to_string(example_dir().join("aex.toml")).expect("read example");
+    let text = std::fs::read_to_string(paths::example("ping-pong").join("aex.toml"))
+        .expect("read example");
     let mut doc: toml::Table = toml::from_str(&text).expect("example descriptor is TOML");
     let nodes = doc["node"].as_array_mut().expect("[[node]] array");
     assert_eq!(nodes.len(), 2, "the example has two nodes");
@@ -23,7 +24,7 @@ pub fn copy_example(dest_dir: &Path, node1: SocketAddr, node2: SocketAddr) -> Pa
             .as_str()
             .expect("crate is a string")
             .to_string();
-        module["crate"] = toml::Value::String(crate_dir(&name).display().to_string());
+        module["crate"] = toml::Value::String(paths::ping_pong_crate(&name).display().to_string());
     }
     let path = dest_dir.join("aex.toml");
     std::fs::write(&path, toml::to_string(&doc).expect("serialize descriptor")).unwrap();
@@ -34,7 +35,7 @@ pub fn copy_example(dest_dir: &Path, node1: SocketAddr, node2: SocketAddr) -> Pa
 /// its nodes moved to `nodes` (in the descriptor's order) and its module crates given as
 /// absolute paths, for the caller to adjust further and write with [`write_toml`].
 pub fn example_descriptor(example: &str, nodes: &[SocketAddr]) -> toml::Table {
-    let dir = named_example_dir(example);
+    let dir = paths::example(example);
     let text = std::fs::read_to_string(dir.join("aex.toml")).expect("read example");
     let mut doc: toml::Table = toml::from_str(&text).expect("example descriptor is TOML");
     let node_array = doc["node"].as_array_mut().expect("[[node]] array");
@@ -60,6 +61,9 @@ pub fn write_toml(dest_dir: &Path, doc: &toml::Table) -> PathBuf {
     path
 }
 
+/// The application name of [`PingPong`] descriptors.
+pub const APP: &str = "ping-pong-test";
+
 /// How a generated descriptor names a node's trusted platform key.
 #[derive(Debug, Clone)]
 pub enum PlatformKey {
@@ -76,14 +80,16 @@ pub enum PlatformKey {
 /// pong.ping), which gives node2 a second route to pong's input. No `[[up]]` steps.
 #[derive(Debug, Clone)]
 pub struct PingPong {
+    /// `node1` (runs ping) and `node2` (runs pong): address and trusted platform key.
     pub nodes: [(SocketAddr, PlatformKey); 2],
+    /// Whether to add the direct connection `poke`.
     pub poke: bool,
 }
 
 impl PingPong {
     /// The descriptor text.
     pub fn render(&self) -> String {
-        let mut s = String::from("[application]\nname = \"ping-pong-test\"\n");
+        let mut s = format!("[application]\nname = \"{APP}\"\n");
         for (i, (addr, key)) in self.nodes.iter().enumerate() {
             let key = match key {
                 PlatformKey::File(p) => {
@@ -102,7 +108,7 @@ impl PingPong {
             write!(
                 s,
                 "\n[[module]]\nname = \"{name}\"\ncrate = {:?}\nnode = \"{node}\"\n",
-                crate_dir(name).display().to_string()
+                paths::ping_pong_crate(name).display().to_string()
             )
             .unwrap();
         }

@@ -1,4 +1,4 @@
-//! Deployer identities for tests: files under the target's temporary directory, never in the
+//! Deployer identities for tests: files in the test kit's scratch directory, never in the
 //! real home directory. Every `aex` the tests run gets `AEX_IDENTITY` (see `cli::aex`), and
 //! every node they start admits the default identity.
 
@@ -10,15 +10,16 @@ use aex_proto::DeployerKey;
 
 /// A deployer identity file and its loaded key.
 pub struct TestIdentity {
+    /// The identity file (`AEX_IDENTITY`).
     pub path: PathBuf,
+    /// The key in it.
     pub identity: Identity,
 }
 
 impl TestIdentity {
     /// The identity stored as `identity-<name>` (created on first use, kept across runs).
     pub fn named(name: &str) -> TestIdentity {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aex-cli-tests");
-        let path = dir.join(format!("identity-{name}"));
+        let path = crate::paths::scratch().join(format!("identity-{name}"));
         let (identity, _) = Identity::load_or_create(&path)
             .unwrap_or_else(|e| panic!("test identity {}: {e}", path.display()));
         TestIdentity { path, identity }

@@ -8,13 +8,14 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::cli::{self, Run, COMMAND_TIMEOUT};
-use super::descriptor::{PingPong, PlatformKey};
-use super::process::{self, NodeProcess};
-use super::proxy::{Proxy, Tamper};
-use super::state;
-use super::status::Status;
-use super::{identity, modules, wait_for, PATIENCE};
+use crate::cli::{self, COMMAND_TIMEOUT};
+use crate::descriptor::{PingPong, PlatformKey};
+use crate::node::{stop_up_nodes, NodeProcess};
+use crate::process::Run;
+use crate::proxy::{Proxy, Tamper};
+use crate::state;
+use crate::status::{AppStatus, StatusExt};
+use crate::{identity, wait_for, PATIENCE};
 
 /// Timeout of `aex` commands that do not build or deploy.
 const QUICK: Duration = Duration::from_secs(30);
@@ -44,6 +45,7 @@ impl AppDir {
         }
     }
 
+    /// The directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -68,16 +70,15 @@ impl AppDir {
         cli::run_as(&self.identity, &all, timeout)
     }
 
-    /// `aex deploy <dir>` (modules built first, once per test run).
+    /// `aex deploy <dir>` (of the prebuilt modules).
     pub fn deploy(&self) -> Run {
-        modules::built();
         let dir = self.path().display().to_string();
         cli::run_as(&self.identity, &["deploy", &dir], COMMAND_TIMEOUT)
     }
 
     /// `aex status --json`, parsed.
-    pub fn status(&self) -> Status {
-        Status::parse(self.aex(&["status", "--json"]).ok().json())
+    pub fn status(&self) -> AppStatus {
+        AppStatus::parse(self.aex(&["status", "--json"]).ok().json())
     }
 
     /// `aex call module entry [payload]`, which must succeed; its stdout as JSON.
@@ -110,24 +111,39 @@ impl AppDir {
         )
     }
 
-    /// The deployer's state (`.aex/state.redb`) as JSON: keys in hex, counters, instances.
-    pub fn state(&self) -> Value {
+    /// The deployer's state (`.aex/state.redb`).
+    #[track_caller]
+    pub fn state(&self) -> aex_deploy::state::State {
         state::read(self.path()).expect("read the deployer state in .aex/state.redb")
     }
 
+    /// The deployer's state as JSON: keys in hex, counters, instances.
+    #[track_caller]
+    pub fn state_json(&self) -> Value {
+        state::read_json(self.path()).expect("read the deployer state in .aex/state.redb")
+    }
+
     /// The wire id of connection `name`, from the deployer's state file.
+    #[track_caller]
     pub fn conn_id(&self, name: &str) -> u32 {
         let state = self.state();
-        state["connections"][name]["id"]
-            .as_u64()
-            .and_then(|id| u32::try_from(id).ok())
-            .unwrap_or_else(|| panic!("no id for connection `{name}` in state:\n{state:#}"))
+        state
+            .connections
+            .get(name)
+            .map(|c| c.id)
+            .unwrap_or_else(|| panic!("no connection `{name}` in the deployer state"))
+    }
+}
+
+impl Default for AppDir {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 impl Drop for AppDir {
     fn drop(&mut self) {
-        process::stop_up_nodes(self.path());
+        stop_up_nodes(self.path());
     }
 }
 
@@ -145,6 +161,7 @@ pub struct Options {
     pub tamper: Option<Arc<dyn Tamper>>,
     /// Add the direct connection `poke` (deployer → pong.ping).
     pub poke: bool,
+    /// How the descriptor names node2's platform key.
     pub node2_key: Node2Key,
 }
 
@@ -165,13 +182,17 @@ impl Default for Options {
 /// sessions with node2 and node1's event link to node2 both cross it.
 pub struct Cluster {
     // Fields drop in order: nodes first (they live in the app directory), the app last.
+    /// The node running ping.
     pub node1: NodeProcess,
+    /// The node running pong.
     pub node2: NodeProcess,
     _proxy: Option<Proxy>,
+    /// The application directory.
     pub app: AppDir,
 }
 
 impl Cluster {
+    /// Starts both nodes (and the proxy) and writes the descriptor.
     pub fn start(opts: Options) -> Cluster {
         let app = AppDir::new();
         let node1 = NodeProcess::start("node1", app.path().join("node1"));

@@ -1,0 +1,43 @@
+//! The aex test kit: one harness for every test that plays a node, a deployer or the network.
+//!
+//! Unpublished; a dev-dependency of the crates whose tests need real processes. It holds:
+//!
+//! * **Waiting** ([`wait`]): [`wait_for`] polls a condition until a deadline and, when the
+//!   deadline passes, panics naming what it waited for. No test sleeps for a fixed time.
+//! * **Processes** ([`process`], [`cli`], [`node`]): start, wait for, signal and reap OS
+//!   processes; run the real `aex` binary with a deadline; run `aex node` agents on free
+//!   loopback ports, or a node agent inside the test process on its own runtime.
+//! * **Modules** ([`modules`]): every module crate of the workspace built once per test run
+//!   through the deployer's own build code, and handed to `aex` as a prebuilt manifest
+//!   (`AEX_PREBUILT`), so a deploy in a test measures and uploads binaries without running
+//!   cargo again.
+//! * **Playing the deployer** ([`session`], [`deployer`]): a signed deployer session with a
+//!   node, speaking the management protocol request by request; and the deployer's side of a
+//!   module (attestation, sealed commands, connection keys) over any [`deployer::ModuleLink`]:
+//!   a real module process ([`deployer::ModuleProcess`]) or a runtime driven in memory.
+//! * **Playing the network** ([`proxy`], [`dead_end`], [`session::forward_as_peer`]): a
+//!   man-in-the-middle proxy that decodes and rewrites frames, listeners that never answer,
+//!   and peer links opened by the attacker.
+//! * **Applications** ([`cluster`], [`descriptor`], [`identity`], [`state`], [`status`]):
+//!   application directories, descriptors for test-started nodes, deployer identities outside
+//!   the home directory, the deployer's state, and `aex status --json` read into the deployer
+//!   library's own status types.
+
+pub mod cli;
+pub mod cluster;
+pub mod dead_end;
+pub mod deployer;
+pub mod descriptor;
+pub mod http;
+pub mod identity;
+pub mod modules;
+pub mod node;
+pub mod paths;
+pub mod process;
+pub mod proxy;
+pub mod session;
+pub mod state;
+pub mod status;
+pub mod wait;
+
+pub use wait::{free_addr, wait_for, PATIENCE};
