@@ -4,9 +4,9 @@
 //! Invariants this file owns (SPEC §4, availability):
 //! * only an *authentic accepted* event on the input restarts its clock; refused, forged or
 //!   replayed events, ticks and commands do not;
-//! * time is the module's own monotonic clock ([`Instant`]), read inside the module, so the
-//!   untrusted node can delay an alarm (it schedules the process and its input) but cannot make
-//!   a silent input look fresh;
+//! * time is the module's own monotonic clock (the runtime's `Clock`, see `clock.rs`), read
+//!   inside the module, so the untrusted node can delay an alarm (it schedules the process and
+//!   its input) but cannot make a silent input look fresh;
 //! * a watch is armed when the first connection bound to its input is keyed, and disarmed for
 //!   good when the module is disabled;
 //! * the handler runs at most once per period: a module kept busy past several periods (a

@@ -66,6 +66,7 @@ macro_rules! log {
     };
 }
 
+mod clock;
 mod conn;
 mod context;
 mod deadline;
@@ -110,7 +111,7 @@ pub fn run<M: Module>() -> ! {
     {
         describe::<M>(&mut io::stdout().lock())
     } else {
-        let inbox = link::spawn_reader(io::stdin());
+        let inbox = link::spawn_reader(io::stdin(), clock::Clock::default());
         let out = Box::new(io::BufWriter::new(io::stdout()));
         let link = link::Link::new(inbox, out);
         serve::Runtime::<M>::new(link, measurement_from_env()).serve()

@@ -1,12 +1,13 @@
 //! The module's link to its node agent: frames in on stdin, frames out on stdout.
 //!
 //! A reader thread decodes `ToModule` frames into a channel so the runtime can wait for a
-//! reply with a timeout. A frame that does not decode is logged and skipped (its length
-//! prefix kept the stream aligned); a length prefix over the limit or a read error means
-//! framing is lost, and the module exits. Nothing read from the node can make the runtime
-//! panic. Frames are written to a buffer and flushed whenever the runtime is about to wait for
-//! input, or after a burst of frames while input keeps arriving: the events one call emits leave
-//! together when the call returns (or blocks on a request), instead of one write per event.
+//! reply with a timeout (measured on the runtime's clock, `clock.rs`). A frame that does not
+//! decode is logged and skipped (its length prefix kept the stream aligned); a length prefix
+//! over the limit or a read error means framing is lost, and the module exits. Nothing read
+//! from the node can make the runtime panic. Frames are written to a buffer and flushed
+//! whenever the runtime is about to wait for input, or after a burst of frames while input
+//! keeps arriving: the events one call emits leave together when the call returns (or blocks
+//! on a request), instead of one write per event.
 
 use std::any::Any;
 use std::io::{self, Read, Write};
@@ -16,6 +17,8 @@ use std::time::Instant;
 
 use aex_proto::frame;
 use aex_proto::{FromModule, ToModule};
+
+use crate::clock::Clock;
 
 /// A closure a module-owned thread asks the runtime to run on the module's state (see
 /// [`Handle`](crate::Handle)). The state arrives as `Any` because the link is not generic.
@@ -74,8 +77,8 @@ impl Link {
         }
     }
 
-    /// The next message, waiting at most until `deadline` if one is given.
-    pub(crate) fn recv(&mut self, deadline: Option<Instant>) -> Recv {
+    /// The next message, waiting at most until `deadline` on `clock` if one is given.
+    pub(crate) fn recv(&mut self, deadline: Option<Instant>, clock: &Clock) -> Recv {
         if let Some(code) = self.closed {
             return Recv::Closed(code);
         }
@@ -93,7 +96,7 @@ impl Link {
             // About to wait: everything written so far goes out first.
             None => {
                 self.flush();
-                self.wait(deadline)
+                self.wait(deadline, clock)
             }
         };
         match got {
@@ -112,16 +115,17 @@ impl Link {
         }
     }
 
-    fn wait(&mut self, deadline: Option<Instant>) -> Result<Incoming, RecvTimeoutError> {
+    fn wait(
+        &mut self,
+        deadline: Option<Instant>,
+        clock: &Clock,
+    ) -> Result<Incoming, RecvTimeoutError> {
         match deadline {
             None => self
                 .inbox
                 .recv()
                 .map_err(|_| RecvTimeoutError::Disconnected),
-            Some(deadline) => {
-                let wait = deadline.saturating_duration_since(Instant::now());
-                self.inbox.recv_timeout(wait)
-            }
+            Some(deadline) => self.inbox.recv_timeout(clock.wait_until(deadline)),
         }
     }
 
@@ -169,9 +173,10 @@ impl Link {
     }
 }
 
-/// Starts the thread that decodes frames from `input`.
+/// Starts the thread that decodes frames from `input`, stamping ticks with `clock`.
 pub(crate) fn spawn_reader<R: Read + Send + 'static>(
     input: R,
+    clock: Clock,
 ) -> (Sender<Incoming>, Receiver<Incoming>) {
     let (tx, rx) = mpsc::channel();
     let local = tx.clone();
@@ -188,7 +193,7 @@ pub(crate) fn spawn_reader<R: Read + Send + 'static>(
             };
             match frame::decode::<ToModule>(&body) {
                 Ok(ToModule::Tick { entry }) => {
-                    if tx.send(Incoming::Tick(entry, Instant::now())).is_err() {
+                    if tx.send(Incoming::Tick(entry, clock.now())).is_err() {
                         return;
                     }
                 }

@@ -45,7 +45,7 @@ impl<M: Module> Runtime<M> {
         self.hello();
         loop {
             if self.core.deferred.is_empty() && self.core.deferred_local.is_empty() {
-                self.run_deadlines(Instant::now());
+                self.run_deadlines();
             }
             if let Some(call) = self.core.deferred_local.pop_front() {
                 self.run_local(call);
@@ -53,7 +53,11 @@ impl<M: Module> Runtime<M> {
             }
             let msg = match self.core.deferred.pop_front() {
                 Some(msg) => msg,
-                None => match self.core.link.recv(self.core.deadlines.next_due()) {
+                None => match self
+                    .core
+                    .link
+                    .recv(self.core.deadlines.next_due(), &self.core.clock)
+                {
                     Recv::Message(msg) => msg,
                     Recv::Tick(entry, at) => {
                         self.tick(&entry, at);
@@ -105,7 +109,7 @@ impl<M: Module> Runtime<M> {
             ToModule::Event(event) => self.event(&event),
             ToModule::Stats => self.core.send_stats(),
             ToModule::Shutdown => return Some(0),
-            ToModule::Tick { entry } => self.tick(&entry, Instant::now()),
+            ToModule::Tick { entry } => self.tick(&entry, self.core.clock.now()),
             ToModule::Provision {
                 kind,
                 simulated,
@@ -305,7 +309,7 @@ impl<M: Module> Runtime<M> {
             // Counted against the connection; nothing reaches module code.
             Err(Refused::Rejected) => {}
             Ok(Accepted::Input { index, payload }) => {
-                self.core.deadlines.heard(index, Instant::now());
+                self.core.deadlines.heard(index, self.core.clock.now());
                 if let Err(e) = self.dispatch(PortKind::Input, index, &payload) {
                     let name = &self.core.interface.inputs[index];
                     log!(
@@ -368,18 +372,18 @@ impl<M: Module> Runtime<M> {
             // It waited behind a run of the same entry: late, and dropped, not bunched.
             return;
         }
-        core.ticked[index] = Some(Instant::now());
+        core.ticked[index] = Some(core.clock.now());
         if let Err(e) = self.dispatch(PortKind::Periodic, index, &[]) {
             log!("periodic entry `{entry}` failed: {}", loggable(&e));
         }
     }
 
-    /// Runs the deadline handlers due at `now`, each once.
-    pub(crate) fn run_deadlines(&mut self, now: Instant) {
+    /// Runs the deadline handlers due now, each once.
+    pub(crate) fn run_deadlines(&mut self) {
         if self.core.deadlines.is_empty() {
             return;
         }
-        for index in self.core.deadlines.take_due(now) {
+        for index in self.core.deadlines.take_due(self.core.clock.now()) {
             if let Err(e) = self.dispatch(PortKind::Deadline, index, &[]) {
                 log!("deadline handler {index} failed: {}", loggable(&e));
             }
@@ -413,5 +417,10 @@ impl<M> Runtime<M> {
 
     pub(crate) fn core_mut(&mut self) -> &mut Core {
         &mut self.core
+    }
+
+    /// Makes every time-dependent decision read `clock` (a manual one, see `clock.rs`).
+    pub(crate) fn set_clock(&mut self, clock: crate::clock::Clock) {
+        self.core.clock = clock;
     }
 }

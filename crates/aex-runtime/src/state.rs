@@ -19,6 +19,7 @@ use aex_proto::{
     Role, Sealed, ToModule, WireAlgorithm, WireKey,
 };
 
+use crate::clock::Clock;
 use crate::conn::{Accepted, Conns, Refused};
 use crate::deadline::{Deadline, Deadlines};
 use crate::error::Error;
@@ -58,6 +59,8 @@ pub(crate) struct Core {
     pub(crate) deadlines: Deadlines,
     /// When each periodic entry (by position in `interface.periodic`) last started running.
     pub(crate) ticked: Vec<Option<Instant>>,
+    /// Where every time-dependent decision reads the time (`clock.rs`).
+    pub(crate) clock: Clock,
 }
 
 /// What reached a blocking call's waiting loop ([`Core::wait_for`]) that the loop does not
@@ -132,6 +135,7 @@ impl Core {
             disabled: false,
             retired: None,
             provisioned: None,
+            clock: Clock::default(),
         }
     }
 
@@ -222,9 +226,9 @@ impl Core {
         after: Duration,
         mut step: impl FnMut(&mut Core, Arrived) -> Step<T>,
     ) -> Result<T, Unanswered> {
-        let deadline = Instant::now() + after;
+        let deadline = self.clock.now() + after;
         loop {
-            let arrived = match self.link.recv(Some(deadline)) {
+            let arrived = match self.link.recv(Some(deadline), &self.clock) {
                 Recv::Timeout => return Err(Unanswered::Timeout),
                 Recv::Closed(_) => return Err(Unanswered::Closed),
                 Recv::Message(ToModule::Stats) => {
@@ -271,7 +275,7 @@ impl Core {
             Ok(()) => {
                 if let Some(input) = input {
                     // The input's deadline clock starts when it is first keyed.
-                    self.deadlines.arm(input, Instant::now());
+                    self.deadlines.arm(input, self.clock.now());
                 }
                 CommandReply::Done(Vec::new())
             }

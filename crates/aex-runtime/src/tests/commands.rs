@@ -7,6 +7,7 @@ use aex_proto::frame;
 use aex_proto::{Command, CommandChannel, CommandReply, FromModule, Role, ToModule};
 
 use super::harness::{Echo, Harness};
+use crate::clock::Clock;
 use crate::link::Incoming;
 
 #[test]
@@ -206,14 +207,24 @@ fn serve_exits_on_shutdown_or_end_of_input() {
 fn reader_skips_bad_frames_and_stops_when_framing_is_lost() {
     let mut bytes = frame::encode(&ToModule::Stats);
     bytes.extend_from_slice(&[0, 0, 0, 3, 1, 0xff, 0xff]); // undecodable body
+    bytes.extend_from_slice(&frame::encode(&ToModule::Tick {
+        entry: "tick".into(),
+    }));
     bytes.extend_from_slice(&frame::encode(&ToModule::Shutdown));
-    let (_, rx) = crate::link::spawn_reader(io::Cursor::new(bytes));
+    // Ticks are stamped with the runtime's clock, the one their lateness is judged on.
+    let clock = Clock::manual();
+    clock.advance(std::time::Duration::from_secs(7));
+    let (_, rx) = crate::link::spawn_reader(io::Cursor::new(bytes), clock.clone());
     let got: Vec<_> = rx.iter().collect();
     assert!(matches!(got[0], Incoming::Message(ToModule::Stats)));
-    assert!(matches!(got[1], Incoming::Message(ToModule::Shutdown)));
-    assert!(matches!(got[2], Incoming::Closed(0)));
+    assert!(matches!(&got[1], Incoming::Tick(entry, at) if entry == "tick" && *at == clock.now()));
+    assert!(matches!(got[2], Incoming::Message(ToModule::Shutdown)));
+    assert!(matches!(got[3], Incoming::Closed(0)));
 
-    let (_, rx) = crate::link::spawn_reader(io::Cursor::new(u32::MAX.to_be_bytes().to_vec()));
+    let (_, rx) = crate::link::spawn_reader(
+        io::Cursor::new(u32::MAX.to_be_bytes().to_vec()),
+        Clock::default(),
+    );
     assert!(matches!(rx.recv().unwrap(), Incoming::Closed(1)));
 }
 

@@ -8,6 +8,7 @@ use aex_proto::{
 };
 
 use super::harness::{receiver, sender, Echo, Harness, OUT};
+use crate::clock::Clock;
 use crate::link::Incoming;
 use crate::{Context, Error};
 
@@ -73,9 +74,12 @@ fn a_refusal_becomes_a_device_error() {
 #[test]
 fn stale_and_late_answers_are_ignored() {
     let mut h = Harness::new();
+    let clock = Clock::manual();
+    h.rt.set_clock(clock.clone());
     h.attest();
     Context::new(h.rt.core_mut()).request_timeout(Duration::from_millis(50));
-    // No answer: the access times out.
+    // No answer: the access times out, after exactly the timeout.
+    let asked = clock.now();
     assert_eq!(
         read(&mut h, "button"),
         Err(Error::DeviceTimeout {
@@ -83,6 +87,7 @@ fn stale_and_late_answers_are_ignored() {
             after: Duration::from_millis(50),
         })
     );
+    assert_eq!(clock.now() - asked, Duration::from_millis(50));
     assert_eq!(
         Error::DeviceTimeout {
             device: "button".into(),
@@ -97,6 +102,11 @@ fn stale_and_late_answers_are_ignored() {
     h.queue(answer(9, Ok(1)));
     h.queue(answer(2, Ok(0)));
     assert_eq!(read(&mut h, "button"), Ok(0));
+    assert_eq!(
+        clock.now() - asked,
+        Duration::from_millis(50),
+        "answered in time"
+    );
     assert_eq!(h.out(), vec![access(2, "button", DeviceOp::Read)]);
     // With nothing waiting, the main loop drops a late answer too.
     assert!(h.handle(answer(2, Ok(1))).is_empty());

@@ -3,6 +3,7 @@
 use aex_proto::{Command, CommandReply, Direction, Event, EventKind, FromModule, Role, ToModule};
 
 use super::harness::{receiver, sender, Harness};
+use crate::clock::Clock;
 use crate::Error;
 
 #[test]
@@ -179,6 +180,8 @@ fn requests_wait_for_their_reply_and_defer_the_rest() {
 #[test]
 fn request_timeout_and_unwaited_replies() {
     let mut h = Harness::new();
+    let clock = Clock::manual();
+    h.rt.set_clock(clock.clone());
     h.attest();
     let call = Command::Call {
         entry: "call_fetch".into(),
@@ -192,12 +195,15 @@ fn request_timeout_and_unwaited_replies() {
         h.set_key(5, Role::Request("fetch".into())),
         CommandReply::Done(vec![])
     );
+    let asked = clock.now();
     let out = h.command_raw(&call);
     assert_eq!(out.len(), 2);
     assert!(matches!(
         h.rt.module().fetched,
         Some(Err(Error::Timeout { port: "fetch", .. }))
     ));
+    // It waited exactly the timeout the module set (on the runtime's clock).
+    assert_eq!(clock.now() - asked, std::time::Duration::from_millis(200));
     // The late reply finds nobody waiting.
     let late = sender(5, Direction::Backward)
         .seal(EventKind::Reply, &1u64.to_be_bytes())

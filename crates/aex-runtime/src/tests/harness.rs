@@ -161,11 +161,13 @@ impl Harness {
         self.out()
     }
 
-    /// Waits (at most 5 s) for a call from a module thread, as the runtime's loop would.
+    /// Waits (at most 5 s on the OS clock: the call comes from a real thread) for a call from
+    /// a module thread, as the runtime's loop would.
     pub(super) fn next_local_call(&mut self) -> crate::link::LocalCall {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let os = crate::clock::Clock::default();
+        let deadline = os.now() + std::time::Duration::from_secs(5);
         loop {
-            match self.rt.core_mut().link.recv(Some(deadline)) {
+            match self.rt.core_mut().link.recv(Some(deadline), &os) {
                 crate::link::Recv::Local(call) => return call,
                 crate::link::Recv::Timeout => panic!("no local call arrived"),
                 _ => continue,

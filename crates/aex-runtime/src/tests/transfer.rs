@@ -6,6 +6,7 @@ use aex_proto::{
 };
 
 use super::harness::{sender, Echo, Harness};
+use crate::clock::Clock;
 
 fn retire(h: &mut Harness) -> Retired {
     match h.command(&Command::Retire) {
@@ -99,8 +100,9 @@ fn transfer_commands_need_the_module_key() {
 }
 
 /// Seals `call_fetch` (counter n) and a re-key of `conn` (counter n + 1), queues the re-key
-/// behind `before`, runs the call, and returns how long it took and what it wrote.
+/// behind `before`, runs the call, and returns how long it took on `clock` and what it wrote.
 fn rekey_while_waiting(
+    clock: &Clock,
     h: &mut Harness,
     before: Option<ToModule>,
     conn: u32,
@@ -124,19 +126,21 @@ fn rekey_while_waiting(
         h.queue(m);
     }
     h.queue(ToModule::Command(rekey));
-    let started = std::time::Instant::now();
+    let started = clock.now();
     let out = h.handle(ToModule::Command(call));
-    (started.elapsed(), out)
+    (clock.now() - started, out)
 }
 
 #[test]
 fn re_keying_a_waiting_request_ends_the_wait_at_once() {
     let mut h = Harness::new();
+    let clock = Clock::manual();
+    h.rt.set_clock(clock.clone());
     h.attest();
     h.set_key(5, Role::Request("fetch".into()));
-    let (took, out) = rekey_while_waiting(&mut h, None, 5);
+    let (took, out) = rekey_while_waiting(&clock, &mut h, None, 5);
     // The harness's request timeout is 200 ms: the re-key did not wait for it.
-    assert!(took < std::time::Duration::from_millis(150), "{took:?}");
+    assert_eq!(took, std::time::Duration::ZERO);
     assert!(matches!(
         h.rt.module().fetched,
         Some(Err(crate::Error::Rekeyed { port: "fetch" }))
@@ -163,17 +167,20 @@ fn re_keying_a_waiting_request_ends_the_wait_at_once() {
 #[test]
 fn a_re_key_behind_other_messages_keeps_its_turn() {
     let mut h = Harness::new();
+    let clock = Clock::manual();
+    h.rt.set_clock(clock.clone());
     h.attest();
     h.set_key(5, Role::Request("fetch".into()));
     h.set_key(1, Role::Input("inp".into()));
     let input = sender(1, Direction::Forward)
         .seal(EventKind::Event, b"first")
         .unwrap();
-    let (_, out) = rekey_while_waiting(&mut h, Some(ToModule::Event(input)), 5);
+    let (took, out) = rekey_while_waiting(&clock, &mut h, Some(ToModule::Event(input)), 5);
     assert!(matches!(
         h.rt.module().fetched,
         Some(Err(crate::Error::Timeout { .. }))
     ));
+    assert_eq!(took, std::time::Duration::from_millis(200));
     assert_eq!(out.len(), 2, "the request and the call's reply: {out:?}");
     // Both wait, in arrival order.
     let deferred = &h.rt.core_mut().deferred;
