@@ -289,27 +289,25 @@ fn smallest_module_uses_the_automatic_transfer() {
 /// Generics and where clauses of the user's block carry over to the generated blocks.
 #[test]
 fn generic_state_keeps_its_bounds() {
-    let [_, handles, module] = expand(
-        quote!(outputs(out)),
-        quote!(
-            impl<T: Clone> Cell<T>
-            where
-                T: Send,
-            {
-                #[entry]
-                fn get(&mut self) {}
-            }
-        ),
+    let item = quote!(
+        impl<'a, T: Clone> Cell<'a, T>
+        where
+            T: Send,
+        {
+            #[entry]
+            fn get(&mut self) {}
+        }
     );
+    let original: ItemImpl = syn::parse2(item.clone()).unwrap();
+    let text = |t: &dyn ToTokens| t.to_token_stream().to_string();
+    let [_, handles, module] = expand(quote!(outputs(out)), item);
     for block in [&handles, &module] {
+        assert_eq!(text(&block.generics), "< 'a , T : Clone >");
         assert_eq!(
-            block.generics.to_token_stream().to_string(),
-            "< T : Clone >"
+            text(&block.generics.where_clause),
+            text(&original.generics.where_clause)
         );
-        assert_eq!(
-            block.generics.where_clause.to_token_stream().to_string(),
-            "where T : Send"
-        );
-        assert_eq!(block.self_ty.to_token_stream().to_string(), "Cell < T >");
+        assert!(text(&block.generics.where_clause).starts_with("where T : Send"));
+        assert_eq!(text(&block.self_ty), "Cell < 'a , T >");
     }
 }
