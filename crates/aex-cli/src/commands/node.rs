@@ -65,6 +65,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             admit: vec![],
             open: false,
             devices: vec![],
+            timeouts: aex_node::Timeouts::default(),
         },
     };
     if let Some(n) = args.name {
