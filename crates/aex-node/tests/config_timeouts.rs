@@ -27,9 +27,10 @@ async fn stalled_connections_are_closed_after_the_configured_limits() {
     let node = short_node("short-conn").await;
     let addr = node.addr();
 
-    // `hello`: a connection that never says anything.
-    let mut c = Client::raw(&addr).await;
+    // `hello`: a connection that never says anything. (Each clock starts before the node's
+    // can, so that the node closing no sooner than the limit is a sound check.)
     let started = Instant::now();
+    let mut c = Client::raw(&addr).await;
     assert!(c.closed_by_node().await, "still open after {PATIENCE:?}");
     assert!(
         started.elapsed() >= SHORT,
@@ -39,8 +40,8 @@ async fn stalled_connections_are_closed_after_the_configured_limits() {
 
     // `body`: a session whose next frame stops after its length prefix and two bytes.
     let mut c = Client::connect(&addr).await;
-    c.send_bytes(&[0, 0, 0, 100, 1, 2]).await;
     let started = Instant::now();
+    c.send_bytes(&[0, 0, 0, 100, 1, 2]).await;
     assert!(c.closed_by_node().await, "still open after {PATIENCE:?}");
     assert!(
         started.elapsed() >= SHORT,
