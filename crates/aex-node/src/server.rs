@@ -24,6 +24,7 @@ use crate::load::Reservations;
 use crate::physics::PhysicsServer;
 use crate::router::{lock, Router};
 use crate::timeouts::{show, Timeouts};
+
 /// Files announcing a running node in its data directory.
 pub(crate) const ADDR_FILE: &str = "node.addr";
 pub(crate) const PID_FILE: &str = "node.pid";
