@@ -99,6 +99,36 @@ pub enum Error {
         /// Where it was looked for.
         looked: Option<PathBuf>,
     },
+    /// The node at a node's address has another identity than the one pinned for it.
+    #[error(
+        "node `{node}` at {addr} is not the node pinned in the descriptor: its identity key is \
+         {actual}, but {pinned} is pinned for it (by {pinned_by})"
+    )]
+    NodeIdentity {
+        /// Node name.
+        node: String,
+        /// Its address.
+        addr: String,
+        /// The pinned key.
+        pinned: aex_proto::NodeKey,
+        /// The key the node at the address has.
+        actual: aex_proto::NodeKey,
+        /// The descriptor field or file that pins it.
+        pinned_by: String,
+    },
+    /// No identity key is pinned for a node.
+    #[error("no identity key pinned for node `{node}`")]
+    NoNodeIdentity {
+        /// Node name.
+        node: String,
+        /// The file read.
+        looked: PathBuf,
+        /// Whether the descriptor named that file (`identity_file`).
+        from_descriptor: bool,
+        /// Why it could not be read.
+        #[source]
+        source: Box<aex_link::keys::KeyFileError>,
+    },
     /// An operation needs a module the deployer has not attested.
     #[error("module `{module}` is not deployed")]
     NotDeployed {
@@ -203,6 +233,24 @@ impl Error {
             Error::NoPlatformKey { node, looked } => Some(format!(
                 "for an sgx node set `platform_key` or `platform_key_file` (the node's platform.pub); for a trustzone or sancus node set `vendor_key_file` (the node's vendor-<id>.key), in the descriptor entry of node `{node}`{}",
                 looked.as_ref().map(|p| format!("; looked for {}", p.display())).unwrap_or_default()
+            )),
+            Error::NodeIdentity {
+                node,
+                addr,
+                actual,
+                ..
+            } => Some(format!(
+                "if the operator of node `{node}` rotated its identity key (`aex node rotate-identity`), pin the new one: set `identity = \"{actual}\"` in the descriptor entry of node `{node}` (or write it to the file `identity_file` names); otherwise something else answers at {addr}: do not deploy there"
+            )),
+            Error::NoNodeIdentity {
+                node,
+                from_descriptor: false,
+                ..
+            } => Some(format!(
+                "set `identity` (64 hex digits: the node's node-identity.pub, which `aex node identity --data-dir DIR` prints on its machine) or `identity_file` in the descriptor entry of node `{node}`; `aex up` provisions it for local nodes"
+            )),
+            Error::NoNodeIdentity { node, .. } => Some(format!(
+                "`identity_file` of node `{node}` must name a file holding the node's identity key (64 hex digits, its node-identity.pub)"
             )),
             Error::NotDeployed { .. } => Some("run `aex deploy` (or `aex up`) first".into()),
             Error::Attestation { .. } => Some(

@@ -43,6 +43,8 @@ pub(super) struct RawNode {
     pub simulation: Option<bool>,
     pub platform_key: Option<String>,
     pub platform_key_file: Option<String>,
+    pub identity: Option<String>,
+    pub identity_file: Option<String>,
     pub vendor_id: Option<u16>,
     pub vendor_key_file: Option<String>,
     pub allow_debug: Option<bool>,

@@ -19,6 +19,7 @@ use super::raw::{RawDescriptor, RawModule, RawNode};
 use super::suggest;
 
 mod devices;
+mod identity;
 mod links;
 mod periodic;
 
@@ -241,6 +242,7 @@ impl Checker<'_> {
             tee,
             simulation,
             platform_key,
+            identity: self.node_identity(i, node)?,
             vendor_id: node.vendor_id.unwrap_or(aex_tee::DEFAULT_VENDOR_ID),
             vendor_key_file,
             allow_debug: node.allow_debug.unwrap_or(false),
