@@ -120,6 +120,11 @@ impl NodeProcess {
                 .ok()
                 .and_then(|a| a.trim().parse().ok())
             {
+                // The node wrote its identity before it announced its address.
+                let pub_file = options.data_dir.join(aex_link::keys::IDENTITY_PUB_FILE);
+                let key = aex_link::keys::read_public(&pub_file)
+                    .map_err(|e| format!("it announced {addr} without an identity: {e}"))?;
+                crate::session::pin(addr, key);
                 return Ok(NodeProcess {
                     addr,
                     data_dir: options.data_dir.clone(),
@@ -190,6 +195,24 @@ impl NodeProcess {
     /// The node's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.data_dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// The file holding the node's identity key (hex), written when it first starts.
+    pub fn identity_pub_file(&self) -> PathBuf {
+        self.data_dir.join(aex_link::keys::IDENTITY_PUB_FILE)
+    }
+
+    /// The node's identity key.
+    pub fn identity(&self) -> aex_proto::NodeKey {
+        aex_link::keys::read_public(&self.identity_pub_file()).expect("read node-identity.pub")
+    }
+
+    /// The node's identity key pair, read from its data directory (what a compromised agent,
+    /// or its operator, holds).
+    pub fn identity_key(&self) -> aex_link::StaticKey {
+        aex_link::keys::load_or_create(&self.data_dir)
+            .expect("read node-identity.key")
+            .0
     }
 
     /// The file holding the node's public platform key (hex), written when it starts.
@@ -284,6 +307,7 @@ impl TestNode {
             vendor_id: aex_tee::DEFAULT_VENDOR_ID,
             admit: vec![DeployerKey::of(&test_deployer())],
             open: false,
+            peers: vec![],
             devices: vec![],
             timeouts: aex_node::Timeouts::default(),
         }
@@ -320,6 +344,7 @@ impl TestNode {
             .build()
             .expect("node runtime");
         let handle = runtime.block_on(Node::start(config))?;
+        crate::session::pin(handle.local_addr(), handle.identity());
         Ok(TestNode {
             handle: Some(handle),
             runtime,
@@ -332,6 +357,18 @@ impl TestNode {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.handle().local_addr()
+    }
+
+    /// The node's identity key.
+    pub fn identity(&self) -> aex_proto::NodeKey {
+        self.handle().identity()
+    }
+
+    /// The node's identity key pair, read from its data directory.
+    pub fn identity_key(&self) -> aex_link::StaticKey {
+        aex_link::keys::load_or_create(&self.data_dir)
+            .expect("read node-identity.key")
+            .0
     }
 
     /// The node's handle.

@@ -268,9 +268,11 @@ fn probe(app: &App, addr: &std::net::SocketAddr, name: &str, node: NodeKey) -> P
         &app.desc.application,
     ) {
         Ok(c) => c,
-        Err(ClientError::WrongIdentity { actual, .. }) => return Probe::Refuses(format!(
+        Err(ClientError::WrongIdentity { actual, .. }) => {
+            return Probe::Refuses(format!(
             "its identity key is {actual}, not the key provisioned in .aex/nodes/{name}/ ({node})"
-        )),
+        ))
+        }
         Err(_) => return Probe::Absent,
     };
     match c.request(NodeRequest::Status) {
