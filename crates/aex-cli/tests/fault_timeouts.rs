@@ -4,21 +4,19 @@
 //!   finish on their own, within the deployer's answer timeout (15 s), and say which node
 //!   failed. Meanwhile a real node closes connections that never say hello, or stop halfway
 //!   through a frame.
-//! * A peer that accepts node1's event link and never reads: node1's writes to it block, yet
-//!   node1 keeps answering, routing ping-pong and bounding what it queues for that peer.
+//! * A peer that accepts node1's event link (completing its handshake) and never reads: node1's
+//!   writes to it block, yet node1 keeps answering, routing ping-pong and bounding what it
+//!   queues for that peer.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use aex_proto::frame::encode;
-use aex_proto::{
-    ConnId, Direction, Endpoint, Event, EventKind, Hello, NodeRequest, NodeResponse, ToNode,
-};
+use aex_proto::{ConnId, Direction, Endpoint, Event, EventKind, NodeRequest, NodeResponse, Origin};
 
 use aex_testkit::cluster::{AppDir, Cluster, Options};
 use aex_testkit::dead_end::{DeadEnd, Mode};
-use aex_testkit::descriptor::{PingPong, PlatformKey};
+use aex_testkit::descriptor::{IdentityPin, PingPong, PlatformKey};
 use aex_testkit::process::Run;
 use aex_testkit::session as wire;
 use aex_testkit::{node::NodeProcess, process};
@@ -38,11 +36,19 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (out, started.elapsed())
 }
 
-/// Opens a connection to `addr`, sends `bytes`, then waits for the node to close it; returns
-/// how long that took. Panics if it is still open after `NODE_TIMEOUT + SLACK`.
-fn closed_by_node_after(addr: SocketAddr, bytes: &[u8]) -> Duration {
-    let mut stream = TcpStream::connect(addr).expect("connect to node1");
-    stream.write_all(bytes).expect("write to node1");
+/// Opens a connection to `addr`, sends `bytes` (with `linked`, inside an admitted session's
+/// link), then waits for the node to close it; returns how long that took. Panics if it is
+/// still open after `NODE_TIMEOUT + SLACK`.
+fn closed_by_node_after(addr: SocketAddr, bytes: &[u8], linked: bool) -> Duration {
+    let mut stream = if linked {
+        let mut session = wire::app_session(addr);
+        assert!(session.send_plain(bytes), "write to node1");
+        session.into_stream()
+    } else {
+        let mut stream = TcpStream::connect(addr).expect("connect to node1");
+        stream.write_all(bytes).expect("write to node1");
+        stream
+    };
     stream.set_read_timeout(Some(NODE_TIMEOUT + SLACK)).unwrap();
     let started = Instant::now();
     let mut buf = [0u8; 1024];
@@ -69,6 +75,10 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
             (node1.addr, PlatformKey::File(node1.platform_pub_file())),
             (silent.addr(), PlatformKey::Inline(node1.platform_pub_hex())),
         ],
+        identities: [
+            Some(IdentityPin::File(node1.identity_pub_file())),
+            Some(IdentityPin::Inline(silent.identity().to_string())),
+        ],
         poke: false,
     };
     app.write_descriptor(&desc.render());
@@ -81,16 +91,11 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
             let status = timed(|| app.aex(&["status", "--json"]));
             (status, timed(|| app.deploy()))
         });
-        let no_hello = s.spawn(|| closed_by_node_after(node1.addr, &[]));
+        let no_hello = s.spawn(|| closed_by_node_after(node1.addr, &[], false));
         let half_frame = s.spawn(|| {
-            let mut bytes = encode(&ToNode::Hello(Hello::Deployer {
-                client: "stalls mid-frame".into(),
-                key: aex_testkit::identity::deployer().key(),
-                app: "stalls".into(),
-            }));
-            bytes.extend_from_slice(&100u32.to_be_bytes());
+            let mut bytes = 100u32.to_be_bytes().to_vec();
             bytes.extend_from_slice(&[1, 2, 3]);
-            closed_by_node_after(node1.addr, &bytes)
+            closed_by_node_after(node1.addr, &bytes, true)
         });
         (
             commands.join().unwrap(),
@@ -107,7 +112,7 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
     let error = node2["error"].as_str().unwrap_or_default();
     assert!(
         error.contains(&silent.addr().to_string())
-            && error.contains("the node did not answer within 15 s"),
+            && error.contains("the node did not answer the link's handshake within 15 s"),
         "{json:#}"
     );
     assert_eq!(json["nodes"][0]["reachable"], true, "{json:#}");
@@ -120,9 +125,8 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
     // `deploy` first waits for `status` to give it up, then times out on its own.
     assert!(deploy_took < limit * 2, "`aex deploy` took {deploy_took:?}");
     deploy.code(1).stderr_has(&[
-        "failed to report status",
         "node `node2`",
-        "the node did not answer within 15 s",
+        "the node did not answer the link's handshake within 15 s",
     ]);
 
     for (what, took) in [("no Hello", no_hello), ("half a frame", half_frame)] {
@@ -144,18 +148,22 @@ const SMALL: u64 = 6000;
 fn peer_that_never_reads_blocks_only_its_own_link() {
     let cluster = Cluster::start(Options::default());
     cluster.deploy_ok();
-    let dead = DeadEnd::start(Mode::NeverRead);
+    let dead = DeadEnd::start(Mode::PeerNeverReads);
     let node1 = cluster.node1.addr;
 
     // Any admitted deployer may open a session and install a route: events of connection 60000 go
     // to the dead end.
     let conn = ConnId(60_000);
     let mut attacker = wire::app_session(node1);
-    let to = Endpoint::Node(dead.addr().to_string());
+    let to = Endpoint::Node {
+        address: dead.addr().to_string(),
+        identity: dead.identity(),
+    };
     let route = NodeRequest::Route {
         conn,
         dir: Direction::Forward,
         to,
+        from: Origin::Deployer,
     };
     assert_eq!(attacker.request(route), Ok(NodeResponse::Done));
     let event = |counter, size| Event {

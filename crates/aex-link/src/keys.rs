@@ -74,7 +74,7 @@ impl core::fmt::Debug for StaticKey {
 #[non_exhaustive]
 pub enum KeyFileError {
     /// The file could not be read, written or renamed.
-    #[error("cannot {action} `{}`: {source}", path.display())]
+    #[error("cannot {action} `{}`", path.display())]
     Io {
         /// What was attempted.
         action: &'static str,

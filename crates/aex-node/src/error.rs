@@ -25,11 +25,12 @@ pub enum NodeError {
     #[error(transparent)]
     PlatformKey(#[from] PlatformError),
     /// The node's identity key could not be loaded or created.
-    #[error("node `{node}`: cannot load its identity key: {source}")]
+    #[error("node `{node}`: cannot load its identity key")]
     Identity {
         /// The node's name.
         node: String,
         /// What failed.
+        #[source]
         source: aex_link::keys::KeyFileError,
     },
     /// The listener could not be bound.

@@ -231,6 +231,11 @@ impl Session {
         closed_within(&mut self.stream, within)
     }
 
+    /// The connection's socket, for a test that watches it alone.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Closes the connection.
     pub fn close(self) {
         let _ = self.stream.shutdown(Shutdown::Both);

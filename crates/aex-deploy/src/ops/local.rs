@@ -66,8 +66,8 @@ pub fn start_local_nodes(
         };
         // The node's identity, provisioned before anything is asked of its address: a node
         // already running there must prove it.
-        let (identity, _) = aex_link::keys::load_or_create(&data_dir)
-            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let (identity, _) =
+            aex_link::keys::load_or_create(&data_dir).map_err(|e| io(std::io::Error::other(e)))?;
         let identity = identity.public();
         match probe(app, &spec.address, &spec.name, identity) {
             Probe::Ours => {
