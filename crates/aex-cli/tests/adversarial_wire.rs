@@ -228,7 +228,12 @@ fn event_relabelled_to_another_connection_is_rejected_there() {
     // Handed to pong by node2's own agent (a session in the application's namespace), pong
     // refuses it: it holds a key for `poke`, but the event's authentication binds
     // `ping-to-pong`'s id and key.
-    let moved = tamper.kept.lock().unwrap().clone().expect("the relabelled copy");
+    let moved = tamper
+        .kept
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the relabelled copy");
     wire::app_session(node2).send_event(moved);
     wait_for("pong to refuse the relabelled event", PATIENCE, || {
         (cluster.app.status().counters("poke").rejected == 1).then_some(())

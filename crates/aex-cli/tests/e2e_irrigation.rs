@@ -160,7 +160,9 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
             let name = node["name"].as_str().unwrap().to_string();
             let pin = farm_nodes.join(name).join("node-identity.pub");
             let pin = toml::Value::String(pin.display().to_string());
-            node.as_table_mut().unwrap().insert("identity_file".into(), pin);
+            node.as_table_mut()
+                .unwrap()
+                .insert("identity_file".into(), pin);
         }
         let mut valve = toml::toml! {
             name = "valve"

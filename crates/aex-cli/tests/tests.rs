@@ -7,6 +7,7 @@
 //! dev profile (`AEX_BUILD_PROFILE=dev`), once per test run (see `util::modules`).
 
 mod adversarial_attest;
+mod adversarial_links;
 mod adversarial_replay;
 mod adversarial_wire;
 mod agent_module_kill;

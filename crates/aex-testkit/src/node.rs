@@ -62,6 +62,25 @@ impl NodeOptions {
     pub fn start(self) -> NodeProcess {
         NodeProcess::start_with(self)
     }
+
+    /// Starts the node on `listen` (an address another node just left: retried while the
+    /// port is not free again).
+    #[track_caller]
+    pub fn start_on(self, listen: SocketAddr) -> NodeProcess {
+        fs::create_dir_all(&self.data_dir).expect("create node data directory");
+        let deadline = Instant::now() + START_PATIENCE;
+        loop {
+            match NodeProcess::spawn(self.clone(), listen) {
+                Ok(node) => return node,
+                Err(why) => assert!(
+                    Instant::now() < deadline,
+                    "node `{}` did not start on {listen}: {why}",
+                    self.name
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// An `aex node` process started by a test; stopped (SIGTERM, then SIGKILL) on drop.
