@@ -66,6 +66,7 @@ macro_rules! log {
     };
 }
 
+mod attest;
 mod clock;
 mod conn;
 mod context;

@@ -19,6 +19,7 @@ use aex_proto::{
     Role, Sealed, ToModule, WireAlgorithm, WireKey,
 };
 
+use crate::attest::Provisioned;
 use crate::clock::Clock;
 use crate::conn::{Accepted, Conns, Refused};
 use crate::deadline::{Deadline, Deadlines};
@@ -89,16 +90,6 @@ pub(crate) enum Unanswered {
     Timeout,
     /// The node closed the link (or writing to it failed).
     Closed,
-}
-
-/// A module key handed over by a symmetric TEE platform.
-pub(crate) struct Provisioned {
-    /// TEE kind name, bound into the attestation MAC.
-    pub(crate) kind: String,
-    /// Whether the platform is simulated, bound into the attestation MAC.
-    pub(crate) simulated: bool,
-    /// The module key (zeroized on drop).
-    pub(crate) key: aex_crypto::SecretKey,
 }
 
 /// Module-wide counters reported in [`ModuleStats`].
