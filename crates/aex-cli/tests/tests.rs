@@ -7,11 +7,13 @@
 //! dev profile (`AEX_BUILD_PROFILE=dev`), once per test run (see `util::modules`).
 
 mod adversarial_attest;
+mod adversarial_cotenant;
 mod adversarial_replay;
 mod adversarial_wire;
 mod agent_module_kill;
 mod cli_device;
 mod cli_errors;
+mod cli_provider_key;
 mod crash_converge;
 mod e2e_button_led;
 mod e2e_counter_migration;

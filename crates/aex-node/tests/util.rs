@@ -32,7 +32,6 @@ pub fn config(name: &str, data_dir: PathBuf, allow_remote_shutdown: bool) -> Nod
         data_dir,
         tee: aex_tee::TeeKind::Sgx,
         allow_remote_shutdown,
-        vendor_id: aex_tee::DEFAULT_VENDOR_ID,
         admit: vec![DeployerKey::of(&deployer())],
         open: false,
         devices: vec![],

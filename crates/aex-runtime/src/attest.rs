@@ -5,11 +5,21 @@
 //! fresh process into a keyed one: it answers the first `Attest` and installs the command
 //! channel every later command opens under; everything after that is `serve.rs`'s business.
 //!
+//! Both schemes start from the process's one ephemeral X25519 key pair (drawn at start, used
+//! by exactly one attestation). On `sgx` and `native` the exchange derives the module key
+//! itself. On `trustzone` and `sancus` the platform's provisioned module key only *proves*
+//! the module's public key (a MAC over the challenge and both public keys); the command key
+//! comes from the exchange, so whoever else knows the module key (the node agent in
+//! simulation, anyone who learned it) and records the whole attestation still cannot derive
+//! it (PROTOCOL §4).
+//!
 //! Invariants this file owns (PROTOCOL §4):
 //! * exactly one attestation per process, whatever its outcome: the first `Attest` consumes
 //!   the key agreement (and the provisioned key), later ones are answered `AttestRefused`;
-//! * a provisioned key is accepted only before attestation, once.
+//! * a provisioned key is accepted only before attestation, once;
+//! * a deployer public key of low order is refused on both schemes (no key is derived).
 
+use aex_crypto::symmetric::{self, Transcript};
 use aex_proto::{FromModule, WireKey};
 
 use crate::state::Core;
@@ -45,24 +55,34 @@ impl Core {
         // One attestation per process, whatever its outcome.
         let reply = match (self.agreement.take(), self.provisioned.take()) {
             (None, _) => FromModule::AttestRefused,
-            // Symmetric TEE: prove the provisioned key, then key commands per instance.
-            (Some(_), Some(p)) => {
-                let nonce = aex_crypto::random_bytes::<32>();
-                let mac = aex_crypto::symmetric::attest_mac(
-                    &p.kind,
-                    p.simulated,
-                    &p.key,
+            // Symmetric TEE: the provisioned key authenticates this process's ephemeral public
+            // key; commands are keyed by the exchange, never by the module key alone.
+            (Some(agreement), Some(p)) => {
+                let module_pk = agreement.public_key();
+                let transcript = Transcript {
+                    kind: &p.kind,
+                    simulated: p.simulated,
                     challenge,
-                    &self.measurement,
-                );
-                let session = aex_crypto::symmetric::session_key(&p.key, challenge, &nonce);
-                let channel = aex_proto::CommandChannel::new(&session);
-                let confirm = channel.confirmation();
-                self.commands = Some(channel);
-                FromModule::Attested {
-                    public_key: nonce,
-                    confirm,
-                    mac: Some(mac.to_vec()),
+                    measurement: &self.measurement,
+                    module_pk: &module_pk,
+                    deployer_pk,
+                };
+                match symmetric::session_key(agreement, deployer_pk, &transcript) {
+                    Ok(session) => {
+                        let mac = symmetric::attest_mac(&p.key, &transcript);
+                        let channel = aex_proto::CommandChannel::new(&session);
+                        let confirm = channel.confirmation();
+                        self.commands = Some(channel);
+                        FromModule::Attested {
+                            public_key: module_pk,
+                            confirm,
+                            mac: Some(mac.to_vec()),
+                        }
+                    }
+                    Err(e) => {
+                        log!("refusing attestation: {e}");
+                        FromModule::AttestRefused
+                    }
                 }
             }
             (Some(agreement), None) => {

@@ -6,15 +6,21 @@
 //! manufacturer of simulated hardware, which is why the deployer may trust that key without
 //! the descriptor naming it. The node admits exactly the deployer identity that starts it and
 //! those of the descriptor's `[[tenant]]`s (`--admit`), never any deployer, and declares the
-//! devices the descriptor lists for it (`--device`), as its operator would in `node.toml`. The node runs in its own process group, so `--detach`
-//! leaves it running; `aex down` stops it.
+//! devices the descriptor lists for it (`--device`), as its operator would in `node.toml`. The
+//! node runs in its own process group, so `--detach` leaves it running; `aex down` stops it.
+//!
+//! On a local `trustzone` or `sancus` node `aex up` also plays the operator's part for every
+//! stakeholder ([`hand_provider_keys`]): it writes each deployer identity's own provider key
+//! where that deployer looks for it, the starting deployer's and each tenant's apart, so no
+//! stakeholder receives a key that derives another's module keys.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aex_proto::{DeployerKey, NodeRequest, NodeResponse};
+use aex_tee::SimSymmetricPlatform;
 
 use crate::app::App;
 use crate::client::{ClientError, NodeClient};
@@ -80,14 +86,8 @@ pub fn start_local_nodes(
             source,
         };
         fs::create_dir_all(&data_dir).map_err(io)?;
-        // Provision the simulated hardware root (and, for symmetric kinds, the vendor key
-        // file the deployer reads) before the node starts.
-        let options = aex_tee::BackendOptions {
-            vendor_id: spec.vendor_id,
-            ..aex_tee::BackendOptions::default()
-        };
-        aex_tee::open_with(spec.tee, &data_dir, &options)
-            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        // Provision the simulated hardware root before the node starts.
+        aex_tee::open(spec.tee, &data_dir).map_err(|e| io(std::io::Error::other(e.to_string())))?;
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -103,8 +103,6 @@ pub fn start_local_nodes(
             .arg(&data_dir)
             .arg("--tee")
             .arg(spec.tee.name())
-            .arg("--vendor-id")
-            .arg(spec.vendor_id.to_string())
             .arg("--admit")
             .arg(app.identity().public().to_string())
             .arg("--allow-remote-shutdown")
@@ -163,7 +161,65 @@ pub fn start_local_nodes(
         started.push(spec.name.clone());
     }
     obs.finish();
+    hand_provider_keys(app, app)?;
     Ok(started)
+}
+
+/// The operator's act for the local nodes `operator`'s `aex up` runs: for every `trustzone`
+/// or `sancus` node of `deployer`'s descriptor that is one of them (same address), writes
+/// `deployer`'s own provider key (mode 0600) where `deployer` reads it
+/// ([`App::provider_key_path`]); returns the files written. `operator` and `deployer` are the
+/// same application for the starting deployer, and a tenant's for each `[[tenant]]`. A
+/// tenant's file may not be one the operator's own deployer reads.
+pub fn hand_provider_keys(operator: &App, deployer: &App) -> Result<Vec<PathBuf>> {
+    let mut written = vec![];
+    for spec in &deployer.desc.nodes {
+        let Some(local) = operator
+            .desc
+            .nodes
+            .iter()
+            .find(|n| n.address == spec.address && n.address.ip().is_loopback())
+        else {
+            continue;
+        };
+        let Some(kind) = local.tee.symmetric() else {
+            continue;
+        };
+        let fail = |source: std::io::Error| Error::LocalNode {
+            node: local.name.clone(),
+            action: "hand out a provider key of",
+            source,
+        };
+        let path = deployer.provider_key_path(&spec.name)?;
+        let own = operator.provider_key_path(&local.name)?;
+        if deployer.provider() != operator.provider() && same_file(&path, &own) {
+            return Err(fail(std::io::Error::other(format!(
+                "application `{}` reads its provider key from {}, which holds the key of \
+                 application `{}`'s deployer: give it a file of its own (`provider_key_file`)",
+                deployer.desc.application,
+                path.display(),
+                operator.desc.application
+            ))));
+        }
+        let platform = SimSymmetricPlatform::load(kind, &operator.node_data_dir(&local.name))
+            .map_err(|e| fail(std::io::Error::other(e.to_string())))?;
+        platform
+            .provider_key(&deployer.provider())
+            .write_file(&path)
+            .map_err(|e| fail(std::io::Error::other(e.to_string())))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Whether two paths name one file (or would, once written).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let resolve = |p: &Path| {
+        p.canonicalize()
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    resolve(a) == resolve(b)
 }
 
 /// Stops the local nodes `aex up` started for this application (all of them, or those in
