@@ -151,6 +151,16 @@ fn deploy_to_a_node_that_is_not_running_names_it_with_help() {
 fn status_reports_unreachable_nodes_without_failing() {
     let app = offline_app(|d| d);
     let status = app.status();
+    let listed = (
+        status.nodes.len(),
+        status.modules.len(),
+        status.connections.len(),
+    );
+    assert_eq!(
+        listed,
+        (2, 2, 4),
+        "everything the descriptor names: {status:#?}"
+    );
     for n in &status.nodes {
         assert!(!n.reachable, "{status:#?}");
     }
