@@ -9,6 +9,7 @@ mod payload;
 mod progress;
 mod shell;
 mod table;
+mod timeout;
 
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     setup_logging();
-    let cli = match commands::Cli::try_parse() {
+    let cli = match commands::Cli::try_parse().and_then(commands::Cli::settle) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };

@@ -56,7 +56,8 @@ pub struct App {
     /// The deployer's state beside it.
     pub state: StateFile,
     clients: HashMap<String, NodeClient>,
-    timeout: Duration,
+    /// One limit for every wait on a node, when set (`aex --timeout`).
+    timeout: Option<Duration>,
     identity: Arc<Identity>,
 }
 
@@ -70,7 +71,7 @@ impl App {
             desc,
             state,
             clients: HashMap::new(),
-            timeout: DEFAULT_TIMEOUT,
+            timeout: None,
             identity,
         })
     }
@@ -80,10 +81,19 @@ impl App {
         &self.identity
     }
 
-    /// Sets the timeout of every management answer.
+    /// Sets one limit for every wait on a node that operations on this application make:
+    /// each management answer, a local node's start and stop, and a request's reply. Unset,
+    /// each wait keeps its own default ([`DEFAULT_TIMEOUT`] for an answer); see
+    /// [`App::timeout_or`].
     pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
         self.clients.clear();
+    }
+
+    /// The limit of a wait on a node whose own default is `default`: the one set by
+    /// [`App::set_timeout`], if any.
+    pub fn timeout_or(&self, default: Duration) -> Duration {
+        self.timeout.unwrap_or(default)
     }
 
     /// The directory holding local node data for `node`.
@@ -107,7 +117,7 @@ impl App {
             let addr = self.node_spec(node)?.address;
             let client = NodeClient::connect(
                 addr,
-                self.timeout,
+                self.timeout_or(DEFAULT_TIMEOUT),
                 self.identity.clone(),
                 &self.desc.application,
             )

@@ -19,6 +19,7 @@ use aex_proto::auth::{sign_request, sign_session};
 use aex_proto::frame;
 use aex_proto::{Event, FromNode, Hello, NodeError, NodeRequest, NodeResponse, ToNode};
 
+use crate::error::show_duration;
 use crate::identity::Identity;
 
 /// Why talking to a node failed.
@@ -60,7 +61,8 @@ pub enum ClientError {
     },
 }
 
-/// Default timeout for one management answer.
+/// Default timeout for one management answer (`aex --timeout` or `AEX_TIMEOUT` changes it:
+/// see `App::set_timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A management session with one node.
@@ -251,9 +253,46 @@ fn io_error(addr: SocketAddr, limit: Duration, source: std::io::Error, doing: &s
     let source = match source.kind() {
         ErrorKind::WouldBlock | ErrorKind::TimedOut => std::io::Error::new(
             ErrorKind::TimedOut,
-            format!("the node did not {doing} within {} s", limit.as_secs()),
+            format!("the node did not {doing} within {}", show_duration(limit)),
         ),
         _ => source,
     };
     ClientError::Io { addr, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A "node" that accepts connections and never answers; returns its address.
+    fn silent_node() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            // Holds every connection open, reading nothing, until the test process ends.
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                held.push(conn);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_silent_node_fails_a_request_after_the_client_s_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (identity, _) = Identity::load_or_create(&dir.path().join("identity")).unwrap();
+        let limit = Duration::from_millis(250);
+        let started = Instant::now();
+        let mut client =
+            NodeClient::connect(silent_node(), limit, Arc::new(identity), "app").unwrap();
+        let e = client.request(NodeRequest::Status).err().unwrap();
+        let elapsed = started.elapsed();
+        assert!(elapsed >= limit, "failed after {elapsed:?}");
+        let ClientError::Io { source, .. } = &e else {
+            panic!("not an I/O failure: {e}");
+        };
+        assert_eq!(source.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(source.to_string(), "the node did not answer within 250 ms");
+    }
 }

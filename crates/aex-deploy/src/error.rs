@@ -138,12 +138,12 @@ pub enum Error {
         changes: Vec<String>,
     },
     /// A reply did not arrive in time.
-    #[error("timed out after {seconds} s waiting for {what}")]
+    #[error("timed out after {} waiting for {what}", show_duration(*limit))]
     Timeout {
         /// What was awaited.
         what: String,
         /// How long.
-        seconds: u64,
+        limit: std::time::Duration,
     },
 }
 
@@ -229,5 +229,14 @@ impl Error {
 impl From<DescriptorError> for Error {
     fn from(e: DescriptorError) -> Self {
         Error::Descriptor(Box::new(e))
+    }
+}
+
+/// A duration for messages: `15 s` when whole seconds, else `250 ms`.
+pub(crate) fn show_duration(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
     }
 }

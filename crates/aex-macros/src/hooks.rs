@@ -5,7 +5,6 @@
 //! snapshot must change shape between versions. They come as a pair: a module that can save
 //! but not restore (or the reverse) would lose its state on the first update.
 
-use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ReturnType, Type};
 
 /// The hook methods found in the `impl` block.
@@ -95,12 +94,12 @@ fn save_hook(method: &ImplItemFn) -> syn::Result<Hook> {
         Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none()
     );
     if !receiver_ok || sig.inputs.len() != 1 || !sig.generics.params.is_empty() {
-        return Err(syn::Error::new(sig.span(), shape));
+        return Err(syn::Error::new_spanned(sig, shape));
     }
     let fallible = match &sig.output {
         ReturnType::Type(_, ty) if is_named(ty, "Vec") => false,
         ReturnType::Type(_, ty) if is_named(ty, "Result") => true,
-        _ => return Err(syn::Error::new(sig.output.span(), shape)),
+        _ => return Err(syn::Error::new_spanned(&sig.output, shape)),
     };
     Ok(Hook {
         method: sig.ident.clone(),
@@ -121,13 +120,13 @@ fn restore_hook(method: &ImplItemFn) -> syn::Result<Hook> {
         Some(FnArg::Typed(t)) if matches!(&*t.ty, Type::Reference(r) if r.mutability.is_none())
     );
     if !receiver_ok || !arg_ok || sig.inputs.len() != 2 || !sig.generics.params.is_empty() {
-        return Err(syn::Error::new(sig.span(), shape));
+        return Err(syn::Error::new_spanned(sig, shape));
     }
     let fallible = match &sig.output {
         ReturnType::Default => false,
         ReturnType::Type(_, ty) if is_named(ty, "Result") => true,
         ReturnType::Type(_, ty) if matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) => false,
-        _ => return Err(syn::Error::new(sig.output.span(), shape)),
+        _ => return Err(syn::Error::new_spanned(&sig.output, shape)),
     };
     Ok(Hook {
         method: sig.ident.clone(),

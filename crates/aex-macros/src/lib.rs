@@ -20,16 +20,25 @@
 mod expand;
 mod hooks;
 mod parse;
+#[cfg(test)]
+mod tests;
 
-use proc_macro::TokenStream;
+use proc_macro2::TokenStream;
 
 /// Turns an `impl` block into an aex module. See the `aex` crate for the full description.
 #[proc_macro_attribute]
-pub fn module(args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = proc_macro2::TokenStream::from(args);
-    let item = proc_macro2::TokenStream::from(item);
-    match parse::parse(args, item.clone()).map(|m| expand::expand(&m)) {
-        Ok(tokens) => tokens.into(),
+pub fn module(
+    args: proc_macro::TokenStream,
+    item: proc_macro::TokenStream,
+) -> proc_macro::TokenStream {
+    module_tokens(args.into(), item.into()).into()
+}
+
+/// The macro on `proc_macro2` streams, so unit tests run it without a compiler: the expansion,
+/// or the error followed by the user's item.
+fn module_tokens(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_module(args, item.clone()) {
+        Ok(tokens) => tokens,
         // Keep the user's item so one mistake does not cascade into unrelated errors.
         Err(e) => {
             let mut out = e.to_compile_error();
@@ -38,7 +47,12 @@ pub fn module(args: TokenStream, item: TokenStream) -> TokenStream {
                 hooks::strip(&mut item);
                 out.extend(quote::quote!(#item));
             }
-            out.into()
+            out
         }
     }
+}
+
+/// Parses the attribute's arguments and item, then generates the module's code.
+fn expand_module(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    parse::parse(args, item).map(|m| expand::expand(&m))
 }

@@ -7,9 +7,13 @@
 //! It also says which deployers the node admits (`admit`, `admit_file`) or that it admits any
 //! (`open`); a node that admits nobody refuses to start.
 //!
-//! Finally it declares the node's devices (`devices`): the sensors and actuators its TEE layer
+//! It declares the node's devices (`devices`): the sensors and actuators its TEE layer
 //! grants, each exclusively, to driver modules (see `aex_tee::devices`).
+//!
+//! Finally its optional `[timeouts]` table changes how long the node waits for deployers, peer
+//! nodes and modules (see [`Timeouts`]), e.g. `hello = "250ms"`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -19,8 +23,13 @@ use aex_tee::TeeKind;
 use serde::Deserialize;
 
 use crate::admission::read_admit_file;
+use crate::timeouts::{TimeoutError, Timeouts};
 
 /// How a node agent runs.
+///
+/// In `node.toml` every field is a top-level key, except `timeouts`: a `[timeouts]` table of
+/// human durations keyed by timeout name (`hello = "250ms"`, `reply = "30s"`; see
+/// [`Timeouts`] for the names), each optional, unknown names refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
     /// The node's name, reported in status (informational: nothing trusts it).
@@ -43,6 +52,8 @@ pub struct NodeConfig {
     pub open: bool,
     /// The node's devices (names unique), granted exclusively to driver modules.
     pub devices: Vec<DeviceSpec>,
+    /// How long the node waits for deployers, peer nodes and modules (`[timeouts]`).
+    pub timeouts: Timeouts,
 }
 
 /// A node configuration file could not be used.
@@ -70,8 +81,8 @@ pub enum ConfigError {
     Field {
         /// The file.
         path: PathBuf,
-        /// The field at fault.
-        field: &'static str,
+        /// The field at fault (`timeouts.hello` for a key of a table).
+        field: String,
         /// What is wrong and what would be valid.
         message: String,
     },
@@ -114,6 +125,8 @@ struct RawConfig {
     open: bool,
     #[serde(default)]
     devices: Vec<String>,
+    #[serde(default)]
+    timeouts: BTreeMap<String, toml::Value>,
 }
 
 fn default_vendor_id() -> u16 {
@@ -126,8 +139,8 @@ impl NodeConfig {
     /// Fields: `name`, `listen` (`ip:port`), `data_dir` (relative paths are resolved against the
     /// file's directory), `tee` (e.g. `"sgx"`), and optionally `allow_remote_shutdown`,
     /// `vendor_id`, `admit` (deployer keys in hex), `admit_file` (one key per line, resolved like
-    /// `data_dir`), `open` and `devices` (e.g. `["button=digital_in", "valve=digital_out",
-    /// "soil=analog_in:100@35"]`).
+    /// `data_dir`), `open`, `devices` (e.g. `["button=digital_in", "valve=digital_out",
+    /// "soil=analog_in:100@35"]`) and a `[timeouts]` table (e.g. `hello = "250ms"`).
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -144,9 +157,9 @@ impl NodeConfig {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        let field = |field: &'static str, message: String| ConfigError::Field {
+        let field = |field: &str, message: String| ConfigError::Field {
             path: path.to_path_buf(),
-            field,
+            field: field.into(),
             message,
         };
         if raw.name.trim().is_empty() {
@@ -180,6 +193,7 @@ impl NodeConfig {
             admit.extend(read_admit_file(&base.join(file))?);
         }
         let devices = parse_devices(&raw.devices).map_err(|e| field("devices", e))?;
+        let timeouts = parse_timeouts(&raw.timeouts).map_err(|(f, e)| field(&f, e))?;
         Ok(NodeConfig {
             name: raw.name,
             listen,
@@ -190,6 +204,7 @@ impl NodeConfig {
             admit,
             open: raw.open,
             devices,
+            timeouts,
         })
     }
 }
@@ -210,9 +225,37 @@ fn parse_devices<S: AsRef<str>>(texts: &[S]) -> Result<Vec<DeviceSpec>, String> 
     Ok(devices)
 }
 
+/// Reads a `[timeouts]` table over the defaults; an error names the field at fault
+/// (`timeouts` or `timeouts.NAME`).
+fn parse_timeouts(table: &BTreeMap<String, toml::Value>) -> Result<Timeouts, (String, String)> {
+    let mut timeouts = Timeouts::default();
+    for (name, value) in table {
+        let at = || format!("timeouts.{name}");
+        if !Timeouts::names().contains(&name.as_str()) {
+            let e = TimeoutError::Unknown { name: name.clone() };
+            return Err(("timeouts".into(), e.to_string()));
+        }
+        let Some(text) = value.as_str() else {
+            return Err((
+                at(),
+                format!("write the duration as a string with a unit, e.g. `{name} = \"10s\"`"),
+            ));
+        };
+        let value = Timeouts::parse_duration(text).map_err(|e| (at(), e.to_string()))?;
+        timeouts
+            .set(name, value)
+            .map_err(|e| (at(), e.to_string()))?;
+    }
+    timeouts
+        .check()
+        .map_err(|e| ("timeouts".into(), e.to_string()))?;
+    Ok(timeouts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
         NodeConfig::from_toml(text, Path::new("node.toml"), Path::new("/etc/aex"))
@@ -338,6 +381,53 @@ mod tests {
         }
         let e = parse(&format!("{head}devices = \"valve=digital_out\"\n")).unwrap_err();
         assert!(e.to_string().contains("devices"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_table_sets_some_and_refuses_with_file_and_field() {
+        let head = "name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\nopen = true\n";
+        assert_eq!(parse(head).unwrap().timeouts, Timeouts::default());
+        let c = parse(&format!(
+            "{head}[timeouts]\nhello = \"250ms\"\nreply = \"1m\"\nbackoff_max = \"2 s\"\n"
+        ))
+        .unwrap();
+        let want = Timeouts {
+            hello: Duration::from_millis(250),
+            reply: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(2),
+            ..Timeouts::default()
+        };
+        assert_eq!(c.timeouts, want);
+
+        for (bad, field, says) in [
+            (
+                "hello = \"ten\"",
+                "`timeouts.hello`",
+                "invalid duration `ten`",
+            ),
+            ("hello = \"10\"", "`timeouts.hello`", "e.g. `250ms`, `10s`"),
+            ("stop = \"0s\"", "`timeouts.stop`", "longer than zero"),
+            ("hello = 10", "`timeouts.hello`", "as a string with a unit"),
+            (
+                "helo = \"1s\"",
+                "`timeouts`",
+                "unknown timeout `helo`: valid names are hello,",
+            ),
+            (
+                "backoff = \"5s\"",
+                "`timeouts`",
+                "`backoff` (5 s) must not exceed `backoff_max` (1 s)",
+            ),
+        ] {
+            let e = parse(&format!("{head}[timeouts]\n{bad}\n")).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains("node.toml") && msg.contains(field) && msg.contains(says),
+                "{bad}: {msg}"
+            );
+        }
+        let e = parse(&format!("{head}timeouts = \"10s\"\n")).unwrap_err();
+        assert!(e.to_string().contains("timeouts"), "{e}");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! Invariant: a reader checks a frame's length prefix with [`aex_proto::frame::body_len`]
 //! before it allocates anything for the body, reuses one body buffer per stream, and gives up
-//! on a body that does not arrive within [`BODY_TIMEOUT`] once its prefix has; nothing here
-//! panics on any input. Writers batch: they write every queued message into a buffer and flush
+//! on a body that does not arrive within its limit (`Timeouts::body`) once its prefix has;
+//! nothing here panics on any input. Writers batch: they write every queued message into a buffer and flush
 //! only when the queue is empty.
 
 use std::io;
@@ -16,8 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, B
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-/// How long the rest of a frame may take once its length prefix has arrived.
-pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::timeouts::show;
 
 /// Buffer size of readers and writers.
 const BUF_SIZE: usize = 64 * 1024;
@@ -29,8 +28,8 @@ pub(crate) enum ReadError {
     Io(io::Error),
     /// The frame was oversized, empty, of another wire version, or not a valid message.
     Decode(DecodeError),
-    /// The body did not arrive in time.
-    Timeout,
+    /// The body did not arrive within this limit.
+    Timeout(Duration),
 }
 
 impl ReadError {
@@ -48,11 +47,9 @@ impl core::fmt::Display for ReadError {
         match self {
             ReadError::Io(e) => write!(f, "read failed: {e}"),
             ReadError::Decode(e) => e.fmt(f),
-            ReadError::Timeout => write!(
-                f,
-                "frame body did not arrive within {} s",
-                BODY_TIMEOUT.as_secs()
-            ),
+            ReadError::Timeout(limit) => {
+                write!(f, "frame body did not arrive within {}", show(*limit))
+            }
         }
     }
 }
@@ -61,14 +58,18 @@ impl core::fmt::Display for ReadError {
 pub(crate) struct FrameReader<R> {
     inner: BufReader<R>,
     body: Vec<u8>,
+    /// How long a frame's body may take once its prefix has arrived.
+    body_limit: Duration,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// A reader over `inner`.
-    pub(crate) fn new(inner: R) -> Self {
+    /// A reader over `inner` that waits at most `body_limit` for a frame's body once its
+    /// prefix has arrived.
+    pub(crate) fn new(inner: R, body_limit: Duration) -> Self {
         FrameReader {
             inner: BufReader::with_capacity(BUF_SIZE, inner),
             body: Vec::new(),
+            body_limit,
         }
     }
 
@@ -89,7 +90,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         let body = &mut self.body;
         let inner = &mut self.inner;
-        let len = timeout(BODY_TIMEOUT, async {
+        let limit = self.body_limit;
+        let len = timeout(limit, async {
             inner
                 .read_exact(&mut prefix[1..])
                 .await
@@ -103,7 +105,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             Ok::<usize, ReadError>(len)
         })
         .await
-        .map_err(|_| ReadError::Timeout)??;
+        .map_err(|_| ReadError::Timeout(limit))??;
         frame::decode(&self.body[..len])
             .map(Some)
             .map_err(ReadError::Decode)
@@ -154,12 +156,14 @@ mod tests {
     use super::*;
     use aex_proto::{FromModule, Interface};
 
+    const LIMIT: Duration = Duration::from_secs(10);
+
     #[tokio::test]
     async fn reads_frames_and_refuses_oversized_prefix() {
         let mut bytes = frame::encode(&FromModule::Hello(Interface::default()));
         bytes.extend_from_slice(&[0, 0, 0, 2, 1, 0xff]);
         bytes.extend_from_slice(&u32::MAX.to_be_bytes());
-        let mut r = FrameReader::new(&bytes[..]);
+        let mut r = FrameReader::new(&bytes[..], LIMIT);
         assert!(matches!(
             r.next::<FromModule>().await,
             Ok(Some(FromModule::Hello(_)))
@@ -176,11 +180,26 @@ mod tests {
         assert!(r.body.capacity() < 1024);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_times_out_after_the_reader_s_limit() {
+        let (mut peer, stream) = tokio::io::duplex(64);
+        // A length prefix announcing 9 bytes, then 2 of them, then silence.
+        peer.write_all(&[0, 0, 0, 9, 1, 0]).await.unwrap();
+        let limit = Duration::from_millis(250);
+        let mut r = FrameReader::new(stream, limit);
+        let started = tokio::time::Instant::now();
+        let e = r.next::<FromModule>().await.unwrap_err();
+        assert!(matches!(e, ReadError::Timeout(l) if l == limit), "{e}");
+        assert_eq!(started.elapsed(), limit);
+        assert_eq!(e.to_string(), "frame body did not arrive within 250 ms");
+        assert!(e.is_fatal());
+    }
+
     #[tokio::test]
     async fn clean_eof_and_truncated_frame() {
-        let mut r = FrameReader::new(&[][..]);
+        let mut r = FrameReader::new(&[][..], LIMIT);
         assert!(matches!(r.next::<FromModule>().await, Ok(None)));
-        let mut r = FrameReader::new(&[0u8, 0, 0, 9, 1][..]);
+        let mut r = FrameReader::new(&[0u8, 0, 0, 9, 1][..], LIMIT);
         assert!(matches!(
             r.next::<FromModule>().await,
             Err(ReadError::Io(_))

@@ -24,11 +24,12 @@
 //!   direction)` through a table the deployer installs with `Route`. Unroutable events are
 //!   dropped and counted.
 //! * **Bounded everything.** Frames are size-checked before allocation; every queue is bounded
-//!   and drops (counting) rather than block; every network wait has a timeout. Malformed input
-//!   closes the offending connection and never stops the node.
+//!   and drops (counting) rather than block; every network wait has a timeout, set in the
+//!   configuration ([`Timeouts`]). Malformed input closes the offending connection and never
+//!   stops the node.
 //! * **Persistent links.** One TCP connection per peer node, created lazily, reconnected with
-//!   backoff; events queued while a peer is unreachable for more than a second are dropped, not
-//!   replayed later.
+//!   backoff; events queued while a peer is unreachable for longer than the `stale` timeout
+//!   (1 s by default) are dropped, not replayed later.
 //! * **Periodic triggers.** The deployer installs, per module, a list of `(entry, period)`
 //!   triggers (`Periodic`); a timer per trigger sends the module an unauthenticated `Tick`,
 //!   skipped (never queued) while the module is busy. Module runtimes accept ticks only for
@@ -71,6 +72,7 @@
 //!     admit: vec!["d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".parse().unwrap()],
 //!     open: false,
 //!     devices: vec![aex_tee::devices::DeviceSpec::parse("valve=digital_out").unwrap()],
+//!     timeouts: aex_node::Timeouts::default(),
 //! };
 //! let node = Node::start(config).await?;
 //! println!("listening on {}", node.local_addr());
@@ -102,9 +104,11 @@ mod requests;
 mod router;
 mod server;
 mod session;
+mod timeouts;
 
 pub use admission::read_admit_file;
 pub use config::{ConfigError, NodeConfig};
 pub use error::NodeError;
 pub use node::{run_blocking, Node, NodeHandle};
 pub use physics::{physics_socket, PhysicsClient, PhysicsError, MAX_LINE, PHYSICS_SOCKET};
+pub use timeouts::{TimeoutError, Timeouts};

@@ -36,9 +36,8 @@ use crate::error::refuse;
 use crate::frames::{pump, FrameReader};
 use crate::periodic::{Target, Triggers};
 use crate::router::{lock, Router, Source};
+use crate::timeouts::show;
 
-/// Limit on a module's first frame after start.
-pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events and requests queued for a module's stdin.
 const INPUT_QUEUE: usize = 1024;
 
@@ -95,10 +94,13 @@ pub(crate) struct Module {
     periodic: Vec<String>,
     /// Its periodic triggers (stopped when the module is dropped).
     triggers: Triggers,
+    /// How long a request that found the module's output closed waits for its exit status.
+    exit_limit: Duration,
 }
 
 impl Module {
-    /// Starts `dir/module.bin` and waits for its `Hello`.
+    /// Starts `dir/module.bin` and waits for its `Hello` (as long as the router's timeouts
+    /// say: `start`, then `body` for each frame, `stop` and `exit` when it ends).
     #[instrument(skip_all, fields(module = %name))]
     pub(crate) async fn start(
         app: AppId,
@@ -107,6 +109,7 @@ impl Module {
         measurement: Measurement,
         router: Arc<Router>,
     ) -> Result<Arc<Module>, WireError> {
+        let timeouts = *router.timeouts();
         let log = dir.join("module.log");
         let mut child = spawn(name, dir, &measurement, &log).await.map_err(|e| {
             refuse(
@@ -124,14 +127,14 @@ impl Module {
                 ))
             }
         };
-        let mut reader = FrameReader::new(stdout);
+        let mut reader = FrameReader::new(stdout, timeouts.body);
         let unavailable = |what: String| {
             refuse(
                 NodeErrorKind::ModuleUnavailable,
                 format!("module `{name}` {what}; see {}", log.display()),
             )
         };
-        let periodic = match timeout(HELLO_TIMEOUT, reader.next::<FromModule>()).await {
+        let periodic = match timeout(timeouts.start, reader.next::<FromModule>()).await {
             Ok(Ok(Some(FromModule::Hello(interface)))) => interface.periodic,
             Ok(Ok(Some(other))) => {
                 return Err(unavailable(format!(
@@ -140,7 +143,7 @@ impl Module {
                 )))
             }
             Ok(Ok(None)) | Ok(Err(crate::frames::ReadError::Io(_))) => {
-                let status = match timeout(Duration::from_secs(2), child.wait()).await {
+                let status = match timeout(timeouts.stop, child.wait()).await {
                     Ok(Ok(status)) => status.to_string(),
                     _ => "closed its output".into(),
                 };
@@ -149,8 +152,8 @@ impl Module {
             Ok(Err(e)) => return Err(unavailable(format!("sent a bad first frame: {e}"))),
             Err(_) => {
                 return Err(unavailable(format!(
-                    "did not say hello within {} s",
-                    HELLO_TIMEOUT.as_secs()
+                    "did not say hello within {}",
+                    show(timeouts.start)
                 )))
             }
         };
@@ -175,6 +178,7 @@ impl Module {
             kill: Mutex::new(Some(kill)),
             periodic,
             triggers: Triggers::default(),
+            exit_limit: timeouts.exit,
         });
         let task_name = name.to_string();
         tokio::spawn(async move {
@@ -231,9 +235,9 @@ impl Module {
             refuse(
                 NodeErrorKind::ModuleUnavailable,
                 format!(
-                    "module `{}` did not answer within {} s; see {}",
+                    "module `{}` did not answer within {}; see {}",
                     self.name,
-                    limit.as_secs_f32(),
+                    show(limit),
                     self.log.display()
                 ),
             )
@@ -316,8 +320,7 @@ impl Module {
     /// The error for a module that stopped answering, with its exit status when known.
     async fn unavailable(&self) -> WireError {
         let mut exit = self.exit.clone();
-        let status = match timeout(Duration::from_millis(500), exit.wait_for(Option::is_some)).await
-        {
+        let status = match timeout(self.exit_limit, exit.wait_for(Option::is_some)).await {
             Ok(Ok(status)) => status.clone().unwrap_or_default(),
             _ => "closed its output".into(),
         };

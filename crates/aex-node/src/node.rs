@@ -105,7 +105,12 @@ impl Node {
         };
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let router = Arc::new(Router::new(config.name.clone(), shutdown_rx, devices));
+        let router = Arc::new(Router::new(
+            config.name.clone(),
+            shutdown_rx,
+            devices,
+            config.timeouts,
+        ));
         let shared = Arc::new(Shared::new(
             config.name,
             data_dir,

@@ -3,8 +3,8 @@
 //!
 //! Invariant: an outgoing link buffers at most [`QUEUE`] events. It connects lazily when the
 //! first event arrives, reconnects with backoff after a failure, and while it cannot connect
-//! for longer than [`STALE_AFTER`] it drops (and counts) what is queued rather than replay old
-//! events after an outage. Nothing here opens a connection per event.
+//! for longer than its `stale` limit (see `Timeouts`) it drops (and counts) what is queued
+//! rather than replay old events after an outage. Nothing here opens a connection per event.
 //!
 //! Events cross a link as `ToNode::Forward`, carrying the namespace they were routed in, so the
 //! receiving node routes them in the same namespace. Links are not authenticated: anyone can
@@ -14,7 +14,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aex_proto::{AppId, Event, Hello, ToNode};
 use tokio::io::{AsyncReadExt, BufWriter};
@@ -27,17 +26,10 @@ use tracing::{debug, info, instrument, warn};
 use crate::frames::{write_message, FrameReader};
 use crate::router::{Router, Source};
 use crate::server::stopped;
+use crate::timeouts::{show, Timeouts};
 
 /// Events queued per link.
 const QUEUE: usize = 4096;
-/// Limit on establishing a connection (TCP and hello).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Limit on one batch of writes.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// First and largest pause between reconnection attempts.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(1));
-/// How long a link may be down before its queue is dropped.
-const STALE_AFTER: Duration = Duration::from_secs(1);
 
 /// A persistent link to another node.
 pub(crate) struct PeerLink {
@@ -48,12 +40,14 @@ pub(crate) struct PeerLink {
 }
 
 impl PeerLink {
-    /// Creates the link and its task; it connects when the first event is pushed.
+    /// Creates the link and its task; it connects when the first event is pushed, and waits
+    /// as long as `timeouts` say (`connect`, `write`, `backoff`, `backoff_max`, `stale`).
     pub(crate) fn spawn(
         address: String,
         node_name: String,
         dropped: Arc<AtomicU64>,
         shutdown: watch::Receiver<bool>,
+        timeouts: Timeouts,
     ) -> Arc<PeerLink> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let link = Arc::new(PeerLink {
@@ -68,6 +62,7 @@ impl PeerLink {
             node_name,
             dropped,
             shutdown,
+            timeouts,
         };
         tokio::spawn(task.run());
         link
@@ -137,13 +132,15 @@ struct Link {
     node_name: String,
     dropped: Arc<AtomicU64>,
     shutdown: watch::Receiver<bool>,
+    timeouts: Timeouts,
 }
 
 impl Link {
     #[instrument(skip_all, fields(peer = %self.link.address))]
     async fn run(mut self) {
         let mut pending: Option<(AppId, Event)> = None;
-        let mut backoff = BACKOFF.0;
+        let first = self.timeouts.backoff;
+        let mut backoff = first;
         let mut down_since: Option<Instant> = None;
         loop {
             if pending.is_none() {
@@ -162,7 +159,7 @@ impl Link {
                     } else {
                         debug!("link to peer established");
                     }
-                    backoff = BACKOFF.0;
+                    backoff = first;
                     self.link.connected.store(true, Ordering::Relaxed);
                     let stop = self.forward(stream, &mut pending).await;
                     self.link.connected.store(false, Ordering::Relaxed);
@@ -176,19 +173,19 @@ impl Link {
                 }
                 Err(why) => {
                     let since = *down_since.get_or_insert_with(Instant::now);
-                    if backoff == BACKOFF.0 {
+                    if backoff == first {
                         warn!(error = %why, "cannot connect to peer; retrying");
                     } else {
                         debug!(error = %why, "cannot connect to peer");
                     }
-                    if since.elapsed() >= STALE_AFTER {
+                    if since.elapsed() >= self.timeouts.stale {
                         self.drop_queue(&mut pending);
                     }
                     tokio::select! {
                         _ = stopped(&mut self.shutdown) => return,
                         _ = sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(BACKOFF.1);
+                    backoff = (backoff * 2).min(self.timeouts.backoff_max);
                 }
             }
         }
@@ -207,12 +204,12 @@ impl Link {
             tokio::io::AsyncWriteExt::flush(&mut out).await?;
             Ok::<_, std::io::Error>(out.into_inner())
         };
-        match timeout(CONNECT_TIMEOUT, attempt).await {
+        match timeout(self.timeouts.connect, attempt).await {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!(
-                "no connection within {} s",
-                CONNECT_TIMEOUT.as_secs()
+                "no connection within {}",
+                show(self.timeouts.connect)
             )),
         }
     }
@@ -233,7 +230,7 @@ impl Link {
                     }
                     tokio::io::AsyncWriteExt::flush(&mut out).await
                 };
-                match timeout(WRITE_TIMEOUT, batch).await {
+                match timeout(self.timeouts.write, batch).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         self.dropped.fetch_add(1, Ordering::Relaxed);

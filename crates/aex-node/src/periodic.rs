@@ -10,6 +10,10 @@
 //! * a module's triggers are replaced as a whole by each `Periodic` request (idempotent: an
 //!   unchanged trigger keeps its phase) and die with the module (its [`Triggers`] aborts them
 //!   when dropped; a task also ends once the process has).
+//!
+//! The timer ([`fire`]) only decides when to offer a tick; what an offer does is a closure
+//! ([`offer`] on the module's input queue, in the node), so the unit tests below drive the
+//! schedule with paused tokio time and no module process.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,11 +74,13 @@ impl Triggers {
                 period_ms = trigger.period_ms,
                 "periodic trigger installed"
             );
+            let input = target.input.clone();
+            let entry = trigger.entry.clone();
             let task = tokio::spawn(fire(
                 target.name.to_owned(),
                 trigger.clone(),
-                target.input.clone(),
                 target.alive.clone(),
+                move || offer(&input, &entry),
             ))
             .abort_handle();
             running.push(Running { trigger, task });
@@ -130,12 +136,41 @@ fn check(target: &Target<'_>, wanted: &[Trigger]) -> Result<(), WireError> {
     Ok(())
 }
 
-/// Sends `Tick` for `trigger.entry` every period while the module runs.
+/// What became of a tick offered to a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offered {
+    /// Queued for the module.
+    Sent,
+    /// Skipped: the module is busy.
+    Busy,
+    /// The module's input is closed: no tick will ever reach it.
+    Gone,
+}
+
+/// Queues a `Tick` for `entry` unless anything is still queued for the module: a busy module
+/// gets its tick skipped rather than queued behind its other input.
+fn offer(input: &mpsc::Sender<ToModule>, entry: &str) -> Offered {
+    if input.capacity() < input.max_capacity() {
+        return Offered::Busy;
+    }
+    let tick = ToModule::Tick {
+        entry: entry.to_owned(),
+    };
+    match input.try_send(tick) {
+        Ok(()) => Offered::Sent,
+        Err(mpsc::error::TrySendError::Full(_)) => Offered::Busy,
+        Err(mpsc::error::TrySendError::Closed(_)) => Offered::Gone,
+    }
+}
+
+/// Offers a tick for `trigger.entry` every period, the first one period from now, while the
+/// module runs; a timer that fell behind skips the periods it missed (one tick, then the
+/// original phase), never bunching them.
 async fn fire(
     module: String,
     trigger: Trigger,
-    input: mpsc::Sender<ToModule>,
     alive: Arc<AtomicBool>,
+    mut offer: impl FnMut() -> Offered,
 ) {
     let period = Duration::from_millis(trigger.period_ms);
     let mut timer = interval_at(Instant::now() + period, period);
@@ -145,16 +180,14 @@ async fn fire(
         if !alive.load(Ordering::Relaxed) {
             break;
         }
-        // Anything still queued means the module is busy: skip rather than queue behind it.
-        if input.capacity() < input.max_capacity() {
-            debug!(module, entry = %trigger.entry, "module busy; tick skipped");
-            continue;
-        }
-        let tick = ToModule::Tick {
-            entry: trigger.entry.clone(),
-        };
-        if let Err(mpsc::error::TrySendError::Closed(_)) = input.try_send(tick) {
-            break;
+        match offer() {
+            Offered::Sent => {}
+            Offered::Busy => debug!(module, entry = %trigger.entry, "module busy; tick skipped"),
+            Offered::Gone => break,
         }
     }
 }
+
+#[cfg(test)]
+#[path = "periodic_tests.rs"]
+mod tests;

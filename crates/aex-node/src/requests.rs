@@ -26,13 +26,6 @@ use crate::load::Uploads;
 use crate::module::{Expect, Module};
 use crate::server::Shared;
 
-/// Limit on a module's answer to `Attest` or `Command`.
-pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Limit on a module's answer to `Stats` (status reports `None` after it).
-const STATS_TIMEOUT: Duration = Duration::from_secs(2);
-/// Limit on waiting for a module to end after `Unload`.
-const STOP_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// A request the session layer checked, or its refusal.
 pub(crate) type Checked = (u64, Result<NodeRequest, WireError>);
 
@@ -108,7 +101,11 @@ async fn handle(
         NodeRequest::Command { module, sealed } => {
             let m = find(shared, app, &module)?;
             match m
-                .request(ToModule::Command(sealed), Expect::Command, REPLY_TIMEOUT)
+                .request(
+                    ToModule::Command(sealed),
+                    Expect::Command,
+                    shared.timeouts.reply,
+                )
                 .await?
             {
                 FromModule::CommandReply(reply) => Ok(NodeResponse::CommandReply(reply)),
@@ -129,7 +126,7 @@ async fn handle(
                 .remove_module(app, &module)
                 .ok_or_else(|| unknown(shared, &module))?;
             // `remove_module` has released its devices.
-            m.stop(STOP_TIMEOUT).await;
+            m.stop(shared.timeouts.stop).await;
             info!(module, "module unloaded");
             Ok(NodeResponse::Done)
         }
@@ -165,7 +162,10 @@ async fn attest(
         challenge,
         deployer_pk,
     };
-    match m.request(ask, Expect::Attest, REPLY_TIMEOUT).await? {
+    match m
+        .request(ask, Expect::Attest, shared.timeouts.reply)
+        .await?
+    {
         FromModule::Attested {
             public_key,
             confirm,
@@ -203,15 +203,13 @@ async fn attest(
 /// fetched live and concurrently. Peers and counters are node-wide.
 async fn status(shared: &Shared, app: AppId) -> NodeStatus {
     let modules = shared.router.modules(app);
+    let limit = shared.timeouts.stats;
     let mut asks = JoinSet::new();
     for (i, m) in modules.iter().enumerate() {
         if m.running() {
             let m = m.clone();
             asks.spawn(async move {
-                let stats = match m
-                    .request(ToModule::Stats, Expect::Stats, STATS_TIMEOUT)
-                    .await
-                {
+                let stats = match m.request(ToModule::Stats, Expect::Stats, limit).await {
                     Ok(FromModule::Stats(stats)) => Some(stats),
                     _ => None,
                 };

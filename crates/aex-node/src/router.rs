@@ -34,6 +34,7 @@ use tracing::debug;
 use crate::error::refuse;
 use crate::module::Module;
 use crate::peer::PeerLink;
+use crate::timeouts::Timeouts;
 
 /// Where a route leads, resolved when the route is installed.
 enum Target {
@@ -72,15 +73,18 @@ pub(crate) struct Router {
     dropped: Arc<AtomicU64>,
     shutdown: watch::Receiver<bool>,
     devices: Arc<DeviceBank>,
+    timeouts: Timeouts,
 }
 
 impl Router {
-    /// An empty router for the node `node_name`; peer links stop when `shutdown` turns true.
-    /// Modules it forgets give their grants in `devices` back.
+    /// An empty router for the node `node_name`; peer links stop when `shutdown` turns true
+    /// and wait as long as `timeouts` say. Modules it forgets give their grants in `devices`
+    /// back.
     pub(crate) fn new(
         node_name: String,
         shutdown: watch::Receiver<bool>,
         devices: Arc<DeviceBank>,
+        timeouts: Timeouts,
     ) -> Self {
         Router {
             node_name,
@@ -91,7 +95,13 @@ impl Router {
             dropped: Arc::default(),
             shutdown,
             devices,
+            timeouts,
         }
+    }
+
+    /// How long the node waits for peers and modules.
+    pub(crate) fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
     }
 
     /// Forwards `ev` along its route in namespace `app`, or drops and counts it.
@@ -271,6 +281,7 @@ impl Router {
                     self.node_name.clone(),
                     self.dropped.clone(),
                     self.shutdown.clone(),
+                    self.timeouts,
                 )
             })
             .clone()

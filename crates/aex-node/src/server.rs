@@ -1,8 +1,8 @@
 //! The listener: accepts TCP connections, reads each one's `Hello`, and hands it to a deployer
 //! session or a peer link; on shutdown, stops accepting and kills every module.
 //!
-//! Also holds [`Shared`], the state every task of a node reaches: configuration, TEE backend,
-//! devices, router and the shutdown signal.
+//! Also holds [`Shared`], the state every task of a node reaches: configuration (timeouts
+//! included), TEE backend, devices, router and the shutdown signal.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,11 +23,8 @@ use crate::frames::FrameReader;
 use crate::load::Reservations;
 use crate::physics::PhysicsServer;
 use crate::router::{lock, Router};
+use crate::timeouts::{show, Timeouts};
 
-/// Limit on a connection's first frame.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Limit on waiting for each module to end at shutdown.
-const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Files announcing a running node in its data directory.
 pub(crate) const ADDR_FILE: &str = "node.addr";
 pub(crate) const PID_FILE: &str = "node.pid";
@@ -56,6 +53,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: watch::Sender<bool>,
     /// Which deployers may manage applications here.
     pub(crate) admission: Admission,
+    /// How long the node waits for deployers, peers and modules (the router's, copied).
+    pub(crate) timeouts: Timeouts,
     next_session: AtomicU64,
     refused: AtomicU64,
 }
@@ -84,6 +83,7 @@ impl Shared {
             backend,
             platform_key,
             devices: router.devices().clone(),
+            timeouts: *router.timeouts(),
             router,
             physics: Mutex::new(physics),
             reservations: Arc::default(),
@@ -148,7 +148,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         m.kill();
     }
     for m in &modules {
-        m.stop(STOP_TIMEOUT).await;
+        m.stop(shared.timeouts.stop).await;
     }
     // Closes the device socket and removes its file.
     drop(lock(&shared.physics).take());
@@ -170,11 +170,11 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
         debug!(error = %e, "cannot set TCP_NODELAY");
     }
     let (rd, wr) = stream.into_split();
-    let mut reader = FrameReader::new(rd);
+    let mut reader = FrameReader::new(rd, shared.timeouts.body);
     let mut stop = shared.shutdown.subscribe();
     let hello = tokio::select! {
         _ = stopped(&mut stop) => return,
-        hello = timeout(HELLO_TIMEOUT, reader.next::<ToNode>()) => hello,
+        hello = timeout(shared.timeouts.hello, reader.next::<ToNode>()) => hello,
     };
     match hello {
         Ok(Ok(Some(ToNode::Hello(Hello::Deployer { client, key, app })))) => {
@@ -194,8 +194,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
             shared.router.count_drop();
         }
         Err(_) => warn!(
-            "no Hello within {} s; closing the connection",
-            HELLO_TIMEOUT.as_secs()
+            "no Hello within {}; closing the connection",
+            show(shared.timeouts.hello)
         ),
     }
 }

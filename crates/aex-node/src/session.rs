@@ -10,7 +10,6 @@
 //! (challenge, responses and events) goes through one bounded queue drained by one writer task.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aex_proto::{AppId, DeployerKey, FromNode, ToNode};
 use tokio::io::AsyncRead;
@@ -28,8 +27,6 @@ use crate::server::Shared;
 const OUT_QUEUE: usize = 1024;
 /// Requests read ahead of the one being answered.
 const REQUEST_QUEUE: usize = 16;
-/// Limit on writing one batch of frames to the deployer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a deployer said in its `Hello`.
 pub(crate) struct DeployerHello {
@@ -59,8 +56,9 @@ pub(crate) async fn serve<R>(
     }
 
     let (out, mut out_rx) = mpsc::channel::<FromNode>(OUT_QUEUE);
+    let write_limit = shared.timeouts.write;
     tokio::spawn(async move {
-        if let Err(e) = pump(&mut out_rx, writer, Some(WRITE_TIMEOUT)).await {
+        if let Err(e) = pump(&mut out_rx, writer, Some(write_limit)).await {
             debug!(error = %e, "writing to deployer failed");
         }
     });

@@ -36,6 +36,7 @@ pub fn config(name: &str, data_dir: PathBuf, allow_remote_shutdown: bool) -> Nod
         admit: vec![DeployerKey::of(&deployer())],
         open: false,
         devices: vec![],
+        timeouts: aex_node::Timeouts::default(),
     }
 }
 

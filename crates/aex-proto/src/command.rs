@@ -136,6 +136,16 @@ pub enum Command {
         /// The snapshot, as the old instance's module code produced it.
         state: StateBytes,
     },
+    /// Arms a module that receives nothing else first: after attestation a module runs no
+    /// tick, deadline or entry point until its first authenticated command (`Restore`,
+    /// `SetKey`, `Call` or this), so nothing runs on a state that is about to be replaced.
+    Start,
+    /// Revokes a connection: the module drops every key it holds for `conn` (all roles), so
+    /// it accepts and emits nothing more on it. Idempotent.
+    Revoke {
+        /// The connection.
+        conn: ConnId,
+    },
 }
 
 /// A module's state snapshot. Zeroized on drop; `Debug` shows only its length.

@@ -36,6 +36,7 @@ pub trait ModuleLink {
     fn pending(&mut self) -> &mut VecDeque<FromModule>;
 
     /// The next message `want` accepts; the ones before it stay queued, in order.
+    #[track_caller]
     fn recv_matching(&mut self, mut want: impl FnMut(&FromModule) -> bool) -> FromModule
     where
         Self: Sized,
@@ -55,6 +56,7 @@ pub trait ModuleLink {
     }
 
     /// The next event the module emits (other messages before it stay queued).
+    #[track_caller]
     fn event(&mut self) -> Event
     where
         Self: Sized,
@@ -111,13 +113,26 @@ impl Deployer {
         module_key: [u8; 32],
         measurement: &Measurement,
     ) -> Deployer {
+        let challenge = aex_crypto::random_bytes::<32>();
+        Self::attest_symmetric_under(link, kind, module_key, measurement, challenge)
+    }
+
+    /// [`Deployer::attest_symmetric`] under a challenge the test chooses: attesting two
+    /// instances under the same one shows what the module's own freshness contributes.
+    #[track_caller]
+    pub fn attest_symmetric_under(
+        link: &mut impl ModuleLink,
+        kind: &str,
+        module_key: [u8; 32],
+        measurement: &Measurement,
+        challenge: [u8; 32],
+    ) -> Deployer {
         link.send(ToModule::Provision {
             kind: kind.into(),
             simulated: true,
             key: WireKey(module_key),
         });
         let key = SecretKey::from_bytes(module_key);
-        let challenge = aex_crypto::random_bytes::<32>();
         link.send(ToModule::Attest {
             challenge,
             deployer_pk: [0; 32],
@@ -139,14 +154,26 @@ impl Deployer {
     }
 
     /// `cmd` sealed with the next counter, as the deployer would send it.
+    #[track_caller]
     pub fn seal(&mut self, cmd: &Command) -> aex_proto::Sealed {
         self.channel
             .seal_command(cmd)
             .expect("the command counter has room")
     }
 
-    /// Sends `cmd` sealed and returns the module's answers up to and including the first
-    /// reply or refusal; messages the module wrote before it (emitted events) stay queued.
+    /// Opens the module's sealed reply to the command sealed with `counter` (for commands
+    /// sent with [`Deployer::seal`]).
+    pub fn open_reply(
+        &self,
+        reply: &aex_proto::Sealed,
+        counter: u64,
+    ) -> Result<CommandReply, aex_proto::CommandError> {
+        self.channel.open_reply(reply, counter)
+    }
+
+    /// Sends `cmd` sealed and returns the module's first reply or refusal; messages the
+    /// module wrote before it (emitted events) stay queued.
+    #[track_caller]
     pub fn command_raw(&mut self, link: &mut impl ModuleLink, cmd: &Command) -> FromModule {
         let sealed = self.seal(cmd);
         link.send(ToModule::Command(sealed));
@@ -162,12 +189,13 @@ impl Deployer {
     #[track_caller]
     pub fn command(&mut self, link: &mut impl ModuleLink, cmd: &Command) -> CommandReply {
         let counter = self.channel.last_counter() + 1;
-        match self.command_raw(link, cmd) {
-            FromModule::CommandReply(sealed) => self
-                .channel
-                .open_reply(&sealed, counter)
-                .expect("the reply opens under the module key"),
+        let sealed = match self.command_raw(link, cmd) {
+            FromModule::CommandReply(sealed) => sealed,
             other => panic!("the module refused command {counter}: {other:?}"),
+        };
+        match self.open_reply(&sealed, counter) {
+            Ok(reply) => reply,
+            Err(e) => panic!("the reply to command {counter}: {e}"),
         }
     }
 
@@ -249,13 +277,16 @@ impl ModuleProcess {
     /// says it loaded) and reads its `Hello`.
     #[track_caller]
     pub fn spawn(path: &std::path::Path, told: &Measurement) -> Self {
-        let mut child = Process::new(path)
+        let spawned = Process::new(path)
             .env("AEX_MEASUREMENT", told.to_hex())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn module {}: {e}", path.display()));
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => panic!("spawn module {}: {e}", path.display()),
+        };
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
@@ -311,9 +342,11 @@ impl ModuleLink for ModuleProcess {
         if let Some(msg) = self.pending.pop_front() {
             return msg;
         }
-        self.rx
-            .recv_timeout(ANSWER_PATIENCE)
-            .unwrap_or_else(|_| panic!("the module wrote nothing within {ANSWER_PATIENCE:?}"))
+        // A `match`, not a closure, so the panic names the test's line.
+        match self.rx.recv_timeout(ANSWER_PATIENCE) {
+            Ok(msg) => msg,
+            Err(_) => panic!("the module wrote nothing within {ANSWER_PATIENCE:?}"),
+        }
     }
 
     fn pending(&mut self) -> &mut VecDeque<FromModule> {

@@ -285,6 +285,7 @@ impl TestNode {
             admit: vec![DeployerKey::of(&test_deployer())],
             open: false,
             devices: vec![],
+            timeouts: aex_node::Timeouts::default(),
         }
     }
 

@@ -21,7 +21,7 @@ pub struct CallArgs {
     #[arg(long)]
     hex: bool,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
 
 pub fn exec(args: CallArgs, shell: &Shell) -> Result<()> {

@@ -21,7 +21,7 @@ pub struct DeployArgs {
     #[arg(long)]
     dry_run: bool,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
 
 pub fn exec(args: DeployArgs, shell: &Shell) -> Result<()> {

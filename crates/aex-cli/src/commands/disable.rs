@@ -13,7 +13,7 @@ pub struct DisableArgs {
     /// Module name
     module: String,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
 
 pub fn exec(args: DisableArgs, shell: &Shell) -> Result<()> {

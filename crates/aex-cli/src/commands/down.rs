@@ -16,7 +16,7 @@ pub struct DownArgs {
     /// Descriptor file, or a directory holding aex.toml [default: current directory]
     path: Option<PathBuf>,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
 
 pub fn exec(args: DownArgs, shell: &Shell) -> Result<()> {

@@ -23,7 +23,7 @@ pub struct GraphArgs {
     #[arg(long)]
     offline: bool,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
 
 pub fn exec(args: GraphArgs, shell: &Shell) -> Result<()> {

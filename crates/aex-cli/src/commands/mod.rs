@@ -18,12 +18,14 @@ mod update;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aex_deploy::{App, Identity};
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::shell::Shell;
+use crate::timeout::{self, TimeoutArg};
 
 /// aex: develop, deploy and use distributed applications whose modules run in TEEs.
 #[derive(Debug, Parser)]
@@ -31,6 +33,65 @@ use crate::shell::Shell;
 pub struct Cli {
     #[command(subcommand)]
     command: Commands,
+    /// Limit on each wait for a node, e.g. `500ms`, `5s` [default: 15 s for an answer; env:
+    /// AEX_TIMEOUT]
+    ///
+    /// One limit for every node wait of the command: each answer, a local node's start and
+    /// stop, a request's reply. Unset, each wait keeps its own default. `aex node` takes
+    /// NAME=DURATION instead, to set one of the node's own timeouts (repeatable; names:
+    /// hello, start, body, reply, stats, write, connect, backoff, backoff_max, stale, stop,
+    /// exit; see `[timeouts]` in its configuration file).
+    #[arg(
+        long,
+        global = true,
+        value_name = "[NAME=]DURATION",
+        value_parser = timeout::parse
+    )]
+    timeout: Vec<TimeoutArg>,
+}
+
+impl Cli {
+    /// Hands the global `--timeout` (or `AEX_TIMEOUT`) to the command, in the form it takes;
+    /// the other form is a usage error, like any invalid option value.
+    pub fn settle(mut self) -> Result<Cli, clap::Error> {
+        let args = std::mem::take(&mut self.timeout);
+        let settled = match &mut self.command {
+            Commands::Node(node) => timeout::for_node(&args).map(|t| node.timeouts = t),
+            command => {
+                let env = std::env::var(timeout::ENV).ok();
+                let needs_env = command.app_path().is_some();
+                timeout::for_deployer(&args, env.as_deref().filter(|_| needs_env)).map(|t| {
+                    if let Some(app) = command.app_path() {
+                        app.timeout = t;
+                    }
+                })
+            }
+        };
+        settled.map_err(|message| {
+            Cli::command().error(clap::error::ErrorKind::ValueValidation, message)
+        })?;
+        Ok(self)
+    }
+}
+
+impl Commands {
+    /// The application options of a command that works on an application.
+    fn app_path(&mut self) -> Option<&mut AppPath> {
+        match self {
+            Commands::Up(a) => Some(&mut a.app),
+            Commands::Deploy(a) => Some(&mut a.app),
+            Commands::Update(a) => Some(&mut a.app),
+            Commands::Disable(a) => Some(&mut a.app),
+            Commands::Status(a) => Some(&mut a.app),
+            Commands::Call(a) => Some(&mut a.app),
+            Commands::Output(a) => Some(&mut a.app),
+            Commands::Request(a) => Some(&mut a.app),
+            Commands::Reset(a) => Some(&mut a.app),
+            Commands::Down(a) => Some(&mut a.app),
+            Commands::Graph(a) => Some(&mut a.app),
+            Commands::Device(_) | Commands::Node(_) | Commands::Identity(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +123,10 @@ pub struct AppPath {
     /// else ~/.config/aex/identity]
     #[arg(long, value_name = "FILE", global = true)]
     identity: Option<PathBuf>,
+    /// The limit on every node wait (`Cli::settle` sets it from `--timeout` or
+    /// `AEX_TIMEOUT`); `None` keeps each wait's default.
+    #[arg(skip)]
+    timeout: Option<Duration>,
 }
 
 impl AppPath {
@@ -80,7 +145,17 @@ impl AppPath {
     /// Opens the application, its sessions signed by the deployer identity.
     fn open(&self, positional: Option<&PathBuf>, shell: &Shell) -> Result<App> {
         let identity = self.identity(shell)?;
-        Ok(App::open(&self.resolve(positional), identity)?)
+        self.open_as(&self.resolve(positional), identity)
+    }
+
+    /// Opens the application at `path` as `identity`, waiting for its nodes as long as
+    /// `--timeout` says.
+    fn open_as(&self, path: &Path, identity: Arc<Identity>) -> Result<App> {
+        let mut app = App::open(path, identity)?;
+        if let Some(limit) = self.timeout {
+            app.set_timeout(limit);
+        }
+        Ok(app)
     }
 }
 
@@ -119,5 +194,74 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Device(a) => device::exec(a, shell),
         Commands::Node(a) => node::exec(a, shell),
         Commands::Identity(a) => identity::exec(a, shell),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settled(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(args).and_then(Cli::settle)
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn timeout_reaches_the_command_in_its_form() {
+        let ms = Duration::from_millis;
+        // Before or after the command name; the last one wins.
+        for args in [
+            &["aex", "--timeout", "250ms", "status"][..],
+            &["aex", "status", "--timeout", "250ms"],
+            &["aex", "--timeout", "9s", "status", "--timeout", "250ms"],
+        ] {
+            let mut cli = settled(args).unwrap();
+            let app = cli.command.app_path().unwrap();
+            assert_eq!(app.timeout, Some(ms(250)), "{args:?}");
+        }
+        let Commands::Node(node) = settled(&[
+            "aex",
+            "node",
+            "--timeout",
+            "hello=250ms",
+            "--timeout",
+            "stale=1m",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not the node command");
+        };
+        assert_eq!(node.timeouts, [("hello", ms(250)), ("stale", ms(60_000))]);
+
+        for (args, says) in [
+            (
+                &["aex", "status", "--timeout", "soon"][..],
+                "invalid duration `soon`",
+            ),
+            (&["aex", "--timeout", "0s", "deploy"], "longer than zero"),
+            (
+                &["aex", "status", "--timeout", "hello=1s"],
+                "only `aex node`",
+            ),
+            (
+                &["aex", "identity", "--timeout", "hello=1s"],
+                "only `aex node`",
+            ),
+            (&["aex", "node", "--timeout", "1s"], "takes NAME=DURATION"),
+            (
+                &["aex", "node", "--timeout", "helo=1s"],
+                "unknown timeout `helo`",
+            ),
+        ] {
+            let e = settled(args).unwrap_err();
+            // A usage error: clap prints it and `aex` exits with status 2.
+            assert!(e.use_stderr() && e.exit_code() == 2, "{args:?}");
+            assert!(e.to_string().contains(says), "{args:?}: {e}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aex_node::NodeConfig;
 use aex_proto::DeployerKey;
@@ -14,7 +15,8 @@ use crate::shell::Shell;
 /// Run a node agent (untrusted: it loads modules and routes their ciphertexts)
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// Node configuration file (TOML: name, listen, data_dir, tee); flags override it
+    /// Node configuration file (TOML: name, listen, data_dir, tee, a `[timeouts]` table, ...);
+    /// flags override it
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Node name
@@ -50,6 +52,10 @@ pub struct NodeArgs {
     /// modules claim devices exclusively; `aex device` plays their physical world
     #[arg(long = "device", value_name = "SPEC", value_parser = DeviceSpec::parse)]
     devices: Vec<DeviceSpec>,
+    /// The node's own timeouts from the global `--timeout NAME=DURATION` (set by
+    /// `Cli::settle`); they override the configuration file's `[timeouts]`.
+    #[arg(skip)]
+    pub(super) timeouts: Vec<(&'static str, Duration)>,
 }
 
 pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
@@ -65,6 +71,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             admit: vec![],
             open: false,
             devices: vec![],
+            timeouts: aex_node::Timeouts::default(),
         },
     };
     if let Some(n) = args.name {
@@ -89,6 +96,13 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
     }
     config.open |= args.open;
     config.devices.extend(args.devices);
+    for (name, limit) in args.timeouts {
+        config.timeouts.set(name, limit)?;
+    }
+    config
+        .timeouts
+        .check()
+        .context("invalid node timeouts (`[timeouts]` and `--timeout NAME=DURATION`)")?;
     if config.admit.is_empty() && !config.open {
         // The node would refuse to start; say so before announcing it.
         return Err(aex_node::NodeError::NoDeployers { node: config.name }.into());
@@ -108,6 +122,21 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             config.data_dir.display()
         ),
     );
+    let defaults = aex_node::Timeouts::default();
+    let changed: Vec<String> = aex_node::Timeouts::names()
+        .into_iter()
+        .filter(|name| config.timeouts.get(name) != defaults.get(name))
+        .filter_map(|name| {
+            let limit = config.timeouts.get(name)?;
+            Some(format!("{name}={}", crate::timeout::show(limit)))
+        })
+        .collect();
+    if !changed.is_empty() {
+        shell.status(
+            "Timeouts",
+            format!("{} (the others as by default)", changed.join(", ")),
+        );
+    }
     if !config.devices.is_empty() {
         let devices: Vec<String> = config.devices.iter().map(ToString::to_string).collect();
         shell.status(

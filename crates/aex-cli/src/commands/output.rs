@@ -19,7 +19,7 @@ pub struct OutputArgs {
     #[arg(long)]
     hex: bool,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
 
 pub fn exec(args: OutputArgs, shell: &Shell) -> Result<()> {

@@ -21,22 +21,18 @@ pub struct RequestArgs {
     /// The payload is hexadecimal bytes
     #[arg(long)]
     hex: bool,
-    /// Seconds to wait for the reply
-    #[arg(long, default_value_t = 10)]
-    timeout: u64,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
+
+/// How long to wait for the reply unless `--timeout` says.
+const REPLY_WAIT: Duration = Duration::from_secs(10);
 
 pub fn exec(args: RequestArgs, shell: &Shell) -> Result<()> {
     let bytes = payload::parse(args.payload.as_deref(), args.hex)?;
     let mut app = args.app.open(None, shell)?;
-    let reply = ops::call::request(
-        &mut app,
-        &args.connection,
-        &bytes,
-        Duration::from_secs(args.timeout),
-    )?;
+    let wait = app.timeout_or(REPLY_WAIT);
+    let reply = ops::call::request(&mut app, &args.connection, &bytes, wait)?;
     shell.out(payload::show(&reply))?;
     Ok(())
 }

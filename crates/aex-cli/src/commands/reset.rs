@@ -16,7 +16,7 @@ pub struct ResetArgs {
     /// Descriptor file, or a directory holding aex.toml [default: current directory]
     path: Option<PathBuf>,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
 
 pub fn exec(args: ResetArgs, shell: &Shell) -> Result<()> {

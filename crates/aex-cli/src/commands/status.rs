@@ -18,7 +18,7 @@ pub struct StatusArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
 
 pub fn exec(args: StatusArgs, shell: &Shell) -> Result<()> {

@@ -26,13 +26,13 @@ pub struct UpArgs {
     #[arg(long, short)]
     detach: bool,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
 
 pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
     let path = args.app.resolve(args.path.as_ref());
     let identity = args.app.identity(shell)?;
-    let mut app = App::open(&path, identity.clone())?;
+    let mut app = args.app.open_as(&path, identity.clone())?;
     let tenants = tenants(&app, shell)?;
     let stop = stop_flag();
     let exe = std::env::current_exe().context("cannot locate the aex executable")?;
@@ -40,7 +40,7 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
     let started = ops::local::start_local_nodes(&mut app, &exe, &admit, &Bars::new(shell))?;
     let result = bring_up(&mut app, shell).and_then(|()| {
         for (tenant, tenant_identity) in &tenants {
-            let mut tenant_app = App::open(tenant, tenant_identity.clone())?;
+            let mut tenant_app = args.app.open_as(tenant, tenant_identity.clone())?;
             shell.status(
                 "Tenant",
                 format!(
@@ -78,8 +78,8 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
     );
     let mut apps = vec![(path.clone(), identity.clone())];
     apps.extend(tenants);
-    follow(&apps, shell, &stop);
-    let mut app = App::open(&path, identity)?;
+    follow(&apps, &args.app, shell, &stop);
+    let mut app = args.app.open_as(&path, identity)?;
     stop_started(&mut app, &started, shell);
     Ok(())
 }
@@ -130,8 +130,13 @@ const QUIET: Duration = Duration::from_secs(5);
 /// once a second it looks at each, and prints a module's state as soon as anything but its
 /// numbers changed (a valve opened, an alarm's text), and counter changes (module numbers,
 /// connection events) at most every [`QUIET`]. Each look opens the application afresh (and so
-/// holds its state only for that moment).
-fn follow(apps: &[(PathBuf, Arc<aex_deploy::Identity>)], shell: &Shell, stop: &AtomicBool) {
+/// holds its state only for that moment), with the command's `--timeout`.
+fn follow(
+    apps: &[(PathBuf, Arc<aex_deploy::Identity>)],
+    options: &AppPath,
+    shell: &Shell,
+    stop: &AtomicBool,
+) {
     // What was last printed, and when.
     let mut events: HashMap<String, (Counts, Instant)> = HashMap::new();
     let mut states: HashMap<String, (serde_json::Value, Instant)> = HashMap::new();
@@ -143,8 +148,8 @@ fn follow(apps: &[(PathBuf, Arc<aex_deploy::Identity>)], shell: &Shell, stop: &A
             continue;
         }
         for (path, identity) in apps {
-            let status = App::open(path, identity.clone())
-                .map_err(anyhow::Error::from)
+            let status = options
+                .open_as(path, identity.clone())
                 .and_then(|mut app| Ok(ops::status::status(&mut app)?));
             let s = match status {
                 Ok(s) => s,

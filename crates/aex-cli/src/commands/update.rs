@@ -24,7 +24,7 @@ pub struct UpdateArgs {
     /// Descriptor file, or a directory holding aex.toml [default: current directory]
     path: Option<PathBuf>,
     #[command(flatten)]
-    app: AppPath,
+    pub(super) app: AppPath,
 }
 
 pub fn exec(args: UpdateArgs, shell: &Shell) -> Result<()> {

@@ -46,7 +46,7 @@ pub fn request(app: &mut App, connection: &str, payload: &[u8], wait: Duration) 
         if left.is_zero() {
             return Err(Error::Timeout {
                 what: format!("the reply on connection `{name}`"),
-                seconds: wait.as_secs(),
+                limit: wait,
             });
         }
         let event = app

@@ -18,12 +18,17 @@ use aex_proto::{DeployerKey, NodeRequest, NodeResponse};
 
 use crate::app::App;
 use crate::client::{ClientError, NodeClient};
-use crate::error::{Error, Result};
+use crate::error::{show_duration, Error, Result};
 use crate::progress::Observer;
 use crate::state::NodeRecord;
 
-/// How long a starting node may take to accept connections.
+/// How long a starting node may take to accept connections (unless `App::set_timeout` set
+/// one limit for every node wait, as for the two below).
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a probe waits for whatever listens on a local node's address to answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a node asked to shut down may take to exit before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether `aex up` manages this node.
 pub fn is_local(app: &App, node: &str) -> bool {
@@ -122,7 +127,8 @@ pub fn start_local_nodes(
             cmd.process_group(0);
         }
         let mut child = cmd.spawn().map_err(io)?;
-        let deadline = Instant::now() + START_TIMEOUT;
+        let limit = app.timeout_or(START_TIMEOUT);
+        let deadline = Instant::now() + limit;
         loop {
             if matches!(probe(app, &spec.address, &spec.name), Probe::Ours) {
                 break;
@@ -136,9 +142,9 @@ pub fn start_local_nodes(
             if Instant::now() > deadline {
                 let _ = child.kill();
                 return Err(io(std::io::Error::other(format!(
-                    "it did not accept connections on {} within {} s; see {}",
+                    "it did not accept connections on {} within {}; see {}",
                     spec.address,
-                    START_TIMEOUT.as_secs(),
+                    show_duration(limit),
                     data_dir.join("node.log").display()
                 ))));
             }
@@ -183,7 +189,7 @@ pub fn stop_local_nodes(
             app.disconnect(&name);
         }
         if let Some(pid) = rec.pid {
-            wait_or_kill(pid, Duration::from_secs(5));
+            wait_or_kill(pid, app.timeout_or(STOP_TIMEOUT));
         }
         app.state.state.nodes.remove(&name);
         // Modules on a stopped node are gone, and with them their keys.
@@ -215,7 +221,7 @@ fn probe(app: &App, addr: &std::net::SocketAddr, name: &str) -> Probe {
     let identity = app.identity().clone();
     let Ok(mut c) = NodeClient::connect(
         *addr,
-        Duration::from_secs(2),
+        app.timeout_or(PROBE_TIMEOUT),
         identity,
         &app.desc.application,
     ) else {

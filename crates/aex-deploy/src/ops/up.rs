@@ -46,7 +46,7 @@ pub fn run_steps(app: &mut App) -> Result<Vec<StepResult>> {
             if started.elapsed() > STEP_TIMEOUT {
                 return Err(Error::Timeout {
                     what: format!("`{}.{}` to report `{field}: true`", step.module, step.entry),
-                    seconds: STEP_TIMEOUT.as_secs(),
+                    limit: STEP_TIMEOUT,
                 });
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -4,9 +4,12 @@ use std::io;
 
 use aex_crypto::{ModuleKeyAgreement, SecretKey};
 use aex_proto::frame;
-use aex_proto::{Command, CommandChannel, CommandReply, FromModule, Role, ToModule};
+use aex_proto::{
+    Command, CommandChannel, CommandReply, Direction, EventKind, FromModule, Role, ToModule,
+};
+use aex_testkit::deployer::{sender, Deployer};
 
-use super::harness::{Echo, Harness};
+use super::harness::{Echo, Harness, ALG, MEASURED};
 use crate::clock::Clock;
 use crate::link::Incoming;
 
@@ -23,25 +26,30 @@ fn one_key_agreement_per_process() {
 
 #[test]
 fn symmetric_attestation_keys_commands_per_instance() {
+    let challenge = [8; 32];
+    let attest = |h: &mut Harness| {
+        let d = Deployer::attest_symmetric_under(h, "sancus", [5; 32], &MEASURED, challenge);
+        assert!(d.confirmed, "the module's key confirmation");
+        d
+    };
     let mut a = Harness::new();
-    a.attest_symmetric([5; 32]);
-    let sealed = a
-        .deployer
-        .as_mut()
-        .unwrap()
-        .seal_command(&Command::Call {
-            entry: "fail".into(),
-            payload: vec![],
-        })
-        .unwrap();
-    assert!(matches!(
-        &a.handle(ToModule::Command(sealed.clone()))[..],
-        [FromModule::CommandReply(_)]
-    ));
+    let mut da = attest(&mut a);
+    let sealed = da.seal(&Command::Call {
+        entry: "fail".into(),
+        payload: vec![],
+    });
+    let out = a.handle(ToModule::Command(sealed.clone()));
+    let [FromModule::CommandReply(reply)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        da.open_reply(reply, 1).unwrap(),
+        CommandReply::Failed("nope".into())
+    );
     // A second instance of the same code, same module key, even attested under the same
     // challenge: the recorded command does not authenticate there.
     let mut b = Harness::new();
-    b.attest_symmetric([5; 32]);
+    attest(&mut b);
     assert_eq!(
         b.handle(ToModule::Command(sealed)),
         vec![FromModule::CommandRejected { counter: 1 }]
@@ -82,18 +90,17 @@ fn unauthentic_commands_are_rejected_unsealed() {
     let out = h.handle(ToModule::Command(sealed.clone()));
     assert_eq!(out, vec![FromModule::CommandRejected { counter: 1 }]);
 
-    h.attest();
+    let mut d = h.attest();
     // Forged (wrong key), then a genuine one, then its replay.
     let out = h.handle(ToModule::Command(sealed));
     assert_eq!(out, vec![FromModule::CommandRejected { counter: 1 }]);
-    let genuine = h.deployer.as_mut().unwrap().seal_command(&cmd).unwrap();
+    let genuine = d.seal(&cmd);
     let out = h.handle(ToModule::Command(genuine.clone()));
     let [FromModule::CommandReply(reply)] = &out[..] else {
         panic!("{out:?}")
     };
-    let deployer = h.deployer.as_ref().unwrap();
     assert_eq!(
-        deployer.open_reply(reply, 1).unwrap(),
+        d.open_reply(reply, 1).unwrap(),
         CommandReply::Failed("nope".into())
     );
     let out = h.handle(ToModule::Command(genuine));
@@ -106,21 +113,15 @@ fn unauthentic_commands_are_rejected_unsealed() {
 #[test]
 fn disable_drops_every_key_and_its_replay_is_refused() {
     let mut h = Harness::new();
-    h.attest();
-    h.set_key(1, Role::Input("inp".into()));
-    let disable = h
-        .deployer
-        .as_mut()
-        .unwrap()
-        .seal_command(&Command::Disable)
-        .unwrap();
+    let mut d = h.attest();
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
+    let disable = d.seal(&Command::Disable);
     let out = h.handle(ToModule::Command(disable.clone()));
     let [FromModule::CommandReply(reply)] = &out[..] else {
         panic!("{out:?}")
     };
-    let deployer = h.deployer.as_ref().unwrap();
     assert_eq!(
-        deployer.open_reply(reply, disable.counter).unwrap(),
+        d.open_reply(reply, disable.counter).unwrap(),
         CommandReply::Done(vec![])
     );
     // The replayed disable, and any later genuine command, find no module key.
@@ -130,22 +131,17 @@ fn disable_drops_every_key_and_its_replay_is_refused() {
             counter: disable.counter
         }]
     );
-    let later = h
-        .deployer
-        .as_mut()
-        .unwrap()
-        .seal_command(&Command::Call {
-            entry: "fail".into(),
-            payload: vec![],
-        })
-        .unwrap();
+    let later = d.seal(&Command::Call {
+        entry: "fail".into(),
+        payload: vec![],
+    });
     assert!(matches!(
         &h.handle(ToModule::Command(later))[..],
         [FromModule::CommandRejected { .. }]
     ));
     // Events on the old connection are now unknown.
-    let ev = super::harness::sender(1, aex_proto::Direction::Forward)
-        .seal(aex_proto::EventKind::Event, b"x")
+    let ev = sender(1, Direction::Forward, ALG)
+        .seal(EventKind::Event, b"x")
         .unwrap();
     assert!(h.handle(ToModule::Event(ev)).is_empty());
     let stats = h.rt.core_mut().stats();
@@ -155,13 +151,13 @@ fn disable_drops_every_key_and_its_replay_is_refused() {
 #[test]
 fn set_key_and_call_validate_names() {
     let mut h = Harness::new();
-    h.attest();
+    let mut d = h.attest();
     assert_eq!(
-        h.set_key(1, Role::Input("x".into())),
+        d.set_key(&mut h, 1, Role::Input("x".into()), ALG),
         CommandReply::Failed("module has no input `x` (inputs: inp)".into())
     );
     assert_eq!(
-        h.set_key(1, Role::Handler("inp".into())),
+        d.set_key(&mut h, 1, Role::Handler("inp".into()), ALG),
         CommandReply::Failed("module has no handler `inp` (handlers: answer)".into())
     );
     let call = Command::Call {
@@ -169,21 +165,17 @@ fn set_key_and_call_validate_names() {
         payload: vec![],
     };
     assert_eq!(
-        h.command(&call),
+        d.command(&mut h, &call),
         CommandReply::Failed(
             "module has no entry point `missing` (entry points: call_fetch, fail, inc)".into()
         )
     );
     assert!(h.rt.core_mut().stats().conns.is_empty());
-    let inc = |payload: &[u8]| Command::Call {
-        entry: "inc".into(),
-        payload: payload.to_vec(),
-    };
     assert_eq!(
-        h.command(&inc(b"41")),
+        d.call(&mut h, "inc", b"41"),
         CommandReply::Done(42u32.to_be_bytes().to_vec())
     );
-    let CommandReply::Failed(msg) = h.command(&inc(b"\"x\"")) else {
+    let CommandReply::Failed(msg) = d.call(&mut h, "inc", b"\"x\"") else {
         panic!()
     };
     assert!(

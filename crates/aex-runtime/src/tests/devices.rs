@@ -7,7 +7,9 @@ use aex_proto::{
     Command, CommandReply, DeviceOp, Direction, EventKind, FromModule, Role, ToModule,
 };
 
-use super::harness::{receiver, sender, Echo, Harness, OUT};
+use aex_testkit::deployer::{receiver, sender};
+
+use super::harness::{Echo, Harness, ALG, OUT};
 use crate::clock::Clock;
 use crate::link::Incoming;
 use crate::{Context, Error};
@@ -138,16 +140,16 @@ fn stats_are_answered_and_ticks_dropped_while_an_access_waits() {
 #[test]
 fn what_arrives_while_an_access_waits_is_handled_afterwards_in_order() {
     let mut h = Harness::new();
-    h.attest();
-    h.set_key(1, Role::Input("inp".into()));
-    h.set_key(2, Role::Output("out".into()));
-    let mut tx = sender(1, Direction::Forward);
+    let mut d = h.attest();
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
+    d.set_key(&mut h, 2, Role::Output("out".into()), ALG);
+    let mut tx = sender(1, Direction::Forward, ALG);
     h.queue(ToModule::Event(tx.seal(EventKind::Event, b"a").unwrap()));
     let inc = Command::Call {
         entry: "inc".into(),
         payload: b"1".to_vec(),
     };
-    let sealed = h.deployer.as_mut().unwrap().seal_command(&inc).unwrap();
+    let sealed = d.seal(&inc);
     let counter = sealed.counter;
     h.queue(ToModule::Command(sealed));
     h.queue(ToModule::Event(tx.seal(EventKind::Event, b"b").unwrap()));
@@ -179,13 +181,12 @@ fn what_arrives_while_an_access_waits_is_handled_afterwards_in_order() {
     else {
         panic!("{out:?}")
     };
-    let mut rx = receiver(2, Direction::Forward);
+    let mut rx = receiver(2, Direction::Forward, ALG);
     for (event, payload) in [(local, &b"local"[..]), (a, b"a"), (b, b"b")] {
         assert_eq!(rx.open(event).unwrap(), payload);
     }
-    let deployer = h.deployer.as_ref().unwrap();
     assert_eq!(
-        deployer.open_reply(reply, counter).unwrap(),
+        d.open_reply(reply, counter).unwrap(),
         CommandReply::Done(2u32.to_be_bytes().to_vec())
     );
 }
@@ -201,8 +202,11 @@ fn a_closed_link_ends_the_wait() {
 #[test]
 fn disabled_or_retired_instances_send_no_access() {
     let mut h = Harness::new();
-    h.attest();
-    assert_eq!(h.command(&Command::Disable), CommandReply::Done(vec![]));
+    let mut d = h.attest();
+    assert_eq!(
+        d.command(&mut h, &Command::Disable),
+        CommandReply::Done(vec![])
+    );
     let disabled = Error::Disabled {
         device: "valve".into(),
     };
@@ -211,8 +215,8 @@ fn disabled_or_retired_instances_send_no_access() {
     assert!(h.out().is_empty());
 
     let mut h = Harness::new();
-    h.attest();
-    let CommandReply::Done(_) = h.command(&Command::Retire) else {
+    let mut d = h.attest();
+    let CommandReply::Done(_) = d.command(&mut h, &Command::Retire) else {
         panic!("retire failed")
     };
     let retired = Error::Retired {

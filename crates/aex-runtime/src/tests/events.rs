@@ -2,35 +2,37 @@
 
 use aex_proto::{Command, CommandReply, Direction, Event, EventKind, FromModule, Role, ToModule};
 
-use super::harness::{receiver, sender, Harness};
+use aex_testkit::deployer::{receiver, sender};
+
+use super::harness::{Harness, ALG};
 use crate::clock::Clock;
 use crate::Error;
 
 #[test]
 fn input_events_fan_out_and_refusals_are_counted() {
     let mut h = Harness::new();
-    h.attest();
+    let mut d = h.attest();
     assert_eq!(
-        h.set_key(1, Role::Input("inp".into())),
+        d.set_key(&mut h, 1, Role::Input("inp".into()), ALG),
         CommandReply::Done(vec![])
     );
     assert_eq!(
-        h.set_key(2, Role::Output("out".into())),
+        d.set_key(&mut h, 2, Role::Output("out".into()), ALG),
         CommandReply::Done(vec![])
     );
     assert_eq!(
-        h.set_key(3, Role::Output("out".into())),
+        d.set_key(&mut h, 3, Role::Output("out".into()), ALG),
         CommandReply::Done(vec![])
     );
 
-    let mut tx = sender(1, Direction::Forward);
+    let mut tx = sender(1, Direction::Forward, ALG);
     let e1 = tx.seal(EventKind::Event, b"hello").unwrap();
     let out = h.handle(ToModule::Event(e1.clone()));
     assert_eq!(out.len(), 2, "one event per output connection");
     for (msg, conn) in out.iter().zip([2, 3]) {
         let FromModule::Event(ev) = msg else { panic!() };
         assert_eq!(
-            receiver(conn, Direction::Forward).open(ev).unwrap(),
+            receiver(conn, Direction::Forward, ALG).open(ev).unwrap(),
             b"hello"
         );
     }
@@ -42,15 +44,15 @@ fn input_events_fan_out_and_refusals_are_counted() {
     assert!(h.handle(ToModule::Event(forged)).is_empty());
     let request = tx.seal(EventKind::Request, b"x").unwrap();
     assert!(h.handle(ToModule::Event(request)).is_empty());
-    let backward = sender(1, Direction::Backward)
+    let backward = sender(1, Direction::Backward, ALG)
         .seal(EventKind::Event, b"x")
         .unwrap();
     assert!(h.handle(ToModule::Event(backward)).is_empty());
-    let to_output = sender(2, Direction::Forward)
+    let to_output = sender(2, Direction::Forward, ALG)
         .seal(EventKind::Event, b"x")
         .unwrap();
     assert!(h.handle(ToModule::Event(to_output)).is_empty());
-    let unknown = sender(9, Direction::Forward)
+    let unknown = sender(9, Direction::Forward, ALG)
         .seal(EventKind::Event, b"x")
         .unwrap();
     assert!(h.handle(ToModule::Event(unknown)).is_empty());
@@ -78,12 +80,12 @@ fn input_events_fan_out_and_refusals_are_counted() {
 #[test]
 fn handler_replies_echo_the_request_counter() {
     let mut h = Harness::new();
-    h.attest();
+    let mut d = h.attest();
     assert_eq!(
-        h.set_key(4, Role::Handler("answer".into())),
+        d.set_key(&mut h, 4, Role::Handler("answer".into()), ALG),
         CommandReply::Done(vec![])
     );
-    let mut tx = sender(4, Direction::Forward);
+    let mut tx = sender(4, Direction::Forward, ALG);
     tx.seal(EventKind::Request, b"skipped").unwrap();
     let req = tx.seal(EventKind::Request, b"q").unwrap();
     let out = h.handle(ToModule::Event(req));
@@ -94,23 +96,23 @@ fn handler_replies_echo_the_request_counter() {
         (reply.dir, reply.kind),
         (Direction::Backward, EventKind::Reply)
     );
-    let pt = receiver(4, Direction::Backward).open(reply).unwrap();
+    let pt = receiver(4, Direction::Backward, ALG).open(reply).unwrap();
     assert_eq!(pt, aex_proto::reply::encode(2, Ok(b"re:q")));
 }
 
 #[test]
 fn a_failing_handler_answers_with_an_authentic_failure() {
     let mut h = Harness::new();
-    h.attest();
-    h.set_key(4, Role::Handler("answer".into()));
-    let req = sender(4, Direction::Forward)
+    let mut d = h.attest();
+    d.set_key(&mut h, 4, Role::Handler("answer".into()), ALG);
+    let req = sender(4, Direction::Forward, ALG)
         .seal(EventKind::Request, b"fail")
         .unwrap();
     let out = h.handle(ToModule::Event(req));
     let [FromModule::Event(reply)] = &out[..] else {
         panic!("{out:?}")
     };
-    let pt = receiver(4, Direction::Backward).open(reply).unwrap();
+    let pt = receiver(4, Direction::Backward, ALG).open(reply).unwrap();
     assert_eq!(
         aex_proto::reply::decode(&pt),
         Some((1, Err("cannot answer that".into())))
@@ -120,20 +122,20 @@ fn a_failing_handler_answers_with_an_authentic_failure() {
 #[test]
 fn requests_wait_for_their_reply_and_defer_the_rest() {
     let mut h = Harness::new();
-    h.attest();
+    let mut d = h.attest();
     assert_eq!(
-        h.set_key(5, Role::Request("fetch".into())),
+        d.set_key(&mut h, 5, Role::Request("fetch".into()), ALG),
         CommandReply::Done(vec![])
     );
     assert_eq!(
-        h.set_key(1, Role::Input("inp".into())),
+        d.set_key(&mut h, 1, Role::Input("inp".into()), ALG),
         CommandReply::Done(vec![])
     );
 
     // Queued before the call: an input event, a stats request, a reply echoing the wrong
     // counter, then the right reply. The request will be counter 1.
-    let mut back = sender(5, Direction::Backward);
-    let input = sender(1, Direction::Forward)
+    let mut back = sender(5, Direction::Backward, ALG);
+    let input = sender(1, Direction::Forward, ALG)
         .seal(EventKind::Event, b"later")
         .unwrap();
     h.queue(ToModule::Event(input));
@@ -147,21 +149,21 @@ fn requests_wait_for_their_reply_and_defer_the_rest() {
         entry: "call_fetch".into(),
         payload: b"what".to_vec(),
     };
-    let sealed = h.deployer.as_mut().unwrap().seal_command(&call).unwrap();
-    assert_eq!(h.rt.handle(ToModule::Command(sealed)), None);
-    let out = h.out();
+    let out = h.handle(ToModule::Command(d.seal(&call)));
     assert_eq!(out.len(), 3, "{out:?}");
     let FromModule::Event(req) = &out[0] else {
         panic!()
     };
-    assert_eq!(receiver(5, Direction::Forward).open(req).unwrap(), b"what");
+    assert_eq!(
+        receiver(5, Direction::Forward, ALG).open(req).unwrap(),
+        b"what"
+    );
     assert!(matches!(out[1], FromModule::Stats(_)));
     let FromModule::CommandReply(reply) = &out[2] else {
         panic!()
     };
-    let deployer = h.deployer.as_ref().unwrap();
     assert_eq!(
-        deployer.open_reply(reply, 3).unwrap(),
+        d.open_reply(reply, 3).unwrap(),
         CommandReply::Done(b"yes".to_vec())
     );
 
@@ -182,22 +184,29 @@ fn request_timeout_and_unwaited_replies() {
     let mut h = Harness::new();
     let clock = Clock::manual();
     h.rt.set_clock(clock.clone());
-    h.attest();
+    let mut d = h.attest();
     let call = Command::Call {
         entry: "call_fetch".into(),
         payload: vec![],
     };
     assert_eq!(
-        h.command(&call),
+        d.command(&mut h, &call),
         CommandReply::Failed("request `fetch` is not connected to any handler".into())
     );
     assert_eq!(
-        h.set_key(5, Role::Request("fetch".into())),
+        d.set_key(&mut h, 5, Role::Request("fetch".into()), ALG),
         CommandReply::Done(vec![])
     );
     let asked = clock.now();
-    let out = h.command_raw(&call);
-    assert_eq!(out.len(), 2);
+    assert_eq!(
+        d.command(&mut h, &call),
+        CommandReply::Failed("request `fetch` got no reply within 200 ms".into())
+    );
+    let out = h.out();
+    assert!(
+        matches!(&out[..], [FromModule::Event(_)]),
+        "the request: {out:?}"
+    );
     assert!(matches!(
         h.rt.module().fetched,
         Some(Err(Error::Timeout { port: "fetch", .. }))
@@ -205,7 +214,7 @@ fn request_timeout_and_unwaited_replies() {
     // It waited exactly the timeout the module set (on the runtime's clock).
     assert_eq!(clock.now() - asked, std::time::Duration::from_millis(200));
     // The late reply finds nobody waiting.
-    let late = sender(5, Direction::Backward)
+    let late = sender(5, Direction::Backward, ALG)
         .seal(EventKind::Reply, &1u64.to_be_bytes())
         .unwrap();
     assert!(h.handle(ToModule::Event(late)).is_empty());
@@ -215,7 +224,7 @@ fn request_timeout_and_unwaited_replies() {
 #[test]
 fn events_before_keys_are_unknown() {
     let mut h = Harness::new();
-    let ev: Event = sender(1, Direction::Forward)
+    let ev: Event = sender(1, Direction::Forward, ALG)
         .seal(EventKind::Event, b"x")
         .unwrap();
     assert!(h.handle(ToModule::Event(ev)).is_empty());
@@ -225,8 +234,8 @@ fn events_before_keys_are_unknown() {
 #[test]
 fn handles_run_calls_from_module_threads_between_events() {
     let mut h = Harness::new();
-    h.attest();
-    h.set_key(2, Role::Output("out".into()));
+    let mut d = h.attest();
+    d.set_key(&mut h, 2, Role::Output("out".into()), ALG);
     let handle: crate::Handle<super::harness::Echo> =
         crate::Handle::new(h.rt.core_mut().link.local_sender());
     let worker = std::thread::spawn(move || {
@@ -244,7 +253,7 @@ fn handles_run_calls_from_module_threads_between_events() {
         panic!("{out:?}")
     };
     assert_eq!(
-        receiver(2, Direction::Forward).open(ev).unwrap(),
+        receiver(2, Direction::Forward, ALG).open(ev).unwrap(),
         b"from a thread"
     );
 }

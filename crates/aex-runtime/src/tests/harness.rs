@@ -1,17 +1,23 @@
-//! A hand-written module and an in-memory node and deployer around one runtime.
+//! A hand-written module and an in-memory node around one runtime.
+//!
+//! Only the runtime crate can drive a `Runtime` without a process: hand it one message at a
+//! time (`Runtime::handle`), put it on a manual clock (`Runtime::set_clock`), queue what it
+//! reads while it waits for a reply or a device, and run calls from module threads. The
+//! deployer's side (attestation, sealed commands, connection keys and the other endpoints'
+//! channels) is the test kit's (`aex_testkit::deployer`), over this harness as its
+//! [`ModuleLink`], exactly as the kit plays it towards a real module process.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use aex_crypto::{Algorithm, Measurement, ModuleKeyAgreement, SecretKey};
-use aex_proto::frame::{self, FrameDecoder};
-use aex_proto::{
-    Command, CommandChannel, CommandReply, ConnId, Direction, FromModule, Interface, RecvChannel,
-    Role, SendChannel, ToModule, WireAlgorithm, WireKey,
-};
+use aex_crypto::{Algorithm, Measurement};
+use aex_proto::frame;
+use aex_proto::{FromModule, Interface, ToModule};
+use aex_testkit::deployer::{Deployer, ModuleLink};
 
 use crate::link::{Incoming, Link};
 use crate::serve::Runtime;
@@ -19,6 +25,12 @@ use crate::{Context, Deadline, Error, Module, Output, PortError, PortKind, Reque
 
 pub(super) const OUT: Output = Output::new(0, "out");
 const FETCH: Request = Request::new(0, "fetch");
+
+/// What the node tells the runtime it loaded, and what the deployer expects.
+pub(super) const MEASURED: Measurement = Measurement([0x3c; 32]);
+
+/// The algorithm of every connection the tests key.
+pub(super) const ALG: Algorithm = Algorithm::AesGcm;
 
 /// A hand-written module: echoes input to `out`, answers `answer`, and requests `fetch`.
 #[derive(Default)]
@@ -107,6 +119,7 @@ impl Module for Echo {
     }
 }
 
+/// Where the runtime's link writes: the bytes stay here until the harness decodes them.
 #[derive(Clone, Default)]
 struct Sink(Rc<RefCell<Vec<u8>>>);
 
@@ -120,44 +133,67 @@ impl Write for Sink {
     }
 }
 
-/// The node and the deployer around one runtime.
+/// The node around one runtime, in memory.
 pub(super) struct Harness {
     pub(super) rt: Runtime<Echo>,
+    /// The runtime's input channel, for what a test queues beyond messages (ticks stamped
+    /// with a decode time, calls from module threads, the end of input).
     pub(super) inbox: mpsc::Sender<Incoming>,
     sink: Sink,
-    pub(super) deployer: Option<CommandChannel>,
+    /// Frames the runtime wrote that no test consumed yet, in order.
+    written: VecDeque<FromModule>,
+    /// The last message handed to the runtime, to say what went unanswered.
+    last_sent: String,
 }
 
 impl Harness {
+    /// A runtime told it runs [`MEASURED`], after its `Hello`.
     pub(super) fn new() -> Self {
         let (inbox, rx) = mpsc::channel();
         let sink = Sink::default();
         let link = Link::new((inbox.clone(), rx), Box::new(sink.clone()));
-        let mut rt = Runtime::new(link, Measurement([0; 32]));
+        let mut rt = Runtime::new(link, MEASURED);
         rt.hello();
         let mut h = Harness {
             rt,
             inbox,
             sink,
-            deployer: None,
+            written: VecDeque::new(),
+            last_sent: "nothing yet".into(),
         };
         assert_eq!(h.out(), vec![FromModule::Hello(Echo::interface())]);
         h
     }
 
-    /// Frames the module wrote since the last call.
-    pub(super) fn out(&mut self) -> Vec<FromModule> {
-        let mut d = FrameDecoder::new();
-        d.push(&std::mem::take(&mut *self.sink.0.borrow_mut()));
-        let mut msgs = vec![];
-        while let Some(body) = d.next_body().unwrap() {
-            msgs.push(frame::decode(&body).unwrap());
-        }
-        msgs
+    /// The kit's deployer, attested the quote-kind way against [`MEASURED`]; the module's
+    /// key confirmation must match.
+    #[track_caller]
+    pub(super) fn attest(&mut self) -> Deployer {
+        let deployer = Deployer::attest(self, &MEASURED);
+        assert!(deployer.confirmed, "the module's key confirmation");
+        deployer
     }
 
+    /// Moves what the runtime wrote since the last call into `written`.
+    fn collect(&mut self) {
+        let bytes = std::mem::take(&mut *self.sink.0.borrow_mut());
+        let mut bytes = io::Cursor::new(bytes);
+        while let Some(msg) = frame::read_message(&mut bytes)
+            .unwrap_or_else(|e| panic!("the runtime wrote a bad frame: {e}"))
+        {
+            self.written.push_back(msg);
+        }
+    }
+
+    /// Every frame the module wrote that no test consumed yet.
+    pub(super) fn out(&mut self) -> Vec<FromModule> {
+        self.collect();
+        self.written.drain(..).collect()
+    }
+
+    /// Hands the runtime one message and returns every frame not consumed yet.
     pub(super) fn handle(&mut self, msg: ToModule) -> Vec<FromModule> {
-        assert_eq!(self.rt.handle(msg), None);
+        self.send(msg);
         self.out()
     }
 
@@ -169,7 +205,7 @@ impl Harness {
         loop {
             match self.rt.core_mut().link.recv(Some(deadline), &os) {
                 crate::link::Recv::Local(call) => return call,
-                crate::link::Recv::Timeout => panic!("no local call arrived"),
+                crate::link::Recv::Timeout => panic!("no local call arrived within 5 s"),
                 _ => continue,
             }
         }
@@ -179,111 +215,52 @@ impl Harness {
     pub(super) fn queue(&mut self, msg: ToModule) {
         self.inbox.send(Incoming::Message(msg)).unwrap();
     }
+}
 
-    pub(super) fn attest(&mut self) {
-        let deployer = ModuleKeyAgreement::new();
-        let dpk = deployer.public_key();
-        let challenge = [7; 32];
-        let out = self.handle(ToModule::Attest {
-            challenge,
-            deployer_pk: dpk,
-        });
-        let [FromModule::Attested {
-            public_key,
-            confirm,
-            mac: None,
-        }] = &out[..]
-        else {
-            panic!("expected Attested, got {out:?}")
-        };
-        let key = deployer
-            .finish(
-                public_key,
-                &challenge,
-                public_key,
-                &dpk,
-                &Measurement([0; 32]),
-            )
-            .unwrap();
-        let channel = CommandChannel::new(&key);
-        assert!(channel.check_confirmation(confirm));
-        self.deployer = Some(channel);
+impl ModuleLink for Harness {
+    /// The runtime handles `msg` at once (reading what is queued if it waits); what it
+    /// writes is kept for [`ModuleLink::recv`].
+    #[track_caller]
+    fn send(&mut self, msg: ToModule) {
+        self.last_sent = describe(&msg);
+        if let Some(code) = self.rt.handle(msg) {
+            let what = &self.last_sent;
+            panic!("the runtime exited with {code} on {what}; queue it and `serve` to exit");
+        }
+        self.collect();
     }
 
-    /// Attests the way symmetric TEEs do: the platform provisions a module key first.
-    pub(super) fn attest_symmetric(&mut self, module_key: [u8; 32]) {
-        let key = aex_crypto::SecretKey::from_bytes(module_key);
-        assert!(self
-            .handle(ToModule::Provision {
-                kind: "sancus".into(),
-                simulated: true,
-                key: aex_proto::WireKey(module_key),
-            })
-            .is_empty());
-        let challenge = [8; 32];
-        let out = self.handle(ToModule::Attest {
-            challenge,
-            deployer_pk: [0; 32],
-        });
-        let [FromModule::Attested {
-            public_key: nonce,
-            confirm,
-            mac: Some(mac),
-        }] = &out[..]
-        else {
-            panic!("expected a symmetric Attested, got {out:?}")
-        };
-        let want = aex_crypto::symmetric::attest_mac(
-            "sancus",
-            true,
-            &key,
-            &challenge,
-            &Measurement([0; 32]),
-        );
-        assert_eq!(mac[..], want[..]);
-        let session = aex_crypto::symmetric::session_key(&key, &challenge, nonce);
-        let channel = CommandChannel::new(&session);
-        assert!(channel.check_confirmation(confirm));
-        self.deployer = Some(channel);
+    /// The runtime answered in `send` already: nothing more will come.
+    #[track_caller]
+    fn recv(&mut self) -> FromModule {
+        self.collect();
+        match self.written.pop_front() {
+            Some(msg) => msg,
+            None => panic!(
+                "the runtime wrote nothing more after handling {} (it answers within `send`)",
+                self.last_sent
+            ),
+        }
     }
 
-    pub(super) fn command(&mut self, cmd: &Command) -> CommandReply {
-        let deployer = self.deployer.as_mut().unwrap();
-        let sealed = deployer.seal_command(cmd).unwrap();
-        let counter = sealed.counter;
-        let out = self.handle(ToModule::Command(sealed));
-        let [FromModule::CommandReply(reply)] = &out[..] else {
-            panic!("expected a command reply, got {out:?}")
-        };
-        let deployer = self.deployer.as_ref().unwrap();
-        deployer.open_reply(reply, counter).unwrap()
-    }
-
-    pub(super) fn set_key(&mut self, conn: u32, role: Role) -> CommandReply {
-        self.command(&Command::SetKey {
-            conn: ConnId(conn),
-            role,
-            algorithm: WireAlgorithm::AesGcm,
-            key: WireKey([conn as u8; 32]),
-        })
+    fn pending(&mut self) -> &mut VecDeque<FromModule> {
+        self.collect();
+        &mut self.written
     }
 }
 
-pub(super) fn key(conn: u32) -> SecretKey {
-    SecretKey::from_bytes([conn as u8; 32])
-}
-
-pub(super) fn sender(conn: u32, dir: Direction) -> SendChannel {
-    SendChannel::new(Algorithm::AesGcm, &key(conn), ConnId(conn), dir)
-}
-
-pub(super) fn receiver(conn: u32, dir: Direction) -> RecvChannel {
-    RecvChannel::new(Algorithm::AesGcm, &key(conn), ConnId(conn), dir)
-}
-
-impl Harness {
-    pub(super) fn command_raw(&mut self, cmd: &Command) -> Vec<FromModule> {
-        let sealed = self.deployer.as_mut().unwrap().seal_command(cmd).unwrap();
-        self.handle(ToModule::Command(sealed))
+/// A message in a few words (no ciphertexts), for failure messages.
+fn describe(msg: &ToModule) -> String {
+    match msg {
+        ToModule::Command(sealed) => format!("command {}", sealed.counter),
+        ToModule::Event(e) => format!(
+            "{:?} {} on connection {} ({:?})",
+            e.kind, e.counter, e.conn.0, e.dir
+        ),
+        ToModule::Attest { .. } => "an attestation request".into(),
+        ToModule::Provision { kind, .. } => format!("a `{kind}` provisioning"),
+        ToModule::Tick { entry } => format!("a tick of `{entry}`"),
+        ToModule::DeviceReply { id, .. } => format!("device reply {id}"),
+        other => format!("{other:?}"),
     }
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use aex_proto::{Command, CommandReply, Direction, EventKind, FromModule, Role, ToModule};
 
-use super::harness::{receiver, sender, Echo, Harness, SILENCE};
+use aex_testkit::deployer::{receiver, sender, Deployer};
+
+use super::harness::{Echo, Harness, ALG, SILENCE};
 use crate::clock::Clock;
 use crate::link::Incoming;
 
@@ -26,7 +28,7 @@ fn tick_decoded_at(h: &Harness, at: Instant) {
 
 /// The payloads of the events on connection 2 (bound to `out`) in `msgs`.
 fn emitted(msgs: &[FromModule]) -> Vec<Vec<u8>> {
-    let mut rx = receiver(2, Direction::Forward);
+    let mut rx = receiver(2, Direction::Forward, ALG);
     msgs.iter()
         .filter_map(|m| match m {
             FromModule::Event(ev) => Some(rx.open(ev).unwrap()),
@@ -36,31 +38,31 @@ fn emitted(msgs: &[FromModule]) -> Vec<Vec<u8>> {
 }
 
 /// An attested module on a manual clock, with `out` keyed on connection 2.
-fn keyed() -> (Harness, Clock) {
+fn keyed() -> (Harness, Deployer, Clock) {
     let mut h = Harness::new();
     let clock = Clock::manual();
     h.rt.set_clock(clock.clone());
-    h.attest();
+    let mut d = h.attest();
     assert_eq!(
-        h.set_key(2, Role::Output("out".into())),
+        d.set_key(&mut h, 2, Role::Output("out".into()), ALG),
         CommandReply::Done(vec![])
     );
-    (h, clock)
+    (h, d, clock)
 }
 
 #[test]
 fn ticks_run_only_declared_periodic_entries_of_a_keyed_module() {
     let mut h = Harness::new();
     assert!(h.handle(tick("tick")).is_empty(), "not attested yet");
-    h.attest();
-    h.set_key(2, Role::Output("out".into()));
+    let mut d = h.attest();
+    d.set_key(&mut h, 2, Role::Output("out".into()), ALG);
     let out = h.handle(tick("tick"));
     assert_eq!(emitted(&out), [b"tick".to_vec()]);
     // An ordinary entry point, a handler and an unknown name are not periodic.
     for name in ["inc", "answer", "nope"] {
         assert!(h.handle(tick(name)).is_empty(), "{name}");
     }
-    h.command(&Command::Disable);
+    d.command(&mut h, &Command::Disable);
     assert!(h.handle(tick("tick")).is_empty(), "disabled");
     assert_eq!(h.rt.module().ticks, 1);
     assert_eq!(h.rt.core_mut().stats().rejected_ticks, 5);
@@ -68,7 +70,7 @@ fn ticks_run_only_declared_periodic_entries_of_a_keyed_module() {
 
 #[test]
 fn a_tick_that_waited_behind_a_run_of_its_entry_is_dropped() {
-    let (mut h, clock) = keyed();
+    let (mut h, _, clock) = keyed();
     let waited = clock.now();
     clock.advance(SILENCE);
     // A run of `tick` starts; the tick decoded before it waited behind it.
@@ -89,16 +91,20 @@ fn a_tick_that_waited_behind_a_run_of_its_entry_is_dropped() {
 
 #[test]
 fn ticks_arriving_during_a_request_are_dropped() {
-    let (mut h, clock) = keyed();
-    h.set_key(4, Role::Request("fetch".into()));
+    let (mut h, mut d, clock) = keyed();
+    d.set_key(&mut h, 4, Role::Request("fetch".into()), ALG);
     tick_decoded_at(&h, clock.now());
     // `call_fetch` waits 200 ms for a reply that never comes; the tick is not deferred.
     let asked = clock.now();
-    let out = h.command_raw(&Command::Call {
-        entry: "call_fetch".into(),
-        payload: b"q".to_vec(),
-    });
-    assert_eq!(out.len(), 2, "the request and the call's reply: {out:?}");
+    assert_eq!(
+        d.call(&mut h, "call_fetch", b"q"),
+        CommandReply::Failed("request `fetch` got no reply within 200 ms".into())
+    );
+    let out = h.out();
+    assert!(
+        matches!(&out[..], [FromModule::Event(_)]),
+        "the request: {out:?}"
+    );
     assert!(matches!(
         h.rt.module().fetched,
         Some(Err(crate::Error::Timeout { .. }))
@@ -112,13 +118,13 @@ fn ticks_arriving_during_a_request_are_dropped() {
 
 #[test]
 fn deadline_fires_once_per_missed_period_from_when_the_input_is_keyed() {
-    let (mut h, clock) = keyed();
+    let (mut h, mut d, clock) = keyed();
     let alarms = |h: &Harness| h.rt.module().alarms;
     clock.advance(10 * SILENCE);
     h.rt.run_deadlines();
     assert_eq!(alarms(&h), 0, "no input keyed, no clock");
 
-    h.set_key(1, Role::Input("inp".into()));
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
     clock.advance(SILENCE - NS);
     h.rt.run_deadlines();
     assert_eq!(alarms(&h), 0);
@@ -139,7 +145,7 @@ fn deadline_fires_once_per_missed_period_from_when_the_input_is_keyed() {
     // Back on the period grid (keyed + 6 periods). Re-keying the input half-way there does
     // not restart the clock.
     clock.advance(SILENCE / 2);
-    h.set_key(1, Role::Input("inp".into()));
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
     clock.advance(SILENCE / 2 - NS);
     h.rt.run_deadlines();
     assert_eq!(alarms(&h), 2);
@@ -157,7 +163,7 @@ fn deadline_fires_once_per_missed_period_from_when_the_input_is_keyed() {
     assert_eq!(emitted(&h.out()), vec![b"alarm".to_vec(); 3]);
 
     // Disabling stops it for good.
-    h.command(&Command::Disable);
+    d.command(&mut h, &Command::Disable);
     clock.advance(100 * SILENCE);
     h.rt.run_deadlines();
     assert_eq!(alarms(&h), 6);
@@ -165,9 +171,9 @@ fn deadline_fires_once_per_missed_period_from_when_the_input_is_keyed() {
 
 #[test]
 fn only_an_authentic_accepted_event_restarts_the_deadline() {
-    let (mut h, clock) = keyed();
-    h.set_key(1, Role::Input("inp".into()));
-    let mut tx = sender(1, Direction::Forward);
+    let (mut h, mut d, clock) = keyed();
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
+    let mut tx = sender(1, Direction::Forward, ALG);
     clock.advance(SILENCE / 2);
 
     // Forged, replayed and misdirected events arrive half-way; none restarts the clock.
@@ -175,7 +181,7 @@ fn only_an_authentic_accepted_event_restarts_the_deadline() {
     let mut forged = tx.seal(EventKind::Event, b"forged").unwrap();
     forged.ciphertext[0] ^= 1;
     let wrong_kind = tx.seal(EventKind::Request, b"x").unwrap();
-    let backward = sender(1, Direction::Backward)
+    let backward = sender(1, Direction::Backward, ALG)
         .seal(EventKind::Event, b"x")
         .unwrap();
     for ev in [forged, wrong_kind, backward] {
@@ -202,8 +208,8 @@ fn only_an_authentic_accepted_event_restarts_the_deadline() {
 
 #[test]
 fn serve_raises_alarms_while_the_node_floods_it_with_forged_events() {
-    let (mut h, clock) = keyed();
-    h.set_key(1, Role::Input("inp".into()));
+    let (mut h, mut d, clock) = keyed();
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
     h.out();
     let keyed_at = clock.now();
     // What module code saw between messages: (ms since keying, alarms so far).
@@ -221,7 +227,7 @@ fn serve_raises_alarms_while_the_node_floods_it_with_forged_events() {
             clock.advance(Duration::from_millis(ms));
         }))
     };
-    let mut tx = sender(1, Direction::Forward);
+    let mut tx = sender(1, Direction::Forward, ALG);
     // 300 ms of authentic readings every 20 ms (the last at 280 ms): no alarm.
     for _ in 0..15 {
         let ev = tx.seal(EventKind::Event, b"r").unwrap();

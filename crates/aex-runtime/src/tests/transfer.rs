@@ -5,11 +5,13 @@ use aex_proto::{
     Command, CommandReply, Direction, EventKind, FromModule, Retired, Role, StateBytes, ToModule,
 };
 
-use super::harness::{sender, Echo, Harness};
+use aex_testkit::deployer::{sender, wire, Deployer};
+
+use super::harness::{Echo, Harness, ALG};
 use crate::clock::Clock;
 
-fn retire(h: &mut Harness) -> Retired {
-    match h.command(&Command::Retire) {
+fn retire(h: &mut Harness, d: &mut Deployer) -> Retired {
+    match d.command(h, &Command::Retire) {
         CommandReply::Done(bytes) => Retired::decode(&bytes).unwrap(),
         other => panic!("retire failed: {other:?}"),
     }
@@ -18,13 +20,13 @@ fn retire(h: &mut Harness) -> Retired {
 #[test]
 fn retire_snapshots_after_the_last_event_and_drops_every_key() {
     let mut h = Harness::new();
-    h.attest();
-    h.set_key(1, Role::Input("inp".into()));
-    let mut tx = sender(1, Direction::Forward);
+    let mut d = h.attest();
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
+    let mut tx = sender(1, Direction::Forward, ALG);
     let before = tx.seal(EventKind::Event, b"one").unwrap();
     h.handle(ToModule::Event(before));
 
-    let retired = retire(&mut h);
+    let retired = retire(&mut h, &mut d);
     assert_eq!(retired.state, Some(StateBytes(b"one".to_vec())));
     assert!(
         !format!("{retired:?}").contains("one"),
@@ -38,10 +40,10 @@ fn retire_snapshots_after_the_last_event_and_drops_every_key() {
     assert_eq!(h.rt.core_mut().stats().rejected_unknown, 1);
 
     // Asked again (a deployer that crashed), it answers the same snapshot.
-    assert_eq!(retire(&mut h), retired);
+    assert_eq!(retire(&mut h, &mut d), retired);
     // And it takes no state in.
     assert!(matches!(
-        h.command(&Command::Restore { state: StateBytes(b"x".to_vec()) }),
+        d.command(&mut h, &Command::Restore { state: StateBytes(b"x".to_vec()) }),
         CommandReply::Failed(m) if m.contains("retired")
     ));
 }
@@ -49,8 +51,8 @@ fn retire_snapshots_after_the_last_event_and_drops_every_key() {
 #[test]
 fn a_retired_module_runs_no_calls_from_its_threads() {
     let mut h = Harness::new();
-    h.attest();
-    retire(&mut h);
+    let mut d = h.attest();
+    retire(&mut h, &mut d);
     let handle: crate::Handle<Echo> = crate::Handle::new(h.rt.core_mut().link.local_sender());
     let worker =
         std::thread::spawn(move || handle.call(|state, _| state.seen.push(b"late".to_vec())));
@@ -63,25 +65,31 @@ fn a_retired_module_runs_no_calls_from_its_threads() {
 #[test]
 fn restore_fills_a_fresh_instance_before_its_connections() {
     let mut h = Harness::new();
-    h.attest();
+    let mut d = h.attest();
     let state = StateBytes(b"a\nb".to_vec());
     assert_eq!(
-        h.command(&Command::Restore {
-            state: state.clone()
-        }),
+        d.command(
+            &mut h,
+            &Command::Restore {
+                state: state.clone()
+            }
+        ),
         CommandReply::Done(vec![])
     );
     assert_eq!(h.rt.module().seen, vec![b"a".to_vec(), b"b".to_vec()]);
     // The module's own refusal comes back sealed, and changes nothing.
     assert_eq!(
-        h.command(&Command::Restore {
-            state: StateBytes(b"bad".to_vec())
-        }),
+        d.command(
+            &mut h,
+            &Command::Restore {
+                state: StateBytes(b"bad".to_vec())
+            }
+        ),
         CommandReply::Failed("not a snapshot of mine".into())
     );
-    h.set_key(1, Role::Input("inp".into()));
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
     assert!(matches!(
-        h.command(&Command::Restore { state }),
+        d.command(&mut h, &Command::Restore { state }),
         CommandReply::Failed(m) if m.contains("before any connection is keyed")
     ));
 }
@@ -104,24 +112,20 @@ fn transfer_commands_need_the_module_key() {
 fn rekey_while_waiting(
     clock: &Clock,
     h: &mut Harness,
+    d: &mut Deployer,
     before: Option<ToModule>,
     conn: u32,
 ) -> (std::time::Duration, Vec<FromModule>) {
-    let deployer = h.deployer.as_mut().unwrap();
-    let call = deployer
-        .seal_command(&Command::Call {
-            entry: "call_fetch".into(),
-            payload: b"q".to_vec(),
-        })
-        .unwrap();
-    let rekey = deployer
-        .seal_command(&Command::SetKey {
-            conn: aex_proto::ConnId(conn),
-            role: Role::Request("fetch".into()),
-            algorithm: aex_proto::WireAlgorithm::AesGcm,
-            key: aex_proto::WireKey([0x77; 32]),
-        })
-        .unwrap();
+    let call = d.seal(&Command::Call {
+        entry: "call_fetch".into(),
+        payload: b"q".to_vec(),
+    });
+    let rekey = d.seal(&Command::SetKey {
+        conn: aex_proto::ConnId(conn),
+        role: Role::Request("fetch".into()),
+        algorithm: wire(ALG),
+        key: aex_proto::WireKey([0x77; 32]),
+    });
     if let Some(m) = before {
         h.queue(m);
     }
@@ -136,9 +140,9 @@ fn re_keying_a_waiting_request_ends_the_wait_at_once() {
     let mut h = Harness::new();
     let clock = Clock::manual();
     h.rt.set_clock(clock.clone());
-    h.attest();
-    h.set_key(5, Role::Request("fetch".into()));
-    let (took, out) = rekey_while_waiting(&clock, &mut h, None, 5);
+    let mut d = h.attest();
+    d.set_key(&mut h, 5, Role::Request("fetch".into()), ALG);
+    let (took, out) = rekey_while_waiting(&clock, &mut h, &mut d, None, 5);
     // The harness's request timeout is 200 ms: the re-key did not wait for it.
     assert_eq!(took, std::time::Duration::ZERO);
     assert!(matches!(
@@ -147,19 +151,18 @@ fn re_keying_a_waiting_request_ends_the_wait_at_once() {
     ));
     // The request, the re-key's reply (counter 3), then the call's (counter 2), all sealed.
     assert_eq!(out.len(), 3, "{out:?}");
-    let deployer = h.deployer.as_ref().unwrap();
     let FromModule::CommandReply(rekeyed) = &out[1] else {
         panic!("{out:?}")
     };
     assert_eq!(
-        deployer.open_reply(rekeyed, 3).unwrap(),
+        d.open_reply(rekeyed, 3).unwrap(),
         CommandReply::Done(vec![])
     );
     let FromModule::CommandReply(called) = &out[2] else {
         panic!("{out:?}")
     };
     assert!(
-        matches!(deployer.open_reply(called, 2).unwrap(), CommandReply::Failed(m) if m.contains("re-keyed"))
+        matches!(d.open_reply(called, 2).unwrap(), CommandReply::Failed(m) if m.contains("re-keyed"))
     );
     assert!(h.rt.core_mut().deferred.is_empty());
 }
@@ -169,13 +172,13 @@ fn a_re_key_behind_other_messages_keeps_its_turn() {
     let mut h = Harness::new();
     let clock = Clock::manual();
     h.rt.set_clock(clock.clone());
-    h.attest();
-    h.set_key(5, Role::Request("fetch".into()));
-    h.set_key(1, Role::Input("inp".into()));
-    let input = sender(1, Direction::Forward)
+    let mut d = h.attest();
+    d.set_key(&mut h, 5, Role::Request("fetch".into()), ALG);
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
+    let input = sender(1, Direction::Forward, ALG)
         .seal(EventKind::Event, b"first")
         .unwrap();
-    let (took, out) = rekey_while_waiting(&clock, &mut h, Some(ToModule::Event(input)), 5);
+    let (took, out) = rekey_while_waiting(&clock, &mut h, &mut d, Some(ToModule::Event(input)), 5);
     assert!(matches!(
         h.rt.module().fetched,
         Some(Err(crate::Error::Timeout { .. }))
