@@ -102,7 +102,10 @@ fn bad_usage_exits_2() {
     }
     // No command at all: the usage, on stderr.
     let run = cli::run(None, &[], COMMAND_TIMEOUT).code(2);
-    assert!(run.stderr.contains("Usage: aex <COMMAND>"), "{run:?}");
+    assert!(
+        run.stderr.contains("Usage: aex [OPTIONS] <COMMAND>"),
+        "{run:?}"
+    );
     for args in [&["--help"][..], &["--version"], &["deploy", "--help"]] {
         let run = cli::run(None, args, COMMAND_TIMEOUT).ok();
         assert!(!run.stdout.is_empty(), "{run:?}");
