@@ -151,3 +151,28 @@ pub fn lean(binary: &Path) -> PathBuf {
         binary.to_path_buf()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lean_copy_runs_is_smaller_and_is_made_once_per_build() {
+        let exe = std::env::current_exe().expect("path of the running test binary");
+        let copy = lean(&exe);
+        assert_ne!(copy, exe, "no lean copy was made");
+        let size = |p: &Path| std::fs::metadata(p).expect("metadata").len();
+        assert!(
+            size(&copy) < size(&exe),
+            "{} is not smaller",
+            copy.display()
+        );
+        assert_eq!(lean(&exe), copy, "the same build gets the same copy");
+        let listed = Command::new(&copy)
+            .args(["--list", "a_lean_copy_runs"])
+            .output()
+            .expect("run the lean copy");
+        let out = String::from_utf8_lossy(&listed.stdout);
+        assert!(out.contains("a_lean_copy_runs_is_smaller"), "{out}");
+    }
+}
