@@ -11,11 +11,15 @@ use aex_tee::{
     TrustAnchor,
 };
 
-use crate::util::{deployer, eventually, frame_file, script, Client, TestNode};
+use aex_testkit::node::{test_deployer, TestNode};
+use aex_testkit::session::Session;
+use aex_testkit::{wait_for, PATIENCE};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn attest_then_commands_are_relayed() {
-    let node = TestNode::start("attester").await;
+use crate::scripts::{frame_file, script};
+
+#[test]
+fn attest_then_commands_are_relayed() {
+    let node = TestNode::start("attester");
     let dir = &node.scratch;
     let challenge = [7u8; 32];
     let deployer_pk = [9u8; 32];
@@ -60,8 +64,8 @@ async fn attest_then_commands_are_relayed() {
              exec cat > /dev/null"
         ),
     );
-    let mut c = node.client().await;
-    c.load("vault", &bin).await.unwrap();
+    let mut c = node.session();
+    c.load("vault", &bin).unwrap();
 
     let attest = NodeRequest::Attest {
         module: "vault".into(),
@@ -73,7 +77,7 @@ async fn attest_then_commands_are_relayed() {
         confirm,
         tee,
         evidence,
-    }) = c.request(attest.clone()).await
+    }) = c.request(attest.clone())
     else {
         panic!("no evidence");
     };
@@ -81,7 +85,7 @@ async fn attest_then_commands_are_relayed() {
         (public_key, confirm, tee.as_str()),
         (module_pk, vec![1, 2, 3], "sgx")
     );
-    let root = aex_tee::sgx::SimRootPublicKey::from_sec1(node.handle.platform_key())
+    let root = aex_tee::sgx::SimRootPublicKey::from_sec1(node.handle().platform_key())
         .expect("an sgx node's identity is its simulated root key");
     let appraised = appraise(
         &evidence,
@@ -104,30 +108,29 @@ async fn attest_then_commands_are_relayed() {
         module: "vault".into(),
         sealed: command,
     };
-    let e = c.request(send.clone()).await.unwrap_err();
+    let e = c.request(send.clone()).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::Refused);
     assert!(
         e.message
             .contains("module `vault` rejected the command (not authentic or replayed)"),
         "{e}"
     );
-    assert_eq!(c.request(send).await, Ok(NodeResponse::CommandReply(reply)));
+    assert_eq!(c.request(send), Ok(NodeResponse::CommandReply(reply)));
 
-    let e = c.request(attest).await.unwrap_err();
+    let e = c.request(attest).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::Refused);
 }
 
 /// On a symmetric node every module is keyed under the provider key of the deployer whose
 /// namespace it is loaded in: two stakeholders loading the same binary get different module
 /// keys, and each one's evidence names its own provider key.
-#[tokio::test(flavor = "multi_thread")]
-async fn symmetric_nodes_key_each_module_under_its_deployers_provider_key() {
+#[test]
+fn symmetric_nodes_key_each_module_under_its_deployers_provider_key() {
     let insight = SigningIdentity::from_seed(&[0x15; 32]);
-    let node = TestNode::start_config("field", |c| {
+    let node = TestNode::start_with("field", |c| {
         c.tee = TeeKind::Sancus;
         c.admit.push(DeployerKey::of(&insight));
-    })
-    .await;
+    });
     let platform = SimSymmetricPlatform::load(SymmetricKind::Sancus, &node.data_dir).unwrap();
     let challenge = [7u8; 32];
     let (module_pk, deployer_pk) = ([42u8; 32], [9u8; 32]);
@@ -154,21 +157,21 @@ async fn symmetric_nodes_key_each_module_under_its_deployers_provider_key() {
     );
     let code = Measurement::of(&bin);
     let mut keys = vec![];
-    for (who, identity) in [("farm", deployer()), ("insight", insight)] {
+    for (who, identity) in [("farm", test_deployer()), ("insight", insight)] {
         let provider = Provider(DeployerKey::of(&identity).0);
-        let mut c = Client::connect_as(&node.addr(), &identity, who).await;
-        c.load("probe", &bin).await.unwrap();
+        let mut c = Session::open(node.addr(), &identity, who);
+        c.load("probe", &bin).unwrap();
         let dir = node
             .data_dir
             .join("modules")
             .join(c.app().to_string())
             .join("probe");
         let file = dir.join("provisioned.bin");
-        assert!(
-            eventually(|| std::fs::metadata(&file).is_ok_and(|m| m.len() as usize == provision_len))
-                .await,
-            "{who}'s module got no key"
-        );
+        wait_for(&format!("{who}'s module to get its key"), PATIENCE, || {
+            std::fs::metadata(&file)
+                .is_ok_and(|m| m.len() as usize == provision_len)
+                .then_some(())
+        });
         let bytes = std::fs::read(&file).unwrap();
         let Ok(ToModule::Provision { kind, key, .. }) =
             frame::decode::<ToModule>(&bytes[frame::LEN_PREFIX..])
@@ -202,14 +205,11 @@ async fn symmetric_nodes_key_each_module_under_its_deployers_provider_key() {
                 mac: Some(mac.to_vec()),
             },
         );
-        let Ok(NodeResponse::Evidence { evidence, .. }) = c
-            .request(NodeRequest::Attest {
-                module: "probe".into(),
-                challenge,
-                deployer_pk,
-            })
-            .await
-        else {
+        let Ok(NodeResponse::Evidence { evidence, .. }) = c.request(NodeRequest::Attest {
+            module: "probe".into(),
+            challenge,
+            deployer_pk,
+        }) else {
             panic!("no evidence for {who}");
         };
         let expected = |anchor| Expected {
@@ -233,7 +233,7 @@ async fn symmetric_nodes_key_each_module_under_its_deployers_provider_key() {
         let other = if who == "farm" {
             Provider(DeployerKey::of(&SigningIdentity::from_seed(&[0x15; 32])).0)
         } else {
-            Provider(DeployerKey::of(&deployer()).0)
+            Provider(DeployerKey::of(&test_deployer()).0)
         };
         let other_key = platform.provider_key(&other);
         assert!(matches!(
