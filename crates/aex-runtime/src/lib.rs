@@ -17,8 +17,9 @@
 //!
 //! * **One process, one key agreement.** The first `Attest` derives the module key with
 //!   [`aex_crypto::ModuleKeyAgreement`], bound to the measurement in `AEX_MEASUREMENT`; later
-//!   ones are refused. Commands (connection keys, entry-point calls) open only under that key
-//!   with a fresh counter.
+//!   ones are refused. On symmetric TEEs the key the platform provisioned only authenticates
+//!   that exchange (a MAC over both public keys), and the command key comes from it. Commands
+//!   (connection keys, entry-point calls) open only under that key with a fresh counter.
 //! * **Events are checked before module code runs.** Each connection's role fixes which
 //!   direction and kind it receives; anything else, and anything stale or forged, is counted
 //!   and dropped (see `ModuleStats`).
