@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aex_proto::{DeployerKey, NodeRequest, NodeResponse};
-use aex_tee::SimSymmetricPlatform;
+use aex_tee::{PlatformError, SimSymmetricPlatform};
 
 use crate::app::App;
 use crate::client::{ClientError, NodeClient};
@@ -166,7 +166,8 @@ pub fn start_local_nodes(
 }
 
 /// The operator's act for the local nodes `operator`'s `aex up` runs: for every `trustzone`
-/// or `sancus` node of `deployer`'s descriptor that is one of them (same address), writes
+/// or `sancus` node of `deployer`'s descriptor that is one of them (same address, and its
+/// simulated node key in `operator`'s `.aex/nodes/<node>/`; others are skipped), writes
 /// `deployer`'s own provider key (mode 0600) where `deployer` reads it
 /// ([`App::provider_key_path`]); returns the files written. `operator` and `deployer` are the
 /// same application for the starting deployer, and a tenant's for each `[[tenant]]`. A
@@ -201,8 +202,14 @@ pub fn hand_provider_keys(operator: &App, deployer: &App) -> Result<Vec<PathBuf>
                 operator.desc.application
             ))));
         }
-        let platform = SimSymmetricPlatform::load(kind, &operator.node_data_dir(&local.name))
-            .map_err(|e| fail(std::io::Error::other(e.to_string())))?;
+        let platform = match SimSymmetricPlatform::load(kind, &operator.node_data_dir(&local.name))
+        {
+            Ok(platform) => platform,
+            // Not a node this deployer provisioned (e.g. one its operator started by hand):
+            // its operator hands out its keys.
+            Err(PlatformError::Missing { .. }) => continue,
+            Err(e) => return Err(fail(std::io::Error::other(e.to_string()))),
+        };
         platform
             .provider_key(&deployer.provider())
             .write_file(&path)
@@ -313,5 +320,65 @@ fn wait_or_kill(pid: u32, grace: Duration) {
             .arg("-KILL")
             .arg(pid.to_string())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::sync::Arc;
+
+    use aex_tee::{ProviderKey, TeeKind};
+
+    use super::*;
+    use crate::identity::Identity;
+
+    /// An application in `dir` with one sancus node at `address`, deployed by the identity in
+    /// the file `identity` (created).
+    fn app(dir: &Path, address: &str, extra: &str, identity: &Path) -> App {
+        fs::create_dir_all(dir).unwrap();
+        let text = format!(
+            "[[node]]\nname = \"field\"\naddress = \"{address}\"\ntee = \"sancus\"\n{extra}"
+        );
+        fs::write(dir.join("aex.toml"), text).unwrap();
+        let (identity, _) = Identity::load_or_create(identity).unwrap();
+        App::open(dir, Arc::new(identity)).unwrap()
+    }
+
+    #[test]
+    fn each_stakeholder_gets_its_own_provider_key_and_only_its_own() {
+        let root = tempfile::tempdir().unwrap();
+        let at = |name: &str| root.path().join(name);
+        let field = "127.0.0.1:7999";
+        let farm = app(&at("farm"), field, "", &at("farm.id"));
+        // The node key exists once the node has started (here: its backend opened).
+        aex_tee::open(TeeKind::Sancus, &farm.node_data_dir("field")).unwrap();
+        let own = hand_provider_keys(&farm, &farm).unwrap();
+        assert_eq!(own, [farm.provider_key_path("field").unwrap()]);
+        let extra = "provider_key_file = \"field.key\"\n";
+        let insight = app(&at("insight"), field, extra, &at("insight.id"));
+        let theirs = hand_provider_keys(&farm, &insight).unwrap();
+        assert_eq!(theirs, [at("insight").join("field.key")]);
+        let farms = ProviderKey::read_file(&own[0]).unwrap().key_id();
+        let insights = ProviderKey::read_file(&theirs[0]).unwrap().key_id();
+        assert_ne!(farms, insights);
+        // A tenant that reads its key from the farm's own file gets nothing written there.
+        let extra = format!("provider_key_file = {:?}\n", own[0].display().to_string());
+        let greedy = app(&at("greedy"), field, &extra, &at("greedy.id"));
+        let err = hand_provider_keys(&farm, &greedy).unwrap_err();
+        let why = err.source().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            err.to_string().contains("local node `field`")
+                && why.contains("give it a file of its own"),
+            "{err}: {why}"
+        );
+        assert_eq!(ProviderKey::read_file(&own[0]).unwrap().key_id(), farms);
+        // A node the operator does not run locally, or did not provision: nothing to hand out.
+        let elsewhere = app(&at("elsewhere"), "192.0.2.1:7999", "", &at("insight.id"));
+        assert!(hand_provider_keys(&farm, &elsewhere).unwrap().is_empty());
+        let unprovisioned = app(&at("fresh"), field, "", &at("farm.id"));
+        assert!(hand_provider_keys(&unprovisioned, &unprovisioned)
+            .unwrap()
+            .is_empty());
     }
 }
