@@ -16,12 +16,11 @@ use aex_proto::{
     AppId, DeployerKey, FromModule, FromNode, NodeError as WireError, NodeErrorKind, NodeRequest,
     NodeResponse, NodeStatus, ToModule,
 };
+use aex_tee::Provider;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::sleep;
 use tracing::{debug, info, instrument};
-
-use aex_tee::Provider;
 
 use crate::error::refuse;
 use crate::load::Uploads;
