@@ -222,6 +222,18 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     assert!(device(&farm, &[])
         .lines()
         .any(|l| l.starts_with("valve") && l.ends_with("held")));
+    // The new instance starts from its default state (it has no state to hand over), so the
+    // controller's next command, sent with every reading, has it drive the valve open again.
+    let fresh = wait_for(
+        "the new valve instance to get the controller's command",
+        PATIENCE,
+        || {
+            let state = farm.status().module("valve").state.clone()?;
+            (state["commands"].as_u64()? >= 1).then_some(state)
+        },
+    );
+    assert_eq!(fresh["valve"], "open", "{fresh}");
+    assert_eq!(fresh["switches"], 1, "{fresh}");
 
     // It rains: the valve closes, driven by the new instance.
     device(&farm, &["soil", "set", "70"]);
@@ -236,7 +248,7 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     let switches = status.module("valve").state.clone().unwrap();
     assert_eq!(
         switches["switches"], 2,
-        "the new instance drove the valve open (it starts from its default state), then closed: {switches}"
+        "the new instance drove the valve open, then closed: {switches}"
     );
     for c in &status.connections {
         assert_eq!(c.rejected, 0, "{}: {:?}", c.name, c);
