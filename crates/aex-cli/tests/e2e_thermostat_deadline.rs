@@ -125,3 +125,44 @@ fn periodic_sensor_feeds_the_heater_and_its_silence_raises_an_alarm_in_time() {
 
     cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
 }
+
+/// A module that is no endpoint of any connection is armed by the deployer's `Start` (no key
+/// arms it), so the node's ticks run its periodic entry: the module runtime refuses ticks
+/// before a module is armed (it may still be waiting for the state it must not run without).
+#[test]
+fn a_module_with_only_a_periodic_entry_is_started_by_deploy_and_ticks() {
+    let app = AppDir::new();
+    let mut doc = example_descriptor(EXAMPLE, &[free_addr(), free_addr()]);
+    let keep = |table: &toml::Value, key: &str, value: &str| table[key].as_str() == Some(value);
+    let array = |doc: &mut toml::Table, key: &str| -> Vec<toml::Value> {
+        doc[key].as_array().expect("an array of tables").clone()
+    };
+    let nodes: Vec<_> = array(&mut doc, "node")
+        .into_iter()
+        .filter(|n| keep(n, "name", "edge"))
+        .collect();
+    let modules: Vec<_> = array(&mut doc, "module")
+        .into_iter()
+        .filter(|m| keep(m, "name", "sensor"))
+        .collect();
+    doc.insert("node".into(), toml::Value::Array(nodes));
+    doc.insert("module".into(), toml::Value::Array(modules));
+    doc.remove("connection");
+    doc["periodic"][0]["every"] = toml::Value::String("100ms".into());
+    write_toml(app.path(), &doc);
+    let dir = app.path().display().to_string();
+    cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT)
+        .ok()
+        .stderr_has(&["Deployed", "sensor.sample every 100 ms"]);
+
+    // Nothing but the deployer's `Start` armed it: no key, no call yet.
+    let sensor = app.status().module("sensor").clone();
+    assert!(sensor.armed, "the sensor was never started: {sensor:?}");
+    let readings = wait_for("the sensor's ticks to run", PATIENCE, || {
+        let n = app.call("sensor", "readings", None).as_u64()?;
+        (n >= 3).then_some(n)
+    });
+    let sensor = app.status().module("sensor").clone();
+    assert_eq!(sensor.rejected_ticks, 0, "{readings} readings: {sensor:?}");
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
+}
