@@ -12,7 +12,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use aex_crypto::SecretKey;
 use aex_proto::{
     Command, CommandChannel, CommandError, ConnId, Direction, Event, NodeError, NodeErrorKind,
     NodeRequest, NodeResponse, Role, Sealed, ToNode,
@@ -63,23 +62,17 @@ impl Tamper for Recorder {
 /// Opens a recorded command with `module`'s key from the deployer's state (a fresh replay
 /// window, so any counter opens).
 fn open(app: &AppDir, module: &str, sealed: &Sealed) -> Result<Command, CommandError> {
-    let state = app.state_json();
-    let hex_key = state["modules"][module]["key"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no key for `{module}` in the state"));
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(hex_key, &mut key).expect("a stored key is 64 hex characters");
-    CommandChannel::new(&SecretKey::from_bytes(key)).open_command(sealed)
+    let state = app.state();
+    let record = state
+        .modules
+        .get(module)
+        .unwrap_or_else(|| panic!("no record of `{module}` in the deployer state"));
+    CommandChannel::new(&record.key.0).open_command(sealed)
 }
 
-/// `rejected_commands` of `module` in `aex status --json`.
+/// `rejected_commands` of `module` in `aex status`.
 fn rejected_commands(app: &AppDir, module: &str) -> u64 {
-    let status = app.aex(&["status", "--json"]).ok().json();
-    status["modules"]
-        .as_array()
-        .and_then(|ms| ms.iter().find(|m| m["name"] == module))
-        .and_then(|m| m["rejected_commands"].as_u64())
-        .unwrap_or_else(|| panic!("no rejected_commands for `{module}` in {status:#}"))
+    app.status().module(module).rejected_commands
 }
 
 /// Sends `sealed` to pong on a session of the application's namespace with node2 (what a

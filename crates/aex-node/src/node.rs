@@ -54,11 +54,7 @@ impl Node {
             path: data_dir.clone(),
             source,
         })?;
-        let options = BackendOptions {
-            vendor_id: config.vendor_id,
-            ..BackendOptions::default()
-        };
-        let backend = aex_tee::open_with(config.tee, &data_dir, &options)?;
+        let backend = aex_tee::open_with(config.tee, &data_dir, &BackendOptions::default())?;
         let (identity, _) =
             aex_link::keys::load_or_create(&data_dir).map_err(|source| NodeError::Identity {
                 node: config.name.clone(),

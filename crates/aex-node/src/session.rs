@@ -73,6 +73,7 @@ pub(crate) async fn serve<R, W>(
         }
     });
     let app = AppId::of(&hello.key, &hello.app);
+    let key = hello.key;
     let mut auth = SessionAuth::new(
         &shared.admission,
         &shared.name,
@@ -90,6 +91,7 @@ pub(crate) async fn serve<R, W>(
         shared.clone(),
         session,
         app,
+        key,
         requests_rx,
         out.clone(),
     ));

@@ -47,8 +47,10 @@ pub enum ToModule {
     Shutdown,
     // New variants go last: a variant's position is its wire encoding.
     /// Symmetric TEE kinds only, sent once right after the module's `Hello`: the module key
-    /// the platform derived for this module. On hardware the TEE hands it over inside the
-    /// enclave; in simulation the node agent plays the platform (and so knows it).
+    /// the platform derived for this module, under the provider key of the deployer that
+    /// loaded it. On hardware the TEE hands it over inside the enclave; in simulation the
+    /// node agent plays the platform (and so knows it; it only authenticates the module's
+    /// ephemeral key, so it does not give the command key).
     Provision {
         /// TEE kind name (`trustzone`, `sancus`), bound into the attestation MAC.
         kind: String,
@@ -94,13 +96,14 @@ pub enum FromModule {
     Hello(Interface),
     /// Answer to [`ToModule::Attest`].
     Attested {
-        /// Quote kinds: the module's ephemeral X25519 public key, whose hash the evidence
-        /// binds. Symmetric kinds: the module's fresh nonce for the session key.
+        /// The module's ephemeral X25519 public key: quote kinds' evidence binds its hash;
+        /// on symmetric kinds the MAC covers it, and the session key comes from it.
         public_key: [u8; 32],
         /// Key confirmation: an empty plaintext sealed under the derived module (session)
         /// key, so the deployer detects a module that was keyed by someone else first.
         confirm: Vec<u8>,
-        /// Symmetric kinds: the attestation MAC under the provisioned module key.
+        /// Symmetric kinds: the attestation MAC under the provisioned module key, over the
+        /// challenge and both public keys.
         mac: Option<Vec<u8>>,
     },
     /// The module refused an attestation request (it is already keyed).
@@ -177,10 +180,25 @@ pub struct ModuleStats {
     pub rejected_commands: u64,
     /// Commands accepted.
     pub commands: u64,
-    /// [`ToModule::Tick`]s refused: not a declared periodic entry, or the module is not keyed
-    /// (not attested yet, or disabled).
+    /// [`ToModule::Tick`]s refused: not a declared periodic entry, or the module is not armed
+    /// (not attested yet, or attested but not yet armed by its first authenticated command),
+    /// disabled or retired.
     #[serde(default)]
     pub rejected_ticks: u64,
+    // Appended last (docs/PROTOCOL.md §5): an older module's `Stats` does not decode.
+    /// Authentic commands the module refused because of where it is in its life: `SetKey`,
+    /// `Call`, `Start` or `Restore` sent to a retired instance.
+    #[serde(default)]
+    pub refused_commands: u64,
+    /// Handler replies dropped unsent because the request's connection was re-keyed or
+    /// revoked while the handler ran: sealed under the new key, a late reply could answer a
+    /// new request with the same counter.
+    #[serde(default)]
+    pub dropped_replies: u64,
+    /// Whether module code may run: after attestation a module runs no tick, deadline handler
+    /// or entry point until its first authenticated `Restore`, `SetKey`, `Call` or `Start`.
+    #[serde(default)]
+    pub armed: bool,
 }
 
 /// Deployer or peer node → node agent, inside the link's Noise channel.
@@ -377,7 +395,7 @@ pub enum NodeResponse {
     },
     /// Attestation evidence for a module, with its key-agreement public key.
     Evidence {
-        /// The module's ephemeral X25519 public key (quote kinds) or fresh nonce (symmetric).
+        /// The module's ephemeral X25519 public key.
         public_key: [u8; 32],
         /// Key confirmation (see [`FromModule::Attested`]).
         confirm: Vec<u8>,
@@ -563,5 +581,27 @@ mod tests {
             }),
         };
         assert_eq!(decode::<FromNode>(&encode(&r)[LEN_PREFIX..]).unwrap(), r);
+    }
+
+    #[test]
+    fn module_stats_round_trip_with_the_lifecycle_counters() {
+        let stats = FromModule::Stats(ModuleStats {
+            conns: vec![ConnStats {
+                conn: ConnId(4),
+                sent: 1,
+                received: 2,
+                rejected: 3,
+                gaps: 4,
+            }],
+            rejected_unknown: 5,
+            rejected_commands: 6,
+            commands: 7,
+            rejected_ticks: 8,
+            refused_commands: 9,
+            dropped_replies: 10,
+            armed: true,
+        });
+        let f = encode(&stats);
+        assert_eq!(decode::<FromModule>(&f[LEN_PREFIX..]).unwrap(), stats);
     }
 }

@@ -2,14 +2,21 @@
 //!
 //! Invariants this file owns (SPEC §2, §7):
 //! * exactly one key agreement per process: the first `Attest` consumes it, later ones are
-//!   refused;
+//!   refused (`attest.rs`);
 //! * a command is executed only if it opens under the module key with a fresh counter; a
 //!   refused command is answered unsealed, so the module never seals under a counter an
 //!   attacker chose;
 //! * module code runs only for authentic events, authentic commands, the module's own
 //!   deadline clocks (`deadline.rs`), and the node's untrusted ticks for the entries the
-//!   module declares `#[periodic]` (only once keyed, and never two late ticks of an entry in
-//!   a row); nothing else;
+//!   module declares `#[periodic]` (never two late ticks of an entry in a row); nothing else;
+//! * no module code runs on the fresh `Default` state until the module is armed by its first
+//!   authenticated `Restore`, `SetKey`, `Call` or `Start` (`state.rs`): ticks before are
+//!   refused and counted, and deadline clocks only start when an input is keyed;
+//! * a retired instance takes no `SetKey`, `Call`, `Start` or `Restore` (refused under its
+//!   module key and counted in `ModuleStats::refused_commands`): its state lives on elsewhere;
+//! * what the runtime writes to the node in clear (stderr) never quotes module messages, which
+//!   may quote payloads or state; failure messages travel only sealed, at most
+//!   [`MAX_FAILURE_LEN`] bytes;
 //! * deadline clocks are checked before every message, so a node that floods the module with
 //!   refused events cannot postpone an alarm (it can only delay it by starving the process).
 
@@ -18,11 +25,16 @@ use std::time::Instant;
 use aex_crypto::Measurement;
 use aex_proto::{Command, CommandError, CommandReply, Event, FromModule, Sealed, ToModule};
 
-use crate::conn::{Accepted, Refused};
+use crate::conn::{Accepted, Binding, Refused};
 use crate::context::Context;
 use crate::link::{Link, Recv};
 use crate::module::{Module, PortError, PortKind};
-use crate::state::{Core, Provisioned};
+use crate::state::Core;
+
+/// The longest failure message the runtime seals (a handler's, an entry point's, a refused
+/// restore's); longer ones are cut at a character boundary. It keeps a failing call's answer
+/// small and within a frame, whatever the module's message.
+pub(crate) const MAX_FAILURE_LEN: usize = 1024;
 
 /// A module's state and the runtime's, driven by messages from the node.
 pub(crate) struct Runtime<M> {
@@ -51,7 +63,7 @@ impl<M: Module> Runtime<M> {
                 self.run_local(call);
                 continue;
             }
-            let msg = match self.core.deferred.pop_front() {
+            let msg = match self.core.deferred.pop() {
                 Some(msg) => msg,
                 None => match self
                     .core
@@ -83,9 +95,10 @@ impl<M: Module> Runtime<M> {
 
     /// Runs a call from one of the module's own threads on the module's state.
     pub(crate) fn run_local(&mut self, call: crate::link::LocalCall) {
-        if self.core.retired.is_some() {
-            // The state now lives in the new instance: dropping the call makes the thread's
-            // `Handle::call` fail instead of changing a state nobody will read.
+        if self.core.retired.is_some() || !self.core.armed {
+            // Retired, the state now lives in the new instance: dropping the call makes the
+            // thread's `Handle::call` fail instead of changing a state nobody will read. (Not
+            // armed, no module code ran yet, so no module thread can exist.)
             return;
         }
         let mut ctx = Context::new(&mut self.core);
@@ -104,7 +117,7 @@ impl<M: Module> Runtime<M> {
             ToModule::Attest {
                 challenge,
                 deployer_pk,
-            } => self.attest(&challenge, &deployer_pk),
+            } => self.core.attest(&challenge, &deployer_pk),
             ToModule::Command(sealed) => self.command(sealed),
             ToModule::Event(event) => self.event(&event),
             ToModule::Stats => self.core.send_stats(),
@@ -114,18 +127,7 @@ impl<M: Module> Runtime<M> {
                 kind,
                 simulated,
                 key,
-            } => {
-                // Only before attestation: afterwards the module is keyed for good.
-                if self.core.agreement.is_some() && self.core.provisioned.is_none() {
-                    self.core.provisioned = Some(Provisioned {
-                        kind,
-                        simulated,
-                        key: key.into_secret(),
-                    });
-                } else {
-                    log!("ignoring a second or late platform provisioning");
-                }
-            }
+            } => self.core.provision(kind, simulated, key),
             // The answer to a device access that already timed out (or that never was):
             // nothing waits for it. Its value is not logged.
             ToModule::DeviceReply { id, .. } => {
@@ -134,60 +136,6 @@ impl<M: Module> Runtime<M> {
             _ => log!("ignoring a message from the node this runtime does not know"),
         }
         None
-    }
-
-    fn attest(&mut self, challenge: &[u8; 32], deployer_pk: &[u8; 32]) {
-        let core = &mut self.core;
-        // One attestation per process, whatever its outcome.
-        let reply = match (core.agreement.take(), core.provisioned.take()) {
-            (None, _) => FromModule::AttestRefused,
-            // Symmetric TEE: prove the provisioned key, then key commands per instance.
-            (Some(_), Some(p)) => {
-                let nonce = aex_crypto::random_bytes::<32>();
-                let mac = aex_crypto::symmetric::attest_mac(
-                    &p.kind,
-                    p.simulated,
-                    &p.key,
-                    challenge,
-                    &core.measurement,
-                );
-                let session = aex_crypto::symmetric::session_key(&p.key, challenge, &nonce);
-                let channel = aex_proto::CommandChannel::new(&session);
-                let confirm = channel.confirmation();
-                core.commands = Some(channel);
-                FromModule::Attested {
-                    public_key: nonce,
-                    confirm,
-                    mac: Some(mac.to_vec()),
-                }
-            }
-            (Some(agreement), None) => {
-                let module_pk = agreement.public_key();
-                match agreement.finish(
-                    deployer_pk,
-                    challenge,
-                    &module_pk,
-                    deployer_pk,
-                    &core.measurement,
-                ) {
-                    Ok(module_key) => {
-                        let channel = aex_proto::CommandChannel::new(&module_key);
-                        let confirm = channel.confirmation();
-                        core.commands = Some(channel);
-                        FromModule::Attested {
-                            public_key: module_pk,
-                            confirm,
-                            mac: None,
-                        }
-                    }
-                    Err(e) => {
-                        log!("refusing attestation: {e}");
-                        FromModule::AttestRefused
-                    }
-                }
-            }
-        };
-        core.link.send(&reply);
     }
 
     fn command(&mut self, sealed: Sealed) {
@@ -227,6 +175,21 @@ impl<M: Module> Runtime<M> {
     }
 
     fn execute(&mut self, cmd: Command) -> CommandReply {
+        let arms = matches!(
+            cmd,
+            Command::SetKey { .. }
+                | Command::Call { .. }
+                | Command::Start
+                | Command::Restore { .. }
+        );
+        if arms && self.core.retired.is_some() {
+            self.core.counters.refused_commands += 1;
+            return CommandReply::Failed(
+                "this instance is retired: its state moved to a new instance, so it takes no \
+                 key, call, start or state"
+                    .into(),
+            );
+        }
         match cmd {
             Command::SetKey {
                 conn,
@@ -238,7 +201,20 @@ impl<M: Module> Runtime<M> {
                 self.core.disabled = true;
                 CommandReply::Done(Vec::new())
             }
+            Command::Start => {
+                self.core.armed = true;
+                CommandReply::Done(Vec::new())
+            }
+            Command::Revoke { conn } => {
+                if let Some(Binding::Input(input)) = self.core.conns.revoke(conn) {
+                    if !self.core.conns.bound(Binding::Input(input)) {
+                        self.core.deadlines.disarm_input(input);
+                    }
+                }
+                CommandReply::Done(Vec::new())
+            }
             Command::Call { entry, payload } => {
+                self.core.armed = true;
                 let entries = &self.core.interface.entries;
                 let Some(index) = entries.iter().position(|e| *e == entry) else {
                     let list = if entries.is_empty() {
@@ -253,30 +229,40 @@ impl<M: Module> Runtime<M> {
                 match self.dispatch(PortKind::Entry, index, &payload) {
                     Ok(result) => CommandReply::Done(result),
                     // Sealed to the deployer, who sent the payload: the detail may quote it.
-                    Err(PortError::Payload(detail)) => {
-                        CommandReply::Failed(format!("invalid argument for `{entry}`: {detail}"))
-                    }
-                    Err(PortError::Method(message)) => CommandReply::Failed(message),
+                    Err(e) => CommandReply::Failed(failure(&entry, &e)),
                 }
             }
             Command::Retire => self.retire(),
-            Command::Restore { state } => {
-                if self.core.retired.is_some() {
-                    return CommandReply::Failed("this instance is retired".into());
-                }
-                if !self.core.conns.is_empty() {
-                    return CommandReply::Failed(
-                        "state can be restored only before any connection is keyed".into(),
-                    );
-                }
-                match self.module.restore(&state.0) {
-                    Ok(()) => CommandReply::Done(Vec::new()),
-                    Err(message) => CommandReply::Failed(message),
-                }
-            }
+            Command::Restore { state } => self.restore(&state.0),
             _ => CommandReply::Failed(
                 "unsupported command (the deployer is newer than this module's runtime)".into(),
             ),
+        }
+    }
+
+    /// Puts the old instance's snapshot in place and arms the module, unless module code
+    /// already ran on the state it has: once armed, only the same snapshot is taken again (and
+    /// changes nothing).
+    fn restore(&mut self, state: &[u8]) -> CommandReply {
+        let digest = aex_crypto::sha256(&[state]);
+        if self.core.armed {
+            return if self.core.restored == Some(digest) {
+                CommandReply::Done(Vec::new())
+            } else {
+                CommandReply::Failed(
+                    "state can be restored only before the instance runs (before it is keyed, \
+                     called or started)"
+                        .into(),
+                )
+            };
+        }
+        match self.module.restore(state) {
+            Ok(()) => {
+                self.core.armed = true;
+                self.core.restored = Some(digest);
+                CommandReply::Done(Vec::new())
+            }
+            Err(message) => CommandReply::Failed(bounded(message)),
         }
     }
 
@@ -290,7 +276,9 @@ impl<M: Module> Runtime<M> {
                 Some(Ok(bytes)) => Some(aex_proto::StateBytes(bytes)),
                 // Not retired: the module keeps running and the deployer reports the failure.
                 Some(Err(message)) => {
-                    return CommandReply::Failed(format!("cannot save the state: {message}"))
+                    return CommandReply::Failed(bounded(format!(
+                        "cannot save the state: {message}"
+                    )))
                 }
             };
             self.core.conns.clear();
@@ -313,8 +301,8 @@ impl<M: Module> Runtime<M> {
                 if let Err(e) = self.dispatch(PortKind::Input, index, &payload) {
                     let name = &self.core.interface.inputs[index];
                     log!(
-                        "input `{name}` failed on an authentic event: {}",
-                        loggable(&e)
+                        "input `{name}` failed on an authentic event ({})",
+                        withheld(&e)
                     );
                 }
             }
@@ -322,34 +310,37 @@ impl<M: Module> Runtime<M> {
                 conn,
                 index,
                 counter,
+                generation,
                 payload,
             }) => {
                 let outcome = self.dispatch(PortKind::Handler, index, &payload);
-                let failure = match &outcome {
-                    Ok(_) => None,
-                    Err(e) => {
-                        let name = &self.core.interface.handlers[index];
-                        log!("handler `{name}` failed: {}", loggable(e));
-                        // The detail goes only into the sealed reply, never to stderr.
-                        Some(match e {
-                            PortError::Payload(detail) => {
-                                format!("invalid argument for `{name}`: {detail}")
-                            }
-                            PortError::Method(message) => message.clone(),
-                        })
-                    }
-                };
-                let result = match (&outcome, &failure) {
+                let name = &self.core.interface.handlers[index];
+                let failed = outcome.as_ref().err().map(|e| {
+                    log!(
+                        "handler `{name}` failed ({}); its requester is told",
+                        withheld(e)
+                    );
+                    // The detail goes only into the sealed reply, never to stderr.
+                    failure(name, e)
+                });
+                let result = match (&outcome, &failed) {
                     (Ok(bytes), _) => Ok(bytes.as_slice()),
                     (Err(_), Some(message)) => Err(message.as_str()),
                     (Err(_), None) => Err("handler failed"),
                 };
-                match self.core.conns.seal_reply(conn, counter, result) {
+                match self
+                    .core
+                    .conns
+                    .seal_reply(conn, generation, counter, result)
+                {
                     Some(Ok(reply)) => {
                         self.core.link.send(&FromModule::Event(reply));
                     }
                     Some(Err(_)) => log!("connection {conn} exhausted its counters; no reply"),
-                    None => log!("connection {conn} was re-keyed during its handler; no reply"),
+                    None => {
+                        self.core.counters.dropped_replies += 1;
+                        log!("connection {conn} was re-keyed or revoked during its handler; reply dropped");
+                    }
                 }
             }
             // `accept` yields a reply only to a waiting request, and none waits here.
@@ -362,9 +353,9 @@ impl<M: Module> Runtime<M> {
     fn tick(&mut self, entry: &str, at: Instant) {
         let core = &mut self.core;
         let index = core.interface.periodic.iter().position(|e| e == entry);
-        // Only an attested module that still takes part in the application runs ticks.
-        let Some(index) = index.filter(|_| core.commands.is_some() && core.retired.is_none())
-        else {
+        // Only an attested, armed module that still takes part in the application runs ticks.
+        let runs = core.commands.is_some() && core.armed && core.retired.is_none();
+        let Some(index) = index.filter(|_| runs) else {
             core.counters.rejected_ticks += 1;
             return;
         };
@@ -374,18 +365,19 @@ impl<M: Module> Runtime<M> {
         }
         core.ticked[index] = Some(core.clock.now());
         if let Err(e) = self.dispatch(PortKind::Periodic, index, &[]) {
-            log!("periodic entry `{entry}` failed: {}", loggable(&e));
+            log!("periodic entry `{entry}` failed ({})", withheld(&e));
         }
     }
 
     /// Runs the deadline handlers due now, each once.
     pub(crate) fn run_deadlines(&mut self) {
-        if self.core.deadlines.is_empty() {
+        // (A clock starts only when an input is keyed, which arms the module.)
+        if self.core.deadlines.is_empty() || !self.core.armed {
             return;
         }
         for index in self.core.deadlines.take_due(self.core.clock.now()) {
             if let Err(e) = self.dispatch(PortKind::Deadline, index, &[]) {
-                log!("deadline handler {index} failed: {}", loggable(&e));
+                log!("deadline handler {index} failed ({})", withheld(&e));
             }
         }
     }
@@ -401,12 +393,36 @@ impl<M: Module> Runtime<M> {
     }
 }
 
-/// What of a failure may go to stderr, which the untrusted node reads.
-fn loggable(e: &PortError) -> &str {
+/// What of a failure may go to stderr, which the untrusted node reads: its kind and length,
+/// never its text (a module's message may quote a payload or its state).
+fn withheld(e: &PortError) -> String {
     match e {
-        PortError::Payload(_) => "the payload does not decode as the method's argument",
-        PortError::Method(message) => message,
+        PortError::Payload(_) => "the payload does not decode as the method's argument".into(),
+        PortError::Method(message) => format!("its {}-byte message is not logged", message.len()),
     }
+}
+
+/// The sealed failure message of port `name` (for its caller, who sent the payload it may
+/// quote), at most [`MAX_FAILURE_LEN`] bytes.
+fn failure(name: &str, e: &PortError) -> String {
+    bounded(match e {
+        PortError::Payload(detail) => format!("invalid argument for `{name}`: {detail}"),
+        PortError::Method(message) => message.clone(),
+    })
+}
+
+/// `message`, cut to at most [`MAX_FAILURE_LEN`] bytes at a character boundary.
+pub(crate) fn bounded(mut message: String) -> String {
+    const CUT: &str = " [cut]";
+    if message.len() > MAX_FAILURE_LEN {
+        let mut end = MAX_FAILURE_LEN - CUT.len();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(CUT);
+    }
+    message
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! `aex node`: run a node agent in the foreground, or, with a subcommand, act on a node's data
-//! directory (print or rotate its identity key).
+//! `aex node`: run a node agent in the foreground; `aex node provider-key`: the operator hands
+//! one stakeholder its provider key for a `trustzone` or `sancus` node; `aex node identity` and
+//! `aex node rotate-identity`: print or replace the node's identity key (what deployers pin).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use aex_node::NodeConfig;
 use aex_proto::{DeployerKey, NodeKey};
 use aex_tee::devices::DeviceSpec;
-use anyhow::{Context, Result};
+use aex_tee::{Provider, SimSymmetricPlatform, TeeKind};
+use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 
 use crate::shell::Shell;
@@ -35,9 +37,6 @@ pub struct NodeArgs {
     /// TEE kind of this node
     #[arg(long, value_name = "KIND")]
     tee: Option<String>,
-    /// Symmetric TEE kinds (trustzone, sancus): the vendor id whose key derives module keys
-    #[arg(long, value_name = "ID")]
-    vendor_id: Option<u16>,
     /// Accept `Shutdown` from admitted deployers (local development nodes started by `aex up`)
     #[arg(long)]
     allow_remote_shutdown: bool,
@@ -70,6 +69,7 @@ pub struct NodeArgs {
 /// What to do with a node's data directory instead of running the node.
 #[derive(Debug, Subcommand)]
 enum NodeAction {
+    ProviderKey(ProviderKeyArgs),
     /// Print the node's identity key (created if the directory has none): what deployers pin
     /// as `identity` in their descriptor
     Identity {
@@ -87,8 +87,72 @@ enum NodeAction {
     },
 }
 
+/// Print or write a stakeholder's provider key for this trustzone or sancus node (the
+/// operator's act): it derives that deployer's module keys on this node, and no one else's
+#[derive(Debug, Args)]
+struct ProviderKeyArgs {
+    /// The node's data directory (it holds the node key, `<kind>-node.key`)
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// The node's TEE kind: trustzone or sancus
+    #[arg(long, value_name = "KIND")]
+    tee: String,
+    /// The stakeholder's deployer public key (64 hex digits, as its `aex identity` prints it)
+    #[arg(long, value_name = "KEY")]
+    deployer: DeployerKey,
+    /// Write the key to FILE (mode 0600) instead of printing it
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// `aex node provider-key`: the key goes to one stakeholder, who names the file in its
+/// descriptor (`provider_key_file`).
+fn provider_key(args: ProviderKeyArgs, shell: &Shell) -> Result<()> {
+    let kind = TeeKind::from_name(&args.tee)?;
+    let symmetric = kind.symmetric().ok_or_else(|| {
+        anyhow!(
+            "a `{kind}` node has no provider keys: they belong to trustzone and sancus nodes \
+             (deployers trust an sgx node's platform.pub, a native node nothing)"
+        )
+    })?;
+    let platform = SimSymmetricPlatform::load(symmetric, &args.data_dir).with_context(|| {
+        format!(
+            "cannot derive a provider key from {}: pass the data directory of the running \
+             {kind} node (`--data-dir` as given to `aex node`)",
+            args.data_dir.display()
+        )
+    })?;
+    let key = platform.provider_key(&Provider(args.deployer.0));
+    let id = hex::encode(key.key_id());
+    match &args.output {
+        Some(file) => {
+            key.write_file(file)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            shell.status(
+                "Wrote",
+                format!(
+                    "the provider key of deployer {} on this {kind} node to {} (mode 0600, key \
+                     id {id}); hand it to that deployer alone",
+                    args.deployer.short(),
+                    file.display()
+                ),
+            );
+        }
+        None => {
+            shell.note(format!(
+                "the provider key of deployer {} on this {kind} node (key id {id}) is a \
+                 secret: hand it to that deployer alone",
+                args.deployer.short()
+            ));
+            shell.out(hex::encode(key.expose_secret().expose_secret()))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
     match args.action {
+        Some(NodeAction::ProviderKey(args)) => return provider_key(args, shell),
         Some(NodeAction::Identity { data_dir }) => return print_identity(&data_dir, shell),
         Some(NodeAction::RotateIdentity { data_dir }) => return rotate_identity(&data_dir, shell),
         None => {}
@@ -101,7 +165,6 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             data_dir: PathBuf::from("aex-node-data"),
             tee: aex_tee::TeeKind::Sgx,
             allow_remote_shutdown: false,
-            vendor_id: aex_tee::DEFAULT_VENDOR_ID,
             admit: vec![],
             open: false,
             peers: vec![],
@@ -120,9 +183,6 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
     }
     if let Some(t) = args.tee {
         config.tee = aex_tee::TeeKind::from_name(&t)?;
-    }
-    if let Some(v) = args.vendor_id {
-        config.vendor_id = v;
     }
     config.allow_remote_shutdown |= args.allow_remote_shutdown;
     config.admit.extend(args.admit);

@@ -80,10 +80,10 @@ pub struct NodeSpec {
     /// The node's identity key (its links prove it), if the descriptor pins one (`identity` or
     /// `identity_file`); else the deployer looks in the local node's data directory.
     pub identity: Option<NodeIdentitySource>,
-    /// Symmetric kinds: the vendor id whose vendor key derives module keys (default 1).
-    pub vendor_id: u16,
-    /// Symmetric kinds: the file holding that vendor key in hex (a secret, so never inline).
-    pub vendor_key_file: Option<PathBuf>,
+    /// Symmetric kinds: the file holding this deployer identity's provider key for the node
+    /// in hex (a secret, so never inline), which the node's operator gave it. Unset: the
+    /// file `aex up` writes for a local node (`.aex/nodes/<node>/provider-<key>.key`).
+    pub provider_key_file: Option<PathBuf>,
     /// Whether evidence of a debug enclave is acceptable (default `false`).
     pub allow_debug: bool,
     /// The node's devices, as its operator declares them (`devices = ["valve=digital_out"]`).

@@ -9,7 +9,8 @@
 //! 3. re-key every connection whose endpoint instances changed (fresh key, fresh counters),
 //!    reserving command counters in the state file *before* sending;
 //! 4. install routes on every node involved (idempotent, so a restarted node is repaired);
-//! 5. install each module's periodic triggers (idempotent too).
+//! 5. arm the modules no key arms with `Command::Start` ([`start`]), then install each
+//!    module's periodic triggers (idempotent too).
 //!
 //! What will change is decided first, without changing anything ([`plan`]).
 
@@ -28,6 +29,7 @@ mod check;
 mod connect;
 mod periodic;
 mod plan;
+mod start;
 pub mod transfer;
 
 pub use attest::attest;
@@ -192,6 +194,7 @@ pub fn deploy_forced(
     // Snapshots go in before any connection is keyed, including ones an interrupted run left.
     transfer::restore_pending(app)?;
     connect(app, built, obs, &mut report)?;
+    start::start_unconnected(app)?;
     for h in handovers {
         report.transfers.push(h.finish());
     }

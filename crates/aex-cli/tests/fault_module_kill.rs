@@ -32,7 +32,8 @@ fn killed_module_is_no_longer_attested_and_redeploy_recovers() {
         "ping's own connections stay keyed"
     );
     cluster.assert_nodes_running();
-    cluster.app.aex(&["call", "pong", "count"]).code(1);
+    let refused = cluster.app.aex(&["call", "pong", "count"]).code(1);
+    refused.stderr_has(&["module `pong` is not running (signal: 9 (SIGKILL))"]);
 
     // A new deploy replaces the dead instance; connections to it get fresh keys and counters.
     cluster.deploy_ok();
