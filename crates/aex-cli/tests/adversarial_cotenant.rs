@@ -382,7 +382,11 @@ fn a_cotenant_with_the_recording_and_its_own_provider_key_cannot_drive_the_valve
         .admit(&admit)
         .start();
     let recorder = Arc::new(Recorder::default());
-    let insider = Insider::of(&field.data_dir, &[&edge.data_dir], farm_id.identity.signing());
+    let insider = Insider::of(
+        &field.data_dir,
+        &[&edge.data_dir],
+        farm_id.identity.signing(),
+    );
     let proxy = Proxy::inside(field.addr, insider, recorder.clone());
 
     // The operator hands each stakeholder its own provider key.

@@ -133,8 +133,9 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
         .filter(|n| n.ends_with(".key"))
         .collect();
     assert!(
-        keys.iter()
-            .all(|k| k == "sancus-node.key" || k.starts_with("provider-"))
+        keys.iter().all(|k| k == "sancus-node.key"
+            || k == "node-identity.key"
+            || k.starts_with("provider-"))
             && !keys.iter().any(|k| k.contains(&insight.hex()[..16])),
         "no shared vendor key and no insight key in the farm's node directory: {keys:?}"
     );

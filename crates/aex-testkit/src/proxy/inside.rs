@@ -156,7 +156,12 @@ pub(super) fn splice(
         node: Mutex::new(to_node.writer),
         sockets: [client, node],
     });
-    if Ends::write(&ends.node, &hello).is_err() {
+    // The Hello goes through the tamper like every frame.
+    let sent = match decode::<ToNode>(&hello[LEN_PREFIX..]) {
+        Ok(msg) => ends.send(tamper.upstream(link, msg)),
+        Err(_) => Ends::write(&ends.node, &hello),
+    };
+    if sent.is_err() {
         ends.close();
         return;
     }
