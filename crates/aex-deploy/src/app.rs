@@ -179,11 +179,10 @@ impl App {
                 &self.desc.application,
             )
             .map_err(|source| match source {
-                ClientError::WrongIdentity { actual, .. } => Error::NodeIdentity {
+                ClientError::WrongIdentity { keys, .. } => Error::NodeIdentity {
                     node: node.into(),
                     addr: addr.to_string(),
-                    pinned: pinned.key,
-                    actual,
+                    keys,
                     pinned_by: pinned.pinned_by.clone(),
                 },
                 source => Error::Unreachable {

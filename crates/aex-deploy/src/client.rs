@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aex_link::blocking::{LinkReader, LinkWriter};
-use aex_link::LinkError;
+use aex_link::{KeyMismatch, LinkError};
 use aex_proto::auth::sign_session;
 use aex_proto::frame;
 use aex_proto::{Event, FromNode, Hello, NodeError, NodeKey, NodeRequest, NodeResponse, ToNode};
@@ -53,16 +53,18 @@ pub enum ClientError {
         /// Node address.
         addr: SocketAddr,
     },
-    /// The node at the address proved (or, failing the handshake, claimed) another identity
-    /// than the pinned one.
-    #[error("the node at {addr} has identity key {actual}, but {pinned} is pinned for it")]
+    /// The node at the address claimed (failing the handshake) another identity than the
+    /// pinned one.
+    #[error(
+        "the node at {addr} has identity key {}, but {} is pinned for it",
+        keys.actual,
+        keys.pinned
+    )]
     WrongIdentity {
         /// Node address.
         addr: SocketAddr,
-        /// The pinned key.
-        pinned: NodeKey,
-        /// The key the node at the address says it has.
-        actual: NodeKey,
+        /// The pinned key and the node's.
+        keys: Box<KeyMismatch>,
     },
     /// The link failed: its handshake did not complete, or a record did not authenticate
     /// (something changed, dropped, replayed or injected bytes on the way).
@@ -71,7 +73,7 @@ pub enum ClientError {
         /// Node address.
         addr: SocketAddr,
         /// What failed.
-        source: LinkError,
+        source: Box<LinkError>,
     },
     /// The node answered with an error.
     #[error("{0}")]
@@ -120,7 +122,7 @@ impl NodeClient {
         stream.set_write_timeout(Some(timeout)).map_err(io)?;
         let reader = BufReader::new(stream.try_clone().map_err(io)?);
         let link = aex_link::blocking::connect_deployer(reader, stream, &node)
-            .map_err(|e| link_error(addr, node, timeout, e))?;
+            .map_err(|e| link_error(addr, timeout, e))?;
         let signature = sign_session(identity.signing(), &link.hash, &node, app);
         let mut client = NodeClient {
             addr,
@@ -247,15 +249,14 @@ impl NodeClient {
 }
 
 /// A failure of the link's handshake: a wrong identity is named as such, a timeout in words.
-fn link_error(addr: SocketAddr, pinned: NodeKey, limit: Duration, e: LinkError) -> ClientError {
+fn link_error(addr: SocketAddr, limit: Duration, e: LinkError) -> ClientError {
     match e {
-        LinkError::WrongIdentity { actual, .. } => ClientError::WrongIdentity {
-            addr,
-            pinned,
-            actual,
-        },
+        LinkError::WrongIdentity(keys) => ClientError::WrongIdentity { addr, keys },
         LinkError::Io(source) => io_error(addr, limit, source, "answer the link's handshake"),
-        source => ClientError::Link { addr, source },
+        source => ClientError::Link {
+            addr,
+            source: Box::new(source),
+        },
     }
 }
 
@@ -266,10 +267,7 @@ fn io_error(addr: SocketAddr, limit: Duration, source: std::io::Error, doing: &s
     use std::io::ErrorKind;
     if source.get_ref().is_some_and(|e| e.is::<LinkError>()) {
         return match source.into_inner().map(|e| e.downcast::<LinkError>()) {
-            Some(Ok(link)) => ClientError::Link {
-                addr,
-                source: *link,
-            },
+            Some(Ok(link)) => ClientError::Link { addr, source: link },
             _ => ClientError::Io {
                 addr,
                 source: std::io::Error::other("the link failed"),

@@ -102,17 +102,17 @@ pub enum Error {
     /// The node at a node's address has another identity than the one pinned for it.
     #[error(
         "node `{node}` at {addr} is not the node pinned in the descriptor: its identity key is \
-         {actual}, but {pinned} is pinned for it (by {pinned_by})"
+         {}, but {} is pinned for it (by {pinned_by})",
+        keys.actual,
+        keys.pinned
     )]
     NodeIdentity {
         /// Node name.
         node: String,
         /// Its address.
         addr: String,
-        /// The pinned key.
-        pinned: aex_proto::NodeKey,
-        /// The key the node at the address has.
-        actual: aex_proto::NodeKey,
+        /// The pinned key and the key the node at the address has.
+        keys: Box<aex_link::KeyMismatch>,
         /// The descriptor field or file that pins it.
         pinned_by: String,
     },
@@ -246,12 +246,10 @@ impl Error {
                 looked.as_ref().map(|p| format!("; looked for {}", p.display())).unwrap_or_default()
             )),
             Error::NodeIdentity {
-                node,
-                addr,
-                actual,
-                ..
+                node, addr, keys, ..
             } => Some(format!(
-                "if the operator of node `{node}` rotated its identity key (`aex node rotate-identity`), pin the new one: set `identity = \"{actual}\"` in the descriptor entry of node `{node}` (or write it to the file `identity_file` names); otherwise something else answers at {addr}: do not deploy there"
+                "if the operator of node `{node}` rotated its identity key (`aex node rotate-identity`), pin the new one: set `identity = \"{}\"` in the descriptor entry of node `{node}` (or write it to the file `identity_file` names); otherwise something else answers at {addr}: do not deploy there",
+                keys.actual
             )),
             Error::NoNodeIdentity {
                 node,

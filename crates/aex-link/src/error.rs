@@ -3,6 +3,15 @@
 
 use aex_proto::NodeKey;
 
+/// A pinned identity key and the one a node says it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyMismatch {
+    /// The key the initiator pinned.
+    pub pinned: NodeKey,
+    /// The key the node says it has (unauthenticated: the handshake could not complete).
+    pub actual: NodeKey,
+}
+
 /// A link failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -27,13 +36,8 @@ pub enum LinkError {
         limit: usize,
     },
     /// The node at the address answered that its identity is another key than the pinned one.
-    #[error("the node's identity key is {actual}, but {pinned} is pinned for it")]
-    WrongIdentity {
-        /// The key the initiator pinned.
-        pinned: NodeKey,
-        /// The key the node says it has (unauthenticated: the handshake could not complete).
-        actual: NodeKey,
-    },
+    #[error("the node's identity key is {}, but {} is pinned for it", .0.actual, .0.pinned)]
+    WrongIdentity(Box<KeyMismatch>),
     /// The handshake did not complete: a message did not authenticate or was malformed.
     #[error("the link's handshake failed: {0}")]
     Handshake(String),

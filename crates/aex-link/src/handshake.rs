@@ -27,7 +27,7 @@
 use aex_proto::NodeKey;
 use snow::{HandshakeState, StatelessTransportState};
 
-use crate::error::LinkError;
+use crate::error::{KeyMismatch, LinkError};
 use crate::keys::StaticKey;
 use crate::record::{Opener, Sealer};
 
@@ -243,10 +243,10 @@ impl Initiator {
                 let actual: [u8; 32] = key.try_into().map_err(|_| {
                     LinkError::Handshake("a malformed identity in message 2".to_owned())
                 })?;
-                return Err(LinkError::WrongIdentity {
+                return Err(LinkError::WrongIdentity(Box::new(KeyMismatch {
                     pinned: self.pinned,
                     actual: NodeKey(actual),
-                });
+                })));
             }
             _ => {
                 return Err(LinkError::Handshake(
@@ -423,8 +423,8 @@ mod tests {
                 .unwrap();
             assert!(matches!(next, AfterFirst::PinnedOther));
             match init.answer(body(&reply)) {
-                Err(LinkError::WrongIdentity { pinned: p, actual }) => {
-                    assert_eq!((p, actual), (pinned.public(), real.public()));
+                Err(LinkError::WrongIdentity(keys)) => {
+                    assert_eq!((keys.pinned, keys.actual), (pinned.public(), real.public()));
                 }
                 Err(e) => panic!("{e}"),
                 Ok(_) => panic!("a handshake with the wrong pin completed"),

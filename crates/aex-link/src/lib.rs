@@ -53,7 +53,7 @@ pub mod record;
 #[cfg(feature = "tokio")]
 pub mod tokio_io;
 
-pub use error::LinkError;
+pub use error::{KeyMismatch, LinkError};
 pub use handshake::{LinkKind, DEPLOYER_NOISE, PEER_NOISE};
 pub use keys::StaticKey;
 pub use record::{FIRST_RECORD_LIMIT, MAX_HELLO_LEN, MAX_PLAINTEXT, MAX_RECORD};

@@ -48,10 +48,6 @@ impl PeerLink {
     /// Creates the link to the node with `identity` at `address`, as `own`, and its task; it
     /// connects when the first event is pushed, and waits as long as `timeouts` say
     /// (`connect`, `write`, `backoff`, `backoff_max`, `stale`).
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site, in router.rs, naming each part"
-    )]
     pub(crate) fn spawn(
         address: String,
         identity: NodeKey,

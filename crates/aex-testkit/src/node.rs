@@ -141,8 +141,14 @@ impl NodeProcess {
             {
                 // The node wrote its identity before it announced its address.
                 let pub_file = options.data_dir.join(aex_link::keys::IDENTITY_PUB_FILE);
-                let key = aex_link::keys::read_public(&pub_file)
-                    .map_err(|e| format!("it announced {addr} without an identity: {e}"))?;
+                let key = match aex_link::keys::read_public(&pub_file) {
+                    Ok(key) => key,
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(format!("it announced {addr} without an identity: {e}"));
+                    }
+                };
                 crate::session::pin(addr, key);
                 return Ok(NodeProcess {
                     addr,

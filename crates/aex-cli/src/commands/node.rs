@@ -69,7 +69,7 @@ pub struct NodeArgs {
 /// What to do with a node's data directory instead of running the node.
 #[derive(Debug, Subcommand)]
 enum NodeAction {
-    ProviderKey(ProviderKeyArgs),
+    ProviderKey(Box<ProviderKeyArgs>),
     /// Print the node's identity key (created if the directory has none): what deployers pin
     /// as `identity` in their descriptor
     Identity {
@@ -152,7 +152,7 @@ fn provider_key(args: ProviderKeyArgs, shell: &Shell) -> Result<()> {
 
 pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
     match args.action {
-        Some(NodeAction::ProviderKey(args)) => return provider_key(args, shell),
+        Some(NodeAction::ProviderKey(args)) => return provider_key(*args, shell),
         Some(NodeAction::Identity { data_dir }) => return print_identity(&data_dir, shell),
         Some(NodeAction::RotateIdentity { data_dir }) => return rotate_identity(&data_dir, shell),
         None => {}

@@ -331,10 +331,11 @@ fn probe(app: &App, addr: &std::net::SocketAddr, name: &str, node: NodeKey) -> P
         &app.desc.application,
     ) {
         Ok(c) => c,
-        Err(ClientError::WrongIdentity { actual, .. }) => {
+        Err(ClientError::WrongIdentity { keys, .. }) => {
             return Probe::Refuses(format!(
-            "its identity key is {actual}, not the key provisioned in .aex/nodes/{name}/ ({node})"
-        ))
+                "its identity key is {}, not the key provisioned in .aex/nodes/{name}/ ({node})",
+                keys.actual
+            ))
         }
         Err(_) => return Probe::Absent,
     };
