@@ -299,9 +299,14 @@ fn a_rotated_identity_is_accepted_only_once_the_descriptor_pins_it() {
         .write_descriptor(&text.replace(&file_pin, &format!("identity = \"{old}\"")));
     cluster.deploy_ok();
 
+    // `aex node identity` prints what the descriptor pins.
+    let dir = cluster.node2.data_dir.display().to_string();
+    let args = ["node", "identity", "--data-dir", &dir];
+    let shown = aex_testkit::cli::run(None, &args, aex_testkit::cli::COMMAND_TIMEOUT).ok();
+    assert_eq!(shown.stdout.trim(), old.to_string());
+
     // The operator rotates node2's identity and restarts it.
     cluster.node2.kill();
-    let dir = cluster.node2.data_dir.display().to_string();
     let args = ["node", "rotate-identity", "--data-dir", &dir];
     let run = aex_testkit::cli::run(None, &args, aex_testkit::cli::COMMAND_TIMEOUT).ok();
     let new = cluster.node2.identity();
