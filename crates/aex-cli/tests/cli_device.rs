@@ -37,7 +37,7 @@ impl DeviceNode {
             child: cmd.spawn().expect("spawn aex node"),
             data_dir: data_dir.to_path_buf(),
         };
-        let socket = data_dir.join("devices.sock");
+        let socket = aex_node::physics_socket(data_dir);
         wait_for("the device socket", PATIENCE, || {
             socket.exists().then_some(())
         });

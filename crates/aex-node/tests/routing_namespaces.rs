@@ -94,3 +94,46 @@ async fn namespaces_keep_modules_routes_and_links_apart() {
         .collect();
     assert!(eventually(|| std::fs::read(&sinks[0]).is_ok_and(|got| got == expected)).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unroute_removes_only_the_sessions_own_route() {
+    let b_id = SigningIdentity::from_seed(&[0xb1; 32]);
+    let y = TestNode::start_config("y", |c| c.admit.push(aex_proto::DeployerKey::of(&b_id))).await;
+    let sinks = [y.scratch.join("a.bin"), y.scratch.join("b.bin")];
+    let mut sessions = vec![];
+    for (i, id) in [&deployer(), &b_id].into_iter().enumerate() {
+        let mut on_y = Client::connect_as(&y.addr(), id, "shared-name").await;
+        let bin = script(&y.scratch, &format!("exec cat > '{}'", sinks[i].display()));
+        on_y.load("sink", &bin).await.unwrap();
+        on_y.request(route(Endpoint::Module("sink".into())))
+            .await
+            .unwrap();
+        sessions.push(on_y);
+    }
+    let [mut a, mut b] = <[_; 2]>::try_from(sessions).ok().unwrap();
+    let unroute = || NodeRequest::Unroute {
+        conn: ConnId(7),
+        dir: Direction::Forward,
+    };
+    // B revokes connection 7; removing it again is no error.
+    b.request(unroute()).await.unwrap();
+    b.request(unroute()).await.unwrap();
+    let dropped = b.status().await.dropped;
+    // A session's frames are handled in order: its event is routed before its next request.
+    b.send(&ToNode::Event(event(1, 0xbb))).await;
+    assert_eq!(
+        b.status().await.dropped,
+        dropped + 1,
+        "B's event had no route and was dropped"
+    );
+    a.send(&ToNode::Event(event(1, 0xaa))).await;
+    let expected = frame::encode(&ToModule::Event(event(1, 0xaa)));
+    assert!(
+        eventually(|| std::fs::read(&sinks[0]).is_ok_and(|got| got == expected)).await,
+        "A's route to its module stayed"
+    );
+    // (B's module got the status requests, and no event.)
+    let b_event = frame::encode(&ToModule::Event(event(1, 0xbb)));
+    let got = std::fs::read(&sinks[1]).unwrap_or_default();
+    assert!(!got.windows(b_event.len()).any(|w| w == b_event));
+}

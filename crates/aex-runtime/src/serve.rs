@@ -260,16 +260,25 @@ impl<M: Module> Runtime<M> {
                 }
             }
             Command::Retire => self.retire(),
-            Command::Restore { state } => {
-                if self.core.retired.is_some() {
-                    return CommandReply::Failed("this instance is retired".into());
+            Command::ReadState { offset } => match &self.core.retired {
+                Some(retired) => retired.read(offset),
+                None => CommandReply::Failed("this instance is not retired".into()),
+            },
+            Command::WriteState { offset, data } => {
+                match self
+                    .restorable()
+                    .and_then(|()| self.core.staged.write(offset, data))
+                {
+                    Ok(()) => CommandReply::Done(Vec::new()),
+                    Err(message) => CommandReply::Failed(message),
                 }
-                if !self.core.conns.is_empty() {
-                    return CommandReply::Failed(
-                        "state can be restored only before any connection is keyed".into(),
-                    );
-                }
-                match self.module.restore(&state.0) {
+            }
+            Command::Restore { len, digest } => {
+                let restored = self
+                    .restorable()
+                    .and_then(|()| self.core.staged.take(len, &digest))
+                    .and_then(|state| self.module.restore(&state.0));
+                match restored {
                     Ok(()) => CommandReply::Done(Vec::new()),
                     Err(message) => CommandReply::Failed(message),
                 }
@@ -280,6 +289,18 @@ impl<M: Module> Runtime<M> {
         }
     }
 
+    /// Whether a snapshot may be staged or restored: only into a fresh instance, before any
+    /// of its connections is keyed.
+    fn restorable(&self) -> Result<(), String> {
+        if self.core.retired.is_some() {
+            return Err("this instance is retired".into());
+        }
+        if !self.core.conns.is_empty() {
+            return Err("state can be restored only before any connection is keyed".into());
+        }
+        Ok(())
+    }
+
     /// Snapshots the state once and leaves the application: every connection key is dropped,
     /// so nothing after the snapshot can change what the new instance receives.
     fn retire(&mut self) -> CommandReply {
@@ -287,7 +308,7 @@ impl<M: Module> Runtime<M> {
             self.core.link.flush();
             let state = match self.module.save() {
                 None => None,
-                Some(Ok(bytes)) => Some(aex_proto::StateBytes(bytes)),
+                Some(Ok(bytes)) => Some(bytes),
                 // Not retired: the module keeps running and the deployer reports the failure.
                 Some(Err(message)) => {
                     return CommandReply::Failed(format!("cannot save the state: {message}"))
@@ -295,10 +316,10 @@ impl<M: Module> Runtime<M> {
             };
             self.core.conns.clear();
             self.core.deadlines.disarm();
-            self.core.retired = Some(aex_proto::Retired { state });
+            self.core.retired = Some(crate::transfer::Retirement::new(state));
         }
         match &self.core.retired {
-            Some(retired) => CommandReply::Done(retired.encode()),
+            Some(retired) => retired.answer(),
             None => CommandReply::Failed("not retired".into()),
         }
     }

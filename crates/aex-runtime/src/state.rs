@@ -50,9 +50,12 @@ pub(crate) struct Core {
     pub(crate) next_device_id: u64,
     /// Set by an authentic `Disable`: the keys are dropped once the reply is sent.
     pub(crate) disabled: bool,
-    /// Set by an authentic `Retire`: the snapshot it answered, answered again if asked again.
-    /// A retired module holds no connection key and runs no code for its own threads.
-    pub(crate) retired: Option<aex_proto::Retired>,
+    /// Set by an authentic `Retire`: the snapshot it took, answered again if asked again and
+    /// read in chunks. A retired module holds no connection key and runs no code for its own
+    /// threads.
+    pub(crate) retired: Option<crate::transfer::Retirement>,
+    /// Snapshot chunks staged by `WriteState` for `Restore`.
+    pub(crate) staged: crate::transfer::Staged,
     /// Symmetric TEE kinds: the module key the platform provisioned, until attestation.
     pub(crate) provisioned: Option<Provisioned>,
     /// The clocks of the module's deadlines.
@@ -134,6 +137,7 @@ impl Core {
             next_device_id: 1,
             disabled: false,
             retired: None,
+            staged: Default::default(),
             provisioned: None,
             clock: Clock::default(),
         }
