@@ -1,37 +1,38 @@
 //! Configured timeouts reach their uses: a node started with short limits closes stalled
 //! connections, fails a silent module's load and requests, and says which limit it applied.
 //!
-//! Each check waits for the node's verdict (with the helpers' deadline) and asserts that it
-//! did not come before the configured limit, so none depends on the machine's speed.
+//! Each check waits for the node's verdict (with the kit's deadline) and asserts that it did
+//! not come before the configured limit, so none depends on the machine's speed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aex_proto::{NodeErrorKind, NodeRequest, Sealed};
-use tokio::time::Instant;
+use aex_testkit::node::{test_deployer, TestNode};
+use aex_testkit::session::Session;
+use aex_testkit::PATIENCE;
 
-use crate::util::{script, Client, TestNode, PATIENCE};
+use crate::scripts::script;
 
 const SHORT: Duration = Duration::from_millis(300);
 
-async fn short_node(name: &str) -> TestNode {
-    TestNode::start_config(name, |c| {
+fn short_node(name: &str) -> TestNode {
+    TestNode::start_with(name, |c| {
         for name in ["hello", "body", "start", "reply", "stats"] {
             c.timeouts.set(name, SHORT).unwrap();
         }
     })
-    .await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn stalled_connections_are_closed_after_the_configured_limits() {
-    let node = short_node("short-conn").await;
+#[test]
+fn stalled_connections_are_closed_after_the_configured_limits() {
+    let node = short_node("short-conn");
     let addr = node.addr();
 
     // `hello`: a connection that never says anything. (Each clock starts before the node's
     // can, so that the node closing no sooner than the limit is a sound check.)
     let started = Instant::now();
-    let mut c = Client::raw(&addr).await;
-    assert!(c.closed_by_node().await, "still open after {PATIENCE:?}");
+    let mut c = Session::raw(addr);
+    assert!(c.closed_by_node(PATIENCE), "still open after {PATIENCE:?}");
     assert!(
         started.elapsed() >= SHORT,
         "closed after {:?}",
@@ -39,10 +40,10 @@ async fn stalled_connections_are_closed_after_the_configured_limits() {
     );
 
     // `body`: a session whose next frame stops after its length prefix and two bytes.
-    let mut c = Client::connect(&addr).await;
+    let mut c = Session::open(addr, &test_deployer(), "test-app");
     let started = Instant::now();
-    c.send_bytes(&[0, 0, 0, 100, 1, 2]).await;
-    assert!(c.closed_by_node().await, "still open after {PATIENCE:?}");
+    assert!(c.send_bytes(&[0, 0, 0, 100, 1, 2]));
+    assert!(c.closed_by_node(PATIENCE), "still open after {PATIENCE:?}");
     assert!(
         started.elapsed() >= SHORT,
         "closed after {:?}",
@@ -50,20 +51,17 @@ async fn stalled_connections_are_closed_after_the_configured_limits() {
     );
 
     // The node carries on.
-    assert_eq!(node.client().await.status().await.name, "short-conn");
+    assert_eq!(node.session().status().name, "short-conn");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn silent_modules_fail_in_the_configured_limits() {
-    let node = short_node("short-module").await;
-    let mut c = node.client().await;
+#[test]
+fn silent_modules_fail_in_the_configured_limits() {
+    let node = short_node("short-module");
+    let mut c = node.session();
 
     // `start`: a module that never says hello.
     let started = Instant::now();
-    let e = c
-        .load("mute", b"#!/bin/sh\nexec sleep 30\n")
-        .await
-        .unwrap_err();
+    let e = c.load("mute", b"#!/bin/sh\nexec sleep 30\n").unwrap_err();
     assert!(started.elapsed() >= SHORT);
     assert_eq!(e.kind, NodeErrorKind::ModuleUnavailable, "{e}");
     assert!(e.message.contains("did not say hello within 300 ms"), "{e}");
@@ -71,7 +69,6 @@ async fn silent_modules_fail_in_the_configured_limits() {
     // `reply`: a module that says hello, then reads its input and never answers (its shell
     // keeps the output open).
     c.load("deaf", &script(&node.scratch, "cat > /dev/null"))
-        .await
         .unwrap();
     let started = Instant::now();
     let e = c
@@ -82,7 +79,6 @@ async fn silent_modules_fail_in_the_configured_limits() {
                 ciphertext: vec![1; 16],
             },
         })
-        .await
         .unwrap_err();
     assert!(started.elapsed() >= SHORT);
     assert_eq!(e.kind, NodeErrorKind::ModuleUnavailable, "{e}");
@@ -90,7 +86,7 @@ async fn silent_modules_fail_in_the_configured_limits() {
 
     // `stats`: status reports the silent module's counters as unknown once the limit passed.
     let started = Instant::now();
-    let status = c.status().await;
+    let status = c.status();
     assert!(started.elapsed() >= SHORT);
     assert_eq!(status.modules.len(), 1);
     assert!(status.modules[0].running && status.modules[0].stats.is_none());

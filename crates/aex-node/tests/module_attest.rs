@@ -5,11 +5,13 @@ use aex_proto::frame;
 use aex_proto::{FromModule, NodeErrorKind, NodeRequest, NodeResponse, Sealed, ToModule};
 use aex_tee::{appraise, Expected, TeeKind};
 
-use crate::util::{frame_file, script, TestNode};
+use aex_testkit::node::TestNode;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn attest_then_commands_are_relayed() {
-    let node = TestNode::start("attester").await;
+use crate::scripts::{frame_file, script};
+
+#[test]
+fn attest_then_commands_are_relayed() {
+    let node = TestNode::start("attester");
     let dir = &node.scratch;
     let challenge = [7u8; 32];
     let deployer_pk = [9u8; 32];
@@ -54,8 +56,8 @@ async fn attest_then_commands_are_relayed() {
              exec cat > /dev/null"
         ),
     );
-    let mut c = node.client().await;
-    c.load("vault", &bin).await.unwrap();
+    let mut c = node.session();
+    c.load("vault", &bin).unwrap();
 
     let attest = NodeRequest::Attest {
         module: "vault".into(),
@@ -67,7 +69,7 @@ async fn attest_then_commands_are_relayed() {
         confirm,
         tee,
         evidence,
-    }) = c.request(attest.clone()).await
+    }) = c.request(attest.clone())
     else {
         panic!("no evidence");
     };
@@ -75,7 +77,7 @@ async fn attest_then_commands_are_relayed() {
         (public_key, confirm, tee.as_str()),
         (module_pk, vec![1, 2, 3], "sgx")
     );
-    let root = aex_tee::sgx::SimRootPublicKey::from_sec1(node.handle.platform_key())
+    let root = aex_tee::sgx::SimRootPublicKey::from_sec1(node.handle().platform_key())
         .expect("an sgx node's identity is its simulated root key");
     let appraised = appraise(
         &evidence,
@@ -97,15 +99,15 @@ async fn attest_then_commands_are_relayed() {
         module: "vault".into(),
         sealed: command,
     };
-    let e = c.request(send.clone()).await.unwrap_err();
+    let e = c.request(send.clone()).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::Refused);
     assert!(
         e.message
             .contains("module `vault` rejected the command (not authentic or replayed)"),
         "{e}"
     );
-    assert_eq!(c.request(send).await, Ok(NodeResponse::CommandReply(reply)));
+    assert_eq!(c.request(send), Ok(NodeResponse::CommandReply(reply)));
 
-    let e = c.request(attest).await.unwrap_err();
+    let e = c.request(attest).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::Refused);
 }

@@ -3,6 +3,7 @@
 //! socket of a real node.
 
 use std::path::Path;
+use std::time::Duration;
 
 use aex_crypto::{Measurement, SigningIdentity};
 use aex_node::{physics_socket, NodeConfig, PhysicsClient, PhysicsError};
@@ -10,13 +11,17 @@ use aex_proto::frame;
 use aex_proto::ToModule;
 use aex_proto::{DeployerKey, DeviceOp, FromModule, NodeErrorKind, NodeRequest, NodeResponse};
 use aex_tee::devices::DeviceSpec;
+use aex_testkit::node::TestNode;
+use aex_testkit::session::Session;
+use aex_testkit::wait::{wait_until, PATIENCE};
 
-use crate::util::{eventually, script, TestNode};
+use crate::scripts::script;
 
 /// A node with a button, a valve and a soil probe, admitting the default deployer and
-/// [`other_deployer`].
-async fn field_node() -> TestNode {
-    TestNode::start_config("field", |c: &mut NodeConfig| {
+/// [`other_deployer`]. Its driver modules never answer `Stats`: a short `stats` limit keeps
+/// each status from waiting out the default 2 s.
+fn field_node() -> TestNode {
+    TestNode::start_with("field", |c: &mut NodeConfig| {
         c.devices = DeviceSpec::parse_all(&[
             "button=digital_in",
             "valve=digital_out",
@@ -24,8 +29,8 @@ async fn field_node() -> TestNode {
         ])
         .unwrap();
         c.admit.push(DeployerKey::of(&other_deployer()));
+        c.timeouts.set("stats", Duration::from_millis(50)).unwrap();
     })
-    .await
 }
 
 fn other_deployer() -> SigningIdentity {
@@ -61,32 +66,49 @@ fn accessor(node: &TestNode, tag: &str, accesses: &[(u64, &str, DeviceOp)]) -> V
 }
 
 /// Waits until `scratch/<tag>.in` holds exactly `replies`.
-async fn replies_arrive(node: &TestNode, tag: &str, replies: &[ToModule]) -> bool {
+#[track_caller]
+fn replies_arrive(node: &TestNode, tag: &str, replies: &[ToModule]) {
     let expected: Vec<u8> = replies.iter().flat_map(frame::encode).collect();
     let file = node.scratch.join(format!("{tag}.in"));
-    eventually(|| std::fs::read(&file).is_ok_and(|got| got == expected)).await
+    wait_until(
+        &format!("module `{tag}` to receive exactly {replies:?}"),
+        PATIENCE,
+        || match std::fs::read(&file) {
+            Ok(got) if got == expected => Ok(()),
+            Ok(got) => Err(format!("{} bytes: {got:?}", got.len())),
+            Err(e) => Err(format!("{}: {e}", file.display())),
+        },
+    );
 }
 
+/// A session of [`other_deployer`] for the default application name.
+fn other_session(node: &TestNode) -> Session {
+    Session::open(node.addr(), &other_deployer(), "test-app")
+}
+
+/// The physical world of `node`. Each test keeps one connection: the node polls its device
+/// socket for new connections, so every connection costs up to a poll period.
 fn physics(node: &TestNode) -> PhysicsClient {
     PhysicsClient::connect(&physics_socket(&node.data_dir)).unwrap()
 }
 
-fn held(node: &TestNode, device: &str) -> bool {
-    physics(node)
+fn held(world: &mut PhysicsClient, device: &str) -> bool {
+    world
         .list()
         .unwrap()
         .iter()
         .any(|d| d.name == device && d.held)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn driver_grants_are_exclusive_and_end_at_unload() {
-    let node = field_node().await;
-    let mut a = node.client().await;
-    let mut b = crate::util::Client::connect_as(&node.addr(), &other_deployer(), "test-app").await;
+#[test]
+fn driver_grants_are_exclusive_and_end_at_unload() {
+    let node = field_node();
+    let mut world = physics(&node);
+    let mut a = node.session();
+    let mut b = other_session(&node);
 
     let driver = idle(&node, "valve driver");
-    let loaded = a.load_driver("valve", &driver, &["valve"]).await.unwrap();
+    let loaded = a.load_driver("valve", &driver, &["valve"]).unwrap();
     let bound = Measurement::of(&driver).with_devices(&["valve"]);
     assert_ne!(bound, Measurement::of(&driver));
     assert_eq!(
@@ -95,14 +117,13 @@ async fn driver_grants_are_exclusive_and_end_at_unload() {
             measurement: bound.0
         }
     );
-    assert_eq!(a.status().await.modules[0].measurement, bound.0);
-    assert!(held(&node, "valve") && !held(&node, "soil"));
+    assert_eq!(a.status().modules[0].measurement, bound.0);
+    assert!(held(&mut world, "valve") && !held(&mut world, "soil"));
 
     // Another module of the same application.
     let other = idle(&node, "second driver");
     let e = a
         .load_driver("pump", &other, &["soil", "valve"])
-        .await
         .unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::Refused);
     assert!(
@@ -111,30 +132,27 @@ async fn driver_grants_are_exclusive_and_end_at_unload() {
         "{e}"
     );
     // All or nothing: `soil` was not granted either.
-    assert!(!held(&node, "soil"));
+    assert!(!held(&mut world, "soil"));
     // Another deployer's module, under the same application and module name.
-    let e = b
-        .load_driver("valve", &other, &["valve"])
-        .await
-        .unwrap_err();
+    let e = b.load_driver("valve", &other, &["valve"]).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::Refused);
     assert!(e.message.contains("held exclusively"), "{e}");
     // A plain load claims nothing.
-    assert!(b.load("plain", &other).await.is_ok());
+    assert!(b.load("plain", &other).is_ok());
 
     // Unknown devices, bad names and long lists are the deployer's mistakes.
-    let e = a.load_driver("x", &other, &["pump"]).await.unwrap_err();
+    let e = a.load_driver("x", &other, &["pump"]).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::BadRequest);
     assert!(
         e.message
             .contains("no device `pump` (devices: button, soil, valve)"),
         "{e}"
     );
-    let e = a.load_driver("x", &other, &["a b"]).await.unwrap_err();
+    let e = a.load_driver("x", &other, &["a b"]).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::BadRequest);
     assert!(e.message.contains("invalid device name"), "{e}");
     let many = ["valve"; 17];
-    let e = a.load_driver("x", &other, &many).await.unwrap_err();
+    let e = a.load_driver("x", &other, &many).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::BadRequest);
     assert!(e.message.contains("the limit is 16"), "{e}");
 
@@ -142,36 +160,37 @@ async fn driver_grants_are_exclusive_and_end_at_unload() {
     let unload = |module: &str| NodeRequest::Unload {
         module: module.into(),
     };
-    assert_eq!(a.request(unload("valve")).await, Ok(NodeResponse::Done));
-    assert!(!held(&node, "valve"));
-    let loaded = b.load_driver("valve", &other, &["valve"]).await.unwrap();
+    assert_eq!(a.request(unload("valve")), Ok(NodeResponse::Done));
+    assert!(!held(&mut world, "valve"));
+    let loaded = b.load_driver("valve", &other, &["valve"]).unwrap();
     assert_eq!(
         loaded,
         NodeResponse::Loaded {
             measurement: Measurement::of(&other).with_devices(&["valve"]).0
         }
     );
-    assert!(held(&node, "valve"));
+    assert!(held(&mut world, "valve"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_driver_that_fails_to_start_gives_its_devices_back() {
-    let node = field_node().await;
-    let mut c = node.client().await;
+#[test]
+fn a_driver_that_fails_to_start_gives_its_devices_back() {
+    let node = field_node();
+    let mut world = physics(&node);
+    let mut c = node.session();
     let e = c
         .load_driver("broken", b"#!/bin/sh\nexit 3\n", &["valve"])
-        .await
         .unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::ModuleUnavailable, "{e}");
-    assert!(!held(&node, "valve"));
+    assert!(!held(&mut world, "valve"));
     let driver = idle(&node, "good");
-    assert!(c.load_driver("good", &driver, &["valve"]).await.is_ok());
+    assert!(c.load_driver("good", &driver, &["valve"]).is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn accesses_are_performed_for_the_loaded_holder_only() {
-    let node = field_node().await;
-    let mut c = node.client().await;
+#[test]
+fn accesses_are_performed_for_the_loaded_holder_only() {
+    let node = field_node();
+    let mut world = physics(&node);
+    let mut c = node.session();
 
     let driver = accessor(
         &node,
@@ -183,28 +202,23 @@ async fn accesses_are_performed_for_the_loaded_holder_only() {
             (4, "soil", DeviceOp::Write(1)),
         ],
     );
-    c.load_driver("drv", &driver, &["valve", "soil"])
-        .await
-        .unwrap();
+    c.load_driver("drv", &driver, &["valve", "soil"]).unwrap();
     let reply = |id, result: Result<u32, &str>| ToModule::DeviceReply {
         id,
         result: result.map_err(str::to_owned),
     };
-    assert!(
-        replies_arrive(
-            &node,
-            "drv",
-            &[
-                reply(1, Ok(1)),
-                reply(2, Ok(35)),
-                reply(3, Err("device `valve` takes values 0 to 1, not 7")),
-                reply(
-                    4,
-                    Err("device `soil` is an input: the physical world sets it")
-                ),
-            ]
-        )
-        .await
+    replies_arrive(
+        &node,
+        "drv",
+        &[
+            reply(1, Ok(1)),
+            reply(2, Ok(35)),
+            reply(3, Err("device `valve` takes values 0 to 1, not 7")),
+            reply(
+                4,
+                Err("device `soil` is an input: the physical world sets it"),
+            ),
+        ],
     );
     let bound = Measurement::of(&driver).with_devices(&["soil", "valve"]);
     let told = std::fs::read_to_string(node.scratch.join("drv.measurement")).unwrap();
@@ -213,7 +227,7 @@ async fn accesses_are_performed_for_the_loaded_holder_only() {
         bound.to_hex(),
         "AEX_MEASUREMENT is device-bound"
     );
-    assert_eq!(physics(&node).read("valve").unwrap(), 1);
+    assert_eq!(world.read("valve").unwrap(), 1);
 
     // A module that is not the holder, whatever it asks, reaches nothing.
     let spy = accessor(
@@ -225,49 +239,46 @@ async fn accesses_are_performed_for_the_loaded_holder_only() {
             (9, "pump", DeviceOp::Read),
         ],
     );
-    c.load("spy", &spy).await.unwrap();
-    assert!(
-        replies_arrive(
-            &node,
-            "spy",
-            &[
-                reply(7, Err("device `valve` is not granted to this module")),
-                reply(8, Err("device `soil` is not granted to this module")),
-                reply(
-                    9,
-                    Err("this node has no device `pump` (devices: button, soil, valve)")
-                ),
-            ]
-        )
-        .await
+    c.load("spy", &spy).unwrap();
+    replies_arrive(
+        &node,
+        "spy",
+        &[
+            reply(7, Err("device `valve` is not granted to this module")),
+            reply(8, Err("device `soil` is not granted to this module")),
+            reply(
+                9,
+                Err("this node has no device `pump` (devices: button, soil, valve)"),
+            ),
+        ],
     );
-    assert_eq!(physics(&node).read("valve").unwrap(), 1);
+    assert_eq!(world.read("valve").unwrap(), 1);
 
     // Unloading the driver releases its devices, and switches the released output off.
     c.request(NodeRequest::Unload {
         module: "drv".into(),
     })
-    .await
     .unwrap();
-    assert_eq!(physics(&node).read("valve").unwrap(), 0);
-    assert!(!held(&node, "valve") && !held(&node, "soil"));
+    assert_eq!(world.read("valve").unwrap(), 0);
+    assert!(!held(&mut world, "valve") && !held(&mut world, "soil"));
 }
 
 /// Another admitted deployer sends every management request there is, naming the owner's
 /// driver: none of them reads, drives or frees the owner's device.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_management_interface_reaches_no_device() {
-    let node = field_node().await;
-    let mut a = node.client().await;
+#[test]
+fn the_management_interface_reaches_no_device() {
+    let node = field_node();
+    let mut world = physics(&node);
+    let mut a = node.session();
     let driver = accessor(&node, "owner", &[(1, "valve", DeviceOp::Write(1))]);
-    a.load_driver("valve", &driver, &["valve"]).await.unwrap();
+    a.load_driver("valve", &driver, &["valve"]).unwrap();
     let reply = ToModule::DeviceReply {
         id: 1,
         result: Ok(1),
     };
-    assert!(replies_arrive(&node, "owner", &[reply]).await);
+    replies_arrive(&node, "owner", &[reply]);
 
-    let mut b = crate::util::Client::connect_as(&node.addr(), &other_deployer(), "test-app").await;
+    let mut b = other_session(&node);
     let module = || "valve".to_string();
     let requests = vec![
         NodeRequest::Status,
@@ -308,18 +319,18 @@ async fn the_management_interface_reaches_no_device() {
     ];
     for request in requests {
         let what = format!("{request:?}");
-        let _ = b.request(request).await;
-        assert_eq!(physics(&node).read("valve").unwrap(), 1, "after {what}");
-        assert!(held(&node, "valve"), "after {what}");
+        let _ = b.request(request);
+        assert_eq!(world.read("valve").unwrap(), 1, "after {what}");
+        assert!(held(&mut world, "valve"), "after {what}");
     }
     // B's status shows none of A's modules; A's driver still holds the valve.
-    assert!(b.status().await.modules.iter().all(|m| m.name != "valve"));
-    assert_eq!(a.status().await.modules.len(), 1);
+    assert!(b.status().modules.iter().all(|m| m.name != "valve"));
+    assert_eq!(a.status().modules.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_physics_socket_lives_with_the_node() {
-    let node = field_node().await;
+#[test]
+fn the_physics_socket_lives_with_the_node() {
+    let mut node = field_node();
     let socket = physics_socket(&node.data_dir);
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
@@ -334,10 +345,10 @@ async fn the_physics_socket_lives_with_the_node() {
         ),
         other => panic!("{other:?}"),
     }
-    node.handle.shutdown().await;
+    node.stop();
     assert!(!Path::new(&socket).exists(), "removed at a clean stop");
 
     // A node without devices still answers, with nothing.
-    let bare = TestNode::start("bare").await;
+    let bare = TestNode::start("bare");
     assert!(physics(&bare).list().unwrap().is_empty());
 }

@@ -6,10 +6,14 @@ use aex_crypto::Measurement;
 use aex_proto::frame;
 use aex_proto::{
     ConnId, Direction, Endpoint, Event, EventKind, FromModule, ModuleStats, NodeErrorKind,
-    NodeRequest, NodeResponse, Sealed, ToModule, ToNode,
+    NodeRequest, NodeResponse, Sealed, ToModule,
 };
 
-use crate::util::{frame_file, script, Client, TestNode, PATIENCE};
+use aex_testkit::node::TestNode;
+use aex_testkit::process::alive;
+use aex_testkit::wait::{wait_for, PATIENCE};
+
+use crate::scripts::{frame_file, script};
 
 /// A module that answers every `Stats` request with `stats`.
 fn stats_module(node: &TestNode, stats: &ModuleStats) -> Vec<u8> {
@@ -25,17 +29,17 @@ fn stats_module(node: &TestNode, stats: &ModuleStats) -> Vec<u8> {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn load_measure_status_unload() {
-    let node = TestNode::start("loader").await;
+#[test]
+fn load_measure_status_unload() {
+    let node = TestNode::start("loader");
     let stats = ModuleStats {
         commands: 3,
         ..ModuleStats::default()
     };
     let bin = stats_module(&node, &stats);
-    let mut c = node.client().await;
+    let mut c = node.session();
 
-    let loaded = c.load("counter", &bin).await.unwrap();
+    let loaded = c.load("counter", &bin).unwrap();
     assert_eq!(
         loaded,
         NodeResponse::Loaded {
@@ -51,7 +55,7 @@ async fn load_measure_status_unload() {
     let mode = std::fs::metadata(&stored).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 
-    let status = c.status().await;
+    let status = c.status();
     assert_eq!(status.modules.len(), 1);
     let m = &status.modules[0];
     assert_eq!(m.name, "counter");
@@ -59,14 +63,13 @@ async fn load_measure_status_unload() {
     assert!(m.running && m.exit.is_none(), "{m:?}");
     assert_eq!(m.stats, Some(stats));
     let pid = m.pid.expect("a pid");
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(alive(pid), "module process {pid}");
 
     let e = c
         .request(NodeRequest::LoadBegin {
             module: "counter".into(),
             size: 1,
         })
-        .await
         .unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::AlreadyExists);
 
@@ -87,7 +90,7 @@ async fn load_measure_status_unload() {
             module: "nope".into(),
         },
     ] {
-        let e = c.request(body).await.unwrap_err();
+        let e = c.request(body).unwrap_err();
         assert_eq!(e.kind, NodeErrorKind::UnknownModule);
         assert!(
             e.message.contains("`nope`") && e.message.contains("`loader`"),
@@ -98,20 +101,19 @@ async fn load_measure_status_unload() {
     assert_eq!(
         c.request(NodeRequest::Unload {
             module: "counter".into()
-        })
-        .await,
+        }),
         Ok(NodeResponse::Done)
     );
-    assert!(c.status().await.modules.is_empty());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(c.status().modules.is_empty());
+    assert!(!alive(pid), "module process {pid} outlived its unload");
     // The name is free again.
-    assert!(c.load("counter", &bin).await.is_ok());
+    assert!(c.load("counter", &bin).is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_uploads_are_refused() {
-    let node = TestNode::start("uploads").await;
-    let mut c = node.client().await;
+#[test]
+fn bad_uploads_are_refused() {
+    let node = TestNode::start("uploads");
+    let mut c = node.session();
     let refused = |r: Result<NodeResponse, aex_proto::NodeError>| r.unwrap_err().kind;
 
     let begin = |module: &str, size: u64| NodeRequest::LoadBegin {
@@ -126,62 +128,52 @@ async fn bad_uploads_are_refused() {
         module: module.into(),
     };
 
-    let e = c.request(begin("../evil", 1)).await.unwrap_err();
+    let e = c.request(begin("../evil", 1)).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::BadRequest);
     assert!(e.message.contains("invalid module name"), "{e}");
-    let e = c.request(begin("huge", (256 << 20) + 1)).await.unwrap_err();
+    let e = c.request(begin("huge", (256 << 20) + 1)).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::BadRequest);
     assert!(e.message.contains("256 MiB"), "{e}");
     assert_eq!(
-        refused(c.request(chunk("ghost", 1)).await),
+        refused(c.request(chunk("ghost", 1))),
         NodeErrorKind::BadRequest
     );
-    assert_eq!(
-        refused(c.request(end("ghost")).await),
-        NodeErrorKind::BadRequest
-    );
+    assert_eq!(refused(c.request(end("ghost"))), NodeErrorKind::BadRequest);
 
     // Overflow abandons the upload and frees the name.
-    c.request(begin("over", 4)).await.unwrap();
-    let e = c.request(chunk("over", 5)).await.unwrap_err();
+    c.request(begin("over", 4)).unwrap();
+    let e = c.request(chunk("over", 5)).unwrap_err();
     assert!(e.message.contains("overflows"), "{e}");
-    assert_eq!(
-        refused(c.request(end("over")).await),
-        NodeErrorKind::BadRequest
-    );
-    c.request(begin("over", 4)).await.unwrap();
+    assert_eq!(refused(c.request(end("over"))), NodeErrorKind::BadRequest);
+    c.request(begin("over", 4)).unwrap();
 
     // Incomplete upload.
-    c.request(begin("short", 10)).await.unwrap();
-    c.request(chunk("short", 3)).await.unwrap();
-    let e = c.request(end("short")).await.unwrap_err();
+    c.request(begin("short", 10)).unwrap();
+    c.request(chunk("short", 3)).unwrap();
+    let e = c.request(end("short")).unwrap_err();
     assert!(e.message.contains("received 3 of 10"), "{e}");
 
     // A name being uploaded in one session is taken for the others until it is abandoned.
-    let mut other = Client::connect(&node.addr()).await;
+    let mut other = node.session();
     assert_eq!(
-        refused(other.request(begin("over", 4)).await),
+        refused(other.request(begin("over", 4))),
         NodeErrorKind::AlreadyExists
     );
-    drop(c);
-    let mut freed = false;
-    for _ in 0..100 {
-        if other.request(begin("over", 4)).await.is_ok() {
-            freed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(freed, "closing a session abandons its uploads");
+    c.close();
+    wait_for(
+        "closing a session to abandon its uploads (`over` free again)",
+        PATIENCE,
+        || other.request(begin("over", 4)).is_ok().then_some(()),
+    );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn modules_that_fail_to_start_are_reported() {
-    let node = TestNode::start("failures").await;
-    let mut c = node.client().await;
+#[test]
+fn modules_that_fail_to_start_are_reported() {
+    let node = TestNode::start("failures");
+    let mut c = node.session();
 
     let crash = b"#!/bin/sh\necho boom >&2\nexit 101\n";
-    let e = c.load("crash", crash).await.unwrap_err();
+    let e = c.load("crash", crash).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::ModuleUnavailable);
     assert!(
         e.message
@@ -193,7 +185,7 @@ async fn modules_that_fail_to_start_are_reported() {
     let log = std::fs::read_to_string(dir.join("crash/module.log")).unwrap();
     assert!(log.contains("boom"), "{log}");
 
-    let e = c.load("garbage", b"\x7fELF not really").await.unwrap_err();
+    let e = c.load("garbage", b"\x7fELF not really").unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::Io);
     assert!(e.message.contains("cannot start module `garbage`"), "{e}");
 
@@ -202,31 +194,24 @@ async fn modules_that_fail_to_start_are_reported() {
             "chatty",
             b"#!/bin/sh\nprintf '\\000\\000\\000\\002\\001\\377'\nexec sleep 5\n",
         )
-        .await
         .unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::ModuleUnavailable);
     assert!(e.message.contains("bad first frame"), "{e}");
 
-    assert!(c.status().await.modules.is_empty());
+    assert!(c.status().modules.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_dead_module_shows_not_running_and_drops_events() {
-    let node = TestNode::start("graveyard").await;
-    let mut c = node.client().await;
+#[test]
+fn a_dead_module_shows_not_running_and_drops_events() {
+    let node = TestNode::start("graveyard");
+    let mut c = node.session();
     let bin = script(&node.scratch, "exit 3");
-    c.load("brief", &bin).await.unwrap();
+    c.load("brief", &bin).unwrap();
 
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let m = loop {
-        let status = c.status().await;
-        let m = status.modules[0].clone();
-        if !m.running || tokio::time::Instant::now() > deadline {
-            break m;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
-    assert!(!m.running);
+    let m = wait_for("module `brief` to show as not running", PATIENCE, || {
+        let m = c.status().modules[0].clone();
+        (!m.running).then_some(m)
+    });
     assert_eq!(m.exit.as_deref(), Some("exit status: 3"));
     assert_eq!(m.stats, None);
 
@@ -238,7 +223,6 @@ async fn a_dead_module_shows_not_running_and_drops_events() {
                 ciphertext: vec![1; 16],
             },
         })
-        .await
         .unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::ModuleUnavailable);
     assert!(e.message.contains("exit status: 3"), "{e}");
@@ -248,24 +232,22 @@ async fn a_dead_module_shows_not_running_and_drops_events() {
         dir: Direction::Forward,
         to: Endpoint::Module("brief".into()),
     })
-    .await
     .unwrap();
-    let before = c.status().await.dropped;
-    c.send(&ToNode::Event(Event {
+    let before = c.status().dropped;
+    c.send_event(Event {
         conn: ConnId(1),
         dir: Direction::Forward,
         kind: EventKind::Event,
         counter: 1,
         ciphertext: vec![0; 32],
-    }))
-    .await;
-    let mut after = before;
-    for _ in 0..100 {
-        after = c.status().await.dropped;
-        if after > before {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    });
+    let after = wait_for(
+        "the event for the dead module to be dropped",
+        PATIENCE,
+        || {
+            let dropped = c.status().dropped;
+            (dropped > before).then_some(dropped)
+        },
+    );
     assert_eq!(after, before + 1);
 }

@@ -1,24 +1,30 @@
 //! Periodic triggers against a real module process: ticks reach it, a trigger list it cannot
-//! honour is refused with the reason, and unloading the module ends its triggers.
+//! honour is refused with the reason and installs nothing, and unloading the module ends its
+//! triggers.
 //!
 //! The schedule itself (exact cadence, an unchanged trigger keeping its phase, removal, busy
 //! modules, missed periods) is shown in paused time by the unit tests in
 //! `src/periodic_tests.rs`; nothing here depends on how fast the machine is.
 
-use aex_proto::frame;
+use std::path::{Path, PathBuf};
+
 use aex_proto::{
     FromModule, Interface, NodeErrorKind, NodeRequest, NodeResponse, ToModule, Trigger,
 };
+use aex_testkit::node::TestNode;
+use aex_testkit::session::frame_bytes;
+use aex_testkit::wait::{wait_until, PATIENCE};
 
-use crate::util::{eventually, frame_file, TestNode};
+use crate::scripts::frame_file;
 
 /// What the recorder writes once the node has closed the module's input.
 const END: &[u8] = b"END";
 
-/// A module declaring the periodic entry `tick` whose input is copied to a log by a
-/// separate process: it outlives the module's own process (which the node kills) and writes
-/// [`END`] when the node closes the module's input, after which nothing can reach the log.
-fn recorder(node: &TestNode) -> (Vec<u8>, std::path::PathBuf) {
+/// A module declaring the periodic entry `tick` whose input is copied to `scratch/<name>.log`
+/// by a separate process: it outlives the module's own process (which the node kills) and
+/// writes [`END`] when the node closes the module's input, after which nothing can reach the
+/// log.
+fn recorder(node: &TestNode, name: &str) -> (Vec<u8>, PathBuf) {
     let hello = frame_file(
         &node.scratch,
         "hello-periodic.bin",
@@ -27,7 +33,7 @@ fn recorder(node: &TestNode) -> (Vec<u8>, std::path::PathBuf) {
             ..Interface::default()
         }),
     );
-    let log = node.scratch.join("stdin.log");
+    let log = node.scratch.join(format!("{name}.log"));
     let bin = format!(
         "#!/bin/sh\ncat '{hello}'\nsh -c 'cat; printf END' > '{}'\n",
         log.display()
@@ -36,12 +42,26 @@ fn recorder(node: &TestNode) -> (Vec<u8>, std::path::PathBuf) {
     (bin, log)
 }
 
-fn ticks(log: &std::path::Path) -> usize {
-    let tick = frame::encode(&ToModule::Tick {
+/// How many ticks the log holds.
+fn ticks(log: &Path) -> usize {
+    let tick = frame_bytes(&ToModule::Tick {
         entry: "tick".into(),
     });
     let bytes = std::fs::read(log).unwrap_or_default();
     bytes.windows(tick.len()).filter(|w| *w == tick).count()
+}
+
+/// Waits until the log holds at least `n` ticks.
+#[track_caller]
+fn wait_ticks(log: &Path, n: usize) {
+    wait_until(
+        &format!("{n} ticks to reach {}", log.display()),
+        PATIENCE,
+        || match ticks(log) {
+            got if got >= n => Ok(()),
+            got => Err(format!("{got} ticks")),
+        },
+    );
 }
 
 fn periodic(module: &str, triggers: &[(&str, u64)]) -> NodeRequest {
@@ -57,12 +77,14 @@ fn periodic(module: &str, triggers: &[(&str, u64)]) -> NodeRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn triggers_tick_a_real_module_and_go_with_it() {
-    let node = TestNode::start("periodic").await;
-    let (bin, log) = recorder(&node);
-    let mut c = node.client().await;
-    c.load("m", &bin).await.unwrap();
+#[test]
+fn triggers_tick_a_real_module_and_go_with_it() {
+    let node = TestNode::start("periodic");
+    let (bin, log) = recorder(&node, "m");
+    let (witness_bin, witness_log) = recorder(&node, "witness");
+    let mut c = node.session();
+    c.load("m", &bin).unwrap();
+    c.load("witness", &witness_bin).unwrap();
 
     for (request, kind, needle) in [
         (
@@ -86,32 +108,39 @@ async fn triggers_tick_a_real_module_and_go_with_it() {
             "no module `x`",
         ),
     ] {
-        let e = c.request(request).await.unwrap_err();
+        let e = c.request(request).unwrap_err();
         assert_eq!(e.kind, kind, "{e}");
         assert!(e.message.contains(needle), "{e}");
     }
-    assert_eq!(ticks(&log), 0, "a refused list installs nothing");
 
+    // A refused list installs nothing: by the fifth tick of another module's trigger every
+    // 20 ms, installed after the refusals, a tick every 50 ms of a refused list would have
+    // reached `m`.
     assert_eq!(
-        c.request(periodic("m", &[("tick", 20)])).await.unwrap(),
+        c.request(periodic("witness", &[("tick", 20)])).unwrap(),
         NodeResponse::Done
     );
-    assert!(
-        eventually(|| ticks(&log) >= 3).await,
-        "{} ticks reached the module",
-        ticks(&log)
+    wait_ticks(&witness_log, 5);
+    assert_eq!(ticks(&log), 0, "a refused list installed a trigger");
+
+    assert_eq!(
+        c.request(periodic("m", &[("tick", 20)])).unwrap(),
+        NodeResponse::Done
     );
+    wait_ticks(&log, 3);
 
     // Unloading the module ends its triggers with it: the node closes the module's input,
     // which it would not while a trigger still held it, and the log is then final.
     c.request(NodeRequest::Unload { module: "m".into() })
-        .await
         .unwrap();
-    let e = c.request(periodic("m", &[("tick", 20)])).await.unwrap_err();
+    let e = c.request(periodic("m", &[("tick", 20)])).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::UnknownModule, "{e}");
-    assert!(
-        eventually(|| std::fs::read(&log).unwrap_or_default().ends_with(END)).await,
-        "the node never closed the unloaded module's input ({} ticks logged)",
-        ticks(&log)
+    wait_until(
+        "the node to close the unloaded module's input",
+        PATIENCE,
+        || match std::fs::read(&log).unwrap_or_default().ends_with(END) {
+            true => Ok(()),
+            false => Err(format!("{} ticks logged, no END", ticks(&log))),
+        },
     );
 }

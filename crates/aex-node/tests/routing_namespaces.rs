@@ -1,12 +1,18 @@
 //! Two deployers on the same nodes: same module names, same connection ids, nothing shared.
 
 use aex_crypto::SigningIdentity;
-use aex_proto::frame;
-use aex_proto::{
-    ConnId, Direction, Endpoint, Event, EventKind, NodeErrorKind, NodeRequest, ToModule, ToNode,
-};
+use std::path::Path;
+use std::time::Duration;
 
-use crate::util::{deployer, eventually, script, Client, TestNode};
+use aex_proto::frame::read_message;
+use aex_proto::{
+    ConnId, Direction, Endpoint, Event, EventKind, NodeErrorKind, NodeRequest, ToModule,
+};
+use aex_testkit::node::{test_deployer, TestNode};
+use aex_testkit::session::Session;
+use aex_testkit::wait::{wait_until, PATIENCE};
+
+use crate::scripts::script;
 
 fn event(counter: u64, byte: u8) -> Event {
     Event {
@@ -26,55 +32,77 @@ fn route(to: Endpoint) -> NodeRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn namespaces_keep_modules_routes_and_links_apart() {
-    // Every test node admits the default deployer (A); these also admit B.
+/// Waits until `sink` holds exactly `events`, as the node hands them to a module. A sink
+/// also records the `Stats` probes of a status taken before the node saw it close its
+/// output; they are not events and are skipped.
+#[track_caller]
+fn sink_holds(sink: &Path, events: &[Event]) {
+    let expected: Vec<ToModule> = events.iter().cloned().map(ToModule::Event).collect();
+    wait_until(
+        &format!("{} to hold exactly {events:?}", sink.display()),
+        PATIENCE,
+        || {
+            let bytes = std::fs::read(sink).map_err(|e| e.to_string())?;
+            let mut rest = bytes.as_slice();
+            let mut got = vec![];
+            loop {
+                match read_message::<_, ToModule>(&mut rest) {
+                    Ok(Some(ToModule::Stats)) => {}
+                    Ok(Some(msg)) => got.push(msg),
+                    Ok(None) => break,
+                    Err(e) => return Err(format!("{got:?}, then {e}")),
+                }
+            }
+            match got == expected {
+                true => Ok(()),
+                false => Err(format!("{got:?}")),
+            }
+        },
+    );
+}
+
+#[test]
+fn namespaces_keep_modules_routes_and_links_apart() {
+    // Every test node admits the default deployer (A); these also admit B. The sinks write
+    // their output to files, which the node takes for modules that closed their output: a
+    // short `exit` limit keeps each status from waiting out the default for their exit.
     let b_id = SigningIdentity::from_seed(&[0xb0; 32]);
     let admit = |c: &mut aex_node::NodeConfig| {
         c.admit.push(aex_proto::DeployerKey::of(&b_id));
+        c.timeouts.set("exit", Duration::from_millis(20)).unwrap();
     };
-    let x = TestNode::start_config("x", admit).await;
-    let y = TestNode::start_config("y", admit).await;
+    let x = TestNode::start_with("x", admit);
+    let y = TestNode::start_with("y", admit);
     let sinks = [y.scratch.join("a.bin"), y.scratch.join("b.bin")];
-    let (a_id, b_id) = (deployer(), b_id);
+    let (a_id, b_id) = (test_deployer(), b_id);
 
     // Both load `sink` on y (B's first, under the same name) and route connection 7 to it,
     // and route connection 7 from x to y.
     let mut sessions = vec![];
     for (i, id) in [&a_id, &b_id].into_iter().enumerate() {
-        let mut on_y = Client::connect_as(&y.addr(), id, "shared-name").await;
+        let mut on_y = Session::open(y.addr(), id, "shared-name");
         let bin = script(&y.scratch, &format!("exec cat > '{}'", sinks[i].display()));
-        on_y.load("sink", &bin).await.unwrap();
+        on_y.load("sink", &bin).unwrap();
         on_y.request(route(Endpoint::Module("sink".into())))
-            .await
             .unwrap();
-        let mut on_x = Client::connect_as(&x.addr(), id, "shared-name").await;
-        on_x.request(route(Endpoint::Node(y.addr()))).await.unwrap();
+        let mut on_x = Session::open(x.addr(), id, "shared-name");
+        on_x.request(route(Endpoint::Node(y.addr().to_string())))
+            .unwrap();
         sessions.push((on_x, on_y));
     }
 
     // Each deployer sees only its own module.
     for (_, on_y) in &mut sessions {
-        let names: Vec<_> = on_y
-            .status()
-            .await
-            .modules
-            .into_iter()
-            .map(|m| m.name)
-            .collect();
+        let names: Vec<_> = on_y.status().modules.into_iter().map(|m| m.name).collect();
         assert_eq!(names, ["sink"]);
     }
 
     // Events sent on x with the same connection id reach each deployer's own module on y.
     for (i, (on_x, _)) in sessions.iter_mut().enumerate() {
-        on_x.send(&ToNode::Event(event(1, i as u8))).await;
+        on_x.send_event(event(1, i as u8));
     }
     for (i, sink) in sinks.iter().enumerate() {
-        let expected = frame::encode(&ToModule::Event(event(1, i as u8)));
-        assert!(
-            eventually(|| std::fs::read(sink).is_ok_and(|got| got == expected)).await,
-            "deployer {i}'s module got exactly its own event"
-        );
+        sink_holds(sink, &[event(1, i as u8)]);
     }
 
     // B unloads its `sink`; A's stays and keeps receiving.
@@ -82,17 +110,13 @@ async fn namespaces_keep_modules_routes_and_links_apart() {
     let unload = || NodeRequest::Unload {
         module: "sink".into(),
     };
-    b_y.request(unload()).await.unwrap();
-    let e = b_y.request(unload()).await.unwrap_err();
+    b_y.request(unload()).unwrap();
+    let e = b_y.request(unload()).unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::UnknownModule);
-    assert!(b_y.status().await.modules.is_empty());
-    assert_eq!(a_y.status().await.modules.len(), 1);
-    a_x.send(&ToNode::Event(event(2, 0))).await;
-    let expected: Vec<u8> = [event(1, 0), event(2, 0)]
-        .into_iter()
-        .flat_map(|e| frame::encode(&ToModule::Event(e)))
-        .collect();
-    assert!(eventually(|| std::fs::read(&sinks[0]).is_ok_and(|got| got == expected)).await);
+    assert!(b_y.status().modules.is_empty());
+    assert_eq!(a_y.status().modules.len(), 1);
+    a_x.send_event(event(2, 0));
+    sink_holds(&sinks[0], &[event(1, 0), event(2, 0)]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

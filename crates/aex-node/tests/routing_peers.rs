@@ -1,17 +1,20 @@
 //! Routing events: to local modules, back to deployer sessions, and over persistent links to
 //! other nodes.
 
-use std::time::Duration;
+use std::io::ErrorKind;
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
 
-use aex_proto::frame::{self, LEN_PREFIX};
+use aex_proto::frame::read_message;
 use aex_proto::{
     ConnId, Direction, Endpoint, Event, EventKind, FromModule, FromNode, Hello, NodeRequest,
     ToModule, ToNode,
 };
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
+use aex_testkit::node::TestNode;
+use aex_testkit::session::frame_bytes;
+use aex_testkit::wait::{refusing_addr, wait_for, wait_until, PATIENCE};
 
-use crate::util::{eventually, frame_file, script, TestNode, PATIENCE};
+use crate::scripts::{frame_file, script};
 
 fn event(conn: u32, dir: Direction, counter: u64) -> Event {
     Event {
@@ -31,53 +34,64 @@ fn route(conn: u32, dir: Direction, to: Endpoint) -> NodeRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn events_cross_nodes_to_a_module() {
-    let a = TestNode::start("a").await;
-    let b = TestNode::start("b").await;
+#[test]
+fn events_cross_nodes_to_a_module() {
+    let a = TestNode::start("a");
+    let b = TestNode::start("b");
     let out = b.scratch.join("received.bin");
     let echo = script(&b.scratch, &format!("exec cat > '{}'", out.display()));
-    let mut cb = b.client().await;
-    cb.load("sink", &echo).await.unwrap();
+    let mut cb = b.session();
+    cb.load("sink", &echo).unwrap();
     cb.request(route(
         7,
         Direction::Forward,
         Endpoint::Module("sink".into()),
     ))
-    .await
     .unwrap();
 
-    let mut ca = a.client().await;
-    ca.request(route(7, Direction::Forward, Endpoint::Node(b.addr())))
-        .await
-        .unwrap();
+    let mut ca = a.session();
+    ca.request(route(
+        7,
+        Direction::Forward,
+        Endpoint::Node(b.addr().to_string()),
+    ))
+    .unwrap();
     let events: Vec<Event> = (1..=3).map(|i| event(7, Direction::Forward, i)).collect();
     for ev in &events {
-        ca.send(&ToNode::Event(ev.clone())).await;
+        ca.send_event(ev.clone());
     }
     let expected: Vec<u8> = events
         .iter()
-        .flat_map(|ev| frame::encode(&ToModule::Event(ev.clone())))
+        .flat_map(|ev| frame_bytes(&ToModule::Event(ev.clone())))
         .collect();
-    assert!(
-        eventually(|| std::fs::read(&out).is_ok_and(|got| got == expected)).await,
-        "module on b received the events in order"
+    wait_until(
+        "the module on b to receive the three events in order",
+        PATIENCE,
+        || match std::fs::read(&out) {
+            Ok(got) if got == expected => Ok(()),
+            Ok(got) => Err(format!("{} bytes: {got:?}", got.len())),
+            Err(e) => Err(e.to_string()),
+        },
     );
 
-    let status = ca.status().await;
+    let status = ca.status();
     assert_eq!(status.peers.len(), 1);
-    assert_eq!(status.peers[0].address, b.addr());
+    assert_eq!(status.peers[0].address, b.addr().to_string());
     assert!(status.peers[0].connected);
     assert_eq!(status.peers[0].forwarded, 3);
     assert_eq!(status.dropped, 0);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn module_replies_reach_the_deployer_session() {
-    let node = TestNode::start("bouncer").await;
+#[test]
+fn module_replies_reach_the_deployer_session() {
+    // The module ends its output once it replied: a short `exit` limit keeps status from
+    // waiting out the default for its exit.
+    let node = TestNode::start_with("bouncer", |c| {
+        c.timeouts.set("exit", Duration::from_millis(20)).unwrap()
+    });
     let forward = event(5, Direction::Forward, 1);
     let backward = event(5, Direction::Backward, 1);
-    let n = frame::encode(&ToModule::Event(forward.clone())).len();
+    let n = frame_bytes(&ToModule::Event(forward.clone())).len();
     let reply = frame_file(
         &node.scratch,
         "reply.bin",
@@ -87,141 +101,158 @@ async fn module_replies_reach_the_deployer_session() {
         &node.scratch,
         &format!("head -c {n} > /dev/null; cat '{reply}'; exec cat > /dev/null"),
     );
-    let mut c = node.client().await;
-    c.load("bounce", &bin).await.unwrap();
+    let mut c = node.session();
+    c.load("bounce", &bin).unwrap();
     c.request(route(
         5,
         Direction::Forward,
         Endpoint::Module("bounce".into()),
     ))
-    .await
     .unwrap();
     c.request(route(5, Direction::Backward, Endpoint::Deployer))
-        .await
         .unwrap();
 
     // An event on an unrouted connection is dropped and counted.
-    c.send(&ToNode::Event(event(99, Direction::Forward, 1)))
-        .await;
-    c.send(&ToNode::Event(forward)).await;
-    assert_eq!(c.recv().await, FromNode::Event(backward));
-    let status = c.status().await;
+    c.send_event(event(99, Direction::Forward, 1));
+    c.send_event(forward);
+    assert_eq!(c.recv(), FromNode::Event(backward));
+    let status = c.status();
     assert_eq!(status.dropped, 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn peer_links_are_persistent_and_reconnect() {
-    let node = TestNode::start("sender").await;
-    let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let peer_addr = peer.local_addr().unwrap().to_string();
-    let mut c = node.client().await;
-    c.request(route(
-        1,
-        Direction::Forward,
-        Endpoint::Node(peer_addr.clone()),
-    ))
-    .await
-    .unwrap();
+#[test]
+fn peer_links_are_persistent_and_reconnect() {
+    let node = TestNode::start("sender");
+    let peer = FakePeer::bind();
+    let mut c = node.session();
+    c.request(route(1, Direction::Forward, Endpoint::Node(peer.addr())))
+        .unwrap();
 
     for i in 1..=20 {
-        c.send(&ToNode::Event(event(1, Direction::Forward, i)))
-            .await;
+        c.send_event(event(1, Direction::Forward, i));
     }
-    let (mut link, _) = tokio::time::timeout(PATIENCE, peer.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        matches!(read(&mut link).await, ToNode::Hello(Hello::Peer { node }) if node == "sender")
-    );
+    let mut link = peer.accept();
+    assert!(matches!(read(&mut link), ToNode::Hello(Hello::Peer { node }) if node == "sender"));
     // Forwarded events carry the deployer's namespace.
     let app = c.app();
     for i in 1..=20 {
         assert_eq!(
-            read(&mut link).await,
+            read(&mut link),
             ToNode::Forward {
                 app,
                 event: event(1, Direction::Forward, i)
             }
         );
     }
-    // One connection carried them all.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), peer.accept())
-            .await
-            .is_err()
-    );
+    // One connection carried them all: the node counts them forwarded on a link that is up,
+    // and opened no other (a connection it opened would have completed by now).
+    let status = c.status();
+    assert!(status.peers[0].connected);
+    assert_eq!(status.peers[0].forwarded, 20);
+    assert!(peer.pending().is_none(), "a second link was opened");
 
     // The peer drops the link; the node notices and reconnects for the next event.
     drop(link);
-    let mut reconnected = false;
-    for _ in 0..100 {
-        if !c.status().await.peers[0].connected {
-            reconnected = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(reconnected, "link loss is noticed");
-    c.send(&ToNode::Event(event(1, Direction::Forward, 21)))
-        .await;
-    let (mut link, _) = tokio::time::timeout(PATIENCE, peer.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(matches!(
-        read(&mut link).await,
-        ToNode::Hello(Hello::Peer { .. })
-    ));
+    wait_for("the node to notice the lost link", PATIENCE, || {
+        (!c.status().peers[0].connected).then_some(())
+    });
+    c.send_event(event(1, Direction::Forward, 21));
+    let mut link = peer.accept();
+    assert!(matches!(read(&mut link), ToNode::Hello(Hello::Peer { .. })));
     assert_eq!(
-        read(&mut link).await,
+        read(&mut link),
         ToNode::Forward {
             app,
             event: event(1, Direction::Forward, 21)
         }
     );
-    let status = c.status().await;
+    let status = c.status();
     assert_eq!(status.peers[0].forwarded, 21);
+    assert!(peer.pending().is_none(), "a third link was opened");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn events_for_an_unreachable_peer_are_dropped() {
-    let node = TestNode::start("lonely").await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = closed.local_addr().unwrap().to_string();
-    drop(closed);
-    let mut c = node.client().await;
-    c.request(route(2, Direction::Forward, Endpoint::Node(addr)))
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut counter = 0;
-    let status = loop {
-        counter += 1;
-        c.send(&ToNode::Event(event(2, Direction::Forward, counter)))
-            .await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let status = c.status().await;
-        if status.dropped > 0 || tokio::time::Instant::now() > deadline {
-            break status;
-        }
-    };
+#[test]
+fn events_for_an_unreachable_peer_are_dropped() {
+    // Short reconnection pauses and a short `stale` limit: the test waits the outage out.
+    let stale = Duration::from_millis(100);
+    let node = TestNode::start_with("lonely", |c| {
+        c.timeouts.set("stale", stale).unwrap();
+        c.timeouts
+            .set("backoff", Duration::from_millis(10))
+            .unwrap();
+        c.timeouts
+            .set("backoff_max", Duration::from_millis(20))
+            .unwrap();
+    });
+    let down = refusing_addr();
+    let mut c = node.session();
+    c.request(route(
+        2,
+        Direction::Forward,
+        Endpoint::Node(down.addr().to_string()),
+    ))
+    .unwrap();
+    let started = Instant::now();
+    c.send_event(event(2, Direction::Forward, 1));
+    let status = wait_for("the queued event to be dropped", PATIENCE, || {
+        let status = c.status();
+        (status.dropped > 0).then_some(status)
+    });
     assert!(
-        status.dropped > 0,
-        "queued events are dropped after an outage"
+        started.elapsed() >= stale,
+        "dropped after {:?}, before the outage lasted `stale`",
+        started.elapsed()
     );
+    assert_eq!(status.dropped, 1);
     assert!(!status.peers[0].connected);
     assert_eq!(status.peers[0].forwarded, 0);
 }
 
-async fn read(link: &mut tokio::net::TcpStream) -> ToNode {
-    tokio::time::timeout(PATIENCE, async {
-        let mut prefix = [0u8; LEN_PREFIX];
-        link.read_exact(&mut prefix).await.unwrap();
-        let mut body = vec![0u8; frame::body_len(prefix).unwrap()];
-        link.read_exact(&mut body).await.unwrap();
-        frame::decode(&body).unwrap()
-    })
-    .await
-    .unwrap()
+/// A listener standing in for a peer node: it accepts the links the node under test opens
+/// and reads what they carry.
+struct FakePeer {
+    listener: TcpListener,
+}
+
+impl FakePeer {
+    fn bind() -> FakePeer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // Non-blocking, so that accepting waits with a deadline and `pending` can look.
+        listener.set_nonblocking(true).unwrap();
+        FakePeer { listener }
+    }
+
+    fn addr(&self) -> String {
+        self.listener.local_addr().unwrap().to_string()
+    }
+
+    /// A link the node opened and completed (its TCP handshake), if there is one.
+    fn pending(&self) -> Option<TcpStream> {
+        match self.listener.accept() {
+            Ok((link, _)) => Some(link),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+            Err(e) => panic!("accept on the fake peer: {e}"),
+        }
+    }
+
+    /// The next link the node opens.
+    #[track_caller]
+    fn accept(&self) -> TcpStream {
+        let link = wait_for("the node to open a link to the peer", PATIENCE, || {
+            self.pending()
+        });
+        link.set_nonblocking(false).unwrap();
+        link.set_read_timeout(Some(PATIENCE)).unwrap();
+        link
+    }
+}
+
+/// The next frame on a link.
+#[track_caller]
+fn read(link: &mut TcpStream) -> ToNode {
+    match read_message(link) {
+        Ok(Some(msg)) => msg,
+        Ok(None) => panic!("the node closed its link"),
+        Err(e) => panic!("no frame on the link within {PATIENCE:?}: {e}"),
+    }
 }

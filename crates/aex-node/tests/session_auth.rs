@@ -1,14 +1,18 @@
 //! Who may manage a node: admitted keys only, proven per session, every request signed.
 
+use std::time::Duration;
+
 use aex_crypto::SigningIdentity;
-use aex_node::{Node, NodeError};
-use aex_proto::auth::sign_session;
+use aex_node::NodeError;
 use aex_proto::{
     ConnId, DeployerKey, Direction, Endpoint, Event, EventKind, FromNode, NodeErrorKind,
     NodeRequest, NodeResponse, Signature, ToNode,
 };
+use aex_testkit::node::{test_deployer, TestNode};
+use aex_testkit::session::Session;
+use aex_testkit::wait::{wait_for, PATIENCE};
 
-use crate::util::{config, deployer, script, Client, TestNode};
+use crate::scripts::script;
 
 fn refused(result: Result<NodeResponse, aex_proto::NodeError>) -> String {
     let e = result.expect_err("the node refuses");
@@ -16,12 +20,11 @@ fn refused(result: Result<NodeResponse, aex_proto::NodeError>) -> String {
     e.message
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_node_without_admitted_deployers_does_not_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = config("closed", dir.path().join("data"), false);
-    c.admit.clear();
-    let e = Node::start(c).await.unwrap_err();
+#[test]
+fn a_node_without_admitted_deployers_does_not_start() {
+    let Err(e) = TestNode::try_start_with("closed", |c| c.admit.clear()) else {
+        panic!("a node admitting nobody started");
+    };
     assert!(matches!(e, NodeError::NoDeployers { .. }), "{e}");
     let msg = e.to_string();
     for needle in [
@@ -35,11 +38,11 @@ async fn a_node_without_admitted_deployers_does_not_start() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn unadmitted_deployers_are_refused_every_request() {
-    let node = TestNode::start("guarded").await;
+#[test]
+fn unadmitted_deployers_are_refused_every_request() {
+    let node = TestNode::start("guarded");
     let stranger = SigningIdentity::generate();
-    let mut c = Client::connect_as(&node.addr(), &stranger, "test-app").await;
+    let mut c = Session::open(node.addr(), &stranger, "test-app");
     let key = DeployerKey::of(&stranger).to_string();
     for body in [
         NodeRequest::Status,
@@ -50,56 +53,59 @@ async fn unadmitted_deployers_are_refused_every_request() {
         NodeRequest::Unload { module: "m".into() },
         NodeRequest::Shutdown,
     ] {
-        let why = refused(c.request(body).await);
+        let why = refused(c.request(body));
         assert!(
             why.contains("does not admit") && why.contains(&key),
             "{why}"
         );
     }
     // Its events are dropped, not routed.
-    let mut admitted = node.client().await;
-    let before = admitted.status().await;
+    let mut admitted = node.session();
+    let before = admitted.status();
     assert!(before.refused >= 4, "refused {}", before.refused);
-    c.send(&ToNode::Event(Event {
+    c.send_event(Event {
         conn: ConnId(1),
         dir: Direction::Forward,
         kind: EventKind::Event,
         counter: 1,
         ciphertext: vec![0; 20],
-    }))
-    .await;
-    let mut dropped = before.dropped;
-    for _ in 0..100 {
-        dropped = admitted.status().await.dropped;
-        if dropped > before.dropped {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    });
+    let dropped = wait_for(
+        "the unadmitted session's event to be dropped",
+        PATIENCE,
+        || {
+            let dropped = admitted.status().dropped;
+            (dropped > before.dropped).then_some(dropped)
+        },
+    );
     assert_eq!(dropped, before.dropped + 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn requests_must_follow_a_valid_proof_and_be_signed_in_order() {
-    let node = TestNode::start("strict").await;
+#[test]
+fn requests_must_follow_a_valid_proof_and_be_signed_in_order() {
+    let node = TestNode::start("strict");
     let addr = node.addr();
 
     // A request before the proof.
-    let mut c = Client::hello(&addr, &deployer(), "test-app").await;
-    let why = refused(c.request(NodeRequest::Status).await);
+    let mut c = Session::hello(addr, &test_deployer(), "test-app");
+    let why = refused(c.request(NodeRequest::Status));
     assert!(why.contains("before the session proved"), "{why}");
 
     // A proof signed by someone else for the admitted key.
-    let mut c = Client::hello(&addr, &deployer(), "test-app").await;
-    let forged = sign_session(&SigningIdentity::generate(), &c.challenge, "test-app");
-    c.send(&ToNode::Auth { signature: forged }).await;
-    let why = refused(c.request(NodeRequest::Status).await);
+    let impostor = SigningIdentity::generate();
+    let mut c = Session::open_claiming(
+        addr,
+        DeployerKey::of(&test_deployer()),
+        &impostor,
+        "test-app",
+    );
+    let why = refused(c.request(NodeRequest::Status));
     assert!(why.contains("authentication failed"), "{why}");
 
-    // An admitted session: a bad signature, a replayed id and a lower id are refused, and the
-    // session goes on.
-    let mut c = node.client().await;
-    c.status().await;
+    // An admitted session: a bad signature and a replayed id are refused, and the session
+    // goes on with the id the unsigned request did not use up.
+    let mut c = node.session();
+    c.status();
     let ToNode::Request { id, body, .. } = c.signed(2, NodeRequest::Status) else {
         unreachable!()
     };
@@ -108,42 +114,41 @@ async fn requests_must_follow_a_valid_proof_and_be_signed_in_order() {
         body,
         signature: Signature([0; 64]),
     };
-    c.send(&bad).await;
+    c.send(&bad);
     assert!(
-        matches!(c.recv().await, FromNode::Response { id: 2, result: Err(e) } if e.message.contains("not signed"))
+        matches!(c.recv(), FromNode::Response { id: 2, result: Err(e) } if e.message.contains("not signed"))
     );
     let replay = c.signed(1, NodeRequest::Status);
-    c.send(&replay).await;
+    c.send(&replay);
     assert!(
-        matches!(c.recv().await, FromNode::Response { id: 1, result: Err(e) } if e.message.contains("replayed"))
+        matches!(c.recv(), FromNode::Response { id: 1, result: Err(e) } if e.message.contains("replayed"))
     );
-    c.next_id = 2;
-    assert_eq!(c.status().await.name, "strict");
-    assert!(c.status().await.refused >= 4);
+    assert_eq!(c.status().name, "strict");
+    assert!(c.status().refused >= 4);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn open_mode_admits_anyone_but_keeps_namespaces() {
-    let node = TestNode::start_config("open", |c| {
+#[test]
+fn open_mode_admits_anyone_but_keeps_namespaces() {
+    // The module sends nothing after its hello (its output goes to /dev/null): a short
+    // `exit` limit keeps status from waiting out the default for its exit.
+    let node = TestNode::start_with("open", |c| {
         c.admit.clear();
         c.open = true;
-    })
-    .await;
+        c.timeouts.set("exit", Duration::from_millis(20)).unwrap();
+    });
     let stranger = SigningIdentity::generate();
-    let mut s = Client::connect_as(&node.addr(), &stranger, "test-app").await;
+    let mut s = Session::open(node.addr(), &stranger, "test-app");
     let bin = script(&node.scratch, "exec cat > /dev/null");
-    s.load("m", &bin).await.unwrap();
-    assert_eq!(s.status().await.modules.len(), 1);
+    s.load("m", &bin).unwrap();
+    assert_eq!(s.status().modules.len(), 1);
     // The stranger's module is not the admitted deployer's.
-    let mut d = node.client().await;
-    assert!(d.status().await.modules.is_empty());
-    let e = d
-        .request(NodeRequest::Route {
-            conn: ConnId(1),
-            dir: Direction::Forward,
-            to: Endpoint::Module("m".into()),
-        })
-        .await;
+    let mut d = node.session();
+    assert!(d.status().modules.is_empty());
+    let e = d.request(NodeRequest::Route {
+        conn: ConnId(1),
+        dir: Direction::Forward,
+        to: Endpoint::Module("m".into()),
+    });
     assert_eq!(
         e,
         Ok(NodeResponse::Done),
@@ -151,7 +156,6 @@ async fn open_mode_admits_anyone_but_keeps_namespaces() {
     );
     let e = d
         .request(NodeRequest::Unload { module: "m".into() })
-        .await
         .unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::UnknownModule);
 }

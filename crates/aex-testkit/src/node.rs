@@ -298,6 +298,16 @@ impl TestNode {
     /// Starts a node whose default configuration is first changed by `adjust`.
     #[track_caller]
     pub fn start_with(name: &str, adjust: impl FnOnce(&mut NodeConfig)) -> TestNode {
+        Self::try_start_with(name, adjust)
+            .unwrap_or_else(|e| panic!("node `{name}` did not start: {e}"))
+    }
+
+    /// Like [`TestNode::start_with`], for a configuration the node may refuse: the error is
+    /// the node's own.
+    pub fn try_start_with(
+        name: &str,
+        adjust: impl FnOnce(&mut NodeConfig),
+    ) -> Result<TestNode, aex_node::NodeError> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let data_dir = dir.path().join("data");
         let scratch = dir.path().join("scratch");
@@ -309,16 +319,14 @@ impl TestNode {
             .enable_all()
             .build()
             .expect("node runtime");
-        let handle = runtime
-            .block_on(Node::start(config))
-            .unwrap_or_else(|e| panic!("node `{name}` did not start: {e}"));
-        TestNode {
+        let handle = runtime.block_on(Node::start(config))?;
+        Ok(TestNode {
             handle: Some(handle),
             runtime,
             data_dir,
             scratch,
             _dir: dir,
-        }
+        })
     }
 
     /// Where it listens.
@@ -346,6 +354,14 @@ impl TestNode {
         stopped
     }
 
+    /// Stops the node now (its modules killed, its announcement files and sockets removed),
+    /// as a clean stop of the agent would; its directories stay until the `TestNode` drops.
+    pub fn stop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            self.runtime.block_on(handle.shutdown());
+        }
+    }
+
     /// A signed deployer session of [`test_deployer`] for application `test-app`.
     pub fn session(&self) -> crate::session::Session {
         crate::session::Session::open(self.addr(), &test_deployer(), "test-app")
@@ -354,8 +370,6 @@ impl TestNode {
 
 impl Drop for TestNode {
     fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            self.runtime.block_on(handle.shutdown());
-        }
+        self.stop();
     }
 }

@@ -1,10 +1,10 @@
-//! Waiting on conditions with deadlines, and free loopback ports.
+//! Waiting on conditions with deadlines, and loopback ports: free ones, and ones that refuse.
 //!
 //! Tests never sleep for a fixed time: they poll what they wait for, and a deadline turns a
 //! hang into a failure that says what never happened.
 
 use std::collections::HashSet;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,36 @@ pub fn free_addr() -> SocketAddr {
         if given.insert(addr.port()) {
             return addr;
         }
+    }
+}
+
+/// A loopback address that refuses every connection for as long as it lives (a node that is
+/// down). Unlike a [`free_addr`], whose port any later `bind` may take (a node of the same
+/// test binary on port 0, another test run), its port stays held: by the local end of a
+/// connection this value keeps open, on which nothing listens.
+pub struct RefusingAddr {
+    addr: SocketAddr,
+    _held: (TcpListener, TcpStream, TcpStream),
+}
+
+impl RefusingAddr {
+    /// The address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// A new [`RefusingAddr`].
+pub fn refusing_addr() -> RefusingAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let client = TcpStream::connect(listener.local_addr().expect("local address"))
+        .expect("connect to a listener of this process");
+    let (server, _) = listener
+        .accept()
+        .expect("accept a connection of this process");
+    RefusingAddr {
+        addr: client.local_addr().expect("local address of a connection"),
+        _held: (listener, client, server),
     }
 }
 
@@ -93,6 +123,14 @@ mod tests {
         let msg = err.downcast_ref::<String>().unwrap();
         assert!(msg.contains("waiting for the impossible"), "{msg}");
         assert!(msg.contains("last seen: still nothing"), "{msg}");
+    }
+
+    #[test]
+    fn a_refusing_address_refuses_and_cannot_be_taken() {
+        let refusing = refusing_addr();
+        let err = TcpStream::connect(refusing.addr()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(TcpListener::bind(refusing.addr()).is_err());
     }
 
     #[test]
