@@ -41,10 +41,7 @@ fn unsafe_char(c: char) -> bool {
 
 /// Each line of `text` escaped, the lines kept.
 fn escape_lines(text: &str) -> String {
-    text.split('\n')
-        .map(escape)
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
 }
 
 /// Terminal output.
@@ -164,7 +161,10 @@ mod tests {
         );
         assert_eq!(escape("line\nnext\ttab"), "line\\u{a}next\\u{9}tab");
         // Ordinary text, non-ASCII included, is untouched (and not copied).
-        assert!(matches!(escape("café → 20 °C"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            escape("café → 20 °C"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

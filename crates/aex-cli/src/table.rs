@@ -257,7 +257,10 @@ mod tests {
 
     #[test]
     fn a_hostile_cell_stays_on_its_line() {
-        let t = super::render(&["A", "B"], &[vec!["x\n   Deployed\x1b[2J".into(), "y".into()]]);
+        let t = super::render(
+            &["A", "B"],
+            &[vec!["x\n   Deployed\x1b[2J".into(), "y".into()]],
+        );
         assert_eq!(t.lines().count(), 2, "{t}");
         assert!(!t.contains('\x1b'), "{t}");
     }

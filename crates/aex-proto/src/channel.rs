@@ -215,6 +215,16 @@ impl RecvChannel {
 
     /// Authenticates and decrypts `event`, updating the counter only on success.
     pub fn open(&mut self, event: &Event) -> Result<Vec<u8>, RecvError> {
+        let plaintext = self.peek(event)?;
+        self.gaps += event.counter - self.last - 1;
+        self.last = event.counter;
+        Ok(plaintext)
+    }
+
+    /// What [`RecvChannel::open`] would return, without accepting the counter (to drop an event
+    /// that can never be accepted before queueing it, say). A refusal is final for as long as
+    /// the channel lives: the counter only grows.
+    pub fn peek(&self, event: &Event) -> Result<Vec<u8>, RecvError> {
         if event.conn != self.conn || event.dir != self.dir {
             return Err(RecvError::WrongChannel);
         }
@@ -232,8 +242,6 @@ impl RecvChannel {
                 &event.ciphertext,
             )
             .map_err(|_| RecvError::Forged)?;
-        self.gaps += event.counter - self.last - 1;
-        self.last = event.counter;
         Ok(plaintext)
     }
 
@@ -310,6 +318,21 @@ mod tests {
 
         // Refusals changed nothing: the genuine event is still accepted.
         assert_eq!(rx.open(&e).unwrap(), b"x");
+    }
+
+    #[test]
+    fn peek_checks_like_open_and_accepts_nothing() {
+        let (mut tx, mut rx) = pair(Algorithm::AesGcm);
+        let e1 = tx.seal(EventKind::Event, b"one").unwrap();
+        let mut forged = tx.seal(EventKind::Event, b"two").unwrap();
+        forged.ciphertext[0] ^= 1;
+        assert_eq!(rx.peek(&forged), Err(RecvError::Forged));
+        // Peeked twice, still acceptable once: peeking moved no counter.
+        assert_eq!(rx.peek(&e1).unwrap(), b"one");
+        assert_eq!(rx.peek(&e1).unwrap(), b"one");
+        assert_eq!((rx.last_counter(), rx.gaps()), (0, 0));
+        assert_eq!(rx.open(&e1).unwrap(), b"one");
+        assert!(matches!(rx.peek(&e1), Err(RecvError::Stale { .. })));
     }
 
     #[test]

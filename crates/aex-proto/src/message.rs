@@ -176,10 +176,25 @@ pub struct ModuleStats {
     pub rejected_commands: u64,
     /// Commands accepted.
     pub commands: u64,
-    /// [`ToModule::Tick`]s refused: not a declared periodic entry, or the module is not keyed
-    /// (not attested yet, or disabled).
+    /// [`ToModule::Tick`]s refused: not a declared periodic entry, or the module is not armed
+    /// (not attested yet, or attested but not yet armed by its first authenticated command),
+    /// disabled or retired.
     #[serde(default)]
     pub rejected_ticks: u64,
+    // Appended last (docs/PROTOCOL.md §5): an older module's `Stats` does not decode.
+    /// Authentic commands the module refused because of where it is in its life: `SetKey`,
+    /// `Call`, `Start` or `Restore` sent to a retired instance.
+    #[serde(default)]
+    pub refused_commands: u64,
+    /// Handler replies dropped unsent because the request's connection was re-keyed or
+    /// revoked while the handler ran: sealed under the new key, a late reply could answer a
+    /// new request with the same counter.
+    #[serde(default)]
+    pub dropped_replies: u64,
+    /// Whether module code may run: after attestation a module runs no tick, deadline handler
+    /// or entry point until its first authenticated `Restore`, `SetKey`, `Call` or `Start`.
+    #[serde(default)]
+    pub armed: bool,
 }
 
 /// Deployer or peer node → node agent.
@@ -568,5 +583,27 @@ mod tests {
         assert_eq!(decode::<FromNode>(&encode(&r)[LEN_PREFIX..]).unwrap(), r);
         let c = FromNode::Challenge { nonce: [3; 32] };
         assert_eq!(decode::<FromNode>(&encode(&c)[LEN_PREFIX..]).unwrap(), c);
+    }
+
+    #[test]
+    fn module_stats_round_trip_with_the_lifecycle_counters() {
+        let stats = FromModule::Stats(ModuleStats {
+            conns: vec![ConnStats {
+                conn: ConnId(4),
+                sent: 1,
+                received: 2,
+                rejected: 3,
+                gaps: 4,
+            }],
+            rejected_unknown: 5,
+            rejected_commands: 6,
+            commands: 7,
+            rejected_ticks: 8,
+            refused_commands: 9,
+            dropped_replies: 10,
+            armed: true,
+        });
+        let f = encode(&stats);
+        assert_eq!(decode::<FromModule>(&f[LEN_PREFIX..]).unwrap(), stats);
     }
 }

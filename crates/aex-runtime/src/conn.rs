@@ -1,10 +1,16 @@
 //! The module's connection table: which key serves which port, and the counters on each.
 //!
-//! Invariant: an event reaches module code only if its connection is keyed, its direction
-//! and kind are the ones the module's role on that connection receives, and it opens under
-//! the connection key with a counter above the last accepted one. Anything else is refused
-//! and counted against the connection without calling module code; a refused event changes
-//! no channel state, so it cannot block later authentic events.
+//! Invariants:
+//! * an event reaches module code only if its connection is keyed, its direction and kind are
+//!   the ones the module's role on that connection receives, and it opens under the
+//!   connection key with a counter above the last accepted one. Anything else is refused and
+//!   counted against the connection without calling module code; a refused event changes no
+//!   channel state, so it cannot block later authentic events;
+//! * a reply answers exactly the request it belongs to: every key installed gets a new
+//!   generation, a request is accepted under the generation of its key, and its reply is
+//!   sealed only under that same generation. A handler that outlived its key (re-keyed or
+//!   revoked while it waited on a request or a device) sends nothing: under the new key its
+//!   late reply would answer the new requester's request with the same counter.
 
 use std::collections::BTreeMap;
 
@@ -27,11 +33,12 @@ pub(crate) enum Binding {
 pub(crate) enum Accepted {
     /// For input `index`.
     Input { index: usize, payload: Vec<u8> },
-    /// For handler `index`; the reply must echo `counter`.
+    /// For handler `index`; the reply must echo `counter` and be sealed under `generation`.
     Request {
         conn: ConnId,
         index: usize,
         counter: u64,
+        generation: u64,
         payload: Vec<u8>,
     },
     /// The reply the module was waiting for on a request connection: the handler's result or
@@ -50,10 +57,15 @@ pub(crate) enum Refused {
 
 struct Conn {
     binding: Binding,
+    /// Which key installation this is (unique per process).
+    generation: u64,
     send: Option<SendChannel>,
     recv: Option<RecvChannel>,
     /// Counter of the request whose reply is awaited (request connections only).
     awaiting: Option<u64>,
+    /// The highest counter [`Conns::check`] let through to wait for its turn: an event at or
+    /// below it will be stale by then (that one is accepted before it, or was stale itself).
+    queued: u64,
     stats: ConnStats,
 }
 
@@ -61,6 +73,8 @@ struct Conn {
 #[derive(Default)]
 pub(crate) struct Conns {
     map: BTreeMap<ConnId, Conn>,
+    /// Generations installed so far.
+    generations: u64,
 }
 
 impl Conns {
@@ -69,9 +83,15 @@ impl Conns {
         self.map.clear();
     }
 
-    /// Whether no connection is keyed.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
+    /// Drops the keys of `conn`, whatever its role (`Command::Revoke`); returns the port it
+    /// was bound to, if it was keyed.
+    pub(crate) fn revoke(&mut self, conn: ConnId) -> Option<Binding> {
+        self.map.remove(&conn).map(|c| c.binding)
+    }
+
+    /// Whether a connection is bound to `binding`.
+    pub(crate) fn bound(&self, binding: Binding) -> bool {
+        self.map.values().any(|c| c.binding == binding)
     }
 
     /// Installs (or replaces, with fresh counters) the key of `conn` for `role`. The key is
@@ -115,11 +135,14 @@ impl Conns {
             conn,
             ..ConnStats::default()
         };
+        self.generations += 1;
         let entry = Conn {
             binding,
+            generation: self.generations,
             send,
             recv,
             awaiting: None,
+            queued: 0,
             stats,
         };
         self.map.insert(conn, entry);
@@ -135,6 +158,22 @@ impl Conns {
             None => conn.stats.rejected += 1,
         }
         accepted.ok_or(Refused::Rejected)
+    }
+
+    /// Refuses, and counts as [`Conns::accept`] would, an event that `accept` could never
+    /// accept in its turn, behind the events `check` let through before it, while these keys
+    /// stay installed (a replay of one of those included); changes no channel state otherwise.
+    pub(crate) fn check(&mut self, event: &Event) -> Result<(), Refused> {
+        let conn = self.map.get_mut(&event.conn).ok_or(Refused::UnknownConn)?;
+        let acceptable = event.counter > conn.queued
+            && conn.expects(event)
+            && conn.recv.as_ref().is_some_and(|r| r.peek(event).is_ok());
+        if !acceptable {
+            conn.stats.rejected += 1;
+            return Err(Refused::Rejected);
+        }
+        conn.queued = event.counter;
+        Ok(())
     }
 
     /// Seals `payload` once per connection bound to output `index` (fan-out). Exhausted
@@ -187,15 +226,17 @@ impl Conns {
     }
 
     /// Seals the reply to request `counter` on handler connection `conn` (layout in
-    /// `aex_proto::reply`).
+    /// `aex_proto::reply`); `None` unless `conn` still holds the key of `generation`, the one
+    /// the request arrived under.
     pub(crate) fn seal_reply(
         &mut self,
         conn: ConnId,
+        generation: u64,
         counter: u64,
         result: Result<&[u8], &str>,
     ) -> Option<Result<Event, CounterExhausted>> {
         let entry = self.map.get_mut(&conn)?;
-        if !matches!(entry.binding, Binding::Handler(_)) {
+        if entry.generation != generation || !matches!(entry.binding, Binding::Handler(_)) {
             return None;
         }
         let plaintext = aex_proto::reply::encode(counter, result);
@@ -222,20 +263,23 @@ impl Conn {
         Ok(event)
     }
 
-    /// `None` for anything but an authentic event this role receives.
-    fn accept(&mut self, event: &Event) -> Option<Accepted> {
+    /// Whether this role receives `event`'s direction and kind now (before its tag).
+    fn expects(&self, event: &Event) -> bool {
         let expected = match self.binding {
-            Binding::Output(_) => return None,
+            Binding::Output(_) => return false,
             Binding::Input(_) => (Direction::Forward, EventKind::Event),
             Binding::Handler(_) => (Direction::Forward, EventKind::Request),
+            // A reply nobody waits for is refused before it can move the counter.
+            Binding::Request(_) if self.awaiting.is_none() => return false,
             Binding::Request(_) => (Direction::Backward, EventKind::Reply),
         };
-        if (event.dir, event.kind) != expected {
+        (event.dir, event.kind) == expected
+    }
+
+    /// `None` for anything but an authentic event this role receives.
+    fn accept(&mut self, event: &Event) -> Option<Accepted> {
+        if !self.expects(event) {
             return None;
-        }
-        if matches!(self.binding, Binding::Request(_)) {
-            // A reply nobody waits for is refused before it can move the counter.
-            self.awaiting?;
         }
         let payload = self.recv.as_mut()?.open(event).ok()?;
         match self.binding {
@@ -244,6 +288,7 @@ impl Conn {
                 conn: event.conn,
                 index,
                 counter: event.counter,
+                generation: self.generation,
                 payload,
             }),
             Binding::Request(_) => {

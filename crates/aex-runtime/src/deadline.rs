@@ -7,8 +7,9 @@
 //! * time is the module's own monotonic clock (the runtime's `Clock`, see `clock.rs`), read
 //!   inside the module, so the untrusted node can delay an alarm (it schedules the process and
 //!   its input) but cannot make a silent input look fresh;
-//! * a watch is armed when the first connection bound to its input is keyed, and disarmed for
-//!   good when the module is disabled;
+//! * a watch is armed when the first connection bound to its input is keyed, disarmed when
+//!   the last one is revoked (a silent input that is no longer connected is no alarm), and
+//!   disarmed for good when the module is disabled or retired;
 //! * the handler runs at most once per period: a module kept busy past several periods (a
 //!   long call, a request waiting for its reply) gets one late call, not a burst.
 
@@ -87,9 +88,12 @@ impl Deadlines {
     }
 
     /// A connection bound to `input` was keyed at `now`: starts its clocks if not yet running.
+    /// (A period too long to add to the clock never comes due.)
     pub(crate) fn arm(&mut self, input: usize, now: Instant) {
         for w in self.watches.iter_mut().filter(|w| w.input == input) {
-            w.due.get_or_insert(now + w.every);
+            if w.due.is_none() {
+                w.due = now.checked_add(w.every);
+            }
         }
     }
 
@@ -97,8 +101,16 @@ impl Deadlines {
     pub(crate) fn heard(&mut self, input: usize, now: Instant) {
         for w in self.watches.iter_mut().filter(|w| w.input == input) {
             if w.due.is_some() {
-                w.due = Some(now + w.every);
+                w.due = now.checked_add(w.every);
             }
+        }
+    }
+
+    /// The last connection bound to `input` was revoked: stops its clocks until it is keyed
+    /// again.
+    pub(crate) fn disarm_input(&mut self, input: usize) {
+        for w in self.watches.iter_mut().filter(|w| w.input == input) {
+            w.due = None;
         }
     }
 
@@ -125,7 +137,7 @@ impl Deadlines {
             };
             let missed = (now - at).as_nanos() / w.every.as_nanos() + 1;
             let skip = u32::try_from(missed).unwrap_or(u32::MAX);
-            w.due = Some(at + w.every.saturating_mul(skip));
+            w.due = at.checked_add(w.every.saturating_mul(skip));
             due.push(i);
         }
         due
@@ -176,6 +188,17 @@ mod tests {
         // Busy from 210 ms to 1 s: one call, then back on the period grid.
         assert_eq!(d.take_due(t0 + ms(1_000)), [0]);
         assert_eq!(d.next_due(), Some(t0 + ms(1_100)));
+    }
+
+    #[test]
+    fn a_period_too_long_for_the_clock_never_comes_due() {
+        let inputs = ["a".to_owned()];
+        let mut d = Deadlines::new(&[Deadline::new("a", Duration::MAX)], &inputs);
+        let t0 = Instant::now();
+        d.arm(0, t0);
+        d.heard(0, t0);
+        assert_eq!(d.next_due(), None);
+        assert!(d.take_due(t0 + ms(10_000)).is_empty());
     }
 
     #[test]

@@ -68,6 +68,7 @@ impl Core {
                 after,
             }),
             Err(Unanswered::Closed) => Err(Error::Closed),
+            Err(Unanswered::Overloaded) => Err(Error::Overloaded),
         }
     }
 }

@@ -85,6 +85,11 @@ pub enum Error {
         /// The device's name.
         device: String,
     },
+    /// While a request or a device access waited, more input arrived than the runtime holds
+    /// for later (a few MiB; a flood, or a node replaying authentic events): the wait was
+    /// given up so that the input can be handled. Nothing that arrived is lost; asking again
+    /// may succeed.
+    Overloaded,
 }
 
 impl core::fmt::Display for Error {
@@ -125,6 +130,9 @@ impl core::fmt::Display for Error {
             Error::Retired { device } => write!(
                 f,
                 "device `{device}`: this module instance is retired; its successor holds the device"
+            ),
+            Error::Overloaded => f.write_str(
+                "gave up waiting: more input arrived meanwhile than the module holds for later",
             ),
         }
     }

@@ -58,14 +58,21 @@
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
-/// Logs a line to stderr, the only place a module's runtime writes text. Never pass keys or
-/// payloads.
+/// Logs a line to stderr, the only place a module's runtime writes text. The node reads it:
+/// never pass keys, payloads, device values or module messages.
 macro_rules! log {
     ($($arg:tt)*) => {
-        eprintln!("aex-runtime: {}", format_args!($($arg)*))
+        $crate::log_line(format_args!($($arg)*))
     };
 }
 
+fn log_line(line: std::fmt::Arguments<'_>) {
+    #[cfg(test)]
+    tests::LOGGED.with(|logged| logged.borrow_mut().push(line.to_string()));
+    eprintln!("aex-runtime: {line}");
+}
+
+mod backlog;
 mod clock;
 mod conn;
 mod context;

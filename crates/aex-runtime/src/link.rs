@@ -1,7 +1,9 @@
 //! The module's link to its node agent: frames in on stdin, frames out on stdout.
 //!
 //! A reader thread decodes `ToModule` frames into a channel so the runtime can wait for a
-//! reply with a timeout (measured on the runtime's clock, `clock.rs`). A frame that does not
+//! reply with a timeout (measured on the runtime's clock, `clock.rs`). The channel is bounded
+//! in bytes (`backlog.rs`): when the main loop falls behind, the reader stops reading stdin
+//! until it catches up, so the node, not the module, holds what it sends. A frame that does not
 //! decode is logged and skipped (its length prefix kept the stream aligned); a length prefix
 //! over the limit or a read error means framing is lost, and the module exits. Nothing read
 //! from the node can make the runtime panic. Frames are written to a buffer and flushed
@@ -12,12 +14,14 @@
 use std::any::Any;
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
 use aex_proto::frame;
 use aex_proto::{FromModule, ToModule};
 
+use crate::backlog::{footprint, tick_footprint, Budget, INBOX_BYTES};
 use crate::clock::Clock;
 
 /// A closure a module-owned thread asks the runtime to run on the module's state (see
@@ -46,11 +50,34 @@ pub(crate) enum Recv {
     Closed(i32),
 }
 
+/// The channel the reader thread fills and the main loop empties, with its byte budget.
+pub(crate) struct Inbox {
+    /// Given to module-owned threads so they can queue [`Incoming::Local`] calls (unmetered:
+    /// each such thread waits for its call to run, so it has at most one queued).
+    pub(crate) local: Sender<Incoming>,
+    pub(crate) rx: Receiver<Incoming>,
+    /// Bytes of messages and ticks queued; the reader takes, the main loop gives back.
+    pub(crate) budget: Arc<Budget>,
+}
+
+impl Inbox {
+    /// An empty inbox of [`INBOX_BYTES`].
+    pub(crate) fn new() -> Self {
+        let (local, rx) = mpsc::channel();
+        Inbox {
+            local,
+            rx,
+            budget: Arc::new(Budget::new(INBOX_BYTES)),
+        }
+    }
+}
+
 /// Both directions of the link.
 pub(crate) struct Link {
     inbox: Receiver<Incoming>,
     /// Given to module-owned threads so they can queue [`Incoming::Local`] calls.
     local: Sender<Incoming>,
+    budget: Arc<Budget>,
     out: Box<dyn Write>,
     closed: Option<i32>,
     broken: bool,
@@ -63,13 +90,11 @@ const FLUSH_EVERY: usize = 64;
 
 impl Link {
     /// A link reading from `inbox` and writing frames to `out`.
-    pub(crate) fn new(
-        (local, inbox): (Sender<Incoming>, Receiver<Incoming>),
-        out: Box<dyn Write>,
-    ) -> Self {
+    pub(crate) fn new(inbox: Inbox, out: Box<dyn Write>) -> Self {
         Link {
-            inbox,
-            local,
+            inbox: inbox.rx,
+            local: inbox.local,
+            budget: inbox.budget,
             out,
             closed: None,
             broken: false,
@@ -100,8 +125,14 @@ impl Link {
             }
         };
         match got {
-            Ok(Incoming::Message(msg)) => Recv::Message(msg),
-            Ok(Incoming::Tick(entry, at)) => Recv::Tick(entry, at),
+            Ok(Incoming::Message(msg)) => {
+                self.budget.give(footprint(&msg));
+                Recv::Message(msg)
+            }
+            Ok(Incoming::Tick(entry, at)) => {
+                self.budget.give(tick_footprint(&entry));
+                Recv::Tick(entry, at)
+            }
             Ok(Incoming::Local(call)) => Recv::Local(call),
             Ok(Incoming::Closed(code)) => {
                 self.closed = Some(code);
@@ -173,13 +204,12 @@ impl Link {
     }
 }
 
-/// Starts the thread that decodes frames from `input`, stamping ticks with `clock`.
-pub(crate) fn spawn_reader<R: Read + Send + 'static>(
-    input: R,
-    clock: Clock,
-) -> (Sender<Incoming>, Receiver<Incoming>) {
-    let (tx, rx) = mpsc::channel();
-    let local = tx.clone();
+/// Starts the thread that decodes frames from `input`, stamping ticks with `clock`. It waits
+/// for room in the inbox's budget before queueing each message.
+pub(crate) fn spawn_reader<R: Read + Send + 'static>(input: R, clock: Clock) -> Inbox {
+    let inbox = Inbox::new();
+    let tx = inbox.local.clone();
+    let budget = inbox.budget.clone();
     thread::spawn(move || {
         let mut input = io::BufReader::new(input);
         let code = loop {
@@ -193,11 +223,13 @@ pub(crate) fn spawn_reader<R: Read + Send + 'static>(
             };
             match frame::decode::<ToModule>(&body) {
                 Ok(ToModule::Tick { entry }) => {
+                    budget.take(tick_footprint(&entry));
                     if tx.send(Incoming::Tick(entry, clock.now())).is_err() {
                         return;
                     }
                 }
                 Ok(msg) => {
+                    budget.take(footprint(&msg));
                     if tx.send(Incoming::Message(msg)).is_err() {
                         return;
                     }
@@ -207,5 +239,5 @@ pub(crate) fn spawn_reader<R: Read + Send + 'static>(
         };
         let _ = tx.send(Incoming::Closed(code));
     });
-    (local, rx)
+    inbox
 }

@@ -8,8 +8,15 @@
 //!   attacker chose;
 //! * module code runs only for authentic events, authentic commands, the module's own
 //!   deadline clocks (`deadline.rs`), and the node's untrusted ticks for the entries the
-//!   module declares `#[periodic]` (only once keyed, and never two late ticks of an entry in
-//!   a row); nothing else;
+//!   module declares `#[periodic]` (never two late ticks of an entry in a row); nothing else;
+//! * no module code runs on the fresh `Default` state until the module is armed by its first
+//!   authenticated `Restore`, `SetKey`, `Call` or `Start` (`state.rs`): ticks before are
+//!   refused and counted, and deadline clocks only start when an input is keyed;
+//! * a retired instance takes no `SetKey`, `Call`, `Start` or `Restore` (refused under its
+//!   module key and counted in `ModuleStats::refused_commands`): its state lives on elsewhere;
+//! * what the runtime writes to the node in clear (stderr) never quotes module messages, which
+//!   may quote payloads or state; failure messages travel only sealed, at most
+//!   [`MAX_FAILURE_LEN`] bytes;
 //! * deadline clocks are checked before every message, so a node that floods the module with
 //!   refused events cannot postpone an alarm (it can only delay it by starving the process).
 
@@ -18,11 +25,16 @@ use std::time::Instant;
 use aex_crypto::Measurement;
 use aex_proto::{Command, CommandError, CommandReply, Event, FromModule, Sealed, ToModule};
 
-use crate::conn::{Accepted, Refused};
+use crate::conn::{Accepted, Binding, Refused};
 use crate::context::Context;
 use crate::link::{Link, Recv};
 use crate::module::{Module, PortError, PortKind};
 use crate::state::{Core, Provisioned};
+
+/// The longest failure message the runtime seals (a handler's, an entry point's, a refused
+/// restore's); longer ones are cut at a character boundary. It keeps a failing call's answer
+/// small and within a frame, whatever the module's message.
+pub(crate) const MAX_FAILURE_LEN: usize = 1024;
 
 /// A module's state and the runtime's, driven by messages from the node.
 pub(crate) struct Runtime<M> {
@@ -51,7 +63,7 @@ impl<M: Module> Runtime<M> {
                 self.run_local(call);
                 continue;
             }
-            let msg = match self.core.deferred.pop_front() {
+            let msg = match self.core.deferred.pop() {
                 Some(msg) => msg,
                 None => match self
                     .core
@@ -83,9 +95,10 @@ impl<M: Module> Runtime<M> {
 
     /// Runs a call from one of the module's own threads on the module's state.
     pub(crate) fn run_local(&mut self, call: crate::link::LocalCall) {
-        if self.core.retired.is_some() {
-            // The state now lives in the new instance: dropping the call makes the thread's
-            // `Handle::call` fail instead of changing a state nobody will read.
+        if self.core.retired.is_some() || !self.core.armed {
+            // Retired, the state now lives in the new instance: dropping the call makes the
+            // thread's `Handle::call` fail instead of changing a state nobody will read. (Not
+            // armed, no module code ran yet, so no module thread can exist.)
             return;
         }
         let mut ctx = Context::new(&mut self.core);
@@ -227,6 +240,22 @@ impl<M: Module> Runtime<M> {
     }
 
     fn execute(&mut self, cmd: Command) -> CommandReply {
+        let moves_on = matches!(
+            cmd,
+            Command::SetKey { .. }
+                | Command::Call { .. }
+                | Command::Start
+                | Command::Restore { .. }
+                | Command::WriteState { .. }
+        );
+        if moves_on && self.core.retired.is_some() {
+            self.core.counters.refused_commands += 1;
+            return CommandReply::Failed(
+                "this instance is retired: its state moved to a new instance, so it takes no \
+                 key, call, start or state"
+                    .into(),
+            );
+        }
         match cmd {
             Command::SetKey {
                 conn,
@@ -238,7 +267,20 @@ impl<M: Module> Runtime<M> {
                 self.core.disabled = true;
                 CommandReply::Done(Vec::new())
             }
+            Command::Start => {
+                self.core.armed = true;
+                CommandReply::Done(Vec::new())
+            }
+            Command::Revoke { conn } => {
+                if let Some(Binding::Input(input)) = self.core.conns.revoke(conn) {
+                    if !self.core.conns.bound(Binding::Input(input)) {
+                        self.core.deadlines.disarm_input(input);
+                    }
+                }
+                CommandReply::Done(Vec::new())
+            }
             Command::Call { entry, payload } => {
+                self.core.armed = true;
                 let entries = &self.core.interface.entries;
                 let Some(index) = entries.iter().position(|e| *e == entry) else {
                     let list = if entries.is_empty() {
@@ -253,10 +295,7 @@ impl<M: Module> Runtime<M> {
                 match self.dispatch(PortKind::Entry, index, &payload) {
                     Ok(result) => CommandReply::Done(result),
                     // Sealed to the deployer, who sent the payload: the detail may quote it.
-                    Err(PortError::Payload(detail)) => {
-                        CommandReply::Failed(format!("invalid argument for `{entry}`: {detail}"))
-                    }
-                    Err(PortError::Method(message)) => CommandReply::Failed(message),
+                    Err(e) => CommandReply::Failed(failure(&entry, &e)),
                 }
             }
             Command::Retire => self.retire(),
@@ -264,41 +303,47 @@ impl<M: Module> Runtime<M> {
                 Some(retired) => retired.read(offset),
                 None => CommandReply::Failed("this instance is not retired".into()),
             },
-            Command::WriteState { offset, data } => {
-                match self
-                    .restorable()
-                    .and_then(|()| self.core.staged.write(offset, data))
-                {
-                    Ok(()) => CommandReply::Done(Vec::new()),
-                    Err(message) => CommandReply::Failed(message),
-                }
-            }
-            Command::Restore { len, digest } => {
-                let restored = self
-                    .restorable()
-                    .and_then(|()| self.core.staged.take(len, &digest))
-                    .and_then(|state| self.module.restore(&state.0));
-                match restored {
-                    Ok(()) => CommandReply::Done(Vec::new()),
-                    Err(message) => CommandReply::Failed(message),
-                }
-            }
+            // Staging runs no module code: only `Restore` decides what becomes of it.
+            Command::WriteState { offset, data } => match self.core.staged.write(offset, data) {
+                Ok(()) => CommandReply::Done(Vec::new()),
+                Err(message) => CommandReply::Failed(message),
+            },
+            Command::Restore { len, digest } => self.restore(len, &digest),
             _ => CommandReply::Failed(
                 "unsupported command (the deployer is newer than this module's runtime)".into(),
             ),
         }
     }
 
-    /// Whether a snapshot may be staged or restored: only into a fresh instance, before any
-    /// of its connections is keyed.
-    fn restorable(&self) -> Result<(), String> {
-        if self.core.retired.is_some() {
-            return Err("this instance is retired".into());
+    /// Puts the snapshot staged by `WriteState` in place, if it is the old instance's (`len`
+    /// bytes with SHA-256 `digest`), and arms the module, unless module code already ran on
+    /// the state it has: once armed, only the same snapshot is taken again (and changes
+    /// nothing).
+    fn restore(&mut self, len: u64, digest: &[u8; 32]) -> CommandReply {
+        if self.core.armed {
+            self.core.staged = Default::default();
+            return if self.core.restored == Some(*digest) {
+                CommandReply::Done(Vec::new())
+            } else {
+                CommandReply::Failed(
+                    "state can be restored only before the instance runs (before it is keyed, \
+                     called or started)"
+                        .into(),
+                )
+            };
         }
-        if !self.core.conns.is_empty() {
-            return Err("state can be restored only before any connection is keyed".into());
+        let state = match self.core.staged.take(len, digest) {
+            Ok(state) => state,
+            Err(message) => return CommandReply::Failed(message),
+        };
+        match self.module.restore(&state.0) {
+            Ok(()) => {
+                self.core.armed = true;
+                self.core.restored = Some(*digest);
+                CommandReply::Done(Vec::new())
+            }
+            Err(message) => CommandReply::Failed(bounded(message)),
         }
-        Ok(())
     }
 
     /// Snapshots the state once and leaves the application: every connection key is dropped,
@@ -311,7 +356,9 @@ impl<M: Module> Runtime<M> {
                 Some(Ok(bytes)) => Some(bytes),
                 // Not retired: the module keeps running and the deployer reports the failure.
                 Some(Err(message)) => {
-                    return CommandReply::Failed(format!("cannot save the state: {message}"))
+                    return CommandReply::Failed(bounded(format!(
+                        "cannot save the state: {message}"
+                    )))
                 }
             };
             self.core.conns.clear();
@@ -334,8 +381,8 @@ impl<M: Module> Runtime<M> {
                 if let Err(e) = self.dispatch(PortKind::Input, index, &payload) {
                     let name = &self.core.interface.inputs[index];
                     log!(
-                        "input `{name}` failed on an authentic event: {}",
-                        loggable(&e)
+                        "input `{name}` failed on an authentic event ({})",
+                        withheld(&e)
                     );
                 }
             }
@@ -343,34 +390,37 @@ impl<M: Module> Runtime<M> {
                 conn,
                 index,
                 counter,
+                generation,
                 payload,
             }) => {
                 let outcome = self.dispatch(PortKind::Handler, index, &payload);
-                let failure = match &outcome {
-                    Ok(_) => None,
-                    Err(e) => {
-                        let name = &self.core.interface.handlers[index];
-                        log!("handler `{name}` failed: {}", loggable(e));
-                        // The detail goes only into the sealed reply, never to stderr.
-                        Some(match e {
-                            PortError::Payload(detail) => {
-                                format!("invalid argument for `{name}`: {detail}")
-                            }
-                            PortError::Method(message) => message.clone(),
-                        })
-                    }
-                };
-                let result = match (&outcome, &failure) {
+                let name = &self.core.interface.handlers[index];
+                let failed = outcome.as_ref().err().map(|e| {
+                    log!(
+                        "handler `{name}` failed ({}); its requester is told",
+                        withheld(e)
+                    );
+                    // The detail goes only into the sealed reply, never to stderr.
+                    failure(name, e)
+                });
+                let result = match (&outcome, &failed) {
                     (Ok(bytes), _) => Ok(bytes.as_slice()),
                     (Err(_), Some(message)) => Err(message.as_str()),
                     (Err(_), None) => Err("handler failed"),
                 };
-                match self.core.conns.seal_reply(conn, counter, result) {
+                match self
+                    .core
+                    .conns
+                    .seal_reply(conn, generation, counter, result)
+                {
                     Some(Ok(reply)) => {
                         self.core.link.send(&FromModule::Event(reply));
                     }
                     Some(Err(_)) => log!("connection {conn} exhausted its counters; no reply"),
-                    None => log!("connection {conn} was re-keyed during its handler; no reply"),
+                    None => {
+                        self.core.counters.dropped_replies += 1;
+                        log!("connection {conn} was re-keyed or revoked during its handler; reply dropped");
+                    }
                 }
             }
             // `accept` yields a reply only to a waiting request, and none waits here.
@@ -383,9 +433,9 @@ impl<M: Module> Runtime<M> {
     fn tick(&mut self, entry: &str, at: Instant) {
         let core = &mut self.core;
         let index = core.interface.periodic.iter().position(|e| e == entry);
-        // Only an attested module that still takes part in the application runs ticks.
-        let Some(index) = index.filter(|_| core.commands.is_some() && core.retired.is_none())
-        else {
+        // Only an attested, armed module that still takes part in the application runs ticks.
+        let runs = core.commands.is_some() && core.armed && core.retired.is_none();
+        let Some(index) = index.filter(|_| runs) else {
             core.counters.rejected_ticks += 1;
             return;
         };
@@ -395,18 +445,19 @@ impl<M: Module> Runtime<M> {
         }
         core.ticked[index] = Some(core.clock.now());
         if let Err(e) = self.dispatch(PortKind::Periodic, index, &[]) {
-            log!("periodic entry `{entry}` failed: {}", loggable(&e));
+            log!("periodic entry `{entry}` failed ({})", withheld(&e));
         }
     }
 
     /// Runs the deadline handlers due now, each once.
     pub(crate) fn run_deadlines(&mut self) {
-        if self.core.deadlines.is_empty() {
+        // (A clock starts only when an input is keyed, which arms the module.)
+        if self.core.deadlines.is_empty() || !self.core.armed {
             return;
         }
         for index in self.core.deadlines.take_due(self.core.clock.now()) {
             if let Err(e) = self.dispatch(PortKind::Deadline, index, &[]) {
-                log!("deadline handler {index} failed: {}", loggable(&e));
+                log!("deadline handler {index} failed ({})", withheld(&e));
             }
         }
     }
@@ -422,12 +473,36 @@ impl<M: Module> Runtime<M> {
     }
 }
 
-/// What of a failure may go to stderr, which the untrusted node reads.
-fn loggable(e: &PortError) -> &str {
+/// What of a failure may go to stderr, which the untrusted node reads: its kind and length,
+/// never its text (a module's message may quote a payload or its state).
+fn withheld(e: &PortError) -> String {
     match e {
-        PortError::Payload(_) => "the payload does not decode as the method's argument",
-        PortError::Method(message) => message,
+        PortError::Payload(_) => "the payload does not decode as the method's argument".into(),
+        PortError::Method(message) => format!("its {}-byte message is not logged", message.len()),
     }
+}
+
+/// The sealed failure message of port `name` (for its caller, who sent the payload it may
+/// quote), at most [`MAX_FAILURE_LEN`] bytes.
+fn failure(name: &str, e: &PortError) -> String {
+    bounded(match e {
+        PortError::Payload(detail) => format!("invalid argument for `{name}`: {detail}"),
+        PortError::Method(message) => message.clone(),
+    })
+}
+
+/// `message`, cut to at most [`MAX_FAILURE_LEN`] bytes at a character boundary.
+pub(crate) fn bounded(mut message: String) -> String {
+    const CUT: &str = " [cut]";
+    if message.len() > MAX_FAILURE_LEN {
+        let mut end = MAX_FAILURE_LEN - CUT.len();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(CUT);
+    }
+    message
 }
 
 #[cfg(test)]

@@ -8,7 +8,13 @@
 //! commands that arrive meanwhile are queued in order and handled after the current call
 //! returns, only `Stats` is answered at once (and a key delivery, which runs no module code,
 //! when nothing is queued before it), and periodic ticks are dropped (a late trigger is not
-//! caught up on).
+//! caught up on). The queue is bounded in bytes, and events that could never be accepted are
+//! refused on arrival instead of queued (`backlog.rs`).
+//!
+//! It also holds the module's lifecycle: attested (a command key), then **armed** by the first
+//! authenticated `Restore`, `SetKey`, `Call` or `Start` (no module code runs on the fresh
+//! `Default` state before: it may be a placeholder for a state about to be restored), then
+//! possibly retired or disabled for good.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -19,6 +25,7 @@ use aex_proto::{
     Role, Sealed, ToModule, WireAlgorithm, WireKey,
 };
 
+use crate::backlog::Deferred;
 use crate::clock::Clock;
 use crate::conn::{Accepted, Conns, Refused};
 use crate::deadline::{Deadline, Deadlines};
@@ -35,7 +42,7 @@ pub(crate) struct Core {
     pub(crate) conns: Conns,
     pub(crate) link: Link,
     /// Messages that arrived while a request waited, in arrival order.
-    pub(crate) deferred: VecDeque<ToModule>,
+    pub(crate) deferred: Deferred,
     /// Calls from module-owned threads that arrived while a request waited.
     pub(crate) deferred_local: VecDeque<crate::link::LocalCall>,
     /// The unused key agreement; `None` once the one agreement of this process is made.
@@ -48,6 +55,13 @@ pub(crate) struct Core {
     pub(crate) request_timeout: Duration,
     /// The id of the next device access (`device.rs`).
     pub(crate) next_device_id: u64,
+    /// Set by the first authentic `Restore` that succeeds, `SetKey`, `Call` or `Start`: module
+    /// code may run (ticks, deadlines, calls from its threads).
+    pub(crate) armed: bool,
+    /// The SHA-256 of the snapshot a `Restore` put in place, so that the same `Restore` sent
+    /// again (by a deployer that crashed before recording it) is answered without replacing a
+    /// state that may have moved on since.
+    pub(crate) restored: Option<[u8; 32]>,
     /// Set by an authentic `Disable`: the keys are dropped once the reply is sent.
     pub(crate) disabled: bool,
     /// Set by an authentic `Retire`: the snapshot it took, answered again if asked again and
@@ -92,6 +106,9 @@ pub(crate) enum Unanswered {
     Timeout,
     /// The node closed the link (or writing to it failed).
     Closed,
+    /// More input that may be authentic arrived meanwhile than the runtime holds
+    /// (`backlog.rs`).
+    Overloaded,
 }
 
 /// A module key handed over by a symmetric TEE platform.
@@ -111,6 +128,8 @@ pub(crate) struct Counters {
     pub(crate) rejected_commands: u64,
     pub(crate) commands: u64,
     pub(crate) rejected_ticks: u64,
+    pub(crate) refused_commands: u64,
+    pub(crate) dropped_replies: u64,
 }
 
 impl Core {
@@ -127,7 +146,7 @@ impl Core {
             interface,
             conns: Conns::default(),
             link,
-            deferred: VecDeque::new(),
+            deferred: Deferred::default(),
             deferred_local: VecDeque::new(),
             agreement: Some(ModuleKeyAgreement::new()),
             measurement,
@@ -135,6 +154,8 @@ impl Core {
             counters: Counters::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             next_device_id: 1,
+            armed: false,
+            restored: None,
             disabled: false,
             retired: None,
             staged: Default::default(),
@@ -151,6 +172,9 @@ impl Core {
             rejected_commands: self.counters.rejected_commands,
             commands: self.counters.commands,
             rejected_ticks: self.counters.rejected_ticks,
+            refused_commands: self.counters.refused_commands,
+            dropped_replies: self.counters.dropped_replies,
+            armed: self.armed,
         }
     }
 
@@ -215,24 +239,27 @@ impl Core {
                 Err(match ended {
                     Unanswered::Timeout => Error::Timeout { port, after },
                     Unanswered::Closed => Error::Closed,
+                    Unanswered::Overloaded => Error::Overloaded,
                 })
             });
         self.conns.stop_waiting(conn);
         result
     }
 
-    /// Blocks until `step` makes an answer of what arrives, for at most `after`, or until the
-    /// link closes. Meanwhile, as the file's invariant says: `Stats` is answered, a key
-    /// delivery runs at once when it can (see `key_now`; `step` sees the connection keyed), ticks are dropped, and whatever `step` defers (and every call from a module
-    /// thread) is queued in arrival order for after the current call.
+    /// Blocks until `step` makes an answer of what arrives, for at most `after` (no limit if
+    /// that is too long to add to the clock), or until the link closes. Meanwhile, as the
+    /// file's invariant says: `Stats` is answered, a key delivery runs at once when it can
+    /// (see `key_now`; `step` sees the connection keyed), ticks are dropped, and whatever
+    /// `step` defers (and every call from a module thread) is queued in arrival order for
+    /// after the current call (see `defer`).
     pub(crate) fn wait_for<T>(
         &mut self,
         after: Duration,
         mut step: impl FnMut(&mut Core, Arrived) -> Step<T>,
     ) -> Result<T, Unanswered> {
-        let deadline = self.clock.now() + after;
+        let deadline = self.clock.now().checked_add(after);
         loop {
-            let arrived = match self.link.recv(Some(deadline), &self.clock) {
+            let arrived = match self.link.recv(deadline, &self.clock) {
                 Recv::Timeout => return Err(Unanswered::Timeout),
                 Recv::Closed(_) => return Err(Unanswered::Closed),
                 Recv::Message(ToModule::Stats) => {
@@ -255,8 +282,32 @@ impl Core {
             match step(self, arrived) {
                 Step::Done(answer) => return Ok(answer),
                 Step::Wait => {}
-                Step::Defer(msg) => self.deferred.push_back(msg),
+                Step::Defer(msg) => self.defer(msg)?,
             }
+        }
+    }
+
+    /// Queues `msg` for after the current call, unless it is an event that can never be
+    /// accepted: that is refused and counted now, as it would be in its turn. (Only while no
+    /// command waits before it: a queued command could change the keys it is judged by.)
+    /// Fails once the queue is full (`backlog.rs`); `msg` is queued all the same.
+    fn defer(&mut self, msg: ToModule) -> Result<(), Unanswered> {
+        if let ToModule::Event(event) = &msg {
+            if !self.deferred.holds_command() {
+                match self.conns.check(event) {
+                    Ok(()) => {}
+                    Err(Refused::UnknownConn) => {
+                        self.counters.rejected_unknown += 1;
+                        return Ok(());
+                    }
+                    Err(Refused::Rejected) => return Ok(()),
+                }
+            }
+        }
+        if self.deferred.push(msg) {
+            Ok(())
+        } else {
+            Err(Unanswered::Overloaded)
         }
     }
 
@@ -272,6 +323,8 @@ impl Core {
             Role::Input(name) => self.interface.inputs.iter().position(|i| i == name),
             _ => None,
         };
+        // Authentic and addressed to this instance: module code may run from now on.
+        self.armed = true;
         match self
             .conns
             .install(&self.interface, conn, role, algorithm, key)

@@ -277,7 +277,19 @@ impl ModuleProcess {
     /// says it loaded) and reads its `Hello`.
     #[track_caller]
     pub fn spawn(path: &std::path::Path, told: &Measurement) -> Self {
+        Self::spawn_with_env(path, told, &[])
+    }
+
+    /// [`ModuleProcess::spawn`] with more environment variables (a test binary that runs a
+    /// module when one is set, say).
+    #[track_caller]
+    pub fn spawn_with_env(
+        path: &std::path::Path,
+        told: &Measurement,
+        env: &[(&str, &str)],
+    ) -> Self {
         let spawned = Process::new(path)
+            .envs(env.iter().copied())
             .env("AEX_MEASUREMENT", told.to_hex())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -327,6 +339,19 @@ impl ModuleProcess {
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// A second handle on the module's stdin, so another thread can write frames (a flood,
+    /// say) while this one reads what the module answers. Frames written through both at once
+    /// interleave: write whole frames from one side at a time.
+    pub fn stdin_writer(&self) -> std::fs::File {
+        use std::os::fd::AsFd;
+        let fd = self
+            .stdin
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("duplicate the module's stdin");
+        std::fs::File::from(fd)
     }
 }
 

@@ -88,7 +88,11 @@ pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<Deliver
         .unwrap_or_else(|| module.clone());
     let status = match app.request(&node, "report status", NodeRequest::Status) {
         Ok(NodeResponse::Status(s)) => s,
-        Ok(_) => return Ok(Delivery::Unknown(format!("node `{node}` answered no status"))),
+        Ok(_) => {
+            return Ok(Delivery::Unknown(format!(
+                "node `{node}` answered no status"
+            )))
+        }
         Err(e) => return Ok(Delivery::Unknown(crate::ops::status::error_chain(&e))),
     };
     let Some(stats) = status

@@ -206,18 +206,19 @@ fn reader_skips_bad_frames_and_stops_when_framing_is_lost() {
     // Ticks are stamped with the runtime's clock, the one their lateness is judged on.
     let clock = Clock::manual();
     clock.advance(std::time::Duration::from_secs(7));
-    let (_, rx) = crate::link::spawn_reader(io::Cursor::new(bytes), clock.clone());
-    let got: Vec<_> = rx.iter().collect();
+    let inbox = crate::link::spawn_reader(io::Cursor::new(bytes), clock.clone());
+    drop(inbox.local);
+    let got: Vec<_> = inbox.rx.iter().collect();
     assert!(matches!(got[0], Incoming::Message(ToModule::Stats)));
     assert!(matches!(&got[1], Incoming::Tick(entry, at) if entry == "tick" && *at == clock.now()));
     assert!(matches!(got[2], Incoming::Message(ToModule::Shutdown)));
     assert!(matches!(got[3], Incoming::Closed(0)));
 
-    let (_, rx) = crate::link::spawn_reader(
+    let inbox = crate::link::spawn_reader(
         io::Cursor::new(u32::MAX.to_be_bytes().to_vec()),
         Clock::default(),
     );
-    assert!(matches!(rx.recv().unwrap(), Incoming::Closed(1)));
+    assert!(matches!(inbox.rx.recv().unwrap(), Incoming::Closed(1)));
 }
 
 #[test]

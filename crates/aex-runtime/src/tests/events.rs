@@ -169,7 +169,7 @@ fn requests_wait_for_their_reply_and_defer_the_rest() {
 
     // The input event waited its turn.
     assert!(h.rt.module().seen.is_empty());
-    let deferred = h.rt.core_mut().deferred.pop_front().unwrap();
+    let deferred = h.rt.core_mut().deferred.pop().unwrap();
     h.handle(deferred);
     assert_eq!(h.rt.module().seen, vec![b"later".to_vec()]);
     assert_eq!(
@@ -255,5 +255,24 @@ fn handles_run_calls_from_module_threads_between_events() {
     assert_eq!(
         receiver(2, Direction::Forward, ALG).open(ev).unwrap(),
         b"from a thread"
+    );
+}
+
+#[test]
+fn a_request_timeout_too_long_for_the_clock_waits_without_limit() {
+    let mut h = Harness::new();
+    h.rt.set_clock(Clock::manual());
+    let mut d = h.attest();
+    d.set_key(&mut h, 5, Role::Request("fetch".into()), ALG);
+    let reply = sender(5, Direction::Backward, ALG)
+        .seal(EventKind::Reply, &aex_proto::reply::encode(1, Ok(b"late")))
+        .unwrap();
+    h.queue(ToModule::Event(reply));
+    // `now + Duration::MAX` does not fit an `Instant`: no deadline, not a panic.
+    let mut ctx = crate::Context::new(h.rt.core_mut());
+    ctx.request_timeout(std::time::Duration::MAX);
+    assert_eq!(
+        ctx.request(super::harness::FETCH, b"q"),
+        Ok(b"late".to_vec())
     );
 }

@@ -19,12 +19,12 @@ use aex_proto::frame;
 use aex_proto::{FromModule, Interface, ToModule};
 use aex_testkit::deployer::{Deployer, ModuleLink};
 
-use crate::link::{Incoming, Link};
+use crate::link::{Inbox, Incoming, Link};
 use crate::serve::Runtime;
 use crate::{Context, Deadline, Error, Module, Output, PortError, PortKind, Request};
 
 pub(super) const OUT: Output = Output::new(0, "out");
-const FETCH: Request = Request::new(0, "fetch");
+pub(super) const FETCH: Request = Request::new(0, "fetch");
 
 /// What the node tells the runtime it loaded, and what the deployer expects.
 pub(super) const MEASURED: Measurement = Measurement([0x3c; 32]);
@@ -71,6 +71,7 @@ impl Module for Echo {
         payload: &[u8],
     ) -> Result<Vec<u8>, PortError> {
         match (kind, index) {
+            (PortKind::Input, 0) if payload.starts_with(QUOTE) => Err(quoting(payload)),
             (PortKind::Input, 0) => {
                 self.seen.push(payload.to_vec());
                 ctx.emit(OUT, payload);
@@ -78,6 +79,18 @@ impl Module for Echo {
             }
             (PortKind::Handler, 0) if payload == b"fail" => {
                 Err(PortError::Method("cannot answer that".into()))
+            }
+            (PortKind::Handler, 0) if payload.starts_with(QUOTE) => Err(quoting(payload)),
+            // Blocks in a device read or a request of its own before it answers.
+            (PortKind::Handler, 0) if payload == b"device" => {
+                let value = ctx.read_device("soil");
+                let value = value.map_err(|e| PortError::Method(e.to_string()))?;
+                Ok(format!("re:device:{value}").into_bytes())
+            }
+            (PortKind::Handler, 0) if payload == b"fetch" => {
+                let got = ctx.request(FETCH, b"inner");
+                let got = got.map_err(|e| PortError::Method(e.to_string()))?;
+                Ok([b"re:fetched:", &got[..]].concat())
             }
             (PortKind::Handler, 0) => Ok([b"re:", payload].concat()),
             (PortKind::Entry, 0) => {
@@ -119,6 +132,15 @@ impl Module for Echo {
     }
 }
 
+/// Inputs and handler payloads starting with this fail with a long message quoting them.
+pub(super) const QUOTE: &[u8] = b"quote:";
+
+/// A module message that quotes `payload`, many times over.
+fn quoting(payload: &[u8]) -> PortError {
+    let quoted = String::from_utf8_lossy(payload);
+    PortError::Method(format!("cannot take {quoted}; ").repeat(500))
+}
+
 /// Where the runtime's link writes: the bytes stay here until the harness decodes them.
 #[derive(Clone, Default)]
 struct Sink(Rc<RefCell<Vec<u8>>>);
@@ -149,9 +171,10 @@ pub(super) struct Harness {
 impl Harness {
     /// A runtime told it runs [`MEASURED`], after its `Hello`.
     pub(super) fn new() -> Self {
-        let (inbox, rx) = mpsc::channel();
+        let queue = Inbox::new();
+        let inbox = queue.local.clone();
         let sink = Sink::default();
-        let link = Link::new((inbox.clone(), rx), Box::new(sink.clone()));
+        let link = Link::new(queue, Box::new(sink.clone()));
         let mut rt = Runtime::new(link, MEASURED);
         rt.hello();
         let mut h = Harness {

@@ -128,28 +128,74 @@ fn a_retired_module_runs_no_calls_from_its_threads() {
     assert!(h.rt.module().seen.is_empty());
 }
 
+/// [`restore`] of a whole small snapshot.
+fn restore_all(h: &mut Harness, d: &mut Deployer, state: &[u8]) -> CommandReply {
+    restore(h, d, state, SnapshotInfo::of(state))
+}
+
 #[test]
-fn restore_fills_a_fresh_instance_before_its_connections() {
+fn restore_fills_a_fresh_instance_before_it_runs() {
     let mut h = Harness::new();
     let mut d = h.attest();
-    let state = b"a\nb";
-    let info = SnapshotInfo::of(state);
+    // The module's own refusal comes back sealed, changes nothing, and arms nothing.
     assert_eq!(
-        restore(&mut h, &mut d, state, info),
+        restore_all(&mut h, &mut d, b"bad"),
+        CommandReply::Failed("not a snapshot of mine".into())
+    );
+    assert!(!h.rt.core_mut().stats().armed);
+    assert_eq!(
+        restore_all(&mut h, &mut d, b"a\nb"),
         CommandReply::Done(vec![])
     );
     assert_eq!(h.rt.module().seen, vec![b"a".to_vec(), b"b".to_vec()]);
-    // The module's own refusal comes back sealed, and changes nothing.
-    assert_eq!(
-        restore(&mut h, &mut d, b"bad", SnapshotInfo::of(b"bad")),
-        CommandReply::Failed("not a snapshot of mine".into())
-    );
-    assert_eq!(h.rt.module().seen, vec![b"a".to_vec(), b"b".to_vec()]);
+    assert!(h.rt.core_mut().stats().armed, "restored: it may run");
+
+    // Its state moves on; the same snapshot again (a deployer that crashed before recording
+    // the restore, staging it again) is answered without rolling it back; another one is
+    // refused.
+    let ev = sender(1, Direction::Forward, ALG)
+        .seal(EventKind::Event, b"c")
+        .unwrap();
     d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
+    h.handle(ToModule::Event(ev));
+    assert_eq!(
+        restore_all(&mut h, &mut d, b"a\nb"),
+        CommandReply::Done(vec![])
+    );
     assert!(matches!(
-        restore(&mut h, &mut d, state, info),
-        CommandReply::Failed(m) if m.contains("before any connection is keyed")
+        restore_all(&mut h, &mut d, b"x"),
+        CommandReply::Failed(m) if m.contains("before the instance runs")
     ));
+    assert_eq!(
+        h.rt.module().seen,
+        [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+    );
+}
+
+#[test]
+fn restore_is_refused_once_module_code_ran_on_the_fresh_state() {
+    for first in [
+        Command::Start,
+        Command::Call {
+            entry: "inc".into(),
+            payload: b"1".to_vec(),
+        },
+        Command::SetKey {
+            conn: aex_proto::ConnId(2),
+            role: Role::Output("out".into()),
+            algorithm: wire(ALG),
+            key: aex_proto::WireKey([1; 32]),
+        },
+    ] {
+        let mut h = Harness::new();
+        let mut d = h.attest();
+        assert!(matches!(d.command(&mut h, &first), CommandReply::Done(_)));
+        assert!(
+            matches!(restore_all(&mut h, &mut d, b"a"), CommandReply::Failed(m) if m.contains("before the instance runs")),
+            "after {first:?}"
+        );
+        assert!(h.rt.module().seen.is_empty(), "after {first:?}");
+    }
 }
 
 #[test]
@@ -171,6 +217,7 @@ fn restore_applies_only_exactly_the_retired_snapshot() {
         restore(&mut h, &mut d, b"x\nz", info),
         CommandReply::Failed(m) if m.contains("SHA-256")
     ));
+    assert!(!h.rt.core_mut().stats().armed);
     // Chunks in order only; offset 0 starts over (a deployer that crashed half-way).
     let write = |h: &mut Harness, d: &mut Deployer, offset: u64, data: &[u8]| {
         d.command(
@@ -203,7 +250,6 @@ fn restore_applies_only_exactly_the_retired_snapshot() {
         CommandReply::Done(vec![])
     );
     assert_eq!(h.rt.module().seen, vec![b"x".to_vec(), b"y".to_vec()]);
-    assert!(h.rt.module().seen.iter().all(|s| s.len() == 1));
 }
 
 /// A snapshot several frames long crosses from an old instance to a new one in chunks, byte
@@ -223,7 +269,7 @@ fn a_snapshot_larger_than_a_frame_moves_in_chunks() {
         .collect();
     let joined = lines.join(&b'\n');
     assert_eq!(
-        restore(&mut old, &mut d_old, &joined, SnapshotInfo::of(&joined)),
+        restore_all(&mut old, &mut d_old, &joined),
         CommandReply::Done(vec![])
     );
     assert_eq!(old.rt.module().seen, lines);
@@ -333,7 +379,9 @@ fn a_re_key_behind_other_messages_keeps_its_turn() {
     assert_eq!(took, std::time::Duration::from_millis(200));
     assert_eq!(out.len(), 2, "the request and the call's reply: {out:?}");
     // Both wait, in arrival order.
-    let deferred = &h.rt.core_mut().deferred;
-    assert!(matches!(deferred[0], ToModule::Event(_)));
-    assert!(matches!(deferred[1], ToModule::Command(_)));
+    let deferred: Vec<_> = h.rt.core_mut().deferred.iter().collect();
+    assert!(matches!(
+        deferred[..],
+        [ToModule::Event(_), ToModule::Command(_)]
+    ));
 }

@@ -1,0 +1,214 @@
+//! Input the runtime holds before handling it, bounded in bytes: what the node can make a
+//! module buffer is at most a few MiB, however much it sends.
+//!
+//! Two places hold input:
+//! * the **inbox**, between the reader thread and the main loop (`link.rs`). The reader takes
+//!   [`INBOX_BYTES`] of room ([`Budget::take`]) before queueing a message and blocks when there
+//!   is none, so it stops reading stdin: the pipe fills and the node's writes to this module
+//!   wait (its per-module queue is bounded too). Nothing is dropped. Backpressure was chosen
+//!   over dropping because the runtime cannot tell, before opening it, an authentic event from
+//!   junk; dropping at the ceiling would let junk push authentic events out.
+//! * the **deferred queue**, where messages wait while module code waits for a reply or a
+//!   device answer (`state.rs`). Events that can never be accepted (unknown connection, wrong
+//!   direction or kind, stale counter, bad tag) are refused and counted when they arrive
+//!   instead of queued, as they would be in their turn (`Conns::check`). What may still be
+//!   authentic is queued, up to [`DEFERRED_BYTES`]: past that the wait ends at once with
+//!   [`Error::Overloaded`](crate::Error::Overloaded), module code goes on, and the queue drains
+//!   in order. Nothing queued is dropped, and the reply or answer waited for is never queued.
+//!
+//! A message counts its heap bytes plus the size of its value ([`footprint`]). One message
+//! always fits (a frame is at most `MAX_FRAME_LEN`, 1 MiB), so each bound may be passed by one
+//! message: input held is at most `INBOX_BYTES + DEFERRED_BYTES + 2 MiB` plus the frame the
+//! reader is decoding.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use aex_proto::ToModule;
+
+/// Bytes of decoded messages the reader may queue ahead of the main loop.
+pub(crate) const INBOX_BYTES: usize = 4 << 20;
+
+/// Bytes of messages that may wait behind a request or device access.
+pub(crate) const DEFERRED_BYTES: usize = 4 << 20;
+
+/// What holding `msg` costs, in bytes.
+pub(crate) fn footprint(msg: &ToModule) -> usize {
+    let heap = match msg {
+        ToModule::Event(event) => event.ciphertext.len(),
+        ToModule::Command(sealed) => sealed.ciphertext.len(),
+        ToModule::Tick { entry } => return tick_footprint(entry),
+        ToModule::Provision { kind, .. } => kind.len(),
+        ToModule::DeviceReply { result, .. } => result.as_ref().map_or_else(String::len, |_| 0),
+        _ => 0,
+    };
+    std::mem::size_of::<ToModule>() + heap
+}
+
+/// What holding a tick of `entry` costs, in bytes (the reader queues ticks by their entry).
+pub(crate) fn tick_footprint(entry: &str) -> usize {
+    std::mem::size_of::<ToModule>() + entry.len()
+}
+
+/// The room left in the inbox, shared by the reader thread and the main loop.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    ceiling: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Budget {
+    /// A budget of `ceiling` bytes.
+    pub(crate) fn new(ceiling: usize) -> Self {
+        Budget {
+            ceiling,
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Takes `bytes`, blocking until they fit (at once into an empty inbox).
+    pub(crate) fn take(&self, bytes: usize) {
+        let mut used = self.lock();
+        while *used > 0 && used.saturating_add(bytes) > self.ceiling {
+            used = self
+                .freed
+                .wait(used)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *used += bytes;
+    }
+
+    /// Gives back `bytes` the main loop took out of the inbox.
+    pub(crate) fn give(&self, bytes: usize) {
+        let mut used = self.lock();
+        *used = used.saturating_sub(bytes);
+        self.freed.notify_all();
+    }
+
+    /// Bytes queued now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
+        *self.lock()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.used.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Messages waiting for the current call to return, in arrival order.
+#[derive(Default)]
+pub(crate) struct Deferred {
+    queue: VecDeque<ToModule>,
+    bytes: usize,
+    /// Commands among them: while there are any, a later event may find other keys in its
+    /// turn than now, so it cannot be judged on arrival.
+    commands: usize,
+}
+
+impl Deferred {
+    /// Queues `msg`; `false` once the queue holds [`DEFERRED_BYTES`] or more.
+    pub(crate) fn push(&mut self, msg: ToModule) -> bool {
+        self.bytes += footprint(&msg);
+        self.commands += usize::from(matches!(msg, ToModule::Command(_)));
+        self.queue.push_back(msg);
+        self.bytes < DEFERRED_BYTES
+    }
+
+    /// The oldest message.
+    pub(crate) fn pop(&mut self) -> Option<ToModule> {
+        let msg = self.queue.pop_front()?;
+        self.bytes -= footprint(&msg);
+        self.commands -= usize::from(matches!(msg, ToModule::Command(_)));
+        Some(msg)
+    }
+
+    /// Whether nothing waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Whether a command waits (see the field).
+    pub(crate) fn holds_command(&self) -> bool {
+        self.commands > 0
+    }
+
+    /// Bytes held.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The waiting messages, oldest first.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &ToModule> {
+        self.queue.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn event(len: usize) -> ToModule {
+        ToModule::Event(aex_proto::Event {
+            conn: aex_proto::ConnId(1),
+            dir: aex_proto::Direction::Forward,
+            kind: aex_proto::EventKind::Event,
+            counter: 1,
+            ciphertext: vec![0; len],
+        })
+    }
+
+    #[test]
+    fn the_deferred_queue_counts_bytes_and_commands_in_and_out() {
+        let mut d = Deferred::default();
+        assert!(d.push(event(1000)));
+        let command = ToModule::Command(aex_proto::Sealed {
+            counter: 1,
+            ciphertext: vec![0; 10],
+        });
+        assert!(d.push(command));
+        assert!(d.holds_command());
+        assert_eq!(d.bytes(), 1010 + 2 * std::mem::size_of::<ToModule>());
+        // Past the ceiling by the message that crossed it, and says so.
+        assert!(!d.push(event(DEFERRED_BYTES)));
+        d.pop();
+        d.pop();
+        assert!(!d.holds_command());
+        assert!(d.pop().is_some() && d.is_empty());
+        assert_eq!(d.bytes(), 0);
+    }
+
+    #[test]
+    fn take_blocks_until_the_main_loop_gives_room() {
+        let budget = Arc::new(Budget::new(100));
+        budget.take(60);
+        // Over the ceiling into an empty inbox: a message larger than the budget still goes.
+        let big = Budget::new(10);
+        big.take(1000);
+        assert_eq!(big.used(), 1000);
+
+        let (done, taken) = std::sync::mpsc::channel();
+        let reader = {
+            let budget = budget.clone();
+            std::thread::spawn(move || {
+                budget.take(60);
+                done.send(()).unwrap();
+            })
+        };
+        // 60 + 60 > 100: the second take waits for room, however long that takes.
+        assert!(taken.recv_timeout(Duration::from_millis(50)).is_err());
+        budget.give(60);
+        taken
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the blocked take to go through once room was given");
+        reader.join().unwrap();
+        assert_eq!(budget.used(), 60);
+    }
+}

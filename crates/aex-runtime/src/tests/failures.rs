@@ -1,0 +1,96 @@
+//! Where a failing port's message goes: sealed to its caller and bounded in length, never in
+//! clear to the node (stderr), which must not read payload bytes quoted in it.
+
+use aex_proto::{Command, CommandReply, Direction, EventKind, FromModule, Role, ToModule};
+
+use aex_testkit::deployer::{receiver, sender};
+
+use super::harness::{Harness, ALG};
+use super::LOGGED;
+use crate::serve::MAX_FAILURE_LEN;
+
+/// A payload a module must not leak, in a form its message quotes.
+const SECRET: &[u8] = b"quote:the-combination-is-0451";
+
+fn logged() -> Vec<String> {
+    LOGGED.with(|l| std::mem::take(&mut *l.borrow_mut()))
+}
+
+/// Checks that nothing logged quotes the secret, and that each line is short.
+#[track_caller]
+fn assert_logs_withhold_the_payload() -> Vec<String> {
+    let lines = logged();
+    assert!(!lines.is_empty(), "the failure is logged");
+    for line in &lines {
+        assert!(!line.contains("0451"), "the node reads this: {line}");
+        assert!(line.len() < 200, "{} bytes: {line}", line.len());
+    }
+    lines
+}
+
+#[test]
+fn a_failing_handler_answers_a_bounded_message_and_logs_none_of_it() {
+    let mut h = Harness::new();
+    let mut d = h.attest();
+    d.set_key(&mut h, 4, Role::Handler("answer".into()), ALG);
+    logged();
+    let req = sender(4, Direction::Forward, ALG)
+        .seal(EventKind::Request, SECRET)
+        .unwrap();
+    let out = h.handle(ToModule::Event(req));
+    let [FromModule::Event(reply)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    let pt = receiver(4, Direction::Backward, ALG).open(reply).unwrap();
+    let Some((1, Err(message))) = aex_proto::reply::decode(&pt) else {
+        panic!("not a failure: {pt:?}")
+    };
+    // The module's message is about 20 KiB; its requester gets the first KiB, sealed.
+    assert!(message.len() <= MAX_FAILURE_LEN, "{} bytes", message.len());
+    assert!(message.starts_with("cannot take quote:the-combination-is-0451; "));
+    assert!(message.ends_with(" [cut]"), "{message}");
+    let lines = assert_logs_withhold_the_payload();
+    assert!(lines[0].starts_with("handler `answer` failed"), "{lines:?}");
+}
+
+#[test]
+fn a_failing_input_logs_none_of_its_message() {
+    let mut h = Harness::new();
+    let mut d = h.attest();
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
+    logged();
+    let ev = sender(1, Direction::Forward, ALG)
+        .seal(EventKind::Event, SECRET)
+        .unwrap();
+    assert!(h.handle(ToModule::Event(ev)).is_empty());
+    let lines = assert_logs_withhold_the_payload();
+    assert!(lines[0].contains("input `inp` failed"), "{lines:?}");
+}
+
+#[test]
+fn an_entry_point_failure_is_bounded_too() {
+    let mut h = Harness::new();
+    let mut d = h.attest();
+    // serde's error quotes the string it could not take as a number: all 5,000 bytes of it.
+    let long = format!("\"{}\"", "7".repeat(5_000));
+    let CommandReply::Failed(message) = d.command(
+        &mut h,
+        &Command::Call {
+            entry: "inc".into(),
+            payload: long.into_bytes(),
+        },
+    ) else {
+        panic!("a string is no u32")
+    };
+    assert!(message.len() <= MAX_FAILURE_LEN, "{} bytes", message.len());
+    assert!(
+        message.starts_with("invalid argument for `inc`"),
+        "{message}"
+    );
+    // Cut at a character boundary, whatever the message is made of.
+    assert_eq!(
+        crate::serve::bounded("€".repeat(MAX_FAILURE_LEN)).len(),
+        MAX_FAILURE_LEN - 1
+    );
+    assert_eq!(crate::serve::bounded("short".into()), "short");
+}
