@@ -121,9 +121,15 @@ fn replayed_key_delivery_is_refused_and_resets_nothing() {
     let (cluster, recorder) = recorded();
     let app = &cluster.app;
     let target = ConnId(app.conn_id("ping-to-pong"));
-    // The deploy sent pong its two connection keys; pick the one for `ping-to-pong`.
+    // The deploy sent pong its two connection keys (and a `Start`); pick the one for
+    // `ping-to-pong`.
     let commands = recorder.commands();
-    assert_eq!(commands.len(), 2, "pong got one key per connection");
+    let keys = commands
+        .iter()
+        .filter(|s| matches!(open(app, "pong", s), Ok(Command::SetKey { .. })))
+        .count();
+    assert_eq!(keys, 2, "pong got one key per connection");
+    assert_eq!(commands.len(), 3, "and a Start");
     let set_key = commands
         .iter()
         .find(|s| {
@@ -200,14 +206,14 @@ fn replayed_entry_point_call_is_refused_also_by_a_later_instance() {
     wait_for("pong to be reported stopped", PATIENCE, || {
         (!app.status().module("pong").running).then_some(())
     });
-    cluster.deploy_ok();
+    cluster.deploy_ok_with(&["--discard-state", "pong"]);
     let app = &cluster.app;
     assert_eq!(
         app.state().modules["pong"].last_command,
-        2,
-        "the new instance got two commands, both below the old call's counter"
+        3,
+        "the new instance got three commands (two keys, a start), all below the old call's counter"
     );
-    assert!(call.counter > 2);
+    assert!(call.counter > 3);
     assert_refused(replay(&cluster, call));
     assert_eq!(rejected_commands(app, "pong"), 1);
     assert_eq!(app.call("pong", "count", None), 0);

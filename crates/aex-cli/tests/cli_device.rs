@@ -134,7 +134,7 @@ fn device_finds_the_node_in_the_descriptor_or_says_why_not() {
     let missing = run(None, &["device", "node1", "-C", app], t).code(1);
     missing.stderr_has(&[
         "node `node1` has no device socket at",
-        ".aex/nodes/node1/devices.sock",
+        ".aex/nodes/node1/physics/devices.sock",
         "is it running on this machine?",
         "works only on the node's own machine",
     ]);

@@ -8,6 +8,7 @@
 
 mod adversarial_attest;
 mod adversarial_replay;
+mod adversarial_revoke;
 mod adversarial_wire;
 mod agent_module_kill;
 mod cli_device;

@@ -189,5 +189,6 @@ pub(super) fn attest_instance(
         pending_state: None,
         retiring: false,
         disabling: false,
+        started: false,
     })
 }
