@@ -7,13 +7,16 @@
 //! dev profile (`AEX_BUILD_PROFILE=dev`), once per test run (see `util::modules`).
 
 mod adversarial_attest;
+mod adversarial_node_text;
 mod adversarial_replay;
 mod adversarial_revoke;
+mod adversarial_update;
 mod adversarial_wire;
 mod agent_module_kill;
 mod cli_device;
 mod cli_errors;
 mod crash_converge;
+mod crash_update;
 mod e2e_button_led;
 mod e2e_counter_migration;
 mod e2e_irrigation;

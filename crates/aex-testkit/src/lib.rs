@@ -18,9 +18,10 @@
 //! * **Playing the network** ([`proxy`], [`dead_end`], [`session::forward_as_peer`]): a
 //!   man-in-the-middle proxy that decodes and rewrites frames, listeners that never answer,
 //!   and peer links opened by the attacker.
-//! * **Applications** ([`cluster`], [`descriptor`], [`identity`], [`state`], [`status`]):
-//!   application directories, descriptors for test-started nodes, deployer identities outside
-//!   the home directory, the deployer's state, and `aex status --json` read into the deployer
+//! * **Applications** ([`cluster`], [`hoard`], [`descriptor`], [`identity`], [`state`],
+//!   [`status`]): application directories, descriptors for test-started nodes (ping-pong, and
+//!   the kit's `hoard` module with a state of any size), deployer identities outside the home
+//!   directory, the deployer's state, and `aex status --json` read into the deployer
 //!   library's own status types.
 
 pub mod cli;
@@ -28,6 +29,7 @@ pub mod cluster;
 pub mod dead_end;
 pub mod deployer;
 pub mod descriptor;
+pub mod hoard;
 pub mod http;
 pub mod identity;
 pub mod modules;

@@ -202,7 +202,10 @@ pub(super) fn show_transfers(report: &ops::deploy::DeployReport, shell: &Shell) 
             (StateSource::Snapshot, Some(n)) => {
                 format!("restored the state an interrupted update saved ({n} bytes)")
             }
-            (StateSource::Running, None) => "starts from its default state: its state type is not serializable and it has no #[save]/#[restore] methods".into(),
+            (StateSource::Unconfirmed, Some(n)) => format!(
+                "took over the state ({n} bytes) of an instance its node had reported gone"
+            ),
+            (StateSource::Running | StateSource::Unconfirmed, None) => "starts from its default state: its state type is not serializable and it has no #[save]/#[restore] methods".into(),
             (StateSource::Discarded, _) => "starts from its default state: the state of the old instance was discarded (--discard-state)".into(),
             _ => "starts from its default state".into(),
         };

@@ -203,7 +203,11 @@ pub fn deploy_with(
             let mut record = attest_instance(app, name, &slot, node, &built[name])?;
             record.generation = generation;
             if keep {
-                handovers.push(transfer::hand_over(app, name, record)?);
+                let planned = source
+                    .get(name.as_str())
+                    .copied()
+                    .unwrap_or(StateSource::Running);
+                handovers.push(transfer::hand_over(app, name, record, planned)?);
             } else {
                 app.state.state.modules.insert(name.clone(), record);
             }

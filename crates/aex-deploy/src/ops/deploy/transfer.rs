@@ -84,8 +84,13 @@ impl HandOver {
 
 /// Retires the recorded instance of `module` (unless a snapshot of it is already held) and
 /// installs `new` in its place with the old state as its pending snapshot. Saved before it
-/// returns.
-pub(super) fn hand_over(app: &mut App, module: &str, mut new: ModuleRecord) -> Result<HandOver> {
+/// returns. `planned` is where the plan expected the state from (for the report).
+pub(super) fn hand_over(
+    app: &mut App,
+    module: &str,
+    mut new: ModuleRecord,
+    planned: StateSource,
+) -> Result<HandOver> {
     let Some(old) = app.state.state.modules.get(module) else {
         return Err(Error::NotDeployed {
             module: module.into(),
@@ -96,8 +101,9 @@ pub(super) fn hand_over(app: &mut App, module: &str, mut new: ModuleRecord) -> R
     let pending = old.pending_state.clone();
     let retired_at = Instant::now();
     let (snapshot, source) = match pending {
-        // An earlier hand-over was interrupted, or the instance was asked before this run
-        // loaded anything: its snapshot is the state.
+        // The instance its node called gone answered, before this run loaded anything.
+        Some(s) if planned == StateSource::Unconfirmed => (Some(s), StateSource::Unconfirmed),
+        // An earlier hand-over was interrupted: its snapshot is the state.
         Some(s) => (Some(s), StateSource::Snapshot),
         None => (retire_or_lost(app, module)?, StateSource::Running),
     };
