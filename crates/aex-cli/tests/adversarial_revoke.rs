@@ -226,7 +226,7 @@ fn unload_ignored(remove: bool) {
     } else {
         app.aex(&["reset"]).ok().stderr_has(&["Reset"]);
     }
-    assert!(app.state().modules.get("pong").is_none());
+    assert!(!app.state().modules.contains_key("pong"));
 
     // Node2 kept pong running; it holds no key, so it accepts nothing.
     let kept = wire::node_status(cluster.node2.addr);
