@@ -89,13 +89,15 @@ pub(super) fn complete(app: &mut App, report: &mut DeployReport) -> Result<()> {
     for mut revocation in pending {
         let conn = ConnId(revocation.id);
         let name = revocation.connection.clone();
-        // Instances no longer recorded, or leaving, hold nothing that matters any more.
+        // Instances no longer recorded hold nothing that matters any more (replaced ones
+        // retired or were replaced with every key they held), nor do modules being disabled
+        // as a whole. A retiring instance is still asked: its `Retire` may not have arrived.
         revocation.holders.retain(|module, instance| {
             app.state
                 .state
                 .modules
                 .get(module)
-                .is_some_and(|m| m.instance == *instance && !m.retiring && !m.disabling)
+                .is_some_and(|m| m.instance == *instance && !m.disabling)
                 && app.desc.module(module).is_some()
         });
         revocation
