@@ -205,6 +205,10 @@ mod tests {
             pid: Some(7),
             rejected_unknown: 0,
             rejected_commands: 0,
+            armed: true,
+            rejected_ticks: 0,
+            refused_commands: 0,
+            dropped_replies: 0,
             insecure: false,
             state: Some(serde_json::json!({"on": true})),
         }

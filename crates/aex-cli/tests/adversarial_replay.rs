@@ -11,7 +11,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use aex_crypto::SecretKey;
 use aex_proto::{
     Command, CommandChannel, CommandError, ConnId, Direction, Event, NodeError, NodeErrorKind,
     NodeRequest, NodeResponse, Role, Sealed, ToNode,
@@ -62,23 +61,17 @@ impl Tamper for Recorder {
 /// Opens a recorded command with `module`'s key from the deployer's state (a fresh replay
 /// window, so any counter opens).
 fn open(app: &AppDir, module: &str, sealed: &Sealed) -> Result<Command, CommandError> {
-    let state = app.state_json();
-    let hex_key = state["modules"][module]["key"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no key for `{module}` in the state"));
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(hex_key, &mut key).expect("a stored key is 64 hex characters");
-    CommandChannel::new(&SecretKey::from_bytes(key)).open_command(sealed)
+    let state = app.state();
+    let record = state
+        .modules
+        .get(module)
+        .unwrap_or_else(|| panic!("no record of `{module}` in the deployer state"));
+    CommandChannel::new(&record.key.0).open_command(sealed)
 }
 
-/// `rejected_commands` of `module` in `aex status --json`.
+/// `rejected_commands` of `module` in `aex status`.
 fn rejected_commands(app: &AppDir, module: &str) -> u64 {
-    let status = app.aex(&["status", "--json"]).ok().json();
-    status["modules"]
-        .as_array()
-        .and_then(|ms| ms.iter().find(|m| m["name"] == module))
-        .and_then(|m| m["rejected_commands"].as_u64())
-        .unwrap_or_else(|| panic!("no rejected_commands for `{module}` in {status:#}"))
+    app.status().module(module).rejected_commands
 }
 
 /// Sends `sealed` to pong on a session of the application's namespace with node2 (what a
@@ -121,15 +114,9 @@ fn replayed_key_delivery_is_refused_and_resets_nothing() {
     let (cluster, recorder) = recorded();
     let app = &cluster.app;
     let target = ConnId(app.conn_id("ping-to-pong"));
-    // The deploy sent pong its two connection keys (and a `Start`); pick the one for
-    // `ping-to-pong`.
+    // The deploy sent pong its two connection keys; pick the one for `ping-to-pong`.
     let commands = recorder.commands();
-    let keys = commands
-        .iter()
-        .filter(|s| matches!(open(app, "pong", s), Ok(Command::SetKey { .. })))
-        .count();
-    assert_eq!(keys, 2, "pong got one key per connection");
-    assert_eq!(commands.len(), 3, "and a Start");
+    assert_eq!(commands.len(), 2, "pong got one key per connection");
     let set_key = commands
         .iter()
         .find(|s| {
@@ -210,10 +197,10 @@ fn replayed_entry_point_call_is_refused_also_by_a_later_instance() {
     let app = &cluster.app;
     assert_eq!(
         app.state().modules["pong"].last_command,
-        3,
-        "the new instance got three commands (two keys, a start), all below the old call's counter"
+        2,
+        "the new instance got two commands, both below the old call's counter"
     );
-    assert!(call.counter > 3);
+    assert!(call.counter > 2);
     assert_refused(replay(&cluster, call));
     assert_eq!(rejected_commands(app, "pong"), 1);
     assert_eq!(app.call("pong", "count", None), 0);

@@ -1,70 +1,44 @@
 //! `aex node --device` and `aex device`: a real node process declaring devices, and the
 //! physical world played through its device socket from the command line.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 
 use aex_testkit::cli::{aex, run};
 use aex_testkit::descriptor::copy_example;
+use aex_testkit::node::{NodeOptions, NodeProcess};
 use aex_testkit::process::Captured;
 use aex_testkit::{free_addr, wait_for, PATIENCE};
 
-/// `aex node --open --device ...` in `data_dir`, killed on drop.
-struct DeviceNode {
-    child: Child,
-    data_dir: PathBuf,
-}
-
-impl DeviceNode {
-    fn start(name: &str, data_dir: &Path) -> DeviceNode {
-        std::fs::create_dir_all(data_dir).unwrap();
-        let log = std::fs::File::create(data_dir.join("node.log")).unwrap();
-        let mut cmd = aex();
-        cmd.args(["node", "--name", name, "--tee", "sgx", "--open"])
-            .args(["--listen", &free_addr().to_string()])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--device",
-                "button=digital_in",
-                "--device",
-                "valve=digital_out",
-            ])
-            .args(["--device", "soil=analog_in:100@35"])
-            .stdout(Stdio::null())
-            .stderr(log);
-        let node = DeviceNode {
-            child: cmd.spawn().expect("spawn aex node"),
-            data_dir: data_dir.to_path_buf(),
-        };
-        let socket = aex_node::physics_socket(data_dir);
-        wait_for("the device socket", PATIENCE, || {
-            socket.exists().then_some(())
-        });
-        node
-    }
-
-    fn dir(&self) -> &str {
-        self.data_dir.to_str().unwrap()
-    }
-}
-
-impl Drop for DeviceNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `aex node --device ...` (a button, a valve and a soil probe) with its data in `data_dir`,
+/// once its device socket is up.
+fn device_node(name: &str, data_dir: &Path) -> NodeProcess {
+    let node = NodeOptions::new(name, data_dir.to_path_buf())
+        .args(&[
+            "--device",
+            "button=digital_in",
+            "--device",
+            "valve=digital_out",
+            "--device",
+            "soil=analog_in:100@35",
+        ])
+        .start();
+    let socket = aex_node::physics_socket(data_dir);
+    wait_for("the node's device socket", PATIENCE, || {
+        socket.exists().then_some(())
+    });
+    node
 }
 
 #[test]
 fn device_lists_reads_sets_and_watches_a_local_node() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = DeviceNode::start("field", &tmp.path().join("field"));
+    let node = device_node("field", &tmp.path().join("field"));
+    let data_dir = node.data_dir.to_str().expect("a UTF-8 path");
     let t = PATIENCE;
     let dev = |args: &[&str]| {
         let mut all = vec!["device", "field"];
         all.extend_from_slice(args);
-        all.extend_from_slice(&["--data-dir", node.dir()]);
+        all.extend_from_slice(&["--data-dir", data_dir]);
         run(None, &all, t)
     };
 
@@ -102,14 +76,7 @@ fn device_lists_reads_sets_and_watches_a_local_node() {
     dev(&["soil", "set", "-1"]).code(2);
 
     let mut cmd = aex();
-    cmd.args([
-        "device",
-        "field",
-        "button",
-        "watch",
-        "--data-dir",
-        node.dir(),
-    ]);
+    cmd.args(["device", "field", "button", "watch", "--data-dir", data_dir]);
     let watch = Captured::spawn(cmd, "aex device field button watch");
     let has = |n: usize| {
         let out = watch.stdout_so_far();
@@ -142,7 +109,7 @@ fn device_finds_the_node_in_the_descriptor_or_says_why_not() {
         .code(1)
         .stderr_has(&["no node `nodee1`", "did you mean `node1`?"]);
 
-    let _node = DeviceNode::start("node1", &tmp.path().join(".aex/nodes/node1"));
+    let _node = device_node("node1", &tmp.path().join(".aex/nodes/node1"));
     assert_eq!(
         run(None, &["device", "node1", "soil", "-C", app], t)
             .ok()

@@ -102,7 +102,10 @@ fn bad_usage_exits_2() {
     }
     // No command at all: the usage, on stderr.
     let run = cli::run(None, &[], COMMAND_TIMEOUT).code(2);
-    assert!(run.stderr.contains("Usage: aex <COMMAND>"), "{run:?}");
+    assert!(
+        run.stderr.contains("Usage: aex [OPTIONS] <COMMAND>"),
+        "{run:?}"
+    );
     for args in [&["--help"][..], &["--version"], &["deploy", "--help"]] {
         let run = cli::run(None, args, COMMAND_TIMEOUT).ok();
         assert!(!run.stdout.is_empty(), "{run:?}");
@@ -151,6 +154,16 @@ fn deploy_to_a_node_that_is_not_running_names_it_with_help() {
 fn status_reports_unreachable_nodes_without_failing() {
     let app = offline_app(|d| d);
     let status = app.status();
+    let listed = (
+        status.nodes.len(),
+        status.modules.len(),
+        status.connections.len(),
+    );
+    assert_eq!(
+        listed,
+        (2, 2, 4),
+        "everything the descriptor names: {status:#?}"
+    );
     for n in &status.nodes {
         assert!(!n.reachable, "{status:#?}");
     }

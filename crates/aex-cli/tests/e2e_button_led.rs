@@ -165,10 +165,8 @@ fn up_detached_then_http_presses_led_and_down() {
         .ok()
         .stderr_has(&["field", "edge", "cloud"]);
     for pid in node_pids.iter().chain(&module_pids) {
-        assert!(
-            process::wait_gone(*pid, Duration::from_secs(10)),
-            "process {pid} still runs after `aex down`"
-        );
+        let what = format!("process {pid} to stop after `aex down`");
+        process::assert_gone(*pid, &what, Duration::from_secs(10));
     }
     assert!(
         TcpStream::connect_timeout(&web, Duration::from_secs(1)).is_err(),

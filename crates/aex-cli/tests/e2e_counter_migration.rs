@@ -11,9 +11,9 @@ use std::time::Duration;
 use aex_testkit::cli::{self, COMMAND_TIMEOUT};
 use aex_testkit::cluster::AppDir;
 use aex_testkit::descriptor::{example_descriptor, write_toml};
-use aex_testkit::free_addr;
 use aex_testkit::http::http;
 use aex_testkit::status::StatusExt;
+use aex_testkit::{free_addr, wait_until, PATIENCE};
 
 const EXAMPLE: &str = "counter-migration";
 
@@ -77,6 +77,26 @@ impl Load {
         }
     }
 
+    /// Increments answered so far.
+    fn answered(&self) -> u64 {
+        self.ok.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `more` increments beyond those answered so far are answered.
+    fn wait_answered(&self, more: u64, what: &str) {
+        let target = self.answered() + more;
+        wait_until(what, PATIENCE, || {
+            let (ok, tried) = (self.answered(), self.tried.load(Ordering::SeqCst));
+            if ok >= target {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{ok} of {tried} increments answered, {target} wanted"
+                ))
+            }
+        });
+    }
+
     fn stop(self) -> (u64, u64) {
         self.stop.store(true, Ordering::SeqCst);
         self.thread.join().expect("load thread");
@@ -129,7 +149,7 @@ fn update_moves_the_counter_and_keeps_the_count() {
 
     // Move the counter to the trustzone node while requests keep coming.
     let load = Load::start(web);
-    thread::sleep(Duration::from_millis(200));
+    load.wait_answered(5, "increments to be answered before the move");
     let update = app.aex(&["update", "counter", "--node", "node2"]).ok();
     update.stderr_has(&[
         "Transferred",
@@ -139,9 +159,8 @@ fn update_moves_the_counter_and_keeps_the_count() {
     ]);
     let gap = reported_gap(&update.stderr, "counter");
     assert!(gap < MAX_GAP_MS, "gap {gap} ms");
-    thread::sleep(Duration::from_millis(200));
+    load.wait_answered(5, "increments to be answered after the move");
     let moved = load.stop();
-    assert!(moved.0 > 10, "requests kept being answered: {moved:?}");
     let after = assert_count_kept(web, 3, moved);
 
     let status = app.status();
@@ -163,12 +182,14 @@ fn update_moves_the_counter_and_keeps_the_count() {
 
     // `aex deploy` converges on the descriptor: the counter goes back to node1, count kept.
     let load = Load::start(web);
+    load.wait_answered(5, "increments to be answered before the move back");
     let deploy = app.aex(&["deploy"]).ok();
     deploy.stderr_has(&[
         "moves from node `node2`",
         "take over the running state",
         "from `node2` to `node1`",
     ]);
+    load.wait_answered(5, "increments to be answered after the move back");
     let back = load.stop();
     let last = assert_count_kept(web, after + 1, back);
     let status = app.status();

@@ -55,7 +55,10 @@ fn insight_status(insight: &TestIdentity, dir: &Path) -> Status {
 }
 
 /// Writes insight's descriptor (the example's, with `nodes` as addresses and absolute crate
-/// paths) into `dir`, adjusted by `edit`.
+/// paths) into `dir`, adjusted by `edit`. Its trust anchors stay where the example has them:
+/// the cloud node's public platform key in the farm's node directory, and insight's own
+/// provider key for the field node in insight's directory (`<farm>/insight`), where the farm's
+/// `aex up`, as the nodes' operator, writes it.
 fn insight_descriptor(
     dir: &Path,
     nodes: [std::net::SocketAddr; 2],
@@ -63,16 +66,22 @@ fn insight_descriptor(
 ) {
     std::fs::create_dir_all(dir).unwrap();
     let mut doc = example_descriptor("irrigation/insight", &nodes);
+    let farm = dir.parent().unwrap();
     for node in doc["node"].as_array_mut().unwrap() {
-        // The trust anchors are files in the farm's local node directories.
-        for key in ["vendor_key_file", "platform_key_file"] {
-            if let Some(file) = node.get(key).and_then(|v| v.as_str()) {
-                let in_farm = file
-                    .strip_prefix("../")
-                    .expect("a path in the farm's directory");
-                let farm = dir.parent().unwrap().join(in_farm);
-                node[key] = toml::Value::String(farm.display().to_string());
-            }
+        if let Some(file) = node.get("platform_key_file").and_then(|v| v.as_str()) {
+            let in_farm = file
+                .strip_prefix("../")
+                .expect("a path in the farm's directory");
+            node["platform_key_file"] =
+                toml::Value::String(farm.join(in_farm).display().to_string());
+        }
+        if let Some(file) = node.get("provider_key_file").and_then(|v| v.as_str()) {
+            assert!(
+                !file.starts_with(".."),
+                "insight's provider key is insight's, not a file of the farm's: {file}"
+            );
+            let own = farm.join("insight").join(file);
+            node["provider_key_file"] = toml::Value::String(own.display().to_string());
         }
     }
     for p in doc
@@ -104,8 +113,31 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     up.ok().stderr_has(&[
         "Tenant",
         "application `insight`",
+        "Provider key",
         "probe.sample every 200 ms",
     ]);
+
+    // Each stakeholder holds its own provider key for the field node, and only its own: the
+    // farm's in the local node's directory, insight's in insight's directory.
+    let field_dir = farm.path().join(".aex/nodes/field");
+    let farm_key = field_dir.join(format!("provider-{}.key", &farm_identity_hex(&farm)[..16]));
+    let insight_key = insight_dir.join(".aex/provider/field.key");
+    let (farm_text, insight_text) = (read_key(&farm_key), read_key(&insight_key));
+    assert_ne!(
+        farm_text, insight_text,
+        "two stakeholders, two provider keys"
+    );
+    let keys: Vec<String> = std::fs::read_dir(&field_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".key"))
+        .collect();
+    assert!(
+        keys.iter()
+            .all(|k| k == "sancus-node.key" || k.starts_with("provider-"))
+            && !keys.iter().any(|k| k.contains(&insight.hex()[..16])),
+        "no shared vendor key and no insight key in the farm's node directory: {keys:?}"
+    );
 
     // Both probes sense the soil at 45 %: between the thresholds, the valve stays closed.
     let controller = wait_for("readings to reach the controller", PATIENCE, || {
@@ -222,6 +254,18 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     assert!(device(&farm, &[])
         .lines()
         .any(|l| l.starts_with("valve") && l.ends_with("held")));
+    // The new instance starts from its default state (it has no state to hand over), so the
+    // controller's next command, sent with every reading, has it drive the valve open again.
+    let fresh = wait_for(
+        "the new valve instance to get the controller's command",
+        PATIENCE,
+        || {
+            let state = farm.status().module("valve").state.clone()?;
+            (state["commands"].as_u64()? >= 1).then_some(state)
+        },
+    );
+    assert_eq!(fresh["valve"], "open", "{fresh}");
+    assert_eq!(fresh["switches"], 1, "{fresh}");
 
     // It rains: the valve closes, driven by the new instance.
     device(&farm, &["soil", "set", "70"]);
@@ -236,7 +280,7 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     let switches = status.module("valve").state.clone().unwrap();
     assert_eq!(
         switches["switches"], 2,
-        "the new instance drove the valve open (it starts from its default state), then closed: {switches}"
+        "the new instance drove the valve open, then closed: {switches}"
     );
     for c in &status.connections {
         assert_eq!(c.rejected, 0, "{}: {:?}", c.name, c);
@@ -279,6 +323,25 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     // The farm saw nothing of it.
     let valve_state = farm.status().module("valve").state.clone().unwrap();
     assert_eq!(valve_state["refused"], 0, "{valve_state}");
+}
+
+/// The farm's deployer key in hex.
+fn farm_identity_hex(farm: &AppDir) -> String {
+    let (identity, _) = aex_deploy::Identity::load_or_create(&farm.identity).unwrap();
+    identity.public().to_string()
+}
+
+/// A provider key file's text, which must be private to its owner.
+fn read_key(path: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(text.trim().len(), 64, "{}", path.display());
+    text
 }
 
 fn unix_ms() -> u64 {

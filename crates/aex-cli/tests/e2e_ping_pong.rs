@@ -111,12 +111,11 @@ fn up_detached_then_request_output_call_redeploy_and_down() {
         .ok()
         .stderr_has(&["node1", "node2"]);
     for pid in node_pids.iter().chain(&module_pids) {
-        assert!(
-            process::wait_gone(*pid, Duration::from_secs(10)),
-            "process {pid} still runs after `aex down`"
-        );
+        let what = format!("process {pid} to stop after `aex down`");
+        process::assert_gone(*pid, &what, Duration::from_secs(10));
     }
     let down = app.status();
+    assert_eq!((down.nodes.len(), down.modules.len()), (2, 2), "{down:#?}");
     assert!(down.nodes.iter().all(|n| !n.reachable), "{down:#?}");
     assert!(down.modules.iter().all(|m| !m.attested), "{down:#?}");
 }
@@ -152,9 +151,7 @@ fn up_in_the_foreground_stops_its_nodes_on_ctrl_c() {
     assert!(exit.success(), "`aex up` exited with {exit}:\n{stderr}");
     assert!(stderr.contains("Stopped"), "stderr:\n{stderr}");
     for pid in node_pids.iter().chain(&module_pids) {
-        assert!(
-            process::wait_gone(*pid, Duration::from_secs(5)),
-            "process {pid} still runs after `aex up` stopped"
-        );
+        let what = format!("process {pid} to stop with `aex up`");
+        process::assert_gone(*pid, &what, Duration::from_secs(5));
     }
 }

@@ -4,30 +4,31 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use aex_deploy::state::State;
 
 use aex_testkit::cluster::{Cluster, Options};
 use aex_testkit::process;
+use aex_testkit::state::key_bytes;
 use aex_testkit::status::{counters, StatusExt};
 
-/// What the deployer's state says about the keys involved (hex), and pong's instance id.
+/// What the deployer's state says about the keys involved, and pong's instance id.
 #[derive(Debug, PartialEq, Eq)]
 struct Keys {
-    pong_instance: Value,
-    pong_key: Value,
-    ping_key: Value,
-    ping_to_pong: Value,
-    pong_to_ping: Value,
-    kick: Value,
+    pong_instance: u64,
+    pong_key: [u8; 32],
+    ping_key: [u8; 32],
+    ping_to_pong: [u8; 32],
+    pong_to_ping: [u8; 32],
+    kick: [u8; 32],
 }
 
 impl Keys {
-    fn of(state: &Value) -> Keys {
-        let conn = |name: &str| state["connections"][name]["key"].clone();
+    fn of(state: &State) -> Keys {
+        let conn = |name: &str| key_bytes(&state.connections[name].key);
         Keys {
-            pong_instance: state["modules"]["pong"]["instance"].clone(),
-            pong_key: state["modules"]["pong"]["key"].clone(),
-            ping_key: state["modules"]["ping"]["key"].clone(),
+            pong_instance: state.modules["pong"].instance,
+            pong_key: key_bytes(&state.modules["pong"].key),
+            ping_key: key_bytes(&state.modules["ping"].key),
             ping_to_pong: conn("ping-to-pong"),
             pong_to_ping: conn("pong-to-ping"),
             kick: conn("kick"),
@@ -42,15 +43,16 @@ fn killed_node_agent_restarts_and_deploy_reattests_with_fresh_keys() {
     cluster.app.start_pings(20);
     cluster.app.wait_pings_done(20);
     let before = cluster.app.status();
-    let keys_before = Keys::of(&cluster.app.state_json());
+    let keys_before = Keys::of(&cluster.app.state());
     let pong_pid = before.module("pong").pid.expect("pong's pid");
     let ping_pid = before.module("ping").pid.expect("ping's pid");
 
     cluster.node2.kill();
     // Pong's stdin was the dead agent's pipe: it sees the end of its input and exits.
-    assert!(
-        process::wait_gone(pong_pid, Duration::from_secs(5)),
-        "pong (pid {pong_pid}) outlived its node agent"
+    process::assert_gone(
+        pong_pid,
+        "pong to stop with its node agent",
+        Duration::from_secs(5),
     );
     let status = cluster.app.status();
     assert!(!status.node("node2").reachable, "{status:#?}");
@@ -87,7 +89,7 @@ fn killed_node_agent_restarts_and_deploy_reattests_with_fresh_keys() {
     assert_eq!(status.module("ping").pid, Some(ping_pid), "ping was kept");
     // A new attested instance with its own module key; pong's connections were re-keyed, and
     // only those: ping keeps its module key and its direct connection's key.
-    let keys_after = Keys::of(&cluster.app.state_json());
+    let keys_after = Keys::of(&cluster.app.state());
     assert_ne!(keys_after.pong_instance, keys_before.pong_instance);
     assert_ne!(keys_after.pong_key, keys_before.pong_key);
     assert_ne!(keys_after.ping_to_pong, keys_before.ping_to_pong);

@@ -5,19 +5,20 @@
 //! connection node1 has or opens to node2 at its next frame, so events in flight and events
 //! sent during the partition are lost. After healing, new events must flow, pong must see the
 //! lost ones as a gap, and none of them may ever arrive later (node1 must not re-send an old
-//! event after reconnecting, and pong must accept no event twice).
+//! event after reconnecting, and pong must accept no event twice): the healing waits until
+//! node1 has let go of every event sent before it, and a later run shows that none came back.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use aex_proto::{ConnId, Direction, ToNode};
 
 use aex_testkit::cluster::{Cluster, Options};
 use aex_testkit::proxy::{Link, Out, Tamper};
+use aex_testkit::session as wire;
 use aex_testkit::status::{counters, StatusExt};
-use aex_testkit::{wait_for, PATIENCE};
+use aex_testkit::{wait_for, wait_until, PATIENCE};
 
 /// Pings per run.
 const RUN: u64 = 30;
@@ -25,6 +26,8 @@ const RUN: u64 = 30;
 const AT: u64 = 10;
 /// Runs started during the partition (each sends one ping, which is lost).
 const DURING: u64 = 3;
+/// Pings of the run after the healed one.
+const LATER: u64 = 5;
 
 /// The network between node1 and node2.
 #[derive(Default)]
@@ -99,7 +102,9 @@ fn partition_drops_events_shows_gaps_and_replays_nothing_after_healing() {
     });
     cluster.deploy_ok();
     let app = &cluster.app;
+    let node1 = cluster.node1.addr;
     partition.arm(app.conn_id("ping-to-pong"));
+    let dropped_before = wire::node_status(node1).dropped;
 
     // The partition starts at event AT: the run stalls after AT - 1 round trips.
     app.start_pings(RUN as u32);
@@ -117,8 +122,22 @@ fn partition_drops_events_shows_gaps_and_replays_nothing_after_healing() {
     wait_for("ping to have sent every event", PATIENCE, || {
         (app.status().counters("ping-to-pong").sent == sent).then_some(())
     });
-    // Longer than node1 keeps undeliverable events queued (1 s).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Node1 keeps none of them: each was written to a connection the partition closed, or
+    // dropped and counted. Whatever node1 still held could cross once the partition heals.
+    wait_until(
+        "node1 to have written or dropped every event sent to node2",
+        PATIENCE,
+        || {
+            let status = wire::node_status(node1);
+            let written = status.peers.first().map_or(0, |p| p.forwarded);
+            let dropped = status.dropped - dropped_before;
+            if written + dropped >= sent {
+                Ok(())
+            } else {
+                Err(format!("{written} written, {dropped} dropped of {sent}"))
+            }
+        },
+    );
     let status = app.status();
     assert_eq!(
         status.counters("ping-to-pong"),
@@ -133,19 +152,24 @@ fn partition_drops_events_shows_gaps_and_replays_nothing_after_healing() {
     app.start_pings(RUN as u32);
     app.wait_pings_done(RUN as u32);
     let delivered = AT - 1 + RUN;
-    let expect_forward = counters(sent + RUN, delivered, 0, DURING + 1);
-    let expect_backward = counters(delivered, delivered, 0, 0);
-    let status = app.status();
-    status.assert_healthy();
-    assert_eq!(status.counters("ping-to-pong"), expect_forward);
-    assert_eq!(status.counters("pong-to-ping"), expect_backward);
     assert_eq!(app.call("pong", "count", None), delivered);
 
-    // Later still, nothing old arrives: not at pong, and not even on the wire.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Nothing old arrives later either: another run's events cross the same link after the
+    // first one's, and still no event sent before the healing was seen on the wire or counted
+    // by pong.
+    app.start_pings(LATER as u32);
+    app.wait_pings_done(LATER as u32);
     let status = app.status();
-    assert_eq!(status.counters("ping-to-pong"), expect_forward);
-    assert_eq!(status.counters("pong-to-ping"), expect_backward);
+    status.assert_healthy();
+    let (forward, delivered) = (sent + RUN + LATER, delivered + LATER);
+    assert_eq!(
+        status.counters("ping-to-pong"),
+        counters(forward, delivered, 0, DURING + 1)
+    );
+    assert_eq!(
+        status.counters("pong-to-ping"),
+        counters(delivered, delivered, 0, 0)
+    );
     assert_eq!(app.call("pong", "count", None), delivered);
     let stale = partition.stale.lock().unwrap().clone();
     assert!(stale.is_empty(), "node1 re-sent old events {stale:?}");

@@ -1,9 +1,12 @@
 //! Nothing hangs: every network wait has a timeout, and a stuck peer delays nothing else.
 //!
 //! * A "node" that accepts TCP connections and never answers: `aex status` and `aex deploy`
-//!   finish on their own, within the deployer's answer timeout (15 s), and say which node
-//!   failed. Meanwhile a real node closes connections that never say hello, or stop halfway
-//!   through a frame.
+//!   finish on their own, within the deployer's answer timeout, and say which node failed.
+//!   Meanwhile a real node closes connections that never say hello, or stop halfway through a
+//!   frame, after its own limits. Timeouts are configuration: the deployer's is set with
+//!   `aex --timeout`, the node's with `aex node --timeout NAME=DURATION`, both far below their
+//!   defaults (15 s and 10 s), so the test waits them out in about a second, and a limit left
+//!   at its default would show as a connection still open after [`SLACK`].
 //! * A peer that accepts node1's event link and never reads: node1's writes to it block, yet
 //!   node1 keeps answering, routing ping-pong and bounding what it queues for that peer.
 
@@ -16,19 +19,24 @@ use aex_proto::{
     ConnId, Direction, Endpoint, Event, EventKind, Hello, NodeRequest, NodeResponse, ToNode,
 };
 
+use aex_testkit::cli::{self, COMMAND_TIMEOUT};
 use aex_testkit::cluster::{AppDir, Cluster, Options};
 use aex_testkit::dead_end::{DeadEnd, Mode};
 use aex_testkit::descriptor::{PingPong, PlatformKey};
+use aex_testkit::node::NodeOptions;
 use aex_testkit::process::Run;
 use aex_testkit::session as wire;
-use aex_testkit::{node::NodeProcess, process};
+use aex_testkit::status::{AppStatus, StatusExt};
+use aex_testkit::{process, wait_for, PATIENCE};
 
-/// The deployer's limit on one answer from a node (`aex_deploy::client::DEFAULT_TIMEOUT`).
-const DEPLOYER_TIMEOUT: Duration = Duration::from_secs(15);
-/// A node's limit on a connection's first frame, and on a frame's body once its length
-/// prefix has arrived (`aex-node`'s `HELLO_TIMEOUT` and `BODY_TIMEOUT`).
-const NODE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Slack for slow CI machines on top of each limit.
+/// The deployer's limit on one answer from a node in this test (`aex --timeout`), as given
+/// on the command line and as its errors say it.
+const DEPLOYER_TIMEOUT: (Duration, &str, &str) = (Duration::from_millis(500), "500ms", "500 ms");
+/// Node1's limit on a connection's first frame (`aex node --timeout hello=...`).
+const HELLO_TIMEOUT: (Duration, &str) = (Duration::from_millis(300), "hello=300ms");
+/// Node1's limit on a frame's body once its length prefix has arrived (`body=...`).
+const BODY_TIMEOUT: (Duration, &str) = (Duration::from_millis(800), "body=800ms");
+/// Slack for slow CI machines on top of each limit; far below every default limit.
 const SLACK: Duration = Duration::from_secs(5);
 
 /// Runs `f`, returning what it returned and how long it took.
@@ -39,12 +47,13 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 }
 
 /// Opens a connection to `addr`, sends `bytes`, then waits for the node to close it; returns
-/// how long that took. Panics if it is still open after `NODE_TIMEOUT + SLACK`.
-fn closed_by_node_after(addr: SocketAddr, bytes: &[u8]) -> Duration {
+/// how long that took from before the connection was opened (so it is never shorter than the
+/// node's limit). Panics if it is still open after `limit + SLACK`.
+fn closed_by_node_after(addr: SocketAddr, bytes: &[u8], limit: Duration) -> Duration {
+    let started = Instant::now();
     let mut stream = TcpStream::connect(addr).expect("connect to node1");
     stream.write_all(bytes).expect("write to node1");
-    stream.set_read_timeout(Some(NODE_TIMEOUT + SLACK)).unwrap();
-    let started = Instant::now();
+    stream.set_read_timeout(Some(limit + SLACK)).unwrap();
     let mut buf = [0u8; 1024];
     loop {
         match stream.read(&mut buf) {
@@ -62,7 +71,9 @@ fn closed_by_node_after(addr: SocketAddr, bytes: &[u8]) -> Duration {
 #[test]
 fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
     let app = AppDir::new();
-    let node1 = NodeProcess::start("node1", app.path().join("node1"));
+    let node1 = NodeOptions::new("node1", app.path().join("node1"))
+        .args(&["--timeout", HELLO_TIMEOUT.1, "--timeout", BODY_TIMEOUT.1])
+        .start();
     let silent = DeadEnd::start(Mode::Swallow);
     let desc = PingPong {
         nodes: [
@@ -72,16 +83,21 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
         poke: false,
     };
     app.write_descriptor(&desc.render());
-    let limit = DEPLOYER_TIMEOUT + SLACK;
+    let (limit, limit_arg, limit_said) = DEPLOYER_TIMEOUT;
+    let dir = app.path().display().to_string();
 
     // The two commands run one after the other (one `aex` process at a time holds an
     // application's state), while the stalled connections to node1 run alongside.
     let ((status, deploy), (no_hello, half_frame)) = std::thread::scope(|s| {
         let commands = s.spawn(|| {
-            let status = timed(|| app.aex(&["status", "--json"]));
-            (status, timed(|| app.deploy()))
+            let status = timed(|| app.aex(&["--timeout", limit_arg, "status", "--json"]));
+            let deploy = timed(|| {
+                let args = ["--timeout", limit_arg, "deploy", &dir];
+                cli::run_as(&app.identity, &args, COMMAND_TIMEOUT)
+            });
+            (status, deploy)
         });
-        let no_hello = s.spawn(|| closed_by_node_after(node1.addr, &[]));
+        let no_hello = s.spawn(|| closed_by_node_after(node1.addr, &[], HELLO_TIMEOUT.0));
         let half_frame = s.spawn(|| {
             let mut bytes = encode(&ToNode::Hello(Hello::Deployer {
                 client: "stalls mid-frame".into(),
@@ -90,7 +106,7 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
             }));
             bytes.extend_from_slice(&100u32.to_be_bytes());
             bytes.extend_from_slice(&[1, 2, 3]);
-            closed_by_node_after(node1.addr, &bytes)
+            closed_by_node_after(node1.addr, &bytes, BODY_TIMEOUT.0)
         });
         (
             commands.join().unwrap(),
@@ -99,36 +115,42 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
     });
 
     let ((status, took), (deploy, deploy_took)): ((Run, _), (Run, _)) = (status, deploy);
-    assert!(took < limit, "`aex status` took {took:?}");
-    let json = status.ok().json();
-    let node2 = &json["nodes"][1];
-    assert_eq!(node2["name"], "node2");
-    assert_eq!(node2["reachable"], false, "{json:#}");
-    let error = node2["error"].as_str().unwrap_or_default();
     assert!(
-        error.contains(&silent.addr().to_string())
-            && error.contains("the node did not answer within 15 s"),
-        "{json:#}"
+        took >= limit && took < limit + SLACK,
+        "`aex status` took {took:?} with a limit of {limit:?}"
     );
-    assert_eq!(json["nodes"][0]["reachable"], true, "{json:#}");
+    let status = AppStatus::parse(status.ok().json());
+    let node2 = status.node("node2");
+    let error = node2.error.as_deref().unwrap_or_default();
+    assert!(
+        !node2.reachable
+            && error.contains(&silent.addr().to_string())
+            && error.contains(&format!("the node did not answer within {limit_said}")),
+        "{status:#?}"
+    );
+    assert!(status.node("node1").reachable, "{status:#?}");
+
+    assert!(
+        deploy_took >= limit && deploy_took < limit + SLACK,
+        "`aex deploy` took {deploy_took:?} with a limit of {limit:?}"
+    );
+    deploy.code(1).stderr_has(&[
+        "failed to report status",
+        "node `node2`",
+        &format!("the node did not answer within {limit_said}"),
+    ]);
     assert!(
         silent.accepted() >= 2,
         "both commands reached the silent node"
     );
 
-    // Both commands work on the same application, whose state one process holds at a time:
-    // `deploy` first waits for `status` to give it up, then times out on its own.
-    assert!(deploy_took < limit * 2, "`aex deploy` took {deploy_took:?}");
-    deploy.code(1).stderr_has(&[
-        "failed to report status",
-        "node `node2`",
-        "the node did not answer within 15 s",
-    ]);
-
-    for (what, took) in [("no Hello", no_hello), ("half a frame", half_frame)] {
+    for (what, took, limit) in [
+        ("no Hello", no_hello, HELLO_TIMEOUT.0),
+        ("half a frame", half_frame, BODY_TIMEOUT.0),
+    ] {
         assert!(
-            took >= NODE_TIMEOUT - Duration::from_secs(1) && took < NODE_TIMEOUT + SLACK,
-            "node1 closed a connection with {what} after {took:?}"
+            took >= limit && took < limit + SLACK,
+            "node1 closed a connection with {what} after {took:?}, its limit being {limit:?}"
         );
     }
 }
@@ -176,14 +198,18 @@ fn peer_that_never_reads_blocks_only_its_own_link() {
             .find(|p| p.address == dead)
             .map(|p| (p.connected, p.forwarded))
     };
-    // Node1 connects and writes until the buffers are full, then its writes block.
-    std::thread::sleep(Duration::from_secs(1));
-    let (connected, forwarded) = stuck(&wire::node_status(node1)).expect("a link to the dead end");
-    assert!(dead.accepted() >= 1);
-    assert!(
-        connected && forwarded < BIG,
-        "link: {connected}, {forwarded} forwarded"
+    // Node1 connects and writes until the socket buffers between it and the dead end are
+    // full; then its writes block (still blocked after everything below: see the end).
+    let forwarded = wait_for(
+        "node1 to connect to the dead end and write to it",
+        PATIENCE,
+        || {
+            let (connected, forwarded) = stuck(&wire::node_status(node1))?;
+            (connected && forwarded >= 1).then_some(forwarded)
+        },
     );
+    assert!(dead.accepted() >= 1);
+    assert!(forwarded < BIG, "{forwarded} of {BIG} events forwarded");
 
     // Node1 still answers at once and routes ping-pong.
     let (_, took) = timed(|| wire::node_status(node1));
@@ -208,13 +234,15 @@ fn peer_that_never_reads_blocks_only_its_own_link() {
         Ok(NodeResponse::Status(status)) => status,
         other => panic!("node1 answered status with {other:?}"),
     };
-    let forwarded = stuck(&status).map_or(0, |(_, f)| f);
+    let (_, forwarded) = stuck(&status).expect("node1 still has a link to the dead end");
     let dropped = status.dropped - dropped_before;
     assert!(
         dropped >= SMALL + BIG - 4096 - forwarded - 1,
         "node1 dropped only {dropped} of the events it could not queue"
     );
-    assert_eq!(stuck(&status).map(|(_, f)| f < BIG), Some(true));
+    // Its writes to the dead end have been blocked all along: through a ping run and
+    // thousands of routed events, it wrote no more than the socket buffers take.
+    assert!(forwarded < BIG, "{forwarded} of {BIG} big events forwarded");
     cluster.app.start_pings(20);
     cluster.app.wait_pings_done(20);
 
@@ -229,14 +257,8 @@ fn peer_that_never_reads_blocks_only_its_own_link() {
         .collect();
     let pid = cluster.node1.pid();
     process::signal(pid, process::Signal::Term);
-    assert!(
-        process::wait_gone(pid, Duration::from_secs(5)),
-        "node1 still runs 5 s after SIGTERM"
-    );
+    process::assert_gone(pid, "node1 to stop on SIGTERM", Duration::from_secs(5));
     for pid in modules {
-        assert!(
-            process::wait_gone(pid, Duration::from_secs(5)),
-            "ping outlived node1"
-        );
+        process::assert_gone(pid, "ping to stop with node1", Duration::from_secs(5));
     }
 }

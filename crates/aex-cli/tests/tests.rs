@@ -1,29 +1,38 @@
 //! Integration and adversarial tests of the `aex` binary: real `aex` and `aex node` processes
-//! on loopback, the ping-pong example's modules, and an attacker on the network.
+//! on loopback, the examples' modules, and an attacker on the network.
+//!
+//! Files are named `<area>_<topic>.rs`: `adversarial_*` play an attacker (network, node agent,
+//! replayed messages), `cli_*` check what the command line says, `e2e_*` run an example end to
+//! end, `fault_*` break something (a process, a link, the deployer mid-deploy) and check the
+//! recovery, `load_*` stream events, `tenants_*` put two stakeholders on shared nodes.
 //!
 //! Every test picks free ports and works in its own temporary directory, so tests run in
 //! parallel with each other and with `aex up examples/ping-pong` on its fixed ports. Node
 //! processes are stopped by drop guards, also when a test fails. Modules are built with the
-//! dev profile (`AEX_BUILD_PROFILE=dev`), once per test run (see `util::modules`).
+//! dev profile, once per test run (`aex_testkit::modules`). No test sleeps for a fixed time:
+//! each waits for a condition with a deadline, and a test that shows something does not
+//! happen waits for a later event that proves the time for it has passed.
 
 mod adversarial_attest;
+mod adversarial_cotenant;
 mod adversarial_node_text;
 mod adversarial_replay;
 mod adversarial_revoke;
 mod adversarial_update;
 mod adversarial_wire;
-mod agent_module_kill;
 mod cli_device;
 mod cli_errors;
-mod crash_converge;
-mod crash_update;
+mod cli_provider_key;
 mod e2e_button_led;
 mod e2e_counter_migration;
 mod e2e_irrigation;
 mod e2e_ping_pong;
+mod e2e_thermostat_deadline;
+mod fault_deployer_crash;
+mod fault_module_kill;
 mod fault_node_restart;
 mod fault_partition;
 mod fault_timeouts;
-mod load_chain;
-mod periodic_deadline;
-mod two_stakeholders;
+mod fault_update_crash;
+mod load_lossless_chain;
+mod tenants_isolation;

@@ -17,6 +17,7 @@ use hkdf::Hkdf;
 use rand_core::OsRng;
 use sha2::Sha256;
 use x25519_dalek::{EphemeralSecret, PublicKey};
+use zeroize::Zeroizing;
 
 use crate::keys::{SecretKey, KEY_LEN};
 use crate::measure::Measurement;
@@ -67,17 +68,58 @@ impl ModuleKeyAgreement {
         deployer_pk: &[u8; PUBLIC_KEY_LEN],
         measurement: &Measurement,
     ) -> Result<SecretKey, AgreementError> {
+        let context = Context {
+            label: INFO_LABEL,
+            challenge,
+            module_pk,
+            deployer_pk,
+            measurement,
+        };
+        self.finish_in(peer_public, &context)
+    }
+
+    /// Completes the agreement and derives a key for `context` (its label separates the
+    /// sgx module key from the symmetric kinds' session key).
+    pub(crate) fn finish_in(
+        self,
+        peer_public: &[u8; PUBLIC_KEY_LEN],
+        context: &Context<'_>,
+    ) -> Result<SecretKey, AgreementError> {
         let shared = self.secret.diffie_hellman(&PublicKey::from(*peer_public));
         if !shared.was_contributory() {
             return Err(AgreementError);
         }
-        let hk = Hkdf::<Sha256>::new(Some(challenge), shared.as_bytes());
-        let mut okm = [0u8; KEY_LEN];
-        let info: [&[u8]; 4] = [INFO_LABEL, module_pk, deployer_pk, &measurement.0];
+        Ok(context.derive(shared.as_bytes()))
+    }
+}
+
+/// What a key from an agreement is bound to, besides the shared secret.
+pub(crate) struct Context<'a> {
+    /// The HKDF `info` label (first part of `info`).
+    pub(crate) label: &'a [u8],
+    /// The deployer's fresh challenge: the HKDF salt.
+    pub(crate) challenge: &'a [u8; 32],
+    pub(crate) module_pk: &'a [u8; PUBLIC_KEY_LEN],
+    pub(crate) deployer_pk: &'a [u8; PUBLIC_KEY_LEN],
+    pub(crate) measurement: &'a Measurement,
+}
+
+impl Context<'_> {
+    /// `HKDF-SHA-256(salt = challenge, ikm = shared,
+    ///               info = label || module_pk || deployer_pk || measurement)`.
+    pub(crate) fn derive(&self, shared: &[u8; 32]) -> SecretKey {
+        let hk = Hkdf::<Sha256>::new(Some(self.challenge), shared);
+        let mut okm = Zeroizing::new([0u8; KEY_LEN]);
+        let info: [&[u8]; 4] = [
+            self.label,
+            self.module_pk,
+            self.deployer_pk,
+            &self.measurement.0,
+        ];
         // Invariant: 32 bytes is far below HKDF-SHA-256's 8160-byte output limit.
-        hk.expand_multi_info(&info, &mut okm)
+        hk.expand_multi_info(&info, okm.as_mut())
             .expect("HKDF output length is valid");
-        Ok(SecretKey::from_bytes(okm))
+        SecretKey::from_bytes(*okm)
     }
 }
 

@@ -15,7 +15,8 @@
 //!   ephemeral key and the deployer's ephemeral key, then HKDF-SHA-256 (RFC 5869) salted with the
 //!   deployer's fresh challenge and bound to both public keys and the module's measurement.
 //! * **Symmetric attestation** ([`symmetric`]): the module side of the `trustzone`/`sancus`
-//!   scheme, a MAC over the challenge and a per-instance session key.
+//!   scheme: a MAC under the provisioned module key over the challenge and both ephemeral
+//!   X25519 public keys, and a session key from their shared secret (forward secret).
 //! * **Deployer identity** ([`SigningIdentity`], [`verify_signature`]): Ed25519 (RFC 8032)
 //!   signatures over management requests, checked with the strict verification rules (no
 //!   small-order keys, canonical `S`), so one signature cannot be re-shaped into another.

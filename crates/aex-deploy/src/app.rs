@@ -15,7 +15,7 @@ use aex_crypto::SecretKey;
 use aex_proto::{Command, CommandChannel, CommandReply, NodeRequest, NodeResponse, Sealed};
 
 use aex_tee::sgx::SimRootPublicKey;
-use aex_tee::{Scheme, TrustAnchor, VendorKey};
+use aex_tee::{Provider, ProviderKey, Scheme, TrustAnchor};
 
 use crate::client::{ClientError, NodeClient, DEFAULT_TIMEOUT};
 use crate::descriptor::{Descriptor, NodeSpec, PlatformKeySource};
@@ -27,8 +27,8 @@ use crate::state::{StateFile, STATE_DIR};
 pub enum Anchor {
     /// An `sgx` node's simulated vendor root.
     SgxRoot(SimRootPublicKey),
-    /// A symmetric node's vendor key (a secret).
-    Vendor(VendorKey),
+    /// A symmetric node's provider key of this deployer's identity (a secret).
+    Provider(ProviderKey),
     /// A `native` node: nothing to trust.
     None,
 }
@@ -38,7 +38,7 @@ impl Anchor {
     pub fn as_trust_anchor(&self) -> TrustAnchor<'_> {
         match self {
             Anchor::SgxRoot(k) => TrustAnchor::SimSgxRoot(k),
-            Anchor::Vendor(k) => TrustAnchor::VendorKey(k),
+            Anchor::Provider(k) => TrustAnchor::ProviderKey(k),
             Anchor::None => TrustAnchor::None,
         }
     }
@@ -102,6 +102,22 @@ impl App {
         std::path::absolute(&dir).unwrap_or(dir)
     }
 
+    /// This deployer identity as a provider on symmetric nodes.
+    pub fn provider(&self) -> Provider {
+        Provider(self.identity.public().0)
+    }
+
+    /// Where this deployer's provider key for symmetric node `node` is: the descriptor's
+    /// `provider_key_file`, else the file `aex up` writes in the local node's directory,
+    /// `.aex/nodes/<node>/provider-<first 16 hex digits of the identity>.key`.
+    pub fn provider_key_path(&self, node: &str) -> Result<PathBuf> {
+        let spec = self.node_spec(node)?;
+        Ok(spec.provider_key_file.clone().unwrap_or_else(|| {
+            self.node_data_dir(node)
+                .join(ProviderKey::file_name(&self.provider()))
+        }))
+    }
+
     /// The descriptor's entry for `node`.
     pub fn node_spec(&self, node: &str) -> Result<&NodeSpec> {
         self.desc.node(node).ok_or_else(|| Error::Connection {
@@ -156,7 +172,8 @@ impl App {
 
     /// What the deployer trusts for `node`'s evidence: for `sgx`, the simulated root key from
     /// the descriptor or, for a local node this deployer provisioned, from its data directory;
-    /// for `trustzone`/`sancus`, the vendor key file the same way; for `native`, nothing.
+    /// for `trustzone`/`sancus`, this deployer identity's provider key file
+    /// ([`App::provider_key_path`]); for `native`, nothing.
     pub fn trust_anchor(&self, node: &str) -> Result<Anchor> {
         let spec = self.node_spec(node)?;
         let missing = |looked: PathBuf| Error::NoPlatformKey {
@@ -184,13 +201,14 @@ impl App {
                     })
             }
             Scheme::Symmetric => {
-                let path = spec.vendor_key_file.clone().unwrap_or_else(|| {
-                    self.node_data_dir(node)
-                        .join(VendorKey::file_name(spec.vendor_id))
-                });
-                VendorKey::read_file(spec.vendor_id, &path)
-                    .map(Anchor::Vendor)
-                    .map_err(|_| missing(path))
+                let path = self.provider_key_path(node)?;
+                ProviderKey::read_file(&path)
+                    .map(Anchor::Provider)
+                    .map_err(|source| Error::ProviderKey {
+                        node: node.into(),
+                        deployer: self.identity().public().to_string(),
+                        source,
+                    })
             }
             _ => Ok(Anchor::None),
         }

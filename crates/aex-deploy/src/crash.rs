@@ -2,7 +2,7 @@
 //!
 //! `AEX_CRASH_AT=<point>[:<n>]` makes the process kill itself with SIGKILL the `n`-th time
 //! (default: the first) it reaches `point`, so tests can check that a deployer killed at any
-//! step converges when run again (`crates/aex-cli/tests/crash_converge.rs`). The variable is
+//! step converges when run again (`crates/aex-cli/tests/fault_deployer_crash.rs`). The variable is
 //! read once; when it is unset a crash point costs one atomic load. Killing oneself is no
 //! privilege: whoever sets the environment could send the signal anyway.
 //!

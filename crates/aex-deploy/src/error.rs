@@ -99,6 +99,17 @@ pub enum Error {
         /// Where it was looked for.
         looked: Option<PathBuf>,
     },
+    /// A symmetric node's provider key file cannot be used.
+    #[error("no usable provider key for node `{node}`")]
+    ProviderKey {
+        /// Node name.
+        node: String,
+        /// This deployer's identity (public), whose provider key it must be.
+        deployer: String,
+        /// Why.
+        #[source]
+        source: aex_tee::ProviderKeyError,
+    },
     /// An operation needs a module the deployer has not attested.
     #[error("module `{module}` is not deployed")]
     NotDeployed {
@@ -225,8 +236,18 @@ impl Error {
                 ))
             }
             Error::NoPlatformKey { node, looked } => Some(format!(
-                "for an sgx node set `platform_key` or `platform_key_file` (the node's platform.pub); for a trustzone or sancus node set `vendor_key_file` (the node's vendor-<id>.key), in the descriptor entry of node `{node}`{}",
+                "set `platform_key` or `platform_key_file` (the node's platform.pub) in the descriptor entry of sgx node `{node}`{}",
                 looked.as_ref().map(|p| format!("; looked for {}", p.display())).unwrap_or_default()
+            )),
+            Error::ProviderKey { node, deployer, .. } => Some(format!(
+                "ask the operator of node `{node}` for the provider key of your deployer identity (`aex node provider-key --data-dir DIR --tee KIND --deployer {deployer}` on the node) and give its path as `provider_key_file` in the descriptor entry of node `{node}`; `aex up` writes it for the local nodes it starts"
+            )),
+            Error::Attestation {
+                node,
+                source: AttestError::Appraisal(AppraisalError::UntrustedProviderKey { .. }),
+                ..
+            } => Some(format!(
+                "the descriptor's `provider_key_file` for node `{node}` holds another key than the one the node derives for your deployer identity (another stakeholder's, another node's, or a stale one): ask the node's operator for yours (`aex node provider-key ... --deployer KEY`, KEY as `aex identity` prints it)"
             )),
             Error::NotDeployed { .. } => Some("run `aex deploy` (or `aex up`) first".into()),
             Error::Attestation { .. } => Some(

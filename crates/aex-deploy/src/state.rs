@@ -175,10 +175,6 @@ pub struct ModuleRecord {
     /// dropped its keys.
     #[serde(default)]
     pub disabling: bool,
-    /// Whether this instance was sent `Start` (and answered): armed, it runs its ticks,
-    /// deadlines and entry points even with no connection key to receive.
-    #[serde(default)]
-    pub started: bool,
 }
 
 impl ModuleRecord {
@@ -804,7 +800,6 @@ mod tests {
             pending_state: None,
             retiring: false,
             disabling: false,
-            started: false,
         }
     }
 

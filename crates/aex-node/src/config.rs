@@ -43,8 +43,6 @@ pub struct NodeConfig {
     pub tee: TeeKind,
     /// Whether a deployer may stop the node with a `Shutdown` request (local development).
     pub allow_remote_shutdown: bool,
-    /// Symmetric TEE kinds: the vendor id whose vendor key derives module keys.
-    pub vendor_id: u16,
     /// Deployer keys admitted to manage applications on this node.
     pub admit: Vec<DeployerKey>,
     /// Admit any deployer (local development only; logged loudly). Deployers stay isolated
@@ -116,8 +114,8 @@ struct RawConfig {
     tee: String,
     #[serde(default)]
     allow_remote_shutdown: bool,
-    #[serde(default = "default_vendor_id")]
-    vendor_id: u16,
+    /// Removed (symmetric kinds derive one provider key per deployer); kept to say so.
+    vendor_id: Option<toml::Value>,
     #[serde(default)]
     admit: Vec<String>,
     admit_file: Option<PathBuf>,
@@ -129,16 +127,12 @@ struct RawConfig {
     timeouts: BTreeMap<String, toml::Value>,
 }
 
-fn default_vendor_id() -> u16 {
-    aex_tee::DEFAULT_VENDOR_ID
-}
-
 impl NodeConfig {
     /// Reads and validates a TOML configuration file.
     ///
     /// Fields: `name`, `listen` (`ip:port`), `data_dir` (relative paths are resolved against the
     /// file's directory), `tee` (e.g. `"sgx"`), and optionally `allow_remote_shutdown`,
-    /// `vendor_id`, `admit` (deployer keys in hex), `admit_file` (one key per line, resolved like
+    /// `admit` (deployer keys in hex), `admit_file` (one key per line, resolved like
     /// `data_dir`), `open`, `devices` (e.g. `["button=digital_in", "valve=digital_out",
     /// "soil=analog_in:100@35"]`) and a `[timeouts]` table (e.g. `hello = "250ms"`).
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
@@ -183,6 +177,15 @@ impl NodeConfig {
             raw.data_dir
         };
         let tee = TeeKind::from_name(&raw.tee).map_err(|e| field("tee", e.to_string()))?;
+        if raw.vendor_id.is_some() {
+            return Err(field(
+                "vendor_id",
+                "no longer exists: trustzone and sancus nodes derive one provider key per \
+                 deployer identity; remove the field and hand each deployer its own key with \
+                 `aex node provider-key --data-dir DIR --tee KIND --deployer KEY`"
+                    .into(),
+            ));
+        }
         let mut admit = raw
             .admit
             .iter()
@@ -200,7 +203,6 @@ impl NodeConfig {
             data_dir,
             tee,
             allow_remote_shutdown: raw.allow_remote_shutdown,
-            vendor_id: raw.vendor_id,
             admit,
             open: raw.open,
             devices,
@@ -315,6 +317,20 @@ mod tests {
         let e = parse("name = \"\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\n")
             .unwrap_err();
         assert!(e.to_string().contains("`name`"), "{e}");
+
+        // The vendor id of older nodes: what replaced it.
+        let e = parse(
+            "name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sancus\"\nvendor_id = 1\n",
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("node.toml")
+                && msg.contains("`vendor_id`")
+                && msg.contains("one provider key per deployer identity")
+                && msg.contains("aex node provider-key"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -67,7 +67,6 @@
 //!     data_dir: "/tmp/aex-edge-1".into(),
 //!     tee: aex_tee::TeeKind::Sgx,
 //!     allow_remote_shutdown: false,
-//!     vendor_id: aex_tee::DEFAULT_VENDOR_ID,
 //!     // A deployer's key, as printed by `aex identity`.
 //!     admit: vec!["d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".parse().unwrap()],
 //!     open: false,

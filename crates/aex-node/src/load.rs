@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use aex_crypto::Measurement;
 use aex_proto::{AppId, NodeError as WireError, NodeErrorKind, NodeResponse, ToModule};
 use aex_tee::devices::{DeviceError, Holder};
+use aex_tee::Provider;
 use tracing::info;
 
 use crate::error::refuse;
@@ -90,16 +91,25 @@ struct Upload {
 /// The uploads of one deployer session, in its namespace; dropping it abandons them.
 pub(crate) struct Uploads {
     app: AppId,
+    /// The deployer the namespace belongs to: symmetric TEEs key its modules under its
+    /// provider key.
+    owner: Provider,
     pending: HashMap<String, Upload>,
 }
 
 impl Uploads {
-    /// No uploads yet, for a session in namespace `app`.
-    pub(crate) fn new(app: AppId) -> Self {
+    /// No uploads yet, for a session in namespace `app` of deployer `owner`.
+    pub(crate) fn new(app: AppId, owner: Provider) -> Self {
         Uploads {
             app,
+            owner,
             pending: HashMap::new(),
         }
+    }
+
+    /// The deployer the session's namespace belongs to.
+    pub(crate) fn owner(&self) -> Provider {
+        self.owner
     }
 
     /// `LoadBegin`: reserves the name and starts collecting `size` bytes.
@@ -240,7 +250,8 @@ impl Uploads {
         started
     }
 
-    /// Starts a stored module, provisions its key and adds it to the router.
+    /// Starts a stored module, provisions its key (under the namespace owner's provider key)
+    /// and adds it to the router.
     async fn start(
         &self,
         shared: &Shared,
@@ -250,7 +261,7 @@ impl Uploads {
     ) -> Result<NodeResponse, WireError> {
         let started =
             Module::start(self.app, module, dir, measurement, shared.router.clone()).await?;
-        if let Some(key) = shared.backend.provision(&measurement) {
+        if let Some(key) = shared.backend.provision(&self.owner, &measurement) {
             let provision = ToModule::Provision {
                 kind: shared.backend.kind().name().into(),
                 simulated: shared.backend.simulated(),

@@ -53,11 +53,7 @@ impl Node {
             path: data_dir.clone(),
             source,
         })?;
-        let options = BackendOptions {
-            vendor_id: config.vendor_id,
-            ..BackendOptions::default()
-        };
-        let backend = aex_tee::open_with(config.tee, &data_dir, &options)?;
+        let backend = aex_tee::open_with(config.tee, &data_dir, &BackendOptions::default())?;
         let platform_key = backend.platform_identity();
         let listener =
             TcpListener::bind(config.listen)

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aex_proto::{
-    AppId, FromModule, FromNode, NodeError as WireError, NodeErrorKind, NodeRequest, NodeResponse,
-    NodeStatus, ToModule,
+    AppId, DeployerKey, FromModule, FromNode, NodeError as WireError, NodeErrorKind, NodeRequest,
+    NodeResponse, NodeStatus, ToModule,
 };
+use aex_tee::Provider;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::sleep;
@@ -30,17 +31,20 @@ use crate::server::Shared;
 pub(crate) type Checked = (u64, Result<NodeRequest, WireError>);
 
 /// Answers one session's requests, in order, until the session ends. The session acts in
-/// namespace `app`.
+/// namespace `app`, which belongs to deployer `owner` (the namespace derives from its key):
+/// on symmetric TEEs its modules are keyed under `owner`'s provider key.
 #[instrument(skip_all, fields(session, app = %app))]
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     session: u64,
     app: AppId,
+    owner: DeployerKey,
     mut requests: mpsc::Receiver<Checked>,
     out: mpsc::Sender<FromNode>,
 ) {
     tracing::Span::current().record("session", session);
-    let mut uploads = Uploads::new(app);
+    let owner = Provider(owner.0);
+    let mut uploads = Uploads::new(app, owner);
     while let Some((id, checked)) = requests.recv().await {
         let body = match checked {
             Ok(body) => body,
@@ -97,7 +101,7 @@ async fn handle(
             module,
             challenge,
             deployer_pk,
-        } => attest(shared, app, &module, challenge, deployer_pk).await,
+        } => attest(shared, app, uploads.owner(), &module, challenge, deployer_pk).await,
         NodeRequest::Command { module, sealed } => {
             let m = find(shared, app, &module)?;
             match m
@@ -157,6 +161,7 @@ async fn handle(
 async fn attest(
     shared: &Shared,
     app: AppId,
+    owner: Provider,
     name: &str,
     challenge: [u8; 32],
     deployer_pk: [u8; 32],
@@ -178,6 +183,7 @@ async fn attest(
             let evidence = shared
                 .backend
                 .evidence(
+                    &owner,
                     m.measurement(),
                     &challenge,
                     Some(&public_key),

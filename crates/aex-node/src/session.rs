@@ -77,6 +77,7 @@ pub(crate) async fn serve<R>(
         shared.clone(),
         session,
         app,
+        hello.key,
         requests_rx,
         out.clone(),
     ));

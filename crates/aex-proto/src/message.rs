@@ -46,8 +46,10 @@ pub enum ToModule {
     Shutdown,
     // New variants go last: a variant's position is its wire encoding.
     /// Symmetric TEE kinds only, sent once right after the module's `Hello`: the module key
-    /// the platform derived for this module. On hardware the TEE hands it over inside the
-    /// enclave; in simulation the node agent plays the platform (and so knows it).
+    /// the platform derived for this module, under the provider key of the deployer that
+    /// loaded it. On hardware the TEE hands it over inside the enclave; in simulation the
+    /// node agent plays the platform (and so knows it; it only authenticates the module's
+    /// ephemeral key, so it does not give the command key).
     Provision {
         /// TEE kind name (`trustzone`, `sancus`), bound into the attestation MAC.
         kind: String,
@@ -93,13 +95,14 @@ pub enum FromModule {
     Hello(Interface),
     /// Answer to [`ToModule::Attest`].
     Attested {
-        /// Quote kinds: the module's ephemeral X25519 public key, whose hash the evidence
-        /// binds. Symmetric kinds: the module's fresh nonce for the session key.
+        /// The module's ephemeral X25519 public key: quote kinds' evidence binds its hash;
+        /// on symmetric kinds the MAC covers it, and the session key comes from it.
         public_key: [u8; 32],
         /// Key confirmation: an empty plaintext sealed under the derived module (session)
         /// key, so the deployer detects a module that was keyed by someone else first.
         confirm: Vec<u8>,
-        /// Symmetric kinds: the attestation MAC under the provisioned module key.
+        /// Symmetric kinds: the attestation MAC under the provisioned module key, over the
+        /// challenge and both public keys.
         mac: Option<Vec<u8>>,
     },
     /// The module refused an attestation request (it is already keyed).
@@ -383,7 +386,7 @@ pub enum NodeResponse {
     },
     /// Attestation evidence for a module, with its key-agreement public key.
     Evidence {
-        /// The module's ephemeral X25519 public key (quote kinds) or fresh nonce (symmetric).
+        /// The module's ephemeral X25519 public key.
         public_key: [u8; 32],
         /// Key confirmation (see [`FromModule::Attested`]).
         confirm: Vec<u8>,

@@ -17,17 +17,27 @@
 //!
 //! * **One process, one key agreement.** The first `Attest` derives the module key with
 //!   [`aex_crypto::ModuleKeyAgreement`], bound to the measurement in `AEX_MEASUREMENT`; later
-//!   ones are refused. Commands (connection keys, entry-point calls) open only under that key
-//!   with a fresh counter.
+//!   ones are refused. On symmetric TEEs the key the platform provisioned only authenticates
+//!   that exchange (a MAC over both public keys), and the command key comes from it. Commands
+//!   (connection keys, entry-point calls) open only under that key with a fresh counter.
 //! * **Events are checked before module code runs.** Each connection's role fixes which
 //!   direction and kind it receives; anything else, and anything stale or forged, is counted
 //!   and dropped (see `ModuleStats`).
 //! * **Blocking, single-threaded module code.** One reader thread decodes frames; module code
 //!   runs on the main thread, one call at a time. A request blocks until its reply or a
-//!   timeout; whatever arrives meanwhile waits its turn.
+//!   timeout; whatever arrives meanwhile waits its turn. A handler's reply is sealed only
+//!   under the key its request arrived under: one whose connection was re-keyed while it
+//!   waited is dropped, never sent to the new requester.
+//! * **Input is bounded in bytes** (`backlog.rs`): the reader stops reading stdin when the
+//!   main loop falls 4 MiB behind, and at most 4 MiB wait behind a request; events that can
+//!   never be accepted are refused on arrival instead.
+//! * **No module code on placeholder state.** After attestation the module is *armed* by its
+//!   first authenticated `Restore`, `SetKey`, `Call` or `Start`; before, no tick, deadline or
+//!   entry point runs on its fresh `Default` state, which may be waiting for a snapshot. A
+//!   retired instance takes no key, call, start or state.
 //! * **Payloads.** Raw bytes, or JSON for serde types ([`payload`]).
 //! * **Periodic entries run on an untrusted trigger.** The node's `Tick` carries no data and
-//!   runs only an entry the module declares periodic, once keyed; a tick that waited behind a
+//!   runs only an entry the module declares periodic, once armed; a tick that waited behind a
 //!   long call is dropped, not bunched. The node may delay, drop or invent ticks: a periodic
 //!   entry must not treat a tick as evidence of anything.
 //! * **Deadlines run on the module's own clock.** When an input declared with a [`Deadline`]
@@ -39,7 +49,7 @@
 //!   devices with [`Context::read_device`] and [`Context::write_device`]: each access goes to
 //!   the node's TEE layer, which performs it only for the one module instance it granted the
 //!   device to (the grant is covered by the measurement the deployer attests). Module code
-//!   runs only once attested (authentic events and commands, ticks once keyed, deadlines), so a
+//!   runs only once attested and armed (authentic events and commands, ticks, deadlines), so a
 //!   driver touches its device only after the deployer attested it; a disabled or retired
 //!   instance sends no access at all. In simulation the TEE layer is the node process: the
 //!   answer comes through it, unauthenticated. The runtime never logs a device's value.
@@ -72,6 +82,7 @@ fn log_line(line: std::fmt::Arguments<'_>) {
     eprintln!("aex-runtime: {line}");
 }
 
+mod attest;
 mod backlog;
 mod clock;
 mod conn;

@@ -2,7 +2,7 @@
 //!
 //! Invariants this file owns (SPEC §2, §7):
 //! * exactly one key agreement per process: the first `Attest` consumes it, later ones are
-//!   refused;
+//!   refused (`attest.rs`);
 //! * a command is executed only if it opens under the module key with a fresh counter; a
 //!   refused command is answered unsealed, so the module never seals under a counter an
 //!   attacker chose;
@@ -29,7 +29,7 @@ use crate::conn::{Accepted, Binding, Refused};
 use crate::context::Context;
 use crate::link::{Link, Recv};
 use crate::module::{Module, PortError, PortKind};
-use crate::state::{Core, Provisioned};
+use crate::state::Core;
 
 /// The longest failure message the runtime seals (a handler's, an entry point's, a refused
 /// restore's); longer ones are cut at a character boundary. It keeps a failing call's answer
@@ -117,7 +117,7 @@ impl<M: Module> Runtime<M> {
             ToModule::Attest {
                 challenge,
                 deployer_pk,
-            } => self.attest(&challenge, &deployer_pk),
+            } => self.core.attest(&challenge, &deployer_pk),
             ToModule::Command(sealed) => self.command(sealed),
             ToModule::Event(event) => self.event(&event),
             ToModule::Stats => self.core.send_stats(),
@@ -127,18 +127,7 @@ impl<M: Module> Runtime<M> {
                 kind,
                 simulated,
                 key,
-            } => {
-                // Only before attestation: afterwards the module is keyed for good.
-                if self.core.agreement.is_some() && self.core.provisioned.is_none() {
-                    self.core.provisioned = Some(Provisioned {
-                        kind,
-                        simulated,
-                        key: key.into_secret(),
-                    });
-                } else {
-                    log!("ignoring a second or late platform provisioning");
-                }
-            }
+            } => self.core.provision(kind, simulated, key),
             // The answer to a device access that already timed out (or that never was):
             // nothing waits for it. Its value is not logged.
             ToModule::DeviceReply { id, .. } => {
@@ -147,60 +136,6 @@ impl<M: Module> Runtime<M> {
             _ => log!("ignoring a message from the node this runtime does not know"),
         }
         None
-    }
-
-    fn attest(&mut self, challenge: &[u8; 32], deployer_pk: &[u8; 32]) {
-        let core = &mut self.core;
-        // One attestation per process, whatever its outcome.
-        let reply = match (core.agreement.take(), core.provisioned.take()) {
-            (None, _) => FromModule::AttestRefused,
-            // Symmetric TEE: prove the provisioned key, then key commands per instance.
-            (Some(_), Some(p)) => {
-                let nonce = aex_crypto::random_bytes::<32>();
-                let mac = aex_crypto::symmetric::attest_mac(
-                    &p.kind,
-                    p.simulated,
-                    &p.key,
-                    challenge,
-                    &core.measurement,
-                );
-                let session = aex_crypto::symmetric::session_key(&p.key, challenge, &nonce);
-                let channel = aex_proto::CommandChannel::new(&session);
-                let confirm = channel.confirmation();
-                core.commands = Some(channel);
-                FromModule::Attested {
-                    public_key: nonce,
-                    confirm,
-                    mac: Some(mac.to_vec()),
-                }
-            }
-            (Some(agreement), None) => {
-                let module_pk = agreement.public_key();
-                match agreement.finish(
-                    deployer_pk,
-                    challenge,
-                    &module_pk,
-                    deployer_pk,
-                    &core.measurement,
-                ) {
-                    Ok(module_key) => {
-                        let channel = aex_proto::CommandChannel::new(&module_key);
-                        let confirm = channel.confirmation();
-                        core.commands = Some(channel);
-                        FromModule::Attested {
-                            public_key: module_pk,
-                            confirm,
-                            mac: None,
-                        }
-                    }
-                    Err(e) => {
-                        log!("refusing attestation: {e}");
-                        FromModule::AttestRefused
-                    }
-                }
-            }
-        };
-        core.link.send(&reply);
     }
 
     fn command(&mut self, sealed: Sealed) {

@@ -25,6 +25,7 @@ use aex_proto::{
     Role, Sealed, ToModule, WireAlgorithm, WireKey,
 };
 
+use crate::attest::Provisioned;
 use crate::backlog::Deferred;
 use crate::clock::Clock;
 use crate::conn::{Accepted, Conns, Refused};
@@ -109,16 +110,6 @@ pub(crate) enum Unanswered {
     /// More input that may be authentic arrived meanwhile than the runtime holds
     /// (`backlog.rs`).
     Overloaded,
-}
-
-/// A module key handed over by a symmetric TEE platform.
-pub(crate) struct Provisioned {
-    /// TEE kind name, bound into the attestation MAC.
-    pub(crate) kind: String,
-    /// Whether the platform is simulated, bound into the attestation MAC.
-    pub(crate) simulated: bool,
-    /// The module key (zeroized on drop).
-    pub(crate) key: aex_crypto::SecretKey,
 }
 
 /// Module-wide counters reported in [`ModuleStats`].

@@ -14,7 +14,7 @@ use crate::files::PlatformError;
 use crate::kind::TeeKind;
 use crate::native::NativePlatform;
 use crate::sgx::SimSgxPlatform;
-use crate::symmetric::{SymmetricKind, VendorId};
+use crate::symmetric::{Provider, SymmetricKind};
 use crate::symmetric_platform::SimSymmetricPlatform;
 
 /// What a node's TEE backend does for the node agent.
@@ -22,11 +22,12 @@ use crate::symmetric_platform::SimSymmetricPlatform;
 /// Attestation, per kind (see [`TeeKind::scheme`](crate::TeeKind::scheme)):
 ///
 /// 1. at load, the node measures the module binary (`Measurement::of`) and, for symmetric
-///    kinds, calls [`provision`](Backend::provision) and hands the module key to the module
+///    kinds, calls [`provision`](Backend::provision) with the [`Provider`] that loads it (the
+///    deployer identity that owns the namespace) and hands the module key to the module
 ///    process;
-/// 2. on `Attest{challenge}` the module answers with its X25519 public key (`sgx`, `native`) or
-///    with `attest_mac(kind, simulated, module_key, challenge, measurement)` (`trustzone`,
-///    `sancus`);
+/// 2. on `Attest{challenge, deployer_pk}` the module answers with its ephemeral X25519 public
+///    key (every kind) and, on `trustzone`/`sancus`, a MAC under its module key over the
+///    challenge and both public keys (`aex_crypto::symmetric::attest_mac`);
 /// 3. the node calls [`evidence`](Backend::evidence) with what the module answered and sends
 ///    the bytes to the deployer, which calls [`appraise`](crate::appraise).
 pub trait Backend: Send + Sync {
@@ -38,20 +39,23 @@ pub trait Backend: Send + Sync {
     fn simulated(&self) -> bool;
 
     /// A public identifier of the platform, for logs and `aex status`: `sgx`, the root public
-    /// key (SEC1 compressed, as in `platform.pub`); `trustzone`/`sancus`, the 8-byte id of the
-    /// configured vendor key; `native`, empty.
+    /// key (SEC1 compressed, as in `platform.pub`); `trustzone`/`sancus`, the 8-byte id of
+    /// the node key; `native`, empty.
     fn platform_identity(&self) -> Vec<u8>;
 
-    /// The module key of `measurement` (symmetric kinds; `None` for the others), for the
-    /// module process only.
-    fn provision(&self, measurement: &Measurement) -> Option<SecretKey>;
+    /// The module key of `measurement` under `provider`'s provider key (symmetric kinds;
+    /// `None` for the others), for the module process only.
+    fn provision(&self, provider: &Provider, measurement: &Measurement) -> Option<SecretKey>;
 
-    /// Evidence for the module with `measurement` answering `challenge`, as envelope bytes.
+    /// Evidence for the module with `measurement`, loaded by `provider`, answering
+    /// `challenge`, as envelope bytes.
     ///
     /// `module_pk` is required for `sgx` and `native`, `module_mac` (32 bytes) for
-    /// `trustzone` and `sancus`; the other argument is ignored.
+    /// `trustzone` and `sancus` (which name `provider`'s key id); the other argument is
+    /// ignored.
     fn evidence(
         &self,
+        provider: &Provider,
         measurement: &Measurement,
         challenge: &[u8; 32],
         module_pk: Option<&[u8; 32]>,
@@ -81,25 +85,11 @@ pub enum EvidenceError {
     },
 }
 
-/// Vendor id of the vendor key a symmetric node uses unless configured otherwise.
-pub const DEFAULT_VENDOR_ID: VendorId = 1;
-
 /// Options of [`open_with`]; `Default` is what [`open`] uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackendOptions {
-    /// `trustzone`, `sancus`: the vendor whose keys module keys derive from.
-    pub vendor_id: VendorId,
     /// `sgx`: launch enclaves in debug mode (for testing debug policies).
     pub sgx_debug: bool,
-}
-
-impl Default for BackendOptions {
-    fn default() -> Self {
-        BackendOptions {
-            vendor_id: DEFAULT_VENDOR_ID,
-            sgx_debug: false,
-        }
-    }
 }
 
 /// [`open_with`] with default options.
@@ -111,7 +101,8 @@ pub fn open(kind: TeeKind, data_dir: &Path) -> Result<Box<dyn Backend>, Platform
 /// it on first use (secrets mode 0600):
 ///
 /// * `sgx`: `sim-vendor/sgx-root.key`, `sgx-ak.key`, `sgx-ak.cert`, and `platform.pub`;
-/// * `trustzone`/`sancus`: `<kind>-node.key`, and `vendor-<id>.key` for the configured vendor;
+/// * `trustzone`/`sancus`: `<kind>-node.key` (provider keys are exported on demand,
+///   [`SimSymmetricPlatform::provider_key`]);
 /// * `native`: nothing.
 pub fn open_with(
     kind: TeeKind,
@@ -122,18 +113,14 @@ pub fn open_with(
         TeeKind::Sgx => {
             Box::new(SimSgxPlatform::load_or_create(data_dir)?.with_debug(options.sgx_debug))
         }
-        TeeKind::TrustZone => open_symmetric(SymmetricKind::TrustZone, data_dir, options)?,
-        TeeKind::Sancus => open_symmetric(SymmetricKind::Sancus, data_dir, options)?,
+        TeeKind::TrustZone => Box::new(SimSymmetricPlatform::load_or_create(
+            SymmetricKind::TrustZone,
+            data_dir,
+        )?),
+        TeeKind::Sancus => Box::new(SimSymmetricPlatform::load_or_create(
+            SymmetricKind::Sancus,
+            data_dir,
+        )?),
         TeeKind::Native => Box::new(NativePlatform),
     })
-}
-
-fn open_symmetric(
-    kind: SymmetricKind,
-    data_dir: &Path,
-    options: &BackendOptions,
-) -> Result<Box<dyn Backend>, PlatformError> {
-    let platform = SimSymmetricPlatform::load_or_create(kind, data_dir, options.vendor_id)?;
-    platform.write_vendor_key_file(options.vendor_id, data_dir)?;
-    Ok(Box::new(platform))
 }

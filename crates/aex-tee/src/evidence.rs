@@ -10,12 +10,12 @@
 //! })
 //! sgx:        a DCAP v3 quote (Intel's, or the simulated layout of `sgx::sim`)
 //! trustzone,
-//! sancus:     vendor_id (u16 BE) || vendor_key_id (8) || measurement (32) || mac (32)
+//! sancus:     provider_key_id (8) || measurement (32) || mac (32)
 //! native:     measurement (32) || report_data (64)
 //! ```
 //!
 //! Invariant: nothing in an envelope is believed until a backend's check proves it; the
-//! claims (`simulated`, `challenge`, vendor id, measurement) are only ever used to *refuse*
+//! claims (`simulated`, `challenge`, provider key id, measurement) are only ever used to *refuse*
 //! early with a precise error, never to accept.
 
 use serde::{Deserialize, Serialize};
@@ -66,19 +66,18 @@ impl Envelope {
 /// Body of `trustzone` and `sancus` evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SymmetricBody {
-    pub vendor_id: u16,
-    pub vendor_key_id: [u8; 8],
+    /// The id of the provider key the module key derives from.
+    pub provider_key_id: [u8; 8],
     pub measurement: [u8; 32],
     pub mac: [u8; 32],
 }
 
 impl SymmetricBody {
-    pub const LEN: usize = 2 + 8 + 32 + 32;
+    pub const LEN: usize = 8 + 32 + 32;
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::LEN);
-        out.extend_from_slice(&self.vendor_id.to_be_bytes());
-        out.extend_from_slice(&self.vendor_key_id);
+        out.extend_from_slice(&self.provider_key_id);
         out.extend_from_slice(&self.measurement);
         out.extend_from_slice(&self.mac);
         out
@@ -92,12 +91,10 @@ impl SymmetricBody {
                 Self::LEN
             ));
         }
-        let (id, rest) = b.split_at(2);
-        let (key_id, rest) = rest.split_at(8);
+        let (key_id, rest) = b.split_at(8);
         let (m, mac) = rest.split_at(32);
         Ok(SymmetricBody {
-            vendor_id: u16::from_be_bytes([id[0], id[1]]),
-            vendor_key_id: key_id.try_into().map_err(|_| "key id")?,
+            provider_key_id: key_id.try_into().map_err(|_| "key id")?,
             measurement: m.try_into().map_err(|_| "measurement")?,
             mac: mac.try_into().map_err(|_| "mac")?,
         })
@@ -168,13 +165,12 @@ mod tests {
     #[test]
     fn bodies_round_trip() {
         let s = SymmetricBody {
-            vendor_id: 0x0102,
-            vendor_key_id: [3; 8],
+            provider_key_id: [3; 8],
             measurement: [4; 32],
             mac: [5; 32],
         };
         let enc = s.encode();
-        assert_eq!(&enc[..2], &[1, 2]);
+        assert_eq!(&enc[..9], &[3, 3, 3, 3, 3, 3, 3, 3, 4]);
         assert_eq!(SymmetricBody::decode(&enc), Ok(s));
         assert!(SymmetricBody::decode(&enc[1..]).is_err());
         let n = NativeBody {

@@ -24,6 +24,15 @@ pub enum PlatformError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A key the platform must already have is not there.
+    #[error(
+        "no node key `{path}`: this is not the data directory of a node of this TEE kind (a node \
+         creates its key when it first starts)"
+    )]
+    Missing {
+        /// The file looked for.
+        path: PathBuf,
+    },
     /// A file exists but does not hold what it should.
     #[error("`{path}` is corrupt: {reason}")]
     Corrupt {

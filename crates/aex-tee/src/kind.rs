@@ -14,7 +14,7 @@ use crate::symmetric::SymmetricKind;
 pub enum TeeKind {
     /// Quote-based attestation shaped like Intel SGX DCAP (simulated root, or Intel's).
     Sgx,
-    /// Symmetric key hierarchy, as on Arm TrustZone boards (node key → vendor key → module key).
+    /// Symmetric key hierarchy, as on Arm TrustZone boards (node key → provider key → module key).
     TrustZone,
     /// Symmetric key hierarchy, as on Sancus microcontrollers.
     Sancus,
@@ -30,8 +30,8 @@ pub enum Scheme {
     /// A signed report binding `SHA-256(module public key || challenge)` (`sgx`): the node
     /// passes the module's X25519 public key.
     Quote,
-    /// A MAC over the challenge under the module key (`trustzone`, `sancus`): the node passes
-    /// the MAC the module computed.
+    /// A MAC under the module key over the challenge and both ephemeral public keys
+    /// (`trustzone`, `sancus`): the node passes the MAC the module computed.
     Symmetric,
     /// Unsigned claims (`native`): the node passes the module's X25519 public key.
     Insecure,

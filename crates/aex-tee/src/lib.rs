@@ -11,7 +11,8 @@
 //! * the deployer side: [`appraise`] checks evidence against an [`Expected`] — kind,
 //!   [`TrustAnchor`], policy, the deployer's own measurement, challenge and the module's public
 //!   key — and only on success mints an [`Appraised`] proof;
-//! * the module side: [`symmetric::attest_mac`], a pure function the module runtime calls;
+//! * the module side: [`symmetric::attest_mac`] (from `aex_crypto::symmetric`), a pure
+//!   function the module runtime calls;
 //! * secure I/O: [`devices`], the devices of a node and the exclusive grant of each to one
 //!   attested driver module.
 //!
@@ -39,21 +40,31 @@
 //! report body comes from the CPU, so `mr_enclave` and the DEBUG flag are facts, and enclave
 //! memory is out of the operator's reach.
 //!
-//! **`trustzone`, `sancus` — symmetric.** Node key → vendor key = HKDF(node key, vendor id)
-//! → module key = HKDF(vendor key, measurement) ([`symmetric`] has the exact labels). The
-//! node's operator exports the vendor key for a vendor id
-//! ([`SimSymmetricPlatform::export_vendor_key`], file `vendor-<id>.key`) and gives it to the
-//! deployer ([`VendorKey`]). The platform hands each module its module key at start
-//! ([`Backend::provision`]); the module answers a fresh challenge with
-//! `HMAC-SHA-256(module key, "aex/v1 <kind> attest" || simulated || challenge || measurement)`;
-//! the deployer derives the module key of *its own build* and checks the MAC in constant time.
-//! The module key never travels. *Simulation protects* against the network: without the vendor
-//! key nobody forges a MAC, and the simulated flag is bound so it cannot be flipped.
-//! *Against the node's operator it protects nothing*: the node key is a file, so the operator
-//! derives every module key, impersonates any module, and reads any module's memory. *Hardware
-//! adds*: the node key is fused in the chip and only the hardware derives module keys, for the
-//! code it actually loaded (Sancus), or only the secure world does (TrustZone), and module
-//! memory is isolated from the untrusted OS.
+//! **`trustzone`, `sancus` — symmetric.** Node key → provider key = HKDF(node key, kind,
+//! provider) → module key = HKDF(provider key, measurement) ([`symmetric`] has the exact
+//! labels), as on Sancus, where each software provider has its own key. A provider is a
+//! stakeholder, named by its deployer identity ([`Provider`]: its Ed25519 public key). The
+//! node's operator exports one provider key per stakeholder
+//! ([`SimSymmetricPlatform::provider_key`], `aex node provider-key`) and hands it to that
+//! stakeholder alone ([`ProviderKey`]); two stakeholders running identical code get different
+//! module keys, and a provider key derives its own stakeholder's module keys only. The
+//! platform hands each module the module key under the provider key of the deployer that
+//! loaded it ([`Backend::provision`]). At attestation the module draws an ephemeral X25519
+//! key pair and answers the deployer's fresh challenge and ephemeral public key with its
+//! public key and `HMAC-SHA-256(module key, "aex/v2 <kind> attest" || simulated || challenge
+//! || measurement || module_pk || deployer_pk)`; the deployer derives the module key of *its
+//! own build* and checks the MAC in constant time. Commands are sealed under a session key
+//! from the X25519 shared secret, so the module key and the whole transcript do not give it
+//! (forward secrecy, as `sgx`). The module key never travels. *Simulation protects* against
+//! the network and against other stakeholders: without the provider key nobody forges a MAC,
+//! a co-tenant's provider key derives nothing of another's, and the simulated flag is bound so
+//! it cannot be flipped. *Against the node's operator it protects nothing*: the node key is a
+//! file, so the operator derives every provider and module key, impersonates any module, and
+//! the node agent hands each module its key. *Hardware adds*: the node key is fused in the
+//! chip and only the hardware derives module keys, for the code it actually loaded (Sancus),
+//! or only the secure world does (TrustZone), and module memory is isolated from the
+//! untrusted OS. aex has no hardware trust anchor for these kinds, so a descriptor may not ask
+//! for hardware evidence from them (`simulation = false` is refused).
 //!
 //! **`native` — no TEE.** Evidence says `native`, carries the claimed measurement and the
 //! binding of the module's public key to the challenge, and no signature. [`appraise`]
@@ -68,7 +79,7 @@
 //! pure function: it does no I/O and trusts nothing it has not checked.
 //!
 //! **Data directory.** `sgx`: `sim-vendor/sgx-root.key`, `sgx-ak.key`, `sgx-ak.cert`,
-//! `platform.pub` (see [`sgx`]); `trustzone`/`sancus`: `<kind>-node.key`, `vendor-<id>.key`;
+//! `platform.pub` (see [`sgx`]); `trustzone`/`sancus`: `<kind>-node.key`;
 //! `native`: nothing. Secrets are created with mode 0600.
 //!
 //! # Formats
@@ -84,7 +95,7 @@
 //!                   "aex-simulated-qe"
 //! sim cert sig    = ECDSA-P256-SHA256(root, "aex/v1 sim sgx ak cert" || root pk (33) || ak (64))
 //! report_data     = SHA-256(module_pk || challenge) || 0^32       (sgx and native)
-//! trustzone/sancus body = vendor_id u16 BE || vendor key id (8) || measurement (32) || MAC (32)
+//! trustzone/sancus body = provider key id (8) || measurement (32) || MAC (32)
 //! native body     = measurement (32) || report_data (64)
 //! ```
 //!
@@ -105,11 +116,11 @@ pub mod symmetric;
 mod symmetric_platform;
 
 pub use appraise::{appraise, AppraisalError, Appraised, Expected, TrustAnchor};
-pub use backend::{open, open_with, Backend, BackendOptions, EvidenceError, DEFAULT_VENDOR_ID};
+pub use backend::{open, open_with, Backend, BackendOptions, EvidenceError};
 pub use evidence::{report_data, EVIDENCE_VERSION};
 pub use files::PlatformError;
 pub use kind::{algorithms, Scheme, TeeKind, UnknownTeeKind};
 pub use native::NativePlatform;
 pub use sgx::{sgx_evidence, SimSgxPlatform, PLATFORM_PUB_FILE};
-pub use symmetric::{SymmetricKind, VendorId};
-pub use symmetric_platform::{node_key_file, SimSymmetricPlatform, VendorKey, VendorKeyError};
+pub use symmetric::{Provider, SymmetricKind};
+pub use symmetric_platform::{node_key_file, ProviderKey, ProviderKeyError, SimSymmetricPlatform};

@@ -11,6 +11,7 @@ use crate::appraise::{AppraisalError, Claims, Expected};
 use crate::backend::{Backend, EvidenceError};
 use crate::evidence::{report_data, Envelope, NativeBody};
 use crate::kind::TeeKind;
+use crate::symmetric::Provider;
 
 /// The `native` platform: it has no material at all.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,12 +30,13 @@ impl Backend for NativePlatform {
         Vec::new()
     }
 
-    fn provision(&self, _measurement: &Measurement) -> Option<SecretKey> {
+    fn provision(&self, _provider: &Provider, _measurement: &Measurement) -> Option<SecretKey> {
         None
     }
 
     fn evidence(
         &self,
+        _provider: &Provider,
         measurement: &Measurement,
         challenge: &[u8; 32],
         module_pk: Option<&[u8; 32]>,
@@ -64,7 +66,7 @@ pub(crate) fn claims(env: &Envelope, exp: &Expected<'_>) -> Result<Claims, Appra
         simulated: true,
         debug: false,
         report_data: Some(body.report_data),
-        vendor_id: None,
+        provider_key_id: None,
         tcb_status: None,
     })
 }

@@ -1,25 +1,30 @@
 //! The symmetric backends' key hierarchy and attestation MAC, as pure functions.
 //!
 //! ```text
-//! node key   (32 bytes, per node, in the node's data directory; in hardware: fused in the chip)
-//! vendor key = HKDF-SHA-256(salt = none, ikm = node key,
-//!                           info = "aex/v1 vendor key" || vendor_id (u16 big endian))
-//! module key = HKDF-SHA-256(salt = none, ikm = vendor key,
-//!                           info = "aex/v1 symmetric module key" || measurement (32 bytes))
-//! key id     = HMAC-SHA-256(vendor key, "aex/v1 vendor key id")[0..8]
-//! MAC        = HMAC-SHA-256(module key, "aex/v1 " || kind || " attest"
-//!                           || simulated (1 byte: 0 or 1) || challenge (32) || measurement (32))
+//! node key     (32 bytes, per node, in the node's data directory; in hardware: fused in the chip)
+//! provider key = HKDF-SHA-256(salt = none, ikm = node key,
+//!                             info = "aex/v2 provider key" || kind || provider (32 bytes))
+//! module key   = HKDF-SHA-256(salt = none, ikm = provider key,
+//!                             info = "aex/v2 symmetric module key" || measurement (32 bytes))
+//! key id       = HMAC-SHA-256(provider key, "aex/v2 provider key id")[0..8]
+//! node key id  = HMAC-SHA-256(node key, "aex/v2 node key id")[0..8]
+//! MAC          = HMAC-SHA-256(module key, "aex/v2 " || kind || " attest" || simulated (1 byte)
+//!                             || challenge || measurement || module_pk || deployer_pk)
 //! ```
 //!
-//! (`salt = none` is RFC 5869's default: 32 zero bytes.) `kind` is `trustzone` or `sancus`.
-//! The node derives module keys and hands each to its module ([`module_key`]); the module answers
-//! a challenge with [`attest_mac`]; the deployer, holding the vendor key, derives the module key
-//! of **its own build's** measurement and checks the MAC with [`verify_attest_mac`]. The module
-//! key never travels.
+//! (`salt = none` is RFC 5869's default: 32 zero bytes.) `kind` is `trustzone` or `sancus`;
+//! the **provider** is a stakeholder, named by its deployer identity: its Ed25519 public key.
+//! As on Sancus, each software provider has its own key, so two stakeholders running the same
+//! code on the same node get different module keys, and a provider key derives the module
+//! keys of its own provider only. The node derives each module's key under the provider key
+//! of the deployer that loaded it and hands it to the module ([`module_key`]); the module
+//! answers a challenge with [`attest_mac`] over its ephemeral X25519 public key; the
+//! deployer, holding its own provider key, derives the module key of **its own build's**
+//! measurement and checks the MAC with [`verify_attest_mac`]. The module key never travels.
 //!
-//! This file depends only on `hkdf`, `hmac`, `sha2`, `subtle`, `zeroize` and aex-crypto's
-//! [`SecretKey`] and [`Measurement`], so that the module-side half ([`attest_mac`],
-//! [`SymmetricKind`]) can move into aex-crypto for the module runtime unchanged.
+//! This file depends only on `hkdf`, `hmac`, `sha2`, `subtle`, `zeroize` and aex-crypto; the
+//! module-side half ([`attest_mac`], [`Transcript`]) lives in `aex_crypto::symmetric` so the
+//! module runtime needs no TEE crate.
 
 use aex_crypto::{Measurement, SecretKey, KEY_LEN};
 use hkdf::Hkdf;
@@ -28,25 +33,24 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-/// A vendor identifier: which vendor key of a node a module key derives from.
-pub type VendorId = u16;
+pub use aex_crypto::symmetric::{attest_mac, Transcript, MAC_LEN};
 
-/// Length of the attestation MAC.
-pub const MAC_LEN: usize = aex_crypto::symmetric::MAC_LEN;
-
-/// Length of a vendor key id.
+/// Length of a provider key id (and of a node key id).
 pub const KEY_ID_LEN: usize = 8;
 
-/// HKDF `info` prefix of the vendor key (followed by the vendor id, u16 big endian).
-pub const VENDOR_KEY_INFO: &[u8] = b"aex/v1 vendor key";
+/// HKDF `info` prefix of a provider key (followed by the kind's name and the provider).
+pub const PROVIDER_KEY_INFO: &[u8] = b"aex/v2 provider key";
 
 /// HKDF `info` prefix of the module key (followed by the 32-byte measurement).
-pub const MODULE_KEY_INFO: &[u8] = b"aex/v1 symmetric module key";
+pub const MODULE_KEY_INFO: &[u8] = b"aex/v2 symmetric module key";
 
-/// HMAC message of a vendor key's public id.
-pub const KEY_ID_LABEL: &[u8] = b"aex/v1 vendor key id";
+/// HMAC message of a provider key's public id.
+pub const KEY_ID_LABEL: &[u8] = b"aex/v2 provider key id";
 
-/// The symmetric TEE kinds; their names are part of the MAC label.
+/// HMAC message of a node key's public id (the node's platform identity).
+pub const NODE_KEY_ID_LABEL: &[u8] = b"aex/v2 node key id";
+
+/// The symmetric TEE kinds; their names are part of the key hierarchy and the MAC label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SymmetricKind {
     /// `trustzone`.
@@ -65,6 +69,30 @@ impl SymmetricKind {
     }
 }
 
+/// A software provider on a symmetric node: a stakeholder, named by its deployer identity
+/// (the Ed25519 public key it signs its node sessions with, `aex identity`). Public.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Provider(pub [u8; 32]);
+
+impl Provider {
+    /// The first 8 bytes in hex, as in file names and logs.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+}
+
+impl core::fmt::Display for Provider {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl core::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Provider({self})")
+    }
+}
+
 fn hkdf32(ikm: &[u8; KEY_LEN], info: &[&[u8]]) -> SecretKey {
     let mut okm = Zeroizing::new([0u8; KEY_LEN]);
     // Invariant: 32 bytes is far below HKDF-SHA-256's 255 * 32 output limit.
@@ -74,63 +102,49 @@ fn hkdf32(ikm: &[u8; KEY_LEN], info: &[&[u8]]) -> SecretKey {
     SecretKey::from_bytes(*okm)
 }
 
-fn hmac(key: &[u8; KEY_LEN], parts: &[&[u8]]) -> [u8; MAC_LEN] {
+fn key_id(key: &SecretKey, label: &[u8]) -> [u8; KEY_ID_LEN] {
     // Invariant: HMAC accepts keys of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    for p in parts {
-        mac.update(p);
-    }
-    mac.finalize().into_bytes().into()
-}
-
-/// The vendor key of `vendor_id` under `node_key` (node side only).
-pub fn vendor_key(node_key: &SecretKey, vendor_id: VendorId) -> SecretKey {
-    hkdf32(
-        node_key.expose_secret(),
-        &[VENDOR_KEY_INFO, &vendor_id.to_be_bytes()],
-    )
-}
-
-/// The module key of `measurement` under `vendor_key` (node side, and deployer side with the
-/// deployer's own measurement).
-pub fn module_key(vendor_key: &SecretKey, measurement: &Measurement) -> SecretKey {
-    hkdf32(
-        vendor_key.expose_secret(),
-        &[MODULE_KEY_INFO, &measurement.0],
-    )
-}
-
-/// A public, non-secret id of a vendor key, so that a deployer holding the wrong key file gets a
-/// precise error instead of a bad MAC.
-pub fn vendor_key_id(vendor_key: &SecretKey) -> [u8; KEY_ID_LEN] {
-    let full = hmac(vendor_key.expose_secret(), &[KEY_ID_LABEL]);
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose_secret())
+        .expect("HMAC takes any key length");
+    mac.update(label);
+    let full = mac.finalize().into_bytes();
     let mut id = [0u8; KEY_ID_LEN];
     id.copy_from_slice(&full[..KEY_ID_LEN]);
     id
 }
 
-/// The module's answer to `challenge` (module side; the function lives in
-/// `aex_crypto::symmetric` so the module runtime can call it without this crate).
-pub fn attest_mac(
-    kind: SymmetricKind,
-    simulated: bool,
-    module_key: &SecretKey,
-    challenge: &[u8; 32],
-    measurement: &Measurement,
-) -> [u8; MAC_LEN] {
-    aex_crypto::symmetric::attest_mac(kind.name(), simulated, module_key, challenge, measurement)
+/// The provider key of `provider` on a node of `kind` with `node_key` (node side, and the
+/// operator's export).
+pub fn provider_key(node_key: &SecretKey, kind: SymmetricKind, provider: &Provider) -> SecretKey {
+    hkdf32(
+        node_key.expose_secret(),
+        &[PROVIDER_KEY_INFO, kind.name().as_bytes(), &provider.0],
+    )
+}
+
+/// The module key of `measurement` under `provider_key` (node side, and deployer side with
+/// the deployer's own measurement).
+pub fn module_key(provider_key: &SecretKey, measurement: &Measurement) -> SecretKey {
+    hkdf32(
+        provider_key.expose_secret(),
+        &[MODULE_KEY_INFO, &measurement.0],
+    )
+}
+
+/// A public, non-secret id of a provider key, carried in evidence, so that a deployer holding
+/// the wrong key file gets a precise error instead of a bad MAC.
+pub fn provider_key_id(provider_key: &SecretKey) -> [u8; KEY_ID_LEN] {
+    key_id(provider_key, KEY_ID_LABEL)
+}
+
+/// A public id of a node key: the node's platform identity in logs and `aex status`.
+pub fn node_key_id(node_key: &SecretKey) -> [u8; KEY_ID_LEN] {
+    key_id(node_key, NODE_KEY_ID_LABEL)
 }
 
 /// Checks `mac` (any length; only [`MAC_LEN`] bytes can pass) in constant time.
-pub fn verify_attest_mac(
-    kind: SymmetricKind,
-    simulated: bool,
-    module_key: &SecretKey,
-    challenge: &[u8; 32],
-    measurement: &Measurement,
-    mac: &[u8],
-) -> bool {
-    let want = attest_mac(kind, simulated, module_key, challenge, measurement);
+pub fn verify_attest_mac(module_key: &SecretKey, transcript: &Transcript<'_>, mac: &[u8]) -> bool {
+    let want = attest_mac(module_key, transcript);
     mac.len() == MAC_LEN && bool::from(want.ct_eq(mac))
 }
 
@@ -142,86 +156,116 @@ mod tests {
         hex::decode(s).unwrap().try_into().unwrap()
     }
 
+    fn transcript<'a>(m: &'a Measurement, ch: &'a [u8; 32]) -> Transcript<'a> {
+        Transcript {
+            kind: SymmetricKind::Sancus.name(),
+            simulated: true,
+            challenge: ch,
+            measurement: m,
+            module_pk: &[0x44; 32],
+            deployer_pk: &[0x55; 32],
+        }
+    }
+
     /// Known-answer vectors: pin the labels and layouts documented above. Computed
     /// independently with Python's `hmac`/`hashlib` (HKDF written out from RFC 5869).
     #[test]
     fn known_answers() {
         let node = SecretKey::from_bytes([0x11; 32]);
-        let vk = vendor_key(&node, 7);
+        let pk = provider_key(&node, SymmetricKind::Sancus, &Provider([0x77; 32]));
         let m = Measurement([0x22; 32]);
-        let mk = module_key(&vk, &m);
-        let mac = attest_mac(SymmetricKind::Sancus, true, &mk, &[0x33; 32], &m);
+        let mk = module_key(&pk, &m);
+        let mac = attest_mac(&mk, &transcript(&m, &[0x33; 32]));
         assert_eq!(
-            (
-                hex::encode(vk.expose_secret()),
+            [
+                hex::encode(pk.expose_secret()),
                 hex::encode(mk.expose_secret()),
-                hex::encode(vendor_key_id(&vk)),
+                hex::encode(provider_key_id(&pk)),
+                hex::encode(node_key_id(&node)),
                 hex::encode(mac),
-            ),
-            (
-                VECTOR[0].to_string(),
-                VECTOR[1].to_string(),
-                VECTOR[2].to_string(),
-                VECTOR[3].to_string(),
-            )
+            ],
+            VECTOR
         );
         assert!(verify_attest_mac(
-            SymmetricKind::Sancus,
-            true,
             &mk,
-            &[0x33; 32],
-            &m,
-            &hex32(VECTOR[3])
+            &transcript(&m, &[0x33; 32]),
+            &hex32(VECTOR[4])
         ));
     }
 
-    /// vendor key, module key, vendor key id, MAC.
-    const VECTOR: [&str; 4] = [
-        "33dc845a4167630d524099d8dec3bd3b2ca92ae4e7de9feae20a57912f1a1269",
-        "b798735b6bbf238f47ac257c369e4d04db759662374f70336805c65d0e6d58ce",
-        "ff2cf6830d19c214",
-        "3b601608477b0b0705a860585bb252e858b8c64792b391883c6edb8fe8036e46",
+    /// provider key, module key, provider key id, node key id, MAC.
+    const VECTOR: [&str; 5] = [
+        "e185022c80b69861057ebd9b8bda1c713cb528df62ed474343aa2b7c710b448d",
+        "746356b1cd4967bcb75b84eee587f74e38c23d0efda431d3de295918657d6345",
+        "80163d6dddb4c941",
+        "dbb5b6c87819e513",
+        "84999012a8aee36da47b8107a590851e2c65cbcfcf6e01aab3b8d50ea8c22c8f",
     ];
 
     #[test]
     fn every_input_changes_the_mac() {
         let mk = SecretKey::from_bytes([1; 32]);
         let m = Measurement([2; 32]);
-        let base = attest_mac(SymmetricKind::TrustZone, false, &mk, &[3; 32], &m);
-        let k = SymmetricKind::TrustZone;
-        assert!(verify_attest_mac(k, false, &mk, &[3; 32], &m, &base));
-        assert!(!verify_attest_mac(
-            SymmetricKind::Sancus,
-            false,
-            &mk,
-            &[3; 32],
-            &m,
-            &base
-        ));
-        assert!(!verify_attest_mac(k, true, &mk, &[3; 32], &m, &base));
-        assert!(!verify_attest_mac(k, false, &mk, &[4; 32], &m, &base));
-        assert!(!verify_attest_mac(
-            k,
-            false,
-            &mk,
-            &[3; 32],
-            &Measurement([5; 32]),
-            &base
-        ));
+        let t = transcript(&m, &[3; 32]);
+        let base = attest_mac(&mk, &t);
+        assert!(verify_attest_mac(&mk, &t, &base));
         let other = SecretKey::from_bytes([9; 32]);
-        assert!(!verify_attest_mac(k, false, &other, &[3; 32], &m, &base));
-        assert!(!verify_attest_mac(k, false, &mk, &[3; 32], &m, &base[..31]));
-        assert!(!verify_attest_mac(k, false, &mk, &[3; 32], &m, &[]));
+        assert!(!verify_attest_mac(&other, &t, &base));
+        assert!(!verify_attest_mac(&mk, &t, &base[..31]));
+        assert!(!verify_attest_mac(&mk, &t, &[]));
+        let evil = Measurement([5; 32]);
+        for changed in [
+            Transcript {
+                kind: "trustzone",
+                ..t
+            },
+            Transcript {
+                simulated: false,
+                ..t
+            },
+            Transcript {
+                challenge: &[4; 32],
+                ..t
+            },
+            Transcript {
+                measurement: &evil,
+                ..t
+            },
+            Transcript {
+                module_pk: &[6; 32],
+                ..t
+            },
+            Transcript {
+                deployer_pk: &[6; 32],
+                ..t
+            },
+        ] {
+            assert!(!verify_attest_mac(&mk, &changed, &base), "{changed:?}");
+        }
     }
 
+    /// Two stakeholders running identical code on one node get different module keys; the
+    /// kind separates the two platforms of one node key.
     #[test]
-    fn hierarchy_separates_vendors_and_measurements() {
+    fn hierarchy_separates_providers_kinds_and_measurements() {
         let node = SecretKey::from_bytes([7; 32]);
-        let (a, b) = (vendor_key(&node, 1), vendor_key(&node, 2));
+        let (farm, insight) = (Provider([1; 32]), Provider([2; 32]));
+        let a = provider_key(&node, SymmetricKind::Sancus, &farm);
+        let b = provider_key(&node, SymmetricKind::Sancus, &insight);
+        let tz = provider_key(&node, SymmetricKind::TrustZone, &farm);
         assert_ne!(a.expose_secret(), b.expose_secret());
-        assert_ne!(vendor_key_id(&a), vendor_key_id(&b));
-        let m1 = module_key(&a, &Measurement([1; 32]));
-        let m2 = module_key(&a, &Measurement([2; 32]));
-        assert_ne!(m1.expose_secret(), m2.expose_secret());
+        assert_ne!(a.expose_secret(), tz.expose_secret());
+        assert_ne!(provider_key_id(&a), provider_key_id(&b));
+        let code = Measurement([1; 32]);
+        assert_ne!(
+            module_key(&a, &code).expose_secret(),
+            module_key(&b, &code).expose_secret(),
+            "identical code, two stakeholders"
+        );
+        assert_ne!(
+            module_key(&a, &code).expose_secret(),
+            module_key(&a, &Measurement([2; 32])).expose_secret()
+        );
+        assert_ne!(node_key_id(&node), provider_key_id(&a));
     }
 }

@@ -1,18 +1,19 @@
-//! The `trustzone` and `sancus` backends: the simulated node key, vendor key files, and the
+//! The `trustzone` and `sancus` backends: the simulated node key, provider key files, and the
 //! appraisal of MAC evidence.
 //!
 //! Files:
 //!
 //! ```text
 //! <data dir>/<kind>-node.key   32 raw bytes, the simulated node key (0600); kind = trustzone|sancus
-//! vendor-<id>.key              64 lowercase hex characters + "\n": the vendor key of vendor
-//!                              <id> (decimal), written by the node (0600) for its operator to
-//!                              hand to deployers; read by `VendorKey::read_file`
+//! provider key file            64 lowercase hex characters + "\n": the provider key of one
+//!                              deployer identity on this node, written (0600) by the node's
+//!                              operator (`aex node provider-key`, or `aex up` for its local
+//!                              nodes) for that deployer alone; read by `ProviderKey::read_file`
 //! ```
 //!
-//! Invariant: the node key never leaves [`SimSymmetricPlatform`]; a vendor key leaves it only
-//! through [`SimSymmetricPlatform::export_vendor_key`] (the operator's act), and the deployer's
-//! [`VendorKey`] never prints its bytes.
+//! Invariant: the node key never leaves [`SimSymmetricPlatform`]; a provider key leaves it only
+//! through [`SimSymmetricPlatform::provider_key`] (the operator's act, for one provider), and
+//! a [`ProviderKey`] never prints its bytes.
 
 use std::path::{Path, PathBuf};
 
@@ -25,8 +26,8 @@ use crate::evidence::{Envelope, SymmetricBody};
 use crate::files::{corrupt, io_err, read_secret, write_secret, PlatformError};
 use crate::kind::TeeKind;
 use crate::symmetric::{
-    module_key, vendor_key, vendor_key_id, verify_attest_mac, SymmetricKind, VendorId, KEY_ID_LEN,
-    MAC_LEN,
+    module_key, node_key_id, provider_key, provider_key_id, verify_attest_mac, Provider,
+    SymmetricKind, Transcript, KEY_ID_LEN, MAC_LEN,
 };
 
 /// The node key file of `kind` in a data directory: `<kind>-node.key`.
@@ -34,12 +35,12 @@ pub fn node_key_file(kind: SymmetricKind) -> String {
     format!("{}-node.key", kind.name())
 }
 
-/// A vendor key file that cannot be used.
+/// A provider key file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum VendorKeyError {
+pub enum ProviderKeyError {
     /// The file cannot be read.
-    #[error("cannot read vendor key file `{path}`: {source}")]
+    #[error("cannot read provider key file `{path}`: {source}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -47,62 +48,74 @@ pub enum VendorKeyError {
         source: std::io::Error,
     },
     /// The text is not 64 hex characters.
-    #[error("vendor key {origin} is not 64 hexadecimal characters (32 bytes)")]
+    #[error("provider key {origin} is not 64 hexadecimal characters (32 bytes)")]
     Format {
         /// The file, or "inline".
         origin: String,
     },
 }
 
-/// A vendor key as the deployer holds it: the trust anchor of `trustzone` and `sancus` nodes.
-pub struct VendorKey {
-    vendor_id: VendorId,
+/// One stakeholder's provider key on one symmetric node: what its deployer trusts for that
+/// node (it derives the module keys of that stakeholder's modules there, and no one else's).
+pub struct ProviderKey {
     key: SecretKey,
 }
 
-impl VendorKey {
+impl ProviderKey {
     /// Wraps key bytes.
-    pub fn new(vendor_id: VendorId, key: SecretKey) -> Self {
-        VendorKey { vendor_id, key }
+    pub fn new(key: SecretKey) -> Self {
+        ProviderKey { key }
     }
 
-    /// The conventional file name, `vendor-<id>.key`.
-    pub fn file_name(vendor_id: VendorId) -> String {
-        format!("vendor-{vendor_id}.key")
+    /// The conventional file name of `provider`'s key, `provider-<first 16 hex digits>.key`
+    /// (where `aex up` puts it in a local node's directory).
+    pub fn file_name(provider: &Provider) -> String {
+        format!("provider-{}.key", provider.short())
     }
 
-    /// Parses 64 hex characters (surrounding space ignored), e.g. inline in a descriptor.
-    pub fn from_hex(vendor_id: VendorId, text: &str) -> Result<Self, VendorKeyError> {
-        Self::parse(vendor_id, text, "inline".into())
+    /// Parses 64 hex characters (surrounding space ignored).
+    pub fn from_hex(text: &str) -> Result<Self, ProviderKeyError> {
+        Self::parse(text, "inline".into())
     }
 
-    /// Reads a vendor key file.
-    pub fn read_file(vendor_id: VendorId, path: &Path) -> Result<Self, VendorKeyError> {
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|source| VendorKeyError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?,
-            );
-        Self::parse(vendor_id, &text, format!("file `{}`", path.display()))
+    /// Reads a provider key file.
+    pub fn read_file(path: &Path) -> Result<Self, ProviderKeyError> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            ProviderKeyError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?);
+        Self::parse(&text, format!("file `{}`", path.display()))
     }
 
-    fn parse(vendor_id: VendorId, text: &str, origin: String) -> Result<Self, VendorKeyError> {
+    fn parse(text: &str, origin: String) -> Result<Self, ProviderKeyError> {
         let mut bytes = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(text.trim(), bytes.as_mut())
-            .map_err(|_| VendorKeyError::Format { origin })?;
-        Ok(VendorKey::new(vendor_id, SecretKey::from_bytes(*bytes)))
+            .map_err(|_| ProviderKeyError::Format { origin })?;
+        Ok(ProviderKey::new(SecretKey::from_bytes(*bytes)))
     }
 
-    /// The vendor id.
-    pub fn vendor_id(&self) -> VendorId {
-        self.vendor_id
+    /// Writes the key to `path` (mode 0600, its directory created), replacing a file that
+    /// holds another key (a stale one) and leaving one that holds this key as it is.
+    pub fn write_file(&self, path: &Path) -> Result<(), PlatformError> {
+        let text = Zeroizing::new(format!("{}\n", hex::encode(self.key.expose_secret())));
+        match std::fs::read(path).map(Zeroizing::new) {
+            Ok(old) if old.as_slice() == text.as_bytes() => return Ok(()),
+            Ok(_) => std::fs::remove_file(path).map_err(io_err("replace", path))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("read", path)(e)),
+        }
+        write_secret(path, text.as_bytes())?;
+        match Self::read_file(path) {
+            Ok(back) if back.key_id() == self.key_id() => Ok(()),
+            _ => Err(corrupt(path, "provider key file does not read back")),
+        }
     }
 
     /// The key's public id (as carried in evidence).
     pub fn key_id(&self) -> [u8; KEY_ID_LEN] {
-        vendor_key_id(&self.key)
+        provider_key_id(&self.key)
     }
 
     /// The module key of `measurement`: the deployer derives it from its own build's.
@@ -110,38 +123,31 @@ impl VendorKey {
         module_key(&self.key, measurement)
     }
 
-    /// The key bytes (to write the file). Every call site is a place where the key leaves.
+    /// The key bytes (to print it). Every call site is a place where the key leaves.
     pub fn expose_secret(&self) -> &SecretKey {
         &self.key
     }
 }
 
-impl core::fmt::Debug for VendorKey {
+impl core::fmt::Debug for ProviderKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("VendorKey")
-            .field("vendor_id", &self.vendor_id)
+        f.debug_struct("ProviderKey")
             .field("key_id", &hex::encode(self.key_id()))
             .field("key", &"REDACTED")
             .finish()
     }
 }
 
-/// A node's simulated symmetric platform: its node key and configured vendor.
+/// A node's simulated symmetric platform: its node key. It derives each module's key under
+/// the provider key of the deployer that loads it.
 pub struct SimSymmetricPlatform {
     kind: SymmetricKind,
     node_key: SecretKey,
-    vendor_id: VendorId,
-    vendor_key: SecretKey,
 }
 
 impl SimSymmetricPlatform {
-    /// Loads `dir/<kind>-node.key`, creating it on first use; module keys derive from the
-    /// vendor key of `vendor_id`.
-    pub fn load_or_create(
-        kind: SymmetricKind,
-        dir: &Path,
-        vendor_id: VendorId,
-    ) -> Result<Self, PlatformError> {
+    /// Loads `dir/<kind>-node.key`, creating it on first use.
+    pub fn load_or_create(kind: SymmetricKind, dir: &Path) -> Result<Self, PlatformError> {
         let path = dir.join(node_key_file(kind));
         let node_key = match read_secret::<32>(&path)? {
             Some(bytes) => SecretKey::from_bytes(*bytes),
@@ -151,18 +157,22 @@ impl SimSymmetricPlatform {
                 key
             }
         };
-        Ok(Self::from_node_key(kind, node_key, vendor_id))
+        Ok(Self::from_node_key(kind, node_key))
+    }
+
+    /// Loads `dir/<kind>-node.key`, which must exist (the operator exports keys of a node
+    /// that has one, never of a fresh one nobody runs).
+    pub fn load(kind: SymmetricKind, dir: &Path) -> Result<Self, PlatformError> {
+        let path = dir.join(node_key_file(kind));
+        match read_secret::<32>(&path)? {
+            Some(bytes) => Ok(Self::from_node_key(kind, SecretKey::from_bytes(*bytes))),
+            None => Err(PlatformError::Missing { path }),
+        }
     }
 
     /// A platform in memory.
-    pub fn from_node_key(kind: SymmetricKind, node_key: SecretKey, vendor_id: VendorId) -> Self {
-        let vendor_key = vendor_key(&node_key, vendor_id);
-        SimSymmetricPlatform {
-            kind,
-            node_key,
-            vendor_id,
-            vendor_key,
-        }
+    pub fn from_node_key(kind: SymmetricKind, node_key: SecretKey) -> Self {
+        SimSymmetricPlatform { kind, node_key }
     }
 
     /// The symmetric kind.
@@ -170,39 +180,9 @@ impl SimSymmetricPlatform {
         self.kind
     }
 
-    /// The configured vendor id.
-    pub fn vendor_id(&self) -> VendorId {
-        self.vendor_id
-    }
-
-    /// The vendor key of `vendor_id`, for the operator to give the deployer of that vendor.
-    pub fn export_vendor_key(&self, vendor_id: VendorId) -> VendorKey {
-        VendorKey::new(vendor_id, vendor_key(&self.node_key, vendor_id))
-    }
-
-    /// Writes `dir/vendor-<id>.key` (mode 0600), replacing a stale one; returns its path.
-    pub fn write_vendor_key_file(
-        &self,
-        vendor_id: VendorId,
-        dir: &Path,
-    ) -> Result<PathBuf, PlatformError> {
-        let path = dir.join(VendorKey::file_name(vendor_id));
-        let key = self.export_vendor_key(vendor_id);
-        let text = Zeroizing::new(format!(
-            "{}\n",
-            hex::encode(key.expose_secret().expose_secret())
-        ));
-        match std::fs::read(&path).map(Zeroizing::new) {
-            Ok(old) if old.as_slice() == text.as_bytes() => return Ok(path),
-            Ok(_) => std::fs::remove_file(&path).map_err(io_err("replace", &path))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("read", &path)(e)),
-        }
-        write_secret(&path, text.as_bytes())?;
-        if VendorKey::read_file(vendor_id, &path).is_err() {
-            return Err(corrupt(&path, "vendor key file does not read back"));
-        }
-        Ok(path)
+    /// The provider key of `provider`, for the operator to hand to that stakeholder alone.
+    pub fn provider_key(&self, provider: &Provider) -> ProviderKey {
+        ProviderKey::new(provider_key(&self.node_key, self.kind, provider))
     }
 }
 
@@ -216,15 +196,16 @@ impl Backend for SimSymmetricPlatform {
     }
 
     fn platform_identity(&self) -> Vec<u8> {
-        vendor_key_id(&self.vendor_key).to_vec()
+        node_key_id(&self.node_key).to_vec()
     }
 
-    fn provision(&self, measurement: &Measurement) -> Option<SecretKey> {
-        Some(module_key(&self.vendor_key, measurement))
+    fn provision(&self, provider: &Provider, measurement: &Measurement) -> Option<SecretKey> {
+        Some(self.provider_key(provider).module_key(measurement))
     }
 
     fn evidence(
         &self,
+        provider: &Provider,
         measurement: &Measurement,
         challenge: &[u8; 32],
         _module_pk: Option<&[u8; 32]>,
@@ -240,8 +221,7 @@ impl Backend for SimSymmetricPlatform {
             got: mac.len(),
         })?;
         let body = SymmetricBody {
-            vendor_id: self.vendor_id,
-            vendor_key_id: vendor_key_id(&self.vendor_key),
+            provider_key_id: self.provider_key(provider).key_id(),
             measurement: measurement.0,
             mac,
         };
@@ -255,23 +235,24 @@ pub(crate) fn claims(env: &Envelope, exp: &Expected<'_>) -> Result<Claims, Appra
         kind: exp.kind,
         reason,
     })?;
-    let (TrustAnchor::VendorKey(vk), Some(sym)) = (exp.anchor, exp.kind.symmetric()) else {
+    let (TrustAnchor::ProviderKey(pk), Some(sym)) = (exp.anchor, exp.kind.symmetric()) else {
         return Err(AppraisalError::AnchorKindMismatch {
             kind: exp.kind,
-            anchor: "non-vendor-key",
+            anchor: "non-provider-key",
         });
     };
-    if body.vendor_id != vk.vendor_id() {
-        return Err(AppraisalError::WrongVendor {
-            expected: vk.vendor_id(),
-            got: body.vendor_id,
-        });
-    }
-    if body.vendor_key_id != vk.key_id() {
-        return Err(AppraisalError::UntrustedVendorKey {
-            vendor_id: vk.vendor_id(),
-            expected: hex::encode(vk.key_id()),
-            got: hex::encode(body.vendor_key_id),
+    let module_pk = exp
+        .module_pk
+        .as_ref()
+        .ok_or(AppraisalError::MissingModuleKey { kind: exp.kind })?;
+    let deployer_pk = exp
+        .deployer_pk
+        .as_ref()
+        .ok_or(AppraisalError::MissingDeployerKey { kind: exp.kind })?;
+    if body.provider_key_id != pk.key_id() {
+        return Err(AppraisalError::UntrustedProviderKey {
+            expected: hex::encode(pk.key_id()),
+            got: hex::encode(body.provider_key_id),
         });
     }
     if body.measurement != exp.measurement.0 {
@@ -280,15 +261,15 @@ pub(crate) fn claims(env: &Envelope, exp: &Expected<'_>) -> Result<Claims, Appra
             got: Measurement(body.measurement),
         });
     }
-    let mk = vk.module_key(&exp.measurement);
-    if !verify_attest_mac(
-        sym,
-        env.simulated,
-        &mk,
-        &exp.challenge,
-        &exp.measurement,
-        &body.mac,
-    ) {
+    let transcript = Transcript {
+        kind: sym.name(),
+        simulated: env.simulated,
+        challenge: &exp.challenge,
+        measurement: &exp.measurement,
+        module_pk,
+        deployer_pk,
+    };
+    if !verify_attest_mac(&pk.module_key(&exp.measurement), &transcript, &body.mac) {
         return Err(AppraisalError::BadMac { kind: exp.kind });
     }
     Ok(Claims {
@@ -296,7 +277,7 @@ pub(crate) fn claims(env: &Envelope, exp: &Expected<'_>) -> Result<Claims, Appra
         simulated: env.simulated,
         debug: false,
         report_data: None,
-        vendor_id: Some(body.vendor_id),
+        provider_key_id: Some(body.provider_key_id),
         tcb_status: None,
     })
 }

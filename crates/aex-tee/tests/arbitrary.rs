@@ -1,7 +1,7 @@
 //! Properties for every kind: arbitrary bytes, arbitrary bodies in a well-formed envelope, and
 //! any single bit flip of genuine evidence never panic and never pass.
 
-use aex_tee::{appraise, Expected, SymmetricKind, TeeKind, TrustAnchor};
+use aex_tee::{appraise, AppraisalError, Expected, SymmetricKind, TeeKind, TrustAnchor};
 use proptest::prelude::*;
 
 use crate::common::*;
@@ -42,8 +42,8 @@ impl Fixture {
     fn new() -> Self {
         Fixture {
             sgx: sgx_node(),
-            tz: sym_node(SymmetricKind::TrustZone, 1),
-            sancus: sym_node(SymmetricKind::Sancus, 1),
+            tz: sym_node(SymmetricKind::TrustZone),
+            sancus: sym_node(SymmetricKind::Sancus),
         }
     }
 
@@ -51,8 +51,8 @@ impl Fixture {
     fn permissive(&self, kind: TeeKind) -> Expected<'_> {
         let anchor = match kind {
             TeeKind::Sgx => TrustAnchor::SimSgxRoot(&self.sgx.root),
-            TeeKind::TrustZone => TrustAnchor::VendorKey(&self.tz.vendor_key),
-            TeeKind::Sancus => TrustAnchor::VendorKey(&self.sancus.vendor_key),
+            TeeKind::TrustZone => TrustAnchor::ProviderKey(&self.tz.provider_key),
+            TeeKind::Sancus => TrustAnchor::ProviderKey(&self.sancus.provider_key),
             _ => TrustAnchor::None,
         };
         Expected {
@@ -107,6 +107,25 @@ proptest! {
         prop_assume!(kind != TeeKind::Native);
         let f = Fixture::get();
         prop_assert!(appraise(&envelope(kind, simulated, &body), &f.permissive(kind)).is_err());
+    }
+
+    /// Symmetric evidence is bound to both ephemeral public keys: relayed with any other
+    /// module key, or answering any other deployer key, it is refused.
+    #[test]
+    fn symmetric_evidence_binds_both_public_keys(
+        tz in any::<bool>(),
+        module_pk in any::<[u8; 32]>(),
+        deployer_pk in any::<[u8; 32]>(),
+    ) {
+        prop_assume!(module_pk != MODULE_PK && deployer_pk != DEPLOYER_PK);
+        let f = Fixture::get();
+        let kind = if tz { TeeKind::TrustZone } else { TeeKind::Sancus };
+        let ev = f.genuine(kind);
+        let bad = Err(AppraisalError::BadMac { kind });
+        let other_module = Expected { module_pk: Some(module_pk), ..f.permissive(kind) };
+        prop_assert_eq!(appraise(&ev, &other_module), bad.clone());
+        let other_deployer = Expected { deployer_pk: Some(deployer_pk), ..f.permissive(kind) };
+        prop_assert_eq!(appraise(&ev, &other_deployer), bad);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use aex_tee::sgx::SimRootPublicKey;
 use aex_tee::symmetric::attest_mac;
 use aex_tee::{
     appraise, open, open_with, AppraisalError, Backend, BackendOptions, EvidenceError, Expected,
-    Scheme, TeeKind, TrustAnchor, VendorKey, PLATFORM_PUB_FILE,
+    ProviderKey, Scheme, SimSymmetricPlatform, TeeKind, TrustAnchor, PLATFORM_PUB_FILE,
 };
 
 use crate::common::*;
@@ -15,19 +15,24 @@ use crate::common::*;
 /// What the deployer loads for a local node this deployer provisioned.
 enum Anchor {
     Root(SimRootPublicKey),
-    Vendor(VendorKey),
+    Provider(ProviderKey),
     None,
 }
 
-fn anchor_from_data_dir(kind: TeeKind, dir: &Path, vendor_id: u16) -> Anchor {
+/// The trust anchor of [`FARM`]: for a symmetric node, the provider key its operator writes
+/// for the farm from the node's data directory (as `aex node provider-key` does).
+fn anchor_from_data_dir(kind: TeeKind, dir: &Path) -> Anchor {
     match kind.scheme() {
         Scheme::Quote => {
             let text = std::fs::read_to_string(dir.join(PLATFORM_PUB_FILE)).unwrap();
             Anchor::Root(SimRootPublicKey::from_hex(&text).unwrap())
         }
-        Scheme::Symmetric => Anchor::Vendor(
-            VendorKey::read_file(vendor_id, &dir.join(VendorKey::file_name(vendor_id))).unwrap(),
-        ),
+        Scheme::Symmetric => {
+            let platform = SimSymmetricPlatform::load(kind.symmetric().unwrap(), dir).unwrap();
+            let file = dir.join(ProviderKey::file_name(&FARM));
+            platform.provider_key(&FARM).write_file(&file).unwrap();
+            Anchor::Provider(ProviderKey::read_file(&file).unwrap())
+        }
         _ => Anchor::None,
     }
 }
@@ -37,14 +42,16 @@ fn node_evidence(backend: &dyn Backend, challenge: &[u8; 32]) -> Vec<u8> {
     let m = code();
     match backend.kind().scheme() {
         Scheme::Symmetric => {
-            let key = backend.provision(&m).expect("symmetric kinds provision");
+            let key = backend
+                .provision(&FARM, &m)
+                .expect("symmetric kinds provision");
             let sym = backend.kind().symmetric().unwrap();
-            let mac = attest_mac(sym, backend.simulated(), &key, challenge, &m);
-            backend.evidence(&m, challenge, Some(&MODULE_PK), Some(&mac))
+            let mac = attest_mac(&key, &transcript(sym, &m, challenge));
+            backend.evidence(&FARM, &m, challenge, Some(&MODULE_PK), Some(&mac))
         }
         _ => {
-            assert!(backend.provision(&m).is_none());
-            backend.evidence(&m, challenge, Some(&MODULE_PK), None)
+            assert!(backend.provision(&FARM, &m).is_none());
+            backend.evidence(&FARM, &m, challenge, Some(&MODULE_PK), None)
         }
     }
     .unwrap()
@@ -58,7 +65,7 @@ fn appraise_with(
 ) -> Result<aex_tee::Appraised, AppraisalError> {
     let anchor = match anchor {
         Anchor::Root(r) => TrustAnchor::SimSgxRoot(r),
-        Anchor::Vendor(v) => TrustAnchor::VendorKey(v),
+        Anchor::Provider(k) => TrustAnchor::ProviderKey(k),
         Anchor::None => TrustAnchor::None,
     };
     appraise(
@@ -78,7 +85,7 @@ fn every_kind_attests_end_to_end_through_open() {
         let backend = open(kind, dir.path()).unwrap();
         assert_eq!(backend.kind(), kind);
         assert!(backend.simulated());
-        let anchor = anchor_from_data_dir(kind, dir.path(), aex_tee::DEFAULT_VENDOR_ID);
+        let anchor = anchor_from_data_dir(kind, dir.path());
         let ev = node_evidence(backend.as_ref(), &CHALLENGE);
         let ok = appraise_with(kind, &anchor, &ev, false).unwrap();
         assert_eq!((ok.kind(), ok.measurement()), (kind, code()));
@@ -101,26 +108,11 @@ fn every_kind_attests_end_to_end_through_open() {
 }
 
 #[test]
-fn options_choose_the_vendor_and_debug_mode() {
+fn options_choose_the_debug_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let options = BackendOptions {
-        vendor_id: 9,
-        ..BackendOptions::default()
-    };
-    let backend = open_with(TeeKind::TrustZone, dir.path(), &options).unwrap();
-    assert!(dir.path().join("vendor-9.key").exists());
-    let anchor = anchor_from_data_dir(TeeKind::TrustZone, dir.path(), 9);
-    let ev = node_evidence(backend.as_ref(), &CHALLENGE);
-    let ok = appraise_with(TeeKind::TrustZone, &anchor, &ev, false).unwrap();
-    assert_eq!(ok.vendor_id(), Some(9));
-
-    let dir = tempfile::tempdir().unwrap();
-    let options = BackendOptions {
-        sgx_debug: true,
-        ..BackendOptions::default()
-    };
+    let options = BackendOptions { sgx_debug: true };
     let backend = open_with(TeeKind::Sgx, dir.path(), &options).unwrap();
-    let anchor = anchor_from_data_dir(TeeKind::Sgx, dir.path(), 0);
+    let anchor = anchor_from_data_dir(TeeKind::Sgx, dir.path());
     let ev = node_evidence(backend.as_ref(), &CHALLENGE);
     assert_eq!(
         appraise_with(TeeKind::Sgx, &anchor, &ev, false).unwrap_err(),
@@ -136,7 +128,7 @@ fn quote_kinds_need_the_module_key() {
     let dir = tempfile::tempdir().unwrap();
     let backend = open(TeeKind::Sgx, dir.path()).unwrap();
     assert_eq!(
-        backend.evidence(&code(), &CHALLENGE, None, None),
+        backend.evidence(&FARM, &code(), &CHALLENGE, None, None),
         Err(EvidenceError::Missing {
             kind: TeeKind::Sgx,
             what: "module public key"

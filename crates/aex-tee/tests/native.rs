@@ -78,9 +78,9 @@ fn honest_mistakes_are_caught() {
 fn the_platform_needs_the_module_key() {
     let p = NativePlatform;
     assert!(p.simulated() && p.platform_identity().is_empty());
-    assert!(p.provision(&code()).is_none());
+    assert!(p.provision(&FARM, &code()).is_none());
     assert_eq!(
-        p.evidence(&code(), &CHALLENGE, None, Some(&[0; 32])),
+        p.evidence(&FARM, &code(), &CHALLENGE, None, Some(&[0; 32])),
         Err(EvidenceError::Missing {
             kind: TeeKind::Native,
             what: "module public key"

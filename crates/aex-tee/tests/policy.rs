@@ -1,7 +1,9 @@
 //! Policy and misuse, across kinds: wrong kind, wrong anchor, hardware-only.
 
 use aex_tee::sgx::SimRootPublicKey;
-use aex_tee::{appraise, AppraisalError, Expected, SymmetricKind, TeeKind, TrustAnchor, VendorKey};
+use aex_tee::{
+    appraise, AppraisalError, Expected, ProviderKey, SymmetricKind, TeeKind, TrustAnchor,
+};
 
 use crate::common::*;
 
@@ -15,8 +17,8 @@ struct World {
 fn world() -> World {
     World {
         sgx: sgx_node(),
-        tz: sym_node(SymmetricKind::TrustZone, 3),
-        sancus: sym_node(SymmetricKind::Sancus, 4),
+        tz: sym_node(SymmetricKind::TrustZone),
+        sancus: sym_node(SymmetricKind::Sancus),
     }
 }
 
@@ -33,8 +35,8 @@ impl World {
     fn expected(&self, kind: TeeKind) -> Expected<'_> {
         let anchor = match kind {
             TeeKind::Sgx => TrustAnchor::SimSgxRoot(&self.sgx.root),
-            TeeKind::TrustZone => TrustAnchor::VendorKey(&self.tz.vendor_key),
-            TeeKind::Sancus => TrustAnchor::VendorKey(&self.sancus.vendor_key),
+            TeeKind::TrustZone => TrustAnchor::ProviderKey(&self.tz.provider_key),
+            TeeKind::Sancus => TrustAnchor::ProviderKey(&self.sancus.provider_key),
             _ => TrustAnchor::None,
         };
         Expected {
@@ -86,16 +88,16 @@ fn hardware_only_refuses_every_simulated_evidence_before_believing_anything() {
 #[test]
 fn misuse_is_an_error_value() {
     let w = world();
-    let vk = VendorKey::from_hex(1, &"11".repeat(32)).unwrap();
+    let pk = ProviderKey::from_hex(&"11".repeat(32)).unwrap();
     let exp = Expected {
-        anchor: TrustAnchor::VendorKey(&vk),
+        anchor: TrustAnchor::ProviderKey(&pk),
         ..w.expected(TeeKind::Sgx)
     };
     assert_eq!(
         appraise(&w.evidence(TeeKind::Sgx), &exp),
         Err(AppraisalError::AnchorKindMismatch {
             kind: TeeKind::Sgx,
-            anchor: "vendor key"
+            anchor: "provider key"
         })
     );
     let root: &SimRootPublicKey = &w.sgx.root;
@@ -107,7 +109,7 @@ fn misuse_is_an_error_value() {
         appraise(&w.evidence(TeeKind::Sancus), &exp),
         Err(AppraisalError::AnchorKindMismatch { .. })
     ));
-    for kind in [TeeKind::Sgx, TeeKind::Native] {
+    for kind in TeeKind::ALL {
         let exp = Expected {
             module_pk: None,
             ..w.expected(kind)
@@ -117,23 +119,32 @@ fn misuse_is_an_error_value() {
             Err(AppraisalError::MissingModuleKey { kind })
         );
     }
-    // Symmetric kinds need no module public key; one given is ignored.
-    assert!(appraise(
-        &w.evidence(TeeKind::TrustZone),
-        &w.expected(TeeKind::TrustZone)
-    )
-    .is_ok());
+    // Symmetric kinds bind the deployer's public key too; the others ignore it.
+    for kind in TeeKind::ALL {
+        let exp = Expected {
+            deployer_pk: None,
+            ..w.expected(kind)
+        };
+        let got = appraise(&w.evidence(kind), &exp);
+        if kind.symmetric().is_some() {
+            assert_eq!(got, Err(AppraisalError::MissingDeployerKey { kind }));
+        } else {
+            assert!(got.is_ok(), "{kind}: {got:?}");
+        }
+    }
 }
 
 #[test]
 fn errors_say_what_was_expected_and_what_was_found() {
-    let e = AppraisalError::WrongVendor {
-        expected: 8,
-        got: 7,
+    let e = AppraisalError::UntrustedProviderKey {
+        expected: "0808080808080808".into(),
+        got: "0707070707070707".into(),
     };
     assert_eq!(
         e.to_string(),
-        "evidence is under vendor id 7, but the deployer's vendor key is for vendor id 8"
+        "the node provisioned this module under provider key 0707070707070707, but the \
+         deployer's provider key file has id 0808080808080808: it is not this deployer \
+         identity's provider key on this node"
     );
     let e = AppraisalError::UnsupportedQuote {
         version: 4,

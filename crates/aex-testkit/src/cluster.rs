@@ -15,7 +15,7 @@ use crate::process::Run;
 use crate::proxy::{Proxy, Tamper};
 use crate::state;
 use crate::status::{AppStatus, StatusExt};
-use crate::{identity, wait_for, PATIENCE};
+use crate::{identity, wait_until, PATIENCE};
 
 /// Timeout of `aex` commands that do not build or deploy.
 const QUICK: Duration = Duration::from_secs(30);
@@ -108,26 +108,34 @@ impl AppDir {
 
     /// Waits until ping reports its run of `count` done, and returns the stats.
     pub fn wait_pings_done(&self, count: u32) -> Value {
-        wait_for(
+        let mut last = Value::Null;
+        wait_until(
             &format!("a ping run of {count} to complete"),
             PATIENCE,
             || {
-                let s = self.ping_stats();
-                (s["done"] == true && s["count"] == count && s["completed"] == count).then_some(s)
+                last = self.ping_stats();
+                let s = &last;
+                if s["done"] == true && s["count"] == count && s["completed"] == count {
+                    Ok(())
+                } else {
+                    Err(format!("ping stats {s}"))
+                }
             },
-        )
+        );
+        last
     }
 
-    /// The deployer's state (`.aex/state.redb`).
+    /// The deployer's state (`.aex/state.redb`), which must exist.
     #[track_caller]
     pub fn state(&self) -> aex_deploy::state::State {
-        state::read(self.path()).expect("read the deployer state in .aex/state.redb")
+        self.saved_state()
+            .expect("a deployer state in .aex/state.redb (nothing was saved yet)")
     }
 
-    /// The deployer's state as JSON: keys in hex, counters, instances.
+    /// The deployer's state, or `None` if nothing was saved yet; panics if it cannot be read.
     #[track_caller]
-    pub fn state_json(&self) -> Value {
-        state::read_json(self.path()).expect("read the deployer state in .aex/state.redb")
+    pub fn saved_state(&self) -> Option<aex_deploy::state::State> {
+        state::try_read(self.path()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The wire id of connection `name`, from the deployer's state file.

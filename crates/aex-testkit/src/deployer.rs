@@ -2,7 +2,7 @@
 //! commands and connection keys, over any [`ModuleLink`].
 //!
 //! It speaks exactly what `aex-deploy` speaks through a node: key agreement against the
-//! measurement the deployer computed, the symmetric kinds' MAC and session key, commands
+//! measurement the deployer computed, the symmetric kinds' MAC and ephemeral exchange, commands
 //! sealed under the module key with increasing counters, and events sealed under the keys it
 //! delivered. Nothing here is trusted by the module. A link is a real module process
 //! ([`ModuleProcess`], frames on its stdin and stdout) or a runtime driven in memory by the
@@ -14,6 +14,7 @@ use std::process::{Child, ChildStdin, Command as Process, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use aex_crypto::symmetric::{self, Transcript};
 use aex_crypto::{Algorithm, Measurement, ModuleKeyAgreement, SecretKey};
 use aex_proto::frame;
 use aex_proto::{
@@ -104,8 +105,10 @@ impl Deployer {
     }
 
     /// Attests a module the way symmetric TEEs (`trustzone`, `sancus`) do: the platform
-    /// provisions `module_key` first, the module answers with a MAC (checked here against
-    /// `measurement`) and a nonce that makes the session's command key.
+    /// provisions `module_key` first; the deployer sends its challenge and an ephemeral
+    /// X25519 public key; the module answers with its own ephemeral public key and a MAC under
+    /// the module key over both (checked here against `measurement`); the command key comes
+    /// from the exchange.
     #[track_caller]
     pub fn attest_symmetric(
         link: &mut impl ModuleLink,
@@ -133,11 +136,13 @@ impl Deployer {
             key: WireKey(module_key),
         });
         let key = SecretKey::from_bytes(module_key);
+        let agreement = ModuleKeyAgreement::new();
+        let deployer_pk = agreement.public_key();
         link.send(ToModule::Attest {
             challenge,
-            deployer_pk: [0; 32],
+            deployer_pk,
         });
-        let (nonce, confirm, mac) = match link.recv() {
+        let (module_pk, confirm, mac) = match link.recv() {
             FromModule::Attested {
                 public_key,
                 confirm,
@@ -145,9 +150,18 @@ impl Deployer {
             } => (public_key, confirm, mac),
             other => panic!("expected a symmetric Attested, got {other:?}"),
         };
-        let want = aex_crypto::symmetric::attest_mac(kind, true, &key, &challenge, measurement);
+        let transcript = Transcript {
+            kind,
+            simulated: true,
+            challenge: &challenge,
+            measurement,
+            module_pk: &module_pk,
+            deployer_pk: &deployer_pk,
+        };
+        let want = symmetric::attest_mac(&key, &transcript);
         assert_eq!(mac[..], want[..], "the module's attestation MAC");
-        let session = aex_crypto::symmetric::session_key(&key, &challenge, &nonce);
+        let session = symmetric::session_key(agreement, &module_pk, &transcript)
+            .expect("key agreement with the module's public key");
         let channel = CommandChannel::new(&session);
         let confirmed = channel.check_confirmation(&confirm);
         Deployer { channel, confirmed }

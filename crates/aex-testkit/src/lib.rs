@@ -42,4 +42,4 @@ pub mod state;
 pub mod status;
 pub mod wait;
 
-pub use wait::{free_addr, wait_for, PATIENCE};
+pub use wait::{free_addr, wait_for, wait_until, PATIENCE};

@@ -7,8 +7,13 @@
 //! measures, describes and uploads those binaries exactly as it would its own builds, without
 //! running cargo again (one cargo run per deploy, all serialized on the target directory's
 //! lock, was most of the suite's time).
+//!
+//! The manifest names lean copies of cargo's outputs, without their debug sections ([`lean`]):
+//! a dev build's line tables make a module binary about 8 MB, of which under 2 MB is code and
+//! symbols, and every deploy uploads, stores, measures and starts each binary.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use aex_deploy::build::{Builder, Prebuilt, Profile};
@@ -61,7 +66,7 @@ pub fn prebuilt() -> &'static Prebuilt {
         let modules = dirs
             .iter()
             .map(|d| d.canonicalize().expect("module crate directory"))
-            .zip(binaries)
+            .zip(binaries.iter().map(|b| lean(b)))
             .collect();
         let prebuilt = Prebuilt { modules };
         prebuilt
@@ -93,4 +98,90 @@ pub fn binary(crate_dir: &Path) -> PathBuf {
 
 fn manifest_path() -> PathBuf {
     paths::scratch().join(format!("prebuilt-{}.json", std::process::id()))
+}
+
+/// A copy of the executable `binary` without its debug sections (symbols stay, so a module's
+/// panic still names functions), in the test kit's scratch directory; `binary` itself if the
+/// copy cannot be made (no `strip` on this machine), which only makes deploys slower.
+///
+/// Stripping happens here rather than in cargo: a `strip` setting in the build profile would
+/// compile every dependency of the modules a second time. Copies are named by the size and
+/// modification time of what cargo built, so test binaries running in parallel (nextest)
+/// share them, and a rebuilt module gets a new copy.
+pub fn lean(binary: &Path) -> PathBuf {
+    let try_copy = || -> Result<PathBuf, String> {
+        let name = binary.file_name().ok_or("no file name")?;
+        let meta = std::fs::metadata(binary).map_err(|e| e.to_string())?;
+        let built = meta
+            .modified()
+            .map_err(|e| e.to_string())?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?;
+        let dir = paths::scratch().join("lean").join(name);
+        let copy = dir.join(format!("{}-{}", meta.len(), built.as_nanos()));
+        if copy.is_file() {
+            return Ok(copy);
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        // Written under a name of this process, then renamed: a reader never sees half a copy.
+        let tmp = dir.join(format!("tmp-{}", std::process::id()));
+        let status = Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(&tmp)
+            .arg(binary)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run `strip`: {e}"))?;
+        if !status.success() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!("`strip` exited with {status}"));
+        }
+        std::fs::rename(&tmp, &copy).map_err(|e| e.to_string())?;
+        // Copies of earlier builds of this binary are no longer named by any manifest.
+        for old in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = old.path();
+            let current = path == copy;
+            let anothers_tmp = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("tmp-"));
+            if !current && !anothers_tmp {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        Ok(copy)
+    };
+    try_copy().unwrap_or_else(|why| {
+        eprintln!(
+            "aex-testkit: deploying {} with its debug sections ({why})",
+            binary.display()
+        );
+        binary.to_path_buf()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lean_copy_runs_is_smaller_and_is_made_once_per_build() {
+        let exe = std::env::current_exe().expect("path of the running test binary");
+        let copy = lean(&exe);
+        assert_ne!(copy, exe, "no lean copy was made");
+        let size = |p: &Path| std::fs::metadata(p).expect("metadata").len();
+        assert!(
+            size(&copy) < size(&exe),
+            "{} is not smaller",
+            copy.display()
+        );
+        assert_eq!(lean(&exe), copy, "the same build gets the same copy");
+        let listed = Command::new(&copy)
+            .args(["--list", "a_lean_copy_runs"])
+            .output()
+            .expect("run the lean copy");
+        let out = String::from_utf8_lossy(&listed.stdout);
+        assert!(out.contains("a_lean_copy_runs_is_smaller"), "{out}");
+    }
 }

@@ -281,7 +281,6 @@ impl TestNode {
             data_dir,
             tee: aex_tee::TeeKind::Sgx,
             allow_remote_shutdown: true,
-            vendor_id: aex_tee::DEFAULT_VENDOR_ID,
             admit: vec![DeployerKey::of(&test_deployer())],
             open: false,
             devices: vec![],

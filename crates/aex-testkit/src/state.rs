@@ -1,22 +1,21 @@
-//! The deployer's state (`.aex/state.redb`), read through the deployer library: the real
-//! records, and the same as JSON (keys in hex) for comparing keys across deploys.
+//! The deployer's state (`.aex/state.redb`), read through the deployer library into its own
+//! records, and the bytes of the keys they hold, for comparing keys across deploys.
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use aex_deploy::state::{State, StateFile, STATE_DIR, STATE_FILE};
-use serde_json::Value;
+use aex_deploy::state::{State, StateFile, StoredKey, STATE_DIR, STATE_FILE};
 
 /// How long to wait for an `aex` process that holds the state to let go of it.
 const LOCK_PATIENCE: Duration = Duration::from_secs(30);
 
-/// The state of the application in `app_dir`, or `None` if there is none yet, it cannot be
-/// read (said on stderr; no panic, since drop guards call this), or another process holds it
-/// for longer than [`LOCK_PATIENCE`].
-pub fn read(app_dir: &Path) -> Option<State> {
+/// The state of the application in `app_dir`: `Ok(None)` if nothing was saved yet, an error
+/// saying why if it cannot be read, or if another process holds it for longer than
+/// [`LOCK_PATIENCE`].
+pub fn try_read(app_dir: &Path) -> Result<Option<State>, String> {
     if !app_dir.join(STATE_DIR).join(STATE_FILE).exists() {
-        return None;
+        return Ok(None);
     }
     let dir = app_dir.to_path_buf();
     let (tx, rx) = mpsc::channel();
@@ -25,19 +24,25 @@ pub fn read(app_dir: &Path) -> Option<State> {
         let _ = tx.send(StateFile::open(&dir).map(|sf| sf.state));
     });
     match rx.recv_timeout(LOCK_PATIENCE) {
-        Ok(Ok(state)) => Some(state),
-        Ok(Err(e)) => {
-            eprintln!("cannot read the deployer state: {e}");
-            None
-        }
-        Err(_) => {
-            eprintln!("the deployer state stayed locked for {LOCK_PATIENCE:?}");
-            None
-        }
+        Ok(Ok(state)) => Ok(Some(state)),
+        Ok(Err(e)) => Err(format!("cannot read the deployer state: {e}")),
+        Err(_) => Err(format!(
+            "the deployer state stayed locked for {LOCK_PATIENCE:?}"
+        )),
     }
 }
 
-/// [`read`] as JSON, the shape the records serialize to (keys in hex).
-pub fn read_json(app_dir: &Path) -> Option<Value> {
-    read(app_dir).map(|s| serde_json::to_value(&s).expect("the deployer state serializes"))
+/// [`try_read`] for drop guards, which must not panic: `None` also when the state cannot be
+/// read (said on stderr).
+pub fn read(app_dir: &Path) -> Option<State> {
+    try_read(app_dir).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        None
+    })
+}
+
+/// The bytes of a stored key. The records keep keys out of their `Debug` output and do not
+/// compare them; tests compare keys across deploys (kept, or fresh) through these.
+pub fn key_bytes(key: &StoredKey) -> [u8; 32] {
+    *key.0.expose_secret()
 }

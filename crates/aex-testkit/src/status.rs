@@ -38,7 +38,8 @@ pub trait StatusExt {
     fn connection(&self, name: &str) -> &ConnectionView;
     /// The counters of connection `name`.
     fn counters(&self, name: &str) -> Counters;
-    /// Asserts that every node answers and every module runs and is attested.
+    /// Asserts that there are nodes and modules, every node answers and every module runs
+    /// and is attested.
     fn assert_healthy(&self);
 }
 
@@ -81,6 +82,10 @@ impl StatusExt for AppStatus {
 
     #[track_caller]
     fn assert_healthy(&self) {
+        assert!(
+            !self.nodes.is_empty() && !self.modules.is_empty(),
+            "a status without nodes or modules: {self:#?}"
+        );
         for n in &self.nodes {
             assert!(n.reachable, "node `{}` unreachable: {self:#?}", n.name);
         }

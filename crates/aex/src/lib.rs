@@ -117,8 +117,10 @@
 //! * A **periodic** entry runs when the node says so (`Tick`). The trigger is *untrusted*: the
 //!   node may delay it, drop it or send extra ones, so a tick proves nothing about time or
 //!   about the deployer. It is never an authentic event by itself; what the entry emits is.
-//!   A tick runs only an entry declared `#[periodic]`, only once the module is attested, and
-//!   a tick that waited behind a long call is dropped rather than run late in a burst.
+//!   A tick runs only an entry declared `#[periodic]`, only once the module is attested and
+//!   armed (keyed, called, restored or started by the deployer: it never runs on a state about
+//!   to be restored), and a tick that waited behind a long call is dropped rather than run
+//!   late in a burst.
 //! * A **deadline** is measured inside the module, on its own monotonic clock, from when the
 //!   input's first connection is keyed; only an authentic, accepted event on that input
 //!   restarts it. When it expires the runtime calls the handler, once per missed period (a

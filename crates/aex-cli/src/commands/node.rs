@@ -1,4 +1,5 @@
-//! `aex node`: run a node agent in the foreground.
+//! `aex node`: run a node agent in the foreground, and `aex node provider-key`: the operator
+//! hands one stakeholder its provider key for a `trustzone` or `sancus` node.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,14 +8,18 @@ use std::time::Duration;
 use aex_node::NodeConfig;
 use aex_proto::DeployerKey;
 use aex_tee::devices::DeviceSpec;
-use anyhow::{Context, Result};
-use clap::Args;
+use aex_tee::{Provider, SimSymmetricPlatform, TeeKind};
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, Subcommand};
 
 use crate::shell::Shell;
 
 /// Run a node agent (untrusted: it loads modules and routes their ciphertexts)
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct NodeArgs {
+    #[command(subcommand)]
+    action: Option<NodeAction>,
     /// Node configuration file (TOML: name, listen, data_dir, tee, a `[timeouts]` table, ...);
     /// flags override it
     #[arg(long, value_name = "FILE")]
@@ -31,9 +36,6 @@ pub struct NodeArgs {
     /// TEE kind of this node
     #[arg(long, value_name = "KIND")]
     tee: Option<String>,
-    /// Symmetric TEE kinds (trustzone, sancus): the vendor id whose key derives module keys
-    #[arg(long, value_name = "ID")]
-    vendor_id: Option<u16>,
     /// Accept `Shutdown` from admitted deployers (local development nodes started by `aex up`)
     #[arg(long)]
     allow_remote_shutdown: bool,
@@ -58,7 +60,78 @@ pub struct NodeArgs {
     pub(super) timeouts: Vec<(&'static str, Duration)>,
 }
 
+#[derive(Debug, Subcommand)]
+enum NodeAction {
+    ProviderKey(ProviderKeyArgs),
+}
+
+/// Print or write a stakeholder's provider key for this trustzone or sancus node (the
+/// operator's act): it derives that deployer's module keys on this node, and no one else's
+#[derive(Debug, Args)]
+struct ProviderKeyArgs {
+    /// The node's data directory (it holds the node key, `<kind>-node.key`)
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// The node's TEE kind: trustzone or sancus
+    #[arg(long, value_name = "KIND")]
+    tee: String,
+    /// The stakeholder's deployer public key (64 hex digits, as its `aex identity` prints it)
+    #[arg(long, value_name = "KEY")]
+    deployer: DeployerKey,
+    /// Write the key to FILE (mode 0600) instead of printing it
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// `aex node provider-key`: the key goes to one stakeholder, who names the file in its
+/// descriptor (`provider_key_file`).
+fn provider_key(args: ProviderKeyArgs, shell: &Shell) -> Result<()> {
+    let kind = TeeKind::from_name(&args.tee)?;
+    let symmetric = kind.symmetric().ok_or_else(|| {
+        anyhow!(
+            "a `{kind}` node has no provider keys: they belong to trustzone and sancus nodes \
+             (deployers trust an sgx node's platform.pub, a native node nothing)"
+        )
+    })?;
+    let platform = SimSymmetricPlatform::load(symmetric, &args.data_dir).with_context(|| {
+        format!(
+            "cannot derive a provider key from {}: pass the data directory of the running \
+             {kind} node (`--data-dir` as given to `aex node`)",
+            args.data_dir.display()
+        )
+    })?;
+    let key = platform.provider_key(&Provider(args.deployer.0));
+    let id = hex::encode(key.key_id());
+    match &args.output {
+        Some(file) => {
+            key.write_file(file)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            shell.status(
+                "Wrote",
+                format!(
+                    "the provider key of deployer {} on this {kind} node to {} (mode 0600, key \
+                     id {id}); hand it to that deployer alone",
+                    args.deployer.short(),
+                    file.display()
+                ),
+            );
+        }
+        None => {
+            shell.note(format!(
+                "the provider key of deployer {} on this {kind} node (key id {id}) is a \
+                 secret: hand it to that deployer alone",
+                args.deployer.short()
+            ));
+            shell.out(hex::encode(key.expose_secret().expose_secret()))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
+    if let Some(NodeAction::ProviderKey(args)) = args.action {
+        return provider_key(args, shell);
+    }
     let mut config = match &args.config {
         Some(path) => NodeConfig::from_file(path)?,
         None => NodeConfig {
@@ -67,7 +140,6 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             data_dir: PathBuf::from("aex-node-data"),
             tee: aex_tee::TeeKind::Sgx,
             allow_remote_shutdown: false,
-            vendor_id: aex_tee::DEFAULT_VENDOR_ID,
             admit: vec![],
             open: false,
             devices: vec![],
@@ -85,9 +157,6 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
     }
     if let Some(t) = args.tee {
         config.tee = aex_tee::TeeKind::from_name(&t)?;
-    }
-    if let Some(v) = args.vendor_id {
-        config.vendor_id = v;
     }
     config.allow_remote_shutdown |= args.allow_remote_shutdown;
     config.admit.extend(args.admit);

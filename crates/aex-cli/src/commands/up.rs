@@ -50,6 +50,13 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
                     tenant_identity.path().display()
                 ),
             );
+            // As the local nodes' operator: the tenant's own provider keys, never the farm's.
+            for file in ops::local::hand_provider_keys(&app, &tenant_app)? {
+                shell.status(
+                    "Provider key",
+                    format!("of `{}`: {}", tenant_app.desc.application, file.display()),
+                );
+            }
             bring_up(&mut tenant_app, shell)?;
         }
         Ok(())

@@ -232,7 +232,7 @@ fn explain(message: &str) -> (String, Option<&str>, Option<String>) {
             .unwrap_or("")
             .split(", ")
             .map(|v| v.trim_matches('`').to_owned())
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty() && !super::raw::RETIRED_FIELDS.contains(&v.as_str()))
             .collect();
         let help = suggest::help(name, "fields", &valid);
         let help = help.or_else(|| Some("this table takes no fields".to_owned()));

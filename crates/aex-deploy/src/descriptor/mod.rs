@@ -15,8 +15,10 @@
 //! name = "node1"
 //! address = "127.0.0.1:7101"
 //! tee = "sgx"
-//! simulation = true             # default
+//! simulation = true             # default (`false`: sgx only; refused on trustzone, sancus)
 //! # platform_key = "<64 hex>"  or  platform_key_file = "keys/node1.pub"
+//! # trustzone, sancus: provider_key_file = "keys/node1-provider.key"
+//! # (this identity's own key, from `aex node provider-key`; `aex up` writes it locally)
 //!
 //! [[module]]
 //! name = "ping"

@@ -77,10 +77,10 @@ pub struct NodeSpec {
     pub simulation: bool,
     /// The trusted platform identity, if the descriptor pins one (`sgx`).
     pub platform_key: Option<PlatformKeySource>,
-    /// Symmetric kinds: the vendor id whose vendor key derives module keys (default 1).
-    pub vendor_id: u16,
-    /// Symmetric kinds: the file holding that vendor key in hex (a secret, so never inline).
-    pub vendor_key_file: Option<PathBuf>,
+    /// Symmetric kinds: the file holding this deployer identity's provider key for the node
+    /// in hex (a secret, so never inline), which the node's operator gave it. Unset: the
+    /// file `aex up` writes for a local node (`.aex/nodes/<node>/provider-<key>.key`).
+    pub provider_key_file: Option<PathBuf>,
     /// Whether evidence of a debug enclave is acceptable (default `false`).
     pub allow_debug: bool,
     /// The node's devices, as its operator declares them (`devices = ["valve=digital_out"]`).

@@ -33,6 +33,10 @@ pub(super) struct RawApplication {
     pub name: Option<String>,
 }
 
+/// Fields aex no longer takes: parsed only so that validation says, at their line, what
+/// replaced them; never listed as valid.
+pub(super) const RETIRED_FIELDS: [&str; 2] = ["vendor_id", "vendor_key_file"];
+
 /// One `[[node]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,8 +47,10 @@ pub(super) struct RawNode {
     pub simulation: Option<bool>,
     pub platform_key: Option<String>,
     pub platform_key_file: Option<String>,
-    pub vendor_id: Option<u16>,
-    pub vendor_key_file: Option<String>,
+    pub provider_key_file: Option<String>,
+    /// Removed fields, kept so that validation says what replaced them (at their line).
+    pub vendor_id: Option<serde::de::IgnoredAny>,
+    pub vendor_key_file: Option<serde::de::IgnoredAny>,
     pub allow_debug: Option<bool>,
     pub devices: Option<Vec<String>>,
 }

@@ -22,6 +22,12 @@ mod devices;
 mod links;
 mod periodic;
 
+/// Where a symmetric node's provider key comes from, for errors about it.
+const PROVIDER_KEY_HELP: &str = "each stakeholder has its own provider key on a trustzone or \
+     sancus node: ask the node's operator for yours (`aex node provider-key --data-dir DIR --tee \
+     KIND --deployer KEY`, KEY as `aex identity` prints it) and give its path as \
+     `provider_key_file`; for local nodes `aex up` writes it";
+
 /// The rule for node, module, port and application names.
 pub(super) const NAME_RULE: &str = "names are 1 to 64 letters, digits, `_` or `-`";
 
@@ -207,42 +213,64 @@ impl Checker<'_> {
             return Err(self.error(
                 Field::Node(i, field),
                 format!("a `{}` node has no platform key", tee.name()),
-                Some("`platform_key` pins the simulated root of `sgx` nodes; trustzone and sancus nodes use `vendor_key_file`".to_owned()),
+                Some("`platform_key` pins the simulated root of `sgx` nodes; trustzone and sancus nodes use `provider_key_file`".to_owned()),
             ));
         }
-        if !symmetric && (node.vendor_id.is_some() || node.vendor_key_file.is_some()) {
-            let field = if node.vendor_key_file.is_some() {
-                "vendor_key_file"
-            } else {
-                "vendor_id"
-            };
+        let retired = [
+            ("vendor_key_file", node.vendor_key_file.is_some()),
+            ("vendor_id", node.vendor_id.is_some()),
+        ];
+        for (retired, set) in retired {
+            if set {
+                return Err(self.error(
+                    Field::Node(i, retired),
+                    format!("`{retired}` was replaced by `provider_key_file`"),
+                    Some(PROVIDER_KEY_HELP.to_owned()),
+                ));
+            }
+        }
+        if !symmetric && node.provider_key_file.is_some() {
             return Err(self.error(
-                Field::Node(i, field),
-                format!("a `{}` node has no vendor key", tee.name()),
-                Some("vendor keys belong to the symmetric kinds: trustzone, sancus".to_owned()),
+                Field::Node(i, "provider_key_file"),
+                format!("a `{}` node has no provider key", tee.name()),
+                Some("provider keys belong to the symmetric kinds: trustzone, sancus".to_owned()),
             ));
         }
-        let vendor_key_file =
-            match &node.vendor_key_file {
-                Some(f) if f.trim().is_empty() => return Err(self.error(
-                    Field::Node(i, "vendor_key_file"),
-                    "empty path".to_owned(),
-                    Some(
-                        "give the path of the file the node's operator gave you (vendor-<id>.key)"
-                            .to_owned(),
-                    ),
+        if symmetric && !simulation {
+            return Err(self.error(
+                Field::Node(i, "simulation"),
+                format!(
+                    "a `{}` node cannot be required to give hardware evidence",
+                    tee.name()
+                ),
+                Some(format!(
+                    "aex has no hardware trust anchor for trustzone and sancus: their evidence is a \
+                     MAC under a key the node's own files derive, so \"hardware\" evidence would be a \
+                     MAC the node's operator can compute. Remove `simulation = false` (the \
+                     evidence is accepted as simulated, and `aex status` says so), or run the \
+                     modules that need a hardware-only policy on an `sgx` node (node `{}`)",
+                    node.name
                 )),
-                Some(f) => Some(self.dir.join(f)),
-                None => None,
-            };
+            ));
+        }
+        let provider_key_file = match &node.provider_key_file {
+            Some(f) if f.trim().is_empty() => {
+                return Err(self.error(
+                    Field::Node(i, "provider_key_file"),
+                    "empty path".to_owned(),
+                    Some(PROVIDER_KEY_HELP.to_owned()),
+                ))
+            }
+            Some(f) => Some(self.dir.join(f)),
+            None => None,
+        };
         Ok(NodeSpec {
             name: node.name.clone(),
             address,
             tee,
             simulation,
             platform_key,
-            vendor_id: node.vendor_id.unwrap_or(aex_tee::DEFAULT_VENDOR_ID),
-            vendor_key_file,
+            provider_key_file,
             allow_debug: node.allow_debug.unwrap_or(false),
             devices: self.node_devices(i, node.devices.as_deref().unwrap_or_default())?,
         })

@@ -90,6 +90,20 @@ pub struct ModuleView {
     pub rejected_unknown: u64,
     /// Commands refused (forged or replayed).
     pub rejected_commands: u64,
+    /// Whether the module runs its code: after attestation it runs none (no tick, deadline or
+    /// entry point) until its first authenticated `Restore`, `SetKey`, `Call` or `Start`.
+    #[serde(default)]
+    pub armed: bool,
+    /// Node ticks the module refused (not armed, not a periodic entry, disabled or retired).
+    #[serde(default)]
+    pub rejected_ticks: u64,
+    /// Authentic commands a retired instance refused (`SetKey`, `Call`, `Start`, `Restore`).
+    #[serde(default)]
+    pub refused_commands: u64,
+    /// Handler replies dropped because the request's connection was re-keyed or revoked
+    /// while the handler ran.
+    #[serde(default)]
+    pub dropped_replies: u64,
 }
 
 /// One connection.
@@ -163,12 +177,13 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             None => (spec.node.clone(), spec.name.clone()),
         };
         let live = find(&node, &slot);
+        let stats = live.and_then(|l| l.stats.as_ref());
         let live_meas = live.map(|m| hex::encode(m.measurement));
         let attested = match (rec, live) {
             (Some(r), Some(l)) => l.running && Some(&r.measurement) == live_meas.as_ref(),
             _ => false,
         };
-        if let Some(stats) = live.and_then(|l| l.stats.as_ref()) {
+        if let Some(stats) = stats {
             for c in &stats.conns {
                 conn_stats.entry(c.conn.0).or_default().push(c.clone());
             }
@@ -192,12 +207,12 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             insecure: rec.is_some_and(|r| r.insecure),
             state: None,
             pid: live.and_then(|l| l.pid),
-            rejected_unknown: live
-                .and_then(|l| l.stats.as_ref())
-                .map_or(0, |s| s.rejected_unknown),
-            rejected_commands: live
-                .and_then(|l| l.stats.as_ref())
-                .map_or(0, |s| s.rejected_commands),
+            rejected_unknown: stats.map_or(0, |s| s.rejected_unknown),
+            rejected_commands: stats.map_or(0, |s| s.rejected_commands),
+            armed: stats.is_some_and(|s| s.armed),
+            rejected_ticks: stats.map_or(0, |s| s.rejected_ticks),
+            refused_commands: stats.map_or(0, |s| s.refused_commands),
+            dropped_replies: stats.map_or(0, |s| s.dropped_replies),
         });
     }
 

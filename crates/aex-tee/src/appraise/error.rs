@@ -6,7 +6,6 @@
 use aex_crypto::Measurement;
 
 use crate::kind::TeeKind;
-use crate::symmetric::VendorId;
 
 /// Why evidence was refused.
 ///
@@ -126,26 +125,21 @@ pub enum AppraisalError {
         /// dcap-qvl's error chain.
         reason: String,
     },
-    /// Symmetric evidence under another vendor id than the vendor key the deployer holds.
-    #[error("evidence is under vendor id {got}, but the deployer's vendor key is for vendor id {expected}")]
-    WrongVendor {
-        /// The deployer's vendor id.
-        expected: VendorId,
-        /// The evidence's vendor id.
-        got: VendorId,
-    },
-    /// The node's vendor key for this vendor id is not the one the deployer holds.
-    #[error("the node's vendor key {vendor_id} has id {got}, but the deployer's has id {expected}: wrong vendor key file?")]
-    UntrustedVendorKey {
-        /// Vendor id.
-        vendor_id: VendorId,
+    /// The node derived the module's key under another provider key than the one the
+    /// deployer holds: the key file is another stakeholder's, another node's, or stale.
+    #[error(
+        "the node provisioned this module under provider key {got}, but the deployer's provider \
+         key file has id {expected}: it is not this deployer identity's provider key on this node"
+    )]
+    UntrustedProviderKey {
         /// The deployer's key id (hex).
         expected: String,
         /// The evidence's key id (hex).
         got: String,
     },
     /// The attestation MAC does not verify under the module key derived from the deployer's
-    /// vendor key and its own build's measurement.
+    /// provider key and its own build's measurement, over this attestation's challenge and
+    /// public keys.
     #[error(
         "the {kind} attestation MAC does not verify under the module key of the deployer's build"
     )]
@@ -161,9 +155,15 @@ pub enum AppraisalError {
         /// The anchor given.
         anchor: &'static str,
     },
-    /// Misuse: quote and native evidence bind a module public key, and none was given.
+    /// Misuse: evidence binds a module public key, and none was given.
     #[error("misuse: {kind} evidence binds a module public key, and `Expected` has none")]
     MissingModuleKey {
+        /// Expected kind.
+        kind: TeeKind,
+    },
+    /// Misuse: symmetric evidence binds the deployer's public key, and none was given.
+    #[error("misuse: {kind} evidence binds the deployer's public key, and `Expected` has none")]
+    MissingDeployerKey {
         /// Expected kind.
         kind: TeeKind,
     },

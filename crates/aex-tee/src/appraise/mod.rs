@@ -8,7 +8,8 @@
 //!    envelope's claim alone, *before anything else is believed*;
 //! 4. the claimed challenge equals the deployer's (replays refused early);
 //! 5. the kind's cryptographic check proves the claims: quote signature and certificate
-//!    chain (`sgx`), MAC under the module key (`trustzone`, `sancus`); `native` proves nothing;
+//!    chain (`sgx`), MAC under the module key over the challenge and both ephemeral public
+//!    keys (`trustzone`, `sancus`); `native` proves nothing;
 //! 6. the common checks on the proven claims, the same code for every kind and for simulated
 //!    and Intel quotes alike: simulated vs policy, debug vs policy, measurement, binding of
 //!    the module's public key and the challenge.
@@ -25,8 +26,7 @@ pub use error::AppraisalError;
 use crate::evidence::{report_data, Envelope};
 use crate::kind::{Scheme, TeeKind};
 use crate::sgx::{DcapCollateral, SimRootPublicKey};
-use crate::symmetric::VendorId;
-use crate::symmetric_platform::VendorKey;
+use crate::symmetric_platform::ProviderKey;
 
 /// What the deployer trusts for a node: one variant per attestation scheme.
 #[derive(Debug, Clone, Copy)]
@@ -42,8 +42,9 @@ pub enum TrustAnchor<'a> {
         /// Verification time; collateral must be valid at this instant.
         now_unix: u64,
     },
-    /// `trustzone`, `sancus`: the vendor key the node's operator gave the deployer.
-    VendorKey(&'a VendorKey),
+    /// `trustzone`, `sancus`: the deployer's own provider key for the node, which the node's
+    /// operator gave it.
+    ProviderKey(&'a ProviderKey),
     /// `native`: nothing can be trusted.
     None,
 }
@@ -53,7 +54,7 @@ impl TrustAnchor<'_> {
         match self {
             TrustAnchor::SimSgxRoot(_) => "simulated SGX root",
             TrustAnchor::IntelDcap { .. } => "Intel DCAP",
-            TrustAnchor::VendorKey(_) => "vendor key",
+            TrustAnchor::ProviderKey(_) => "provider key",
             TrustAnchor::None => "no",
         }
     }
@@ -64,7 +65,7 @@ impl TrustAnchor<'_> {
             (
                 Scheme::Quote,
                 TrustAnchor::SimSgxRoot(_) | TrustAnchor::IntelDcap { .. }
-            ) | (Scheme::Symmetric, TrustAnchor::VendorKey(_))
+            ) | (Scheme::Symmetric, TrustAnchor::ProviderKey(_))
                 | (Scheme::Insecure, TrustAnchor::None)
         )
     }
@@ -81,8 +82,11 @@ pub struct Expected<'a> {
     pub measurement: Measurement,
     /// The fresh challenge the deployer sent for this attestation.
     pub challenge: [u8; 32],
-    /// The module's X25519 public key (required for `sgx` and `native`, ignored otherwise).
+    /// The module's X25519 public key, as the node relayed it (required).
     pub module_pk: Option<[u8; 32]>,
+    /// The deployer's ephemeral X25519 public key of this attestation (required for
+    /// `trustzone` and `sancus`, whose MAC covers it; ignored otherwise).
+    pub deployer_pk: Option<[u8; 32]>,
     /// Accept simulated evidence; `false` is a hardware-only policy.
     pub allow_simulated: bool,
     /// Accept enclaves in debug mode (`sgx`).
@@ -99,7 +103,7 @@ pub struct Appraised {
     simulated: bool,
     debug: bool,
     insecure: bool,
-    vendor_id: Option<VendorId>,
+    provider_key_id: Option<[u8; 8]>,
     tcb_status: Option<String>,
 }
 
@@ -124,9 +128,9 @@ impl Appraised {
     pub fn insecure(&self) -> bool {
         self.insecure
     }
-    /// The vendor id the module key derives from (`trustzone`, `sancus`).
-    pub fn vendor_id(&self) -> Option<VendorId> {
-        self.vendor_id
+    /// The id of the provider key the module key derives from (`trustzone`, `sancus`).
+    pub fn provider_key_id(&self) -> Option<[u8; 8]> {
+        self.provider_key_id
     }
     /// Intel's TCB status of the platform (e.g. `UpToDate`), for Intel quotes. Reported, not
     /// enforced: `Revoked` is always refused by dcap-qvl, other statuses are the owner's call.
@@ -143,7 +147,7 @@ pub(crate) struct Claims {
     pub debug: bool,
     /// `Some` for quote and native kinds: must bind the module pk and the challenge.
     pub report_data: Option<[u8; 64]>,
-    pub vendor_id: Option<VendorId>,
+    pub provider_key_id: Option<[u8; 8]>,
     pub tcb_status: Option<String>,
 }
 
@@ -170,8 +174,11 @@ pub fn appraise(evidence: &[u8], expected: &Expected<'_>) -> Result<Appraised, A
         });
     }
     let scheme = exp.kind.scheme();
-    if scheme != Scheme::Symmetric && exp.module_pk.is_none() {
+    if exp.module_pk.is_none() {
         return Err(AppraisalError::MissingModuleKey { kind: exp.kind });
+    }
+    if scheme == Scheme::Symmetric && exp.deployer_pk.is_none() {
+        return Err(AppraisalError::MissingDeployerKey { kind: exp.kind });
     }
     if scheme == Scheme::Insecure && !exp.allow_insecure {
         return Err(AppraisalError::InsecureRefused);
@@ -199,7 +206,7 @@ pub fn appraise(evidence: &[u8], expected: &Expected<'_>) -> Result<Appraised, A
         simulated: claims.simulated,
         debug: claims.debug,
         insecure: scheme == Scheme::Insecure,
-        vendor_id: claims.vendor_id,
+        provider_key_id: claims.provider_key_id,
         tcb_status: claims.tcb_status,
     })
 }

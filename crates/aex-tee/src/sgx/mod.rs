@@ -32,6 +32,7 @@ use crate::appraise::{AppraisalError, Claims, Expected};
 use crate::backend::{Backend, EvidenceError};
 use crate::evidence::{report_data, Envelope};
 use crate::kind::TeeKind;
+use crate::symmetric::Provider;
 
 /// The claims a verified quote proves.
 pub(crate) fn claims(quote: &[u8], exp: &Expected<'_>) -> Result<Claims, AppraisalError> {
@@ -41,7 +42,7 @@ pub(crate) fn claims(quote: &[u8], exp: &Expected<'_>) -> Result<Claims, Apprais
         simulated: v.issuer() == QuoteIssuer::Simulated,
         debug: v.body().debug(),
         report_data: Some(v.body().report_data),
-        vendor_id: None,
+        provider_key_id: None,
         tcb_status: v.tcb_status().map(str::to_string),
     })
 }
@@ -64,12 +65,13 @@ impl Backend for SimSgxPlatform {
         self.root_public_key().to_sec1().to_vec()
     }
 
-    fn provision(&self, _measurement: &Measurement) -> Option<SecretKey> {
+    fn provision(&self, _provider: &Provider, _measurement: &Measurement) -> Option<SecretKey> {
         None
     }
 
     fn evidence(
         &self,
+        _provider: &Provider,
         measurement: &Measurement,
         challenge: &[u8; 32],
         module_pk: Option<&[u8; 32]>,

@@ -229,6 +229,126 @@ fn both_platform_key_forms() {
     }
 }
 
+/// One node with one extra field, in each format: the text and the line of the extra field.
+fn one_node(tee: &str, key: &str, value: &str) -> [(&'static str, String, usize); 3] {
+    [
+        ("toml", format!("[[node]]\nname = \"a\"\naddress = \"1.2.3.4:5\"\ntee = \"{tee}\"\n{key} = {value}\n"), 5),
+        ("yaml", format!("node:\n- name: a\n  address: 1.2.3.4:5\n  tee: {tee}\n  {key}: {value}\n"), 5),
+        ("json", format!("{{\"node\": [{{\"name\": \"a\", \"address\": \"1.2.3.4:5\", \"tee\": \"{tee}\",\n\"{key}\": {value}}}]}}"), 2),
+    ]
+}
+
+/// Item 4 of the security review: a hardware-only policy on a symmetric kind would accept a
+/// MAC the node's own files produce, so the descriptor refuses it and says why.
+#[test]
+fn hardware_evidence_from_symmetric_kinds_is_refused() {
+    let project = Project::new();
+    for tee in ["trustzone", "sancus"] {
+        for (ext, text, line) in one_node(tee, "simulation", "false") {
+            let err = project.load(ext, &text).unwrap_err();
+            let context = format!("{ext} {tee}: {err}");
+            assert_eq!(
+                (err.line(), err.field().as_deref()),
+                (Some(line), Some("node[0].simulation")),
+                "{context}"
+            );
+            assert_eq!(err.file(), project.path().join(format!("aex.{ext}")));
+            assert_eq!(
+                err.message(),
+                format!("a `{tee}` node cannot be required to give hardware evidence"),
+                "{context}"
+            );
+            let help = err.help().unwrap_or("");
+            assert!(
+                help.contains("no hardware trust anchor for trustzone and sancus")
+                    && help.contains("a MAC the node's operator can compute")
+                    && help.contains("Remove `simulation = false`")
+                    && help.contains("`sgx` node"),
+                "{context}"
+            );
+        }
+        // Simulation allowed, said or not: valid.
+        for (ext, text, _) in one_node(tee, "simulation", "true") {
+            assert!(project.load(ext, &text).is_ok(), "{ext} {tee}");
+        }
+    }
+    // Hardware-only stays possible where a hardware anchor exists.
+    for (ext, text, _) in one_node("sgx", "simulation", "false") {
+        assert!(
+            !project.load(ext, &text).unwrap().nodes[0].simulation,
+            "{ext}"
+        );
+    }
+}
+
+#[test]
+fn the_vendor_key_fields_say_what_replaced_them() {
+    let project = Project::new();
+    for (key, value) in [("vendor_key_file", "\"vendor-1.key\""), ("vendor_id", "1")] {
+        for (ext, text, line) in one_node("sancus", key, value) {
+            let err = project.load(ext, &text).unwrap_err();
+            let context = format!("{ext} {key}: {err}");
+            assert_eq!(
+                (err.line(), err.field().as_deref()),
+                (Some(line), Some(format!("node[0].{key}").as_str())),
+                "{context}"
+            );
+            assert_eq!(
+                err.message(),
+                format!("`{key}` was replaced by `provider_key_file`"),
+                "{context}"
+            );
+            assert!(
+                err.help().unwrap_or("").contains("aex node provider-key"),
+                "{context}"
+            );
+        }
+    }
+    // And they are not offered as valid fields.
+    let (_, text, _) = &one_node("sancus", "vendor_key_fil", "\"k\"")[0];
+    let err = project.load("toml", text).unwrap_err();
+    let help = err.help().unwrap_or("");
+    assert!(
+        help.contains("provider_key_file") && !help.contains("vendor"),
+        "{err}"
+    );
+}
+
+#[test]
+fn provider_key_files() {
+    let project = Project::new();
+    for tee in ["trustzone", "sancus"] {
+        for (ext, text, _) in one_node(tee, "provider_key_file", "\"keys/mine.key\"") {
+            let d = project.load(ext, &text).unwrap();
+            assert_eq!(
+                d.nodes[0].provider_key_file,
+                Some(project.path().join("keys/mine.key")),
+                "{ext}"
+            );
+        }
+        for (ext, text, line) in one_node(tee, "provider_key_file", "\" \"") {
+            let err = project.load(ext, &text).unwrap_err();
+            assert_eq!(
+                (err.line(), err.field().as_deref(), err.message()),
+                (Some(line), Some("node[0].provider_key_file"), "empty path"),
+                "{ext}"
+            );
+        }
+    }
+    for (ext, text, line) in one_node("sgx", "provider_key_file", "\"k\"") {
+        let err = project.load(ext, &text).unwrap_err();
+        assert_eq!(
+            (err.line(), err.field().as_deref(), err.message()),
+            (
+                Some(line),
+                Some("node[0].provider_key_file"),
+                "a `sgx` node has no provider key"
+            ),
+            "{ext}"
+        );
+    }
+}
+
 /// `text` with the `nth` (1-based) occurrence of `from` replaced by `to`, and its byte offset.
 fn replace_nth(text: &str, from: &str, nth: usize, to: &str) -> (String, usize) {
     let offset = text

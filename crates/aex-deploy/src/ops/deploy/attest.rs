@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aex_crypto::symmetric::session_key;
+use aex_crypto::symmetric::{session_key, Transcript};
 use aex_crypto::{random_bytes, ModuleKeyAgreement};
 use aex_proto::{CommandChannel, NodeRequest, NodeResponse};
 use aex_tee::{appraise, Expected, Scheme};
@@ -145,29 +145,39 @@ pub(super) fn attest_instance(
             measurement: built.measurement,
             challenge,
             module_pk: Some(public_key),
+            deployer_pk: Some(deployer_pk),
             allow_simulated: spec.simulation,
             allow_debug: spec.allow_debug,
             allow_insecure,
         },
     )
     .map_err(|e| fail(AttestError::Appraisal(e)))?;
-    // Quote and native kinds agree a key; symmetric kinds derive the module key from the
-    // vendor key and the deployer's own measurement, then a session key for this instance.
+    // Quote and native kinds agree the module key itself; on symmetric kinds the appraisal
+    // checked the module's MAC under the module key (derived from this deployer's provider
+    // key and its own build), which authenticates the module's ephemeral public key, and the
+    // command key comes from the exchange with it.
+    let measurement = appraised.measurement();
     let key = match (&anchor, spec.tee.scheme()) {
-        (Anchor::Vendor(vendor), Scheme::Symmetric) => {
-            let module_key = vendor.module_key(&appraised.measurement());
-            session_key(&module_key, &challenge, &public_key)
+        (Anchor::Provider(_), Scheme::Symmetric) => {
+            let transcript = Transcript {
+                kind: spec.tee.name(),
+                simulated: appraised.simulated(),
+                challenge: &challenge,
+                measurement: &measurement,
+                module_pk: &public_key,
+                deployer_pk: &deployer_pk,
+            };
+            session_key(agreement, &public_key, &transcript)
         }
-        _ => agreement
-            .finish(
-                &public_key,
-                &challenge,
-                &public_key,
-                &deployer_pk,
-                &appraised.measurement(),
-            )
-            .map_err(|_| fail(AttestError::WeakKey))?,
-    };
+        _ => agreement.finish(
+            &public_key,
+            &challenge,
+            &public_key,
+            &deployer_pk,
+            &measurement,
+        ),
+    }
+    .map_err(|_| fail(AttestError::WeakKey))?;
     if !CommandChannel::new(&key).check_confirmation(&confirm) {
         return Err(fail(AttestError::KeyConfirmation));
     }
@@ -189,6 +199,5 @@ pub(super) fn attest_instance(
         pending_state: None,
         retiring: false,
         disabling: false,
-        started: false,
     })
 }

@@ -292,7 +292,7 @@ fn kind_of(spec: &ConnectionSpec, built: &BTreeMap<String, Built>) -> Kind {
     }
 }
 
-fn endpoint_modules(spec: &ConnectionSpec) -> Vec<String> {
+pub(super) fn endpoint_modules(spec: &ConnectionSpec) -> Vec<String> {
     let mut v = vec![];
     if let From::Port(p) = &spec.from {
         v.push(p.module.clone());

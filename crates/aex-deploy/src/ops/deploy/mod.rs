@@ -12,9 +12,8 @@
 //! 4. re-key every connection whose endpoint instances changed (fresh key, fresh counters),
 //!    reserving command counters in the state file *before* sending;
 //! 5. install routes on every node involved (idempotent, so a restarted node is repaired);
-//! 6. arm every new instance with a sealed `Start` (a module runs no tick, deadline or entry
-//!    point before its first authenticated command: its fresh state may be a placeholder for
-//!    one about to be restored), then install each module's periodic triggers (idempotent).
+//! 6. arm the modules no key arms with `Command::Start` ([`start`]), then install each
+//!    module's periodic triggers (idempotent too).
 //!
 //! What will change is decided first, without changing anything ([`plan`]).
 
@@ -35,6 +34,7 @@ mod connect;
 mod periodic;
 mod plan;
 mod revoke;
+mod start;
 pub mod transfer;
 
 pub use attest::attest;
@@ -230,58 +230,14 @@ pub fn deploy_with(
     transfer::restore_pending(app)?;
     connect(app, built, obs, &mut report)?;
     report.transfers.extend(discarded);
+    start::start_unconnected(app)?;
     for h in handovers {
         report.transfers.push(h.finish());
     }
     transfer::unload_retired(app)?;
-    start_instances(app)?;
     periodic::install_triggers(app, &mut report)?;
     report.deploy_secs = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// Sends `Start` to every recorded instance not started yet (all at once, counters saved
-/// first), and records them started. An instance a connection key, a call or a restore
-/// already armed takes it as a no-op; one with nothing to receive needs it to run at all.
-fn start_instances(app: &mut App) -> Result<()> {
-    let pending: Vec<String> = app
-        .state
-        .state
-        .modules
-        .iter()
-        .filter(|(_, r)| !r.started && !r.retiring && !r.disabling)
-        .map(|(n, _)| n.clone())
-        .collect();
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let mut sent = vec![];
-    let mut requests = vec![];
-    for module in &pending {
-        let action = "start".to_string();
-        let sealed = app.seal_command(module, &Command::Start)?;
-        requests.push((
-            sealed.node.clone(),
-            action.clone(),
-            NodeRequest::Command {
-                module: sealed.slot.clone(),
-                sealed: sealed.sealed.clone(),
-            },
-        ));
-        sent.push((sealed, action));
-    }
-    app.state.save()?;
-    let answers = connect::pipeline(app, requests)?;
-    for ((sealed, action), answer) in sent.iter().zip(answers) {
-        app.command_result(sealed, action, answer)?;
-    }
-    for module in pending {
-        if let Some(r) = app.state.state.modules.get_mut(&module) {
-            r.started = true;
-        }
-    }
-    app.state.save()?;
-    Ok(())
 }
 
 /// The node the plan places `module` on.

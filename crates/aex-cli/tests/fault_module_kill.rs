@@ -34,7 +34,8 @@ fn killed_module_is_no_longer_attested_and_redeploy_recovers() {
         "ping's own connections stay keyed"
     );
     cluster.assert_nodes_running();
-    cluster.app.aex(&["call", "pong", "count"]).code(1);
+    let refused = cluster.app.aex(&["call", "pong", "count"]).code(1);
+    refused.stderr_has(&["module `pong` is not running (signal: 9 (SIGKILL))"]);
 
     // The instance does not answer for its state: the deploy stops, and changes nothing.
     let stopped = cluster.app.deploy().code(1);

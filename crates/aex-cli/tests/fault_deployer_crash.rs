@@ -7,13 +7,14 @@
 //! or half-delivered connection key would show as two connection records sharing a key, or a
 //! connection whose endpoint instances changed keeping its key.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use serde_json::Value;
+use aex_deploy::state::State;
 
 use aex_testkit::cli::COMMAND_TIMEOUT;
 use aex_testkit::cluster::{AppDir, Cluster, Options};
-use aex_testkit::status::{AppStatus as Status, StatusExt};
+use aex_testkit::state::key_bytes;
+use aex_testkit::status::{AppStatus, StatusExt};
 
 /// SIGKILL's number.
 const SIGKILL: i32 = 9;
@@ -38,73 +39,92 @@ fn deploy_killed_at(app: &AppDir, point: &str) {
     );
 }
 
-/// The state's module and connection records, or empty ones if there is no state yet.
-fn records(app: &AppDir) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
-    let state = aex_testkit::state::read_json(app.path()).unwrap_or(Value::Null);
-    let map = |name: &str| -> BTreeMap<String, Value> {
-        state[name]
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default()
-    };
-    (map("modules"), map("connections"))
+/// The deployer's state, or an empty one if the crash came before anything was saved.
+fn records(app: &AppDir) -> State {
+    app.saved_state().unwrap_or_default()
 }
 
-/// Checks the converged application against the state a crash left (`crashed`) and, for a
-/// redeployment, the state before it (`before`).
+/// No module refused a command: a reused command counter would have been refused as a replay.
 #[track_caller]
-fn assert_converged(
-    cluster: &Cluster,
-    crashed: &(BTreeMap<String, Value>, BTreeMap<String, Value>),
-) {
+fn assert_no_refused_command(status: &AppStatus) {
+    for m in &status.modules {
+        assert_eq!(
+            m.rejected_commands, 0,
+            "module `{}` refused a command: {status:#?}",
+            m.name
+        );
+    }
+}
+
+/// Checks the converged application against the state the crash left (`crashed`).
+#[track_caller]
+fn assert_converged(cluster: &Cluster, crashed: &State) {
     let app = &cluster.app;
-    let json = app.aex(&["status", "--json"]).ok().json();
-    let status = Status::parse(json.clone());
+    let status = app.status();
     status.assert_healthy();
     // Each node runs its one module, once.
-    for node in json["nodes"].as_array().expect("nodes") {
-        assert_eq!(node["modules"], 1, "a node lists a module twice: {json:#}");
+    for node in &status.nodes {
+        assert_eq!(
+            node.modules, 1,
+            "node `{}` lists {} modules: {status:#?}",
+            node.name, node.modules
+        );
     }
-    for m in json["modules"].as_array().expect("modules") {
-        assert_eq!(m["rejected_commands"], 0, "a command was refused: {json:#}");
-    }
+    assert_no_refused_command(&status);
     assert!(status.connections.iter().all(|c| c.keyed), "{status:#?}");
 
-    let (modules, connections) = records(app);
+    let state = app.state();
     assert_eq!(
-        modules.keys().collect::<Vec<_>>(),
+        state.modules.keys().collect::<Vec<_>>(),
         ["ping", "pong"],
         "module records"
     );
     // A module instance the crash left keeps its key and its counters only go forward; a new
     // instance has a new key.
-    let (old_modules, old_connections) = crashed;
-    for (name, old) in old_modules {
-        let new = &modules[name];
-        if new["instance"] == old["instance"] {
-            assert_eq!(new["key"], old["key"], "module `{name}`");
+    for (name, old) in &crashed.modules {
+        let new = &state.modules[name];
+        if new.instance == old.instance {
+            assert_eq!(key_bytes(&new.key), key_bytes(&old.key), "module `{name}`");
             assert!(
-                new["last_command"].as_u64() >= old["last_command"].as_u64(),
-                "module `{name}`'s counter went back: {old} then {new}"
+                new.last_command >= old.last_command,
+                "module `{name}`'s command counter went back from {} to {}",
+                old.last_command,
+                new.last_command
             );
         } else {
-            assert_ne!(new["key"], old["key"], "module `{name}` kept its key");
+            assert_ne!(
+                key_bytes(&new.key),
+                key_bytes(&old.key),
+                "module `{name}` kept its key"
+            );
         }
     }
     // No two connections share a key; one whose instances changed has a new key.
-    let keys: BTreeSet<String> = connections.values().map(|c| c["key"].to_string()).collect();
+    let keys: BTreeSet<[u8; 32]> = state
+        .connections
+        .values()
+        .map(|c| key_bytes(&c.key))
+        .collect();
     assert_eq!(
         keys.len(),
-        connections.len(),
-        "a key is shared: {connections:#?}"
+        state.connections.len(),
+        "a key is shared among {:?}",
+        state.connections.keys()
     );
-    for (name, old) in old_connections {
-        let new = &connections[name];
-        assert_eq!(new["id"], old["id"], "connection `{name}` changed its id");
-        if new["instances"] != old["instances"] {
-            assert_ne!(new["key"], old["key"], "connection `{name}` kept its key");
+    for (name, old) in &crashed.connections {
+        let new = &state.connections[name];
+        assert_eq!(new.id, old.id, "connection `{name}` changed its id");
+        if new.instances != old.instances {
+            assert_ne!(
+                key_bytes(&new.key),
+                key_bytes(&old.key),
+                "connection `{name}` kept its key"
+            );
         } else {
-            assert!(new["last_sent"].as_u64() >= old["last_sent"].as_u64());
+            assert!(
+                new.last_sent >= old.last_sent,
+                "connection `{name}`'s counter went back"
+            );
         }
     }
 
@@ -113,21 +133,21 @@ fn assert_converged(
     app.start_pings(10);
     app.wait_pings_done(10);
     assert_eq!(app.call("pong", "count", None), before + 10);
-    let status = app.status();
-    for name in ["ping-to-pong", "pong-to-ping"] {
-        let c = status.counters(name);
-        assert_eq!((c.rejected, c.gaps), (0, 0), "connection {name}: {c:?}");
-    }
 
     // Converged: nothing left to do, and nothing re-keyed.
     app.deploy().ok().stderr_has(&["Unchanged"]);
-    let (_, again) = records(app);
-    for (name, c) in &again {
-        assert_eq!(c["key"], connections[name]["key"], "`{name}` re-keyed");
+    for (name, c) in &app.state().connections {
+        assert_eq!(
+            key_bytes(&c.key),
+            key_bytes(&state.connections[name].key),
+            "`{name}` re-keyed"
+        );
     }
-    let json = app.aex(&["status", "--json"]).ok().json();
-    for m in json["modules"].as_array().expect("modules") {
-        assert_eq!(m["rejected_commands"], 0, "a command was refused: {json:#}");
+    let status = app.status();
+    assert_no_refused_command(&status);
+    for name in ["ping-to-pong", "pong-to-ping"] {
+        let c = status.counters(name);
+        assert_eq!((c.rejected, c.gaps), (0, 0), "connection {name}: {c:?}");
     }
 }
 
@@ -145,26 +165,23 @@ fn fresh_deploy_killed_at(point: &str) {
 fn redeploy_killed_at(point: &str) {
     let cluster = Cluster::start(Options::default());
     cluster.deploy_ok();
-    let (before_modules, before_connections) = records(&cluster.app);
+    let before = cluster.app.state();
     cluster.app.aex(&["disable", "pong"]).ok();
     deploy_killed_at(&cluster.app, point);
     let crashed = records(&cluster.app);
     cluster.app.deploy().ok();
     assert_converged(&cluster, &crashed);
-    let (modules, connections) = records(&cluster.app);
-    assert_ne!(modules["pong"]["key"], before_modules["pong"]["key"]);
-    assert_eq!(modules["ping"]["key"], before_modules["ping"]["key"]);
-    assert_eq!(
-        modules["ping"]["instance"],
-        before_modules["ping"]["instance"]
-    );
-    assert!(
-        modules["ping"]["last_command"].as_u64() > before_modules["ping"]["last_command"].as_u64()
-    );
+    let after = cluster.app.state();
+    let (ping, pong) = (&after.modules["ping"], &after.modules["pong"]);
+    assert_ne!(key_bytes(&pong.key), key_bytes(&before.modules["pong"].key));
+    assert_eq!(key_bytes(&ping.key), key_bytes(&before.modules["ping"].key));
+    assert_eq!(ping.instance, before.modules["ping"].instance);
+    assert!(ping.last_command > before.modules["ping"].last_command);
     for name in ["ping-to-pong", "pong-to-ping"] {
         assert_ne!(
-            connections[name]["key"], before_connections[name]["key"],
-            "`{name}`"
+            key_bytes(&after.connections[name].key),
+            key_bytes(&before.connections[name].key),
+            "`{name}` kept its key"
         );
     }
 }
@@ -215,8 +232,5 @@ fn crash_after_a_command_is_sent_costs_no_counter() {
     assert_eq!(run.signal, Some(SIGKILL), "{run:?}");
     // The module saw that counter; the next command uses the one after it.
     assert_eq!(app.call("pong", "count", None), before);
-    let json = app.aex(&["status", "--json"]).ok().json();
-    for m in json["modules"].as_array().expect("modules") {
-        assert_eq!(m["rejected_commands"], 0, "{json:#}");
-    }
+    assert_no_refused_command(&app.status());
 }

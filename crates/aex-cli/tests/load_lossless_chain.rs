@@ -19,7 +19,7 @@
 //! is ignored by default; run it with release builds of the node agent and modules:
 //!
 //! ```text
-//! cargo test --release -p aex-cli --test tests load_chain::million -- --ignored --nocapture
+//! cargo test --release -p aex-cli --test tests load_lossless_chain::million -- --ignored --nocapture
 //! ```
 //!
 //! It prints the figures recorded in `docs/SECURITY.md` ("Load"). `AEX_LOAD_EVENTS` changes
@@ -41,8 +41,6 @@ use aex_testkit::status::{counters, AppStatus as Status, StatusExt};
 const WINDOW: u64 = 512;
 /// Payload bytes per event.
 const SIZE: usize = 64;
-/// How often the sink is asked how far the stream got.
-const POLL: Duration = Duration::from_millis(250);
 /// A stream that makes no progress for this long has lost events.
 const STALL: Duration = Duration::from_secs(15);
 
@@ -55,6 +53,8 @@ struct Plan {
     rss_tolerance: Option<f64>,
     /// `AEX_BUILD_PROFILE` of the module builds.
     profile: &'static str,
+    /// How often the sink is asked how far the stream got (each time with an `aex call`).
+    poll: Duration,
 }
 
 #[test]
@@ -64,11 +64,12 @@ fn smoke() {
         warmup: 1_000,
         rss_tolerance: None,
         profile: "dev",
+        poll: Duration::from_millis(50),
     });
 }
 
 #[test]
-#[ignore = "a long load run; see the file's doc for how to run it"]
+#[ignore = "long: a million events through release builds; see the file's doc"]
 fn million() {
     let events = std::env::var("AEX_LOAD_EVENTS")
         .ok()
@@ -79,6 +80,7 @@ fn million() {
         warmup: events / 10,
         rss_tolerance: Some(0.10),
         profile: "release",
+        poll: Duration::from_millis(250),
     });
 }
 
@@ -143,12 +145,16 @@ impl Chain {
         Chain { node1, node2, app }
     }
 
-    /// `aex deploy` with module builds of `profile`.
+    /// `aex deploy` with module builds of `profile`: the test run's prebuilt modules for
+    /// `dev`, the deployer's own cargo build otherwise.
     fn deploy(&self, profile: &str) -> Run {
         let mut cmd = cli::aex();
         cmd.env("AEX_BUILD_PROFILE", profile)
             .arg("deploy")
             .arg(self.app.path());
+        if profile != "dev" {
+            cmd.env_remove(aex_deploy::build::PREBUILT_ENV);
+        }
         // A first release build of the modules may take a while.
         cli::run_command(
             cmd,
@@ -200,7 +206,7 @@ fn run(plan: &Plan) {
     let mut warm: Option<Vec<u64>> = None;
     let mut progress = (0, Instant::now());
     let report = loop {
-        std::thread::sleep(POLL);
+        std::thread::sleep(plan.poll);
         let report = chain.app.call("sink", "report", None);
         let received = report["received"]
             .as_u64()
