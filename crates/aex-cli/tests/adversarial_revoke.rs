@@ -129,6 +129,26 @@ fn hand_over(cluster: &Cluster, conn: u32, module: &str, events: &[Event]) -> Mo
     )
 }
 
+/// The cluster's descriptor with `ping.ping` re-wired from `pong` to a second pong, `pong2`,
+/// under the same connection name.
+fn rewired(cluster: &Cluster) -> String {
+    let pong2 = format!(
+        "\n[[module]]\nname = \"pong2\"\ncrate = {:?}\nnode = \"node2\"\n\n[[connection]]",
+        aex_testkit::paths::ping_pong_crate("pong")
+            .display()
+            .to_string()
+    );
+    let text = cluster
+        .descriptor
+        .replace(
+            "from = \"ping.ping\"\nto = \"pong.ping\"",
+            "from = \"ping.ping\"\nto = \"pong2.ping\"",
+        )
+        .replacen("\n[[connection]]", &pong2, 1);
+    assert_ne!(text, cluster.descriptor);
+    text
+}
+
 #[test]
 fn a_rewired_output_leaves_the_old_receiver_nothing_to_accept() {
     let (cluster, withhold) = withheld(false);
@@ -151,23 +171,7 @@ fn a_rewired_output_leaves_the_old_receiver_nothing_to_accept() {
     );
 
     // The owner re-wires ping's output to pong2 (same name, new destination).
-    let rewired =
-        cluster
-            .descriptor
-            .replace(
-                "from = \"ping.ping\"\nto = \"pong.ping\"",
-                "from = \"ping.ping\"\nto = \"pong2.ping\"",
-            )
-            .replacen(
-                "\n[[connection]]",
-                &format!(
-                "\n[[module]]\nname = \"pong2\"\ncrate = {:?}\nnode = \"node2\"\n\n[[connection]]",
-                aex_testkit::paths::ping_pong_crate("pong").display().to_string()
-            ),
-                1,
-            );
-    assert_ne!(rewired, cluster.descriptor);
-    app.write_descriptor(&rewired);
+    app.write_descriptor(&rewired(&cluster));
     app.deploy()
         .ok()
         .stderr_has(&["Revoked connection `ping-to-pong`"]);
@@ -250,4 +254,55 @@ fn a_module_removed_behind_a_node_that_ignores_unload_accepts_nothing() {
 #[test]
 fn reset_behind_a_node_that_ignores_unload_leaves_modules_that_accept_nothing() {
     unload_ignored(false);
+}
+
+/// `aex deploy` with `AEX_CRASH_AT=point`, which must die by SIGKILL.
+fn deploy_killed_at(cluster: &Cluster, point: &str) {
+    let mut cmd = aex_testkit::cli::aex();
+    cmd.env("AEX_CRASH_AT", point)
+        .arg("deploy")
+        .arg(cluster.app.path());
+    let run = aex_testkit::cli::run_command(
+        cmd,
+        format!("AEX_CRASH_AT={point} aex deploy"),
+        aex_testkit::cli::COMMAND_TIMEOUT,
+    );
+    assert_eq!(run.signal, Some(9), "not killed at `{point}`: {run:?}");
+}
+
+#[test]
+fn a_revocation_a_crash_interrupted_is_completed_by_the_next_deploy() {
+    for point in ["revoke-recorded", "revoked"] {
+        let (cluster, _) = withheld(false);
+        let app = &cluster.app;
+        let old = app.conn_id("ping-to-pong");
+        app.write_descriptor(&rewired(&cluster));
+        deploy_killed_at(&cluster, point);
+        // Saved before anything was sent: the old connection is still to be revoked.
+        let pending = app.state().revocations;
+        assert_eq!(pending.len(), 1, "after `{point}`: {pending:?}");
+        assert_eq!(pending[0].id, old);
+        if point == "revoke-recorded" {
+            assert!(
+                stats(&cluster, "pong")
+                    .conns
+                    .iter()
+                    .any(|c| c.conn.0 == old),
+                "nothing was sent before the crash"
+            );
+        }
+        app.deploy()
+            .ok()
+            .stderr_has(&["Revoked connection `ping-to-pong`"]);
+        assert!(app.state().revocations.is_empty(), "after `{point}`");
+        assert!(
+            stats(&cluster, "pong")
+                .conns
+                .iter()
+                .all(|c| c.conn.0 != old),
+            "after `{point}`: pong still holds the old key"
+        );
+        assert_ne!(app.conn_id("ping-to-pong"), old);
+        app.deploy().ok().stderr_has(&["Unchanged"]);
+    }
 }

@@ -296,6 +296,8 @@ fn remove_stale_modules(app: &mut App, report: &mut DeployReport) -> Result<()> 
         app.state.save()?;
         report.removed.push(name);
     }
+    // The deployment's first save (of a new state: its format and first connection id).
+    app.state.save()?;
     Ok(())
 }
 
