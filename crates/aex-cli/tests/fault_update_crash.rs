@@ -141,7 +141,7 @@ fn update_with_state_of(len: u64) {
 }
 
 #[test]
-#[ignore = "long: moves a 64 MiB state through the deployer (about 20 s in a debug build)"]
+#[ignore = "long: moves a 64 MiB state through the deployer (about 10 s in a debug build)"]
 fn update_moves_a_64_mib_state_intact() {
     update_with_state_of(64 << 20);
 }

@@ -159,11 +159,14 @@ pub(super) fn take_unconfirmed(app: &mut App, plan: &Plan) -> Result<()> {
 fn retire_or_lost(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
     match retire(app, module) {
         Ok(snapshot) => Ok(snapshot),
+        // The node's answer, no answer, an unauthentic reply, or a node the descriptor no
+        // longer names: nothing the module itself said.
         Err(
             e @ (Error::Node { .. }
             | Error::Unreachable { .. }
             | Error::Timeout { .. }
-            | Error::Command { .. }),
+            | Error::Command { .. }
+            | Error::Connection { .. }),
         ) => {
             let (node, slot) = app
                 .state
