@@ -51,10 +51,13 @@ impl Env {
             None => find_or_build_aex(&root)?,
         };
         let profile = Profile::from_env();
+        // `AEX_PREBUILT` names binaries built elsewhere (the test kit's, in the smoke test);
+        // they are measured like the bench's own builds.
+        let builder = Builder::from_env().context("cannot use the prebuilt module manifest")?;
         Ok(Env {
             aex,
             root,
-            builder: Builder::new(profile),
+            builder,
             profile,
         })
     }

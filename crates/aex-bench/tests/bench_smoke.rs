@@ -20,12 +20,16 @@ const REQUIRED: [&str; 9] = [
 fn smoke_run_writes_every_required_figure() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    // Debug builds of the modules: `cargo test` has built them already.
+    // The test kit's modules, built once per test run for every test binary.
     let out = Command::new(env!("CARGO_BIN_EXE_aex-bench"))
         .args(["--quick", "--rounds=1", "--iterations=20", "--events=300"])
         .args(["--deploy-sizes=2", "--deploy-one-node=0", "--json"])
         .arg(&json)
         .env("AEX_BUILD_PROFILE", "dev")
+        .env(
+            aex_deploy::build::PREBUILT_ENV,
+            aex_testkit::modules::manifest(),
+        )
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

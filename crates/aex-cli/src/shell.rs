@@ -2,8 +2,47 @@
 //!
 //! Status and errors go to stderr, data to stdout. Errors follow cargo's shape: a first line
 //! naming what failed, a `Caused by:` list, then a `help:` line with what to do.
+//!
+//! Much of what is printed comes from nodes, which are untrusted: their error messages, the
+//! names and counters in their status, what `aex device` reads from a node's socket. Every
+//! line goes through [`escape`] on its way out, so no node can send the terminal a control
+//! sequence (recolour, move the cursor, clear the screen, set the title, hide text) or
+//! reorder text with bidirectional overrides: such characters are shown as escapes.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
+
+/// `text` safe for a terminal: every control character (C0, DEL and C1, so every ANSI escape
+/// sequence, and newlines and tabs too) and every bidirectional-formatting character is shown
+/// as a Rust escape (`\u{1b}`), the rest as it is. Multi-line output is escaped line by line.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `c` would act on the terminal rather than be shown.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Each line of `text` escaped, the lines kept.
+fn escape_lines(text: &str) -> String {
+    text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+}
 
 /// Terminal output.
 pub struct Shell {
@@ -30,7 +69,7 @@ impl Shell {
         } else {
             format!("{verb:>12}")
         };
-        eprintln!("{verb} {}", message.as_ref());
+        eprintln!("{verb} {}", escape(message.as_ref()));
     }
 
     /// A warning on stderr: something worked, but needs the user's attention.
@@ -40,18 +79,18 @@ impl Shell {
         } else {
             "warning"
         };
-        eprintln!("{label}: {}", message.as_ref());
+        eprintln!("{label}: {}", escape(message.as_ref()));
     }
 
-    /// A plain line on stderr.
+    /// Plain lines on stderr.
     pub fn note(&self, message: impl AsRef<str>) {
-        eprintln!("{}", message.as_ref());
+        eprintln!("{}", escape_lines(message.as_ref()));
     }
 
-    /// Data on stdout.
+    /// Data on stdout, line by line.
     pub fn out(&self, data: impl AsRef<str>) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", data.as_ref())?;
+        writeln!(out, "{}", escape_lines(data.as_ref()))?;
         out.flush()
     }
 
@@ -62,12 +101,13 @@ impl Shell {
         } else {
             "error"
         };
-        eprintln!("{label}: {e}");
+        eprintln!("{label}: {}", escape_lines(&e.to_string()));
         let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
         if !causes.is_empty() {
             eprintln!("\nCaused by:");
             for c in causes {
                 for (i, line) in c.lines().enumerate() {
+                    let line = escape(line);
                     if i == 0 {
                         eprintln!("  {line}");
                     } else {
@@ -82,7 +122,7 @@ impl Shell {
             } else {
                 "help"
             };
-            eprintln!("\n{label}: {help}");
+            eprintln!("\n{label}: {}", escape_lines(&help));
         }
     }
 }
@@ -99,4 +139,36 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn hostile_text_cannot_drive_the_terminal() {
+        // Recolour, clear the screen, set the window title (OSC ... BEL), a C1 CSI, a bell,
+        // a carriage return that would overwrite the line, and a right-to-left override.
+        let hostile = "ok\x1b[31mRED\x1b[2J\x1b]0;owned\x07\u{9b}1m\rfake\u{202e}txt";
+        let shown = escape(hostile);
+        assert!(
+            !shown.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{shown:?}"
+        );
+        assert_eq!(
+            shown,
+            "ok\\u{1b}[31mRED\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\u{9b}1m\\u{d}fake\\u{202e}txt"
+        );
+        assert_eq!(escape("line\nnext\ttab"), "line\\u{a}next\\u{9}tab");
+        // Ordinary text, non-ASCII included, is untouched (and not copied).
+        assert!(matches!(
+            escape("café → 20 °C"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn multi_line_output_keeps_its_lines() {
+        assert_eq!(super::escape_lines("a\x1b\nb"), "a\\u{1b}\nb");
+    }
 }

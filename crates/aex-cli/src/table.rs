@@ -3,8 +3,18 @@
 use aex_deploy::ops::status::AppStatus;
 
 /// Left-aligned columns separated by two spaces. Rows and header may differ in length (a
-/// missing cell is blank); a table never panics.
+/// missing cell is blank); a table never panics. Cells (which may hold what a node said) are
+/// escaped ([`crate::shell::escape`]), so each stays on its line and drives no terminal.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| crate::shell::escape(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = rows.as_slice();
     let columns = rows
         .iter()
         .map(Vec::len)
@@ -61,6 +71,7 @@ pub fn status(s: &AppStatus) -> String {
                 },
                 n.modules.to_string(),
                 n.dropped.to_string(),
+                n.refused.to_string(),
             ]
         })
         .collect();
@@ -73,7 +84,10 @@ pub fn status(s: &AppStatus) -> String {
                 m.node.clone(),
                 m.tee.clone(),
                 m.measurement.chars().take(12).collect(),
-                if m.attested {
+                if !m.reachable {
+                    // Its node did not answer: nothing is known of the instance.
+                    "unknown".into()
+                } else if m.attested {
                     if m.simulated {
                         "yes (simulated)".into()
                     } else {
@@ -82,7 +96,11 @@ pub fn status(s: &AppStatus) -> String {
                 } else {
                     "no".into()
                 },
-                yes(m.running),
+                if m.reachable {
+                    yes(m.running)
+                } else {
+                    "unknown".into()
+                },
                 (m.rejected_unknown + m.rejected_commands).to_string(),
                 m.state.as_ref().map(compact).unwrap_or_default(),
             ]
@@ -114,6 +132,7 @@ pub fn status(s: &AppStatus) -> String {
                 "STATE",
                 "MODULES",
                 "DROPPED",
+                "REFUSED",
             ],
             &nodes,
         ),
@@ -161,7 +180,7 @@ fn compact(v: &serde_json::Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use aex_deploy::ops::status::{AppStatus, ModuleView};
+    use aex_deploy::ops::status::{AppStatus, ModuleView, NodeView};
 
     #[test]
     fn columns_align() {
@@ -172,6 +191,84 @@ mod tests {
         assert_eq!(t, "A\nx  extra");
     }
 
+    fn led() -> ModuleView {
+        ModuleView {
+            name: "led".into(),
+            node: "field".into(),
+            tee: "sancus".into(),
+            reachable: true,
+            attested: true,
+            running: true,
+            measurement: "ab".repeat(32),
+            attested_at: Some(1),
+            simulated: true,
+            pid: Some(7),
+            rejected_unknown: 0,
+            rejected_commands: 0,
+            armed: true,
+            rejected_ticks: 0,
+            refused_commands: 0,
+            dropped_replies: 0,
+            insecure: false,
+            state: Some(serde_json::json!({"on": true})),
+        }
+    }
+
+    fn field(reachable: bool) -> NodeView {
+        NodeView {
+            name: "field".into(),
+            address: "127.0.0.1:1".into(),
+            tee: "sancus".into(),
+            simulation: true,
+            reachable,
+            error: (!reachable).then(|| "connection refused".into()),
+            local: false,
+            modules: usize::from(reachable),
+            dropped: 3,
+            refused: 41,
+        }
+    }
+
+    #[test]
+    fn a_module_on_an_unreachable_node_is_unknown_not_unattested() {
+        let mut module = led();
+        (module.reachable, module.attested, module.running) = (false, false, false);
+        let status = AppStatus {
+            application: "a".into(),
+            nodes: vec![field(false)],
+            modules: vec![module],
+            connections: vec![],
+        };
+        let t = super::status(&status);
+        let row = t.lines().find(|l| l.starts_with("led")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[4..6], ["unknown", "unknown"], "{t}");
+    }
+
+    #[test]
+    fn the_nodes_refused_counter_is_shown() {
+        let status = AppStatus {
+            application: "a".into(),
+            nodes: vec![field(true)],
+            modules: vec![],
+            connections: vec![],
+        };
+        let t = super::status(&status);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].ends_with("DROPPED  REFUSED"), "{t}");
+        assert!(lines[1].ends_with("3        41"), "{t}");
+    }
+
+    #[test]
+    fn a_hostile_cell_stays_on_its_line() {
+        let t = super::render(
+            &["A", "B"],
+            &[vec!["x\n   Deployed\x1b[2J".into(), "y".into()]],
+        );
+        assert_eq!(t.lines().count(), 2, "{t}");
+        assert!(!t.contains('\x1b'), "{t}");
+    }
+
     #[test]
     fn every_status_row_has_a_header() {
         let status = AppStatus {
@@ -180,21 +277,7 @@ mod tests {
             modules: vec![ModuleView {
                 name: "led".into(),
                 node: "field".into(),
-                tee: "sancus".into(),
-                attested: true,
-                running: true,
-                measurement: "ab".repeat(32),
-                attested_at: Some(1),
-                simulated: true,
-                pid: Some(7),
-                rejected_unknown: 0,
-                rejected_commands: 0,
-                armed: true,
-                rejected_ticks: 0,
-                refused_commands: 0,
-                dropped_replies: 0,
-                insecure: false,
-                state: Some(serde_json::json!({"on": true})),
+                ..led()
             }],
             connections: vec![],
         };

@@ -325,10 +325,14 @@ fn replayed_evidence_is_refused() {
         (!cluster.app.status().module("pong").running).then_some(())
     });
     replay.armed.store(true, Ordering::SeqCst);
-    cluster.app.deploy().code(1).stderr_has(&[
-        "failed to attest module `pong` on node `node2`",
-        "evidence answers another challenge",
-    ]);
+    cluster
+        .app
+        .deploy_with(&["--discard-state", "pong"])
+        .code(1)
+        .stderr_has(&[
+            "failed to attest module `pong` on node `node2`",
+            "evidence answers another challenge",
+        ]);
     assert!(replay.replayed.load(Ordering::SeqCst));
     assert_pong_unkeyed(&cluster);
 }

@@ -194,7 +194,7 @@ fn replayed_entry_point_call_is_refused_also_by_a_later_instance() {
     wait_for("pong to be reported stopped", PATIENCE, || {
         (!app.status().module("pong").running).then_some(())
     });
-    cluster.deploy_ok();
+    cluster.deploy_ok_with(&["--discard-state", "pong"]);
     let app = &cluster.app;
     assert_eq!(
         app.state().modules["pong"].last_command,

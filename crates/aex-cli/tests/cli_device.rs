@@ -22,7 +22,7 @@ fn device_node(name: &str, data_dir: &Path) -> NodeProcess {
             "soil=analog_in:100@35",
         ])
         .start();
-    let socket = data_dir.join("devices.sock");
+    let socket = aex_node::physics_socket(data_dir);
     wait_for("the node's device socket", PATIENCE, || {
         socket.exists().then_some(())
     });
@@ -101,7 +101,7 @@ fn device_finds_the_node_in_the_descriptor_or_says_why_not() {
     let missing = run(None, &["device", "node1", "-C", app], t).code(1);
     missing.stderr_has(&[
         "node `node1` has no device socket at",
-        ".aex/nodes/node1/devices.sock",
+        ".aex/nodes/node1/physics/devices.sock",
         "is it running on this machine?",
         "works only on the node's own machine",
     ]);

@@ -173,9 +173,23 @@ fn status_reports_unreachable_nodes_without_failing() {
         assert!(!n.reachable, "{status:#?}");
     }
     for m in &status.modules {
-        assert!(!m.attested && !m.running, "{status:#?}");
+        assert!(!m.reachable && !m.attested && !m.running, "{status:#?}");
     }
     for c in &status.connections {
         assert!(!c.keyed, "{status:#?}");
     }
+    // The table says what is known: nothing, rather than "not attested".
+    let table = app.aex(&["status"]).ok();
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    let header = lines.iter().find(|l| l.starts_with("MODULE")).unwrap();
+    let column = header.find("ATTESTED").unwrap();
+    for module in ["ping", "pong"] {
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with(module))
+            .unwrap_or_else(|| panic!("no row for {module}:\n{}", table.stdout));
+        let cells: Vec<&str> = row[column..].split_whitespace().take(2).collect();
+        assert_eq!(cells, ["unknown", "unknown"], "{row}");
+    }
+    table.stderr_has(&["node `node1` did not answer, so the state of its modules is unknown"]);
 }

@@ -1,6 +1,8 @@
 //! The attacker in the node agent's position: it kills a module process. The deployer must
-//! stop calling the module attested, the nodes must keep answering, and a new deploy must
-//! bring up a fresh, attested instance with fresh connection keys.
+//! stop calling the module attested, the nodes must keep answering, and a new deploy must not
+//! give the module's state up on the node's word: it stops, naming what would be lost, until
+//! the owner discards that state; then it brings up a fresh, attested instance with fresh
+//! connection keys.
 
 use aex_testkit::cluster::{Cluster, Options};
 use aex_testkit::status::{counters, StatusExt};
@@ -35,8 +37,27 @@ fn killed_module_is_no_longer_attested_and_redeploy_recovers() {
     let refused = cluster.app.aex(&["call", "pong", "count"]).code(1);
     refused.stderr_has(&["module `pong` is not running (signal: 9 (SIGKILL))"]);
 
-    // A new deploy replaces the dead instance; connections to it get fresh keys and counters.
-    cluster.deploy_ok();
+    // The instance does not answer for its state: the deploy stops, and changes nothing.
+    let stopped = cluster.app.deploy().code(1);
+    stopped.stderr_has(&[
+        "the state of module `pong` cannot be taken over from its instance `pong` on node `node2`",
+        "failed to retire the old instance",
+        "is not running",
+        "help: ",
+        "aex deploy --discard-state pong",
+    ]);
+    let unchanged = cluster.app.status();
+    assert!(!unchanged.module("pong").running, "{unchanged:#?}");
+    assert_eq!(unchanged.module("ping").pid, before.module("ping").pid);
+
+    // The owner gives that state up: the dead instance is replaced; connections to it get
+    // fresh keys and counters.
+    cluster
+        .app
+        .deploy_with(&["--discard-state", "pong"])
+        .ok()
+        .stderr_has(&["`pong` on `node2`: starts from its default state: the state of the old instance was discarded"]);
+    cluster.app.status().assert_healthy();
     let status = cluster.app.status();
     assert_ne!(status.module("pong").pid, Some(pid));
     assert!(status.connections.iter().all(|c| c.keyed), "{status:#?}");

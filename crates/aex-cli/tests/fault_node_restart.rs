@@ -74,7 +74,13 @@ fn killed_node_agent_restarts_and_deploy_reattests_with_fresh_keys() {
         .code(1)
         .stderr_has(&["no module `pong` on node `node2`"]);
 
-    cluster.deploy_ok();
+    // Pong's state died with the agent: the owner says so.
+    cluster
+        .app
+        .deploy()
+        .code(1)
+        .stderr_has(&["--discard-state pong"]);
+    cluster.deploy_ok_with(&["--discard-state", "pong"]);
     let status = cluster.app.status();
     assert!(status.connections.iter().all(|c| c.keyed), "{status:#?}");
     let pong = status.module("pong");

@@ -16,7 +16,10 @@
 mod adversarial_attest;
 mod adversarial_cotenant;
 mod adversarial_links;
+mod adversarial_node_text;
 mod adversarial_replay;
+mod adversarial_revoke;
+mod adversarial_update;
 mod adversarial_wire;
 mod cli_device;
 mod cli_errors;
@@ -31,5 +34,6 @@ mod fault_module_kill;
 mod fault_node_restart;
 mod fault_partition;
 mod fault_timeouts;
+mod fault_update_crash;
 mod load_lossless_chain;
 mod tenants_isolation;

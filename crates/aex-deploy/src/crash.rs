@@ -18,6 +18,20 @@ pub const ENV: &str = "AEX_CRASH_AT";
 /// Every crash point, with where it is.
 pub const POINTS: &[(&str, &str)] = &[
     (
+        "revoke-recorded",
+        "connections dropped or re-wired moved to the pending revocations, nothing sent",
+    ),
+    (
+        "revoked",
+        "a revocation's `Revoke`s and `Unroute`s answered, its progress not saved (once per \
+         revocation)",
+    ),
+    (
+        "disabled",
+        "a removed module's `Disable` answered, the module not unloaded or forgotten (once per \
+         module; also on `aex reset`)",
+    ),
+    (
         "load",
         "a module loaded on its node, not attested yet (once per module)",
     ),
@@ -26,8 +40,22 @@ pub const POINTS: &[(&str, &str)] = &[
         "a module attested, its key recorded in memory but not saved (once per module)",
     ),
     (
+        "retired",
+        "an old instance answered `Retire` (it holds no key), its snapshot not read (once per \
+         hand-over)",
+    ),
+    ("state-read", "an old instance's snapshot read, not saved"),
+    (
+        "handed-over",
+        "the new record with the snapshot saved in place of the old, the snapshot not restored",
+    ),
+    (
         "modules-saved",
         "every attested module saved, no connection keyed yet",
+    ),
+    (
+        "restored",
+        "a snapshot restored into the new instance, not yet forgotten; no connection re-keyed",
     ),
     (
         "keys-reserved",

@@ -178,6 +178,30 @@ pub enum Error {
         /// The other changes the descriptor asks for.
         changes: Vec<String>,
     },
+    /// A replaced module's recorded instance could not hand its state over: the deployment
+    /// stops before anything is replaced, rather than start the new instance from `Default`.
+    #[error(
+        "the state of module `{module}` cannot be taken over from its instance `{slot}` on node `{node}`"
+    )]
+    StateLost {
+        /// Module name.
+        module: String,
+        /// Node of the recorded instance.
+        node: String,
+        /// The instance's name there.
+        slot: String,
+        /// Why (the node's answer to the sealed `Retire`, or the module's).
+        #[source]
+        source: Box<Error>,
+    },
+    /// A module's state snapshot is unusable.
+    #[error("the state snapshot of module `{module}` is unusable: {reason}")]
+    Snapshot {
+        /// Module name.
+        module: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A reply did not arrive in time.
     #[error("timed out after {} waiting for {what}", show_duration(*limit))]
     Timeout {
@@ -275,6 +299,9 @@ impl Error {
             Error::Attestation { .. } => Some(
                 "the module was not given any key; check the node's identity and that the node runs the code you built".into(),
             ),
+            Error::StateLost { module, node, .. } => Some(format!(
+                "if that instance is gone for good (its node restarted, or its process died), its state is lost with it: run `aex deploy --discard-state {module}` (or `aex update {module} --discard-state`) to start it from its default state; otherwise bring it back on node `{node}` and run the command again"
+            )),
             Error::Build { .. } => Some("fix the build error above, then run the command again".into()),
             Error::OtherChanges { module, .. } => Some(format!(
                 "run `aex deploy` to apply every change (it hands `{module}`'s state over too), or `aex deploy --dry-run` to see them"

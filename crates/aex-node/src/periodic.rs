@@ -126,6 +126,18 @@ fn check(target: &Target<'_>, wanted: &[Trigger]) -> Result<(), WireError> {
                 ),
             ));
         }
+        if t.period_ms > Trigger::MAX_PERIOD_MS {
+            return Err(refuse(
+                NodeErrorKind::BadRequest,
+                format!(
+                    "period of {} ms for `{}.{}` is above the maximum of {} ms",
+                    t.period_ms,
+                    target.name,
+                    t.entry,
+                    Trigger::MAX_PERIOD_MS
+                ),
+            ));
+        }
         if wanted[..i].iter().any(|u| u.entry == t.entry) {
             return Err(refuse(
                 NodeErrorKind::BadRequest,
@@ -172,7 +184,9 @@ async fn fire(
     alive: Arc<AtomicBool>,
     mut offer: impl FnMut() -> Offered,
 ) {
-    let period = Duration::from_millis(trigger.period_ms);
+    // `check` refuses longer periods; the clamp keeps the timer's arithmetic from
+    // overflowing (a panic here would kill the trigger task) whoever calls this.
+    let period = Duration::from_millis(trigger.period_ms.min(Trigger::MAX_PERIOD_MS));
     let mut timer = interval_at(Instant::now() + period, period);
     timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {

@@ -233,3 +233,31 @@ async fn missed_periods_are_skipped_not_bunched() {
     // bunching timer would offer 350, 350, 350, 400.
     assert_eq!(*offered.lock().unwrap(), [350, 400]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_overflowing_period_is_refused_and_cannot_kill_a_timer() {
+    let (m, _rx) = fake();
+    let e = m.set(&[("tick", u64::MAX)]).unwrap_err();
+    assert!(e.message.contains("above the maximum"), "{e}");
+    assert_eq!(m.timers(), 0);
+    m.set(&[("tick", Trigger::MAX_PERIOD_MS)]).unwrap();
+
+    // The timer itself, given what `check` refuses, neither panics nor offers a tick.
+    let offered = Arc::new(Mutex::new(0));
+    let noted = offered.clone();
+    let trigger = Trigger {
+        entry: "tick".into(),
+        period_ms: u64::MAX,
+    };
+    let alive = Arc::new(AtomicBool::new(true));
+    let task = tokio::spawn(fire("m".into(), trigger, alive, move || {
+        *noted.lock().unwrap() += 1;
+        Offered::Sent
+    }));
+    tokio::task::yield_now().await;
+    advance(Duration::from_secs(3600)).await;
+    tokio::task::yield_now().await;
+    assert!(!task.is_finished(), "the trigger task ended (panicked?)");
+    assert_eq!(*offered.lock().unwrap(), 0);
+    task.abort();
+}

@@ -1,4 +1,4 @@
-//! The physical world socket: `<data_dir>/devices.sock`, where someone on the node's machine
+//! The physical world socket: `<data_dir>/physics/devices.sock`, where someone on the node's machine
 //! plays physics for the node's simulated devices.
 //!
 //! A simulated device has no soil to dry and no finger on its button, so the node lets a local
@@ -6,8 +6,10 @@
 //! senses. It is **not** the management interface and carries **no authority**: it cannot
 //! load, command or attest anything, cannot drive an output (only the driver module granted the
 //! output does, through the TEE layer) and sees nothing of any application but device values.
-//! Access is that of the socket file: mode 0600, so the node's own user. With real hardware
-//! the socket would not exist; the world would.
+//! Access is the node's own user's: the socket lives in a directory of mode 0700
+//! (`<data_dir>/physics/`), created before the socket is bound, so no other user can reach
+//! it even in the moment between `bind` and the socket file's own `chmod 0600`. With real
+//! hardware the socket would not exist; the world would.
 //!
 //! # Protocol
 //!
@@ -41,8 +43,10 @@ use std::time::Duration;
 use aex_tee::devices::{check_name, DeviceBank, DeviceKind, DeviceView};
 use tracing::{debug, warn};
 
-/// The socket's file name in the node's data directory.
+/// The socket's file name, in [`PHYSICS_DIR`] of the node's data directory.
 pub const PHYSICS_SOCKET: &str = "devices.sock";
+/// The private directory (mode 0700) holding the socket, in the node's data directory.
+pub const PHYSICS_DIR: &str = "physics";
 /// Longest request line, newline excluded.
 pub const MAX_LINE: usize = 256;
 /// Clients served at once; more are answered with an error and closed.
@@ -57,7 +61,7 @@ const USAGE: &str = "commands are: list, read NAME, set NAME VALUE, watch NAME";
 
 /// Where the node with data directory `data_dir` listens for the physical world.
 pub fn physics_socket(data_dir: &Path) -> PathBuf {
-    data_dir.join(PHYSICS_SOCKET)
+    data_dir.join(PHYSICS_DIR).join(PHYSICS_SOCKET)
 }
 
 /// A physical-world socket could not be used.
@@ -202,8 +206,12 @@ pub(crate) struct PhysicsServer {
 }
 
 impl PhysicsServer {
-    /// Listens on `path` (a stale file there is removed first; the socket is made mode 0600).
+    /// Listens on `path` (a stale file there is removed first; the socket is made mode 0600)
+    /// inside its parent directory, which is created (or narrowed) to mode 0700 first.
     pub(crate) fn start(path: PathBuf, bank: Arc<DeviceBank>) -> io::Result<PhysicsServer> {
+        if let Some(dir) = path.parent() {
+            private_dir(dir)?;
+        }
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -235,6 +243,27 @@ impl Drop for PhysicsServer {
         }
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// Creates `dir` readable, writable and searchable by its owner only, or narrows an existing
+/// one to that; refuses a path that is not a directory (a symlink included).
+fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        other => other?,
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::other(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    if meta.permissions().mode() & 0o777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 fn accept(listener: UnixListener, bank: Arc<DeviceBank>, stop: Arc<AtomicBool>) {

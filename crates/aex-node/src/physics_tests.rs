@@ -141,6 +141,11 @@ fn client_and_server_over_a_real_socket() {
     let (_dir, path, bank, server) = server();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    // Inside a directory only the node's user can enter, created before the socket.
+    let dir = path.parent().unwrap();
+    assert_ne!(dir, _dir.path());
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
 
     let mut client = PhysicsClient::connect(&path).unwrap();
     let list = client.list().unwrap();
@@ -252,4 +257,21 @@ fn clients_beyond_the_limit_are_refused() {
         assert!(std::time::Instant::now() < deadline, "{lines:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn an_existing_socket_directory_is_narrowed_and_a_file_there_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = physics_socket(dir.path());
+    let parent = path.parent().unwrap();
+    std::fs::create_dir(parent).unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let server = PhysicsServer::start(path.clone(), bank()).unwrap();
+    let mode = std::fs::metadata(parent).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    drop(server);
+
+    std::fs::remove_dir_all(parent).unwrap();
+    std::fs::write(parent, b"not a directory").unwrap();
+    assert!(PhysicsServer::start(path, bank()).is_err());
 }

@@ -128,6 +128,10 @@ async fn handle(
             shared.router.install(app, conn, dir, to, from)?;
             Ok(NodeResponse::Done)
         }
+        NodeRequest::Unroute { conn, dir } => {
+            shared.router.uninstall(app, conn, dir);
+            Ok(NodeResponse::Done)
+        }
         NodeRequest::Status => Ok(NodeResponse::Status(status(shared, app).await)),
         NodeRequest::Unload { module } => {
             let m = shared
@@ -281,6 +285,7 @@ fn request_name(body: &NodeRequest) -> &'static str {
         NodeRequest::Shutdown => "Shutdown",
         NodeRequest::Periodic { .. } => "Periodic",
         NodeRequest::LoadDriver { .. } => "LoadDriver",
+        NodeRequest::Unroute { .. } => "Unroute",
         _ => "unknown",
     }
 }

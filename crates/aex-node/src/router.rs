@@ -206,6 +206,15 @@ impl Router {
             .any(|r| r.from == Origin::Peer(*peer))
     }
 
+    /// Removes the route for `(conn, dir)` in namespace `app`, if there is one (a revoked
+    /// connection); other namespaces' routes for the same ids are untouched.
+    pub(crate) fn uninstall(&self, app: AppId, conn: ConnId, dir: Direction) {
+        write(&self.routes).remove(&(app, conn, dir));
+        if dir == Direction::Backward {
+            lock(&self.deployers).remove(&(app, conn));
+        }
+    }
+
     /// Forgets a deployer session's direct connections.
     pub(crate) fn forget_session(&self, session: u64) {
         lock(&self.deployers).retain(|_, d| d.session != session);

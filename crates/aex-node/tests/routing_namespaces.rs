@@ -125,3 +125,42 @@ fn namespaces_keep_modules_routes_and_links_apart() {
     a_x.send_event(event(2, 0));
     sink_holds(&sinks[0], &[event(1, 0), event(2, 0)]);
 }
+
+#[test]
+fn unroute_removes_only_the_sessions_own_route() {
+    let b_id = SigningIdentity::from_seed(&[0xb1; 32]);
+    let y = TestNode::start_with("y", |c| {
+        c.admit.push(aex_proto::DeployerKey::of(&b_id));
+        c.timeouts.set("exit", Duration::from_millis(20)).unwrap();
+    });
+    let sinks = [y.scratch.join("a.bin"), y.scratch.join("b.bin")];
+    let mut sessions = vec![];
+    for (i, id) in [&test_deployer(), &b_id].into_iter().enumerate() {
+        let mut on_y = Session::open(y.addr(), id, "shared-name");
+        let bin = script(&y.scratch, &format!("exec cat > '{}'", sinks[i].display()));
+        on_y.load("sink", &bin).unwrap();
+        on_y.request(route(Endpoint::Module("sink".into())))
+            .unwrap();
+        sessions.push(on_y);
+    }
+    let [mut a, mut b] = <[_; 2]>::try_from(sessions).ok().unwrap();
+    let unroute = || NodeRequest::Unroute {
+        conn: ConnId(7),
+        dir: Direction::Forward,
+    };
+    // B revokes connection 7; removing it again is no error.
+    b.request(unroute()).unwrap();
+    b.request(unroute()).unwrap();
+    let dropped = b.status().dropped;
+    // A session's frames are handled in order: its event is routed before its next request.
+    b.send_event(event(1, 0xbb));
+    assert_eq!(
+        b.status().dropped,
+        dropped + 1,
+        "B's event had no route and was dropped"
+    );
+    // A's route to its module stayed; B's module got no event.
+    a.send_event(event(1, 0xaa));
+    sink_holds(&sinks[0], &[event(1, 0xaa)]);
+    sink_holds(&sinks[1], &[]);
+}

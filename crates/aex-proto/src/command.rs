@@ -125,16 +125,22 @@ pub enum Command {
     // New variants go last: a variant's position is its wire encoding.
     /// First half of a state transfer (`aex update`): the module stops taking part in the
     /// application for good — it drops every connection key, so it accepts and emits no
-    /// event, and its own threads' calls fail — and answers with a [`Retired`] snapshot of
-    /// its state, taken after the last event it accepted. Asked again, it answers the same
-    /// snapshot, so a deployer that crashed after sending it can ask again.
+    /// event, and its own threads' calls fail — snapshots its state, taken after the last
+    /// event it accepted, and answers with a [`Retired`]: the snapshot's length and SHA-256,
+    /// not its bytes (a snapshot may be larger than a frame; the deployer reads it with
+    /// [`Command::ReadState`]). Asked again, it answers the same, so a deployer that crashed
+    /// after sending it can ask again.
     Retire,
     /// Second half of a state transfer: the new instance replaces its fresh state with the
-    /// snapshot the old instance gave in [`Retired`]. Refused once a connection is keyed,
-    /// so no event is ever handled by a state that is about to be replaced.
+    /// snapshot staged by [`Command::WriteState`], if the staged bytes are exactly `len`
+    /// bytes with SHA-256 `digest` (the old instance's [`Retired`]). Refused once a
+    /// connection is keyed, so no event is ever handled by a state that is about to be
+    /// replaced.
     Restore {
-        /// The snapshot, as the old instance's module code produced it.
-        state: StateBytes,
+        /// Length of the snapshot, in bytes.
+        len: u64,
+        /// SHA-256 of the snapshot.
+        digest: [u8; 32],
     },
     /// Arms a module that receives nothing else first: after attestation a module runs no
     /// tick, deadline or entry point until its first authenticated command (`Restore`,
@@ -146,7 +152,28 @@ pub enum Command {
         /// The connection.
         conn: ConnId,
     },
+    /// Reads the retired instance's snapshot: answers `Done` with the bytes from `offset`,
+    /// at most [`STATE_CHUNK`] of them (fewer only at the end). Refused (`Failed`) unless
+    /// the instance is retired with a snapshot and `offset` is within it.
+    ReadState {
+        /// Where the chunk starts, in bytes from the snapshot's start.
+        offset: u64,
+    },
+    /// Stages a chunk of a snapshot in a fresh instance, for [`Command::Restore`]. `offset`
+    /// must be the number of bytes staged so far, or 0, which discards what was staged (a
+    /// deployer that crashed starts over). Refused under the same conditions as `Restore`.
+    WriteState {
+        /// Where the chunk goes: the number of bytes staged before it.
+        offset: u64,
+        /// At most [`STATE_CHUNK`] bytes of the snapshot.
+        data: StateBytes,
+    },
 }
+
+/// The most snapshot bytes one [`Command::ReadState`] answer or [`Command::WriteState`]
+/// carries: 512 KiB, so a command or reply with its envelope stays well inside one frame
+/// ([`crate::MAX_FRAME_LEN`]).
+pub const STATE_CHUNK: usize = 512 * 1024;
 
 /// A module's state snapshot. Zeroized on drop; `Debug` shows only its length.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -160,13 +187,40 @@ impl core::fmt::Debug for StateBytes {
 
 /// What a module answers to [`Command::Retire`] (postcard, inside `CommandReply::Done`).
 ///
-/// The snapshot is module state: it travels sealed under the old module key to the deployer
-/// and sealed under the new module key to the new instance, never in clear.
+/// The snapshot itself is module state: the deployer reads it in chunks with
+/// [`Command::ReadState`] (sealed under the old module key) and writes it to the new
+/// instance with [`Command::WriteState`] (sealed under the new one), never in clear.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retired {
-    /// The state, or `None` when the module's state cannot be transferred (its type is not
-    /// serializable and it has no save hook): the new instance then starts from `Default`.
-    pub state: Option<StateBytes>,
+    /// The snapshot's size and digest, or `None` when the module's state cannot be
+    /// transferred (its type is not serializable and it has no save hook): the new instance
+    /// then starts from `Default`.
+    pub state: Option<SnapshotInfo>,
+}
+
+/// The size and SHA-256 of a state snapshot: what [`Command::Restore`] checks the staged
+/// bytes against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Length in bytes.
+    pub len: u64,
+    /// SHA-256 of the bytes.
+    pub digest: [u8; 32],
+}
+
+impl SnapshotInfo {
+    /// The length and digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        SnapshotInfo {
+            len: bytes.len() as u64,
+            digest: aex_crypto::sha256(&[bytes]),
+        }
+    }
+
+    /// How many [`STATE_CHUNK`]s the snapshot takes.
+    pub fn chunks(&self) -> u64 {
+        self.len.div_ceil(STATE_CHUNK as u64)
+    }
 }
 
 impl Retired {
@@ -422,6 +476,70 @@ mod tests {
         // A forged command does not consume the counter.
         sealed.ciphertext[0] ^= 1;
         assert!(module.open_command(&sealed).is_ok());
+    }
+
+    #[test]
+    fn state_transfer_commands_round_trip() {
+        let (mut deployer, mut module) = channels();
+        let data = vec![0xa5; STATE_CHUNK];
+        let info = SnapshotInfo::of(&data);
+        for cmd in [
+            Command::Retire,
+            Command::ReadState { offset: 7 },
+            Command::WriteState {
+                offset: 0,
+                data: StateBytes(data.clone()),
+            },
+            Command::Restore {
+                len: info.len,
+                digest: info.digest,
+            },
+        ] {
+            let sealed = deployer.seal_command(&cmd).unwrap();
+            assert_eq!(module.open_command(&sealed).unwrap(), cmd);
+        }
+        let retired = Retired { state: Some(info) };
+        assert_eq!(Retired::decode(&retired.encode()).unwrap(), retired);
+        assert_eq!(info.chunks(), 1);
+        assert_eq!(SnapshotInfo::of(&[]).chunks(), 0);
+        assert_eq!(SnapshotInfo::of(&vec![0; STATE_CHUNK + 1]).chunks(), 2);
+        assert_eq!(
+            SnapshotInfo::of(b"abc").digest[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "SHA-256"
+        );
+    }
+
+    /// A full chunk, sealed in a command, relayed in a deployer request, and its reply in a
+    /// node response, each fit in one frame.
+    #[test]
+    fn a_full_state_chunk_fits_in_a_frame_both_ways() {
+        use crate::message::{FromNode, NodeRequest, NodeResponse, ToModule, ToNode};
+        let (mut deployer, module) = channels();
+        let cmd = Command::WriteState {
+            offset: u64::MAX,
+            data: StateBytes(vec![0xff; STATE_CHUNK]),
+        };
+        let sealed = deployer.seal_command(&cmd).unwrap();
+        let to_node = ToNode::Request {
+            id: u64::MAX,
+            body: NodeRequest::Command {
+                module: "m".repeat(128),
+                sealed: sealed.clone(),
+            },
+            signature: crate::Signature([0xff; 64]),
+        };
+        assert!(frame::encode(&to_node).len() <= frame::LEN_PREFIX + crate::MAX_FRAME_LEN);
+        assert!(
+            frame::encode(&ToModule::Command(sealed)).len()
+                <= frame::LEN_PREFIX + crate::MAX_FRAME_LEN
+        );
+        let reply = module.seal_reply(u64::MAX, &CommandReply::Done(vec![0xff; STATE_CHUNK]));
+        let answer = FromNode::Response {
+            id: u64::MAX,
+            result: Ok(NodeResponse::CommandReply(reply)),
+        };
+        assert!(frame::encode(&answer).len() <= frame::LEN_PREFIX + crate::MAX_FRAME_LEN);
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub use channel::{
     CounterExhausted, Direction, Event, EventKind, RecvChannel, RecvError, SendChannel,
 };
 pub use command::{
-    Command, CommandChannel, CommandError, CommandReply, Retired, Role, Sealed, StateBytes,
-    WireAlgorithm, WireKey,
+    Command, CommandChannel, CommandError, CommandReply, Retired, Role, Sealed, SnapshotInfo,
+    StateBytes, WireAlgorithm, WireKey, STATE_CHUNK,
 };
 pub use frame::{DecodeError, FrameDecoder, MAX_FRAME_LEN, WIRE_VERSION};
 pub use message::{

@@ -336,6 +336,14 @@ pub enum NodeRequest {
         /// Names of devices in the node's configuration.
         devices: Vec<String>,
     },
+    /// Removes the route for `(conn, dir)` in the session's namespace (the connection was
+    /// revoked). Idempotent: removing a route that is not there is `Done` too.
+    Unroute {
+        /// Connection.
+        conn: ConnId,
+        /// Direction.
+        dir: Direction,
+    },
 }
 
 /// One periodic trigger: the node sends [`ToModule::Tick`] for `entry` every `period_ms`.
@@ -343,13 +351,17 @@ pub enum NodeRequest {
 pub struct Trigger {
     /// A periodic entry the module declares ([`Interface::periodic`]).
     pub entry: String,
-    /// The period in milliseconds (the node refuses less than [`Trigger::MIN_PERIOD_MS`]).
+    /// The period in milliseconds (the node refuses less than [`Trigger::MIN_PERIOD_MS`] and
+    /// more than [`Trigger::MAX_PERIOD_MS`]).
     pub period_ms: u64,
 }
 
 impl Trigger {
     /// The shortest period a node accepts, in milliseconds.
     pub const MIN_PERIOD_MS: u64 = 10;
+    /// The longest period a node accepts, in milliseconds: 365 days (a timer's deadline
+    /// must stay representable, whatever a deployer asks).
+    pub const MAX_PERIOD_MS: u64 = 365 * 24 * 3600 * 1000;
 }
 
 /// Where a node forwards an event.
@@ -560,6 +572,14 @@ mod tests {
                         period_ms: 1000,
                     }],
                 },
+            },
+            ToNode::Request {
+                id: 9,
+                body: NodeRequest::Unroute {
+                    conn: ConnId(3),
+                    dir: Direction::Forward,
+                },
+                signature: Signature([9; 64]),
             },
             ToNode::Event(Event {
                 conn: ConnId(1),

@@ -175,14 +175,15 @@ impl<M: Module> Runtime<M> {
     }
 
     fn execute(&mut self, cmd: Command) -> CommandReply {
-        let arms = matches!(
+        let moves_on = matches!(
             cmd,
             Command::SetKey { .. }
                 | Command::Call { .. }
                 | Command::Start
                 | Command::Restore { .. }
+                | Command::WriteState { .. }
         );
-        if arms && self.core.retired.is_some() {
+        if moves_on && self.core.retired.is_some() {
             self.core.counters.refused_commands += 1;
             return CommandReply::Failed(
                 "this instance is retired: its state moved to a new instance, so it takes no \
@@ -233,20 +234,30 @@ impl<M: Module> Runtime<M> {
                 }
             }
             Command::Retire => self.retire(),
-            Command::Restore { state } => self.restore(&state.0),
+            Command::ReadState { offset } => match &self.core.retired {
+                Some(retired) => retired.read(offset),
+                None => CommandReply::Failed("this instance is not retired".into()),
+            },
+            // Staging runs no module code: only `Restore` decides what becomes of it.
+            Command::WriteState { offset, data } => match self.core.staged.write(offset, data) {
+                Ok(()) => CommandReply::Done(Vec::new()),
+                Err(message) => CommandReply::Failed(message),
+            },
+            Command::Restore { len, digest } => self.restore(len, &digest),
             _ => CommandReply::Failed(
                 "unsupported command (the deployer is newer than this module's runtime)".into(),
             ),
         }
     }
 
-    /// Puts the old instance's snapshot in place and arms the module, unless module code
-    /// already ran on the state it has: once armed, only the same snapshot is taken again (and
-    /// changes nothing).
-    fn restore(&mut self, state: &[u8]) -> CommandReply {
-        let digest = aex_crypto::sha256(&[state]);
+    /// Puts the snapshot staged by `WriteState` in place, if it is the old instance's (`len`
+    /// bytes with SHA-256 `digest`), and arms the module, unless module code already ran on
+    /// the state it has: once armed, only the same snapshot is taken again (and changes
+    /// nothing).
+    fn restore(&mut self, len: u64, digest: &[u8; 32]) -> CommandReply {
         if self.core.armed {
-            return if self.core.restored == Some(digest) {
+            self.core.staged = Default::default();
+            return if self.core.restored == Some(*digest) {
                 CommandReply::Done(Vec::new())
             } else {
                 CommandReply::Failed(
@@ -256,10 +267,14 @@ impl<M: Module> Runtime<M> {
                 )
             };
         }
-        match self.module.restore(state) {
+        let state = match self.core.staged.take(len, digest) {
+            Ok(state) => state,
+            Err(message) => return CommandReply::Failed(message),
+        };
+        match self.module.restore(&state.0) {
             Ok(()) => {
                 self.core.armed = true;
-                self.core.restored = Some(digest);
+                self.core.restored = Some(*digest);
                 CommandReply::Done(Vec::new())
             }
             Err(message) => CommandReply::Failed(bounded(message)),
@@ -273,7 +288,7 @@ impl<M: Module> Runtime<M> {
             self.core.link.flush();
             let state = match self.module.save() {
                 None => None,
-                Some(Ok(bytes)) => Some(aex_proto::StateBytes(bytes)),
+                Some(Ok(bytes)) => Some(bytes),
                 // Not retired: the module keeps running and the deployer reports the failure.
                 Some(Err(message)) => {
                     return CommandReply::Failed(bounded(format!(
@@ -283,10 +298,10 @@ impl<M: Module> Runtime<M> {
             };
             self.core.conns.clear();
             self.core.deadlines.disarm();
-            self.core.retired = Some(aex_proto::Retired { state });
+            self.core.retired = Some(crate::transfer::Retirement::new(state));
         }
         match &self.core.retired {
-            Some(retired) => CommandReply::Done(retired.encode()),
+            Some(retired) => retired.answer(),
             None => CommandReply::Failed("not retired".into()),
         }
     }

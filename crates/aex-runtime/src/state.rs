@@ -65,9 +65,12 @@ pub(crate) struct Core {
     pub(crate) restored: Option<[u8; 32]>,
     /// Set by an authentic `Disable`: the keys are dropped once the reply is sent.
     pub(crate) disabled: bool,
-    /// Set by an authentic `Retire`: the snapshot it answered, answered again if asked again.
-    /// A retired module holds no connection key and runs no code for its own threads.
-    pub(crate) retired: Option<aex_proto::Retired>,
+    /// Set by an authentic `Retire`: the snapshot it took, answered again if asked again and
+    /// read in chunks. A retired module holds no connection key and runs no code for its own
+    /// threads.
+    pub(crate) retired: Option<crate::transfer::Retirement>,
+    /// Snapshot chunks staged by `WriteState` for `Restore`.
+    pub(crate) staged: crate::transfer::Staged,
     /// Symmetric TEE kinds: the module key the platform provisioned, until attestation.
     pub(crate) provisioned: Option<Provisioned>,
     /// The clocks of the module's deadlines.
@@ -146,6 +149,7 @@ impl Core {
             restored: None,
             disabled: false,
             retired: None,
+            staged: Default::default(),
             provisioned: None,
             clock: Clock::default(),
         }

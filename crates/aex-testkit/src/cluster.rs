@@ -72,8 +72,15 @@ impl AppDir {
 
     /// `aex deploy <dir>` (of the prebuilt modules).
     pub fn deploy(&self) -> Run {
+        self.deploy_with(&[])
+    }
+
+    /// `aex deploy <dir> args...` (of the prebuilt modules), e.g. `--discard-state pong`.
+    pub fn deploy_with(&self, args: &[&str]) -> Run {
         let dir = self.path().display().to_string();
-        cli::run_as(&self.identity, &["deploy", &dir], COMMAND_TIMEOUT)
+        let mut all = vec!["deploy", dir.as_str()];
+        all.extend(args);
+        cli::run_as(&self.identity, &all, COMMAND_TIMEOUT)
     }
 
     /// `aex status --json`, parsed.
@@ -204,6 +211,8 @@ pub struct Cluster {
     _proxy: Option<Proxy>,
     /// The application directory.
     pub app: AppDir,
+    /// The descriptor as first written (`aex.toml`), for tests that deploy variants of it.
+    pub descriptor: String,
 }
 
 impl Cluster {
@@ -240,18 +249,25 @@ impl Cluster {
             ],
             poke: opts.poke,
         };
-        app.write_descriptor(&desc.render());
+        let descriptor = desc.render();
+        app.write_descriptor(&descriptor);
         Cluster {
             node1,
             node2,
             _proxy: proxy,
             app,
+            descriptor,
         }
     }
 
     /// Deploys, expecting success, and checks that both modules run attested.
     pub fn deploy_ok(&self) {
-        self.app.deploy().ok();
+        self.deploy_ok_with(&[]);
+    }
+
+    /// [`Cluster::deploy_ok`] with more arguments to `aex deploy`.
+    pub fn deploy_ok_with(&self, args: &[&str]) {
+        self.app.deploy_with(args).ok();
         self.app.status().assert_healthy();
     }
 

@@ -154,3 +154,18 @@ impl PingPong {
         s
     }
 }
+
+/// The application name of [`hoard`] descriptors.
+pub const HOARD_APP: &str = "hoard-test";
+
+/// A descriptor of the test kit's `hoard` module (a state of any size, moved by its own
+/// `#[save]`/`#[restore]`) on one `sgx` node `node1` at `addr`, with the direct connection
+/// `feed` (deployer → `hoard.add`).
+pub fn hoard(addr: SocketAddr, platform_key: &Path, identity: &Path) -> String {
+    format!(
+        "[application]\nname = \"{HOARD_APP}\"\n\n[[node]]\nname = \"node1\"\naddress = \"{addr}\"\ntee = \"sgx\"\nsimulation = true\nplatform_key_file = {:?}\nidentity_file = {:?}\n\n[[module]]\nname = \"hoard\"\ncrate = {:?}\nnode = \"node1\"\n\n[[connection]]\nname = \"feed\"\nfrom = \"deployer\"\nto = \"hoard.add\"\n",
+        platform_key.display().to_string(),
+        identity.display().to_string(),
+        paths::testkit_module("hoard").display().to_string()
+    )
+}

@@ -21,9 +21,10 @@
 //!   network) or, holding a node's keys, with decoded frames (a compromised node agent);
 //!   listeners that never answer; and peer links opened by the attacker under an identity of
 //!   its own.
-//! * **Applications** ([`cluster`], [`descriptor`], [`identity`], [`state`], [`status`]):
-//!   application directories, descriptors for test-started nodes, deployer identities outside
-//!   the home directory, the deployer's state, and `aex status --json` read into the deployer
+//! * **Applications** ([`cluster`], [`hoard`], [`descriptor`], [`identity`], [`state`],
+//!   [`status`]): application directories, descriptors for test-started nodes (ping-pong, and
+//!   the kit's `hoard` module with a state of any size), deployer identities outside the home
+//!   directory, the deployer's state, and `aex status --json` read into the deployer
 //!   library's own status types.
 
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod cluster;
 pub mod dead_end;
 pub mod deployer;
 pub mod descriptor;
+pub mod hoard;
 pub mod http;
 pub mod identity;
 pub mod modules;

@@ -20,7 +20,8 @@ use aex_deploy::build::{Builder, Prebuilt, Profile};
 
 use crate::paths;
 
-/// The module crates of the workspace: the examples' modules and the benchmark's.
+/// The module crates of the workspace: the examples' modules, the benchmark's and the test
+/// kit's own (`crates/aex-testkit/modules/`).
 pub fn crates() -> Vec<PathBuf> {
     let root = paths::workspace();
     let text =
@@ -32,7 +33,15 @@ pub fn crates() -> Vec<PathBuf> {
     members
         .iter()
         .filter_map(|m| m.as_str())
-        .filter(|m| m.starts_with("examples/") || m.starts_with("crates/aex-bench/modules/"))
+        .filter(|m| {
+            [
+                "examples/",
+                "crates/aex-bench/modules/",
+                "crates/aex-testkit/modules/",
+            ]
+            .iter()
+            .any(|dir| m.starts_with(dir))
+        })
         .map(|m| root.join(m))
         .filter(|dir| is_module_crate(dir))
         .collect()

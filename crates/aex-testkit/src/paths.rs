@@ -23,6 +23,18 @@ pub fn ping_pong_crate(name: &str) -> PathBuf {
     example("ping-pong").join(name)
 }
 
+/// The directory of the test kit's own module crate `name` (`crates/aex-testkit/modules/`),
+/// absolute.
+pub fn testkit_module(name: &str) -> PathBuf {
+    let dir = workspace().join("crates/aex-testkit/modules").join(name);
+    assert!(
+        dir.is_dir(),
+        "no test kit module `{name}` at {}",
+        dir.display()
+    );
+    dir
+}
+
 /// The profile directory the running test binary lives in (`target/debug`): test binaries
 /// are `target/<profile>/deps/<name>-<hash>`.
 pub fn profile_dir() -> PathBuf {

@@ -20,15 +20,24 @@ pub struct DeployArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     dry_run: bool,
+    /// If MODULE is replaced, start it from its default state instead of taking over the
+    /// state of its recorded instance (for an instance that is gone for good: its node
+    /// restarted, or its process died). Repeatable
+    #[arg(long, value_name = "MODULE")]
+    discard_state: Vec<String>,
     #[command(flatten)]
     pub(super) app: AppPath,
 }
 
 pub fn exec(args: DeployArgs, shell: &Shell) -> Result<()> {
     let mut app = args.app.open(args.path.as_ref(), shell)?;
+    let opts = ops::deploy::Options {
+        discard_state: discard_state(&app, &args.discard_state)?,
+        ..Default::default()
+    };
     if args.dry_run {
         let built = build(&mut app, shell)?.0;
-        let plan = ops::deploy::plan(&mut app, &built)?;
+        let plan = ops::deploy::plan_with(&mut app, &built, &opts)?;
         show_plan(&plan, shell);
         if plan.is_empty() {
             shell.status(
@@ -38,8 +47,23 @@ pub fn exec(args: DeployArgs, shell: &Shell) -> Result<()> {
         }
         return Ok(());
     }
-    deploy(&mut app, shell)?;
+    deploy_with(&mut app, shell, &opts)?;
     Ok(())
+}
+
+/// The modules named by `--discard-state`, each checked against the descriptor.
+fn discard_state(app: &App, names: &[String]) -> Result<std::collections::BTreeSet<String>> {
+    for name in names {
+        if app.desc.module(name).is_none() {
+            return Err(aex_deploy::Error::Connection {
+                message: format!("`--discard-state {name}`: no module `{name}` in the descriptor"),
+                given: Some(name.clone()),
+                valid: app.desc.modules.iter().map(|m| m.name.clone()).collect(),
+            }
+            .into());
+        }
+    }
+    Ok(names.iter().cloned().collect())
 }
 
 pub(super) fn build(
@@ -70,6 +94,12 @@ pub(super) fn show_plan(plan: &ops::deploy::Plan, shell: &Shell) {
         let verb = match m.state {
             ops::deploy::StateSource::Running => "load, attest and take over the running state",
             ops::deploy::StateSource::Snapshot => "load, attest and restore the saved state",
+            ops::deploy::StateSource::Unconfirmed => {
+                "ask the recorded instance for its state (its node reports it gone), then load and attest"
+            }
+            ops::deploy::StateSource::Discarded => {
+                "load and attest, discarding the recorded instance's state"
+            }
             _ => "load and attest",
         };
         match line(what, verb, &m.action) {
@@ -94,16 +124,29 @@ pub(super) fn show_plan(plan: &ops::deploy::Plan, shell: &Shell) {
 
 /// Builds and deploys, reporting what changed; shared with `aex up`.
 pub fn deploy(app: &mut App, shell: &Shell) -> Result<ops::deploy::DeployReport> {
+    deploy_with(app, shell, &ops::deploy::Options::default())
+}
+
+fn deploy_with(
+    app: &mut App,
+    shell: &Shell,
+    opts: &ops::deploy::Options,
+) -> Result<ops::deploy::DeployReport> {
     let bars = Bars::new(shell);
     let (built, build_secs) = build(app, shell)?;
-    let plan = ops::deploy::plan(app, &built)?;
+    let plan = ops::deploy::plan_with(app, &built, opts)?;
     if !plan.is_empty() {
         show_plan(&plan, shell);
     }
-    let mut report = ops::deploy::deploy(app, &built, &bars)?;
+    let mut report = ops::deploy::deploy_with(app, &built, &bars, opts)?;
     report.build_secs = build_secs;
     show_transfers(&report, shell);
-    if report.loaded.is_empty() && report.keyed.is_empty() && report.removed.is_empty() {
+    show_revocations(&report, shell);
+    if report.loaded.is_empty()
+        && report.keyed.is_empty()
+        && report.removed.is_empty()
+        && report.revoked.is_empty()
+    {
         shell.status(
             "Unchanged",
             format!(
@@ -131,6 +174,19 @@ pub fn deploy(app: &mut App, shell: &Shell) -> Result<ops::deploy::DeployReport>
     Ok(report)
 }
 
+/// The connections revoked, and what needs the user's attention.
+pub(super) fn show_revocations(report: &ops::deploy::DeployReport, shell: &Shell) {
+    for name in &report.revoked {
+        shell.status(
+            "Revoked",
+            format!("connection `{name}`: its keys dropped in its modules, its routes removed"),
+        );
+    }
+    for warning in &report.warnings {
+        shell.warn(warning);
+    }
+}
+
 /// One line per module that was replaced while running: where its state came from, and how
 /// long it took part in no connection.
 pub(super) fn show_transfers(report: &ops::deploy::DeployReport, shell: &Shell) {
@@ -146,8 +202,12 @@ pub(super) fn show_transfers(report: &ops::deploy::DeployReport, shell: &Shell) 
             (StateSource::Snapshot, Some(n)) => {
                 format!("restored the state an interrupted update saved ({n} bytes)")
             }
-            (StateSource::Running, None) => "starts from its default state: its state type is not serializable and it has no #[save]/#[restore] methods".into(),
-            _ => "starts from its default state: the old instance was not running".into(),
+            (StateSource::Unconfirmed, Some(n)) => format!(
+                "took over the state ({n} bytes) of an instance its node had reported gone"
+            ),
+            (StateSource::Running | StateSource::Unconfirmed, None) => "starts from its default state: its state type is not serializable and it has no #[save]/#[restore] methods".into(),
+            (StateSource::Discarded, _) => "starts from its default state: the state of the old instance was discarded (--discard-state)".into(),
+            _ => "starts from its default state".into(),
         };
         shell.status(
             "Transferred",

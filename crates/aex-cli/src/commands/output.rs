@@ -1,7 +1,8 @@
 //! `aex output`: send an authentic event to a module input over a direct connection.
 
 use aex_deploy::ops;
-use anyhow::Result;
+use aex_deploy::ops::call::Delivery;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use super::AppPath;
@@ -25,10 +26,33 @@ pub struct OutputArgs {
 pub fn exec(args: OutputArgs, shell: &Shell) -> Result<()> {
     let bytes = payload::parse(args.payload.as_deref(), args.hex)?;
     let mut app = args.app.open(None, shell)?;
-    ops::call::output(&mut app, &args.connection, &bytes)?;
-    shell.status(
-        "Sent",
-        format!("{} bytes on `{}`", bytes.len(), args.connection),
-    );
+    let sent = format!("{} bytes on `{}`", bytes.len(), args.connection);
+    match ops::call::output(&mut app, &args.connection, &bytes)? {
+        Delivery::Accepted => shell.status("Sent", format!("{sent}: the module accepted it")),
+        Delivery::Unknown(why) => {
+            shell.status("Sent", &sent);
+            shell.warn(format!("whether the module accepted it is unknown: {why}"));
+        }
+        Delivery::NotAccepted {
+            module,
+            node,
+            counter,
+            last_accepted,
+            rejected,
+        } => {
+            let state = match last_accepted {
+                Some(last) => format!(
+                    "its last accepted event on the connection is number {last}, this one is {counter}; it refused {rejected} so far"
+                ),
+                None => format!(
+                    "it holds no key for the connection (run `aex deploy`); it refused {rejected} events for unknown connections so far"
+                ),
+            };
+            bail!(
+                "module `{module}` did not accept the event ({sent}) by the time node `{node}` reported its counters: the node dropped it or the module refused it ({state})"
+            );
+        }
+        other => shell.status("Sent", format!("{sent} ({other:?})")),
+    }
     Ok(())
 }

@@ -33,6 +33,9 @@ pub fn exec(args: ResetArgs, shell: &Shell) -> Result<()> {
             }
         ),
     );
+    for why in &report.not_disabled {
+        shell.warn(why);
+    }
     for (module, why) in &report.unreachable {
         shell.status(
             "Warning",

@@ -28,6 +28,13 @@ pub fn exec(args: StatusArgs, shell: &Shell) -> Result<()> {
         shell.out(serde_json::to_string_pretty(&status)?)?;
     } else {
         shell.out(crate::table::status(&status))?;
+        for node in status.nodes.iter().filter(|n| !n.reachable) {
+            shell.warn(format!(
+                "node `{}` did not answer, so the state of its modules is unknown: {}",
+                node.name,
+                node.error.as_deref().unwrap_or("no reason given")
+            ));
+        }
     }
     Ok(())
 }

@@ -21,6 +21,10 @@ pub struct UpdateArgs {
     /// next `aex deploy` moves the module back)
     #[arg(long, value_name = "NODE")]
     node: Option<String>,
+    /// Start the new instance from its default state instead of taking over the old one's
+    /// (for an old instance that is gone for good: its node restarted, or its process died)
+    #[arg(long)]
+    discard_state: bool,
     /// Descriptor file, or a directory holding aex.toml [default: current directory]
     path: Option<PathBuf>,
     #[command(flatten)]
@@ -35,9 +39,11 @@ pub fn exec(args: UpdateArgs, shell: &Shell) -> Result<()> {
         &built,
         &args.module,
         args.node.as_deref(),
+        args.discard_state,
         &Bars::new(shell),
     )?;
     show_transfers(&report.deploy, shell);
+    super::deploy::show_revocations(&report.deploy, shell);
     shell.status(
         "Updated",
         format!(

@@ -8,7 +8,9 @@
 use std::time::{Duration, Instant};
 
 use aex_crypto::Algorithm;
-use aex_proto::{Command, ConnId, Direction, EventKind, RecvChannel, SendChannel};
+use aex_proto::{
+    Command, ConnId, Direction, EventKind, NodeRequest, NodeResponse, RecvChannel, SendChannel,
+};
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -32,9 +34,90 @@ pub fn call(app: &mut App, module: &str, entry: &str, payload: &[u8]) -> Result<
     )
 }
 
-/// Sends `payload` on a direct connection to a module's input.
-pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<()> {
-    send_direct(app, connection, EventKind::Event, payload).map(|_| ())
+/// What became of an event sent on a direct connection, as the module's node reports it.
+///
+/// An input answers nothing, so the deployer asks the node, right after the event, for the
+/// module's own counters: the node handles a session's frames in order and queues the
+/// counters' request behind the event, so they tell whether the module accepted it. The node
+/// relays them unauthenticated: a lying node can claim delivery, as it can drop the event;
+/// what it cannot do is make the module accept a forged one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The module's counters show the event accepted.
+    Accepted,
+    /// The module has not accepted it: the node dropped it (no route, a full queue), or the
+    /// module refused it (no key for the connection, a stale counter).
+    NotAccepted {
+        /// The module.
+        module: String,
+        /// The node.
+        node: String,
+        /// The event's counter.
+        counter: u64,
+        /// The last counter the module accepted on the connection, `None` if it holds no key
+        /// for it.
+        last_accepted: Option<u64>,
+        /// Events the module refused on the connection so far.
+        rejected: u64,
+    },
+    /// The node did not report the module's counters: sent, fate unknown.
+    Unknown(String),
+}
+
+/// Sends `payload` on a direct connection to a module's input, and reports what became of it.
+pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<Delivery> {
+    let (name, node, counter) = send_direct(app, connection, EventKind::Event, payload)?;
+    let (id, module) = {
+        let rec = &app.state.state.connections[&name];
+        let module = app
+            .desc
+            .connections
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.to.module.clone())
+            .unwrap_or_default();
+        (ConnId(rec.id), module)
+    };
+    let slot = app
+        .state
+        .state
+        .modules
+        .get(&module)
+        .map(|m| m.slot(&module))
+        .unwrap_or_else(|| module.clone());
+    let status = match app.request(&node, "report status", NodeRequest::Status) {
+        Ok(NodeResponse::Status(s)) => s,
+        Ok(_) => {
+            return Ok(Delivery::Unknown(format!(
+                "node `{node}` answered no status"
+            )))
+        }
+        Err(e) => return Ok(Delivery::Unknown(crate::ops::status::error_chain(&e))),
+    };
+    let Some(stats) = status
+        .modules
+        .iter()
+        .find(|m| m.name == slot)
+        .and_then(|m| m.stats.as_ref())
+    else {
+        return Ok(Delivery::Unknown(format!(
+            "node `{node}` reported no counters of module `{module}`"
+        )));
+    };
+    let conn = stats.conns.iter().find(|c| c.conn == id);
+    // Counters a receiver skipped count as gaps: received + gaps is the last it accepted.
+    let last_accepted = conn.map(|c| c.received + c.gaps);
+    if last_accepted.is_some_and(|last| last >= counter) {
+        return Ok(Delivery::Accepted);
+    }
+    Ok(Delivery::NotAccepted {
+        module,
+        node,
+        counter,
+        last_accepted,
+        rejected: conn.map_or(stats.rejected_unknown, |c| c.rejected),
+    })
 }
 
 /// Sends `payload` on a direct connection to a module's handler and waits for the reply.

@@ -1,9 +1,11 @@
 //! `aex reset`: remove this application's modules from its nodes, and forget their keys.
 //!
-//! Only the modules this application's descriptor and state name are unloaded; other
-//! applications' modules on the same nodes are untouched. Nodes that are unreachable are
-//! reported, and their modules are forgotten anyway: their keys die with the deployer's
-//! record, so the modules can no longer be commanded or keyed.
+//! Every attested module is first disabled with a sealed `Disable` (it drops every key it
+//! holds), then unloaded: a node that ignores the `Unload` keeps a module that accepts
+//! nothing. Only the modules this application's descriptor and state name are touched; other
+//! applications' modules on the same nodes are not. Nodes that are unreachable are reported,
+//! and their modules are forgotten anyway: their keys die with the deployer's record, so the
+//! modules can no longer be commanded or keyed.
 
 use std::collections::BTreeSet;
 
@@ -21,6 +23,8 @@ pub struct ResetReport {
     pub unloaded: Vec<String>,
     /// Modules forgotten without unloading (node unreachable), with the reason.
     pub unreachable: Vec<(String, String)>,
+    /// Modules that could not be disabled before they were unloaded, and why.
+    pub not_disabled: Vec<String>,
 }
 
 /// Unloads every module of the application and clears its keys and connections.
@@ -49,6 +53,23 @@ pub fn reset(app: &mut App, obs: &dyn Observer) -> Result<ResetReport> {
     );
     obs.phase("reset", targets.len() as u64);
     let mut report = ResetReport::default();
+    let attested: Vec<(String, String)> = app
+        .state
+        .state
+        .modules
+        .iter()
+        .map(|(n, r)| (n.clone(), r.node.clone()))
+        .collect();
+    for (module, node) in attested {
+        if app.desc.node(&node).is_some() {
+            if let Some(why) = crate::ops::deploy::disable(app, &module) {
+                report.not_disabled.push(format!(
+                    "module `{module}` could not be disabled before it was unloaded: {why}"
+                ));
+            }
+            crate::crash::point("disabled");
+        }
+    }
     for (node, module) in targets {
         if app.desc.node(&node).is_none() {
             report.unreachable.push((

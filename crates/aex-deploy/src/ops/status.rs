@@ -50,6 +50,10 @@ pub struct NodeView {
     pub modules: usize,
     /// Events it could not route.
     pub dropped: u64,
+    /// Deployer sessions and requests it refused (unadmitted keys, bad proofs or signatures,
+    /// replayed request ids): someone other than this deployer tried to manage it.
+    #[serde(default)]
+    pub refused: u64,
 }
 
 /// One module.
@@ -61,6 +65,11 @@ pub struct ModuleView {
     pub node: String,
     /// TEE kind.
     pub tee: String,
+    /// Whether the node it runs on answered. When it did not, nothing is known of the
+    /// instance: `attested` and `running` are then false for want of an answer, not because
+    /// the instance is gone (`aex status` shows them as unknown).
+    #[serde(default = "yes")]
+    pub reachable: bool,
     /// Attested by this deployer and still the running instance.
     pub attested: bool,
     /// Whether its process is alive.
@@ -143,6 +152,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             local: app.state.state.nodes.contains_key(&spec.name),
             modules: st.as_ref().map_or(0, |s| s.modules.len()),
             dropped: st.as_ref().map_or(0, |s| s.dropped),
+            refused: st.as_ref().map_or(0, |s| s.refused),
         });
         if let Some(s) = st {
             node_status.insert(spec.name.clone(), s);
@@ -179,6 +189,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             }
         }
         modules.push(ModuleView {
+            reachable: node_status.contains_key(&node),
             name: spec.name.clone(),
             tee: app
                 .desc
@@ -273,6 +284,10 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
         modules,
         connections,
     })
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An error and its causes on one line.

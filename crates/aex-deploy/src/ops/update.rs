@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::app::App;
 use crate::build::Built;
 use crate::error::{Error, Result};
-use crate::ops::deploy::{deploy_forced, plan_forced, Action, DeployReport};
+use crate::ops::deploy::{deploy_with, plan_with, Action, DeployReport, Options};
 use crate::progress::Observer;
 
 /// What an update did.
@@ -28,12 +28,15 @@ pub struct UpdateReport {
 }
 
 /// Replaces `module` with a new instance on `node` (default: where it runs now) that takes
-/// over its state. Refuses, changing nothing, if other modules would have to change too.
+/// over its state (or, with `discard_state`, starts from its default state: for an instance
+/// that is gone for good). Refuses, changing nothing, if other modules would have to change
+/// too.
 pub fn update(
     app: &mut App,
     built: &BTreeMap<String, Built>,
     module: &str,
     node: Option<&str>,
+    discard_state: bool,
     obs: &dyn Observer,
 ) -> Result<UpdateReport> {
     let names: Vec<String> = app.desc.modules.iter().map(|m| m.name.clone()).collect();
@@ -59,8 +62,15 @@ pub fn update(
     let described = app.desc.modules[index].node.clone();
     app.desc.modules[index].node = target.clone();
 
-    let force = BTreeSet::from([module.to_string()]);
-    let plan = plan_forced(app, built, &force)?;
+    let opts = Options {
+        force: BTreeSet::from([module.to_string()]),
+        discard_state: if discard_state {
+            BTreeSet::from([module.to_string()])
+        } else {
+            BTreeSet::new()
+        },
+    };
+    let plan = plan_with(app, built, &opts)?;
     let others: Vec<String> = plan
         .modules
         .iter()
@@ -77,7 +87,7 @@ pub fn update(
             changes: others,
         });
     }
-    let deploy = deploy_forced(app, built, obs, &force)?;
+    let deploy = deploy_with(app, built, obs, &opts)?;
     Ok(UpdateReport {
         deploy,
         descriptor_differs: (described != target).then_some(described),

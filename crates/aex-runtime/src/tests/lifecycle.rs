@@ -104,8 +104,13 @@ fn a_retired_instance_refuses_keys_calls_starts_and_state() {
             payload: b"1".to_vec(),
         },
         Command::Start,
+        Command::WriteState {
+            offset: 0,
+            data: StateBytes(b"x".to_vec()),
+        },
         Command::Restore {
-            state: StateBytes(b"x".to_vec()),
+            len: 1,
+            digest: aex_proto::SnapshotInfo::of(b"x").digest,
         },
     ];
     for cmd in &refused {
@@ -122,7 +127,7 @@ fn a_retired_instance_refuses_keys_calls_starts_and_state() {
     assert!(h.handle(tick()).is_empty());
     assert!(h.rt.module().seen.is_empty());
     let stats = h.rt.core_mut().stats();
-    assert_eq!(stats.refused_commands, 4);
+    assert_eq!(stats.refused_commands, 5);
     assert_eq!((stats.conns.len(), stats.rejected_unknown), (0, 1));
     // Refused under its module key, not rejected as forged: the deployer reads why.
     assert_eq!(stats.rejected_commands, 0);

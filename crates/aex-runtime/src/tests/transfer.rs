@@ -1,8 +1,10 @@
-//! State transfer: `Retire` freezes and snapshots the old instance, `Restore` fills the new one
-//! before it is connected.
+//! State transfer: `Retire` freezes and snapshots the old instance, `ReadState` reads the
+//! snapshot in chunks, `WriteState` stages it in the new one and `Restore` applies it before
+//! the new instance is connected.
 
 use aex_proto::{
-    Command, CommandReply, Direction, EventKind, FromModule, Retired, Role, StateBytes, ToModule,
+    Command, CommandReply, Direction, EventKind, FromModule, Retired, Role, SnapshotInfo,
+    StateBytes, ToModule, STATE_CHUNK,
 };
 
 use aex_testkit::deployer::{sender, wire, Deployer};
@@ -17,6 +19,46 @@ fn retire(h: &mut Harness, d: &mut Deployer) -> Retired {
     }
 }
 
+/// Reads a retired instance's whole snapshot, chunk by chunk, as the deployer does.
+fn read_snapshot(h: &mut Harness, d: &mut Deployer, info: SnapshotInfo) -> Vec<u8> {
+    let mut bytes = vec![];
+    for i in 0..info.chunks() {
+        match d.command(
+            h,
+            &Command::ReadState {
+                offset: i * STATE_CHUNK as u64,
+            },
+        ) {
+            CommandReply::Done(chunk) => bytes.extend_from_slice(&chunk),
+            other => panic!("reading chunk {i} failed: {other:?}"),
+        }
+    }
+    bytes
+}
+
+/// Stages `bytes` in chunks and restores them as the snapshot `info` describes.
+fn restore(h: &mut Harness, d: &mut Deployer, bytes: &[u8], info: SnapshotInfo) -> CommandReply {
+    for (i, chunk) in bytes.chunks(STATE_CHUNK).enumerate() {
+        let staged = d.command(
+            h,
+            &Command::WriteState {
+                offset: (i * STATE_CHUNK) as u64,
+                data: StateBytes(chunk.to_vec()),
+            },
+        );
+        if staged != CommandReply::Done(vec![]) {
+            return staged;
+        }
+    }
+    d.command(
+        h,
+        &Command::Restore {
+            len: info.len,
+            digest: info.digest,
+        },
+    )
+}
+
 #[test]
 fn retire_snapshots_after_the_last_event_and_drops_every_key() {
     let mut h = Harness::new();
@@ -27,11 +69,13 @@ fn retire_snapshots_after_the_last_event_and_drops_every_key() {
     h.handle(ToModule::Event(before));
 
     let retired = retire(&mut h, &mut d);
-    assert_eq!(retired.state, Some(StateBytes(b"one".to_vec())));
-    assert!(
-        !format!("{retired:?}").contains("one"),
-        "snapshots are redacted"
-    );
+    let info = SnapshotInfo::of(b"one");
+    assert_eq!(retired.state, Some(info));
+    assert_eq!(read_snapshot(&mut h, &mut d, info), b"one");
+    assert!(matches!(
+        d.command(&mut h, &Command::ReadState { offset: 3 }),
+        CommandReply::Failed(m) if m.contains("outside the snapshot (3 bytes)")
+    ));
 
     // Frozen: an authentic event after the snapshot reaches no code and no key.
     let after = tx.seal(EventKind::Event, b"two").unwrap();
@@ -41,10 +85,32 @@ fn retire_snapshots_after_the_last_event_and_drops_every_key() {
 
     // Asked again (a deployer that crashed), it answers the same snapshot.
     assert_eq!(retire(&mut h, &mut d), retired);
+    assert_eq!(read_snapshot(&mut h, &mut d, info), b"one");
     // And it takes no state in.
+    for cmd in [
+        Command::WriteState {
+            offset: 0,
+            data: StateBytes(b"x".to_vec()),
+        },
+        Command::Restore {
+            len: info.len,
+            digest: info.digest,
+        },
+    ] {
+        assert!(matches!(
+            d.command(&mut h, &cmd),
+            CommandReply::Failed(m) if m.contains("retired")
+        ));
+    }
+}
+
+#[test]
+fn a_fresh_instance_has_no_snapshot_to_read() {
+    let mut h = Harness::new();
+    let mut d = h.attest();
     assert!(matches!(
-        d.command(&mut h, &Command::Restore { state: StateBytes(b"x".to_vec()) }),
-        CommandReply::Failed(m) if m.contains("retired")
+        d.command(&mut h, &Command::ReadState { offset: 0 }),
+        CommandReply::Failed(m) if m.contains("not retired")
     ));
 }
 
@@ -62,13 +128,9 @@ fn a_retired_module_runs_no_calls_from_its_threads() {
     assert!(h.rt.module().seen.is_empty());
 }
 
-fn restore(h: &mut Harness, d: &mut Deployer, state: &[u8]) -> CommandReply {
-    d.command(
-        h,
-        &Command::Restore {
-            state: StateBytes(state.to_vec()),
-        },
-    )
+/// [`restore`] of a whole small snapshot.
+fn restore_all(h: &mut Harness, d: &mut Deployer, state: &[u8]) -> CommandReply {
+    restore(h, d, state, SnapshotInfo::of(state))
 }
 
 #[test]
@@ -77,24 +139,31 @@ fn restore_fills_a_fresh_instance_before_it_runs() {
     let mut d = h.attest();
     // The module's own refusal comes back sealed, changes nothing, and arms nothing.
     assert_eq!(
-        restore(&mut h, &mut d, b"bad"),
+        restore_all(&mut h, &mut d, b"bad"),
         CommandReply::Failed("not a snapshot of mine".into())
     );
     assert!(!h.rt.core_mut().stats().armed);
-    assert_eq!(restore(&mut h, &mut d, b"a\nb"), CommandReply::Done(vec![]));
+    assert_eq!(
+        restore_all(&mut h, &mut d, b"a\nb"),
+        CommandReply::Done(vec![])
+    );
     assert_eq!(h.rt.module().seen, vec![b"a".to_vec(), b"b".to_vec()]);
     assert!(h.rt.core_mut().stats().armed, "restored: it may run");
 
     // Its state moves on; the same snapshot again (a deployer that crashed before recording
-    // the restore) is answered without rolling it back; another one is refused.
+    // the restore, staging it again) is answered without rolling it back; another one is
+    // refused.
     let ev = sender(1, Direction::Forward, ALG)
         .seal(EventKind::Event, b"c")
         .unwrap();
     d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
     h.handle(ToModule::Event(ev));
-    assert_eq!(restore(&mut h, &mut d, b"a\nb"), CommandReply::Done(vec![]));
+    assert_eq!(
+        restore_all(&mut h, &mut d, b"a\nb"),
+        CommandReply::Done(vec![])
+    );
     assert!(matches!(
-        restore(&mut h, &mut d, b"x"),
+        restore_all(&mut h, &mut d, b"x"),
         CommandReply::Failed(m) if m.contains("before the instance runs")
     ));
     assert_eq!(
@@ -122,11 +191,100 @@ fn restore_is_refused_once_module_code_ran_on_the_fresh_state() {
         let mut d = h.attest();
         assert!(matches!(d.command(&mut h, &first), CommandReply::Done(_)));
         assert!(
-            matches!(restore(&mut h, &mut d, b"a"), CommandReply::Failed(m) if m.contains("before the instance runs")),
+            matches!(restore_all(&mut h, &mut d, b"a"), CommandReply::Failed(m) if m.contains("before the instance runs")),
             "after {first:?}"
         );
         assert!(h.rt.module().seen.is_empty(), "after {first:?}");
     }
+}
+
+#[test]
+fn restore_applies_only_exactly_the_retired_snapshot() {
+    let mut h = Harness::new();
+    let mut d = h.attest();
+    let info = SnapshotInfo::of(b"x\ny");
+    // Nothing staged, a shorter staging, other bytes of the right length: all refused, and
+    // each refusal consumes what was staged.
+    assert!(matches!(
+        d.command(&mut h, &Command::Restore { len: info.len, digest: info.digest }),
+        CommandReply::Failed(m) if m.contains("holds 0 bytes, not 3")
+    ));
+    assert!(matches!(
+        restore(&mut h, &mut d, b"x\n", info),
+        CommandReply::Failed(m) if m.contains("holds 2 bytes, not 3")
+    ));
+    assert!(matches!(
+        restore(&mut h, &mut d, b"x\nz", info),
+        CommandReply::Failed(m) if m.contains("SHA-256")
+    ));
+    assert!(!h.rt.core_mut().stats().armed);
+    // Chunks in order only; offset 0 starts over (a deployer that crashed half-way).
+    let write = |h: &mut Harness, d: &mut Deployer, offset: u64, data: &[u8]| {
+        d.command(
+            h,
+            &Command::WriteState {
+                offset,
+                data: StateBytes(data.to_vec()),
+            },
+        )
+    };
+    assert_eq!(write(&mut h, &mut d, 0, b"q"), CommandReply::Done(vec![]));
+    assert!(matches!(
+        write(&mut h, &mut d, 2, b"y"),
+        CommandReply::Failed(m) if m.contains("offset 2, but 1 bytes are staged")
+    ));
+    assert!(matches!(
+        write(&mut h, &mut d, 0, &vec![0; STATE_CHUNK + 1]),
+        CommandReply::Failed(m) if m.contains("at most")
+    ));
+    assert_eq!(write(&mut h, &mut d, 0, b"x\n"), CommandReply::Done(vec![]));
+    assert_eq!(write(&mut h, &mut d, 2, b"y"), CommandReply::Done(vec![]));
+    assert_eq!(
+        d.command(
+            &mut h,
+            &Command::Restore {
+                len: info.len,
+                digest: info.digest
+            }
+        ),
+        CommandReply::Done(vec![])
+    );
+    assert_eq!(h.rt.module().seen, vec![b"x".to_vec(), b"y".to_vec()]);
+}
+
+/// A snapshot several frames long crosses from an old instance to a new one in chunks, byte
+/// for byte.
+#[test]
+fn a_snapshot_larger_than_a_frame_moves_in_chunks() {
+    let mut old = Harness::new();
+    let mut d_old = old.attest();
+    // Lines of varying bytes, 2.5 chunks in all (more than two frames).
+    let lines: Vec<Vec<u8>> = (0..5u32)
+        .map(|i| {
+            let len = STATE_CHUNK / 2 + i as usize;
+            (0..len)
+                .map(|j| b'a' + ((j as u32 * 7 + i) % 26) as u8)
+                .collect()
+        })
+        .collect();
+    let joined = lines.join(&b'\n');
+    assert_eq!(
+        restore_all(&mut old, &mut d_old, &joined),
+        CommandReply::Done(vec![])
+    );
+    assert_eq!(old.rt.module().seen, lines);
+    let info = retire(&mut old, &mut d_old).state.expect("a snapshot");
+    assert!(info.chunks() >= 3, "{info:?}");
+    let bytes = read_snapshot(&mut old, &mut d_old, info);
+    assert_eq!(SnapshotInfo::of(&bytes), info);
+
+    let mut new = Harness::new();
+    let mut d_new = new.attest();
+    assert_eq!(
+        restore(&mut new, &mut d_new, &bytes, info),
+        CommandReply::Done(vec![])
+    );
+    assert_eq!(new.rt.module().seen, lines);
 }
 
 #[test]

@@ -66,6 +66,7 @@ const CASES: &[Case] = &[
     case("\"pong.tick\"", 1, "\"tick\"", "periodic[0].call", "`tick` is not `module.entry`", "`sensor.tick`"),
     case("\"5s\"", 1, "\"5 sec\"", "periodic[0].every", "`5 sec` is not a duration", "`500ms`, `5s`"),
     case("\"500ms\"", 1, "\"5ms\"", "periodic[1].every", "a period of 5 ms is too short", "the shortest period is 10 ms"),
+    case("\"500ms\"", 1, "\"9000h\"", "periodic[1].every", "a period of 9000 h is too long", "the longest period is 8760 h"),
     case("\"valve=digital_out\"", 1, "\"valve=servo\"", "node[0].devices", "unknown device kind `servo`", "NAME=KIND"),
     case("\"button=digital_in\"", 1, "\"valve=digital_in\"", "node[0].devices", "device `valve` is declared twice", ""),
     case("\"valve\"", 1, "\"pump\"", "module[0].devices", "node `n1` declares no device `pump`", "valid devices: button, valve"),

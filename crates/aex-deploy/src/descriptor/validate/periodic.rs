@@ -1,5 +1,5 @@
 //! The checks of `[[periodic]]` triggers: a declared module's entry, a period that parses and
-//! is not too short, at most one trigger per entry. Whether the binary declares the entry
+//! is neither too short nor too long, at most one trigger per entry. Whether the binary declares the entry
 //! `#[periodic]` is checked after building (`ops::deploy::check`).
 
 use std::collections::HashMap;
@@ -12,6 +12,8 @@ use crate::descriptor::raw::RawPeriodic;
 
 /// The shortest period a node accepts (`aex_proto::Trigger::MIN_PERIOD_MS`).
 pub(crate) const MIN_PERIOD: Duration = Duration::from_millis(aex_proto::Trigger::MIN_PERIOD_MS);
+/// The longest period a node accepts (`aex_proto::Trigger::MAX_PERIOD_MS`).
+pub(crate) const MAX_PERIOD: Duration = Duration::from_millis(aex_proto::Trigger::MAX_PERIOD_MS);
 
 const DURATION_HELP: &str = "write a whole number and a unit: `500ms`, `5s`, `1m` or `1h`";
 
@@ -38,6 +40,14 @@ impl Checker<'_> {
                     every.as_millis()
                 );
                 let help = format!("the shortest period is {} ms", MIN_PERIOD.as_millis());
+                return Err(self.error(Field::Periodic(i, "every"), message, Some(help)));
+            }
+            if every > MAX_PERIOD {
+                let message = format!(
+                    "a period of {} h is too long for a periodic trigger",
+                    every.as_secs() / 3600
+                );
+                let help = format!("the longest period is {} h", MAX_PERIOD.as_secs() / 3600);
                 return Err(self.error(Field::Periodic(i, "every"), message, Some(help)));
             }
             if let Some(first) = seen.insert(trigger.call.clone(), i) {

@@ -197,5 +197,7 @@ pub(super) fn attest_instance(
         reports_status: built.interface.entries.iter().any(|e| e == STATUS_ENTRY),
         generation: 0,
         pending_state: None,
+        retiring: false,
+        disabling: false,
     })
 }

@@ -3,24 +3,28 @@
 //! Order of work, and why:
 //! 1. build every module and check the descriptor against the interfaces the binaries
 //!    declare, before touching any node;
-//! 2. keep a module instance that the deployer attested and that its node still runs with
+//! 2. revoke what the descriptor no longer has: a connection dropped or re-wired loses its
+//!    keys in its endpoint modules and its routes on the nodes ([`revoke`]); a module dropped
+//!    is disabled (sealed) before it is unloaded, so a node that keeps it keeps nothing usable;
+//! 3. keep a module instance that the deployer attested and that its node still runs with
 //!    the same measurement; otherwise (re)load it and attest the new instance — next to the
 //!    old one, which then hands its state over and retires ([`transfer`]);
-//! 3. re-key every connection whose endpoint instances changed (fresh key, fresh counters),
+//! 4. re-key every connection whose endpoint instances changed (fresh key, fresh counters),
 //!    reserving command counters in the state file *before* sending;
-//! 4. install routes on every node involved (idempotent, so a restarted node is repaired);
-//! 5. arm the modules no key arms with `Command::Start` ([`start`]), then install each
+//! 5. install routes on every node involved (idempotent, so a restarted node is repaired);
+//! 6. arm the modules no key arms with `Command::Start` ([`start`]), then install each
 //!    module's periodic triggers (idempotent too).
 //!
 //! What will change is decided first, without changing anything ([`plan`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use aex_proto::NodeRequest;
+use aex_proto::{Command, NodeErrorKind, NodeRequest};
 
 use crate::app::App;
 use crate::build::{Builder, Built};
+use crate::client::ClientError;
 use crate::error::{Error, Result};
 use crate::progress::Observer;
 use crate::state::slot_name;
@@ -29,6 +33,7 @@ mod check;
 mod connect;
 mod periodic;
 mod plan;
+mod revoke;
 mod start;
 pub mod transfer;
 
@@ -36,7 +41,9 @@ pub use attest::attest;
 use attest::{attest_instance, load};
 use check::{check_interfaces, check_periodic};
 use connect::connect;
-pub use plan::{plan, plan_forced, Action, ConnectionChange, ModuleChange, Plan, StateSource};
+pub use plan::{
+    plan, plan_with, Action, ConnectionChange, ModuleChange, Options, Plan, StateSource,
+};
 pub use transfer::Transfer;
 
 const CHUNK: usize = 256 * 1024;
@@ -56,6 +63,13 @@ pub struct DeployReport {
     pub removed: Vec<String>,
     /// Connections (re)keyed in this run.
     pub keyed: Vec<String>,
+    /// Connections whose revocation completed in this run (dropped from the descriptor, or
+    /// re-wired): their keys dropped in their endpoint modules, their routes removed.
+    pub revoked: Vec<String>,
+    /// What needs the user's attention although the deployment went on: a revocation a node
+    /// did not confirm (retried by the next deployment), a removed module that could not be
+    /// disabled.
+    pub warnings: Vec<String>,
     /// Modules replaced while running, and how their state moved.
     pub transfers: Vec<Transfer>,
     /// The periodic triggers in place after this run, as `module.entry every 5 s`.
@@ -104,21 +118,27 @@ pub fn deploy(
     built: &BTreeMap<String, Built>,
     obs: &dyn Observer,
 ) -> Result<DeployReport> {
-    deploy_forced(app, built, obs, &BTreeSet::new())
+    deploy_with(app, built, obs, &Options::default())
 }
 
-/// [`deploy`], also replacing (with state transfer) the modules in `force` (`aex update`).
-pub fn deploy_forced(
+/// [`deploy`] with [`Options`]: also replacing (with state transfer) the modules in
+/// `force` (`aex update`), and starting the modules in `discard_state` from their default
+/// state if they are replaced.
+pub fn deploy_with(
     app: &mut App,
     built: &BTreeMap<String, Built>,
     obs: &dyn Observer,
-    force: &BTreeSet<String>,
+    opts: &Options,
 ) -> Result<DeployReport> {
     let started = Instant::now();
     let mut report = DeployReport::default();
+    revoke::record_stale_connections(app)?;
+    revoke::complete(app, &mut report)?;
     remove_stale_modules(app, &mut report)?;
 
-    let plan = plan_forced(app, built, force)?;
+    let plan = plan_with(app, built, opts)?;
+    // A state the node calls lost is asked for before anything changes.
+    transfer::take_unconfirmed(app, &plan)?;
     let to_load = plan.to_load();
     report.kept = plan
         .modules
@@ -134,19 +154,19 @@ pub fn deploy_forced(
     // the run before its turn, only makes the next deploy replace it — which this one was
     // about to do anyway. Instances with a state to hand over keep theirs until the new
     // instance is attested beside them (`transfer::hand_over`).
-    let has_state = |app: &App, name: &str| {
-        plan.live.contains(name)
-            || app
-                .state
-                .state
-                .modules
-                .get(name)
-                .is_some_and(|r| r.pending_state.is_some())
-    };
+    let source: BTreeMap<&str, StateSource> = plan
+        .modules
+        .iter()
+        .map(|m| (m.module.as_str(), m.state))
+        .collect();
     let mut forgot = false;
     let mut generations = BTreeMap::new();
+    let mut discarded = vec![];
     for (name, _) in &to_load {
-        let keep = has_state(app, name);
+        let keep = matches!(
+            source.get(name.as_str()),
+            Some(StateSource::Running | StateSource::Snapshot | StateSource::Unconfirmed)
+        );
         let generation = match app.state.state.modules.get(name) {
             Some(r) if keep => r.generation.wrapping_add(1),
             Some(r) => r.generation,
@@ -154,7 +174,19 @@ pub fn deploy_forced(
         };
         generations.insert(name.clone(), (generation, keep));
         if !keep {
-            forgot |= app.state.state.modules.remove(name).is_some();
+            if let Some(r) = app.state.state.modules.remove(name) {
+                forgot = true;
+                if source.get(name.as_str()) == Some(&StateSource::Discarded) {
+                    discarded.push(transfer::Transfer {
+                        module: name.clone(),
+                        from_node: r.node.clone(),
+                        to_node: plan_node(&plan, name),
+                        source: StateSource::Discarded,
+                        bytes: None,
+                        gap: std::time::Duration::ZERO,
+                    });
+                }
+            }
         }
     }
     if forgot {
@@ -171,8 +203,11 @@ pub fn deploy_forced(
             let mut record = attest_instance(app, name, &slot, node, &built[name])?;
             record.generation = generation;
             if keep {
-                let live = plan.live.contains(name);
-                handovers.push(transfer::hand_over(app, name, record, live)?);
+                let planned = source
+                    .get(name.as_str())
+                    .copied()
+                    .unwrap_or(StateSource::Running);
+                handovers.push(transfer::hand_over(app, name, record, planned)?);
             } else {
                 app.state.state.modules.insert(name.clone(), record);
             }
@@ -194,6 +229,7 @@ pub fn deploy_forced(
     // Snapshots go in before any connection is keyed, including ones an interrupted run left.
     transfer::restore_pending(app)?;
     connect(app, built, obs, &mut report)?;
+    report.transfers.extend(discarded);
     start::start_unconnected(app)?;
     for h in handovers {
         report.transfers.push(h.finish());
@@ -204,37 +240,82 @@ pub fn deploy_forced(
     Ok(report)
 }
 
+/// The node the plan places `module` on.
+fn plan_node(plan: &Plan, module: &str) -> String {
+    plan.modules
+        .iter()
+        .find(|m| m.module == module)
+        .map(|m| m.node.clone())
+        .unwrap_or_default()
+}
+
 /// Removes modules the descriptor no longer has (from their nodes and from the state), and
 /// instances an interrupted update left behind.
+///
+/// Each is disabled first, with a sealed `Disable` (it drops every key it holds), and only
+/// then unloaded: a node that ignores `Unload` keeps a module that accepts nothing. The mark
+/// `disabling` is saved with the command's counter, so after a crash a repeated `Disable`
+/// that the module refuses (it holds no key any more) is known for what it is. A module that
+/// cannot be disabled (its node is gone, say) is forgotten anyway, with a warning: every
+/// connection it held was revoked at its other end first (`revoke`).
 fn remove_stale_modules(app: &mut App, report: &mut DeployReport) -> Result<()> {
     transfer::unload_retired(app)?;
-    let stale: Vec<(String, String, String)> = app
+    let stale: Vec<String> = app
         .state
         .state
         .modules
-        .iter()
-        .filter(|(name, _)| app.desc.module(name).is_none())
-        .map(|(n, r)| (n.clone(), r.node.clone(), r.slot(n)))
+        .keys()
+        .filter(|name| app.desc.module(name).is_none())
+        .cloned()
         .collect();
-    for (name, node, slot) in stale {
+    for name in stale {
+        let Some(rec) = app.state.state.modules.get(&name) else {
+            continue;
+        };
+        let (node, slot) = (rec.node.clone(), rec.slot(&name));
         if app.desc.node(&node).is_some() {
+            if let Some(why) = disable(app, &name) {
+                report.warnings.push(format!(
+                    "module `{name}` could not be disabled before it was unloaded (every \
+                     connection it held was revoked at its other end): {why}"
+                ));
+            }
+            crate::crash::point("disabled");
             // The node may be gone for good; forgetting the module is still right.
             let _ = app.request(
                 &node,
                 &format!("unload module `{name}`"),
                 NodeRequest::Unload { module: slot },
             );
+        } else {
+            report.warnings.push(format!(
+                "module `{name}` was not disabled: its node `{node}` is no longer in the descriptor"
+            ));
         }
         app.state.state.modules.remove(&name);
+        app.state.save()?;
         report.removed.push(name);
     }
-    let names: Vec<String> = app
-        .desc
-        .connections
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
-    app.state.state.connections.retain(|k, _| names.contains(k));
+    // The deployment's first save (of a new state: its format and first connection id).
     app.state.save()?;
     Ok(())
+}
+
+/// Disables `module`'s recorded instance with a sealed `Disable`; why not, if that could not
+/// be confirmed.
+pub(crate) fn disable(app: &mut App, module: &str) -> Option<String> {
+    let resumed = match app.state.state.modules.get_mut(module) {
+        Some(r) => std::mem::replace(&mut r.disabling, true),
+        None => return None,
+    };
+    match app.command(module, "disable itself", &Command::Disable) {
+        Ok(_) => None,
+        // It dropped its module key when an interrupted run disabled it: it can no longer
+        // open a command, and says so (unauthenticated).
+        Err(Error::Node {
+            source: ClientError::Node(e),
+            ..
+        }) if resumed && e.kind == NodeErrorKind::Refused => None,
+        Err(e) => Some(crate::ops::status::error_chain(&e)),
+    }
 }

@@ -3,10 +3,13 @@
 //!
 //! A module is kept only if the deployer attested it, on the node the descriptor names, with
 //! the code the deployer just built, and that node still runs it with that measurement;
-//! otherwise it is (re)loaded and attested. A module that is replaced while its recorded
-//! instance still runs hands its state over to the new instance (`aex update`); so does one
-//! whose snapshot is waiting in the state after a crash. A connection is kept only if its
-//! record matches the descriptor and every endpoint instance that holds its key is kept.
+//! otherwise it is (re)loaded and attested. A module that is replaced while the deployer
+//! holds a record of its instance hands its state over to the new instance (`aex update`);
+//! so does one whose snapshot is waiting in the state after a crash. The node's word that the
+//! instance is gone is not enough to give its state up: such an instance is asked anyway
+//! ([`StateSource::Unconfirmed`]), unless the user discards its state
+//! ([`Options::discard_state`]). A connection is kept only if its record matches the
+//! descriptor and every endpoint instance that holds its key is kept.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -27,8 +30,6 @@ pub struct Plan {
     /// Every instance name each node holds, running or not (a dead instance keeps its name
     /// until it is unloaded).
     pub(super) loaded: HashMap<String, HashSet<String>>,
-    /// Modules whose recorded instance runs, with the recorded code, on the recorded node.
-    pub(super) live: HashSet<String>,
 }
 
 /// What happens to one module.
@@ -48,12 +49,31 @@ pub struct ModuleChange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StateSource {
-    /// Not replaced (kept or removed), or nothing to take over: it starts from `Default`.
+    /// Not replaced (kept or removed), or nothing to take over (a new module, or one an
+    /// interrupted reset or removal disabled): it starts from `Default`.
     Fresh,
     /// The running instance hands its state over.
     Running,
     /// A snapshot the deployer holds (an earlier transfer was interrupted).
     Snapshot,
+    /// The recorded instance's node reports it gone (not running, or other code): it is asked
+    /// for its state anyway, with a sealed command, before anything is loaded, and the
+    /// deployment stops if it does not answer.
+    Unconfirmed,
+    /// The user discarded the recorded instance's state (`--discard-state`): the new
+    /// instance starts from `Default`.
+    Discarded,
+}
+
+/// Choices of a deployment beyond the descriptor.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Replace these modules (with state transfer) even if they are current (`aex update`).
+    pub force: BTreeSet<String>,
+    /// Start these modules from their default state if they are replaced, instead of taking
+    /// the state of their recorded instance (`--discard-state`): for an instance that is
+    /// gone for good.
+    pub discard_state: BTreeSet<String>,
 }
 
 /// What happens to one connection.
@@ -96,15 +116,12 @@ impl Plan {
 
 /// Compares the descriptor and the deployer's state with what the nodes report.
 pub fn plan(app: &mut App, built: &BTreeMap<String, Built>) -> Result<Plan> {
-    plan_forced(app, built, &BTreeSet::new())
+    plan_with(app, built, &Options::default())
 }
 
-/// [`plan`], replacing the modules in `force` even if they are current (`aex update`).
-pub fn plan_forced(
-    app: &mut App,
-    built: &BTreeMap<String, Built>,
-    force: &BTreeSet<String>,
-) -> Result<Plan> {
+/// [`plan`] with [`Options`].
+pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options) -> Result<Plan> {
+    let force = &opts.force;
     let mut running: HashMap<String, HashMap<String, [u8; 32]>> = HashMap::new();
     let mut loaded: HashMap<String, HashSet<String>> = HashMap::new();
     // The nodes the descriptor places modules on, and those recorded instances run on.
@@ -159,6 +176,10 @@ pub fn plan_forced(
         let is_live = live.contains(&spec.name);
         let action = match record {
             None => Action::Apply("new".into()),
+            Some(r) if r.disabling => Action::Apply("an interrupted removal disabled it".into()),
+            Some(r) if r.retiring => {
+                Action::Apply("an interrupted update retired its instance".into())
+            }
             Some(r) if r.node != spec.node => {
                 Action::Apply(format!("moves from node `{}`", r.node))
             }
@@ -168,9 +189,12 @@ pub fn plan_forced(
             _ => Action::Keep,
         };
         let state = match (record, &action) {
+            (_, Action::Keep) | (None, _) => StateSource::Fresh,
+            (Some(r), _) if r.disabling => StateSource::Fresh,
+            (Some(_), _) if opts.discard_state.contains(&spec.name) => StateSource::Discarded,
             (Some(r), _) if r.pending_state.is_some() => StateSource::Snapshot,
-            (Some(_), Action::Apply(_)) if is_live => StateSource::Running,
-            _ => StateSource::Fresh,
+            (Some(_), _) if is_live => StateSource::Running,
+            (Some(_), _) => StateSource::Unconfirmed,
         };
         modules.push(ModuleChange {
             module: spec.name.clone(),
@@ -237,6 +261,5 @@ pub fn plan_forced(
         modules,
         connections,
         loaded,
-        live,
     })
 }

@@ -5,29 +5,50 @@
 //! state and reuses no counter):
 //! 1. the new instance is loaded under a fresh node-side name next to the old one, and
 //!    attested (by the caller);
-//! 2. the old instance *retires*: it snapshots its state after the last event it accepted and
-//!    drops every connection key, so nothing can change the state after the snapshot. Asked
-//!    again after a crash, it answers the same snapshot;
+//! 2. the old instance is marked `retiring` (saved with the command's counter), then
+//!    *retires*: it snapshots its state after the last event it accepted and drops every
+//!    connection key, so nothing can change the state after the snapshot, and answers the
+//!    snapshot's length and SHA-256. The deployer reads the snapshot in chunks
+//!    (`ReadState`) and checks it against that digest. Asked again after a crash, the old
+//!    instance answers the same snapshot; and a `retiring` record is replaced by the next
+//!    deployment even if its instance still runs;
 //! 3. the new record, holding the snapshot as `pending_state`, replaces the old one in the
 //!    state, and the old instance is listed for unloading — in one save;
-//! 4. the snapshot is restored into the new instance before any of its connections is keyed
-//!    (the module refuses a restore afterwards), then forgotten;
+//! 4. the snapshot is written into the new instance in chunks (`WriteState`) and applied
+//!    (`Restore{len, digest}`) before any of its connections is keyed (the module refuses a
+//!    restore afterwards), then forgotten;
 //! 5. the caller re-keys every connection touching the module (its instance changed) and
 //!    installs the routes; then the retired instance is unloaded.
+//!
+//! A state is never given up on the node's word. An instance its node reports gone (not
+//! running, or running other code) is still asked, with a sealed `Retire`, before anything is
+//! loaded ([`take_unconfirmed`]); if it does not answer, the deployment stops with
+//! [`Error::StateLost`], naming the module, unless the user discards that state
+//! (`--discard-state`).
 //!
 //! The snapshot travels sealed under the old module key, then under the new one; the deployer
 //! holds it in between, as it holds every key.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use aex_proto::{Command, NodeErrorKind, NodeRequest, Retired};
+use aex_proto::{
+    Command, NodeErrorKind, NodeRequest, Retired, SnapshotInfo, StateBytes, STATE_CHUNK,
+};
 use zeroize::Zeroizing;
 
-use super::plan::StateSource;
+use super::connect::pipeline;
+use super::plan::{Plan, StateSource};
 use crate::app::App;
 use crate::client::ClientError;
 use crate::error::{Error, Result};
-use crate::state::{ModuleRecord, RetiredInstance, StoredBytes};
+use crate::state::{ModuleRecord, RetiredInstance, Snapshot};
+
+/// The largest snapshot the deployer takes over (it holds it in memory and in its state).
+pub const MAX_SNAPSHOT: u64 = 1 << 30;
+
+/// State chunks in flight at once, each way (bounds what the deployer and the node buffer).
+const IN_FLIGHT: usize = 8;
 
 /// How one module's state moved to its new instance.
 #[derive(Debug, Clone)]
@@ -61,36 +82,37 @@ impl HandOver {
     }
 }
 
-/// Retires the recorded instance of `module` (if `live`) and installs `new` in its place with
-/// the old state as its pending snapshot. Saved before it returns.
+/// Retires the recorded instance of `module` (unless a snapshot of it is already held) and
+/// installs `new` in its place with the old state as its pending snapshot. Saved before it
+/// returns. `planned` is where the plan expected the state from (for the report).
 pub(super) fn hand_over(
     app: &mut App,
     module: &str,
     mut new: ModuleRecord,
-    live: bool,
+    planned: StateSource,
 ) -> Result<HandOver> {
-    let Some(old) = app.state.state.modules.get_mut(module) else {
+    let Some(old) = app.state.state.modules.get(module) else {
         return Err(Error::NotDeployed {
             module: module.into(),
         });
     };
     let from_node = old.node.clone();
     let old_slot = old.slot(module);
-    let pending = old.pending_state.take();
+    let pending = old.pending_state.clone();
     let retired_at = Instant::now();
     let (snapshot, source) = match pending {
-        // An earlier hand-over was interrupted: its snapshot is the state (the instance it
-        // was meant for never got to run with it).
+        // The instance its node called gone answered, before this run loaded anything.
+        Some(s) if planned == StateSource::Unconfirmed => (Some(s), StateSource::Unconfirmed),
+        // An earlier hand-over was interrupted: its snapshot is the state.
         Some(s) => (Some(s), StateSource::Snapshot),
-        None if live => (retire(app, module)?, StateSource::Running),
-        None => (None, StateSource::Fresh),
+        None => (retire_or_lost(app, module)?, StateSource::Running),
     };
     let transfer = Transfer {
         module: module.into(),
         from_node: from_node.clone(),
         to_node: new.node.clone(),
         source,
-        bytes: snapshot.as_ref().map(|s| s.0.len()),
+        bytes: snapshot.as_ref().map(|s| s.bytes().len()),
         gap: Duration::ZERO,
     };
     new.pending_state = snapshot;
@@ -105,41 +127,200 @@ pub(super) fn hand_over(
         });
     app.state.state.modules.insert(module.into(), new);
     app.state.save()?;
+    crate::crash::point("handed-over");
     Ok(HandOver {
         transfer,
         retired_at,
     })
 }
 
-/// Asks the old instance for its state and to leave every connection.
-fn retire(app: &mut App, module: &str) -> Result<Option<StoredBytes>> {
+/// Before anything is loaded: asks every instance the plan must take a state from, but whose
+/// node reports it gone, for its snapshot, and keeps the snapshot as the record's pending
+/// state. Stops at the first that cannot answer ([`Error::StateLost`]).
+pub(super) fn take_unconfirmed(app: &mut App, plan: &Plan) -> Result<()> {
+    let unconfirmed: BTreeSet<&str> = plan
+        .modules
+        .iter()
+        .filter(|m| m.state == StateSource::Unconfirmed)
+        .map(|m| m.module.as_str())
+        .collect();
+    for module in unconfirmed {
+        let snapshot = retire_or_lost(app, module)?;
+        if let Some(r) = app.state.state.modules.get_mut(module) {
+            r.pending_state = snapshot;
+        }
+        app.state.save()?;
+    }
+    Ok(())
+}
+
+/// [`retire`], with a failure that leaves the state out of reach (the node's answer, not the
+/// module's own refusal) reported as [`Error::StateLost`].
+fn retire_or_lost(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
+    match retire(app, module) {
+        Ok(snapshot) => Ok(snapshot),
+        // The node's answer, no answer, an unauthentic reply, or a node the descriptor no
+        // longer names: nothing the module itself said.
+        Err(
+            e @ (Error::Node { .. }
+            | Error::Unreachable { .. }
+            | Error::Timeout { .. }
+            | Error::Command { .. }
+            | Error::Connection { .. }),
+        ) => {
+            let (node, slot) = app
+                .state
+                .state
+                .modules
+                .get(module)
+                .map(|r| (r.node.clone(), r.slot(module)))
+                .unwrap_or_default();
+            Err(Error::StateLost {
+                module: module.into(),
+                node,
+                slot,
+                source: Box::new(e),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Asks the recorded instance for its state and to leave every connection, and reads the
+/// snapshot. The instance is marked `retiring` in the same save that reserves the counter.
+fn retire(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
+    if let Some(r) = app.state.state.modules.get_mut(module) {
+        r.retiring = true;
+    }
     let answer = app.command(module, "retire the old instance", &Command::Retire)?;
+    crate::crash::point("retired");
     let retired = Retired::decode(&answer).map_err(|source| Error::Command {
         module: module.into(),
         source,
     })?;
-    Ok(retired
-        .state
-        .map(|s| StoredBytes(Zeroizing::new(s.0.clone()))))
+    let Some(info) = retired.state else {
+        return Ok(None);
+    };
+    let snapshot = read_snapshot(app, module, info)?;
+    crate::crash::point("state-read");
+    Ok(Some(snapshot))
+}
+
+/// Reads a retired instance's snapshot, [`IN_FLIGHT`] chunks at a time, and checks it
+/// against the length and digest the instance answered.
+fn read_snapshot(app: &mut App, module: &str, info: SnapshotInfo) -> Result<Snapshot> {
+    let unusable = |reason: String| Error::Snapshot {
+        module: module.into(),
+        reason,
+    };
+    if info.len > MAX_SNAPSHOT {
+        return Err(unusable(format!(
+            "it is {} bytes; aex transfers at most {MAX_SNAPSHOT} bytes",
+            info.len
+        )));
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(info.len as usize));
+    let offsets: Vec<u64> = (0..info.chunks()).map(|i| i * STATE_CHUNK as u64).collect();
+    for batch in offsets.chunks(IN_FLIGHT) {
+        let mut sent = vec![];
+        let mut requests = vec![];
+        for &offset in batch {
+            let action = format!("read the old instance's state at byte {offset}");
+            let sealed = app.seal_command(module, &Command::ReadState { offset })?;
+            requests.push((
+                sealed.node.clone(),
+                action.clone(),
+                NodeRequest::Command {
+                    module: sealed.slot.clone(),
+                    sealed: sealed.sealed.clone(),
+                },
+            ));
+            sent.push((sealed, action, offset));
+        }
+        // Counters reserved before anything is sent.
+        app.state.save()?;
+        let answers = pipeline(app, requests)?;
+        for ((sealed, action, offset), answer) in sent.iter().zip(answers) {
+            let chunk = Zeroizing::new(app.command_result(sealed, action, answer)?);
+            let expected = (info.len - offset).min(STATE_CHUNK as u64);
+            if chunk.len() as u64 != expected {
+                return Err(unusable(format!(
+                    "the chunk at byte {offset} holds {} bytes, not {expected}",
+                    chunk.len()
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+    }
+    if SnapshotInfo::of(&bytes) != info {
+        return Err(unusable(
+            "its bytes do not match the length and SHA-256 the old instance answered".into(),
+        ));
+    }
+    Ok(Snapshot::from_zeroizing(bytes))
+}
+
+/// Writes `snapshot` into the module's current instance, [`IN_FLIGHT`] chunks at a time, and
+/// has it restored.
+fn write_snapshot(app: &mut App, module: &str, snapshot: &Snapshot) -> Result<()> {
+    let bytes = snapshot.bytes();
+    let chunks: Vec<(usize, &[u8])> = bytes
+        .chunks(STATE_CHUNK)
+        .enumerate()
+        .map(|(i, c)| (i * STATE_CHUNK, c))
+        .collect();
+    for batch in chunks.chunks(IN_FLIGHT) {
+        let mut sent = vec![];
+        let mut requests = vec![];
+        for &(offset, data) in batch {
+            let action = format!("stage the state at byte {offset}");
+            let cmd = Command::WriteState {
+                offset: offset as u64,
+                data: StateBytes(data.to_vec()),
+            };
+            let sealed = app.seal_command(module, &cmd)?;
+            requests.push((
+                sealed.node.clone(),
+                action.clone(),
+                NodeRequest::Command {
+                    module: sealed.slot.clone(),
+                    sealed: sealed.sealed.clone(),
+                },
+            ));
+            sent.push((sealed, action));
+        }
+        app.state.save()?;
+        let answers = pipeline(app, requests)?;
+        for ((sealed, action), answer) in sent.iter().zip(answers) {
+            app.command_result(sealed, action, answer)?;
+        }
+    }
+    let info = SnapshotInfo::of(bytes);
+    app.command(
+        module,
+        "restore the state",
+        &Command::Restore {
+            len: info.len,
+            digest: info.digest,
+        },
+    )?;
+    Ok(())
 }
 
 /// Restores every snapshot still pending (this run's hand-overs and any an interrupted run
 /// left) into its module's current instance.
 pub(super) fn restore_pending(app: &mut App) -> Result<()> {
-    let pending: Vec<String> = app
+    let pending: Vec<(String, Snapshot)> = app
         .state
         .state
         .modules
         .iter()
-        .filter(|(_, r)| r.pending_state.is_some())
-        .map(|(n, _)| n.clone())
+        .filter(|(_, r)| !r.retiring)
+        .filter_map(|(n, r)| Some((n.clone(), r.pending_state.clone()?)))
         .collect();
-    for module in pending {
-        let state = match &app.state.state.modules[&module].pending_state {
-            Some(s) => aex_proto::StateBytes(s.0.to_vec()),
-            None => continue,
-        };
-        app.command(&module, "restore the state", &Command::Restore { state })?;
+    for (module, snapshot) in pending {
+        write_snapshot(app, &module, &snapshot)?;
+        crate::crash::point("restored");
         if let Some(r) = app.state.state.modules.get_mut(&module) {
             r.pending_state = None;
         }
