@@ -139,7 +139,7 @@ fn unroute_removes_only_the_sessions_own_route() {
         let mut on_y = Session::open(y.addr(), id, "shared-name");
         let bin = script(&y.scratch, &format!("exec cat > '{}'", sinks[i].display()));
         on_y.load("sink", &bin).unwrap();
-        on_y.request(route(Endpoint::Module("sink".into())))
+        on_y.request(route(Endpoint::Module("sink".into()), Origin::Deployer))
             .unwrap();
         sessions.push(on_y);
     }

@@ -579,7 +579,6 @@ mod tests {
                     conn: ConnId(3),
                     dir: Direction::Forward,
                 },
-                signature: Signature([9; 64]),
             },
             ToNode::Event(Event {
                 conn: ConnId(1),
