@@ -17,7 +17,7 @@ use aex_proto::NodeKey;
 use crate::error::LinkError;
 use crate::handshake::{check_handshake_len, AfterFirst, Initiator, LinkKind, Responder};
 use crate::keys::StaticKey;
-use crate::record::{Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD};
+use crate::record::{grow_to, Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD};
 
 /// An established link over a read half `R` and a write half `W`.
 pub struct Link<R, W> {
@@ -32,10 +32,17 @@ pub struct Link<R, W> {
 }
 
 /// Reads the records of a link and serves their plaintext.
+///
+/// A read that fails with a timeout (`WouldBlock`/`TimedOut`) or `Interrupted` loses nothing:
+/// the part of a record that arrived is kept, and the next read goes on from there.
 pub struct LinkReader<R> {
     inner: R,
     opener: Opener,
+    prefix: [u8; 2],
+    prefix_got: usize,
+    /// The record being read: as many bytes as arrived, its length once complete.
     record: Vec<u8>,
+    record_len: Option<usize>,
     plain: Vec<u8>,
     pos: usize,
 }
@@ -51,21 +58,54 @@ impl<R: Read> LinkReader<R> {
         &self.inner
     }
 
-    /// Reads and opens the next record; false at a clean end of stream between records.
+    /// The underlying stream, mutably.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// Bytes held for reading records (the buffer's capacity): at most twice the most that
+    /// arrived of any one record, whatever length prefixes announced.
+    pub fn buffered(&self) -> usize {
+        self.record.capacity()
+    }
+
+    /// Reads and opens the next record; false at a clean end of stream between records. The
+    /// record's buffer grows as its bytes arrive ([`crate::READ_STEP`] at a time).
     fn fill(&mut self) -> io::Result<bool> {
-        let mut prefix = [0u8; 2];
-        match self.inner.read(&mut prefix[..1])? {
-            0 => return Ok(false),
-            _ => self.inner.read_exact(&mut prefix[1..])?,
+        let len = match self.record_len {
+            Some(len) => len,
+            None => {
+                while self.prefix_got < 2 {
+                    match self.inner.read(&mut self.prefix[self.prefix_got..])? {
+                        0 if self.prefix_got == 0 => return Ok(false),
+                        0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                        n => self.prefix_got += n,
+                    }
+                }
+                let len = usize::from(u16::from_be_bytes(self.prefix));
+                self.opener.check_len(len).map_err(LinkError::into_io)?;
+                self.record.clear();
+                self.record_len = Some(len);
+                len
+            }
+        };
+        while self.record.len() < len {
+            let got = self.record.len();
+            self.record
+                .resize(grow_to(&self.record, self.record.capacity(), len), 0);
+            let read = self.inner.read(&mut self.record[got..]);
+            let n = *read.as_ref().unwrap_or(&0);
+            self.record.truncate(got + n);
+            if read? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
         }
-        let len = usize::from(u16::from_be_bytes(prefix));
-        self.opener.check_len(len).map_err(LinkError::into_io)?;
-        self.record.resize(len, 0);
-        self.inner.read_exact(&mut self.record)?;
+        self.record_len = None;
+        self.prefix_got = 0;
+        self.pos = 0;
         self.opener
             .open(&self.record, &mut self.plain)
             .map_err(LinkError::into_io)?;
-        self.pos = 0;
         Ok(true)
     }
 }
@@ -96,6 +136,11 @@ impl<W: Write> LinkWriter<W> {
     /// The underlying stream.
     pub fn get_ref(&self) -> &W {
         &self.inner
+    }
+
+    /// The underlying stream, mutably.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
     }
 
     /// Seals what is buffered (if anything) and writes it.
@@ -154,7 +199,10 @@ fn established<R, W>(rd: R, wr: W, done: crate::handshake::Established) -> Link<
         reader: LinkReader {
             inner: rd,
             opener,
+            prefix: [0; 2],
+            prefix_got: 0,
             record: Vec::new(),
+            record_len: None,
             plain: Vec::new(),
             pos: 0,
         },
@@ -269,6 +317,7 @@ pub fn accept<R: Read, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::READ_STEP;
     use std::net::{TcpListener, TcpStream};
 
     use crate::record::FIRST_RECORD_LIMIT;
@@ -391,6 +440,60 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, LinkError::Closed), "{e}");
+    }
+
+    /// A node that announces the largest record and trickles it: the client holds about what
+    /// arrived, a read that times out loses nothing, and the record opens once complete.
+    #[test]
+    fn a_trickled_record_is_held_as_it_arrives_and_survives_timeouts() {
+        let node = StaticKey::generate();
+        let public = node.public();
+        let (c, s) = socket_pair();
+        let (record_tx, record_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let server = std::thread::spawn(move || {
+            let (rd, wr) = halves(&s);
+            let (_, mut link) = accept(rd, wr, &node, |_| true).unwrap();
+            let mut record = vec![];
+            link.writer
+                .sealer
+                .seal(&[3u8; MAX_PLAINTEXT], &mut record)
+                .unwrap();
+            record_tx.send(record).unwrap();
+            s
+        });
+        let (rd, wr) = halves(&c);
+        let mut link = connect_deployer(rd, wr, &public).unwrap();
+        let record = record_rx.recv().unwrap();
+        let mut s = server.join().unwrap();
+        link.reader
+            .get_ref()
+            .set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        let mut plain = vec![0u8; MAX_PLAINTEXT];
+        // Three bytes of 65,537, then the read times out.
+        s.write_all(&record[..3]).unwrap();
+        let e = link.reader.read(&mut plain).unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        );
+        assert!(
+            link.reader.buffered() <= READ_STEP,
+            "holds {}",
+            link.reader.buffered()
+        );
+        // The rest in two parts, each read timing out in between.
+        s.write_all(&record[3..40_000]).unwrap();
+        while link.reader.record.len() < 40_000 - 2 {
+            assert!(link.reader.read(&mut plain).is_err());
+        }
+        assert!(link.reader.buffered() <= 2 * 40_000);
+        s.write_all(&record[40_000..]).unwrap();
+        link.reader.read_exact(&mut plain).unwrap();
+        assert!(plain.iter().all(|b| *b == 3));
     }
 
     #[test]

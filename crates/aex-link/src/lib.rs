@@ -21,7 +21,8 @@
 //! * **Bounded before authentication**: a handshake message is at most
 //!   [`handshake::MAX_HANDSHAKE_MESSAGE`] bytes and the first record at most
 //!   [`record::FIRST_RECORD_LIMIT`], both checked from their length prefix before anything is
-//!   allocated; the node bounds the whole handshake and `Hello` with a deadline.
+//!   allocated; the node bounds the whole handshake and `Hello` with a deadline. After that
+//!   too, a record's buffer grows as its bytes arrive: a length prefix alone costs nothing.
 //!
 //! [`handshake`] and [`record`] are sans I/O; [`blocking`] adapts them to `std::io` streams
 //! (the deployer's client, the test kit) and, with the `tokio` feature, [`tokio_io`] to tokio
@@ -56,4 +57,4 @@ pub mod tokio_io;
 pub use error::{KeyMismatch, LinkError};
 pub use handshake::{LinkKind, DEPLOYER_NOISE, PEER_NOISE};
 pub use keys::StaticKey;
-pub use record::{FIRST_RECORD_LIMIT, MAX_HELLO_LEN, MAX_PLAINTEXT, MAX_RECORD};
+pub use record::{FIRST_RECORD_LIMIT, MAX_HELLO_LEN, MAX_PLAINTEXT, MAX_RECORD, READ_STEP};

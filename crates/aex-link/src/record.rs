@@ -12,7 +12,9 @@
 //!
 //! Invariant: an [`Opener`] checks a record's length against its current limit before the
 //! caller allocates for it. Until a link's first frame (its `Hello`) is read, the limit is
-//! [`FIRST_RECORD_LIMIT`]; afterwards, [`MAX_RECORD`].
+//! [`FIRST_RECORD_LIMIT`]; afterwards, [`MAX_RECORD`]. Readers grow a record's buffer as its
+//! bytes arrive ([`READ_STEP`] at a time), so what a peer announces costs nothing until it
+//! sends it.
 
 use std::sync::Arc;
 
@@ -28,6 +30,19 @@ pub const TAG_LEN: usize = 16;
 pub const MAX_PLAINTEXT: usize = MAX_RECORD - TAG_LEN;
 /// The longest `Hello` frame body a node reads as a link's first frame.
 pub const MAX_HELLO_LEN: usize = 1024;
+/// How much of a record's buffer a reader adds at a time: a record's buffer grows as its bytes
+/// arrive, never to its announced length up front.
+pub const READ_STEP: usize = 4096;
+/// The length to extend a partly read record of `len` bytes to before the next read: into the
+/// buffer's spare room if it has any, else by what arrived so far (at least [`READ_STEP`]).
+/// Its capacity thus stays within twice what arrived plus one step.
+pub(crate) fn grow_to(record: &[u8], capacity: usize, len: usize) -> usize {
+    let got = record.len();
+    let room = capacity - got;
+    let step = if room > 0 { room } else { got.max(READ_STEP) };
+    got + step.min(len - got)
+}
+
 /// The largest record before the first frame: a `Hello` frame (length prefix included) and
 /// its tag. A client sends its `Hello` alone in its first record.
 pub const FIRST_RECORD_LIMIT: usize = 4 + MAX_HELLO_LEN + TAG_LEN;

@@ -21,7 +21,7 @@ use crate::handshake::{
     check_handshake_len, AfterFirst, Established, Initiator, LinkKind, Responder,
 };
 use crate::keys::StaticKey;
-use crate::record::{Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD, TAG_LEN};
+use crate::record::{grow_to, Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD, TAG_LEN};
 
 /// An established link over a read half `R` and a write half `W`.
 pub struct Link<R, W> {
@@ -41,9 +41,9 @@ pub struct LinkRead<R> {
     opener: Opener,
     prefix: [u8; 2],
     prefix_got: usize,
+    /// The record being read: as many bytes as arrived, its length once complete.
     record: Vec<u8>,
     record_len: Option<usize>,
-    record_got: usize,
     plain: Vec<u8>,
     pos: usize,
 }
@@ -54,8 +54,15 @@ impl<R: AsyncRead + Unpin> LinkRead<R> {
         self.opener.set_limit(limit);
     }
 
+    /// Bytes held for reading records (the buffer's capacity): at most twice the most that
+    /// arrived of any one record, whatever length prefixes announced.
+    pub fn buffered(&self) -> usize {
+        self.record.capacity()
+    }
+
     /// Reads and opens the next record; `Ready(Ok(false))` at a clean end of stream between
-    /// records. The buffer for a record is sized from its checked length prefix.
+    /// records. A record's buffer grows as its bytes arrive ([`crate::READ_STEP`] at a time), so a
+    /// length prefix alone makes this hold nothing.
     fn poll_record(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         let len = match self.record_len {
             Some(len) => len,
@@ -75,26 +82,29 @@ impl<R: AsyncRead + Unpin> LinkRead<R> {
                 }
                 let len = usize::from(u16::from_be_bytes(self.prefix));
                 self.opener.check_len(len).map_err(LinkError::into_io)?;
-                self.record.resize(len, 0);
-                self.record_got = 0;
+                self.record.clear();
                 self.record_len = Some(len);
                 len
             }
         };
-        while self.record_got < len {
-            let mut buf = ReadBuf::new(&mut self.record[self.record_got..len]);
-            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
+        while self.record.len() < len {
+            let got = self.record.len();
+            self.record
+                .resize(grow_to(&self.record, self.record.capacity(), len), 0);
+            let mut buf = ReadBuf::new(&mut self.record[got..]);
+            let polled = Pin::new(&mut self.inner).poll_read(cx, &mut buf);
             let n = buf.filled().len();
+            self.record.truncate(got + n);
+            ready!(polled)?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
-            self.record_got += n;
         }
         self.record_len = None;
         self.prefix_got = 0;
         self.pos = 0;
         self.opener
-            .open(&self.record[..len], &mut self.plain)
+            .open(&self.record, &mut self.plain)
             .map_err(LinkError::into_io)?;
         Poll::Ready(Ok(true))
     }
@@ -225,7 +235,6 @@ fn established<R, W>(rd: R, wr: W, done: Established) -> Link<R, W> {
             prefix_got: 0,
             record: Vec::new(),
             record_len: None,
-            record_got: 0,
             plain: Vec::new(),
             pos: 0,
         },
@@ -325,6 +334,7 @@ where
 mod tests {
     use super::*;
     use crate::record::FIRST_RECORD_LIMIT;
+    use crate::record::READ_STEP;
     use tokio::io::{split, DuplexStream, ReadHalf, WriteHalf};
 
     type Halves = (ReadHalf<DuplexStream>, WriteHalf<DuplexStream>);
@@ -371,6 +381,54 @@ mod tests {
         let got = connect_peer(ar, aw, &a, &b_pub).await;
         assert!(matches!(got, Err(LinkError::Refused(k)) if k == a_pub));
         assert!(matches!(server.await.unwrap(), Some(LinkError::NotAdmitted(k)) if k == a_pub));
+    }
+
+    /// An authenticated client that announces the largest record and sends one byte of it
+    /// makes the node hold one read step, not 64 KiB; the rest, when it comes, still opens.
+    #[tokio::test]
+    async fn a_record_s_buffer_grows_as_its_bytes_arrive() {
+        let node = StaticKey::generate();
+        let public = node.public();
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let (sr, sw) = split(server);
+        let accepting = tokio::spawn(async move { accept(sr, sw, &node, |_| true).await });
+        // The client's side of the handshake, by hand.
+        let (init, first) = Initiator::deployer(&public).unwrap();
+        client.write_all(&first).await.unwrap();
+        let mut prefix = [0u8; 2];
+        client.read_exact(&mut prefix).await.unwrap();
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+        client.read_exact(&mut reply).await.unwrap();
+        let (done, _) = init.answer(&reply).unwrap();
+        let (mut seal, _) = done.into_halves();
+        let (_, mut link) = accepting.await.unwrap().unwrap();
+        link.reader.set_limit(MAX_RECORD);
+
+        let mut record = vec![];
+        seal.seal(&[7u8; MAX_PLAINTEXT], &mut record).unwrap();
+        assert_eq!(record.len(), 2 + MAX_RECORD);
+        client.write_all(&record[..3]).await.unwrap();
+        let mut plain = vec![0u8; MAX_PLAINTEXT];
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        // Read until the one byte is taken (each attempt is abandoned, which a link read
+        // survives), then look at what the reader holds.
+        while link.reader.record.len() < 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the byte was never read"
+            );
+            let attempt = link.reader.read(&mut plain);
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(5), attempt).await;
+        }
+        assert!(
+            link.reader.buffered() <= READ_STEP,
+            "holds {} bytes for one byte of a record",
+            link.reader.buffered()
+        );
+        client.write_all(&record[3..]).await.unwrap();
+        link.reader.read_exact(&mut plain).await.unwrap();
+        assert!(plain.iter().all(|b| *b == 7));
+        assert!(link.reader.buffered() <= 2 * MAX_RECORD);
     }
 
     #[tokio::test]

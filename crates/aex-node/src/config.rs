@@ -13,8 +13,10 @@
 //! It declares the node's devices (`devices`): the sensors and actuators its TEE layer
 //! grants, each exclusively, to driver modules (see `aex_tee::devices`).
 //!
-//! Finally its optional `[timeouts]` table changes how long the node waits for deployers, peer
-//! nodes and modules (see [`Timeouts`]), e.g. `hello = "250ms"`.
+//! Its optional `[timeouts]` table changes how long the node waits for deployers, peer nodes
+//! and modules (see [`Timeouts`]), e.g. `hello = "250ms"`; its optional `[limits]` table how
+//! much of the node connections, peer links, modules and deployers may take (see [`Limits`]),
+//! e.g. `max_connections = 4096`, `module_queue = "8MiB"`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,13 +28,16 @@ use aex_tee::TeeKind;
 use serde::Deserialize;
 
 use crate::admission::read_admit_file;
+use crate::limits::Limits;
 use crate::timeouts::{TimeoutError, Timeouts};
 
 /// How a node agent runs.
 ///
-/// In `node.toml` every field is a top-level key, except `timeouts`: a `[timeouts]` table of
-/// human durations keyed by timeout name (`hello = "250ms"`, `reply = "30s"`; see
-/// [`Timeouts`] for the names), each optional, unknown names refused.
+/// In `node.toml` every field is a top-level key, except `timeouts` and `limits`: a
+/// `[timeouts]` table of human durations keyed by timeout name (`hello = "250ms"`, `reply =
+/// "30s"`; see [`Timeouts`] for the names), and a `[limits]` table of counts and byte sizes
+/// keyed by limit name (`max_connections = 4096`, `peer_queue = "32MiB"`; see [`Limits`] for
+/// the names and defaults), each optional, unknown names refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
     /// The node's name, reported in status (informational: nothing trusts it).
@@ -58,6 +63,9 @@ pub struct NodeConfig {
     pub devices: Vec<DeviceSpec>,
     /// How long the node waits for deployers, peer nodes and modules (`[timeouts]`).
     pub timeouts: Timeouts,
+    /// How much of the node connections, peer links, modules and deployers may take
+    /// (`[limits]`).
+    pub limits: Limits,
 }
 
 /// A node configuration file could not be used.
@@ -133,6 +141,8 @@ struct RawConfig {
     devices: Vec<String>,
     #[serde(default)]
     timeouts: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    limits: BTreeMap<String, toml::Value>,
 }
 
 impl NodeConfig {
@@ -143,7 +153,8 @@ impl NodeConfig {
     /// `admit` (deployer keys in hex), `admit_file` (one key per line, resolved like
     /// `data_dir`), `open`, `peers` (node identity keys in hex), `devices` (e.g.
     /// `["button=digital_in", "valve=digital_out",
-    /// "soil=analog_in:100@35"]`) and a `[timeouts]` table (e.g. `hello = "250ms"`).
+    /// "soil=analog_in:100@35"]`), a `[timeouts]` table (e.g. `hello = "250ms"`) and a
+    /// `[limits]` table (e.g. `max_connections = 4096`).
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -212,6 +223,7 @@ impl NodeConfig {
             .map_err(|e| field("peers", e.to_string()))?;
         let devices = parse_devices(&raw.devices).map_err(|e| field("devices", e))?;
         let timeouts = parse_timeouts(&raw.timeouts).map_err(|(f, e)| field(&f, e))?;
+        let limits = parse_limits(&raw.limits).map_err(|(f, e)| field(&f, e))?;
         Ok(NodeConfig {
             name: raw.name,
             listen,
@@ -223,6 +235,7 @@ impl NodeConfig {
             peers,
             devices,
             timeouts,
+            limits,
         })
     }
 }
@@ -268,6 +281,37 @@ fn parse_timeouts(table: &BTreeMap<String, toml::Value>) -> Result<Timeouts, (St
         .check()
         .map_err(|e| ("timeouts".into(), e.to_string()))?;
     Ok(timeouts)
+}
+
+/// Reads a `[limits]` table over the defaults; an error names the field at fault (`limits` or
+/// `limits.NAME`). Counts are integers; byte sizes integers (bytes) or strings with a unit.
+fn parse_limits(table: &BTreeMap<String, toml::Value>) -> Result<Limits, (String, String)> {
+    let mut limits = Limits::default();
+    for (name, value) in table {
+        let at = || format!("limits.{name}");
+        if !Limits::names().contains(&name.as_str()) {
+            let e = crate::limits::LimitError::Unknown { name: name.clone() };
+            return Err(("limits".into(), e.to_string()));
+        }
+        let value = match value {
+            toml::Value::Integer(n) => u64::try_from(*n)
+                .map_err(|_| (at(), format!("`{name}` must be more than zero")))?,
+            toml::Value::String(text) => {
+                Limits::parse_value(name, text).map_err(|e| (at(), e.to_string()))?
+            }
+            _ => {
+                return Err((
+                    at(),
+                    format!("write a number (e.g. `{name} = 4096`) or a size with a unit as a string (e.g. `{name} = \"16MiB\"`)"),
+                ))
+            }
+        };
+        limits.set(name, value).map_err(|e| (at(), e.to_string()))?;
+    }
+    limits
+        .check()
+        .map_err(|e| ("limits".into(), e.to_string()))?;
+    Ok(limits)
 }
 
 #[cfg(test)]
@@ -476,6 +520,69 @@ mod tests {
         }
         let e = parse(&format!("{head}timeouts = \"10s\"\n")).unwrap_err();
         assert!(e.to_string().contains("timeouts"), "{e}");
+    }
+
+    #[test]
+    fn limits_table_sets_some_and_refuses_with_file_and_field() {
+        let head = "name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\nopen = true\n";
+        assert_eq!(parse(head).unwrap().limits, Limits::default());
+        let c = parse(&format!(
+            "{head}[limits]\nmax_connections = 4096\nmodule_queue = \"8MiB\"\npeer_queue = 33554432\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                c.limits.max_connections,
+                c.limits.module_queue,
+                c.limits.peer_queue
+            ),
+            (4096, 8 << 20, 32 << 20)
+        );
+        for (bad, field, says) in [
+            (
+                "max_connections = 0",
+                "`limits.max_connections`",
+                "more than zero",
+            ),
+            (
+                "max_connections = -5",
+                "`limits.max_connections`",
+                "more than zero",
+            ),
+            (
+                "max_connections = \"lots\"",
+                "`limits.max_connections`",
+                "whole number",
+            ),
+            (
+                "module_queue = \"4MB\"",
+                "`limits.module_queue`",
+                "unit B, KiB, MiB or GiB",
+            ),
+            (
+                "module_queue = \"64KiB\"",
+                "`limits.module_queue`",
+                "at least 2 MiB",
+            ),
+            ("module_queue = 1.5", "`limits.module_queue`", "as a string"),
+            (
+                "max_conections = 1",
+                "`limits`",
+                "unknown limit `max_conections`: valid names are",
+            ),
+            (
+                "peer_queue_per_namespace = \"64MiB\"",
+                "`limits`",
+                "must not exceed `peer_queue`",
+            ),
+        ] {
+            let e = parse(&format!("{head}[limits]\n{bad}\n")).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains("node.toml") && msg.contains(field) && msg.contains(says),
+                "{bad}: {msg}"
+            );
+        }
     }
 
     #[test]

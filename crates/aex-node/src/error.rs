@@ -60,6 +60,15 @@ pub enum NodeError {
         /// The node's name.
         node: String,
     },
+    /// The configured limits contradict each other.
+    #[error("node `{node}`: invalid limits")]
+    Limits {
+        /// The node's name.
+        node: String,
+        /// What is wrong.
+        #[source]
+        source: crate::limits::LimitError,
+    },
     /// The configured devices cannot be used (a name declared twice).
     #[error("node `{node}`: invalid devices: {message}")]
     Devices {

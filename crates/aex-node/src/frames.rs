@@ -1,9 +1,11 @@
 //! Async framing over sockets and module pipes.
 //!
 //! Invariant: a reader checks a frame's length prefix with [`aex_proto::frame::body_len`]
-//! before it allocates anything for the body, reuses one body buffer per stream, and gives up
-//! on a body that does not arrive within its limit (`Timeouts::body`) once its prefix has;
-//! nothing here panics on any input. Writers batch: they write every queued message into a buffer and flush
+//! before it reads the body, grows the body's buffer as its bytes arrive (never to the
+//! announced length up front: a peer that announces 1 MiB and sends one byte costs the node a
+//! few bytes), keeps at most [`KEEP`] bytes of buffer between frames, and gives up on a body
+//! that does not arrive within its limit (`Timeouts::body`) once its prefix has; nothing here
+//! panics on any input. Writers batch: they write every queued frame into a buffer and flush
 //! only when the queue is empty.
 
 use std::io;
@@ -13,13 +15,17 @@ use aex_proto::frame::{self, DecodeError, LEN_PREFIX};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+use crate::queue;
 use crate::timeouts::show;
 
-/// Buffer size of readers and writers.
+/// Buffer size of module pipes' readers and of writers.
 const BUF_SIZE: usize = 64 * 1024;
+/// Buffer size of readers over links (which buffer a record themselves).
+const LINK_BUF_SIZE: usize = 1024;
+/// The most body buffer a reader keeps between frames.
+pub(crate) const KEEP: usize = 64 * 1024;
 
 /// Why no message could be read.
 #[derive(Debug)]
@@ -71,19 +77,36 @@ impl core::fmt::Display for ReadError {
 pub(crate) struct FrameReader<R> {
     inner: BufReader<R>,
     body: Vec<u8>,
+    last_len: usize,
     /// How long a frame's body may take once its prefix has arrived.
     body_limit: Duration,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// A reader over `inner` that waits at most `body_limit` for a frame's body once its
-    /// prefix has arrived.
+    /// A reader over a module's output that waits at most `body_limit` for a frame's body
+    /// once its prefix has arrived.
     pub(crate) fn new(inner: R, body_limit: Duration) -> Self {
+        Self::with_buffer(inner, body_limit, BUF_SIZE)
+    }
+
+    /// A reader over a link (which holds a record itself, so this reader's own buffer is
+    /// small: a connection that has sent nothing costs little).
+    pub(crate) fn link(inner: R, body_limit: Duration) -> Self {
+        Self::with_buffer(inner, body_limit, LINK_BUF_SIZE)
+    }
+
+    fn with_buffer(inner: R, body_limit: Duration, size: usize) -> Self {
         FrameReader {
-            inner: BufReader::with_capacity(BUF_SIZE, inner),
+            inner: BufReader::with_capacity(size, inner),
             body: Vec::new(),
+            last_len: 0,
             body_limit,
         }
+    }
+
+    /// The body length of the last frame read (what its message holds, about).
+    pub(crate) fn last_len(&self) -> usize {
+        self.last_len
     }
 
     /// The underlying stream (to change a link's record limit once its `Hello` is read).
@@ -118,7 +141,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let body = &mut self.body;
         let inner = &mut self.inner;
         let limit = self.body_limit;
-        let len = timeout(limit, async {
+        body.clear();
+        timeout(limit, async {
             inner
                 .read_exact(&mut prefix[1..])
                 .await
@@ -127,38 +151,46 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if len > max {
                 return Err(ReadError::Limit { len, max });
             }
-            body.resize(len, 0);
-            inner
-                .read_exact(&mut body[..len])
+            // Grown as the bytes arrive (to at most about twice what arrived).
+            let got = (&mut *inner)
+                .take(len as u64)
+                .read_to_end(body)
                 .await
                 .map_err(ReadError::Io)?;
-            Ok::<usize, ReadError>(len)
+            if got < len {
+                return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            Ok::<(), ReadError>(())
         })
         .await
         .map_err(|_| ReadError::Timeout(limit))??;
-        frame::decode(&self.body[..len])
+        self.last_len = self.body.len();
+        let decoded = frame::decode(&self.body)
             .map(Some)
-            .map_err(ReadError::Decode)
+            .map_err(ReadError::Decode);
+        if self.body.capacity() > KEEP {
+            self.body = Vec::new();
+        }
+        decoded
     }
 }
 
-/// Writes every message from `rx` to `out`, flushing whenever the queue runs empty, until the
-/// channel closes or a write fails (or takes longer than `limit`, if given).
-pub(crate) async fn pump<W, M>(
-    rx: &mut mpsc::Receiver<M>,
+/// Writes every frame from `rx` to `out`, flushing whenever the queue runs empty, until the
+/// queue closes or a write fails (or takes longer than `limit`, if given).
+pub(crate) async fn pump<W>(
+    rx: &mut queue::Receiver,
     out: W,
     limit: Option<Duration>,
 ) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
-    M: Serialize,
 {
     let mut out = BufWriter::with_capacity(BUF_SIZE, out);
-    while let Some(msg) = rx.recv().await {
+    while let Some(frame) = rx.recv().await {
         let batch = async {
-            out.write_all(&frame::encode(&msg)).await?;
-            while let Ok(msg) = rx.try_recv() {
-                out.write_all(&frame::encode(&msg)).await?;
+            out.write_all(&frame).await?;
+            while let Some(frame) = rx.try_recv() {
+                out.write_all(&frame).await?;
             }
             out.flush().await
         };
@@ -208,6 +240,51 @@ mod tests {
         assert!(e.is_fatal());
         // The body buffer was never grown for the hostile prefix.
         assert!(r.body.capacity() < 1024);
+    }
+
+    /// A frame announcing 1 MiB of which 100 bytes arrive: the reader holds about what
+    /// arrived, not what was announced (the old reader held 1 MiB); and after a whole large
+    /// frame it keeps little.
+    #[tokio::test]
+    async fn a_body_s_buffer_grows_as_its_bytes_arrive() {
+        let big = FromModule::Event(aex_proto::Event {
+            conn: aex_proto::ConnId(1),
+            dir: aex_proto::Direction::Forward,
+            kind: aex_proto::EventKind::Event,
+            counter: 1,
+            ciphertext: vec![7; frame::MAX_FRAME_LEN - 64],
+        });
+        let bytes = frame::encode(&big);
+        let (mut peer, stream) = tokio::io::duplex(1 << 21);
+        let mut r = FrameReader::link(stream, LIMIT);
+        peer.write_all(&bytes[..LEN_PREFIX + 100]).await.unwrap();
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        // Each attempt is abandoned once it has waited a little (this reader is not reused).
+        while r.body.len() < 100 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the bytes were never read"
+            );
+            let _ = timeout(Duration::from_millis(5), r.next::<FromModule>()).await;
+        }
+        assert!(
+            r.body.capacity() <= 4096,
+            "holds {} bytes for 100",
+            r.body.capacity()
+        );
+
+        let (mut peer, stream) = tokio::io::duplex(1 << 21);
+        let mut r = FrameReader::link(stream, LIMIT);
+        peer.write_all(&bytes).await.unwrap();
+        assert!(matches!(
+            r.next::<FromModule>().await,
+            Ok(Some(FromModule::Event(_)))
+        ));
+        assert!(
+            r.body.capacity() <= KEEP,
+            "kept {} bytes",
+            r.body.capacity()
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -30,10 +30,15 @@
 //! * **Routing by header only.** Events are forwarded by `(namespace, connection id,
 //!   direction)` through a table the deployer installs with `Route`. Unroutable events are
 //!   dropped and counted.
-//! * **Bounded everything.** Frames are size-checked before allocation; every queue is bounded
-//!   and drops (counting) rather than block; every network wait has a timeout, set in the
-//!   configuration ([`Timeouts`]). Malformed input closes the offending connection and never
-//!   stops the node.
+//! * **Bounded everything, in bytes.** Frames are size-checked from their length prefix and
+//!   their buffers grow only as bytes arrive; every queue is bounded in bytes and drops
+//!   (counting) rather than block, and a peer link's queue is fair between namespaces, so one
+//!   tenant's flood drops its own events only; connections are capped in total and per source
+//!   address; an admitted deployer is held to a request rate, an amount of upload in progress
+//!   and a number of modules; every network wait has a timeout. Limits and timeouts are
+//!   configuration ([`Limits`], [`Timeouts`]), with documented defaults. Malformed input closes
+//!   the offending connection and never stops the node. What the node holds per connection,
+//!   peer link, module and deployer is tabled in docs/SECURITY.md ("Memory ceilings").
 //! * **Persistent links.** One TCP connection per peer node, created lazily, reconnected with
 //!   backoff; events queued while a peer is unreachable for longer than the `stale` timeout
 //!   (1 s by default) are dropped, not replayed later.
@@ -48,7 +53,7 @@
 //!   it releases its devices. The physical world (soil, buttons) is played on a local Unix
 //!   socket ([`PhysicsClient`], `aex device`) that carries no authority and drives no output.
 //! * **What it does not do.** It never decrypts, checks or reorders events (they are sealed, so
-//!   a forged one is rejected by its module), and sets no quotas between deployers.
+//!   a forged one is rejected by its module).
 //!
 //! ```text
 //!  deployer ──TCP── session ──requests──▶ load / attest / command / route / status
@@ -79,6 +84,7 @@
 //!     peers: vec![],
 //!     devices: vec![aex_tee::devices::DeviceSpec::parse("valve=digital_out").unwrap()],
 //!     timeouts: aex_node::Timeouts::default(),
+//!     limits: aex_node::Limits::default(),
 //! };
 //! let node = Node::start(config).await?;
 //! println!("listening on {}", node.local_addr());
@@ -98,14 +104,19 @@
 mod admission;
 mod auth;
 mod config;
+mod conns;
 mod error;
+mod fair;
 mod frames;
+mod limits;
 mod load;
 mod module;
 mod node;
 mod peer;
 mod periodic;
 mod physics;
+mod queue;
+mod quota;
 mod requests;
 mod router;
 mod server;
@@ -115,6 +126,7 @@ mod timeouts;
 pub use admission::read_admit_file;
 pub use config::{ConfigError, NodeConfig};
 pub use error::NodeError;
+pub use limits::{LimitError, Limits, MIN_QUEUE_BYTES};
 pub use node::{run_blocking, Node, NodeHandle};
 pub use physics::{physics_socket, PhysicsClient, PhysicsError, MAX_LINE, PHYSICS_SOCKET};
 pub use timeouts::{TimeoutError, Timeouts};

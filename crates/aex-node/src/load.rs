@@ -16,20 +16,23 @@
 //! of the same module, `name` before `name.2`, that instance does not get it back: the
 //! deployer that updated it reloads.)
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use aex_crypto::Measurement;
-use aex_proto::{AppId, NodeError as WireError, NodeErrorKind, NodeResponse, ToModule};
+use aex_proto::{
+    AppId, DeployerKey, NodeError as WireError, NodeErrorKind, NodeResponse, ToModule,
+};
 use aex_tee::devices::{DeviceError, Holder};
 use aex_tee::Provider;
 use tracing::info;
 
 use crate::error::refuse;
 use crate::module::Module;
+use crate::quota::UploadCharge;
 use crate::router::lock;
 use crate::server::Shared;
 
@@ -65,9 +68,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), WireError> {
     }
 }
 
-/// Names of modules being uploaded, per namespace.
+/// Names of modules being uploaded, per namespace, with the deployer uploading each.
 #[derive(Default)]
-pub(crate) struct Reservations(Mutex<HashSet<(AppId, String)>>);
+pub(crate) struct Reservations(Mutex<HashMap<(AppId, String), DeployerKey>>);
 
 /// A reserved name, released on drop.
 struct Reservation {
@@ -86,20 +89,22 @@ struct Upload {
     size: u64,
     data: Vec<u8>,
     _name: Reservation,
+    /// Its announced size, charged to its deployer's quota until it ends.
+    _charge: UploadCharge,
 }
 
 /// The uploads of one deployer session, in its namespace; dropping it abandons them.
 pub(crate) struct Uploads {
     app: AppId,
     /// The deployer the namespace belongs to: symmetric TEEs key its modules under its
-    /// provider key.
-    owner: Provider,
+    /// provider key, and its modules count against its quotas.
+    owner: DeployerKey,
     pending: HashMap<String, Upload>,
 }
 
 impl Uploads {
     /// No uploads yet, for a session in namespace `app` of deployer `owner`.
-    pub(crate) fn new(app: AppId, owner: Provider) -> Self {
+    pub(crate) fn new(app: AppId, owner: DeployerKey) -> Self {
         Uploads {
             app,
             owner,
@@ -107,12 +112,13 @@ impl Uploads {
         }
     }
 
-    /// The deployer the session's namespace belongs to.
+    /// The provider (deployer) the session's namespace belongs to.
     pub(crate) fn owner(&self) -> Provider {
-        self.owner
+        Provider(self.owner.0)
     }
 
-    /// `LoadBegin`: reserves the name and starts collecting `size` bytes.
+    /// `LoadBegin`: reserves the name and starts collecting `size` bytes, if the deployer's
+    /// quotas leave room for one more module and `size` more bytes of upload.
     pub(crate) fn begin(
         &mut self,
         shared: &Shared,
@@ -144,9 +150,21 @@ impl Uploads {
                 format!("at most {MAX_UPLOADS} uploads may be in progress on one session"),
             ));
         }
+        let charge = shared.quotas.charge_upload(&self.owner, &module, size)?;
         let reserved = (self.app, module.clone());
-        if !lock(&shared.reservations.0).insert(reserved.clone()) {
-            return Err(exists());
+        {
+            // Counted and reserved under one lock, so two sessions of one deployer cannot
+            // both take the last place.
+            let mut names = lock(&shared.reservations.0);
+            if names.contains_key(&reserved) {
+                return Err(exists());
+            }
+            let count = shared.router.count_modules(&self.owner)
+                + names.values().filter(|k| **k == self.owner).count() as u64;
+            if count >= shared.quotas.max_modules() {
+                return Err(shared.quotas.too_many_modules(&self.owner, &module, count));
+            }
+            names.insert(reserved.clone(), self.owner);
         }
         let name = Reservation {
             names: shared.reservations.clone(),
@@ -158,6 +176,7 @@ impl Uploads {
                 size,
                 data: Vec::new(),
                 _name: name,
+                _charge: charge,
             },
         );
         Ok(NodeResponse::Done)
@@ -259,9 +278,16 @@ impl Uploads {
         dir: &Path,
         measurement: Measurement,
     ) -> Result<NodeResponse, WireError> {
-        let started =
-            Module::start(self.app, module, dir, measurement, shared.router.clone()).await?;
-        if let Some(key) = shared.backend.provision(&self.owner, &measurement) {
+        let started = Module::start(
+            self.app,
+            self.owner,
+            module,
+            dir,
+            measurement,
+            shared.router.clone(),
+        )
+        .await?;
+        if let Some(key) = shared.backend.provision(&self.owner(), &measurement) {
             let provision = ToModule::Provision {
                 kind: shared.backend.kind().name().into(),
                 simulated: shared.backend.simulated(),

@@ -22,24 +22,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aex_crypto::Measurement;
+use aex_proto::frame::encode;
 use aex_proto::{
-    AppId, Event, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind, ToModule,
-    Trigger,
+    AppId, DeployerKey, Event, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind,
+    ToModule, Trigger,
 };
 use aex_tee::devices::Holder;
 use tokio::process::{Child, ChildStdout, Command};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 use tracing::{debug, info, instrument, warn};
 
 use crate::error::refuse;
 use crate::frames::{pump, FrameReader};
 use crate::periodic::{Target, Triggers};
+use crate::queue;
 use crate::router::{lock, Router, Source};
 use crate::timeouts::show;
-
-/// Events and requests queued for a module's stdin.
-const INPUT_QUEUE: usize = 1024;
 
 /// What a management request waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,11 +78,13 @@ struct Replies {
 pub(crate) struct Module {
     /// The namespace the module was loaded in; its events are routed there.
     app: AppId,
+    /// The deployer whose session loaded it (its modules count against its limit).
+    owner: DeployerKey,
     name: String,
     measurement: Measurement,
     pid: Option<u32>,
     log: PathBuf,
-    input: mpsc::Sender<ToModule>,
+    input: queue::Sender,
     replies: Arc<Mutex<Replies>>,
     management: tokio::sync::Mutex<()>,
     exit: watch::Receiver<Option<String>>,
@@ -99,11 +100,13 @@ pub(crate) struct Module {
 }
 
 impl Module {
-    /// Starts `dir/module.bin` and waits for its `Hello` (as long as the router's timeouts
-    /// say: `start`, then `body` for each frame, `stop` and `exit` when it ends).
+    /// Starts `dir/module.bin` for deployer `owner` and waits for its `Hello` (as long as the
+    /// router's timeouts say: `start`, then `body` for each frame, `stop` and `exit` when it
+    /// ends). Its input queue holds the router's `module_queue` bytes.
     #[instrument(skip_all, fields(module = %name))]
     pub(crate) async fn start(
         app: AppId,
+        owner: DeployerKey,
         name: &str,
         dir: &Path,
         measurement: Measurement,
@@ -159,13 +162,14 @@ impl Module {
         };
         info!(pid, %measurement, "module started");
 
-        let (input, mut input_rx) = mpsc::channel(INPUT_QUEUE);
+        let (input, mut input_rx) = queue::channel(router.module_queue());
         let (exit_tx, exit) = watch::channel(None);
         let (kill, kill_rx) = oneshot::channel();
         let replies = Arc::new(Mutex::new(Replies::default()));
         let alive = Arc::new(AtomicBool::new(true));
         let module = Arc::new(Module {
             app,
+            owner,
             name: name.to_string(),
             measurement,
             pid,
@@ -208,19 +212,26 @@ impl Module {
         self.app
     }
 
+    /// The deployer whose session loaded it.
+    pub(crate) fn owner(&self) -> &DeployerKey {
+        &self.owner
+    }
+
     /// Who the module is to the TEE layer's device grants.
     pub(crate) fn holder(&self) -> Holder {
         Holder::new(self.app.to_string(), self.name.as_str())
     }
 
-    /// Queues an event for the module; false if it has ended or its queue is full.
     /// Hands the module the key its symmetric platform derived for it (before attestation).
     pub(crate) async fn provision(&self, msg: ToModule) -> bool {
-        self.input.send(msg).await.is_ok()
+        self.input.send(encode(&msg)).await
     }
 
+    /// Queues an event for the module; false if it has ended or its queue has no room for
+    /// the event's bytes.
     pub(crate) fn deliver(&self, ev: Event) -> bool {
-        self.alive.load(Ordering::Relaxed) && self.input.try_send(ToModule::Event(ev)).is_ok()
+        self.alive.load(Ordering::Relaxed)
+            && self.input.try_send(encode(&ToModule::Event(ev))).is_ok()
     }
 
     /// Sends a management request and waits up to `limit` (queueing included) for its reply.
@@ -257,7 +268,7 @@ impl Module {
             return Err(self.unavailable().await);
         }
         let outcome = timeout_at(deadline, async {
-            self.input.send(msg).await.ok()?;
+            self.input.send(encode(&msg)).await.then_some(())?;
             rx.await.ok()
         })
         .await;
@@ -370,7 +381,7 @@ struct Output {
     replies: Arc<Mutex<Replies>>,
     router: Arc<Router>,
     /// The module's own stdin queue, for device replies.
-    input: mpsc::Sender<ToModule>,
+    input: queue::Sender,
 }
 
 /// Routes the module's events, answers its device accesses and hands replies to the waiting
@@ -394,7 +405,7 @@ async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
                 // Never wait on the module's own full queue here: it may be blocked writing
                 // to this reader. A reply that does not fit is dropped; the driver times out.
                 if input
-                    .try_send(ToModule::DeviceReply { id, result })
+                    .try_send(encode(&ToModule::DeviceReply { id, result }))
                     .is_err()
                 {
                     debug!(id, "device reply dropped: module input full or closed");

@@ -34,7 +34,8 @@ impl Node {
     /// key (`node-identity.key`, public half in `node-identity.pub`) there, binds the
     /// listener (port 0 picks a free port), then writes `data_dir/node.addr` (the bound
     /// address) and `data_dir/node.pid`. Refuses to start if the configuration admits no
-    /// deployer (no `admit` key and not `open`) or declares a device twice. Opens the
+    /// deployer (no `admit` key and not `open`), declares a device twice, or has limits that
+    /// contradict each other. Opens the
     /// physical-world socket `data_dir/devices.sock` (a node without devices runs on if it
     /// cannot). The node runs until [`NodeHandle::shutdown`], an
     /// accepted `Shutdown` request, or the handle is dropped.
@@ -43,6 +44,10 @@ impl Node {
             Admission::new(&config.admit, config.open).ok_or_else(|| NodeError::NoDeployers {
                 node: config.name.clone(),
             })?;
+        config.limits.check().map_err(|source| NodeError::Limits {
+            node: config.name.clone(),
+            source,
+        })?;
         let data_dir = config.data_dir;
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
             path: data_dir.clone(),
@@ -114,6 +119,7 @@ impl Node {
             shutdown_rx,
             devices,
             config.timeouts,
+            config.limits,
         ));
         let public = identity.public();
         let shared = Arc::new(Shared::new(
@@ -128,6 +134,7 @@ impl Node {
             shutdown,
             admission,
             physics,
+            config.limits,
         ));
         info!(
             node = %shared.name,

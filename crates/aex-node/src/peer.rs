@@ -1,10 +1,12 @@
 //! Links between nodes: one persistent outgoing link per peer (address and identity), and the
 //! serving side of incoming ones.
 //!
-//! Invariant: an outgoing link buffers at most [`QUEUE`] events. It connects lazily when the
-//! first event arrives, reconnects with backoff after a failure, and while it cannot connect
-//! for longer than its `stale` limit (see `Timeouts`) it drops (and counts) what is queued
-//! rather than replay old events after an outage. Nothing here opens a connection per event.
+//! Invariant: an outgoing link holds at most `peer_queue` bytes of events, and one namespace
+//! at most `peer_queue_per_namespace` of them, taken round robin (`fair.rs`: one tenant's flood
+//! drops that tenant's events, not another's). It connects lazily when the first event
+//! arrives, reconnects with backoff after a failure, and while it cannot connect for longer
+//! than its `stale` limit (see `Timeouts`) it drops (and counts) what is queued rather than
+//! replay old events after an outage. Nothing here opens a connection per event.
 //!
 //! Every link is a Noise XK channel (`aex_link`): the initiator pins the peer's identity from
 //! the route and proves its own, so the network can neither read, change nor inject anything,
@@ -15,39 +17,46 @@
 //! admitted but compromised peer can only drop, delay or send what modules then reject.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aex_link::tokio_io::{self, LinkRead, LinkWrite};
 use aex_link::StaticKey;
+use aex_proto::frame::encode;
 use aex_proto::{AppId, Event, Hello, NodeKey, ToNode};
-use tokio::io::{AsyncReadExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout, Instant};
 use tracing::{debug, info, instrument, warn};
 
+use crate::fair::FairQueue;
 use crate::frames::{write_message, FrameReader};
-use crate::router::{Router, Source};
+use crate::limits::Limits;
+use crate::router::{lock, Router, Source};
 use crate::server::stopped;
 use crate::timeouts::{show, Timeouts};
 
-/// Events queued per link.
-const QUEUE: usize = 4096;
+/// The most bytes of events one write batch takes from the queue before it flushes.
+const BATCH: usize = 256 * 1024;
 
 /// A persistent link to another node.
 pub(crate) struct PeerLink {
     address: String,
     identity: NodeKey,
-    tx: mpsc::Sender<(AppId, Event)>,
+    queue: Mutex<FairQueue>,
+    /// Woken when an event is queued.
+    queued: Notify,
     connected: AtomicBool,
     forwarded: AtomicU64,
+    dropped: Arc<AtomicU64>,
 }
 
 impl PeerLink {
     /// Creates the link to the node with `identity` at `address`, as `own`, and its task; it
     /// connects when the first event is pushed, and waits as long as `timeouts` say
-    /// (`connect`, `write`, `backoff`, `backoff_max`, `stale`).
+    /// (`connect`, `write`, `backoff`, `backoff_max`, `stale`). Its queue holds what `limits`
+    /// say (`peer_queue`, `peer_queue_per_namespace`); what it drops is counted in `dropped`.
     pub(crate) fn spawn(
         address: String,
         identity: NodeKey,
@@ -56,21 +65,24 @@ impl PeerLink {
         dropped: Arc<AtomicU64>,
         shutdown: watch::Receiver<bool>,
         timeouts: Timeouts,
+        limits: &Limits,
     ) -> Arc<PeerLink> {
-        let (tx, rx) = mpsc::channel(QUEUE);
         let link = Arc::new(PeerLink {
             address,
             identity,
-            tx,
+            queue: Mutex::new(FairQueue::new(
+                Limits::bytes(limits.peer_queue_per_namespace),
+                Limits::bytes(limits.peer_queue),
+            )),
+            queued: Notify::new(),
             connected: AtomicBool::new(false),
             forwarded: AtomicU64::new(0),
+            dropped,
         });
         let task = Link {
             link: link.clone(),
             own,
-            rx,
             node_name,
-            dropped,
             shutdown,
             timeouts,
         };
@@ -78,9 +90,29 @@ impl PeerLink {
         link
     }
 
-    /// Queues `ev` of namespace `app`; false if the queue is full (the caller counts the drop).
+    /// Queues `ev` of namespace `app`; false if it was dropped (the caller counts that drop;
+    /// events of a larger namespace dropped to make room for it are counted here).
     pub(crate) fn push(&self, app: AppId, ev: Event) -> bool {
-        self.tx.try_send((app, ev)).is_ok()
+        let frame = encode(&ToNode::Forward { app, event: ev });
+        let pushed = lock(&self.queue).push(app, frame);
+        if pushed.evicted > 0 {
+            debug!(peer = %self.address, events = pushed.evicted, "peer queue full; dropped the newest events of the namespace holding the most");
+            self.dropped.fetch_add(pushed.evicted, Ordering::Relaxed);
+        }
+        if pushed.queued {
+            self.queued.notify_one();
+        }
+        pushed.queued
+    }
+
+    /// The next queued frame, in round-robin order between namespaces.
+    fn pop(&self) -> Option<Vec<u8>> {
+        lock(&self.queue).pop()
+    }
+
+    /// Whether events are queued.
+    fn has_queued(&self) -> bool {
+        !lock(&self.queue).is_empty()
     }
 
     /// What status reports about this link.
@@ -144,9 +176,7 @@ enum Stop {
 struct Link {
     link: Arc<PeerLink>,
     own: Arc<StaticKey>,
-    rx: mpsc::Receiver<(AppId, Event)>,
     node_name: String,
-    dropped: Arc<AtomicU64>,
     shutdown: watch::Receiver<bool>,
     timeouts: Timeouts,
 }
@@ -154,19 +184,12 @@ struct Link {
 impl Link {
     #[instrument(skip_all, fields(peer = %self.link.address))]
     async fn run(mut self) {
-        let mut pending: Option<(AppId, Event)> = None;
         let first = self.timeouts.backoff;
         let mut backoff = first;
         let mut down_since: Option<Instant> = None;
         loop {
-            if pending.is_none() {
-                pending = tokio::select! {
-                    _ = stopped(&mut self.shutdown) => return,
-                    ev = self.rx.recv() => match ev {
-                        Some(ev) => Some(ev),
-                        None => return,
-                    },
-                };
+            if !self.wait_for_events().await {
+                return;
             }
             match self.connect().await {
                 Ok(stream) => {
@@ -177,7 +200,7 @@ impl Link {
                     }
                     backoff = first;
                     self.link.connected.store(true, Ordering::Relaxed);
-                    let stop = self.forward(stream, &mut pending).await;
+                    let stop = self.forward(stream).await;
                     self.link.connected.store(false, Ordering::Relaxed);
                     match stop {
                         Stop::Shutdown => return,
@@ -195,7 +218,7 @@ impl Link {
                         debug!(error = %why, "cannot connect to peer");
                     }
                     if since.elapsed() >= self.timeouts.stale {
-                        self.drop_queue(&mut pending);
+                        self.drop_queue();
                     }
                     tokio::select! {
                         _ = stopped(&mut self.shutdown) => return,
@@ -205,6 +228,17 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Waits until events are queued; false if the node stops first.
+    async fn wait_for_events(&mut self) -> bool {
+        while !self.link.has_queued() {
+            tokio::select! {
+                _ = stopped(&mut self.shutdown) => return false,
+                _ = self.link.queued.notified() => {}
+            }
+        }
+        true
     }
 
     /// Opens the TCP connection, runs the handshake (the peer must prove the pinned identity
@@ -228,9 +262,7 @@ impl Link {
             write_message(&mut out, &hello)
                 .await
                 .map_err(|e| e.to_string())?;
-            tokio::io::AsyncWriteExt::flush(&mut out)
-                .await
-                .map_err(|e| e.to_string())?;
+            out.flush().await.map_err(|e| e.to_string())?;
             Ok::<_, String>((link.reader, out.into_inner()))
         };
         match timeout(self.timeouts.connect, attempt).await {
@@ -239,57 +271,57 @@ impl Link {
         }
     }
 
-    /// Writes queued events until the connection fails or the node stops.
+    /// Writes queued events, a batch at a time, until the connection fails or the node
+    /// stops. Events taken for a batch that fails are lost (and counted).
     async fn forward(
         &mut self,
         (mut rd, wr): (LinkRead<OwnedReadHalf>, LinkWrite<OwnedWriteHalf>),
-        pending: &mut Option<(AppId, Event)>,
     ) -> Stop {
         let mut out = BufWriter::with_capacity(64 * 1024, wr);
-        let mut next = pending.take();
         loop {
-            if let Some((app, event)) = next.take() {
-                let batch = async {
-                    write_message(&mut out, &ToNode::Forward { app, event }).await?;
-                    self.link.forwarded.fetch_add(1, Ordering::Relaxed);
-                    while let Ok((app, event)) = self.rx.try_recv() {
-                        write_message(&mut out, &ToNode::Forward { app, event }).await?;
-                        self.link.forwarded.fetch_add(1, Ordering::Relaxed);
-                    }
-                    tokio::io::AsyncWriteExt::flush(&mut out).await
-                };
-                match timeout(self.timeouts.write, batch).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        return Stop::Lost(e.to_string());
-                    }
-                    Err(_) => {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        return Stop::Lost("write timed out".into());
-                    }
+            let mut taken = 0u64;
+            let link = &self.link;
+            let batch = async {
+                let mut bytes = 0;
+                while bytes < BATCH {
+                    let Some(frame) = link.pop() else { break };
+                    taken += 1;
+                    bytes += frame.len();
+                    out.write_all(&frame).await?;
+                }
+                out.flush().await
+            };
+            let written = timeout(self.timeouts.write, batch).await;
+            match written {
+                Ok(Ok(())) => {
+                    self.link.forwarded.fetch_add(taken, Ordering::Relaxed);
+                }
+                Ok(Err(e)) => {
+                    self.link.dropped.fetch_add(taken.max(1), Ordering::Relaxed);
+                    return Stop::Lost(e.to_string());
+                }
+                Err(_) => {
+                    self.link.dropped.fetch_add(taken.max(1), Ordering::Relaxed);
+                    return Stop::Lost("write timed out".into());
                 }
             }
-            next = tokio::select! {
+            if self.link.has_queued() {
+                continue;
+            }
+            tokio::select! {
                 _ = stopped(&mut self.shutdown) => return Stop::Shutdown,
-                ev = self.rx.recv() => match ev {
-                    Some(ev) => Some(ev),
-                    None => return Stop::Shutdown,
-                },
+                _ = self.link.queued.notified() => {}
                 closed = closed(&mut rd) => return Stop::Lost(closed),
-            };
+            }
         }
     }
 
     /// Drops and counts every queued event.
-    fn drop_queue(&mut self, pending: &mut Option<(AppId, Event)>) {
-        let mut n = u64::from(pending.take().is_some());
-        while self.rx.try_recv().is_ok() {
-            n += 1;
-        }
+    fn drop_queue(&mut self) {
+        let n = lock(&self.link.queue).clear();
         if n > 0 {
             debug!(events = n, "peer unreachable; dropped queued events");
-            self.dropped.fetch_add(n, Ordering::Relaxed);
+            self.link.dropped.fetch_add(n, Ordering::Relaxed);
         }
     }
 }

@@ -20,12 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aex_proto::{NodeError as WireError, NodeErrorKind, ToModule, Trigger};
-use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tracing::{debug, info};
 
 use crate::error::refuse;
+use crate::queue::{self, TrySendError};
 use crate::router::lock;
 
 /// The running triggers of one module.
@@ -47,7 +47,7 @@ pub(crate) struct Target<'a> {
     /// the runtime checks again).
     pub(crate) periodic: &'a [String],
     /// The module's input queue.
-    pub(crate) input: &'a mpsc::Sender<ToModule>,
+    pub(crate) input: &'a queue::Sender,
     /// Cleared when the process ends.
     pub(crate) alive: &'a Arc<AtomicBool>,
 }
@@ -161,17 +161,20 @@ enum Offered {
 
 /// Queues a `Tick` for `entry` unless anything is still queued for the module: a busy module
 /// gets its tick skipped rather than queued behind its other input.
-fn offer(input: &mpsc::Sender<ToModule>, entry: &str) -> Offered {
-    if input.capacity() < input.max_capacity() {
+fn offer(input: &queue::Sender, entry: &str) -> Offered {
+    if input.is_closed() {
+        return Offered::Gone;
+    }
+    if !input.is_empty() {
         return Offered::Busy;
     }
     let tick = ToModule::Tick {
         entry: entry.to_owned(),
     };
-    match input.try_send(tick) {
+    match input.try_send(aex_proto::frame::encode(&tick)) {
         Ok(()) => Offered::Sent,
-        Err(mpsc::error::TrySendError::Full(_)) => Offered::Busy,
-        Err(mpsc::error::TrySendError::Closed(_)) => Offered::Gone,
+        Err(TrySendError::Full) => Offered::Busy,
+        Err(TrySendError::Closed) => Offered::Gone,
     }
 }
 

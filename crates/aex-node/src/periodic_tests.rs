@@ -7,22 +7,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aex_proto::{NodeError as WireError, ToModule, Trigger};
-use tokio::sync::mpsc;
 use tokio::time::{advance, sleep_until, Instant};
 
 use super::*;
+use crate::queue;
 
 /// A module as its triggers see it.
 struct Fake {
     periodic: Vec<String>,
-    input: mpsc::Sender<ToModule>,
+    input: queue::Sender,
     alive: Arc<AtomicBool>,
     triggers: Triggers,
 }
 
 /// A module declaring the periodic entries `tick` and `tock`, and its input queue.
-fn fake() -> (Fake, mpsc::Receiver<ToModule>) {
-    let (input, rx) = mpsc::channel(16);
+fn fake() -> (Fake, queue::Receiver) {
+    let (input, rx) = queue::channel(64 * 1024);
     let fake = Fake {
         periodic: vec!["tick".into(), "tock".into()],
         input,
@@ -71,12 +71,12 @@ fn at(start: Instant, ms: u64) -> Instant {
 type Seen = Arc<Mutex<Vec<(String, u64)>>>;
 
 /// A module that takes each input as soon as it is queued, noting when each tick came.
-fn read_at_once(mut rx: mpsc::Receiver<ToModule>, start: Instant) -> Seen {
+fn read_at_once(mut rx: queue::Receiver, start: Instant) -> Seen {
     let seen = Seen::default();
     let noted = seen.clone();
     tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            if let ToModule::Tick { entry } = msg {
+        while let Some(frame) = rx.recv().await {
+            if let ToModule::Tick { entry } = decode(&frame) {
                 noted.lock().unwrap().push((entry, ms_since(start)));
             }
         }
@@ -94,8 +94,15 @@ fn times(seen: &Seen, entry: &str) -> Vec<u64> {
 }
 
 /// Everything queued for the module, taken out.
-fn take_queued(rx: &mut mpsc::Receiver<ToModule>) -> Vec<ToModule> {
-    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+fn take_queued(rx: &mut queue::Receiver) -> Vec<ToModule> {
+    std::iter::from_fn(|| rx.try_recv())
+        .map(|f| decode(&f))
+        .collect()
+}
+
+/// A queued frame's message.
+fn decode(frame: &[u8]) -> ToModule {
+    aex_proto::frame::decode(&frame[aex_proto::frame::LEN_PREFIX..]).unwrap()
 }
 
 fn tick() -> ToModule {
@@ -203,7 +210,9 @@ async fn a_busy_module_has_its_ticks_skipped_not_queued() {
     assert_eq!(take_queued(&mut rx), [tick()]);
 
     // Any other input waiting makes the module busy too.
-    m.input.try_send(ToModule::Stats).unwrap();
+    m.input
+        .try_send(aex_proto::frame::encode(&ToModule::Stats))
+        .unwrap();
     sleep_until(at(start, 750)).await;
     assert_eq!(take_queued(&mut rx), [ToModule::Stats]);
     sleep_until(at(start, 850)).await;

@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aex_proto::frame::encode;
 use aex_proto::{
     AppId, DeployerKey, FromModule, FromNode, NodeError as WireError, NodeErrorKind, NodeRequest,
     NodeResponse, NodeStatus, ToModule,
 };
 use aex_tee::Provider;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::sleep;
 use tracing::{debug, info, instrument};
@@ -25,6 +25,7 @@ use tracing::{debug, info, instrument};
 use crate::error::refuse;
 use crate::load::Uploads;
 use crate::module::{Expect, Module};
+use crate::queue;
 use crate::server::Shared;
 
 /// A request the session layer checked, or its refusal.
@@ -39,11 +40,10 @@ pub(crate) async fn serve(
     session: u64,
     app: AppId,
     owner: DeployerKey,
-    mut requests: mpsc::Receiver<Checked>,
-    out: mpsc::Sender<FromNode>,
+    mut requests: queue::Receiver<Checked>,
+    out: queue::Sender,
 ) {
     tracing::Span::current().record("session", session);
-    let owner = Provider(owner.0);
     let mut uploads = Uploads::new(app, owner);
     while let Some((id, checked)) = requests.recv().await {
         let body = match checked {
@@ -53,7 +53,7 @@ pub(crate) async fn serve(
                     id,
                     result: Err(refusal),
                 };
-                if out.send(answer).await.is_err() {
+                if !out.send(encode(&answer)).await {
                     break;
                 }
                 continue;
@@ -66,14 +66,14 @@ pub(crate) async fn serve(
             debug!(id, error = %e, "request refused");
         }
         let stop = shutdown && result.is_ok();
-        if out.send(FromNode::Response { id, result }).await.is_err() {
+        if !out.send(encode(&FromNode::Response { id, result })).await {
             break;
         }
         if stop {
             info!("remote shutdown requested");
             // Give the session's writer a moment to send the answer before everything stops.
             for _ in 0..50 {
-                if out.capacity() == out.max_capacity() {
+                if out.is_empty() {
                     break;
                 }
                 sleep(Duration::from_millis(10)).await;

@@ -15,8 +15,9 @@
 //! configuration, forwards into no namespace that does not name it.
 //!
 //! Invariant: routing never blocks and never buffers without bound. Every destination has a
-//! bounded queue; an event that does not fit, or has no route, or whose destination is gone,
-//! is dropped and counted in [`Router::dropped`].
+//! queue bounded in bytes (a module's `module_queue`; a peer link's `peer_queue`, fair between
+//! namespaces: `fair.rs`; a deployer session's, `session.rs`); an event that does not fit, or
+//! has no route, or whose destination is gone, is dropped and counted in [`Router::dropped`].
 //!
 //! Invariant: the device grants of a module (see `aex_tee::devices`) end when the router
 //! forgets it ([`Router::remove_module`], [`Router::take_modules`]), synchronously, so the next
@@ -30,16 +31,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use aex_link::StaticKey;
 use aex_proto::{
-    AppId, ConnId, Direction, Endpoint, Event, FromNode, NodeError as WireError, NodeErrorKind,
-    NodeKey, Origin, PeerStatus,
+    AppId, ConnId, DeployerKey, Direction, Endpoint, Event, FromNode, NodeError as WireError,
+    NodeErrorKind, NodeKey, Origin, PeerStatus,
 };
 use aex_tee::devices::{DeviceBank, Holder};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::debug;
 
 use crate::error::refuse;
+use crate::limits::Limits;
 use crate::module::Module;
 use crate::peer::PeerLink;
+use crate::queue;
 use crate::timeouts::Timeouts;
 
 /// Where a route leads, resolved when the route is installed.
@@ -61,7 +64,7 @@ pub(crate) struct DeployerTx {
     /// Unique per session.
     pub(crate) session: u64,
     /// Frames for the session's writer.
-    pub(crate) tx: mpsc::Sender<FromNode>,
+    pub(crate) tx: queue::Sender,
 }
 
 /// Who handed the router an event.
@@ -88,18 +91,20 @@ pub(crate) struct Router {
     shutdown: watch::Receiver<bool>,
     devices: Arc<DeviceBank>,
     timeouts: Timeouts,
+    limits: Limits,
 }
 
 impl Router {
     /// An empty router for the node `node_name`, whose links to peers prove `identity`; peer
-    /// links stop when `shutdown` turns true and wait as long as `timeouts` say. Modules it
-    /// forgets give their grants in `devices` back.
+    /// links stop when `shutdown` turns true and wait as long as `timeouts` say; queues hold
+    /// what `limits` say. Modules it forgets give their grants in `devices` back.
     pub(crate) fn new(
         node_name: String,
         identity: Arc<StaticKey>,
         shutdown: watch::Receiver<bool>,
         devices: Arc<DeviceBank>,
         timeouts: Timeouts,
+        limits: Limits,
     ) -> Self {
         Router {
             node_name,
@@ -112,7 +117,13 @@ impl Router {
             shutdown,
             devices,
             timeouts,
+            limits,
         }
+    }
+
+    /// Bytes a module's input queue holds.
+    pub(crate) fn module_queue(&self) -> usize {
+        Limits::bytes(self.limits.module_queue)
     }
 
     /// How long the node waits for peers and modules.
@@ -155,7 +166,10 @@ impl Router {
             },
             Some(Target::Node(link)) => link.push(app, ev),
             Some(Target::Deployer) => match lock(&self.deployers).get(&(app, conn)) {
-                Some(session) => session.tx.try_send(FromNode::Event(ev)).is_ok(),
+                Some(session) => session
+                    .tx
+                    .try_send(aex_proto::frame::encode(&FromNode::Event(ev)))
+                    .is_ok(),
                 None => {
                     debug!(%conn, ?dir, "no deployer session for event");
                     false
@@ -239,6 +253,14 @@ impl Router {
             .collect();
         all.sort_by(|a, b| a.name().cmp(b.name()));
         all
+    }
+
+    /// How many modules deployer `owner` has loaded, in all its namespaces.
+    pub(crate) fn count_modules(&self, owner: &DeployerKey) -> u64 {
+        read(&self.modules)
+            .values()
+            .filter(|m| m.owner() == owner)
+            .count() as u64
     }
 
     /// Adds a started module to its namespace; refuses a duplicate name there.
@@ -326,6 +348,7 @@ impl Router {
                     self.dropped.clone(),
                     self.shutdown.clone(),
                     self.timeouts,
+                    &self.limits,
                 )
             })
             .clone()

@@ -3,13 +3,17 @@
 //! `Hello`, and hands it to a deployer session or a peer link; on shutdown, stops accepting and
 //! kills every module.
 //!
-//! Invariant: before a connection has said `Hello`, everything it may make the node hold is
-//! bounded: a handshake message is at most `aex_link::handshake::MAX_HANDSHAKE_MESSAGE` bytes,
-//! the first record and the `Hello` frame at most about 1 KiB, each refused from its length
-//! prefix; and the handshake and `Hello` together must arrive within the `hello` timeout.
+//! Invariant: a connection is served only with a slot of the node's connection caps
+//! (`conns.rs`: `max_connections`, `max_connections_per_address`), taken as it is accepted;
+//! over a cap it is closed at once and counted in `refused`. Before a connection has said
+//! `Hello`, everything it may make the node hold is bounded: a handshake message is at most
+//! `aex_link::handshake::MAX_HANDSHAKE_MESSAGE` bytes, the first record and the `Hello` frame
+//! at most about 1 KiB, each refused from its length prefix, and buffers grow only with what
+//! arrives; and the handshake and `Hello` together must arrive within the `hello` timeout.
 //!
-//! Also holds [`Shared`], the state every task of a node reaches: configuration (timeouts
-//! included), identity, TEE backend, devices, router and the shutdown signal.
+//! Also holds [`Shared`], the state every task of a node reaches: configuration (timeouts and
+//! limits included), identity, TEE backend, devices, router, connection caps, deployer quotas
+//! and the shutdown signal.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,9 +33,12 @@ use tokio::time::{sleep, timeout_at, Instant};
 use tracing::{debug, info, instrument, warn};
 
 use crate::admission::Admission;
+use crate::conns::{Connections, Slot};
 use crate::frames::{FrameReader, ReadError};
+use crate::limits::{raise, Limits};
 use crate::load::Reservations;
 use crate::physics::PhysicsServer;
+use crate::quota::Quotas;
 use crate::router::{lock, Router};
 use crate::timeouts::{show, Timeouts};
 
@@ -69,6 +76,10 @@ pub(crate) struct Shared {
     pub(crate) admission: Admission,
     /// How long the node waits for deployers, peers and modules (the router's, copied).
     pub(crate) timeouts: Timeouts,
+    /// The connections open now, against their caps.
+    pub(crate) connections: Arc<Connections>,
+    /// What each admitted deployer takes.
+    pub(crate) quotas: Arc<Quotas>,
     next_session: AtomicU64,
     refused: AtomicU64,
 }
@@ -91,8 +102,14 @@ impl Shared {
         shutdown: watch::Sender<bool>,
         admission: Admission,
         physics: Option<PhysicsServer>,
+        limits: Limits,
     ) -> Self {
         Shared {
+            connections: Connections::new(
+                limits.max_connections,
+                limits.max_connections_per_address,
+            ),
+            quotas: Quotas::new(&name, &limits),
             name,
             data_dir,
             identity,
@@ -154,9 +171,26 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         tokio::select! {
             _ = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
-                    tokio::spawn(serve_connection(shared.clone(), stream, remote));
-                }
+                Ok((stream, remote)) => match shared.connections.admit(remote.ip()) {
+                    Ok(slot) => {
+                        tokio::spawn(serve_connection(shared.clone(), stream, remote, slot));
+                    }
+                    Err(over) => {
+                        // Closed at once: nothing of it is read.
+                        drop(stream);
+                        shared.count_refusal();
+                        if let Some(n) = shared.connections.refusals.hit() {
+                            warn!(
+                                refused = n,
+                                %remote,
+                                "refused {n} connection(s) since the last such warning: over `{}` ({}); {}",
+                                over.setting(),
+                                over.limit(),
+                                raise(over.setting())
+                            );
+                        }
+                    }
+                },
                 Err(e) => {
                     warn!(error = %e, "accept failed");
                     sleep(Duration::from_millis(100)).await;
@@ -192,9 +226,11 @@ enum Opening {
     Frame(ReadError),
 }
 
-/// Runs a connection's handshake, reads its `Hello` and serves it accordingly.
+/// Runs a connection's handshake, reads its `Hello` and serves it accordingly; its `slot` of
+/// the connection caps is given back when it ends.
 #[instrument(skip_all, fields(remote = %remote))]
-async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, slot: Slot) {
+    let _slot = slot;
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "cannot set TCP_NODELAY");
     }
@@ -207,7 +243,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
         let (kind, link) = aex_link::tokio_io::accept(rd, wr, &shared.identity, admit)
             .await
             .map_err(Opening::Link)?;
-        let mut reader = FrameReader::new(link.reader, shared.timeouts.body);
+        let mut reader = FrameReader::link(link.reader, shared.timeouts.body);
         let hello = reader
             .next_limited::<ToNode>(MAX_HELLO_LEN)
             .await

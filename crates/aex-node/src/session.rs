@@ -7,30 +7,41 @@
 //! deployer's direct connections are routed at once in the session's namespace, and make this
 //! session the `Endpoint::Deployer` destination for their connection id (only once the session
 //! is admitted, so no one can divert another deployer's events). Everything the node sends
-//! back (responses and events) goes through one bounded queue drained by one writer task.
+//! back (responses and events) goes through one queue of [`OUT_QUEUE_BYTES`] drained by one
+//! writer task; requests read ahead wait in a queue of [`REQUEST_QUEUE_BYTES`] (when it is
+//! full the session stops reading its link).
+//!
+//! An admitted deployer is held to its identity's quotas (`quota.rs`): a request over its rate
+//! is answered `Refused`, naming the limit.
 //!
 //! A refused session (a key the node does not admit, or a bad proof) is answered `Refused` for
 //! each request until the authentication deadline (the `hello` timeout from the connection's
-//! start) passes, then closed: nothing unauthenticated holds a connection longer.
+//! start) passes, then closed: nothing unauthenticated holds a connection longer. Its frames
+//! are limited to [`REFUSED_FRAME`] bytes (a longer one closes it at once), so it cannot make
+//! the node hold a megabyte frame until then.
 
 use std::sync::Arc;
 
-use aex_proto::{AppId, DeployerKey, FromNode, Signature, ToNode};
+use aex_proto::frame::MAX_FRAME_LEN;
+use aex_proto::{AppId, DeployerKey, Signature, ToNode};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, instrument, warn};
 
 use crate::auth::SessionAuth;
 use crate::frames::{pump, FrameReader};
+use crate::queue;
 use crate::router::{DeployerTx, Source};
 use crate::server::stopped;
 use crate::server::Shared;
 
-/// Frames queued for the deployer (responses wait for room; events are dropped when full).
-const OUT_QUEUE: usize = 1024;
-/// Requests read ahead of the one being answered.
-const REQUEST_QUEUE: usize = 16;
+/// Bytes of frames queued for the deployer (responses wait for room; events are dropped when
+/// it is full).
+pub(crate) const OUT_QUEUE_BYTES: usize = 4 << 20;
+/// Bytes of requests read ahead of the one being answered.
+pub(crate) const REQUEST_QUEUE_BYTES: usize = 2 << 20;
+/// The longest frame a refused session may send (its requests are only answered `Refused`).
+pub(crate) const REFUSED_FRAME: usize = 16 << 10;
 
 /// What a deployer said in its `Hello`.
 pub(crate) struct DeployerHello {
@@ -65,7 +76,7 @@ pub(crate) async fn serve<R, W>(
         warn!("OPEN MODE: this node admits any deployer (started with --open; local development only)");
     }
 
-    let (out, mut out_rx) = mpsc::channel::<FromNode>(OUT_QUEUE);
+    let (out, mut out_rx) = queue::channel(OUT_QUEUE_BYTES);
     let write_limit = shared.timeouts.write;
     tokio::spawn(async move {
         if let Err(e) = pump(&mut out_rx, writer, Some(write_limit)).await {
@@ -86,7 +97,9 @@ pub(crate) async fn serve<R, W>(
         shared.count_refusal();
     }
     let mut warned = !auth.admitted();
-    let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
+    // Holds the identity's quotas while the session lives.
+    let _quota = auth.admitted().then(|| shared.quotas.open_session(key));
+    let (requests, requests_rx) = queue::channel(REQUEST_QUEUE_BYTES);
     tokio::spawn(crate::requests::serve(
         shared.clone(),
         session,
@@ -105,11 +118,11 @@ pub(crate) async fn serve<R, W>(
                 debug!("refused session closed at its authentication deadline");
                 break;
             }
-            next = reader.next::<ToNode>() => next,
+            next = reader.next_limited::<ToNode>(if auth.admitted() { MAX_FRAME_LEN } else { REFUSED_FRAME }) => next,
         };
         match next {
             Ok(Some(ToNode::Request { id, body })) => {
-                let checked = auth.check_request(id).map(|()| body);
+                let mut checked = auth.check_request(id).map(|()| body);
                 if let Err(e) = &checked {
                     shared.count_refusal();
                     if !std::mem::replace(&mut warned, true) {
@@ -117,8 +130,14 @@ pub(crate) async fn serve<R, W>(
                     } else {
                         debug!(id, reason = %e, "deployer request refused");
                     }
+                } else if let Err(e) = shared.quotas.take_request(&key) {
+                    shared.count_refusal();
+                    if let Some(n) = shared.quotas.refusals.hit() {
+                        warn!(refused = n, reason = %e, "deployer requests refused since the last such warning: over their rate");
+                    }
+                    checked = Err(e);
                 }
-                if requests.send((id, checked)).await.is_err() {
+                if !requests.send_sized((id, checked), reader.last_len()).await {
                     break;
                 }
             }

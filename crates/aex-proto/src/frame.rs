@@ -116,6 +116,10 @@ pub fn decode_plain<M: DeserializeOwned>(bytes: &[u8]) -> Result<M, String> {
 
 /// Reads one frame body from a blocking reader. `Ok(None)` is a clean end of stream
 /// between frames.
+///
+/// The body's buffer grows as its bytes arrive (to at most twice what arrived), never to the
+/// announced length up front: a peer that announces 1 MiB and sends one byte makes the reader
+/// hold a few bytes, not 1 MiB.
 pub fn read_body<R: Read>(r: &mut R) -> io::Result<Option<Vec<u8>>> {
     let mut prefix = [0u8; LEN_PREFIX];
     match r.read_exact(&mut prefix) {
@@ -124,8 +128,17 @@ pub fn read_body<R: Read>(r: &mut R) -> io::Result<Option<Vec<u8>>> {
         Err(e) => return Err(e),
     }
     let len = body_len(prefix).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
+    let mut body = Vec::new();
+    r.take(len as u64).read_to_end(&mut body)?;
+    if body.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the stream ended inside a frame ({} of {len} bytes)",
+                body.len()
+            ),
+        ));
+    }
     Ok(Some(body))
 }
 
@@ -198,6 +211,53 @@ mod tests {
         let mut r = io::Cursor::new(u32::MAX.to_be_bytes().to_vec());
         let err = read_body(&mut r).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_body_s_buffer_grows_with_what_arrives() {
+        // A frame announcing 1 MiB whose body stops after 3 bytes: the reader never held
+        // more than a little over what arrived.
+        struct Watch<'a> {
+            bytes: &'a [u8],
+            pos: usize,
+            largest: usize,
+        }
+        impl Read for Watch<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.largest = self.largest.max(buf.len());
+                let n = buf.len().min(self.bytes.len() - self.pos);
+                buf[..n].copy_from_slice(&self.bytes[self.pos..self.pos + n]);
+                self.pos += n;
+                Ok(n)
+            }
+        }
+        let mut bytes = (MAX_FRAME_LEN as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[WIRE_VERSION, 1, 2]);
+        let mut half = Watch {
+            bytes: &bytes,
+            pos: 0,
+            largest: 0,
+        };
+        let e = read_body(&mut half).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("3 of 1048576 bytes"), "{e}");
+        // Reading the prefix and 3 bytes never offered room for much more.
+        assert!(
+            half.largest <= 4096,
+            "offered {} bytes of room",
+            half.largest
+        );
+        // A whole frame still reads, byte for byte.
+        let frame = encode(&ToModule::Tick {
+            entry: "x".repeat(200_000),
+        });
+        let mut whole = Watch {
+            bytes: &frame,
+            pos: 0,
+            largest: 0,
+        };
+        let body = read_body(&mut whole).unwrap().unwrap();
+        assert_eq!(body, &frame[LEN_PREFIX..]);
     }
 
     #[test]

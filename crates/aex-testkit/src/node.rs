@@ -334,6 +334,7 @@ impl TestNode {
             peers: vec![],
             devices: vec![],
             timeouts: aex_node::Timeouts::default(),
+            limits: aex_node::Limits::default(),
         }
     }
 

@@ -60,6 +60,12 @@ pub struct NodeArgs {
     /// modules claim devices exclusively; `aex device` plays their physical world
     #[arg(long = "device", value_name = "SPEC", value_parser = DeviceSpec::parse)]
     devices: Vec<DeviceSpec>,
+    /// Set a limit, NAME=VALUE (e.g. `max_connections=4096`, `module_queue=8MiB`); repeatable,
+    /// over the configuration file's `[limits]`. Names: max_connections,
+    /// max_connections_per_address, peer_queue, peer_queue_per_namespace, module_queue,
+    /// deployer_requests_per_second, deployer_upload_bytes, deployer_modules
+    #[arg(long = "limit", value_name = "NAME=VALUE")]
+    limits: Vec<String>,
     /// The node's own timeouts from the global `--timeout NAME=DURATION` (set by
     /// `Cli::settle`); they override the configuration file's `[timeouts]`.
     #[arg(skip)]
@@ -170,6 +176,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             peers: vec![],
             devices: vec![],
             timeouts: aex_node::Timeouts::default(),
+            limits: aex_node::Limits::default(),
         },
     };
     if let Some(n) = args.name {
@@ -199,6 +206,16 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         .timeouts
         .check()
         .context("invalid node timeouts (`[timeouts]` and `--timeout NAME=DURATION`)")?;
+    for setting in &args.limits {
+        config
+            .limits
+            .apply(setting)
+            .with_context(|| format!("invalid `--limit {setting}`"))?;
+    }
+    config
+        .limits
+        .check()
+        .context("invalid node limits (`[limits]` and `--limit NAME=VALUE`)")?;
     if config.admit.is_empty() && !config.open {
         // The node would refuse to start; say so before announcing it.
         return Err(aex_node::NodeError::NoDeployers { node: config.name }.into());
@@ -230,6 +247,18 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
     if !changed.is_empty() {
         shell.status(
             "Timeouts",
+            format!("{} (the others as by default)", changed.join(", ")),
+        );
+    }
+    let default_limits = aex_node::Limits::default();
+    let changed: Vec<String> = aex_node::Limits::names()
+        .into_iter()
+        .filter(|name| config.limits.get(name) != default_limits.get(name))
+        .filter_map(|name| Some(format!("{name}={}", config.limits.show(name)?)))
+        .collect();
+    if !changed.is_empty() {
+        shell.status(
+            "Limits",
             format!("{} (the others as by default)", changed.join(", ")),
         );
     }
