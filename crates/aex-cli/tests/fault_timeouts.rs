@@ -7,9 +7,12 @@
 //!   `aex --timeout`, the node's with `aex node --timeout NAME=DURATION`, both far below their
 //!   defaults (15 s and 10 s), so the test waits them out in about a second, and a limit left
 //!   at its default would show as a connection still open after [`SLACK`].
+//! * A "node" that completes the link's handshake and then answers one byte per second, each
+//!   byte well within any read timeout: `aex status` and `aex deploy` still end at their
+//!   deadline, naming the node.
 //! * A peer that accepts node1's event link (completing its handshake) and never reads: node1's
-//!   writes to it block, yet node1 keeps answering, routing ping-pong and bounding what it
-//!   queues for that peer.
+//!   writes to it block, yet node1 keeps answering, routing ping-pong and bounding in bytes
+//!   what it queues for that peer.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -162,12 +165,71 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
     }
 }
 
+#[test]
+fn a_node_that_trickles_its_answers_fails_commands_at_their_deadline() {
+    let app = AppDir::new();
+    let node1 = NodeOptions::new("node1", app.path().join("node1")).start();
+    let trickler = DeadEnd::start(Mode::Trickle);
+    let desc = PingPong {
+        nodes: [
+            (node1.addr, PlatformKey::File(node1.platform_pub_file())),
+            (
+                trickler.addr(),
+                PlatformKey::Inline(node1.platform_pub_hex()),
+            ),
+        ],
+        identities: [
+            Some(IdentityPin::File(node1.identity_pub_file())),
+            Some(IdentityPin::Inline(trickler.identity().to_string())),
+        ],
+        poke: false,
+    };
+    app.write_descriptor(&desc.render());
+    let (limit, limit_arg, limit_said) = (Duration::from_secs(1), "1s", "1 s");
+    let dir = app.path().display().to_string();
+
+    let (status, took) = timed(|| app.aex(&["--timeout", limit_arg, "status", "--json"]));
+    assert!(
+        took >= limit && took < limit + SLACK,
+        "`aex status` took {took:?} with a limit of {limit:?}"
+    );
+    let status = AppStatus::parse(status.ok().json());
+    let node2 = status.node("node2");
+    let error = node2.error.as_deref().unwrap_or_default();
+    assert!(
+        !node2.reachable
+            && error.contains(&trickler.addr().to_string())
+            && error.contains(&format!("the node did not answer within {limit_said}")),
+        "{status:#?}"
+    );
+
+    let (deploy, took) = timed(|| {
+        let args = ["--timeout", limit_arg, "deploy", &dir];
+        cli::run_as(&app.identity, &args, COMMAND_TIMEOUT)
+    });
+    assert!(
+        took < limit + SLACK,
+        "`aex deploy` took {took:?} with a limit of {limit:?}"
+    );
+    deploy.code(1).stderr_has(&[
+        "node `node2`",
+        &format!("the node did not answer within {limit_said}"),
+    ]);
+    assert!(
+        trickler.accepted() >= 2,
+        "both commands reached the trickler"
+    );
+}
+
 /// Events queued for the dead-end peer at first: enough bytes to fill the socket buffers
-/// between node1 and it several times over.
+/// between node1 and it, and node1's queue for it, several times over.
 const BIG: u64 = 96;
 const BIG_SIZE: usize = 256 * 1024;
-/// Small events sent afterwards: more than node1 queues for one peer (4096).
+/// Smaller events sent afterwards, and their size: 24 MiB in all.
 const SMALL: u64 = 6000;
+const SMALL_SIZE: usize = 4096;
+/// What node1 queues for one namespace on a peer link (`peer_queue_per_namespace`, default).
+const NAMESPACE_QUEUE: u64 = 4 << 20;
 
 #[test]
 fn peer_that_never_reads_blocks_only_its_own_link() {
@@ -234,23 +296,35 @@ fn peer_that_never_reads_blocks_only_its_own_link() {
     });
     assert!(took < Duration::from_secs(10), "a ping run took {took:?}");
 
-    // What node1 holds for the stuck peer is bounded: past its queue, events are dropped and
-    // counted rather than buffered.
-    let dropped_before = wire::node_status(node1).dropped;
-    for counter in BIG + 1..=BIG + SMALL {
-        attacker.send_event(event(counter, 16));
-    }
-    // Asked on the same session, so after node1 has routed every event above.
+    // What node1 holds for the stuck peer is bounded in bytes: past its queue, events are
+    // dropped and counted rather than buffered. Of the big events, at most the namespace's
+    // queue and what the socket buffers took are not dropped.
     let status = match attacker.request(NodeRequest::Status) {
         Ok(NodeResponse::Status(status)) => status,
         other => panic!("node1 answered status with {other:?}"),
     };
     let (_, forwarded) = stuck(&status).expect("node1 still has a link to the dead end");
-    let dropped = status.dropped - dropped_before;
+    let queued_at_most = NAMESPACE_QUEUE / BIG_SIZE as u64;
     assert!(
-        dropped >= SMALL + BIG - 4096 - forwarded - 1,
-        "node1 dropped only {dropped} of the events it could not queue"
+        status.dropped >= BIG - forwarded - queued_at_most - 1,
+        "node1 dropped only {} of {BIG} big events ({forwarded} forwarded)",
+        status.dropped
     );
+    for counter in BIG + 1..=BIG + SMALL {
+        attacker.send_event(event(counter, SMALL_SIZE));
+    }
+    // Asked on the same session, so after node1 has routed every event above: its queue for
+    // the namespace is full, so all but what fits in its bytes are dropped.
+    let later = match attacker.request(NodeRequest::Status) {
+        Ok(NodeResponse::Status(status)) => status,
+        other => panic!("node1 answered status with {other:?}"),
+    };
+    let dropped = later.dropped - status.dropped;
+    assert!(
+        dropped >= SMALL - NAMESPACE_QUEUE / SMALL_SIZE as u64,
+        "node1 dropped only {dropped} of {SMALL} smaller events it had no room for"
+    );
+    let (_, forwarded) = stuck(&later).expect("node1 still has a link to the dead end");
     // Its writes to the dead end have been blocked all along: through a ping run and
     // thousands of routed events, it wrote no more than the socket buffers take.
     assert!(forwarded < BIG, "{forwarded} of {BIG} big events forwarded");

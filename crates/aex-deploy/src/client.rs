@@ -4,8 +4,21 @@
 //! ([`aex_link`]) that only the node holding the pinned identity key can complete, so every
 //! answer is the node's, unchanged, in order. It sends `ToNode::Request`s (pipelined when it
 //! has many) and reads `FromNode::Response`s, while events for its direct connections may
-//! arrive in between and are queued. Every read has a timeout, so a silent or malicious node
-//! cannot hang the deployer.
+//! arrive in between and are queued.
+//!
+//! A hostile node can neither hang the deployer (which may hold the application's state lock
+//! meanwhile) nor make it buffer without bound:
+//!
+//! * every operation has a deadline, not just every read: each read and write of the socket
+//!   waits at most until the deadline of the operation in progress (connecting, one answer,
+//!   one flush: the client's timeout; waiting for an event: the wait asked for), so a node that
+//!   trickles one byte a second fails the operation at its deadline like a silent one;
+//! * a frame's buffer grows as its bytes arrive (at most 1 MiB, the frame limit), and a read
+//!   cut short by a deadline keeps what arrived, so the stream stays usable after
+//!   [`NodeClient::next_event`] times out;
+//! * events that arrive while the client waits for an answer are kept up to
+//!   [`MAX_PENDING_EVENTS`] events and [`MAX_PENDING_EVENT_BYTES`] bytes; more are dropped
+//!   and counted ([`NodeClient::dropped_events`]): a direct connection sees them as a gap.
 //!
 //! A session belongs to one deployer identity and one application: the client names both in
 //! its `Hello` and signs this link's handshake hash and the node's identity with its key (see
@@ -13,15 +26,15 @@
 //! `Hello` is worth nothing on any other link or node.
 
 use std::collections::VecDeque;
-use std::io::{BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aex_link::blocking::{LinkReader, LinkWriter};
 use aex_link::{KeyMismatch, LinkError};
 use aex_proto::auth::sign_session;
-use aex_proto::frame;
+use aex_proto::frame::{self, LEN_PREFIX};
 use aex_proto::{Event, FromNode, Hello, NodeError, NodeKey, NodeRequest, NodeResponse, ToNode};
 
 use crate::error::show_duration;
@@ -92,13 +105,64 @@ pub enum ClientError {
 /// see `App::set_timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Events kept while the client waits for something else; more are dropped.
+pub const MAX_PENDING_EVENTS: usize = 1024;
+/// Bytes of events (their ciphertexts) kept while the client waits for something else.
+pub const MAX_PENDING_EVENT_BYTES: usize = 8 << 20;
+/// The most frame buffer kept between frames.
+const KEEP: usize = 64 * 1024;
+
+/// The deadline of the operation in progress, shared by both halves of a session's socket.
+type Deadline = Arc<Mutex<Instant>>;
+
+/// One half of a session's socket: every read or write waits at most until the deadline.
+struct Timed {
+    stream: TcpStream,
+    deadline: Deadline,
+}
+
+impl Timed {
+    /// What is left until the deadline; a timeout error once it has passed.
+    fn left(&self) -> io::Result<Duration> {
+        let deadline = *self.deadline.lock().unwrap_or_else(PoisonError::into_inner);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
 /// A management session with one node.
 pub struct NodeClient {
     addr: SocketAddr,
-    reader: LinkReader<BufReader<TcpStream>>,
-    writer: LinkWriter<TcpStream>,
+    reader: LinkReader<BufReader<Timed>>,
+    writer: LinkWriter<Timed>,
+    deadline: Deadline,
+    /// The frame being read: as much of it as arrived.
+    frame: Vec<u8>,
     next_id: u64,
     events: VecDeque<Event>,
+    event_bytes: usize,
+    dropped_events: u64,
     timeout: Duration,
 }
 
@@ -114,22 +178,32 @@ impl NodeClient {
         identity: Arc<Identity>,
         app: &str,
     ) -> Result<Self, ClientError> {
+        let started = Instant::now();
         let stream = TcpStream::connect_timeout(&addr, timeout.min(Duration::from_secs(5)))
             .map_err(|source| ClientError::Connect { addr, source })?;
         let io = |source| ClientError::Io { addr, source };
         stream.set_nodelay(true).map_err(io)?;
-        stream.set_read_timeout(Some(timeout)).map_err(io)?;
-        stream.set_write_timeout(Some(timeout)).map_err(io)?;
-        let reader = BufReader::new(stream.try_clone().map_err(io)?);
-        let link = aex_link::blocking::connect_deployer(reader, stream, &node)
+        // The handshake and the Hello must be done within the timeout, however the node
+        // paces its bytes.
+        let deadline = Arc::new(Mutex::new(started + timeout));
+        let timed = |stream| Timed {
+            stream,
+            deadline: deadline.clone(),
+        };
+        let reader = BufReader::new(timed(stream.try_clone().map_err(io)?));
+        let link = aex_link::blocking::connect_deployer(reader, timed(stream), &node)
             .map_err(|e| link_error(addr, timeout, e))?;
         let signature = sign_session(identity.signing(), &link.hash, &node, app);
         let mut client = NodeClient {
             addr,
             reader: link.reader,
             writer: link.writer,
+            deadline,
+            frame: Vec::new(),
             next_id: 1,
             events: VecDeque::new(),
+            event_bytes: 0,
+            dropped_events: 0,
             timeout,
         };
         // The Hello goes alone in the link's first record (the node limits that record).
@@ -139,8 +213,18 @@ impl NodeClient {
             app: app.into(),
             signature,
         }))?;
-        client.flush()?;
+        client.flush_by(started + timeout)?;
         Ok(client)
+    }
+
+    /// Sets the deadline of the operation starting now.
+    fn arm(&self, deadline: Instant) {
+        *self.deadline.lock().unwrap_or_else(PoisonError::into_inner) = deadline;
+    }
+
+    /// Events dropped because too many were waiting (see [`MAX_PENDING_EVENTS`]).
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
     }
 
     /// The node's address.
@@ -170,53 +254,58 @@ impl NodeClient {
         self.flush()
     }
 
-    /// Flushes queued requests.
+    /// Flushes queued requests (the node must take them within the client's timeout).
     pub fn flush(&mut self) -> Result<(), ClientError> {
+        self.flush_by(Instant::now() + self.timeout)
+    }
+
+    fn flush_by(&mut self, deadline: Instant) -> Result<(), ClientError> {
+        self.arm(deadline);
         let (addr, limit) = (self.addr, self.timeout);
         self.writer
             .flush()
             .map_err(|source| io_error(addr, limit, source, "take the request"))
     }
 
-    /// Waits for the answer to request `id`, queueing events that arrive first.
+    /// Waits for the answer to request `id` (at most the client's timeout, however the node
+    /// paces its bytes), keeping events that arrive first.
     pub fn response(&mut self, id: u64) -> Result<NodeResponse, ClientError> {
+        self.arm(Instant::now() + self.timeout);
         loop {
             match self.read()? {
                 FromNode::Response { id: got, result } if got == id => {
                     return result.map_err(ClientError::Node);
                 }
                 FromNode::Response { .. } => continue,
-                FromNode::Event(ev) => self.events.push_back(ev),
+                FromNode::Event(ev) => self.keep(ev),
                 _ => continue,
             }
         }
     }
 
-    /// The next event routed to this session, waiting at most `wait`.
+    /// Keeps an event for [`NodeClient::next_event`], or drops it if too many wait.
+    fn keep(&mut self, ev: Event) {
+        let bytes = ev.ciphertext.len();
+        if self.events.len() >= MAX_PENDING_EVENTS
+            || self.event_bytes + bytes > MAX_PENDING_EVENT_BYTES
+        {
+            self.dropped_events += 1;
+            return;
+        }
+        self.event_bytes += bytes;
+        self.events.push_back(ev);
+    }
+
+    /// The next event routed to this session, waiting at most `wait` (however the node paces
+    /// its bytes; a frame cut short by the wait is kept for the next call).
     pub fn next_event(&mut self, wait: Duration) -> Result<Option<Event>, ClientError> {
         if let Some(ev) = self.events.pop_front() {
+            self.event_bytes -= ev.ciphertext.len();
             return Ok(Some(ev));
         }
-        let deadline = Instant::now() + wait;
-        let addr = self.addr;
-        let io = |source| ClientError::Io { addr, source };
+        self.arm(Instant::now() + wait);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            self.reader
-                .get_ref()
-                .get_ref()
-                .set_read_timeout(Some(left))
-                .map_err(io)?;
-            let got = self.read();
-            self.reader
-                .get_ref()
-                .get_ref()
-                .set_read_timeout(Some(self.timeout))
-                .map_err(io)?;
-            match got {
+            match self.read() {
                 Ok(FromNode::Event(ev)) => return Ok(Some(ev)),
                 Ok(_) => continue,
                 Err(ClientError::Io { source, .. })
@@ -232,18 +321,56 @@ impl NodeClient {
         }
     }
 
+    /// Writes `msg` into the link's buffer; when a record fills, it goes out, and the node
+    /// must take it within the client's timeout.
     fn send(&mut self, msg: &ToNode) -> Result<(), ClientError> {
+        self.arm(Instant::now() + self.timeout);
         let (addr, limit) = (self.addr, self.timeout);
         frame::write_message(&mut self.writer, msg)
             .map_err(|source| io_error(addr, limit, source, "take the request"))
     }
 
+    /// The next message, by the deadline armed. The frame's buffer grows as its bytes arrive
+    /// and keeps them across a deadline.
     fn read(&mut self) -> Result<FromNode, ClientError> {
         let (addr, limit) = (self.addr, self.timeout);
-        match frame::read_message::<_, FromNode>(&mut self.reader) {
-            Ok(Some(m)) => Ok(m),
-            Ok(None) => Err(ClientError::Closed { addr }),
-            Err(source) => Err(io_error(addr, limit, source, "answer")),
+        let invalid = |e: frame::DecodeError| ClientError::Io {
+            addr,
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        };
+        loop {
+            let need = if self.frame.len() < LEN_PREFIX {
+                LEN_PREFIX - self.frame.len()
+            } else {
+                let mut prefix = [0u8; LEN_PREFIX];
+                prefix.copy_from_slice(&self.frame[..LEN_PREFIX]);
+                let len = frame::body_len(prefix).map_err(invalid)?;
+                let need = LEN_PREFIX + len - self.frame.len();
+                if need == 0 {
+                    let msg = frame::decode::<FromNode>(&self.frame[LEN_PREFIX..]);
+                    self.frame.clear();
+                    if self.frame.capacity() > KEEP {
+                        self.frame = Vec::new();
+                    }
+                    return msg.map_err(invalid);
+                }
+                need
+            };
+            let mut chunk = [0u8; 16 * 1024];
+            let want = need.min(chunk.len());
+            match self.reader.read(&mut chunk[..want]) {
+                Ok(0) if self.frame.is_empty() => return Err(ClientError::Closed { addr }),
+                Ok(0) => {
+                    let source = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the node closed the connection inside a frame",
+                    );
+                    return Err(ClientError::Io { addr, source });
+                }
+                Ok(n) => self.frame.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(io_error(addr, limit, source, "answer")),
+            }
         }
     }
 }
@@ -300,6 +427,161 @@ mod tests {
             }
         });
         addr
+    }
+
+    /// A writer that, once `slow` is set (or from the start), sends one byte per `pace`: a
+    /// node that trickles.
+    struct Trickle {
+        stream: TcpStream,
+        slow: Arc<std::sync::atomic::AtomicBool>,
+        pace: Duration,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if !self.slow.load(std::sync::atomic::Ordering::SeqCst) || buf.is_empty() {
+                return self.stream.write(buf);
+            }
+            std::thread::sleep(self.pace);
+            self.stream.write(&buf[..1])
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            self.stream.flush()
+        }
+    }
+
+    /// A node with identity `key` that completes the link's handshake (trickling from the
+    /// start if `slow_from_start`), reads the client's first request, and trickles its answer
+    /// preceded by `events` events of 1 KiB; returns its address.
+    fn trickling_node(key: aex_link::StaticKey, slow_from_start: bool, events: u64) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let Ok((conn, _)) = listener.accept() else {
+                return;
+            };
+            let slow = Arc::new(std::sync::atomic::AtomicBool::new(slow_from_start));
+            let wr = Trickle {
+                stream: conn.try_clone().unwrap(),
+                slow: slow.clone(),
+                pace: Duration::from_millis(50),
+            };
+            let Ok((_, mut link)) = aex_link::blocking::accept(&conn, wr, &key, |_| true) else {
+                return;
+            };
+            link.reader.set_limit(aex_link::MAX_RECORD);
+            let id = loop {
+                match frame::read_message::<_, ToNode>(&mut link.reader) {
+                    Ok(Some(ToNode::Request { id, .. })) => break id,
+                    Ok(Some(_)) => continue,
+                    _ => return,
+                }
+            };
+            for counter in 1..=events {
+                let ev = Event {
+                    conn: aex_proto::ConnId(1),
+                    dir: aex_proto::Direction::Backward,
+                    kind: aex_proto::EventKind::Event,
+                    counter,
+                    ciphertext: vec![0; 1024],
+                };
+                if frame::write_message(&mut link.writer, &FromNode::Event(ev)).is_err() {
+                    return;
+                }
+            }
+            let _ = link.writer.flush();
+            slow.store(true, std::sync::atomic::Ordering::SeqCst);
+            let answer = FromNode::Response {
+                id,
+                result: Ok(NodeResponse::Done),
+            };
+            // Ends when the client goes away (a write fails) or the test process ends.
+            let _ = frame::write_message(&mut link.writer, &answer);
+            let _ = link.writer.flush();
+            // A fast node: the answer is out; hold the connection until the client leaves.
+            let mut rest = Vec::new();
+            let _ = (&conn).read_to_end(&mut rest);
+        });
+        addr
+    }
+
+    fn identity() -> (tempfile::TempDir, Arc<Identity>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (identity, _) = Identity::load_or_create(&dir.path().join("identity")).unwrap();
+        (dir, Arc::new(identity))
+    }
+
+    /// A node that trickles its answer (one byte per 50 ms, each well within the client's
+    /// 300 ms) fails the request at 300 ms: before, every byte restarted the socket's timeout
+    /// and the request waited as long as the node liked.
+    #[test]
+    fn a_node_that_trickles_its_answer_fails_the_request_at_the_timeout() {
+        let (_dir, identity) = identity();
+        let key = aex_link::StaticKey::generate();
+        let node = key.public();
+        let addr = trickling_node(key, false, 0);
+        let limit = Duration::from_millis(300);
+        let mut client = NodeClient::connect(addr, node, limit, identity, "app").unwrap();
+        let started = Instant::now();
+        let e = client.request(NodeRequest::Status).err().unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= limit && took < limit + Duration::from_secs(2),
+            "failed after {took:?}"
+        );
+        let ClientError::Io { source, addr: at } = &e else {
+            panic!("not an I/O failure: {e}");
+        };
+        assert_eq!(*at, addr);
+        assert_eq!(source.to_string(), "the node did not answer within 300 ms");
+    }
+
+    /// The same while the link's handshake is trickled: `connect` fails at its timeout.
+    #[test]
+    fn a_node_that_trickles_its_handshake_fails_the_connection_at_the_timeout() {
+        let (_dir, identity) = identity();
+        let key = aex_link::StaticKey::generate();
+        let node = key.public();
+        let addr = trickling_node(key, true, 0);
+        let limit = Duration::from_millis(300);
+        let started = Instant::now();
+        let e = NodeClient::connect(addr, node, limit, identity, "app")
+            .err()
+            .unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= limit && took < limit + Duration::from_secs(2),
+            "failed after {took:?}"
+        );
+        assert!(
+            e.to_string().contains(&addr.to_string()) && format!("{:?}", e).contains("TimedOut"),
+            "{e:?}"
+        );
+    }
+
+    /// Events a node sends ahead of an answer are kept up to the bound; the rest are dropped
+    /// and counted, and the answer still arrives.
+    #[test]
+    fn events_kept_while_waiting_for_an_answer_are_bounded() {
+        let (_dir, identity) = identity();
+        let key = aex_link::StaticKey::generate();
+        let node = key.public();
+        let extra = 500;
+        let addr = trickling_node(key, false, MAX_PENDING_EVENTS as u64 + extra);
+        let mut client =
+            NodeClient::connect(addr, node, Duration::from_secs(10), identity, "app").unwrap();
+        let id = client.send_request(NodeRequest::Status).unwrap();
+        client.flush().unwrap();
+        // The answer trickles: give up on it, the events are in by then.
+        client.timeout = Duration::from_millis(200);
+        assert!(client.response(id).is_err());
+        assert_eq!(client.events.len(), MAX_PENDING_EVENTS);
+        assert_eq!(client.dropped_events(), extra);
+        assert_eq!(client.event_bytes, MAX_PENDING_EVENTS * 1024);
+        let first = client.next_event(Duration::ZERO).unwrap().unwrap();
+        assert_eq!(first.counter, 1);
+        assert_eq!(client.event_bytes, (MAX_PENDING_EVENTS - 1) * 1024);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -151,13 +151,43 @@ impl Session {
     pub fn raw(addr: SocketAddr) -> Session {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connect to the node at {addr}: {e}"));
+        Self::over(addr, stream)
+    }
+
+    /// [`Session::raw`] from source address `from` (another loopback address, e.g.
+    /// `127.0.0.2`, plays another machine).
+    #[track_caller]
+    pub fn raw_from(addr: SocketAddr, from: IpAddr) -> Session {
+        let stream = connect_from(from, addr)
+            .unwrap_or_else(|e| panic!("connect to {addr} from {from}: {e}"));
+        Self::over(addr, stream)
+    }
+
+    /// [`Session::linked`] from source address `from`; the error if the link could not be
+    /// set up (the node closed a connection over its caps).
+    pub fn linked_from(addr: SocketAddr, from: IpAddr) -> Result<Session, LinkError> {
+        let mut s = Self::over(addr, connect_from(from, addr)?);
+        let node = pinned(addr);
+        let link = aex_link::blocking::connect_deployer(
+            s.stream.try_clone()?,
+            s.stream.try_clone()?,
+            &node,
+        )?;
+        s.hash = link.hash;
+        s.node = node;
+        s.link = Some((link.reader, link.writer));
+        Ok(s)
+    }
+
+    fn over(addr: SocketAddr, stream: TcpStream) -> Session {
         stream
             .set_read_timeout(Some(READ_PATIENCE))
             .expect("set read timeout");
         stream
             .set_write_timeout(Some(READ_PATIENCE))
             .expect("set write timeout");
-        stream.set_nodelay(true).expect("set nodelay");
+        // A connection the node closed at once (over its caps) may refuse options.
+        let _ = stream.set_nodelay(true);
         Session {
             addr,
             stream,
@@ -321,6 +351,27 @@ impl Session {
     pub fn send_event(&mut self, event: Event) {
         self.send(&ToNode::Event(event));
     }
+}
+
+/// A TCP connection to `to` from source address `from` (any `127.x.y.z` on Linux loopback:
+/// another machine, as far as the node can tell).
+pub fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let stream = runtime.block_on(async {
+        let socket = match from {
+            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(from, 0))?;
+        let stream = tokio::time::timeout(Duration::from_secs(5), socket.connect(to))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        stream.into_std()
+    })?;
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
 /// Whether the other end closes `stream` within `within` (reads until EOF or an error,
