@@ -86,13 +86,7 @@ fn million() {
 
 /// Resident memory of `pid` in KiB (`VmRSS`).
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS for process {pid}"))
+    aex_testkit::process::rss_kib(pid).unwrap_or_else(|| panic!("no VmRSS for process {pid}"))
 }
 
 /// The two nodes and the application.

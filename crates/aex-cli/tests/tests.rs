@@ -15,6 +15,7 @@
 
 mod adversarial_attest;
 mod adversarial_cotenant;
+mod adversarial_flood;
 mod adversarial_links;
 mod adversarial_node_text;
 mod adversarial_replay;

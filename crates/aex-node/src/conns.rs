@@ -19,6 +19,19 @@ use crate::router::lock;
 /// How often a refused flood is logged at most.
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// `warn!` through a [`Throttle`]: at most once per its period, with `seen` = how many such
+/// events there were since the last warning (this one included); the others at debug level.
+/// For what anyone can cause by connecting, so that a flood cannot flood the log.
+macro_rules! throttled_warn {
+    ($throttle:expr, $($arg:tt)+) => {
+        match $throttle.hit() {
+            Some(seen) => tracing::warn!(seen, $($arg)+),
+            None => tracing::debug!($($arg)+),
+        }
+    };
+}
+pub(crate) use throttled_warn;
+
 /// Counts occurrences of something noisy and says when to log them.
 pub(crate) struct Throttle {
     every: Duration,
@@ -80,8 +93,10 @@ pub(crate) struct Connections {
     max_total: u64,
     max_per_address: u64,
     open: Mutex<Open>,
-    /// Refusals, for logging.
+    /// Connections refused over a cap, for logging.
     pub(crate) refusals: Throttle,
+    /// Connections that failed or were refused before authenticating, for logging.
+    pub(crate) failures: Throttle,
 }
 
 #[derive(Default)]
@@ -132,6 +147,7 @@ impl Connections {
             max_per_address,
             open: Mutex::default(),
             refusals: Throttle::new(LOG_EVERY),
+            failures: Throttle::new(LOG_EVERY),
         })
     }
 

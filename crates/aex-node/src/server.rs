@@ -33,7 +33,7 @@ use tokio::time::{sleep, timeout_at, Instant};
 use tracing::{debug, info, instrument, warn};
 
 use crate::admission::Admission;
-use crate::conns::{Connections, Slot};
+use crate::conns::{throttled_warn, Connections, Slot};
 use crate::frames::{FrameReader, ReadError};
 use crate::limits::{raise, Limits};
 use crate::load::Reservations;
@@ -179,16 +179,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
                         // Closed at once: nothing of it is read.
                         drop(stream);
                         shared.count_refusal();
-                        if let Some(n) = shared.connections.refusals.hit() {
-                            warn!(
-                                refused = n,
-                                %remote,
-                                "refused {n} connection(s) since the last such warning: over `{}` ({}); {}",
-                                over.setting(),
-                                over.limit(),
-                                raise(over.setting())
-                            );
-                        }
+                        throttled_warn!(
+                            shared.connections.refusals,
+                            %remote,
+                            "connections refused since the last such warning: over `{}` ({}); {}",
+                            over.setting(),
+                            over.limit(),
+                            raise(over.setting())
+                        );
                     }
                 },
                 Err(e) => {
@@ -258,7 +256,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
     let (kind, reader, writer, hash, peer, hello) = match opened {
         Ok(Ok(opened)) => opened,
         Ok(Err(Opening::Link(LinkError::NotAdmitted(key)))) => {
-            warn!(
+            throttled_warn!(
+                shared.connections.failures,
                 peer = %key,
                 "peer link refused: no route names node identity {key} as a source and the configuration does not admit it (`peers` in node.toml, `aex node --peer {key}`)"
             );
@@ -266,7 +265,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
             return;
         }
         Ok(Err(Opening::Link(LinkError::PinnedOther(own)))) => {
-            warn!(
+            throttled_warn!(
+                shared.connections.failures,
                 "a client pinned another identity for this node (this node is {own}); it was told this node's identity and the link was closed"
             );
             shared.count_refusal();
@@ -277,17 +277,26 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
             return;
         }
         Ok(Err(Opening::Link(e))) => {
-            warn!(error = %e, "link handshake failed; closing the connection");
+            throttled_warn!(
+                shared.connections.failures,
+                error = %e,
+                "link handshake failed; closing the connection"
+            );
             shared.router.count_drop();
             return;
         }
         Ok(Err(Opening::Frame(e))) => {
-            warn!(error = %e, "bad first frame; closing the connection");
+            throttled_warn!(
+                shared.connections.failures,
+                error = %e,
+                "bad first frame; closing the connection"
+            );
             shared.router.count_drop();
             return;
         }
         Err(_) => {
-            warn!(
+            throttled_warn!(
+                shared.connections.failures,
                 "no handshake and Hello within {}; closing the connection",
                 show(shared.timeouts.hello)
             );
@@ -317,7 +326,10 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
             crate::peer::serve_inbound(&shared.router, reader, node, identity, stop).await
         }
         (_, Some(_), _) => {
-            warn!("first frame is not the Hello of this link's kind; closing the connection");
+            throttled_warn!(
+                shared.connections.failures,
+                "first frame is not the Hello of this link's kind; closing the connection"
+            );
             shared.router.count_drop();
         }
         (_, None, _) => debug!("connection closed before Hello"),

@@ -29,6 +29,7 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{debug, instrument, warn};
 
 use crate::auth::SessionAuth;
+use crate::conns::throttled_warn;
 use crate::frames::{pump, FrameReader};
 use crate::queue;
 use crate::router::{DeployerTx, Source};
@@ -93,7 +94,8 @@ pub(crate) async fn serve<R, W>(
         &shared.identity.public(),
     );
     if let SessionAuth::Refused(why) = &auth {
-        warn!(reason = %why, "deployer session refused");
+        // Anyone who completes a handshake can cause this: throttled.
+        throttled_warn!(shared.connections.failures, reason = %why, "deployer session refused");
         shared.count_refusal();
     }
     let mut warned = !auth.admitted();
@@ -132,9 +134,7 @@ pub(crate) async fn serve<R, W>(
                     }
                 } else if let Err(e) = shared.quotas.take_request(&key) {
                     shared.count_refusal();
-                    if let Some(n) = shared.quotas.refusals.hit() {
-                        warn!(refused = n, reason = %e, "deployer requests refused since the last such warning: over their rate");
-                    }
+                    throttled_warn!(shared.quotas.refusals, reason = %e, "deployer request refused: over its rate");
                     checked = Err(e);
                 }
                 if !requests.send_sized((id, checked), reader.last_len()).await {
@@ -149,7 +149,14 @@ pub(crate) async fn serve<R, W>(
                 shared.router.count_drop();
             }
             Ok(Some(_)) => {
-                warn!("deployer sent a second Hello or a peer's message; closing the session");
+                if auth.admitted() {
+                    warn!("deployer sent a second Hello or a peer's message; closing the session");
+                } else {
+                    throttled_warn!(
+                        shared.connections.failures,
+                        "refused deployer sent a second Hello or a peer's message; closing the session"
+                    );
+                }
                 shared.router.count_drop();
                 break;
             }
@@ -158,7 +165,15 @@ pub(crate) async fn serve<R, W>(
                 break;
             }
             Err(e) => {
-                warn!(error = %e, "bad frame from deployer; closing the session");
+                if auth.admitted() {
+                    warn!(error = %e, "bad frame from deployer; closing the session");
+                } else {
+                    throttled_warn!(
+                        shared.connections.failures,
+                        error = %e,
+                        "bad frame from a refused deployer; closing the session"
+                    );
+                }
                 shared.router.count_drop();
                 break;
             }

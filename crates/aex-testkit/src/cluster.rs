@@ -10,7 +10,7 @@ use tempfile::TempDir;
 
 use crate::cli::{self, COMMAND_TIMEOUT};
 use crate::descriptor::{IdentityPin, PingPong, PlatformKey};
-use crate::node::{stop_up_nodes, NodeProcess};
+use crate::node::{stop_up_nodes, NodeOptions, NodeProcess};
 use crate::process::Run;
 use crate::proxy::{Insider, Proxy, RecordTamper, Tamper};
 use crate::state;
@@ -183,6 +183,8 @@ pub struct Options {
     pub poke: bool,
     /// How the descriptor names node2's platform key.
     pub node2_key: Node2Key,
+    /// More arguments to both `aex node` processes (`--timeout`, `--limit`, ...).
+    pub node_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -192,6 +194,7 @@ impl Default for Options {
             network: None,
             poke: false,
             node2_key: Node2Key::Own,
+            node_args: vec![],
         }
     }
 }
@@ -219,8 +222,13 @@ impl Cluster {
     /// Starts both nodes (and the proxy) and writes the descriptor.
     pub fn start(opts: Options) -> Cluster {
         let app = AppDir::new();
-        let node1 = NodeProcess::start("node1", app.path().join("node1"));
-        let node2 = NodeProcess::start("node2", app.path().join("node2"));
+        let args: Vec<&str> = opts.node_args.iter().map(String::as_str).collect();
+        let node1 = NodeOptions::new("node1", app.path().join("node1"))
+            .args(&args)
+            .start();
+        let node2 = NodeOptions::new("node2", app.path().join("node2"))
+            .args(&args)
+            .start();
         let proxy = match (opts.tamper, opts.network) {
             (Some(t), _) => {
                 let insider = Insider::of(

@@ -337,3 +337,12 @@ mod tests {
         run.stderr_has(&["err"]);
     }
 }
+
+/// Resident memory of process `pid` in KiB (`VmRSS` in `/proc/<pid>/status`), if it runs.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
