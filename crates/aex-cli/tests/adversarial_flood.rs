@@ -98,7 +98,12 @@ async fn closed_after(s: &mut TcpStream) -> Option<Duration> {
 }
 
 /// Runs one attack from `from` against the node at `to` whose identity is `node`.
-async fn attack(kind: Attack, from: IpAddr, to: SocketAddr, node: NodeKey) -> std::io::Result<Option<Duration>> {
+async fn attack(
+    kind: Attack,
+    from: IpAddr,
+    to: SocketAddr,
+    node: NodeKey,
+) -> std::io::Result<Option<Duration>> {
     let mut s = connect_from(from, to).await?;
     match kind {
         Attack::HalfFrame => s.write_all(&HALF_FRAME).await?,
@@ -137,7 +142,9 @@ async fn attack(kind: Attack, from: IpAddr, to: SocketAddr, node: NodeKey) -> st
 /// Floods the node at `to` from `addresses` in waves until `stop` is set and at least
 /// [`CONNECTIONS`] were opened.
 fn flood(to: SocketAddr, node: NodeKey, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
-    let addresses: Vec<IpAddr> = (2..=5).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i))).collect();
+    let addresses: Vec<IpAddr> = (2..=5)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -223,7 +230,11 @@ fn two_thousand_hostile_connections_leave_memory_bounded_and_a_deployment_workin
     sampler.join().expect("the sampler");
 
     let peak = peak.load(Ordering::SeqCst);
-    let sum = |a: &[AtomicU64; 4]| a.iter().map(|n| n.load(Ordering::SeqCst)).collect::<Vec<_>>();
+    let sum = |a: &[AtomicU64; 4]| {
+        a.iter()
+            .map(|n| n.load(Ordering::SeqCst))
+            .collect::<Vec<_>>()
+    };
     let (at_once, later, held, cut) = (
         sum(&tally.closed_at_once),
         sum(&tally.closed_later),
@@ -247,7 +258,11 @@ fn two_thousand_hostile_connections_leave_memory_bounded_and_a_deployment_workin
     assert_eq!(held, [0; 4], "connections the node never closed");
     // Half frames, oversized first messages and unadmitted Hellos with a half frame are
     // closed at once; stalled handshakes at the `hello` limit (or at once over the cap).
-    for kind in [Attack::HalfFrame, Attack::OversizedFirst, Attack::UnadmittedHello] {
+    for kind in [
+        Attack::HalfFrame,
+        Attack::OversizedFirst,
+        Attack::UnadmittedHello,
+    ] {
         assert_eq!(later[kind as usize], 0, "{kind:?} closed late");
     }
     assert!(later[Attack::StalledHandshake as usize] > 0);

@@ -17,7 +17,7 @@ use aex_proto::NodeKey;
 use crate::error::LinkError;
 use crate::handshake::{check_handshake_len, AfterFirst, Initiator, LinkKind, Responder};
 use crate::keys::StaticKey;
-use crate::record::{grow_to, Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD};
+use crate::record::{Incoming, Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD};
 
 /// An established link over a read half `R` and a write half `W`.
 pub struct Link<R, W> {
@@ -40,9 +40,8 @@ pub struct LinkReader<R> {
     opener: Opener,
     prefix: [u8; 2],
     prefix_got: usize,
-    /// The record being read: as many bytes as arrived, its length once complete.
-    record: Vec<u8>,
-    record_len: Option<usize>,
+    /// The record being read.
+    record: Incoming,
     plain: Vec<u8>,
     pos: usize,
 }
@@ -72,39 +71,28 @@ impl<R: Read> LinkReader<R> {
     /// Reads and opens the next record; false at a clean end of stream between records. The
     /// record's buffer grows as its bytes arrive ([`crate::READ_STEP`] at a time).
     fn fill(&mut self) -> io::Result<bool> {
-        let len = match self.record_len {
-            Some(len) => len,
-            None => {
-                while self.prefix_got < 2 {
-                    match self.inner.read(&mut self.prefix[self.prefix_got..])? {
-                        0 if self.prefix_got == 0 => return Ok(false),
-                        0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                        n => self.prefix_got += n,
-                    }
+        if self.record.expected().is_none() {
+            while self.prefix_got < 2 {
+                match self.inner.read(&mut self.prefix[self.prefix_got..])? {
+                    0 if self.prefix_got == 0 => return Ok(false),
+                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    n => self.prefix_got += n,
                 }
-                let len = usize::from(u16::from_be_bytes(self.prefix));
-                self.opener.check_len(len).map_err(LinkError::into_io)?;
-                self.record.clear();
-                self.record_len = Some(len);
-                len
             }
-        };
-        while self.record.len() < len {
-            let got = self.record.len();
-            self.record
-                .resize(grow_to(&self.record, self.record.capacity(), len), 0);
-            let read = self.inner.read(&mut self.record[got..]);
-            let n = *read.as_ref().unwrap_or(&0);
-            self.record.truncate(got + n);
-            if read? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
+            let len = usize::from(u16::from_be_bytes(self.prefix));
+            self.opener.check_len(len).map_err(LinkError::into_io)?;
+            self.record.start(len);
+        }
+        while !self.record.complete() {
+            match self.inner.read(self.record.room())? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => self.record.advance(n),
             }
         }
-        self.record_len = None;
         self.prefix_got = 0;
         self.pos = 0;
         self.opener
-            .open(&self.record, &mut self.plain)
+            .open(self.record.take(), &mut self.plain)
             .map_err(LinkError::into_io)?;
         Ok(true)
     }
@@ -201,8 +189,7 @@ fn established<R, W>(rd: R, wr: W, done: crate::handshake::Established) -> Link<
             opener,
             prefix: [0; 2],
             prefix_got: 0,
-            record: Vec::new(),
-            record_len: None,
+            record: Incoming::default(),
             plain: Vec::new(),
             pos: 0,
         },
@@ -487,7 +474,7 @@ mod tests {
         );
         // The rest in two parts, each read timing out in between.
         s.write_all(&record[3..40_000]).unwrap();
-        while link.reader.record.len() < 40_000 - 2 {
+        while link.reader.record.got() < 40_000 - 2 {
             assert!(link.reader.read(&mut plain).is_err());
         }
         assert!(link.reader.buffered() <= 2 * 40_000);

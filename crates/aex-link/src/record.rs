@@ -33,14 +33,67 @@ pub const MAX_HELLO_LEN: usize = 1024;
 /// How much of a record's buffer a reader adds at a time: a record's buffer grows as its bytes
 /// arrive, never to its announced length up front.
 pub const READ_STEP: usize = 4096;
-/// The length to extend a partly read record of `len` bytes to before the next read: into the
-/// buffer's spare room if it has any, else by what arrived so far (at least [`READ_STEP`]).
-/// Its capacity thus stays within twice what arrived plus one step.
-pub(crate) fn grow_to(record: &[u8], capacity: usize, len: usize) -> usize {
-    let got = record.len();
-    let room = capacity - got;
-    let step = if room > 0 { room } else { got.max(READ_STEP) };
-    got + step.min(len - got)
+/// The record a reader is reading: its buffer grows as the record's bytes arrive, by what
+/// arrived so far (at least [`READ_STEP`]), so it stays within twice what arrived plus one
+/// step, whatever the length prefix announced. Each byte of the buffer is zeroed once, when it
+/// is first needed, and the buffer is reused by the next record.
+#[derive(Default)]
+pub(crate) struct Incoming {
+    /// Initialized bytes; the record's first `got` are what arrived.
+    buf: Vec<u8>,
+    got: usize,
+    len: Option<usize>,
+}
+
+impl Incoming {
+    /// The record's length, once its prefix was read.
+    pub(crate) fn expected(&self) -> Option<usize> {
+        self.len
+    }
+
+    /// Starts a record of `len` bytes (already checked against the opener's limit).
+    pub(crate) fn start(&mut self, len: usize) {
+        self.got = 0;
+        self.len = Some(len);
+    }
+
+    /// Room for the next bytes of the record; empty once it is complete (or not started).
+    pub(crate) fn room(&mut self) -> &mut [u8] {
+        let len = self.len.unwrap_or(0);
+        if self.got == self.buf.len() && self.got < len {
+            let grown = (self.got + self.got.max(READ_STEP)).min(len);
+            self.buf.resize(grown, 0);
+        }
+        let end = self.buf.len().min(len);
+        &mut self.buf[self.got..end]
+    }
+
+    /// Counts `n` more bytes of the record as arrived (in [`Incoming::room`]).
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.got += n;
+    }
+
+    /// Bytes of the record that arrived.
+    #[cfg(test)]
+    pub(crate) fn got(&self) -> usize {
+        self.got
+    }
+
+    /// Whether the whole record arrived.
+    pub(crate) fn complete(&self) -> bool {
+        self.len == Some(self.got)
+    }
+
+    /// The complete record, ending it (the next one starts with a new prefix).
+    pub(crate) fn take(&mut self) -> &[u8] {
+        self.len = None;
+        &self.buf[..self.got]
+    }
+
+    /// Bytes held for records.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
 }
 
 /// The largest record before the first frame: a `Hello` frame (length prefix included) and

@@ -21,7 +21,7 @@ use crate::handshake::{
     check_handshake_len, AfterFirst, Established, Initiator, LinkKind, Responder,
 };
 use crate::keys::StaticKey;
-use crate::record::{grow_to, Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD, TAG_LEN};
+use crate::record::{Incoming, Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD, TAG_LEN};
 
 /// An established link over a read half `R` and a write half `W`.
 pub struct Link<R, W> {
@@ -41,9 +41,8 @@ pub struct LinkRead<R> {
     opener: Opener,
     prefix: [u8; 2],
     prefix_got: usize,
-    /// The record being read: as many bytes as arrived, its length once complete.
-    record: Vec<u8>,
-    record_len: Option<usize>,
+    /// The record being read.
+    record: Incoming,
     plain: Vec<u8>,
     pos: usize,
 }
@@ -64,47 +63,37 @@ impl<R: AsyncRead + Unpin> LinkRead<R> {
     /// records. A record's buffer grows as its bytes arrive ([`crate::READ_STEP`] at a time), so a
     /// length prefix alone makes this hold nothing.
     fn poll_record(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        let len = match self.record_len {
-            Some(len) => len,
-            None => {
-                while self.prefix_got < 2 {
-                    let mut buf = ReadBuf::new(&mut self.prefix[self.prefix_got..]);
-                    ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
-                    let n = buf.filled().len();
-                    if n == 0 {
-                        return Poll::Ready(if self.prefix_got == 0 {
-                            Ok(false)
-                        } else {
-                            Err(io::ErrorKind::UnexpectedEof.into())
-                        });
-                    }
-                    self.prefix_got += n;
+        if self.record.expected().is_none() {
+            while self.prefix_got < 2 {
+                let mut buf = ReadBuf::new(&mut self.prefix[self.prefix_got..]);
+                ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
+                let n = buf.filled().len();
+                if n == 0 {
+                    return Poll::Ready(if self.prefix_got == 0 {
+                        Ok(false)
+                    } else {
+                        Err(io::ErrorKind::UnexpectedEof.into())
+                    });
                 }
-                let len = usize::from(u16::from_be_bytes(self.prefix));
-                self.opener.check_len(len).map_err(LinkError::into_io)?;
-                self.record.clear();
-                self.record_len = Some(len);
-                len
+                self.prefix_got += n;
             }
-        };
-        while self.record.len() < len {
-            let got = self.record.len();
-            self.record
-                .resize(grow_to(&self.record, self.record.capacity(), len), 0);
-            let mut buf = ReadBuf::new(&mut self.record[got..]);
-            let polled = Pin::new(&mut self.inner).poll_read(cx, &mut buf);
+            let len = usize::from(u16::from_be_bytes(self.prefix));
+            self.opener.check_len(len).map_err(LinkError::into_io)?;
+            self.record.start(len);
+        }
+        while !self.record.complete() {
+            let mut buf = ReadBuf::new(self.record.room());
+            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
             let n = buf.filled().len();
-            self.record.truncate(got + n);
-            ready!(polled)?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
+            self.record.advance(n);
         }
-        self.record_len = None;
         self.prefix_got = 0;
         self.pos = 0;
         self.opener
-            .open(&self.record, &mut self.plain)
+            .open(self.record.take(), &mut self.plain)
             .map_err(LinkError::into_io)?;
         Poll::Ready(Ok(true))
     }
@@ -233,8 +222,7 @@ fn established<R, W>(rd: R, wr: W, done: Established) -> Link<R, W> {
             opener,
             prefix: [0; 2],
             prefix_got: 0,
-            record: Vec::new(),
-            record_len: None,
+            record: Incoming::default(),
             plain: Vec::new(),
             pos: 0,
         },
@@ -412,7 +400,7 @@ mod tests {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         // Read until the one byte is taken (each attempt is abandoned, which a link read
         // survives), then look at what the reader holds.
-        while link.reader.record.len() < 1 {
+        while link.reader.record.got() < 1 {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the byte was never read"

@@ -37,8 +37,9 @@ use crate::router::{lock, Router, Source};
 use crate::server::stopped;
 use crate::timeouts::{show, Timeouts};
 
-/// The most bytes of events one write batch takes from the queue before it flushes.
-const BATCH: usize = 256 * 1024;
+/// The most bytes of events one write batch takes from the queue before it flushes (each
+/// batch must be written within the `write` timeout).
+const BATCH: usize = 1 << 20;
 
 /// A persistent link to another node.
 pub(crate) struct PeerLink {
