@@ -58,6 +58,10 @@ impl PeerLink {
     /// connects when the first event is pushed, and waits as long as `timeouts` say
     /// (`connect`, `write`, `backoff`, `backoff_max`, `stale`). Its queue holds what `limits`
     /// say (`peer_queue`, `peer_queue_per_namespace`); what it drops is counted in `dropped`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one crate-internal call site, in router.rs, naming each part"
+    )]
     pub(crate) fn spawn(
         address: String,
         identity: NodeKey,

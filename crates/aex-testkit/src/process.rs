@@ -1,4 +1,4 @@
-//! OS processes: liveness, signals, reaping, and children whose output is collected as it
+//! OS processes: liveness, signals, reaping, resident memory, and children whose output is collected as it
 //! arrives and which are killed when dropped.
 
 use std::fs;
@@ -310,6 +310,15 @@ fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> J
     })
 }
 
+/// Resident memory of process `pid` in KiB (`VmRSS` in `/proc/<pid>/status`), if it runs.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,13 +345,4 @@ mod tests {
         assert_eq!((run.code, run.stdout.as_str()), (3, "out\n"));
         run.stderr_has(&["err"]);
     }
-}
-
-/// Resident memory of process `pid` in KiB (`VmRSS` in `/proc/<pid>/status`), if it runs.
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
