@@ -14,8 +14,7 @@ use crate::files::PlatformError;
 use crate::kind::TeeKind;
 use crate::native::NativePlatform;
 use crate::sgx::SimSgxPlatform;
-use crate::symmetric::{Provider, SymmetricKind};
-use crate::symmetric_platform::SimSymmetricPlatform;
+use crate::symmetric::{Provider, SimSymmetricPlatform, SymmetricKind};
 
 /// What a node's TEE backend does for the node agent.
 ///

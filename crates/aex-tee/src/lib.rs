@@ -113,7 +113,6 @@ mod kind;
 mod native;
 pub mod sgx;
 pub mod symmetric;
-mod symmetric_platform;
 
 pub use appraise::{appraise, AppraisalError, Appraised, Expected, TrustAnchor};
 pub use backend::{open, open_with, Backend, BackendOptions, EvidenceError};
@@ -122,5 +121,6 @@ pub use files::PlatformError;
 pub use kind::{algorithms, Scheme, TeeKind, UnknownTeeKind};
 pub use native::NativePlatform;
 pub use sgx::{sgx_evidence, SimSgxPlatform, PLATFORM_PUB_FILE};
-pub use symmetric::{Provider, SymmetricKind};
-pub use symmetric_platform::{node_key_file, ProviderKey, ProviderKeyError, SimSymmetricPlatform};
+pub use symmetric::{
+    node_key_file, Provider, ProviderKey, ProviderKeyError, SimSymmetricPlatform, SymmetricKind,
+};

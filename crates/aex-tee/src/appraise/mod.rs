@@ -26,7 +26,7 @@ pub use error::AppraisalError;
 use crate::evidence::{report_data, Envelope};
 use crate::kind::{Scheme, TeeKind};
 use crate::sgx::{DcapCollateral, SimRootPublicKey};
-use crate::symmetric_platform::ProviderKey;
+use crate::symmetric::ProviderKey;
 
 /// What the deployer trusts for a node: one variant per attestation scheme.
 #[derive(Debug, Clone, Copy)]
@@ -190,7 +190,7 @@ pub fn appraise(evidence: &[u8], expected: &Expected<'_>) -> Result<Appraised, A
     }
     let claims = match scheme {
         Scheme::Quote => crate::sgx::claims(&env.body, exp)?,
-        Scheme::Symmetric => crate::symmetric_platform::claims(&env, exp)?,
+        Scheme::Symmetric => crate::symmetric::claims(&env, exp)?,
         Scheme::Insecure => crate::native::claims(&env, exp)?,
     };
     common_checks(&claims, exp)?;

@@ -1,26 +1,5 @@
-//! The symmetric backends' key hierarchy and attestation MAC, as pure functions.
-//!
-//! ```text
-//! node key     (32 bytes, per node, in the node's data directory; in hardware: fused in the chip)
-//! provider key = HKDF-SHA-256(salt = none, ikm = node key,
-//!                             info = "aex/v2 provider key" || kind || provider (32 bytes))
-//! module key   = HKDF-SHA-256(salt = none, ikm = provider key,
-//!                             info = "aex/v2 symmetric module key" || measurement (32 bytes))
-//! key id       = HMAC-SHA-256(provider key, "aex/v2 provider key id")[0..8]
-//! node key id  = HMAC-SHA-256(node key, "aex/v2 node key id")[0..8]
-//! MAC          = HMAC-SHA-256(module key, "aex/v2 " || kind || " attest" || simulated (1 byte)
-//!                             || challenge || measurement || module_pk || deployer_pk)
-//! ```
-//!
-//! (`salt = none` is RFC 5869's default: 32 zero bytes.) `kind` is `trustzone` or `sancus`;
-//! the **provider** is a stakeholder, named by its deployer identity: its Ed25519 public key.
-//! As on Sancus, each software provider has its own key, so two stakeholders running the same
-//! code on the same node get different module keys, and a provider key derives the module
-//! keys of its own provider only. The node derives each module's key under the provider key
-//! of the deployer that loaded it and hands it to the module ([`module_key`]); the module
-//! answers a challenge with [`attest_mac`] over its ephemeral X25519 public key; the
-//! deployer, holding its own provider key, derives the module key of **its own build's**
-//! measurement and checks the MAC with [`verify_attest_mac`]. The module key never travels.
+//! The symmetric scheme's key hierarchy and attestation MAC, as pure functions (the labels and
+//! layouts are in the [module documentation](super)).
 //!
 //! This file depends only on `hkdf`, `hmac`, `sha2`, `subtle`, `zeroize` and aex-crypto; the
 //! module-side half ([`attest_mac`], [`Transcript`]) lives in `aex_crypto::symmetric` so the
