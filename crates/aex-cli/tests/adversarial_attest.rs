@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aex_crypto::Measurement;
-use aex_proto::auth::sign_request;
 use aex_proto::{FromNode, NodeRequest, NodeResponse, ToNode};
 
 use aex_testkit::cluster::{Cluster, Node2Key, Options};
@@ -42,8 +41,6 @@ struct SwapState {
     load_end: Option<u64>,
     /// Whether a `Loaded` answer was rewritten.
     lied: bool,
-    /// The challenge of the deployer's session (the latest seen).
-    challenge: [u8; 32],
 }
 
 impl SwapBinary {
@@ -64,17 +61,11 @@ impl SwapBinary {
         self.state.lock().unwrap().lied
     }
 
-    /// Request `id`, signed with the test deployer's key for the session's challenge. A
-    /// network attacker cannot do this: the proxy stands for a compromised node agent, which
-    /// needs no signature to load what it likes.
-    fn request(st: &SwapState, id: u64, body: NodeRequest) -> Out {
-        let signer = aex_testkit::identity::deployer().identity.signing();
-        let signature = sign_request(signer, &st.challenge, id, &body);
-        Out::ToNode(ToNode::Request {
-            id,
-            body,
-            signature,
-        })
+    /// Request `id` on the node's side of the link. A network attacker cannot do this (the
+    /// link authenticates every record): the proxy stands for a compromised node agent, which
+    /// loads what it likes.
+    fn request(_st: &SwapState, id: u64, body: NodeRequest) -> Out {
+        Out::ToNode(ToNode::Request { id, body })
     }
 }
 
@@ -129,10 +120,6 @@ impl Tamper for SwapBinary {
         }
         let mut st = self.state.lock().unwrap();
         match msg {
-            FromNode::Challenge { nonce } => {
-                st.challenge = nonce;
-                vec![Out::ToClient(msg)]
-            }
             FromNode::Response {
                 id,
                 result: Ok(NodeResponse::Loaded { .. }),

@@ -2,15 +2,18 @@
 //! module processes.
 //!
 //! The farm and insight share a `sancus` field node, each holding the provider key the node's
-//! operator handed it (`aex node provider-key`). A man-in-the-middle proxy in front of the
-//! field node keeps every frame of the farm's deployment and of the events that reach the
-//! field: the valve driver's load, its attestation, the sealed commands that key its
-//! connection, the controller's commands. Then insight, holding only its own identity and its
-//! own provider key file, does what the review did with the node's one shared vendor key:
-//! derives the valve driver's module key from the measurement in the recording, the session
-//! key from the recorded challenge and public values, decrypts the `SetKey`, and forges an
-//! "open" command into the farm's namespace over a peer link. The valve must never move, and
-//! the driver must count the forgery as rejected.
+//! operator handed it (`aex node provider-key`). A proxy in front of the field node keeps
+//! every frame of the farm's deployment and of the events that reach the field: the valve
+//! driver's load, its attestation, the sealed commands that key its connection, the
+//! controller's commands. Links are encrypted, so the proxy holds the field node's identity
+//! key and the edge node's (it sees what the field node's agent sees: the strongest position
+//! a co-tenant could reach). Then insight, holding only its own identity and its own provider
+//! key file, does what the review did with the node's one shared vendor key: derives the valve
+//! driver's module key from the measurement in the recording, the session key from the
+//! recorded challenge and public values, decrypts the `SetKey`, and forges an "open" command
+//! into the farm's namespace over a peer link under the edge node's identity (the only one the
+//! farm's route admits). The valve must never move, and the driver must count the forgery as
+//! rejected.
 //!
 //! Against the scheme before provider keys (every stakeholder got the node's vendor key; the
 //! session key derived from the module key and values that travel in clear) this attack
@@ -34,7 +37,7 @@ use aex_testkit::cluster::AppDir;
 use aex_testkit::descriptor::{example_descriptor, write_toml};
 use aex_testkit::identity::{self, TestIdentity};
 use aex_testkit::node::{NodeOptions, NodeProcess};
-use aex_testkit::proxy::{Link, Out, Proxy, Tamper};
+use aex_testkit::proxy::{Insider, Link, Out, Proxy, Tamper};
 use aex_testkit::session::forward_as_peer;
 use aex_testkit::status::{AppStatus, StatusExt};
 use aex_testkit::{free_addr, wait_for, PATIENCE};
@@ -271,6 +274,7 @@ fn attack(recording: &[Frame], provider_key: &[u8; 32]) -> Loot {
                             conn,
                             dir: Direction::Forward,
                             to: Endpoint::Module(m),
+                            ..
                         },
                     ..
                 }) if m == "valve" => Some(*conn),
@@ -314,14 +318,22 @@ fn valve(field: &NodeProcess) -> u32 {
 }
 
 /// The farm's descriptor: the irrigation example's farm on the test's nodes (the field node
-/// behind `field_addr`), with the provider keys the operator handed the farm.
-fn farm_descriptor(farm: &AppDir, field_addr: SocketAddr, edge_addr: SocketAddr, keys: [&Path; 2]) {
+/// behind `field_addr`), with the provider keys the operator handed the farm and the nodes'
+/// identity pins.
+fn farm_descriptor(
+    farm: &AppDir,
+    field_addr: SocketAddr,
+    edge_addr: SocketAddr,
+    keys: [&Path; 2],
+    pins: [&Path; 2],
+) {
     let mut doc = example_descriptor("irrigation", &[field_addr, edge_addr, free_addr()]);
     let nodes = doc["node"].as_array_mut().unwrap();
     nodes.truncate(2); // the farm runs nothing on the cloud node
-    for (node, key) in nodes.iter_mut().zip(keys) {
+    for ((node, key), pin) in nodes.iter_mut().zip(keys).zip(pins) {
         let node = node.as_table_mut().unwrap();
         node.insert("provider_key_file".into(), key.display().to_string().into());
+        node.insert("identity_file".into(), pin.display().to_string().into());
     }
     doc.remove("tenant");
     doc["periodic"][0]["every"] = toml::Value::String("200ms".into());
@@ -330,12 +342,14 @@ fn farm_descriptor(farm: &AppDir, field_addr: SocketAddr, edge_addr: SocketAddr,
 
 /// Insight's own application on the field node: its gauge driver, attested under insight's
 /// provider key (which shows the key file it holds is genuine).
-fn insight_descriptor(dir: &Path, field: SocketAddr, key: &Path) {
+fn insight_descriptor(dir: &Path, field: SocketAddr, key: &Path, pin: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let mut doc = example_descriptor("irrigation/insight", &[field, free_addr()]);
     let nodes = doc["node"].as_array_mut().unwrap();
     nodes.truncate(1);
     nodes[0]["provider_key_file"] = key.display().to_string().into();
+    let node = nodes[0].as_table_mut().unwrap();
+    node.insert("identity_file".into(), pin.display().to_string().into());
     doc["module"]
         .as_array_mut()
         .unwrap()
@@ -368,7 +382,12 @@ fn a_cotenant_with_the_recording_and_its_own_provider_key_cannot_drive_the_valve
         .admit(&admit)
         .start();
     let recorder = Arc::new(Recorder::default());
-    let proxy = Proxy::start(field.addr, recorder.clone());
+    let insider = Insider::of(
+        &field.data_dir,
+        &[&edge.data_dir],
+        farm_id.identity.signing(),
+    );
+    let proxy = Proxy::inside(field.addr, insider, recorder.clone());
 
     // The operator hands each stakeholder its own provider key.
     let keys = farm.path().join("keys");
@@ -380,7 +399,14 @@ fn a_cotenant_with_the_recording_and_its_own_provider_key_cannot_drive_the_valve
     hand_provider_key(&field, "sancus", &insight, &insight_field);
 
     // The farm deploys through the recording proxy; its controller commands the valve.
-    farm_descriptor(&farm, proxy.addr(), edge.addr, [&farm_field, &farm_edge]);
+    let pins = [field.identity_pub_file(), edge.identity_pub_file()];
+    farm_descriptor(
+        &farm,
+        proxy.addr(),
+        edge.addr,
+        [&farm_field, &farm_edge],
+        [&pins[0], &pins[1]],
+    );
     farm.deploy().ok();
     let before = wait_for("the controller to command the valve", PATIENCE, || {
         let status = farm.status();
@@ -393,7 +419,7 @@ fn a_cotenant_with_the_recording_and_its_own_provider_key_cannot_drive_the_valve
 
     // Insight deploys its own driver on the field node with its key: the key is genuine.
     let insight_dir = farm.path().join("insight");
-    insight_descriptor(&insight_dir, field.addr, &insight_field);
+    insight_descriptor(&insight_dir, field.addr, &insight_field, &pins[0]);
     let dir = insight_dir.display().to_string();
     cli::run_as(&insight.path, &["deploy", &dir], COMMAND_TIMEOUT).ok();
 
@@ -411,7 +437,8 @@ fn a_cotenant_with_the_recording_and_its_own_provider_key_cannot_drive_the_valve
         loot.opened.len(),
         loot.forged.len()
     );
-    let _link = forward_as_peer(field.addr, loot.app, &loot.forged);
+    let _link = forward_as_peer(field.addr, &edge.identity_key(), loot.app, &loot.forged)
+        .expect("the edge node's identity is admitted by the farm's route");
 
     // The forgeries reach the driver (counted against its connection); the valve never moves.
     let rejected_before = before.counters(VALVE_CONN).rejected;

@@ -1,12 +1,13 @@
-//! The attacker replays management messages it recorded on the network: a sealed key delivery
+//! A compromised node2 replays management messages it saw: a sealed key delivery
 //! (`Command::SetKey`) and an entry-point call (`Command::Call`) that the deployer sent to
-//! pong through node2.
+//! pong through node2. (The network sees only the links' ciphertext and cannot record or
+//! inject a command.)
 //!
-//! A proxy in front of node2 records every command for pong; the test checks what each is by
-//! opening it with pong's module key from the deployer's state. The replay goes out on a
-//! deployer session in the application's namespace (standing for a compromised node2, which
-//! can hand its modules anything; a network attacker cannot sign such requests), so node2 relays it to
-//! pong like any command. Pong must refuse it, node2 must answer `Refused`, `aex status` must
+//! A proxy in front of node2, holding node2's keys (its compromised agent), records every
+//! command for pong; the test checks what each is by opening it with pong's module key from
+//! the deployer's state. The replay goes out on a deployer session in the application's
+//! namespace (standing for the compromised node2, which can hand its modules anything), so
+//! node2 relays it to pong like any command. Pong must refuse it, node2 must answer `Refused`, `aex status` must
 //! count it in `rejected_commands`, and events and genuine commands must keep working.
 
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,5 @@
-//! Removing something revokes it. The attacker holds events it recorded on the network (and
-//! kept from their receiver), or a node that keeps what it was told to unload, and tries to
+//! Removing something revokes it. The attacker holds events it recorded as node2's compromised
+//! agent (and kept from their receiver; the network sees only the links' ciphertext), or a node that keeps what it was told to unload, and tries to
 //! use them after the owner changed the application:
 //!
 //! * a re-wired output: `ping.ping` moves from `pong` to `pong2`. The old receiver must get
@@ -9,8 +9,9 @@
 //!   ignores `Unload` (a proxy answers it `Done` and drops it): the module keeps running there
 //!   but must accept nothing, since it was disabled first.
 //!
-//! The proxy in front of node2 records and withholds the events of chosen connections (node1's
-//! peer link and the deployer's direct events both cross it); the compromised node2 is a
+//! The proxy in front of node2 (holding node2's keys, so it sees frames) records and withholds
+//! the events of chosen connections (node1's peer link and the deployer's direct events both
+//! cross it); the compromised node2 is a
 //! deployer session in the application's namespace that goes to node2 directly.
 
 use std::collections::HashSet;
@@ -18,7 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aex_proto::{
-    ConnId, Direction, Endpoint, Event, FromNode, ModuleStats, NodeRequest, NodeResponse, ToNode,
+    ConnId, Direction, Endpoint, Event, FromNode, ModuleStats, NodeRequest, NodeResponse, Origin,
+    ToNode,
 };
 
 use aex_testkit::cluster::{Cluster, Options};
@@ -108,6 +110,7 @@ fn hand_over(cluster: &Cluster, conn: u32, module: &str, events: &[Event]) -> Mo
             conn: ConnId(conn),
             dir: Direction::Forward,
             to: Endpoint::Module(module.into()),
+            from: Origin::Deployer,
         })
         .expect("route");
     for event in events {

@@ -1,11 +1,14 @@
-//! The attacker on the network between node1 and node2.
+//! A compromised node agent between node1 and node2, attacking events.
 //!
-//! A proxy sits in front of node2; the descriptor gives node2's address as the proxy's, so
-//! node1's event link to node2 (carrying ping's events to pong) crosses it, as do the
-//! deployer's sessions with node2 (untouched here). Each test arms one attack on the events of
-//! connection `ping-to-pong` once the application is deployed, runs pings, and checks that pong
-//! refused and counted the attack, that legitimate events kept flowing, and that nothing
-//! crashed.
+//! Links are authenticated and encrypted, so the network cannot do any of this any more (a
+//! changed record ends the link: `adversarial_links.rs`). A node agent can: it sees every
+//! event header and can forward anything. The proxy in front of node2 holds node2's identity
+//! key and node1's (it is node2's compromised agent, re-originating node1's link); the
+//! descriptor gives node2's address as the proxy's, so node1's event link to node2 (carrying
+//! ping's events to pong) crosses it, as do the deployer's sessions with node2 (untouched
+//! here). Each test arms one attack on the events of connection `ping-to-pong` once the
+//! application is deployed, runs pings, and checks that pong refused and counted the attack,
+//! that legitimate events kept flowing, and that nothing crashed.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -119,6 +122,7 @@ impl EventAttack {
             Attack::Relabel if ev.counter == AT => {
                 let mut moved = ev.clone();
                 moved.conn = ConnId(poke);
+                *self.kept.lock().unwrap() = Some(moved.clone());
                 vec![self.mark(pass(moved)), pass(ev)]
             }
             Attack::OversizedFrame if ev.counter == AT => {
@@ -212,10 +216,30 @@ fn replayed_events_are_rejected() {
 
 #[test]
 fn event_relabelled_to_another_connection_is_rejected_there() {
-    let status = run_through(Attack::Relabel, 1);
+    let (mut cluster, tamper, pong) = attacked(Attack::Relabel);
+    let node2 = cluster.node2.addr;
+    let dropped = wire::node_status(node2).dropped;
+    cluster.app.start_pings(RUN as u32);
+    cluster.app.wait_pings_done(RUN as u32);
+    assert_eq!(tamper.fired(), 1, "the attack ran");
+    // Forwarded on node1's link, the relabelled copy is dropped by node2: the route of `poke`
+    // names the deployer as its events' origin, not node1.
+    assert_eq!(wire::node_status(node2).dropped, dropped + 1);
+    // Handed to pong by node2's own agent (a session in the application's namespace), pong
+    // refuses it: it holds a key for `poke`, but the event's authentication binds
+    // `ping-to-pong`'s id and key.
+    let moved = tamper
+        .kept
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the relabelled copy");
+    wire::app_session(node2).send_event(moved);
+    wait_for("pong to refuse the relabelled event", PATIENCE, || {
+        (cluster.app.status().counters("poke").rejected == 1).then_some(())
+    });
+    let status = assert_survived(&mut cluster, pong, RUN);
     assert_eq!(status.counters("ping-to-pong"), counters(RUN, RUN, 0, 0));
-    // Pong holds a key for `poke` (node2 routes it to pong's input), but the event's
-    // authentication binds `ping-to-pong`'s id and key.
     assert_eq!(status.counters("poke"), counters(0, 0, 1, 0));
 }
 

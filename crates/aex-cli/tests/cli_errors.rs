@@ -3,7 +3,7 @@
 
 use aex_testkit::cli::{self, COMMAND_TIMEOUT};
 use aex_testkit::cluster::AppDir;
-use aex_testkit::descriptor::{PingPong, PlatformKey};
+use aex_testkit::descriptor::{IdentityPin, PingPong, PlatformKey};
 use aex_testkit::free_addr;
 
 /// A ping-pong application whose nodes are not running, its descriptor passed through `edit`.
@@ -15,6 +15,11 @@ fn offline_app(edit: impl FnOnce(String) -> String) -> AppDir {
         nodes: [
             (free_addr(), PlatformKey::File(key.clone())),
             (free_addr(), PlatformKey::File(key)),
+        ],
+        // Pinned, so that the deployer gets as far as connecting.
+        identities: [
+            Some(IdentityPin::Inline("22".repeat(32))),
+            Some(IdentityPin::Inline("33".repeat(32))),
         ],
         poke: false,
     };

@@ -133,8 +133,9 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
         .filter(|n| n.ends_with(".key"))
         .collect();
     assert!(
-        keys.iter()
-            .all(|k| k == "sancus-node.key" || k.starts_with("provider-"))
+        keys.iter().all(|k| k == "sancus-node.key"
+            || k == "node-identity.key"
+            || k.starts_with("provider-"))
             && !keys.iter().any(|k| k.contains(&insight.hex()[..16])),
         "no shared vendor key and no insight key in the farm's node directory: {keys:?}"
     );
@@ -184,8 +185,18 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     // Insight tries to drive the farm's valve. A second binding of the same device is refused
     // by the field node's TEE layer, with the reason, and nothing is left behind.
     let rogue_dir = farm.path().join("rogue");
+    let farm_nodes = farm.path().join(".aex").join("nodes");
     insight_descriptor(&rogue_dir, [field, cloud], |doc| {
         doc["application"]["name"] = toml::Value::String("insight-valve".into());
+        // Not a tenant of the farm's `aex up`: its descriptor pins the nodes' identities.
+        for node in doc["node"].as_array_mut().unwrap() {
+            let name = node["name"].as_str().unwrap().to_string();
+            let pin = farm_nodes.join(name).join("node-identity.pub");
+            let pin = toml::Value::String(pin.display().to_string());
+            node.as_table_mut()
+                .unwrap()
+                .insert("identity_file".into(), pin);
+        }
         let mut valve = toml::toml! {
             name = "valve"
             node = "field"

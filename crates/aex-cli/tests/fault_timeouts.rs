@@ -7,22 +7,20 @@
 //!   `aex --timeout`, the node's with `aex node --timeout NAME=DURATION`, both far below their
 //!   defaults (15 s and 10 s), so the test waits them out in about a second, and a limit left
 //!   at its default would show as a connection still open after [`SLACK`].
-//! * A peer that accepts node1's event link and never reads: node1's writes to it block, yet
-//!   node1 keeps answering, routing ping-pong and bounding what it queues for that peer.
+//! * A peer that accepts node1's event link (completing its handshake) and never reads: node1's
+//!   writes to it block, yet node1 keeps answering, routing ping-pong and bounding what it
+//!   queues for that peer.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use aex_proto::frame::encode;
-use aex_proto::{
-    ConnId, Direction, Endpoint, Event, EventKind, Hello, NodeRequest, NodeResponse, ToNode,
-};
+use aex_proto::{ConnId, Direction, Endpoint, Event, EventKind, NodeRequest, NodeResponse, Origin};
 
 use aex_testkit::cli::{self, COMMAND_TIMEOUT};
 use aex_testkit::cluster::{AppDir, Cluster, Options};
 use aex_testkit::dead_end::{DeadEnd, Mode};
-use aex_testkit::descriptor::{PingPong, PlatformKey};
+use aex_testkit::descriptor::{IdentityPin, PingPong, PlatformKey};
 use aex_testkit::node::NodeOptions;
 use aex_testkit::process::Run;
 use aex_testkit::session as wire;
@@ -46,13 +44,21 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (out, started.elapsed())
 }
 
-/// Opens a connection to `addr`, sends `bytes`, then waits for the node to close it; returns
-/// how long that took from before the connection was opened (so it is never shorter than the
-/// node's limit). Panics if it is still open after `limit + SLACK`.
-fn closed_by_node_after(addr: SocketAddr, bytes: &[u8], limit: Duration) -> Duration {
+/// Opens a connection to `addr`, sends `bytes` (with `linked`, inside an admitted session's
+/// link), then waits for the node to close it; returns how long that took from before the
+/// connection was opened (so it is never shorter than the node's limit). Panics if it is
+/// still open after `limit + SLACK`.
+fn closed_by_node_after(addr: SocketAddr, bytes: &[u8], limit: Duration, linked: bool) -> Duration {
     let started = Instant::now();
-    let mut stream = TcpStream::connect(addr).expect("connect to node1");
-    stream.write_all(bytes).expect("write to node1");
+    let mut stream = if linked {
+        let mut session = wire::app_session(addr);
+        assert!(session.send_plain(bytes), "write to node1");
+        session.into_stream()
+    } else {
+        let mut stream = TcpStream::connect(addr).expect("connect to node1");
+        stream.write_all(bytes).expect("write to node1");
+        stream
+    };
     stream.set_read_timeout(Some(limit + SLACK)).unwrap();
     let mut buf = [0u8; 1024];
     loop {
@@ -80,6 +86,10 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
             (node1.addr, PlatformKey::File(node1.platform_pub_file())),
             (silent.addr(), PlatformKey::Inline(node1.platform_pub_hex())),
         ],
+        identities: [
+            Some(IdentityPin::File(node1.identity_pub_file())),
+            Some(IdentityPin::Inline(silent.identity().to_string())),
+        ],
         poke: false,
     };
     app.write_descriptor(&desc.render());
@@ -97,16 +107,12 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
             });
             (status, deploy)
         });
-        let no_hello = s.spawn(|| closed_by_node_after(node1.addr, &[], HELLO_TIMEOUT.0));
+        let no_hello = s.spawn(|| closed_by_node_after(node1.addr, &[], HELLO_TIMEOUT.0, false));
         let half_frame = s.spawn(|| {
-            let mut bytes = encode(&ToNode::Hello(Hello::Deployer {
-                client: "stalls mid-frame".into(),
-                key: aex_testkit::identity::deployer().key(),
-                app: "stalls".into(),
-            }));
-            bytes.extend_from_slice(&100u32.to_be_bytes());
+            // Inside an admitted session's link: a frame's prefix and three bytes of it.
+            let mut bytes = 100u32.to_be_bytes().to_vec();
             bytes.extend_from_slice(&[1, 2, 3]);
-            closed_by_node_after(node1.addr, &bytes, BODY_TIMEOUT.0)
+            closed_by_node_after(node1.addr, &bytes, BODY_TIMEOUT.0, true)
         });
         (
             commands.join().unwrap(),
@@ -125,7 +131,9 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
     assert!(
         !node2.reachable
             && error.contains(&silent.addr().to_string())
-            && error.contains(&format!("the node did not answer within {limit_said}")),
+            && error.contains(&format!(
+                "the node did not answer the link's handshake within {limit_said}"
+            )),
         "{status:#?}"
     );
     assert!(status.node("node1").reachable, "{status:#?}");
@@ -135,9 +143,8 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
         "`aex deploy` took {deploy_took:?} with a limit of {limit:?}"
     );
     deploy.code(1).stderr_has(&[
-        "failed to report status",
         "node `node2`",
-        &format!("the node did not answer within {limit_said}"),
+        &format!("the node did not answer the link's handshake within {limit_said}"),
     ]);
     assert!(
         silent.accepted() >= 2,
@@ -166,18 +173,22 @@ const SMALL: u64 = 6000;
 fn peer_that_never_reads_blocks_only_its_own_link() {
     let cluster = Cluster::start(Options::default());
     cluster.deploy_ok();
-    let dead = DeadEnd::start(Mode::NeverRead);
+    let dead = DeadEnd::start(Mode::PeerNeverReads);
     let node1 = cluster.node1.addr;
 
     // Any admitted deployer may open a session and install a route: events of connection 60000 go
     // to the dead end.
     let conn = ConnId(60_000);
     let mut attacker = wire::app_session(node1);
-    let to = Endpoint::Node(dead.addr().to_string());
+    let to = Endpoint::Node {
+        address: dead.addr().to_string(),
+        identity: dead.identity(),
+    };
     let route = NodeRequest::Route {
         conn,
         dir: Direction::Forward,
         to,
+        from: Origin::Deployer,
     };
     assert_eq!(attacker.request(route), Ok(NodeResponse::Done));
     let event = |counter, size| Event {

@@ -115,9 +115,10 @@ impl Chain {
         let mut desc = String::from("[application]\nname = \"load-chain\"\n");
         for (name, node) in [("node1", &node1), ("node2", &node2)] {
             let key = node.platform_pub_file().display().to_string();
+            let pin = node.identity_pub_file().display().to_string();
             write!(
                 desc,
-                "\n[[node]]\nname = \"{name}\"\naddress = \"{}\"\ntee = \"sgx\"\nsimulation = true\nplatform_key_file = {key:?}\n",
+                "\n[[node]]\nname = \"{name}\"\naddress = \"{}\"\ntee = \"sgx\"\nsimulation = true\nplatform_key_file = {key:?}\nidentity_file = {pin:?}\n",
                 node.addr
             )
             .unwrap();

@@ -15,6 +15,7 @@
 
 mod adversarial_attest;
 mod adversarial_cotenant;
+mod adversarial_links;
 mod adversarial_node_text;
 mod adversarial_replay;
 mod adversarial_revoke;

@@ -18,7 +18,7 @@ use aex_tee::sgx::SimRootPublicKey;
 use aex_tee::{Provider, ProviderKey, Scheme, TrustAnchor};
 
 use crate::client::{ClientError, NodeClient, DEFAULT_TIMEOUT};
-use crate::descriptor::{Descriptor, NodeSpec, PlatformKeySource};
+use crate::descriptor::{Descriptor, NodeIdentitySource, NodeSpec, PlatformKeySource};
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::state::{StateFile, STATE_DIR};
@@ -127,20 +127,69 @@ impl App {
         })
     }
 
+    /// The identity key pinned for `node`: the descriptor's `identity`, the file its
+    /// `identity_file` names, or (a local node `aex up` provisioned) `node-identity.pub` in
+    /// the node's data directory under `.aex/nodes/`.
+    pub fn node_identity(&self, node: &str) -> Result<PinnedIdentity> {
+        let spec = self.node_spec(node)?;
+        let index = self.desc.nodes.iter().position(|n| n.name == node);
+        let (path, field) = match &spec.identity {
+            Some(NodeIdentitySource::Inline(key)) => {
+                return Ok(PinnedIdentity {
+                    key: *key,
+                    pinned_by: match index {
+                        Some(i) => {
+                            format!("`identity` of node[{i}] in {}", self.desc.path.display())
+                        }
+                        None => "the descriptor".into(),
+                    },
+                })
+            }
+            Some(NodeIdentitySource::File(path)) => (path.clone(), true),
+            None => (
+                self.node_data_dir(node)
+                    .join(aex_link::keys::IDENTITY_PUB_FILE),
+                false,
+            ),
+        };
+        match aex_link::keys::read_public(&path) {
+            Ok(key) => Ok(PinnedIdentity {
+                key,
+                pinned_by: format!("{}", path.display()),
+            }),
+            Err(source) => Err(Error::NoNodeIdentity {
+                node: node.into(),
+                looked: path,
+                from_descriptor: field,
+                source: Box::new(source),
+            }),
+        }
+    }
+
     /// The management session with `node`, connecting if needed.
     pub fn client(&mut self, node: &str) -> Result<&mut NodeClient> {
         if !self.clients.contains_key(node) {
             let addr = self.node_spec(node)?.address;
+            let pinned = self.node_identity(node)?;
             let client = NodeClient::connect(
                 addr,
+                pinned.key,
                 self.timeout_or(DEFAULT_TIMEOUT),
                 self.identity.clone(),
                 &self.desc.application,
             )
-            .map_err(|source| Error::Unreachable {
-                node: node.into(),
-                addr: addr.to_string(),
-                source,
+            .map_err(|source| match source {
+                ClientError::WrongIdentity { keys, .. } => Error::NodeIdentity {
+                    node: node.into(),
+                    addr: addr.to_string(),
+                    keys,
+                    pinned_by: pinned.pinned_by.clone(),
+                },
+                source => Error::Unreachable {
+                    node: node.into(),
+                    addr: addr.to_string(),
+                    source,
+                },
             })?;
             self.clients.insert(node.into(), client);
         }
@@ -301,6 +350,15 @@ impl App {
                 module: module.into(),
             })
     }
+}
+
+/// A node's pinned identity key and where the pin comes from (for error messages).
+#[derive(Debug, Clone)]
+pub struct PinnedIdentity {
+    /// The key.
+    pub key: aex_proto::NodeKey,
+    /// The descriptor field or the file that pins it.
+    pub pinned_by: String,
 }
 
 /// A command sealed under its module's key whose counter is reserved in the state.

@@ -1,23 +1,28 @@
 //! A blocking management client for one node agent.
 //!
-//! The deployer speaks to each node over one persistent TCP connection: it sends
-//! `ToNode::Request`s (pipelined when it has many) and reads `FromNode::Response`s, while
-//! events for its direct connections may arrive in between and are queued. Every read has a
-//! timeout, so a silent or malicious node cannot hang the deployer.
+//! The deployer speaks to each node over one persistent link: a Noise NK channel over TCP
+//! ([`aex_link`]) that only the node holding the pinned identity key can complete, so every
+//! answer is the node's, unchanged, in order. It sends `ToNode::Request`s (pipelined when it
+//! has many) and reads `FromNode::Response`s, while events for its direct connections may
+//! arrive in between and are queued. Every read has a timeout, so a silent or malicious node
+//! cannot hang the deployer.
 //!
 //! A session belongs to one deployer identity and one application: the client names both in
-//! its `Hello`, signs the node's fresh challenge, and signs every request (see
-//! [`aex_proto::auth`]), so the node acts for it only in that application's namespace.
+//! its `Hello` and signs this link's handshake hash and the node's identity with its key (see
+//! [`aex_proto::auth`]), so the node acts for it only in that application's namespace, and a
+//! `Hello` is worth nothing on any other link or node.
 
 use std::collections::VecDeque;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aex_proto::auth::{sign_request, sign_session};
+use aex_link::blocking::{LinkReader, LinkWriter};
+use aex_link::{KeyMismatch, LinkError};
+use aex_proto::auth::sign_session;
 use aex_proto::frame;
-use aex_proto::{Event, FromNode, Hello, NodeError, NodeRequest, NodeResponse, ToNode};
+use aex_proto::{Event, FromNode, Hello, NodeError, NodeKey, NodeRequest, NodeResponse, ToNode};
 
 use crate::error::show_duration;
 use crate::identity::Identity;
@@ -48,6 +53,28 @@ pub enum ClientError {
         /// Node address.
         addr: SocketAddr,
     },
+    /// The node at the address claimed (failing the handshake) another identity than the
+    /// pinned one.
+    #[error(
+        "the node at {addr} has identity key {}, but {} is pinned for it",
+        keys.actual,
+        keys.pinned
+    )]
+    WrongIdentity {
+        /// Node address.
+        addr: SocketAddr,
+        /// The pinned key and the node's.
+        keys: Box<KeyMismatch>,
+    },
+    /// The link failed: its handshake did not complete, or a record did not authenticate
+    /// (something changed, dropped, replayed or injected bytes on the way).
+    #[error("the link with {addr} failed")]
+    Link {
+        /// Node address.
+        addr: SocketAddr,
+        /// What failed.
+        source: Box<LinkError>,
+    },
     /// The node answered with an error.
     #[error("{0}")]
     Node(NodeError),
@@ -68,23 +95,21 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// A management session with one node.
 pub struct NodeClient {
     addr: SocketAddr,
-    reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
+    reader: LinkReader<BufReader<TcpStream>>,
+    writer: LinkWriter<TcpStream>,
     next_id: u64,
     events: VecDeque<Event>,
     timeout: Duration,
-    identity: Arc<Identity>,
-    app: String,
-    /// The node's challenge, read (and answered) before the first request or event.
-    challenge: Option<[u8; 32]>,
 }
 
 impl NodeClient {
-    /// Connects and says hello as `identity` managing application `app`. The node's challenge
-    /// is read and answered before the first request or event, so a node that accepts the
-    /// connection and never answers fails that request, in its time limit.
+    /// Connects to the node whose identity is `node`, runs the link's handshake (refused with
+    /// [`ClientError::WrongIdentity`] if the node at `addr` has another identity) and says
+    /// hello as `identity` managing application `app`. Every wait is limited by `timeout`, so
+    /// a node that accepts the connection and never answers fails in that time.
     pub fn connect(
         addr: SocketAddr,
+        node: NodeKey,
         timeout: Duration,
         identity: Arc<Identity>,
         app: &str,
@@ -96,44 +121,26 @@ impl NodeClient {
         stream.set_read_timeout(Some(timeout)).map_err(io)?;
         stream.set_write_timeout(Some(timeout)).map_err(io)?;
         let reader = BufReader::new(stream.try_clone().map_err(io)?);
+        let link = aex_link::blocking::connect_deployer(reader, stream, &node)
+            .map_err(|e| link_error(addr, timeout, e))?;
+        let signature = sign_session(identity.signing(), &link.hash, &node, app);
         let mut client = NodeClient {
             addr,
-            reader,
-            writer: BufWriter::new(stream),
+            reader: link.reader,
+            writer: link.writer,
             next_id: 1,
             events: VecDeque::new(),
             timeout,
-            identity,
-            app: app.into(),
-            challenge: None,
         };
+        // The Hello goes alone in the link's first record (the node limits that record).
         client.send(&ToNode::Hello(Hello::Deployer {
             client: format!("aex {}", env!("CARGO_PKG_VERSION")),
-            key: client.identity.public(),
+            key: identity.public(),
             app: app.into(),
+            signature,
         }))?;
         client.flush()?;
         Ok(client)
-    }
-
-    /// The session's challenge: on first use, reads it and sends the proof of the identity.
-    fn challenge(&mut self) -> Result<[u8; 32], ClientError> {
-        if let Some(challenge) = self.challenge {
-            return Ok(challenge);
-        }
-        let challenge = match self.read()? {
-            FromNode::Challenge { nonce } => nonce,
-            _ => {
-                return Err(ClientError::Unexpected {
-                    addr: self.addr,
-                    request: "Hello",
-                })
-            }
-        };
-        let signature = sign_session(self.identity.signing(), &challenge, &self.app);
-        self.send(&ToNode::Auth { signature })?;
-        self.challenge = Some(challenge);
-        Ok(challenge)
     }
 
     /// The node's address.
@@ -151,21 +158,14 @@ impl NodeClient {
     /// Queues a request without waiting; returns its id. Call [`NodeClient::flush`] and then
     /// [`NodeClient::response`] for each id, in order.
     pub fn send_request(&mut self, body: NodeRequest) -> Result<u64, ClientError> {
-        let challenge = self.challenge()?;
         let id = self.next_id;
         self.next_id += 1;
-        let signature = sign_request(self.identity.signing(), &challenge, id, &body);
-        self.send(&ToNode::Request {
-            id,
-            body,
-            signature,
-        })?;
+        self.send(&ToNode::Request { id, body })?;
         Ok(id)
     }
 
     /// Sends an event on a direct connection.
     pub fn send_event(&mut self, event: Event) -> Result<(), ClientError> {
-        self.challenge()?;
         self.send(&ToNode::Event(event))?;
         self.flush()
     }
@@ -207,10 +207,12 @@ impl NodeClient {
             }
             self.reader
                 .get_ref()
+                .get_ref()
                 .set_read_timeout(Some(left))
                 .map_err(io)?;
             let got = self.read();
             self.reader
+                .get_ref()
                 .get_ref()
                 .set_read_timeout(Some(self.timeout))
                 .map_err(io)?;
@@ -246,10 +248,32 @@ impl NodeClient {
     }
 }
 
+/// A failure of the link's handshake: a wrong identity is named as such, a timeout in words.
+fn link_error(addr: SocketAddr, limit: Duration, e: LinkError) -> ClientError {
+    match e {
+        LinkError::WrongIdentity(keys) => ClientError::WrongIdentity { addr, keys },
+        LinkError::Io(source) => io_error(addr, limit, source, "answer the link's handshake"),
+        source => ClientError::Link {
+            addr,
+            source: Box::new(source),
+        },
+    }
+}
+
 /// An I/O failure on the session. A socket timeout, which the OS reports as "resource
-/// temporarily unavailable", is said in words: the node did not `doing` within `limit`.
+/// temporarily unavailable", is said in words: the node did not `doing` within `limit`; a
+/// record that did not authenticate is a [`ClientError::Link`] failure.
 fn io_error(addr: SocketAddr, limit: Duration, source: std::io::Error, doing: &str) -> ClientError {
     use std::io::ErrorKind;
+    if source.get_ref().is_some_and(|e| e.is::<LinkError>()) {
+        return match source.into_inner().map(|e| e.downcast::<LinkError>()) {
+            Some(Ok(link)) => ClientError::Link { addr, source: link },
+            _ => ClientError::Io {
+                addr,
+                source: std::io::Error::other("the link failed"),
+            },
+        };
+    }
     let source = match source.kind() {
         ErrorKind::WouldBlock | ErrorKind::TimedOut => std::io::Error::new(
             ErrorKind::TimedOut,
@@ -279,20 +303,24 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_node_fails_a_request_after_the_client_s_timeout() {
+    fn a_silent_node_fails_the_connection_after_the_client_s_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let (identity, _) = Identity::load_or_create(&dir.path().join("identity")).unwrap();
         let limit = Duration::from_millis(250);
         let started = Instant::now();
-        let mut client =
-            NodeClient::connect(silent_node(), limit, Arc::new(identity), "app").unwrap();
-        let e = client.request(NodeRequest::Status).err().unwrap();
+        let node = aex_link::StaticKey::generate().public();
+        let e = NodeClient::connect(silent_node(), node, limit, Arc::new(identity), "app")
+            .err()
+            .unwrap();
         let elapsed = started.elapsed();
         assert!(elapsed >= limit, "failed after {elapsed:?}");
         let ClientError::Io { source, .. } = &e else {
             panic!("not an I/O failure: {e}");
         };
         assert_eq!(source.kind(), std::io::ErrorKind::TimedOut);
-        assert_eq!(source.to_string(), "the node did not answer within 250 ms");
+        assert_eq!(
+            source.to_string(),
+            "the node did not answer the link's handshake within 250 ms"
+        );
     }
 }

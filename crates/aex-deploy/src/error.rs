@@ -99,6 +99,36 @@ pub enum Error {
         /// Where it was looked for.
         looked: Option<PathBuf>,
     },
+    /// The node at a node's address has another identity than the one pinned for it.
+    #[error(
+        "node `{node}` at {addr} is not the node pinned in the descriptor: its identity key is \
+         {}, but {} is pinned for it (by {pinned_by})",
+        keys.actual,
+        keys.pinned
+    )]
+    NodeIdentity {
+        /// Node name.
+        node: String,
+        /// Its address.
+        addr: String,
+        /// The pinned key and the key the node at the address has.
+        keys: Box<aex_link::KeyMismatch>,
+        /// The descriptor field or file that pins it.
+        pinned_by: String,
+    },
+    /// No identity key is pinned for a node.
+    #[error("no identity key pinned for node `{node}`")]
+    NoNodeIdentity {
+        /// Node name.
+        node: String,
+        /// The file read.
+        looked: PathBuf,
+        /// Whether the descriptor named that file (`identity_file`).
+        from_descriptor: bool,
+        /// Why it could not be read.
+        #[source]
+        source: Box<aex_link::keys::KeyFileError>,
+    },
     /// A symmetric node's provider key file cannot be used.
     #[error("no usable provider key for node `{node}`")]
     ProviderKey {
@@ -238,6 +268,22 @@ impl Error {
             Error::NoPlatformKey { node, looked } => Some(format!(
                 "set `platform_key` or `platform_key_file` (the node's platform.pub) in the descriptor entry of sgx node `{node}`{}",
                 looked.as_ref().map(|p| format!("; looked for {}", p.display())).unwrap_or_default()
+            )),
+            Error::NodeIdentity {
+                node, addr, keys, ..
+            } => Some(format!(
+                "if the operator of node `{node}` rotated its identity key (`aex node rotate-identity`), pin the new one: set `identity = \"{}\"` in the descriptor entry of node `{node}` (or write it to the file `identity_file` names); otherwise something else answers at {addr}: do not deploy there",
+                keys.actual
+            )),
+            Error::NoNodeIdentity {
+                node,
+                from_descriptor: false,
+                ..
+            } => Some(format!(
+                "set `identity` (64 hex digits: the node's node-identity.pub, which `aex node identity --data-dir DIR` prints on its machine) or `identity_file` in the descriptor entry of node `{node}`; `aex up` provisions it for local nodes"
+            )),
+            Error::NoNodeIdentity { node, .. } => Some(format!(
+                "`identity_file` of node `{node}` must name a file holding the node's identity key (64 hex digits, its node-identity.pub)"
             )),
             Error::ProviderKey { node, deployer, .. } => Some(format!(
                 "ask the operator of node `{node}` for the provider key of your deployer identity (`aex node provider-key --data-dir DIR --tee KIND --deployer {deployer}` on the node) and give its path as `provider_key_file` in the descriptor entry of node `{node}`; `aex up` writes it for the local nodes it starts"

@@ -7,6 +7,9 @@
 //! It also says which deployers the node admits (`admit`, `admit_file`) or that it admits any
 //! (`open`); a node that admits nobody refuses to start.
 //!
+//! It names the peer nodes whose links it admits besides those its routes name (`peers`: node
+//! identity keys, the content of their `node-identity.pub`).
+//!
 //! It declares the node's devices (`devices`): the sensors and actuators its TEE layer
 //! grants, each exclusively, to driver modules (see `aex_tee::devices`).
 //!
@@ -17,7 +20,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use aex_proto::DeployerKey;
+use aex_proto::{DeployerKey, NodeKey};
 use aex_tee::devices::DeviceSpec;
 use aex_tee::TeeKind;
 use serde::Deserialize;
@@ -48,6 +51,9 @@ pub struct NodeConfig {
     /// Admit any deployer (local development only; logged loudly). Deployers stay isolated
     /// from each other: each manages only its own namespaces.
     pub open: bool,
+    /// Identity keys of peer nodes whose links are admitted even when no route names them as a
+    /// source (routes admit the nodes they name by themselves).
+    pub peers: Vec<NodeKey>,
     /// The node's devices (names unique), granted exclusively to driver modules.
     pub devices: Vec<DeviceSpec>,
     /// How long the node waits for deployers, peer nodes and modules (`[timeouts]`).
@@ -122,6 +128,8 @@ struct RawConfig {
     #[serde(default)]
     open: bool,
     #[serde(default)]
+    peers: Vec<String>,
+    #[serde(default)]
     devices: Vec<String>,
     #[serde(default)]
     timeouts: BTreeMap<String, toml::Value>,
@@ -133,7 +141,8 @@ impl NodeConfig {
     /// Fields: `name`, `listen` (`ip:port`), `data_dir` (relative paths are resolved against the
     /// file's directory), `tee` (e.g. `"sgx"`), and optionally `allow_remote_shutdown`,
     /// `admit` (deployer keys in hex), `admit_file` (one key per line, resolved like
-    /// `data_dir`), `open`, `devices` (e.g. `["button=digital_in", "valve=digital_out",
+    /// `data_dir`), `open`, `peers` (node identity keys in hex), `devices` (e.g.
+    /// `["button=digital_in", "valve=digital_out",
     /// "soil=analog_in:100@35"]`) and a `[timeouts]` table (e.g. `hello = "250ms"`).
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -195,6 +204,12 @@ impl NodeConfig {
         if let Some(file) = raw.admit_file {
             admit.extend(read_admit_file(&base.join(file))?);
         }
+        let peers = raw
+            .peers
+            .iter()
+            .map(|k| k.parse::<NodeKey>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| field("peers", e.to_string()))?;
         let devices = parse_devices(&raw.devices).map_err(|e| field("devices", e))?;
         let timeouts = parse_timeouts(&raw.timeouts).map_err(|(f, e)| field(&f, e))?;
         Ok(NodeConfig {
@@ -205,6 +220,7 @@ impl NodeConfig {
             allow_remote_shutdown: raw.allow_remote_shutdown,
             admit,
             open: raw.open,
+            peers,
             devices,
             timeouts,
         })
@@ -358,6 +374,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.admit, vec![key.parse().unwrap()]);
+    }
+
+    #[test]
+    fn peers_parse_and_refuse_with_file_and_field() {
+        let head = "name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\nopen = true\n";
+        assert!(parse(head).unwrap().peers.is_empty());
+        let key = "cd".repeat(32);
+        let c = parse(&format!("{head}peers = [\"{key}\"]\n")).unwrap();
+        assert_eq!(c.peers, vec![key.parse().unwrap()]);
+        let e = parse(&format!("{head}peers = [\"abc\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("node.toml") && e.contains("`peers`") && e.contains("node-identity.pub"),
+            "{e}"
+        );
     }
 
     #[test]

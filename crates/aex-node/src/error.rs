@@ -24,6 +24,15 @@ pub enum NodeError {
     /// The platform key could not be loaded or created.
     #[error(transparent)]
     PlatformKey(#[from] PlatformError),
+    /// The node's identity key could not be loaded or created.
+    #[error("node `{node}`: cannot load its identity key")]
+    Identity {
+        /// The node's name.
+        node: String,
+        /// What failed.
+        #[source]
+        source: aex_link::keys::KeyFileError,
+    },
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

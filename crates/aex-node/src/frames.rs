@@ -30,6 +30,13 @@ pub(crate) enum ReadError {
     Decode(DecodeError),
     /// The body did not arrive within this limit.
     Timeout(Duration),
+    /// The frame is longer than allowed at this point of the stream (a first frame).
+    Limit {
+        /// Its announced body length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl ReadError {
@@ -49,6 +56,12 @@ impl core::fmt::Display for ReadError {
             ReadError::Decode(e) => e.fmt(f),
             ReadError::Timeout(limit) => {
                 write!(f, "frame body did not arrive within {}", show(*limit))
+            }
+            ReadError::Limit { len, max } => {
+                write!(
+                    f,
+                    "a first frame of {len} bytes exceeds its limit of {max} bytes"
+                )
             }
         }
     }
@@ -73,11 +86,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The underlying stream (to change a link's record limit once its `Hello` is read).
+    pub(crate) fn get_mut(&mut self) -> &mut R {
+        self.inner.get_mut()
+    }
+
     /// The next message; `Ok(None)` when the stream ends cleanly between frames.
     ///
     /// Not cancel-safe inside a frame: cancel it only to abandon the stream. A body that fails
     /// to decode leaves the framing intact (see [`ReadError::is_fatal`]).
     pub(crate) async fn next<M: DeserializeOwned>(&mut self) -> Result<Option<M>, ReadError> {
+        self.next_limited(frame::MAX_FRAME_LEN).await
+    }
+
+    /// Like [`FrameReader::next`], refusing (from its length prefix) a frame whose body is
+    /// longer than `max` bytes: a link's first frame, its `Hello`, is small.
+    pub(crate) async fn next_limited<M: DeserializeOwned>(
+        &mut self,
+        max: usize,
+    ) -> Result<Option<M>, ReadError> {
         let mut prefix = [0u8; LEN_PREFIX];
         if self
             .inner
@@ -97,6 +124,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 .await
                 .map_err(ReadError::Io)?;
             let len = frame::body_len(prefix).map_err(ReadError::Decode)?;
+            if len > max {
+                return Err(ReadError::Limit { len, max });
+            }
             body.resize(len, 0);
             inner
                 .read_exact(&mut body[..len])

@@ -10,16 +10,23 @@
 //!
 //! # Design overview
 //!
-//! * **One listener, three kinds of traffic.** Every TCP connection opens with
-//!   [`aex_proto::Hello`]: a deployer's management session ([`aex_proto::NodeRequest`]s and
-//!   direct-connection events) or a peer node's persistent link (events only). Module processes
-//!   speak [`aex_proto::ToModule`] / [`aex_proto::FromModule`] frames on stdin / stdout.
+//! * **One listener, three kinds of traffic, every link encrypted.** Every TCP connection is
+//!   an `aex_link` Noise channel that proves the node's identity key (`node-identity.key` in
+//!   its data directory), then opens with [`aex_proto::Hello`]: a deployer's management
+//!   session ([`aex_proto::NodeRequest`]s and direct-connection events, Noise NK) or a peer
+//!   node's persistent link (events only, Noise XK: the peer proves its identity too). Module
+//!   processes speak [`aex_proto::ToModule`] / [`aex_proto::FromModule`] frames on stdin /
+//!   stdout.
 //! * **Admitted deployers only, each in its own namespaces.** A deployer session claims an
-//!   Ed25519 key and an application, proves the key against a fresh challenge and signs every
-//!   request; the node acts only for keys its configuration admits (or any key in the explicit,
-//!   loudly logged open mode). Modules, routes and return paths live in the namespace of
-//!   (key, application): one deployer can never load into, command, unload, list or route into
-//!   another's.
+//!   Ed25519 key and an application and proves the key by signing its link's handshake and the
+//!   node's identity; the node acts only for keys its configuration admits (or any key in the
+//!   explicit, loudly logged open mode). Modules, routes and return paths live in the namespace
+//!   of (key, application): one deployer can never load into, command, unload, list or route
+//!   into another's.
+//! * **Admitted peers only, each into the namespaces that name it.** A peer link is accepted
+//!   only from a node identity that some route names as the origin of its events, or that the
+//!   configuration admits (`peers`), before any event is read; and a forwarded event is routed
+//!   only if its namespace's route names that identity.
 //! * **Routing by header only.** Events are forwarded by `(namespace, connection id,
 //!   direction)` through a table the deployer installs with `Route`. Unroutable events are
 //!   dropped and counted.
@@ -40,9 +47,8 @@
 //!   `Device` access is performed for the (namespace, name) the node loaded it under; unloading
 //!   it releases its devices. The physical world (soil, buttons) is played on a local Unix
 //!   socket ([`PhysicsClient`], `aex device`) that carries no authority and drives no output.
-//! * **What it does not do.** It never decrypts, checks or reorders events, does not
-//!   authenticate peer nodes (events are sealed, so a forged one is rejected by its module), and
-//!   sets no quotas between deployers.
+//! * **What it does not do.** It never decrypts, checks or reorders events (they are sealed, so
+//!   a forged one is rejected by its module), and sets no quotas between deployers.
 //!
 //! ```text
 //!  deployer ──TCP── session ──requests──▶ load / attest / command / route / status
@@ -70,6 +76,7 @@
 //!     // A deployer's key, as printed by `aex identity`.
 //!     admit: vec!["d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".parse().unwrap()],
 //!     open: false,
+//!     peers: vec![],
 //!     devices: vec![aex_tee::devices::DeviceSpec::parse("valve=digital_out").unwrap()],
 //!     timeouts: aex_node::Timeouts::default(),
 //! };

@@ -30,7 +30,8 @@ pub struct Node;
 impl Node {
     /// Starts a node in the current tokio runtime.
     ///
-    /// Creates `data_dir` if needed, loads or creates the platform key there, binds the
+    /// Creates `data_dir` if needed, loads or creates the platform key and the node's identity
+    /// key (`node-identity.key`, public half in `node-identity.pub`) there, binds the
     /// listener (port 0 picks a free port), then writes `data_dir/node.addr` (the bound
     /// address) and `data_dir/node.pid`. Refuses to start if the configuration admits no
     /// deployer (no `admit` key and not `open`) or declares a device twice. Opens the
@@ -54,6 +55,12 @@ impl Node {
             source,
         })?;
         let backend = aex_tee::open_with(config.tee, &data_dir, &BackendOptions::default())?;
+        let (identity, _) =
+            aex_link::keys::load_or_create(&data_dir).map_err(|source| NodeError::Identity {
+                node: config.name.clone(),
+                source,
+            })?;
+        let identity = Arc::new(identity);
         let platform_key = backend.platform_identity();
         let listener =
             TcpListener::bind(config.listen)
@@ -103,13 +110,17 @@ impl Node {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let router = Arc::new(Router::new(
             config.name.clone(),
+            identity.clone(),
             shutdown_rx,
             devices,
             config.timeouts,
         ));
+        let public = identity.public();
         let shared = Arc::new(Shared::new(
             config.name,
             data_dir,
+            identity,
+            config.peers.iter().copied().collect(),
             config.allow_remote_shutdown,
             backend,
             platform_key.clone(),
@@ -122,9 +133,13 @@ impl Node {
             node = %shared.name,
             %addr,
             tee = config.tee.name(),
+            identity = %public,
             platform_key = %hex::encode(&platform_key),
             "node listening"
         );
+        if !shared.peers.is_empty() {
+            info!(node = %shared.name, peers = shared.peers.len(), "peer nodes admitted by the configuration");
+        }
         match &shared.admission {
             Admission::Open => warn!(
                 node = %shared.name,
@@ -151,6 +166,7 @@ impl Node {
         let task = tokio::spawn(server::serve(shared.clone(), listener));
         Ok(NodeHandle {
             addr,
+            identity: public,
             platform_key,
             shared,
             task: Some(task),
@@ -161,6 +177,7 @@ impl Node {
 /// A running node. Dropping it stops the node and kills its modules.
 pub struct NodeHandle {
     addr: SocketAddr,
+    identity: aex_proto::NodeKey,
     platform_key: Vec<u8>,
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
@@ -170,6 +187,11 @@ impl NodeHandle {
     /// The address the node listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The node's identity key, which deployers pin and its links prove.
+    pub fn identity(&self) -> aex_proto::NodeKey {
+        self.identity
     }
 
     /// The public platform identity deployers trust (simulated TEE backend).

@@ -1,4 +1,4 @@
-//! Links between nodes: one persistent outgoing TCP connection per peer address, and the
+//! Links between nodes: one persistent outgoing link per peer (address and identity), and the
 //! serving side of incoming ones.
 //!
 //! Invariant: an outgoing link buffers at most [`QUEUE`] events. It connects lazily when the
@@ -6,18 +6,22 @@
 //! for longer than its `stale` limit (see `Timeouts`) it drops (and counts) what is queued
 //! rather than replay old events after an outage. Nothing here opens a connection per event.
 //!
-//! Events cross a link as `ToNode::Forward`, carrying the namespace they were routed in, so the
-//! receiving node routes them in the same namespace. Links are not authenticated: anyone can
-//! open one and forward anything into any namespace, which gains nothing, because every event
-//! is sealed under its connection's key and the destination module rejects (and counts) what
-//! it cannot open.
+//! Every link is a Noise XK channel (`aex_link`): the initiator pins the peer's identity from
+//! the route and proves its own, so the network can neither read, change nor inject anything,
+//! and the receiving node knows which node speaks. Events cross a link as `ToNode::Forward`,
+//! carrying the namespace they were routed in; the receiving node routes them in that
+//! namespace only if its route names this link's identity as the events' origin (see
+//! `router.rs`). The events themselves stay sealed under their connection's key, so even an
+//! admitted but compromised peer can only drop, delay or send what modules then reject.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aex_proto::{AppId, Event, Hello, ToNode};
+use aex_link::tokio_io::{self, LinkRead, LinkWrite};
+use aex_link::StaticKey;
+use aex_proto::{AppId, Event, Hello, NodeKey, ToNode};
 use tokio::io::{AsyncReadExt, BufWriter};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, timeout, Instant};
@@ -34,16 +38,20 @@ const QUEUE: usize = 4096;
 /// A persistent link to another node.
 pub(crate) struct PeerLink {
     address: String,
+    identity: NodeKey,
     tx: mpsc::Sender<(AppId, Event)>,
     connected: AtomicBool,
     forwarded: AtomicU64,
 }
 
 impl PeerLink {
-    /// Creates the link and its task; it connects when the first event is pushed, and waits
-    /// as long as `timeouts` say (`connect`, `write`, `backoff`, `backoff_max`, `stale`).
+    /// Creates the link to the node with `identity` at `address`, as `own`, and its task; it
+    /// connects when the first event is pushed, and waits as long as `timeouts` say
+    /// (`connect`, `write`, `backoff`, `backoff_max`, `stale`).
     pub(crate) fn spawn(
         address: String,
+        identity: NodeKey,
+        own: Arc<StaticKey>,
         node_name: String,
         dropped: Arc<AtomicU64>,
         shutdown: watch::Receiver<bool>,
@@ -52,12 +60,14 @@ impl PeerLink {
         let (tx, rx) = mpsc::channel(QUEUE);
         let link = Arc::new(PeerLink {
             address,
+            identity,
             tx,
             connected: AtomicBool::new(false),
             forwarded: AtomicU64::new(0),
         });
         let task = Link {
             link: link.clone(),
+            own,
             rx,
             node_name,
             dropped,
@@ -77,18 +87,21 @@ impl PeerLink {
     pub(crate) fn status(&self) -> aex_proto::PeerStatus {
         aex_proto::PeerStatus {
             address: self.address.clone(),
+            identity: self.identity,
             connected: self.connected.load(Ordering::Relaxed),
             forwarded: self.forwarded.load(Ordering::Relaxed),
         }
     }
 }
 
-/// Serves an incoming link from another node: routes its events until it closes.
-#[instrument(skip_all, fields(peer = %node))]
+/// Serves an incoming link from the node whose handshake proved `identity`: routes its
+/// events (where routes name it) until it closes.
+#[instrument(skip_all, fields(peer = %node, identity = %identity.short()))]
 pub(crate) async fn serve_inbound<R>(
     router: &Router,
     mut reader: FrameReader<R>,
     node: String,
+    identity: NodeKey,
     mut shutdown: watch::Receiver<bool>,
 ) where
     R: tokio::io::AsyncRead + Unpin,
@@ -100,7 +113,9 @@ pub(crate) async fn serve_inbound<R>(
             next = reader.next::<ToNode>() => next,
         };
         match next {
-            Ok(Some(ToNode::Forward { app, event })) => router.route(app, event, Source::Peer),
+            Ok(Some(ToNode::Forward { app, event })) => {
+                router.route(app, event, Source::Peer(&identity))
+            }
             Ok(Some(_)) => {
                 warn!("peer sent something other than a forwarded event; closing its link");
                 router.count_drop();
@@ -128,6 +143,7 @@ enum Stop {
 /// The task behind a [`PeerLink`].
 struct Link {
     link: Arc<PeerLink>,
+    own: Arc<StaticKey>,
     rx: mpsc::Receiver<(AppId, Event)>,
     node_name: String,
     dropped: Arc<AtomicU64>,
@@ -191,32 +207,44 @@ impl Link {
         }
     }
 
-    /// Opens the TCP connection and says hello.
-    async fn connect(&self) -> Result<TcpStream, String> {
+    /// Opens the TCP connection, runs the handshake (the peer must prove the pinned identity
+    /// and admit ours) and says hello.
+    async fn connect(
+        &self,
+    ) -> Result<(LinkRead<OwnedReadHalf>, LinkWrite<OwnedWriteHalf>), String> {
         let hello = ToNode::Hello(Hello::Peer {
             node: self.node_name.clone(),
         });
         let attempt = async {
-            let stream = TcpStream::connect(self.link.address.as_str()).await?;
-            stream.set_nodelay(true)?;
-            let mut out = BufWriter::new(stream);
-            write_message(&mut out, &hello).await?;
-            tokio::io::AsyncWriteExt::flush(&mut out).await?;
-            Ok::<_, std::io::Error>(out.into_inner())
+            let stream = TcpStream::connect(self.link.address.as_str())
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            let (rd, wr) = stream.into_split();
+            let link = tokio_io::connect_peer(rd, wr, &self.own, &self.link.identity)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut out = BufWriter::new(link.writer);
+            write_message(&mut out, &hello)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::io::AsyncWriteExt::flush(&mut out)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((link.reader, out.into_inner()))
         };
         match timeout(self.timeouts.connect, attempt).await {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "no connection within {}",
-                show(self.timeouts.connect)
-            )),
+            Ok(result) => result,
+            Err(_) => Err(format!("no link within {}", show(self.timeouts.connect))),
         }
     }
 
     /// Writes queued events until the connection fails or the node stops.
-    async fn forward(&mut self, stream: TcpStream, pending: &mut Option<(AppId, Event)>) -> Stop {
-        let (mut rd, wr) = stream.into_split();
+    async fn forward(
+        &mut self,
+        (mut rd, wr): (LinkRead<OwnedReadHalf>, LinkWrite<OwnedWriteHalf>),
+        pending: &mut Option<(AppId, Event)>,
+    ) -> Stop {
         let mut out = BufWriter::with_capacity(64 * 1024, wr);
         let mut next = pending.take();
         loop {
@@ -266,8 +294,9 @@ impl Link {
     }
 }
 
-/// Resolves when the peer closes its side (peers never send on an outgoing link).
-async fn closed(rd: &mut OwnedReadHalf) -> String {
+/// Resolves when the peer closes its side (peers send nothing on an outgoing link after
+/// admitting it).
+async fn closed(rd: &mut LinkRead<OwnedReadHalf>) -> String {
     let mut scratch = [0u8; 256];
     loop {
         match rd.read(&mut scratch).await {

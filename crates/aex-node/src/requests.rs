@@ -119,8 +119,13 @@ async fn handle(
                 )),
             }
         }
-        NodeRequest::Route { conn, dir, to } => {
-            shared.router.install(app, conn, dir, to)?;
+        NodeRequest::Route {
+            conn,
+            dir,
+            to,
+            from,
+        } => {
+            shared.router.install(app, conn, dir, to, from)?;
             Ok(NodeResponse::Done)
         }
         NodeRequest::Unroute { conn, dir } => {

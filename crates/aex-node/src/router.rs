@@ -9,6 +9,11 @@
 //! uses the namespace the event or request came with, so nothing routed in one namespace ever
 //! reaches a module, route or deployer session of another.
 //!
+//! Invariant: an event that came over a peer link is routed only if its namespace's route for
+//! its (connection, direction) names that link's proven identity as its origin
+//! ([`Origin::Peer`]); a node admitted by another namespace's routes, or by the node's
+//! configuration, forwards into no namespace that does not name it.
+//!
 //! Invariant: routing never blocks and never buffers without bound. Every destination has a
 //! bounded queue; an event that does not fit, or has no route, or whose destination is gone,
 //! is dropped and counted in [`Router::dropped`].
@@ -23,9 +28,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
+use aex_link::StaticKey;
 use aex_proto::{
     AppId, ConnId, Direction, Endpoint, Event, FromNode, NodeError as WireError, NodeErrorKind,
-    PeerStatus,
+    NodeKey, Origin, PeerStatus,
 };
 use aex_tee::devices::{DeviceBank, Holder};
 use tokio::sync::{mpsc, watch};
@@ -43,6 +49,12 @@ enum Target {
     Deployer,
 }
 
+/// An installed route: where its events go, and where they may come from.
+struct Route {
+    to: Target,
+    from: Origin,
+}
+
 /// The outbound queue of one deployer session.
 #[derive(Clone)]
 pub(crate) struct DeployerTx {
@@ -53,11 +65,12 @@ pub(crate) struct DeployerTx {
 }
 
 /// Who handed the router an event.
+#[derive(Clone, Copy)]
 pub(crate) enum Source<'a> {
     /// A local module's output.
     Module,
-    /// A peer node's link.
-    Peer,
+    /// A peer node's link, whose handshake proved this identity.
+    Peer(&'a NodeKey),
     /// A deployer session's direct connection; it becomes the `Endpoint::Deployer` target for
     /// that connection id.
     Deployer(&'a DeployerTx),
@@ -66,10 +79,11 @@ pub(crate) enum Source<'a> {
 /// Routing table, module table, peer links and deployer targets.
 pub(crate) struct Router {
     node_name: String,
-    routes: RwLock<HashMap<(AppId, ConnId, Direction), Target>>,
+    identity: Arc<StaticKey>,
+    routes: RwLock<HashMap<(AppId, ConnId, Direction), Route>>,
     modules: RwLock<HashMap<(AppId, String), Arc<Module>>>,
     deployers: Mutex<HashMap<(AppId, ConnId), DeployerTx>>,
-    peers: Mutex<HashMap<String, Arc<PeerLink>>>,
+    peers: Mutex<HashMap<(String, NodeKey), Arc<PeerLink>>>,
     dropped: Arc<AtomicU64>,
     shutdown: watch::Receiver<bool>,
     devices: Arc<DeviceBank>,
@@ -77,17 +91,19 @@ pub(crate) struct Router {
 }
 
 impl Router {
-    /// An empty router for the node `node_name`; peer links stop when `shutdown` turns true
-    /// and wait as long as `timeouts` say. Modules it forgets give their grants in `devices`
-    /// back.
+    /// An empty router for the node `node_name`, whose links to peers prove `identity`; peer
+    /// links stop when `shutdown` turns true and wait as long as `timeouts` say. Modules it
+    /// forgets give their grants in `devices` back.
     pub(crate) fn new(
         node_name: String,
+        identity: Arc<StaticKey>,
         shutdown: watch::Receiver<bool>,
         devices: Arc<DeviceBank>,
         timeouts: Timeouts,
     ) -> Self {
         Router {
             node_name,
+            identity,
             routes: RwLock::default(),
             modules: RwLock::default(),
             deployers: Mutex::default(),
@@ -117,7 +133,15 @@ impl Router {
         }
         let (conn, dir) = (ev.conn, ev.dir);
         let routes = read(&self.routes);
-        let delivered = match routes.get(&(app, conn, dir)) {
+        let route = routes.get(&(app, conn, dir));
+        if let (Source::Peer(peer), Some(route)) = (&from, route) {
+            if route.from != Origin::Peer(**peer) {
+                debug!(%conn, ?dir, peer = %peer.short(), "forward from a peer this route does not name; dropped");
+                self.count_drop();
+                return;
+            }
+        }
+        let delivered = match route.map(|r| &r.to) {
             None => {
                 debug!(%conn, ?dir, "no route for event");
                 false
@@ -151,15 +175,16 @@ impl Router {
         conn: ConnId,
         dir: Direction,
         to: Endpoint,
+        from: Origin,
     ) -> Result<(), WireError> {
         let target = match to {
             Endpoint::Module(name) => {
                 crate::load::check_name(&name)?;
                 Target::Module(name)
             }
-            Endpoint::Node(address) => {
+            Endpoint::Node { address, identity } => {
                 check_address(&address)?;
-                Target::Node(self.link(address))
+                Target::Node(self.link(address, identity))
             }
             Endpoint::Deployer => Target::Deployer,
             other => {
@@ -169,8 +194,16 @@ impl Router {
                 ))
             }
         };
-        write(&self.routes).insert((app, conn, dir), target);
+        write(&self.routes).insert((app, conn, dir), Route { to: target, from });
         Ok(())
+    }
+
+    /// Whether some namespace's routes name `peer` as the origin of their events (so its
+    /// links are admitted).
+    pub(crate) fn names_peer(&self, peer: &NodeKey) -> bool {
+        read(&self.routes)
+            .values()
+            .any(|r| r.from == Origin::Peer(*peer))
     }
 
     /// Removes the route for `(conn, dir)` in namespace `app`, if there is one (a revoked
@@ -226,7 +259,7 @@ impl Router {
     pub(crate) fn remove_module(&self, app: AppId, name: &str) -> Option<Arc<Module>> {
         let module = write(&self.modules).remove(&(app, name.to_string()))?;
         write(&self.routes)
-            .retain(|(a, _, _), t| !(*a == app && matches!(t, Target::Module(n) if n == name)));
+            .retain(|(a, _, _), r| !(*a == app && matches!(&r.to, Target::Module(n) if n == name)));
         self.devices.release(&module.holder());
         Some(module)
     }
@@ -266,7 +299,7 @@ impl Router {
     /// The persistent links to other nodes, by address.
     pub(crate) fn peers(&self) -> Vec<PeerStatus> {
         let mut all: Vec<_> = lock(&self.peers).values().map(|l| l.status()).collect();
-        all.sort_by(|a, b| a.address.cmp(&b.address));
+        all.sort_by(|a, b| (&a.address, a.identity).cmp(&(&b.address, b.identity)));
         all
     }
 
@@ -280,13 +313,15 @@ impl Router {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// The link to `address`, created on first use.
-    fn link(&self, address: String) -> Arc<PeerLink> {
+    /// The link to the node with `identity` at `address`, created on first use.
+    fn link(&self, address: String, identity: NodeKey) -> Arc<PeerLink> {
         lock(&self.peers)
-            .entry(address)
-            .or_insert_with_key(|address| {
+            .entry((address, identity))
+            .or_insert_with_key(|(address, identity)| {
                 PeerLink::spawn(
                     address.clone(),
+                    *identity,
+                    self.identity.clone(),
                     self.node_name.clone(),
                     self.dropped.clone(),
                     self.shutdown.clone(),

@@ -1,8 +1,15 @@
-//! The listener: accepts TCP connections, reads each one's `Hello`, and hands it to a deployer
-//! session or a peer link; on shutdown, stops accepting and kills every module.
+//! The listener: accepts TCP connections, runs each one's link handshake (`aex_link`: the
+//! node proves its identity; a peer node proves its own and must be admitted), reads its
+//! `Hello`, and hands it to a deployer session or a peer link; on shutdown, stops accepting and
+//! kills every module.
+//!
+//! Invariant: before a connection has said `Hello`, everything it may make the node hold is
+//! bounded: a handshake message is at most `aex_link::handshake::MAX_HANDSHAKE_MESSAGE` bytes,
+//! the first record and the `Hello` frame at most about 1 KiB, each refused from its length
+//! prefix; and the handshake and `Hello` together must arrive within the `hello` timeout.
 //!
 //! Also holds [`Shared`], the state every task of a node reaches: configuration (timeouts
-//! included), TEE backend, devices, router and the shutdown signal.
+//! included), identity, TEE backend, devices, router and the shutdown signal.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,16 +17,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aex_proto::{Hello, ToNode};
+use std::collections::BTreeSet;
+
+use aex_link::{LinkError, LinkKind, StaticKey, MAX_HELLO_LEN, MAX_RECORD};
+use aex_proto::{Hello, NodeKey, ToNode};
 use aex_tee::devices::DeviceBank;
 use aex_tee::Backend;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::time::{sleep, timeout};
+use tokio::time::{sleep, timeout_at, Instant};
 use tracing::{debug, info, instrument, warn};
 
 use crate::admission::Admission;
-use crate::frames::FrameReader;
+use crate::frames::{FrameReader, ReadError};
 use crate::load::Reservations;
 use crate::physics::PhysicsServer;
 use crate::router::{lock, Router};
@@ -35,6 +45,10 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     /// Where modules and the platform key live.
     pub(crate) data_dir: PathBuf,
+    /// The node's identity: its links' handshakes prove it.
+    pub(crate) identity: Arc<StaticKey>,
+    /// Peer nodes admitted by the configuration (routes admit the ones they name).
+    pub(crate) peers: BTreeSet<NodeKey>,
     /// Whether `Shutdown` requests are honoured.
     pub(crate) allow_remote_shutdown: bool,
     /// Produces attestation evidence.
@@ -68,6 +82,8 @@ impl Shared {
     pub(crate) fn new(
         name: String,
         data_dir: PathBuf,
+        identity: Arc<StaticKey>,
+        peers: BTreeSet<NodeKey>,
         allow_remote_shutdown: bool,
         backend: Box<dyn Backend>,
         platform_key: Vec<u8>,
@@ -79,6 +95,8 @@ impl Shared {
         Shared {
             name,
             data_dir,
+            identity,
+            peers,
             allow_remote_shutdown,
             backend,
             platform_key,
@@ -104,7 +122,12 @@ impl Shared {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Counts one refused deployer session or request.
+    /// Whether a peer node with identity `peer` may open a link to this node.
+    pub(crate) fn admits_peer(&self, peer: &NodeKey) -> bool {
+        self.peers.contains(peer) || self.router.names_peer(peer)
+    }
+
+    /// Counts one refused deployer session or request, or peer link.
     pub(crate) fn count_refusal(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
@@ -163,39 +186,104 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// Reads a connection's `Hello` and serves it accordingly.
+/// What went wrong before a connection said `Hello`.
+enum Opening {
+    Link(LinkError),
+    Frame(ReadError),
+}
+
+/// Runs a connection's handshake, reads its `Hello` and serves it accordingly.
 #[instrument(skip_all, fields(remote = %remote))]
 async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "cannot set TCP_NODELAY");
     }
+    // One deadline for the handshake, the Hello and (for a refused deployer) the session.
+    let deadline = Instant::now() + shared.timeouts.hello;
     let (rd, wr) = stream.into_split();
-    let mut reader = FrameReader::new(rd, shared.timeouts.body);
     let mut stop = shared.shutdown.subscribe();
-    let hello = tokio::select! {
-        _ = stopped(&mut stop) => return,
-        hello = timeout(shared.timeouts.hello, reader.next::<ToNode>()) => hello,
+    let opening = async {
+        let admit = |peer: &NodeKey| shared.admits_peer(peer);
+        let (kind, link) = aex_link::tokio_io::accept(rd, wr, &shared.identity, admit)
+            .await
+            .map_err(Opening::Link)?;
+        let mut reader = FrameReader::new(link.reader, shared.timeouts.body);
+        let hello = reader
+            .next_limited::<ToNode>(MAX_HELLO_LEN)
+            .await
+            .map_err(Opening::Frame)?;
+        reader.get_mut().set_limit(MAX_RECORD);
+        Ok((kind, reader, link.writer, link.hash, link.remote, hello))
     };
-    match hello {
-        Ok(Ok(Some(ToNode::Hello(Hello::Deployer { client, key, app })))) => {
-            let hello = crate::session::DeployerHello { client, key, app };
-            crate::session::serve(shared, reader, wr, hello).await
+    let opened = tokio::select! {
+        _ = stopped(&mut stop) => return,
+        opened = timeout_at(deadline, opening) => opened,
+    };
+    let (kind, reader, writer, hash, peer, hello) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(Opening::Link(LinkError::NotAdmitted(key)))) => {
+            warn!(
+                peer = %key,
+                "peer link refused: no route names node identity {key} as a source and the configuration does not admit it (`peers` in node.toml, `aex node --peer {key}`)"
+            );
+            shared.count_refusal();
+            return;
         }
-        Ok(Ok(Some(ToNode::Hello(Hello::Peer { node })))) => {
-            crate::peer::serve_inbound(&shared.router, reader, node, stop).await
+        Ok(Err(Opening::Link(LinkError::PinnedOther(own)))) => {
+            warn!(
+                "a client pinned another identity for this node (this node is {own}); it was told this node's identity and the link was closed"
+            );
+            shared.count_refusal();
+            return;
         }
-        Ok(Ok(Some(_))) => {
-            warn!("first frame is not a Hello; closing the connection");
+        Ok(Err(Opening::Link(LinkError::Closed))) => {
+            debug!("connection closed during the handshake");
+            return;
+        }
+        Ok(Err(Opening::Link(e))) => {
+            warn!(error = %e, "link handshake failed; closing the connection");
             shared.router.count_drop();
+            return;
         }
-        Ok(Ok(None)) => debug!("connection closed before Hello"),
-        Ok(Err(e)) => {
+        Ok(Err(Opening::Frame(e))) => {
             warn!(error = %e, "bad first frame; closing the connection");
             shared.router.count_drop();
+            return;
         }
-        Err(_) => warn!(
-            "no Hello within {}; closing the connection",
-            show(shared.timeouts.hello)
-        ),
+        Err(_) => {
+            warn!(
+                "no handshake and Hello within {}; closing the connection",
+                show(shared.timeouts.hello)
+            );
+            return;
+        }
+    };
+    match (kind, hello, peer) {
+        (
+            LinkKind::Deployer,
+            Some(ToNode::Hello(Hello::Deployer {
+                client,
+                key,
+                app,
+                signature,
+            })),
+            _,
+        ) => {
+            let hello = crate::session::DeployerHello {
+                client,
+                key,
+                app,
+                signature,
+            };
+            crate::session::serve(shared, reader, writer, hello, hash, deadline).await
+        }
+        (LinkKind::Peer, Some(ToNode::Hello(Hello::Peer { node })), Some(identity)) => {
+            crate::peer::serve_inbound(&shared.router, reader, node, identity, stop).await
+        }
+        (_, Some(_), _) => {
+            warn!("first frame is not the Hello of this link's kind; closing the connection");
+            shared.router.count_drop();
+        }
+        (_, None, _) => debug!("connection closed before Hello"),
     }
 }

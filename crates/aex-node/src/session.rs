@@ -1,20 +1,24 @@
-//! Deployer sessions: one TCP connection that opened with `Hello::Deployer`.
+//! Deployer sessions: one link that opened with `Hello::Deployer`.
 //!
-//! The node answers the `Hello` with a fresh challenge and waits for the deployer's proof of
-//! its key ([`crate::auth`]). A session reads frames and splits them: management requests are
-//! checked (admitted key, signature, increasing id) and go, in order, to the session's request
-//! task ([`crate::requests::serve`]), refused ones with their refusal; events on the deployer's
-//! direct connections are routed at once in the session's namespace, and make this session the
-//! `Endpoint::Deployer` destination for their connection id (only once the session is
-//! admitted, so no one can divert another deployer's events). Everything the node sends back
-//! (challenge, responses and events) goes through one bounded queue drained by one writer task.
+//! The `Hello` carries the deployer's proof of its key over this link's handshake hash and the
+//! node's identity ([`crate::auth`]). A session reads frames and splits them: management
+//! requests are checked (admitted key, increasing id) and go, in order, to the session's
+//! request task ([`crate::requests::serve`]), refused ones with their refusal; events on the
+//! deployer's direct connections are routed at once in the session's namespace, and make this
+//! session the `Endpoint::Deployer` destination for their connection id (only once the session
+//! is admitted, so no one can divert another deployer's events). Everything the node sends
+//! back (responses and events) goes through one bounded queue drained by one writer task.
+//!
+//! A refused session (a key the node does not admit, or a bad proof) is answered `Refused` for
+//! each request until the authentication deadline (the `hello` timeout from the connection's
+//! start) passes, then closed: nothing unauthenticated holds a connection longer.
 
 use std::sync::Arc;
 
-use aex_proto::{AppId, DeployerKey, FromNode, ToNode};
-use tokio::io::AsyncRead;
-use tokio::net::tcp::OwnedWriteHalf;
+use aex_proto::{AppId, DeployerKey, FromNode, Signature, ToNode};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
 use tracing::{debug, instrument, warn};
 
 use crate::auth::SessionAuth;
@@ -32,21 +36,27 @@ const REQUEST_QUEUE: usize = 16;
 pub(crate) struct DeployerHello {
     /// Informational client version.
     pub(crate) client: String,
-    /// The key it claims (proven later, by `Auth`).
+    /// The key it claims.
     pub(crate) key: DeployerKey,
     /// The application it manages.
     pub(crate) app: String,
+    /// The proof of `key` for this link.
+    pub(crate) signature: Signature,
 }
 
-/// Serves one deployer session until it closes, misbehaves, or the node stops.
+/// Serves one deployer session until it closes, misbehaves, or the node stops; `hash` is the
+/// link's handshake hash, and a refused session ends at `deadline`.
 #[instrument(skip_all, fields(session, client = %hello.client, key = %hello.key.short()))]
-pub(crate) async fn serve<R>(
+pub(crate) async fn serve<R, W>(
     shared: Arc<Shared>,
     mut reader: FrameReader<R>,
-    writer: OwnedWriteHalf,
+    writer: W,
     hello: DeployerHello,
+    hash: [u8; 32],
+    deadline: Instant,
 ) where
     R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
     let session = shared.session_id();
     tracing::Span::current().record("session", session);
@@ -62,52 +72,44 @@ pub(crate) async fn serve<R>(
             debug!(error = %e, "writing to deployer failed");
         }
     });
-    let nonce = aex_crypto::random_bytes();
-    if out.send(FromNode::Challenge { nonce }).await.is_err() {
-        return;
-    }
     let app = AppId::of(&hello.key, &hello.app);
-    let mut auth = SessionAuth::new(hello.key, hello.app, nonce);
+    let key = hello.key;
+    let mut auth = SessionAuth::new(
+        &shared.admission,
+        &shared.name,
+        hello,
+        &hash,
+        &shared.identity.public(),
+    );
     if let SessionAuth::Refused(why) = &auth {
         warn!(reason = %why, "deployer session refused");
         shared.count_refusal();
     }
+    let mut warned = !auth.admitted();
     let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
     tokio::spawn(crate::requests::serve(
         shared.clone(),
         session,
         app,
-        hello.key,
+        key,
         requests_rx,
         out.clone(),
     ));
     let me = DeployerTx { session, tx: out };
-    let mut warned = false;
 
     let mut stop = shared.shutdown.subscribe();
     loop {
         let next = tokio::select! {
             _ = stopped(&mut stop) => break,
+            _ = sleep_until(deadline), if !auth.admitted() => {
+                debug!("refused session closed at its authentication deadline");
+                break;
+            }
             next = reader.next::<ToNode>() => next,
         };
         match next {
-            Ok(Some(ToNode::Auth { signature })) => {
-                let (next, refused) = auth.on_auth(&shared.admission, &shared.name, &signature);
-                auth = next;
-                if let Some(why) = refused {
-                    warn!(reason = %why, "deployer session refused");
-                    shared.count_refusal();
-                    warned = true;
-                } else if auth.admitted() {
-                    debug!(%app, "deployer authenticated");
-                }
-            }
-            Ok(Some(ToNode::Request {
-                id,
-                body,
-                signature,
-            })) => {
-                let checked = auth.check_request(id, &body, &signature).map(|()| body);
+            Ok(Some(ToNode::Request { id, body })) => {
+                let checked = auth.check_request(id).map(|()| body);
                 if let Err(e) = &checked {
                     shared.count_refusal();
                     if !std::mem::replace(&mut warned, true) {

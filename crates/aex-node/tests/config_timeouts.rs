@@ -39,10 +39,32 @@ fn stalled_connections_are_closed_after_the_configured_limits() {
         started.elapsed()
     );
 
+    // `hello` bounds the whole opening: a handshake stalled after its first message.
+    let started = Instant::now();
+    let mut c = Session::raw(addr);
+    let (_, first) = aex_link::handshake::Initiator::deployer(&node.identity()).unwrap();
+    assert!(c.send_bytes(&first));
+    assert!(c.closed_by_node(PATIENCE), "still open after {PATIENCE:?}");
+    assert!(
+        started.elapsed() >= SHORT,
+        "closed after {:?}",
+        started.elapsed()
+    );
+
+    // And a link whose handshake completed but which never says Hello.
+    let started = Instant::now();
+    let mut c = Session::linked(addr);
+    assert!(c.closed_by_node(PATIENCE), "still open after {PATIENCE:?}");
+    assert!(
+        started.elapsed() >= SHORT,
+        "closed after {:?}",
+        started.elapsed()
+    );
+
     // `body`: a session whose next frame stops after its length prefix and two bytes.
     let mut c = Session::open(addr, &test_deployer(), "test-app");
     let started = Instant::now();
-    assert!(c.send_bytes(&[0, 0, 0, 100, 1, 2]));
+    assert!(c.send_plain(&[0, 0, 0, 100, 1, 2]));
     assert!(c.closed_by_node(PATIENCE), "still open after {PATIENCE:?}");
     assert!(
         started.elapsed() >= SHORT,

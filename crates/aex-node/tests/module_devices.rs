@@ -298,6 +298,7 @@ fn the_management_interface_reaches_no_device() {
             conn: aex_proto::ConnId(1),
             dir: aex_proto::Direction::Forward,
             to: aex_proto::Endpoint::Module(module()),
+            from: aex_proto::Origin::Local,
         },
         NodeRequest::Periodic {
             module: module(),

@@ -231,6 +231,7 @@ fn a_dead_module_shows_not_running_and_drops_events() {
         conn: ConnId(1),
         dir: Direction::Forward,
         to: Endpoint::Module("brief".into()),
+        from: aex_proto::Origin::Local,
     })
     .unwrap();
     let before = c.status().dropped;

@@ -47,6 +47,10 @@ fn run_blocking_serves_until_shutdown() {
             .parse()
             .ok()
     });
+    // It created its identity before it announced its address.
+    let identity = aex_link::keys::read_public(&data_dir.join(aex_link::keys::IDENTITY_PUB_FILE))
+        .expect("the node's identity");
+    aex_testkit::session::pin(addr, identity);
     let mut c = Session::open(addr, &test_deployer(), "test-app");
     assert_eq!(c.status().name, "foreground");
     assert_eq!(c.request(NodeRequest::Shutdown), Ok(NodeResponse::Done));

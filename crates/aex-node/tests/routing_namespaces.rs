@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aex_proto::frame::read_message;
 use aex_proto::{
-    ConnId, Direction, Endpoint, Event, EventKind, NodeErrorKind, NodeRequest, ToModule,
+    ConnId, Direction, Endpoint, Event, EventKind, NodeErrorKind, NodeRequest, Origin, ToModule,
 };
 use aex_testkit::node::{test_deployer, TestNode};
 use aex_testkit::session::Session;
@@ -24,11 +24,12 @@ fn event(counter: u64, byte: u8) -> Event {
     }
 }
 
-fn route(to: Endpoint) -> NodeRequest {
+fn route(to: Endpoint, from: Origin) -> NodeRequest {
     NodeRequest::Route {
         conn: ConnId(7),
         dir: Direction::Forward,
         to,
+        from,
     }
 }
 
@@ -83,11 +84,17 @@ fn namespaces_keep_modules_routes_and_links_apart() {
         let mut on_y = Session::open(y.addr(), id, "shared-name");
         let bin = script(&y.scratch, &format!("exec cat > '{}'", sinks[i].display()));
         on_y.load("sink", &bin).unwrap();
-        on_y.request(route(Endpoint::Module("sink".into())))
-            .unwrap();
+        on_y.request(route(
+            Endpoint::Module("sink".into()),
+            Origin::Peer(x.identity()),
+        ))
+        .unwrap();
         let mut on_x = Session::open(x.addr(), id, "shared-name");
-        on_x.request(route(Endpoint::Node(y.addr().to_string())))
-            .unwrap();
+        let to_y = Endpoint::Node {
+            address: y.addr().to_string(),
+            identity: y.identity(),
+        };
+        on_x.request(route(to_y, Origin::Deployer)).unwrap();
         sessions.push((on_x, on_y));
     }
 
@@ -132,7 +139,7 @@ fn unroute_removes_only_the_sessions_own_route() {
         let mut on_y = Session::open(y.addr(), id, "shared-name");
         let bin = script(&y.scratch, &format!("exec cat > '{}'", sinks[i].display()));
         on_y.load("sink", &bin).unwrap();
-        on_y.request(route(Endpoint::Module("sink".into())))
+        on_y.request(route(Endpoint::Module("sink".into()), Origin::Deployer))
             .unwrap();
         sessions.push(on_y);
     }

@@ -1,17 +1,20 @@
 //! Routing events: to local modules, back to deployer sessions, and over persistent links to
-//! other nodes.
+//! other nodes, which prove their identities and are admitted only where routes (or the
+//! configuration) name them.
 
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use aex_link::blocking::LinkReader;
+use aex_link::{LinkError, StaticKey};
 use aex_proto::frame::read_message;
 use aex_proto::{
-    ConnId, Direction, Endpoint, Event, EventKind, FromModule, FromNode, Hello, NodeRequest,
-    ToModule, ToNode,
+    ConnId, Direction, Endpoint, Event, EventKind, FromModule, FromNode, Hello, NodeKey,
+    NodeRequest, Origin, ToModule, ToNode,
 };
 use aex_testkit::node::TestNode;
-use aex_testkit::session::frame_bytes;
+use aex_testkit::session::{frame_bytes, PeerConn};
 use aex_testkit::wait::{refusing_addr, wait_for, wait_until, PATIENCE};
 
 use crate::scripts::{frame_file, script};
@@ -27,11 +30,20 @@ fn event(conn: u32, dir: Direction, counter: u64) -> Event {
 }
 
 fn route(conn: u32, dir: Direction, to: Endpoint) -> NodeRequest {
+    route_from(conn, dir, to, Origin::Deployer)
+}
+
+fn route_from(conn: u32, dir: Direction, to: Endpoint, from: Origin) -> NodeRequest {
     NodeRequest::Route {
         conn: ConnId(conn),
         dir,
         to,
+        from,
     }
+}
+
+fn peer_at(address: String, identity: NodeKey) -> Endpoint {
+    Endpoint::Node { address, identity }
 }
 
 #[test]
@@ -42,10 +54,11 @@ fn events_cross_nodes_to_a_module() {
     let echo = script(&b.scratch, &format!("exec cat > '{}'", out.display()));
     let mut cb = b.session();
     cb.load("sink", &echo).unwrap();
-    cb.request(route(
+    cb.request(route_from(
         7,
         Direction::Forward,
         Endpoint::Module("sink".into()),
+        Origin::Peer(a.identity()),
     ))
     .unwrap();
 
@@ -53,7 +66,7 @@ fn events_cross_nodes_to_a_module() {
     ca.request(route(
         7,
         Direction::Forward,
-        Endpoint::Node(b.addr().to_string()),
+        peer_at(b.addr().to_string(), b.identity()),
     ))
     .unwrap();
     let events: Vec<Event> = (1..=3).map(|i| event(7, Direction::Forward, i)).collect();
@@ -77,6 +90,7 @@ fn events_cross_nodes_to_a_module() {
     let status = ca.status();
     assert_eq!(status.peers.len(), 1);
     assert_eq!(status.peers[0].address, b.addr().to_string());
+    assert_eq!(status.peers[0].identity, b.identity());
     assert!(status.peers[0].connected);
     assert_eq!(status.peers[0].forwarded, 3);
     assert_eq!(status.dropped, 0);
@@ -125,13 +139,13 @@ fn peer_links_are_persistent_and_reconnect() {
     let node = TestNode::start("sender");
     let peer = FakePeer::bind();
     let mut c = node.session();
-    c.request(route(1, Direction::Forward, Endpoint::Node(peer.addr())))
+    c.request(route(1, Direction::Forward, peer.endpoint()))
         .unwrap();
 
     for i in 1..=20 {
         c.send_event(event(1, Direction::Forward, i));
     }
-    let mut link = peer.accept();
+    let mut link = peer.accept(node.identity());
     assert!(matches!(read(&mut link), ToNode::Hello(Hello::Peer { node }) if node == "sender"));
     // Forwarded events carry the deployer's namespace.
     let app = c.app();
@@ -157,7 +171,7 @@ fn peer_links_are_persistent_and_reconnect() {
         (!c.status().peers[0].connected).then_some(())
     });
     c.send_event(event(1, Direction::Forward, 21));
-    let mut link = peer.accept();
+    let mut link = peer.accept(node.identity());
     assert!(matches!(read(&mut link), ToNode::Hello(Hello::Peer { .. })));
     assert_eq!(
         read(&mut link),
@@ -189,7 +203,7 @@ fn events_for_an_unreachable_peer_are_dropped() {
     c.request(route(
         2,
         Direction::Forward,
-        Endpoint::Node(down.addr().to_string()),
+        peer_at(down.addr().to_string(), StaticKey::generate().public()),
     ))
     .unwrap();
     let started = Instant::now();
@@ -208,10 +222,88 @@ fn events_for_an_unreachable_peer_are_dropped() {
     assert_eq!(status.peers[0].forwarded, 0);
 }
 
-/// A listener standing in for a peer node: it accepts the links the node under test opens
-/// and reads what they carry.
+#[test]
+fn peer_links_are_admitted_only_from_identities_routes_or_the_configuration_name() {
+    let named = StaticKey::generate();
+    let configured = StaticKey::generate();
+    let stranger = StaticKey::generate();
+    let b = TestNode::start_with("b", |c| c.peers.push(configured.public()));
+    let out = b.scratch.join("received.bin");
+    let sink = script(&b.scratch, &format!("exec cat > '{}'", out.display()));
+    let mut cb = b.session();
+    cb.load("sink", &sink).unwrap();
+    let app = cb.app();
+
+    // Nothing names `named` yet: its link is refused after the handshake, before anything
+    // it sends is read, and counted.
+    let before = cb.status().refused;
+    let e = PeerConn::open(b.addr(), &named).err().expect("refused");
+    assert!(
+        matches!(e, LinkError::Refused(k) if k == named.public()),
+        "{e}"
+    );
+    assert_eq!(cb.status().refused, before + 1);
+
+    // A route naming it as the origin of connection 3 admits its links, and its events on
+    // connection 3 reach the module.
+    cb.request(route_from(
+        3,
+        Direction::Forward,
+        Endpoint::Module("sink".into()),
+        Origin::Peer(named.public()),
+    ))
+    .unwrap();
+    cb.request(route_from(
+        4,
+        Direction::Forward,
+        Endpoint::Module("sink".into()),
+        Origin::Peer(configured.public()),
+    ))
+    .unwrap();
+    let mut link = PeerConn::open(b.addr(), &named).expect("admitted by the route");
+    // Its events on connection 4, which another peer's route names, are dropped.
+    let dropped = cb.status().dropped;
+    link.forward(app, &event(4, Direction::Forward, 1)).unwrap();
+    link.forward(app, &event(3, Direction::Forward, 1)).unwrap();
+    // (The sink also records the `Stats` probes of status requests: not events.)
+    let expected = vec![ToModule::Event(event(3, Direction::Forward, 1))];
+    wait_until(
+        "the module to receive the routed event only",
+        PATIENCE,
+        || {
+            let bytes = std::fs::read(&out).map_err(|e| e.to_string())?;
+            let mut rest = bytes.as_slice();
+            let mut got = vec![];
+            while let Ok(Some(msg)) = read_message::<_, ToModule>(&mut rest) {
+                if msg != ToModule::Stats {
+                    got.push(msg);
+                }
+            }
+            match got == expected {
+                true => Ok(()),
+                false => Err(format!("{got:?}")),
+            }
+        },
+    );
+    assert_eq!(cb.status().dropped, dropped + 1);
+
+    // The configuration admits `configured` without a route naming it first; a stranger
+    // stays out.
+    let mut other = PeerConn::open(b.addr(), &configured).expect("admitted by `peers`");
+    other
+        .forward(app, &event(4, Direction::Forward, 1))
+        .unwrap();
+    assert!(matches!(
+        PeerConn::open(b.addr(), &stranger),
+        Err(LinkError::Refused(_))
+    ));
+}
+
+/// A listener standing in for a peer node, with an identity of its own: it accepts the links
+/// the node under test opens (their handshake) and reads what they carry.
 struct FakePeer {
     listener: TcpListener,
+    key: StaticKey,
 }
 
 impl FakePeer {
@@ -219,11 +311,18 @@ impl FakePeer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         // Non-blocking, so that accepting waits with a deadline and `pending` can look.
         listener.set_nonblocking(true).unwrap();
-        FakePeer { listener }
+        FakePeer {
+            listener,
+            key: StaticKey::generate(),
+        }
     }
 
-    fn addr(&self) -> String {
-        self.listener.local_addr().unwrap().to_string()
+    /// The route destination that names this peer.
+    fn endpoint(&self) -> Endpoint {
+        peer_at(
+            self.listener.local_addr().unwrap().to_string(),
+            self.key.public(),
+        )
     }
 
     /// A link the node opened and completed (its TCP handshake), if there is one.
@@ -235,21 +334,26 @@ impl FakePeer {
         }
     }
 
-    /// The next link the node opens.
+    /// The next link the node opens, once its handshake proved `node`'s identity.
     #[track_caller]
-    fn accept(&self) -> TcpStream {
+    fn accept(&self, node: NodeKey) -> LinkReader<TcpStream> {
         let link = wait_for("the node to open a link to the peer", PATIENCE, || {
             self.pending()
         });
         link.set_nonblocking(false).unwrap();
         link.set_read_timeout(Some(PATIENCE)).unwrap();
-        link
+        let (_, link) =
+            aex_link::blocking::accept(link.try_clone().unwrap(), link, &self.key, |k| *k == node)
+                .expect("the node's link handshake");
+        let mut reader = link.reader;
+        reader.set_limit(aex_link::MAX_RECORD);
+        reader
     }
 }
 
 /// The next frame on a link.
 #[track_caller]
-fn read(link: &mut TcpStream) -> ToNode {
+fn read(link: &mut LinkReader<TcpStream>) -> ToNode {
     match read_message(link) {
         Ok(Some(msg)) => msg,
         Ok(None) => panic!("the node closed its link"),

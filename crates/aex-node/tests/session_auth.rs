@@ -1,12 +1,13 @@
-//! Who may manage a node: admitted keys only, proven per session, every request signed.
+//! Who may manage a node: admitted keys only, each proven for its own link to this node.
 
 use std::time::Duration;
 
 use aex_crypto::SigningIdentity;
 use aex_node::NodeError;
+use aex_proto::auth::sign_session;
 use aex_proto::{
-    ConnId, DeployerKey, Direction, Endpoint, Event, EventKind, FromNode, NodeErrorKind,
-    NodeRequest, NodeResponse, Signature, ToNode,
+    ConnId, DeployerKey, Direction, Endpoint, Event, EventKind, FromNode, NodeErrorKind, NodeKey,
+    NodeRequest, NodeResponse,
 };
 use aex_testkit::node::{test_deployer, TestNode};
 use aex_testkit::session::Session;
@@ -82,49 +83,77 @@ fn unadmitted_deployers_are_refused_every_request() {
 }
 
 #[test]
-fn requests_must_follow_a_valid_proof_and_be_signed_in_order() {
+fn the_proof_must_be_for_this_link_and_this_node_and_ids_must_increase() {
     let node = TestNode::start("strict");
     let addr = node.addr();
-
-    // A request before the proof.
-    let mut c = Session::hello(addr, &test_deployer(), "test-app");
-    let why = refused(c.request(NodeRequest::Status));
-    assert!(why.contains("before the session proved"), "{why}");
+    let me = test_deployer();
+    let key = DeployerKey::of(&me);
 
     // A proof signed by someone else for the admitted key.
     let impostor = SigningIdentity::generate();
-    let mut c = Session::open_claiming(
-        addr,
-        DeployerKey::of(&test_deployer()),
-        &impostor,
-        "test-app",
-    );
+    let mut c = Session::open_claiming(addr, key, &impostor, "test-app");
     let why = refused(c.request(NodeRequest::Status));
     assert!(why.contains("authentication failed"), "{why}");
 
-    // An admitted session: a bad signature and a replayed id are refused, and the session
-    // goes on with the id the unsigned request did not use up.
+    // A genuine proof recorded from another link (a replayed Hello).
+    let other = Session::open(addr, &me, "test-app");
+    let recorded = sign_session(&me, &other.handshake_hash(), &node.identity(), "test-app");
+    let mut c = Session::linked(addr);
+    c.send_hello(key, "test-app", recorded);
+    let why = refused(c.request(NodeRequest::Status));
+    assert!(why.contains("authentication failed"), "{why}");
+
+    // A genuine proof for this link, made for another node (a Hello relayed by a node that
+    // opened its own link to this one).
+    let mut c = Session::linked(addr);
+    let elsewhere = sign_session(&me, &c.handshake_hash(), &NodeKey([7; 32]), "test-app");
+    c.send_hello(key, "test-app", elsewhere);
+    let why = refused(c.request(NodeRequest::Status));
+    assert!(why.contains("authentication failed"), "{why}");
+
+    // An admitted session: a repeated id is refused and the session goes on.
     let mut c = node.session();
     c.status();
-    let ToNode::Request { id, body, .. } = c.signed(2, NodeRequest::Status) else {
-        unreachable!()
-    };
-    let bad = ToNode::Request {
-        id,
-        body,
-        signature: Signature([0; 64]),
-    };
-    c.send(&bad);
+    c.send_request(1, NodeRequest::Status);
     assert!(
-        matches!(c.recv(), FromNode::Response { id: 2, result: Err(e) } if e.message.contains("not signed"))
+        matches!(c.recv(), FromNode::Response { id: 1, result: Err(e) } if e.message.contains("not above"))
     );
-    let replay = c.signed(1, NodeRequest::Status);
-    c.send(&replay);
-    assert!(
-        matches!(c.recv(), FromNode::Response { id: 1, result: Err(e) } if e.message.contains("replayed"))
-    );
+    c.send_request(5, NodeRequest::Status);
+    assert!(matches!(
+        c.recv(),
+        FromNode::Response {
+            id: 5,
+            result: Ok(_)
+        }
+    ));
+
+    // A request before any Hello ends the link.
+    let mut c = Session::linked(addr);
+    c.send_request(1, NodeRequest::Status);
+    assert!(c.closed_by_node(PATIENCE));
+
+    let mut c = node.session();
     assert_eq!(c.status().name, "strict");
     assert!(c.status().refused >= 4);
+}
+
+#[test]
+fn a_refused_session_is_closed_at_the_authentication_deadline() {
+    let limit = Duration::from_millis(300);
+    let node = TestNode::start_with("deadline", |c| c.timeouts.set("hello", limit).unwrap());
+    // An admitted session opened first outlives the deadline the refused one meets.
+    let mut ok = node.session();
+    let started = std::time::Instant::now();
+    let mut c = Session::open(node.addr(), &SigningIdentity::generate(), "test-app");
+    let why = refused(c.request(NodeRequest::Status));
+    assert!(why.contains("does not admit"), "{why}");
+    assert!(c.closed_by_node(PATIENCE), "still open after {PATIENCE:?}");
+    assert!(
+        started.elapsed() >= limit,
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(ok.status().name, "deadline");
 }
 
 #[test]
@@ -148,6 +177,7 @@ fn open_mode_admits_anyone_but_keeps_namespaces() {
         conn: ConnId(1),
         dir: Direction::Forward,
         to: Endpoint::Module("m".into()),
+        from: aex_proto::Origin::Local,
     });
     assert_eq!(
         e,

@@ -1,34 +1,34 @@
-//! Deployer authentication and application namespaces on a node.
+//! Deployer authentication, node identities and application namespaces on a node.
 //!
-//! A deployer session opens with `Hello::Deployer { key, app, .. }`; the node answers with a
-//! fresh random challenge ([`crate::FromNode::Challenge`]). The deployer then proves that it
-//! holds the secret half of `key` by signing [`session_message`] ([`crate::ToNode::Auth`]), and
-//! signs every management request over [`request_message`]: the challenge, the request id and
-//! the request's postcard bytes, under a domain string. The node requires strictly increasing
-//! request ids within the session. So a network attacker can neither replay a request (the
-//! challenge is fresh per session, the id per request) nor inject or alter one (it cannot sign).
+//! Every link to a node is a Noise channel (crate `aex-link`, docs/PROTOCOL.md §1): the
+//! deployer pins the node's identity key ([`NodeKey`], an X25519 public key) and the handshake
+//! authenticates the node, encrypts and orders everything after it. The deployer then proves
+//! its own key in the first message on that channel: `Hello::Deployer` carries an Ed25519
+//! signature over [`session_message`], which binds the handshake (its hash, unique to this
+//! connection), the node's identity and the application. A signature made for one connection
+//! is worthless on any other, and one made for another node is refused by this one. Requests
+//! need no signature of their own: the channel authenticates and orders them; their ids must
+//! still increase strictly within the session.
 //!
 //! Every session acts inside one namespace, [`AppId`]: a hash of the deployer's key and the
 //! application's name. Modules, routes and return paths live in a namespace; a deployer never
 //! reaches another namespace because it cannot sign for another key.
 //!
-//! Invariant: [`Authenticated`] can only be made by [`ExpectAuth::authenticate`] from a valid
-//! signature over the session's own challenge, and accepts each request id at most once, in
-//! increasing order.
+//! Invariant: [`Authenticated`] can only be made by [`Authenticated::verify`] from a valid
+//! signature over this connection's handshake hash and this node's identity, and accepts each
+//! request id at most once, in increasing order.
 
 use aex_crypto::{verify_signature, SigningIdentity, PUBLIC_IDENTITY_LEN, SIGNATURE_LEN};
 use serde::{Deserialize, Serialize};
 
-use crate::message::NodeRequest;
-
 /// Domain string of the session proof ([`session_message`]).
-pub const SESSION_DOMAIN: &[u8] = b"aex deployer session v1\0";
-/// Domain string of a request signature ([`request_message`]).
-pub const REQUEST_DOMAIN: &[u8] = b"aex deployer request v1\0";
+pub const SESSION_DOMAIN: &[u8] = b"aex deployer session v2\0";
 /// Domain string of [`AppId::of`].
 pub const NAMESPACE_DOMAIN: &[u8] = b"aex application namespace v1\0";
-/// Length of a node's session challenge.
-pub const CHALLENGE_LEN: usize = 32;
+/// Length of a link's handshake hash (BLAKE2s), which the session proof signs.
+pub const HANDSHAKE_HASH_LEN: usize = 32;
+/// Length of a node identity key (X25519 public key).
+pub const NODE_KEY_LEN: usize = 32;
 /// Longest application name a node accepts in `Hello::Deployer`.
 pub const MAX_APP_NAME_LEN: usize = 128;
 
@@ -84,25 +84,85 @@ impl core::str::FromStr for DeployerKey {
     type Err = ParseKeyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s.len() != 2 * PUBLIC_IDENTITY_LEN {
-            return Err(ParseKeyError {
-                reason: format!("{} characters", s.len()),
-            });
-        }
-        let mut out = [0u8; PUBLIC_IDENTITY_LEN];
-        for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-            let digit = |c: u8| (c as char).to_digit(16);
-            match (digit(pair[0]), digit(pair[1])) {
-                (Some(hi), Some(lo)) => out[i] = (hi * 16 + lo) as u8,
-                _ => {
-                    return Err(ParseKeyError {
-                        reason: format!("non-hex character at position {}", 2 * i + 1),
-                    })
-                }
+        parse_hex32(s).map(DeployerKey)
+    }
+}
+
+/// 64 hex digits (surrounding whitespace ignored) as 32 bytes.
+fn parse_hex32(s: &str) -> Result<[u8; 32], ParseKeyError> {
+    let s = s.trim();
+    if s.len() != 64 {
+        return Err(ParseKeyError {
+            reason: format!("{} characters", s.len()),
+        });
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        match (digit(pair[0]), digit(pair[1])) {
+            (Some(hi), Some(lo)) => out[i] = (hi * 16 + lo) as u8,
+            _ => {
+                return Err(ParseKeyError {
+                    reason: format!("non-hex character at position {}", 2 * i + 1),
+                })
             }
         }
-        Ok(DeployerKey(out))
+    }
+    Ok(out)
+}
+
+/// A node's identity: the public half of its long-term X25519 static key
+/// (`node-identity.pub` in its data directory). Deployers pin it per node in the descriptor
+/// and routes name it for peer links. Shown and parsed as 64 hex digits.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeKey(pub [u8; NODE_KEY_LEN]);
+
+impl NodeKey {
+    /// The first 8 bytes in hex, for logs.
+    pub fn short(&self) -> String {
+        hex(&self.0[..8])
+    }
+}
+
+impl core::fmt::Display for NodeKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl core::fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "NodeKey({self})")
+    }
+}
+
+/// Text that is not a node identity key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseNodeKeyError {
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl core::fmt::Display for ParseNodeKeyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "not a node identity key ({}): expected 64 hex digits, as in the node's \
+             `node-identity.pub` or printed by `aex node identity`",
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for ParseNodeKeyError {}
+
+impl core::str::FromStr for NodeKey {
+    type Err = ParseNodeKeyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_hex32(s)
+            .map(NodeKey)
+            .map_err(|e| ParseNodeKeyError { reason: e.reason })
     }
 }
 
@@ -148,61 +208,41 @@ impl core::fmt::Debug for Signature {
     }
 }
 
-/// The bytes a deployer signs to open a session: [`SESSION_DOMAIN`] ‖ challenge ‖ key ‖
-/// u32-BE name length ‖ application name.
-pub fn session_message(challenge: &[u8; CHALLENGE_LEN], key: &DeployerKey, app: &str) -> Vec<u8> {
+/// The bytes a deployer signs to open a session: [`SESSION_DOMAIN`] ‖ handshake hash ‖ node
+/// identity key ‖ u32-BE name length ‖ application name. The deployer key is bound by the
+/// Ed25519 signature itself.
+pub fn session_message(
+    handshake_hash: &[u8; HANDSHAKE_HASH_LEN],
+    node: &NodeKey,
+    app: &str,
+) -> Vec<u8> {
     let mut m = Vec::with_capacity(SESSION_DOMAIN.len() + 68 + app.len());
     m.extend_from_slice(SESSION_DOMAIN);
-    m.extend_from_slice(challenge);
-    m.extend_from_slice(&key.0);
+    m.extend_from_slice(handshake_hash);
+    m.extend_from_slice(&node.0);
     m.extend_from_slice(&(app.len() as u32).to_be_bytes());
     m.extend_from_slice(app.as_bytes());
     m
 }
 
-/// The bytes a deployer signs for one request: [`REQUEST_DOMAIN`] ‖ challenge ‖ u64-BE id ‖
-/// postcard bytes of `body`.
-pub fn request_message(challenge: &[u8; CHALLENGE_LEN], id: u64, body: &NodeRequest) -> Vec<u8> {
-    let mut m = Vec::with_capacity(REQUEST_DOMAIN.len() + 40 + 64);
-    m.extend_from_slice(REQUEST_DOMAIN);
-    m.extend_from_slice(challenge);
-    m.extend_from_slice(&id.to_be_bytes());
-    // Invariant: serializing our own message types into a Vec cannot fail (see frame::encode).
-    postcard::to_extend(body, m).expect("aex messages always serialize")
-}
-
-/// Signs the session proof for `challenge` (deployer side).
+/// Signs the session proof for the link with `handshake_hash` to `node` (deployer side).
 pub fn sign_session(
     identity: &SigningIdentity,
-    challenge: &[u8; CHALLENGE_LEN],
+    handshake_hash: &[u8; HANDSHAKE_HASH_LEN],
+    node: &NodeKey,
     app: &str,
 ) -> Signature {
-    let message = session_message(challenge, &DeployerKey::of(identity), app);
-    Signature(identity.sign(&message))
-}
-
-/// Signs request `id` of the session with `challenge` (deployer side).
-pub fn sign_request(
-    identity: &SigningIdentity,
-    challenge: &[u8; CHALLENGE_LEN],
-    id: u64,
-    body: &NodeRequest,
-) -> Signature {
-    Signature(identity.sign(&request_message(challenge, id, body)))
+    Signature(identity.sign(&session_message(handshake_hash, node, app)))
 }
 
 /// Why a session proof or a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// The session proof does not verify under the key the session claimed.
+    /// The session proof does not verify under the deployer key given in `Hello`, for this
+    /// link and this node.
     BadSessionProof,
-    /// The request's signature does not verify for this session.
-    BadRequestSignature {
-        /// The request's id.
-        id: u64,
-    },
-    /// The request id is not above the last accepted one (a replay or reordering).
+    /// The request id is not above the last accepted one.
     StaleRequestId {
         /// The request's id.
         id: u64,
@@ -215,15 +255,12 @@ impl core::fmt::Display for AuthError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             AuthError::BadSessionProof => f.write_str(
-                "the session proof does not verify under the deployer key given in Hello",
-            ),
-            AuthError::BadRequestSignature { id } => write!(
-                f,
-                "request {id} is not signed by this session's deployer key"
+                "the session proof does not verify under the deployer key given in Hello for \
+                 this link and this node (signed for another connection or another node?)",
             ),
             AuthError::StaleRequestId { id, last } => write!(
                 f,
-                "request id {id} is not above the last accepted id {last} (replayed or reordered)"
+                "request id {id} is not above the last accepted id {last} (ids must increase)"
             ),
         }
     }
@@ -231,57 +268,35 @@ impl core::fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
-/// Node side, first state: the challenge is sent, the session proof is awaited.
-#[derive(Debug, Clone)]
-pub struct ExpectAuth {
-    key: DeployerKey,
-    app: AppId,
-    app_name: String,
-    challenge: [u8; CHALLENGE_LEN],
-}
-
-impl ExpectAuth {
-    /// A session that claimed `key` and application `app_name`, challenged with `challenge`.
-    pub fn new(key: DeployerKey, app_name: String, challenge: [u8; CHALLENGE_LEN]) -> Self {
-        ExpectAuth {
-            app: AppId::of(&key, &app_name),
-            key,
-            app_name,
-            challenge,
-        }
-    }
-
-    /// The key the session claims (not proven yet).
-    pub fn key(&self) -> &DeployerKey {
-        &self.key
-    }
-
-    /// Checks the session proof; on success the session is authenticated.
-    pub fn authenticate(self, signature: &Signature) -> Result<Authenticated, AuthError> {
-        let message = session_message(&self.challenge, &self.key, &self.app_name);
-        verify_signature(&self.key.0, &message, &signature.0)
-            .map_err(|_| AuthError::BadSessionProof)?;
-        Ok(Authenticated {
-            key: self.key,
-            app: self.app,
-            app_name: self.app_name,
-            challenge: self.challenge,
-            last_id: None,
-        })
-    }
-}
-
-/// Node side, second state: the deployer proved its key; requests are checked one by one.
+/// Node side: a deployer that proved its key on this link; requests are checked one by one.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     key: DeployerKey,
     app: AppId,
     app_name: String,
-    challenge: [u8; CHALLENGE_LEN],
     last_id: Option<u64>,
 }
 
 impl Authenticated {
+    /// Checks the session proof of a `Hello::Deployer{key, app, signature}` received on the
+    /// link whose handshake hash is `handshake_hash`, by the node whose identity is `node`.
+    pub fn verify(
+        key: DeployerKey,
+        app_name: String,
+        signature: &Signature,
+        handshake_hash: &[u8; HANDSHAKE_HASH_LEN],
+        node: &NodeKey,
+    ) -> Result<Authenticated, AuthError> {
+        let message = session_message(handshake_hash, node, &app_name);
+        verify_signature(&key.0, &message, &signature.0).map_err(|_| AuthError::BadSessionProof)?;
+        Ok(Authenticated {
+            app: AppId::of(&key, &app_name),
+            key,
+            app_name,
+            last_id: None,
+        })
+    }
+
     /// The proven deployer key.
     pub fn key(&self) -> &DeployerKey {
         &self.key
@@ -297,22 +312,14 @@ impl Authenticated {
         &self.app_name
     }
 
-    /// Accepts request `id` if its signature verifies and `id` is above every id accepted
-    /// before; a refused request changes nothing.
-    pub fn check_request(
-        &mut self,
-        id: u64,
-        body: &NodeRequest,
-        signature: &Signature,
-    ) -> Result<(), AuthError> {
+    /// Accepts request `id` if it is above every id accepted before; a refused request
+    /// changes nothing.
+    pub fn check_request(&mut self, id: u64) -> Result<(), AuthError> {
         if let Some(last) = self.last_id {
             if id <= last {
                 return Err(AuthError::StaleRequestId { id, last });
             }
         }
-        let message = request_message(&self.challenge, id, body);
-        verify_signature(&self.key.0, &message, &signature.0)
-            .map_err(|_| AuthError::BadRequestSignature { id })?;
         self.last_id = Some(id);
         Ok(())
     }

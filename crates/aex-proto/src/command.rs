@@ -527,7 +527,6 @@ mod tests {
                 module: "m".repeat(128),
                 sealed: sealed.clone(),
             },
-            signature: crate::Signature([0xff; 64]),
         };
         assert!(frame::encode(&to_node).len() <= frame::LEN_PREFIX + crate::MAX_FRAME_LEN);
         assert!(

@@ -13,14 +13,15 @@
 //!   from its length prefix alone, before anything is allocated. Decoding never panics; every
 //!   failure is a [`DecodeError`].
 //! * **Links** ([`message`]): node ↔ module over the module's stdin/stdout ([`ToModule`],
-//!   [`FromModule`]); deployer or peer node → node over TCP ([`ToNode`], [`FromNode`]).
+//!   [`FromModule`]); deployer or peer node → node over TCP ([`ToNode`], [`FromNode`]), inside
+//!   a Noise channel that crate `aex-link` provides (outside the module's trusted base).
 //! * **Events** ([`channel`]): an [`Event`] carries a connection id, direction, kind, 64-bit
 //!   counter and ciphertext. [`SendChannel`] and [`RecvChannel`] own the counters: a sender never
 //!   reuses one, a receiver accepts only counters above the last accepted and counts gaps.
 //! * **Deployer authentication** ([`auth`]): a deployer session claims an Ed25519 key and an
-//!   application, proves the key against the node's fresh challenge, and signs every request
-//!   (challenge, strictly increasing id, body). Key and application name one namespace
-//!   ([`AppId`]) that the session's requests and events act in.
+//!   application and proves the key by signing its link's handshake hash and the node's
+//!   identity ([`NodeKey`]); requests carry strictly increasing ids. Key and application name
+//!   one namespace ([`AppId`]) that the session's requests and events act in.
 //! * **Commands** ([`command`]): what the deployer tells a module (connection keys, entry-point
 //!   calls) travels sealed under the module key with a strictly increasing counter.
 //!
@@ -36,7 +37,7 @@ pub mod frame;
 pub mod message;
 pub mod reply;
 
-pub use auth::{AppId, DeployerKey, Signature};
+pub use auth::{AppId, DeployerKey, NodeKey, Signature};
 pub use channel::{
     CounterExhausted, Direction, Event, EventKind, RecvChannel, RecvError, SendChannel,
 };
@@ -47,6 +48,6 @@ pub use command::{
 pub use frame::{DecodeError, FrameDecoder, MAX_FRAME_LEN, WIRE_VERSION};
 pub use message::{
     ConnId, ConnStats, DeviceOp, Endpoint, FromModule, FromNode, Hello, Interface, ModuleStats,
-    ModuleStatus, NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus, PeerStatus,
-    ToModule, ToNode, Trigger,
+    ModuleStatus, NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus, Origin,
+    PeerStatus, ToModule, ToNode, Trigger,
 };

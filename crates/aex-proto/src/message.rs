@@ -2,14 +2,15 @@
 //!
 //! * node agent ↔ module process, over the module's stdin ([`ToModule`]) and stdout
 //!   ([`FromModule`]);
-//! * deployer or peer node → node agent over TCP ([`ToNode`]) and back ([`FromNode`]).
+//! * deployer or peer node → node agent ([`ToNode`]) and back ([`FromNode`]), inside a Noise
+//!   channel over TCP (crate `aex-link`): the network sees only ciphertext records.
 //!
 //! Everything here is visible to the (untrusted) node agent. Secrets travel only inside
 //! [`Sealed`] commands and [`Event`] ciphertexts.
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AppId, DeployerKey, Signature};
+use crate::auth::{AppId, DeployerKey, NodeKey, Signature};
 use crate::channel::{Direction, Event};
 use crate::command::Sealed;
 
@@ -200,41 +201,37 @@ pub struct ModuleStats {
     pub armed: bool,
 }
 
-/// Deployer or peer node → node agent.
+/// Deployer or peer node → node agent, inside the link's Noise channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ToNode {
-    /// First message on every connection: who is speaking.
+    /// First message on every link, right after the handshake: who is speaking.
     Hello(Hello),
-    /// A management request; answered by [`FromNode::Response`] with the same id.
+    /// A management request; answered by [`FromNode::Response`] with the same id. Not signed:
+    /// the channel authenticates and orders it.
     Request {
         /// Chosen by the sender, strictly increasing within a session, echoed in the response.
         id: u64,
         /// What is asked.
         body: NodeRequest,
-        /// The deployer's signature over [`crate::auth::request_message`].
-        signature: Signature,
     },
     /// An event on one of the deployer's direct connections (deployer sessions only; it is
     /// routed in the session's namespace).
     Event(Event),
-    // New variants go last: a variant's position is its wire encoding.
-    /// The deployer's proof of its key, answering [`FromNode::Challenge`]: a signature over
-    /// [`crate::auth::session_message`].
-    Auth {
-        /// The signature.
-        signature: Signature,
-    },
-    /// An event forwarded by a peer node, in the namespace it was routed in (peer links only).
+    /// An event forwarded by a peer node, in the namespace it was routed in (peer links only;
+    /// accepted only if that namespace routes the event's connection and direction from this
+    /// peer's identity).
     Forward {
         /// The application namespace.
         app: AppId,
         /// The event.
         event: Event,
     },
+    // New variants go last: a variant's position is its wire encoding.
 }
 
-/// Who opened a connection to a node.
+/// Who opened a link to a node. The link's handshake already proved the peer node's identity
+/// (peer links) or the node's identity to the deployer (deployer links).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Hello {
@@ -242,15 +239,18 @@ pub enum Hello {
     Deployer {
         /// Informational client version string.
         client: String,
-        /// The deployer's public identity; the node challenges the session to prove it.
+        /// The deployer's public identity.
         key: DeployerKey,
         /// The application the session manages: with `key`, it names the session's namespace
         /// ([`AppId::of`]).
         app: String,
+        /// The session proof: `key`'s signature over [`crate::auth::session_message`] (this
+        /// link's handshake hash, the node's identity, `app`).
+        signature: Signature,
     },
     /// Another node agent forwarding events.
     Peer {
-        /// The forwarding node's name (informational: routing never trusts it).
+        /// The forwarding node's name (informational: its identity key is what counts).
         node: String,
     },
 }
@@ -295,7 +295,8 @@ pub enum NodeRequest {
         /// The sealed command.
         sealed: Sealed,
     },
-    /// Install a route: events with this connection and direction go to `to`.
+    /// Install a route: events with this connection and direction go to `to`, and, when
+    /// they come over a peer link, are accepted only from the peer `from` names.
     Route {
         /// Connection.
         conn: ConnId,
@@ -303,6 +304,8 @@ pub enum NodeRequest {
         dir: Direction,
         /// Destination.
         to: Endpoint,
+        /// Where these events come from.
+        from: Origin,
     },
     /// Report node, module and connection status.
     Status,
@@ -367,9 +370,27 @@ impl Trigger {
 pub enum Endpoint {
     /// A module on this node.
     Module(String),
-    /// Another node, by address (`host:port`).
-    Node(String),
+    /// Another node, by address, over a peer link that pins its identity.
+    Node {
+        /// `host:port`.
+        address: String,
+        /// The node's identity key: the link's handshake must prove it.
+        identity: NodeKey,
+    },
     /// The deployer session that last sent an event on this connection.
+    Deployer,
+}
+
+/// Where the events of a route come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A module on this node.
+    Local,
+    /// A peer node with this identity: `Forward`s of this route are accepted only on a link
+    /// whose handshake proved it, and a route naming it admits that node's links.
+    Peer(NodeKey),
+    /// A deployer session of the namespace (a direct connection).
     Deployer,
 }
 
@@ -416,12 +437,6 @@ pub enum FromNode {
     /// An event for the deployer (a reply on a direct connection).
     Event(Event),
     // New variants go last: a variant's position is its wire encoding.
-    /// The node's answer to `Hello::Deployer`: a fresh challenge the deployer signs (see
-    /// [`ToNode::Auth`] and [`crate::auth`]).
-    Challenge {
-        /// Fresh random bytes, never reused by the node.
-        nonce: [u8; 32],
-    },
 }
 
 /// A node refused or failed a request.
@@ -503,6 +518,8 @@ pub struct ModuleStatus {
 pub struct PeerStatus {
     /// `host:port` of the peer.
     pub address: String,
+    /// The identity the link pins.
+    pub identity: NodeKey,
     /// Whether the TCP connection is currently up.
     pub connected: bool,
     /// Events forwarded to it.
@@ -522,18 +539,19 @@ mod tests {
                 client: "aex 0.1".into(),
                 key: DeployerKey([9; 32]),
                 app: "ping-pong".into(),
+                signature: Signature([6; 64]),
             }),
             ToNode::Request {
                 id: 7,
                 body: NodeRequest::Route {
                     conn: ConnId(3),
                     dir: Direction::Backward,
-                    to: Endpoint::Node("127.0.0.1:1".into()),
+                    to: Endpoint::Node {
+                        address: "127.0.0.1:1".into(),
+                        identity: NodeKey([5; 32]),
+                    },
+                    from: Origin::Peer(NodeKey([4; 32])),
                 },
-                signature: Signature([5; 64]),
-            },
-            ToNode::Auth {
-                signature: Signature([6; 64]),
             },
             ToNode::Forward {
                 app: AppId([7; 16]),
@@ -554,7 +572,6 @@ mod tests {
                         period_ms: 1000,
                     }],
                 },
-                signature: Signature([8; 64]),
             },
             ToNode::Request {
                 id: 9,
@@ -562,7 +579,6 @@ mod tests {
                     conn: ConnId(3),
                     dir: Direction::Forward,
                 },
-                signature: Signature([9; 64]),
             },
             ToNode::Event(Event {
                 conn: ConnId(1),
@@ -584,8 +600,6 @@ mod tests {
             }),
         };
         assert_eq!(decode::<FromNode>(&encode(&r)[LEN_PREFIX..]).unwrap(), r);
-        let c = FromNode::Challenge { nonce: [3; 32] };
-        assert_eq!(decode::<FromNode>(&encode(&c)[LEN_PREFIX..]).unwrap(), c);
     }
 
     #[test]

@@ -9,10 +9,10 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::cli::{self, COMMAND_TIMEOUT};
-use crate::descriptor::{PingPong, PlatformKey};
+use crate::descriptor::{IdentityPin, PingPong, PlatformKey};
 use crate::node::{stop_up_nodes, NodeProcess};
 use crate::process::Run;
-use crate::proxy::{Proxy, Tamper};
+use crate::proxy::{Insider, Proxy, RecordTamper, Tamper};
 use crate::state;
 use crate::status::{AppStatus, StatusExt};
 use crate::{identity, wait_until, PATIENCE};
@@ -172,8 +172,13 @@ pub enum Node2Key {
 
 /// Options of a [`Cluster`].
 pub struct Options {
-    /// Put an attacker between the world and node2 (deployer sessions and node1's link).
+    /// Put a compromised agent of node2 between the world and node2 (deployer sessions and
+    /// node1's link cross it): it holds node2's identity key, node1's (to re-originate its
+    /// link) and the test deployer's, and rewrites decoded frames.
     pub tamper: Option<Arc<dyn Tamper>>,
+    /// Put a network attacker between the world and node2: it sees and rewrites the links'
+    /// ciphertext records only. Not with `tamper`.
+    pub network: Option<Arc<dyn RecordTamper>>,
     /// Add the direct connection `poke` (deployer → pong.ping).
     pub poke: bool,
     /// How the descriptor names node2's platform key.
@@ -184,6 +189,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             tamper: None,
+            network: None,
             poke: false,
             node2_key: Node2Key::Own,
         }
@@ -191,7 +197,8 @@ impl Default for Options {
 }
 
 /// Two `aex node` processes started by the test (node1 runs ping, node2 pong), optionally with
-/// an attacking proxy in front of node2, and a descriptor for them. Not deployed yet.
+/// an attacking proxy in front of node2, and a descriptor for them (pinning both nodes'
+/// identities). Not deployed yet.
 ///
 /// With a proxy, the descriptor gives node2's address as the proxy's, so the deployer's
 /// sessions with node2 and node1's event link to node2 both cross it.
@@ -214,7 +221,18 @@ impl Cluster {
         let app = AppDir::new();
         let node1 = NodeProcess::start("node1", app.path().join("node1"));
         let node2 = NodeProcess::start("node2", app.path().join("node2"));
-        let proxy = opts.tamper.map(|t| Proxy::start(node2.addr, t));
+        let proxy = match (opts.tamper, opts.network) {
+            (Some(t), _) => {
+                let insider = Insider::of(
+                    &node2.data_dir,
+                    &[&node1.data_dir],
+                    identity::deployer().identity.signing(),
+                );
+                Some(Proxy::inside(node2.addr, insider, t))
+            }
+            (None, Some(t)) => Some(Proxy::network(node2.addr, t)),
+            (None, None) => None,
+        };
         let node2_addr: SocketAddr = proxy.as_ref().map_or(node2.addr, Proxy::addr);
         let node2_key = match opts.node2_key {
             Node2Key::Own => PlatformKey::File(node2.platform_pub_file()),
@@ -224,6 +242,10 @@ impl Cluster {
             nodes: [
                 (node1.addr, PlatformKey::File(node1.platform_pub_file())),
                 (node2_addr, node2_key),
+            ],
+            identities: [
+                Some(IdentityPin::File(node1.identity_pub_file())),
+                Some(IdentityPin::File(node2.identity_pub_file())),
             ],
             poke: opts.poke,
         };

@@ -1,5 +1,6 @@
 //! A TCP listener that accepts connections and never answers: a hung node agent, or a peer
-//! that stopped reading. Whatever talks to it must give up on its own.
+//! that stopped reading (before its link's handshake, or after it). Whatever talks to it must
+//! give up on its own.
 
 use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -14,11 +15,15 @@ pub enum Mode {
     Swallow,
     /// Never reads: the sender's socket buffers fill and its writes block.
     NeverRead,
+    /// A peer node that completes a peer link's handshake with its own identity
+    /// ([`DeadEnd::identity`]), admitting anyone, then never reads again.
+    PeerNeverReads,
 }
 
 /// A running dead end; closes its connections and stops on drop.
 pub struct DeadEnd {
     addr: SocketAddr,
+    identity: aex_proto::NodeKey,
     stop: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
     sockets: Arc<Mutex<Vec<TcpStream>>>,
@@ -33,6 +38,9 @@ impl DeadEnd {
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let sockets = Arc::new(Mutex::new(Vec::new()));
+        let key = Arc::new(aex_link::StaticKey::generate());
+        let identity = key.public();
+        crate::session::pin(addr, identity);
         let acceptor = {
             let (stop, accepted, sockets) = (stop.clone(), accepted.clone(), sockets.clone());
             std::thread::spawn(move || {
@@ -45,14 +53,26 @@ impl DeadEnd {
                     if let Ok(held) = conn.try_clone() {
                         sockets.lock().unwrap_or_else(|e| e.into_inner()).push(held);
                     }
-                    if mode == Mode::Swallow {
-                        std::thread::spawn(move || swallow(conn));
+                    match mode {
+                        Mode::Swallow => {
+                            std::thread::spawn(move || swallow(conn));
+                        }
+                        Mode::PeerNeverReads => {
+                            let key = key.clone();
+                            // After the handshake the connection stays open (the dead end
+                            // holds a handle of it) and is never read again.
+                            std::thread::spawn(move || {
+                                let _ = aex_link::blocking::accept(&conn, &conn, &key, |_| true);
+                            });
+                        }
+                        Mode::NeverRead => {}
                     }
                 }
             })
         };
         DeadEnd {
             addr,
+            identity,
             stop,
             accepted,
             sockets,
@@ -63,6 +83,11 @@ impl DeadEnd {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its identity key (the key of a [`Mode::PeerNeverReads`] peer; pinned for its address).
+    pub fn identity(&self) -> aex_proto::NodeKey {
+        self.identity
     }
 
     /// Connections accepted so far.

@@ -73,6 +73,15 @@ pub enum PlatformKey {
     Inline(String),
 }
 
+/// How a generated descriptor pins a node's identity key.
+#[derive(Debug, Clone)]
+pub enum IdentityPin {
+    /// `identity_file = "<path>"` (a node's `node-identity.pub`).
+    File(PathBuf),
+    /// `identity = "<hex>"`.
+    Inline(String),
+}
+
 /// A ping-pong descriptor for nodes the test started itself.
 ///
 /// Connections: `ping-to-pong`, `pong-to-ping`, the direct `kick` (deployer → ping.kick) and
@@ -82,6 +91,8 @@ pub enum PlatformKey {
 pub struct PingPong {
     /// `node1` (runs ping) and `node2` (runs pong): address and trusted platform key.
     pub nodes: [(SocketAddr, PlatformKey); 2],
+    /// Their pinned identity keys (none: the deployer looks in `.aex/nodes/`).
+    pub identities: [Option<IdentityPin>; 2],
     /// Whether to add the direct connection `poke`.
     pub poke: bool,
 }
@@ -97,9 +108,16 @@ impl PingPong {
                 }
                 PlatformKey::Inline(hex) => format!("platform_key = {hex:?}"),
             };
+            let pin = match &self.identities[i] {
+                Some(IdentityPin::File(p)) => {
+                    format!("identity_file = {:?}\n", p.display().to_string())
+                }
+                Some(IdentityPin::Inline(hex)) => format!("identity = {hex:?}\n"),
+                None => String::new(),
+            };
             write!(
                 s,
-                "\n[[node]]\nname = \"node{}\"\naddress = \"{addr}\"\ntee = \"sgx\"\nsimulation = true\n{key}\n",
+                "\n[[node]]\nname = \"node{}\"\naddress = \"{addr}\"\ntee = \"sgx\"\nsimulation = true\n{key}\n{pin}",
                 i + 1
             )
             .unwrap();
@@ -143,10 +161,11 @@ pub const HOARD_APP: &str = "hoard-test";
 /// A descriptor of the test kit's `hoard` module (a state of any size, moved by its own
 /// `#[save]`/`#[restore]`) on one `sgx` node `node1` at `addr`, with the direct connection
 /// `feed` (deployer → `hoard.add`).
-pub fn hoard(addr: SocketAddr, platform_key: &Path) -> String {
+pub fn hoard(addr: SocketAddr, platform_key: &Path, identity: &Path) -> String {
     format!(
-        "[application]\nname = \"{HOARD_APP}\"\n\n[[node]]\nname = \"node1\"\naddress = \"{addr}\"\ntee = \"sgx\"\nsimulation = true\nplatform_key_file = {:?}\n\n[[module]]\nname = \"hoard\"\ncrate = {:?}\nnode = \"node1\"\n\n[[connection]]\nname = \"feed\"\nfrom = \"deployer\"\nto = \"hoard.add\"\n",
+        "[application]\nname = \"{HOARD_APP}\"\n\n[[node]]\nname = \"node1\"\naddress = \"{addr}\"\ntee = \"sgx\"\nsimulation = true\nplatform_key_file = {:?}\nidentity_file = {:?}\n\n[[module]]\nname = \"hoard\"\ncrate = {:?}\nnode = \"node1\"\n\n[[connection]]\nname = \"feed\"\nfrom = \"deployer\"\nto = \"hoard.add\"\n",
         platform_key.display().to_string(),
+        identity.display().to_string(),
         paths::testkit_module("hoard").display().to_string()
     )
 }

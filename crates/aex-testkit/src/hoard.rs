@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::cluster::AppDir;
 use crate::descriptor;
 use crate::node::NodeProcess;
-use crate::proxy::{Proxy, Tamper};
+use crate::proxy::{Insider, Proxy, Tamper};
 use crate::status::StatusExt;
 
 /// `hoard` on `node1`, deployed, with the direct connection `feed` to its input.
@@ -22,14 +22,21 @@ pub struct Hoard {
 }
 
 impl Hoard {
-    /// Starts the node (behind a proxy playing `tamper`, if any: the descriptor then gives
-    /// the proxy's address) and deploys.
+    /// Starts the node (behind a proxy playing `tamper`, if any, as the node's compromised
+    /// agent: the descriptor then gives the proxy's address) and deploys.
     pub fn start(tamper: Option<Arc<dyn Tamper>>) -> Hoard {
         let app = AppDir::new();
         let node = NodeProcess::start("node1", app.path().join("node1"));
-        let proxy = tamper.map(|t| Proxy::start(node.addr, t));
+        let proxy = tamper.map(|t| {
+            let deployer = crate::identity::deployer().identity.signing();
+            Proxy::inside(node.addr, Insider::of(&node.data_dir, &[], deployer), t)
+        });
         let addr = proxy.as_ref().map_or(node.addr, Proxy::addr);
-        app.write_descriptor(&descriptor::hoard(addr, &node.platform_pub_file()));
+        app.write_descriptor(&descriptor::hoard(
+            addr,
+            &node.platform_pub_file(),
+            &node.identity_pub_file(),
+        ));
         app.deploy().ok();
         app.status().assert_healthy();
         Hoard {

@@ -11,13 +11,16 @@
 //!   through the deployer's own build code, and handed to `aex` as a prebuilt manifest
 //!   (`AEX_PREBUILT`), so a deploy in a test measures and uploads binaries without running
 //!   cargo again.
-//! * **Playing the deployer** ([`session`], [`deployer`]): a signed deployer session with a
-//!   node, speaking the management protocol request by request; and the deployer's side of a
-//!   module (attestation, sealed commands, connection keys) over any [`deployer::ModuleLink`]:
-//!   a real module process ([`deployer::ModuleProcess`]) or a runtime driven in memory.
-//! * **Playing the network** ([`proxy`], [`dead_end`], [`session::forward_as_peer`]): a
-//!   man-in-the-middle proxy that decodes and rewrites frames, listeners that never answer,
-//!   and peer links opened by the attacker.
+//! * **Playing the deployer** ([`session`], [`deployer`]): a deployer session with a node over
+//!   a link that pins the node's identity (the kit pins every node it starts), speaking the
+//!   management protocol request by request; and the deployer's side of a module
+//!   (attestation, sealed commands, connection keys) over any [`deployer::ModuleLink`]: a real
+//!   module process ([`deployer::ModuleProcess`]) or a runtime driven in memory.
+//! * **Playing the network and compromised nodes** ([`proxy`], [`dead_end`],
+//!   [`session::PeerConn`]): a man-in-the-middle proxy that tampers with the links' records (the
+//!   network) or, holding a node's keys, with decoded frames (a compromised node agent);
+//!   listeners that never answer; and peer links opened by the attacker under an identity of
+//!   its own.
 //! * **Applications** ([`cluster`], [`hoard`], [`descriptor`], [`identity`], [`state`],
 //!   [`status`]): application directories, descriptors for test-started nodes (ping-pong, and
 //!   the kit's `hoard` module with a state of any size), deployer identities outside the home

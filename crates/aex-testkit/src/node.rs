@@ -62,6 +62,25 @@ impl NodeOptions {
     pub fn start(self) -> NodeProcess {
         NodeProcess::start_with(self)
     }
+
+    /// Starts the node on `listen` (an address another node just left: retried while the
+    /// port is not free again).
+    #[track_caller]
+    pub fn start_on(self, listen: SocketAddr) -> NodeProcess {
+        fs::create_dir_all(&self.data_dir).expect("create node data directory");
+        let deadline = Instant::now() + START_PATIENCE;
+        loop {
+            match NodeProcess::spawn(self.clone(), listen) {
+                Ok(node) => return node,
+                Err(why) => assert!(
+                    Instant::now() < deadline,
+                    "node `{}` did not start on {listen}: {why}",
+                    self.name
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// An `aex node` process started by a test; stopped (SIGTERM, then SIGKILL) on drop.
@@ -120,6 +139,17 @@ impl NodeProcess {
                 .ok()
                 .and_then(|a| a.trim().parse().ok())
             {
+                // The node wrote its identity before it announced its address.
+                let pub_file = options.data_dir.join(aex_link::keys::IDENTITY_PUB_FILE);
+                let key = match aex_link::keys::read_public(&pub_file) {
+                    Ok(key) => key,
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(format!("it announced {addr} without an identity: {e}"));
+                    }
+                };
+                crate::session::pin(addr, key);
                 return Ok(NodeProcess {
                     addr,
                     data_dir: options.data_dir.clone(),
@@ -190,6 +220,24 @@ impl NodeProcess {
     /// The node's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.data_dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// The file holding the node's identity key (hex), written when it first starts.
+    pub fn identity_pub_file(&self) -> PathBuf {
+        self.data_dir.join(aex_link::keys::IDENTITY_PUB_FILE)
+    }
+
+    /// The node's identity key.
+    pub fn identity(&self) -> aex_proto::NodeKey {
+        aex_link::keys::read_public(&self.identity_pub_file()).expect("read node-identity.pub")
+    }
+
+    /// The node's identity key pair, read from its data directory (what a compromised agent,
+    /// or its operator, holds).
+    pub fn identity_key(&self) -> aex_link::StaticKey {
+        aex_link::keys::load_or_create(&self.data_dir)
+            .expect("read node-identity.key")
+            .0
     }
 
     /// The file holding the node's public platform key (hex), written when it starts.
@@ -283,6 +331,7 @@ impl TestNode {
             allow_remote_shutdown: true,
             admit: vec![DeployerKey::of(&test_deployer())],
             open: false,
+            peers: vec![],
             devices: vec![],
             timeouts: aex_node::Timeouts::default(),
         }
@@ -319,6 +368,7 @@ impl TestNode {
             .build()
             .expect("node runtime");
         let handle = runtime.block_on(Node::start(config))?;
+        crate::session::pin(handle.local_addr(), handle.identity());
         Ok(TestNode {
             handle: Some(handle),
             runtime,
@@ -331,6 +381,18 @@ impl TestNode {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.handle().local_addr()
+    }
+
+    /// The node's identity key.
+    pub fn identity(&self) -> aex_proto::NodeKey {
+        self.handle().identity()
+    }
+
+    /// The node's identity key pair, read from its data directory.
+    pub fn identity_key(&self) -> aex_link::StaticKey {
+        aex_link::keys::load_or_create(&self.data_dir)
+            .expect("read node-identity.key")
+            .0
     }
 
     /// The node's handle.

@@ -1,11 +1,26 @@
-//! A man-in-the-middle TCP proxy that speaks aex framing: the attacker on the network.
+//! A man-in-the-middle TCP proxy in front of a node: the attacker on the network, or a
+//! compromised node agent.
 //!
-//! It listens on a loopback port and forwards every connection to a node. Each frame is
-//! decoded (`ToNode` towards the node, `FromNode` back) and handed to a [`Tamper`], which
-//! decides what is sent instead: the frame unchanged, nothing, altered or extra frames,
-//! frames back to the connecting side, raw bytes, or the end of the connection. Frames that
-//! do not decode pass through untouched. The first frame of a connection (its `Hello`) tells
-//! the [`Link`] kind.
+//! It listens on a loopback port and forwards every connection to a node. Links are Noise
+//! channels, so what it can do depends on what it holds:
+//!
+//! * [`Proxy::network`]: only the wire. It splits each direction into the link's messages (the
+//!   kind byte, then length-prefixed handshake messages and records) and hands each to a
+//!   [`RecordTamper`], which may pass it on, drop it, change its bytes, send others, hold it
+//!   back to reorder, or cut the connection. Anything it changes fails to authenticate.
+//! * [`Proxy::inside`]: a compromised agent of the node behind it. It holds that node's
+//!   identity key (and, to re-originate peer links, the keys of the nodes that link to it), so
+//!   it ends every link itself, opens its own to the node, and hands each decoded frame to a
+//!   [`Tamper`] (frames that do not decode pass through untouched). A deployer's `Hello` is
+//!   signed for its own link only, so the insider signs its upstream `Hello` with the deployer
+//!   key it is given; a real compromised agent needs no key for that, as it holds the session
+//!   in clear. What it shows is what a node agent, not the network, can do to events,
+//!   commands and evidence.
+//!
+//! Either way the proxy registers the node's pinned identity for its own address
+//! ([`crate::session::pin`]), so sessions opened to the proxy pin the node behind it.
+
+mod inside;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -13,36 +28,43 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use aex_proto::frame::{decode, encode, LEN_PREFIX};
-use aex_proto::{FromNode, Hello, ToNode, MAX_FRAME_LEN};
-use serde::de::DeserializeOwned;
+use aex_link::LinkKind;
+use aex_proto::{FromNode, ToNode};
+
+pub use inside::Insider;
 
 /// Who opened a proxied connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
-    /// Not known yet (before the first frame).
-    Unknown,
-    /// A deployer's management session (`Hello::Deployer`).
+    /// A deployer's management session.
     Deployer,
-    /// A node's event link (`Hello::Peer`).
+    /// A node's event link.
     Peer,
 }
 
-/// What the proxy sends after seeing a frame.
+impl From<LinkKind> for Link {
+    fn from(kind: LinkKind) -> Link {
+        match kind {
+            LinkKind::Deployer => Link::Deployer,
+            LinkKind::Peer => Link::Peer,
+        }
+    }
+}
+
+/// What an inside proxy sends after seeing a frame.
 #[derive(Debug)]
 pub enum Out {
     /// A message to the node.
     ToNode(ToNode),
     /// A message to the connecting side.
     ToClient(FromNode),
-    /// Bytes to the node, as they are (not necessarily a valid frame).
+    /// Bytes to the node inside the link, as they are (not necessarily a valid frame).
     RawToNode(Vec<u8>),
-    /// Closes the proxied connection (both sides) without sending anything more: the
-    /// network fails between the two.
+    /// Closes the proxied connection (both sides) without sending anything more.
     Close,
 }
 
-/// An attack: rewrites the frames of proxied connections. The default forwards everything.
+/// An inside attack: rewrites the frames of proxied links. The default forwards everything.
 pub trait Tamper: Send + Sync + 'static {
     /// A frame from the connecting side on its way to the node.
     fn upstream(&self, _link: Link, msg: ToNode) -> Vec<Out> {
@@ -55,21 +77,71 @@ pub trait Tamper: Send + Sync + 'static {
     }
 }
 
+/// What a network proxy sends after seeing one message of a link.
+#[derive(Debug)]
+pub enum Wire {
+    /// Bytes to the node.
+    ToNode(Vec<u8>),
+    /// Bytes to the connecting side.
+    ToClient(Vec<u8>),
+    /// Closes the proxied connection (both sides).
+    Close,
+}
+
+/// A network attack on links. A message is the link's kind byte (upstream index 0 of a new
+/// connection is that byte alone), or one length-prefixed handshake message or record, prefix
+/// included. `index` counts the messages of one direction of one connection from 0. The
+/// default forwards everything.
+pub trait RecordTamper: Send + Sync + 'static {
+    /// A message from the connecting side on its way to the node.
+    fn upstream(&self, _link: Link, _index: usize, message: Vec<u8>) -> Vec<Wire> {
+        vec![Wire::ToNode(message)]
+    }
+
+    /// A message from the node on its way back.
+    fn downstream(&self, _link: Link, _index: usize, message: Vec<u8>) -> Vec<Wire> {
+        vec![Wire::ToClient(message)]
+    }
+}
+
 /// A running proxy; stops accepting and closes its connections on drop.
 pub struct Proxy {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    sockets: Arc<Mutex<Vec<TcpStream>>>,
+    sockets: Sockets,
     acceptor: Option<JoinHandle<()>>,
 }
 
+/// Every socket the proxy opened or accepted, to close them when it drops.
+type Sockets = Arc<Mutex<Vec<TcpStream>>>;
+
 impl Proxy {
-    /// Listens on a free loopback port and forwards to `upstream` through `tamper`.
-    pub fn start(upstream: SocketAddr, tamper: Arc<dyn Tamper>) -> Proxy {
+    /// A network attacker in front of `upstream`: sees and tampers with link messages.
+    pub fn network(upstream: SocketAddr, tamper: Arc<dyn RecordTamper>) -> Proxy {
+        Self::start_with(upstream, move |client, sockets| {
+            splice_network(client, upstream, tamper.clone(), sockets)
+        })
+    }
+
+    /// A compromised agent of the node at `upstream`, holding `insider`'s keys: sees and
+    /// tampers with decoded frames.
+    pub fn inside(upstream: SocketAddr, insider: Insider, tamper: Arc<dyn Tamper>) -> Proxy {
+        let insider = Arc::new(insider);
+        Self::start_with(upstream, move |client, sockets| {
+            inside::splice(client, upstream, insider.clone(), tamper.clone(), sockets)
+        })
+    }
+
+    fn start_with(
+        upstream: SocketAddr,
+        serve: impl Fn(TcpStream, Sockets) + Send + Sync + 'static,
+    ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().unwrap();
+        crate::session::pin(addr, crate::session::pinned(upstream));
         let stop = Arc::new(AtomicBool::new(false));
-        let sockets = Arc::new(Mutex::new(Vec::new()));
+        let sockets: Sockets = Arc::default();
+        let serve = Arc::new(serve);
         let acceptor = {
             let (stop, sockets) = (stop.clone(), sockets.clone());
             std::thread::spawn(move || {
@@ -78,8 +150,9 @@ impl Proxy {
                         return;
                     }
                     if let Ok(client) = client {
-                        let (tamper, sockets) = (tamper.clone(), sockets.clone());
-                        std::thread::spawn(move || splice(client, upstream, tamper, sockets));
+                        let (serve, sockets) = (serve.clone(), sockets.clone());
+                        lock(&sockets).extend(client.try_clone());
+                        std::thread::spawn(move || serve(client, sockets));
                     }
                 }
             })
@@ -112,28 +185,19 @@ impl Drop for Proxy {
     }
 }
 
-/// Both sockets of one proxied connection, for writing from either direction's thread.
+/// Both sockets of one network-proxied connection, for writing from either direction.
 struct Pair {
     client: Mutex<TcpStream>,
     node: Mutex<TcpStream>,
-    link: Mutex<Link>,
 }
 
 impl Pair {
-    fn socket(&self, side: Side) -> MutexGuard<'_, TcpStream> {
-        match side {
-            Side::Client => lock(&self.client),
-            Side::Node => lock(&self.node),
-        }
-    }
-
-    fn send(&self, outs: Vec<Out>) -> std::io::Result<()> {
+    fn send(&self, outs: Vec<Wire>) -> std::io::Result<()> {
         for out in outs {
             match out {
-                Out::ToNode(m) => self.socket(Side::Node).write_all(&encode(&m))?,
-                Out::ToClient(m) => self.socket(Side::Client).write_all(&encode(&m))?,
-                Out::RawToNode(bytes) => self.socket(Side::Node).write_all(&bytes)?,
-                Out::Close => {
+                Wire::ToNode(bytes) => lock(&self.node).write_all(&bytes)?,
+                Wire::ToClient(bytes) => lock(&self.client).write_all(&bytes)?,
+                Wire::Close => {
                     self.close();
                     return Err(std::io::ErrorKind::ConnectionAborted.into());
                 }
@@ -143,26 +207,17 @@ impl Pair {
     }
 
     fn close(&self) {
-        let _ = self.socket(Side::Client).shutdown(Shutdown::Both);
-        let _ = self.socket(Side::Node).shutdown(Shutdown::Both);
+        let _ = lock(&self.client).shutdown(Shutdown::Both);
+        let _ = lock(&self.node).shutdown(Shutdown::Both);
     }
 }
 
-/// One end of a proxied connection.
-#[derive(Debug, Clone, Copy)]
-enum Side {
-    /// The side that connected to the proxy (deployer or peer node).
-    Client,
-    /// The node behind the proxy.
-    Node,
-}
-
-/// Connects to `upstream` and pumps frames both ways until either side closes.
-fn splice(
+/// Connects to `upstream` and pumps link messages both ways until either side closes.
+fn splice_network(
     client: TcpStream,
     upstream: SocketAddr,
-    tamper: Arc<dyn Tamper>,
-    sockets: Arc<Mutex<Vec<TcpStream>>>,
+    tamper: Arc<dyn RecordTamper>,
+    sockets: Sockets,
 ) {
     let Ok(node) = TcpStream::connect(upstream) else {
         let _ = client.shutdown(Shutdown::Both);
@@ -170,75 +225,59 @@ fn splice(
     };
     let _ = client.set_nodelay(true);
     let _ = node.set_nodelay(true);
-    let clones = (client.try_clone(), node.try_clone());
-    let (Ok(client_rd), Ok(node_rd)) = clones else {
+    let (Ok(mut client_rd), Ok(node_rd)) = (client.try_clone(), node.try_clone()) else {
         return;
     };
-    {
-        let mut s = lock(&sockets);
-        s.extend(client.try_clone());
-        s.extend(node.try_clone());
+    lock(&sockets).extend(node.try_clone());
+    // The kind byte says which link this is.
+    let mut kind = [0u8; 1];
+    if client_rd.read_exact(&mut kind).is_err() {
+        return;
     }
+    let link = LinkKind::from_byte(kind[0]).map_or(Link::Deployer, Link::from);
     let pair = Arc::new(Pair {
         client: Mutex::new(client),
         node: Mutex::new(node),
-        link: Mutex::new(Link::Unknown),
     });
+    if pair.send(tamper.upstream(link, 0, kind.to_vec())).is_err() {
+        return;
+    }
     let back = {
         let (pair, tamper) = (pair.clone(), tamper.clone());
         std::thread::spawn(move || {
-            pump::<FromNode>(node_rd, &pair, Side::Client, |link, msg| {
-                tamper.downstream(link, msg)
-            })
+            pump(node_rd, &pair, 0, |i, m| tamper.downstream(link, i, m));
         })
     };
-    pump::<ToNode>(client_rd, &pair, Side::Node, |link, msg| {
-        let link = match (link, &msg) {
-            (Link::Unknown, ToNode::Hello(Hello::Deployer { .. })) => Link::Deployer,
-            (Link::Unknown, ToNode::Hello(Hello::Peer { .. })) => Link::Peer,
-            (link, _) => link,
-        };
-        *lock(&pair.link) = link;
-        tamper.upstream(link, msg)
-    });
+    pump(client_rd, &pair, 1, |i, m| tamper.upstream(link, i, m));
     let _ = back.join();
 }
 
-/// Reads frames of message type `M` from `rd` and sends what `hook` makes of them (frames that
-/// do not decode go to `to` unchanged), until the stream ends or a write fails; then closes
-/// both sides.
-fn pump<M: DeserializeOwned>(
+/// Reads length-prefixed messages from `rd`, numbering them from `first`, and sends what
+/// `hook` makes of them until the stream ends or a write fails; then closes both sides.
+fn pump(
     mut rd: TcpStream,
     pair: &Pair,
-    to: Side,
-    mut hook: impl FnMut(Link, M) -> Vec<Out>,
+    first: usize,
+    mut hook: impl FnMut(usize, Vec<u8>) -> Vec<Wire>,
 ) {
-    while let Some(frame) = read_frame(&mut rd) {
-        let link = *lock(&pair.link);
-        let sent = match decode::<M>(&frame[LEN_PREFIX..]) {
-            Ok(msg) => pair.send(hook(link, msg)),
-            Err(_) => pair.socket(to).write_all(&frame),
-        };
-        if sent.is_err() {
+    let mut index = first;
+    loop {
+        let mut prefix = [0u8; 2];
+        if rd.read_exact(&mut prefix).is_err() {
             break;
         }
+        let len = usize::from(u16::from_be_bytes(prefix));
+        let mut message = vec![0u8; 2 + len];
+        message[..2].copy_from_slice(&prefix);
+        if rd.read_exact(&mut message[2..]).is_err() {
+            break;
+        }
+        if pair.send(hook(index, message)).is_err() {
+            break;
+        }
+        index += 1;
     }
     pair.close();
-}
-
-/// One whole frame, length prefix included; `None` at the end of the stream or on a length
-/// no aex peer sends.
-fn read_frame(rd: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut prefix = [0u8; LEN_PREFIX];
-    rd.read_exact(&mut prefix).ok()?;
-    let len = u32::from_be_bytes(prefix) as usize;
-    if len == 0 || len > MAX_FRAME_LEN {
-        return None;
-    }
-    let mut frame = vec![0u8; LEN_PREFIX + len];
-    frame[..LEN_PREFIX].copy_from_slice(&prefix);
-    rd.read_exact(&mut frame[LEN_PREFIX..]).ok()?;
-    Some(frame)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -1,12 +1,13 @@
-//! `aex node`: run a node agent in the foreground, and `aex node provider-key`: the operator
-//! hands one stakeholder its provider key for a `trustzone` or `sancus` node.
+//! `aex node`: run a node agent in the foreground; `aex node provider-key`: the operator hands
+//! one stakeholder its provider key for a `trustzone` or `sancus` node; `aex node identity` and
+//! `aex node rotate-identity`: print or replace the node's identity key (what deployers pin).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use aex_node::NodeConfig;
-use aex_proto::DeployerKey;
+use aex_proto::{DeployerKey, NodeKey};
 use aex_tee::devices::DeviceSpec;
 use aex_tee::{Provider, SimSymmetricPlatform, TeeKind};
 use anyhow::{anyhow, Context, Result};
@@ -49,6 +50,11 @@ pub struct NodeArgs {
     /// applications)
     #[arg(long)]
     open: bool,
+    /// Admit links from the peer node with this identity key (64 hex digits, its
+    /// node-identity.pub) even if no route names it; repeatable. Routes admit the nodes they
+    /// name by themselves
+    #[arg(long = "peer", value_name = "KEY")]
+    peers: Vec<NodeKey>,
     /// Declare a simulated device, NAME=KIND[@INITIAL] with KIND digital_in, digital_out or
     /// analog_in[:MAX] (e.g. `valve=digital_out`, `soil=analog_in:100@35`); repeatable. Driver
     /// modules claim devices exclusively; `aex device` plays their physical world
@@ -60,9 +66,25 @@ pub struct NodeArgs {
     pub(super) timeouts: Vec<(&'static str, Duration)>,
 }
 
+/// What to do with a node's data directory instead of running the node.
 #[derive(Debug, Subcommand)]
 enum NodeAction {
-    ProviderKey(ProviderKeyArgs),
+    ProviderKey(Box<ProviderKeyArgs>),
+    /// Print the node's identity key (created if the directory has none): what deployers pin
+    /// as `identity` in their descriptor
+    Identity {
+        /// The node's data directory
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+    /// Replace the node's identity key with a fresh one (the old secret is kept as
+    /// node-identity.key.old); deployers refuse the node until they pin the new key. Stop the
+    /// node first and start it again after
+    RotateIdentity {
+        /// The node's data directory
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 /// Print or write a stakeholder's provider key for this trustzone or sancus node (the
@@ -129,8 +151,11 @@ fn provider_key(args: ProviderKeyArgs, shell: &Shell) -> Result<()> {
 }
 
 pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
-    if let Some(NodeAction::ProviderKey(args)) = args.action {
-        return provider_key(args, shell);
+    match args.action {
+        Some(NodeAction::ProviderKey(args)) => return provider_key(*args, shell),
+        Some(NodeAction::Identity { data_dir }) => return print_identity(&data_dir, shell),
+        Some(NodeAction::RotateIdentity { data_dir }) => return rotate_identity(&data_dir, shell),
+        None => {}
     }
     let mut config = match &args.config {
         Some(path) => NodeConfig::from_file(path)?,
@@ -142,6 +167,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             allow_remote_shutdown: false,
             admit: vec![],
             open: false,
+            peers: vec![],
             devices: vec![],
             timeouts: aex_node::Timeouts::default(),
         },
@@ -164,6 +190,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         config.admit.extend(aex_node::read_admit_file(file)?);
     }
     config.open |= args.open;
+    config.peers.extend(args.peers);
     config.devices.extend(args.devices);
     for (name, limit) in args.timeouts {
         config.timeouts.set(name, limit)?;
@@ -218,5 +245,52 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         );
     }
     aex_node::run_blocking(config).context("node agent failed")?;
+    Ok(())
+}
+
+/// `aex node identity --data-dir DIR`.
+fn print_identity(data_dir: &std::path::Path, shell: &Shell) -> Result<()> {
+    let (key, created) = aex_link::keys::load_or_create(data_dir)
+        .with_context(|| format!("cannot use the node identity in {}", data_dir.display()))?;
+    if created {
+        shell.status(
+            "Created",
+            format!(
+                "node identity {} (secret, mode 0600)",
+                data_dir.join(aex_link::keys::IDENTITY_KEY_FILE).display()
+            ),
+        );
+    }
+    shell.out(format!("{}\n", key.public()))?;
+    Ok(())
+}
+
+/// `aex node rotate-identity --data-dir DIR`.
+fn rotate_identity(data_dir: &std::path::Path, shell: &Shell) -> Result<()> {
+    if let Ok(pid) = std::fs::read_to_string(data_dir.join("node.pid")) {
+        shell.warn(format!(
+            "a node agent (pid {}) announces itself in {}: it keeps its old identity until it restarts",
+            pid.trim(),
+            data_dir.display()
+        ));
+    }
+    let (old, new) = aex_link::keys::rotate(data_dir)
+        .with_context(|| format!("cannot rotate the node identity in {}", data_dir.display()))?;
+    match old {
+        Some(old) => shell.status(
+            "Rotated",
+            format!(
+                "node identity {old} → {} (the old secret is kept as {})",
+                new.public(),
+                data_dir.join(aex_link::keys::IDENTITY_OLD_FILE).display()
+            ),
+        ),
+        None => shell.status("Created", format!("node identity {}", new.public())),
+    }
+    shell.note(format!(
+        "deployers refuse this node until they pin the new key: `identity = \"{}\"` in the node's descriptor entry",
+        new.public()
+    ));
+    shell.out(format!("{}\n", new.public()))?;
     Ok(())
 }

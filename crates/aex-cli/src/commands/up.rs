@@ -41,6 +41,7 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
     let result = bring_up(&mut app, shell).and_then(|()| {
         for (tenant, tenant_identity) in &tenants {
             let mut tenant_app = args.app.open_as(tenant, tenant_identity.clone())?;
+            ops::local::provision_tenant_pins(&app, &tenant_app)?;
             shell.status(
                 "Tenant",
                 format!(

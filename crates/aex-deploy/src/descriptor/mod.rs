@@ -19,6 +19,8 @@
 //! # platform_key = "<64 hex>"  or  platform_key_file = "keys/node1.pub"
 //! # trustzone, sancus: provider_key_file = "keys/node1-provider.key"
 //! # (this identity's own key, from `aex node provider-key`; `aex up` writes it locally)
+//! # identity = "<64 hex>"      or  identity_file = "keys/node1-identity.pub"
+//! #   (the node's identity key, its node-identity.pub; `aex up` provisions it for local nodes)
 //!
 //! [[module]]
 //! name = "ping"
@@ -57,7 +59,7 @@ mod tests;
 
 pub use error::DescriptorError;
 pub use model::{
-    ConnectionSpec, Descriptor, Field, From, ModuleSpec, NodeSpec, PeriodicSpec, PlatformKeySource,
-    PortRef, TenantSpec, UpStep,
+    ConnectionSpec, Descriptor, Field, From, ModuleSpec, NodeIdentitySource, NodeSpec,
+    PeriodicSpec, PlatformKeySource, PortRef, TenantSpec, UpStep,
 };
 pub use suggest::did_you_mean;

@@ -77,6 +77,9 @@ pub struct NodeSpec {
     pub simulation: bool,
     /// The trusted platform identity, if the descriptor pins one (`sgx`).
     pub platform_key: Option<PlatformKeySource>,
+    /// The node's identity key (its links prove it), if the descriptor pins one (`identity` or
+    /// `identity_file`); else the deployer looks in the local node's data directory.
+    pub identity: Option<NodeIdentitySource>,
     /// Symmetric kinds: the file holding this deployer identity's provider key for the node
     /// in hex (a secret, so never inline), which the node's operator gave it. Unset: the
     /// file `aex up` writes for a local node (`.aex/nodes/<node>/provider-<key>.key`).
@@ -98,6 +101,16 @@ pub enum PlatformKeySource {
     Inline(Vec<u8>),
     /// A file holding the key in hex, `platform_key_file`, resolved against the descriptor's
     /// directory; read it with [`Descriptor::platform_key`].
+    File(PathBuf),
+}
+
+/// Where a node's pinned identity key (X25519, the node's `node-identity.pub`) comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeIdentitySource {
+    /// Given inline as `identity` (64 hex digits).
+    Inline(aex_proto::NodeKey),
+    /// A file holding it in hex, `identity_file`, resolved against the descriptor's directory.
     File(PathBuf),
 }
 

@@ -47,6 +47,8 @@ pub(super) struct RawNode {
     pub simulation: Option<bool>,
     pub platform_key: Option<String>,
     pub platform_key_file: Option<String>,
+    pub identity: Option<String>,
+    pub identity_file: Option<String>,
     pub provider_key_file: Option<String>,
     /// Removed fields, kept so that validation says what replaced them (at their line).
     pub vendor_id: Option<serde::de::IgnoredAny>,

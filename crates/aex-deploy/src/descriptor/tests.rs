@@ -397,3 +397,63 @@ fn suggestions() {
     assert_eq!(did_you_mean("xyz", &valid), None);
     assert_eq!(did_you_mean("p", &valid), Some("ping"));
 }
+
+#[test]
+fn node_identity_pins_inline_or_by_file_and_their_errors() {
+    let project = Project::new();
+    let pin = "ab".repeat(32);
+    let with = |fields: &str| {
+        TOML.replacen(
+            "platform_key_file = \"keys/n1.pub\"",
+            &format!("platform_key_file = \"keys/n1.pub\"\n{fields}"),
+            1,
+        )
+    };
+    let d = project.load("toml", TOML).unwrap();
+    assert_eq!(d.node("n1").unwrap().identity, None);
+    let d = project
+        .load("toml", &with(&format!("identity = \"{pin}\"")))
+        .unwrap();
+    assert_eq!(
+        d.node("n1").unwrap().identity,
+        Some(NodeIdentitySource::Inline(pin.parse().unwrap()))
+    );
+    let d = project
+        .load("toml", &with("identity_file = \"keys/n1-identity.pub\""))
+        .unwrap();
+    assert_eq!(
+        d.node("n1").unwrap().identity,
+        Some(NodeIdentitySource::File(
+            project.path().join("keys/n1-identity.pub")
+        ))
+    );
+    for (fields, field, says) in [
+        (
+            "identity = \"abc\"",
+            "node[0].identity",
+            "expected 64 hex digits",
+        ),
+        (
+            "identity = \"{pin}\"\nidentity_file = \"k\"",
+            "node[0].identity_file",
+            "both `identity` and `identity_file` are set",
+        ),
+        (
+            "identity_file = \" \"",
+            "node[0].identity_file",
+            "empty path",
+        ),
+    ] {
+        let fields = fields.replace("{pin}", &pin);
+        let e = project.load("toml", &with(&fields)).unwrap_err();
+        assert_eq!(e.field().as_deref(), Some(field), "{fields}: {e}");
+        assert!(e.message().contains(says), "{fields}: {e}");
+    }
+    let e = project
+        .load("toml", &with("identity = \"zz\""))
+        .unwrap_err();
+    assert!(
+        e.help().unwrap_or_default().contains("node-identity.pub"),
+        "{e}"
+    );
+}

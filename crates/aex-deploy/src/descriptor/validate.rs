@@ -19,6 +19,7 @@ use super::raw::{RawDescriptor, RawModule, RawNode};
 use super::suggest;
 
 mod devices;
+mod identity;
 mod links;
 mod periodic;
 
@@ -270,6 +271,7 @@ impl Checker<'_> {
             tee,
             simulation,
             platform_key,
+            identity: self.node_identity(i, node)?,
             provider_key_file,
             allow_debug: node.allow_debug.unwrap_or(false),
             devices: self.node_devices(i, node.devices.as_deref().unwrap_or_default())?,

@@ -2,9 +2,11 @@
 //!
 //! A descriptor node whose address is a loopback address is "local": `aex up` starts an
 //! `aex node` process for it with its data directory under `.aex/nodes/<name>/`, after
-//! provisioning its simulated platform key there. Provisioning is the deployer acting as the
-//! manufacturer of simulated hardware, which is why the deployer may trust that key without
-//! the descriptor naming it. The node admits exactly the deployer identity that starts it and
+//! provisioning its simulated platform key and its identity key there. Provisioning is the
+//! deployer acting as the manufacturer of simulated hardware and as the node's operator,
+//! which is why the deployer may trust those keys without the descriptor naming them; the
+//! descriptors of its `[[tenant]]`s get the identity pins of the local nodes they use
+//! ([`provision_tenant_pins`]). The node admits exactly the deployer identity that starts it and
 //! those of the descriptor's `[[tenant]]`s (`--admit`), never any deployer, and declares the
 //! devices the descriptor lists for it (`--device`), as its operator would in `node.toml`. The
 //! node runs in its own process group, so `--detach` leaves it running; `aex down` stops it.
@@ -19,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aex_proto::{DeployerKey, NodeRequest, NodeResponse};
+use aex_proto::{DeployerKey, NodeKey, NodeRequest, NodeResponse};
 use aex_tee::{PlatformError, SimSymmetricPlatform};
 
 use crate::app::App;
@@ -62,7 +64,18 @@ pub fn start_local_nodes(
     obs.phase("start local nodes", locals.len() as u64);
     let mut started = vec![];
     for spec in locals {
-        match probe(app, &spec.address, &spec.name) {
+        let data_dir = app.node_data_dir(&spec.name);
+        let io = |source| Error::LocalNode {
+            node: spec.name.clone(),
+            action: "start",
+            source,
+        };
+        // The node's identity, provisioned before anything is asked of its address: a node
+        // already running there must prove it.
+        let (identity, _) =
+            aex_link::keys::load_or_create(&data_dir).map_err(|e| io(std::io::Error::other(e)))?;
+        let identity = identity.public();
+        match probe(app, &spec.address, &spec.name, identity) {
             Probe::Ours => {
                 obs.advance(&format!("{} (already running)", spec.name));
                 continue;
@@ -79,12 +92,6 @@ pub fn start_local_nodes(
             }
             Probe::Absent => {}
         }
-        let data_dir = app.node_data_dir(&spec.name);
-        let io = |source| Error::LocalNode {
-            node: spec.name.clone(),
-            action: "start",
-            source,
-        };
         fs::create_dir_all(&data_dir).map_err(io)?;
         // Provision the simulated hardware root before the node starts.
         aex_tee::open(spec.tee, &data_dir).map_err(|e| io(std::io::Error::other(e.to_string())))?;
@@ -128,7 +135,7 @@ pub fn start_local_nodes(
         let limit = app.timeout_or(START_TIMEOUT);
         let deadline = Instant::now() + limit;
         loop {
-            if matches!(probe(app, &spec.address, &spec.name), Probe::Ours) {
+            if matches!(probe(app, &spec.address, &spec.name, identity), Probe::Ours) {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -163,6 +170,40 @@ pub fn start_local_nodes(
     obs.finish();
     hand_provider_keys(app, app)?;
     Ok(started)
+}
+
+/// Gives the descriptor of a `[[tenant]]` the identity pins of the local nodes it uses: for
+/// each of its nodes that pins no identity and has the address of one of `app`'s local nodes,
+/// writes that node's `node-identity.pub` where the tenant's deployer looks for it
+/// (`.aex/nodes/<name>/node-identity.pub` beside the tenant's descriptor). Public keys only:
+/// the tenant gets nothing secret. Returns the nodes pinned.
+pub fn provision_tenant_pins(app: &App, tenant: &App) -> Result<Vec<String>> {
+    let mut pinned = vec![];
+    for spec in &tenant.desc.nodes {
+        if spec.identity.is_some() {
+            continue;
+        }
+        let Some(ours) = app
+            .desc
+            .nodes
+            .iter()
+            .find(|n| n.address == spec.address && n.address.ip().is_loopback())
+        else {
+            continue;
+        };
+        let key = app.node_identity(&ours.name)?.key;
+        let dir = tenant.node_data_dir(&spec.name);
+        let io = |source| Error::LocalNode {
+            node: spec.name.clone(),
+            action: "pin the identity of",
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(io)?;
+        let path = dir.join(aex_link::keys::IDENTITY_PUB_FILE);
+        fs::write(&path, format!("{key}\n")).map_err(io)?;
+        pinned.push(spec.name.clone());
+    }
+    Ok(pinned)
 }
 
 /// The operator's act for the local nodes `operator`'s `aex up` runs: for every `trustzone`
@@ -280,15 +321,23 @@ enum Probe {
     Absent,
 }
 
-fn probe(app: &App, addr: &std::net::SocketAddr, name: &str) -> Probe {
+fn probe(app: &App, addr: &std::net::SocketAddr, name: &str, node: NodeKey) -> Probe {
     let identity = app.identity().clone();
-    let Ok(mut c) = NodeClient::connect(
+    let mut c = match NodeClient::connect(
         *addr,
+        node,
         app.timeout_or(PROBE_TIMEOUT),
         identity,
         &app.desc.application,
-    ) else {
-        return Probe::Absent;
+    ) {
+        Ok(c) => c,
+        Err(ClientError::WrongIdentity { keys, .. }) => {
+            return Probe::Refuses(format!(
+                "its identity key is {}, not the key provisioned in .aex/nodes/{name}/ ({node})",
+                keys.actual
+            ))
+        }
+        Err(_) => return Probe::Absent,
     };
     match c.request(NodeRequest::Status) {
         Ok(NodeResponse::Status(s)) if s.name == name => Probe::Ours,

@@ -1,18 +1,25 @@
-//! The node-side checks of session proofs and request signatures.
+//! The node-side checks of session proofs and request ids.
 
 use aex_crypto::SigningIdentity;
 use proptest::prelude::*;
 
 use super::*;
 use crate::frame::{decode, encode, LEN_PREFIX};
-use crate::message::{FromNode, Hello, ToNode};
+use crate::message::{Hello, NodeRequest, ToNode};
 
-const CHALLENGE: [u8; 32] = [0x11; 32];
+const HASH: [u8; 32] = [0x11; 32];
+const NODE: NodeKey = NodeKey([0x33; 32]);
 
 fn session(identity: &SigningIdentity) -> Authenticated {
-    ExpectAuth::new(DeployerKey::of(identity), "app".into(), CHALLENGE)
-        .authenticate(&sign_session(identity, &CHALLENGE, "app"))
-        .expect("valid proof")
+    let proof = sign_session(identity, &HASH, &NODE, "app");
+    Authenticated::verify(
+        DeployerKey::of(identity),
+        "app".into(),
+        &proof,
+        &HASH,
+        &NODE,
+    )
+    .expect("valid proof")
 }
 
 #[test]
@@ -21,10 +28,9 @@ fn valid_proof_and_increasing_requests() {
     let mut s = session(&a);
     assert_eq!(s.key(), &DeployerKey::of(&a));
     assert_eq!(s.app(), AppId::of(&DeployerKey::of(&a), "app"));
+    assert_eq!(s.app_name(), "app");
     for id in [1, 2, 7, u64::MAX] {
-        let body = NodeRequest::Status;
-        s.check_request(id, &body, &sign_request(&a, &CHALLENGE, id, &body))
-            .unwrap();
+        s.check_request(id).unwrap();
     }
 }
 
@@ -32,73 +38,46 @@ fn valid_proof_and_increasing_requests() {
 fn proof_by_another_key_is_refused() {
     let (a, b) = (SigningIdentity::generate(), SigningIdentity::generate());
     // B claims A's key but can only sign with its own.
-    let claim = ExpectAuth::new(DeployerKey::of(&a), "app".into(), CHALLENGE);
-    let proof = sign_session(&b, &CHALLENGE, "app");
-    assert_eq!(
-        claim.authenticate(&proof).unwrap_err(),
-        AuthError::BadSessionProof
-    );
+    let proof = sign_session(&b, &HASH, &NODE, "app");
+    let got = Authenticated::verify(DeployerKey::of(&a), "app".into(), &proof, &HASH, &NODE);
+    assert_eq!(got.unwrap_err(), AuthError::BadSessionProof);
 }
 
 #[test]
-fn proof_for_another_challenge_or_app_is_refused() {
+fn proof_for_another_link_node_or_app_is_refused() {
     let a = SigningIdentity::generate();
     let key = DeployerKey::of(&a);
-    let old = sign_session(&a, &[0x22; 32], "app");
-    assert!(ExpectAuth::new(key, "app".into(), CHALLENGE)
-        .authenticate(&old)
-        .is_err());
-    let other_app = sign_session(&a, &CHALLENGE, "other");
-    assert!(ExpectAuth::new(key, "app".into(), CHALLENGE)
-        .authenticate(&other_app)
-        .is_err());
-}
-
-#[test]
-fn bad_request_signatures_are_refused() {
-    let (a, b) = (SigningIdentity::generate(), SigningIdentity::generate());
-    let mut s = session(&a);
-    let body = NodeRequest::Unload {
-        module: "db".into(),
+    let check = |proof: &Signature| {
+        Authenticated::verify(key, "app".into(), proof, &HASH, &NODE).map(|_| ())
     };
-    // Wrong key.
-    let by_b = sign_request(&b, &CHALLENGE, 1, &body);
-    assert_eq!(
-        s.check_request(1, &body, &by_b),
-        Err(AuthError::BadRequestSignature { id: 1 })
-    );
-    // Flipped bit.
-    let mut sig = sign_request(&a, &CHALLENGE, 1, &body);
+    // Another connection's handshake (a recorded Hello replayed on a new link).
+    assert!(check(&sign_session(&a, &[0x22; 32], &NODE, "app")).is_err());
+    // Another node (a Hello relayed by a node that opened its own link to this one).
+    assert!(check(&sign_session(&a, &HASH, &NodeKey([0x44; 32]), "app")).is_err());
+    // Another application.
+    assert!(check(&sign_session(&a, &HASH, &NODE, "other")).is_err());
+    // A flipped bit.
+    let mut sig = sign_session(&a, &HASH, &NODE, "app");
     sig.0[0] ^= 1;
-    assert!(s.check_request(1, &body, &sig).is_err());
-    // Signed for another session (challenge).
-    let other = sign_request(&a, &[0x22; 32], 1, &body);
-    assert!(s.check_request(1, &body, &other).is_err());
-    // Another body under a valid signature.
-    let sig = sign_request(&a, &CHALLENGE, 1, &body);
-    assert!(s.check_request(1, &NodeRequest::Status, &sig).is_err());
-    // Another id under a valid signature.
-    assert!(s.check_request(2, &body, &sig).is_err());
-    // Refusals left the session untouched: id 1 is still fresh.
-    assert_eq!(s.check_request(1, &body, &sig), Ok(()));
+    assert_eq!(check(&sig), Err(AuthError::BadSessionProof));
+    assert_eq!(check(&sign_session(&a, &HASH, &NODE, "app")), Ok(()));
 }
 
 #[test]
 fn replayed_and_decreasing_ids_are_refused() {
     let a = SigningIdentity::generate();
     let mut s = session(&a);
-    let body = NodeRequest::Status;
-    let five = sign_request(&a, &CHALLENGE, 5, &body);
-    s.check_request(5, &body, &five).unwrap();
+    s.check_request(5).unwrap();
     assert_eq!(
-        s.check_request(5, &body, &five),
+        s.check_request(5),
         Err(AuthError::StaleRequestId { id: 5, last: 5 })
     );
-    let three = sign_request(&a, &CHALLENGE, 3, &body);
     assert_eq!(
-        s.check_request(3, &body, &three),
+        s.check_request(3),
         Err(AuthError::StaleRequestId { id: 3, last: 5 })
     );
+    // Refusals change nothing.
+    assert_eq!(s.check_request(6), Ok(()));
 }
 
 #[test]
@@ -109,6 +88,19 @@ fn namespaces_differ_by_key_and_name() {
     assert_ne!(AppId::of(&a, "x"), AppId::of(&a, "y"));
     // The length prefix keeps name boundaries unambiguous.
     assert_ne!(AppId::of(&a, ""), AppId::of(&a, "\0"));
+}
+
+#[test]
+fn node_keys_parse_and_print_as_hex() {
+    let k: NodeKey = "0a".repeat(32).parse().unwrap();
+    assert_eq!(k, NodeKey([10; 32]));
+    assert_eq!(k.to_string(), "0a".repeat(32));
+    assert_eq!(k.short(), "0a".repeat(8));
+    let e = "0a".parse::<NodeKey>().unwrap_err().to_string();
+    assert!(
+        e.contains("not a node identity key") && e.contains("node-identity.pub"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -134,17 +126,21 @@ fn keys_parse_and_print_as_hex() {
 #[test]
 fn signed_bytes_are_pinned() {
     let key = DeployerKey([0xab; 32]);
-    let m = session_message(&[0x01; 32], &key, "pp");
-    assert_eq!(&m[..SESSION_DOMAIN.len()], b"aex deployer session v1\0");
+    let m = session_message(&[0x01; 32], &NodeKey([0x02; 32]), "pp");
+    assert_eq!(&m[..SESSION_DOMAIN.len()], b"aex deployer session v2\0");
     assert_eq!(m.len(), SESSION_DOMAIN.len() + 32 + 32 + 4 + 2);
-    assert_eq!(&m[m.len() - 6..], &[0, 0, 0, 2, b'p', b'p']);
-    let m = request_message(&[0x01; 32], 258, &NodeRequest::Status);
-    assert_eq!(&m[..REQUEST_DOMAIN.len()], b"aex deployer request v1\0");
-    // id big-endian, then postcard: variant index 6 (Status).
+    let rest = &m[SESSION_DOMAIN.len()..];
     assert_eq!(
-        &m[REQUEST_DOMAIN.len() + 32..],
-        &[0, 0, 0, 0, 0, 0, 1, 2, 6]
+        (&rest[..32], &rest[32..64]),
+        (&[1u8; 32][..], &[2u8; 32][..])
     );
+    assert_eq!(&m[m.len() - 6..], &[0, 0, 0, 2, b'p', b'p']);
+    // A request's postcard bytes: variant 1 (Request), id 258 as a varint, variant 6 (Status).
+    let r = encode(&ToNode::Request {
+        id: 258,
+        body: NodeRequest::Status,
+    });
+    assert_eq!(&r[LEN_PREFIX..], &[1, 1, 0x82, 0x02, 6]);
     assert_eq!(
         AppId::of(&key, "pp").to_string(),
         hex(&aex_crypto::sha256(&[NAMESPACE_DOMAIN, &[0xab; 32], &[0, 0, 0, 2], b"pp"])[..16])
@@ -159,13 +155,12 @@ proptest! {
         id in any::<u64>(),
         sig in proptest::collection::vec(any::<u8>(), 64),
         ns in any::<[u8; 16]>(),
-        nonce in any::<[u8; 32]>(),
     ) {
-        let sig = Signature(sig.try_into().unwrap());
+        let signature = Signature(sig.try_into().unwrap());
         let msgs = [
-            ToNode::Hello(Hello::Deployer { client: "t".into(), key: DeployerKey(key), app }),
-            ToNode::Request { id, body: NodeRequest::Status, signature: sig },
-            ToNode::Auth { signature: sig },
+            ToNode::Hello(Hello::Deployer { client: "t".into(), key: DeployerKey(key), app, signature }),
+            ToNode::Hello(Hello::Peer { node: "n".into() }),
+            ToNode::Request { id, body: NodeRequest::Status },
             ToNode::Forward {
                 app: AppId(ns),
                 event: crate::Event {
@@ -180,7 +175,5 @@ proptest! {
         for m in msgs {
             prop_assert_eq!(decode::<ToNode>(&encode(&m)[LEN_PREFIX..]).unwrap(), m);
         }
-        let c = FromNode::Challenge { nonce };
-        prop_assert_eq!(decode::<FromNode>(&encode(&c)[LEN_PREFIX..]).unwrap(), c);
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use aex_crypto::SecretKey;
-use aex_proto::{Command, ConnId, Direction, Endpoint, NodeRequest, NodeResponse, Role, WireKey};
+use aex_proto::{
+    Command, ConnId, Direction, Endpoint, NodeRequest, NodeResponse, Origin, Role, WireKey,
+};
 
 use super::{DeployReport, Kind};
 use crate::app::App;
@@ -55,7 +57,7 @@ pub(super) fn connect(
         if !current {
             stale.push((spec, id, kind, instances));
         }
-        routes.extend(routes_of(app, spec, id, kind));
+        routes.extend(routes_of(app, spec, id, kind)?);
     }
     for batch in stale.chunks(BATCH / 2) {
         key_connections(app, batch)?;
@@ -202,13 +204,16 @@ fn node_error(app: &mut App, node: &str, action: &str, source: ClientError) -> E
     }
 }
 
-/// The routes a connection needs, as `(node, request)` with the action naming it.
+/// The routes a connection needs, as `(node, request)` with the action naming it. A route to
+/// another node names that node's pinned identity (the peer link proves it), and the route
+/// on the receiving node names the sending node's identity as the events' origin (only its
+/// link may forward them).
 fn routes_of(
     app: &App,
     spec: &ConnectionSpec,
     id: ConnId,
     kind: Kind,
-) -> Vec<(String, String, NodeRequest)> {
+) -> Result<Vec<(String, String, NodeRequest)>> {
     // Where each endpoint's attested instance runs, and its name there (every endpoint was
     // attested before connections are keyed).
     let placed = |module: &str| -> (String, String) {
@@ -222,65 +227,96 @@ fn routes_of(
         From::Deployer => None,
         From::Port(p) => Some(placed(&p.module)),
     };
-    let addr = |app: &App, node: &str| {
-        app.desc
-            .node(node)
-            .map(|n| n.address.to_string())
-            .unwrap_or_default()
+    let node = |name: &str| -> Result<Endpoint> {
+        Ok(Endpoint::Node {
+            address: app
+                .desc
+                .node(name)
+                .map(|n| n.address.to_string())
+                .unwrap_or_default(),
+            identity: app.node_identity(name)?.key,
+        })
     };
-    let mut routes: Vec<(String, Direction, Endpoint)> = vec![];
-    routes.push((
-        dst_node.clone(),
-        Direction::Forward,
-        Endpoint::Module(dst_module.clone()),
-    ));
+    let peer = |name: &str| -> Result<Origin> { Ok(Origin::Peer(app.node_identity(name)?.key)) };
+    let mut routes: Vec<(String, Direction, Endpoint, Origin)> = vec![];
     match &src {
         None => {
+            routes.push((
+                dst_node.clone(),
+                Direction::Forward,
+                Endpoint::Module(dst_module.clone()),
+                Origin::Deployer,
+            ));
             if kind == Kind::Request {
-                routes.push((dst_node.clone(), Direction::Backward, Endpoint::Deployer));
+                routes.push((
+                    dst_node.clone(),
+                    Direction::Backward,
+                    Endpoint::Deployer,
+                    Origin::Local,
+                ));
+            }
+        }
+        Some((src_module, src_node)) if src_node == &dst_node => {
+            routes.push((
+                dst_node.clone(),
+                Direction::Forward,
+                Endpoint::Module(dst_module.clone()),
+                Origin::Local,
+            ));
+            if kind == Kind::Request {
+                routes.push((
+                    dst_node.clone(),
+                    Direction::Backward,
+                    Endpoint::Module(src_module.clone()),
+                    Origin::Local,
+                ));
             }
         }
         Some((src_module, src_node)) => {
-            if src_node != &dst_node {
+            routes.push((
+                dst_node.clone(),
+                Direction::Forward,
+                Endpoint::Module(dst_module.clone()),
+                peer(src_node)?,
+            ));
+            routes.push((
+                src_node.clone(),
+                Direction::Forward,
+                node(&dst_node)?,
+                Origin::Local,
+            ));
+            if kind == Kind::Request {
+                routes.push((
+                    dst_node.clone(),
+                    Direction::Backward,
+                    node(src_node)?,
+                    Origin::Local,
+                ));
                 routes.push((
                     src_node.clone(),
-                    Direction::Forward,
-                    Endpoint::Node(addr(app, &dst_node)),
+                    Direction::Backward,
+                    Endpoint::Module(src_module.clone()),
+                    peer(&dst_node)?,
                 ));
-            }
-            if kind == Kind::Request {
-                if src_node == &dst_node {
-                    routes.push((
-                        dst_node.clone(),
-                        Direction::Backward,
-                        Endpoint::Module(src_module.clone()),
-                    ));
-                } else {
-                    routes.push((
-                        dst_node.clone(),
-                        Direction::Backward,
-                        Endpoint::Node(addr(app, src_node)),
-                    ));
-                    routes.push((
-                        src_node.clone(),
-                        Direction::Backward,
-                        Endpoint::Module(src_module.clone()),
-                    ));
-                }
             }
         }
     }
     let action = format!("route connection `{}`", spec.name);
-    routes
+    Ok(routes
         .into_iter()
-        .map(|(node, dir, to)| {
+        .map(|(node, dir, to, from)| {
             (
                 node,
                 action.clone(),
-                NodeRequest::Route { conn: id, dir, to },
+                NodeRequest::Route {
+                    conn: id,
+                    dir,
+                    to,
+                    from,
+                },
             )
         })
-        .collect()
+        .collect())
 }
 
 fn kind_of(spec: &ConnectionSpec, built: &BTreeMap<String, Built>) -> Kind {

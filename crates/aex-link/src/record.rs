@@ -1,0 +1,237 @@
+//! The record layer, sans I/O: the plaintext byte stream of a link (ordinary aex frames) cut
+//! into Noise transport messages.
+//!
+//! ```text
+//! record = len:u16 BE || ciphertext        16 ≤ len ≤ 65535 (the tag is 16 bytes)
+//! ```
+//!
+//! Each direction counts its records from 0; a record's number is its Noise nonce, so a record
+//! that is dropped, repeated, reordered, changed or injected fails to authenticate and the
+//! link ends ([`LinkError::Forged`]). Record boundaries mean nothing to the frame stream
+//! above: a frame may span records, and a record may hold many frames.
+//!
+//! Invariant: an [`Opener`] checks a record's length against its current limit before the
+//! caller allocates for it. Until a link's first frame (its `Hello`) is read, the limit is
+//! [`FIRST_RECORD_LIMIT`]; afterwards, [`MAX_RECORD`].
+
+use std::sync::Arc;
+
+use snow::StatelessTransportState;
+
+use crate::error::LinkError;
+
+/// The largest record (a Noise transport message).
+pub const MAX_RECORD: usize = 65535;
+/// The authentication tag of every record.
+pub const TAG_LEN: usize = 16;
+/// The most plaintext one record carries.
+pub const MAX_PLAINTEXT: usize = MAX_RECORD - TAG_LEN;
+/// The longest `Hello` frame body a node reads as a link's first frame.
+pub const MAX_HELLO_LEN: usize = 1024;
+/// The largest record before the first frame: a `Hello` frame (length prefix included) and
+/// its tag. A client sends its `Hello` alone in its first record.
+pub const FIRST_RECORD_LIMIT: usize = 4 + MAX_HELLO_LEN + TAG_LEN;
+
+/// Seals one direction's records.
+pub struct Sealer {
+    state: Arc<StatelessTransportState>,
+    nonce: u64,
+}
+
+impl Sealer {
+    pub(crate) fn new(state: Arc<StatelessTransportState>) -> Sealer {
+        Sealer { state, nonce: 0 }
+    }
+
+    /// Appends the record of `plaintext` (at most [`MAX_PLAINTEXT`] bytes) to `out`.
+    pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), LinkError> {
+        if plaintext.len() > MAX_PLAINTEXT {
+            return Err(LinkError::TooLarge {
+                what: "a record's plaintext",
+                len: plaintext.len(),
+                limit: MAX_PLAINTEXT,
+            });
+        }
+        let len = plaintext.len() + TAG_LEN;
+        let start = out.len();
+        out.resize(start + 2 + len, 0);
+        out[start..start + 2].copy_from_slice(&(len as u16).to_be_bytes());
+        let written = self
+            .state
+            .write_message(self.nonce, plaintext, &mut out[start + 2..])
+            .map_err(|e| LinkError::Handshake(format!("sealing a record failed: {e}")))?;
+        debug_assert_eq!(written, len);
+        self.nonce += 1;
+        Ok(())
+    }
+}
+
+/// Opens the other direction's records.
+pub struct Opener {
+    state: Arc<StatelessTransportState>,
+    nonce: u64,
+    limit: usize,
+}
+
+impl Opener {
+    pub(crate) fn new(state: Arc<StatelessTransportState>) -> Opener {
+        Opener {
+            state,
+            nonce: 0,
+            limit: FIRST_RECORD_LIMIT,
+        }
+    }
+
+    /// Sets the largest record accepted from now on (at most [`MAX_RECORD`]).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_RECORD);
+    }
+
+    /// The largest record accepted now.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Checks a record's length prefix before anything is allocated for it.
+    pub fn check_len(&self, len: usize) -> Result<(), LinkError> {
+        if len > self.limit {
+            return Err(LinkError::TooLarge {
+                what: "a record",
+                len,
+                limit: self.limit,
+            });
+        }
+        if len < TAG_LEN {
+            return Err(LinkError::Forged);
+        }
+        Ok(())
+    }
+
+    /// Opens the record `ciphertext` (without its length prefix) into `plaintext`, which is
+    /// cleared first.
+    pub fn open(&mut self, ciphertext: &[u8], plaintext: &mut Vec<u8>) -> Result<(), LinkError> {
+        self.check_len(ciphertext.len())?;
+        plaintext.clear();
+        plaintext.resize(ciphertext.len() - TAG_LEN, 0);
+        match self.state.read_message(self.nonce, ciphertext, plaintext) {
+            Ok(n) => {
+                plaintext.truncate(n);
+                self.nonce += 1;
+                Ok(())
+            }
+            Err(_) => {
+                plaintext.clear();
+                Err(LinkError::Forged)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::handshake::{AfterFirst, Initiator, LinkKind, Responder};
+    use crate::keys::StaticKey;
+    use proptest::prelude::*;
+
+    /// Both ends of an established deployer link: (client, node).
+    pub(crate) fn pair() -> ((Sealer, Opener), (Sealer, Opener)) {
+        let node = StaticKey::generate();
+        let (init, first) = Initiator::deployer(&node.public()).unwrap();
+        let (next, reply) = Responder::new(&node, LinkKind::Deployer)
+            .unwrap()
+            .first(&first[3..])
+            .unwrap();
+        let AfterFirst::Established(server) = next else {
+            panic!()
+        };
+        let (client, _) = init.answer(&reply[2..]).unwrap();
+        (client.into_halves(), server.into_halves())
+    }
+
+    #[test]
+    fn records_round_trip_in_order_only() {
+        let ((mut seal, _), (_, mut open)) = pair();
+        open.set_limit(MAX_RECORD);
+        let mut wire = vec![];
+        for msg in [&b"hello"[..], b"", &[7u8; MAX_PLAINTEXT]] {
+            let mut one = vec![];
+            seal.seal(msg, &mut one).unwrap();
+            assert_eq!(one.len(), 2 + msg.len() + TAG_LEN);
+            wire.push(one);
+        }
+        let mut plain = vec![];
+        open.open(&wire[0][2..], &mut plain).unwrap();
+        assert_eq!(plain, b"hello");
+        // Skipping record 1 (dropped, or reordered) fails, and so does a replay of record 0.
+        assert!(matches!(
+            open.open(&wire[2][2..], &mut plain),
+            Err(LinkError::Forged)
+        ));
+        assert!(matches!(
+            open.open(&wire[0][2..], &mut plain),
+            Err(LinkError::Forged)
+        ));
+        // A failed record changed nothing: the next in order still opens.
+        open.open(&wire[1][2..], &mut plain).unwrap();
+        assert!(plain.is_empty());
+        open.open(&wire[2][2..], &mut plain).unwrap();
+        assert_eq!(plain.len(), MAX_PLAINTEXT);
+        let mut too_big = vec![];
+        assert!(seal.seal(&[0; MAX_PLAINTEXT + 1], &mut too_big).is_err());
+    }
+
+    #[test]
+    fn directions_are_separate_keys() {
+        let ((mut c_seal, mut c_open), (mut s_seal, mut s_open)) = pair();
+        let (mut a, mut b) = (vec![], vec![]);
+        c_seal.seal(b"up", &mut a).unwrap();
+        s_seal.seal(b"down", &mut b).unwrap();
+        let mut plain = vec![];
+        // A record reflected back to its sender does not open.
+        assert!(c_open.open(&a[2..], &mut plain).is_err());
+        s_open.open(&a[2..], &mut plain).unwrap();
+        assert_eq!(plain, b"up");
+        c_open.open(&b[2..], &mut plain).unwrap();
+        assert_eq!(plain, b"down");
+    }
+
+    #[test]
+    fn lengths_are_checked_against_the_current_limit() {
+        let (_, (_, mut open)) = pair();
+        assert_eq!(open.limit(), FIRST_RECORD_LIMIT);
+        assert!(open.check_len(FIRST_RECORD_LIMIT).is_ok());
+        assert!(matches!(
+            open.check_len(FIRST_RECORD_LIMIT + 1),
+            Err(LinkError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            open.check_len(TAG_LEN - 1),
+            Err(LinkError::Forged)
+        ));
+        open.set_limit(usize::MAX);
+        assert_eq!(open.limit(), MAX_RECORD);
+    }
+
+    proptest! {
+        #[test]
+        fn any_bit_flip_is_refused(msg in proptest::collection::vec(any::<u8>(), 0..300), bit in any::<usize>()) {
+            let ((mut seal, _), (_, mut open)) = pair();
+            let mut rec = vec![];
+            seal.seal(&msg, &mut rec).unwrap();
+            let body = &mut rec[2..];
+            let bit = bit % (body.len() * 8);
+            body[bit / 8] ^= 1 << (bit % 8);
+            let mut plain = vec![];
+            prop_assert!(matches!(open.open(body, &mut plain), Err(LinkError::Forged)));
+            prop_assert!(plain.is_empty());
+        }
+
+        #[test]
+        fn arbitrary_records_never_open(rec in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let (_, (_, mut open)) = pair();
+            let mut plain = vec![];
+            prop_assert!(open.open(&rec, &mut plain).is_err());
+        }
+    }
+}
