@@ -87,9 +87,9 @@ impl Node {
 
         let devices =
             Arc::new(
-                DeviceBank::new(&config.devices).map_err(|message| NodeError::Devices {
+                DeviceBank::new(&config.devices).map_err(|source| NodeError::Devices {
                     node: config.name.clone(),
-                    message,
+                    source,
                 })?,
             );
         let socket = physics_socket(&data_dir);

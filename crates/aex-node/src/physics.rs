@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aex_tee::devices::{check_name, DeviceBank, DeviceKind, DeviceView};
+use aex_tee::devices::{check_name, DeviceBank, DeviceKind, DeviceSpecError, DeviceView};
 use tracing::{debug, warn};
 
 /// The socket's file name, in [`PHYSICS_DIR`] of the node's data directory.
@@ -75,6 +75,9 @@ pub enum PhysicsError {
     /// was not a valid request.
     #[error("{0}")]
     Refused(String),
+    /// The device name is not one a node can have; nothing was sent.
+    #[error(transparent)]
+    Name(#[from] DeviceSpecError),
     /// The node's answer is not what the protocol says.
     #[error("unexpected answer on the device socket: `{0}`")]
     Protocol(String),
@@ -114,14 +117,14 @@ impl PhysicsClient {
 
     /// What `device` reads now.
     pub fn read(&mut self, device: &str) -> Result<u32, PhysicsError> {
-        check_name(device).map_err(PhysicsError::Refused)?;
+        check_name(device)?;
         self.send(&format!("read {device}"))?;
         self.answer()
     }
 
     /// Makes input `device` sense `value`; returns the value set.
     pub fn set(&mut self, device: &str, value: u32) -> Result<u32, PhysicsError> {
-        check_name(device).map_err(PhysicsError::Refused)?;
+        check_name(device)?;
         self.send(&format!("set {device} {value}"))?;
         self.answer()
     }
@@ -133,7 +136,7 @@ impl PhysicsClient {
         device: &str,
         mut each: impl FnMut(u32) -> bool,
     ) -> Result<(), PhysicsError> {
-        check_name(device).map_err(PhysicsError::Refused)?;
+        check_name(device)?;
         self.send(&format!("watch {device}"))?;
         if !each(self.answer()?) {
             return Ok(());

@@ -164,7 +164,7 @@ fn client_and_server_over_a_real_socket() {
     // A name that would smuggle a second command is refused before it is sent.
     assert!(matches!(
         client.read("soil\nset soil 0"),
-        Err(PhysicsError::Refused(_))
+        Err(PhysicsError::Name(DeviceSpecError::Name { .. }))
     ));
     assert_eq!(client.read("soil").unwrap(), 20);
 

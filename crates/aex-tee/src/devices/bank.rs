@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::spec::{DeviceKind, DeviceSpec, MAX_DEVICE_NAME};
+use super::spec::{check_all, DeviceKind, DeviceSpec, DeviceSpecError, MAX_DEVICE_NAME};
 
 /// A module instance a device can be granted to: the namespace it was loaded in (an
 /// application of one deployer) and its name on the node.
@@ -127,36 +127,23 @@ pub struct DeviceBank {
 }
 
 impl DeviceBank {
-    /// A bank holding `specs`; fails on a repeated name.
-    pub fn new(specs: &[DeviceSpec]) -> Result<Self, String> {
-        let mut slots = BTreeMap::new();
-        for spec in specs {
-            let slot = Slot {
-                kind: spec.kind,
-                quantity: spec.quantity.clone(),
-                value: spec.initial,
-                version: 0,
-                holder: None,
-            };
-            if slots.insert(spec.name.clone(), slot).is_some() {
-                return Err(format!("device `{}` is declared twice", spec.name));
-            }
-        }
-        // Inputs sensing one quantity must agree on where it starts.
-        for spec in specs {
-            let Some(quantity) = &spec.quantity else {
-                continue;
-            };
-            if let Some(other) = specs
-                .iter()
-                .find(|o| o.quantity.as_ref() == Some(quantity) && o.initial != spec.initial)
-            {
-                return Err(format!(
-                    "devices `{}` and `{}` sense `{quantity}` but start at {} and {}",
-                    spec.name, other.name, spec.initial, other.initial
-                ));
-            }
-        }
+    /// A bank holding `specs`; fails on a repeated name, or on inputs sensing one quantity
+    /// that start at different values.
+    pub fn new(specs: &[DeviceSpec]) -> Result<Self, DeviceSpecError> {
+        check_all(specs)?;
+        let slots = specs
+            .iter()
+            .map(|spec| {
+                let slot = Slot {
+                    kind: spec.kind,
+                    quantity: spec.quantity.clone(),
+                    value: spec.initial,
+                    version: 0,
+                    holder: None,
+                };
+                (spec.name.clone(), slot)
+            })
+            .collect();
         Ok(DeviceBank {
             slots: Mutex::new(slots),
             changed: Condvar::new(),
@@ -405,7 +392,10 @@ mod tests {
             DeviceSpec::parse("a=digital_in").unwrap(),
             DeviceSpec::parse("a=digital_out").unwrap(),
         ];
-        assert!(DeviceBank::new(&twice).unwrap_err().contains("twice"));
+        assert_eq!(
+            DeviceBank::new(&twice).unwrap_err(),
+            DeviceSpecError::Twice { device: "a".into() }
+        );
     }
 
     #[test]
@@ -553,12 +543,18 @@ mod tests {
         assert_eq!(bank.sense("p2"), Ok(70), "a refused change changes nothing");
         assert!(DeviceSpec::parse("v=digital_out~bed")
             .unwrap_err()
+            .to_string()
             .contains("only inputs"));
         let disagree = [
             DeviceSpec::parse("a=analog_in@1~q").unwrap(),
             DeviceSpec::parse("b=analog_in@2~q").unwrap(),
         ];
-        assert!(DeviceBank::new(&disagree).unwrap_err().contains("start at"));
+        let e = DeviceBank::new(&disagree).unwrap_err();
+        assert!(matches!(e, DeviceSpecError::QuantityStart { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "devices `a` and `b` sense `q` but start at 1 and 2"
+        );
     }
 
     #[test]

@@ -28,4 +28,7 @@ mod bank;
 mod spec;
 
 pub use bank::{Access, DeviceBank, DeviceError, DeviceView, Holder};
-pub use spec::{check_name, DeviceKind, DeviceSpec, DEFAULT_ANALOG_MAX, MAX_DEVICE_NAME};
+pub use spec::{
+    check_all, check_name, DeviceKind, DeviceSpec, DeviceSpecError, DEFAULT_ANALOG_MAX,
+    MAX_DEVICE_NAME,
+};
