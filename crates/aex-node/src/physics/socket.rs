@@ -490,5 +490,5 @@ fn shown(word: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "physics_tests.rs"]
+#[path = "socket_tests.rs"]
 mod tests;
