@@ -116,5 +116,7 @@ pub use admission::read_admit_file;
 pub use config::{ConfigError, NodeConfig};
 pub use error::NodeError;
 pub use node::{run_blocking, Node, NodeHandle};
-pub use physics::{physics_socket, PhysicsClient, PhysicsError, MAX_LINE, PHYSICS_SOCKET};
+pub use physics::{
+    physics_socket, DeviceView, PhysicsClient, PhysicsError, MAX_LINE, PHYSICS_SOCKET,
+};
 pub use timeouts::{TimeoutError, Timeouts};

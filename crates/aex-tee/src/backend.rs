@@ -7,9 +7,11 @@
 //! platform hands it to the module inside the TEE and the node agent never sees it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use aex_crypto::{Measurement, SecretKey};
 
+use crate::devices::{DeviceGrants, DevicePins, DeviceSpec, DeviceSpecError, GrantTable};
 use crate::files::PlatformError;
 use crate::kind::TeeKind;
 use crate::native::NativePlatform;
@@ -60,6 +62,21 @@ pub trait Backend: Send + Sync {
         module_pk: Option<&[u8; 32]>,
         module_mac: Option<&[u8]>,
     ) -> Result<Vec<u8>, EvidenceError>;
+
+    /// The TEE layer's grants of the node's `devices`, reaching them through `pins`: the one
+    /// way a driver module reaches a device (see [`devices`](crate::devices)). Fails on a
+    /// repeated name, or on inputs sensing one quantity that start at different values.
+    ///
+    /// Every backend of this crate keeps its grants in the node process ([`GrantTable`]), as
+    /// simulation does; a hardware backend would hand out the hardware's (Sancus: memory
+    /// protection of the devices' I/O addresses; TrustZone: peripherals of the secure world).
+    fn device_grants(
+        &self,
+        devices: &[DeviceSpec],
+        pins: Arc<dyn DevicePins>,
+    ) -> Result<Arc<dyn DeviceGrants>, DeviceSpecError> {
+        Ok(Arc::new(GrantTable::new(devices, pins)?))
+    }
 }
 
 /// The node agent called [`Backend::evidence`] without what the kind needs.

@@ -40,8 +40,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aex_tee::devices::{check_name, DeviceBank, DeviceKind, DeviceSpecError, DeviceView};
+use aex_tee::devices::{check_name, DeviceGrants, DeviceKind, DeviceSpecError};
 use tracing::{debug, warn};
+
+use super::world::{DeviceView, World};
 
 /// The socket's file name, in [`PHYSICS_DIR`] of the node's data directory.
 pub const PHYSICS_SOCKET: &str = "devices.sock";
@@ -211,7 +213,12 @@ pub(crate) struct PhysicsServer {
 impl PhysicsServer {
     /// Listens on `path` (a stale file there is removed first; the socket is made mode 0600)
     /// inside its parent directory, which is created (or narrowed) to mode 0700 first.
-    pub(crate) fn start(path: PathBuf, bank: Arc<DeviceBank>) -> io::Result<PhysicsServer> {
+    /// `grants` only say which devices are held (`list`).
+    pub(crate) fn start(
+        path: PathBuf,
+        world: Arc<World>,
+        grants: Arc<dyn DeviceGrants>,
+    ) -> io::Result<PhysicsServer> {
         if let Some(dir) = path.parent() {
             private_dir(dir)?;
         }
@@ -226,7 +233,7 @@ impl PhysicsServer {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("aex-physics".into())
-                .spawn(move || accept(listener, bank, stop))?
+                .spawn(move || accept(listener, world, grants, stop))?
         };
         Ok(PhysicsServer {
             path,
@@ -269,7 +276,12 @@ fn private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn accept(listener: UnixListener, bank: Arc<DeviceBank>, stop: Arc<AtomicBool>) {
+fn accept(
+    listener: UnixListener,
+    world: Arc<World>,
+    grants: Arc<dyn DeviceGrants>,
+    stop: Arc<AtomicBool>,
+) {
     let clients = Arc::new(AtomicUsize::new(0));
     if let Err(e) = listener.set_nonblocking(true) {
         warn!(error = %e, "device socket: cannot poll; closing it");
@@ -299,11 +311,12 @@ fn accept(listener: UnixListener, bank: Arc<DeviceBank>, stop: Arc<AtomicBool>) 
             let _ = writeln!(stream, "error too many clients (at most {MAX_CLIENTS})");
             continue;
         }
-        let (bank, stop, count) = (bank.clone(), stop.clone(), clients.clone());
+        let (world, grants) = (world.clone(), grants.clone());
+        let (stop, count) = (stop.clone(), clients.clone());
         let spawned = std::thread::Builder::new()
             .name("aex-physics-client".into())
             .spawn(move || {
-                if let Err(e) = serve(stream, &bank, &stop) {
+                if let Err(e) = serve(stream, &world, &*grants, &stop) {
                     debug!(error = %e, "device socket client ended");
                 }
                 count.fetch_sub(1, Ordering::Relaxed);
@@ -316,7 +329,12 @@ fn accept(listener: UnixListener, bank: Arc<DeviceBank>, stop: Arc<AtomicBool>) 
 }
 
 /// Serves one client until it disconnects or the node stops.
-fn serve(mut stream: UnixStream, bank: &DeviceBank, stop: &AtomicBool) -> io::Result<()> {
+fn serve(
+    mut stream: UnixStream,
+    world: &World,
+    grants: &dyn DeviceGrants,
+    stop: &AtomicBool,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(POLL))?;
     let mut lines = Lines::default();
     loop {
@@ -324,8 +342,8 @@ fn serve(mut stream: UnixStream, bank: &DeviceBank, stop: &AtomicBool) -> io::Re
             Incoming::Closed => return Ok(()),
             Incoming::TooLong => format!("error line longer than {MAX_LINE} bytes; {USAGE}\n"),
             Incoming::Line(line) => match parse(&line) {
-                Ok(Request::Watch(device)) => return watch(stream, bank, stop, device),
-                Ok(request) => answer(bank, request),
+                Ok(Request::Watch(device)) => return watch(stream, world, stop, device),
+                Ok(request) => answer(world, grants, request),
                 Err(message) => format!("error {message}\n"),
             },
         };
@@ -368,20 +386,20 @@ fn parse(line: &str) -> Result<Request<'_>, String> {
 }
 
 /// The answer to a request other than `watch`, newline-terminated.
-fn answer(bank: &DeviceBank, request: Request<'_>) -> String {
+fn answer(world: &World, grants: &dyn DeviceGrants, request: Request<'_>) -> String {
     let result = match request {
         Request::List => {
             let mut text = String::new();
-            for d in bank.list() {
+            for d in world.list(grants) {
                 let holder = if d.held { "held" } else { "free" };
                 text.push_str(&format!("{} {} {} {holder}\n", d.name, d.kind, d.value));
             }
             text.push_str("end\n");
             return text;
         }
-        Request::Read(device) => bank.sense(device),
-        Request::Set(device, value) => bank.set_world(device, value).map(|()| value),
-        Request::Watch(device) => bank.watch(device, None, Duration::ZERO).map(|(_, v)| v),
+        Request::Read(device) => world.sense(device),
+        Request::Set(device, value) => world.set(device, value).map(|()| value),
+        Request::Watch(device) => world.watch(device, None, Duration::ZERO).map(|(_, v)| v),
     };
     match result {
         Ok(value) => format!("ok {value}\n"),
@@ -390,13 +408,8 @@ fn answer(bank: &DeviceBank, request: Request<'_>) -> String {
 }
 
 /// Streams `device`'s value at every change until the client disconnects or the node stops.
-fn watch(
-    mut stream: UnixStream,
-    bank: &DeviceBank,
-    stop: &AtomicBool,
-    device: &str,
-) -> io::Result<()> {
-    let mut seen = match bank.watch(device, None, Duration::ZERO) {
+fn watch(mut stream: UnixStream, world: &World, stop: &AtomicBool, device: &str) -> io::Result<()> {
+    let mut seen = match world.watch(device, None, Duration::ZERO) {
         Ok((version, value)) => {
             stream.write_all(format!("ok {value}\n").as_bytes())?;
             version
@@ -410,7 +423,7 @@ fn watch(
     stream.set_read_timeout(Some(Duration::from_millis(1)))?;
     let mut scratch = [0u8; 64];
     while !stop.load(Ordering::Relaxed) {
-        let Ok((version, value)) = bank.watch(device, Some(seen), POLL) else {
+        let Ok((version, value)) = world.watch(device, Some(seen), POLL) else {
             return Ok(());
         };
         if version != seen {

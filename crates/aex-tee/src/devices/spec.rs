@@ -332,6 +332,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_set_has_unique_names_and_agreeing_quantities() {
+        let specs = |texts: &[&str]| DeviceSpec::parse_all(texts).unwrap();
+        assert_eq!(
+            check_all(&specs(&[
+                "a=digital_in",
+                "b=analog_in@3~q",
+                "c=analog_in@3~q"
+            ])),
+            Ok(())
+        );
+        assert_eq!(
+            check_all(&specs(&["a=digital_in", "a=digital_out"])),
+            Err(DeviceSpecError::Twice { device: "a".into() })
+        );
+        let e = check_all(&specs(&["a=analog_in@1~q", "b=analog_in@2~q"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "devices `a` and `b` sense `q` but start at 1 and 2"
+        );
+    }
+
+    #[test]
     fn specs_parse_and_refuse_with_reasons() {
         let soil = DeviceSpec::parse("soil=analog_in:100@35").unwrap();
         assert_eq!(soil.kind, DeviceKind::AnalogIn { max: 100 });
