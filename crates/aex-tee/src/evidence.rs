@@ -18,6 +18,7 @@
 //! claims (`simulated`, `challenge`, provider key id, measurement) are only ever used to *refuse*
 //! early with a precise error, never to accept.
 
+use aex_crypto::Measurement;
 use serde::{Deserialize, Serialize};
 
 /// Envelope version this crate writes and reads.
@@ -132,6 +133,18 @@ impl NativeBody {
             report_data: rd.try_into().map_err(|_| "report data")?,
         })
     }
+}
+
+/// What a kind's cryptographic check proved.
+#[derive(Debug, Clone)]
+pub(crate) struct Claims {
+    pub measurement: Measurement,
+    pub simulated: bool,
+    pub debug: bool,
+    /// `Some` for quote and native kinds: must bind the module pk and the challenge.
+    pub report_data: Option<[u8; 64]>,
+    pub provider_key_id: Option<[u8; 8]>,
+    pub tcb_status: Option<String>,
 }
 
 /// `SHA-256(module_pk || challenge) || 32 zero bytes`: the report data of `sgx` quotes and

@@ -107,20 +107,24 @@
 mod appraise;
 mod backend;
 pub mod devices;
+mod error;
 mod evidence;
 mod files;
 mod kind;
 mod native;
+mod open;
+mod provider;
 pub mod sgx;
 pub mod symmetric;
 
-pub use appraise::{appraise, AppraisalError, Appraised, Expected, TrustAnchor};
-pub use backend::{open, open_with, Backend, BackendOptions, EvidenceError};
+pub use appraise::{appraise, Appraised, Expected, TrustAnchor};
+pub use backend::{Backend, EvidenceError};
+pub use error::AppraisalError;
 pub use evidence::{report_data, EVIDENCE_VERSION};
 pub use files::PlatformError;
-pub use kind::{algorithms, Scheme, TeeKind, UnknownTeeKind};
+pub use kind::{algorithms, Scheme, SymmetricKind, TeeKind, UnknownTeeKind};
 pub use native::NativePlatform;
+pub use open::{open, open_with, BackendOptions};
+pub use provider::Provider;
 pub use sgx::{sgx_evidence, SimSgxPlatform, PLATFORM_PUB_FILE};
-pub use symmetric::{
-    node_key_file, Provider, ProviderKey, ProviderKeyError, SimSymmetricPlatform, SymmetricKind,
-};
+pub use symmetric::{node_key_file, ProviderKey, ProviderKeyError, SimSymmetricPlatform};

@@ -7,11 +7,12 @@
 
 use aex_crypto::{Measurement, SecretKey};
 
-use crate::appraise::{AppraisalError, Claims, Expected};
+use crate::appraise::Expected;
 use crate::backend::{Backend, EvidenceError};
-use crate::evidence::{report_data, Envelope, NativeBody};
+use crate::error::AppraisalError;
+use crate::evidence::{report_data, Claims, Envelope, NativeBody};
 use crate::kind::TeeKind;
-use crate::symmetric::Provider;
+use crate::provider::Provider;
 
 /// The `native` platform: it has no material at all.
 #[derive(Debug, Clone, Copy, Default)]

@@ -16,14 +16,11 @@
 //!
 //! Invariant: an [`Appraised`] value exists only if [`appraise`] ran all of these.
 
-mod error;
-
 use aex_crypto::Measurement;
 use subtle::ConstantTimeEq;
 
-pub use error::AppraisalError;
-
-use crate::evidence::{report_data, Envelope};
+use crate::error::AppraisalError;
+use crate::evidence::{report_data, Claims, Envelope};
 use crate::kind::{Scheme, TeeKind};
 use crate::sgx::{DcapCollateral, SimRootPublicKey};
 use crate::symmetric::ProviderKey;
@@ -137,18 +134,6 @@ impl Appraised {
     pub fn tcb_status(&self) -> Option<&str> {
         self.tcb_status.as_deref()
     }
-}
-
-/// What a kind's cryptographic check proved.
-#[derive(Debug, Clone)]
-pub(crate) struct Claims {
-    pub measurement: Measurement,
-    pub simulated: bool,
-    pub debug: bool,
-    /// `Some` for quote and native kinds: must bind the module pk and the challenge.
-    pub report_data: Option<[u8; 64]>,
-    pub provider_key_id: Option<[u8; 8]>,
-    pub tcb_status: Option<String>,
 }
 
 /// Appraises `evidence` from a node of kind `expected.kind`.

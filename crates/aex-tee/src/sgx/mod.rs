@@ -28,11 +28,12 @@ pub use verify::{verify_sgx_quote, QuoteIssuer, VerifiedQuote};
 
 use aex_crypto::{Measurement, SecretKey};
 
-use crate::appraise::{AppraisalError, Claims, Expected};
+use crate::appraise::Expected;
 use crate::backend::{Backend, EvidenceError};
-use crate::evidence::{report_data, Envelope};
+use crate::error::AppraisalError;
+use crate::evidence::{report_data, Claims, Envelope};
 use crate::kind::TeeKind;
-use crate::symmetric::Provider;
+use crate::provider::Provider;
 
 /// The claims a verified quote proves.
 pub(crate) fn claims(quote: &[u8], exp: &Expected<'_>) -> Result<Claims, AppraisalError> {

@@ -13,7 +13,8 @@ use super::layout::{
     QuoteHeader, SgxReportBody, INTEL_QE_VENDOR_ID, SIGNED_LEN, SIG_DATA_OFFSET, SIM_QE_VENDOR_ID,
 };
 use super::sim::{SimCert, SimRootPublicKey, SIM_QUOTE_LEN};
-use crate::appraise::{AppraisalError, TrustAnchor};
+use crate::appraise::TrustAnchor;
+use crate::error::AppraisalError;
 use crate::kind::TeeKind;
 
 /// Who issued (certified the attestation key of) a quote.

@@ -12,6 +12,9 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::kind::SymmetricKind;
+use crate::provider::Provider;
+
 pub use aex_crypto::symmetric::{attest_mac, Transcript, MAC_LEN};
 
 /// Length of a provider key id (and of a node key id).
@@ -28,49 +31,6 @@ pub const KEY_ID_LABEL: &[u8] = b"aex/v2 provider key id";
 
 /// HMAC message of a node key's public id (the node's platform identity).
 pub const NODE_KEY_ID_LABEL: &[u8] = b"aex/v2 node key id";
-
-/// The symmetric TEE kinds; their names are part of the key hierarchy and the MAC label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SymmetricKind {
-    /// `trustzone`.
-    TrustZone,
-    /// `sancus`.
-    Sancus,
-}
-
-impl SymmetricKind {
-    /// The kind's name, as in [`TeeKind::name`](crate::TeeKind::name).
-    pub fn name(self) -> &'static str {
-        match self {
-            SymmetricKind::TrustZone => "trustzone",
-            SymmetricKind::Sancus => "sancus",
-        }
-    }
-}
-
-/// A software provider on a symmetric node: a stakeholder, named by its deployer identity
-/// (the Ed25519 public key it signs its node sessions with, `aex identity`). Public.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Provider(pub [u8; 32]);
-
-impl Provider {
-    /// The first 8 bytes in hex, as in file names and logs.
-    pub fn short(&self) -> String {
-        hex::encode(&self.0[..8])
-    }
-}
-
-impl core::fmt::Display for Provider {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl core::fmt::Debug for Provider {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Provider({self})")
-    }
-}
 
 fn hkdf32(ikm: &[u8; KEY_LEN], info: &[&[u8]]) -> SecretKey {
     let mut okm = Zeroizing::new([0u8; KEY_LEN]);

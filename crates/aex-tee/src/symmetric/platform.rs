@@ -21,14 +21,16 @@ use aex_crypto::{Measurement, SecretKey};
 use zeroize::Zeroizing;
 
 use super::keys::{
-    module_key, node_key_id, provider_key, provider_key_id, verify_attest_mac, Provider,
-    SymmetricKind, Transcript, KEY_ID_LEN, MAC_LEN,
+    module_key, node_key_id, provider_key, provider_key_id, verify_attest_mac, Transcript,
+    KEY_ID_LEN, MAC_LEN,
 };
-use crate::appraise::{AppraisalError, Claims, Expected, TrustAnchor};
+use crate::appraise::{Expected, TrustAnchor};
 use crate::backend::{Backend, EvidenceError};
-use crate::evidence::{Envelope, SymmetricBody};
+use crate::error::AppraisalError;
+use crate::evidence::{Claims, Envelope, SymmetricBody};
 use crate::files::{corrupt, io_err, read_secret, write_secret, PlatformError};
-use crate::kind::TeeKind;
+use crate::kind::{SymmetricKind, TeeKind};
+use crate::provider::Provider;
 
 /// The node key file of `kind` in a data directory: `<kind>-node.key`.
 pub fn node_key_file(kind: SymmetricKind) -> String {
