@@ -7,7 +7,6 @@
 
 use aex_crypto::{Measurement, SecretKey};
 
-use crate::appraise::Expected;
 use crate::backend::{Backend, EvidenceError};
 use crate::error::AppraisalError;
 use crate::evidence::{report_data, Claims, Envelope, NativeBody};
@@ -56,9 +55,9 @@ impl Backend for NativePlatform {
 }
 
 /// The claims of native evidence, unproven (the caller checked `allow_insecure`).
-pub(crate) fn claims(env: &Envelope, exp: &Expected<'_>) -> Result<Claims, AppraisalError> {
+pub(crate) fn claims(env: &Envelope) -> Result<Claims, AppraisalError> {
     let body = NativeBody::decode(&env.body).map_err(|reason| AppraisalError::Malformed {
-        kind: exp.kind,
+        kind: TeeKind::Native,
         reason,
     })?;
     Ok(Claims {

@@ -22,8 +22,8 @@ use subtle::ConstantTimeEq;
 use crate::error::AppraisalError;
 use crate::evidence::{report_data, Claims, Envelope};
 use crate::kind::{Scheme, TeeKind};
-use crate::sgx::{DcapCollateral, SimRootPublicKey};
-use crate::symmetric::ProviderKey;
+use crate::sgx::{DcapCollateral, QuoteAnchor, SimRootPublicKey};
+use crate::symmetric::{ProviderKey, Transcript};
 
 /// What the deployer trusts for a node: one variant per attestation scheme.
 #[derive(Debug, Clone, Copy)]
@@ -173,10 +173,49 @@ pub fn appraise(evidence: &[u8], expected: &Expected<'_>) -> Result<Appraised, A
     if !bool::from(env.challenge.ct_eq(&exp.challenge)) {
         return Err(AppraisalError::StaleChallenge);
     }
-    let claims = match scheme {
-        Scheme::Quote => crate::sgx::claims(&env.body, exp)?,
-        Scheme::Symmetric => crate::symmetric::claims(&env, exp)?,
-        Scheme::Insecure => crate::native::claims(&env, exp)?,
+    let mismatch = || AppraisalError::AnchorKindMismatch {
+        kind: exp.kind,
+        anchor: exp.anchor.name(),
+    };
+    let claims = match (scheme, exp.anchor) {
+        (Scheme::Quote, TrustAnchor::SimSgxRoot(root)) => {
+            crate::sgx::claims(&env.body, QuoteAnchor::SimRoot(root))?
+        }
+        (
+            Scheme::Quote,
+            TrustAnchor::IntelDcap {
+                collateral,
+                now_unix,
+            },
+        ) => crate::sgx::claims(
+            &env.body,
+            QuoteAnchor::Intel {
+                collateral,
+                now_unix,
+            },
+        )?,
+        (Scheme::Symmetric, TrustAnchor::ProviderKey(key)) => {
+            let kind = exp.kind.symmetric().ok_or_else(mismatch)?;
+            let module_pk = exp
+                .module_pk
+                .as_ref()
+                .ok_or(AppraisalError::MissingModuleKey { kind: exp.kind })?;
+            let deployer_pk = exp
+                .deployer_pk
+                .as_ref()
+                .ok_or(AppraisalError::MissingDeployerKey { kind: exp.kind })?;
+            let transcript = Transcript {
+                kind: kind.name(),
+                simulated: env.simulated,
+                challenge: &exp.challenge,
+                measurement: &exp.measurement,
+                module_pk,
+                deployer_pk,
+            };
+            crate::symmetric::claims(&env, kind, key, &transcript)?
+        }
+        (Scheme::Insecure, _) => crate::native::claims(&env)?,
+        _ => return Err(mismatch()),
     };
     common_checks(&claims, exp)?;
     if claims.simulated != env.simulated {
