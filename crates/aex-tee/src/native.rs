@@ -56,9 +56,9 @@ impl Backend for NativePlatform {
 
 /// The claims of native evidence, unproven (the caller checked `allow_insecure`).
 pub(crate) fn claims(env: &Envelope) -> Result<Claims, AppraisalError> {
-    let body = NativeBody::decode(&env.body).map_err(|reason| AppraisalError::Malformed {
+    let body = NativeBody::decode(&env.body).map_err(|e| AppraisalError::Malformed {
         kind: TeeKind::Native,
-        reason,
+        reason: e.to_string(),
     })?;
     Ok(Claims {
         measurement: Measurement(body.measurement),

@@ -143,7 +143,7 @@ pub fn appraise(evidence: &[u8], expected: &Expected<'_>) -> Result<Appraised, A
         kind: exp.kind,
         reason,
     };
-    let env = Envelope::decode(evidence).map_err(malformed)?;
+    let env = Envelope::decode(evidence).map_err(|e| malformed(e.to_string()))?;
     if env.kind != exp.kind.name() {
         // The name is the peer's: bounded and escaped before it reaches a log.
         let got: String = env.kind.chars().take(32).collect();

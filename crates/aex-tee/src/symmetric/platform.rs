@@ -240,8 +240,10 @@ pub(crate) fn claims(
     transcript: &Transcript<'_>,
 ) -> Result<Claims, AppraisalError> {
     let kind = TeeKind::from(kind);
-    let body = SymmetricBody::decode(&env.body)
-        .map_err(|reason| AppraisalError::Malformed { kind, reason })?;
+    let body = SymmetricBody::decode(&env.body).map_err(|e| AppraisalError::Malformed {
+        kind,
+        reason: e.to_string(),
+    })?;
     if body.provider_key_id != key.key_id() {
         return Err(AppraisalError::UntrustedProviderKey {
             expected: hex::encode(key.key_id()),
