@@ -22,7 +22,7 @@
 use aex_crypto::symmetric::{self, Transcript};
 use aex_proto::{FromModule, WireKey};
 
-use crate::state::Core;
+use crate::core::Core;
 
 /// A module key handed over by a symmetric TEE platform.
 pub(crate) struct Provisioned {

@@ -13,10 +13,10 @@ use serde::Serialize;
 
 use aex_proto::DeviceOp;
 
+use crate::core::Core;
 use crate::error::Error;
 use crate::module::{Output, Request};
 use crate::payload;
-use crate::state::Core;
 
 /// The runtime's services for one call into module code.
 pub struct Context<'a> {

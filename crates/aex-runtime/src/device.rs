@@ -20,8 +20,8 @@
 
 use aex_proto::{DeviceOp, FromModule, ToModule};
 
+use crate::core::{Arrived, Core, Step, Unanswered};
 use crate::error::Error;
-use crate::state::{Arrived, Core, Step, Unanswered};
 
 impl Core {
     /// Performs `op` on `device` through the TEE layer and returns the value it answers.

@@ -87,6 +87,7 @@ mod backlog;
 mod clock;
 mod conn;
 mod context;
+mod core;
 mod deadline;
 mod device;
 mod error;
@@ -95,7 +96,6 @@ mod link;
 mod module;
 pub mod payload;
 mod serve;
-mod state;
 #[cfg(test)]
 mod tests;
 #[doc(hidden)]

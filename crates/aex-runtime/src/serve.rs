@@ -10,7 +10,7 @@
 //!   deadline clocks (`deadline.rs`), and the node's untrusted ticks for the entries the
 //!   module declares `#[periodic]` (never two late ticks of an entry in a row); nothing else;
 //! * no module code runs on the fresh `Default` state until the module is armed by its first
-//!   authenticated `Restore`, `SetKey`, `Call` or `Start` (`state.rs`): ticks before are
+//!   authenticated `Restore`, `SetKey`, `Call` or `Start` (`core.rs`): ticks before are
 //!   refused and counted, and deadline clocks only start when an input is keyed;
 //! * a retired instance takes no `SetKey`, `Call`, `Start` or `Restore` (refused under its
 //!   module key and counted in `ModuleStats::refused_commands`): its state lives on elsewhere;
@@ -27,9 +27,9 @@ use aex_proto::{Command, CommandError, CommandReply, Event, FromModule, Sealed, 
 
 use crate::conn::{Accepted, Binding, Refused};
 use crate::context::Context;
+use crate::core::Core;
 use crate::link::{Link, Recv};
 use crate::module::{Module, PortError, PortKind};
-use crate::state::Core;
 
 /// The longest failure message the runtime seals (a handler's, an entry point's, a refused
 /// restore's); longer ones are cut at a character boundary. It keeps a failing call's answer
