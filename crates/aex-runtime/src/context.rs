@@ -15,8 +15,8 @@ use aex_proto::DeviceOp;
 
 use crate::core::Core;
 use crate::error::Error;
-use crate::module::{Output, Request};
 use crate::payload;
+use crate::port::{Output, Request};
 
 /// The runtime's services for one call into module code.
 pub struct Context<'a> {

@@ -95,6 +95,7 @@ mod handle;
 mod link;
 mod module;
 pub mod payload;
+mod port;
 mod serve;
 #[cfg(test)]
 mod tests;
@@ -110,7 +111,8 @@ pub use context::Context;
 pub use deadline::Deadline;
 pub use error::Error;
 pub use handle::Handle;
-pub use module::{Module, Output, PortError, PortKind, Request};
+pub use module::{Module, PortError, PortKind};
+pub use port::{Output, Request};
 
 /// The command-line flag that makes a module print its interface and exit.
 pub const DESCRIBE_FLAG: &str = "--aex-describe";
