@@ -20,7 +20,7 @@ use crate::port::{Output, Request};
 
 /// The runtime's services for one call into module code.
 pub struct Context<'a> {
-    core: &'a mut Core,
+    pub(crate) core: &'a mut Core,
 }
 
 impl<'a> Context<'a> {
@@ -62,13 +62,6 @@ impl<'a> Context<'a> {
         let bytes = payload::to_json(value).map_err(Error::Encode)?;
         let reply = self.request(request, &bytes)?;
         payload::from_json(&reply).map_err(Error::Decode)
-    }
-
-    /// A [`Handle`](crate::Handle) through which threads the module starts can call back into
-    /// it (e.g. an HTTP server thread that answers from the module's state). `M` must be the
-    /// module's own state type; calls made with another type are dropped.
-    pub fn handle<M: 'static>(&self) -> crate::Handle<M> {
-        crate::Handle::new(self.core.link.local_sender())
     }
 
     /// Reads `device`, one the node's TEE layer granted to this module instance: a digital

@@ -59,6 +59,22 @@
 //!
 //! Module authors use the `aex` crate, whose `#[aex::module]` macro implements [`Module`].
 //!
+//! # Layout
+//!
+//! `serve.rs` is the main loop; it calls module code through [`Module`] (`module.rs`) with a
+//! [`Context`] (`context.rs`) that borrows the runtime's `Core` (`core.rs`: keys, connections
+//! (`conn.rs`), the link, the lifecycle and the one blocking wait). `Core`'s methods are split
+//! by concept: attestation in `attest.rs`, device accesses in `device.rs`; the snapshots it
+//! keeps for a state transfer are [`transfer`]'s types, deadlines `deadline.rs`'s. The
+//! stdin/stdout link and its reader thread are `link.rs`, its byte bounds `backlog.rs`;
+//! [`Handle`] (`handle.rs`) lets module threads queue calls on it; port handles are
+//! `port.rs`.
+//!
+//! The modules import each other without a circle but for one deliberate pair, **`core` ↔
+//! `link`**: the `Core` owns the `Link`, and the link carries the calls of module-owned threads
+//! (`LocalCall`), which run on the `Core`. (Check with `scripts/use-edges.py
+//! crates/aex-runtime`.)
+//!
 //! # Environment
 //!
 //! * `AEX_MEASUREMENT`: 64 hex characters, the measurement the node took of this binary. If

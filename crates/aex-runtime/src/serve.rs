@@ -101,8 +101,7 @@ impl<M: Module> Runtime<M> {
             // armed, no module code ran yet, so no module thread can exist.)
             return;
         }
-        let mut ctx = Context::new(&mut self.core);
-        call(&mut self.module, &mut ctx);
+        call(&mut self.module, &mut self.core);
     }
 
     /// Sends the `Hello` every module starts with.
