@@ -14,7 +14,8 @@
 //! * the module side: [`symmetric::attest_mac`] (from `aex_crypto::symmetric`), a pure
 //!   function the module runtime calls;
 //! * secure I/O: [`devices`], the devices of a node and the exclusive grant of each to one
-//!   attested driver module.
+//!   attested driver module, which the node gets from its backend
+//!   ([`device_grants`](Backend::device_grants)).
 //!
 //! Every kind's evidence travels in one envelope (see `evidence.rs`): version, kind, simulated
 //! flag, the challenge it answers, and a kind-specific body. Connection algorithms per kind:
@@ -101,6 +102,22 @@
 //!
 //! The symmetric key schedule and MAC are in [`symmetric`]; the quote layout in
 //! [`sgx::QuoteHeader`] and [`sgx::SgxReportBody`].
+//!
+//! # Layout
+//!
+//! Layered, with no import circle (check with `scripts/use-edges.py crates/aex-tee`):
+//!
+//! 1. shared types, importing nothing but each other downwards: `kind.rs` ([`TeeKind`],
+//!    [`SymmetricKind`]), `provider.rs` ([`Provider`]), `error.rs` ([`AppraisalError`]),
+//!    `evidence.rs` (the envelope, and the claims a check proves), `files.rs` (key files),
+//!    [`devices`] (declarations, grants);
+//! 2. `backend.rs`: the [`Backend`] trait;
+//! 3. one folder or file per scheme, each with its node side (a `Backend`) and its
+//!    cryptographic check: [`sgx`], [`symmetric`], `native.rs`; none imports another or the
+//!    appraisal;
+//! 4. on top, `open.rs` ([`open`]: the node picks a backend) and `appraise/` ([`appraise`]:
+//!    the deployer maps its [`TrustAnchor`] to the scheme's check, then runs the common
+//!    checks).
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
