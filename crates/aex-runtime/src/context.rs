@@ -2,8 +2,9 @@
 //! in a driver module, reach its devices.
 //!
 //! A [`Context`] is lent to each port method for the length of one call. Emitting is fire and
-//! forget (SPEC §4): one sealed event per connection bound to the output, none if the output
-//! is not connected yet. A request or a device access blocks the module until the answer
+//! forget (aex does not promise delivery: docs/SECURITY.md, "What aex promises"): one sealed
+//! event per connection bound to the output, none if the output is not connected yet
+//! (docs/TUTORIAL.md §2). A request or a device access blocks the module until the answer
 //! arrives or the timeout passes; the module handles nothing else meanwhile.
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The module's main loop: one message from the node at a time, in order.
 //!
-//! Invariants this file owns (SPEC §2, §7):
+//! Invariants this file owns (docs/PROTOCOL.md §4 and §5; docs/SECURITY.md, "What aex promises"
+//! and "Availability"):
 //! * exactly one key agreement per process: the first `Attest` consumes it, later ones are
 //!   refused (`attest.rs`);
 //! * a command is executed only if it opens under the module key with a fresh counter; a
