@@ -10,7 +10,7 @@
 //! * **Event AEAD** ([`SealingKey`]): AES-256-GCM (default) or ChaCha20-Poly1305 under a 32-byte
 //!   connection or module key. Nonces are never chosen by callers: a [`Nonce`] is built from a
 //!   one-byte domain (direction) and a 64-bit counter, so a counter that never repeats per
-//!   direction gives a nonce that never repeats per key (SPEC §7).
+//!   direction gives a nonce that never repeats per key (docs/PROTOCOL.md §7).
 //! * **Module key agreement** ([`ModuleKeyAgreement`]): X25519 (RFC 7748) between the module's
 //!   ephemeral key and the deployer's ephemeral key, then HKDF-SHA-256 (RFC 5869) salted with the
 //!   deployer's fresh challenge and bound to both public keys and the module's measurement.

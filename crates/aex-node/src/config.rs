@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use aex_proto::{DeployerKey, NodeKey};
-use aex_tee::devices::DeviceSpec;
+use aex_tee::devices::{DeviceSpec, DeviceSpecError};
 use aex_tee::TeeKind;
 use serde::Deserialize;
 
@@ -221,7 +221,7 @@ impl NodeConfig {
             .map(|k| k.parse::<NodeKey>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| field("peers", e.to_string()))?;
-        let devices = parse_devices(&raw.devices).map_err(|e| field("devices", e))?;
+        let devices = parse_devices(&raw.devices).map_err(|e| field("devices", e.to_string()))?;
         let timeouts = parse_timeouts(&raw.timeouts).map_err(|(f, e)| field(&f, e))?;
         let limits = parse_limits(&raw.limits).map_err(|(f, e)| field(&f, e))?;
         Ok(NodeConfig {
@@ -241,15 +241,12 @@ impl NodeConfig {
 }
 
 /// Parses device declarations (`name=kind[@initial]`), refusing a repeated name.
-fn parse_devices<S: AsRef<str>>(texts: &[S]) -> Result<Vec<DeviceSpec>, String> {
+fn parse_devices<S: AsRef<str>>(texts: &[S]) -> Result<Vec<DeviceSpec>, DeviceSpecError> {
     let mut devices: Vec<DeviceSpec> = Vec::with_capacity(texts.len());
     for text in texts {
         let spec = DeviceSpec::parse(text.as_ref())?;
         if devices.iter().any(|d| d.name == spec.name) {
-            return Err(format!(
-                "device `{}` is declared twice: device names are unique on a node",
-                spec.name
-            ));
+            return Err(DeviceSpecError::Twice { device: spec.name });
         }
         devices.push(spec);
     }

@@ -70,12 +70,12 @@ pub enum NodeError {
         source: crate::limits::LimitError,
     },
     /// The configured devices cannot be used (a name declared twice).
-    #[error("node `{node}`: invalid devices: {message}")]
+    #[error("node `{node}`: invalid devices: {source}")]
     Devices {
         /// The node's name.
         node: String,
         /// What is wrong.
-        message: String,
+        source: aex_tee::devices::DeviceSpecError,
     },
     /// The physical-world socket (`devices.sock`) could not be opened on a node that declares
     /// devices.

@@ -128,5 +128,7 @@ pub use config::{ConfigError, NodeConfig};
 pub use error::NodeError;
 pub use limits::{LimitError, Limits, MIN_QUEUE_BYTES};
 pub use node::{run_blocking, Node, NodeHandle};
-pub use physics::{physics_socket, PhysicsClient, PhysicsError, MAX_LINE, PHYSICS_SOCKET};
+pub use physics::{
+    physics_socket, DeviceView, PhysicsClient, PhysicsError, MAX_LINE, PHYSICS_SOCKET,
+};
 pub use timeouts::{TimeoutError, Timeouts};

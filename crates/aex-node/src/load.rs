@@ -332,7 +332,8 @@ fn check_devices(module: &str, devices: &[String]) -> Result<(), WireError> {
         ));
     }
     for device in devices {
-        aex_tee::devices::check_name(device).map_err(|e| refuse(NodeErrorKind::BadRequest, e))?;
+        aex_tee::devices::check_name(device)
+            .map_err(|e| refuse(NodeErrorKind::BadRequest, e.to_string()))?;
     }
     Ok(())
 }

@@ -8,7 +8,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aex_tee::devices::DeviceBank;
 use aex_tee::BackendOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,7 +17,7 @@ use tracing::{info, warn};
 use crate::admission::Admission;
 use crate::config::NodeConfig;
 use crate::error::NodeError;
-use crate::physics::{physics_socket, PhysicsServer};
+use crate::physics::{physics_socket, PhysicsServer, World};
 use crate::router::Router;
 use crate::server::{self, Shared, ADDR_FILE, PID_FILE};
 
@@ -90,15 +89,17 @@ impl Node {
                 .map_err(|source| NodeError::Write { path, source })?;
         }
 
-        let devices =
-            Arc::new(
-                DeviceBank::new(&config.devices).map_err(|message| NodeError::Devices {
-                    node: config.name.clone(),
-                    message,
-                })?,
-            );
+        // The world stands behind the devices; the backend grants them to drivers.
+        let invalid = |source| NodeError::Devices {
+            node: config.name.clone(),
+            source,
+        };
+        let world = Arc::new(World::new(&config.devices).map_err(invalid)?);
+        let devices = backend
+            .device_grants(&config.devices, world.clone())
+            .map_err(invalid)?;
         let socket = physics_socket(&data_dir);
-        let physics = match PhysicsServer::start(socket.clone(), devices.clone()) {
+        let physics = match PhysicsServer::start(socket.clone(), world, devices.clone()) {
             Ok(server) => Some(server),
             Err(source) if !config.devices.is_empty() => {
                 return Err(NodeError::DeviceSocket {

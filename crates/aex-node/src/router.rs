@@ -34,7 +34,7 @@ use aex_proto::{
     AppId, ConnId, DeployerKey, Direction, Endpoint, Event, FromNode, NodeError as WireError,
     NodeErrorKind, NodeKey, Origin, PeerStatus,
 };
-use aex_tee::devices::{DeviceBank, Holder};
+use aex_tee::devices::{DeviceGrants, Holder};
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -89,7 +89,7 @@ pub(crate) struct Router {
     peers: Mutex<HashMap<(String, NodeKey), Arc<PeerLink>>>,
     dropped: Arc<AtomicU64>,
     shutdown: watch::Receiver<bool>,
-    devices: Arc<DeviceBank>,
+    devices: Arc<dyn DeviceGrants>,
     timeouts: Timeouts,
     limits: Limits,
 }
@@ -102,7 +102,7 @@ impl Router {
         node_name: String,
         identity: Arc<StaticKey>,
         shutdown: watch::Receiver<bool>,
-        devices: Arc<DeviceBank>,
+        devices: Arc<dyn DeviceGrants>,
         timeouts: Timeouts,
         limits: Limits,
     ) -> Self {
@@ -296,7 +296,7 @@ impl Router {
     }
 
     /// The node's devices and their grants.
-    pub(crate) fn devices(&self) -> &Arc<DeviceBank> {
+    pub(crate) fn devices(&self) -> &Arc<dyn DeviceGrants> {
         &self.devices
     }
 

@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 
 use aex_link::{LinkError, LinkKind, StaticKey, MAX_HELLO_LEN, MAX_RECORD};
 use aex_proto::{Hello, NodeKey, ToNode};
-use aex_tee::devices::DeviceBank;
+use aex_tee::devices::DeviceGrants;
 use aex_tee::Backend;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -65,7 +65,7 @@ pub(crate) struct Shared {
     /// Routing and module tables.
     pub(crate) router: Arc<Router>,
     /// The node's devices and their grants (the router's, shared).
-    pub(crate) devices: Arc<DeviceBank>,
+    pub(crate) devices: Arc<dyn DeviceGrants>,
     /// The physical-world socket, closed when the node stops.
     physics: Mutex<Option<PhysicsServer>>,
     /// Module names being uploaded.

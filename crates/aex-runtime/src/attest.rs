@@ -22,17 +22,7 @@
 use aex_crypto::symmetric::{self, Transcript};
 use aex_proto::{FromModule, WireKey};
 
-use crate::state::Core;
-
-/// A module key handed over by a symmetric TEE platform.
-pub(crate) struct Provisioned {
-    /// TEE kind name, bound into the attestation MAC.
-    pub(crate) kind: String,
-    /// Whether the platform is simulated, bound into the attestation MAC.
-    pub(crate) simulated: bool,
-    /// The module key (zeroized on drop).
-    pub(crate) key: aex_crypto::SecretKey,
-}
+use crate::core::{Core, Provisioned};
 
 impl Core {
     /// `ToModule::Provision`: keeps the module key a symmetric platform hands over, only

@@ -9,7 +9,7 @@
 //!   over dropping because the runtime cannot tell, before opening it, an authentic event from
 //!   junk; dropping at the ceiling would let junk push authentic events out.
 //! * the **deferred queue**, where messages wait while module code waits for a reply or a
-//!   device answer (`state.rs`). Events that can never be accepted (unknown connection, wrong
+//!   device answer (`core.rs`). Events that can never be accepted (unknown connection, wrong
 //!   direction or kind, stale counter, bad tag) are refused and counted when they arrive
 //!   instead of queued, as they would be in their turn (`Conns::check`). What may still be
 //!   authentic is queued, up to [`DEFERRED_BYTES`]: past that the wait ends at once with

@@ -1,7 +1,7 @@
 //! The runtime's one source of time, so that tests can replace it.
 //!
 //! Every time-dependent decision (deadline due times and the once-per-period rule in
-//! `deadline.rs`, a tick's lateness in `serve.rs`, request and device timeouts in `state.rs`)
+//! `deadline.rs`, a tick's lateness in `serve.rs`, request and device timeouts in `core.rs`)
 //! reads [`Clock::now`], and the only blocking wait with a timeout (`link.rs`) asks
 //! [`Clock::wait_until`] how long it may block. In a module this is the OS monotonic clock
 //! ([`Instant`]), which the untrusted node cannot set.

@@ -2,8 +2,9 @@
 //! in a driver module, reach its devices.
 //!
 //! A [`Context`] is lent to each port method for the length of one call. Emitting is fire and
-//! forget (SPEC §4): one sealed event per connection bound to the output, none if the output
-//! is not connected yet. A request or a device access blocks the module until the answer
+//! forget (aex does not promise delivery: docs/SECURITY.md, "What aex promises"): one sealed
+//! event per connection bound to the output, none if the output is not connected yet
+//! (docs/TUTORIAL.md §2). A request or a device access blocks the module until the answer
 //! arrives or the timeout passes; the module handles nothing else meanwhile.
 
 use std::time::Duration;
@@ -13,14 +14,14 @@ use serde::Serialize;
 
 use aex_proto::DeviceOp;
 
+use crate::core::Core;
 use crate::error::Error;
-use crate::module::{Output, Request};
 use crate::payload;
-use crate::state::Core;
+use crate::port::{Output, Request};
 
 /// The runtime's services for one call into module code.
 pub struct Context<'a> {
-    core: &'a mut Core,
+    pub(crate) core: &'a mut Core,
 }
 
 impl<'a> Context<'a> {
@@ -62,13 +63,6 @@ impl<'a> Context<'a> {
         let bytes = payload::to_json(value).map_err(Error::Encode)?;
         let reply = self.request(request, &bytes)?;
         payload::from_json(&reply).map_err(Error::Decode)
-    }
-
-    /// A [`Handle`](crate::Handle) through which threads the module starts can call back into
-    /// it (e.g. an HTTP server thread that answers from the module's state). `M` must be the
-    /// module's own state type; calls made with another type are dropped.
-    pub fn handle<M: 'static>(&self) -> crate::Handle<M> {
-        crate::Handle::new(self.core.link.local_sender())
     }
 
     /// Reads `device`, one the node's TEE layer granted to this module instance: a digital

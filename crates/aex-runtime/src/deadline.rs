@@ -1,7 +1,7 @@
 //! Deadlines: a module declares that an input is expected at least every period, and the
 //! runtime calls the module when an input stays silent for longer.
 //!
-//! Invariants this file owns (SPEC §4, availability):
+//! Invariants this file owns (docs/SECURITY.md, "Availability: periodic triggers and deadlines"):
 //! * only an *authentic accepted* event on the input restarts its clock; refused, forged or
 //!   replayed events, ticks and commands do not;
 //! * time is the module's own monotonic clock (the runtime's `Clock`, see `clock.rs`), read

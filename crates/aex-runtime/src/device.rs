@@ -2,9 +2,10 @@
 //! granted to this module instance.
 //!
 //! A driver module reaches a device only by asking the TEE layer, which performs the access
-//! only for the instance it granted the device to at load (SPEC §2, secure I/O). The module
-//! sends `FromModule::Device` with a fresh id and blocks, as a request does ([`Core::wait_for`]),
-//! until the `DeviceReply` with that id, the request timeout, or the end of the link.
+//! only for the instance it granted the device to at load (docs/SECURITY.md, "Secure I/O:
+//! devices and drivers"). The module sends `FromModule::Device` with a fresh id and blocks, as
+//! a request does ([`Core::wait_for`]), until the `DeviceReply` with that id, the request
+//! timeout, or the end of the link.
 //!
 //! Invariants this file owns:
 //! * ids are fresh per process (a counter), so a late answer to an access that timed out is
@@ -20,8 +21,8 @@
 
 use aex_proto::{DeviceOp, FromModule, ToModule};
 
+use crate::core::{Arrived, Core, Step, Unanswered};
 use crate::error::Error;
-use crate::state::{Arrived, Core, Step, Unanswered};
 
 impl Core {
     /// Performs `op` on `device` through the TEE layer and returns the value it answers.

@@ -3,8 +3,9 @@
 //! Only [`Context::request`](crate::Context::request) (and its JSON twin) and the device
 //! accesses ([`Context::read_device`](crate::Context::read_device),
 //! [`Context::write_device`](crate::Context::write_device)) can fail in a way the module must
-//! handle: emitting is fire-and-forget (SPEC §4), and everything that goes wrong on the link
-//! itself (forged events, replayed commands) is counted, never surfaced to module code.
+//! handle: emitting is fire-and-forget (aex does not promise delivery: docs/SECURITY.md, "What
+//! aex promises"), and everything that goes wrong on the link itself (forged events, replayed
+//! commands) is counted, never surfaced to module code.
 //! `Display` is written by hand to keep the trusted runtime free of derive crates.
 
 use std::time::Duration;

@@ -14,6 +14,7 @@ use std::marker::PhantomData;
 use std::sync::mpsc::{self, Sender};
 
 use crate::context::Context;
+use crate::core::Core;
 use crate::error::Error;
 use crate::link::Incoming;
 
@@ -29,6 +30,15 @@ impl<M> Clone for Handle<M> {
             tx: self.tx.clone(),
             _module: PhantomData,
         }
+    }
+}
+
+impl Context<'_> {
+    /// A [`Handle`] through which threads the module starts can call back into it (e.g. an
+    /// HTTP server thread that answers from the module's state). `M` must be the module's own
+    /// state type; calls made with another type are dropped.
+    pub fn handle<M: 'static>(&self) -> Handle<M> {
+        Handle::new(self.core.link.local_sender())
     }
 }
 
@@ -51,14 +61,12 @@ impl<M: 'static> Handle<M> {
         F: FnOnce(&mut M, &mut Context<'_>) -> R + Send + 'static,
     {
         let (done, result) = mpsc::sync_channel(1);
-        let call = Box::new(
-            move |state: &mut dyn std::any::Any, ctx: &mut Context<'_>| {
-                // Invariant: the runtime that created this handle runs module type `M`.
-                if let Some(state) = state.downcast_mut::<M>() {
-                    let _ = done.send(f(state, ctx));
-                }
-            },
-        );
+        let call = Box::new(move |state: &mut dyn std::any::Any, core: &mut Core| {
+            // Invariant: the runtime that created this handle runs module type `M`.
+            if let Some(state) = state.downcast_mut::<M>() {
+                let _ = done.send(f(state, &mut Context::new(core)));
+            }
+        });
         self.tx
             .send(Incoming::Local(call))
             .map_err(|_| Error::Closed)?;

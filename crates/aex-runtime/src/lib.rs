@@ -59,6 +59,22 @@
 //!
 //! Module authors use the `aex` crate, whose `#[aex::module]` macro implements [`Module`].
 //!
+//! # Layout
+//!
+//! `serve.rs` is the main loop; it calls module code through [`Module`] (`module.rs`) with a
+//! [`Context`] (`context.rs`) that borrows the runtime's `Core` (`core.rs`: keys, connections
+//! (`conn.rs`), the link, the lifecycle and the one blocking wait). `Core`'s methods are split
+//! by concept: attestation in `attest.rs`, device accesses in `device.rs`; the snapshots it
+//! keeps for a state transfer are [`transfer`]'s types, deadlines `deadline.rs`'s. The
+//! stdin/stdout link and its reader thread are `link.rs`, its byte bounds `backlog.rs`;
+//! [`Handle`] (`handle.rs`) lets module threads queue calls on it; port handles are
+//! `port.rs`.
+//!
+//! The modules import each other without a circle but for one deliberate pair, **`core` ↔
+//! `link`**: the `Core` owns the `Link`, and the link carries the calls of module-owned threads
+//! (`LocalCall`), which run on the `Core`. (Check with `scripts/use-edges.py
+//! crates/aex-runtime`.)
+//!
 //! # Environment
 //!
 //! * `AEX_MEASUREMENT`: 64 hex characters, the measurement the node took of this binary. If
@@ -87,6 +103,7 @@ mod backlog;
 mod clock;
 mod conn;
 mod context;
+mod core;
 mod deadline;
 mod device;
 mod error;
@@ -94,8 +111,8 @@ mod handle;
 mod link;
 mod module;
 pub mod payload;
+mod port;
 mod serve;
-mod state;
 #[cfg(test)]
 mod tests;
 #[doc(hidden)]
@@ -110,7 +127,8 @@ pub use context::Context;
 pub use deadline::Deadline;
 pub use error::Error;
 pub use handle::Handle;
-pub use module::{Module, Output, PortError, PortKind, Request};
+pub use module::{Module, PortError, PortKind};
+pub use port::{Output, Request};
 
 /// The command-line flag that makes a module print its interface and exit.
 pub const DESCRIBE_FLAG: &str = "--aex-describe";

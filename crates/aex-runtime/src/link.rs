@@ -23,10 +23,12 @@ use aex_proto::{FromModule, ToModule};
 
 use crate::backlog::{footprint, tick_footprint, Budget, INBOX_BYTES};
 use crate::clock::Clock;
+use crate::core::Core;
 
-/// A closure a module-owned thread asks the runtime to run on the module's state (see
-/// [`Handle`](crate::Handle)). The state arrives as `Any` because the link is not generic.
-pub(crate) type LocalCall = Box<dyn for<'a> FnOnce(&mut dyn Any, &mut crate::Context<'a>) + Send>;
+/// A closure a module-owned thread asks the runtime to run on the module's state and the
+/// runtime's [`Core`], which [`Handle`](crate::Handle) lends to module code as a
+/// [`Context`](crate::Context). The state arrives as `Any` because the link is not generic.
+pub(crate) type LocalCall = Box<dyn FnOnce(&mut dyn Any, &mut Core) + Send>;
 
 /// What the reader thread (or a module-owned thread) delivers.
 pub(crate) enum Incoming {

@@ -1,6 +1,7 @@
 //! The module's main loop: one message from the node at a time, in order.
 //!
-//! Invariants this file owns (SPEC §2, §7):
+//! Invariants this file owns (docs/PROTOCOL.md §4 and §5; docs/SECURITY.md, "What aex promises"
+//! and "Availability"):
 //! * exactly one key agreement per process: the first `Attest` consumes it, later ones are
 //!   refused (`attest.rs`);
 //! * a command is executed only if it opens under the module key with a fresh counter; a
@@ -10,7 +11,7 @@
 //!   deadline clocks (`deadline.rs`), and the node's untrusted ticks for the entries the
 //!   module declares `#[periodic]` (never two late ticks of an entry in a row); nothing else;
 //! * no module code runs on the fresh `Default` state until the module is armed by its first
-//!   authenticated `Restore`, `SetKey`, `Call` or `Start` (`state.rs`): ticks before are
+//!   authenticated `Restore`, `SetKey`, `Call` or `Start` (`core.rs`): ticks before are
 //!   refused and counted, and deadline clocks only start when an input is keyed;
 //! * a retired instance takes no `SetKey`, `Call`, `Start` or `Restore` (refused under its
 //!   module key and counted in `ModuleStats::refused_commands`): its state lives on elsewhere;
@@ -27,9 +28,9 @@ use aex_proto::{Command, CommandError, CommandReply, Event, FromModule, Sealed, 
 
 use crate::conn::{Accepted, Binding, Refused};
 use crate::context::Context;
+use crate::core::Core;
 use crate::link::{Link, Recv};
 use crate::module::{Module, PortError, PortKind};
-use crate::state::Core;
 
 /// The longest failure message the runtime seals (a handler's, an entry point's, a refused
 /// restore's); longer ones are cut at a character boundary. It keeps a failing call's answer
@@ -101,8 +102,7 @@ impl<M: Module> Runtime<M> {
             // armed, no module code ran yet, so no module thread can exist.)
             return;
         }
-        let mut ctx = Context::new(&mut self.core);
-        call(&mut self.module, &mut ctx);
+        call(&mut self.module, &mut self.core);
     }
 
     /// Sends the `Hello` every module starts with.

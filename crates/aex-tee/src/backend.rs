@@ -1,21 +1,17 @@
-//! The node side of every backend: one trait the node agent holds as `Box<dyn Backend>`, and
-//! [`open`], which picks the backend of the configured kind and loads (or creates) its
-//! simulated platform material in the node's data directory.
+//! The node side of every backend: one trait the node agent holds as `Box<dyn Backend>` (which
+//! backend of which kind it gets is [`open`](crate::open)'s business, in `open.rs`).
 //!
 //! Invariant: no method returns a key the node agent could use against a module except
 //! [`Backend::provision`], whose result goes to that module's process only; in hardware the
 //! platform hands it to the module inside the TEE and the node agent never sees it.
 
-use std::path::Path;
+use std::sync::Arc;
 
 use aex_crypto::{Measurement, SecretKey};
 
-use crate::files::PlatformError;
+use crate::devices::{DeviceGrants, DevicePins, DeviceSpec, DeviceSpecError, GrantTable};
 use crate::kind::TeeKind;
-use crate::native::NativePlatform;
-use crate::sgx::SimSgxPlatform;
-use crate::symmetric::{Provider, SymmetricKind};
-use crate::symmetric_platform::SimSymmetricPlatform;
+use crate::provider::Provider;
 
 /// What a node's TEE backend does for the node agent.
 ///
@@ -61,6 +57,21 @@ pub trait Backend: Send + Sync {
         module_pk: Option<&[u8; 32]>,
         module_mac: Option<&[u8]>,
     ) -> Result<Vec<u8>, EvidenceError>;
+
+    /// The TEE layer's grants of the node's `devices`, reaching them through `pins`: the one
+    /// way a driver module reaches a device (see [`devices`](crate::devices)). Fails on a
+    /// repeated name, or on inputs sensing one quantity that start at different values.
+    ///
+    /// Every backend of this crate keeps its grants in the node process ([`GrantTable`]), as
+    /// simulation does; a hardware backend would hand out the hardware's (Sancus: memory
+    /// protection of the devices' I/O addresses; TrustZone: peripherals of the secure world).
+    fn device_grants(
+        &self,
+        devices: &[DeviceSpec],
+        pins: Arc<dyn DevicePins>,
+    ) -> Result<Arc<dyn DeviceGrants>, DeviceSpecError> {
+        Ok(Arc::new(GrantTable::new(devices, pins)?))
+    }
 }
 
 /// The node agent called [`Backend::evidence`] without what the kind needs.
@@ -83,44 +94,4 @@ pub enum EvidenceError {
         /// Its length.
         got: usize,
     },
-}
-
-/// Options of [`open_with`]; `Default` is what [`open`] uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BackendOptions {
-    /// `sgx`: launch enclaves in debug mode (for testing debug policies).
-    pub sgx_debug: bool,
-}
-
-/// [`open_with`] with default options.
-pub fn open(kind: TeeKind, data_dir: &Path) -> Result<Box<dyn Backend>, PlatformError> {
-    open_with(kind, data_dir, &BackendOptions::default())
-}
-
-/// Opens the simulated backend of `kind`, loading its material from `data_dir` or creating
-/// it on first use (secrets mode 0600):
-///
-/// * `sgx`: `sim-vendor/sgx-root.key`, `sgx-ak.key`, `sgx-ak.cert`, and `platform.pub`;
-/// * `trustzone`/`sancus`: `<kind>-node.key` (provider keys are exported on demand,
-///   [`SimSymmetricPlatform::provider_key`]);
-/// * `native`: nothing.
-pub fn open_with(
-    kind: TeeKind,
-    data_dir: &Path,
-    options: &BackendOptions,
-) -> Result<Box<dyn Backend>, PlatformError> {
-    Ok(match kind {
-        TeeKind::Sgx => {
-            Box::new(SimSgxPlatform::load_or_create(data_dir)?.with_debug(options.sgx_debug))
-        }
-        TeeKind::TrustZone => Box::new(SimSymmetricPlatform::load_or_create(
-            SymmetricKind::TrustZone,
-            data_dir,
-        )?),
-        TeeKind::Sancus => Box::new(SimSymmetricPlatform::load_or_create(
-            SymmetricKind::Sancus,
-            data_dir,
-        )?),
-        TeeKind::Native => Box::new(NativePlatform),
-    })
 }

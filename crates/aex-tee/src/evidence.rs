@@ -18,6 +18,7 @@
 //! claims (`simulated`, `challenge`, provider key id, measurement) are only ever used to *refuse*
 //! early with a precise error, never to accept.
 
+use aex_crypto::Measurement;
 use serde::{Deserialize, Serialize};
 
 /// Envelope version this crate writes and reads.
@@ -49,18 +50,36 @@ impl Envelope {
         postcard::to_stdvec(self).expect("envelope serializes")
     }
 
-    /// Decodes, refusing trailing bytes and unknown versions; the error is a reason string.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+    /// Decodes, refusing trailing bytes and unknown versions.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         match postcard::take_from_bytes::<Envelope>(bytes) {
             Ok((env, [])) if env.version == EVIDENCE_VERSION => Ok(env),
-            Ok((env, [])) => Err(format!(
-                "evidence version {} (this deployer reads version {EVIDENCE_VERSION})",
-                env.version
-            )),
-            Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
-            Err(e) => Err(format!("not an evidence envelope: {e}")),
+            Ok((env, [])) => Err(FormatError::Version { got: env.version }),
+            Ok((_, rest)) => Err(FormatError::Trailing { len: rest.len() }),
+            Err(e) => Err(FormatError::NotEnvelope { reason: e }),
         }
     }
+}
+
+/// Why evidence bytes do not decode (the detail of [`AppraisalError::Malformed`](crate::AppraisalError::Malformed)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FormatError {
+    /// Not a postcard envelope at all.
+    #[error("not an evidence envelope: {reason}")]
+    NotEnvelope { reason: postcard::Error },
+    /// An envelope of another version.
+    #[error("evidence version {got} (this deployer reads version {EVIDENCE_VERSION})")]
+    Version { got: u8 },
+    /// Bytes after the envelope.
+    #[error("{len} trailing bytes")]
+    Trailing { len: usize },
+    /// A kind's body of the wrong length.
+    #[error("{kind} evidence body is {got} bytes, expected {expected}")]
+    BodyLength {
+        kind: &'static str,
+        got: usize,
+        expected: usize,
+    },
 }
 
 /// Body of `trustzone` and `sancus` evidence.
@@ -83,20 +102,21 @@ impl SymmetricBody {
         out
     }
 
-    pub fn decode(b: &[u8]) -> Result<Self, String> {
+    pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
+        let length = || FormatError::BodyLength {
+            kind: "symmetric",
+            got: b.len(),
+            expected: Self::LEN,
+        };
         if b.len() != Self::LEN {
-            return Err(format!(
-                "symmetric evidence body is {} bytes, expected {}",
-                b.len(),
-                Self::LEN
-            ));
+            return Err(length());
         }
         let (key_id, rest) = b.split_at(8);
         let (m, mac) = rest.split_at(32);
         Ok(SymmetricBody {
-            provider_key_id: key_id.try_into().map_err(|_| "key id")?,
-            measurement: m.try_into().map_err(|_| "measurement")?,
-            mac: mac.try_into().map_err(|_| "mac")?,
+            provider_key_id: key_id.try_into().map_err(|_| length())?,
+            measurement: m.try_into().map_err(|_| length())?,
+            mac: mac.try_into().map_err(|_| length())?,
         })
     }
 }
@@ -118,20 +138,33 @@ impl NativeBody {
         out
     }
 
-    pub fn decode(b: &[u8]) -> Result<Self, String> {
+    pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
+        let length = || FormatError::BodyLength {
+            kind: "native",
+            got: b.len(),
+            expected: Self::LEN,
+        };
         if b.len() != Self::LEN {
-            return Err(format!(
-                "native evidence body is {} bytes, expected {}",
-                b.len(),
-                Self::LEN
-            ));
+            return Err(length());
         }
         let (m, rd) = b.split_at(32);
         Ok(NativeBody {
-            measurement: m.try_into().map_err(|_| "measurement")?,
-            report_data: rd.try_into().map_err(|_| "report data")?,
+            measurement: m.try_into().map_err(|_| length())?,
+            report_data: rd.try_into().map_err(|_| length())?,
         })
     }
+}
+
+/// What a kind's cryptographic check proved.
+#[derive(Debug, Clone)]
+pub(crate) struct Claims {
+    pub measurement: Measurement,
+    pub simulated: bool,
+    pub debug: bool,
+    /// `Some` for quote and native kinds: must bind the module pk and the challenge.
+    pub report_data: Option<[u8; 64]>,
+    pub provider_key_id: Option<[u8; 8]>,
+    pub tcb_status: Option<String>,
 }
 
 /// `SHA-256(module_pk || challenge) || 32 zero bytes`: the report data of `sgx` quotes and
@@ -153,13 +186,22 @@ mod tests {
         assert_eq!(Envelope::decode(&bytes), Ok(env.clone()));
         let mut long = bytes.clone();
         long.push(0);
-        assert_eq!(Envelope::decode(&long), Err("1 trailing bytes".into()));
+        assert_eq!(
+            Envelope::decode(&long),
+            Err(FormatError::Trailing { len: 1 })
+        );
         let mut v2 = env;
         v2.version = 2;
-        assert!(Envelope::decode(&v2.encode())
-            .unwrap_err()
-            .contains("version 2"));
-        assert!(Envelope::decode(&[]).is_err());
+        let e = Envelope::decode(&v2.encode()).unwrap_err();
+        assert_eq!(e, FormatError::Version { got: 2 });
+        assert_eq!(
+            e.to_string(),
+            "evidence version 2 (this deployer reads version 1)"
+        );
+        assert!(matches!(
+            Envelope::decode(&[]),
+            Err(FormatError::NotEnvelope { .. })
+        ));
     }
 
     #[test]
@@ -179,6 +221,9 @@ mod tests {
         };
         assert_eq!(n.report_data[32..], [0; 32]);
         assert_eq!(NativeBody::decode(&n.encode()), Ok(n));
-        assert!(NativeBody::decode(&[0; 95]).is_err());
+        assert_eq!(
+            NativeBody::decode(&[0; 95]).unwrap_err().to_string(),
+            "native evidence body is 95 bytes, expected 96"
+        );
     }
 }

@@ -6,8 +6,6 @@
 
 use aex_crypto::Algorithm;
 
-use crate::symmetric::SymmetricKind;
-
 /// A TEE kind, as named in descriptors, node configurations and evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -35,6 +33,25 @@ pub enum Scheme {
     Symmetric,
     /// Unsigned claims (`native`): the node passes the module's X25519 public key.
     Insecure,
+}
+
+/// The symmetric TEE kinds; their names are part of the key hierarchy and the MAC label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SymmetricKind {
+    /// `trustzone`.
+    TrustZone,
+    /// `sancus`.
+    Sancus,
+}
+
+impl SymmetricKind {
+    /// The kind's name, as in [`TeeKind::name`].
+    pub fn name(self) -> &'static str {
+        match self {
+            SymmetricKind::TrustZone => "trustzone",
+            SymmetricKind::Sancus => "sancus",
+        }
+    }
 }
 
 /// A TEE kind name that aex does not know.

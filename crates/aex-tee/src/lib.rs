@@ -14,7 +14,8 @@
 //! * the module side: [`symmetric::attest_mac`] (from `aex_crypto::symmetric`), a pure
 //!   function the module runtime calls;
 //! * secure I/O: [`devices`], the devices of a node and the exclusive grant of each to one
-//!   attested driver module.
+//!   attested driver module, which the node gets from its backend
+//!   ([`device_grants`](Backend::device_grants)).
 //!
 //! Every kind's evidence travels in one envelope (see `evidence.rs`): version, kind, simulated
 //! flag, the challenge it answers, and a kind-specific body. Connection algorithms per kind:
@@ -101,26 +102,46 @@
 //!
 //! The symmetric key schedule and MAC are in [`symmetric`]; the quote layout in
 //! [`sgx::QuoteHeader`] and [`sgx::SgxReportBody`].
+//!
+//! # Layout
+//!
+//! Layered, with no import circle (check with `scripts/use-edges.py crates/aex-tee`):
+//!
+//! 1. shared types, importing nothing but each other downwards: `kind.rs` ([`TeeKind`],
+//!    [`SymmetricKind`]), `provider.rs` ([`Provider`]), `error.rs` ([`AppraisalError`]),
+//!    `evidence.rs` (the envelope, and the claims a check proves), `files.rs` (key files),
+//!    [`devices`] (declarations, grants);
+//! 2. `backend.rs`: the [`Backend`] trait;
+//! 3. one folder or file per scheme, each with its node side (a `Backend`) and its
+//!    cryptographic check: [`sgx`], [`symmetric`], `native.rs`; none imports another or the
+//!    appraisal;
+//! 4. on top, `open.rs` ([`open`]: the node picks a backend) and `appraise/` ([`appraise`]:
+//!    the deployer maps its [`TrustAnchor`] to the scheme's check, then runs the common
+//!    checks).
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod appraise;
 mod backend;
 pub mod devices;
+mod error;
 mod evidence;
 mod files;
 mod kind;
 mod native;
+mod open;
+mod provider;
 pub mod sgx;
 pub mod symmetric;
-mod symmetric_platform;
 
-pub use appraise::{appraise, AppraisalError, Appraised, Expected, TrustAnchor};
-pub use backend::{open, open_with, Backend, BackendOptions, EvidenceError};
+pub use appraise::{appraise, Appraised, Expected, TrustAnchor};
+pub use backend::{Backend, EvidenceError};
+pub use error::AppraisalError;
 pub use evidence::{report_data, EVIDENCE_VERSION};
 pub use files::PlatformError;
-pub use kind::{algorithms, Scheme, TeeKind, UnknownTeeKind};
+pub use kind::{algorithms, Scheme, SymmetricKind, TeeKind, UnknownTeeKind};
 pub use native::NativePlatform;
+pub use open::{open, open_with, BackendOptions};
+pub use provider::Provider;
 pub use sgx::{sgx_evidence, SimSgxPlatform, PLATFORM_PUB_FILE};
-pub use symmetric::{Provider, SymmetricKind};
-pub use symmetric_platform::{node_key_file, ProviderKey, ProviderKeyError, SimSymmetricPlatform};
+pub use symmetric::{node_key_file, ProviderKey, ProviderKeyError, SimSymmetricPlatform};

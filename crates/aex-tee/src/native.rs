@@ -7,11 +7,11 @@
 
 use aex_crypto::{Measurement, SecretKey};
 
-use crate::appraise::{AppraisalError, Claims, Expected};
 use crate::backend::{Backend, EvidenceError};
-use crate::evidence::{report_data, Envelope, NativeBody};
+use crate::error::AppraisalError;
+use crate::evidence::{report_data, Claims, Envelope, NativeBody};
 use crate::kind::TeeKind;
-use crate::symmetric::Provider;
+use crate::provider::Provider;
 
 /// The `native` platform: it has no material at all.
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,10 +55,10 @@ impl Backend for NativePlatform {
 }
 
 /// The claims of native evidence, unproven (the caller checked `allow_insecure`).
-pub(crate) fn claims(env: &Envelope, exp: &Expected<'_>) -> Result<Claims, AppraisalError> {
-    let body = NativeBody::decode(&env.body).map_err(|reason| AppraisalError::Malformed {
-        kind: exp.kind,
-        reason,
+pub(crate) fn claims(env: &Envelope) -> Result<Claims, AppraisalError> {
+    let body = NativeBody::decode(&env.body).map_err(|e| AppraisalError::Malformed {
+        kind: TeeKind::Native,
+        reason: e.to_string(),
     })?;
     Ok(Claims {
         measurement: Measurement(body.measurement),

@@ -2,7 +2,7 @@
 //! `fixtures/dcap/README.md`): the same appraisal path as simulated quotes, with Intel's chain.
 
 use aex_crypto::Measurement;
-use aex_tee::sgx::{verify_sgx_quote, DcapCollateral, QuoteIssuer};
+use aex_tee::sgx::{verify_sgx_quote, DcapCollateral, QuoteAnchor, QuoteIssuer};
 use aex_tee::{appraise, sgx_evidence, AppraisalError, Expected, TeeKind, TrustAnchor};
 
 use crate::common::*;
@@ -26,6 +26,14 @@ fn collateral() -> DcapCollateral {
 
 fn intel(c: &DcapCollateral, now: u64) -> TrustAnchor<'_> {
     TrustAnchor::IntelDcap {
+        collateral: c,
+        now_unix: now,
+    }
+}
+
+/// The SGX half of [`intel`], for [`verify_sgx_quote`] alone.
+fn chain(c: &DcapCollateral, now: u64) -> QuoteAnchor<'_> {
+    QuoteAnchor::Intel {
         collateral: c,
         now_unix: now,
     }
@@ -55,7 +63,7 @@ fn collateral_window_is_what_the_fixture_time_assumes() {
 #[test]
 fn genuine_quote_verifies_at_the_fixed_time() {
     let c = collateral();
-    let v = verify_sgx_quote(QUOTE, &intel(&c, FIXED_NOW)).unwrap();
+    let v = verify_sgx_quote(QUOTE, chain(&c, FIXED_NOW)).unwrap();
     assert_eq!(v.issuer(), QuoteIssuer::Intel);
     assert_eq!(hex::encode(v.body().mr_enclave), SAMPLE_MR_ENCLAVE);
     assert!(!v.body().debug());
@@ -127,7 +135,7 @@ fn expired_collateral_is_refused() {
     // One second after the QE identity's nextUpdate, while TCB info is still valid.
     let just_after = c.valid_until() + 1;
     assert_eq!(
-        verify_sgx_quote(QUOTE, &intel(&c, just_after)).unwrap_err(),
+        verify_sgx_quote(QUOTE, chain(&c, just_after)).unwrap_err(),
         AppraisalError::CollateralExpired {
             what: "QE identity",
             next_update: "2025-07-19T10:01:18Z".into(),
@@ -135,7 +143,7 @@ fn expired_collateral_is_refused() {
         }
     );
     assert!(matches!(
-        verify_sgx_quote(QUOTE, &intel(&c, c.valid_from() - 1)),
+        verify_sgx_quote(QUOTE, chain(&c, c.valid_from() - 1)),
         Err(AppraisalError::CollateralNotYetValid {
             what: "TCB info",
             ..
@@ -159,7 +167,7 @@ fn issuers_must_match_the_anchor() {
     ));
     // An Intel quote offered to a deployer that trusts a simulated root.
     assert_eq!(
-        verify_sgx_quote(QUOTE, &TrustAnchor::SimSgxRoot(&node.root)).unwrap_err(),
+        verify_sgx_quote(QUOTE, QuoteAnchor::SimRoot(&node.root)).unwrap_err(),
         AppraisalError::UnexpectedIssuer {
             expected: "the aex simulated vendor",
             got: "Intel"
@@ -171,7 +179,7 @@ fn issuers_must_match_the_anchor() {
 fn tdx_quotes_are_a_precise_refusal() {
     let c = collateral();
     assert_eq!(
-        verify_sgx_quote(TDX_QUOTE, &intel(&c, FIXED_NOW)).unwrap_err(),
+        verify_sgx_quote(TDX_QUOTE, chain(&c, FIXED_NOW)).unwrap_err(),
         AppraisalError::UnsupportedQuote {
             version: 4,
             tee_type: 0x81
@@ -182,11 +190,11 @@ fn tdx_quotes_are_a_precise_refusal() {
 #[test]
 fn truncated_and_extended_quotes_are_refused() {
     let c = collateral();
-    let anchor = intel(&c, FIXED_NOW);
+    let anchor = chain(&c, FIXED_NOW);
     for q in [&QUOTE[..40], &QUOTE[..500], &QUOTE[..QUOTE.len() - 1]] {
-        assert!(verify_sgx_quote(q, &anchor).is_err());
+        assert!(verify_sgx_quote(q, anchor).is_err());
     }
     let mut long = QUOTE.to_vec();
     long.push(0);
-    assert!(verify_sgx_quote(&long, &anchor).is_err());
+    assert!(verify_sgx_quote(&long, anchor).is_err());
 }

@@ -2,7 +2,9 @@
 //! checks on the report body.
 
 use aex_crypto::Measurement;
-use aex_tee::sgx::{verify_sgx_quote, QuoteIssuer, SimSgxPlatform, SimSgxVendor, SIM_QUOTE_LEN};
+use aex_tee::sgx::{
+    verify_sgx_quote, QuoteAnchor, QuoteIssuer, SimSgxPlatform, SimSgxVendor, SIM_QUOTE_LEN,
+};
 use aex_tee::{
     appraise, report_data, sgx_evidence, AppraisalError, Expected, TeeKind, TrustAnchor,
 };
@@ -33,7 +35,7 @@ fn the_chain_is_verified_and_the_body_extracted() {
     let node = sgx_node();
     let q = quote(&node.platform, &code(), &MODULE_PK, &CHALLENGE);
     assert_eq!(q.len(), SIM_QUOTE_LEN);
-    let v = verify_sgx_quote(&q, &TrustAnchor::SimSgxRoot(&node.root)).unwrap();
+    let v = verify_sgx_quote(&q, QuoteAnchor::SimRoot(&node.root)).unwrap();
     assert_eq!(v.issuer(), QuoteIssuer::Simulated);
     assert_eq!(v.body().mr_enclave, code().0);
     assert_eq!(v.body().mr_signer, aex_tee::sgx::sim_mr_signer());

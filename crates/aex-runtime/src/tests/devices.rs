@@ -154,10 +154,10 @@ fn what_arrives_while_an_access_waits_is_handled_afterwards_in_order() {
     h.queue(ToModule::Command(sealed));
     h.queue(ToModule::Event(tx.seal(EventKind::Event, b"b").unwrap()));
     h.inbox
-        .send(Incoming::Local(Box::new(|module, ctx| {
+        .send(Incoming::Local(Box::new(|module, core| {
             if let Some(echo) = module.downcast_mut::<Echo>() {
                 echo.seen.push(b"local".to_vec());
-                ctx.emit(OUT, b"local");
+                crate::Context::new(core).emit(OUT, b"local");
             }
         })))
         .unwrap();

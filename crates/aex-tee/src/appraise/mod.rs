@@ -16,17 +16,14 @@
 //!
 //! Invariant: an [`Appraised`] value exists only if [`appraise`] ran all of these.
 
-mod error;
-
 use aex_crypto::Measurement;
 use subtle::ConstantTimeEq;
 
-pub use error::AppraisalError;
-
-use crate::evidence::{report_data, Envelope};
+use crate::error::AppraisalError;
+use crate::evidence::{report_data, Claims, Envelope};
 use crate::kind::{Scheme, TeeKind};
-use crate::sgx::{DcapCollateral, SimRootPublicKey};
-use crate::symmetric_platform::ProviderKey;
+use crate::sgx::{DcapCollateral, QuoteAnchor, SimRootPublicKey};
+use crate::symmetric::{ProviderKey, Transcript};
 
 /// What the deployer trusts for a node: one variant per attestation scheme.
 #[derive(Debug, Clone, Copy)]
@@ -139,18 +136,6 @@ impl Appraised {
     }
 }
 
-/// What a kind's cryptographic check proved.
-#[derive(Debug, Clone)]
-pub(crate) struct Claims {
-    pub measurement: Measurement,
-    pub simulated: bool,
-    pub debug: bool,
-    /// `Some` for quote and native kinds: must bind the module pk and the challenge.
-    pub report_data: Option<[u8; 64]>,
-    pub provider_key_id: Option<[u8; 8]>,
-    pub tcb_status: Option<String>,
-}
-
 /// Appraises `evidence` from a node of kind `expected.kind`.
 pub fn appraise(evidence: &[u8], expected: &Expected<'_>) -> Result<Appraised, AppraisalError> {
     let exp = expected;
@@ -158,7 +143,7 @@ pub fn appraise(evidence: &[u8], expected: &Expected<'_>) -> Result<Appraised, A
         kind: exp.kind,
         reason,
     };
-    let env = Envelope::decode(evidence).map_err(malformed)?;
+    let env = Envelope::decode(evidence).map_err(|e| malformed(e.to_string()))?;
     if env.kind != exp.kind.name() {
         // The name is the peer's: bounded and escaped before it reaches a log.
         let got: String = env.kind.chars().take(32).collect();
@@ -188,10 +173,49 @@ pub fn appraise(evidence: &[u8], expected: &Expected<'_>) -> Result<Appraised, A
     if !bool::from(env.challenge.ct_eq(&exp.challenge)) {
         return Err(AppraisalError::StaleChallenge);
     }
-    let claims = match scheme {
-        Scheme::Quote => crate::sgx::claims(&env.body, exp)?,
-        Scheme::Symmetric => crate::symmetric_platform::claims(&env, exp)?,
-        Scheme::Insecure => crate::native::claims(&env, exp)?,
+    let mismatch = || AppraisalError::AnchorKindMismatch {
+        kind: exp.kind,
+        anchor: exp.anchor.name(),
+    };
+    let claims = match (scheme, exp.anchor) {
+        (Scheme::Quote, TrustAnchor::SimSgxRoot(root)) => {
+            crate::sgx::claims(&env.body, QuoteAnchor::SimRoot(root))?
+        }
+        (
+            Scheme::Quote,
+            TrustAnchor::IntelDcap {
+                collateral,
+                now_unix,
+            },
+        ) => crate::sgx::claims(
+            &env.body,
+            QuoteAnchor::Intel {
+                collateral,
+                now_unix,
+            },
+        )?,
+        (Scheme::Symmetric, TrustAnchor::ProviderKey(key)) => {
+            let kind = exp.kind.symmetric().ok_or_else(mismatch)?;
+            let module_pk = exp
+                .module_pk
+                .as_ref()
+                .ok_or(AppraisalError::MissingModuleKey { kind: exp.kind })?;
+            let deployer_pk = exp
+                .deployer_pk
+                .as_ref()
+                .ok_or(AppraisalError::MissingDeployerKey { kind: exp.kind })?;
+            let transcript = Transcript {
+                kind: kind.name(),
+                simulated: env.simulated,
+                challenge: &exp.challenge,
+                measurement: &exp.measurement,
+                module_pk,
+                deployer_pk,
+            };
+            crate::symmetric::claims(&env, kind, key, &transcript)?
+        }
+        (Scheme::Insecure, _) => crate::native::claims(&env)?,
+        _ => return Err(mismatch()),
     };
     common_checks(&claims, exp)?;
     if claims.simulated != env.simulated {

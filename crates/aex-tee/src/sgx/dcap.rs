@@ -12,7 +12,7 @@
 use dcap_qvl::verify::QuoteVerifier;
 use dcap_qvl::QuoteCollateralV3;
 
-use crate::appraise::AppraisalError;
+use crate::error::AppraisalError;
 
 /// Collateral for Intel quotes, in the JSON form of Intel's PCS / PCCS as dcap-qvl reads it
 /// (`pck_crl_issuer_chain`, `root_ca_crl`, `pck_crl`, `tcb_info_issuer_chain`, `tcb_info`,

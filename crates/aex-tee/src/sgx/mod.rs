@@ -24,19 +24,19 @@ pub use sim::{
     CERT_LABEL, PLATFORM_PUB_FILE, SGX_AK_CERT_FILE, SGX_AK_KEY_FILE, SGX_ROOT_KEY_FILE,
     SIM_QUOTE_LEN, SIM_VENDOR_DIR,
 };
-pub use verify::{verify_sgx_quote, QuoteIssuer, VerifiedQuote};
+pub use verify::{verify_sgx_quote, QuoteAnchor, QuoteIssuer, VerifiedQuote};
 
 use aex_crypto::{Measurement, SecretKey};
 
-use crate::appraise::{AppraisalError, Claims, Expected};
 use crate::backend::{Backend, EvidenceError};
-use crate::evidence::{report_data, Envelope};
+use crate::error::AppraisalError;
+use crate::evidence::{report_data, Claims, Envelope};
 use crate::kind::TeeKind;
-use crate::symmetric::Provider;
+use crate::provider::Provider;
 
-/// The claims a verified quote proves.
-pub(crate) fn claims(quote: &[u8], exp: &Expected<'_>) -> Result<Claims, AppraisalError> {
-    let v = verify_sgx_quote(quote, &exp.anchor)?;
+/// The claims a quote proves once verified up to `anchor`.
+pub(crate) fn claims(quote: &[u8], anchor: QuoteAnchor<'_>) -> Result<Claims, AppraisalError> {
+    let v = verify_sgx_quote(quote, anchor)?;
     Ok(Claims {
         measurement: Measurement(v.body().mr_enclave),
         simulated: v.issuer() == QuoteIssuer::Simulated,

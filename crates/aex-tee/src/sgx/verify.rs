@@ -13,7 +13,7 @@ use super::layout::{
     QuoteHeader, SgxReportBody, INTEL_QE_VENDOR_ID, SIGNED_LEN, SIG_DATA_OFFSET, SIM_QE_VENDOR_ID,
 };
 use super::sim::{SimCert, SimRootPublicKey, SIM_QUOTE_LEN};
-use crate::appraise::{AppraisalError, TrustAnchor};
+use crate::error::AppraisalError;
 use crate::kind::TeeKind;
 
 /// Who issued (certified the attestation key of) a quote.
@@ -69,9 +69,20 @@ impl VerifiedQuote {
     }
 }
 
-enum Chain<'a> {
-    Sim(&'a SimRootPublicKey),
-    Intel(&'a DcapCollateral, u64),
+/// What a deployer trusts to certify a quote's attestation key (the SGX half of
+/// [`TrustAnchor`](crate::TrustAnchor)).
+#[derive(Debug, Clone, Copy)]
+pub enum QuoteAnchor<'a> {
+    /// The simulated vendor root (as in the node's `platform.pub`).
+    SimRoot(&'a SimRootPublicKey),
+    /// Intel's SGX root CA (built into dcap-qvl), with collateral for the quote's platform and
+    /// the verification time (unix seconds).
+    Intel {
+        /// TCB info, QE identity, CRLs and their issuer chains.
+        collateral: &'a DcapCollateral,
+        /// Verification time; collateral must be valid at this instant.
+        now_unix: u64,
+    },
 }
 
 fn malformed(reason: impl Into<String>) -> AppraisalError {
@@ -81,12 +92,11 @@ fn malformed(reason: impl Into<String>) -> AppraisalError {
     }
 }
 
-/// Verifies `quote`'s signature chain up to `anchor` ([`TrustAnchor::SimSgxRoot`] or
-/// [`TrustAnchor::IntelDcap`]). This checks authenticity only; policy, measurement and binding
-/// are [`appraise`](crate::appraise)'s common checks.
+/// Verifies `quote`'s signature chain up to `anchor`. This checks authenticity only; policy,
+/// measurement and binding are [`appraise`](crate::appraise)'s common checks.
 pub fn verify_sgx_quote(
     quote: &[u8],
-    anchor: &TrustAnchor<'_>,
+    anchor: QuoteAnchor<'_>,
 ) -> Result<VerifiedQuote, AppraisalError> {
     let header =
         QuoteHeader::parse(quote).ok_or_else(|| malformed("quote shorter than its header"))?;
@@ -112,18 +122,9 @@ pub fn verify_sgx_quote(
             header.attestation_key_type
         )));
     }
-    let (expected, chain) = match *anchor {
-        TrustAnchor::SimSgxRoot(root) => (QuoteIssuer::Simulated, Chain::Sim(root)),
-        TrustAnchor::IntelDcap {
-            collateral,
-            now_unix,
-        } => (QuoteIssuer::Intel, Chain::Intel(collateral, now_unix)),
-        _ => {
-            return Err(AppraisalError::AnchorKindMismatch {
-                kind: TeeKind::Sgx,
-                anchor: "non-SGX",
-            })
-        }
+    let expected = match anchor {
+        QuoteAnchor::SimRoot(_) => QuoteIssuer::Simulated,
+        QuoteAnchor::Intel { .. } => QuoteIssuer::Intel,
     };
     if issuer != expected {
         return Err(AppraisalError::UnexpectedIssuer {
@@ -149,8 +150,8 @@ pub fn verify_sgx_quote(
         )));
     }
     let ak = verify_quote_signature(quote)?;
-    let (tcb_status, advisory_ids) = match chain {
-        Chain::Sim(root) => {
+    let (tcb_status, advisory_ids) = match anchor {
+        QuoteAnchor::SimRoot(root) => {
             let cert = sim_cert(quote, ak)?;
             if cert.issuer != root.to_sec1() {
                 return Err(AppraisalError::UntrustedRoot {
@@ -163,7 +164,10 @@ pub fn verify_sgx_quote(
             }
             (None, Vec::new())
         }
-        Chain::Intel(collateral, now_unix) => {
+        QuoteAnchor::Intel {
+            collateral,
+            now_unix,
+        } => {
             let report = verify_intel(quote, collateral, now_unix)?;
             let ours = SgxReportBody::parse(quote).ok_or_else(|| malformed("short body"))?;
             match &report.report {

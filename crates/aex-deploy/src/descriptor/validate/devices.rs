@@ -29,7 +29,7 @@ impl Checker<'_> {
         let mut specs: Vec<DeviceSpec> = Vec::with_capacity(devices.len());
         for text in devices {
             let spec = DeviceSpec::parse(text.trim())
-                .map_err(|message| self.error(field, message, Some(DEVICE_HELP.to_owned())))?;
+                .map_err(|e| self.error(field, e.to_string(), Some(DEVICE_HELP.to_owned())))?;
             if specs.iter().any(|s| s.name == spec.name) {
                 let message = format!("device `{}` is declared twice", spec.name);
                 return Err(self.error(field, message, None));
@@ -56,7 +56,7 @@ impl Checker<'_> {
                 .unwrap_or_default();
             let mut devices: Vec<String> = Vec::new();
             for device in raw.devices.as_deref().unwrap_or_default() {
-                check_name(device).map_err(|message| self.error(field, message, None))?;
+                check_name(device).map_err(|e| self.error(field, e.to_string(), None))?;
                 if devices.contains(device) {
                     let message = format!("device `{device}` is bound twice");
                     return Err(self.error(field, message, None));

@@ -4,24 +4,42 @@
 use std::io::{BufRead, BufReader, Write};
 
 use aex_tee::devices::{DeviceSpec, Holder};
+use aex_tee::{Backend, NativePlatform};
 
 use super::*;
 
-fn bank() -> Arc<DeviceBank> {
+/// A node's devices: its world, and the grants its backend hands out over it.
+struct Devices {
+    world: Arc<World>,
+    grants: Arc<dyn DeviceGrants>,
+}
+
+fn devices() -> Devices {
     let specs = DeviceSpec::parse_all(&[
         "button=digital_in",
         "valve=digital_out",
         "soil=analog_in:100@35",
-    ]);
-    Arc::new(DeviceBank::new(&specs.unwrap()).unwrap())
+    ])
+    .unwrap();
+    let world = Arc::new(World::new(&specs).unwrap());
+    let grants = NativePlatform.device_grants(&specs, world.clone()).unwrap();
+    Devices { world, grants }
 }
 
-fn server() -> (tempfile::TempDir, PathBuf, Arc<DeviceBank>, PhysicsServer) {
+fn start(path: &Path, devices: &Devices) -> io::Result<PhysicsServer> {
+    PhysicsServer::start(
+        path.to_owned(),
+        devices.world.clone(),
+        devices.grants.clone(),
+    )
+}
+
+fn server() -> (tempfile::TempDir, PathBuf, Devices, PhysicsServer) {
     let dir = tempfile::tempdir().unwrap();
     let path = physics_socket(dir.path());
-    let bank = bank();
-    let server = PhysicsServer::start(path.clone(), bank.clone()).unwrap();
-    (dir, path, bank, server)
+    let devices = devices();
+    let server = start(&path, &devices).unwrap();
+    (dir, path, devices, server)
 }
 
 /// Sends raw `bytes` and reads `lines` answer lines.
@@ -75,30 +93,42 @@ fn parser_refuses_garbage_with_one_line_messages() {
 }
 
 #[test]
-fn answers_follow_the_bank() {
-    let bank = bank();
+fn answers_follow_the_world() {
+    let devices = devices();
     assert_eq!(
-        answer(&bank, Request::List),
+        answer(&devices.world, &*devices.grants, Request::List),
         "button digital_in 0 free\nsoil analog_in:100 35 free\nvalve digital_out 0 free\nend\n"
     );
-    assert_eq!(answer(&bank, Request::Read("soil")), "ok 35\n");
-    assert_eq!(answer(&bank, Request::Set("soil", 12)), "ok 12\n");
-    assert_eq!(answer(&bank, Request::Read("soil")), "ok 12\n");
     assert_eq!(
-        answer(&bank, Request::Set("valve", 1)),
+        answer(&devices.world, &*devices.grants, Request::Read("soil")),
+        "ok 35\n"
+    );
+    assert_eq!(
+        answer(&devices.world, &*devices.grants, Request::Set("soil", 12)),
+        "ok 12\n"
+    );
+    assert_eq!(
+        answer(&devices.world, &*devices.grants, Request::Read("soil")),
+        "ok 12\n"
+    );
+    assert_eq!(
+        answer(&devices.world, &*devices.grants, Request::Set("valve", 1)),
         "error device `valve` is an output: only the driver module it is granted to drives it\n"
     );
     assert_eq!(
-        answer(&bank, Request::Set("soil", 101)),
+        answer(&devices.world, &*devices.grants, Request::Set("soil", 101)),
         "error device `soil` takes values 0 to 100, not 101\n"
     );
     assert_eq!(
-        answer(&bank, Request::Read("pump")),
+        answer(&devices.world, &*devices.grants, Request::Read("pump")),
         "error this node has no device `pump` (devices: button, soil, valve)\n"
     );
-    bank.claim(&Holder::new("ns", "drv"), &["valve".to_owned()])
+    devices
+        .grants
+        .claim(&Holder::new("ns", "drv"), &["valve".to_owned()])
         .unwrap();
-    assert!(answer(&bank, Request::List).contains("valve digital_out 0 held\n"));
+    assert!(answer(&devices.world, &*devices.grants, Request::List)
+        .contains("valve digital_out 0 held\n"));
 }
 
 #[test]
@@ -138,7 +168,7 @@ fn lines_are_bounded_and_over_long_ones_skipped() {
 
 #[test]
 fn client_and_server_over_a_real_socket() {
-    let (_dir, path, bank, server) = server();
+    let (_dir, path, devices, server) = server();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     // Inside a directory only the node's user can enter, created before the socket.
@@ -149,10 +179,10 @@ fn client_and_server_over_a_real_socket() {
 
     let mut client = PhysicsClient::connect(&path).unwrap();
     let list = client.list().unwrap();
-    assert_eq!(list, bank.list());
+    assert_eq!(list, devices.world.list(&*devices.grants));
     assert_eq!(client.read("soil").unwrap(), 35);
     assert_eq!(client.set("soil", 20).unwrap(), 20);
-    assert_eq!(bank.sense("soil").unwrap(), 20);
+    assert_eq!(devices.world.sense("soil").unwrap(), 20);
     let e = client.set("valve", 1).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -164,7 +194,7 @@ fn client_and_server_over_a_real_socket() {
     // A name that would smuggle a second command is refused before it is sent.
     assert!(matches!(
         client.read("soil\nset soil 0"),
-        Err(PhysicsError::Refused(_))
+        Err(PhysicsError::Name(DeviceSpecError::Name { .. }))
     ));
     assert_eq!(client.read("soil").unwrap(), 20);
 
@@ -177,7 +207,7 @@ fn client_and_server_over_a_real_socket() {
 
 #[test]
 fn garbage_and_over_long_lines_get_error_lines_and_the_connection_lives_on() {
-    let (_dir, path, _bank, _server) = server();
+    let (_dir, path, _devices, _server) = server();
     let mut bytes = b"hello\n\x00\x01\x02\nread\n".to_vec();
     bytes.extend_from_slice(&[b'z'; 4 * MAX_LINE]);
     bytes.extend_from_slice(b"\nread soil\n");
@@ -200,7 +230,7 @@ fn garbage_and_over_long_lines_get_error_lines_and_the_connection_lives_on() {
 
 #[test]
 fn watch_reports_every_change_until_the_watcher_goes() {
-    let (_dir, path, bank, _server) = server();
+    let (_dir, path, devices, _server) = server();
     let (tx, rx) = std::sync::mpsc::channel();
     let watcher = std::thread::spawn({
         let path = path.clone();
@@ -218,11 +248,11 @@ fn watch_reports_every_change_until_the_watcher_goes() {
     });
     let next = || rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(next(), 0);
-    bank.set_world("button", 1).unwrap();
+    devices.world.set("button", 1).unwrap();
     assert_eq!(next(), 1);
     // Unchanged values are no change.
-    bank.set_world("button", 1).unwrap();
-    bank.set_world("button", 0).unwrap();
+    devices.world.set("button", 1).unwrap();
+    devices.world.set("button", 0).unwrap();
     assert_eq!(next(), 0);
     watcher.join().unwrap();
 
@@ -236,7 +266,7 @@ fn watch_reports_every_change_until_the_watcher_goes() {
 
 #[test]
 fn clients_beyond_the_limit_are_refused() {
-    let (_dir, path, _bank, _server) = server();
+    let (_dir, path, _devices, _server) = server();
     let held: Vec<_> = (0..MAX_CLIENTS)
         .map(|_| {
             let mut c = PhysicsClient::connect(&path).unwrap();
@@ -266,12 +296,12 @@ fn an_existing_socket_directory_is_narrowed_and_a_file_there_refused() {
     let parent = path.parent().unwrap();
     std::fs::create_dir(parent).unwrap();
     std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let server = PhysicsServer::start(path.clone(), bank()).unwrap();
+    let server = start(&path, &devices()).unwrap();
     let mode = std::fs::metadata(parent).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
     drop(server);
 
     std::fs::remove_dir_all(parent).unwrap();
     std::fs::write(parent, b"not a directory").unwrap();
-    assert!(PhysicsServer::start(path, bank()).is_err());
+    assert!(start(&path, &devices()).is_err());
 }

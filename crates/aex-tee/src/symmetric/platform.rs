@@ -20,15 +20,16 @@ use std::path::{Path, PathBuf};
 use aex_crypto::{Measurement, SecretKey};
 use zeroize::Zeroizing;
 
-use crate::appraise::{AppraisalError, Claims, Expected, TrustAnchor};
-use crate::backend::{Backend, EvidenceError};
-use crate::evidence::{Envelope, SymmetricBody};
-use crate::files::{corrupt, io_err, read_secret, write_secret, PlatformError};
-use crate::kind::TeeKind;
-use crate::symmetric::{
-    module_key, node_key_id, provider_key, provider_key_id, verify_attest_mac, Provider,
-    SymmetricKind, Transcript, KEY_ID_LEN, MAC_LEN,
+use super::keys::{
+    module_key, node_key_id, provider_key, provider_key_id, verify_attest_mac, Transcript,
+    KEY_ID_LEN, MAC_LEN,
 };
+use crate::backend::{Backend, EvidenceError};
+use crate::error::AppraisalError;
+use crate::evidence::{Claims, Envelope, SymmetricBody};
+use crate::files::{corrupt, io_err, read_secret, write_secret, PlatformError};
+use crate::kind::{SymmetricKind, TeeKind};
+use crate::provider::Provider;
 
 /// The node key file of `kind` in a data directory: `<kind>-node.key`.
 pub fn node_key_file(kind: SymmetricKind) -> String {
@@ -229,52 +230,39 @@ impl Backend for SimSymmetricPlatform {
     }
 }
 
-/// The claims a verified MAC proves.
-pub(crate) fn claims(env: &Envelope, exp: &Expected<'_>) -> Result<Claims, AppraisalError> {
-    let body = SymmetricBody::decode(&env.body).map_err(|reason| AppraisalError::Malformed {
-        kind: exp.kind,
-        reason,
+/// The claims MAC evidence proves, once its MAC verifies under the module key `key` derives
+/// for `transcript.measurement` (the deployer's own build) over `transcript` (which carries the
+/// envelope's simulated claim: the MAC binds it).
+pub(crate) fn claims(
+    env: &Envelope,
+    kind: SymmetricKind,
+    key: &ProviderKey,
+    transcript: &Transcript<'_>,
+) -> Result<Claims, AppraisalError> {
+    let kind = TeeKind::from(kind);
+    let body = SymmetricBody::decode(&env.body).map_err(|e| AppraisalError::Malformed {
+        kind,
+        reason: e.to_string(),
     })?;
-    let (TrustAnchor::ProviderKey(pk), Some(sym)) = (exp.anchor, exp.kind.symmetric()) else {
-        return Err(AppraisalError::AnchorKindMismatch {
-            kind: exp.kind,
-            anchor: "non-provider-key",
-        });
-    };
-    let module_pk = exp
-        .module_pk
-        .as_ref()
-        .ok_or(AppraisalError::MissingModuleKey { kind: exp.kind })?;
-    let deployer_pk = exp
-        .deployer_pk
-        .as_ref()
-        .ok_or(AppraisalError::MissingDeployerKey { kind: exp.kind })?;
-    if body.provider_key_id != pk.key_id() {
+    if body.provider_key_id != key.key_id() {
         return Err(AppraisalError::UntrustedProviderKey {
-            expected: hex::encode(pk.key_id()),
+            expected: hex::encode(key.key_id()),
             got: hex::encode(body.provider_key_id),
         });
     }
-    if body.measurement != exp.measurement.0 {
+    let measurement = *transcript.measurement;
+    if body.measurement != measurement.0 {
         return Err(AppraisalError::MeasurementMismatch {
-            expected: exp.measurement,
+            expected: measurement,
             got: Measurement(body.measurement),
         });
     }
-    let transcript = Transcript {
-        kind: sym.name(),
-        simulated: env.simulated,
-        challenge: &exp.challenge,
-        measurement: &exp.measurement,
-        module_pk,
-        deployer_pk,
-    };
-    if !verify_attest_mac(&pk.module_key(&exp.measurement), &transcript, &body.mac) {
-        return Err(AppraisalError::BadMac { kind: exp.kind });
+    if !verify_attest_mac(&key.module_key(&measurement), transcript, &body.mac) {
+        return Err(AppraisalError::BadMac { kind });
     }
     Ok(Claims {
-        measurement: exp.measurement,
-        simulated: env.simulated,
+        measurement,
+        simulated: transcript.simulated,
         debug: false,
         report_data: None,
         provider_key_id: Some(body.provider_key_id),

@@ -40,8 +40,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aex_tee::devices::{check_name, DeviceBank, DeviceKind, DeviceView};
+use aex_tee::devices::{check_name, DeviceGrants, DeviceKind, DeviceSpecError};
 use tracing::{debug, warn};
+
+use super::world::{DeviceView, World};
 
 /// The socket's file name, in [`PHYSICS_DIR`] of the node's data directory.
 pub const PHYSICS_SOCKET: &str = "devices.sock";
@@ -75,6 +77,9 @@ pub enum PhysicsError {
     /// was not a valid request.
     #[error("{0}")]
     Refused(String),
+    /// The device name is not one a node can have; nothing was sent.
+    #[error(transparent)]
+    Name(#[from] DeviceSpecError),
     /// The node's answer is not what the protocol says.
     #[error("unexpected answer on the device socket: `{0}`")]
     Protocol(String),
@@ -114,14 +119,14 @@ impl PhysicsClient {
 
     /// What `device` reads now.
     pub fn read(&mut self, device: &str) -> Result<u32, PhysicsError> {
-        check_name(device).map_err(PhysicsError::Refused)?;
+        check_name(device)?;
         self.send(&format!("read {device}"))?;
         self.answer()
     }
 
     /// Makes input `device` sense `value`; returns the value set.
     pub fn set(&mut self, device: &str, value: u32) -> Result<u32, PhysicsError> {
-        check_name(device).map_err(PhysicsError::Refused)?;
+        check_name(device)?;
         self.send(&format!("set {device} {value}"))?;
         self.answer()
     }
@@ -133,7 +138,7 @@ impl PhysicsClient {
         device: &str,
         mut each: impl FnMut(u32) -> bool,
     ) -> Result<(), PhysicsError> {
-        check_name(device).map_err(PhysicsError::Refused)?;
+        check_name(device)?;
         self.send(&format!("watch {device}"))?;
         if !each(self.answer()?) {
             return Ok(());
@@ -208,7 +213,12 @@ pub(crate) struct PhysicsServer {
 impl PhysicsServer {
     /// Listens on `path` (a stale file there is removed first; the socket is made mode 0600)
     /// inside its parent directory, which is created (or narrowed) to mode 0700 first.
-    pub(crate) fn start(path: PathBuf, bank: Arc<DeviceBank>) -> io::Result<PhysicsServer> {
+    /// `grants` only say which devices are held (`list`).
+    pub(crate) fn start(
+        path: PathBuf,
+        world: Arc<World>,
+        grants: Arc<dyn DeviceGrants>,
+    ) -> io::Result<PhysicsServer> {
         if let Some(dir) = path.parent() {
             private_dir(dir)?;
         }
@@ -223,7 +233,7 @@ impl PhysicsServer {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("aex-physics".into())
-                .spawn(move || accept(listener, bank, stop))?
+                .spawn(move || accept(listener, world, grants, stop))?
         };
         Ok(PhysicsServer {
             path,
@@ -266,7 +276,12 @@ fn private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn accept(listener: UnixListener, bank: Arc<DeviceBank>, stop: Arc<AtomicBool>) {
+fn accept(
+    listener: UnixListener,
+    world: Arc<World>,
+    grants: Arc<dyn DeviceGrants>,
+    stop: Arc<AtomicBool>,
+) {
     let clients = Arc::new(AtomicUsize::new(0));
     if let Err(e) = listener.set_nonblocking(true) {
         warn!(error = %e, "device socket: cannot poll; closing it");
@@ -296,11 +311,12 @@ fn accept(listener: UnixListener, bank: Arc<DeviceBank>, stop: Arc<AtomicBool>) 
             let _ = writeln!(stream, "error too many clients (at most {MAX_CLIENTS})");
             continue;
         }
-        let (bank, stop, count) = (bank.clone(), stop.clone(), clients.clone());
+        let (world, grants) = (world.clone(), grants.clone());
+        let (stop, count) = (stop.clone(), clients.clone());
         let spawned = std::thread::Builder::new()
             .name("aex-physics-client".into())
             .spawn(move || {
-                if let Err(e) = serve(stream, &bank, &stop) {
+                if let Err(e) = serve(stream, &world, &*grants, &stop) {
                     debug!(error = %e, "device socket client ended");
                 }
                 count.fetch_sub(1, Ordering::Relaxed);
@@ -313,7 +329,12 @@ fn accept(listener: UnixListener, bank: Arc<DeviceBank>, stop: Arc<AtomicBool>) 
 }
 
 /// Serves one client until it disconnects or the node stops.
-fn serve(mut stream: UnixStream, bank: &DeviceBank, stop: &AtomicBool) -> io::Result<()> {
+fn serve(
+    mut stream: UnixStream,
+    world: &World,
+    grants: &dyn DeviceGrants,
+    stop: &AtomicBool,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(POLL))?;
     let mut lines = Lines::default();
     loop {
@@ -321,8 +342,8 @@ fn serve(mut stream: UnixStream, bank: &DeviceBank, stop: &AtomicBool) -> io::Re
             Incoming::Closed => return Ok(()),
             Incoming::TooLong => format!("error line longer than {MAX_LINE} bytes; {USAGE}\n"),
             Incoming::Line(line) => match parse(&line) {
-                Ok(Request::Watch(device)) => return watch(stream, bank, stop, device),
-                Ok(request) => answer(bank, request),
+                Ok(Request::Watch(device)) => return watch(stream, world, stop, device),
+                Ok(request) => answer(world, grants, request),
                 Err(message) => format!("error {message}\n"),
             },
         };
@@ -365,20 +386,20 @@ fn parse(line: &str) -> Result<Request<'_>, String> {
 }
 
 /// The answer to a request other than `watch`, newline-terminated.
-fn answer(bank: &DeviceBank, request: Request<'_>) -> String {
+fn answer(world: &World, grants: &dyn DeviceGrants, request: Request<'_>) -> String {
     let result = match request {
         Request::List => {
             let mut text = String::new();
-            for d in bank.list() {
+            for d in world.list(grants) {
                 let holder = if d.held { "held" } else { "free" };
                 text.push_str(&format!("{} {} {} {holder}\n", d.name, d.kind, d.value));
             }
             text.push_str("end\n");
             return text;
         }
-        Request::Read(device) => bank.sense(device),
-        Request::Set(device, value) => bank.set_world(device, value).map(|()| value),
-        Request::Watch(device) => bank.watch(device, None, Duration::ZERO).map(|(_, v)| v),
+        Request::Read(device) => world.sense(device),
+        Request::Set(device, value) => world.set(device, value).map(|()| value),
+        Request::Watch(device) => world.watch(device, None, Duration::ZERO).map(|(_, v)| v),
     };
     match result {
         Ok(value) => format!("ok {value}\n"),
@@ -387,13 +408,8 @@ fn answer(bank: &DeviceBank, request: Request<'_>) -> String {
 }
 
 /// Streams `device`'s value at every change until the client disconnects or the node stops.
-fn watch(
-    mut stream: UnixStream,
-    bank: &DeviceBank,
-    stop: &AtomicBool,
-    device: &str,
-) -> io::Result<()> {
-    let mut seen = match bank.watch(device, None, Duration::ZERO) {
+fn watch(mut stream: UnixStream, world: &World, stop: &AtomicBool, device: &str) -> io::Result<()> {
+    let mut seen = match world.watch(device, None, Duration::ZERO) {
         Ok((version, value)) => {
             stream.write_all(format!("ok {value}\n").as_bytes())?;
             version
@@ -407,7 +423,7 @@ fn watch(
     stream.set_read_timeout(Some(Duration::from_millis(1)))?;
     let mut scratch = [0u8; 64];
     while !stop.load(Ordering::Relaxed) {
-        let Ok((version, value)) = bank.watch(device, Some(seen), POLL) else {
+        let Ok((version, value)) = world.watch(device, Some(seen), POLL) else {
             return Ok(());
         };
         if version != seen {
@@ -487,5 +503,5 @@ fn shown(word: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "physics_tests.rs"]
+#[path = "socket_tests.rs"]
 mod tests;

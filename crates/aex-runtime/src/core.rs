@@ -25,14 +25,13 @@ use aex_proto::{
     Role, Sealed, ToModule, WireAlgorithm, WireKey,
 };
 
-use crate::attest::Provisioned;
 use crate::backlog::Deferred;
 use crate::clock::Clock;
 use crate::conn::{Accepted, Conns, Refused};
 use crate::deadline::{Deadline, Deadlines};
 use crate::error::Error;
 use crate::link::{Link, Recv};
-use crate::module::Request;
+use crate::port::Request;
 
 /// Default time a request waits for its reply.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,6 +78,16 @@ pub(crate) struct Core {
     pub(crate) ticked: Vec<Option<Instant>>,
     /// Where every time-dependent decision reads the time (`clock.rs`).
     pub(crate) clock: Clock,
+}
+
+/// A module key handed over by a symmetric TEE platform.
+pub(crate) struct Provisioned {
+    /// TEE kind name, bound into the attestation MAC.
+    pub(crate) kind: String,
+    /// Whether the platform is simulated, bound into the attestation MAC.
+    pub(crate) simulated: bool,
+    /// The module key (zeroized on drop).
+    pub(crate) key: aex_crypto::SecretKey,
 }
 
 /// What reached a blocking call's waiting loop ([`Core::wait_for`]) that the loop does not

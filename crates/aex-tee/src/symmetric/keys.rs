@@ -1,26 +1,5 @@
-//! The symmetric backends' key hierarchy and attestation MAC, as pure functions.
-//!
-//! ```text
-//! node key     (32 bytes, per node, in the node's data directory; in hardware: fused in the chip)
-//! provider key = HKDF-SHA-256(salt = none, ikm = node key,
-//!                             info = "aex/v2 provider key" || kind || provider (32 bytes))
-//! module key   = HKDF-SHA-256(salt = none, ikm = provider key,
-//!                             info = "aex/v2 symmetric module key" || measurement (32 bytes))
-//! key id       = HMAC-SHA-256(provider key, "aex/v2 provider key id")[0..8]
-//! node key id  = HMAC-SHA-256(node key, "aex/v2 node key id")[0..8]
-//! MAC          = HMAC-SHA-256(module key, "aex/v2 " || kind || " attest" || simulated (1 byte)
-//!                             || challenge || measurement || module_pk || deployer_pk)
-//! ```
-//!
-//! (`salt = none` is RFC 5869's default: 32 zero bytes.) `kind` is `trustzone` or `sancus`;
-//! the **provider** is a stakeholder, named by its deployer identity: its Ed25519 public key.
-//! As on Sancus, each software provider has its own key, so two stakeholders running the same
-//! code on the same node get different module keys, and a provider key derives the module
-//! keys of its own provider only. The node derives each module's key under the provider key
-//! of the deployer that loaded it and hands it to the module ([`module_key`]); the module
-//! answers a challenge with [`attest_mac`] over its ephemeral X25519 public key; the
-//! deployer, holding its own provider key, derives the module key of **its own build's**
-//! measurement and checks the MAC with [`verify_attest_mac`]. The module key never travels.
+//! The symmetric scheme's key hierarchy and attestation MAC, as pure functions (the labels and
+//! layouts are in the [module documentation](super)).
 //!
 //! This file depends only on `hkdf`, `hmac`, `sha2`, `subtle`, `zeroize` and aex-crypto; the
 //! module-side half ([`attest_mac`], [`Transcript`]) lives in `aex_crypto::symmetric` so the
@@ -32,6 +11,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
+
+use crate::kind::SymmetricKind;
+use crate::provider::Provider;
 
 pub use aex_crypto::symmetric::{attest_mac, Transcript, MAC_LEN};
 
@@ -49,49 +31,6 @@ pub const KEY_ID_LABEL: &[u8] = b"aex/v2 provider key id";
 
 /// HMAC message of a node key's public id (the node's platform identity).
 pub const NODE_KEY_ID_LABEL: &[u8] = b"aex/v2 node key id";
-
-/// The symmetric TEE kinds; their names are part of the key hierarchy and the MAC label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SymmetricKind {
-    /// `trustzone`.
-    TrustZone,
-    /// `sancus`.
-    Sancus,
-}
-
-impl SymmetricKind {
-    /// The kind's name, as in [`TeeKind::name`](crate::TeeKind::name).
-    pub fn name(self) -> &'static str {
-        match self {
-            SymmetricKind::TrustZone => "trustzone",
-            SymmetricKind::Sancus => "sancus",
-        }
-    }
-}
-
-/// A software provider on a symmetric node: a stakeholder, named by its deployer identity
-/// (the Ed25519 public key it signs its node sessions with, `aex identity`). Public.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Provider(pub [u8; 32]);
-
-impl Provider {
-    /// The first 8 bytes in hex, as in file names and logs.
-    pub fn short(&self) -> String {
-        hex::encode(&self.0[..8])
-    }
-}
-
-impl core::fmt::Display for Provider {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl core::fmt::Debug for Provider {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Provider({self})")
-    }
-}
 
 fn hkdf32(ikm: &[u8; KEY_LEN], info: &[&[u8]]) -> SecretKey {
     let mut okm = Zeroizing::new([0u8; KEY_LEN]);
