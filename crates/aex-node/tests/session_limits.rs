@@ -76,7 +76,9 @@ fn connections_over_the_caps_are_closed_at_once_and_counted() {
         );
         Some(s.status())
     });
-    assert_eq!(status.refused, 2);
+    // The two above, and any attempt of the wait that came before the node saw the held
+    // connections close.
+    assert!(status.refused >= 2, "refused {}", status.refused);
 }
 
 /// Pipelines `n` `Status` requests on `s`; returns the refusals among the answers.
