@@ -118,6 +118,27 @@ fn bad_usage_exits_2() {
 }
 
 #[test]
+fn node_limits_are_checked_by_name_and_kind() {
+    for (limit, says) in [
+        (
+            "max_conections=1",
+            "unknown limit `max_conections`: valid names are max_connections, \
+             max_connections_per_address,",
+        ),
+        ("module_queue=1MiB", "`module_queue` must be at least 2 MiB"),
+        (
+            "max_connections=lots",
+            "invalid value `lots` for `max_connections`",
+        ),
+        ("max_connections", "is not NAME=VALUE"),
+    ] {
+        cli::run(None, &["node", "--open", "--limit", limit], COMMAND_TIMEOUT)
+            .code(1)
+            .stderr_has(&[&format!("invalid `--limit {limit}`"), says]);
+    }
+}
+
+#[test]
 fn unknown_names_list_the_valid_ones() {
     let app = offline_app(|d| d);
     // Direct connections, by name: a typo gets a suggestion and the list.

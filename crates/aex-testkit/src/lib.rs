@@ -19,8 +19,9 @@
 //! * **Playing the network and compromised nodes** ([`proxy`], [`dead_end`],
 //!   [`session::PeerConn`]): a man-in-the-middle proxy that tampers with the links' records (the
 //!   network) or, holding a node's keys, with decoded frames (a compromised node agent);
-//!   listeners that never answer; and peer links opened by the attacker under an identity of
-//!   its own.
+//!   listeners that never answer or answer one byte per second; peer links opened by the
+//!   attacker under an identity of its own; and connections from other loopback addresses
+//!   (`127.0.0.2`, ...: other machines, as far as a node can tell).
 //! * **Applications** ([`cluster`], [`hoard`], [`descriptor`], [`identity`], [`state`],
 //!   [`status`]): application directories, descriptors for test-started nodes (ping-pong, and
 //!   the kit's `hoard` module with a state of any size), deployer identities outside the home
