@@ -171,6 +171,7 @@ pub struct Builder {
     profile: Profile,
     prebuilt: Prebuilt,
     target_dir: Option<PathBuf>,
+    whole_workspace: bool,
     cache: HashMap<PathBuf, Built>,
 }
 
@@ -181,6 +182,7 @@ impl Builder {
             profile,
             prebuilt: Prebuilt::default(),
             target_dir: None,
+            whole_workspace: false,
             cache: HashMap::new(),
         }
     }
@@ -189,6 +191,19 @@ impl Builder {
     /// directory.
     pub fn target_dir(mut self, dir: PathBuf) -> Self {
         self.target_dir = Some(dir);
+        self
+    }
+
+    /// Resolves the features of the crates' dependencies as for their whole Cargo workspace
+    /// (`cargo build --workspace --bin NAME…`) rather than for the module crates alone.
+    ///
+    /// Cargo compiles a dependency once per feature set. Built alone, module crates ask their
+    /// dependencies for fewer features than the rest of a workspace does, so after a
+    /// `cargo test --workspace` every dependency of every module would be compiled a second
+    /// time; resolved as the workspace is, the binaries link the builds the tests already
+    /// made. The bytes, hence the measurement, may differ from a crate built alone.
+    pub fn whole_workspace_features(mut self) -> Self {
+        self.whole_workspace = true;
         self
     }
 
@@ -240,7 +255,12 @@ impl Builder {
     }
 
     fn cargo_build(&self, crate_dirs: &[&Path]) -> Result<Vec<PathBuf>, BuildError> {
-        cargo_build(crate_dirs, self.profile, self.target_dir.as_deref())
+        cargo_build(
+            crate_dirs,
+            self.profile,
+            self.target_dir.as_deref(),
+            self.whole_workspace,
+        )
     }
 }
 
@@ -309,6 +329,7 @@ fn cargo_build(
     crate_dirs: &[&Path],
     profile: Profile,
     target_dir: Option<&Path>,
+    whole_workspace: bool,
 ) -> Result<Vec<PathBuf>, BuildError> {
     let cargo = cargo();
     let manifests: Vec<PathBuf> = crate_dirs.iter().map(|d| d.join("Cargo.toml")).collect();
@@ -320,7 +341,16 @@ fn cargo_build(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if manifests.len() > 1 {
+    if whole_workspace {
+        // Every member selected (so features unify as for the workspace), only the modules'
+        // executables built.
+        cmd.arg("--workspace");
+        for manifest in &manifests {
+            for bin in bin_names(manifest)? {
+                cmd.arg("--bin").arg(bin);
+            }
+        }
+    } else if manifests.len() > 1 {
         for manifest in &manifests {
             cmd.arg("--package").arg(package_name(manifest)?);
         }
@@ -372,14 +402,43 @@ fn cargo_build(
 
 /// The `[package] name` of a crate manifest.
 fn package_name(manifest: &Path) -> Result<String, BuildError> {
-    let err = |output: String| BuildError::Failed {
+    let doc = read_manifest(manifest)?;
+    name_of(&doc, manifest)
+}
+
+/// The executables a crate manifest declares: its `[[bin]]` names, or the package's name.
+fn bin_names(manifest: &Path) -> Result<Vec<String>, BuildError> {
+    let doc = read_manifest(manifest)?;
+    let declared: Vec<String> = doc
+        .get("bin")
+        .and_then(|b| b.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|bin| bin.get("name")?.as_str().map(str::to_string))
+        .collect();
+    if declared.is_empty() {
+        Ok(vec![name_of(&doc, manifest)?])
+    } else {
+        Ok(declared)
+    }
+}
+
+fn manifest_error(manifest: &Path, output: String) -> BuildError {
+    BuildError::Failed {
         crate_dir: manifest.parent().unwrap_or(manifest).to_path_buf(),
         output,
-    };
+    }
+}
+
+fn read_manifest(manifest: &Path) -> Result<toml::Table, BuildError> {
+    let err = |output| manifest_error(manifest, output);
     let text = std::fs::read_to_string(manifest)
         .map_err(|e| err(format!("cannot read {}: {e}", manifest.display())))?;
-    let doc: toml::Table = toml::from_str(&text)
-        .map_err(|e| err(format!("{} is not TOML: {e}", manifest.display())))?;
+    toml::from_str(&text).map_err(|e| err(format!("{} is not TOML: {e}", manifest.display())))
+}
+
+fn name_of(doc: &toml::Table, manifest: &Path) -> Result<String, BuildError> {
+    let err = |output| manifest_error(manifest, output);
     doc.get("package")
         .and_then(|p| p.get("name"))
         .and_then(|n| n.as_str())

@@ -58,9 +58,11 @@ pub fn prebuilt() -> &'static Prebuilt {
     BUILT.get_or_init(|| {
         let dirs = crates();
         // Build into the target directory the tests were built into, whatever cargo would
-        // pick from the crates' own location.
+        // pick from the crates' own location, with the features `cargo test --workspace`
+        // resolved, so the modules link the dependencies the tests were built with.
         let binaries = Builder::new(Profile::Dev)
             .target_dir(paths::target_dir())
+            .whole_workspace_features()
             .build_many(&dirs)
             .unwrap_or_else(|e| panic!("building the workspace's module crates failed: {e}"));
         let modules = dirs

@@ -2,8 +2,9 @@
 //! (AES-256-GCM and ChaCha20-Poly1305), and encoding and decoding its frame, for a 64-byte
 //! and a 16 KiB payload.
 //!
-//! `cargo bench -p aex-proto --bench event`. The figures bound what the runtime and the node
-//! agent spend per event besides I/O; `BENCHMARKS.md` at the repository root lists them.
+//! `cargo bench -p aex-proto-bench --bench event`. The figures bound what the runtime and
+//! the node agent spend per event besides I/O; `BENCHMARKS.md` at the repository root lists
+//! them.
 
 use std::hint::black_box;
 
