@@ -21,10 +21,20 @@ fn smoke_run_writes_every_required_figure() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
     // The test kit's modules, built once per test run for every test binary.
-    let out = Command::new(env!("CARGO_BIN_EXE_aex-bench"))
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_aex-bench"));
+    bench
         .args(["--quick", "--rounds=1", "--iterations=20", "--events=300"])
         .args(["--deploy-sizes=2", "--deploy-one-node=0", "--json"])
-        .arg(&json)
+        .arg(&json);
+    // The `aex` that `cargo test --workspace` built for the CLI's tests, when there is one:
+    // left to itself the bench runs `cargo build -p aex-cli`, which resolves features for that
+    // package alone and compiles the agent and its dependencies a second time (30 s of the
+    // suite on 2 cores).
+    let aex = aex_testkit::paths::profile_dir().join("aex");
+    if aex.is_file() {
+        bench.arg("--aex").arg(aex);
+    }
+    let out = bench
         .env("AEX_BUILD_PROFILE", "dev")
         .env(
             aex_deploy::build::PREBUILT_ENV,
