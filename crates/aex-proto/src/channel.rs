@@ -1,6 +1,6 @@
 //! Event channels: sealing and opening events on one connection.
 //!
-//! Invariants this module owns (SPEC §7):
+//! Invariants this module owns (docs/PROTOCOL.md §7, "Connections and events"):
 //! * a [`SendChannel`] never seals two events with the same counter, so a nonce never repeats
 //!   under a connection key; at `u64::MAX` it refuses to seal rather than wrap;
 //! * a [`RecvChannel`] accepts an event only if its counter is above the last accepted one and
