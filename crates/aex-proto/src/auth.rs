@@ -1,4 +1,6 @@
-//! Deployer authentication, node identities and application namespaces on a node.
+//! Deployer authentication on a node: the session proof that binds a deployer key to a link, a
+//! node identity and an application namespace (the identifiers themselves live in
+//! [`crate::ids`]).
 //!
 //! Every link to a node is a Noise channel (crate `aex-link`, docs/PROTOCOL.md §1): the
 //! deployer pins the node's identity key ([`NodeKey`], an X25519 public key) and the handshake
@@ -18,185 +20,17 @@
 //! signature over this connection's handshake hash and this node's identity, and accepts each
 //! request id at most once, in increasing order.
 
-use aex_crypto::{verify_signature, SigningIdentity, PUBLIC_IDENTITY_LEN, SIGNATURE_LEN};
+use aex_crypto::{verify_signature, SigningIdentity, SIGNATURE_LEN};
 use serde::{Deserialize, Serialize};
+
+use crate::ids::{hex, AppId, DeployerKey, NodeKey};
 
 /// Domain string of the session proof ([`session_message`]).
 pub const SESSION_DOMAIN: &[u8] = b"aex deployer session v2\0";
-/// Domain string of [`AppId::of`].
-pub const NAMESPACE_DOMAIN: &[u8] = b"aex application namespace v1\0";
 /// Length of a link's handshake hash (BLAKE2s), which the session proof signs.
 pub const HANDSHAKE_HASH_LEN: usize = 32;
-/// Length of a node identity key (X25519 public key).
-pub const NODE_KEY_LEN: usize = 32;
 /// Longest application name a node accepts in `Hello::Deployer`.
 pub const MAX_APP_NAME_LEN: usize = 128;
-
-/// A deployer's public identity: an Ed25519 public key (RFC 8032). Shown and parsed as 64 hex
-/// digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct DeployerKey(pub [u8; PUBLIC_IDENTITY_LEN]);
-
-impl DeployerKey {
-    /// The public key of `identity`.
-    pub fn of(identity: &SigningIdentity) -> Self {
-        DeployerKey(identity.public())
-    }
-
-    /// The first 8 bytes in hex, for logs and messages.
-    pub fn short(&self) -> String {
-        hex(&self.0[..8])
-    }
-}
-
-impl core::fmt::Display for DeployerKey {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&hex(&self.0))
-    }
-}
-
-impl core::fmt::Debug for DeployerKey {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "DeployerKey({self})")
-    }
-}
-
-/// Text that is not a deployer key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseKeyError {
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl core::fmt::Display for ParseKeyError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "not a deployer key ({}): expected 64 hex digits, as printed by `aex identity`",
-            self.reason
-        )
-    }
-}
-
-impl std::error::Error for ParseKeyError {}
-
-impl core::str::FromStr for DeployerKey {
-    type Err = ParseKeyError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_hex32(s).map(DeployerKey)
-    }
-}
-
-/// 64 hex digits (surrounding whitespace ignored) as 32 bytes.
-fn parse_hex32(s: &str) -> Result<[u8; 32], ParseKeyError> {
-    let s = s.trim();
-    if s.len() != 64 {
-        return Err(ParseKeyError {
-            reason: format!("{} characters", s.len()),
-        });
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        match (digit(pair[0]), digit(pair[1])) {
-            (Some(hi), Some(lo)) => out[i] = (hi * 16 + lo) as u8,
-            _ => {
-                return Err(ParseKeyError {
-                    reason: format!("non-hex character at position {}", 2 * i + 1),
-                })
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A node's identity: the public half of its long-term X25519 static key
-/// (`node-identity.pub` in its data directory). Deployers pin it per node in the descriptor
-/// and routes name it for peer links. Shown and parsed as 64 hex digits.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct NodeKey(pub [u8; NODE_KEY_LEN]);
-
-impl NodeKey {
-    /// The first 8 bytes in hex, for logs.
-    pub fn short(&self) -> String {
-        hex(&self.0[..8])
-    }
-}
-
-impl core::fmt::Display for NodeKey {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&hex(&self.0))
-    }
-}
-
-impl core::fmt::Debug for NodeKey {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "NodeKey({self})")
-    }
-}
-
-/// Text that is not a node identity key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseNodeKeyError {
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl core::fmt::Display for ParseNodeKeyError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "not a node identity key ({}): expected 64 hex digits, as in the node's \
-             `node-identity.pub` or printed by `aex node identity`",
-            self.reason
-        )
-    }
-}
-
-impl std::error::Error for ParseNodeKeyError {}
-
-impl core::str::FromStr for NodeKey {
-    type Err = ParseNodeKeyError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_hex32(s)
-            .map(NodeKey)
-            .map_err(|e| ParseNodeKeyError { reason: e.reason })
-    }
-}
-
-/// An application namespace on a node: the first 16 bytes of
-/// SHA-256([`NAMESPACE_DOMAIN`] ‖ deployer key ‖ u32-BE name length ‖ name).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct AppId(pub [u8; 16]);
-
-impl AppId {
-    /// The namespace of application `app` deployed by `key`.
-    pub fn of(key: &DeployerKey, app: &str) -> Self {
-        let digest = aex_crypto::sha256(&[
-            NAMESPACE_DOMAIN,
-            &key.0,
-            &(app.len() as u32).to_be_bytes(),
-            app.as_bytes(),
-        ]);
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&digest[..16]);
-        AppId(id)
-    }
-}
-
-impl core::fmt::Display for AppId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&hex(&self.0))
-    }
-}
-
-impl core::fmt::Debug for AppId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "AppId({self})")
-    }
-}
 
 /// An Ed25519 signature by a deployer.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,16 +157,6 @@ impl Authenticated {
         self.last_id = Some(id);
         Ok(())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
 }
 
 #[cfg(test)]

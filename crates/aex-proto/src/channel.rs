@@ -11,7 +11,7 @@
 use aex_crypto::{Algorithm, Nonce, SealingKey, SecretKey};
 use serde::{Deserialize, Serialize};
 
-use crate::message::ConnId;
+use crate::ids::ConnId;
 
 /// Which way an event travels on its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

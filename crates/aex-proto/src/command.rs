@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::frame;
-use crate::message::ConnId;
+use crate::ids::ConnId;
 
 const TO_MODULE: u8 = 2;
 const FROM_MODULE: u8 = 3;

@@ -34,10 +34,11 @@ pub mod auth;
 pub mod channel;
 pub mod command;
 pub mod frame;
+pub mod ids;
 pub mod message;
 pub mod reply;
 
-pub use auth::{AppId, DeployerKey, NodeKey, Signature};
+pub use auth::Signature;
 pub use channel::{
     CounterExhausted, Direction, Event, EventKind, RecvChannel, RecvError, SendChannel,
 };
@@ -46,8 +47,9 @@ pub use command::{
     StateBytes, WireAlgorithm, WireKey, STATE_CHUNK,
 };
 pub use frame::{DecodeError, FrameDecoder, MAX_FRAME_LEN, WIRE_VERSION};
+pub use ids::{AppId, ConnId, DeployerKey, NodeKey, ParseKeyError, ParseNodeKeyError};
 pub use message::{
-    ConnId, ConnStats, DeviceOp, Endpoint, FromModule, FromNode, Hello, Interface, ModuleStats,
+    ConnStats, DeviceOp, Endpoint, FromModule, FromNode, Hello, Interface, ModuleStats,
     ModuleStatus, NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus, Origin,
     PeerStatus, ToModule, ToNode, Trigger,
 };

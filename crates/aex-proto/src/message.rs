@@ -10,21 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AppId, DeployerKey, NodeKey, Signature};
+use crate::auth::Signature;
 use crate::channel::{Direction, Event};
 use crate::command::Sealed;
-
-/// Connection identifier, allocated by the deployer, unique within an application.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-pub struct ConnId(pub u32);
-
-impl core::fmt::Display for ConnId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
+use crate::ids::{AppId, ConnId, DeployerKey, NodeKey};
 
 /// Node agent → module process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

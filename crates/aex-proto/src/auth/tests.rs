@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::frame::{decode, encode, LEN_PREFIX};
+use crate::ids::NAMESPACE_DOMAIN;
 use crate::message::{Hello, NodeRequest, ToNode};
 
 const HASH: [u8; 32] = [0x11; 32];
@@ -78,48 +79,6 @@ fn replayed_and_decreasing_ids_are_refused() {
     );
     // Refusals change nothing.
     assert_eq!(s.check_request(6), Ok(()));
-}
-
-#[test]
-fn namespaces_differ_by_key_and_name() {
-    let (a, b) = (DeployerKey([1; 32]), DeployerKey([2; 32]));
-    assert_eq!(AppId::of(&a, "x"), AppId::of(&a, "x"));
-    assert_ne!(AppId::of(&a, "x"), AppId::of(&b, "x"));
-    assert_ne!(AppId::of(&a, "x"), AppId::of(&a, "y"));
-    // The length prefix keeps name boundaries unambiguous.
-    assert_ne!(AppId::of(&a, ""), AppId::of(&a, "\0"));
-}
-
-#[test]
-fn node_keys_parse_and_print_as_hex() {
-    let k: NodeKey = "0a".repeat(32).parse().unwrap();
-    assert_eq!(k, NodeKey([10; 32]));
-    assert_eq!(k.to_string(), "0a".repeat(32));
-    assert_eq!(k.short(), "0a".repeat(8));
-    let e = "0a".parse::<NodeKey>().unwrap_err().to_string();
-    assert!(
-        e.contains("not a node identity key") && e.contains("node-identity.pub"),
-        "{e}"
-    );
-}
-
-#[test]
-fn keys_parse_and_print_as_hex() {
-    let k: DeployerKey = "00ff".repeat(16).parse().unwrap();
-    assert_eq!(k.0[1], 0xff);
-    assert_eq!(k.to_string(), "00ff".repeat(16));
-    assert_eq!(k.short(), "00ff00ff00ff00ff");
-    assert_eq!(
-        format!("{k:?}"),
-        format!("DeployerKey({})", "00ff".repeat(16))
-    );
-    assert!("abc".parse::<DeployerKey>().is_err());
-    let e = "zz".repeat(32).parse::<DeployerKey>().unwrap_err();
-    assert!(e.to_string().contains("position 1"), "{e}");
-    // Surrounding whitespace (a pasted line) is fine.
-    assert!(format!(" {}\n", "ab".repeat(32))
-        .parse::<DeployerKey>()
-        .is_ok());
 }
 
 /// Known-answer vectors: the exact bytes signed and the namespace, for a fixed key.
