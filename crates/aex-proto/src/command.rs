@@ -510,37 +510,6 @@ mod tests {
         );
     }
 
-    /// A full chunk, sealed in a command, relayed in a deployer request, and its reply in a
-    /// node response, each fit in one frame.
-    #[test]
-    fn a_full_state_chunk_fits_in_a_frame_both_ways() {
-        use crate::message::{FromNode, NodeRequest, NodeResponse, ToModule, ToNode};
-        let (mut deployer, module) = channels();
-        let cmd = Command::WriteState {
-            offset: u64::MAX,
-            data: StateBytes(vec![0xff; STATE_CHUNK]),
-        };
-        let sealed = deployer.seal_command(&cmd).unwrap();
-        let to_node = ToNode::Request {
-            id: u64::MAX,
-            body: NodeRequest::Command {
-                module: "m".repeat(128),
-                sealed: sealed.clone(),
-            },
-        };
-        assert!(frame::encode(&to_node).len() <= frame::LEN_PREFIX + crate::MAX_FRAME_LEN);
-        assert!(
-            frame::encode(&ToModule::Command(sealed)).len()
-                <= frame::LEN_PREFIX + crate::MAX_FRAME_LEN
-        );
-        let reply = module.seal_reply(u64::MAX, &CommandReply::Done(vec![0xff; STATE_CHUNK]));
-        let answer = FromNode::Response {
-            id: u64::MAX,
-            result: Ok(NodeResponse::CommandReply(reply)),
-        };
-        assert!(frame::encode(&answer).len() <= frame::LEN_PREFIX + crate::MAX_FRAME_LEN);
-    }
-
     #[test]
     fn confirmation_detects_a_different_key() {
         let (deployer, module) = channels();

@@ -195,8 +195,7 @@ impl FrameDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{FromModule, FromNode, ToModule, ToNode};
-    use proptest::prelude::*;
+    use crate::message::ToModule;
 
     #[test]
     fn oversized_prefix_is_refused_before_allocation() {
@@ -289,32 +288,5 @@ mod tests {
             }
         }
         assert_eq!(got, vec![ToModule::Stats, ToModule::Shutdown]);
-    }
-
-    proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-            let _ = decode::<ToModule>(&bytes);
-            let _ = decode::<FromModule>(&bytes);
-            let _ = decode::<ToNode>(&bytes);
-            let _ = decode::<FromNode>(&bytes);
-            let _ = decode_plain::<crate::command::Command>(&bytes);
-            let mut d = FrameDecoder::new();
-            d.push(&bytes);
-            while let Ok(Some(body)) = d.next_body() {
-                let _ = decode::<ToNode>(&body);
-            }
-            let _ = read_body(&mut io::Cursor::new(&bytes));
-        }
-
-        #[test]
-        fn versioned_arbitrary_bodies_give_typed_errors(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let mut body = vec![WIRE_VERSION];
-            body.extend_from_slice(&bytes);
-            match decode::<FromNode>(&body) {
-                Ok(_) | Err(DecodeError::Malformed { .. }) => {}
-                Err(e) => prop_assert!(false, "unexpected error {e:?}"),
-            }
-        }
     }
 }

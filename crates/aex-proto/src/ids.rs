@@ -246,4 +246,14 @@ mod tests {
             .parse::<DeployerKey>()
             .is_ok());
     }
+
+    /// Known-answer vector: the namespace of a fixed key and name.
+    #[test]
+    fn the_namespace_is_pinned() {
+        let key = DeployerKey([0xab; 32]);
+        assert_eq!(
+            AppId::of(&key, "pp").to_string(),
+            hex(&aex_crypto::sha256(&[NAMESPACE_DOMAIN, &[0xab; 32], &[0, 0, 0, 2], b"pp"])[..16])
+        );
+    }
 }

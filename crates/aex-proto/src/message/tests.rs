@@ -1,0 +1,204 @@
+//! Round trips and pinned bytes of the link messages, their size bounds, and their decoders
+//! on arbitrary input.
+
+use aex_crypto::SecretKey;
+use proptest::prelude::*;
+
+use super::*;
+use crate::channel::EventKind;
+use crate::command::{Command, CommandChannel, CommandReply, StateBytes, STATE_CHUNK};
+use crate::frame::{
+    self, decode, decode_plain, encode, read_body, DecodeError, FrameDecoder, LEN_PREFIX,
+    WIRE_VERSION,
+};
+
+#[test]
+fn messages_round_trip() {
+    let msgs = vec![
+        ToNode::Hello(Hello::Deployer {
+            client: "aex 0.1".into(),
+            key: DeployerKey([9; 32]),
+            app: "ping-pong".into(),
+            signature: Signature([6; 64]),
+        }),
+        ToNode::Request {
+            id: 7,
+            body: NodeRequest::Route {
+                conn: ConnId(3),
+                dir: Direction::Backward,
+                to: Endpoint::Node {
+                    address: "127.0.0.1:1".into(),
+                    identity: NodeKey([5; 32]),
+                },
+                from: Origin::Peer(NodeKey([4; 32])),
+            },
+        },
+        ToNode::Forward {
+            app: AppId([7; 16]),
+            event: Event {
+                conn: ConnId(2),
+                dir: Direction::Forward,
+                kind: EventKind::Event,
+                counter: 1,
+                ciphertext: vec![4],
+            },
+        },
+        ToNode::Request {
+            id: 8,
+            body: NodeRequest::Periodic {
+                module: "sensor".into(),
+                triggers: vec![Trigger {
+                    entry: "sample".into(),
+                    period_ms: 1000,
+                }],
+            },
+        },
+        ToNode::Request {
+            id: 9,
+            body: NodeRequest::Unroute {
+                conn: ConnId(3),
+                dir: Direction::Forward,
+            },
+        },
+        ToNode::Event(Event {
+            conn: ConnId(1),
+            dir: Direction::Forward,
+            kind: EventKind::Request,
+            counter: 42,
+            ciphertext: vec![1, 2, 3],
+        }),
+    ];
+    for m in msgs {
+        let f = encode(&m);
+        assert_eq!(decode::<ToNode>(&f[LEN_PREFIX..]).unwrap(), m);
+    }
+    let r = FromNode::Response {
+        id: 1,
+        result: Err(NodeError {
+            kind: NodeErrorKind::UnknownModule,
+            message: "no module `x`".into(),
+        }),
+    };
+    assert_eq!(decode::<FromNode>(&encode(&r)[LEN_PREFIX..]).unwrap(), r);
+}
+
+#[test]
+fn module_stats_round_trip_with_the_lifecycle_counters() {
+    let stats = FromModule::Stats(ModuleStats {
+        conns: vec![ConnStats {
+            conn: ConnId(4),
+            sent: 1,
+            received: 2,
+            rejected: 3,
+            gaps: 4,
+        }],
+        rejected_unknown: 5,
+        rejected_commands: 6,
+        commands: 7,
+        rejected_ticks: 8,
+        refused_commands: 9,
+        dropped_replies: 10,
+        armed: true,
+    });
+    let f = encode(&stats);
+    assert_eq!(decode::<FromModule>(&f[LEN_PREFIX..]).unwrap(), stats);
+}
+
+/// Known-answer vector: a request's postcard bytes.
+#[test]
+fn a_request_s_bytes_are_pinned() {
+    // Variant 1 (Request), id 258 as a varint, variant 6 (Status).
+    let r = encode(&ToNode::Request {
+        id: 258,
+        body: NodeRequest::Status,
+    });
+    assert_eq!(&r[LEN_PREFIX..], &[1, 1, 0x82, 0x02, 6]);
+}
+
+/// A full chunk, sealed in a command, relayed in a deployer request, and its reply in a
+/// node response, each fit in one frame.
+#[test]
+fn a_full_state_chunk_fits_in_a_frame_both_ways() {
+    let k = SecretKey::from_bytes([3; 32]);
+    let (mut deployer, module) = (CommandChannel::new(&k), CommandChannel::new(&k));
+    let cmd = Command::WriteState {
+        offset: u64::MAX,
+        data: StateBytes(vec![0xff; STATE_CHUNK]),
+    };
+    let sealed = deployer.seal_command(&cmd).unwrap();
+    let to_node = ToNode::Request {
+        id: u64::MAX,
+        body: NodeRequest::Command {
+            module: "m".repeat(128),
+            sealed: sealed.clone(),
+        },
+    };
+    assert!(frame::encode(&to_node).len() <= frame::LEN_PREFIX + crate::MAX_FRAME_LEN);
+    assert!(
+        frame::encode(&ToModule::Command(sealed)).len() <= frame::LEN_PREFIX + crate::MAX_FRAME_LEN
+    );
+    let reply = module.seal_reply(u64::MAX, &CommandReply::Done(vec![0xff; STATE_CHUNK]));
+    let answer = FromNode::Response {
+        id: u64::MAX,
+        result: Ok(NodeResponse::CommandReply(reply)),
+    };
+    assert!(frame::encode(&answer).len() <= frame::LEN_PREFIX + crate::MAX_FRAME_LEN);
+}
+
+proptest! {
+    #[test]
+    fn auth_messages_round_trip(
+        key in any::<[u8; 32]>(),
+        app in ".{0,40}",
+        id in any::<u64>(),
+        sig in proptest::collection::vec(any::<u8>(), 64),
+        ns in any::<[u8; 16]>(),
+    ) {
+        let signature = Signature(sig.try_into().unwrap());
+        let msgs = [
+            ToNode::Hello(Hello::Deployer { client: "t".into(), key: DeployerKey(key), app, signature }),
+            ToNode::Hello(Hello::Peer { node: "n".into() }),
+            ToNode::Request { id, body: NodeRequest::Status },
+            ToNode::Forward {
+                app: AppId(ns),
+                event: crate::Event {
+                    conn: crate::ConnId(id as u32),
+                    dir: crate::Direction::Backward,
+                    kind: crate::EventKind::Reply,
+                    counter: id,
+                    ciphertext: key.to_vec(),
+                },
+            },
+        ];
+        for m in msgs {
+            prop_assert_eq!(decode::<ToNode>(&encode(&m)[LEN_PREFIX..]).unwrap(), m);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = decode::<ToModule>(&bytes);
+        let _ = decode::<FromModule>(&bytes);
+        let _ = decode::<ToNode>(&bytes);
+        let _ = decode::<FromNode>(&bytes);
+        let _ = decode_plain::<Command>(&bytes);
+        let mut d = FrameDecoder::new();
+        d.push(&bytes);
+        while let Ok(Some(body)) = d.next_body() {
+            let _ = decode::<ToNode>(&body);
+        }
+        let _ = read_body(&mut std::io::Cursor::new(&bytes));
+    }
+
+    #[test]
+    fn versioned_arbitrary_bodies_give_typed_errors(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut body = vec![WIRE_VERSION];
+        body.extend_from_slice(&bytes);
+        match decode::<FromNode>(&body) {
+            Ok(_) | Err(DecodeError::Malformed { .. }) => {}
+            Err(e) => prop_assert!(false, "unexpected error {e:?}"),
+        }
+    }
+}
