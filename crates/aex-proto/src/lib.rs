@@ -27,6 +27,16 @@
 //!
 //! The node agent sees every field of these messages except the plaintexts: it routes on
 //! connection id and direction, and can drop or delay, never forge.
+//!
+//! # Layout
+//!
+//! The modules import each other in layers, without a cycle (check with
+//! `scripts/use-edges.py crates/aex-proto`): at the bottom, the identifiers every link names
+//! ([`ids`]: [`ConnId`], [`DeployerKey`], [`NodeKey`], [`AppId`]) and the framing ([`frame`]);
+//! above them the three protections, [`auth`], [`channel`] and [`command`]; on top, the
+//! messages ([`message`]) that carry their proofs, events and sealed commands. A test that
+//! needs a message lives with the messages (`message/tests.rs`), not in the module below it
+//! that it exercises. [`reply`] stands alone: a reply plaintext is inside an event's ciphertext.
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
