@@ -367,6 +367,19 @@ mod tests {
         &framed[2..]
     }
 
+    /// The two ends' record halves pair up: what one seals, the other opens, both ways.
+    fn records_flow(a: Established, b: Established) {
+        let ((mut a_seal, mut a_open), (mut b_seal, mut b_open)) =
+            (a.into_halves(), b.into_halves());
+        let (mut up, mut down, mut plain) = (vec![], vec![], vec![]);
+        a_seal.seal(b"up", &mut up).unwrap();
+        b_seal.seal(b"down", &mut down).unwrap();
+        b_open.open(&up[2..], &mut plain).unwrap();
+        assert_eq!(plain, b"up");
+        a_open.open(&down[2..], &mut plain).unwrap();
+        assert_eq!(plain, b"down");
+    }
+
     #[test]
     fn deployer_handshake_agrees_and_pins_the_node() {
         let node = StaticKey::generate();
@@ -384,6 +397,7 @@ mod tests {
         assert_eq!(server.remote(), None);
         // The sizes the limits are made for.
         assert_eq!((first.len(), reply.len()), (1 + 2 + 48, 2 + 49));
+        records_flow(client, *server);
     }
 
     #[test]
@@ -405,6 +419,7 @@ mod tests {
         assert_eq!(server.remote(), Some(a.public()));
         assert_eq!(client.remote(), Some(b.public()));
         assert_eq!(client.hash(), server.hash());
+        records_flow(client, server);
     }
 
     #[test]

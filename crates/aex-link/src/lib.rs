@@ -28,6 +28,12 @@
 //! (the deployer's client, the test kit) and, with the `tokio` feature, [`tokio_io`] to tokio
 //! streams (the node agent).
 //!
+//! The modules import each other in layers, without a cycle (check with
+//! `scripts/use-edges.py crates/aex-link`): [`record`] at the bottom, [`handshake`] above it (a
+//! completed handshake hands out the record layer's halves), the two adapters on top. The
+//! record layer's own tests therefore key their records with a plain Noise handshake of their
+//! own, and the handshake's tests check that its keys carry records.
+//!
 //! # Why Noise and not TLS
 //!
 //! Both ends already hold raw long-term keys that their owners pin out of band, exactly like
