@@ -20,6 +20,10 @@
 //!  raw:  raw-module ─pipe─ raw-node ─TCP─ raw-node ─pipe─ raw-module   (length-prefixed bytes)
 //!  tcp:  aex-bench ─TCP─ tcp-echo
 //! ```
+#![allow(
+    clippy::disallowed_macros,
+    reason = "a command-line tool: progress goes to stderr, the results table to stdout"
+)]
 
 mod aexrun;
 mod cluster;

@@ -436,7 +436,7 @@ mod tests {
         let node = StaticKey::generate();
         let public = node.public();
         let (c, s) = socket_pair();
-        let (record_tx, record_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let (record_tx, record_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
         let server = std::thread::spawn(move || {
             let (rd, wr) = halves(&s);
             let (_, mut link) = accept(rd, wr, &node, |_| true).unwrap();

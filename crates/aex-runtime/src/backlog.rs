@@ -194,7 +194,7 @@ mod tests {
         big.take(1000);
         assert_eq!(big.used(), 1000);
 
-        let (done, taken) = std::sync::mpsc::channel();
+        let (done, taken) = std::sync::mpsc::sync_channel(1);
         let reader = {
             let budget = budget.clone();
             std::thread::spawn(move || {

@@ -92,6 +92,10 @@ macro_rules! log {
     };
 }
 
+#[expect(
+    clippy::disallowed_macros,
+    reason = "the runtime's log writer: stderr is the module's log, which the node keeps"
+)]
 fn log_line(line: std::fmt::Arguments<'_>) {
     #[cfg(test)]
     tests::LOGGED.with(|logged| logged.borrow_mut().push(line.to_string()));
@@ -140,6 +144,10 @@ pub const MEASUREMENT_ENV: &str = "AEX_MEASUREMENT";
 ///
 /// With [`DESCRIBE_FLAG`] as first argument, prints `M`'s interface as JSON and exits 0.
 /// Otherwise serves the node on stdin/stdout and exits 0 when stdin ends or the node asks.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the module process's entry: its exit code is how the node learns how it ended"
+)]
 pub fn run<M: Module>() -> ! {
     let code = if std::env::args_os()
         .nth(1)

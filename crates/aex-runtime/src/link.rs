@@ -64,6 +64,11 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     /// An empty inbox of [`INBOX_BYTES`].
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "bounded otherwise: the reader's messages by the byte budget, each module \
+                  thread's calls by its wait for their answer (at most one queued per thread)"
+    )]
     pub(crate) fn new() -> Self {
         let (local, rx) = mpsc::channel();
         Inbox {

@@ -123,7 +123,10 @@ pub struct Probe<S>(PhantomData<fn() -> S>);
 
 impl<S> Probe<S> {
     /// A probe for `S`.
-    #[allow(clippy::new_without_default)]
+    #[allow(
+        clippy::new_without_default,
+        reason = "only the macro's expansion makes probes, with `new`; a `Default` would go unused"
+    )]
     pub const fn new() -> Self {
         Probe(PhantomData)
     }
@@ -168,8 +171,10 @@ impl<S> NotTransferable<S> for &Probe<S> {
 }
 
 #[cfg(test)]
-// The borrow is the mechanism: it is what lets the fallback apply when the first impl does not.
-#[allow(clippy::needless_borrow)]
+#[allow(
+    clippy::needless_borrow,
+    reason = "the borrow is the mechanism: it is what lets the fallback apply when the first impl does not"
+)]
 mod tests {
     use super::*;
 
@@ -184,7 +189,10 @@ mod tests {
     #[test]
     fn serializable_state_round_trips() {
         let s = Counter { count: 7 };
-        #[allow(unused_imports)]
+        #[allow(
+            unused_imports,
+            reason = "as in the macro's expansion, both traits are in scope and the probe picks one"
+        )]
         use super::{NotTransferable as _, ViaSerde as _};
         let snap = (&Probe::<Counter>::new()).snapshot(&s).unwrap().unwrap();
         let mut t = Counter::default();
@@ -197,7 +205,10 @@ mod tests {
 
     #[test]
     fn other_state_is_not_transferable() {
-        #[allow(unused_imports)]
+        #[allow(
+            unused_imports,
+            reason = "as in the macro's expansion, both traits are in scope and the probe picks one"
+        )]
         use super::{NotTransferable as _, ViaSerde as _};
         assert!((&Probe::<Opaque>::new()).snapshot(&Opaque).is_none());
         assert!((&Probe::<Opaque>::new()).apply(&mut Opaque, b"{}").is_err());

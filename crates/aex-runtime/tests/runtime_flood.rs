@@ -6,6 +6,10 @@
 //! stdout like any module (`aex_runtime::run`); run by `cargo test`, it spawns itself that way
 //! and plays the node and the deployer with the test kit. Hence `harness = false`: the test
 //! harness would print to stdout, which is the module's frame stream.
+#![allow(
+    clippy::disallowed_macros,
+    reason = "a test, and its own harness: it prints the harness's lines and what it measured"
+)]
 
 use std::io::Write;
 use std::time::Instant;

@@ -315,6 +315,12 @@ impl ModuleProcess {
         };
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
+        // The test reads the module's messages when it chooses to; the queue keeps whatever the
+        // module sends meanwhile, so the module never blocks on a test that is not reading yet.
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "test code playing the node: the rule on bounded queues is the node's own"
+        )]
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut r = BufReader::new(stdout);

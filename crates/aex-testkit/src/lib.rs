@@ -27,6 +27,10 @@
 //!   the kit's `hoard` module with a state of any size), deployer identities outside the home
 //!   directory, the deployer's state, and `aex status --json` read into the deployer
 //!   library's own status types.
+#![allow(
+    clippy::disallowed_macros,
+    reason = "test code: what a test notes goes to stderr, which the test harness shows"
+)]
 
 pub mod cli;
 pub mod cluster;

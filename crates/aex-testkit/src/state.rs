@@ -18,7 +18,7 @@ pub fn try_read(app_dir: &Path) -> Result<Option<State>, String> {
         return Ok(None);
     }
     let dir = app_dir.to_path_buf();
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(1);
     // Opening waits for the state lock; a thread keeps a stuck holder from hanging the test.
     std::thread::spawn(move || {
         let _ = tx.send(StateFile::open(&dir).map(|sf| sf.state));

@@ -11,6 +11,10 @@
 //! What arrives over HTTP is not authentic (anyone can connect); only the count is.
 //!
 //! The HTTP side is the examples' small std-only server (`aex-example-http`).
+#![allow(
+    clippy::disallowed_macros,
+    reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
+)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
