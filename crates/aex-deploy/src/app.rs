@@ -294,7 +294,7 @@ impl App {
             .ok_or_else(|| Error::NotDeployed {
                 module: module.into(),
             })?;
-        let mut channel = CommandChannel::resume(&rec.key.0, rec.last_command);
+        let mut channel = CommandChannel::resume(rec.key.expose_secret(), rec.last_command);
         let sealed = channel.seal_command(cmd).map_err(|source| Error::Command {
             module: module.into(),
             source,
@@ -345,7 +345,7 @@ impl App {
             .state
             .modules
             .get(module)
-            .map(|m| &m.key.0)
+            .map(|m| m.key.expose_secret())
             .ok_or_else(|| Error::NotDeployed {
                 module: module.into(),
             })

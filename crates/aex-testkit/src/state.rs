@@ -44,5 +44,5 @@ pub fn read(app_dir: &Path) -> Option<State> {
 /// The bytes of a stored key. The records keep keys out of their `Debug` output and do not
 /// compare them; tests compare keys across deploys (kept, or fresh) through these.
 pub fn key_bytes(key: &StoredKey) -> [u8; 32] {
-    *key.0.expose_secret()
+    *key.expose_secret().expose_secret()
 }

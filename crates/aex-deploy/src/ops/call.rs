@@ -148,7 +148,7 @@ pub fn request(app: &mut App, connection: &str, payload: &[u8], wait: Duration) 
         let alg = Algorithm::from_name(&rec.algorithm).unwrap_or_default();
         let mut rx = RecvChannel::resume(
             alg,
-            &rec.key.0,
+            rec.key.expose_secret(),
             ConnId(rec.id),
             Direction::Backward,
             rec.last_received,
@@ -215,7 +215,7 @@ fn send_direct(
     let alg = Algorithm::from_name(&rec.algorithm).unwrap_or_default();
     let mut tx = SendChannel::resume(
         alg,
-        &rec.key.0,
+        rec.key.expose_secret(),
         ConnId(rec.id),
         Direction::Forward,
         rec.last_sent,

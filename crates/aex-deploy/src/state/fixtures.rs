@@ -14,7 +14,7 @@ pub(super) fn module(key: u8, last_command: u64) -> ModuleRecord {
         tee: "sgx".into(),
         measurement: "00".repeat(32),
         instance: 1,
-        key: StoredKey(SecretKey::from_bytes([key; 32])),
+        key: StoredKey::new(SecretKey::from_bytes([key; 32])),
         last_command,
         attested_at: 0,
         simulated: true,
@@ -30,7 +30,7 @@ pub(super) fn module(key: u8, last_command: u64) -> ModuleRecord {
 pub(super) fn connection(key: u8) -> ConnectionRecord {
     ConnectionRecord {
         id: 7,
-        key: StoredKey(SecretKey::from_bytes([key; 32])),
+        key: StoredKey::new(SecretKey::from_bytes([key; 32])),
         algorithm: "aes-256-gcm".into(),
         from: "a.out".into(),
         to: "b.in".into(),

@@ -84,7 +84,7 @@ mod tests {
         let sf = StateFile::open(dir.path()).unwrap();
         assert_eq!(sf.state.next_conn_id, 5);
         assert_eq!(sf.state.modules["m"].last_command, 12);
-        assert_eq!(sf.state.connections["c"].key.0.expose_secret(), &[0x11; 32]);
+        assert_eq!(sf.state.connections["c"].key.expose_secret().expose_secret(), &[0x11; 32]);
         assert!(
             !aex.join(LEGACY_FILE).exists(),
             "the JSON copy of the keys is gone"
@@ -93,7 +93,7 @@ mod tests {
         drop(sf);
         // Imported into the database, not just into memory.
         let again = StateFile::open(dir.path()).unwrap();
-        assert_eq!(again.state.modules["m"].key.0.expose_secret(), &[0xee; 32]);
+        assert_eq!(again.state.modules["m"].key.expose_secret().expose_secret(), &[0xee; 32]);
     }
 
     #[test]

@@ -202,8 +202,23 @@ pub struct ConnectionRecord {
     pub last_received: u64,
 }
 
-/// A key as stored in the state file (hex). No `Debug` output of the bytes.
-pub struct StoredKey(pub SecretKey);
+/// A key as stored in the state file (hex). The key is reached only through
+/// [`StoredKey::expose_secret`], so every use of it is explicit and can be found; `Debug` never
+/// shows its bytes.
+pub struct StoredKey(SecretKey);
+
+impl StoredKey {
+    /// Keeps `key` in a record.
+    pub fn new(key: SecretKey) -> Self {
+        StoredKey(key)
+    }
+
+    /// The key, to seal or open under it: every call site is a place where the stored secret
+    /// is used.
+    pub fn expose_secret(&self) -> &SecretKey {
+        &self.0
+    }
+}
 
 impl core::fmt::Debug for StoredKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -224,7 +239,7 @@ impl<'de> Deserialize<'de> for StoredKey {
         let mut bytes = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(s.as_bytes(), &mut bytes[..])
             .map_err(|_| serde::de::Error::custom("a stored key is 64 hex characters"))?;
-        Ok(StoredKey(SecretKey::from_bytes(*bytes)))
+        Ok(StoredKey::new(SecretKey::from_bytes(*bytes)))
     }
 }
 

@@ -186,7 +186,7 @@ pub(super) fn attest_instance(
         tee: spec.tee.name().into(),
         measurement: built.measurement.to_hex(),
         instance: u64::from_be_bytes(random_bytes::<8>()),
-        key: StoredKey(key),
+        key: StoredKey::new(key),
         last_command: 0,
         attested_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -110,7 +110,7 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
             spec.name.clone(),
             ConnectionRecord {
                 id: id.0,
-                key: StoredKey(SecretKey::from_bytes(*key.expose_secret())),
+                key: StoredKey::new(SecretKey::from_bytes(*key.expose_secret())),
                 algorithm: spec.algorithm.name().into(),
                 from: from_string(spec),
                 to: spec.to.to_string(),

@@ -23,12 +23,12 @@ fn round_trip_private_and_no_key_in_debug() {
     drop(sf);
     let again = StateFile::open(dir.path()).unwrap();
     let m = &again.state.modules["m"];
-    assert_eq!(m.key.0.expose_secret(), &[0xcd; 32]);
+    assert_eq!(m.key.expose_secret().expose_secret(), &[0xcd; 32]);
     assert_eq!(m.last_command, 4);
     assert_eq!(m.slot("m"), "m.2");
     assert_eq!(m.pending_state.as_ref().unwrap().bytes(), b"count 41");
     let c = &again.state.connections["c"];
-    assert_eq!(c.key.0.expose_secret(), &[0xab; 32]);
+    assert_eq!(c.key.expose_secret().expose_secret(), &[0xab; 32]);
     assert_eq!(c.instances, connection(0xab).instances);
     assert_eq!(again.state.next_conn_id, 8);
     assert_eq!(again.state.version, FORMAT_VERSION);
