@@ -21,7 +21,7 @@ pub fn try_read(app_dir: &Path) -> Result<Option<State>, String> {
     let (tx, rx) = mpsc::channel();
     // Opening waits for the state lock; a thread keeps a stuck holder from hanging the test.
     std::thread::spawn(move || {
-        let _ = tx.send(StateFile::open(&dir).map(|sf| sf.state));
+        let _ = tx.send(StateFile::open(&dir).map(StateFile::into_state));
     });
     match rx.recv_timeout(LOCK_PATIENCE) {
         Ok(Ok(state)) => Ok(Some(state)),

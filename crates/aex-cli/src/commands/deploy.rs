@@ -54,11 +54,16 @@ pub fn exec(args: DeployArgs, shell: &Shell) -> Result<()> {
 /// The modules named by `--discard-state`, each checked against the descriptor.
 fn discard_state(app: &App, names: &[String]) -> Result<std::collections::BTreeSet<String>> {
     for name in names {
-        if app.desc.module(name).is_none() {
+        if app.descriptor().module(name).is_none() {
             return Err(aex_deploy::Error::Connection {
                 message: format!("`--discard-state {name}`: no module `{name}` in the descriptor"),
                 given: Some(name.clone()),
-                valid: app.desc.modules.iter().map(|m| m.name.clone()).collect(),
+                valid: app
+                    .descriptor()
+                    .modules
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect(),
             }
             .into());
         }

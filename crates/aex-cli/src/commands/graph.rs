@@ -33,7 +33,7 @@ pub fn exec(args: GraphArgs, shell: &Shell) -> Result<()> {
     } else {
         ops::status::status(&mut app).ok()
     };
-    let dot = ops::graph::dot(&app.desc, status.as_ref());
+    let dot = ops::graph::dot(app.descriptor(), status.as_ref());
     let Some(output) = args.output else {
         shell.out(dot.trim_end())?;
         return Ok(());

@@ -46,7 +46,7 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
                 "Tenant",
                 format!(
                     "application `{}` of deployer {} ({})",
-                    tenant_app.desc.application,
+                    tenant_app.descriptor().application,
                     tenant_identity.public(),
                     tenant_identity.path().display()
                 ),
@@ -55,7 +55,11 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
             for file in ops::local::hand_provider_keys(&app, &tenant_app)? {
                 shell.status(
                     "Provider key",
-                    format!("of `{}`: {}", tenant_app.desc.application, file.display()),
+                    format!(
+                        "of `{}`: {}",
+                        tenant_app.descriptor().application,
+                        file.display()
+                    ),
                 );
             }
             bring_up(&mut tenant_app, shell)?;
@@ -73,7 +77,7 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
             "Running",
             format!(
                 "detached; `aex down {}` stops the local nodes",
-                app.desc.dir.display()
+                app.descriptor().dir.display()
             ),
         );
         return Ok(());
@@ -96,7 +100,7 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
 /// use, as a second organisation would create its own).
 fn tenants(app: &App, shell: &Shell) -> Result<Vec<(PathBuf, Arc<aex_deploy::Identity>)>> {
     let mut out = Vec::new();
-    for tenant in &app.desc.tenants {
+    for tenant in &app.descriptor().tenants {
         let (identity, created) = aex_deploy::Identity::load_or_create(&tenant.identity)
             .map_err(aex_deploy::Error::from)?;
         if created {

@@ -27,7 +27,7 @@ pub struct StepResult {
 
 /// Runs the descriptor's `[[up]]` steps in order.
 pub fn run_steps(app: &mut App) -> Result<Vec<StepResult>> {
-    let steps = app.desc.up.clone();
+    let steps = app.descriptor().up.clone();
     let mut results = vec![];
     for step in steps {
         let started = Instant::now();

@@ -39,7 +39,12 @@ pub fn update(
     discard_state: bool,
     obs: &dyn Observer,
 ) -> Result<UpdateReport> {
-    let names: Vec<String> = app.desc.modules.iter().map(|m| m.name.clone()).collect();
+    let names: Vec<String> = app
+        .descriptor()
+        .modules
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
     let Some(index) = names.iter().position(|n| n == module) else {
         return Err(Error::Connection {
             message: format!("no module `{module}` in the descriptor"),
@@ -47,7 +52,7 @@ pub fn update(
             valid: names,
         });
     };
-    let Some(record) = app.state.state.modules.get(module) else {
+    let Some(record) = app.module(module) else {
         return Err(Error::NotDeployed {
             module: module.into(),
         });
@@ -59,8 +64,8 @@ pub fn update(
         }
         None => record.node.clone(),
     };
-    let described = app.desc.modules[index].node.clone();
-    app.desc.modules[index].node = target.clone();
+    let described = app.descriptor().modules[index].node.clone();
+    app.place_module(module, &target);
 
     let opts = Options {
         force: BTreeSet::from([module.to_string()]),

@@ -82,9 +82,15 @@ mod tests {
         fs::write(aex.join(LEGACY_FILE), serde_json::to_vec(&legacy).unwrap()).unwrap();
         fs::write(aex.join("state.json.tmp"), b"half-written").unwrap();
         let sf = StateFile::open(dir.path()).unwrap();
-        assert_eq!(sf.state.next_conn_id, 5);
-        assert_eq!(sf.state.modules["m"].last_command, 12);
-        assert_eq!(sf.state.connections["c"].key.expose_secret().expose_secret(), &[0x11; 32]);
+        assert_eq!(sf.state().next_conn_id, 5);
+        assert_eq!(sf.state().modules["m"].last_command, 12);
+        assert_eq!(
+            sf.state().connections["c"]
+                .key
+                .expose_secret()
+                .expose_secret(),
+            &[0x11; 32]
+        );
         assert!(
             !aex.join(LEGACY_FILE).exists(),
             "the JSON copy of the keys is gone"
@@ -93,14 +99,20 @@ mod tests {
         drop(sf);
         // Imported into the database, not just into memory.
         let again = StateFile::open(dir.path()).unwrap();
-        assert_eq!(again.state.modules["m"].key.expose_secret().expose_secret(), &[0xee; 32]);
+        assert_eq!(
+            again.state().modules["m"]
+                .key
+                .expose_secret()
+                .expose_secret(),
+            &[0xee; 32]
+        );
     }
 
     #[test]
     fn a_json_file_beside_an_imported_database_is_only_removed() {
         let dir = tempfile::tempdir().unwrap();
         let mut sf = StateFile::open(dir.path()).unwrap();
-        sf.state.next_conn_id = 3;
+        sf.state_mut().next_conn_id = 3;
         sf.save().unwrap();
         drop(sf);
         // As if a crash struck between the import's commit and the removal.
@@ -112,7 +124,7 @@ mod tests {
         let legacy = dir.path().join(STATE_DIR).join(LEGACY_FILE);
         fs::write(&legacy, serde_json::to_vec(&stale).unwrap()).unwrap();
         let sf = StateFile::open(dir.path()).unwrap();
-        assert_eq!(sf.state.next_conn_id, 3);
+        assert_eq!(sf.state().next_conn_id, 3);
         assert!(!legacy.exists());
     }
 }

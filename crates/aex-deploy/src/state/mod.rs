@@ -31,4 +31,4 @@ pub use records::{
     slot_name, ConnectionRecord, ModuleRecord, NodeRecord, RetiredInstance, Revocation, Snapshot,
     State, StoredKey,
 };
-pub use store::{StateFile, STATE_DIR, STATE_FILE};
+pub use store::{node_data_dir, StateFile, STATE_DIR, STATE_FILE};

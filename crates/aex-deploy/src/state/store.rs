@@ -61,8 +61,8 @@ type Rows = BTreeMap<(&'static str, String), Zeroizing<Vec<u8>>>;
 /// A state file bound to its path: the in-memory [`State`] and the database it is saved to.
 pub struct StateFile {
     path: PathBuf,
-    /// The current state.
-    pub state: State,
+    /// The current state: what the next save writes.
+    state: State,
     db: Database,
     /// What the database holds, row by row, as of the last save (or the open).
     saved: Mutex<Rows>,
@@ -79,6 +79,13 @@ impl core::fmt::Debug for StateFile {
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
+}
+
+/// The data directory of local node `node` (one `aex up` starts) of the application whose
+/// descriptor is in `descriptor_dir`: `.aex/nodes/<node>/`, absolute.
+pub fn node_data_dir(descriptor_dir: &Path, node: &str) -> PathBuf {
+    let dir = StateFile::dir_for(descriptor_dir).join("nodes").join(node);
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 impl StateFile {
@@ -163,6 +170,21 @@ impl StateFile {
     /// The state file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The current state, to change; [`StateFile::save`] makes the change durable.
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+
+    /// The current state, letting go of the file (and of its lock).
+    pub fn into_state(self) -> State {
+        self.state
     }
 
     fn saved_rows(&self) -> std::sync::MutexGuard<'_, Rows> {

@@ -87,8 +87,8 @@ pub(super) fn load(
 /// Attests a freshly loaded module (generation 0, under its own name) and records its key.
 pub fn attest(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
     let record = attest_instance(app, module, module, node, built)?;
-    app.state.state.modules.insert(module.into(), record);
-    app.state.save()?;
+    app.record_module(module, record);
+    app.save()?;
     Ok(())
 }
 
@@ -109,7 +109,10 @@ pub(super) fn attest_instance(
         source,
     };
     let spec = app.node_spec(node)?.clone();
-    let allow_insecure = app.desc.module(module).is_some_and(|m| m.allow_insecure);
+    let allow_insecure = app
+        .descriptor()
+        .module(module)
+        .is_some_and(|m| m.allow_insecure);
     let anchor = app.trust_anchor(node)?;
     let challenge = random_bytes::<32>();
     let agreement = ModuleKeyAgreement::new();

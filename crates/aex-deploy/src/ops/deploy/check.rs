@@ -13,16 +13,16 @@ use crate::error::Result;
 
 /// Checks every connection's ports against the interfaces the built binaries declare.
 pub(super) fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Result<()> {
-    for (i, c) in app.desc.connections.iter().enumerate() {
+    for (i, c) in app.descriptor().connections.iter().enumerate() {
         let from_module = match &c.from {
             From::Port(p) => Some(&p.module),
             From::Deployer => None,
         };
         for endpoint in from_module.into_iter().chain([&c.to.module]) {
             let node = app
-                .desc
+                .descriptor()
                 .module(endpoint)
-                .and_then(|m| app.desc.node(&m.node));
+                .and_then(|m| app.descriptor().node(&m.node));
             if let Some(node) = node.filter(|n| !n.tee.offers(c.algorithm)) {
                 let offered: Vec<String> = node
                     .tee
@@ -31,7 +31,7 @@ pub(super) fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Re
                     .map(|a| a.name().to_owned())
                     .collect();
                 return Err(app
-                    .desc
+                    .descriptor()
                     .error_at(
                         Field::Connection(i, "algorithm"),
                         format!(
@@ -60,7 +60,7 @@ pub(super) fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Re
                 .cloned()
                 .collect();
             return Err(app
-                .desc
+                .descriptor()
                 .error_at(
                     Field::Connection(i, "to"),
                     format!(
@@ -85,7 +85,7 @@ pub(super) fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Re
                     .cloned()
                     .collect();
                 return Err(app
-                    .desc
+                    .descriptor()
                     .error_at(
                         Field::Connection(i, "from"),
                         format!(
@@ -108,7 +108,7 @@ pub(super) fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Re
                     ),
                 };
                 return Err(app
-                    .desc
+                    .descriptor()
                     .error_at(Field::Connection(i, "to"), msg, &[])
                     .into());
             }
@@ -120,7 +120,7 @@ pub(super) fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Re
 /// Checks that every `[[periodic]]` trigger names an entry its module's binary declares
 /// `#[periodic]`.
 pub(super) fn check_periodic(app: &App, built: &BTreeMap<String, Built>) -> Result<()> {
-    for (i, trigger) in app.desc.periodic.iter().enumerate() {
+    for (i, trigger) in app.descriptor().periodic.iter().enumerate() {
         let interface = &built[&trigger.module].interface;
         if interface.periodic.contains(&trigger.entry) {
             continue;
@@ -140,7 +140,7 @@ pub(super) fn check_periodic(app: &App, built: &BTreeMap<String, Built>) -> Resu
             )
         };
         return Err(app
-            .desc
+            .descriptor()
             .error_at(Field::Periodic(i, "call"), message, &interface.periodic)
             .into());
     }

@@ -24,7 +24,7 @@ pub(super) fn connect(
     obs: &dyn Observer,
     report: &mut DeployReport,
 ) -> Result<()> {
-    let specs = app.desc.connections.clone();
+    let specs = app.descriptor().connections.clone();
     obs.phase("connect", specs.len() as u64);
     let mut stale = vec![];
     let mut routes = vec![];
@@ -33,26 +33,17 @@ pub(super) fn connect(
         let endpoints = endpoint_modules(spec);
         let instances: BTreeMap<String, u64> = endpoints
             .iter()
-            .map(|m| (m.clone(), app.state.state.modules[m].instance))
+            .map(|m| (m.clone(), app.modules()[m].instance))
             .collect();
-        let current = app
-            .state
-            .state
-            .connections
-            .get(&spec.name)
-            .is_some_and(|r| {
-                r.instances == instances
-                    && r.from == from_string(spec)
-                    && r.to == spec.to.to_string()
-                    && r.algorithm == spec.algorithm.name()
-            });
-        let id = match app.state.state.connections.get(&spec.name) {
+        let current = app.connection(&spec.name).is_some_and(|r| {
+            r.instances == instances
+                && r.from == from_string(spec)
+                && r.to == spec.to.to_string()
+                && r.algorithm == spec.algorithm.name()
+        });
+        let id = match app.connection(&spec.name) {
             Some(r) => ConnId(r.id),
-            None => {
-                let id = app.state.state.next_conn_id;
-                app.state.state.next_conn_id += 1;
-                ConnId(id)
-            }
+            None => ConnId(app.new_connection_id()),
         };
         if !current {
             stale.push((spec, id, kind, instances));
@@ -106,8 +97,8 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
             Kind::Request => Role::Handler(spec.to.port.clone()),
         };
         deliveries.push((spec.to.module.clone(), role));
-        app.state.state.connections.insert(
-            spec.name.clone(),
+        app.record_connection(
+            &spec.name,
             ConnectionRecord {
                 id: id.0,
                 key: StoredKey::new(SecretKey::from_bytes(*key.expose_secret())),
@@ -140,7 +131,7 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
         }
     }
     // Keys recorded and counters reserved before anything is sent.
-    app.state.save()?;
+    app.save()?;
     crate::crash::point("keys-reserved");
     let answers = pipeline(app, requests)?;
     for ((sealed, action), answer) in sent.iter().zip(answers) {
@@ -149,11 +140,11 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
     crate::crash::point("keys-sent");
     // Only now are the connections complete.
     for (spec, _, _, instances) in batch {
-        if let Some(rec) = app.state.state.connections.get_mut(&spec.name) {
+        if let Some(rec) = app.connection_mut(&spec.name) {
             rec.instances = instances.clone();
         }
     }
-    app.state.save()?;
+    app.save()?;
     crate::crash::point("keys-saved");
     Ok(())
 }
@@ -217,7 +208,7 @@ fn routes_of(
     // Where each endpoint's attested instance runs, and its name there (every endpoint was
     // attested before connections are keyed).
     let placed = |module: &str| -> (String, String) {
-        match app.state.state.modules.get(module) {
+        match app.module(module) {
             Some(r) => (r.slot(module), r.node.clone()),
             None => (module.to_string(), String::new()),
         }
@@ -230,7 +221,7 @@ fn routes_of(
     let node = |name: &str| -> Result<Endpoint> {
         Ok(Endpoint::Node {
             address: app
-                .desc
+                .descriptor()
                 .node(name)
                 .map(|n| n.address.to_string())
                 .unwrap_or_default(),

@@ -93,9 +93,9 @@ pub fn build_all(
     builder: &mut Builder,
     obs: &dyn Observer,
 ) -> Result<BTreeMap<String, Built>> {
-    obs.phase("build", app.desc.modules.len() as u64);
+    obs.phase("build", app.descriptor().modules.len() as u64);
     let mut built = BTreeMap::new();
-    for m in &app.desc.modules {
+    for m in &app.descriptor().modules {
         let b = builder
             .build(&m.crate_dir)
             .map_err(|source| Error::Build {
@@ -167,14 +167,14 @@ pub fn deploy_with(
             source.get(name.as_str()),
             Some(StateSource::Running | StateSource::Snapshot | StateSource::Unconfirmed)
         );
-        let generation = match app.state.state.modules.get(name) {
+        let generation = match app.module(name) {
             Some(r) if keep => r.generation.wrapping_add(1),
             Some(r) => r.generation,
             None => 0,
         };
         generations.insert(name.clone(), (generation, keep));
         if !keep {
-            if let Some(r) = app.state.state.modules.remove(name) {
+            if let Some(r) = app.forget_module(name) {
                 forgot = true;
                 if source.get(name.as_str()) == Some(&StateSource::Discarded) {
                     discarded.push(transfer::Transfer {
@@ -190,7 +190,7 @@ pub fn deploy_with(
         }
     }
     if forgot {
-        app.state.save()?;
+        app.save()?;
     }
     let mut handovers = vec![];
     let mut attested = || -> Result<()> {
@@ -209,7 +209,7 @@ pub fn deploy_with(
                     .unwrap_or(StateSource::Running);
                 handovers.push(transfer::hand_over(app, name, record, planned)?);
             } else {
-                app.state.state.modules.insert(name.clone(), record);
+                app.record_module(name, record);
             }
             crate::crash::point("attest");
             obs.advance(name);
@@ -221,7 +221,7 @@ pub fn deploy_with(
     // One save for every new module attested above, also when a later one failed. (A key lost
     // to a crash before this save only costs a reload: the next deploy finds no record and
     // replaces that instance, so no counter is ever reused.) Hand-overs saved their own steps.
-    app.state.save()?;
+    app.save()?;
     crate::crash::point("modules-saved");
     outcome?;
     obs.finish();
@@ -261,19 +261,17 @@ fn plan_node(plan: &Plan, module: &str) -> String {
 fn remove_stale_modules(app: &mut App, report: &mut DeployReport) -> Result<()> {
     transfer::unload_retired(app)?;
     let stale: Vec<String> = app
-        .state
-        .state
-        .modules
+        .modules()
         .keys()
-        .filter(|name| app.desc.module(name).is_none())
+        .filter(|name| app.descriptor().module(name).is_none())
         .cloned()
         .collect();
     for name in stale {
-        let Some(rec) = app.state.state.modules.get(&name) else {
+        let Some(rec) = app.module(&name) else {
             continue;
         };
         let (node, slot) = (rec.node.clone(), rec.slot(&name));
-        if app.desc.node(&node).is_some() {
+        if app.descriptor().node(&node).is_some() {
             if let Some(why) = disable(app, &name) {
                 report.warnings.push(format!(
                     "module `{name}` could not be disabled before it was unloaded (every \
@@ -292,19 +290,19 @@ fn remove_stale_modules(app: &mut App, report: &mut DeployReport) -> Result<()> 
                 "module `{name}` was not disabled: its node `{node}` is no longer in the descriptor"
             ));
         }
-        app.state.state.modules.remove(&name);
-        app.state.save()?;
+        app.forget_module(&name);
+        app.save()?;
         report.removed.push(name);
     }
     // The deployment's first save (of a new state: its format and first connection id).
-    app.state.save()?;
+    app.save()?;
     Ok(())
 }
 
 /// Disables `module`'s recorded instance with a sealed `Disable`; why not, if that could not
 /// be confirmed.
 pub(crate) fn disable(app: &mut App, module: &str) -> Option<String> {
-    let resumed = match app.state.state.modules.get_mut(module) {
+    let resumed = match app.module_mut(module) {
         Some(r) => std::mem::replace(&mut r.disabling, true),
         None => return None,
     };

@@ -125,13 +125,16 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
     let mut running: HashMap<String, HashMap<String, [u8; 32]>> = HashMap::new();
     let mut loaded: HashMap<String, HashSet<String>> = HashMap::new();
     // The nodes the descriptor places modules on, and those recorded instances run on.
-    let mut nodes: BTreeSet<String> = app.desc.modules.iter().map(|m| m.node.clone()).collect();
+    let mut nodes: BTreeSet<String> = app
+        .descriptor()
+        .modules
+        .iter()
+        .map(|m| m.node.clone())
+        .collect();
     nodes.extend(
-        app.state
-            .state
-            .modules
+        app.modules()
             .values()
-            .filter(|r| app.desc.node(&r.node).is_some())
+            .filter(|r| app.descriptor().node(&r.node).is_some())
             .map(|r| r.node.clone()),
     );
     for node in nodes {
@@ -156,9 +159,7 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
 
     // A recorded instance is live if its node runs it with the code the deployer attested.
     let live: HashSet<String> = app
-        .state
-        .state
-        .modules
+        .modules()
         .iter()
         .filter(|(name, r)| {
             running
@@ -170,9 +171,9 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
         .collect();
 
     let mut modules = vec![];
-    for spec in &app.desc.modules {
+    for spec in &app.descriptor().modules {
         let want = built[&spec.name].measurement;
-        let record = app.state.state.modules.get(&spec.name);
+        let record = app.module(&spec.name);
         let is_live = live.contains(&spec.name);
         let action = match record {
             None => Action::Apply("new".into()),
@@ -203,8 +204,8 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
             state,
         });
     }
-    for (name, rec) in &app.state.state.modules {
-        if app.desc.module(name).is_none() {
+    for (name, rec) in app.modules() {
+        if app.descriptor().module(name).is_none() {
             modules.push(ModuleChange {
                 module: name.clone(),
                 node: rec.node.clone(),
@@ -220,8 +221,8 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
         .map(|m| m.module.as_str())
         .collect();
     let mut connections = vec![];
-    for spec in &app.desc.connections {
-        let record = app.state.state.connections.get(&spec.name);
+    for spec in &app.descriptor().connections {
+        let record = app.connection(&spec.name);
         let endpoints: Vec<&str> = match &spec.from {
             crate::descriptor::From::Port(p) => vec![p.module.as_str(), spec.to.module.as_str()],
             crate::descriptor::From::Deployer => vec![spec.to.module.as_str()],
@@ -240,8 +241,7 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
                 None => {
                     let complete = record.is_some_and(|r| {
                         endpoints.iter().all(|m| {
-                            app.state.state.modules.get(*m).map(|rec| rec.instance)
-                                == r.instances.get(*m).copied()
+                            app.module(m).map(|rec| rec.instance) == r.instances.get(*m).copied()
                         })
                     });
                     if complete {

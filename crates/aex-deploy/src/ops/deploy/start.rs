@@ -18,13 +18,13 @@ use crate::error::Result;
 /// Sends `Command::Start` to every module that is an endpoint of no connection.
 pub(super) fn start_unconnected(app: &mut App) -> Result<()> {
     let connected: Vec<String> = app
-        .desc
+        .descriptor()
         .connections
         .iter()
         .flat_map(endpoint_modules)
         .collect();
     let idle: Vec<String> = app
-        .desc
+        .descriptor()
         .modules
         .iter()
         .map(|m| m.name.clone())
@@ -49,7 +49,7 @@ pub(super) fn start_unconnected(app: &mut App) -> Result<()> {
         return Ok(());
     }
     // Counters reserved before anything is sent.
-    app.state.save()?;
+    app.save()?;
     let answers = pipeline(app, requests)?;
     for (sealed, answer) in sent.iter().zip(answers) {
         app.command_result(sealed, &action, answer)?;
