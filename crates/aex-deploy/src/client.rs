@@ -37,7 +37,7 @@ use aex_proto::auth::sign_session;
 use aex_proto::frame::{self, LEN_PREFIX};
 use aex_proto::{Event, FromNode, Hello, NodeError, NodeKey, NodeRequest, NodeResponse, ToNode};
 
-use crate::error::show_duration;
+use crate::duration::show_duration;
 use crate::identity::Identity;
 
 /// Why talking to a node failed.

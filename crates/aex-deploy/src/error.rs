@@ -11,6 +11,7 @@ use aex_tee::AppraisalError;
 use crate::build::BuildError;
 use crate::client::ClientError;
 use crate::descriptor::DescriptorError;
+use crate::duration::show_duration;
 use crate::identity::IdentityError;
 use crate::state::StateError;
 
@@ -323,14 +324,5 @@ impl Error {
 impl From<DescriptorError> for Error {
     fn from(e: DescriptorError) -> Self {
         Error::Descriptor(Box::new(e))
-    }
-}
-
-/// A duration for messages: `15 s` when whole seconds, else `250 ms`.
-pub(crate) fn show_duration(d: std::time::Duration) -> String {
-    if d.subsec_millis() == 0 && d.as_secs() > 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
     }
 }

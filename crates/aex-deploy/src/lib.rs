@@ -29,6 +29,7 @@ pub mod build;
 pub mod client;
 pub mod crash;
 pub mod descriptor;
+mod duration;
 pub mod error;
 pub mod identity;
 pub mod ops;

@@ -26,7 +26,8 @@ use aex_tee::{PlatformError, SimSymmetricPlatform};
 
 use crate::app::App;
 use crate::client::{ClientError, NodeClient};
-use crate::error::{show_duration, Error, Result};
+use crate::duration::show_duration;
+use crate::error::{Error, Result};
 use crate::progress::Observer;
 use crate::state::NodeRecord;
 
