@@ -31,6 +31,7 @@ use crate::state::slot_name;
 mod attest;
 mod check;
 mod connect;
+mod load;
 mod periodic;
 mod plan;
 mod revoke;
@@ -38,15 +39,14 @@ mod start;
 pub mod transfer;
 
 pub use attest::attest;
-use attest::{attest_instance, load};
+use attest::attest_instance;
 use check::{check_interfaces, check_periodic};
 use connect::connect;
+use load::load;
 pub use plan::{
     plan, plan_with, Action, ConnectionChange, ModuleChange, Options, Plan, StateSource,
 };
 pub use transfer::Transfer;
-
-const CHUNK: usize = 256 * 1024;
 
 /// An entry point by this name, if a module has one, is called by `aex status` to show the
 /// module's own state (e.g. whether an LED is on).
