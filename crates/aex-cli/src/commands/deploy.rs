@@ -71,13 +71,7 @@ fn discard_state(app: &App, names: &[String]) -> Result<std::collections::BTreeS
     Ok(names.iter().cloned().collect())
 }
 
-pub(super) fn build(
-    app: &mut App,
-    shell: &Shell,
-) -> Result<(
-    std::collections::BTreeMap<String, aex_deploy::build::Built>,
-    f64,
-)> {
+pub(super) fn build(app: &mut App, shell: &Shell) -> Result<(ops::deploy::BuiltApp, f64)> {
     let mut builder = Builder::from_env()?;
     let started = std::time::Instant::now();
     let built = ops::deploy::build_all(app, &mut builder, &Bars::new(shell))?;

@@ -10,12 +10,11 @@
 //! so the next `aex deploy` moves the module back unless the descriptor is changed to match
 //! ([`UpdateReport::descriptor_differs`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::app::App;
-use crate::build::Built;
 use crate::error::{Error, Result};
-use crate::ops::deploy::{deploy_with, plan_with, Action, DeployReport, Options};
+use crate::ops::deploy::{deploy_with, plan_with, Action, BuiltApp, DeployReport, Options};
 use crate::progress::Observer;
 
 /// What an update did.
@@ -33,7 +32,7 @@ pub struct UpdateReport {
 /// too.
 pub fn update(
     app: &mut App,
-    built: &BTreeMap<String, Built>,
+    built: &BuiltApp,
     module: &str,
     node: Option<&str>,
     discard_state: bool,

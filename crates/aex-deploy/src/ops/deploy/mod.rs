@@ -31,6 +31,7 @@ use crate::state::slot_name;
 mod attest;
 mod check;
 mod connect;
+mod endpoints;
 mod load;
 mod periodic;
 mod plan;
@@ -40,8 +41,9 @@ pub mod transfer;
 
 pub use attest::attest;
 use attest::attest_instance;
-use check::{check_interfaces, check_periodic};
+use check::{check_connections, check_periodic};
 use connect::connect;
+use endpoints::Link;
 use load::load;
 pub use plan::{
     plan, plan_with, Action, ConnectionChange, ModuleChange, Options, Plan, StateSource,
@@ -80,19 +82,19 @@ pub struct DeployReport {
     pub deploy_secs: f64,
 }
 
-/// The part an endpoint plays, resolved against the module's interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Event,
-    Request,
+/// Every module of the application built, and its connections resolved against the interfaces
+/// the binaries declare: what a deployment works from.
+#[derive(Debug, Clone)]
+pub struct BuiltApp {
+    /// Each module's build, by module name.
+    pub modules: BTreeMap<String, Built>,
+    /// The descriptor's connections with their ends resolved, in file order.
+    links: Vec<Link>,
 }
 
-/// Builds every module of the application.
-pub fn build_all(
-    app: &App,
-    builder: &mut Builder,
-    obs: &dyn Observer,
-) -> Result<BTreeMap<String, Built>> {
+/// Builds every module of the application, checks the descriptor against the binaries and
+/// resolves its connections' ends.
+pub fn build_all(app: &App, builder: &mut Builder, obs: &dyn Observer) -> Result<BuiltApp> {
     obs.phase("build", app.descriptor().modules.len() as u64);
     let mut built = BTreeMap::new();
     for m in &app.descriptor().modules {
@@ -107,17 +109,16 @@ pub fn build_all(
         built.insert(m.name.clone(), b);
     }
     obs.finish();
-    check_interfaces(app, &built)?;
+    let links = check_connections(app, &built)?;
     check_periodic(app, &built)?;
-    Ok(built)
+    Ok(BuiltApp {
+        modules: built,
+        links,
+    })
 }
 
 /// Deploys the application from already built modules.
-pub fn deploy(
-    app: &mut App,
-    built: &BTreeMap<String, Built>,
-    obs: &dyn Observer,
-) -> Result<DeployReport> {
+pub fn deploy(app: &mut App, built: &BuiltApp, obs: &dyn Observer) -> Result<DeployReport> {
     deploy_with(app, built, obs, &Options::default())
 }
 
@@ -126,7 +127,7 @@ pub fn deploy(
 /// state if they are replaced.
 pub fn deploy_with(
     app: &mut App,
-    built: &BTreeMap<String, Built>,
+    built: &BuiltApp,
     obs: &dyn Observer,
     opts: &Options,
 ) -> Result<DeployReport> {
@@ -198,9 +199,10 @@ pub fn deploy_with(
             let (generation, keep) = generations[name];
             let slot = slot_name(name, generation);
             let exists = plan.loaded.get(node).is_some_and(|m| m.contains(&slot));
-            load(app, &slot, node, &built[name], exists)?;
+            let module = &built.modules[name];
+            load(app, &slot, node, module, exists)?;
             crate::crash::point("load");
-            let mut record = attest_instance(app, name, &slot, node, &built[name])?;
+            let mut record = attest_instance(app, name, &slot, node, module)?;
             record.generation = generation;
             if keep {
                 let planned = source
@@ -228,9 +230,9 @@ pub fn deploy_with(
 
     // Snapshots go in before any connection is keyed, including ones an interrupted run left.
     transfer::restore_pending(app)?;
-    connect(app, built, obs, &mut report)?;
+    connect(app, &built.links, obs, &mut report)?;
     report.transfers.extend(discarded);
-    start::start_unconnected(app)?;
+    start::start_unconnected(app, &built.links)?;
     for h in handovers {
         report.transfers.push(h.finish());
     }

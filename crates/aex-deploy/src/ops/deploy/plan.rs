@@ -11,13 +11,13 @@
 //! ([`Options::discard_state`]). A connection is kept only if its record matches the
 //! descriptor and every endpoint instance that holds its key is kept.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use aex_proto::{NodeRequest, NodeResponse};
 
 use super::connect::from_string;
+use super::BuiltApp;
 use crate::app::{unexpected, App};
-use crate::build::Built;
 use crate::error::Result;
 
 /// The changes a deployment makes.
@@ -115,12 +115,12 @@ impl Plan {
 }
 
 /// Compares the descriptor and the deployer's state with what the nodes report.
-pub fn plan(app: &mut App, built: &BTreeMap<String, Built>) -> Result<Plan> {
+pub fn plan(app: &mut App, built: &BuiltApp) -> Result<Plan> {
     plan_with(app, built, &Options::default())
 }
 
 /// [`plan`] with [`Options`].
-pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options) -> Result<Plan> {
+pub fn plan_with(app: &mut App, built: &BuiltApp, opts: &Options) -> Result<Plan> {
     let force = &opts.force;
     let mut running: HashMap<String, HashMap<String, [u8; 32]>> = HashMap::new();
     let mut loaded: HashMap<String, HashSet<String>> = HashMap::new();
@@ -172,7 +172,7 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
 
     let mut modules = vec![];
     for spec in &app.descriptor().modules {
-        let want = built[&spec.name].measurement;
+        let want = built.modules[&spec.name].measurement;
         let record = app.module(&spec.name);
         let is_live = live.contains(&spec.name);
         let action = match record {
@@ -221,12 +221,10 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
         .map(|m| m.module.as_str())
         .collect();
     let mut connections = vec![];
-    for spec in &app.descriptor().connections {
+    for link in &built.links {
+        let spec = &link.spec;
         let record = app.connection(&spec.name);
-        let endpoints: Vec<&str> = match &spec.from {
-            crate::descriptor::From::Port(p) => vec![p.module.as_str(), spec.to.module.as_str()],
-            crate::descriptor::From::Deployer => vec![spec.to.module.as_str()],
-        };
+        let endpoints = link.modules();
         let action = match record {
             None => Action::Apply("new".into()),
             Some(r)
@@ -236,12 +234,12 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
             {
                 Action::Apply("changed in the descriptor".into())
             }
-            Some(_) => match endpoints.iter().find(|m| reloaded.contains(**m)) {
+            Some(_) => match endpoints.iter().find(|m| reloaded.contains(m.as_str())) {
                 Some(m) => Action::Apply(format!("endpoint `{m}` is reloaded")),
                 None => {
                     let complete = record.is_some_and(|r| {
                         endpoints.iter().all(|m| {
-                            app.module(m).map(|rec| rec.instance) == r.instances.get(*m).copied()
+                            app.module(m).map(|rec| rec.instance) == r.instances.get(m).copied()
                         })
                     });
                     if complete {

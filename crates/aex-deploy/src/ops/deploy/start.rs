@@ -11,18 +11,14 @@
 
 use aex_proto::{Command, NodeRequest};
 
-use super::connect::{endpoint_modules, pipeline};
+use super::connect::pipeline;
+use super::endpoints::Link;
 use crate::app::App;
 use crate::error::Result;
 
-/// Sends `Command::Start` to every module that is an endpoint of no connection.
-pub(super) fn start_unconnected(app: &mut App) -> Result<()> {
-    let connected: Vec<String> = app
-        .descriptor()
-        .connections
-        .iter()
-        .flat_map(endpoint_modules)
-        .collect();
+/// Sends `Command::Start` to every module that is an end of none of `links`.
+pub(super) fn start_unconnected(app: &mut App, links: &[Link]) -> Result<()> {
+    let connected: Vec<String> = links.iter().flat_map(Link::modules).collect();
     let idle: Vec<String> = app
         .descriptor()
         .modules
