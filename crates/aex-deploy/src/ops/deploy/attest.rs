@@ -8,11 +8,14 @@ use aex_crypto::{random_bytes, ModuleKeyAgreement};
 use aex_proto::{CommandChannel, NodeRequest, NodeResponse};
 use aex_tee::{appraise, Expected, Scheme};
 
-use super::STATUS_ENTRY;
 use crate::app::{unexpected, Anchor, App};
 use crate::build::Built;
 use crate::error::{AttestError, Error, Result};
 use crate::state::{ModuleRecord, StoredKey};
+
+/// An entry point by this name, if a module has one, is called by `aex status` to show the
+/// module's own state (e.g. whether an LED is on).
+pub const STATUS_ENTRY: &str = "status";
 
 /// Attests a freshly loaded module (generation 0, under its own name) and records its key.
 pub fn attest(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
