@@ -81,6 +81,26 @@ impl App {
         })
     }
 
+    /// [`App::open`], then [`App::set_timeout`] if `timeout` is set: how `aex up` opens its
+    /// tenants, and its applications again while it follows them, with the limit it was
+    /// given.
+    pub(crate) fn open_with_timeout(
+        path: &Path,
+        identity: Arc<Identity>,
+        timeout: Option<Duration>,
+    ) -> Result<Self> {
+        let mut app = App::open(path, identity)?;
+        if let Some(limit) = timeout {
+            app.set_timeout(limit);
+        }
+        Ok(app)
+    }
+
+    /// The limit set by [`App::set_timeout`], if any.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     /// The descriptor.
     pub fn descriptor(&self) -> &Descriptor {
         &self.desc

@@ -31,6 +31,14 @@ pub enum Error {
     /// The deployer's identity file could not be used.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The module builder could not be set up as the environment asks (the `AEX_PREBUILT`
+    /// manifest cannot be read, say).
+    #[error(transparent)]
+    Builder(BuildError),
+    /// The caller could not take what an operation reports (its output closed, say): the
+    /// operation stops there, as it would at any other failure.
+    #[error(transparent)]
+    Output(std::io::Error),
     /// A module did not build.
     #[error("failed to build module `{module}`")]
     Build {

@@ -122,8 +122,14 @@ pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<Deliver
     })
 }
 
-/// Sends `payload` on a direct connection to a module's handler and waits for the reply.
-pub fn request(app: &mut App, connection: &str, payload: &[u8], wait: Duration) -> Result<Vec<u8>> {
+/// How long [`request`] waits for the reply, unless [`App::set_timeout`] set one limit for
+/// every node wait.
+pub const REPLY_WAIT: Duration = Duration::from_secs(10);
+
+/// Sends `payload` on a direct connection to a module's handler and waits for the reply (at
+/// most [`REPLY_WAIT`], or the application's limit).
+pub fn request(app: &mut App, connection: &str, payload: &[u8]) -> Result<Vec<u8>> {
+    let wait = app.timeout_or(REPLY_WAIT);
     let (name, node, counter) = send_direct(app, connection, EventKind::Request, payload)?;
     let deadline = Instant::now() + wait;
     loop {

@@ -14,8 +14,20 @@ use std::collections::BTreeSet;
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::ops::deploy::{deploy_with, plan_with, Action, BuiltApp, DeployReport, Options};
+use crate::ops::deploy::{apply, build, plan_with, Action, DeployReport, Options};
 use crate::progress::Observer;
+
+/// What `aex update` is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateOptions {
+    /// The module to replace.
+    pub module: String,
+    /// The node to move it to (default: where it runs now).
+    pub node: Option<String>,
+    /// Start the new instance from its default state instead of taking over the old one's
+    /// (for an old instance that is gone for good).
+    pub discard_state: bool,
+}
 
 /// What an update did.
 #[derive(Debug, Clone)]
@@ -26,18 +38,13 @@ pub struct UpdateReport {
     pub descriptor_differs: Option<String>,
 }
 
-/// Replaces `module` with a new instance on `node` (default: where it runs now) that takes
-/// over its state (or, with `discard_state`, starts from its default state: for an instance
-/// that is gone for good). Refuses, changing nothing, if other modules would have to change
-/// too.
-pub fn update(
-    app: &mut App,
-    built: &BuiltApp,
-    module: &str,
-    node: Option<&str>,
-    discard_state: bool,
-    obs: &dyn Observer,
-) -> Result<UpdateReport> {
+/// Builds the application's modules, then replaces `opts.module` with a new instance on
+/// `opts.node` (default: where it runs now) that takes over its state (or, with
+/// `discard_state`, starts from its default state: for an instance that is gone for good).
+/// Refuses, changing nothing, if other modules would have to change too.
+pub fn update(app: &mut App, opts: &UpdateOptions, obs: &dyn Observer) -> Result<UpdateReport> {
+    let (built, _) = build(app, obs)?;
+    let (module, node) = (opts.module.as_str(), opts.node.as_deref());
     let names: Vec<String> = app
         .descriptor()
         .modules
@@ -66,15 +73,15 @@ pub fn update(
     let described = app.descriptor().modules[index].node.clone();
     app.place_module(module, &target);
 
-    let opts = Options {
+    let options = Options {
         force: BTreeSet::from([module.to_string()]),
-        discard_state: if discard_state {
+        discard_state: if opts.discard_state {
             BTreeSet::from([module.to_string()])
         } else {
             BTreeSet::new()
         },
     };
-    let plan = plan_with(app, built, &opts)?;
+    let plan = plan_with(app, &built, &options)?;
     let others: Vec<String> = plan
         .modules
         .iter()
@@ -91,7 +98,7 @@ pub fn update(
             changes: others,
         });
     }
-    let deploy = deploy_with(app, built, obs, &opts)?;
+    let deploy = apply(app, &built, obs, &options)?;
     Ok(UpdateReport {
         deploy,
         descriptor_differs: (described != target).then_some(described),

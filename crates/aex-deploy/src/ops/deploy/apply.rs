@@ -47,15 +47,11 @@ pub struct DeployReport {
     pub deploy_secs: f64,
 }
 
-/// Deploys the application from already built modules.
-pub fn deploy(app: &mut App, built: &BuiltApp, obs: &dyn Observer) -> Result<DeployReport> {
-    deploy_with(app, built, obs, &Options::default())
-}
-
-/// [`deploy`] with [`Options`]: also replacing (with state transfer) the modules in
-/// `force` (`aex update`), and starting the modules in `discard_state` from their default
-/// state if they are replaced.
-pub fn deploy_with(
+/// Deploys the application from modules already built ([`build_all`](super::build_all)): the
+/// deployment of `aex deploy` without the build. [`Options`] may also replace (with state
+/// transfer) the modules in `force` (`aex update`), and start the modules in `discard_state`
+/// from their default state if they are replaced.
+pub fn apply(
     app: &mut App,
     built: &BuiltApp,
     obs: &dyn Observer,

@@ -27,14 +27,17 @@ mod load;
 mod periodic;
 mod plan;
 mod revoke;
+mod run;
 mod start;
 pub mod transfer;
 
 pub(crate) use apply::disable;
-pub use apply::{deploy, deploy_with, DeployReport};
+pub use apply::{apply, DeployReport};
 pub use attest::{attest, STATUS_ENTRY};
 pub use built::{build_all, BuiltApp};
 pub use plan::{
     plan, plan_with, Action, ConnectionChange, ModuleChange, Options, Plan, StateSource,
 };
+pub(crate) use run::build;
+pub use run::{deploy, DeployObserver, DeployOptions, Deployed};
 pub use transfer::Transfer;
