@@ -22,7 +22,7 @@
 //!
 //! A state is never given up on the node's word. An instance its node reports gone (not
 //! running, or running other code) is still asked, with a sealed `Retire`, before anything is
-//! loaded ([`take_unconfirmed`]); if it does not answer, the deployment stops with
+//! loaded (`take_unconfirmed`); if it does not answer, the deployment stops with
 //! [`Error::StateLost`], naming the module, unless the user discards that state
 //! (`--discard-state`).
 //!
