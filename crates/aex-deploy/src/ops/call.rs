@@ -95,7 +95,7 @@ pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<Deliver
                 "node `{node}` answered no status"
             )))
         }
-        Err(e) => return Ok(Delivery::Unknown(crate::ops::status::error_chain(&e))),
+        Err(e) => return Ok(Delivery::Unknown(crate::error::error_chain(&e))),
     };
     let Some(stats) = status
         .modules

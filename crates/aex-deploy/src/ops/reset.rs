@@ -87,7 +87,7 @@ pub fn reset(app: &mut App, obs: &dyn Observer) -> Result<ResetReport> {
                 }) if e.kind == NodeErrorKind::UnknownModule => {}
                 Err(e) => report
                     .unreachable
-                    .push((module.clone(), crate::ops::status::error_chain(&e))),
+                    .push((module.clone(), crate::error::error_chain(&e))),
             }
         }
         obs.advance(&module);

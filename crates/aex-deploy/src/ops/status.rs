@@ -12,7 +12,7 @@ use aex_proto::{ConnStats, ModuleStatus, NodeRequest, NodeResponse, NodeStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::error::Result;
+use crate::error::{error_chain, Result};
 use crate::ops::call::call;
 use crate::ops::deploy::STATUS_ENTRY;
 
@@ -279,16 +279,4 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
 
 fn yes() -> bool {
     true
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

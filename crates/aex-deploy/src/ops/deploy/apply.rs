@@ -11,41 +11,14 @@ use super::attest::attest_instance;
 use super::connect::connect;
 use super::load::load;
 use super::plan::{plan_with, Action, Options, Plan, StateSource};
-use super::transfer::{self, Transfer};
+use super::report::DeployReport;
+use super::transfer;
 use super::{periodic, revoke, start, BuiltApp};
 use crate::app::App;
 use crate::client::ClientError;
 use crate::error::{Error, Result};
 use crate::progress::Observer;
 use crate::state::slot_name;
-
-/// What a deployment did.
-#[derive(Debug, Default, Clone)]
-pub struct DeployReport {
-    /// Modules loaded and attested in this run.
-    pub loaded: Vec<String>,
-    /// Modules kept as they were.
-    pub kept: Vec<String>,
-    /// Modules removed because the descriptor no longer has them.
-    pub removed: Vec<String>,
-    /// Connections (re)keyed in this run.
-    pub keyed: Vec<String>,
-    /// Connections whose revocation completed in this run (dropped from the descriptor, or
-    /// re-wired): their keys dropped in their endpoint modules, their routes removed.
-    pub revoked: Vec<String>,
-    /// What needs the user's attention although the deployment went on: a revocation a node
-    /// did not confirm (retried by the next deployment), a removed module that could not be
-    /// disabled.
-    pub warnings: Vec<String>,
-    /// Modules replaced while running, and how their state moved.
-    pub transfers: Vec<Transfer>,
-    /// The periodic triggers in place after this run, as `module.entry every 5 s`.
-    pub periodic: Vec<String>,
-    /// Seconds spent building.
-    pub build_secs: f64,
-    /// Seconds spent loading, attesting and connecting.
-    pub deploy_secs: f64,
-}
 
 /// Deploys the application from modules already built ([`build_all`](super::build_all)): the
 /// deployment of `aex deploy` without the build. [`Options`] may also replace (with state
@@ -242,6 +215,6 @@ pub(crate) fn disable(app: &mut App, module: &str) -> Option<String> {
             source: ClientError::Node(e),
             ..
         }) if resumed && e.kind == NodeErrorKind::Refused => None,
-        Err(e) => Some(crate::ops::status::error_chain(&e)),
+        Err(e) => Some(crate::error::error_chain(&e)),
     }
 }

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 
 use aex_crypto::SecretKey;
-use aex_proto::{Command, ConnId, Direction, Endpoint, NodeRequest, NodeResponse, Origin, WireKey};
+use aex_proto::{Command, ConnId, Direction, Endpoint, NodeRequest, Origin, WireKey};
 
-use super::endpoints::{Kind, Link};
-use super::DeployReport;
+use super::endpoints::{from_string, Kind, Link};
+use super::pipeline::pipeline;
+use super::report::DeployReport;
 use crate::app::App;
-use crate::client::ClientError;
-use crate::descriptor::{ConnectionSpec, From};
-use crate::error::{Error, Result};
+use crate::descriptor::From;
+use crate::error::Result;
 use crate::progress::Observer;
 use crate::state::{ConnectionRecord, StoredKey};
 
@@ -135,52 +135,6 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
     Ok(())
 }
 
-/// Sends every request to its node without waiting for answers in between (all nodes at
-/// once), then collects the answers; returns them in the order of `requests`.
-pub(super) fn pipeline(
-    app: &mut App,
-    requests: Vec<(String, String, NodeRequest)>,
-) -> Result<Vec<NodeResponse>> {
-    let mut ids: Vec<(String, String, u64)> = Vec::with_capacity(requests.len());
-    let mut nodes: Vec<String> = vec![];
-    for (node, action, body) in requests {
-        let id = app
-            .client(&node)?
-            .send_request(body)
-            .map_err(|source| node_error(app, &node, &action, source))?;
-        if !nodes.contains(&node) {
-            nodes.push(node.clone());
-        }
-        ids.push((node, action, id));
-    }
-    for node in &nodes {
-        app.client(node)?
-            .flush()
-            .map_err(|source| node_error(app, node, "send requests", source))?;
-    }
-    let mut answers = Vec::with_capacity(ids.len());
-    for (node, action, id) in ids {
-        let answer = app
-            .client(&node)?
-            .response(id)
-            .map_err(|source| node_error(app, &node, &action, source))?;
-        answers.push(answer);
-    }
-    Ok(answers)
-}
-
-/// The deployer error for a failed request; a broken session is dropped.
-fn node_error(app: &mut App, node: &str, action: &str, source: ClientError) -> Error {
-    if matches!(source, ClientError::Io { .. } | ClientError::Closed { .. }) {
-        app.disconnect(node);
-    }
-    Error::Node {
-        node: node.into(),
-        action: action.into(),
-        source,
-    }
-}
-
 /// The routes a connection needs, as `(node, request)` with the action naming it. A route to
 /// another node names that node's pinned identity (the peer link proves it), and the route
 /// on the receiving node names the sending node's identity as the events' origin (only its
@@ -290,12 +244,4 @@ fn routes_of(app: &App, link: &Link, id: ConnId) -> Result<Vec<(String, String, 
             )
         })
         .collect())
-}
-
-/// The sender of a connection as its record names it: `module.port`, or `deployer`.
-pub(super) fn from_string(spec: &ConnectionSpec) -> String {
-    match &spec.from {
-        From::Deployer => "deployer".into(),
-        From::Port(p) => p.to_string(),
-    }
 }

@@ -5,7 +5,8 @@
 //!
 //! A port's part depends on the side it is on: the receiving end is an input, else a handler;
 //! the sending end an output, else a request. A connection carries events (output → input) or
-//! requests (request → handler), never a mix.
+//! requests (request → handler), never a mix. How a connection record names its sender
+//! ([`from_string`]) is here too, for the steps that compare records with the descriptor.
 
 use std::collections::BTreeMap;
 
@@ -140,6 +141,14 @@ impl Link {
             modules.push(self.to.module.clone());
         }
         modules
+    }
+}
+
+/// The sender of a connection as its record names it: `module.port`, or `deployer`.
+pub(super) fn from_string(spec: &ConnectionSpec) -> String {
+    match &spec.from {
+        From::Deployer => "deployer".into(),
+        From::Port(p) => p.to_string(),
     }
 }
 

@@ -29,19 +29,22 @@ mod connect;
 mod endpoints;
 mod load;
 mod periodic;
+mod pipeline;
 mod plan;
+mod report;
 mod revoke;
 mod run;
 mod start;
 pub mod transfer;
 
+pub use apply::apply;
 pub(crate) use apply::disable;
-pub use apply::{apply, DeployReport};
 pub use attest::{attest, STATUS_ENTRY};
 pub use built::{build_all, BuiltApp};
 pub use plan::{
     plan, plan_with, Action, ConnectionChange, ModuleChange, Options, Plan, StateSource,
 };
+pub use report::DeployReport;
 pub(crate) use run::build;
 pub use run::{deploy, DeployObserver, DeployOptions, Deployed};
 pub use transfer::Transfer;

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use aex_proto::{NodeRequest, Trigger};
 
-use super::connect::pipeline;
-use super::DeployReport;
+use super::pipeline::pipeline;
+use super::report::DeployReport;
 use crate::app::App;
 use crate::error::Result;
 

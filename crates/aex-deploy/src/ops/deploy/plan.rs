@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use aex_proto::{NodeRequest, NodeResponse};
 
-use super::connect::from_string;
+use super::endpoints::from_string;
 use super::BuiltApp;
 use crate::app::{unexpected, App};
 use crate::error::Result;

@@ -23,11 +23,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aex_proto::{Command, ConnId, Direction, NodeRequest};
 
-use super::connect::from_string;
-use super::DeployReport;
+use super::endpoints::from_string;
+use super::report::DeployReport;
 use crate::app::App;
+use crate::error::error_chain;
 use crate::error::Result;
-use crate::ops::status::error_chain;
 use crate::state::Revocation;
 
 /// Moves every connection record that the descriptor no longer has, or has re-wired, to the

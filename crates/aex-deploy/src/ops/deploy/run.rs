@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use super::{apply, build_all, plan_with, BuiltApp, DeployReport, Options, Plan};
+use super::report::DeployReport;
+use super::{apply, build_all, plan_with, BuiltApp, Options, Plan};
 use crate::app::App;
 use crate::build::Builder;
 use crate::error::{Error, Result};

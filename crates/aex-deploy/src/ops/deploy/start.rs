@@ -11,8 +11,8 @@
 
 use aex_proto::{Command, NodeRequest};
 
-use super::connect::pipeline;
 use super::endpoints::Link;
+use super::pipeline::pipeline;
 use crate::app::App;
 use crate::error::Result;
 

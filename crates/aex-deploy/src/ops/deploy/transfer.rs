@@ -37,7 +37,7 @@ use aex_proto::{
 };
 use zeroize::Zeroizing;
 
-use super::connect::pipeline;
+use super::pipeline::pipeline;
 use super::plan::{Plan, StateSource};
 use crate::app::App;
 use crate::client::ClientError;
