@@ -81,10 +81,10 @@ impl App {
         })
     }
 
-    /// [`App::open`], then [`App::set_timeout`] if `timeout` is set: how `aex up` opens its
-    /// tenants, and its applications again while it follows them, with the limit it was
-    /// given.
-    pub(crate) fn open_with_timeout(
+    /// [`App::open`], then [`App::set_timeout`] if `timeout` is set: how `aex` opens an
+    /// application under `--timeout`, and how `aex up` opens its tenants, and its applications
+    /// again while it follows them, with the limit it was given.
+    pub fn open_with_timeout(
         path: &Path,
         identity: Arc<Identity>,
         timeout: Option<Duration>,
