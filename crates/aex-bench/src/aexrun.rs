@@ -8,7 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use aex_deploy::ops::{call::call, deploy::deploy};
+use aex_deploy::ops::call::call;
+use aex_deploy::ops::deploy::{apply, Options};
 use aex_deploy::progress::Quiet;
 use aex_deploy::App;
 use anyhow::{bail, Context, Result};
@@ -89,7 +90,8 @@ impl Events {
         let started = Instant::now();
         let built = cluster.build(env)?;
         let build_s = started.elapsed().as_secs_f64();
-        deploy(&mut cluster.app, &built, &Quiet).context("deploy the event benchmark")?;
+        apply(&mut cluster.app, &built, &Quiet, &Options::default())
+            .context("deploy the event benchmark")?;
         Ok(Events { cluster, build_s })
     }
 

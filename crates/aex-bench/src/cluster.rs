@@ -6,13 +6,13 @@
 //! the deployer looks for local nodes' platform keys (`.aex/nodes/<name>/`). The descriptor
 //! is written once the addresses are known, and the real deployer library does the rest.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aex_deploy::build::{Builder, Built, Profile};
+use aex_deploy::build::{Builder, Profile};
+use aex_deploy::ops::deploy::BuiltApp;
 use aex_deploy::progress::Quiet;
 use aex_deploy::App;
 use aex_proto::{NodeRequest, NodeResponse};
@@ -161,7 +161,7 @@ impl Cluster {
     }
 
     /// Builds (or reuses the builds of) every module of the application.
-    pub fn build(&mut self, env: &mut Env) -> Result<BTreeMap<String, Built>> {
+    pub fn build(&mut self, env: &mut Env) -> Result<BuiltApp> {
         Ok(aex_deploy::ops::deploy::build_all(
             &self.app,
             &mut env.builder,

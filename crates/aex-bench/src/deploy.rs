@@ -3,7 +3,7 @@
 //! Each application is a ring of `relay` modules (`m0.output → m1.input → … → m0.input`), so
 //! it has as many connections as modules; across two nodes the modules alternate, so every
 //! connection crosses nodes. The relay crate is built once per run; what is timed is
-//! `ops::deploy::deploy` with the built map, on fresh nodes: load (upload, store, measure,
+//! `ops::deploy::apply` with the built modules, on fresh nodes: load (upload, store, measure,
 //! start), attest (evidence, appraisal, key agreement), key every connection and install its
 //! routes, with the state file saved as the deployer's crash-safety rules require.
 
@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use aex_deploy::ops::deploy::deploy;
+use aex_deploy::ops::deploy::{apply, Options};
 use aex_deploy::progress::Observer;
 use anyhow::{ensure, Context, Result};
 
@@ -63,7 +63,7 @@ pub fn ring(env: &mut Env, modules: usize, nodes: usize) -> Result<Deployed> {
     let built = cluster.build(env)?;
     let timing = Phases::default();
     let started = Instant::now();
-    let report = deploy(&mut cluster.app, &built, &timing)
+    let report = apply(&mut cluster.app, &built, &timing, &Options::default())
         .with_context(|| format!("deploy {modules} modules"))?;
     let total_s = started.elapsed().as_secs_f64();
     ensure!(

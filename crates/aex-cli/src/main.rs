@@ -7,6 +7,7 @@
 mod commands;
 mod payload;
 mod progress;
+mod report;
 mod shell;
 mod table;
 mod timeout;

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::time::Instant;
 
+use aex_deploy::ops::deploy::{DeployObserver, Plan};
 use aex_deploy::progress::Observer;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -64,6 +65,12 @@ impl Observer for Bars<'_> {
 
     fn note(&self, message: &str) {
         self.shell.note(message);
+    }
+}
+
+impl DeployObserver for Bars<'_> {
+    fn planned(&self, plan: &Plan) {
+        crate::report::plan(plan, self.shell);
     }
 }
 

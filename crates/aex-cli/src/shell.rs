@@ -133,11 +133,17 @@ fn help_of(e: &anyhow::Error) -> Option<String> {
         .and_then(|d| d.help())
 }
 
-/// Whether the error is a closed stdout (`aex status --json | head`), which is not a failure.
+/// Whether the error is a closed stdout (`aex status --json | head`), which is not a failure:
+/// met here, or by an operation of the deployer that printed through us (`aex up`).
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let io = c.downcast_ref::<std::io::Error>().or_else(|| {
+            match c.downcast_ref::<aex_deploy::Error>() {
+                Some(aex_deploy::Error::Output(io)) => Some(io),
+                _ => None,
+            }
+        });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 

@@ -67,7 +67,7 @@ fn open(app: &AppDir, module: &str, sealed: &Sealed) -> Result<Command, CommandE
         .modules
         .get(module)
         .unwrap_or_else(|| panic!("no record of `{module}` in the deployer state"));
-    CommandChannel::new(&record.key.0).open_command(sealed)
+    CommandChannel::new(record.key.expose_secret()).open_command(sealed)
 }
 
 /// `rejected_commands` of `module` in `aex status`.

@@ -5,13 +5,16 @@
 //! and reused, so a deployment uses one TCP connection per node. Every session is signed by
 //! the deployer's [`Identity`] and acts in the namespace of (identity, application name) on
 //! its node.
+//!
+//! An `App` keeps its parts to itself: the descriptor is read through [`App::descriptor`], and
+//! the deployer's records through the accessors of `records`, which say what the caller wants
+//! of them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aex_crypto::SecretKey;
 use aex_proto::{Command, CommandChannel, CommandReply, NodeRequest, NodeResponse, Sealed};
 
 use aex_tee::sgx::SimRootPublicKey;
@@ -21,7 +24,9 @@ use crate::client::{ClientError, NodeClient, DEFAULT_TIMEOUT};
 use crate::descriptor::{Descriptor, NodeIdentitySource, NodeSpec, PlatformKeySource};
 use crate::error::{Error, Result};
 use crate::identity::Identity;
-use crate::state::{StateFile, STATE_DIR};
+use crate::state::{self, StateFile};
+
+mod records;
 
 /// The trust anchor of one node, owned (see [`App::trust_anchor`]).
 pub enum Anchor {
@@ -52,9 +57,9 @@ fn read_hex(path: &Path) -> Option<Vec<u8>> {
 /// A loaded application.
 pub struct App {
     /// The descriptor.
-    pub desc: Descriptor,
+    desc: Descriptor,
     /// The deployer's state beside it.
-    pub state: StateFile,
+    state: StateFile,
     clients: HashMap<String, NodeClient>,
     /// One limit for every wait on a node, when set (`aex --timeout`).
     timeout: Option<Duration>,
@@ -74,6 +79,39 @@ impl App {
             timeout: None,
             identity,
         })
+    }
+
+    /// [`App::open`], then [`App::set_timeout`] if `timeout` is set: how `aex` opens an
+    /// application under `--timeout`, and how `aex up` opens its tenants, and its applications
+    /// again while it follows them, with the limit it was given.
+    pub fn open_with_timeout(
+        path: &Path,
+        identity: Arc<Identity>,
+        timeout: Option<Duration>,
+    ) -> Result<Self> {
+        let mut app = App::open(path, identity)?;
+        if let Some(limit) = timeout {
+            app.set_timeout(limit);
+        }
+        Ok(app)
+    }
+
+    /// The limit set by [`App::set_timeout`], if any.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The descriptor.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.desc
+    }
+
+    /// Places `module` on `node` in this application's copy of the descriptor (the file is
+    /// not rewritten): `aex update --node`.
+    pub(crate) fn place_module(&mut self, module: &str, node: &str) {
+        if let Some(spec) = self.desc.modules.iter_mut().find(|m| m.name == module) {
+            spec.node = node.to_string();
+        }
     }
 
     /// The deployer identity that signs this application's node sessions.
@@ -98,8 +136,7 @@ impl App {
 
     /// The directory holding local node data for `node`.
     pub fn node_data_dir(&self, node: &str) -> PathBuf {
-        let dir = self.desc.dir.join(STATE_DIR).join("nodes").join(node);
-        std::path::absolute(&dir).unwrap_or(dir)
+        state::node_data_dir(&self.desc.dir, node)
     }
 
     /// This deployer identity as a provider on symmetric nodes.
@@ -268,7 +305,7 @@ impl App {
     /// The command counter is reserved and saved before the command leaves this process.
     pub fn command(&mut self, module: &str, action: &str, cmd: &Command) -> Result<Vec<u8>> {
         let sent = self.seal_command(module, cmd)?;
-        self.state.save()?;
+        self.save()?;
         let answer = self.request(
             &sent.node,
             action,
@@ -285,16 +322,11 @@ impl App {
     /// without saving it: save the state before sending the command, so that no counter is
     /// ever used twice under a module key, even across crashes. Sealing many commands and
     /// saving once lets a deployment send them all after a single save.
-    pub fn seal_command(&mut self, module: &str, cmd: &Command) -> Result<SealedCommand> {
-        let rec = self
-            .state
-            .state
-            .modules
-            .get_mut(module)
-            .ok_or_else(|| Error::NotDeployed {
-                module: module.into(),
-            })?;
-        let mut channel = CommandChannel::resume(&rec.key.0, rec.last_command);
+    pub(crate) fn seal_command(&mut self, module: &str, cmd: &Command) -> Result<SealedCommand> {
+        let rec = self.module_mut(module).ok_or_else(|| Error::NotDeployed {
+            module: module.into(),
+        })?;
+        let mut channel = CommandChannel::resume(rec.key.expose_secret(), rec.last_command);
         let sealed = channel.seal_command(cmd).map_err(|source| Error::Command {
             module: module.into(),
             source,
@@ -310,7 +342,7 @@ impl App {
     }
 
     /// Opens the module's answer to a command sealed by [`App::seal_command`].
-    pub fn command_result(
+    pub(crate) fn command_result(
         &self,
         sent: &SealedCommand,
         action: &str,
@@ -338,18 +370,6 @@ impl App {
             }),
         }
     }
-
-    /// The stored key of a module (for operations that seal under it).
-    pub fn module_key(&self, module: &str) -> Result<&SecretKey> {
-        self.state
-            .state
-            .modules
-            .get(module)
-            .map(|m| &m.key.0)
-            .ok_or_else(|| Error::NotDeployed {
-                module: module.into(),
-            })
-    }
 }
 
 /// A node's pinned identity key and where the pin comes from (for error messages).
@@ -362,7 +382,7 @@ pub struct PinnedIdentity {
 }
 
 /// A command sealed under its module's key whose counter is reserved in the state.
-pub struct SealedCommand {
+pub(crate) struct SealedCommand {
     /// The module it is for.
     pub module: String,
     /// The instance's name on its node.

@@ -11,6 +11,7 @@ use aex_tee::AppraisalError;
 use crate::build::BuildError;
 use crate::client::ClientError;
 use crate::descriptor::DescriptorError;
+use crate::duration::show_duration;
 use crate::identity::IdentityError;
 use crate::state::StateError;
 
@@ -30,6 +31,14 @@ pub enum Error {
     /// The deployer's identity file could not be used.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The module builder could not be set up as the environment asks (the `AEX_PREBUILT`
+    /// manifest cannot be read, say).
+    #[error(transparent)]
+    Builder(BuildError),
+    /// The caller could not take what an operation reports (its output closed, say): the
+    /// operation stops there, as it would at any other failure.
+    #[error(transparent)]
+    Output(std::io::Error),
     /// A module did not build.
     #[error("failed to build module `{module}`")]
     Build {
@@ -326,11 +335,14 @@ impl From<DescriptorError> for Error {
     }
 }
 
-/// A duration for messages: `15 s` when whole seconds, else `250 ms`.
-pub(crate) fn show_duration(d: std::time::Duration) -> String {
-    if d.subsec_millis() == 0 && d.as_secs() > 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
+/// An error and its causes on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
     }
+    s
 }

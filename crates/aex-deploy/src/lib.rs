@@ -13,14 +13,29 @@
 //!   errors.
 //! * [`build`] builds module crates with cargo and measures the exact bytes.
 //! * [`app::App`] ties a descriptor to the deployer's durable [`state`] and to one management
-//!   session per node ([`client`]), signed by the deployer's [`identity`].
-//! * [`ops`] holds one module per command family: `deploy`, `status`, `call`, `local`.
+//!   session per node ([`client`]), signed by the deployer's [`identity`]. Its records are
+//!   read through accessors (`App::module`, `App::connections`, ...) and changed only by the
+//!   operations below.
+//! * [`ops`] holds one module per command family; each `aex` command calls one function of
+//!   it:
+//!   - [`ops::deploy`]: `aex deploy` (building, planning, loading, attesting, connecting,
+//!     revoking, handing state over);
+//!   - [`ops::update`]: `aex update`, a deployment that replaces one module;
+//!   - [`ops::up`]: `aex up`, local nodes, deployments, `[[up]]` steps, following;
+//!   - [`ops::local`]: starting and stopping local nodes (`aex up`, `aex down`);
+//!   - [`ops::status`]: `aex status`;
+//!   - [`ops::call`]: `aex call`, `aex output`, `aex request`;
+//!   - [`ops::disable`]: `aex disable`;
+//!   - [`ops::reset`]: `aex reset`;
+//!   - [`ops::graph`]: `aex graph`.
 //!
 //! The deployer never trusts a node's word about which code runs (measurements come from its
 //! own build) and never sends a module key or connection key in clear. Secrets live only in
 //! its state database (`.aex/state.redb`, mode 0600), never in the descriptor, logs or errors.
 //!
-//! This crate does not print: progress goes through [`progress::Observer`].
+//! This crate does not print: progress goes through [`progress::Observer`], and what an
+//! operation tells its caller on the way through traits that extend it
+//! ([`ops::deploy::DeployObserver`], [`ops::up::UpObserver`]).
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -29,6 +44,7 @@ pub mod build;
 pub mod client;
 pub mod crash;
 pub mod descriptor;
+mod duration;
 pub mod error;
 pub mod identity;
 pub mod ops;

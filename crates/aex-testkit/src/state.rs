@@ -21,7 +21,7 @@ pub fn try_read(app_dir: &Path) -> Result<Option<State>, String> {
     let (tx, rx) = mpsc::sync_channel(1);
     // Opening waits for the state lock; a thread keeps a stuck holder from hanging the test.
     std::thread::spawn(move || {
-        let _ = tx.send(StateFile::open(&dir).map(|sf| sf.state));
+        let _ = tx.send(StateFile::open(&dir).map(StateFile::into_state));
     });
     match rx.recv_timeout(LOCK_PATIENCE) {
         Ok(Ok(state)) => Ok(Some(state)),
@@ -44,5 +44,5 @@ pub fn read(app_dir: &Path) -> Option<State> {
 /// The bytes of a stored key. The records keep keys out of their `Debug` output and do not
 /// compare them; tests compare keys across deploys (kept, or fresh) through these.
 pub fn key_bytes(key: &StoredKey) -> [u8; 32] {
-    *key.0.expose_secret()
+    *key.expose_secret().expose_secret()
 }

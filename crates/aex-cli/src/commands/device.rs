@@ -142,12 +142,7 @@ fn data_dir(args: &DeviceArgs) -> Result<PathBuf> {
             names.join(", ")
         );
     }
-    let dir = desc
-        .dir
-        .join(aex_deploy::state::STATE_DIR)
-        .join("nodes")
-        .join(&args.node);
-    Ok(std::path::absolute(&dir).unwrap_or(dir))
+    Ok(aex_deploy::state::node_data_dir(&desc.dir, &args.node))
 }
 
 /// `time` as RFC 3339 UTC with milliseconds, e.g. `2025-01-31T12:03:04.123Z`.

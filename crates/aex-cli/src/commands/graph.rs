@@ -28,12 +28,7 @@ pub struct GraphArgs {
 
 pub fn exec(args: GraphArgs, shell: &Shell) -> Result<()> {
     let mut app = args.app.open(args.path.as_ref(), shell)?;
-    let status = if args.offline {
-        None
-    } else {
-        ops::status::status(&mut app).ok()
-    };
-    let dot = ops::graph::dot(&app.desc, status.as_ref());
+    let dot = ops::graph::graph(&mut app, args.offline);
     let Some(output) = args.output else {
         shell.out(dot.trim_end())?;
         return Ok(());

@@ -151,11 +151,7 @@ impl AppPath {
     /// Opens the application at `path` as `identity`, waiting for its nodes as long as
     /// `--timeout` says.
     fn open_as(&self, path: &Path, identity: Arc<Identity>) -> Result<App> {
-        let mut app = App::open(path, identity)?;
-        if let Some(limit) = self.timeout {
-            app.set_timeout(limit);
-        }
-        Ok(app)
+        Ok(App::open_with_timeout(path, identity, self.timeout)?)
     }
 }
 

@@ -1,8 +1,6 @@
 //! `aex request`: send a request to a module handler over a direct connection and print the
 //! authenticated reply.
 
-use std::time::Duration;
-
 use aex_deploy::ops;
 use anyhow::Result;
 use clap::Args;
@@ -25,14 +23,10 @@ pub struct RequestArgs {
     pub(super) app: AppPath,
 }
 
-/// How long to wait for the reply unless `--timeout` says.
-const REPLY_WAIT: Duration = Duration::from_secs(10);
-
 pub fn exec(args: RequestArgs, shell: &Shell) -> Result<()> {
     let bytes = payload::parse(args.payload.as_deref(), args.hex)?;
     let mut app = args.app.open(None, shell)?;
-    let wait = app.timeout_or(REPLY_WAIT);
-    let reply = ops::call::request(&mut app, &args.connection, &bytes, wait)?;
+    let reply = ops::call::request(&mut app, &args.connection, &bytes)?;
     shell.out(payload::show(&reply))?;
     Ok(())
 }

@@ -1,20 +1,27 @@
-//! `aex up`: the one-command experience. Start the local nodes, build, deploy, attest,
-//! connect, run the descriptor's `[[up]]` steps, show status; then either return
-//! (`--detach`) or follow the application's event counters until Ctrl-C and stop what it
-//! started.
+//! `aex up`: the one-command experience (`aex_deploy::ops::up`). This file parses its
+//! arguments, turns Ctrl-C into the stop flag, prints what the operation reports and renders
+//! the follow view: a module's state as soon as anything but its numbers changes, counters at
+//! most every few seconds.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aex_deploy::{ops, App};
+use aex_deploy::ops;
+use aex_deploy::ops::deploy::{DeployObserver, DeployReport, Plan};
+use aex_deploy::ops::status::AppStatus;
+use aex_deploy::ops::up::{StepResult, UpObserver, UpOptions};
+use aex_deploy::progress::Observer;
+use aex_deploy::{App, Identity};
 use anyhow::{Context, Result};
 use clap::Args;
 
 use super::AppPath;
 use crate::progress::Bars;
+use crate::report;
 use crate::shell::Shell;
 
 /// Start local nodes, build, deploy, attest and connect; then follow events until Ctrl-C
@@ -32,100 +39,143 @@ pub struct UpArgs {
 pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
     let path = args.app.resolve(args.path.as_ref());
     let identity = args.app.identity(shell)?;
-    let mut app = args.app.open_as(&path, identity.clone())?;
-    let tenants = tenants(&app, shell)?;
+    let app = args.app.open_as(&path, identity)?;
     let stop = stop_flag();
     let exe = std::env::current_exe().context("cannot locate the aex executable")?;
-    let admit: Vec<_> = tenants.iter().map(|(_, id)| id.public()).collect();
-    let started = ops::local::start_local_nodes(&mut app, &exe, &admit, &Bars::new(shell))?;
-    let result = bring_up(&mut app, shell).and_then(|()| {
-        for (tenant, tenant_identity) in &tenants {
-            let mut tenant_app = args.app.open_as(tenant, tenant_identity.clone())?;
-            ops::local::provision_tenant_pins(&app, &tenant_app)?;
-            shell.status(
-                "Tenant",
-                format!(
-                    "application `{}` of deployer {} ({})",
-                    tenant_app.desc.application,
-                    tenant_identity.public(),
-                    tenant_identity.path().display()
-                ),
-            );
-            // As the local nodes' operator: the tenant's own provider keys, never the farm's.
-            for file in ops::local::hand_provider_keys(&app, &tenant_app)? {
-                shell.status(
-                    "Provider key",
-                    format!("of `{}`: {}", tenant_app.desc.application, file.display()),
-                );
-            }
-            bring_up(&mut tenant_app, shell)?;
+    let opts = UpOptions {
+        aex_exe: &exe,
+        detach: args.detach,
+        stop: &stop,
+    };
+    ops::up::up(app, &opts, &View::new(shell))?;
+    Ok(())
+}
+
+/// What `aex up` shows: progress bars, each deployment as `aex deploy` shows it, and the follow
+/// view.
+struct View<'a> {
+    shell: &'a Shell,
+    bars: Bars<'a>,
+    follow: RefCell<Follow>,
+}
+
+impl<'a> View<'a> {
+    fn new(shell: &'a Shell) -> Self {
+        View {
+            shell,
+            bars: Bars::new(shell),
+            follow: RefCell::new(Follow::default()),
+        }
+    }
+}
+
+impl Observer for View<'_> {
+    fn phase(&self, name: &str, total: u64) {
+        self.bars.phase(name, total);
+    }
+
+    fn advance(&self, detail: &str) {
+        self.bars.advance(detail);
+    }
+
+    fn finish(&self) {
+        self.bars.finish();
+    }
+
+    fn note(&self, message: &str) {
+        self.bars.note(message);
+    }
+}
+
+impl DeployObserver for View<'_> {
+    fn planned(&self, plan: &Plan) {
+        self.bars.planned(plan);
+    }
+}
+
+impl UpObserver for View<'_> {
+    fn tenant_identity_created(&self, identity: &Identity) {
+        self.shell.status(
+            "Created",
+            format!(
+                "tenant identity {} (secret, mode 0600)",
+                identity.path().display()
+            ),
+        );
+    }
+
+    fn tenant(&self, tenant: &App) {
+        let identity = tenant.identity();
+        self.shell.status(
+            "Tenant",
+            format!(
+                "application `{}` of deployer {} ({})",
+                tenant.descriptor().application,
+                identity.public(),
+                identity.path().display()
+            ),
+        );
+    }
+
+    fn provider_key(&self, tenant: &App, file: &Path) {
+        self.shell.status(
+            "Provider key",
+            format!(
+                "of `{}`: {}",
+                tenant.descriptor().application,
+                file.display()
+            ),
+        );
+    }
+
+    fn deployed(&self, deployed: &DeployReport) {
+        report::deployed(deployed, self.shell);
+    }
+
+    fn running(&self, status: &AppStatus, steps: &[StepResult]) -> std::io::Result<()> {
+        self.shell.out(crate::table::status(status))?;
+        for step in steps.iter().filter(|s| s.show) {
+            self.shell.out(format!(
+                "\n{}:\n{}",
+                step.call,
+                crate::payload::show(&step.result)
+            ))?;
         }
         Ok(())
-    });
-    if let Err(e) = result {
-        if !args.detach {
-            stop_started(&mut app, &started, shell);
-        }
-        return Err(e);
     }
-    if args.detach {
-        shell.status(
+
+    fn detached(&self, app: &App) {
+        self.shell.status(
             "Running",
             format!(
                 "detached; `aex down {}` stops the local nodes",
-                app.desc.dir.display()
+                app.descriptor().dir.display()
             ),
         );
-        return Ok(());
     }
-    // Release the application's state while following, so other `aex` commands can use it.
-    drop(app);
-    shell.status(
-        "Following",
-        "events and module state (Ctrl-C stops the local nodes)",
-    );
-    let mut apps = vec![(path.clone(), identity.clone())];
-    apps.extend(tenants);
-    follow(&apps, &args.app, shell, &stop);
-    let mut app = args.app.open_as(&path, identity)?;
-    stop_started(&mut app, &started, shell);
-    Ok(())
-}
 
-/// The descriptor's tenants: each one's descriptor and deployer identity (created on first
-/// use, as a second organisation would create its own).
-fn tenants(app: &App, shell: &Shell) -> Result<Vec<(PathBuf, Arc<aex_deploy::Identity>)>> {
-    let mut out = Vec::new();
-    for tenant in &app.desc.tenants {
-        let (identity, created) = aex_deploy::Identity::load_or_create(&tenant.identity)
-            .map_err(aex_deploy::Error::from)?;
-        if created {
-            shell.status(
-                "Created",
-                format!(
-                    "tenant identity {} (secret, mode 0600)",
-                    identity.path().display()
-                ),
-            );
+    fn following(&self) {
+        self.shell.status(
+            "Following",
+            "events and module state (Ctrl-C stops the local nodes)",
+        );
+    }
+
+    fn looked(&self, status: Result<&AppStatus, &aex_deploy::Error>, several: bool) {
+        match status {
+            Ok(s) => self.follow.borrow_mut().show(s, several, self.shell),
+            Err(e) => self.shell.status("Warning", format!("status failed: {e}")),
         }
-        out.push((tenant.descriptor.clone(), Arc::new(identity)));
     }
-    Ok(out)
-}
 
-fn bring_up(app: &mut App, shell: &Shell) -> Result<()> {
-    super::deploy::deploy(app, shell)?;
-    let steps = ops::up::run_steps(app)?;
-    let status = ops::status::status(app)?;
-    shell.out(crate::table::status(&status))?;
-    for step in steps.iter().filter(|s| s.show) {
-        shell.out(format!(
-            "\n{}:\n{}",
-            step.call,
-            crate::payload::show(&step.result)
-        ))?;
+    fn stopped(&self, outcome: Result<&[String], &aex_deploy::Error>) {
+        match outcome {
+            Ok(names) => self.shell.status("Stopped", names.join(", ")),
+            Err(e) => self
+                .shell
+                .status("Warning", format!("could not stop local nodes: {e}")),
+        }
     }
-    Ok(())
 }
 
 /// A connection's (sent, received, rejected, gaps).
@@ -134,87 +184,67 @@ type Counts = (u64, u64, u64, u64);
 /// How often an unchanged-shape update (counters only) is shown.
 const QUIET: Duration = Duration::from_secs(5);
 
-/// Follows every application in `apps` (named when there are several) until `stop` is set:
-/// once a second it looks at each, and prints a module's state as soon as anything but its
-/// numbers changed (a valve opened, an alarm's text), and counter changes (module numbers,
-/// connection events) at most every [`QUIET`]. Each look opens the application afresh (and so
-/// holds its state only for that moment), with the command's `--timeout`.
-fn follow(
-    apps: &[(PathBuf, Arc<aex_deploy::Identity>)],
-    options: &AppPath,
-    shell: &Shell,
-    stop: &AtomicBool,
-) {
-    // What was last printed, and when.
-    let mut events: HashMap<String, (Counts, Instant)> = HashMap::new();
-    let mut states: HashMap<String, (serde_json::Value, Instant)> = HashMap::new();
-    let mut ticks = 0u32;
-    while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(100));
-        ticks += 1;
-        if !ticks.is_multiple_of(10) {
-            continue;
+/// What the follow view last printed, and when: connection counters and module states, by
+/// `application/name` when several applications are followed.
+#[derive(Default)]
+struct Follow {
+    events: HashMap<String, (Counts, Instant)>,
+    states: HashMap<String, (serde_json::Value, Instant)>,
+}
+
+impl Follow {
+    /// Prints what one look at an application found new: a module's state as soon as
+    /// anything but its numbers changed (a valve opened, an alarm's text), and counter changes
+    /// (module numbers, connection events) at most every [`QUIET`].
+    fn show(&mut self, s: &AppStatus, several: bool, shell: &Shell) {
+        let prefix = if several {
+            format!("{}/", s.application)
+        } else {
+            String::new()
+        };
+        let now = Instant::now();
+        for c in &s.connections {
+            let counts = (c.sent, c.received, c.rejected, c.gaps);
+            let key = format!("{prefix}{}", c.name);
+            let Some((before, at)) = self.events.get(&key).copied() else {
+                self.events.insert(key, (counts, now));
+                continue;
+            };
+            // Rejections and gaps are news at once; traffic is summed over `QUIET`.
+            let alarming = counts.2 > before.2 || counts.3 > before.3;
+            // Counters that went down (a restarted or disabled module) are no news.
+            let grew = counts.0 > before.0 || counts.1 > before.1 || alarming;
+            if counts != before && !grew {
+                self.events.insert(key, (counts, at));
+            } else if grew && (alarming || now - at >= QUIET) {
+                shell.status(
+                    "Events",
+                    format!(
+                        "{key}: +{} sent, +{} received, +{} rejected, +{} gaps",
+                        counts.0 - before.0.min(counts.0),
+                        counts.1 - before.1.min(counts.1),
+                        counts.2 - before.2.min(counts.2),
+                        counts.3 - before.3.min(counts.3)
+                    ),
+                );
+                self.events.insert(key, (counts, now));
+            }
         }
-        for (path, identity) in apps {
-            let status = options
-                .open_as(path, identity.clone())
-                .and_then(|mut app| Ok(ops::status::status(&mut app)?));
-            let s = match status {
-                Ok(s) => s,
-                Err(e) => {
-                    shell.status("Warning", format!("status failed: {e}"));
-                    continue;
-                }
+        for m in &s.modules {
+            let Some(state) = &m.state else { continue };
+            let key = format!("{prefix}{}", m.name);
+            let show = match self.states.get(&key) {
+                None => true,
+                Some((before, _)) if before == state => false,
+                Some((before, at)) => shape(before) != shape(state) || now - *at >= QUIET,
             };
-            let prefix = if apps.len() > 1 {
-                format!("{}/", s.application)
-            } else {
-                String::new()
-            };
-            let now = Instant::now();
-            for c in &s.connections {
-                let counts = (c.sent, c.received, c.rejected, c.gaps);
-                let key = format!("{prefix}{}", c.name);
-                let Some((before, at)) = events.get(&key).copied() else {
-                    events.insert(key, (counts, now));
-                    continue;
-                };
-                // Rejections and gaps are news at once; traffic is summed over `QUIET`.
-                let alarming = counts.2 > before.2 || counts.3 > before.3;
-                // Counters that went down (a restarted or disabled module) are no news.
-                let grew = counts.0 > before.0 || counts.1 > before.1 || alarming;
-                if counts != before && !grew {
-                    events.insert(key, (counts, at));
-                } else if grew && (alarming || now - at >= QUIET) {
-                    shell.status(
-                        "Events",
-                        format!(
-                            "{key}: +{} sent, +{} received, +{} rejected, +{} gaps",
-                            counts.0 - before.0.min(counts.0),
-                            counts.1 - before.1.min(counts.1),
-                            counts.2 - before.2.min(counts.2),
-                            counts.3 - before.3.min(counts.3)
-                        ),
-                    );
-                    events.insert(key, (counts, now));
-                }
+            if show {
+                shell.status("State", format!("{key}: {state}"));
+                self.states.insert(key, (state.clone(), now));
             }
-            for m in &s.modules {
-                let Some(state) = &m.state else { continue };
-                let key = format!("{prefix}{}", m.name);
-                let show = match states.get(&key) {
-                    None => true,
-                    Some((before, _)) if before == state => false,
-                    Some((before, at)) => shape(before) != shape(state) || now - *at >= QUIET,
-                };
-                if show {
-                    shell.status("State", format!("{key}: {state}"));
-                    states.insert(key, (state.clone(), now));
-                }
-            }
-            for n in s.nodes.iter().filter(|n| !n.reachable) {
-                shell.status("Warning", format!("node `{}` is unreachable", n.name));
-            }
+        }
+        for n in s.nodes.iter().filter(|n| !n.reachable) {
+            shell.status("Warning", format!("node `{}` is unreachable", n.name));
         }
     }
 }
@@ -229,16 +259,6 @@ fn shape(value: &serde_json::Value) -> serde_json::Value {
             Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
         }
         other => other.clone(),
-    }
-}
-
-fn stop_started(app: &mut App, started: &[String], shell: &Shell) {
-    if started.is_empty() {
-        return;
-    }
-    match ops::local::stop_local_nodes(app, Some(started), &Bars::new(shell)) {
-        Ok(names) => shell.status("Stopped", names.join(", ")),
-        Err(e) => shell.status("Warning", format!("could not stop local nodes: {e}")),
     }
 }
 

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use aex_deploy::ops;
+use aex_deploy::ops::update::UpdateOptions;
 use anyhow::Result;
 use clap::Args;
 
-use super::deploy::{build, show_transfers};
 use super::AppPath;
 use crate::progress::Bars;
+use crate::report;
 use crate::shell::Shell;
 
 /// Replace a running module by a new instance that takes over its state: rebuilt code, or the
@@ -33,17 +34,14 @@ pub struct UpdateArgs {
 
 pub fn exec(args: UpdateArgs, shell: &Shell) -> Result<()> {
     let mut app = args.app.open(args.path.as_ref(), shell)?;
-    let (built, _) = build(&mut app, shell)?;
-    let report = ops::update::update(
-        &mut app,
-        &built,
-        &args.module,
-        args.node.as_deref(),
-        args.discard_state,
-        &Bars::new(shell),
-    )?;
-    show_transfers(&report.deploy, shell);
-    super::deploy::show_revocations(&report.deploy, shell);
+    let opts = UpdateOptions {
+        module: args.module.clone(),
+        node: args.node,
+        discard_state: args.discard_state,
+    };
+    let report = ops::update::update(&mut app, &opts, &Bars::new(shell))?;
+    report::transfers(&report.deploy, shell);
+    report::revocations(&report.deploy, shell);
     shell.status(
         "Updated",
         format!(

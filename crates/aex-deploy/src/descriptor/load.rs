@@ -4,84 +4,19 @@
 //! position; this file rewrites their messages into the descriptor's error shape (message,
 //! `help:` with the valid field names) and names the enclosing field using [`Outline`].
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::error::DescriptorError;
+use super::field::Section;
+use super::format::Format;
 use super::locate::{Outline, Pos};
-use super::model::{Descriptor, Field, Section};
+use super::model::Descriptor;
 use super::raw::RawDescriptor;
+use super::source::Source;
 use super::{suggest, validate};
 
 /// The file names looked for in a directory, in order of preference.
 const FILE_NAMES: [&str; 4] = ["aex.toml", "aex.yaml", "aex.yml", "aex.json"];
-
-/// A descriptor's text format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Format {
-    Toml,
-    Yaml,
-    Json,
-}
-
-impl Format {
-    /// The format of `path`, from its extension.
-    fn of(path: &Path) -> Result<Self, DescriptorError> {
-        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        match extension.to_ascii_lowercase().as_str() {
-            "toml" => Ok(Format::Toml),
-            "yaml" | "yml" => Ok(Format::Yaml),
-            "json" => Ok(Format::Json),
-            _ => {
-                let message = if extension.is_empty() {
-                    "the file name has no extension to tell its format".to_owned()
-                } else {
-                    format!("unknown file extension `.{extension}`")
-                };
-                let help = "expected .toml, .yaml, .yml or .json".to_owned();
-                Err(DescriptorError::invalid(path, message, Some(help)))
-            }
-        }
-    }
-}
-
-/// The text a descriptor was parsed from, kept to locate errors found later.
-#[derive(Clone)]
-pub(super) struct Source {
-    pub text: String,
-    pub format: Format,
-}
-
-impl fmt::Debug for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Source({:?}, {} bytes)", self.format, self.text.len())
-    }
-}
-
-impl Source {
-    /// The line `field` is written on, if it can be found.
-    pub(super) fn line(&self, field: Field) -> Option<usize> {
-        Outline::new(&self.text, self.format)
-            .locate(field)
-            .map(|pos| pos.line)
-    }
-
-    /// An error at `field` of the descriptor read from `file`, located in this text.
-    pub(super) fn error(
-        &self,
-        file: &Path,
-        field: Field,
-        message: String,
-        help: Option<String>,
-    ) -> DescriptorError {
-        let position = Outline::new(&self.text, self.format)
-            .locate(field)
-            .map(Pos::pair);
-        DescriptorError::invalid(file, message, help)
-            .at(position)
-            .in_field(Some(field.to_string()))
-    }
-}
 
 impl Descriptor {
     /// Finds, reads, parses and validates a descriptor.

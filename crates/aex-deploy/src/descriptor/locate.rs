@@ -8,8 +8,8 @@
 //! mappings on one line), JSON with a small tokenizer. Inline forms it does not follow simply
 //! leave fields unlocated, and callers fall back to the entry's start, then to no line.
 
-use super::load::Format;
-use super::model::{Field, Section};
+use super::field::{Field, Section};
+use super::format::Format;
 
 /// A 1-based line and column (in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

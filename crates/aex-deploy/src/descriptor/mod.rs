@@ -47,10 +47,14 @@
 //! forms `nodes`, `modules`, `connections` are accepted too).
 
 mod error;
+mod field;
+mod format;
+mod keys;
 mod load;
 mod locate;
 mod model;
 mod raw;
+mod source;
 mod suggest;
 mod validate;
 
@@ -58,8 +62,9 @@ mod validate;
 mod tests;
 
 pub use error::DescriptorError;
+pub use field::Field;
 pub use model::{
-    ConnectionSpec, Descriptor, Field, From, ModuleSpec, NodeIdentitySource, NodeSpec,
-    PeriodicSpec, PlatformKeySource, PortRef, TenantSpec, UpStep,
+    ConnectionSpec, Descriptor, From, ModuleSpec, NodeIdentitySource, NodeSpec, PeriodicSpec,
+    PlatformKeySource, PortRef, TenantSpec, UpStep,
 };
 pub use suggest::did_you_mean;

@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use aex_tee::TeeKind;
 
 use super::error::DescriptorError;
-use super::load::Source;
-use super::model::{Descriptor, Field, ModuleSpec, NodeSpec, PlatformKeySource};
+use super::field::Field;
+use super::keys::{parse_key, KEY_HELP};
+use super::model::{Descriptor, ModuleSpec, NodeSpec, PlatformKeySource};
 use super::raw::{RawDescriptor, RawModule, RawNode};
+use super::source::Source;
 use super::suggest;
 
 mod devices;
@@ -360,23 +362,6 @@ impl Checker<'_> {
             }
         }
         Ok(())
-    }
-}
-
-pub(super) const KEY_HELP: &str = "a platform key is the node's simulated root public key \
-     (compressed P-256): 66 hex characters, as in the node's platform.pub";
-
-/// Parses a compressed P-256 public key (66 hex characters); the error never repeats the text.
-pub(super) fn parse_key(text: &str) -> Result<Vec<u8>, String> {
-    let text = text.trim();
-    let mut key = vec![0; 33];
-    match hex::decode_to_slice(text, &mut key) {
-        Ok(()) => Ok(key),
-        Err(_) if text.len() != 66 => Err(format!(
-            "expected 66 hex characters, found {}",
-            text.chars().count()
-        )),
-        Err(_) => Err("not a hexadecimal string".to_owned()),
     }
 }
 

@@ -17,11 +17,16 @@ use crate::error::{Error, Result};
 
 /// Calls entry point `entry` of `module` with `payload`; returns its result bytes.
 pub fn call(app: &mut App, module: &str, entry: &str, payload: &[u8]) -> Result<Vec<u8>> {
-    if app.desc.module(module).is_none() {
+    if app.descriptor().module(module).is_none() {
         return Err(Error::Connection {
             message: format!("no module `{module}` in the descriptor"),
             given: Some(module.to_string()),
-            valid: app.desc.modules.iter().map(|m| m.name.clone()).collect(),
+            valid: app
+                .descriptor()
+                .modules
+                .iter()
+                .map(|m| m.name.clone())
+                .collect(),
         });
     }
     app.command(
@@ -69,9 +74,9 @@ pub enum Delivery {
 pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<Delivery> {
     let (name, node, counter) = send_direct(app, connection, EventKind::Event, payload)?;
     let (id, module) = {
-        let rec = &app.state.state.connections[&name];
+        let rec = &app.connections()[&name];
         let module = app
-            .desc
+            .descriptor()
             .connections
             .iter()
             .find(|c| c.name == name)
@@ -80,10 +85,7 @@ pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<Deliver
         (ConnId(rec.id), module)
     };
     let slot = app
-        .state
-        .state
-        .modules
-        .get(&module)
+        .module(&module)
         .map(|m| m.slot(&module))
         .unwrap_or_else(|| module.clone());
     let status = match app.request(&node, "report status", NodeRequest::Status) {
@@ -93,7 +95,7 @@ pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<Deliver
                 "node `{node}` answered no status"
             )))
         }
-        Err(e) => return Ok(Delivery::Unknown(crate::ops::status::error_chain(&e))),
+        Err(e) => return Ok(Delivery::Unknown(crate::error::error_chain(&e))),
     };
     let Some(stats) = status
         .modules
@@ -120,8 +122,14 @@ pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<Deliver
     })
 }
 
-/// Sends `payload` on a direct connection to a module's handler and waits for the reply.
-pub fn request(app: &mut App, connection: &str, payload: &[u8], wait: Duration) -> Result<Vec<u8>> {
+/// How long [`request`] waits for the reply, unless [`App::set_timeout`] set one limit for
+/// every node wait.
+pub const REPLY_WAIT: Duration = Duration::from_secs(10);
+
+/// Sends `payload` on a direct connection to a module's handler and waits for the reply (at
+/// most [`REPLY_WAIT`], or the application's limit).
+pub fn request(app: &mut App, connection: &str, payload: &[u8]) -> Result<Vec<u8>> {
+    let wait = app.timeout_or(REPLY_WAIT);
     let (name, node, counter) = send_direct(app, connection, EventKind::Request, payload)?;
     let deadline = Instant::now() + wait;
     loop {
@@ -141,14 +149,14 @@ pub fn request(app: &mut App, connection: &str, payload: &[u8], wait: Duration) 
                 source,
             })?;
         let Some(event) = event else { continue };
-        let rec = &app.state.state.connections[&name];
+        let rec = &app.connections()[&name];
         if event.conn != ConnId(rec.id) || event.kind != EventKind::Reply {
             continue;
         }
         let alg = Algorithm::from_name(&rec.algorithm).unwrap_or_default();
         let mut rx = RecvChannel::resume(
             alg,
-            &rec.key.0,
+            rec.key.expose_secret(),
             ConnId(rec.id),
             Direction::Backward,
             rec.last_received,
@@ -158,15 +166,15 @@ pub fn request(app: &mut App, connection: &str, payload: &[u8], wait: Duration) 
             continue;
         };
         let last = rx.last_counter();
-        if let Some(rec) = app.state.state.connections.get_mut(&name) {
+        if let Some(rec) = app.connection_mut(&name) {
             rec.last_received = last;
         }
-        app.state.save()?;
+        app.save()?;
         match aex_proto::reply::decode(&plaintext) {
             Some((echo, Ok(result))) if echo == counter => return Ok(result),
             Some((echo, Err(message))) if echo == counter => {
                 let module = app
-                    .desc
+                    .descriptor()
                     .connections
                     .iter()
                     .find(|c| c.name == name)
@@ -192,22 +200,22 @@ fn send_direct(
 ) -> Result<(String, String, u64)> {
     let name = resolve_direct(app, connection)?;
     let spec = app
-        .desc
+        .descriptor()
         .connections
         .iter()
         .find(|c| c.name == name)
         .cloned()
         .expect("resolved from the descriptor");
     // Where the attested instance runs (it may have moved with `aex update --node`).
-    let node = match app.state.state.modules.get(&spec.to.module) {
+    let node = match app.module(&spec.to.module) {
         Some(m) => m.node.clone(),
         None => app
-            .desc
+            .descriptor()
             .module(&spec.to.module)
             .map(|m| m.node.clone())
             .unwrap_or_default(),
     };
-    let Some(rec) = app.state.state.connections.get_mut(&name) else {
+    let Some(rec) = app.connection_mut(&name) else {
         return Err(Error::NotDeployed {
             module: spec.to.module.clone(),
         });
@@ -215,7 +223,7 @@ fn send_direct(
     let alg = Algorithm::from_name(&rec.algorithm).unwrap_or_default();
     let mut tx = SendChannel::resume(
         alg,
-        &rec.key.0,
+        rec.key.expose_secret(),
         ConnId(rec.id),
         Direction::Forward,
         rec.last_sent,
@@ -230,7 +238,7 @@ fn send_direct(
     rec.last_sent = event.counter;
     let counter = event.counter;
     // The counter is durable before the event leaves: it is never used twice.
-    app.state.save()?;
+    app.save()?;
     app.client(&node)?
         .send_event(event)
         .map_err(|source| Error::Node {
@@ -244,7 +252,7 @@ fn send_direct(
 /// Finds a direct connection by its name or by its target `module.port`.
 fn resolve_direct(app: &App, connection: &str) -> Result<String> {
     let direct: Vec<_> = app
-        .desc
+        .descriptor()
         .connections
         .iter()
         .filter(|c| matches!(c.from, crate::descriptor::From::Deployer))

@@ -8,27 +8,22 @@ use aex_proto::Command;
 
 use crate::app::App;
 use crate::error::Result;
+use crate::state::RetiredInstance;
 
 /// Disables `module`.
 pub fn disable(app: &mut App, module: &str) -> Result<()> {
     app.command(module, "disable itself", &Command::Disable)?;
-    if let Some(rec) = app.state.state.modules.remove(module) {
-        let instance = rec.instance;
+    if let Some(rec) = app.forget_module(module) {
         // The process keeps its name on the node until the next deploy unloads it.
-        app.state
-            .state
-            .retired
-            .entry(module.into())
-            .or_default()
-            .push(crate::state::RetiredInstance {
+        app.retire_instance(
+            module,
+            RetiredInstance {
                 node: rec.node.clone(),
                 slot: rec.slot(module),
-            });
-        app.state
-            .state
-            .connections
-            .retain(|_, c| c.instances.get(module) != Some(&instance));
+            },
+        );
+        app.forget_connections_of(module, rec.instance);
     }
-    app.state.save()?;
+    app.save()?;
     Ok(())
 }

@@ -7,8 +7,16 @@
 
 use std::fmt::Write;
 
+use crate::app::App;
 use crate::descriptor::{Descriptor, From};
-use crate::ops::status::AppStatus;
+use crate::ops::status::{status, AppStatus};
+
+/// The application as DOT: its descriptor, with the live status of its nodes unless
+/// `offline` (a status that cannot be had leaves the picture without it).
+pub fn graph(app: &mut App, offline: bool) -> String {
+    let live = if offline { None } else { status(app).ok() };
+    dot(app.descriptor(), live.as_ref())
+}
 
 /// Renders the descriptor (and, if given, live status) as DOT.
 pub fn dot(desc: &Descriptor, status: Option<&AppStatus>) -> String {

@@ -26,7 +26,8 @@ use aex_tee::{PlatformError, SimSymmetricPlatform};
 
 use crate::app::App;
 use crate::client::{ClientError, NodeClient};
-use crate::error::{show_duration, Error, Result};
+use crate::duration::show_duration;
+use crate::error::{Error, Result};
 use crate::progress::Observer;
 use crate::state::NodeRecord;
 
@@ -40,7 +41,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether `aex up` manages this node.
 pub fn is_local(app: &App, node: &str) -> bool {
-    app.desc
+    app.descriptor()
         .node(node)
         .is_some_and(|n| n.address.ip().is_loopback())
 }
@@ -55,7 +56,7 @@ pub fn start_local_nodes(
     obs: &dyn Observer,
 ) -> Result<Vec<String>> {
     let locals: Vec<_> = app
-        .desc
+        .descriptor()
         .nodes
         .iter()
         .filter(|n| n.address.ip().is_loopback())
@@ -155,15 +156,15 @@ pub fn start_local_nodes(
             }
             std::thread::sleep(Duration::from_millis(30));
         }
-        app.state.state.nodes.insert(
-            spec.name.clone(),
+        app.record_local_node(
+            &spec.name,
             NodeRecord {
                 address: spec.address.to_string(),
                 data_dir: data_dir.clone(),
                 pid: Some(child.id()),
             },
         );
-        app.state.save()?;
+        app.save()?;
         obs.advance(&spec.name);
         started.push(spec.name.clone());
     }
@@ -179,12 +180,12 @@ pub fn start_local_nodes(
 /// the tenant gets nothing secret. Returns the nodes pinned.
 pub fn provision_tenant_pins(app: &App, tenant: &App) -> Result<Vec<String>> {
     let mut pinned = vec![];
-    for spec in &tenant.desc.nodes {
+    for spec in &tenant.descriptor().nodes {
         if spec.identity.is_some() {
             continue;
         }
         let Some(ours) = app
-            .desc
+            .descriptor()
             .nodes
             .iter()
             .find(|n| n.address == spec.address && n.address.ip().is_loopback())
@@ -215,9 +216,9 @@ pub fn provision_tenant_pins(app: &App, tenant: &App) -> Result<Vec<String>> {
 /// tenant's file may not be one the operator's own deployer reads.
 pub fn hand_provider_keys(operator: &App, deployer: &App) -> Result<Vec<PathBuf>> {
     let mut written = vec![];
-    for spec in &deployer.desc.nodes {
+    for spec in &deployer.descriptor().nodes {
         let Some(local) = operator
-            .desc
+            .descriptor()
             .nodes
             .iter()
             .find(|n| n.address == spec.address && n.address.ip().is_loopback())
@@ -238,9 +239,9 @@ pub fn hand_provider_keys(operator: &App, deployer: &App) -> Result<Vec<PathBuf>
             return Err(fail(std::io::Error::other(format!(
                 "application `{}` reads its provider key from {}, which holds the key of \
                  application `{}`'s deployer: give it a file of its own (`provider_key_file`)",
-                deployer.desc.application,
+                deployer.descriptor().application,
                 path.display(),
-                operator.desc.application
+                operator.descriptor().application
             ))));
         }
         let platform = match SimSymmetricPlatform::load(kind, &operator.node_data_dir(&local.name))
@@ -278,9 +279,7 @@ pub fn stop_local_nodes(
     obs: &dyn Observer,
 ) -> Result<Vec<String>> {
     let records: Vec<(String, NodeRecord)> = app
-        .state
-        .state
-        .nodes
+        .local_nodes()
         .iter()
         .filter(|(k, _)| only.is_none_or(|o| o.contains(k)))
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -288,22 +287,16 @@ pub fn stop_local_nodes(
     obs.phase("stop local nodes", records.len() as u64);
     let mut stopped = vec![];
     for (name, rec) in records {
-        if app.desc.node(&name).is_some() {
+        if app.descriptor().node(&name).is_some() {
             let _ = app.request(&name, "shut down", NodeRequest::Shutdown);
             app.disconnect(&name);
         }
         if let Some(pid) = rec.pid {
             wait_or_kill(pid, app.timeout_or(STOP_TIMEOUT));
         }
-        app.state.state.nodes.remove(&name);
         // Modules on a stopped node are gone, and with them their keys.
-        app.state.state.modules.retain(|_, m| m.node != name);
-        let modules: Vec<String> = app.state.state.modules.keys().cloned().collect();
-        app.state
-            .state
-            .connections
-            .retain(|_, c| c.instances.keys().all(|m| modules.contains(m)));
-        app.state.save()?;
+        app.forget_local_node(&name);
+        app.save()?;
         obs.advance(&name);
         stopped.push(name);
     }
@@ -328,7 +321,7 @@ fn probe(app: &App, addr: &std::net::SocketAddr, name: &str, node: NodeKey) -> P
         node,
         app.timeout_or(PROBE_TIMEOUT),
         identity,
-        &app.desc.application,
+        &app.descriptor().application,
     ) {
         Ok(c) => c,
         Err(ClientError::WrongIdentity { keys, .. }) => {

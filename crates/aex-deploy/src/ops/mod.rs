@@ -1,4 +1,18 @@
-//! Deployer operations, one module per `aex` command family.
+//! Deployer operations, one module per `aex` command family. Each command calls one function:
+//!
+//! | command | operation |
+//! |---|---|
+//! | `aex up` | [`up::up`] |
+//! | `aex deploy` | [`deploy::deploy`] |
+//! | `aex update` | [`update::update`] |
+//! | `aex disable` | [`disable::disable`] |
+//! | `aex status` | [`status::status`] |
+//! | `aex call` | [`call::call`] |
+//! | `aex output` | [`call::output`] |
+//! | `aex request` | [`call::request`] |
+//! | `aex reset` | [`reset::reset`] |
+//! | `aex down` | [`local::stop_local_nodes`] |
+//! | `aex graph` | [`graph::graph`] |
 
 pub mod call;
 pub mod deploy;

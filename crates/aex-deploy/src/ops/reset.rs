@@ -31,22 +31,19 @@ pub struct ResetReport {
 pub fn reset(app: &mut App, obs: &dyn Observer) -> Result<ResetReport> {
     // (node, instance name on it): the descriptor's names, every recorded instance, and
     // instances an interrupted update left.
-    let state = &app.state.state;
     let mut targets: BTreeSet<(String, String)> = app
-        .desc
+        .descriptor()
         .modules
         .iter()
         .map(|m| (m.node.clone(), m.name.clone()))
         .collect();
     targets.extend(
-        state
-            .modules
+        app.modules()
             .iter()
             .map(|(n, r)| (r.node.clone(), r.slot(n))),
     );
     targets.extend(
-        state
-            .retired
+        app.retired()
             .values()
             .flatten()
             .map(|i| (i.node.clone(), i.slot.clone())),
@@ -54,14 +51,12 @@ pub fn reset(app: &mut App, obs: &dyn Observer) -> Result<ResetReport> {
     obs.phase("reset", targets.len() as u64);
     let mut report = ResetReport::default();
     let attested: Vec<(String, String)> = app
-        .state
-        .state
-        .modules
+        .modules()
         .iter()
         .map(|(n, r)| (n.clone(), r.node.clone()))
         .collect();
     for (module, node) in attested {
-        if app.desc.node(&node).is_some() {
+        if app.descriptor().node(&node).is_some() {
             if let Some(why) = crate::ops::deploy::disable(app, &module) {
                 report.not_disabled.push(format!(
                     "module `{module}` could not be disabled before it was unloaded: {why}"
@@ -71,7 +66,7 @@ pub fn reset(app: &mut App, obs: &dyn Observer) -> Result<ResetReport> {
         }
     }
     for (node, module) in targets {
-        if app.desc.node(&node).is_none() {
+        if app.descriptor().node(&node).is_none() {
             report.unreachable.push((
                 module.clone(),
                 format!("node `{node}` is not in the descriptor"),
@@ -92,15 +87,13 @@ pub fn reset(app: &mut App, obs: &dyn Observer) -> Result<ResetReport> {
                 }) if e.kind == NodeErrorKind::UnknownModule => {}
                 Err(e) => report
                     .unreachable
-                    .push((module.clone(), crate::ops::status::error_chain(&e))),
+                    .push((module.clone(), crate::error::error_chain(&e))),
             }
         }
         obs.advance(&module);
     }
-    app.state.state.modules.clear();
-    app.state.state.retired.clear();
-    app.state.state.connections.clear();
-    app.state.save()?;
+    app.forget_deployment();
+    app.save()?;
     obs.finish();
     Ok(report)
 }

@@ -12,7 +12,7 @@ use aex_proto::{ConnStats, ModuleStatus, NodeRequest, NodeResponse, NodeStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::error::Result;
+use crate::error::{error_chain, Result};
 use crate::ops::call::call;
 use crate::ops::deploy::STATUS_ENTRY;
 
@@ -135,7 +135,7 @@ pub struct ConnectionView {
 pub fn status(app: &mut App) -> Result<AppStatus> {
     let mut node_status: HashMap<String, NodeStatus> = HashMap::new();
     let mut nodes = vec![];
-    for spec in app.desc.nodes.clone() {
+    for spec in app.descriptor().nodes.clone() {
         let answer = app.request(&spec.name, "report status", NodeRequest::Status);
         let (reachable, error, st) = match answer {
             Ok(NodeResponse::Status(s)) => (true, None, Some(s)),
@@ -149,7 +149,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             simulation: spec.simulation,
             reachable,
             error,
-            local: app.state.state.nodes.contains_key(&spec.name),
+            local: app.local_nodes().contains_key(&spec.name),
             modules: st.as_ref().map_or(0, |s| s.modules.len()),
             dropped: st.as_ref().map_or(0, |s| s.dropped),
             refused: st.as_ref().map_or(0, |s| s.refused),
@@ -168,8 +168,8 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
     };
     let mut conn_stats: HashMap<u32, Vec<ConnStats>> = HashMap::new();
     let mut modules = vec![];
-    for spec in &app.desc.modules {
-        let rec = app.state.state.modules.get(&spec.name);
+    for spec in &app.descriptor().modules {
+        let rec = app.module(&spec.name);
         // Where the attested instance runs (after `aex update --node`, maybe not where the
         // descriptor says), and its name there.
         let (node, slot) = match rec {
@@ -192,7 +192,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             reachable: node_status.contains_key(&node),
             name: spec.name.clone(),
             tee: app
-                .desc
+                .descriptor()
                 .node(&node)
                 .map(|n| n.tee.name().to_string())
                 .unwrap_or_default(),
@@ -218,12 +218,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
 
     // Modules that report their own state are asked for it, under their module keys.
     for view in modules.iter_mut().filter(|v| v.attested) {
-        let asks = app
-            .state
-            .state
-            .modules
-            .get(&view.name)
-            .is_some_and(|r| r.reports_status);
+        let asks = app.module(&view.name).is_some_and(|r| r.reports_status);
         if !asks {
             continue;
         }
@@ -235,8 +230,8 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
     }
 
     let mut connections = vec![];
-    for spec in &app.desc.connections {
-        let rec = app.state.state.connections.get(&spec.name);
+    for spec in &app.descriptor().connections {
+        let rec = app.connection(&spec.name);
         let mut view = ConnectionView {
             name: spec.name.clone(),
             id: rec.map(|r| r.id),
@@ -251,11 +246,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             keyed: rec.is_some_and(|r| {
                 !r.instances.is_empty()
                     && r.instances.iter().all(|(module, instance)| {
-                        app.state
-                            .state
-                            .modules
-                            .get(module)
-                            .is_some_and(|m| m.instance == *instance)
+                        app.module(module).is_some_and(|m| m.instance == *instance)
                             && modules.iter().any(|v| v.name == *module && v.attested)
                     })
             }),
@@ -279,7 +270,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
         connections.push(view);
     }
     Ok(AppStatus {
-        application: app.desc.application.clone(),
+        application: app.descriptor().application.clone(),
         nodes,
         modules,
         connections,
@@ -288,16 +279,4 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
 
 fn yes() -> bool {
     true
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -1,18 +1,74 @@
-//! The `[[up]]` steps of a descriptor: entry points `aex up` calls once the application is
-//! connected, e.g. to start a workload and show its result.
+//! `aex up`: the one-command experience. Start the local nodes, deploy the application (build,
+//! load, attest, connect), run the descriptor's `[[up]]` steps and take its status; do the same
+//! for each of its `[[tenant]]`s; then either return (`detach`) or follow every application
+//! until told to stop, and stop the nodes it started.
 //!
 //! A step with `until = "field"` is repeated (every 100 ms, at most [`STEP_TIMEOUT`]) until
 //! its JSON result has that field set to `true`, so `up` can wait for asynchronous work such
 //! as a ping-pong run to finish.
+//!
+//! While it follows, `up` holds no application's state: each look opens the application
+//! afresh and lets go of it at once, so other `aex` commands can use it meanwhile.
 
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::identity::Identity;
 use crate::ops::call::call;
+use crate::ops::deploy::{deploy, DeployObserver, DeployOptions, DeployReport, Deployed};
+use crate::ops::local;
+use crate::ops::status::{status, AppStatus};
 
 /// Longest wait for an `until` condition.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often the applications are looked at while `up` follows them.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the stop flag is checked while `up` follows.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What `aex up` is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct UpOptions<'a> {
+    /// The `aex` executable the local nodes run as (`aex node`).
+    pub aex_exe: &'a Path,
+    /// Return once the applications run, leaving the local nodes running.
+    pub detach: bool,
+    /// Set (on Ctrl-C, say) to stop following: then the local nodes `up` started are stopped.
+    pub stop: &'a AtomicBool,
+}
+
+/// What `aex up` tells its caller, beyond each deployment's progress and plan.
+pub trait UpObserver: DeployObserver {
+    /// The deployer identity of a tenant was created (its first use).
+    fn tenant_identity_created(&self, _identity: &Identity) {}
+    /// Tenant application `tenant` is brought up next.
+    fn tenant(&self, _tenant: &App) {}
+    /// `tenant`'s own provider key for a local node was written to `file`.
+    fn provider_key(&self, _tenant: &App, _file: &Path) {}
+    /// An application was deployed.
+    fn deployed(&self, _report: &DeployReport) {}
+    /// An application runs: its status, and the results of its `[[up]]` steps. An error (the
+    /// caller's output closed, say) stops `up` as a failure would.
+    fn running(&self, _status: &AppStatus, _steps: &[StepResult]) -> io::Result<()> {
+        Ok(())
+    }
+    /// `up` returns with the local nodes running (`detach`).
+    fn detached(&self, _app: &App) {}
+    /// `up` follows the applications from now on.
+    fn following(&self) {}
+    /// One look at a followed application: its status, or why it could not be had.
+    /// `several` tells whether more than one application is followed.
+    fn looked(&self, _status: std::result::Result<&AppStatus, &Error>, _several: bool) {}
+    /// The local nodes `up` started were stopped (their names), or could not be.
+    fn stopped(&self, _outcome: std::result::Result<&[String], &Error>) {}
+}
 
 /// The result of one step.
 #[derive(Debug, Clone)]
@@ -25,9 +81,52 @@ pub struct StepResult {
     pub show: bool,
 }
 
+/// Brings `app` and its tenants up on the local nodes, then follows them until `opts.stop`
+/// (unless `opts.detach`). If bringing them up fails, the local nodes it started are stopped
+/// again (unless `opts.detach`).
+pub fn up(mut app: App, opts: &UpOptions<'_>, obs: &dyn UpObserver) -> Result<()> {
+    let tenants = tenants(&app, obs)?;
+    let admit: Vec<_> = tenants.iter().map(|(_, id)| id.public()).collect();
+    let started = local::start_local_nodes(&mut app, opts.aex_exe, &admit, obs)?;
+    let result = bring_up(&mut app, obs).and_then(|()| {
+        for (tenant, identity) in &tenants {
+            let mut tenant_app = App::open_with_timeout(tenant, identity.clone(), app.timeout())?;
+            local::provision_tenant_pins(&app, &tenant_app)?;
+            obs.tenant(&tenant_app);
+            // As the local nodes' operator: the tenant's own provider keys, never the farm's.
+            for file in local::hand_provider_keys(&app, &tenant_app)? {
+                obs.provider_key(&tenant_app, &file);
+            }
+            bring_up(&mut tenant_app, obs)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        if !opts.detach {
+            stop_started(&mut app, &started, obs);
+        }
+        return Err(e);
+    }
+    if opts.detach {
+        obs.detached(&app);
+        return Ok(());
+    }
+    let timeout = app.timeout();
+    let mut apps = vec![(app.descriptor().path.clone(), app.identity().clone())];
+    apps.extend(tenants);
+    // Release the application's state while following, so other `aex` commands can use it.
+    drop(app);
+    obs.following();
+    follow(&apps, timeout, opts.stop, obs);
+    let (path, identity) = &apps[0];
+    let mut app = App::open_with_timeout(path, identity.clone(), timeout)?;
+    stop_started(&mut app, &started, obs);
+    Ok(())
+}
+
 /// Runs the descriptor's `[[up]]` steps in order.
 pub fn run_steps(app: &mut App) -> Result<Vec<StepResult>> {
-    let steps = app.desc.up.clone();
+    let steps = app.descriptor().up.clone();
     let mut results = vec![];
     for step in steps {
         let started = Instant::now();
@@ -58,4 +157,62 @@ pub fn run_steps(app: &mut App) -> Result<Vec<StepResult>> {
         });
     }
     Ok(results)
+}
+
+/// The descriptor's tenants: each one's descriptor and deployer identity (created on first
+/// use, as a second organisation would create its own).
+fn tenants(app: &App, obs: &dyn UpObserver) -> Result<Vec<(PathBuf, Arc<Identity>)>> {
+    let mut out = Vec::new();
+    for tenant in &app.descriptor().tenants {
+        let (identity, created) = Identity::load_or_create(&tenant.identity)?;
+        if created {
+            obs.tenant_identity_created(&identity);
+        }
+        out.push((tenant.descriptor.clone(), Arc::new(identity)));
+    }
+    Ok(out)
+}
+
+/// Deploys `app`, runs its `[[up]]` steps and reports it running.
+fn bring_up(app: &mut App, obs: &dyn UpObserver) -> Result<()> {
+    if let Deployed::Applied(report) = deploy(app, &DeployOptions::default(), obs)? {
+        obs.deployed(&report);
+    }
+    let steps = run_steps(app)?;
+    let status = status(app)?;
+    obs.running(&status, &steps).map_err(Error::Output)
+}
+
+/// Looks at every application of `apps` once every [`LOOK_EVERY`] until `stop` is set. Each
+/// look opens the application afresh (and so holds its state only for that moment), with the
+/// limit `up` was given.
+fn follow(
+    apps: &[(PathBuf, Arc<Identity>)],
+    timeout: Option<Duration>,
+    stop: &AtomicBool,
+    obs: &dyn UpObserver,
+) {
+    let ticks_per_look = (LOOK_EVERY.as_millis() / TICK.as_millis()) as u32;
+    let mut ticks = 0u32;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(TICK);
+        ticks += 1;
+        if !ticks.is_multiple_of(ticks_per_look) {
+            continue;
+        }
+        for (path, identity) in apps {
+            let looked = App::open_with_timeout(path, identity.clone(), timeout)
+                .and_then(|mut app| status(&mut app));
+            obs.looked(looked.as_ref(), apps.len() > 1);
+        }
+    }
+}
+
+/// Stops the local nodes `up` started, if any, and says how that went.
+fn stop_started(app: &mut App, started: &[String], obs: &dyn UpObserver) {
+    if started.is_empty() {
+        return;
+    }
+    let outcome = local::stop_local_nodes(app, Some(started), obs);
+    obs.stopped(outcome.as_deref());
 }

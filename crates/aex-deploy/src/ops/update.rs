@@ -10,13 +10,24 @@
 //! so the next `aex deploy` moves the module back unless the descriptor is changed to match
 //! ([`UpdateReport::descriptor_differs`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::app::App;
-use crate::build::Built;
 use crate::error::{Error, Result};
-use crate::ops::deploy::{deploy_with, plan_with, Action, DeployReport, Options};
+use crate::ops::deploy::{apply, build, plan_with, Action, DeployReport, Options};
 use crate::progress::Observer;
+
+/// What `aex update` is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateOptions {
+    /// The module to replace.
+    pub module: String,
+    /// The node to move it to (default: where it runs now).
+    pub node: Option<String>,
+    /// Start the new instance from its default state instead of taking over the old one's
+    /// (for an old instance that is gone for good).
+    pub discard_state: bool,
+}
 
 /// What an update did.
 #[derive(Debug, Clone)]
@@ -27,19 +38,19 @@ pub struct UpdateReport {
     pub descriptor_differs: Option<String>,
 }
 
-/// Replaces `module` with a new instance on `node` (default: where it runs now) that takes
-/// over its state (or, with `discard_state`, starts from its default state: for an instance
-/// that is gone for good). Refuses, changing nothing, if other modules would have to change
-/// too.
-pub fn update(
-    app: &mut App,
-    built: &BTreeMap<String, Built>,
-    module: &str,
-    node: Option<&str>,
-    discard_state: bool,
-    obs: &dyn Observer,
-) -> Result<UpdateReport> {
-    let names: Vec<String> = app.desc.modules.iter().map(|m| m.name.clone()).collect();
+/// Builds the application's modules, then replaces `opts.module` with a new instance on
+/// `opts.node` (default: where it runs now) that takes over its state (or, with
+/// `discard_state`, starts from its default state: for an instance that is gone for good).
+/// Refuses, changing nothing, if other modules would have to change too.
+pub fn update(app: &mut App, opts: &UpdateOptions, obs: &dyn Observer) -> Result<UpdateReport> {
+    let (built, _) = build(app, obs)?;
+    let (module, node) = (opts.module.as_str(), opts.node.as_deref());
+    let names: Vec<String> = app
+        .descriptor()
+        .modules
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
     let Some(index) = names.iter().position(|n| n == module) else {
         return Err(Error::Connection {
             message: format!("no module `{module}` in the descriptor"),
@@ -47,7 +58,7 @@ pub fn update(
             valid: names,
         });
     };
-    let Some(record) = app.state.state.modules.get(module) else {
+    let Some(record) = app.module(module) else {
         return Err(Error::NotDeployed {
             module: module.into(),
         });
@@ -59,18 +70,18 @@ pub fn update(
         }
         None => record.node.clone(),
     };
-    let described = app.desc.modules[index].node.clone();
-    app.desc.modules[index].node = target.clone();
+    let described = app.descriptor().modules[index].node.clone();
+    app.place_module(module, &target);
 
-    let opts = Options {
+    let options = Options {
         force: BTreeSet::from([module.to_string()]),
-        discard_state: if discard_state {
+        discard_state: if opts.discard_state {
             BTreeSet::from([module.to_string()])
         } else {
             BTreeSet::new()
         },
     };
-    let plan = plan_with(app, built, &opts)?;
+    let plan = plan_with(app, &built, &options)?;
     let others: Vec<String> = plan
         .modules
         .iter()
@@ -87,7 +98,7 @@ pub fn update(
             changes: others,
         });
     }
-    let deploy = deploy_with(app, built, obs, &opts)?;
+    let deploy = apply(app, &built, obs, &options)?;
     Ok(UpdateReport {
         deploy,
         descriptor_differs: (described != target).then_some(described),

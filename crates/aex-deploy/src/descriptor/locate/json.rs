@@ -6,7 +6,7 @@
 //! failing, and every loop consumes input.
 
 use super::{Outline, Pos};
-use crate::descriptor::model::Section;
+use crate::descriptor::field::Section;
 
 pub(super) struct Scanner<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,

@@ -1,9 +1,9 @@
 //! The locator on the styles each format allows: block and flow YAML, one-line JSON, TOML with
 //! comments and quoted keys, CRLF line ends, and its fallbacks.
 
-use super::super::load::Format;
+use super::super::field::Section;
+use super::super::format::Format;
 use super::super::locate::{Outline, Pos};
-use super::super::model::Section;
 use super::*;
 
 /// Where `field` is, as `(line, column)`.

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use aex_tee::devices::{check_name, DeviceSpec};
 
 use super::super::error::DescriptorError;
-use super::super::model::{Field, ModuleSpec, NodeSpec, TenantSpec};
+use super::super::field::Field;
+use super::super::model::{ModuleSpec, NodeSpec, TenantSpec};
 use super::super::raw::{RawModule, RawTenant};
 use super::Checker;
 

@@ -5,7 +5,8 @@
 //! a rotated key is picked up from the file without editing the descriptor.
 
 use super::super::error::DescriptorError;
-use super::super::model::{Field, NodeIdentitySource};
+use super::super::field::Field;
+use super::super::model::NodeIdentitySource;
 use super::super::raw::RawNode;
 use super::Checker;
 

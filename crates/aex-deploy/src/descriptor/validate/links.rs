@@ -7,7 +7,8 @@ use aex_crypto::Algorithm;
 
 use super::{valid_name, Checker, NAME_RULE};
 use crate::descriptor::error::DescriptorError;
-use crate::descriptor::model::{self, ConnectionSpec, Field, PortRef, Section, UpStep};
+use crate::descriptor::field::{Field, Section};
+use crate::descriptor::model::{self, ConnectionSpec, PortRef, UpStep};
 use crate::descriptor::raw::{RawConnection, RawUp};
 use crate::descriptor::suggest;
 

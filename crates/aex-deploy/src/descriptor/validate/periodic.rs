@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::Checker;
 use crate::descriptor::error::DescriptorError;
-use crate::descriptor::model::{Field, PeriodicSpec};
+use crate::descriptor::field::Field;
+use crate::descriptor::model::PeriodicSpec;
 use crate::descriptor::raw::RawPeriodic;
 
 /// The shortest period a node accepts (`aex_proto::Trigger::MIN_PERIOD_MS`).

@@ -1,4 +1,5 @@
-//! Loading a module binary onto its node and attesting the instance it starts.
+//! Attesting the instance a module binary started on its node (loaded by `load`), agreeing its
+//! module key.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -7,88 +8,20 @@ use aex_crypto::{random_bytes, ModuleKeyAgreement};
 use aex_proto::{CommandChannel, NodeRequest, NodeResponse};
 use aex_tee::{appraise, Expected, Scheme};
 
-use super::{CHUNK, STATUS_ENTRY};
 use crate::app::{unexpected, Anchor, App};
 use crate::build::Built;
 use crate::error::{AttestError, Error, Result};
 use crate::state::{ModuleRecord, StoredKey};
 
-/// Uploads `built` as `module` (a node-side instance name, see [`ModuleRecord::slot`]) to
-/// `node` (pipelined chunks) and checks the node measured the bytes that were sent; an
-/// instance of that name is unloaded first if `exists`.
-pub(super) fn load(
-    app: &mut App,
-    module: &str,
-    node: &str,
-    built: &Built,
-    exists: bool,
-) -> Result<()> {
-    let action = format!("load module `{module}`");
-    if exists {
-        app.request(
-            node,
-            &action,
-            NodeRequest::Unload {
-                module: module.into(),
-            },
-        )?;
-    }
-    let client = app.client(node)?;
-    let result = (|| {
-        let mut ids = vec![client.send_request(NodeRequest::LoadBegin {
-            module: module.into(),
-            size: built.bytes.len() as u64,
-        })?];
-        for chunk in built.bytes.chunks(CHUNK) {
-            ids.push(client.send_request(NodeRequest::LoadChunk {
-                module: module.into(),
-                data: chunk.to_vec(),
-            })?);
-        }
-        // A driver's devices are claimed as it loads, before it runs: the grant is part of
-        // what the node measures.
-        let end = if built.devices.is_empty() {
-            NodeRequest::LoadEnd {
-                module: module.into(),
-            }
-        } else {
-            NodeRequest::LoadDriver {
-                module: module.into(),
-                devices: built.devices.clone(),
-            }
-        };
-        ids.push(client.send_request(end)?);
-        client.flush()?;
-        let mut last = None;
-        for id in ids {
-            last = Some(client.response(id)?);
-        }
-        Ok(last)
-    })();
-    let last = result.map_err(|source| Error::Node {
-        node: node.into(),
-        action: action.clone(),
-        source,
-    })?;
-    match last {
-        Some(NodeResponse::Loaded { measurement }) if measurement == built.measurement.0 => Ok(()),
-        Some(NodeResponse::Loaded { measurement }) => Err(Error::Attestation {
-            module: module.into(),
-            node: node.into(),
-            source: AttestError::LoadMeasurement {
-                expected: built.measurement.to_hex(),
-                got: hex::encode(measurement),
-            },
-        }),
-        _ => Err(unexpected(node, &action, app)),
-    }
-}
+/// An entry point by this name, if a module has one, is called by `aex status` to show the
+/// module's own state (e.g. whether an LED is on).
+pub const STATUS_ENTRY: &str = "status";
 
 /// Attests a freshly loaded module (generation 0, under its own name) and records its key.
 pub fn attest(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
     let record = attest_instance(app, module, module, node, built)?;
-    app.state.state.modules.insert(module.into(), record);
-    app.state.save()?;
+    app.record_module(module, record);
+    app.save()?;
     Ok(())
 }
 
@@ -109,7 +42,10 @@ pub(super) fn attest_instance(
         source,
     };
     let spec = app.node_spec(node)?.clone();
-    let allow_insecure = app.desc.module(module).is_some_and(|m| m.allow_insecure);
+    let allow_insecure = app
+        .descriptor()
+        .module(module)
+        .is_some_and(|m| m.allow_insecure);
     let anchor = app.trust_anchor(node)?;
     let challenge = random_bytes::<32>();
     let agreement = ModuleKeyAgreement::new();
@@ -186,7 +122,7 @@ pub(super) fn attest_instance(
         tee: spec.tee.name().into(),
         measurement: built.measurement.to_hex(),
         instance: u64::from_be_bytes(random_bytes::<8>()),
-        key: StoredKey(key),
+        key: StoredKey::new(key),
         last_command: 0,
         attested_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -1,37 +1,46 @@
-//! Checking the descriptor's connections against the interfaces the built binaries declare,
-//! and each connection's algorithm against its endpoints' TEE backends.
+//! Checking the descriptor against what only the deployer knows: each connection's algorithm
+//! against its ends' TEE backends, its ports against the interfaces the built binaries declare
+//! (resolving its ends, once, into a [`Link`]), and each periodic trigger against its
+//! module's `#[periodic]` entries.
 
 use std::collections::BTreeMap;
 
-use aex_proto::Interface;
-
-use super::Kind;
+use super::endpoints::Link;
 use crate::app::App;
 use crate::build::Built;
-use crate::descriptor::{Field, From};
+use crate::descriptor::{Descriptor, Field, From};
 use crate::error::Result;
 
-/// Checks every connection's ports against the interfaces the built binaries declare.
-pub(super) fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Result<()> {
-    for (i, c) in app.desc.connections.iter().enumerate() {
-        let from_module = match &c.from {
-            From::Port(p) => Some(&p.module),
-            From::Deployer => None,
-        };
-        for endpoint in from_module.into_iter().chain([&c.to.module]) {
-            let node = app
-                .desc
-                .module(endpoint)
-                .and_then(|m| app.desc.node(&m.node));
-            if let Some(node) = node.filter(|n| !n.tee.offers(c.algorithm)) {
-                let offered: Vec<String> = node
-                    .tee
-                    .algorithms()
-                    .iter()
-                    .map(|a| a.name().to_owned())
-                    .collect();
-                return Err(app
-                    .desc
+/// Checks every connection of the descriptor, in file order, against the nodes of its ends
+/// (their TEE must offer its algorithm) and against the interfaces the built binaries declare,
+/// and returns the connections resolved ([`Link::resolve`]).
+pub(super) fn check_connections(app: &App, built: &BTreeMap<String, Built>) -> Result<Vec<Link>> {
+    let desc = app.descriptor();
+    (0..desc.connections.len())
+        .map(|i| {
+            check_algorithm(desc, i)?;
+            Link::resolve(desc, i, built)
+        })
+        .collect()
+}
+
+/// Checks that the TEE of the node of each end of connection `i` offers its algorithm.
+fn check_algorithm(desc: &Descriptor, i: usize) -> Result<()> {
+    let c = &desc.connections[i];
+    let from_module = match &c.from {
+        From::Port(p) => Some(&p.module),
+        From::Deployer => None,
+    };
+    for endpoint in from_module.into_iter().chain([&c.to.module]) {
+        let node = desc.module(endpoint).and_then(|m| desc.node(&m.node));
+        if let Some(node) = node.filter(|n| !n.tee.offers(c.algorithm)) {
+            let offered: Vec<String> = node
+                .tee
+                .algorithms()
+                .iter()
+                .map(|a| a.name().to_owned())
+                .collect();
+            return Err(desc
                     .error_at(
                         Field::Connection(i, "algorithm"),
                         format!(
@@ -45,73 +54,6 @@ pub(super) fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Re
                         &offered,
                     )
                     .into());
-            }
-        }
-        let to_if: &Interface = &built[&c.to.module].interface;
-        let to_kind = if to_if.inputs.contains(&c.to.port) {
-            Kind::Event
-        } else if to_if.handlers.contains(&c.to.port) {
-            Kind::Request
-        } else {
-            let valid: Vec<String> = to_if
-                .inputs
-                .iter()
-                .chain(&to_if.handlers)
-                .cloned()
-                .collect();
-            return Err(app
-                .desc
-                .error_at(
-                    Field::Connection(i, "to"),
-                    format!(
-                        "module `{}` has no input or handler `{}`",
-                        c.to.module, c.to.port
-                    ),
-                    &valid,
-                )
-                .into());
-        };
-        if let From::Port(p) = &c.from {
-            let from_if = &built[&p.module].interface;
-            let from_kind = if from_if.outputs.contains(&p.port) {
-                Kind::Event
-            } else if from_if.requests.contains(&p.port) {
-                Kind::Request
-            } else {
-                let valid: Vec<String> = from_if
-                    .outputs
-                    .iter()
-                    .chain(&from_if.requests)
-                    .cloned()
-                    .collect();
-                return Err(app
-                    .desc
-                    .error_at(
-                        Field::Connection(i, "from"),
-                        format!(
-                            "module `{}` has no output or request `{}`",
-                            p.module, p.port
-                        ),
-                        &valid,
-                    )
-                    .into());
-            };
-            if from_kind != to_kind {
-                let msg = match from_kind {
-                    Kind::Event => format!(
-                        "`{p}` is an output, so it must connect to an input, but `{}` is a handler",
-                        c.to
-                    ),
-                    Kind::Request => format!(
-                        "`{p}` is a request, so it must connect to a handler, but `{}` is an input",
-                        c.to
-                    ),
-                };
-                return Err(app
-                    .desc
-                    .error_at(Field::Connection(i, "to"), msg, &[])
-                    .into());
-            }
         }
     }
     Ok(())
@@ -120,7 +62,7 @@ pub(super) fn check_interfaces(app: &App, built: &BTreeMap<String, Built>) -> Re
 /// Checks that every `[[periodic]]` trigger names an entry its module's binary declares
 /// `#[periodic]`.
 pub(super) fn check_periodic(app: &App, built: &BTreeMap<String, Built>) -> Result<()> {
-    for (i, trigger) in app.desc.periodic.iter().enumerate() {
+    for (i, trigger) in app.descriptor().periodic.iter().enumerate() {
         let interface = &built[&trigger.module].interface;
         if interface.periodic.contains(&trigger.entry) {
             continue;
@@ -140,7 +82,7 @@ pub(super) fn check_periodic(app: &App, built: &BTreeMap<String, Built>) -> Resu
             )
         };
         return Err(app
-            .desc
+            .descriptor()
             .error_at(Field::Periodic(i, "call"), message, &interface.periodic)
             .into());
     }

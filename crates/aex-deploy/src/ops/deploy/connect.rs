@@ -4,73 +4,61 @@
 use std::collections::BTreeMap;
 
 use aex_crypto::SecretKey;
-use aex_proto::{
-    Command, ConnId, Direction, Endpoint, NodeRequest, NodeResponse, Origin, Role, WireKey,
-};
+use aex_proto::{Command, ConnId, Direction, Endpoint, NodeRequest, Origin, WireKey};
 
-use super::{DeployReport, Kind};
+use super::endpoints::{from_string, Kind, Link};
+use super::pipeline::pipeline;
+use super::report::DeployReport;
 use crate::app::App;
-use crate::build::Built;
-use crate::client::ClientError;
-use crate::descriptor::{ConnectionSpec, From};
-use crate::error::{Error, Result};
+use crate::descriptor::From;
+use crate::error::Result;
 use crate::progress::Observer;
 use crate::state::{ConnectionRecord, StoredKey};
 
-/// Keys connections whose endpoints changed and installs every route.
+/// Keys the connections of `links` whose ends changed and installs every route.
 pub(super) fn connect(
     app: &mut App,
-    built: &BTreeMap<String, Built>,
+    links: &[Link],
     obs: &dyn Observer,
     report: &mut DeployReport,
 ) -> Result<()> {
-    let specs = app.desc.connections.clone();
-    obs.phase("connect", specs.len() as u64);
+    obs.phase("connect", links.len() as u64);
     let mut stale = vec![];
     let mut routes = vec![];
-    for spec in &specs {
-        let kind = kind_of(spec, built);
-        let endpoints = endpoint_modules(spec);
-        let instances: BTreeMap<String, u64> = endpoints
+    for link in links {
+        let spec = &link.spec;
+        let instances: BTreeMap<String, u64> = link
+            .modules()
             .iter()
-            .map(|m| (m.clone(), app.state.state.modules[m].instance))
+            .map(|m| (m.clone(), app.modules()[m].instance))
             .collect();
-        let current = app
-            .state
-            .state
-            .connections
-            .get(&spec.name)
-            .is_some_and(|r| {
-                r.instances == instances
-                    && r.from == from_string(spec)
-                    && r.to == spec.to.to_string()
-                    && r.algorithm == spec.algorithm.name()
-            });
-        let id = match app.state.state.connections.get(&spec.name) {
+        let current = app.connection(&spec.name).is_some_and(|r| {
+            r.instances == instances
+                && r.from == from_string(spec)
+                && r.to == spec.to.to_string()
+                && r.algorithm == spec.algorithm.name()
+        });
+        let id = match app.connection(&spec.name) {
             Some(r) => ConnId(r.id),
-            None => {
-                let id = app.state.state.next_conn_id;
-                app.state.state.next_conn_id += 1;
-                ConnId(id)
-            }
+            None => ConnId(app.new_connection_id()),
         };
         if !current {
-            stale.push((spec, id, kind, instances));
+            stale.push((link, id, instances));
         }
-        routes.extend(routes_of(app, spec, id, kind)?);
+        routes.extend(routes_of(app, link, id)?);
     }
     for batch in stale.chunks(BATCH / 2) {
         key_connections(app, batch)?;
-        for (spec, ..) in batch {
-            report.keyed.push(spec.name.clone());
+        for (link, ..) in batch {
+            report.keyed.push(link.name().to_string());
         }
     }
     for batch in routes.chunks(BATCH) {
         pipeline(app, batch.to_vec())?;
     }
     crate::crash::point("routed");
-    for spec in &specs {
-        obs.advance(&spec.name);
+    for link in links {
+        obs.advance(link.name());
     }
     obs.finish();
     Ok(())
@@ -79,8 +67,8 @@ pub(super) fn connect(
 /// Requests sent to a node before its answers are read (bounds what is in flight).
 const BATCH: usize = 512;
 
-/// A connection to (re)key: its spec, id, kind and the endpoint instances it will reach.
-type Stale<'a> = (&'a ConnectionSpec, ConnId, Kind, BTreeMap<String, u64>);
+/// A connection to (re)key: the connection, its id and the end instances it will reach.
+type Stale<'a> = (&'a Link, ConnId, BTreeMap<String, u64>);
 
 /// Keys a batch of connections with fresh keys.
 ///
@@ -91,26 +79,14 @@ type Stale<'a> = (&'a ConnectionSpec, ConnId, Kind, BTreeMap<String, u64>);
 fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
     let mut sent = vec![];
     let mut requests = vec![];
-    for (spec, id, kind, _) in batch {
+    for (link, id, _) in batch {
+        let spec = &link.spec;
         let key = SecretKey::random();
-        let mut deliveries = vec![];
-        if let From::Port(p) = &spec.from {
-            let role = match kind {
-                Kind::Event => Role::Output(p.port.clone()),
-                Kind::Request => Role::Request(p.port.clone()),
-            };
-            deliveries.push((p.module.clone(), role));
-        }
-        let role = match kind {
-            Kind::Event => Role::Input(spec.to.port.clone()),
-            Kind::Request => Role::Handler(spec.to.port.clone()),
-        };
-        deliveries.push((spec.to.module.clone(), role));
-        app.state.state.connections.insert(
-            spec.name.clone(),
+        app.record_connection(
+            &spec.name,
             ConnectionRecord {
                 id: id.0,
-                key: StoredKey(SecretKey::from_bytes(*key.expose_secret())),
+                key: StoredKey::new(SecretKey::from_bytes(*key.expose_secret())),
                 algorithm: spec.algorithm.name().into(),
                 from: from_string(spec),
                 to: spec.to.to_string(),
@@ -120,14 +96,15 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
             },
         );
         let action = format!("install the key of connection `{}`", spec.name);
-        for (module, role) in deliveries {
+        // The sender first, then the receiver.
+        for end in link.from.iter().chain([&link.to]) {
             let cmd = Command::SetKey {
                 conn: *id,
-                role,
+                role: end.role.clone(),
                 algorithm: spec.algorithm.into(),
                 key: WireKey::from_secret(&key),
             };
-            let sealed = app.seal_command(&module, &cmd)?;
+            let sealed = app.seal_command(&end.module, &cmd)?;
             requests.push((
                 sealed.node.clone(),
                 action.clone(),
@@ -140,7 +117,7 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
         }
     }
     // Keys recorded and counters reserved before anything is sent.
-    app.state.save()?;
+    app.save()?;
     crate::crash::point("keys-reserved");
     let answers = pipeline(app, requests)?;
     for ((sealed, action), answer) in sent.iter().zip(answers) {
@@ -148,76 +125,26 @@ fn key_connections(app: &mut App, batch: &[Stale<'_>]) -> Result<()> {
     }
     crate::crash::point("keys-sent");
     // Only now are the connections complete.
-    for (spec, _, _, instances) in batch {
-        if let Some(rec) = app.state.state.connections.get_mut(&spec.name) {
+    for (link, _, instances) in batch {
+        if let Some(rec) = app.connection_mut(link.name()) {
             rec.instances = instances.clone();
         }
     }
-    app.state.save()?;
+    app.save()?;
     crate::crash::point("keys-saved");
     Ok(())
-}
-
-/// Sends every request to its node without waiting for answers in between (all nodes at
-/// once), then collects the answers; returns them in the order of `requests`.
-pub(super) fn pipeline(
-    app: &mut App,
-    requests: Vec<(String, String, NodeRequest)>,
-) -> Result<Vec<NodeResponse>> {
-    let mut ids: Vec<(String, String, u64)> = Vec::with_capacity(requests.len());
-    let mut nodes: Vec<String> = vec![];
-    for (node, action, body) in requests {
-        let id = app
-            .client(&node)?
-            .send_request(body)
-            .map_err(|source| node_error(app, &node, &action, source))?;
-        if !nodes.contains(&node) {
-            nodes.push(node.clone());
-        }
-        ids.push((node, action, id));
-    }
-    for node in &nodes {
-        app.client(node)?
-            .flush()
-            .map_err(|source| node_error(app, node, "send requests", source))?;
-    }
-    let mut answers = Vec::with_capacity(ids.len());
-    for (node, action, id) in ids {
-        let answer = app
-            .client(&node)?
-            .response(id)
-            .map_err(|source| node_error(app, &node, &action, source))?;
-        answers.push(answer);
-    }
-    Ok(answers)
-}
-
-/// The deployer error for a failed request; a broken session is dropped.
-fn node_error(app: &mut App, node: &str, action: &str, source: ClientError) -> Error {
-    if matches!(source, ClientError::Io { .. } | ClientError::Closed { .. }) {
-        app.disconnect(node);
-    }
-    Error::Node {
-        node: node.into(),
-        action: action.into(),
-        source,
-    }
 }
 
 /// The routes a connection needs, as `(node, request)` with the action naming it. A route to
 /// another node names that node's pinned identity (the peer link proves it), and the route
 /// on the receiving node names the sending node's identity as the events' origin (only its
 /// link may forward them).
-fn routes_of(
-    app: &App,
-    spec: &ConnectionSpec,
-    id: ConnId,
-    kind: Kind,
-) -> Result<Vec<(String, String, NodeRequest)>> {
+fn routes_of(app: &App, link: &Link, id: ConnId) -> Result<Vec<(String, String, NodeRequest)>> {
+    let (spec, kind) = (&link.spec, link.kind());
     // Where each endpoint's attested instance runs, and its name there (every endpoint was
     // attested before connections are keyed).
     let placed = |module: &str| -> (String, String) {
-        match app.state.state.modules.get(module) {
+        match app.module(module) {
             Some(r) => (r.slot(module), r.node.clone()),
             None => (module.to_string(), String::new()),
         }
@@ -230,7 +157,7 @@ fn routes_of(
     let node = |name: &str| -> Result<Endpoint> {
         Ok(Endpoint::Node {
             address: app
-                .desc
+                .descriptor()
                 .node(name)
                 .map(|n| n.address.to_string())
                 .unwrap_or_default(),
@@ -317,31 +244,4 @@ fn routes_of(
             )
         })
         .collect())
-}
-
-fn kind_of(spec: &ConnectionSpec, built: &BTreeMap<String, Built>) -> Kind {
-    let to = &built[&spec.to.module].interface;
-    if to.handlers.contains(&spec.to.port) {
-        Kind::Request
-    } else {
-        Kind::Event
-    }
-}
-
-pub(super) fn endpoint_modules(spec: &ConnectionSpec) -> Vec<String> {
-    let mut v = vec![];
-    if let From::Port(p) = &spec.from {
-        v.push(p.module.clone());
-    }
-    if !v.contains(&spec.to.module) {
-        v.push(spec.to.module.clone());
-    }
-    v
-}
-
-pub(super) fn from_string(spec: &ConnectionSpec) -> String {
-    match &spec.from {
-        From::Deployer => "deployer".into(),
-        From::Port(p) => p.to_string(),
-    }
 }

@@ -2,9 +2,10 @@
 //!
 //! Order of work, and why:
 //! 1. build every module and check the descriptor against the interfaces the binaries
-//!    declare, before touching any node;
+//!    declare, before touching any node, resolving each connection's ends once (`endpoints`)
+//!    for the steps below;
 //! 2. revoke what the descriptor no longer has: a connection dropped or re-wired loses its
-//!    keys in its endpoint modules and its routes on the nodes ([`revoke`]); a module dropped
+//!    keys in its endpoint modules and its routes on the nodes (`revoke`); a module dropped
 //!    is disabled (sealed) before it is unloaded, so a node that keeps it keeps nothing usable;
 //! 3. keep a module instance that the deployer attested and that its node still runs with
 //!    the same measurement; otherwise (re)load it and attest the new instance — next to the
@@ -12,310 +13,38 @@
 //! 4. re-key every connection whose endpoint instances changed (fresh key, fresh counters),
 //!    reserving command counters in the state file *before* sending;
 //! 5. install routes on every node involved (idempotent, so a restarted node is repaired);
-//! 6. arm the modules no key arms with `Command::Start` ([`start`]), then install each
+//! 6. arm the modules no key arms with `Command::Start` (`start`), then install each
 //!    module's periodic triggers (idempotent too).
 //!
-//! What will change is decided first, without changing anything ([`plan`]).
+//! What will change is decided first, without changing anything ([`plan()`]).
+//!
+//! `aex deploy` calls [`deploy()`], which builds, plans and applies; [`apply()`] is the deployment
+//! from modules already built ([`build_all()`]), which `aex update` and the benchmarks use.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
-
-use aex_proto::{Command, NodeErrorKind, NodeRequest};
-
-use crate::app::App;
-use crate::build::{Builder, Built};
-use crate::client::ClientError;
-use crate::error::{Error, Result};
-use crate::progress::Observer;
-use crate::state::slot_name;
+mod apply;
 mod attest;
+mod built;
 mod check;
 mod connect;
+mod endpoints;
+mod load;
 mod periodic;
+mod pipeline;
 mod plan;
+mod report;
 mod revoke;
+mod run;
 mod start;
 pub mod transfer;
 
-pub use attest::attest;
-use attest::{attest_instance, load};
-use check::{check_interfaces, check_periodic};
-use connect::connect;
+pub use apply::apply;
+pub(crate) use apply::disable;
+pub use attest::{attest, STATUS_ENTRY};
+pub use built::{build_all, BuiltApp};
 pub use plan::{
     plan, plan_with, Action, ConnectionChange, ModuleChange, Options, Plan, StateSource,
 };
+pub use report::DeployReport;
+pub(crate) use run::build;
+pub use run::{deploy, DeployObserver, DeployOptions, Deployed};
 pub use transfer::Transfer;
-
-const CHUNK: usize = 256 * 1024;
-
-/// An entry point by this name, if a module has one, is called by `aex status` to show the
-/// module's own state (e.g. whether an LED is on).
-pub const STATUS_ENTRY: &str = "status";
-
-/// What a deployment did.
-#[derive(Debug, Default, Clone)]
-pub struct DeployReport {
-    /// Modules loaded and attested in this run.
-    pub loaded: Vec<String>,
-    /// Modules kept as they were.
-    pub kept: Vec<String>,
-    /// Modules removed because the descriptor no longer has them.
-    pub removed: Vec<String>,
-    /// Connections (re)keyed in this run.
-    pub keyed: Vec<String>,
-    /// Connections whose revocation completed in this run (dropped from the descriptor, or
-    /// re-wired): their keys dropped in their endpoint modules, their routes removed.
-    pub revoked: Vec<String>,
-    /// What needs the user's attention although the deployment went on: a revocation a node
-    /// did not confirm (retried by the next deployment), a removed module that could not be
-    /// disabled.
-    pub warnings: Vec<String>,
-    /// Modules replaced while running, and how their state moved.
-    pub transfers: Vec<Transfer>,
-    /// The periodic triggers in place after this run, as `module.entry every 5 s`.
-    pub periodic: Vec<String>,
-    /// Seconds spent building.
-    pub build_secs: f64,
-    /// Seconds spent loading, attesting and connecting.
-    pub deploy_secs: f64,
-}
-
-/// The part an endpoint plays, resolved against the module's interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Event,
-    Request,
-}
-
-/// Builds every module of the application.
-pub fn build_all(
-    app: &App,
-    builder: &mut Builder,
-    obs: &dyn Observer,
-) -> Result<BTreeMap<String, Built>> {
-    obs.phase("build", app.desc.modules.len() as u64);
-    let mut built = BTreeMap::new();
-    for m in &app.desc.modules {
-        let b = builder
-            .build(&m.crate_dir)
-            .map_err(|source| Error::Build {
-                module: m.name.clone(),
-                source,
-            })?
-            .bound_to(&m.devices);
-        obs.advance(&m.name);
-        built.insert(m.name.clone(), b);
-    }
-    obs.finish();
-    check_interfaces(app, &built)?;
-    check_periodic(app, &built)?;
-    Ok(built)
-}
-
-/// Deploys the application from already built modules.
-pub fn deploy(
-    app: &mut App,
-    built: &BTreeMap<String, Built>,
-    obs: &dyn Observer,
-) -> Result<DeployReport> {
-    deploy_with(app, built, obs, &Options::default())
-}
-
-/// [`deploy`] with [`Options`]: also replacing (with state transfer) the modules in
-/// `force` (`aex update`), and starting the modules in `discard_state` from their default
-/// state if they are replaced.
-pub fn deploy_with(
-    app: &mut App,
-    built: &BTreeMap<String, Built>,
-    obs: &dyn Observer,
-    opts: &Options,
-) -> Result<DeployReport> {
-    let started = Instant::now();
-    let mut report = DeployReport::default();
-    revoke::record_stale_connections(app)?;
-    revoke::complete(app, &mut report)?;
-    remove_stale_modules(app, &mut report)?;
-
-    let plan = plan_with(app, built, opts)?;
-    // A state the node calls lost is asked for before anything changes.
-    transfer::take_unconfirmed(app, &plan)?;
-    let to_load = plan.to_load();
-    report.kept = plan
-        .modules
-        .iter()
-        .filter(|m| m.action == Action::Keep)
-        .map(|m| m.module.clone())
-        .collect();
-
-    obs.phase("load and attest", to_load.len() as u64);
-    // Instances with no state to hand over are replaced in place: forget their records, in one
-    // save, before the first is touched. A record must never outlive its instance (the next
-    // deploy would keep a module it cannot command); forgetting one early, should a crash stop
-    // the run before its turn, only makes the next deploy replace it — which this one was
-    // about to do anyway. Instances with a state to hand over keep theirs until the new
-    // instance is attested beside them (`transfer::hand_over`).
-    let source: BTreeMap<&str, StateSource> = plan
-        .modules
-        .iter()
-        .map(|m| (m.module.as_str(), m.state))
-        .collect();
-    let mut forgot = false;
-    let mut generations = BTreeMap::new();
-    let mut discarded = vec![];
-    for (name, _) in &to_load {
-        let keep = matches!(
-            source.get(name.as_str()),
-            Some(StateSource::Running | StateSource::Snapshot | StateSource::Unconfirmed)
-        );
-        let generation = match app.state.state.modules.get(name) {
-            Some(r) if keep => r.generation.wrapping_add(1),
-            Some(r) => r.generation,
-            None => 0,
-        };
-        generations.insert(name.clone(), (generation, keep));
-        if !keep {
-            if let Some(r) = app.state.state.modules.remove(name) {
-                forgot = true;
-                if source.get(name.as_str()) == Some(&StateSource::Discarded) {
-                    discarded.push(transfer::Transfer {
-                        module: name.clone(),
-                        from_node: r.node.clone(),
-                        to_node: plan_node(&plan, name),
-                        source: StateSource::Discarded,
-                        bytes: None,
-                        gap: std::time::Duration::ZERO,
-                    });
-                }
-            }
-        }
-    }
-    if forgot {
-        app.state.save()?;
-    }
-    let mut handovers = vec![];
-    let mut attested = || -> Result<()> {
-        for (name, node) in &to_load {
-            let (generation, keep) = generations[name];
-            let slot = slot_name(name, generation);
-            let exists = plan.loaded.get(node).is_some_and(|m| m.contains(&slot));
-            load(app, &slot, node, &built[name], exists)?;
-            crate::crash::point("load");
-            let mut record = attest_instance(app, name, &slot, node, &built[name])?;
-            record.generation = generation;
-            if keep {
-                let planned = source
-                    .get(name.as_str())
-                    .copied()
-                    .unwrap_or(StateSource::Running);
-                handovers.push(transfer::hand_over(app, name, record, planned)?);
-            } else {
-                app.state.state.modules.insert(name.clone(), record);
-            }
-            crate::crash::point("attest");
-            obs.advance(name);
-            report.loaded.push(name.clone());
-        }
-        Ok(())
-    };
-    let outcome = attested();
-    // One save for every new module attested above, also when a later one failed. (A key lost
-    // to a crash before this save only costs a reload: the next deploy finds no record and
-    // replaces that instance, so no counter is ever reused.) Hand-overs saved their own steps.
-    app.state.save()?;
-    crate::crash::point("modules-saved");
-    outcome?;
-    obs.finish();
-
-    // Snapshots go in before any connection is keyed, including ones an interrupted run left.
-    transfer::restore_pending(app)?;
-    connect(app, built, obs, &mut report)?;
-    report.transfers.extend(discarded);
-    start::start_unconnected(app)?;
-    for h in handovers {
-        report.transfers.push(h.finish());
-    }
-    transfer::unload_retired(app)?;
-    periodic::install_triggers(app, &mut report)?;
-    report.deploy_secs = started.elapsed().as_secs_f64();
-    Ok(report)
-}
-
-/// The node the plan places `module` on.
-fn plan_node(plan: &Plan, module: &str) -> String {
-    plan.modules
-        .iter()
-        .find(|m| m.module == module)
-        .map(|m| m.node.clone())
-        .unwrap_or_default()
-}
-
-/// Removes modules the descriptor no longer has (from their nodes and from the state), and
-/// instances an interrupted update left behind.
-///
-/// Each is disabled first, with a sealed `Disable` (it drops every key it holds), and only
-/// then unloaded: a node that ignores `Unload` keeps a module that accepts nothing. The mark
-/// `disabling` is saved with the command's counter, so after a crash a repeated `Disable`
-/// that the module refuses (it holds no key any more) is known for what it is. A module that
-/// cannot be disabled (its node is gone, say) is forgotten anyway, with a warning: every
-/// connection it held was revoked at its other end first (`revoke`).
-fn remove_stale_modules(app: &mut App, report: &mut DeployReport) -> Result<()> {
-    transfer::unload_retired(app)?;
-    let stale: Vec<String> = app
-        .state
-        .state
-        .modules
-        .keys()
-        .filter(|name| app.desc.module(name).is_none())
-        .cloned()
-        .collect();
-    for name in stale {
-        let Some(rec) = app.state.state.modules.get(&name) else {
-            continue;
-        };
-        let (node, slot) = (rec.node.clone(), rec.slot(&name));
-        if app.desc.node(&node).is_some() {
-            if let Some(why) = disable(app, &name) {
-                report.warnings.push(format!(
-                    "module `{name}` could not be disabled before it was unloaded (every \
-                     connection it held was revoked at its other end): {why}"
-                ));
-            }
-            crate::crash::point("disabled");
-            // The node may be gone for good; forgetting the module is still right.
-            let _ = app.request(
-                &node,
-                &format!("unload module `{name}`"),
-                NodeRequest::Unload { module: slot },
-            );
-        } else {
-            report.warnings.push(format!(
-                "module `{name}` was not disabled: its node `{node}` is no longer in the descriptor"
-            ));
-        }
-        app.state.state.modules.remove(&name);
-        app.state.save()?;
-        report.removed.push(name);
-    }
-    // The deployment's first save (of a new state: its format and first connection id).
-    app.state.save()?;
-    Ok(())
-}
-
-/// Disables `module`'s recorded instance with a sealed `Disable`; why not, if that could not
-/// be confirmed.
-pub(crate) fn disable(app: &mut App, module: &str) -> Option<String> {
-    let resumed = match app.state.state.modules.get_mut(module) {
-        Some(r) => std::mem::replace(&mut r.disabling, true),
-        None => return None,
-    };
-    match app.command(module, "disable itself", &Command::Disable) {
-        Ok(_) => None,
-        // It dropped its module key when an interrupted run disabled it: it can no longer
-        // open a command, and says so (unauthenticated).
-        Err(Error::Node {
-            source: ClientError::Node(e),
-            ..
-        }) if resumed && e.kind == NodeErrorKind::Refused => None,
-        Err(e) => Some(crate::ops::status::error_chain(&e)),
-    }
-}

@@ -9,20 +9,20 @@ use std::collections::BTreeMap;
 
 use aex_proto::{NodeRequest, Trigger};
 
-use super::connect::pipeline;
-use super::DeployReport;
+use super::pipeline::pipeline;
+use super::report::DeployReport;
 use crate::app::App;
 use crate::error::Result;
 
 /// Sends every module its trigger list and records the triggers in `report`.
 pub(super) fn install_triggers(app: &mut App, report: &mut DeployReport) -> Result<()> {
     let mut lists: BTreeMap<&str, Vec<Trigger>> = app
-        .desc
+        .descriptor()
         .modules
         .iter()
         .map(|m| (m.name.as_str(), Vec::new()))
         .collect();
-    for spec in &app.desc.periodic {
+    for spec in &app.descriptor().periodic {
         let period_ms = u64::try_from(spec.every.as_millis()).unwrap_or(u64::MAX);
         if let Some(list) = lists.get_mut(spec.module.as_str()) {
             list.push(Trigger {
@@ -41,7 +41,7 @@ pub(super) fn install_triggers(app: &mut App, report: &mut DeployReport) -> Resu
         .into_iter()
         .filter_map(|(module, triggers)| {
             // The attested instance: its node and its name there.
-            let record = app.state.state.modules.get(module)?;
+            let record = app.module(module)?;
             let node = record.node.clone();
             let action = format!("install the periodic triggers of module `{module}`");
             let body = NodeRequest::Periodic {

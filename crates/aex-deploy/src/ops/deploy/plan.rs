@@ -11,13 +11,13 @@
 //! ([`Options::discard_state`]). A connection is kept only if its record matches the
 //! descriptor and every endpoint instance that holds its key is kept.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use aex_proto::{NodeRequest, NodeResponse};
 
-use super::connect::from_string;
+use super::endpoints::from_string;
+use super::BuiltApp;
 use crate::app::{unexpected, App};
-use crate::build::Built;
 use crate::error::Result;
 
 /// The changes a deployment makes.
@@ -115,23 +115,26 @@ impl Plan {
 }
 
 /// Compares the descriptor and the deployer's state with what the nodes report.
-pub fn plan(app: &mut App, built: &BTreeMap<String, Built>) -> Result<Plan> {
+pub fn plan(app: &mut App, built: &BuiltApp) -> Result<Plan> {
     plan_with(app, built, &Options::default())
 }
 
 /// [`plan`] with [`Options`].
-pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options) -> Result<Plan> {
+pub fn plan_with(app: &mut App, built: &BuiltApp, opts: &Options) -> Result<Plan> {
     let force = &opts.force;
     let mut running: HashMap<String, HashMap<String, [u8; 32]>> = HashMap::new();
     let mut loaded: HashMap<String, HashSet<String>> = HashMap::new();
     // The nodes the descriptor places modules on, and those recorded instances run on.
-    let mut nodes: BTreeSet<String> = app.desc.modules.iter().map(|m| m.node.clone()).collect();
+    let mut nodes: BTreeSet<String> = app
+        .descriptor()
+        .modules
+        .iter()
+        .map(|m| m.node.clone())
+        .collect();
     nodes.extend(
-        app.state
-            .state
-            .modules
+        app.modules()
             .values()
-            .filter(|r| app.desc.node(&r.node).is_some())
+            .filter(|r| app.descriptor().node(&r.node).is_some())
             .map(|r| r.node.clone()),
     );
     for node in nodes {
@@ -156,9 +159,7 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
 
     // A recorded instance is live if its node runs it with the code the deployer attested.
     let live: HashSet<String> = app
-        .state
-        .state
-        .modules
+        .modules()
         .iter()
         .filter(|(name, r)| {
             running
@@ -170,9 +171,9 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
         .collect();
 
     let mut modules = vec![];
-    for spec in &app.desc.modules {
-        let want = built[&spec.name].measurement;
-        let record = app.state.state.modules.get(&spec.name);
+    for spec in &app.descriptor().modules {
+        let want = built.modules[&spec.name].measurement;
+        let record = app.module(&spec.name);
         let is_live = live.contains(&spec.name);
         let action = match record {
             None => Action::Apply("new".into()),
@@ -203,8 +204,8 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
             state,
         });
     }
-    for (name, rec) in &app.state.state.modules {
-        if app.desc.module(name).is_none() {
+    for (name, rec) in app.modules() {
+        if app.descriptor().module(name).is_none() {
             modules.push(ModuleChange {
                 module: name.clone(),
                 node: rec.node.clone(),
@@ -220,12 +221,10 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
         .map(|m| m.module.as_str())
         .collect();
     let mut connections = vec![];
-    for spec in &app.desc.connections {
-        let record = app.state.state.connections.get(&spec.name);
-        let endpoints: Vec<&str> = match &spec.from {
-            crate::descriptor::From::Port(p) => vec![p.module.as_str(), spec.to.module.as_str()],
-            crate::descriptor::From::Deployer => vec![spec.to.module.as_str()],
-        };
+    for link in &built.links {
+        let spec = &link.spec;
+        let record = app.connection(&spec.name);
+        let endpoints = link.modules();
         let action = match record {
             None => Action::Apply("new".into()),
             Some(r)
@@ -235,13 +234,12 @@ pub fn plan_with(app: &mut App, built: &BTreeMap<String, Built>, opts: &Options)
             {
                 Action::Apply("changed in the descriptor".into())
             }
-            Some(_) => match endpoints.iter().find(|m| reloaded.contains(**m)) {
+            Some(_) => match endpoints.iter().find(|m| reloaded.contains(m.as_str())) {
                 Some(m) => Action::Apply(format!("endpoint `{m}` is reloaded")),
                 None => {
                     let complete = record.is_some_and(|r| {
                         endpoints.iter().all(|m| {
-                            app.state.state.modules.get(*m).map(|rec| rec.instance)
-                                == r.instances.get(*m).copied()
+                            app.module(m).map(|rec| rec.instance) == r.instances.get(m).copied()
                         })
                     });
                     if complete {

@@ -23,34 +23,37 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aex_proto::{Command, ConnId, Direction, NodeRequest};
 
-use super::connect::from_string;
-use super::DeployReport;
+use super::endpoints::from_string;
+use super::report::DeployReport;
 use crate::app::App;
+use crate::error::error_chain;
 use crate::error::Result;
-use crate::ops::status::error_chain;
 use crate::state::Revocation;
 
 /// Moves every connection record that the descriptor no longer has, or has re-wired, to the
 /// pending revocations (one save).
 pub(super) fn record_stale_connections(app: &mut App) -> Result<()> {
     let stale: Vec<String> = app
-        .state
-        .state
-        .connections
+        .connections()
         .iter()
-        .filter(
-            |(name, r)| match app.desc.connections.iter().find(|c| &c.name == *name) {
+        .filter(|(name, r)| {
+            match app
+                .descriptor()
+                .connections
+                .iter()
+                .find(|c| &c.name == *name)
+            {
                 None => true,
                 Some(spec) => r.from != from_string(spec) || r.to != spec.to.to_string(),
-            },
-        )
+            }
+        })
         .map(|(name, _)| name.clone())
         .collect();
     if stale.is_empty() {
         return Ok(());
     }
     for name in stale {
-        let Some(record) = app.state.state.connections.remove(&name) else {
+        let Some(record) = app.forget_connection(&name) else {
             continue;
         };
         let endpoints = [record.from.as_str(), record.to.as_str()]
@@ -60,32 +63,31 @@ pub(super) fn record_stale_connections(app: &mut App) -> Result<()> {
         let mut holders = BTreeMap::new();
         let mut nodes = BTreeSet::new();
         for module in endpoints {
-            let Some(m) = app.state.state.modules.get(&module) else {
+            let Some(m) = app.module(&module) else {
                 continue;
             };
             nodes.insert(m.node.clone());
             // Whatever `record.instances` says: a crash may have delivered the key to an
             // instance before the record listed it.
-            if app.desc.module(&module).is_some() {
+            if app.descriptor().module(&module).is_some() {
                 holders.insert(module, m.instance);
             }
         }
-        app.state.state.revocations.push(Revocation {
+        app.record_revocation(Revocation {
             connection: name,
             id: record.id,
             holders,
             nodes,
         });
     }
-    app.state.save()?;
+    app.save()?;
     crate::crash::point("revoke-recorded");
     Ok(())
 }
 
 /// Sends what every pending revocation still needs; completed ones are dropped.
 pub(super) fn complete(app: &mut App, report: &mut DeployReport) -> Result<()> {
-    let pending = std::mem::take(&mut app.state.state.revocations);
-    app.state.state.revocations = pending.clone();
+    let pending = app.revocations().to_vec();
     for mut revocation in pending {
         let conn = ConnId(revocation.id);
         let name = revocation.connection.clone();
@@ -93,16 +95,13 @@ pub(super) fn complete(app: &mut App, report: &mut DeployReport) -> Result<()> {
         // retired or were replaced with every key they held), nor do modules being disabled
         // as a whole. A retiring instance is still asked: its `Retire` may not have arrived.
         revocation.holders.retain(|module, instance| {
-            app.state
-                .state
-                .modules
-                .get(module)
+            app.module(module)
                 .is_some_and(|m| m.instance == *instance && !m.disabling)
-                && app.desc.module(module).is_some()
+                && app.descriptor().module(module).is_some()
         });
         revocation
             .nodes
-            .retain(|node| app.desc.node(node).is_some());
+            .retain(|node| app.descriptor().node(node).is_some());
         let holders: Vec<String> = revocation.holders.keys().cloned().collect();
         for module in holders {
             let action = format!("drop the keys of revoked connection `{name}`");
@@ -138,16 +137,8 @@ pub(super) fn complete(app: &mut App, report: &mut DeployReport) -> Result<()> {
             }
         }
         crate::crash::point("revoked");
-        let done = revocation.holders.is_empty() && revocation.nodes.is_empty();
-        let list = &mut app.state.state.revocations;
-        match list.iter().position(|r| r.id == revocation.id) {
-            Some(i) if done => {
-                list.remove(i);
-            }
-            Some(i) => list[i] = revocation,
-            None => {}
-        }
-        app.state.save()?;
+        let done = app.settle_revocation(revocation);
+        app.save()?;
         if done {
             report.revoked.push(name);
         }

@@ -11,20 +11,16 @@
 
 use aex_proto::{Command, NodeRequest};
 
-use super::connect::{endpoint_modules, pipeline};
+use super::endpoints::Link;
+use super::pipeline::pipeline;
 use crate::app::App;
 use crate::error::Result;
 
-/// Sends `Command::Start` to every module that is an endpoint of no connection.
-pub(super) fn start_unconnected(app: &mut App) -> Result<()> {
-    let connected: Vec<String> = app
-        .desc
-        .connections
-        .iter()
-        .flat_map(endpoint_modules)
-        .collect();
+/// Sends `Command::Start` to every module that is an end of none of `links`.
+pub(super) fn start_unconnected(app: &mut App, links: &[Link]) -> Result<()> {
+    let connected: Vec<String> = links.iter().flat_map(Link::modules).collect();
     let idle: Vec<String> = app
-        .desc
+        .descriptor()
         .modules
         .iter()
         .map(|m| m.name.clone())
@@ -49,7 +45,7 @@ pub(super) fn start_unconnected(app: &mut App) -> Result<()> {
         return Ok(());
     }
     // Counters reserved before anything is sent.
-    app.state.save()?;
+    app.save()?;
     let answers = pipeline(app, requests)?;
     for (sealed, answer) in sent.iter().zip(answers) {
         app.command_result(sealed, &action, answer)?;

@@ -22,7 +22,7 @@
 //!
 //! A state is never given up on the node's word. An instance its node reports gone (not
 //! running, or running other code) is still asked, with a sealed `Retire`, before anything is
-//! loaded ([`take_unconfirmed`]); if it does not answer, the deployment stops with
+//! loaded (`take_unconfirmed`); if it does not answer, the deployment stops with
 //! [`Error::StateLost`], naming the module, unless the user discards that state
 //! (`--discard-state`).
 //!
@@ -37,7 +37,7 @@ use aex_proto::{
 };
 use zeroize::Zeroizing;
 
-use super::connect::pipeline;
+use super::pipeline::pipeline;
 use super::plan::{Plan, StateSource};
 use crate::app::App;
 use crate::client::ClientError;
@@ -91,7 +91,7 @@ pub(super) fn hand_over(
     mut new: ModuleRecord,
     planned: StateSource,
 ) -> Result<HandOver> {
-    let Some(old) = app.state.state.modules.get(module) else {
+    let Some(old) = app.module(module) else {
         return Err(Error::NotDeployed {
             module: module.into(),
         });
@@ -116,17 +116,15 @@ pub(super) fn hand_over(
         gap: Duration::ZERO,
     };
     new.pending_state = snapshot;
-    app.state
-        .state
-        .retired
-        .entry(module.into())
-        .or_default()
-        .push(RetiredInstance {
+    app.retire_instance(
+        module,
+        RetiredInstance {
             node: from_node,
             slot: old_slot,
-        });
-    app.state.state.modules.insert(module.into(), new);
-    app.state.save()?;
+        },
+    );
+    app.record_module(module, new);
+    app.save()?;
     crate::crash::point("handed-over");
     Ok(HandOver {
         transfer,
@@ -146,10 +144,10 @@ pub(super) fn take_unconfirmed(app: &mut App, plan: &Plan) -> Result<()> {
         .collect();
     for module in unconfirmed {
         let snapshot = retire_or_lost(app, module)?;
-        if let Some(r) = app.state.state.modules.get_mut(module) {
+        if let Some(r) = app.module_mut(module) {
             r.pending_state = snapshot;
         }
-        app.state.save()?;
+        app.save()?;
     }
     Ok(())
 }
@@ -169,10 +167,7 @@ fn retire_or_lost(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
             | Error::Connection { .. }),
         ) => {
             let (node, slot) = app
-                .state
-                .state
-                .modules
-                .get(module)
+                .module(module)
                 .map(|r| (r.node.clone(), r.slot(module)))
                 .unwrap_or_default();
             Err(Error::StateLost {
@@ -189,7 +184,7 @@ fn retire_or_lost(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
 /// Asks the recorded instance for its state and to leave every connection, and reads the
 /// snapshot. The instance is marked `retiring` in the same save that reserves the counter.
 fn retire(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
-    if let Some(r) = app.state.state.modules.get_mut(module) {
+    if let Some(r) = app.module_mut(module) {
         r.retiring = true;
     }
     let answer = app.command(module, "retire the old instance", &Command::Retire)?;
@@ -238,7 +233,7 @@ fn read_snapshot(app: &mut App, module: &str, info: SnapshotInfo) -> Result<Snap
             sent.push((sealed, action, offset));
         }
         // Counters reserved before anything is sent.
-        app.state.save()?;
+        app.save()?;
         let answers = pipeline(app, requests)?;
         for ((sealed, action, offset), answer) in sent.iter().zip(answers) {
             let chunk = Zeroizing::new(app.command_result(sealed, action, answer)?);
@@ -289,7 +284,7 @@ fn write_snapshot(app: &mut App, module: &str, snapshot: &Snapshot) -> Result<()
             ));
             sent.push((sealed, action));
         }
-        app.state.save()?;
+        app.save()?;
         let answers = pipeline(app, requests)?;
         for ((sealed, action), answer) in sent.iter().zip(answers) {
             app.command_result(sealed, action, answer)?;
@@ -311,9 +306,7 @@ fn write_snapshot(app: &mut App, module: &str, snapshot: &Snapshot) -> Result<()
 /// left) into its module's current instance.
 pub(super) fn restore_pending(app: &mut App) -> Result<()> {
     let pending: Vec<(String, Snapshot)> = app
-        .state
-        .state
-        .modules
+        .modules()
         .iter()
         .filter(|(_, r)| !r.retiring)
         .filter_map(|(n, r)| Some((n.clone(), r.pending_state.clone()?)))
@@ -321,23 +314,23 @@ pub(super) fn restore_pending(app: &mut App) -> Result<()> {
     for (module, snapshot) in pending {
         write_snapshot(app, &module, &snapshot)?;
         crate::crash::point("restored");
-        if let Some(r) = app.state.state.modules.get_mut(&module) {
+        if let Some(r) = app.module_mut(&module) {
             r.pending_state = None;
         }
-        app.state.save()?;
+        app.save()?;
     }
     Ok(())
 }
 
 /// Unloads retired instances; one whose node cannot be reached stays listed for next time.
 pub(super) fn unload_retired(app: &mut App) -> Result<()> {
-    if app.state.state.retired.is_empty() {
+    if app.retired().is_empty() {
         return Ok(());
     }
-    let retired = std::mem::take(&mut app.state.state.retired);
+    let retired = app.take_retired();
     for (module, instances) in retired {
         for inst in instances {
-            let gone = app.desc.node(&inst.node).is_none()
+            let gone = app.descriptor().node(&inst.node).is_none()
                 || match app.request(
                     &inst.node,
                     &format!("unload the retired instance of `{module}`"),
@@ -353,15 +346,10 @@ pub(super) fn unload_retired(app: &mut App) -> Result<()> {
                     Err(_) => false,
                 };
             if !gone {
-                app.state
-                    .state
-                    .retired
-                    .entry(module.clone())
-                    .or_default()
-                    .push(inst);
+                app.retire_instance(&module, inst);
             }
         }
     }
-    app.state.save()?;
+    app.save()?;
     Ok(())
 }
