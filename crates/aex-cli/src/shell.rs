@@ -8,6 +8,10 @@
 //! line goes through [`escape`] on its way out, so no node can send the terminal a control
 //! sequence (recolour, move the cursor, clear the screen, set the title, hide text) or
 //! reorder text with bidirectional overrides: such characters are shown as escapes.
+#![allow(
+    clippy::disallowed_macros,
+    reason = "the command-line tool's one writer to the terminal"
+)]
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};

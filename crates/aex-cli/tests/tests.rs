@@ -12,6 +12,10 @@
 //! dev profile, once per test run (`aex_testkit::modules`). No test sleeps for a fixed time:
 //! each waits for a condition with a deadline, and a test that shows something does not
 //! happen waits for a later event that proves the time for it has passed.
+#![allow(
+    clippy::disallowed_macros,
+    reason = "test code: a test notes what it measured on stderr"
+)]
 
 mod adversarial_attest;
 mod adversarial_cotenant;

@@ -65,7 +65,7 @@ fn a_second_opener_waits_for_the_first_and_sees_its_writes() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = StateFile::open(dir.path()).unwrap();
     let path = dir.path().to_path_buf();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let second = std::thread::spawn(move || {
         let sf = StateFile::open(&path).unwrap();
         tx.send(()).unwrap();
