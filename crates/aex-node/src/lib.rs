@@ -121,6 +121,7 @@ mod requests;
 mod router;
 mod server;
 mod session;
+mod sync;
 mod timeouts;
 
 pub use admission::read_admit_file;

@@ -33,8 +33,8 @@ use tracing::info;
 use crate::error::refuse;
 use crate::module::Module;
 use crate::quota::UploadCharge;
-use crate::router::lock;
 use crate::server::Shared;
+use crate::sync::lock;
 
 /// Largest module binary a node accepts.
 pub(crate) const MAX_MODULE_SIZE: u64 = 256 << 20;

@@ -37,7 +37,8 @@ use crate::error::refuse;
 use crate::frames::{pump, FrameReader};
 use crate::periodic::{Target, Triggers};
 use crate::queue;
-use crate::router::{lock, Router, Source};
+use crate::router::{Router, Source};
+use crate::sync::lock;
 use crate::timeouts::show;
 
 /// What a management request waits for.

@@ -33,8 +33,8 @@ use tracing::{debug, info, instrument, warn};
 use crate::fair::FairQueue;
 use crate::frames::{write_message, FrameReader};
 use crate::limits::Limits;
-use crate::router::{lock, Router, Source};
-use crate::server::stopped;
+use crate::router::{Router, Source};
+use crate::sync::{lock, stopped};
 use crate::timeouts::{show, Timeouts};
 
 /// The most bytes of events one write batch takes from the queue before it flushes (each

@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use aex_link::StaticKey;
 use aex_proto::{
@@ -43,6 +43,7 @@ use crate::limits::Limits;
 use crate::module::Module;
 use crate::peer::PeerLink;
 use crate::queue;
+use crate::sync::{lock, read, write};
 use crate::timeouts::Timeouts;
 
 /// Where a route leads, resolved when the route is installed.
@@ -369,20 +370,6 @@ fn check_address(address: &str) -> Result<(), WireError> {
             format!("node address `{address}` is not `host:port`"),
         ))
     }
-}
-
-/// Locks a mutex; a panicked holder cannot leave these tables inconsistent (every update is a
-/// single insert or remove), so poisoning is ignored.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -39,7 +39,8 @@ use crate::limits::{raise, Limits};
 use crate::load::Reservations;
 use crate::physics::PhysicsServer;
 use crate::quota::Quotas;
-use crate::router::{lock, Router};
+use crate::router::Router;
+use crate::sync::{lock, stopped};
 use crate::timeouts::{show, Timeouts};
 
 /// Files announcing a running node in its data directory.
@@ -211,11 +212,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         let _ = std::fs::remove_file(shared.data_dir.join(file));
     }
     info!("node stopped");
-}
-
-/// Resolves once the node is stopping (or its state is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// What went wrong before a connection said `Hello`.
