@@ -111,6 +111,7 @@ mod frames;
 mod limits;
 mod load;
 mod module;
+mod names;
 mod node;
 mod peer;
 mod periodic;

@@ -41,6 +41,7 @@ use tracing::debug;
 use crate::error::refuse;
 use crate::limits::Limits;
 use crate::module::Module;
+use crate::names::{check_address, check_name};
 use crate::peer::PeerLink;
 use crate::queue;
 use crate::sync::{lock, read, write};
@@ -194,7 +195,7 @@ impl Router {
     ) -> Result<(), WireError> {
         let target = match to {
             Endpoint::Module(name) => {
-                crate::load::check_name(&name)?;
+                check_name(&name)?;
                 Target::Module(name)
             }
             Endpoint::Node { address, identity } => {
@@ -353,36 +354,5 @@ impl Router {
                 )
             })
             .clone()
-    }
-}
-
-/// Checks that a peer address looks like `host:port`.
-fn check_address(address: &str) -> Result<(), WireError> {
-    let valid = address.len() <= 255
-        && address
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if valid {
-        Ok(())
-    } else {
-        Err(refuse(
-            NodeErrorKind::BadRequest,
-            format!("node address `{address}` is not `host:port`"),
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses() {
-        assert!(check_address("127.0.0.1:7700").is_ok());
-        assert!(check_address("edge-1.example:80").is_ok());
-        assert!(check_address("[::1]:80").is_ok());
-        assert!(check_address("127.0.0.1").is_err());
-        assert!(check_address(":80").is_err());
-        assert!(check_address("host:http").is_err());
     }
 }

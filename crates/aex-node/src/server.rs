@@ -36,7 +36,7 @@ use crate::admission::Admission;
 use crate::conns::{throttled_warn, Connections, Slot};
 use crate::frames::{FrameReader, ReadError};
 use crate::limits::{raise, Limits};
-use crate::load::Reservations;
+use crate::names::Reservations;
 use crate::physics::PhysicsServer;
 use crate::quota::Quotas;
 use crate::router::Router;
