@@ -126,8 +126,8 @@ mod sync;
 mod timeouts;
 
 pub use admission::read_admit_file;
-pub use config::{ConfigError, NodeConfig};
-pub use error::NodeError;
+pub use config::NodeConfig;
+pub use error::{ConfigError, NodeError};
 pub use limits::{LimitError, Limits, MIN_QUEUE_BYTES};
 pub use node::{run_blocking, Node, NodeHandle};
 pub use physics::{
