@@ -310,7 +310,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
             })),
             _,
         ) => {
-            let hello = crate::session::DeployerHello {
+            let hello = crate::auth::DeployerHello {
                 client,
                 key,
                 app,
