@@ -122,6 +122,7 @@ mod requests;
 mod router;
 mod server;
 mod session;
+mod shared;
 mod sync;
 mod timeouts;
 

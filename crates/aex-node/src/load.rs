@@ -33,7 +33,7 @@ use crate::error::refuse;
 use crate::module::Module;
 use crate::names::{check_name, Reservation};
 use crate::quota::UploadCharge;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::sync::lock;
 
 /// Largest module binary a node accepts.

@@ -33,7 +33,7 @@ use crate::conns::throttled_warn;
 use crate::frames::{pump, FrameReader};
 use crate::queue;
 use crate::router::{DeployerTx, Source};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::sync::stopped;
 
 /// Bytes of frames queued for the deployer (responses wait for room; events are dropped when
