@@ -108,6 +108,7 @@ mod conns;
 mod error;
 mod fair;
 mod frames;
+mod inbound;
 mod limits;
 mod load;
 mod module;
