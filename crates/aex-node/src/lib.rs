@@ -121,6 +121,7 @@ mod queue;
 mod quota;
 mod requests;
 mod router;
+mod routes;
 mod server;
 mod session;
 mod shared;

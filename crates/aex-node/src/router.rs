@@ -44,21 +44,9 @@ use crate::module::Module;
 use crate::names::{check_address, check_name};
 use crate::peer::PeerLink;
 use crate::queue;
+use crate::routes::{Route, Target};
 use crate::sync::{lock, read, write};
 use crate::timeouts::Timeouts;
-
-/// Where a route leads, resolved when the route is installed.
-enum Target {
-    Module(String),
-    Node(Arc<PeerLink>),
-    Deployer,
-}
-
-/// An installed route: where its events go, and where they may come from.
-struct Route {
-    to: Target,
-    from: Origin,
-}
 
 /// The outbound queue of one deployer session.
 #[derive(Clone)]
