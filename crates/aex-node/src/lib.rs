@@ -119,6 +119,7 @@ mod periodic;
 mod physics;
 mod queue;
 mod quota;
+mod registry;
 mod requests;
 mod router;
 mod routes;
