@@ -128,6 +128,7 @@ mod session;
 mod shared;
 mod sync;
 mod timeouts;
+mod to_router;
 
 pub use admission::read_admit_file;
 pub use config::NodeConfig;

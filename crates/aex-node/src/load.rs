@@ -30,7 +30,7 @@ use aex_tee::Provider;
 use tracing::info;
 
 use crate::error::refuse;
-use crate::module::Module;
+use crate::module::{Module, Wiring};
 use crate::names::{check_name, Reservation};
 use crate::quota::UploadCharge;
 use crate::shared::Shared;
@@ -237,15 +237,12 @@ impl Uploads {
         dir: &Path,
         measurement: Measurement,
     ) -> Result<NodeResponse, WireError> {
-        let started = Module::start(
-            self.app,
-            self.owner,
-            module,
-            dir,
-            measurement,
-            shared.router.clone(),
-        )
-        .await?;
+        let wiring = Wiring {
+            to_router: shared.router.connect_module(self.app, module),
+            timeouts: shared.timeouts,
+            input_bytes: shared.router.module_queue(),
+        };
+        let started = Module::start(self.app, self.owner, module, dir, measurement, wiring).await?;
         if let Some(key) = shared.backend.provision(&self.owner(), &measurement) {
             let provision = ToModule::Provision {
                 kind: shared.backend.kind().name().into(),

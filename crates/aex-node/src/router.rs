@@ -37,7 +37,7 @@ use aex_proto::{
 };
 use aex_tee::devices::{DeviceGrants, Holder};
 use tokio::sync::watch;
-use tracing::debug;
+use tracing::{debug, instrument};
 
 use crate::error::refuse;
 use crate::limits::Limits;
@@ -49,6 +49,7 @@ use crate::registry::Registry;
 use crate::routes::{Route, Routes, Target};
 use crate::sync::lock;
 use crate::timeouts::Timeouts;
+use crate::to_router::{RouterCommand, ToRouter};
 
 /// The outbound queue of one deployer session.
 #[derive(Clone)]
@@ -121,6 +122,37 @@ impl Router {
     /// How long the node waits for peers and modules.
     pub(crate) fn timeouts(&self) -> &Timeouts {
         &self.timeouts
+    }
+
+    /// Connects module `name` of namespace `app` to the router: the channel its output reader
+    /// hands events and device accesses to (see `to_router.rs`), and the task that routes
+    /// them in `app` and performs the accesses as the holder (`app`, `name`). The task ends
+    /// once the module's reader has ended and the queue is drained.
+    pub(crate) fn connect_module(self: &Arc<Self>, app: AppId, name: &str) -> ToRouter {
+        let (to_router, commands) = ToRouter::channel(self.dropped.clone());
+        let holder = Holder::new(app.to_string(), name);
+        tokio::spawn(self.clone().serve_module(app, holder, commands));
+        to_router
+    }
+
+    /// Routes a module's events and performs its device accesses, in the order it wrote them,
+    /// never waiting on anything but the next command.
+    #[instrument(skip_all, fields(module = %holder.module))]
+    async fn serve_module(
+        self: Arc<Self>,
+        app: AppId,
+        holder: Holder,
+        mut commands: queue::Receiver<RouterCommand>,
+    ) {
+        while let Some(command) = commands.recv().await {
+            match command {
+                RouterCommand::Event(ev) => self.route(app, ev, Source::Module),
+                RouterCommand::Device { device, op, reply } => {
+                    // The reader waits for the answer; if it is gone, so is the module.
+                    let _ = reply.send(self.device_access(&holder, &device, op));
+                }
+            }
+        }
     }
 
     /// Forwards `ev` along its route in namespace `app`, or drops and counts it.
@@ -275,7 +307,7 @@ impl Router {
 
     /// Performs a module's device access for `holder` (the namespace and name the node loaded
     /// it under, never anything the module says); a refusal is the reason, for the module.
-    pub(crate) fn device_access(
+    fn device_access(
         &self,
         holder: &Holder,
         device: &str,
