@@ -12,8 +12,9 @@
 //!
 //! A device access (`FromModule::Device`) is performed by the TEE layer for the holder the node
 //! loaded the process as, (namespace, name), whatever the module claims to be (the router
-//! knows the module by the name it connected it under); the answer (`ToModule::DeviceReply`)
-//! goes back to that same process.
+//! connected the module's [`ToRouter`] as that holder), after the events the module wrote
+//! before it are routed; the answer (`ToModule::DeviceReply`) goes back to that same
+//! process.
 //!
 //! Invariants: at most one management request per module is outstanding (a per-module async
 //! mutex serializes them), and a reply is only handed to a request of the matching kind. A
@@ -418,7 +419,7 @@ async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
             Ok(Some(FromModule::Event(ev))) => to_router.event(ev, reader.last_len()).await,
             Ok(Some(FromModule::Hello(_))) => warn!("module said hello twice; ignored"),
             Ok(Some(FromModule::Device { id, device, op })) => {
-                let result = to_router.device(device, op).await;
+                let result = to_router.device(&device, op).await;
                 // Never wait on the module's own full queue here: it may be blocked writing
                 // to this reader. A reply that does not fit is dropped; the driver times out.
                 if input

@@ -125,32 +125,30 @@ impl Router {
     }
 
     /// Connects module `name` of namespace `app` to the router: the channel its output reader
-    /// hands events and device accesses to (see `to_router.rs`), and the task that routes
-    /// them in `app` and performs the accesses as the holder (`app`, `name`). The task ends
-    /// once the module's reader has ended and the queue is drained.
+    /// hands events to (see `to_router.rs`), with the node's device grants for its accesses
+    /// as the holder (`app`, `name`), and the task that routes the events in `app`. The task
+    /// ends once the module's reader has ended and the queue is drained.
     pub(crate) fn connect_module(self: &Arc<Self>, app: AppId, name: &str) -> ToRouter {
-        let (to_router, commands) = ToRouter::channel(self.dropped.clone());
         let holder = Holder::new(app.to_string(), name);
-        tokio::spawn(self.clone().serve_module(app, holder, commands));
+        let (to_router, commands) =
+            ToRouter::channel(self.dropped.clone(), self.devices.clone(), holder);
+        tokio::spawn(self.clone().serve_module(app, name.to_string(), commands));
         to_router
     }
 
-    /// Routes a module's events and performs its device accesses, in the order it wrote them,
-    /// never waiting on anything but the next command.
-    #[instrument(skip_all, fields(module = %holder.module))]
+    /// Routes a module's events in the order it wrote them, never waiting on anything but
+    /// the next one. Each event's room goes back to the queue only once it is routed, so the
+    /// module's device accesses wait for the events before them (`ToRouter::device`).
+    #[instrument(skip_all, fields(module = %name))]
     async fn serve_module(
         self: Arc<Self>,
         app: AppId,
-        holder: Holder,
+        name: String,
         mut commands: queue::Receiver<RouterCommand>,
     ) {
-        while let Some(command) = commands.recv().await {
+        while let Some((command, _routing)) = commands.recv_held().await {
             match command {
                 RouterCommand::Event(ev) => self.route(app, ev, Source::Module),
-                RouterCommand::Device { device, op, reply } => {
-                    // The reader waits for the answer; if it is gone, so is the module.
-                    let _ = reply.send(self.device_access(&holder, &device, op));
-                }
             }
         }
     }
@@ -303,24 +301,6 @@ impl Router {
     /// The node's devices and their grants.
     pub(crate) fn devices(&self) -> &Arc<dyn DeviceGrants> {
         &self.devices
-    }
-
-    /// Performs a module's device access for `holder` (the namespace and name the node loaded
-    /// it under, never anything the module says); a refusal is the reason, for the module.
-    fn device_access(
-        &self,
-        holder: &Holder,
-        device: &str,
-        op: aex_proto::DeviceOp,
-    ) -> Result<u32, String> {
-        let op = match op {
-            aex_proto::DeviceOp::Read => aex_tee::devices::Access::Read,
-            aex_proto::DeviceOp::Write(v) => aex_tee::devices::Access::Write(v),
-        };
-        self.devices.access(holder, device, op).map_err(|e| {
-            debug!(module = %holder.module, error = %e, "device access refused");
-            e.to_string()
-        })
     }
 
     /// The persistent links to other nodes, by address.

@@ -1,5 +1,5 @@
 //! The channel from a module to the router: what a module's output reader hands the router,
-//! and the bounded queue it travels on.
+//! the bounded queue it travels on, and the module's device accesses, ordered behind it.
 //!
 //! A module does not own the router. The router owns the registry of modules; a module holding
 //! the router back tied `module.rs`, the registry and the router into one import circle, and
@@ -12,10 +12,7 @@
 //! Why this changes nothing a module, a peer or a deployer can see:
 //!
 //! * **Order.** One module's events travel one FIFO queue to one task, which routes them one at
-//!   a time in the order the module wrote them, as the reader did itself before. A device
-//!   access travels the same queue, so it is performed after the events written before it;
-//!   its answer comes back on a oneshot to the reader, which queues it on the module's input as
-//!   before.
+//!   a time in the order the module wrote them, as the reader did itself before.
 //! * **What blocks.** Only the module's reader, and only while its queue is full: the reader
 //!   waits for room (`send`) rather than drop, because the router task never waits on anything
 //!   (it routes with `try_send` into destination queues bounded in bytes and drops and counts
@@ -26,60 +23,72 @@
 //!   does waits for the module or its reader.
 //! * **Fairness.** Each module has its own queue and router task, as it had its own reader
 //!   routing before: a flooding module fills its own queue only and delays no other module.
-//! * **What is dropped.** Nothing on this queue: the router task runs as long as a sender
-//!   lives. (Should it be gone, an event is dropped and counted like an unroutable one, and a
-//!   device access refused.) Events are dropped where they were dropped before: at a
-//!   destination without room, route or session, counted in the router's `dropped`.
+//! * **What is dropped.** Nothing on this queue: the router task runs as long as the sender
+//!   lives. (Should it be gone, an event is dropped and counted like an unroutable one.) Events
+//!   are dropped where they were dropped before: at a destination without room, route or
+//!   session, counted in the router's `dropped`.
 //! * **Counters.** What the reader itself drops (a bad frame, a device reply that does not fit
 //!   its module's input) is counted in the router's `dropped` counter, which the handle shares:
 //!   a count is never queued behind events.
+//! * **Device accesses** are performed by the handle itself, against the TEE layer's grants
+//!   and as the holder the router connected the module as, but only once the router task is
+//!   done with every event the module wrote before ([`queue::Sender::drained`]: the task holds
+//!   an event's room until it has routed it). So an access still comes after those events
+//!   are routed, as when the reader routed them itself, and when none is pending (a driver
+//!   polling its device) it is answered as fast as before. (An access sent through the queue
+//!   instead, answered by the router task, made every device round trip two task switches
+//!   longer; a module's runtime answers `Stats` while it waits for a device, so a longer
+//!   wait made `aex output` see a press event not yet taken more often.)
 //!
-//! The queue holds at most [`ROUTER_QUEUE_BYTES`] of commands, or one event larger than that
-//! (at most a frame, 1 MiB): what a module holds of the node's memory grows by that much
-//! (docs/SECURITY.md, "Memory ceilings").
+//! The queue holds at most [`ROUTER_QUEUE_BYTES`] of events, the one being routed included,
+//! or one event larger than that (at most a frame, 1 MiB): what a module holds of the node's
+//! memory grows by that much (docs/SECURITY.md, "Memory ceilings").
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aex_proto::{DeviceOp, Event};
-use tokio::sync::oneshot;
+use aex_tee::devices::{Access, DeviceGrants, Holder};
 use tracing::debug;
 
 use crate::queue;
 
-/// Bytes of commands queued from one module to the router (a burst of small events, or one
+/// Bytes of events queued from one module to the router (a burst of small events, or one
 /// larger one; the router task takes each at once).
 pub(crate) const ROUTER_QUEUE_BYTES: usize = 64 << 10;
 
-/// What a module's reader asks of the router.
+/// What a module's reader hands the router.
 pub(crate) enum RouterCommand {
     /// Route an event the module wrote, in the namespace it was loaded in.
     Event(Event),
-    /// Perform a device access for the module (as the holder it was loaded as) and answer on
-    /// `reply`: the value, or why it was refused.
-    Device {
-        /// The device's name.
-        device: String,
-        /// Read, or write a value.
-        op: DeviceOp,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<u32, String>>,
-    },
 }
 
-/// A module's way into the router: the sending side of its command queue, and the router's
-/// drop counter.
+/// A module's way into the router: the sending side of its command queue, the router's drop
+/// counter, and the device grants it accesses as its holder.
 pub(crate) struct ToRouter {
     commands: queue::Sender<RouterCommand>,
     dropped: Arc<AtomicU64>,
+    devices: Arc<dyn DeviceGrants>,
+    holder: Holder,
 }
 
 impl ToRouter {
-    /// A new queue of [`ROUTER_QUEUE_BYTES`]; drops are counted in `dropped`. The router
-    /// drains the receiving side.
-    pub(crate) fn channel(dropped: Arc<AtomicU64>) -> (ToRouter, queue::Receiver<RouterCommand>) {
+    /// A new queue of [`ROUTER_QUEUE_BYTES`] for the module the TEE layer knows as `holder`;
+    /// drops are counted in `dropped`. The router drains the receiving side with
+    /// `recv_held`, dropping each command's room once it is done with it.
+    pub(crate) fn channel(
+        dropped: Arc<AtomicU64>,
+        devices: Arc<dyn DeviceGrants>,
+        holder: Holder,
+    ) -> (ToRouter, queue::Receiver<RouterCommand>) {
         let (commands, rx) = queue::channel(ROUTER_QUEUE_BYTES);
-        (ToRouter { commands, dropped }, rx)
+        let to_router = ToRouter {
+            commands,
+            dropped,
+            devices,
+            holder,
+        };
+        (to_router, rx)
     }
 
     /// Hands `ev` (read from a frame of `bytes`) to the router, waiting for room.
@@ -94,15 +103,19 @@ impl ToRouter {
         }
     }
 
-    /// Has the router perform a device access, and waits for its answer.
-    pub(crate) async fn device(&self, device: String, op: DeviceOp) -> Result<u32, String> {
-        let bytes = device.len();
-        let (reply, answer) = oneshot::channel();
-        let command = RouterCommand::Device { device, op, reply };
-        if !self.commands.send_sized(command, bytes).await {
-            return Err(gone());
-        }
-        answer.await.unwrap_or_else(|_| Err(gone()))
+    /// Performs the module's device access, for the holder it was loaded as (never anything
+    /// the module says), once the events it wrote before are routed; a refusal is the
+    /// reason, for the module.
+    pub(crate) async fn device(&self, device: &str, op: DeviceOp) -> Result<u32, String> {
+        self.commands.drained().await;
+        let op = match op {
+            DeviceOp::Read => Access::Read,
+            DeviceOp::Write(v) => Access::Write(v),
+        };
+        self.devices.access(&self.holder, device, op).map_err(|e| {
+            debug!(module = %self.holder.module, error = %e, "device access refused");
+            e.to_string()
+        })
     }
 
     /// Counts one frame or reply the module's reader could not decode or deliver.
@@ -111,14 +124,26 @@ impl ToRouter {
     }
 }
 
-/// The refusal of a device access when the router is gone (the node is stopping).
-fn gone() -> String {
-    "the node is stopping".into()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use aex_tee::devices::{DeviceError, DevicePins, DeviceSpec, GrantTable};
+
     use super::*;
+
+    /// Every device reads as 7.
+    struct Sevens;
+
+    impl DevicePins for Sevens {
+        fn read(&self, _device: &str) -> Result<u32, DeviceError> {
+            Ok(7)
+        }
+
+        fn drive(&self, _device: &str, _value: u32) -> Result<(), DeviceError> {
+            Ok(())
+        }
+    }
 
     fn event(n: u8) -> Event {
         Event {
@@ -130,46 +155,57 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn commands_arrive_in_order_and_device_answers_come_back() {
+    /// A handle for holder (`app`, `button`), which holds the input `button`.
+    fn handle() -> (ToRouter, queue::Receiver<RouterCommand>, Arc<AtomicU64>) {
+        let specs = DeviceSpec::parse_all(&["button=digital_in"]).unwrap();
+        let grants: Arc<dyn DeviceGrants> =
+            Arc::new(GrantTable::new(&specs, Arc::new(Sevens)).unwrap());
+        let holder = Holder::new("app", "button");
+        grants.claim(&holder, &["button".into()]).unwrap();
         let dropped = Arc::new(AtomicU64::new(0));
-        let (to_router, mut rx) = ToRouter::channel(dropped.clone());
-        let router = tokio::spawn(async move {
-            let mut seen = vec![];
-            while let Some(command) = rx.recv().await {
-                match command {
-                    RouterCommand::Event(ev) => seen.push(ev.counter),
-                    RouterCommand::Device { device, reply, .. } => {
-                        seen.push(1000);
-                        let _ = reply.send(Ok(device.len() as u32));
-                    }
-                }
-            }
-            seen
-        });
+        let (to_router, rx) = ToRouter::channel(dropped.clone(), grants, holder);
+        (to_router, rx, dropped)
+    }
+
+    #[tokio::test]
+    async fn events_arrive_in_order_and_a_device_access_waits_until_they_are_routed() {
+        let (to_router, mut rx, dropped) = handle();
+        // Nothing pending: answered at once.
+        assert_eq!(to_router.device("button", DeviceOp::Read).await, Ok(7));
         to_router.event(event(1), 10).await;
         to_router.event(event(2), 10).await;
-        assert_eq!(
-            to_router.device("valve".into(), DeviceOp::Read).await,
-            Ok(5)
-        );
-        to_router.event(event(3), 10).await;
-        drop(to_router);
-        assert_eq!(router.await.unwrap(), vec![1, 2, 1000, 3]);
+        let (first, routing) = rx.recv_held().await.unwrap();
+        let RouterCommand::Event(first) = first;
+        assert_eq!(first.counter, 1);
+        let to_router = Arc::new(to_router);
+        let access = {
+            let to_router = to_router.clone();
+            tokio::spawn(async move { to_router.device("button", DeviceOp::Read).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!access.is_finished(), "accessed before event 1 was routed");
+        drop(routing);
+        let (second, routing) = rx.recv_held().await.unwrap();
+        let RouterCommand::Event(second) = second;
+        assert_eq!(second.counter, 2);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!access.is_finished(), "accessed before event 2 was routed");
+        drop(routing);
+        assert_eq!(access.await.unwrap(), Ok(7));
         assert_eq!(dropped.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
-    async fn without_a_router_events_are_counted_and_accesses_refused() {
-        let dropped = Arc::new(AtomicU64::new(0));
-        let (to_router, rx) = ToRouter::channel(dropped.clone());
+    async fn accesses_are_for_the_holder_and_without_a_router_events_are_counted() {
+        let (to_router, rx, dropped) = handle();
+        // The grant table refuses a device this holder does not hold, and says why.
+        let refused = to_router.device("led", DeviceOp::Write(1)).await;
+        assert!(refused.is_err_and(|why| why.contains("led")));
         drop(rx);
         to_router.event(event(1), 10).await;
         assert_eq!(dropped.load(Ordering::Relaxed), 1);
-        assert_eq!(
-            to_router.device("valve".into(), DeviceOp::Read).await,
-            Err(gone())
-        );
+        // Nothing can be pending once the router is gone.
+        assert_eq!(to_router.device("button", DeviceOp::Read).await, Ok(7));
         to_router.count_drop();
         assert_eq!(dropped.load(Ordering::Relaxed), 2);
     }
