@@ -6,6 +6,10 @@
 //! connections. It sees only event headers; it cannot open, forge or reorder-detect events,
 //! and does not need to: modules do that.
 //!
+//! Modules reach it through a channel each ([`Router::connect_module`], `to_router.rs`), drained
+//! by one task per module; sessions and inbound peer links, which sit above it, call
+//! [`Router::route`] directly.
+//!
 //! Invariant: every table is keyed by an application namespace ([`AppId`]) and every lookup
 //! uses the namespace the event or request came with, so nothing routed in one namespace ever
 //! reaches a module, route or deployer session of another.
