@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use aex_proto::DeployerKey;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// The node's admission policy.
 #[derive(Debug, Clone, PartialEq, Eq)]

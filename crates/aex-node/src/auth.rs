@@ -10,11 +10,22 @@
 //! only through a valid proof by an admitted key.
 
 use aex_proto::auth::{Authenticated, HANDSHAKE_HASH_LEN, MAX_APP_NAME_LEN};
-use aex_proto::{NodeError as WireError, NodeErrorKind, NodeKey};
+use aex_proto::{DeployerKey, NodeError as WireError, NodeErrorKind, NodeKey, Signature};
 
 use crate::admission::Admission;
 use crate::error::refuse;
-use crate::session::DeployerHello;
+
+/// What a deployer said in its `Hello`.
+pub(crate) struct DeployerHello {
+    /// Informational client version.
+    pub(crate) client: String,
+    /// The key it claims.
+    pub(crate) key: DeployerKey,
+    /// The application it manages.
+    pub(crate) app: String,
+    /// The proof of `key` for this link.
+    pub(crate) signature: Signature,
+}
 
 /// A deployer session's authentication state.
 pub(crate) enum SessionAuth {

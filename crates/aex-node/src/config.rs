@@ -28,6 +28,7 @@ use aex_tee::TeeKind;
 use serde::Deserialize;
 
 use crate::admission::read_admit_file;
+use crate::error::ConfigError;
 use crate::limits::Limits;
 use crate::timeouts::{TimeoutError, Timeouts};
 
@@ -66,56 +67,6 @@ pub struct NodeConfig {
     /// How much of the node connections, peer links, modules and deployers may take
     /// (`[limits]`).
     pub limits: Limits,
-}
-
-/// A node configuration file could not be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read node configuration `{path}`: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or misses a field (the message names line and field).
-    #[error("invalid node configuration `{path}`: {message}")]
-    Syntax {
-        /// The file.
-        path: PathBuf,
-        /// What the TOML parser reported.
-        message: String,
-    },
-    /// A field holds a value the node cannot use.
-    #[error("invalid node configuration `{path}`: field `{field}`: {message}")]
-    Field {
-        /// The file.
-        path: PathBuf,
-        /// The field at fault (`timeouts.hello` for a key of a table).
-        field: String,
-        /// What is wrong and what would be valid.
-        message: String,
-    },
-    /// An admit file could not be read.
-    #[error("cannot read admit file `{path}`: {source}")]
-    ReadAdmitFile {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// A line of an admit file is not a deployer key.
-    #[error("{}:{line}: {message}", path.display())]
-    AdmitFile {
-        /// The file.
-        path: PathBuf,
-        /// The line, from 1.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
 }
 
 /// The file as written, before validation.

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::router::lock;
+use crate::sync::lock;
 
 /// How often a refused flood is logged at most.
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);

@@ -1,8 +1,12 @@
 //! Why a node agent could not start or keep running.
 //!
 //! These are operator-facing failures of the node itself (data directory, listener, platform
-//! key, runtime). Failures of individual requests are not here: they are answered on the wire as
-//! [`aex_proto::NodeError`] values and the node keeps running.
+//! key, runtime) and of its configuration files ([`ConfigError`]). Failures of individual
+//! requests are not here: they are answered on the wire as [`aex_proto::NodeError`] values and
+//! the node keeps running.
+//!
+//! [`ConfigError`] lives here rather than in `config.rs` because `admission.rs` (admit files)
+//! reports it too, and `config.rs` reads admit files through `admission.rs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -93,6 +97,56 @@ pub enum NodeError {
         what: &'static str,
         /// The OS error.
         source: std::io::Error,
+    },
+}
+
+/// A node configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read node configuration `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or misses a field (the message names line and field).
+    #[error("invalid node configuration `{path}`: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser reported.
+        message: String,
+    },
+    /// A field holds a value the node cannot use.
+    #[error("invalid node configuration `{path}`: field `{field}`: {message}")]
+    Field {
+        /// The file.
+        path: PathBuf,
+        /// The field at fault (`timeouts.hello` for a key of a table).
+        field: String,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
+    /// An admit file could not be read.
+    #[error("cannot read admit file `{path}`: {source}")]
+    ReadAdmitFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A line of an admit file is not a deployer key.
+    #[error("{}:{line}: {message}", path.display())]
+    AdmitFile {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong.
+        message: String,
     },
 }
 

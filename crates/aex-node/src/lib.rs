@@ -66,6 +66,36 @@
 //!                  other nodes
 //! ```
 //!
+//! # Layout
+//!
+//! Layered, with no import circle (check with `scripts/use-edges.py crates/aex-node`); each
+//! file imports only files of the layers below it, or of its own layer listed before it:
+//!
+//! 1. foundations: `limits.rs` ([`Limits`]), `timeouts.rs` ([`Timeouts`]), `queue.rs` (queues
+//!    bounded in bytes), `sync.rs` (lock guards, the shutdown wait), `physics/` (the simulated
+//!    world and its socket), `error.rs` ([`NodeError`], [`ConfigError`], refusals), `fair.rs`
+//!    (a peer link's fair queue), `frames.rs` (frame reading and writing), `to_router.rs` (the
+//!    channel from a module to the router);
+//! 2. checks and policies: `names.rs` (module names, peer addresses, upload reservations),
+//!    `admission.rs` (which deployers), `config.rs` ([`NodeConfig`]), `auth.rs` (a deployer
+//!    session's proof), `conns.rs` (connection caps), `quota.rs` (deployer quotas);
+//! 3. destinations: `periodic.rs` (a module's triggers), `module.rs` (a module process, which
+//!    reaches the router only through its `to_router.rs` channel), `peer.rs` (an outgoing
+//!    link to another node);
+//! 4. tables: `registry.rs` (the loaded modules by namespace and name), `routes.rs` (the route
+//!    table: where each connection's events go);
+//! 5. `router.rs`: routes events over the two tables, the peer links and the deployer return
+//!    paths, and drains each module's channel;
+//! 6. `shared.rs`: the state every connection's task reaches (the router included);
+//! 7. serving connections: `load.rs` (uploads and starts), `requests.rs` (management requests),
+//!    `session.rs` (a deployer session), `inbound.rs` (a link another node opened);
+//! 8. `server.rs`: the listener, which hands each connection to a session or an inbound link;
+//! 9. `node.rs`: the public entry points ([`Node::start`], [`run_blocking`]).
+//!
+//! The router owns the modules (through the registry); a module does not own the router but
+//! holds a bounded channel to it (`to_router.rs` says why that keeps routing's order, fairness,
+//! drops and counters).
+//!
 //! # Example
 //!
 //! ```no_run
@@ -108,24 +138,31 @@ mod conns;
 mod error;
 mod fair;
 mod frames;
+mod inbound;
 mod limits;
 mod load;
 mod module;
+mod names;
 mod node;
 mod peer;
 mod periodic;
 mod physics;
 mod queue;
 mod quota;
+mod registry;
 mod requests;
 mod router;
+mod routes;
 mod server;
 mod session;
+mod shared;
+mod sync;
 mod timeouts;
+mod to_router;
 
 pub use admission::read_admit_file;
-pub use config::{ConfigError, NodeConfig};
-pub use error::NodeError;
+pub use config::NodeConfig;
+pub use error::{ConfigError, NodeError};
 pub use limits::{LimitError, Limits, MIN_QUEUE_BYTES};
 pub use node::{run_blocking, Node, NodeHandle};
 pub use physics::{

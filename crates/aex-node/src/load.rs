@@ -1,7 +1,7 @@
 //! Loading modules: receiving a binary in chunks, storing it, measuring it, starting it.
 //!
 //! Invariants: a module name matches `[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}` before it touches a
-//! path (no leading dot, so never `.` or `..`); a name is reserved in its namespace from
+//! path (`names.rs`; no leading dot, so never `.` or `..`); a name is reserved in its namespace from
 //! `LoadBegin` until its module is running or the upload is abandoned (so two sessions cannot
 //! load the same name); a module's files live under `modules/<namespace>/<name>/`, so
 //! namespaces never share a path; an upload never exceeds the size announced in
@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use aex_crypto::Measurement;
 use aex_proto::{
@@ -31,58 +30,18 @@ use aex_tee::Provider;
 use tracing::info;
 
 use crate::error::refuse;
-use crate::module::Module;
+use crate::module::{Module, Wiring};
+use crate::names::{check_name, Reservation};
 use crate::quota::UploadCharge;
-use crate::router::lock;
-use crate::server::Shared;
+use crate::shared::Shared;
+use crate::sync::lock;
 
 /// Largest module binary a node accepts.
 pub(crate) const MAX_MODULE_SIZE: u64 = 256 << 20;
 /// Uploads one session may have in progress at once (each is held in memory).
 const MAX_UPLOADS: usize = 4;
-/// Longest module name (a descriptor name of up to 64 characters plus a `.generation`).
-const MAX_NAME_LEN: usize = 80;
 /// Most devices one driver may claim.
 pub(crate) const MAX_DRIVER_DEVICES: usize = 16;
-
-/// Checks a module name: `[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}`. Deployers name a module's later
-/// instances `name.1`, `name.2`, ...; a leading dot is refused so no name is a special path.
-pub(crate) fn check_name(name: &str) -> Result<(), WireError> {
-    let valid = (1..=MAX_NAME_LEN).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if valid {
-        Ok(())
-    } else {
-        let shown: String = name.chars().take(80).collect();
-        Err(refuse(
-            NodeErrorKind::BadRequest,
-            format!(
-                "invalid module name `{}`: use 1 to {MAX_NAME_LEN} letters, digits, `_`, `-` \
-                 or `.` (not first)",
-                shown.escape_default()
-            ),
-        ))
-    }
-}
-
-/// Names of modules being uploaded, per namespace, with the deployer uploading each.
-#[derive(Default)]
-pub(crate) struct Reservations(Mutex<HashMap<(AppId, String), DeployerKey>>);
-
-/// A reserved name, released on drop.
-struct Reservation {
-    names: Arc<Reservations>,
-    name: (AppId, String),
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        lock(&self.names.0).remove(&self.name);
-    }
-}
 
 /// One upload in progress.
 struct Upload {
@@ -278,15 +237,12 @@ impl Uploads {
         dir: &Path,
         measurement: Measurement,
     ) -> Result<NodeResponse, WireError> {
-        let started = Module::start(
-            self.app,
-            self.owner,
-            module,
-            dir,
-            measurement,
-            shared.router.clone(),
-        )
-        .await?;
+        let wiring = Wiring {
+            to_router: shared.router.connect_module(self.app, module),
+            timeouts: shared.timeouts,
+            input_bytes: shared.router.module_queue(),
+        };
+        let started = Module::start(self.app, self.owner, module, dir, measurement, wiring).await?;
         if let Some(key) = shared.backend.provision(&self.owner(), &measurement) {
             let provision = ToModule::Provision {
                 kind: shared.backend.kind().name().into(),
@@ -372,28 +328,6 @@ fn store(dir: &Path, data: &[u8]) -> std::io::Result<Measurement> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn module_names() {
-        for ok in ["ping", "a", "A-b_9", "counter.2", "a..b", &"x".repeat(80)] {
-            assert!(check_name(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "../x",
-            "..",
-            ".x",
-            "a b",
-            "a/b",
-            ".",
-            "é",
-            &"x".repeat(81),
-            "a\0",
-        ] {
-            let e = check_name(bad).unwrap_err();
-            assert_eq!(e.kind, NodeErrorKind::BadRequest, "{bad}");
-        }
-    }
 
     #[test]
     fn store_writes_executable_and_measures() {

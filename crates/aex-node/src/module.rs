@@ -3,12 +3,18 @@
 //!
 //! Each module is an ordinary OS process (its TEE backend, simulated here, would wrap it).
 //! Three tasks serve it: a writer that drains a bounded queue into its stdin, a reader that
-//! routes the events on its stdout, answers its device accesses and hands replies to the one
-//! management request waiting for them, and a waiter that records how the process ended.
+//! hands the events and device accesses on its stdout to the router and the replies to the
+//! one management request waiting for them, and a waiter that records how the process ended.
+//!
+//! The reader reaches the router only through the [`ToRouter`] channel the router connected
+//! the module with (`to_router.rs` says why a channel, and why it keeps the order, fairness,
+//! drops and counters of routing); a module never holds the router.
 //!
 //! A device access (`FromModule::Device`) is performed by the TEE layer for the holder the node
-//! loaded the process as, (namespace, name), whatever the module claims to be; the answer
-//! (`ToModule::DeviceReply`) goes back to that same process.
+//! loaded the process as, (namespace, name), whatever the module claims to be (the router
+//! connected the module's [`ToRouter`] as that holder), after the events the module wrote
+//! before it are routed; the answer (`ToModule::DeviceReply`) goes back to that same
+//! process.
 //!
 //! Invariants: at most one management request per module is outstanding (a per-module async
 //! mutex serializes them), and a reply is only handed to a request of the matching kind. A
@@ -37,8 +43,9 @@ use crate::error::refuse;
 use crate::frames::{pump, FrameReader};
 use crate::periodic::{Target, Triggers};
 use crate::queue;
-use crate::router::{lock, Router, Source};
-use crate::timeouts::show;
+use crate::sync::lock;
+use crate::timeouts::{show, Timeouts};
+use crate::to_router::ToRouter;
 
 /// What a management request waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +81,17 @@ struct Replies {
     waiting: Option<(Expect, oneshot::Sender<FromModule>)>,
 }
 
+/// What a module is started with besides its binary: its way into the router, how long the
+/// node waits for it, and how many bytes its input queue holds.
+pub(crate) struct Wiring {
+    /// The module's channel to the router (`Router::connect_module`).
+    pub(crate) to_router: ToRouter,
+    /// `start`, then `body` for each frame, `stop` and `exit` when it ends.
+    pub(crate) timeouts: Timeouts,
+    /// Bytes its input queue holds (`module_queue`).
+    pub(crate) input_bytes: usize,
+}
+
 /// A started module process.
 pub(crate) struct Module {
     /// The namespace the module was loaded in; its events are routed there.
@@ -101,8 +119,7 @@ pub(crate) struct Module {
 
 impl Module {
     /// Starts `dir/module.bin` for deployer `owner` and waits for its `Hello` (as long as the
-    /// router's timeouts say: `start`, then `body` for each frame, `stop` and `exit` when it
-    /// ends). Its input queue holds the router's `module_queue` bytes.
+    /// wiring's timeouts say), its output going to the router through the wiring's channel.
     #[instrument(skip_all, fields(module = %name))]
     pub(crate) async fn start(
         app: AppId,
@@ -110,9 +127,13 @@ impl Module {
         name: &str,
         dir: &Path,
         measurement: Measurement,
-        router: Arc<Router>,
+        wiring: Wiring,
     ) -> Result<Arc<Module>, WireError> {
-        let timeouts = *router.timeouts();
+        let Wiring {
+            to_router,
+            timeouts,
+            input_bytes,
+        } = wiring;
         let log = dir.join("module.log");
         let mut child = spawn(name, dir, &measurement, &log).await.map_err(|e| {
             refuse(
@@ -162,7 +183,7 @@ impl Module {
         };
         info!(pid, %measurement, "module started");
 
-        let (input, mut input_rx) = queue::channel(router.module_queue());
+        let (input, mut input_rx) = queue::channel(input_bytes);
         let (exit_tx, exit) = watch::channel(None);
         let (kill, kill_rx) = oneshot::channel();
         let replies = Arc::new(Mutex::new(Replies::default()));
@@ -191,10 +212,9 @@ impl Module {
             }
         });
         let output = Output {
-            app,
             name: name.to_string(),
             replies,
-            router,
+            to_router,
             input: module.input.clone(),
         };
         tokio::spawn(read_output(output, reader));
@@ -376,32 +396,30 @@ async fn spawn(name: &str, dir: &Path, measurement: &Measurement, log: &Path) ->
 
 /// What the stdout reader of one module needs.
 struct Output {
-    app: AppId,
     name: String,
     replies: Arc<Mutex<Replies>>,
-    router: Arc<Router>,
+    /// Where its events and device accesses go.
+    to_router: ToRouter,
     /// The module's own stdin queue, for device replies.
     input: queue::Sender,
 }
 
-/// Routes the module's events, answers its device accesses and hands replies to the waiting
-/// request.
+/// Hands the module's events and device accesses to the router (answering the accesses) and
+/// replies to the waiting request.
 #[instrument(skip_all, fields(module = %out.name))]
 async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
     let Output {
-        app,
-        name,
         replies,
-        router,
+        to_router,
         input,
+        ..
     } = out;
-    let holder = Holder::new(app.to_string(), name.as_str());
     loop {
         match reader.next::<FromModule>().await {
-            Ok(Some(FromModule::Event(ev))) => router.route(app, ev, Source::Module),
+            Ok(Some(FromModule::Event(ev))) => to_router.event(ev, reader.last_len()).await,
             Ok(Some(FromModule::Hello(_))) => warn!("module said hello twice; ignored"),
             Ok(Some(FromModule::Device { id, device, op })) => {
-                let result = router.device_access(&holder, &device, op);
+                let result = to_router.device(&device, op).await;
                 // Never wait on the module's own full queue here: it may be blocked writing
                 // to this reader. A reply that does not fit is dropped; the driver times out.
                 if input
@@ -409,7 +427,7 @@ async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
                     .is_err()
                 {
                     debug!(id, "device reply dropped: module input full or closed");
-                    router.count_drop();
+                    to_router.count_drop();
                 }
             }
             Ok(Some(msg)) => {
@@ -433,7 +451,7 @@ async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
             }
             Err(e) => {
                 warn!(error = %e, "bad frame from module");
-                router.count_drop();
+                to_router.count_drop();
                 if e.is_fatal() {
                     break;
                 }

@@ -19,7 +19,8 @@ use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::physics::{physics_socket, PhysicsServer, World};
 use crate::router::Router;
-use crate::server::{self, Shared, ADDR_FILE, PID_FILE};
+use crate::server::{self, ADDR_FILE, PID_FILE};
+use crate::shared::Shared;
 
 /// The node agent. See [`Node::start`] and [`run_blocking`].
 #[derive(Debug)]

@@ -1,5 +1,5 @@
-//! Links between nodes: one persistent outgoing link per peer (address and identity), and the
-//! serving side of incoming ones.
+//! Links between nodes: one persistent outgoing link per peer (address and identity). The
+//! serving side of incoming ones is `inbound.rs`.
 //!
 //! Invariant: an outgoing link holds at most `peer_queue` bytes of events, and one namespace
 //! at most `peer_queue_per_namespace` of them, taken round robin (`fair.rs`: one tenant's flood
@@ -31,10 +31,9 @@ use tokio::time::{sleep, timeout, Instant};
 use tracing::{debug, info, instrument, warn};
 
 use crate::fair::FairQueue;
-use crate::frames::{write_message, FrameReader};
+use crate::frames::write_message;
 use crate::limits::Limits;
-use crate::router::{lock, Router, Source};
-use crate::server::stopped;
+use crate::sync::{lock, stopped};
 use crate::timeouts::{show, Timeouts};
 
 /// The most bytes of events one write batch takes from the queue before it flushes (each
@@ -127,46 +126,6 @@ impl PeerLink {
             identity: self.identity,
             connected: self.connected.load(Ordering::Relaxed),
             forwarded: self.forwarded.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// Serves an incoming link from the node whose handshake proved `identity`: routes its
-/// events (where routes name it) until it closes.
-#[instrument(skip_all, fields(peer = %node, identity = %identity.short()))]
-pub(crate) async fn serve_inbound<R>(
-    router: &Router,
-    mut reader: FrameReader<R>,
-    node: String,
-    identity: NodeKey,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    R: tokio::io::AsyncRead + Unpin,
-{
-    debug!("peer link accepted");
-    loop {
-        let next = tokio::select! {
-            _ = stopped(&mut shutdown) => return,
-            next = reader.next::<ToNode>() => next,
-        };
-        match next {
-            Ok(Some(ToNode::Forward { app, event })) => {
-                router.route(app, event, Source::Peer(&identity))
-            }
-            Ok(Some(_)) => {
-                warn!("peer sent something other than a forwarded event; closing its link");
-                router.count_drop();
-                return;
-            }
-            Ok(None) => {
-                debug!("peer link closed");
-                return;
-            }
-            Err(e) => {
-                warn!(error = %e, "bad frame on peer link; closing it");
-                router.count_drop();
-                return;
-            }
         }
     }
 }

@@ -26,7 +26,7 @@ use tracing::{debug, info};
 
 use crate::error::refuse;
 use crate::queue::{self, TrySendError};
-use crate::router::lock;
+use crate::sync::lock;
 
 /// The running triggers of one module.
 #[derive(Default)]

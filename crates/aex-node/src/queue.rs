@@ -13,6 +13,12 @@
 //!
 //! Invariant: bytes held = the sum of the costs of the items queued ≤ budget (or one item
 //! larger than it); nothing here blocks a caller of `try_send`.
+//!
+//! Underneath is a bounded `tokio::sync::mpsc` channel (the node uses no unbounded one) of
+//! `budget / OVERHEAD` slots. It never refuses an item that got its room: every queued item
+//! holds at least [`OVERHEAD`] bytes of the budget until the receiver has taken it out of the
+//! channel, so no more items than that can be in it at once. The bytes are the bound that
+//! matters; the slots only make the channel's own bound explicit.
 
 use std::sync::Arc;
 
@@ -32,7 +38,7 @@ pub(crate) enum TrySendError {
 
 /// The sending side; cheap to clone.
 pub(crate) struct Sender<T = Vec<u8>> {
-    tx: mpsc::UnboundedSender<(T, OwnedSemaphorePermit)>,
+    tx: mpsc::Sender<(T, OwnedSemaphorePermit)>,
     room: Arc<Semaphore>,
     budget: usize,
 }
@@ -47,15 +53,21 @@ impl<T> Clone for Sender<T> {
     }
 }
 
+/// An item's room in its queue, given back when this is dropped ([`Receiver::recv_held`]).
+pub(crate) struct Room {
+    _permit: OwnedSemaphorePermit,
+}
+
 /// The receiving side.
 pub(crate) struct Receiver<T = Vec<u8>> {
-    rx: mpsc::UnboundedReceiver<(T, OwnedSemaphorePermit)>,
+    rx: mpsc::Receiver<(T, OwnedSemaphorePermit)>,
 }
 
 /// A queue holding at most `budget` bytes of items.
 pub(crate) fn channel<T>(budget: usize) -> (Sender<T>, Receiver<T>) {
-    let (tx, rx) = mpsc::unbounded_channel();
     let budget = budget.clamp(OVERHEAD, Semaphore::MAX_PERMITS);
+    // At least one slot, since the budget is at least OVERHEAD.
+    let (tx, rx) = mpsc::channel(budget / OVERHEAD);
     (
         Sender {
             tx,
@@ -102,9 +114,12 @@ impl<T> Sender<T> {
             Err(TryAcquireError::NoPermits) => return Err(TrySendError::Full),
             Err(TryAcquireError::Closed) => return Err(TrySendError::Closed),
         };
-        self.tx
-            .send((item, permit))
-            .map_err(|_| TrySendError::Closed)
+        // With its room taken, an item always finds a slot (see the file's doc); `Full` would
+        // still only drop it, as a queue without room does.
+        self.tx.try_send((item, permit)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => TrySendError::Full,
+            mpsc::error::TrySendError::Closed(_) => TrySendError::Closed,
+        })
     }
 
     /// Queues `item`, which holds `bytes`, waiting for room; false if the receiver is gone.
@@ -113,7 +128,7 @@ impl<T> Sender<T> {
         let Ok(permit) = self.room.clone().acquire_many_owned(n).await else {
             return false;
         };
-        self.tx.send((item, permit)).is_ok()
+        self.tx.send((item, permit)).await.is_ok()
     }
 
     /// Whether nothing is queued.
@@ -125,6 +140,20 @@ impl<T> Sender<T> {
     #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.budget - self.room.available_permits()
+    }
+
+    /// Waits until every item sent so far has been received and its room given back (see
+    /// [`Receiver::recv_held`]). For a queue with one sender and a budget of at most 4 GiB:
+    /// while it waits it takes the room as it comes back, so another sender would wait
+    /// behind it.
+    pub(crate) async fn drained(&self) {
+        debug_assert!(
+            u32::try_from(self.budget).is_ok(),
+            "budget too large to drain"
+        );
+        let all = u32::try_from(self.budget).unwrap_or(u32::MAX);
+        // The semaphore is never closed; the room is given back at once.
+        let _ = self.room.acquire_many(all).await;
     }
 
     /// Whether the receiver is gone.
@@ -144,6 +173,16 @@ impl<T> Receiver<T> {
     /// given back as it is returned.
     pub(crate) async fn recv(&mut self) -> Option<T> {
         self.rx.recv().await.map(|(item, _room)| item)
+    }
+
+    /// The next item, with its room: the item still counts as queued (for
+    /// [`Sender::drained`], `is_empty` and the budget) until the [`Room`] is dropped, when
+    /// the receiver is done with it.
+    pub(crate) async fn recv_held(&mut self) -> Option<(T, Room)> {
+        self.rx
+            .recv()
+            .await
+            .map(|(item, permit)| (item, Room { _permit: permit }))
     }
 
     /// The next item if one is queued.
@@ -185,6 +224,59 @@ mod tests {
         tx.try_send(vec![0; 100_000]).unwrap();
         assert_eq!(tx.held(), 4096);
         assert_eq!(rx.recv().await.unwrap().len(), 100_000);
+    }
+
+    #[tokio::test]
+    async fn the_bytes_run_out_before_the_channel_s_slots() {
+        for budget in [OVERHEAD, 100, 640, 10_000] {
+            let (tx, mut rx) = channel::<Vec<u8>>(budget);
+            // Empty frames cost OVERHEAD only: the most items a budget admits.
+            let mut queued = 0;
+            while tx.try_send(vec![]).is_ok() {
+                queued += 1;
+            }
+            assert_eq!(queued, budget / OVERHEAD, "budget {budget}");
+            assert_eq!(tx.try_send(vec![]), Err(TrySendError::Full));
+            rx.recv().await.unwrap();
+            tx.try_send(vec![]).unwrap();
+            // A waiting send finds its slot as soon as its room comes back.
+            let waiting = {
+                let tx = tx.clone();
+                tokio::spawn(async move { tx.send(vec![]).await })
+            };
+            rx.recv().await.unwrap();
+            assert!(waiting.await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn drained_waits_until_the_receiver_is_done_with_every_item() {
+        let (tx, mut rx) = channel::<Vec<u8>>(4096);
+        // Nothing queued: at once.
+        tx.drained().await;
+        tx.try_send(vec![1; 10]).unwrap();
+        tx.try_send(vec![2; 10]).unwrap();
+        let (first, room) = rx.recv_held().await.unwrap();
+        assert_eq!(first[0], 1);
+        let drained = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.drained().await })
+        };
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!drained.is_finished());
+        drop(room);
+        // The second item is still queued.
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!drained.is_finished());
+        let (_second, room) = rx.recv_held().await.unwrap();
+        assert!(!tx.is_empty());
+        drop(room);
+        drained.await.unwrap();
+        assert!(tx.is_empty());
     }
 
     #[tokio::test]

@@ -25,7 +25,7 @@ use aex_proto::{DeployerKey, NodeError as WireError, NodeErrorKind};
 use crate::conns::{Throttle, LOG_EVERY};
 use crate::error::refuse;
 use crate::limits::{raise, show_bytes, Limits};
-use crate::router::lock;
+use crate::sync::lock;
 
 /// What one deployer identity uses now.
 struct Usage {

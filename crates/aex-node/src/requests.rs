@@ -26,7 +26,7 @@ use crate::error::refuse;
 use crate::load::Uploads;
 use crate::module::{Expect, Module};
 use crate::queue;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// A request the session layer checked, or its refusal.
 pub(crate) type Checked = (u64, Result<NodeRequest, WireError>);

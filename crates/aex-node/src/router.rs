@@ -1,9 +1,14 @@
 //! Routing: where each event goes, and the tables that decide it.
 //!
-//! The router owns the routing table (keyed by namespace, connection id and direction), the local
-//! module table (keyed by namespace and name), the persistent links to other nodes and the
-//! deployer sessions that receive events on direct connections. It sees only event headers; it
-//! cannot open, forge or reorder-detect events, and does not need to: modules do that.
+//! The router owns the route table (`routes.rs`, keyed by namespace, connection id and
+//! direction), the registry of local modules (`registry.rs`, keyed by namespace and name), the
+//! persistent links to other nodes and the deployer sessions that receive events on direct
+//! connections. It sees only event headers; it cannot open, forge or reorder-detect events,
+//! and does not need to: modules do that.
+//!
+//! Modules reach it through a channel each ([`Router::connect_module`], `to_router.rs`), drained
+//! by one task per module; sessions and inbound peer links, which sit above it, call
+//! [`Router::route`] directly.
 //!
 //! Invariant: every table is keyed by an application namespace ([`AppId`]) and every lookup
 //! uses the namespace the event or request came with, so nothing routed in one namespace ever
@@ -27,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex};
 
 use aex_link::StaticKey;
 use aex_proto::{
@@ -36,27 +41,19 @@ use aex_proto::{
 };
 use aex_tee::devices::{DeviceGrants, Holder};
 use tokio::sync::watch;
-use tracing::debug;
+use tracing::{debug, instrument};
 
 use crate::error::refuse;
 use crate::limits::Limits;
 use crate::module::Module;
+use crate::names::{check_address, check_name};
 use crate::peer::PeerLink;
 use crate::queue;
+use crate::registry::Registry;
+use crate::routes::{Route, Routes, Target};
+use crate::sync::lock;
 use crate::timeouts::Timeouts;
-
-/// Where a route leads, resolved when the route is installed.
-enum Target {
-    Module(String),
-    Node(Arc<PeerLink>),
-    Deployer,
-}
-
-/// An installed route: where its events go, and where they may come from.
-struct Route {
-    to: Target,
-    from: Origin,
-}
+use crate::to_router::{RouterCommand, ToRouter};
 
 /// The outbound queue of one deployer session.
 #[derive(Clone)]
@@ -79,12 +76,12 @@ pub(crate) enum Source<'a> {
     Deployer(&'a DeployerTx),
 }
 
-/// Routing table, module table, peer links and deployer targets.
+/// Route table, module registry, peer links and deployer targets.
 pub(crate) struct Router {
     node_name: String,
     identity: Arc<StaticKey>,
-    routes: RwLock<HashMap<(AppId, ConnId, Direction), Route>>,
-    modules: RwLock<HashMap<(AppId, String), Arc<Module>>>,
+    routes: Routes,
+    modules: Registry,
     deployers: Mutex<HashMap<(AppId, ConnId), DeployerTx>>,
     peers: Mutex<HashMap<(String, NodeKey), Arc<PeerLink>>>,
     dropped: Arc<AtomicU64>,
@@ -109,8 +106,8 @@ impl Router {
         Router {
             node_name,
             identity,
-            routes: RwLock::default(),
-            modules: RwLock::default(),
+            routes: Routes::default(),
+            modules: Registry::default(),
             deployers: Mutex::default(),
             peers: Mutex::default(),
             dropped: Arc::default(),
@@ -131,6 +128,35 @@ impl Router {
         &self.timeouts
     }
 
+    /// Connects module `name` of namespace `app` to the router: the channel its output reader
+    /// hands events to (see `to_router.rs`), with the node's device grants for its accesses
+    /// as the holder (`app`, `name`), and the task that routes the events in `app`. The task
+    /// ends once the module's reader has ended and the queue is drained.
+    pub(crate) fn connect_module(self: &Arc<Self>, app: AppId, name: &str) -> ToRouter {
+        let holder = Holder::new(app.to_string(), name);
+        let (to_router, commands) =
+            ToRouter::channel(self.dropped.clone(), self.devices.clone(), holder);
+        tokio::spawn(self.clone().serve_module(app, name.to_string(), commands));
+        to_router
+    }
+
+    /// Routes a module's events in the order it wrote them, never waiting on anything but
+    /// the next one. Each event's room goes back to the queue only once it is routed, so the
+    /// module's device accesses wait for the events before them (`ToRouter::device`).
+    #[instrument(skip_all, fields(module = %name))]
+    async fn serve_module(
+        self: Arc<Self>,
+        app: AppId,
+        name: String,
+        mut commands: queue::Receiver<RouterCommand>,
+    ) {
+        while let Some((command, _routing)) = commands.recv_held().await {
+            match command {
+                RouterCommand::Event(ev) => self.route(app, ev, Source::Module),
+            }
+        }
+    }
+
     /// Forwards `ev` along its route in namespace `app`, or drops and counts it.
     pub(crate) fn route(&self, app: AppId, ev: Event, from: Source<'_>) {
         if let Source::Deployer(session) = from {
@@ -143,40 +169,41 @@ impl Router {
             }
         }
         let (conn, dir) = (ev.conn, ev.dir);
-        let routes = read(&self.routes);
-        let route = routes.get(&(app, conn, dir));
-        if let (Source::Peer(peer), Some(route)) = (&from, route) {
-            if route.from != Origin::Peer(**peer) {
-                debug!(%conn, ?dir, peer = %peer.short(), "forward from a peer this route does not name; dropped");
-                self.count_drop();
-                return;
+        // `None`: refused and counted already.
+        let delivered = self.routes.with(app, conn, dir, |route| {
+            if let (Source::Peer(peer), Some(route)) = (&from, route) {
+                if route.from != Origin::Peer(**peer) {
+                    debug!(%conn, ?dir, peer = %peer.short(), "forward from a peer this route does not name; dropped");
+                    self.count_drop();
+                    return None;
+                }
             }
-        }
-        let delivered = match route.map(|r| &r.to) {
-            None => {
-                debug!(%conn, ?dir, "no route for event");
-                false
-            }
-            Some(Target::Module(name)) => match read(&self.modules).get(&(app, name.clone())) {
-                Some(module) => module.deliver(ev),
+            Some(match route.map(|r| &r.to) {
                 None => {
-                    debug!(%conn, ?dir, module = %name, "event for a module that is not loaded");
+                    debug!(%conn, ?dir, "no route for event");
                     false
                 }
-            },
-            Some(Target::Node(link)) => link.push(app, ev),
-            Some(Target::Deployer) => match lock(&self.deployers).get(&(app, conn)) {
-                Some(session) => session
-                    .tx
-                    .try_send(aex_proto::frame::encode(&FromNode::Event(ev)))
-                    .is_ok(),
-                None => {
-                    debug!(%conn, ?dir, "no deployer session for event");
-                    false
-                }
-            },
-        };
-        if !delivered {
+                Some(Target::Module(name)) => match self.modules.deliver(app, name, ev) {
+                    Some(delivered) => delivered,
+                    None => {
+                        debug!(%conn, ?dir, module = %name, "event for a module that is not loaded");
+                        false
+                    }
+                },
+                Some(Target::Node(link)) => link.push(app, ev),
+                Some(Target::Deployer) => match lock(&self.deployers).get(&(app, conn)) {
+                    Some(session) => session
+                        .tx
+                        .try_send(aex_proto::frame::encode(&FromNode::Event(ev)))
+                        .is_ok(),
+                    None => {
+                        debug!(%conn, ?dir, "no deployer session for event");
+                        false
+                    }
+                },
+            })
+        });
+        if delivered == Some(false) {
             debug!(%conn, ?dir, "event dropped");
             self.count_drop();
         }
@@ -193,7 +220,7 @@ impl Router {
     ) -> Result<(), WireError> {
         let target = match to {
             Endpoint::Module(name) => {
-                crate::load::check_name(&name)?;
+                check_name(&name)?;
                 Target::Module(name)
             }
             Endpoint::Node { address, identity } => {
@@ -208,22 +235,21 @@ impl Router {
                 ))
             }
         };
-        write(&self.routes).insert((app, conn, dir), Route { to: target, from });
+        self.routes
+            .install(app, conn, dir, Route { to: target, from });
         Ok(())
     }
 
     /// Whether some namespace's routes name `peer` as the origin of their events (so its
     /// links are admitted).
     pub(crate) fn names_peer(&self, peer: &NodeKey) -> bool {
-        read(&self.routes)
-            .values()
-            .any(|r| r.from == Origin::Peer(*peer))
+        self.routes.names_peer(peer)
     }
 
     /// Removes the route for `(conn, dir)` in namespace `app`, if there is one (a revoked
     /// connection); other namespaces' routes for the same ids are untouched.
     pub(crate) fn uninstall(&self, app: AppId, conn: ConnId, dir: Direction) {
-        write(&self.routes).remove(&(app, conn, dir));
+        self.routes.remove(app, conn, dir);
         if dir == Direction::Backward {
             lock(&self.deployers).remove(&(app, conn));
         }
@@ -236,59 +262,40 @@ impl Router {
 
     /// A loaded module of namespace `app`.
     pub(crate) fn module(&self, app: AppId, name: &str) -> Option<Arc<Module>> {
-        read(&self.modules).get(&(app, name.to_string())).cloned()
+        self.modules.get(app, name)
     }
 
     /// Whether namespace `app` has a module of that name.
     pub(crate) fn has_module(&self, app: AppId, name: &str) -> bool {
-        read(&self.modules).contains_key(&(app, name.to_string()))
+        self.modules.contains(app, name)
     }
 
     /// Every loaded module of namespace `app`, by name.
     pub(crate) fn modules(&self, app: AppId) -> Vec<Arc<Module>> {
-        let mut all: Vec<_> = read(&self.modules)
-            .iter()
-            .filter(|((a, _), _)| *a == app)
-            .map(|(_, m)| m.clone())
-            .collect();
-        all.sort_by(|a, b| a.name().cmp(b.name()));
-        all
+        self.modules.in_namespace(app)
     }
 
     /// How many modules deployer `owner` has loaded, in all its namespaces.
     pub(crate) fn count_modules(&self, owner: &DeployerKey) -> u64 {
-        read(&self.modules)
-            .values()
-            .filter(|m| m.owner() == owner)
-            .count() as u64
+        self.modules.count_owned(owner)
     }
 
     /// Adds a started module to its namespace; refuses a duplicate name there.
     pub(crate) fn insert_module(&self, module: Arc<Module>) -> Result<(), WireError> {
-        let mut modules = write(&self.modules);
-        let key = (module.app(), module.name().to_string());
-        if modules.contains_key(&key) {
-            return Err(refuse(
-                NodeErrorKind::AlreadyExists,
-                format!("a module named `{}` already exists", module.name()),
-            ));
-        }
-        modules.insert(key, module);
-        Ok(())
+        self.modules.insert(module)
     }
 
     /// Forgets a module of namespace `app` and the routes that lead to it.
     pub(crate) fn remove_module(&self, app: AppId, name: &str) -> Option<Arc<Module>> {
-        let module = write(&self.modules).remove(&(app, name.to_string()))?;
-        write(&self.routes)
-            .retain(|(a, _, _), r| !(*a == app && matches!(&r.to, Target::Module(n) if n == name)));
+        let module = self.modules.remove(app, name)?;
+        self.routes.forget_module(app, name);
         self.devices.release(&module.holder());
         Some(module)
     }
 
     /// Forgets every module (shutdown), releasing their devices.
     pub(crate) fn take_modules(&self) -> Vec<Arc<Module>> {
-        let modules: Vec<_> = write(&self.modules).drain().map(|(_, m)| m).collect();
+        let modules = self.modules.drain();
         for m in &modules {
             self.devices.release(&m.holder());
         }
@@ -298,24 +305,6 @@ impl Router {
     /// The node's devices and their grants.
     pub(crate) fn devices(&self) -> &Arc<dyn DeviceGrants> {
         &self.devices
-    }
-
-    /// Performs a module's device access for `holder` (the namespace and name the node loaded
-    /// it under, never anything the module says); a refusal is the reason, for the module.
-    pub(crate) fn device_access(
-        &self,
-        holder: &Holder,
-        device: &str,
-        op: aex_proto::DeviceOp,
-    ) -> Result<u32, String> {
-        let op = match op {
-            aex_proto::DeviceOp::Read => aex_tee::devices::Access::Read,
-            aex_proto::DeviceOp::Write(v) => aex_tee::devices::Access::Write(v),
-        };
-        self.devices.access(holder, device, op).map_err(|e| {
-            debug!(module = %holder.module, error = %e, "device access refused");
-            e.to_string()
-        })
     }
 
     /// The persistent links to other nodes, by address.
@@ -352,50 +341,5 @@ impl Router {
                 )
             })
             .clone()
-    }
-}
-
-/// Checks that a peer address looks like `host:port`.
-fn check_address(address: &str) -> Result<(), WireError> {
-    let valid = address.len() <= 255
-        && address
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if valid {
-        Ok(())
-    } else {
-        Err(refuse(
-            NodeErrorKind::BadRequest,
-            format!("node address `{address}` is not `host:port`"),
-        ))
-    }
-}
-
-/// Locks a mutex; a panicked holder cannot leave these tables inconsistent (every update is a
-/// single insert or remove), so poisoning is ignored.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses() {
-        assert!(check_address("127.0.0.1:7700").is_ok());
-        assert!(check_address("edge-1.example:80").is_ok());
-        assert!(check_address("[::1]:80").is_ok());
-        assert!(check_address("127.0.0.1").is_err());
-        assert!(check_address(":80").is_err());
-        assert!(check_address("host:http").is_err());
     }
 }

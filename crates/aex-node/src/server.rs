@@ -10,157 +10,27 @@
 //! `aex_link::handshake::MAX_HANDSHAKE_MESSAGE` bytes, the first record and the `Hello` frame
 //! at most about 1 KiB, each refused from its length prefix, and buffers grow only with what
 //! arrives; and the handshake and `Hello` together must arrive within the `hello` timeout.
-//!
-//! Also holds [`Shared`], the state every task of a node reaches: configuration (timeouts and
-//! limits included), identity, TEE backend, devices, router, connection caps, deployer quotas
-//! and the shutdown signal.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::BTreeSet;
-
-use aex_link::{LinkError, LinkKind, StaticKey, MAX_HELLO_LEN, MAX_RECORD};
+use aex_link::{LinkError, LinkKind, MAX_HELLO_LEN, MAX_RECORD};
 use aex_proto::{Hello, NodeKey, ToNode};
-use aex_tee::devices::DeviceGrants;
-use aex_tee::Backend;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio::time::{sleep, timeout_at, Instant};
 use tracing::{debug, info, instrument, warn};
 
-use crate::admission::Admission;
-use crate::conns::{throttled_warn, Connections, Slot};
+use crate::conns::{throttled_warn, Slot};
 use crate::frames::{FrameReader, ReadError};
-use crate::limits::{raise, Limits};
-use crate::load::Reservations;
-use crate::physics::PhysicsServer;
-use crate::quota::Quotas;
-use crate::router::{lock, Router};
-use crate::timeouts::{show, Timeouts};
+use crate::limits::raise;
+use crate::shared::Shared;
+use crate::sync::{lock, stopped};
+use crate::timeouts::show;
 
 /// Files announcing a running node in its data directory.
 pub(crate) const ADDR_FILE: &str = "node.addr";
 pub(crate) const PID_FILE: &str = "node.pid";
-
-/// State shared by every task of one node.
-pub(crate) struct Shared {
-    /// The node's name.
-    pub(crate) name: String,
-    /// Where modules and the platform key live.
-    pub(crate) data_dir: PathBuf,
-    /// The node's identity: its links' handshakes prove it.
-    pub(crate) identity: Arc<StaticKey>,
-    /// Peer nodes admitted by the configuration (routes admit the ones they name).
-    pub(crate) peers: BTreeSet<NodeKey>,
-    /// Whether `Shutdown` requests are honoured.
-    pub(crate) allow_remote_shutdown: bool,
-    /// Produces attestation evidence.
-    pub(crate) backend: Box<dyn Backend>,
-    /// The backend's public platform identity.
-    pub(crate) platform_key: Vec<u8>,
-    /// Routing and module tables.
-    pub(crate) router: Arc<Router>,
-    /// The node's devices and their grants (the router's, shared).
-    pub(crate) devices: Arc<dyn DeviceGrants>,
-    /// The physical-world socket, closed when the node stops.
-    physics: Mutex<Option<PhysicsServer>>,
-    /// Module names being uploaded.
-    pub(crate) reservations: Arc<Reservations>,
-    /// Turns true once when the node stops.
-    pub(crate) shutdown: watch::Sender<bool>,
-    /// Which deployers may manage applications here.
-    pub(crate) admission: Admission,
-    /// How long the node waits for deployers, peers and modules (the router's, copied).
-    pub(crate) timeouts: Timeouts,
-    /// The connections open now, against their caps.
-    pub(crate) connections: Arc<Connections>,
-    /// What each admitted deployer takes.
-    pub(crate) quotas: Arc<Quotas>,
-    next_session: AtomicU64,
-    refused: AtomicU64,
-}
-
-impl Shared {
-    /// Assembles the state; `shutdown` must be the sender the router's receiver came from.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one crate-internal call site, in node.rs, naming each part"
-    )]
-    pub(crate) fn new(
-        name: String,
-        data_dir: PathBuf,
-        identity: Arc<StaticKey>,
-        peers: BTreeSet<NodeKey>,
-        allow_remote_shutdown: bool,
-        backend: Box<dyn Backend>,
-        platform_key: Vec<u8>,
-        router: Arc<Router>,
-        shutdown: watch::Sender<bool>,
-        admission: Admission,
-        physics: Option<PhysicsServer>,
-        limits: Limits,
-    ) -> Self {
-        Shared {
-            connections: Connections::new(
-                limits.max_connections,
-                limits.max_connections_per_address,
-            ),
-            quotas: Quotas::new(&name, &limits),
-            name,
-            data_dir,
-            identity,
-            peers,
-            allow_remote_shutdown,
-            backend,
-            platform_key,
-            devices: router.devices().clone(),
-            timeouts: *router.timeouts(),
-            router,
-            physics: Mutex::new(physics),
-            reservations: Arc::default(),
-            shutdown,
-            admission,
-            next_session: AtomicU64::new(1),
-            refused: AtomicU64::new(0),
-        }
-    }
-
-    /// Asks every task to stop.
-    pub(crate) fn stop(&self) {
-        self.shutdown.send_replace(true);
-    }
-
-    /// A fresh session id.
-    pub(crate) fn session_id(&self) -> u64 {
-        self.next_session.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Whether a peer node with identity `peer` may open a link to this node.
-    pub(crate) fn admits_peer(&self, peer: &NodeKey) -> bool {
-        self.peers.contains(peer) || self.router.names_peer(peer)
-    }
-
-    /// Counts one refused deployer session or request, or peer link.
-    pub(crate) fn count_refusal(&self) {
-        self.refused.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Deployer sessions and requests refused so far.
-    pub(crate) fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
-    }
-
-    /// Kills every module without waiting (used when the handle is dropped).
-    pub(crate) fn kill_modules(&self) {
-        for m in self.router.take_modules() {
-            m.kill();
-        }
-    }
-}
 
 /// Accepts connections until shutdown, then kills every module and removes the announcement
 /// files.
@@ -211,11 +81,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         let _ = std::fs::remove_file(shared.data_dir.join(file));
     }
     info!("node stopped");
-}
-
-/// Resolves once the node is stopping (or its state is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// What went wrong before a connection said `Hello`.
@@ -314,7 +179,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
             })),
             _,
         ) => {
-            let hello = crate::session::DeployerHello {
+            let hello = crate::auth::DeployerHello {
                 client,
                 key,
                 app,
@@ -323,7 +188,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
             crate::session::serve(shared, reader, writer, hello, hash, deadline).await
         }
         (LinkKind::Peer, Some(ToNode::Hello(Hello::Peer { node })), Some(identity)) => {
-            crate::peer::serve_inbound(&shared.router, reader, node, identity, stop).await
+            crate::inbound::serve_inbound(&shared.router, reader, node, identity, stop).await
         }
         (_, Some(_), _) => {
             throttled_warn!(

@@ -23,18 +23,18 @@
 use std::sync::Arc;
 
 use aex_proto::frame::MAX_FRAME_LEN;
-use aex_proto::{AppId, DeployerKey, Signature, ToNode};
+use aex_proto::{AppId, ToNode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, instrument, warn};
 
-use crate::auth::SessionAuth;
+use crate::auth::{DeployerHello, SessionAuth};
 use crate::conns::throttled_warn;
 use crate::frames::{pump, FrameReader};
 use crate::queue;
 use crate::router::{DeployerTx, Source};
-use crate::server::stopped;
-use crate::server::Shared;
+use crate::shared::Shared;
+use crate::sync::stopped;
 
 /// Bytes of frames queued for the deployer (responses wait for room; events are dropped when
 /// it is full).
@@ -43,18 +43,6 @@ pub(crate) const OUT_QUEUE_BYTES: usize = 4 << 20;
 pub(crate) const REQUEST_QUEUE_BYTES: usize = 2 << 20;
 /// The longest frame a refused session may send (its requests are only answered `Refused`).
 pub(crate) const REFUSED_FRAME: usize = 16 << 10;
-
-/// What a deployer said in its `Hello`.
-pub(crate) struct DeployerHello {
-    /// Informational client version.
-    pub(crate) client: String,
-    /// The key it claims.
-    pub(crate) key: DeployerKey,
-    /// The application it manages.
-    pub(crate) app: String,
-    /// The proof of `key` for this link.
-    pub(crate) signature: Signature,
-}
 
 /// Serves one deployer session until it closes, misbehaves, or the node stops; `hash` is the
 /// link's handshake hash, and a refused session ends at `deadline`.
