@@ -87,7 +87,11 @@ fn one_tenant_s_flood_does_not_drop_another_tenant_s_events_on_a_shared_link() {
         address: peer_addr.to_string(),
         identity: peer_key.public(),
     };
-    let (go, go_rx) = mpsc::channel();
+    let (go, go_rx) = mpsc::sync_channel(1);
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "test code: the stalled peer must never block on what it reports"
+    )]
     let (seen_tx, seen) = mpsc::channel();
     stalled_peer(listener, peer_key, go_rx, seen_tx);
 

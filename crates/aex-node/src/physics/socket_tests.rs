@@ -231,7 +231,7 @@ fn garbage_and_over_long_lines_get_error_lines_and_the_connection_lives_on() {
 #[test]
 fn watch_reports_every_change_until_the_watcher_goes() {
     let (_dir, path, devices, _server) = server();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::sync_channel(3);
     let watcher = std::thread::spawn({
         let path = path.clone();
         move || {
