@@ -219,7 +219,7 @@ fn two_stakeholders_share_nodes_without_reaching_each_other() {
         requests.push(NodeRequest::Shutdown);
         for body in requests {
             let e = c_session.request(body).unwrap_err();
-            assert_eq!(e.kind, NodeErrorKind::Refused, "{e}");
+            assert_eq!(e.kind, NodeErrorKind::NotAdmitted, "{e}");
             assert!(
                 e.message.contains("does not admit") && e.message.contains(&c_id.hex()),
                 "{e}"

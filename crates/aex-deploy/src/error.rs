@@ -269,7 +269,7 @@ impl Error {
                 node,
                 source: ClientError::Node(e),
                 ..
-            } if e.kind == aex_proto::NodeErrorKind::Refused && e.message.contains("does not admit") => {
+            } if e.kind == aex_proto::NodeErrorKind::NotAdmitted => {
                 Some(format!(
                     "ask the operator of node `{node}` to admit your deployer key (`aex identity` prints it)"
                 ))

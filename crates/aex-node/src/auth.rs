@@ -31,8 +31,9 @@ pub(crate) struct DeployerHello {
 pub(crate) enum SessionAuth {
     /// The key is proven and admitted.
     Admitted(Authenticated),
-    /// Every request is refused, for this reason.
-    Refused(String),
+    /// Every request is refused, with this kind (`Refused`, or `NotAdmitted` for a valid
+    /// proof by a key the node does not admit) and for this reason.
+    Refused(NodeErrorKind, String),
 }
 
 impl SessionAuth {
@@ -52,29 +53,32 @@ impl SessionAuth {
             ..
         } = hello;
         if app.is_empty() || app.len() > MAX_APP_NAME_LEN {
-            return SessionAuth::Refused(format!(
-                "the application name must be 1 to {MAX_APP_NAME_LEN} bytes long"
-            ));
+            return SessionAuth::Refused(
+                NodeErrorKind::Refused,
+                format!("the application name must be 1 to {MAX_APP_NAME_LEN} bytes long"),
+            );
         }
         match Authenticated::verify(key, app, &signature, handshake_hash, identity) {
-            Ok(_) if !admission.admits(&key) => SessionAuth::Refused(format!(
+            Ok(_) if !admission.admits(&key) => SessionAuth::Refused(NodeErrorKind::NotAdmitted, format!(
                 "node `{node}` does not admit deployer key {key}; its operator can admit it with `aex node --admit {key}`"
             )),
             Ok(session) => SessionAuth::Admitted(session),
-            Err(e) => SessionAuth::Refused(format!("authentication failed: {e}")),
+            Err(e) => {
+                SessionAuth::Refused(NodeErrorKind::Refused, format!("authentication failed: {e}"))
+            }
         }
     }
 
     /// Checks one request's id; an error is the node's answer to it.
     pub(crate) fn check_request(&mut self, id: u64) -> Result<(), WireError> {
-        let why = match self {
+        let (kind, why) = match self {
             SessionAuth::Admitted(session) => match session.check_request(id) {
                 Ok(()) => return Ok(()),
-                Err(e) => e.to_string(),
+                Err(e) => (NodeErrorKind::Refused, e.to_string()),
             },
-            SessionAuth::Refused(why) => why.clone(),
+            SessionAuth::Refused(kind, why) => (*kind, why.clone()),
         };
-        Err(refuse(NodeErrorKind::Refused, why))
+        Err(refuse(kind, why))
     }
 
     /// Whether the session's requests and events are acted on.
@@ -123,7 +127,7 @@ mod tests {
     fn unadmitted_key_is_refused_with_the_fix() {
         let (a, c) = (SigningIdentity::generate(), SigningIdentity::generate());
         let mut s = SessionAuth::new(&only(&a), "edge-1", hello(&c, &c, "app"), &HASH, &NODE);
-        let SessionAuth::Refused(why) = &s else {
+        let SessionAuth::Refused(NodeErrorKind::NotAdmitted, why) = &s else {
             panic!("admitted an unadmitted key");
         };
         let why = why.clone();
@@ -138,7 +142,7 @@ mod tests {
             let e = s.check_request(id).unwrap_err();
             assert_eq!(
                 (e.kind, e.message.as_str()),
-                (NodeErrorKind::Refused, &why[..])
+                (NodeErrorKind::NotAdmitted, &why[..])
             );
         }
     }
@@ -148,7 +152,9 @@ mod tests {
         let (a, b) = (SigningIdentity::generate(), SigningIdentity::generate());
         // B claims A's (admitted) key, signs with its own.
         let s = SessionAuth::new(&only(&a), "n", hello(&a, &b, "app"), &HASH, &NODE);
-        assert!(matches!(&s, SessionAuth::Refused(why) if why.contains("authentication failed")));
+        assert!(
+            matches!(&s, SessionAuth::Refused(NodeErrorKind::Refused, why) if why.contains("authentication failed"))
+        );
         // A's proof for this link, checked by another node (relayed by an impostor).
         let s = SessionAuth::new(
             &only(&a),

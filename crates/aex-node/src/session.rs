@@ -81,7 +81,7 @@ pub(crate) async fn serve<R, W>(
         &hash,
         &shared.identity.public(),
     );
-    if let SessionAuth::Refused(why) = &auth {
+    if let SessionAuth::Refused(_, why) = &auth {
         // Anyone who completes a handshake can cause this: throttled.
         throttled_warn!(shared.connections.failures, reason = %why, "deployer session refused");
         shared.count_refusal();

@@ -16,9 +16,19 @@ use aex_testkit::wait::{wait_for, PATIENCE};
 use crate::scripts::script;
 
 fn refused(result: Result<NodeResponse, aex_proto::NodeError>) -> String {
+    refused_as(NodeErrorKind::Refused, result)
+}
+
+/// The message of a refusal of `kind`.
+fn refused_as(kind: NodeErrorKind, result: Result<NodeResponse, aex_proto::NodeError>) -> String {
     let e = result.expect_err("the node refuses");
-    assert_eq!(e.kind, NodeErrorKind::Refused, "{e}");
+    assert_eq!(e.kind, kind, "{e}");
     e.message
+}
+
+/// The message of a refusal of a key the node does not admit.
+fn not_admitted(result: Result<NodeResponse, aex_proto::NodeError>) -> String {
+    refused_as(NodeErrorKind::NotAdmitted, result)
 }
 
 #[test]
@@ -54,7 +64,7 @@ fn unadmitted_deployers_are_refused_every_request() {
         NodeRequest::Unload { module: "m".into() },
         NodeRequest::Shutdown,
     ] {
-        let why = refused(c.request(body));
+        let why = not_admitted(c.request(body));
         assert!(
             why.contains("does not admit") && why.contains(&key),
             "{why}"
@@ -145,7 +155,7 @@ fn a_refused_session_is_closed_at_the_authentication_deadline() {
     let mut ok = node.session();
     let started = std::time::Instant::now();
     let mut c = Session::open(node.addr(), &SigningIdentity::generate(), "test-app");
-    let why = refused(c.request(NodeRequest::Status));
+    let why = not_admitted(c.request(NodeRequest::Status));
     assert!(why.contains("does not admit"), "{why}");
     assert!(c.closed_by_node(PATIENCE), "still open after {PATIENCE:?}");
     assert!(

@@ -461,6 +461,11 @@ pub enum NodeErrorKind {
     Io,
     /// The node refuses this request.
     Refused,
+    /// The session's deployer key is not admitted on this node (its proof was valid): every
+    /// request of the session gets this, and the message says how the operator admits it.
+    /// Its own kind so that a deployer can tell the user what to do without reading the
+    /// message.
+    NotAdmitted,
 }
 
 /// What a node reports about itself.

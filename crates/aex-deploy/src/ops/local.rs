@@ -334,7 +334,12 @@ fn probe(app: &App, addr: &std::net::SocketAddr, name: &str, node: NodeKey) -> P
     };
     match c.request(NodeRequest::Status) {
         Ok(NodeResponse::Status(s)) if s.name == name => Probe::Ours,
-        Err(ClientError::Node(e)) if e.kind == aex_proto::NodeErrorKind::Refused => {
+        Err(ClientError::Node(e))
+            if matches!(
+                e.kind,
+                aex_proto::NodeErrorKind::Refused | aex_proto::NodeErrorKind::NotAdmitted
+            ) =>
+        {
             Probe::Refuses(e.message)
         }
         _ => Probe::Absent,
