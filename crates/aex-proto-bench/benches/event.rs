@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use aex_crypto::{Algorithm, SecretKey};
+use aex_crypto::{Algorithm, Nonce, SealingKey, SecretKey};
 use aex_proto::frame::{decode, encode, LEN_PREFIX};
 use aex_proto::{ConnId, Direction, EventKind, RecvChannel, SendChannel, ToModule};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -35,6 +35,29 @@ fn seal_open(c: &mut Criterion) {
                 b.iter(|| {
                     let ev = tx.seal(EventKind::Event, black_box(p)).unwrap();
                     rx.open(black_box(&ev)).unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+/// The AEAD alone (`SealingKey::seal`, no channel, no associated-data building), both
+/// algorithms: what issue 15 compares (ChaCha20-Poly1305 against AES-256-GCM).
+fn aead_seal(c: &mut Criterion) {
+    let mut g = c.benchmark_group("aead-seal");
+    let key = SecretKey::from_bytes([0x42; 32]);
+    let aad = [0x17u8; 26];
+    for alg in [Algorithm::AesGcm, Algorithm::ChaCha20Poly1305] {
+        let k = SealingKey::new(alg, &key);
+        for size in SIZES {
+            let payload = vec![0xa5u8; size];
+            let mut counter = 0u64;
+            g.throughput(Throughput::Bytes(size as u64));
+            g.bench_with_input(BenchmarkId::new(alg.name(), size), &payload, |b, p| {
+                b.iter(|| {
+                    counter += 1;
+                    k.seal(Nonce::new(0, counter), black_box(&aad), black_box(p))
                 })
             });
         }
@@ -89,5 +112,5 @@ fn frames(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, seal_open, seal_and_open_apart, frames);
+criterion_group!(benches, seal_open, aead_seal, seal_and_open_apart, frames);
 criterion_main!(benches);
