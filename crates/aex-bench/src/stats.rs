@@ -1,5 +1,9 @@
 //! Summaries of latency samples: the same quantile rule as the `ping` module's `stats`, so
 //! aex and baseline figures are computed alike.
+//!
+//! The rule ([`quantile`]) is the nearest rank, without interpolation: quantile q of n sorted
+//! samples is the sample of rank ⌈n·q⌉ (1-based, clamped to 1..=n), so every figure is a
+//! time that was really measured.
 
 /// Median, 99th percentile and extremes of a set of round-trip times, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -8,7 +12,8 @@ pub struct Summary {
     pub n: usize,
     /// 50th percentile.
     pub median_us: f64,
-    /// 99th percentile.
+    /// 99th percentile of one run's samples ([`quantile`] 0.99); after
+    /// [`Summary::median_of`], the median over the runs of each run's 99th percentile.
     pub p99_us: f64,
     /// Smallest sample.
     pub min_us: f64,
@@ -17,21 +22,26 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Summarises `samples` (sorted in place). Quantile q is the sample of rank ⌈n·q⌉.
+    /// Summarises `samples` (sorted in place) with [`quantile`].
     pub fn of(samples: &mut [f64]) -> Summary {
         samples.sort_by(f64::total_cmp);
-        let n = samples.len();
-        let at = |q: f64| match n {
-            0 => 0.0,
-            n => samples[((n as f64 * q).ceil() as usize).clamp(1, n) - 1],
-        };
         Summary {
-            n,
-            median_us: at(0.5),
-            p99_us: at(0.99),
+            n: samples.len(),
+            median_us: quantile(samples, 0.5),
+            p99_us: quantile(samples, 0.99),
             min_us: samples.first().copied().unwrap_or(0.0),
             max_us: samples.last().copied().unwrap_or(0.0),
         }
+    }
+}
+
+/// Quantile `q` (0 < q ≤ 1) of `sorted` (ascending): the sample of rank ⌈n·q⌉, counting
+/// from 1 and clamped to 1..=n; 0 for no samples. For an even n the median is the lower
+/// middle sample. The `ping` module's `stats` uses the same rule on aex's round trips.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n => sorted[((n as f64 * q).ceil() as usize).clamp(1, n) - 1],
     }
 }
 
@@ -115,6 +125,44 @@ mod tests {
         assert_eq!((sum.n, sum.median_us, sum.p99_us), (100, 50.0, 99.0));
         assert_eq!((sum.min_us, sum.max_us), (1.0, 100.0));
         assert_eq!(Summary::of(&mut []), Summary::default());
+    }
+
+    #[test]
+    fn quantile_of_one_sample_is_that_sample() {
+        for q in [0.01, 0.5, 0.99, 1.0] {
+            assert_eq!(quantile(&[7.5], q), 7.5);
+        }
+        let s = Summary::of(&mut [7.5]);
+        assert_eq!((s.n, s.median_us, s.p99_us), (1, 7.5, 7.5));
+        assert_eq!((s.min_us, s.max_us), (7.5, 7.5));
+        assert_eq!(quantile(&[], 0.99), 0.0);
+    }
+
+    #[test]
+    fn quantile_of_even_count_takes_a_sample_not_an_average() {
+        let sorted = [1.0, 2.0, 3.0, 4.0];
+        // ⌈4 · 0.5⌉ = 2: the lower middle; ⌈4 · 0.99⌉ = 4: the largest.
+        assert_eq!(quantile(&sorted, 0.5), 2.0);
+        assert_eq!(quantile(&sorted, 0.99), 4.0);
+        assert_eq!(quantile(&[1.0, 2.0], 0.5), 1.0);
+        // 1,000 samples: the 990th; 200: the 198th (n · 0.99 is a whole number, and floating
+        // point must not push the rank one further).
+        let thousand: Vec<f64> = (1..=1000).map(f64::from).collect();
+        assert_eq!(quantile(&thousand, 0.99), 990.0);
+        assert_eq!(quantile(&thousand[..200], 0.99), 198.0);
+        // 3,334 (a full run's round of round trips): ⌈3,300.66⌉ = 3,301.
+        let many: Vec<f64> = (1..=3334).map(f64::from).collect();
+        assert_eq!(quantile(&many, 0.99), 3301.0);
+    }
+
+    #[test]
+    fn summary_sorts_unsorted_input() {
+        let mut samples = [5.0, 1.0, 4.0, 2.0, 3.0, 100.0, 0.5];
+        let s = Summary::of(&mut samples);
+        assert_eq!((s.n, s.median_us, s.p99_us), (7, 3.0, 100.0));
+        assert_eq!((s.min_us, s.max_us), (0.5, 100.0));
+        assert!(samples.is_sorted());
+        assert!(s.p99_us >= s.median_us);
     }
 
     #[test]

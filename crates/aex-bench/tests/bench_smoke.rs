@@ -61,4 +61,18 @@ fn smoke_run_writes_every_required_figure() {
     // Deployments this small extrapolate the headline figures, and say so.
     assert_eq!(v["deploy_100_modules_measured"].as_f64(), Some(0.0));
     assert_eq!(v["throughput_64b_lost_events"].as_f64(), Some(0.0));
+    // The tail next to the median, and the run's losses as one integer.
+    for prefix in ["rtt_64b", "raw_rtt_64b"] {
+        let [median, p99] = ["median", "p99"].map(|q| v[format!("{prefix}_{q}_us")].as_f64());
+        assert!(
+            p99 >= median && median.is_some(),
+            "{prefix}: {median:?} / {p99:?}"
+        );
+    }
+    let lost = v["lost_events"].as_u64();
+    assert!(lost.is_some(), "`lost_events` is {:?}", v["lost_events"]);
+    assert!(
+        stdout.contains("Events lost"),
+        "no lost total in:\n{stdout}"
+    );
 }
