@@ -139,13 +139,14 @@ fn update_moves_the_counter_and_keeps_the_count() {
         assert_eq!(increment(web), Some(n));
     }
 
-    // Unknown names are refused before anything changes.
-    app.aex(&["update", "countr"])
-        .code(1)
-        .stderr_has(&["no module `countr`", "did you mean `counter`"]);
-    app.aex(&["update", "counter", "--node", "node3"])
-        .code(1)
-        .stderr_has(&["no node `node3`", "node1, node2"]);
+    // Unknown names are refused before anything changes, and before anything is built.
+    let typo = app.aex(&["update", "countr"]).code(1);
+    typo.stderr_has(&["no module `countr`", "did you mean `counter`"]);
+    let no_node = app.aex(&["update", "counter", "--node", "node3"]).code(1);
+    no_node.stderr_has(&["no node `node3`", "node1, node2"]);
+    for refused in [typo, no_node] {
+        assert!(!refused.stderr.contains("Built"), "{}", refused.stderr);
+    }
 
     // Move the counter to the trustzone node while requests keep coming.
     let load = Load::start(web);

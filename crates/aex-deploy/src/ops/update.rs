@@ -38,12 +38,12 @@ pub struct UpdateReport {
     pub descriptor_differs: Option<String>,
 }
 
-/// Builds the application's modules, then replaces `opts.module` with a new instance on
+/// Checks that `opts.module` is deployed and `opts.node` exists, builds the application's
+/// modules, then replaces `opts.module` with a new instance on
 /// `opts.node` (default: where it runs now) that takes over its state (or, with
 /// `discard_state`, starts from its default state: for an instance that is gone for good).
 /// Refuses, changing nothing, if other modules would have to change too.
 pub fn update(app: &mut App, opts: &UpdateOptions, obs: &dyn Observer) -> Result<UpdateReport> {
-    let (built, _) = build(app, obs)?;
     let (module, node) = (opts.module.as_str(), opts.node.as_deref());
     let names: Vec<String> = app
         .descriptor()
@@ -70,6 +70,8 @@ pub fn update(app: &mut App, opts: &UpdateOptions, obs: &dyn Observer) -> Result
         }
         None => record.node.clone(),
     };
+    // Built only once the request makes sense: a mistyped module or node costs no build.
+    let (built, _) = build(app, obs)?;
     let described = app.descriptor().modules[index].node.clone();
     app.place_module(module, &target);
 
