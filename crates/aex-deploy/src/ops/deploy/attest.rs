@@ -17,14 +17,6 @@ use crate::state::{ModuleRecord, StoredKey};
 /// module's own state (e.g. whether an LED is on).
 pub const STATUS_ENTRY: &str = "status";
 
-/// Attests a freshly loaded module (generation 0, under its own name) and records its key.
-pub fn attest(app: &mut App, module: &str, node: &str, built: &Built) -> Result<()> {
-    let record = attest_instance(app, module, module, node, built)?;
-    app.record_module(module, record);
-    app.save()?;
-    Ok(())
-}
-
 /// Attests the instance of `module` loaded as `slot` on `node` and returns its record
 /// (generation 0; the caller sets it), without touching the state. Losing an unsaved record
 /// in a crash only makes the next deployment load and attest that module again; the key is

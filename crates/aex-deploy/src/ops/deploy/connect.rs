@@ -30,6 +30,9 @@ pub(super) fn connect(
         let instances: BTreeMap<String, u64> = link
             .modules()
             .iter()
+            // Every endpoint module has a record here: `apply` attests (and records) each
+            // planned module before it connects anything, and a module it could not attest
+            // ends the deployment before this step.
             .map(|m| (m.clone(), app.modules()[m].instance))
             .collect();
         let current = app.connection(&spec.name).is_some_and(|r| {
