@@ -25,7 +25,7 @@
 //!   too, a record's buffer grows as its bytes arrive: a length prefix alone costs nothing.
 //!
 //! [`handshake`] and [`record`] are sans I/O; [`blocking`] adapts them to `std::io` streams
-//! (the deployer's client, the test kit) and, with the `tokio` feature, [`tokio_io`] to tokio
+//! (the deployer's client, the test kit) and, with the `tokio` feature, `tokio_io` to tokio
 //! streams (the node agent).
 //!
 //! The modules import each other in layers, without a cycle (check with
@@ -48,7 +48,7 @@
 //!
 //! # Crate features
 //!
-//! * `tokio`: the async adapter [`tokio_io`].
+//! * `tokio`: the async adapter `tokio_io`.
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 

@@ -12,9 +12,9 @@
 //! still restores from an old snapshot.
 //!
 //! **Chunks** (docs/PROTOCOL.md §5). A snapshot may be far larger than a frame, so it never
-//! travels in one command: `Retire` answers its length and SHA-256 ([`Retirement`]), the
+//! travels in one command: `Retire` answers its length and SHA-256 (`Retirement`), the
 //! deployer reads it with `ReadState{offset}`, stages it in the new instance with
-//! `WriteState{offset, data}` ([`Staged`]), and `Restore{len, digest}` applies the staged
+//! `WriteState{offset, data}` (`Staged`), and `Restore{len, digest}` applies the staged
 //! bytes only if they are exactly the snapshot the old instance described.
 
 use std::marker::PhantomData;

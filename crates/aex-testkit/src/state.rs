@@ -12,7 +12,7 @@ const LOCK_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The state of the application in `app_dir`: `Ok(None)` if nothing was saved yet, an error
 /// saying why if it cannot be read, or if another process holds it for longer than
-/// [`LOCK_PATIENCE`].
+/// `LOCK_PATIENCE`.
 pub fn try_read(app_dir: &Path) -> Result<Option<State>, String> {
     if !app_dir.join(STATE_DIR).join(STATE_FILE).exists() {
         return Ok(None);

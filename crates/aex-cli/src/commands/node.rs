@@ -55,8 +55,8 @@ pub struct NodeArgs {
     /// name by themselves
     #[arg(long = "peer", value_name = "KEY")]
     peers: Vec<NodeKey>,
-    /// Declare a simulated device, NAME=KIND[@INITIAL] with KIND digital_in, digital_out or
-    /// analog_in[:MAX] (e.g. `valve=digital_out`, `soil=analog_in:100@35`); repeatable. Driver
+    /// Declare a simulated device, `NAME=KIND[@INITIAL]` with KIND digital_in, digital_out or
+    /// `analog_in[:MAX]` (e.g. `valve=digital_out`, `soil=analog_in:100@35`); repeatable. Driver
     /// modules claim devices exclusively; `aex device` plays their physical world
     #[arg(long = "device", value_name = "SPEC", value_parser = DeviceSpec::parse)]
     devices: Vec<DeviceSpec>,

@@ -45,7 +45,7 @@ use tracing::{debug, warn};
 
 use super::world::{DeviceView, World};
 
-/// The socket's file name, in [`PHYSICS_DIR`] of the node's data directory.
+/// The socket's file name, in `PHYSICS_DIR` of the node's data directory.
 pub const PHYSICS_SOCKET: &str = "devices.sock";
 /// The private directory (mode 0700) holding the socket, in the node's data directory.
 pub const PHYSICS_DIR: &str = "physics";

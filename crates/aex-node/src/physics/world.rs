@@ -29,7 +29,7 @@ struct Slot {
     version: u64,
 }
 
-/// A device as [`World::list`] shows it.
+/// A device as `World::list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceView {
     /// Its name.
