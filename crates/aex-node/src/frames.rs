@@ -9,23 +9,22 @@
 //!
 //! Buffers exist while bytes are in flight, so that an idle stream (a loaded module that
 //! sends and receives nothing) costs a few hundred bytes, not a read and a write buffer: a
-//! reader's read-ahead buffer is allocated when the stream has bytes for it and freed when a
-//! read finds nothing to read, and sized by what the reads find (from [`MIN_READ`] up to its
+//! reader's read-ahead buffer (not zeroed) is allocated for a read and freed as soon as a read
+//! finds nothing to read, and sized by what the reads find (from [`MIN_READ`] up to its
 //! most, doubling while reads fill it); a writer copies the frames that queued up behind each
 //! other into one batch of at most [`BATCH`] bytes, written with one `write_all` (a frame
 //! alone in the queue, or a large one, is written as it is), and frees the batch once the
 //! queue is empty.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
 use aex_proto::frame::{self, DecodeError, LEN_PREFIX};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::time::timeout;
 
 use crate::queue;
@@ -153,18 +152,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.end = 0;
         let min = MIN_READ.min(self.max_read);
         poll_fn(|cx| {
-            if self.buf.len() != self.read_size {
-                self.buf = vec![0; self.read_size];
+            self.buf.clear();
+            if self.buf.capacity() != self.read_size {
+                // Not zeroed: `read_buf` reads into the spare capacity.
+                self.buf = Vec::with_capacity(self.read_size);
             }
-            let mut read = ReadBuf::new(&mut self.buf);
-            match Pin::new(&mut self.inner).poll_read(cx, &mut read) {
+            // A `read_buf` future holds no state of its own: one per poll is one read attempt.
+            let polled = std::pin::pin!(self.inner.read_buf(&mut self.buf)).poll(cx);
+            match polled {
                 Poll::Pending => {
                     self.buf = Vec::new();
                     Poll::Pending
                 }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {
-                    let n = read.filled().len();
+                Poll::Ready(Ok(n)) => {
                     if n == self.read_size {
                         self.read_size = (self.read_size * 2).min(self.max_read);
                     } else if n < self.read_size / 4 {
@@ -331,6 +332,7 @@ where
 mod tests {
     use super::*;
     use aex_proto::{FromModule, Interface};
+    use std::pin::Pin;
 
     const LIMIT: Duration = Duration::from_secs(10);
 
