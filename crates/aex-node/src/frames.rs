@@ -3,29 +3,45 @@
 //! Invariant: a reader checks a frame's length prefix with [`aex_proto::frame::body_len`]
 //! before it reads the body, grows the body's buffer as its bytes arrive (never to the
 //! announced length up front: a peer that announces 1 MiB and sends one byte costs the node a
-//! few bytes), keeps at most [`KEEP`] bytes of buffer between frames, and gives up on a body
-//! that does not arrive within its limit (`Timeouts::body`) once its prefix has; nothing here
-//! panics on any input. Writers batch: they write every queued frame into a buffer and flush
-//! only when the queue is empty.
+//! few bytes), keeps at most [`KEEP`] bytes of body buffer between frames (at most [`IDLE`]
+//! once it has read everything that had arrived), and gives up on a body that does not arrive
+//! within its limit (`Timeouts::body`) once its prefix has; nothing here panics on any input.
+//!
+//! Buffers exist while bytes are in flight, so that an idle stream (a loaded module that
+//! sends and receives nothing) costs a few hundred bytes, not a read and a write buffer: a
+//! reader's read-ahead buffer (not zeroed) is allocated for a read and freed as soon as a read
+//! finds nothing to read, and sized by what the reads find (from [`MIN_READ`] up to its
+//! most, doubling while reads fill it); a writer copies the frames that queued up behind each
+//! other into one batch of at most [`BATCH`] bytes, written with one `write_all` (a frame
+//! alone in the queue, or a large one, is written as it is), and frees the batch once the
+//! queue is empty.
 
+use std::future::{poll_fn, Future};
 use std::io;
+use std::task::Poll;
 use std::time::Duration;
 
 use aex_proto::frame::{self, DecodeError, LEN_PREFIX};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::time::timeout;
 
 use crate::queue;
 use crate::timeouts::show;
 
-/// Buffer size of module pipes' readers and of writers.
-const BUF_SIZE: usize = 64 * 1024;
-/// Buffer size of readers over links (which buffer a record themselves).
-const LINK_BUF_SIZE: usize = 1024;
-/// The most body buffer a reader keeps between frames.
+/// The most a module pipe's reader reads at once (its read-ahead buffer at its largest).
+const MAX_READ: usize = 64 * 1024;
+/// The most a link's reader reads at once (a link buffers a record itself).
+const LINK_MAX_READ: usize = 1024;
+/// The smallest read-ahead buffer a reader allocates.
+const MIN_READ: usize = 4 * 1024;
+/// The most body buffer a reader keeps between frames while more bytes are read ahead.
 pub(crate) const KEEP: usize = 64 * 1024;
+/// The most body buffer a reader keeps once it has consumed every byte it read.
+pub(crate) const IDLE: usize = 1024;
+/// The most bytes a writer copies into one batch.
+const BATCH: usize = 64 * 1024;
 
 /// Why no message could be read.
 #[derive(Debug)]
@@ -75,7 +91,15 @@ impl core::fmt::Display for ReadError {
 
 /// Reads framed messages from a byte stream.
 pub(crate) struct FrameReader<R> {
-    inner: BufReader<R>,
+    inner: R,
+    /// Read-ahead: `buf[start..end]` is read and not yet consumed. Empty (unallocated) while
+    /// the stream has nothing for it.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The size of the next read-ahead buffer (between `MIN_READ` and `max_read`).
+    read_size: usize,
+    max_read: usize,
     body: Vec<u8>,
     last_len: usize,
     /// How long a frame's body may take once its prefix has arrived.
@@ -86,18 +110,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A reader over a module's output that waits at most `body_limit` for a frame's body
     /// once its prefix has arrived.
     pub(crate) fn new(inner: R, body_limit: Duration) -> Self {
-        Self::with_buffer(inner, body_limit, BUF_SIZE)
+        Self::with_max_read(inner, body_limit, MAX_READ)
     }
 
-    /// A reader over a link (which holds a record itself, so this reader's own buffer is
+    /// A reader over a link (which holds a record itself, so this reader's own reads are
     /// small: a connection that has sent nothing costs little).
     pub(crate) fn link(inner: R, body_limit: Duration) -> Self {
-        Self::with_buffer(inner, body_limit, LINK_BUF_SIZE)
+        Self::with_max_read(inner, body_limit, LINK_MAX_READ)
     }
 
-    fn with_buffer(inner: R, body_limit: Duration, size: usize) -> Self {
+    fn with_max_read(inner: R, body_limit: Duration, max_read: usize) -> Self {
         FrameReader {
-            inner: BufReader::with_capacity(size, inner),
+            inner,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            read_size: MIN_READ.min(max_read),
+            max_read,
             body: Vec::new(),
             last_len: 0,
             body_limit,
@@ -111,7 +140,78 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The underlying stream (to change a link's record limit once its `Hello` is read).
     pub(crate) fn get_mut(&mut self) -> &mut R {
-        self.inner.get_mut()
+        &mut self.inner
+    }
+
+    /// Reads ahead once every byte read before is consumed: the number of bytes read, 0 at
+    /// the end of the stream. The buffer is allocated only once the stream is ready and
+    /// freed whenever it has nothing to read.
+    async fn fill(&mut self) -> io::Result<usize> {
+        debug_assert_eq!(self.start, self.end, "fill with bytes left");
+        self.start = 0;
+        self.end = 0;
+        let min = MIN_READ.min(self.max_read);
+        poll_fn(|cx| {
+            self.buf.clear();
+            if self.buf.capacity() != self.read_size {
+                // Not zeroed: `read_buf` reads into the spare capacity.
+                self.buf = Vec::with_capacity(self.read_size);
+            }
+            // A `read_buf` future holds no state of its own: one per poll is one read attempt.
+            let polled = std::pin::pin!(self.inner.read_buf(&mut self.buf)).poll(cx);
+            match polled {
+                Poll::Pending => {
+                    self.buf = Vec::new();
+                    Poll::Pending
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Ready(Ok(n)) => {
+                    if n == self.read_size {
+                        self.read_size = (self.read_size * 2).min(self.max_read);
+                    } else if n < self.read_size / 4 {
+                        self.read_size = (self.read_size / 2).max(min);
+                    }
+                    self.end = n;
+                    Poll::Ready(Ok(n))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads ahead if every byte read is consumed; false at the end of the stream.
+    async fn ready(&mut self) -> io::Result<bool> {
+        Ok(self.start < self.end || self.fill().await? > 0)
+    }
+
+    /// Fills `dst` entirely, or fails with `UnexpectedEof`.
+    async fn read_exact(&mut self, dst: &mut [u8]) -> io::Result<()> {
+        let mut done = 0;
+        while done < dst.len() {
+            if !self.ready().await? {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = (dst.len() - done).min(self.end - self.start);
+            dst[done..done + n].copy_from_slice(&self.buf[self.start..self.start + n]);
+            self.start += n;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Appends `len` bytes to the body as they arrive (its buffer grows with them, to at
+    /// most twice what arrived), or fails with `UnexpectedEof`.
+    async fn read_body(&mut self, len: usize) -> io::Result<()> {
+        while self.body.len() < len {
+            if !self.ready().await? {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = (len - self.body.len()).min(self.end - self.start);
+            self.body
+                .extend_from_slice(&self.buf[self.start..self.start + n]);
+            self.start += n;
+        }
+        Ok(())
     }
 
     /// The next message; `Ok(None)` when the stream ends cleanly between frames.
@@ -128,39 +228,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         &mut self,
         max: usize,
     ) -> Result<Option<M>, ReadError> {
-        let mut prefix = [0u8; LEN_PREFIX];
-        if self
-            .inner
-            .read(&mut prefix[..1])
-            .await
-            .map_err(ReadError::Io)?
-            == 0
-        {
+        if !self.ready().await.map_err(ReadError::Io)? {
             return Ok(None);
         }
-        let body = &mut self.body;
-        let inner = &mut self.inner;
+        self.body.clear();
         let limit = self.body_limit;
-        body.clear();
         timeout(limit, async {
-            inner
-                .read_exact(&mut prefix[1..])
-                .await
-                .map_err(ReadError::Io)?;
+            let mut prefix = [0u8; LEN_PREFIX];
+            self.read_exact(&mut prefix).await.map_err(ReadError::Io)?;
             let len = frame::body_len(prefix).map_err(ReadError::Decode)?;
             if len > max {
                 return Err(ReadError::Limit { len, max });
             }
-            // Grown as the bytes arrive (to at most about twice what arrived).
-            let got = (&mut *inner)
-                .take(len as u64)
-                .read_to_end(body)
-                .await
-                .map_err(ReadError::Io)?;
-            if got < len {
-                return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
-            }
-            Ok::<(), ReadError>(())
+            self.read_body(len).await.map_err(ReadError::Io)
         })
         .await
         .map_err(|_| ReadError::Timeout(limit))??;
@@ -168,7 +248,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let decoded = frame::decode(&self.body)
             .map(Some)
             .map_err(ReadError::Decode);
-        if self.body.capacity() > KEEP {
+        let keep = if self.start < self.end { KEEP } else { IDLE };
+        if self.body.capacity() > keep {
             self.body = Vec::new();
         }
         decoded
@@ -176,32 +257,66 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 }
 
 /// Writes every frame from `rx` to `out`, flushing whenever the queue runs empty, until the
-/// queue closes or a write fails (or takes longer than `limit`, if given).
+/// queue closes or a write fails (or a batch takes longer than `limit`, if given).
 pub(crate) async fn pump<W>(
     rx: &mut queue::Receiver,
-    out: W,
+    mut out: W,
     limit: Option<Duration>,
 ) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
-    let mut out = BufWriter::with_capacity(BUF_SIZE, out);
+    let mut batch = Vec::new();
     while let Some(frame) = rx.recv().await {
-        let batch = async {
-            out.write_all(&frame).await?;
-            while let Some(frame) = rx.try_recv() {
-                out.write_all(&frame).await?;
-            }
-            out.flush().await
-        };
+        let written = write_queued(rx, &mut out, frame, &mut batch);
         match limit {
-            None => batch.await?,
-            Some(limit) => timeout(limit, batch)
+            None => written.await?,
+            Some(limit) => timeout(limit, written)
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))??,
         }
+        // The queue is empty: an idle writer keeps no batch buffer.
+        batch = Vec::new();
     }
     Ok(())
+}
+
+/// Writes `first` and every frame queued behind it, copying consecutive frames into `batch`
+/// (at most [`BATCH`] bytes) so that many small frames take one write, then flushes.
+async fn write_queued<W>(
+    rx: &mut queue::Receiver,
+    out: &mut W,
+    first: Vec<u8>,
+    batch: &mut Vec<u8>,
+) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut next = Some(first);
+    while let Some(frame) = next {
+        next = rx.try_recv();
+        if !batch.is_empty() && batch.len() + frame.len() > BATCH {
+            out.write_all(batch).await?;
+            batch.clear();
+        }
+        if frame.len() >= BATCH || (batch.is_empty() && next.is_none()) {
+            // Alone, or too large to be worth copying: written as it is.
+            out.write_all(&frame).await?;
+            continue;
+        }
+        let wanted = batch.len() + frame.len();
+        if wanted > batch.capacity() {
+            // Grown as frames arrive (doubling, from 4 KiB), never past `BATCH`.
+            let grown = (batch.capacity() * 2).max(4096).clamp(wanted, BATCH);
+            batch.reserve_exact(grown - batch.len());
+        }
+        batch.extend_from_slice(&frame);
+        if next.is_none() {
+            out.write_all(batch).await?;
+            batch.clear();
+        }
+    }
+    out.flush().await
 }
 
 /// Writes one message to a buffered writer (not flushed).
@@ -217,6 +332,7 @@ where
 mod tests {
     use super::*;
     use aex_proto::{FromModule, Interface};
+    use std::pin::Pin;
 
     const LIMIT: Duration = Duration::from_secs(10);
 
@@ -285,6 +401,111 @@ mod tests {
             "kept {} bytes",
             r.body.capacity()
         );
+    }
+
+    /// A reader that has read everything that arrived holds no read-ahead buffer and little
+    /// body buffer, however large the frames were.
+    #[tokio::test]
+    async fn an_idle_reader_holds_almost_nothing() {
+        let small = frame::encode(&FromModule::Hello(Interface::default()));
+        let big = frame::encode(&FromModule::Event(aex_proto::Event {
+            conn: aex_proto::ConnId(1),
+            dir: aex_proto::Direction::Forward,
+            kind: aex_proto::EventKind::Event,
+            counter: 1,
+            ciphertext: vec![7; 300_000],
+        }));
+        let (mut peer, stream) = tokio::io::duplex(1 << 20);
+        let mut r = FrameReader::new(stream, LIMIT);
+        for bytes in [&small, &big, &small, &big] {
+            peer.write_all(bytes).await.unwrap();
+            assert!(matches!(r.next::<FromModule>().await, Ok(Some(_))));
+            assert!(r.body.capacity() <= IDLE, "kept {}", r.body.capacity());
+            // Waiting for a frame that does not come allocates nothing either.
+            assert!(timeout(Duration::from_millis(5), r.next::<FromModule>())
+                .await
+                .is_err());
+            assert_eq!(r.buf.capacity(), 0);
+        }
+        // Frames that arrive together are read ahead together, in reads of at most MAX_READ.
+        let mut many = vec![];
+        for _ in 0..1000 {
+            many.extend_from_slice(&small);
+        }
+        peer.write_all(&many).await.unwrap();
+        for _ in 0..1000 {
+            assert!(matches!(r.next::<FromModule>().await, Ok(Some(_))));
+            assert!(r.buf.capacity() <= MAX_READ);
+        }
+        assert!(timeout(Duration::from_millis(5), r.next::<FromModule>())
+            .await
+            .is_err());
+        assert_eq!(r.buf.capacity(), 0);
+    }
+
+    /// Counts the writes a pump makes.
+    #[derive(Default)]
+    struct Counting {
+        bytes: Vec<u8>,
+        writes: usize,
+    }
+
+    impl AsyncWrite for Counting {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.writes += 1;
+            self.bytes.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            self: Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Queued small frames go out in batches of at most BATCH bytes, one write each; a large
+    /// frame goes out as it is; and the bytes are the frames in order.
+    #[tokio::test]
+    async fn the_pump_batches_queued_frames() {
+        let (tx, mut rx) = queue::channel(8 << 20);
+        let mut expected = vec![];
+        for i in 0..3000u32 {
+            let frame = vec![i as u8; 64];
+            expected.extend_from_slice(&frame);
+            tx.try_send(frame).unwrap();
+        }
+        let big = vec![9; 200_000];
+        expected.extend_from_slice(&big);
+        tx.try_send(big).unwrap();
+        tx.try_send(vec![1; 10]).unwrap();
+        expected.extend_from_slice(&[1; 10]);
+        drop(tx);
+        let mut out = Counting::default();
+        pump(&mut rx, &mut out, None).await.unwrap();
+        assert!(out.bytes == expected, "bytes differ");
+        // 3000 × 64 B in batches of at most 64 KiB, the large frame, the last one.
+        assert_eq!(out.writes, (3000 * 64usize).div_ceil(BATCH) + 2);
+
+        // A frame alone in the queue is written as it is.
+        let (tx, mut rx) = queue::channel(1 << 20);
+        tx.try_send(vec![5; 64]).unwrap();
+        drop(tx);
+        let mut out = Counting::default();
+        pump(&mut rx, &mut out, None).await.unwrap();
+        assert_eq!((out.writes, out.bytes), (1, vec![5; 64]));
     }
 
     #[tokio::test(start_paused = true)]
