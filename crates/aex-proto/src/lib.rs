@@ -34,7 +34,8 @@
 //! `scripts/use-edges.py crates/aex-proto`): at the bottom, the identifiers every link names
 //! ([`ids`]: [`ConnId`], [`DeployerKey`], [`NodeKey`], [`AppId`]) and the framing ([`frame`]);
 //! above them the three protections, [`auth`], [`channel`] and [`command`]; on top, the
-//! messages ([`message`]) that carry their proofs, events and sealed commands. A test that
+//! messages ([`message`]) that carry their proofs, events and sealed commands; [`flow`] (credit)
+//! sits beside [`channel`], whose events it counts. A test that
 //! needs a message lives with the messages (`message/tests.rs`), not in the module below it
 //! that it exercises. [`reply`] stands alone: a reply plaintext is inside an event's ciphertext.
 #![forbid(unsafe_code)]
@@ -43,6 +44,7 @@
 pub mod auth;
 pub mod channel;
 pub mod command;
+pub mod flow;
 pub mod frame;
 pub mod ids;
 pub mod message;
@@ -56,6 +58,7 @@ pub use command::{
     Command, CommandChannel, CommandError, CommandReply, Retired, Role, Sealed, SnapshotInfo,
     StateBytes, WireAlgorithm, WireKey, STATE_CHUNK,
 };
+pub use flow::Credit;
 pub use frame::{DecodeError, FrameDecoder, MAX_FRAME_LEN, WIRE_VERSION};
 pub use ids::{AppId, ConnId, DeployerKey, NodeKey, ParseKeyError, ParseNodeKeyError};
 pub use message::{

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Signature;
 use crate::channel::{Direction, Event};
 use crate::command::Sealed;
+use crate::flow::Credit;
 use crate::ids::{AppId, ConnId, DeployerKey, NodeKey};
 
 /// Node agent → module process.
@@ -65,6 +66,9 @@ pub enum ToModule {
         /// The value, or the refusal.
         result: Result<u32, String>,
     },
+    /// More room for the module's events on one of its connections ([`crate::flow`]):
+    /// granted by the receiving runtime, relayed unauthenticated by the nodes.
+    Credit(Credit),
 }
 
 /// One access of a driver module to a device the TEE layer granted it (see
@@ -121,6 +125,9 @@ pub enum FromModule {
         /// What to do.
         op: DeviceOp,
     },
+    /// The module took in events of one of its connections and grants their sender that much
+    /// more room ([`crate::flow`]); the node relays it toward the sender.
+    Credit(Credit),
 }
 
 /// The names a module declares; the deployer checks the descriptor against them.
@@ -156,6 +163,13 @@ pub struct ConnStats {
     pub rejected: u64,
     /// Counter values skipped between accepted events (dropped events).
     pub gaps: u64,
+    // Appended last: a variant's or field's position is its wire encoding.
+    /// Events this module sent that a node reported dropping (a dead or unreachable peer, no
+    /// route), learned from the credit the node returned for them ([`crate::flow`]).
+    pub dropped: u64,
+    /// Emits and requests that found this connection's window full: waited past their bound,
+    /// or would have blocked (`try_emit`).
+    pub blocked: u64,
 }
 
 /// Everything a module's runtime counts.
@@ -333,6 +347,17 @@ pub enum NodeRequest {
         /// Direction.
         dir: Direction,
     },
+    /// The credit the session's namespace holds for its own events on a direct connection
+    /// (`Origin::Deployer` routes): a deployer asks before it sends, so that a full window is
+    /// reported instead of the event dropped ([`crate::flow`]). Answered by
+    /// [`NodeResponse::Window`]. Sessions come and go; the node keeps the window per
+    /// namespace, connection and direction.
+    Window {
+        /// Connection.
+        conn: ConnId,
+        /// Direction of the deployer's events.
+        dir: Direction,
+    },
 }
 
 /// One periodic trigger: the node sends [`ToModule::Tick`] for `entry` every `period_ms`.
@@ -410,6 +435,14 @@ pub enum NodeResponse {
     CommandReply(Sealed),
     /// Node status.
     Status(NodeStatus),
+    /// The answer to [`NodeRequest::Window`].
+    Window {
+        /// Bytes the deployer may still send (it may send one event while this is above
+        /// zero; it is below zero after an event larger than what was left).
+        credit: i64,
+        /// Bytes in flight: sent, and not yet taken in by the module.
+        in_flight: u64,
+    },
 }
 
 /// Node agent → deployer or peer.
@@ -426,6 +459,15 @@ pub enum FromNode {
     /// An event for the deployer (a reply on a direct connection).
     Event(Event),
     // New variants go last: a variant's position is its wire encoding.
+    /// Credit for events of namespace `app` ([`crate::flow`]): on a peer link, sent back by
+    /// the node the events were forwarded to; the only thing a node sends on a link another
+    /// node opened.
+    Credit {
+        /// The namespace the events were routed in.
+        app: AppId,
+        /// The credit.
+        credit: Credit,
+    },
 }
 
 /// A node refused or failed a request.
