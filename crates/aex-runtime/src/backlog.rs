@@ -1,36 +1,62 @@
 //! Input the runtime holds before handling it, bounded in bytes: what the node can make a
-//! module buffer is at most a few MiB, however much it sends.
+//! module buffer is at most a few MiB (plus a window per receiving connection beyond 64 of
+//! them), however much it sends.
 //!
 //! Two places hold input:
 //! * the **inbox**, between the reader thread and the main loop (`link.rs`). The reader takes
-//!   [`INBOX_BYTES`] of room ([`Budget::take`]) before queueing a message and blocks when there
-//!   is none, so it stops reading stdin: the pipe fills and the node's writes to this module
-//!   wait (its per-module queue is bounded too). Nothing is dropped. Backpressure was chosen
-//!   over dropping because the runtime cannot tell, before opening it, an authentic event from
-//!   junk; dropping at the ceiling would let junk push authentic events out.
-//! * the **deferred queue**, where messages wait while module code waits for a reply or a
-//!   device answer (`core.rs`). Events that can never be accepted (unknown connection, wrong
-//!   direction or kind, stale counter, bad tag) are refused and counted when they arrive
+//!   room ([`Budget::take`]) before queueing a message and blocks when there is none, so it
+//!   stops reading stdin: the pipe fills and the node's writes to this module wait (its
+//!   per-module queue is bounded too). Nothing is dropped. The ceiling is [`inbox_ceiling`]:
+//!   the windows this runtime grants its senders (`flow.rs`) fit in it with
+//!   [`INBOX_SLACK`] to spare, so senders that keep to their credit never make the reader
+//!   block. Backpressure was chosen over dropping because the runtime cannot tell, before
+//!   opening it, an authentic event from junk; dropping at the ceiling would let junk push
+//!   authentic events out.
+//! * the **deferred queue**, where messages wait while module code waits for a reply, a device
+//!   answer or credit (`core.rs`). Events that can never be accepted (unknown connection,
+//!   wrong direction or kind, stale counter, bad tag) are refused and counted when they arrive
 //!   instead of queued, as they would be in their turn (`Conns::check`). What may still be
-//!   authentic is queued, up to [`DEFERRED_BYTES`]: past that the wait ends at once with
-//!   [`Error::Overloaded`](crate::Error::Overloaded), module code goes on, and the queue drains
-//!   in order. Nothing queued is dropped, and the reply or answer waited for is never queued.
+//!   authentic is queued. An event joining the queue is credited at once while it holds less
+//!   than [`CREDIT_DEFERRED_BELOW`] (so modules that wait on each other keep flowing), later
+//!   ones when they leave it (so senders stop while module code waits). Past
+//!   [`DEFERRED_BYTES`] (a node that ignores credit) the wait ends at once with
+//!   [`Error::Overloaded`](crate::Error::Overloaded), module code goes on, and the queue
+//!   drains in order. Nothing queued is dropped, and the reply or answer waited for is never
+//!   queued.
 //!
 //! A message counts its heap bytes plus the size of its value ([`footprint`]). One message
 //! always fits (a frame is at most `MAX_FRAME_LEN`, 1 MiB), so each bound may be passed by one
-//! message: input held is at most `INBOX_BYTES + DEFERRED_BYTES + 2 MiB` plus the frame the
-//! reader is decoding.
+//! message: input held is at most the inbox ceiling + `DEFERRED_BYTES` + 2 MiB plus the frame
+//! the reader is decoding.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use aex_proto::ToModule;
 
-/// Bytes of decoded messages the reader may queue ahead of the main loop.
+/// Bytes of decoded messages the reader may queue ahead of the main loop: the windows the
+/// runtime grants share it (`flow.rs`). With more receiving connections than fit at the
+/// initial window each, the inbox grows to hold their windows ([`inbox_ceiling`]).
 pub(crate) const INBOX_BYTES: usize = 4 << 20;
 
-/// Bytes of messages that may wait behind a request or device access.
-pub(crate) const DEFERRED_BYTES: usize = 4 << 20;
+/// Room in the inbox beyond the windows: commands, ticks, credit and device answers, which no
+/// window bounds.
+pub(crate) const INBOX_SLACK: usize = 1 << 20;
+
+/// Bytes of messages that may wait behind a blocking call (a request, a device access, an
+/// emit waiting for credit) before the wait gives up with `Overloaded`.
+pub(crate) const DEFERRED_BYTES: usize = 8 << 20;
+
+/// While the deferred queue holds less than this, an event that joins it is credited at once
+/// (so modules that wait on each other keep flowing); past it, only when it leaves the queue,
+/// so a sender cannot fill the queue while module code waits.
+pub(crate) const CREDIT_DEFERRED_BELOW: usize = 2 << 20;
+
+/// The inbox's ceiling for `receiving` connections, each with a window of `target` bytes.
+pub(crate) fn inbox_ceiling(receiving: usize, target: u32) -> usize {
+    let windows = receiving.saturating_mul(target as usize);
+    windows.max(INBOX_BYTES).saturating_add(INBOX_SLACK)
+}
 
 /// What holding `msg` costs, in bytes.
 pub(crate) fn footprint(msg: &ToModule) -> usize {
@@ -53,8 +79,8 @@ pub(crate) fn tick_footprint(entry: &str) -> usize {
 /// The room left in the inbox, shared by the reader thread and the main loop.
 #[derive(Debug)]
 pub(crate) struct Budget {
-    ceiling: usize,
-    used: Mutex<usize>,
+    /// (bytes used, ceiling)
+    state: Mutex<(usize, usize)>,
     freed: Condvar,
 }
 
@@ -62,46 +88,55 @@ impl Budget {
     /// A budget of `ceiling` bytes.
     pub(crate) fn new(ceiling: usize) -> Self {
         Budget {
-            ceiling,
-            used: Mutex::new(0),
+            state: Mutex::new((0, ceiling)),
             freed: Condvar::new(),
         }
     }
 
     /// Takes `bytes`, blocking until they fit (at once into an empty inbox).
     pub(crate) fn take(&self, bytes: usize) {
-        let mut used = self.lock();
-        while *used > 0 && used.saturating_add(bytes) > self.ceiling {
-            used = self
+        let mut state = self.lock();
+        while state.0 > 0 && state.0.saturating_add(bytes) > state.1 {
+            state = self
                 .freed
-                .wait(used)
+                .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        *used += bytes;
+        state.0 += bytes;
     }
 
     /// Gives back `bytes` the main loop took out of the inbox.
     pub(crate) fn give(&self, bytes: usize) {
-        let mut used = self.lock();
-        *used = used.saturating_sub(bytes);
+        let mut state = self.lock();
+        state.0 = state.0.saturating_sub(bytes);
         self.freed.notify_all();
+    }
+
+    /// Changes the ceiling (the windows granted changed, `flow.rs`).
+    pub(crate) fn set_ceiling(&self, ceiling: usize) {
+        let mut state = self.lock();
+        if state.1 != ceiling {
+            state.1 = ceiling;
+            self.freed.notify_all();
+        }
     }
 
     /// Bytes queued now.
     #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
-        *self.lock()
+        self.lock().0
     }
 
-    fn lock(&self) -> MutexGuard<'_, usize> {
-        self.used.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, (usize, usize)> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Messages waiting for the current call to return, in arrival order.
+/// Messages waiting for the current call to return, in arrival order, each with whether its
+/// credit was granted already (see [`CREDIT_DEFERRED_BELOW`]).
 #[derive(Default)]
 pub(crate) struct Deferred {
-    queue: VecDeque<ToModule>,
+    queue: VecDeque<(ToModule, bool)>,
     bytes: usize,
     /// Commands among them: while there are any, a later event may find other keys in its
     /// turn than now, so it cannot be judged on arrival.
@@ -109,20 +144,26 @@ pub(crate) struct Deferred {
 }
 
 impl Deferred {
-    /// Queues `msg`; `false` once the queue holds [`DEFERRED_BYTES`] or more.
-    pub(crate) fn push(&mut self, msg: ToModule) -> bool {
+    /// Queues `msg`, `credited` or not; `false` once the queue holds [`DEFERRED_BYTES`] or
+    /// more.
+    pub(crate) fn push(&mut self, msg: ToModule, credited: bool) -> bool {
         self.bytes += footprint(&msg);
         self.commands += usize::from(matches!(msg, ToModule::Command(_)));
-        self.queue.push_back(msg);
+        self.queue.push_back((msg, credited));
         self.bytes < DEFERRED_BYTES
     }
 
-    /// The oldest message.
-    pub(crate) fn pop(&mut self) -> Option<ToModule> {
-        let msg = self.queue.pop_front()?;
+    /// The oldest message, and whether its credit was granted already.
+    pub(crate) fn pop(&mut self) -> Option<(ToModule, bool)> {
+        let (msg, credited) = self.queue.pop_front()?;
         self.bytes -= footprint(&msg);
         self.commands -= usize::from(matches!(msg, ToModule::Command(_)));
-        Some(msg)
+        Some((msg, credited))
+    }
+
+    /// Whether an event joining the queue now is credited at once.
+    pub(crate) fn credits_on_arrival(&self) -> bool {
+        self.bytes < CREDIT_DEFERRED_BELOW
     }
 
     /// Whether nothing waits.
@@ -144,7 +185,7 @@ impl Deferred {
     /// The waiting messages, oldest first.
     #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &ToModule> {
-        self.queue.iter()
+        self.queue.iter().map(|(msg, _)| msg)
     }
 }
 
@@ -168,16 +209,18 @@ mod tests {
     #[test]
     fn the_deferred_queue_counts_bytes_and_commands_in_and_out() {
         let mut d = Deferred::default();
-        assert!(d.push(event(1000)));
+        assert!(d.push(event(1000), true));
         let command = ToModule::Command(aex_proto::Sealed {
             counter: 1,
             ciphertext: vec![0; 10],
         });
-        assert!(d.push(command));
+        assert!(d.push(command, false));
         assert!(d.holds_command());
         assert_eq!(d.bytes(), 1010 + 2 * std::mem::size_of::<ToModule>());
         // Past the ceiling by the message that crossed it, and says so.
-        assert!(!d.push(event(DEFERRED_BYTES)));
+        assert!(d.credits_on_arrival());
+        assert!(!d.push(event(DEFERRED_BYTES), false));
+        assert!(!d.credits_on_arrival());
         d.pop();
         d.pop();
         assert!(!d.holds_command());

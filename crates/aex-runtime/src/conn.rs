@@ -10,14 +10,20 @@
 //!   generation, a request is accepted under the generation of its key, and its reply is
 //!   sealed only under that same generation. A handler that outlived its key (re-keyed or
 //!   revoked while it waited on a request or a device) sends nothing: under the new key its
-//!   late reply would answer the new requester's request with the same counter.
+//!   late reply would answer the new requester's request with the same counter;
+//! * an event goes out only while its (connection, direction) has credit, except a handler's
+//!   reply, which its requester asked for and waits for (it is counted all the same); credit is
+//!   granted for what was taken in on the direction the role receives (`flow.rs`).
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use aex_proto::{
-    ConnId, ConnStats, CounterExhausted, Direction, Event, EventKind, Interface, RecvChannel, Role,
-    SendChannel, WireAlgorithm, WireKey,
+    ConnId, ConnStats, CounterExhausted, Credit, Direction, Event, EventKind, Interface,
+    RecvChannel, Role, SendChannel, WireAlgorithm, WireKey,
 };
+
+use crate::flow::{self, RecvWindow, SendWindow};
 
 /// The port a connection is bound to, by position in the interface lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,34 @@ pub(crate) enum Refused {
     Rejected,
 }
 
+/// What taking an event in counts: its connection, direction and cost.
+pub(crate) type Intake = (ConnId, Direction, u32);
+
+/// What `event` counts when it is taken in.
+pub(crate) fn intake(event: &Event) -> Intake {
+    (event.conn, event.dir, flow::cost(event))
+}
+
+/// Why a request was not sealed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unsealed {
+    /// No key, or its counters are used up.
+    Exhausted,
+    /// The connection's window is full (`flow.rs`).
+    Blocked,
+}
+
+/// What [`Conns::seal_on`] made of an output's payload.
+#[derive(Debug, Default)]
+pub(crate) struct Sealing {
+    /// Sealed, one per connection that had credit.
+    pub(crate) events: Vec<Event>,
+    /// Connections whose window was full: nothing sealed for them.
+    pub(crate) blocked: Vec<ConnId>,
+    /// Connections whose counters are used up.
+    pub(crate) exhausted: Vec<ConnId>,
+}
+
 struct Conn {
     binding: Binding,
     /// Which key installation this is (unique per process).
@@ -66,27 +100,59 @@ struct Conn {
     /// The highest counter [`Conns::check`] let through to wait for its turn: an event at or
     /// below it will be stale by then (that one is accepted before it, or was stale itself).
     queued: u64,
+    /// Credit for what this role sends.
+    sending: SendWindow,
+    /// Credit granted for what this role receives.
+    receiving: RecvWindow,
     stats: ConnStats,
 }
 
 /// All keyed connections of the module.
-#[derive(Default)]
 pub(crate) struct Conns {
     map: BTreeMap<ConnId, Conn>,
     /// Generations installed so far.
     generations: u64,
+    /// The window each receiving connection keeps open (`flow::target_window`).
+    target: u32,
+}
+
+impl Default for Conns {
+    fn default() -> Self {
+        Conns {
+            map: BTreeMap::new(),
+            generations: 0,
+            target: flow::target_window(0),
+        }
+    }
 }
 
 impl Conns {
     /// Drops every connection and its keys (module disabled).
     pub(crate) fn clear(&mut self) {
         self.map.clear();
+        self.resize();
     }
 
     /// Drops the keys of `conn`, whatever its role (`Command::Revoke`); returns the port it
     /// was bound to, if it was keyed.
     pub(crate) fn revoke(&mut self, conn: ConnId) -> Option<Binding> {
-        self.map.remove(&conn).map(|c| c.binding)
+        let binding = self.map.remove(&conn).map(|c| c.binding);
+        self.resize();
+        binding
+    }
+
+    /// Connections that receive events (every role but an output's).
+    pub(crate) fn receiving(&self) -> usize {
+        self.map.values().filter(|c| c.recv.is_some()).count()
+    }
+
+    /// The window each receiving connection keeps open.
+    pub(crate) fn target(&self) -> u32 {
+        self.target
+    }
+
+    fn resize(&mut self) {
+        self.target = flow::target_window(self.receiving());
     }
 
     /// Whether a connection is bound to `binding`.
@@ -143,10 +209,90 @@ impl Conns {
             recv,
             awaiting: None,
             queued: 0,
+            sending: SendWindow::default(),
+            receiving: RecvWindow::default(),
             stats,
         };
         self.map.insert(conn, entry);
+        self.resize();
         Ok(())
+    }
+
+    /// Adds `credit` to the window of the connection and direction it names, if this module
+    /// sends there; counts the events a node reported dropping. Anything else is ignored
+    /// (credit is unauthenticated: at worst a node makes this module send what it then drops).
+    pub(crate) fn credit(&mut self, credit: &Credit) {
+        let Some(conn) = self.map.get_mut(&credit.conn) else {
+            return;
+        };
+        if conn.sends() != Some(credit.dir) {
+            return;
+        }
+        conn.sending.grant(credit.bytes);
+        conn.stats.dropped += u64::from(credit.dropped);
+    }
+
+    /// Accounts for an event of `cost` bytes on (`conn`, `dir`), taken out of the inbox at
+    /// `now`, if this module receives there; the credit to grant its sender, if it is time.
+    pub(crate) fn took_in(&mut self, (conn, dir, cost): Intake, now: Instant) -> Option<Credit> {
+        let entry = self.map.get_mut(&conn)?;
+        if entry.receives() != Some(dir) {
+            return None;
+        }
+        let bytes = entry.receiving.took_in(cost, self.target, now)?;
+        Some(flow::grant(conn, dir, bytes))
+    }
+
+    /// The connections bound to output `index`.
+    pub(crate) fn outputs(&self, index: usize) -> Vec<ConnId> {
+        self.map
+            .iter()
+            .filter(|(_, c)| c.binding == Binding::Output(index))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Seals `payload` on each of `conns` (an output's) whose window is open; connections
+    /// revoked meanwhile are skipped.
+    pub(crate) fn seal_on(&mut self, conns: &[ConnId], payload: &[u8]) -> Sealing {
+        let mut sealing = Sealing::default();
+        for id in conns {
+            let Some(conn) = self.map.get_mut(id) else {
+                continue;
+            };
+            if !conn.sending.open() {
+                sealing.blocked.push(*id);
+                continue;
+            }
+            match conn.seal(EventKind::Event, payload) {
+                Ok(event) => sealing.events.push(event),
+                Err(CounterExhausted) => sealing.exhausted.push(*id),
+            }
+        }
+        sealing
+    }
+
+    /// Whether a wait for credit on `conn` ran out with none arriving since.
+    pub(crate) fn stalled(&self, conn: ConnId) -> bool {
+        self.map.get(&conn).is_some_and(|c| c.sending.stalled())
+    }
+
+    /// Whether `conn` may send now (a revoked connection may: there is nothing to wait for).
+    pub(crate) fn open(&self, conn: ConnId) -> bool {
+        self.map.get(&conn).is_none_or(|c| c.sending.open())
+    }
+
+    /// Counts an emit or request that found the window of each of `conns` full; with `stall`,
+    /// after a wait that ran out.
+    pub(crate) fn blocked(&mut self, conns: &[ConnId], stall: bool) {
+        for id in conns {
+            if let Some(conn) = self.map.get_mut(id) {
+                conn.stats.blocked += 1;
+                if stall {
+                    conn.sending.stall();
+                }
+            }
+        }
     }
 
     /// Authenticates `event` against its connection's role and channel.
@@ -176,27 +322,6 @@ impl Conns {
         Ok(())
     }
 
-    /// Seals `payload` once per connection bound to output `index` (fan-out). Exhausted
-    /// connections are skipped and reported.
-    pub(crate) fn seal_output(
-        &mut self,
-        index: usize,
-        payload: &[u8],
-    ) -> (Vec<Event>, Vec<ConnId>) {
-        let mut events = Vec::new();
-        let mut exhausted = Vec::new();
-        for (id, conn) in &mut self.map {
-            if conn.binding != Binding::Output(index) {
-                continue;
-            }
-            match conn.seal(EventKind::Event, payload) {
-                Ok(event) => events.push(event),
-                Err(CounterExhausted) => exhausted.push(*id),
-            }
-        }
-        (events, exhausted)
-    }
-
     /// The connection of request `index`: the lowest-numbered one if the deployer bound
     /// several.
     pub(crate) fn request_conn(&self, index: usize) -> Option<ConnId> {
@@ -206,14 +331,15 @@ impl Conns {
             .map(|(id, _)| *id)
     }
 
-    /// Seals a request on `conn` and marks its reply as awaited.
-    pub(crate) fn seal_request(
-        &mut self,
-        conn: ConnId,
-        payload: &[u8],
-    ) -> Result<Event, CounterExhausted> {
-        let entry = self.map.get_mut(&conn).ok_or(CounterExhausted)?;
-        let event = entry.seal(EventKind::Request, payload)?;
+    /// Seals a request on `conn`, if its window is open, and marks its reply as awaited.
+    pub(crate) fn seal_request(&mut self, conn: ConnId, payload: &[u8]) -> Result<Event, Unsealed> {
+        let entry = self.map.get_mut(&conn).ok_or(Unsealed::Exhausted)?;
+        if !entry.sending.open() {
+            return Err(Unsealed::Blocked);
+        }
+        let event = entry
+            .seal(EventKind::Request, payload)
+            .map_err(|CounterExhausted| Unsealed::Exhausted)?;
         entry.awaiting = Some(event.counter);
         Ok(event)
     }
@@ -256,11 +382,32 @@ impl Conns {
 }
 
 impl Conn {
+    /// Seals and accounts for one event (its cost comes off the window, whether it was open
+    /// or not: a reply goes out regardless).
     fn seal(&mut self, kind: EventKind, payload: &[u8]) -> Result<Event, CounterExhausted> {
         let send = self.send.as_mut().ok_or(CounterExhausted)?;
         let event = send.seal(kind, payload)?;
         self.stats.sent += 1;
+        self.sending.spend(flow::cost(&event));
         Ok(event)
+    }
+
+    /// The direction this role sends on.
+    fn sends(&self) -> Option<Direction> {
+        match self.binding {
+            Binding::Output(_) | Binding::Request(_) => Some(Direction::Forward),
+            Binding::Handler(_) => Some(Direction::Backward),
+            Binding::Input(_) => None,
+        }
+    }
+
+    /// The direction this role receives on.
+    fn receives(&self) -> Option<Direction> {
+        match self.binding {
+            Binding::Input(_) | Binding::Handler(_) => Some(Direction::Forward),
+            Binding::Request(_) => Some(Direction::Backward),
+            Binding::Output(_) => None,
+        }
     }
 
     /// Whether this role receives `event`'s direction and kind now (before its tag).

@@ -1,11 +1,15 @@
 //! What module code can do besides changing its own state: emit events, make requests and,
 //! in a driver module, reach its devices.
 //!
-//! A [`Context`] is lent to each port method for the length of one call. Emitting is fire and
-//! forget (aex does not promise delivery: docs/SECURITY.md, "What aex promises"): one sealed
-//! event per connection bound to the output, none if the output is not connected yet
-//! (docs/TUTORIAL.md §2). A request or a device access blocks the module until the answer
-//! arrives or the timeout passes; the module handles nothing else meanwhile.
+//! A [`Context`] is lent to each port method for the length of one call. Emitting is
+//! asynchronous (no reply) but never silently lossy: one sealed event per connection bound to
+//! the output, none if the output is not connected yet (docs/TUTORIAL.md §2), each sent only
+//! when its receiver has room for it (flow control, `flow.rs`). [`Context::emit`] waits for
+//! room, up to a bound, and says which connections had none; [`Context::try_emit`] does not
+//! wait. A request or a device access blocks the module until the answer arrives or the
+//! timeout passes. While module code waits, the module handles nothing else (what arrives is
+//! queued in order), but it keeps granting credit for what arrives, so modules that wait on
+//! each other do not deadlock.
 
 use std::time::Duration;
 
@@ -29,20 +33,65 @@ impl<'a> Context<'a> {
         Context { core }
     }
 
-    /// Emits `payload` on every connection bound to `output`.
+    /// Emits `payload` on every connection bound to `output`, waiting while a receiver has no
+    /// room for it.
     ///
-    /// Fire and forget: with no connection this does nothing, and a connection that cannot
-    /// send (exhausted counters, node gone) is logged to stderr, not reported.
-    pub fn emit(&mut self, output: Output, payload: &[u8]) {
-        self.core.emit(output.index(), output.name(), payload);
+    /// Each connection carries at most a window of bytes its receiver has not taken in yet
+    /// (flow control, docs/PROTOCOL.md "Flow control"). A connection with room gets the event
+    /// at once; for the others this waits until their receivers take events in, at most
+    /// [`Context::emit_timeout`] (5 s by default) in all, and meanwhile the module handles
+    /// nothing else (what arrives is queued, and credited, for after this call).
+    ///
+    /// Fails with [`Error::WindowFull`] naming the connections that got no room: the event was
+    /// sent on every other connection of the output, and not on these, so nothing is lost
+    /// without the module knowing. Until room comes, later emits on those connections fail at
+    /// once instead of waiting again: a stopped receiver (or a node withholding credit) delays
+    /// the module once, not at every event. With no connection this does nothing; a connection
+    /// whose counters are exhausted is logged to stderr.
+    ///
+    /// ```no_run
+    /// use aex_runtime::{Context, Error, Output};
+    ///
+    /// /// Sends a reading; when the consumer is slow, keeps the reading for the next call.
+    /// fn send(ctx: &mut Context, reading: Output, value: &[u8], kept: &mut Vec<Vec<u8>>) {
+    ///     if let Err(Error::WindowFull { .. }) = ctx.emit(reading, value) {
+    ///         kept.push(value.to_vec());
+    ///     }
+    /// }
+    /// ```
+    pub fn emit(&mut self, output: Output, payload: &[u8]) -> Result<(), Error> {
+        self.core.emit(output, payload, true)
     }
 
-    /// Emits `value` encoded as JSON on every connection bound to `output`.
-    pub fn emit_json<T: Serialize + ?Sized>(&mut self, output: Output, value: &T) {
-        match payload::to_json(value) {
-            Ok(bytes) => self.emit(output, &bytes),
-            Err(e) => log!("output `{}`: {e}; not sent", output.name()),
-        }
+    /// [`Context::emit`] without waiting: connections without room get nothing and the call
+    /// fails with [`Error::WouldBlock`] naming them (the event went out on the others).
+    pub fn try_emit(&mut self, output: Output, payload: &[u8]) -> Result<(), Error> {
+        self.core.emit(output, payload, false)
+    }
+
+    /// [`Context::emit`] of `value` encoded as JSON.
+    pub fn emit_json<T: Serialize + ?Sized>(
+        &mut self,
+        output: Output,
+        value: &T,
+    ) -> Result<(), Error> {
+        let bytes = payload::to_json(value).map_err(Error::Encode)?;
+        self.emit(output, &bytes)
+    }
+
+    /// [`Context::try_emit`] of `value` encoded as JSON.
+    pub fn try_emit_json<T: Serialize + ?Sized>(
+        &mut self,
+        output: Output,
+        value: &T,
+    ) -> Result<(), Error> {
+        let bytes = payload::to_json(value).map_err(Error::Encode)?;
+        self.try_emit(output, &bytes)
+    }
+
+    /// Sets how long later emits wait, in all, for room on full windows (default 5 seconds).
+    pub fn emit_timeout(&mut self, timeout: Duration) {
+        self.core.emit_timeout = timeout;
     }
 
     /// Sends `payload` on `request`'s connection and waits for the handler's reply.

@@ -25,16 +25,19 @@ use aex_proto::{
     Role, Sealed, ToModule, WireAlgorithm, WireKey,
 };
 
-use crate::backlog::Deferred;
+use crate::backlog::{inbox_ceiling, Deferred};
 use crate::clock::Clock;
-use crate::conn::{Accepted, Conns, Refused};
+use crate::conn::{intake, Accepted, Conns, Intake, Refused, Unsealed};
 use crate::deadline::{Deadline, Deadlines};
 use crate::error::Error;
 use crate::link::{Link, Recv};
-use crate::port::Request;
+use crate::port::{Output, Request};
 
 /// Default time a request waits for its reply.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default time an emit waits for credit on a full window.
+pub(crate) const DEFAULT_EMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runtime state shared by the main loop and [`Context`](crate::Context).
 pub(crate) struct Core {
@@ -53,6 +56,8 @@ pub(crate) struct Core {
     pub(crate) commands: Option<CommandChannel>,
     pub(crate) counters: Counters,
     pub(crate) request_timeout: Duration,
+    /// How long an emit waits for credit (`flow.rs`).
+    pub(crate) emit_timeout: Duration,
     /// The id of the next device access (`device.rs`).
     pub(crate) next_device_id: u64,
     /// Set by the first authentic `Restore` that succeeds, `SetKey`, `Call` or `Start`: module
@@ -98,6 +103,8 @@ pub(crate) enum Arrived {
     Message(ToModule),
     /// A key delivery, handled at once during the wait, keyed this connection.
     Keyed(ConnId),
+    /// Credit, added at once during the wait, for what this connection sends.
+    Credit(ConnId),
 }
 
 /// What a blocking call makes of what [`Arrived`].
@@ -153,6 +160,7 @@ impl Core {
             commands: None,
             counters: Counters::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            emit_timeout: DEFAULT_EMIT_TIMEOUT,
             next_device_id: 1,
             armed: false,
             restored: None,
@@ -184,16 +192,91 @@ impl Core {
         self.link.send(&stats);
     }
 
-    /// Seals and sends one event per connection bound to `index`.
-    pub(crate) fn emit(&mut self, index: usize, name: &str, payload: &[u8]) {
-        let (events, exhausted) = self.conns.seal_output(index, payload);
-        for conn in exhausted {
-            log!("output `{name}`: connection {conn} exhausted its counters; not sent");
+    /// Seals and sends `payload` on every connection bound to `output` whose window is open.
+    /// With `wait`, waits (at most `emit_timeout` in all) for credit on the others, sending on
+    /// each as it opens; a connection whose last wait ran out is not waited for again until
+    /// credit arrives, so a node withholding credit delays the module once, not per event.
+    /// Fails for the connections still full; nothing is sealed for them (no counter skipped).
+    pub(crate) fn emit(&mut self, output: Output, payload: &[u8], wait: bool) -> Result<(), Error> {
+        let port = output.name();
+        let mut pending = self.conns.outputs(output.index());
+        let started = self.clock.now();
+        loop {
+            let sealing = self.conns.seal_on(&pending, payload);
+            for conn in sealing.exhausted {
+                log!("output `{port}`: connection {conn} exhausted its counters; not sent");
+            }
+            if !sealing.events.is_empty() {
+                let msgs: Vec<FromModule> =
+                    sealing.events.into_iter().map(FromModule::Event).collect();
+                self.link.send_all(&msgs);
+            }
+            pending = sealing.blocked;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let spent = self.clock.now().saturating_duration_since(started);
+            let left = self.emit_timeout.saturating_sub(spent);
+            if !wait {
+                self.conns.blocked(&pending, false);
+                return Err(Error::WouldBlock {
+                    port,
+                    conns: pending,
+                });
+            }
+            if left.is_zero() || pending.iter().all(|c| self.conns.stalled(*c)) {
+                self.conns.blocked(&pending, left.is_zero());
+                return Err(Error::WindowFull {
+                    port,
+                    conns: pending,
+                    waited: spent,
+                });
+            }
+            match self.wait_for_credit(&pending, left) {
+                Ok(()) => {}
+                Err(Unanswered::Timeout) => {
+                    self.conns.blocked(&pending, true);
+                    return Err(Error::WindowFull {
+                        port,
+                        conns: pending,
+                        waited: self.clock.now().saturating_duration_since(started),
+                    });
+                }
+                Err(Unanswered::Closed) => return Err(Error::Closed),
+                Err(Unanswered::Overloaded) => {
+                    self.conns.blocked(&pending, false);
+                    return Err(Error::Overloaded);
+                }
+            }
         }
-        if !events.is_empty() {
-            let msgs: Vec<FromModule> = events.into_iter().map(FromModule::Event).collect();
-            self.link.send_all(&msgs);
+    }
+
+    /// Waits at most `after` until one of `conns` may send (credit, or a new key with a fresh
+    /// window). Events and commands that arrive meanwhile wait their turn ([`Core::wait_for`]).
+    fn wait_for_credit(&mut self, conns: &[ConnId], after: Duration) -> Result<(), Unanswered> {
+        self.wait_for(after, |core, arrived| match arrived {
+            Arrived::Credit(conn) | Arrived::Keyed(conn)
+                if conns.contains(&conn) && core.conns.open(conn) =>
+            {
+                Step::Done(())
+            }
+            Arrived::Message(other) => Step::Defer(other),
+            Arrived::Credit(_) | Arrived::Keyed(_) => Step::Wait,
+        })
+    }
+
+    /// Grants credit for what was taken in, if it is time (`flow.rs`); the grant goes out with
+    /// the next flush, at the latest before the runtime waits for input.
+    pub(crate) fn took_in(&mut self, taken: Intake) {
+        if let Some(credit) = self.conns.took_in(taken, self.clock.now()) {
+            self.link.send(&FromModule::Credit(credit));
         }
+    }
+
+    /// Fits the inbox to the windows this runtime grants (after keys changed).
+    pub(crate) fn fit_inbox(&mut self) {
+        let ceiling = inbox_ceiling(self.conns.receiving(), self.conns.target());
+        self.link.set_inbox_ceiling(ceiling);
     }
 
     /// Sends a request and blocks until its authentic reply, the timeout, or the end of the
@@ -204,10 +287,34 @@ impl Core {
             .conns
             .request_conn(request.index())
             .ok_or(Error::NotConnected { port })?;
-        let event = self
-            .conns
-            .seal_request(conn, payload)
-            .map_err(|_| Error::CounterExhausted { conn })?;
+        let started = self.clock.now();
+        let event = loop {
+            match self.conns.seal_request(conn, payload) {
+                Ok(event) => break event,
+                Err(Unsealed::Exhausted) => return Err(Error::CounterExhausted { conn }),
+                Err(Unsealed::Blocked) => {}
+            }
+            let spent = self.clock.now().saturating_duration_since(started);
+            let left = self.request_timeout.saturating_sub(spent);
+            let waited = if left.is_zero() {
+                Err(Unanswered::Timeout)
+            } else {
+                self.wait_for_credit(&[conn], left)
+            };
+            match waited {
+                Ok(()) => {}
+                Err(Unanswered::Timeout) => {
+                    self.conns.blocked(&[conn], true);
+                    return Err(Error::WindowFull {
+                        port,
+                        conns: vec![conn],
+                        waited: self.clock.now().saturating_duration_since(started),
+                    });
+                }
+                Err(Unanswered::Closed) => return Err(Error::Closed),
+                Err(Unanswered::Overloaded) => return Err(Error::Overloaded),
+            }
+        };
         // A request goes out now, not at the next idle moment: its reply is what we wait for.
         if !(self.link.send(&FromModule::Event(event)) && self.link.flush()) {
             self.conns.stop_waiting(conn);
@@ -232,7 +339,7 @@ impl Core {
                     }
                 }
                 Arrived::Keyed(keyed) if keyed == conn => Step::Done(Err(Error::Rekeyed { port })),
-                Arrived::Keyed(_) => Step::Wait,
+                Arrived::Keyed(_) | Arrived::Credit(_) => Step::Wait,
                 Arrived::Message(other) => Step::Defer(other),
             })
             .unwrap_or_else(|ended| {
@@ -251,7 +358,10 @@ impl Core {
     /// file's invariant says: `Stats` is answered, a key delivery runs at once when it can
     /// (see `key_now`; `step` sees the connection keyed), ticks are dropped, and whatever
     /// `step` defers (and every call from a module thread) is queued in arrival order for
-    /// after the current call (see `defer`).
+    /// after the current call (see `defer`). Credit is added at once (`step` sees which
+    /// connection got it), and an event is credited as it arrives unless the deferred queue is
+    /// past [`CREDIT_DEFERRED_BELOW`](crate::backlog::CREDIT_DEFERRED_BELOW): then when it
+    /// leaves the queue (or at once, if it does not join it).
     pub(crate) fn wait_for<T>(
         &mut self,
         after: Duration,
@@ -270,6 +380,10 @@ impl Core {
                     Some(keyed) => Arrived::Keyed(keyed),
                     None => Arrived::Message(ToModule::Command(sealed)),
                 },
+                Recv::Message(ToModule::Credit(credit)) => {
+                    self.conns.credit(&credit);
+                    Arrived::Credit(credit.conn)
+                }
                 Recv::Message(msg) => Arrived::Message(msg),
                 // A tick is a trigger for now, not work to catch up on: one that arrives while
                 // module code is busy is dropped.
@@ -279,10 +393,28 @@ impl Core {
                     continue;
                 }
             };
+            // Credited now, or (`Some`) when it is handled.
+            let owed = match &arrived {
+                Arrived::Message(ToModule::Event(event)) if self.deferred.credits_on_arrival() => {
+                    self.took_in(intake(event));
+                    None
+                }
+                Arrived::Message(ToModule::Event(event)) => Some(intake(event)),
+                _ => None,
+            };
             match step(self, arrived) {
-                Step::Done(answer) => return Ok(answer),
-                Step::Wait => {}
-                Step::Defer(msg) => self.defer(msg)?,
+                Step::Done(answer) => {
+                    if let Some(taken) = owed {
+                        self.took_in(taken);
+                    }
+                    return Ok(answer);
+                }
+                Step::Wait => {
+                    if let Some(taken) = owed {
+                        self.took_in(taken);
+                    }
+                }
+                Step::Defer(msg) => self.defer(msg, owed)?,
             }
         }
     }
@@ -290,21 +422,28 @@ impl Core {
     /// Queues `msg` for after the current call, unless it is an event that can never be
     /// accepted: that is refused and counted now, as it would be in its turn. (Only while no
     /// command waits before it: a queued command could change the keys it is judged by.)
-    /// Fails once the queue is full (`backlog.rs`); `msg` is queued all the same.
-    fn defer(&mut self, msg: ToModule) -> Result<(), Unanswered> {
+    /// Fails once the queue is full (`backlog.rs`); `msg` is queued all the same. `owed` is
+    /// the intake of an event whose credit is granted when it is handled.
+    fn defer(&mut self, msg: ToModule, owed: Option<Intake>) -> Result<(), Unanswered> {
         if let ToModule::Event(event) = &msg {
             if !self.deferred.holds_command() {
-                match self.conns.check(event) {
-                    Ok(()) => {}
+                let refused = match self.conns.check(event) {
+                    Ok(()) => false,
                     Err(Refused::UnknownConn) => {
                         self.counters.rejected_unknown += 1;
-                        return Ok(());
+                        true
                     }
-                    Err(Refused::Rejected) => return Ok(()),
+                    Err(Refused::Rejected) => true,
+                };
+                if refused {
+                    if let Some(taken) = owed {
+                        self.took_in(taken);
+                    }
+                    return Ok(());
                 }
             }
         }
-        if self.deferred.push(msg) {
+        if self.deferred.push(msg, owed.is_none()) {
             Ok(())
         } else {
             Err(Unanswered::Overloaded)
@@ -325,10 +464,11 @@ impl Core {
         };
         // Authentic and addressed to this instance: module code may run from now on.
         self.armed = true;
-        match self
+        let installed = self
             .conns
-            .install(&self.interface, conn, role, algorithm, key)
-        {
+            .install(&self.interface, conn, role, algorithm, key);
+        self.fit_inbox();
+        match installed {
             Ok(()) => {
                 if let Some(input) = input {
                     // The input's deadline clock starts when it is first keyed.

@@ -55,7 +55,9 @@ impl Core {
                 Step::Done(result)
             }
             // Stale: the answer to an access that already timed out.
-            Arrived::Message(ToModule::DeviceReply { .. }) | Arrived::Keyed(_) => Step::Wait,
+            Arrived::Message(ToModule::DeviceReply { .. })
+            | Arrived::Keyed(_)
+            | Arrived::Credit(_) => Step::Wait,
             Arrived::Message(other) => Step::Defer(other),
         });
         match answer {

@@ -1,18 +1,16 @@
 //! Errors the runtime hands to module code.
 //!
-//! Only [`Context::request`](crate::Context::request) (and its JSON twin) and the device
-//! accesses ([`Context::read_device`](crate::Context::read_device),
-//! [`Context::write_device`](crate::Context::write_device)) can fail in a way the module must
-//! handle: emitting is fire-and-forget (aex does not promise delivery: docs/SECURITY.md, "What
-//! aex promises"), and everything that goes wrong on the link itself (forged events, replayed
-//! commands) is counted, never surfaced to module code.
+//! Module code sees an error when an emit finds no room on a connection (flow control: the
+//! event was not sent there), when a request or a device access fails, and never for what goes
+//! wrong on the link itself (forged events, replayed commands): that is counted, never
+//! surfaced to module code.
 //! `Display` is written by hand to keep the trusted runtime free of derive crates.
 
 use std::time::Duration;
 
 use aex_proto::ConnId;
 
-/// Why a request or a device access from module code failed.
+/// Why an emit, a request or a device access from module code failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -91,11 +89,57 @@ pub enum Error {
     /// given up so that the input can be handled. Nothing that arrived is lost; asking again
     /// may succeed.
     Overloaded,
+    /// [`Context::emit`](crate::Context::emit) (or a request) waited for room on these
+    /// connections for as long as it may ([`Context::emit_timeout`](crate::Context::emit_timeout),
+    /// or the request timeout) and none came: their receivers took in nothing meanwhile (slow,
+    /// stopped, or a node withholding credit). The event was sent on the output's other
+    /// connections, and not on these: no counter was used, nothing is lost without this
+    /// error. Until credit arrives, emits on these connections fail at once instead of waiting
+    /// again.
+    WindowFull {
+        /// The output's (or request's) name.
+        port: &'static str,
+        /// The connections whose window stayed full.
+        conns: Vec<ConnId>,
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// [`Context::try_emit`](crate::Context::try_emit) found the window of these connections
+    /// full and sent nothing on them (it was sent on the output's other connections).
+    WouldBlock {
+        /// The output's name.
+        port: &'static str,
+        /// The connections whose window is full.
+        conns: Vec<ConnId>,
+    },
+}
+
+/// `conns` as a list for a message: `3`, `3, 7`.
+fn list(conns: &[ConnId]) -> String {
+    let names: Vec<String> = conns.iter().map(ToString::to_string).collect();
+    names.join(", ")
 }
 
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
+            Error::WindowFull {
+                port,
+                conns,
+                waited,
+            } => write!(
+                f,
+                "`{port}`: the window of connection {} stayed full for {} ms (its receiver took \
+                 nothing in: slow, stopped, or its node withholds credit); not sent there",
+                list(conns),
+                waited.as_millis()
+            ),
+            Error::WouldBlock { port, conns } => write!(
+                f,
+                "`{port}`: the window of connection {} is full; not sent there (try again, or \
+                 use `emit` to wait for room)",
+                list(conns)
+            ),
             Error::NotConnected { port } => {
                 write!(f, "request `{port}` is not connected to any handler")
             }

@@ -28,9 +28,18 @@
 //!   timeout; whatever arrives meanwhile waits its turn. A handler's reply is sealed only
 //!   under the key its request arrived under: one whose connection was re-keyed while it
 //!   waited is dropped, never sent to the new requester.
-//! * **Input is bounded in bytes** (`backlog.rs`): the reader stops reading stdin when the
-//!   main loop falls 4 MiB behind, and at most 4 MiB wait behind a request; events that can
-//!   never be accepted are refused on arrival instead.
+//! * **Flow control, not loss** (`flow.rs`). Each connection carries at most a window of
+//!   bytes its receiver has not taken in. The runtime grants credit for what it takes out of
+//!   its inbox, before module code runs on it (so modules that wait on each other keep
+//!   flowing), and stops sending on a connection whose credit is spent: [`Context::emit`]
+//!   waits for credit up to a bound and then fails naming the connections it could not reach;
+//!   [`Context::try_emit`] does not wait. Credit travels unauthenticated through the nodes: a
+//!   node can withhold it (delay) or invent it (make the module send what the node then
+//!   drops), as it can delay or drop events anyway.
+//! * **Input is bounded in bytes** (`backlog.rs`): the windows the runtime grants fit its
+//!   inbox (4 MiB, more only past 64 receiving connections), and the reader stops reading
+//!   stdin when the main loop falls that far behind; at most 8 MiB wait behind a blocking
+//!   call; events that can never be accepted are refused on arrival instead.
 //! * **No module code on placeholder state.** After attestation the module is *armed* by its
 //!   first authenticated `Restore`, `SetKey`, `Call` or `Start`; before, no tick, deadline or
 //!   entry point runs on its fresh `Default` state, which may be waiting for a snapshot. A
@@ -63,7 +72,8 @@
 //!
 //! `serve.rs` is the main loop; it calls module code through [`Module`] (`module.rs`) with a
 //! [`Context`] (`context.rs`) that borrows the runtime's `Core` (`core.rs`: keys, connections
-//! (`conn.rs`), the link, the lifecycle and the one blocking wait). `Core`'s methods are split
+//! (`conn.rs`, with their windows from `flow.rs`), the link, the lifecycle and the one
+//! blocking wait). `Core`'s methods are split
 //! by concept: attestation in `attest.rs`, device accesses in `device.rs`; the snapshots it
 //! keeps for a state transfer are [`transfer`]'s types, deadlines `deadline.rs`'s. The
 //! stdin/stdout link and its reader thread are `link.rs`, its byte bounds `backlog.rs`;
@@ -111,6 +121,7 @@ mod core;
 mod deadline;
 mod device;
 mod error;
+mod flow;
 mod handle;
 mod link;
 mod module;

@@ -185,6 +185,11 @@ impl Link {
         self.closed = Some(1);
     }
 
+    /// Changes how many bytes the reader may queue ahead of the main loop (`backlog.rs`).
+    pub(crate) fn set_inbox_ceiling(&self, ceiling: usize) {
+        self.budget.set_ceiling(ceiling);
+    }
+
     /// A sender for module-owned threads.
     pub(crate) fn local_sender(&self) -> Sender<Incoming> {
         self.local.clone()

@@ -26,7 +26,7 @@ use std::time::Instant;
 use aex_crypto::Measurement;
 use aex_proto::{Command, CommandError, CommandReply, Event, FromModule, Sealed, ToModule};
 
-use crate::conn::{Accepted, Binding, Refused};
+use crate::conn::{intake, Accepted, Binding, Refused};
 use crate::context::Context;
 use crate::core::Core;
 use crate::link::{Link, Recv};
@@ -64,14 +64,14 @@ impl<M: Module> Runtime<M> {
                 self.run_local(call);
                 continue;
             }
-            let msg = match self.core.deferred.pop() {
-                Some(msg) => msg,
+            let (msg, credited) = match self.core.deferred.pop() {
+                Some(queued) => queued,
                 None => match self
                     .core
                     .link
                     .recv(self.core.deadlines.next_due(), &self.core.clock)
                 {
-                    Recv::Message(msg) => msg,
+                    Recv::Message(msg) => (msg, false),
                     Recv::Tick(entry, at) => {
                         self.tick(&entry, at);
                         continue;
@@ -87,7 +87,7 @@ impl<M: Module> Runtime<M> {
                     Recv::Timeout => continue,
                 },
             };
-            if let Some(code) = self.handle(msg) {
+            if let Some(code) = self.take(msg, credited) {
                 self.core.link.flush();
                 return code;
             }
@@ -111,8 +111,20 @@ impl<M: Module> Runtime<M> {
         self.core.link.send(&hello);
     }
 
-    /// Handles one message; `Some(code)` when the module must exit.
+    /// Handles one message just taken in; `Some(code)` when the module must exit.
+    #[cfg(test)]
     pub(crate) fn handle(&mut self, msg: ToModule) -> Option<i32> {
+        self.take(msg, false)
+    }
+
+    /// Handles one message, granting credit for it first unless that was `credited` already
+    /// (while it waited in the deferred queue): credit is granted as an event is taken in,
+    /// before module code runs, so that modules that wait on each other keep flowing
+    /// (`flow.rs`).
+    fn take(&mut self, msg: ToModule, credited: bool) -> Option<i32> {
+        if let (ToModule::Event(event), false) = (&msg, credited) {
+            self.core.took_in(intake(event));
+        }
         match msg {
             ToModule::Attest {
                 challenge,
@@ -133,6 +145,7 @@ impl<M: Module> Runtime<M> {
             ToModule::DeviceReply { id, .. } => {
                 log!("ignoring a late answer to device access {id}")
             }
+            ToModule::Credit(credit) => self.core.conns.credit(&credit),
             _ => log!("ignoring a message from the node this runtime does not know"),
         }
         None
@@ -170,6 +183,7 @@ impl<M: Module> Runtime<M> {
             // Answered under the module key; now forget every key (zeroized on drop).
             self.core.commands = None;
             self.core.conns.clear();
+            self.core.fit_inbox();
             self.core.deadlines.disarm();
         }
     }
@@ -207,7 +221,9 @@ impl<M: Module> Runtime<M> {
                 CommandReply::Done(Vec::new())
             }
             Command::Revoke { conn } => {
-                if let Some(Binding::Input(input)) = self.core.conns.revoke(conn) {
+                let revoked = self.core.conns.revoke(conn);
+                self.core.fit_inbox();
+                if let Some(Binding::Input(input)) = revoked {
                     if !self.core.conns.bound(Binding::Input(input)) {
                         self.core.deadlines.disarm_input(input);
                     }
@@ -297,6 +313,7 @@ impl<M: Module> Runtime<M> {
                 }
             };
             self.core.conns.clear();
+            self.core.fit_inbox();
             self.core.deadlines.disarm();
             self.core.retired = Some(crate::transfer::Retirement::new(state));
         }

@@ -98,7 +98,7 @@ fn a_junk_flood_while_a_request_waits_is_refused_on_arrival_and_the_request_comp
     );
     assert_eq!(stats.conns[1].rejected, 8, "forged replies");
     // In its turn the authentic event reaches the module.
-    let held = core.deferred.pop().unwrap();
+    let held = core.deferred.pop().unwrap().0;
     h.handle(held);
     assert_eq!(h.rt.module().seen, [b"kept".to_vec()]);
 }
@@ -133,7 +133,7 @@ fn authentic_input_beyond_the_ceiling_ends_the_wait_and_none_of_it_is_lost() {
     // Every event is still there, in order: held, then unread.
     let core = h.rt.core_mut();
     let mut counters = vec![];
-    while let Some(msg) = core.deferred.pop() {
+    while let Some((msg, _)) = core.deferred.pop() {
         let ToModule::Event(e) = msg else {
             panic!("{msg:?}")
         };

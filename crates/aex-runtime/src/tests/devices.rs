@@ -157,7 +157,8 @@ fn what_arrives_while_an_access_waits_is_handled_afterwards_in_order() {
         .send(Incoming::Local(Box::new(|module, core| {
             if let Some(echo) = module.downcast_mut::<Echo>() {
                 echo.seen.push(b"local".to_vec());
-                crate::Context::new(core).emit(OUT, b"local");
+                let sent = crate::Context::new(core).emit(OUT, b"local");
+                echo.emitted.push(sent);
             }
         })))
         .unwrap();

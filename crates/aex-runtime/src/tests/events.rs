@@ -169,7 +169,7 @@ fn requests_wait_for_their_reply_and_defer_the_rest() {
 
     // The input event waited its turn.
     assert!(h.rt.module().seen.is_empty());
-    let deferred = h.rt.core_mut().deferred.pop().unwrap();
+    let deferred = h.rt.core_mut().deferred.pop().unwrap().0;
     h.handle(deferred);
     assert_eq!(h.rt.module().seen, vec![b"later".to_vec()]);
     assert_eq!(
@@ -240,14 +240,14 @@ fn handles_run_calls_from_module_threads_between_events() {
         crate::Handle::new(h.rt.core_mut().link.local_sender());
     let worker = std::thread::spawn(move || {
         handle.call(|state, ctx| {
-            ctx.emit(super::harness::OUT, b"from a thread");
-            state.seen.len()
+            let sent = ctx.emit(super::harness::OUT, b"from a thread");
+            (state.seen.len(), sent)
         })
     });
     // The runtime runs the call when it next waits for input.
     let call = h.next_local_call();
     h.rt.run_local(call);
-    assert_eq!(worker.join().unwrap(), Ok(0));
+    assert_eq!(worker.join().unwrap(), Ok((0, Ok(()))));
     let out = h.out();
     let [FromModule::Event(ev)] = &out[..] else {
         panic!("{out:?}")

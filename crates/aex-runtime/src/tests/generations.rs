@@ -71,7 +71,7 @@ fn late_reply(
         CommandReply::Done(vec![])
     );
     // Then the new request is handled in its turn.
-    while let Some(msg) = h.rt.core_mut().deferred.pop() {
+    while let Some((msg, _)) = h.rt.core_mut().deferred.pop() {
         out.extend(h.handle(msg));
     }
     // The new requester takes the first reply on its connection that opens and echoes its

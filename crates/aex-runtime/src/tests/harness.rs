@@ -41,6 +41,8 @@ pub(super) struct Echo {
     pub(super) ticks: u32,
     /// Runs of the deadline handler on `inp`.
     pub(super) alarms: u32,
+    /// What each emit on `out` returned.
+    pub(super) emitted: Vec<Result<(), Error>>,
 }
 
 /// The deadline on `inp`.
@@ -74,7 +76,7 @@ impl Module for Echo {
             (PortKind::Input, 0) if payload.starts_with(QUOTE) => Err(quoting(payload)),
             (PortKind::Input, 0) => {
                 self.seen.push(payload.to_vec());
-                ctx.emit(OUT, payload);
+                self.emitted.push(ctx.emit(OUT, payload));
                 Ok(Vec::new())
             }
             (PortKind::Handler, 0) if payload == b"fail" => {
@@ -106,12 +108,12 @@ impl Module for Echo {
             }
             (PortKind::Periodic, 0) => {
                 self.ticks += 1;
-                ctx.emit(OUT, b"tick");
+                self.emitted.push(ctx.emit(OUT, b"tick"));
                 Ok(Vec::new())
             }
             (PortKind::Deadline, 0) => {
                 self.alarms += 1;
-                ctx.emit(OUT, b"alarm");
+                self.emitted.push(ctx.emit(OUT, b"alarm"));
                 Ok(Vec::new())
             }
             _ => Err(PortError::Method("no such port".into())),
@@ -162,8 +164,11 @@ pub(super) struct Harness {
     /// with a decode time, calls from module threads, the end of input).
     pub(super) inbox: mpsc::Sender<Incoming>,
     sink: Sink,
-    /// Frames the runtime wrote that no test consumed yet, in order.
+    /// Frames the runtime wrote that no test consumed yet, in order, credit aside.
     written: VecDeque<FromModule>,
+    /// The credit the runtime granted that no test consumed yet, in order: kept apart so
+    /// that tests of other things see the frames they expect (`tests/flow.rs` reads it).
+    pub(super) credits: Vec<aex_proto::Credit>,
     /// The last message handed to the runtime, to say what went unanswered.
     last_sent: String,
 }
@@ -182,6 +187,7 @@ impl Harness {
             inbox,
             sink,
             written: VecDeque::new(),
+            credits: Vec::new(),
             last_sent: "nothing yet".into(),
         };
         assert_eq!(h.out(), vec![FromModule::Hello(Echo::interface())]);
@@ -204,8 +210,17 @@ impl Harness {
         while let Some(msg) = frame::read_message(&mut bytes)
             .unwrap_or_else(|e| panic!("the runtime wrote a bad frame: {e}"))
         {
-            self.written.push_back(msg);
+            match msg {
+                FromModule::Credit(credit) => self.credits.push(credit),
+                msg => self.written.push_back(msg),
+            }
         }
+    }
+
+    /// The credit granted since the last call.
+    pub(super) fn credits(&mut self) -> Vec<aex_proto::Credit> {
+        self.collect();
+        std::mem::take(&mut self.credits)
     }
 
     /// Every frame the module wrote that no test consumed yet.

@@ -7,6 +7,7 @@ mod commands;
 mod devices;
 mod events;
 mod failures;
+mod flow;
 mod generations;
 mod harness;
 mod lifecycle;
