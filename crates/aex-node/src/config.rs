@@ -16,7 +16,7 @@
 //! Its optional `[timeouts]` table changes how long the node waits for deployers, peer nodes
 //! and modules (see [`Timeouts`]), e.g. `hello = "250ms"`; its optional `[limits]` table how
 //! much of the node connections, peer links, modules and deployers may take (see [`Limits`]),
-//! e.g. `max_connections = 4096`, `module_queue = "8MiB"`.
+//! e.g. `max_connections = 4096`, `module_queue = "16MiB"`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,7 +37,7 @@ use crate::timeouts::{TimeoutError, Timeouts};
 /// In `node.toml` every field is a top-level key, except `timeouts` and `limits`: a
 /// `[timeouts]` table of human durations keyed by timeout name (`hello = "250ms"`, `reply =
 /// "30s"`; see [`Timeouts`] for the names), and a `[limits]` table of counts and byte sizes
-/// keyed by limit name (`max_connections = 4096`, `peer_queue = "32MiB"`; see [`Limits`] for
+/// keyed by limit name (`max_connections = 4096`, `peer_queue = "128MiB"`; see [`Limits`] for
 /// the names and defaults), each optional, unknown names refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -475,7 +475,7 @@ mod tests {
         let head = "name = \"n\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntee = \"sgx\"\nopen = true\n";
         assert_eq!(parse(head).unwrap().limits, Limits::default());
         let c = parse(&format!(
-            "{head}[limits]\nmax_connections = 4096\nmodule_queue = \"8MiB\"\npeer_queue = 33554432\n"
+            "{head}[limits]\nmax_connections = 4096\nmodule_queue = \"16MiB\"\npeer_queue = 134217728\n"
         ))
         .unwrap();
         assert_eq!(
@@ -484,7 +484,7 @@ mod tests {
                 c.limits.module_queue,
                 c.limits.peer_queue
             ),
-            (4096, 8 << 20, 32 << 20)
+            (4096, 16 << 20, 128 << 20)
         );
         for (bad, field, says) in [
             (
@@ -519,7 +519,7 @@ mod tests {
                 "unknown limit `max_conections`: valid names are",
             ),
             (
-                "peer_queue_per_namespace = \"64MiB\"",
+                "peer_queue_per_namespace = \"128MiB\"",
                 "`limits`",
                 "must not exceed `peer_queue`",
             ),

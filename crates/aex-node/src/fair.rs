@@ -2,8 +2,10 @@
 //! round robin, each bounded in bytes, and all of them together bounded in bytes.
 //!
 //! A link carries the events of every application whose routes lead to that node, so one
-//! tenant's flood must not make the node drop another tenant's events. Until flow control
-//! replaces drops with credit, the rule is:
+//! tenant's flood must not make the node drop another tenant's events. With flow control
+//! honoured a namespace never has more queued than its receivers granted, so the queue does
+//! not fill; what fills it is a sender that ignores its credit, or a peer that stays
+//! unreachable. Then the rule is:
 //!
 //! * a namespace whose sub-queue holds `per_namespace` bytes drops its own new events;
 //! * when the link's queues together would exceed `total`, room is made by dropping the newest
@@ -12,6 +14,9 @@
 //!   dropped (longest-queue drop: a namespace below its fair share never loses an event to
 //!   one above it);
 //! * the link's writer takes one event per namespace in turn.
+//!
+//! Each frame carries a tag (for a link: its connection, direction and cost), handed back with
+//! every frame dropped, so that whoever drops it can give its credit back to its sender.
 //!
 //! Events are queued encoded (their `Forward` frame), so their cost is exact: the frame's
 //! length plus [`OVERHEAD`]. Invariant: `held` = the sum of the queued frames' costs ≤ `total`,
@@ -24,25 +29,35 @@ use aex_proto::AppId;
 
 use crate::queue::OVERHEAD;
 
-/// The sub-queue of one namespace.
-#[derive(Default)]
-struct Sub {
-    frames: VecDeque<Vec<u8>>,
+/// The sub-queue of one namespace: frames with their tags.
+struct Sub<T> {
+    frames: VecDeque<(Vec<u8>, T)>,
     held: usize,
 }
 
-/// What [`FairQueue::push`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Pushed {
-    /// Whether the new frame was queued (else it was dropped).
-    pub(crate) queued: bool,
-    /// Frames of other namespaces dropped to make room for it.
-    pub(crate) evicted: u64,
+impl<T> Default for Sub<T> {
+    fn default() -> Self {
+        Sub {
+            frames: VecDeque::new(),
+            held: 0,
+        }
+    }
 }
 
-/// Per-namespace sub-queues taken round robin; see the file's documentation.
-pub(crate) struct FairQueue {
-    subs: HashMap<AppId, Sub>,
+/// What [`FairQueue::push`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pushed<T> {
+    /// Whether the new frame was queued (else it was dropped).
+    pub(crate) queued: bool,
+    /// The tags of the frames of other namespaces dropped to make room for it, with their
+    /// namespaces (empty, unallocated, when nothing was).
+    pub(crate) evicted: Vec<(AppId, T)>,
+}
+
+/// Per-namespace sub-queues taken round robin, of frames tagged with a `T` each; see the
+/// file's documentation.
+pub(crate) struct FairQueue<T> {
+    subs: HashMap<AppId, Sub<T>>,
     /// Namespaces with queued frames, in the order the writer serves them.
     turn: VecDeque<AppId>,
     held: usize,
@@ -54,9 +69,9 @@ fn cost(frame: &[u8]) -> usize {
     frame.len() + OVERHEAD
 }
 
-impl FairQueue {
+impl<T> FairQueue<T> {
     /// An empty queue: each namespace may hold `per_namespace` bytes, all together `total`.
-    pub(crate) fn new(per_namespace: usize, total: usize) -> FairQueue {
+    pub(crate) fn new(per_namespace: usize, total: usize) -> FairQueue<T> {
         FairQueue {
             subs: HashMap::new(),
             turn: VecDeque::new(),
@@ -66,18 +81,18 @@ impl FairQueue {
         }
     }
 
-    /// Queues `frame` for namespace `app`, or drops it (see the file's documentation).
-    pub(crate) fn push(&mut self, app: AppId, frame: Vec<u8>) -> Pushed {
+    /// Queues `frame`, tagged `tag`, for namespace `app`, or drops it (see the file's
+    /// documentation).
+    pub(crate) fn push(&mut self, app: AppId, frame: Vec<u8>, tag: T) -> Pushed<T> {
         let cost = cost(&frame);
         let own = self.subs.get(&app).map_or(0, |s| s.held);
-        let dropped = Pushed {
-            queued: false,
-            evicted: 0,
-        };
         if own > 0 && own + cost > self.per_namespace {
-            return dropped;
+            return Pushed {
+                queued: false,
+                evicted: Vec::new(),
+            };
         }
-        let mut evicted = 0;
+        let mut evicted = Vec::new();
         while self.held > 0 && self.held + cost > self.total {
             let Some((&largest, held)) = self
                 .subs
@@ -93,15 +108,16 @@ impl FairQueue {
                     evicted,
                 };
             }
-            self.drop_newest(largest);
-            evicted += 1;
+            if let Some(tag) = self.drop_newest(largest) {
+                evicted.push((largest, tag));
+            }
         }
         let sub = self.subs.entry(app).or_default();
         if sub.frames.is_empty() {
             self.turn.push_back(app);
         }
         sub.held += cost;
-        sub.frames.push_back(frame);
+        sub.frames.push_back((frame, tag));
         self.held += cost;
         Pushed {
             queued: true,
@@ -109,26 +125,27 @@ impl FairQueue {
         }
     }
 
-    /// Drops the newest frame of namespace `app`.
-    fn drop_newest(&mut self, app: AppId) {
-        let Some(sub) = self.subs.get_mut(&app) else {
-            return;
-        };
-        if let Some(frame) = sub.frames.pop_back() {
+    /// Drops the newest frame of namespace `app`; returns its tag.
+    fn drop_newest(&mut self, app: AppId) -> Option<T> {
+        let sub = self.subs.get_mut(&app)?;
+        let dropped = sub.frames.pop_back().map(|(frame, tag)| {
             sub.held -= cost(&frame);
             self.held -= cost(&frame);
-        }
+            tag
+        });
         if sub.frames.is_empty() {
             self.subs.remove(&app);
             self.turn.retain(|a| *a != app);
         }
+        dropped
     }
 
-    /// The next frame: the oldest of the namespace whose turn it is.
-    pub(crate) fn pop(&mut self) -> Option<Vec<u8>> {
+    /// The next frame, with its namespace and tag: the oldest of the namespace whose turn it
+    /// is.
+    pub(crate) fn pop(&mut self) -> Option<(AppId, Vec<u8>, T)> {
         let app = self.turn.pop_front()?;
         let sub = self.subs.get_mut(&app)?;
-        let frame = sub.frames.pop_front()?;
+        let (frame, tag) = sub.frames.pop_front()?;
         sub.held -= cost(&frame);
         self.held -= cost(&frame);
         if sub.frames.is_empty() {
@@ -136,16 +153,20 @@ impl FairQueue {
         } else {
             self.turn.push_back(app);
         }
-        Some(frame)
+        Some((app, frame, tag))
     }
 
-    /// Drops everything queued; returns how many frames that was.
-    pub(crate) fn clear(&mut self) -> u64 {
-        let n = self.subs.values().map(|s| s.frames.len() as u64).sum();
-        self.subs.clear();
+    /// Drops everything queued; returns the tags of the frames dropped, with their
+    /// namespaces.
+    pub(crate) fn clear(&mut self) -> Vec<(AppId, T)> {
+        let dropped = self
+            .subs
+            .drain()
+            .flat_map(|(app, sub)| sub.frames.into_iter().map(move |(_, tag)| (app, tag)))
+            .collect();
         self.turn.clear();
         self.held = 0;
-        n
+        dropped
     }
 
     /// Whether nothing is queued.
@@ -168,26 +189,35 @@ mod tests {
         AppId([n; 16])
     }
 
-    /// A frame whose cost is `kib` KiB, tagged with `tag`.
-    fn frame(kib: usize, tag: u8) -> Vec<u8> {
-        vec![tag; kib * 1024 - OVERHEAD]
+    /// Queues for namespace `n` a frame whose cost is `kib` KiB, tagged with `tag` (which
+    /// its bytes repeat).
+    fn push(q: &mut FairQueue<u8>, n: u8, kib: usize, tag: u8) -> Pushed<u8> {
+        q.push(app(n), vec![tag; kib * 1024 - OVERHEAD], tag)
+    }
+
+    /// The next frame's tag, checked against its bytes.
+    fn pop(q: &mut FairQueue<u8>) -> Option<u8> {
+        let (_, frame, tag) = q.pop()?;
+        assert!(frame.iter().all(|b| *b == tag));
+        Some(tag)
+    }
+
+    fn refused() -> Pushed<u8> {
+        Pushed {
+            queued: false,
+            evicted: vec![],
+        }
     }
 
     #[test]
     fn a_namespace_over_its_share_drops_its_own_new_events() {
         let mut q = FairQueue::new(4 * 1024, 64 * 1024);
         for _ in 0..4 {
-            assert!(q.push(app(1), frame(1, 1)).queued);
+            assert!(push(&mut q, 1, 1, 1).queued);
         }
-        assert_eq!(
-            q.push(app(1), frame(1, 1)),
-            Pushed {
-                queued: false,
-                evicted: 0
-            }
-        );
+        assert_eq!(push(&mut q, 1, 1, 1), refused());
         // Another namespace is not affected.
-        assert!(q.push(app(2), frame(1, 2)).queued);
+        assert!(push(&mut q, 2, 1, 2).queued);
         assert_eq!(q.held(), 5 * 1024);
     }
 
@@ -195,11 +225,11 @@ mod tests {
     fn turns_alternate_between_namespaces() {
         let mut q = FairQueue::new(1 << 20, 1 << 20);
         for i in 0..5 {
-            q.push(app(1), frame(1, 10 + i));
+            push(&mut q, 1, 1, 10 + i);
         }
-        q.push(app(2), frame(1, 20));
-        q.push(app(2), frame(1, 21));
-        let order: Vec<u8> = std::iter::from_fn(|| q.pop()).map(|f| f[0]).collect();
+        push(&mut q, 2, 1, 20);
+        push(&mut q, 2, 1, 21);
+        let order: Vec<u8> = std::iter::from_fn(|| pop(&mut q)).collect();
         assert_eq!(order, [10, 20, 11, 21, 12, 13, 14]);
         assert!(q.is_empty());
         assert_eq!(q.held(), 0);
@@ -209,30 +239,28 @@ mod tests {
     fn a_full_link_makes_room_from_the_largest_namespace_never_from_a_smaller_one() {
         // Room for 8 KiB in all, 6 KiB per namespace.
         let mut q = FairQueue::new(6 * 1024, 8 * 1024);
-        for _ in 0..6 {
-            assert!(q.push(app(1), frame(1, 1)).queued);
+        for i in 0..6 {
+            assert!(push(&mut q, 1, 1, 10 + i).queued);
         }
-        // The flood holds 6 KiB; another namespace's events take room from it.
+        // The flood holds 6 KiB; another namespace's events take room from it, newest first,
+        // and the tags of the frames dropped come back with their namespace.
+        let mut evicted = vec![];
         for _ in 0..4 {
-            let p = q.push(app(2), frame(1, 2));
+            let p = push(&mut q, 2, 1, 2);
             assert!(p.queued);
+            evicted.extend(p.evicted);
         }
+        assert_eq!(evicted, [(app(1), 15), (app(1), 14)]);
         assert_eq!(q.held(), 8 * 1024);
         // Now both hold 4 KiB: neither may take from the other.
-        assert_eq!(
-            q.push(app(1), frame(1, 1)),
-            Pushed {
-                queued: false,
-                evicted: 0
-            }
-        );
-        assert!(!q.push(app(2), frame(1, 2)).queued);
+        assert_eq!(push(&mut q, 1, 1, 1), refused());
+        assert!(!push(&mut q, 2, 1, 2).queued);
         let (mut ones, mut twos) = (0, 0);
-        while let Some(f) = q.pop() {
-            if f[0] == 1 {
-                ones += 1
-            } else {
+        while let Some(tag) = pop(&mut q) {
+            if tag == 2 {
                 twos += 1
+            } else {
+                ones += 1
             }
         }
         assert_eq!((ones, twos), (4, 4));
@@ -247,28 +275,32 @@ mod tests {
         for round in 0..100u8 {
             for flood in 10..20 {
                 for _ in 0..2 {
-                    dropped += u64::from(!q.push(app(flood), frame(2, flood)).queued);
+                    dropped += u64::from(!push(&mut q, flood, 2, flood).queued);
                 }
             }
             if round % 5 == 0 {
-                assert!(q.push(app(1), frame(1, 1)).queued, "round {round}");
+                assert!(push(&mut q, 1, 1, 1).queued, "round {round}");
             }
             for _ in 0..4 {
-                quiet += q.pop().filter(|f| f[0] == 1).map_or(0, |_| 1);
+                quiet += pop(&mut q).filter(|t| *t == 1).map_or(0, |_| 1);
             }
         }
-        quiet += std::iter::from_fn(|| q.pop()).filter(|f| f[0] == 1).count();
+        quiet += std::iter::from_fn(|| pop(&mut q))
+            .filter(|t| *t == 1)
+            .count();
         assert_eq!(quiet, 20);
         assert!(dropped > 1000, "the floods lost {dropped}");
     }
 
     #[test]
-    fn clear_counts_and_empties() {
+    fn clear_hands_back_every_tag_and_empties() {
         let mut q = FairQueue::new(1 << 20, 1 << 20);
-        q.push(app(1), frame(1, 1));
-        q.push(app(2), frame(1, 2));
-        q.push(app(2), frame(1, 2));
-        assert_eq!(q.clear(), 3);
+        push(&mut q, 1, 1, 1);
+        push(&mut q, 2, 1, 2);
+        push(&mut q, 2, 1, 3);
+        let mut dropped = q.clear();
+        dropped.sort();
+        assert_eq!(dropped, [(app(1), 1), (app(2), 2), (app(2), 3)]);
         assert!(q.is_empty() && q.held() == 0 && q.pop().is_none());
     }
 }

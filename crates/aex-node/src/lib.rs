@@ -30,9 +30,21 @@
 //! * **Routing by header only.** Events are forwarded by `(namespace, connection id,
 //!   direction)` through a table the deployer installs with `Route`. Unroutable events are
 //!   dropped and counted.
+//! * **Senders are slowed, not events dropped.** Flow control is end to end
+//!   ([`aex_proto::flow`]): the receiving module's runtime grants credit, in bytes, per
+//!   connection and direction as it takes events in, and the node relays it back the way the
+//!   events came (to the local module that sent them, back over the link of the peer that
+//!   forwarded them, or to a window the node keeps for the deployer's own events, which a
+//!   session asks for with `Window`); the sending runtime stops when its credit is used up.
+//!   Credit is relayed only for events routed to whoever grants it. An event the node drops
+//!   gives its cost back to its sender as credit marked `dropped`, so no window leaks and no
+//!   loss is silent.
 //! * **Bounded everything, in bytes.** Frames are size-checked from their length prefix and
 //!   their buffers grow only as bytes arrive; every queue is bounded in bytes and drops
-//!   (counting) rather than block, and a peer link's queue is fair between namespaces, so one
+//!   (counting) rather than block. Under honoured credit a queue holds at most what its
+//!   receivers granted and never fills; what overflows one (a sender that ignores its credit,
+//!   a peer dead for longer than `stale`) is dropped, counted, and its credit returned with
+//!   `dropped` set so its sender learns. A peer link's queue is fair between namespaces, so one
 //!   tenant's flood drops its own events only; connections are capped in total and per source
 //!   address; an admitted deployer is held to a request rate, an amount of upload in progress
 //!   and a number of modules; every network wait has a timeout. Limits and timeouts are
@@ -41,7 +53,9 @@
 //!   peer link, module and deployer is tabled in docs/SECURITY.md ("Memory ceilings").
 //! * **Persistent links.** One TCP connection per peer node, created lazily, reconnected with
 //!   backoff; events queued while a peer is unreachable for longer than the `stale` timeout
-//!   (1 s by default) are dropped, not replayed later.
+//!   (1 s by default) are dropped (counted, their credit returned to their senders), not
+//!   replayed later. Events flow one way on a link; the credit granted for them flows back on
+//!   the same connection.
 //! * **Periodic triggers.** The deployer installs, per module, a list of `(entry, period)`
 //!   triggers (`Periodic`); a timer per trigger sends the module an unauthenticated `Tick`,
 //!   skipped (never queued) while the module is busy. Module runtimes accept ticks only for
@@ -59,12 +73,16 @@
 //!  deployer ──TCP── session ──requests──▶ load / attest / command / route / status
 //!                      │ events                     │ stdin            ▲ stdout
 //!                      ▼                            ▼                  │
-//!                   router ◀──────────events────── module process ─────┘
+//!                   router ◀───events, credit───── module process ─────┘
 //!                      │ ▲
 //!            peer link │ │ inbound peer link
 //!                      ▼ │
 //!                  other nodes
 //! ```
+//!
+//! (Credit for events travels each arrow the other way: into a module on its stdin, back
+//! over the peer link or inbound link the events came on, and to the window the node keeps
+//! for a deployer session's events.)
 //!
 //! # Layout
 //!
@@ -83,12 +101,15 @@
 //!    reaches the router only through its `to_router.rs` channel), `peer.rs` (an outgoing
 //!    link to another node);
 //! 4. tables: `registry.rs` (the loaded modules by namespace and name), `routes.rs` (the route
-//!    table: where each connection's events go);
-//! 5. `router.rs`: routes events over the two tables, the peer links and the deployer return
-//!    paths, and drains each module's channel;
+//!    table: where each connection's events go), `credit.rs` (flow control: who sends each
+//!    connection's events, the deployers' windows, the ways back to peers);
+//! 5. `router.rs`: routes events over the tables, the peer links and the deployer return
+//!    paths, drains each module's channel, and (`router/relay.rs`) relays credit back the way
+//!    events came;
 //! 6. `shared.rs`: the state every connection's task reaches (the router included);
 //! 7. serving connections: `load.rs` (uploads and starts), `requests.rs` (management requests),
-//!    `session.rs` (a deployer session), `inbound.rs` (a link another node opened);
+//!    `session.rs` (a deployer session), `inbound.rs` (a link another node opened, and the
+//!    credit that goes back over it);
 //! 8. `server.rs`: the listener, which hands each connection to a session or an inbound link;
 //! 9. `node.rs`: the public entry points ([`Node::start`], [`run_blocking`]).
 //!
@@ -135,6 +156,7 @@ mod admission;
 mod auth;
 mod config;
 mod conns;
+mod credit;
 mod error;
 mod fair;
 mod frames;

@@ -38,13 +38,20 @@ pub struct Limits {
     /// IPv6 source counts by its /64 prefix). Default 64.
     pub max_connections_per_address: u64,
     /// `peer_queue`: bytes of events queued for one peer node, all namespaces together.
-    /// Default 16 MiB.
+    /// Under honoured credit (`aex_proto::flow`) it holds at most what the peer's modules
+    /// granted and never fills; past it (a sender that ignores its credit, or a peer
+    /// unreachable longer than `stale`), events are dropped, counted, and their credit
+    /// returned to their sender with `dropped` set. Default 64 MiB.
     pub peer_queue: u64,
     /// `peer_queue_per_namespace`: bytes of events of one namespace queued for one peer node
-    /// (past it, that namespace's new events are dropped; others' are not). Default 4 MiB.
+    /// (past it, that namespace's new events are dropped, and their credit returned; others'
+    /// are not). Default 16 MiB: the windows of many connections of one application.
     pub peer_queue_per_namespace: u64,
     /// `module_queue`: bytes of events, commands and ticks queued for one module's input.
-    /// Default 4 MiB.
+    /// Default 8 MiB: a module's runtime takes in 4 MiB, plus one window per connection
+    /// (`aex_proto::flow::MAX_WINDOW` at most) of events its senders may have in flight, so
+    /// under honoured credit it never fills; an event that does not fit is dropped, counted,
+    /// and its credit returned to its sender with `dropped` set.
     pub module_queue: u64,
     /// `deployer_requests_per_second`: management requests one deployer identity may send,
     /// over all its sessions, per second on average; up to a second's worth at once. Default
@@ -65,9 +72,9 @@ impl Default for Limits {
         Limits {
             max_connections: 1024,
             max_connections_per_address: 64,
-            peer_queue: 16 * MIB,
-            peer_queue_per_namespace: 4 * MIB,
-            module_queue: 4 * MIB,
+            peer_queue: 64 * MIB,
+            peer_queue_per_namespace: 16 * MIB,
+            module_queue: 8 * MIB,
             deployer_requests_per_second: 10_000,
             deployer_upload_bytes: 512 * MIB,
             deployer_modules: 2048,
@@ -310,7 +317,7 @@ mod tests {
         let l = Limits::default();
         assert_eq!(
             Limits::names().map(|n| l.show(n).unwrap()),
-            ["1024", "64", "16 MiB", "4 MiB", "4 MiB", "10000", "512 MiB", "2048"]
+            ["1024", "64", "64 MiB", "16 MiB", "8 MiB", "10000", "512 MiB", "2048"]
         );
         assert!(l.check().is_ok());
         assert_eq!(l.get("nope"), None);
@@ -348,12 +355,12 @@ mod tests {
     fn settings_by_name() {
         let mut l = Limits::default();
         l.apply("max_connections=4096").unwrap();
-        l.apply(" module_queue = 8MiB").unwrap();
-        assert_eq!((l.max_connections, l.module_queue), (4096, 8 << 20));
+        l.apply(" module_queue = 16MiB").unwrap();
+        assert_eq!((l.max_connections, l.module_queue), (4096, 16 << 20));
         assert_eq!(
             Limits {
                 max_connections: 1024,
-                module_queue: 4 << 20,
+                module_queue: 8 << 20,
                 ..l
             },
             Limits::default()
@@ -370,11 +377,11 @@ mod tests {
         assert_eq!(e.to_string(), "`deployer_modules` must be more than zero");
         let e = l.apply("module_queue=1MiB").unwrap_err();
         assert!(e.to_string().contains("at least 2 MiB"), "{e}");
-        l.apply("peer_queue_per_namespace=32MiB").unwrap();
+        l.apply("peer_queue_per_namespace=128MiB").unwrap();
         let e = l.check().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "`peer_queue_per_namespace` (32 MiB) must not exceed `peer_queue` (16 MiB)"
+            "`peer_queue_per_namespace` (128 MiB) must not exceed `peer_queue` (64 MiB)"
         );
     }
 

@@ -8,7 +8,10 @@
 //!
 //! The reader reaches the router only through the [`ToRouter`] channel the router connected
 //! the module with (`to_router.rs` says why a channel, and why it keeps the order, fairness,
-//! drops and counters of routing); a module never holds the router.
+//! drops and counters of routing); a module never holds the router. The credit a module grants
+//! for events it took in (`FromModule::Credit`) takes the same channel, in its place among the
+//! module's events; credit for the module's own events comes back on its input
+//! ([`Module::deliver_credit`]).
 //!
 //! A device access (`FromModule::Device`) is performed by the TEE layer for the holder the node
 //! loaded the process as, (namespace, name), whatever the module claims to be (the router
@@ -28,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aex_crypto::Measurement;
+use aex_proto::flow::Credit;
 use aex_proto::frame::encode;
 use aex_proto::{
     AppId, DeployerKey, Event, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind,
@@ -254,6 +258,17 @@ impl Module {
             && self.input.try_send(encode(&ToModule::Event(ev))).is_ok()
     }
 
+    /// Queues credit for the module's own events on one of its connections (granted by their
+    /// receiver, or returned by a node that dropped them); false if it has ended or its queue
+    /// has no room. Never waits: the router calls it.
+    pub(crate) fn deliver_credit(&self, credit: Credit) -> bool {
+        self.alive.load(Ordering::Relaxed)
+            && self
+                .input
+                .try_send(encode(&ToModule::Credit(credit)))
+                .is_ok()
+    }
+
     /// Sends a management request and waits up to `limit` (queueing included) for its reply.
     pub(crate) async fn request(
         &self,
@@ -348,6 +363,36 @@ impl Module {
         }
     }
 
+    /// A module of namespace `app` without a process, for tests of what reaches a module's
+    /// input (the returned queue, of `input_bytes`): it runs until its [`Module`] is dropped.
+    #[cfg(test)]
+    pub(crate) fn detached(
+        app: AppId,
+        name: &str,
+        input_bytes: usize,
+    ) -> (Arc<Module>, queue::Receiver) {
+        let (input, rx) = queue::channel(input_bytes);
+        let (_, exit) = watch::channel(None);
+        let module = Arc::new(Module {
+            app,
+            owner: DeployerKey([0; aex_crypto::PUBLIC_IDENTITY_LEN]),
+            name: name.to_string(),
+            measurement: Measurement([0; 32]),
+            pid: None,
+            log: PathBuf::from("module.log"),
+            input,
+            replies: Arc::default(),
+            management: tokio::sync::Mutex::new(()),
+            exit,
+            alive: Arc::new(AtomicBool::new(true)),
+            kill: Mutex::new(None),
+            periodic: vec![],
+            triggers: Triggers::default(),
+            exit_limit: Duration::from_millis(1),
+        });
+        (module, rx)
+    }
+
     /// The error for a module that stopped answering, with its exit status when known.
     async fn unavailable(&self) -> WireError {
         let mut exit = self.exit.clone();
@@ -417,6 +462,9 @@ async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
     loop {
         match reader.next::<FromModule>().await {
             Ok(Some(FromModule::Event(ev))) => to_router.event(ev, reader.last_len()).await,
+            Ok(Some(FromModule::Credit(credit))) => {
+                to_router.credit(credit, reader.last_len()).await
+            }
             Ok(Some(FromModule::Hello(_))) => warn!("module said hello twice; ignored"),
             Ok(Some(FromModule::Device { id, device, op })) => {
                 let result = to_router.device(&device, op).await;
@@ -499,6 +547,7 @@ fn kind_name(msg: &FromModule) -> &'static str {
         FromModule::Event(_) => "Event",
         FromModule::Stats(_) => "Stats",
         FromModule::Device { .. } => "Device",
+        FromModule::Credit(_) => "Credit",
         _ => "an unknown message",
     }
 }

@@ -115,14 +115,14 @@ impl Node {
         };
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let router = Arc::new(Router::new(
+        let router = Router::new(
             config.name.clone(),
             identity.clone(),
             shutdown_rx,
             devices,
             config.timeouts,
             config.limits,
-        ));
+        );
         let public = identity.public();
         let shared = Arc::new(Shared::new(
             config.name,

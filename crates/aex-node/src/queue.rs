@@ -5,14 +5,18 @@
 //! known exactly: each item costs its bytes plus [`OVERHEAD`] (the allocation and the queue's
 //! own node), and the items queued at once cost at most the queue's budget. (A session's
 //! requests are queued decoded, at the length of the frame they came in.) The budget is a
-//! semaphore of bytes: [`Sender::try_send`] takes room or fails at once (events: the caller
-//! drops and counts), [`Sender::send`] waits for room (answers and requests: the caller bounds
+//! semaphore of bytes: [`Sender::try_send`] takes room or fails at once (events and credit:
+//! the caller drops and counts, and gives a dropped event's cost back to its sender as credit
+//! marked `dropped`), [`Sender::send`] waits for room (answers and requests: the caller bounds
 //! the wait), and the room comes back when the receiver takes the item. An item larger than
 //! the whole budget still passes when the queue is empty, so nothing is refused for its size
 //! alone (the frame layer bounds that: 1 MiB).
 //!
 //! Invariant: bytes held = the sum of the costs of the items queued ≤ budget (or one item
-//! larger than it); nothing here blocks a caller of `try_send`.
+//! larger than it); nothing here blocks a caller of `try_send`. The queues stay bounded in
+//! bytes whatever senders do; under honoured credit (`aex_proto::flow`) an event queue holds
+//! at most what its receiver granted and never fills, so `try_send` fails only for a sender
+//! that ignores its credit (or a destination that is gone).
 //!
 //! Underneath is a bounded `tokio::sync::mpsc` channel (the node uses no unbounded one) of
 //! `budget / OVERHEAD` slots. It never refuses an item that got its room: every queued item

@@ -3,7 +3,8 @@
 //! Each deployer session has one task running this file's [`serve`]: requests of a session are
 //! answered in order, while other sessions and event routing carry on (a slow module delays
 //! only the session waiting for it). Every request acts in the session's namespace only: a
-//! deployer can load, attest, command, route, list and unload its own modules and no others.
+//! deployer can load, attest, command, route, list and unload its own modules and no others,
+//! and read the windows the node keeps for its own events (`Window`).
 //! Requests the session layer refused (unauthenticated, unadmitted, badly signed or replayed)
 //! arrive here already answered, so answers keep the order of requests. The node relays attestation and commands without
 //! understanding them: commands and their replies are sealed under module keys it never sees,
@@ -132,6 +133,18 @@ async fn handle(
             shared.router.uninstall(app, conn, dir);
             Ok(NodeResponse::Done)
         }
+        NodeRequest::Window { conn, dir } => match shared.router.window(app, conn, dir) {
+            Some(w) => Ok(NodeResponse::Window {
+                credit: w.credit,
+                in_flight: w.in_flight,
+            }),
+            None => Err(refuse(
+                NodeErrorKind::BadRequest,
+                format!(
+                    "no route takes the deployer's events on connection {conn} ({dir:?}): route it from the deployer (`Origin::Deployer`) first"
+                ),
+            )),
+        },
         NodeRequest::Status => Ok(NodeResponse::Status(status(shared, app).await)),
         NodeRequest::Unload { module } => {
             let m = shared
@@ -286,6 +299,7 @@ fn request_name(body: &NodeRequest) -> &'static str {
         NodeRequest::Periodic { .. } => "Periodic",
         NodeRequest::LoadDriver { .. } => "LoadDriver",
         NodeRequest::Unroute { .. } => "Unroute",
+        NodeRequest::Window { .. } => "Window",
         _ => "unknown",
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! The router owns the route table (`routes.rs`, keyed by namespace, connection id and
 //! direction), the registry of local modules (`registry.rs`, keyed by namespace and name), the
-//! persistent links to other nodes and the deployer sessions that receive events on direct
-//! connections. It sees only event headers; it cannot open, forge or reorder-detect events,
-//! and does not need to: modules do that.
+//! persistent links to other nodes, the deployer sessions that receive events on direct
+//! connections, and the tables that say where credit goes back to (`credit.rs`). It sees only
+//! event headers; it cannot open, forge or reorder-detect events, and does not need to:
+//! modules do that.
 //!
 //! Modules reach it through a channel each ([`Router::connect_module`], `to_router.rs`), drained
 //! by one task per module; sessions and inbound peer links, which sit above it, call
@@ -21,8 +22,19 @@
 //!
 //! Invariant: routing never blocks and never buffers without bound. Every destination has a
 //! queue bounded in bytes (a module's `module_queue`; a peer link's `peer_queue`, fair between
-//! namespaces: `fair.rs`; a deployer session's, `session.rs`); an event that does not fit, or
-//! has no route, or whose destination is gone, is dropped and counted in [`Router::dropped`].
+//! namespaces: `fair.rs`; a deployer session's, `session.rs`). Under honoured credit
+//! (`aex_proto::flow`) these queues hold at most what receivers granted and never fill; an
+//! event that does not fit (its sender ignored its credit), has no route, or whose destination
+//! is gone, is dropped and counted in [`Router::dropped`], and its cost goes back to its
+//! sender as credit with `dropped` set, so the sender's window does not leak and the sender
+//! learns of the loss.
+//!
+//! Invariant: credit goes only back the way events came. A module's credit is relayed only
+//! for a (connection, direction) routed to that module, a peer's only for one routed to that
+//! peer's identity, and both only to what the route names as the events' origin: the local
+//! module that sends on it (`credit.rs`), the peer whose link may bring them, or the window
+//! the node keeps for the deployer. Anything else is counted in [`Router::dropped`] and
+//! ignored.
 //!
 //! Invariant: the device grants of a module (see `aex_tee::devices`) end when the router
 //! forgets it ([`Router::remove_module`], [`Router::take_modules`]), synchronously, so the next
@@ -30,11 +42,12 @@
 //! stays in the table, and keeps its grant, until it is unloaded: the deployer that sees it
 //! stopped reloads it, and the reloaded instance must find its devices free of any other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use aex_link::StaticKey;
+use aex_proto::flow::{self, Credit};
 use aex_proto::{
     AppId, ConnId, DeployerKey, Direction, Endpoint, Event, FromNode, NodeError as WireError,
     NodeErrorKind, NodeKey, Origin, PeerStatus,
@@ -43,11 +56,12 @@ use aex_tee::devices::{DeviceGrants, Holder};
 use tokio::sync::watch;
 use tracing::{debug, instrument};
 
+use crate::credit::{Credits, Debit};
 use crate::error::refuse;
 use crate::limits::Limits;
 use crate::module::Module;
 use crate::names::{check_address, check_name};
-use crate::peer::PeerLink;
+use crate::peer::{CreditHooks, PeerLink};
 use crate::queue;
 use crate::registry::Registry;
 use crate::routes::{Route, Routes, Target};
@@ -64,11 +78,11 @@ pub(crate) struct DeployerTx {
     pub(crate) tx: queue::Sender,
 }
 
-/// Who handed the router an event.
+/// Who handed the router an event: where its credit goes back to if it is dropped.
 #[derive(Clone, Copy)]
 pub(crate) enum Source<'a> {
-    /// A local module's output.
-    Module,
+    /// The output of the local module of this name (in the event's namespace).
+    Module(&'a str),
     /// A peer node's link, whose handshake proved this identity.
     Peer(&'a NodeKey),
     /// A deployer session's direct connection; it becomes the `Endpoint::Deployer` target for
@@ -76,12 +90,27 @@ pub(crate) enum Source<'a> {
     Deployer(&'a DeployerTx),
 }
 
-/// Route table, module registry, peer links and deployer targets.
+/// What became of an event along its route.
+enum Outcome {
+    /// Queued for its destination, which grants credit when it takes it in.
+    Delivered,
+    /// A deployer's event past its window: dropped and counted, nothing to give back.
+    Refused,
+    /// Its cost goes back to its sender at once: `dropped` is 1 if it was dropped (counted),
+    /// 0 if a deployer session took it (the node grants for the deployer). `debited`: a
+    /// deployer's window paid for it.
+    Back { dropped: u32, debited: bool },
+}
+
+/// Route table, module registry, peer links, deployer targets and credit tables.
 pub(crate) struct Router {
     node_name: String,
     identity: Arc<StaticKey>,
+    /// The router itself, for the credit hooks of its peer links.
+    me: Weak<Router>,
     routes: Routes,
     modules: Registry,
+    credits: Credits,
     deployers: Mutex<HashMap<(AppId, ConnId), DeployerTx>>,
     peers: Mutex<HashMap<(String, NodeKey), Arc<PeerLink>>>,
     dropped: Arc<AtomicU64>,
@@ -102,12 +131,14 @@ impl Router {
         devices: Arc<dyn DeviceGrants>,
         timeouts: Timeouts,
         limits: Limits,
-    ) -> Self {
-        Router {
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Router {
             node_name,
             identity,
+            me: me.clone(),
             routes: Routes::default(),
             modules: Registry::default(),
+            credits: Credits::default(),
             deployers: Mutex::default(),
             peers: Mutex::default(),
             dropped: Arc::default(),
@@ -115,7 +146,7 @@ impl Router {
             devices,
             timeouts,
             limits,
-        }
+        })
     }
 
     /// Bytes a module's input queue holds.
@@ -141,8 +172,14 @@ impl Router {
     }
 
     /// Routes a module's events in the order it wrote them, never waiting on anything but
-    /// the next one. Each event's room goes back to the queue only once it is routed, so the
-    /// module's device accesses wait for the events before them (`ToRouter::device`).
+    /// the next one, and relays the credit it grants in its place among them. Each event's
+    /// room goes back to the queue only once it is routed, so the module's device accesses
+    /// wait for the events before them (`ToRouter::device`).
+    ///
+    /// The first event the module sends on a locally originated route records it as that
+    /// route's source (credit for it comes back to this module); `sent` remembers which it
+    /// recorded, so that later events cost no table lookup. It holds only keys that had a
+    /// route, so a module cannot grow it by sending on connections no one routed.
     #[instrument(skip_all, fields(module = %name))]
     async fn serve_module(
         self: Arc<Self>,
@@ -150,14 +187,35 @@ impl Router {
         name: String,
         mut commands: queue::Receiver<RouterCommand>,
     ) {
+        let mut sent: HashSet<(ConnId, Direction)> = HashSet::new();
         while let Some((command, _routing)) = commands.recv_held().await {
             match command {
-                RouterCommand::Event(ev) => self.route(app, ev, Source::Module),
+                RouterCommand::Event(ev) => {
+                    let key = (ev.conn, ev.dir);
+                    if !sent.contains(&key) && self.note_source(app, key, &name) {
+                        sent.insert(key);
+                    }
+                    self.route(app, ev, Source::Module(&name))
+                }
+                RouterCommand::Credit(credit) => self.credit_from_module(app, &name, credit),
             }
         }
     }
 
-    /// Forwards `ev` along its route in namespace `app`, or drops and counts it.
+    /// Records module `name` as the source of `(conn, dir)`'s events in namespace `app` if
+    /// their route comes from a local module; false if there is no such route.
+    fn note_source(&self, app: AppId, (conn, dir): (ConnId, Direction), name: &str) -> bool {
+        let local = self.routes.with(app, conn, dir, |route| {
+            route.is_some_and(|r| r.from == Origin::Local)
+        });
+        if local {
+            self.credits.record_source((app, conn, dir), name);
+        }
+        local
+    }
+
+    /// Forwards `ev` along its route in namespace `app`, or drops and counts it; either way
+    /// gives its credit back to its sender when that is due (see the file's invariants).
     pub(crate) fn route(&self, app: AppId, ev: Event, from: Source<'_>) {
         if let Source::Deployer(session) = from {
             let mut deployers = lock(&self.deployers);
@@ -168,48 +226,105 @@ impl Router {
                 }
             }
         }
-        let (conn, dir) = (ev.conn, ev.dir);
-        // `None`: refused and counted already.
-        let delivered = self.routes.with(app, conn, dir, |route| {
-            if let (Source::Peer(peer), Some(route)) = (&from, route) {
-                if route.from != Origin::Peer(**peer) {
+        let (conn, dir, cost) = (ev.conn, ev.dir, flow::cost(&ev));
+        let mut evicted = Vec::new();
+        let outcome = self.routes.with(app, conn, dir, |route| {
+            let dropped = Outcome::Back {
+                dropped: 1,
+                debited: false,
+            };
+            let Some(route) = route else {
+                debug!(%conn, ?dir, "no route for event");
+                return dropped;
+            };
+            if let Source::Peer(peer) = from {
+                if route.from != Origin::Peer(*peer) {
                     debug!(%conn, ?dir, peer = %peer.short(), "forward from a peer this route does not name; dropped");
-                    self.count_drop();
-                    return None;
+                    return dropped;
                 }
             }
-            Some(match route.map(|r| &r.to) {
-                None => {
-                    debug!(%conn, ?dir, "no route for event");
-                    false
+            let debited = match from {
+                Source::Deployer(_) if route.from == Origin::Deployer => {
+                    match self.credits.debit((app, conn, dir), cost) {
+                        Debit::Refused => {
+                            debug!(%conn, ?dir, "deployer event past its window; dropped");
+                            return Outcome::Refused;
+                        }
+                        Debit::Debited => true,
+                        Debit::NoWindow => false,
+                    }
                 }
-                Some(Target::Module(name)) => match self.modules.deliver(app, name, ev) {
+                _ => false,
+            };
+            let delivered = match &route.to {
+                Target::Module(name) => match self.modules.deliver(app, name, ev) {
                     Some(delivered) => delivered,
                     None => {
                         debug!(%conn, ?dir, module = %name, "event for a module that is not loaded");
                         false
                     }
                 },
-                Some(Target::Node(link)) => link.push(app, ev),
-                Some(Target::Deployer) => match lock(&self.deployers).get(&(app, conn)) {
-                    Some(session) => session
-                        .tx
-                        .try_send(aex_proto::frame::encode(&FromNode::Event(ev)))
-                        .is_ok(),
+                Target::Node(link) => {
+                    let pushed = link.push(app, ev);
+                    evicted = pushed.evicted;
+                    pushed.queued
+                }
+                Target::Deployer => match lock(&self.deployers).get(&(app, conn)) {
+                    Some(session) => {
+                        let frame = aex_proto::frame::encode(&FromNode::Event(ev));
+                        if session.tx.try_send(frame).is_ok() {
+                            // The node grants on the deployer's behalf.
+                            return Outcome::Back {
+                                dropped: 0,
+                                debited,
+                            };
+                        }
+                        false
+                    }
                     None => {
                         debug!(%conn, ?dir, "no deployer session for event");
                         false
                     }
                 },
-            })
+            };
+            match delivered {
+                true => Outcome::Delivered,
+                false => Outcome::Back {
+                    dropped: 1,
+                    debited,
+                },
+            }
         });
-        if delivered == Some(false) {
-            debug!(%conn, ?dir, "event dropped");
-            self.count_drop();
+        // Given back once the route table's lock is released: the credit's way back reads it.
+        for (app, credit) in evicted {
+            self.return_credit(app, credit);
+        }
+        match outcome {
+            Outcome::Delivered => {}
+            Outcome::Refused => self.count_drop(),
+            Outcome::Back { dropped, debited } => {
+                if dropped > 0 {
+                    debug!(%conn, ?dir, "event dropped");
+                    self.count_drop();
+                }
+                let credit = Credit {
+                    conn,
+                    dir,
+                    bytes: cost,
+                    dropped,
+                };
+                match from {
+                    Source::Module(name) => self.credit_module(app, name, credit),
+                    Source::Peer(peer) => self.credit_peer(peer, app, credit),
+                    Source::Deployer(_) if debited => self.credit_window(app, credit),
+                    Source::Deployer(_) => {}
+                }
+            }
         }
     }
 
-    /// Installs or replaces the route for `(conn, dir)` in namespace `app`.
+    /// Installs or replaces the route for `(conn, dir)` in namespace `app`; a route taking
+    /// deployer events starts their window afresh (the deployer re-keyed the connection).
     pub(crate) fn install(
         &self,
         app: AppId,
@@ -237,6 +352,10 @@ impl Router {
         };
         self.routes
             .install(app, conn, dir, Route { to: target, from });
+        match from {
+            Origin::Deployer => self.credits.reset_window((app, conn, dir)),
+            _ => self.credits.remove_window((app, conn, dir)),
+        }
         Ok(())
     }
 
@@ -247,9 +366,11 @@ impl Router {
     }
 
     /// Removes the route for `(conn, dir)` in namespace `app`, if there is one (a revoked
-    /// connection); other namespaces' routes for the same ids are untouched.
+    /// connection), and its deployer window; other namespaces' routes for the same ids are
+    /// untouched.
     pub(crate) fn uninstall(&self, app: AppId, conn: ConnId, dir: Direction) {
         self.routes.remove(app, conn, dir);
+        self.credits.remove_window((app, conn, dir));
         if dir == Direction::Backward {
             lock(&self.deployers).remove(&(app, conn));
         }
@@ -285,10 +406,14 @@ impl Router {
         self.modules.insert(module)
     }
 
-    /// Forgets a module of namespace `app` and the routes that lead to it.
+    /// Forgets a module of namespace `app`, the routes that lead to it (and their deployer
+    /// windows), and what it sent.
     pub(crate) fn remove_module(&self, app: AppId, name: &str) -> Option<Arc<Module>> {
         let module = self.modules.remove(app, name)?;
-        self.routes.forget_module(app, name);
+        for key in self.routes.forget_module(app, name) {
+            self.credits.remove_window(key);
+        }
+        self.credits.forget_module(app, name);
         self.devices.release(&module.holder());
         Some(module)
     }
@@ -296,6 +421,7 @@ impl Router {
     /// Forgets every module (shutdown), releasing their devices.
     pub(crate) fn take_modules(&self) -> Vec<Arc<Module>> {
         let modules = self.modules.drain();
+        self.credits.forget_sources();
         for m in &modules {
             self.devices.release(&m.holder());
         }
@@ -314,21 +440,35 @@ impl Router {
         all
     }
 
-    /// Counts one frame or event the node could not decode or deliver.
+    /// Counts one frame, event or credit the node could not decode or deliver.
     pub(crate) fn count_drop(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Frames and events dropped so far.
+    /// Frames, events and credits dropped so far.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// The link to the node with `identity` at `address`, created on first use.
+    /// The link to the node with `identity` at `address`, created on first use. Its hooks
+    /// reach this router through a weak reference: a link outliving the router (its task
+    /// ends at shutdown) hands credit to no one.
     fn link(&self, address: String, identity: NodeKey) -> Arc<PeerLink> {
         lock(&self.peers)
             .entry((address, identity))
             .or_insert_with_key(|(address, identity)| {
+                let (me, peer) = (self.me.clone(), *identity);
+                let granted = move |app, credit| {
+                    if let Some(router) = me.upgrade() {
+                        router.credit_from_peer(&peer, app, credit)
+                    }
+                };
+                let me = self.me.clone();
+                let dropped = move |app, credit| {
+                    if let Some(router) = me.upgrade() {
+                        router.return_credit(app, credit)
+                    }
+                };
                 PeerLink::spawn(
                     address.clone(),
                     *identity,
@@ -338,8 +478,16 @@ impl Router {
                     self.shutdown.clone(),
                     self.timeouts,
                     &self.limits,
+                    CreditHooks {
+                        dropped: Box::new(dropped),
+                        granted: Box::new(granted),
+                    },
                 )
             })
             .clone()
     }
 }
+
+mod relay;
+#[cfg(test)]
+mod tests;

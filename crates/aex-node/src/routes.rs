@@ -66,9 +66,18 @@ impl Routes {
             .any(|r| r.from == Origin::Peer(*peer))
     }
 
-    /// Removes the routes of namespace `app` that lead to its module `name`.
-    pub(crate) fn forget_module(&self, app: AppId, name: &str) {
-        write(&self.0)
-            .retain(|(a, _, _), r| !(*a == app && matches!(&r.to, Target::Module(n) if n == name)));
+    /// Removes the routes of namespace `app` that lead to its module `name`; returns their
+    /// keys (for the tables kept per route).
+    pub(crate) fn forget_module(&self, app: AppId, name: &str) -> Vec<(AppId, ConnId, Direction)> {
+        let mut routes = write(&self.0);
+        let gone: Vec<_> = routes
+            .iter()
+            .filter(|((a, _, _), r)| *a == app && matches!(&r.to, Target::Module(n) if n == name))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &gone {
+            routes.remove(key);
+        }
+        gone
     }
 }

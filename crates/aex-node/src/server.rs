@@ -188,7 +188,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, remote: Socket
             crate::session::serve(shared, reader, writer, hello, hash, deadline).await
         }
         (LinkKind::Peer, Some(ToNode::Hello(Hello::Peer { node })), Some(identity)) => {
-            crate::inbound::serve_inbound(&shared.router, reader, node, identity, stop).await
+            crate::inbound::serve_inbound(&shared.router, reader, writer, node, identity, stop)
+                .await
         }
         (_, Some(_), _) => {
             throttled_warn!(

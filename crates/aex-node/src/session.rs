@@ -6,9 +6,12 @@
 //! request task ([`crate::requests::serve`]), refused ones with their refusal; events on the
 //! deployer's direct connections are routed at once in the session's namespace, and make this
 //! session the `Endpoint::Deployer` destination for their connection id (only once the session
-//! is admitted, so no one can divert another deployer's events). Everything the node sends
-//! back (responses and events) goes through one queue of [`OUT_QUEUE_BYTES`] drained by one
-//! writer task; requests read ahead wait in a queue of [`REQUEST_QUEUE_BYTES`] (when it is
+//! is admitted, so no one can divert another deployer's events). A session's events are held
+//! to the window the node keeps for their route (`credit.rs`; the session reads it with a
+//! `Window` request), and events the node sends it are credited to their sender as soon as
+//! they are queued here: a session grants on nothing, the node does for it. Everything the
+//! node sends back (responses and events) goes through one queue of [`OUT_QUEUE_BYTES`]
+//! drained by one writer task; requests read ahead wait in a queue of [`REQUEST_QUEUE_BYTES`] (when it is
 //! full the session stops reading its link).
 //!
 //! An admitted deployer is held to its identity's quotas (`quota.rs`): a request over its rate

@@ -12,7 +12,9 @@
 //! Why this changes nothing a module, a peer or a deployer can see:
 //!
 //! * **Order.** One module's events travel one FIFO queue to one task, which routes them one at
-//!   a time in the order the module wrote them, as the reader did itself before.
+//!   a time in the order the module wrote them, as the reader did itself before. The credit a
+//!   module grants (`FromModule::Credit`) travels the same queue, so it is relayed in its
+//!   place among the module's events.
 //! * **What blocks.** Only the module's reader, and only while its queue is full: the reader
 //!   waits for room (`send`) rather than drop, because the router task never waits on anything
 //!   (it routes with `try_send` into destination queues bounded in bytes and drops and counts
@@ -47,6 +49,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use aex_proto::flow::Credit;
 use aex_proto::{DeviceOp, Event};
 use aex_tee::devices::{Access, DeviceGrants, Holder};
 use tracing::debug;
@@ -61,6 +64,8 @@ pub(crate) const ROUTER_QUEUE_BYTES: usize = 64 << 10;
 pub(crate) enum RouterCommand {
     /// Route an event the module wrote, in the namespace it was loaded in.
     Event(Event),
+    /// Relay credit the module granted for events it took in, toward their sender.
+    Credit(Credit),
 }
 
 /// A module's way into the router: the sending side of its command queue, the router's drop
@@ -99,6 +104,19 @@ impl ToRouter {
             .await
         {
             debug!("router gone; event dropped");
+            self.count_drop();
+        }
+    }
+
+    /// Hands credit the module granted (read from a frame of `bytes`) to the router, behind
+    /// the events the module wrote before it, waiting for room.
+    pub(crate) async fn credit(&self, credit: Credit, bytes: usize) {
+        if !self
+            .commands
+            .send_sized(RouterCommand::Credit(credit), bytes)
+            .await
+        {
+            debug!("router gone; credit dropped");
             self.count_drop();
         }
     }
@@ -175,7 +193,9 @@ mod tests {
         to_router.event(event(1), 10).await;
         to_router.event(event(2), 10).await;
         let (first, routing) = rx.recv_held().await.unwrap();
-        let RouterCommand::Event(first) = first;
+        let RouterCommand::Event(first) = first else {
+            panic!("not an event")
+        };
         assert_eq!(first.counter, 1);
         let to_router = Arc::new(to_router);
         let access = {
@@ -186,13 +206,37 @@ mod tests {
         assert!(!access.is_finished(), "accessed before event 1 was routed");
         drop(routing);
         let (second, routing) = rx.recv_held().await.unwrap();
-        let RouterCommand::Event(second) = second;
+        let RouterCommand::Event(second) = second else {
+            panic!("not an event")
+        };
         assert_eq!(second.counter, 2);
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!access.is_finished(), "accessed before event 2 was routed");
         drop(routing);
         assert_eq!(access.await.unwrap(), Ok(7));
         assert_eq!(dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn credit_travels_in_its_place_among_the_events() {
+        let (to_router, mut rx, _) = handle();
+        let credit = Credit {
+            conn: aex_proto::ConnId(3),
+            dir: aex_proto::Direction::Backward,
+            bytes: 100,
+            dropped: 0,
+        };
+        to_router.event(event(1), 10).await;
+        to_router.credit(credit, 12).await;
+        to_router.event(event(2), 10).await;
+        let mut got = vec![];
+        for _ in 0..3 {
+            got.push(match rx.recv().await.unwrap() {
+                RouterCommand::Event(ev) => format!("event {}", ev.counter),
+                RouterCommand::Credit(c) => format!("credit {}", c.bytes),
+            });
+        }
+        assert_eq!(got, ["event 1", "credit 100", "event 2"]);
     }
 
     #[tokio::test]

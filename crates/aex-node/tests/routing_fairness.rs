@@ -6,6 +6,11 @@
 //! the link fills. Tenant A floods (32 MiB of events) until x drops its events; then tenant B
 //! sends 200. When the peer reads again, every one of B's events arrives, in order. (With one
 //! queue per link, bounded in events, the flood filled it and every event of B was dropped.)
+//!
+//! Under honoured credit the queue never fills; this is what protects other tenants from a
+//! sender that ignores its credit. The sessions play such senders: their routes name a local
+//! module as the events' origin (`Origin::Local`), so the node holds them to no deployer
+//! window (it would drop a deployer's events past its window before they reach the link).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -95,11 +100,12 @@ fn one_tenant_s_flood_does_not_drop_another_tenant_s_events_on_a_shared_link() {
     let (seen_tx, seen) = mpsc::channel();
     stalled_peer(listener, peer_key, go_rx, seen_tx);
 
+    // Not `Origin::Deployer`: see the file's documentation.
     let route = NodeRequest::Route {
         conn: ConnId(3),
         dir: Direction::Forward,
         to: to_peer,
-        from: Origin::Deployer,
+        from: Origin::Local,
     };
     let mut a = Session::open(x.addr(), &test_deployer(), "flood");
     let mut b = Session::open(x.addr(), &b_id, "quiet");

@@ -2,16 +2,17 @@
 //! other nodes, which prove their identities and are admitted only where routes (or the
 //! configuration) name them.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use aex_link::blocking::LinkReader;
+use aex_link::blocking::{LinkReader, LinkWriter};
 use aex_link::{LinkError, StaticKey};
-use aex_proto::frame::read_message;
+use aex_proto::flow::{self, Credit};
+use aex_proto::frame::{read_message, write_message};
 use aex_proto::{
     ConnId, Direction, Endpoint, Event, EventKind, FromModule, FromNode, Hello, NodeKey,
-    NodeRequest, Origin, ToModule, ToNode,
+    NodeRequest, NodeResponse, Origin, ToModule, ToNode,
 };
 use aex_testkit::node::TestNode;
 use aex_testkit::session::{frame_bytes, PeerConn};
@@ -299,6 +300,195 @@ fn peer_links_are_admitted_only_from_identities_routes_or_the_configuration_name
     ));
 }
 
+#[test]
+fn the_node_keeps_the_deployer_s_window_from_route_to_unroute() {
+    let node = TestNode::start("windows");
+    let sink = script(&node.scratch, "exec cat > /dev/null");
+    let mut c = node.session();
+    c.load("sink", &sink).unwrap();
+    let window = |c: &mut aex_testkit::session::Session| {
+        c.request(NodeRequest::Window {
+            conn: ConnId(6),
+            dir: Direction::Forward,
+        })
+    };
+    // No route takes the deployer's events on it yet.
+    let e = window(&mut c).unwrap_err();
+    assert_eq!(e.kind, aex_proto::NodeErrorKind::BadRequest, "{e}");
+    c.request(route(
+        6,
+        Direction::Forward,
+        Endpoint::Module("sink".into()),
+    ))
+    .unwrap();
+    let full = i64::from(flow::INITIAL_WINDOW);
+    assert_eq!(
+        window(&mut c),
+        Ok(NodeResponse::Window {
+            credit: full,
+            in_flight: 0
+        })
+    );
+    // An event is routed as it is read, before the request behind it is answered.
+    let sent = event(6, Direction::Forward, 1);
+    let cost = flow::cost(&sent);
+    c.send_event(sent);
+    assert_eq!(
+        window(&mut c),
+        Ok(NodeResponse::Window {
+            credit: full - i64::from(cost),
+            in_flight: u64::from(cost)
+        })
+    );
+    c.request(NodeRequest::Unroute {
+        conn: ConnId(6),
+        dir: Direction::Forward,
+    })
+    .unwrap();
+    assert!(window(&mut c).is_err());
+}
+
+#[test]
+fn credit_a_module_grants_crosses_nodes_back_to_the_module_that_sent_the_events() {
+    let a = TestNode::start("a");
+    let b = TestNode::start("b");
+    let sent = event(13, Direction::Forward, 1);
+    let granted = Credit {
+        conn: ConnId(13),
+        dir: Direction::Forward,
+        bytes: flow::cost(&sent),
+        dropped: 0,
+    };
+    // On b, a module that takes the event in, grants its credit, and idles.
+    let n = frame_bytes(&ToModule::Event(sent.clone())).len();
+    let grant = frame_file(&b.scratch, "grant.bin", &FromModule::Credit(granted));
+    let sink = script(
+        &b.scratch,
+        &format!("head -c {n} > /dev/null; cat '{grant}'; exec cat > /dev/null"),
+    );
+    let mut cb = b.session();
+    cb.load("sink", &sink).unwrap();
+    cb.request(route_from(
+        13,
+        Direction::Forward,
+        Endpoint::Module("sink".into()),
+        Origin::Peer(a.identity()),
+    ))
+    .unwrap();
+    // On a, the route first (the module sends as soon as it starts), then the sender.
+    let mut ca = a.session();
+    ca.request(route_from(
+        13,
+        Direction::Forward,
+        peer_at(b.addr().to_string(), b.identity()),
+        Origin::Local,
+    ))
+    .unwrap();
+    let emit = frame_file(&a.scratch, "emit.bin", &FromModule::Event(sent));
+    let out = a.scratch.join("input.bin");
+    let src = script(
+        &a.scratch,
+        &format!("cat '{emit}'; exec cat > '{}'", out.display()),
+    );
+    ca.load("src", &src).unwrap();
+    let expected = vec![ToModule::Credit(granted)];
+    wait_until(
+        "the sending module on a to receive the credit the module on b granted",
+        PATIENCE,
+        || {
+            let bytes = std::fs::read(&out).map_err(|e| e.to_string())?;
+            let mut rest = bytes.as_slice();
+            let mut got = vec![];
+            while let Ok(Some(msg)) = read_message::<_, ToModule>(&mut rest) {
+                if msg != ToModule::Stats {
+                    got.push(msg);
+                }
+            }
+            match got == expected {
+                true => Ok(()),
+                false => Err(format!("{got:?}")),
+            }
+        },
+    );
+    assert_eq!(ca.status().dropped, 0);
+    assert_eq!(cb.status().dropped, 0);
+}
+
+#[test]
+fn credit_a_peer_sends_back_reaches_the_module_that_sent_the_events() {
+    let node = TestNode::start("sender");
+    let peer = FakePeer::bind();
+    let mut c = node.session();
+    let app = c.app();
+    // The route first: the module sends its event as soon as it starts.
+    c.request(route_from(
+        11,
+        Direction::Forward,
+        peer.endpoint(),
+        Origin::Local,
+    ))
+    .unwrap();
+    let sent = event(11, Direction::Forward, 1);
+    let emit = frame_file(&node.scratch, "emit.bin", &FromModule::Event(sent.clone()));
+    let out = node.scratch.join("input.bin");
+    let src = script(
+        &node.scratch,
+        &format!("cat '{emit}'; exec cat > '{}'", out.display()),
+    );
+    c.load("src", &src).unwrap();
+    let (mut link, mut back) = peer.accept_both(node.identity());
+    assert!(matches!(read(&mut link), ToNode::Hello(Hello::Peer { .. })));
+    assert_eq!(
+        read(&mut link),
+        ToNode::Forward {
+            app,
+            event: sent.clone()
+        }
+    );
+
+    // The peer grants credit for the event, after credit for a connection the node did not
+    // route to it, which is ignored and counted.
+    let dropped = c.status().dropped;
+    let stray = Credit {
+        conn: ConnId(12),
+        dir: Direction::Forward,
+        bytes: 1000,
+        dropped: 0,
+    };
+    let granted = Credit {
+        conn: ConnId(11),
+        dir: Direction::Forward,
+        bytes: flow::cost(&sent),
+        dropped: 0,
+    };
+    for credit in [stray, granted] {
+        write_message(&mut back, &FromNode::Credit { app, credit }).unwrap();
+    }
+    back.flush().unwrap();
+    let expected = vec![ToModule::Credit(granted)];
+    wait_until(
+        "the module to receive the credit granted for its event",
+        PATIENCE,
+        || {
+            let bytes = std::fs::read(&out).map_err(|e| e.to_string())?;
+            let mut rest = bytes.as_slice();
+            let mut got = vec![];
+            while let Ok(Some(msg)) = read_message::<_, ToModule>(&mut rest) {
+                if msg != ToModule::Stats {
+                    got.push(msg);
+                }
+            }
+            match got == expected {
+                true => Ok(()),
+                false => Err(format!("{got:?}")),
+            }
+        },
+    );
+    let status = c.status();
+    assert_eq!(status.dropped, dropped + 1);
+    assert!(status.peers[0].connected, "credit closed the link");
+}
+
 /// A listener standing in for a peer node, with an identity of its own: it accepts the links
 /// the node under test opens (their handshake) and reads what they carry.
 struct FakePeer {
@@ -337,6 +527,12 @@ impl FakePeer {
     /// The next link the node opens, once its handshake proved `node`'s identity.
     #[track_caller]
     fn accept(&self, node: NodeKey) -> LinkReader<TcpStream> {
+        self.accept_both(node).0
+    }
+
+    /// Like [`FakePeer::accept`], with the link's way back to the node.
+    #[track_caller]
+    fn accept_both(&self, node: NodeKey) -> (LinkReader<TcpStream>, LinkWriter<TcpStream>) {
         let link = wait_for("the node to open a link to the peer", PATIENCE, || {
             self.pending()
         });
@@ -347,7 +543,7 @@ impl FakePeer {
                 .expect("the node's link handshake");
         let mut reader = link.reader;
         reader.set_limit(aex_link::MAX_RECORD);
-        reader
+        (reader, link.writer)
     }
 }
 

@@ -1,0 +1,400 @@
+//! Tests of the router's flow control: where the credit a module or a peer grants goes, what
+//! is refused, the windows the node keeps for deployers, and the credit of dropped events.
+//! Modules here are detached ones (`Module::detached`): their input is a queue the test
+//! reads; peers are identities, and the way back to one is a queue the test registers.
+
+use std::time::Duration;
+
+use aex_proto::flow::INITIAL_WINDOW;
+use aex_proto::frame::{decode, LEN_PREFIX};
+use aex_proto::{EventKind, ToModule};
+use aex_tee::devices::{Access, DeviceError};
+use tokio::time::{sleep, timeout, Instant};
+
+use super::*;
+use crate::credit::Window;
+
+/// A node without devices.
+struct NoDevices;
+
+impl DeviceGrants for NoDevices {
+    fn claim(&self, _: &Holder, _: &[String]) -> Result<(), DeviceError> {
+        Ok(())
+    }
+
+    fn release(&self, _: &Holder) {}
+
+    fn access(&self, _: &Holder, device: &str, _: Access) -> Result<u32, DeviceError> {
+        Err(DeviceError::Unknown {
+            device: device.into(),
+            valid: vec![],
+        })
+    }
+
+    fn is_held(&self, _: &str) -> bool {
+        false
+    }
+}
+
+const APP: AppId = AppId([1; 16]);
+
+/// A router whose peer links wait as long as `timeouts` say.
+fn router_with(timeouts: Timeouts) -> (Arc<Router>, watch::Sender<bool>) {
+    let (stop, shutdown) = watch::channel(false);
+    let router = Router::new(
+        "test".into(),
+        Arc::new(StaticKey::generate()),
+        shutdown,
+        Arc::new(NoDevices),
+        timeouts,
+        Limits::default(),
+    );
+    (router, stop)
+}
+
+fn router() -> (Arc<Router>, watch::Sender<bool>) {
+    router_with(Timeouts::default())
+}
+
+/// Loads a detached module `name` in [`APP`]; returns its input.
+fn load(router: &Router, name: &str) -> queue::Receiver {
+    let (module, input) = Module::detached(APP, name, 1 << 20);
+    router.insert_module(module).unwrap();
+    input
+}
+
+fn event(conn: u32, dir: Direction, size: usize) -> Event {
+    Event {
+        conn: ConnId(conn),
+        dir,
+        kind: EventKind::Event,
+        counter: 1,
+        ciphertext: vec![7; size],
+    }
+}
+
+fn credit(conn: u32, dir: Direction, bytes: u32, dropped: u32) -> Credit {
+    Credit {
+        conn: ConnId(conn),
+        dir,
+        bytes,
+        dropped,
+    }
+}
+
+fn to_module(name: &str) -> Endpoint {
+    Endpoint::Module(name.into())
+}
+
+fn route(router: &Router, conn: u32, dir: Direction, to: Endpoint, from: Origin) {
+    router.install(APP, ConnId(conn), dir, to, from).unwrap();
+}
+
+/// The next frame on `queue`, decoded, within a few seconds.
+async fn next<M: serde::de::DeserializeOwned>(queue: &mut queue::Receiver) -> M {
+    let frame = timeout(Duration::from_secs(5), queue.recv())
+        .await
+        .expect("a frame within 5 s")
+        .expect("the queue is open");
+    decode(&frame[LEN_PREFIX..]).unwrap()
+}
+
+/// Waits until the router has counted `n` drops.
+async fn dropped(router: &Router, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while router.dropped() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} drops, not {n}",
+            router.dropped()
+        );
+        sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(router.dropped(), n);
+}
+
+#[tokio::test]
+async fn a_module_s_credit_reaches_the_local_module_that_sent_the_events() {
+    let (router, _stop) = router();
+    let mut src_in = load(&router, "src");
+    let mut dst_in = load(&router, "dst");
+    route(
+        &router,
+        1,
+        Direction::Forward,
+        to_module("dst"),
+        Origin::Local,
+    );
+    let (src, dst) = (
+        router.connect_module(APP, "src"),
+        router.connect_module(APP, "dst"),
+    );
+    let ev = event(1, Direction::Forward, 100);
+    src.event(ev.clone(), 140).await;
+    assert_eq!(next::<ToModule>(&mut dst_in).await, ToModule::Event(ev));
+    let granted = credit(1, Direction::Forward, 132, 0);
+    dst.credit(granted, 20).await;
+    assert_eq!(
+        next::<ToModule>(&mut src_in).await,
+        ToModule::Credit(granted)
+    );
+    assert_eq!(router.dropped(), 0);
+}
+
+#[tokio::test]
+async fn a_module_crediting_events_not_routed_to_it_is_ignored_and_counted() {
+    let (router, _stop) = router();
+    let mut src_in = load(&router, "src");
+    let _dst_in = load(&router, "dst");
+    let _other_in = load(&router, "other");
+    route(
+        &router,
+        1,
+        Direction::Forward,
+        to_module("dst"),
+        Origin::Local,
+    );
+    assert!(router.note_source(APP, (ConnId(1), Direction::Forward), "src"));
+    let other = router.connect_module(APP, "other");
+    // Routed to another module, and not routed at all.
+    other
+        .credit(credit(1, Direction::Forward, 1000, 0), 20)
+        .await;
+    other
+        .credit(credit(9, Direction::Forward, 1000, 0), 20)
+        .await;
+    dropped(&router, 2).await;
+    assert!(src_in.try_recv().is_none());
+}
+
+#[tokio::test]
+async fn a_peer_s_credit_counts_only_for_events_routed_to_its_identity() {
+    let (router, _stop) = router();
+    let mut src_in = load(&router, "src");
+    let (peer, stranger) = (NodeKey([2; 32]), NodeKey([3; 32]));
+    let to_peer = Endpoint::Node {
+        address: "127.0.0.1:9".into(),
+        identity: peer,
+    };
+    route(&router, 2, Direction::Forward, to_peer, Origin::Local);
+    assert!(router.note_source(APP, (ConnId(2), Direction::Forward), "src"));
+    let granted = credit(2, Direction::Forward, 500, 0);
+    router.credit_from_peer(&stranger, APP, granted);
+    assert_eq!(router.dropped(), 1);
+    assert!(src_in.try_recv().is_none());
+    router.credit_from_peer(&peer, APP, granted);
+    assert_eq!(
+        next::<ToModule>(&mut src_in).await,
+        ToModule::Credit(granted)
+    );
+    // Another namespace's route is not this one's.
+    router.credit_from_peer(&peer, AppId([9; 16]), granted);
+    assert_eq!(router.dropped(), 2);
+}
+
+#[tokio::test]
+async fn a_deployer_window_debits_refuses_past_zero_credits_back_and_resets() {
+    let (router, _stop) = router();
+    let mut dst_in = load(&router, "dst");
+    route(
+        &router,
+        3,
+        Direction::Forward,
+        to_module("dst"),
+        Origin::Deployer,
+    );
+    let (tx, _session_rx) = queue::channel(1 << 20);
+    let session = DeployerTx { session: 1, tx };
+    let window = |router: &Router| router.window(APP, ConnId(3), Direction::Forward);
+    let fresh = Window {
+        credit: i64::from(INITIAL_WINDOW),
+        in_flight: 0,
+    };
+    assert_eq!(window(&router), Some(fresh));
+
+    // Events of 10,000 bytes: the seventh takes the window below zero, the eighth is refused.
+    let ev = event(3, Direction::Forward, 10_000);
+    let cost = flow::cost(&ev);
+    for _ in 0..7 {
+        router.route(APP, ev.clone(), Source::Deployer(&session));
+    }
+    let spent = Window {
+        credit: i64::from(INITIAL_WINDOW) - 7 * i64::from(cost),
+        in_flight: 7 * u64::from(cost),
+    };
+    assert!(spent.credit < 0);
+    assert_eq!(window(&router), Some(spent));
+    assert_eq!(router.dropped(), 0);
+    router.route(APP, ev.clone(), Source::Deployer(&session));
+    assert_eq!(router.dropped(), 1);
+    assert_eq!(window(&router), Some(spent));
+    for _ in 0..7 {
+        assert_eq!(
+            next::<ToModule>(&mut dst_in).await,
+            ToModule::Event(ev.clone())
+        );
+    }
+    assert!(dst_in.try_recv().is_none());
+
+    // The module takes two in: the window has room again.
+    router.credit_from_module(APP, "dst", credit(3, Direction::Forward, 2 * cost, 0));
+    let credited = Window {
+        credit: spent.credit + 2 * i64::from(cost),
+        in_flight: 5 * u64::from(cost),
+    };
+    assert_eq!(window(&router), Some(credited));
+
+    // Re-routed (re-keyed): afresh. Unrouted: gone, and events are no longer debited.
+    route(
+        &router,
+        3,
+        Direction::Forward,
+        to_module("dst"),
+        Origin::Deployer,
+    );
+    assert_eq!(window(&router), Some(fresh));
+    router.uninstall(APP, ConnId(3), Direction::Forward);
+    assert_eq!(window(&router), None);
+}
+
+#[tokio::test]
+async fn a_dropped_event_returns_its_credit_to_its_local_source() {
+    let (router, _stop) = router();
+    let mut src_in = load(&router, "src");
+    // No route.
+    let ev = event(4, Direction::Forward, 50);
+    let cost = flow::cost(&ev);
+    router.route(APP, ev, Source::Module("src"));
+    assert_eq!(router.dropped(), 1);
+    assert_eq!(
+        next::<ToModule>(&mut src_in).await,
+        ToModule::Credit(credit(4, Direction::Forward, cost, 1))
+    );
+    // A route to a module that is not loaded.
+    route(
+        &router,
+        4,
+        Direction::Forward,
+        to_module("gone"),
+        Origin::Local,
+    );
+    router.route(APP, event(4, Direction::Forward, 50), Source::Module("src"));
+    assert_eq!(router.dropped(), 2);
+    assert_eq!(
+        next::<ToModule>(&mut src_in).await,
+        ToModule::Credit(credit(4, Direction::Forward, cost, 1))
+    );
+}
+
+#[tokio::test]
+async fn an_event_for_a_deployer_session_is_credited_once_queued() {
+    let (router, _stop) = router();
+    let mut src_in = load(&router, "src");
+    route(
+        &router,
+        5,
+        Direction::Backward,
+        Endpoint::Deployer,
+        Origin::Local,
+    );
+    let reply = event(5, Direction::Backward, 60);
+    let cost = flow::cost(&reply);
+    // No session yet: dropped, and credited as such.
+    router.route(APP, reply.clone(), Source::Module("src"));
+    assert_eq!(
+        next::<ToModule>(&mut src_in).await,
+        ToModule::Credit(credit(5, Direction::Backward, cost, 1))
+    );
+    let (tx, mut session_rx) = queue::channel(1 << 20);
+    let session = DeployerTx { session: 1, tx };
+    // The session's event on the connection makes it the destination of the replies.
+    router.route(
+        APP,
+        event(5, Direction::Forward, 1),
+        Source::Deployer(&session),
+    );
+    assert_eq!(router.dropped(), 2);
+    router.route(APP, reply.clone(), Source::Module("src"));
+    assert_eq!(
+        next::<FromNode>(&mut session_rx).await,
+        FromNode::Event(reply)
+    );
+    assert_eq!(
+        next::<ToModule>(&mut src_in).await,
+        ToModule::Credit(credit(5, Direction::Backward, cost, 0))
+    );
+    assert_eq!(router.dropped(), 2);
+}
+
+#[tokio::test]
+async fn credit_for_a_peer_s_events_goes_back_over_its_inbound_link() {
+    let (router, _stop) = router();
+    let _dst_in = load(&router, "dst");
+    let peer = NodeKey([4; 32]);
+    let (tx, mut back) = queue::channel(64 << 10);
+    let token = router.register_inbound(peer, tx);
+    route(
+        &router,
+        6,
+        Direction::Forward,
+        to_module("dst"),
+        Origin::Peer(peer),
+    );
+    let granted = credit(6, Direction::Forward, 777, 0);
+    router.credit_from_module(APP, "dst", granted);
+    assert_eq!(
+        next::<FromNode>(&mut back).await,
+        FromNode::Credit {
+            app: APP,
+            credit: granted
+        }
+    );
+    // Its event on a connection with no route: dropped, and its credit sent back.
+    let ev = event(8, Direction::Forward, 10);
+    let cost = flow::cost(&ev);
+    router.route(APP, ev, Source::Peer(&peer));
+    assert_eq!(
+        next::<FromNode>(&mut back).await,
+        FromNode::Credit {
+            app: APP,
+            credit: credit(8, Direction::Forward, cost, 1)
+        }
+    );
+    // Once its link is gone, credit for it is dropped and counted.
+    router.unregister_inbound(&peer, token);
+    router.credit_from_module(APP, "dst", granted);
+    assert_eq!(router.dropped(), 2);
+}
+
+#[tokio::test]
+async fn events_a_peer_link_drops_as_stale_return_their_credit_to_their_source() {
+    let mut timeouts = Timeouts::default();
+    timeouts.set("stale", Duration::from_millis(50)).unwrap();
+    timeouts.set("backoff", Duration::from_millis(10)).unwrap();
+    timeouts
+        .set("backoff_max", Duration::from_millis(20))
+        .unwrap();
+    let (router, _stop) = router_with(timeouts);
+    let mut src_in = load(&router, "src");
+    // A port nothing listens on (any more).
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let to_peer = Endpoint::Node {
+        address,
+        identity: NodeKey([5; 32]),
+    };
+    route(&router, 7, Direction::Forward, to_peer, Origin::Local);
+    let src = router.connect_module(APP, "src");
+    let ev = event(7, Direction::Forward, 30);
+    let cost = flow::cost(&ev);
+    src.event(ev.clone(), 70).await;
+    src.event(ev, 70).await;
+    assert_eq!(
+        next::<ToModule>(&mut src_in).await,
+        ToModule::Credit(credit(7, Direction::Forward, 2 * cost, 2))
+    );
+    assert_eq!(router.dropped(), 2);
+}
