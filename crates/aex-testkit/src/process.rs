@@ -34,6 +34,11 @@ pub enum Signal {
     Term,
     /// SIGKILL: no chance to clean up.
     Kill,
+    /// SIGSTOP: the process stops running (a receiver that takes nothing in) until
+    /// [`Signal::Cont`].
+    Stop,
+    /// SIGCONT: a stopped process runs again.
+    Cont,
 }
 
 impl Signal {
@@ -42,6 +47,8 @@ impl Signal {
             Signal::Int => "INT",
             Signal::Term => "TERM",
             Signal::Kill => "KILL",
+            Signal::Stop => "STOP",
+            Signal::Cont => "CONT",
         }
     }
 }
