@@ -119,6 +119,8 @@ pub fn status(s: &AppStatus) -> String {
                 c.received.to_string(),
                 c.rejected.to_string(),
                 c.gaps.to_string(),
+                c.dropped.to_string(),
+                c.blocked.to_string(),
             ]
         })
         .collect();
@@ -159,6 +161,8 @@ pub fn status(s: &AppStatus) -> String {
                 "RECEIVED",
                 "REJECTED",
                 "GAPS",
+                "DROPPED",
+                "BLOCKED",
             ],
             &conns,
         ),
@@ -180,7 +184,7 @@ fn compact(v: &serde_json::Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use aex_deploy::ops::status::{AppStatus, ModuleView, NodeView};
+    use aex_deploy::ops::status::{AppStatus, ConnectionView, ModuleView, NodeView};
 
     #[test]
     fn columns_align() {
@@ -257,6 +261,43 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].ends_with("DROPPED  REFUSED"), "{t}");
         assert!(lines[1].ends_with("3        41"), "{t}");
+    }
+
+    #[test]
+    fn a_connection_shows_what_nodes_dropped_and_what_found_its_window_full() {
+        let status = AppStatus {
+            application: "a".into(),
+            nodes: vec![],
+            modules: vec![],
+            connections: vec![ConnectionView {
+                name: "ping-to-pong".into(),
+                id: Some(1),
+                from: "ping.ping".into(),
+                to: "pong.ping".into(),
+                algorithm: "aes-gcm".into(),
+                keyed: true,
+                sent: 10,
+                received: 7,
+                rejected: 0,
+                gaps: 1,
+                dropped: 2,
+                blocked: 5,
+            }],
+        };
+        let t = super::status(&status);
+        let lines: Vec<&str> = t.lines().collect();
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("CONNECTION"))
+            .unwrap();
+        let names: Vec<&str> = lines[header].split_whitespace().collect();
+        let cells: Vec<&str> = lines[header + 1].split_whitespace().collect();
+        assert_eq!(
+            names[4..],
+            ["SENT", "RECEIVED", "REJECTED", "GAPS", "DROPPED", "BLOCKED"],
+            "{t}"
+        );
+        assert_eq!(cells[4..], ["10", "7", "0", "1", "2", "5"], "{t}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use aex_node::Timeouts;
+use aex_node::{TimeoutError, Timeouts};
 
 /// The environment variable holding the deployer's limit.
 pub const ENV: &str = "AEX_TIMEOUT";
@@ -34,6 +34,16 @@ pub fn parse(text: &str) -> Result<TimeoutArg, String> {
         Timeouts::parse_duration(text).map(TimeoutArg::All)
     };
     parsed.map_err(|e| e.to_string())
+}
+
+/// Parses a `--wait` value: a DURATION, where zero is allowed (do not wait at all), unlike a
+/// timeout, whose zero would fail every wait at once.
+pub fn parse_wait(text: &str) -> Result<Duration, String> {
+    match Timeouts::parse_duration(text) {
+        Ok(wait) => Ok(wait),
+        Err(TimeoutError::Zero { .. }) => Ok(Duration::ZERO),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The limit a deployer command uses: the last `--timeout DURATION`, else `env` (the value of
@@ -117,6 +127,14 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_wait_may_be_zero() {
+        assert_eq!(parse_wait("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_wait("250ms"), Ok(MS(250)));
+        let e = parse_wait("soon").unwrap_err();
+        assert!(e.contains("invalid duration `soon`"), "{e}");
     }
 
     #[test]

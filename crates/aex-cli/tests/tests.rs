@@ -29,6 +29,7 @@ mod adversarial_wire;
 mod cli_device;
 mod cli_errors;
 mod cli_provider_key;
+mod cli_window;
 mod e2e_button_led;
 mod e2e_counter_migration;
 mod e2e_irrigation;

@@ -18,7 +18,10 @@
 //!   [`NodeClient::next_event`] times out;
 //! * events that arrive while the client waits for an answer are kept up to
 //!   [`MAX_PENDING_EVENTS`] events and [`MAX_PENDING_EVENT_BYTES`] bytes; more are dropped
-//!   and counted ([`NodeClient::dropped_events`]): a direct connection sees them as a gap.
+//!   and counted ([`NodeClient::dropped_events`]): a direct connection sees them as a gap;
+//! * frames a deployer has no use for are skipped wherever frames are read: answers to
+//!   requests nobody waits for, and `FromNode::Credit`, which nodes send on peer links (a
+//!   deployer's window lives on the node, and it asks for it: `NodeRequest::Window`).
 //!
 //! A session belongs to one deployer identity and one application: the client names both in
 //! its `Hello` and signs this link's handshake hash and the node's identity with its key (see
@@ -278,6 +281,7 @@ impl NodeClient {
                 }
                 FromNode::Response { .. } => continue,
                 FromNode::Event(ev) => self.keep(ev),
+                // `Credit`, and what later nodes may add.
                 _ => continue,
             }
         }
@@ -307,6 +311,7 @@ impl NodeClient {
         loop {
             match self.read() {
                 Ok(FromNode::Event(ev)) => return Ok(Some(ev)),
+                // Answers nobody waits for, `Credit`, and what later nodes may add.
                 Ok(_) => continue,
                 Err(ClientError::Io { source, .. })
                     if matches!(

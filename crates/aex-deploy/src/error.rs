@@ -211,6 +211,26 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A direct connection's window stayed full ([`aex_proto::flow`]): the module had not
+    /// taken in the events the deployer sent before, so this one was not sealed, not sent,
+    /// and took no counter. A variant of its own so that the caller can say nothing was sent.
+    #[error(
+        "the window of connection `{connection}` is full ({in_flight} bytes in flight, not yet \
+         taken in by module `{module}` on node `{node}`{}): nothing was sent",
+        waited_for(*waited)
+    )]
+    WindowFull {
+        /// The direct connection.
+        connection: String,
+        /// The module its events go to.
+        module: String,
+        /// The node it runs on (which keeps the window).
+        node: String,
+        /// Bytes sent on the connection and not yet taken in, at the node's last answer.
+        in_flight: u64,
+        /// How long the deployer waited for room.
+        waited: std::time::Duration,
+    },
     /// A reply did not arrive in time.
     #[error("timed out after {} waiting for {what}", show_duration(*limit))]
     Timeout {
@@ -311,6 +331,9 @@ impl Error {
             Error::StateLost { module, node, .. } => Some(format!(
                 "if that instance is gone for good (its node restarted, or its process died), its state is lost with it: run `aex deploy --discard-state {module}` (or `aex update {module} --discard-state`) to start it from its default state; otherwise bring it back on node `{node}` and run the command again"
             )),
+            Error::WindowFull { module, .. } => Some(format!(
+                "module `{module}` is slow or stopped: check it with `aex status` (is it running? are its own outputs BLOCKED, waiting on a slower module?), then try again, or wait longer with `--wait`"
+            )),
             Error::Build { .. } => Some("fix the build error above, then run the command again".into()),
             Error::OtherChanges { module, .. } => Some(format!(
                 "run `aex deploy` to apply every change (it hands `{module}`'s state over too), or `aex deploy --dry-run` to see them"
@@ -332,6 +355,15 @@ impl Error {
 impl From<DescriptorError> for Error {
     fn from(e: DescriptorError) -> Self {
         Error::Descriptor(Box::new(e))
+    }
+}
+
+/// How long a wait took, for [`Error::WindowFull`]: nothing when it did not wait.
+fn waited_for(waited: std::time::Duration) -> String {
+    if waited.is_zero() {
+        String::new()
+    } else {
+        format!(", after waiting {}", show_duration(waited))
     }
 }
 

@@ -24,8 +24,8 @@ use aex_link::{LinkError, StaticKey};
 use aex_proto::auth::sign_session;
 use aex_proto::frame::{self, read_message, write_message};
 use aex_proto::{
-    AppId, DeployerKey, Event, FromNode, Hello, NodeError, NodeKey, NodeRequest, NodeResponse,
-    NodeStatus, Signature, ToNode,
+    AppId, ConnId, DeployerKey, Direction, Event, FromNode, Hello, NodeError, NodeKey, NodeRequest,
+    NodeResponse, NodeStatus, Signature, ToNode,
 };
 
 /// How long a session waits for any one frame from the node.
@@ -292,6 +292,17 @@ impl Session {
                 }
                 _ => continue,
             }
+        }
+    }
+
+    /// The window this session's namespace holds for its own events on direct connection
+    /// `conn`, direction `dir` ([`NodeRequest::Window`]), as `(credit, in_flight)`: what a
+    /// deployer asks before it sends. Panics if the node answers something else.
+    #[track_caller]
+    pub fn window(&mut self, conn: ConnId, dir: Direction) -> Result<(i64, u64), NodeError> {
+        match self.request(NodeRequest::Window { conn, dir })? {
+            NodeResponse::Window { credit, in_flight } => Ok((credit, in_flight)),
+            other => panic!("the node answered a window request with {other:?}"),
         }
     }
 

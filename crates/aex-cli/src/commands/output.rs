@@ -1,5 +1,7 @@
 //! `aex output`: send an authentic event to a module input over a direct connection.
 
+use std::time::Duration;
+
 use aex_deploy::ops;
 use aex_deploy::ops::call::Delivery;
 use anyhow::{bail, Result};
@@ -19,6 +21,14 @@ pub struct OutputArgs {
     /// The payload is hexadecimal bytes
     #[arg(long)]
     hex: bool,
+    /// How long to wait for room while the module's window is full, e.g. `500ms`, `30s`;
+    /// `0s` does not wait [default: the --timeout, else 5s]
+    ///
+    /// The node keeps a window of the bytes the deployer sent on the connection that the
+    /// module has not taken in yet. While it is full, nothing is sent; if it is still full
+    /// after this long, the command fails having sent nothing.
+    #[arg(long, value_name = "DURATION", value_parser = crate::timeout::parse_wait)]
+    wait: Option<Duration>,
     #[command(flatten)]
     pub(super) app: AppPath,
 }
@@ -27,7 +37,10 @@ pub fn exec(args: OutputArgs, shell: &Shell) -> Result<()> {
     let bytes = payload::parse(args.payload.as_deref(), args.hex)?;
     let mut app = args.app.open(None, shell)?;
     let sent = format!("{} bytes on `{}`", bytes.len(), args.connection);
-    match ops::call::output(&mut app, &args.connection, &bytes)? {
+    let wait = args
+        .wait
+        .unwrap_or_else(|| app.timeout_or(ops::call::WINDOW_WAIT));
+    match ops::call::output(&mut app, &args.connection, &bytes, wait)? {
         Delivery::Accepted => shell.status("Sent", format!("{sent}: the module accepted it")),
         Delivery::Unknown(why) => {
             shell.status("Sent", &sent);

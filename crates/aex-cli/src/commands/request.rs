@@ -1,6 +1,8 @@
 //! `aex request`: send a request to a module handler over a direct connection and print the
 //! authenticated reply.
 
+use std::time::Duration;
+
 use aex_deploy::ops;
 use anyhow::Result;
 use clap::Args;
@@ -19,6 +21,14 @@ pub struct RequestArgs {
     /// The payload is hexadecimal bytes
     #[arg(long)]
     hex: bool,
+    /// How long to wait for room while the module's window is full, e.g. `500ms`, `30s`;
+    /// `0s` does not wait [default: the --timeout, else 5s]
+    ///
+    /// The node keeps a window of the bytes the deployer sent on the connection that the
+    /// module has not taken in yet. While it is full, nothing is sent; if it is still full
+    /// after this long, the command fails having sent nothing.
+    #[arg(long, value_name = "DURATION", value_parser = crate::timeout::parse_wait)]
+    wait: Option<Duration>,
     #[command(flatten)]
     pub(super) app: AppPath,
 }
@@ -26,7 +36,10 @@ pub struct RequestArgs {
 pub fn exec(args: RequestArgs, shell: &Shell) -> Result<()> {
     let bytes = payload::parse(args.payload.as_deref(), args.hex)?;
     let mut app = args.app.open(None, shell)?;
-    let reply = ops::call::request(&mut app, &args.connection, &bytes)?;
+    let wait = args
+        .wait
+        .unwrap_or_else(|| app.timeout_or(ops::call::WINDOW_WAIT));
+    let reply = ops::call::request(&mut app, &args.connection, &bytes, wait)?;
     shell.out(payload::show(&reply))?;
     Ok(())
 }

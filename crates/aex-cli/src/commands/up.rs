@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use aex_deploy::ops;
 use aex_deploy::ops::deploy::{DeployObserver, DeployReport, Plan};
-use aex_deploy::ops::status::AppStatus;
+use aex_deploy::ops::status::{AppStatus, ConnectionView};
 use aex_deploy::ops::up::{StepResult, UpObserver, UpOptions};
 use aex_deploy::progress::Observer;
 use aex_deploy::{App, Identity};
@@ -178,8 +178,67 @@ impl UpObserver for View<'_> {
     }
 }
 
-/// A connection's (sent, received, rejected, gaps).
-type Counts = (u64, u64, u64, u64);
+/// A connection's counters, as the follow view compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    sent: u64,
+    received: u64,
+    rejected: u64,
+    gaps: u64,
+    dropped: u64,
+    blocked: u64,
+}
+
+impl Counts {
+    fn of(c: &ConnectionView) -> Counts {
+        Counts {
+            sent: c.sent,
+            received: c.received,
+            rejected: c.rejected,
+            gaps: c.gaps,
+            dropped: c.dropped,
+            blocked: c.blocked,
+        }
+    }
+
+    /// Whether something went wrong since `before`: events refused or lost (gaps, drops) are
+    /// news at once. Blocked emits are not: they mean a slow receiver, and are shown with the
+    /// traffic.
+    fn alarming(&self, before: &Counts) -> bool {
+        self.rejected > before.rejected || self.gaps > before.gaps || self.dropped > before.dropped
+    }
+
+    /// Whether any counter grew since `before` (counters that went down, of a restarted or
+    /// disabled module, are no news).
+    fn grew(&self, before: &Counts) -> bool {
+        self.sent > before.sent
+            || self.received > before.received
+            || self.blocked > before.blocked
+            || self.alarming(before)
+    }
+
+    /// What grew since `before`, on one line.
+    fn since(&self, before: &Counts) -> String {
+        let d = |now: u64, then: u64| now - then.min(now);
+        let mut line = format!(
+            "+{} sent, +{} received, +{} rejected, +{} gaps",
+            d(self.sent, before.sent),
+            d(self.received, before.received),
+            d(self.rejected, before.rejected),
+            d(self.gaps, before.gaps)
+        );
+        // Flow control's counters only when they moved: most connections never see them.
+        for (n, what) in [
+            (d(self.dropped, before.dropped), "dropped by a node"),
+            (d(self.blocked, before.blocked), "blocked on a full window"),
+        ] {
+            if n > 0 {
+                line.push_str(&format!(", +{n} {what}"));
+            }
+        }
+        line
+    }
+}
 
 /// How often an unchanged-shape update (counters only) is shown.
 const QUIET: Duration = Duration::from_secs(5);
@@ -204,29 +263,19 @@ impl Follow {
         };
         let now = Instant::now();
         for c in &s.connections {
-            let counts = (c.sent, c.received, c.rejected, c.gaps);
+            let counts = Counts::of(c);
             let key = format!("{prefix}{}", c.name);
             let Some((before, at)) = self.events.get(&key).copied() else {
                 self.events.insert(key, (counts, now));
                 continue;
             };
-            // Rejections and gaps are news at once; traffic is summed over `QUIET`.
-            let alarming = counts.2 > before.2 || counts.3 > before.3;
-            // Counters that went down (a restarted or disabled module) are no news.
-            let grew = counts.0 > before.0 || counts.1 > before.1 || alarming;
+            // Rejections and losses are news at once; traffic is summed over `QUIET`.
+            let alarming = counts.alarming(&before);
+            let grew = counts.grew(&before);
             if counts != before && !grew {
                 self.events.insert(key, (counts, at));
             } else if grew && (alarming || now - at >= QUIET) {
-                shell.status(
-                    "Events",
-                    format!(
-                        "{key}: +{} sent, +{} received, +{} rejected, +{} gaps",
-                        counts.0 - before.0.min(counts.0),
-                        counts.1 - before.1.min(counts.1),
-                        counts.2 - before.2.min(counts.2),
-                        counts.3 - before.3.min(counts.3)
-                    ),
-                );
+                shell.status("Events", format!("{key}: {}", counts.since(&before)));
                 self.events.insert(key, (counts, now));
             }
         }
@@ -291,4 +340,40 @@ fn stop_flag() -> Arc<AtomicBool> {
         f.store(true, Ordering::SeqCst);
     });
     flag
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counts;
+
+    fn counts(sent: u64, gaps: u64, dropped: u64, blocked: u64) -> Counts {
+        Counts {
+            sent,
+            received: sent,
+            rejected: 0,
+            gaps,
+            dropped,
+            blocked,
+        }
+    }
+
+    #[test]
+    fn events_a_node_dropped_are_news_at_once_blocked_emits_are_traffic() {
+        let before = counts(10, 0, 0, 0);
+        let dropped = counts(10, 0, 2, 0);
+        assert!(dropped.alarming(&before) && dropped.grew(&before));
+        assert_eq!(
+            dropped.since(&before),
+            "+0 sent, +0 received, +0 rejected, +0 gaps, +2 dropped by a node"
+        );
+        let blocked = counts(12, 0, 0, 3);
+        assert!(!blocked.alarming(&before) && blocked.grew(&before));
+        assert_eq!(
+            blocked.since(&before),
+            "+2 sent, +2 received, +0 rejected, +0 gaps, +3 blocked on a full window"
+        );
+        assert!(counts(11, 1, 0, 0).alarming(&before));
+        // A restarted module's counters start again: no news.
+        assert!(!counts(0, 0, 0, 0).grew(&before));
+    }
 }

@@ -93,6 +93,63 @@ fn trickling_node(key: aex_link::StaticKey, slow_from_start: bool, events: u64) 
     addr
 }
 
+/// A node with identity `key` that reads the client's first request and answers it after a
+/// `Credit`, then sends another `Credit` and one event; returns its address.
+fn crediting_node(key: aex_link::StaticKey) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((conn, _)) = listener.accept() else {
+            return;
+        };
+        let wr = conn.try_clone().unwrap();
+        let Ok((_, mut link)) = aex_link::blocking::accept(&conn, wr, &key, |_| true) else {
+            return;
+        };
+        link.reader.set_limit(aex_link::MAX_RECORD);
+        let id = loop {
+            match frame::read_message::<_, ToNode>(&mut link.reader) {
+                Ok(Some(ToNode::Request { id, .. })) => break id,
+                Ok(Some(_)) => continue,
+                _ => return,
+            }
+        };
+        let credit = |bytes| FromNode::Credit {
+            app: aex_proto::AppId([7; 16]),
+            credit: aex_proto::flow::Credit {
+                conn: aex_proto::ConnId(1),
+                dir: aex_proto::Direction::Forward,
+                bytes,
+                dropped: 0,
+            },
+        };
+        let event = Event {
+            conn: aex_proto::ConnId(1),
+            dir: aex_proto::Direction::Backward,
+            kind: aex_proto::EventKind::Reply,
+            counter: 1,
+            ciphertext: vec![0; 16],
+        };
+        for msg in [
+            credit(100),
+            FromNode::Response {
+                id,
+                result: Ok(NodeResponse::Done),
+            },
+            credit(200),
+            FromNode::Event(event),
+        ] {
+            if frame::write_message(&mut link.writer, &msg).is_err() {
+                return;
+            }
+        }
+        let _ = link.writer.flush();
+        let mut rest = Vec::new();
+        let _ = (&conn).read_to_end(&mut rest);
+    });
+    addr
+}
+
 fn identity() -> (tempfile::TempDir, Arc<Identity>) {
     let dir = tempfile::tempdir().unwrap();
     let (identity, _) = Identity::load_or_create(&dir.path().join("identity")).unwrap();
@@ -191,4 +248,27 @@ fn a_silent_node_fails_the_connection_after_the_client_s_timeout() {
         source.to_string(),
         "the node did not answer the link's handshake within 250 ms"
     );
+}
+
+/// `Credit` is for peer links: on a deployer's session it is skipped, whether the client
+/// waits for an answer or for an event, and neither fails nor counts as an event.
+#[test]
+fn credit_frames_are_skipped_while_waiting_for_an_answer_or_an_event() {
+    let (_dir, identity) = identity();
+    let key = aex_link::StaticKey::generate();
+    let node = key.public();
+    let addr = crediting_node(key);
+    let mut client =
+        NodeClient::connect(addr, node, Duration::from_secs(10), identity, "app").unwrap();
+    assert_eq!(
+        client.request(NodeRequest::Status).unwrap(),
+        NodeResponse::Done
+    );
+    let event = client.next_event(Duration::from_secs(10)).unwrap().unwrap();
+    assert_eq!(
+        (event.counter, event.kind),
+        (1, aex_proto::EventKind::Reply)
+    );
+    assert_eq!(client.dropped_events(), 0);
+    assert!(client.events.is_empty());
 }

@@ -3,17 +3,28 @@
 //! * `call` invokes an entry point, sealed under the module key like every command;
 //! * `output` and `request` use a *direct connection*, where the deployer itself is the
 //!   source: the deployer holds the connection key and its counters in its state file, so
-//!   each invocation continues the counter sequence and a reply is accepted only once.
+//!   each invocation continues the counter sequence and a reply is accepted only once. Like
+//!   any source it sends only while the module's window has room ([`aex_proto::flow`]): it
+//!   asks the node before sealing, and waits for room at most a bound ([`WINDOW_WAIT`] unless
+//!   told otherwise); a window still full then fails the operation with
+//!   [`Error::WindowFull`], nothing sent, instead of an event the node would drop.
+
+mod window;
 
 use std::time::{Duration, Instant};
 
 use aex_crypto::Algorithm;
 use aex_proto::{
-    Command, ConnId, Direction, EventKind, NodeRequest, NodeResponse, RecvChannel, SendChannel,
+    Command, ConnId, Direction, EventKind, NodeErrorKind, NodeRequest, NodeResponse, RecvChannel,
+    SendChannel,
 };
 
 use crate::app::App;
+use crate::client::ClientError;
 use crate::error::{Error, Result};
+use window::{wait_for_room, RealClock, Room, Window};
+
+pub use window::WINDOW_WAIT;
 
 /// Calls entry point `entry` of `module` with `payload`; returns its result bytes.
 pub fn call(app: &mut App, module: &str, entry: &str, payload: &[u8]) -> Result<Vec<u8>> {
@@ -71,8 +82,10 @@ pub enum Delivery {
 }
 
 /// Sends `payload` on a direct connection to a module's input, and reports what became of it.
-pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<Delivery> {
-    let (name, node, counter) = send_direct(app, connection, EventKind::Event, payload)?;
+/// While the module's window is full it waits for room, at most `wait` ([`WINDOW_WAIT`] is
+/// the usual bound), then fails with [`Error::WindowFull`], having sent nothing.
+pub fn output(app: &mut App, connection: &str, payload: &[u8], wait: Duration) -> Result<Delivery> {
+    let (name, node, counter) = send_direct(app, connection, EventKind::Event, payload, wait)?;
     let (id, module) = {
         let rec = &app.connections()[&name];
         let module = app
@@ -127,10 +140,17 @@ pub fn output(app: &mut App, connection: &str, payload: &[u8]) -> Result<Deliver
 pub const REPLY_WAIT: Duration = Duration::from_secs(10);
 
 /// Sends `payload` on a direct connection to a module's handler and waits for the reply (at
-/// most [`REPLY_WAIT`], or the application's limit).
-pub fn request(app: &mut App, connection: &str, payload: &[u8]) -> Result<Vec<u8>> {
+/// most [`REPLY_WAIT`], or the application's limit). Before sending it waits for room in the
+/// module's window as [`output`] does, at most `room_wait`.
+pub fn request(
+    app: &mut App,
+    connection: &str,
+    payload: &[u8],
+    room_wait: Duration,
+) -> Result<Vec<u8>> {
     let wait = app.timeout_or(REPLY_WAIT);
-    let (name, node, counter) = send_direct(app, connection, EventKind::Request, payload)?;
+    let (name, node, counter) =
+        send_direct(app, connection, EventKind::Request, payload, room_wait)?;
     let deadline = Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -191,12 +211,14 @@ pub fn request(app: &mut App, connection: &str, payload: &[u8]) -> Result<Vec<u8
     }
 }
 
-/// Seals and sends one event on a direct connection; returns (connection, node, counter).
+/// Seals and sends one event on a direct connection, once the module's window has room (at
+/// most `wait` for it); returns (connection, node, counter).
 fn send_direct(
     app: &mut App,
     connection: &str,
     kind: EventKind,
     payload: &[u8],
+    wait: Duration,
 ) -> Result<(String, String, u64)> {
     let name = resolve_direct(app, connection)?;
     let spec = app
@@ -215,6 +237,30 @@ fn send_direct(
             .map(|m| m.node.clone())
             .unwrap_or_default(),
     };
+    let Some(id) = app.connection(&name).map(|rec| ConnId(rec.id)) else {
+        return Err(Error::NotDeployed {
+            module: spec.to.module.clone(),
+        });
+    };
+    // Before sealing: an event that is not sent takes no counter.
+    let mut answered = false;
+    let room = wait_for_room(wait, &mut RealClock, || -> Result<Window> {
+        let window = ask_window(app, &node, &name, id, answered)?;
+        answered |= matches!(window, Window::Known { .. });
+        Ok(window)
+    })?;
+    match room {
+        Room::Open | Room::Unchecked => {}
+        Room::Full { in_flight } => {
+            return Err(Error::WindowFull {
+                connection: name,
+                module: spec.to.module.clone(),
+                node,
+                in_flight,
+                waited: wait,
+            })
+        }
+    }
     let Some(rec) = app.connection_mut(&name) else {
         return Err(Error::NotDeployed {
             module: spec.to.module.clone(),
@@ -247,6 +293,57 @@ fn send_direct(
             source,
         })?;
     Ok((name, node, counter))
+}
+
+/// Asks `node` for the deployer's window on direct connection `name` (id `id`); `answered`
+/// says whether it already told a window in this wait.
+///
+/// A node that does not keep windows is [`Window::Unknown`], and the event goes out unchecked,
+/// as before flow control: a node agent that knows the request but not this one answers
+/// `BadRequest`, and one older than the request cannot decode it and closes the session (the
+/// next request opens a new one). A node that answered before and then closes the session is
+/// not older, it failed: that, like any other failure, is the operation's.
+fn ask_window(app: &mut App, node: &str, name: &str, id: ConnId, answered: bool) -> Result<Window> {
+    let body = NodeRequest::Window {
+        conn: id,
+        dir: Direction::Forward,
+    };
+    let action = format!("report the window of connection `{name}`");
+    match app.request(node, &action, body) {
+        Ok(NodeResponse::Window { credit, in_flight }) => Ok(Window::Known { credit, in_flight }),
+        Ok(_) => Err(Error::Node {
+            node: node.into(),
+            action,
+            source: ClientError::Unexpected {
+                addr: app.node_spec(node)?.address,
+                request: "Window",
+            },
+        }),
+        Err(Error::Node {
+            source: ClientError::Node(e),
+            ..
+        }) if e.kind == NodeErrorKind::BadRequest => {
+            tracing::debug!(
+                node,
+                connection = name,
+                reason = %e,
+                "the node keeps no window; sending unchecked"
+            );
+            Ok(Window::Unknown)
+        }
+        Err(Error::Node {
+            source: ClientError::Closed { .. },
+            ..
+        }) if !answered => {
+            tracing::debug!(
+                node,
+                connection = name,
+                "the node closed the session when asked for the window; sending unchecked"
+            );
+            Ok(Window::Unknown)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Finds a direct connection by its name or by its target `module.port`.

@@ -129,6 +129,16 @@ pub struct ConnectionView {
     pub rejected: u64,
     /// Counter gaps (dropped events) seen by receivers.
     pub gaps: u64,
+    /// Events a node reported dropping instead of delivering (their receiver was dead or
+    /// unreachable past its node's timeout, or had no route), as their senders counted them
+    /// from the credit the node returned ([`aex_proto::flow`]): lost, never silently.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Emits and requests of the modules that found the connection's window full (their
+    /// receiver took events in slower than they came): waited past their bound, or refused
+    /// by `try_emit`. Back-pressure, not loss.
+    #[serde(default)]
+    pub blocked: u64,
 }
 
 /// Queries every node and assembles the status.
@@ -254,6 +264,8 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             received: 0,
             rejected: 0,
             gaps: 0,
+            dropped: 0,
+            blocked: 0,
         };
         if let Some(r) = rec {
             // The deployer is an endpoint of direct connections: count its own side.
@@ -265,6 +277,8 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
                 view.received += c.received;
                 view.rejected += c.rejected;
                 view.gaps += c.gaps;
+                view.dropped += c.dropped;
+                view.blocked += c.blocked;
             }
         }
         connections.push(view);
