@@ -6,14 +6,14 @@
 //!   node1                         node2                      node1
 //!   source.data ──source-to-relay──► relay.input
 //!                                    relay.output ──relay-to-sink──► sink.data
-//!   source.credit ◄───────────────credit──────────────────────────── sink.credit
 //! ```
 //!
-//! The modules are the benchmark's (`crates/aex-bench/modules/`). The source keeps at most
-//! [`WINDOW`] events in flight: the sink grants credit for every quarter window it consumes.
-//! Node agents drop rather than block when a queue is full, so this application-level flow
-//! control is what keeps a sustained stream lossless; it never lets more events wait in any
-//! queue than the smallest queue holds (a module's input queue, 1024 events).
+//! The modules are the benchmark's (`crates/aex-bench/modules/`). The source emits as fast as
+//! `ctx.emit` lets it, with no flow control of its own: the runtime's per-connection credit
+//! (`aex-proto`'s `flow`) is what keeps a sustained stream lossless. Each receiving runtime
+//! grants its sender credit as it takes events in, sized so that what may be in flight to it
+//! fits its input queue, and `ctx.emit` waits while a connection's window is full (the
+//! relay's as well as the source's), so no queue on the way has to drop an event.
 //!
 //! [`smoke`] runs in every `cargo test` (a few thousand events, debug builds). The full run
 //! is ignored by default; run it with release builds of the node agent and modules:
@@ -37,8 +37,6 @@ use aex_testkit::node::NodeProcess;
 use aex_testkit::process::Run;
 use aex_testkit::status::{counters, AppStatus as Status, StatusExt};
 
-/// Events in flight at most.
-const WINDOW: u64 = 512;
 /// Payload bytes per event.
 const SIZE: usize = 64;
 /// A stream that makes no progress for this long has lost events.
@@ -128,7 +126,6 @@ impl Chain {
         for (name, from, to) in [
             ("source-to-relay", "source.data", "relay.input"),
             ("relay-to-sink", "relay.output", "sink.data"),
-            ("credit", "sink.credit", "source.credit"),
         ] {
             write!(
                 desc,
@@ -186,17 +183,13 @@ fn run(plan: &Plan) {
     status.assert_healthy();
     let processes = chain.processes(&status);
 
-    let credit_every = WINDOW / 4;
-    chain.call(
-        "sink",
-        "expect",
-        &json!({ "count": plan.events, "credit_every": credit_every }),
-    );
+    chain.call("sink", "expect", &json!({ "count": plan.events }));
     let started = Instant::now();
+    // `start` returns at once; the source's own thread emits the events.
     chain.call(
         "source",
         "start",
-        &json!({ "count": plan.events, "size": SIZE, "window": WINDOW }),
+        &json!({ "count": plan.events, "size": SIZE }),
     );
     let mut warm: Option<Vec<u64>> = None;
     let mut progress = (0, Instant::now());
@@ -234,15 +227,13 @@ fn run(plan: &Plan) {
     status.assert_healthy();
     assert_eq!(status.counters("source-to-relay"), counters(n, n, 0, 0));
     assert_eq!(status.counters("relay-to-sink"), counters(n, n, 0, 0));
-    let credits = n / credit_every;
-    assert_eq!(status.counters("credit"), counters(credits, credits, 0, 0));
     for node in &status.nodes {
         assert_eq!(node.dropped, 0, "node `{}` dropped events", node.name);
     }
 
     let sink_s = report["elapsed_us"].as_f64().unwrap_or(0.0) / 1e6;
     let mut table = format!(
-        "load: {n} events of {SIZE} B, source@node1 → relay@node2 → sink@node1, window {WINDOW}, {} builds\n\
+        "load: {n} events of {SIZE} B, source@node1 → relay@node2 → sink@node1, {} builds\n\
          duration {:.2} s from `start` to the sink's report ({:.0} events/s); \
          first to last event at the sink {sink_s:.2} s ({:.0} events/s)\n\
          {:<14} {:>16} {:>12} {:>8}\n",

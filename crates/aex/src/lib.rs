@@ -32,7 +32,10 @@
 //!     fn press(&mut self, ctx: &mut Context, _event: &[u8]) {
 //!         self.presses += 1;
 //!         if self.presses % 10 == 0 {
-//!             ctx.emit_json(Self::MILESTONE, &self.presses);
+//!             // An input has nobody to tell: log what was not sent (stderr is the module's log).
+//!             if let Err(e) = ctx.emit_json(Self::MILESTONE, &self.presses) {
+//!                 eprintln!("output `milestone`: {e}");
+//!             }
 //!         }
 //!     }
 //!
@@ -67,7 +70,8 @@
 //!
 //! An empty payload decodes as JSON `null`, then as `{}`: `aex call m entry` with no argument
 //! reaches `()`, `Option<T>` (`None`) and structs whose fields all have `#[serde(default)]`.
-//! Inputs return nothing (or `Result<(), E>`, whose error is logged): an event has no reply.
+//! Inputs return nothing (or `Result<(), E>`, whose error is logged without its message, which
+//! could quote the payload): an event has no reply.
 //! An entry point whose argument does not decode fails with a message naming the expected
 //! type. An input or handler whose argument does not decode is logged to stderr (without the
 //! details, which could quote the payload: the node reads stderr) and a handler sends no
@@ -93,7 +97,9 @@
 //!     #[periodic]
 //!     fn tick(&mut self, ctx: &mut Context) {
 //!         self.beats += 1;
-//!         ctx.emit_json(Self::BEAT, &self.beats);
+//!         if let Err(e) = ctx.emit_json(Self::BEAT, &self.beats) {
+//!             eprintln!("output `beat`: {e}");
+//!         }
 //!     }
 //!
 //!     #[input]
@@ -102,7 +108,9 @@
 //!     /// Run when `heartbeat` accepts no authentic event for 2 s.
 //!     #[deadline(input = heartbeat, every = "2s")]
 //!     fn silent(&mut self, ctx: &mut Context) {
-//!         ctx.emit(Self::ALARM, b"no heartbeat for 2 s");
+//!         if let Err(e) = ctx.emit(Self::ALARM, b"no heartbeat for 2 s") {
+//!             eprintln!("output `alarm`: {e}");
+//!         }
 //!     }
 //! }
 //! # use aex::Module as _;
@@ -111,8 +119,8 @@
 //! ```
 //!
 //! Both take `&mut self` and optionally `ctx: &mut Context`, no payload, and return nothing
-//! (or `Result<(), E>`, whose error is logged). Durations are a whole number and a unit:
-//! `500ms`, `5s`, `1m`, `1h`; at least 10 ms.
+//! (or `Result<(), E>`, whose error is logged without its message). Durations are a whole
+//! number and a unit: `500ms`, `5s`, `1m`, `1h`; at least 10 ms.
 //!
 //! * A **periodic** entry runs when the node says so (`Tick`). The trigger is *untrusted*: the
 //!   node may delay it, drop it or send extra ones, so a tick proves nothing about time or
@@ -131,8 +139,21 @@
 //!
 //! # Semantics
 //!
-//! * [`Context::emit`] is fire and forget: one event per connection bound to the output,
-//!   nothing if none is bound yet.
+//! * [`Context::emit`] sends one event per connection bound to the output (nothing if none is
+//!   bound yet), each once its receiver has room for it: every connection has a window of
+//!   bytes in flight, which the receiving runtime grants back as it takes events in (flow
+//!   control). While a window is full, `emit` waits, handling nothing else, at most
+//!   [`Context::emit_timeout`] (5 s by default), then fails with [`Error::WindowFull`]
+//!   naming the connections that got nothing (the others got the event). Until credit comes,
+//!   later emits on those connections fail at once. [`Context::try_emit`] never waits: it
+//!   fails with [`Error::WouldBlock`] instead. `emit_json` and `try_emit_json` encode a value
+//!   as JSON first.
+//! * An emit's `Result` must be used. An entry point or a handler can return the error (`?`
+//!   in a method returning `Result<_, aex::Error>`): its caller is told. An input, a periodic
+//!   entry or a deadline handler has nobody to tell, and the runtime logs its error without
+//!   the message: log it yourself (stderr is the module's log, which the node reads;
+//!   `WindowFull` and `WouldBlock` name the output and its connections, never the payload) or
+//!   count it in the module's state.
 //! * [`Context::request`] blocks until the handler's reply (default timeout 5 s, see
 //!   [`Context::request_timeout`]). Events and commands arriving meanwhile are handled after
 //!   the current method returns. The reply travels on the same connection, authenticated.

@@ -17,11 +17,14 @@ mod shapes {
     #[derive(Serialize)]
     struct Summary {
         max: f32,
+        unsent: u32,
     }
 
     #[derive(Default)]
     pub struct Station {
         max: f32,
+        /// Events an emit could not send (an input has nobody to tell).
+        unsent: u32,
     }
 
     #[aex::module(outputs(alarm, fanSpeed), requests(fetch_config))]
@@ -33,8 +36,12 @@ mod shapes {
         fn reading(&mut self, ctx: &mut Context, r: Reading) {
             self.max = self.max.max(r.celsius);
             if r.celsius > 40.0 {
-                ctx.emit(Self::ALARM, b"hot");
-                ctx.emit_json(Self::FAN_SPEED, &100u8);
+                if ctx.emit(Self::ALARM, b"hot").is_err() {
+                    self.unsent += 1;
+                }
+                if ctx.emit_json(Self::FAN_SPEED, &100u8).is_err() {
+                    self.unsent += 1;
+                }
             }
         }
 
@@ -45,7 +52,10 @@ mod shapes {
 
         #[handler]
         fn summary(&mut self) -> Summary {
-            Summary { max: self.max }
+            Summary {
+                max: self.max,
+                unsent: self.unsent,
+            }
         }
 
         #[handler]
@@ -100,6 +110,8 @@ mod triggers {
     #[derive(Default)]
     struct Watch {
         ticks: u32,
+        /// Alarms an emit could not send (a deadline handler has nobody to tell).
+        unsent: u32,
     }
 
     #[aex::module(outputs(alarm))]
@@ -111,8 +123,8 @@ mod triggers {
 
         #[periodic]
         fn report(&mut self, ctx: &mut Context) -> Result<(), String> {
-            ctx.emit_json(Self::ALARM, &self.ticks);
-            Ok(())
+            ctx.emit_json(Self::ALARM, &(self.ticks, self.unsent))
+                .map_err(|e| e.to_string())
         }
 
         #[input]
@@ -123,7 +135,9 @@ mod triggers {
 
         #[deadline(input = a, every = "500ms")]
         fn a_silent(&mut self, ctx: &mut Context) {
-            ctx.emit(Self::ALARM, b"a");
+            if ctx.emit(Self::ALARM, b"a").is_err() {
+                self.unsent += 1;
+            }
         }
 
         #[deadline(input = "b", every = "1 m")]

@@ -6,6 +6,10 @@
 //! `aex device -C examples/button-led field button set 1` (and `set 0` to let go). The owner can
 //! also press it from afar over the direct connection `press`
 //! (`aex output -C examples/button-led press`), an authentic event like any other.
+#![allow(
+    clippy::disallowed_macros,
+    reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
+)]
 
 use aex::Context;
 use serde::Serialize;
@@ -66,7 +70,9 @@ impl Button {
 impl Button {
     fn pressed(&mut self, ctx: &mut Context) {
         self.presses += 1;
-        ctx.emit_json(Self::PRESSED, &self.presses);
+        if let Err(e) = ctx.emit_json(Self::PRESSED, &self.presses) {
+            eprintln!("button: output `pressed`: {e}");
+        }
     }
 }
 

@@ -5,6 +5,10 @@
 //! emits the reading, in percent, as an authentic event on `moisture`. The tick itself is
 //! untrusted: the node may delay or drop it, so the controller may see fewer readings, never
 //! a forged one.
+#![allow(
+    clippy::disallowed_macros,
+    reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
+)]
 
 use aex::Context;
 use serde::Serialize;
@@ -38,7 +42,9 @@ impl Probe {
             Ok(percent) => {
                 self.last = Some(percent);
                 self.readings += 1;
-                ctx.emit_json(Self::MOISTURE, &percent);
+                if let Err(e) = ctx.emit_json(Self::MOISTURE, &percent) {
+                    eprintln!("probe: output `moisture`: {e}");
+                }
             }
             Err(e) => {
                 self.failures += 1;

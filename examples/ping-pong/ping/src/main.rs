@@ -62,16 +62,18 @@ struct Ping {
 
 #[aex::module(outputs(ping))]
 impl Ping {
-    /// Starts a run (called by the deployer).
+    /// Starts a run (called by the deployer, who is told if the first ping was not sent).
     #[entry]
-    fn start(&mut self, ctx: &mut Context, args: StartArgs) {
-        self.begin(ctx, args);
+    fn start(&mut self, ctx: &mut Context, args: StartArgs) -> Result<(), aex::Error> {
+        self.begin(ctx, args)
     }
 
     /// Starts a run (an event on the deployer's direct connection).
     #[input]
     fn kick(&mut self, ctx: &mut Context, args: StartArgs) {
-        self.begin(ctx, args);
+        if let Err(e) = self.begin(ctx, args) {
+            eprintln!("ping: output `ping`: {e}");
+        }
     }
 
     /// Records the round trip of the ping in flight and sends the next.
@@ -85,7 +87,9 @@ impl Ping {
         self.rtts_us.push(sent_at.elapsed().as_secs_f64() * 1e6);
         self.sent_at = None;
         if self.rtts_us.len() < self.count as usize {
-            self.send_next(ctx);
+            if let Err(e) = self.send_next(ctx) {
+                eprintln!("ping: output `ping`: {e}");
+            }
         }
     }
 
@@ -103,23 +107,24 @@ impl Ping {
 }
 
 impl Ping {
-    fn begin(&mut self, ctx: &mut Context, args: StartArgs) {
+    fn begin(&mut self, ctx: &mut Context, args: StartArgs) -> Result<(), aex::Error> {
         *self = Ping {
             count: args.count,
             size: args.size.max(8),
             ..Ping::default()
         };
         if self.count > 0 {
-            self.send_next(ctx);
+            self.send_next(ctx)?;
         }
+        Ok(())
     }
 
-    fn send_next(&mut self, ctx: &mut Context) {
+    fn send_next(&mut self, ctx: &mut Context) -> Result<(), aex::Error> {
         self.seq += 1;
         let mut data = vec![0u8; self.size as usize];
         data[..8].copy_from_slice(&self.seq.to_be_bytes());
         self.sent_at = Some(Instant::now());
-        ctx.emit(Self::PING, &data);
+        ctx.emit(Self::PING, &data)
     }
 
     fn summary(&self) -> Stats {

@@ -2,6 +2,10 @@
 //!
 //! Its input `ping` receives events and its output `pong` sends them back unchanged, so the
 //! round trip measures aex's event path (seal, route, open) twice per ping.
+#![allow(
+    clippy::disallowed_macros,
+    reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
+)]
 
 use aex::Context;
 
@@ -17,7 +21,10 @@ impl Pong {
     #[input]
     fn ping(&mut self, ctx: &mut Context, data: &[u8]) {
         self.pings += 1;
-        ctx.emit(Self::PONG, data);
+        // An input has no caller to tell: the module's log (stderr) says what was not sent.
+        if let Err(e) = ctx.emit(Self::PONG, data) {
+            eprintln!("pong: output `pong`: {e}");
+        }
     }
 
     /// The number of pings answered so far.

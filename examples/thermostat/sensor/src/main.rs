@@ -4,6 +4,10 @@
 //! In this tutorial the device is simulated: the owner sets the temperature it reads over a
 //! direct connection, and the node triggers `sample` every period the descriptor sets. On a
 //! real board `sample` would read a device the module holds exclusively.
+#![allow(
+    clippy::disallowed_macros,
+    reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
+)]
 
 use serde::Deserialize;
 
@@ -38,7 +42,9 @@ impl Sensor {
     fn sample(&mut self, ctx: &mut aex::Context) {
         self.readings += 1;
         let celsius = self.device.unwrap_or(START_CELSIUS);
-        ctx.emit_json(Self::TEMPERATURE, &celsius);
+        if let Err(e) = ctx.emit_json(Self::TEMPERATURE, &celsius) {
+            eprintln!("sensor: output `temperature`: {e}");
+        }
     }
 
     /// How many readings this sensor has published.

@@ -5,6 +5,10 @@
 //! node's TEE layer grants to this driver exclusively: insight's guarantee needs a driver
 //! insight attested itself, and the farm's probe driver answers only to the farm. Each reading
 //! carries a sequence number so the aggregator can count lost ones.
+#![allow(
+    clippy::disallowed_macros,
+    reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
+)]
 
 use serde::Serialize;
 
@@ -48,7 +52,10 @@ impl Gauge {
                     seq: self.seq,
                     percent,
                 };
-                ctx.emit_json(Self::READING, &reading);
+                // A reading not sent is one the aggregator counts as lost (a sequence gap).
+                if let Err(e) = ctx.emit_json(Self::READING, &reading) {
+                    eprintln!("gauge: output `reading`: {e}");
+                }
             }
             Err(e) => {
                 self.failures += 1;
