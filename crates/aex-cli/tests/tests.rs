@@ -41,5 +41,6 @@ mod fault_node_restart;
 mod fault_partition;
 mod fault_timeouts;
 mod fault_update_crash;
+mod flow_control;
 mod load_lossless_chain;
 mod tenants_isolation;
