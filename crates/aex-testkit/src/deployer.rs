@@ -277,6 +277,9 @@ pub struct ModuleProcess {
     stdin: ChildStdin,
     rx: mpsc::Receiver<FromModule>,
     pending: VecDeque<FromModule>,
+    /// The credit the module granted (flow control), kept apart from its other frames so
+    /// that tests of other things read the frames they expect.
+    credits: std::sync::Arc<std::sync::Mutex<Vec<aex_proto::Credit>>>,
     /// The interface its `Hello` declared.
     pub interface: Interface,
 }
@@ -322,9 +325,19 @@ impl ModuleProcess {
             reason = "test code playing the node: the rule on bounded queues is the node's own"
         )]
         let (tx, rx) = mpsc::channel();
+        let credits: std::sync::Arc<std::sync::Mutex<Vec<aex_proto::Credit>>> =
+            std::sync::Arc::default();
+        let granted = std::sync::Arc::clone(&credits);
         std::thread::spawn(move || {
             let mut r = BufReader::new(stdout);
             while let Ok(Some(msg)) = frame::read_message::<_, FromModule>(&mut r) {
+                if let FromModule::Credit(credit) = msg {
+                    granted
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(credit);
+                    continue;
+                }
                 if tx.send(msg).is_err() {
                     break;
                 }
@@ -335,6 +348,7 @@ impl ModuleProcess {
             stdin,
             rx,
             pending: VecDeque::new(),
+            credits,
             interface: Interface::default(),
         };
         match m.recv() {
@@ -348,6 +362,16 @@ impl ModuleProcess {
     /// answered: the wait is the claim, not a pause).
     pub fn silent_for(&mut self, wait: Duration) -> bool {
         self.pending.is_empty() && self.rx.recv_timeout(wait).is_err()
+    }
+
+    /// The credit the module granted since the last call (flow control).
+    pub fn credits(&self) -> Vec<aex_proto::Credit> {
+        std::mem::take(
+            &mut *self
+                .credits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Asks the module to stop and waits for it to exit.

@@ -83,6 +83,46 @@ fn messages_round_trip() {
 }
 
 #[test]
+fn credit_round_trips_on_every_link_it_crosses() {
+    use crate::flow::Credit;
+    let credit = Credit {
+        conn: ConnId(7),
+        dir: crate::Direction::Backward,
+        bytes: 65_536,
+        dropped: 2,
+    };
+    let up = FromModule::Credit(credit);
+    assert_eq!(
+        decode::<FromModule>(&encode(&up)[LEN_PREFIX..]).unwrap(),
+        up
+    );
+    let down = ToModule::Credit(credit);
+    assert_eq!(
+        decode::<ToModule>(&encode(&down)[LEN_PREFIX..]).unwrap(),
+        down
+    );
+    let back = FromNode::Credit {
+        app: AppId([3; 16]),
+        credit,
+    };
+    assert_eq!(
+        decode::<FromNode>(&encode(&back)[LEN_PREFIX..]).unwrap(),
+        back
+    );
+    let window = FromNode::Response {
+        id: 1,
+        result: Ok(NodeResponse::Window {
+            credit: -40,
+            in_flight: 70_000,
+        }),
+    };
+    assert_eq!(
+        decode::<FromNode>(&encode(&window)[LEN_PREFIX..]).unwrap(),
+        window
+    );
+}
+
+#[test]
 fn module_stats_round_trip_with_the_lifecycle_counters() {
     let stats = FromModule::Stats(ModuleStats {
         conns: vec![ConnStats {
@@ -91,6 +131,8 @@ fn module_stats_round_trip_with_the_lifecycle_counters() {
             received: 2,
             rejected: 3,
             gaps: 4,
+            dropped: 11,
+            blocked: 12,
         }],
         rejected_unknown: 5,
         rejected_commands: 6,

@@ -67,6 +67,16 @@ fn sealed_ping_comes_back_as_sealed_pong() {
         let back = pong.event();
         assert_eq!(pongs.open(&back).unwrap(), [i; 40]);
     }
+    // Pong grants credit for what it takes in, before it answers: the first ping brought its
+    // sender's window from the initial 64 KiB to pong's target.
+    let granted = pong.credits();
+    assert!(
+        granted.iter().all(|c| c.conn == aex_proto::ConnId(1)
+            && c.dir == Direction::Forward
+            && c.dropped == 0)
+            && !granted.is_empty(),
+        "{granted:?}"
+    );
 
     // Replayed and forged pings are dropped without a pong.
     let replay = pings.seal(EventKind::Event, b"again").unwrap();
