@@ -48,7 +48,8 @@ pub enum Error {
         /// The request's name.
         port: &'static str,
     },
-    /// The argument could not be encoded as JSON.
+    /// The request argument, or the value to emit, could not be encoded as JSON (nothing was
+    /// sent).
     Encode(String),
     /// The reply was not valid JSON for the expected type.
     Decode(String),
@@ -160,7 +161,7 @@ impl core::fmt::Display for Error {
                 f,
                 "the connection of request `{port}` was re-keyed while it waited; send it again"
             ),
-            Error::Encode(reason) => write!(f, "cannot encode the request argument: {reason}"),
+            Error::Encode(reason) => write!(f, "cannot encode the value as JSON: {reason}"),
             Error::Decode(reason) => write!(f, "cannot decode the reply: {reason}"),
             Error::Device { device, message } => write!(f, "device `{device}`: {message}"),
             Error::DeviceTimeout { device, after } => write!(
