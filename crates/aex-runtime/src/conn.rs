@@ -16,7 +16,7 @@
 //!   granted for what was taken in on the direction the role receives (`flow.rs`).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aex_proto::{
     ConnId, ConnStats, CounterExhausted, Credit, Direction, Event, EventKind, Interface,
@@ -252,15 +252,22 @@ impl Conns {
             .collect()
     }
 
-    /// Seals `payload` on each of `conns` (an output's) whose window is open; connections
-    /// revoked meanwhile are skipped.
-    pub(crate) fn seal_on(&mut self, conns: &[ConnId], payload: &[u8]) -> Sealing {
+    /// Seals `payload` on each of `conns` (an output's) whose window admits it at `now` (open,
+    /// or a stalled window's probe due after `probe_every`); connections revoked meanwhile
+    /// are skipped.
+    pub(crate) fn seal_on(
+        &mut self,
+        conns: &[ConnId],
+        payload: &[u8],
+        now: Instant,
+        probe_every: Duration,
+    ) -> Sealing {
         let mut sealing = Sealing::default();
         for id in conns {
             let Some(conn) = self.map.get_mut(id) else {
                 continue;
             };
-            if !conn.sending.open() {
+            if !conn.sending.admit(now, probe_every) {
                 sealing.blocked.push(*id);
                 continue;
             }
@@ -282,14 +289,14 @@ impl Conns {
         self.map.get(&conn).is_none_or(|c| c.sending.open())
     }
 
-    /// Counts an emit or request that found the window of each of `conns` full; with `stall`,
-    /// after a wait that ran out.
-    pub(crate) fn blocked(&mut self, conns: &[ConnId], stall: bool) {
+    /// Counts an emit or request that found the window of each of `conns` full; with
+    /// `stalled_at`, after a wait that ran out then.
+    pub(crate) fn blocked(&mut self, conns: &[ConnId], stalled_at: Option<Instant>) {
         for id in conns {
             if let Some(conn) = self.map.get_mut(id) {
                 conn.stats.blocked += 1;
-                if stall {
-                    conn.sending.stall();
+                if let Some(now) = stalled_at {
+                    conn.sending.stall(now);
                 }
             }
         }
@@ -298,9 +305,18 @@ impl Conns {
     /// Authenticates `event` against its connection's role and channel.
     pub(crate) fn accept(&mut self, event: &Event) -> Result<Accepted, Refused> {
         let conn = self.map.get_mut(&event.conn).ok_or(Refused::UnknownConn)?;
+        let gaps = conn.recv.as_ref().map_or(0, RecvChannel::gaps);
         let accepted = conn.accept(event);
         match accepted {
-            Some(_) => conn.stats.received += 1,
+            Some(_) => {
+                conn.stats.received += 1;
+                // Skipped counters are events lost on the way: their credit comes back now
+                // (`flow.rs`), or the sender's window would shrink by them for good.
+                let lost = conn.recv.as_ref().map_or(0, RecvChannel::gaps) - gaps;
+                if lost > 0 {
+                    conn.receiving.lost(lost, flow::cost(event), self.target);
+                }
+            }
             None => conn.stats.rejected += 1,
         }
         accepted.ok_or(Refused::Rejected)
@@ -331,10 +347,17 @@ impl Conns {
             .map(|(id, _)| *id)
     }
 
-    /// Seals a request on `conn`, if its window is open, and marks its reply as awaited.
-    pub(crate) fn seal_request(&mut self, conn: ConnId, payload: &[u8]) -> Result<Event, Unsealed> {
+    /// Seals a request on `conn`, if its window admits it at `now` (see [`Conns::seal_on`]),
+    /// and marks its reply as awaited.
+    pub(crate) fn seal_request(
+        &mut self,
+        conn: ConnId,
+        payload: &[u8],
+        now: Instant,
+        probe_every: Duration,
+    ) -> Result<Event, Unsealed> {
         let entry = self.map.get_mut(&conn).ok_or(Unsealed::Exhausted)?;
-        if !entry.sending.open() {
+        if !entry.sending.admit(now, probe_every) {
             return Err(Unsealed::Blocked);
         }
         let event = entry

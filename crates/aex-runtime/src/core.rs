@@ -202,7 +202,10 @@ impl Core {
         let mut pending = self.conns.outputs(output.index());
         let started = self.clock.now();
         loop {
-            let sealing = self.conns.seal_on(&pending, payload);
+            let now = self.clock.now();
+            let sealing = self
+                .conns
+                .seal_on(&pending, payload, now, self.emit_timeout);
             for conn in sealing.exhausted {
                 log!("output `{port}`: connection {conn} exhausted its counters; not sent");
             }
@@ -218,14 +221,15 @@ impl Core {
             let spent = self.clock.now().saturating_duration_since(started);
             let left = self.emit_timeout.saturating_sub(spent);
             if !wait {
-                self.conns.blocked(&pending, false);
+                self.conns.blocked(&pending, None);
                 return Err(Error::WouldBlock {
                     port,
                     conns: pending,
                 });
             }
             if left.is_zero() || pending.iter().all(|c| self.conns.stalled(*c)) {
-                self.conns.blocked(&pending, left.is_zero());
+                let stalled_at = left.is_zero().then(|| self.clock.now());
+                self.conns.blocked(&pending, stalled_at);
                 return Err(Error::WindowFull {
                     port,
                     conns: pending,
@@ -235,7 +239,7 @@ impl Core {
             match self.wait_for_credit(&pending, left) {
                 Ok(()) => {}
                 Err(Unanswered::Timeout) => {
-                    self.conns.blocked(&pending, true);
+                    self.conns.blocked(&pending, Some(self.clock.now()));
                     return Err(Error::WindowFull {
                         port,
                         conns: pending,
@@ -244,7 +248,7 @@ impl Core {
                 }
                 Err(Unanswered::Closed) => return Err(Error::Closed),
                 Err(Unanswered::Overloaded) => {
-                    self.conns.blocked(&pending, false);
+                    self.conns.blocked(&pending, None);
                     return Err(Error::Overloaded);
                 }
             }
@@ -292,7 +296,11 @@ impl Core {
             .ok_or(Error::NotConnected { port })?;
         let started = self.clock.now();
         let event = loop {
-            match self.conns.seal_request(conn, payload) {
+            let now = self.clock.now();
+            match self
+                .conns
+                .seal_request(conn, payload, now, self.request_timeout)
+            {
                 Ok(event) => break event,
                 Err(Unsealed::Exhausted) => return Err(Error::CounterExhausted { conn }),
                 Err(Unsealed::Blocked) => {}
@@ -307,7 +315,7 @@ impl Core {
             match waited {
                 Ok(()) => {}
                 Err(Unanswered::Timeout) => {
-                    self.conns.blocked(&[conn], true);
+                    self.conns.blocked(&[conn], Some(self.clock.now()));
                     return Err(Error::WindowFull {
                         port,
                         conns: vec![conn],
@@ -329,7 +337,10 @@ impl Core {
                 Arrived::Message(ToModule::Event(event))
                     if event.conn == conn && event.dir == Direction::Backward =>
                 {
-                    match core.conns.accept(&event) {
+                    let accepted = core.conns.accept(&event);
+                    // Lost replies revealed by this one get their credit back now.
+                    core.took_in((event.conn, event.dir, 0));
+                    match accepted {
                         Ok(Accepted::Reply { outcome }) => {
                             Step::Done(outcome.map_err(|message| Error::Failed { port, message }))
                         }

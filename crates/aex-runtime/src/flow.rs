@@ -12,7 +12,15 @@
 //!   connections' windows fit its inbox ([`target_window`]). It grants in batches (a quarter
 //!   window), but never sits on credit longer than [`GRANT_AFTER`] once an event was taken in,
 //!   so a slow receiver still hands credit back at its own pace and a blocked sender is never
-//!   left without news for longer than one of the receiver's calls.
+//!   left without news for longer than one of the receiver's calls;
+//! * **loss does not shrink a window for good.** Events lost on the way without a node
+//!   noticing (written into a connection that broke) never reach the receiver, so nobody would
+//!   give their credit back. An authentic event whose counter skips `n` reveals them: the
+//!   receiver grants their cost at once (estimated from the event at hand, at most a window).
+//!   And a sender whose wait for credit ran out (stalled) sends one event regardless every
+//!   `probe_every` (the emit timeout), so lost events at the end of a stream, which no later
+//!   event could reveal, are revealed by the probe. A receiver that is merely slow gets one
+//!   event beyond its window per emit timeout.
 //!
 //! Credit is not authenticated: a node can withhold it (the sender waits, then
 //! [`Error::WindowFull`](crate::Error::WindowFull)) or invent it (the sender sends what the
@@ -47,16 +55,17 @@ pub(crate) fn target_window(receiving: usize) -> u32 {
 #[derive(Debug)]
 pub(crate) struct SendWindow {
     credit: i64,
-    /// A wait for credit here ran out and no credit came since: emits fail at once instead of
-    /// waiting again, so a node that withholds credit delays the module once, not per event.
-    stalled: bool,
+    /// Since when a wait for credit here ran out with no credit coming since (or the last
+    /// probe): emits fail at once instead of waiting again, so a node that withholds credit
+    /// delays the module once, not per event; one event goes out per `probe_every`.
+    stalled: Option<Instant>,
 }
 
 impl Default for SendWindow {
     fn default() -> Self {
         SendWindow {
             credit: i64::from(INITIAL_WINDOW),
-            stalled: false,
+            stalled: None,
         }
     }
 }
@@ -65,6 +74,21 @@ impl SendWindow {
     /// Whether an event may go out now.
     pub(crate) fn open(&self) -> bool {
         self.credit > 0
+    }
+
+    /// Whether an event may go out at `now`: with credit, or as a stalled window's probe, at
+    /// most one per `probe_every` (the probe restarts the period).
+    pub(crate) fn admit(&mut self, now: Instant, probe_every: Duration) -> bool {
+        if self.open() {
+            return true;
+        }
+        match self.stalled {
+            Some(since) if now.saturating_duration_since(since) >= probe_every => {
+                self.stalled = Some(now);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Accounts for an event of `cost` bytes that went out.
@@ -76,18 +100,18 @@ impl SendWindow {
     pub(crate) fn grant(&mut self, bytes: u32) {
         self.credit = (self.credit + i64::from(bytes)).min(CREDIT_CAP);
         if bytes > 0 {
-            self.stalled = false;
+            self.stalled = None;
         }
     }
 
     /// Whether a wait for credit ran out with none arriving since.
     pub(crate) fn stalled(&self) -> bool {
-        self.stalled
+        self.stalled.is_some()
     }
 
-    /// Marks a wait for credit that ran out.
-    pub(crate) fn stall(&mut self) {
-        self.stalled = true;
+    /// Marks a wait for credit that ran out at `now`.
+    pub(crate) fn stall(&mut self, now: Instant) {
+        self.stalled = Some(now);
     }
 
     /// The credit left (below zero after an event larger than what was left).
@@ -105,6 +129,8 @@ pub(crate) struct RecvWindow {
     outstanding: i64,
     /// When the oldest event taken in since the last grant was taken in.
     owed_since: Option<Instant>,
+    /// Lost events were revealed: grant what is owed at the next chance, whatever its size.
+    urgent: bool,
 }
 
 impl Default for RecvWindow {
@@ -112,11 +138,21 @@ impl Default for RecvWindow {
         RecvWindow {
             outstanding: i64::from(INITIAL_WINDOW),
             owed_since: None,
+            urgent: false,
         }
     }
 }
 
 impl RecvWindow {
+    /// Accounts for `n` events lost on the way, revealed by an authentic event of `cost` bytes
+    /// whose counter skipped them: their cost is estimated from it, at most a `target` window.
+    pub(crate) fn lost(&mut self, n: u64, cost: u32, target: u32) {
+        let most = u64::from(target / cost.max(1)) + 1;
+        let bytes = n.min(most) * u64::from(cost);
+        self.outstanding -= i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.urgent = true;
+    }
+
     /// Accounts for an event of `cost` bytes taken in at `now`; the credit to grant, if it is
     /// time (a quarter of `target` owed, or some owed for [`GRANT_AFTER`]).
     pub(crate) fn took_in(&mut self, cost: u32, target: u32, now: Instant) -> Option<u32> {
@@ -124,11 +160,13 @@ impl RecvWindow {
         let owed_since = *self.owed_since.get_or_insert(now);
         let owed = i64::from(target) - self.outstanding;
         let due = owed >= i64::from(target / 4)
-            || (owed > 0 && now.saturating_duration_since(owed_since) >= GRANT_AFTER);
+            || (owed > 0
+                && (self.urgent || now.saturating_duration_since(owed_since) >= GRANT_AFTER));
         if !due {
             return None;
         }
         self.owed_since = None;
+        self.urgent = false;
         self.outstanding += owed;
         u32::try_from(owed).ok()
     }
@@ -160,7 +198,20 @@ mod tests {
         w.spend(1000);
         assert!(!w.open());
         assert_eq!(w.credit(), -999);
-        w.stall();
+        let now = Instant::now();
+        w.stall(now);
+        assert!(
+            !w.admit(now, Duration::from_secs(1)),
+            "no probe before its time"
+        );
+        assert!(
+            w.admit(now + Duration::from_secs(1), Duration::from_secs(1)),
+            "a probe"
+        );
+        assert!(
+            !w.admit(now + Duration::from_secs(1), Duration::from_secs(1)),
+            "one"
+        );
         w.grant(999);
         assert!(!w.open() && !w.stalled(), "credit clears the stall");
         w.grant(1);
@@ -205,6 +256,21 @@ mod tests {
         r.took_in(100, target, start); // the first grant brings the window to the target
         assert_eq!(r.took_in(100, target, start), None);
         assert_eq!(r.took_in(100, target, start + GRANT_AFTER), Some(200));
+    }
+
+    #[test]
+    fn lost_events_are_granted_back_at_once() {
+        let target = 1024 * 1024;
+        let mut r = RecvWindow::default();
+        let now = Instant::now();
+        r.took_in(100, target, now); // at the target now
+        r.took_in(100, target, now);
+        // Three events of about 100 bytes never arrived: granted with the next intake.
+        r.lost(3, 100, target);
+        assert_eq!(r.took_in(0, target, now), Some(400));
+        // A forged counter jump cannot make it grant more than a window.
+        r.lost(u64::MAX, 100, target);
+        assert!(r.took_in(0, target, now).unwrap() <= target + 100);
     }
 
     #[test]

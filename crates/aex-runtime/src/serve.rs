@@ -324,7 +324,10 @@ impl<M: Module> Runtime<M> {
     }
 
     fn event(&mut self, event: &Event) {
-        match self.core.conns.accept(event) {
+        let accepted = self.core.conns.accept(event);
+        // Events lost on the way that this one revealed get their credit back now (`flow.rs`).
+        self.core.took_in((event.conn, event.dir, 0));
+        match accepted {
             Err(Refused::UnknownConn) => self.core.counters.rejected_unknown += 1,
             // Counted against the connection; nothing reaches module code.
             Err(Refused::Rejected) => {}

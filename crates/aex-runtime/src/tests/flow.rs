@@ -248,3 +248,36 @@ fn the_inbox_grows_with_the_windows_it_must_hold() {
         100 * INITIAL_WINDOW as usize + crate::backlog::INBOX_SLACK
     );
 }
+
+#[test]
+fn a_stalled_window_sends_one_probe_per_emit_timeout() {
+    // Events lost on the way (written into a link that broke) never come back as credit: a
+    // window full of them would stall the connection for good without a probe.
+    let (mut h, clock) = keyed();
+    fill(&mut h, 1000);
+    h.out();
+    let emit = |h: &mut Harness| Context::new(h.rt.core_mut()).emit(OUT, b"probe?");
+    assert!(matches!(emit(&mut h), Err(Error::WindowFull { .. })));
+    assert!(matches!(emit(&mut h), Err(Error::WindowFull { .. })), "stalled: no probe yet");
+    clock.advance(crate::core::DEFAULT_EMIT_TIMEOUT);
+    emit(&mut h).expect("the probe goes out");
+    assert_eq!(h.out().len(), 1);
+    assert!(emit(&mut h).is_err(), "one probe per period");
+    assert!(h.out().is_empty());
+}
+
+#[test]
+fn a_counter_gap_gives_the_lost_events_credit_back_at_once() {
+    let (mut h, _clock) = keyed();
+    h.handle(credit(2, Direction::Forward, 1 << 30, 0));
+    let mut tx = sender(1, Direction::Forward, ALG);
+    h.handle(ToModule::Event(tx.seal(EventKind::Event, &[0; 100]).unwrap()));
+    h.credits();
+    // Three events of the same size are lost on the way; the next one reveals them.
+    for _ in 0..3 {
+        tx.seal(EventKind::Event, &[0; 100]).unwrap();
+    }
+    h.handle(ToModule::Event(tx.seal(EventKind::Event, &[0; 100]).unwrap()));
+    let granted: u32 = h.credits().iter().map(|c| c.bytes).sum();
+    assert_eq!(granted, 4 * cost(100), "the lost three and the one taken in");
+}
