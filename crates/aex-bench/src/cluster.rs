@@ -115,6 +115,17 @@ impl Cluster {
     /// Starts `nodes` and writes a descriptor with them followed by `body` (modules and
     /// connections in TOML).
     pub fn start(env: &Env, nodes: &[&str], body: &str) -> Result<Cluster> {
+        Cluster::start_with(env, nodes, body, &[])
+    }
+
+    /// [`Cluster::start`], with `node_args` added to every `aex node` command line (e.g.
+    /// `--limit deployer_modules=8192` for deployments beyond the default quotas).
+    pub fn start_with(
+        env: &Env,
+        nodes: &[&str],
+        body: &str,
+        node_args: &[String],
+    ) -> Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("aex-bench-").tempdir()?;
         // A throwaway deployer identity, admitted by the benchmark's own nodes.
         let (identity, _) = aex_deploy::Identity::load_or_create(&dir.path().join("identity"))
@@ -134,6 +145,7 @@ impl Cluster {
                     .args(["--tee", "sgx", "--allow-remote-shutdown"])
                     .arg("--admit")
                     .arg(identity.public().to_string())
+                    .args(node_args)
                     .stdin(Stdio::null())
                     .stdout(log.try_clone()?)
                     .stderr(log),

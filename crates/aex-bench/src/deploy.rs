@@ -16,7 +16,7 @@ use aex_deploy::progress::Observer;
 use anyhow::{ensure, Context, Result};
 
 use crate::cluster::{Cluster, Env};
-use crate::procs::rss_kib;
+use crate::procs::{pss_kib, rss_kib};
 
 /// One deployment's figures.
 #[derive(Debug, Clone, Default)]
@@ -35,7 +35,15 @@ pub struct Deployed {
     pub node_rss_kib: u64,
     /// Resident memory of one (idle) relay module afterwards, KiB.
     pub module_rss_kib: u64,
+    /// Resident memory of every node agent and every module process afterwards, KiB.
+    pub total_rss_kib: u64,
+    /// Their proportional set size (shared pages divided among their sharers), KiB: the
+    /// memory they take together.
+    pub total_pss_kib: u64,
 }
+
+/// Default of the node's `deployer_modules` limit; larger deployments raise it.
+const DEFAULT_MODULE_QUOTA: usize = 2048;
 
 /// Deploys a ring of `modules` relays over `nodes` fresh nodes and times it.
 pub fn ring(env: &mut Env, modules: usize, nodes: usize) -> Result<Deployed> {
@@ -59,7 +67,19 @@ pub fn ring(env: &mut Env, modules: usize, nodes: usize) -> Result<Deployed> {
         )?;
     }
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut cluster = Cluster::start(env, &refs, &body)?;
+    // Beyond the default quotas, the nodes are told to allow the deployment (and its
+    // request rate, which the token bucket saves up for one second only).
+    let node_args = if modules > DEFAULT_MODULE_QUOTA {
+        vec![
+            "--limit".into(),
+            format!("deployer_modules={}", modules + 16),
+            "--limit".into(),
+            format!("deployer_requests_per_second={}", modules * 10),
+        ]
+    } else {
+        vec![]
+    };
+    let mut cluster = Cluster::start_with(env, &refs, &body, &node_args)?;
     let built = cluster.build(env)?;
     let timing = Phases::default();
     let started = Instant::now();
@@ -78,6 +98,14 @@ pub fn ring(env: &mut Env, modules: usize, nodes: usize) -> Result<Deployed> {
         .first()
         .and_then(|(_, pid)| rss_kib(*pid))
         .unwrap_or(0);
+    let (mut total_rss_kib, mut total_pss_kib) = (0, 0);
+    for node in &names {
+        let modules = cluster.module_pids(node)?.into_iter().map(|(_, pid)| pid);
+        for pid in cluster.node_pid(node).into_iter().chain(modules) {
+            total_rss_kib += rss_kib(pid).unwrap_or(0);
+            total_pss_kib += pss_kib(pid).unwrap_or(0);
+        }
+    }
     cluster.shutdown()?;
     Ok(Deployed {
         modules,
@@ -87,7 +115,104 @@ pub fn ring(env: &mut Env, modules: usize, nodes: usize) -> Result<Deployed> {
         phases: timing.done(),
         node_rss_kib,
         module_rss_kib,
+        total_rss_kib,
+        total_pss_kib,
     })
+}
+
+impl Deployed {
+    /// Seconds of phase `name` (0 if it did not run).
+    pub fn phase(&self, name: &str) -> f64 {
+        self.phases
+            .iter()
+            .filter(|(p, _)| p == name)
+            .map(|(_, s)| s)
+            .sum()
+    }
+}
+
+/// `--deploy-only`: the deployments alone, each with its memory (node agent and total) and
+/// the cost per module; the table to stdout, the figures to `json`.
+pub fn only(
+    env: &mut Env,
+    two_node: &[usize],
+    one_node: &[usize],
+    json: Option<&std::path::Path>,
+) -> Result<()> {
+    let mut deployed = vec![];
+    let sizes = two_node.iter().map(|&n| (n, 2));
+    for (n, nodes) in sizes.chain(one_node.iter().map(|&n| (n, 1))) {
+        eprintln!("  {n} modules, {n} connections, {nodes} node(s)");
+        let d = ring(env, n, nodes)?;
+        eprintln!(
+            "    {:.2} s (load and attest {:.2} s, connect {:.2} s)",
+            d.total_s,
+            d.phase("load and attest"),
+            d.phase("connect")
+        );
+        deployed.push(d);
+    }
+    print!("{}", table(&deployed));
+    if let Some(path) = json {
+        let mut obj = serde_json::Map::new();
+        for d in &deployed {
+            let key = format!("deploy_{}_modules_{}_nodes", d.modules, d.nodes);
+            let mut put = |k: &str, v: f64| {
+                obj.insert(format!("{key}_{k}"), serde_json::Value::from(v));
+            };
+            put("s", d.total_s);
+            put("per_module_ms", d.total_s * 1e3 / d.modules as f64);
+            for (phase, secs) in &d.phases {
+                put(&format!("{}_s", phase.replace(' ', "_")), *secs);
+            }
+            put("node_rss_kib", d.node_rss_kib as f64);
+            put("module_rss_kib", d.module_rss_kib as f64);
+            put("total_rss_kib", d.total_rss_kib as f64);
+            put("total_pss_kib", d.total_pss_kib as f64);
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&obj)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The deployments with their memory: node agent, all processes (RSS and PSS), and PSS per
+/// module.
+fn table(deployed: &[Deployed]) -> String {
+    let mut t = String::from(
+        "Deploy + attest + connect, prebuilt modules (ring of relays), and memory afterwards\n",
+    );
+    let _ = writeln!(
+        t,
+        "{:>7} {:>5} {:>8} {:>11} {:>13} {:>9} {:>9} {:>13} {:>13} {:>10}",
+        "modules",
+        "nodes",
+        "total s",
+        "per module",
+        "load+attest s",
+        "connect s",
+        "node KiB",
+        "all RSS KiB",
+        "all PSS KiB",
+        "PSS/module"
+    );
+    for d in deployed {
+        let _ = writeln!(
+            t,
+            "{:>7} {:>5} {:>8.2} {:>8.2} ms {:>13.2} {:>9.2} {:>9} {:>13} {:>13} {:>10.0}",
+            d.modules,
+            d.nodes,
+            d.total_s,
+            d.total_s * 1e3 / d.modules as f64,
+            d.phase("load and attest"),
+            d.phase("connect"),
+            d.node_rss_kib,
+            d.total_rss_kib,
+            d.total_pss_kib,
+            d.total_pss_kib as f64 / d.modules as f64,
+        );
+    }
+    t
 }
 
 /// Records how long each phase of a deployment takes.

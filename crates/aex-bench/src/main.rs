@@ -72,9 +72,13 @@ pub struct RunArgs {
     /// Application sizes deployed across two nodes (default 2,10,100; 2,10,50 with --quick)
     #[arg(long, value_name = "N,..", value_delimiter = ',')]
     pub deploy_sizes: Option<Vec<usize>>,
-    /// Application size deployed on one node (default 1000, 200 with --quick; 0 skips it)
-    #[arg(long, value_name = "N")]
-    pub deploy_one_node: Option<usize>,
+    /// Application sizes deployed on one node (default 1000, 200 with --quick; 0 skips it)
+    #[arg(long, value_name = "N,..", value_delimiter = ',')]
+    pub deploy_one_node: Option<Vec<usize>>,
+    /// Only the deployments, each with the resident memory of every process afterwards (no
+    /// event runs)
+    #[arg(long)]
+    pub deploy_only: bool,
     /// The `aex` binary (default: the one next to this binary, brought up to date with cargo)
     #[arg(long, value_name = "PATH")]
     pub aex: Option<PathBuf>,

@@ -102,3 +102,15 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// Proportional set size of process `pid` in KiB (`Pss` in `/proc/<pid>/smaps_rollup`): its
+/// resident memory with every page shared by n processes counted 1/n, so that the PSS of a
+/// group of processes adds up to the memory they take together (RSS counts the shared code of
+/// a thousand copies of one binary a thousand times).
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

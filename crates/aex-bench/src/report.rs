@@ -60,13 +60,19 @@ pub fn run(args: RunArgs) -> Result<()> {
             vec![2, 10, 100]
         }
     });
-    let one_node = args
+    let mut one_node = args
         .deploy_one_node
-        .unwrap_or(if quick { 200 } else { 1000 });
+        .clone()
+        .unwrap_or_else(|| vec![if quick { 200 } else { 1000 }]);
+    one_node.retain(|&n| n > 0);
     let rounds = args.rounds.max(1);
     let per_round = iterations.div_ceil(rounds);
     let warmup = (per_round / 10).clamp(10, 500);
     let mut env = Env::new(&args)?;
+    if args.deploy_only {
+        eprintln!("aex-bench: deployments only; nodes `{}`", env.aex.display());
+        return deploy::only(&mut env, &two_node, &one_node, args.json.as_deref());
+    }
     eprintln!(
         "aex-bench: {rounds} rounds of {per_round} round trips per size and of {events} events \
          per stream; modules built {:?}; nodes `{}`",
@@ -111,9 +117,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         eprintln!("  {n} modules, {n} connections, two nodes");
         deployed.push(deploy::ring(&mut env, n, 2)?);
     }
-    if one_node > 0 {
-        eprintln!("  {one_node} modules, {one_node} connections, one node");
-        deployed.push(deploy::ring(&mut env, one_node, 1)?);
+    for &n in &one_node {
+        eprintln!("  {n} modules, {n} connections, one node");
+        deployed.push(deploy::ring(&mut env, n, 1)?);
     }
 
     let results = Results {

@@ -43,4 +43,5 @@ mod fault_timeouts;
 mod fault_update_crash;
 mod flow_control;
 mod load_lossless_chain;
+mod load_shared_binary;
 mod tenants_isolation;

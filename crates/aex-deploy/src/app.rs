@@ -61,6 +61,8 @@ pub struct App {
     /// The deployer's state beside it.
     state: StateFile,
     clients: HashMap<String, NodeClient>,
+    /// Further sessions with a node, by node and lane (1 and up; lane 0 is `clients`).
+    lanes: HashMap<(String, usize), NodeClient>,
     /// One limit for every wait on a node, when set (`aex --timeout`).
     timeout: Option<Duration>,
     identity: Arc<Identity>,
@@ -76,6 +78,7 @@ impl App {
             desc,
             state,
             clients: HashMap::new(),
+            lanes: HashMap::new(),
             timeout: None,
             identity,
         })
@@ -126,6 +129,7 @@ impl App {
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = Some(timeout);
         self.clients.clear();
+        self.lanes.clear();
     }
 
     /// The limit of a wait on a node whose own default is `default`: the one set by
@@ -206,28 +210,7 @@ impl App {
     /// The management session with `node`, connecting if needed.
     pub fn client(&mut self, node: &str) -> Result<&mut NodeClient> {
         if !self.clients.contains_key(node) {
-            let addr = self.node_spec(node)?.address;
-            let pinned = self.node_identity(node)?;
-            let client = NodeClient::connect(
-                addr,
-                pinned.key,
-                self.timeout_or(DEFAULT_TIMEOUT),
-                self.identity.clone(),
-                &self.desc.application,
-            )
-            .map_err(|source| match source {
-                ClientError::WrongIdentity { keys, .. } => Error::NodeIdentity {
-                    node: node.into(),
-                    addr: addr.to_string(),
-                    keys,
-                    pinned_by: pinned.pinned_by.clone(),
-                },
-                source => Error::Unreachable {
-                    node: node.into(),
-                    addr: addr.to_string(),
-                    source,
-                },
-            })?;
+            let client = self.connect(node)?;
             self.clients.insert(node.into(), client);
         }
         Ok(self
@@ -236,9 +219,55 @@ impl App {
             .expect("session inserted just above"))
     }
 
+    /// Session number `lane` with `node`: lane 0 is [`App::client`]'s, the others are further
+    /// sessions of the same deployer and application, opened when first asked for. A node
+    /// answers each session's requests in order, one at a time, and serves sessions side by
+    /// side: requests spread over lanes overlap on the node.
+    pub(crate) fn lane(&mut self, node: &str, lane: usize) -> Result<&mut NodeClient> {
+        if lane == 0 {
+            return self.client(node);
+        }
+        let key = (node.to_string(), lane);
+        if !self.lanes.contains_key(&key) {
+            let client = self.connect(node)?;
+            self.lanes.insert(key.clone(), client);
+        }
+        Ok(self
+            .lanes
+            .get_mut(&key)
+            .expect("session inserted just above"))
+    }
+
+    /// Opens a new management session with `node`.
+    fn connect(&self, node: &str) -> Result<NodeClient> {
+        let addr = self.node_spec(node)?.address;
+        let pinned = self.node_identity(node)?;
+        NodeClient::connect(
+            addr,
+            pinned.key,
+            self.timeout_or(DEFAULT_TIMEOUT),
+            self.identity.clone(),
+            &self.desc.application,
+        )
+        .map_err(|source| match source {
+            ClientError::WrongIdentity { keys, .. } => Error::NodeIdentity {
+                node: node.into(),
+                addr: addr.to_string(),
+                keys,
+                pinned_by: pinned.pinned_by.clone(),
+            },
+            source => Error::Unreachable {
+                node: node.into(),
+                addr: addr.to_string(),
+                source,
+            },
+        })
+    }
+
     /// Drops the session with `node` (after an I/O error, say).
     pub fn disconnect(&mut self, node: &str) {
         self.clients.remove(node);
+        self.lanes.retain(|(n, _), _| n != node);
     }
 
     /// Sends one request to `node`, naming `action` in the error.

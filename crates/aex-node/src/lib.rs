@@ -154,6 +154,7 @@
 
 mod admission;
 mod auth;
+mod binaries;
 mod config;
 mod conns;
 mod credit;

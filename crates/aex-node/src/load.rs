@@ -8,6 +8,10 @@
 //! `LoadBegin`, itself at most [`MAX_MODULE_SIZE`]; the measurement is SHA-256 of exactly the
 //! bytes written to `module.bin`.
 //!
+//! `LoadStored` starts a module from a binary its deployer uploaded before (`binaries.rs`): the
+//! same name checks, reservation and module quota as `LoadBegin`, no upload, and the
+//! measurement the node took when it wrote those bytes.
+//!
 //! A driver (`LoadDriver`) is loaded the same way, except that its devices are claimed from the
 //! TEE layer, all or none, before its process starts, and its measurement (its identity for
 //! the process, the backend's key provisioning and evidence, and the deployer) is the
@@ -17,9 +21,7 @@
 //! deployer that updated it reloads.)
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aex_crypto::Measurement;
 use aex_proto::{
@@ -94,41 +96,15 @@ impl Uploads {
                 ),
             ));
         }
-        let exists = || {
-            refuse(
-                NodeErrorKind::AlreadyExists,
-                format!("a module named `{module}` already exists or is being loaded"),
-            )
-        };
-        if shared.router.has_module(self.app, &module) {
-            return Err(exists());
-        }
         if self.pending.len() >= MAX_UPLOADS {
             return Err(refuse(
                 NodeErrorKind::BadRequest,
                 format!("at most {MAX_UPLOADS} uploads may be in progress on one session"),
             ));
         }
+        self.check_free(shared, &module)?;
         let charge = shared.quotas.charge_upload(&self.owner, &module, size)?;
-        let reserved = (self.app, module.clone());
-        {
-            // Counted and reserved under one lock, so two sessions of one deployer cannot
-            // both take the last place.
-            let mut names = lock(&shared.reservations.0);
-            if names.contains_key(&reserved) {
-                return Err(exists());
-            }
-            let count = shared.router.count_modules(&self.owner)
-                + names.values().filter(|k| **k == self.owner).count() as u64;
-            if count >= shared.quotas.max_modules() {
-                return Err(shared.quotas.too_many_modules(&self.owner, &module, count));
-            }
-            names.insert(reserved.clone(), self.owner);
-        }
-        let name = Reservation {
-            names: shared.reservations.clone(),
-            name: reserved,
-        };
+        let name = self.reserve(shared, &module)?;
         self.pending.insert(
             module,
             Upload {
@@ -139,6 +115,81 @@ impl Uploads {
             },
         );
         Ok(NodeResponse::Done)
+    }
+
+    /// Refuses a name a module of the namespace already has.
+    fn check_free(&self, shared: &Shared, module: &str) -> Result<(), WireError> {
+        if shared.router.has_module(self.app, module) {
+            return Err(exists(module));
+        }
+        Ok(())
+    }
+
+    /// Reserves `module` in the namespace until the returned reservation is dropped, if the
+    /// deployer's quota leaves room for one more module.
+    fn reserve(&self, shared: &Shared, module: &str) -> Result<Reservation, WireError> {
+        let reserved = (self.app, module.to_string());
+        // Counted and reserved under one lock, so two sessions of one deployer cannot both
+        // take the last place.
+        let mut names = lock(&shared.reservations.0);
+        if names.contains_key(&reserved) {
+            return Err(exists(module));
+        }
+        let count = shared.router.count_modules(&self.owner)
+            + names.values().filter(|k| **k == self.owner).count() as u64;
+        if count >= shared.quotas.max_modules() {
+            return Err(shared.quotas.too_many_modules(&self.owner, module, count));
+        }
+        names.insert(reserved.clone(), self.owner);
+        Ok(Reservation {
+            names: shared.reservations.clone(),
+            name: reserved,
+        })
+    }
+
+    /// `LoadStored`: starts `module` from the binary measured `measurement` that this
+    /// deployer uploaded before (`binaries.rs`), under the same checks and quotas as an
+    /// upload's `LoadBegin` (nothing is uploaded, so no upload bytes are charged);
+    /// `NotStored` if the node holds no such binary for this deployer.
+    pub(crate) async fn load_stored(
+        &self,
+        shared: &Shared,
+        module: &str,
+        measurement: Measurement,
+    ) -> Result<NodeResponse, WireError> {
+        check_name(module)?;
+        self.check_free(shared, module)?;
+        let name = self.reserve(shared, module)?;
+        let dir = self.module_dir(shared, module);
+        let linked = {
+            let (binaries, owner, dir) = (shared.binaries.clone(), self.owner, dir.clone());
+            tokio::task::spawn_blocking(move || binaries.link(&owner, &measurement, &dir)).await
+        };
+        match linked {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                return Err(refuse(
+                    NodeErrorKind::NotStored,
+                    format!(
+                        "this node holds no binary {measurement} of this deployer; upload module `{module}`"
+                    ),
+                ))
+            }
+            Ok(Err(e)) => return Err(cannot_store(module, &dir, e)),
+            Err(e) => return Err(cannot_store(module, &dir, e)),
+        }
+        info!(module, app = %self.app, %measurement, "module linked to a stored binary");
+        self.launch(shared, module, &dir, measurement, &[], name)
+            .await
+    }
+
+    /// `modules/<namespace>/<module>` in the node's data directory.
+    fn module_dir(&self, shared: &Shared, module: &str) -> PathBuf {
+        shared
+            .data_dir
+            .join("modules")
+            .join(self.app.to_string())
+            .join(module)
     }
 
     /// `LoadChunk`: appends bytes; an overflow abandons the upload.
@@ -185,33 +236,34 @@ impl Uploads {
                 ),
             ));
         }
-        let dir = shared
-            .data_dir
-            .join("modules")
-            .join(self.app.to_string())
-            .join(module);
-        let data = upload.data;
+        let dir = self.module_dir(shared, module);
+        let Upload { data, _name, .. } = upload;
         let stored = {
-            let dir = dir.clone();
-            tokio::task::spawn_blocking(move || store(&dir, &data)).await
+            let (binaries, owner, dir) = (shared.binaries.clone(), self.owner, dir.clone());
+            tokio::task::spawn_blocking(move || binaries.store(&owner, &dir, &data)).await
         };
         let measurement = match stored {
             Ok(Ok(m)) => m,
-            Ok(Err(e)) => {
-                return Err(refuse(
-                    NodeErrorKind::Io,
-                    format!("cannot store module `{module}` in {}: {e}", dir.display()),
-                ))
-            }
-            Err(e) => {
-                return Err(refuse(
-                    NodeErrorKind::Io,
-                    format!("storing module `{module}` failed: {e}"),
-                ))
-            }
+            Ok(Err(e)) => return Err(cannot_store(module, &dir, e)),
+            Err(e) => return Err(cannot_store(module, &dir, e)),
         };
-        let measurement = measurement.with_devices(devices);
         info!(module, app = %self.app, %measurement, ?devices, "module stored");
+        self.launch(shared, module, &dir, measurement, devices, _name)
+            .await
+    }
+
+    /// Grants a stored module `devices` (its measurement then covers them) and starts it,
+    /// giving the devices back if it does not start; its name stays reserved until then.
+    async fn launch(
+        &self,
+        shared: &Shared,
+        module: &str,
+        dir: &Path,
+        measurement: Measurement,
+        devices: &[String],
+        name: Reservation,
+    ) -> Result<NodeResponse, WireError> {
+        let measurement = measurement.with_devices(devices);
         let holder = Holder::new(self.app.to_string(), module);
         if !devices.is_empty() {
             shared
@@ -219,12 +271,12 @@ impl Uploads {
                 .claim(&holder, devices)
                 .map_err(|e| claim_refused(module, e))?;
         }
-        let started = self.start(shared, module, &dir, measurement).await;
+        let started = self.start(shared, module, dir, measurement).await;
         if started.is_err() && !devices.is_empty() {
             // The name is still reserved, so no other instance is this holder.
             shared.devices.release(&holder);
         }
-        drop(upload._name);
+        drop(name);
         started
     }
 
@@ -267,6 +319,20 @@ impl Uploads {
     }
 }
 
+fn exists(module: &str) -> WireError {
+    refuse(
+        NodeErrorKind::AlreadyExists,
+        format!("a module named `{module}` already exists or is being loaded"),
+    )
+}
+
+fn cannot_store(module: &str, dir: &Path, e: impl std::fmt::Display) -> WireError {
+    refuse(
+        NodeErrorKind::Io,
+        format!("cannot store module `{module}` in {}: {e}", dir.display()),
+    )
+}
+
 fn no_upload(module: &str) -> WireError {
     refuse(
         NodeErrorKind::BadRequest,
@@ -302,42 +368,4 @@ fn claim_refused(module: &str, e: DeviceError) -> WireError {
         _ => NodeErrorKind::Refused,
     };
     refuse(kind, format!("cannot load driver `{module}`: {e}"))
-}
-
-/// Writes `dir/module.bin` (mode 0700) and measures exactly the bytes written.
-fn store(dir: &Path, data: &[u8]) -> std::io::Result<Measurement> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("module.bin");
-    // A stale binary may still be running from an earlier node; unlink rather than overwrite.
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o700)
-        .open(&path)?;
-    file.write_all(data)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
-    Ok(Measurement::of(data))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_writes_executable_and_measures() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = store(&dir.path().join("m"), b"#!/bin/sh\n").unwrap();
-        assert_eq!(m, Measurement::of(b"#!/bin/sh\n"));
-        let meta = std::fs::metadata(dir.path().join("m/module.bin")).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
-        // Storing again replaces the file.
-        let m2 = store(&dir.path().join("m"), b"other").unwrap();
-        assert_eq!(m2, Measurement::of(b"other"));
-    }
 }

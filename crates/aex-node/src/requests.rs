@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aex_crypto::Measurement;
 use aex_proto::frame::encode;
 use aex_proto::{
     AppId, DeployerKey, FromModule, FromNode, NodeError as WireError, NodeErrorKind, NodeRequest,
@@ -97,6 +98,14 @@ async fn handle(
         NodeRequest::LoadEnd { module } => uploads.finish(shared, &module, &[]).await,
         NodeRequest::LoadDriver { module, devices } => {
             uploads.finish(shared, &module, &devices).await
+        }
+        NodeRequest::LoadStored {
+            module,
+            measurement,
+        } => {
+            uploads
+                .load_stored(shared, &module, Measurement(measurement))
+                .await
         }
         NodeRequest::Attest {
             module,
@@ -300,6 +309,7 @@ fn request_name(body: &NodeRequest) -> &'static str {
         NodeRequest::LoadDriver { .. } => "LoadDriver",
         NodeRequest::Unroute { .. } => "Unroute",
         NodeRequest::Window { .. } => "Window",
+        NodeRequest::LoadStored { .. } => "LoadStored",
         _ => "unknown",
     }
 }

@@ -1,6 +1,6 @@
 //! [`Shared`], the state every task of a node reaches: configuration (timeouts and limits
 //! included), identity, TEE backend, devices, router, connection caps, deployer quotas, upload
-//! reservations and the shutdown signal.
+//! reservations, stored module binaries and the shutdown signal.
 //!
 //! It has its own file, above the router and below everything that serves a connection
 //! (loading, requests, sessions, the listener), so that those reach the node's state without
@@ -18,6 +18,7 @@ use aex_tee::Backend;
 use tokio::sync::watch;
 
 use crate::admission::Admission;
+use crate::binaries::Binaries;
 use crate::conns::Connections;
 use crate::limits::Limits;
 use crate::names::Reservations;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) physics: Mutex<Option<PhysicsServer>>,
     /// Module names being uploaded.
     pub(crate) reservations: Arc<Reservations>,
+    /// The module binaries the node holds, per deployer.
+    pub(crate) binaries: Arc<Binaries>,
     /// Turns true once when the node stops.
     pub(crate) shutdown: watch::Sender<bool>,
     /// Which deployers may manage applications here.
@@ -90,6 +93,7 @@ impl Shared {
                 limits.max_connections_per_address,
             ),
             quotas: Quotas::new(&name, &limits),
+            binaries: Arc::new(Binaries::new(&data_dir)),
             name,
             data_dir,
             identity,

@@ -1,6 +1,6 @@
 //! Loading, measuring, starting, watching and unloading module processes.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use aex_crypto::Measurement;
 use aex_proto::frame;
@@ -9,8 +9,9 @@ use aex_proto::{
     NodeRequest, NodeResponse, Sealed, ToModule,
 };
 
-use aex_testkit::node::TestNode;
+use aex_testkit::node::{test_deployer, TestNode};
 use aex_testkit::process::alive;
+use aex_testkit::session::Session;
 use aex_testkit::wait::{wait_for, PATIENCE};
 
 use crate::scripts::{frame_file, script};
@@ -251,4 +252,100 @@ fn a_dead_module_shows_not_running_and_drops_events() {
         },
     );
     assert_eq!(after, before + 1);
+}
+
+#[test]
+fn load_stored_starts_modules_from_a_binary_the_deployer_uploaded_once() {
+    let b_id = aex_crypto::SigningIdentity::from_seed(&[0xb2; 32]);
+    let node = TestNode::start_with("stored", |c| {
+        c.admit.push(aex_proto::DeployerKey::of(&b_id));
+        c.limits.set("deployer_modules", 3).unwrap();
+    });
+    let bin = script(&node.scratch, "exec sleep 600");
+    let m = Measurement::of(&bin);
+    let stored = |module: &str, measurement: &Measurement| NodeRequest::LoadStored {
+        module: module.into(),
+        measurement: measurement.0,
+    };
+    let mut a = node.session();
+    // Nothing uploaded yet: the deployer is told to upload.
+    let e = a.request(stored("r0", &m)).unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::NotStored, "{e}");
+    a.load("r0", &bin).unwrap();
+    let loaded = NodeResponse::Loaded { measurement: m.0 };
+    assert_eq!(a.request(stored("r1", &m)), Ok(loaded.clone()));
+    // Another of the deployer's namespaces may use it too.
+    let mut a2 = Session::open(node.addr(), &test_deployer(), "other-app");
+    assert_eq!(a2.request(stored("r2", &m)), Ok(loaded));
+    let status = a.status();
+    assert_eq!(status.modules.len(), 2);
+    assert!(status
+        .modules
+        .iter()
+        .all(|s| s.running && s.measurement == m.0));
+    // One file on disk: the store's, linked by each module's directory.
+    let dir = |app: &Session, name: &str| {
+        node.data_dir
+            .join("modules")
+            .join(app.app().to_string())
+            .join(name)
+            .join("module.bin")
+    };
+    assert_eq!(std::fs::read(dir(&a, "r1")).unwrap(), bin);
+    assert_eq!(std::fs::metadata(dir(&a, "r1")).unwrap().nlink(), 4);
+
+    // Names and quotas as for an upload.
+    let e = a.request(stored("r1", &m)).unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::AlreadyExists, "{e}");
+    let e = a.request(stored("../x", &m)).unwrap_err();
+    assert_eq!(e.kind, NodeErrorKind::BadRequest, "{e}");
+    let e = a.request(stored("r3", &m)).unwrap_err();
+    assert!(e.message.contains("`deployer_modules`"), "{}", e.message);
+    // Another measurement, or another deployer, finds nothing (and learns nothing).
+    a.request(NodeRequest::Unload {
+        module: "r0".into(),
+    })
+    .unwrap();
+    let other = Measurement::of(b"other");
+    assert_eq!(
+        a.request(stored("r3", &other)).unwrap_err().kind,
+        NodeErrorKind::NotStored
+    );
+    let mut b = Session::open(node.addr(), &b_id, "test-app");
+    assert_eq!(
+        b.request(stored("r0", &m)).unwrap_err().kind,
+        NodeErrorKind::NotStored
+    );
+    assert!(b.status().modules.is_empty());
+
+    // Once no module directory links it any more, it is gone: here every name that ran it
+    // is loaded again with another binary.
+    for (s, name) in [(&mut a, "r1"), (&mut a2, "r2")] {
+        s.request(NodeRequest::Unload {
+            module: name.into(),
+        })
+        .unwrap();
+    }
+    let bin2 = script(&node.scratch, "exec sleep 601");
+    a.load("r0", &bin2).unwrap();
+    a.load("r1", &bin2).unwrap();
+    a2.load("r2", &bin2).unwrap();
+    a2.request(NodeRequest::Unload {
+        module: "r2".into(),
+    })
+    .unwrap();
+    assert_eq!(
+        a.request(stored("r3", &m)).unwrap_err().kind,
+        NodeErrorKind::NotStored
+    );
+    let held = node
+        .data_dir
+        .join("binaries")
+        .join(hex::encode(aex_proto::DeployerKey::of(&test_deployer()).0));
+    assert_eq!(std::fs::read_dir(held).unwrap().count(), 1);
+    let m2 = Measurement::of(&bin2);
+    assert_eq!(
+        a.request(stored("r3", &m2)),
+        Ok(NodeResponse::Loaded { measurement: m2.0 })
+    );
 }

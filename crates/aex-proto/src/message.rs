@@ -358,6 +358,19 @@ pub enum NodeRequest {
         /// Direction of the deployer's events.
         dir: Direction,
     },
+    /// Loads `module` from a binary the node already holds for this session's deployer (it
+    /// was uploaded before, in any of the deployer's namespaces, and a module directory on
+    /// the node still holds it): the node starts it as `LoadEnd` would, answering [`NodeResponse::Loaded`]
+    /// with the measurement it took when it stored those bytes. Answered
+    /// [`NodeErrorKind::NotStored`] when it holds no binary of that measurement for this
+    /// deployer; the deployer then uploads it (`LoadBegin`, `LoadChunk`, `LoadEnd`). For
+    /// plain modules only: a driver is loaded with `LoadDriver`.
+    LoadStored {
+        /// Module name, unique on the node.
+        module: String,
+        /// SHA-256 of the binary.
+        measurement: [u8; 32],
+    },
 }
 
 /// One periodic trigger: the node sends [`ToModule::Tick`] for `entry` every `period_ms`.
@@ -508,6 +521,8 @@ pub enum NodeErrorKind {
     /// Its own kind so that a deployer can tell the user what to do without reading the
     /// message.
     NotAdmitted,
+    /// `LoadStored` named a binary the node does not hold for this deployer: upload it.
+    NotStored,
 }
 
 /// What a node reports about itself.

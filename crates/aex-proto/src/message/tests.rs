@@ -218,6 +218,37 @@ proptest! {
     }
 }
 
+#[test]
+fn load_stored_round_trips_and_keeps_its_place() {
+    let m = ToNode::Request {
+        id: 10,
+        body: NodeRequest::LoadStored {
+            module: "m2".into(),
+            measurement: [3; 32],
+        },
+    };
+    assert_eq!(decode::<ToNode>(&encode(&m)[LEN_PREFIX..]).unwrap(), m);
+    // A variant's position is its wire encoding: `LoadStored` is request 13, `NotStored` is
+    // error kind 7, whatever is added after them.
+    let body = NodeRequest::LoadStored {
+        module: String::new(),
+        measurement: [0; 32],
+    };
+    assert_eq!(postcard::to_allocvec(&body).unwrap()[0], 13);
+    assert_eq!(
+        postcard::to_allocvec(&NodeErrorKind::NotStored).unwrap(),
+        [7]
+    );
+    let r = FromNode::Response {
+        id: 10,
+        result: Err(NodeError {
+            kind: NodeErrorKind::NotStored,
+            message: "upload it".into(),
+        }),
+    };
+    assert_eq!(decode::<FromNode>(&encode(&r)[LEN_PREFIX..]).unwrap(), r);
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {

@@ -7,9 +7,8 @@ use std::time::Instant;
 
 use aex_proto::{Command, NodeErrorKind, NodeRequest};
 
-use super::attest::attest_instance;
 use super::connect::connect;
-use super::load::load;
+use super::lanes::{load_and_attest, Held, Job};
 use super::plan::{plan_with, Action, Options, Plan, StateSource};
 use super::report::DeployReport;
 use super::transfer;
@@ -18,7 +17,7 @@ use crate::app::App;
 use crate::client::ClientError;
 use crate::error::{Error, Result};
 use crate::progress::Observer;
-use crate::state::slot_name;
+use crate::state::{slot_name, ModuleRecord};
 
 /// Deploys the application from modules already built ([`build_all`](super::build_all)): the
 /// deployment of `aex deploy` without the build. [`Options`] may also replace (with state
@@ -92,33 +91,36 @@ pub fn apply(
     if forgot {
         app.save()?;
     }
-    let mut handovers = vec![];
-    let mut attested = || -> Result<()> {
-        for (name, node) in &to_load {
-            let (generation, keep) = generations[name];
-            let slot = slot_name(name, generation);
-            let exists = plan.loaded.get(node).is_some_and(|m| m.contains(&slot));
-            let module = &built.modules[name];
-            load(app, &slot, node, module, exists)?;
-            crate::crash::point("load");
-            let mut record = attest_instance(app, name, &slot, node, module)?;
-            record.generation = generation;
-            if keep {
-                let planned = source
-                    .get(name.as_str())
-                    .copied()
-                    .unwrap_or(StateSource::Running);
-                handovers.push(transfer::hand_over(app, name, record, planned)?);
-            } else {
-                app.record_module(name, record);
+    let jobs: Vec<Job<'_>> = to_load
+        .iter()
+        .map(|(name, node)| {
+            let slot = slot_name(name, generations[name].0);
+            Job {
+                name,
+                node,
+                exists: plan.loaded.get(node).is_some_and(|m| m.contains(&slot)),
+                slot,
+                built: &built.modules[name],
             }
-            crate::crash::point("attest");
-            obs.advance(name);
-            report.loaded.push(name.clone());
+        })
+        .collect();
+    let mut handovers = vec![];
+    let mut done = |app: &mut App, job: &Job<'_>, mut record: ModuleRecord| -> Result<()> {
+        let name = job.name;
+        let (generation, keep) = generations[name];
+        record.generation = generation;
+        if keep {
+            let planned = source.get(name).copied().unwrap_or(StateSource::Running);
+            handovers.push(transfer::hand_over(app, name, record, planned)?);
+        } else {
+            app.record_module(name, record);
         }
+        crate::crash::point("attest");
+        obs.advance(name);
+        report.loaded.push(name.to_string());
         Ok(())
     };
-    let outcome = attested();
+    let outcome = load_and_attest(app, &jobs, &mut Held::default(), &mut done);
     // One save for every new module attested above, also when a later one failed. (A key lost
     // to a crash before this save only costs a reload: the next deploy finds no record and
     // replaces that instance, so no counter is ever reused.) Hand-overs saved their own steps.

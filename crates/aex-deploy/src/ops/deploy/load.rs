@@ -1,19 +1,25 @@
-//! Loading a module binary onto its node: the upload, in pipelined chunks, and the check that
+//! Loading a module binary onto its node: from the binary the node already holds for this
+//! deployer if it does (`LoadStored`), else the upload, in pipelined chunks; then the check that
 //! the node measured the very bytes the deployer built.
 
-use aex_proto::{NodeRequest, NodeResponse};
+use aex_proto::{NodeErrorKind, NodeRequest, NodeResponse};
 
 use crate::app::{unexpected, App};
 use crate::build::Built;
+use crate::client::ClientError;
 use crate::error::{AttestError, Error, Result};
 
 /// The size of one upload chunk.
 const CHUNK: usize = 256 * 1024;
 
-/// Uploads `built` as `module` (a node-side instance name, see
-/// [`ModuleRecord::slot`](crate::state::ModuleRecord::slot)) to `node` (pipelined chunks) and
-/// checks the node measured the bytes that were sent; an instance of that name is unloaded
-/// first if `exists`.
+/// Loads `built` as `module` (a node-side instance name, see
+/// [`ModuleRecord::slot`](crate::state::ModuleRecord::slot)) on `node` and checks the node
+/// measured the bytes that were built; an instance of that name is unloaded first if `exists`.
+///
+/// A plain module is first asked for from the binary the node holds for this deployer (one
+/// small request: a thousand modules of one binary are uploaded once per node); a node that
+/// holds none answers `NotStored`, and the binary is uploaded (pipelined chunks). A driver is
+/// always uploaded (its devices are granted with `LoadDriver`).
 pub(super) fn load(
     app: &mut App,
     module: &str,
@@ -30,6 +36,16 @@ pub(super) fn load(
                 module: module.into(),
             },
         )?;
+    }
+    if built.devices.is_empty() {
+        let stored = app.client(node)?.request(NodeRequest::LoadStored {
+            module: module.into(),
+            measurement: built.measurement.0,
+        });
+        match stored {
+            Err(ClientError::Node(e)) if e.kind == NodeErrorKind::NotStored => {}
+            answer => return loaded(app, module, node, built, answer),
+        }
     }
     let client = app.client(node)?;
     let result = (|| {
@@ -68,6 +84,35 @@ pub(super) fn load(
         action: action.clone(),
         source,
     })?;
+    check(app, module, node, built, last, &action)
+}
+
+/// Checks the node's `answer` to a `LoadStored` of `module` (see [`load`]).
+pub(super) fn loaded(
+    app: &mut App,
+    module: &str,
+    node: &str,
+    built: &Built,
+    answer: std::result::Result<NodeResponse, ClientError>,
+) -> Result<()> {
+    let action = format!("load module `{module}`");
+    let answer = answer.map_err(|source| Error::Node {
+        node: node.into(),
+        action: action.clone(),
+        source,
+    })?;
+    check(app, module, node, built, Some(answer), &action)
+}
+
+/// Checks the node's answer to the load: the measurement it took is the one built.
+fn check(
+    app: &mut App,
+    module: &str,
+    node: &str,
+    built: &Built,
+    last: Option<NodeResponse>,
+    action: &str,
+) -> Result<()> {
     match last {
         Some(NodeResponse::Loaded { measurement }) if measurement == built.measurement.0 => Ok(()),
         Some(NodeResponse::Loaded { measurement }) => Err(Error::Attestation {
@@ -78,6 +123,6 @@ pub(super) fn load(
                 got: hex::encode(measurement),
             },
         }),
-        _ => Err(unexpected(node, &action, app)),
+        _ => Err(unexpected(node, action, app)),
     }
 }

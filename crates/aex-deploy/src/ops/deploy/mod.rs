@@ -27,6 +27,7 @@ mod built;
 mod check;
 mod connect;
 mod endpoints;
+mod lanes;
 mod load;
 mod periodic;
 mod pipeline;
