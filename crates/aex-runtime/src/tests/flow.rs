@@ -258,7 +258,10 @@ fn a_stalled_window_sends_one_probe_per_emit_timeout() {
     h.out();
     let emit = |h: &mut Harness| Context::new(h.rt.core_mut()).emit(OUT, b"probe?");
     assert!(matches!(emit(&mut h), Err(Error::WindowFull { .. })));
-    assert!(matches!(emit(&mut h), Err(Error::WindowFull { .. })), "stalled: no probe yet");
+    assert!(
+        matches!(emit(&mut h), Err(Error::WindowFull { .. })),
+        "stalled: no probe yet"
+    );
     clock.advance(crate::core::DEFAULT_EMIT_TIMEOUT);
     emit(&mut h).expect("the probe goes out");
     assert_eq!(h.out().len(), 1);
@@ -271,13 +274,21 @@ fn a_counter_gap_gives_the_lost_events_credit_back_at_once() {
     let (mut h, _clock) = keyed();
     h.handle(credit(2, Direction::Forward, 1 << 30, 0));
     let mut tx = sender(1, Direction::Forward, ALG);
-    h.handle(ToModule::Event(tx.seal(EventKind::Event, &[0; 100]).unwrap()));
+    h.handle(ToModule::Event(
+        tx.seal(EventKind::Event, &[0; 100]).unwrap(),
+    ));
     h.credits();
     // Three events of the same size are lost on the way; the next one reveals them.
     for _ in 0..3 {
         tx.seal(EventKind::Event, &[0; 100]).unwrap();
     }
-    h.handle(ToModule::Event(tx.seal(EventKind::Event, &[0; 100]).unwrap()));
+    h.handle(ToModule::Event(
+        tx.seal(EventKind::Event, &[0; 100]).unwrap(),
+    ));
     let granted: u32 = h.credits().iter().map(|c| c.bytes).sum();
-    assert_eq!(granted, 4 * cost(100), "the lost three and the one taken in");
+    assert_eq!(
+        granted,
+        4 * cost(100),
+        "the lost three and the one taken in"
+    );
 }
