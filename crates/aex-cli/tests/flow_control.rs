@@ -63,15 +63,12 @@ impl Flow {
             .expect("crates/aex-testkit/modules/pace exists");
         let mut desc = String::from("[application]\nname = \"flow\"\n");
         for (i, node) in nodes.iter().enumerate() {
-            let name = format!("node{}", i + 1);
-            let key = node.platform_pub_file().display().to_string();
-            let pin = node.identity_pub_file().display().to_string();
-            write!(
-                desc,
-                "\n[[node]]\nname = \"{name}\"\naddress = \"{}\"\ntee = \"sgx\"\nsimulation = true\nplatform_key_file = {key:?}\nidentity_file = {pin:?}\n",
-                node.addr
-            )
-            .unwrap();
+            desc.push_str(&aex_testkit::descriptor::sgx_node(
+                &format!("node{}", i + 1),
+                node.addr,
+                &node.platform_pub_file(),
+                &node.identity_pub_file(),
+            ));
         }
         let dir = pace.display().to_string();
         for (name, node) in modules {

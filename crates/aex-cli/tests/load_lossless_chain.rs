@@ -106,14 +106,12 @@ impl Chain {
             .expect("crates/aex-bench/modules exists");
         let mut desc = String::from("[application]\nname = \"load-chain\"\n");
         for (name, node) in [("node1", &node1), ("node2", &node2)] {
-            let key = node.platform_pub_file().display().to_string();
-            let pin = node.identity_pub_file().display().to_string();
-            write!(
-                desc,
-                "\n[[node]]\nname = \"{name}\"\naddress = \"{}\"\ntee = \"sgx\"\nsimulation = true\nplatform_key_file = {key:?}\nidentity_file = {pin:?}\n",
-                node.addr
-            )
-            .unwrap();
+            desc.push_str(&aex_testkit::descriptor::sgx_node(
+                name,
+                node.addr,
+                &node.platform_pub_file(),
+                &node.identity_pub_file(),
+            ));
         }
         for (name, node) in [("source", "node1"), ("relay", "node2"), ("sink", "node1")] {
             let dir = modules.join(name).display().to_string();

@@ -169,3 +169,14 @@ pub fn hoard(addr: SocketAddr, platform_key: &Path, identity: &Path) -> String {
         paths::testkit_module("hoard").display().to_string()
     )
 }
+
+/// A simulated `sgx` `[[node]]` section for a node the kit started: its name, address, and
+/// the files holding its platform key and its link identity (as [`crate::node::NodeProcess`]
+/// gives them).
+pub fn sgx_node(name: &str, addr: SocketAddr, platform_key: &Path, identity: &Path) -> String {
+    format!(
+        "\n[[node]]\nname = \"{name}\"\naddress = \"{addr}\"\ntee = \"sgx\"\nsimulation = true\nplatform_key_file = {:?}\nidentity_file = {:?}\n",
+        platform_key.display().to_string(),
+        identity.display().to_string()
+    )
+}
