@@ -114,6 +114,9 @@ pub(crate) struct Conns {
     generations: u64,
     /// The window each receiving connection keeps open (`flow::target_window`).
     target: u32,
+    /// [`Conns::accept`] just found events lost on the way: their credit is owed now
+    /// ([`Conns::take_revealed`]), so the caller need not look at every accepted event.
+    revealed: bool,
 }
 
 impl Default for Conns {
@@ -122,6 +125,7 @@ impl Default for Conns {
             map: BTreeMap::new(),
             generations: 0,
             target: flow::target_window(0),
+            revealed: false,
         }
     }
 }
@@ -243,6 +247,11 @@ impl Conns {
         Some(flow::grant(conn, dir, bytes))
     }
 
+    /// Whether the last [`Conns::accept`] revealed lost events (and forgets it).
+    pub(crate) fn take_revealed(&mut self) -> bool {
+        std::mem::take(&mut self.revealed)
+    }
+
     /// The connections bound to output `index`.
     pub(crate) fn outputs(&self, index: usize) -> Vec<ConnId> {
         self.map
@@ -315,6 +324,7 @@ impl Conns {
                 let lost = conn.recv.as_ref().map_or(0, RecvChannel::gaps) - gaps;
                 if lost > 0 {
                     conn.receiving.lost(lost, flow::cost(event), self.target);
+                    self.revealed = true;
                 }
             }
             None => conn.stats.rejected += 1,

@@ -280,6 +280,14 @@ impl Core {
         }
     }
 
+    /// Grants at once the credit of events lost on the way that the event just accepted
+    /// revealed (`flow.rs`); nothing when it revealed none, the usual case.
+    pub(crate) fn grant_revealed(&mut self, event: &aex_proto::Event) {
+        if self.conns.take_revealed() {
+            self.took_in((event.conn, event.dir, 0));
+        }
+    }
+
     /// Fits the inbox to the windows this runtime grants (after keys changed).
     pub(crate) fn fit_inbox(&mut self) {
         let ceiling = inbox_ceiling(self.conns.receiving(), self.conns.target());
@@ -338,8 +346,7 @@ impl Core {
                     if event.conn == conn && event.dir == Direction::Backward =>
                 {
                     let accepted = core.conns.accept(&event);
-                    // Lost replies revealed by this one get their credit back now.
-                    core.took_in((event.conn, event.dir, 0));
+                    core.grant_revealed(&event);
                     match accepted {
                         Ok(Accepted::Reply { outcome }) => {
                             Step::Done(outcome.map_err(|message| Error::Failed { port, message }))

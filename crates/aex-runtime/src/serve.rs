@@ -325,8 +325,7 @@ impl<M: Module> Runtime<M> {
 
     fn event(&mut self, event: &Event) {
         let accepted = self.core.conns.accept(event);
-        // Events lost on the way that this one revealed get their credit back now (`flow.rs`).
-        self.core.took_in((event.conn, event.dir, 0));
+        self.core.grant_revealed(event);
         match accepted {
             Err(Refused::UnknownConn) => self.core.counters.rejected_unknown += 1,
             // Counted against the connection; nothing reaches module code.
