@@ -258,7 +258,8 @@ fn a_slow_receiver_does_not_stall_its_neighbours() {
     flow.configure("s1", json!({ "origin": 1 }));
     flow.configure("s2", json!({ "origin": 2 }));
     flow.configure("slow", json!({ "delay_us": 5_000 }));
-    let (slow_n, fast_n) = (6_000, 20_000);
+    // Behind the slow stream, `fast`'s 6,000 events would take 30 s, past the wait below.
+    let (slow_n, fast_n) = (6_000, 6_000);
     flow.start("s1", slow_n, 1024);
     // Let the slow stream fill its window and the queues on the way first.
     flow.wait("slow", "received", 50, Duration::from_secs(10));
