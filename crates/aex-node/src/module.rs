@@ -6,12 +6,12 @@
 //! hands the events and device accesses on its stdout to the router and the replies to the
 //! one management request waiting for them, and a waiter that records how the process ended.
 //!
-//! The reader reaches the router only through the [`ToRouter`] channel the router connected
-//! the module with (`to_router.rs` says why a channel, and why it keeps the order, fairness,
-//! drops and counters of routing); a module never holds the router. The credit a module grants
-//! for events it took in (`FromModule::Credit`) takes the same channel, in its place among the
-//! module's events; credit for the module's own events comes back on its input
-//! ([`Module::deliver_credit`]).
+//! The reader routes the module's events itself, at once, through the [`ToRouter`] handle the
+//! router connected the module with (`to_router.rs` says why no queue or task sits between,
+//! and what that keeps of routing's order, fairness, drops and counters); a module never holds
+//! the router's type. The credit a module grants for events it took in (`FromModule::Credit`)
+//! is relayed the same way, in its place among the module's events; credit for the module's
+//! own events comes back on its input ([`Module::deliver_credit`]).
 //!
 //! A device access (`FromModule::Device`) is performed by the TEE layer for the holder the node
 //! loaded the process as, (namespace, name), whatever the module claims to be (the router
@@ -455,19 +455,17 @@ struct Output {
 async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
     let Output {
         replies,
-        to_router,
+        mut to_router,
         input,
         ..
     } = out;
     loop {
         match reader.next::<FromModule>().await {
-            Ok(Some(FromModule::Event(ev))) => to_router.event(ev, reader.last_len()).await,
-            Ok(Some(FromModule::Credit(credit))) => {
-                to_router.credit(credit, reader.last_len()).await
-            }
+            Ok(Some(FromModule::Event(ev))) => to_router.event(ev),
+            Ok(Some(FromModule::Credit(credit))) => to_router.credit(credit),
             Ok(Some(FromModule::Hello(_))) => warn!("module said hello twice; ignored"),
             Ok(Some(FromModule::Device { id, device, op })) => {
-                let result = to_router.device(&device, op).await;
+                let result = to_router.device(&device, op);
                 // Never wait on the module's own full queue here: it may be blocked writing
                 // to this reader. A reply that does not fit is dropped; the driver times out.
                 if input

@@ -57,11 +57,6 @@ impl<T> Clone for Sender<T> {
     }
 }
 
-/// An item's room in its queue, given back when this is dropped ([`Receiver::recv_held`]).
-pub(crate) struct Room {
-    _permit: OwnedSemaphorePermit,
-}
-
 /// The receiving side.
 pub(crate) struct Receiver<T = Vec<u8>> {
     rx: mpsc::Receiver<(T, OwnedSemaphorePermit)>,
@@ -146,20 +141,6 @@ impl<T> Sender<T> {
         self.budget - self.room.available_permits()
     }
 
-    /// Waits until every item sent so far has been received and its room given back (see
-    /// [`Receiver::recv_held`]). For a queue with one sender and a budget of at most 4 GiB:
-    /// while it waits it takes the room as it comes back, so another sender would wait
-    /// behind it.
-    pub(crate) async fn drained(&self) {
-        debug_assert!(
-            u32::try_from(self.budget).is_ok(),
-            "budget too large to drain"
-        );
-        let all = u32::try_from(self.budget).unwrap_or(u32::MAX);
-        // The semaphore is never closed; the room is given back at once.
-        let _ = self.room.acquire_many(all).await;
-    }
-
     /// Whether the receiver is gone.
     pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -177,16 +158,6 @@ impl<T> Receiver<T> {
     /// given back as it is returned.
     pub(crate) async fn recv(&mut self) -> Option<T> {
         self.rx.recv().await.map(|(item, _room)| item)
-    }
-
-    /// The next item, with its room: the item still counts as queued (for
-    /// [`Sender::drained`], `is_empty` and the budget) until the [`Room`] is dropped, when
-    /// the receiver is done with it.
-    pub(crate) async fn recv_held(&mut self) -> Option<(T, Room)> {
-        self.rx
-            .recv()
-            .await
-            .map(|(item, permit)| (item, Room { _permit: permit }))
     }
 
     /// The next item if one is queued.
@@ -251,36 +222,6 @@ mod tests {
             rx.recv().await.unwrap();
             assert!(waiting.await.unwrap());
         }
-    }
-
-    #[tokio::test]
-    async fn drained_waits_until_the_receiver_is_done_with_every_item() {
-        let (tx, mut rx) = channel::<Vec<u8>>(4096);
-        // Nothing queued: at once.
-        tx.drained().await;
-        tx.try_send(vec![1; 10]).unwrap();
-        tx.try_send(vec![2; 10]).unwrap();
-        let (first, room) = rx.recv_held().await.unwrap();
-        assert_eq!(first[0], 1);
-        let drained = {
-            let tx = tx.clone();
-            tokio::spawn(async move { tx.drained().await })
-        };
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
-        }
-        assert!(!drained.is_finished());
-        drop(room);
-        // The second item is still queued.
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
-        }
-        assert!(!drained.is_finished());
-        let (_second, room) = rx.recv_held().await.unwrap();
-        assert!(!tx.is_empty());
-        drop(room);
-        drained.await.unwrap();
-        assert!(tx.is_empty());
     }
 
     #[tokio::test]

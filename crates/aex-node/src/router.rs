@@ -7,9 +7,9 @@
 //! event headers; it cannot open, forge or reorder-detect events, and does not need to:
 //! modules do that.
 //!
-//! Modules reach it through a channel each ([`Router::connect_module`], `to_router.rs`), drained
-//! by one task per module; sessions and inbound peer links, which sit above it, call
-//! [`Router::route`] directly.
+//! Each module's output reader routes the module's events itself, through the handle the router
+//! connected it with ([`Router::connect_module`], `to_router.rs`); sessions and inbound peer
+//! links, which sit above it, call [`Router::route`] directly.
 //!
 //! Invariant: every table is keyed by an application namespace ([`AppId`]) and every lookup
 //! uses the namespace the event or request came with, so nothing routed in one namespace ever
@@ -42,7 +42,7 @@
 //! stays in the table, and keeps its grant, until it is unloaded: the deployer that sees it
 //! stopped reloads it, and the reloaded instance must find its devices free of any other.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -52,9 +52,9 @@ use aex_proto::{
     AppId, ConnId, DeployerKey, Direction, Endpoint, Event, FromNode, NodeError as WireError,
     NodeErrorKind, NodeKey, Origin, PeerStatus,
 };
-use aex_tee::devices::{DeviceGrants, Holder};
+use aex_tee::devices::DeviceGrants;
 use tokio::sync::watch;
-use tracing::{debug, instrument};
+use tracing::debug;
 
 use crate::credit::{Credits, Debit};
 use crate::error::refuse;
@@ -67,7 +67,7 @@ use crate::registry::Registry;
 use crate::routes::{Route, Routes, Target};
 use crate::sync::lock;
 use crate::timeouts::Timeouts;
-use crate::to_router::{RouterCommand, ToRouter};
+use crate::to_router::{ModuleTraffic, ToRouter};
 
 /// The outbound queue of one deployer session.
 #[derive(Clone)]
@@ -159,59 +159,17 @@ impl Router {
         &self.timeouts
     }
 
-    /// Connects module `name` of namespace `app` to the router: the channel its output reader
-    /// hands events to (see `to_router.rs`), with the node's device grants for its accesses
-    /// as the holder (`app`, `name`), and the task that routes the events in `app`. The task
-    /// ends once the module's reader has ended and the queue is drained.
+    /// Connects module `name` of namespace `app` to the router: the handle its output reader
+    /// routes its events through (see `to_router.rs`), with the node's device grants for its
+    /// accesses as the holder (`app`, `name`).
     pub(crate) fn connect_module(self: &Arc<Self>, app: AppId, name: &str) -> ToRouter {
-        let holder = Holder::new(app.to_string(), name);
-        let (to_router, commands) =
-            ToRouter::channel(self.dropped.clone(), self.devices.clone(), holder);
-        tokio::spawn(self.clone().serve_module(app, name.to_string(), commands));
-        to_router
-    }
-
-    /// Routes a module's events in the order it wrote them, never waiting on anything but
-    /// the next one, and relays the credit it grants in its place among them. Each event's
-    /// room goes back to the queue only once it is routed, so the module's device accesses
-    /// wait for the events before them (`ToRouter::device`).
-    ///
-    /// The first event the module sends on a locally originated route records it as that
-    /// route's source (credit for it comes back to this module); `sent` remembers which it
-    /// recorded, so that later events cost no table lookup. It holds only keys that had a
-    /// route, so a module cannot grow it by sending on connections no one routed.
-    #[instrument(skip_all, fields(module = %name))]
-    async fn serve_module(
-        self: Arc<Self>,
-        app: AppId,
-        name: String,
-        mut commands: queue::Receiver<RouterCommand>,
-    ) {
-        let mut sent: HashSet<(ConnId, Direction)> = HashSet::new();
-        while let Some((command, _routing)) = commands.recv_held().await {
-            match command {
-                RouterCommand::Event(ev) => {
-                    let key = (ev.conn, ev.dir);
-                    if !sent.contains(&key) && self.note_source(app, key, &name) {
-                        sent.insert(key);
-                    }
-                    self.route(app, ev, Source::Module(&name))
-                }
-                RouterCommand::Credit(credit) => self.credit_from_module(app, &name, credit),
-            }
-        }
-    }
-
-    /// Records module `name` as the source of `(conn, dir)`'s events in namespace `app` if
-    /// their route comes from a local module; false if there is no such route.
-    fn note_source(&self, app: AppId, (conn, dir): (ConnId, Direction), name: &str) -> bool {
-        let local = self.routes.with(app, conn, dir, |route| {
-            route.is_some_and(|r| r.from == Origin::Local)
-        });
-        if local {
-            self.credits.record_source((app, conn, dir), name);
-        }
-        local
+        ToRouter::new(
+            self.clone(),
+            app,
+            name,
+            self.dropped.clone(),
+            self.devices.clone(),
+        )
     }
 
     /// Forwards `ev` along its route in namespace `app`, or drops and counts it; either way
@@ -485,6 +443,27 @@ impl Router {
                 )
             })
             .clone()
+    }
+}
+
+/// A module's traffic, as its output reader hands it over (`to_router.rs`).
+impl ModuleTraffic for Router {
+    fn note_source(&self, app: AppId, (conn, dir): (ConnId, Direction), name: &str) -> bool {
+        let local = self.routes.with(app, conn, dir, |route| {
+            route.is_some_and(|r| r.from == Origin::Local)
+        });
+        if local {
+            self.credits.record_source((app, conn, dir), name);
+        }
+        local
+    }
+
+    fn route_from_module(&self, app: AppId, name: &str, ev: Event) {
+        self.route(app, ev, Source::Module(name));
+    }
+
+    fn credit_from_module(&self, app: AppId, name: &str, credit: Credit) {
+        Router::credit_from_module(self, app, name, credit);
     }
 }
 

@@ -1,131 +1,109 @@
-//! The channel from a module to the router: what a module's output reader hands the router,
-//! the bounded queue it travels on, and the module's device accesses, ordered behind it.
+//! A module's way into the router: the events and credit its output reader hands over, and
+//! the module's device accesses.
 //!
 //! A module does not own the router. The router owns the registry of modules; a module holding
-//! the router back tied `module.rs`, the registry and the router into one import circle, and
-//! the objects into a reference cycle. Instead the router gives each module it connects a
-//! [`ToRouter`]: the sending side of a queue of [`RouterCommand`]s, its own, bounded in bytes
-//! ([`ROUTER_QUEUE_BYTES`]; `queue.rs`, which sits on a bounded `mpsc` channel), whose
-//! receiving side one router task drains (`Router::connect_module`). This is the module's only
-//! way into the router.
+//! the router's type tied `module.rs`, the registry and the router into one import circle.
+//! Instead the router connects each module with a [`ToRouter`] (`Router::connect_module`),
+//! which reaches it through the [`ModuleTraffic`] trait that this file defines and the router
+//! implements: module code depends on the trait, the router on this file, never the reverse.
 //!
-//! Why this changes nothing a module, a peer or a deployer can see:
+//! The reader routes each event itself, at once, in the order the module wrote them: no queue
+//! and no second task between the module's pipe and the destination's queue, so an event costs
+//! no task switch on its way through the node. What that keeps:
 //!
-//! * **Order.** One module's events travel one FIFO queue to one task, which routes them one at
-//!   a time in the order the module wrote them, as the reader did itself before. The credit a
-//!   module grants (`FromModule::Credit`) travels the same queue, so it is relayed in its
-//!   place among the module's events.
-//! * **What blocks.** Only the module's reader, and only while its queue is full: the reader
-//!   waits for room (`send`) rather than drop, because the router task never waits on anything
-//!   (it routes with `try_send` into destination queues bounded in bytes and drops and counts
-//!   what does not fit, as before), so room always comes back at once. While the reader
-//!   waits, the module's stdout is not read: the same backpressure a module had while its
-//!   reader was busy routing. No deadlock: the other direction, router to module, is the
-//!   module's input queue, which routing fills only with `try_send`; nothing the router task
-//!   does waits for the module or its reader.
-//! * **Fairness.** Each module has its own queue and router task, as it had its own reader
-//!   routing before: a flooding module fills its own queue only and delays no other module.
-//! * **What is dropped.** Nothing on this queue: the router task runs as long as the sender
-//!   lives. (Should it be gone, an event is dropped and counted like an unroutable one.) Events
-//!   are dropped where they were dropped before: at a destination without room, route or
-//!   session, counted in the router's `dropped`.
-//! * **Counters.** What the reader itself drops (a bad frame, a device reply that does not fit
-//!   its module's input) is counted in the router's `dropped` counter, which the handle shares:
-//!   a count is never queued behind events.
+//! * **Order.** One reader reads one module's frames and routes them one at a time. The credit
+//!   a module grants (`FromModule::Credit`) is relayed in its place among its events.
+//! * **What blocks.** Nothing: routing never waits (it pushes into destination queues bounded
+//!   in bytes with `try_send`, and drops, counts and returns the credit of what does not
+//!   fit). A module that writes faster than the node routes is held back by its pipe, which
+//!   its reader empties only as fast as it routes.
+//! * **Fairness.** Each module has its own reader: a flooding module keeps its own reader busy
+//!   and delays no other module (each routing step is short, and the reader yields to the
+//!   runtime's other tasks as tokio's cooperative budget says).
 //! * **Device accesses** are performed by the handle itself, against the TEE layer's grants
-//!   and as the holder the router connected the module as, but only once the router task is
-//!   done with every event the module wrote before ([`queue::Sender::drained`]: the task holds
-//!   an event's room until it has routed it). So an access still comes after those events
-//!   are routed, as when the reader routed them itself, and when none is pending (a driver
-//!   polling its device) it is answered as fast as before. (An access sent through the queue
-//!   instead, answered by the router task, made every device round trip two task switches
-//!   longer; a module's runtime answers `Stats` while it waits for a device, so a longer
-//!   wait made `aex output` see a press event not yet taken more often.)
-//!
-//! The queue holds at most [`ROUTER_QUEUE_BYTES`] of events, the one being routed included,
-//! or one event larger than that (at most a frame, 1 MiB): what a module holds of the node's
-//! memory grows by that much (docs/SECURITY.md, "Memory ceilings").
+//!   and as the holder the router connected the module as. The events the module wrote before
+//!   an access are routed by then, since the reader routed them before it read the access.
+//! * **Counters.** What the reader drops (a bad frame, a device reply that does not fit its
+//!   module's input) is counted in the router's `dropped` counter, which the handle shares.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aex_proto::flow::Credit;
-use aex_proto::{DeviceOp, Event};
+use aex_proto::{AppId, ConnId, DeviceOp, Direction, Event};
 use aex_tee::devices::{Access, DeviceGrants, Holder};
 use tracing::debug;
 
-use crate::queue;
+/// What the router does with a module's traffic.
+pub(crate) trait ModuleTraffic: Send + Sync {
+    /// Records module `name` of namespace `app` as the source of `(conn, dir)`'s events when
+    /// a route that comes from a local module carries them; false when there is no such route.
+    fn note_source(&self, app: AppId, key: (ConnId, Direction), name: &str) -> bool;
 
-/// Bytes of events queued from one module to the router (a burst of small events, or one
-/// larger one; the router task takes each at once).
-pub(crate) const ROUTER_QUEUE_BYTES: usize = 64 << 10;
+    /// Routes an event module `name` wrote, in its namespace `app`.
+    fn route_from_module(&self, app: AppId, name: &str, ev: Event);
 
-/// What a module's reader hands the router.
-pub(crate) enum RouterCommand {
-    /// Route an event the module wrote, in the namespace it was loaded in.
-    Event(Event),
-    /// Relay credit the module granted for events it took in, toward their sender.
-    Credit(Credit),
+    /// Relays credit module `name` granted for events it took in, toward their sender.
+    fn credit_from_module(&self, app: AppId, name: &str, credit: Credit);
 }
 
-/// A module's way into the router: the sending side of its command queue, the router's drop
-/// counter, and the device grants it accesses as its holder.
+/// A module's way into the router (one per module, owned by its output reader): where its
+/// events and credit go, the router's drop counter, and the device grants it accesses as its
+/// holder.
 pub(crate) struct ToRouter {
-    commands: queue::Sender<RouterCommand>,
+    router: Arc<dyn ModuleTraffic>,
+    app: AppId,
+    name: String,
+    /// The keys this module was recorded as the source of (`ModuleTraffic::note_source`), so
+    /// later events cost no table lookup. Only keys that had a route, so a module cannot grow
+    /// it by sending on connections no one routed.
+    sent: HashSet<(ConnId, Direction)>,
     dropped: Arc<AtomicU64>,
     devices: Arc<dyn DeviceGrants>,
     holder: Holder,
 }
 
 impl ToRouter {
-    /// A new queue of [`ROUTER_QUEUE_BYTES`] for the module the TEE layer knows as `holder`;
-    /// drops are counted in `dropped`. The router drains the receiving side with
-    /// `recv_held`, dropping each command's room once it is done with it.
-    pub(crate) fn channel(
+    /// The handle of module `name` in namespace `app`, known to the TEE layer as `holder`;
+    /// drops are counted in `dropped`.
+    pub(crate) fn new(
+        router: Arc<dyn ModuleTraffic>,
+        app: AppId,
+        name: &str,
         dropped: Arc<AtomicU64>,
         devices: Arc<dyn DeviceGrants>,
-        holder: Holder,
-    ) -> (ToRouter, queue::Receiver<RouterCommand>) {
-        let (commands, rx) = queue::channel(ROUTER_QUEUE_BYTES);
-        let to_router = ToRouter {
-            commands,
+    ) -> Self {
+        ToRouter {
+            router,
+            app,
+            name: name.to_string(),
+            sent: HashSet::new(),
             dropped,
             devices,
-            holder,
-        };
-        (to_router, rx)
-    }
-
-    /// Hands `ev` (read from a frame of `bytes`) to the router, waiting for room.
-    pub(crate) async fn event(&self, ev: Event, bytes: usize) {
-        if !self
-            .commands
-            .send_sized(RouterCommand::Event(ev), bytes)
-            .await
-        {
-            debug!("router gone; event dropped");
-            self.count_drop();
+            holder: Holder::new(app.to_string(), name),
         }
     }
 
-    /// Hands credit the module granted (read from a frame of `bytes`) to the router, behind
-    /// the events the module wrote before it, waiting for room.
-    pub(crate) async fn credit(&self, credit: Credit, bytes: usize) {
-        if !self
-            .commands
-            .send_sized(RouterCommand::Credit(credit), bytes)
-            .await
-        {
-            debug!("router gone; credit dropped");
-            self.count_drop();
+    /// Routes `ev`, which the module wrote. The first event the module sends on a locally
+    /// originated route records it as that route's source: credit for it comes back to this
+    /// module.
+    pub(crate) fn event(&mut self, ev: Event) {
+        let key = (ev.conn, ev.dir);
+        if !self.sent.contains(&key) && self.router.note_source(self.app, key, &self.name) {
+            self.sent.insert(key);
         }
+        self.router.route_from_module(self.app, &self.name, ev);
+    }
+
+    /// Relays credit the module granted, behind the events it wrote before.
+    pub(crate) fn credit(&self, credit: Credit) {
+        self.router.credit_from_module(self.app, &self.name, credit);
     }
 
     /// Performs the module's device access, for the holder it was loaded as (never anything
-    /// the module says), once the events it wrote before are routed; a refusal is the
-    /// reason, for the module.
-    pub(crate) async fn device(&self, device: &str, op: DeviceOp) -> Result<u32, String> {
-        self.commands.drained().await;
+    /// the module says); a refusal is the reason, for the module.
+    pub(crate) fn device(&self, device: &str, op: DeviceOp) -> Result<u32, String> {
         let op = match op {
             DeviceOp::Read => Access::Read,
             DeviceOp::Write(v) => Access::Write(v),
@@ -144,7 +122,7 @@ impl ToRouter {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::sync::Mutex;
 
     use aex_tee::devices::{DeviceError, DevicePins, DeviceSpec, GrantTable};
 
@@ -163,94 +141,89 @@ mod tests {
         }
     }
 
-    fn event(n: u8) -> Event {
+    /// Writes down what it is handed; routes only connection 1.
+    #[derive(Default)]
+    struct Log(Mutex<Vec<String>>);
+
+    impl ModuleTraffic for Log {
+        fn note_source(&self, _: AppId, (conn, _): (ConnId, Direction), name: &str) -> bool {
+            self.0.lock().unwrap().push(format!("source {name} {conn}"));
+            conn == ConnId(1)
+        }
+
+        fn route_from_module(&self, _: AppId, name: &str, ev: Event) {
+            let line = format!("event {name} {} {}", ev.conn, ev.counter);
+            self.0.lock().unwrap().push(line);
+        }
+
+        fn credit_from_module(&self, _: AppId, name: &str, credit: Credit) {
+            let line = format!("credit {name} {} {}", credit.conn, credit.bytes);
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    fn event(conn: u32, counter: u64) -> Event {
         Event {
-            conn: aex_proto::ConnId(u32::from(n)),
-            dir: aex_proto::Direction::Forward,
+            conn: ConnId(conn),
+            dir: Direction::Forward,
             kind: aex_proto::EventKind::Event,
-            counter: u64::from(n),
-            ciphertext: vec![n; 10],
+            counter,
+            ciphertext: vec![1; 10],
         }
     }
 
     /// A handle for holder (`app`, `button`), which holds the input `button`.
-    fn handle() -> (ToRouter, queue::Receiver<RouterCommand>, Arc<AtomicU64>) {
+    fn handle() -> (ToRouter, Arc<Log>, Arc<AtomicU64>) {
         let specs = DeviceSpec::parse_all(&["button=digital_in"]).unwrap();
         let grants: Arc<dyn DeviceGrants> =
             Arc::new(GrantTable::new(&specs, Arc::new(Sevens)).unwrap());
-        let holder = Holder::new("app", "button");
-        grants.claim(&holder, &["button".into()]).unwrap();
+        let app = AppId([3; 16]);
+        grants
+            .claim(&Holder::new(app.to_string(), "button"), &["button".into()])
+            .unwrap();
         let dropped = Arc::new(AtomicU64::new(0));
-        let (to_router, rx) = ToRouter::channel(dropped.clone(), grants, holder);
-        (to_router, rx, dropped)
+        let log = Arc::new(Log::default());
+        let to_router = ToRouter::new(log.clone(), app, "button", dropped.clone(), grants);
+        (to_router, log, dropped)
     }
 
-    #[tokio::test]
-    async fn events_arrive_in_order_and_a_device_access_waits_until_they_are_routed() {
-        let (to_router, mut rx, dropped) = handle();
-        // Nothing pending: answered at once.
-        assert_eq!(to_router.device("button", DeviceOp::Read).await, Ok(7));
-        to_router.event(event(1), 10).await;
-        to_router.event(event(2), 10).await;
-        let (first, routing) = rx.recv_held().await.unwrap();
-        let RouterCommand::Event(first) = first else {
-            panic!("not an event")
-        };
-        assert_eq!(first.counter, 1);
-        let to_router = Arc::new(to_router);
-        let access = {
-            let to_router = to_router.clone();
-            tokio::spawn(async move { to_router.device("button", DeviceOp::Read).await })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!access.is_finished(), "accessed before event 1 was routed");
-        drop(routing);
-        let (second, routing) = rx.recv_held().await.unwrap();
-        let RouterCommand::Event(second) = second else {
-            panic!("not an event")
-        };
-        assert_eq!(second.counter, 2);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!access.is_finished(), "accessed before event 2 was routed");
-        drop(routing);
-        assert_eq!(access.await.unwrap(), Ok(7));
-        assert_eq!(dropped.load(Ordering::Relaxed), 0);
-    }
-
-    #[tokio::test]
-    async fn credit_travels_in_its_place_among_the_events() {
-        let (to_router, mut rx, _) = handle();
-        let credit = Credit {
-            conn: aex_proto::ConnId(3),
-            dir: aex_proto::Direction::Backward,
+    #[test]
+    fn events_and_credit_are_routed_in_order_and_a_source_is_looked_up_once() {
+        let (mut to_router, log, _) = handle();
+        to_router.event(event(1, 1));
+        to_router.credit(Credit {
+            conn: ConnId(3),
+            dir: Direction::Backward,
             bytes: 100,
             dropped: 0,
-        };
-        to_router.event(event(1), 10).await;
-        to_router.credit(credit, 12).await;
-        to_router.event(event(2), 10).await;
-        let mut got = vec![];
-        for _ in 0..3 {
-            got.push(match rx.recv().await.unwrap() {
-                RouterCommand::Event(ev) => format!("event {}", ev.counter),
-                RouterCommand::Credit(c) => format!("credit {}", c.bytes),
-            });
-        }
-        assert_eq!(got, ["event 1", "credit 100", "event 2"]);
+        });
+        to_router.event(event(1, 2));
+        // No route: looked up again each time, and never remembered.
+        to_router.event(event(2, 1));
+        to_router.event(event(2, 2));
+        let got = log.0.lock().unwrap().clone();
+        let want = [
+            "source button #1",
+            "event button #1 1",
+            "credit button #3 100",
+            "event button #1 2",
+            "source button #2",
+            "event button #2 1",
+            "source button #2",
+            "event button #2 2",
+        ];
+        assert_eq!(got, want);
+        assert_eq!(to_router.sent.len(), 1);
     }
 
-    #[tokio::test]
-    async fn accesses_are_for_the_holder_and_without_a_router_events_are_counted() {
-        let (to_router, rx, dropped) = handle();
+    #[test]
+    fn accesses_are_for_the_holder_and_drops_are_counted() {
+        let (to_router, _, dropped) = handle();
+        assert_eq!(to_router.device("button", DeviceOp::Read), Ok(7));
         // The grant table refuses a device this holder does not hold, and says why.
-        let refused = to_router.device("led", DeviceOp::Write(1)).await;
+        let refused = to_router.device("led", DeviceOp::Write(1));
         assert!(refused.is_err_and(|why| why.contains("led")));
-        drop(rx);
-        to_router.event(event(1), 10).await;
-        assert_eq!(dropped.load(Ordering::Relaxed), 1);
-        // Nothing can be pending once the router is gone.
-        assert_eq!(to_router.device("button", DeviceOp::Read).await, Ok(7));
         to_router.count_drop();
-        assert_eq!(dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
     }
 }

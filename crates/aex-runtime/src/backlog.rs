@@ -79,55 +79,74 @@ pub(crate) fn tick_footprint(entry: &str) -> usize {
 /// The room left in the inbox, shared by the reader thread and the main loop.
 #[derive(Debug)]
 pub(crate) struct Budget {
-    /// (bytes used, ceiling)
-    state: Mutex<(usize, usize)>,
+    state: Mutex<Room>,
     freed: Condvar,
+}
+
+/// What [`Budget`] guards.
+#[derive(Debug)]
+struct Room {
+    used: usize,
+    ceiling: usize,
+    /// The reader waits for room: only then does a give need to wake it (a wake-up is a
+    /// system call, and a give happens for every message).
+    waiting: bool,
 }
 
 impl Budget {
     /// A budget of `ceiling` bytes.
     pub(crate) fn new(ceiling: usize) -> Self {
         Budget {
-            state: Mutex::new((0, ceiling)),
+            state: Mutex::new(Room {
+                used: 0,
+                ceiling,
+                waiting: false,
+            }),
             freed: Condvar::new(),
         }
     }
 
     /// Takes `bytes`, blocking until they fit (at once into an empty inbox).
     pub(crate) fn take(&self, bytes: usize) {
-        let mut state = self.lock();
-        while state.0 > 0 && state.0.saturating_add(bytes) > state.1 {
-            state = self
+        let mut room = self.lock();
+        while room.used > 0 && room.used.saturating_add(bytes) > room.ceiling {
+            room.waiting = true;
+            room = self
                 .freed
-                .wait(state)
+                .wait(room)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        state.0 += bytes;
+        room.waiting = false;
+        room.used += bytes;
     }
 
     /// Gives back `bytes` the main loop took out of the inbox.
     pub(crate) fn give(&self, bytes: usize) {
-        let mut state = self.lock();
-        state.0 = state.0.saturating_sub(bytes);
-        self.freed.notify_all();
+        let mut room = self.lock();
+        room.used = room.used.saturating_sub(bytes);
+        if room.waiting {
+            self.freed.notify_all();
+        }
     }
 
     /// Changes the ceiling (the windows granted changed, `flow.rs`).
     pub(crate) fn set_ceiling(&self, ceiling: usize) {
-        let mut state = self.lock();
-        if state.1 != ceiling {
-            state.1 = ceiling;
-            self.freed.notify_all();
+        let mut room = self.lock();
+        if room.ceiling != ceiling {
+            room.ceiling = ceiling;
+            if room.waiting {
+                self.freed.notify_all();
+            }
         }
     }
 
     /// Bytes queued now.
     #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
-        self.lock().0
+        self.lock().used
     }
 
-    fn lock(&self) -> MutexGuard<'_, (usize, usize)> {
+    fn lock(&self) -> MutexGuard<'_, Room> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -166,9 +166,8 @@ pub fn run<M: Module>() -> ! {
     {
         describe::<M>(&mut io::stdout().lock())
     } else {
-        let inbox = link::spawn_reader(io::stdin(), clock::Clock::default());
         let out = Box::new(io::BufWriter::new(io::stdout()));
-        let link = link::Link::new(inbox, out);
+        let link = link::Link::direct(Box::new(io::stdin()), clock::Clock::default(), out);
         serve::Runtime::<M>::new(link, measurement_from_env()).serve()
     };
     std::process::exit(code)

@@ -1,18 +1,29 @@
 //! The module's link to its node agent: frames in on stdin, frames out on stdout.
 //!
-//! A reader thread decodes `ToModule` frames into a channel so the runtime can wait for a
-//! reply with a timeout (measured on the runtime's clock, `clock.rs`). The channel is bounded
-//! in bytes (`backlog.rs`): when the main loop falls behind, the reader stops reading stdin
-//! until it catches up, so the node, not the module, holds what it sends. A frame that does not
-//! decode is logged and skipped (its length prefix kept the stream aligned); a length prefix
-//! over the limit or a read error means framing is lost, and the module exits. Nothing read
-//! from the node can make the runtime panic. Frames are written to a buffer and flushed
-//! whenever the runtime is about to wait for input, or after a burst of frames while input
-//! keeps arriving: the events one call emits leave together when the call returns (or blocks
-//! on a request), instead of one write per event.
+//! Input is read in one of two ways:
+//! * **direct**: the main loop reads and decodes stdin itself, so a message costs no thread
+//!   switch. This is how every module starts. It works as long as the main loop has nothing
+//!   to wait for but the node: a blocking read on a pipe cannot time out or be woken.
+//! * **threaded**: a reader thread decodes frames into a channel, which the main loop can wait
+//!   on with a timeout (measured on the runtime's clock, `clock.rs`) and into which the
+//!   module's own threads queue their calls. The link switches to it, for good, the first
+//!   time the runtime waits with a deadline (a deadline clock, a request, an emit waiting for
+//!   credit) or hands out a sender to a module thread (`Handle`). Bytes read but not yet
+//!   decoded move to the reader thread with the switch, so nothing is lost or reordered.
+//!
+//! The channel is bounded in bytes (`backlog.rs`): when the main loop falls behind, the reader
+//! stops reading stdin until it catches up, so the node, not the module, holds what it sends
+//! (in direct mode the main loop reads only when it is ready, which bounds it the same way).
+//! A frame that does not decode is logged and skipped (its length prefix kept the stream
+//! aligned); a length prefix over the limit or a read error means framing is lost, and the
+//! module exits. Nothing read from the node can make the runtime panic. Frames are written to
+//! a buffer and flushed whenever the runtime is about to wait for input, or after a burst of
+//! frames while input keeps arriving: the events one call emits leave together when the call
+//! returns (or blocks on a request), instead of one write per event.
 
 use std::any::Any;
-use std::io::{self, Read, Write};
+use std::cell::Cell;
+use std::io::{self, BufReader, Read, Write};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread;
@@ -41,6 +52,17 @@ pub(crate) enum Incoming {
     Local(LocalCall),
     /// The input ended; exit with this code (0 for a clean end of stream).
     Closed(i32),
+}
+
+impl Incoming {
+    /// What it holds of the inbox's budget (module threads' calls hold none).
+    fn footprint(&self) -> usize {
+        match self {
+            Incoming::Message(msg) => footprint(msg),
+            Incoming::Tick(entry, _) => tick_footprint(entry),
+            Incoming::Local(_) | Incoming::Closed(_) => 0,
+        }
+    }
 }
 
 /// What waiting on the link gave.
@@ -81,10 +103,14 @@ impl Inbox {
 
 /// Both directions of the link.
 pub(crate) struct Link {
-    inbox: Receiver<Incoming>,
-    /// Given to module-owned threads so they can queue [`Incoming::Local`] calls.
-    local: Sender<Incoming>,
-    budget: Arc<Budget>,
+    /// Filled by the reader thread once there is one; module threads queue their calls here
+    /// from the start.
+    inbox: Inbox,
+    /// The input, while the main loop reads it itself (see the file's documentation).
+    direct: Option<Direct>,
+    /// A module thread was given a sender: switch to a reader thread before the next wait,
+    /// or its calls would wait for the node's next message.
+    threads: Cell<bool>,
     out: Box<dyn Write>,
     closed: Option<i32>,
     broken: bool,
@@ -92,16 +118,41 @@ pub(crate) struct Link {
     unflushed: usize,
 }
 
+/// The input the main loop reads itself, and the clock that stamps its ticks (the reader
+/// thread's after a switch).
+struct Direct {
+    reader: BufReader<Box<dyn Read + Send>>,
+    clock: Clock,
+}
+
+/// The buffer of the direct reader: large enough for a burst of small events in one read.
+const DIRECT_BUFFER: usize = 64 << 10;
+
 /// While input keeps arriving, flush at least after this many frames.
 const FLUSH_EVERY: usize = 64;
 
 impl Link {
-    /// A link reading from `inbox` and writing frames to `out`.
+    /// A link whose reader thread fills `inbox`, writing frames to `out`.
+    #[cfg(test)]
     pub(crate) fn new(inbox: Inbox, out: Box<dyn Write>) -> Self {
+        Self::with(inbox, None, out)
+    }
+
+    /// A link that reads `input` on the main loop until it needs a reader thread (see the
+    /// file's documentation), stamping ticks with `clock`, and writes frames to `out`.
+    pub(crate) fn direct(input: Box<dyn Read + Send>, clock: Clock, out: Box<dyn Write>) -> Self {
+        let direct = Direct {
+            reader: BufReader::with_capacity(DIRECT_BUFFER, input),
+            clock,
+        };
+        Self::with(Inbox::new(), Some(direct), out)
+    }
+
+    fn with(inbox: Inbox, direct: Option<Direct>, out: Box<dyn Write>) -> Self {
         Link {
-            inbox: inbox.rx,
-            local: inbox.local,
-            budget: inbox.budget,
+            inbox,
+            direct,
+            threads: Cell::new(false),
             out,
             closed: None,
             broken: false,
@@ -109,37 +160,54 @@ impl Link {
         }
     }
 
+    /// Whether a reader thread reads the input (the link switched, or started so).
+    #[cfg(test)]
+    pub(crate) fn threaded(&self) -> bool {
+        self.direct.is_none()
+    }
+
     /// The next message, waiting at most until `deadline` on `clock` if one is given.
     pub(crate) fn recv(&mut self, deadline: Option<Instant>, clock: &Clock) -> Recv {
         if let Some(code) = self.closed {
             return Recv::Closed(code);
         }
-        // Busy: take what is already here, keeping output batched (but bounded).
-        let ready = match self.inbox.try_recv() {
-            Ok(incoming) if self.unflushed < FLUSH_EVERY => Some(Ok(incoming)),
-            Ok(incoming) => {
-                self.flush();
-                Some(Ok(incoming))
+        if deadline.is_some() || self.threads.get() {
+            self.start_reader();
+        }
+        let got = match &mut self.direct {
+            Some(direct) => {
+                // Busy: take what is already here, keeping output batched (but bounded);
+                // about to block on the pipe: everything written so far goes out first.
+                if !holds_frame(direct.reader.buffer()) || self.unflushed >= FLUSH_EVERY {
+                    self.flush();
+                }
+                match &mut self.direct {
+                    Some(Direct { reader, clock }) => Ok(read_incoming(reader, clock)),
+                    None => unreachable!("a flush does not switch"),
+                }
             }
-            Err(_) => None,
-        };
-        let got = match ready {
-            Some(got) => got,
-            // About to wait: everything written so far goes out first.
-            None => {
-                self.flush();
-                self.wait(deadline, clock)
-            }
+            None => match self.inbox.rx.try_recv() {
+                Ok(incoming) => {
+                    if self.unflushed >= FLUSH_EVERY {
+                        self.flush();
+                    }
+                    self.inbox.budget.give(incoming.footprint());
+                    Ok(incoming)
+                }
+                Err(_) => {
+                    // About to wait: everything written so far goes out first.
+                    self.flush();
+                    let got = self.wait(deadline, clock);
+                    if let Ok(incoming) = &got {
+                        self.inbox.budget.give(incoming.footprint());
+                    }
+                    got
+                }
+            },
         };
         match got {
-            Ok(Incoming::Message(msg)) => {
-                self.budget.give(footprint(&msg));
-                Recv::Message(msg)
-            }
-            Ok(Incoming::Tick(entry, at)) => {
-                self.budget.give(tick_footprint(&entry));
-                Recv::Tick(entry, at)
-            }
+            Ok(Incoming::Message(msg)) => Recv::Message(msg),
+            Ok(Incoming::Tick(entry, at)) => Recv::Tick(entry, at),
             Ok(Incoming::Local(call)) => Recv::Local(call),
             Ok(Incoming::Closed(code)) => {
                 self.closed = Some(code);
@@ -153,6 +221,14 @@ impl Link {
         }
     }
 
+    /// Hands the input, with what was read of it and not decoded yet, to a reader thread,
+    /// unless one reads it already.
+    pub(crate) fn start_reader(&mut self) {
+        if let Some(Direct { reader, clock }) = self.direct.take() {
+            start_reader(reader, clock, &self.inbox);
+        }
+    }
+
     fn wait(
         &mut self,
         deadline: Option<Instant>,
@@ -161,9 +237,10 @@ impl Link {
         match deadline {
             None => self
                 .inbox
+                .rx
                 .recv()
                 .map_err(|_| RecvTimeoutError::Disconnected),
-            Some(deadline) => self.inbox.recv_timeout(clock.wait_until(deadline)),
+            Some(deadline) => self.inbox.rx.recv_timeout(clock.wait_until(deadline)),
         }
     }
 
@@ -187,12 +264,14 @@ impl Link {
 
     /// Changes how many bytes the reader may queue ahead of the main loop (`backlog.rs`).
     pub(crate) fn set_inbox_ceiling(&self, ceiling: usize) {
-        self.budget.set_ceiling(ceiling);
+        self.inbox.budget.set_ceiling(ceiling);
     }
 
-    /// A sender for module-owned threads.
+    /// A sender for module-owned threads. The link starts a reader thread before it next
+    /// waits: only a thread's wait can be woken by their calls.
     pub(crate) fn local_sender(&self) -> Sender<Incoming> {
-        self.local.clone()
+        self.threads.set(true);
+        self.inbox.local.clone()
     }
 
     /// Writes one frame (sent at the next flush). `false` once the node stopped reading.
@@ -216,40 +295,159 @@ impl Link {
     }
 }
 
+/// Whether `buffered` holds a whole frame, so reading it cannot block.
+fn holds_frame(buffered: &[u8]) -> bool {
+    let Some(prefix) = buffered.first_chunk::<{ frame::LEN_PREFIX }>() else {
+        return false;
+    };
+    let len = u32::from_be_bytes(*prefix) as usize;
+    buffered.len() - frame::LEN_PREFIX >= len
+}
+
+/// Reads frames from `input` until one decodes (ticks stamped with `clock`), or the input
+/// ends.
+fn read_incoming(input: &mut impl Read, clock: &Clock) -> Incoming {
+    loop {
+        let body = match frame::read_body(input) {
+            Ok(Some(body)) => body,
+            Ok(None) => return Incoming::Closed(0),
+            Err(e) => {
+                log!("framing lost on the link from the node ({e}); exiting");
+                return Incoming::Closed(1);
+            }
+        };
+        match frame::decode::<ToModule>(&body) {
+            Ok(ToModule::Tick { entry }) => return Incoming::Tick(entry, clock.now()),
+            Ok(msg) => return Incoming::Message(msg),
+            Err(e) => log!("ignoring a frame from the node: {e}"),
+        }
+    }
+}
+
 /// Starts the thread that decodes frames from `input`, stamping ticks with `clock`. It waits
 /// for room in the inbox's budget before queueing each message.
+#[cfg(test)]
 pub(crate) fn spawn_reader<R: Read + Send + 'static>(input: R, clock: Clock) -> Inbox {
     let inbox = Inbox::new();
+    start_reader(input, clock, &inbox);
+    inbox
+}
+
+/// Starts a reader thread for `input` that fills `inbox`.
+fn start_reader<R: Read + Send + 'static>(input: R, clock: Clock, inbox: &Inbox) {
     let tx = inbox.local.clone();
     let budget = inbox.budget.clone();
     thread::spawn(move || {
         let mut input = io::BufReader::new(input);
-        let code = loop {
-            let body = match frame::read_body(&mut input) {
-                Ok(Some(body)) => body,
-                Ok(None) => break 0,
-                Err(e) => {
-                    log!("framing lost on the link from the node ({e}); exiting");
-                    break 1;
-                }
-            };
-            match frame::decode::<ToModule>(&body) {
-                Ok(ToModule::Tick { entry }) => {
-                    budget.take(tick_footprint(&entry));
-                    if tx.send(Incoming::Tick(entry, clock.now())).is_err() {
-                        return;
-                    }
-                }
-                Ok(msg) => {
-                    budget.take(footprint(&msg));
-                    if tx.send(Incoming::Message(msg)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => log!("ignoring a frame from the node: {e}"),
+        loop {
+            let incoming = read_incoming(&mut input, &clock);
+            budget.take(incoming.footprint());
+            let last = matches!(incoming, Incoming::Closed(_));
+            if tx.send(incoming).is_err() || last {
+                return;
             }
-        };
-        let _ = tx.send(Incoming::Closed(code));
+        }
     });
-    inbox
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn tick(entry: &str) -> Vec<u8> {
+        frame::encode(&ToModule::Tick {
+            entry: entry.into(),
+        })
+    }
+
+    /// A direct link over `frames`, writing nowhere.
+    fn direct(frames: &[Vec<u8>]) -> Link {
+        let input = Cursor::new(frames.concat());
+        Link::direct(Box::new(input), Clock::default(), Box::new(io::sink()))
+    }
+
+    /// The name of the tick `recv` gave, or what it gave instead.
+    fn next(link: &mut Link, deadline: Option<Instant>) -> String {
+        match link.recv(deadline, &Clock::default()) {
+            Recv::Tick(entry, _) => entry,
+            Recv::Message(_) => "message".into(),
+            Recv::Local(_) => "local".into(),
+            Recv::Timeout => "timeout".into(),
+            Recv::Closed(code) => format!("closed {code}"),
+        }
+    }
+
+    #[test]
+    fn a_direct_link_reads_in_order_skips_what_does_not_decode_and_needs_no_thread() {
+        let mut junk = vec![0, 0, 0, 3, 9, 9, 9];
+        junk.extend(tick("b"));
+        let mut link = direct(&[tick("a"), junk, tick("c")]);
+        let got: Vec<String> = (0..4).map(|_| next(&mut link, None)).collect();
+        assert_eq!(got, ["a", "b", "c", "closed 0"]);
+        assert!(!link.threaded());
+        // Closed stays closed.
+        assert_eq!(next(&mut link, None), "closed 0");
+    }
+
+    #[test]
+    fn a_frame_announcing_more_than_the_limit_ends_a_direct_link() {
+        let too_long = (frame::MAX_FRAME_LEN as u32 + 1).to_be_bytes().to_vec();
+        let mut link = direct(&[tick("a"), too_long, tick("b")]);
+        assert_eq!(next(&mut link, None), "a");
+        assert_eq!(next(&mut link, None), "closed 1");
+    }
+
+    #[test]
+    fn a_wait_with_a_deadline_moves_the_buffered_input_to_a_reader_thread_in_order() {
+        let frames: Vec<Vec<u8>> = (0..50).map(|i| tick(&format!("t{i}"))).collect();
+        let mut link = direct(&frames);
+        // The first read buffers every frame (they fit in the direct buffer).
+        assert_eq!(next(&mut link, None), "t0");
+        assert!(!link.threaded());
+        let far = Instant::now() + Duration::from_secs(10);
+        let mut got = vec![];
+        loop {
+            match next(&mut link, Some(far)) {
+                closed if closed.starts_with("closed") => break,
+                entry => got.push(entry),
+            }
+        }
+        assert!(link.threaded());
+        let want: Vec<String> = (1..50).map(|i| format!("t{i}")).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_module_thread_gets_its_calls_run_once_it_holds_a_sender() {
+        // The node says nothing for a while: only a reader thread lets the call through.
+        let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut link = Link::direct(
+            Box::new(reader),
+            Clock::default(),
+            Box::new(io::sink()),
+        );
+        writer.write_all(&tick("a")).unwrap();
+        assert_eq!(next(&mut link, None), "a");
+        let sender = link.local_sender();
+        let call: LocalCall = Box::new(|_, _| {});
+        sender.send(Incoming::Local(call)).unwrap();
+        assert_eq!(next(&mut link, None), "local");
+        assert!(link.threaded());
+        writer.write_all(&tick("b")).unwrap();
+        assert_eq!(next(&mut link, None), "b");
+        drop(writer);
+        assert_eq!(next(&mut link, None), "closed 0");
+    }
+
+    #[test]
+    fn only_a_whole_buffered_frame_counts_as_ready() {
+        let frame = tick("a");
+        assert!(holds_frame(&frame));
+        assert!(!holds_frame(&frame[..frame.len() - 1]));
+        assert!(!holds_frame(&frame[..3]));
+        assert!(!holds_frame(&[]));
+    }
 }

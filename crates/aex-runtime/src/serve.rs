@@ -56,6 +56,11 @@ impl<M: Module> Runtime<M> {
     /// the module to stop. Returns the process exit code.
     pub(crate) fn serve(&mut self) -> i32 {
         self.hello();
+        if !self.core.interface.periodic.is_empty() {
+            // A tick is stamped as it is read, to tell one that waited behind a run of its
+            // entry (dropped) from a fresh one: only a reader thread reads ticks as they come.
+            self.core.link.start_reader();
+        }
         loop {
             if self.core.deferred.is_empty() && self.core.deferred_local.is_empty() {
                 self.run_deadlines();

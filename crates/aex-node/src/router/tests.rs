@@ -8,7 +8,7 @@ use std::time::Duration;
 use aex_proto::flow::INITIAL_WINDOW;
 use aex_proto::frame::{decode, LEN_PREFIX};
 use aex_proto::{EventKind, ToModule};
-use aex_tee::devices::{Access, DeviceError};
+use aex_tee::devices::{Access, DeviceError, Holder};
 use tokio::time::{sleep, timeout, Instant};
 
 use super::*;
@@ -125,15 +125,15 @@ async fn a_module_s_credit_reaches_the_local_module_that_sent_the_events() {
         to_module("dst"),
         Origin::Local,
     );
-    let (src, dst) = (
+    let (mut src, dst) = (
         router.connect_module(APP, "src"),
         router.connect_module(APP, "dst"),
     );
     let ev = event(1, Direction::Forward, 100);
-    src.event(ev.clone(), 140).await;
+    src.event(ev.clone());
     assert_eq!(next::<ToModule>(&mut dst_in).await, ToModule::Event(ev));
     let granted = credit(1, Direction::Forward, 132, 0);
-    dst.credit(granted, 20).await;
+    dst.credit(granted);
     assert_eq!(
         next::<ToModule>(&mut src_in).await,
         ToModule::Credit(granted)
@@ -158,11 +158,9 @@ async fn a_module_crediting_events_not_routed_to_it_is_ignored_and_counted() {
     let other = router.connect_module(APP, "other");
     // Routed to another module, and not routed at all.
     other
-        .credit(credit(1, Direction::Forward, 1000, 0), 20)
-        .await;
+        .credit(credit(1, Direction::Forward, 1000, 0));
     other
-        .credit(credit(9, Direction::Forward, 1000, 0), 20)
-        .await;
+        .credit(credit(9, Direction::Forward, 1000, 0));
     dropped(&router, 2).await;
     assert!(src_in.try_recv().is_none());
 }
@@ -387,11 +385,11 @@ async fn events_a_peer_link_drops_as_stale_return_their_credit_to_their_source()
         identity: NodeKey([5; 32]),
     };
     route(&router, 7, Direction::Forward, to_peer, Origin::Local);
-    let src = router.connect_module(APP, "src");
+    let mut src = router.connect_module(APP, "src");
     let ev = event(7, Direction::Forward, 30);
     let cost = flow::cost(&ev);
-    src.event(ev.clone(), 70).await;
-    src.event(ev, 70).await;
+    src.event(ev.clone());
+    src.event(ev);
     assert_eq!(
         next::<ToModule>(&mut src_in).await,
         ToModule::Credit(credit(7, Direction::Forward, 2 * cost, 2))
