@@ -92,19 +92,19 @@
 //! 1. foundations: `limits.rs` ([`Limits`]), `timeouts.rs` ([`Timeouts`]), `queue.rs` (queues
 //!    bounded in bytes), `sync.rs` (lock guards, the shutdown wait), `physics/` (the simulated
 //!    world and its socket), `error.rs` ([`NodeError`], [`ConfigError`], refusals), `fair.rs`
-//!    (a peer link's fair queue), `frames.rs` (frame reading and writing), `to_router.rs` (the
-//!    channel from a module to the router);
+//!    (a peer link's fair queue), `frames.rs` (frame reading and writing), `to_router.rs` (a
+//!    module's handle into the router, and the trait the router implements for it);
 //! 2. checks and policies: `names.rs` (module names, peer addresses, upload reservations),
 //!    `admission.rs` (which deployers), `config.rs` ([`NodeConfig`]), `auth.rs` (a deployer
 //!    session's proof), `conns.rs` (connection caps), `quota.rs` (deployer quotas);
 //! 3. destinations: `periodic.rs` (a module's triggers), `module.rs` (a module process, which
-//!    reaches the router only through its `to_router.rs` channel), `peer.rs` (an outgoing
+//!    reaches the router only through its `to_router.rs` handle), `peer.rs` (an outgoing
 //!    link to another node);
 //! 4. tables: `registry.rs` (the loaded modules by namespace and name), `routes.rs` (the route
 //!    table: where each connection's events go), `credit.rs` (flow control: who sends each
 //!    connection's events, the deployers' windows, the ways back to peers);
 //! 5. `router.rs`: routes events over the tables, the peer links and the deployer return
-//!    paths, drains each module's channel, and (`router/relay.rs`) relays credit back the way
+//!    paths, for sessions, inbound links and modules' readers, and (`router/relay.rs`) relays credit back the way
 //!    events came;
 //! 6. `shared.rs`: the state every connection's task reaches (the router included);
 //! 7. serving connections: `load.rs` (uploads and starts), `requests.rs` (management requests),
@@ -113,9 +113,9 @@
 //! 8. `server.rs`: the listener, which hands each connection to a session or an inbound link;
 //! 9. `node.rs`: the public entry points ([`Node::start`], [`run_blocking`]).
 //!
-//! The router owns the modules (through the registry); a module does not own the router but
-//! holds a bounded channel to it (`to_router.rs` says why that keeps routing's order, fairness,
-//! drops and counters).
+//! The router owns the modules (through the registry); a module does not know the router's
+//! type but routes its events through a handle to it (`to_router.rs` says why that keeps
+//! routing's order, fairness, drops and counters).
 //!
 //! # Example
 //!

@@ -3,7 +3,9 @@
 //! them), however much it sends.
 //!
 //! Two places hold input:
-//! * the **inbox**, between the reader thread and the main loop (`link.rs`). The reader takes
+//! * the **inbox**, between the reader thread and the main loop (`link.rs`; a runtime that
+//!   reads stdin on its main loop holds nothing there: it reads only when it is ready for the
+//!   next message, and the pipe holds the rest). The reader takes
 //!   room ([`Budget::take`]) before queueing a message and blocks when there is none, so it
 //!   stops reading stdin: the pipe fills and the node's writes to this module wait (its
 //!   per-module queue is bounded too). Nothing is dropped. The ceiling is [`inbox_ceiling`]:

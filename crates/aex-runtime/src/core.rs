@@ -201,8 +201,8 @@ impl Core {
         let port = output.name();
         let mut pending = self.conns.outputs(output.index());
         let started = self.clock.now();
+        let mut now = started;
         loop {
-            let now = self.clock.now();
             let sealing = self
                 .conns
                 .seal_on(&pending, payload, now, self.emit_timeout);
@@ -218,8 +218,6 @@ impl Core {
             if pending.is_empty() {
                 return Ok(());
             }
-            let spent = self.clock.now().saturating_duration_since(started);
-            let left = self.emit_timeout.saturating_sub(spent);
             if !wait {
                 self.conns.blocked(&pending, None);
                 return Err(Error::WouldBlock {
@@ -227,6 +225,8 @@ impl Core {
                     conns: pending,
                 });
             }
+            let spent = self.clock.now().saturating_duration_since(started);
+            let left = self.emit_timeout.saturating_sub(spent);
             if left.is_zero() || pending.iter().all(|c| self.conns.stalled(*c)) {
                 let stalled_at = left.is_zero().then(|| self.clock.now());
                 self.conns.blocked(&pending, stalled_at);
@@ -237,7 +237,7 @@ impl Core {
                 });
             }
             match self.wait_for_credit(&pending, left) {
-                Ok(()) => {}
+                Ok(()) => now = self.clock.now(),
                 Err(Unanswered::Timeout) => {
                     self.conns.blocked(&pending, Some(self.clock.now()));
                     return Err(Error::WindowFull {

@@ -23,8 +23,9 @@
 //! * **Events are checked before module code runs.** Each connection's role fixes which
 //!   direction and kind it receives; anything else, and anything stale or forged, is counted
 //!   and dropped (see `ModuleStats`).
-//! * **Blocking, single-threaded module code.** One reader thread decodes frames; module code
-//!   runs on the main thread, one call at a time. A request blocks until its reply or a
+//! * **Blocking, single-threaded module code.** The main thread reads and decodes frames
+//!   itself until it needs a reader thread (to wait with a timeout, or to be woken by a module
+//!   thread); module code runs on the main thread, one call at a time. A request blocks until its reply or a
 //!   timeout; whatever arrives meanwhile waits its turn. A handler's reply is sealed only
 //!   under the key its request arrived under: one whose connection was re-keyed while it
 //!   waited is dropped, never sent to the new requester.
@@ -76,7 +77,7 @@
 //! blocking wait). `Core`'s methods are split
 //! by concept: attestation in `attest.rs`, device accesses in `device.rs`; the snapshots it
 //! keeps for a state transfer are [`transfer`]'s types, deadlines `deadline.rs`'s. The
-//! stdin/stdout link and its reader thread are `link.rs`, its byte bounds `backlog.rs`;
+//! stdin/stdout link, read on the main loop or by a reader thread, is `link.rs`, its byte bounds `backlog.rs`;
 //! [`Handle`] (`handle.rs`) lets module threads queue calls on it; port handles are
 //! `port.rs`.
 //!
