@@ -7,10 +7,10 @@
 //!                                                   status 1: the responder's identity key
 //! ```
 //!
-//! * **Deployer links** (`kind = 'D'`) run `Noise_NK_25519_ChaChaPoly_BLAKE2s`: the deployer
+//! * **Deployer links** (`kind = 'D'`) run `Noise_NK_25519_AESGCM_BLAKE2s`: the deployer
 //!   pins the node's identity key, so only that node can answer message 1. The deployer's
 //!   own key is proven in its first record (the `Hello`, signed over [`Established::hash`]).
-//! * **Peer links** (`kind = 'P'`) run `Noise_XK_25519_ChaChaPoly_BLAKE2s`: the initiating node
+//! * **Peer links** (`kind = 'P'`) run `Noise_XK_25519_AESGCM_BLAKE2s`: the initiating node
 //!   pins the responder's identity from its route, and sends its own identity key encrypted in
 //!   message 3. The responder decides from that key whether to admit the link, and says yes
 //!   with one empty record; a refused initiator sees the connection close instead.
@@ -32,9 +32,9 @@ use crate::keys::StaticKey;
 use crate::record::{Opener, Sealer};
 
 /// The Noise protocol of deployer links.
-pub const DEPLOYER_NOISE: &str = "Noise_NK_25519_ChaChaPoly_BLAKE2s";
+pub const DEPLOYER_NOISE: &str = "Noise_NK_25519_AESGCM_BLAKE2s";
 /// The Noise protocol of peer links.
-pub const PEER_NOISE: &str = "Noise_XK_25519_ChaChaPoly_BLAKE2s";
+pub const PEER_NOISE: &str = "Noise_XK_25519_AESGCM_BLAKE2s";
 /// The Noise prologue, followed by the kind byte.
 pub const PROLOGUE: &[u8] = b"aex link v1\0";
 /// The largest handshake message a side accepts (NK: 48 and 49 bytes; XK message 3: 64).
@@ -243,6 +243,16 @@ impl Initiator {
                 let actual: [u8; 32] = key.try_into().map_err(|_| {
                     LinkError::Handshake("a malformed identity in message 2".to_owned())
                 })?;
+                if NodeKey(actual) == self.pinned {
+                    // The right node could not read message 1 all the same: it runs another
+                    // Noise protocol (an agent of another aex version), not another key.
+                    return Err(LinkError::Handshake(format!(
+                        "the node has the pinned identity but could not read the handshake: it \
+                         speaks another version of the link protocol than this side's `{}` \
+                         (upgrade both to the same aex version)",
+                        self.kind.noise()
+                    )));
+                }
                 return Err(LinkError::WrongIdentity(Box::new(KeyMismatch {
                     pinned: self.pinned,
                     actual: NodeKey(actual),
@@ -420,6 +430,24 @@ mod tests {
         assert_eq!(client.remote(), Some(b.public()));
         assert_eq!(client.hash(), server.hash());
         records_flow(client, server);
+    }
+
+    #[test]
+    fn a_node_that_cannot_read_message_1_under_the_right_key_speaks_another_protocol() {
+        // What an agent of another aex version (another Noise protocol name) answers: its
+        // own key, which is the pinned one.
+        let node = StaticKey::generate();
+        let (init, _) = Initiator::deployer(&node.public()).unwrap();
+        let mut reply = vec![STATUS_OTHER_KEY];
+        reply.extend_from_slice(&node.public().0);
+        match init.answer(&reply) {
+            Err(LinkError::Handshake(why)) => {
+                assert!(why.contains("another version of the link protocol"), "{why}");
+                assert!(why.contains(DEPLOYER_NOISE), "{why}");
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a handshake nobody read completed"),
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! aex links: the authenticated, encrypted channels between a deployer and its nodes, and
 //! between nodes.
 //!
-//! Every TCP connection to a node agent carries a Noise channel (`25519_ChaChaPoly_BLAKE2s`,
-//! the [`snow`] crate with its RustCrypto resolver). The node's identity is a long-term X25519
+//! Every TCP connection to a node agent carries a Noise channel (`25519_AESGCM_BLAKE2s`, the
+//! [`snow`] crate with its RustCrypto resolver; docs/PROTOCOL.md says why AES-GCM). The node's identity is a long-term X25519
 //! key in its data directory ([`keys`]); deployers pin it per node in their descriptor, and
 //! routes pin it for peer links.
 //!
