@@ -214,6 +214,32 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(())
     }
 
+    /// The next frame's message if the whole frame is read already: decoded where it lies,
+    /// with no copy and no timer (nothing can wait). `None` when more must be read first.
+    fn buffered<M: DeserializeOwned>(
+        &mut self,
+        max: usize,
+    ) -> Option<Result<Option<M>, ReadError>> {
+        let ahead = &self.buf[self.start..self.end];
+        let prefix = *ahead.first_chunk::<LEN_PREFIX>()?;
+        let len = match frame::body_len(prefix) {
+            Ok(len) if len <= max => len,
+            // Fatal, as on the slow path, which has read the prefix by then.
+            refused => {
+                self.start += LEN_PREFIX;
+                return Some(Err(match refused {
+                    Ok(len) => ReadError::Limit { len, max },
+                    Err(e) => ReadError::Decode(e),
+                }));
+            }
+        };
+        let body = ahead.get(LEN_PREFIX..LEN_PREFIX + len)?;
+        let decoded = frame::decode(body).map(Some).map_err(ReadError::Decode);
+        self.start += LEN_PREFIX + len;
+        self.last_len = len;
+        Some(decoded)
+    }
+
     /// The next message; `Ok(None)` when the stream ends cleanly between frames.
     ///
     /// Not cancel-safe inside a frame: cancel it only to abandon the stream. A body that fails
@@ -230,6 +256,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     ) -> Result<Option<M>, ReadError> {
         if !self.ready().await.map_err(ReadError::Io)? {
             return Ok(None);
+        }
+        if let Some(decoded) = self.buffered(max) {
+            return decoded;
         }
         self.body.clear();
         let limit = self.body_limit;
@@ -356,6 +385,37 @@ mod tests {
         assert!(e.is_fatal());
         // The body buffer was never grown for the hostile prefix.
         assert!(r.body.capacity() < 1024);
+    }
+
+    /// Frames read from one buffer (decoded where they lie) and frames that arrive a byte at a
+    /// time (copied into the body as they come) give the same messages and lengths.
+    #[tokio::test]
+    async fn frames_read_whole_or_a_byte_at_a_time_decode_alike() {
+        let event = |n: u8| {
+            FromModule::Event(aex_proto::Event {
+                conn: aex_proto::ConnId(u32::from(n)),
+                dir: aex_proto::Direction::Forward,
+                kind: aex_proto::EventKind::Event,
+                counter: u64::from(n),
+                ciphertext: vec![n; usize::from(n) * 7],
+            })
+        };
+        let bytes: Vec<u8> = (0..20).flat_map(|n| frame::encode(&event(n))).collect();
+        let mut whole = FrameReader::new(&bytes[..], LIMIT);
+        let (mut tx, rx) = tokio::io::duplex(1);
+        let sent = bytes.clone();
+        let writer = tokio::spawn(async move { tx.write_all(&sent).await });
+        let mut trickle = FrameReader::new(rx, LIMIT);
+        for n in 0..20 {
+            let a = whole.next::<FromModule>().await.unwrap();
+            let b = trickle.next::<FromModule>().await.unwrap();
+            assert_eq!(a, Some(event(n)));
+            assert_eq!(b, Some(event(n)));
+            assert_eq!(whole.last_len(), trickle.last_len());
+        }
+        writer.await.unwrap().unwrap();
+        assert_eq!(whole.next::<FromModule>().await.unwrap(), None);
+        assert_eq!(trickle.next::<FromModule>().await.unwrap(), None);
     }
 
     /// A frame announcing 1 MiB of which 100 bytes arrive: the reader holds about what

@@ -157,10 +157,8 @@ async fn a_module_crediting_events_not_routed_to_it_is_ignored_and_counted() {
     assert!(router.note_source(APP, (ConnId(1), Direction::Forward), "src"));
     let other = router.connect_module(APP, "other");
     // Routed to another module, and not routed at all.
-    other
-        .credit(credit(1, Direction::Forward, 1000, 0));
-    other
-        .credit(credit(9, Direction::Forward, 1000, 0));
+    other.credit(credit(1, Direction::Forward, 1000, 0));
+    other.credit(credit(9, Direction::Forward, 1000, 0));
     dropped(&router, 2).await;
     assert!(src_in.try_recv().is_none());
 }
