@@ -79,6 +79,11 @@ impl Incoming {
         self.got
     }
 
+    /// Bytes of the record still to arrive.
+    pub(crate) fn missing(&self) -> usize {
+        self.len.unwrap_or(0) - self.got
+    }
+
     /// Whether the whole record arrived.
     pub(crate) fn complete(&self) -> bool {
         self.len == Some(self.got)
@@ -196,7 +201,7 @@ impl Opener {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use snow::HandshakeState;
@@ -205,7 +210,7 @@ mod tests {
     /// transport keys a handshake ends with, so an unauthenticated `Noise_NN` with the links'
     /// primitives gives them here: this crate's own handshakes sit above this module (they
     /// make [`Sealer`]s and [`Opener`]s), and their tests check that their keys carry records.
-    fn pair() -> ((Sealer, Opener), (Sealer, Opener)) {
+    pub(crate) fn pair() -> ((Sealer, Opener), (Sealer, Opener)) {
         let params: snow::params::NoiseParams =
             "Noise_NN_25519_AESGCM_BLAKE2s".parse().unwrap();
         let mut init = snow::Builder::new(params.clone())

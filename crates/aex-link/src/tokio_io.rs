@@ -9,6 +9,7 @@
 //! Errors of the record layer come out as `io::Error`s of kind `InvalidData` carrying a
 //! [`LinkError`] ([`LinkError::inside`]).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -21,7 +22,9 @@ use crate::handshake::{
     check_handshake_len, AfterFirst, Established, Initiator, LinkKind, Responder,
 };
 use crate::keys::StaticKey;
-use crate::record::{Incoming, Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD, TAG_LEN};
+use crate::record::{
+    Incoming, Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD, READ_STEP, TAG_LEN,
+};
 
 /// An established link over a read half `R` and a write half `W`.
 pub struct Link<R, W> {
@@ -41,6 +44,11 @@ pub struct LinkRead<R> {
     opener: Opener,
     prefix: [u8; 2],
     prefix_got: usize,
+    /// Bytes read ahead of the record being read: one read takes a record's prefix and body
+    /// (and the next records') instead of a read for each and one more that finds nothing.
+    /// Allocated for a read, freed as soon as a read finds nothing to read.
+    ahead: Vec<u8>,
+    ahead_pos: usize,
     /// The record being read.
     record: Incoming,
     plain: Vec<u8>,
@@ -56,7 +64,37 @@ impl<R: AsyncRead + Unpin> LinkRead<R> {
     /// Bytes held for reading records (the buffer's capacity): at most twice the most that
     /// arrived of any one record, whatever length prefixes announced.
     pub fn buffered(&self) -> usize {
-        self.record.capacity()
+        self.record.capacity() + self.ahead.capacity()
+    }
+
+    /// Reads once into the read-ahead buffer, at most [`crate::READ_STEP`] bytes and never
+    /// more than one record of the current limit with its prefix; the number of bytes read,
+    /// 0 at the end of the stream.
+    fn poll_ahead(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        debug_assert_eq!(self.ahead_pos, self.ahead.len(), "read ahead with bytes left");
+        let size = READ_STEP.min(self.opener.limit() + 2);
+        self.ahead.clear();
+        self.ahead_pos = 0;
+        if self.ahead.capacity() != size {
+            // Exactly `size`: `read_buf` reads into the spare capacity (not zeroed), no more.
+            self.ahead = Vec::with_capacity(size);
+        }
+        // A `read_buf` future holds no state of its own: one per poll is one read attempt.
+        match std::pin::pin!(self.inner.read_buf(&mut self.ahead)).poll(cx) {
+            Poll::Pending => {
+                self.ahead = Vec::new();
+                Poll::Pending
+            }
+            ready => ready,
+        }
+    }
+
+    /// Copies read-ahead bytes into `dst`; how many.
+    fn take_ahead(&mut self, dst: &mut [u8]) -> usize {
+        let n = dst.len().min(self.ahead.len() - self.ahead_pos);
+        dst[..n].copy_from_slice(&self.ahead[self.ahead_pos..self.ahead_pos + n]);
+        self.ahead_pos += n;
+        n
     }
 
     /// Reads and opens the next record; `Ready(Ok(false))` at a clean end of stream between
@@ -65,23 +103,45 @@ impl<R: AsyncRead + Unpin> LinkRead<R> {
     fn poll_record(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         if self.record.expected().is_none() {
             while self.prefix_got < 2 {
-                let mut buf = ReadBuf::new(&mut self.prefix[self.prefix_got..]);
-                ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
-                let n = buf.filled().len();
-                if n == 0 {
+                if self.ahead_pos == self.ahead.len() && ready!(self.poll_ahead(cx))? == 0 {
                     return Poll::Ready(if self.prefix_got == 0 {
                         Ok(false)
                     } else {
                         Err(io::ErrorKind::UnexpectedEof.into())
                     });
                 }
-                self.prefix_got += n;
+                let mut prefix = self.prefix;
+                self.prefix_got += self.take_ahead(&mut prefix[self.prefix_got..]);
+                self.prefix = prefix;
             }
             let len = usize::from(u16::from_be_bytes(self.prefix));
             self.opener.check_len(len).map_err(LinkError::into_io)?;
             self.record.start(len);
         }
         while !self.record.complete() {
+            if self.ahead_pos < self.ahead.len() {
+                let n = {
+                    let (ahead, pos) = (&self.ahead, self.ahead_pos);
+                    let room = self.record.room();
+                    let n = room.len().min(ahead.len() - pos);
+                    room[..n].copy_from_slice(&ahead[pos..pos + n]);
+                    n
+                };
+                self.ahead_pos += n;
+                self.record.advance(n);
+                continue;
+            }
+            if self.record.missing() < READ_STEP {
+                // The rest of a small record, and what follows it, in one read.
+                if ready!(self.poll_ahead(cx))? == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+                }
+                continue;
+            }
+            // A large record is read straight into its buffer; the read-ahead buffer is drained,
+            // so it goes.
+            self.ahead = Vec::new();
+            self.ahead_pos = 0;
             let mut buf = ReadBuf::new(self.record.room());
             ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
             let n = buf.filled().len();
@@ -222,6 +282,8 @@ fn established<R, W>(rd: R, wr: W, done: Established) -> Link<R, W> {
             opener,
             prefix: [0; 2],
             prefix_got: 0,
+            ahead: Vec::new(),
+            ahead_pos: 0,
             record: Incoming::default(),
             plain: Vec::new(),
             pos: 0,
@@ -417,6 +479,55 @@ mod tests {
         link.reader.read_exact(&mut plain).await.unwrap();
         assert!(plain.iter().all(|b| *b == 7));
         assert!(link.reader.buffered() <= 2 * MAX_RECORD);
+    }
+
+    /// Counts the reads that reach the stream.
+    struct Counted<R> {
+        inner: R,
+        reads: usize,
+    }
+
+    impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            self.reads += 1;
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    #[tokio::test]
+    async fn small_records_that_arrived_together_take_one_read() {
+        let ((mut seal, _), (_, mut opener)) = crate::record::tests::pair();
+        opener.set_limit(MAX_RECORD);
+        let mut bytes = vec![];
+        for i in 0..10u8 {
+            seal.seal(&[i; 100], &mut bytes).unwrap();
+        }
+        let mut reader = LinkRead {
+            inner: Counted {
+                inner: &bytes[..],
+                reads: 0,
+            },
+            opener,
+            prefix: [0; 2],
+            prefix_got: 0,
+            ahead: Vec::new(),
+            ahead_pos: 0,
+            record: Incoming::default(),
+            plain: Vec::new(),
+            pos: 0,
+        };
+        let mut plain = vec![0u8; 1000];
+        reader.read_exact(&mut plain).await.unwrap();
+        for (i, chunk) in plain.chunks(100).enumerate() {
+            assert!(chunk.iter().all(|b| usize::from(*b) == i), "record {i}");
+        }
+        // Ten records of 118 bytes fit one read-ahead: one read, not a read for each prefix,
+        // one for each body, and one more that finds nothing.
+        assert_eq!(reader.inner.reads, 1);
     }
 
     #[tokio::test]
