@@ -442,7 +442,10 @@ mod tests {
         reply.extend_from_slice(&node.public().0);
         match init.answer(&reply) {
             Err(LinkError::Handshake(why)) => {
-                assert!(why.contains("another version of the link protocol"), "{why}");
+                assert!(
+                    why.contains("another version of the link protocol"),
+                    "{why}"
+                );
                 assert!(why.contains(DEPLOYER_NOISE), "{why}");
             }
             Err(e) => panic!("{e}"),

@@ -211,8 +211,7 @@ pub(crate) mod tests {
     /// primitives gives them here: this crate's own handshakes sit above this module (they
     /// make [`Sealer`]s and [`Opener`]s), and their tests check that their keys carry records.
     pub(crate) fn pair() -> ((Sealer, Opener), (Sealer, Opener)) {
-        let params: snow::params::NoiseParams =
-            "Noise_NN_25519_AESGCM_BLAKE2s".parse().unwrap();
+        let params: snow::params::NoiseParams = "Noise_NN_25519_AESGCM_BLAKE2s".parse().unwrap();
         let mut init = snow::Builder::new(params.clone())
             .build_initiator()
             .unwrap();

@@ -22,9 +22,7 @@ use crate::handshake::{
     check_handshake_len, AfterFirst, Established, Initiator, LinkKind, Responder,
 };
 use crate::keys::StaticKey;
-use crate::record::{
-    Incoming, Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD, READ_STEP, TAG_LEN,
-};
+use crate::record::{Incoming, Opener, Sealer, MAX_PLAINTEXT, MAX_RECORD, READ_STEP, TAG_LEN};
 
 /// An established link over a read half `R` and a write half `W`.
 pub struct Link<R, W> {
@@ -71,7 +69,11 @@ impl<R: AsyncRead + Unpin> LinkRead<R> {
     /// more than one record of the current limit with its prefix; the number of bytes read,
     /// 0 at the end of the stream.
     fn poll_ahead(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        debug_assert_eq!(self.ahead_pos, self.ahead.len(), "read ahead with bytes left");
+        debug_assert_eq!(
+            self.ahead_pos,
+            self.ahead.len(),
+            "read ahead with bytes left"
+        );
         let size = READ_STEP.min(self.opener.limit() + 2);
         self.ahead.clear();
         self.ahead_pos = 0;

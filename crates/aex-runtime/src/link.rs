@@ -424,11 +424,7 @@ mod tests {
     fn a_module_thread_gets_its_calls_run_once_it_holds_a_sender() {
         // The node says nothing for a while: only a reader thread lets the call through.
         let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
-        let mut link = Link::direct(
-            Box::new(reader),
-            Clock::default(),
-            Box::new(io::sink()),
-        );
+        let mut link = Link::direct(Box::new(reader), Clock::default(), Box::new(io::sink()));
         writer.write_all(&tick("a")).unwrap();
         assert_eq!(next(&mut link, None), "a");
         let sender = link.local_sender();
