@@ -251,8 +251,13 @@ fn run(plan: &Plan) {
     eprintln!("{table}");
     if let Some(tolerance) = plan.rss_tolerance {
         for (((name, _), w), e) in processes.iter().zip(&warm).zip(&end) {
+            // Plus 4 MiB, once: a runtime that starts its reader thread late in the run (the
+            // relay, the first time an emit waits for credit) then holds input in its inbox
+            // and deferred queue instead of leaving it in the pipe: about 2 MiB seen, within
+            // the bounds of `aex-runtime/src/backlog.rs`. A leak of even 8 bytes per event
+            // would pass that within the million.
             assert!(
-                *e as f64 <= *w as f64 * (1.0 + tolerance),
+                *e as f64 <= *w as f64 * (1.0 + tolerance) + 4096.0,
                 "{name} grew from {w} KiB to {e} KiB\n{table}"
             );
         }
