@@ -8,9 +8,10 @@
 //! queue per link, bounded in events, the flood filled it and every event of B was dropped.)
 //!
 //! Under honoured credit the queue never fills; this is what protects other tenants from a
-//! sender that ignores its credit. The sessions play such senders: their routes name a local
-//! module as the events' origin (`Origin::Local`), so the node holds them to no deployer
-//! window (it would drop a deployer's events past its window before they reach the link).
+//! sender that ignores its credit. A second peer node, played by the test, is that sender: the
+//! tenants' routes name it as their events' origin, and it forwards both tenants' events into
+//! x without waiting for credit. (A deployer session cannot play it: x drops a deployer's
+//! events past its window, and takes them only on routes that keep one.)
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -23,7 +24,7 @@ use aex_proto::{
     AppId, ConnId, Direction, Endpoint, Event, EventKind, NodeRequest, Origin, ToNode,
 };
 use aex_testkit::node::{test_deployer, TestNode};
-use aex_testkit::session::Session;
+use aex_testkit::session::{PeerConn, Session};
 use aex_testkit::wait::{wait_for, PATIENCE};
 
 /// A's flood: events of `FLOOD_SIZE` bytes, 32 MiB in all.
@@ -100,39 +101,37 @@ fn one_tenant_s_flood_does_not_drop_another_tenant_s_events_on_a_shared_link() {
     let (seen_tx, seen) = mpsc::channel();
     stalled_peer(listener, peer_key, go_rx, seen_tx);
 
-    // Not `Origin::Deployer`: see the file's documentation.
+    // The events come from the flooding peer: see the file's documentation.
+    let flooder = StaticKey::generate();
     let route = NodeRequest::Route {
         conn: ConnId(3),
         dir: Direction::Forward,
         to: to_peer,
-        from: Origin::Local,
+        from: Origin::Peer(flooder.public()),
     };
     let mut a = Session::open(x.addr(), &test_deployer(), "flood");
     let mut b = Session::open(x.addr(), &b_id, "quiet");
     a.request(route.clone()).unwrap();
     b.request(route).unwrap();
+    let (a_app, b_app) = (a.app(), b.app());
+    let mut flood = PeerConn::open(x.addr(), &flooder).unwrap();
 
-    // A floods: its link's queue fills and x starts dropping A's events.
+    // A's flood: the link's queue fills and x starts dropping A's events.
     for counter in 1..=FLOOD {
-        a.send_event(event(counter, FLOOD_SIZE));
+        flood.forward(a_app, &event(counter, FLOOD_SIZE)).unwrap();
     }
-    // Asked on A's session, so after x has routed the whole flood.
-    let dropped = a.status().dropped;
-    assert!(
-        dropped > FLOOD / 2,
-        "x dropped only {dropped} of {FLOOD} events for a peer that does not read"
-    );
+    // The link's queue holds 2 MiB of A's 32: most of the flood is dropped.
+    wait_for("x to drop most of A's flood", PATIENCE, || {
+        (a.status().dropped > FLOOD / 2).then_some(())
+    });
 
     // B's events on the same link, while it is still full of A's.
     for counter in 1..=QUIET {
-        b.send_event(event(counter, 1024));
+        flood.forward(b_app, &event(counter, 1024)).unwrap();
     }
-    let after = b.status().dropped;
-    assert_eq!(after, dropped, "x dropped B's events");
 
     // The peer reads again: all of B's events arrive, in order.
     go.send(()).unwrap();
-    let (a_app, b_app) = (a.app(), b.app());
     let mut got: HashMap<AppId, Vec<u64>> = HashMap::new();
     wait_for(
         &format!("all {QUIET} of B's events at the peer"),
@@ -144,6 +143,7 @@ fn one_tenant_s_flood_does_not_drop_another_tenant_s_events_on_a_shared_link() {
             (got.get(&b_app).map_or(0, Vec::len) >= QUIET as usize).then_some(())
         },
     );
+    // Every one of B's, in order: x dropped none of them.
     assert_eq!(got[&b_app], (1..=QUIET).collect::<Vec<_>>());
     // A's events that arrived are those x kept: fewer than it sent.
     let a_got = got.get(&a_app).map_or(0, Vec::len) as u64;
