@@ -139,7 +139,11 @@ fn replayed_key_delivery_is_refused_and_resets_nothing() {
     // Had pong accepted the old key delivery again, it would have reset the connection's
     // replay window, and the first ping, replayed right after, would be accepted again.
     assert_refused(replay(&cluster, set_key));
-    wire::app_session(cluster.node2.addr).send_event(first);
+    // Replayed the way the event came: over a peer link as node1 (whose identity key its
+    // operator holds), the only origin node2's route for it admits.
+    let (node1, _) = aex_link::keys::load_or_create(&cluster.node1.data_dir).unwrap();
+    let app_id = wire::app_session(cluster.node2.addr).app();
+    wire::forward_as_peer(cluster.node2.addr, &node1, app_id, &[first]).unwrap();
     let status = wait_for("pong to refuse the replayed event", PATIENCE, || {
         let s = app.status();
         (s.counters("ping-to-pong").rejected == 1).then_some(s)

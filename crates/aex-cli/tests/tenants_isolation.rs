@@ -141,12 +141,15 @@ fn two_stakeholders_share_nodes_without_reaching_each_other() {
         assert!(e.message.contains("authentication failed"), "{e}");
     }
 
-    // B sends events on A's connection ids: they stay in B's namespace, where B's own pong
-    // rejects them; A's pong sees nothing.
+    // Events on A's connection ids in B's namespace (forwarded as node1, which B's route for
+    // them names; a deployer's session may send only on routes that take its events): they
+    // stay in B's namespace, where B's own pong rejects them; A's pong sees nothing.
     let target = a.conn_id("ping-to-pong");
     let a_rejected = a.status().counters("ping-to-pong").rejected;
     let b_rejected = b.status().counters("ping-to-pong").rejected;
-    Session::open(node2.addr, b_id.identity.signing(), APP).send_event(forged(target, 1_000));
+    let (node1_key, _) = aex_link::keys::load_or_create(&node1.data_dir).unwrap();
+    let b_app = AppId::of(&b_id.key(), APP);
+    wire::forward_as_peer(node2.addr, &node1_key, b_app, &[forged(target, 1_000)]).unwrap();
     wait_for("B's pong to reject B's forged event", PATIENCE, || {
         (b.status().counters("ping-to-pong").rejected == b_rejected + 1).then_some(())
     });

@@ -17,7 +17,8 @@
 //!
 //! Invariant: an event that came over a peer link is routed only if its namespace's route for
 //! its (connection, direction) names that link's proven identity as its origin
-//! ([`Origin::Peer`]); a node admitted by another namespace's routes, or by the node's
+//! ([`Origin::Peer`]), and one from a deployer session only if the route takes the deployer's
+//! events ([`Origin::Deployer`], the routes that keep a window for them); a node admitted by another namespace's routes, or by the node's
 //! configuration, forwards into no namespace that does not name it.
 //!
 //! Invariant: routing never blocks and never buffers without bound. Every destination has a
@@ -195,11 +196,18 @@ impl Router {
                 debug!(%conn, ?dir, "no route for event");
                 return dropped;
             };
-            if let Source::Peer(peer) = from {
-                if route.from != Origin::Peer(*peer) {
+            match from {
+                Source::Peer(peer) if route.from != Origin::Peer(*peer) => {
                     debug!(%conn, ?dir, peer = %peer.short(), "forward from a peer this route does not name; dropped");
                     return dropped;
                 }
+                // Only a route that takes the deployer's events keeps a window for them: on
+                // any other, they would pass outside flow control.
+                Source::Deployer(_) if route.from != Origin::Deployer => {
+                    debug!(%conn, ?dir, "deployer event on a route that does not take them; dropped");
+                    return dropped;
+                }
+                _ => {}
             }
             let debited = match from {
                 Source::Deployer(_) if route.from == Origin::Deployer => {

@@ -283,6 +283,33 @@ async fn a_dropped_event_returns_its_credit_to_its_local_source() {
 }
 
 #[tokio::test]
+async fn a_deployer_event_on_a_route_between_modules_is_dropped_not_delivered() {
+    let (router, _stop) = router();
+    let mut dst_in = load(&router, "dst");
+    // A connection between two modules: its events come from a local module, and no window
+    // exists for the deployer's.
+    route(
+        &router,
+        4,
+        Direction::Forward,
+        to_module("dst"),
+        Origin::Local,
+    );
+    let (tx, _session_rx) = queue::channel(1 << 20);
+    let session = DeployerTx { session: 1, tx };
+    for _ in 0..3 {
+        router.route(
+            APP,
+            event(4, Direction::Forward, 100),
+            Source::Deployer(&session),
+        );
+    }
+    dropped(&router, 3).await;
+    assert!(dst_in.try_recv().is_none());
+    assert_eq!(router.window(APP, ConnId(4), Direction::Forward), None);
+}
+
+#[tokio::test]
 async fn an_event_for_a_deployer_session_is_credited_once_queued() {
     let (router, _stop) = router();
     let mut src_in = load(&router, "src");
