@@ -53,6 +53,23 @@ pub struct LinkRead<R> {
     pos: usize,
 }
 
+impl<R> LinkRead<R> {
+    /// Reads records from `inner`, opening them with `opener`.
+    fn new(inner: R, opener: Opener) -> Self {
+        LinkRead {
+            inner,
+            opener,
+            prefix: [0; 2],
+            prefix_got: 0,
+            ahead: Vec::new(),
+            ahead_pos: 0,
+            record: Incoming::default(),
+            plain: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
 impl<R: AsyncRead + Unpin> LinkRead<R> {
     /// Sets the largest record accepted from now on.
     pub fn set_limit(&mut self, limit: usize) {
@@ -279,17 +296,7 @@ fn established<R, W>(rd: R, wr: W, done: Established) -> Link<R, W> {
     let (hash, remote) = (*done.hash(), done.remote());
     let (sealer, opener) = done.into_halves();
     Link {
-        reader: LinkRead {
-            inner: rd,
-            opener,
-            prefix: [0; 2],
-            prefix_got: 0,
-            ahead: Vec::new(),
-            ahead_pos: 0,
-            record: Incoming::default(),
-            plain: Vec::new(),
-            pos: 0,
-        },
+        reader: LinkRead::new(rd, opener),
         writer: LinkWrite {
             inner: wr,
             sealer,
@@ -508,20 +515,11 @@ mod tests {
         for i in 0..10u8 {
             seal.seal(&[i; 100], &mut bytes).unwrap();
         }
-        let mut reader = LinkRead {
-            inner: Counted {
-                inner: &bytes[..],
-                reads: 0,
-            },
-            opener,
-            prefix: [0; 2],
-            prefix_got: 0,
-            ahead: Vec::new(),
-            ahead_pos: 0,
-            record: Incoming::default(),
-            plain: Vec::new(),
-            pos: 0,
+        let counted = Counted {
+            inner: &bytes[..],
+            reads: 0,
         };
+        let mut reader = LinkRead::new(counted, opener);
         let mut plain = vec![0u8; 1000];
         reader.read_exact(&mut plain).await.unwrap();
         for (i, chunk) in plain.chunks(100).enumerate() {

@@ -82,6 +82,21 @@ fn credit(conn: u32, dir: Direction, bytes: u32, dropped: u32) -> Credit {
     }
 }
 
+/// A router with module `dst` loaded and `(conn, Forward)` routed to it from `from`; `dst`'s
+/// input.
+fn routed_to_dst(conn: u32, from: Origin) -> (Arc<Router>, watch::Sender<bool>, queue::Receiver) {
+    let (router, stop) = router();
+    let dst_in = load(&router, "dst");
+    route(&router, conn, Direction::Forward, to_module("dst"), from);
+    (router, stop, dst_in)
+}
+
+/// A deployer session's way back from the router, and what it receives.
+fn deployer_session() -> (DeployerTx, queue::Receiver) {
+    let (tx, rx) = queue::channel(1 << 20);
+    (DeployerTx { session: 1, tx }, rx)
+}
+
 fn to_module(name: &str) -> Endpoint {
     Endpoint::Module(name.into())
 }
@@ -190,17 +205,8 @@ async fn a_peer_s_credit_counts_only_for_events_routed_to_its_identity() {
 
 #[tokio::test]
 async fn a_deployer_window_debits_refuses_past_zero_credits_back_and_resets() {
-    let (router, _stop) = router();
-    let mut dst_in = load(&router, "dst");
-    route(
-        &router,
-        3,
-        Direction::Forward,
-        to_module("dst"),
-        Origin::Deployer,
-    );
-    let (tx, _session_rx) = queue::channel(1 << 20);
-    let session = DeployerTx { session: 1, tx };
+    let (router, _stop, mut dst_in) = routed_to_dst(3, Origin::Deployer);
+    let (session, _session_rx) = deployer_session();
     let window = |router: &Router| router.window(APP, ConnId(3), Direction::Forward);
     let fresh = Window {
         credit: i64::from(INITIAL_WINDOW),
@@ -284,19 +290,10 @@ async fn a_dropped_event_returns_its_credit_to_its_local_source() {
 
 #[tokio::test]
 async fn a_deployer_event_on_a_route_between_modules_is_dropped_not_delivered() {
-    let (router, _stop) = router();
-    let mut dst_in = load(&router, "dst");
     // A connection between two modules: its events come from a local module, and no window
     // exists for the deployer's.
-    route(
-        &router,
-        4,
-        Direction::Forward,
-        to_module("dst"),
-        Origin::Local,
-    );
-    let (tx, _session_rx) = queue::channel(1 << 20);
-    let session = DeployerTx { session: 1, tx };
+    let (router, _stop, mut dst_in) = routed_to_dst(4, Origin::Local);
+    let (session, _session_rx) = deployer_session();
     for _ in 0..3 {
         router.route(
             APP,
@@ -328,8 +325,7 @@ async fn an_event_for_a_deployer_session_is_credited_once_queued() {
         next::<ToModule>(&mut src_in).await,
         ToModule::Credit(credit(5, Direction::Backward, cost, 1))
     );
-    let (tx, mut session_rx) = queue::channel(1 << 20);
-    let session = DeployerTx { session: 1, tx };
+    let (session, mut session_rx) = deployer_session();
     // The session's event on the connection makes it the destination of the replies.
     router.route(
         APP,
