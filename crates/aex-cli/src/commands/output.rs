@@ -40,6 +40,7 @@ pub fn exec(args: OutputArgs, shell: &Shell) -> Result<()> {
     let wait = args
         .wait
         .unwrap_or_else(|| app.timeout_or(ops::call::WINDOW_WAIT));
+    let app_wait = app.timeout_or(ops::call::ACCEPT_WAIT);
     match ops::call::output(&mut app, &args.connection, &bytes, wait)? {
         Delivery::Accepted => shell.status("Sent", format!("{sent}: the module accepted it")),
         Delivery::Unknown(why) => {
@@ -62,7 +63,8 @@ pub fn exec(args: OutputArgs, shell: &Shell) -> Result<()> {
                 ),
             };
             bail!(
-                "module `{module}` did not accept the event ({sent}) by the time node `{node}` reported its counters: the node dropped it or the module refused it ({state})"
+                "module `{module}` did not accept the event ({sent}) by the last time node `{node}` reported its counters (it was asked for {} s): the node dropped it, the module refused it, or the module is still busy ({state})",
+                app_wait.as_secs_f64()
             );
         }
         other => shell.status("Sent", format!("{sent} ({other:?})")),

@@ -101,39 +101,53 @@ pub fn output(app: &mut App, connection: &str, payload: &[u8], wait: Duration) -
         .module(&module)
         .map(|m| m.slot(&module))
         .unwrap_or_else(|| module.clone());
-    let status = match app.request(&node, "report status", NodeRequest::Status) {
-        Ok(NodeResponse::Status(s)) => s,
-        Ok(_) => {
+    // A module takes events in order, after whatever it is busy with (a long handler, a
+    // device access): ask again, briefly, before calling the event not accepted.
+    let deadline = Instant::now() + app.timeout_or(ACCEPT_WAIT);
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let status = match app.request(&node, "report status", NodeRequest::Status) {
+            Ok(NodeResponse::Status(s)) => s,
+            Ok(_) => {
+                return Ok(Delivery::Unknown(format!(
+                    "node `{node}` answered no status"
+                )))
+            }
+            Err(e) => return Ok(Delivery::Unknown(crate::error::error_chain(&e))),
+        };
+        let Some(stats) = status
+            .modules
+            .iter()
+            .find(|m| m.name == slot)
+            .and_then(|m| m.stats.as_ref())
+        else {
             return Ok(Delivery::Unknown(format!(
-                "node `{node}` answered no status"
-            )))
+                "node `{node}` reported no counters of module `{module}`"
+            )));
+        };
+        let conn = stats.conns.iter().find(|c| c.conn == id);
+        // Counters a receiver skipped count as gaps: received + gaps is the last it accepted.
+        let last_accepted = conn.map(|c| c.received + c.gaps);
+        if last_accepted.is_some_and(|last| last >= counter) {
+            return Ok(Delivery::Accepted);
         }
-        Err(e) => return Ok(Delivery::Unknown(crate::error::error_chain(&e))),
-    };
-    let Some(stats) = status
-        .modules
-        .iter()
-        .find(|m| m.name == slot)
-        .and_then(|m| m.stats.as_ref())
-    else {
-        return Ok(Delivery::Unknown(format!(
-            "node `{node}` reported no counters of module `{module}`"
-        )));
-    };
-    let conn = stats.conns.iter().find(|c| c.conn == id);
-    // Counters a receiver skipped count as gaps: received + gaps is the last it accepted.
-    let last_accepted = conn.map(|c| c.received + c.gaps);
-    if last_accepted.is_some_and(|last| last >= counter) {
-        return Ok(Delivery::Accepted);
+        if Instant::now() >= deadline {
+            return Ok(Delivery::NotAccepted {
+                module,
+                node,
+                counter,
+                last_accepted,
+                rejected: conn.map_or(stats.rejected_unknown, |c| c.rejected),
+            });
+        }
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
-    Ok(Delivery::NotAccepted {
-        module,
-        node,
-        counter,
-        last_accepted,
-        rejected: conn.map_or(stats.rejected_unknown, |c| c.rejected),
-    })
 }
+
+/// How long [`output`] keeps asking whether the module accepted the event before it reports
+/// that it did not, unless [`App::set_timeout`] set one limit for every node wait.
+pub const ACCEPT_WAIT: Duration = Duration::from_secs(2);
 
 /// How long [`request`] waits for the reply, unless [`App::set_timeout`] set one limit for
 /// every node wait.
