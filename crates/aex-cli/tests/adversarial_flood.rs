@@ -41,7 +41,11 @@ const CONNECTIONS: u64 = 2000;
 /// Connections per wave (100 per attacking address, over node2's cap of 64 per address).
 const WAVE: u64 = 400;
 /// Node2's `hello` limit in this test: stalled handshakes are closed after it.
-const HELLO: (Duration, &str) = (Duration::from_secs(2), "hello=2s");
+const HELLO: (Duration, &str) = (Duration::from_secs(4), "hello=4s");
+/// A connection the node closes within this was closed at once, not at the `hello` limit:
+/// half of it, so that a loaded machine (other tests run beside this one) does not blur the
+/// two.
+const AT_ONCE: Duration = Duration::from_secs(2);
 /// How long an attacking connection waits for the node to close it before giving up.
 const HOLD: Duration = Duration::from_secs(8);
 
@@ -162,7 +166,7 @@ fn flood(to: SocketAddr, node: NodeKey, stop: Arc<AtomicBool>, tally: Arc<Tally>
                     tally.opened.fetch_add(1, Ordering::SeqCst);
                     let k = kind as usize;
                     match attack(kind, from, to, node).await {
-                        Ok(Some(t)) if t < Duration::from_secs(1) => {
+                        Ok(Some(t)) if t < AT_ONCE => {
                             tally.closed_at_once[k].fetch_add(1, Ordering::SeqCst)
                         }
                         Ok(Some(_)) => tally.closed_later[k].fetch_add(1, Ordering::SeqCst),
