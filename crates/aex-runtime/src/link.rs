@@ -174,18 +174,17 @@ impl Link {
         if deadline.is_some() || self.threads.get() {
             self.start_reader();
         }
+        // Busy: take what is already here, keeping output batched (but bounded); about to
+        // block on the pipe: everything written so far goes out first.
+        let blocks = self
+            .direct
+            .as_ref()
+            .map(|d| !holds_frame(d.reader.buffer()));
+        if blocks == Some(true) || (blocks.is_some() && self.unflushed >= FLUSH_EVERY) {
+            self.flush();
+        }
         let got = match &mut self.direct {
-            Some(direct) => {
-                // Busy: take what is already here, keeping output batched (but bounded);
-                // about to block on the pipe: everything written so far goes out first.
-                if !holds_frame(direct.reader.buffer()) || self.unflushed >= FLUSH_EVERY {
-                    self.flush();
-                }
-                match &mut self.direct {
-                    Some(Direct { reader, clock }) => Ok(read_incoming(reader, clock)),
-                    None => unreachable!("a flush does not switch"),
-                }
-            }
+            Some(Direct { reader, clock }) => Ok(read_incoming(reader, clock)),
             None => match self.inbox.rx.try_recv() {
                 Ok(incoming) => {
                     if self.unflushed >= FLUSH_EVERY {
