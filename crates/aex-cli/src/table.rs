@@ -101,6 +101,7 @@ pub fn status(s: &AppStatus) -> String {
                 } else {
                     "unknown".into()
                 },
+                m.persistence.as_ref().map(sealed).unwrap_or_default(),
                 (m.rejected_unknown + m.rejected_commands).to_string(),
                 m.state.as_ref().map(compact).unwrap_or_default(),
             ]
@@ -146,6 +147,7 @@ pub fn status(s: &AppStatus) -> String {
                 "MEASUREMENT",
                 "ATTESTED",
                 "RUNNING",
+                "SEALED",
                 "REJECTED",
                 "STATE",
             ],
@@ -168,6 +170,31 @@ pub fn status(s: &AppStatus) -> String {
         ),
     ]
     .join("\n\n")
+}
+
+/// A persistent module's sealed state on one short line: the newest version stored, and
+/// what its last restart made of it.
+fn sealed(p: &aex_proto::PersistenceStatus) -> String {
+    let restarts = match p.restarts {
+        1 => "1 restart".to_owned(),
+        n => format!("{n} restarts"),
+    };
+    match &p.resume {
+        None => format!("v{}", p.stored),
+        Some(aex_proto::ResumeOutcome::Resumed { version }) => {
+            format!("v{} (resumed v{version}, {restarts})", p.stored)
+        }
+        Some(aex_proto::ResumeOutcome::Refused(reason)) => {
+            let what = if reason.contains("rollback detected") {
+                "ROLLBACK DETECTED"
+            } else if reason.contains("no sealed state") {
+                "STATE MISSING"
+            } else {
+                "REFUSED"
+            };
+            format!("{what} ({restarts}; see aex status --json)")
+        }
+    }
 }
 
 /// A module's reported state on one short line.
@@ -215,7 +242,45 @@ mod tests {
             dropped_replies: 0,
             insecure: false,
             state: Some(serde_json::json!({"on": true})),
+            persistence: None,
         }
+    }
+
+    #[test]
+    fn sealed_state_says_resumed_or_what_was_refused() {
+        use aex_proto::{PersistenceStatus, ResumeOutcome};
+        let fresh = PersistenceStatus {
+            restarts: 0,
+            stored: 3,
+            resume: None,
+        };
+        assert_eq!(super::sealed(&fresh), "v3");
+        let resumed = PersistenceStatus {
+            restarts: 1,
+            stored: 5,
+            resume: Some(ResumeOutcome::Resumed { version: 4 }),
+        };
+        assert_eq!(super::sealed(&resumed), "v5 (resumed v4, 1 restart)");
+        let rolled_back = PersistenceStatus {
+            restarts: 2,
+            stored: 5,
+            resume: Some(ResumeOutcome::Refused(
+                "rollback detected: the node handed over version 3".into(),
+            )),
+        };
+        assert_eq!(
+            super::sealed(&rolled_back),
+            "ROLLBACK DETECTED (2 restarts; see aex status --json)"
+        );
+        let mut led = led();
+        led.persistence = Some(rolled_back);
+        let status = AppStatus {
+            application: "a".into(),
+            nodes: vec![field(true)],
+            modules: vec![led],
+            connections: vec![],
+        };
+        assert!(super::status(&status).contains("ROLLBACK DETECTED"));
     }
 
     fn field(reachable: bool) -> NodeView {

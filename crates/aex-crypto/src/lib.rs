@@ -20,6 +20,9 @@
 //! * **Deployer identity** ([`SigningIdentity`], [`verify_signature`]): Ed25519 (RFC 8032)
 //!   signatures over management requests, checked with the strict verification rules (no
 //!   small-order keys, canonical `S`), so one signature cannot be re-shaped into another.
+//! * **Sealing** ([`seal`]): blobs a module writes to untrusted storage, under its
+//!   platform's sealing key (a fresh HKDF key per blob), and the MACs of the platform's
+//!   monotonic counter answers.
 //! * **Measurement** ([`Measurement`]): SHA-256 of the exact bytes a node will execute.
 //! * **Secrets** ([`SecretKey`]) have no `Debug`/`Display`, are wiped on drop, and are read only
 //!   through [`SecretKey::expose_secret`], so every exposure is greppable.
@@ -33,6 +36,7 @@ mod aead;
 mod agree;
 mod keys;
 mod measure;
+pub mod seal;
 mod signing;
 pub mod symmetric;
 

@@ -70,6 +70,20 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
     });
 
     let transfer = transfer(def);
+    let persistent = def.persistent.is_some();
+    // A persistent module seals its state with `Module::save`: without `#[save]`/`#[restore]`
+    // its state type must be serializable, checked here rather than at its first commit.
+    let persistent_check = match (&def.persistent, &def.hooks.save) {
+        (Some(marker), None) => quote_spanned! {marker.span()=>
+            #[allow(dead_code, reason = "a compile-time check: persistent state must be serializable")]
+            fn __aex_persistent_state_is_serializable()
+            where
+                Self: ::aex::__private::Serialize + ::aex::__private::DeserializeOwned,
+            {
+            }
+        },
+        _ => quote!(),
+    };
 
     quote! {
         #item
@@ -78,6 +92,7 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
         impl #impl_generics #self_ty #where_clause {
             #(#outputs)*
             #(#requests)*
+            #persistent_check
         }
 
         #[automatically_derived]
@@ -90,6 +105,7 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
                     handlers: ::std::vec![#(::std::string::String::from(#handler_names)),*],
                     entries: ::std::vec![#(::std::string::String::from(#entry_names)),*],
                     periodic: ::std::vec![#(::std::string::String::from(#periodic_names)),*],
+                    persistent: #persistent,
                 }
             }
 

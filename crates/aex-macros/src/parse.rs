@@ -20,6 +20,8 @@ pub(crate) struct ModuleDef {
     pub(crate) requests: Vec<Ident>,
     pub(crate) ports: Vec<Port>,
     pub(crate) hooks: crate::hooks::Hooks,
+    /// `persistent`: the module seals its state across restarts; where it was written.
+    pub(crate) persistent: Option<Ident>,
 }
 
 /// The kinds of port implemented by methods.
@@ -111,7 +113,11 @@ pub(crate) enum Returned {
 
 /// Parses the attribute arguments and the item.
 pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<ModuleDef> {
-    let (outputs, requests) = parse_args(args)?;
+    let Args {
+        outputs,
+        requests,
+        persistent,
+    } = parse_args(args)?;
     let mut item: ItemImpl = syn::parse2(item).map_err(|e| {
         syn::Error::new(
             e.span(),
@@ -174,6 +180,7 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<ModuleD
         requests,
         ports,
         hooks,
+        persistent,
     })
 }
 
@@ -186,16 +193,32 @@ pub(crate) fn strip_markers(item: &mut ItemImpl) {
     }
 }
 
-fn parse_args(args: TokenStream) -> syn::Result<(Vec<Ident>, Vec<Ident>)> {
+/// The attribute's arguments.
+struct Args {
+    outputs: Vec<Ident>,
+    requests: Vec<Ident>,
+    persistent: Option<Ident>,
+}
+
+fn parse_args(args: TokenStream) -> syn::Result<Args> {
     let mut outputs = Vec::new();
     let mut requests = Vec::new();
+    let mut persistent = None;
     let parser = syn::meta::parser(|meta| {
         let list = if meta.path.is_ident("outputs") {
             &mut outputs
         } else if meta.path.is_ident("requests") {
             &mut requests
+        } else if meta.path.is_ident("persistent") {
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                return Err(meta.error("`persistent` takes no arguments"));
+            }
+            persistent = meta.path.get_ident().cloned();
+            return Ok(());
         } else {
-            return Err(meta.error("unknown argument; expected `outputs(..)` or `requests(..)`"));
+            return Err(meta.error(
+                "unknown argument; expected `outputs(..)`, `requests(..)` or `persistent`",
+            ));
         };
         meta.parse_nested_meta(|name| match name.path.get_ident() {
             Some(ident) if name.input.is_empty() || name.input.peek(syn::Token![,]) => {
@@ -206,7 +229,11 @@ fn parse_args(args: TokenStream) -> syn::Result<(Vec<Ident>, Vec<Ident>)> {
         })
     });
     syn::parse::Parser::parse2(parser, args)?;
-    Ok((outputs, requests))
+    Ok(Args {
+        outputs,
+        requests,
+        persistent,
+    })
 }
 
 fn parse_port(kind: Kind, sig: &syn::Signature) -> syn::Result<Port> {

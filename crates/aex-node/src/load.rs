@@ -22,10 +22,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aex_crypto::Measurement;
 use aex_proto::{
-    AppId, DeployerKey, NodeError as WireError, NodeErrorKind, NodeResponse, ToModule,
+    AppId, DeployerKey, NodeError as WireError, NodeErrorKind, NodeResponse, PersistenceStatus,
+    ToModule,
 };
 use aex_tee::devices::{DeviceError, Holder};
 use aex_tee::Provider;
@@ -35,6 +37,7 @@ use crate::error::refuse;
 use crate::module::{Module, Wiring};
 use crate::names::{check_name, Reservation};
 use crate::quota::UploadCharge;
+use crate::sealed::Persistent;
 use crate::shared::Shared;
 use crate::sync::lock;
 
@@ -280,7 +283,7 @@ impl Uploads {
         started
     }
 
-    /// Starts a stored module, provisions its key (under the namespace owner's provider key)
+    /// Starts a stored module (with no sealed state from an earlier instance of that name)
     /// and adds it to the router.
     async fn start(
         &self,
@@ -289,26 +292,21 @@ impl Uploads {
         dir: &Path,
         measurement: Measurement,
     ) -> Result<NodeResponse, WireError> {
-        let wiring = Wiring {
-            to_router: shared.router.connect_module(self.app, module),
-            timeouts: shared.timeouts,
-            input_bytes: shared.router.module_queue(),
-        };
-        let started = Module::start(self.app, self.owner, module, dir, measurement, wiring).await?;
-        if let Some(key) = shared.backend.provision(&self.owner(), &measurement) {
-            let provision = ToModule::Provision {
-                kind: shared.backend.kind().name().into(),
-                simulated: shared.backend.simulated(),
-                key: aex_proto::WireKey::from_secret(&key),
-            };
-            if !started.provision(provision).await {
-                started.kill();
-                return Err(refuse(
-                    NodeErrorKind::ModuleUnavailable,
-                    format!("module `{module}` exited before its key was provisioned"),
-                ));
+        // A fresh instance: blobs an earlier instance of the name left are not its own.
+        let sealed = dir.join("sealed");
+        if let Err(e) = std::fs::remove_dir_all(&sealed) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(cannot_store(module, &sealed, e));
             }
         }
+        let process = Process {
+            app: self.app,
+            owner: self.owner,
+            name: module,
+            dir,
+            measurement,
+        };
+        let started = spawn(shared, &process, PersistenceStatus::default()).await?;
         if let Err(e) = shared.router.insert_module(started.clone()) {
             started.kill();
             return Err(e);
@@ -317,6 +315,73 @@ impl Uploads {
             measurement: measurement.0,
         })
     }
+}
+
+/// Which module a process is started for.
+pub(crate) struct Process<'a> {
+    pub(crate) app: AppId,
+    pub(crate) owner: DeployerKey,
+    pub(crate) name: &'a str,
+    pub(crate) dir: &'a Path,
+    pub(crate) measurement: Measurement,
+}
+
+/// Starts a process of a stored module and hands it what its platform derives for it: the
+/// module key under the namespace owner's provider key (symmetric kinds) and, for a module
+/// that declares itself persistent, its sealing key (its sealed storage then carries
+/// `status` over from earlier processes). The module is not added to the router.
+pub(crate) async fn spawn(
+    shared: &Shared,
+    process: &Process<'_>,
+    status: PersistenceStatus,
+) -> Result<Arc<Module>, WireError> {
+    let Process {
+        app,
+        owner,
+        name,
+        dir,
+        measurement,
+    } = *process;
+    let wiring = Wiring {
+        to_router: shared.router.connect_module(app, name),
+        timeouts: shared.timeouts,
+        input_bytes: shared.router.module_queue(),
+        exits: shared.exits.clone(),
+    };
+    let started = Module::start(app, owner, name, dir, measurement, wiring).await?;
+    let provider = Provider(owner.0);
+    let mut handover = Vec::new();
+    if let Some(key) = shared.backend.provision(&provider, &measurement) {
+        handover.push(ToModule::Provision {
+            kind: shared.backend.kind().name().into(),
+            simulated: shared.backend.simulated(),
+            key: aex_proto::WireKey::from_secret(&key),
+        });
+    }
+    if started.declares_persistent() {
+        let key = shared
+            .sealing
+            .sealing_key(shared.backend.as_ref(), &provider, &measurement);
+        handover.push(ToModule::Sealing {
+            key: aex_proto::WireKey::from_secret(&key),
+        });
+        started.set_persistent(Arc::new(Persistent::new(
+            dir,
+            shared.sealing.clone(),
+            key,
+            status,
+        )));
+    }
+    for msg in handover {
+        if !started.provision(msg).await {
+            started.kill();
+            return Err(refuse(
+                NodeErrorKind::ModuleUnavailable,
+                format!("module `{name}` exited before its platform keys were handed over"),
+            ));
+        }
+    }
+    Ok(started)
 }
 
 fn exists(module: &str) -> WireError {

@@ -27,7 +27,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use aex_crypto::Measurement;
@@ -39,7 +39,7 @@ use aex_proto::{
 };
 use aex_tee::devices::Holder;
 use tokio::process::{Child, ChildStdout, Command};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 use tracing::{debug, info, instrument, warn};
 
@@ -47,6 +47,7 @@ use crate::error::refuse;
 use crate::frames::{pump, FrameReader};
 use crate::periodic::{Target, Triggers};
 use crate::queue;
+use crate::sealed::Persistent;
 use crate::sync::lock;
 use crate::timeouts::{show, Timeouts};
 use crate::to_router::ToRouter;
@@ -60,6 +61,8 @@ pub(crate) enum Expect {
     Command,
     /// `Stats`.
     Stats,
+    /// `Resumed` (a restarted persistent module).
+    Resumed,
 }
 
 impl Expect {
@@ -73,6 +76,7 @@ impl Expect {
                 Expect::Command,
                 FromModule::CommandReply(_) | FromModule::CommandRejected { .. }
             ) | (Expect::Stats, FromModule::Stats(_))
+                | (Expect::Resumed, FromModule::Resumed(_))
         )
     }
 }
@@ -94,6 +98,8 @@ pub(crate) struct Wiring {
     pub(crate) timeouts: Timeouts,
     /// Bytes its input queue holds (`module_queue`).
     pub(crate) input_bytes: usize,
+    /// Where the module is reported when its process ends on its own (`supervise.rs`).
+    pub(crate) exits: mpsc::Sender<Weak<Module>>,
 }
 
 /// A started module process.
@@ -119,6 +125,12 @@ pub(crate) struct Module {
     triggers: Triggers,
     /// How long a request that found the module's output closed waits for its exit status.
     exit_limit: Duration,
+    /// The module's directory (its binary, log and sealed blobs).
+    dir: PathBuf,
+    /// Whether its `Hello` declared it persistent.
+    declares_persistent: bool,
+    /// Its sealed blobs and platform counters, once the node set them up (`sealed.rs`).
+    persistent: Arc<OnceLock<Arc<Persistent>>>,
 }
 
 impl Module {
@@ -137,6 +149,7 @@ impl Module {
             to_router,
             timeouts,
             input_bytes,
+            exits,
         } = wiring;
         let log = dir.join("module.log");
         let mut child = spawn(name, dir, &measurement, &log).await.map_err(|e| {
@@ -162,29 +175,32 @@ impl Module {
                 format!("module `{name}` {what}; see {}", log.display()),
             )
         };
-        let periodic = match timeout(timeouts.start, reader.next::<FromModule>()).await {
-            Ok(Ok(Some(FromModule::Hello(interface)))) => interface.periodic,
-            Ok(Ok(Some(other))) => {
-                return Err(unavailable(format!(
-                    "sent {} before its Hello",
-                    kind_name(&other)
-                )))
-            }
-            Ok(Ok(None)) | Ok(Err(crate::frames::ReadError::Io(_))) => {
-                let status = match timeout(timeouts.stop, child.wait()).await {
-                    Ok(Ok(status)) => status.to_string(),
-                    _ => "closed its output".into(),
-                };
-                return Err(unavailable(format!("exited during start: {status}")));
-            }
-            Ok(Err(e)) => return Err(unavailable(format!("sent a bad first frame: {e}"))),
-            Err(_) => {
-                return Err(unavailable(format!(
-                    "did not say hello within {}",
-                    show(timeouts.start)
-                )))
-            }
-        };
+        let (periodic, declares_persistent) =
+            match timeout(timeouts.start, reader.next::<FromModule>()).await {
+                Ok(Ok(Some(FromModule::Hello(interface)))) => {
+                    (interface.periodic, interface.persistent)
+                }
+                Ok(Ok(Some(other))) => {
+                    return Err(unavailable(format!(
+                        "sent {} before its Hello",
+                        kind_name(&other)
+                    )))
+                }
+                Ok(Ok(None)) | Ok(Err(crate::frames::ReadError::Io(_))) => {
+                    let status = match timeout(timeouts.stop, child.wait()).await {
+                        Ok(Ok(status)) => status.to_string(),
+                        _ => "closed its output".into(),
+                    };
+                    return Err(unavailable(format!("exited during start: {status}")));
+                }
+                Ok(Err(e)) => return Err(unavailable(format!("sent a bad first frame: {e}"))),
+                Err(_) => {
+                    return Err(unavailable(format!(
+                        "did not say hello within {}",
+                        show(timeouts.start)
+                    )))
+                }
+            };
         info!(pid, %measurement, "module started");
 
         let (input, mut input_rx) = queue::channel(input_bytes);
@@ -208,6 +224,9 @@ impl Module {
             periodic,
             triggers: Triggers::default(),
             exit_limit: timeouts.exit,
+            dir: dir.to_path_buf(),
+            declares_persistent,
+            persistent: Arc::default(),
         });
         let task_name = name.to_string();
         tokio::spawn(async move {
@@ -220,9 +239,17 @@ impl Module {
             replies,
             to_router,
             input: module.input.clone(),
+            persistent: module.persistent.clone(),
         };
         tokio::spawn(read_output(output, reader));
-        tokio::spawn(wait_exit(name.to_string(), child, kill_rx, exit_tx, alive));
+        let ending = Ending {
+            name: name.to_string(),
+            exit: exit_tx,
+            alive,
+            module: Arc::downgrade(&module),
+            exits,
+        };
+        tokio::spawn(wait_exit(child, kill_rx, ending));
         Ok(module)
     }
 
@@ -246,9 +273,35 @@ impl Module {
         Holder::new(self.app.to_string(), self.name.as_str())
     }
 
-    /// Hands the module the key its symmetric platform derived for it (before attestation).
+    /// Hands the module what its platform derived for it (before attestation): a symmetric
+    /// module key, a sealing key, a stored blob's chunks.
     pub(crate) async fn provision(&self, msg: ToModule) -> bool {
         self.input.send(encode(&msg)).await
+    }
+
+    /// The module's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether its `Hello` declared it persistent.
+    pub(crate) fn declares_persistent(&self) -> bool {
+        self.declares_persistent
+    }
+
+    /// Sets up its sealed storage (once).
+    pub(crate) fn set_persistent(&self, persistent: Arc<Persistent>) {
+        let _ = self.persistent.set(persistent);
+    }
+
+    /// Its sealed storage, if it is persistent.
+    pub(crate) fn persistent(&self) -> Option<&Arc<Persistent>> {
+        self.persistent.get()
+    }
+
+    /// The periodic triggers it runs now.
+    pub(crate) fn triggers(&self) -> Vec<Trigger> {
+        self.triggers.current()
     }
 
     /// Queues an event for the module; false if it has ended or its queue has no room for
@@ -273,6 +326,17 @@ impl Module {
     pub(crate) async fn request(
         &self,
         msg: ToModule,
+        expect: Expect,
+        limit: Duration,
+    ) -> Result<FromModule, WireError> {
+        self.request_all(vec![msg], expect, limit).await
+    }
+
+    /// Sends `msgs`, in order, and waits up to `limit` in all for the reply `expect`s (which
+    /// may come before the last message is sent).
+    pub(crate) async fn request_all(
+        &self,
+        msgs: Vec<ToModule>,
         expect: Expect,
         limit: Duration,
     ) -> Result<FromModule, WireError> {
@@ -303,7 +367,9 @@ impl Module {
             return Err(self.unavailable().await);
         }
         let outcome = timeout_at(deadline, async {
-            self.input.send(encode(&msg)).await.then_some(())?;
+            for msg in &msgs {
+                self.input.send(encode(msg)).await.then_some(())?;
+            }
             rx.await.ok()
         })
         .await;
@@ -341,6 +407,7 @@ impl Module {
             running: exit.is_none(),
             exit,
             stats: None,
+            persistence: self.persistent().map(|p| p.status()),
         }
     }
 
@@ -389,6 +456,9 @@ impl Module {
             periodic: vec![],
             triggers: Triggers::default(),
             exit_limit: Duration::from_millis(1),
+            dir: PathBuf::new(),
+            declares_persistent: false,
+            persistent: Arc::default(),
         });
         (module, rx)
     }
@@ -447,6 +517,8 @@ struct Output {
     to_router: ToRouter,
     /// The module's own stdin queue, for device replies.
     input: queue::Sender,
+    /// Its sealed storage, for `Store` and `Counter`.
+    persistent: Arc<OnceLock<Arc<Persistent>>>,
 }
 
 /// Hands the module's events and device accesses to the router (answering the accesses) and
@@ -457,6 +529,7 @@ async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
         replies,
         mut to_router,
         input,
+        persistent,
         ..
     } = out;
     loop {
@@ -475,6 +548,25 @@ async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
                     debug!(id, "device reply dropped: module input full or closed");
                     to_router.count_drop();
                 }
+            }
+            Ok(Some(FromModule::Store(chunk))) => {
+                let version = chunk.version;
+                let result = match on_sealed(&persistent, move |p| p.store(&chunk)).await {
+                    Some(None) => continue,
+                    Some(Some(result)) => result,
+                    None => Err("this module is not persistent".into()),
+                };
+                answer_module(&input, &mut to_router, ToModule::Stored { version, result });
+            }
+            Ok(Some(FromModule::Counter { id, call, nonce })) => {
+                let result = on_sealed(&persistent, move |p| p.counter(call, &nonce))
+                    .await
+                    .unwrap_or_else(|| Err("this module is not persistent".into()));
+                answer_module(
+                    &input,
+                    &mut to_router,
+                    ToModule::CounterAnswer { id, result },
+                );
             }
             Ok(Some(msg)) => {
                 let mut replies = lock(&replies);
@@ -509,29 +601,57 @@ async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
     replies.waiting = None;
 }
 
-/// Waits for the process to end (or kills it when asked or when its module is dropped) and
-/// records how it ended.
-async fn wait_exit(
+/// Runs a blocking operation on the module's sealed storage off the async threads; `None` if
+/// the module has none.
+async fn on_sealed<T: Send + 'static>(
+    persistent: &Arc<OnceLock<Arc<Persistent>>>,
+    op: impl FnOnce(&Persistent) -> T + Send + 'static,
+) -> Option<T> {
+    let p = persistent.get().cloned()?;
+    tokio::task::spawn_blocking(move || op(&p)).await.ok()
+}
+
+/// Sends the platform's or the store's answer to the module without waiting on its queue
+/// (it may be blocked writing to the reader that calls this); one that does not fit is
+/// dropped and counted, and the module's commit times out and tries again.
+fn answer_module(input: &queue::Sender, to_router: &mut ToRouter, msg: ToModule) {
+    if input.try_send(encode(&msg)).is_err() {
+        debug!("sealed-state answer dropped: module input full or closed");
+        to_router.count_drop();
+    }
+}
+
+/// What the task that waits for a module's process needs to record its end.
+struct Ending {
     name: String,
-    mut child: Child,
-    kill: oneshot::Receiver<()>,
     exit: watch::Sender<Option<String>>,
     alive: Arc<AtomicBool>,
-) {
-    let status = tokio::select! {
-        status = child.wait() => status,
+    /// The module, to report it when its process ended on its own.
+    module: Weak<Module>,
+    exits: mpsc::Sender<Weak<Module>>,
+}
+
+/// Waits for the process to end (or kills it when asked or when its module is dropped),
+/// records how it ended, and reports a process that ended on its own (`supervise.rs`
+/// restarts persistent modules).
+async fn wait_exit(mut child: Child, kill: oneshot::Receiver<()>, ending: Ending) {
+    let (status, on_its_own) = tokio::select! {
+        status = child.wait() => (status, true),
         _ = kill => {
             let _ = child.start_kill();
-            child.wait().await
+            (child.wait().await, false)
         }
     };
     let status = match status {
         Ok(status) => status.to_string(),
         Err(e) => format!("unknown exit ({e})"),
     };
-    alive.store(false, Ordering::Relaxed);
-    info!(module = %name, exit = %status, "module process ended");
-    exit.send_replace(Some(status));
+    ending.alive.store(false, Ordering::Relaxed);
+    info!(module = %ending.name, exit = %status, "module process ended");
+    ending.exit.send_replace(Some(status));
+    if on_its_own && ending.exits.try_send(ending.module).is_err() {
+        warn!(module = %ending.name, "too many module exits at once; not restarted");
+    }
 }
 
 /// A reply's variant name, for logs and errors (never its contents).

@@ -21,6 +21,7 @@ use crate::physics::{physics_socket, PhysicsServer, World};
 use crate::router::Router;
 use crate::server::{self, ADDR_FILE, PID_FILE};
 use crate::shared::Shared;
+use crate::sync::lock;
 
 /// The node agent. See [`Node::start`] and [`run_blocking`].
 #[derive(Debug)]
@@ -60,6 +61,7 @@ impl Node {
             source,
         })?;
         let backend = aex_tee::open_with(config.tee, &data_dir, &BackendOptions::default())?;
+        let sealing = Arc::new(aex_tee::SealingPlatform::load_or_create(&data_dir)?);
         let (identity, _) =
             aex_link::keys::load_or_create(&data_dir).map_err(|source| NodeError::Identity {
                 node: config.name.clone(),
@@ -130,7 +132,7 @@ impl Node {
             identity,
             config.peers.iter().copied().collect(),
             config.allow_remote_shutdown,
-            backend,
+            (backend, sealing),
             platform_key.clone(),
             router,
             shutdown,
@@ -171,6 +173,9 @@ impl Node {
                 socket = %socket.display(),
                 "devices declared"
             );
+        }
+        if let Some(exits) = lock(&shared.exits_rx).take() {
+            tokio::spawn(crate::supervise::supervise(shared.clone(), exits));
         }
         let task = tokio::spawn(server::serve(shared.clone(), listener));
         Ok(NodeHandle {

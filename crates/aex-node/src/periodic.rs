@@ -53,6 +53,14 @@ pub(crate) struct Target<'a> {
 }
 
 impl Triggers {
+    /// The triggers running now.
+    pub(crate) fn current(&self) -> Vec<Trigger> {
+        lock(&self.running)
+            .iter()
+            .map(|r| r.trigger.clone())
+            .collect()
+    }
+
     /// Replaces the triggers with `wanted`, keeping those that are unchanged.
     pub(crate) fn set(&self, target: Target<'_>, wanted: Vec<Trigger>) -> Result<(), WireError> {
         check(&target, &wanted)?;

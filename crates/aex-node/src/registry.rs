@@ -74,6 +74,19 @@ impl Registry {
         Ok(())
     }
 
+    /// Registers `new` in the place of `old`, if `old` is still the module of its name.
+    pub(crate) fn replace(&self, old: &Arc<Module>, new: Arc<Module>) -> bool {
+        let mut modules = write(&self.0);
+        let key = (old.app(), old.name().to_string());
+        match modules.get_mut(&key) {
+            Some(current) if Arc::ptr_eq(current, old) => {
+                *current = new;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Unregisters module `name` of namespace `app`.
     pub(crate) fn remove(&self, app: AppId, name: &str) -> Option<Arc<Module>> {
         write(&self.0).remove(&(app, name.to_string()))

@@ -372,6 +372,12 @@ impl Router {
         self.modules.insert(module)
     }
 
+    /// Puts `new` in the place of `old` (a restarted process of the same module: routes,
+    /// credit and devices stay); false if `old` is no longer the registered module.
+    pub(crate) fn replace_module(&self, old: &Arc<Module>, new: Arc<Module>) -> bool {
+        self.modules.replace(old, new)
+    }
+
     /// Forgets a module of namespace `app`, the routes that lead to it (and their deployer
     /// windows), and what it sent.
     pub(crate) fn remove_module(&self, app: AppId, name: &str) -> Option<Arc<Module>> {

@@ -9,23 +9,27 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use aex_link::StaticKey;
 use aex_proto::NodeKey;
 use aex_tee::devices::DeviceGrants;
-use aex_tee::Backend;
-use tokio::sync::watch;
+use aex_tee::{Backend, SealingPlatform};
+use tokio::sync::{mpsc, watch};
 
 use crate::admission::Admission;
 use crate::binaries::Binaries;
 use crate::conns::Connections;
 use crate::limits::Limits;
+use crate::module::Module;
 use crate::names::Reservations;
 use crate::physics::PhysicsServer;
 use crate::quota::Quotas;
 use crate::router::Router;
 use crate::timeouts::Timeouts;
+
+/// Module exits waiting for the supervisor; more at once are not restarted (logged).
+const MAX_PENDING_EXITS: usize = 4096;
 
 /// State shared by every task of one node.
 pub(crate) struct Shared {
@@ -57,6 +61,12 @@ pub(crate) struct Shared {
     pub(crate) shutdown: watch::Sender<bool>,
     /// Which deployers may manage applications here.
     pub(crate) admission: Admission,
+    /// The platform's sealing root and monotonic counters (persistent modules).
+    pub(crate) sealing: Arc<SealingPlatform>,
+    /// Where module processes that ended on their own are reported (`supervise.rs`).
+    pub(crate) exits: mpsc::Sender<Weak<Module>>,
+    /// The other end, until the node starts its supervisor.
+    pub(crate) exits_rx: Mutex<Option<mpsc::Receiver<Weak<Module>>>>,
     /// How long the node waits for deployers, peers and modules (the router's, copied).
     pub(crate) timeouts: Timeouts,
     /// The connections open now, against their caps.
@@ -79,7 +89,7 @@ impl Shared {
         identity: Arc<StaticKey>,
         peers: BTreeSet<NodeKey>,
         allow_remote_shutdown: bool,
-        backend: Box<dyn Backend>,
+        (backend, sealing): (Box<dyn Backend>, Arc<SealingPlatform>),
         platform_key: Vec<u8>,
         router: Arc<Router>,
         shutdown: watch::Sender<bool>,
@@ -87,7 +97,11 @@ impl Shared {
         physics: Option<PhysicsServer>,
         limits: Limits,
     ) -> Self {
+        let (exits, exits_rx) = mpsc::channel(MAX_PENDING_EXITS);
         Shared {
+            sealing,
+            exits,
+            exits_rx: Mutex::new(Some(exits_rx)),
             connections: Connections::new(
                 limits.max_connections,
                 limits.max_connections_per_address,

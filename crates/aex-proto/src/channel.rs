@@ -147,6 +147,11 @@ impl SendChannel {
     pub fn last_counter(&self) -> u64 {
         self.last
     }
+
+    /// The direction this channel seals.
+    pub fn direction(&self) -> Direction {
+        self.dir
+    }
 }
 
 /// Why an event was refused.
@@ -253,6 +258,11 @@ impl RecvChannel {
     /// The last accepted counter.
     pub fn last_counter(&self) -> u64 {
         self.last
+    }
+
+    /// The direction this channel opens.
+    pub fn direction(&self) -> Direction {
+        self.dir
     }
 }
 

@@ -48,6 +48,7 @@ pub mod flow;
 pub mod frame;
 pub mod ids;
 pub mod message;
+pub mod persist;
 pub mod reply;
 
 pub use auth::Signature;
@@ -64,5 +65,6 @@ pub use ids::{AppId, ConnId, DeployerKey, NodeKey, ParseKeyError, ParseNodeKeyEr
 pub use message::{
     ConnStats, DeviceOp, Endpoint, FromModule, FromNode, Hello, Interface, ModuleStats,
     ModuleStatus, NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus, Origin,
-    PeerStatus, ToModule, ToNode, Trigger,
+    PeerStatus, PersistenceStatus, ToModule, ToNode, Trigger,
 };
+pub use persist::{BlobChunk, CounterCall, CounterValue, ResumeOutcome, BLOB_CHUNK, MAX_BLOB};

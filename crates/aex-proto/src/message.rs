@@ -69,6 +69,36 @@ pub enum ToModule {
     /// More room for the module's events on one of its connections ([`crate::flow`]):
     /// granted by the receiving runtime, relayed unauthenticated by the nodes.
     Credit(Credit),
+    /// Persistent modules only (`Interface::persistent`), right after the `Hello` (and the
+    /// `Provision` of symmetric kinds): the sealing key the platform derives for this module
+    /// (docs/PROTOCOL.md §9). On hardware the TEE hands it over inside the enclave; in
+    /// simulation the node agent plays the platform.
+    Sealing {
+        /// The sealing key.
+        key: crate::command::WireKey,
+    },
+    /// A chunk of the blob the node stored for this module, handed to a restarted process
+    /// before anything else: the module resumes from it once the last chunk arrived, and
+    /// answers [`FromModule::Resumed`].
+    Resume(crate::persist::BlobChunk),
+    /// The node stored the blob of this version durably (answers the last chunk of a
+    /// [`FromModule::Store`]), or could not, and says why.
+    Stored {
+        /// The blob's version.
+        version: u64,
+        /// `Err` when the node could not store it.
+        result: Result<(), String>,
+    },
+    /// The platform's answer to [`FromModule::Counter`] with the same `id`.
+    CounterAnswer {
+        /// The call's id.
+        id: u64,
+        /// The authenticated value, or why the platform refused.
+        result: Result<crate::persist::CounterValue, String>,
+    },
+    /// After the chunks of every stored blob ([`ToModule::Resume`]): there is no more. A
+    /// process that took none answers [`FromModule::Resumed`] with why.
+    ResumeEnd,
 }
 
 /// One access of a driver module to a device the TEE layer granted it (see
@@ -128,6 +158,20 @@ pub enum FromModule {
     /// The module took in events of one of its connections and grants their sender that much
     /// more room ([`crate::flow`]); the node relays it toward the sender.
     Credit(Credit),
+    /// A chunk of a sealed blob to store (persistent modules); the last chunk is answered with
+    /// [`ToModule::Stored`].
+    Store(crate::persist::BlobChunk),
+    /// A call to the platform's monotonic counters, answered with [`ToModule::CounterAnswer`].
+    Counter {
+        /// Chosen by the module; echoed in the answer.
+        id: u64,
+        /// What to do.
+        call: crate::persist::CounterCall,
+        /// Fresh per call, bound into the platform's MAC.
+        nonce: [u8; 16],
+    },
+    /// How resuming from the blob of [`ToModule::Resume`] went.
+    Resumed(crate::persist::ResumeOutcome),
 }
 
 /// The names a module declares; the deployer checks the descriptor against them.
@@ -148,6 +192,11 @@ pub struct Interface {
     /// encoding of `Hello`.
     #[serde(default)]
     pub periodic: Vec<String>,
+    /// Whether the module keeps its state across restarts (`#[aex::module(persistent)]`): it
+    /// seals state, keys and counters into blobs its node stores, and its node restarts it
+    /// when its process ends (docs/PROTOCOL.md §9). Appended last, like `periodic`.
+    #[serde(default)]
+    pub persistent: bool,
 }
 
 /// Per-connection counters kept by a module's runtime.
@@ -562,6 +611,22 @@ pub struct ModuleStatus {
     pub exit: Option<String>,
     /// The module runtime's own counters (reported by the module; a lying node can alter them).
     pub stats: Option<ModuleStats>,
+    /// Persistent modules: restarts and the state they run on (reported by the node, which
+    /// may lie; what it cannot do is make a module run on an old state).
+    #[serde(default)]
+    pub persistence: Option<PersistenceStatus>,
+}
+
+/// What a node says of a persistent module's sealed state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistenceStatus {
+    /// How many times the node restarted the module's process on its own.
+    pub restarts: u32,
+    /// The version of the newest blob the node stored (0: none yet).
+    pub stored: u64,
+    /// How the last restart went: resumed from a version, or refused (with the runtime's
+    /// reason, e.g. "rollback detected"). `None` before the first restart.
+    pub resume: Option<crate::persist::ResumeOutcome>,
 }
 
 /// One persistent link to another node.

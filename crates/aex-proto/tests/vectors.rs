@@ -47,7 +47,8 @@ const FRAME_PING: &str = "0000001b0102070000011438e2ba73750a6e4ae94c8678368058d3
 const CHACHA_PONG: &str = "6598a2a7f6fc3bdf48c724611cc41d3403b4e533";
 
 /// `Tick` (the seventh `ToModule` variant) and `Hello` with the `periodic` list appended to
-/// `Interface` (issue 5): a module without periodic entries adds one zero byte to its `Hello`.
+/// `Interface` (issue 5): a module without periodic entries adds one zero byte to its `Hello`,
+/// and the `persistent` flag (issue 16) one more byte: 0, or 1 for a persistent module.
 #[test]
 fn tick_and_hello_bytes() {
     let tick = ToModule::Tick {
@@ -61,7 +62,7 @@ fn tick_and_hello_bytes() {
     });
     assert_eq!(
         hex::encode(encode(&hello)),
-        "0000000c010001016f00000000010174"
+        "0000000d010001016f0000000001017400"
     );
     assert_eq!(
         decode::<ToModule>(&encode(&tick)[LEN_PREFIX..]).unwrap(),

@@ -61,6 +61,7 @@ impl Core {
                     Ok(session) => {
                         let mac = symmetric::attest_mac(&p.key, &transcript);
                         let channel = aex_proto::CommandChannel::new(&session);
+                        self.keep_command_key(&session);
                         let confirm = channel.confirmation();
                         self.commands = Some(channel);
                         FromModule::Attested {
@@ -86,6 +87,7 @@ impl Core {
                 ) {
                     Ok(module_key) => {
                         let channel = aex_proto::CommandChannel::new(&module_key);
+                        self.keep_command_key(&module_key);
                         let confirm = channel.confirmation();
                         self.commands = Some(channel);
                         FromModule::Attested {

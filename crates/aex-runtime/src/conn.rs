@@ -91,6 +91,12 @@ pub(crate) struct Sealing {
 
 struct Conn {
     binding: Binding,
+    /// What the connection was keyed with, so a persistent module can seal it (`persist.rs`).
+    seed: Seed,
+    /// The highest send counter this instance may use: what the last committed blob reserved
+    /// (`persist.rs`), so that a restart from that blob never seals under a counter used
+    /// before; unlimited for modules that do not persist.
+    limit: u64,
     /// Which key installation this is (unique per process).
     generation: u64,
     send: Option<SendChannel>,
@@ -100,11 +106,35 @@ struct Conn {
     /// The highest counter [`Conns::check`] let through to wait for its turn: an event at or
     /// below it will be stale by then (that one is accepted before it, or was stale itself).
     queued: u64,
+    /// Gaps counted by the processes before this one (a persistent module resumed).
+    gaps_before: u64,
     /// Credit for what this role sends.
     sending: SendWindow,
     /// Credit granted for what this role receives.
     receiving: RecvWindow,
     stats: ConnStats,
+}
+
+/// What a connection was keyed with.
+struct Seed {
+    role: Role,
+    algorithm: WireAlgorithm,
+    key: aex_crypto::SecretKey,
+}
+
+/// One connection as a persistent module seals it: its key and where its counters stand.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct SealedConn {
+    pub(crate) conn: ConnId,
+    pub(crate) role: Role,
+    pub(crate) algorithm: WireAlgorithm,
+    pub(crate) key: WireKey,
+    /// The send counter a restart resumes after: the last one used plus the reservation.
+    pub(crate) send_reserved: u64,
+    /// The last counter accepted.
+    pub(crate) recv_last: u64,
+    /// Its counters so far, so that status counts across restarts.
+    pub(crate) stats: ConnStats,
 }
 
 /// All keyed connections of the module.
@@ -117,6 +147,8 @@ pub(crate) struct Conns {
     /// [`Conns::accept`] just found events lost on the way: their credit is owed now
     /// ([`Conns::take_revealed`]), so the caller need not look at every accepted event.
     revealed: bool,
+    /// Whether send counters are limited to what a committed blob reserved (`persist.rs`).
+    persistent: bool,
 }
 
 impl Default for Conns {
@@ -126,6 +158,7 @@ impl Default for Conns {
             generations: 0,
             target: flow::target_window(0),
             revealed: false,
+            persistent: false,
         }
     }
 }
@@ -175,6 +208,11 @@ impl Conns {
         key: WireKey,
     ) -> Result<(), String> {
         let key = key.into_secret();
+        let seed = Seed {
+            role: role.clone(),
+            algorithm,
+            key: aex_crypto::SecretKey::from_bytes(*key.expose_secret()),
+        };
         let alg = algorithm.into();
         let send = |dir| Some(SendChannel::new(alg, &key, conn, dir));
         let recv = |dir| Some(RecvChannel::new(alg, &key, conn, dir));
@@ -208,11 +246,15 @@ impl Conns {
         self.generations += 1;
         let entry = Conn {
             binding,
+            seed,
+            // A persistent module sends on a new key only once a commit reserved counters.
+            limit: if self.persistent { 0 } else { u64::MAX },
             generation: self.generations,
             send,
             recv,
             awaiting: None,
             queued: 0,
+            gaps_before: 0,
             sending: SendWindow::default(),
             receiving: RecvWindow::default(),
             stats,
@@ -404,21 +446,97 @@ impl Conns {
 
     /// Per-connection counters, in connection order.
     pub(crate) fn stats(&self) -> Vec<ConnStats> {
+        self.map.values().map(Conn::counted).collect()
+    }
+}
+
+/// Persistence (`persist.rs`): sealing the table, and resuming from it.
+impl Conns {
+    /// Limits send counters to what committed blobs reserve, from now on.
+    pub(crate) fn persist(&mut self) {
+        self.persistent = true;
+        for conn in self.map.values_mut() {
+            conn.limit = conn
+                .limit
+                .min(conn.send.as_ref().map_or(0, SendChannel::last_counter));
+        }
+    }
+
+    /// Every connection as a blob seals it, each reserving `reserve` send counters beyond the
+    /// last one used.
+    pub(crate) fn export(&self, reserve: u64) -> Vec<SealedConn> {
         self.map
-            .values()
-            .map(|c| ConnStats {
-                gaps: c.recv.as_ref().map_or(0, RecvChannel::gaps),
-                ..c.stats.clone()
+            .iter()
+            .map(|(id, c)| SealedConn {
+                conn: *id,
+                role: c.seed.role.clone(),
+                algorithm: c.seed.algorithm,
+                key: WireKey::from_secret(&c.seed.key),
+                send_reserved: c
+                    .send
+                    .as_ref()
+                    .map_or(0, |s| s.last_counter().saturating_add(reserve)),
+                recv_last: c.recv.as_ref().map_or(0, RecvChannel::last_counter),
+                stats: c.counted(),
             })
             .collect()
+    }
+
+    /// After `sealed` (what [`Conns::export`] gave) was committed: each connection may send up
+    /// to the counter it reserved.
+    pub(crate) fn committed(&mut self, sealed: &[SealedConn]) {
+        for s in sealed {
+            if let Some(conn) = self.map.get_mut(&s.conn) {
+                conn.limit = conn.limit.max(s.send_reserved);
+            }
+        }
+    }
+
+    /// Keys the connections of a blob, each resuming after its reserved send counter and its
+    /// last accepted one, with fresh windows (docs/PROTOCOL.md §9, "Credit after a restart").
+    /// Sending waits for the next commit's reservation.
+    pub(crate) fn resume(
+        &mut self,
+        interface: &Interface,
+        sealed: Vec<SealedConn>,
+    ) -> Result<(), String> {
+        for s in sealed {
+            let alg = s.algorithm.into();
+            let key = aex_crypto::SecretKey::from_bytes(s.key.0);
+            self.install(interface, s.conn, s.role, s.algorithm, s.key)?;
+            if let Some(conn) = self.map.get_mut(&s.conn) {
+                if let Some(send) = &mut conn.send {
+                    *send =
+                        SendChannel::resume(alg, &key, s.conn, send.direction(), s.send_reserved);
+                }
+                if let Some(recv) = &mut conn.recv {
+                    *recv = RecvChannel::resume(alg, &key, s.conn, recv.direction(), s.recv_last);
+                }
+                conn.limit = 0;
+                conn.gaps_before = s.stats.gaps;
+                conn.stats = s.stats;
+            }
+        }
+        Ok(())
     }
 }
 
 impl Conn {
+    /// Its counters, gaps included.
+    fn counted(&self) -> ConnStats {
+        ConnStats {
+            gaps: self.gaps_before + self.recv.as_ref().map_or(0, RecvChannel::gaps),
+            ..self.stats.clone()
+        }
+    }
+
     /// Seals and accounts for one event (its cost comes off the window, whether it was open
     /// or not: a reply goes out regardless).
     fn seal(&mut self, kind: EventKind, payload: &[u8]) -> Result<Event, CounterExhausted> {
         let send = self.send.as_mut().ok_or(CounterExhausted)?;
+        if send.last_counter() >= self.limit {
+            return Err(CounterExhausted);
+        }
         let event = send.seal(kind, payload)?;
         self.stats.sent += 1;
         self.sending.spend(flow::cost(&event));

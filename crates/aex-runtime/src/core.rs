@@ -83,6 +83,8 @@ pub(crate) struct Core {
     pub(crate) ticked: Vec<Option<Instant>>,
     /// Where every time-dependent decision reads the time (`clock.rs`).
     pub(crate) clock: Clock,
+    /// Persistent modules only: sealing, held effects, resumption (`persist.rs`).
+    pub(crate) persist: Option<crate::persist::Persistence>,
 }
 
 /// A module key handed over by a symmetric TEE platform.
@@ -147,7 +149,8 @@ impl Core {
         link: Link,
         measurement: Measurement,
     ) -> Self {
-        Core {
+        let persistent = interface.persistent;
+        let mut core = Core {
             deadlines: Deadlines::new(deadlines, &interface.inputs),
             ticked: vec![None; interface.periodic.len()],
             interface,
@@ -169,7 +172,12 @@ impl Core {
             staged: Default::default(),
             provisioned: None,
             clock: Clock::default(),
+            persist: None,
+        };
+        if persistent {
+            core.persist = Some(crate::persist::Persistence::default());
         }
+        core
     }
 
     /// Everything the runtime counts.
@@ -212,7 +220,7 @@ impl Core {
             if !sealing.events.is_empty() {
                 let msgs: Vec<FromModule> =
                     sealing.events.into_iter().map(FromModule::Event).collect();
-                self.link.send_all(&msgs);
+                self.send_effects(msgs);
             }
             pending = sealing.blocked;
             if pending.is_empty() {
@@ -527,7 +535,7 @@ impl Core {
         let reply = self.install_key(conn, role, algorithm, key);
         if let Some(channel) = &self.commands {
             let sealed = channel.seal_reply(sealed.counter, &reply);
-            self.link.send(&FromModule::CommandReply(sealed));
+            self.send_effects(vec![FromModule::CommandReply(sealed)]);
         }
         Some(conn)
     }

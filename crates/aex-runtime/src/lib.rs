@@ -127,6 +127,7 @@ mod handle;
 mod link;
 mod module;
 pub mod payload;
+mod persist;
 mod port;
 mod serve;
 #[cfg(test)]
@@ -175,7 +176,7 @@ pub fn run<M: Module>() -> ! {
 }
 
 /// `M`'s interface as the JSON [`run`] prints for [`DESCRIBE_FLAG`]:
-/// `{"outputs":[..],"inputs":[..],"requests":[..],"handlers":[..],"entries":[..],"periodic":[..]}`.
+/// `{"outputs":[..],"inputs":[..],"requests":[..],"handlers":[..],"entries":[..],"periodic":[..],"persistent":bool}`.
 pub fn describe_json<M: Module>() -> String {
     // Invariant: a struct of string lists always serializes.
     serde_json::to_string(&M::interface()).unwrap_or_default()

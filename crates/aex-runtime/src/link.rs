@@ -116,6 +116,8 @@ pub(crate) struct Link {
     broken: bool,
     /// Frames written since the last flush.
     unflushed: usize,
+    /// What [`Link::ready`] took from the reader thread's inbox to see whether input waits.
+    peeked: Option<Incoming>,
 }
 
 /// The input the main loop reads itself, and the clock that stamps its ticks (the reader
@@ -157,6 +159,7 @@ impl Link {
             closed: None,
             broken: false,
             unflushed: 0,
+            peeked: None,
         }
     }
 
@@ -183,9 +186,10 @@ impl Link {
         if blocks == Some(true) || (blocks.is_some() && self.unflushed >= FLUSH_EVERY) {
             self.flush();
         }
-        let got = match &mut self.direct {
-            Some(Direct { reader, clock }) => Ok(read_incoming(reader, clock)),
-            None => match self.inbox.rx.try_recv() {
+        let got = match (&mut self.direct, self.peeked.take()) {
+            (_, Some(peeked)) => Ok(peeked),
+            (Some(Direct { reader, clock }), None) => Ok(read_incoming(reader, clock)),
+            (None, None) => match self.inbox.rx.try_recv() {
                 Ok(incoming) => {
                     if self.unflushed >= FLUSH_EVERY {
                         self.flush();
@@ -217,6 +221,25 @@ impl Link {
                 self.closed = Some(0);
                 Recv::Closed(0)
             }
+        }
+    }
+
+    /// Whether a message (or the end of the input) is already here, so that the next
+    /// [`Link::recv`] does not block.
+    pub(crate) fn ready(&mut self) -> bool {
+        if self.peeked.is_some() || self.closed.is_some() {
+            return true;
+        }
+        match &self.direct {
+            Some(direct) => holds_frame(direct.reader.buffer()),
+            None => match self.inbox.rx.try_recv() {
+                Ok(incoming) => {
+                    self.inbox.budget.give(incoming.footprint());
+                    self.peeked = Some(incoming);
+                    true
+                }
+                Err(_) => false,
+            },
         }
     }
 

@@ -62,6 +62,12 @@ impl<M: Module> Runtime<M> {
             self.core.link.start_reader();
         }
         loop {
+            if self.core.commit_due(false) {
+                if let Some(code) = self.commit() {
+                    self.core.link.flush();
+                    return code;
+                }
+            }
             if self.core.deferred.is_empty() && self.core.deferred_local.is_empty() {
                 self.run_deadlines();
             }
@@ -108,6 +114,7 @@ impl<M: Module> Runtime<M> {
             return;
         }
         call(&mut self.module, &mut self.core);
+        self.core.touched();
     }
 
     /// Sends the `Hello` every module starts with.
@@ -135,7 +142,7 @@ impl<M: Module> Runtime<M> {
                 challenge,
                 deployer_pk,
             } => self.core.attest(&challenge, &deployer_pk),
-            ToModule::Command(sealed) => self.command(sealed),
+            ToModule::Command(sealed) => return self.command(sealed),
             ToModule::Event(event) => self.event(&event),
             ToModule::Stats => self.core.send_stats(),
             ToModule::Shutdown => return Some(0),
@@ -151,12 +158,97 @@ impl<M: Module> Runtime<M> {
                 log!("ignoring a late answer to device access {id}")
             }
             ToModule::Credit(credit) => self.core.conns.credit(&credit),
+            ToModule::Sealing { key } => self.core.take_sealing_key(key),
+            ToModule::Resume(chunk) => {
+                if let Some((version, blob)) = self.core.resume_chunk(chunk) {
+                    self.resume(version, &blob);
+                }
+            }
+            ToModule::ResumeEnd => self.core.resume_refused(),
+            // Answers to a commit that already gave up waiting: nothing waits for them.
+            ToModule::Stored { .. } | ToModule::CounterAnswer { .. } => {
+                log!("ignoring a late answer about sealed state")
+            }
             _ => log!("ignoring a message from the node this runtime does not know"),
         }
         None
     }
 
-    fn command(&mut self, sealed: Sealed) {
+    /// Commits the state and what the runtime holds (`persist.rs`), trying again while the
+    /// node cannot store it; `Some(code)` when the module must exit (another process of it
+    /// runs on, or the node is gone).
+    fn commit(&mut self) -> Option<i32> {
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let state = match &self.core.retired {
+                Some(retired) => retired.snapshot().map(<[u8]>::to_vec),
+                None => match self.module.save() {
+                    None => None,
+                    Some(Ok(bytes)) => Some(bytes),
+                    Some(Err(_)) => {
+                        // Nothing it did since the last commit may be seen: stop here.
+                        log!("cannot save the state of a persistent module; exiting");
+                        return Some(4);
+                    }
+                },
+            };
+            match self.core.commit(state) {
+                Ok(()) => return None,
+                Err(crate::persist::CommitError::Closed) => return Some(0),
+                Err(crate::persist::CommitError::Forked(reason)) => {
+                    log!("{reason}");
+                    return Some(3);
+                }
+                Err(crate::persist::CommitError::Retry(reason)) => {
+                    log!(
+                        "commit failed ({reason}); trying again in {} ms",
+                        pause.as_millis()
+                    );
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// Resumes from a committed blob of `version` the node handed over, if the platform
+    /// counter says it is the current one.
+    fn resume(&mut self, version: u64, blob: &[u8]) {
+        let Some(mut sealed) = self.core.open_committed(version, blob) else {
+            return;
+        };
+        if let Err(message) = self.core.resume_keys(&mut sealed) {
+            log!("cannot resume the connections of sealed state version {version}");
+            let _ = message;
+            return;
+        }
+        let state = sealed.state.take().map(|mut s| std::mem::take(&mut s.0));
+        if sealed.retired {
+            self.core.conns.clear();
+            self.core.deadlines.disarm();
+            self.core.retired = Some(crate::transfer::Retirement::new(state));
+        } else if let Some(state) = state {
+            if let Err(e) = self.module.restore(&state) {
+                log!(
+                    "the sealed state does not restore ({} bytes of message withheld)",
+                    e.len()
+                );
+            }
+        }
+        if self.core.armed {
+            let now = self.core.clock.now();
+            for input in 0..self.core.interface.inputs.len() {
+                if self.core.conns.bound(Binding::Input(input)) {
+                    self.core.deadlines.arm(input, now);
+                }
+            }
+        }
+        self.core.resumed(version);
+    }
+
+    /// Opens and executes a command, answers it, and commits its effect; `Some(code)` when
+    /// the module must exit (a commit found another process of it running on).
+    fn command(&mut self, sealed: Sealed) -> Option<i32> {
         let counter = sealed.counter;
         let opened = match self.core.commands.as_mut() {
             None => Err(CommandError::Forged),
@@ -177,13 +269,22 @@ impl<M: Module> Runtime<M> {
                 self.core
                     .link
                     .send(&FromModule::CommandRejected { counter });
-                return;
+                return None;
             }
         };
         if let Some(channel) = &self.core.commands {
             let sealed = channel.seal_reply(counter, &reply);
-            self.core.link.send(&FromModule::CommandReply(sealed));
+            self.core
+                .send_effects(vec![FromModule::CommandReply(sealed)]);
         }
+        // A command's effect is committed before anything else runs (and before a
+        // `Disable` drops the keys the commit seals).
+        self.core.touched();
+        let exit = if self.core.commit_due(true) {
+            self.commit()
+        } else {
+            None
+        };
         if self.core.disabled {
             // Answered under the module key; now forget every key (zeroized on drop).
             self.core.commands = None;
@@ -191,6 +292,7 @@ impl<M: Module> Runtime<M> {
             self.core.fit_inbox();
             self.core.deadlines.disarm();
         }
+        exit
     }
 
     fn execute(&mut self, cmd: Command) -> CommandReply {
@@ -331,6 +433,9 @@ impl<M: Module> Runtime<M> {
     fn event(&mut self, event: &Event) {
         let accepted = self.core.conns.accept(event);
         self.core.grant_revealed(event);
+        if accepted.is_ok() {
+            self.core.touched();
+        }
         match accepted {
             Err(Refused::UnknownConn) => self.core.counters.rejected_unknown += 1,
             // Counted against the connection; nothing reaches module code.
@@ -373,7 +478,7 @@ impl<M: Module> Runtime<M> {
                     .seal_reply(conn, generation, counter, result)
                 {
                     Some(Ok(reply)) => {
-                        self.core.link.send(&FromModule::Event(reply));
+                        self.core.send_effects(vec![FromModule::Event(reply)]);
                     }
                     Some(Err(_)) => log!("connection {conn} exhausted its counters; no reply"),
                     None => {
@@ -403,6 +508,7 @@ impl<M: Module> Runtime<M> {
             return;
         }
         core.ticked[index] = Some(core.clock.now());
+        core.touched();
         if let Err(e) = self.dispatch(PortKind::Periodic, index, &[]) {
             log!("periodic entry `{entry}` failed ({})", withheld(&e));
         }
@@ -415,6 +521,7 @@ impl<M: Module> Runtime<M> {
             return;
         }
         for index in self.core.deadlines.take_due(self.core.clock.now()) {
+            self.core.touched();
             if let Err(e) = self.dispatch(PortKind::Deadline, index, &[]) {
                 log!("deadline handler {index} failed ({})", withheld(&e));
             }

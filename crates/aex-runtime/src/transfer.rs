@@ -37,6 +37,11 @@ impl Retirement {
         }
     }
 
+    /// The snapshot, if the state was transferable.
+    pub(crate) fn snapshot(&self) -> Option<&[u8]> {
+        self.snapshot.as_ref().map(|(_, bytes)| bytes.0.as_slice())
+    }
+
     /// The answer to `Retire`: the snapshot's length and digest.
     pub(crate) fn answer(&self) -> CommandReply {
         let retired = Retired {

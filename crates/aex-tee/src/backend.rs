@@ -43,6 +43,20 @@ pub trait Backend: Send + Sync {
     /// `None` for the others), for the module process only.
     fn provision(&self, provider: &Provider, measurement: &Measurement) -> Option<SecretKey>;
 
+    /// The sealing key of the module with `measurement`, loaded by `provider`, on a platform
+    /// whose sealing root is `root` (`sealing.rs`). By default the root and the measurement
+    /// derive it (`sgx`'s MRENCLAVE policy; `native`); symmetric kinds derive it from the
+    /// module key instead, so it is the stakeholder's as well as the code's.
+    fn sealing_key(
+        &self,
+        root: &SecretKey,
+        provider: &Provider,
+        measurement: &Measurement,
+    ) -> SecretKey {
+        let _ = provider;
+        aex_crypto::seal::sealing_key(root, self.kind().name(), measurement)
+    }
+
     /// Evidence for the module with `measurement`, loaded by `provider`, answering
     /// `challenge`, as envelope bytes.
     ///

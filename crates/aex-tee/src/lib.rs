@@ -131,6 +131,7 @@ mod kind;
 mod native;
 mod open;
 mod provider;
+mod sealing;
 pub mod sgx;
 pub mod symmetric;
 
@@ -143,5 +144,6 @@ pub use kind::{algorithms, Scheme, SymmetricKind, TeeKind, UnknownTeeKind};
 pub use native::NativePlatform;
 pub use open::{open, open_with, BackendOptions};
 pub use provider::Provider;
+pub use sealing::{CounterError, CounterRequest, SealingPlatform, PLATFORM_DIR};
 pub use sgx::{sgx_evidence, SimSgxPlatform, PLATFORM_PUB_FILE};
 pub use symmetric::{node_key_file, ProviderKey, ProviderKeyError, SimSymmetricPlatform};

@@ -170,6 +170,29 @@ pub fn hoard(addr: SocketAddr, platform_key: &Path, identity: &Path) -> String {
     )
 }
 
+/// A descriptor of the test kit's persistent `tally` module (`crates/aex-testkit/modules/tally`):
+/// the simulated `sgx` nodes `nodes` (name and `[[node]]` section, as [`sgx_node`] writes
+/// them), one instance per `(module, node)` of `modules`, and the direct connection `feed`
+/// (deployer → the first module's `add`).
+pub fn tally(nodes: &[String], modules: &[(&str, &str)]) -> String {
+    let mut text = "[application]\nname = \"tally-test\"\n".to_owned();
+    for node in nodes {
+        text.push_str(node);
+    }
+    let krate = paths::testkit_module("tally").display().to_string();
+    for (name, node) in modules {
+        text.push_str(&format!(
+            "\n[[module]]\nname = \"{name}\"\ncrate = {krate:?}\nnode = \"{node}\"\n"
+        ));
+    }
+    if let Some((first, _)) = modules.first() {
+        text.push_str(&format!(
+            "\n[[connection]]\nname = \"feed\"\nfrom = \"deployer\"\nto = \"{first}.add\"\n"
+        ));
+    }
+    text
+}
+
 /// A simulated `sgx` `[[node]]` section for a node the kit started: its name, address, and
 /// the files holding its platform key and its link identity (as [`crate::node::NodeProcess`]
 /// gives them).

@@ -231,7 +231,7 @@
 //!
 //! [`main!`] expands to `fn main() { aex::run::<Module>() }`. Run with `--aex-describe`, the
 //! binary prints its interface as JSON and exits:
-//! `{"outputs":[..],"inputs":[..],"requests":[..],"handlers":[..],"entries":[..],"periodic":[..]}`. Otherwise
+//! `{"outputs":[..],"inputs":[..],"requests":[..],"handlers":[..],"entries":[..],"periodic":[..],"persistent":bool}`. Otherwise
 //! it serves its node agent on stdin/stdout and logs to stderr. It reads one environment
 //! variable, `AEX_MEASUREMENT` (set by the node).
 //!
@@ -252,6 +252,8 @@ pub use aex_runtime::{
 #[doc(hidden)]
 pub mod __private {
     pub use aex_runtime::transfer::{NotTransferable, Probe, ViaSerde};
+    pub use serde::de::DeserializeOwned;
+    pub use serde::Serialize;
 }
 
 /// Defines the module binary's `main`: `aex::main!(Counter);` serves module `Counter`.

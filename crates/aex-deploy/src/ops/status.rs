@@ -104,6 +104,10 @@ pub struct ModuleView {
     /// while the handler ran.
     #[serde(default)]
     pub dropped_replies: u64,
+    /// A persistent module's sealed state as its node reports it: restarts, the newest
+    /// version stored, and how the last restart went ("rollback detected", ...).
+    #[serde(default)]
+    pub persistence: Option<aex_proto::PersistenceStatus>,
 }
 
 /// One connection.
@@ -189,8 +193,15 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
         let live = find(&node, &slot);
         let stats = live.and_then(|l| l.stats.as_ref());
         let live_meas = live.map(|m| hex::encode(m.measurement));
+        // A persistent module whose restart refused its sealed state runs as a fresh,
+        // unkeyed process: not the instance this deployer attested.
+        let refused = live
+            .and_then(|l| l.persistence.as_ref())
+            .is_some_and(|p| matches!(p.resume, Some(aex_proto::ResumeOutcome::Refused(_))));
         let attested = match (rec, live) {
-            (Some(r), Some(l)) => l.running && Some(&r.measurement) == live_meas.as_ref(),
+            (Some(r), Some(l)) => {
+                l.running && Some(&r.measurement) == live_meas.as_ref() && !refused
+            }
             _ => false,
         };
         if let Some(stats) = stats {
@@ -223,6 +234,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             rejected_ticks: stats.map_or(0, |s| s.rejected_ticks),
             refused_commands: stats.map_or(0, |s| s.refused_commands),
             dropped_replies: stats.map_or(0, |s| s.dropped_replies),
+            persistence: live.and_then(|l| l.persistence.clone()),
         });
     }
 

@@ -58,6 +58,7 @@ impl Module for Echo {
             handlers: names(&["answer"]),
             entries: names(&["call_fetch", "fail", "inc"]),
             periodic: names(&["tick"]),
+            persistent: false,
         }
     }
 

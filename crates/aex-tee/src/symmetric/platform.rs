@@ -204,6 +204,16 @@ impl Backend for SimSymmetricPlatform {
         Some(self.provider_key(provider).module_key(measurement))
     }
 
+    fn sealing_key(
+        &self,
+        _root: &SecretKey,
+        provider: &Provider,
+        measurement: &Measurement,
+    ) -> SecretKey {
+        let module_key = self.provider_key(provider).module_key(measurement);
+        aex_crypto::seal::symmetric_sealing_key(&module_key)
+    }
+
     fn evidence(
         &self,
         provider: &Provider,

@@ -1,0 +1,266 @@
+//! Persistent modules without their owner: a killed process comes back by itself with its
+//! state, and the node agent (which controls the blob storage and the process starts) cannot
+//! make a module run on an older state, on no state, twice, or on another node.
+//!
+//! The test kit's `tally` module (`#[aex::module(persistent)]`) keeps a running total. The
+//! attacker's moves are only what a hostile node agent can do: copy, swap and delete files in
+//! a module's `sealed/` directory, and kill processes (its node restarts them). The platform
+//! counters (`platform/counters/` in the node's data directory) stand for hardware and are
+//! never touched.
+
+use std::path::{Path, PathBuf};
+
+use aex_proto::ResumeOutcome;
+use aex_testkit::cluster::AppDir;
+use aex_testkit::node::NodeProcess;
+use aex_testkit::status::{AppStatus, StatusExt};
+use aex_testkit::{process, wait_for, PATIENCE};
+use serde_json::Value;
+
+/// `tally` applications on test-started nodes.
+struct Tallies {
+    // Fields drop in order: the nodes first (they live in the app directory).
+    nodes: Vec<NodeProcess>,
+    app: AppDir,
+}
+
+impl Tallies {
+    /// `nodes` nodes and the `(module, node)` instances of `tally`, deployed.
+    fn deploy(nodes: usize, modules: &[(&str, &str)]) -> Tallies {
+        let app = AppDir::new();
+        let nodes: Vec<NodeProcess> = (1..=nodes)
+            .map(|i| NodeProcess::start(&format!("node{i}"), app.path().join(format!("node{i}"))))
+            .collect();
+        let sections: Vec<String> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                aex_testkit::descriptor::sgx_node(
+                    &format!("node{}", i + 1),
+                    n.addr,
+                    &n.platform_pub_file(),
+                    &n.identity_pub_file(),
+                )
+            })
+            .collect();
+        app.write_descriptor(&aex_testkit::descriptor::tally(&sections, modules));
+        app.deploy().ok();
+        app.status().assert_healthy();
+        Tallies { nodes, app }
+    }
+
+    fn bump(&self, module: &str, n: u64) -> u64 {
+        let total = self.app.call(module, "bump", Some(&n.to_string()));
+        total
+            .as_u64()
+            .unwrap_or_else(|| panic!("bump answered {total}"))
+    }
+
+    fn totals(&self, module: &str) -> Value {
+        self.app.call(module, "totals", None)
+    }
+
+    /// The module's `sealed/` directory on node `node` (1-based).
+    fn sealed(&self, node: usize, module: &str) -> PathBuf {
+        let modules = self.nodes[node - 1].data_dir.join("modules");
+        std::fs::read_dir(&modules)
+            .expect("the node's modules directory")
+            .flatten()
+            .map(|ns| ns.path().join(module).join("sealed"))
+            .find(|p| p.is_dir())
+            .unwrap_or_else(|| panic!("no sealed directory of `{module}` under {modules:?}"))
+    }
+
+    fn pid(&self, module: &str) -> u32 {
+        self.app
+            .status()
+            .module(module)
+            .pid
+            .unwrap_or_else(|| panic!("{module} has a pid"))
+    }
+
+    /// Kills `module`'s process and waits until its node restarted it and the restart
+    /// settled (resumed or refused); the status then.
+    fn kill_and_wait_restart(&self, module: &str) -> AppStatus {
+        let before = self.app.status();
+        let pid = before.module(module).pid.expect("a pid");
+        let restarts = restarts(&before, module);
+        process::signal(pid, process::Signal::Kill);
+        wait_for(
+            &format!("{module} to be restarted by its node"),
+            PATIENCE,
+            || {
+                let s = self.app.status();
+                let m = s.module(module);
+                (m.running && m.pid != Some(pid) && restarts_of(m) > restarts).then_some(s)
+            },
+        )
+    }
+}
+
+fn restarts(status: &AppStatus, module: &str) -> u32 {
+    restarts_of(status.module(module))
+}
+
+fn restarts_of(m: &aex_testkit::status::ModuleView) -> u32 {
+    m.persistence.as_ref().map_or(0, |p| p.restarts)
+}
+
+fn resume(status: &AppStatus, module: &str) -> ResumeOutcome {
+    status
+        .module(module)
+        .persistence
+        .as_ref()
+        .and_then(|p| p.resume.clone())
+        .unwrap_or_else(|| panic!("{module} reports no restart: {status:#?}"))
+}
+
+/// Replaces the blobs in `dir` with those in `from` (what a node agent can do to its storage).
+fn swap_blobs(from: &Path, dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        std::fs::remove_file(entry.path()).unwrap();
+    }
+    copy_blobs(from, dir);
+}
+
+fn copy_blobs(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_killed_persistent_module_resumes_with_its_state_and_keys_without_its_deployer() {
+    let t = Tallies::deploy(1, &[("tally", "node1")]);
+    assert_eq!(t.bump("tally", 5), 5);
+    t.app
+        .aex(&["output", "feed", "3"])
+        .ok()
+        .stderr_has(&["the module accepted it"]);
+    assert_eq!(t.totals("tally")["total"], 8);
+    let stored = t.app.status().module("tally").persistence.clone();
+    assert!(stored.as_ref().is_some_and(|p| p.stored >= 2), "{stored:?}");
+
+    let status = t.kill_and_wait_restart("tally");
+    assert!(
+        matches!(resume(&status, "tally"), ResumeOutcome::Resumed { .. }),
+        "{status:#?}"
+    );
+    assert!(status.module("tally").attested, "{status:#?}");
+    let table = t.app.aex(&["status"]).ok().stdout;
+    assert!(table.contains("resumed v"), "{table}");
+
+    // The same instance as far as its deployer knows: commands and events go on, under the
+    // keys and counters it had, and nothing was redeployed.
+    assert_eq!(t.totals("tally")["total"], 8);
+    assert_eq!(t.bump("tally", 1), 9);
+    t.app
+        .aex(&["output", "feed", "1"])
+        .ok()
+        .stderr_has(&["the module accepted it"]);
+    assert_eq!(
+        t.totals("tally"),
+        serde_json::json!({"total": 10, "added": 4})
+    );
+    let pid = t.pid("tally");
+    t.app.deploy().ok();
+    assert_eq!(
+        t.pid("tally"),
+        pid,
+        "a second deploy finds nothing to replace"
+    );
+
+    // Twice more: a restart is not a one-off.
+    t.kill_and_wait_restart("tally");
+    assert_eq!(t.bump("tally", 2), 12);
+}
+
+#[test]
+fn rollback_deletion_fork_and_stale_copies_are_refused() {
+    let t = Tallies::deploy(
+        2,
+        &[
+            ("tally", "node1"),
+            ("twin", "node1"),
+            ("spare", "node1"),
+            ("clone", "node1"),
+            ("far", "node2"),
+        ],
+    );
+    let scratch = t.app.path().join("stolen");
+
+    // Rollback: blobs saved at total 1 are put back after the total moved on.
+    t.bump("tally", 1);
+    let old = scratch.join("tally-at-1");
+    copy_blobs(&t.sealed(1, "tally"), &old);
+    t.bump("tally", 1);
+    t.bump("tally", 1);
+    swap_blobs(&old, &t.sealed(1, "tally"));
+    let status = t.kill_and_wait_restart("tally");
+    match resume(&status, "tally") {
+        ResumeOutcome::Refused(reason) => assert!(reason.contains("rollback detected"), "{reason}"),
+        other => panic!("an old blob was taken: {other:?}"),
+    }
+    assert!(!status.module("tally").attested, "{status:#?}");
+    let table = t.app.aex(&["status"]).ok().stdout;
+    assert!(table.contains("ROLLBACK DETECTED"), "{table}");
+    // The process runs on no state: it holds no key, so its deployer's commands fail.
+    t.app.aex(&["call", "tally", "totals"]).code(1);
+
+    // Deletion: no blob does not mean a fresh start.
+    t.bump("spare", 4);
+    let empty = scratch.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    swap_blobs(&empty, &t.sealed(1, "spare"));
+    let status = t.kill_and_wait_restart("spare");
+    match resume(&status, "spare") {
+        ResumeOutcome::Refused(reason) => assert!(reason.contains("no sealed state"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(table_has(&t, "STATE MISSING"));
+    t.app.aex(&["call", "spare", "totals"]).code(1);
+
+    // A stale copy on another node: another platform's sealing key does not open it.
+    t.bump("twin", 2);
+    t.bump("far", 1);
+    swap_blobs(&t.sealed(1, "twin"), &t.sealed(2, "far"));
+    let status = t.kill_and_wait_restart("far");
+    match resume(&status, "far") {
+        ResumeOutcome::Refused(reason) => assert!(
+            reason.contains("does not open under this module's sealing key"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    // A fork on the same node: the node agent starts a second process (clone's) from twin's
+    // blobs. It resumes as twin and commits; twin's own process can then commit nothing: its
+    // effect is never released, it stops, and its restart finds the counter moved on.
+    swap_blobs(&t.sealed(1, "twin"), &t.sealed(1, "clone"));
+    let status = t.kill_and_wait_restart("clone");
+    assert!(
+        matches!(resume(&status, "clone"), ResumeOutcome::Resumed { .. }),
+        "{status:#?}"
+    );
+    let twin_pid = t.pid("twin");
+    let forked = t.app.aex(&["--timeout", "3s", "call", "twin", "bump", "1"]);
+    assert_ne!(
+        forked.code, 0,
+        "the forked copy answered: {}",
+        forked.stdout
+    );
+    process::assert_gone(twin_pid, "twin's process to stop", PATIENCE);
+    let status = wait_for("twin to be restarted", PATIENCE, || {
+        let s = t.app.status();
+        (restarts(&s, "twin") >= 1 && s.module("twin").running).then_some(s)
+    });
+    match resume(&status, "twin") {
+        ResumeOutcome::Refused(reason) => assert!(reason.contains("rollback detected"), "{reason}"),
+        other => panic!("both copies run on: {other:?}"),
+    }
+}
+
+fn table_has(t: &Tallies, text: &str) -> bool {
+    t.app.aex(&["status"]).ok().stdout.contains(text)
+}

@@ -1,0 +1,50 @@
+//! A persistent test module: a running total that must survive its process.
+//!
+//! `#[aex::module(persistent)]` makes the runtime seal the state (and the module's keys and
+//! counters) into blobs its node stores, and the node restart the module when its process
+//! dies. The sealed-state tests kill it, swap its blobs, copy them, and check that the total
+//! neither resets, nor goes back, nor forks. Every event on `add` also emits a receipt (the
+//! new total), so a test sees that outputs are released once the state that made them is
+//! committed.
+
+use aex::Context;
+use serde::{Deserialize, Serialize};
+
+/// What `totals` answers, and the sealed state.
+#[derive(Default, Serialize, Deserialize)]
+struct Tally {
+    /// The sum of every number added.
+    total: u64,
+    /// How many numbers were added.
+    added: u64,
+}
+
+#[aex::module(persistent, outputs(receipt))]
+impl Tally {
+    /// Adds an event's number (8 bytes, big-endian, or JSON) and emits the new total.
+    #[input]
+    fn add(&mut self, ctx: &mut Context, n: u64) {
+        self.total += n;
+        self.added += 1;
+        let _ = ctx.try_emit(Self::RECEIPT, &self.total.to_be_bytes());
+    }
+
+    /// Adds `n` (an entry point, so a test can change the state without a connection).
+    #[entry]
+    fn bump(&mut self, n: u64) -> u64 {
+        self.total += n;
+        self.added += 1;
+        self.total
+    }
+
+    /// The state.
+    #[entry]
+    fn totals(&mut self) -> Tally {
+        Tally {
+            total: self.total,
+            added: self.added,
+        }
+    }
+}
+
+aex::main!(Tally);
