@@ -26,7 +26,7 @@ struct Tallies {
 
 impl Tallies {
     /// `nodes` nodes and the `(module, node)` instances of `tally`, deployed.
-    fn deploy(nodes: usize, modules: &[(&str, &str)]) -> Tallies {
+    fn deploy(nodes: usize, modules: &[(&str, &str)], relay: bool) -> Tallies {
         let app = AppDir::new();
         let nodes: Vec<NodeProcess> = (1..=nodes)
             .map(|i| NodeProcess::start(&format!("node{i}"), app.path().join(format!("node{i}"))))
@@ -43,7 +43,7 @@ impl Tallies {
                 )
             })
             .collect();
-        app.write_descriptor(&aex_testkit::descriptor::tally(&sections, modules));
+        app.write_descriptor(&aex_testkit::descriptor::tally(&sections, modules, relay));
         app.deploy().ok();
         app.status().assert_healthy();
         Tallies { nodes, app }
@@ -132,7 +132,7 @@ fn copy_blobs(from: &Path, to: &Path) {
 
 #[test]
 fn a_killed_persistent_module_resumes_with_its_state_and_keys_without_its_deployer() {
-    let t = Tallies::deploy(1, &[("tally", "node1")]);
+    let t = Tallies::deploy(1, &[("tally", "node1")], false);
     assert_eq!(t.bump("tally", 5), 5);
     t.app
         .aex(&["output", "feed", "3"])
@@ -187,6 +187,7 @@ fn rollback_deletion_fork_and_stale_copies_are_refused() {
             ("clone", "node1"),
             ("far", "node2"),
         ],
+        false,
     );
     let scratch = t.app.path().join("stolen");
 
@@ -263,4 +264,70 @@ fn rollback_deletion_fork_and_stale_copies_are_refused() {
 
 fn table_has(t: &Tallies, text: &str) -> bool {
     t.app.aex(&["status"]).ok().stdout.contains(text)
+}
+
+#[test]
+fn every_node_restarts_and_its_persistent_modules_resume_wired_as_before() {
+    let mut t = Tallies::deploy(2, &[("tally", "node1"), ("mirror", "node2")], true);
+    t.app
+        .aex(&["output", "feed", "3"])
+        .ok()
+        .stderr_has(&["the module accepted it"]);
+    wait_for("mirror to take tally's receipt", PATIENCE, || {
+        (t.totals("mirror")["total"] == 3).then_some(())
+    });
+    let pids = [t.pid("tally"), t.pid("mirror")];
+
+    // Power cut: both node agents die at once; their modules see their input end and exit.
+    for node in &mut t.nodes {
+        node.kill();
+    }
+    for pid in pids {
+        process::assert_gone(pid, "a module to stop with its node agent", PATIENCE);
+    }
+    // The deployer plays no part from here: no `aex deploy`, only events and reads.
+    let restarted = std::time::Instant::now();
+    for node in &mut t.nodes {
+        node.restart();
+    }
+    let status = wait_for("both modules to resume", PATIENCE, || {
+        let s = t.app.status();
+        let resumed = |m: &str| {
+            s.module(m).running
+                && matches!(
+                    s.module(m)
+                        .persistence
+                        .as_ref()
+                        .and_then(|p| p.resume.clone()),
+                    Some(ResumeOutcome::Resumed { .. })
+                )
+        };
+        (resumed("tally") && resumed("mirror")).then_some(s)
+    });
+    let resumed_after = restarted.elapsed();
+    assert!(
+        status.module("tally").attested && status.module("mirror").attested,
+        "{status:#?}"
+    );
+    t.app
+        .aex(&["output", "feed", "4"])
+        .ok()
+        .stderr_has(&["the module accepted it"]);
+    wait_for("the event to cross both restarted nodes", PATIENCE, || {
+        (t.totals("mirror")["total"] == 10).then_some(())
+    });
+    let flowing_after = restarted.elapsed();
+    eprintln!(
+        "node restart: both modules resumed {} ms, events flowing across both nodes {} ms after the nodes were started again",
+        resumed_after.as_millis(),
+        flowing_after.as_millis()
+    );
+    assert_eq!(
+        t.totals("tally"),
+        serde_json::json!({"total": 7, "added": 2})
+    );
+    assert_eq!(
+        t.totals("mirror"),
+        serde_json::json!({"total": 10, "added": 2})
+    );
 }

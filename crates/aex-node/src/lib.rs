@@ -162,6 +162,7 @@ mod error;
 mod fair;
 mod frames;
 mod inbound;
+mod journal;
 mod limits;
 mod load;
 mod module;

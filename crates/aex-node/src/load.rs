@@ -34,6 +34,7 @@ use aex_tee::Provider;
 use tracing::info;
 
 use crate::error::refuse;
+use crate::journal::ModuleEntry;
 use crate::module::{Module, Wiring};
 use crate::names::{check_name, Reservation};
 use crate::quota::UploadCharge;
@@ -274,7 +275,7 @@ impl Uploads {
                 .claim(&holder, devices)
                 .map_err(|e| claim_refused(module, e))?;
         }
-        let started = self.start(shared, module, dir, measurement).await;
+        let started = self.start(shared, module, dir, measurement, devices).await;
         if started.is_err() && !devices.is_empty() {
             // The name is still reserved, so no other instance is this holder.
             shared.devices.release(&holder);
@@ -291,6 +292,7 @@ impl Uploads {
         module: &str,
         dir: &Path,
         measurement: Measurement,
+        devices: &[String],
     ) -> Result<NodeResponse, WireError> {
         // A fresh instance: blobs an earlier instance of the name left are not its own.
         let sealed = dir.join("sealed");
@@ -311,6 +313,15 @@ impl Uploads {
             started.kill();
             return Err(e);
         }
+        shared.journal.record_module(&ModuleEntry {
+            app: self.app,
+            name: module.to_owned(),
+            owner: self.owner,
+            measurement: measurement.to_hex(),
+            devices: devices.to_vec(),
+            triggers: Vec::new(),
+            persistent: started.declares_persistent(),
+        });
         Ok(NodeResponse::Loaded {
             measurement: measurement.0,
         })

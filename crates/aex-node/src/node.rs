@@ -174,6 +174,9 @@ impl Node {
                 "devices declared"
             );
         }
+        // Routes first (a peer's link is admitted by them), then the persistent modules, in
+        // tasks, while the node serves.
+        crate::supervise::recover(&shared);
         if let Some(exits) = lock(&shared.exits_rx).take() {
             tokio::spawn(crate::supervise::supervise(shared.clone(), exits));
         }

@@ -25,6 +25,7 @@ use tokio::time::sleep;
 use tracing::{debug, info, instrument};
 
 use crate::error::refuse;
+use crate::journal::RouteEntry;
 use crate::load::Uploads;
 use crate::module::{Expect, Module};
 use crate::queue;
@@ -135,11 +136,19 @@ async fn handle(
             to,
             from,
         } => {
-            shared.router.install(app, conn, dir, to, from)?;
+            shared.router.install(app, conn, dir, to.clone(), from)?;
+            shared.journal.record_route(&RouteEntry {
+                app,
+                conn,
+                dir,
+                to,
+                from,
+            });
             Ok(NodeResponse::Done)
         }
         NodeRequest::Unroute { conn, dir } => {
             shared.router.uninstall(app, conn, dir);
+            shared.journal.forget_route(app, conn, dir);
             Ok(NodeResponse::Done)
         }
         NodeRequest::Window { conn, dir } => match shared.router.window(app, conn, dir) {
@@ -161,12 +170,14 @@ async fn handle(
                 .remove_module(app, &module)
                 .ok_or_else(|| unknown(shared, &module))?;
             // `remove_module` has released its devices.
+            shared.journal.forget_module(app, &module);
             m.stop(shared.timeouts.stop).await;
             info!(module, "module unloaded");
             Ok(NodeResponse::Done)
         }
         NodeRequest::Periodic { module, triggers } => {
-            find(shared, app, &module)?.set_triggers(triggers)?;
+            find(shared, app, &module)?.set_triggers(triggers.clone())?;
+            shared.journal.record_triggers(app, &module, &triggers);
             Ok(NodeResponse::Done)
         }
         NodeRequest::Shutdown if shared.allow_remote_shutdown => Ok(NodeResponse::Done),

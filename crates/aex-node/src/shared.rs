@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use crate::admission::Admission;
 use crate::binaries::Binaries;
 use crate::conns::Connections;
+use crate::journal::Journal;
 use crate::limits::Limits;
 use crate::module::Module;
 use crate::names::Reservations;
@@ -61,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: watch::Sender<bool>,
     /// Which deployers may manage applications here.
     pub(crate) admission: Admission,
+    /// The modules and routes the node brings back when it restarts (`journal.rs`).
+    pub(crate) journal: Journal,
     /// The platform's sealing root and monotonic counters (persistent modules).
     pub(crate) sealing: Arc<SealingPlatform>,
     /// Where module processes that ended on their own are reported (`supervise.rs`).
@@ -99,6 +102,7 @@ impl Shared {
     ) -> Self {
         let (exits, exits_rx) = mpsc::channel(MAX_PENDING_EXITS);
         Shared {
+            journal: Journal::new(&data_dir),
             sealing,
             exits,
             exits_rx: Mutex::new(Some(exits_rx)),

@@ -1,4 +1,5 @@
-//! Restarting persistent modules whose process ended on its own.
+//! Restarting persistent modules: those whose process ended on its own, and, when the node
+//! itself starts again, those its journal recorded (`journal.rs`; [`recover`]).
 //!
 //! A module that declared itself persistent and has committed sealed state is restarted by
 //! its node, with no deployer: a new process of the same binary, handed the platform's keys
@@ -18,13 +19,17 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use aex_proto::{FromModule, ResumeOutcome, ToModule};
+use std::time::Instant;
+
+use aex_proto::{FromModule, PersistenceStatus, ResumeOutcome, ToModule};
+use aex_tee::devices::Holder;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::journal::{ModuleEntry, RouteEntry};
 use crate::load::{spawn, Process};
 use crate::module::{Expect, Module};
-use crate::sealed::{read_chunks, version_of};
+use crate::sealed::{read_chunks, version_of, BlobStore};
 use crate::shared::Shared;
 
 /// The wait before a module's first restart.
@@ -102,6 +107,104 @@ async fn restart(shared: &Shared, old: Arc<Module>) {
     }
     if let Err(e) = new.set_triggers(old.triggers()) {
         warn!(module = old.name(), error = %e.message, "cannot restore periodic triggers");
+    }
+}
+
+/// When the node starts: installs every route its journal recorded, then brings back each
+/// persistent module that has sealed state, resumed, with its devices and periodic triggers
+/// (concurrently, in tasks: the node serves meanwhile). Modules that do not persist, or never
+/// committed, are not started: they wait for their deployer, as before.
+pub(crate) fn recover(shared: &Arc<Shared>) {
+    for route in shared.journal.routes() {
+        let RouteEntry {
+            app,
+            conn,
+            dir,
+            to,
+            from,
+        } = route;
+        if let Err(e) = shared.router.install(app, conn, dir, to, from) {
+            warn!(%app, conn = conn.0, error = %e.message, "cannot restore a route");
+        }
+    }
+    for entry in shared.journal.modules() {
+        if !entry.persistent {
+            continue;
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move { restore(&shared, entry).await });
+    }
+}
+
+/// Starts a recorded persistent module again and resumes it.
+async fn restore(shared: &Shared, entry: ModuleEntry) {
+    let Some(measurement) = entry.measurement() else {
+        warn!(
+            module = entry.name,
+            "a journal entry with no valid measurement; not restored"
+        );
+        return;
+    };
+    let dir = shared
+        .data_dir
+        .join("modules")
+        .join(entry.app.to_string())
+        .join(&entry.name);
+    let blobs = BlobStore::new(&dir).versions();
+    if blobs.is_empty() {
+        info!(
+            module = entry.name,
+            "persistent module never committed; it waits for its deployer"
+        );
+        return;
+    }
+    let holder = Holder::new(entry.app.to_string(), entry.name.as_str());
+    if !entry.devices.is_empty() {
+        if let Err(e) = shared.devices.claim(&holder, &entry.devices) {
+            warn!(module = entry.name, error = %e, "cannot claim the devices of a restored driver");
+            return;
+        }
+    }
+    let process = Process {
+        app: entry.app,
+        owner: entry.owner,
+        name: &entry.name,
+        dir: &dir,
+        measurement,
+    };
+    let started = Instant::now();
+    let new = match spawn(shared, &process, PersistenceStatus::default()).await {
+        Ok(new) => new,
+        Err(e) => {
+            warn!(module = entry.name, error = %e.message, "cannot restore persistent module");
+            shared.devices.release(&holder);
+            return;
+        }
+    };
+    let Some(persistent) = new.persistent().cloned() else {
+        warn!(
+            module = entry.name,
+            "a module recorded persistent no longer says so; stopped"
+        );
+        new.kill();
+        shared.devices.release(&holder);
+        return;
+    };
+    let outcome = resume(&new, &persistent.blobs()).await;
+    info!(
+        module = entry.name,
+        ?outcome,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "module restored after the node's restart"
+    );
+    persistent.restarted(outcome);
+    if let Err(e) = shared.router.insert_module(new.clone()) {
+        warn!(module = entry.name, error = %e.message, "a module of that name was loaded meanwhile");
+        new.kill();
+        return;
+    }
+    if let Err(e) = new.set_triggers(entry.triggers) {
+        warn!(module = entry.name, error = %e.message, "cannot restore periodic triggers");
     }
 }
 

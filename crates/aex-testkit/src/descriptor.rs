@@ -173,8 +173,9 @@ pub fn hoard(addr: SocketAddr, platform_key: &Path, identity: &Path) -> String {
 /// A descriptor of the test kit's persistent `tally` module (`crates/aex-testkit/modules/tally`):
 /// the simulated `sgx` nodes `nodes` (name and `[[node]]` section, as [`sgx_node`] writes
 /// them), one instance per `(module, node)` of `modules`, and the direct connection `feed`
-/// (deployer → the first module's `add`).
-pub fn tally(nodes: &[String], modules: &[(&str, &str)]) -> String {
+/// (deployer → the first module's `add`), and `relay` (the first module's `receipt` → the
+/// second's `add`) when `relay` is set.
+pub fn tally(nodes: &[String], modules: &[(&str, &str)], relay: bool) -> String {
     let mut text = "[application]\nname = \"tally-test\"\n".to_owned();
     for node in nodes {
         text.push_str(node);
@@ -189,6 +190,11 @@ pub fn tally(nodes: &[String], modules: &[(&str, &str)]) -> String {
         text.push_str(&format!(
             "\n[[connection]]\nname = \"feed\"\nfrom = \"deployer\"\nto = \"{first}.add\"\n"
         ));
+        if let (true, Some((second, _))) = (relay, modules.get(1)) {
+            text.push_str(&format!(
+                "\n[[connection]]\nname = \"relay\"\nfrom = \"{first}.receipt\"\nto = \"{second}.add\"\n"
+            ));
+        }
     }
     text
 }
