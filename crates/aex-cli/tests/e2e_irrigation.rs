@@ -16,7 +16,7 @@ use aex_testkit::descriptor::{example_descriptor, write_toml};
 use aex_testkit::identity::TestIdentity;
 use aex_testkit::paths;
 use aex_testkit::status::{AppStatus as Status, StatusExt};
-use aex_testkit::{free_addr, wait_for, PATIENCE};
+use aex_testkit::{free_addr, process, wait_for, PATIENCE};
 
 const EXAMPLE: &str = "irrigation";
 /// The periodic sampling of both probes in this test (the example uses 1 s).
@@ -170,6 +170,38 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     let valve_state = status.module("valve").state.clone().unwrap();
     assert_eq!(valve_state["valve"], "open", "{valve_state}");
     assert_eq!(valve_state["refused"], 0, "{valve_state}");
+
+    // The edge node loses power: its agent and the controller die at once. Started again,
+    // the node brings the persistent controller back by itself, with the valve history and
+    // the water given, resumed from its sealed state; `aex up` then finds nothing to redo.
+    let before = farm.status().module("controller").state.clone().unwrap();
+    assert_eq!(before["valve"], "open", "{before}");
+    assert!(before["watered"].as_u64().unwrap() >= 1, "{before}");
+    let edge_dir = farm.path().join(".aex/nodes/edge");
+    let edge_pid: u32 = std::fs::read_to_string(edge_dir.join("node.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let controller_pid = farm.status().module("controller").pid.unwrap();
+    process::signal(edge_pid, process::Signal::Kill);
+    process::assert_gone(controller_pid, "the controller to die with its node", PATIENCE);
+    cli::run_as(&farm.identity, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok();
+    let after = wait_for("the controller to take readings again", PATIENCE, || {
+        let status = farm.status();
+        let controller = status.module("controller");
+        let state = controller.state.clone()?;
+        let resumed = matches!(
+            controller.persistence.as_ref()?.resume,
+            Some(aex_proto::ResumeOutcome::Resumed { .. })
+        );
+        (resumed && state["readings"].as_u64()? > before["readings"].as_u64()?).then_some(state)
+    });
+    assert_eq!(after["valve"], "open", "{after}");
+    assert_eq!(after["switches"], before["switches"], "{after}");
+    assert_eq!(after["history"], before["history"], "{after}");
+    assert!(after["watered"].as_u64() > before["watered"].as_u64(), "{after}");
+    assert_ne!(farm.status().module("controller").pid, Some(controller_pid));
 
     // Insight reads its own probe in the same soil and keeps statistics in the cloud.
     let stats = wait_for("insight to see the dry soil", PATIENCE, || {

@@ -174,9 +174,8 @@ impl Node {
                 "devices declared"
             );
         }
-        // Routes first (a peer's link is admitted by them), then the persistent modules, in
-        // tasks, while the node serves.
-        crate::supervise::recover(&shared);
+        // What the node ran before it stopped: routes, then the persistent modules, resumed.
+        crate::supervise::recover(&shared).await;
         if let Some(exits) = lock(&shared.exits_rx).take() {
             tokio::spawn(crate::supervise::supervise(shared.clone(), exits));
         }

@@ -110,11 +110,13 @@ async fn restart(shared: &Shared, old: Arc<Module>) {
     }
 }
 
-/// When the node starts: installs every route its journal recorded, then brings back each
-/// persistent module that has sealed state, resumed, with its devices and periodic triggers
-/// (concurrently, in tasks: the node serves meanwhile). Modules that do not persist, or never
-/// committed, are not started: they wait for their deployer, as before.
-pub(crate) fn recover(shared: &Arc<Shared>) {
+/// When the node starts, before it serves: installs every route its journal recorded, then
+/// brings back each persistent module that has sealed state, resumed, with its devices and
+/// periodic triggers (concurrently; each resumption is bounded by [`RESUME_LIMIT`]). A
+/// deployer that connects then finds them as they were, so its next deploy changes nothing.
+/// Modules that do not persist, or never committed, are not started: they wait for their
+/// deployer, as before.
+pub(crate) async fn recover(shared: &Arc<Shared>) {
     for route in shared.journal.routes() {
         let RouteEntry {
             app,
@@ -127,13 +129,15 @@ pub(crate) fn recover(shared: &Arc<Shared>) {
             warn!(%app, conn = conn.0, error = %e.message, "cannot restore a route");
         }
     }
+    let mut restoring = tokio::task::JoinSet::new();
     for entry in shared.journal.modules() {
         if !entry.persistent {
             continue;
         }
         let shared = shared.clone();
-        tokio::spawn(async move { restore(&shared, entry).await });
+        restoring.spawn(async move { restore(&shared, entry).await });
     }
+    while restoring.join_next().await.is_some() {}
 }
 
 /// Starts a recorded persistent module again and resumes it.

@@ -4,6 +4,11 @@
 //! below `low` percent, closed above `high`, unchanged in between. It sends the wanted state
 //! on every reading rather than only on changes, so a dropped command is repaired by the next
 //! reading; the valve driver acts only on changes.
+//!
+//! It is persistent (`#[aex::module(persistent)]`): its state, the valve history and the
+//! water given, is sealed into blobs the edge node stores, and the edge node restarts it by
+//! itself, with that state, when the controller's process or the whole node dies. No reading
+//! it acted on is forgotten, and no command it sent is sent again from an older state.
 #![allow(
     clippy::disallowed_macros,
     reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
@@ -17,6 +22,16 @@ struct Thresholds {
     high: u32,
 }
 
+/// Switches kept in the valve history.
+const HISTORY: usize = 16;
+
+/// One switch of the valve: at which reading, to which state.
+#[derive(Serialize, Deserialize, Clone)]
+struct Switch {
+    reading: u64,
+    open: bool,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Controller {
     moisture: Option<u32>,
@@ -24,6 +39,12 @@ struct Controller {
     thresholds: Thresholds,
     readings: u64,
     switches: u64,
+    /// Water given, in reading periods: readings taken while the valve was open.
+    #[serde(default)]
+    watered: u64,
+    /// The last switches, oldest first.
+    #[serde(default)]
+    history: Vec<Switch>,
 }
 
 impl Default for Controller {
@@ -34,6 +55,8 @@ impl Default for Controller {
             thresholds: Thresholds { low: 30, high: 60 },
             readings: 0,
             switches: 0,
+            watered: 0,
+            history: Vec::new(),
         }
     }
 }
@@ -47,9 +70,11 @@ struct Status {
     high: u32,
     readings: u64,
     switches: u64,
+    watered: u64,
+    history: Vec<Switch>,
 }
 
-#[aex::module(outputs(valve))]
+#[aex::module(persistent, outputs(valve))]
 impl Controller {
     /// A reading from the probe, in percent.
     #[input]
@@ -64,6 +89,16 @@ impl Controller {
         if open != self.open {
             self.open = open;
             self.switches += 1;
+            if self.history.len() == HISTORY {
+                self.history.remove(0);
+            }
+            self.history.push(Switch {
+                reading: self.readings,
+                open,
+            });
+        }
+        if self.open {
+            self.watered += 1;
         }
         // A command not sent is repaired by the next reading's.
         if let Err(e) = ctx.emit_json(Self::VALVE, &self.open) {
@@ -94,6 +129,8 @@ impl Controller {
             high: self.thresholds.high,
             readings: self.readings,
             switches: self.switches,
+            watered: self.watered,
+            history: self.history.clone(),
         }
     }
 }
