@@ -19,7 +19,8 @@ use crate::cluster::{Cluster, Env};
 use crate::procs::rss_kib;
 use crate::stats::{Summary, Throughput};
 
-/// The application: ping on node1, pong on node2; source on node1, sink on node2.
+/// The application: ping on node1, pong on node2; source on node1, sink on node2; and the same
+/// stream into a persistent sink, feeder on node1, keeper on node2 (issue 16).
 const APP: &str = r#"
 [[module]]
 name = "ping"
@@ -49,9 +50,23 @@ to = "pong.ping"
 from = "pong.pong"
 to = "ping.pong"
 
+[[module]]
+name = "feeder"
+crate = "{root}/crates/aex-bench/modules/source"
+node = "node1"
+
+[[module]]
+name = "keeper"
+crate = "{root}/crates/aex-bench/modules/keeper"
+node = "node2"
+
 [[connection]]
 from = "source.data"
 to = "sink.data"
+
+[[connection]]
+from = "feeder.data"
+to = "keeper.data"
 "#;
 
 /// A stream that makes no progress for this long has lost events.
@@ -94,8 +109,18 @@ impl Events {
 
     /// An unmeasured stream of a tenth of `count`, then a measured one of `count` events.
     pub fn stream(&mut self, size: usize, count: u64) -> Result<Throughput> {
-        stream(&mut self.cluster.app, (count / 10).max(10), size)?;
-        stream(&mut self.cluster.app, count, size)
+        self.stream_between(STREAM, size, count)
+    }
+
+    /// [`Events::stream`] into the persistent sink, which commits its state (sealed, stored,
+    /// counted) before it grants nothing more than the plain one: what persistence costs.
+    pub fn stream_persistent(&mut self, size: usize, count: u64) -> Result<Throughput> {
+        self.stream_between(PERSISTENT_STREAM, size, count)
+    }
+
+    fn stream_between(&mut self, ends: Ends, size: usize, count: u64) -> Result<Throughput> {
+        stream(&mut self.cluster.app, ends, (count / 10).max(10), size)?;
+        stream(&mut self.cluster.app, ends, count, size)
     }
 
     /// Reads resident memory, then stops the nodes and their modules.
@@ -146,18 +171,24 @@ fn round_trips(app: &mut App, count: usize, size: usize) -> Result<Summary> {
     }
 }
 
+/// The source and sink modules of a stream.
+type Ends = (&'static str, &'static str);
+
+const STREAM: Ends = ("source", "sink");
+const PERSISTENT_STREAM: Ends = ("feeder", "keeper");
+
 /// Streams `count` events of `size` bytes from source to sink and reads what arrived.
-fn stream(app: &mut App, count: u64, size: usize) -> Result<Throughput> {
+fn stream(app: &mut App, (source, sink): Ends, count: u64, size: usize) -> Result<Throughput> {
     let expect = json!({ "count": count }).to_string();
-    call(app, "sink", "expect", expect.as_bytes())?;
+    call(app, sink, "expect", expect.as_bytes())?;
     // The source emits from its own thread once `start` returned, as fast as the runtime's
     // per-connection credit lets it: nothing paces it here, and nothing is dropped.
     let start = json!({ "count": count, "size": size }).to_string();
-    call(app, "source", "start", start.as_bytes())?;
+    call(app, source, "start", start.as_bytes())?;
     let mut last = (0, Instant::now());
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        let report = call_json(app, "sink", "report")?;
+        let report = call_json(app, sink, "report")?;
         let received = report["received"].as_u64().unwrap_or(0);
         if report["done"].as_bool() == Some(true) || last.1.elapsed() > STALL {
             return Ok(Throughput {

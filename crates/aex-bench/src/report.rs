@@ -27,6 +27,9 @@ const STREAM_SIZES: [usize; 2] = [64, 16 * 1024];
 const RTT_RATIO_TARGET: f64 = 1.25;
 /// aex throughput over the raw baseline's, at least.
 const THROUGHPUT_RATIO_TARGET: f64 = 0.5;
+/// The event size streamed into the persistent sink as well.
+const PERSISTENT_SIZE: usize = 64;
+
 /// Seconds to deploy 100 modules with 100 connections, at most; 1000 get ten times that.
 const DEPLOY_100_TARGET_S: f64 = 2.0;
 /// Resident memory of a module process, under.
@@ -40,6 +43,9 @@ struct Results {
     throughput: Vec<(usize, Throughput, Throughput)>,
     /// Per figure: the aex/raw ratio of each round, to show the spread.
     spread: Vec<(String, Vec<f64>)>,
+    /// The 64 B stream into the persistent sink (median-rate round), and its ratio to the
+    /// plain sink's in each round (issue 16).
+    persistent: Option<(Throughput, Vec<f64>)>,
     memory: aexrun::Memory,
     build_s: f64,
     deployed: Vec<Deployed>,
@@ -91,6 +97,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         RTT_SIZES.iter().map(|_| Default::default()).collect();
     let mut stream_runs: Vec<[Vec<Throughput>; 2]> =
         STREAM_SIZES.iter().map(|_| Default::default()).collect();
+    let mut persistent_runs: Vec<(Throughput, f64)> = Vec::new();
     for round in 1..=rounds {
         eprintln!("round {round} of {rounds}");
         for (i, &size) in RTT_SIZES.iter().enumerate() {
@@ -104,7 +111,13 @@ pub fn run(args: RunArgs) -> Result<()> {
             let count = stream_events(events, size);
             eprintln!("  stream, {size} B × {count}: aex, raw");
             let [aex, raw] = &mut stream_runs[i];
-            aex.push(events_app.stream(size, count)?);
+            let plain = events_app.stream(size, count)?;
+            if size == PERSISTENT_SIZE {
+                eprintln!("  stream, {size} B × {count}: into a persistent sink");
+                let kept = events_app.stream_persistent(size, count)?;
+                persistent_runs.push((kept, ratio(kept.events_per_s(), plain.events_per_s())));
+            }
+            aex.push(plain);
             raw.push(raw::throughput(scratch.path(), size, count)?);
         }
     }
@@ -169,6 +182,11 @@ pub fn run(args: RunArgs) -> Result<()> {
                     }),
             )
             .collect(),
+        persistent: (!persistent_runs.is_empty()).then(|| {
+            let runs: Vec<Throughput> = persistent_runs.iter().map(|(t, _)| *t).collect();
+            let ratios = persistent_runs.iter().map(|(_, r)| *r).collect();
+            (Throughput::median_of(&runs), ratios)
+        }),
         memory,
         build_s,
         deployed,
@@ -274,9 +292,10 @@ impl Results {
     /// Events lost by aex's measured streams and by the raw baseline's, over every round
     /// and every stream size.
     fn lost_events(&self) -> (u64, u64) {
+        let kept = self.persistent.as_ref().map_or(0, |(t, _)| t.lost());
         self.throughput
             .iter()
-            .fold((0, 0), |(a, r), (_, aex, raw)| {
+            .fold((kept, 0), |(a, r), (_, aex, raw)| {
                 (a + aex.lost(), r + raw.lost())
             })
     }
@@ -328,6 +347,22 @@ impl Results {
                 format!("throughput_{l}_ratio_to_raw"),
                 ratio(aex.events_per_s(), raw.events_per_s()),
             );
+        }
+        if let Some((kept, ratios)) = &self.persistent {
+            let l = label(PERSISTENT_SIZE);
+            put(
+                format!("persistent_throughput_{l}_events_per_s"),
+                kept.events_per_s(),
+            );
+            put(
+                format!("persistent_throughput_{l}_lost_events"),
+                kept.lost() as f64,
+            );
+            put(format!("persistent_throughput_{l}_ratio_to_aex"), {
+                let mut sorted = ratios.clone();
+                sorted.sort_by(f64::total_cmp);
+                crate::stats::quantile(&sorted, 0.5)
+            });
         }
         for d in &self.deployed {
             let key = if d.nodes == 1 {
@@ -432,6 +467,19 @@ impl Results {
                 raw.events_per_s(),
                 raw.mb_per_s(),
                 ratio(aex.events_per_s(), raw.events_per_s()),
+            );
+        }
+        if let Some((kept, ratios)) = &self.persistent {
+            let list: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            let _ = writeln!(
+                t,
+                "{:<8} {:>13.0} {:>9.1} {:>6}  into a persistent sink (sealed, stored and counted \
+                 per commit); to the plain sink, each round: {}",
+                human(PERSISTENT_SIZE),
+                kept.events_per_s(),
+                kept.mb_per_s(),
+                kept.lost(),
+                list.join("  ")
             );
         }
         let (lost, raw_lost) = self.lost_events();

@@ -185,7 +185,11 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
         .unwrap();
     let controller_pid = farm.status().module("controller").pid.unwrap();
     process::signal(edge_pid, process::Signal::Kill);
-    process::assert_gone(controller_pid, "the controller to die with its node", PATIENCE);
+    process::assert_gone(
+        controller_pid,
+        "the controller to die with its node",
+        PATIENCE,
+    );
     cli::run_as(&farm.identity, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok();
     let after = wait_for("the controller to take readings again", PATIENCE, || {
         let status = farm.status();
@@ -200,7 +204,10 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     assert_eq!(after["valve"], "open", "{after}");
     assert_eq!(after["switches"], before["switches"], "{after}");
     assert_eq!(after["history"], before["history"], "{after}");
-    assert!(after["watered"].as_u64() > before["watered"].as_u64(), "{after}");
+    assert!(
+        after["watered"].as_u64() > before["watered"].as_u64(),
+        "{after}"
+    );
     assert_ne!(farm.status().module("controller").pid, Some(controller_pid));
 
     // Insight reads its own probe in the same soil and keeps statistics in the cloud.

@@ -79,7 +79,8 @@ impl Incoming {
         self.got
     }
 
-    /// Bytes of the record still to arrive.
+    /// Bytes of the record still to arrive (the tokio reader's read-ahead asks).
+    #[cfg(feature = "tokio")]
     pub(crate) fn missing(&self) -> usize {
         self.len.unwrap_or(0) - self.got
     }

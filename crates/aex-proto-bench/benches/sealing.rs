@@ -51,7 +51,11 @@ fn counter(c: &mut Criterion) {
     g.bench_function("advance (synced)", |b| {
         b.iter(|| {
             let (_, answer) = platform
-                .counter(&key, CounterRequest::Advance(created.id, value, [1; 32]), &[1; 16])
+                .counter(
+                    &key,
+                    CounterRequest::Advance(created.id, value, [1; 32]),
+                    &[1; 16],
+                )
                 .expect("advance");
             value = answer.value;
         })

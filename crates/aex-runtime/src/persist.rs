@@ -174,7 +174,9 @@ impl Core {
         if !(p.dirty && self.holding()) {
             return false;
         }
-        now || p.handled >= COMMIT_BATCH || !self.link.ready()
+        // Input already here (read from the link, or queued behind a wait such as the last
+        // commit's) joins this batch.
+        now || p.handled >= COMMIT_BATCH || (self.deferred.is_empty() && !self.link.ready())
     }
 
     /// Seals what the runtime holds with `state`, stores it, advances the counter, and then
