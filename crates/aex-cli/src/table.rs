@@ -242,6 +242,7 @@ mod tests {
             dropped_replies: 0,
             insecure: false,
             state: Some(serde_json::json!({"on": true})),
+            retired: false,
             persistence: None,
         }
     }

@@ -331,3 +331,64 @@ fn every_node_restarts_and_its_persistent_modules_resume_wired_as_before() {
         serde_json::json!({"total": 10, "added": 2})
     );
 }
+
+#[test]
+fn a_persistent_module_is_refused_on_a_node_that_admits_only_hardware_evidence() {
+    let app = AppDir::new();
+    let node = NodeProcess::start("node1", app.path().join("node1"));
+    let section = aex_testkit::descriptor::sgx_node(
+        "node1",
+        node.addr,
+        &node.platform_pub_file(),
+        &node.identity_pub_file(),
+    )
+    .replace("simulation = true", "simulation = false");
+    app.write_descriptor(&aex_testkit::descriptor::tally(
+        &[section],
+        &[("tally", "node1")],
+        false,
+    ));
+    app.deploy().code(1).stderr_has(&[
+        "module `tally` is persistent",
+        "node `node1` admits only hardware evidence",
+        "no hardware monotonic counters",
+        "aex.toml",
+    ]);
+}
+
+#[test]
+fn moving_a_persistent_module_retires_the_source_for_good() {
+    let t = Tallies::deploy(2, &[("tally", "node1"), ("clone", "node1")], false);
+    assert_eq!(t.bump("tally", 6), 6);
+    t.app
+        .aex(&["update", "tally", "--node", "node2"])
+        .ok()
+        .stderr_has(&["took over the state"]);
+    assert_eq!(t.app.status().module("tally").node, "node2");
+    assert_eq!(t.bump("tally", 1), 7);
+
+    // The source committed its retirement before its state was handed over. A hostile node
+    // that kept its last blobs and starts a process from them (here as `clone`, the same code
+    // on the same node) gets the retired instance back, never a second live copy.
+    let source = t.app.path().join("source-blobs");
+    copy_blobs(&t.sealed(1, "tally"), &source);
+    swap_blobs(&source, &t.sealed(1, "clone"));
+    let status = t.kill_and_wait_restart("clone");
+    assert!(
+        matches!(resume(&status, "clone"), ResumeOutcome::Resumed { .. }),
+        "{status:#?}"
+    );
+    let clone = wait_for("the resumed copy to report its counters", PATIENCE, || {
+        let s = t.app.status();
+        s.module("clone").armed.then(|| s.module("clone").clone())
+    });
+    assert!(clone.retired, "the copy resumed live: {clone:#?}");
+
+    // The moved instance is persistent too: killed, it resumes on node2 with the total.
+    let status = t.kill_and_wait_restart("tally");
+    assert!(
+        matches!(resume(&status, "tally"), ResumeOutcome::Resumed { .. }),
+        "{status:#?}"
+    );
+    assert_eq!(t.bump("tally", 1), 8);
+}

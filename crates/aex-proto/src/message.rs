@@ -251,6 +251,10 @@ pub struct ModuleStats {
     /// or entry point until its first authenticated `Restore`, `SetKey`, `Call` or `Start`.
     #[serde(default)]
     pub armed: bool,
+    /// Whether the instance retired (its state moved to a new instance, `Command::Retire`): it
+    /// takes no key, call or state any more. Appended last.
+    #[serde(default)]
+    pub retired: bool,
 }
 
 /// Deployer or peer node → node agent, inside the link's Noise channel.

@@ -191,6 +191,7 @@ impl Core {
             refused_commands: self.counters.refused_commands,
             dropped_replies: self.counters.dropped_replies,
             armed: self.armed,
+            retired: self.retired.is_some(),
         }
     }
 

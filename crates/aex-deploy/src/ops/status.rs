@@ -104,6 +104,9 @@ pub struct ModuleView {
     /// while the handler ran.
     #[serde(default)]
     pub dropped_replies: u64,
+    /// Whether the instance says it retired (its state moved to a new instance).
+    #[serde(default)]
+    pub retired: bool,
     /// A persistent module's sealed state as its node reports it: restarts, the newest
     /// version stored, and how the last restart went ("rollback detected", ...).
     #[serde(default)]
@@ -234,6 +237,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             rejected_ticks: stats.map_or(0, |s| s.rejected_ticks),
             refused_commands: stats.map_or(0, |s| s.refused_commands),
             dropped_replies: stats.map_or(0, |s| s.dropped_replies),
+            retired: stats.is_some_and(|s| s.retired),
             persistence: live.and_then(|l| l.persistence.clone()),
         });
     }

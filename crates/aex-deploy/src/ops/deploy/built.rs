@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::check::{check_connections, check_periodic};
+use super::check::{check_connections, check_periodic, check_persistent};
 use super::endpoints::Link;
 use crate::app::App;
 use crate::build::{Builder, Built};
@@ -39,6 +39,7 @@ pub fn build_all(app: &App, builder: &mut Builder, obs: &dyn Observer) -> Result
     obs.finish();
     let links = check_connections(app, &built)?;
     check_periodic(app, &built)?;
+    check_persistent(app, &built)?;
     Ok(BuiltApp {
         modules: built,
         links,

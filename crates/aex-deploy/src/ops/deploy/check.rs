@@ -1,7 +1,7 @@
 //! Checking the descriptor against what only the deployer knows: each connection's algorithm
 //! against its ends' TEE backends, its ports against the interfaces the built binaries declare
-//! (resolving its ends, once, into a [`Link`]), and each periodic trigger against its
-//! module's `#[periodic]` entries.
+//! (resolving its ends, once, into a [`Link`]), each periodic trigger against its module's
+//! `#[periodic]` entries, and persistent modules against their nodes' counters.
 
 use std::collections::BTreeMap;
 
@@ -85,6 +85,38 @@ pub(super) fn check_periodic(app: &App, built: &BTreeMap<String, Built>) -> Resu
             .descriptor()
             .error_at(Field::Periodic(i, "call"), message, &interface.periodic)
             .into());
+    }
+    Ok(())
+}
+
+/// Refuses a persistent module on a node whose descriptor entry asks for hardware evidence
+/// (`simulation = false`): aex has no hardware monotonic counters, only the simulated
+/// platform's, which the node's operator controls, so it cannot keep such a module's sealed
+/// state from being rolled back (docs/SECURITY.md, "Sealed state").
+pub(super) fn check_persistent(app: &App, built: &BTreeMap<String, Built>) -> Result<()> {
+    let desc = app.descriptor();
+    for (i, module) in desc.modules.iter().enumerate() {
+        let persistent = built
+            .get(&module.name)
+            .is_some_and(|b| b.interface.persistent);
+        let Some(node) = desc.node(&module.node).filter(|n| !n.simulation) else {
+            continue;
+        };
+        if persistent {
+            return Err(desc
+                .error_at(
+                    Field::Module(i, "node"),
+                    format!(
+                        "module `{}` is persistent (`#[aex::module(persistent)]`), but node `{}` \
+                         admits only hardware evidence (`simulation = false`) and aex has no \
+                         hardware monotonic counters to protect its sealed state from rollback; \
+                         run it on a simulated node, or drop `persistent` from the module",
+                        module.name, node.name
+                    ),
+                    &[] as &[String],
+                )
+                .into());
+        }
     }
     Ok(())
 }
