@@ -141,9 +141,62 @@ fn module_stats_round_trip_with_the_lifecycle_counters() {
         refused_commands: 9,
         dropped_replies: 10,
         armed: true,
+        retired: true,
     });
     let f = encode(&stats);
     assert_eq!(decode::<FromModule>(&f[LEN_PREFIX..]).unwrap(), stats);
+}
+
+#[test]
+fn persistence_messages_round_trip() {
+    use crate::persist::{BlobChunk, CounterCall, CounterValue, ResumeOutcome};
+    let chunk = BlobChunk {
+        version: 3,
+        total: 5,
+        offset: 0,
+        data: vec![1, 2, 3, 4, 5],
+    };
+    let value = CounterValue {
+        id: [7; 16],
+        value: 3,
+        digest: [8; 32],
+        advanced: true,
+        mac: [9; 32],
+    };
+    for msg in [
+        ToModule::Sealing {
+            key: crate::WireKey([4; 32]),
+        },
+        ToModule::Resume(chunk.clone()),
+        ToModule::Stored {
+            version: 3,
+            result: Err("disk full".into()),
+        },
+        ToModule::CounterAnswer {
+            id: 1,
+            result: Ok(value),
+        },
+        ToModule::ResumeEnd,
+    ] {
+        assert_eq!(
+            decode::<ToModule>(&encode(&msg)[LEN_PREFIX..]).unwrap(),
+            msg
+        );
+    }
+    for msg in [
+        FromModule::Store(chunk),
+        FromModule::Counter {
+            id: 2,
+            call: CounterCall::Advance([7; 16], 2, [8; 32]),
+            nonce: [6; 16],
+        },
+        FromModule::Resumed(ResumeOutcome::Refused("rollback detected".into())),
+    ] {
+        assert_eq!(
+            decode::<FromModule>(&encode(&msg)[LEN_PREFIX..]).unwrap(),
+            msg
+        );
+    }
 }
 
 /// Known-answer vector: a request's postcard bytes.
