@@ -84,7 +84,7 @@ pub(crate) struct Core {
     /// Where every time-dependent decision reads the time (`clock.rs`).
     pub(crate) clock: Clock,
     /// Persistent modules only: sealing, held effects, resumption (`persist.rs`).
-    pub(crate) persist: Option<crate::persist::Persistence>,
+    pub(crate) persist: Option<crate::sealing::Persistence>,
 }
 
 /// A module key handed over by a symmetric TEE platform.
@@ -175,7 +175,7 @@ impl Core {
             persist: None,
         };
         if persistent {
-            core.persist = Some(crate::persist::Persistence::default());
+            core.persist = Some(crate::sealing::Persistence::default());
         }
         core
     }

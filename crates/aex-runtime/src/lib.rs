@@ -45,6 +45,12 @@
 //!   first authenticated `Restore`, `SetKey`, `Call` or `Start`; before, no tick, deadline or
 //!   entry point runs on its fresh `Default` state, which may be waiting for a snapshot. A
 //!   retired instance takes no key, call, start or state.
+//! * **Persistent modules outlive their process** (`persist.rs`, docs/PROTOCOL.md §9). A
+//!   module declared `#[aex::module(persistent)]` seals its state, keys and counters under
+//!   its platform's sealing key into blobs its node stores, binds each to a platform counter,
+//!   and releases what module code emitted (events, replies, command replies) only once the
+//!   state that made it is committed. A restarted process resumes only from the blob the
+//!   counter names: older blobs, another platform's, or a second process's are refused.
 //! * **Payloads.** Raw bytes, or JSON for serde types ([`payload`]).
 //! * **Periodic entries run on an untrusted trigger.** The node's `Tick` carries no data and
 //!   runs only an entry the module declares periodic, once armed; a tick that waited behind a
@@ -79,7 +85,8 @@
 //! keeps for a state transfer are [`transfer`]'s types, deadlines `deadline.rs`'s. The
 //! stdin/stdout link, read on the main loop or by a reader thread, is `link.rs`, its byte bounds `backlog.rs`;
 //! [`Handle`] (`handle.rs`) lets module threads queue calls on it; port handles are
-//! `port.rs`.
+//! `port.rs`. A persistent module's sealing, output commit and resumption are `persist.rs`
+//! (more `Core` methods), over the data it holds, `sealing.rs`.
 //!
 //! The modules import each other without a circle but for one deliberate pair, **`core` ↔
 //! `link`**: the `Core` owns the `Link`, and the link carries the calls of module-owned threads
@@ -129,6 +136,7 @@ mod module;
 pub mod payload;
 mod persist;
 mod port;
+mod sealing;
 mod serve;
 #[cfg(test)]
 mod tests;

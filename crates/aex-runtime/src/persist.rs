@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conn::SealedConn;
 use crate::core::{Arrived, Core, Step, Unanswered};
+use crate::sealing::Persistence;
 
 /// Send counters each commit reserves per connection beyond the last one used.
 pub(crate) const RESERVE: u64 = 1 << 20;
@@ -51,33 +52,6 @@ pub(crate) const COMMIT_BATCH: usize = 256;
 
 /// How long the runtime waits for the node to store a blob or the platform to answer.
 const COMMIT_WAIT: Duration = Duration::from_secs(10);
-
-/// A persistent module's side of sealing.
-#[derive(Default)]
-pub(crate) struct Persistence {
-    /// The platform's sealing key (`ToModule::Sealing`).
-    sealing: Option<SecretKey>,
-    /// The command key, kept to seal it (set at attestation or resumption).
-    pub(crate) command_key: Option<SecretKey>,
-    /// The platform counter, once created.
-    counter: Option<[u8; 16]>,
-    /// The version of the last committed blob (the counter's value).
-    committed: u64,
-    /// Something changed since the last commit.
-    pub(crate) dirty: bool,
-    /// Messages handled since the last commit.
-    pub(crate) handled: usize,
-    /// Effects waiting for the next commit.
-    held: Vec<FromModule>,
-    /// A blob arriving in chunks for resumption: its version and bytes so far.
-    incoming: Option<(u64, Vec<u8>)>,
-    /// Why the blobs handed over so far were refused.
-    refusals: Vec<String>,
-    /// Resumed from a blob (later `Resume`s are ignored).
-    resumed: bool,
-    /// The id of the next counter call.
-    next_call: u64,
-}
 
 /// What a blob holds.
 #[derive(Serialize, Deserialize)]

@@ -1,0 +1,34 @@
+//! What a persistent module's runtime holds besides its state (docs/PROTOCOL.md §9): the
+//! platform's sealing key, the counter and version of its last commit, and the effects held
+//! for the next commit. The data only, so that `core.rs` can hold it without importing the
+//! behaviour, which is `persist.rs`'s (`impl Core`).
+
+use aex_crypto::SecretKey;
+use aex_proto::FromModule;
+
+/// A persistent module's side of sealing.
+#[derive(Default)]
+pub(crate) struct Persistence {
+    /// The platform's sealing key (`ToModule::Sealing`).
+    pub(crate) sealing: Option<SecretKey>,
+    /// The command key, kept to seal it (set at attestation or resumption).
+    pub(crate) command_key: Option<SecretKey>,
+    /// The platform counter, once created.
+    pub(crate) counter: Option<[u8; 16]>,
+    /// The version of the last committed blob (the counter's value).
+    pub(crate) committed: u64,
+    /// Something changed since the last commit.
+    pub(crate) dirty: bool,
+    /// Messages handled since the last commit.
+    pub(crate) handled: usize,
+    /// Effects waiting for the next commit.
+    pub(crate) held: Vec<FromModule>,
+    /// A blob arriving in chunks for resumption: its version and bytes so far.
+    pub(crate) incoming: Option<(u64, Vec<u8>)>,
+    /// Why the blobs handed over so far were refused.
+    pub(crate) refusals: Vec<String>,
+    /// Resumed from a blob (later `Resume`s are ignored).
+    pub(crate) resumed: bool,
+    /// The id of the next counter call.
+    pub(crate) next_call: u64,
+}
