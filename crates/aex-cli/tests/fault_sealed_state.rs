@@ -14,7 +14,7 @@ use aex_proto::ResumeOutcome;
 use aex_testkit::cluster::AppDir;
 use aex_testkit::node::NodeProcess;
 use aex_testkit::status::{AppStatus, StatusExt};
-use aex_testkit::{process, wait_for, PATIENCE};
+use aex_testkit::{process, wait_for, wait_until, PATIENCE};
 use serde_json::Value;
 
 /// `tally` applications on test-started nodes.
@@ -391,4 +391,76 @@ fn moving_a_persistent_module_retires_the_source_for_good() {
         "{status:#?}"
     );
     assert_eq!(t.bump("tally", 1), 8);
+}
+
+#[test]
+fn aex_up_starts_a_killed_local_node_again_and_says_its_modules_resumed() {
+    let app = AppDir::new();
+    let sections: Vec<String> = ["node1", "node2"]
+        .iter()
+        .map(|name| {
+            format!(
+                "\n[[node]]\nname = \"{name}\"\naddress = \"{}\"\ntee = \"sgx\"\nsimulation = true\n",
+                aex_testkit::free_addr()
+            )
+        })
+        .collect();
+    app.write_descriptor(&aex_testkit::descriptor::tally(
+        &sections,
+        &[("tally", "node1"), ("mirror", "node2")],
+        true,
+    ));
+    let mut cmd = aex_testkit::cli::aex();
+    cmd.arg("up").arg(app.path());
+    let mut up = aex_testkit::process::Captured::spawn(cmd, "aex up");
+    wait_for("`aex up` to follow", PATIENCE, || {
+        following(&mut up).contains("Following").then_some(())
+    });
+    app.aex(&["output", "feed", "2"]).ok();
+    wait_for("mirror to take the receipt", PATIENCE, || {
+        (app.call("mirror", "totals", None)["total"] == 2).then_some(())
+    });
+
+    // The user kills node1's agent by hand; `aex up` starts it again and says what became of
+    // the persistent module it ran.
+    let pid_file = app.path().join(".aex/nodes/node1/node.pid");
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    process::signal(pid, process::Signal::Kill);
+    wait_until("`aex up` to narrate the restart", PATIENCE, || {
+        let err = following(&mut up);
+        if err.contains("local node node1 from its data directory")
+            && err.contains("module `tally` on `node1`: resumed its sealed state")
+        {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    });
+    let narrated = following(&mut up);
+    assert!(
+        narrated.contains("node `node1` is unreachable"),
+        "{narrated}"
+    );
+    app.aex(&["output", "feed", "3"]).ok();
+    wait_for("the event to cross the restarted node", PATIENCE, || {
+        (app.call("mirror", "totals", None)["total"] == 7).then_some(())
+    });
+
+    process::signal(up.child.id(), process::Signal::Int);
+    let exit = wait_for("`aex up` to exit", PATIENCE, || {
+        up.child.try_wait().expect("wait for aex up")
+    });
+    assert!(exit.success(), "{}", up.output().1);
+}
+
+/// What `aex up` wrote to stderr so far; fails the test if it exited.
+fn following(up: &mut aex_testkit::process::Captured) -> String {
+    if let Ok(Some(exit)) = up.child.try_wait() {
+        panic!("`aex up` exited early with {exit}");
+    }
+    up.stderr_so_far()
 }

@@ -168,6 +168,23 @@ impl UpObserver for View<'_> {
         }
     }
 
+    fn restarted(&self, outcome: Result<&[String], &aex_deploy::Error>) {
+        match outcome {
+            Ok([]) => {}
+            Ok(names) => self.shell.status(
+                "Restarted",
+                format!(
+                    "local node {} from its data directory (its persistent modules resume by \
+                     themselves)",
+                    names.join(", ")
+                ),
+            ),
+            Err(e) => self
+                .shell
+                .status("Warning", format!("could not restart a local node: {e}")),
+        }
+    }
+
     fn stopped(&self, outcome: Result<&[String], &aex_deploy::Error>) {
         match outcome {
             Ok(names) => self.shell.status("Stopped", names.join(", ")),
@@ -249,6 +266,8 @@ const QUIET: Duration = Duration::from_secs(5);
 struct Follow {
     events: HashMap<String, (Counts, Instant)>,
     states: HashMap<String, (serde_json::Value, Instant)>,
+    /// Persistent modules' restarts as last seen.
+    restarts: HashMap<String, u32>,
 }
 
 impl Follow {
@@ -292,9 +311,33 @@ impl Follow {
                 self.states.insert(key, (state.clone(), now));
             }
         }
+        for m in &s.modules {
+            let Some(p) = &m.persistence else { continue };
+            let key = format!("{prefix}{}", m.name);
+            // Restarts seen for the first time are news too: the node may have been down at
+            // the look before.
+            let before = self.restarts.insert(key.clone(), p.restarts);
+            if p.restarts > before.unwrap_or(0) {
+                shell.status("Restarted", resumed(&key, &m.node, p));
+            }
+        }
         for n in s.nodes.iter().filter(|n| !n.reachable) {
             shell.status("Warning", format!("node `{}` is unreachable", n.name));
         }
+    }
+}
+
+/// What became of a persistent module its node restarted, on one line.
+fn resumed(key: &str, node: &str, p: &aex_proto::PersistenceStatus) -> String {
+    match &p.resume {
+        Some(aex_proto::ResumeOutcome::Resumed { version }) => format!(
+            "module `{key}` on `{node}`: resumed its sealed state v{version} (restart {})",
+            p.restarts
+        ),
+        Some(aex_proto::ResumeOutcome::Refused(reason)) => {
+            format!("module `{key}` on `{node}`: REFUSED its sealed state: {reason}")
+        }
+        None => format!("module `{key}` on `{node}` (restart {})", p.restarts),
     }
 }
 

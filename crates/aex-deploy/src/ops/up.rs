@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aex_proto::DeployerKey;
+
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
@@ -68,6 +70,9 @@ pub trait UpObserver: DeployObserver {
     fn looked(&self, _status: std::result::Result<&AppStatus, &Error>, _several: bool) {}
     /// The local nodes `up` started were stopped (their names), or could not be.
     fn stopped(&self, _outcome: std::result::Result<&[String], &Error>) {}
+    /// While following: local nodes `up` started had stopped (killed, crashed) and were
+    /// started again from their data directories, or could not be.
+    fn restarted(&self, _outcome: std::result::Result<&[String], &Error>) {}
 }
 
 /// The result of one step.
@@ -117,7 +122,12 @@ pub fn up(mut app: App, opts: &UpOptions<'_>, obs: &dyn UpObserver) -> Result<()
     // Release the application's state while following, so other `aex` commands can use it.
     drop(app);
     obs.following();
-    follow(&apps, timeout, opts.stop, obs);
+    let relaunch = Relaunch {
+        aex_exe: opts.aex_exe,
+        admit: &admit,
+        started: &started,
+    };
+    follow(&apps, timeout, opts.stop, &relaunch, obs);
     let (path, identity) = &apps[0];
     let mut app = App::open_with_timeout(path, identity.clone(), timeout)?;
     stop_started(&mut app, &started, obs);
@@ -190,6 +200,7 @@ fn follow(
     apps: &[(PathBuf, Arc<Identity>)],
     timeout: Option<Duration>,
     stop: &AtomicBool,
+    relaunch: &Relaunch<'_>,
     obs: &dyn UpObserver,
 ) {
     let ticks_per_look = (LOOK_EVERY.as_millis() / TICK.as_millis()) as u32;
@@ -200,12 +211,34 @@ fn follow(
         if !ticks.is_multiple_of(ticks_per_look) {
             continue;
         }
-        for (path, identity) in apps {
+        for (i, (path, identity)) in apps.iter().enumerate() {
             let looked = App::open_with_timeout(path, identity.clone(), timeout)
                 .and_then(|mut app| status(&mut app));
             obs.looked(looked.as_ref(), apps.len() > 1);
+            // A local node this `up` started that stopped is started again: its persistent
+            // modules resume by themselves (the follow view narrates it).
+            let down = looked.as_ref().is_ok_and(|s| {
+                s.nodes
+                    .iter()
+                    .any(|n| !n.reachable && relaunch.started.contains(&n.name))
+            });
+            if i == 0 && down {
+                let outcome =
+                    App::open_with_timeout(path, identity.clone(), timeout).and_then(|mut app| {
+                        local::start_local_nodes(&mut app, relaunch.aex_exe, relaunch.admit, obs)
+                    });
+                obs.restarted(outcome.as_deref());
+            }
         }
     }
+}
+
+/// What following needs to start a stopped local node again.
+struct Relaunch<'a> {
+    aex_exe: &'a Path,
+    admit: &'a [DeployerKey],
+    /// The nodes `up` started.
+    started: &'a [String],
 }
 
 /// Stops the local nodes `up` started, if any, and says how that went.
