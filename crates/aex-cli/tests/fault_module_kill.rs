@@ -3,6 +3,10 @@
 //! give the module's state up on the node's word: it stops, naming what would be lost, until
 //! the owner discards that state; then it brings up a fresh, attested instance with fresh
 //! connection keys.
+//!
+//! That is the behaviour of a module that does not persist (pong). A persistent module
+//! (`#[aex::module(persistent)]`) is restarted by its node and resumes with its state and keys
+//! instead: `fault_sealed_state.rs`.
 
 use aex_testkit::cluster::{Cluster, Options};
 use aex_testkit::status::{counters, StatusExt};

@@ -1,6 +1,10 @@
 //! A node agent dies (SIGKILL: no chance to clean up) and is started again on the same port
 //! with the same data directory. Its modules must die with it, and `aex deploy` must load and
 //! attest them again with fresh keys and re-key their connections, after which events flow.
+//!
+//! That is the behaviour of modules that do not persist (ping and pong). A restarted node
+//! brings its persistent modules back by itself, resumed, with no deploy:
+//! `fault_sealed_state.rs`.
 
 use std::time::Duration;
 
