@@ -213,9 +213,12 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
     // The edge board is to be replaced: the farm moves the controller to another node. Its
     // sealed state goes along (the old instance commits its retirement before handing it
     // over), and the moved controller goes on from the same history.
-    farm.aex_timeout(&["update", "controller", "--node", "cloud"], COMMAND_TIMEOUT)
-        .ok()
-        .stderr_has(&["took over the state"]);
+    farm.aex_timeout(
+        &["update", "controller", "--node", "cloud"],
+        COMMAND_TIMEOUT,
+    )
+    .ok()
+    .stderr_has(&["took over the state"]);
     let moved = wait_for("the moved controller to take readings", PATIENCE, || {
         let status = farm.status();
         let controller = status.module("controller");
@@ -224,14 +227,20 @@ fn two_stakeholders_irrigate_one_field_through_exclusive_drivers() {
             .then_some(state)
     });
     assert_eq!(moved["history"], before["history"], "{moved}");
-    assert!(moved["watered"].as_u64() > after["watered"].as_u64(), "{moved}");
+    assert!(
+        moved["watered"].as_u64() > after["watered"].as_u64(),
+        "{moved}"
+    );
     // The new edge board is in: back to where the descriptor says, state and all.
     farm.aex_timeout(&["update", "controller", "--node", "edge"], COMMAND_TIMEOUT)
         .ok()
         .stderr_has(&["took over the state"]);
     let home = farm.status().module("controller").state.clone().unwrap();
     assert_eq!(home["history"], before["history"], "{home}");
-    assert!(home["readings"].as_u64() >= moved["readings"].as_u64(), "{home}");
+    assert!(
+        home["readings"].as_u64() >= moved["readings"].as_u64(),
+        "{home}"
+    );
 
     // Insight reads its own probe in the same soil and keeps statistics in the cloud.
     let stats = wait_for("insight to see the dry soil", PATIENCE, || {

@@ -21,6 +21,22 @@ const SIGKILL: i32 = 9;
 /// A state of several chunks (a chunk is 512 KiB, a frame 1 MiB).
 const MULTI_CHUNK: u64 = 3 << 20;
 
+/// Where the deployer is killed during `aex update`.
+const CRASH_POINTS: [&str; 7] = [
+    // The old instance retired (it holds no key), its snapshot not read yet.
+    "retired",
+    // Its snapshot read, not saved.
+    "state-read",
+    // The new record with the snapshot saved, the snapshot not restored.
+    "handed-over",
+    // The snapshot restored, not yet forgotten; no connection re-keyed.
+    "restored",
+    // Re-keying: counters reserved, keys sent, routes installed.
+    "keys-reserved",
+    "keys-sent",
+    "routed",
+];
+
 /// `aex update hoard` with `AEX_CRASH_AT=point`, which must die by SIGKILL.
 fn update_killed_at(hoard: &Hoard, point: &str) {
     let mut cmd = aex_testkit::cli::aex();
@@ -91,34 +107,74 @@ fn update_moves_a_multi_chunk_state_intact() {
 
 #[test]
 fn update_killed_at_each_step_converges_with_the_state_intact() {
-    let hoard = Hoard::start(None);
+    killed_at_each_step(&Hoard::start(None), false);
+}
+
+/// The same with the module persistent (issue 16): its sealed state is committed at every
+/// step, and at each crash point the node agent's side fails too: every module process on
+/// the node is killed (the node restarts those that committed) before the deploy that must
+/// converge.
+#[test]
+fn update_of_a_persistent_module_killed_at_each_step_converges_with_the_state_intact() {
+    killed_at_each_step(&Hoard::start_persistent(), true);
+}
+
+fn killed_at_each_step(hoard: &Hoard, kill_modules: bool) {
     hoard.fill(MULTI_CHUNK, 11);
     let mut added = 0;
-    for point in [
-        // The old instance retired (it holds no key), its snapshot not read yet.
-        "retired",
-        // Its snapshot read, not saved.
-        "state-read",
-        // The new record with the snapshot saved, the snapshot not restored.
-        "handed-over",
-        // The snapshot restored, not yet forgotten; no connection re-keyed.
-        "restored",
-        // Re-keying: counters reserved, keys sent, routes installed.
-        "keys-reserved",
-        "keys-sent",
-        "routed",
-    ] {
+    for point in CRASH_POINTS {
         hoard.feed("ab");
         added += 1;
         let summary = hoard.summary();
         let generation = hoard.app.state().modules["hoard"].generation;
-        update_killed_at(&hoard, point);
+        update_killed_at(hoard, point);
+        if kill_modules {
+            kill_every_module(hoard);
+        }
         hoard.app.deploy().ok();
-        assert_converged(&hoard, &summary, added, point);
+        assert_converged(hoard, &summary, added, point);
         assert!(
             hoard.app.state().modules["hoard"].generation > generation,
             "after {point}: a new instance"
         );
+    }
+}
+
+/// Kills every module process of hoard's node (old and new instances alike) with SIGKILL,
+/// and waits until the node has restarted those with sealed state (or left them dead).
+fn kill_every_module(hoard: &Hoard) {
+    let json = hoard.app.aex(&["status", "--json"]).ok().json();
+    let before = aex_testkit::status::AppStatus::parse(json);
+    let pids = aex_testkit::process::children(hoard.node.pid());
+    for pid in &pids {
+        aex_testkit::process::signal(*pid, aex_testkit::process::Signal::Kill);
+    }
+    for pid in &pids {
+        aex_testkit::process::assert_gone(*pid, "a killed module", aex_testkit::PATIENCE);
+    }
+    // A recorded instance that had committed is brought back by its node; one that had not
+    // (a new instance not restored yet) stays dead, for the deploy to replace.
+    let restarts = |s: &aex_testkit::status::AppStatus| {
+        s.module("hoard")
+            .persistence
+            .as_ref()
+            .map_or(0, |p| p.restarts)
+    };
+    let had = restarts(&before);
+    let committed = before
+        .module("hoard")
+        .persistence
+        .as_ref()
+        .is_some_and(|p| p.stored > 0);
+    if committed {
+        aex_testkit::wait_until("the node to restart hoard", aex_testkit::PATIENCE, || {
+            let s = hoard.app.status();
+            if s.module("hoard").running && restarts(&s) > had {
+                Ok(())
+            } else {
+                Err(format!("{:?}\n{}", s.module("hoard"), hoard.node.log()))
+            }
+        });
     }
 }
 

@@ -162,11 +162,17 @@ pub const HOARD_APP: &str = "hoard-test";
 /// `#[save]`/`#[restore]`) on one `sgx` node `node1` at `addr`, with the direct connection
 /// `feed` (deployer → `hoard.add`).
 pub fn hoard(addr: SocketAddr, platform_key: &Path, identity: &Path) -> String {
+    hoard_of("hoard", addr, platform_key, identity)
+}
+
+/// [`hoard`] with module `hoard` built from the test kit's crate `krate` (`hoard`, or `vault`:
+/// the same module, persistent).
+pub fn hoard_of(krate: &str, addr: SocketAddr, platform_key: &Path, identity: &Path) -> String {
     format!(
         "[application]\nname = \"{HOARD_APP}\"\n\n[[node]]\nname = \"node1\"\naddress = \"{addr}\"\ntee = \"sgx\"\nsimulation = true\nplatform_key_file = {:?}\nidentity_file = {:?}\n\n[[module]]\nname = \"hoard\"\ncrate = {:?}\nnode = \"node1\"\n\n[[connection]]\nname = \"feed\"\nfrom = \"deployer\"\nto = \"hoard.add\"\n",
         platform_key.display().to_string(),
         identity.display().to_string(),
-        paths::testkit_module("hoard").display().to_string()
+        paths::testkit_module(krate).display().to_string()
     )
 }
 

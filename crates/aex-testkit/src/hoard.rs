@@ -25,6 +25,15 @@ impl Hoard {
     /// Starts the node (behind a proxy playing `tamper`, if any, as the node's compromised
     /// agent: the descriptor then gives the proxy's address) and deploys.
     pub fn start(tamper: Option<Arc<dyn Tamper>>) -> Hoard {
+        Self::start_built("hoard", tamper)
+    }
+
+    /// [`Hoard::start`] with the persistent build of the same module (`vault`), no proxy.
+    pub fn start_persistent() -> Hoard {
+        Self::start_built("vault", None)
+    }
+
+    fn start_built(krate: &str, tamper: Option<Arc<dyn Tamper>>) -> Hoard {
         let app = AppDir::new();
         let node = NodeProcess::start("node1", app.path().join("node1"));
         let proxy = tamper.map(|t| {
@@ -32,7 +41,8 @@ impl Hoard {
             Proxy::inside(node.addr, Insider::of(&node.data_dir, &[], deployer), t)
         });
         let addr = proxy.as_ref().map_or(node.addr, Proxy::addr);
-        app.write_descriptor(&descriptor::hoard(
+        app.write_descriptor(&descriptor::hoard_of(
+            krate,
             addr,
             &node.platform_pub_file(),
             &node.identity_pub_file(),

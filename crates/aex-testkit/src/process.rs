@@ -91,14 +91,25 @@ pub fn terminate(pid: u32) {
 }
 
 /// The process ids of the children of `pid` (from `/proc`), for finding the module
-/// processes a node agent started.
+/// processes a node agent started. Every thread's children: a child belongs to the thread
+/// that started it, which in a node agent is any of its runtime's workers.
 pub fn children(pid: u32) -> Vec<u32> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
+    let tasks = fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_else(|_| Vec::new());
+    let mut all: Vec<u32> = tasks
+        .iter()
+        .flat_map(|task| {
+            fs::read_to_string(task.join("children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// A finished process: its exit and what it wrote.
