@@ -180,7 +180,10 @@ fn kill_every_module(hoard: &Hoard) {
 
 /// `aex update` of a module holding `len` bytes; prints how long it took.
 fn update_with_state_of(len: u64) {
-    let hoard = Hoard::start(None);
+    update_of(Hoard::start(None), len);
+}
+
+fn update_of(hoard: Hoard, len: u64) {
     let summary = hoard.fill(len, 3);
     let started = Instant::now();
     hoard
@@ -190,7 +193,7 @@ fn update_with_state_of(len: u64) {
         .stderr_has(&[&format!("took over the state ({} bytes)", len + 8)]);
     eprintln!(
         "`aex update` moved a {} MiB state in {:.2} s",
-        len >> 20,
+        len.div_ceil(1 << 20),
         started.elapsed().as_secs_f64()
     );
     assert_eq!(hoard.summary(), summary);
@@ -200,4 +203,18 @@ fn update_with_state_of(len: u64) {
 #[ignore = "long: moves a 64 MiB state through the deployer (about 10 s in a debug build)"]
 fn update_moves_a_64_mib_state_intact() {
     update_with_state_of(64 << 20);
+}
+
+/// A persistent module's move: its source commits its retirement (the state sealed once
+/// more) and the destination commits the restored state, on top of the transfer; the same
+/// module not persistent is the baseline, moved in the same run.
+#[test]
+#[ignore = "long: moves 1 MiB and 64 MiB states, sealed and not (about 40 s in a debug build)"]
+fn update_moves_a_persistent_64_mib_state_intact() {
+    for len in [1 << 20, 64 << 20] {
+        eprint!("not persistent: ");
+        update_of(Hoard::start(None), len);
+        eprint!("persistent:     ");
+        update_of(Hoard::start_persistent(), len);
+    }
 }
