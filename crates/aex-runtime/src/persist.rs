@@ -176,7 +176,7 @@ impl Core {
         let (Some(sealing), Some(command_key)) = (&p.sealing, &p.command_key) else {
             return Ok(());
         };
-        let version = p.committed + 1;
+        let version = p.committed.saturating_add(1);
         let conns = self.conns.export(RESERVE);
         let sealed = Sealed {
             counter,
