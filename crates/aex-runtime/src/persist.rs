@@ -190,9 +190,11 @@ impl Core {
             restored: self.restored,
             state: state.map(StateBytes),
         };
+        // Keys in clear: zeroized when dropped (`StateBytes`).
         let plain = postcard::to_allocvec(&sealed)
+            .map(StateBytes)
             .map_err(|e| CommitError::Retry(format!("cannot encode the sealed state: {e}")))?;
-        let blob = seal_blob(sealing, &blob_aad(version), &plain);
+        let blob = seal_blob(sealing, &blob_aad(version), &plain.0);
         drop(plain);
         // What is held now is what this blob explains; what arrives during the waits below
         // waits for the next commit.
@@ -379,13 +381,15 @@ impl Core {
             .as_ref()
             .and_then(|p| p.sealing.as_ref())
             .ok_or("the platform gave this process no sealing key")?;
-        let plain = open_blob(key, &blob_aad(version), blob).map_err(|_| {
-            format!(
-                "sealed state version {version} does not open under this module's sealing key \
+        let plain = open_blob(key, &blob_aad(version), blob)
+            .map(StateBytes)
+            .map_err(|_| {
+                format!(
+                    "sealed state version {version} does not open under this module's sealing key \
                  (another module's or another platform's, or damaged)"
-            )
-        })?;
-        let sealed: Sealed = postcard::from_bytes(&plain)
+                )
+            })?;
+        let sealed: Sealed = postcard::from_bytes(&plain.0)
             .map_err(|e| format!("sealed state version {version} does not decode: {e}"))?;
         let counter = match self.counter_call(CounterCall::Read(sealed.counter)) {
             Ok(value) => value,
