@@ -93,13 +93,15 @@
 //!    bounded in bytes), `sync.rs` (lock guards, the shutdown wait), `physics/` (the simulated
 //!    world and its socket), `error.rs` ([`NodeError`], [`ConfigError`], refusals), `fair.rs`
 //!    (a peer link's fair queue), `frames.rs` (frame reading and writing), `to_router.rs` (a
-//!    module's handle into the router, and the trait the router implements for it);
+//!    module's handle into the router, and the trait the router implements for it),
+//!    `journal.rs` (what the node remembers across its own restarts);
 //! 2. checks and policies: `names.rs` (module names, peer addresses, upload reservations),
 //!    `admission.rs` (which deployers), `config.rs` ([`NodeConfig`]), `auth.rs` (a deployer
 //!    session's proof), `conns.rs` (connection caps), `quota.rs` (deployer quotas);
-//! 3. destinations: `periodic.rs` (a module's triggers), `module.rs` (a module process, which
-//!    reaches the router only through its `to_router.rs` handle), `peer.rs` (an outgoing
-//!    link to another node);
+//! 3. destinations: `periodic.rs` (a module's triggers), `sealed.rs` (a persistent module's
+//!    blobs and platform counter calls), `module/` (a module process, `process.rs`, and its
+//!    output reader, `output.rs`, which reaches the router only through its `to_router.rs`
+//!    handle), `peer.rs` (an outgoing link to another node);
 //! 4. tables: `registry.rs` (the loaded modules by namespace and name), `routes.rs` (the route
 //!    table: where each connection's events go), `credit.rs` (flow control: who sends each
 //!    connection's events, the deployers' windows, the ways back to peers);
@@ -109,7 +111,8 @@
 //! 6. `shared.rs`: the state every connection's task reaches (the router included);
 //! 7. serving connections: `load.rs` (uploads and starts), `requests.rs` (management requests),
 //!    `session.rs` (a deployer session), `inbound.rs` (a link another node opened, and the
-//!    credit that goes back over it);
+//!    credit that goes back over it); `supervise.rs` (restarting persistent modules, and
+//!    restoring them when the node starts);
 //! 8. `server.rs`: the listener, which hands each connection to a session or an inbound link;
 //! 9. `node.rs`: the public entry points ([`Node::start`], [`run_blocking`]).
 //!

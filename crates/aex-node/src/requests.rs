@@ -115,10 +115,11 @@ async fn handle(
         } => attest(shared, app, uploads.owner(), &module, challenge, deployer_pk).await,
         NodeRequest::Command { module, sealed } => {
             let m = find(shared, app, &module)?;
+            let counter = sealed.counter;
             match m
                 .request(
                     ToModule::Command(sealed),
-                    Expect::Command,
+                    Expect::Command(counter),
                     shared.timeouts.reply,
                 )
                 .await?

@@ -2,7 +2,7 @@
 //! the module's device accesses.
 //!
 //! A module does not own the router. The router owns the registry of modules; a module holding
-//! the router's type tied `module.rs`, the registry and the router into one import circle.
+//! the router's type tied `module/`, the registry and the router into one import circle.
 //! Instead the router connects each module with a [`ToRouter`] (`Router::connect_module`),
 //! which reaches it through the [`ModuleTraffic`] trait that this file defines and the router
 //! implements: module code depends on the trait, the router on this file, never the reverse.

@@ -79,7 +79,7 @@
 //!
 //! `serve.rs` is the main loop; it calls module code through [`Module`] (`module.rs`) with a
 //! [`Context`] (`context.rs`) that borrows the runtime's `Core` (`core.rs`: keys, connections
-//! (`conn.rs`, with their windows from `flow.rs`), the link, the lifecycle and the one
+//! (`conn/`, with their windows from `flow.rs`), the link, the lifecycle and the one
 //! blocking wait). `Core`'s methods are split
 //! by concept: attestation in `attest.rs`, device accesses in `device.rs`; the snapshots it
 //! keeps for a state transfer are [`transfer`]'s types, deadlines `deadline.rs`'s. The

@@ -25,6 +25,10 @@ use aex_proto::{
 
 use crate::flow::{self, RecvWindow, SendWindow};
 
+mod sealed;
+
+pub(crate) use sealed::SealedConn;
+
 /// The port a connection is bound to, by position in the interface lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Binding {
@@ -120,21 +124,6 @@ struct Seed {
     role: Role,
     algorithm: WireAlgorithm,
     key: aex_crypto::SecretKey,
-}
-
-/// One connection as a persistent module seals it: its key and where its counters stand.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct SealedConn {
-    pub(crate) conn: ConnId,
-    pub(crate) role: Role,
-    pub(crate) algorithm: WireAlgorithm,
-    pub(crate) key: WireKey,
-    /// The send counter a restart resumes after: the last one used plus the reservation.
-    pub(crate) send_reserved: u64,
-    /// The last counter accepted.
-    pub(crate) recv_last: u64,
-    /// Its counters so far, so that status counts across restarts.
-    pub(crate) stats: ConnStats,
 }
 
 /// All keyed connections of the module.
@@ -447,77 +436,6 @@ impl Conns {
     /// Per-connection counters, in connection order.
     pub(crate) fn stats(&self) -> Vec<ConnStats> {
         self.map.values().map(Conn::counted).collect()
-    }
-}
-
-/// Persistence (`persist.rs`): sealing the table, and resuming from it.
-impl Conns {
-    /// Limits send counters to what committed blobs reserve, from now on.
-    pub(crate) fn persist(&mut self) {
-        self.persistent = true;
-        for conn in self.map.values_mut() {
-            conn.limit = conn
-                .limit
-                .min(conn.send.as_ref().map_or(0, SendChannel::last_counter));
-        }
-    }
-
-    /// Every connection as a blob seals it, each reserving `reserve` send counters beyond the
-    /// last one used.
-    pub(crate) fn export(&self, reserve: u64) -> Vec<SealedConn> {
-        self.map
-            .iter()
-            .map(|(id, c)| SealedConn {
-                conn: *id,
-                role: c.seed.role.clone(),
-                algorithm: c.seed.algorithm,
-                key: WireKey::from_secret(&c.seed.key),
-                send_reserved: c
-                    .send
-                    .as_ref()
-                    .map_or(0, |s| s.last_counter().saturating_add(reserve)),
-                recv_last: c.recv.as_ref().map_or(0, RecvChannel::last_counter),
-                stats: c.counted(),
-            })
-            .collect()
-    }
-
-    /// After `sealed` (what [`Conns::export`] gave) was committed: each connection may send up
-    /// to the counter it reserved.
-    pub(crate) fn committed(&mut self, sealed: &[SealedConn]) {
-        for s in sealed {
-            if let Some(conn) = self.map.get_mut(&s.conn) {
-                conn.limit = conn.limit.max(s.send_reserved);
-            }
-        }
-    }
-
-    /// Keys the connections of a blob, each resuming after its reserved send counter and its
-    /// last accepted one, with fresh windows (docs/PROTOCOL.md §9, "Credit after a restart").
-    /// Sending waits for the next commit's reservation.
-    pub(crate) fn resume(
-        &mut self,
-        interface: &Interface,
-        sealed: Vec<SealedConn>,
-    ) -> Result<(), String> {
-        for s in sealed {
-            let alg = s.algorithm.into();
-            let key = aex_crypto::SecretKey::from_bytes(s.key.0);
-            self.install(interface, s.conn, s.role, s.algorithm, s.key)?;
-            if let Some(conn) = self.map.get_mut(&s.conn) {
-                if let Some(send) = &mut conn.send {
-                    *send =
-                        SendChannel::resume(alg, &key, s.conn, send.direction(), s.send_reserved);
-                }
-                if let Some(recv) = &mut conn.recv {
-                    *recv = RecvChannel::resume(alg, &key, s.conn, recv.direction(), s.recv_last);
-                }
-                conn.limit = 0;
-                conn.gaps_before = s.stats.gaps;
-                conn.stats = s.stats;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -24,7 +24,6 @@
 //! module is killed when it is unloaded, when the node stops, or when its [`Module`] is
 //! dropped.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -38,10 +37,15 @@ use aex_proto::{
     ToModule, Trigger,
 };
 use aex_tee::devices::Holder;
-use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{sleep, timeout, timeout_at, Instant};
-use tracing::{debug, info, instrument, warn};
+use tokio::time::{timeout, timeout_at, Instant};
+use tracing::{debug, info, instrument};
+
+mod output;
+mod process;
+
+use output::{kind_name, read_output, Output};
+use process::{spawn, wait_exit, Ending};
 
 use crate::error::refuse;
 use crate::frames::{pump, FrameReader};
@@ -57,8 +61,9 @@ use crate::to_router::ToRouter;
 pub(crate) enum Expect {
     /// `Attested` or `AttestRefused`.
     Attest,
-    /// `CommandReply` or `CommandRejected`.
-    Command,
+    /// `CommandReply` or `CommandRejected` for the command with this counter: the late
+    /// answer to an earlier command whose request gave up waiting is not this one's.
+    Command(u64),
     /// `Stats`.
     Stats,
     /// `Resumed` (a restarted persistent module).
@@ -67,14 +72,18 @@ pub(crate) enum Expect {
 
 impl Expect {
     fn matches(self, msg: &FromModule) -> bool {
+        if let Expect::Command(counter) = self {
+            return match msg {
+                FromModule::CommandReply(sealed) => sealed.counter == counter,
+                FromModule::CommandRejected { counter: c } => *c == counter,
+                _ => false,
+            };
+        }
         matches!(
             (self, msg),
             (
                 Expect::Attest,
                 FromModule::Attested { .. } | FromModule::AttestRefused
-            ) | (
-                Expect::Command,
-                FromModule::CommandReply(_) | FromModule::CommandRejected { .. }
             ) | (Expect::Stats, FromModule::Stats(_))
                 | (Expect::Resumed, FromModule::Resumed(_))
         )
@@ -481,191 +490,27 @@ impl Module {
     }
 }
 
-/// Starts the process, retrying while the freshly written binary is still open for writing in
-/// a concurrently forked child (`ETXTBSY`).
-async fn spawn(name: &str, dir: &Path, measurement: &Measurement, log: &Path) -> io::Result<Child> {
-    let mut attempt = 0u32;
-    loop {
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let spawned = Command::new(dir.join("module.bin"))
-            .current_dir(dir)
-            .env("AEX_MEASUREMENT", measurement.to_hex())
-            .env("AEX_MODULE", name)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn();
-        match spawned {
-            Err(e) if e.kind() == io::ErrorKind::ExecutableFileBusy && attempt < 20 => {
-                attempt += 1;
-                sleep(Duration::from_millis(10 * u64::from(attempt))).await;
-            }
-            other => return other,
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use aex_proto::Sealed;
 
-/// What the stdout reader of one module needs.
-struct Output {
-    name: String,
-    replies: Arc<Mutex<Replies>>,
-    /// Where its events and device accesses go.
-    to_router: ToRouter,
-    /// The module's own stdin queue, for device replies.
-    input: queue::Sender,
-    /// Its sealed storage, for `Store` and `Counter`.
-    persistent: Arc<OnceLock<Arc<Persistent>>>,
-}
+    use super::*;
 
-/// Hands the module's events and device accesses to the router (answering the accesses) and
-/// replies to the waiting request.
-#[instrument(skip_all, fields(module = %out.name))]
-async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
-    let Output {
-        replies,
-        mut to_router,
-        input,
-        persistent,
-        ..
-    } = out;
-    loop {
-        match reader.next::<FromModule>().await {
-            Ok(Some(FromModule::Event(ev))) => to_router.event(ev),
-            Ok(Some(FromModule::Credit(credit))) => to_router.credit(credit),
-            Ok(Some(FromModule::Hello(_))) => warn!("module said hello twice; ignored"),
-            Ok(Some(FromModule::Device { id, device, op })) => {
-                let result = to_router.device(&device, op);
-                // Never wait on the module's own full queue here: it may be blocked writing
-                // to this reader. A reply that does not fit is dropped; the driver times out.
-                if input
-                    .try_send(encode(&ToModule::DeviceReply { id, result }))
-                    .is_err()
-                {
-                    debug!(id, "device reply dropped: module input full or closed");
-                    to_router.count_drop();
-                }
-            }
-            Ok(Some(FromModule::Store(chunk))) => {
-                let version = chunk.version;
-                let result = match on_sealed(&persistent, move |p| p.store(&chunk)).await {
-                    Some(None) => continue,
-                    Some(Some(result)) => result,
-                    None => Err("this module is not persistent".into()),
-                };
-                answer_module(&input, &mut to_router, ToModule::Stored { version, result });
-            }
-            Ok(Some(FromModule::Counter { id, call, nonce })) => {
-                let result = on_sealed(&persistent, move |p| p.counter(call, &nonce))
-                    .await
-                    .unwrap_or_else(|| Err("this module is not persistent".into()));
-                answer_module(
-                    &input,
-                    &mut to_router,
-                    ToModule::CounterAnswer { id, result },
-                );
-            }
-            Ok(Some(msg)) => {
-                let mut replies = lock(&replies);
-                match replies.waiting.take() {
-                    Some((expect, tx)) if expect.matches(&msg) => {
-                        let _ = tx.send(msg);
-                    }
-                    waiting => {
-                        replies.waiting = waiting;
-                        warn!(
-                            reply = kind_name(&msg),
-                            "unsolicited reply from module; ignored"
-                        );
-                    }
-                }
-            }
-            Ok(None) => {
-                debug!("module output ended");
-                break;
-            }
-            Err(e) => {
-                warn!(error = %e, "bad frame from module");
-                to_router.count_drop();
-                if e.is_fatal() {
-                    break;
-                }
-            }
-        }
-    }
-    let mut replies = lock(&replies);
-    replies.closed = true;
-    replies.waiting = None;
-}
-
-/// Runs a blocking operation on the module's sealed storage off the async threads; `None` if
-/// the module has none.
-async fn on_sealed<T: Send + 'static>(
-    persistent: &Arc<OnceLock<Arc<Persistent>>>,
-    op: impl FnOnce(&Persistent) -> T + Send + 'static,
-) -> Option<T> {
-    let p = persistent.get().cloned()?;
-    tokio::task::spawn_blocking(move || op(&p)).await.ok()
-}
-
-/// Sends the platform's or the store's answer to the module without waiting on its queue
-/// (it may be blocked writing to the reader that calls this); one that does not fit is
-/// dropped and counted, and the module's commit times out and tries again.
-fn answer_module(input: &queue::Sender, to_router: &mut ToRouter, msg: ToModule) {
-    if input.try_send(encode(&msg)).is_err() {
-        debug!("sealed-state answer dropped: module input full or closed");
-        to_router.count_drop();
-    }
-}
-
-/// What the task that waits for a module's process needs to record its end.
-struct Ending {
-    name: String,
-    exit: watch::Sender<Option<String>>,
-    alive: Arc<AtomicBool>,
-    /// The module, to report it when its process ended on its own.
-    module: Weak<Module>,
-    exits: mpsc::Sender<Weak<Module>>,
-}
-
-/// Waits for the process to end (or kills it when asked or when its module is dropped),
-/// records how it ended, and reports a process that ended on its own (`supervise.rs`
-/// restarts persistent modules).
-async fn wait_exit(mut child: Child, kill: oneshot::Receiver<()>, ending: Ending) {
-    let (status, on_its_own) = tokio::select! {
-        status = child.wait() => (status, true),
-        _ = kill => {
-            let _ = child.start_kill();
-            (child.wait().await, false)
-        }
-    };
-    let status = match status {
-        Ok(status) => status.to_string(),
-        Err(e) => format!("unknown exit ({e})"),
-    };
-    ending.alive.store(false, Ordering::Relaxed);
-    info!(module = %ending.name, exit = %status, "module process ended");
-    ending.exit.send_replace(Some(status));
-    if on_its_own && ending.exits.try_send(ending.module).is_err() {
-        warn!(module = %ending.name, "too many module exits at once; not restarted");
-    }
-}
-
-/// A reply's variant name, for logs and errors (never its contents).
-fn kind_name(msg: &FromModule) -> &'static str {
-    match msg {
-        FromModule::Hello(_) => "Hello",
-        FromModule::Attested { .. } => "Attested",
-        FromModule::AttestRefused => "AttestRefused",
-        FromModule::CommandReply(_) => "CommandReply",
-        FromModule::CommandRejected { .. } => "CommandRejected",
-        FromModule::Event(_) => "Event",
-        FromModule::Stats(_) => "Stats",
-        FromModule::Device { .. } => "Device",
-        FromModule::Credit(_) => "Credit",
-        _ => "an unknown message",
+    #[test]
+    fn a_command_request_takes_only_the_answer_to_its_own_counter() {
+        let reply = |counter| {
+            FromModule::CommandReply(Sealed {
+                counter,
+                ciphertext: vec![],
+            })
+        };
+        let wants = Expect::Command(5);
+        assert!(wants.matches(&reply(5)));
+        assert!(wants.matches(&FromModule::CommandRejected { counter: 5 }));
+        // The late answer to a command whose request gave up: not this one's.
+        assert!(!wants.matches(&reply(3)));
+        assert!(!wants.matches(&FromModule::CommandRejected { counter: 4 }));
+        assert!(!wants.matches(&FromModule::AttestRefused));
+        assert!(Expect::Stats.matches(&FromModule::Stats(Default::default())));
     }
 }

@@ -1,0 +1,145 @@
+//! A module's stdout: its events and credit go to the router, its device accesses to the TEE
+//! layer, its sealed-state messages to its storage and platform counters (`sealed.rs`), and
+//! its replies to the one management request waiting for them.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aex_proto::frame::encode;
+use aex_proto::{FromModule, ToModule};
+use tokio::process::ChildStdout;
+use tracing::{debug, instrument, warn};
+
+use super::Replies;
+use crate::frames::FrameReader;
+use crate::queue;
+use crate::sealed::Persistent;
+use crate::sync::lock;
+use crate::to_router::ToRouter;
+
+/// What the stdout reader of one module needs.
+pub(super) struct Output {
+    pub(super) name: String,
+    pub(super) replies: Arc<Mutex<Replies>>,
+    /// Where its events and device accesses go.
+    pub(super) to_router: ToRouter,
+    /// The module's own stdin queue, for device replies.
+    pub(super) input: queue::Sender,
+    /// Its sealed storage, for `Store` and `Counter`.
+    pub(super) persistent: Arc<OnceLock<Arc<Persistent>>>,
+}
+
+/// Hands the module's events and device accesses to the router (answering the accesses) and
+/// replies to the waiting request.
+#[instrument(skip_all, fields(module = %out.name))]
+pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
+    let Output {
+        replies,
+        mut to_router,
+        input,
+        persistent,
+        ..
+    } = out;
+    loop {
+        match reader.next::<FromModule>().await {
+            Ok(Some(FromModule::Event(ev))) => to_router.event(ev),
+            Ok(Some(FromModule::Credit(credit))) => to_router.credit(credit),
+            Ok(Some(FromModule::Hello(_))) => warn!("module said hello twice; ignored"),
+            Ok(Some(FromModule::Device { id, device, op })) => {
+                let result = to_router.device(&device, op);
+                // Never wait on the module's own full queue here: it may be blocked writing
+                // to this reader. A reply that does not fit is dropped; the driver times out.
+                if input
+                    .try_send(encode(&ToModule::DeviceReply { id, result }))
+                    .is_err()
+                {
+                    debug!(id, "device reply dropped: module input full or closed");
+                    to_router.count_drop();
+                }
+            }
+            Ok(Some(FromModule::Store(chunk))) => {
+                let version = chunk.version;
+                let result = match on_sealed(&persistent, move |p| p.store(&chunk)).await {
+                    Some(None) => continue,
+                    Some(Some(result)) => result,
+                    None => Err("this module is not persistent".into()),
+                };
+                answer_module(&input, &mut to_router, ToModule::Stored { version, result });
+            }
+            Ok(Some(FromModule::Counter { id, call, nonce })) => {
+                let result = on_sealed(&persistent, move |p| p.counter(call, &nonce))
+                    .await
+                    .unwrap_or_else(|| Err("this module is not persistent".into()));
+                answer_module(
+                    &input,
+                    &mut to_router,
+                    ToModule::CounterAnswer { id, result },
+                );
+            }
+            Ok(Some(msg)) => {
+                let mut replies = lock(&replies);
+                match replies.waiting.take() {
+                    Some((expect, tx)) if expect.matches(&msg) => {
+                        let _ = tx.send(msg);
+                    }
+                    waiting => {
+                        replies.waiting = waiting;
+                        warn!(
+                            reply = kind_name(&msg),
+                            "unsolicited reply from module; ignored"
+                        );
+                    }
+                }
+            }
+            Ok(None) => {
+                debug!("module output ended");
+                break;
+            }
+            Err(e) => {
+                warn!(error = %e, "bad frame from module");
+                to_router.count_drop();
+                if e.is_fatal() {
+                    break;
+                }
+            }
+        }
+    }
+    let mut replies = lock(&replies);
+    replies.closed = true;
+    replies.waiting = None;
+}
+
+/// Runs a blocking operation on the module's sealed storage off the async threads; `None` if
+/// the module has none.
+async fn on_sealed<T: Send + 'static>(
+    persistent: &Arc<OnceLock<Arc<Persistent>>>,
+    op: impl FnOnce(&Persistent) -> T + Send + 'static,
+) -> Option<T> {
+    let p = persistent.get().cloned()?;
+    tokio::task::spawn_blocking(move || op(&p)).await.ok()
+}
+
+/// Sends the platform's or the store's answer to the module without waiting on its queue
+/// (it may be blocked writing to the reader that calls this); one that does not fit is
+/// dropped and counted, and the module's commit times out and tries again.
+fn answer_module(input: &queue::Sender, to_router: &mut ToRouter, msg: ToModule) {
+    if input.try_send(encode(&msg)).is_err() {
+        debug!("sealed-state answer dropped: module input full or closed");
+        to_router.count_drop();
+    }
+}
+
+/// A reply's variant name, for logs and errors (never its contents).
+pub(super) fn kind_name(msg: &FromModule) -> &'static str {
+    match msg {
+        FromModule::Hello(_) => "Hello",
+        FromModule::Attested { .. } => "Attested",
+        FromModule::AttestRefused => "AttestRefused",
+        FromModule::CommandReply(_) => "CommandReply",
+        FromModule::CommandRejected { .. } => "CommandRejected",
+        FromModule::Event(_) => "Event",
+        FromModule::Stats(_) => "Stats",
+        FromModule::Device { .. } => "Device",
+        FromModule::Credit(_) => "Credit",
+        _ => "an unknown message",
+    }
+}
