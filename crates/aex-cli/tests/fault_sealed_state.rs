@@ -208,6 +208,15 @@ fn rollback_deletion_fork_and_stale_copies_are_refused() {
     assert!(table.contains("ROLLBACK DETECTED"), "{table}");
     // The process runs on no state: it holds no key, so its deployer's commands fail.
     t.app.aex(&["call", "tally", "totals"]).code(1);
+    // The owner decides: a deploy names what happened and what would be lost, and only
+    // `--discard-state` starts the module over.
+    t.app.deploy().code(1).stderr_has(&[
+        "refused its sealed state: rollback detected",
+        "aex deploy --discard-state tally",
+    ]);
+    t.app.deploy_with(&["--discard-state", "tally"]).ok();
+    assert_eq!(t.totals("tally")["total"], 0);
+    assert_eq!(t.bump("tally", 2), 2);
 
     // Deletion: no blob does not mean a fresh start.
     t.bump("spare", 4);

@@ -124,6 +124,10 @@ pub fn plan_with(app: &mut App, built: &BuiltApp, opts: &Options) -> Result<Plan
     let force = &opts.force;
     let mut running: HashMap<String, HashMap<String, [u8; 32]>> = HashMap::new();
     let mut loaded: HashMap<String, HashSet<String>> = HashMap::new();
+    // Persistent instances whose node restarted them and that refused their sealed state
+    // (rollback, missing state, ...): they run, unkeyed, as fresh processes, not as the
+    // instance the deployer attested.
+    let mut refused: HashMap<(String, String), String> = HashMap::new();
     // The nodes the descriptor places modules on, and those recorded instances run on.
     let mut nodes: BTreeSet<String> = app
         .descriptor()
@@ -146,12 +150,18 @@ pub fn plan_with(app: &mut App, built: &BuiltApp, opts: &Options) -> Result<Plan
             node.clone(),
             status.modules.iter().map(|m| m.name.clone()).collect(),
         );
+        for m in &status.modules {
+            let resume = m.persistence.as_ref().and_then(|p| p.resume.as_ref());
+            if let Some(aex_proto::ResumeOutcome::Refused(reason)) = resume {
+                refused.insert((node.clone(), m.name.clone()), reason.clone());
+            }
+        }
         running.insert(
-            node,
+            node.clone(),
             status
                 .modules
                 .into_iter()
-                .filter(|m| m.running)
+                .filter(|m| m.running && !refused.contains_key(&(node.clone(), m.name.clone())))
                 .map(|m| (m.name, m.measurement))
                 .collect(),
         );
@@ -185,7 +195,12 @@ pub fn plan_with(app: &mut App, built: &BuiltApp, opts: &Options) -> Result<Plan
                 Action::Apply(format!("moves from node `{}`", r.node))
             }
             Some(r) if r.measurement != want.to_hex() => Action::Apply("code changed".into()),
-            Some(_) if !is_live => Action::Apply(format!("not running on node `{}`", spec.node)),
+            Some(r) if !is_live => match refused.get(&(r.node.clone(), r.slot(&spec.name))) {
+                Some(reason) => Action::Apply(format!(
+                    "its node restarted it and it refused its sealed state: {reason}"
+                )),
+                None => Action::Apply(format!("not running on node `{}`", spec.node)),
+            },
             Some(_) if force.contains(&spec.name) => Action::Apply("update requested".into()),
             _ => Action::Keep,
         };
