@@ -179,6 +179,9 @@ fn sealed(p: &aex_proto::PersistenceStatus) -> String {
         1 => "1 restart".to_owned(),
         n => format!("{n} restarts"),
     };
+    if p.store_error.is_some() {
+        return format!("STORE FAILING, v{} (see aex status --json)", p.stored);
+    }
     match &p.resume {
         None => format!("v{}", p.stored),
         Some(aex_proto::ResumeOutcome::Resumed { version }) => {
@@ -254,12 +257,22 @@ mod tests {
             restarts: 0,
             stored: 3,
             resume: None,
+            store_error: None,
         };
         assert_eq!(super::sealed(&fresh), "v3");
+        let failing = PersistenceStatus {
+            store_error: Some("No space left on device".into()),
+            ..fresh.clone()
+        };
+        assert_eq!(
+            super::sealed(&failing),
+            "STORE FAILING, v3 (see aex status --json)"
+        );
         let resumed = PersistenceStatus {
             restarts: 1,
             stored: 5,
             resume: Some(ResumeOutcome::Resumed { version: 4 }),
+            store_error: None,
         };
         assert_eq!(super::sealed(&resumed), "v5 (resumed v4, 1 restart)");
         let rolled_back = PersistenceStatus {
@@ -268,6 +281,7 @@ mod tests {
             resume: Some(ResumeOutcome::Refused(
                 "rollback detected: the node handed over version 3".into(),
             )),
+            store_error: None,
         };
         assert_eq!(
             super::sealed(&rolled_back),

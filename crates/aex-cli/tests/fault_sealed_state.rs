@@ -473,3 +473,46 @@ fn following(up: &mut aex_testkit::process::Captured) -> String {
     }
     up.stderr_so_far()
 }
+
+#[test]
+fn a_node_that_cannot_store_slows_the_module_says_why_and_loses_nothing() {
+    let t = Tallies::deploy(1, &[("tally", "node1"), ("mirror", "node1")], true);
+    assert_eq!(t.bump("tally", 1), 1);
+    // The node's storage fails (here: its `sealed` directory replaced by a file, as a full
+    // or broken disk would refuse every write).
+    let sealed = t.sealed(1, "tally");
+    std::fs::remove_dir_all(&sealed).unwrap();
+    std::fs::write(&sealed, b"not a directory").unwrap();
+    t.app
+        .aex(&["output", "feed", "5"])
+        .ok()
+        .stderr_has(&["the module accepted it"]);
+    let status = wait_for("status to say the store fails", PATIENCE, || {
+        let s = t.app.status();
+        let failing = s
+            .module("tally")
+            .persistence
+            .as_ref()
+            .is_some_and(|p| p.store_error.is_some());
+        failing.then_some(s)
+    });
+    assert!(
+        t.app.aex(&["status"]).ok().stdout.contains("STORE FAILING"),
+        "{status:#?}"
+    );
+    // Nothing the event caused left tally before its state is stored: mirror has no receipt.
+    assert_eq!(t.totals("mirror")["total"], 0);
+
+    // The disk comes back: the commit goes through, and the held receipt with it.
+    std::fs::remove_file(&sealed).unwrap();
+    wait_for("the held receipt to reach mirror", PATIENCE, || {
+        (t.totals("mirror")["total"] == 6).then_some(())
+    });
+    let status = t.app.status();
+    let p = status.module("tally").persistence.clone().unwrap();
+    assert!(p.store_error.is_none(), "{p:?}");
+    assert_eq!(
+        t.totals("tally"),
+        serde_json::json!({"total": 6, "added": 2})
+    );
+}

@@ -67,10 +67,16 @@ impl Persistent {
         match self.store.write(chunk) {
             Ok(false) => None,
             Ok(true) => {
-                lock(&self.status).stored = chunk.version;
+                let mut status = lock(&self.status);
+                status.stored = chunk.version;
+                status.store_error = None;
                 Some(Ok(()))
             }
-            Err(e) => Some(Err(e)),
+            Err(e) => {
+                tracing::warn!(version = chunk.version, error = %e, "cannot store a sealed blob");
+                lock(&self.status).store_error = Some(e.clone());
+                Some(Err(e))
+            }
         }
     }
 

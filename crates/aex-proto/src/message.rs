@@ -631,6 +631,10 @@ pub struct PersistenceStatus {
     /// How the last restart went: resumed from a version, or refused (with the runtime's
     /// reason, e.g. "rollback detected"). `None` before the first restart.
     pub resume: Option<crate::persist::ResumeOutcome>,
+    /// Why the node could not store the module's last blob (a full disk, ...), until it
+    /// stores one again: meanwhile the module holds its outputs and tries again.
+    #[serde(default)]
+    pub store_error: Option<String>,
 }
 
 /// One persistent link to another node.

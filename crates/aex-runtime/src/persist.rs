@@ -237,6 +237,17 @@ impl Core {
         }
     }
 
+    /// Waits `after` before a commit is tried again, answering `Stats` (so the node and the
+    /// owner see the module, and why it waits) and queueing everything else for after the
+    /// commit. `false` once the node closed the link.
+    pub(crate) fn pause(&mut self, after: Duration) -> bool {
+        let waited = self.wait_for(after, |_, arrived| match arrived {
+            Arrived::Message(other) => Step::Defer(other),
+            Arrived::Keyed(_) | Arrived::Credit(_) => Step::<()>::Wait,
+        });
+        !matches!(waited, Err(Unanswered::Closed))
+    }
+
     /// Has the node store `blob` as `version` and waits for it to say so.
     fn store(&mut self, version: u64, blob: &[u8]) -> Result<(), CommitError> {
         let chunks: Vec<FromModule> = BlobChunk::split(version, blob)

@@ -204,7 +204,9 @@ impl<M: Module> Runtime<M> {
                         "commit failed ({reason}); trying again in {} ms",
                         pause.as_millis()
                     );
-                    std::thread::sleep(pause);
+                    if !self.core.pause(pause) {
+                        return Some(0);
+                    }
                     pause = (pause * 2).min(std::time::Duration::from_secs(2));
                 }
             }
