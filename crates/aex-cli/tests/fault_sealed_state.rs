@@ -516,3 +516,65 @@ fn a_node_that_cannot_store_slows_the_module_says_why_and_loses_nothing() {
         serde_json::json!({"total": 6, "added": 2})
     );
 }
+
+#[test]
+fn a_module_whose_board_is_lost_starts_elsewhere_from_the_owners_checkpoint() {
+    let mut t = Tallies::deploy(2, &[("tally", "node1"), ("mirror", "node2")], true);
+    t.app
+        .aex(&["output", "feed", "2"])
+        .ok()
+        .stderr_has(&["the module accepted it"]);
+    let file = t.app.path().join("tally.ckpt");
+    let file_arg = file.display().to_string();
+    t.app
+        .aex(&["checkpoint", "tally", "-o", &file_arg])
+        .ok()
+        .stderr_has(&["Checkpoint", "`tally`", "--restore-state tally="]);
+    // The module goes on after the checkpoint; what it does from here dies with its board.
+    assert_eq!(t.bump("tally", 1), 3);
+
+    // node1 is lost for good. The owner takes it out of the descriptor, places tally on
+    // node2, and restores the checkpoint there.
+    t.nodes[0].kill();
+    let node2 = &t.nodes[1];
+    let section = aex_testkit::descriptor::sgx_node(
+        "node2",
+        node2.addr,
+        &node2.platform_pub_file(),
+        &node2.identity_pub_file(),
+    );
+    t.app.write_descriptor(&aex_testkit::descriptor::tally(
+        &[section],
+        &[("tally", "node2"), ("mirror", "node2")],
+        true,
+    ));
+    let restore = format!("tally={file_arg}");
+    t.app
+        .deploy_with(&["--restore-state", &restore])
+        .ok()
+        .stderr_has(&["`tally`"]);
+    let status = t.app.status();
+    status.assert_healthy();
+    assert_eq!(status.module("tally").node, "node2");
+    assert_eq!(
+        t.totals("tally"),
+        serde_json::json!({"total": 2, "added": 1})
+    );
+    t.app
+        .aex(&["output", "feed", "4"])
+        .ok()
+        .stderr_has(&["the module accepted it"]);
+    wait_for(
+        "the restored tally's receipt to reach mirror",
+        PATIENCE,
+        || (t.totals("mirror")["total"] == 8).then_some(()),
+    );
+    // A damaged checkpoint is refused, naming the file.
+    let mut bytes = std::fs::read(&file).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    t.app
+        .deploy_with(&["--restore-state", &restore])
+        .code(1)
+        .stderr_has(&["checkpoint file", "damaged"]);
+}

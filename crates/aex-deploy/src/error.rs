@@ -211,6 +211,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A checkpoint file (`aex checkpoint`, `aex deploy --restore-state`) cannot be written
+    /// or read back.
+    #[error("checkpoint file `{}`: {reason}", path.display())]
+    Checkpoint {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// A direct connection's window stayed full ([`aex_proto::flow`]): the module had not
     /// taken in the events the deployer sent before, so this one was not sealed, not sent,
     /// and took no counter. A variant of its own so that the caller can say nothing was sent.

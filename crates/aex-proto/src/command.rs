@@ -152,9 +152,10 @@ pub enum Command {
         /// The connection.
         conn: ConnId,
     },
-    /// Reads the retired instance's snapshot: answers `Done` with the bytes from `offset`,
-    /// at most [`STATE_CHUNK`] of them (fewer only at the end). Refused (`Failed`) unless
-    /// the instance is retired with a snapshot and `offset` is within it.
+    /// Reads the retired instance's snapshot, or else its checkpoint ([`Command::Checkpoint`]):
+    /// answers `Done` with the bytes from `offset`, at most [`STATE_CHUNK`] of them (fewer only
+    /// at the end). Refused (`Failed`) unless the instance is retired with a snapshot or holds
+    /// a checkpoint, and `offset` is within it.
     ReadState {
         /// Where the chunk starts, in bytes from the snapshot's start.
         offset: u64,
@@ -168,6 +169,12 @@ pub enum Command {
         /// At most [`STATE_CHUNK`] bytes of the snapshot.
         data: StateBytes,
     },
+    /// Takes a checkpoint for the owner to hold (`aex checkpoint`): the module snapshots its
+    /// state as it is, keeps running, and answers a [`Retired`] with the snapshot's length and
+    /// SHA-256; [`Command::ReadState`] then reads the checkpoint (a retired instance's snapshot
+    /// comes first). A persistent module seals the checkpoint with its state, so a chunk read
+    /// again after a restart is the same bytes. A newer checkpoint replaces it.
+    Checkpoint,
 }
 
 /// The most snapshot bytes one [`Command::ReadState`] answer or [`Command::WriteState`]

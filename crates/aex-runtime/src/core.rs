@@ -73,6 +73,8 @@ pub(crate) struct Core {
     /// read in chunks. A retired module holds no connection key and runs no code for its own
     /// threads.
     pub(crate) retired: Option<crate::transfer::Retirement>,
+    /// The checkpoint an authentic `Checkpoint` took, read in chunks by the owner.
+    pub(crate) checkpoint: Option<crate::transfer::Retirement>,
     /// Snapshot chunks staged by `WriteState` for `Restore`.
     pub(crate) staged: crate::transfer::Staged,
     /// Symmetric TEE kinds: the module key the platform provisioned, until attestation.
@@ -169,6 +171,7 @@ impl Core {
             restored: None,
             disabled: false,
             retired: None,
+            checkpoint: None,
             staged: Default::default(),
             provisioned: None,
             clock: Clock::default(),

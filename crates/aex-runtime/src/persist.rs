@@ -67,6 +67,9 @@ pub(crate) struct Sealed {
     pub(crate) restored: Option<[u8; 32]>,
     /// The module's own state (`Module::save`), or the snapshot a retired instance keeps.
     pub(crate) state: Option<StateBytes>,
+    /// The checkpoint the owner is reading (`Command::Checkpoint`), sealed so that a chunk
+    /// read again after a restart is the same bytes.
+    pub(crate) checkpoint: Option<StateBytes>,
 }
 
 /// Why a commit did not complete.
@@ -189,6 +192,11 @@ impl Core {
             retired: self.retired.is_some(),
             restored: self.restored,
             state: state.map(StateBytes),
+            checkpoint: self
+                .checkpoint
+                .as_ref()
+                .and_then(|c| c.snapshot())
+                .map(|b| StateBytes(b.to_vec())),
         };
         // Keys in clear: zeroized when dropped (`StateBytes`).
         let plain = postcard::to_allocvec(&sealed)

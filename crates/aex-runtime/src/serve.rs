@@ -225,6 +225,10 @@ impl<M: Module> Runtime<M> {
             return;
         }
         let state = sealed.state.take().map(|mut s| std::mem::take(&mut s.0));
+        self.core.checkpoint = sealed
+            .checkpoint
+            .take()
+            .map(|mut c| crate::transfer::Retirement::new(Some(std::mem::take(&mut c.0))));
         if sealed.retired {
             self.core.conns.clear();
             self.core.deadlines.disarm();
@@ -256,13 +260,15 @@ impl<M: Module> Runtime<M> {
             None => Err(CommandError::Forged),
             Some(channel) => channel.open_command(&sealed),
         };
-        // Reading a retired instance's snapshot changes nothing a restart could forget: the
-        // snapshot is frozen and committed, and the same command executed again (replayed
-        // after a restart from an older commit) gives the same bytes under the same counter,
-        // so the same ciphertext. Its reply goes out at once, without a commit of a state
-        // that may be large (a commit per chunk would seal the whole state each time).
-        let read_only =
-            matches!(opened, Ok(Command::ReadState { .. })) && self.core.retired.is_some();
+        // Reading a retired instance's snapshot, or a checkpoint, changes nothing a restart
+        // could forget: the snapshot is frozen and committed (the `Retire` or `Checkpoint`
+        // that took it was), and the same command executed again (replayed after a restart
+        // from a commit before it) gives the same bytes under the same counter, so the same
+        // ciphertext; a newer checkpoint's command counter makes older reads stale. Its reply
+        // goes out at once, without a commit of a state that may be large (a commit per chunk
+        // would seal the whole state each time).
+        let frozen = self.core.retired.is_some() || self.core.checkpoint.is_some();
+        let read_only = matches!(opened, Ok(Command::ReadState { .. })) && frozen;
         let reply = match opened {
             Ok(cmd) => {
                 self.core.counters.commands += 1;
@@ -370,10 +376,15 @@ impl<M: Module> Runtime<M> {
                 }
             }
             Command::Retire => self.retire(),
-            Command::ReadState { offset } => match &self.core.retired {
-                Some(retired) => retired.read(offset),
-                None => CommandReply::Failed("this instance is not retired".into()),
-            },
+            Command::ReadState { offset } => {
+                match self.core.retired.as_ref().or(self.core.checkpoint.as_ref()) {
+                    Some(snapshot) => snapshot.read(offset),
+                    None => CommandReply::Failed(
+                        "this instance is not retired and holds no checkpoint".into(),
+                    ),
+                }
+            }
+            Command::Checkpoint => self.checkpoint(),
             // Staging runs no module code: only `Restore` decides what becomes of it.
             Command::WriteState { offset, data } => match self.core.staged.write(offset, data) {
                 Ok(()) => CommandReply::Done(Vec::new()),
@@ -414,6 +425,27 @@ impl<M: Module> Runtime<M> {
                 CommandReply::Done(Vec::new())
             }
             Err(message) => CommandReply::Failed(bounded(message)),
+        }
+    }
+
+    /// Takes a checkpoint of the state as it is, for the owner (the module runs on).
+    fn checkpoint(&mut self) -> CommandReply {
+        if !self.core.armed || self.core.retired.is_some() {
+            return CommandReply::Failed(
+                "a checkpoint is taken of a running instance (armed, not retired)".into(),
+            );
+        }
+        match self.module.save() {
+            None => CommandReply::Failed("this module's state is not transferable".into()),
+            Some(Err(message)) => {
+                CommandReply::Failed(bounded(format!("cannot save the state: {message}")))
+            }
+            Some(Ok(bytes)) => {
+                let checkpoint = crate::transfer::Retirement::new(Some(bytes));
+                let answer = checkpoint.answer();
+                self.core.checkpoint = Some(checkpoint);
+                answer
+            }
         }
     }
 

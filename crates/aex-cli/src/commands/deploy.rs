@@ -26,6 +26,10 @@ pub struct DeployArgs {
     /// restarted, or its process died). Repeatable
     #[arg(long, value_name = "MODULE")]
     discard_state: Vec<String>,
+    /// Replace MODULE with an instance that starts from a checkpoint you hold (written by
+    /// `aex checkpoint MODULE -o FILE`): for a module whose board is lost for good. Repeatable
+    #[arg(long, value_name = "MODULE=FILE", value_parser = parse_restore)]
+    restore_state: Vec<(String, PathBuf)>,
     #[command(flatten)]
     pub(super) app: AppPath,
 }
@@ -35,6 +39,7 @@ pub fn exec(args: DeployArgs, shell: &Shell) -> Result<()> {
     let opts = DeployOptions {
         dry_run: args.dry_run,
         discard_state: args.discard_state,
+        restore_state: args.restore_state,
     };
     match ops::deploy::deploy(&mut app, &opts, &Bars::new(shell))? {
         Deployed::Planned(plan) => {
@@ -49,4 +54,14 @@ pub fn exec(args: DeployArgs, shell: &Shell) -> Result<()> {
         Deployed::Applied(deployed) => report::deployed(&deployed, shell),
     }
     Ok(())
+}
+
+/// `MODULE=FILE`.
+fn parse_restore(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((module, file)) if !module.is_empty() && !file.is_empty() => {
+            Ok((module.to_owned(), PathBuf::from(file)))
+        }
+        _ => Err(format!("expected MODULE=FILE, got `{text}`")),
+    }
 }

@@ -2,6 +2,7 @@
 //! `exec` that calls one library operation.
 
 mod call;
+mod checkpoint;
 mod deploy;
 mod device;
 mod disable;
@@ -84,6 +85,7 @@ impl Commands {
             Commands::Disable(a) => Some(&mut a.app),
             Commands::Status(a) => Some(&mut a.app),
             Commands::Call(a) => Some(&mut a.app),
+            Commands::Checkpoint(a) => Some(&mut a.app),
             Commands::Output(a) => Some(&mut a.app),
             Commands::Request(a) => Some(&mut a.app),
             Commands::Reset(a) => Some(&mut a.app),
@@ -102,6 +104,7 @@ enum Commands {
     Disable(disable::DisableArgs),
     Status(status::StatusArgs),
     Call(call::CallArgs),
+    Checkpoint(checkpoint::CheckpointArgs),
     Output(output::OutputArgs),
     Request(request::RequestArgs),
     Reset(reset::ResetArgs),
@@ -182,6 +185,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Disable(a) => disable::exec(a, shell),
         Commands::Status(a) => status::exec(a, shell),
         Commands::Call(a) => call::exec(a, shell),
+        Commands::Checkpoint(a) => checkpoint::exec(a, shell),
         Commands::Output(a) => output::exec(a, shell),
         Commands::Request(a) => request::exec(a, shell),
         Commands::Reset(a) => reset::exec(a, shell),

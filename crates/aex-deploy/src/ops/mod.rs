@@ -8,6 +8,7 @@
 //! | `aex disable` | [`disable::disable`] |
 //! | `aex status` | [`status::status`] |
 //! | `aex call` | [`call::call`] |
+//! | `aex checkpoint` | [`checkpoint::checkpoint`] |
 //! | `aex output` | [`call::output`] |
 //! | `aex request` | [`call::request`] |
 //! | `aex reset` | [`reset::reset`] |
@@ -15,6 +16,7 @@
 //! | `aex graph` | [`graph::graph`] |
 
 pub mod call;
+pub mod checkpoint;
 pub mod deploy;
 pub mod disable;
 pub mod graph;

@@ -20,6 +20,10 @@ pub struct DeployOptions {
     /// over the state of their recorded instance (`--discard-state`: for an instance that is
     /// gone for good). Each must be a module of the descriptor.
     pub discard_state: Vec<String>,
+    /// Modules whose recorded instance is replaced by one that starts from a checkpoint the
+    /// owner holds (`--restore-state MODULE=FILE`, `aex checkpoint`): for an instance whose
+    /// board is lost for good. Each must be a deployed module of the descriptor.
+    pub restore_state: Vec<(String, std::path::PathBuf)>,
 }
 
 /// What a deployment tells its caller while it runs, beyond its progress.
@@ -43,11 +47,14 @@ pub enum Deployed {
 /// Converges the running application on the descriptor: builds every module, decides what to
 /// change ([`Plan`]), and loads, attests and connects only what differs.
 pub fn deploy(app: &mut App, opts: &DeployOptions, obs: &dyn DeployObserver) -> Result<Deployed> {
-    let options = Options {
+    let mut options = Options {
         discard_state: discarded(app, &opts.discard_state)?,
         ..Options::default()
     };
     let (built, build_secs) = build(app, obs)?;
+    if !opts.dry_run {
+        restore(app, &opts.restore_state, &mut options)?;
+    }
     let plan = plan_with(app, &built, &options)?;
     if opts.dry_run {
         return Ok(Deployed::Planned(plan));
@@ -67,6 +74,30 @@ pub(crate) fn build(app: &App, obs: &dyn Observer) -> Result<(BuiltApp, f64)> {
     let started = Instant::now();
     let built = build_all(app, &mut builder, obs)?;
     Ok((built, started.elapsed().as_secs_f64()))
+}
+
+/// `--restore-state`: each named module's record takes the checkpoint as the state its
+/// next instance restores, and the module is replaced (even if its instance runs: the owner
+/// chose the checkpoint over it). Saved before anything is loaded.
+fn restore(
+    app: &mut App,
+    restore: &[(String, std::path::PathBuf)],
+    options: &mut Options,
+) -> Result<()> {
+    for (module, path) in restore {
+        let snapshot = crate::ops::checkpoint::read(path)?;
+        let Some(record) = app.module_mut(module) else {
+            return Err(Error::NotDeployed {
+                module: module.clone(),
+            });
+        };
+        record.pending_state = Some(snapshot);
+        options.force.insert(module.clone());
+    }
+    if !restore.is_empty() {
+        app.save()?;
+    }
+    Ok(())
 }
 
 /// The modules named by `--discard-state`, each checked against the descriptor.

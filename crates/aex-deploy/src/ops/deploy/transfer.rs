@@ -201,9 +201,9 @@ fn retire(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
     Ok(Some(snapshot))
 }
 
-/// Reads a retired instance's snapshot, [`IN_FLIGHT`] chunks at a time, and checks it
+/// Reads a retired instance's snapshot (or a checkpoint), [`IN_FLIGHT`] chunks at a time, and checks it
 /// against the length and digest the instance answered.
-fn read_snapshot(app: &mut App, module: &str, info: SnapshotInfo) -> Result<Snapshot> {
+pub(crate) fn read_snapshot(app: &mut App, module: &str, info: SnapshotInfo) -> Result<Snapshot> {
     let unusable = |reason: String| Error::Snapshot {
         module: module.into(),
         reason,
