@@ -19,6 +19,7 @@ pub fn plan(plan: &Plan, shell: &Shell) {
         let verb = match m.state {
             StateSource::Running => "load, attest and take over the running state",
             StateSource::Snapshot => "load, attest and restore the saved state",
+            StateSource::Checkpoint => "load, attest and restore the checkpoint you gave",
             StateSource::Unconfirmed => {
                 "ask the recorded instance for its state (its node reports it gone), then load and attest"
             }
@@ -109,6 +110,9 @@ pub fn transfers(report: &DeployReport, shell: &Shell) {
             (StateSource::Running, Some(n)) => format!("took over the state ({n} bytes)"),
             (StateSource::Snapshot, Some(n)) => {
                 format!("restored the state an interrupted update saved ({n} bytes)")
+            }
+            (StateSource::Checkpoint, Some(n)) => {
+                format!("restored your checkpoint ({n} bytes); what it did since is lost")
             }
             (StateSource::Unconfirmed, Some(n)) => format!(
                 "took over the state ({n} bytes) of an instance its node had reported gone"

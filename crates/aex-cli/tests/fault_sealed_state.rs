@@ -552,7 +552,10 @@ fn a_module_whose_board_is_lost_starts_elsewhere_from_the_owners_checkpoint() {
     t.app
         .deploy_with(&["--restore-state", &restore])
         .ok()
-        .stderr_has(&["`tally`"]);
+        .stderr_has(&[
+            "restore the checkpoint you gave",
+            "`tally` from `node1` to `node2`: restored your checkpoint (21 bytes)",
+        ]);
     let status = t.app.status();
     status.assert_healthy();
     assert_eq!(status.module("tally").node, "node2");

@@ -82,6 +82,7 @@ pub fn update(app: &mut App, opts: &UpdateOptions, obs: &dyn Observer) -> Result
         } else {
             BTreeSet::new()
         },
+        restore_state: BTreeSet::new(),
     };
     let plan = plan_with(app, &built, &options)?;
     let others: Vec<String> = plan

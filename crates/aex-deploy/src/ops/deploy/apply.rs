@@ -64,7 +64,12 @@ pub fn apply(
     for (name, _) in &to_load {
         let keep = matches!(
             source.get(name.as_str()),
-            Some(StateSource::Running | StateSource::Snapshot | StateSource::Unconfirmed)
+            Some(
+                StateSource::Running
+                    | StateSource::Snapshot
+                    | StateSource::Unconfirmed
+                    | StateSource::Checkpoint
+            )
         );
         let generation = match app.module(name) {
             Some(r) if keep => r.generation.wrapping_add(1),

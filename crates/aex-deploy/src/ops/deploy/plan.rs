@@ -63,6 +63,9 @@ pub enum StateSource {
     /// The user discarded the recorded instance's state (`--discard-state`): the new
     /// instance starts from `Default`.
     Discarded,
+    /// A checkpoint the owner held (`--restore-state`, `aex checkpoint`): the new instance
+    /// starts from it.
+    Checkpoint,
 }
 
 /// Choices of a deployment beyond the descriptor.
@@ -74,6 +77,8 @@ pub struct Options {
     /// the state of their recorded instance (`--discard-state`): for an instance that is
     /// gone for good.
     pub discard_state: BTreeSet<String>,
+    /// These modules' records hold a checkpoint the owner restores (`--restore-state`).
+    pub restore_state: BTreeSet<String>,
 }
 
 /// What happens to one connection.
@@ -208,6 +213,11 @@ pub fn plan_with(app: &mut App, built: &BuiltApp, opts: &Options) -> Result<Plan
             (_, Action::Keep) | (None, _) => StateSource::Fresh,
             (Some(r), _) if r.disabling => StateSource::Fresh,
             (Some(_), _) if opts.discard_state.contains(&spec.name) => StateSource::Discarded,
+            (Some(r), _)
+                if r.pending_state.is_some() && opts.restore_state.contains(&spec.name) =>
+            {
+                StateSource::Checkpoint
+            }
             (Some(r), _) if r.pending_state.is_some() => StateSource::Snapshot,
             (Some(_), _) if is_live => StateSource::Running,
             (Some(_), _) => StateSource::Unconfirmed,

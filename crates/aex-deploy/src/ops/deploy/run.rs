@@ -93,6 +93,7 @@ fn restore(
         };
         record.pending_state = Some(snapshot);
         options.force.insert(module.clone());
+        options.restore_state.insert(module.clone());
     }
     if !restore.is_empty() {
         app.save()?;

@@ -103,6 +103,8 @@ pub(super) fn hand_over(
     let (snapshot, source) = match pending {
         // The instance its node called gone answered, before this run loaded anything.
         Some(s) if planned == StateSource::Unconfirmed => (Some(s), StateSource::Unconfirmed),
+        // The owner's checkpoint, for an instance that is gone for good.
+        Some(s) if planned == StateSource::Checkpoint => (Some(s), StateSource::Checkpoint),
         // An earlier hand-over was interrupted: its snapshot is the state.
         Some(s) => (Some(s), StateSource::Snapshot),
         None => (retire_or_lost(app, module)?, StateSource::Running),
