@@ -56,6 +56,14 @@ impl Tallies {
             .unwrap_or_else(|| panic!("bump answered {total}"))
     }
 
+    /// Sends `n` on the direct connection `feed`; the module must accept it.
+    fn feed(&self, n: u64) {
+        self.app
+            .aex(&["output", "feed", &n.to_string()])
+            .ok()
+            .stderr_has(&["the module accepted it"]);
+    }
+
     fn totals(&self, module: &str) -> Value {
         self.app.call(module, "totals", None)
     }
@@ -134,10 +142,7 @@ fn copy_blobs(from: &Path, to: &Path) {
 fn a_killed_persistent_module_resumes_with_its_state_and_keys_without_its_deployer() {
     let t = Tallies::deploy(1, &[("tally", "node1")], false);
     assert_eq!(t.bump("tally", 5), 5);
-    t.app
-        .aex(&["output", "feed", "3"])
-        .ok()
-        .stderr_has(&["the module accepted it"]);
+    t.feed(3);
     assert_eq!(t.totals("tally")["total"], 8);
     let stored = t.app.status().module("tally").persistence.clone();
     assert!(stored.as_ref().is_some_and(|p| p.stored >= 2), "{stored:?}");
@@ -155,10 +160,7 @@ fn a_killed_persistent_module_resumes_with_its_state_and_keys_without_its_deploy
     // keys and counters it had, and nothing was redeployed.
     assert_eq!(t.totals("tally")["total"], 8);
     assert_eq!(t.bump("tally", 1), 9);
-    t.app
-        .aex(&["output", "feed", "1"])
-        .ok()
-        .stderr_has(&["the module accepted it"]);
+    t.feed(1);
     assert_eq!(
         t.totals("tally"),
         serde_json::json!({"total": 10, "added": 4})
@@ -278,10 +280,7 @@ fn table_has(t: &Tallies, text: &str) -> bool {
 #[test]
 fn every_node_restarts_and_its_persistent_modules_resume_wired_as_before() {
     let mut t = Tallies::deploy(2, &[("tally", "node1"), ("mirror", "node2")], true);
-    t.app
-        .aex(&["output", "feed", "3"])
-        .ok()
-        .stderr_has(&["the module accepted it"]);
+    t.feed(3);
     wait_for("mirror to take tally's receipt", PATIENCE, || {
         (t.totals("mirror")["total"] == 3).then_some(())
     });
@@ -318,10 +317,7 @@ fn every_node_restarts_and_its_persistent_modules_resume_wired_as_before() {
         status.module("tally").attested && status.module("mirror").attested,
         "{status:#?}"
     );
-    t.app
-        .aex(&["output", "feed", "4"])
-        .ok()
-        .stderr_has(&["the module accepted it"]);
+    t.feed(4);
     wait_for("the event to cross both restarted nodes", PATIENCE, || {
         (t.totals("mirror")["total"] == 10).then_some(())
     });
@@ -483,10 +479,7 @@ fn a_node_that_cannot_store_slows_the_module_says_why_and_loses_nothing() {
     let sealed = t.sealed(1, "tally");
     std::fs::remove_dir_all(&sealed).unwrap();
     std::fs::write(&sealed, b"not a directory").unwrap();
-    t.app
-        .aex(&["output", "feed", "5"])
-        .ok()
-        .stderr_has(&["the module accepted it"]);
+    t.feed(5);
     let status = wait_for("status to say the store fails", PATIENCE, || {
         let s = t.app.status();
         let failing = s
@@ -520,10 +513,7 @@ fn a_node_that_cannot_store_slows_the_module_says_why_and_loses_nothing() {
 #[test]
 fn a_module_whose_board_is_lost_starts_elsewhere_from_the_owners_checkpoint() {
     let mut t = Tallies::deploy(2, &[("tally", "node1"), ("mirror", "node2")], true);
-    t.app
-        .aex(&["output", "feed", "2"])
-        .ok()
-        .stderr_has(&["the module accepted it"]);
+    t.feed(2);
     let file = t.app.path().join("tally.ckpt");
     let file_arg = file.display().to_string();
     t.app
@@ -563,10 +553,7 @@ fn a_module_whose_board_is_lost_starts_elsewhere_from_the_owners_checkpoint() {
         t.totals("tally"),
         serde_json::json!({"total": 2, "added": 1})
     );
-    t.app
-        .aex(&["output", "feed", "4"])
-        .ok()
-        .stderr_has(&["the module accepted it"]);
+    t.feed(4);
     wait_for(
         "the restored tally's receipt to reach mirror",
         PATIENCE,

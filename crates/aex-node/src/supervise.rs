@@ -85,6 +85,11 @@ async fn restart(shared: &Shared, old: Arc<Module>) {
         Ok(new) => new,
         Err(e) => {
             warn!(module = old.name(), error = %e.message, "cannot restart persistent module");
+            // Said where its owner looks (`aex status`), not only in the node's log.
+            persistent.restarted(ResumeOutcome::Refused(format!(
+                "the node could not start the process again: {}",
+                e.message
+            )));
             return;
         }
     };
