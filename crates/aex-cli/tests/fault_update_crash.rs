@@ -215,7 +215,7 @@ fn update_moves_a_64_mib_state_intact() {
 /// more) and the destination commits the restored state, on top of the transfer; the same
 /// module not persistent is the baseline, moved in the same run.
 #[test]
-#[ignore = "long: moves 1 MiB and 64 MiB states, sealed and not (about 40 s in a debug build)"]
+#[ignore = "long: moves 1 MiB and 64 MiB states, sealed and not (about 25 s in a debug build)"]
 fn update_moves_a_persistent_64_mib_state_intact() {
     for len in [1 << 20, 64 << 20] {
         eprint!("not persistent: ");

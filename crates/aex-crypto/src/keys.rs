@@ -48,6 +48,17 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
+/// Zeroizes `bytes` and its spare capacity: what types holding large secrets (state
+/// snapshots, sealed-state plaintexts) call when dropped.
+///
+/// The same as `Zeroize::zeroize`, which is generic and so compiled in the crate that calls
+/// it: here it is compiled once, in this crate, which the workspace optimizes even in debug
+/// builds. Called from an unoptimized crate it wiped 64 MiB in 2.5 s, one volatile write per
+/// byte through a function call; from here it takes about 20 ms.
+pub fn wipe(bytes: &mut Vec<u8>) {
+    bytes.zeroize();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

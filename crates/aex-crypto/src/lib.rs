@@ -42,7 +42,7 @@ pub mod symmetric;
 
 pub use aead::{Algorithm, Nonce, OpenError, SealingKey, TAG_LEN};
 pub use agree::{AgreementError, ModuleKeyAgreement, PUBLIC_KEY_LEN};
-pub use keys::{random_bytes, SecretKey, KEY_LEN};
+pub use keys::{random_bytes, wipe, SecretKey, KEY_LEN};
 pub use measure::{sha256, Measurement, ParseMeasurementError};
 pub use signing::{
     verify_signature, BadSignature, SigningIdentity, PUBLIC_IDENTITY_LEN, SIGNATURE_LEN,

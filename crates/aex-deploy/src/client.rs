@@ -19,6 +19,10 @@
 //! * events that arrive while the client waits for an answer are kept up to
 //!   [`MAX_PENDING_EVENTS`] events and [`MAX_PENDING_EVENT_BYTES`] bytes; more are dropped
 //!   and counted ([`NodeClient::dropped_events`]): a direct connection sees them as a gap;
+//! * a node that is still at work on a request says so (`FromNode::Working`, when a module it
+//!   waits for stores sealed state), which restarts the wait for the answer, up to
+//!   [`MAX_STRETCH`] timeouts in all: the timeout bounds a node's silence, not the size of
+//!   the work, and a node that claims to work forever is given up on all the same;
 //! * frames a deployer has no use for are skipped wherever frames are read: answers to
 //!   requests nobody waits for, and `FromNode::Credit`, which nodes send on peer links (a
 //!   deployer's window lives on the node, and it asks for it: `NodeRequest::Window`).
@@ -107,6 +111,11 @@ pub enum ClientError {
 /// Default timeout for one management answer (`aex --timeout` or `AEX_TIMEOUT` changes it:
 /// see `App::set_timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How far `FromNode::Working` may stretch the wait for one answer, in multiples of the
+/// timeout: a node that says it works forever is still given up on (after 10 minutes at the
+/// default timeout; a node gives up on its module after 30 times its own `reply` limit).
+pub const MAX_STRETCH: u32 = 40;
 
 /// Events kept while the client waits for something else; more are dropped.
 pub const MAX_PENDING_EVENTS: usize = 1024;
@@ -273,13 +282,18 @@ impl NodeClient {
     /// Waits for the answer to request `id` (at most the client's timeout, however the node
     /// paces its bytes), keeping events that arrive first.
     pub fn response(&mut self, id: u64) -> Result<NodeResponse, ClientError> {
-        self.arm(Instant::now() + self.timeout);
+        let started = Instant::now();
+        let cap = started + self.timeout * MAX_STRETCH;
+        self.arm(started + self.timeout);
         loop {
             match self.read()? {
                 FromNode::Response { id: got, result } if got == id => {
                     return result.map_err(ClientError::Node);
                 }
                 FromNode::Response { .. } => continue,
+                // The node is still at work on this request or one before it (answers come
+                // in order): the timeout bounds its silence, so it starts again.
+                FromNode::Working { .. } => self.arm((Instant::now() + self.timeout).min(cap)),
                 FromNode::Event(ev) => self.keep(ev),
                 // `Credit`, and what later nodes may add.
                 _ => continue,

@@ -64,7 +64,7 @@ pub(crate) async fn serve(
         };
         let shutdown = matches!(body, NodeRequest::Shutdown);
         debug!(id, request = request_name(&body), "request");
-        let result = handle(&shared, app, &mut uploads, body).await;
+        let result = handle(&shared, app, &mut uploads, body, Working::new(id, &out)).await;
         if let Err(e) = &result {
             debug!(id, error = %e, "request refused");
         }
@@ -87,11 +87,44 @@ pub(crate) async fn serve(
     }
 }
 
+/// Tells the deployer that a request is still in progress ([`FromNode::Working`]), at most
+/// once per [`Working::EVERY`]: its timeout then bounds the node's silence, not the work.
+struct Working<'a> {
+    id: u64,
+    out: &'a queue::Sender,
+    told: Duration,
+}
+
+impl<'a> Working<'a> {
+    /// Well inside the deployer's timeout (15 s by default; fault tests shorten it).
+    const EVERY: Duration = Duration::from_millis(250);
+
+    fn new(id: u64, out: &'a queue::Sender) -> Self {
+        Working {
+            id,
+            out,
+            told: Duration::ZERO,
+        }
+    }
+
+    /// The module showed progress after `waited`.
+    fn progressed(&mut self, waited: Duration) {
+        if waited >= self.told + Self::EVERY {
+            self.told = waited;
+            // Never waits: when the session's queue is full, the answer is not far behind.
+            let _ = self
+                .out
+                .try_send(encode(&FromNode::Working { id: self.id }));
+        }
+    }
+}
+
 async fn handle(
     shared: &Shared,
     app: AppId,
     uploads: &mut Uploads,
     body: NodeRequest,
+    mut working: Working<'_>,
 ) -> Result<NodeResponse, WireError> {
     match body {
         NodeRequest::LoadBegin { module, size } => uploads.begin(shared, module, size),
@@ -117,10 +150,11 @@ async fn handle(
             let m = find(shared, app, &module)?;
             let counter = sealed.counter;
             match m
-                .request(
-                    ToModule::Command(sealed),
+                .request_all(
+                    vec![ToModule::Command(sealed)],
                     Expect::Command(counter),
                     shared.timeouts.reply,
+                    |waited| working.progressed(waited),
                 )
                 .await?
             {
@@ -323,5 +357,29 @@ fn request_name(body: &NodeRequest) -> &'static str {
         NodeRequest::Window { .. } => "Window",
         NodeRequest::LoadStored { .. } => "LoadStored",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aex_proto::frame::{decode, LEN_PREFIX};
+
+    use super::*;
+
+    /// Progress reaches the deployer as `Working` for the request's id, at most once per
+    /// `Working::EVERY` however often the module stores a chunk.
+    #[tokio::test]
+    async fn working_is_told_to_the_deployer_at_most_every_quarter_second() {
+        let (out, mut rx) = queue::channel(1 << 20);
+        let mut working = Working::new(7, &out);
+        for ms in [10, 100, 260, 300, 400, 520, 600] {
+            working.progressed(Duration::from_millis(ms));
+        }
+        drop(out);
+        let mut told = vec![];
+        while let Some(frame) = rx.recv().await {
+            told.push(decode::<FromNode>(&frame[LEN_PREFIX..]).unwrap());
+        }
+        assert_eq!(told, vec![FromNode::Working { id: 7 }; 2]);
     }
 }

@@ -232,7 +232,10 @@ async fn resume(new: &Module, paths: &[std::path::PathBuf]) -> ResumeOutcome {
         }
     }
     msgs.push(ToModule::ResumeEnd);
-    match new.request_all(msgs, Expect::Resumed, RESUME_LIMIT).await {
+    match new
+        .request_all(msgs, Expect::Resumed, RESUME_LIMIT, |_| ())
+        .await
+    {
         Ok(FromModule::Resumed(outcome)) => outcome,
         Ok(_) => ResumeOutcome::Refused("the module answered something else".into()),
         Err(e) => ResumeOutcome::Refused(e.message),

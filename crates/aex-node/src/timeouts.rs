@@ -26,6 +26,8 @@ pub struct Timeouts {
     /// module output; a stalled frame closes the stream. Default 10 s.
     pub body: Duration,
     /// `reply`: a module's answer to `Attest` or `Command`, queueing included. Default 10 s.
+    /// It bounds silence: each sealed-state chunk a persistent module stores before it
+    /// answers restarts it, up to `MAX_STRETCH` (30) times in all.
     pub reply: Duration,
     /// `stats`: a module's answer to `Stats` (its counters in status, reported as unknown
     /// after it). Default 2 s.

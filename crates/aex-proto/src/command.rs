@@ -183,8 +183,24 @@ pub enum Command {
 pub const STATE_CHUNK: usize = 512 * 1024;
 
 /// A module's state snapshot. Zeroized on drop; `Debug` shows only its length.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateBytes(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+// By hand rather than derived: snapshots reach hundreds of MiB, and `aex_crypto::wipe` is
+// compiled optimized where a derived wipe would be compiled with this crate.
+impl Zeroize for StateBytes {
+    fn zeroize(&mut self) {
+        aex_crypto::wipe(&mut self.0);
+    }
+}
+
+impl Drop for StateBytes {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for StateBytes {}
 
 impl core::fmt::Debug for StateBytes {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

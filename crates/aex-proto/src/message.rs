@@ -534,6 +534,15 @@ pub enum FromNode {
         /// The credit.
         credit: Credit,
     },
+    /// The node is still working on request `id`: a module it waits for is making progress
+    /// (storing its sealed state, calling its platform counter). A deployer restarts its
+    /// timeout on it, so that a limit bounds a node's silence, not the size of the work (a
+    /// persistent module restoring a 64 MiB state seals and stores all of it before it
+    /// answers). Sent at most a few times per timeout, never instead of the answer.
+    Working {
+        /// The request in progress.
+        id: u64,
+    },
 }
 
 /// A node refused or failed a request.

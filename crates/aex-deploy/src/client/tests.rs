@@ -102,6 +102,8 @@ fn crediting_node(key: aex_link::StaticKey) -> SocketAddr {
         let Ok((conn, _)) = listener.accept() else {
             return;
         };
+        // As a node does: small frames go out at once, not after the client's delayed ACK.
+        conn.set_nodelay(true).unwrap();
         let wr = conn.try_clone().unwrap();
         let Ok((_, mut link)) = aex_link::blocking::accept(&conn, wr, &key, |_| true) else {
             return;
@@ -202,6 +204,87 @@ fn a_node_that_trickles_its_handshake_fails_the_connection_at_the_timeout() {
         e.to_string().contains(&addr.to_string()) && format!("{:?}", e).contains("TimedOut"),
         "{e:?}"
     );
+}
+
+/// A node with identity `key` that answers the client's first request with `Status`
+/// after sending `FromNode::Working` for it every `pace`, `times` times; returns its address.
+fn working_node(key: aex_link::StaticKey, pace: Duration, times: u32) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((conn, _)) = listener.accept() else {
+            return;
+        };
+        // As a node does: small frames go out at once, not after the client's delayed ACK.
+        conn.set_nodelay(true).unwrap();
+        let wr = conn.try_clone().unwrap();
+        let Ok((_, mut link)) = aex_link::blocking::accept(&conn, wr, &key, |_| true) else {
+            return;
+        };
+        link.reader.set_limit(aex_link::MAX_RECORD);
+        let id = loop {
+            match frame::read_message::<_, ToNode>(&mut link.reader) {
+                Ok(Some(ToNode::Request { id, .. })) => break id,
+                Ok(Some(_)) => continue,
+                _ => return,
+            }
+        };
+        for _ in 0..times {
+            std::thread::sleep(pace);
+            let working = FromNode::Working { id };
+            if frame::write_message(&mut link.writer, &working).is_err()
+                || link.writer.flush().is_err()
+            {
+                return;
+            }
+        }
+        let answer = FromNode::Response {
+            id,
+            result: Ok(NodeResponse::Done),
+        };
+        let _ = frame::write_message(&mut link.writer, &answer);
+        let _ = link.writer.flush();
+        // Held open until the client is done.
+        let _ = link.reader.read(&mut [0u8; 1]);
+    });
+    addr
+}
+
+/// A node that keeps saying it works (a persistent module storing a large state) gets its
+/// answer through well past the client's timeout.
+#[test]
+fn a_node_at_work_is_waited_for_past_the_timeout() {
+    let (_dir, identity) = identity();
+    let key = aex_link::StaticKey::generate();
+    let node = key.public();
+    let limit = Duration::from_millis(300);
+    let addr = working_node(key, Duration::from_millis(100), 10);
+    let mut client = NodeClient::connect(addr, node, limit, identity, "app").unwrap();
+    let started = Instant::now();
+    let answer = client.request(NodeRequest::Status).unwrap();
+    assert_eq!(answer, NodeResponse::Done);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
+/// ... but not for ever: a node that only ever says it works fails the request after
+/// `MAX_STRETCH` timeouts.
+#[test]
+fn a_node_that_works_for_ever_fails_the_request_at_the_stretch_limit() {
+    let (_dir, identity) = identity();
+    let key = aex_link::StaticKey::generate();
+    let node = key.public();
+    let limit = Duration::from_millis(25);
+    let addr = working_node(key, Duration::from_millis(10), u32::MAX);
+    let mut client = NodeClient::connect(addr, node, limit, identity, "app").unwrap();
+    let started = Instant::now();
+    let e = client.request(NodeRequest::Status).err().unwrap();
+    let took = started.elapsed();
+    let cap = limit * MAX_STRETCH;
+    assert!(
+        took >= cap && took < cap + Duration::from_secs(2),
+        "failed after {took:?}: {e:?}"
+    );
+    assert!(format!("{e:?}").contains("did not answer"), "{e:?}");
 }
 
 /// Events a node sends ahead of an answer are kept up to the bound; the rest are dropped

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aex_crypto::SecretKey;
+use aex_proto::StateBytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
@@ -140,22 +141,22 @@ pub fn slot_name(module: &str, generation: u32) -> String {
 /// recognises an unchanged snapshot by identity. Zeroized when the last clone drops; `Debug`
 /// shows only the length.
 #[derive(Clone)]
-pub struct Snapshot(Arc<Zeroizing<Vec<u8>>>);
+pub struct Snapshot(Arc<StateBytes>);
 
 impl Snapshot {
     /// A snapshot of `bytes`.
     pub fn new(bytes: Vec<u8>) -> Self {
-        Snapshot(Arc::new(Zeroizing::new(bytes)))
+        Snapshot(Arc::new(StateBytes(bytes)))
     }
 
     /// A snapshot of bytes already in a zeroizing buffer.
-    pub fn from_zeroizing(bytes: Zeroizing<Vec<u8>>) -> Self {
+    pub fn from_state(bytes: StateBytes) -> Self {
         Snapshot(Arc::new(bytes))
     }
 
     /// The bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.0 .0
     }
 
     /// Whether `self` and `other` are the same snapshot (not merely equal bytes).
@@ -166,7 +167,7 @@ impl Snapshot {
 
 impl core::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Snapshot({} bytes, REDACTED)", self.0.len())
+        write!(f, "Snapshot({} bytes, REDACTED)", self.0 .0.len())
     }
 }
 

@@ -95,8 +95,31 @@ impl Expect {
 struct Replies {
     /// The module's stdout has ended: no reply will come.
     closed: bool,
-    waiting: Option<(Expect, oneshot::Sender<FromModule>)>,
+    waiting: Option<Waiting>,
 }
+
+/// The request waiting for a reply.
+struct Waiting {
+    expect: Expect,
+    reply: oneshot::Sender<FromModule>,
+    /// Told when the module shows progress (it stores sealed state or calls its counter):
+    /// the request's limit restarts.
+    progress: watch::Sender<()>,
+}
+
+impl Replies {
+    /// The module showed progress: the waiting request's limit restarts.
+    fn progressed(&self) {
+        if let Some(w) = &self.waiting {
+            w.progress.send_replace(());
+        }
+    }
+}
+
+/// How far progress may stretch a request's wait, in multiples of its limit: a module that
+/// commits forever without answering is still given up on (after 5 minutes at the default
+/// `reply` of 10 s).
+pub(crate) const MAX_STRETCH: u32 = 30;
 
 /// What a module is started with besides its binary: its way into the router, how long the
 /// node waits for it, and how many bytes its input queue holds.
@@ -338,55 +361,96 @@ impl Module {
         expect: Expect,
         limit: Duration,
     ) -> Result<FromModule, WireError> {
-        self.request_all(vec![msg], expect, limit).await
+        self.request_all(vec![msg], expect, limit, |_| ()).await
     }
 
-    /// Sends `msgs`, in order, and waits up to `limit` in all for the reply `expect`s (which
-    /// may come before the last message is sent).
+    /// Sends `msgs`, in order, and waits for the reply `expect`s (which may come before the
+    /// last message is sent): up to `limit` of silence, queueing included. Each sign of
+    /// progress from the module (a sealed-state store or counter call: a persistent module
+    /// commits before it answers) restarts the limit, up to [`MAX_STRETCH`] times `limit` in
+    /// all, and calls `progress` with the time waited so far.
     pub(crate) async fn request_all(
         &self,
         msgs: Vec<ToModule>,
         expect: Expect,
         limit: Duration,
+        mut progress: impl FnMut(Duration),
     ) -> Result<FromModule, WireError> {
-        let deadline = Instant::now() + limit;
-        let no_answer = || {
+        let started = Instant::now();
+        let cap = started + limit * MAX_STRETCH;
+        // Why the wait ended without an answer: `last` is when the module last showed progress.
+        let silent = |last: Option<Instant>| {
+            let now = Instant::now();
+            let why = match last {
+                Some(_) if now >= cap => format!(
+                    "kept storing sealed state for {} without answering (progress stretches a \
+                     wait to {MAX_STRETCH} times the `reply` limit, no further)",
+                    show(now - started)
+                ),
+                Some(last) => format!(
+                    "stopped making progress: nothing for {} after it last stored sealed state",
+                    show(now - last)
+                ),
+                None => format!("did not answer within {}", show(limit)),
+            };
             refuse(
                 NodeErrorKind::ModuleUnavailable,
-                format!(
-                    "module `{}` did not answer within {}; see {}",
-                    self.name,
-                    show(limit),
-                    self.log.display()
-                ),
+                format!("module `{}` {why}; see {}", self.name, self.log.display()),
             )
         };
-        let _turn = timeout_at(deadline, self.management.lock())
+        let _turn = timeout_at(started + limit, self.management.lock())
             .await
-            .map_err(|_| no_answer())?;
-        let (tx, rx) = oneshot::channel();
+            .map_err(|_| silent(None))?;
+        let (tx, mut rx) = oneshot::channel();
+        let (progress_tx, mut progressed) = watch::channel(());
         let closed = {
             let mut replies = lock(&self.replies);
             if !replies.closed {
-                replies.waiting = Some((expect, tx));
+                replies.waiting = Some(Waiting {
+                    expect,
+                    reply: tx,
+                    progress: progress_tx,
+                });
             }
             replies.closed
         };
         if closed {
             return Err(self.unavailable().await);
         }
-        let outcome = timeout_at(deadline, async {
+        let mut deadline = started + limit;
+        let mut last = None;
+        let sent = timeout_at(deadline, async {
             for msg in &msgs {
                 self.input.send(encode(msg)).await.then_some(())?;
             }
-            rx.await.ok()
+            Some(())
         })
         .await;
+        let outcome = match sent {
+            Err(_) => Err(()),
+            Ok(None) => Ok(None),
+            Ok(Some(())) => loop {
+                tokio::select! {
+                    reply = &mut rx => break Ok(reply.ok()),
+                    _ = tokio::time::sleep_until(deadline) => break Err(()),
+                    changed = progressed.changed() => {
+                        if changed.is_err() {
+                            // The reader dropped the slot: the output ended.
+                            break Ok((&mut rx).await.ok());
+                        }
+                        let now = Instant::now();
+                        last = Some(now);
+                        deadline = (now + limit).min(cap);
+                        progress(now - started);
+                    }
+                }
+            },
+        };
         lock(&self.replies).waiting = None;
         match outcome {
             Ok(Some(reply)) => Ok(reply),
             Ok(None) => Err(self.unavailable().await),
-            Err(_) => Err(no_answer()),
+            Err(()) => Err(silent(last)),
         }
     }
 
@@ -491,26 +555,4 @@ impl Module {
 }
 
 #[cfg(test)]
-mod tests {
-    use aex_proto::Sealed;
-
-    use super::*;
-
-    #[test]
-    fn a_command_request_takes_only_the_answer_to_its_own_counter() {
-        let reply = |counter| {
-            FromModule::CommandReply(Sealed {
-                counter,
-                ciphertext: vec![],
-            })
-        };
-        let wants = Expect::Command(5);
-        assert!(wants.matches(&reply(5)));
-        assert!(wants.matches(&FromModule::CommandRejected { counter: 5 }));
-        // The late answer to a command whose request gave up: not this one's.
-        assert!(!wants.matches(&reply(3)));
-        assert!(!wants.matches(&FromModule::CommandRejected { counter: 4 }));
-        assert!(!wants.matches(&FromModule::AttestRefused));
-        assert!(Expect::Stats.matches(&FromModule::Stats(Default::default())));
-    }
-}
+mod tests;

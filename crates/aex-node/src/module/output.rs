@@ -57,6 +57,7 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
                 }
             }
             Ok(Some(FromModule::Store(chunk))) => {
+                lock(&replies).progressed();
                 let version = chunk.version;
                 let result = match on_sealed(&persistent, move |p| p.store(&chunk)).await {
                     Some(None) => continue,
@@ -66,6 +67,7 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
                 answer_module(&input, &mut to_router, ToModule::Stored { version, result });
             }
             Ok(Some(FromModule::Counter { id, call, nonce })) => {
+                lock(&replies).progressed();
                 let result = on_sealed(&persistent, move |p| p.counter(call, &nonce))
                     .await
                     .unwrap_or_else(|| Err("this module is not persistent".into()));
@@ -78,8 +80,8 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
             Ok(Some(msg)) => {
                 let mut replies = lock(&replies);
                 match replies.waiting.take() {
-                    Some((expect, tx)) if expect.matches(&msg) => {
-                        let _ = tx.send(msg);
+                    Some(w) if w.expect.matches(&msg) => {
+                        let _ = w.reply.send(msg);
                     }
                     waiting => {
                         replies.waiting = waiting;

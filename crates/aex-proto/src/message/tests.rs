@@ -210,6 +210,18 @@ fn a_request_s_bytes_are_pinned() {
     assert_eq!(&r[LEN_PREFIX..], &[1, 1, 0x82, 0x02, 6]);
 }
 
+/// Known-answer vector: `Working` goes after `Credit`, so older variants keep their bytes.
+#[test]
+fn working_is_the_fourth_answer_of_a_node() {
+    // The wire version, variant 3, id 258 as a varint.
+    let w = encode(&FromNode::Working { id: 258 });
+    assert_eq!(&w[LEN_PREFIX..], &[1, 3, 0x82, 0x02]);
+    assert_eq!(
+        decode::<FromNode>(&w[LEN_PREFIX..]).unwrap(),
+        FromNode::Working { id: 258 }
+    );
+}
+
 /// A full chunk, sealed in a command, relayed in a deployer request, and its reply in a
 /// node response, each fit in one frame.
 #[test]

@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 use aex_proto::{
     Command, NodeErrorKind, NodeRequest, Retired, SnapshotInfo, StateBytes, STATE_CHUNK,
 };
-use zeroize::Zeroizing;
 
 use super::pipeline::pipeline;
 use super::plan::{Plan, StateSource};
@@ -216,7 +215,7 @@ pub(crate) fn read_snapshot(app: &mut App, module: &str, info: SnapshotInfo) -> 
             info.len
         )));
     }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(info.len as usize));
+    let mut bytes = StateBytes(Vec::with_capacity(info.len as usize));
     let offsets: Vec<u64> = (0..info.chunks()).map(|i| i * STATE_CHUNK as u64).collect();
     for batch in offsets.chunks(IN_FLIGHT) {
         let mut sent = vec![];
@@ -238,23 +237,23 @@ pub(crate) fn read_snapshot(app: &mut App, module: &str, info: SnapshotInfo) -> 
         app.save()?;
         let answers = pipeline(app, requests)?;
         for ((sealed, action, offset), answer) in sent.iter().zip(answers) {
-            let chunk = Zeroizing::new(app.command_result(sealed, action, answer)?);
+            let chunk = StateBytes(app.command_result(sealed, action, answer)?);
             let expected = (info.len - offset).min(STATE_CHUNK as u64);
-            if chunk.len() as u64 != expected {
+            if chunk.0.len() as u64 != expected {
                 return Err(unusable(format!(
                     "the chunk at byte {offset} holds {} bytes, not {expected}",
-                    chunk.len()
+                    chunk.0.len()
                 )));
             }
-            bytes.extend_from_slice(&chunk);
+            bytes.0.extend_from_slice(&chunk.0);
         }
     }
-    if SnapshotInfo::of(&bytes) != info {
+    if SnapshotInfo::of(&bytes.0) != info {
         return Err(unusable(
             "its bytes do not match the length and SHA-256 the old instance answered".into(),
         ));
     }
-    Ok(Snapshot::from_zeroizing(bytes))
+    Ok(Snapshot::from_state(bytes))
 }
 
 /// Writes `snapshot` into the module's current instance, [`IN_FLIGHT`] chunks at a time, and
