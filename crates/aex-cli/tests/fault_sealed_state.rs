@@ -18,20 +18,30 @@ use aex_testkit::{process, wait_for, wait_until, PATIENCE};
 use serde_json::Value;
 
 /// `tally` applications on test-started nodes.
-struct Tallies {
+pub(crate) struct Tallies {
     // Fields drop in order: the nodes first (they live in the app directory).
-    nodes: Vec<NodeProcess>,
-    app: AppDir,
+    pub(crate) nodes: Vec<NodeProcess>,
+    pub(crate) app: AppDir,
 }
 
 impl Tallies {
     /// `nodes` nodes and the `(module, node)` instances of `tally`, deployed.
-    fn deploy(nodes: usize, modules: &[(&str, &str)], relay: bool) -> Tallies {
+    pub(crate) fn deploy(nodes: usize, modules: &[(&str, &str)], relay: bool) -> Tallies {
         let app = AppDir::new();
         let nodes: Vec<NodeProcess> = (1..=nodes)
             .map(|i| NodeProcess::start(&format!("node{i}"), app.path().join(format!("node{i}"))))
             .collect();
-        let sections: Vec<String> = nodes
+        let t = Tallies { nodes, app };
+        t.describe(modules, relay);
+        t.app.deploy().ok();
+        t.app.status().assert_healthy();
+        t
+    }
+
+    /// Writes the descriptor: the `(module, node)` instances of `tally` on these nodes.
+    pub(crate) fn describe(&self, modules: &[(&str, &str)], relay: bool) {
+        let sections: Vec<String> = self
+            .nodes
             .iter()
             .enumerate()
             .map(|(i, n)| {
@@ -43,13 +53,11 @@ impl Tallies {
                 )
             })
             .collect();
-        app.write_descriptor(&aex_testkit::descriptor::tally(&sections, modules, relay));
-        app.deploy().ok();
-        app.status().assert_healthy();
-        Tallies { nodes, app }
+        self.app
+            .write_descriptor(&aex_testkit::descriptor::tally(&sections, modules, relay));
     }
 
-    fn bump(&self, module: &str, n: u64) -> u64 {
+    pub(crate) fn bump(&self, module: &str, n: u64) -> u64 {
         let total = self.app.call(module, "bump", Some(&n.to_string()));
         total
             .as_u64()
@@ -57,14 +65,14 @@ impl Tallies {
     }
 
     /// Sends `n` on the direct connection `feed`; the module must accept it.
-    fn feed(&self, n: u64) {
+    pub(crate) fn feed(&self, n: u64) {
         self.app
             .aex(&["output", "feed", &n.to_string()])
             .ok()
             .stderr_has(&["the module accepted it"]);
     }
 
-    fn totals(&self, module: &str) -> Value {
+    pub(crate) fn totals(&self, module: &str) -> Value {
         self.app.call(module, "totals", None)
     }
 

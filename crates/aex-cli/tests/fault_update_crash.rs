@@ -105,9 +105,19 @@ fn update_moves_a_multi_chunk_state_intact() {
     assert_eq!(hoard.added(), 2, "the new instance takes events");
 }
 
+/// What else fails at each crash point, besides the deployer.
+#[derive(Clone, Copy, PartialEq)]
+enum AlsoKilled {
+    Nothing,
+    /// Every module process of the node (old and new instances).
+    Modules,
+    /// The node agent itself, with SIGKILL, then started again from its data directory.
+    NodeAgent,
+}
+
 #[test]
 fn update_killed_at_each_step_converges_with_the_state_intact() {
-    killed_at_each_step(&Hoard::start(None), &CRASH_POINTS, false);
+    killed_at_each_step(&mut Hoard::start(None), &CRASH_POINTS, AlsoKilled::Nothing);
 }
 
 /// The same with the module persistent (issue 16): its sealed state is committed at every
@@ -122,10 +132,24 @@ fn update_killed_at_each_step_converges_with_the_state_intact() {
 #[test]
 fn update_of_a_persistent_module_killed_at_each_step_converges_with_the_state_intact() {
     let points = ["retired", "handed-over", "restored", "routed"];
-    killed_at_each_step(&Hoard::start_persistent(), &points, true);
+    killed_at_each_step(&mut Hoard::start_persistent(), &points, AlsoKilled::Modules);
 }
 
-fn killed_at_each_step(hoard: &Hoard, points: &[&str], kill_modules: bool) {
+/// The same with the node agent killed at each point (its modules die with their link to
+/// it) and started again from its data directory: the node brings back the instances that
+/// committed, the retired source stays retired (it answers only for its snapshot), and the
+/// deploy converges with one live instance and the state intact.
+#[test]
+fn update_of_a_persistent_module_with_its_node_agent_killed_at_each_step_converges() {
+    let points = ["retired", "handed-over", "restored", "routed"];
+    killed_at_each_step(
+        &mut Hoard::start_persistent(),
+        &points,
+        AlsoKilled::NodeAgent,
+    );
+}
+
+fn killed_at_each_step(hoard: &mut Hoard, points: &[&str], also: AlsoKilled) {
     hoard.fill(MULTI_CHUNK, 11);
     let mut added = 0;
     for &point in points {
@@ -134,8 +158,10 @@ fn killed_at_each_step(hoard: &Hoard, points: &[&str], kill_modules: bool) {
         let summary = hoard.summary();
         let generation = hoard.app.state().modules["hoard"].generation;
         update_killed_at(hoard, point);
-        if kill_modules {
-            kill_every_module(hoard);
+        match also {
+            AlsoKilled::Nothing => {}
+            AlsoKilled::Modules => kill_every_module(hoard),
+            AlsoKilled::NodeAgent => restart_node_agent(hoard),
         }
         hoard.app.deploy().ok();
         assert_converged(hoard, &summary, added, point);
@@ -182,6 +208,17 @@ fn kill_every_module(hoard: &Hoard) {
             }
         });
     }
+}
+
+/// Kills hoard's node agent with SIGKILL, waits until its module processes are gone, and
+/// starts it again from the same data directory.
+fn restart_node_agent(hoard: &mut Hoard) {
+    let pids = aex_testkit::process::children(hoard.node.pid());
+    hoard.node.kill();
+    for pid in &pids {
+        aex_testkit::process::assert_gone(*pid, "a module of a killed node", aex_testkit::PATIENCE);
+    }
+    hoard.node.restart();
 }
 
 /// `aex update` of a module holding `len` bytes; prints how long it took.

@@ -39,6 +39,8 @@ mod fault_deployer_crash;
 mod fault_module_kill;
 mod fault_node_restart;
 mod fault_partition;
+mod fault_sealed_device;
+mod fault_sealed_move;
 mod fault_sealed_state;
 mod fault_timeouts;
 mod fault_update_crash;

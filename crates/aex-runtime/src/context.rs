@@ -148,6 +148,11 @@ impl<'a> Context<'a> {
     /// Blocks and fails as [`Context::read_device`] does; the TEE layer refuses a value out of
     /// range or a device that is not an output ([`Error::Device`]).
     ///
+    /// In a persistent module (`#[aex::module(persistent)]`) a write is an effect like an
+    /// event: it is held until the state that explains it is sealed and stored, and this
+    /// returns at once. The TEE layer's refusal then reaches the module's log, not the caller,
+    /// and a read in the same handler sees the device as it was before the write.
+    ///
     /// ```no_run
     /// use aex_runtime::Context;
     ///

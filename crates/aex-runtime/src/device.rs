@@ -7,6 +7,11 @@
 //! a request does ([`Core::wait_for`]), until the `DeviceReply` with that id, the request
 //! timeout, or the end of the link.
 //!
+//! A persistent module's writes are effects like its events (output commit, docs/PROTOCOL.md
+//! §9): they are held until the state that explains them is sealed and stored, so
+//! `write_device` returns at once and the TEE layer's answer comes after the commit; a refusal
+//! is logged then. Reads are inputs and go out at once.
+//!
 //! Invariants this file owns:
 //! * ids are fresh per process (a counter), so a late answer to an access that timed out is
 //!   never taken for the answer to a later one: answers with another id are dropped;
@@ -44,6 +49,17 @@ impl Core {
             id,
             device: device.to_owned(),
             op,
+        };
+        // A persistent module's write waits for the next commit, like its events.
+        let access = match access {
+            FromModule::Device {
+                op: DeviceOp::Write(_),
+                ..
+            } => match self.hold_write(id, device, access) {
+                None => return Ok(0),
+                Some(access) => access,
+            },
+            access => access,
         };
         // Sent now, not at the next idle moment: its answer is what we wait for.
         if !(self.link.send(&access) && self.link.flush()) {

@@ -50,6 +50,9 @@ pub(crate) const RESERVE: u64 = 1 << 20;
 /// Messages handled before a commit even while more input waits.
 pub(crate) const COMMIT_BATCH: usize = 256;
 
+/// Device writes whose answer the runtime keeps waiting for, to log a refusal.
+const HELD_WRITES: usize = 1024;
+
 /// How long the runtime waits for the node to store a blob or the platform to answer.
 const COMMIT_WAIT: Duration = Duration::from_secs(10);
 
@@ -117,6 +120,45 @@ impl Core {
     pub(crate) fn keep_command_key(&mut self, key: &SecretKey) {
         if let Some(p) = &mut self.persist {
             p.command_key = Some(SecretKey::from_bytes(*key.expose_secret()));
+        }
+    }
+
+    /// Holds a device write (`access`, with `id`) for the next commit when the module persists
+    /// (`None`), or gives it back to be sent now.
+    pub(crate) fn hold_write(
+        &mut self,
+        id: u64,
+        device: &str,
+        access: FromModule,
+    ) -> Option<FromModule> {
+        if !self.holding() {
+            return Some(access);
+        }
+        let p = self.persist.as_mut()?;
+        p.held.push(access);
+        p.dirty = true;
+        if p.held_writes.len() >= HELD_WRITES {
+            // Answers the node never sent: forget the oldest (its refusal goes unlogged).
+            p.held_writes.pop_first();
+        }
+        p.held_writes.insert(id, device.to_owned());
+        None
+    }
+
+    /// The TEE layer's answer to a device access nothing waits for: a held write's is
+    /// expected (its refusal is logged, without the value), anything else is late.
+    pub(crate) fn device_answered(&mut self, id: u64, result: &Result<u32, String>) {
+        match self
+            .persist
+            .as_mut()
+            .and_then(|p| p.held_writes.remove(&id))
+        {
+            Some(_) if result.is_ok() => {}
+            Some(device) => log!(
+                "the write to device `{device}` held for the commit was refused: {}",
+                result.as_ref().err().map_or("", String::as_str)
+            ),
+            None => log!("ignoring a late answer to device access {id}"),
         }
     }
 

@@ -3,6 +3,8 @@
 //! for the next commit. The data only, so that `core.rs` can hold it without importing the
 //! behaviour, which is `persist.rs`'s (`impl Core`).
 
+use std::collections::BTreeMap;
+
 use aex_crypto::SecretKey;
 use aex_proto::FromModule;
 
@@ -23,6 +25,9 @@ pub(crate) struct Persistence {
     pub(crate) handled: usize,
     /// Effects waiting for the next commit.
     pub(crate) held: Vec<FromModule>,
+    /// Device writes held or released whose answer has not come: id and device (at most
+    /// `HELD_WRITES`, the oldest forgotten first).
+    pub(crate) held_writes: BTreeMap<u64, String>,
     /// A blob arriving in chunks for resumption: its version and bytes so far.
     pub(crate) incoming: Option<(u64, Vec<u8>)>,
     /// Why the blobs handed over so far were refused.

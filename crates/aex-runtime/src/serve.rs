@@ -152,11 +152,9 @@ impl<M: Module> Runtime<M> {
                 simulated,
                 key,
             } => self.core.provision(kind, simulated, key),
-            // The answer to a device access that already timed out (or that never was):
-            // nothing waits for it. Its value is not logged.
-            ToModule::DeviceReply { id, .. } => {
-                log!("ignoring a late answer to device access {id}")
-            }
+            // The answer to a write held for a commit, or to an access that already timed
+            // out (or that never was): nothing waits for it. Its value is not logged.
+            ToModule::DeviceReply { id, result } => self.core.device_answered(id, &result),
             ToModule::Credit(credit) => self.core.conns.credit(&credit),
             ToModule::Sealing { key } => self.core.take_sealing_key(key),
             ToModule::Resume(chunk) => {

@@ -56,21 +56,31 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
                     to_router.count_drop();
                 }
             }
+            // A chunk stored, or a counter advanced, is progress towards a waiting reply (a
+            // persistent module commits before it answers); a failed store is not, so a
+            // broken disk fails the request at its limit instead of stretching it.
             Ok(Some(FromModule::Store(chunk))) => {
-                lock(&replies).progressed();
                 let version = chunk.version;
                 let result = match on_sealed(&persistent, move |p| p.store(&chunk)).await {
-                    Some(None) => continue,
+                    Some(None) => {
+                        lock(&replies).progressed();
+                        continue;
+                    }
                     Some(Some(result)) => result,
                     None => Err("this module is not persistent".into()),
                 };
+                if result.is_ok() {
+                    lock(&replies).progressed();
+                }
                 answer_module(&input, &mut to_router, ToModule::Stored { version, result });
             }
             Ok(Some(FromModule::Counter { id, call, nonce })) => {
-                lock(&replies).progressed();
                 let result = on_sealed(&persistent, move |p| p.counter(call, &nonce))
                     .await
                     .unwrap_or_else(|| Err("this module is not persistent".into()));
+                if result.as_ref().is_ok_and(|v| v.advanced) {
+                    lock(&replies).progressed();
+                }
                 answer_module(
                     &input,
                     &mut to_router,

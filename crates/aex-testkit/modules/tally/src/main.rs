@@ -5,7 +5,7 @@
 //! dies. The sealed-state tests kill it, swap its blobs, copy them, and check that the total
 //! neither resets, nor goes back, nor forks. Every event on `add` also emits a receipt (the
 //! new total), so a test sees that outputs are released once the state that made them is
-//! committed.
+//! committed; `drive` writes a device, which is held the same way.
 #![allow(
     clippy::disallowed_macros,
     reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
@@ -33,6 +33,16 @@ impl Tally {
         self.added += 1;
         if let Err(e) = ctx.emit_json(Self::RECEIPT, &self.total) {
             eprintln!("tally: receipt not sent: {e}");
+        }
+    }
+
+    /// Drives the device `lamp` (`0` off, `1` on), when a test grants it one: the write is
+    /// an effect, held like a receipt until the state is committed.
+    #[input]
+    fn drive(&mut self, ctx: &mut Context, on: u32) {
+        self.added += 1;
+        if let Err(e) = ctx.write_device("lamp", on) {
+            eprintln!("tally: cannot drive the lamp: {e}");
         }
     }
 
