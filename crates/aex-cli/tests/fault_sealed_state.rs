@@ -372,13 +372,33 @@ fn a_persistent_module_is_refused_on_a_node_that_admits_only_hardware_evidence()
 #[test]
 fn moving_a_persistent_module_retires_the_source_for_good() {
     let t = Tallies::deploy(2, &[("tally", "node1"), ("clone", "node1")], false);
+    // Many commits on node1, so that the sealed-state version there is far above what the
+    // move's own commits on node2 reach.
+    for _ in 0..20 {
+        t.bump("tally", 0);
+    }
     assert_eq!(t.bump("tally", 6), 6);
+    let stored = |s: &AppStatus| {
+        s.module("tally")
+            .persistence
+            .as_ref()
+            .map_or(0, |p| p.stored)
+    };
+    let on_source = stored(&t.app.status());
+    assert!(on_source > 20, "{on_source}");
     t.app
         .aex(&["update", "tally", "--node", "node2"])
         .ok()
         .stderr_has(&["took over the state"]);
     assert_eq!(t.app.status().module("tally").node, "node2");
     assert_eq!(t.bump("tally", 1), 7);
+    // The logical counter continues (DSN'18): node2's platform counter for the new instance
+    // started at zero, but its sealed-state versions go on above the source's.
+    let on_destination = stored(&t.app.status());
+    assert!(
+        on_destination > on_source,
+        "version {on_destination} on node2 after {on_source} on node1"
+    );
 
     // The source committed its retirement before its state was handed over. A hostile node
     // that kept its last blobs and starts a process from them (here as `clone`, the same code
@@ -397,13 +417,15 @@ fn moving_a_persistent_module_retires_the_source_for_good() {
     });
     assert!(clone.retired, "the copy resumed live: {clone:#?}");
 
-    // The moved instance is persistent too: killed, it resumes on node2 with the total.
+    // The moved instance is persistent too: killed, it resumes on node2 with the total, and
+    // its versions go on from where they were.
     let status = t.kill_and_wait_restart("tally");
     assert!(
-        matches!(resume(&status, "tally"), ResumeOutcome::Resumed { .. }),
+        matches!(resume(&status, "tally"), ResumeOutcome::Resumed { version } if version >= on_destination),
         "{status:#?}"
     );
     assert_eq!(t.bump("tally", 1), 8);
+    assert!(stored(&t.app.status()) > on_destination);
 }
 
 #[test]

@@ -141,6 +141,10 @@ pub enum Command {
         len: u64,
         /// SHA-256 of the snapshot.
         digest: [u8; 32],
+        /// The sealed-state version the old instance retired at ([`Retired::sealed`]), when
+        /// it persisted: a persistent new instance continues its versions above it, so the
+        /// module's logical counter never goes back across a move (docs/PROTOCOL.md §9).
+        sealed: Option<u64>,
     },
     /// Arms a module that receives nothing else first: after attestation a module runs no
     /// tick, deadline or entry point until its first authenticated command (`Restore`,
@@ -219,6 +223,9 @@ pub struct Retired {
     /// transferred (its type is not serializable and it has no save hook): the new instance
     /// then starts from `Default`.
     pub state: Option<SnapshotInfo>,
+    /// For a persistent instance, the version of the sealed state its retirement is
+    /// committed under (or a later one): the new instance's versions continue above it.
+    pub sealed: Option<u64>,
 }
 
 /// The size and SHA-256 of a state snapshot: what [`Command::Restore`] checks the staged
@@ -516,12 +523,16 @@ mod tests {
             Command::Restore {
                 len: info.len,
                 digest: info.digest,
+                sealed: Some(41),
             },
         ] {
             let sealed = deployer.seal_command(&cmd).unwrap();
             assert_eq!(module.open_command(&sealed).unwrap(), cmd);
         }
-        let retired = Retired { state: Some(info) };
+        let retired = Retired {
+            state: Some(info),
+            sealed: Some(41),
+        };
         assert_eq!(Retired::decode(&retired.encode()).unwrap(), retired);
         assert_eq!(info.chunks(), 1);
         assert_eq!(SnapshotInfo::of(&[]).chunks(), 0);

@@ -60,7 +60,11 @@ const COMMIT_WAIT: Duration = Duration::from_secs(10);
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Sealed {
     pub(crate) counter: [u8; 16],
+    /// The logical version: `offset` plus the platform counter's value at this commit.
     pub(crate) version: u64,
+    /// What the logical versions add to the platform counter: above zero once a move
+    /// handed this instance an older instance's versions to continue from.
+    pub(crate) offset: u64,
     pub(crate) command_key: WireKey,
     pub(crate) command_last: u64,
     pub(crate) conns: Vec<SealedConn>,
@@ -162,6 +166,25 @@ impl Core {
         }
     }
 
+    /// The logical version the next commit seals under, when effects are held for commits:
+    /// what `Retire` answers, so the next instance continues above it.
+    pub(crate) fn next_sealed(&self) -> Option<u64> {
+        if !self.holding() {
+            return None;
+        }
+        let p = self.persist.as_ref()?;
+        Some(p.offset.saturating_add(p.committed).saturating_add(1))
+    }
+
+    /// A restored state's old instance retired at logical version `retired`: this
+    /// instance's versions continue above it (DSN'18's migratable counters: the platform
+    /// counter here starts low, the offset carries the logical count over).
+    pub(crate) fn continue_above(&mut self, retired: u64) {
+        if let Some(p) = &mut self.persist {
+            p.offset = p.offset.max(retired.saturating_sub(p.committed));
+        }
+    }
+
     /// Sends effects of the module's state (events, replies), or holds them for the next
     /// commit when the module persists. `false` once the node stopped reading.
     pub(crate) fn send_effects(&mut self, msgs: Vec<FromModule>) -> bool {
@@ -221,11 +244,14 @@ impl Core {
         let (Some(sealing), Some(command_key)) = (&p.sealing, &p.command_key) else {
             return Ok(());
         };
-        let version = p.committed.saturating_add(1);
+        // The platform counter moves by one; the blob's version is the logical one above it.
+        let platform = p.committed.saturating_add(1);
+        let version = p.offset.saturating_add(platform);
         let conns = self.conns.export(RESERVE);
         let sealed = Sealed {
             counter,
             version,
+            offset: p.offset,
             command_key: WireKey::from_secret(command_key),
             command_last: commands.last_counter(),
             conns,
@@ -253,22 +279,22 @@ impl Core {
         p.handled = 0;
         let committed = self.store(version, &blob).and_then(|()| {
             let digest = sha256(&[&blob]);
-            let answer = self.counter_call(CounterCall::Advance(counter, version - 1, digest))?;
-            if answer.advanced && answer.value == version {
+            let answer = self.counter_call(CounterCall::Advance(counter, platform - 1, digest))?;
+            if answer.advanced && answer.value == platform {
                 Ok(())
             } else {
                 Err(CommitError::Forked(format!(
                     "the platform counter is at {} where this process committed {}: another \
                      process of this module runs on; this one stops",
                     answer.value,
-                    version - 1
+                    platform - 1
                 )))
             }
         });
         match committed {
             Ok(()) => {
                 if let Some(p) = &mut self.persist {
-                    p.committed = version;
+                    p.committed = platform;
                 }
                 self.conns.committed(&sealed.conns);
                 self.link.send_all(&releasing);
@@ -459,8 +485,14 @@ impl Core {
             }
             Err(CommitError::Closed) => return Err("the node closed the link".into()),
         };
-        let (committed, digest) = (counter.value, counter.digest);
-        if committed > version {
+        // The counter holds the platform's value; versions are logical, `offset` above it.
+        let (committed, digest) = (counter.value.saturating_add(sealed.offset), counter.digest);
+        if sealed.version != version || sealed.offset > version {
+            Err(format!(
+                "sealed state version {version} holds version {} (offset {}): damaged",
+                sealed.version, sealed.offset
+            ))
+        } else if committed > version {
             Err(format!(
                 "rollback detected: the node handed over sealed state version {version}, but \
                  the platform counter says version {committed} was committed"
@@ -500,7 +532,8 @@ impl Core {
         let p = self.persist.get_or_insert_with(Persistence::default);
         p.command_key = Some(command_key);
         p.counter = Some(sealed.counter);
-        p.committed = sealed.version;
+        p.committed = sealed.version - sealed.offset;
+        p.offset = sealed.offset;
         p.resumed = true;
         // Commit at once: it reserves send counters for this process, and proves no other
         // process of this module runs on.

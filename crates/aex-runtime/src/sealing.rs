@@ -17,8 +17,11 @@ pub(crate) struct Persistence {
     pub(crate) command_key: Option<SecretKey>,
     /// The platform counter, once created.
     pub(crate) counter: Option<[u8; 16]>,
-    /// The version of the last committed blob (the counter's value).
+    /// The platform counter's value at the last commit.
     pub(crate) committed: u64,
+    /// Logical versions are this much above the platform counter's values (blob versions,
+    /// what status shows): a restored instance continues above its predecessor's.
+    pub(crate) offset: u64,
     /// Something changed since the last commit.
     pub(crate) dirty: bool,
     /// Messages handled since the last commit.

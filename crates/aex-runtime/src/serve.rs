@@ -388,7 +388,11 @@ impl<M: Module> Runtime<M> {
                 Ok(()) => CommandReply::Done(Vec::new()),
                 Err(message) => CommandReply::Failed(message),
             },
-            Command::Restore { len, digest } => self.restore(len, &digest),
+            Command::Restore {
+                len,
+                digest,
+                sealed,
+            } => self.restore(len, &digest, sealed),
             _ => CommandReply::Failed(
                 "unsupported command (the deployer is newer than this module's runtime)".into(),
             ),
@@ -399,7 +403,7 @@ impl<M: Module> Runtime<M> {
     /// bytes with SHA-256 `digest`), and arms the module, unless module code already ran on
     /// the state it has: once armed, only the same snapshot is taken again (and changes
     /// nothing).
-    fn restore(&mut self, len: u64, digest: &[u8; 32]) -> CommandReply {
+    fn restore(&mut self, len: u64, digest: &[u8; 32], sealed: Option<u64>) -> CommandReply {
         if self.core.armed {
             self.core.staged = Default::default();
             return if self.core.restored == Some(*digest) {
@@ -420,6 +424,9 @@ impl<M: Module> Runtime<M> {
             Ok(()) => {
                 self.core.armed = true;
                 self.core.restored = Some(*digest);
+                if let Some(retired) = sealed {
+                    self.core.continue_above(retired);
+                }
                 CommandReply::Done(Vec::new())
             }
             Err(message) => CommandReply::Failed(bounded(message)),
@@ -440,7 +447,7 @@ impl<M: Module> Runtime<M> {
             }
             Some(Ok(bytes)) => {
                 let checkpoint = crate::transfer::Retirement::new(Some(bytes));
-                let answer = checkpoint.answer();
+                let answer = checkpoint.answer(None);
                 self.core.checkpoint = Some(checkpoint);
                 answer
             }
@@ -468,7 +475,7 @@ impl<M: Module> Runtime<M> {
             self.core.retired = Some(crate::transfer::Retirement::new(state));
         }
         match &self.core.retired {
-            Some(retired) => retired.answer(),
+            Some(retired) => retired.answer(self.core.next_sealed()),
             None => CommandReply::Failed("not retired".into()),
         }
     }

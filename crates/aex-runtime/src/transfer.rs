@@ -42,10 +42,12 @@ impl Retirement {
         self.snapshot.as_ref().map(|(_, bytes)| bytes.0.as_slice())
     }
 
-    /// The answer to `Retire`: the snapshot's length and digest.
-    pub(crate) fn answer(&self) -> CommandReply {
+    /// The answer to `Retire` (or `Checkpoint`): the snapshot's length and digest, and the
+    /// sealed-state version a persistent instance commits it under.
+    pub(crate) fn answer(&self, sealed: Option<u64>) -> CommandReply {
         let retired = Retired {
             state: self.snapshot.as_ref().map(|(info, _)| *info),
+            sealed,
         };
         CommandReply::Done(retired.encode())
     }

@@ -22,6 +22,7 @@ pub(super) fn module(key: u8, last_command: u64) -> ModuleRecord {
         reports_status: false,
         generation: 0,
         pending_state: None,
+        pending_sealed: None,
         retiring: false,
         disabling: false,
     }

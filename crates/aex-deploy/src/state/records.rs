@@ -108,6 +108,10 @@ pub struct ModuleRecord {
     /// which is still read).
     #[serde(default, skip_serializing, deserialize_with = "legacy_snapshot")]
     pub pending_state: Option<Snapshot>,
+    /// The sealed-state version the instance that gave `pending_state` retired at, if it
+    /// persisted: restored with the snapshot, so this instance's versions continue above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_sealed: Option<u64>,
     /// Set (and saved) before this instance is sent `Retire`: from then on it may no longer
     /// take part in the application, so the next deployment replaces it, asking it again
     /// for its snapshot, even if it crashed before recording the outcome.

@@ -111,6 +111,7 @@ fn a_retired_instance_refuses_keys_calls_starts_and_state() {
         Command::Restore {
             len: 1,
             digest: aex_proto::SnapshotInfo::of(b"x").digest,
+            sealed: None,
         },
     ];
     for cmd in &refused {

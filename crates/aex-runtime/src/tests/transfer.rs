@@ -55,6 +55,7 @@ fn restore(h: &mut Harness, d: &mut Deployer, bytes: &[u8], info: SnapshotInfo) 
         &Command::Restore {
             len: info.len,
             digest: info.digest,
+            sealed: None,
         },
     )
 }
@@ -95,6 +96,7 @@ fn retire_snapshots_after_the_last_event_and_drops_every_key() {
         Command::Restore {
             len: info.len,
             digest: info.digest,
+            sealed: None,
         },
     ] {
         assert!(matches!(
@@ -206,7 +208,7 @@ fn restore_applies_only_exactly_the_retired_snapshot() {
     // Nothing staged, a shorter staging, other bytes of the right length: all refused, and
     // each refusal consumes what was staged.
     assert!(matches!(
-        d.command(&mut h, &Command::Restore { len: info.len, digest: info.digest }),
+        d.command(&mut h, &Command::Restore { len: info.len, digest: info.digest, sealed: None }),
         CommandReply::Failed(m) if m.contains("holds 0 bytes, not 3")
     ));
     assert!(matches!(
@@ -244,7 +246,8 @@ fn restore_applies_only_exactly_the_retired_snapshot() {
             &mut h,
             &Command::Restore {
                 len: info.len,
-                digest: info.digest
+                digest: info.digest,
+                sealed: None,
             }
         ),
         CommandReply::Done(vec![])

@@ -162,6 +162,7 @@ impl Asked {
             reports_status: built.interface.entries.iter().any(|e| e == STATUS_ENTRY),
             generation: 0,
             pending_state: None,
+            pending_sealed: None,
             retiring: false,
             disabling: false,
         })

@@ -98,14 +98,19 @@ pub(super) fn hand_over(
     let from_node = old.node.clone();
     let old_slot = old.slot(module);
     let pending = old.pending_state.clone();
+    let pending_sealed = old.pending_sealed;
     let retired_at = Instant::now();
-    let (snapshot, source) = match pending {
+    let ((snapshot, sealed), source) = match pending {
         // The instance its node called gone answered, before this run loaded anything.
-        Some(s) if planned == StateSource::Unconfirmed => (Some(s), StateSource::Unconfirmed),
+        Some(s) if planned == StateSource::Unconfirmed => {
+            ((Some(s), pending_sealed), StateSource::Unconfirmed)
+        }
         // The owner's checkpoint, for an instance that is gone for good.
-        Some(s) if planned == StateSource::Checkpoint => (Some(s), StateSource::Checkpoint),
+        Some(s) if planned == StateSource::Checkpoint => {
+            ((Some(s), pending_sealed), StateSource::Checkpoint)
+        }
         // An earlier hand-over was interrupted: its snapshot is the state.
-        Some(s) => (Some(s), StateSource::Snapshot),
+        Some(s) => ((Some(s), pending_sealed), StateSource::Snapshot),
         None => (retire_or_lost(app, module)?, StateSource::Running),
     };
     let transfer = Transfer {
@@ -117,6 +122,7 @@ pub(super) fn hand_over(
         gap: Duration::ZERO,
     };
     new.pending_state = snapshot;
+    new.pending_sealed = sealed;
     app.retire_instance(
         module,
         RetiredInstance {
@@ -144,9 +150,10 @@ pub(super) fn take_unconfirmed(app: &mut App, plan: &Plan) -> Result<()> {
         .map(|m| m.module.as_str())
         .collect();
     for module in unconfirmed {
-        let snapshot = retire_or_lost(app, module)?;
+        let (snapshot, sealed) = retire_or_lost(app, module)?;
         if let Some(r) = app.module_mut(module) {
             r.pending_state = snapshot;
+            r.pending_sealed = sealed;
         }
         app.save()?;
     }
@@ -155,7 +162,7 @@ pub(super) fn take_unconfirmed(app: &mut App, plan: &Plan) -> Result<()> {
 
 /// [`retire`], with a failure that leaves the state out of reach (the node's answer, not the
 /// module's own refusal) reported as [`Error::StateLost`].
-fn retire_or_lost(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
+fn retire_or_lost(app: &mut App, module: &str) -> Result<Retirement> {
     match retire(app, module) {
         Ok(snapshot) => Ok(snapshot),
         // The node's answer, no answer, an unauthentic reply, or a node the descriptor no
@@ -182,9 +189,13 @@ fn retire_or_lost(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
     }
 }
 
+/// What an old instance handed over: its snapshot (`None`: its state is not transferable),
+/// and the sealed-state version it retired at, if it persisted.
+type Retirement = (Option<Snapshot>, Option<u64>);
+
 /// Asks the recorded instance for its state and to leave every connection, and reads the
 /// snapshot. The instance is marked `retiring` in the same save that reserves the counter.
-fn retire(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
+fn retire(app: &mut App, module: &str) -> Result<Retirement> {
     if let Some(r) = app.module_mut(module) {
         r.retiring = true;
     }
@@ -195,11 +206,11 @@ fn retire(app: &mut App, module: &str) -> Result<Option<Snapshot>> {
         source,
     })?;
     let Some(info) = retired.state else {
-        return Ok(None);
+        return Ok((None, retired.sealed));
     };
     let snapshot = read_snapshot(app, module, info)?;
     crate::crash::point("state-read");
-    Ok(Some(snapshot))
+    Ok((Some(snapshot), retired.sealed))
 }
 
 /// Reads a retired instance's snapshot (or a checkpoint), [`IN_FLIGHT`] chunks at a time, and checks it
@@ -258,7 +269,12 @@ pub(crate) fn read_snapshot(app: &mut App, module: &str, info: SnapshotInfo) -> 
 
 /// Writes `snapshot` into the module's current instance, [`IN_FLIGHT`] chunks at a time, and
 /// has it restored.
-fn write_snapshot(app: &mut App, module: &str, snapshot: &Snapshot) -> Result<()> {
+fn write_snapshot(
+    app: &mut App,
+    module: &str,
+    snapshot: &Snapshot,
+    sealed: Option<u64>,
+) -> Result<()> {
     let bytes = snapshot.bytes();
     let chunks: Vec<(usize, &[u8])> = bytes
         .chunks(STATE_CHUNK)
@@ -298,6 +314,7 @@ fn write_snapshot(app: &mut App, module: &str, snapshot: &Snapshot) -> Result<()
         &Command::Restore {
             len: info.len,
             digest: info.digest,
+            sealed,
         },
     )?;
     Ok(())
@@ -306,17 +323,18 @@ fn write_snapshot(app: &mut App, module: &str, snapshot: &Snapshot) -> Result<()
 /// Restores every snapshot still pending (this run's hand-overs and any an interrupted run
 /// left) into its module's current instance.
 pub(super) fn restore_pending(app: &mut App) -> Result<()> {
-    let pending: Vec<(String, Snapshot)> = app
+    let pending: Vec<(String, Snapshot, Option<u64>)> = app
         .modules()
         .iter()
         .filter(|(_, r)| !r.retiring)
-        .filter_map(|(n, r)| Some((n.clone(), r.pending_state.clone()?)))
+        .filter_map(|(n, r)| Some((n.clone(), r.pending_state.clone()?, r.pending_sealed)))
         .collect();
-    for (module, snapshot) in pending {
-        write_snapshot(app, &module, &snapshot)?;
+    for (module, snapshot, sealed) in pending {
+        write_snapshot(app, &module, &snapshot, sealed)?;
         crate::crash::point("restored");
         if let Some(r) = app.module_mut(&module) {
             r.pending_state = None;
+            r.pending_sealed = None;
         }
         app.save()?;
     }
