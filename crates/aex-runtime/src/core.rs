@@ -214,13 +214,18 @@ impl Core {
         let mut pending = self.conns.outputs(output.index());
         let started = self.clock.now();
         let mut now = started;
+        // A persistent module's connections where it holds all it may until its commit.
+        let mut full = Vec::new();
         loop {
+            // Released events a stalled window's probe may let out first.
+            self.drain_outboxes();
             let sealing = self
                 .conns
                 .seal_on(&pending, payload, now, self.emit_timeout);
             for conn in sealing.exhausted {
                 log!("output `{port}`: connection {conn} exhausted its counters; not sent");
             }
+            full.extend(sealing.full);
             if !sealing.events.is_empty() {
                 let msgs: Vec<FromModule> =
                     sealing.events.into_iter().map(FromModule::Event).collect();
@@ -228,7 +233,12 @@ impl Core {
             }
             pending = sealing.blocked;
             if pending.is_empty() {
-                return Ok(());
+                return if full.is_empty() {
+                    Ok(())
+                } else {
+                    self.conns.blocked(&full, None);
+                    Err(Error::HeldFull { port, conns: full })
+                };
             }
             if !wait {
                 self.conns.blocked(&pending, None);
@@ -264,6 +274,23 @@ impl Core {
                     return Err(Error::Overloaded);
                 }
             }
+        }
+    }
+
+    /// Takes credit a receiver granted (or a node returned), and sends the released events
+    /// of a persistent module it lets out (`conn/outbox.rs`).
+    pub(crate) fn credited(&mut self, credit: &aex_proto::flow::Credit) {
+        self.conns.credit(credit);
+        self.drain_outboxes();
+    }
+
+    /// Sends what a persistent module's outboxes may let out now.
+    pub(crate) fn drain_outboxes(&mut self) {
+        let events = self.conns.drain(self.clock.now(), self.emit_timeout);
+        if !events.is_empty() {
+            let msgs: Vec<FromModule> = events.into_iter().map(FromModule::Event).collect();
+            self.link.send_all(&msgs);
+            self.link.flush();
         }
     }
 
@@ -414,7 +441,7 @@ impl Core {
                     None => Arrived::Message(ToModule::Command(sealed)),
                 },
                 Recv::Message(ToModule::Credit(credit)) => {
-                    self.conns.credit(&credit);
+                    self.credited(&credit);
                     Arrived::Credit(credit.conn)
                 }
                 Recv::Message(msg) => Arrived::Message(msg),

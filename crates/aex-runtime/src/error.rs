@@ -105,6 +105,14 @@ pub enum Error {
         /// How long the call waited.
         waited: Duration,
     },
+    /// A persistent module's handler emitted so much on these connections before its state
+    /// was committed (4 MiB each) that nothing more is held for them; not sent there.
+    HeldFull {
+        /// The output's name.
+        port: &'static str,
+        /// The connections that hold what they may.
+        conns: Vec<ConnId>,
+    },
     /// [`Context::try_emit`](crate::Context::try_emit) found the window of these connections
     /// full and sent nothing on them (it was sent on the output's other connections).
     WouldBlock {
@@ -134,6 +142,13 @@ impl core::fmt::Display for Error {
                  nothing in: slow, stopped, or its node withholds credit); not sent there",
                 list(conns),
                 waited.as_millis()
+            ),
+            Error::HeldFull { port, conns } => write!(
+                f,
+                "`{port}`: connection {} holds 4 MiB of events emitted since this persistent \
+                 module's last commit, the most it holds until the state that made them is \
+                 stored; emit less per input; not sent there",
+                list(conns)
             ),
             Error::WouldBlock { port, conns } => write!(
                 f,

@@ -79,7 +79,15 @@ impl SendWindow {
     /// Whether an event may go out at `now`: with credit, or as a stalled window's probe, at
     /// most one per `probe_every` (the probe restarts the period).
     pub(crate) fn admit(&mut self, now: Instant, probe_every: Duration) -> bool {
-        if self.open() {
+        self.admit_sent(0, now, probe_every)
+    }
+
+    /// [`SendWindow::admit`] for a sender that spent its credit when it sealed events, of
+    /// which `unsent` bytes have not gone out yet (a persistent module's, `conn/outbox.rs`):
+    /// the window counts only what was sent.
+    pub(crate) fn admit_sent(&mut self, unsent: u64, now: Instant, probe_every: Duration) -> bool {
+        let unsent = i64::try_from(unsent).unwrap_or(i64::MAX);
+        if self.credit.saturating_add(unsent) > 0 {
             return true;
         }
         match self.stalled {

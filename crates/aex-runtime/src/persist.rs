@@ -297,8 +297,7 @@ impl Core {
                     p.committed = platform;
                 }
                 self.conns.committed(&sealed.conns);
-                self.link.send_all(&releasing);
-                self.link.flush();
+                self.release(releasing);
                 Ok(())
             }
             Err(e) => {
@@ -311,6 +310,24 @@ impl Core {
                 Err(e)
             }
         }
+    }
+
+    /// Lets out what a commit released: emitted events through their connection's outbox
+    /// (sent as its window allows, `conn/outbox.rs`), everything else at once.
+    fn release(&mut self, released: Vec<FromModule>) {
+        let mut now = Vec::with_capacity(released.len());
+        for msg in released {
+            match msg {
+                FromModule::Event(event) if event.kind == aex_proto::EventKind::Event => {
+                    // A held emit of a connection revoked since is dropped with it.
+                    self.conns.release(event);
+                }
+                other => now.push(other),
+            }
+        }
+        self.link.send_all(&now);
+        self.drain_outboxes();
+        self.link.flush();
     }
 
     /// Waits `after` before a commit is tried again, answering `Stats` (so the node and the

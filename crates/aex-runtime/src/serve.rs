@@ -155,7 +155,7 @@ impl<M: Module> Runtime<M> {
             // The answer to a write held for a commit, or to an access that already timed
             // out (or that never was): nothing waits for it. Its value is not logged.
             ToModule::DeviceReply { id, result } => self.core.device_answered(id, &result),
-            ToModule::Credit(credit) => self.core.conns.credit(&credit),
+            ToModule::Credit(credit) => self.core.credited(&credit),
             ToModule::Sealing { key } => self.core.take_sealing_key(key),
             ToModule::Resume(chunk) => {
                 if let Some((version, blob)) = self.core.resume_chunk(chunk) {

@@ -25,6 +25,7 @@ use aex_proto::{
 
 use crate::flow::{self, RecvWindow, SendWindow};
 
+mod outbox;
 mod sealed;
 
 pub(crate) use sealed::SealedConn;
@@ -91,6 +92,8 @@ pub(crate) struct Sealing {
     pub(crate) blocked: Vec<ConnId>,
     /// Connections whose counters are used up.
     pub(crate) exhausted: Vec<ConnId>,
+    /// Connections where a persistent module holds [`outbox::HELD_ALLOWANCE`] already.
+    pub(crate) full: Vec<ConnId>,
 }
 
 struct Conn {
@@ -116,6 +119,8 @@ struct Conn {
     sending: SendWindow,
     /// Credit granted for what this role receives.
     receiving: RecvWindow,
+    /// A persistent module's emits sealed and not sent yet (`outbox.rs`).
+    outbox: outbox::Outbox,
     stats: ConnStats,
 }
 
@@ -246,6 +251,7 @@ impl Conns {
             gaps_before: 0,
             sending: SendWindow::default(),
             receiving: RecvWindow::default(),
+            outbox: outbox::Outbox::default(),
             stats,
         };
         self.map.insert(conn, entry);
@@ -307,12 +313,31 @@ impl Conns {
             let Some(conn) = self.map.get_mut(id) else {
                 continue;
             };
-            if !conn.sending.admit(now, probe_every) {
+            // A persistent module's emit is held for its commit: not gated by the window,
+            // which only sent events can reopen (`outbox.rs`).
+            let admitted = if self.persistent {
+                match conn.hold_admission() {
+                    outbox::Admission::Yes => true,
+                    outbox::Admission::Blocked => false,
+                    outbox::Admission::Full => {
+                        sealing.full.push(*id);
+                        continue;
+                    }
+                }
+            } else {
+                conn.sending.admit(now, probe_every)
+            };
+            if !admitted {
                 sealing.blocked.push(*id);
                 continue;
             }
             match conn.seal(EventKind::Event, payload) {
-                Ok(event) => sealing.events.push(event),
+                Ok(event) => {
+                    if self.persistent {
+                        conn.held(&event);
+                    }
+                    sealing.events.push(event)
+                }
                 Err(CounterExhausted) => sealing.exhausted.push(*id),
             }
         }
@@ -324,8 +349,12 @@ impl Conns {
         self.map.get(&conn).is_some_and(|c| c.sending.stalled())
     }
 
-    /// Whether `conn` may send now (a revoked connection may: there is nothing to wait for).
+    /// Whether `conn` may send now (a revoked connection may: there is nothing to wait for);
+    /// for a persistent module's emits, whether its outbox is empty (`outbox.rs`).
     pub(crate) fn open(&self, conn: ConnId) -> bool {
+        if self.persistent {
+            return self.outbox_clear(conn);
+        }
         self.map.get(&conn).is_none_or(|c| c.sending.open())
     }
 

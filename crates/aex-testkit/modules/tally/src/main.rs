@@ -46,6 +46,21 @@ impl Tally {
         }
     }
 
+    /// Emits the total on `receipt` `n` times in one call: with `n` large, more than a
+    /// window, all held until the commit after the call, then sent as the receiver's credit
+    /// allows. Answers how many emits succeeded.
+    #[entry]
+    fn burst(&mut self, ctx: &mut Context, n: u64) -> u64 {
+        let mut sent = 0;
+        for _ in 0..n {
+            match ctx.emit_json(Self::RECEIPT, &self.total) {
+                Ok(()) => sent += 1,
+                Err(e) => eprintln!("tally: receipt not sent: {e}"),
+            }
+        }
+        sent
+    }
+
     /// Adds `n` (an entry point, so a test can change the state without a connection).
     #[entry]
     fn bump(&mut self, n: u64) -> u64 {
