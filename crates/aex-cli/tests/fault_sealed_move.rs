@@ -23,7 +23,7 @@ enum Victim {
 }
 
 /// `aex deploy` with `AEX_CRASH_AT=point`, which must die by SIGKILL.
-fn deploy_killed_at(t: &Tallies, point: &str) {
+pub(crate) fn deploy_killed_at(t: &Tallies, point: &str) {
     let mut cmd = aex_testkit::cli::aex();
     cmd.env("AEX_CRASH_AT", point)
         .arg("deploy")

@@ -386,10 +386,10 @@ fn moving_a_persistent_module_retires_the_source_for_good() {
     };
     let on_source = stored(&t.app.status());
     assert!(on_source > 20, "{on_source}");
-    t.app
-        .aex(&["update", "tally", "--node", "node2"])
-        .ok()
-        .stderr_has(&["took over the state"]);
+    // The move, with the deployer stopped before it unloads the source (as a hostile node
+    // agent could hold it up there), so the source's blobs are still on node1.
+    t.describe(&[("tally", "node2"), ("clone", "node1")], false);
+    crate::fault_sealed_move::deploy_killed_at(&t, "routed");
     assert_eq!(t.app.status().module("tally").node, "node2");
     assert_eq!(t.bump("tally", 1), 7);
     // The logical counter continues (DSN'18): node2's platform counter for the new instance
@@ -401,10 +401,12 @@ fn moving_a_persistent_module_retires_the_source_for_good() {
     );
 
     // The source committed its retirement before its state was handed over. A hostile node
-    // that kept its last blobs and starts a process from them (here as `clone`, the same code
+    // that keeps its last blobs and starts a process from them (here as `clone`, the same code
     // on the same node) gets the retired instance back, never a second live copy.
     let source = t.app.path().join("source-blobs");
+    let own = t.app.path().join("clone-blobs");
     copy_blobs(&t.sealed(1, "tally"), &source);
+    copy_blobs(&t.sealed(1, "clone"), &own);
     swap_blobs(&source, &t.sealed(1, "clone"));
     let status = t.kill_and_wait_restart("clone");
     assert!(
@@ -416,6 +418,30 @@ fn moving_a_persistent_module_retires_the_source_for_good() {
         s.module("clone").armed.then(|| s.module("clone").clone())
     });
     assert!(clone.retired, "the copy resumed live: {clone:#?}");
+    // (`clone` gets its own blobs back, for the deploy below.)
+    swap_blobs(&own, &t.sealed(1, "clone"));
+    t.kill_and_wait_restart("clone");
+
+    // The deploy completes: node1 unloads the source, and with it its blobs and its platform
+    // counter. The same copy started again now resumes nothing at all.
+    t.app.deploy().ok();
+    let source_dir = t
+        .sealed(1, "clone")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("tally");
+    assert!(
+        !source_dir.join("sealed").exists(),
+        "the source's blobs outlived it"
+    );
+    swap_blobs(&source, &t.sealed(1, "clone"));
+    let status = t.kill_and_wait_restart("clone");
+    let ResumeOutcome::Refused(why) = resume(&status, "clone") else {
+        panic!("a copy of an unloaded instance's blobs resumed: {status:#?}");
+    };
+    assert!(why.contains("has no counter"), "{why}");
 
     // The moved instance is persistent too: killed, it resumes on node2 with the total, and
     // its versions go on from where they were.

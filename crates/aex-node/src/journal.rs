@@ -184,18 +184,12 @@ fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
         .ok()
 }
 
+/// Durably: a node that loses power right after a deployer's load or route was answered
+/// still finds it when it starts again.
 fn write<T: Serialize>(path: &Path, entry: &T) {
-    let written = (|| -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        let aside = path.with_extension("json.partial");
-        fs::write(
-            &aside,
-            serde_json::to_vec(entry).map_err(std::io::Error::other)?,
-        )?;
-        fs::rename(&aside, path)
-    })();
+    let written = serde_json::to_vec(entry)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| aex_tee::replace_durably(path, &bytes));
     if let Err(e) = written {
         warn!(path = %path.display(), error = %e, "cannot write a journal entry: a restart of this node will not restore it");
     }

@@ -207,6 +207,10 @@ async fn handle(
             // `remove_module` has released its devices.
             shared.journal.forget_module(app, &module);
             m.stop(shared.timeouts.stop).await;
+            if let Some(p) = m.persistent().cloned() {
+                // Gone for good: its counters and blobs go too (`sealed.rs`).
+                let _ = tokio::task::spawn_blocking(move || p.destroy()).await;
+            }
             info!(module, "module unloaded");
             Ok(NodeResponse::Done)
         }

@@ -34,6 +34,9 @@ const KEPT: usize = 2;
 /// What the node holds for one persistent module: where its blobs go, its platform's
 /// counters, and what status reports.
 pub(crate) struct Persistent {
+    /// The module's directory: `sealed/` holds its blobs, `counters` the ids of the platform
+    /// counters its processes created (to remove them when it is unloaded).
+    dir: PathBuf,
     store: BlobStore,
     platform: Arc<SealingPlatform>,
     /// The module's sealing key: the platform's answers carry a MAC under a key derived from
@@ -55,6 +58,7 @@ impl Persistent {
         let store = BlobStore::new(dir);
         let stored = store.versions().first().copied().unwrap_or(0);
         Persistent {
+            dir: dir.to_path_buf(),
             store,
             platform,
             sealing,
@@ -95,6 +99,9 @@ impl Persistent {
             .platform
             .counter(&self.sealing, request, nonce)
             .map_err(|e| e.to_string())?;
+        if op == aex_crypto::seal::CounterOp::Create {
+            self.remember_counter(&answer.id)?;
+        }
         Ok(CounterValue {
             id: answer.id,
             value: answer.value,
@@ -102,6 +109,47 @@ impl Persistent {
             advanced: op == aex_crypto::seal::CounterOp::Increment,
             mac: answer.mac,
         })
+    }
+
+    /// Notes a counter the module created, before the module learns of it (so that no
+    /// counter of an unloaded module outlives it unnoticed).
+    fn remember_counter(&self, id: &[u8; 16]) -> Result<(), String> {
+        let path = self.dir.join("counters");
+        let mut ids = fs::read_to_string(&path).unwrap_or_default();
+        ids.push_str(&hex::encode(id));
+        ids.push('\n');
+        aex_tee::replace_durably(&path, ids.as_bytes())
+            .map_err(|e| format!("cannot note a new counter in `{}`: {e}", path.display()))
+    }
+
+    /// Its instance is gone for good (unloaded): removes its platform counters, so that no
+    /// copy of its blobs can resume anything, then its blobs. What cannot be removed is
+    /// logged.
+    pub(crate) fn destroy(&self) {
+        let path = self.dir.join("counters");
+        for line in fs::read_to_string(&path).unwrap_or_default().lines() {
+            let Some(id) = hex::decode(line.trim())
+                .ok()
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            else {
+                continue;
+            };
+            if let Err(e) = self.platform.remove(&self.sealing, &id) {
+                tracing::warn!(counter = line, error = %e, "cannot remove the counter of an unloaded module");
+            }
+        }
+        for gone in [path, self.store.dir.clone()] {
+            let removed = if gone.is_dir() {
+                fs::remove_dir_all(&gone)
+            } else {
+                fs::remove_file(&gone)
+            };
+            if let Err(e) = removed {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %gone.display(), error = %e, "cannot remove the sealed state of an unloaded module");
+                }
+            }
+        }
     }
 
     /// The stored blobs, newest first, as the chunks a restarted process is handed.

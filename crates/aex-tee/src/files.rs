@@ -100,6 +100,20 @@ pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), PlatformErro
         .map_err(io_err("write", path))
 }
 
+/// Replaces `path` with `bytes` so that a crash or power cut leaves either the old or the new
+/// contents, and the new ones survive once this returns: written aside, synced, renamed into
+/// place, and the directory synced. For state a node must find again after it restarts (the
+/// platform counters here, the node agent's journal).
+pub fn replace_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let aside = path.with_extension("partial");
+    let mut f = fs::File::create(&aside)?;
+    f.write_all(bytes).and_then(|()| f.sync_all())?;
+    fs::rename(&aside, path)?;
+    fs::File::open(dir).and_then(|d| d.sync_all())
+}
+
 /// Writes a public file (replacing it), e.g. `platform.pub` or a certificate.
 pub(crate) fn write_public(path: &Path, bytes: &[u8]) -> Result<(), PlatformError> {
     if let Some(dir) = path.parent() {

@@ -139,7 +139,7 @@ pub use appraise::{appraise, Appraised, Expected, TrustAnchor};
 pub use backend::{Backend, EvidenceError};
 pub use error::AppraisalError;
 pub use evidence::{report_data, EVIDENCE_VERSION};
-pub use files::PlatformError;
+pub use files::{replace_durably, PlatformError};
 pub use kind::{algorithms, Scheme, SymmetricKind, TeeKind, UnknownTeeKind};
 pub use native::NativePlatform;
 pub use open::{open, open_with, BackendOptions};

@@ -26,7 +26,6 @@
 //! created it (its owner tag, a hash of the sealing key).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -146,6 +145,28 @@ impl SealingPlatform {
         Ok((op, CounterAnswer::sign(sealing_key, op, nonce, id, held)))
     }
 
+    /// Deletes counter `id` of the module whose sealing key is `sealing_key` (its instance is
+    /// gone for good: unloaded by its deployer). Blobs of that instance can then resume
+    /// nothing: there is no counter to name them. A counter already gone is not an error.
+    pub fn remove(
+        &self,
+        sealing_key: &SecretKey,
+        id: &[u8; COUNTER_ID_LEN],
+    ) -> Result<(), CounterError> {
+        let owner = owner_tag(sealing_key);
+        let _turn = self.update.lock().unwrap_or_else(|e| e.into_inner());
+        match self.read(id, &owner) {
+            Ok(_) => {}
+            Err(CounterError::Unknown(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let path = self.path(id);
+        fs::remove_file(&path).map_err(io_err("remove", &path))?;
+        fs::File::open(&self.counters)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err("sync", &self.counters)(e).into())
+    }
+
     fn path(&self, id: &[u8; COUNTER_ID_LEN]) -> PathBuf {
         self.counters.join(hex::encode(id))
     }
@@ -185,19 +206,11 @@ impl SealingPlatform {
         (value, digest): (u64, [u8; 32]),
     ) -> Result<(), PlatformError> {
         let path = self.path(id);
-        let tmp = path.with_extension("tmp");
         let mut bytes = [0u8; COUNTER_FILE_LEN];
         bytes[..32].copy_from_slice(owner);
         bytes[32..40].copy_from_slice(&value.to_be_bytes());
         bytes[40..].copy_from_slice(&digest);
-        let mut f = fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
-        f.write_all(&bytes)
-            .and_then(|()| f.sync_all())
-            .map_err(io_err("write", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
-        fs::File::open(&self.counters)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("sync", &self.counters))
+        crate::files::replace_durably(&path, &bytes).map_err(io_err("write", &path))
     }
 }
 
@@ -259,6 +272,31 @@ mod tests {
             p.counter(&key, CounterRequest::Read([0; 16]), &[9; 16]),
             Err(CounterError::Unknown(_))
         ));
+    }
+
+    /// Only the owner removes a counter; afterwards it is unknown, and removing it again is
+    /// not an error.
+    #[test]
+    fn a_removed_counter_is_gone_and_only_its_owner_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = SealingPlatform::load_or_create(dir.path()).unwrap();
+        let key = SecretKey::from_bytes([1; 32]);
+        let id = p
+            .counter(&key, CounterRequest::Create, &[0; 16])
+            .unwrap()
+            .1
+            .id;
+        let other = SecretKey::from_bytes([2; 32]);
+        assert!(matches!(
+            p.remove(&other, &id),
+            Err(CounterError::NotOwner(_))
+        ));
+        p.remove(&key, &id).unwrap();
+        assert!(matches!(
+            p.counter(&key, CounterRequest::Read(id), &[9; 16]),
+            Err(CounterError::Unknown(_))
+        ));
+        p.remove(&key, &id).unwrap();
     }
 
     #[test]
