@@ -53,8 +53,19 @@ pub(crate) const COMMIT_BATCH: usize = 256;
 /// Device writes whose answer the runtime keeps waiting for, to log a refusal.
 const HELD_WRITES: usize = 1024;
 
-/// How long the runtime waits for the node to store a blob or the platform to answer.
+/// How long the runtime waits for the platform to answer, and for the node to store a small
+/// blob.
 const COMMIT_WAIT: Duration = Duration::from_secs(10);
+
+/// The slowest storage a node's blob store is given time for, in bytes per second: a large
+/// blob is synced to disk before the node answers, and a board's SD card syncs 256 MiB in
+/// far more than [`COMMIT_WAIT`]. Too short a wait would fail that commit on every retry.
+const SLOWEST_STORE: u64 = 4 << 20;
+
+/// How long the runtime waits for the node to store a blob of `len` bytes.
+fn store_wait(len: usize) -> Duration {
+    COMMIT_WAIT + Duration::from_secs(len as u64 / SLOWEST_STORE)
+}
 
 /// What a blob holds.
 #[derive(Serialize, Deserialize)]
@@ -350,7 +361,8 @@ impl Core {
         if !(self.link.send_all(&chunks) && self.link.flush()) {
             return Err(CommitError::Closed);
         }
-        let stored = self.wait_for(COMMIT_WAIT, |_, arrived| match arrived {
+        let wait = store_wait(blob.len());
+        let stored = self.wait_for(wait, |_, arrived| match arrived {
             Arrived::Message(ToModule::Stored { version: v, result }) if v == version => {
                 Step::Done(result)
             }
@@ -364,7 +376,7 @@ impl Core {
             Ok(Err(reason)) => Err(CommitError::Retry(format!(
                 "the node did not store version {version}: {reason}"
             ))),
-            Err(e) => Err(unanswered("storing the sealed state", e)),
+            Err(e) => Err(unanswered("storing the sealed state", wait, e)),
         }
     }
 
@@ -396,7 +408,7 @@ impl Core {
                     "the platform refused a counter call: {reason}"
                 )))
             }
-            Err(e) => return Err(unanswered("the platform counter", e)),
+            Err(e) => return Err(unanswered("the platform counter", COMMIT_WAIT, e)),
         };
         let op = match call {
             CounterCall::Create => CounterOp::Create,
@@ -586,12 +598,12 @@ impl Core {
     }
 }
 
-fn unanswered(what: &str, e: Unanswered) -> CommitError {
+fn unanswered(what: &str, waited: Duration, e: Unanswered) -> CommitError {
     match e {
         Unanswered::Closed => CommitError::Closed,
         Unanswered::Timeout => CommitError::Retry(format!(
             "no answer about {what} within {} s",
-            COMMIT_WAIT.as_secs()
+            waited.as_secs()
         )),
         Unanswered::Overloaded => {
             CommitError::Retry(format!("too much input arrived while waiting for {what}"))
