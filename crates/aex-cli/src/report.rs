@@ -107,6 +107,9 @@ pub fn transfers(report: &DeployReport, shell: &Shell) {
             format!("from `{}` to `{}`", t.from_node, t.to_node)
         };
         let what = match (t.source, t.bytes) {
+            (StateSource::Running, Some(n)) if t.adopted => format!(
+                "took over the state ({n} bytes) from the old instance's sealed blobs (both seal by signer)"
+            ),
             (StateSource::Running, Some(n)) => format!("took over the state ({n} bytes)"),
             (StateSource::Snapshot, Some(n)) => {
                 format!("restored the state an interrupted update saved ({n} bytes)")

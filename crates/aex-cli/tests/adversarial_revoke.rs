@@ -259,18 +259,15 @@ fn reset_behind_a_node_that_ignores_unload_leaves_modules_that_accept_nothing() 
     unload_ignored(false);
 }
 
-/// `aex deploy` with `AEX_CRASH_AT=point`, which must die by SIGKILL.
+/// `aex deploy` with `AEX_CRASH_AT=point`, which must die there.
 fn deploy_killed_at(cluster: &Cluster, point: &str) {
-    let mut cmd = aex_testkit::cli::aex();
-    cmd.env("AEX_CRASH_AT", point)
-        .arg("deploy")
-        .arg(cluster.app.path());
-    let run = aex_testkit::cli::run_command(
-        cmd,
-        format!("AEX_CRASH_AT={point} aex deploy"),
-        aex_testkit::cli::COMMAND_TIMEOUT,
+    aex_testkit::cli::killed_at(
+        point,
+        [
+            std::ffi::OsStr::new("deploy"),
+            cluster.app.path().as_os_str(),
+        ],
     );
-    assert_eq!(run.signal, Some(9), "not killed at `{point}`: {run:?}");
 }
 
 #[test]

@@ -11,31 +11,15 @@ use std::collections::BTreeSet;
 
 use aex_deploy::state::State;
 
-use aex_testkit::cli::COMMAND_TIMEOUT;
 use aex_testkit::cluster::{AppDir, Cluster, Options};
 use aex_testkit::state::key_bytes;
 use aex_testkit::status::{AppStatus, StatusExt};
 
-/// SIGKILL's number.
-const SIGKILL: i32 = 9;
-
-/// `aex deploy` with `AEX_CRASH_AT=point`, which must die by SIGKILL.
+/// `aex deploy` with `AEX_CRASH_AT=point`, which must die there.
 fn deploy_killed_at(app: &AppDir, point: &str) {
-    let mut cmd = aex_testkit::cli::aex();
-    cmd.env("AEX_CRASH_AT", point).arg("deploy").arg(app.path());
-    let run = aex_testkit::cli::run_command(
-        cmd,
-        format!("AEX_CRASH_AT={point} aex deploy"),
-        COMMAND_TIMEOUT,
-    );
-    assert_eq!(
-        run.signal,
-        Some(SIGKILL),
-        "`{}` was not killed at its crash point (exit code {})\n--- stdout:\n{}\n--- stderr:\n{}",
-        run.what,
-        run.code,
-        run.stdout,
-        run.stderr
+    aex_testkit::cli::killed_at(
+        point,
+        [std::ffi::OsStr::new("deploy"), app.path().as_os_str()],
     );
 }
 
@@ -224,12 +208,17 @@ fn crash_after_a_command_is_sent_costs_no_counter() {
     cluster.deploy_ok();
     let app = &cluster.app;
     let before = app.call("pong", "count", None);
-    let mut cmd = aex_testkit::cli::aex();
-    cmd.env("AEX_CRASH_AT", "command-sent")
-        .args(["call", "pong", "count", "-C"])
-        .arg(app.path());
-    let run = aex_testkit::cli::run_command(cmd, "aex call (crashing)".into(), COMMAND_TIMEOUT);
-    assert_eq!(run.signal, Some(SIGKILL), "{run:?}");
+    let path = app.path().as_os_str();
+    aex_testkit::cli::killed_at(
+        "command-sent",
+        [
+            "call".as_ref(),
+            "pong".as_ref(),
+            "count".as_ref(),
+            "-C".as_ref(),
+            path,
+        ],
+    );
     // The module saw that counter; the next command uses the one after it.
     assert_eq!(app.call("pong", "count", None), before);
     assert_no_refused_command(&app.status());

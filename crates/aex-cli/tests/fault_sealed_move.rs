@@ -12,9 +12,6 @@ use aex_testkit::status::{AppStatus, StatusExt};
 
 use crate::fault_sealed_state::Tallies;
 
-/// SIGKILL's number.
-const SIGKILL: i32 = 9;
-
 /// Which node agent dies with the deployer.
 #[derive(Clone, Copy, Debug)]
 enum Victim {
@@ -22,25 +19,11 @@ enum Victim {
     Destination,
 }
 
-/// `aex deploy` with `AEX_CRASH_AT=point`, which must die by SIGKILL.
+/// `aex deploy` with `AEX_CRASH_AT=point`, which must die there.
 pub(crate) fn deploy_killed_at(t: &Tallies, point: &str) {
-    let mut cmd = aex_testkit::cli::aex();
-    cmd.env("AEX_CRASH_AT", point)
-        .arg("deploy")
-        .arg(t.app.path());
-    let run = aex_testkit::cli::run_command(
-        cmd,
-        format!("AEX_CRASH_AT={point} aex deploy"),
-        aex_testkit::cli::COMMAND_TIMEOUT,
-    );
-    assert_eq!(
-        run.signal,
-        Some(SIGKILL),
-        "`{}` was not killed at its crash point (exit code {})\n--- stdout:\n{}\n--- stderr:\n{}",
-        run.what,
-        run.code,
-        run.stdout,
-        run.stderr
+    aex_testkit::cli::killed_at(
+        point,
+        [std::ffi::OsStr::new("deploy"), t.app.path().as_os_str()],
     );
 }
 

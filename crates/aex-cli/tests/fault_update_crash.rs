@@ -15,9 +15,6 @@ use aex_testkit::cli::COMMAND_TIMEOUT;
 use aex_testkit::hoard::Hoard;
 use aex_testkit::status::StatusExt;
 
-/// SIGKILL's number.
-const SIGKILL: i32 = 9;
-
 /// A state of several chunks (a chunk is 512 KiB, a frame 1 MiB).
 const MULTI_CHUNK: u64 = 3 << 20;
 
@@ -37,25 +34,12 @@ const CRASH_POINTS: [&str; 7] = [
     "routed",
 ];
 
-/// `aex update hoard` with `AEX_CRASH_AT=point`, which must die by SIGKILL.
+/// `aex update hoard` with `AEX_CRASH_AT=point`, which must die there.
 fn update_killed_at(hoard: &Hoard, point: &str) {
-    let mut cmd = aex_testkit::cli::aex();
-    cmd.env("AEX_CRASH_AT", point)
-        .args(["update", "hoard", "-C"])
-        .arg(hoard.app.path());
-    let run = aex_testkit::cli::run_command(
-        cmd,
-        format!("AEX_CRASH_AT={point} aex update hoard"),
-        COMMAND_TIMEOUT,
-    );
-    assert_eq!(
-        run.signal,
-        Some(SIGKILL),
-        "`{}` was not killed at its crash point (exit code {})\n--- stdout:\n{}\n--- stderr:\n{}",
-        run.what,
-        run.code,
-        run.stdout,
-        run.stderr
+    let path = hoard.app.path().as_os_str();
+    aex_testkit::cli::killed_at(
+        point,
+        ["update".as_ref(), "hoard".as_ref(), "-C".as_ref(), path],
     );
 }
 

@@ -41,6 +41,7 @@ mod fault_node_restart;
 mod fault_partition;
 mod fault_sealed_device;
 mod fault_sealed_move;
+mod fault_sealed_signer;
 mod fault_sealed_state;
 mod fault_timeouts;
 mod fault_update_crash;

@@ -46,6 +46,33 @@ pub fn sealing_key(root: &SecretKey, kind: &str, measurement: &Measurement) -> S
     )
 }
 
+/// The sealing key of a module that seals by signer (`#[aex::module(persistent(signer))]`, the
+/// MRSIGNER policy of SGX): `HKDF-SHA-256(ikm = root, info = "aex/v1 signer sealing key " ||
+/// kind || signer (32) || len(product) (u32 be) || product)`. Not the code: every instance of
+/// `product` that `signer` deploys on this platform derives it, so an update (new code, new
+/// measurement) opens what its predecessor sealed.
+pub fn signer_sealing_key(
+    root: &SecretKey,
+    kind: &str,
+    signer: &[u8; 32],
+    product: &str,
+) -> SecretKey {
+    let len = u32::try_from(product.len())
+        .unwrap_or(u32::MAX)
+        .to_be_bytes();
+    derive(
+        root,
+        None,
+        &[
+            b"aex/v1 signer sealing key ",
+            kind.as_bytes(),
+            signer,
+            &len,
+            product.as_bytes(),
+        ],
+    )
+}
+
 /// The sealing key of a module on a symmetric platform: `HKDF-SHA-256(ikm = module key, info
 /// = "aex/v1 symmetric sealing key")`. The module key already binds the provider and the
 /// measurement.

@@ -71,6 +71,7 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
 
     let transfer = transfer(def);
     let persistent = def.persistent.is_some();
+    let seal_by_signer = def.seal_by_signer;
     // A persistent module seals its state with `Module::save`: without `#[save]`/`#[restore]`
     // its state type must be serializable, checked here rather than at its first commit.
     let persistent_check = match (&def.persistent, &def.hooks.save) {
@@ -106,6 +107,7 @@ pub(crate) fn expand(def: &ModuleDef) -> TokenStream {
                     entries: ::std::vec![#(::std::string::String::from(#entry_names)),*],
                     periodic: ::std::vec![#(::std::string::String::from(#periodic_names)),*],
                     persistent: #persistent,
+                    seal_by_signer: #seal_by_signer,
                 }
             }
 

@@ -22,6 +22,8 @@ pub(crate) struct ModuleDef {
     pub(crate) hooks: crate::hooks::Hooks,
     /// `persistent`: the module seals its state across restarts; where it was written.
     pub(crate) persistent: Option<Ident>,
+    /// `persistent(signer)`: its sealing key is its signer's, not its code's.
+    pub(crate) seal_by_signer: bool,
 }
 
 /// The kinds of port implemented by methods.
@@ -117,6 +119,7 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<ModuleD
         outputs,
         requests,
         persistent,
+        seal_by_signer,
     } = parse_args(args)?;
     let mut item: ItemImpl = syn::parse2(item).map_err(|e| {
         syn::Error::new(
@@ -181,6 +184,7 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<ModuleD
         ports,
         hooks,
         persistent,
+        seal_by_signer,
     })
 }
 
@@ -198,23 +202,37 @@ struct Args {
     outputs: Vec<Ident>,
     requests: Vec<Ident>,
     persistent: Option<Ident>,
+    seal_by_signer: bool,
 }
 
 fn parse_args(args: TokenStream) -> syn::Result<Args> {
     let mut outputs = Vec::new();
     let mut requests = Vec::new();
     let mut persistent = None;
+    let mut seal_by_signer = false;
     let parser = syn::meta::parser(|meta| {
         let list = if meta.path.is_ident("outputs") {
             &mut outputs
         } else if meta.path.is_ident("requests") {
             &mut requests
         } else if meta.path.is_ident("persistent") {
-            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                return Err(meta.error("`persistent` takes no arguments"));
-            }
             persistent = meta.path.get_ident().cloned();
-            return Ok(());
+            if meta.input.is_empty() || meta.input.peek(syn::Token![,]) {
+                return Ok(());
+            }
+            // `persistent(signer)`: the one policy besides the default.
+            return meta.parse_nested_meta(|policy| {
+                if policy.path.is_ident("signer") && !seal_by_signer {
+                    seal_by_signer = true;
+                    Ok(())
+                } else {
+                    Err(policy.error(
+                        "expected `signer`: `persistent(signer)` seals by the module's signer \
+                         (an update reads its predecessor's sealed state); plain `persistent` \
+                         seals by its code",
+                    ))
+                }
+            });
         } else {
             return Err(meta.error(
                 "unknown argument; expected `outputs(..)`, `requests(..)` or `persistent`",
@@ -233,6 +251,7 @@ fn parse_args(args: TokenStream) -> syn::Result<Args> {
         outputs,
         requests,
         persistent,
+        seal_by_signer,
     })
 }
 

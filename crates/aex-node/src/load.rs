@@ -30,7 +30,7 @@ use aex_proto::{
     ToModule,
 };
 use aex_tee::devices::{DeviceError, Holder};
-use aex_tee::Provider;
+use aex_tee::{Provider, SealPolicy};
 use tracing::info;
 
 use crate::error::refuse;
@@ -370,9 +370,18 @@ pub(crate) async fn spawn(
         });
     }
     if started.declares_persistent() {
-        let key = shared
-            .sealing
-            .sealing_key(shared.backend.as_ref(), &provider, &measurement);
+        // By signer: the stakeholder's and the module's (its name without the instance
+        // suffix: `tally` for `tally.3`), so its later instances derive it too.
+        let product = name.split('.').next().unwrap_or(name);
+        let policy = if started.seals_by_signer() {
+            SealPolicy::Signer { product }
+        } else {
+            SealPolicy::Measurement
+        };
+        let key =
+            shared
+                .sealing
+                .sealing_key(shared.backend.as_ref(), &provider, &measurement, policy);
         handover.push(ToModule::Sealing {
             key: aex_proto::WireKey::from_secret(&key),
         });

@@ -155,9 +155,9 @@ impl Persistent {
     /// The stored blobs, newest first, as the chunks a restarted process is handed.
     pub(crate) fn blobs(&self) -> Vec<PathBuf> {
         self.store
-            .versions()
+            .blob_files()
             .into_iter()
-            .map(|v| self.store.blob(v))
+            .map(|(_, path)| path)
             .collect()
     }
 
@@ -190,6 +190,14 @@ impl BlobStore {
         BlobStore {
             dir: module_dir.join("sealed"),
         }
+    }
+
+    /// The complete blobs, newest first: version and file.
+    pub(crate) fn blob_files(&self) -> Vec<(u64, PathBuf)> {
+        self.versions()
+            .into_iter()
+            .map(|v| (v, self.blob(v)))
+            .collect()
     }
 
     fn blob(&self, version: u64) -> PathBuf {

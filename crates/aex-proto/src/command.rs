@@ -179,6 +179,25 @@ pub enum Command {
     /// comes first). A persistent module seals the checkpoint with its state, so a chunk read
     /// again after a restart is the same bytes. A newer checkpoint replaces it.
     Checkpoint,
+    /// A persistent module that seals by signer, on the node of its retired `predecessor`
+    /// (an older instance of the same module): the new instance takes the predecessor's
+    /// state from the predecessor's own sealed blobs, which its sealing key opens, instead of
+    /// from staged bytes. It asks its node for them ([`crate::FromModule::Adopt`]), resumes
+    /// from the blob the predecessor's platform counter names, which must be retired with a
+    /// snapshot of exactly `len` bytes and SHA-256 `digest` (the predecessor's
+    /// [`Retired`]), and continues its versions above `sealed`. Refused, changing nothing,
+    /// under the conditions of `Restore`, or when no such blob opens: the deployer then
+    /// stages the snapshot and sends `Restore`.
+    Adopt {
+        /// The predecessor's name on the node.
+        predecessor: String,
+        /// Length of the predecessor's snapshot, in bytes.
+        len: u64,
+        /// SHA-256 of the predecessor's snapshot.
+        digest: [u8; 32],
+        /// The version the predecessor retired at ([`Retired::sealed`]).
+        sealed: Option<u64>,
+    },
 }
 
 /// The most snapshot bytes one [`Command::ReadState`] answer or [`Command::WriteState`]

@@ -99,6 +99,12 @@ pub enum ToModule {
     /// After the chunks of every stored blob ([`ToModule::Resume`]): there is no more. A
     /// process that took none answers [`FromModule::Resumed`] with why.
     ResumeEnd,
+    /// A chunk of a stored blob of the predecessor [`FromModule::Adopt`] named, newest blob
+    /// first, then [`ToModule::AdoptEnd`].
+    Adopted(crate::persist::BlobChunk),
+    /// After the chunks of every blob of the predecessor (none if it has none, or the name is
+    /// not a module of this namespace): there is no more.
+    AdoptEnd,
 }
 
 /// One access of a driver module to a device the TEE layer granted it (see
@@ -172,6 +178,13 @@ pub enum FromModule {
     },
     /// How resuming from the blob of [`ToModule::Resume`] went.
     Resumed(crate::persist::ResumeOutcome),
+    /// Asks for the stored blobs of `predecessor`, an instance of this module in the same
+    /// namespace on this node ([`crate::Command::Adopt`]): answered with
+    /// [`ToModule::Adopted`] chunks and [`ToModule::AdoptEnd`].
+    Adopt {
+        /// The predecessor's name on the node (`tally`, `tally.1`, ...).
+        predecessor: String,
+    },
 }
 
 /// The names a module declares; the deployer checks the descriptor against them.
@@ -197,6 +210,12 @@ pub struct Interface {
     /// when its process ends (docs/PROTOCOL.md §9). Appended last, like `periodic`.
     #[serde(default)]
     pub persistent: bool,
+    /// Whether a persistent module seals by signer (`#[aex::module(persistent(signer))]`):
+    /// its sealing key is the stakeholder's and the module name's on the platform, not its
+    /// code's, so an update opens what its predecessor sealed (docs/PROTOCOL.md §9).
+    /// Appended last, like `persistent`.
+    #[serde(default)]
+    pub seal_by_signer: bool,
 }
 
 /// Per-connection counters kept by a module's runtime.

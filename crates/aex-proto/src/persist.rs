@@ -22,7 +22,8 @@ pub const MAX_BLOB: u64 = 256 << 20;
 /// One chunk of a sealed blob.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobChunk {
-    /// The commit the blob belongs to: the platform counter value it is sealed at.
+    /// The commit the blob belongs to: the logical version it is sealed at (docs/PROTOCOL.md
+    /// §9, "Blobs").
     pub version: u64,
     /// The whole blob's length.
     pub total: u64,

@@ -48,7 +48,7 @@ const CHACHA_PONG: &str = "6598a2a7f6fc3bdf48c724611cc41d3403b4e533";
 
 /// `Tick` (the seventh `ToModule` variant) and `Hello` with the `periodic` list appended to
 /// `Interface` (issue 5): a module without periodic entries adds one zero byte to its `Hello`,
-/// and the `persistent` flag (issue 16) one more byte: 0, or 1 for a persistent module.
+/// and the `persistent` and `seal_by_signer` flags (issue 16) one more byte each: 0, or 1.
 #[test]
 fn tick_and_hello_bytes() {
     let tick = ToModule::Tick {
@@ -62,7 +62,7 @@ fn tick_and_hello_bytes() {
     });
     assert_eq!(
         hex::encode(encode(&hello)),
-        "0000000d010001016f0000000001017400"
+        "0000000e010001016f000000000101740000"
     );
     assert_eq!(
         decode::<ToModule>(&encode(&tick)[LEN_PREFIX..]).unwrap(),

@@ -120,6 +120,7 @@ fn log_line(line: std::fmt::Arguments<'_>) {
     eprintln!("aex-runtime: {line}");
 }
 
+mod adopt;
 mod attest;
 mod backlog;
 mod clock;

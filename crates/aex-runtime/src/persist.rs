@@ -55,7 +55,7 @@ const HELD_WRITES: usize = 1024;
 
 /// How long the runtime waits for the platform to answer, and for the node to store a small
 /// blob.
-const COMMIT_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(10);
 
 /// The slowest storage a node's blob store is given time for, in bytes per second: a large
 /// blob is synced to disk before the node answers, and a board's SD card syncs 256 MiB in
@@ -491,7 +491,7 @@ impl Core {
         }
     }
 
-    fn try_open(&mut self, version: u64, blob: &[u8]) -> Result<Sealed, String> {
+    pub(crate) fn try_open(&mut self, version: u64, blob: &[u8]) -> Result<Sealed, String> {
         let key = self
             .persist
             .as_ref()

@@ -319,6 +319,7 @@ impl<M: Module> Runtime<M> {
                 | Command::Call { .. }
                 | Command::Start
                 | Command::Restore { .. }
+                | Command::Adopt { .. }
                 | Command::WriteState { .. }
         );
         if moves_on && self.core.retired.is_some() {
@@ -393,6 +394,12 @@ impl<M: Module> Runtime<M> {
                 digest,
                 sealed,
             } => self.restore(len, &digest, sealed),
+            Command::Adopt {
+                predecessor,
+                len,
+                digest,
+                sealed,
+            } => self.adopt(&predecessor, len, &digest, sealed),
             _ => CommandReply::Failed(
                 "unsupported command (the deployer is newer than this module's runtime)".into(),
             ),
@@ -404,21 +411,65 @@ impl<M: Module> Runtime<M> {
     /// the state it has: once armed, only the same snapshot is taken again (and changes
     /// nothing).
     fn restore(&mut self, len: u64, digest: &[u8; 32], sealed: Option<u64>) -> CommandReply {
-        if self.core.armed {
-            self.core.staged = Default::default();
-            return if self.core.restored == Some(*digest) {
-                CommandReply::Done(Vec::new())
-            } else {
-                CommandReply::Failed(
-                    "state can be restored only before the instance runs (before it is keyed, \
-                     called or started)"
-                        .into(),
-                )
-            };
+        if let Some(answer) = self.armed_already(digest) {
+            return answer;
         }
-        let state = match self.core.staged.take(len, digest) {
+        let state = self.core.staged.take(len, digest);
+        self.put_in_place(state, digest, sealed)
+    }
+
+    /// Takes the snapshot `predecessor` retired with from its sealed blobs, instead of staged
+    /// bytes (`adopt.rs`), and puts it in place as `restore` does.
+    fn adopt(
+        &mut self,
+        predecessor: &str,
+        len: u64,
+        digest: &[u8; 32],
+        sealed: Option<u64>,
+    ) -> CommandReply {
+        if let Some(answer) = self.armed_already(digest) {
+            return answer;
+        }
+        if !(self.core.interface.seal_by_signer && self.core.persisting()) {
+            return CommandReply::Failed(
+                "this module does not seal by signer (`#[aex::module(persistent(signer))]`): \
+                 it cannot open another instance's sealed state"
+                    .into(),
+            );
+        }
+        let state = self.core.adopt_snapshot(predecessor, len, digest);
+        self.put_in_place(state, digest, sealed)
+    }
+
+    /// The answer to a `Restore` or `Adopt` once the instance runs: done again if it was
+    /// the same state, refused otherwise; `None` before.
+    fn armed_already(&mut self, digest: &[u8; 32]) -> Option<CommandReply> {
+        if !self.core.armed {
+            return None;
+        }
+        self.core.staged = Default::default();
+        Some(if self.core.restored == Some(*digest) {
+            CommandReply::Done(Vec::new())
+        } else {
+            CommandReply::Failed(
+                "state can be restored only before the instance runs (before it is keyed, \
+                 called or started)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Restores `state` (with SHA-256 `digest`) into the module and arms it; its sealed
+    /// versions continue above `sealed`, the version its old instance retired at.
+    fn put_in_place(
+        &mut self,
+        state: Result<aex_proto::StateBytes, String>,
+        digest: &[u8; 32],
+        sealed: Option<u64>,
+    ) -> CommandReply {
+        let state = match state {
             Ok(state) => state,
-            Err(message) => return CommandReply::Failed(message),
+            Err(message) => return CommandReply::Failed(bounded(message)),
         };
         match self.module.restore(&state.0) {
             Ok(()) => {

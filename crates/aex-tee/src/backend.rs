@@ -13,6 +13,22 @@ use crate::devices::{DeviceGrants, DevicePins, DeviceSpec, DeviceSpecError, Gran
 use crate::kind::TeeKind;
 use crate::provider::Provider;
 
+/// Whose a persistent module's sealing key is (docs/PROTOCOL.md §9, "Sealing keys"): the
+/// module chooses in its code (`#[aex::module(persistent)]` or `persistent(signer)`), and the
+/// platform derives accordingly, as SGX's `EGETKEY` does with the enclave's key policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealPolicy<'a> {
+    /// The code's: only the same measurement on the same platform derives it (MRENCLAVE).
+    Measurement,
+    /// The signer's: every instance of `product` (the module's name in its application)
+    /// that the same stakeholder loads on the same platform derives it, whatever its code
+    /// (MRSIGNER with the product id), so an update opens what its predecessor sealed.
+    Signer {
+        /// The module's name, without the instance suffix (`tally` for `tally.3`).
+        product: &'a str,
+    },
+}
+
 /// What a node's TEE backend does for the node agent.
 ///
 /// Attestation, per kind (see [`TeeKind::scheme`](crate::TeeKind::scheme)):
@@ -44,17 +60,26 @@ pub trait Backend: Send + Sync {
     fn provision(&self, provider: &Provider, measurement: &Measurement) -> Option<SecretKey>;
 
     /// The sealing key of the module with `measurement`, loaded by `provider`, on a platform
-    /// whose sealing root is `root` (`sealing.rs`). By default the root and the measurement
-    /// derive it (`sgx`'s MRENCLAVE policy; `native`); symmetric kinds derive it from the
-    /// module key instead, so it is the stakeholder's as well as the code's.
+    /// whose sealing root is `root` (`sealing.rs`), under `policy`. By default the root and
+    /// the measurement derive it (`sgx`'s MRENCLAVE policy; `native`), or with
+    /// [`SealPolicy::Signer`] the root, the provider and the product (MRSIGNER); symmetric
+    /// kinds derive it from the module key, or the provider key, instead, so it is the
+    /// stakeholder's as well as the code's.
     fn sealing_key(
         &self,
         root: &SecretKey,
         provider: &Provider,
         measurement: &Measurement,
+        policy: SealPolicy<'_>,
     ) -> SecretKey {
-        let _ = provider;
-        aex_crypto::seal::sealing_key(root, self.kind().name(), measurement)
+        match policy {
+            SealPolicy::Measurement => {
+                aex_crypto::seal::sealing_key(root, self.kind().name(), measurement)
+            }
+            SealPolicy::Signer { product } => {
+                aex_crypto::seal::signer_sealing_key(root, self.kind().name(), &provider.0, product)
+            }
+        }
     }
 
     /// Evidence for the module with `measurement`, loaded by `provider`, answering

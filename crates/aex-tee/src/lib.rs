@@ -136,7 +136,7 @@ pub mod sgx;
 pub mod symmetric;
 
 pub use appraise::{appraise, Appraised, Expected, TrustAnchor};
-pub use backend::{Backend, EvidenceError};
+pub use backend::{Backend, EvidenceError, SealPolicy};
 pub use error::AppraisalError;
 pub use evidence::{report_data, EVIDENCE_VERSION};
 pub use files::{replace_durably, PlatformError};

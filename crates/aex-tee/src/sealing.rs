@@ -32,7 +32,7 @@ use std::sync::Mutex;
 use aex_crypto::seal::{CounterAnswer, CounterOp, COUNTER_ID_LEN};
 use aex_crypto::{random_bytes, sha256, Measurement, SecretKey};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, SealPolicy};
 use crate::files::{io_err, read_secret, write_secret, PlatformError};
 use crate::provider::Provider;
 
@@ -109,8 +109,9 @@ impl SealingPlatform {
         backend: &dyn Backend,
         provider: &Provider,
         measurement: &Measurement,
+        policy: SealPolicy<'_>,
     ) -> SecretKey {
-        backend.sealing_key(&self.root, provider, measurement)
+        backend.sealing_key(&self.root, provider, measurement, policy)
     }
 
     /// Performs `request` for the module whose sealing key is `sealing_key`, answering its
@@ -299,6 +300,42 @@ mod tests {
         p.remove(&key, &id).unwrap();
     }
 
+    /// By signer, the key is the stakeholder's and the product's on this platform, whatever
+    /// the code: an update derives its predecessor's key, another product or stakeholder
+    /// does not, and neither does the same code by measurement.
+    #[test]
+    fn a_signer_sealing_key_survives_a_change_of_code_only() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let pa = SealingPlatform::load_or_create(a.path()).unwrap();
+        let pb = SealingPlatform::load_or_create(b.path()).unwrap();
+        let (v1, v2) = (Measurement([5; 32]), Measurement([6; 32]));
+        let (alice, bob) = (Provider([1; 32]), Provider([2; 32]));
+        let tz = SimSymmetricPlatform::from_node_key(
+            SymmetricKind::TrustZone,
+            SecretKey::from_bytes([3; 32]),
+        );
+        for backend in [&NativePlatform as &dyn Backend, &tz] {
+            let key = |p: &SealingPlatform, who: &Provider, m: &Measurement, policy| {
+                *p.sealing_key(backend, who, m, policy).expose_secret()
+            };
+            let tally = SealPolicy::Signer { product: "tally" };
+            assert_eq!(key(&pa, &alice, &v1, tally), key(&pa, &alice, &v2, tally));
+            assert_ne!(
+                key(&pa, &alice, &v1, tally),
+                key(&pa, &alice, &v1, SealPolicy::Signer { product: "mirror" })
+            );
+            assert_ne!(key(&pa, &alice, &v1, tally), key(&pa, &bob, &v1, tally));
+            assert_ne!(
+                key(&pa, &alice, &v1, tally),
+                key(&pa, &alice, &v1, SealPolicy::Measurement)
+            );
+            if backend.kind().name() == "native" {
+                // Quote kinds: the platform's root too.
+                assert_ne!(key(&pa, &alice, &v1, tally), key(&pb, &alice, &v1, tally));
+            }
+        }
+    }
+
     #[test]
     fn sealing_keys_differ_by_platform_provider_and_code() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -308,7 +345,8 @@ mod tests {
         let (alice, bob) = (Provider([1; 32]), Provider([2; 32]));
         let native = NativePlatform;
         let key = |p: &SealingPlatform, b: &dyn Backend, who: &Provider, m: &Measurement| {
-            *p.sealing_key(b, who, m).expose_secret()
+            *p.sealing_key(b, who, m, SealPolicy::Measurement)
+                .expose_secret()
         };
         // Quote kinds: per platform root and measurement.
         assert_ne!(key(&pa, &native, &alice, &m), key(&pb, &native, &alice, &m));

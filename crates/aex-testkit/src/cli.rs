@@ -63,6 +63,36 @@ pub fn run_command(cmd: Command, what: String, timeout: Duration) -> Run {
     Captured::spawn(cmd, &what).finish(timeout)
 }
 
+/// Runs `aex args...` with `AEX_CRASH_AT=point` (`aex_deploy::crash`), which must die there,
+/// by SIGKILL; the test fails with what it printed otherwise.
+#[track_caller]
+pub fn killed_at<I, S>(point: &str, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = aex();
+    cmd.env("AEX_CRASH_AT", point).args(args);
+    let what = format!(
+        "AEX_CRASH_AT={point} {:?}",
+        cmd.get_args().collect::<Vec<_>>()
+    );
+    let run = run_command(cmd, what, COMMAND_TIMEOUT);
+    assert_eq!(
+        run.signal,
+        Some(SIGKILL),
+        "`{}` was not killed at its crash point (exit code {})\n--- stdout:\n{}\n--- stderr:\n{}",
+        run.what,
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+/// SIGKILL's number, the signal `AEX_CRASH_AT` kills the deployer with.
+const SIGKILL: i32 = 9;
+
 /// Starts `aex args...` as `identity` without waiting for it (`aex up` in the foreground).
 pub fn spawn_as(identity: &Path, args: &[&str]) -> Captured {
     let mut cmd = aex();

@@ -98,7 +98,7 @@ mod shapes {
         assert_eq!(Station::default().helper(), 0.0);
         assert_eq!(
             aex::describe_json::<Station>(),
-            r#"{"outputs":["alarm","fanSpeed"],"inputs":["raw","reading","checked"],"requests":["fetch_config"],"handlers":["summary","echo"],"entries":["reset","configure","type"],"periodic":[],"persistent":false}"#
+            r#"{"outputs":["alarm","fanSpeed"],"inputs":["raw","reading","checked"],"requests":["fetch_config"],"handlers":["summary","echo"],"entries":["reset","configure","type"],"periodic":[],"persistent":false,"seal_by_signer":false}"#
         );
     }
 }

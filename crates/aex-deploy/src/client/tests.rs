@@ -93,9 +93,16 @@ fn trickling_node(key: aex_link::StaticKey, slow_from_start: bool, events: u64) 
     addr
 }
 
-/// A node with identity `key` that reads the client's first request and answers it after a
-/// `Credit`, then sends another `Credit` and one event; returns its address.
-fn crediting_node(key: aex_link::StaticKey) -> SocketAddr {
+/// The link a test node holds with the client.
+type TestLink = aex_link::blocking::Link<TcpStream, TcpStream>;
+
+/// A node with identity `key` that accepts one client, reads its first request, hands the
+/// link and the request's id to `then`, and holds the connection open until the client
+/// closes it (all on its own thread); returns its address.
+fn node_answering(
+    key: aex_link::StaticKey,
+    then: impl FnOnce(&mut TestLink, u64) + Send + 'static,
+) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -104,8 +111,8 @@ fn crediting_node(key: aex_link::StaticKey) -> SocketAddr {
         };
         // As a node does: small frames go out at once, not after the client's delayed ACK.
         conn.set_nodelay(true).unwrap();
-        let wr = conn.try_clone().unwrap();
-        let Ok((_, mut link)) = aex_link::blocking::accept(&conn, wr, &key, |_| true) else {
+        let (rd, wr) = (conn.try_clone().unwrap(), conn.try_clone().unwrap());
+        let Ok((_, mut link)) = aex_link::blocking::accept(rd, wr, &key, |_| true) else {
             return;
         };
         link.reader.set_limit(aex_link::MAX_RECORD);
@@ -116,6 +123,16 @@ fn crediting_node(key: aex_link::StaticKey) -> SocketAddr {
                 _ => return,
             }
         };
+        then(&mut link, id);
+        let _ = (&conn).read_to_end(&mut Vec::new());
+    });
+    addr
+}
+
+/// A node with identity `key` that reads the client's first request and answers it after a
+/// `Credit`, then sends another `Credit` and one event; returns its address.
+fn crediting_node(key: aex_link::StaticKey) -> SocketAddr {
+    node_answering(key, |link, id| {
         let credit = |bytes| FromNode::Credit {
             app: aex_proto::AppId([7; 16]),
             credit: aex_proto::flow::Credit {
@@ -146,10 +163,7 @@ fn crediting_node(key: aex_link::StaticKey) -> SocketAddr {
             }
         }
         let _ = link.writer.flush();
-        let mut rest = Vec::new();
-        let _ = (&conn).read_to_end(&mut rest);
-    });
-    addr
+    })
 }
 
 fn identity() -> (tempfile::TempDir, Arc<Identity>) {
@@ -209,26 +223,7 @@ fn a_node_that_trickles_its_handshake_fails_the_connection_at_the_timeout() {
 /// A node with identity `key` that answers the client's first request with `Status`
 /// after sending `FromNode::Working` for it every `pace`, `times` times; returns its address.
 fn working_node(key: aex_link::StaticKey, pace: Duration, times: u32) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let Ok((conn, _)) = listener.accept() else {
-            return;
-        };
-        // As a node does: small frames go out at once, not after the client's delayed ACK.
-        conn.set_nodelay(true).unwrap();
-        let wr = conn.try_clone().unwrap();
-        let Ok((_, mut link)) = aex_link::blocking::accept(&conn, wr, &key, |_| true) else {
-            return;
-        };
-        link.reader.set_limit(aex_link::MAX_RECORD);
-        let id = loop {
-            match frame::read_message::<_, ToNode>(&mut link.reader) {
-                Ok(Some(ToNode::Request { id, .. })) => break id,
-                Ok(Some(_)) => continue,
-                _ => return,
-            }
-        };
+    node_answering(key, move |link, id| {
         for _ in 0..times {
             std::thread::sleep(pace);
             let working = FromNode::Working { id };
@@ -244,10 +239,7 @@ fn working_node(key: aex_link::StaticKey, pace: Duration, times: u32) -> SocketA
         };
         let _ = frame::write_message(&mut link.writer, &answer);
         let _ = link.writer.flush();
-        // Held open until the client is done.
-        let _ = link.reader.read(&mut [0u8; 1]);
-    });
-    addr
+    })
 }
 
 /// A node that keeps saying it works (a persistent module storing a large state) gets its

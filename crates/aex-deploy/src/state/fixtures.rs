@@ -23,6 +23,8 @@ pub(super) fn module(key: u8, last_command: u64) -> ModuleRecord {
         generation: 0,
         pending_state: None,
         pending_sealed: None,
+        pending_predecessor: None,
+        seals_by_signer: false,
         retiring: false,
         disabling: false,
     }

@@ -112,6 +112,14 @@ pub struct ModuleRecord {
     /// persisted: restored with the snapshot, so this instance's versions continue above it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_sealed: Option<u64>,
+    /// The instance that gave `pending_state`, on this instance's node, when both seal by
+    /// signer: the new instance first tries to adopt the state from its sealed blobs
+    /// (`Command::Adopt`), and is staged the snapshot only if that fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_predecessor: Option<String>,
+    /// Whether the module seals by signer (`#[aex::module(persistent(signer))]`).
+    #[serde(default)]
+    pub seals_by_signer: bool,
     /// Set (and saved) before this instance is sent `Retire`: from then on it may no longer
     /// take part in the application, so the next deployment replaces it, asking it again
     /// for its snapshot, even if it crashed before recording the outcome.

@@ -161,6 +161,8 @@ pub(crate) struct Module {
     dir: PathBuf,
     /// Whether its `Hello` declared it persistent.
     declares_persistent: bool,
+    /// Whether its `Hello` declared it seals by signer (`persistent(signer)`).
+    seals_by_signer: bool,
     /// Its sealed blobs and platform counters, once the node set them up (`sealed.rs`).
     persistent: Arc<OnceLock<Arc<Persistent>>>,
 }
@@ -207,11 +209,13 @@ impl Module {
                 format!("module `{name}` {what}; see {}", log.display()),
             )
         };
-        let (periodic, declares_persistent) =
+        let (periodic, declares_persistent, seals_by_signer) =
             match timeout(timeouts.start, reader.next::<FromModule>()).await {
-                Ok(Ok(Some(FromModule::Hello(interface)))) => {
-                    (interface.periodic, interface.persistent)
-                }
+                Ok(Ok(Some(FromModule::Hello(interface)))) => (
+                    interface.periodic,
+                    interface.persistent,
+                    interface.persistent && interface.seal_by_signer,
+                ),
                 Ok(Ok(Some(other))) => {
                     return Err(unavailable(format!(
                         "sent {} before its Hello",
@@ -258,6 +262,7 @@ impl Module {
             exit_limit: timeouts.exit,
             dir: dir.to_path_buf(),
             declares_persistent,
+            seals_by_signer,
             persistent: Arc::default(),
         });
         let task_name = name.to_string();
@@ -272,6 +277,7 @@ impl Module {
             to_router,
             input: module.input.clone(),
             persistent: module.persistent.clone(),
+            dir: module.dir.clone(),
         };
         tokio::spawn(read_output(output, reader));
         let ending = Ending {
@@ -319,6 +325,11 @@ impl Module {
     /// Whether its `Hello` declared it persistent.
     pub(crate) fn declares_persistent(&self) -> bool {
         self.declares_persistent
+    }
+
+    /// Whether its `Hello` declared it seals by signer.
+    pub(crate) fn seals_by_signer(&self) -> bool {
+        self.seals_by_signer
     }
 
     /// Sets up its sealed storage (once).
@@ -531,6 +542,7 @@ impl Module {
             exit_limit: Duration::from_millis(1),
             dir: PathBuf::new(),
             declares_persistent: false,
+            seals_by_signer: false,
             persistent: Arc::default(),
         });
         (module, rx)

@@ -2,6 +2,7 @@
 //! layer, its sealed-state messages to its storage and platform counters (`sealed.rs`), and
 //! its replies to the one management request waiting for them.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use aex_proto::frame::encode;
@@ -11,8 +12,9 @@ use tracing::{debug, instrument, warn};
 
 use super::Replies;
 use crate::frames::FrameReader;
+use crate::names::check_name;
 use crate::queue;
-use crate::sealed::Persistent;
+use crate::sealed::{read_chunks, BlobStore, Persistent};
 use crate::sync::lock;
 use crate::to_router::ToRouter;
 
@@ -26,6 +28,8 @@ pub(super) struct Output {
     pub(super) input: queue::Sender,
     /// Its sealed storage, for `Store` and `Counter`.
     pub(super) persistent: Arc<OnceLock<Arc<Persistent>>>,
+    /// Its directory: a predecessor's (`Adopt`) is beside it, in the same namespace.
+    pub(super) dir: PathBuf,
 }
 
 /// Hands the module's events and device accesses to the router (answering the accesses) and
@@ -37,6 +41,7 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
         mut to_router,
         input,
         persistent,
+        dir,
         ..
     } = out;
     loop {
@@ -87,6 +92,9 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
                     ToModule::CounterAnswer { id, result },
                 );
             }
+            Ok(Some(FromModule::Adopt { predecessor })) => {
+                tokio::spawn(hand_over_blobs(dir.clone(), predecessor, input.clone()));
+            }
             Ok(Some(msg)) => {
                 let mut replies = lock(&replies);
                 match replies.waiting.take() {
@@ -118,6 +126,30 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
     let mut replies = lock(&replies);
     replies.closed = true;
     replies.waiting = None;
+}
+
+/// Sends the module the stored blobs of `predecessor`, its namespace's module of that name
+/// (`Adopt`), newest first, then `AdoptEnd`; none if the name is not valid or has none. It
+/// waits for room in the module's queue (a blob may be 256 MiB), off the reader's task.
+async fn hand_over_blobs(dir: PathBuf, predecessor: String, input: queue::Sender) {
+    let blobs = match (check_name(&predecessor), dir.parent()) {
+        (Ok(()), Some(namespace)) => BlobStore::new(&namespace.join(&predecessor)).blob_files(),
+        _ => Vec::new(),
+    };
+    for (version, path) in blobs {
+        match tokio::task::spawn_blocking(move || read_chunks(&path, version)).await {
+            Ok(Ok(chunks)) => {
+                for chunk in chunks {
+                    if !input.send(encode(&ToModule::Adopted(chunk))).await {
+                        return;
+                    }
+                }
+            }
+            Ok(Err(e)) => warn!(version, error = %e, "cannot read a predecessor's sealed blob"),
+            Err(_) => {}
+        }
+    }
+    let _ = input.send(encode(&ToModule::AdoptEnd)).await;
 }
 
 /// Runs a blocking operation on the module's sealed storage off the async threads; `None` if

@@ -225,6 +225,6 @@ fn reader_skips_bad_frames_and_stops_when_framing_is_lost() {
 fn describe_json_shape() {
     assert_eq!(
         crate::describe_json::<Echo>(),
-        r#"{"outputs":["out"],"inputs":["inp"],"requests":["fetch"],"handlers":["answer"],"entries":["call_fetch","fail","inc"],"periodic":["tick"],"persistent":false}"#
+        r#"{"outputs":["out"],"inputs":["inp"],"requests":["fetch"],"handlers":["answer"],"entries":["call_fetch","fail","inc"],"periodic":["tick"],"persistent":false,"seal_by_signer":false}"#
     );
 }

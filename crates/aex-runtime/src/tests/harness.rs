@@ -59,6 +59,7 @@ impl Module for Echo {
             entries: names(&["call_fetch", "fail", "inc"]),
             periodic: names(&["tick"]),
             persistent: false,
+            seal_by_signer: false,
         }
     }
 

@@ -24,7 +24,7 @@ use super::keys::{
     module_key, node_key_id, provider_key, provider_key_id, verify_attest_mac, Transcript,
     KEY_ID_LEN, MAC_LEN,
 };
-use crate::backend::{Backend, EvidenceError};
+use crate::backend::{Backend, EvidenceError, SealPolicy};
 use crate::error::AppraisalError;
 use crate::evidence::{Claims, Envelope, SymmetricBody};
 use crate::files::{corrupt, io_err, read_secret, write_secret, PlatformError};
@@ -209,9 +209,21 @@ impl Backend for SimSymmetricPlatform {
         _root: &SecretKey,
         provider: &Provider,
         measurement: &Measurement,
+        policy: SealPolicy<'_>,
     ) -> SecretKey {
-        let module_key = self.provider_key(provider).module_key(measurement);
-        aex_crypto::seal::symmetric_sealing_key(&module_key)
+        let provider_key = self.provider_key(provider);
+        match policy {
+            SealPolicy::Measurement => {
+                aex_crypto::seal::symmetric_sealing_key(&provider_key.module_key(measurement))
+            }
+            // The provider key stands for the root: it is the stakeholder's on this node.
+            SealPolicy::Signer { product } => aex_crypto::seal::signer_sealing_key(
+                &provider_key.key,
+                self.kind.name(),
+                &provider.0,
+                product,
+            ),
+        }
     }
 
     fn evidence(

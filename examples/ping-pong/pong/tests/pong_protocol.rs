@@ -26,7 +26,7 @@ fn describe_prints_the_interface() {
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "{\"outputs\":[\"pong\"],\"inputs\":[\"ping\"],\"requests\":[],\"handlers\":[],\"entries\":[\"count\"],\"periodic\":[],\"persistent\":false}\n"
+        "{\"outputs\":[\"pong\"],\"inputs\":[\"ping\"],\"requests\":[],\"handlers\":[],\"entries\":[\"count\"],\"periodic\":[],\"persistent\":false,\"seal_by_signer\":false}\n"
     );
 }
 

@@ -88,6 +88,7 @@ pub fn apply(
                         source: StateSource::Discarded,
                         bytes: None,
                         gap: std::time::Duration::ZERO,
+                        adopted: false,
                     });
                 }
             }
@@ -135,12 +136,15 @@ pub fn apply(
     obs.finish();
 
     // Snapshots go in before any connection is keyed, including ones an interrupted run left.
-    transfer::restore_pending(app)?;
+    let restored = transfer::restore_pending(app)?;
+    report.warnings.extend(restored.refused);
     connect(app, &built.links, obs, &mut report)?;
     report.transfers.extend(discarded);
     start::start_unconnected(app, &built.links)?;
     for h in handovers {
-        report.transfers.push(h.finish());
+        let mut t = h.finish();
+        t.adopted = restored.adopted.contains(&t.module);
+        report.transfers.push(t);
     }
     transfer::unload_retired(app)?;
     periodic::install_triggers(app, &mut report)?;

@@ -163,6 +163,8 @@ impl Asked {
             generation: 0,
             pending_state: None,
             pending_sealed: None,
+            pending_predecessor: None,
+            seals_by_signer: built.interface.persistent && built.interface.seal_by_signer,
             retiring: false,
             disabling: false,
         })

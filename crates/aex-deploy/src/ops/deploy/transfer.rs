@@ -65,6 +65,9 @@ pub struct Transfer {
     /// From the old instance's retirement until every connection touching the module was
     /// re-keyed and routed: the time the module took part in no connection.
     pub gap: Duration,
+    /// Whether the new instance took the state from the old one's sealed blobs on their
+    /// node (both seal by signer) rather than from the deployer's copy.
+    pub adopted: bool,
 }
 
 /// A hand-over in progress: the gap is running.
@@ -99,6 +102,8 @@ pub(super) fn hand_over(
     let old_slot = old.slot(module);
     let pending = old.pending_state.clone();
     let pending_sealed = old.pending_sealed;
+    let pending_predecessor = old.pending_predecessor.clone();
+    let old_seals = old.seals_by_signer;
     let retired_at = Instant::now();
     let ((snapshot, sealed), source) = match pending {
         // The instance its node called gone answered, before this run loaded anything.
@@ -120,6 +125,16 @@ pub(super) fn hand_over(
         source,
         bytes: snapshot.as_ref().map(|s| s.bytes().len()),
         gap: Duration::ZERO,
+        adopted: false,
+    };
+    // Both seal by signer on one node: the new instance can open the old one's blobs. An
+    // interrupted hand-over's snapshot came from the instance before.
+    new.pending_predecessor = match source {
+        StateSource::Running if from_node == new.node && new.seals_by_signer && old_seals => {
+            Some(old_slot.clone())
+        }
+        StateSource::Snapshot if from_node == new.node => pending_predecessor,
+        _ => None,
     };
     new.pending_state = snapshot;
     new.pending_sealed = sealed;
@@ -320,35 +335,106 @@ fn write_snapshot(
     Ok(())
 }
 
+/// What [`restore_pending`] did besides staging snapshots.
+#[derive(Default)]
+pub(super) struct Restored {
+    /// Modules whose new instance adopted its predecessor's sealed state.
+    pub(super) adopted: BTreeSet<String>,
+    /// Why an adoption was refused (the snapshot was staged instead): for the user, since a
+    /// refusal may be a node handing over an old or foreign blob.
+    pub(super) refused: Vec<String>,
+}
+
 /// Restores every snapshot still pending (this run's hand-overs and any an interrupted run
-/// left) into its module's current instance.
-pub(super) fn restore_pending(app: &mut App) -> Result<()> {
-    let pending: Vec<(String, Snapshot, Option<u64>)> = app
+/// left) into its module's current instance: by adoption from its predecessor's sealed blobs
+/// where both seal by signer on one node, else by staging the deployer's copy.
+pub(super) fn restore_pending(app: &mut App) -> Result<Restored> {
+    let pending: Vec<(String, Snapshot, Option<u64>, Option<String>)> = app
         .modules()
         .iter()
         .filter(|(_, r)| !r.retiring)
-        .filter_map(|(n, r)| Some((n.clone(), r.pending_state.clone()?, r.pending_sealed)))
+        .filter_map(|(n, r)| {
+            Some((
+                n.clone(),
+                r.pending_state.clone()?,
+                r.pending_sealed,
+                r.pending_predecessor.clone(),
+            ))
+        })
         .collect();
-    for (module, snapshot, sealed) in pending {
-        write_snapshot(app, &module, &snapshot, sealed)?;
+    let mut restored = Restored::default();
+    for (module, snapshot, sealed, predecessor) in pending {
+        let refusal = match predecessor {
+            Some(predecessor) => adopt(app, &module, predecessor, &snapshot, sealed)?,
+            None => Some(String::new()),
+        };
+        match refusal {
+            None => {
+                restored.adopted.insert(module.clone());
+            }
+            Some(why) => {
+                if !why.is_empty() {
+                    restored.refused.push(format!(
+                        "`{module}` did not adopt its old instance's sealed state ({why}); \
+                         the deployer's copy of the state was restored instead"
+                    ));
+                }
+                write_snapshot(app, &module, &snapshot, sealed)?;
+            }
+        }
         crate::crash::point("restored");
         if let Some(r) = app.module_mut(&module) {
             r.pending_state = None;
             r.pending_sealed = None;
+            r.pending_predecessor = None;
         }
         app.save()?;
     }
-    Ok(())
+    Ok(restored)
 }
 
-/// Unloads retired instances; one whose node cannot be reached stays listed for next time.
+/// Has `module`'s new instance take `snapshot` from `predecessor`'s sealed blobs on their
+/// node; why not if the module refused (no such blob opens, or the node withheld it): the
+/// caller then stages the snapshot.
+fn adopt(
+    app: &mut App,
+    module: &str,
+    predecessor: String,
+    snapshot: &Snapshot,
+    sealed: Option<u64>,
+) -> Result<Option<String>> {
+    let info = SnapshotInfo::of(snapshot.bytes());
+    let cmd = Command::Adopt {
+        predecessor,
+        len: info.len,
+        digest: info.digest,
+        sealed,
+    };
+    match app.command(module, "adopt its predecessor's sealed state", &cmd) {
+        Ok(_) => Ok(None),
+        Err(Error::Refused { message, .. }) => Ok(Some(message)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Unloads retired instances; one whose node cannot be reached stays listed for next time,
+/// and so does one whose state its module's new instance has yet to adopt (its sealed blobs
+/// go with it).
 pub(super) fn unload_retired(app: &mut App) -> Result<()> {
     if app.retired().is_empty() {
         return Ok(());
     }
     let retired = app.take_retired();
     for (module, instances) in retired {
+        let adopting = app
+            .module(&module)
+            .filter(|r| r.pending_state.is_some())
+            .and_then(|r| Some((r.node.clone(), r.pending_predecessor.clone()?)));
         for inst in instances {
+            if adopting.as_ref() == Some(&(inst.node.clone(), inst.slot.clone())) {
+                app.retire_instance(&module, inst);
+                continue;
+            }
             let gone = app.descriptor().node(&inst.node).is_none()
                 || match app.request(
                     &inst.node,

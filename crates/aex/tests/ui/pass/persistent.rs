@@ -35,8 +35,25 @@ impl Raw {
     }
 }
 
+// Sealed by its signer: an update (new code) opens what this one sealed.
+#[derive(Default, Serialize, Deserialize)]
+struct Ledger {
+    entries: u64,
+}
+
+#[aex::module(persistent(signer))]
+impl Ledger {
+    #[entry]
+    fn book(&mut self) {
+        self.entries += 1;
+    }
+}
+
 fn main() {
     use aex::Module;
     assert!(Total::interface().persistent);
+    assert!(!Total::interface().seal_by_signer);
     assert!(Raw::interface().persistent);
+    assert!(Ledger::interface().persistent);
+    assert!(Ledger::interface().seal_by_signer);
 }
