@@ -524,6 +524,7 @@ impl Core {
         };
         // Authentic and addressed to this instance: module code may run from now on.
         self.armed = true;
+        self.forget_held_on(conn);
         let installed = self
             .conns
             .install(&self.interface, conn, role, algorithm, key);

@@ -323,6 +323,19 @@ impl Core {
         }
     }
 
+    /// Drops the emits held on `conn` for the next commit: its key is being replaced or
+    /// revoked, and they were sealed under the old one (sent, they would be refused; a
+    /// module that does not persist sent them before, under the key they belong to). Their
+    /// place in the new key's outbox accounting never existed.
+    pub(crate) fn forget_held_on(&mut self, conn: aex_proto::ConnId) {
+        if let Some(p) = &mut self.persist {
+            p.held.retain(|msg| {
+                !matches!(msg, FromModule::Event(e)
+                    if e.conn == conn && e.kind == aex_proto::EventKind::Event)
+            });
+        }
+    }
+
     /// Lets out what a commit released: emitted events through their connection's outbox
     /// (sent as its window allows, `conn/outbox.rs`), everything else at once.
     fn release(&mut self, released: Vec<FromModule>) {
