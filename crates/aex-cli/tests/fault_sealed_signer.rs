@@ -7,11 +7,11 @@
 //! A new measurement without a new binary: the descriptor binds each module to a device of
 //! the node, and a driver's measurement covers its devices (docs/PROTOCOL.md §4).
 
-use std::path::Path;
-
 use aex_testkit::cluster::AppDir;
 use aex_testkit::node::{NodeOptions, NodeProcess};
 use aex_testkit::status::{AppStatus, StatusExt};
+
+use crate::fault_sealed_state::{copy_blobs, swap_blobs};
 
 /// `signed` as `sealed` and `tally` as `plain` on `node`, each bound to a device when
 /// `bound`.
@@ -70,13 +70,6 @@ fn sealed_dir(node: &NodeProcess, slot: &str) -> std::path::PathBuf {
         .map(|ns| ns.path().join(slot).join("sealed"))
         .find(|p| p.is_dir())
         .unwrap_or_else(|| panic!("no sealed directory of `{slot}`"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }
 
 #[test]
@@ -159,7 +152,7 @@ fn a_rolled_back_predecessor_is_not_adopted_and_the_state_comes_from_the_deploye
     assert_eq!(bump(&app, "sealed", 5), 5);
     let old = sealed_dir(&node, "sealed");
     let live = app.path().join("live-blobs");
-    copy_dir(&old, &live);
+    copy_blobs(&old, &live);
 
     app.write_descriptor(&descriptor(&node, true));
     aex_testkit::cli::killed_at(
@@ -167,10 +160,7 @@ fn a_rolled_back_predecessor_is_not_adopted_and_the_state_comes_from_the_deploye
         [std::ffi::OsStr::new("deploy"), app.path().as_os_str()],
     );
     // The retired predecessor's blobs replaced by its live ones of before.
-    for entry in std::fs::read_dir(&old).unwrap().flatten() {
-        std::fs::remove_file(entry.path()).unwrap();
-    }
-    copy_dir(&live, &old);
+    swap_blobs(&live, &old);
     let deploy = app.deploy().ok();
     deploy.stderr_has(&[
         "`sealed` did not adopt its old instance's sealed state (",

@@ -132,14 +132,14 @@ fn resume(status: &AppStatus, module: &str) -> ResumeOutcome {
 }
 
 /// Replaces the blobs in `dir` with those in `from` (what a node agent can do to its storage).
-fn swap_blobs(from: &Path, dir: &Path) {
+pub(crate) fn swap_blobs(from: &Path, dir: &Path) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         std::fs::remove_file(entry.path()).unwrap();
     }
     copy_blobs(from, dir);
 }
 
-fn copy_blobs(from: &Path, to: &Path) {
+pub(crate) fn copy_blobs(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
