@@ -125,10 +125,24 @@ fn an_update_sealed_by_signer_adopts_its_predecessors_blobs() {
         assert_eq!(app.call(module, "totals", None)["total"], 5, "{module}");
         assert!(stored(&after, module) > stored(&before, module), "{module}");
     }
-    // The old instances are gone, their sealed state with them.
+    // The old instances are gone, their sealed state and their binaries' links with them
+    // (their logs stay).
     let json = app.aex(&["status", "--json"]).ok().json();
     assert_eq!(json["nodes"][0]["modules"], 2, "{json:#}");
     assert!(!sealed_dir_exists(&node, "sealed"));
+    for old in ["sealed", "plain"] {
+        let dir = std::fs::read_dir(node.data_dir.join("modules"))
+            .unwrap()
+            .flatten()
+            .map(|ns| ns.path().join(old))
+            .find(|p| p.is_dir())
+            .expect("the old instance's directory");
+        assert!(
+            !dir.join("module.bin").exists(),
+            "{old}'s binary outlived it"
+        );
+        assert!(dir.join("module.log").exists());
+    }
     assert_eq!(bump(&app, "sealed", 1), 6);
 }
 

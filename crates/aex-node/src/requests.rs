@@ -22,7 +22,7 @@ use aex_proto::{
 use aex_tee::Provider;
 use tokio::task::JoinSet;
 use tokio::time::sleep;
-use tracing::{debug, info, instrument};
+use tracing::{debug, info, instrument, warn};
 
 use crate::error::refuse;
 use crate::journal::RouteEntry;
@@ -210,6 +210,14 @@ async fn handle(
             if let Some(p) = m.persistent().cloned() {
                 // Gone for good: its counters and blobs go too (`sealed.rs`).
                 let _ = tokio::task::spawn_blocking(move || p.destroy()).await;
+            }
+            // Its link to the stored binary goes, so the binary is pruned once no module
+            // links it (`binaries.rs`); its log stays, for whoever looks into what it did.
+            let bin = m.dir().join(crate::binaries::MODULE_BIN);
+            if let Err(e) = std::fs::remove_file(&bin) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    warn!(module, error = %e, "cannot remove the binary of an unloaded module");
+                }
             }
             info!(module, "module unloaded");
             Ok(NodeResponse::Done)
