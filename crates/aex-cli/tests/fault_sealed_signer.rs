@@ -85,23 +85,7 @@ fn an_update_sealed_by_signer_adopts_its_predecessors_blobs() {
 
     // New measurements (each module now drives a device): both are replaced.
     app.write_descriptor(&descriptor(&node, true));
-    let deploy = app.deploy();
-    if deploy.code != 0 {
-        eprintln!("NODE LOG:\n{}", node.log());
-        for ns in std::fs::read_dir(node.data_dir.join("modules"))
-            .unwrap()
-            .flatten()
-        {
-            for m in std::fs::read_dir(ns.path()).unwrap().flatten() {
-                eprintln!(
-                    "LOG {:?}:\n{}",
-                    m.path(),
-                    std::fs::read_to_string(m.path().join("module.log")).unwrap_or_default()
-                );
-            }
-        }
-    }
-    let deploy = deploy.ok();
+    let deploy = app.deploy().ok();
     deploy.stderr_has(&[
         "Transferred `sealed` on `node1`: took over the state",
         "from the old instance's sealed blobs (both seal by signer)",
