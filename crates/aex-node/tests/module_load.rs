@@ -186,6 +186,28 @@ fn modules_that_fail_to_start_are_reported() {
     let log = std::fs::read_to_string(dir.join("crash/module.log")).unwrap();
     assert!(log.contains("boom"), "{log}");
 
+    // A module that logs without end takes a bounded share of the disk: its log is rotated
+    // at 1 MiB, one older part kept, and its last lines are there when its end is reported.
+    let chatty =
+        b"#!/bin/sh\nhead -c 3145728 /dev/zero | tr '\\000' x >&2\necho last words >&2\nexit 7\n";
+    let e = c.load("chatty", chatty).unwrap_err();
+    assert!(
+        e.message.contains("exited during start: exit status: 7"),
+        "{e}"
+    );
+    let log = dir.join("chatty/module.log");
+    let older = dir.join("chatty/module.log.1");
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&log) <= 1 << 20, "{}", size(&log));
+    assert!(
+        size(&older) <= 1 << 20 && size(&older) > 1 << 19,
+        "{}",
+        size(&older)
+    );
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .ends_with("last words\n"));
+
     let e = c.load("garbage", b"\x7fELF not really").unwrap_err();
     assert_eq!(e.kind, NodeErrorKind::Io);
     assert!(e.message.contains("cannot start module `garbage`"), "{e}");

@@ -45,7 +45,7 @@ mod output;
 mod process;
 
 use output::{kind_name, read_output, Output};
-use process::{spawn, wait_exit, Ending};
+use process::{copy_log, logged, spawn, wait_exit, Ending};
 
 use crate::error::refuse;
 use crate::frames::{pump, FrameReader};
@@ -193,6 +193,10 @@ impl Module {
             )
         })?;
         let pid = child.id();
+        let log_copy = child
+            .stderr
+            .take()
+            .map(|stderr| tokio::spawn(copy_log(stderr, log.clone())));
         let (stdin, stdout) = match (child.stdin.take(), child.stdout.take()) {
             (Some(stdin), Some(stdout)) => (stdin, stdout),
             _ => {
@@ -227,6 +231,8 @@ impl Module {
                         Ok(Ok(status)) => status.to_string(),
                         _ => "closed its output".into(),
                     };
+                    // Its last lines are in the log the error points to.
+                    logged(log_copy).await;
                     return Err(unavailable(format!("exited during start: {status}")));
                 }
                 Ok(Err(e)) => return Err(unavailable(format!("sent a bad first frame: {e}"))),
@@ -286,6 +292,7 @@ impl Module {
             alive,
             module: Arc::downgrade(&module),
             exits,
+            log: log_copy,
         };
         tokio::spawn(wait_exit(child, kill_rx, ending));
         Ok(module)

@@ -1,14 +1,16 @@
 //! A module's OS process: starting it, and waiting for it to end.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use aex_crypto::Measurement;
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStderr, Command};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::sleep;
 use tracing::{info, warn};
 
@@ -22,19 +24,20 @@ pub(super) async fn spawn(
     measurement: &Measurement,
     log: &Path,
 ) -> io::Result<Child> {
+    // The log is opened here so that a directory it cannot be written to fails the start.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     let mut attempt = 0u32;
     loop {
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
         let spawned = Command::new(dir.join("module.bin"))
             .current_dir(dir)
             .env("AEX_MEASUREMENT", measurement.to_hex())
             .env("AEX_MODULE", name)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(stderr)
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn();
         match spawned {
@@ -47,6 +50,57 @@ pub(super) async fn spawn(
     }
 }
 
+/// Bytes `module.log` holds before it is rotated to `module.log.1` (replacing the one before):
+/// a module that logs without end takes at most twice this of its node's disk.
+pub(crate) const LOG_BYTES: u64 = 1 << 20;
+
+/// Copies the module's stderr into `log` until the module closes it, rotating at
+/// [`LOG_BYTES`]. It never stops reading, so a module is never blocked on its log: what
+/// cannot be written (a full disk) is dropped, and said once in the node's log.
+pub(super) async fn copy_log(mut stderr: ChildStderr, log: PathBuf) {
+    let mut file = open_log(&log).await;
+    let mut written = match &file {
+        Some(f) => f.metadata().await.map_or(0, |m| m.len()),
+        None => 0,
+    };
+    let mut warned = false;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match stderr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if written + n as u64 > LOG_BYTES {
+            // Closed before it is renamed.
+            drop(file.take());
+            let _ = tokio::fs::rename(&log, log.with_extension("log.1")).await;
+            file = open_log(&log).await;
+            written = 0;
+        }
+        let done = match &mut file {
+            Some(f) => f.write_all(&buf[..n]).await.and(f.flush().await),
+            None => Err(io::Error::other("the log is not open")),
+        };
+        match done {
+            Ok(()) => written += n as u64,
+            Err(e) if !warned => {
+                warned = true;
+                warn!(log = %log.display(), error = %e, "cannot write a module's log; its lines are dropped");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn open_log(log: &Path) -> Option<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .await
+        .ok()
+}
+
 /// What the task that waits for a module's process needs to record its end.
 pub(super) struct Ending {
     pub(super) name: String,
@@ -55,12 +109,15 @@ pub(super) struct Ending {
     /// The module, to report it when its process ended on its own.
     pub(super) module: Weak<Module>,
     pub(super) exits: mpsc::Sender<Weak<Module>>,
+    /// The copy of its stderr to its log, waited for (briefly) before its end is recorded, so
+    /// that whoever reads the log after seeing the exit finds its last lines.
+    pub(super) log: Option<JoinHandle<()>>,
 }
 
 /// Waits for the process to end (or kills it when asked or when its module is dropped),
 /// records how it ended, and reports a process that ended on its own (`supervise.rs`
 /// restarts persistent modules).
-pub(super) async fn wait_exit(mut child: Child, kill: oneshot::Receiver<()>, ending: Ending) {
+pub(super) async fn wait_exit(mut child: Child, kill: oneshot::Receiver<()>, mut ending: Ending) {
     let (status, on_its_own) = tokio::select! {
         status = child.wait() => (status, true),
         _ = kill => {
@@ -68,6 +125,7 @@ pub(super) async fn wait_exit(mut child: Child, kill: oneshot::Receiver<()>, end
             (child.wait().await, false)
         }
     };
+    logged(ending.log.take()).await;
     let status = match status {
         Ok(status) => status.to_string(),
         Err(e) => format!("unknown exit ({e})"),
@@ -77,5 +135,13 @@ pub(super) async fn wait_exit(mut child: Child, kill: oneshot::Receiver<()>, end
     ending.exit.send_replace(Some(status));
     if on_its_own && ending.exits.try_send(ending.module).is_err() {
         warn!(module = %ending.name, "too many module exits at once; not restarted");
+    }
+}
+
+/// Waits a moment for a log copy to finish (a process's descendants may hold its stderr open:
+/// not for ever).
+pub(super) async fn logged(copy: Option<JoinHandle<()>>) {
+    if let Some(copy) = copy {
+        let _ = tokio::time::timeout(Duration::from_millis(500), copy).await;
     }
 }
