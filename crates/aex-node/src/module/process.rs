@@ -56,49 +56,38 @@ pub(crate) const LOG_BYTES: u64 = 1 << 20;
 
 /// Copies the module's stderr into `log` until the module closes it, rotating at
 /// [`LOG_BYTES`]. It never stops reading, so a module is never blocked on its log: what
-/// cannot be written (a full disk) is dropped, and said once in the node's log.
+/// cannot be written (a full disk) is dropped, and said once in the node's log. An idle
+/// module costs it a 2 KiB buffer and no open file: the log is opened per write.
 pub(super) async fn copy_log(mut stderr: ChildStderr, log: PathBuf) {
-    let mut file = open_log(&log).await;
-    let mut written = match &file {
-        Some(f) => f.metadata().await.map_or(0, |m| m.len()),
-        None => 0,
-    };
     let mut warned = false;
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = [0u8; 2048];
     loop {
         let n = match stderr.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if written + n as u64 > LOG_BYTES {
-            // Closed before it is renamed.
-            drop(file.take());
-            let _ = tokio::fs::rename(&log, log.with_extension("log.1")).await;
-            file = open_log(&log).await;
-            written = 0;
-        }
-        let done = match &mut file {
-            Some(f) => f.write_all(&buf[..n]).await.and(f.flush().await),
-            None => Err(io::Error::other("the log is not open")),
-        };
-        match done {
-            Ok(()) => written += n as u64,
-            Err(e) if !warned => {
-                warned = true;
+        if let Err(e) = append(&log, &buf[..n]).await {
+            if !std::mem::replace(&mut warned, true) {
                 warn!(log = %log.display(), error = %e, "cannot write a module's log; its lines are dropped");
             }
-            Err(_) => {}
         }
     }
 }
 
-async fn open_log(log: &Path) -> Option<tokio::fs::File> {
-    tokio::fs::OpenOptions::new()
+/// Appends `bytes` to `log`, first moving it to `log.1` if they would take it past
+/// [`LOG_BYTES`].
+async fn append(log: &Path, bytes: &[u8]) -> io::Result<()> {
+    let size = tokio::fs::metadata(log).await.map_or(0, |m| m.len());
+    if size + bytes.len() as u64 > LOG_BYTES {
+        tokio::fs::rename(log, log.with_extension("log.1")).await?;
+    }
+    let mut file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
-        .await
-        .ok()
+        .await?;
+    file.write_all(bytes).await?;
+    file.flush().await
 }
 
 /// What the task that waits for a module's process needs to record its end.
