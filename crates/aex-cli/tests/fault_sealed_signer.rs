@@ -63,13 +63,19 @@ fn bump(app: &AppDir, module: &str, n: u64) -> u64 {
 }
 
 /// The module's `sealed/` directory.
-fn sealed_dir(node: &NodeProcess, slot: &str) -> std::path::PathBuf {
+/// The directory of the module `slot` on `node` (in whichever namespace holds it).
+fn module_dir(node: &NodeProcess, slot: &str) -> std::path::PathBuf {
     std::fs::read_dir(node.data_dir.join("modules"))
         .unwrap()
         .flatten()
-        .map(|ns| ns.path().join(slot).join("sealed"))
+        .map(|ns| ns.path().join(slot))
         .find(|p| p.is_dir())
-        .unwrap_or_else(|| panic!("no sealed directory of `{slot}`"))
+        .unwrap_or_else(|| panic!("no directory of `{slot}`"))
+}
+
+/// The module's `sealed/` directory.
+fn sealed_dir(node: &NodeProcess, slot: &str) -> std::path::PathBuf {
+    module_dir(node, slot).join("sealed")
 }
 
 #[test]
@@ -113,14 +119,9 @@ fn an_update_sealed_by_signer_adopts_its_predecessors_blobs() {
     // (their logs stay).
     let json = app.aex(&["status", "--json"]).ok().json();
     assert_eq!(json["nodes"][0]["modules"], 2, "{json:#}");
-    assert!(!sealed_dir_exists(&node, "sealed"));
+    assert!(!sealed_dir(&node, "sealed").exists());
     for old in ["sealed", "plain"] {
-        let dir = std::fs::read_dir(node.data_dir.join("modules"))
-            .unwrap()
-            .flatten()
-            .map(|ns| ns.path().join(old))
-            .find(|p| p.is_dir())
-            .expect("the old instance's directory");
+        let dir = module_dir(&node, old);
         assert!(
             !dir.join("module.bin").exists(),
             "{old}'s binary outlived it"
@@ -128,13 +129,6 @@ fn an_update_sealed_by_signer_adopts_its_predecessors_blobs() {
         assert!(dir.join("module.log").exists());
     }
     assert_eq!(bump(&app, "sealed", 1), 6);
-}
-
-fn sealed_dir_exists(node: &NodeProcess, slot: &str) -> bool {
-    std::fs::read_dir(node.data_dir.join("modules"))
-        .unwrap()
-        .flatten()
-        .any(|ns| ns.path().join(slot).join("sealed").is_dir())
 }
 
 /// The node controls the blobs it hands over: here it puts back the old instance's blobs
