@@ -2,7 +2,8 @@
 //! between nodes.
 //!
 //! Every TCP connection to a node agent carries a Noise channel (`25519_AESGCM_BLAKE2s`, the
-//! [`snow`] crate with its RustCrypto resolver; docs/PROTOCOL.md says why AES-GCM). The node's identity is a long-term X25519
+//! [`snow`] crate with its `ring-accelerated` resolver: `ring`'s AES-GCM, the RustCrypto and
+//! dalek code for the rest; docs/PROTOCOL.md says why AES-GCM, and why `ring`'s). The node's identity is a long-term X25519
 //! key in its data directory ([`keys`]); deployers pin it per node in their descriptor, and
 //! routes pin it for peer links.
 //!
@@ -42,8 +43,8 @@
 //! pinned by hash, and bring a large state machine (versions, cipher suites, extensions,
 //! session resumption) whose configuration is another thing to get wrong. Noise's NK and XK
 //! patterns say precisely who knows whose key before the first byte, need no certificates,
-//! and are small enough to read: `snow` is pure Rust and shares the RustCrypto crates the
-//! workspace already builds (ChaCha20-Poly1305, curve25519-dalek). This crate lives outside the
+//! and are small enough to read: `snow` shares the crates the workspace already builds
+//! (`ring`, curve25519-dalek, BLAKE2). This crate lives outside the
 //! module's trusted computing base: only node agents, deployers and the test kit link it.
 //!
 //! # Crate features

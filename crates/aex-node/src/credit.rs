@@ -28,7 +28,7 @@
 //! entry per connected inbound link. Credit is unauthenticated (`aex_proto::flow` says why that
 //! is harmless): these tables only decide where it goes, never whether an event is genuine.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 

@@ -23,7 +23,9 @@
 //! and each namespace's ≤ `per_namespace` (a frame larger than either still passes an empty
 //! queue: the configuration keeps both above the largest frame).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt};
 
 use aex_proto::AppId;
 

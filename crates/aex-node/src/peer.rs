@@ -28,7 +28,7 @@
 //!
 //! The link reaches the router, which sits above it, only through its [`CreditHooks`].
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 

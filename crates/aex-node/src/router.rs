@@ -43,7 +43,7 @@
 //! stays in the table, and keeps its grant, until it is unloaded: the deployer that sees it
 //! stopped reloads it, and the reloaded instance must find its devices free of any other.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 

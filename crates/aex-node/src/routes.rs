@@ -10,7 +10,7 @@
 //! namespaces except [`Routes::names_peer`], which only admits a peer link (what that link may
 //! forward into is checked per namespace by the router).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, RwLock};
 
 use aex_proto::{AppId, ConnId, Direction, NodeKey, Origin};

@@ -26,13 +26,13 @@
 //! * **Counters.** What the reader drops (a bad frame, a device reply that does not fit its
 //!   module's input) is counted in the router's `dropped` counter, which the handle shares.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aex_proto::flow::Credit;
 use aex_proto::{AppId, ConnId, DeviceOp, Direction, Event};
 use aex_tee::devices::{Access, DeviceGrants, Holder};
+use foldhash::{HashSet, HashSetExt};
 use tracing::debug;
 
 /// What the router does with a module's traffic.
