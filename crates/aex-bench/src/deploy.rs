@@ -75,6 +75,10 @@ pub fn ring(env: &mut Env, modules: usize, nodes: usize) -> Result<Deployed> {
             format!("deployer_modules={}", modules + 16),
             "--limit".into(),
             format!("deployer_requests_per_second={}", modules * 10),
+            // Two routes per module in a ring on one node (its input, its credit back);
+            // the default (16,384) covers the default module quota eight times over.
+            "--limit".into(),
+            format!("deployer_routes={}", modules * 8),
         ]
     } else {
         vec![]

@@ -50,11 +50,20 @@ impl ModuleEntry {
 /// An installed route as the journal keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RouteEntry {
+    /// The deployer identity whose namespace it is in (what it counts against). Journals
+    /// written before it was kept read as the all-zero key: their routes were admitted then.
+    #[serde(default = "unknown_owner")]
+    pub(crate) owner: DeployerKey,
     pub(crate) app: AppId,
     pub(crate) conn: ConnId,
     pub(crate) dir: Direction,
     pub(crate) to: Endpoint,
     pub(crate) from: Origin,
+}
+
+/// The owner of a route journalled before routes recorded theirs.
+fn unknown_owner() -> DeployerKey {
+    DeployerKey([0; aex_crypto::PUBLIC_IDENTITY_LEN])
 }
 
 /// The journal of the node whose data directory is `data_dir`.
@@ -232,6 +241,7 @@ mod tests {
             (2, Endpoint::Deployer),
         ] {
             journal.record_route(&RouteEntry {
+                owner: DeployerKey([4; aex_crypto::PUBLIC_IDENTITY_LEN]),
                 app,
                 conn: ConnId(conn),
                 dir: Direction::Forward,

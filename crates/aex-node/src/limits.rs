@@ -4,7 +4,8 @@
 //! per source address, the queues toward peer nodes and modules hold at most so many bytes
 //! (a peer link's per namespace, so that one tenant's flood cannot make the node drop
 //! another's events), and an admitted deployer that turns hostile is held to a request rate,
-//! an amount of upload in progress and a number of modules. Like timeouts, these are
+//! an amount of upload in progress, a number of modules, and a number of routes and of peer
+//! nodes they lead to. Like timeouts, these are
 //! configuration, not constants: `node.toml`'s `[limits]` table or `aex node --limit
 //! NAME=VALUE`. Defaults are generous: a deployment of a thousand modules on one node fits
 //! them.
@@ -64,6 +65,13 @@ pub struct Limits {
     /// `deployer_modules`: modules one deployer identity may have on the node, in all its
     /// applications, uploads in progress included. Default 2048.
     pub deployer_modules: u64,
+    /// `deployer_routes`: routes one deployer identity may have installed on the node, in
+    /// all its applications (each route is kept in memory and in the node's journal on
+    /// disk). Default 16,384: eight per module at the default `deployer_modules`.
+    pub deployer_routes: u64,
+    /// `deployer_peers`: distinct peer nodes (address and identity) one deployer identity's
+    /// routes may lead to; each is a link the node keeps and connects. Default 256.
+    pub deployer_peers: u64,
 }
 
 impl Default for Limits {
@@ -78,6 +86,8 @@ impl Default for Limits {
             deployer_requests_per_second: 10_000,
             deployer_upload_bytes: 512 * MIB,
             deployer_modules: 2048,
+            deployer_routes: 16_384,
+            deployer_peers: 256,
         }
     }
 }
@@ -143,7 +153,7 @@ pub enum LimitError {
 
 impl Limits {
     /// Every limit by name and kind, in the order of the fields.
-    fn slots(&mut self) -> [(&'static str, Kind, &mut u64); 8] {
+    fn slots(&mut self) -> [(&'static str, Kind, &mut u64); 10] {
         [
             ("max_connections", Kind::Count, &mut self.max_connections),
             (
@@ -169,6 +179,8 @@ impl Limits {
                 &mut self.deployer_upload_bytes,
             ),
             ("deployer_modules", Kind::Count, &mut self.deployer_modules),
+            ("deployer_routes", Kind::Count, &mut self.deployer_routes),
+            ("deployer_peers", Kind::Count, &mut self.deployer_peers),
         ]
     }
 
@@ -181,7 +193,7 @@ impl Limits {
     }
 
     /// The names of the limits (as in `node.toml`'s `[limits]` and `aex node --limit`).
-    pub fn names() -> [&'static str; 8] {
+    pub fn names() -> [&'static str; 10] {
         Limits::default().slots().map(|(name, _, _)| name)
     }
 
@@ -317,7 +329,10 @@ mod tests {
         let l = Limits::default();
         assert_eq!(
             Limits::names().map(|n| l.show(n).unwrap()),
-            ["1024", "64", "64 MiB", "16 MiB", "8 MiB", "10000", "512 MiB", "2048"]
+            [
+                "1024", "64", "64 MiB", "16 MiB", "8 MiB", "10000", "512 MiB", "2048", "16384",
+                "256"
+            ]
         );
         assert!(l.check().is_ok());
         assert_eq!(l.get("nope"), None);

@@ -82,6 +82,11 @@ impl Uploads {
         Provider(self.owner.0)
     }
 
+    /// The deployer identity the session's namespace belongs to.
+    pub(crate) fn deployer(&self) -> &DeployerKey {
+        &self.owner
+    }
+
     /// `LoadBegin`: reserves the name and starts collecting `size` bytes, if the deployer's
     /// quotas leave room for one more module and `size` more bytes of upload.
     pub(crate) fn begin(

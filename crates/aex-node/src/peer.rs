@@ -129,6 +129,11 @@ impl PeerLink {
         link
     }
 
+    /// The address the link connects to.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
     /// The identity the link pins.
     pub(crate) fn identity(&self) -> &NodeKey {
         &self.identity

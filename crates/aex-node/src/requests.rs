@@ -171,8 +171,12 @@ async fn handle(
             to,
             from,
         } => {
-            shared.router.install(app, conn, dir, to.clone(), from)?;
+            let owner = *uploads.deployer();
+            shared
+                .router
+                .install(&owner, app, conn, dir, to.clone(), from)?;
             shared.journal.record_route(&RouteEntry {
+                owner,
                 app,
                 conn,
                 dir,

@@ -65,7 +65,7 @@ use crate::names::{check_address, check_name};
 use crate::peer::{CreditHooks, PeerLink};
 use crate::queue;
 use crate::registry::Registry;
-use crate::routes::{Route, Routes, Target};
+use crate::routes::{Route, RouteQuota, Routes, Target};
 use crate::sync::lock;
 use crate::timeouts::Timeouts;
 use crate::to_router::{ModuleTraffic, ToRouter};
@@ -114,6 +114,8 @@ pub(crate) struct Router {
     credits: Credits,
     deployers: Mutex<HashMap<(AppId, ConnId), DeployerTx>>,
     peers: Mutex<HashMap<(String, NodeKey), Arc<PeerLink>>>,
+    /// Held while a route is admitted and installed.
+    installing: Mutex<()>,
     dropped: Arc<AtomicU64>,
     shutdown: watch::Receiver<bool>,
     devices: Arc<dyn DeviceGrants>,
@@ -142,6 +144,7 @@ impl Router {
             credits: Credits::default(),
             deployers: Mutex::default(),
             peers: Mutex::default(),
+            installing: Mutex::default(),
             dropped: Arc::default(),
             shutdown,
             devices,
@@ -289,25 +292,43 @@ impl Router {
         }
     }
 
-    /// Installs or replaces the route for `(conn, dir)` in namespace `app`; a route taking
-    /// deployer events starts their window afresh (the deployer re-keyed the connection).
+    /// Installs or replaces the route for `(conn, dir)` in namespace `app`, which belongs to
+    /// deployer identity `owner`, if that identity's routes stay within `deployer_routes` and
+    /// `deployer_peers`; a route taking deployer events starts their window afresh (the
+    /// deployer re-keyed the connection).
     pub(crate) fn install(
         &self,
+        owner: &DeployerKey,
         app: AppId,
         conn: ConnId,
         dir: Direction,
         to: Endpoint,
         from: Origin,
     ) -> Result<(), WireError> {
-        let target = match to {
+        // One install at a time, so that two sessions of one identity cannot both pass the
+        // quota for the last room; and the quota is checked before a peer link is created
+        // (a refused route must not make the node connect anywhere).
+        let _installing = lock(&self.installing);
+        let quota = RouteQuota {
+            routes: self.limits.deployer_routes,
+            peers: self.limits.deployer_peers,
+        };
+        let peer = match &to {
             Endpoint::Module(name) => {
-                check_name(&name)?;
-                Target::Module(name)
+                check_name(name)?;
+                None
             }
             Endpoint::Node { address, identity } => {
-                check_address(&address)?;
-                Target::Node(self.link(address, identity))
+                check_address(address)?;
+                Some((address.clone(), *identity))
             }
+            _ => None,
+        };
+        self.routes
+            .admit(owner, (app, conn, dir), peer.as_ref(), quota)?;
+        let target = match to {
+            Endpoint::Module(name) => Target::Module(name),
+            Endpoint::Node { address, identity } => Target::Node(self.link(address, identity)),
             Endpoint::Deployer => Target::Deployer,
             other => {
                 return Err(refuse(
@@ -316,8 +337,12 @@ impl Router {
                 ))
             }
         };
-        self.routes
-            .install(app, conn, dir, Route { to: target, from });
+        let route = Route {
+            to: target,
+            from,
+            owner: *owner,
+        };
+        self.routes.install(app, conn, dir, route);
         match from {
             Origin::Deployer => self.credits.reset_window((app, conn, dir)),
             _ => self.credits.remove_window((app, conn, dir)),

@@ -124,13 +124,14 @@ async fn restart(shared: &Shared, old: Arc<Module>) {
 pub(crate) async fn recover(shared: &Arc<Shared>) {
     for route in shared.journal.routes() {
         let RouteEntry {
+            owner,
             app,
             conn,
             dir,
             to,
             from,
         } = route;
-        if let Err(e) = shared.router.install(app, conn, dir, to, from) {
+        if let Err(e) = shared.router.install(&owner, app, conn, dir, to, from) {
             warn!(%app, conn = conn.0, error = %e.message, "cannot restore a route");
         }
     }

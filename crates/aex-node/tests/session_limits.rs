@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use aex_crypto::SigningIdentity;
-use aex_proto::{NodeErrorKind, NodeRequest, NodeResponse};
+use aex_proto::{
+    ConnId, DeployerKey, Direction, Endpoint, NodeErrorKind, NodeRequest, NodeResponse, Origin,
+};
 use aex_testkit::node::{test_deployer, TestNode};
 use aex_testkit::session::Session;
 use aex_testkit::wait::{wait_for, PATIENCE};
@@ -197,4 +199,45 @@ fn an_admitted_deployer_is_held_to_its_modules_and_uploads_in_progress() {
     })
     .unwrap();
     a3.load("four", &bin).unwrap();
+}
+
+/// A co-tenant floods the node with routes, in several of its applications, to grow the
+/// node's tables and journal without bound: it is refused past `deployer_routes` with the
+/// setting that raises it, while another deployer still routes.
+#[test]
+fn an_admitted_deployer_is_held_to_its_routes() {
+    let other = SigningIdentity::generate();
+    let node = TestNode::start_with("routes", |c| {
+        c.limits.set("deployer_routes", 50).unwrap();
+        c.admit.push(DeployerKey::of(&other));
+    });
+    let addr = node.addr();
+    let route = |conn: u32| NodeRequest::Route {
+        conn: ConnId(conn),
+        dir: Direction::Forward,
+        to: Endpoint::Module("nobody".into()),
+        from: Origin::Deployer,
+    };
+    let mut accepted = 0;
+    let mut refusal = None;
+    for app in ["flood-1", "flood-2", "flood-3"] {
+        let mut s = Session::open(addr, &test_deployer(), app);
+        for conn in 0..30 {
+            match s.request(route(conn)) {
+                Ok(_) => accepted += 1,
+                Err(e) => refusal = Some(e),
+            }
+        }
+    }
+    assert_eq!(accepted, 50, "routes over all the identity's applications");
+    let e = refusal.expect("a refusal");
+    assert_eq!(e.kind, NodeErrorKind::Refused);
+    assert!(
+        e.message.contains("has 50 routes") && e.message.contains("--limit deployer_routes="),
+        "{}",
+        e.message
+    );
+    // Another deployer identity has its own room.
+    let mut o = Session::open(addr, &other, "other");
+    assert_eq!(o.request(route(1)), Ok(NodeResponse::Done));
 }

@@ -63,7 +63,8 @@ pub struct NodeArgs {
     /// Set a limit, NAME=VALUE (e.g. `max_connections=4096`, `module_queue=8MiB`); repeatable,
     /// over the configuration file's `[limits]`. Names: max_connections,
     /// max_connections_per_address, peer_queue, peer_queue_per_namespace, module_queue,
-    /// deployer_requests_per_second, deployer_upload_bytes, deployer_modules
+    /// deployer_requests_per_second, deployer_upload_bytes, deployer_modules, deployer_routes,
+    /// deployer_peers
     #[arg(long = "limit", value_name = "NAME=VALUE")]
     limits: Vec<String>,
     /// The node's own timeouts from the global `--timeout NAME=DURATION` (set by

@@ -37,9 +37,15 @@ impl DeviceGrants for NoDevices {
 }
 
 const APP: AppId = AppId([1; 16]);
+const OWNER: DeployerKey = DeployerKey([1; aex_crypto::PUBLIC_IDENTITY_LEN]);
 
 /// A router whose peer links wait as long as `timeouts` say.
 fn router_with(timeouts: Timeouts) -> (Arc<Router>, watch::Sender<bool>) {
+    router_limited(timeouts, Limits::default())
+}
+
+/// A router whose peer links wait as long as `timeouts` say, within `limits`.
+fn router_limited(timeouts: Timeouts, limits: Limits) -> (Arc<Router>, watch::Sender<bool>) {
     let (stop, shutdown) = watch::channel(false);
     let router = Router::new(
         "test".into(),
@@ -47,7 +53,7 @@ fn router_with(timeouts: Timeouts) -> (Arc<Router>, watch::Sender<bool>) {
         shutdown,
         Arc::new(NoDevices),
         timeouts,
-        Limits::default(),
+        limits,
     );
     (router, stop)
 }
@@ -102,7 +108,9 @@ fn to_module(name: &str) -> Endpoint {
 }
 
 fn route(router: &Router, conn: u32, dir: Direction, to: Endpoint, from: Origin) {
-    router.install(APP, ConnId(conn), dir, to, from).unwrap();
+    router
+        .install(&OWNER, APP, ConnId(conn), dir, to, from)
+        .unwrap();
 }
 
 /// The next frame on `queue`, decoded, within a few seconds.
@@ -416,4 +424,69 @@ async fn events_a_peer_link_drops_as_stale_return_their_credit_to_their_source()
         ToModule::Credit(credit(7, Direction::Forward, 2 * cost, 2))
     );
     assert_eq!(router.dropped(), 2);
+}
+
+/// A co-tenant that turns hostile installs routes until the node refuses: its routes and the
+/// peer nodes they lead to are capped per identity, over all its namespaces, a refused route
+/// creates no peer link, and replacing, removing and forgetting routes gives their room back.
+#[tokio::test]
+async fn a_deployer_s_routes_and_peers_are_capped_over_all_its_namespaces() {
+    let limits = Limits {
+        deployer_routes: 4,
+        deployer_peers: 2,
+        ..Limits::default()
+    };
+    let (router, _stop) = router_limited(Timeouts::default(), limits);
+    let other = DeployerKey([2; aex_crypto::PUBLIC_IDENTITY_LEN]);
+    let peer = |n: u8| Endpoint::Node {
+        address: format!("127.0.0.1:{}", 40_000 + u16::from(n)),
+        identity: NodeKey([n; 32]),
+    };
+    let install = |owner: &DeployerKey, app: u8, conn: u32, to: Endpoint| {
+        router.install(
+            owner,
+            AppId([app; 16]),
+            ConnId(conn),
+            Direction::Forward,
+            to,
+            Origin::Deployer,
+        )
+    };
+    // Two namespaces of one identity share its quota.
+    install(&OWNER, 1, 1, to_module("a")).unwrap();
+    install(&OWNER, 2, 1, peer(1)).unwrap();
+    install(&OWNER, 2, 2, peer(2)).unwrap();
+    let third_peer = install(&OWNER, 1, 2, peer(3)).unwrap_err();
+    assert_eq!(third_peer.kind, NodeErrorKind::Refused);
+    assert!(
+        third_peer.message.contains("`deployer_peers`"),
+        "{}",
+        third_peer.message
+    );
+    assert_eq!(lock(&router.peers).len(), 2, "a refused route made no link");
+    // A known peer takes no new room for peers.
+    install(&OWNER, 1, 2, peer(1)).unwrap();
+    let fifth = install(&OWNER, 1, 3, to_module("a")).unwrap_err();
+    assert!(
+        fifth.message.contains("`deployer_routes`"),
+        "{}",
+        fifth.message
+    );
+    assert!(
+        fifth.message.contains("--limit deployer_routes="),
+        "{}",
+        fifth.message
+    );
+    // Replacing a route takes no more room; another identity has its own.
+    install(&OWNER, 1, 1, to_module("b")).unwrap();
+    install(&other, 3, 1, peer(3)).unwrap();
+    assert_eq!(router.routes.held(&OWNER), (4, 2));
+    // Removed and forgotten routes give their room back.
+    router.uninstall(AppId([2; 16]), ConnId(2), Direction::Forward);
+    assert_eq!(router.routes.held(&OWNER), (3, 1));
+    router.routes.forget_module(AppId([1; 16]), "b");
+    assert_eq!(router.routes.held(&OWNER), (2, 1));
+    install(&OWNER, 1, 3, peer(3)).unwrap();
+    install(&OWNER, 1, 4, to_module("a")).unwrap();
+    assert_eq!(router.routes.held(&OWNER), (4, 2));
 }
