@@ -177,11 +177,33 @@ pub fn run<M: Module>() -> ! {
     {
         describe::<M>(&mut io::stdout().lock())
     } else {
-        let out = Box::new(io::BufWriter::new(io::stdout()));
-        let link = link::Link::direct(Box::new(io::stdin()), clock::Clock::default(), out);
+        let (input, output) = raw_stdio();
+        let out = Box::new(io::BufWriter::new(output));
+        let link = link::Link::direct(input, clock::Clock::default(), out);
         serve::Runtime::<M>::new(link, measurement_from_env()).serve()
     };
     std::process::exit(code)
+}
+
+/// The process's stdin and stdout as plain files (duplicates of descriptors 0 and 1), for the
+/// link's own buffers.
+///
+/// `std::io::Stdout` is line-buffered: a buffer handed to it that holds a `\n` byte is
+/// written up to the last one, and the rest only at the next flush, so a binary frame with a
+/// `\n` in it (one 64-byte event in six, nearly every 16 KiB one) cost two `write(2)`s, and
+/// the node agent woke for a partial frame. `Stdin` adds a lock and a second buffer behind
+/// the link's own. Falls back to them if a descriptor cannot be duplicated.
+fn raw_stdio() -> (Box<dyn io::Read + Send>, Box<dyn Write>) {
+    use std::os::fd::AsFd;
+    let input: Box<dyn io::Read + Send> = match io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(io::stdin()),
+    };
+    let output: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(io::stdout()),
+    };
+    (input, output)
 }
 
 /// `M`'s interface as the JSON [`run`] prints for [`DESCRIBE_FLAG`]:
