@@ -155,3 +155,83 @@ fn up_in_the_foreground_stops_its_nodes_on_ctrl_c() {
         process::assert_gone(*pid, &what, Duration::from_secs(5));
     }
 }
+
+/// The audit ledger `aex up` leaves: both modules attested with the measurements `status`
+/// shows, both connections keyed, every entry under a root signed by the deployer; a receipt
+/// that verifies offline; and a ledger altered afterwards refused, naming the entry.
+#[test]
+fn the_deployment_is_in_a_signed_ledger_with_receipts_that_verify_offline() {
+    let app = example_app();
+    let dir = app.path().display().to_string();
+    cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok();
+    let status = app.status();
+    let shown = app.aex(&["ledger", "show"]).ok().stdout;
+    for name in ["ping", "pong"] {
+        let line = shown
+            .lines()
+            .find(|l| l.contains("module attested") && l.contains(&format!("module: \"{name}\"")))
+            .unwrap_or_else(|| panic!("no `module attested` for {name}:\n{shown}"));
+        let measurement = &status.module(name).measurement;
+        assert!(line.contains(measurement.as_str()), "{line}");
+        assert!(line.contains("evidence: \""), "{line}");
+    }
+    for name in ["ping-to-pong", "pong-to-ping"] {
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.contains("connection keyed") && l.contains(name)),
+            "no `connection keyed` for {name}:\n{shown}"
+        );
+    }
+    let key = cli::run_as(&app.identity, &["identity"], COMMAND_TIMEOUT)
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    app.aex(&["ledger", "verify", "--signer", &key])
+        .ok()
+        .stderr_has(&["Verified", "signed roots"]);
+
+    // A receipt for the first entry verifies with nothing but itself and the key.
+    let receipt = app.path().join("receipt.cbor");
+    let receipt_arg = receipt.display().to_string();
+    app.aex(&["receipt", "0", "-o", &receipt_arg])
+        .ok()
+        .stderr_has(&["Wrote"]);
+    cli::run(
+        None,
+        &["receipt", "--verify", &receipt_arg, "--signer", &key],
+        COMMAND_TIMEOUT,
+    )
+    .ok()
+    .stderr_has(&["Verified", "entry 0"]);
+    let other = "11".repeat(32);
+    let refused = cli::run(
+        None,
+        &["receipt", "--verify", &receipt_arg, "--signer", &other],
+        COMMAND_TIMEOUT,
+    );
+    refused.code(1).stderr_has(&["not a trusted signer"]);
+
+    // One byte of the first entry that names `ping` changed: `verify` names that entry.
+    let first = shown.lines().find(|l| l.contains("ping")).unwrap();
+    let seq = first.split_whitespace().next().unwrap();
+    let ledger = app.path().join(".aex/ledger.cbor");
+    let mut bytes = std::fs::read(&ledger).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"ping").unwrap();
+    bytes[at] = b'P';
+    std::fs::write(&ledger, &bytes).unwrap();
+    app.aex(&["ledger", "verify", "--signer", &key])
+        .code(1)
+        .stderr_has(&[&format!("entry {seq}: altered")]);
+    // Nothing more is recorded on a damaged ledger: the change is refused, saying how to go
+    // on, until the owner moves it away (it stays verifiable, and shows the damage).
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT)
+        .code(1)
+        .stderr_has(&["cannot record the change in the audit ledger", "move"]);
+    std::fs::rename(&ledger, app.path().join("damaged-ledger.cbor")).unwrap();
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
+    app.aex(&["ledger", "verify", "--signer", &key])
+        .ok()
+        .stderr_has(&["Verified"]);
+}

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aex_proto::{Command, CommandChannel, CommandReply, NodeRequest, NodeResponse, Sealed};
@@ -20,6 +20,7 @@ use aex_proto::{Command, CommandChannel, CommandReply, NodeRequest, NodeResponse
 use aex_tee::sgx::SimRootPublicKey;
 use aex_tee::{Provider, ProviderKey, Scheme, TrustAnchor};
 
+use crate::audit::Audit;
 use crate::client::{ClientError, NodeClient, DEFAULT_TIMEOUT};
 use crate::descriptor::{Descriptor, NodeIdentitySource, NodeSpec, PlatformKeySource};
 use crate::error::{Error, Result};
@@ -66,6 +67,8 @@ pub struct App {
     /// One limit for every wait on a node, when set (`aex --timeout`).
     timeout: Option<Duration>,
     identity: Arc<Identity>,
+    /// Changes noted for the audit ledger, appended at the next save.
+    audit: Mutex<Audit>,
 }
 
 impl App {
@@ -81,6 +84,7 @@ impl App {
             lanes: HashMap::new(),
             timeout: None,
             identity,
+            audit: Mutex::default(),
         })
     }
 

@@ -39,6 +39,15 @@ pub enum Error {
     /// operation stops there, as it would at any other failure.
     #[error(transparent)]
     Output(std::io::Error),
+    /// The application's audit ledger could not be appended to (or is not a valid ledger).
+    #[error("cannot record the change in the audit ledger {}", path.display())]
+    Ledger {
+        /// The ledger's file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        #[source]
+        source: aex_ledger::Error,
+    },
     /// A module did not build.
     #[error("failed to build module `{module}`")]
     Build {
@@ -294,6 +303,10 @@ impl Error {
                 "is the node agent running? start local nodes with `aex up`, or run `aex node` on the machine of `{node}`"
             )),
             Error::Identity(e) => e.help(),
+            Error::Ledger { path, .. } => Some(format!(
+                "`aex ledger verify` shows what is wrong with it; to start a new ledger, move {} away (it stays verifiable on its own)",
+                path.display()
+            )),
             Error::Node {
                 node,
                 source: ClientError::Node(e),

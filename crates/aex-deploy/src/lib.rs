@@ -40,6 +40,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod app;
+pub mod audit;
 pub mod build;
 pub mod client;
 pub mod crash;

@@ -9,6 +9,7 @@ mod disable;
 mod down;
 mod graph;
 mod identity;
+mod ledger;
 mod node;
 mod output;
 mod request;
@@ -91,7 +92,11 @@ impl Commands {
             Commands::Reset(a) => Some(&mut a.app),
             Commands::Down(a) => Some(&mut a.app),
             Commands::Graph(a) => Some(&mut a.app),
-            Commands::Device(_) | Commands::Node(_) | Commands::Identity(_) => None,
+            Commands::Device(_)
+            | Commands::Node(_)
+            | Commands::Identity(_)
+            | Commands::Ledger(_)
+            | Commands::Receipt(_) => None,
         }
     }
 }
@@ -113,6 +118,8 @@ enum Commands {
     Device(device::DeviceArgs),
     Node(node::NodeArgs),
     Identity(identity::IdentityArgs),
+    Ledger(ledger::LedgerArgs),
+    Receipt(ledger::ReceiptArgs),
 }
 
 /// Where the application is (a descriptor file or a directory holding `aex.toml`), and who
@@ -194,6 +201,8 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Device(a) => device::exec(a, shell),
         Commands::Node(a) => node::exec(a, shell),
         Commands::Identity(a) => identity::exec(a, shell),
+        Commands::Ledger(a) => ledger::exec(a, shell),
+        Commands::Receipt(a) => ledger::exec_receipt(a, shell),
     }
 }
 

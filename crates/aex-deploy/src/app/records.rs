@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::App;
+use crate::audit::Change;
 use crate::error::Result;
 use crate::state::{ConnectionRecord, ModuleRecord, NodeRecord, RetiredInstance, Revocation};
 
@@ -48,9 +49,19 @@ impl App {
         &self.state.state().revocations
     }
 
-    /// Makes every change to the records since the last save durable (one transaction).
+    /// Makes every change to the records since the last save durable (one transaction),
+    /// after appending the changes noted for the audit ledger (`audit.rs`) and signing it.
     pub(crate) fn save(&self) -> Result<()> {
+        let path = crate::audit::ledger_path(&self.desc.dir);
+        crate::audit::lock(&self.audit)
+            .flush(&path, self.identity.signing())
+            .map_err(|source| crate::error::Error::Ledger { path, source })?;
         Ok(self.state.save()?)
+    }
+
+    /// Notes `change` for the audit ledger.
+    fn note(&self, change: &Change<'_>) {
+        crate::audit::lock(&self.audit).note(change);
     }
 
     /// Records `record` as `module`'s attested instance; returns the record it replaces.
@@ -59,6 +70,7 @@ impl App {
         module: &str,
         record: ModuleRecord,
     ) -> Option<ModuleRecord> {
+        self.note(&Change::attested(module, &record));
         self.state
             .state_mut()
             .modules
@@ -72,11 +84,16 @@ impl App {
 
     /// Forgets `module`'s attested instance (and with it its module key); returns its record.
     pub(crate) fn forget_module(&mut self, module: &str) -> Option<ModuleRecord> {
-        self.state.state_mut().modules.remove(module)
+        let gone = self.state.state_mut().modules.remove(module);
+        if let Some(r) = &gone {
+            self.note(&Change::module("module removed", module, r));
+        }
+        gone
     }
 
     /// Records connection `name` (replacing any earlier record of it).
     pub(crate) fn record_connection(&mut self, name: &str, record: ConnectionRecord) {
+        self.note(&Change::keyed(name, &record));
         self.state
             .state_mut()
             .connections
@@ -90,16 +107,25 @@ impl App {
 
     /// Forgets connection `name`; returns its record.
     pub(crate) fn forget_connection(&mut self, name: &str) -> Option<ConnectionRecord> {
-        self.state.state_mut().connections.remove(name)
+        let gone = self.state.state_mut().connections.remove(name);
+        if let Some(r) = &gone {
+            self.note(&Change::connection("connection removed", name, r.id));
+        }
+        gone
     }
 
     /// Forgets every connection keyed to instance `instance` of `module` (a disabled instance
     /// dropped their keys).
     pub(crate) fn forget_connections_of(&mut self, module: &str, instance: u64) {
-        self.state
-            .state_mut()
-            .connections
-            .retain(|_, c| c.instances.get(module) != Some(&instance));
+        let gone: Vec<(String, u32)> = self
+            .connections()
+            .iter()
+            .filter(|(_, c)| c.instances.get(module) == Some(&instance))
+            .map(|(name, c)| (name.clone(), c.id))
+            .collect();
+        for (name, _) in &gone {
+            self.forget_connection(name);
+        }
     }
 
     /// A connection id never used before in this application.
@@ -121,17 +147,34 @@ impl App {
     /// Forgets a local node that was stopped, and with it the modules it ran and their keys:
     /// the modules' records and every connection that reached one of them.
     pub(crate) fn forget_local_node(&mut self, node: &str) {
-        let state = self.state.state_mut();
-        state.nodes.remove(node);
-        state.modules.retain(|_, m| m.node != node);
-        let modules = &state.modules;
-        state
-            .connections
-            .retain(|_, c| c.instances.keys().all(|m| modules.contains_key(m)));
+        self.state.state_mut().nodes.remove(node);
+        let modules: Vec<String> = self
+            .modules()
+            .iter()
+            .filter(|(_, m)| m.node == node)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for module in &modules {
+            self.forget_module(module);
+        }
+        let connections: Vec<String> = self
+            .connections()
+            .iter()
+            .filter(|(_, c)| c.instances.keys().any(|m| !self.modules().contains_key(m)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for connection in &connections {
+            self.forget_connection(connection);
+        }
     }
 
     /// Lists `instance` of `module` for unloading.
     pub(crate) fn retire_instance(&mut self, module: &str, instance: RetiredInstance) {
+        self.note(&Change::Retired {
+            module,
+            node: &instance.node,
+            slot: &instance.slot,
+        });
         self.state
             .state_mut()
             .retired
@@ -149,6 +192,12 @@ impl App {
     /// Forgets every module instance, retired instance and connection: the application is
     /// no longer deployed. Local nodes and pending revocations stay.
     pub(crate) fn forget_deployment(&mut self) {
+        for (module, r) in self.modules() {
+            self.note(&Change::module("module removed", module, r));
+        }
+        for (name, c) in self.connections() {
+            self.note(&Change::connection("connection removed", name, c.id));
+        }
         let state = self.state.state_mut();
         state.modules.clear();
         state.retired.clear();
@@ -157,6 +206,11 @@ impl App {
 
     /// Adds a pending revocation.
     pub(crate) fn record_revocation(&mut self, revocation: Revocation) {
+        self.note(&Change::connection(
+            "connection revoked",
+            &revocation.connection,
+            revocation.id,
+        ));
         self.state.state_mut().revocations.push(revocation);
     }
 

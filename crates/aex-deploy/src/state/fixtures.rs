@@ -27,6 +27,7 @@ pub(super) fn module(key: u8, last_command: u64) -> ModuleRecord {
         seals_by_signer: false,
         retiring: false,
         disabling: false,
+        evidence: String::new(),
     }
 }
 

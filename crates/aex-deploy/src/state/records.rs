@@ -130,6 +130,10 @@ pub struct ModuleRecord {
     /// dropped its keys.
     #[serde(default)]
     pub disabling: bool,
+    /// SHA-256 (hex) of the evidence the instance was attested with, as the audit ledger
+    /// records it (empty in records of an older aex).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub evidence: String,
 }
 
 impl ModuleRecord {

@@ -167,6 +167,7 @@ impl Asked {
             seals_by_signer: built.interface.persistent && built.interface.seal_by_signer,
             retiring: false,
             disabling: false,
+            evidence: hex::encode(aex_crypto::sha256(&[&evidence])),
         })
     }
 }

@@ -1,0 +1,300 @@
+//! `aex ledger show|verify` and `aex receipt`: the application's audit ledger, read and checked
+//! offline, and receipts for its entries.
+//!
+//! These commands read files only: the ledger the deployer keeps in the application's `.aex`
+//! directory (`aex_deploy::audit`), or a copy of it (`--file`), and receipts. They reach no
+//! node and take no lock, so anyone holding a copy can run them.
+
+use std::path::{Path, PathBuf};
+
+use aex_crypto::PUBLIC_IDENTITY_LEN;
+use aex_ledger::entry::SIGNATURE;
+use aex_ledger::{receipt, Entry, Expect};
+use anyhow::{bail, Context, Result};
+use ciborium::Value;
+use clap::{Args, Subcommand};
+
+use crate::shell::Shell;
+
+/// Show and verify the application's audit ledger (offline)
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    command: LedgerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Print every entry: position, time, kind and what it records
+    Show(Source),
+    /// Check the ledger's hash chain and signed roots; names the first bad entry
+    Verify {
+        #[command(flatten)]
+        source: Source,
+        /// Accept roots signed by this Ed25519 public key only (hex; repeatable) [default: any,
+        /// and the signers are printed]
+        #[arg(long = "signer", value_name = "KEY")]
+        signers: Vec<String>,
+        /// A receipt seen before: the ledger must still hold the entries its root covers
+        /// (a truncated or rewritten ledger fails)
+        #[arg(long, value_name = "RECEIPT")]
+        seen: Option<PathBuf>,
+    },
+}
+
+/// Which ledger.
+#[derive(Debug, Args)]
+struct Source {
+    /// Descriptor file, or a directory holding aex.toml, whose `.aex/ledger.cbor` to read
+    /// [default: current directory]
+    path: Option<PathBuf>,
+    /// Descriptor file, or a directory holding aex.toml (as the positional PATH)
+    #[arg(
+        short = 'C',
+        long = "app",
+        value_name = "PATH",
+        conflicts_with = "path"
+    )]
+    app: Option<PathBuf>,
+    /// A ledger file (a copy, say) instead of the application's
+    #[arg(long, value_name = "LEDGER", conflicts_with_all = ["path", "app"])]
+    file: Option<PathBuf>,
+}
+
+impl Source {
+    fn path(&self) -> PathBuf {
+        if let Some(file) = &self.file {
+            return file.clone();
+        }
+        let app = self
+            .path
+            .clone()
+            .or_else(|| self.app.clone())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let dir = if app.is_file() {
+            app.parent().map(Path::to_path_buf).unwrap_or_default()
+        } else {
+            app
+        };
+        aex_deploy::audit::ledger_path(&dir)
+    }
+
+    fn read(&self) -> Result<(PathBuf, Vec<u8>)> {
+        let path = self.path();
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read the ledger {} (the deployer starts it at the first deployment)",
+                path.display()
+            )
+        })?;
+        Ok((path, bytes))
+    }
+}
+
+/// Write a receipt for a ledger entry, or verify one (offline)
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    /// The entry's position in the ledger (`aex ledger show` lists them)
+    #[arg(required_unless_present = "verify")]
+    entry: Option<u64>,
+    /// Verify this receipt instead
+    #[arg(long, value_name = "RECEIPT", conflicts_with = "entry")]
+    verify: Option<PathBuf>,
+    /// Where to write the receipt [default: receipt-ENTRY.cbor]
+    #[arg(short, long, value_name = "FILE", conflicts_with = "verify")]
+    output: Option<PathBuf>,
+    /// Accept a root signed by this Ed25519 public key only (hex; repeatable) [default: any,
+    /// and the signer is printed]
+    #[arg(long = "signer", value_name = "KEY")]
+    signers: Vec<String>,
+    #[command(flatten)]
+    source: Source,
+}
+
+fn keys(hex_keys: &[String]) -> Result<Vec<[u8; PUBLIC_IDENTITY_LEN]>> {
+    hex_keys
+        .iter()
+        .map(|k| {
+            hex::decode(k)
+                .ok()
+                .and_then(|b| <[u8; PUBLIC_IDENTITY_LEN]>::try_from(b).ok())
+                .with_context(|| format!("`{k}` is not an Ed25519 public key (64 hex digits)"))
+        })
+        .collect()
+}
+
+pub fn exec(args: LedgerArgs, shell: &Shell) -> Result<()> {
+    match args.command {
+        LedgerCommand::Show(source) => show(&source, shell),
+        LedgerCommand::Verify {
+            source,
+            signers,
+            seen,
+        } => {
+            let (path, bytes) = source.read()?;
+            let mut expect = Expect {
+                signers: keys(&signers)?,
+                seen: None,
+            };
+            if let Some(seen) = seen {
+                let receipt = std::fs::read(&seen)
+                    .with_context(|| format!("cannot read the receipt {}", seen.display()))?;
+                let proven = receipt::verify(&receipt, &expect.signers)
+                    .with_context(|| format!("the receipt {} does not verify", seen.display()))?;
+                expect.seen = Some((proven.root.size, proven.root.root));
+            }
+            let summary = aex_ledger::verify(&bytes, &expect)
+                .with_context(|| format!("the ledger {} does not verify", path.display()))?;
+            shell.status(
+                "Verified",
+                format!(
+                    "{}: {} entries, {} signed roots; the last covers {} entries{}",
+                    path.display(),
+                    summary.entries,
+                    summary.signatures,
+                    summary.signed,
+                    match summary.entries - summary.signed {
+                        0 => String::new(),
+                        n => format!(" ({n} not yet signed)"),
+                    }
+                ),
+            );
+            if signers.is_empty() {
+                for signer in &summary.signers {
+                    shell.note(format!(
+                        "signed by {} (pass `--signer {0}` to require that key)",
+                        hex::encode(signer)
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn show(source: &Source, shell: &Shell) -> Result<()> {
+    let (path, bytes) = source.read()?;
+    let mut at = 0;
+    let mut seq = 0;
+    while at < bytes.len() {
+        let (entry, used) = Entry::decode_prefix(&bytes[at..], seq)
+            .with_context(|| format!("the ledger {} is damaged", path.display()))?;
+        shell.out(format!(
+            "{:>6}  {}  {:<18}  {}",
+            entry.seq,
+            entry.time_ms,
+            entry.kind,
+            describe(&entry)
+        ))?;
+        at += used;
+        seq += 1;
+    }
+    if seq == 0 {
+        shell.note(format!("{} holds no entry", path.display()));
+    }
+    Ok(())
+}
+
+/// One line for what an entry records.
+fn describe(entry: &Entry) -> String {
+    if entry.kind == SIGNATURE {
+        return match aex_ledger::root::open(&entry.body, &[]) {
+            Ok(root) => format!(
+                "root {} over {} entries, by {}",
+                &hex::encode(root.root)[..16],
+                root.size,
+                &hex::encode(root.signer)[..16]
+            ),
+            Err(why) => format!("(a signed root that does not open: {why})"),
+        };
+    }
+    match ciborium::from_reader::<Value, _>(entry.body.as_slice()) {
+        Ok(value) => render(&value),
+        Err(_) => format!("({} bytes)", entry.body.len()),
+    }
+}
+
+/// A CBOR value as compact JSON-like text (byte strings in hex).
+fn render(value: &Value) -> String {
+    match value {
+        Value::Map(pairs) => {
+            let inner: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}: {}", render_key(k), render(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(render).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Text(t) => format!("{t:?}"),
+        Value::Bytes(b) => format!("h'{}'", hex::encode(b)),
+        Value::Integer(i) => i128::from(*i).to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".into(),
+        Value::Float(f) => f.to_string(),
+        Value::Tag(tag, inner) => format!("{tag}({})", render(inner)),
+        _ => "?".into(),
+    }
+}
+
+fn render_key(key: &Value) -> String {
+    match key {
+        Value::Text(t) => t.clone(),
+        other => render(other),
+    }
+}
+
+pub fn exec_receipt(args: ReceiptArgs, shell: &Shell) -> Result<()> {
+    let signers = keys(&args.signers)?;
+    if let Some(file) = args.verify {
+        let bytes = std::fs::read(&file)
+            .with_context(|| format!("cannot read the receipt {}", file.display()))?;
+        let proven = receipt::verify(&bytes, &signers)
+            .with_context(|| format!("the receipt {} does not verify", file.display()))?;
+        shell.status(
+            "Verified",
+            format!(
+                "entry {} ({}) is in the ledger under a root over {} entries signed by {}",
+                proven.entry.seq,
+                proven.entry.kind,
+                proven.root.size,
+                hex::encode(proven.root.signer)
+            ),
+        );
+        shell.out(describe(&proven.entry))?;
+        return Ok(());
+    }
+    let Some(entry) = args.entry else {
+        bail!("name the entry to write a receipt for, or `--verify RECEIPT`");
+    };
+    let (path, bytes) = args.source.read()?;
+    let expect = Expect {
+        signers,
+        seen: None,
+    };
+    let receipt = aex_ledger::receipt_for(&bytes, entry, &expect)
+        .with_context(|| format!("the ledger {} does not verify", path.display()))?
+        .with_context(|| {
+            format!(
+                "no signed root covers entry {entry} of {} yet, or it has no such entry (`aex ledger show` lists them)",
+                path.display()
+            )
+        })?;
+    let output = args
+        .output
+        .unwrap_or_else(|| PathBuf::from(format!("receipt-{entry}.cbor")));
+    std::fs::write(&output, &receipt)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    shell.status(
+        "Wrote",
+        format!(
+            "{} ({} bytes); anyone can check it with `aex receipt --verify {}`",
+            output.display(),
+            receipt.len(),
+            output.display()
+        ),
+    );
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The application's audit ledger, `.aex/ledger.cbor`: every change the deployer applies to
+//! the application, appended to an `aex-ledger` ledger and signed with the deployer's
+//! identity, so that what ran can be shown afterwards (`aex ledger show`, `verify`, `aex
+//! receipt`).
+//!
+//! [`App`](crate::App)'s record methods note each change as they make it; [`App::save`]
+//! appends what was noted, with one sync, and a signature entry over the whole ledger, before
+//! it saves the state: a crash in between leaves a change in the ledger that the state lost
+//! (the next deployment applies it again, and records it again), never the reverse. Entries
+//! are CBOR maps, one kind per change:
+//!
+//! | kind | body |
+//! |---|---|
+//! | `module attested` | `module`, `node`, `tee`, `measurement`, `evidence` (SHA-256 of the evidence), `instance`, `generation`, `simulated`, `insecure` |
+//! | `module removed` | `module`, `node`, `instance` |
+//! | `module retired` | `module`, `node`, `slot` (an update's old instance, to be unloaded) |
+//! | `connection keyed` | `connection`, `id`, `algorithm`, `from`, `to` |
+//! | `connection removed` | `connection`, `id` |
+//! | `connection revoked` | `connection`, `id` |
+//!
+//! Until a consortium's governor holds the signing key (docs/ARCHITECTURE.md), the signer is
+//! the deployer itself: the ledger proves what this deployer recorded, to anyone who trusts
+//! its key, and that nothing was changed or removed since.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use aex_crypto::SigningIdentity;
+use aex_ledger::Ledger;
+use serde::Serialize;
+
+use crate::state::{ConnectionRecord, ModuleRecord};
+
+/// The ledger's file name, in the application's `.aex` directory.
+pub const LEDGER_FILE: &str = "ledger.cbor";
+
+/// The audit ledger of `descriptor_dir`'s application.
+pub fn ledger_path(descriptor_dir: &Path) -> PathBuf {
+    descriptor_dir
+        .join(crate::state::STATE_DIR)
+        .join(LEDGER_FILE)
+}
+
+/// A change to record.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum Change<'a> {
+    Module {
+        #[serde(skip)]
+        kind: &'static str,
+        module: &'a str,
+        node: &'a str,
+        instance: u64,
+    },
+    Attested {
+        module: &'a str,
+        node: &'a str,
+        tee: &'a str,
+        measurement: &'a str,
+        evidence: &'a str,
+        instance: u64,
+        generation: u32,
+        simulated: bool,
+        insecure: bool,
+    },
+    Retired {
+        module: &'a str,
+        node: &'a str,
+        slot: &'a str,
+    },
+    Connection {
+        #[serde(skip)]
+        kind: &'static str,
+        connection: &'a str,
+        id: u32,
+    },
+    Keyed {
+        connection: &'a str,
+        id: u32,
+        algorithm: &'a str,
+        from: &'a str,
+        to: &'a str,
+    },
+}
+
+impl<'a> Change<'a> {
+    pub(crate) fn attested(module: &'a str, r: &'a ModuleRecord) -> Self {
+        Change::Attested {
+            module,
+            node: &r.node,
+            tee: &r.tee,
+            measurement: &r.measurement,
+            evidence: &r.evidence,
+            instance: r.instance,
+            generation: r.generation,
+            simulated: r.simulated,
+            insecure: r.insecure,
+        }
+    }
+
+    pub(crate) fn module(kind: &'static str, module: &'a str, r: &'a ModuleRecord) -> Self {
+        Change::Module {
+            kind,
+            module,
+            node: &r.node,
+            instance: r.instance,
+        }
+    }
+
+    pub(crate) fn keyed(connection: &'a str, r: &'a ConnectionRecord) -> Self {
+        Change::Keyed {
+            connection,
+            id: r.id,
+            algorithm: &r.algorithm,
+            from: &r.from,
+            to: &r.to,
+        }
+    }
+
+    pub(crate) fn connection(kind: &'static str, connection: &'a str, id: u32) -> Self {
+        Change::Connection {
+            kind,
+            connection,
+            id,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Change::Module { kind, .. } | Change::Connection { kind, .. } => kind,
+            Change::Attested { .. } => "module attested",
+            Change::Retired { .. } => "module retired",
+            Change::Keyed { .. } => "connection keyed",
+        }
+    }
+}
+
+/// The audit of an [`App`](crate::App). (A panic while it is held leaves at most a change
+/// noted or not: the lock stays usable.)
+pub(crate) fn lock(audit: &Mutex<Audit>) -> MutexGuard<'_, Audit> {
+    audit.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Changes noted and not yet appended, and the ledger once opened.
+#[derive(Default)]
+pub(crate) struct Audit {
+    pending: Vec<(&'static str, Vec<u8>)>,
+    ledger: Option<Ledger>,
+}
+
+impl Audit {
+    /// Notes `change`, to be appended at the next [`Audit::flush`].
+    pub(crate) fn note(&mut self, change: &Change<'_>) {
+        let mut body = Vec::new();
+        // Invariant: a map of strings, integers and booleans always encodes.
+        ciborium::into_writer(change, &mut body).unwrap_or_default();
+        self.pending.push((change.kind(), body));
+    }
+
+    /// Appends what was noted to the ledger at `path` (created if missing), then a signature
+    /// entry by `signer`; nothing to do if nothing was noted.
+    pub(crate) fn flush(
+        &mut self,
+        path: &Path,
+        signer: &SigningIdentity,
+    ) -> Result<(), aex_ledger::Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let ledger = match &mut self.ledger {
+            Some(ledger) => ledger,
+            slot => slot.insert(if path.exists() {
+                Ledger::open(path, &[])?.ledger
+            } else {
+                Ledger::create(path)?
+            }),
+        };
+        let items: Vec<(&str, &[u8])> = self
+            .pending
+            .iter()
+            .map(|(kind, body)| (*kind, body.as_slice()))
+            .collect();
+        let appended = ledger.append_all(&items).and_then(|_| ledger.sign(signer));
+        if appended.is_err() {
+            // A failed write may have left a torn entry: the next flush opens the file again
+            // (which cuts it off) and appends what is still pending.
+            self.ledger = None;
+        } else {
+            self.pending.clear();
+        }
+        appended.map(|_| ())
+    }
+}
