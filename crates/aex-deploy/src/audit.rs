@@ -3,7 +3,7 @@
 //! identity, so that what ran can be shown afterwards (`aex ledger show`, `verify`, `aex
 //! receipt`).
 //!
-//! [`App`](crate::App)'s record methods note each change as they make it; [`App::save`]
+//! [`App`](crate::App)'s record methods note each change as they make it; `App::save`
 //! appends what was noted, with one sync, and a signature entry over the whole ledger, before
 //! it saves the state: a crash in between leaves a change in the ledger that the state lost
 //! (the next deployment applies it again, and records it again), never the reverse. Entries
