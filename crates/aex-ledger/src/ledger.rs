@@ -53,8 +53,10 @@ pub struct Summary {
     pub entries: u64,
     /// Signature entries among them.
     pub signatures: u64,
-    /// Entries the last signed root covers (the rest are not yet signed).
+    /// Entries the last signed root covers (those before its signature entry).
     pub signed: u64,
+    /// Entries after the last signature entry: not yet under any signed root.
+    pub unsigned: u64,
     /// The keys that signed roots, in order of first appearance.
     pub signers: Vec<[u8; PUBLIC_IDENTITY_LEN]>,
 }
@@ -318,6 +320,7 @@ fn walk(bytes: &[u8], expect: &Expect) -> (Walked, Option<Error>) {
             entries: 0,
             signatures: 0,
             signed: 0,
+            unsigned: 0,
             signers: Vec::new(),
         },
     };
@@ -381,6 +384,11 @@ fn walk(bytes: &[u8], expect: &Expect) -> (Walked, Option<Error>) {
         w.tree.push(stored.to_vec());
         w.length += used;
         w.summary.entries += 1;
+        w.summary.unsigned = if entry.kind == SIGNATURE {
+            0
+        } else {
+            w.summary.unsigned + 1
+        };
     }
     if let Some((size, root)) = expect.seen {
         let entries = w.tree.len();

@@ -53,6 +53,7 @@ fn a_ledger_verifies_and_names_its_signer() {
     assert_eq!(summary.entries, 10 + 3);
     assert_eq!(summary.signatures, 3);
     assert_eq!(summary.signed, 12);
+    assert_eq!(summary.unsigned, 0);
     assert_eq!(summary.signers, vec![signer().public()]);
     // Another signer is not trusted.
     let other = Expect {

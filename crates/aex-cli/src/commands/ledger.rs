@@ -153,9 +153,9 @@ pub fn exec(args: LedgerArgs, shell: &Shell) -> Result<()> {
                     summary.entries,
                     summary.signatures,
                     summary.signed,
-                    match summary.entries - summary.signed {
+                    match summary.unsigned {
                         0 => String::new(),
-                        n => format!(" ({n} not yet signed)"),
+                        n => format!(" ({n} after it not yet signed)"),
                     }
                 ),
             );
