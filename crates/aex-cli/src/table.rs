@@ -243,6 +243,7 @@ mod tests {
             rejected_ticks: 0,
             refused_commands: 0,
             dropped_replies: 0,
+            refused_writes: 0,
             insecure: false,
             state: Some(serde_json::json!({"on": true})),
             retired: false,

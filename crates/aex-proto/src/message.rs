@@ -274,6 +274,11 @@ pub struct ModuleStats {
     /// takes no key, call or state any more. Appended last.
     #[serde(default)]
     pub retired: bool,
+    /// Device writes a persistent module held for a commit (docs/PROTOCOL.md §9) that the TEE
+    /// layer refused when they were sent: module code was told the write succeeded, so the
+    /// owner must learn otherwise. Appended last.
+    #[serde(default)]
+    pub refused_writes: u64,
 }
 
 /// Deployer or peer node → node agent, inside the link's Noise channel.

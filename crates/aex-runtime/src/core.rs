@@ -141,6 +141,7 @@ pub(crate) struct Counters {
     pub(crate) rejected_ticks: u64,
     pub(crate) refused_commands: u64,
     pub(crate) dropped_replies: u64,
+    pub(crate) refused_writes: u64,
 }
 
 impl Core {
@@ -195,6 +196,7 @@ impl Core {
             dropped_replies: self.counters.dropped_replies,
             armed: self.armed,
             retired: self.retired.is_some(),
+            refused_writes: self.counters.refused_writes,
         }
     }
 

@@ -161,7 +161,8 @@ impl Core {
     }
 
     /// The TEE layer's answer to a device access nothing waits for: a held write's is
-    /// expected (its refusal is logged, without the value), anything else is late.
+    /// expected (its refusal is counted in `refused_writes`, which `aex status` shows, and
+    /// logged without the value), anything else is late.
     pub(crate) fn device_answered(&mut self, id: u64, result: &Result<u32, String>) {
         match self
             .persist
@@ -169,10 +170,13 @@ impl Core {
             .and_then(|p| p.held_writes.remove(&id))
         {
             Some(_) if result.is_ok() => {}
-            Some(device) => log!(
-                "the write to device `{device}` held for the commit was refused: {}",
-                result.as_ref().err().map_or("", String::as_str)
-            ),
+            Some(device) => {
+                self.counters.refused_writes += 1;
+                log!(
+                    "the write to device `{device}` held for the commit was refused: {}",
+                    result.as_ref().err().map_or("", String::as_str)
+                )
+            }
             None => log!("ignoring a late answer to device access {id}"),
         }
     }

@@ -28,6 +28,12 @@ pub fn exec(args: StatusArgs, shell: &Shell) -> Result<()> {
         shell.out(serde_json::to_string_pretty(&status)?)?;
     } else {
         shell.out(crate::table::status(&status))?;
+        for m in status.modules.iter().filter(|m| m.refused_writes > 0) {
+            shell.warn(format!(
+                "module `{}`: {} device write(s) held for a commit were refused by its node's TEE layer after module code saw them succeed; its log says which (`module.log` in its node's data directory)",
+                m.name, m.refused_writes
+            ));
+        }
         for node in status.nodes.iter().filter(|n| !n.reachable) {
             shell.warn(format!(
                 "node `{}` did not answer, so the state of its modules is unknown: {}",

@@ -104,6 +104,10 @@ pub struct ModuleView {
     /// while the handler ran.
     #[serde(default)]
     pub dropped_replies: u64,
+    /// Device writes held for a commit that the TEE layer refused when they were sent
+    /// (persistent modules; module code saw them succeed).
+    #[serde(default)]
+    pub refused_writes: u64,
     /// Whether the instance says it retired (its state moved to a new instance).
     #[serde(default)]
     pub retired: bool,
@@ -237,6 +241,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             rejected_ticks: stats.map_or(0, |s| s.rejected_ticks),
             refused_commands: stats.map_or(0, |s| s.refused_commands),
             dropped_replies: stats.map_or(0, |s| s.dropped_replies),
+            refused_writes: stats.map_or(0, |s| s.refused_writes),
             retired: stats.is_some_and(|s| s.retired),
             persistence: live.and_then(|l| l.persistence.clone()),
         });

@@ -142,6 +142,7 @@ fn module_stats_round_trip_with_the_lifecycle_counters() {
         dropped_replies: 10,
         armed: true,
         retired: true,
+        refused_writes: 13,
     });
     let f = encode(&stats);
     assert_eq!(decode::<FromModule>(&f[LEN_PREFIX..]).unwrap(), stats);

@@ -227,3 +227,24 @@ fn disabled_or_retired_instances_send_no_access() {
     assert_eq!(read(&mut h, "valve"), Err(retired));
     assert!(h.out().is_empty());
 }
+
+/// A persistent module's held write that the TEE layer refuses after the commit is counted
+/// (module code was told it succeeded, so `aex status` must say otherwise); a late answer to
+/// an access no one held is not.
+#[test]
+fn a_refused_held_write_is_counted_for_status() {
+    let mut h = Harness::new();
+    let core = h.rt.core_mut();
+    let mut persistence = crate::sealing::Persistence::default();
+    persistence.held_writes.insert(9, "valve".into());
+    core.persist = Some(persistence);
+    core.device_answered(9, &Err("device `valve` is not granted".into()));
+    core.device_answered(10, &Err("late".into()));
+    assert_eq!(core.stats().refused_writes, 1);
+    core.device_answered(9, &Err("again".into()));
+    assert_eq!(
+        core.stats().refused_writes,
+        1,
+        "each held write counts once"
+    );
+}
