@@ -182,7 +182,7 @@ fn show(source: &Source, shell: &Shell) -> Result<()> {
         shell.out(format!(
             "{:>6}  {}  {:<18}  {}",
             entry.seq,
-            entry.time_ms,
+            time(entry.time_ms),
             entry.kind,
             describe(&entry)
         ))?;
@@ -193,6 +193,17 @@ fn show(source: &Source, shell: &Shell) -> Result<()> {
         shell.note(format!("{} holds no entry", path.display()));
     }
     Ok(())
+}
+
+/// An entry's time (milliseconds since the Unix epoch) in UTC, RFC 3339.
+fn time(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || format!("{ms} ms"),
+            |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        )
 }
 
 /// One line for what an entry records.
