@@ -200,5 +200,48 @@ fn update_moves_the_counter_and_keeps_the_count() {
 
     // Nothing left to change.
     app.aex(&["deploy"]).ok().stderr_has(&["Unchanged"]);
+
+    // The audit ledger tells the story: the counter attested on node1, then on node2 as
+    // generation 1 with its old instance retired, then back on node1; every entry signed.
+    let shown = app.aex(&["ledger", "show"]).ok().stdout;
+    // One `field: value` of an entry's line.
+    let field = |line: &str, key: &str| {
+        line.split(&format!("{key}: "))
+            .nth(1)
+            .and_then(|rest| rest.split([',', '}']).next())
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string()
+    };
+    let story: Vec<String> = shown
+        .lines()
+        .filter(|l| l.contains("module: \"counter\""))
+        .map(|l| {
+            let kind = ["attested", "retired", "removed"]
+                .into_iter()
+                .find(|k| l.contains(&format!("module {k}")))
+                .unwrap_or("other");
+            format!("{kind} {} g{}", field(l, "node"), field(l, "generation"))
+        })
+        .collect();
+    assert_eq!(
+        story.first().map(String::as_str),
+        Some("attested node1 g0"),
+        "{shown}"
+    );
+    for step in [
+        "attested node2 g1",
+        "retired node1 g",
+        "attested node1 g2",
+        "retired node2 g",
+    ] {
+        assert!(
+            story.iter().any(|s| s == step),
+            "no `{step}` in {story:?}:\n{shown}"
+        );
+    }
+    app.aex(&["ledger", "verify"])
+        .ok()
+        .stderr_has(&["Verified", "signed roots"]);
     cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
 }

@@ -217,6 +217,10 @@ fn the_deployment_is_in_a_signed_ledger_with_receipts_that_verify_offline() {
     let first = shown.lines().find(|l| l.contains("ping")).unwrap();
     let seq = first.split_whitespace().next().unwrap();
     let ledger = app.path().join(".aex/ledger.cbor");
+    // A copy cut before the last signature entry: an older ledger, for later.
+    let older_copy = app.path().join("cut.cbor");
+    let full = std::fs::read(&ledger).unwrap();
+    std::fs::write(&older_copy, &full[..full.len() / 2]).unwrap();
     let mut bytes = std::fs::read(&ledger).unwrap();
     let at = bytes.windows(4).position(|w| w == b"ping").unwrap();
     bytes[at] = b'P';
@@ -229,8 +233,22 @@ fn the_deployment_is_in_a_signed_ledger_with_receipts_that_verify_offline() {
     cli::run(None, &["down", &dir], COMMAND_TIMEOUT)
         .code(1)
         .stderr_has(&["cannot record the change in the audit ledger", "move"]);
-    std::fs::rename(&ledger, app.path().join("damaged-ledger.cbor")).unwrap();
+    // An older copy put back is refused too: the state kept the last root signed.
+    let older = app.path().join("older-ledger.cbor");
+    let whole = std::fs::read(&older_copy).unwrap();
+    std::fs::write(&ledger, &whole).unwrap();
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT)
+        .code(1)
+        .stderr_has(&["missing", "truncated"]);
+    std::fs::rename(&ledger, &older).unwrap();
     cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
+    // The new ledger starts by naming the root of the one before.
+    let restarted = app.aex(&["ledger", "show"]).ok().stdout;
+    let first = restarted.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("ledger restarted") && first.contains("previous_root"),
+        "{restarted}"
+    );
     app.aex(&["ledger", "verify", "--signer", &key])
         .ok()
         .stderr_has(&["Verified"]);

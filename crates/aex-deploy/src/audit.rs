@@ -17,6 +17,11 @@
 //! | `connection keyed` | `connection`, `id`, `algorithm`, `from`, `to` |
 //! | `connection removed` | `connection`, `id` |
 //! | `connection revoked` | `connection`, `id` |
+//! | `ledger restarted` | `previous_size`, `previous_root` (the last root the state kept of the ledger before) |
+//!
+//! The state keeps the last root signed (`State::ledger`): a ledger file that no longer holds
+//! it (an older copy put back, a rewrite) is refused; a missing one is started anew, its first
+//! entry naming that root.
 //!
 //! Until a consortium's governor holds the signing key (docs/ARCHITECTURE.md), the signer is
 //! the deployer itself: the ledger proves what this deployer recorded, to anyone who trusts
@@ -158,22 +163,26 @@ impl Audit {
     }
 
     /// Appends what was noted to the ledger at `path` (created if missing), then a signature
-    /// entry by `signer`; nothing to do if nothing was noted.
+    /// entry by `signer`; returns the new signed root (`None` if nothing was noted). `seen` is
+    /// the last root the state kept: a ledger that no longer holds it (an older copy put back,
+    /// or the file removed) is refused.
     pub(crate) fn flush(
         &mut self,
         path: &Path,
         signer: &SigningIdentity,
-    ) -> Result<(), aex_ledger::Error> {
+        seen: Option<(u64, [u8; 32])>,
+    ) -> Result<Option<(u64, [u8; 32])>, aex_ledger::Error> {
         if self.pending.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
+        let expect = aex_ledger::Expect {
+            signers: vec![],
+            seen,
+        };
         let ledger = match &mut self.ledger {
             Some(ledger) => ledger,
-            slot => slot.insert(if path.exists() {
-                Ledger::open(path, &[])?.ledger
-            } else {
-                Ledger::create(path)?
-            }),
+            slot if path.exists() => slot.insert(Ledger::open(path, &expect)?.ledger),
+            slot => slot.insert(start(path, seen)?),
         };
         let items: Vec<(&str, &[u8])> = self
             .pending
@@ -188,6 +197,33 @@ impl Audit {
         } else {
             self.pending.clear();
         }
-        appended.map(|_| ())
+        appended.map(|_| ledger_root(&self.ledger))
     }
+}
+
+/// A new ledger at `path`. If the state kept a root of an earlier one (the owner moved a
+/// damaged ledger away, or it was deleted), the new one starts with a `ledger restarted`
+/// entry naming that root, so the break shows and the two can be tied together.
+fn start(path: &Path, earlier: Option<(u64, [u8; 32])>) -> Result<Ledger, aex_ledger::Error> {
+    let mut ledger = Ledger::create(path)?;
+    if let Some((size, root)) = earlier {
+        #[derive(Serialize)]
+        struct Restarted {
+            previous_size: u64,
+            previous_root: String,
+        }
+        let mut body = Vec::new();
+        let restarted = Restarted {
+            previous_size: size,
+            previous_root: hex::encode(root),
+        };
+        // Invariant: a map of an integer and a string always encodes.
+        ciborium::into_writer(&restarted, &mut body).unwrap_or_default();
+        ledger.append("ledger restarted", &body)?;
+    }
+    Ok(ledger)
+}
+
+fn ledger_root(ledger: &Option<Ledger>) -> Option<(u64, [u8; 32])> {
+    ledger.as_ref().and_then(Ledger::last_root)
 }

@@ -80,6 +80,7 @@ pub struct Ledger {
     last: Hash,
     signed: u64,
     signed_at: Instant,
+    last_root: Option<(u64, Hash)>,
 }
 
 /// A ledger opened, and the bytes of a torn last entry it cut off.
@@ -109,23 +110,27 @@ impl Ledger {
             last: [0; 32],
             signed: 0,
             signed_at: Instant::now(),
+            last_root: None,
         })
     }
 
-    /// Opens the ledger at `path` for appending: checks its chain and its signed roots
-    /// (signed by one of `signers`, or anyone if empty), and cuts off a torn last entry.
-    pub fn open(path: &Path, signers: &[[u8; PUBLIC_IDENTITY_LEN]]) -> Result<Opened, Error> {
+    /// Opens the ledger at `path` for appending: checks its chain, its signed roots and what
+    /// `expect` remembers (a root the holder saw signed: a shorter or rewritten ledger is
+    /// refused), and cuts off a torn last entry.
+    pub fn open(path: &Path, expect: &Expect) -> Result<Opened, Error> {
         let mut bytes = Vec::new();
         File::open(path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(|e| io(path, "cannot read the ledger", e))?;
-        let expect = Expect {
-            signers: signers.to_vec(),
-            seen: None,
-        };
-        let (walked, torn) = match walk(&bytes, &expect) {
+        let (walked, torn) = match walk(&bytes, expect) {
             (walked, None) => (walked, false),
-            (walked, Some(e)) if e.problem == Problem::Incomplete => (walked, true),
+            // A torn last entry is cut off, if what is left still holds the root seen.
+            (walked, Some(e)) if e.problem == Problem::Incomplete => {
+                if let Some(short) = check_seen(&walked, expect) {
+                    return Err(short);
+                }
+                (walked, true)
+            }
             (_, Some(e)) => return Err(e),
         };
         let cut = bytes.len() - walked.length;
@@ -146,6 +151,7 @@ impl Ledger {
                 signed: walked.summary.signed,
                 tree: walked.tree,
                 signed_at: Instant::now(),
+                last_root: walked.last_root,
             },
             cut,
         })
@@ -164,6 +170,12 @@ impl Ledger {
     /// Entries the last signed root covers.
     pub fn signed(&self) -> u64 {
         self.signed
+    }
+
+    /// The last signed root: how many entries it covers, and the root. What a holder keeps
+    /// elsewhere to [`Expect::seen`] when it opens the ledger again.
+    pub fn last_root(&self) -> Option<(u64, Hash)> {
+        self.last_root
     }
 
     /// Entry `seq`'s encoding as stored.
@@ -231,10 +243,12 @@ impl Ledger {
     /// Appends a signature entry: `signer`'s signed root over every entry before it.
     pub fn sign(&mut self, signer: &SigningIdentity) -> Result<u64, Error> {
         let size = self.len();
-        let signed = root::sign(signer, size, &root_of(&self.tree));
+        let root = root_of(&self.tree);
+        let signed = root::sign(signer, size, &root);
         let seq = self.append(SIGNATURE, &signed)?;
         self.signed = size;
         self.signed_at = Instant::now();
+        self.last_root = Some((size, root));
         Ok(seq)
     }
 
@@ -298,6 +312,7 @@ struct Walked {
     last: Hash,
     length: usize,
     summary: Summary,
+    last_root: Option<(u64, Hash)>,
 }
 
 /// Verifies a whole ledger, as read from its file, offline: every entry in its place, the hash
@@ -316,6 +331,7 @@ fn walk(bytes: &[u8], expect: &Expect) -> (Walked, Option<Error>) {
         tree: Tree::new(),
         last: [0; 32],
         length: 0,
+        last_root: None,
         summary: Summary {
             entries: 0,
             signatures: 0,
@@ -360,6 +376,7 @@ fn walk(bytes: &[u8], expect: &Expect) -> (Walked, Option<Error>) {
             });
             match checked {
                 Ok(signed) => {
+                    w.last_root = Some((seq, signed.root));
                     w.summary.signatures += 1;
                     w.summary.signed = seq;
                     if !w.summary.signers.contains(&signed.signer) {
@@ -390,20 +407,21 @@ fn walk(bytes: &[u8], expect: &Expect) -> (Walked, Option<Error>) {
             w.summary.unsigned + 1
         };
     }
-    if let Some((size, root)) = expect.seen {
-        let entries = w.tree.len();
-        if entries < size {
-            return (
-                w,
-                Some(Error::at(entries, Problem::Missing { signed: size })),
-            );
-        }
-        if entries == size && root_of(&w.tree) != root {
-            let e = Error::whole(Problem::BadRoot(format!(
-                "the {size} entries are not those of the root seen before"
-            )));
-            return (w, Some(e));
-        }
+    let short = check_seen(&w, expect);
+    (w, short)
+}
+
+/// Whether a ledger read to its end (or to a torn entry) still holds the root `expect` saw.
+fn check_seen(w: &Walked, expect: &Expect) -> Option<Error> {
+    let (size, root) = expect.seen?;
+    let entries = w.tree.len();
+    if entries < size {
+        return Some(Error::at(entries, Problem::Missing { signed: size }));
     }
-    (w, None)
+    if entries == size && root_of(&w.tree) != root {
+        return Some(Error::whole(Problem::BadRoot(format!(
+            "the {size} entries are not those of the root seen before"
+        ))));
+    }
+    None
 }

@@ -196,7 +196,7 @@ fn a_torn_append_is_cut_off_on_open_and_the_ledger_goes_on() {
     let whole = bytes.len();
     bytes.extend_from_slice(&[0x85, 0x18, 0x07, 0x1b]);
     std::fs::write(&path, &bytes).unwrap();
-    let opened = Ledger::open(&path, &[signer().public()]).unwrap();
+    let opened = Ledger::open(&path, &trusted()).unwrap();
     assert_eq!(opened.cut, 4);
     let mut ledger = opened.ledger;
     assert_eq!(ledger.len(), n);
@@ -211,7 +211,7 @@ fn a_torn_append_is_cut_off_on_open_and_the_ledger_goes_on() {
     // Entry 1's body, "ballot 1" → "ballot 0".
     altered[r[1].end - 35] ^= 0x01;
     std::fs::write(&path, &altered).unwrap();
-    let e = Ledger::open(&path, &[]).err().unwrap();
+    let e = Ledger::open(&path, &Expect::default()).err().unwrap();
     assert_eq!(e.entry, Some(1));
 }
 
@@ -240,5 +240,69 @@ fn signatures_fall_due_by_count_and_by_time() {
     assert!(
         Ledger::create(&dir.path().join("l.cbor")).is_err(),
         "never overwrites"
+    );
+}
+
+/// The holder keeps the last root it signed elsewhere (the deployer: in its state): a ledger
+/// file put back to an older copy is refused on open, naming the first missing entry.
+#[test]
+fn an_older_copy_put_back_is_refused_against_the_last_root_kept() {
+    let (dir, path, mut ledger) = ledger(3);
+    let older = dir.path().join("older.cbor");
+    std::fs::copy(&path, &older).unwrap();
+    let entries_then = ledger.len();
+    ledger.append("ballot", b"later").unwrap();
+    ledger.sign(&signer()).unwrap();
+    let kept = ledger.last_root().unwrap();
+    assert_eq!(kept.0, entries_then + 1);
+    drop(ledger);
+    let again = Ledger::open(
+        &path,
+        &Expect {
+            signers: vec![],
+            seen: Some(kept),
+        },
+    )
+    .unwrap();
+    assert_eq!(again.ledger.last_root(), Some(kept));
+    std::fs::copy(&older, &path).unwrap();
+    let e = Ledger::open(
+        &path,
+        &Expect {
+            signers: vec![],
+            seen: Some(kept),
+        },
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        (e.entry, e.problem),
+        (Some(entries_then), Problem::Missing { signed: kept.0 })
+    );
+}
+
+/// A copy cut inside an entry, put back: the torn tail would be cut off, but what is left no
+/// longer holds the root kept, so it is refused rather than repaired.
+#[test]
+fn a_torn_older_copy_is_refused_not_repaired() {
+    let (_dir, path, ledger) = ledger(8);
+    let kept = ledger.last_root().unwrap();
+    drop(ledger);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let e = Ledger::open(
+        &path,
+        &Expect {
+            signers: vec![],
+            seen: Some(kept),
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(e.problem, Problem::Missing { .. }), "{e}");
+    assert_eq!(
+        std::fs::read(&path).unwrap().len(),
+        bytes.len() / 2,
+        "nothing cut"
     );
 }

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use super::App;
 use crate::audit::Change;
 use crate::error::Result;
-use crate::state::{ConnectionRecord, ModuleRecord, NodeRecord, RetiredInstance, Revocation};
+use crate::state::{
+    ConnectionRecord, LedgerMark, ModuleRecord, NodeRecord, RetiredInstance, Revocation,
+};
 
 impl App {
     /// The record of `module`'s attested instance, if there is one.
@@ -51,11 +53,15 @@ impl App {
 
     /// Makes every change to the records since the last save durable (one transaction),
     /// after appending the changes noted for the audit ledger (`audit.rs`) and signing it.
-    pub(crate) fn save(&self) -> Result<()> {
+    pub(crate) fn save(&mut self) -> Result<()> {
         let path = crate::audit::ledger_path(&self.desc.dir);
-        crate::audit::lock(&self.audit)
-            .flush(&path, self.identity.signing())
+        let seen = self.state.state().ledger.as_ref().and_then(LedgerMark::get);
+        let signed = crate::audit::lock(&self.audit)
+            .flush(&path, self.identity.signing(), seen)
             .map_err(|source| crate::error::Error::Ledger { path, source })?;
+        if let Some((size, root)) = signed {
+            self.state.state_mut().ledger = Some(LedgerMark::new(size, &root));
+        }
         Ok(self.state.save()?)
     }
 

@@ -28,7 +28,7 @@ mod store;
 
 pub use error::StateError;
 pub use records::{
-    slot_name, ConnectionRecord, ModuleRecord, NodeRecord, RetiredInstance, Revocation, Snapshot,
-    State, StoredKey,
+    slot_name, ConnectionRecord, LedgerMark, ModuleRecord, NodeRecord, RetiredInstance, Revocation,
+    Snapshot, State, StoredKey,
 };
 pub use store::{node_data_dir, StateFile, STATE_DIR, STATE_FILE};

@@ -36,6 +36,35 @@ pub struct State {
     /// Their ids are never used again.
     #[serde(default)]
     pub revocations: Vec<Revocation>,
+    /// The last root the deployer signed in the application's audit ledger (`audit.rs`): a
+    /// ledger file shorter than it, or with another root there, is refused on open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerMark>,
+}
+
+/// A signed root of the audit ledger, as the state keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerMark {
+    /// Entries it covers.
+    pub size: u64,
+    /// The Merkle root, hex.
+    pub root: String,
+}
+
+impl LedgerMark {
+    /// The mark of a root over `size` entries.
+    pub fn new(size: u64, root: &[u8; 32]) -> Self {
+        LedgerMark {
+            size,
+            root: hex::encode(root),
+        }
+    }
+
+    /// Its size and root; `None` if the root is not 32 bytes of hex.
+    pub fn get(&self) -> Option<(u64, [u8; 32])> {
+        let root = hex::decode(&self.root).ok()?.try_into().ok()?;
+        Some((self.size, root))
+    }
 }
 
 /// A connection being revoked: what still holds its key or its routes.
