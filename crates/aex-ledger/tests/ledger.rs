@@ -37,6 +37,22 @@ fn ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// A root kept from before, any signer.
+fn remembering(root: (u64, [u8; 32])) -> Expect {
+    Expect {
+        signers: vec![],
+        seen: Some(root),
+    }
+}
+
+/// The file of [`ledger`]`(n)` and its entries' byte ranges.
+fn file_of(n: u64) -> (tempfile::TempDir, Vec<u8>, Vec<std::ops::Range<usize>>) {
+    let (dir, path, _) = ledger(n);
+    let bytes = std::fs::read(&path).unwrap();
+    let r = ranges(&bytes);
+    (dir, bytes, r)
+}
+
 fn trusted() -> Expect {
     Expect {
         signers: vec![signer().public()],
@@ -67,9 +83,7 @@ fn a_ledger_verifies_and_names_its_signer() {
 
 #[test]
 fn a_changed_entry_is_named() {
-    let (_dir, path, _) = ledger(10);
-    let bytes = std::fs::read(&path).unwrap();
-    let r = ranges(&bytes);
+    let (_dir, bytes, r) = file_of(10);
     // Change one byte of entry 2's body ("ballot 2" → "ballot 3").
     let mut bad = bytes.clone();
     let at = r[2].start
@@ -110,9 +124,7 @@ fn a_rewritten_chain_is_caught_by_the_signed_root() {
 
 #[test]
 fn a_removed_or_reordered_entry_is_named() {
-    let (_dir, path, _) = ledger(10);
-    let bytes = std::fs::read(&path).unwrap();
-    let r = ranges(&bytes);
+    let (_dir, bytes, r) = file_of(10);
     let removed = [&bytes[..r[5].start], &bytes[r[5].end..]].concat();
     let e = verify(&removed, &trusted()).unwrap_err();
     assert_eq!(
@@ -256,25 +268,10 @@ fn an_older_copy_put_back_is_refused_against_the_last_root_kept() {
     let kept = ledger.last_root().unwrap();
     assert_eq!(kept.0, entries_then + 1);
     drop(ledger);
-    let again = Ledger::open(
-        &path,
-        &Expect {
-            signers: vec![],
-            seen: Some(kept),
-        },
-    )
-    .unwrap();
+    let again = Ledger::open(&path, &remembering(kept)).unwrap();
     assert_eq!(again.ledger.last_root(), Some(kept));
     std::fs::copy(&older, &path).unwrap();
-    let e = Ledger::open(
-        &path,
-        &Expect {
-            signers: vec![],
-            seen: Some(kept),
-        },
-    )
-    .err()
-    .unwrap();
+    let e = Ledger::open(&path, &remembering(kept)).err().unwrap();
     assert_eq!(
         (e.entry, e.problem),
         (Some(entries_then), Problem::Missing { signed: kept.0 })
@@ -290,15 +287,7 @@ fn a_torn_older_copy_is_refused_not_repaired() {
     drop(ledger);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let e = Ledger::open(
-        &path,
-        &Expect {
-            signers: vec![],
-            seen: Some(kept),
-        },
-    )
-    .err()
-    .unwrap();
+    let e = Ledger::open(&path, &remembering(kept)).err().unwrap();
     assert!(matches!(e.problem, Problem::Missing { .. }), "{e}");
     assert_eq!(
         std::fs::read(&path).unwrap().len(),
