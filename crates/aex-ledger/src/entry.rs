@@ -100,24 +100,7 @@ impl Entry {
         })?;
         let used = input.len() - rest.len();
         let Wire(seq, time_ms, kind, body, prev) = wire;
-        if kind.len() > MAX_KIND {
-            return Err(Error::at(
-                at,
-                Problem::Malformed(format!(
-                    "a kind of {} bytes (at most {MAX_KIND})",
-                    kind.len()
-                )),
-            ));
-        }
-        if body.len() > MAX_BODY {
-            return Err(Error::at(
-                at,
-                Problem::Malformed(format!(
-                    "a body of {} bytes (at most {MAX_BODY})",
-                    body.len()
-                )),
-            ));
-        }
+        check_sizes(&kind, &body).map_err(|why| Error::at(at, Problem::Malformed(why)))?;
         let prev: Hash = prev.try_into().map_err(|p: Vec<u8>| {
             Error::at(
                 at,
@@ -138,6 +121,24 @@ impl Entry {
             used,
         ))
     }
+}
+
+/// Whether an entry's kind and body are within [`MAX_KIND`] and [`MAX_BODY`]; if not, why.
+/// One rule for entries read and entries appended.
+pub(crate) fn check_sizes(kind: &str, body: &[u8]) -> Result<(), String> {
+    if kind.len() > MAX_KIND {
+        return Err(format!(
+            "a kind of {} bytes (at most {MAX_KIND})",
+            kind.len()
+        ));
+    }
+    if body.len() > MAX_BODY {
+        return Err(format!(
+            "a body of {} bytes (at most {MAX_BODY})",
+            body.len()
+        ));
+    }
+    Ok(())
 }
 
 /// SHA-256 of `bytes`: what the next entry's `prev` holds for an entry encoded as `bytes`.

@@ -203,21 +203,8 @@ impl Ledger {
         let mut prev = self.last;
         for (i, (kind, body)) in items.iter().enumerate() {
             let seq = first + i as u64;
-            let bad = |why: String| Error::at(seq, Problem::Malformed(why));
-            if kind.len() > entry::MAX_KIND {
-                return Err(bad(format!(
-                    "a kind of {} bytes (at most {})",
-                    kind.len(),
-                    entry::MAX_KIND
-                )));
-            }
-            if body.len() > entry::MAX_BODY {
-                return Err(bad(format!(
-                    "a body of {} bytes (at most {})",
-                    body.len(),
-                    entry::MAX_BODY
-                )));
-            }
+            entry::check_sizes(kind, body)
+                .map_err(|why| Error::at(seq, Problem::Malformed(why)))?;
             let bytes = Entry {
                 seq,
                 time_ms,

@@ -137,10 +137,7 @@ pub fn exec(args: LedgerArgs, shell: &Shell) -> Result<()> {
                 seen: None,
             };
             if let Some(seen) = seen {
-                let receipt = std::fs::read(&seen)
-                    .with_context(|| format!("cannot read the receipt {}", seen.display()))?;
-                let proven = receipt::verify(&receipt, &expect.signers)
-                    .with_context(|| format!("the receipt {} does not verify", seen.display()))?;
+                let proven = read_receipt(&seen, &expect.signers)?;
                 expect.seen = Some((proven.root.size, proven.root.root));
             }
             let summary = aex_ledger::verify(&bytes, &expect)
@@ -257,13 +254,18 @@ fn render_key(key: &Value) -> String {
     }
 }
 
+/// The receipt in `file`, verified (signed by one of `signers`, or anyone if empty).
+fn read_receipt(file: &Path, signers: &[[u8; PUBLIC_IDENTITY_LEN]]) -> Result<receipt::Proven> {
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("cannot read the receipt {}", file.display()))?;
+    receipt::verify(&bytes, signers)
+        .with_context(|| format!("the receipt {} does not verify", file.display()))
+}
+
 pub fn exec_receipt(args: ReceiptArgs, shell: &Shell) -> Result<()> {
     let signers = keys(&args.signers)?;
     if let Some(file) = args.verify {
-        let bytes = std::fs::read(&file)
-            .with_context(|| format!("cannot read the receipt {}", file.display()))?;
-        let proven = receipt::verify(&bytes, &signers)
-            .with_context(|| format!("the receipt {} does not verify", file.display()))?;
+        let proven = read_receipt(&file, &signers)?;
         shell.status(
             "Verified",
             format!(
