@@ -1,9 +1,17 @@
 //! Cryptographic building blocks of aex.
 //!
 //! This crate is part of the trusted computing base of every module: the module runtime
-//! (`aex-runtime`) links it, and so does the deployer. It wraps well-reviewed RustCrypto
-//! and dalek primitives into the few constructions the aex protocol needs, so the rest of the
-//! code base never touches a raw cipher, nonce or key schedule. It does no I/O.
+//! (`aex-runtime`) links it, and so does the deployer. It wraps well-reviewed RustCrypto,
+//! dalek and (for the event AEADs, with the default feature `ring`) `ring` primitives into the
+//! few constructions the aex protocol needs, so the rest of the code base never touches a raw
+//! cipher, nonce or key schedule. It does no I/O.
+//!
+//! # Features
+//!
+//! * `ring` (default; the `aex` SDK turns it on unless built with `default-features = false`):
+//!   events are sealed with `ring`'s AES-256-GCM and ChaCha20-Poly1305 (C and assembly, several
+//!   times faster). Without it, RustCrypto's pure-Rust AEADs, which also wipe their key
+//!   schedules on drop. Same bytes either way (docs/PROTOCOL.md §7, "Implementations").
 //!
 //! # Design overview
 //!

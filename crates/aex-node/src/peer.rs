@@ -341,7 +341,9 @@ impl Link {
             self.link.clone(),
             FrameReader::link(rd, self.timeouts.body),
         )));
-        let mut out = BufWriter::with_capacity(64 * 1024, wr);
+        // No `BufWriter`: the link's writer gathers what is written into records of up to
+        // 64 KiB itself, so a buffer in front would only copy every event once more.
+        let mut out = wr;
         // The tags of the batch being written: its events' credit, should it fail.
         let mut taken: Vec<(AppId, Credit)> = Vec::new();
         loop {
