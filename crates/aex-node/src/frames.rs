@@ -214,30 +214,35 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(())
     }
 
-    /// The next frame's message if the whole frame is read already: decoded where it lies,
-    /// with no copy and no timer (nothing can wait). `None` when more must be read first.
-    fn buffered<M: DeserializeOwned>(
-        &mut self,
-        max: usize,
-    ) -> Option<Result<Option<M>, ReadError>> {
+    /// Hands the next frame's body to `take` if the whole frame is read already, where it
+    /// lies, with no copy and no timer (nothing can wait). `Err` gives `take` back when more
+    /// must be read first.
+    fn buffered<T, F>(&mut self, max: usize, take: F) -> Result<Result<T, ReadError>, F>
+    where
+        F: FnOnce(&[u8]) -> Result<T, DecodeError>,
+    {
         let ahead = &self.buf[self.start..self.end];
-        let prefix = *ahead.first_chunk::<LEN_PREFIX>()?;
-        let len = match frame::body_len(prefix) {
+        let Some(prefix) = ahead.first_chunk::<LEN_PREFIX>() else {
+            return Err(take);
+        };
+        let len = match frame::body_len(*prefix) {
             Ok(len) if len <= max => len,
             // Fatal, as on the slow path, which has read the prefix by then.
             refused => {
                 self.start += LEN_PREFIX;
-                return Some(Err(match refused {
+                return Ok(Err(match refused {
                     Ok(len) => ReadError::Limit { len, max },
                     Err(e) => ReadError::Decode(e),
                 }));
             }
         };
-        let body = ahead.get(LEN_PREFIX..LEN_PREFIX + len)?;
-        let decoded = frame::decode(body).map(Some).map_err(ReadError::Decode);
+        let Some(body) = ahead.get(LEN_PREFIX..LEN_PREFIX + len) else {
+            return Err(take);
+        };
+        let taken = take(body).map_err(ReadError::Decode);
         self.start += LEN_PREFIX + len;
         self.last_len = len;
-        Some(decoded)
+        Ok(taken)
     }
 
     /// The next message; `Ok(None)` when the stream ends cleanly between frames.
@@ -254,12 +259,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         &mut self,
         max: usize,
     ) -> Result<Option<M>, ReadError> {
+        self.next_with(max, frame::decode).await
+    }
+
+    /// The next frame's body (version byte on, length prefix off) handed to `take`, which
+    /// decodes it or uses it where it lies (an event relayed in place, `aex_proto::relay`);
+    /// what `take` returns, or `Ok(None)` when the stream ends cleanly between frames. The
+    /// same guarantees as [`FrameReader::next`].
+    pub(crate) async fn next_with<T>(
+        &mut self,
+        max: usize,
+        take: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, ReadError> {
         if !self.ready().await.map_err(ReadError::Io)? {
             return Ok(None);
         }
-        if let Some(decoded) = self.buffered(max) {
-            return decoded;
-        }
+        let take = match self.buffered(max, take) {
+            Ok(taken) => return taken.map(Some),
+            Err(take) => take,
+        };
         self.body.clear();
         let limit = self.body_limit;
         timeout(limit, async {
@@ -274,14 +292,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         .await
         .map_err(|_| ReadError::Timeout(limit))??;
         self.last_len = self.body.len();
-        let decoded = frame::decode(&self.body)
-            .map(Some)
-            .map_err(ReadError::Decode);
+        let taken = take(&self.body).map(Some).map_err(ReadError::Decode);
         let keep = if self.start < self.end { KEEP } else { IDLE };
         if self.body.capacity() > keep {
             self.body = Vec::new();
         }
-        decoded
+        taken
     }
 }
 

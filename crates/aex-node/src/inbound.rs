@@ -13,7 +13,8 @@
 //! It is apart from `peer.rs` (the outgoing links) because it hands events to the router,
 //! while the router holds the outgoing links: together they would import each other.
 
-use aex_proto::{NodeKey, ToNode};
+use aex_proto::frame::{self, MAX_FRAME_LEN};
+use aex_proto::{forwarding, NodeKey, ToNode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::{debug, instrument, warn};
@@ -53,13 +54,22 @@ pub(crate) async fn serve_inbound<R, W>(
     loop {
         let next = tokio::select! {
             _ = stopped(&mut shutdown) => break,
-            next = reader.next::<ToNode>() => next,
+            // A forwarded event is routed where it lies in the read buffer (one copy, into
+            // the next hop's frame); anything else is decoded, and refused.
+            next = reader.next_with(MAX_FRAME_LEN, |body| match forwarding::forwarded(body) {
+                Some((app, event)) => {
+                    router.route(app, event, Source::Peer(&identity));
+                    Ok(None)
+                }
+                None => frame::decode::<ToNode>(body).map(Some),
+            }) => next,
         };
         match next {
-            Ok(Some(ToNode::Forward { app, event })) => {
-                router.route(app, event, Source::Peer(&identity))
+            Ok(Some(None)) => {}
+            Ok(Some(Some(ToNode::Forward { app, event }))) => {
+                router.route(app, event.view(), Source::Peer(&identity))
             }
-            Ok(Some(_)) => {
+            Ok(Some(Some(_))) => {
                 warn!("peer sent something other than a forwarded event; closing its link");
                 router.count_drop();
                 break;

@@ -35,8 +35,8 @@ use std::sync::{Arc, Mutex};
 use aex_link::tokio_io::{self, LinkRead, LinkWrite};
 use aex_link::StaticKey;
 use aex_proto::flow::{self, Credit};
-use aex_proto::frame::encode;
-use aex_proto::{AppId, ConnId, Direction, Event, FromNode, Hello, NodeKey, ToNode};
+use aex_proto::forwarding::{self, EventRef};
+use aex_proto::{AppId, ConnId, Direction, FromNode, Hello, NodeKey, ToNode};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -143,14 +143,14 @@ impl PeerLink {
     /// the drop and gives its credit back; events of a larger namespace dropped to make room
     /// for it are counted here and returned as credit (`evicted`), for the caller to give
     /// back once it holds no lock.
-    pub(crate) fn push(&self, app: AppId, ev: Event) -> Pushed<Credit> {
+    pub(crate) fn push(&self, app: AppId, ev: &EventRef<'_>) -> Pushed<Credit> {
         let tag = Credit {
             conn: ev.conn,
             dir: ev.dir,
-            bytes: flow::cost(&ev),
+            bytes: flow::cost_of(ev.ciphertext.len()),
             dropped: 1,
         };
-        let frame = encode(&ToNode::Forward { app, event: ev });
+        let frame = forwarding::forward(app, ev);
         let pushed = lock(&self.queue).push(app, frame, tag);
         if !pushed.evicted.is_empty() {
             debug!(peer = %self.address, events = pushed.evicted.len(), "peer queue full; dropped the newest events of the namespace holding the most");
@@ -434,7 +434,7 @@ async fn read_credit(
 mod tests {
     use std::time::Duration;
 
-    use aex_proto::EventKind;
+    use aex_proto::{Event, EventKind};
 
     use super::*;
 
@@ -514,9 +514,9 @@ mod tests {
         );
         let app = AppId([3; 16]);
         for i in 1..=3 {
-            assert!(link.push(app, event(5, i)).queued);
+            assert!(link.push(app, &event(5, i).view()).queued);
         }
-        assert!(link.push(app, event(6, 1)).queued);
+        assert!(link.push(app, &event(6, 1).view()).queued);
         let mut got = vec![];
         while got.len() < 2 {
             let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;

@@ -12,7 +12,8 @@
 use foldhash::HashMap;
 use std::sync::{Arc, RwLock};
 
-use aex_proto::{AppId, DeployerKey, Event, NodeError as WireError, NodeErrorKind};
+use aex_proto::forwarding::EventRef;
+use aex_proto::{AppId, DeployerKey, NodeError as WireError, NodeErrorKind};
 
 use crate::error::refuse;
 use crate::module::Module;
@@ -27,7 +28,7 @@ pub(crate) struct Registry(RwLock<HashMap<AppId, HashMap<String, Arc<Module>>>>)
 impl Registry {
     /// Queues `ev` for module `name` of namespace `app`: `None` if there is no such module,
     /// else whether it took the event (see [`Module::deliver`]).
-    pub(crate) fn deliver(&self, app: AppId, name: &str, ev: Event) -> Option<bool> {
+    pub(crate) fn deliver(&self, app: AppId, name: &str, ev: &EventRef<'_>) -> Option<bool> {
         read(&self.0)
             .get(&app)
             .and_then(|modules| modules.get(name))

@@ -49,9 +49,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use aex_link::StaticKey;
 use aex_proto::flow::{self, Credit};
+use aex_proto::forwarding::{self, EventRef};
 use aex_proto::{
-    AppId, ConnId, DeployerKey, Direction, Endpoint, Event, FromNode, NodeError as WireError,
-    NodeErrorKind, NodeKey, Origin, PeerStatus,
+    AppId, ConnId, DeployerKey, Direction, Endpoint, NodeError as WireError, NodeErrorKind,
+    NodeKey, Origin, PeerStatus,
 };
 use aex_tee::devices::DeviceGrants;
 use tokio::sync::watch;
@@ -178,7 +179,7 @@ impl Router {
 
     /// Forwards `ev` along its route in namespace `app`, or drops and counts it; either way
     /// gives its credit back to its sender when that is due (see the file's invariants).
-    pub(crate) fn route(&self, app: AppId, ev: Event, from: Source<'_>) {
+    pub(crate) fn route(&self, app: AppId, ev: EventRef<'_>, from: Source<'_>) {
         if let Source::Deployer(session) = from {
             let mut deployers = lock(&self.deployers);
             match deployers.get(&(app, ev.conn)) {
@@ -188,7 +189,7 @@ impl Router {
                 }
             }
         }
-        let (conn, dir, cost) = (ev.conn, ev.dir, flow::cost(&ev));
+        let (conn, dir, cost) = (ev.conn, ev.dir, flow::cost_of(ev.ciphertext.len()));
         let mut evicted = Vec::new();
         let outcome = self.routes.with(app, conn, dir, |route| {
             let dropped = Outcome::Back {
@@ -226,7 +227,7 @@ impl Router {
                 _ => false,
             };
             let delivered = match &route.to {
-                Target::Module(name) => match self.modules.deliver(app, name, ev) {
+                Target::Module(name) => match self.modules.deliver(app, name, &ev) {
                     Some(delivered) => delivered,
                     None => {
                         debug!(%conn, ?dir, module = %name, "event for a module that is not loaded");
@@ -234,13 +235,13 @@ impl Router {
                     }
                 },
                 Target::Node(link) => {
-                    let pushed = link.push(app, ev);
+                    let pushed = link.push(app, &ev);
                     evicted = pushed.evicted;
                     pushed.queued
                 }
                 Target::Deployer => match lock(&self.deployers).get(&(app, conn)) {
                     Some(session) => {
-                        let frame = aex_proto::frame::encode(&FromNode::Event(ev));
+                        let frame = forwarding::from_node(&ev);
                         if session.tx.try_send(frame).is_ok() {
                             // The node grants on the deployer's behalf.
                             return Outcome::Back {
@@ -497,7 +498,7 @@ impl ModuleTraffic for Router {
         local
     }
 
-    fn route_from_module(&self, app: AppId, name: &str, ev: Event) {
+    fn route_from_module(&self, app: AppId, name: &str, ev: EventRef<'_>) {
         self.route(app, ev, Source::Module(name));
     }
 

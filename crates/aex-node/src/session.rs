@@ -133,7 +133,7 @@ pub(crate) async fn serve<R, W>(
                 }
             }
             Ok(Some(ToNode::Event(ev))) if auth.admitted() => {
-                shared.router.route(app, ev, Source::Deployer(&me))
+                shared.router.route(app, ev.view(), Source::Deployer(&me))
             }
             Ok(Some(ToNode::Event(_))) => {
                 debug!("event from a session that is not admitted; dropped");

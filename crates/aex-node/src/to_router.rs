@@ -30,7 +30,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aex_proto::flow::Credit;
-use aex_proto::{AppId, ConnId, DeviceOp, Direction, Event};
+use aex_proto::forwarding::EventRef;
+use aex_proto::{AppId, ConnId, DeviceOp, Direction};
 use aex_tee::devices::{Access, DeviceGrants, Holder};
 use foldhash::{HashSet, HashSetExt};
 use tracing::debug;
@@ -42,7 +43,7 @@ pub(crate) trait ModuleTraffic: Send + Sync {
     fn note_source(&self, app: AppId, key: (ConnId, Direction), name: &str) -> bool;
 
     /// Routes an event module `name` wrote, in its namespace `app`.
-    fn route_from_module(&self, app: AppId, name: &str, ev: Event);
+    fn route_from_module(&self, app: AppId, name: &str, ev: EventRef<'_>);
 
     /// Relays credit module `name` granted for events it took in, toward their sender.
     fn credit_from_module(&self, app: AppId, name: &str, credit: Credit);
@@ -88,7 +89,7 @@ impl ToRouter {
     /// Routes `ev`, which the module wrote. The first event the module sends on a locally
     /// originated route records it as that route's source: credit for it comes back to this
     /// module.
-    pub(crate) fn event(&mut self, ev: Event) {
+    pub(crate) fn event(&mut self, ev: EventRef<'_>) {
         let key = (ev.conn, ev.dir);
         if !self.sent.contains(&key) && self.router.note_source(self.app, key, &self.name) {
             self.sent.insert(key);
@@ -151,7 +152,7 @@ mod tests {
             conn == ConnId(1)
         }
 
-        fn route_from_module(&self, _: AppId, name: &str, ev: Event) {
+        fn route_from_module(&self, _: AppId, name: &str, ev: EventRef<'_>) {
             let line = format!("event {name} {} {}", ev.conn, ev.counter);
             self.0.lock().unwrap().push(line);
         }
@@ -162,8 +163,8 @@ mod tests {
         }
     }
 
-    fn event(conn: u32, counter: u64) -> Event {
-        Event {
+    fn event(conn: u32, counter: u64) -> aex_proto::Event {
+        aex_proto::Event {
             conn: ConnId(conn),
             dir: Direction::Forward,
             kind: aex_proto::EventKind::Event,
@@ -190,17 +191,17 @@ mod tests {
     #[test]
     fn events_and_credit_are_routed_in_order_and_a_source_is_looked_up_once() {
         let (mut to_router, log, _) = handle();
-        to_router.event(event(1, 1));
+        to_router.event(event(1, 1).view());
         to_router.credit(Credit {
             conn: ConnId(3),
             dir: Direction::Backward,
             bytes: 100,
             dropped: 0,
         });
-        to_router.event(event(1, 2));
+        to_router.event(event(1, 2).view());
         // No route: looked up again each time, and never remembered.
-        to_router.event(event(2, 1));
-        to_router.event(event(2, 2));
+        to_router.event(event(2, 1).view());
+        to_router.event(event(2, 2).view());
         let got = log.0.lock().unwrap().clone();
         let want = [
             "source button #1",

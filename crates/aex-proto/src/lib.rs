@@ -34,7 +34,9 @@
 //! `scripts/use-edges.py crates/aex-proto`): at the bottom, the identifiers every link names
 //! ([`ids`]: [`ConnId`], [`DeployerKey`], [`NodeKey`], [`AppId`]) and the framing ([`frame`]);
 //! above them the three protections, [`auth`], [`channel`] and [`command`]; on top, the
-//! messages ([`message`]) that carry their proofs, events and sealed commands; [`flow`] (credit)
+//! messages ([`message`]) that carry their proofs, events and sealed commands, and beside them
+//! [`forwarding`], the event messages as a node agent reads and writes them in place (its tests
+//! hold it to [`message`]'s bytes); [`flow`] (credit)
 //! sits beside [`channel`], whose events it counts. A test that
 //! needs a message lives with the messages (`message/tests.rs`), not in the module below it
 //! that it exercises. [`reply`] stands alone: a reply plaintext is inside an event's ciphertext.
@@ -45,6 +47,7 @@ pub mod auth;
 pub mod channel;
 pub mod command;
 pub mod flow;
+pub mod forwarding;
 pub mod frame;
 pub mod ids;
 pub mod message;

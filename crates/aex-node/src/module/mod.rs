@@ -31,10 +31,11 @@ use std::time::Duration;
 
 use aex_crypto::Measurement;
 use aex_proto::flow::Credit;
+use aex_proto::forwarding::{self, EventRef};
 use aex_proto::frame::encode;
 use aex_proto::{
-    AppId, DeployerKey, Event, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind,
-    ToModule, Trigger,
+    AppId, DeployerKey, FromModule, ModuleStatus, NodeError as WireError, NodeErrorKind, ToModule,
+    Trigger,
 };
 use aex_tee::devices::Holder;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -356,9 +357,8 @@ impl Module {
 
     /// Queues an event for the module; false if it has ended or its queue has no room for
     /// the event's bytes.
-    pub(crate) fn deliver(&self, ev: Event) -> bool {
-        self.alive.load(Ordering::Relaxed)
-            && self.input.try_send(encode(&ToModule::Event(ev))).is_ok()
+    pub(crate) fn deliver(&self, ev: &EventRef<'_>) -> bool {
+        self.alive.load(Ordering::Relaxed) && self.input.try_send(forwarding::to_module(ev)).is_ok()
     }
 
     /// Queues credit for the module's own events on one of its connections (granted by their

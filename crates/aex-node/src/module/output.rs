@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aex_proto::frame::encode;
-use aex_proto::{FromModule, ToModule};
+use aex_proto::frame::{self, encode, MAX_FRAME_LEN};
+use aex_proto::{forwarding, FromModule, ToModule};
 use tokio::process::ChildStdout;
 use tracing::{debug, instrument, warn};
 
@@ -45,8 +45,25 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
         ..
     } = out;
     loop {
-        match reader.next::<FromModule>().await {
-            Ok(Some(FromModule::Event(ev))) => to_router.event(ev),
+        // An event is routed where it lies in the read buffer (one copy, into the next hop's
+        // frame); anything else is decoded.
+        let next = reader
+            .next_with(MAX_FRAME_LEN, |body| match forwarding::from_module(body) {
+                Some(ev) => {
+                    to_router.event(ev);
+                    Ok(None)
+                }
+                None => frame::decode::<FromModule>(body).map(Some),
+            })
+            .await;
+        let next = match next {
+            Ok(Some(None)) => continue,
+            Ok(Some(Some(msg))) => Ok(Some(msg)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match next {
+            Ok(Some(FromModule::Event(ev))) => to_router.event(ev.view()),
             Ok(Some(FromModule::Credit(credit))) => to_router.credit(credit),
             Ok(Some(FromModule::Hello(_))) => warn!("module said hello twice; ignored"),
             Ok(Some(FromModule::Device { id, device, op })) => {

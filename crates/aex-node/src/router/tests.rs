@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aex_proto::flow::INITIAL_WINDOW;
 use aex_proto::frame::{decode, LEN_PREFIX};
-use aex_proto::{EventKind, ToModule};
+use aex_proto::{Event, EventKind, FromNode, ToModule};
 use aex_tee::devices::{Access, DeviceError, Holder};
 use tokio::time::{sleep, timeout, Instant};
 
@@ -153,7 +153,7 @@ async fn a_module_s_credit_reaches_the_local_module_that_sent_the_events() {
         router.connect_module(APP, "dst"),
     );
     let ev = event(1, Direction::Forward, 100);
-    src.event(ev.clone());
+    src.event(ev.view());
     assert_eq!(next::<ToModule>(&mut dst_in).await, ToModule::Event(ev));
     let granted = credit(1, Direction::Forward, 132, 0);
     dst.credit(granted);
@@ -226,7 +226,7 @@ async fn a_deployer_window_debits_refuses_past_zero_credits_back_and_resets() {
     let ev = event(3, Direction::Forward, 10_000);
     let cost = flow::cost(&ev);
     for _ in 0..7 {
-        router.route(APP, ev.clone(), Source::Deployer(&session));
+        router.route(APP, ev.view(), Source::Deployer(&session));
     }
     let spent = Window {
         credit: i64::from(INITIAL_WINDOW) - 7 * i64::from(cost),
@@ -235,7 +235,7 @@ async fn a_deployer_window_debits_refuses_past_zero_credits_back_and_resets() {
     assert!(spent.credit < 0);
     assert_eq!(window(&router), Some(spent));
     assert_eq!(router.dropped(), 0);
-    router.route(APP, ev.clone(), Source::Deployer(&session));
+    router.route(APP, ev.view(), Source::Deployer(&session));
     assert_eq!(router.dropped(), 1);
     assert_eq!(window(&router), Some(spent));
     for _ in 0..7 {
@@ -274,7 +274,7 @@ async fn a_dropped_event_returns_its_credit_to_its_local_source() {
     // No route.
     let ev = event(4, Direction::Forward, 50);
     let cost = flow::cost(&ev);
-    router.route(APP, ev, Source::Module("src"));
+    router.route(APP, ev.view(), Source::Module("src"));
     assert_eq!(router.dropped(), 1);
     assert_eq!(
         next::<ToModule>(&mut src_in).await,
@@ -288,7 +288,11 @@ async fn a_dropped_event_returns_its_credit_to_its_local_source() {
         to_module("gone"),
         Origin::Local,
     );
-    router.route(APP, event(4, Direction::Forward, 50), Source::Module("src"));
+    router.route(
+        APP,
+        event(4, Direction::Forward, 50).view(),
+        Source::Module("src"),
+    );
     assert_eq!(router.dropped(), 2);
     assert_eq!(
         next::<ToModule>(&mut src_in).await,
@@ -305,7 +309,7 @@ async fn a_deployer_event_on_a_route_between_modules_is_dropped_not_delivered() 
     for _ in 0..3 {
         router.route(
             APP,
-            event(4, Direction::Forward, 100),
+            event(4, Direction::Forward, 100).view(),
             Source::Deployer(&session),
         );
     }
@@ -328,7 +332,7 @@ async fn an_event_for_a_deployer_session_is_credited_once_queued() {
     let reply = event(5, Direction::Backward, 60);
     let cost = flow::cost(&reply);
     // No session yet: dropped, and credited as such.
-    router.route(APP, reply.clone(), Source::Module("src"));
+    router.route(APP, reply.view(), Source::Module("src"));
     assert_eq!(
         next::<ToModule>(&mut src_in).await,
         ToModule::Credit(credit(5, Direction::Backward, cost, 1))
@@ -337,11 +341,11 @@ async fn an_event_for_a_deployer_session_is_credited_once_queued() {
     // The session's event on the connection makes it the destination of the replies.
     router.route(
         APP,
-        event(5, Direction::Forward, 1),
+        event(5, Direction::Forward, 1).view(),
         Source::Deployer(&session),
     );
     assert_eq!(router.dropped(), 2);
-    router.route(APP, reply.clone(), Source::Module("src"));
+    router.route(APP, reply.view(), Source::Module("src"));
     assert_eq!(
         next::<FromNode>(&mut session_rx).await,
         FromNode::Event(reply)
@@ -379,7 +383,7 @@ async fn credit_for_a_peer_s_events_goes_back_over_its_inbound_link() {
     // Its event on a connection with no route: dropped, and its credit sent back.
     let ev = event(8, Direction::Forward, 10);
     let cost = flow::cost(&ev);
-    router.route(APP, ev, Source::Peer(&peer));
+    router.route(APP, ev.view(), Source::Peer(&peer));
     assert_eq!(
         next::<FromNode>(&mut back).await,
         FromNode::Credit {
@@ -417,8 +421,8 @@ async fn events_a_peer_link_drops_as_stale_return_their_credit_to_their_source()
     let mut src = router.connect_module(APP, "src");
     let ev = event(7, Direction::Forward, 30);
     let cost = flow::cost(&ev);
-    src.event(ev.clone());
-    src.event(ev);
+    src.event(ev.view());
+    src.event(ev.view());
     assert_eq!(
         next::<ToModule>(&mut src_in).await,
         ToModule::Credit(credit(7, Direction::Forward, 2 * cost, 2))
