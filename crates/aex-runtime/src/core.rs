@@ -383,10 +383,10 @@ impl Core {
         let after = self.request_timeout;
         let result = self
             .wait_for(after, |core, arrived| match arrived {
-                Arrived::Message(ToModule::Event(event))
+                Arrived::Message(ToModule::Event(mut event))
                     if event.conn == conn && event.dir == Direction::Backward =>
                 {
-                    let accepted = core.conns.accept(&event);
+                    let accepted = core.conns.accept(&mut event);
                     core.grant_revealed(&event);
                     match accepted {
                         Ok(Accepted::Reply { outcome }) => {

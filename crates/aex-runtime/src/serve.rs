@@ -143,7 +143,7 @@ impl<M: Module> Runtime<M> {
                 deployer_pk,
             } => self.core.attest(&challenge, &deployer_pk),
             ToModule::Command(sealed) => return self.command(sealed),
-            ToModule::Event(event) => self.event(&event),
+            ToModule::Event(mut event) => self.event(&mut event),
             ToModule::Stats => self.core.send_stats(),
             ToModule::Shutdown => return Some(0),
             ToModule::Tick { entry } => self.tick(&entry, self.core.clock.now()),
@@ -531,7 +531,7 @@ impl<M: Module> Runtime<M> {
         }
     }
 
-    fn event(&mut self, event: &Event) {
+    fn event(&mut self, event: &mut Event) {
         let accepted = self.core.conns.accept(event);
         self.core.grant_revealed(event);
         if accepted.is_ok() {

@@ -5,7 +5,6 @@
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 
 use super::{Algorithm, OpenError, TAG_LEN};
-use crate::keys::wipe;
 
 /// One expanded key.
 pub(super) struct Cipher {
@@ -49,33 +48,20 @@ impl Cipher {
         out
     }
 
-    /// The plaintext of `ciphertext || tag` (at least a tag long: the caller checked).
-    pub(super) fn open(
+    /// Replaces `buf`, `ciphertext || tag` (at least a tag long: the caller checked), with its
+    /// plaintext; on failure its contents are unspecified (the caller wipes them).
+    pub(super) fn open_in_place(
         &self,
         nonce: &[u8; 12],
         aad: &[u8],
-        ciphertext: &[u8],
-    ) -> Result<Vec<u8>, OpenError> {
-        let mut buf = ciphertext.to_vec();
-        let opened = self
+        buf: &mut Vec<u8>,
+    ) -> Result<(), OpenError> {
+        let len = self
             .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(*nonce),
-                Aad::from(aad),
-                &mut buf,
-            )
-            .map(|plaintext| plaintext.len());
-        match opened {
-            Ok(len) => {
-                buf.truncate(len);
-                Ok(buf)
-            }
-            Err(_) => {
-                // What a failed open leaves in the buffer is unspecified (keystream applied to
-                // forged bytes): wiped, not handed back.
-                wipe(&mut buf);
-                Err(OpenError)
-            }
-        }
+            .open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf)
+            .map_err(|_| OpenError)?
+            .len();
+        buf.truncate(len);
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! The pure-Rust backend: RustCrypto's `aes-gcm` and `chacha20poly1305` (their `zeroize`
 //! feature wipes the expanded key schedules on drop).
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::ChaCha20Poly1305;
 
@@ -45,20 +45,17 @@ impl Cipher {
         out.expect("AEAD plaintext within length bounds")
     }
 
-    /// The plaintext of `ciphertext || tag` (at least a tag long: the caller checked).
-    pub(super) fn open(
+    /// Replaces `buf`, `ciphertext || tag` (at least a tag long: the caller checked), with its
+    /// plaintext; on failure `buf` is left as it was (the tag is checked before decrypting).
+    pub(super) fn open_in_place(
         &self,
         nonce: &[u8; 12],
         aad: &[u8],
-        ciphertext: &[u8],
-    ) -> Result<Vec<u8>, OpenError> {
-        let payload = Payload {
-            msg: ciphertext,
-            aad,
-        };
+        buf: &mut Vec<u8>,
+    ) -> Result<(), OpenError> {
         match self {
-            Cipher::AesGcm(c) => c.decrypt(nonce.into(), payload),
-            Cipher::ChaCha(c) => c.decrypt(nonce.into(), payload),
+            Cipher::AesGcm(c) => c.decrypt_in_place(nonce.into(), aad, buf),
+            Cipher::ChaCha(c) => c.decrypt_in_place(nonce.into(), aad, buf),
         }
         .map_err(|_| OpenError)
     }

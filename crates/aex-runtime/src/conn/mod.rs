@@ -371,10 +371,12 @@ impl Conns {
         }
     }
 
-    /// Authenticates `event` against its connection's role and channel.
-    pub(crate) fn accept(&mut self, event: &Event) -> Result<Accepted, Refused> {
+    /// Authenticates `event` against its connection's role and channel, decrypting in its own
+    /// buffer: once its header is for a channel here, its ciphertext is taken.
+    pub(crate) fn accept(&mut self, event: &mut Event) -> Result<Accepted, Refused> {
         let conn = self.map.get_mut(&event.conn).ok_or(Refused::UnknownConn)?;
         let gaps = conn.recv.as_ref().map_or(0, RecvChannel::gaps);
+        let cost = flow::cost(event);
         let accepted = conn.accept(event);
         match accepted {
             Some(_) => {
@@ -383,7 +385,7 @@ impl Conns {
                 // (`flow.rs`), or the sender's window would shrink by them for good.
                 let lost = conn.recv.as_ref().map_or(0, RecvChannel::gaps) - gaps;
                 if lost > 0 {
-                    conn.receiving.lost(lost, flow::cost(event), self.target);
+                    conn.receiving.lost(lost, cost, self.target);
                     self.revealed = true;
                 }
             }
@@ -522,11 +524,11 @@ impl Conn {
     }
 
     /// `None` for anything but an authentic event this role receives.
-    fn accept(&mut self, event: &Event) -> Option<Accepted> {
+    fn accept(&mut self, event: &mut Event) -> Option<Accepted> {
         if !self.expects(event) {
             return None;
         }
-        let payload = self.recv.as_mut()?.open(event).ok()?;
+        let payload = self.recv.as_mut()?.open_in_place(event).ok()?;
         match self.binding {
             Binding::Input(index) => Some(Accepted::Input { index, payload }),
             Binding::Handler(index) => Some(Accepted::Request {
