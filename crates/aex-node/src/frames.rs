@@ -17,7 +17,8 @@
 //! queue is empty.
 
 use std::future::{poll_fn, Future};
-use std::io;
+use std::io::{self, IoSlice};
+use std::ops::Range;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -40,8 +41,12 @@ const MIN_READ: usize = 4 * 1024;
 pub(crate) const KEEP: usize = 64 * 1024;
 /// The most body buffer a reader keeps once it has consumed every byte it read.
 pub(crate) const IDLE: usize = 1024;
-/// The most bytes a writer copies into one batch.
+/// The most bytes a writer takes from its queue for one write.
 const BATCH: usize = 64 * 1024;
+/// Frames at least this long are written from where they lie (a slice of a vectored write)
+/// rather than copied into a writer's batch: a 16 KiB event costs a copy of 16 KiB, a slice
+/// nothing.
+const COPY_BELOW: usize = 4 * 1024;
 
 /// Why no message could be read.
 #[derive(Debug)]
@@ -326,8 +331,11 @@ where
     Ok(())
 }
 
-/// Writes `first` and every frame queued behind it, copying consecutive frames into `batch`
-/// (at most [`BATCH`] bytes) so that many small frames take one write, then flushes.
+/// Writes `first` and every frame queued behind it, then flushes. Frames go out in rounds of
+/// about [`BATCH`] bytes, one vectored write each (more only if the writer takes less): runs of
+/// small frames are copied into `batch`, so that many small frames take one write; a frame of
+/// [`COPY_BELOW`] bytes or more is written from where it lies. (A round has at most
+/// `2 × BATCH / COPY_BELOW + 1` slices, far below Linux's `IOV_MAX` of 1,024.)
 async fn write_queued<W>(
     rx: &mut queue::Receiver,
     out: &mut W,
@@ -338,30 +346,70 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut next = Some(first);
-    while let Some(frame) = next {
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    while next.is_some() {
+        let mut bytes = 0;
+        while let Some(frame) = next.take() {
+            bytes += frame.len();
+            frames.push(frame);
+            if bytes >= BATCH {
+                break;
+            }
+            next = rx.try_recv();
+        }
+        write_round(out, &frames, batch).await?;
+        frames.clear();
+        batch.clear();
         next = rx.try_recv();
-        if !batch.is_empty() && batch.len() + frame.len() > BATCH {
-            out.write_all(batch).await?;
-            batch.clear();
-        }
-        if frame.len() >= BATCH || (batch.is_empty() && next.is_none()) {
-            // Alone, or too large to be worth copying: written as it is.
-            out.write_all(&frame).await?;
-            continue;
-        }
-        let wanted = batch.len() + frame.len();
-        if wanted > batch.capacity() {
-            // Grown as frames arrive (doubling, from 4 KiB), never past `BATCH`.
-            let grown = (batch.capacity() * 2).max(4096).clamp(wanted, BATCH);
-            batch.reserve_exact(grown - batch.len());
-        }
-        batch.extend_from_slice(&frame);
-        if next.is_none() {
-            out.write_all(batch).await?;
-            batch.clear();
-        }
     }
     out.flush().await
+}
+
+/// A piece of one round's vectored write.
+enum Part {
+    /// Bytes of `batch`: a run of small frames copied there.
+    Copied(Range<usize>),
+    /// A frame, by index, written from where it lies.
+    Frame(usize),
+}
+
+/// Writes `frames`, in order, with as few writes as the writer allows.
+async fn write_round<W>(out: &mut W, frames: &[Vec<u8>], batch: &mut Vec<u8>) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    if let [frame] = frames {
+        return out.write_all(frame).await;
+    }
+    let mut parts: Vec<Part> = Vec::new();
+    for (i, frame) in frames.iter().enumerate() {
+        if frame.len() >= COPY_BELOW {
+            parts.push(Part::Frame(i));
+            continue;
+        }
+        let start = batch.len();
+        batch.extend_from_slice(frame);
+        match parts.last_mut() {
+            Some(Part::Copied(run)) if run.end == start => run.end = batch.len(),
+            _ => parts.push(Part::Copied(start..batch.len())),
+        }
+    }
+    let mut slices: Vec<IoSlice<'_>> = parts
+        .iter()
+        .map(|part| match part {
+            Part::Copied(run) => IoSlice::new(&batch[run.clone()]),
+            Part::Frame(i) => IoSlice::new(&frames[*i]),
+        })
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = out.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 /// Writes one message to a buffered writer (not flushed).
@@ -524,17 +572,37 @@ mod tests {
     struct Counting {
         bytes: Vec<u8>,
         writes: usize,
+        /// The most bytes one write takes (`None`: all it is given), as a full pipe would.
+        short: Option<usize>,
     }
 
     impl AsyncWrite for Counting {
         fn poll_write(
-            mut self: Pin<&mut Self>,
-            _cx: &mut std::task::Context<'_>,
+            self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
             buf: &[u8],
         ) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
             self.writes += 1;
-            self.bytes.extend_from_slice(buf);
-            Poll::Ready(Ok(buf.len()))
+            let mut room = self.short.unwrap_or(usize::MAX);
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(room);
+                self.bytes.extend_from_slice(&buf[..take]);
+                (n, room) = (n + take, room - take);
+            }
+            Poll::Ready(Ok(n))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
         }
 
         fn poll_flush(
@@ -552,36 +620,47 @@ mod tests {
         }
     }
 
-    /// Queued small frames go out in batches of at most BATCH bytes, one write each; a large
-    /// frame goes out as it is; and the bytes are the frames in order.
-    #[tokio::test]
-    async fn the_pump_batches_queued_frames() {
+    /// Queues `frames` and pumps them into a writer that takes at most `short` bytes a write.
+    async fn pumped(frames: &[Vec<u8>], short: Option<usize>) -> Counting {
         let (tx, mut rx) = queue::channel(8 << 20);
-        let mut expected = vec![];
-        for i in 0..3000u32 {
-            let frame = vec![i as u8; 64];
-            expected.extend_from_slice(&frame);
-            tx.try_send(frame).unwrap();
+        for frame in frames {
+            tx.try_send(frame.clone()).unwrap();
         }
-        let big = vec![9; 200_000];
-        expected.extend_from_slice(&big);
-        tx.try_send(big).unwrap();
-        tx.try_send(vec![1; 10]).unwrap();
-        expected.extend_from_slice(&[1; 10]);
         drop(tx);
-        let mut out = Counting::default();
+        let mut out = Counting {
+            short,
+            ..Counting::default()
+        };
         pump(&mut rx, &mut out, None).await.unwrap();
-        assert!(out.bytes == expected, "bytes differ");
-        // 3000 × 64 B in batches of at most 64 KiB, the large frame, the last one.
-        assert_eq!(out.writes, (3000 * 64usize).div_ceil(BATCH) + 2);
+        assert!(out.bytes == frames.concat(), "bytes differ");
+        out
+    }
 
+    /// Queued frames go out in rounds of about BATCH bytes, one write each; the bytes are the
+    /// frames in order, however little each write takes.
+    #[tokio::test]
+    async fn the_pump_writes_queued_frames_in_rounds() {
+        let mut frames: Vec<Vec<u8>> = (0..3000u32).map(|i| vec![i as u8; 64]).collect();
+        frames.push(vec![9; 200_000]);
+        frames.push(vec![1; 10]);
+        // 1,024 small frames (64 KiB), 1,024 more, the last 952 and the large frame (which
+        // takes the round past BATCH), then the last frame alone.
+        assert_eq!(pumped(&frames, None).await.writes, 4);
+        // The same bytes through writes of at most 1,000 bytes: the three rounds above take
+        // 66, 66 and 261 writes.
+        assert_eq!(pumped(&frames, Some(1000)).await.writes, 66 + 66 + 261 + 1);
+        // Tiny frames: one round.
+        let tiny: Vec<Vec<u8>> = (0..3000u32).map(|i| vec![i as u8; 8]).collect();
+        assert_eq!(pumped(&tiny, None).await.writes, 1);
+        // 16 KiB frames between small ones: four large frames a round (frames 0–9, 10–21,
+        // 22–33, 34–39).
+        let mixed: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| vec![i as u8; if i % 3 == 0 { 16 << 10 } else { 100 }])
+            .collect();
+        assert_eq!(pumped(&mixed, None).await.writes, 4);
         // A frame alone in the queue is written as it is.
-        let (tx, mut rx) = queue::channel(1 << 20);
-        tx.try_send(vec![5; 64]).unwrap();
-        drop(tx);
-        let mut out = Counting::default();
-        pump(&mut rx, &mut out, None).await.unwrap();
-        assert_eq!((out.writes, out.bytes), (1, vec![5; 64]));
+        let alone = pumped(&[vec![5; 64]], None).await;
+        assert_eq!((alone.writes, alone.bytes), (1, vec![5; 64]));
     }
 
     #[tokio::test(start_paused = true)]
