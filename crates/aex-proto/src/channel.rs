@@ -232,14 +232,8 @@ impl RecvChannel {
     /// reads, so that a 16 KiB event costs no extra copy.
     pub fn open_in_place(&mut self, event: &mut Event) -> Result<Vec<u8>, RecvError> {
         self.check(event)?;
-        let plaintext = self
-            .key
-            .open_in_place(
-                Nonce::new(self.dir.domain(), event.counter),
-                &aad(event.conn, event.dir, event.kind, event.counter),
-                std::mem::take(&mut event.ciphertext),
-            )
-            .map_err(|_| RecvError::Forged)?;
+        let ciphertext = std::mem::take(&mut event.ciphertext);
+        let plaintext = self.decrypt(event, ciphertext)?;
         self.gaps += event.counter - self.last - 1;
         self.last = event.counter;
         Ok(plaintext)
@@ -250,15 +244,18 @@ impl RecvChannel {
     /// the channel lives: the counter only grows.
     pub fn peek(&self, event: &Event) -> Result<Vec<u8>, RecvError> {
         self.check(event)?;
-        let plaintext = self
-            .key
-            .open(
+        self.decrypt(event, event.ciphertext.clone())
+    }
+
+    /// `ciphertext`, taken from `event`, opened under `event`'s header.
+    fn decrypt(&self, event: &Event, ciphertext: Vec<u8>) -> Result<Vec<u8>, RecvError> {
+        self.key
+            .open_in_place(
                 Nonce::new(self.dir.domain(), event.counter),
                 &aad(event.conn, event.dir, event.kind, event.counter),
-                &event.ciphertext,
+                ciphertext,
             )
-            .map_err(|_| RecvError::Forged)?;
-        Ok(plaintext)
+            .map_err(|_| RecvError::Forged)
     }
 
     /// Whether `event`'s header is for this channel and past its last accepted counter.
