@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::cluster::{Cluster, Env};
-use crate::procs::rss_kib;
+use crate::procs::{rss_kib, tree_cpu};
 use crate::stats::{Summary, Throughput};
 
 /// The application: ping on node1, pong on node2; source on node1, sink on node2; and the same
@@ -120,7 +120,16 @@ impl Events {
 
     fn stream_between(&mut self, ends: Ends, size: usize, count: u64) -> Result<Throughput> {
         stream(&mut self.cluster.app, ends, (count / 10).max(10), size)?;
-        stream(&mut self.cluster.app, ends, count, size)
+        // Both node agents and every module under them: the stream's whole topology (the
+        // idle modules and the sink's polled reports add little).
+        let nodes: Vec<u32> = ["node1", "node2"]
+            .iter()
+            .filter_map(|n| self.cluster.node_pid(n))
+            .collect();
+        let before = tree_cpu(&nodes);
+        let mut measured = stream(&mut self.cluster.app, ends, count, size)?;
+        measured.cpu_s = tree_cpu(&nodes) - before;
+        Ok(measured)
     }
 
     /// Reads resident memory, then stops the nodes and their modules.
@@ -196,6 +205,8 @@ fn stream(app: &mut App, (source, sink): Ends, count: u64, size: usize) -> Resul
                 received,
                 size,
                 elapsed_s: report["elapsed_us"].as_f64().unwrap_or(0.0) / 1e6,
+                cpu_s: 0.0,
+                lost_in_runs: None,
             });
         }
         if received != last.0 {

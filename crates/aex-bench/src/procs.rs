@@ -114,3 +114,72 @@ pub fn pss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("Pss:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`; Linux's is 100).
+fn ticks_per_s() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// `(ppid, utime + stime, cutime + cstime)` of process `pid`, in ticks.
+fn stat(pid: u32) -> Option<(u32, u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: fields are counted after it.
+    let fields: Vec<&str> = text
+        .get(text.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // fields[0] is the state (field 3 of stat(5)), so field n is fields[n - 3].
+    let ppid = u32::try_from(num(1)?).ok()?;
+    Some((ppid, num(11)? + num(12)?, num(13)? + num(14)?))
+}
+
+/// The CPU seconds (user and system) `roots` and every process below them (a node agent and
+/// its modules) have used so far, from `/proc`.
+///
+/// Steadier than a rate on a shared machine: a stream's events per second move with what
+/// other tenants take, the CPU time its processes spend per event much less.
+pub fn tree_cpu(roots: &[u32]) -> f64 {
+    let mut all: Vec<(u32, (u32, u64, u64))> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if let Some(st) = stat(pid) {
+                all.push((pid, st));
+            }
+        }
+    }
+    let mut inside: Vec<u32> = roots.to_vec();
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (pid, (ppid, _, _)) in &all {
+            if inside.contains(ppid) && !inside.contains(pid) {
+                inside.push(*pid);
+                grew = true;
+            }
+        }
+    }
+    let ticks: u64 = all
+        .iter()
+        .filter(|(pid, _)| inside.contains(pid))
+        .map(|(_, (_, own, _))| own)
+        .sum();
+    ticks as f64 / ticks_per_s()
+}
+
+/// The CPU time of this process's children that ended and were waited for (with theirs).
+pub fn reaped_children_cpu() -> f64 {
+    stat(std::process::id()).map_or(0.0, |(_, _, children)| children as f64 / ticks_per_s())
+}
