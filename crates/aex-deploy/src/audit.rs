@@ -67,6 +67,8 @@ pub(crate) enum Change<'a> {
         generation: u32,
         simulated: bool,
         insecure: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        toolchain: Option<&'a str>,
     },
     Retired {
         module: &'a str,
@@ -100,6 +102,7 @@ impl<'a> Change<'a> {
             generation: r.generation,
             simulated: r.simulated,
             insecure: r.insecure,
+            toolchain: r.toolchain.as_deref(),
         }
     }
 
@@ -226,4 +229,53 @@ fn start(path: &Path, earlier: Option<(u64, [u8; 32])>) -> Result<Ledger, aex_le
 
 fn ledger_root(ledger: &Option<Ledger>) -> Option<(u64, [u8; 32])> {
     ledger.as_ref().and_then(Ledger::last_root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body `change` is appended with, decoded.
+    fn body(change: &Change<'_>) -> Vec<(String, ciborium::Value)> {
+        let mut audit = Audit::default();
+        audit.note(change);
+        let value: ciborium::Value = ciborium::from_reader(audit.pending[0].1.as_slice()).unwrap();
+        value
+            .into_map()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.into_text().unwrap(), v))
+            .collect()
+    }
+
+    fn attested(toolchain: Option<&str>) -> Change<'_> {
+        Change::Attested {
+            module: "pong",
+            node: "node2",
+            tee: "sgx",
+            measurement: "ab",
+            evidence: "cd",
+            instance: 7,
+            generation: 0,
+            simulated: true,
+            insecure: false,
+            toolchain,
+        }
+    }
+
+    #[test]
+    fn an_attested_module_s_entry_names_its_compiler_when_the_deployer_built_it() {
+        let rustc = "rustc 1.95.0 (59807616e 2026-04-14)";
+        let known = body(&attested(Some(rustc)));
+        let found = known.iter().find(|(k, _)| k == "toolchain");
+        assert_eq!(
+            found.and_then(|(_, v)| v.as_text()),
+            Some(rustc),
+            "{known:?}"
+        );
+        // A binary built elsewhere: no field, rather than a guess.
+        let unknown = body(&attested(None));
+        assert!(unknown.iter().all(|(k, _)| k != "toolchain"), "{unknown:?}");
+        assert_eq!(known.len(), unknown.len() + 1);
+    }
 }

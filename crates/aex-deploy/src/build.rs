@@ -30,6 +30,10 @@ pub struct Built {
     pub interface: Interface,
     /// The devices the descriptor binds to this module (sorted; empty for most modules).
     pub devices: Vec<String>,
+    /// The compiler that built it (`rustc -V`, as cargo would run it in the crate's
+    /// directory), recorded in the audit ledger so that a member can rebuild the same bytes;
+    /// `None` for a binary built elsewhere (`AEX_PREBUILT`).
+    pub toolchain: Option<String>,
 }
 
 impl Built {
@@ -220,11 +224,17 @@ impl Builder {
         if let Some(b) = self.cache.get(crate_dir) {
             return Ok(b.clone());
         }
-        let binary = match self.prebuilt.binary(crate_dir) {
-            Some(binary) => binary.to_path_buf(),
-            None => self.cargo_build(&[crate_dir])?.remove(0),
+        let (binary, toolchain) = match self.prebuilt.binary(crate_dir) {
+            Some(binary) => (binary.to_path_buf(), None),
+            None => (
+                self.cargo_build(&[crate_dir])?.remove(0),
+                toolchain(crate_dir),
+            ),
         };
-        let built = inspect(&binary)?;
+        let built = Built {
+            toolchain,
+            ..inspect(&binary)?
+        };
         self.cache.insert(crate_dir.to_path_buf(), built.clone());
         Ok(built)
     }
@@ -278,7 +288,24 @@ pub fn inspect(binary: &Path) -> Result<Built, BuildError> {
         measurement,
         interface,
         devices: Vec::new(),
+        toolchain: None,
     })
+}
+
+/// The `rustc -V` line of the compiler cargo runs for the crate in `crate_dir` (`$RUSTC`, or
+/// `rustc` there, so that a `rust-toolchain.toml` beside the crate counts); `None` if it does
+/// not answer.
+fn toolchain(crate_dir: &Path) -> Option<String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc)
+        .arg("-V")
+        .current_dir(crate_dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let line = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !line.is_empty()).then_some(line)
 }
 
 fn describe(binary: &Path) -> Result<Interface, BuildError> {
@@ -444,4 +471,18 @@ fn name_of(doc: &toml::Table, manifest: &Path) -> Result<String, BuildError> {
         .and_then(|n| n.as_str())
         .map(str::to_string)
         .ok_or_else(|| err(format!("{} has no [package] name", manifest.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_toolchain_is_the_compiler_s_own_line() {
+        let line = toolchain(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("rustc answers");
+        assert!(line.starts_with("rustc 1."), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+        // A directory that does not exist: rustc cannot start there.
+        assert_eq!(toolchain(Path::new("/nonexistent/aex/crate")), None);
+    }
 }

@@ -50,6 +50,9 @@ fn one_module_built_in_two_clones_measures_the_same() {
         .build(&b.join(module))
         .expect("the second clone builds");
     assert_ne!(built_a.binary, built_b.binary, "two builds, not one reused");
+    // What the ledger records beside the measurement, for a member who rebuilds.
+    assert!(built_a.toolchain.is_some());
+    assert_eq!(built_a.toolchain, built_b.toolchain);
     assert_eq!(
         built_a.measurement,
         built_b.measurement,

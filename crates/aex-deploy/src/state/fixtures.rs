@@ -28,6 +28,7 @@ pub(super) fn module(key: u8, last_command: u64) -> ModuleRecord {
         retiring: false,
         disabling: false,
         evidence: String::new(),
+        toolchain: None,
     }
 }
 

@@ -163,6 +163,10 @@ pub struct ModuleRecord {
     /// records it (empty in records of an older aex).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub evidence: String,
+    /// The compiler that built the binary (`rustc -V`), as the audit ledger records it;
+    /// `None` for a binary built elsewhere, or in records of an older aex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toolchain: Option<String>,
 }
 
 impl ModuleRecord {

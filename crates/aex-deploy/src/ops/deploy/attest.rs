@@ -168,6 +168,7 @@ impl Asked {
             retiring: false,
             disabling: false,
             evidence: hex::encode(aex_crypto::sha256(&[&evidence])),
+            toolchain: built.toolchain.clone(),
         })
     }
 }

@@ -236,6 +236,7 @@ mod tests {
                     measurement: Measurement::of(b""),
                     interface: interface.clone(),
                     devices: vec![],
+                    toolchain: None,
                 };
                 (m.to_string(), built)
             })
