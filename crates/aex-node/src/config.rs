@@ -67,6 +67,9 @@ pub struct NodeConfig {
     /// How much of the node connections, peer links, modules and deployers may take
     /// (`[limits]`).
     pub limits: Limits,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere: unauthenticated, so a
+    /// loopback or management address (port 0 picks a free port, written to `metrics.addr`).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The file as written, before validation.
@@ -94,6 +97,7 @@ struct RawConfig {
     timeouts: BTreeMap<String, toml::Value>,
     #[serde(default)]
     limits: BTreeMap<String, toml::Value>,
+    metrics: Option<String>,
 }
 
 impl NodeConfig {
@@ -101,7 +105,7 @@ impl NodeConfig {
     ///
     /// Fields: `name`, `listen` (`ip:port`), `data_dir` (relative paths are resolved against the
     /// file's directory), `tee` (e.g. `"sgx"`), and optionally `allow_remote_shutdown`,
-    /// `admit` (deployer keys in hex), `admit_file` (one key per line, resolved like
+    /// `admit` (deployer keys in hex), `admit_file`, `metrics` (`ip:port`) (one key per line, resolved like
     /// `data_dir`), `open`, `peers` (node identity keys in hex), `devices` (e.g.
     /// `["button=digital_in", "valve=digital_out",
     /// "soil=analog_in:100@35"]`), a `[timeouts]` table (e.g. `hello = "250ms"`) and a
@@ -172,6 +176,17 @@ impl NodeConfig {
             .map(|k| k.parse::<NodeKey>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| field("peers", e.to_string()))?;
+        let metrics = raw
+            .metrics
+            .map(|text| {
+                text.parse::<SocketAddr>().map_err(|_| {
+                    field(
+                        "metrics",
+                        format!("`{text}` is not an `ip:port` address (e.g. \"127.0.0.1:9464\")"),
+                    )
+                })
+            })
+            .transpose()?;
         let devices = parse_devices(&raw.devices).map_err(|e| field("devices", e.to_string()))?;
         let timeouts = parse_timeouts(&raw.timeouts).map_err(|(f, e)| field(&f, e))?;
         let limits = parse_limits(&raw.limits).map_err(|(f, e)| field(&f, e))?;
@@ -187,6 +202,7 @@ impl NodeConfig {
             devices,
             timeouts,
             limits,
+            metrics,
         })
     }
 }

@@ -139,6 +139,11 @@ fn counted_as(ip: IpAddr) -> IpAddr {
 }
 
 impl Connections {
+    /// Connections open now.
+    pub(crate) fn open(&self) -> u64 {
+        lock(&self.open).total
+    }
+
     /// No connection open yet; at most `max_total` at once, `max_per_address` from one
     /// address.
     pub(crate) fn new(max_total: u64, max_per_address: u64) -> Arc<Connections> {
@@ -172,12 +177,6 @@ impl Connections {
             address,
         })
     }
-
-    /// Connections open now.
-    #[cfg(test)]
-    fn total(&self) -> u64 {
-        lock(&self.open).total
-    }
 }
 
 #[cfg(test)]
@@ -205,10 +204,10 @@ mod tests {
             Some(Over::Address(2))
         );
         let _d = conns.admit(ip("10.0.0.4")).unwrap();
-        assert_eq!(conns.total(), 6);
+        assert_eq!(conns.open(), 6);
         assert_eq!(conns.admit(ip("10.0.0.3")).err(), Some(Over::Total(6)));
         drop(a1);
-        assert_eq!(conns.total(), 5);
+        assert_eq!(conns.open(), 5);
         let _a3 = conns.admit(ip("10.0.0.1")).unwrap();
         assert_eq!(Over::Total(6).setting(), "max_connections");
         assert_eq!(Over::Address(2).limit(), 2);

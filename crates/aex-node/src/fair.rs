@@ -177,7 +177,6 @@ impl<T> FairQueue<T> {
     }
 
     /// Bytes queued (costs included).
-    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.held
     }

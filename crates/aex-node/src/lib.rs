@@ -139,6 +139,8 @@
 //!     devices: vec![aex_tee::devices::DeviceSpec::parse("valve=digital_out").unwrap()],
 //!     timeouts: aex_node::Timeouts::default(),
 //!     limits: aex_node::Limits::default(),
+//!     // Prometheus metrics on loopback (`GET /metrics`); `None` serves none.
+//!     metrics: Some("127.0.0.1:9464".parse().unwrap()),
 //! };
 //! let node = Node::start(config).await?;
 //! println!("listening on {}", node.local_addr());
@@ -168,6 +170,7 @@ mod inbound;
 mod journal;
 mod limits;
 mod load;
+mod metrics;
 mod module;
 mod names;
 mod node;

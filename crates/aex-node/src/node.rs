@@ -6,6 +6,7 @@
 //! node leaves no module process behind.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use aex_tee::BackendOptions;
@@ -19,7 +20,7 @@ use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::physics::{physics_socket, PhysicsServer, World};
 use crate::router::Router;
-use crate::server::{self, ADDR_FILE, PID_FILE};
+use crate::server::{self, ADDR_FILE, METRICS_ADDR_FILE, PID_FILE};
 use crate::shared::Shared;
 use crate::sync::lock;
 
@@ -84,12 +85,7 @@ impl Node {
             (ADDR_FILE, addr.to_string()),
             (PID_FILE, std::process::id().to_string()),
         ] {
-            // Written aside and renamed, so a reader never sees a partial file.
-            let path = data_dir.join(file);
-            let partial = data_dir.join(format!("{file}.partial"));
-            std::fs::write(&partial, text)
-                .and_then(|()| std::fs::rename(&partial, &path))
-                .map_err(|source| NodeError::Write { path, source })?;
+            write_aside(&data_dir, file, &text)?;
         }
 
         // The world stands behind the devices; the backend grants them to drivers.
@@ -179,9 +175,14 @@ impl Node {
         if let Some(exits) = lock(&shared.exits_rx).take() {
             tokio::spawn(crate::supervise::supervise(shared.clone(), exits));
         }
+        let metrics_addr = match config.metrics {
+            Some(at) => Some(serve_metrics(&shared, at).await?),
+            None => None,
+        };
         let task = tokio::spawn(server::serve(shared.clone(), listener));
         Ok(NodeHandle {
             addr,
+            metrics_addr,
             identity: public,
             platform_key,
             shared,
@@ -190,9 +191,35 @@ impl Node {
     }
 }
 
+/// Binds the metrics endpoint at `at`, writes where it listens to `metrics.addr` and serves it
+/// until the node stops.
+async fn serve_metrics(shared: &Arc<Shared>, at: SocketAddr) -> Result<SocketAddr, NodeError> {
+    let bind = |source| NodeError::Bind { addr: at, source };
+    let listener = TcpListener::bind(at).await.map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
+    write_aside(&shared.data_dir, METRICS_ADDR_FILE, &addr.to_string())?;
+    info!(node = %shared.name, %addr, "serving metrics at http://{addr}/metrics");
+    tokio::spawn(crate::metrics::serve(
+        listener,
+        shared.clone(),
+        shared.shutdown.subscribe(),
+    ));
+    Ok(addr)
+}
+
+/// Writes `text` to `file` in `dir` aside and renames it, so a reader never sees a partial file.
+fn write_aside(dir: &Path, file: &str, text: &str) -> Result<(), NodeError> {
+    let path = dir.join(file);
+    let partial = dir.join(format!("{file}.partial"));
+    std::fs::write(&partial, text)
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .map_err(|source| NodeError::Write { path, source })
+}
+
 /// A running node. Dropping it stops the node and kills its modules.
 pub struct NodeHandle {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     identity: aex_proto::NodeKey,
     platform_key: Vec<u8>,
     shared: Arc<Shared>,
@@ -203,6 +230,11 @@ impl NodeHandle {
     /// The address the node listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the Prometheus endpoint listens on, if the node serves one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The node's identity key, which deployers pin and its links prove.

@@ -182,6 +182,11 @@ impl PeerLink {
         }
     }
 
+    /// Bytes queued for the peer now (frame costs, as the queue's bounds count them).
+    pub(crate) fn queued_bytes(&self) -> usize {
+        lock(&self.queue).held()
+    }
+
     /// What status reports about this link.
     pub(crate) fn status(&self) -> aex_proto::PeerStatus {
         aex_proto::PeerStatus {

@@ -218,7 +218,6 @@ impl<T> Sender<T> {
     }
 
     /// Bytes queued now (costs included).
-    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.shared.lock().held
     }

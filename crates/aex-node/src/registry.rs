@@ -60,6 +60,16 @@ impl Registry {
         all
     }
 
+    /// Every module, by namespace then name.
+    pub(crate) fn all(&self) -> Vec<Arc<Module>> {
+        let mut all: Vec<_> = read(&self.0)
+            .values()
+            .flat_map(|modules| modules.values().cloned())
+            .collect();
+        all.sort_by(|a, b| (a.app(), a.name()).cmp(&(b.app(), b.name())));
+        all
+    }
+
     /// How many modules deployer `owner` has, in all its namespaces.
     pub(crate) fn count_owned(&self, owner: &DeployerKey) -> u64 {
         read(&self.0)

@@ -66,7 +66,7 @@ use crate::names::{check_address, check_name};
 use crate::peer::{CreditHooks, PeerLink};
 use crate::queue;
 use crate::registry::Registry;
-use crate::routes::{Route, RouteQuota, Routes, Target};
+use crate::routes::{Counted, Route, RouteQuota, RouteSample, Routes, Target};
 use crate::sync::lock;
 use crate::timeouts::Timeouts;
 use crate::to_router::{ModuleTraffic, ToRouter};
@@ -192,78 +192,14 @@ impl Router {
         let (conn, dir, cost) = (ev.conn, ev.dir, flow::cost_of(ev.ciphertext.len()));
         let mut evicted = Vec::new();
         let outcome = self.routes.with(app, conn, dir, |route| {
-            let dropped = Outcome::Back {
-                dropped: 1,
-                debited: false,
-            };
-            let Some(route) = route else {
-                debug!(%conn, ?dir, "no route for event");
-                return dropped;
-            };
-            match from {
-                Source::Peer(peer) if route.from != Origin::Peer(*peer) => {
-                    debug!(%conn, ?dir, peer = %peer.short(), "forward from a peer this route does not name; dropped");
-                    return dropped;
-                }
-                // Only a route that takes the deployer's events keeps a window for them: on
-                // any other, they would pass outside flow control.
-                Source::Deployer(_) if route.from != Origin::Deployer => {
-                    debug!(%conn, ?dir, "deployer event on a route that does not take them; dropped");
-                    return dropped;
-                }
-                _ => {}
+            let outcome = self.decide(app, &ev, from, route, &mut evicted);
+            if let Some(route) = route {
+                route.counted.count(matches!(
+                    outcome,
+                    Outcome::Back { dropped: 0, .. } | Outcome::Delivered
+                ));
             }
-            let debited = match from {
-                Source::Deployer(_) if route.from == Origin::Deployer => {
-                    match self.credits.debit((app, conn, dir), cost) {
-                        Debit::Refused => {
-                            debug!(%conn, ?dir, "deployer event past its window; dropped");
-                            return Outcome::Refused;
-                        }
-                        Debit::Debited => true,
-                        Debit::NoWindow => false,
-                    }
-                }
-                _ => false,
-            };
-            let delivered = match &route.to {
-                Target::Module(name) => match self.modules.deliver(app, name, &ev) {
-                    Some(delivered) => delivered,
-                    None => {
-                        debug!(%conn, ?dir, module = %name, "event for a module that is not loaded");
-                        false
-                    }
-                },
-                Target::Node(link) => {
-                    let pushed = link.push(app, &ev);
-                    evicted = pushed.evicted;
-                    pushed.queued
-                }
-                Target::Deployer => match lock(&self.deployers).get(&(app, conn)) {
-                    Some(session) => {
-                        let frame = forwarding::from_node(&ev);
-                        if session.tx.try_send(frame).is_ok() {
-                            // The node grants on the deployer's behalf.
-                            return Outcome::Back {
-                                dropped: 0,
-                                debited,
-                            };
-                        }
-                        false
-                    }
-                    None => {
-                        debug!(%conn, ?dir, "no deployer session for event");
-                        false
-                    }
-                },
-            };
-            match delivered {
-                true => Outcome::Delivered,
-                false => Outcome::Back {
-                    dropped: 1,
-                    debited,
-                },
-            }
+            outcome
         });
         // Given back once the route table's lock is released: the credit's way back reads it.
         for (app, credit) in evicted {
@@ -290,6 +226,92 @@ impl Router {
                     Source::Deployer(_) => {}
                 }
             }
+        }
+    }
+
+    /// Where `ev` of namespace `app`, handed over by `from`, goes along `route` (if any): handed
+    /// on, or back to its sender (dropped, or taken by a deployer session). Peer links that
+    /// make room for it by dropping events of a larger namespace leave those in `evicted`.
+    fn decide(
+        &self,
+        app: AppId,
+        ev: &EventRef<'_>,
+        from: Source<'_>,
+        route: Option<&Route>,
+        evicted: &mut Vec<(AppId, Credit)>,
+    ) -> Outcome {
+        let (conn, dir, cost) = (ev.conn, ev.dir, flow::cost_of(ev.ciphertext.len()));
+        let dropped = Outcome::Back {
+            dropped: 1,
+            debited: false,
+        };
+        let Some(route) = route else {
+            debug!(%conn, ?dir, "no route for event");
+            return dropped;
+        };
+        match from {
+            Source::Peer(peer) if route.from != Origin::Peer(*peer) => {
+                debug!(%conn, ?dir, peer = %peer.short(), "forward from a peer this route does not name; dropped");
+                return dropped;
+            }
+            // Only a route that takes the deployer's events keeps a window for them: on
+            // any other, they would pass outside flow control.
+            Source::Deployer(_) if route.from != Origin::Deployer => {
+                debug!(%conn, ?dir, "deployer event on a route that does not take them; dropped");
+                return dropped;
+            }
+            _ => {}
+        }
+        let debited = match from {
+            Source::Deployer(_) if route.from == Origin::Deployer => {
+                match self.credits.debit((app, conn, dir), cost) {
+                    Debit::Refused => {
+                        debug!(%conn, ?dir, "deployer event past its window; dropped");
+                        return Outcome::Refused;
+                    }
+                    Debit::Debited => true,
+                    Debit::NoWindow => false,
+                }
+            }
+            _ => false,
+        };
+        let delivered = match &route.to {
+            Target::Module(name) => match self.modules.deliver(app, name, ev) {
+                Some(delivered) => delivered,
+                None => {
+                    debug!(%conn, ?dir, module = %name, "event for a module that is not loaded");
+                    false
+                }
+            },
+            Target::Node(link) => {
+                let pushed = link.push(app, ev);
+                *evicted = pushed.evicted;
+                pushed.queued
+            }
+            Target::Deployer => match lock(&self.deployers).get(&(app, conn)) {
+                Some(session) => {
+                    let frame = forwarding::from_node(ev);
+                    if session.tx.try_send(frame).is_ok() {
+                        // The node grants on the deployer's behalf.
+                        return Outcome::Back {
+                            dropped: 0,
+                            debited,
+                        };
+                    }
+                    false
+                }
+                None => {
+                    debug!(%conn, ?dir, "no deployer session for event");
+                    false
+                }
+            },
+        };
+        match delivered {
+            true => Outcome::Delivered,
+            false => Outcome::Back {
+                dropped: 1,
+                debited,
+            },
         }
     }
 
@@ -342,6 +364,7 @@ impl Router {
             to: target,
             from,
             owner: *owner,
+            counted: Counted::default(),
         };
         self.routes.install(app, conn, dir, route);
         match from {
@@ -435,6 +458,26 @@ impl Router {
     pub(crate) fn peers(&self) -> Vec<PeerStatus> {
         let mut all: Vec<_> = lock(&self.peers).values().map(|l| l.status()).collect();
         all.sort_by(|a, b| (&a.address, a.identity).cmp(&(&b.address, b.identity)));
+        all
+    }
+
+    /// Every route with what went along it (the metrics endpoint).
+    pub(crate) fn route_samples(&self) -> Vec<RouteSample> {
+        self.routes.samples()
+    }
+
+    /// Every loaded module, of every namespace (the metrics endpoint).
+    pub(crate) fn all_modules(&self) -> Vec<Arc<Module>> {
+        self.modules.all()
+    }
+
+    /// The links to other nodes, with the bytes each has queued.
+    pub(crate) fn peer_samples(&self) -> Vec<(PeerStatus, usize)> {
+        let mut all: Vec<_> = lock(&self.peers)
+            .values()
+            .map(|l| (l.status(), l.queued_bytes()))
+            .collect();
+        all.sort_by(|(a, ..), (b, ..)| (&a.address, a.identity).cmp(&(&b.address, b.identity)));
         all
     }
 

@@ -10,6 +10,7 @@
 //! namespaces except [`Routes::names_peer`], which only admits a peer link (what that link may
 //! forward into is checked per namespace by the router).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use aex_proto::{AppId, ConnId, DeployerKey, Direction, NodeError as WireError, NodeErrorKind};
@@ -34,6 +35,45 @@ pub(crate) struct Route {
     pub(crate) to: Target,
     pub(crate) from: Origin,
     pub(crate) owner: DeployerKey,
+    /// What went along it (the metrics endpoint's per-connection counters). A route replaced
+    /// under the same key carries them on, so that they only grow while the key is routed.
+    pub(crate) counted: Counted,
+}
+
+/// Events a route handed on and dropped, counted as the router decides (relaxed atomics: read
+/// only by the metrics endpoint, which needs no ordering with anything else).
+#[derive(Default)]
+pub(crate) struct Counted {
+    routed: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Counted {
+    /// Counts one event handed on (`true`) or dropped.
+    pub(crate) fn count(&self, delivered: bool) {
+        let counter = if delivered {
+            &self.routed
+        } else {
+            &self.dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn take_over(&self, old: &Counted) {
+        for (new, old) in [(&self.routed, &old.routed), (&self.dropped, &old.dropped)] {
+            new.fetch_add(old.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+}
+
+/// One route as the metrics endpoint reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RouteSample {
+    pub(crate) app: AppId,
+    pub(crate) conn: ConnId,
+    pub(crate) dir: Direction,
+    pub(crate) routed: u64,
+    pub(crate) dropped: u64,
 }
 
 /// A peer node a route leads to: its address and identity.
@@ -56,9 +96,11 @@ struct Table {
 impl Table {
     fn insert(&mut self, key: (AppId, ConnId, Direction), route: Route) {
         self.count(&route, true);
-        if let Some(old) = self.routes.insert(key, route) {
+        if let Some(old) = self.routes.remove(&key) {
+            route.counted.take_over(&old.counted);
             self.count(&old, false);
         }
+        self.routes.insert(key, route);
     }
 
     fn remove(&mut self, key: &(AppId, ConnId, Direction)) {
@@ -184,6 +226,23 @@ impl Routes {
             table.remove(key);
         }
         gone
+    }
+
+    /// Every route with its counters, ordered by namespace, connection and direction.
+    pub(crate) fn samples(&self) -> Vec<RouteSample> {
+        let mut all: Vec<RouteSample> = read(&self.0)
+            .routes
+            .iter()
+            .map(|(&(app, conn, dir), route)| RouteSample {
+                app,
+                conn,
+                dir,
+                routed: route.counted.routed.load(Ordering::Relaxed),
+                dropped: route.counted.dropped.load(Ordering::Relaxed),
+            })
+            .collect();
+        all.sort_by_key(|s| (s.app, s.conn, s.dir));
+        all
     }
 
     /// Routes and peer nodes `owner` holds (for tests).

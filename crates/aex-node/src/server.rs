@@ -31,6 +31,8 @@ use crate::timeouts::show;
 /// Files announcing a running node in its data directory.
 pub(crate) const ADDR_FILE: &str = "node.addr";
 pub(crate) const PID_FILE: &str = "node.pid";
+/// Where the metrics endpoint listens, when the node serves one (`metrics.rs`).
+pub(crate) const METRICS_ADDR_FILE: &str = "metrics.addr";
 
 /// Accepts connections until shutdown, then kills every module and removes the announcement
 /// files.
@@ -77,7 +79,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     }
     // Closes the device socket and removes its file.
     drop(lock(&shared.physics).take());
-    for file in [ADDR_FILE, PID_FILE] {
+    for file in [ADDR_FILE, PID_FILE, METRICS_ADDR_FILE] {
         let _ = std::fs::remove_file(shared.data_dir.join(file));
     }
     info!("node stopped");

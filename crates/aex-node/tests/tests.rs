@@ -4,6 +4,7 @@
 //! modules ([`scripts`]). Every wait has a deadline (`aex_testkit::wait`).
 
 mod config_timeouts;
+mod metrics;
 mod module_attest;
 mod module_devices;
 mod module_load;

@@ -335,6 +335,7 @@ impl TestNode {
             devices: vec![],
             timeouts: aex_node::Timeouts::default(),
             limits: aex_node::Limits::default(),
+            metrics: None,
         }
     }
 

@@ -50,6 +50,10 @@ pub struct NodeArgs {
     /// applications)
     #[arg(long)]
     open: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (unauthenticated: a loopback or
+    /// management address, e.g. 127.0.0.1:9464; port 0 picks one, written to metrics.addr)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Admit links from the peer node with this identity key (64 hex digits, its
     /// node-identity.pub) even if no route names it; repeatable. Routes admit the nodes they
     /// name by themselves
@@ -178,6 +182,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             devices: vec![],
             timeouts: aex_node::Timeouts::default(),
             limits: aex_node::Limits::default(),
+            metrics: None,
         },
     };
     if let Some(n) = args.name {
@@ -193,6 +198,9 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         config.tee = aex_tee::TeeKind::from_name(&t)?;
     }
     config.allow_remote_shutdown |= args.allow_remote_shutdown;
+    if args.metrics.is_some() {
+        config.metrics = args.metrics;
+    }
     config.admit.extend(args.admit);
     for file in &args.admit_file {
         config.admit.extend(aex_node::read_admit_file(file)?);

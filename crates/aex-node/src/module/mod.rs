@@ -502,6 +502,16 @@ impl Module {
         }
     }
 
+    /// Bytes queued for its input now.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.input.held()
+    }
+
+    /// How many times the node restarted its process on its own (persistent modules).
+    pub(crate) fn restarts(&self) -> u32 {
+        self.persistent().map_or(0, |p| p.status().restarts)
+    }
+
     /// The measurement taken when loading.
     pub(crate) fn measurement(&self) -> &Measurement {
         &self.measurement

@@ -1,0 +1,241 @@
+//! The Prometheus endpoint (`metrics = "ADDR"`): scraped over HTTP from real nodes that route
+//! events to each other, and parsed with a Prometheus text-format parser.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use aex_proto::{ConnId, Direction, Endpoint, Event, EventKind, NodeRequest, Origin};
+use aex_testkit::node::TestNode;
+use aex_testkit::wait::{wait_until, PATIENCE};
+use prometheus_parse::{Scrape, Value};
+
+use crate::scripts::script;
+
+/// A name no scrape may show: the node's operator must not learn stakeholders' names.
+const SECRET_NAME: &str = "harvest-forecast-of-cooperative-b";
+
+fn node(name: &str) -> TestNode {
+    TestNode::start_with(name, |c| {
+        c.metrics = Some("127.0.0.1:0".parse().expect("loopback address"))
+    })
+}
+
+fn metrics_addr(node: &TestNode) -> SocketAddr {
+    node.handle()
+        .metrics_addr()
+        .expect("the node serves metrics")
+}
+
+/// Sends `request` (a whole HTTP/1.1 request) and returns the status line and the body.
+fn http(addr: SocketAddr, request: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {response:?}"));
+    let status = head.lines().next().unwrap_or_default().to_string();
+    (status, body.to_string())
+}
+
+/// The endpoint's text, and what the parser made of it.
+fn scrape(addr: SocketAddr) -> (String, Scrape) {
+    let (status, body) = http(
+        addr,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let parsed = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("parses");
+    (body, parsed)
+}
+
+/// The value of `metric` with `labels` (a subset of its labels), if the scrape has it.
+fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            _ => panic!("{metric} is neither a counter nor a gauge"),
+        })
+}
+
+fn event(conn: u32, counter: u64) -> Event {
+    Event {
+        conn: ConnId(conn),
+        dir: Direction::Forward,
+        kind: EventKind::Event,
+        counter,
+        ciphertext: vec![7; 40],
+    }
+}
+
+fn route(conn: u32, to: Endpoint, from: Origin) -> NodeRequest {
+    NodeRequest::Route {
+        conn: ConnId(conn),
+        dir: Direction::Forward,
+        to,
+        from,
+    }
+}
+
+#[test]
+fn metrics_count_what_each_route_hands_on_and_drops_and_name_no_stakeholder() {
+    let a = node("field");
+    let b = node("cloud");
+    let sink = script(&b.scratch, "exec cat > /dev/null");
+    let mut cb = b.session();
+    cb.load(SECRET_NAME, &sink).unwrap();
+    cb.request(route(
+        7,
+        Endpoint::Module(SECRET_NAME.into()),
+        Origin::Peer(a.identity()),
+    ))
+    .unwrap();
+    // A route to a module that is not loaded: what arrives on it is dropped.
+    cb.request(route(
+        8,
+        Endpoint::Module("not-loaded".into()),
+        Origin::Peer(a.identity()),
+    ))
+    .unwrap();
+    let to_b = || Endpoint::Node {
+        address: b.addr().to_string(),
+        identity: b.identity(),
+    };
+    let mut ca = a.session();
+    ca.request(route(7, to_b(), Origin::Deployer)).unwrap();
+    ca.request(route(8, to_b(), Origin::Deployer)).unwrap();
+    for counter in 1..=3 {
+        ca.send_event(event(7, counter));
+    }
+    for counter in 1..=2 {
+        ca.send_event(event(8, counter));
+    }
+
+    let conn = |c: &'static str| [("conn", c), ("dir", "forward")];
+    wait_until("b to count the five events", PATIENCE, || {
+        let (_, s) = scrape(metrics_addr(&b));
+        let got = (
+            value(&s, "aex_connection_events_routed_total", &conn("7")),
+            value(&s, "aex_connection_events_dropped_total", &conn("8")),
+        );
+        match got {
+            (Some(3.0), Some(2.0)) => Ok(()),
+            other => Err(format!("routed on 7, dropped on 8: {other:?}")),
+        }
+    });
+
+    let (text, s) = scrape(metrics_addr(&b));
+    assert!(!text.contains(SECRET_NAME), "a module name leaked:\n{text}");
+    assert!(!text.contains("not-loaded"), "a route's module name leaked");
+    assert_eq!(value(&s, "aex_modules_loaded", &[]), Some(1.0));
+    assert_eq!(value(&s, "aex_modules_running", &[]), Some(1.0));
+    assert_eq!(value(&s, "aex_routes", &[]), Some(2.0));
+    assert_eq!(
+        value(&s, "aex_connection_events_dropped_total", &conn("7")),
+        Some(0.0)
+    );
+    assert_eq!(value(&s, "aex_app_events_routed_total", &[]), Some(3.0));
+    assert_eq!(value(&s, "aex_app_events_dropped_total", &[]), Some(2.0));
+    let module = s
+        .samples
+        .iter()
+        .find(|x| x.metric == "aex_module_running")
+        .expect("a module series");
+    let pseudonym = module.labels.get("module").expect("module label");
+    assert_eq!(pseudonym.len(), 16, "8 bytes in hex: {pseudonym}");
+    assert!(value(&s, "aex_node_info", &[("node", "cloud"), ("tee", "sgx")]).is_some());
+
+    let (_, s) = scrape(metrics_addr(&a));
+    assert_eq!(
+        value(&s, "aex_connection_events_routed_total", &conn("7")),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&s, "aex_connection_events_routed_total", &conn("8")),
+        Some(2.0)
+    );
+    let peer = [("peer", b.addr().to_string())];
+    let peer: Vec<(&str, &str)> = peer.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(value(&s, "aex_peer_connected", &peer), Some(1.0));
+    assert_eq!(
+        value(&s, "aex_peer_events_forwarded_total", &peer),
+        Some(5.0)
+    );
+    assert_eq!(value(&s, "aex_modules_loaded", &[]), Some(0.0));
+}
+
+#[test]
+fn the_metrics_endpoint_serves_one_path_and_caps_connections_before_any_request() {
+    let n = node("ops");
+    let addr = metrics_addr(&n);
+    assert_eq!(
+        std::fs::read_to_string(n.data_dir.join("metrics.addr")).unwrap(),
+        addr.to_string()
+    );
+    let (status, _) = http(
+        addr,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, _) = http(
+        addr,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+
+    // Idle connections that never send a request hold every slot: the next one is closed at
+    // once, without the node reading from it.
+    let idle: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    wait_until("the idle connections to take every slot", PATIENCE, || {
+        let mut extra = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        extra
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .map_err(|e| e.to_string())?;
+        let mut byte = [0u8; 1];
+        match extra.read(&mut byte) {
+            Ok(0) => Ok(()),
+            other => Err(format!("an extra connection was kept: {other:?}")),
+        }
+    });
+    drop(idle);
+    // Their slots come back once they are gone.
+    wait_until(
+        "a scrape after the idle connections closed",
+        PATIENCE,
+        || {
+            let (_, s) = scrape(addr);
+            value(&s, "aex_modules_loaded", &[])
+                .map(|_| ())
+                .ok_or_else(|| "no aex_modules_loaded".to_string())
+        },
+    );
+}
+
+#[test]
+fn a_bad_metrics_address_in_the_configuration_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("node.toml");
+    std::fs::write(
+        &file,
+        "name = \"n\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\ntee = \"sgx\"\nopen = true\n\
+         metrics = \"localhost\"\n",
+    )
+    .unwrap();
+    let err = aex_node::NodeConfig::from_file(&file)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("metrics"), "{err}");
+    assert!(err.contains("127.0.0.1:9464"), "{err}");
+}
