@@ -17,7 +17,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    setup_logging();
     let cli = match commands::Cli::try_parse().and_then(commands::Cli::settle) {
         Ok(cli) => cli,
         Err(e) => {
@@ -26,6 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    setup_logging(cli.log_format());
     let shell = shell::Shell::new();
     match commands::run(cli, &shell) {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,14 +37,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `AEX_LOG` (default: warnings), ANSI only on a terminal.
-fn setup_logging() {
+/// Logs go to stderr, filtered by `AEX_LOG` (default: warnings), as text (ANSI only on a
+/// terminal) or as one JSON object per line.
+fn setup_logging(format: commands::LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("AEX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        commands::LogFormat::Json => builder.json().try_init(),
+        commands::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }

@@ -81,6 +81,18 @@ impl Node {
             addr: config.listen,
             source,
         })?;
+        // The metrics endpoint is bound and announced before the node is (`node.addr`), so
+        // that whoever waits for the node finds it too.
+        let metrics = match config.metrics {
+            Some(at) => {
+                let bind = |source| NodeError::Bind { addr: at, source };
+                let listener = TcpListener::bind(at).await.map_err(bind)?;
+                let bound = listener.local_addr().map_err(bind)?;
+                write_aside(&data_dir, METRICS_ADDR_FILE, &bound.to_string())?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         for (file, text) in [
             (ADDR_FILE, addr.to_string()),
             (PID_FILE, std::process::id().to_string()),
@@ -175,10 +187,15 @@ impl Node {
         if let Some(exits) = lock(&shared.exits_rx).take() {
             tokio::spawn(crate::supervise::supervise(shared.clone(), exits));
         }
-        let metrics_addr = match config.metrics {
-            Some(at) => Some(serve_metrics(&shared, at).await?),
-            None => None,
-        };
+        let metrics_addr = metrics.map(|(listener, bound)| {
+            info!(node = %shared.name, addr = %bound, "serving metrics at http://{bound}/metrics");
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                shared.clone(),
+                shared.shutdown.subscribe(),
+            ));
+            bound
+        });
         let task = tokio::spawn(server::serve(shared.clone(), listener));
         Ok(NodeHandle {
             addr,
@@ -189,22 +206,6 @@ impl Node {
             task: Some(task),
         })
     }
-}
-
-/// Binds the metrics endpoint at `at`, writes where it listens to `metrics.addr` and serves it
-/// until the node stops.
-async fn serve_metrics(shared: &Arc<Shared>, at: SocketAddr) -> Result<SocketAddr, NodeError> {
-    let bind = |source| NodeError::Bind { addr: at, source };
-    let listener = TcpListener::bind(at).await.map_err(bind)?;
-    let addr = listener.local_addr().map_err(bind)?;
-    write_aside(&shared.data_dir, METRICS_ADDR_FILE, &addr.to_string())?;
-    info!(node = %shared.name, %addr, "serving metrics at http://{addr}/metrics");
-    tokio::spawn(crate::metrics::serve(
-        listener,
-        shared.clone(),
-        shared.shutdown.subscribe(),
-    ));
-    Ok(addr)
 }
 
 /// Writes `text` to `file` in `dir` aside and renames it, so a reader never sees a partial file.

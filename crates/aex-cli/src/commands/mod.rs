@@ -26,6 +26,8 @@ use aex_deploy::{App, Identity};
 use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+pub use node::LogFormat;
+
 use crate::shell::Shell;
 use crate::timeout::{self, TimeoutArg};
 
@@ -53,6 +55,14 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// The log format asked for: `aex node --log-format`, else `AEX_LOG_FORMAT`, else text.
+    pub fn log_format(&self) -> node::LogFormat {
+        node::resolve(match &self.command {
+            Commands::Node(node) => node.log_format,
+            _ => None,
+        })
+    }
+
     /// Hands the global `--timeout` (or `AEX_TIMEOUT`) to the command, in the form it takes;
     /// the other form is a usage error, like any invalid option value.
     pub fn settle(mut self) -> Result<Cli, clap::Error> {

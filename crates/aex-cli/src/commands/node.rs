@@ -15,6 +15,42 @@ use clap::{Args, Subcommand};
 
 use crate::shell::Shell;
 
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (with `message`).
+    Json,
+}
+
+/// The log format `flag` asks for, else `AEX_LOG_FORMAT`'s, else text.
+pub fn resolve(flag: Option<LogFormat>) -> LogFormat {
+    flag.or_else(|| {
+        std::env::var("AEX_LOG_FORMAT")
+            .ok()
+            .and_then(|v| clap::ValueEnum::from_str(&v, true).ok())
+    })
+    .unwrap_or(LogFormat::Text)
+}
+
+/// The node command's own lines on stderr, or none (JSON logs).
+struct Announce<'a>(Option<&'a Shell>);
+
+impl Announce<'_> {
+    fn status(&self, verb: &str, message: impl AsRef<str>) {
+        if let Some(shell) = self.0 {
+            shell.status(verb, message);
+        }
+    }
+
+    fn note(&self, message: impl AsRef<str>) {
+        if let Some(shell) = self.0 {
+            shell.note(message);
+        }
+    }
+}
+
 /// Run a node agent (untrusted: it loads modules and routes their ciphertexts)
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -50,6 +86,10 @@ pub struct NodeArgs {
     /// applications)
     #[arg(long)]
     open: bool,
+    /// How the node writes its log to stderr: `text` (for people) or `json` (one object per
+    /// line, for log shippers) [env: AEX_LOG_FORMAT]
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Serve Prometheus metrics at http://ADDR/metrics (unauthenticated: a loopback or
     /// management address, e.g. 127.0.0.1:9464; port 0 picks one, written to metrics.addr)
     #[arg(long, value_name = "ADDR")]
@@ -225,16 +265,19 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         .limits
         .check()
         .context("invalid node limits (`[limits]` and `--limit NAME=VALUE`)")?;
+    // Under `--log-format json` stderr carries only JSON lines (the node logs the same at
+    // `info`): the announcements below are for people.
+    let say = Announce((resolve(args.log_format) == LogFormat::Text).then_some(shell));
     if config.admit.is_empty() && !config.open {
         // The node would refuse to start; say so before announcing it.
         return Err(aex_node::NodeError::NoDeployers { node: config.name }.into());
     }
     if config.open {
-        shell.note(
+        say.note(
             "warning: open mode: this node admits ANY deployer that connects; use it for local development only (`--admit KEY` admits one deployer)",
         );
     }
-    shell.status(
+    say.status(
         "Node",
         format!(
             "`{}` ({}) listening on {}, data in {}",
@@ -254,7 +297,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         })
         .collect();
     if !changed.is_empty() {
-        shell.status(
+        say.status(
             "Timeouts",
             format!("{} (the others as by default)", changed.join(", ")),
         );
@@ -266,14 +309,14 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         .filter_map(|name| Some(format!("{name}={}", config.limits.show(name)?)))
         .collect();
     if !changed.is_empty() {
-        shell.status(
+        say.status(
             "Limits",
             format!("{} (the others as by default)", changed.join(", ")),
         );
     }
     if !config.devices.is_empty() {
         let devices: Vec<String> = config.devices.iter().map(ToString::to_string).collect();
-        shell.status(
+        say.status(
             "Devices",
             format!(
                 "{} (play their physical world with `aex device {}`)",
