@@ -102,6 +102,26 @@ fn up_detached_then_request_output_call_redeploy_and_down() {
     }
     assert_eq!(after.counters("kick"), counters(2, 2, 0, 0));
 
+    // A payload `kick` cannot decode: ping logs why, and `aex logs` reads it through its node.
+    app.aex(&["output", "kick", "not json"]);
+    let why = "input `kick` failed on an authentic event";
+    wait_for("`aex logs ping` to show the failed input", PATIENCE, || {
+        let logs = app.aex(&["logs", "ping"]).ok();
+        logs.stdout.contains(why).then_some(())
+    });
+    // Every module, each line prefixed with its name.
+    let all = app.aex(&["logs"]).ok();
+    assert!(
+        all.stdout
+            .lines()
+            .any(|l| l.starts_with("ping | ") && l.contains(why)),
+        "{}",
+        all.stdout
+    );
+    app.aex(&["logs", "pnog"])
+        .code(1)
+        .stderr_has(&["no module `pnog`", "ping", "pong"]);
+
     // `aex down` stops both nodes and with them the modules.
     let node_pids = aex_testkit::node::up_node_pids(app.path());
     assert_eq!(node_pids.len(), 2, "two node pids recorded: {node_pids:?}");

@@ -242,6 +242,12 @@ impl App {
             .expect("session inserted just above"))
     }
 
+    /// A management session with `node` of its own, for a caller that outlives the
+    /// application's state (a log follower).
+    pub(crate) fn session(&self, node: &str) -> Result<NodeClient> {
+        self.connect(node)
+    }
+
     /// Opens a new management session with `node`.
     fn connect(&self, node: &str) -> Result<NodeClient> {
         let addr = self.node_spec(node)?.address;

@@ -231,6 +231,7 @@ async fn handle(
             shared.journal.record_triggers(app, &module, &triggers);
             Ok(NodeResponse::Done)
         }
+        NodeRequest::Logs { module, from } => logs(shared, app, &module, from).await,
         NodeRequest::Shutdown if shared.allow_remote_shutdown => Ok(NodeResponse::Done),
         NodeRequest::Shutdown => Err(refuse(
             NodeErrorKind::Refused,
@@ -341,6 +342,47 @@ async fn status(shared: &Shared, app: AppId) -> NodeStatus {
     }
 }
 
+/// Up to [`NodeRequest::LOG_CHUNK`] bytes of module `name`'s log in namespace `app` from
+/// `from` (from 0 if the file is now shorter: rotated). Read from the module's directory, so
+/// the log of a module that crashed or was unloaded can be read too.
+async fn logs(
+    shared: &Shared,
+    app: AppId,
+    name: &str,
+    from: u64,
+) -> Result<NodeResponse, WireError> {
+    crate::names::check_name(name)?;
+    let path = shared
+        .data_dir
+        .join("modules")
+        .join(app.to_string())
+        .join(name)
+        .join(crate::module::LOG_FILE);
+    let read = tokio::task::spawn_blocking(move || read_log(&path, from)).await;
+    match read {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(unknown(shared, name)),
+        Ok(Err(e)) => Err(refuse(
+            NodeErrorKind::Io,
+            format!("cannot read the log of module `{name}`: {e}"),
+        )),
+        Err(_) => Err(refuse(NodeErrorKind::Io, "the log reader failed")),
+    }
+}
+
+/// What [`logs`] answers, read from the file at `path`.
+fn read_log(path: &std::path::Path, from: u64) -> std::io::Result<NodeResponse> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let from = if from > size { 0 } else { from };
+    file.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::new();
+    file.take(NodeRequest::LOG_CHUNK as u64)
+        .read_to_end(&mut bytes)?;
+    Ok(NodeResponse::Logs { from, bytes, size })
+}
+
 fn find(shared: &Shared, app: AppId, name: &str) -> Result<Arc<Module>, WireError> {
     shared
         .router
@@ -372,6 +414,7 @@ fn request_name(body: &NodeRequest) -> &'static str {
         NodeRequest::Unroute { .. } => "Unroute",
         NodeRequest::Window { .. } => "Window",
         NodeRequest::LoadStored { .. } => "LoadStored",
+        NodeRequest::Logs { .. } => "Logs",
         _ => "unknown",
     }
 }

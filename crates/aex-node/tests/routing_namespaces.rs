@@ -164,3 +164,63 @@ fn unroute_removes_only_the_sessions_own_route() {
     sink_holds(&sinks[0], &[event(1, 0xaa)]);
     sink_holds(&sinks[1], &[]);
 }
+
+#[test]
+fn a_module_s_log_is_read_in_its_own_namespace_only_and_outlives_the_module() {
+    let b_id = SigningIdentity::from_seed(&[0xb1; 32]);
+    let node = TestNode::start_with("logs", |c| {
+        c.admit.push(aex_proto::DeployerKey::of(&b_id));
+        c.timeouts.set("exit", Duration::from_millis(20)).unwrap();
+    });
+    let mut a = Session::open(node.addr(), &test_deployer(), "farm");
+    let mut b = Session::open(node.addr(), &b_id, "farm");
+    // A module that writes a secret to its stderr, then waits for its input to end.
+    let bin = script(
+        &node.scratch,
+        "echo 'the forecast of cooperative A' >&2; exec cat > /dev/null",
+    );
+    a.load("sink", &bin).unwrap();
+    let logs = |s: &mut Session, module: &str, from: u64| {
+        s.request(NodeRequest::Logs {
+            module: module.into(),
+            from,
+        })
+    };
+    let mut seen = Vec::new();
+    wait_until("the module's line in its log", PATIENCE, || {
+        match logs(&mut a, "sink", 0) {
+            Ok(aex_proto::NodeResponse::Logs { bytes, .. }) if !bytes.is_empty() => {
+                seen = bytes;
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(seen, b"the forecast of cooperative A\n");
+
+    // Another deployer, same application name, same module name: not its namespace.
+    let err = logs(&mut b, "sink", 0).unwrap_err();
+    assert_eq!(err.kind, NodeErrorKind::UnknownModule, "{err:?}");
+    // Names cannot leave the namespace's directory.
+    for name in ["../sink", "..", "sink/../../x", ""] {
+        let err = logs(&mut b, name, 0).unwrap_err();
+        assert_eq!(err.kind, NodeErrorKind::BadRequest, "{name}: {err:?}");
+    }
+
+    // Past the end (the file was rotated meanwhile, say): read again from its start.
+    let Ok(aex_proto::NodeResponse::Logs { from, bytes, size }) = logs(&mut a, "sink", 1 << 20)
+    else {
+        panic!("no answer past the end");
+    };
+    assert_eq!((from, bytes.len() as u64), (0, size));
+
+    // Unloaded, its log stays readable for whoever looks into what it did.
+    a.request(NodeRequest::Unload {
+        module: "sink".into(),
+    })
+    .unwrap();
+    let Ok(aex_proto::NodeResponse::Logs { bytes, .. }) = logs(&mut a, "sink", 0) else {
+        panic!("the log of an unloaded module");
+    };
+    assert_eq!(bytes, b"the forecast of cooperative A\n");
+}

@@ -448,6 +448,21 @@ pub enum NodeRequest {
         /// SHA-256 of the binary.
         measurement: [u8; 32],
     },
+    /// Reads module `module`'s log (its stderr, as the node keeps it: `module.log`, rotated at
+    /// 1 MiB) from byte `from`, answered [`NodeResponse::Logs`] with at most
+    /// [`NodeRequest::LOG_CHUNK`] bytes. Also for a module that crashed or was unloaded: its
+    /// log stays. Only the asking session's namespace is read.
+    Logs {
+        /// Module name on the node.
+        module: String,
+        /// Where to start in the current log file.
+        from: u64,
+    },
+}
+
+impl NodeRequest {
+    /// The most bytes of a module's log one [`NodeResponse::Logs`] carries.
+    pub const LOG_CHUNK: usize = 64 << 10;
 }
 
 /// One periodic trigger: the node sends [`ToModule::Tick`] for `entry` every `period_ms`.
@@ -532,6 +547,18 @@ pub enum NodeResponse {
         credit: i64,
         /// Bytes in flight: sent, and not yet taken in by the module.
         in_flight: u64,
+    },
+    /// The answer to [`NodeRequest::Logs`].
+    Logs {
+        /// Where `bytes` start in the log file: the asked `from`, or 0 if the file is now
+        /// shorter than that (it was rotated: what the asker missed is in `module.log.1`).
+        from: u64,
+        /// The log's bytes from there, at most [`NodeRequest::LOG_CHUNK`] (module output:
+        /// not necessarily UTF-8, and not to be trusted as terminal input).
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+        /// The file's length when it was read.
+        size: u64,
     },
 }
 

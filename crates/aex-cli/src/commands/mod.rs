@@ -10,6 +10,7 @@ mod down;
 mod graph;
 mod identity;
 mod ledger;
+mod logs;
 mod node;
 mod output;
 mod request;
@@ -102,6 +103,7 @@ impl Commands {
             Commands::Reset(a) => Some(&mut a.app),
             Commands::Down(a) => Some(&mut a.app),
             Commands::Graph(a) => Some(&mut a.app),
+            Commands::Logs(a) => Some(&mut a.app),
             Commands::Device(_)
             | Commands::Node(_)
             | Commands::Identity(_)
@@ -125,6 +127,7 @@ enum Commands {
     Reset(reset::ResetArgs),
     Down(down::DownArgs),
     Graph(graph::GraphArgs),
+    Logs(logs::LogsArgs),
     Device(device::DeviceArgs),
     Node(node::NodeArgs),
     Identity(identity::IdentityArgs),
@@ -208,6 +211,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Reset(a) => reset::exec(a, shell),
         Commands::Down(a) => down::exec(a, shell),
         Commands::Graph(a) => graph::exec(a, shell),
+        Commands::Logs(a) => logs::exec(a, shell),
         Commands::Device(a) => device::exec(a, shell),
         Commands::Node(a) => node::exec(a, shell),
         Commands::Identity(a) => identity::exec(a, shell),

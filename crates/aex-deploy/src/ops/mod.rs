@@ -14,6 +14,7 @@
 //! | `aex reset` | [`reset::reset`] |
 //! | `aex down` | [`local::stop_local_nodes`] |
 //! | `aex graph` | [`graph::graph`] |
+//! | `aex logs` | [`logs::feeds`], then [`logs::LogFeed::read`] |
 
 pub mod call;
 pub mod checkpoint;
@@ -21,6 +22,7 @@ pub mod deploy;
 pub mod disable;
 pub mod graph;
 pub mod local;
+pub mod logs;
 pub mod reset;
 pub mod status;
 pub mod up;

@@ -122,6 +122,9 @@ impl Replies {
 /// `reply` of 10 s).
 pub(crate) const MAX_STRETCH: u32 = 30;
 
+/// The file in a module's directory that keeps its stderr (`process.rs` rotates it).
+pub(crate) const LOG_FILE: &str = "module.log";
+
 /// What a module is started with besides its binary: its way into the router, how long the
 /// node waits for it, and how many bytes its input queue holds.
 pub(crate) struct Wiring {
@@ -186,7 +189,7 @@ impl Module {
             input_bytes,
             exits,
         } = wiring;
-        let log = dir.join("module.log");
+        let log = dir.join(LOG_FILE);
         let mut child = spawn(name, dir, &measurement, &log).await.map_err(|e| {
             refuse(
                 NodeErrorKind::Io,

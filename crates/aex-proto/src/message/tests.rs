@@ -315,6 +315,42 @@ fn load_stored_round_trips_and_keeps_its_place() {
     assert_eq!(decode::<FromNode>(&encode(&r)[LEN_PREFIX..]).unwrap(), r);
 }
 
+#[test]
+fn logs_round_trip_and_keep_their_places() {
+    let ask = ToNode::Request {
+        id: 11,
+        body: NodeRequest::Logs {
+            module: "pong".into(),
+            from: 4096,
+        },
+    };
+    assert_eq!(decode::<ToNode>(&encode(&ask)[LEN_PREFIX..]).unwrap(), ask);
+    let answer = FromNode::Response {
+        id: 11,
+        result: Ok(NodeResponse::Logs {
+            from: 0,
+            bytes: b"panicked at src/main.rs:3\n\xff".to_vec(),
+            size: 27,
+        }),
+    };
+    assert_eq!(
+        decode::<FromNode>(&encode(&answer)[LEN_PREFIX..]).unwrap(),
+        answer
+    );
+    // Appended: request 14, response 6, whatever comes after them.
+    let body = NodeRequest::Logs {
+        module: String::new(),
+        from: 0,
+    };
+    assert_eq!(postcard::to_allocvec(&body).unwrap()[0], 14);
+    let reply = NodeResponse::Logs {
+        from: 0,
+        bytes: vec![],
+        size: 0,
+    };
+    assert_eq!(postcard::to_allocvec(&reply).unwrap()[0], 6);
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
