@@ -122,6 +122,37 @@ fn up_detached_then_request_output_call_redeploy_and_down() {
         .code(1)
         .stderr_has(&["no module `pnog`", "ping", "pong"]);
 
+    // The event trace: ping sealed each ping, pong accepted it, in order, with no gap.
+    let trace = app
+        .aex(&["events", "--json", "--connection", "ping-to-pong"])
+        .ok();
+    let events: Vec<serde_json::Value> = trace
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let of = |module: &str, outcome: &str| -> Vec<u64> {
+        events
+            .iter()
+            .filter(|e| e["module"] == module && e["outcome"] == outcome)
+            .map(|e| e["counter"].as_u64().unwrap())
+            .collect()
+    };
+    let (sent, accepted) = (of("ping", "sent"), of("pong", "accepted"));
+    assert!(!sent.is_empty(), "{}", trace.stdout);
+    let last = UP_PINGS + 12;
+    assert_eq!(sent.last(), Some(&last), "{}", trace.stdout);
+    assert_eq!(accepted.last(), Some(&last), "{}", trace.stdout);
+    assert!(
+        accepted.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, once"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e["connection"] == "ping-to-pong" && e["gap"] == 0));
+    let table = app.aex(&["events", "pong"]).ok();
+    table.stdout_has(&["TIME (UTC)", "pong", "ping-to-pong", "accepted"]);
+
     // `aex down` stops both nodes and with them the modules.
     let node_pids = aex_testkit::node::up_node_pids(app.path());
     assert_eq!(node_pids.len(), 2, "two node pids recorded: {node_pids:?}");

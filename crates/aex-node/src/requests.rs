@@ -232,6 +232,19 @@ async fn handle(
             Ok(NodeResponse::Done)
         }
         NodeRequest::Logs { module, from } => logs(shared, app, &module, from).await,
+        NodeRequest::Trace { module, after } => {
+            let m = find(shared, app, &module)?;
+            match m
+                .request(ToModule::Trace { after }, Expect::Trace, shared.timeouts.stats)
+                .await?
+            {
+                FromModule::Trace(report) => Ok(NodeResponse::Trace(report)),
+                _ => Err(refuse(
+                    NodeErrorKind::ModuleUnavailable,
+                    format!("module `{module}` gave no trace"),
+                )),
+            }
+        }
         NodeRequest::Shutdown if shared.allow_remote_shutdown => Ok(NodeResponse::Done),
         NodeRequest::Shutdown => Err(refuse(
             NodeErrorKind::Refused,
@@ -415,6 +428,7 @@ fn request_name(body: &NodeRequest) -> &'static str {
         NodeRequest::Window { .. } => "Window",
         NodeRequest::LoadStored { .. } => "LoadStored",
         NodeRequest::Logs { .. } => "Logs",
+        NodeRequest::Trace { .. } => "Trace",
         _ => "unknown",
     }
 }

@@ -53,6 +53,7 @@ pub mod ids;
 pub mod message;
 pub mod persist;
 pub mod reply;
+pub mod trace;
 
 pub use auth::Signature;
 pub use channel::{
@@ -71,3 +72,4 @@ pub use message::{
     PeerStatus, PersistenceStatus, ToModule, ToNode, Trigger,
 };
 pub use persist::{BlobChunk, CounterCall, CounterValue, ResumeOutcome, BLOB_CHUNK, MAX_BLOB};
+pub use trace::{TraceEntry, TraceOutcome, TraceReport, TRACE_CAPACITY};

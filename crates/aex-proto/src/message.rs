@@ -105,6 +105,12 @@ pub enum ToModule {
     /// After the chunks of every blob of the predecessor (none if it has none, or the name is
     /// not a module of this namespace): there is no more.
     AdoptEnd,
+    /// Asks for the runtime's event trace after entry `after` ([`crate::trace`]); answered at
+    /// once, like [`ToModule::Stats`], with [`FromModule::Trace`].
+    Trace {
+        /// The last entry the asker saw (0: none).
+        after: u64,
+    },
 }
 
 /// One access of a driver module to a device the TEE layer granted it (see
@@ -185,6 +191,8 @@ pub enum FromModule {
         /// The predecessor's name on the node (`tally`, `tally.1`, ...).
         predecessor: String,
     },
+    /// The answer to [`ToModule::Trace`]: the entries kept after the one asked.
+    Trace(crate::TraceReport),
 }
 
 /// The names a module declares; the deployer checks the descriptor against them.
@@ -458,6 +466,14 @@ pub enum NodeRequest {
         /// Where to start in the current log file.
         from: u64,
     },
+    /// Relays [`ToModule::Trace`] to module `module` (of the session's namespace), answered
+    /// [`NodeResponse::Trace`].
+    Trace {
+        /// Module name on the node.
+        module: String,
+        /// The last entry the asker saw (0: none).
+        after: u64,
+    },
 }
 
 impl NodeRequest {
@@ -560,6 +576,8 @@ pub enum NodeResponse {
         /// The file's length when it was read.
         size: u64,
     },
+    /// The answer to [`NodeRequest::Trace`], as the module gave it.
+    Trace(crate::TraceReport),
 }
 
 /// Node agent → deployer or peer.

@@ -6,7 +6,7 @@
 //! shared by a request waiting for its reply and a device access waiting for the TEE layer's
 //! answer (`device.rs`). Invariant: while a call waits, no module code runs; events and
 //! commands that arrive meanwhile are queued in order and handled after the current call
-//! returns, only `Stats` is answered at once (and a key delivery, which runs no module code,
+//! returns, only `Stats` and `Trace` are answered at once (and a key delivery, which runs no module code,
 //! when nothing is queued before it), and periodic ticks are dropped (a late trigger is not
 //! caught up on). The queue is bounded in bytes, and events that could never be accepted are
 //! refused on arrival instead of queued (`backlog.rs`).
@@ -206,6 +206,12 @@ impl Core {
         self.link.send(&stats);
     }
 
+    /// Answers a `Trace` message: the trace's entries after `after`.
+    pub(crate) fn send_trace(&mut self, after: u64) {
+        let trace = FromModule::Trace(self.conns.trace.since(after));
+        self.link.send(&trace);
+    }
+
     /// Seals and sends `payload` on every connection bound to `output` whose window is open.
     /// With `wait`, waits (at most `emit_timeout` in all) for credit on the others, sending on
     /// each as it opens; a connection whose last wait ran out is not waited for again until
@@ -386,7 +392,8 @@ impl Core {
                 Arrived::Message(ToModule::Event(mut event))
                     if event.conn == conn && event.dir == Direction::Backward =>
                 {
-                    let accepted = core.conns.accept(&mut event);
+                    let now = core.clock.now();
+                    let accepted = core.conns.accept(&mut event, now);
                     core.grant_revealed(&event);
                     match accepted {
                         Ok(Accepted::Reply { outcome }) => {
@@ -436,6 +443,10 @@ impl Core {
                 Recv::Closed(_) => return Err(Unanswered::Closed),
                 Recv::Message(ToModule::Stats) => {
                     self.send_stats();
+                    continue;
+                }
+                Recv::Message(ToModule::Trace { after }) => {
+                    self.send_trace(after);
                     continue;
                 }
                 Recv::Message(ToModule::Command(sealed)) => match self.key_now(&sealed) {
@@ -489,7 +500,7 @@ impl Core {
     fn defer(&mut self, msg: ToModule, owed: Option<Intake>) -> Result<(), Unanswered> {
         if let ToModule::Event(event) = &msg {
             if !self.deferred.holds_command() {
-                let refused = match self.conns.check(event) {
+                let refused = match self.conns.check(event, self.clock.now()) {
                     Ok(()) => false,
                     Err(Refused::UnknownConn) => {
                         self.counters.rejected_unknown += 1;

@@ -141,6 +141,7 @@ mod sealing;
 mod serve;
 #[cfg(test)]
 mod tests;
+mod trace;
 #[doc(hidden)]
 pub mod transfer;
 

@@ -145,6 +145,7 @@ impl<M: Module> Runtime<M> {
             ToModule::Command(sealed) => return self.command(sealed),
             ToModule::Event(mut event) => self.event(&mut event),
             ToModule::Stats => self.core.send_stats(),
+            ToModule::Trace { after } => self.core.send_trace(after),
             ToModule::Shutdown => return Some(0),
             ToModule::Tick { entry } => self.tick(&entry, self.core.clock.now()),
             ToModule::Provision {
@@ -532,7 +533,8 @@ impl<M: Module> Runtime<M> {
     }
 
     fn event(&mut self, event: &mut Event) {
-        let accepted = self.core.conns.accept(event);
+        let now = self.core.clock.now();
+        let accepted = self.core.conns.accept(event, now);
         self.core.grant_revealed(event);
         if accepted.is_ok() {
             self.core.touched();
@@ -542,7 +544,7 @@ impl<M: Module> Runtime<M> {
             // Counted against the connection; nothing reaches module code.
             Err(Refused::Rejected) => {}
             Ok(Accepted::Input { index, payload }) => {
-                self.core.deadlines.heard(index, self.core.clock.now());
+                self.core.deadlines.heard(index, now);
                 if let Err(e) = self.dispatch(PortKind::Input, index, &payload) {
                     let name = &self.core.interface.inputs[index];
                     log!(
@@ -573,10 +575,11 @@ impl<M: Module> Runtime<M> {
                     (Err(_), Some(message)) => Err(message.as_str()),
                     (Err(_), None) => Err("handler failed"),
                 };
+                let now = self.core.clock.now();
                 match self
                     .core
                     .conns
-                    .seal_reply(conn, generation, counter, result)
+                    .seal_reply(conn, generation, counter, result, now)
                 {
                     Some(Ok(reply)) => {
                         self.core.send_effects(vec![FromModule::Event(reply)]);

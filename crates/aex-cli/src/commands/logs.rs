@@ -43,13 +43,13 @@ pub fn exec(args: LogsArgs, shell: &Shell) -> Result<()> {
             let Some(bytes) = read(feed, shell, &mut silent)? else {
                 continue;
             };
-            let pending = partial.entry(feed.module.clone()).or_default();
+            let pending = partial.entry(feed.module().to_string()).or_default();
             pending.extend_from_slice(&bytes);
             let Some(end) = pending.iter().rposition(|b| *b == b'\n') else {
                 continue;
             };
             let lines: Vec<u8> = pending.drain(..=end).collect();
-            print_lines(shell, prefixed.then_some(&feed.module), &lines)?;
+            print_lines(shell, prefixed.then_some(feed.module()), &lines)?;
         }
         if !args.follow {
             break;
@@ -57,7 +57,7 @@ pub fn exec(args: LogsArgs, shell: &Shell) -> Result<()> {
         std::thread::sleep(FOLLOW_EVERY);
     }
     for (module, rest) in partial.iter().filter(|(_, rest)| !rest.is_empty()) {
-        print_lines(shell, prefixed.then_some(module), rest)?;
+        print_lines(shell, prefixed.then_some(module.as_str()), rest)?;
     }
     Ok(())
 }
@@ -71,11 +71,11 @@ fn read(
 ) -> Result<Option<Vec<u8>>> {
     match feed.read() {
         Ok(chunk) => {
-            silent.remove(&feed.module);
+            silent.remove(feed.module());
             if chunk.rotated {
                 shell.note(format!(
                     "--- `{}`: the log was rotated; earlier lines are in `module.log.1` on node `{}`",
-                    feed.module,
+                    feed.module(),
                     feed.node()
                 ));
             }
@@ -85,10 +85,13 @@ fn read(
             source: ClientError::Node(e),
             ..
         }) if e.kind == NodeErrorKind::UnknownModule => {
-            if !silent.insert(feed.module.clone(), true).unwrap_or(false) {
+            if !silent
+                .insert(feed.module().to_string(), true)
+                .unwrap_or(false)
+            {
                 shell.note(format!(
                     "--- `{}`: node `{}` keeps no log for it (not deployed yet?)",
-                    feed.module,
+                    feed.module(),
                     feed.node()
                 ));
             }
@@ -100,7 +103,7 @@ fn read(
 
 /// Prints `bytes` (whole lines, but for a log's unterminated end), each line prefixed with
 /// `module` if given. Module output is untrusted: the shell escapes control characters.
-fn print_lines(shell: &Shell, module: Option<&String>, bytes: &[u8]) -> Result<()> {
+fn print_lines(shell: &Shell, module: Option<&str>, bytes: &[u8]) -> Result<()> {
     let text = String::from_utf8_lossy(bytes);
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let out = match module {

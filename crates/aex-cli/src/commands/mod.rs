@@ -7,6 +7,7 @@ mod deploy;
 mod device;
 mod disable;
 mod down;
+mod events;
 mod graph;
 mod identity;
 mod ledger;
@@ -104,6 +105,7 @@ impl Commands {
             Commands::Down(a) => Some(&mut a.app),
             Commands::Graph(a) => Some(&mut a.app),
             Commands::Logs(a) => Some(&mut a.app),
+            Commands::Events(a) => Some(&mut a.app),
             Commands::Device(_)
             | Commands::Node(_)
             | Commands::Identity(_)
@@ -128,6 +130,7 @@ enum Commands {
     Down(down::DownArgs),
     Graph(graph::GraphArgs),
     Logs(logs::LogsArgs),
+    Events(events::EventsArgs),
     Device(device::DeviceArgs),
     Node(node::NodeArgs),
     Identity(identity::IdentityArgs),
@@ -212,6 +215,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Down(a) => down::exec(a, shell),
         Commands::Graph(a) => graph::exec(a, shell),
         Commands::Logs(a) => logs::exec(a, shell),
+        Commands::Events(a) => events::exec(a, shell),
         Commands::Device(a) => device::exec(a, shell),
         Commands::Node(a) => node::exec(a, shell),
         Commands::Identity(a) => identity::exec(a, shell),

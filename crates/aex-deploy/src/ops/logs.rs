@@ -9,18 +9,12 @@
 use aex_proto::{NodeRequest, NodeResponse};
 
 use crate::app::App;
-use crate::client::NodeClient;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::ops::reach::{reach, Reached};
 
 /// One module's log, read from where the last read ended.
 pub struct LogFeed {
-    /// The module's name in the descriptor.
-    pub module: String,
-    node: String,
-    addr: std::net::SocketAddr,
-    /// Its name on the node (after an update, the instance's slot).
-    slot: String,
-    client: NodeClient,
+    reached: Reached,
     next: u64,
 }
 
@@ -38,84 +32,35 @@ pub struct LogChunk {
 /// A feed for `module`, or for every module of the descriptor, each with its own session with
 /// its node.
 pub fn feeds(app: &mut App, module: Option<&str>) -> Result<Vec<LogFeed>> {
-    let names: Vec<String> = match module {
-        Some(name) => {
-            if app.descriptor().module(name).is_none() {
-                return Err(Error::Connection {
-                    message: format!("no module `{name}` in the descriptor"),
-                    given: Some(name.to_string()),
-                    valid: app
-                        .descriptor()
-                        .modules
-                        .iter()
-                        .map(|m| m.name.clone())
-                        .collect(),
-                });
-            }
-            vec![name.to_string()]
-        }
-        None => app
-            .descriptor()
-            .modules
-            .iter()
-            .map(|m| m.name.clone())
-            .collect(),
-    };
-    let mut feeds = Vec::with_capacity(names.len());
-    for name in names {
-        // Where the attested instance runs (after `aex update --node`, maybe not where the
-        // descriptor says), and its name there.
-        let (node, slot) = match app.module(&name) {
-            Some(record) => (record.node.clone(), record.slot(&name)),
-            None => {
-                let spec = app
-                    .descriptor()
-                    .module(&name)
-                    .expect("names come from the descriptor");
-                (spec.node.clone(), spec.name.clone())
-            }
-        };
-        let client = app.session(&node)?;
-        feeds.push(LogFeed {
-            module: name,
-            addr: app.node_spec(&node)?.address,
-            node,
-            slot,
-            client,
-            next: 0,
-        });
-    }
-    Ok(feeds)
+    Ok(reach(app, module)?
+        .into_iter()
+        .map(|reached| LogFeed { reached, next: 0 })
+        .collect())
 }
 
 impl LogFeed {
+    /// The module's name in the descriptor.
+    pub fn module(&self) -> &str {
+        &self.reached.module
+    }
+
     /// The node the module runs on.
     pub fn node(&self) -> &str {
-        &self.node
+        &self.reached.node
     }
 
     /// Everything logged since the last read (the whole current log the first time).
     pub fn read(&mut self) -> Result<LogChunk> {
+        const ACTION: &str = "read the log";
         let mut chunk = LogChunk::default();
         loop {
             let ask = NodeRequest::Logs {
-                module: self.slot.clone(),
+                module: self.reached.slot.clone(),
                 from: self.next,
             };
-            let answer = self.client.request(ask).map_err(|source| Error::Node {
-                node: self.node.clone(),
-                action: format!("read the log of module `{}`", self.module),
-                source,
-            })?;
-            let NodeResponse::Logs { from, bytes, size } = answer else {
-                return Err(Error::Node {
-                    node: self.node.clone(),
-                    action: format!("read the log of module `{}`", self.module),
-                    source: crate::client::ClientError::Unexpected {
-                        addr: self.addr,
-                        request: "Logs",
-                    },
-                });
+            let NodeResponse::Logs { from, bytes, size } = self.reached.request(ACTION, ask)?
+            else {
+                return Err(self.reached.unexpected(ACTION, "Logs"));
             };
             if from < self.next {
                 chunk.rotated = true;

@@ -15,14 +15,17 @@
 //! | `aex down` | [`local::stop_local_nodes`] |
 //! | `aex graph` | [`graph::graph`] |
 //! | `aex logs` | [`logs::feeds`], then [`logs::LogFeed::read`] |
+//! | `aex events` | [`events::feed`], then [`events::EventFeed::read`] |
 
 pub mod call;
 pub mod checkpoint;
 pub mod deploy;
 pub mod disable;
+pub mod events;
 pub mod graph;
 pub mod local;
 pub mod logs;
+pub mod reach;
 pub mod reset;
 pub mod status;
 pub mod up;

@@ -67,6 +67,8 @@ pub(crate) enum Expect {
     Command(u64),
     /// `Stats`.
     Stats,
+    /// `Trace`.
+    Trace,
     /// `Resumed` (a restarted persistent module).
     Resumed,
 }
@@ -86,6 +88,7 @@ impl Expect {
                 Expect::Attest,
                 FromModule::Attested { .. } | FromModule::AttestRefused
             ) | (Expect::Stats, FromModule::Stats(_))
+                | (Expect::Trace, FromModule::Trace(_))
                 | (Expect::Resumed, FromModule::Resumed(_))
         )
     }

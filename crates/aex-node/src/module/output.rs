@@ -199,6 +199,7 @@ pub(super) fn kind_name(msg: &FromModule) -> &'static str {
         FromModule::CommandRejected { .. } => "CommandRejected",
         FromModule::Event(_) => "Event",
         FromModule::Stats(_) => "Stats",
+        FromModule::Trace(_) => "Trace",
         FromModule::Device { .. } => "Device",
         FromModule::Credit(_) => "Credit",
         _ => "an unknown message",

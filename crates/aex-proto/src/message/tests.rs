@@ -351,6 +351,54 @@ fn logs_round_trip_and_keep_their_places() {
     assert_eq!(postcard::to_allocvec(&reply).unwrap()[0], 6);
 }
 
+#[test]
+fn traces_round_trip_and_keep_their_places() {
+    let entry = crate::TraceEntry {
+        seq: 9,
+        at_ms: 1_796_412_072_576,
+        conn: ConnId(4),
+        dir: crate::Direction::Forward,
+        counter: 77,
+        size: 16_400,
+        outcome: crate::TraceOutcome::Accepted { gap: 3 },
+    };
+    let report = crate::TraceReport {
+        last: 9,
+        entries: vec![entry],
+    };
+    let up = FromModule::Trace(report.clone());
+    assert_eq!(
+        decode::<FromModule>(&encode(&up)[LEN_PREFIX..]).unwrap(),
+        up
+    );
+    let down = ToModule::Trace { after: 8 };
+    assert_eq!(
+        decode::<ToModule>(&encode(&down)[LEN_PREFIX..]).unwrap(),
+        down
+    );
+    let answer = FromNode::Response {
+        id: 2,
+        result: Ok(NodeResponse::Trace(report.clone())),
+    };
+    assert_eq!(
+        decode::<FromNode>(&encode(&answer)[LEN_PREFIX..]).unwrap(),
+        answer
+    );
+    // Appended after what was there (docs/PROTOCOL.md names these indexes).
+    let index = |bytes: Vec<u8>| bytes[0];
+    assert_eq!(index(postcard::to_allocvec(&down).unwrap()), 16);
+    assert_eq!(index(postcard::to_allocvec(&up).unwrap()), 13);
+    let ask = NodeRequest::Trace {
+        module: String::new(),
+        after: 0,
+    };
+    assert_eq!(index(postcard::to_allocvec(&ask).unwrap()), 15);
+    assert_eq!(
+        index(postcard::to_allocvec(&NodeResponse::Trace(report)).unwrap()),
+        7
+    );
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {

@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use aex_proto::{
     ConnId, ConnStats, CounterExhausted, Credit, Direction, Event, EventKind, Interface,
-    RecvChannel, Role, SendChannel, WireAlgorithm, WireKey,
+    RecvChannel, Role, SendChannel, TraceOutcome, WireAlgorithm, WireKey,
 };
 
 use crate::flow::{self, RecvWindow, SendWindow};
+use crate::trace::Trace;
 
 mod outbox;
 mod sealed;
@@ -143,6 +144,8 @@ pub(crate) struct Conns {
     revealed: bool,
     /// Whether send counters are limited to what a committed blob reserved (`persist.rs`).
     persistent: bool,
+    /// The last events sealed and handed over, with what became of them (`aex events`).
+    pub(crate) trace: Trace,
 }
 
 impl Default for Conns {
@@ -153,6 +156,7 @@ impl Default for Conns {
             target: flow::target_window(0),
             revealed: false,
             persistent: false,
+            trace: Trace::default(),
         }
     }
 }
@@ -336,6 +340,7 @@ impl Conns {
                     if self.persistent {
                         conn.held(&event);
                     }
+                    self.trace.record(&event, now, TraceOutcome::Sent);
                     sealing.events.push(event)
                 }
                 Err(CounterExhausted) => sealing.exhausted.push(*id),
@@ -373,12 +378,20 @@ impl Conns {
 
     /// Authenticates `event` against its connection's role and channel, decrypting in its own
     /// buffer: once its header is for a channel here, its ciphertext is taken.
-    pub(crate) fn accept(&mut self, event: &mut Event) -> Result<Accepted, Refused> {
-        let conn = self.map.get_mut(&event.conn).ok_or(Refused::UnknownConn)?;
+    pub(crate) fn accept(&mut self, event: &mut Event, now: Instant) -> Result<Accepted, Refused> {
+        // Its header, for the trace: accepting takes its ciphertext.
+        let (id, dir, counter, size) =
+            (event.conn, event.dir, event.counter, event.ciphertext.len());
+        let Some(conn) = self.map.get_mut(&event.conn) else {
+            let outcome = TraceOutcome::UnknownConn;
+            self.trace
+                .record_header(id, dir, counter, size, now, outcome);
+            return Err(Refused::UnknownConn);
+        };
         let gaps = conn.recv.as_ref().map_or(0, RecvChannel::gaps);
         let cost = flow::cost(event);
         let accepted = conn.accept(event);
-        match accepted {
+        let outcome = match accepted {
             Some(_) => {
                 conn.stats.received += 1;
                 // Skipped counters are events lost on the way: their credit comes back now
@@ -388,22 +401,32 @@ impl Conns {
                     conn.receiving.lost(lost, cost, self.target);
                     self.revealed = true;
                 }
+                TraceOutcome::Accepted { gap: lost }
             }
-            None => conn.stats.rejected += 1,
-        }
+            None => {
+                conn.stats.rejected += 1;
+                TraceOutcome::Rejected
+            }
+        };
+        self.trace
+            .record_header(id, dir, counter, size, now, outcome);
         accepted.ok_or(Refused::Rejected)
     }
 
     /// Refuses, and counts as [`Conns::accept`] would, an event that `accept` could never
     /// accept in its turn, behind the events `check` let through before it, while these keys
     /// stay installed (a replay of one of those included); changes no channel state otherwise.
-    pub(crate) fn check(&mut self, event: &Event) -> Result<(), Refused> {
-        let conn = self.map.get_mut(&event.conn).ok_or(Refused::UnknownConn)?;
+    pub(crate) fn check(&mut self, event: &Event, now: Instant) -> Result<(), Refused> {
+        let Some(conn) = self.map.get_mut(&event.conn) else {
+            self.trace.record(event, now, TraceOutcome::UnknownConn);
+            return Err(Refused::UnknownConn);
+        };
         let acceptable = event.counter > conn.queued
             && conn.expects(event)
             && conn.recv.as_ref().is_some_and(|r| r.peek(event).is_ok());
         if !acceptable {
             conn.stats.rejected += 1;
+            self.trace.record(event, now, TraceOutcome::Rejected);
             return Err(Refused::Rejected);
         }
         conn.queued = event.counter;
@@ -436,6 +459,7 @@ impl Conns {
             .seal(EventKind::Request, payload)
             .map_err(|CounterExhausted| Unsealed::Exhausted)?;
         entry.awaiting = Some(event.counter);
+        self.trace.record(&event, now, TraceOutcome::Sent);
         Ok(event)
     }
 
@@ -455,13 +479,18 @@ impl Conns {
         generation: u64,
         counter: u64,
         result: Result<&[u8], &str>,
+        now: Instant,
     ) -> Option<Result<Event, CounterExhausted>> {
         let entry = self.map.get_mut(&conn)?;
         if entry.generation != generation || !matches!(entry.binding, Binding::Handler(_)) {
             return None;
         }
         let plaintext = aex_proto::reply::encode(counter, result);
-        Some(entry.seal(EventKind::Reply, &plaintext))
+        let sealed = entry.seal(EventKind::Reply, &plaintext);
+        if let Ok(event) = &sealed {
+            self.trace.record(event, now, TraceOutcome::Sent);
+        }
+        Some(sealed)
     }
 
     /// Per-connection counters, in connection order.

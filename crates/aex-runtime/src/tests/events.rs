@@ -75,6 +75,40 @@ fn input_events_fan_out_and_refusals_are_counted() {
     assert_eq!(c[2].sent, 2);
     assert_eq!(stats.rejected_unknown, 1);
     assert_eq!(stats.commands, 3);
+
+    // The trace (`aex events`) tells the same story, event by event, in order.
+    let out = h.handle(ToModule::Trace { after: 0 });
+    let [FromModule::Trace(report)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    use aex_proto::TraceOutcome::{Accepted, Rejected, Sent, UnknownConn};
+    let seen: Vec<_> = report
+        .entries
+        .iter()
+        .map(|e| (e.conn.0, e.counter, e.outcome))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, 1, Accepted { gap: 0 }),
+            (2, 1, Sent),
+            (3, 1, Sent),
+            (1, 1, Rejected),
+            (1, 2, Rejected),
+            (1, 3, Rejected),
+            (1, 1, Rejected),
+            (2, 1, Rejected),
+            (9, 1, UnknownConn),
+            (1, 4, Accepted { gap: 2 }),
+            (2, 2, Sent),
+            (3, 2, Sent),
+        ]
+    );
+    assert_eq!(report.last, 12);
+    assert!(report.entries.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    // Asked again after the last: nothing new.
+    let out = h.handle(ToModule::Trace { after: 12 });
+    assert!(matches!(&out[..], [FromModule::Trace(r)] if r.entries.is_empty() && r.last == 12));
 }
 
 #[test]
