@@ -5,6 +5,7 @@
 //! [`shell::Shell`]: status to stderr, data and `--json` to stdout.
 
 mod commands;
+mod dashboard;
 mod payload;
 mod progress;
 mod report;

@@ -3,6 +3,7 @@
 
 mod call;
 mod checkpoint;
+mod dashboard;
 mod deploy;
 mod device;
 mod disable;
@@ -105,6 +106,7 @@ impl Commands {
             Commands::Down(a) => Some(&mut a.app),
             Commands::Graph(a) => Some(&mut a.app),
             Commands::Logs(a) => Some(&mut a.app),
+            Commands::Dashboard(a) => Some(&mut a.app),
             Commands::Events(a) => Some(&mut a.app),
             Commands::Device(_)
             | Commands::Node(_)
@@ -130,6 +132,7 @@ enum Commands {
     Down(down::DownArgs),
     Graph(graph::GraphArgs),
     Logs(logs::LogsArgs),
+    Dashboard(dashboard::DashboardArgs),
     Events(events::EventsArgs),
     Device(device::DeviceArgs),
     Node(node::NodeArgs),
@@ -215,6 +218,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Down(a) => down::exec(a, shell),
         Commands::Graph(a) => graph::exec(a, shell),
         Commands::Logs(a) => logs::exec(a, shell),
+        Commands::Dashboard(a) => dashboard::exec(a, shell),
         Commands::Events(a) => events::exec(a, shell),
         Commands::Device(a) => device::exec(a, shell),
         Commands::Node(a) => node::exec(a, shell),
