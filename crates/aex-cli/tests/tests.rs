@@ -27,6 +27,7 @@ mod adversarial_revoke;
 mod adversarial_update;
 mod adversarial_wire;
 mod cli_device;
+mod cli_down;
 mod cli_errors;
 mod cli_provider_key;
 mod cli_window;

@@ -303,6 +303,10 @@ impl Error {
                 "is the node agent running? start local nodes with `aex up`, or run `aex node` on the machine of `{node}`"
             )),
             Error::Identity(e) => e.help(),
+            Error::State(StateError::Busy { .. }) => Some(
+                "wait for that command to finish, or stop it; `--timeout` sets how long to wait"
+                    .into(),
+            ),
             Error::Ledger { path, .. } => Some(format!(
                 "`aex ledger verify` shows what is wrong with it; to start a new ledger, move {} away (it stays verifiable on its own)",
                 path.display()

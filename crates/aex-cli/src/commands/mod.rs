@@ -155,13 +155,32 @@ impl AppPath {
     /// Opens the application, its sessions signed by the deployer identity.
     fn open(&self, positional: Option<&PathBuf>, shell: &Shell) -> Result<App> {
         let identity = self.identity(shell)?;
-        self.open_as(&self.resolve(positional), identity)
+        self.open_as(&self.resolve(positional), identity, shell)
     }
 
-    /// Opens the application at `path` as `identity`, waiting for its nodes as long as
-    /// `--timeout` says.
-    fn open_as(&self, path: &Path, identity: Arc<Identity>) -> Result<App> {
-        Ok(App::open_with_timeout(path, identity, self.timeout)?)
+    /// Opens the application at `path` as `identity`, waiting for its nodes (and for another
+    /// `aex` that holds its state, saying who) as long as `--timeout` says.
+    fn open_as(&self, path: &Path, identity: Arc<Identity>, shell: &Shell) -> Result<App> {
+        let on_wait = lock_waiter(shell);
+        Ok(App::open_waiting(path, identity, self.timeout, &on_wait)?)
+    }
+}
+
+/// What `aex` says when another process holds the application's state: whom it waits for, and
+/// how to stop waiting.
+fn lock_waiter(shell: &Shell) -> impl Fn(Option<&aex_deploy::state::LockHolder>) + '_ {
+    move |holder| {
+        let who = holder.map_or_else(
+            || "another process (it has not said which yet)".to_owned(),
+            ToString::to_string,
+        );
+        shell.status(
+            "Waiting",
+            format!(
+                "for the application's state, which {who} holds (Ctrl-C stops waiting; \
+                 `--timeout` bounds the wait)"
+            ),
+        );
     }
 }
 

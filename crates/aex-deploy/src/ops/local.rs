@@ -271,8 +271,44 @@ fn same_file(a: &Path, b: &Path) -> bool {
     resolve(a) == resolve(b)
 }
 
+/// What `aex down` did.
+#[derive(Debug)]
+pub struct Down {
+    /// The local nodes stopped.
+    pub stopped: Vec<String>,
+    /// Why the descriptor could not be used, if it could not: then the nodes were stopped
+    /// from the application's state alone.
+    pub unparsed: Option<Error>,
+}
+
+/// `aex down`: stops every local node `aex up` started for the application at `path`, from
+/// the application's state. The descriptor is not needed for it: when it does not parse (or
+/// is gone), the nodes the state records are stopped all the same and [`Down::unparsed`] says
+/// why the descriptor was not used. `on_wait` and `timeout` are as for [`App::open_waiting`].
+pub fn down(
+    path: &Path,
+    identity: std::sync::Arc<crate::identity::Identity>,
+    timeout: Option<Duration>,
+    on_wait: &dyn Fn(Option<&crate::state::LockHolder>),
+    obs: &dyn Observer,
+) -> Result<Down> {
+    let (mut app, unparsed) = match App::open_waiting(path, identity.clone(), timeout, on_wait) {
+        Ok(app) => (app, None),
+        Err(e @ Error::Descriptor(_)) => {
+            let app = App::open_unparsed(path, identity, timeout, on_wait)?;
+            (app, Some(e))
+        }
+        Err(e) => return Err(e),
+    };
+    let stopped = stop_local_nodes(&mut app, None, obs)?;
+    Ok(Down { stopped, unparsed })
+}
+
 /// Stops the local nodes `aex up` started for this application (all of them, or those in
-/// `only`); returns the names stopped.
+/// `only`); returns the names stopped. A node the descriptor names is asked to shut down; one
+/// it does not name (removed from it, or a descriptor that did not parse) is sent SIGTERM,
+/// once its process is checked to be that node's agent. Either way it is killed if it has
+/// not exited after the stop timeout.
 pub fn stop_local_nodes(
     app: &mut App,
     only: Option<&[String]>,
@@ -287,11 +323,16 @@ pub fn stop_local_nodes(
     obs.phase("stop local nodes", records.len() as u64);
     let mut stopped = vec![];
     for (name, rec) in records {
-        if app.descriptor().node(&name).is_some() {
-            let _ = app.request(&name, "shut down", NodeRequest::Shutdown);
-            app.disconnect(&name);
-        }
-        if let Some(pid) = rec.pid {
+        // A recorded pid that is no longer this node's agent (it exited, and the pid was
+        // reused) is left alone.
+        let pid = rec.pid.filter(|pid| is_node_agent(*pid, &rec.data_dir));
+        let asked = app.descriptor().node(&name).is_some()
+            && app.request(&name, "shut down", NodeRequest::Shutdown).is_ok();
+        app.disconnect(&name);
+        if let Some(pid) = pid {
+            if !asked {
+                signal(pid, "TERM");
+            }
             wait_or_kill(pid, app.timeout_or(STOP_TIMEOUT));
         }
         // Modules on a stopped node are gone, and with them their keys.
@@ -357,16 +398,37 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// Whether process `pid` is an `aex node` agent with data directory `data_dir` (its
+/// command line says so), so that a stale pid never gets a signal meant for a node.
+fn is_node_agent(pid: u32, data_dir: &Path) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let dir = data_dir.as_os_str().as_encoded_bytes();
+    args.get(1) == Some(&&b"node"[..])
+        && args
+            .windows(2)
+            .any(|w| w[0] == b"--data-dir" && w[1] == dir)
+}
+
+/// Sends signal `name` to `pid` with `kill(1)` (this crate has no unsafe code for `kill(2)`).
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 fn wait_or_kill(pid: u32, grace: Duration) {
     let deadline = Instant::now() + grace;
     while alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     if alive(pid) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(pid.to_string())
-            .status();
+        signal(pid, "KILL");
     }
 }
 

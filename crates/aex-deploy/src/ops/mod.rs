@@ -12,7 +12,7 @@
 //! | `aex output` | [`call::output`] |
 //! | `aex request` | [`call::request`] |
 //! | `aex reset` | [`reset::reset`] |
-//! | `aex down` | [`local::stop_local_nodes`] |
+//! | `aex down` | [`local::down`] |
 //! | `aex graph` | [`graph::graph`] |
 
 pub mod call;
