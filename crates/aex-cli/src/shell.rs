@@ -103,7 +103,7 @@ impl Shell {
         let mut out = std::io::stdout().lock();
         write!(out, "\x1b[H")?;
         for line in frame.split('\n') {
-            write!(out, "{}\x1b[K\n", escape(line))?;
+            writeln!(out, "{}\x1b[K", escape(line))?;
         }
         write!(out, "\x1b[J")?;
         out.flush()

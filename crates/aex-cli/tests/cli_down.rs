@@ -52,7 +52,11 @@ fn status_watch_refreshes_and_down_stops_the_nodes_with_a_broken_descriptor() {
     });
     for line in json.stdout_so_far().lines().take(2) {
         let status: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-        assert_eq!(status["modules"].as_array().map(Vec::len), Some(2), "{line}");
+        assert_eq!(
+            status["modules"].as_array().map(Vec::len),
+            Some(2),
+            "{line}"
+        );
     }
     drop(json);
 
@@ -70,7 +74,10 @@ fn status_watch_refreshes_and_down_stops_the_nodes_with_a_broken_descriptor() {
     }
     let state = app.state();
     assert!(state.nodes.is_empty(), "{state:?}");
-    assert!(state.modules.is_empty(), "modules of stopped nodes are forgotten");
+    assert!(
+        state.modules.is_empty(),
+        "modules of stopped nodes are forgotten"
+    );
     app.aex(&["down"])
         .ok()
         .stderr_has(&["no local nodes were running"]);
@@ -118,8 +125,12 @@ fn a_command_waiting_for_the_state_says_who_holds_it_and_gives_up_at_its_timeout
     ]);
     // Without a limit it waits, says for whom, and goes on once the state is free.
     let mut cmd = cli::aex();
-    cmd.env("AEX_IDENTITY", &app.identity)
-        .args(["status", "--json", "-C", &app.path().display().to_string()]);
+    cmd.env("AEX_IDENTITY", &app.identity).args([
+        "status",
+        "--json",
+        "-C",
+        &app.path().display().to_string(),
+    ]);
     let mut waiting = Captured::spawn(cmd, "aex status");
     let said = waiting.wait_stderr("Waiting", PATIENCE);
     assert!(said.contains(&me), "{said}");

@@ -26,6 +26,7 @@ mod adversarial_replay;
 mod adversarial_revoke;
 mod adversarial_update;
 mod adversarial_wire;
+mod cli_checks;
 mod cli_device;
 mod cli_down;
 mod cli_errors;

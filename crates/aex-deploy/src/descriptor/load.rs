@@ -43,7 +43,12 @@ impl Descriptor {
     pub fn from_text(file: &Path, text: String) -> Result<Descriptor, DescriptorError> {
         let format = Format::of(file)?;
         let raw = parse(file, &text, format)?;
-        validate::validate(raw, file.to_path_buf(), dir_of(file), Source { text, format })
+        validate::validate(
+            raw,
+            file.to_path_buf(),
+            dir_of(file),
+            Source { text, format },
+        )
     }
 
     /// What is known of an application whose descriptor `file` does not parse (or is gone):

@@ -31,6 +31,8 @@ use crate::error::{Error, Result};
 use crate::progress::Observer;
 use crate::state::NodeRecord;
 
+mod listener;
+
 /// How long a starting node may take to accept connections (unless `App::set_timeout` set
 /// one limit for every node wait, as for the two below).
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -71,28 +73,13 @@ pub fn start_local_nodes(
             action: "start",
             source,
         };
-        // The node's identity, provisioned before anything is asked of its address: a node
-        // already running there must prove it.
-        let (identity, _) =
-            aex_link::keys::load_or_create(&data_dir).map_err(|e| io(std::io::Error::other(e)))?;
-        let identity = identity.public();
-        match probe(app, &spec.address, &spec.name, identity) {
-            Probe::Ours => {
+        let identity = match vet(app, &spec)? {
+            Vetted::Running => {
                 obs.advance(&format!("{} (already running)", spec.name));
                 continue;
             }
-            Probe::Refuses(why) => {
-                return Err(Error::LocalNode {
-                    node: spec.name.clone(),
-                    action: "use",
-                    source: std::io::Error::other(format!(
-                        "a node already runs on {} but refuses this deployer: {why}",
-                        spec.address
-                    )),
-                })
-            }
-            Probe::Absent => {}
-        }
+            Vetted::Free(identity) => identity,
+        };
         fs::create_dir_all(&data_dir).map_err(io)?;
         // Provision the simulated hardware root before the node starts.
         aex_tee::open(spec.tee, &data_dir).map_err(|e| io(std::io::Error::other(e.to_string())))?;
@@ -171,6 +158,53 @@ pub fn start_local_nodes(
     obs.finish();
     hand_provider_keys(app, app)?;
     Ok(started)
+}
+
+/// Checks, before anything is built or started, that every local node's address is ready for
+/// `aex up`: free, or its own node already running there. A port another program holds, or
+/// another node (another application's, or a data directory other than this application's)
+/// is an error that names it.
+pub fn check_local_addresses(app: &App) -> Result<()> {
+    for spec in &app.descriptor().nodes {
+        if spec.address.ip().is_loopback() {
+            vet(app, spec)?;
+        }
+    }
+    Ok(())
+}
+
+/// What is at a local node's address.
+enum Vetted {
+    /// The node, running, admitting this deployer.
+    Running,
+    /// Nothing: the node may start there, with this identity key (provisioned).
+    Free(NodeKey),
+}
+
+/// Looks at local node `spec`'s address, after provisioning the node's identity (a node
+/// already running there must prove it).
+fn vet(app: &App, spec: &crate::descriptor::NodeSpec) -> Result<Vetted> {
+    let data_dir = app.node_data_dir(&spec.name);
+    let (identity, _) =
+        aex_link::keys::load_or_create(&data_dir).map_err(|e| Error::LocalNode {
+            node: spec.name.clone(),
+            action: "provision the identity key of",
+            source: std::io::Error::other(e),
+        })?;
+    let identity = identity.public();
+    let taken = |why: String| Error::AddressTaken {
+        node: spec.name.clone(),
+        addr: spec.address,
+        why,
+    };
+    match probe(app, &spec.address, &spec.name, identity) {
+        Probe::Ours => Ok(Vetted::Running),
+        Probe::Refuses(why) => Err(taken(why)),
+        Probe::Absent => match listener::taken(spec.address) {
+            None => Ok(Vetted::Free(identity)),
+            Some(why) => Err(taken(why)),
+        },
+    }
 }
 
 /// Gives the descriptor of a `[[tenant]]` the identity pins of the local nodes it uses: for
@@ -327,7 +361,9 @@ pub fn stop_local_nodes(
         // reused) is left alone.
         let pid = rec.pid.filter(|pid| is_node_agent(*pid, &rec.data_dir));
         let asked = app.descriptor().node(&name).is_some()
-            && app.request(&name, "shut down", NodeRequest::Shutdown).is_ok();
+            && app
+                .request(&name, "shut down", NodeRequest::Shutdown)
+                .is_ok();
         app.disconnect(&name);
         if let Some(pid) = pid {
             if !asked {
@@ -367,7 +403,9 @@ fn probe(app: &App, addr: &std::net::SocketAddr, name: &str, node: NodeKey) -> P
         Ok(c) => c,
         Err(ClientError::WrongIdentity { keys, .. }) => {
             return Probe::Refuses(format!(
-                "its identity key is {}, not the key provisioned in .aex/nodes/{name}/ ({node})",
+                "an aex node with identity key {} listens there, not the node this application \
+                 provisioned in .aex/nodes/{name}/ (key {node}): it belongs to another \
+                 application, or runs from another data directory",
                 keys.actual
             ))
         }
@@ -381,7 +419,10 @@ fn probe(app: &App, addr: &std::net::SocketAddr, name: &str, node: NodeKey) -> P
                 aex_proto::NodeErrorKind::Refused | aex_proto::NodeErrorKind::NotAdmitted
             ) =>
         {
-            Probe::Refuses(e.message)
+            Probe::Refuses(format!(
+                "an aex node listens there that refuses this deployer: {}",
+                e.message
+            ))
         }
         _ => Probe::Absent,
     }

@@ -245,7 +245,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.lock");
         let held = acquire(&path, &LockWait::default()).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let waiter = {
             let path = path.clone();
             std::thread::spawn(move || {
