@@ -8,6 +8,7 @@ mod commands;
 mod payload;
 mod progress;
 mod report;
+mod scaffold;
 mod shell;
 mod table;
 mod timeout;

@@ -30,6 +30,7 @@ mod cli_checks;
 mod cli_device;
 mod cli_down;
 mod cli_errors;
+mod cli_new;
 mod cli_provider_key;
 mod cli_window;
 mod e2e_button_led;

@@ -10,6 +10,7 @@ mod down;
 mod graph;
 mod identity;
 mod ledger;
+mod new;
 mod node;
 mod output;
 mod request;
@@ -94,6 +95,7 @@ impl Commands {
             Commands::Graph(a) => Some(&mut a.app),
             Commands::Device(_)
             | Commands::Node(_)
+            | Commands::New(_)
             | Commands::Identity(_)
             | Commands::Ledger(_)
             | Commands::Receipt(_) => None,
@@ -103,6 +105,7 @@ impl Commands {
 
 #[derive(Debug, Subcommand)]
 enum Commands {
+    New(new::NewArgs),
     Up(up::UpArgs),
     Deploy(deploy::DeployArgs),
     Update(update::UpdateArgs),
@@ -205,6 +208,7 @@ fn load_identity(explicit: Option<&Path>, shell: &Shell) -> Result<Arc<Identity>
 /// Runs the parsed command.
 pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
     match cli.command {
+        Commands::New(a) => new::exec(a, shell),
         Commands::Up(a) => up::exec(a, shell),
         Commands::Deploy(a) => deploy::exec(a, shell),
         Commands::Update(a) => update::exec(a, shell),
