@@ -1,7 +1,7 @@
 //! Operations that must not get stuck: `aex down` stops what `aex up` started from the
 //! application's state, also once the descriptor no longer parses or is gone; a command
 //! waiting for another's hold on the state says who holds it and gives up at its `--timeout`;
-//! `aex status --watch` looks again and again.
+//! `aex status --watch` looks again and again, drawing each frame over the last on a terminal.
 
 use std::time::Duration;
 
@@ -41,6 +41,37 @@ fn status_watch_refreshes_and_down_stops_the_nodes_with_a_broken_descriptor() {
         (frames >= 3 && tables >= 3).then_some(())
     });
     drop(watch);
+    // On a terminal (a pseudo-terminal from `script(1)`), each refresh is drawn over the last
+    // from the top left corner: the cursor goes home before each frame, and nothing scrolls.
+    let mut tty = cli::aex();
+    let line = format!(
+        "exec {} status --watch=100ms -C {dir}",
+        cli::binary().display()
+    );
+    tty.env("AEX_IDENTITY", &app.identity).env("TERM", "xterm");
+    let mut script = std::process::Command::new("script");
+    script.args(["-q", "-e", "-c", &line, "/dev/null"]);
+    for (key, value) in tty.get_envs() {
+        match value {
+            Some(v) => script.env(key, v),
+            None => script.env_remove(key),
+        };
+    }
+    let on_tty = Captured::spawn(script, "script -c 'aex status --watch'");
+    wait_for("three frames drawn in place", PATIENCE, || {
+        let out = on_tty.stdout_so_far();
+        let homes = out.matches("\x1b[H").count();
+        (homes >= 3 && out.matches("ping-to-pong").count() >= 3).then_some(())
+    });
+    let out = on_tty.stdout_so_far();
+    assert!(
+        out.contains("\x1b[J"),
+        "the rest of the screen is cleared: {out:?}"
+    );
+    for child in process::children(on_tty.pid()) {
+        process::signal(child, process::Signal::Kill);
+    }
+    drop(on_tty);
     let mut json = cli::aex();
     json.env("AEX_IDENTITY", &app.identity)
         .args(["status", "--json", "--watch=100ms", "-C", &dir]);
