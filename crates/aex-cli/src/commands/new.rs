@@ -41,6 +41,13 @@ pub fn exec(args: NewArgs, shell: &Shell) -> Result<()> {
             dir.display()
         ),
     );
+    if sdk == Sdk::Registry {
+        shell.warn(format!(
+            "no aex checkout was found, so the scaffold depends on `aex-sdk` {} from crates.io; \
+             if it is not published there yet, pass `--sdk` with the path of an aex checkout",
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
     shell.note(format!(
         "\nRun it: `cd {} && aex up` (the first build takes a few minutes).",
         dir.display()
