@@ -40,7 +40,8 @@ pub struct Cli {
     /// AEX_TIMEOUT]
     ///
     /// One limit for every node wait of the command: each answer, a local node's start and
-    /// stop, a request's reply. Unset, each wait keeps its own default. `aex node` takes
+    /// stop, a request's reply; and for the wait on another `aex` that holds the application's
+    /// state. Unset, each wait keeps its own default (the state: as long as it takes). `aex node` takes
     /// NAME=DURATION instead, to set one of the node's own timeouts (repeatable; names:
     /// hello, start, body, reply, stats, write, connect, backoff, backoff_max, stale, stop,
     /// exit; see `[timeouts]` in its configuration file).
