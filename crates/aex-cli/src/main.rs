@@ -9,6 +9,7 @@ mod dashboard;
 mod payload;
 mod progress;
 mod report;
+mod scaffold;
 mod shell;
 mod table;
 mod timeout;

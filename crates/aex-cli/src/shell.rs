@@ -91,6 +91,24 @@ impl Shell {
         eprintln!("{}", escape_lines(message.as_ref()));
     }
 
+    /// Whether stdout is a terminal (`aex status --watch` redraws in place there).
+    pub fn stdout_interactive(&self) -> bool {
+        std::io::stdout().is_terminal()
+    }
+
+    /// Replaces what the terminal shows with `frame`, from its top left corner: each line
+    /// overwrites the one shown there before and what remains below is cleared, so a frame
+    /// drawn again and again stays in place without flicker. Only for a terminal stdout.
+    pub fn redraw(&self, frame: &str) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        write!(out, "\x1b[H")?;
+        for line in frame.split('\n') {
+            writeln!(out, "{}\x1b[K", escape(line))?;
+        }
+        write!(out, "\x1b[J")?;
+        out.flush()
+    }
+
     /// Data on stdout, line by line.
     pub fn out(&self, data: impl AsRef<str>) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();

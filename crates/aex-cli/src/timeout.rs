@@ -46,6 +46,11 @@ pub fn parse_wait(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Parses an interval (`aex status --watch=INTERVAL`): a DURATION longer than zero.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    Timeouts::parse_duration(text).map_err(|e| e.to_string())
+}
+
 /// The limit a deployer command uses: the last `--timeout DURATION`, else `env` (the value of
 /// `AEX_TIMEOUT`), else none (each wait's default). A node timeout's name, or an invalid
 /// `env`, is an error saying what is valid.

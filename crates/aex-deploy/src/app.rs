@@ -25,7 +25,7 @@ use crate::client::{ClientError, NodeClient, DEFAULT_TIMEOUT};
 use crate::descriptor::{Descriptor, NodeIdentitySource, NodeSpec, PlatformKeySource};
 use crate::error::{Error, Result};
 use crate::identity::Identity;
-use crate::state::{self, StateFile};
+use crate::state::{self, LockHolder, LockWait, StateFile};
 
 mod records;
 
@@ -73,34 +73,75 @@ pub struct App {
 
 impl App {
     /// Loads the descriptor at `path` (a file, or a directory holding `aex.toml`) and its state;
-    /// node sessions will be signed by `identity`.
+    /// node sessions will be signed by `identity`. Waits silently while another process holds
+    /// the application's state.
     pub fn open(path: &Path, identity: Arc<Identity>) -> Result<Self> {
-        let desc = Descriptor::load(path)?;
-        let state = StateFile::open(&desc.dir)?;
-        Ok(App {
-            desc,
-            state,
-            clients: HashMap::new(),
-            lanes: HashMap::new(),
-            timeout: None,
-            identity,
-            audit: Mutex::default(),
-        })
+        Self::open_waiting(path, identity, None, &|_| {})
     }
 
-    /// [`App::open`], then [`App::set_timeout`] if `timeout` is set: how `aex` opens an
-    /// application under `--timeout`, and how `aex up` opens its tenants, and its applications
-    /// again while it follows them, with the limit it was given.
+    /// [`App::open`], then [`App::set_timeout`] if `timeout` is set: how `aex up` opens its
+    /// tenants, and its applications again while it follows them, with the limit it was
+    /// given. The limit bounds the wait for the application's state too.
     pub fn open_with_timeout(
         path: &Path,
         identity: Arc<Identity>,
         timeout: Option<Duration>,
     ) -> Result<Self> {
-        let mut app = App::open(path, identity)?;
-        if let Some(limit) = timeout {
-            app.set_timeout(limit);
-        }
-        Ok(app)
+        Self::open_waiting(path, identity, timeout, &|_| {})
+    }
+
+    /// [`App::open_with_timeout`], telling `on_wait` who holds the application's state if
+    /// another process does (then waiting at most `timeout`, if set): how `aex` opens an
+    /// application.
+    pub fn open_waiting(
+        path: &Path,
+        identity: Arc<Identity>,
+        timeout: Option<Duration>,
+        on_wait: &dyn Fn(Option<&LockHolder>),
+    ) -> Result<Self> {
+        let desc = Descriptor::load(path)?;
+        Self::with_descriptor(desc, identity, timeout, on_wait)
+    }
+
+    /// The application at `path` from its state alone, for when its descriptor does not
+    /// parse (or is gone): a descriptor with no nodes, modules or connections, where the file
+    /// is (`aex down` stops the local nodes its state records from it). Waits for the state
+    /// as [`App::open_waiting`] does.
+    pub fn open_unparsed(
+        path: &Path,
+        identity: Arc<Identity>,
+        timeout: Option<Duration>,
+        on_wait: &dyn Fn(Option<&LockHolder>),
+    ) -> Result<Self> {
+        let file = match Descriptor::find(path) {
+            Ok(file) => file,
+            // The descriptor was removed: its directory still holds the state.
+            Err(_) if path.is_dir() => path.join("aex.toml"),
+            Err(e) => return Err(e.into()),
+        };
+        Self::with_descriptor(Descriptor::unparsed(file), identity, timeout, on_wait)
+    }
+
+    fn with_descriptor(
+        desc: Descriptor,
+        identity: Arc<Identity>,
+        timeout: Option<Duration>,
+        on_wait: &dyn Fn(Option<&LockHolder>),
+    ) -> Result<Self> {
+        let wait = LockWait {
+            limit: timeout,
+            on_wait,
+        };
+        let state = StateFile::open_waiting(&desc.dir, &wait)?;
+        Ok(App {
+            desc,
+            state,
+            clients: HashMap::new(),
+            lanes: HashMap::new(),
+            timeout,
+            identity,
+            audit: Mutex::default(),
+        })
     }
 
     /// The limit set by [`App::set_timeout`], if any.

@@ -66,6 +66,23 @@ pub enum BuildError {
         /// The tail of cargo's diagnostics.
         output: String,
     },
+    /// cargo was stopped by a signal (Ctrl-C, say) before it finished: nothing is wrong with
+    /// the crate.
+    #[error("the build of `{crate_dir}` was interrupted ({how})")]
+    Interrupted {
+        /// Crate directory.
+        crate_dir: PathBuf,
+        /// What stopped it, e.g. `cargo ended by signal 2 (SIGINT)`.
+        how: String,
+    },
+    /// A crate directory could not be resolved to the directory it names.
+    #[error("cannot resolve crate directory `{crate_dir}`: {source}")]
+    CrateDir {
+        /// Crate directory, as the descriptor gives it.
+        crate_dir: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// The build produced no executable.
     #[error("building `{crate_dir}` produced no executable (a module crate is a binary crate with `aex::main!`)")]
     NoExecutable {
@@ -359,7 +376,20 @@ fn cargo_build(
     whole_workspace: bool,
 ) -> Result<Vec<PathBuf>, BuildError> {
     let cargo = cargo();
-    let manifests: Vec<PathBuf> = crate_dirs.iter().map(|d| d.join("Cargo.toml")).collect();
+    // Cargo is given each crate where it really is: through a symbolic link, it would look for
+    // the crate's workspace around the link, not around the crate, and name the crate by the
+    // link's path in what it reports.
+    let manifests: Vec<PathBuf> = crate_dirs
+        .iter()
+        .map(|d| {
+            d.canonicalize()
+                .map(|real| real.join("Cargo.toml"))
+                .map_err(|source| BuildError::CrateDir {
+                    crate_dir: d.to_path_buf(),
+                    source,
+                })
+        })
+        .collect::<Result<_, _>>()?;
     let mut cmd = Command::new(&cargo);
     cmd.arg("build")
         .arg("--message-format=json-render-diagnostics")
@@ -394,6 +424,12 @@ fn cargo_build(
     })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
+        if let Some(how) = interruption(&out.status, &stderr) {
+            return Err(BuildError::Interrupted {
+                crate_dir: crate_dirs[0].to_path_buf(),
+                how,
+            });
+        }
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
         return Err(BuildError::Failed {
             crate_dir: crate_dirs[0].to_path_buf(),
@@ -411,20 +447,53 @@ fn cargo_build(
         if let (Some(path), Some(manifest)) =
             (msg["executable"].as_str(), msg["manifest_path"].as_str())
         {
-            exes.insert(PathBuf::from(manifest), PathBuf::from(path));
+            let manifest = PathBuf::from(manifest);
+            let manifest = manifest.canonicalize().unwrap_or(manifest);
+            exes.insert(manifest, PathBuf::from(path));
         }
     }
     crate_dirs
         .iter()
         .zip(manifests)
         .map(|(dir, manifest)| {
-            let manifest = manifest.canonicalize().unwrap_or(manifest);
             exes.remove(&manifest)
                 .ok_or_else(|| BuildError::NoExecutable {
                     crate_dir: dir.to_path_buf(),
                 })
         })
         .collect()
+}
+
+/// What stopped cargo, if a signal did rather than a build error: cargo itself ended by one,
+/// or a compiler it ran (cargo then reports the compiler's signal and fails). Ctrl-C sends
+/// SIGINT to cargo and its compilers at once, so either may be seen first.
+fn interruption(status: &std::process::ExitStatus, stderr: &str) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return Some(format!(
+                "cargo ended by signal {signal}{}",
+                signal_name(signal)
+            ));
+        }
+    }
+    ["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"]
+        .iter()
+        .find(|name| stderr.contains(&format!(", {name}")))
+        .map(|name| format!("a compiler cargo ran ended by {name}"))
+}
+
+/// ` (SIGINT)` for the signals that stop a build from outside, else nothing.
+#[cfg(unix)]
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        1 => " (SIGHUP)",
+        2 => " (SIGINT)",
+        9 => " (SIGKILL)",
+        15 => " (SIGTERM)",
+        _ => "",
+    }
 }
 
 /// The `[package] name` of a crate manifest.
@@ -484,5 +553,54 @@ mod tests {
         assert!(!line.contains('\n'), "{line}");
         // A directory that does not exist: rustc cannot start there.
         assert_eq!(toolchain(Path::new("/nonexistent/aex/crate")), None);
+    }
+
+    /// Writes a crate named `name` (a binary that does nothing) in `dir`, with `package_extra`
+    /// appended to its `[package]` table's manifest.
+    fn tiny_crate(dir: &Path, name: &str, package_extra: &str) {
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nedition = \"2021\"\n{package_extra}"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
+    }
+
+    #[test]
+    fn a_crate_reached_through_a_symbolic_link_builds_where_it_really_is() {
+        let root = tempfile::tempdir().unwrap();
+        // A crate of a workspace that it inherits from (found from the crate's real place
+        // only), and a crate of its own workspace; each reached through a link elsewhere.
+        let ws = root.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::write(
+            ws.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"member\"]\nresolver = \"2\"\n\n[workspace.package]\nversion = \"0.1.0\"\n",
+        )
+        .unwrap();
+        tiny_crate(&ws.join("member"), "member", "version.workspace = true\n");
+        tiny_crate(
+            &root.path().join("solo"),
+            "solo",
+            "version = \"0.1.0\"\n[workspace]\n",
+        );
+        let app = root.path().join("app");
+        std::fs::create_dir_all(&app).unwrap();
+        std::os::unix::fs::symlink(ws.join("member"), app.join("member")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("solo"), app.join("solo")).unwrap();
+        let target = root.path().join("target");
+        for link in ["member", "solo"] {
+            let exes = cargo_build(&[&app.join(link)], Profile::Dev, Some(&target), false)
+                .unwrap_or_else(|e| panic!("{link}: {e}"));
+            assert!(exes[0].ends_with(link) && exes[0].is_file(), "{exes:?}");
+        }
+        // A link to nowhere is an error about the path, not a build error.
+        std::os::unix::fs::symlink(root.path().join("gone"), app.join("gone")).unwrap();
+        let e = cargo_build(&[&app.join("gone")], Profile::Dev, Some(&target), false).unwrap_err();
+        assert!(
+            matches!(e, BuildError::CrateDir { .. }) && e.to_string().contains("app/gone"),
+            "{e}"
+        );
     }
 }

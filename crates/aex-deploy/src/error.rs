@@ -185,6 +185,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A local node's address is taken by another program, or by another node.
+    #[error("local node `{node}` cannot start on {addr}: {why}")]
+    AddressTaken {
+        /// Node name.
+        node: String,
+        /// Its address.
+        addr: std::net::SocketAddr,
+        /// What is there.
+        why: String,
+    },
     /// `aex update` would have to change more than the module it was asked to update.
     #[error(
         "updating `{module}` alone would leave other parts different from the descriptor: {}",
@@ -303,6 +313,15 @@ impl Error {
                 "is the node agent running? start local nodes with `aex up`, or run `aex node` on the machine of `{node}`"
             )),
             Error::Identity(e) => e.help(),
+            Error::AddressTaken { node, addr, .. } => Some(format!(
+                "stop what listens on {addr} (a node another application's `aex up` started \
+                 stops with `aex down` in that application's directory), or give node \
+                 `{node}` a free port in its `address`"
+            )),
+            Error::State(StateError::Busy { .. }) => Some(
+                "wait for that command to finish, or stop it; `--timeout` sets how long to wait"
+                    .into(),
+            ),
             Error::Ledger { path, .. } => Some(format!(
                 "`aex ledger verify` shows what is wrong with it; to start a new ledger, move {} away (it stays verifiable on its own)",
                 path.display()
@@ -356,7 +375,13 @@ impl Error {
             Error::WindowFull { module, .. } => Some(format!(
                 "module `{module}` is slow or stopped: check it with `aex status` (is it running? are its own outputs BLOCKED, waiting on a slower module?), then try again, or wait longer with `--wait`"
             )),
-            Error::Build { .. } => Some("fix the build error above, then run the command again".into()),
+            Error::Build { source: BuildError::Failed { .. }, .. } => Some("fix the build error above, then run the command again".into()),
+            Error::Build { source: BuildError::Interrupted { .. }, .. } => Some("nothing was changed on any node: run the command again to build and go on".into()),
+            Error::Build { source: BuildError::NoExecutable { crate_dir }, .. } => Some(format!(
+                "`crate` must name a binary crate (a `src/main.rs` ending with `aex::main!(YourModule);`); {} holds none",
+                crate_dir.display()
+            )),
+            Error::Build { source: BuildError::Cargo { .. }, .. } => Some("install Rust with rustup (https://rustup.rs), or set CARGO to the cargo to use".into()),
             Error::OtherChanges { module, .. } => Some(format!(
                 "run `aex deploy` to apply every change (it hands `{module}`'s state over too), or `aex deploy --dry-run` to see them"
             )),

@@ -13,6 +13,7 @@ mod graph;
 mod identity;
 mod ledger;
 mod logs;
+mod new;
 mod node;
 mod output;
 mod request;
@@ -44,7 +45,8 @@ pub struct Cli {
     /// AEX_TIMEOUT]
     ///
     /// One limit for every node wait of the command: each answer, a local node's start and
-    /// stop, a request's reply. Unset, each wait keeps its own default. `aex node` takes
+    /// stop, a request's reply; and for the wait on another `aex` that holds the application's
+    /// state. Unset, each wait keeps its own default (the state: as long as it takes). `aex node` takes
     /// NAME=DURATION instead, to set one of the node's own timeouts (repeatable; names:
     /// hello, start, body, reply, stats, write, connect, backoff, backoff_max, stale, stop,
     /// exit; see `[timeouts]` in its configuration file).
@@ -110,6 +112,7 @@ impl Commands {
             Commands::Events(a) => Some(&mut a.app),
             Commands::Device(_)
             | Commands::Node(_)
+            | Commands::New(_)
             | Commands::Identity(_)
             | Commands::Ledger(_)
             | Commands::Receipt(_) => None,
@@ -119,6 +122,7 @@ impl Commands {
 
 #[derive(Debug, Subcommand)]
 enum Commands {
+    New(new::NewArgs),
     Up(up::UpArgs),
     Deploy(deploy::DeployArgs),
     Update(update::UpdateArgs),
@@ -174,13 +178,32 @@ impl AppPath {
     /// Opens the application, its sessions signed by the deployer identity.
     fn open(&self, positional: Option<&PathBuf>, shell: &Shell) -> Result<App> {
         let identity = self.identity(shell)?;
-        self.open_as(&self.resolve(positional), identity)
+        self.open_as(&self.resolve(positional), identity, shell)
     }
 
-    /// Opens the application at `path` as `identity`, waiting for its nodes as long as
-    /// `--timeout` says.
-    fn open_as(&self, path: &Path, identity: Arc<Identity>) -> Result<App> {
-        Ok(App::open_with_timeout(path, identity, self.timeout)?)
+    /// Opens the application at `path` as `identity`, waiting for its nodes (and for another
+    /// `aex` that holds its state, saying who) as long as `--timeout` says.
+    fn open_as(&self, path: &Path, identity: Arc<Identity>, shell: &Shell) -> Result<App> {
+        let on_wait = lock_waiter(shell);
+        Ok(App::open_waiting(path, identity, self.timeout, &on_wait)?)
+    }
+}
+
+/// What `aex` says when another process holds the application's state: whom it waits for, and
+/// how to stop waiting.
+fn lock_waiter(shell: &Shell) -> impl Fn(Option<&aex_deploy::state::LockHolder>) + '_ {
+    move |holder| {
+        let who = holder.map_or_else(
+            || "another process (it has not said which yet)".to_owned(),
+            ToString::to_string,
+        );
+        shell.status(
+            "Waiting",
+            format!(
+                "for the application's state, which {who} holds (Ctrl-C stops waiting; \
+                 `--timeout` bounds the wait)"
+            ),
+        );
     }
 }
 
@@ -205,6 +228,7 @@ fn load_identity(explicit: Option<&Path>, shell: &Shell) -> Result<Arc<Identity>
 /// Runs the parsed command.
 pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
     match cli.command {
+        Commands::New(a) => new::exec(a, shell),
         Commands::Up(a) => up::exec(a, shell),
         Commands::Deploy(a) => deploy::exec(a, shell),
         Commands::Update(a) => update::exec(a, shell),

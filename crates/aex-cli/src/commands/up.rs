@@ -39,7 +39,7 @@ pub struct UpArgs {
 pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
     let path = args.app.resolve(args.path.as_ref());
     let identity = args.app.identity(shell)?;
-    let app = args.app.open_as(&path, identity)?;
+    let app = args.app.open_as(&path, identity, shell)?;
     let stop = stop_flag();
     let exe = std::env::current_exe().context("cannot locate the aex executable")?;
     let opts = UpOptions {

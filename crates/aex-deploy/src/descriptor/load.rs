@@ -43,11 +43,39 @@ impl Descriptor {
     pub fn from_text(file: &Path, text: String) -> Result<Descriptor, DescriptorError> {
         let format = Format::of(file)?;
         let raw = parse(file, &text, format)?;
-        let dir = match file.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        validate::validate(raw, file.to_path_buf(), dir, Source { text, format })
+        validate::validate(
+            raw,
+            file.to_path_buf(),
+            dir_of(file),
+            Source { text, format },
+        )
+    }
+
+    /// What is known of an application whose descriptor `file` does not parse (or is gone):
+    /// where it is, and nothing in it: no nodes, modules, connections or steps, the directory's
+    /// name as the application's. `App::open_unparsed` works from it and the application's
+    /// state, so that `aex down` still stops what `aex up` started.
+    pub(crate) fn unparsed(file: PathBuf) -> Descriptor {
+        let dir = dir_of(&file);
+        let application = std::path::absolute(&dir)
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        Descriptor {
+            path: file,
+            dir,
+            application,
+            nodes: vec![],
+            modules: vec![],
+            connections: vec![],
+            up: vec![],
+            periodic: vec![],
+            tenants: vec![],
+            source: Source {
+                text: String::new(),
+                format: Format::Toml,
+            },
+        }
     }
 
     /// The descriptor file `path` designates: `path` itself if it is a file, else the first of
@@ -82,6 +110,14 @@ impl Descriptor {
             let message = format!("deployment descriptor {} not found", path.display());
             Err(DescriptorError::unreadable(path, message, help))
         }
+    }
+}
+
+/// The directory of descriptor `file`: the base of its relative paths and of `.aex/`.
+fn dir_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 

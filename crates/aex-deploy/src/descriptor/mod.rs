@@ -1,5 +1,6 @@
 //! The deployment descriptor: one TOML, YAML or JSON file naming the nodes, the modules on them
-//! and the connections between them (docs/TUTORIAL.md §4 walks through one).
+//! and the connections between them (docs/TUTORIAL.md §4 walks through one; docs/DESCRIPTOR.md
+//! is the reference of every field, which a test holds to the types of `raw.rs`).
 //!
 //! [`Descriptor::load`] finds the file (a path, or `aex.toml` and friends in a directory), parses
 //! it by extension, validates it and resolves its relative paths. Every failure is a

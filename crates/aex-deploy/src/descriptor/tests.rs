@@ -6,6 +6,7 @@
 
 mod invalid;
 mod locate;
+mod reference;
 
 use std::path::{Path, PathBuf};
 

@@ -24,6 +24,7 @@ mod devices;
 mod identity;
 mod links;
 mod periodic;
+mod placement;
 
 /// Where a symmetric node's provider key comes from, for errors about it.
 const PROVIDER_KEY_HELP: &str = "each stakeholder has its own provider key on a trustzone or \
@@ -76,6 +77,7 @@ pub(super) fn validate(
     checker.unique(modules.iter().map(|m| m.name.as_str()), "module", |i| {
         Field::Module(i, "name")
     })?;
+    checker.insecure(&nodes, &modules)?;
     let module_names: Vec<String> = modules.iter().map(|m| m.name.clone()).collect();
     let connections = raw
         .connection
@@ -84,6 +86,7 @@ pub(super) fn validate(
         .map(|(i, connection)| checker.connection(i, connection, &module_names))
         .collect::<Result<Vec<_>, _>>()?;
     checker.distinct_ends(&connections)?;
+    checker.algorithms(&nodes, &modules, &connections)?;
     checker.unique(
         connections.iter().map(|c| c.name.as_str()),
         "connection",

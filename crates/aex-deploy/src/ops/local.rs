@@ -31,6 +31,8 @@ use crate::error::{Error, Result};
 use crate::progress::Observer;
 use crate::state::NodeRecord;
 
+mod listener;
+
 /// How long a starting node may take to accept connections (unless `App::set_timeout` set
 /// one limit for every node wait, as for the two below).
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -71,28 +73,13 @@ pub fn start_local_nodes(
             action: "start",
             source,
         };
-        // The node's identity, provisioned before anything is asked of its address: a node
-        // already running there must prove it.
-        let (identity, _) =
-            aex_link::keys::load_or_create(&data_dir).map_err(|e| io(std::io::Error::other(e)))?;
-        let identity = identity.public();
-        match probe(app, &spec.address, &spec.name, identity) {
-            Probe::Ours => {
+        let identity = match vet(app, &spec)? {
+            Vetted::Running => {
                 obs.advance(&format!("{} (already running)", spec.name));
                 continue;
             }
-            Probe::Refuses(why) => {
-                return Err(Error::LocalNode {
-                    node: spec.name.clone(),
-                    action: "use",
-                    source: std::io::Error::other(format!(
-                        "a node already runs on {} but refuses this deployer: {why}",
-                        spec.address
-                    )),
-                })
-            }
-            Probe::Absent => {}
-        }
+            Vetted::Free(identity) => identity,
+        };
         fs::create_dir_all(&data_dir).map_err(io)?;
         // Provision the simulated hardware root before the node starts.
         aex_tee::open(spec.tee, &data_dir).map_err(|e| io(std::io::Error::other(e.to_string())))?;
@@ -171,6 +158,53 @@ pub fn start_local_nodes(
     obs.finish();
     hand_provider_keys(app, app)?;
     Ok(started)
+}
+
+/// Checks, before anything is built or started, that every local node's address is ready for
+/// `aex up`: free, or its own node already running there. A port another program holds, or
+/// another node (another application's, or a data directory other than this application's)
+/// is an error that names it.
+pub fn check_local_addresses(app: &App) -> Result<()> {
+    for spec in &app.descriptor().nodes {
+        if spec.address.ip().is_loopback() {
+            vet(app, spec)?;
+        }
+    }
+    Ok(())
+}
+
+/// What is at a local node's address.
+enum Vetted {
+    /// The node, running, admitting this deployer.
+    Running,
+    /// Nothing: the node may start there, with this identity key (provisioned).
+    Free(NodeKey),
+}
+
+/// Looks at local node `spec`'s address, after provisioning the node's identity (a node
+/// already running there must prove it).
+fn vet(app: &App, spec: &crate::descriptor::NodeSpec) -> Result<Vetted> {
+    let data_dir = app.node_data_dir(&spec.name);
+    let (identity, _) =
+        aex_link::keys::load_or_create(&data_dir).map_err(|e| Error::LocalNode {
+            node: spec.name.clone(),
+            action: "provision the identity key of",
+            source: std::io::Error::other(e),
+        })?;
+    let identity = identity.public();
+    let taken = |why: String| Error::AddressTaken {
+        node: spec.name.clone(),
+        addr: spec.address,
+        why,
+    };
+    match probe(app, &spec.address, &spec.name, identity) {
+        Probe::Ours => Ok(Vetted::Running),
+        Probe::Refuses(why) => Err(taken(why)),
+        Probe::Absent => match listener::taken(spec.address) {
+            None => Ok(Vetted::Free(identity)),
+            Some(why) => Err(taken(why)),
+        },
+    }
 }
 
 /// Gives the descriptor of a `[[tenant]]` the identity pins of the local nodes it uses: for
@@ -271,8 +305,44 @@ fn same_file(a: &Path, b: &Path) -> bool {
     resolve(a) == resolve(b)
 }
 
+/// What `aex down` did.
+#[derive(Debug)]
+pub struct Down {
+    /// The local nodes stopped.
+    pub stopped: Vec<String>,
+    /// Why the descriptor could not be used, if it could not: then the nodes were stopped
+    /// from the application's state alone.
+    pub unparsed: Option<Error>,
+}
+
+/// `aex down`: stops every local node `aex up` started for the application at `path`, from
+/// the application's state. The descriptor is not needed for it: when it does not parse (or
+/// is gone), the nodes the state records are stopped all the same and [`Down::unparsed`] says
+/// why the descriptor was not used. `on_wait` and `timeout` are as for [`App::open_waiting`].
+pub fn down(
+    path: &Path,
+    identity: std::sync::Arc<crate::identity::Identity>,
+    timeout: Option<Duration>,
+    on_wait: &dyn Fn(Option<&crate::state::LockHolder>),
+    obs: &dyn Observer,
+) -> Result<Down> {
+    let (mut app, unparsed) = match App::open_waiting(path, identity.clone(), timeout, on_wait) {
+        Ok(app) => (app, None),
+        Err(e @ Error::Descriptor(_)) => {
+            let app = App::open_unparsed(path, identity, timeout, on_wait)?;
+            (app, Some(e))
+        }
+        Err(e) => return Err(e),
+    };
+    let stopped = stop_local_nodes(&mut app, None, obs)?;
+    Ok(Down { stopped, unparsed })
+}
+
 /// Stops the local nodes `aex up` started for this application (all of them, or those in
-/// `only`); returns the names stopped.
+/// `only`); returns the names stopped. A node the descriptor names is asked to shut down; one
+/// it does not name (removed from it, or a descriptor that did not parse) is sent SIGTERM,
+/// once its process is checked to be that node's agent. Either way it is killed if it has
+/// not exited after the stop timeout.
 pub fn stop_local_nodes(
     app: &mut App,
     only: Option<&[String]>,
@@ -287,11 +357,18 @@ pub fn stop_local_nodes(
     obs.phase("stop local nodes", records.len() as u64);
     let mut stopped = vec![];
     for (name, rec) in records {
-        if app.descriptor().node(&name).is_some() {
-            let _ = app.request(&name, "shut down", NodeRequest::Shutdown);
-            app.disconnect(&name);
-        }
-        if let Some(pid) = rec.pid {
+        // A recorded pid that is no longer this node's agent (it exited, and the pid was
+        // reused) is left alone.
+        let pid = rec.pid.filter(|pid| is_node_agent(*pid, &rec.data_dir));
+        let asked = app.descriptor().node(&name).is_some()
+            && app
+                .request(&name, "shut down", NodeRequest::Shutdown)
+                .is_ok();
+        app.disconnect(&name);
+        if let Some(pid) = pid {
+            if !asked {
+                signal(pid, "TERM");
+            }
             wait_or_kill(pid, app.timeout_or(STOP_TIMEOUT));
         }
         // Modules on a stopped node are gone, and with them their keys.
@@ -326,7 +403,9 @@ fn probe(app: &App, addr: &std::net::SocketAddr, name: &str, node: NodeKey) -> P
         Ok(c) => c,
         Err(ClientError::WrongIdentity { keys, .. }) => {
             return Probe::Refuses(format!(
-                "its identity key is {}, not the key provisioned in .aex/nodes/{name}/ ({node})",
+                "an aex node with identity key {} listens there, not the node this application \
+                 provisioned in .aex/nodes/{name}/ (key {node}): it belongs to another \
+                 application, or runs from another data directory",
                 keys.actual
             ))
         }
@@ -340,7 +419,10 @@ fn probe(app: &App, addr: &std::net::SocketAddr, name: &str, node: NodeKey) -> P
                 aex_proto::NodeErrorKind::Refused | aex_proto::NodeErrorKind::NotAdmitted
             ) =>
         {
-            Probe::Refuses(e.message)
+            Probe::Refuses(format!(
+                "an aex node listens there that refuses this deployer: {}",
+                e.message
+            ))
         }
         _ => Probe::Absent,
     }
@@ -357,16 +439,37 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// Whether process `pid` is an `aex node` agent with data directory `data_dir` (its
+/// command line says so), so that a stale pid never gets a signal meant for a node.
+fn is_node_agent(pid: u32, data_dir: &Path) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let dir = data_dir.as_os_str().as_encoded_bytes();
+    args.get(1) == Some(&&b"node"[..])
+        && args
+            .windows(2)
+            .any(|w| w[0] == b"--data-dir" && w[1] == dir)
+}
+
+/// Sends signal `name` to `pid` with `kill(1)` (this crate has no unsafe code for `kill(2)`).
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 fn wait_or_kill(pid: u32, grace: Duration) {
     let deadline = Instant::now() + grace;
     while alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     if alive(pid) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(pid.to_string())
-            .status();
+        signal(pid, "KILL");
     }
 }
 

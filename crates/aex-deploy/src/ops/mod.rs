@@ -12,7 +12,7 @@
 //! | `aex output` | [`call::output`] |
 //! | `aex request` | [`call::request`] |
 //! | `aex reset` | [`reset::reset`] |
-//! | `aex down` | [`local::stop_local_nodes`] |
+//! | `aex down` | [`local::down`] |
 //! | `aex graph` | [`graph::graph`] |
 //! | `aex logs` | [`logs::feeds`], then [`logs::LogFeed::read`] |
 //! | `aex events` | [`events::feed`], then [`events::EventFeed::read`] |

@@ -22,7 +22,9 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::ops::call::call;
-use crate::ops::deploy::{deploy, DeployObserver, DeployOptions, DeployReport, Deployed};
+use crate::ops::deploy::{
+    build, deploy_built, BuiltApp, DeployObserver, DeployOptions, DeployReport, Deployed,
+};
 use crate::ops::local;
 use crate::ops::status::{status, AppStatus};
 
@@ -89,20 +91,37 @@ pub struct StepResult {
 /// Brings `app` and its tenants up on the local nodes, then follows them until `opts.stop`
 /// (unless `opts.detach`). If bringing them up fails, the local nodes it started are stopped
 /// again (unless `opts.detach`).
+///
+/// Checks come before work: every descriptor is read and the local nodes' addresses are
+/// looked at before anything is built, and every module is built and checked against the
+/// descriptor (ports, algorithms, periodic entries) before any node starts.
 pub fn up(mut app: App, opts: &UpOptions<'_>, obs: &dyn UpObserver) -> Result<()> {
     let tenants = tenants(&app, obs)?;
+    let mut tenant_apps = Vec::new();
+    for (tenant, identity) in &tenants {
+        tenant_apps.push(App::open_with_timeout(
+            tenant,
+            identity.clone(),
+            app.timeout(),
+        )?);
+    }
+    local::check_local_addresses(&app)?;
+    let built = build(&app, obs)?;
+    let mut tenant_builds = Vec::new();
+    for tenant_app in &tenant_apps {
+        tenant_builds.push(build(tenant_app, obs)?);
+    }
     let admit: Vec<_> = tenants.iter().map(|(_, id)| id.public()).collect();
     let started = local::start_local_nodes(&mut app, opts.aex_exe, &admit, obs)?;
-    let result = bring_up(&mut app, obs).and_then(|()| {
-        for (tenant, identity) in &tenants {
-            let mut tenant_app = App::open_with_timeout(tenant, identity.clone(), app.timeout())?;
+    let result = bring_up(&mut app, built, obs).and_then(|()| {
+        for (mut tenant_app, built) in tenant_apps.into_iter().zip(tenant_builds) {
             local::provision_tenant_pins(&app, &tenant_app)?;
             obs.tenant(&tenant_app);
             // As the local nodes' operator: the tenant's own provider keys, never the farm's.
             for file in local::hand_provider_keys(&app, &tenant_app)? {
                 obs.provider_key(&tenant_app, &file);
             }
-            bring_up(&mut tenant_app, obs)?;
+            bring_up(&mut tenant_app, built, obs)?;
         }
         Ok(())
     });
@@ -183,9 +202,9 @@ fn tenants(app: &App, obs: &dyn UpObserver) -> Result<Vec<(PathBuf, Arc<Identity
     Ok(out)
 }
 
-/// Deploys `app`, runs its `[[up]]` steps and reports it running.
-fn bring_up(app: &mut App, obs: &dyn UpObserver) -> Result<()> {
-    if let Deployed::Applied(report) = deploy(app, &DeployOptions::default(), obs)? {
+/// Deploys `app` from its modules as `built`, runs its `[[up]]` steps and reports it running.
+fn bring_up(app: &mut App, built: (BuiltApp, f64), obs: &dyn UpObserver) -> Result<()> {
+    if let Deployed::Applied(report) = deploy_built(app, built, &DeployOptions::default(), obs)? {
         obs.deployed(&report);
     }
     let steps = run_steps(app)?;

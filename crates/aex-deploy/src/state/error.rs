@@ -1,6 +1,9 @@
 //! The error of reading or writing the deployer's state.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use super::lock::LockHolder;
 
 /// The state file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -39,5 +42,20 @@ pub enum StateError {
         path: PathBuf,
         /// Parser detail (never a secret).
         reason: String,
+    },
+    /// Another process held the application's state for longer than the caller would wait.
+    #[error(
+        "the application's state `{}` is in use by {}; gave up waiting after {}",
+        path.display(),
+        holder.as_ref().map_or_else(|| "another process (it has not said which)".to_owned(), ToString::to_string),
+        crate::duration::show_duration(*waited)
+    )]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as far as its note says.
+        holder: Option<LockHolder>,
+        /// How long this process waited.
+        waited: Duration,
     },
 }

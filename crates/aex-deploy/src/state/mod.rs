@@ -13,7 +13,8 @@
 //! * one process at a time: a [`StateFile`] holds an exclusive OS lock on `.aex/state.lock`
 //!   from before it reads the state until it is dropped, so two `aex` commands on the same
 //!   application (say a following `aex up` and an `aex output`) never work from stale copies
-//!   and never reserve the same counter twice. A second `aex` waits for the first.
+//!   and never reserve the same counter twice. A second `aex` waits for the first, told who
+//!   holds it and, if it set a limit, no longer than that (`lock`).
 //!
 //! One file per concept: `records` holds the serialized types ([`State`] and the records in
 //! it), `store` keeps them in the database ([`StateFile`]; its layout is described there), and
@@ -23,10 +24,12 @@ mod error;
 #[cfg(test)]
 mod fixtures;
 mod legacy;
+mod lock;
 mod records;
 mod store;
 
 pub use error::StateError;
+pub use lock::{LockHolder, LockWait};
 pub use records::{
     slot_name, ConnectionRecord, LedgerMark, ModuleRecord, NodeRecord, RetiredInstance, Revocation,
     Snapshot, State, StoredKey,

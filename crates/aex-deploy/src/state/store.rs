@@ -27,6 +27,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::error::StateError;
 use super::legacy::{read_legacy, remove_legacy, LEGACY_FILE};
+use super::lock::LockWait;
 use super::records::{check_version, Snapshot, State, FORMAT_VERSION};
 
 #[cfg(test)]
@@ -96,9 +97,15 @@ impl StateFile {
 
     /// Opens (or starts empty) the state beside a descriptor directory.
     ///
-    /// Waits while another process holds this application's state. Imports (once) the
-    /// `.aex/state.json` of an older aex.
+    /// Waits, silently and for as long as it takes, while another process holds this
+    /// application's state ([`StateFile::open_waiting`] says who and sets a limit). Imports
+    /// (once) the `.aex/state.json` of an older aex.
     pub fn open(descriptor_dir: &Path) -> Result<Self, StateError> {
+        Self::open_waiting(descriptor_dir, &LockWait::default())
+    }
+
+    /// [`StateFile::open`], waiting for another process that holds the state as `wait` says.
+    pub fn open_waiting(descriptor_dir: &Path, wait: &LockWait<'_>) -> Result<Self, StateError> {
         let dir = Self::dir_for(descriptor_dir);
         let path = dir.join(STATE_FILE);
         let lock_path = dir.join(LOCK_FILE);
@@ -117,14 +124,8 @@ impl StateFile {
         builder
             .create(&dir)
             .map_err(|e| io("create the directory of", &path, e))?;
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| io("open", &lock_path, e))?;
         // Released when the file is closed, also if the process dies.
-        lock.lock().map_err(|e| io("lock", &lock_path, e))?;
+        let lock = super::lock::acquire(&lock_path, wait)?;
 
         let file = open_private(&path)?;
         let db = redb::Builder::new()

@@ -135,22 +135,29 @@ impl Ping {
             0 => 0.0,
             n => sorted[((n as f64 * q).ceil() as usize).clamp(1, n) - 1],
         };
+        let mean = if sorted.is_empty() {
+            0.0
+        } else {
+            sorted.iter().sum::<f64>() / sorted.len() as f64
+        };
         Stats {
             count: self.count,
             done: completed >= self.count,
             completed,
             size: self.size,
-            min_us: sorted.first().copied().unwrap_or(0.0),
-            median_us: at(0.5),
-            p99_us: at(0.99),
-            max_us: sorted.last().copied().unwrap_or(0.0),
-            mean_us: if sorted.is_empty() {
-                0.0
-            } else {
-                sorted.iter().sum::<f64>() / sorted.len() as f64
-            },
+            min_us: tenth(sorted.first().copied().unwrap_or(0.0)),
+            median_us: tenth(at(0.5)),
+            p99_us: tenth(at(0.99)),
+            max_us: tenth(sorted.last().copied().unwrap_or(0.0)),
+            mean_us: tenth(mean),
         }
     }
+}
+
+/// `us` rounded to a tenth of a microsecond: the clock's noise is larger, and JSON then shows
+/// `130.2`, not `130.16500000000002`.
+fn tenth(us: f64) -> f64 {
+    (us * 10.0).round() / 10.0
 }
 
 aex::main!(Ping);

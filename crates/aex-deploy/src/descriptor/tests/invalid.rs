@@ -390,3 +390,50 @@ fn fixtures_are_in_sync() {
         }
     }
 }
+
+/// Two nodes, `ping` on the first and `pong` on the second, with one connection between them;
+/// `first_tee`, `module` and `connection` are spliced in.
+fn placed(first_tee: &str, module: &str, connection: &str) -> String {
+    format!(
+        "[[node]]\nname = \"n1\"\naddress = \"127.0.0.1:7101\"\ntee = \"{first_tee}\"\n\n\
+         [[node]]\nname = \"n2\"\naddress = \"127.0.0.1:7102\"\ntee = \"sgx\"\n\n\
+         [[module]]\nname = \"ping\"\ncrate = \"mods/ping\"\nnode = \"n1\"\n{module}\n\
+         [[module]]\nname = \"pong\"\ncrate = \"mods/pong\"\nnode = \"n2\"\n\n\
+         [[connection]]\nname = \"p\"\nfrom = \"ping.ping\"\nto = \"pong.ping\"\n{connection}"
+    )
+}
+
+#[test]
+fn placement_is_checked_with_the_descriptor_before_any_build() {
+    let project = Project::new();
+    // `native` without `allow_insecure`: the help names the field to add.
+    let text = placed("native", "", "");
+    let e = project.load("toml", &text).unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        shown.contains("module[0].node")
+            && shown.contains("whose TEE kind is `native`")
+            && shown.contains("add `allow_insecure = true` to its `[[module]]` entry"),
+        "{shown}"
+    );
+    assert_eq!(
+        e.line(),
+        Some(text.lines().position(|l| l == "node = \"n1\"").unwrap() + 1)
+    );
+    project
+        .load("toml", &placed("native", "allow_insecure = true\n", ""))
+        .unwrap();
+    // AES-GCM (the default) on a sancus node, which offers only ChaCha20-Poly1305.
+    let e = project.load("toml", &placed("sancus", "", "")).unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        shown.contains("connection[0].algorithm")
+            && shown.contains(
+                "module `ping` runs on node `n1` (sancus), which offers only chacha20-poly1305"
+            )
+            && shown.contains("set `algorithm = \"chacha20-poly1305\"` on connection `p`"),
+        "{shown}"
+    );
+    let chacha = "algorithm = \"chacha20-poly1305\"\n";
+    project.load("toml", &placed("sancus", "", chacha)).unwrap();
+}

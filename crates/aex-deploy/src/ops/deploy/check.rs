@@ -1,6 +1,6 @@
-//! Checking the descriptor against what only the deployer knows: each connection's algorithm
-//! against its ends' TEE backends, its ports against the interfaces the built binaries declare
-//! (resolving its ends, once, into a [`Link`]), each periodic trigger against its module's
+//! Checking the descriptor against what only the deployer knows: each connection's ports
+//! against the interfaces the built binaries declare (resolving its ends, once, into a
+//! [`Link`]), each periodic trigger against its module's
 //! `#[periodic]` entries, and persistent modules against their nodes' counters.
 
 use std::collections::BTreeMap;
@@ -8,55 +8,17 @@ use std::collections::BTreeMap;
 use super::endpoints::Link;
 use crate::app::App;
 use crate::build::Built;
-use crate::descriptor::{Descriptor, Field, From};
+use crate::descriptor::Field;
 use crate::error::Result;
 
-/// Checks every connection of the descriptor, in file order, against the nodes of its ends
-/// (their TEE must offer its algorithm) and against the interfaces the built binaries declare,
-/// and returns the connections resolved ([`Link::resolve`]).
+/// Checks every connection of the descriptor, in file order, against the interfaces the built
+/// binaries declare, and returns the connections resolved ([`Link::resolve`]). (That the TEE
+/// of each end offers its algorithm is checked with the descriptor, before any build.)
 pub(super) fn check_connections(app: &App, built: &BTreeMap<String, Built>) -> Result<Vec<Link>> {
     let desc = app.descriptor();
     (0..desc.connections.len())
-        .map(|i| {
-            check_algorithm(desc, i)?;
-            Link::resolve(desc, i, built)
-        })
+        .map(|i| Link::resolve(desc, i, built))
         .collect()
-}
-
-/// Checks that the TEE of the node of each end of connection `i` offers its algorithm.
-fn check_algorithm(desc: &Descriptor, i: usize) -> Result<()> {
-    let c = &desc.connections[i];
-    let from_module = match &c.from {
-        From::Port(p) => Some(&p.module),
-        From::Deployer => None,
-    };
-    for endpoint in from_module.into_iter().chain([&c.to.module]) {
-        let node = desc.module(endpoint).and_then(|m| desc.node(&m.node));
-        if let Some(node) = node.filter(|n| !n.tee.offers(c.algorithm)) {
-            let offered: Vec<String> = node
-                .tee
-                .algorithms()
-                .iter()
-                .map(|a| a.name().to_owned())
-                .collect();
-            return Err(desc
-                    .error_at(
-                        Field::Connection(i, "algorithm"),
-                        format!(
-                            "connection `{}` uses {}, but module `{endpoint}` runs on node `{}` ({}), which offers only {}",
-                            c.name,
-                            c.algorithm.name(),
-                            node.name,
-                            node.tee.name(),
-                            offered.join(", ")
-                        ),
-                        &offered,
-                    )
-                    .into());
-        }
-    }
-    Ok(())
 }
 
 /// Checks that every `[[periodic]]` trigger names an entry its module's binary declares

@@ -46,6 +46,6 @@ pub use plan::{
     plan, plan_with, Action, ConnectionChange, ModuleChange, Options, Plan, StateSource,
 };
 pub use report::DeployReport;
-pub(crate) use run::build;
+pub(crate) use run::{build, deploy_built};
 pub use run::{deploy, DeployObserver, DeployOptions, Deployed};
 pub use transfer::Transfer;

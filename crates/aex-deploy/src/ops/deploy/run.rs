@@ -47,11 +47,24 @@ pub enum Deployed {
 /// Converges the running application on the descriptor: builds every module, decides what to
 /// change ([`Plan`]), and loads, attests and connects only what differs.
 pub fn deploy(app: &mut App, opts: &DeployOptions, obs: &dyn DeployObserver) -> Result<Deployed> {
+    // Checked before the build: a typo costs no build.
+    discarded(app, &opts.discard_state)?;
+    let built = build(app, obs)?;
+    deploy_built(app, built, opts, obs)
+}
+
+/// [`deploy`] from modules already built ([`build`]): `aex up` builds and checks every
+/// application before it starts a node.
+pub(crate) fn deploy_built(
+    app: &mut App,
+    (built, build_secs): (BuiltApp, f64),
+    opts: &DeployOptions,
+    obs: &dyn DeployObserver,
+) -> Result<Deployed> {
     let mut options = Options {
         discard_state: discarded(app, &opts.discard_state)?,
         ..Options::default()
     };
-    let (built, build_secs) = build(app, obs)?;
     if !opts.dry_run {
         restore(app, &opts.restore_state, &mut options)?;
     }
@@ -68,7 +81,8 @@ pub fn deploy(app: &mut App, opts: &DeployOptions, obs: &dyn DeployObserver) -> 
 }
 
 /// Builds every module with a builder as the environment says (`AEX_BUILD_PROFILE`,
-/// `AEX_PREBUILT`); returns the builds and the seconds building took.
+/// `AEX_PREBUILT`) and checks the descriptor against the interfaces the binaries declare;
+/// returns the builds and the seconds building took.
 pub(crate) fn build(app: &App, obs: &dyn Observer) -> Result<(BuiltApp, f64)> {
     let mut builder = Builder::from_env().map_err(Error::Builder)?;
     let started = Instant::now();
