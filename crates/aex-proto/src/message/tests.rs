@@ -133,6 +133,7 @@ fn module_stats_round_trip_with_the_lifecycle_counters() {
             gaps: 4,
             dropped: 11,
             blocked: 12,
+            failed: 14,
         }],
         rejected_unknown: 5,
         rejected_commands: 6,
@@ -143,6 +144,13 @@ fn module_stats_round_trip_with_the_lifecycle_counters() {
         armed: true,
         retired: true,
         refused_writes: 13,
+        failures: vec![crate::PortFailures {
+            port: "input reading".into(),
+            failed: 14,
+            reason: "the payload does not decode as its argument".into(),
+            conn: Some(ConnId(4)),
+            counter: 20,
+        }],
     });
     let f = encode(&stats);
     assert_eq!(decode::<FromModule>(&f[LEN_PREFIX..]).unwrap(), stats);
