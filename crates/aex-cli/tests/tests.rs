@@ -28,6 +28,7 @@ mod adversarial_update;
 mod adversarial_wire;
 mod cli_device;
 mod cli_errors;
+mod cli_failures;
 mod cli_provider_key;
 mod cli_window;
 mod e2e_button_led;

@@ -685,7 +685,18 @@ pub struct ModuleStatus {
     /// may lie; what it cannot do is make a module run on an old state).
     #[serde(default)]
     pub persistence: Option<PersistenceStatus>,
+    /// Once the process ended: the last lines of its log (at most [`LOG_TAIL_LINES`] lines of
+    /// at most [`LOG_TAIL_LINE`] bytes each), so that its owner reads why it ended without
+    /// access to the node's disk. Empty while it runs. Appended last.
+    #[serde(default)]
+    pub log_tail: Vec<String>,
 }
+
+/// How many lines of a module's log a node reports once its process ended.
+pub const LOG_TAIL_LINES: usize = 10;
+
+/// The longest line of a module's log a node reports (longer ones are cut).
+pub const LOG_TAIL_LINE: usize = 240;
 
 /// What a node says of a persistent module's sealed state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,6 +28,14 @@ pub fn exec(args: StatusArgs, shell: &Shell) -> Result<()> {
         shell.out(serde_json::to_string_pretty(&status)?)?;
     } else {
         shell.out(crate::table::status(&status))?;
+        for problem in crate::table::problems(&status) {
+            // A log's lines (escaped, each on its own line) below the warning.
+            let (first, lines) = problem.split_once('\n').unwrap_or((&problem, ""));
+            shell.warn(first);
+            if !lines.is_empty() {
+                shell.note(lines);
+            }
+        }
         for m in status.modules.iter().filter(|m| m.refused_writes > 0) {
             shell.warn(format!(
                 "module `{}`: {} device write(s) held for a commit were refused by its node's TEE layer after module code saw them succeed; its log says which (`module.log` in its node's data directory)",
