@@ -7,7 +7,8 @@
 //!   the module is reported stopped, with its exit status and its log's last lines (which
 //!   say where it panicked, never the panic's message);
 //! * a module that is gone: `aex request`, `aex output` and `aex call` say so within about a
-//!   second, not after their timeouts.
+//!   second, not after their timeouts, and `aex deploy` starts it from its default state only
+//!   when told to (`--yes`, `--discard-state`, or yes on a terminal).
 
 use std::time::{Duration, Instant};
 
@@ -146,13 +147,19 @@ fn failures_of_module_code_reach_the_owner() {
 
     // A new instance: the deployment refuses to start it from its default state until told
     // to (the stopped instance cannot hand its state over).
+    // Here nobody can be asked (stdin is no terminal): it stops, and says what to do.
     app.deploy().code(1).stderr_has(&[
+        "the state of module `fragile` is lost: its recorded instance on node `n1` cannot hand it over",
+        "module `fragile` is not running (exit status: 101)",
         "the state of module `fragile` cannot be taken over",
         "--discard-state fragile",
+        "--yes",
     ]);
-    app.deploy_with(&["--discard-state", "fragile"])
-        .ok()
-        .stderr_has(&["discarding the recorded instance's state"]);
+    app.deploy_with(&["--yes"]).ok().stderr_has(&[
+        "Discarding the state of `fragile`: it starts from its default state",
+        "starts from its default state: the state of the old instance was discarded",
+    ]);
+    assert_eq!(app.call("fragile", "levels", None), 0, "a fresh state");
     // An input that panics stops it, and `aex output` says so.
     let run = app.aex(&["output", "crash", "x"]);
     assert_ne!(run.code, 0, "{}", run.stderr);
