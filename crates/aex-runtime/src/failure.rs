@@ -15,10 +15,14 @@ use std::sync::Mutex;
 use aex_proto::{ConnId, PortFailures};
 
 use crate::module::{PortError, PortKind};
-use crate::serve::bounded;
 
 /// The exit status of a module that stopped after a panic (Rust's own for a panic).
 pub(crate) const PANIC_EXIT: i32 = 101;
+
+/// The longest failure message the runtime seals (a handler's, an entry point's, a refused
+/// restore's); longer ones are cut at a character boundary. It keeps a failing call's answer
+/// small and within a frame, whatever the module's message.
+pub(crate) const MAX_FAILURE_LEN: usize = 1024;
 
 /// Where the last panic of this process happened (`file:line:column`), set by the hook.
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
@@ -96,43 +100,32 @@ impl Failure {
     }
 }
 
-/// The failures of each port so far.
-#[derive(Debug, Default)]
-pub(crate) struct Failures(Vec<PortFailures>);
-
-impl Failures {
-    /// Counts a failure of port `index` of `kind`, named `name`, on the event `at` (its
-    /// connection and counter), and logs it.
-    pub(crate) fn count(
-        &mut self,
-        kind: PortKind,
-        name: &str,
-        failure: &Failure,
-        at: Option<(ConnId, u64)>,
-    ) {
-        let port = format!("{} {name}", kind_name(kind));
-        let reason = failure.withheld();
-        log!("{} `{name}` failed: {reason}", kind_name(kind));
-        let entry = match self.0.iter().position(|f| f.port == port) {
-            Some(i) => &mut self.0[i],
-            None => {
-                self.0.push(PortFailures {
-                    port,
-                    ..PortFailures::default()
-                });
-                self.0.last_mut().expect("just pushed")
-            }
-        };
-        entry.failed += 1;
-        entry.reason = reason;
-        entry.conn = at.map(|(conn, _)| conn);
-        entry.counter = at.map_or(0, |(_, counter)| counter);
-    }
-
-    /// Every port's failures, for `Stats`.
-    pub(crate) fn report(&self) -> Vec<PortFailures> {
-        self.0.clone()
-    }
+/// Counts a failure of port `kind` `name` in `failures` (one entry per port), on the event
+/// `at` (its connection and counter), and logs it.
+pub(crate) fn count(
+    failures: &mut Vec<PortFailures>,
+    kind: PortKind,
+    name: &str,
+    failure: &Failure,
+    at: Option<(ConnId, u64)>,
+) {
+    let port = format!("{} {name}", kind_name(kind));
+    let reason = failure.withheld();
+    log!("{} `{name}` failed: {reason}", kind_name(kind));
+    let entry = match failures.iter().position(|f| f.port == port) {
+        Some(i) => &mut failures[i],
+        None => {
+            failures.push(PortFailures {
+                port,
+                ..PortFailures::default()
+            });
+            failures.last_mut().expect("just pushed")
+        }
+    };
+    entry.failed += 1;
+    entry.reason = reason;
+    entry.conn = at.map(|(conn, _)| conn);
+    entry.counter = at.map_or(0, |(_, counter)| counter);
 }
 
 fn kind_name(kind: PortKind) -> &'static str {
@@ -143,4 +136,18 @@ fn kind_name(kind: PortKind) -> &'static str {
         PortKind::Periodic => "periodic",
         PortKind::Deadline => "deadline",
     }
+}
+
+/// `message`, cut to at most [`MAX_FAILURE_LEN`] bytes at a character boundary.
+pub(crate) fn bounded(mut message: String) -> String {
+    const CUT: &str = " [cut]";
+    if message.len() > MAX_FAILURE_LEN {
+        let mut end = MAX_FAILURE_LEN - CUT.len();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(CUT);
+    }
+    message
 }

@@ -17,7 +17,7 @@
 //!   module key and counted in `ModuleStats::refused_commands`): its state lives on elsewhere;
 //! * what the runtime writes to the node in clear (stderr) never quotes module messages, which
 //!   may quote payloads or state; failure messages travel only sealed, at most
-//!   [`MAX_FAILURE_LEN`] bytes;
+//!   [`MAX_FAILURE_LEN`](crate::failure::MAX_FAILURE_LEN) bytes;
 //! * module code that panics stops the module after its failure is answered and counted
 //!   (`failure.rs`), before anything else runs or is committed;
 //! * deadline clocks are checked before every message, so a node that floods the module with
@@ -31,14 +31,9 @@ use aex_proto::{Command, CommandError, CommandReply, Event, FromModule, Sealed, 
 use crate::conn::{intake, Accepted, Binding, Refused};
 use crate::context::Context;
 use crate::core::Core;
-use crate::failure::{Failure, PANIC_EXIT};
+use crate::failure::{bounded, Failure, PANIC_EXIT};
 use crate::link::{Link, Recv};
 use crate::module::{Module, PortKind};
-
-/// The longest failure message the runtime seals (a handler's, an entry point's, a refused
-/// restore's); longer ones are cut at a character boundary. It keeps a failing call's answer
-/// small and within a frame, whatever the module's message.
-pub(crate) const MAX_FAILURE_LEN: usize = 1024;
 
 /// A module's state and the runtime's, driven by messages from the node.
 pub(crate) struct Runtime<M> {
@@ -684,25 +679,11 @@ impl<M: Module> Runtime<M> {
         if let Some((conn, _)) = at {
             self.core.conns.failed(conn);
         }
-        self.core.failures.count(kind, &name, failure, at);
+        crate::failure::count(&mut self.core.failures, kind, &name, failure, at);
         if failure.is_panic() {
             log!("the module stops (exit status {PANIC_EXIT})");
         }
     }
-}
-
-/// `message`, cut to at most [`MAX_FAILURE_LEN`] bytes at a character boundary.
-pub(crate) fn bounded(mut message: String) -> String {
-    const CUT: &str = " [cut]";
-    if message.len() > MAX_FAILURE_LEN {
-        let mut end = MAX_FAILURE_LEN - CUT.len();
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push_str(CUT);
-    }
-    message
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use aex_testkit::deployer::{receiver, sender};
 
 use super::harness::{Harness, ALG};
 use super::LOGGED;
-use crate::serve::MAX_FAILURE_LEN;
+use crate::failure::MAX_FAILURE_LEN;
 
 /// A payload a module must not leak, in a form its message quotes.
 const SECRET: &[u8] = b"quote:the-combination-is-0451";
@@ -89,10 +89,10 @@ fn an_entry_point_failure_is_bounded_too() {
     );
     // Cut at a character boundary, whatever the message is made of.
     assert_eq!(
-        crate::serve::bounded("€".repeat(MAX_FAILURE_LEN)).len(),
+        crate::failure::bounded("€".repeat(MAX_FAILURE_LEN)).len(),
         MAX_FAILURE_LEN - 1
     );
-    assert_eq!(crate::serve::bounded("short".into()), "short");
+    assert_eq!(crate::failure::bounded("short".into()), "short");
 }
 
 #[test]
