@@ -21,7 +21,7 @@ pub fn plan(plan: &Plan, shell: &Shell) {
             StateSource::Snapshot => "load, attest and restore the saved state",
             StateSource::Checkpoint => "load, attest and restore the checkpoint you gave",
             StateSource::Unconfirmed => {
-                "ask the recorded instance for its state (its node reports it gone; if it does not answer, its state is lost, and the deployment asks before it starts the module from its default state), then load and attest"
+                "ask the recorded instance for its state (its node reports it gone), then load and attest (if it does not answer, its state is lost: asked before the module starts from its default state)"
             }
             StateSource::Discarded => {
                 "load and attest, discarding the recorded instance's state"

@@ -203,6 +203,9 @@ async fn handle(
             )),
         },
         NodeRequest::Status => Ok(NodeResponse::Status(status(shared, app).await)),
+        NodeRequest::Module { module } => Ok(NodeResponse::Module(
+            find(shared, app, &module)?.status(),
+        )),
         NodeRequest::Unload { module } => {
             let m = shared
                 .router
@@ -372,6 +375,7 @@ fn request_name(body: &NodeRequest) -> &'static str {
         NodeRequest::Unroute { .. } => "Unroute",
         NodeRequest::Window { .. } => "Window",
         NodeRequest::LoadStored { .. } => "LoadStored",
+        NodeRequest::Module { .. } => "Module",
         _ => "unknown",
     }
 }

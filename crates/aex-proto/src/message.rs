@@ -481,6 +481,15 @@ pub enum NodeRequest {
         /// SHA-256 of the binary.
         measurement: [u8; 32],
     },
+    /// How `module` of the session's namespace runs, as [`NodeRequest::Status`] reports it
+    /// (its exit status and log tail once its process ended) but without asking the module
+    /// for its counters (`stats` is `None`), so it is answered at once even while the module
+    /// is busy: a deployer waiting for a reply asks it to learn that the module died.
+    /// Answered [`NodeResponse::Module`], or [`NodeErrorKind::UnknownModule`].
+    Module {
+        /// Module name.
+        module: String,
+    },
 }
 
 /// One periodic trigger: the node sends [`ToModule::Tick`] for `entry` every `period_ms`.
@@ -566,6 +575,8 @@ pub enum NodeResponse {
         /// Bytes in flight: sent, and not yet taken in by the module.
         in_flight: u64,
     },
+    /// The answer to [`NodeRequest::Module`].
+    Module(ModuleStatus),
 }
 
 /// Node agent → deployer or peer.

@@ -9,6 +9,9 @@
 //!   with [`PANIC_EXIT`]: after a panic its state may be half-changed, so nothing more runs
 //!   on it and nothing of it is committed (a persistent module resumes from its last commit);
 //! * the panic hook logs where module code panicked, never the panic's message.
+//!
+//! A module built with `panic = "abort"` cannot have its panic caught: the hook still logs
+//! where, and the process ends at once (`signal: 6 (SIGABRT)` in `aex status`), unanswered.
 
 use std::sync::Mutex;
 

@@ -193,7 +193,8 @@ fn stopped(module: &str, node: &str, live: &aex_proto::ModuleStatus) -> Option<E
 }
 
 /// How often [`request`] asks the node whether the module still runs while it waits for the
-/// reply: a module that died answers nothing, and its requester learns it within this.
+/// reply (`NodeRequest::Module`): a module that died answers nothing, and its requester
+/// learns it within this.
 const LIVENESS_EVERY: Duration = Duration::from_millis(250);
 
 /// How long [`output`] keeps asking whether the module accepted the event before it reports
@@ -228,6 +229,8 @@ pub fn request(
         .map(|m| m.slot(&module))
         .unwrap_or_else(|| module.clone());
     let deadline = Instant::now() + wait;
+    // Cleared if the node cannot say how one module runs (an older node agent).
+    let mut ask_liveness = true;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -245,18 +248,19 @@ pub fn request(
                 source,
             })?;
         let Some(event) = event else {
-            // No reply yet: is the module still there to give one? (Its node answers while
-            // the module works; only a dead module fails the request early.)
-            if let Ok(NodeResponse::Status(status)) =
-                app.request(&node, "report status", NodeRequest::Status)
-            {
-                if let Some(e) = status
-                    .modules
-                    .iter()
-                    .find(|m| m.name == slot)
-                    .and_then(|live| stopped(&module, &node, live))
-                {
-                    return Err(e);
+            // No reply yet: is the module still there to give one? The node answers this
+            // itself, at once, however busy the module is.
+            if ask_liveness {
+                let ask = NodeRequest::Module {
+                    module: slot.clone(),
+                };
+                match app.request(&node, &format!("report module `{module}`"), ask) {
+                    Ok(NodeResponse::Module(live)) => {
+                        if let Some(e) = stopped(&module, &node, &live) {
+                            return Err(e);
+                        }
+                    }
+                    _ => ask_liveness = false,
                 }
             }
             continue;
