@@ -203,9 +203,9 @@ async fn handle(
             )),
         },
         NodeRequest::Status => Ok(NodeResponse::Status(status(shared, app).await)),
-        NodeRequest::Module { module } => Ok(NodeResponse::Module(
+        NodeRequest::Module { module } => Ok(NodeResponse::Module(Box::new(
             find(shared, app, &module)?.status(),
-        )),
+        ))),
         NodeRequest::Unload { module } => {
             let m = shared
                 .router

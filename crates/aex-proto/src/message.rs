@@ -575,8 +575,9 @@ pub enum NodeResponse {
         /// Bytes in flight: sent, and not yet taken in by the module.
         in_flight: u64,
     },
-    /// The answer to [`NodeRequest::Module`].
-    Module(ModuleStatus),
+    /// The answer to [`NodeRequest::Module`] (boxed: it is large beside the other answers;
+    /// the box does not show on the wire).
+    Module(Box<ModuleStatus>),
 }
 
 /// Node agent → deployer or peer.

@@ -313,18 +313,18 @@ fn load_stored_round_trips_and_keeps_its_place() {
     assert_eq!(postcard::to_allocvec(&body).unwrap(), [14, 1, b'm']);
     let answer = FromNode::Response {
         id: 11,
-        result: Ok(NodeResponse::Module(crate::ModuleStatus {
+        result: Ok(NodeResponse::Module(Box::new(crate::ModuleStatus {
             name: "m".into(),
             exit: Some("exit status: 101".into()),
             log_tail: vec!["panicked".into()],
             ..crate::ModuleStatus::default()
-        })),
+        }))),
     };
     assert_eq!(
         decode::<FromNode>(&encode(&answer)[LEN_PREFIX..]).unwrap(),
         answer
     );
-    let module = NodeResponse::Module(crate::ModuleStatus::default());
+    let module = NodeResponse::Module(Box::default());
     assert_eq!(postcard::to_allocvec(&module).unwrap()[0], 6);
     assert_eq!(
         postcard::to_allocvec(&NodeErrorKind::NotStored).unwrap(),
