@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::time::Instant;
 
 use aex_deploy::ops::deploy::{DeployObserver, Plan};
-use aex_deploy::progress::Observer;
+use aex_deploy::progress::{Observer, StateLoss};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::shell::Shell;
@@ -14,6 +14,8 @@ use crate::shell::Shell;
 pub struct Bars<'a> {
     shell: &'a Shell,
     bar: RefCell<Option<(ProgressBar, String, Instant)>>,
+    /// Whether a lost state is given up without asking (`--yes`).
+    yes: bool,
 }
 
 impl<'a> Bars<'a> {
@@ -22,7 +24,14 @@ impl<'a> Bars<'a> {
         Bars {
             shell,
             bar: RefCell::new(None),
+            yes: false,
         }
+    }
+
+    /// Bars that answer yes when asked to give up a lost state (`--yes`).
+    pub fn yes(mut self, yes: bool) -> Self {
+        self.yes = yes;
+        self
     }
 }
 
@@ -65,6 +74,34 @@ impl Observer for Bars<'_> {
 
     fn note(&self, message: &str) {
         self.shell.note(message);
+    }
+
+    fn start_afresh(&self, loss: &StateLoss) -> bool {
+        if let Some((b, _, _)) = self.bar.borrow().as_ref() {
+            b.finish_and_clear();
+        }
+        let (first, rest) = loss.why.split_once('\n').unwrap_or((&loss.why, ""));
+        self.shell.warn(format!(
+            "the state of module `{}` is lost: its recorded instance on node `{}` cannot hand it over ({first})",
+            loss.module, loss.node
+        ));
+        if !rest.is_empty() {
+            self.shell.note(rest);
+        }
+        let afresh = self.yes
+            || self
+                .shell
+                .ask(&format!("Start `{}` from its default state?", loss.module));
+        if afresh {
+            self.shell.status(
+                "Discarding",
+                format!(
+                    "the state of `{}`: it starts from its default state",
+                    loss.module
+                ),
+            );
+        }
+        afresh
     }
 }
 

@@ -21,7 +21,7 @@ pub fn plan(plan: &Plan, shell: &Shell) {
             StateSource::Snapshot => "load, attest and restore the saved state",
             StateSource::Checkpoint => "load, attest and restore the checkpoint you gave",
             StateSource::Unconfirmed => {
-                "ask the recorded instance for its state (its node reports it gone), then load and attest"
+                "ask the recorded instance for its state (its node reports it gone), then load and attest (if it does not answer, its state is lost: asked before the module starts from its default state)"
             }
             StateSource::Discarded => {
                 "load and attest, discarding the recorded instance's state"
@@ -121,7 +121,7 @@ pub fn transfers(report: &DeployReport, shell: &Shell) {
                 "took over the state ({n} bytes) of an instance its node had reported gone"
             ),
             (StateSource::Running | StateSource::Unconfirmed, None) => "starts from its default state: its state type is not serializable and it has no #[save]/#[restore] methods".into(),
-            (StateSource::Discarded, _) => "starts from its default state: the state of the old instance was discarded (--discard-state)".into(),
+            (StateSource::Discarded, _) => "starts from its default state: the state of the old instance was discarded".into(),
             _ => "starts from its default state".into(),
         };
         shell.status(

@@ -66,6 +66,20 @@ impl Shell {
         std::io::stderr().is_terminal()
     }
 
+    /// Asks `question` on stderr and reads the answer from stdin: true only for `y` or
+    /// `yes`; false when stdin or stderr is not a terminal (nobody to ask), or on no answer.
+    pub fn ask(&self, question: &str) -> bool {
+        if !self.interactive() || !std::io::stdin().is_terminal() {
+            return false;
+        }
+        eprint!("{} [y/N] ", escape(question));
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err() {
+            return false;
+        }
+        matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    }
+
     /// A status line on stderr, e.g. `  Deployed 2 modules`.
     pub fn status(&self, verb: &str, message: impl AsRef<str>) {
         let verb = if self.color {

@@ -96,10 +96,11 @@ pub fn status(s: &AppStatus) -> String {
                 } else {
                     "no".into()
                 },
-                if m.reachable {
-                    yes(m.running)
-                } else {
-                    "unknown".into()
+                match (m.reachable, m.running, &m.exit) {
+                    (false, ..) => "unknown".into(),
+                    // Ended on its own (a panic, a crash): say how, not just "no".
+                    (true, false, Some(exit)) => format!("no: {exit}"),
+                    (true, running, _) => yes(running),
                 },
                 m.persistence.as_ref().map(sealed).unwrap_or_default(),
                 (m.rejected_unknown + m.rejected_commands).to_string(),
@@ -118,6 +119,8 @@ pub fn status(s: &AppStatus) -> String {
                 c.algorithm.clone(),
                 c.sent.to_string(),
                 c.received.to_string(),
+                c.failed.to_string(),
+                c.replies.to_string(),
                 c.rejected.to_string(),
                 c.gaps.to_string(),
                 c.dropped.to_string(),
@@ -161,6 +164,8 @@ pub fn status(s: &AppStatus) -> String {
                 "ALGORITHM",
                 "SENT",
                 "RECEIVED",
+                "FAILED",
+                "REPLIES",
                 "REJECTED",
                 "GAPS",
                 "DROPPED",
@@ -170,6 +175,49 @@ pub fn status(s: &AppStatus) -> String {
         ),
     ]
     .join("\n\n")
+}
+
+/// What needs its owner's attention in a status, one paragraph each: a module whose process
+/// ended (how, and the last lines of its log), and ports whose code failed (how often, and
+/// why the last time).
+pub fn problems(s: &AppStatus) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in &s.modules {
+        if let (true, false, Some(exit)) = (m.reachable, m.running, &m.exit) {
+            let mut text = format!("module `{}` is not running: {exit}", m.name);
+            if !m.log_tail.is_empty() {
+                text.push_str("; the last lines of its log:");
+                for line in &m.log_tail {
+                    text.push_str("\n  ");
+                    text.push_str(line);
+                }
+            }
+            out.push(text);
+        }
+        for f in &m.failures {
+            let (kind, port) = f.port.split_once(' ').unwrap_or(("port", &f.port));
+            let times = match f.failed {
+                1 => "once".to_owned(),
+                n => format!("{n} times"),
+            };
+            let event = match f.conn {
+                Some(conn) => {
+                    let name = s
+                        .connections
+                        .iter()
+                        .find(|c| c.id == Some(conn.0))
+                        .map_or_else(|| conn.to_string(), |c| format!("`{}`", c.name));
+                    format!(" (event {} on connection {name})", f.counter)
+                }
+                None => String::new(),
+            };
+            out.push(format!(
+                "module `{}`: {kind} `{port}` failed {times}; the last time{event}: {}",
+                m.name, f.reason
+            ));
+        }
+    }
+    out
 }
 
 /// A persistent module's sealed state on one short line: the newest version stored, and
@@ -248,6 +296,9 @@ mod tests {
             state: Some(serde_json::json!({"on": true})),
             retired: false,
             persistence: None,
+            exit: None,
+            log_tail: vec![],
+            failures: vec![],
         }
     }
 
@@ -359,6 +410,8 @@ mod tests {
                 keyed: true,
                 sent: 10,
                 received: 7,
+                failed: 1,
+                replies: 0,
                 rejected: 0,
                 gaps: 1,
                 dropped: 2,
@@ -375,10 +428,10 @@ mod tests {
         let cells: Vec<&str> = lines[header + 1].split_whitespace().collect();
         assert_eq!(
             names[4..],
-            ["SENT", "RECEIVED", "REJECTED", "GAPS", "DROPPED", "BLOCKED"],
+            ["SENT", "RECEIVED", "FAILED", "REPLIES", "REJECTED", "GAPS", "DROPPED", "BLOCKED"],
             "{t}"
         );
-        assert_eq!(cells[4..], ["10", "7", "0", "1", "2", "5"], "{t}");
+        assert_eq!(cells[4..], ["10", "7", "1", "0", "0", "1", "2", "5"], "{t}");
     }
 
     #[test]
@@ -408,5 +461,39 @@ mod tests {
         let header = lines.iter().position(|l| l.starts_with("MODULE")).unwrap();
         assert!(lines[header].ends_with("STATE"), "{t}");
         assert!(lines[header + 1].ends_with("{\"on\":true}"), "{t}");
+    }
+
+    #[test]
+    fn a_crashed_module_and_failing_ports_are_explained() {
+        let status = AppStatus {
+            application: "a".into(),
+            nodes: vec![],
+            modules: vec![ModuleView {
+                running: false,
+                exit: Some("exit status: 101".into()),
+                log_tail: vec!["aex-runtime: module code panicked at src/main.rs:9:5".into()],
+                failures: vec![aex_proto::PortFailures {
+                    port: "input reading".into(),
+                    failed: 2,
+                    reason: "the payload does not decode as its argument".into(),
+                    conn: Some(aex_proto::ConnId(3)),
+                    counter: 5,
+                }],
+                ..led()
+            }],
+            connections: vec![],
+        };
+        let t = super::status(&status);
+        assert!(t.contains("no: exit status: 101"), "{t}");
+        let problems = super::problems(&status);
+        assert_eq!(
+            problems,
+            [
+                "module `led` is not running: exit status: 101; the last lines of its log:\n  \
+                 aex-runtime: module code panicked at src/main.rs:9:5",
+                "module `led`: input `reading` failed 2 times; the last time (event 5 on \
+                 connection #3): the payload does not decode as its argument"
+            ]
+        );
     }
 }

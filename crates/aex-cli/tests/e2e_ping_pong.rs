@@ -104,7 +104,7 @@ fn up_detached_then_request_output_call_redeploy_and_down() {
 
     // A payload `kick` cannot decode: ping logs why, and `aex logs` reads it through its node.
     app.aex(&["output", "kick", "not json"]);
-    let why = "input `kick` failed on an authentic event";
+    let why = "input `kick` failed";
     wait_for("`aex logs ping` to show the failed input", PATIENCE, || {
         let logs = app.aex(&["logs", "ping"]).ok();
         logs.stdout.contains(why).then_some(())

@@ -166,3 +166,56 @@ fn a_module_with_only_a_periodic_entry_is_started_by_deploy_and_ticks() {
     assert_eq!(sensor.rejected_ticks, 0, "{readings} readings: {sensor:?}");
     cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
 }
+
+/// `aex disable heater; aex deploy` leaves no stale connection behind: the sensor's periodic
+/// readings reach the new heater instance on the same connection id, and none is sealed under
+/// the old key into a route that leads nowhere. (The deployer used to forget the disabled
+/// instance's connections: the deploy keyed them under new ids, and the sensor went on
+/// sealing each reading under the old id too, which its nodes dropped, one a period.)
+#[test]
+fn disable_then_deploy_leaves_no_stale_route() {
+    const TEMPERATURE: &str = "sensor.temperature->heater.temperature";
+    let app = AppDir::new();
+    let mut doc = example_descriptor(EXAMPLE, &[free_addr(), free_addr()]);
+    doc["periodic"][0]["every"] = toml::Value::String(format!("{}ms", PERIOD.as_millis()));
+    write_toml(app.path(), &doc);
+    let dir = app.path().display().to_string();
+    cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok();
+    let id = app.conn_id(TEMPERATURE);
+    let readings = |status: &aex_testkit::status::AppStatus| {
+        status.module("heater").state.as_ref()?["readings"].as_u64()
+    };
+    wait_for("readings to reach the heater", PATIENCE, || {
+        (readings(&app.status())? >= 2).then_some(())
+    });
+
+    app.aex(&["disable", "heater"]).ok();
+    app.deploy().ok();
+    // The new instance counts from zero.
+    let status = wait_for("readings to reach the new heater", PATIENCE, || {
+        let status = app.status();
+        (readings(&status)? >= 2).then_some(status)
+    });
+    let dropped = |status: &aex_testkit::status::AppStatus| -> u64 {
+        status.nodes.iter().map(|n| n.dropped).sum()
+    };
+    let (before, seen) = (dropped(&status), readings(&status).unwrap_or(0));
+    // Five more periods: each would have dropped a reading sealed under the old key.
+    let status = wait_for("five more readings", PATIENCE, || {
+        let status = app.status();
+        (readings(&status)? >= seen + 5).then_some(status)
+    });
+    assert_eq!(
+        (dropped(&status), status.module("heater").rejected_unknown),
+        (before, 0),
+        "events of a stale connection: {status:#?}"
+    );
+    let temperature = status.counters(TEMPERATURE);
+    assert_eq!(
+        (temperature.rejected, temperature.gaps),
+        (0, 0),
+        "{status:#?}"
+    );
+    assert_eq!(app.conn_id(TEMPERATURE), id, "re-keyed under its id");
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
+}

@@ -30,6 +30,7 @@ mod cli_checks;
 mod cli_device;
 mod cli_down;
 mod cli_errors;
+mod cli_failures;
 mod cli_new;
 mod cli_node_ops;
 mod cli_provider_key;

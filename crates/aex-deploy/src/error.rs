@@ -259,6 +259,21 @@ pub enum Error {
         /// How long the deployer waited for room.
         waited: std::time::Duration,
     },
+    /// The module's process ended (a panic, a crash): what was sent to it is not answered.
+    #[error(
+        "module `{module}` on node `{node}` is not running ({exit}){}",
+        log_lines(log_tail)
+    )]
+    Stopped {
+        /// Module name.
+        module: String,
+        /// Its node.
+        node: String,
+        /// How its process ended, as its node says (`exit status: 101` after a panic).
+        exit: String,
+        /// The last lines of its log, as its node read them.
+        log_tail: Vec<String>,
+    },
     /// A reply did not arrive in time.
     #[error("timed out after {} waiting for {what}", show_duration(*limit))]
     Timeout {
@@ -366,11 +381,14 @@ impl Error {
                 "the descriptor's `provider_key_file` for node `{node}` holds another key than the one the node derives for your deployer identity (another stakeholder's, another node's, or a stale one): ask the node's operator for yours (`aex node provider-key ... --deployer KEY`, KEY as `aex identity` prints it)"
             )),
             Error::NotDeployed { .. } => Some("run `aex deploy` (or `aex up`) first".into()),
+            Error::Stopped { module, .. } => Some(format!(
+                "its log says why; `aex status` shows it too. `aex deploy` starts a new instance of `{module}` (a module that is not persistent starts from its default state)"
+            )),
             Error::Attestation { .. } => Some(
                 "the module was not given any key; check the node's identity and that the node runs the code you built".into(),
             ),
             Error::StateLost { module, node, .. } => Some(format!(
-                "if that instance is gone for good (its node restarted, or its process died), its state is lost with it: run `aex deploy --discard-state {module}` (or `aex update {module} --discard-state`) to start it from its default state; otherwise bring it back on node `{node}` and run the command again"
+                "if that instance is gone for good (its node restarted, or its process died), its state is lost with it: run `aex deploy --discard-state {module}` (or `aex update {module} --discard-state`) (or `aex deploy --yes`, which starts every module whose state is lost so from its default state) to start it from its default state; otherwise bring it back on node `{node}` and run the command again"
             )),
             Error::WindowFull { module, .. } => Some(format!(
                 "module `{module}` is slow or stopped: check it with `aex status` (is it running? are its own outputs BLOCKED, waiting on a slower module?), then try again, or wait longer with `--wait`"
@@ -424,4 +442,17 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// `lines` of a module's log, indented under a message, or nothing.
+fn log_lines(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = "; the last lines of its log:".to_owned();
+    for line in lines {
+        out.push_str("\n  ");
+        out.push_str(line);
+    }
+    out
 }

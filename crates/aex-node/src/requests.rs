@@ -203,6 +203,9 @@ async fn handle(
             )),
         },
         NodeRequest::Status => Ok(NodeResponse::Status(status(shared, app).await)),
+        NodeRequest::Module { module } => Ok(NodeResponse::Module(Box::new(
+            find(shared, app, &module)?.status(),
+        ))),
         NodeRequest::Unload { module } => {
             let m = shared
                 .router
@@ -429,6 +432,7 @@ fn request_name(body: &NodeRequest) -> &'static str {
         NodeRequest::LoadStored { .. } => "LoadStored",
         NodeRequest::Logs { .. } => "Logs",
         NodeRequest::Trace { .. } => "Trace",
+        NodeRequest::Module { .. } => "Module",
         _ => "unknown",
     }
 }

@@ -233,7 +233,9 @@ pub struct ConnStats {
     pub conn: ConnId,
     /// Events sealed and sent.
     pub sent: u64,
-    /// Events opened and accepted.
+    /// Events opened, accepted and handled: the module code they reached succeeded (or, for
+    /// the reply to a request, the requester took it). Events whose input or handler failed
+    /// are counted in `failed` instead.
     pub received: u64,
     /// Events refused: bad tag, replayed or stale counter, wrong direction or kind.
     pub rejected: u64,
@@ -246,6 +248,12 @@ pub struct ConnStats {
     /// Emits and requests that found this connection's window full: waited past their bound,
     /// or would have blocked (`try_emit`).
     pub blocked: u64,
+    /// Authentic events accepted whose input or handler failed: the payload did not decode as
+    /// its argument, it returned an error, or it panicked ([`ModuleStats::failures`] says
+    /// which port and why). Not in `received`; the last accepted counter is `received +
+    /// failed + gaps`. Appended last.
+    #[serde(default)]
+    pub failed: u64,
 }
 
 /// Everything a module's runtime counts.
@@ -287,6 +295,31 @@ pub struct ModuleStats {
     /// owner must learn otherwise. Appended last.
     #[serde(default)]
     pub refused_writes: u64,
+    /// The ports whose module code failed on an authentic event or a tick, one entry per
+    /// port, in the order of their first failure. Appended last.
+    #[serde(default)]
+    pub failures: Vec<PortFailures>,
+}
+
+/// The failures of one port of a module: how many, and the last one.
+///
+/// What a module reports here travels in clear through its node, so `reason` never quotes a
+/// payload or a module's message (either may hold what the module keeps secret): it names the
+/// kind of failure and, for a panic, where in the module's code it happened. The sender of a
+/// request learns the message itself, in the sealed reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortFailures {
+    /// The port, as `input reading`, `handler stats`, `periodic sample` or `deadline
+    /// temperature`.
+    pub port: String,
+    /// How many times its code failed.
+    pub failed: u64,
+    /// Why it failed the last time, e.g. "the payload does not decode as its argument".
+    pub reason: String,
+    /// The connection of the last failed event (none for a tick or a deadline).
+    pub conn: Option<ConnId>,
+    /// That event's counter (0 without a connection).
+    pub counter: u64,
 }
 
 /// Deployer or peer node → node agent, inside the link's Noise channel.
@@ -474,6 +507,15 @@ pub enum NodeRequest {
         /// The last entry the asker saw (0: none).
         after: u64,
     },
+    /// How `module` of the session's namespace runs, as [`NodeRequest::Status`] reports it
+    /// (its exit status and log tail once its process ended) but without asking the module
+    /// for its counters (`stats` is `None`), so it is answered at once even while the module
+    /// is busy: a deployer waiting for a reply asks it to learn that the module died.
+    /// Answered [`NodeResponse::Module`], or [`NodeErrorKind::UnknownModule`].
+    Module {
+        /// Module name.
+        module: String,
+    },
 }
 
 impl NodeRequest {
@@ -578,6 +620,9 @@ pub enum NodeResponse {
     },
     /// The answer to [`NodeRequest::Trace`], as the module gave it.
     Trace(crate::TraceReport),
+    /// The answer to [`NodeRequest::Module`] (boxed: it is large beside the other answers;
+    /// the box does not show on the wire).
+    Module(Box<ModuleStatus>),
 }
 
 /// Node agent → deployer or peer.
@@ -697,7 +742,18 @@ pub struct ModuleStatus {
     /// may lie; what it cannot do is make a module run on an old state).
     #[serde(default)]
     pub persistence: Option<PersistenceStatus>,
+    /// Once the process ended: the last lines of its log (at most [`LOG_TAIL_LINES`] lines of
+    /// at most [`LOG_TAIL_LINE`] bytes each), so that its owner reads why it ended without
+    /// access to the node's disk. Empty while it runs. Appended last.
+    #[serde(default)]
+    pub log_tail: Vec<String>,
 }
+
+/// How many lines of a module's log a node reports once its process ended.
+pub const LOG_TAIL_LINES: usize = 10;
+
+/// The longest line of a module's log a node reports (longer ones are cut).
+pub const LOG_TAIL_LINE: usize = 240;
 
 /// What a node says of a persistent module's sealed state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,6 +55,8 @@ pub(crate) struct Core {
     /// Commands under the module key; `None` until attested.
     pub(crate) commands: Option<CommandChannel>,
     pub(crate) counters: Counters,
+    /// Failures of module code, one entry per port (counted by `failure.rs`).
+    pub(crate) failures: Vec<aex_proto::PortFailures>,
     pub(crate) request_timeout: Duration,
     /// How long an emit waits for credit (`flow.rs`).
     pub(crate) emit_timeout: Duration,
@@ -165,6 +167,7 @@ impl Core {
             measurement,
             commands: None,
             counters: Counters::default(),
+            failures: Vec::new(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             emit_timeout: DEFAULT_EMIT_TIMEOUT,
             next_device_id: 1,
@@ -197,6 +200,7 @@ impl Core {
             armed: self.armed,
             retired: self.retired.is_some(),
             refused_writes: self.counters.refused_writes,
+            failures: self.failures.clone(),
         }
     }
 

@@ -130,6 +130,7 @@ mod core;
 mod deadline;
 mod device;
 mod error;
+mod failure;
 mod flow;
 mod handle;
 mod link;
@@ -178,6 +179,7 @@ pub fn run<M: Module>() -> ! {
     {
         describe::<M>(&mut io::stdout().lock())
     } else {
+        failure::install_panic_hook();
         let (input, output) = raw_stdio();
         let out = Box::new(io::BufWriter::new(output));
         let link = link::Link::direct(input, clock::Clock::default(), out);

@@ -17,7 +17,9 @@
 //!   module key and counted in `ModuleStats::refused_commands`): its state lives on elsewhere;
 //! * what the runtime writes to the node in clear (stderr) never quotes module messages, which
 //!   may quote payloads or state; failure messages travel only sealed, at most
-//!   [`MAX_FAILURE_LEN`] bytes;
+//!   [`MAX_FAILURE_LEN`](crate::failure::MAX_FAILURE_LEN) bytes;
+//! * module code that panics stops the module after its failure is answered and counted
+//!   (`failure.rs`), before anything else runs or is committed;
 //! * deadline clocks are checked before every message, so a node that floods the module with
 //!   refused events cannot postpone an alarm (it can only delay it by starving the process).
 
@@ -29,18 +31,16 @@ use aex_proto::{Command, CommandError, CommandReply, Event, FromModule, Sealed, 
 use crate::conn::{intake, Accepted, Binding, Refused};
 use crate::context::Context;
 use crate::core::Core;
+use crate::failure::{bounded, Failure, PANIC_EXIT};
 use crate::link::{Link, Recv};
-use crate::module::{Module, PortError, PortKind};
-
-/// The longest failure message the runtime seals (a handler's, an entry point's, a refused
-/// restore's); longer ones are cut at a character boundary. It keeps a failing call's answer
-/// small and within a frame, whatever the module's message.
-pub(crate) const MAX_FAILURE_LEN: usize = 1024;
+use crate::module::{Module, PortKind};
 
 /// A module's state and the runtime's, driven by messages from the node.
 pub(crate) struct Runtime<M> {
     module: M,
     core: Core,
+    /// Set when module code panicked: the module exits with it before anything else runs.
+    stop: Option<i32>,
 }
 
 impl<M: Module> Runtime<M> {
@@ -49,6 +49,7 @@ impl<M: Module> Runtime<M> {
         Runtime {
             module: M::default(),
             core: Core::new(M::interface(), &M::deadlines(), link, measurement),
+            stop: None,
         }
     }
 
@@ -62,6 +63,10 @@ impl<M: Module> Runtime<M> {
             self.core.link.start_reader();
         }
         loop {
+            if let Some(code) = self.stop {
+                self.core.link.flush();
+                return code;
+            }
             if self.core.commit_due(false) {
                 if let Some(code) = self.commit() {
                     self.core.link.flush();
@@ -298,7 +303,7 @@ impl<M: Module> Runtime<M> {
         // A command's effect is committed before anything else runs (and before a
         // `Disable` drops the keys the commit seals).
         self.core.touched();
-        let exit = if self.core.commit_due(true) {
+        let exit = if self.stop.is_none() && self.core.commit_due(true) {
             self.commit()
         } else {
             None
@@ -372,7 +377,7 @@ impl<M: Module> Runtime<M> {
                 match self.dispatch(PortKind::Entry, index, &payload) {
                     Ok(result) => CommandReply::Done(result),
                     // Sealed to the deployer, who sent the payload: the detail may quote it.
-                    Err(e) => CommandReply::Failed(failure(&entry, &e)),
+                    Err(e) => CommandReply::Failed(e.sealed(&entry)),
                 }
             }
             Command::Retire => self.retire(),
@@ -546,10 +551,11 @@ impl<M: Module> Runtime<M> {
             Ok(Accepted::Input { index, payload }) => {
                 self.core.deadlines.heard(index, now);
                 if let Err(e) = self.dispatch(PortKind::Input, index, &payload) {
-                    let name = &self.core.interface.inputs[index];
-                    log!(
-                        "input `{name}` failed on an authentic event ({})",
-                        withheld(&e)
+                    self.failed(
+                        PortKind::Input,
+                        index,
+                        &e,
+                        Some((event.conn, event.counter)),
                     );
                 }
             }
@@ -561,15 +567,12 @@ impl<M: Module> Runtime<M> {
                 payload,
             }) => {
                 let outcome = self.dispatch(PortKind::Handler, index, &payload);
+                if let Err(e) = &outcome {
+                    self.failed(PortKind::Handler, index, e, Some((conn, counter)));
+                }
                 let name = &self.core.interface.handlers[index];
-                let failed = outcome.as_ref().err().map(|e| {
-                    log!(
-                        "handler `{name}` failed ({}); its requester is told",
-                        withheld(e)
-                    );
-                    // The detail goes only into the sealed reply, never to stderr.
-                    failure(name, e)
-                });
+                // The detail goes only into the sealed reply, never to stderr.
+                let failed = outcome.as_ref().err().map(|e| e.sealed(name));
                 let result = match (&outcome, &failed) {
                     (Ok(bytes), _) => Ok(bytes.as_slice()),
                     (Err(_), Some(message)) => Err(message.as_str()),
@@ -614,7 +617,7 @@ impl<M: Module> Runtime<M> {
         core.ticked[index] = Some(core.clock.now());
         core.touched();
         if let Err(e) = self.dispatch(PortKind::Periodic, index, &[]) {
-            log!("periodic entry `{entry}` failed ({})", withheld(&e));
+            self.failed(PortKind::Periodic, index, &e, None);
         }
     }
 
@@ -627,52 +630,63 @@ impl<M: Module> Runtime<M> {
         for index in self.core.deadlines.take_due(self.core.clock.now()) {
             self.core.touched();
             if let Err(e) = self.dispatch(PortKind::Deadline, index, &[]) {
-                log!("deadline handler {index} failed ({})", withheld(&e));
+                self.failed(PortKind::Deadline, index, &e, None);
+            }
+            if self.stop.is_some() {
+                return;
             }
         }
     }
 
+    /// Runs port `index` of `kind` on `payload`. A panic is caught here, at the port, so that
+    /// its failure is answered and counted like any other; then the module stops
+    /// (`failure.rs`).
     fn dispatch(
         &mut self,
         kind: PortKind,
         index: usize,
         payload: &[u8],
-    ) -> Result<Vec<u8>, PortError> {
-        let mut ctx = Context::new(&mut self.core);
-        self.module.dispatch(&mut ctx, kind, index, payload)
-    }
-}
-
-/// What of a failure may go to stderr, which the untrusted node reads: its kind and length,
-/// never its text (a module's message may quote a payload or its state).
-fn withheld(e: &PortError) -> String {
-    match e {
-        PortError::Payload(_) => "the payload does not decode as the method's argument".into(),
-        PortError::Method(message) => format!("its {}-byte message is not logged", message.len()),
-    }
-}
-
-/// The sealed failure message of port `name` (for its caller, who sent the payload it may
-/// quote), at most [`MAX_FAILURE_LEN`] bytes.
-fn failure(name: &str, e: &PortError) -> String {
-    bounded(match e {
-        PortError::Payload(detail) => format!("invalid argument for `{name}`: {detail}"),
-        PortError::Method(message) => message.clone(),
-    })
-}
-
-/// `message`, cut to at most [`MAX_FAILURE_LEN`] bytes at a character boundary.
-pub(crate) fn bounded(mut message: String) -> String {
-    const CUT: &str = " [cut]";
-    if message.len() > MAX_FAILURE_LEN {
-        let mut end = MAX_FAILURE_LEN - CUT.len();
-        while !message.is_char_boundary(end) {
-            end -= 1;
+    ) -> Result<Vec<u8>, Failure> {
+        let (module, core) = (&mut self.module, &mut self.core);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut ctx = Context::new(core);
+            module.dispatch(&mut ctx, kind, index, payload)
+        }));
+        match outcome {
+            Ok(result) => result.map_err(Failure::Port),
+            Err(_) => {
+                self.stop = Some(PANIC_EXIT);
+                Err(Failure::panicked())
+            }
         }
-        message.truncate(end);
-        message.push_str(CUT);
     }
-    message
+
+    /// Counts a failure of port `index` of `kind` on the authentic event `at` (its connection
+    /// and counter), if it ran on one: that event is then `failed`, not `received`.
+    fn failed(
+        &mut self,
+        kind: PortKind,
+        index: usize,
+        failure: &Failure,
+        at: Option<(aex_proto::ConnId, u64)>,
+    ) {
+        let interface = &self.core.interface;
+        let name = match kind {
+            PortKind::Input => interface.inputs.get(index).cloned(),
+            PortKind::Handler => interface.handlers.get(index).cloned(),
+            PortKind::Periodic => interface.periodic.get(index).cloned(),
+            PortKind::Entry => interface.entries.get(index).cloned(),
+            PortKind::Deadline => M::deadlines().get(index).map(|d| d.input().to_owned()),
+        }
+        .unwrap_or_else(|| index.to_string());
+        if let Some((conn, _)) = at {
+            self.core.conns.failed(conn);
+        }
+        crate::failure::count(&mut self.core.failures, kind, &name, failure, at);
+        if failure.is_panic() {
+            log!("the module stops (exit status {PANIC_EXIT})");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -683,6 +697,11 @@ impl<M> Runtime<M> {
 
     pub(crate) fn core_mut(&mut self) -> &mut Core {
         &mut self.core
+    }
+
+    /// The exit status the module stops with before it takes anything else (after a panic).
+    pub(crate) fn stopping(&self) -> Option<i32> {
+        self.stop
     }
 
     /// Makes every time-dependent decision read `clock` (a manual one, see `clock.rs`).

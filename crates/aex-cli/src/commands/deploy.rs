@@ -30,6 +30,11 @@ pub struct DeployArgs {
     /// `aex checkpoint MODULE -o FILE`): for a module whose board is lost for good. Repeatable
     #[arg(long, value_name = "MODULE=FILE", value_parser = parse_restore)]
     restore_state: Vec<(String, PathBuf)>,
+    /// If the recorded instance of a module being replaced cannot hand its state over (its
+    /// process ended, its node lost it), start the module from its default state without
+    /// asking. Without it, `aex deploy` asks on a terminal and stops elsewhere
+    #[arg(long)]
+    yes: bool,
     #[command(flatten)]
     pub(super) app: AppPath,
 }
@@ -41,7 +46,7 @@ pub fn exec(args: DeployArgs, shell: &Shell) -> Result<()> {
         discard_state: args.discard_state,
         restore_state: args.restore_state,
     };
-    match ops::deploy::deploy(&mut app, &opts, &Bars::new(shell))? {
+    match ops::deploy::deploy(&mut app, &opts, &Bars::new(shell).yes(args.yes))? {
         Deployed::Planned(plan) => {
             report::plan(&plan, shell);
             if plan.is_empty() {

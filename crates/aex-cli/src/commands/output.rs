@@ -67,6 +67,16 @@ pub fn exec(args: OutputArgs, shell: &Shell) -> Result<()> {
                 app_wait.as_secs_f64()
             );
         }
+        Delivery::Failed {
+            module,
+            port,
+            reason,
+        } => {
+            let (kind, name) = port.split_once(' ').unwrap_or(("port", &port));
+            bail!(
+                "module `{module}` took the event ({sent}) in, and its {kind} `{name}` failed on it: {reason}; `aex status` counts each port's failures"
+            );
+        }
         other => shell.status("Sent", format!("{sent} ({other:?})")),
     }
     Ok(())

@@ -45,7 +45,12 @@ pub fn exec(args: StatusArgs, shell: &Shell) -> Result<()> {
         } else {
             shell.out(crate::table::status(&status))?;
             for warning in warnings(&status) {
-                shell.warn(warning);
+                // A log's lines (escaped, each on its own line) below the warning.
+                let (first, lines) = warning.split_once('\n').unwrap_or((&warning, ""));
+                shell.warn(first);
+                if !lines.is_empty() {
+                    shell.note(lines);
+                }
             }
         }
         return Ok(());
@@ -108,9 +113,11 @@ fn clock() -> String {
         .map_or_else(String::new, |t| t.format("%H:%M:%S UTC").to_string())
 }
 
-/// What needs the user's attention besides the tables: writes refused after the module saw
-/// them succeed, and nodes that did not answer.
+/// What needs the user's attention besides the tables: modules that ended or whose ports
+/// failed (`table::problems`), writes refused after the module saw them succeed, and nodes
+/// that did not answer.
 fn warnings(status: &AppStatus) -> Vec<String> {
+    let problems = crate::table::problems(status);
     let refused = status.modules.iter().filter(|m| m.refused_writes > 0).map(|m| {
         format!(
             "module `{}`: {} device write(s) held for a commit were refused by its node's TEE layer after module code saw them succeed; its log says which (`module.log` in its node's data directory)",
@@ -124,5 +131,5 @@ fn warnings(status: &AppStatus) -> Vec<String> {
             node.error.as_deref().unwrap_or("no reason given")
         )
     });
-    refused.chain(silent).collect()
+    problems.into_iter().chain(refused).chain(silent).collect()
 }

@@ -200,6 +200,7 @@ impl UpObserver for View<'_> {
 struct Counts {
     sent: u64,
     received: u64,
+    failed: u64,
     rejected: u64,
     gaps: u64,
     dropped: u64,
@@ -211,6 +212,7 @@ impl Counts {
         Counts {
             sent: c.sent,
             received: c.received,
+            failed: c.failed,
             rejected: c.rejected,
             gaps: c.gaps,
             dropped: c.dropped,
@@ -218,11 +220,14 @@ impl Counts {
         }
     }
 
-    /// Whether something went wrong since `before`: events refused or lost (gaps, drops) are
-    /// news at once. Blocked emits are not: they mean a slow receiver, and are shown with the
+    /// Whether something went wrong since `before`: events refused, lost (gaps, drops) or
+    /// failed in module code are news at once. Blocked emits are not: they mean a slow receiver, and are shown with the
     /// traffic.
     fn alarming(&self, before: &Counts) -> bool {
-        self.rejected > before.rejected || self.gaps > before.gaps || self.dropped > before.dropped
+        self.rejected > before.rejected
+            || self.gaps > before.gaps
+            || self.dropped > before.dropped
+            || self.failed > before.failed
     }
 
     /// Whether any counter grew since `before` (counters that went down, of a restarted or
@@ -246,6 +251,10 @@ impl Counts {
         );
         // Flow control's counters only when they moved: most connections never see them.
         for (n, what) in [
+            (
+                d(self.failed, before.failed),
+                "failed in module code (see aex status)",
+            ),
             (d(self.dropped, before.dropped), "dropped by a node"),
             (d(self.blocked, before.blocked), "blocked on a full window"),
         ] {
@@ -268,6 +277,8 @@ struct Follow {
     states: HashMap<String, (serde_json::Value, Instant)>,
     /// Persistent modules' restarts as last seen.
     restarts: HashMap<String, u32>,
+    /// Modules whose process was seen ended (each said once, until it runs again).
+    stopped: std::collections::HashSet<String>,
 }
 
 impl Follow {
@@ -319,6 +330,21 @@ impl Follow {
             let before = self.restarts.insert(key.clone(), p.restarts);
             if p.restarts > before.unwrap_or(0) {
                 shell.status("Restarted", resumed(&key, &m.node, p));
+            }
+        }
+        for m in s.modules.iter().filter(|m| m.reachable) {
+            let key = format!("{prefix}{}", m.name);
+            match (&m.exit, m.running) {
+                (Some(exit), false) if self.stopped.insert(key.clone()) => {
+                    shell.status("Stopped", format!("{key} on `{}`: {exit}", m.node));
+                    if !m.log_tail.is_empty() {
+                        shell.note(m.log_tail.join("\n"));
+                    }
+                }
+                (_, true) => {
+                    self.stopped.remove(&key);
+                }
+                _ => {}
             }
         }
         for n in s.nodes.iter().filter(|n| !n.reachable) {
@@ -393,6 +419,7 @@ mod tests {
         Counts {
             sent,
             received: sent,
+            failed: 0,
             rejected: 0,
             gaps,
             dropped,
@@ -416,6 +443,15 @@ mod tests {
             "+2 sent, +2 received, +0 rejected, +0 gaps, +3 blocked on a full window"
         );
         assert!(counts(11, 1, 0, 0).alarming(&before));
+        let failed = Counts {
+            failed: 1,
+            ..before
+        };
+        assert!(failed.alarming(&before));
+        assert_eq!(
+            failed.since(&before),
+            "+0 sent, +0 received, +0 rejected, +0 gaps, +1 failed in module code (see aex status)"
+        );
         // A restarted module's counters start again: no news.
         assert!(!counts(0, 0, 0, 0).grew(&before));
     }

@@ -120,17 +120,17 @@ impl App {
         gone
     }
 
-    /// Forgets every connection keyed to instance `instance` of `module` (a disabled instance
-    /// dropped their keys).
-    pub(crate) fn forget_connections_of(&mut self, module: &str, instance: u64) {
-        let gone: Vec<(String, u32)> = self
-            .connections()
-            .iter()
-            .filter(|(_, c)| c.instances.get(module) == Some(&instance))
-            .map(|(name, c)| (name.clone(), c.id))
-            .collect();
-        for (name, _) in &gone {
-            self.forget_connection(name);
+    /// Marks every connection keyed to instance `instance` of `module` as keyed to no
+    /// instance (a disabled instance dropped their keys). The records and their ids stay, so
+    /// the next deployment keys the same ids afresh: that replaces the key the other endpoint
+    /// still holds, and the routes to the disabled instance. (Forgotten records gave the
+    /// connections new ids, and the other endpoint went on sealing under the old key into a
+    /// route that led to no module: its node dropped every such event.)
+    pub(crate) fn unkey_connections_of(&mut self, module: &str, instance: u64) {
+        for record in self.state.state_mut().connections.values_mut() {
+            if record.instances.get(module) == Some(&instance) {
+                record.instances.clear();
+            }
         }
     }
 

@@ -77,6 +77,19 @@ pub enum Delivery {
         /// Events the module refused on the connection so far.
         rejected: u64,
     },
+    /// The module accepted it, and its input failed on it: the payload did not decode as
+    /// the input's argument, the input returned an error, or it panicked (then the module
+    /// stopped, and [`output`] says so with [`Error::Stopped`] if it ended before its node
+    /// answered).
+    Failed {
+        /// The module.
+        module: String,
+        /// The input, as `input reading`.
+        port: String,
+        /// Why, as the module's runtime tells its node (never the payload or the module's
+        /// message).
+        reason: String,
+    },
     /// The node did not report the module's counters: sent, fate unknown.
     Unknown(String),
 }
@@ -115,35 +128,74 @@ pub fn output(app: &mut App, connection: &str, payload: &[u8], wait: Duration) -
             }
             Err(e) => return Ok(Delivery::Unknown(crate::error::error_chain(&e))),
         };
-        let Some(stats) = status
-            .modules
-            .iter()
-            .find(|m| m.name == slot)
-            .and_then(|m| m.stats.as_ref())
-        else {
+        let Some(live) = status.modules.iter().find(|m| m.name == slot) else {
+            return Ok(Delivery::Unknown(format!(
+                "node `{node}` reported no module `{module}`"
+            )));
+        };
+        if let Some(stopped) = stopped(&module, &node, live) {
+            return Err(stopped);
+        }
+        // A running module without counters did not answer the node in time (it may be
+        // ending): asked again until the deadline.
+        if let Some(stats) = &live.stats {
+            let conn = stats.conns.iter().find(|c| c.conn == id);
+            // Counters a receiver skipped count as gaps: received + failed + gaps is the
+            // last it accepted.
+            let last_accepted = conn.map(|c| c.received + c.failed + c.gaps);
+            if last_accepted.is_some_and(|last| last >= counter) {
+                let failure = stats
+                    .failures
+                    .iter()
+                    .find(|f| f.conn == Some(id) && f.counter == counter);
+                return Ok(match failure {
+                    Some(f) => Delivery::Failed {
+                        module,
+                        port: f.port.clone(),
+                        reason: f.reason.clone(),
+                    },
+                    None => Delivery::Accepted,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Ok(Delivery::NotAccepted {
+                    module,
+                    node,
+                    counter,
+                    last_accepted,
+                    rejected: conn.map_or(stats.rejected_unknown, |c| c.rejected),
+                });
+            }
+        } else if Instant::now() >= deadline {
             return Ok(Delivery::Unknown(format!(
                 "node `{node}` reported no counters of module `{module}`"
             )));
-        };
-        let conn = stats.conns.iter().find(|c| c.conn == id);
-        // Counters a receiver skipped count as gaps: received + gaps is the last it accepted.
-        let last_accepted = conn.map(|c| c.received + c.gaps);
-        if last_accepted.is_some_and(|last| last >= counter) {
-            return Ok(Delivery::Accepted);
-        }
-        if Instant::now() >= deadline {
-            return Ok(Delivery::NotAccepted {
-                module,
-                node,
-                counter,
-                last_accepted,
-                rejected: conn.map_or(stats.rejected_unknown, |c| c.rejected),
-            });
         }
         std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
         pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
+
+/// [`Error::Stopped`] if the node reports `live`, the instance of `module`, ended.
+fn stopped(module: &str, node: &str, live: &aex_proto::ModuleStatus) -> Option<Error> {
+    if live.running {
+        return None;
+    }
+    Some(Error::Stopped {
+        module: module.to_owned(),
+        node: node.to_owned(),
+        exit: live
+            .exit
+            .clone()
+            .unwrap_or_else(|| "it ended, how is unknown".into()),
+        log_tail: live.log_tail.clone(),
+    })
+}
+
+/// How often [`request`] asks the node whether the module still runs while it waits for the
+/// reply (`NodeRequest::Module`): a module that died answers nothing, and its requester
+/// learns it within this.
+const LIVENESS_EVERY: Duration = Duration::from_millis(250);
 
 /// How long [`output`] keeps asking whether the module accepted the event before it reports
 /// that it did not, unless [`App::set_timeout`] set one limit for every node wait.
@@ -165,7 +217,20 @@ pub fn request(
     let wait = app.timeout_or(REPLY_WAIT);
     let (name, node, counter) =
         send_direct(app, connection, EventKind::Request, payload, room_wait)?;
+    let module = app
+        .descriptor()
+        .connections
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| c.to.module.clone())
+        .unwrap_or_default();
+    let slot = app
+        .module(&module)
+        .map(|m| m.slot(&module))
+        .unwrap_or_else(|| module.clone());
     let deadline = Instant::now() + wait;
+    // Cleared if the node cannot say how one module runs (an older node agent).
+    let mut ask_liveness = true;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -176,13 +241,30 @@ pub fn request(
         }
         let event = app
             .client(&node)?
-            .next_event(left)
+            .next_event(left.min(LIVENESS_EVERY))
             .map_err(|source| Error::Node {
                 node: node.clone(),
                 action: format!("deliver the reply on connection `{name}`"),
                 source,
             })?;
-        let Some(event) = event else { continue };
+        let Some(event) = event else {
+            // No reply yet: is the module still there to give one? The node answers this
+            // itself, at once, however busy the module is.
+            if ask_liveness {
+                let ask = NodeRequest::Module {
+                    module: slot.clone(),
+                };
+                match app.request(&node, &format!("report module `{module}`"), ask) {
+                    Ok(NodeResponse::Module(live)) => {
+                        if let Some(e) = stopped(&module, &node, &live) {
+                            return Err(e);
+                        }
+                    }
+                    _ => ask_liveness = false,
+                }
+            }
+            continue;
+        };
         let rec = &app.connections()[&name];
         if event.conn != ConnId(rec.id) || event.kind != EventKind::Reply {
             continue;
@@ -207,13 +289,6 @@ pub fn request(
         match aex_proto::reply::decode(&plaintext) {
             Some((echo, Ok(result))) if echo == counter => return Ok(result),
             Some((echo, Err(message))) if echo == counter => {
-                let module = app
-                    .descriptor()
-                    .connections
-                    .iter()
-                    .find(|c| c.name == name)
-                    .map(|c| c.to.module.clone())
-                    .unwrap_or_default();
                 return Err(Error::Refused {
                     module,
                     action: format!("answer the request on connection `{name}`"),

@@ -1,8 +1,10 @@
 //! `aex disable`: tell a module, authenticated under its module key, to drop all its keys.
 //!
 //! A disabled module accepts no event and no command again; only a new, freshly attested
-//! instance (`aex deploy`) brings it back. The deployer forgets the module key and the
-//! connection records of that instance, so status shows it as not attested.
+//! instance (`aex deploy`) brings it back. The deployer forgets the module key, and marks the
+//! connections of that instance keyed to no instance, so status shows them not keyed and the
+//! next deployment re-keys them under the same ids (the other endpoints' stale keys and the
+//! routes to the disabled instance are replaced, not left behind).
 
 use aex_proto::Command;
 
@@ -22,7 +24,7 @@ pub fn disable(app: &mut App, module: &str) -> Result<()> {
                 slot: rec.slot(module),
             },
         );
-        app.forget_connections_of(module, rec.instance);
+        app.unkey_connections_of(module, rec.instance);
     }
     app.save()?;
     Ok(())

@@ -115,6 +115,16 @@ pub struct ModuleView {
     /// version stored, and how the last restart went ("rollback detected", ...).
     #[serde(default)]
     pub persistence: Option<aex_proto::PersistenceStatus>,
+    /// How its process ended, if it did (`exit status: 101` after a panic), as its node says.
+    #[serde(default)]
+    pub exit: Option<String>,
+    /// Once its process ended: the last lines of its log, as its node read them.
+    #[serde(default)]
+    pub log_tail: Vec<String>,
+    /// Its ports whose code failed on an authentic event, a tick or a deadline: how often,
+    /// and the last reason (never a payload or a module's message: the node relays it).
+    #[serde(default)]
+    pub failures: Vec<aex_proto::PortFailures>,
 }
 
 /// One connection.
@@ -132,10 +142,18 @@ pub struct ConnectionView {
     pub algorithm: String,
     /// Whether its key was delivered to every endpoint's current, attested instance.
     pub keyed: bool,
-    /// Events sent (both directions).
+    /// Events (or requests) its source sent. Replies are in `replies`.
     pub sent: u64,
-    /// Events accepted (both directions).
+    /// Events (or requests) its destination accepted and handled.
     pub received: u64,
+    /// Events (or requests) its destination accepted whose input (or handler) failed: the
+    /// payload did not decode, the code returned an error or panicked (the module's
+    /// `failures` say why).
+    #[serde(default)]
+    pub failed: u64,
+    /// Replies its destination sent to requests (request connections).
+    #[serde(default)]
+    pub replies: u64,
     /// Events refused (both directions).
     pub rejected: u64,
     /// Counter gaps (dropped events) seen by receivers.
@@ -187,7 +205,8 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             .iter()
             .find(|m| m.name == module)
     };
-    let mut conn_stats: HashMap<u32, Vec<ConnStats>> = HashMap::new();
+    // Each module's counters of each connection, with the module: which end counted what.
+    let mut conn_stats: HashMap<u32, Vec<(String, ConnStats)>> = HashMap::new();
     let mut modules = vec![];
     for spec in &app.descriptor().modules {
         let rec = app.module(&spec.name);
@@ -213,7 +232,10 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
         };
         if let Some(stats) = stats {
             for c in &stats.conns {
-                conn_stats.entry(c.conn.0).or_default().push(c.clone());
+                conn_stats
+                    .entry(c.conn.0)
+                    .or_default()
+                    .push((spec.name.clone(), c.clone()));
             }
         }
         modules.push(ModuleView {
@@ -244,6 +266,9 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             refused_writes: stats.map_or(0, |s| s.refused_writes),
             retired: stats.is_some_and(|s| s.retired),
             persistence: live.and_then(|l| l.persistence.clone()),
+            exit: live.and_then(|l| l.exit.clone()),
+            log_tail: live.map(|l| l.log_tail.clone()).unwrap_or_default(),
+            failures: stats.map(|s| s.failures.clone()).unwrap_or_default(),
         });
     }
 
@@ -283,6 +308,8 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             }),
             sent: 0,
             received: 0,
+            failed: 0,
+            replies: 0,
             rejected: 0,
             gaps: 0,
             dropped: 0,
@@ -293,9 +320,17 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             if matches!(spec.from, crate::descriptor::From::Deployer) {
                 view.sent += r.last_sent;
             }
-            for c in conn_stats.get(&r.id).into_iter().flatten() {
-                view.sent += c.sent;
-                view.received += c.received;
+            let destination = &spec.to.module;
+            for (module, c) in conn_stats.get(&r.id).into_iter().flatten() {
+                // The destination sends only replies, and the source receives only replies:
+                // a request and its reply are one event sent and one reply, not two of each.
+                if module == destination {
+                    view.received += c.received;
+                    view.failed += c.failed;
+                    view.replies += c.sent;
+                } else {
+                    view.sent += c.sent;
+                }
                 view.rejected += c.rejected;
                 view.gaps += c.gaps;
                 view.dropped += c.dropped;

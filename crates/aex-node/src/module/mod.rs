@@ -46,7 +46,7 @@ mod output;
 mod process;
 
 use output::{kind_name, read_output, Output};
-use process::{copy_log, logged, spawn, wait_exit, Ending};
+use process::{copy_log, log_tail, logged, spawn, wait_exit, Ending};
 
 use crate::error::refuse;
 use crate::frames::{pump, FrameReader};
@@ -502,6 +502,11 @@ impl Module {
             measurement: self.measurement.0,
             pid: self.pid,
             running: exit.is_none(),
+            log_tail: if exit.is_some() {
+                log_tail(&self.log)
+            } else {
+                Vec::new()
+            },
             exit,
             stats: None,
             persistence: self.persistent().map(|p| p.status()),
@@ -578,10 +583,17 @@ impl Module {
             Ok(Ok(status)) => status.clone().unwrap_or_default(),
             _ => "closed its output".into(),
         };
+        // Its owner may have no access to the node's disk: the log's last lines come along.
+        let tail = log_tail(&self.log);
+        let tail = if tail.is_empty() {
+            String::new()
+        } else {
+            format!("; the last lines of its log:\n{}", tail.join("\n"))
+        };
         refuse(
             NodeErrorKind::ModuleUnavailable,
             format!(
-                "module `{}` is not running ({status}); see {}",
+                "module `{}` is not running ({status}); see {}{tail}",
                 self.name,
                 self.log.display()
             ),

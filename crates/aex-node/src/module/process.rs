@@ -134,3 +134,61 @@ pub(super) async fn logged(copy: Option<JoinHandle<()>>) {
         let _ = tokio::time::timeout(Duration::from_millis(500), copy).await;
     }
 }
+
+/// The last lines of the log at `log` ([`aex_proto::LOG_TAIL_LINES`] at most, each cut at
+/// [`aex_proto::LOG_TAIL_LINE`] bytes), read from its last few KiB; none if it cannot be read.
+/// For a module whose process ended: its owner reads why without the node's disk.
+pub(super) fn log_tail(log: &Path) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const WINDOW: u64 = 4096;
+    let Ok(mut file) = std::fs::File::open(log) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let start = len.saturating_sub(WINDOW);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err()
+        || file.take(WINDOW).read_to_end(&mut bytes).is_err()
+    {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        // The window began inside a line.
+        lines.remove(0);
+    }
+    let from = lines.len().saturating_sub(aex_proto::LOG_TAIL_LINES);
+    lines[from..].iter().map(|line| cut(line)).collect()
+}
+
+/// `line`, at most [`aex_proto::LOG_TAIL_LINE`] bytes, cut at a character boundary.
+fn cut(line: &str) -> String {
+    let mut end = line.len().min(aex_proto::LOG_TAIL_LINE);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_tail;
+
+    #[test]
+    fn a_log_tail_is_the_last_whole_lines_each_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("module.log");
+        assert!(log_tail(&log).is_empty(), "no log yet");
+        let mut text: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+        text.push_str(&"é".repeat(400));
+        text.push('\n');
+        std::fs::write(&log, text).unwrap();
+        let tail = log_tail(&log);
+        assert_eq!(tail.len(), aex_proto::LOG_TAIL_LINES);
+        assert_eq!(tail[0], "line 1991");
+        assert_eq!(tail[8], "line 1999");
+        // 800 bytes of two-byte characters, cut to 240.
+        assert_eq!(tail[9], "é".repeat(120));
+    }
+}

@@ -133,6 +133,7 @@ fn module_stats_round_trip_with_the_lifecycle_counters() {
             gaps: 4,
             dropped: 11,
             blocked: 12,
+            failed: 14,
         }],
         rejected_unknown: 5,
         rejected_commands: 6,
@@ -143,6 +144,13 @@ fn module_stats_round_trip_with_the_lifecycle_counters() {
         armed: true,
         retired: true,
         refused_writes: 13,
+        failures: vec![crate::PortFailures {
+            port: "input reading".into(),
+            failed: 14,
+            reason: "the payload does not decode as its argument".into(),
+            conn: Some(ConnId(4)),
+            counter: 20,
+        }],
     });
     let f = encode(&stats);
     assert_eq!(decode::<FromModule>(&f[LEN_PREFIX..]).unwrap(), stats);
@@ -301,6 +309,23 @@ fn load_stored_round_trips_and_keeps_its_place() {
         measurement: [0; 32],
     };
     assert_eq!(postcard::to_allocvec(&body).unwrap()[0], 13);
+    let body = NodeRequest::Module { module: "m".into() };
+    assert_eq!(postcard::to_allocvec(&body).unwrap(), [16, 1, b'm']);
+    let answer = FromNode::Response {
+        id: 11,
+        result: Ok(NodeResponse::Module(Box::new(crate::ModuleStatus {
+            name: "m".into(),
+            exit: Some("exit status: 101".into()),
+            log_tail: vec!["panicked".into()],
+            ..crate::ModuleStatus::default()
+        }))),
+    };
+    assert_eq!(
+        decode::<FromNode>(&encode(&answer)[LEN_PREFIX..]).unwrap(),
+        answer
+    );
+    let module = NodeResponse::Module(Box::default());
+    assert_eq!(postcard::to_allocvec(&module).unwrap()[0], 8);
     assert_eq!(
         postcard::to_allocvec(&NodeErrorKind::NotStored).unwrap(),
         [7]

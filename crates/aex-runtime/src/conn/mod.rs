@@ -413,6 +413,15 @@ impl Conns {
         accepted.ok_or(Refused::Rejected)
     }
 
+    /// Counts the event just accepted on `conn` as `failed` instead of `received`: the module
+    /// code it reached failed.
+    pub(crate) fn failed(&mut self, conn: ConnId) {
+        if let Some(conn) = self.map.get_mut(&conn) {
+            conn.stats.received = conn.stats.received.saturating_sub(1);
+            conn.stats.failed += 1;
+        }
+    }
+
     /// Refuses, and counts as [`Conns::accept`] would, an event that `accept` could never
     /// accept in its turn, behind the events `check` let through before it, while these keys
     /// stay installed (a replay of one of those included); changes no channel state otherwise.

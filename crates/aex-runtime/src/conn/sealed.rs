@@ -20,7 +20,49 @@ pub(crate) struct SealedConn {
     /// The last counter accepted.
     pub(crate) recv_last: u64,
     /// Its counters so far, so that status counts across restarts.
-    pub(crate) stats: ConnStats,
+    pub(crate) stats: SealedStats,
+}
+
+/// The counters of a connection as a blob holds them: [`ConnStats`] as it was when sealed
+/// state began, so that blobs keep their layout (an update by signer opens its
+/// predecessor's, sealed by an older runtime) when `ConnStats` gains a field. Counters added
+/// since (`failed`) start again from zero in a resumed process.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct SealedStats {
+    conn: ConnId,
+    sent: u64,
+    received: u64,
+    rejected: u64,
+    gaps: u64,
+    dropped: u64,
+    blocked: u64,
+}
+
+impl SealedStats {
+    fn of(s: &ConnStats) -> Self {
+        SealedStats {
+            conn: s.conn,
+            sent: s.sent,
+            received: s.received,
+            rejected: s.rejected,
+            gaps: s.gaps,
+            dropped: s.dropped,
+            blocked: s.blocked,
+        }
+    }
+
+    fn to_stats(&self) -> ConnStats {
+        ConnStats {
+            conn: self.conn,
+            sent: self.sent,
+            received: self.received,
+            rejected: self.rejected,
+            gaps: self.gaps,
+            dropped: self.dropped,
+            blocked: self.blocked,
+            ..ConnStats::default()
+        }
+    }
 }
 
 /// Persistence (`persist.rs`): sealing the table, and resuming from it.
@@ -50,7 +92,7 @@ impl Conns {
                     .as_ref()
                     .map_or(0, |s| s.last_counter().saturating_add(reserve)),
                 recv_last: c.recv.as_ref().map_or(0, RecvChannel::last_counter),
-                stats: c.counted(),
+                stats: SealedStats::of(&c.counted()),
             })
             .collect()
     }
@@ -87,7 +129,7 @@ impl Conns {
                 }
                 conn.limit = 0;
                 conn.gaps_before = s.stats.gaps;
-                conn.stats = s.stats;
+                conn.stats = s.stats.to_stats();
             }
         }
         Ok(())
@@ -154,5 +196,27 @@ mod tests {
         let next = resumed.export(3);
         resumed.committed(&next);
         assert_eq!(seal(&mut resumed, 2), vec![4, 5]);
+    }
+
+    /// A blob's counters keep the layout of `ConnStats` before it gained `failed`: what an
+    /// older runtime sealed opens, and what this one seals, an older one opens.
+    #[test]
+    fn sealed_counters_keep_their_layout() {
+        let stats = aex_proto::ConnStats {
+            conn: ConnId(300),
+            sent: 1,
+            received: 2,
+            rejected: 3,
+            gaps: 400,
+            dropped: 5,
+            blocked: 6,
+            failed: 7,
+        };
+        let sealed = postcard::to_allocvec(&super::SealedStats::of(&stats)).unwrap();
+        // ConnId 300 is a two-byte varint, gaps 400 too; one byte for each other counter.
+        assert_eq!(sealed, [0xac, 0x02, 1, 2, 3, 0x90, 0x03, 5, 6]);
+        let back: super::SealedStats = postcard::from_bytes(&sealed).unwrap();
+        let resumed = back.to_stats();
+        assert_eq!((resumed.gaps, resumed.failed), (400, 0));
     }
 }

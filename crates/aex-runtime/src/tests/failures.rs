@@ -7,7 +7,7 @@ use aex_testkit::deployer::{receiver, sender};
 
 use super::harness::{Harness, ALG};
 use super::LOGGED;
-use crate::serve::MAX_FAILURE_LEN;
+use crate::failure::MAX_FAILURE_LEN;
 
 /// A payload a module must not leak, in a form its message quotes.
 const SECRET: &[u8] = b"quote:the-combination-is-0451";
@@ -89,8 +89,85 @@ fn an_entry_point_failure_is_bounded_too() {
     );
     // Cut at a character boundary, whatever the message is made of.
     assert_eq!(
-        crate::serve::bounded("€".repeat(MAX_FAILURE_LEN)).len(),
+        crate::failure::bounded("€".repeat(MAX_FAILURE_LEN)).len(),
         MAX_FAILURE_LEN - 1
     );
-    assert_eq!(crate::serve::bounded("short".into()), "short");
+    assert_eq!(crate::failure::bounded("short".into()), "short");
+}
+
+#[test]
+fn an_input_failure_is_counted_as_failed_not_received_with_its_reason() {
+    let mut h = Harness::new();
+    let mut d = h.attest();
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
+    let mut tx = sender(1, Direction::Forward, ALG);
+    for payload in [&b"fine"[..], SECRET, b"fine again"] {
+        let ev = tx.seal(EventKind::Event, payload).unwrap();
+        h.handle(ToModule::Event(ev));
+    }
+    h.out();
+    let stats = h.rt.core_mut().stats();
+    let c = &stats.conns[0];
+    assert_eq!((c.received, c.failed, c.gaps), (2, 1, 0), "{c:?}");
+    let [failure] = &stats.failures[..] else {
+        panic!("{:?}", stats.failures)
+    };
+    assert_eq!(
+        (
+            failure.port.as_str(),
+            failure.failed,
+            failure.conn,
+            failure.counter
+        ),
+        ("input inp", 1, Some(aex_proto::ConnId(1)), 2)
+    );
+    assert!(
+        failure.reason.contains("returned an error") && !failure.reason.contains("0451"),
+        "the node reads this: {failure:?}"
+    );
+    assert_logs_withhold_the_payload();
+}
+
+#[test]
+fn a_panicking_handler_answers_its_requester_then_the_module_stops() {
+    let mut h = Harness::new();
+    let mut d = h.attest();
+    d.set_key(&mut h, 4, Role::Handler("answer".into()), ALG);
+    logged();
+    let req = sender(4, Direction::Forward, ALG)
+        .seal(EventKind::Request, super::harness::PANIC)
+        .unwrap();
+    let out = h.handle(ToModule::Event(req));
+    let [FromModule::Event(reply)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    let pt = receiver(4, Direction::Backward, ALG).open(reply).unwrap();
+    let Some((1, Err(message))) = aex_proto::reply::decode(&pt) else {
+        panic!("not a failure: {pt:?}")
+    };
+    assert!(
+        message.starts_with("`answer` panicked at ") && message.ends_with("the module stopped"),
+        "{message}"
+    );
+    assert_eq!(h.rt.stopping(), Some(crate::failure::PANIC_EXIT));
+    let stats = h.rt.core_mut().stats();
+    assert_eq!((stats.conns[0].received, stats.conns[0].failed), (0, 1));
+    assert_eq!(stats.failures[0].port, "handler answer");
+    assert!(stats.failures[0].reason.contains("panicked"), "{stats:?}");
+}
+
+#[test]
+fn a_panicking_input_stops_the_module_before_it_takes_anything_else() {
+    let mut h = Harness::new();
+    let mut d = h.attest();
+    d.set_key(&mut h, 1, Role::Input("inp".into()), ALG);
+    let mut tx = sender(1, Direction::Forward, ALG);
+    let ev = tx.seal(EventKind::Event, super::harness::PANIC).unwrap();
+    h.handle(ToModule::Event(ev));
+    assert_eq!(h.rt.stopping(), Some(crate::failure::PANIC_EXIT));
+    // The serve loop ends at once, with the panic's exit status, though more input waits.
+    let ev = tx.seal(EventKind::Event, b"after").unwrap();
+    h.queue(ToModule::Event(ev));
+    assert_eq!(h.rt.serve(), crate::failure::PANIC_EXIT);
+    assert!(h.rt.module().seen.is_empty(), "nothing ran after the panic");
 }

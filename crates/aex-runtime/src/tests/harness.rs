@@ -76,6 +76,9 @@ impl Module for Echo {
     ) -> Result<Vec<u8>, PortError> {
         match (kind, index) {
             (PortKind::Input, 0) if payload.starts_with(QUOTE) => Err(quoting(payload)),
+            (PortKind::Input | PortKind::Handler, 0) if payload == PANIC => {
+                panic!("module code fails on {}", String::from_utf8_lossy(payload))
+            }
             (PortKind::Input, 0) => {
                 self.seen.push(payload.to_vec());
                 self.emitted.push(ctx.emit(OUT, payload));
@@ -135,6 +138,9 @@ impl Module for Echo {
         Ok(())
     }
 }
+
+/// Inputs and handler payloads that are this make module code panic.
+pub(super) const PANIC: &[u8] = b"panic";
 
 /// Inputs and handler payloads starting with this fail with a long message quoting them.
 pub(super) const QUOTE: &[u8] = b"quote:";

@@ -35,9 +35,15 @@ pub fn apply(
     revoke::complete(app, &mut report)?;
     remove_stale_modules(app, &mut report)?;
 
-    let plan = plan_with(app, built, opts)?;
-    // A state the node calls lost is asked for before anything changes.
-    transfer::take_unconfirmed(app, &plan)?;
+    let mut plan = plan_with(app, built, opts)?;
+    // A state the node calls lost is asked for before anything changes; the modules whose
+    // instance does not answer start afresh only if the observer agrees.
+    let afresh = transfer::take_unconfirmed(app, &plan, obs)?;
+    if !afresh.is_empty() {
+        let mut options = opts.clone();
+        options.discard_state.extend(afresh);
+        plan = plan_with(app, built, &options)?;
+    }
     let to_load = plan.to_load();
     report.kept = plan
         .modules

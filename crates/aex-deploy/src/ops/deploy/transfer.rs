@@ -41,6 +41,7 @@ use super::plan::{Plan, StateSource};
 use crate::app::App;
 use crate::client::ClientError;
 use crate::error::{Error, Result};
+use crate::progress::{Observer, StateLoss};
 use crate::state::{ModuleRecord, RetiredInstance, Snapshot};
 
 /// The largest snapshot the deployer takes over (it holds it in memory and in its state).
@@ -157,22 +158,48 @@ pub(super) fn hand_over(
 /// Before anything is loaded: asks every instance the plan must take a state from, but whose
 /// node reports it gone, for its snapshot, and keeps the snapshot as the record's pending
 /// state. Stops at the first that cannot answer ([`Error::StateLost`]).
-pub(super) fn take_unconfirmed(app: &mut App, plan: &Plan) -> Result<()> {
+///
+/// An instance that does not answer loses its state: `obs` is asked whether to start the
+/// module from its default state instead ([`Observer::start_afresh`]); the modules it agrees
+/// to are returned, to be planned as if discarded (`--discard-state`).
+pub(super) fn take_unconfirmed(
+    app: &mut App,
+    plan: &Plan,
+    obs: &dyn Observer,
+) -> Result<BTreeSet<String>> {
     let unconfirmed: BTreeSet<&str> = plan
         .modules
         .iter()
         .filter(|m| m.state == StateSource::Unconfirmed)
         .map(|m| m.module.as_str())
         .collect();
+    let mut afresh = BTreeSet::new();
     for module in unconfirmed {
-        let (snapshot, sealed) = retire_or_lost(app, module)?;
+        let (snapshot, sealed) = match retire_or_lost(app, module) {
+            Ok(taken) => taken,
+            Err(Error::StateLost {
+                module,
+                node,
+                source,
+                ..
+            }) if obs.start_afresh(&StateLoss {
+                module: module.clone(),
+                node: node.clone(),
+                why: crate::error::error_chain(&*source),
+            }) =>
+            {
+                afresh.insert(module);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(r) = app.module_mut(module) {
             r.pending_state = snapshot;
             r.pending_sealed = sealed;
         }
         app.save()?;
     }
-    Ok(())
+    Ok(afresh)
 }
 
 /// [`retire`], with a failure that leaves the state out of reach (the node's answer, not the
