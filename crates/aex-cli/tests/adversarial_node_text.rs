@@ -67,7 +67,7 @@ fn node_text_reaches_the_terminal_escaped() {
         ("status: stdout", &status.stdout),
         ("status: stderr", &status.stderr),
     ] {
-        assert_eq!(controls(out), [], "{what}:\n{out}");
+        assert_eq!(controls(out), Vec::<char>::new(), "{what}:\n{out}");
     }
     // Shown, as escapes, where it belongs.
     call.stderr_has(&[

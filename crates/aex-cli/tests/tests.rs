@@ -53,4 +53,5 @@ mod fault_update_crash;
 mod flow_control;
 mod load_lossless_chain;
 mod load_shared_binary;
+mod ops_dashboard;
 mod tenants_isolation;
