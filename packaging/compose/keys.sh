@@ -4,7 +4,7 @@
 # deployer's own provider keys for the field (sancus) and edge (trustzone) nodes (secret:
 # they derive your module keys there; mode 0600). irrigation.toml names the files in keys/.
 #
-#   sh keys.sh                         # COMPOSE="podman compose" sh keys.sh for podman
+#   sh keys.sh          # Docker Compose v2; COMPOSE="..." names another tool with exec and cp
 set -eu
 cd "$(dirname "$0")"
 compose=${COMPOSE:-docker compose}
