@@ -1,10 +1,12 @@
 //! Integration and adversarial tests of the `aex` binary: real `aex` and `aex node` processes
-//! on loopback, the examples' modules, and an attacker on the network.
+//! on loopback (and, in `fault_netns`, on hosts in network namespaces of their own), the
+//! examples' modules, and an attacker on the network.
 //!
 //! Files are named `<area>_<topic>.rs`: `adversarial_*` play an attacker (network, node agent,
 //! replayed messages), `cli_*` check what the command line says, `e2e_*` run an example end to
 //! end, `fault_*` break something (a process, a link, the deployer mid-deploy) and check the
-//! recovery, `load_*` stream events, `tenants_*` put two stakeholders on shared nodes.
+//! recovery, `load_*` stream events, `packaging_*` check the files of `packaging/`,
+//! `tenants_*` put two stakeholders on shared nodes.
 //!
 //! Every test picks free ports and works in its own temporary directory, so tests run in
 //! parallel with each other and with `aex up examples/ping-pong` on its fixed ports. Node
@@ -42,6 +44,7 @@ mod e2e_ping_pong;
 mod e2e_thermostat_deadline;
 mod fault_deployer_crash;
 mod fault_module_kill;
+mod fault_netns;
 mod fault_node_restart;
 mod fault_partition;
 mod fault_sealed_device;
@@ -54,4 +57,5 @@ mod flow_control;
 mod load_lossless_chain;
 mod load_shared_binary;
 mod ops_dashboard;
+mod packaging_compose;
 mod tenants_isolation;

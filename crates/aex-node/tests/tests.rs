@@ -3,6 +3,7 @@
 //! protocol by the kit's blocking deployer sessions, running shell-script stand-ins for
 //! modules ([`scripts`]). Every wait has a deadline (`aex_testkit::wait`).
 
+mod config_example;
 mod config_timeouts;
 mod metrics;
 mod module_attest;

@@ -27,7 +27,20 @@ pub fn binary() -> PathBuf {
 /// run (`AEX_PREBUILT`), dev-profile builds for any other crate, no colours, default logging,
 /// and the default test deployer identity (never the real home directory's).
 pub fn aex() -> Command {
-    let mut cmd = Command::new(binary());
+    with_env(Command::new(binary()))
+}
+
+/// [`aex`] run inside network namespace `netns` (`ip netns exec NETNS aex ...`, which execs
+/// `aex` in place: the process is the `aex` process), for tests across
+/// [`crate::netns::Hosts`].
+pub fn aex_in_netns(netns: &str) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", netns]).arg(binary());
+    with_env(cmd)
+}
+
+/// The environment of [`aex`] on `cmd`.
+fn with_env(mut cmd: Command) -> Command {
     cmd.env("AEX_IDENTITY", &identity::deployer().path)
         .env(aex_deploy::build::PREBUILT_ENV, modules::manifest())
         .env("AEX_BUILD_PROFILE", "dev")

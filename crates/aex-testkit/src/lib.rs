@@ -21,7 +21,8 @@
 //!   network) or, holding a node's keys, with decoded frames (a compromised node agent);
 //!   listeners that never answer or answer one byte per second; peer links opened by the
 //!   attacker under an identity of its own; and connections from other loopback addresses
-//!   (`127.0.0.2`, ...: other machines, as far as a node can tell).
+//!   (`127.0.0.2`, ...: other machines, as far as a node can tell); and real separate hosts,
+//!   in network namespaces joined by a bridge, whose links a test cuts ([`netns`]).
 //! * **Applications** ([`cluster`], [`hoard`], [`descriptor`], [`identity`], [`state`],
 //!   [`status`]): application directories, descriptors for test-started nodes (ping-pong, and
 //!   the kit's `hoard` module with a state of any size), deployer identities outside the home
@@ -41,6 +42,7 @@ pub mod hoard;
 pub mod http;
 pub mod identity;
 pub mod modules;
+pub mod netns;
 pub mod node;
 pub mod paths;
 pub mod process;

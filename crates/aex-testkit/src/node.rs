@@ -24,6 +24,7 @@ pub struct NodeOptions {
     tee: String,
     admit: Vec<String>,
     extra: Vec<String>,
+    netns: Option<String>,
 }
 
 impl NodeOptions {
@@ -36,6 +37,7 @@ impl NodeOptions {
             tee: "sgx".into(),
             admit: vec![identity::deployer().hex()],
             extra: vec![],
+            netns: None,
         }
     }
 
@@ -54,6 +56,12 @@ impl NodeOptions {
     /// Adds command-line arguments (`--device`, `--timeout`, ...).
     pub fn args(mut self, args: &[&str]) -> Self {
         self.extra.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Runs the node inside network namespace `netns` (see [`crate::netns::Hosts`]).
+    pub fn netns(mut self, netns: &str) -> Self {
+        self.netns = Some(netns.into());
         self
     }
 
@@ -122,7 +130,10 @@ impl NodeProcess {
             .append(true)
             .open(&log_path)
             .expect("open node log");
-        let mut cmd = cli::aex();
+        let mut cmd = match &options.netns {
+            Some(netns) => cli::aex_in_netns(netns),
+            None => cli::aex(),
+        };
         cmd.args(["node", "--name", &options.name])
             .args(["--listen", &listen.to_string()])
             .arg("--data-dir")
