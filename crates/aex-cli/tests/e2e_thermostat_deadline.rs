@@ -114,6 +114,14 @@ fn periodic_sensor_feeds_the_heater_and_its_silence_raises_an_alarm_in_time() {
         (shown..=shown + 1).contains(&raised),
         "the heater raised {raised} alarms, the panel showed {shown}: {heater}"
     );
+    // The runtime counts its deadline alarms itself too (`aex status`, the dashboard): as
+    // many as the heater's code saw, at least.
+    let status = app.status();
+    let counted = &status.module("heater").alarms;
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert_eq!(counted[0].input, "temperature");
+    assert!(counted[0].fired >= raised, "{counted:?} < {raised}");
+    assert!(counted[0].last_ms > 0);
     let first = panel["first_at_ms"].as_u64().expect("first arrival");
     let latest = panel["last_at_ms"].as_u64().expect("latest arrival");
     let apart = Duration::from_millis(latest.saturating_sub(first));

@@ -69,7 +69,7 @@ pub use ids::{AppId, ConnId, DeployerKey, NodeKey, ParseKeyError, ParseNodeKeyEr
 pub use message::{
     ConnStats, DeviceOp, Endpoint, FromModule, FromNode, Hello, Interface, ModuleStats,
     ModuleStatus, NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus, Origin,
-    PeerStatus, PersistenceStatus, PortFailures, ToModule, ToNode, Trigger, LOG_TAIL_LINE,
+    PeerStatus, PersistenceStatus, PortFailures, DeadlineAlarms, ToModule, ToNode, Trigger, LOG_TAIL_LINE,
     LOG_TAIL_LINES,
 };
 pub use persist::{BlobChunk, CounterCall, CounterValue, ResumeOutcome, BLOB_CHUNK, MAX_BLOB};

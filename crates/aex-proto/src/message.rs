@@ -299,6 +299,10 @@ pub struct ModuleStats {
     /// port, in the order of their first failure. Appended last.
     #[serde(default)]
     pub failures: Vec<PortFailures>,
+    /// Deadline alarms: per input with a declared deadline that went silent past it at least
+    /// once, how many alarms fired, in the order of their first. Appended last.
+    #[serde(default)]
+    pub alarms: Vec<DeadlineAlarms>,
 }
 
 /// The failures of one port of a module: how many, and the last one.
@@ -320,6 +324,17 @@ pub struct PortFailures {
     pub conn: Option<ConnId>,
     /// That event's counter (0 without a connection).
     pub counter: u64,
+}
+
+/// The alarms of one input's deadline ([`ModuleStats::alarms`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineAlarms {
+    /// The input whose silence raised them.
+    pub input: String,
+    /// How many fired (one per missed period).
+    pub fired: u64,
+    /// When the last fired, in milliseconds since the Unix epoch, by the module's clock.
+    pub last_ms: u64,
 }
 
 /// Deployer or peer node → node agent, inside the link's Noise channel.

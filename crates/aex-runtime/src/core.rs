@@ -57,6 +57,8 @@ pub(crate) struct Core {
     pub(crate) counters: Counters,
     /// Failures of module code, one entry per port (counted by `failure.rs`).
     pub(crate) failures: Vec<aex_proto::PortFailures>,
+    /// Deadline alarms fired, per input (`ModuleStats::alarms`).
+    pub(crate) alarms: Vec<aex_proto::DeadlineAlarms>,
     pub(crate) request_timeout: Duration,
     /// How long an emit waits for credit (`flow.rs`).
     pub(crate) emit_timeout: Duration,
@@ -168,6 +170,7 @@ impl Core {
             commands: None,
             counters: Counters::default(),
             failures: Vec::new(),
+            alarms: Vec::new(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             emit_timeout: DEFAULT_EMIT_TIMEOUT,
             next_device_id: 1,
@@ -201,6 +204,7 @@ impl Core {
             retired: self.retired.is_some(),
             refused_writes: self.counters.refused_writes,
             failures: self.failures.clone(),
+            alarms: self.alarms.clone(),
         }
     }
 

@@ -629,6 +629,9 @@ impl<M: Module> Runtime<M> {
         }
         for index in self.core.deadlines.take_due(self.core.clock.now()) {
             self.core.touched();
+            if let Some(deadline) = M::deadlines().get(index) {
+                count_alarm(&mut self.core.alarms, deadline.input());
+            }
             if let Err(e) = self.dispatch(PortKind::Deadline, index, &[]) {
                 self.failed(PortKind::Deadline, index, &e, None);
             }
@@ -708,4 +711,23 @@ impl<M> Runtime<M> {
     pub(crate) fn set_clock(&mut self, clock: crate::clock::Clock) {
         self.core.clock = clock;
     }
+}
+
+/// Counts one alarm of `input`'s deadline, stamped with the time it fired.
+fn count_alarm(alarms: &mut Vec<aex_proto::DeadlineAlarms>, input: &str) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let index = match alarms.iter().position(|a| a.input == input) {
+        Some(index) => index,
+        None => {
+            alarms.push(aex_proto::DeadlineAlarms {
+                input: input.to_owned(),
+                ..Default::default()
+            });
+            alarms.len() - 1
+        }
+    };
+    alarms[index].fired += 1;
+    alarms[index].last_ms = now_ms;
 }

@@ -163,11 +163,18 @@ function drawDetails(status) {
   }
 }
 
-function drawAlarms(alarms) {
+function drawAlarms(status, alarms) {
   const list = document.getElementById("alarms");
   list.replaceChildren();
-  if (alarms.length === 0) list.appendChild(el("li", { class: "quiet" }, "none reported"));
+  // Deadline alarms the runtimes counted, then what modules report of alarms themselves.
+  for (const m of status.modules) {
+    for (const a of m.alarms || []) {
+      const when = new Date(a.last_ms).toLocaleTimeString();
+      list.appendChild(el("li", { class: "deadline" }, `${m.name}: input ${a.input} silent past its deadline, ${a.fired} alarm(s), last at ${when}`));
+    }
+  }
   for (const a of alarms) list.appendChild(el("li", {}, `${a.module}: ${a.field} = ${JSON.stringify(a.value)}`));
+  if (list.children.length === 0) list.appendChild(el("li", { class: "quiet" }, "none reported"));
 }
 
 function drawDevices(devices) {
@@ -198,7 +205,7 @@ function render(snapshot) {
   drawGraph(status);
   drawConnections(status);
   drawDetails(status);
-  drawAlarms(snapshot.alarms || []);
+  drawAlarms(status, snapshot.alarms || []);
   drawDevices(snapshot.devices || {});
 }
 

@@ -22,7 +22,7 @@ pub(crate) struct Snapshot {
     /// Devices of the nodes `aex up` runs on this machine, by node.
     devices: BTreeMap<String, Vec<Device>>,
     /// Alarms the modules report in their own status (`state`): every field whose name
-    /// contains "alarm".
+    /// contains "alarm". (Deadline alarms the runtimes counted are in `status`.)
     alarms: Vec<Alarm>,
 }
 

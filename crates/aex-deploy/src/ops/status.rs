@@ -125,6 +125,10 @@ pub struct ModuleView {
     /// and the last reason (never a payload or a module's message: the node relays it).
     #[serde(default)]
     pub failures: Vec<aex_proto::PortFailures>,
+    /// Deadline alarms that fired, per input (from the runtime's counters: relayed by the
+    /// node, which may alter them).
+    #[serde(default)]
+    pub alarms: Vec<aex_proto::DeadlineAlarms>,
 }
 
 /// One connection.
@@ -269,6 +273,7 @@ pub fn status(app: &mut App) -> Result<AppStatus> {
             exit: live.and_then(|l| l.exit.clone()),
             log_tail: live.map(|l| l.log_tail.clone()).unwrap_or_default(),
             failures: stats.map(|s| s.failures.clone()).unwrap_or_default(),
+            alarms: stats.map(|s| s.alarms.clone()).unwrap_or_default(),
         });
     }
 
