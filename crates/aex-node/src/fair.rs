@@ -180,6 +180,11 @@ impl<T> FairQueue<T> {
     pub(crate) fn held(&self) -> usize {
         self.held
     }
+
+    /// Frames queued, over every namespace.
+    pub(crate) fn len(&self) -> usize {
+        self.subs.values().map(|s| s.frames.len()).sum()
+    }
 }
 
 #[cfg(test)]

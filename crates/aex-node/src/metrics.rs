@@ -4,7 +4,8 @@
 //!
 //! What it serves is what the node already knows, read on each scrape: routes with the events
 //! each handed on and dropped, module input queues, module processes and their restarts, peer
-//! links and their queues, refusals and open connections. Nothing a module says about itself
+//! links and their queues, refusals and open connections, and what each stakeholder (deployer
+//! identity, by the first 8 bytes of its public key) takes of the node. Nothing a module says about itself
 //! (its runtime's counters travel sealed to its deployer) and no key.
 //!
 //! Invariants:
@@ -201,6 +202,17 @@ impl Family<'_, '_> {
     }
 }
 
+/// What one deployer identity takes of the node.
+#[derive(Default)]
+struct Takes {
+    modules: u64,
+    running: u64,
+    routes: u64,
+    queued_bytes: u64,
+    routed: u64,
+    dropped: u64,
+}
+
 /// A count as a gauge value (saturating: no node holds 2^63 of anything).
 fn gauge(n: impl TryInto<i64>) -> i64 {
     n.try_into().unwrap_or(i64::MAX)
@@ -302,12 +314,22 @@ impl Collector for NodeCollector {
                 .iter()
                 .map(|m| (module_labels(m), i64::from(m.running()))),
         )?;
+        let queues: Vec<(usize, usize)> = shown.iter().map(|m| m.queued()).collect();
+        family.gauges(
+            "aex_module_queue_messages",
+            "Messages (events, commands, ticks) queued for a module's input",
+            shown
+                .iter()
+                .zip(&queues)
+                .map(|(m, q)| (module_labels(m), gauge(q.0))),
+        )?;
         family.gauges(
             "aex_module_queue_bytes",
             "Bytes queued for a module's input (frames and their per-frame cost)",
             shown
                 .iter()
-                .map(|m| (module_labels(m), gauge(m.queued_bytes()))),
+                .zip(&queues)
+                .map(|(m, q)| (module_labels(m), gauge(q.1))),
         )?;
         family.counters(
             "aex_module_restarts",
@@ -337,11 +359,73 @@ impl Collector for NodeCollector {
             peers.iter().map(|(p, _)| (peer_labels(p), p.forwarded)),
         )?;
         family.gauges(
+            "aex_peer_queue_frames",
+            "Frames queued for a peer node",
+            peers
+                .iter()
+                .map(|(p, (frames, _))| (peer_labels(p), gauge(*frames))),
+        )?;
+        family.gauges(
             "aex_peer_queue_bytes",
             "Bytes queued for a peer node",
             peers
                 .iter()
-                .map(|(p, bytes)| (peer_labels(p), gauge(*bytes))),
+                .map(|(p, (_, bytes))| (peer_labels(p), gauge(*bytes))),
+        )?;
+
+        // What each stakeholder (deployer identity) takes of the node, over all its
+        // applications: always complete, one series per admitted identity with something here.
+        let mut takes: BTreeMap<String, Takes> = BTreeMap::new();
+        for r in &routes {
+            let t = takes.entry(r.owner.short()).or_default();
+            t.routes += 1;
+            t.routed += r.routed;
+            t.dropped += r.dropped;
+        }
+        for m in &modules {
+            let t = takes.entry(m.owner().short()).or_default();
+            t.modules += 1;
+            t.running += u64::from(m.running());
+            t.queued_bytes += m.queued().1 as u64;
+        }
+        let stakeholder = |key: &String| [("stakeholder", key.clone())];
+        let per = |f: fn(&Takes) -> u64| {
+            takes
+                .iter()
+                .map(move |(k, t)| (stakeholder(k), f(t)))
+                .collect::<Vec<_>>()
+        };
+        family.gauges(
+            "aex_stakeholder_modules",
+            "Modules a deployer identity has loaded on the node",
+            per(|t| t.modules).into_iter().map(|(l, v)| (l, gauge(v))),
+        )?;
+        family.gauges(
+            "aex_stakeholder_modules_running",
+            "Of those, modules whose process is alive",
+            per(|t| t.running).into_iter().map(|(l, v)| (l, gauge(v))),
+        )?;
+        family.gauges(
+            "aex_stakeholder_routes",
+            "Routes a deployer identity has installed on the node",
+            per(|t| t.routes).into_iter().map(|(l, v)| (l, gauge(v))),
+        )?;
+        family.gauges(
+            "aex_stakeholder_queue_bytes",
+            "Bytes queued for a deployer identity's modules",
+            per(|t| t.queued_bytes)
+                .into_iter()
+                .map(|(l, v)| (l, gauge(v))),
+        )?;
+        family.counters(
+            "aex_stakeholder_events_routed",
+            "Events the node handed on along a deployer identity's routes",
+            per(|t| t.routed),
+        )?;
+        family.counters(
+            "aex_stakeholder_events_dropped",
+            "Events dropped on a deployer identity's routes",
+            per(|t| t.dropped),
         )?;
 
         family.counters(

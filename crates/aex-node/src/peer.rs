@@ -182,9 +182,11 @@ impl PeerLink {
         }
     }
 
-    /// Bytes queued for the peer now (frame costs, as the queue's bounds count them).
-    pub(crate) fn queued_bytes(&self) -> usize {
-        lock(&self.queue).held()
+    /// Frames queued for the peer now, and their bytes (frame costs, as the queue's bounds
+    /// count them).
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        let queue = lock(&self.queue);
+        (queue.len(), queue.held())
     }
 
     /// What status reports about this link.

@@ -218,8 +218,15 @@ impl<T> Sender<T> {
     }
 
     /// Bytes queued now (costs included).
+    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.shared.lock().held
+    }
+
+    /// Items queued now, and their bytes (costs included), read together.
+    pub(crate) fn depth(&self) -> (usize, usize) {
+        let state = self.shared.lock();
+        (state.queue.len(), state.held)
     }
 
     /// Whether the receiver is gone.

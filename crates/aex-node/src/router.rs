@@ -471,11 +471,11 @@ impl Router {
         self.modules.all()
     }
 
-    /// The links to other nodes, with the bytes each has queued.
-    pub(crate) fn peer_samples(&self) -> Vec<(PeerStatus, usize)> {
+    /// The links to other nodes, with the frames and bytes each has queued.
+    pub(crate) fn peer_samples(&self) -> Vec<(PeerStatus, (usize, usize))> {
         let mut all: Vec<_> = lock(&self.peers)
             .values()
-            .map(|l| (l.status(), l.queued_bytes()))
+            .map(|l| (l.status(), l.queued()))
             .collect();
         all.sort_by(|(a, ..), (b, ..)| (&a.address, a.identity).cmp(&(&b.address, b.identity)));
         all

@@ -69,6 +69,7 @@ impl Counted {
 /// One route as the metrics endpoint reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RouteSample {
+    pub(crate) owner: DeployerKey,
     pub(crate) app: AppId,
     pub(crate) conn: ConnId,
     pub(crate) dir: Direction,
@@ -234,6 +235,7 @@ impl Routes {
             .routes
             .iter()
             .map(|(&(app, conn, dir), route)| RouteSample {
+                owner: route.owner,
                 app,
                 conn,
                 dir,

@@ -163,6 +163,20 @@ fn metrics_count_what_each_route_hands_on_and_drops_and_name_no_stakeholder() {
     let pseudonym = module.labels.get("module").expect("module label");
     assert_eq!(pseudonym.len(), 16, "8 bytes in hex: {pseudonym}");
     assert!(value(&s, "aex_node_info", &[("node", "cloud"), ("tee", "sgx")]).is_some());
+    // What the stakeholder takes of the node, by its key's first 8 bytes.
+    let owner = aex_proto::DeployerKey::of(&aex_testkit::node::test_deployer()).short();
+    let owner = [("stakeholder", owner.as_str())];
+    assert_eq!(value(&s, "aex_stakeholder_modules", &owner), Some(1.0));
+    assert_eq!(value(&s, "aex_stakeholder_routes", &owner), Some(2.0));
+    assert_eq!(
+        value(&s, "aex_stakeholder_events_routed_total", &owner),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&s, "aex_stakeholder_events_dropped_total", &owner),
+        Some(2.0)
+    );
+    assert!(value(&s, "aex_module_queue_messages", &[]).is_some());
 
     let (_, s) = scrape(metrics_addr(&a));
     assert_eq!(

@@ -67,9 +67,9 @@ pub use flow::Credit;
 pub use frame::{DecodeError, FrameDecoder, MAX_FRAME_LEN, WIRE_VERSION};
 pub use ids::{AppId, ConnId, DeployerKey, NodeKey, ParseKeyError, ParseNodeKeyError};
 pub use message::{
-    ConnStats, DeviceOp, Endpoint, FromModule, FromNode, Hello, Interface, ModuleStats,
-    ModuleStatus, NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus, Origin,
-    PeerStatus, PersistenceStatus, PortFailures, DeadlineAlarms, ToModule, ToNode, Trigger, LOG_TAIL_LINE,
+    ConnStats, DeadlineAlarms, DeviceOp, Endpoint, FromModule, FromNode, Hello, Interface,
+    ModuleStats, ModuleStatus, NodeError, NodeErrorKind, NodeRequest, NodeResponse, NodeStatus,
+    Origin, PeerStatus, PersistenceStatus, PortFailures, ToModule, ToNode, Trigger, LOG_TAIL_LINE,
     LOG_TAIL_LINES,
 };
 pub use persist::{BlobChunk, CounterCall, CounterValue, ResumeOutcome, BLOB_CHUNK, MAX_BLOB};

@@ -513,9 +513,9 @@ impl Module {
         }
     }
 
-    /// Bytes queued for its input now.
-    pub(crate) fn queued_bytes(&self) -> usize {
-        self.input.held()
+    /// Messages queued for its input now, and their bytes.
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        self.input.depth()
     }
 
     /// How many times the node restarted its process on its own (persistent modules).
