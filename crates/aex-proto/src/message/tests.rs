@@ -151,6 +151,11 @@ fn module_stats_round_trip_with_the_lifecycle_counters() {
             conn: Some(ConnId(4)),
             counter: 20,
         }],
+        alarms: vec![crate::DeadlineAlarms {
+            input: "temperature".into(),
+            fired: 3,
+            last_ms: 1_796_412_072_576,
+        }],
     });
     let f = encode(&stats);
     assert_eq!(decode::<FromModule>(&f[LEN_PREFIX..]).unwrap(), stats);
