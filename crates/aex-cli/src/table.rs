@@ -299,6 +299,7 @@ mod tests {
             exit: None,
             log_tail: vec![],
             failures: vec![],
+            alarms: vec![],
         }
     }
 
