@@ -283,6 +283,15 @@ impl App {
             .expect("session inserted just above"))
     }
 
+    /// The error for a module name the descriptor does not have, listing those it has.
+    pub(crate) fn no_module(&self, name: &str) -> Error {
+        Error::Connection {
+            message: format!("no module `{name}` in the descriptor"),
+            given: Some(name.to_string()),
+            valid: self.desc.modules.iter().map(|m| m.name.clone()).collect(),
+        }
+    }
+
     /// A management session with `node` of its own, for a caller that outlives the
     /// application's state (a log follower).
     pub(crate) fn session(&self, node: &str) -> Result<NodeClient> {

@@ -174,14 +174,7 @@ impl Family<'_, '_> {
         help: &str,
         samples: impl IntoIterator<Item = ([(&'static str, String); N], u64)>,
     ) -> std::fmt::Result {
-        let example = ConstCounter::new(0u64);
-        let mut metric = self
-            .encoder
-            .encode_descriptor(name, help, None, example.metric_type())?;
-        for (labels, value) in samples {
-            ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
-        }
-        Ok(())
+        self.write(name, help, samples, ConstCounter::new)
     }
 
     /// Writes family `name` of gauges, one sample per label set.
@@ -191,12 +184,21 @@ impl Family<'_, '_> {
         help: &str,
         samples: impl IntoIterator<Item = ([(&'static str, String); N], i64)>,
     ) -> std::fmt::Result {
-        let example = ConstGauge::new(0i64);
-        let mut metric = self
-            .encoder
-            .encode_descriptor(name, help, None, example.metric_type())?;
+        self.write(name, help, samples, ConstGauge::new)
+    }
+
+    /// Writes family `name` of the metrics `make` builds from each sample's value.
+    fn write<const N: usize, V: Default, M: EncodeMetric>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = ([(&'static str, String); N], V)>,
+        make: fn(V) -> M,
+    ) -> std::fmt::Result {
+        let kind = make(V::default()).metric_type();
+        let mut metric = self.encoder.encode_descriptor(name, help, None, kind)?;
         for (labels, value) in samples {
-            ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+            make(value).encode(metric.encode_family(&labels)?)?;
         }
         Ok(())
     }

@@ -29,16 +29,7 @@ pub use window::WINDOW_WAIT;
 /// Calls entry point `entry` of `module` with `payload`; returns its result bytes.
 pub fn call(app: &mut App, module: &str, entry: &str, payload: &[u8]) -> Result<Vec<u8>> {
     if app.descriptor().module(module).is_none() {
-        return Err(Error::Connection {
-            message: format!("no module `{module}` in the descriptor"),
-            given: Some(module.to_string()),
-            valid: app
-                .descriptor()
-                .modules
-                .iter()
-                .map(|m| m.name.clone())
-                .collect(),
-        });
+        return Err(app.no_module(module));
     }
     app.command(
         module,
@@ -101,13 +92,7 @@ pub fn output(app: &mut App, connection: &str, payload: &[u8], wait: Duration) -
     let (name, node, counter) = send_direct(app, connection, EventKind::Event, payload, wait)?;
     let (id, module) = {
         let rec = &app.connections()[&name];
-        let module = app
-            .descriptor()
-            .connections
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.to.module.clone())
-            .unwrap_or_default();
+        let module = receiver(app, &name);
         (ConnId(rec.id), module)
     };
     let slot = app
@@ -217,13 +202,7 @@ pub fn request(
     let wait = app.timeout_or(REPLY_WAIT);
     let (name, node, counter) =
         send_direct(app, connection, EventKind::Request, payload, room_wait)?;
-    let module = app
-        .descriptor()
-        .connections
-        .iter()
-        .find(|c| c.name == name)
-        .map(|c| c.to.module.clone())
-        .unwrap_or_default();
+    let module = receiver(app, &name);
     let slot = app
         .module(&module)
         .map(|m| m.slot(&module))
@@ -452,4 +431,15 @@ fn resolve_direct(app: &App, connection: &str) -> Result<String> {
             given: Some(connection.to_string()),
             valid: direct.iter().map(|c| c.name.clone()).collect(),
         })
+}
+
+/// The module at the receiving end of direct connection `connection` (empty if the
+/// descriptor has no such connection).
+fn receiver(app: &App, connection: &str) -> String {
+    app.descriptor()
+        .connections
+        .iter()
+        .find(|c| c.name == connection)
+        .map(|c| c.to.module.clone())
+        .unwrap_or_default()
 }

@@ -25,18 +25,7 @@ pub struct Reached {
 /// `module`, or every module of the descriptor, each with a session with its node.
 pub fn reach(app: &mut App, module: Option<&str>) -> Result<Vec<Reached>> {
     let names: Vec<String> = match module {
-        Some(name) if app.descriptor().module(name).is_none() => {
-            return Err(Error::Connection {
-                message: format!("no module `{name}` in the descriptor"),
-                given: Some(name.to_string()),
-                valid: app
-                    .descriptor()
-                    .modules
-                    .iter()
-                    .map(|m| m.name.clone())
-                    .collect(),
-            })
-        }
+        Some(name) if app.descriptor().module(name).is_none() => return Err(app.no_module(name)),
         Some(name) => vec![name.to_string()],
         None => app
             .descriptor()

@@ -52,11 +52,7 @@ pub fn update(app: &mut App, opts: &UpdateOptions, obs: &dyn Observer) -> Result
         .map(|m| m.name.clone())
         .collect();
     let Some(index) = names.iter().position(|n| n == module) else {
-        return Err(Error::Connection {
-            message: format!("no module `{module}` in the descriptor"),
-            given: Some(module.into()),
-            valid: names,
-        });
+        return Err(app.no_module(module));
     };
     let Some(record) = app.module(module) else {
         return Err(Error::NotDeployed {
