@@ -59,4 +59,11 @@ pub enum TraceOutcome {
     Rejected,
     /// For a connection the module holds no key for.
     UnknownConn,
+    /// Authenticated and accepted (after `gap` skipped counters), and then the module code it
+    /// went to failed on it: its payload did not decode, the code returned an error, or it
+    /// panicked (`ModuleStats::failures` says which port and why).
+    Failed {
+        /// Counters skipped before it.
+        gap: u64,
+    },
 }

@@ -682,8 +682,9 @@ impl<M: Module> Runtime<M> {
             PortKind::Deadline => M::deadlines().get(index).map(|d| d.input().to_owned()),
         }
         .unwrap_or_else(|| index.to_string());
-        if let Some((conn, _)) = at {
+        if let Some((conn, counter)) = at {
             self.core.conns.failed(conn);
+            self.core.conns.trace.failed(conn, counter);
         }
         crate::failure::count(&mut self.core.failures, kind, &name, failure, at);
         if failure.is_panic() {

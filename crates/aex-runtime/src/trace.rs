@@ -74,6 +74,22 @@ impl Trace {
         ));
     }
 
+    /// Marks the accepted event `counter` of `conn` as failed by the code it went to (the
+    /// latest such entry, if the ring still holds it).
+    pub(crate) fn failed(&mut self, conn: ConnId, counter: u64) {
+        let entry = self
+            .entries
+            .iter_mut()
+            .rev()
+            .map(|(_, e)| e)
+            .find(|e| e.conn == conn && e.counter == counter);
+        if let Some(e) = entry {
+            if let TraceOutcome::Accepted { gap } = e.outcome {
+                e.outcome = TraceOutcome::Failed { gap };
+            }
+        }
+    }
+
     /// The entries after sequence number `after`, oldest first, stamped with Unix time.
     pub(crate) fn since(&self, after: u64) -> TraceReport {
         TraceReport {

@@ -105,6 +105,7 @@ pub fn exec(args: EventsArgs, shell: &Shell) -> Result<()> {
 fn row(e: &TracedEvent) -> String {
     let outcome = match (e.outcome, e.gap) {
         ("accepted", gap) if gap > 0 => format!("accepted after a gap of {gap}"),
+        ("failed", _) => "failed (accepted; its input or handler failed on it)".to_string(),
         (outcome, _) => outcome.to_string(),
     };
     format!(

@@ -34,9 +34,10 @@ pub struct TracedEvent {
     pub counter: u64,
     /// Ciphertext bytes.
     pub size: u32,
-    /// `sent`, `accepted`, `rejected` or `unknown-connection`.
+    /// `sent`, `accepted`, `failed` (accepted, then its input or handler failed on it),
+    /// `rejected` or `unknown-connection`.
     pub outcome: &'static str,
-    /// For an accepted event: counters skipped before it (events lost on the way).
+    /// For an accepted (or failed) event: counters skipped before it (events lost on the way).
     pub gap: u64,
 }
 
@@ -125,6 +126,7 @@ impl EventFeed {
                 let (outcome, gap) = match e.outcome {
                     TraceOutcome::Sent => ("sent", 0),
                     TraceOutcome::Accepted { gap } => ("accepted", gap),
+                    TraceOutcome::Failed { gap } => ("failed", gap),
                     TraceOutcome::Rejected => ("rejected", 0),
                     _ => ("unknown-connection", 0),
                 };

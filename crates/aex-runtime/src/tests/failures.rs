@@ -126,6 +126,25 @@ fn an_input_failure_is_counted_as_failed_not_received_with_its_reason() {
         "the node reads this: {failure:?}"
     );
     assert_logs_withhold_the_payload();
+    // The event trace (`aex events`) shows the second event as failed, the others accepted.
+    use aex_proto::TraceOutcome::{Accepted, Failed};
+    let outcomes: Vec<_> =
+        h.rt.core_mut()
+            .conns
+            .trace
+            .since(0)
+            .entries
+            .iter()
+            .map(|e| (e.counter, e.outcome))
+            .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (1, Accepted { gap: 0 }),
+            (2, Failed { gap: 0 }),
+            (3, Accepted { gap: 0 })
+        ]
+    );
 }
 
 #[test]
