@@ -267,3 +267,47 @@ fn a_bad_metrics_address_in_the_configuration_names_the_field() {
     assert!(err.contains("metrics"), "{err}");
     assert!(err.contains("127.0.0.1:9464"), "{err}");
 }
+
+#[test]
+fn per_connection_series_stop_at_the_limit_and_the_totals_keep_counting() {
+    // 1,002 routes (to a module that is not loaded): 1,000 get series of their own, two are
+    // counted only in their application's totals and in `aex_metrics_series_omitted`.
+    let n = node("crowded");
+    let mut session = n.session();
+    for conn in 1..=1002 {
+        session
+            .request(route(
+                conn,
+                Endpoint::Module("not-loaded".into()),
+                Origin::Deployer,
+            ))
+            .unwrap();
+    }
+    let (_, s) = scrape(metrics_addr(&n));
+    let series = |metric: &str| s.samples.iter().filter(|x| x.metric == metric).count();
+    assert_eq!(series("aex_connection_events_routed_total"), 1000);
+    assert_eq!(series("aex_connection_events_dropped_total"), 1000);
+    assert_eq!(value(&s, "aex_routes", &[]), Some(1002.0));
+    assert_eq!(
+        value(
+            &s,
+            "aex_metrics_series_omitted",
+            &[("family", "connection")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(series("aex_app_events_routed_total"), 1);
+    // An event on a route without a series of its own still counts in the totals.
+    session.send_event(event(1002, 1));
+    wait_until(
+        "the application's total to count the drop",
+        PATIENCE,
+        || {
+            let (_, s) = scrape(metrics_addr(&n));
+            match value(&s, "aex_app_events_dropped_total", &[]) {
+                Some(1.0) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    );
+}

@@ -277,13 +277,21 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
             "warning: open mode: this node admits ANY deployer that connects; use it for local development only (`--admit KEY` admits one deployer)",
         );
     }
+    // Port 0: the node picks one as it binds, after this line; it writes it to `node.addr`.
+    let listen = match config.listen.port() {
+        0 => format!(
+            "a free port of {} (written to {})",
+            config.listen.ip(),
+            config.data_dir.join("node.addr").display()
+        ),
+        _ => config.listen.to_string(),
+    };
     say.status(
         "Node",
         format!(
-            "`{}` ({}) listening on {}, data in {}",
+            "`{}` ({}) listening on {listen}, data in {}",
             config.name,
             config.tee,
-            config.listen,
             config.data_dir.display()
         ),
     );
