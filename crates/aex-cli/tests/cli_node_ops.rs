@@ -47,4 +47,26 @@ fn a_node_logs_one_json_object_per_line_and_serves_metrics_where_it_says() {
         response.contains("aex_node_info{node=\"ops\",tee=\"sgx\""),
         "{response}"
     );
+
+    // What deployers trust for its simulated quotes, printed without reading files by hand.
+    let data_dir = node.data_dir.display().to_string();
+    let printed = aex_testkit::cli::run(
+        None,
+        &["node", "platform-key", "--data-dir", &data_dir],
+        PATIENCE,
+    )
+    .ok();
+    let file = std::fs::read_to_string(node.data_dir.join("platform.pub")).unwrap();
+    assert_eq!(printed.stdout.trim(), file.trim());
+    let elsewhere = dir.path().display().to_string();
+    aex_testkit::cli::run(
+        None,
+        &["node", "platform-key", "--data-dir", &elsewhere],
+        PATIENCE,
+    )
+    .code(1)
+    .stderr_has(&[
+        "only an sgx node has a platform key",
+        "aex node provider-key",
+    ]);
 }

@@ -10,7 +10,7 @@ use aex_node::NodeConfig;
 use aex_proto::{DeployerKey, NodeKey};
 use aex_tee::devices::DeviceSpec;
 use aex_tee::{Provider, SimSymmetricPlatform, TeeKind};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use crate::shell::Shell;
@@ -128,6 +128,13 @@ enum NodeAction {
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
     },
+    /// Print an sgx node's public platform key (its `platform.pub`, written when it first
+    /// starts): what deployers trust as `platform_key` for its simulated quotes
+    PlatformKey {
+        /// The node's data directory
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
     /// Replace the node's identity key with a fresh one (the old secret is kept as
     /// node-identity.key.old); deployers refuse the node until they pin the new key. Stop the
     /// node first and start it again after
@@ -205,6 +212,7 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
     match args.action {
         Some(NodeAction::ProviderKey(args)) => return provider_key(*args, shell),
         Some(NodeAction::Identity { data_dir }) => return print_identity(&data_dir, shell),
+        Some(NodeAction::PlatformKey { data_dir }) => return print_platform_key(&data_dir, shell),
         Some(NodeAction::RotateIdentity { data_dir }) => return rotate_identity(&data_dir, shell),
         None => {}
     }
@@ -334,6 +342,25 @@ pub fn exec(args: NodeArgs, shell: &Shell) -> Result<()> {
         );
     }
     aex_node::run_blocking(config).context("node agent failed")?;
+    Ok(())
+}
+
+/// `aex node platform-key --data-dir DIR`.
+fn print_platform_key(data_dir: &std::path::Path, shell: &Shell) -> Result<()> {
+    let path = data_dir.join(aex_tee::PLATFORM_PUB_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow!(
+            "cannot read {}: {e}; only an sgx node has a platform key, written when it first \
+             starts (trustzone and sancus nodes hand each deployer a provider key instead: \
+             `aex node provider-key`)",
+            path.display()
+        )
+    })?;
+    let key = text.trim();
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{} does not hold a key in hex", path.display());
+    }
+    shell.out(key)?;
     Ok(())
 }
 
