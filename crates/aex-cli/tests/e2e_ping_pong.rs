@@ -304,3 +304,72 @@ fn the_deployment_is_in_a_signed_ledger_with_receipts_that_verify_offline() {
         .ok()
         .stderr_has(&["Verified"]);
 }
+
+/// A foreground `aex up` that started one of the two nodes (the other already ran) stops only
+/// that one on Ctrl-C. The module on the node that kept running holds the connections' keys:
+/// the next deployment re-keys the same ids (as after `aex disable`), and nothing is sealed
+/// under a stale key into a route its restarted peer no longer has (it would be dropped there,
+/// and counted).
+#[test]
+fn a_partial_stop_leaves_no_stale_connection_behind() {
+    let app = AppDir::new();
+    let (addr1, addr2) = (free_addr(), free_addr());
+    copy_example(app.path(), addr1, addr2);
+    let dir = app.path().display().to_string();
+    // Provision both nodes' data directories, then stop them.
+    cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok();
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
+    // node2 runs on its own, as another `aex up` (or an operator) left it.
+    let node2_dir = app.path().join(".aex").join("nodes").join("node2");
+    let mut node2 = cli::aex();
+    node2
+        .args([
+            "node",
+            "--name",
+            "node2",
+            "--tee",
+            "sgx",
+            "--allow-remote-shutdown",
+        ])
+        .args(["--listen", &addr2.to_string(), "--admit"])
+        .arg(aex_testkit::identity::deployer().hex())
+        .arg("--data-dir")
+        .arg(&node2_dir);
+    let _node2 = Captured::spawn(node2, "aex node node2");
+    wait_for("node2 to listen", PATIENCE, || {
+        std::net::TcpStream::connect(addr2).ok().map(|_| ())
+    });
+
+    // `aex up` in the foreground starts node1 only and deploys both; Ctrl-C stops node1 alone.
+    let mut cmd = cli::aex();
+    cmd.arg("up").arg(app.path());
+    let mut up = Captured::spawn(cmd, "aex up");
+    wait_for("`aex up` to follow events", COMMAND_TIMEOUT, || {
+        if let Ok(Some(exit)) = up.child.try_wait() {
+            let (stdout, stderr) = up.output();
+            panic!("`aex up` exited early with {exit}\n{stdout}\n{stderr}");
+        }
+        up.stderr_so_far().contains("Following").then_some(())
+    });
+    let ids = (app.conn_id("ping-to-pong"), app.conn_id("pong-to-ping"));
+    process::signal(up.child.id(), process::Signal::Int);
+    let exit = wait_for("`aex up` to exit", Duration::from_secs(10), || {
+        up.child.try_wait().expect("wait for aex up")
+    });
+    let (_, stderr) = up.output();
+    assert!(exit.success(), "{exit}: {stderr}");
+    assert!(stderr.contains("Stopped node1"), "{stderr}");
+
+    // Up again: node1 and ping come back; pong never stopped.
+    cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok();
+    kick_and_wait(&app, 200);
+    let status = app.status();
+    let dropped: u64 = status.nodes.iter().map(|n| n.dropped).sum();
+    assert_eq!(dropped, 0, "events sealed under a stale key: {status:#?}");
+    assert_eq!(
+        (app.conn_id("ping-to-pong"), app.conn_id("pong-to-ping")),
+        ids,
+        "re-keyed under their ids"
+    );
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
+}

@@ -6,7 +6,7 @@
 //! a stopped node, settle a revocation), so the rules that tie records together (a stopped
 //! node takes its modules' keys with it; a revocation is dropped once complete) live here once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::App;
 use crate::audit::Change;
@@ -151,7 +151,11 @@ impl App {
     }
 
     /// Forgets a local node that was stopped, and with it the modules it ran and their keys:
-    /// the modules' records and every connection that reached one of them.
+    /// the modules' records go, and every connection that reached one of them is keyed to no
+    /// instance any more. Those records and their ids stay, as after `aex disable`
+    /// ([`App::unkey_connections_of`]): a module on another node that is still running holds
+    /// the old key, and the next deployment must replace it under the same id, or that module
+    /// would go on sealing under it into a route that leads nowhere.
     pub(crate) fn forget_local_node(&mut self, node: &str) {
         self.state.state_mut().nodes.remove(node);
         let modules: Vec<String> = self
@@ -163,14 +167,11 @@ impl App {
         for module in &modules {
             self.forget_module(module);
         }
-        let connections: Vec<String> = self
-            .connections()
-            .iter()
-            .filter(|(_, c)| c.instances.keys().any(|m| !self.modules().contains_key(m)))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for connection in &connections {
-            self.forget_connection(connection);
+        let known: BTreeSet<String> = self.modules().keys().cloned().collect();
+        for record in self.state.state_mut().connections.values_mut() {
+            if record.instances.keys().any(|m| !known.contains(m)) {
+                record.instances.clear();
+            }
         }
     }
 
