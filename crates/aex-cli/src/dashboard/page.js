@@ -51,44 +51,45 @@ function drawGraph(status) {
   defs.appendChild(marker);
   svg.appendChild(defs);
 
-  // Columns: the deployer, then the nodes grouped by TEE kind.
-  const kinds = [...new Set(status.nodes.map(n => n.tee))].sort();
+  // Columns: the deployer, then one per node, the nodes grouped by TEE kind (a label over each
+  // group), so that connections between nodes run across, not along, a column.
+  const nodes = [...status.nodes].sort((a, b) => a.tee.localeCompare(b.tee) || a.name.localeCompare(b.name));
   const columns = [];
-  if (status.connections.some(c => c.from === "deployer")) columns.push({ label: "deployer", nodes: [] });
-  for (const kind of kinds) columns.push({ label: kind, nodes: status.nodes.filter(n => n.tee === kind) });
+  if (status.connections.some(c => c.from === "deployer")) columns.push({ kind: "deployer", node: null });
+  for (const node of nodes) columns.push({ kind: node.tee, node });
   const where = {};  // module or "deployer" -> {x, y, w, h}
   const colWidth = 250, boxW = 180, boxH = 34;
-  let height = 0;
+  let height = 0, lastKind = null;
   columns.forEach((col, i) => {
     const x = 20 + i * colWidth;
-    svg.appendChild(el("svg:text", { x, y: 18, class: "kind-label" }, col.label));
+    if (col.kind !== lastKind) svg.appendChild(el("svg:text", { x, y: 18, class: "kind-label" }, col.kind));
+    lastKind = col.kind;
     let y = 30;
-    if (col.label === "deployer" && col.nodes.length === 0) {
+    if (!col.node) {
       svg.appendChild(el("svg:rect", { x, y, width: boxW, height: boxH, rx: 6, class: "module-box unknown" }));
       svg.appendChild(el("svg:text", { x: x + 10, y: y + 22 }, "deployer (you)"));
       where.deployer = { x, y, w: boxW, h: boxH };
-      y += boxH + 20;
+      height = Math.max(height, y + boxH + 20);
+      return;
     }
-    for (const node of col.nodes) {
-      const modules = status.modules.filter(m => m.node === node.name);
-      const h = 28 + modules.length * (boxH + 8) + 6;
-      svg.appendChild(el("svg:rect", { x: x - 8, y, width: boxW + 16, height: h, rx: 8, class: "node-box" }));
-      svg.appendChild(el("svg:text", { x, y: y + 18 }, `${node.name}${node.reachable ? "" : " (unreachable)"}`));
-      let my = y + 26;
-      for (const m of modules) {
-        const g = el("svg:g", { "data-module": m.name });
-        const cls = `module-box ${moduleClass(m)}${selected === m.name ? " selected" : ""}`;
-        g.appendChild(el("svg:rect", { x, y: my, width: boxW, height: boxH, rx: 6, class: cls }));
-        const label = `${m.name}${m.attested ? " ✓" : ""}${m.running ? "" : " (stopped)"}`;
-        g.appendChild(el("svg:text", { x: x + 10, y: my + 22 }, label));
-        g.addEventListener("click", () => { selected = m.name; render(previous); });
-        svg.appendChild(g);
-        where[m.name] = { x, y: my, w: boxW, h: boxH };
-        my += boxH + 8;
-      }
-      y += h + 16;
+    const node = col.node;
+    const modules = status.modules.filter(m => m.node === node.name);
+    const h = 28 + modules.length * (boxH + 8) + 6;
+    svg.appendChild(el("svg:rect", { x: x - 8, y, width: boxW + 16, height: h, rx: 8, class: "node-box" }));
+    svg.appendChild(el("svg:text", { x, y: y + 18 }, `${node.name}${node.reachable ? "" : " (unreachable)"}`));
+    let my = y + 26;
+    for (const m of modules) {
+      const g = el("svg:g", { "data-module": m.name });
+      const cls = `module-box ${moduleClass(m)}${selected === m.name ? " selected" : ""}`;
+      g.appendChild(el("svg:rect", { x, y: my, width: boxW, height: boxH, rx: 6, class: cls }));
+      const label = `${m.name}${m.attested ? " ✓" : ""}${m.running ? "" : " (stopped)"}`;
+      g.appendChild(el("svg:text", { x: x + 10, y: my + 22 }, label));
+      g.addEventListener("click", () => { selected = m.name; render(previous); });
+      svg.appendChild(g);
+      where[m.name] = { x, y: my, w: boxW, h: boxH };
+      my += boxH + 8;
     }
-    height = Math.max(height, y);
+    height = Math.max(height, y + h + 40);
   });
   // Connections: an arrow from sender to receiver, its rate beside it.
   status.connections.forEach((c, i) => {
@@ -104,7 +105,8 @@ function drawGraph(status) {
     svg.appendChild(el("svg:path", { d, class: `edge${bad ? " bad" : ""}`, "data-connection": c.name }));
     const rate = rates[c.name];
     const text = `${c.name}${rate === undefined ? "" : `: ${rate.toFixed(1)}/s`}`;
-    svg.appendChild(el("svg:text", { x: (x1 + x2) / 2 - 40, y: (y1 + y2) / 2 - 6, class: "rate" }, text));
+    const ly = back ? Math.max(y1, y2) + 18 + (i % 3) * 14 : (y1 + y2) / 2 - 6 - (i % 3) * 14;
+    svg.appendChild(el("svg:text", { x: Math.min(x1, x2) + 20, y: ly, class: "rate" }, text));
   });
   svg.setAttribute("width", 40 + columns.length * colWidth);
   svg.setAttribute("height", height + 10);
