@@ -171,9 +171,8 @@ fn up_detached_then_request_output_call_redeploy_and_down() {
     assert!(down.modules.iter().all(|m| !m.attested), "{down:#?}");
 }
 
-#[test]
-fn up_in_the_foreground_stops_its_nodes_on_ctrl_c() {
-    let app = example_app();
+/// `aex up` on `app` in the foreground, once it follows the application's events.
+fn up_following(app: &AppDir) -> Captured {
     let mut cmd = cli::aex();
     cmd.arg("up").arg(app.path());
     let mut up = Captured::spawn(cmd, "aex up");
@@ -184,6 +183,13 @@ fn up_in_the_foreground_stops_its_nodes_on_ctrl_c() {
         }
         up.stderr_so_far().contains("Following").then_some(())
     });
+    up
+}
+
+#[test]
+fn up_in_the_foreground_stops_its_nodes_on_ctrl_c() {
+    let app = example_app();
+    let mut up = up_following(&app);
 
     let status = app.status();
     assert_up_result(&status);
@@ -341,16 +347,7 @@ fn a_partial_stop_leaves_no_stale_connection_behind() {
     });
 
     // `aex up` in the foreground starts node1 only and deploys both; Ctrl-C stops node1 alone.
-    let mut cmd = cli::aex();
-    cmd.arg("up").arg(app.path());
-    let mut up = Captured::spawn(cmd, "aex up");
-    wait_for("`aex up` to follow events", COMMAND_TIMEOUT, || {
-        if let Ok(Some(exit)) = up.child.try_wait() {
-            let (stdout, stderr) = up.output();
-            panic!("`aex up` exited early with {exit}\n{stdout}\n{stderr}");
-        }
-        up.stderr_so_far().contains("Following").then_some(())
-    });
+    let mut up = up_following(&app);
     let ids = (app.conn_id("ping-to-pong"), app.conn_id("pong-to-ping"));
     process::signal(up.child.id(), process::Signal::Int);
     let exit = wait_for("`aex up` to exit", Duration::from_secs(10), || {
