@@ -7,8 +7,8 @@
 //!   the module is reported stopped, with its exit status and its log's last lines (which
 //!   say where it panicked, never the panic's message);
 //! * a module that is gone: `aex request`, `aex output` and `aex call` say so within about a
-//!   second, not after their timeouts, and `aex deploy` starts it from its default state only
-//!   when told to (`--yes`, `--discard-state`, or yes on a terminal).
+//!   second, not after their timeouts, and `aex deploy` and `aex up` start it from its default
+//!   state only when told to (`--yes`, `--discard-state`, or yes on a terminal).
 
 use std::time::{Duration, Instant};
 
@@ -169,8 +169,18 @@ fn failures_of_module_code_reach_the_owner() {
     ]);
     assert!(!run.stderr.contains("secret payload"), "{}", run.stderr);
 
+    // `aex up` on the running application asks the same question, and `--yes` answers it.
+    app.aex_timeout(&["up", "--detach"], COMMAND_TIMEOUT)
+        .code(1)
+        .stderr_has(&[
+            "the state of module `fragile` cannot be taken over",
+            "--yes",
+        ]);
+    app.aex_timeout(&["up", "--detach", "--yes"], COMMAND_TIMEOUT)
+        .ok()
+        .stderr_has(&["Discarding the state of `fragile`: it starts from its default state"]);
+
     // An entry point that panics: its caller gets the sealed failure.
-    app.deploy_with(&["--discard-state", "fragile"]).ok();
     let run = app.aex(&["call", "fragile", "boom"]);
     assert_ne!(run.code, 0, "{}", run.stderr);
     run.stderr_has(&["`boom` panicked at "]);

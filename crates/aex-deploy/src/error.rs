@@ -388,7 +388,7 @@ impl Error {
                 "the module was not given any key; check the node's identity and that the node runs the code you built".into(),
             ),
             Error::StateLost { module, node, .. } => Some(format!(
-                "if that instance is gone for good (its node restarted, or its process died), its state is lost with it: run `aex deploy --discard-state {module}` (or `aex update {module} --discard-state`) (or `aex deploy --yes`, which starts every module whose state is lost so from its default state) to start it from its default state; otherwise bring it back on node `{node}` and run the command again"
+                "if that instance is gone for good (its node restarted, or its process died), its state is lost with it: run `aex deploy --discard-state {module}` (or `aex update {module} --discard-state`) (or `--yes` on `aex deploy` or `aex up`, which starts every module whose state is lost so from its default state) to start it from its default state; otherwise bring it back on node `{node}` and run the command again"
             )),
             Error::WindowFull { module, .. } => Some(format!(
                 "module `{module}` is slow or stopped: check it with `aex status` (is it running? are its own outputs BLOCKED, waiting on a slower module?), then try again, or wait longer with `--wait`"

@@ -14,7 +14,7 @@ use aex_deploy::ops;
 use aex_deploy::ops::deploy::{DeployObserver, DeployReport, Plan};
 use aex_deploy::ops::status::{AppStatus, ConnectionView};
 use aex_deploy::ops::up::{StepResult, UpObserver, UpOptions};
-use aex_deploy::progress::Observer;
+use aex_deploy::progress::{Observer, StateLoss};
 use aex_deploy::{App, Identity};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -32,6 +32,11 @@ pub struct UpArgs {
     /// Return once the application runs, leaving the local nodes running (`aex down` stops them)
     #[arg(long, short)]
     detach: bool,
+    /// If the recorded instance of a module cannot hand its state over (its process ended,
+    /// its node lost it), start the module from its default state without asking, as
+    /// `aex deploy --yes` does. Without it, `aex up` asks on a terminal and stops elsewhere
+    #[arg(long)]
+    yes: bool,
     #[command(flatten)]
     pub(super) app: AppPath,
 }
@@ -47,7 +52,7 @@ pub fn exec(args: UpArgs, shell: &Shell) -> Result<()> {
         detach: args.detach,
         stop: &stop,
     };
-    ops::up::up(app, &opts, &View::new(shell))?;
+    ops::up::up(app, &opts, &View::new(shell, args.yes))?;
     Ok(())
 }
 
@@ -60,10 +65,10 @@ struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    fn new(shell: &'a Shell) -> Self {
+    fn new(shell: &'a Shell, yes: bool) -> Self {
         View {
             shell,
-            bars: Bars::new(shell),
+            bars: Bars::new(shell).yes(yes),
             follow: RefCell::new(Follow::default()),
         }
     }
@@ -84,6 +89,10 @@ impl Observer for View<'_> {
 
     fn note(&self, message: &str) {
         self.bars.note(message);
+    }
+
+    fn start_afresh(&self, loss: &StateLoss) -> bool {
+        self.bars.start_afresh(loss)
     }
 }
 
