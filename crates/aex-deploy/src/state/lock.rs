@@ -3,7 +3,8 @@
 //!
 //! The lock is the operating system's (`flock`), released when the holder's file is closed,
 //! also if the holder dies. Once it holds the lock, a process writes a note into the lock file:
-//! its process id, command line and start time ([`LockHolder`]). A second `aex` that finds the
+//! its process id, command (its first argument only: the rest can hold a payload) and start
+//! time ([`LockHolder`]). A second `aex` that finds the
 //! lock held reads the note, so it can say whom it waits for ([`LockWait::on_wait`]) and a
 //! person can decide to wait or to stop that command; with a limit ([`LockWait::limit`]) it
 //! gives up with an error naming the holder. The note is only a note: read between another
@@ -22,7 +23,7 @@ use super::error::StateError;
 /// How often a bounded wait tries the lock again (an OS lock has no timed wait).
 const RETRY: Duration = Duration::from_millis(50);
 
-/// The longest command line a note keeps.
+/// The longest command a note keeps (a program's first argument can be long too).
 const MAX_COMMAND: usize = 300;
 
 /// Who holds an application's state, as the holder wrote it into the lock file.
@@ -30,7 +31,7 @@ const MAX_COMMAND: usize = 300;
 pub struct LockHolder {
     /// The holder's process id.
     pub pid: u32,
-    /// Its command line, e.g. `aex deploy examples/ping-pong`.
+    /// Its program and first argument, e.g. `aex deploy …` (the rest is withheld).
     pub command: String,
     /// When it took the lock, in seconds since the Unix epoch.
     pub since: u64,
@@ -49,10 +50,16 @@ impl LockHolder {
                     .map_or(p.clone(), |n| n.to_string_lossy().into_owned())
             })
             .unwrap_or_default();
-        let mut command = std::iter::once(program)
-            .chain(args)
-            .collect::<Vec<_>>()
-            .join(" ");
+        // The command's name, not its arguments: they can hold a payload (`aex output NAME
+        // PAYLOAD`), and the note stays on disk after the process ends.
+        let mut command = program;
+        if let Some(first) = args.next() {
+            command.push(' ');
+            command.push_str(&first);
+            if args.next().is_some() {
+                command.push_str(" …");
+            }
+        }
         if command.len() > MAX_COMMAND {
             let mut end = MAX_COMMAND;
             while !command.is_char_boundary(end) {
@@ -221,6 +228,12 @@ mod tests {
         let holder = told.borrow().clone().flatten().expect("told who holds it");
         assert_eq!(holder.pid, std::process::id());
         assert!(holder.command.contains("aex_deploy"), "{holder:?}");
+        // The program and its first argument at most: later ones can hold a payload.
+        let words: Vec<&str> = holder.command.split(' ').collect();
+        assert!(
+            words.len() <= 2 || (words.len() == 3 && words[2] == "…"),
+            "{holder:?}"
+        );
         let StateError::Busy {
             holder: Some(named),
             ..
