@@ -1,0 +1,32 @@
+//! Consortium governance for aex applications that several parties own together.
+//!
+//! No single member may change such an application: every action (a deployment, an update, a
+//! move, a disable, a change of members) takes effect only once a quorum of members has
+//! signed that exact change. This crate is the part of it that decides, with no I/O of its
+//! own, so that whatever holds the authority (docs/ARCHITECTURE.md, "Governance") links the
+//! same code a member uses to check it:
+//!
+//! * [`constitution`]: the members (a name and an Ed25519 key each) and the rule per kind of
+//!   action (`2 of 3`, `any 1`, `majority`, `all`), validated with errors that name the field
+//!   and say what is valid;
+//! * [`signed`]: proposals, ballots and withdrawals, each a COSE_Sign1 (RFC 9052) by one
+//!   member over a CBOR payload (RFC 8949), as the audit ledger's signed roots are;
+//! * [`book`]: the open, accepted, rejected, withdrawn, expired and applied proposals, and the
+//!   checks that refuse a forged ballot, a ballot by a non-member, a ballot replayed from
+//!   another proposal and a proposal applied twice.
+//!
+//! docs/PROTOCOL.md ("Governance") gives the encodings.
+
+mod action;
+pub mod book;
+pub mod constitution;
+pub mod error;
+mod id;
+pub mod signed;
+mod status;
+
+pub use action::UnknownAction;
+pub use book::{Book, Record, Status};
+pub use constitution::{Action, Constitution, Member, Rule};
+pub use error::{ConstitutionError, GovernanceError};
+pub use signed::{Ballot, Proposal, ProposalId, Vote, Withdrawal};
