@@ -1,0 +1,92 @@
+//! What a client expects of a module, and what it learned once the module passed.
+
+use aex_crypto::Measurement;
+use aex_tee::sgx::{DcapCollateral, SimRootPublicKey};
+use aex_tee::{TeeKind, TrustAnchor};
+
+/// What the client trusts for the module's platform (as the deployer does for its node).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Anchor {
+    /// `sgx` in simulation: the simulated vendor root (the node's `platform.pub`).
+    SimSgxRoot(SimRootPublicKey),
+    /// `sgx` on Intel hardware: Intel's root, with collateral valid at `now_unix`.
+    IntelDcap {
+        /// TCB info, QE identity, CRLs and their issuer chains.
+        collateral: Box<DcapCollateral>,
+        /// Verification time (unix seconds).
+        now_unix: u64,
+    },
+    /// `native`: nothing (accepted only with [`Policy::allow_insecure`]).
+    None,
+}
+
+impl Anchor {
+    pub(crate) fn as_trust_anchor(&self) -> TrustAnchor<'_> {
+        match self {
+            Anchor::SimSgxRoot(k) => TrustAnchor::SimSgxRoot(k),
+            Anchor::IntelDcap {
+                collateral,
+                now_unix,
+            } => TrustAnchor::IntelDcap {
+                collateral,
+                now_unix: *now_unix,
+            },
+            Anchor::None => TrustAnchor::None,
+        }
+    }
+}
+
+/// A client's appraisal policy: the same fields the deployer appraises with
+/// (`aex_tee::Expected`), less the per-attestation ones the certificate fixes.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The TEE kind of the module's node.
+    pub kind: TeeKind,
+    /// What the client trusts for that node.
+    pub anchor: Anchor,
+    /// Measurements the client accepts (any one of them). Clients pin code, never a key: a
+    /// module updated to a measurement the client accepts is followed, any other refused.
+    pub measurements: Vec<Measurement>,
+    /// Accept simulated evidence; `false` is a hardware-only policy.
+    pub allow_simulated: bool,
+    /// Accept SGX enclaves in debug mode.
+    pub allow_debug: bool,
+    /// Accept a `native` module (no TEE at all).
+    pub allow_insecure: bool,
+}
+
+/// What the client verified of the module it is talking to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The TEE kind.
+    pub kind: TeeKind,
+    /// The module's measurement, one the policy pins.
+    pub measurement: Measurement,
+    /// Whether the evidence came from a simulated root.
+    pub simulated: bool,
+    /// Whether the enclave runs in debug mode.
+    pub debug: bool,
+    /// Whether the module runs without a TEE (`native`).
+    pub insecure: bool,
+    /// Intel's TCB status, for Intel quotes.
+    pub tcb_status: Option<String>,
+    /// SHA-256 of the certificate's SubjectPublicKeyInfo: the module's TLS key fingerprint.
+    pub key_fingerprint: [u8; 32],
+    /// The extra public keys the evidence binds, `(name, key)`, in the module's order.
+    pub extra: Vec<(String, Vec<u8>)>,
+    /// The certificate (DER), for pinning by ordinary TLS clients.
+    pub certificate: Vec<u8>,
+    /// What the evidence binds (`aex_proto::attested_tls::binding`), for fresh evidence.
+    pub binding: [u8; 32],
+}
+
+impl Verified {
+    /// The extra key named `name`, if the evidence binds one.
+    pub fn extra(&self, name: &str) -> Option<&[u8]> {
+        self.extra
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, k)| k.as_slice())
+    }
+}
