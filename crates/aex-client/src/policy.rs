@@ -82,6 +82,15 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// The certificate in PEM: a file ordinary TLS clients pin (`curl --cacert FILE`), as
+    /// their only trust anchor for this module instance.
+    pub fn certificate_pem(&self) -> String {
+        use x509_cert::der::{Decode, EncodePem};
+        x509_cert::Certificate::from_der(&self.certificate)
+            .and_then(|c| c.to_pem(x509_cert::der::pem::LineEnding::LF))
+            .unwrap_or_default()
+    }
+
     /// The extra key named `name`, if the evidence binds one.
     pub fn extra(&self, name: &str) -> Option<&[u8]> {
         self.extra

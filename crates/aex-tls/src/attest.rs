@@ -7,7 +7,7 @@ use aex_proto::attested_tls::{
     binding, cert_challenge, ByteBuf, CertEvidence, EVIDENCE_OID, MAX_EXTRA, MAX_EXTRA_KEY,
     MAX_EXTRA_NAME,
 };
-use aex_runtime::Handle;
+use aex_runtime::{Context, Handle};
 use rcgen::{CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::ServerConfig;
@@ -81,11 +81,46 @@ pub struct Attested {
 impl Attested {
     /// Asks the TEE layer (through `attest`) for evidence over `identity`'s public key and
     /// `options.extra`, and builds the certificate and the TLS 1.3 server configuration.
-    /// Consumes the identity: the private key lives on only inside the server.
+    /// Consumes the identity: the private key lives on only inside the server. Call it from
+    /// a thread the module started; module code (an entry point) calls
+    /// [`Attested::in_module`].
     pub fn new(
         identity: Identity,
         attest: impl Attest,
         options: &Options,
+    ) -> Result<Attested, TlsError> {
+        let attest: Arc<dyn Attest> = Arc::new(attest);
+        let asked = attest.clone();
+        Self::build(
+            identity,
+            options,
+            move |binding, challenge| asked.evidence(binding, challenge),
+            attest,
+        )
+    }
+
+    /// [`Attested::new`] from module code (an entry point of module `M`, say the one that
+    /// starts the server): the certificate's evidence is asked for through `ctx` now, and
+    /// later fresh evidence through a handle to the module.
+    pub fn in_module<M: 'static>(
+        ctx: &mut Context<'_>,
+        identity: Identity,
+        options: &Options,
+    ) -> Result<Attested, TlsError> {
+        let handle = ctx.handle::<M>();
+        Self::build(
+            identity,
+            options,
+            |binding, challenge| ctx.evidence(binding, challenge).map_err(|e| e.to_string()),
+            Arc::new(handle),
+        )
+    }
+
+    fn build(
+        identity: Identity,
+        options: &Options,
+        evidence: impl FnOnce([u8; 32], [u8; 32]) -> Result<Vec<u8>, String>,
+        attest: Arc<dyn Attest>,
     ) -> Result<Attested, TlsError> {
         check_extra(&options.extra)?;
         let spki = identity.spki();
@@ -95,9 +130,7 @@ impl Attested {
             .map(|(n, k)| (n.as_str(), k.as_slice()))
             .collect();
         let binding = binding(&spki, &extra);
-        let evidence = attest
-            .evidence(binding, cert_challenge())
-            .map_err(TlsError::Evidence)?;
+        let evidence = evidence(binding, cert_challenge()).map_err(TlsError::Evidence)?;
         let cmw = CertEvidence {
             evidence,
             extra: options
@@ -124,14 +157,17 @@ impl Attested {
             .map_err(|e| TlsError::Certificate(e.to_string()))?;
         let cert = cert.der().clone();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key.serialize_der()));
-        let config = ServerConfig::builder_with_provider(crate::provider())
+        let mut config = ServerConfig::builder_with_provider(crate::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(Arc::new(AnyClientKey::new()))
             .with_single_cert(vec![cert.clone()], key)?;
+        // No resumption: every session shows the certificate, so every client appraises it.
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(Attested {
             config: Arc::new(config),
             binding,
-            attest: Arc::new(attest),
+            attest,
             cert,
         })
     }

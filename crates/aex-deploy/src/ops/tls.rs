@@ -1,0 +1,54 @@
+//! Attested TLS clients (`aex fetch`, `aex tls export`): the policy a client appraises a
+//! module's certificate with, taken from what the deployer holds — the measurement of its own
+//! build that it attested, the node's trust anchor and the descriptor's policy for that node
+//! and module — so an outside client accepts exactly what the deployer accepted.
+
+use aex_client::{Anchor as ClientAnchor, Policy};
+use aex_crypto::Measurement;
+
+use crate::app::{Anchor, App};
+use crate::error::{Error, Result};
+
+/// The client policy for `module` as the deployer last attested it.
+pub fn client_policy(app: &App, module: &str) -> Result<Policy> {
+    if app.descriptor().module(module).is_none() {
+        return Err(app.no_module(module));
+    }
+    let record = app.module(module).ok_or_else(|| Error::NotDeployed {
+        module: module.into(),
+    })?;
+    let spec = app.node_spec(&record.node)?;
+    let measurement = Measurement::from_hex(&record.measurement).map_err(|_| Error::Tls {
+        module: module.into(),
+        message: format!(
+            "the deployer's record holds no valid measurement ({:?})",
+            record.measurement
+        ),
+    })?;
+    let anchor = match app.trust_anchor(&record.node)? {
+        Anchor::SgxRoot(root) => ClientAnchor::SimSgxRoot(root),
+        Anchor::None => ClientAnchor::None,
+        Anchor::Provider(_) => {
+            return Err(Error::Tls {
+                module: module.into(),
+                message: format!(
+                    "node `{}` is {}: a symmetric TEE kind gives no evidence a client can check, and the deployer's endorsement of module keys is not implemented yet (docs/SECURITY.md, \"Attested TLS\")",
+                    record.node,
+                    spec.tee.name()
+                ),
+            })
+        }
+    };
+    let allow_insecure = app
+        .descriptor()
+        .module(module)
+        .is_some_and(|m| m.allow_insecure);
+    Ok(Policy {
+        kind: spec.tee,
+        anchor,
+        measurements: vec![measurement],
+        allow_simulated: spec.simulation,
+        allow_debug: spec.allow_debug,
+        allow_insecure,
+    })
+}
