@@ -21,7 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The TEE layer of a node, in-process: evidence for one measured module.
 struct Tee {
-    backend: Arc<SimSgxPlatform>,
+    backend: Arc<dyn Backend>,
     measurement: Measurement,
     serving: Arc<AtomicBool>,
 }
@@ -206,6 +206,41 @@ fn impostor(cert: Vec<u8>, key: Vec<u8>) -> SocketAddr {
         }
     });
     addr
+}
+
+#[test]
+fn a_native_module_is_refused_unless_insecure_is_allowed() {
+    let tee = Tee {
+        backend: Arc::new(aex_tee::NativePlatform),
+        measurement: measurement(4),
+        serving: Arc::new(AtomicBool::new(true)),
+    };
+    let attested = Attested::new(Identity::generate().unwrap(), tee, &Options::default()).unwrap();
+    let addr = aex_example_http::start_attested(
+        "127.0.0.1:0".parse().unwrap(),
+        attested,
+        Limits::default(),
+        |_: &Request<'_>| Response::text(200, "native"),
+    )
+    .unwrap();
+    let mut policy = Policy {
+        kind: TeeKind::Native,
+        anchor: Anchor::None,
+        measurements: vec![measurement(4)],
+        allow_simulated: true,
+        allow_debug: false,
+        allow_insecure: false,
+    };
+    let e = connect(addr, &policy, None, TIMEOUT).err().unwrap();
+    assert!(matches!(e, ClientError::InsecureRefused), "{e:?}");
+    policy.allow_insecure = true;
+    let mut session = connect(addr, &policy, None, TIMEOUT).unwrap();
+    assert!(session.verified().insecure);
+    session.fresh_evidence().unwrap();
+    // Evidence for another kind than the policy's is refused by name.
+    policy.kind = TeeKind::Sgx;
+    let e = connect(addr, &policy, None, TIMEOUT).err().unwrap();
+    assert!(matches!(e, ClientError::WrongKind { .. }), "{e:?}");
 }
 
 #[test]

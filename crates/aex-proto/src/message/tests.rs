@@ -440,7 +440,10 @@ fn evidence_requests_round_trip_and_keep_their_places() {
         decode::<FromModule>(&encode(&ask)[LEN_PREFIX..]).unwrap(),
         ask
     );
-    for result in [Ok(vec![7; 700]), Err("a sancus node has no evidence".into())] {
+    for result in [
+        Ok(vec![7; 700]),
+        Err("a sancus node has no evidence".into()),
+    ] {
         let answer = ToModule::Evidence { id: 3, result };
         assert_eq!(
             decode::<ToModule>(&encode(&answer)[LEN_PREFIX..]).unwrap(),
