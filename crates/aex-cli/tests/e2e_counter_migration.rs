@@ -25,13 +25,63 @@ const MAX_GAP_MS: f64 = 2_000.0;
 
 /// The example on free ports; the web server's address.
 fn example_app() -> (AppDir, SocketAddr) {
+    example_app_with(|_| {})
+}
+
+/// [`example_app`] with `edit` applied to the descriptor.
+fn example_app_with(edit: impl FnOnce(&mut toml::Table)) -> (AppDir, SocketAddr) {
     let app = AppDir::new();
     let mut doc = example_descriptor(EXAMPLE, &[free_addr(), free_addr()]);
     let web = free_addr();
     let up = doc["up"].as_array_mut().expect("[[up]] steps");
     up[0]["payload"] = toml::Value::String(format!("{{\"port\": {}}}", web.port()));
+    edit(&mut doc);
     write_toml(app.path(), &doc);
     (app, web)
+}
+
+/// On a trustzone node the web module's evidence is its own MAC, which only the deployer can
+/// check: `aex fetch` checks it with the deployer's provider key, and the certificate
+/// `aex tls export` writes after that check (the deployer's endorsement) is what `curl` trusts.
+#[test]
+#[ignore = "long: a second deployment of the example (about 15 s)"]
+fn attested_https_from_a_trustzone_node_is_endorsed_by_the_deployer() {
+    let (app, web) = example_app_with(|doc| {
+        let modules = doc["module"].as_array_mut().expect("[[module]]");
+        let entry = modules
+            .iter_mut()
+            .find(|m| m["name"].as_str() == Some("web"))
+            .expect("a module `web`");
+        entry["node"] = toml::Value::String("node2".into());
+    });
+    let dir = app.path().display().to_string();
+    cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT)
+        .ok()
+        .stderr_has(&["Deployed"]);
+    let url = format!("https://{web}/increment");
+    let fetched = app
+        .aex(&["fetch", &url, "--module", "web", "-X", "POST"])
+        .ok();
+    fetched.stderr_has(&["Verified", "trustzone (simulated)", "Fresh"]);
+    assert_eq!(fetched.stdout.trim(), "1");
+    let pem = app.path().join("web.pem");
+    let pem = pem.to_str().expect("a UTF-8 path");
+    app.aex(&["tls", "export", "web", "--url", &url, "-o", pem])
+        .ok();
+    let curl = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            pem,
+            &format!("https://{web}/"),
+        ])
+        .output()
+        .expect("curl runs (the test needs curl)");
+    assert!(curl.status.success(), "{curl:?}");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout).trim(), "1");
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
 }
 
 /// The web module's address and the policy its certificate is verified with.

@@ -2,7 +2,9 @@
 
 use aex_crypto::Measurement;
 use aex_tee::sgx::{DcapCollateral, SimRootPublicKey};
-use aex_tee::{TeeKind, TrustAnchor};
+use std::sync::Arc;
+
+use aex_tee::{ProviderKey, TeeKind, TrustAnchor};
 
 /// What the client trusts for the module's platform (as the deployer does for its node).
 #[derive(Debug, Clone)]
@@ -17,6 +19,10 @@ pub enum Anchor {
         /// Verification time (unix seconds).
         now_unix: u64,
     },
+    /// `trustzone`, `sancus`: the deployer's own provider key for the node (a secret: only
+    /// the deployer appraises symmetric evidence; outside clients trust its endorsement, a
+    /// certificate it exported after this check).
+    ProviderKey(Arc<ProviderKey>),
     /// `native`: nothing (accepted only with [`Policy::allow_insecure`]).
     None,
 }
@@ -32,6 +38,7 @@ impl Anchor {
                 collateral,
                 now_unix: *now_unix,
             },
+            Anchor::ProviderKey(k) => TrustAnchor::ProviderKey(k),
             Anchor::None => TrustAnchor::None,
         }
     }

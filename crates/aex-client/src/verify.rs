@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use aex_crypto::Measurement;
-use aex_proto::attested_tls::{binding, cert_challenge, CertEvidence, EVIDENCE_OID};
+use aex_proto::attested_tls::{
+    binding, cert_challenge, CertEvidence, EVIDENCE_OID, SYMMETRIC_PEER,
+};
 use aex_tee::{appraise, AppraisalError, Appraised, Expected};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -70,7 +72,8 @@ pub(crate) fn appraise_for(
             measurement: *m,
             challenge,
             module_pk: Some(bound),
-            deployer_pk: None,
+            // Symmetric kinds' MAC covers the all-zero peer key (PROTOCOL.md §11).
+            deployer_pk: Some(SYMMETRIC_PEER),
             allow_simulated: policy.allow_simulated,
             allow_debug: policy.allow_debug,
             allow_insecure: policy.allow_insecure,

@@ -243,6 +243,83 @@ fn a_native_module_is_refused_unless_insecure_is_allowed() {
     assert!(matches!(e, ClientError::WrongKind { .. }), "{e:?}");
 }
 
+/// A trustzone TEE layer, in-process: the module MACs its binding with its provisioned key
+/// (as the runtime does) and the platform wraps the MAC.
+struct Symmetric {
+    platform: aex_tee::SimSymmetricPlatform,
+    provider: Provider,
+    measurement: Measurement,
+}
+
+impl Attest for Symmetric {
+    fn evidence(&self, key: [u8; 32], challenge: [u8; 32]) -> Result<Vec<u8>, String> {
+        let module_key = self
+            .platform
+            .provision(&self.provider, &self.measurement)
+            .unwrap();
+        let transcript = aex_crypto::symmetric::Transcript {
+            kind: "trustzone",
+            simulated: true,
+            challenge: &challenge,
+            measurement: &self.measurement,
+            module_pk: &key,
+            deployer_pk: &aex_proto::attested_tls::SYMMETRIC_PEER,
+        };
+        let mac = aex_crypto::symmetric::attest_mac(&module_key, &transcript);
+        self.platform
+            .evidence(
+                &self.provider,
+                &self.measurement,
+                &challenge,
+                Some(&key),
+                Some(&mac),
+            )
+            .map_err(|e| e.to_string())
+    }
+
+    fn serving(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_trustzone_module_passes_for_its_own_deployer_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = aex_tee::SymmetricKind::TrustZone;
+    let platform = aex_tee::SimSymmetricPlatform::load_or_create(kind, dir.path()).unwrap();
+    let (mine, theirs) = (Provider([1; 32]), Provider([2; 32]));
+    let my_key = Arc::new(platform.provider_key(&mine));
+    let their_key = Arc::new(platform.provider_key(&theirs));
+    let tee = Symmetric {
+        platform: aex_tee::SimSymmetricPlatform::load_or_create(kind, dir.path()).unwrap(),
+        provider: mine,
+        measurement: measurement(5),
+    };
+    let attested = Attested::new(Identity::generate().unwrap(), tee, &Options::default()).unwrap();
+    let addr = aex_example_http::start_attested(
+        "127.0.0.1:0".parse().unwrap(),
+        attested,
+        Limits::default(),
+        |_: &Request<'_>| Response::text(200, "trustzone"),
+    )
+    .unwrap();
+    let mut policy = Policy {
+        kind: TeeKind::TrustZone,
+        anchor: Anchor::ProviderKey(my_key),
+        measurements: vec![measurement(5)],
+        allow_simulated: true,
+        allow_debug: false,
+        allow_insecure: false,
+    };
+    let mut session = connect(addr, &policy, None, TIMEOUT).unwrap();
+    assert_eq!(session.verified().kind, TeeKind::TrustZone);
+    session.fresh_evidence().unwrap();
+    // Another stakeholder's provider key on the same node checks nothing of this module.
+    policy.anchor = Anchor::ProviderKey(their_key);
+    let e = connect(addr, &policy, None, TIMEOUT).err().unwrap();
+    assert!(matches!(e, ClientError::Appraisal(_)), "{e:?}");
+}
+
 #[test]
 fn a_certificate_replayed_without_its_key_is_refused() {
     let m = module(1, Limits::default(), &Options::default());

@@ -34,6 +34,11 @@ pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-aex-fresh-evidence";
 /// `GET /.well-known/aex-evidence?nonce=<64 hex digits>` answers the evidence envelope in hex.
 pub const FRESH_PATH: &str = "/.well-known/aex-evidence";
 
+/// Symmetric kinds: the "deployer public key" in the transcript of a module's MAC over its TLS
+/// key binding. All zero, a low-order X25519 key that an attestation refuses, so such a MAC
+/// never passes for the proof of an attestation.
+pub const SYMMETRIC_PEER: [u8; 32] = [0; 32];
+
 /// Most extra public keys a certificate attests.
 pub const MAX_EXTRA: usize = 8;
 /// Longest name of an extra key, in bytes.

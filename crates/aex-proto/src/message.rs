@@ -215,6 +215,10 @@ pub enum FromModule {
         /// What it answers: a constant for certificates, a TLS exporter value for fresh
         /// evidence.
         challenge: [u8; 32],
+        /// Symmetric kinds: the module's MAC under its provisioned key over `key` (as the
+        /// module public key), `challenge` and the all-zero peer key
+        /// (`attested_tls::SYMMETRIC_PEER`); the node wraps it like an attestation's.
+        mac: Option<Vec<u8>>,
     },
 }
 

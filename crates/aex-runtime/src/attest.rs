@@ -29,10 +29,16 @@ impl Core {
     /// before attestation (afterwards the module is keyed for good).
     pub(crate) fn provision(&mut self, kind: String, simulated: bool, key: WireKey) {
         if self.agreement.is_some() && self.provisioned.is_none() {
+            let key = key.into_secret();
+            self.evidence_key = Some(Provisioned {
+                kind: kind.clone(),
+                simulated,
+                key: aex_crypto::SecretKey::from_bytes(*key.expose_secret()),
+            });
             self.provisioned = Some(Provisioned {
                 kind,
                 simulated,
-                key: key.into_secret(),
+                key,
             });
         } else {
             log!("ignoring a second or late platform provisioning");

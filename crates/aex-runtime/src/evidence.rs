@@ -8,9 +8,16 @@
 //! in `mr_enclave`; in simulation the node agent plays the TEE layer and could attest
 //! anything, as it could forge the deployer's evidence).
 //!
+//! On symmetric kinds the module MACs the request itself with its provisioned key (kept for
+//! this, `Core::evidence_key`), over the binding as its public key and the all-zero peer key,
+//! which no attestation accepts; the node wraps the MAC as for an attestation. Only the holder
+//! of the provider key, the deployer, can check it.
+//!
 //! Invariants: ids are fresh per process (the device accesses' counter, shared, so a late
 //! answer is never taken for a later one's); a disabled or retired instance asks for none.
 
+use aex_crypto::symmetric::{self, Transcript};
+use aex_proto::attested_tls::SYMMETRIC_PEER;
 use aex_proto::{FromModule, ToModule};
 
 use crate::core::{Arrived, Core, Step, Unanswered};
@@ -35,7 +42,25 @@ impl Core {
         let id = self.next_device_id;
         // 2^64 requests take longer than any process lives; wrapping is only a formality.
         self.next_device_id = id.wrapping_add(1);
-        let ask = FromModule::Evidence { id, key, challenge };
+        // Symmetric kinds: the module proves the binding itself, as in its attestation
+        // (the node only wraps the MAC); quote kinds: the TEE layer signs.
+        let mac = self.evidence_key.as_ref().map(|p| {
+            let transcript = Transcript {
+                kind: &p.kind,
+                simulated: p.simulated,
+                challenge: &challenge,
+                measurement: &self.measurement,
+                module_pk: &key,
+                deployer_pk: &SYMMETRIC_PEER,
+            };
+            symmetric::attest_mac(&p.key, &transcript).to_vec()
+        });
+        let ask = FromModule::Evidence {
+            id,
+            key,
+            challenge,
+            mac,
+        };
         if !(self.link.send(&ask) && self.link.flush()) {
             return Err(Error::Closed);
         }
@@ -72,8 +97,9 @@ impl crate::Context<'_> {
     /// from its certificate's public key and the extra keys it attests.
     ///
     /// Blocks like [`Context::read_device`](crate::Context::read_device), at most the request
-    /// timeout. Symmetric TEE kinds (`trustzone`, `sancus`) have no evidence an outsider can
-    /// check and refuse ([`Error::Evidence`]); a disabled or retired instance asks for none.
+    /// timeout. On symmetric TEE kinds (`trustzone`, `sancus`) the evidence is the module's
+    /// own MAC under its provisioned key, which only its deployer can check; a disabled or
+    /// retired instance asks for none.
     pub fn evidence(&mut self, key: [u8; 32], challenge: [u8; 32]) -> Result<Vec<u8>, Error> {
         self.core.evidence(key, challenge)
     }

@@ -1,7 +1,9 @@
 //! Attested TLS clients (`aex fetch`, `aex tls export`): the policy a client appraises a
 //! module's certificate with, taken from what the deployer holds — the measurement of its own
 //! build that it attested, the node's trust anchor and the descriptor's policy for that node
-//! and module — so an outside client accepts exactly what the deployer accepted.
+//! and module — so an outside client accepts exactly what the deployer accepted. On symmetric
+//! kinds the anchor is the deployer's provider key, a secret: the deployer checks the module,
+//! and outside clients trust the certificate it exports (its endorsement).
 
 use aex_client::{Anchor as ClientAnchor, Policy};
 use aex_crypto::Measurement;
@@ -28,16 +30,9 @@ pub fn client_policy(app: &App, module: &str) -> Result<Policy> {
     let anchor = match app.trust_anchor(&record.node)? {
         Anchor::SgxRoot(root) => ClientAnchor::SimSgxRoot(root),
         Anchor::None => ClientAnchor::None,
-        Anchor::Provider(_) => {
-            return Err(Error::Tls {
-                module: module.into(),
-                message: format!(
-                    "node `{}` is {}: a symmetric TEE kind gives no evidence a client can check, and the deployer's endorsement of module keys is not implemented yet (docs/SECURITY.md, \"Attested TLS\")",
-                    record.node,
-                    spec.tee.name()
-                ),
-            })
-        }
+        // Symmetric kinds: only this deployer can check the module's MAC; what it exports
+        // after the check is the endorsement outside clients trust.
+        Anchor::Provider(key) => ClientAnchor::ProviderKey(std::sync::Arc::new(key)),
     };
     let allow_insecure = app
         .descriptor()

@@ -5,9 +5,10 @@
 //! The measurement and the provider come from the load, never from the request: a module
 //! cannot obtain evidence naming another module's code. (In simulation the node agent is the
 //! TEE layer and could produce any evidence, as it could for the deployer's attestation; on
-//! SGX hardware the quoting enclave signs what the CPU reports.) Symmetric kinds have no
-//! evidence an outsider can check: their backends refuse, and the module's clients trust the
-//! deployer's endorsement instead (docs/SECURITY.md, "Attested TLS").
+//! SGX hardware the quoting enclave signs what the CPU reports.) On symmetric kinds the module
+//! sends its own MAC, which the backend wraps as for an attestation: only the deployer can
+//! check it, and outside clients trust the deployer's endorsement instead (docs/SECURITY.md,
+//! "Attested TLS").
 
 use std::sync::Arc;
 
@@ -29,24 +30,30 @@ pub(crate) struct Attester {
 impl Attester {
     /// The answer to `FromModule::Evidence { id, key, challenge }`, produced off the async
     /// threads (a quote signature is a few hundred microseconds).
-    pub(crate) async fn answer(&self, id: u64, key: [u8; 32], challenge: [u8; 32]) -> ToModule {
+    pub(crate) async fn answer(
+        &self,
+        id: u64,
+        key: [u8; 32],
+        challenge: [u8; 32],
+        mac: Option<Vec<u8>>,
+    ) -> ToModule {
         let backend = self.backend.clone();
         let (provider, measurement) = (self.provider, self.measurement);
         let made = tokio::task::spawn_blocking(move || {
-            backend.evidence(&provider, &measurement, &challenge, Some(&key), None)
+            backend.evidence(
+                &provider,
+                &measurement,
+                &challenge,
+                Some(&key),
+                mac.as_deref(),
+            )
         })
         .await;
         let result = match made {
             Ok(Ok(evidence)) => Ok(evidence),
             Ok(Err(e)) => {
                 debug!(error = %e, "no evidence for the module's key");
-                Err(match self.backend.kind().scheme() {
-                    aex_tee::Scheme::Symmetric => format!(
-                        "a {} node has no evidence a client can check; the deployer endorses the module's key instead",
-                        self.backend.kind().name()
-                    ),
-                    _ => e.to_string(),
-                })
+                Err(e.to_string())
             }
             Err(_) => Err("the TEE layer failed".into()),
         };

@@ -112,8 +112,13 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
                     ToModule::CounterAnswer { id, result },
                 );
             }
-            Ok(Some(FromModule::Evidence { id, key, challenge })) => {
-                let answer = attester.answer(id, key, challenge).await;
+            Ok(Some(FromModule::Evidence {
+                id,
+                key,
+                challenge,
+                mac,
+            })) => {
+                let answer = attester.answer(id, key, challenge, mac).await;
                 answer_module(&input, &mut to_router, answer);
             }
             Ok(Some(FromModule::Adopt { predecessor })) => {

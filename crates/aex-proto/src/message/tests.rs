@@ -435,6 +435,7 @@ fn evidence_requests_round_trip_and_keep_their_places() {
         id: 3,
         key: [1; 32],
         challenge: [2; 32],
+        mac: Some(vec![3; 32]),
     };
     assert_eq!(
         decode::<FromModule>(&encode(&ask)[LEN_PREFIX..]).unwrap(),
