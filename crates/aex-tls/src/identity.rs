@@ -91,3 +91,64 @@ mod tests {
         assert_eq!(id.fingerprint().to_string().len(), 64);
     }
 }
+
+/// A persistent module's TLS key as it keeps it in its state, which the runtime seals under
+/// the platform's sealing key (docs/PROTOCOL.md §9): the same key after a crash or a node
+/// restart, a new one when the code changes (so an update never inherits its predecessor's
+/// key, and a client that pinned the old certificate refuses the new code).
+///
+/// Keep it in the state's own struct, never in what `status` or a reply shows: it holds the
+/// private key.
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct KeptIdentity {
+    /// The measurement of the code that made the key, in hex.
+    measurement: String,
+    /// The key, PKCS#8 DER (empty until first use).
+    #[serde(with = "serde_bytes")]
+    pkcs8: Vec<u8>,
+}
+
+impl KeptIdentity {
+    /// The kept key if this code (the runtime's measurement, `AEX_MEASUREMENT`) made it, else
+    /// a fresh one, which is kept from now on.
+    pub fn identity(&mut self) -> Result<Identity, TlsError> {
+        let now = std::env::var(aex_runtime::MEASUREMENT_ENV).unwrap_or_default();
+        self.identity_for(&now)
+    }
+
+    fn identity_for(&mut self, measurement: &str) -> Result<Identity, TlsError> {
+        if self.measurement == measurement && !self.pkcs8.is_empty() {
+            return Identity::from_pkcs8(&self.pkcs8);
+        }
+        let fresh = Identity::generate()?;
+        self.measurement = measurement.to_owned();
+        self.pkcs8 = fresh.to_pkcs8();
+        Ok(fresh)
+    }
+}
+
+impl fmt::Debug for KeptIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeptIdentity(made by {})", self.measurement)
+    }
+}
+
+#[cfg(test)]
+mod kept_tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_key_survives_its_state_and_not_a_code_change() {
+        let mut kept = KeptIdentity::default();
+        let first = kept.identity_for("aa").unwrap().spki();
+        // Sealed and restored with the module's state (serde), then asked again.
+        let mut restored: KeptIdentity =
+            serde_json::from_str(&serde_json::to_string(&kept).unwrap()).unwrap();
+        assert_eq!(restored.identity_for("aa").unwrap().spki(), first);
+        // New code: a new key, kept from then on.
+        let second = restored.identity_for("bb").unwrap().spki();
+        assert_ne!(second, first);
+        assert_eq!(restored.identity_for("bb").unwrap().spki(), second);
+        assert!(!format!("{restored:?}").contains(&format!("{:?}", restored.pkcs8)));
+    }
+}

@@ -24,10 +24,10 @@
 //!
 //! * **The key never leaves the module.** [`Identity::generate`] makes an ECDSA P-256 key pair
 //!   with `ring` inside the module process. A plain module makes a fresh one per instance (an
-//!   updated module is a new instance with a new key); a persistent module that wants the
-//!   same key after a restart keeps [`Identity::to_pkcs8`] in its state, which the runtime
-//!   seals under the platform's sealing key (docs/PROTOCOL.md §9), and reloads it with
-//!   [`Identity::from_pkcs8`].
+//!   updated module is a new instance with a new key); a persistent module keeps a
+//!   [`KeptIdentity`] in its state, which the runtime seals under the platform's sealing key
+//!   (docs/PROTOCOL.md §9): the same key after a crash or a node restart, a new one when its
+//!   code changes.
 //! * **The certificate carries the evidence** ([`Attested::new`]): the module asks its node's
 //!   TEE layer (`Context::evidence`) for evidence binding
 //!   `aex_proto::attested_tls::binding(SPKI, extra keys)` and answering
@@ -61,7 +61,7 @@ mod server;
 
 pub use attest::{Attest, Attested, Options};
 pub use error::TlsError;
-pub use identity::{ClientId, Identity};
+pub use identity::{ClientId, Identity, KeptIdentity};
 pub use server::{serve, Limits, Server, TlsStream};
 
 /// The CMW extension's OID, its media type, and the key binding (shared with clients).
