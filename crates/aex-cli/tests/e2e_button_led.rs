@@ -219,15 +219,19 @@ fn up_detached_then_http_presses_led_and_down() {
     app.aex(&["fetch", &format!("https://{web}/"), "--module", "web"])
         .code(1)
         .stderr_has(&["`web` is not deployed"]);
-    // A client that still pins its measurement gets no handshake from the disabled instance.
-    let refused = https_with(&policy, web, None, "GET", "/");
+    // A client that still pins its measurement gets no handshake from the disabled instance
+    // (at most 50 ms after the instance was disabled).
+    let refused = wait_for(
+        "the disabled web module to refuse handshakes",
+        PATIENCE,
+        || https_with(&policy, web, None, "GET", "/").err(),
+    );
     assert!(
         matches!(
             refused,
-            Err(ClientError::Handshake { .. } | ClientError::Io { .. })
+            ClientError::Handshake { .. } | ClientError::Io { .. }
         ),
-        "{:?}",
-        refused.map(|(v, code, body)| (v.measurement, code, body))
+        "{refused:?}"
     );
 
     // `aex down` stops the nodes, their modules and with them the web server.

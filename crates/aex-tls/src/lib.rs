@@ -45,9 +45,9 @@
 //! * **Pre-authentication limits** ([`Limits`]): connections at once, connections still in
 //!   their handshake (the oldest is dropped for a new one, so half-open connections cannot
 //!   lock a legitimate client out), bytes read and time taken before the handshake completes.
-//! * **Disabled or retired, it stops**: every accepted connection first asks the runtime
-//!   whether the instance still serves; once not, the server closes its listener and drops
-//!   its key.
+//! * **Disabled or retired, it stops**: before a handshake the server asks the runtime whether
+//!   the instance still serves (an answer holds 50 ms, so connections do not become a flood
+//!   of calls into the module); once not, the server closes its listener and drops its key.
 //!
 //! Blocking I/O, one thread per connection, TLS 1.3 only, `ring` as the only provider.
 #![forbid(unsafe_code)]

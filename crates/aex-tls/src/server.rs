@@ -94,6 +94,7 @@ where
         pending: Mutex::default(),
         connections: AtomicUsize::new(0),
         stopped: AtomicBool::new(false),
+        checked: Mutex::new(None),
         handler: Box::new(handler),
     });
     thread::Builder::new()
@@ -110,8 +111,16 @@ struct Shared {
     pending: Mutex<Pending>,
     connections: AtomicUsize,
     stopped: AtomicBool,
+    /// When the runtime last said the instance serves: asked at most every
+    /// [`SERVING_CHECK`], so a flood of connections does not become a flood of calls into the
+    /// module's thread.
+    checked: Mutex<Option<Instant>>,
     handler: Box<dyn Fn(TlsStream) + Send + Sync>,
 }
+
+/// How long a "still serving" answer from the runtime holds: a disabled instance may finish
+/// handshakes for this long after it was disabled, never more.
+const SERVING_CHECK: Duration = Duration::from_millis(50);
 
 /// Connections in their handshake, oldest first.
 #[derive(Default)]
@@ -199,10 +208,26 @@ impl Shared {
         pending.list.retain(|(i, _)| *i != id);
     }
 
+    /// Whether the instance still serves; once not, never again.
+    fn serving(&self) -> bool {
+        if self.stopped.load(Ordering::SeqCst) {
+            return false;
+        }
+        let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
+        if checked.is_some_and(|at| at.elapsed() < SERVING_CHECK) {
+            return true;
+        }
+        if self.attested.attest.serving() {
+            *checked = Some(Instant::now());
+            return true;
+        }
+        self.stopped.store(true, Ordering::SeqCst);
+        false
+    }
+
     /// The finished session, `None` once the instance no longer serves.
     fn handshake(&self, stream: TcpStream, _id: u64) -> Result<Option<TlsStream>, io::Error> {
-        if !self.attested.attest.serving() {
-            self.stopped.store(true, Ordering::SeqCst);
+        if !self.serving() {
             return Ok(None);
         }
         let mut conn = ServerConnection::new(self.attested.config.clone())
