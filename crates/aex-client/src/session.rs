@@ -62,6 +62,9 @@ pub fn connect(
         move |source| ClientError::Io { context, source }
     };
     let sock = TcpStream::connect_timeout(&addr, timeout).map_err(io("connect to"))?;
+    // Small writes (handshake flights, a request after fresh evidence) go out at once, not
+    // held back by Nagle's algorithm for the server's delayed ACK.
+    sock.set_nodelay(true).map_err(io("set TCP_NODELAY on"))?;
     sock.set_read_timeout(Some(timeout))
         .map_err(io("set a timeout on"))?;
     sock.set_write_timeout(Some(timeout))
