@@ -81,6 +81,27 @@ fn attested_https_from_a_trustzone_node_is_endorsed_by_the_deployer() {
         .expect("curl runs (the test needs curl)");
     assert!(curl.status.success(), "{curl:?}");
     assert_eq!(String::from_utf8_lossy(&curl.stdout).trim(), "1");
+
+    // An outside Rust client pins the application's endorsement key and the measurement.
+    let file = app.path().join("web.endorsement");
+    let file_arg = file.to_str().expect("a UTF-8 path");
+    app.aex(&["tls", "endorse", "web", "--url", &url, "-o", file_arg])
+        .ok()
+        .stderr_has(&["Endorsed"]);
+    let signer = app.aex(&["tls", "endorsement-key"]).ok().stdout;
+    let signer: [u8; 32] = hex::decode(signer.trim())
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    let endorsement = aex_client::Endorsement::parse(&std::fs::read_to_string(&file).unwrap())
+        .expect("an endorsement");
+    let mut outside = policy(&app, "web");
+    outside.anchor = aex_client::Anchor::Endorsed {
+        signer,
+        endorsement: Box::new(endorsement),
+    };
+    let (code, body) = https(&outside, web, "GET", "/");
+    assert_eq!((code, body.trim()), (200, "1"));
     cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
 }
 

@@ -89,6 +89,23 @@ pub enum ClientError {
     /// The module's HTTP answer is not one.
     #[error("HTTP: {0}")]
     Http(String),
+    /// An endorsement does not parse or its signature does not verify.
+    #[error("endorsement: {0}")]
+    BadEndorsement(String),
+    /// An endorsement signed by another key than the one the client pins.
+    #[error("the endorsement is signed by {got}, the client pins {pinned}")]
+    EndorsementSigner {
+        /// The endorsement's signer.
+        got: String,
+        /// The pinned one.
+        pinned: String,
+    },
+    /// A genuine endorsement of another key: another instance's (a new instance needs a new
+    /// endorsement), or a certificate the node swapped in.
+    #[error(
+        "the endorsement names another key than the server's certificate (another instance's?)"
+    )]
+    EndorsementForAnotherKey,
     /// A client key file could not be read or written.
     #[error("client key {path}: {message}")]
     Key {

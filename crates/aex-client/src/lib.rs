@@ -28,12 +28,14 @@
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod endorse;
 mod error;
 mod identity;
 mod policy;
 mod session;
 mod verify;
 
+pub use endorse::Endorsement;
 pub use error::ClientError;
 pub use identity::ClientKey;
 pub use policy::{Anchor, Policy, Verified};

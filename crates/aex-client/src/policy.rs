@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use aex_tee::{ProviderKey, TeeKind, TrustAnchor};
 
+use crate::endorse::Endorsement;
+
 /// What the client trusts for the module's platform (as the deployer does for its node).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -23,13 +25,24 @@ pub enum Anchor {
     /// the deployer appraises symmetric evidence; outside clients trust its endorsement, a
     /// certificate it exported after this check).
     ProviderKey(Arc<ProviderKey>),
+    /// `trustzone`, `sancus` for an outside client: the deployer's endorsement of this
+    /// module instance's key, and the deployer's endorsement key the client pins
+    /// ([`Endorsement`]). The client trusts the deployer here, not the platform.
+    Endorsed {
+        /// The pinned Ed25519 public key of the application's endorsements.
+        signer: [u8; 32],
+        /// The endorsement of the instance's key.
+        endorsement: Box<Endorsement>,
+    },
     /// `native`: nothing (accepted only with [`Policy::allow_insecure`]).
     None,
 }
 
 impl Anchor {
-    pub(crate) fn as_trust_anchor(&self) -> TrustAnchor<'_> {
-        match self {
+    /// The anchor `aex_tee::appraise` takes; `None` for an endorsement, which replaces the
+    /// appraisal.
+    pub(crate) fn as_trust_anchor(&self) -> Option<TrustAnchor<'_>> {
+        Some(match self {
             Anchor::SimSgxRoot(k) => TrustAnchor::SimSgxRoot(k),
             Anchor::IntelDcap {
                 collateral,
@@ -40,7 +53,8 @@ impl Anchor {
             },
             Anchor::ProviderKey(k) => TrustAnchor::ProviderKey(k),
             Anchor::None => TrustAnchor::None,
-        }
+            Anchor::Endorsed { .. } => return None,
+        })
     }
 }
 
@@ -89,6 +103,18 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// The deployer's endorsement of what it verified, signed with `key` (the application's
+    /// endorsement key): what outside clients pin on symmetric kinds.
+    pub fn endorse(&self, key: &aex_crypto::SigningIdentity) -> Endorsement {
+        crate::endorse::sign(
+            self.kind,
+            self.measurement,
+            self.simulated,
+            self.binding,
+            key,
+        )
+    }
+
     /// The certificate in PEM: a file ordinary TLS clients pin (`curl --cacert FILE`), as
     /// their only trust anchor for this module instance.
     pub fn certificate_pem(&self) -> String {

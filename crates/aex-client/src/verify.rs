@@ -15,8 +15,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use x509_cert::der::{Decode, Encode};
 
+use crate::endorse::Endorsement;
 use crate::error::ClientError;
-use crate::policy::{Policy, Verified};
+use crate::policy::{Anchor, Policy, Verified};
 
 /// The evidence a certificate carries, and the key it binds.
 pub(crate) struct CertParts {
@@ -64,11 +65,16 @@ pub(crate) fn appraise_for(
     if policy.measurements.is_empty() {
         return Err(ClientError::NothingPinned);
     }
+    let Some(anchor) = policy.anchor.as_trust_anchor() else {
+        return Err(ClientError::Fresh(
+            "a symmetric kind's evidence is checked by the deployer only; the client relies on its endorsement".into(),
+        ));
+    };
     let mut got = None;
     for m in &policy.measurements {
         let expected = Expected {
             kind: policy.kind,
-            anchor: policy.anchor.as_trust_anchor(),
+            anchor,
             measurement: *m,
             challenge,
             module_pk: Some(bound),
@@ -94,14 +100,30 @@ pub(crate) fn appraise_for(
 pub fn verify_certificate(der: &[u8], policy: &Policy) -> Result<Verified, ClientError> {
     let CertParts { spki, evidence } = parts(der)?;
     let bound = binding(&spki, &evidence.extra_refs());
-    let appraised = appraise_for(&evidence.evidence, bound, cert_challenge(), policy)?;
+    let claims = match &policy.anchor {
+        Anchor::Endorsed {
+            signer,
+            endorsement,
+        } => endorsed(endorsement, signer, bound, policy)?,
+        _ => {
+            let a = appraise_for(&evidence.evidence, bound, cert_challenge(), policy)?;
+            Claims {
+                kind: a.kind(),
+                measurement: a.measurement(),
+                simulated: a.simulated(),
+                debug: a.debug(),
+                insecure: a.insecure(),
+                tcb_status: a.tcb_status().map(str::to_owned),
+            }
+        }
+    };
     Ok(Verified {
-        kind: appraised.kind(),
-        measurement: appraised.measurement(),
-        simulated: appraised.simulated(),
-        debug: appraised.debug(),
-        insecure: appraised.insecure(),
-        tcb_status: appraised.tcb_status().map(str::to_owned),
+        kind: claims.kind,
+        measurement: claims.measurement,
+        simulated: claims.simulated,
+        debug: claims.debug,
+        insecure: claims.insecure,
+        tcb_status: claims.tcb_status,
         key_fingerprint: aex_crypto::sha256(&[&spki]),
         extra: evidence
             .extra
@@ -110,6 +132,53 @@ pub fn verify_certificate(der: &[u8], policy: &Policy) -> Result<Verified, Clien
             .collect(),
         certificate: der.to_vec(),
         binding: bound,
+    })
+}
+
+/// What the appraisal or the endorsement established.
+struct Claims {
+    kind: aex_tee::TeeKind,
+    measurement: Measurement,
+    simulated: bool,
+    debug: bool,
+    insecure: bool,
+    tcb_status: Option<String>,
+}
+
+/// The checks of an endorsement in place of the appraisal: the pinned signer's signature, the
+/// certificate's key, the policy's kind, measurements and simulation policy.
+fn endorsed(
+    e: &Endorsement,
+    signer: &[u8; 32],
+    bound: [u8; 32],
+    policy: &Policy,
+) -> Result<Claims, ClientError> {
+    e.check(signer)?;
+    if e.binding != bound {
+        return Err(ClientError::EndorsementForAnotherKey);
+    }
+    if e.kind != policy.kind {
+        return Err(ClientError::WrongKind {
+            expected: policy.kind,
+            got: e.kind.name().into(),
+        });
+    }
+    if e.simulated && !policy.allow_simulated {
+        return Err(ClientError::SimulatedRefused { kind: e.kind });
+    }
+    if !policy.measurements.contains(&e.measurement) {
+        return Err(ClientError::MeasurementNotPinned {
+            got: e.measurement,
+            pinned: policy.measurements.clone(),
+        });
+    }
+    Ok(Claims {
+        kind: e.kind,
+        measurement: e.measurement,
+        simulated: e.simulated,
+        debug: false,
+        insecure: false,
+        tcb_status: None,
     })
 }
 

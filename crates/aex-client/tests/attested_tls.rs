@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aex_client::{connect, Anchor, ClientError, ClientKey, Policy};
+use aex_client::{connect, Anchor, ClientError, ClientKey, Endorsement, Policy};
 use aex_crypto::Measurement;
 use aex_example_http::{Request, Response};
 use aex_tee::{Backend, Provider, SimSgxPlatform, TeeKind};
@@ -315,9 +315,70 @@ fn a_trustzone_module_passes_for_its_own_deployer_only() {
     assert_eq!(session.verified().kind, TeeKind::TrustZone);
     session.fresh_evidence().unwrap();
     // Another stakeholder's provider key on the same node checks nothing of this module.
+    let deployers = policy.clone();
     policy.anchor = Anchor::ProviderKey(their_key);
     let e = connect(addr, &policy, None, TIMEOUT).err().unwrap();
     assert!(matches!(e, ClientError::Appraisal(_)), "{e:?}");
+
+    // An outside client trusts the deployer's endorsement of this instance's key instead.
+    let endorser = aex_crypto::SigningIdentity::generate();
+    let endorsement = session.verified().endorse(&endorser);
+    let text = endorsement.to_text();
+    assert_eq!(Endorsement::parse(&text).unwrap(), endorsement);
+    let outside = |signer: [u8; 32], e: &Endorsement| Policy {
+        anchor: Anchor::Endorsed {
+            signer,
+            endorsement: Box::new(e.clone()),
+        },
+        ..deployers.clone()
+    };
+    let mut client = connect(
+        addr,
+        &outside(endorser.public(), &endorsement),
+        None,
+        TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(client.verified().measurement, measurement(5));
+    // Fresh symmetric evidence is the deployer's to check, not the client's.
+    assert!(matches!(
+        client.fresh_evidence(),
+        Err(ClientError::Fresh(_))
+    ));
+    let other = aex_crypto::SigningIdentity::generate();
+    let e = connect(addr, &outside(other.public(), &endorsement), None, TIMEOUT)
+        .err()
+        .unwrap();
+    assert!(matches!(e, ClientError::EndorsementSigner { .. }), "{e:?}");
+    let mut forged = endorsement.clone();
+    forged.measurement = measurement(6);
+    let mut pins_forged = outside(endorser.public(), &forged);
+    pins_forged.measurements.push(measurement(6));
+    let e = connect(addr, &pins_forged, None, TIMEOUT).err().unwrap();
+    assert!(matches!(e, ClientError::BadEndorsement(_)), "{e:?}");
+    // The endorsement names this instance's key: another instance (a new key) needs its own.
+    let next = Symmetric {
+        platform: aex_tee::SimSymmetricPlatform::load_or_create(kind, dir.path()).unwrap(),
+        provider: mine,
+        measurement: measurement(5),
+    };
+    let attested = Attested::new(Identity::generate().unwrap(), next, &Options::default()).unwrap();
+    let next_addr = aex_example_http::start_attested(
+        "127.0.0.1:0".parse().unwrap(),
+        attested,
+        Limits::default(),
+        |_: &Request<'_>| Response::text(200, "trustzone"),
+    )
+    .unwrap();
+    let e = connect(
+        next_addr,
+        &outside(endorser.public(), &endorsement),
+        None,
+        TIMEOUT,
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(e, ClientError::EndorsementForAnotherKey), "{e:?}");
 }
 
 #[test]

@@ -62,6 +62,27 @@ enum TlsCommand {
         #[command(flatten)]
         app: AppPath,
     },
+    /// Verify a module with the deployer's own appraisal and sign an endorsement of its TLS
+    /// key with the application's endorsement key: how outside Rust clients trust a module on
+    /// a symmetric TEE kind (trustzone, sancus), whose evidence only the deployer can check
+    Endorse {
+        /// The module
+        module: String,
+        /// `https://HOST:PORT/` or `HOST:PORT` it serves
+        #[arg(long)]
+        url: String,
+        /// Where to write the endorsement (one line of text)
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        app: AppPath,
+    },
+    /// Print the application's endorsement public key (created on first use in `.aex/`),
+    /// which outside clients pin
+    EndorsementKey {
+        #[command(flatten)]
+        app: AppPath,
+    },
     /// Print the fingerprint (SHA-256 of the public key) of a client key file, creating the
     /// key on first use: what a customer registers with a provider
     Fingerprint {
@@ -75,7 +96,9 @@ impl TlsArgs {
     /// The application options, for the commands that take one.
     pub(super) fn app_path(&mut self) -> Option<&mut AppPath> {
         match &mut self.command {
-            TlsCommand::Export { app, .. } => Some(app),
+            TlsCommand::Export { app, .. }
+            | TlsCommand::Endorse { app, .. }
+            | TlsCommand::EndorsementKey { app } => Some(app),
             TlsCommand::Fingerprint { .. } => None,
         }
     }
@@ -198,6 +221,45 @@ pub fn exec_tls(args: TlsArgs, shell: &Shell) -> Result<()> {
                     out.display()
                 ),
             );
+            Ok(())
+        }
+        TlsCommand::Endorse {
+            module,
+            url,
+            out,
+            app,
+        } => {
+            let (addr, _) = parse_url(&url)?;
+            let app = app.open(None, shell)?;
+            let session = connect(&app, &module, addr, None)?;
+            let (key, created) = ops::tls::endorsement_key(&app)?;
+            if created {
+                shell.status(
+                    "Created",
+                    format!(
+                        "the application's endorsement key {} (secret, mode 0600)",
+                        key.path().display()
+                    ),
+                );
+            }
+            let endorsement = session.verified().endorse(key.signing());
+            std::fs::write(&out, endorsement.to_text())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            shell.status("Verified", verified_line(&module, session.verified()));
+            shell.status(
+                "Endorsed",
+                format!(
+                    "{}: clients that pin the endorsement key {} trust this instance of `{module}` (a new instance needs a new endorsement)",
+                    out.display(),
+                    hex::encode(endorsement.signer)
+                ),
+            );
+            Ok(())
+        }
+        TlsCommand::EndorsementKey { app } => {
+            let app = app.open(None, shell)?;
+            let (key, _) = ops::tls::endorsement_key(&app)?;
+            shell.out(key.public().to_string())?;
             Ok(())
         }
         TlsCommand::Fingerprint { key } => {

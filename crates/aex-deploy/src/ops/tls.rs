@@ -10,6 +10,7 @@ use aex_crypto::Measurement;
 
 use crate::app::{Anchor, App};
 use crate::error::{Error, Result};
+use crate::identity::Identity;
 
 /// The client policy for `module` as the deployer last attested it.
 pub fn client_policy(app: &App, module: &str) -> Result<Policy> {
@@ -46,4 +47,19 @@ pub fn client_policy(app: &App, module: &str) -> Result<Policy> {
         allow_debug: spec.allow_debug,
         allow_insecure,
     })
+}
+
+/// The application's endorsement key file: `.aex/endorsement.key` beside its state.
+pub const ENDORSEMENT_KEY_FILE: &str = "endorsement.key";
+
+/// The application's endorsement key (Ed25519, created on first use, mode 0600): what outside
+/// clients pin to trust modules on symmetric kinds, whose evidence only this deployer can
+/// check. The boolean says whether it was just created.
+pub fn endorsement_key(app: &App) -> Result<(Identity, bool)> {
+    let path = app
+        .descriptor()
+        .dir
+        .join(crate::state::STATE_DIR)
+        .join(ENDORSEMENT_KEY_FILE);
+    Ok(Identity::load_or_create(&path)?)
 }
