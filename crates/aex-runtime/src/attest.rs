@@ -15,7 +15,9 @@
 //!
 //! Invariants this file owns (PROTOCOL §4):
 //! * exactly one attestation per process, whatever its outcome: the first `Attest` consumes
-//!   the key agreement (and the provisioned key), later ones are answered `AttestRefused`;
+//!   the key agreement (and the provisioned key), later ones are answered `AttestRefused`; a
+//!   copy of the provisioned key stays for attested TLS (`evidence.rs`), whose MACs cover the
+//!   all-zero peer key that this attestation refuses, so they never prove an attestation;
 //! * a provisioned key is accepted only before attestation, once;
 //! * a deployer public key of low order is refused on both schemes (no key is derived).
 
