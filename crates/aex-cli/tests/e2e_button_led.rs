@@ -1,15 +1,18 @@
 //! End to end: the button-led example (sancus, trustzone and sgx nodes in one application)
-//! through `aex up --detach`, HTTP requests to its web module, button presses with
+//! through `aex up --detach`, attested HTTPS requests to its web module (verified with the
+//! deployer's policy by `aex-client`, by `aex fetch`, and by `curl` pinning the certificate
+//! `aex tls export` wrote), button presses with
 //! `aex output`, the LED's state in `aex status`, and `aex down`, on free ports; and the
 //! deployer refusing aes-gcm on a connection to a sancus module.
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use aex_client::{ClientError, Policy};
 use aex_testkit::cli::{self, COMMAND_TIMEOUT};
 use aex_testkit::cluster::AppDir;
 use aex_testkit::descriptor::{example_descriptor, write_toml};
-use aex_testkit::http::http;
+use aex_testkit::https::{https, https_with, policy};
 use aex_testkit::status::StatusExt;
 use aex_testkit::{free_addr, process, wait_for, PATIENCE};
 
@@ -44,11 +47,62 @@ fn example_app(edit: impl FnOnce(&mut toml::Table)) -> (AppDir, SocketAddr) {
     (app, web)
 }
 
-/// The press count the web module shows.
-fn presses(web: SocketAddr) -> String {
-    let (code, body) = http(web, "GET", "/");
+/// The press count the web module shows, verified under `policy`.
+fn presses(policy: &Policy, web: SocketAddr) -> String {
+    let (code, body) = https(policy, web, "GET", "/");
     assert_eq!(code, 200, "GET / answered {code}: {body:?}");
     body.trim().to_owned()
+}
+
+/// `aex fetch` verifies the web module (fresh evidence included) and prints the count, and is
+/// refused when it pins another module's measurement; `aex tls export` writes the certificate
+/// that `curl --cacert` then trusts (and without it curl refuses the self-signed certificate).
+fn fetch_export_and_curl(app: &AppDir, web: SocketAddr) {
+    let url = format!("https://{web}/");
+    let key = app.path().join("client.key");
+    let key = key.to_str().expect("a UTF-8 path");
+    let fetched = app
+        .aex(&["fetch", &url, "--module", "web", "--key", key])
+        .ok();
+    fetched.stderr_has(&[
+        "Verified",
+        "sgx (simulated)",
+        "measurement",
+        "Fresh",
+        "Client",
+    ]);
+    assert_eq!(fetched.stdout.trim(), "0");
+    let fingerprint = cli::run(None, &["tls", "fingerprint", "--key", key], COMMAND_TIMEOUT).ok();
+    assert!(
+        fetched.stderr.contains(fingerprint.stdout.trim()),
+        "{}",
+        fetched.stderr
+    );
+    app.aex(&["fetch", &format!("{url}nothing"), "--module", "web"])
+        .code(1)
+        .stderr_has(&["answered 404"]);
+    // db's measurement pinned: web's evidence names another.
+    app.aex(&["fetch", &url, "--module", "db"])
+        .code(1)
+        .stderr_has(&["which the client does not pin"]);
+
+    let pem = app.path().join("web.pem");
+    let pem = pem.to_str().expect("a UTF-8 path");
+    app.aex(&["tls", "export", "web", "--url", &url, "-o", pem])
+        .ok()
+        .stderr_has(&["Verified", "Wrote"]);
+    let curl = |args: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .args(args)
+            .output()
+            .expect("curl runs (the test needs curl)")
+    };
+    let pinned = curl(&["--cacert", pem, &url]);
+    assert!(pinned.status.success(), "{pinned:?}");
+    assert_eq!(String::from_utf8_lossy(&pinned.stdout).trim(), "0");
+    let unpinned = curl(&[&url]);
+    assert!(!unpinned.status.success(), "{unpinned:?}");
 }
 
 /// How the test presses the button.
@@ -61,7 +115,7 @@ enum Press {
 }
 
 /// Presses the button once and waits until the web page and the LED show it.
-fn press_and_wait(app: &AppDir, web: SocketAddr, n: u64, how: Press) {
+fn press_and_wait(app: &AppDir, (policy, web): (&Policy, SocketAddr), n: u64, how: Press) {
     match how {
         Press::Remote => {
             app.aex(&["output", "press"]).ok().stderr_has(&["Sent"]);
@@ -76,7 +130,7 @@ fn press_and_wait(app: &AppDir, web: SocketAddr, n: u64, how: Press) {
         }
     }
     wait_for(&format!("GET / to show {n}"), PATIENCE, || {
-        (presses(web) == n.to_string()).then_some(())
+        (presses(policy, web) == n.to_string()).then_some(())
     });
     let led = wait_for(&format!("the LED to count {n} toggles"), PATIENCE, || {
         let status = app.status();
@@ -112,9 +166,11 @@ fn up_detached_then_http_presses_led_and_down() {
     }
     assert_eq!(status.module("led").state.as_ref().unwrap()["on"], false);
 
-    // The web module answers from db, and only on `GET /`.
-    assert_eq!(presses(web), "0");
-    assert_eq!(http(web, "GET", "/nothing-here").0, 404);
+    // The web module answers from db over attested HTTPS, and only on `GET /`.
+    let policy = policy(&app, "web");
+    assert_eq!(presses(&policy, web), "0");
+    assert_eq!(https(&policy, web, "GET", "/nothing-here").0, 404);
+    fetch_export_and_curl(&app, web);
     // Started once only: the same port again is a no-op (so `aex up` can be re-run), another
     // port is refused.
     let again = format!("{{\"port\": {}}}", web.port());
@@ -125,9 +181,9 @@ fn up_detached_then_http_presses_led_and_down() {
         .stderr_has(&["already runs"]);
 
     // Each press reaches the LED and the counter.
-    press_and_wait(&app, web, 1, Press::Remote);
-    press_and_wait(&app, web, 2, Press::Remote);
-    press_and_wait(&app, web, 3, Press::Physical);
+    press_and_wait(&app, (&policy, web), 1, Press::Remote);
+    press_and_wait(&app, (&policy, web), 2, Press::Remote);
+    press_and_wait(&app, (&policy, web), 3, Press::Physical);
 
     let status = wait_for("every event to be received", PATIENCE, || {
         let s = app.status();
@@ -157,6 +213,26 @@ fn up_detached_then_http_presses_led_and_down() {
         3
     );
     assert_eq!(status.module("db").state.as_ref().unwrap()["presses"], 3);
+
+    // A disabled web module serves no more handshakes: clients are refused, not misled.
+    app.aex(&["disable", "web"]).ok();
+    app.aex(&["fetch", &format!("https://{web}/"), "--module", "web"])
+        .code(1)
+        .stderr_has(&["`web` is not deployed"]);
+    // A client that still pins its measurement gets no handshake from the disabled instance
+    // (at most 50 ms after the instance was disabled).
+    let refused = wait_for(
+        "the disabled web module to refuse handshakes",
+        PATIENCE,
+        || https_with(&policy, web, None, "GET", "/").err(),
+    );
+    assert!(
+        matches!(
+            refused,
+            ClientError::Handshake { .. } | ClientError::Io { .. }
+        ),
+        "{refused:?}"
+    );
 
     // `aex down` stops the nodes, their modules and with them the web server.
     let node_pids = aex_testkit::node::up_node_pids(app.path());

@@ -158,6 +158,14 @@ pub enum Error {
         #[source]
         source: aex_tee::ProviderKeyError,
     },
+    /// A module's attested TLS cannot be checked with what the deployer holds.
+    #[error("module `{module}`: {message}")]
+    Tls {
+        /// Module name.
+        module: String,
+        /// Why.
+        message: String,
+    },
     /// An operation needs a module the deployer has not attested.
     #[error("module `{module}` is not deployed")]
     NotDeployed {

@@ -363,6 +363,7 @@ pub(crate) async fn spawn(
         timeouts: shared.timeouts,
         input_bytes: shared.router.module_queue(),
         exits: shared.exits.clone(),
+        backend: shared.backend.clone(),
     };
     let started = Module::start(app, owner, name, dir, measurement, wiring).await?;
     let provider = Provider(owner.0);

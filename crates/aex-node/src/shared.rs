@@ -44,8 +44,9 @@ pub(crate) struct Shared {
     pub(crate) peers: BTreeSet<NodeKey>,
     /// Whether `Shutdown` requests are honoured.
     pub(crate) allow_remote_shutdown: bool,
-    /// Produces attestation evidence.
-    pub(crate) backend: Box<dyn Backend>,
+    /// Produces attestation evidence (shared with the module readers, which answer a
+    /// module's own evidence requests: `module/evidence.rs`).
+    pub(crate) backend: Arc<dyn Backend>,
     /// The backend's public platform identity.
     pub(crate) platform_key: Vec<u8>,
     /// Routing and module tables.
@@ -117,7 +118,7 @@ impl Shared {
             identity,
             peers,
             allow_remote_shutdown,
-            backend,
+            backend: Arc::from(backend),
             platform_key,
             devices: router.devices().clone(),
             timeouts: *router.timeouts(),

@@ -43,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod attested_tls;
 pub mod auth;
 pub mod channel;
 pub mod command;

@@ -111,6 +111,15 @@ pub enum ToModule {
         /// The last entry the asker saw (0: none).
         after: u64,
     },
+    /// The TEE layer's answer to [`FromModule::Evidence`] with the same `id`: evidence
+    /// envelope bytes (as in `NodeResponse::Evidence`) for this module's measured binary, or
+    /// why there is none.
+    Evidence {
+        /// The request's id.
+        id: u64,
+        /// The evidence, or the refusal.
+        result: Result<Vec<u8>, String>,
+    },
 }
 
 /// One access of a driver module to a device the TEE layer granted it (see
@@ -193,6 +202,24 @@ pub enum FromModule {
     },
     /// The answer to [`ToModule::Trace`]: the entries kept after the one asked.
     Trace(crate::TraceReport),
+    /// Asks the node's TEE layer for evidence that this module (the binary the node measured
+    /// at load, never a measurement the module names) holds `key` and answers `challenge`
+    /// (docs/PROTOCOL.md §11, "Attested TLS"): report data `SHA-256(key || challenge) || 0^32`,
+    /// as for the deployer's attestation. Answered with [`ToModule::Evidence`].
+    Evidence {
+        /// Chosen by the module; echoed in the answer.
+        id: u64,
+        /// What the evidence binds: a labelled hash of the public keys the module attests
+        /// (`attested_tls::binding`).
+        key: [u8; 32],
+        /// What it answers: a constant for certificates, a TLS exporter value for fresh
+        /// evidence.
+        challenge: [u8; 32],
+        /// Symmetric kinds: the module's MAC under its provisioned key over `key` (as the
+        /// module public key), `challenge` and the all-zero peer key
+        /// (`attested_tls::SYMMETRIC_PEER`); the node wraps it like an attestation's.
+        mac: Option<Vec<u8>>,
+    },
 }
 
 /// The names a module declares; the deployer checks the descriptor against them.

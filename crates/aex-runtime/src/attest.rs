@@ -15,7 +15,9 @@
 //!
 //! Invariants this file owns (PROTOCOL §4):
 //! * exactly one attestation per process, whatever its outcome: the first `Attest` consumes
-//!   the key agreement (and the provisioned key), later ones are answered `AttestRefused`;
+//!   the key agreement (and the provisioned key), later ones are answered `AttestRefused`; a
+//!   copy of the provisioned key stays for attested TLS (`evidence.rs`), whose MACs cover the
+//!   all-zero peer key that this attestation refuses, so they never prove an attestation;
 //! * a provisioned key is accepted only before attestation, once;
 //! * a deployer public key of low order is refused on both schemes (no key is derived).
 
@@ -29,10 +31,16 @@ impl Core {
     /// before attestation (afterwards the module is keyed for good).
     pub(crate) fn provision(&mut self, kind: String, simulated: bool, key: WireKey) {
         if self.agreement.is_some() && self.provisioned.is_none() {
+            let key = key.into_secret();
+            self.evidence_key = Some(Provisioned {
+                kind: kind.clone(),
+                simulated,
+                key: aex_crypto::SecretKey::from_bytes(*key.expose_secret()),
+            });
             self.provisioned = Some(Provisioned {
                 kind,
                 simulated,
-                key: key.into_secret(),
+                key,
             });
         } else {
             log!("ignoring a second or late platform provisioning");

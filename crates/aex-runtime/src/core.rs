@@ -83,6 +83,10 @@ pub(crate) struct Core {
     pub(crate) staged: crate::transfer::Staged,
     /// Symmetric TEE kinds: the module key the platform provisioned, until attestation.
     pub(crate) provisioned: Option<Provisioned>,
+    /// Symmetric TEE kinds: a copy of the provisioned key kept for the MAC of attested TLS
+    /// evidence (`evidence.rs`), which only ever covers the all-zero peer key, a key the
+    /// attestation refuses.
+    pub(crate) evidence_key: Option<Provisioned>,
     /// The clocks of the module's deadlines.
     pub(crate) deadlines: Deadlines,
     /// When each periodic entry (by position in `interface.periodic`) last started running.
@@ -181,6 +185,7 @@ impl Core {
             checkpoint: None,
             staged: Default::default(),
             provisioned: None,
+            evidence_key: None,
             clock: Clock::default(),
             persist: None,
         };

@@ -85,6 +85,18 @@ pub enum Error {
         /// The device's name.
         device: String,
     },
+    /// The TEE layer gave no evidence for the module's attested TLS key
+    /// ([`Context::evidence`](crate::Context::evidence)): it refused (its words), or this
+    /// instance is disabled or retired and asks for none.
+    Evidence {
+        /// Why.
+        message: String,
+    },
+    /// No evidence arrived in time (the request timeout).
+    EvidenceTimeout {
+        /// How long the runtime waited.
+        after: Duration,
+    },
     /// While a request or a device access waited, more input arrived than the runtime holds
     /// for later (a few MiB; a flood, or a node replaying authentic events): the wait was
     /// given up so that the input can be handled. Nothing that arrived is lost; asking again
@@ -191,6 +203,12 @@ impl core::fmt::Display for Error {
             Error::Retired { device } => write!(
                 f,
                 "device `{device}`: this module instance is retired; its successor holds the device"
+            ),
+            Error::Evidence { message } => write!(f, "no attestation evidence: {message}"),
+            Error::EvidenceTimeout { after } => write!(
+                f,
+                "no attestation evidence from the TEE layer within {} ms",
+                after.as_millis()
             ),
             Error::Overloaded => f.write_str(
                 "gave up waiting: more input arrived meanwhile than the module holds for later",

@@ -130,6 +130,7 @@ mod core;
 mod deadline;
 mod device;
 mod error;
+mod evidence;
 mod failure;
 mod flow;
 mod handle;

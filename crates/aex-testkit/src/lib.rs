@@ -40,6 +40,7 @@ pub mod deployer;
 pub mod descriptor;
 pub mod hoard;
 pub mod http;
+pub mod https;
 pub mod identity;
 pub mod modules;
 pub mod netns;

@@ -237,7 +237,10 @@
 //!
 //! # Crate features
 //!
-//! None.
+//! * `ring` (default): events sealed with `ring`'s AEADs.
+//! * `tls`: attested TLS, [`tls`] (the `aex-tls` crate): the module serves TLS 1.3 with a key
+//!   made inside it and a certificate carrying its attestation evidence (docs/PROTOCOL.md
+//!   §11).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -247,6 +250,10 @@ pub use aex_runtime::{
     describe_json, payload, run, Context, Deadline, Error, Handle, Interface, Module, Output,
     PortError, PortKind, Request, DESCRIBE_FLAG, MEASUREMENT_ENV,
 };
+
+/// Attested TLS (feature `tls`): see the `aex-tls` crate.
+#[cfg(feature = "tls")]
+pub use aex_tls as tls;
 
 /// Items the code `#[aex::module]` generates refers to; not part of the public API.
 #[doc(hidden)]

@@ -19,6 +19,7 @@ mod output;
 mod request;
 mod reset;
 mod status;
+mod tls;
 mod up;
 mod update;
 
@@ -110,6 +111,8 @@ impl Commands {
             Commands::Logs(a) => Some(&mut a.app),
             Commands::Dashboard(a) => Some(&mut a.app),
             Commands::Events(a) => Some(&mut a.app),
+            Commands::Fetch(a) => Some(&mut a.app),
+            Commands::Tls(a) => a.app_path(),
             Commands::Device(_)
             | Commands::Node(_)
             | Commands::New(_)
@@ -138,6 +141,8 @@ enum Commands {
     Logs(logs::LogsArgs),
     Dashboard(dashboard::DashboardArgs),
     Events(events::EventsArgs),
+    Fetch(tls::FetchArgs),
+    Tls(tls::TlsArgs),
     Device(device::DeviceArgs),
     Node(node::NodeArgs),
     Identity(identity::IdentityArgs),
@@ -244,6 +249,8 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Logs(a) => logs::exec(a, shell),
         Commands::Dashboard(a) => dashboard::exec(a, shell),
         Commands::Events(a) => events::exec(a, shell),
+        Commands::Fetch(a) => tls::exec_fetch(a, shell),
+        Commands::Tls(a) => tls::exec_tls(a, shell),
         Commands::Device(a) => device::exec(a, shell),
         Commands::Node(a) => node::exec(a, shell),
         Commands::Identity(a) => identity::exec(a, shell),

@@ -28,5 +28,6 @@ pub mod logs;
 pub mod reach;
 pub mod reset;
 pub mod status;
+pub mod tls;
 pub mod up;
 pub mod update;

@@ -42,6 +42,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info, instrument};
 
+mod evidence;
 mod output;
 mod process;
 
@@ -139,6 +140,8 @@ pub(crate) struct Wiring {
     pub(crate) input_bytes: usize,
     /// Where the module is reported when its process ends on its own (`supervise.rs`).
     pub(crate) exits: mpsc::Sender<Weak<Module>>,
+    /// The node's TEE layer, for the module's own evidence requests (`evidence.rs`).
+    pub(crate) backend: Arc<dyn aex_tee::Backend>,
 }
 
 /// A started module process.
@@ -191,6 +194,7 @@ impl Module {
             timeouts,
             input_bytes,
             exits,
+            backend,
         } = wiring;
         let log = dir.join(LOG_FILE);
         let mut child = spawn(name, dir, &measurement, &log).await.map_err(|e| {
@@ -291,6 +295,11 @@ impl Module {
             input: module.input.clone(),
             persistent: module.persistent.clone(),
             dir: module.dir.clone(),
+            attester: evidence::Attester {
+                backend,
+                provider: aex_tee::Provider(owner.0),
+                measurement,
+            },
         };
         tokio::spawn(read_output(output, reader));
         let ending = Ending {

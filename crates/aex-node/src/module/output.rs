@@ -30,6 +30,8 @@ pub(super) struct Output {
     pub(super) persistent: Arc<OnceLock<Arc<Persistent>>>,
     /// Its directory: a predecessor's (`Adopt`) is beside it, in the same namespace.
     pub(super) dir: PathBuf,
+    /// Answers its own evidence requests (`evidence.rs`).
+    pub(super) attester: super::evidence::Attester,
 }
 
 /// Hands the module's events and device accesses to the router (answering the accesses) and
@@ -42,6 +44,7 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
         input,
         persistent,
         dir,
+        attester,
         ..
     } = out;
     loop {
@@ -108,6 +111,15 @@ pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout
                     &mut to_router,
                     ToModule::CounterAnswer { id, result },
                 );
+            }
+            Ok(Some(FromModule::Evidence {
+                id,
+                key,
+                challenge,
+                mac,
+            })) => {
+                let answer = attester.answer(id, key, challenge, mac).await;
+                answer_module(&input, &mut to_router, answer);
             }
             Ok(Some(FromModule::Adopt { predecessor })) => {
                 tokio::spawn(hand_over_blobs(dir.clone(), predecessor, input.clone()));

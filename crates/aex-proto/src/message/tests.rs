@@ -429,6 +429,33 @@ fn traces_round_trip_and_keep_their_places() {
     );
 }
 
+#[test]
+fn evidence_requests_round_trip_and_keep_their_places() {
+    let ask = FromModule::Evidence {
+        id: 3,
+        key: [1; 32],
+        challenge: [2; 32],
+        mac: Some(vec![3; 32]),
+    };
+    assert_eq!(
+        decode::<FromModule>(&encode(&ask)[LEN_PREFIX..]).unwrap(),
+        ask
+    );
+    for result in [
+        Ok(vec![7; 700]),
+        Err("a sancus node has no evidence".into()),
+    ] {
+        let answer = ToModule::Evidence { id: 3, result };
+        assert_eq!(
+            decode::<ToModule>(&encode(&answer)[LEN_PREFIX..]).unwrap(),
+            answer
+        );
+        // Appended after `Trace` (docs/PROTOCOL.md §3 and §11 name these indexes).
+        assert_eq!(postcard::to_allocvec(&answer).unwrap()[0], 17);
+    }
+    assert_eq!(postcard::to_allocvec(&ask).unwrap()[0], 14);
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {

@@ -1,16 +1,20 @@
 //! The button-led example's web front end, on the `sgx` node.
 //!
-//! The entry point `start` (called by `aex up` with `{"port": N}`) opens a plain HTTP/1.1
-//! server on a thread of its own. `GET /` answers with the number of presses as plain text,
+//! The entry point `start` (called by `aex up` with `{"port": N}`) opens an attested HTTPS
+//! server (`aex::tls`) on a thread of its own: TLS 1.3 with a key made inside this module and
+//! a certificate carrying its attestation evidence, so a client checks it talks to this code
+//! in this TEE (`aex fetch`, or `curl --cacert` after `aex tls export`). `GET /` answers with
+//! the number of presses as plain text,
 //! which it asks `db` for with an authenticated request (`requests(get_presses)`): the
 //! number comes from the attested counter, over a connection whose key only `web` and `db`
 //! hold. Everything else is `404`.
 //!
 //! The server thread never touches the module's state or keys itself: it goes through an
 //! [`aex::Handle`], so the runtime runs its closure between events on the module's thread.
-//! What arrives over HTTP is not authentic (anyone can connect); only the count is.
+//! What arrives over HTTPS is not authentic (anyone can connect, anonymously or with a client
+//! key); only the count is.
 //!
-//! The HTTP side is the examples' small std-only server (`aex-example-http`).
+//! The HTTP side is the examples' small server (`aex-example-http`).
 #![allow(
     clippy::disallowed_macros,
     reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
@@ -18,7 +22,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use aex::{Context, Handle};
+use aex::{tls, Context, Handle};
 use aex_example_http::Response;
 use serde::{Deserialize, Serialize};
 
@@ -63,19 +67,23 @@ impl Web {
             let port = self.port.unwrap_or_default();
             if port == args.port {
                 return Ok(Started {
-                    url: format!("http://{}:{port}/", args.bind),
+                    url: format!("https://{}:{port}/", args.bind),
                 });
             }
             return Err(format!("the web server already runs on port {port}"));
         }
         let handle = ctx.handle::<Web>();
-        let addr = aex_example_http::start(SocketAddr::new(args.bind, args.port), move |m, p| {
-            route(m, p, &handle)
-        })?;
+        let attested = attest(ctx, args.bind).map_err(|e| e.to_string())?;
+        let addr = aex_example_http::start_attested(
+            SocketAddr::new(args.bind, args.port),
+            attested,
+            tls::Limits::default(),
+            move |r| route(r.method, r.path, &handle),
+        )?;
         self.started = true;
         self.port = Some(addr.port());
         Ok(Started {
-            url: format!("http://{addr}/"),
+            url: format!("https://{addr}/"),
         })
     }
 
@@ -84,6 +92,16 @@ impl Web {
     fn status(&mut self) -> &Web {
         self
     }
+}
+
+/// A fresh TLS key and its certificate, with evidence from this node's TEE layer; its names
+/// are loopback's and the address bound, if one is named.
+fn attest(ctx: &mut Context, bind: IpAddr) -> Result<tls::Attested, tls::TlsError> {
+    let mut options = tls::Options::default();
+    if !bind.is_unspecified() && !bind.is_loopback() {
+        options.names.push(bind.to_string());
+    }
+    tls::Attested::in_module::<Web>(ctx, tls::Identity::generate()?, &options)
 }
 
 /// `GET /`: the press count; anything else is `404`.

@@ -1,7 +1,8 @@
 //! The counter-migration example's web front end.
 //!
-//! The entry point `start` (called by `aex up` with `{"port": N}`) serves plain HTTP/1.1 on a
-//! thread of its own: `GET /` answers the count and `POST /increment` adds one and answers the
+//! The entry point `start` (called by `aex up` with `{"port": N}`) serves attested HTTPS
+//! (`aex::tls`: TLS 1.3, a key made inside this module, a certificate carrying its evidence)
+//! on a thread of its own: `GET /` answers the count and `POST /increment` adds one and answers the
 //! new count, each asked of `counter` by an authenticated request. While `counter` moves to
 //! another node its connections are re-keyed, so a request made meanwhile fails and is
 //! answered `503`; the next one reaches the new instance, which holds the same count.
@@ -12,7 +13,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use aex::{Context, Handle};
+use aex::{tls, Context, Handle};
 use aex_example_http::Response;
 use serde::{Deserialize, Serialize};
 
@@ -41,15 +42,21 @@ impl Web {
     fn start(&mut self, ctx: &mut Context, args: StartArgs) -> Result<String, String> {
         if let Some(port) = self.port {
             return match port == args.port {
-                true => Ok(format!("http://127.0.0.1:{port}/")),
+                true => Ok(format!("https://127.0.0.1:{port}/")),
                 false => Err(format!("the web server already runs on port {port}")),
             };
         }
         let handle = ctx.handle::<Web>();
+        let identity = tls::Identity::generate().map_err(|e| e.to_string())?;
+        let attested = tls::Attested::in_module::<Web>(ctx, identity, &tls::Options::default())
+            .map_err(|e| e.to_string())?;
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
-        let addr = aex_example_http::start(addr, move |m, p| route(m, p, &handle))?;
+        let addr =
+            aex_example_http::start_attested(addr, attested, tls::Limits::default(), move |r| {
+                route(r.method, r.path, &handle)
+            })?;
         self.port = Some(addr.port());
-        Ok(format!("http://{addr}/"))
+        Ok(format!("https://{addr}/"))
     }
 
     /// `{"port": n, "served": n, "unavailable": n}` (shown by `aex status`).

@@ -1,4 +1,5 @@
-//! A tiny HTTP/1.1 server for the examples' web modules, std only.
+//! A tiny HTTP/1.1 server for the examples' web modules: plain HTTP on std alone, or attested
+//! HTTPS through the SDK's `tls` feature (`aex::tls`, docs/PROTOCOL.md §11).
 //!
 //! A web module starts it on a thread of its own from an entry point and answers each request
 //! through an `aex::Handle`, so the runtime runs the answer between events on the module's
@@ -30,8 +31,20 @@ const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections served at once; more are closed at once.
 pub const MAX_CLIENTS: usize = 32;
 
-/// Binds `addr` and serves it on a new thread, answering each request with `route(method,
-/// path)` (the path without its query). Returns the address actually bound.
+/// What a request says, as a route sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The path, without its query.
+    pub path: &'a str,
+    /// The client's key fingerprint, if it authenticated with a certificate (attested HTTPS
+    /// with mutual TLS; never over plain HTTP).
+    pub client: Option<aex::tls::ClientId>,
+}
+
+/// Binds `addr` and serves plain HTTP on a new thread, answering each request with
+/// `route(method, path)` (the path without its query). Returns the address actually bound.
 pub fn start<F>(addr: SocketAddr, route: F) -> Result<SocketAddr, String>
 where
     F: Fn(&str, &str) -> Response + Send + Sync + 'static,
@@ -43,6 +56,30 @@ where
         .spawn(move || serve(listener, Arc::new(route)))
         .map_err(|e| format!("cannot start the server thread: {e}"))?;
     Ok(bound)
+}
+
+/// Binds `addr` and serves attested HTTPS (docs/PROTOCOL.md §11) with `attested`'s key and
+/// certificate, under the pre-authentication `limits` (`Limits::default()` unless a test
+/// says otherwise). Each request goes to `route`;
+/// `GET /.well-known/aex-evidence?nonce=<hex>` is answered here with fresh evidence bound to
+/// the connection, which stays open for the request that follows. Returns the address bound.
+pub fn start_attested<F>(
+    addr: SocketAddr,
+    attested: aex::tls::Attested,
+    limits: aex::tls::Limits,
+    route: F,
+) -> Result<SocketAddr, String>
+where
+    F: Fn(&Request<'_>) -> Response + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let server = aex::tls::serve(listener, attested, limits, move |tls| {
+        if let Err(e) = answer_tls(tls, &route) {
+            eprintln!("https: connection failed: {e}");
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(server.local_addr())
 }
 
 /// Accepts connections forever, each on its own thread.
@@ -93,22 +130,103 @@ impl Drop for Slot {
 fn answer(mut stream: TcpStream, route: &dyn Fn(&str, &str) -> Response) -> io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let response = match read_head(&mut stream) {
+    let mut carry = Vec::new();
+    let response = match read_head(&mut stream, &mut carry) {
         Ok(line) => match parse_request_line(&line) {
-            Some((method, path)) => route(method, path),
+            Some((method, path, _)) => route(method, path),
             None => Response::text(400, "bad request"),
         },
-        Err(Head::TooLarge) => Response::text(431, "request head too large"),
-        Err(Head::Malformed) => Response::text(400, "bad request"),
-        // Timed out or gone: nobody to answer.
-        Err(Head::Io(e)) => return Err(e),
+        Err(e) => match e.response() {
+            Some(r) => r,
+            None => return Err(e.into_io()),
+        },
     };
-    stream.write_all(&response.encode())?;
+    stream.write_all(&response.encode(false))?;
     stream.flush()
 }
 
-/// `(method, path without query)` of an HTTP/1.x request line.
-fn parse_request_line(line: &str) -> Option<(&str, &str)> {
+/// Answers requests on an attested TLS session: at most one fresh-evidence request (kept
+/// open), then one request (closed).
+fn answer_tls(
+    mut stream: aex::tls::TlsStream,
+    route: &dyn Fn(&Request<'_>) -> Response,
+) -> io::Result<()> {
+    let mut carry = Vec::new();
+    let mut fresh_given = false;
+    loop {
+        let line = match read_head(&mut stream, &mut carry) {
+            Ok(line) => line,
+            Err(e) => match e.response() {
+                Some(r) => {
+                    stream.write_all(&r.encode(false))?;
+                    return stream.close();
+                }
+                None => return Err(e.into_io()),
+            },
+        };
+        let Some((method, path, query)) = parse_request_line(&line) else {
+            stream.write_all(&Response::text(400, "bad request").encode(false))?;
+            return stream.close();
+        };
+        if path == aex::tls::attested_tls::FRESH_PATH && !fresh_given {
+            fresh_given = true;
+            let response = fresh(&stream, method, query);
+            let keep = response.status == 200;
+            stream.write_all(&response.encode(keep))?;
+            stream.flush()?;
+            if keep {
+                continue;
+            }
+            return stream.close();
+        }
+        let request = Request {
+            method,
+            path,
+            client: stream.client_id(),
+        };
+        let response = route(&request);
+        stream.write_all(&response.encode(false))?;
+        return stream.close();
+    }
+}
+
+/// The answer to a fresh-evidence request: the evidence envelope in hex.
+fn fresh(stream: &aex::tls::TlsStream, method: &str, query: &str) -> Response {
+    if method != "GET" {
+        return Response::text(405, "use GET");
+    }
+    let nonce = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("nonce="))
+        .and_then(|h| decode_hex(h).filter(|n| (16..=64).contains(&n.len())));
+    let Some(nonce) = nonce else {
+        return Response::text(400, "nonce=<32 to 128 hex digits> required");
+    };
+    match stream.fresh_evidence(&nonce) {
+        Ok(evidence) => Response::text(200, &encode_hex(&evidence)),
+        Err(e) => {
+            eprintln!("https: fresh evidence: {e}");
+            Response::text(503, "no fresh evidence")
+        }
+    }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `(method, path without query, query)` of an HTTP/1.x request line.
+fn parse_request_line(line: &str) -> Option<(&str, &str, &str)> {
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -118,7 +236,8 @@ fn parse_request_line(line: &str) -> Option<(&str, &str)> {
     if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
         return None;
     }
-    Some((method, target.split('?').next().unwrap_or_default()))
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    Some((method, path, query))
 }
 
 /// Why no request head was read.
@@ -128,26 +247,44 @@ enum Head {
     Io(io::Error),
 }
 
-/// Reads up to the blank line that ends the request head; returns the request line.
-fn read_head(stream: &mut TcpStream) -> Result<String, Head> {
+impl Head {
+    /// The answer to give, if there is anyone to give it to.
+    fn response(&self) -> Option<Response> {
+        match self {
+            Head::TooLarge => Some(Response::text(431, "request head too large")),
+            Head::Malformed => Some(Response::text(400, "bad request")),
+            // Timed out or gone: nobody to answer.
+            Head::Io(_) => None,
+        }
+    }
+
+    fn into_io(self) -> io::Error {
+        match self {
+            Head::Io(e) => e,
+            _ => io::ErrorKind::InvalidData.into(),
+        }
+    }
+}
+
+/// Reads up to the blank line that ends the request head; returns the request line. Bytes
+/// read past the head stay in `carry` for the next request on the connection.
+fn read_head(stream: &mut impl Read, carry: &mut Vec<u8>) -> Result<String, Head> {
     let deadline = Instant::now() + HEAD_DEADLINE;
-    let mut buf = Vec::with_capacity(1024);
+    let mut buf = std::mem::take(carry);
     let mut chunk = [0u8; 1024];
     loop {
-        if let Some(end) = head_end(&buf) {
+        if let Some((end, len)) = head_end(&buf) {
+            *carry = buf.split_off(end + len);
             buf.truncate(end);
             break;
         }
         if buf.len() >= MAX_HEAD {
             return Err(Head::TooLarge);
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        // Each read is bounded by the socket's timeout; the deadline bounds them all.
+        if Instant::now() >= deadline {
             return Err(Head::Io(io::ErrorKind::TimedOut.into()));
         }
-        stream
-            .set_read_timeout(Some(left.min(IO_TIMEOUT)))
-            .map_err(Head::Io)?;
         let want = chunk.len().min(MAX_HEAD + 4 - buf.len());
         match stream.read(&mut chunk[..want]) {
             Ok(0) if buf.is_empty() => return Err(Head::Io(io::ErrorKind::UnexpectedEof.into())),
@@ -161,12 +298,16 @@ fn read_head(stream: &mut TcpStream) -> Result<String, Head> {
     Ok(line.to_owned())
 }
 
-/// Where the head ends (`\r\n\r\n`, or `\n\n` from lenient clients), if it has.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n");
-    let lf = buf.windows(2).position(|w| w == b"\n\n");
+/// Where the head ends (`\r\n\r\n`, or `\n\n` from lenient clients), if it has, and the
+/// length of that end.
+fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|a| (a, 4));
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|b| (b, 2));
     match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
     }
 }
@@ -187,7 +328,9 @@ impl Response {
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
+    /// The response's bytes; `keep` keeps the connection open for another request.
+    fn encode(&self, keep: bool) -> Vec<u8> {
+        let connection = if keep { "keep-alive" } else { "close" };
         let reason = match self.status {
             200 => "OK",
             400 => "Bad Request",
@@ -197,7 +340,7 @@ impl Response {
             _ => "Service Unavailable",
         };
         format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{}",
+            "HTTP/1.1 {} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n\r\n{}",
             self.status,
             self.body.len(),
             self.body
@@ -212,10 +355,13 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        assert_eq!(parse_request_line("GET /?x=1 HTTP/1.1"), Some(("GET", "/")));
+        assert_eq!(
+            parse_request_line("GET /?x=1 HTTP/1.1"),
+            Some(("GET", "/", "x=1"))
+        );
         assert_eq!(
             parse_request_line("POST /increment HTTP/1.0"),
-            Some(("POST", "/increment"))
+            Some(("POST", "/increment", ""))
         );
         for bad in [
             "GET / HTTP/2",
