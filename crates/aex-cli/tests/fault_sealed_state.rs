@@ -98,20 +98,26 @@ impl Tallies {
     /// Kills `module`'s process and waits until its node restarted it and the restart
     /// settled (resumed or refused); the status then.
     fn kill_and_wait_restart(&self, module: &str) -> AppStatus {
-        let before = self.app.status();
-        let pid = before.module(module).pid.expect("a pid");
-        let restarts = restarts(&before, module);
-        process::signal(pid, process::Signal::Kill);
-        wait_for(
-            &format!("{module} to be restarted by its node"),
-            PATIENCE,
-            || {
-                let s = self.app.status();
-                let m = s.module(module);
-                (m.running && m.pid != Some(pid) && restarts_of(m) > restarts).then_some(s)
-            },
-        )
+        kill_and_wait_restart(&self.app, module)
     }
+}
+
+/// Kills `module`'s process and waits until its node restarted it and the restart settled
+/// (resumed or refused); the status then.
+pub(crate) fn kill_and_wait_restart(app: &AppDir, module: &str) -> AppStatus {
+    let before = app.status();
+    let pid = before.module(module).pid.expect("a pid");
+    let restarts = restarts(&before, module);
+    process::signal(pid, process::Signal::Kill);
+    wait_for(
+        &format!("{module} to be restarted by its node"),
+        PATIENCE,
+        || {
+            let s = app.status();
+            let m = s.module(module);
+            (m.running && m.pid != Some(pid) && restarts_of(m) > restarts).then_some(s)
+        },
+    )
 }
 
 fn restarts(status: &AppStatus, module: &str) -> u32 {
@@ -122,7 +128,7 @@ fn restarts_of(m: &aex_testkit::status::ModuleView) -> u32 {
     m.persistence.as_ref().map_or(0, |p| p.restarts)
 }
 
-fn resume(status: &AppStatus, module: &str) -> ResumeOutcome {
+pub(crate) fn resume(status: &AppStatus, module: &str) -> ResumeOutcome {
     status
         .module(module)
         .persistence

@@ -237,7 +237,9 @@
 //!
 //! # Crate features
 //!
-//! None.
+//! * `ring` (default): events sealed with `ring`'s AEADs instead of RustCrypto's.
+//! * `metering`: functions that outside clients invoke, measured inside the module with signed
+//!   receipts (`aex::metering`, the crate `aex-metering`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -247,6 +249,11 @@ pub use aex_runtime::{
     describe_json, payload, run, Context, Deadline, Error, Handle, Interface, Module, Output,
     PortError, PortKind, Request, DESCRIBE_FLAG, MEASUREMENT_ENV,
 };
+
+/// Functions with trusted metering: [`metering::Meter`] runs a module's functions, measures
+/// each invocation and signs a receipt (feature `metering`).
+#[cfg(feature = "metering")]
+pub use aex_metering as metering;
 
 /// Items the code `#[aex::module]` generates refers to; not part of the public API.
 #[doc(hidden)]
