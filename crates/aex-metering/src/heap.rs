@@ -18,7 +18,7 @@ pub use peak_alloc::PeakAlloc as CountingHeap;
 /// Installs the counting allocator as the module binary's global allocator, so that receipts
 /// carry the peak heap of each invocation. Write it once, in the module's `main.rs`:
 ///
-/// ```ignore
+/// ```text
 /// aex::metering::count_heap!();
 /// ```
 ///

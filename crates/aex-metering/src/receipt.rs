@@ -59,7 +59,7 @@ macro_rules! hex_id {
     ($ty:ident, $what:literal) => {
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
+                f.write_str(&hex(&self.0))
             }
         }
         impl fmt::Debug for $ty {
@@ -70,10 +70,9 @@ macro_rules! hex_id {
         impl std::str::FromStr for $ty {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
-                let mut out = [0u8; 32];
-                hex::decode_to_slice(s.trim(), &mut out)
-                    .map_err(|e| format!(concat!("not ", $what, " (64 hex characters): {}"), e))?;
-                Ok($ty(out))
+                parse32(s)
+                    .map($ty)
+                    .map_err(|()| concat!("not ", $what, " (64 hex characters)").to_owned())
             }
         }
         impl Serialize for $ty {
@@ -187,7 +186,7 @@ impl ReceiptPublicKey {
 
 impl fmt::Display for ReceiptPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        f.write_str(&hex(&self.0))
     }
 }
 
@@ -200,9 +199,8 @@ impl fmt::Debug for ReceiptPublicKey {
 impl std::str::FromStr for ReceiptPublicKey {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s.trim(), &mut out)
-            .map_err(|e| format!("not an Ed25519 public key (64 hex characters): {e}"))?;
+        let out =
+            parse32(s).map_err(|()| "not an Ed25519 public key (64 hex characters)".to_owned())?;
         ed25519_dalek::VerifyingKey::from_bytes(&out)
             .map_err(|_| "not an Ed25519 public key: not a point on the curve".to_owned())?;
         Ok(ReceiptPublicKey(out))
@@ -412,18 +410,37 @@ impl Receipt {
             function: &self.function,
             client: self.client,
             sequence: self.sequence,
-            measurement: hex::encode(self.measurement),
+            measurement: hex(&self.measurement),
             key_id: self.key_id,
-            input_sha256: hex::encode(self.input_sha256),
-            output_sha256: hex::encode(self.output_sha256),
+            input_sha256: hex(&self.input_sha256),
+            output_sha256: hex(&self.output_sha256),
             failed: self.failed,
             heap_counted: self.heap_counted,
             usage: self.usage,
-            signature: hex::encode(self.signature),
+            signature: hex(&self.signature),
         };
         // Invariant: strings, numbers and booleans always serialize.
         serde_json::to_string_pretty(&view).unwrap_or_default()
     }
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Invariant: writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// 32 bytes from 64 hex characters (surrounding whitespace ignored), with the parser
+/// measurements use.
+fn parse32(s: &str) -> Result<[u8; 32], ()> {
+    aex_crypto::Measurement::from_hex(s)
+        .map(|m| m.0)
+        .map_err(|_| ())
 }
 
 /// Reads fields front to back; every failure names its offset and field.
