@@ -7,7 +7,7 @@
 //! that level when it ends: the most heap the call held at once beyond what was allocated
 //! before it. The counters are the process's, not the thread's: allocations by the runtime's
 //! other threads during the call count too (the runtime's reader thread holds incoming frames;
-//! docs/SECURITY.md "Metering" says what that means for billing).
+//! docs/SECURITY.md "Metering and receipts" says what that means for billing).
 
 use peak_alloc::PeakAlloc;
 

@@ -10,12 +10,12 @@
 //!   handler thread's CPU time, the wall time, the peak heap (with [`count_heap!`] in the
 //!   module's `main.rs`) and the bytes in and out, and signs a [`Receipt`].
 //!   [`Meter::public_key`] is the key to publish.
-//! * **Receipts** ([`Receipt`]): a fixed, versioned binary layout (docs/PROTOCOL.md §11), a
+//! * **Receipts** ([`Receipt`]): a fixed, versioned binary layout (docs/PROTOCOL.md §12), a
 //!   JSON rendering for people, decoding that never panics.
 //! * **Billing** (feature `bill`): [`bill::Billing`] verifies receipts and totals them per
 //!   client; `aex bill` is its command.
 //!
-//! What each measurement is worth on hardware and in simulation: docs/SECURITY.md "Metering".
+//! What each measurement is worth on hardware and in simulation: docs/SECURITY.md "Metering and receipts".
 //!
 //! ```
 //! # #[cfg(feature = "module")] {

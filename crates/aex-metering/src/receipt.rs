@@ -1,4 +1,4 @@
-//! Receipts: what one invocation used, signed by the module (docs/PROTOCOL.md §11).
+//! Receipts: what one invocation used, signed by the module (docs/PROTOCOL.md §12).
 //!
 //! The binary format is a fixed layout, big-endian, versioned by its first five bytes, so that
 //! a verifier in any language reads it without a schema, and a receipt is self-delimiting (a
@@ -117,7 +117,7 @@ pub struct Receipt {
     /// The client's invocation number under this receipt key: 1, 2, 3, ...
     pub sequence: u64,
     /// The measurement of the module that ran it (as the module was told it; see
-    /// docs/SECURITY.md "Metering").
+    /// docs/SECURITY.md "Metering and receipts").
     pub measurement: [u8; 32],
     /// The key that signed it.
     pub key_id: KeyId,
