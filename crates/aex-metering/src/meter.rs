@@ -186,12 +186,12 @@ fn invoke_with(
     Ok(Invoked { result, receipt })
 }
 
+/// What a function answers.
+type Outcome = Result<Vec<u8>, String>;
+
 /// Runs `run(input)` and measures it: the thread's CPU time, wall time, and the heap's peak
-/// above its level at the start (when the counting allocator is installed).
-fn measure(
-    run: fn(&[u8]) -> Result<Vec<u8>, String>,
-    input: &[u8],
-) -> Result<(Result<Vec<u8>, String>, Usage, bool), InvokeError> {
+/// above its level at the start (when the counting allocator is installed; the flag says).
+fn measure(run: fn(&[u8]) -> Outcome, input: &[u8]) -> Result<(Outcome, Usage, bool), InvokeError> {
     let heap = crate::heap::start();
     let cpu = cpu_now()?;
     let wall = Instant::now();

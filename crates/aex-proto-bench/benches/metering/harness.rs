@@ -36,7 +36,7 @@ pub fn document(size: usize) -> Vec<u8> {
         }
         out.push_str(&format!(
             "{{\"id\":{i},\"name\":\"sensor-{i}\",\"ok\":{},\"readings\":[{}.25,{}.5,-{}.125],\"tags\":[\"field\",\"row-{}\"]}}",
-            i % 3 == 0,
+            i.is_multiple_of(3),
             i * 7 % 100,
             i * 13 % 100,
             i % 50,
