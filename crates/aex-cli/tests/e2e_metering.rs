@@ -5,7 +5,12 @@
 //! node restarts it the receipt key is the same and each client's sequence continues.
 //! Then a provider's moves on the receipt files (an inflated CPU time, a replayed receipt, a
 //! dropped one, a receipt signed by another key) each make `aex bill` fail and say which.
+//! Last, the way the module's HTTPS server will invoke (a module thread, through
+//! `Handle::call_committed`; here the harness's plain TCP listener): a receipt leaves only once
+//! the state with its sequence number is stored, and not while the node cannot store it.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 
 use aex_metering::bill::{Billing, Origin};
@@ -15,10 +20,10 @@ use aex_testkit::cluster::AppDir;
 use aex_testkit::node::NodeProcess;
 use aex_testkit::process::Run;
 use aex_testkit::status::StatusExt;
-use aex_testkit::PATIENCE;
+use aex_testkit::{wait_for, PATIENCE};
 use serde_json::Value;
 
-use crate::fault_sealed_state::{kill_and_wait_restart, resume};
+use crate::fault_sealed_state::{kill_and_wait_restart, resume, sealed_dir};
 
 const ALICE: ClientId = ClientId([0xa1; 32]);
 const BOB: ClientId = ClientId([0xb0; 32]);
@@ -26,7 +31,7 @@ const BOB: ClientId = ClientId([0xb0; 32]);
 /// The `metered` module on one simulated `sgx` node, deployed.
 struct Metered {
     // Fields drop in order: the node first (it lives in the app directory).
-    _node: NodeProcess,
+    node: NodeProcess,
     app: AppDir,
 }
 
@@ -47,7 +52,7 @@ impl Metered {
         ));
         app.deploy().ok();
         app.status().assert_healthy();
-        Metered { _node: node, app }
+        Metered { node, app }
     }
 
     fn receipt_key(&self) -> ReceiptPublicKey {
@@ -214,4 +219,75 @@ fn receipts_are_signed_numbered_billed_and_survive_a_restart() {
         "junk.receipts is not a receipt file",
         "receipt at byte 6: function name length: 0 (valid: 1..=64)",
     ]);
+}
+
+/// Sends one invocation to the harness listener at `addr`; the open connection.
+fn send_invocation(addr: &str, client: ClientId, input: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect to the harness listener");
+    let call = serde_json::json!({
+        "client": client.to_string(),
+        "function": "validate",
+        "input": input,
+    });
+    writeln!(stream, "{call}").expect("send the invocation");
+    stream
+}
+
+/// Reads the answer line from `stream`; the decoded receipt.
+fn read_receipt(stream: TcpStream) -> Receipt {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("an answer line");
+    let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let hex = answer["receipt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no receipt: {answer}"));
+    Receipt::decode(&hex::decode(hex).expect("hex"))
+        .expect("a receipt")
+        .0
+}
+
+#[test]
+fn a_receipt_from_a_module_thread_leaves_only_once_its_number_is_stored() {
+    let m = Metered::deploy();
+    let key = m.receipt_key();
+    let addr = m.app.call("metered", "listen", None);
+    let addr = addr.as_str().expect("an address").to_owned();
+    let first = read_receipt(send_invocation(&addr, ALICE, "[1]"));
+    assert_eq!(first.sequence, 1);
+    first.verify(&key).unwrap();
+
+    // Everything so far committed (an entry point's reply waits for the commit of all before
+    // it), then the node's storage fails (its `sealed` directory replaced by a file).
+    assert_eq!(m.receipt_key(), key);
+    let sealed = sealed_dir(&m.node, "metered");
+    std::fs::remove_dir_all(&sealed).unwrap();
+    std::fs::write(&sealed, b"not a directory").unwrap();
+    let pending = send_invocation(&addr, ALICE, "[2]");
+    wait_for("status to say the store fails", PATIENCE, || {
+        let s = m.app.status();
+        let failing = s
+            .module("metered")
+            .persistence
+            .as_ref()
+            .is_some_and(|p| p.store_error.is_some());
+        failing.then_some(())
+    });
+    // The invocation ran (its commit is what failed), and its receipt is held.
+    pending.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let early = (&pending).read(&mut byte);
+    assert!(
+        matches!(&early, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a receipt left before its state was stored: {early:?}"
+    );
+    pending.set_nonblocking(false).unwrap();
+
+    // The disk comes back: the commit goes through, and the receipt with it.
+    std::fs::remove_file(&sealed).unwrap();
+    let second = read_receipt(pending);
+    assert_eq!((second.client, second.sequence), (ALICE, 2));
+    second.verify(&key).unwrap();
 }

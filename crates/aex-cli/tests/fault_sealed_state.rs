@@ -78,13 +78,7 @@ impl Tallies {
 
     /// The module's `sealed/` directory on node `node` (1-based).
     fn sealed(&self, node: usize, module: &str) -> PathBuf {
-        let modules = self.nodes[node - 1].data_dir.join("modules");
-        std::fs::read_dir(&modules)
-            .expect("the node's modules directory")
-            .flatten()
-            .map(|ns| ns.path().join(module).join("sealed"))
-            .find(|p| p.is_dir())
-            .unwrap_or_else(|| panic!("no sealed directory of `{module}` under {modules:?}"))
+        sealed_dir(&self.nodes[node - 1], module)
     }
 
     fn pid(&self, module: &str) -> u32 {
@@ -118,6 +112,17 @@ pub(crate) fn kill_and_wait_restart(app: &AppDir, module: &str) -> AppStatus {
             (m.running && m.pid != Some(pid) && restarts_of(m) > restarts).then_some(s)
         },
     )
+}
+
+/// `module`'s `sealed/` directory on `node`.
+pub(crate) fn sealed_dir(node: &NodeProcess, module: &str) -> PathBuf {
+    let modules = node.data_dir.join("modules");
+    std::fs::read_dir(&modules)
+        .expect("the node's modules directory")
+        .flatten()
+        .map(|ns| ns.path().join(module).join("sealed"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| panic!("no sealed directory of `{module}` under {modules:?}"))
 }
 
 fn restarts(status: &AppStatus, module: &str) -> u32 {

@@ -229,10 +229,11 @@ mod runtime {
         /// Invokes `name` among `functions` for `client` with `input`: runs it, measures it,
         /// and signs a receipt with the next sequence number of `client`.
         ///
-        /// Call it from a port method (an entry point or a handler, or the module's HTTPS
-        /// server's dispatch), with that call's `ctx`: for a `persistent` module the reply,
-        /// receipt included, is released only after the state holding the new sequence number
-        /// is committed.
+        /// Call it with the `ctx` of a port method (an entry point, a handler), or from a
+        /// thread the module started (its HTTPS server) inside `Handle::call_committed`: for a
+        /// `persistent` module either way the answer, receipt included, leaves only after the
+        /// state holding the new sequence number is committed. (`Handle::call` would answer
+        /// before the commit, and a crash then could issue the number again.)
         pub fn invoke(
             &mut self,
             ctx: &Context,

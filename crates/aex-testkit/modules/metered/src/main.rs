@@ -3,13 +3,17 @@
 //! numbers and the receipt key survive a restart of its process.
 //!
 //! Clients will reach functions over the module's attested HTTPS; until then (and as the test
-//! harness), the entry point `invoke` carries the client id, the function's name and the input
-//! through the deployer's sealed command channel, and answers the output and the receipt.
+//! harness) two ways in carry the client id, the function's name and the input, and answer the
+//! output and the receipt: the entry point `invoke` (the deployer's sealed command channel),
+//! and a plain TCP listener on loopback started by the entry point `listen`, one JSON line in
+//! and one out per connection, whose thread invokes through `Handle::call_committed`, as the
+//! module's HTTPS server will (in `harness.rs`).
 #![allow(
     clippy::disallowed_macros,
     reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
 )]
 
+mod harness;
 mod validate;
 
 use aex::metering::{ClientId, Function, Meter};
@@ -25,10 +29,13 @@ const FUNCTIONS: &[Function] = &[Function::new("validate", validate::validate_js
 #[derive(Default, Serialize, Deserialize)]
 struct Metered {
     meter: Meter,
+    /// The harness listener's address, once started (not state: a restarted process has none).
+    #[serde(skip)]
+    listening: Option<String>,
 }
 
 /// What `invoke` takes.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct Invocation {
     /// The client's key fingerprint, 64 hex characters.
     client: ClientId,
@@ -38,7 +45,7 @@ struct Invocation {
 }
 
 /// What `invoke` answers.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Answer {
     /// The output as text, or the function's error message.
     output: String,
@@ -52,6 +59,30 @@ impl Metered {
     /// Invokes a function for a client (the test harness's way in).
     #[entry]
     fn invoke(&mut self, ctx: &mut Context, call: Invocation) -> Result<Answer, String> {
+        self.run(ctx, call)
+    }
+
+    /// Starts the harness's TCP listener (once); answers its address.
+    #[entry]
+    fn listen(&mut self, ctx: &mut Context) -> Result<String, String> {
+        if let Some(addr) = &self.listening {
+            return Ok(addr.clone());
+        }
+        let addr = harness::listen(ctx.handle::<Metered>())?;
+        self.listening = Some(addr.clone());
+        Ok(addr)
+    }
+
+    /// The receipt public key, 64 hex characters.
+    #[entry]
+    fn receipt_key(&mut self, ctx: &mut Context) -> String {
+        self.meter.public_key(ctx).to_string()
+    }
+}
+
+impl Metered {
+    /// Invokes `call` and answers the output and the receipt.
+    fn run(&mut self, ctx: &Context, call: Invocation) -> Result<Answer, String> {
         let done = self
             .meter
             .invoke(
@@ -71,12 +102,6 @@ impl Metered {
             failed,
             receipt: hex::encode(done.receipt.encode()),
         })
-    }
-
-    /// The receipt public key, 64 hex characters.
-    #[entry]
-    fn receipt_key(&mut self, ctx: &mut Context) -> String {
-        self.meter.public_key(ctx).to_string()
     }
 }
 
