@@ -65,6 +65,9 @@ pub enum InvokeError {
         /// The names the module has, comma-separated.
         known: String,
     },
+    /// The module declares a function whose name a receipt cannot carry.
+    #[error("the function name `{0}` is not 1 to 64 bytes long: a receipt cannot carry it (rename the function)")]
+    BadName(String),
     /// The client used every sequence number (2^64 - 1 invocations).
     #[error("client {0} has no sequence number left under this receipt key")]
     Exhausted(ClientId),
@@ -154,6 +157,9 @@ fn invoke_with(
                 .join(", "),
         });
     };
+    if function.name.is_empty() || function.name.len() > MAX_FUNCTION_NAME {
+        return Err(InvokeError::BadName(function.name.to_owned()));
+    }
     let sequence = issued
         .get(&client)
         .copied()
@@ -286,7 +292,13 @@ mod tests {
         Err("no such thing".into())
     }
 
-    const FUNCTIONS: &[Function] = &[Function::new("busy", busy), Function::new("fails", fails)];
+    const FUNCTIONS: &[Function] = &[
+        Function::new("busy", busy),
+        Function::new("fails", fails),
+        Function::new(LONG, fails),
+    ];
+
+    const LONG: &str = "a_function_name_of_sixty_five_bytes_which_no_receipt_can_carry_xx";
 
     #[test]
     fn invocations_are_measured_numbered_per_client_and_signed() {
@@ -334,8 +346,13 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "no function `nope` (this module has: busy, fails)"
+            format!("no function `nope` (this module has: busy, fails, {LONG})")
         );
+        assert_eq!(LONG.len(), 65);
+        let e = meter
+            .invoke_signed(&signer, FUNCTIONS, ClientId([1; 32]), LONG, b"")
+            .unwrap_err();
+        assert_eq!(e, InvokeError::BadName(LONG.into()));
         assert_eq!(meter.issued(&ClientId([1; 32])), 0);
     }
 }
