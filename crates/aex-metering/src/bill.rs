@@ -7,6 +7,10 @@
 //! from a client's sequence (a receipt dropped). Only receipts that verify count in the
 //! totals, each sequence number once.
 //!
+//! A module signs with one key per platform: moved to another node (`aex update --node`), it
+//! signs with another key while its clients' numbers go on. A bill therefore takes every key the
+//! module had ([`Billing::with_keys`]), and numbers each client across them.
+//!
 //! A gap is seen only before a client's highest number: a client that wants the tail covered
 //! states its last sequence number ([`Billing::expect_last`]), which it knows from the
 //! receipts it was handed.
@@ -16,7 +20,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::receipt::{ClientId, Receipt, ReceiptPublicKey, VerifyError};
+use crate::receipt::{ClientId, Receipt, ReceiptPublicKey};
 
 /// Where a receipt came from, for messages: a file name and the receipt's position in it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -176,10 +180,10 @@ impl Bill {
     }
 }
 
-/// Collects receipts and bills them under one receipt key.
+/// Collects receipts and bills them under the module's receipt keys.
 #[derive(Debug)]
 pub struct Billing {
-    key: ReceiptPublicKey,
+    keys: Vec<ReceiptPublicKey>,
     /// Per client, per sequence number: where the valid receipt was found, and the receipt.
     seen: BTreeMap<ClientId, BTreeMap<u64, (Origin, Receipt)>>,
     /// Clients' stated last sequence numbers.
@@ -190,8 +194,14 @@ pub struct Billing {
 impl Billing {
     /// Bills receipts signed by `key` (the module's receipt public key).
     pub fn new(key: ReceiptPublicKey) -> Self {
+        Billing::with_keys([key])
+    }
+
+    /// Bills receipts signed by any of `keys` (the keys the module had, one per platform it
+    /// ran on).
+    pub fn with_keys(keys: impl IntoIterator<Item = ReceiptPublicKey>) -> Self {
         Billing {
-            key,
+            keys: keys.into_iter().collect(),
             seen: BTreeMap::new(),
             expected: BTreeMap::new(),
             problems: Vec::new(),
@@ -206,11 +216,19 @@ impl Billing {
 
     /// Adds one receipt, found at `origin`.
     pub fn add(&mut self, origin: Origin, receipt: Receipt) {
-        if let Err(e) = receipt.verify(&self.key) {
-            let reason = match e {
-                VerifyError::OtherKey { .. } => format!("forged: {e}"),
-                VerifyError::BadSignature => e.to_string(),
-            };
+        let verified = match self.keys.iter().find(|k| k.id() == receipt.key_id) {
+            Some(key) => receipt.verify(key).map_err(|e| e.to_string()),
+            None => Err(format!(
+                "forged: signed by another receipt key (key id {}), not by a given one (key id {})",
+                receipt.key_id,
+                self.keys
+                    .iter()
+                    .map(|k| k.id().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+        if let Err(reason) = verified {
             self.problems.push(Problem::Invalid {
                 origin,
                 client: receipt.client,
@@ -397,6 +415,33 @@ mod tests {
         assert!(
             matches!(&b.problems[..], [Problem::Invalid { reason, .. }] if reason.contains("does not verify"))
         );
+    }
+
+    #[test]
+    fn a_module_that_moved_signs_with_its_new_key_and_its_numbers_go_on() {
+        let (old, new) = (
+            ReceiptKey::from_seed(&[1; 32]),
+            ReceiptKey::from_seed(&[2; 32]),
+        );
+        let receipts = [
+            receipt(&old, 1, 1, 10),
+            receipt(&old, 1, 2, 10),
+            receipt(&new, 1, 3, 10),
+        ];
+        let mut both = Billing::with_keys([old.public(), new.public()]);
+        for (i, r) in receipts.iter().enumerate() {
+            both.add(at(i + 1), r.clone());
+        }
+        let both = both.finish();
+        assert!(both.is_clean(), "{:?}", both.problems);
+        assert_eq!(both.clients[&ClientId([1; 32])].invocations, 3);
+        // Billed under the new key alone, the old receipts are someone else's.
+        let alone = bill(&new, receipts.to_vec());
+        assert_eq!(alone.clients[&ClientId([1; 32])].invocations, 1);
+        assert!(matches!(
+            alone.problems[0],
+            Problem::Invalid { sequence: 1, .. }
+        ));
     }
 
     #[test]

@@ -17,9 +17,10 @@ pub struct BillArgs {
     /// Receipt files (each holds one or more binary receipts back to back)
     #[arg(value_name = "RECEIPTS", required = true)]
     receipts: Vec<PathBuf>,
-    /// The module's receipt public key: 64 hex characters, or a file holding them
-    #[arg(long, value_name = "KEY|FILE")]
-    key: String,
+    /// The module's receipt public key: 64 hex characters, or a file holding them (repeatable:
+    /// a module moved to another node signs with that platform's key, its numbers going on)
+    #[arg(long, value_name = "KEY|FILE", required = true)]
+    key: Vec<String>,
     /// A client's last sequence number, so that receipts dropped from the end show too
     /// (repeatable)
     #[arg(long, value_name = "CLIENT=LAST")]
@@ -33,8 +34,17 @@ pub struct BillArgs {
 }
 
 pub fn exec(args: BillArgs, shell: &Shell) -> Result<()> {
-    let key = read_key(&args.key)?;
-    let mut billing = Billing::new(key);
+    let keys = args
+        .key
+        .iter()
+        .map(|k| read_key(k))
+        .collect::<Result<Vec<_>>>()?;
+    let mut billing = Billing::with_keys(keys.iter().copied());
+    let keys = keys
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     for expect in &args.expect {
         let (client, last) = parse_expect(expect)?;
         billing.expect_last(client, last);
@@ -101,14 +111,14 @@ pub fn exec(args: BillArgs, shell: &Shell) -> Result<()> {
     }
     if !bill.is_clean() {
         bail!(
-            "{} problem(s) in {count} receipt(s) under key {key}: see above; the totals count only receipts that verify, each sequence number once",
+            "{} problem(s) in {count} receipt(s) under key {keys}: see above; the totals count only receipts that verify, each sequence number once",
             bill.problems.len()
         );
     }
     shell.status(
         "Verified",
         format!(
-            "{count} receipt(s) of {} client(s) under key {key}: every signature verifies, no sequence number is missing or repeated",
+            "{count} receipt(s) of {} client(s) under key {keys}: every signature verifies, no sequence number is missing or repeated",
             bill.clients.len()
         ),
     );
