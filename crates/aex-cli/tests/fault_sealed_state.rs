@@ -78,13 +78,7 @@ impl Tallies {
 
     /// The module's `sealed/` directory on node `node` (1-based).
     fn sealed(&self, node: usize, module: &str) -> PathBuf {
-        let modules = self.nodes[node - 1].data_dir.join("modules");
-        std::fs::read_dir(&modules)
-            .expect("the node's modules directory")
-            .flatten()
-            .map(|ns| ns.path().join(module).join("sealed"))
-            .find(|p| p.is_dir())
-            .unwrap_or_else(|| panic!("no sealed directory of `{module}` under {modules:?}"))
+        sealed_dir(&self.nodes[node - 1], module)
     }
 
     fn pid(&self, module: &str) -> u32 {
@@ -98,20 +92,37 @@ impl Tallies {
     /// Kills `module`'s process and waits until its node restarted it and the restart
     /// settled (resumed or refused); the status then.
     fn kill_and_wait_restart(&self, module: &str) -> AppStatus {
-        let before = self.app.status();
-        let pid = before.module(module).pid.expect("a pid");
-        let restarts = restarts(&before, module);
-        process::signal(pid, process::Signal::Kill);
-        wait_for(
-            &format!("{module} to be restarted by its node"),
-            PATIENCE,
-            || {
-                let s = self.app.status();
-                let m = s.module(module);
-                (m.running && m.pid != Some(pid) && restarts_of(m) > restarts).then_some(s)
-            },
-        )
+        kill_and_wait_restart(&self.app, module)
     }
+}
+
+/// Kills `module`'s process and waits until its node restarted it and the restart settled
+/// (resumed or refused); the status then.
+pub(crate) fn kill_and_wait_restart(app: &AppDir, module: &str) -> AppStatus {
+    let before = app.status();
+    let pid = before.module(module).pid.expect("a pid");
+    let restarts = restarts(&before, module);
+    process::signal(pid, process::Signal::Kill);
+    wait_for(
+        &format!("{module} to be restarted by its node"),
+        PATIENCE,
+        || {
+            let s = app.status();
+            let m = s.module(module);
+            (m.running && m.pid != Some(pid) && restarts_of(m) > restarts).then_some(s)
+        },
+    )
+}
+
+/// `module`'s `sealed/` directory on `node`.
+pub(crate) fn sealed_dir(node: &NodeProcess, module: &str) -> PathBuf {
+    let modules = node.data_dir.join("modules");
+    std::fs::read_dir(&modules)
+        .expect("the node's modules directory")
+        .flatten()
+        .map(|ns| ns.path().join(module).join("sealed"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| panic!("no sealed directory of `{module}` under {modules:?}"))
 }
 
 fn restarts(status: &AppStatus, module: &str) -> u32 {
@@ -122,7 +133,7 @@ fn restarts_of(m: &aex_testkit::status::ModuleView) -> u32 {
     m.persistence.as_ref().map_or(0, |p| p.restarts)
 }
 
-fn resume(status: &AppStatus, module: &str) -> ResumeOutcome {
+pub(crate) fn resume(status: &AppStatus, module: &str) -> ResumeOutcome {
     status
         .module(module)
         .persistence

@@ -40,6 +40,7 @@ mod cli_window;
 mod e2e_button_led;
 mod e2e_counter_migration;
 mod e2e_irrigation;
+mod e2e_metering;
 mod e2e_ping_pong;
 mod e2e_thermostat_deadline;
 mod fault_deployer_crash;

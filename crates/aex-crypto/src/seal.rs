@@ -80,6 +80,19 @@ pub fn symmetric_sealing_key(module_key: &SecretKey) -> SecretKey {
     derive(module_key, None, &[b"aex/v1 symmetric sealing key"])
 }
 
+/// A key for `purpose` derived from a module's sealing key: `HKDF-SHA-256(ikm = sealing key,
+/// info = "aex/v1 sealed purpose key " || purpose)`. Module code gets such keys (never the
+/// sealing key itself) for secrets that must survive restarts without being stored, such as
+/// the receipt signing key of `aex-metering`; the distinct info keeps them apart from the blob
+/// keys ([`seal_blob`]).
+pub fn purpose_key(sealing: &SecretKey, purpose: &str) -> SecretKey {
+    derive(
+        sealing,
+        None,
+        &[b"aex/v1 sealed purpose key ", purpose.as_bytes()],
+    )
+}
+
 /// Seals `plaintext` under `key` (a sealing key), authenticating `aad` too: `salt (32) ||
 /// AES-256-GCM(blob key, nonce 0, aad, plaintext) || tag`.
 pub fn seal_blob(key: &SecretKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {

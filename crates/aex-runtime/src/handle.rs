@@ -60,11 +60,44 @@ impl<M: 'static> Handle<M> {
         R: Send + 'static,
         F: FnOnce(&mut M, &mut Context<'_>) -> R + Send + 'static,
     {
+        self.run(f, false)
+    }
+
+    /// [`Handle::call`], but the answer comes only once the state `f` left is committed: for
+    /// a `persistent` module, after the runtime sealed and stored it (output commit,
+    /// docs/PROTOCOL.md §9), as a handler's reply would. Use it when the answer promises
+    /// something a restart must not forget, such as a receipt carrying a sequence number
+    /// (`aex-metering`). For other modules it is [`Handle::call`].
+    ///
+    /// Fails with [`Error::Closed`] if the module stops first: the state may then be lost with
+    /// the process, and the answer was never given.
+    pub fn call_committed<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut M, &mut Context<'_>) -> R + Send + 'static,
+    {
+        self.run(f, true)
+    }
+
+    /// Runs `f` on the module's thread and waits for its answer, given at once or, with
+    /// `committed`, after the commit of the state it left.
+    fn run<R, F>(&self, f: F, committed: bool) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut M, &mut Context<'_>) -> R + Send + 'static,
+    {
         let (done, result) = mpsc::sync_channel(1);
         let call = Box::new(move |state: &mut dyn std::any::Any, core: &mut Core| {
             // Invariant: the runtime that created this handle runs module type `M`.
             if let Some(state) = state.downcast_mut::<M>() {
-                let _ = done.send(f(state, &mut Context::new(core)));
+                let answer = f(state, &mut Context::new(core));
+                if committed {
+                    core.answer_after_commit(Box::new(move || {
+                        let _ = done.send(answer);
+                    }));
+                } else {
+                    let _ = done.send(answer);
+                }
             }
         });
         self.tx

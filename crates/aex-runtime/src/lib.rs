@@ -139,6 +139,7 @@ mod module;
 pub mod payload;
 mod persist;
 mod port;
+mod purpose;
 mod sealing;
 mod serve;
 #[cfg(test)]

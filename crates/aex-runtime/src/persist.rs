@@ -11,8 +11,8 @@
 //! version is the counter's value.
 //!
 //! Invariants this file owns:
-//! * **output commit**: events the module emits, handler replies and command replies are held
-//!   until the state that produced them is committed (stored, then counted); a crash before
+//! * **output commit**: events the module emits, handler replies, command replies and the
+//!   answers of `Handle::call_committed` are held until the state that produced them is committed (stored, then counted); a crash before
 //!   that loses them with the state, so nothing outside ever saw an effect of a state that a
 //!   restart forgets. Commits are grouped: the runtime commits when no more input is waiting,
 //!   after [`COMMIT_BATCH`] messages, and after every command;
@@ -290,6 +290,7 @@ impl Core {
         // What is held now is what this blob explains; what arrives during the waits below
         // waits for the next commit.
         let releasing = std::mem::take(&mut p.held);
+        let answers = std::mem::take(&mut p.held_answers);
         p.dirty = false;
         p.handled = 0;
         let committed = self.store(version, &blob).and_then(|()| {
@@ -313,6 +314,7 @@ impl Core {
                 }
                 self.conns.committed(&sealed.conns);
                 self.release(releasing);
+                answers.into_iter().for_each(|answer| answer());
                 Ok(())
             }
             Err(e) => {
@@ -320,10 +322,23 @@ impl Core {
                 if let Some(p) = &mut self.persist {
                     let later = std::mem::replace(&mut p.held, releasing);
                     p.held.extend(later);
+                    let later = std::mem::replace(&mut p.held_answers, answers);
+                    p.held_answers.extend(later);
                     p.dirty = true;
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Sends `answer` once the state as it is now is committed: at once when effects are not
+    /// held (not persistent, or not attested yet), else with the effects of the next commit.
+    pub(crate) fn answer_after_commit(&mut self, answer: Box<dyn FnOnce() + Send>) {
+        match &mut self.persist {
+            Some(p) if p.sealing.is_some() && self.commands.is_some() => {
+                p.held_answers.push(answer);
+            }
+            _ => answer(),
         }
     }
 

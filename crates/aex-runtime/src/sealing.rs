@@ -28,6 +28,9 @@ pub(crate) struct Persistence {
     pub(crate) handled: usize,
     /// Effects waiting for the next commit.
     pub(crate) held: Vec<FromModule>,
+    /// Answers to module threads' `Handle::call_committed`, sent once the state their call
+    /// left is committed (dropped with the process otherwise, which fails the call).
+    pub(crate) held_answers: Vec<Box<dyn FnOnce() + Send>>,
     /// Device writes held or released whose answer has not come: id and device (at most
     /// `HELD_WRITES`, the oldest forgotten first).
     pub(crate) held_writes: BTreeMap<u64, String>,

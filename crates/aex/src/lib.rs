@@ -241,6 +241,8 @@
 //! * `tls`: attested TLS, [`tls`] (the `aex-tls` crate): the module serves TLS 1.3 with a key
 //!   made inside it and a certificate carrying its attestation evidence (docs/PROTOCOL.md
 //!   §11).
+//! * `metering`: functions that outside clients invoke, measured inside the module with signed
+//!   receipts (`aex::metering`, the crate `aex-metering`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -254,6 +256,10 @@ pub use aex_runtime::{
 /// Attested TLS (feature `tls`): see the `aex-tls` crate.
 #[cfg(feature = "tls")]
 pub use aex_tls as tls;
+/// Functions with trusted metering: [`metering::Meter`] runs a module's functions, measures
+/// each invocation and signs a receipt (feature `metering`).
+#[cfg(feature = "metering")]
+pub use aex_metering as metering;
 
 /// Items the code `#[aex::module]` generates refers to; not part of the public API.
 #[doc(hidden)]

@@ -1,6 +1,7 @@
 //! Command-line definitions: one file per `aex` command, each with its clap arguments and an
 //! `exec` that calls one library operation.
 
+mod bill;
 mod call;
 mod checkpoint;
 mod dashboard;
@@ -118,7 +119,8 @@ impl Commands {
             | Commands::New(_)
             | Commands::Identity(_)
             | Commands::Ledger(_)
-            | Commands::Receipt(_) => None,
+            | Commands::Receipt(_)
+            | Commands::Bill(_) => None,
         }
     }
 }
@@ -148,6 +150,7 @@ enum Commands {
     Identity(identity::IdentityArgs),
     Ledger(ledger::LedgerArgs),
     Receipt(ledger::ReceiptArgs),
+    Bill(bill::BillArgs),
 }
 
 /// Where the application is (a descriptor file or a directory holding `aex.toml`), and who
@@ -256,6 +259,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Identity(a) => identity::exec(a, shell),
         Commands::Ledger(a) => ledger::exec(a, shell),
         Commands::Receipt(a) => ledger::exec_receipt(a, shell),
+        Commands::Bill(a) => bill::exec(a, shell),
     }
 }
 
