@@ -59,7 +59,11 @@ impl aex_ctx {
 
     fn set_error(&mut self, message: String) {
         // A message with a NUL in it (a handler's own text) is cut there.
-        let bytes: Vec<u8> = message.into_bytes().into_iter().take_while(|&b| b != 0).collect();
+        let bytes: Vec<u8> = message
+            .into_bytes()
+            .into_iter()
+            .take_while(|&b| b != 0)
+            .collect();
         self.last_error = CString::new(bytes).unwrap_or_default();
     }
 
@@ -122,8 +126,7 @@ fn emit(
     wait: bool,
 ) -> aex_status {
     // SAFETY: the header's contract: `ctx` is the running call's, `data` holds `len` bytes.
-    let (Some(c), Some(payload)) = (unsafe { self::ctx(ctx) }, unsafe { bytes(data, len) })
-    else {
+    let (Some(c), Some(payload)) = (unsafe { self::ctx(ctx) }, unsafe { bytes(data, len) }) else {
         return aex_status::AEX_INVALID_ARGUMENT;
     };
     let Some(output) = output_of(output) else {
@@ -201,8 +204,7 @@ pub unsafe extern "C" fn aex_send_request(
     reply_len: *mut usize,
 ) -> aex_status {
     // SAFETY: the header's contract: `ctx` is the running call's, `data` holds `len` bytes.
-    let (Some(c), Some(payload)) = (unsafe { self::ctx(ctx) }, unsafe { bytes(data, len) })
-    else {
+    let (Some(c), Some(payload)) = (unsafe { self::ctx(ctx) }, unsafe { bytes(data, len) }) else {
         return aex_status::AEX_INVALID_ARGUMENT;
     };
     if reply_len.is_null() || (reply.is_null() && cap > 0) {
@@ -374,7 +376,11 @@ pub unsafe extern "C" fn aex_fail(ctx: *mut aex_ctx, message: *const c_char) -> 
 /// `buf` is the `aex_buf` passed to the running function (or NULL); `data` points to
 /// `len` readable bytes (or is NULL with `len` 0).
 #[no_mangle]
-pub unsafe extern "C" fn aex_buf_write(buf: *mut aex_buf, data: *const u8, len: usize) -> aex_status {
+pub unsafe extern "C" fn aex_buf_write(
+    buf: *mut aex_buf,
+    data: *const u8,
+    len: usize,
+) -> aex_status {
     // SAFETY: the header's contract: `buf` is NULL or the one lent to the running function;
     // `data` holds `len` bytes.
     let (Some(buf), Some(data)) = (unsafe { buf.as_mut() }, unsafe { bytes(data, len) }) else {

@@ -2,10 +2,7 @@
 //! `printf` in it would corrupt the stream. Once the runtime holds its own duplicate of
 //! descriptor 1, descriptor 1 is pointed at stderr (the module's log), where C's `stdout`
 //! then writes.
-#![allow(
-    unsafe_code,
-    reason = "calls libc's dup2, which std does not wrap"
-)]
+#![allow(unsafe_code, reason = "calls libc's dup2, which std does not wrap")]
 
 use std::ffi::c_int;
 

@@ -32,9 +32,8 @@ fn the_checked_in_header_is_what_cbindgen_generates() {
 #[test]
 fn the_lint_table_is_the_workspaces_but_for_unsafe_code() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let read = |p: &Path| -> toml::Table {
-        toml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    };
+    let read =
+        |p: &Path| -> toml::Table { toml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
     let workspace = read(&dir.join("../../Cargo.toml"));
     let own = read(&dir.join("Cargo.toml"));
     let mut expected = workspace["workspace"]["lints"].as_table().unwrap().clone();

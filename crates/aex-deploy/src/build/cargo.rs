@@ -45,7 +45,7 @@ pub(super) fn workspace_root(crate_dir: &Path) -> Result<PathBuf, BuildError> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
-fn cargo() -> String {
+pub(super) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
