@@ -41,6 +41,7 @@ mod e2e_button_led;
 mod e2e_counter_migration;
 mod e2e_irrigation;
 mod e2e_ping_pong;
+mod e2e_ping_pong_c;
 mod e2e_thermostat_deadline;
 mod fault_deployer_crash;
 mod fault_module_kill;

@@ -48,8 +48,10 @@ pub fn example_descriptor(example: &str, nodes: &[SocketAddr]) -> toml::Table {
         node["address"] = toml::Value::String(addr.to_string());
     }
     for module in doc["module"].as_array_mut().expect("[[module]] array") {
-        let rel = module["crate"].as_str().expect("crate is a string");
-        module["crate"] = toml::Value::String(dir.join(rel).display().to_string());
+        // A Rust module's crate, or a C module's directory.
+        let field = if module.get("c").is_some() { "c" } else { "crate" };
+        let rel = module[field].as_str().expect("the module's path is a string");
+        module[field] = toml::Value::String(dir.join(rel).display().to_string());
     }
     doc
 }

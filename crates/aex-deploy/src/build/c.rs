@@ -66,7 +66,15 @@ const NATIVE_LIBS: [&str; 6] = ["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm",
 impl Kit {
     /// Builds `libaex_c.a` with cargo (`profile`, into `target_dir` if given) and finds the C
     /// compiler.
-    pub(super) fn prepare(profile: Profile, target_dir: Option<&Path>) -> Result<Kit, BuildError> {
+    ///
+    /// With `whole_workspace`, the library is built with every library of its Cargo workspace
+    /// (`--workspace --lib`), so that its dependencies have the workspace's features and are
+    /// the builds the workspace's tests already made ([`super::Builder::whole_workspace_features`]).
+    pub(super) fn prepare(
+        profile: Profile,
+        target_dir: Option<&Path>,
+        whole_workspace: bool,
+    ) -> Result<Kit, BuildError> {
         let dir = aex_c_dir();
         let dir = dir.canonicalize().map_err(|source| BuildError::CrateDir {
             crate_dir: dir.clone(),
@@ -79,6 +87,9 @@ impl Kit {
             .arg("--manifest-path")
             .arg(&manifest)
             .stdin(Stdio::null());
+        if whole_workspace {
+            cmd.arg("--workspace");
+        }
         if profile == Profile::Release {
             cmd.arg("--release");
         }

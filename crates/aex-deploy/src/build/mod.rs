@@ -307,7 +307,11 @@ impl Builder {
             Some(binary) => (binary.to_path_buf(), None),
             None => {
                 if self.c_kit.is_none() {
-                    self.c_kit = Some(c::Kit::prepare(self.profile, self.target_dir.as_deref())?);
+                    self.c_kit = Some(c::Kit::prepare(
+                        self.profile,
+                        self.target_dir.as_deref(),
+                        self.whole_workspace,
+                    )?);
                 }
                 let kit = self.c_kit.as_ref().ok_or(BuildError::NoSources {
                     dir: dir.to_path_buf(),
