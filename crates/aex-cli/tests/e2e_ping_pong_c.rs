@@ -56,7 +56,11 @@ fn a_c_pong_answers_the_rust_ping_and_keeps_its_count_across_an_update() {
         .ok();
     let moved = app.status();
     assert_eq!(moved.module("pong").node, "node1");
-    assert_eq!(moved.module("pong").measurement, before, "the same C binary");
+    assert_eq!(
+        moved.module("pong").measurement,
+        before,
+        "the same C binary"
+    );
     assert_eq!(app.call("pong", "count", None), UP_PINGS + 5);
 
     cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();

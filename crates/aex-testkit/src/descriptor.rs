@@ -49,8 +49,14 @@ pub fn example_descriptor(example: &str, nodes: &[SocketAddr]) -> toml::Table {
     }
     for module in doc["module"].as_array_mut().expect("[[module]] array") {
         // A Rust module's crate, or a C module's directory.
-        let field = if module.get("c").is_some() { "c" } else { "crate" };
-        let rel = module[field].as_str().expect("the module's path is a string");
+        let field = if module.get("c").is_some() {
+            "c"
+        } else {
+            "crate"
+        };
+        let rel = module[field]
+            .as_str()
+            .expect("the module's path is a string");
         module[field] = toml::Value::String(dir.join(rel).display().to_string());
     }
     doc

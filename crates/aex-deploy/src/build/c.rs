@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 
 use aex_crypto::sha256;
 
-use super::cargo::cargo;
+use super::cargo::{cargo, cargo_command};
 use super::{BuildError, Profile};
 
 /// The environment variable naming the aex-c crate directory, for a deployer installed
@@ -82,7 +82,7 @@ impl Kit {
         })?;
         let manifest = dir.join("Cargo.toml");
         let cargo = cargo();
-        let mut cmd = Command::new(&cargo);
+        let mut cmd = cargo_command(&cargo);
         cmd.args(["build", "--message-format=json-render-diagnostics", "--lib"])
             .arg("--manifest-path")
             .arg(&manifest)
