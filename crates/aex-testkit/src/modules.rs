@@ -156,7 +156,15 @@ pub fn lean(binary: &Path) -> PathBuf {
             .map_err(|e| e.to_string())?
             .duration_since(std::time::UNIX_EPOCH)
             .map_err(|e| e.to_string())?;
-        let dir = paths::scratch().join("lean").join(name);
+        // One directory per built binary: two modules may have the same file name (the Rust
+        // and the C `pong`), and the cleanup below must not remove the other's copy.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(binary, &mut hasher);
+        let dir = paths::scratch().join("lean").join(format!(
+            "{}-{:016x}",
+            name.to_string_lossy(),
+            std::hash::Hasher::finish(&hasher)
+        ));
         let copy = dir.join(format!("{}-{}", meta.len(), built.as_nanos()));
         if copy.is_file() {
             return Ok(copy);
