@@ -47,7 +47,7 @@ pub fn crates() -> Vec<PathBuf> {
         .collect()
 }
 
-/// The C modules of the examples: directories under `examples/` (two levels deep) holding a
+/// The C modules of the examples: directories under `examples/` (three levels deep) holding a
 /// `.c` file with `AEX_MAIN`.
 pub fn c_modules() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
@@ -59,7 +59,7 @@ pub fn c_modules() -> Vec<PathBuf> {
         let mut is_module = false;
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() && depth < 2 {
+            if path.is_dir() && depth < 3 {
                 pending.push((path, depth + 1));
             } else if path.extension().is_some_and(|x| x == "c") {
                 is_module |= std::fs::read_to_string(&path).is_ok_and(|c| c.contains("AEX_MAIN("));
