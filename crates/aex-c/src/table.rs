@@ -84,17 +84,19 @@ unsafe fn list<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], 
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-/// Reads a port name: a NUL-terminated C identifier, leaked for the process (the runtime's
-/// handles take `&'static str`; a table is read once).
+/// Reads a port name: a NUL-terminated C identifier, borrowed from the C table for the
+/// process (the runtime's handles take `&'static str`; nothing is copied or leaked).
 ///
 /// # Safety
-/// `name` must be NULL or a NUL-terminated string.
+/// `name` must be NULL or a NUL-terminated string that stays valid and unchanged for the
+/// process (a string literal in a `static const` table is).
 unsafe fn name(name: *const c_char, at: &str) -> Result<&'static str, String> {
     if name.is_null() {
         return Err(format!("{at}: the name is NULL"));
     }
-    // SAFETY: non-null, NUL-terminated as the caller promises.
-    let text = unsafe { CStr::from_ptr(name) }
+    // SAFETY: non-null, NUL-terminated, and valid and unchanged for the process, as the
+    // caller promises: so it may be borrowed for `'static`.
+    let text: &'static str = unsafe { CStr::from_ptr(name) }
         .to_str()
         .map_err(|_| format!("{at}: the name is not UTF-8"))?;
     let ident = text
@@ -107,7 +109,7 @@ unsafe fn name(name: *const c_char, at: &str) -> Result<&'static str, String> {
             "{at}: `{text}` is not a port name (letters, digits and `_`, not starting with a digit)"
         ));
     }
-    Ok(Box::leak(text.to_owned().into_boxed_str()))
+    Ok(text)
 }
 
 fn function<F>(f: Option<F>, at: &str) -> Result<F, String> {

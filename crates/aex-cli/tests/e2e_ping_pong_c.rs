@@ -86,3 +86,54 @@ fn a_port_the_c_module_does_not_declare_gets_the_rust_modules_error() {
         "did you mean `ping`",
     ]);
 }
+
+/// The C pong built with AddressSanitizer and UndefinedBehaviorSanitizer (`AEX_C_SANITIZE`),
+/// run end to end with the Rust ping: a finding ends the module's process (the build makes
+/// every finding fatal), which the counters, the calls and the log would show.
+#[test]
+#[ignore = "long: builds the C example again with sanitizers and runs it"]
+fn the_c_pong_runs_clean_under_address_and_undefined_behaviour_sanitizers() {
+    let (app, _) = example_app();
+    let dir = app.path().display().to_string();
+    // The test kit's manifest without the C modules: the deployer builds those itself, here
+    // with sanitizers.
+    let c_dirs: Vec<_> = aex_testkit::modules::c_modules()
+        .iter()
+        .map(|d| d.canonicalize().unwrap())
+        .collect();
+    let mut prebuilt = aex_testkit::modules::prebuilt().clone();
+    prebuilt.modules.retain(|dir, _| !c_dirs.contains(dir));
+    let manifest = app.path().join("prebuilt-without-c.json");
+    prebuilt.write(&manifest).unwrap();
+    let aex = |args: &[&str]| {
+        let mut cmd = cli::aex();
+        cmd.env(aex_deploy::build::PREBUILT_ENV, &manifest)
+            .env(aex_deploy::build::SANITIZE_ENV, "address,undefined")
+            .args(args);
+        cli::run_command(cmd, format!("aex {}", args.join(" ")), COMMAND_TIMEOUT)
+    };
+    aex(&["up", "--detach", &dir]).ok();
+    let status = app.status();
+    status.assert_healthy();
+    assert_eq!(
+        status.counters("pong-to-ping"),
+        counters(UP_PINGS, UP_PINGS, 0, 0)
+    );
+    // Payloads of other sizes (ping sends at least 8 bytes), up to 16 KiB.
+    for size in [8, 9, 4095, 16384] {
+        let kick = format!("{{\"count\":20,\"size\":{size}}}");
+        aex(&["output", "kick", &kick, "-C", &dir]).ok();
+        wait_for("the kicked run to complete", PATIENCE, || {
+            let stats = app.aex(&["request", "stats"]).ok().json();
+            (stats["count"] == 20 && stats["done"] == true && stats["size"] == size).then_some(())
+        });
+    }
+    aex(&["update", "pong", "--node", "node1", "-C", &dir]).ok();
+    assert_eq!(app.call("pong", "count", None), UP_PINGS + 80);
+    let logs = app.aex(&["logs", "pong"]).ok();
+    for finding in ["Sanitizer", "runtime error"] {
+        assert!(!logs.stdout.contains(finding), "{}", logs.stdout);
+    }
+    app.status().assert_healthy();
+    cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
+}

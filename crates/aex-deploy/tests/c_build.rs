@@ -53,8 +53,41 @@ fn builder() -> Builder {
     Builder::new(Profile::Dev).whole_workspace_features()
 }
 
+/// Builds the C module in `dir`, and removes its build directory (under the workspace's
+/// `target/`, keyed by the module's path, which is a temporary directory here) when the test
+/// ends.
 fn build(dir: &Path) -> Result<Built, BuildError> {
-    builder().build_c(dir)
+    let built = builder().build_c(dir);
+    let binary = match &built {
+        Ok(built) => Some(&built.binary),
+        Err(BuildError::Describe { path, .. }) => Some(path),
+        Err(_) => None,
+    };
+    if let Some(out) = binary.and_then(|b| b.parent()) {
+        CLEANUP.with(|c| c.borrow_mut().push(out.to_path_buf()));
+    }
+    built
+}
+
+/// The build directories a test made, removed when its thread ends.
+struct Cleanup(Vec<PathBuf>);
+
+impl Cleanup {
+    fn push(&mut self, dir: PathBuf) {
+        self.0.push(dir);
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+thread_local! {
+    static CLEANUP: std::cell::RefCell<Cleanup> = const { std::cell::RefCell::new(Cleanup(Vec::new())) };
 }
 
 fn modified(path: &Path) -> SystemTime {

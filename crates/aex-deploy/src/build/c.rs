@@ -169,7 +169,13 @@ impl Kit {
         if let Ok(sanitize) = std::env::var(SANITIZE_ENV) {
             if !sanitize.trim().is_empty() {
                 let flag = format!("-fsanitize={}", sanitize.trim());
-                flags.extend([flag.clone(), "-fno-omit-frame-pointer".into()]);
+                // A finding ends the process (a module that dies is seen), rather than a line
+                // in a log that nobody reads.
+                flags.extend([
+                    flag.clone(),
+                    "-fno-sanitize-recover=all".into(),
+                    "-fno-omit-frame-pointer".into(),
+                ]);
                 link_flags.push(flag);
             }
         }
@@ -200,11 +206,13 @@ impl Kit {
                 dir: dir.to_path_buf(),
             });
         }
-        // One output directory per module directory (two modules may share a name).
-        let out = self.out.join(format!(
-            "{name}-{}",
-            &hex(&sha256(&[real.as_os_str().as_encoded_bytes()]))[..16]
-        ));
+        // One output directory per module directory (two modules may share a name) and link
+        // flags (a sanitized build does not overwrite the plain one, which may run meanwhile).
+        let key = sha256(&[
+            real.as_os_str().as_encoded_bytes(),
+            self.link_flags.join(" ").as_bytes(),
+        ]);
+        let out = self.out.join(format!("{name}-{}", &hex(&key)[..16]));
         std::fs::create_dir_all(&out).map_err(|source| BuildError::Write {
             path: out.clone(),
             source,
