@@ -48,6 +48,7 @@ mod fault_module_kill;
 mod fault_netns;
 mod fault_node_restart;
 mod fault_partition;
+mod fault_sealed_c;
 mod fault_sealed_device;
 mod fault_sealed_move;
 mod fault_sealed_signer;

@@ -190,14 +190,25 @@ pub fn hoard_of(krate: &str, addr: SocketAddr, platform_key: &Path, identity: &P
 /// (deployer → the first module's `add`), and `relay` (the first module's `receipt` → the
 /// second's `add`) when `relay` is set.
 pub fn tally(nodes: &[String], modules: &[(&str, &str)], relay: bool) -> String {
+    let krate = paths::testkit_module("tally").display().to_string();
+    tallies(&format!("crate = {krate:?}"), nodes, modules, relay)
+}
+
+/// [`tally`] with the test kit's C tally (`crates/aex-testkit/modules/ctally`, the same ports
+/// and more: a handler `peek`, a request `ask`, a deadline on `add`).
+pub fn tally_in_c(nodes: &[String], modules: &[(&str, &str)], relay: bool) -> String {
+    let dir = paths::testkit_module("ctally").display().to_string();
+    tallies(&format!("c = {dir:?}"), nodes, modules, relay)
+}
+
+fn tallies(source: &str, nodes: &[String], modules: &[(&str, &str)], relay: bool) -> String {
     let mut text = "[application]\nname = \"tally-test\"\n".to_owned();
     for node in nodes {
         text.push_str(node);
     }
-    let krate = paths::testkit_module("tally").display().to_string();
     for (name, node) in modules {
         text.push_str(&format!(
-            "\n[[module]]\nname = \"{name}\"\ncrate = {krate:?}\nnode = \"{node}\"\n"
+            "\n[[module]]\nname = \"{name}\"\n{source}\nnode = \"{node}\"\n"
         ));
     }
     if let Some((first, _)) = modules.first() {

@@ -47,11 +47,15 @@ pub fn crates() -> Vec<PathBuf> {
         .collect()
 }
 
-/// The C modules of the examples: directories under `examples/` (three levels deep) holding a
-/// `.c` file with `AEX_MAIN`.
+/// The C modules of the examples and of the test kit: directories under `examples/` (three
+/// levels deep) and `crates/aex-testkit/modules/` holding a `.c` file with `AEX_MAIN`.
 pub fn c_modules() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    let mut pending = vec![(paths::workspace().join("examples"), 0)];
+    let root = paths::workspace();
+    let mut pending = vec![
+        (root.join("examples"), 0),
+        (root.join("crates/aex-testkit/modules"), 1),
+    ];
     while let Some((dir, depth)) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
