@@ -252,3 +252,20 @@ fn a_bad_port_table_is_reported_when_the_module_is_built() {
         );
     }
 }
+
+#[test]
+fn the_tutorials_c_module_builds_and_declares_its_ports() {
+    let tutorial = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/TUTORIAL.md"),
+    )
+    .unwrap();
+    let section = &tutorial[tutorial.find("## 5e. Modules in C").expect("the C section")..];
+    let start = section.find("```c\n").expect("a C block") + "```c\n".len();
+    let code = &section[start..start + section[start..].find("```").unwrap()];
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("panel-c");
+    write_module(&dir, &[("panel.c", code)]);
+    let built = build(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(built.interface.inputs, ["alarm"]);
+    assert_eq!(built.interface.entries, ["alarms"]);
+}
