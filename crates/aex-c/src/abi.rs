@@ -8,7 +8,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use crate::api::{aex_buf, aex_ctx};
+use crate::ctx::{aex_buf, aex_ctx};
 
 /// The module's state is lost when its process ends (the default, 0).
 pub const AEX_VOLATILE: u32 = 0;

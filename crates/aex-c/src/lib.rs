@@ -20,11 +20,12 @@
 //!   functions non-NULL, deadlines on declared inputs, persistence with save and restore);
 //!   the runtime then answers `--aex-describe` from it, so there is no interface file.
 //! * `module.rs`: [`Module`](aex_runtime::Module) for the table.
-//! * `api.rs`: the functions C calls; `status.rs`: their return codes.
+//! * `api.rs`: the functions C calls; `ctx.rs`: the handles they take (`aex_ctx`, `aex_buf`);
+//!   `status.rs`: their return codes.
 //! * `stdout.rs`: points descriptor 1 at stderr, so `printf` cannot corrupt the link.
 //!
 //! `unsafe` is denied in this crate (its lint table in Cargo.toml) and allowed, with a
-//! reason, in `api.rs`, `table.rs` and `stdout.rs` only; every `unsafe` block says why it is
+//! reason, in `api.rs`, `ctx.rs`, `table.rs` and `stdout.rs` only; every `unsafe` block says why it is
 //! sound. No other crate of the workspace may use `unsafe` (the workspace forbids it).
 // An `unsafe fn`'s body is no unsafe block: each unsafe operation in it needs its own, with its
 // own safety comment.
@@ -36,6 +37,7 @@
 
 mod abi;
 mod api;
+mod ctx;
 mod module;
 mod status;
 mod stdout;
@@ -43,4 +45,5 @@ mod table;
 
 pub use abi::*;
 pub use api::*;
+pub use ctx::{aex_buf, aex_ctx};
 pub use status::aex_status;

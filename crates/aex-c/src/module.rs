@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use aex_proto::Interface;
 use aex_runtime::{Context, Deadline, Module, PortError, PortKind};
 
-use crate::api::{aex_buf, aex_ctx};
+use crate::ctx::{aex_buf, aex_ctx};
 use crate::table::Table;
 
 static TABLE: OnceLock<Table> = OnceLock::new();

@@ -20,7 +20,7 @@ use aex_proto::Interface;
 use aex_runtime::Deadline;
 
 use crate::abi::{aex_module, AEX_PERSISTENT, AEX_PERSISTENT_BY_SIGNER, AEX_VOLATILE};
-use crate::api::{aex_buf, aex_ctx};
+use crate::ctx::{aex_buf, aex_ctx};
 
 /// The port functions' types, checked non-NULL (`abi.rs` has their nullable C spellings).
 pub(crate) type EventFn =
