@@ -2,6 +2,10 @@
 //! `restore`) gets what a Rust one gets: a killed process resumes by itself with its state and
 //! keys, an old blob put back is refused as a rollback; and its handler, request and deadline
 //! work across modules.
+//!
+//! (`ctally`'s deadline watches its input `beat`, which only the deadline test connects: an
+//! armed deadline runs, and a persistent module commits, every period; the sealed-state test
+//! keeps its commits to its own calls.)
 
 use aex_proto::ResumeOutcome;
 use aex_testkit::status::StatusExt;
@@ -45,17 +49,22 @@ fn a_killed_c_module_resumes_with_its_state_and_an_old_blob_is_refused() {
 
 #[test]
 fn a_c_request_reaches_a_c_handler_and_a_silent_input_runs_the_deadline() {
-    let extra = "\n[[connection]]\nname = \"ask\"\nfrom = \"asker.ask\"\nto = \"tally.peek\"\n";
+    let extra = "\n[[connection]]\nname = \"ask\"\nfrom = \"asker.ask\"\nto = \"tally.peek\"\n\
+                 \n[[connection]]\nname = \"beat\"\nfrom = \"deployer\"\nto = \"tally.beat\"\n";
     let t = Tallies::deploy_in_c(1, &[("tally", "node1"), ("asker", "node1")], false, extra);
     assert_eq!(t.bump("tally", 7), 7);
     assert_eq!(t.app.call("asker", "ask_peer", None), 7);
-    // `asker`'s own `add` is connected to nothing and stays silent: its deadline (300 ms)
-    // runs, on the module's own clock. `tally`'s is fed once, then silent too.
-    t.feed(1);
-    wait_for("the deadline of `tally.add` to run", PATIENCE, || {
+    // `tally.beat` gets one beat, then stays silent: its deadline (300 ms) runs, on the
+    // module's own clock.
+    t.app
+        .aex(&["output", "beat", "1"])
+        .ok()
+        .stderr_has(&["the module accepted it"]);
+    wait_for("the deadline of `tally.beat` to run", PATIENCE, || {
         let n = t.app.call("tally", "silences", None).as_u64()?;
         (n >= 1).then_some(())
     });
+    t.feed(1);
     assert_eq!(t.app.call("asker", "ask_peer", None), 8);
     // A request on a connection the module does not have: the C module's message names it.
     let e = t.app.aex(&["call", "tally", "ask_peer"]).code(1);
