@@ -103,6 +103,8 @@ pub struct PingPong {
     pub identities: [Option<IdentityPin>; 2],
     /// Whether to add the direct connection `poke`.
     pub poke: bool,
+    /// Whether pong is the C pong (examples/ping-pong-c), not the Rust one.
+    pub c_pong: bool,
 }
 
 impl PingPong {
@@ -131,10 +133,18 @@ impl PingPong {
             .unwrap();
         }
         for (name, node) in [("ping", "node1"), ("pong", "node2")] {
+            let source = if name == "pong" && self.c_pong {
+                let dir = paths::example("ping-pong-c").join("pong");
+                format!("c = {:?}", dir.display().to_string())
+            } else {
+                format!(
+                    "crate = {:?}",
+                    paths::ping_pong_crate(name).display().to_string()
+                )
+            };
             write!(
                 s,
-                "\n[[module]]\nname = \"{name}\"\ncrate = {:?}\nnode = \"{node}\"\n",
-                paths::ping_pong_crate(name).display().to_string()
+                "\n[[module]]\nname = \"{name}\"\n{source}\nnode = \"{node}\"\n"
             )
             .unwrap();
         }
