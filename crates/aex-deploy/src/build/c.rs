@@ -75,10 +75,19 @@ impl Kit {
         target_dir: Option<&Path>,
         whole_workspace: bool,
     ) -> Result<Kit, BuildError> {
-        let dir = aex_c_dir();
-        let dir = dir.canonicalize().map_err(|source| BuildError::CrateDir {
-            crate_dir: dir.clone(),
-            source,
+        Self::prepare_from(aex_c_dir(), profile, target_dir, whole_workspace)
+    }
+
+    /// [`Kit::prepare`] with the aex-c crate in `dir`.
+    pub(super) fn prepare_from(
+        dir: PathBuf,
+        profile: Profile,
+        target_dir: Option<&Path>,
+        whole_workspace: bool,
+    ) -> Result<Kit, BuildError> {
+        let dir = dir.canonicalize().map_err(|e| BuildError::CAbi {
+            dir: dir.clone(),
+            detail: e.to_string(),
         })?;
         let manifest = dir.join("Cargo.toml");
         let cargo = cargo();
@@ -101,9 +110,12 @@ impl Kit {
             source,
         })?;
         if !out.status.success() {
-            return Err(BuildError::Failed {
-                crate_dir: dir,
-                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            return Err(BuildError::CAbi {
+                dir,
+                detail: format!(
+                    "cargo failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
             });
         }
         let library = String::from_utf8_lossy(&out.stdout)
@@ -119,8 +131,9 @@ impl Kit {
                     .collect::<Vec<_>>()
             })
             .find(|f| f.file_name().is_some_and(|n| n == "libaex_c.a"))
-            .ok_or_else(|| BuildError::NoExecutable {
-                crate_dir: dir.clone(),
+            .ok_or_else(|| BuildError::CAbi {
+                dir: dir.clone(),
+                detail: "cargo built no libaex_c.a".into(),
             })?;
         // Objects beside the library's profile directory: `target/<profile>/c-modules/`.
         let out = library.parent().unwrap_or(Path::new(".")).join("c-modules");

@@ -128,6 +128,18 @@ pub enum BuildError {
         /// The compiler's diagnostics, file names as the descriptor reaches them.
         output: String,
     },
+    /// The runtime's C ABI library (`libaex_c.a`, from the aex-c crate) could not be built.
+    #[error(
+        "cannot build the runtime's C ABI (the aex-c crate) at `{dir}`: {detail} (set ${env} to \
+         the crates/aex-c directory of an aex checkout)",
+        env = AEX_C_DIR_ENV
+    )]
+    CAbi {
+        /// Where the deployer looked for the aex-c crate.
+        dir: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
     /// A C module's directory holds no `.c` file.
     #[error("the C module directory `{dir}` holds no `.c` file")]
     NoSources {
