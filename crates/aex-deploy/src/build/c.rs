@@ -263,14 +263,16 @@ impl Kit {
                 object.is_file() && std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp);
             if !fresh {
                 let _ = std::fs::remove_file(&stamp_path);
+                let tmp = temporary(&object);
                 self.run(dir, &real, |cmd| {
                     cmd.args(&flags)
                         .arg(format!("-frandom-seed={source}"))
                         .arg("-c")
                         .arg(source)
                         .arg("-o")
-                        .arg(&object);
+                        .arg(&tmp);
                 })?;
+                rename(&tmp, &object)?;
                 write(&stamp_path, stamp.as_bytes())?;
             }
             link_key.push(stamp.into_bytes());
@@ -285,14 +287,16 @@ impl Kit {
             binary.is_file() && std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp);
         if !fresh {
             let _ = std::fs::remove_file(&stamp_path);
+            let tmp = temporary(&binary);
             self.run(dir, &real, |cmd| {
                 cmd.args(&self.link_flags)
                     .arg("-o")
-                    .arg(&binary)
+                    .arg(&tmp)
                     .args(&objects)
                     .arg(&self.library)
                     .args(NATIVE_LIBS);
             })?;
+            rename(&tmp, &binary)?;
             write(&stamp_path, stamp.as_bytes())?;
         }
         Ok(binary)
@@ -384,11 +388,31 @@ fn read(path: &Path) -> Result<Vec<u8>, BuildError> {
     })
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    std::fs::write(path, bytes).map_err(|source| BuildError::Write {
-        path: path.to_path_buf(),
+/// A name beside `path` for this build only: outputs are written there and renamed into
+/// place, so that two builds of one module at once (two deployers, test binaries run in
+/// parallel) never see, or link, half a file.
+fn temporary(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.tmp{}-{n}", std::process::id()))
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), BuildError> {
+    std::fs::rename(from, to).map_err(|source| BuildError::Write {
+        path: to.to_path_buf(),
         source,
     })
+}
+
+/// Writes `bytes` to `path` through a temporary file (see [`temporary`]).
+fn write(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    let tmp = temporary(path);
+    std::fs::write(&tmp, bytes).map_err(|source| BuildError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    rename(&tmp, path)
 }
 
 fn hex(bytes: &[u8]) -> String {
