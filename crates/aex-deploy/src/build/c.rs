@@ -63,6 +63,12 @@ fn aex_c_dir() -> PathBuf {
 /// `rustc --print native-static-libs` lists for `*-linux-gnu`).
 const NATIVE_LIBS: [&str; 6] = ["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
 
+/// How the binary is linked, as rustc links a Rust module: unused sections dropped (the
+/// library holds all of std and the runtime; a module needs part of it), and no debug
+/// information (cargo's release default; it would also name the library's build paths).
+/// The C pong is then 1.26 MB, as the Rust one (9.1 MB without).
+const LINK_FLAGS: [&str; 2] = ["-Wl,--gc-sections", "-Wl,--strip-debug"];
+
 impl Kit {
     /// Builds `libaex_c.a` with cargo (`profile`, into `target_dir` if given) and finds the C
     /// compiler.
@@ -245,6 +251,7 @@ impl Kit {
         let mut objects = Vec::new();
         let mut link_key: Vec<Vec<u8>> = vec![
             self.toolchain.clone().into_bytes(),
+            LINK_FLAGS.join(" ").into_bytes(),
             self.link_flags.join(" ").into_bytes(),
             // The library is part of the binary: a new runtime relinks every module.
             sha256(&[&read(&self.library)?]).to_vec(),
@@ -289,7 +296,8 @@ impl Kit {
             let _ = std::fs::remove_file(&stamp_path);
             let tmp = temporary(&binary);
             self.run(dir, &real, |cmd| {
-                cmd.args(&self.link_flags)
+                cmd.args(LINK_FLAGS)
+                    .args(&self.link_flags)
                     .arg("-o")
                     .arg(&tmp)
                     .args(&objects)
