@@ -274,3 +274,67 @@ fn the_tutorials_c_module_builds_and_declares_its_ports() {
     assert_eq!(built.interface.inputs, ["alarm"]);
     assert_eq!(built.interface.entries, ["alarms"]);
 }
+
+/// The Makefile docs/DESCRIPTOR.md shows (the deployer's variables, objects outside the
+/// sources), as a file.
+fn makefile() -> String {
+    let reference = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/DESCRIPTOR.md"),
+    )
+    .unwrap();
+    let start = reference
+        .find("```make\n")
+        .expect("a Makefile in DESCRIPTOR.md")
+        + 8;
+    let block = &reference[start..start + reference[start..].find("```").unwrap()];
+    // The block sits in a list item, indented by two spaces.
+    block
+        .lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_module_with_a_makefile_is_built_by_make_with_the_deployers_flags() {
+    let root = tempfile::tempdir().unwrap();
+    let makefile = makefile();
+    let files = [
+        ("main.c", MAIN),
+        ("helper.c", HELPER_C),
+        ("helper.h", HELPER_H),
+        ("Makefile", makefile.as_str()),
+    ];
+    let (a, b) = (root.path().join("a/mk"), root.path().join("b/c/mk"));
+    write_module(&a, &files);
+    write_module(&b, &files);
+    let built = build(&a).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(built.interface.handlers, ["answer"]);
+    assert_eq!(
+        build(&b).unwrap().measurement,
+        built.measurement,
+        "the deployer's flags keep a make build reproducible"
+    );
+    // Make decides what is out of date: nothing, then one object.
+    let objects = built.binary.with_extension("objects");
+    let main_o = objects.join("main.o");
+    let before = (modified(&main_o), modified(&built.binary));
+    build(&a).unwrap();
+    assert_eq!((modified(&main_o), modified(&built.binary)), before);
+    std::fs::write(
+        a.join("helper.c"),
+        HELPER_C.replace("x + OFFSET", "x - OFFSET"),
+    )
+    .unwrap();
+    let changed = build(&a).unwrap();
+    assert_eq!(modified(&main_o), before.0);
+    assert_ne!(changed.measurement, built.measurement);
+
+    // A compile error under make is located as any other.
+    std::fs::write(a.join("helper.c"), "int helper(int x) { return x +; }\n").unwrap();
+    let text = build(&a).unwrap_err().to_string();
+    assert!(
+        text.contains(&format!("{}:1:", a.join("helper.c").display())),
+        "{text}"
+    );
+}

@@ -241,6 +241,9 @@ impl Kit {
         flags.push(format!("-ffile-prefix-map={}=.", real.display()));
         flags.push("-I".into());
         flags.push(self.include.display().to_string());
+        if real.join("Makefile").is_file() {
+            return self.make(dir, &real, &out.join(&name), &flags);
+        }
         // Headers: the directory's own and aex.h, all part of every object's stamp.
         let mut headers = Vec::new();
         for h in files_with(&real, "h", dir)? {
@@ -310,6 +313,60 @@ impl Kit {
         Ok(binary)
     }
 
+    /// Builds a module whose directory has a `Makefile`: `make` runs there, given what to
+    /// build with as variables, and decides itself what is out of date.
+    ///
+    /// `CC`, `AEX_CFLAGS` (the flags above: `aex.h`'s directory, the reproducible ones),
+    /// `AEX_LDFLAGS`, `AEX_LIB` (`libaex_c.a`, for a dependency), `AEX_LDLIBS` (the library and
+    /// what it needs), `AEX_OBJDIR` (where objects go, outside the sources) and `AEX_OUT` (the
+    /// binary to make). docs/DESCRIPTOR.md has a Makefile that uses them.
+    fn make(
+        &self,
+        shown: &Path,
+        real: &Path,
+        binary: &Path,
+        flags: &[String],
+    ) -> Result<PathBuf, BuildError> {
+        let make: Vec<String> = std::env::var("MAKE")
+            .ok()
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| "make".into())
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let objdir = binary.with_extension("objects");
+        std::fs::create_dir_all(&objdir).map_err(|source| BuildError::Write {
+            path: objdir.clone(),
+            source,
+        })?;
+        let ldflags: Vec<String> = LINK_FLAGS
+            .iter()
+            .map(|f| f.to_string())
+            .chain(self.link_flags.iter().cloned())
+            .collect();
+        let ldlibs = format!("{} {}", self.library.display(), NATIVE_LIBS.join(" "));
+        self.run_program(&make, shown, real, |cmd| {
+            cmd.arg("--no-print-directory")
+                .arg(format!("CC={}", self.cc.join(" ")))
+                .arg(format!("AEX_CFLAGS={}", flags.join(" ")))
+                .arg(format!("AEX_LDFLAGS={}", ldflags.join(" ")))
+                .arg(format!("AEX_LIB={}", self.library.display()))
+                .arg(format!("AEX_LDLIBS={ldlibs}"))
+                .arg(format!("AEX_OBJDIR={}", objdir.display()))
+                .arg(format!("AEX_OUT={}", binary.display()));
+        })?;
+        if !binary.is_file() {
+            return Err(BuildError::CompileFailed {
+                dir: shown.to_path_buf(),
+                output: format!(
+                    "`make` succeeded but made no {} (the Makefile must build $(AEX_OUT))",
+                    binary.display()
+                ),
+            });
+        }
+        Ok(binary.to_path_buf())
+    }
+
     /// Runs the compiler in `real` (the module's directory), set up by `args`; a failure
     /// shows its diagnostics with the file names as the descriptor reaches them (`shown`).
     fn run(
@@ -318,15 +375,26 @@ impl Kit {
         real: &Path,
         args: impl FnOnce(&mut Command),
     ) -> Result<(), BuildError> {
-        let mut cmd = Command::new(&self.cc[0]);
-        cmd.args(&self.cc[1..])
+        self.run_program(&self.cc, shown, real, args)
+    }
+
+    /// [`Kit::run`] with `program` (the compiler, or `make`) and its leading arguments.
+    fn run_program(
+        &self,
+        program: &[String],
+        shown: &Path,
+        real: &Path,
+        args: impl FnOnce(&mut Command),
+    ) -> Result<(), BuildError> {
+        let mut cmd = Command::new(&program[0]);
+        cmd.args(&program[1..])
             .current_dir(real)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         args(&mut cmd);
         let out = cmd.output().map_err(|source| BuildError::Compiler {
-            cc: self.cc.join(" "),
+            cc: program.join(" "),
             source,
         })?;
         if out.status.success() {
