@@ -151,10 +151,16 @@ impl Tamper for EventAttack {
 
 /// A deployed cluster with `attack` armed on `ping-to-pong`; also returns pong's pid.
 fn attacked(attack: Attack) -> (Cluster, Arc<EventAttack>, Option<u32>) {
+    attacked_pong(attack, false)
+}
+
+/// [`attacked`], with the C pong (examples/ping-pong-c) if `c_pong`.
+fn attacked_pong(attack: Attack, c_pong: bool) -> (Cluster, Arc<EventAttack>, Option<u32>) {
     let tamper = EventAttack::new(attack);
     let cluster = Cluster::start(Options {
         tamper: Some(tamper.clone()),
         poke: true,
+        c_pong,
         ..Options::default()
     });
     cluster.deploy_ok();
@@ -184,7 +190,12 @@ fn assert_survived(cluster: &mut Cluster, pong_pid: Option<u32>, pongs: u64) -> 
 /// Runs one ping run through an attack that leaves a legitimate copy of every event flowing;
 /// returns the status afterwards.
 fn run_through(attack: Attack, expect_fired: u32) -> Status {
-    let (mut cluster, tamper, pong) = attacked(attack);
+    run_through_pong(attack, expect_fired, false)
+}
+
+/// [`run_through`], with the C pong if `c_pong`.
+fn run_through_pong(attack: Attack, expect_fired: u32, c_pong: bool) -> Status {
+    let (mut cluster, tamper, pong) = attacked_pong(attack, c_pong);
     cluster.app.start_pings(RUN as u32);
     cluster.app.wait_pings_done(RUN as u32);
     assert_eq!(tamper.fired(), expect_fired, "the attack ran");
@@ -212,6 +223,23 @@ fn replayed_events_are_rejected() {
     // Once right after the original, once five events later.
     let status = run_through(Attack::Replay, 2);
     assert_eq!(status.counters("ping-to-pong"), counters(RUN, RUN, 2, 0));
+}
+
+/// The same attacks on the C pong (examples/ping-pong-c): the runtime it links refuses them
+/// as it does for the Rust pong.
+#[test]
+fn flipped_forged_and_replayed_events_are_rejected_by_the_c_pong() {
+    for (attack, fired) in [
+        (Attack::FlipBit, 1),
+        (Attack::CounterJump, 1),
+        (Attack::Replay, 2),
+    ] {
+        let status = run_through_pong(attack, fired, true);
+        assert_eq!(
+            status.counters("ping-to-pong"),
+            counters(RUN, RUN, u64::from(fired), 0)
+        );
+    }
 }
 
 #[test]
@@ -263,7 +291,16 @@ fn stall_then_second_run(cluster: &Cluster, tamper: &EventAttack, meanwhile: imp
 
 #[test]
 fn reordered_events_one_accepted_with_a_gap_the_other_rejected() {
-    let (mut cluster, tamper, pong) = attacked(Attack::Reorder);
+    reordered(false);
+}
+
+#[test]
+fn reordered_events_to_the_c_pong_one_accepted_with_a_gap_the_other_rejected() {
+    reordered(true);
+}
+
+fn reordered(c_pong: bool) {
+    let (mut cluster, tamper, pong) = attacked_pong(Attack::Reorder, c_pong);
     // Ping sends the next ping only on a pong: holding event AT stalls the first run; the
     // second run's first event (AT + 1) releases it, after itself.
     stall_then_second_run(&cluster, &tamper, || {});

@@ -142,6 +142,7 @@ fn a_command_waiting_for_the_state_says_who_holds_it_and_gives_up_at_its_timeout
             Some(IdentityPin::Inline("33".repeat(32))),
         ],
         poke: false,
+        c_pong: false,
     };
     app.write_descriptor(&desc.render());
     // This test process holds the application's state, as a long `aex deploy` would.

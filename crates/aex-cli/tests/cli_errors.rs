@@ -22,6 +22,7 @@ fn offline_app(edit: impl FnOnce(String) -> String) -> AppDir {
             Some(IdentityPin::Inline("33".repeat(32))),
         ],
         poke: false,
+        c_pong: false,
     };
     app.write_descriptor(&edit(desc.render()));
     app

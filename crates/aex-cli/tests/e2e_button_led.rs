@@ -3,7 +3,9 @@
 //! deployer's policy by `aex-client`, by `aex fetch`, and by `curl` pinning the certificate
 //! `aex tls export` wrote), button presses with
 //! `aex output`, the LED's state in `aex status`, and `aex down`, on free ports; and the
-//! deployer refusing aes-gcm on a connection to a sancus module.
+//! deployer refusing aes-gcm on a connection to a sancus module. The same run passes with the
+//! sancus node's drivers written in Rust (examples/button-led) and in C
+//! (examples/button-led/c).
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -17,6 +19,8 @@ use aex_testkit::status::StatusExt;
 use aex_testkit::{free_addr, process, wait_for, PATIENCE};
 
 const EXAMPLE: &str = "button-led";
+/// The same application with the `button` and `led` drivers in C.
+const EXAMPLE_C: &str = "button-led/c";
 
 /// The example's modules (named as their crate directories) and their nodes' TEE kinds.
 const MODULES: [(&str, &str); 5] = [
@@ -32,9 +36,9 @@ const PER_PRESS: [&str; 3] = ["button-to-gateway", "gateway-to-led", "gateway-to
 
 /// The example descriptor in a fresh directory, its nodes moved to free ports and `edit`
 /// applied. Returns the directory and the web server's address.
-fn example_app(edit: impl FnOnce(&mut toml::Table)) -> (AppDir, SocketAddr) {
+fn example_app(example: &str, edit: impl FnOnce(&mut toml::Table)) -> (AppDir, SocketAddr) {
     let app = AppDir::new();
-    let mut doc = example_descriptor(EXAMPLE, &[free_addr(), free_addr(), free_addr()]);
+    let mut doc = example_descriptor(example, &[free_addr(), free_addr(), free_addr()]);
     let web = free_addr();
     let up = doc["up"].as_array_mut().expect("[[up]] steps");
     let start = up
@@ -149,7 +153,16 @@ fn press_and_wait(app: &AppDir, (policy, web): (&Policy, SocketAddr), n: u64, ho
 
 #[test]
 fn up_detached_then_http_presses_led_and_down() {
-    let (app, web) = example_app(|_| {});
+    up_presses_and_down(EXAMPLE);
+}
+
+#[test]
+fn the_same_with_the_drivers_in_c() {
+    up_presses_and_down(EXAMPLE_C);
+}
+
+fn up_presses_and_down(example: &str) {
+    let (app, web) = example_app(example, |_| {});
     let dir = app.path().display().to_string();
     let up = cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok();
     up.stderr_has(&["Deployed", "detached"]);
@@ -258,7 +271,7 @@ fn up_detached_then_http_presses_led_and_down() {
 
 #[test]
 fn aes_gcm_to_a_sancus_module_is_refused() {
-    let (app, _) = example_app(|doc| {
+    let (app, _) = example_app(EXAMPLE, |doc| {
         let conns = doc["connection"].as_array_mut().expect("[[connection]]");
         let to_led = conns
             .iter_mut()

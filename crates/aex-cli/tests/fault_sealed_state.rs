@@ -22,16 +22,38 @@ pub(crate) struct Tallies {
     // Fields drop in order: the nodes first (they live in the app directory).
     pub(crate) nodes: Vec<NodeProcess>,
     pub(crate) app: AppDir,
+    /// The C tally (`ctally`) instead of the Rust one, and descriptor text appended.
+    c: Option<String>,
 }
 
 impl Tallies {
     /// `nodes` nodes and the `(module, node)` instances of `tally`, deployed.
     pub(crate) fn deploy(nodes: usize, modules: &[(&str, &str)], relay: bool) -> Tallies {
+        Self::deploy_as(None, nodes, modules, relay)
+    }
+
+    /// [`Tallies::deploy`] with the test kit's C tally, and `extra` appended to the
+    /// descriptor (more connections).
+    pub(crate) fn deploy_in_c(
+        nodes: usize,
+        modules: &[(&str, &str)],
+        relay: bool,
+        extra: &str,
+    ) -> Tallies {
+        Self::deploy_as(Some(extra.to_owned()), nodes, modules, relay)
+    }
+
+    fn deploy_as(
+        c: Option<String>,
+        nodes: usize,
+        modules: &[(&str, &str)],
+        relay: bool,
+    ) -> Tallies {
         let app = AppDir::new();
         let nodes: Vec<NodeProcess> = (1..=nodes)
             .map(|i| NodeProcess::start(&format!("node{i}"), app.path().join(format!("node{i}"))))
             .collect();
-        let t = Tallies { nodes, app };
+        let t = Tallies { nodes, app, c };
         t.describe(modules, relay);
         t.app.deploy().ok();
         t.app.status().assert_healthy();
@@ -53,8 +75,13 @@ impl Tallies {
                 )
             })
             .collect();
-        self.app
-            .write_descriptor(&aex_testkit::descriptor::tally(&sections, modules, relay));
+        let text = match &self.c {
+            None => aex_testkit::descriptor::tally(&sections, modules, relay),
+            Some(extra) => {
+                aex_testkit::descriptor::tally_in_c(&sections, modules, relay) + extra.as_str()
+            }
+        };
+        self.app.write_descriptor(&text);
     }
 
     pub(crate) fn bump(&self, module: &str, n: u64) -> u64 {
@@ -77,11 +104,11 @@ impl Tallies {
     }
 
     /// The module's `sealed/` directory on node `node` (1-based).
-    fn sealed(&self, node: usize, module: &str) -> PathBuf {
+    pub(crate) fn sealed(&self, node: usize, module: &str) -> PathBuf {
         sealed_dir(&self.nodes[node - 1], module)
     }
 
-    fn pid(&self, module: &str) -> u32 {
+    pub(crate) fn pid(&self, module: &str) -> u32 {
         self.app
             .status()
             .module(module)
@@ -91,7 +118,7 @@ impl Tallies {
 
     /// Kills `module`'s process and waits until its node restarted it and the restart
     /// settled (resumed or refused); the status then.
-    fn kill_and_wait_restart(&self, module: &str) -> AppStatus {
+    pub(crate) fn kill_and_wait_restart(&self, module: &str) -> AppStatus {
         kill_and_wait_restart(&self.app, module)
     }
 }

@@ -94,6 +94,7 @@ fn silent_node_fails_commands_in_time_and_stalled_connections_are_closed() {
             Some(IdentityPin::Inline(silent.identity().to_string())),
         ],
         poke: false,
+        c_pong: false,
     };
     app.write_descriptor(&desc.render());
     let (limit, limit_arg, limit_said) = DEPLOYER_TIMEOUT;
@@ -183,6 +184,7 @@ fn a_node_that_trickles_its_answers_fails_commands_at_their_deadline() {
             Some(IdentityPin::Inline(trickler.identity().to_string())),
         ],
         poke: false,
+        c_pong: false,
     };
     app.write_descriptor(&desc.render());
     let (limit, limit_arg, limit_said) = (Duration::from_secs(1), "1s", "1 s");

@@ -409,6 +409,22 @@ fn a_persistent_module_emits_several_windows_in_one_call_and_loses_nothing() {
         &[("tally", "node1"), ("mirror", "node2")],
         true,
     );
+    several_windows_in_one_call(&t);
+}
+
+/// The same with the C tally (`ctally`): its `aex_emit` has the same backpressure.
+#[test]
+fn a_persistent_c_module_emits_several_windows_in_one_call_and_loses_nothing() {
+    let t = crate::fault_sealed_state::Tallies::deploy_in_c(
+        2,
+        &[("tally", "node1"), ("mirror", "node2")],
+        true,
+        "",
+    );
+    several_windows_in_one_call(&t);
+}
+
+fn several_windows_in_one_call(t: &crate::fault_sealed_state::Tallies) {
     assert_eq!(t.bump("tally", 1), 1);
     let n = 5000;
     let started = Instant::now();

@@ -101,6 +101,7 @@ fn two_stakeholders_share_nodes_without_reaching_each_other() {
             Some(IdentityPin::File(node2.identity_pub_file())),
         ],
         poke: true,
+        c_pong: false,
     }
     .render();
     // The same descriptor, application name included, for both deployers.

@@ -401,7 +401,9 @@ impl Error {
             Error::WindowFull { module, .. } => Some(format!(
                 "module `{module}` is slow or stopped: check it with `aex status` (is it running? are its own outputs BLOCKED, waiting on a slower module?), then try again, or wait longer with `--wait`"
             )),
-            Error::Build { source: BuildError::Failed { .. }, .. } => Some("fix the build error above, then run the command again".into()),
+            Error::Build { source: BuildError::Failed { .. } | BuildError::CompileFailed { .. }, .. } => Some("fix the build error above, then run the command again".into()),
+            Error::Build { source: BuildError::Compiler { .. }, .. } => Some("install a C compiler (`build-essential` on Debian and Ubuntu), or set CC to the one to use".into()),
+            Error::Build { source: BuildError::NoSources { .. }, .. } => Some("`c` names a directory of `.c` files, one of which has `AEX_MAIN(module)`".into()),
             Error::Build { source: BuildError::Interrupted { .. }, .. } => Some("nothing was changed on any node: run the command again to build and go on".into()),
             Error::Build { source: BuildError::NoExecutable { crate_dir }, .. } => Some(format!(
                 "`crate` must name a binary crate (a `src/main.rs` ending with `aex::main!(YourModule);`); {} holds none",

@@ -170,11 +170,19 @@ pub const MEASUREMENT_ENV: &str = "AEX_MEASUREMENT";
 ///
 /// With [`DESCRIBE_FLAG`] as first argument, prints `M`'s interface as JSON and exits 0.
 /// Otherwise serves the node on stdin/stdout and exits 0 when stdin ends or the node asks.
+pub fn run<M: Module>() -> ! {
+    run_after::<M>(|| {})
+}
+
+/// [`run`], calling `before_serve` once the link holds its own duplicates of stdin and stdout
+/// and before any module code runs (not for [`DESCRIBE_FLAG`]). The C ABI layer (`aex-c`)
+/// points descriptor 1 at stderr there, so that a C module's `printf` cannot corrupt the link.
+#[doc(hidden)]
 #[expect(
     clippy::disallowed_methods,
     reason = "the module process's entry: its exit code is how the node learns how it ended"
 )]
-pub fn run<M: Module>() -> ! {
+pub fn run_after<M: Module>(before_serve: fn()) -> ! {
     let code = if std::env::args_os()
         .nth(1)
         .is_some_and(|a| a == DESCRIBE_FLAG)
@@ -183,6 +191,7 @@ pub fn run<M: Module>() -> ! {
     } else {
         failure::install_panic_hook();
         let (input, output) = raw_stdio();
+        before_serve();
         let out = Box::new(io::BufWriter::new(output));
         let link = link::Link::direct(input, clock::Clock::default(), out);
         serve::Runtime::<M>::new(link, measurement_from_env()).serve()

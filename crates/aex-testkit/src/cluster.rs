@@ -185,6 +185,8 @@ pub struct Options {
     pub node2_key: Node2Key,
     /// More arguments to both `aex node` processes (`--timeout`, `--limit`, ...).
     pub node_args: Vec<String>,
+    /// Deploy the C pong (examples/ping-pong-c) instead of the Rust one.
+    pub c_pong: bool,
 }
 
 impl Default for Options {
@@ -195,6 +197,7 @@ impl Default for Options {
             poke: false,
             node2_key: Node2Key::Own,
             node_args: vec![],
+            c_pong: false,
         }
     }
 }
@@ -255,6 +258,7 @@ impl Cluster {
                 Some(IdentityPin::File(node1.identity_pub_file())),
                 Some(IdentityPin::File(node2.identity_pub_file())),
             ],
+            c_pong: opts.c_pong,
             poke: opts.poke,
         };
         let descriptor = desc.render();

@@ -48,8 +48,16 @@ pub fn example_descriptor(example: &str, nodes: &[SocketAddr]) -> toml::Table {
         node["address"] = toml::Value::String(addr.to_string());
     }
     for module in doc["module"].as_array_mut().expect("[[module]] array") {
-        let rel = module["crate"].as_str().expect("crate is a string");
-        module["crate"] = toml::Value::String(dir.join(rel).display().to_string());
+        // A Rust module's crate, or a C module's directory.
+        let field = if module.get("c").is_some() {
+            "c"
+        } else {
+            "crate"
+        };
+        let rel = module[field]
+            .as_str()
+            .expect("the module's path is a string");
+        module[field] = toml::Value::String(dir.join(rel).display().to_string());
     }
     doc
 }
@@ -95,6 +103,8 @@ pub struct PingPong {
     pub identities: [Option<IdentityPin>; 2],
     /// Whether to add the direct connection `poke`.
     pub poke: bool,
+    /// Whether pong is the C pong (examples/ping-pong-c), not the Rust one.
+    pub c_pong: bool,
 }
 
 impl PingPong {
@@ -123,10 +133,18 @@ impl PingPong {
             .unwrap();
         }
         for (name, node) in [("ping", "node1"), ("pong", "node2")] {
+            let source = if name == "pong" && self.c_pong {
+                let dir = paths::example("ping-pong-c").join("pong");
+                format!("c = {:?}", dir.display().to_string())
+            } else {
+                format!(
+                    "crate = {:?}",
+                    paths::ping_pong_crate(name).display().to_string()
+                )
+            };
             write!(
                 s,
-                "\n[[module]]\nname = \"{name}\"\ncrate = {:?}\nnode = \"{node}\"\n",
-                paths::ping_pong_crate(name).display().to_string()
+                "\n[[module]]\nname = \"{name}\"\n{source}\nnode = \"{node}\"\n"
             )
             .unwrap();
         }
@@ -182,14 +200,25 @@ pub fn hoard_of(krate: &str, addr: SocketAddr, platform_key: &Path, identity: &P
 /// (deployer → the first module's `add`), and `relay` (the first module's `receipt` → the
 /// second's `add`) when `relay` is set.
 pub fn tally(nodes: &[String], modules: &[(&str, &str)], relay: bool) -> String {
+    let krate = paths::testkit_module("tally").display().to_string();
+    tallies(&format!("crate = {krate:?}"), nodes, modules, relay)
+}
+
+/// [`tally`] with the test kit's C tally (`crates/aex-testkit/modules/ctally`, the same ports
+/// and more: a handler `peek`, a request `ask`, a deadline on `add`).
+pub fn tally_in_c(nodes: &[String], modules: &[(&str, &str)], relay: bool) -> String {
+    let dir = paths::testkit_module("ctally").display().to_string();
+    tallies(&format!("c = {dir:?}"), nodes, modules, relay)
+}
+
+fn tallies(source: &str, nodes: &[String], modules: &[(&str, &str)], relay: bool) -> String {
     let mut text = "[application]\nname = \"tally-test\"\n".to_owned();
     for node in nodes {
         text.push_str(node);
     }
-    let krate = paths::testkit_module("tally").display().to_string();
     for (name, node) in modules {
         text.push_str(&format!(
-            "\n[[module]]\nname = \"{name}\"\ncrate = {krate:?}\nnode = \"{node}\"\n"
+            "\n[[module]]\nname = \"{name}\"\n{source}\nnode = \"{node}\"\n"
         ));
     }
     if let Some((first, _)) = modules.first() {

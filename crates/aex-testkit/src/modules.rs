@@ -47,6 +47,36 @@ pub fn crates() -> Vec<PathBuf> {
         .collect()
 }
 
+/// The C modules of the examples and of the test kit: directories under `examples/` (three
+/// levels deep) and `crates/aex-testkit/modules/` holding a `.c` file with `AEX_MAIN`.
+pub fn c_modules() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let root = paths::workspace();
+    let mut pending = vec![
+        (root.join("examples"), 0),
+        (root.join("crates/aex-testkit/modules"), 1),
+    ];
+    while let Some((dir, depth)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut is_module = false;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && depth < 3 {
+                pending.push((path, depth + 1));
+            } else if path.extension().is_some_and(|x| x == "c") {
+                is_module |= std::fs::read_to_string(&path).is_ok_and(|c| c.contains("AEX_MAIN("));
+            }
+        }
+        if is_module {
+            dirs.push(dir);
+        }
+    }
+    dirs.sort();
+    dirs
+}
+
 /// A binary crate that uses `aex::main!` (the examples also hold library crates).
 fn is_module_crate(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("src/main.rs")).is_ok_and(|main| main.contains("aex::main!"))
@@ -60,14 +90,25 @@ pub fn prebuilt() -> &'static Prebuilt {
         // Build into the target directory the tests were built into, whatever cargo would
         // pick from the crates' own location, with the features `cargo test --workspace`
         // resolved, so the modules link the dependencies the tests were built with.
-        let binaries = Builder::new(Profile::Dev)
+        let mut builder = Builder::new(Profile::Dev)
             .target_dir(paths::target_dir())
-            .whole_workspace_features()
+            .whole_workspace_features();
+        let mut binaries = builder
             .build_many(&dirs)
             .unwrap_or_else(|e| panic!("building the workspace's module crates failed: {e}"));
+        // The C modules, through the deployer's C build (their objects are kept between runs:
+        // only what changed is compiled again).
+        let c_dirs = c_modules();
+        for dir in &c_dirs {
+            let built = builder
+                .build_c(dir)
+                .unwrap_or_else(|e| panic!("building the C module {} failed: {e}", dir.display()));
+            binaries.push(built.binary);
+        }
         let modules = dirs
             .iter()
-            .map(|d| d.canonicalize().expect("module crate directory"))
+            .chain(&c_dirs)
+            .map(|d| d.canonicalize().expect("module directory"))
             .zip(binaries.iter().map(|b| lean(b)))
             .collect();
         let prebuilt = Prebuilt { modules };
@@ -119,7 +160,15 @@ pub fn lean(binary: &Path) -> PathBuf {
             .map_err(|e| e.to_string())?
             .duration_since(std::time::UNIX_EPOCH)
             .map_err(|e| e.to_string())?;
-        let dir = paths::scratch().join("lean").join(name);
+        // One directory per built binary: two modules may have the same file name (the Rust
+        // and the C `pong`), and the cleanup below must not remove the other's copy.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(binary, &mut hasher);
+        let dir = paths::scratch().join("lean").join(format!(
+            "{}-{:016x}",
+            name.to_string_lossy(),
+            std::hash::Hasher::finish(&hasher)
+        ));
         let copy = dir.join(format!("{}-{}", meta.len(), built.as_nanos()));
         if copy.is_file() {
             return Ok(copy);

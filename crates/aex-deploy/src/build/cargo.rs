@@ -26,7 +26,7 @@ pub(super) fn toolchain(crate_dir: &Path) -> Option<String> {
 /// The manifest of the Cargo workspace `crate_dir` belongs to.
 pub(super) fn workspace_root(crate_dir: &Path) -> Result<PathBuf, BuildError> {
     let cargo = cargo();
-    let out = Command::new(&cargo)
+    let out = cargo_command(&cargo)
         .args(["locate-project", "--workspace", "--message-format", "plain"])
         .arg("--manifest-path")
         .arg(crate_dir.join("Cargo.toml"))
@@ -45,8 +45,32 @@ pub(super) fn workspace_root(crate_dir: &Path) -> Result<PathBuf, BuildError> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
-fn cargo() -> String {
+pub(super) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// A `cargo` command without the variables cargo sets for the package of a program it runs
+/// (`cargo run`, `cargo test`): build scripts track some of them (ring's reruns when
+/// `CARGO_MANIFEST_DIR` changes), so a deployer run by cargo would otherwise rebuild what the
+/// outer cargo had built, and the outer cargo rebuild it again after.
+pub(super) fn cargo_command(cargo: &str) -> Command {
+    let mut cmd = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&name_text.as_ref())
+        {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
 }
 
 /// Runs one `cargo build` for `crate_dirs` (all in one workspace) and returns each crate's
@@ -72,7 +96,7 @@ pub(super) fn cargo_build(
                 })
         })
         .collect::<Result<_, _>>()?;
-    let mut cmd = Command::new(&cargo);
+    let mut cmd = cargo_command(&cargo);
     cmd.arg("build")
         .arg("--message-format=json-render-diagnostics")
         .arg("--manifest-path")

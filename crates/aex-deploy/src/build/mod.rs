@@ -18,7 +18,10 @@ use aex_proto::Interface;
 
 use cargo::{cargo_build, toolchain, workspace_root};
 
+mod c;
 mod cargo;
+
+pub use c::{AEX_C_DIR_ENV, SANITIZE_ENV};
 
 /// A module binary ready to upload.
 #[derive(Debug, Clone)]
@@ -109,9 +112,51 @@ pub enum BuildError {
         /// What went wrong.
         detail: String,
     },
+    /// The C compiler could not be started.
+    #[error("cannot run the C compiler `{cc}` (set CC to the one to use): {source}")]
+    Compiler {
+        /// The compiler command.
+        cc: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// Compiling or linking a C module failed.
+    #[error("the C module in `{dir}` does not build:\n{output}")]
+    CompileFailed {
+        /// The module's directory, as the descriptor reaches it.
+        dir: PathBuf,
+        /// The compiler's diagnostics, file names as the descriptor reaches them.
+        output: String,
+    },
+    /// The runtime's C ABI library (`libaex_c.a`, from the aex-c crate) could not be built.
+    #[error(
+        "cannot build the runtime's C ABI (the aex-c crate) at `{dir}`: {detail} (set ${env} to \
+         the crates/aex-c directory of an aex checkout)",
+        env = AEX_C_DIR_ENV
+    )]
+    CAbi {
+        /// Where the deployer looked for the aex-c crate.
+        dir: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A C module's directory holds no `.c` file.
+    #[error("the C module directory `{dir}` holds no `.c` file")]
+    NoSources {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Writing a build product failed.
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// The binary did not describe its interface.
     #[error(
-        "`{path} --aex-describe` failed: {detail} (is this an aex module built with `aex::main!`?)"
+        "`{path} --aex-describe` failed: {detail} (is this an aex module built with `aex::main!` or `AEX_MAIN`?)"
     )]
     Describe {
         /// The binary.
@@ -198,6 +243,8 @@ pub struct Builder {
     target_dir: Option<PathBuf>,
     whole_workspace: bool,
     cache: HashMap<PathBuf, Built>,
+    /// What C modules are built with, made at the first C module.
+    c_kit: Option<c::Kit>,
 }
 
 impl Builder {
@@ -209,6 +256,7 @@ impl Builder {
             target_dir: None,
             whole_workspace: false,
             cache: HashMap::new(),
+            c_kit: None,
         }
     }
 
@@ -257,6 +305,37 @@ impl Builder {
             ..inspect(&binary)?
         };
         self.cache.insert(crate_dir.to_path_buf(), built.clone());
+        Ok(built)
+    }
+
+    /// Builds (or reuses) the C module in `dir`: its `.c` files compiled with the system's C
+    /// compiler and linked with the runtime's C ABI (`libaex_c.a`, built by cargo first).
+    /// Recompiles only the files whose inputs changed (`c.rs`).
+    pub fn build_c(&mut self, dir: &Path) -> Result<Built, BuildError> {
+        if let Some(b) = self.cache.get(dir) {
+            return Ok(b.clone());
+        }
+        let (binary, toolchain) = match self.prebuilt.binary(dir) {
+            Some(binary) => (binary.to_path_buf(), None),
+            None => {
+                if self.c_kit.is_none() {
+                    self.c_kit = Some(c::Kit::prepare(
+                        self.profile,
+                        self.target_dir.as_deref(),
+                        self.whole_workspace,
+                    )?);
+                }
+                let kit = self.c_kit.as_ref().ok_or(BuildError::NoSources {
+                    dir: dir.to_path_buf(),
+                })?;
+                (kit.build(dir)?, Some(kit.toolchain.clone()))
+            }
+        };
+        let built = Built {
+            toolchain,
+            ..inspect(&binary)?
+        };
+        self.cache.insert(dir.to_path_buf(), built.clone());
         Ok(built)
     }
 
@@ -324,7 +403,19 @@ fn describe(binary: &Path) -> Result<Interface, BuildError> {
         .output()
         .map_err(|e| err(e.to_string()))?;
     if !out.status.success() {
-        return Err(err(format!("exit {}", out.status)));
+        // The module's own words first: a C module's runtime says what is wrong with its
+        // port table there.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(5)
+            .collect();
+        return Err(err(if said.is_empty() {
+            format!("{}", out.status)
+        } else {
+            format!("{}: {}", out.status, said.join("; "))
+        }));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| err(format!("bad interface JSON: {e}")))
 }

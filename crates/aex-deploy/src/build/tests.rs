@@ -57,3 +57,17 @@ fn a_crate_reached_through_a_symbolic_link_builds_where_it_really_is() {
         "{e}"
     );
 }
+
+#[test]
+fn without_the_c_abi_crate_the_error_says_where_it_looked_and_what_to_set() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("no-aex-c");
+    let e = c::Kit::prepare_from(missing, Profile::Dev, None, false).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, BuildError::CAbi { .. })
+            && text.contains("no-aex-c")
+            && text.contains("AEX_C_DIR"),
+        "{text}"
+    );
+}

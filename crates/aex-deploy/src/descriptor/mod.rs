@@ -65,7 +65,7 @@ mod tests;
 pub use error::DescriptorError;
 pub use field::Field;
 pub use model::{
-    ConnectionSpec, Descriptor, From, ModuleSpec, NodeIdentitySource, NodeSpec, PeriodicSpec,
-    PlatformKeySource, PortRef, TenantSpec, UpStep,
+    ConnectionSpec, Descriptor, From, Language, ModuleSpec, NodeIdentitySource, NodeSpec,
+    PeriodicSpec, PlatformKeySource, PortRef, TenantSpec, UpStep,
 };
 pub use suggest::did_you_mean;

@@ -120,9 +120,11 @@ pub enum NodeIdentitySource {
 pub struct ModuleSpec {
     /// Unique module name.
     pub name: String,
-    /// The module's crate directory (holds `Cargo.toml`), resolved against the descriptor's
-    /// directory.
+    /// The module's source directory, resolved against the descriptor's directory: its crate
+    /// (holds `Cargo.toml`) for a Rust module, its `.c` files for a C module.
     pub crate_dir: PathBuf,
+    /// What the module is written in: `crate = ".."` or `c = ".."`.
+    pub language: Language,
     /// The name of the node the module runs on.
     pub node: String,
     /// Whether the deployer may key this module on a `native` node, which has no TEE.
@@ -130,6 +132,18 @@ pub struct ModuleSpec {
     /// The devices of its node this module drives, granted to it exclusively by the node's
     /// TEE layer and covered by its measurement (sorted, no repeats).
     pub devices: Vec<String>,
+}
+
+/// What a module is written in, hence how the deployer builds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Language {
+    /// A Rust binary crate with `aex::main!`, built with cargo (`crate = ".."`).
+    #[default]
+    Rust,
+    /// A directory of `.c` files with `AEX_MAIN`, built with the system's C compiler and
+    /// linked with the runtime's C ABI (`c = ".."`).
+    C,
 }
 
 /// One connection: events flow from an output or request to an input or handler.

@@ -63,7 +63,8 @@ pub(super) struct RawNode {
 pub(super) struct RawModule {
     pub name: String,
     #[serde(rename = "crate")]
-    pub crate_dir: String,
+    pub crate_dir: Option<String>,
+    pub c: Option<String>,
     pub node: String,
     pub allow_insecure: Option<bool>,
     pub devices: Option<Vec<String>>,

@@ -458,3 +458,35 @@ fn node_identity_pins_inline_or_by_file_and_their_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn a_c_module_names_a_directory_of_c_files_instead_of_a_crate() {
+    let project = Project::new();
+    let c_dir = project.path().join("mods/pong-c");
+    std::fs::create_dir_all(&c_dir).unwrap();
+    let with = |module: &str| TOML.replacen("crate = \"mods/pong\"", module, 1);
+
+    // No `.c` file yet: refused at the field, saying what it must hold.
+    let err = project
+        .load("toml", &with("c = \"mods/pong-c\""))
+        .unwrap_err();
+    assert_eq!(err.field().as_deref(), Some("module[1].c"));
+    assert!(err.message().contains("holds no `.c` file"), "{err}");
+    std::fs::write(c_dir.join("pong.c"), "").unwrap();
+    let d = project.load("toml", &with("c = \"mods/pong-c\"")).unwrap();
+    let pong = d.module("pong").unwrap();
+    assert_eq!(pong.language, super::Language::C);
+    assert!(pong.crate_dir.ends_with("mods/pong-c"));
+    assert_eq!(d.module("ping").unwrap().language, super::Language::Rust);
+
+    let both = with("crate = \"mods/pong\"\nc = \"mods/pong-c\"");
+    let err = project.load("toml", &both).unwrap_err();
+    assert_eq!(err.field().as_deref(), Some("module[1].c"));
+    assert!(err.message().contains("not both"), "{err}");
+    let err = project.load("toml", &with("")).unwrap_err();
+    assert!(err.message().contains("has no `crate` (or `c`)"), "{err}");
+    let err = project
+        .load("toml", &with("c = \"mods/gone\""))
+        .unwrap_err();
+    assert!(err.message().contains("C module directory"), "{err}");
+}

@@ -15,7 +15,7 @@ use aex_tee::TeeKind;
 use super::error::DescriptorError;
 use super::field::Field;
 use super::keys::{parse_key, KEY_HELP};
-use super::model::{Descriptor, ModuleSpec, NodeSpec, PlatformKeySource};
+use super::model::{Descriptor, Language, ModuleSpec, NodeSpec, PlatformKeySource};
 use super::raw::{RawDescriptor, RawModule, RawNode};
 use super::source::Source;
 use super::suggest;
@@ -298,31 +298,73 @@ impl Checker<'_> {
                 help,
             ));
         }
-        let crate_dir = self.dir.join(&module.crate_dir);
+        let (field, given, language) =
+            match (&module.crate_dir, &module.c) {
+                (Some(dir), None) => ("crate", dir, Language::Rust),
+                (None, Some(dir)) => ("c", dir, Language::C),
+                (Some(_), Some(_)) => {
+                    return Err(self.error(
+                        Field::Module(i, "c"),
+                        "a module has `crate` or `c`, not both".to_owned(),
+                        Some(
+                            "`crate` names a Rust module's crate directory, `c` a C module's \
+                         directory of `.c` files"
+                                .into(),
+                        ),
+                    ))
+                }
+                (None, None) => return Err(self.error(
+                    Field::Module(i, "name"),
+                    format!("module `{}` has no `crate` (or `c`)", module.name),
+                    Some(
+                        "`crate = \"dir\"` names a Rust module's crate directory, `c = \"dir\"` \
+                         a C module's directory of `.c` files, relative to the descriptor"
+                            .into(),
+                    ),
+                )),
+            };
+        let crate_dir = self.dir.join(given);
         let help = || {
-            Some(format!(
-                "`crate` is the module's crate directory, relative to {}",
-                self.dir.display()
-            ))
+            Some(match language {
+                Language::Rust => format!(
+                    "`crate` is the module's crate directory, relative to {}",
+                    self.dir.display()
+                ),
+                Language::C => format!(
+                    "`c` is the directory of the module's `.c` files, relative to {}",
+                    self.dir.display()
+                ),
+            })
         };
-        if module.crate_dir.trim().is_empty() {
+        if given.trim().is_empty() {
             return Err(self.error(
-                Field::Module(i, "crate"),
-                "empty crate path".to_owned(),
+                Field::Module(i, field),
+                format!("empty {field} path"),
                 help(),
             ));
         }
         if !crate_dir.is_dir() {
-            let message = format!("crate directory {} does not exist", crate_dir.display());
-            return Err(self.error(Field::Module(i, "crate"), message, help()));
+            let message = match language {
+                Language::Rust => format!("crate directory {} does not exist", crate_dir.display()),
+                Language::C => format!("C module directory {} does not exist", crate_dir.display()),
+            };
+            return Err(self.error(Field::Module(i, field), message, help()));
         }
-        if !crate_dir.join("Cargo.toml").is_file() {
+        if language == Language::Rust && !crate_dir.join("Cargo.toml").is_file() {
             let message = format!("crate directory {} has no Cargo.toml", crate_dir.display());
             return Err(self.error(Field::Module(i, "crate"), message, help()));
+        }
+        if language == Language::C && !has_c_file(&crate_dir) {
+            let message = format!(
+                "C module directory {} holds no `.c` file",
+                crate_dir.display()
+            );
+            return Err(self.error(Field::Module(i, "c"), message, help()));
         }
         Ok(ModuleSpec {
             name: module.name.clone(),
             crate_dir,
+            language,
             node: module.node.clone(),
             allow_insecure: module.allow_insecure.unwrap_or(false),
             // Filled in by `bindings`, which sees every node's devices.
@@ -374,4 +416,13 @@ pub(super) fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Whether `dir` holds a `.c` file (a C module's directory).
+fn has_c_file(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|x| x == "c") && e.path().is_file())
+    })
 }

@@ -7,6 +7,7 @@ use super::check::{check_connections, check_periodic, check_persistent};
 use super::endpoints::Link;
 use crate::app::App;
 use crate::build::{Builder, Built};
+use crate::descriptor::Language;
 use crate::error::{Error, Result};
 use crate::progress::Observer;
 
@@ -26,8 +27,11 @@ pub fn build_all(app: &App, builder: &mut Builder, obs: &dyn Observer) -> Result
     obs.phase("build", app.descriptor().modules.len() as u64);
     let mut built = BTreeMap::new();
     for m in &app.descriptor().modules {
-        let b = builder
-            .build(&m.crate_dir)
+        let b = match m.language {
+            Language::C => builder.build_c(&m.crate_dir),
+            _ => builder.build(&m.crate_dir),
+        };
+        let b = b
             .map_err(|source| Error::Build {
                 module: m.name.clone(),
                 source,
