@@ -9,10 +9,10 @@
 //! time per event of both node agents and both modules together from 34.9 to 32.2 µs.
 //!
 //! Only a pipe that ran full grows (a write that had to wait after writes went through, a read
-//! that took half a default pipe's worth): an idle or lightly used module keeps the default, so a node with thousands of
-//! modules does not reserve a megabyte of kernel memory for each pipe, nor use up the pipe
-//! pages an unprivileged user may hold (`/proc/sys/fs/pipe-user-pages-soft`, past which Linux
-//! gives new pipes 8 KiB). Growing is best effort: where Linux refuses (that limit reached, or
+//! that took half a default pipe's worth): an idle or lightly used module keeps the default,
+//! so a node with thousands of modules does not reserve a megabyte of kernel memory for each
+//! pipe, nor use up the pipe pages an unprivileged user may hold
+//! (`/proc/sys/fs/pipe-user-pages-soft`, past which Linux gives new pipes 8 KiB). Growing is best effort: where Linux refuses (that limit reached, or
 //! a `pipe-max-size` below [`STREAMING`]), the pipe keeps its size and the module works as
 //! before, only with more wake-ups. The kernel allocates a pipe's pages as bytes are written,
 //! so a grown pipe holds memory only while it holds bytes.
@@ -65,9 +65,7 @@ impl<P: AsFd> Pipe<P> {
             Err(e) => debug!(error = %e, "module pipe ran full; cannot grow it"),
         }
     }
-}
 
-impl<P: AsFd> Pipe<P> {
     /// After a write attempt: one that waits after writes went through means a full pipe.
     fn written(&mut self, waits: bool) {
         if !waits {
