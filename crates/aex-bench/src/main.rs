@@ -82,6 +82,12 @@ pub struct RunArgs {
     /// The `aex` binary (default: the one next to this binary, brought up to date with cargo)
     #[arg(long, value_name = "PATH")]
     pub aex: Option<PathBuf>,
+    /// Only the one-way streams of these payload sizes (for example 16384), aex and raw in
+    /// turn each round, with their rates and CPU per event on stderr: no round trips, no
+    /// persistent stream, no deployments, no table. For profiling and A/B comparisons of
+    /// the event path
+    #[arg(long, value_name = "BYTES,..", value_delimiter = ',')]
+    pub streams_only: Option<Vec<usize>>,
 }
 
 /// Internal modes: the processes of the raw baseline.

@@ -5,7 +5,7 @@
 //! and one TCP connection to the other `raw-node`: no decoding, no routing table, no crypto.
 //! A forwarder flushes only when its input has nothing more buffered, as the aex node agent
 //! does. A raw module writes and flushes each frame on its own, as the aex runtime does for
-//! each emitted event. `tcp-echo` is the smallest possible server: one process, one
+//! each emitted event. Its pipes are 1 MiB, what a streaming aex module's grow to. `tcp-echo` is the smallest possible server: one process, one
 //! connection, frames echoed back.
 //!
 //! Results travel back to the controller in small JSON files, so the measured streams carry
@@ -13,6 +13,7 @@
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +26,8 @@ use crate::stats::{Summary, Throughput};
 
 /// Buffer size of every reader and writer (the aex node agent's too).
 const BUF_SIZE: usize = 64 * 1024;
+/// The size of a raw module's pipes: a streaming aex module's (aex-node `module/pipe.rs`).
+const STREAMING_PIPE: usize = 1 << 20;
 /// Longest a baseline run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
@@ -216,6 +219,11 @@ pub fn node(args: NodeArgs) -> Result<()> {
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         bail!("raw module started without pipes");
     };
+    // The node agent grows a module's pipes to 1 MiB once they run full (aex-node
+    // `module/pipe.rs`); every raw module streams, so its pipes get that size at once.
+    for pipe in [stdin.as_fd(), stdout.as_fd()] {
+        let _ = rustix::pipe::fcntl_setpipe_size(pipe, STREAMING_PIPE);
+    }
     let up = {
         let tcp = stream.try_clone()?;
         std::thread::spawn(move || {

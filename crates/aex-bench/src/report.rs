@@ -90,6 +90,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         .tempdir()?;
     eprintln!("starting the aex event application (modules built with cargo first, if needed)");
     let mut events_app = aexrun::Events::start(&mut env)?;
+    if let Some(sizes) = &args.streams_only {
+        return streams_only(events_app, scratch.path(), sizes, events, rounds);
+    }
 
     // Every round measures aex and both baselines side by side, so that a machine whose
     // speed drifts during the run affects them alike.
@@ -223,6 +226,66 @@ pub fn run(args: RunArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `--streams-only`: each round streams every size through aex and then the raw baseline,
+/// and prints each stream's rate and CPU per event as it ends, then the medians.
+fn streams_only(
+    mut app: aexrun::Events,
+    scratch: &std::path::Path,
+    sizes: &[usize],
+    events: u64,
+    rounds: usize,
+) -> Result<()> {
+    let mut runs: Vec<[Vec<Throughput>; 2]> = sizes.iter().map(|_| Default::default()).collect();
+    for round in 1..=rounds {
+        for (i, &size) in sizes.iter().enumerate() {
+            let count = stream_events(events, size);
+            let aex = app.stream(size, count)?;
+            let raw = raw::throughput(scratch, size, count)?;
+            eprintln!(
+                "round {round} {}: aex {:.0} ev/s {:.2} µs/ev, raw {:.0} ev/s {:.2} µs/ev, \
+                 ratio {:.2}, cpu ratio {:.2}, lost {} / {}",
+                human(size),
+                aex.events_per_s(),
+                aex.cpu_us_per_event(),
+                raw.events_per_s(),
+                raw.cpu_us_per_event(),
+                ratio(aex.events_per_s(), raw.events_per_s()),
+                ratio(aex.cpu_us_per_event(), raw.cpu_us_per_event()),
+                aex.lost(),
+                raw.lost(),
+            );
+            runs[i][0].push(aex);
+            runs[i][1].push(raw);
+        }
+    }
+    for (size, [aex, raw]) in sizes.iter().zip(&runs) {
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[(v.len() - 1) / 2]
+        };
+        let mut cpu: Vec<f64> = aex.iter().map(Throughput::cpu_us_per_event).collect();
+        let mut raw_cpu: Vec<f64> = raw.iter().map(Throughput::cpu_us_per_event).collect();
+        let mut ratios: Vec<f64> = aex
+            .iter()
+            .zip(raw)
+            .map(|(a, r)| ratio(a.events_per_s(), r.events_per_s()))
+            .collect();
+        let (a, r) = (Throughput::median_of(aex), Throughput::median_of(raw));
+        println!(
+            "{}: aex {:.0} ev/s, raw {:.0} ev/s, ratio median {:.2}; CPU µs/event aex {:.2} \
+             raw {:.2} (medians over {} rounds)",
+            human(*size),
+            a.events_per_s(),
+            r.events_per_s(),
+            median(&mut ratios),
+            median(&mut cpu),
+            median(&mut raw_cpu),
+            aex.len(),
+        );
+    }
+    app.finish().map(|_| ())
 }
 
 /// What the figures were measured on: CPU, cores, memory, kernel.

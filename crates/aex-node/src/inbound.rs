@@ -43,6 +43,8 @@ pub(crate) async fn serve_inbound<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     debug!("peer link accepted");
+    // An admitted peer's link carries events: read whole records at once.
+    reader.streams();
     let (credit, mut credit_rx) = queue::channel(CREDIT_QUEUE_BYTES);
     let write_limit = router.timeouts().write;
     tokio::spawn(async move {

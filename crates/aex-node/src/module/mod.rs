@@ -44,9 +44,11 @@ use tracing::{debug, info, instrument};
 
 mod evidence;
 mod output;
+mod pipe;
 mod process;
 
 use output::{kind_name, read_output, Output};
+use pipe::Pipe;
 use process::{copy_log, log_tail, logged, spawn, wait_exit, Ending};
 
 use crate::error::refuse;
@@ -217,7 +219,7 @@ impl Module {
                 ))
             }
         };
-        let mut reader = FrameReader::new(stdout, timeouts.body);
+        let mut reader = FrameReader::new(Pipe::new(stdout), timeouts.body);
         let unavailable = |what: String| {
             refuse(
                 NodeErrorKind::ModuleUnavailable,
@@ -284,7 +286,7 @@ impl Module {
         });
         let task_name = name.to_string();
         tokio::spawn(async move {
-            if let Err(e) = pump(&mut input_rx, stdin, None).await {
+            if let Err(e) = pump(&mut input_rx, Pipe::new(stdin), None).await {
                 debug!(module = %task_name, error = %e, "module input closed");
             }
         });

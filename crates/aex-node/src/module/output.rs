@@ -10,6 +10,7 @@ use aex_proto::{forwarding, FromModule, ToModule};
 use tokio::process::ChildStdout;
 use tracing::{debug, instrument, warn};
 
+use super::pipe::Pipe;
 use super::Replies;
 use crate::frames::FrameReader;
 use crate::names::check_name;
@@ -37,7 +38,7 @@ pub(super) struct Output {
 /// Hands the module's events and device accesses to the router (answering the accesses) and
 /// replies to the waiting request.
 #[instrument(skip_all, fields(module = %out.name))]
-pub(super) async fn read_output(out: Output, mut reader: FrameReader<ChildStdout>) {
+pub(super) async fn read_output(out: Output, mut reader: FrameReader<Pipe<ChildStdout>>) {
     let Output {
         replies,
         mut to_router,

@@ -213,6 +213,9 @@ impl Harness {
 
     /// Moves what the runtime wrote since the last call into `written`.
     fn collect(&mut self) {
+        // What the runtime wrote goes out before it waits for the node's next message; the
+        // harness reads it at that point.
+        self.rt.core_mut().link.flush();
         let bytes = std::mem::take(&mut *self.sink.0.borrow_mut());
         let mut bytes = io::Cursor::new(bytes);
         while let Some(msg) = frame::read_message(&mut bytes)
