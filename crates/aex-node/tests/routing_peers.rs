@@ -12,10 +12,10 @@ use aex_proto::flow::{self, Credit};
 use aex_proto::frame::{read_message, write_message};
 use aex_proto::{
     ConnId, Direction, Endpoint, Event, EventKind, FromModule, FromNode, Hello, NodeKey,
-    NodeRequest, NodeResponse, Origin, ToModule, ToNode,
+    NodeRequest, NodeResponse, NodeStatus, Origin, ToModule, ToNode,
 };
 use aex_testkit::node::TestNode;
-use aex_testkit::session::{frame_bytes, PeerConn};
+use aex_testkit::session::{frame_bytes, PeerConn, Session};
 use aex_testkit::wait::{refusing_addr, wait_for, wait_until, PATIENCE};
 
 use crate::scripts::{frame_file, script};
@@ -161,9 +161,10 @@ fn peer_links_are_persistent_and_reconnect() {
     }
     // One connection carried them all: the node counts them forwarded on a link that is up,
     // and opened no other (a connection it opened would have completed by now).
-    let status = c.status();
+    // The writer counts an event after its write returns, which can be after the peer read
+    // it: wait for the count rather than read it once.
+    let status = forwarded(&mut c, 20);
     assert!(status.peers[0].connected);
-    assert_eq!(status.peers[0].forwarded, 20);
     assert!(peer.pending().is_none(), "a second link was opened");
 
     // The peer drops the link; the node notices and reconnects for the next event.
@@ -181,9 +182,20 @@ fn peer_links_are_persistent_and_reconnect() {
             event: event(1, Direction::Forward, 21)
         }
     );
-    let status = c.status();
-    assert_eq!(status.peers[0].forwarded, 21);
+    forwarded(&mut c, 21);
     assert!(peer.pending().is_none(), "a third link was opened");
+}
+
+/// The node's status once it counts `n` events forwarded to its first peer.
+fn forwarded(c: &mut Session, n: u64) -> NodeStatus {
+    wait_for(
+        &format!("the node to count {n} events forwarded"),
+        PATIENCE,
+        || {
+            let status = c.status();
+            (status.peers[0].forwarded == n).then_some(status)
+        },
+    )
 }
 
 #[test]
