@@ -153,18 +153,30 @@ fn press_and_wait(app: &AppDir, (policy, web): (&Policy, SocketAddr), n: u64, ho
 
 #[test]
 fn up_detached_then_http_presses_led_and_down() {
-    up_presses_and_down(EXAMPLE);
+    up_presses_and_down(EXAMPLE, false);
 }
 
 #[test]
 fn the_same_with_the_drivers_in_c() {
-    up_presses_and_down(EXAMPLE_C);
+    up_presses_and_down(EXAMPLE_C, false);
 }
 
-fn up_presses_and_down(example: &str) {
+/// The C drivers built with AddressSanitizer and UndefinedBehaviorSanitizer, through the same
+/// presses: a finding stops the driver (every finding is fatal), which the presses would show.
+#[test]
+#[ignore = "long: builds the C drivers again with sanitizers and runs the example"]
+fn the_c_drivers_run_clean_under_address_and_undefined_behaviour_sanitizers() {
+    up_presses_and_down(EXAMPLE_C, true);
+}
+
+fn up_presses_and_down(example: &str, sanitize: bool) {
     let (app, web) = example_app(example, |_| {});
     let dir = app.path().display().to_string();
-    let up = cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok();
+    let up = if sanitize {
+        crate::e2e_ping_pong_c::sanitized_aex(&app)(&["up", "--detach", &dir]).ok()
+    } else {
+        cli::run(None, &["up", "--detach", &dir], COMMAND_TIMEOUT).ok()
+    };
     up.stderr_has(&["Deployed", "detached"]);
     assert!(up.stdout.contains("web.start"), "{}", up.stdout);
 
@@ -226,6 +238,10 @@ fn up_presses_and_down(example: &str) {
         3
     );
     assert_eq!(status.module("db").state.as_ref().unwrap()["presses"], 3);
+
+    if sanitize {
+        crate::e2e_ping_pong_c::assert_no_sanitizer_findings(&app, &["button", "led"]);
+    }
 
     // A disabled web module serves no more handshakes: clients are refused, not misled.
     app.aex(&["disable", "web"]).ok();

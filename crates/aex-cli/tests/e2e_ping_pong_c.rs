@@ -95,23 +95,7 @@ fn a_port_the_c_module_does_not_declare_gets_the_rust_modules_error() {
 fn the_c_pong_runs_clean_under_address_and_undefined_behaviour_sanitizers() {
     let (app, _) = example_app();
     let dir = app.path().display().to_string();
-    // The test kit's manifest without the C modules: the deployer builds those itself, here
-    // with sanitizers.
-    let c_dirs: Vec<_> = aex_testkit::modules::c_modules()
-        .iter()
-        .map(|d| d.canonicalize().unwrap())
-        .collect();
-    let mut prebuilt = aex_testkit::modules::prebuilt().clone();
-    prebuilt.modules.retain(|dir, _| !c_dirs.contains(dir));
-    let manifest = app.path().join("prebuilt-without-c.json");
-    prebuilt.write(&manifest).unwrap();
-    let aex = |args: &[&str]| {
-        let mut cmd = cli::aex();
-        cmd.env(aex_deploy::build::PREBUILT_ENV, &manifest)
-            .env(aex_deploy::build::SANITIZE_ENV, "address,undefined")
-            .args(args);
-        cli::run_command(cmd, format!("aex {}", args.join(" ")), COMMAND_TIMEOUT)
-    };
+    let aex = sanitized_aex(&app);
     aex(&["up", "--detach", &dir]).ok();
     let status = app.status();
     status.assert_healthy();
@@ -130,10 +114,39 @@ fn the_c_pong_runs_clean_under_address_and_undefined_behaviour_sanitizers() {
     }
     aex(&["update", "pong", "--node", "node1", "-C", &dir]).ok();
     assert_eq!(app.call("pong", "count", None), UP_PINGS + 80);
-    let logs = app.aex(&["logs", "pong"]).ok();
-    for finding in ["Sanitizer", "runtime error"] {
-        assert!(!logs.stdout.contains(finding), "{}", logs.stdout);
-    }
+    assert_no_sanitizer_findings(&app, &["pong"]);
     app.status().assert_healthy();
     cli::run(None, &["down", &dir], COMMAND_TIMEOUT).ok();
+}
+
+/// `aex ARGS` for `app` with the C modules built by the deployer itself with AddressSanitizer
+/// and UndefinedBehaviorSanitizer (`AEX_C_SANITIZE`): the test kit's prebuilt manifest without
+/// its C modules, so that the Rust modules are not built again.
+pub(crate) fn sanitized_aex(app: &AppDir) -> impl Fn(&[&str]) -> aex_testkit::process::Run {
+    let c_dirs: Vec<_> = aex_testkit::modules::c_modules()
+        .iter()
+        .map(|d| d.canonicalize().unwrap())
+        .collect();
+    let mut prebuilt = aex_testkit::modules::prebuilt().clone();
+    prebuilt.modules.retain(|dir, _| !c_dirs.contains(dir));
+    let manifest = app.path().join("prebuilt-without-c.json");
+    prebuilt.write(&manifest).unwrap();
+    move |args: &[&str]| {
+        let mut cmd = cli::aex();
+        cmd.env(aex_deploy::build::PREBUILT_ENV, &manifest)
+            .env(aex_deploy::build::SANITIZE_ENV, "address,undefined")
+            .args(args);
+        cli::run_command(cmd, format!("aex {}", args.join(" ")), COMMAND_TIMEOUT)
+    }
+}
+
+/// Fails if a module's log shows a sanitizer's report (every finding is fatal, so a report
+/// would also have stopped the module).
+pub(crate) fn assert_no_sanitizer_findings(app: &AppDir, modules: &[&str]) {
+    for module in modules {
+        let logs = app.aex(&["logs", module]).ok();
+        for finding in ["Sanitizer", "runtime error"] {
+            assert!(!logs.stdout.contains(finding), "{module}: {}", logs.stdout);
+        }
+    }
 }
