@@ -39,7 +39,7 @@ pub use endorse::Endorsement;
 pub use error::ClientError;
 pub use identity::ClientKey;
 pub use policy::{Anchor, Policy, Verified};
-pub use session::{connect, Fresh, Session};
+pub use session::{connect, Answer, Fresh, Session};
 pub use verify::verify_certificate;
 
 /// The rustls provider: `ring`, as the modules use.
