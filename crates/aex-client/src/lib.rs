@@ -40,7 +40,7 @@ pub use error::ClientError;
 pub use identity::ClientKey;
 pub use policy::{Anchor, Policy, Verified};
 pub use session::{connect, Answer, Fresh, Session};
-pub use verify::verify_certificate;
+pub use verify::{verify_certificate, verify_certificate_pem};
 
 /// The rustls provider: `ring`, as the modules use.
 #[allow(

@@ -253,13 +253,13 @@ pub use aex_runtime::{
     PortError, PortKind, Request, DESCRIBE_FLAG, MEASUREMENT_ENV,
 };
 
-/// Attested TLS (feature `tls`): see the `aex-tls` crate.
-#[cfg(feature = "tls")]
-pub use aex_tls as tls;
 /// Functions with trusted metering: [`metering::Meter`] runs a module's functions, measures
 /// each invocation and signs a receipt (feature `metering`).
 #[cfg(feature = "metering")]
 pub use aex_metering as metering;
+/// Attested TLS (feature `tls`): see the `aex-tls` crate.
+#[cfg(feature = "tls")]
+pub use aex_tls as tls;
 
 /// Items the code `#[aex::module]` generates refers to; not part of the public API.
 #[doc(hidden)]

@@ -34,9 +34,7 @@ impl<'a> Image<'a> {
             b"P5" => 1,
             b"P6" => 3,
             _ => {
-                return Err(
-                    "not a binary PGM or PPM image: it must start with `P5` or `P6`".into(),
-                )
+                return Err("not a binary PGM or PPM image: it must start with `P5` or `P6`".into())
             }
         };
         let width = number(input, &mut at, "the width")?;
@@ -123,7 +121,10 @@ impl<'a> Image<'a> {
     }
 
     /// `(width, height)`.
-    #[allow(dead_code, reason = "for the tests and benchmarks that include this file")]
+    #[allow(
+        dead_code,
+        reason = "for the tests and benchmarks that include this file"
+    )]
     pub fn size(&self) -> (usize, usize) {
         (self.width, self.height)
     }
@@ -170,7 +171,10 @@ fn number(input: &[u8], at: &mut usize, what: &str) -> Result<usize, String> {
 
 /// A `width × height` PPM test picture (gradients and a checkerboard), for examples, tests and
 /// benchmarks.
-#[allow(dead_code, reason = "for the tests and benchmarks that include this file")]
+#[allow(
+    dead_code,
+    reason = "for the tests and benchmarks that include this file"
+)]
 pub fn test_picture(width: usize, height: usize) -> Vec<u8> {
     let mut out = format!("P6\n{width} {height}\n255\n").into_bytes();
     for y in 0..height {

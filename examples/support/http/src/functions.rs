@@ -16,11 +16,7 @@ use crate::{Request, Response};
 
 /// Where functions are invoked: `POST /fn/NAME`.
 pub const PREFIX: &str = "/fn/";
-/// The response header carrying the receipt (its binary encoding in hex).
-pub const RECEIPT_HEADER: &str = "Aex-Receipt";
-/// The name under which a module attests its receipt public key among its certificate's
-/// extra keys (`aex::tls::Options::extra`), for clients to read back (`Verified::extra`).
-pub const RECEIPT_KEY_NAME: &str = "aex receipt v1";
+pub use aex::metering::answer::{RECEIPT_HEADER, RECEIPT_KEY_NAME};
 
 /// Answers `request` if its path is under [`PREFIX`] (`None` otherwise, for the module's other
 /// routes): invokes the function it names among `functions` for the client's key, on the
@@ -39,7 +35,10 @@ pub fn invoke<S: 'static>(
         let known: Vec<&str> = functions.iter().map(|f| f.name).collect();
         return Some(Response::text(
             404,
-            &format!("no function `{name}` (this module has: {})", known.join(", ")),
+            &format!(
+                "no function `{name}` (this module has: {})",
+                known.join(", ")
+            ),
         ));
     }
     let Some(client) = request.client else {

@@ -397,7 +397,11 @@ pub struct Response {
 impl Response {
     /// `body` and a newline, as `text/plain`.
     pub fn text(status: u16, body: &str) -> Response {
-        Response::bytes(status, "text/plain; charset=utf-8", format!("{body}\n").into_bytes())
+        Response::bytes(
+            status,
+            "text/plain; charset=utf-8",
+            format!("{body}\n").into_bytes(),
+        )
     }
 
     /// `body` as it is, of type `content_type`.
