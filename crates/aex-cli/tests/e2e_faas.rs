@@ -116,8 +116,14 @@ fn one_aex_up_invokes_both_instances_as_two_clients_and_bills_them() {
     let mut receipts = Receipt::decode_all(&bytes).unwrap();
     receipts[1].usage.cpu_ns *= 10;
     let altered = file("altered.receipts");
-    std::fs::write(&altered, receipts.iter().flat_map(Receipt::encode).collect::<Vec<_>>())
-        .unwrap();
+    std::fs::write(
+        &altered,
+        receipts
+            .iter()
+            .flat_map(Receipt::encode)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     bill(&sgx_cert, "thumb-sgx", &[altered])
         .code(1)
         .stderr_has(&["receipt #2", "altered after signing"]);

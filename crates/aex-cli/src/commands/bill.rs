@@ -55,8 +55,10 @@ pub fn exec(args: BillArgs, shell: &Shell) -> Result<()> {
         for cert in &args.cert {
             let pem = std::fs::read_to_string(cert)
                 .with_context(|| format!("--cert: cannot read {}", cert.display()))?;
-            let verified = aex_client::verify_certificate_pem(&pem, &policy)
-                .with_context(|| format!("--cert {}: not a certificate of `{module}`", cert.display()))?;
+            let verified =
+                aex_client::verify_certificate_pem(&pem, &policy).with_context(|| {
+                    format!("--cert {}: not a certificate of `{module}`", cert.display())
+                })?;
             let key = aex_metering::answer::attested_key(&verified.extra)
                 .map_err(|e| anyhow::anyhow!("--cert {}: {e}", cert.display()))?;
             shell.status(

@@ -203,9 +203,8 @@ pub fn exec_fetch(args: FetchArgs, shell: &Shell) -> Result<()> {
         );
     }
     let input = match &args.data {
-        Some(file) => {
-            std::fs::read(file).with_context(|| format!("--data: cannot read {}", file.display()))?
-        }
+        Some(file) => std::fs::read(file)
+            .with_context(|| format!("--data: cannot read {}", file.display()))?,
         None => Vec::new(),
     };
     let receipt_key = session.verified().extra.clone();
@@ -246,7 +245,10 @@ pub fn exec_fetch(args: FetchArgs, shell: &Shell) -> Result<()> {
             append(file, &receipt.encode())?;
         }
     } else if args.receipts.is_some() {
-        shell.warn(format!("{} {path}: the answer carries no receipt", args.method));
+        shell.warn(format!(
+            "{} {path}: the answer carries no receipt",
+            args.method
+        ));
     }
     match &args.output {
         Some(file) => std::fs::write(file, &answer.body)

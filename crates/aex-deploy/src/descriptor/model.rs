@@ -357,9 +357,7 @@ impl Descriptor {
             | Field::Up(..)
             | Field::Periodic(..)
             | Field::Run(..)
-            | Field::Tenant(..) => {
-                return None
-            }
+            | Field::Tenant(..) => return None,
         };
         Some(value)
     }

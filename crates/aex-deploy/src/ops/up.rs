@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use aex_proto::DeployerKey;
 
 use crate::app::App;
+use crate::descriptor::RunStep;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
-use crate::descriptor::RunStep;
 use crate::ops::call::call;
 use crate::ops::deploy::{
     build, deploy_built, BuiltApp, DeployObserver, DeployOptions, DeployReport, Deployed,

@@ -188,7 +188,7 @@ pub fn test_picture(width: usize, height: usize) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{test_picture, thumbnail, Image};
 
     #[test]
     fn scales_the_longer_side_to_the_thumbnail_size_averaging_boxes() {

@@ -101,7 +101,10 @@ impl Checker<'_> {
             return Err(self.error(
                 Field::Run(i, "command"),
                 "no program to run".to_owned(),
-                Some("give the program and its arguments, e.g. `command = [\"sh\", \"demo.sh\"]`".to_owned()),
+                Some(
+                    "give the program and its arguments, e.g. `command = [\"sh\", \"demo.sh\"]`"
+                        .to_owned(),
+                ),
             ));
         }
         Ok(RunStep {
