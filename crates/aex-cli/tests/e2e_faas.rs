@@ -97,6 +97,35 @@ fn one_aex_up_invokes_both_instances_as_two_clients_and_bills_them() {
     assert_eq!(failed.status, 422);
     let r = answer::decode_header(failed.header(RECEIPT_HEADER).unwrap()).unwrap();
     assert!(r.failed && r.sequence == 5, "{r:?}");
+    answer::check(
+        &r,
+        &key,
+        ClientId(alice.fingerprint()),
+        "thumbnail",
+        b"GIF89a\n",
+        &failed.body,
+    )
+    .expect("a failed call's receipt checks against the message received");
+    // The certificate's receipt key is not the other instance's: its receipts fail the check.
+    let tz_session = aex_client::connect(
+        tz,
+        &policy(&app, "thumb-tz"),
+        Some(&alice),
+        Duration::from_secs(15),
+    )
+    .expect("thumb-tz passes the deployer's policy");
+    let tz_answer = tz_session.send("POST", "/fn/thumbnail", &picture).unwrap();
+    let tz_receipt = answer::decode_header(tz_answer.header(RECEIPT_HEADER).unwrap()).unwrap();
+    let e = answer::check(
+        &tz_receipt,
+        &key,
+        ClientId(alice.fingerprint()),
+        "thumbnail",
+        &picture,
+        &tz_answer.body,
+    )
+    .unwrap_err();
+    assert!(e.contains("another receipt key"), "{e}");
 
     // The provider's moves on the receipt files, each refused by `aex bill`.
     let file = |name: &str| out.join(name).display().to_string();

@@ -58,7 +58,11 @@ pub fn invoke<S: 'static>(
             let receipt = crate::encode_hex(&done.receipt.encode());
             let response = match done.result {
                 Ok(output) => Response::bytes(200, "application/octet-stream", output),
-                Err(message) => Response::text(422, &message),
+                // Exactly the bytes the receipt hashes (no newline added), so that the client
+                // checks the receipt of a failed call as of any other.
+                Err(message) => {
+                    Response::bytes(422, "text/plain; charset=utf-8", message.into_bytes())
+                }
             };
             response.header(RECEIPT_HEADER, receipt)
         }
