@@ -503,4 +503,44 @@ mod tests {
         assert!(get(&big).starts_with("HTTP/1.1 431"));
         assert!(get(b"nonsense\r\n\r\n").starts_with("HTTP/1.1 400"));
     }
+
+    #[test]
+    fn bodies_are_read_to_their_length_and_bounded() {
+        let addr = start_with("127.0.0.1:0".parse().unwrap(), |r: &Request<'_>| {
+            Response::bytes(200, "application/octet-stream", r.body.to_vec())
+                .header("X-Len", r.body.len().to_string())
+        })
+        .unwrap();
+        let send = |req: &[u8]| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(req).unwrap();
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        // A body in two writes, bytes after it ignored (one request per connection).
+        let ok = send(b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello, more");
+        assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+        assert!(
+            ok.contains("X-Len: 5\r\n") && ok.ends_with("\r\n\r\nhello"),
+            "{ok}"
+        );
+        let big = format!(
+            "POST /x HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        assert!(send(big.as_bytes()).starts_with("HTTP/1.1 413"));
+        let chunked =
+            b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        assert!(send(chunked).starts_with("HTTP/1.1 400"));
+        assert!(send(b"POST /x HTTP/1.1\r\nContent-Length: x\r\n\r\n").starts_with("HTTP/1.1 400"));
+        // A body cut short (the client stopped sending): refused, not waited for.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"POST /x HTTP/1.1\r\nContent-Length: 9\r\n\r\nab")
+            .unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    }
 }
