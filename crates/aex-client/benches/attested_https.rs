@@ -39,6 +39,10 @@ use aex_tls::{Attest, Attested, Identity, Limits, Options};
 use cpu_time::ProcessTime;
 
 #[path = "../../../examples/faas/thumb/src/thumbnail.rs"]
+#[allow(
+    unused_imports,
+    reason = "its unit tests' imports: a bench target compiles `cfg(test)` code but not `#[test]` functions"
+)]
 mod thumbnail;
 
 const FUNCTIONS: &[Function] = &[Function::new("thumbnail", thumbnail::thumbnail)];

@@ -22,6 +22,10 @@ use aex_metering::{ClientId, Function, Meter, ReceiptKey, Signer};
 mod validate;
 
 #[path = "../../../../examples/faas/thumb/src/thumbnail.rs"]
+#[allow(
+    unused_imports,
+    reason = "its unit tests' imports: a bench target compiles `cfg(test)` code but not `#[test]` functions"
+)]
 mod thumbnail;
 
 const FUNCTIONS: &[Function] = &[
