@@ -39,8 +39,8 @@ pub use endorse::Endorsement;
 pub use error::ClientError;
 pub use identity::ClientKey;
 pub use policy::{Anchor, Policy, Verified};
-pub use session::{connect, Fresh, Session};
-pub use verify::verify_certificate;
+pub use session::{connect, Answer, Fresh, Session};
+pub use verify::{verify_certificate, verify_certificate_pem};
 
 /// The rustls provider: `ring`, as the modules use.
 #[allow(

@@ -26,6 +26,27 @@ pub struct Session {
     addr: SocketAddr,
 }
 
+/// An HTTP answer: its status code, headers and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The headers, `(name, value)`, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The value of the first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// What a fresh-evidence check proved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fresh {
@@ -129,7 +150,8 @@ impl Session {
             .export_keying_material([0u8; 32], EXPORTER_LABEL, Some(&nonce))
             .map_err(|e| ClientError::Fresh(format!("TLS exporter: {e}")))?;
         let path = format!("{FRESH_PATH}?nonce={}", hex::encode(nonce));
-        let (code, body) = self.exchange("GET", &path, true)?;
+        let answer = self.exchange("GET", &path, &[], true)?;
+        let (code, body) = (answer.status, String::from_utf8_lossy(&answer.body));
         if code != 200 {
             return Err(ClientError::Fresh(format!(
                 "the module answered {code}: {}",
@@ -144,8 +166,18 @@ impl Session {
 
     /// Sends one HTTP/1.1 request without a body (`Connection: close`) and reads the answer:
     /// its status code and body.
-    pub fn request(mut self, method: &str, path: &str) -> Result<(u16, String), ClientError> {
-        self.exchange(method, path, false)
+    pub fn request(self, method: &str, path: &str) -> Result<(u16, String), ClientError> {
+        let answer = self.send(method, path, &[])?;
+        Ok((
+            answer.status,
+            String::from_utf8_lossy(&answer.body).into_owned(),
+        ))
+    }
+
+    /// Sends one HTTP/1.1 request with `body` (`Connection: close`) and reads the whole
+    /// answer, headers included (a metered function's receipt travels in one, §12).
+    pub fn send(mut self, method: &str, path: &str, body: &[u8]) -> Result<Answer, ClientError> {
+        self.exchange(method, path, body, false)
     }
 
     /// One request and its answer; `keep` keeps the connection open for another.
@@ -153,8 +185,9 @@ impl Session {
         &mut self,
         method: &str,
         path: &str,
+        body: &[u8],
         keep: bool,
-    ) -> Result<(u16, String), ClientError> {
+    ) -> Result<Answer, ClientError> {
         let addr = self.addr;
         let io = |source| ClientError::Io {
             context: format!("HTTP exchange with {addr}"),
@@ -163,35 +196,37 @@ impl Session {
         let connection = if keep { "keep-alive" } else { "close" };
         write!(
             self.stream,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: {connection}\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
+            body.len()
         )
         .map_err(io)?;
+        self.stream.write_all(body).map_err(io)?;
         self.stream.flush().map_err(io)?;
         read_answer(&mut self.stream, keep).map_err(|e| match e {
-            Answer::Io(source) => io(source),
-            Answer::Bad(message) => ClientError::Http(message),
+            Failed::Io(source) => io(source),
+            Failed::Bad(message) => ClientError::Http(message),
         })
     }
 }
 
-enum Answer {
+enum Failed {
     Io(io::Error),
     Bad(String),
 }
 
 /// Reads an HTTP/1.1 answer: to the end of the stream, or (`keep`) as long as its
 /// `Content-Length` says.
-fn read_answer(stream: &mut impl Read, keep: bool) -> Result<(u16, String), Answer> {
+fn read_answer(stream: &mut impl Read, keep: bool) -> Result<Answer, Failed> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() > 64 * 1024 {
-            return Err(Answer::Bad("answer head longer than 64 KiB".into()));
+            return Err(Failed::Bad("answer head longer than 64 KiB".into()));
         }
         match stream.read(&mut byte) {
-            Ok(0) => return Err(Answer::Bad("the answer ended inside its head".into())),
+            Ok(0) => return Err(Failed::Bad("the answer ended inside its head".into())),
             Ok(_) => head.push(byte[0]),
-            Err(e) => return Err(Answer::Io(e)),
+            Err(e) => return Err(Failed::Io(e)),
         }
     }
     let head = String::from_utf8_lossy(&head).into_owned();
@@ -199,26 +234,36 @@ fn read_answer(stream: &mut impl Read, keep: bool) -> Result<(u16, String), Answ
         .strip_prefix("HTTP/1.1 ")
         .and_then(|rest| rest.get(..3))
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| Answer::Bad(format!("bad status line in {head:?}")))?;
-    let length = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse::<u64>().ok())
-            .flatten()
-    });
+        .ok_or_else(|| Failed::Bad(format!("bad status line in {head:?}")))?;
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            Some((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.parse::<u64>().ok());
     let mut body = Vec::new();
     match (keep, length) {
         (_, Some(n)) if n <= MAX_ANSWER => {
-            stream.take(n).read_to_end(&mut body).map_err(Answer::Io)?;
+            stream.take(n).read_to_end(&mut body).map_err(Failed::Io)?;
         }
-        (_, Some(n)) => return Err(Answer::Bad(format!("a body of {n} bytes is too long"))),
-        (true, None) => return Err(Answer::Bad("no Content-Length on a kept connection".into())),
+        (_, Some(n)) => return Err(Failed::Bad(format!("a body of {n} bytes is too long"))),
+        (true, None) => return Err(Failed::Bad("no Content-Length on a kept connection".into())),
         (false, None) => {
             stream
                 .take(MAX_ANSWER)
                 .read_to_end(&mut body)
-                .map_err(Answer::Io)?;
+                .map_err(Failed::Io)?;
         }
     }
-    Ok((code, String::from_utf8_lossy(&body).into_owned()))
+    Ok(Answer {
+        status: code,
+        headers,
+        body,
+    })
 }

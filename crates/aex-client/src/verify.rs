@@ -96,7 +96,18 @@ pub(crate) fn appraise_for(
     })
 }
 
-/// Appraises a module certificate: what the client then knows of the module.
+/// Appraises a module certificate in PEM (what `aex tls export` writes) against `policy`.
+pub fn verify_certificate_pem(pem: &str, policy: &Policy) -> Result<Verified, ClientError> {
+    use x509_cert::der::DecodePem;
+    let der = x509_cert::Certificate::from_pem(pem)
+        .and_then(|c| c.to_der())
+        .map_err(|e| ClientError::BadCertificate(format!("not a PEM certificate: {e}")))?;
+    verify_certificate(&der, policy)
+}
+
+/// [`verify_certificate_pem`]'s DER form: appraises a certificate (one `aex tls export`
+/// wrote, say) against `policy`, without a handshake. It proves what code the key belongs to
+/// and which extra keys that code attested, not that the instance is alive.
 pub fn verify_certificate(der: &[u8], policy: &Policy) -> Result<Verified, ClientError> {
     let CertParts { spki, evidence } = parts(der)?;
     let bound = binding(&spki, &evidence.extra_refs());

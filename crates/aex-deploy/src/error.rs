@@ -39,6 +39,14 @@ pub enum Error {
     /// operation stops there, as it would at any other failure.
     #[error(transparent)]
     Output(std::io::Error),
+    /// A `[[run]]` command of the descriptor did not start or did not succeed.
+    #[error("`[[run]]` command `{command}` {message}")]
+    Run {
+        /// The command, its words joined by spaces.
+        command: String,
+        /// What happened: could not start (why), or its exit status.
+        message: String,
+    },
     /// The application's audit ledger could not be appended to (or is not a valid ledger).
     #[error("cannot record the change in the audit ledger {}", path.display())]
     Ledger {

@@ -12,6 +12,10 @@
 //!   [`Meter::public_key`] is the key to publish.
 //! * **Receipts** ([`Receipt`]): a fixed, versioned binary layout (docs/PROTOCOL.md §12), a
 //!   JSON rendering for people, decoding that never panics.
+//! * **Over attested HTTPS** ([`answer`]): the receipt travels in the header
+//!   [`answer::RECEIPT_HEADER`]; the module attests its receipt key in its certificate under
+//!   [`answer::RECEIPT_KEY_NAME`]; a client checks the receipt of its own call with
+//!   [`answer::check`] before keeping it.
 //! * **Billing** (feature `bill`): [`bill::Billing`] verifies receipts and totals them per
 //!   client; `aex bill` is its command.
 //!
@@ -40,6 +44,7 @@
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod answer;
 #[cfg(feature = "bill")]
 pub mod bill;
 #[cfg(feature = "module")]

@@ -19,8 +19,16 @@ pub struct BillArgs {
     receipts: Vec<PathBuf>,
     /// The module's receipt public key: 64 hex characters, or a file holding them (repeatable:
     /// a module moved to another node signs with that platform's key, its numbers going on)
-    #[arg(long, value_name = "KEY|FILE", required = true)]
+    #[arg(long, value_name = "KEY|FILE", required_unless_present = "cert")]
     key: Vec<String>,
+    /// The module's certificate (PEM, as `aex tls export` writes it): verified against the
+    /// deployer's policy for `--module`, and the receipt key it attests used (repeatable)
+    #[arg(long, value_name = "FILE.pem", requires = "module")]
+    cert: Vec<PathBuf>,
+    /// The module whose certificates `--cert` names (its measurement and node policy come from
+    /// the deployer's state)
+    #[arg(long, short = 'm')]
+    module: Option<String>,
     /// A client's last sequence number, so that receipts dropped from the end show too
     /// (repeatable)
     #[arg(long, value_name = "CLIENT=LAST")]
@@ -31,14 +39,40 @@ pub struct BillArgs {
     /// Print each receipt as JSON on stdout, then the bill
     #[arg(long)]
     show: bool,
+    #[command(flatten)]
+    pub(super) app: super::AppPath,
 }
 
 pub fn exec(args: BillArgs, shell: &Shell) -> Result<()> {
-    let keys = args
+    let mut keys = args
         .key
         .iter()
         .map(|k| read_key(k))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(module) = &args.module {
+        let app = args.app.open(None, shell)?;
+        let policy = aex_deploy::ops::tls::client_policy(&app, module)?;
+        for cert in &args.cert {
+            let pem = std::fs::read_to_string(cert)
+                .with_context(|| format!("--cert: cannot read {}", cert.display()))?;
+            let verified =
+                aex_client::verify_certificate_pem(&pem, &policy).with_context(|| {
+                    format!("--cert {}: not a certificate of `{module}`", cert.display())
+                })?;
+            let key = aex_metering::answer::attested_key(&verified.extra)
+                .map_err(|e| anyhow::anyhow!("--cert {}: {e}", cert.display()))?;
+            shell.status(
+                "Verified",
+                format!(
+                    "{}: `{module}` ({}, measurement {}) attests receipt key {key}",
+                    cert.display(),
+                    verified.kind.name(),
+                    verified.measurement
+                ),
+            );
+            keys.push(key);
+        }
+    }
     let mut billing = Billing::with_keys(keys.iter().copied());
     let keys = keys
         .iter()

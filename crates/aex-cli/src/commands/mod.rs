@@ -119,8 +119,8 @@ impl Commands {
             | Commands::New(_)
             | Commands::Identity(_)
             | Commands::Ledger(_)
-            | Commands::Receipt(_)
-            | Commands::Bill(_) => None,
+            | Commands::Receipt(_) => None,
+            Commands::Bill(a) => Some(&mut a.app),
         }
     }
 }

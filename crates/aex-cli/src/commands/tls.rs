@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aex_client::{ClientKey, Session, Verified};
 use aex_deploy::ops;
+use aex_metering::answer;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
@@ -35,6 +36,16 @@ pub struct FetchArgs {
     /// Skip asking for fresh evidence bound to the session
     #[arg(long)]
     no_fresh: bool,
+    /// Send the bytes of FILE as the request body
+    #[arg(long, short = 'd', value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// Write the answer's body to FILE instead of printing it
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Append the receipt of a metered function call to FILE (after checking it: signed by the
+    /// receipt key the verified certificate attests, for this client, input and output)
+    #[arg(long, value_name = "FILE")]
+    receipts: Option<PathBuf>,
     #[command(flatten)]
     pub(super) app: AppPath,
 }
@@ -165,11 +176,12 @@ fn verified_line(module: &str, v: &Verified) -> String {
 pub fn exec_fetch(args: FetchArgs, shell: &Shell) -> Result<()> {
     let (addr, path) = parse_url(&args.url)?;
     let app = args.app.open(None, shell)?;
-    let key = args
+    let key_file = args
         .key
         .as_deref()
         .map(ClientKey::load_or_create)
         .transpose()?;
+    let key = &key_file;
     let mut session = connect(&app, &args.module, addr, key.as_ref())?;
     shell.status("Verified", verified_line(&args.module, session.verified()));
     if !args.no_fresh {
@@ -190,13 +202,74 @@ pub fn exec_fetch(args: FetchArgs, shell: &Shell) -> Result<()> {
             format!("key sha256:{}", hex::encode(key.fingerprint())),
         );
     }
-    let (code, body) = session.request(&args.method, &path)?;
+    let input = match &args.data {
+        Some(file) => std::fs::read(file)
+            .with_context(|| format!("--data: cannot read {}", file.display()))?,
+        None => Vec::new(),
+    };
+    let receipt_key = session.verified().extra.clone();
+    let answer = session.send(&args.method, &path, &input)?;
+    let code = answer.status;
     shell.status("Answered", format!("{code}"));
-    shell.out(body.trim_end())?;
+    if let Some(value) = answer.header(answer::RECEIPT_HEADER) {
+        let receipt = answer::decode_header(value).map_err(anyhow::Error::msg)?;
+        let key = answer::attested_key(&receipt_key).map_err(anyhow::Error::msg)?;
+        let Some(client) = &key_file else {
+            bail!("the module sent a receipt to an anonymous client");
+        };
+        let function = path.split('?').next().unwrap_or_default();
+        let function = function.rsplit('/').next().unwrap_or_default();
+        answer::check(
+            &receipt,
+            &key,
+            aex_metering::ClientId(client.fingerprint()),
+            function,
+            &input,
+            &answer.body,
+        )
+        .map_err(|e| anyhow::anyhow!("{} {path}: the receipt was refused: {e}", args.method))?;
+        shell.status(
+            "Receipt",
+            format!(
+                "`{}` #{} for this client, verified under the attested receipt key {key}: CPU {} µs, wall {} µs, peak heap {} B, {} B in, {} B out",
+                receipt.function,
+                receipt.sequence,
+                receipt.usage.cpu_ns / 1000,
+                receipt.usage.wall_ns / 1000,
+                receipt.usage.peak_heap_bytes,
+                receipt.usage.input_bytes,
+                receipt.usage.output_bytes,
+            ),
+        );
+        if let Some(file) = &args.receipts {
+            append(file, &receipt.encode())?;
+        }
+    } else if args.receipts.is_some() {
+        shell.warn(format!(
+            "{} {path}: the answer carries no receipt",
+            args.method
+        ));
+    }
+    match &args.output {
+        Some(file) => std::fs::write(file, &answer.body)
+            .with_context(|| format!("--output: cannot write {}", file.display()))?,
+        None => shell.out(String::from_utf8_lossy(&answer.body).trim_end())?,
+    }
     if !(200..300).contains(&code) {
         bail!("{} {path} answered {code}", args.method);
     }
     Ok(())
+}
+
+/// Appends `bytes` to `file`, creating it.
+fn append(file: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(bytes))
+        .with_context(|| format!("--receipts: cannot append to {}", file.display()))
 }
 
 pub fn exec_tls(args: TlsArgs, shell: &Shell) -> Result<()> {

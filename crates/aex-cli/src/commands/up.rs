@@ -153,6 +153,11 @@ impl UpObserver for View<'_> {
         Ok(())
     }
 
+    fn run_command(&self, command: &[String]) {
+        self.shell
+            .status("Running", format!("`{}` ([[run]])", command.join(" ")));
+    }
+
     fn detached(&self, app: &App) {
         self.shell.status(
             "Running",

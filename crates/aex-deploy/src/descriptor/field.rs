@@ -29,6 +29,8 @@ pub enum Field {
     Periodic(usize, &'static str),
     /// A field of the `[[tenant]]` at this index.
     Tenant(usize, &'static str),
+    /// A field of the `[[run]]` command at this index.
+    Run(usize, &'static str),
 }
 
 /// The kinds of entry in a descriptor, as located in its text.
@@ -41,6 +43,7 @@ pub(super) enum Section {
     Up,
     Periodic,
     Tenant,
+    Run,
 }
 
 impl Section {
@@ -54,6 +57,7 @@ impl Section {
             Section::Up => "up",
             Section::Periodic => "periodic",
             Section::Tenant => "tenant",
+            Section::Run => "run",
         }
     }
 
@@ -67,6 +71,7 @@ impl Section {
             "up" => Some(Section::Up),
             "periodic" => Some(Section::Periodic),
             "tenant" | "tenants" => Some(Section::Tenant),
+            "run" => Some(Section::Run),
             _ => None,
         }
     }
@@ -83,6 +88,7 @@ impl Field {
             Field::Up(index, name) => (Section::Up, index, name),
             Field::Periodic(index, name) => (Section::Periodic, index, name),
             Field::Tenant(index, name) => (Section::Tenant, index, name),
+            Field::Run(index, name) => (Section::Run, index, name),
         }
     }
 }

@@ -70,6 +70,7 @@ impl Descriptor {
             connections: vec![],
             up: vec![],
             periodic: vec![],
+            run: vec![],
             tenants: vec![],
             source: Source {
                 text: String::new(),

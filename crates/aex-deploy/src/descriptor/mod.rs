@@ -42,6 +42,9 @@
 //! [[periodic]]                  # optional: the node calls a #[periodic] entry every period
 //! call = "ping.tick"            # module.entry
 //! every = "5s"                  # a whole number and ms, s, m or h; at least 10ms
+//!
+//! [[run]]                       # optional: a program `aex up` runs after the [[up]] steps
+//! command = ["sh", "demo.sh"]   # in the descriptor's directory; $AEX is the aex executable
 //! ```
 //!
 //! YAML and JSON use the same keys (`node`, `module`, `connection`, `up`, `periodic` as lists; the plural
@@ -66,6 +69,6 @@ pub use error::DescriptorError;
 pub use field::Field;
 pub use model::{
     ConnectionSpec, Descriptor, From, Language, ModuleSpec, NodeIdentitySource, NodeSpec,
-    PeriodicSpec, PlatformKeySource, PortRef, TenantSpec, UpStep,
+    PeriodicSpec, PlatformKeySource, PortRef, RunStep, TenantSpec, UpStep,
 };
 pub use suggest::did_you_mean;

@@ -42,6 +42,8 @@ pub struct Descriptor {
     pub up: Vec<UpStep>,
     /// The `[[periodic]]` triggers, in file order.
     pub periodic: Vec<PeriodicSpec>,
+    /// The `[[run]]` commands `aex up` runs after its `[[up]]` steps, in file order.
+    pub run: Vec<RunStep>,
     /// Other stakeholders' applications `aex up` runs on the same local nodes, in file order.
     pub tenants: Vec<TenantSpec>,
     /// The text and format the descriptor was read from, to locate later errors.
@@ -59,6 +61,7 @@ impl PartialEq for Descriptor {
             && self.connections == other.connections
             && self.up == other.up
             && self.periodic == other.periodic
+            && self.run == other.run
             && self.tenants == other.tenants
     }
 }
@@ -173,6 +176,15 @@ pub struct UpStep {
     pub until: Option<String>,
     /// Whether `aex up` shows the result (default `false`).
     pub show: bool,
+}
+
+/// One `[[run]]` command: a program `aex up` runs in the descriptor's directory once the
+/// application is up and its `[[up]]` steps are done (a demo client, say), with the
+/// application's state released so that the program may run `aex` itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStep {
+    /// The program and its arguments (a relative program path is the descriptor directory's).
+    pub command: Vec<String>,
 }
 
 /// One `[[periodic]]` trigger: the node calls a module's periodic entry point every period,
@@ -341,9 +353,11 @@ impl Descriptor {
                 let trigger = self.periodic.get(i)?;
                 format!("{}.{}", trigger.module, trigger.entry)
             }
-            Field::Application(_) | Field::Up(..) | Field::Periodic(..) | Field::Tenant(..) => {
-                return None
-            }
+            Field::Application(_)
+            | Field::Up(..)
+            | Field::Periodic(..)
+            | Field::Run(..)
+            | Field::Tenant(..) => return None,
         };
         Some(value)
     }

@@ -22,6 +22,8 @@ pub(super) struct RawDescriptor {
     pub up: Vec<RawUp>,
     #[serde(default)]
     pub periodic: Vec<RawPeriodic>,
+    #[serde(default)]
+    pub run: Vec<RawRun>,
     #[serde(default, alias = "tenants")]
     pub tenant: Vec<RawTenant>,
 }
@@ -88,6 +90,13 @@ pub(super) struct RawUp {
     pub payload: Option<String>,
     pub until: Option<String>,
     pub show: Option<bool>,
+}
+
+/// One `[[run]]` command.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRun {
+    pub command: Vec<String>,
 }
 
 /// One `[[periodic]]` trigger.

@@ -490,3 +490,22 @@ fn a_c_module_names_a_directory_of_c_files_instead_of_a_crate() {
         .unwrap_err();
     assert!(err.message().contains("C module directory"), "{err}");
 }
+
+#[test]
+fn run_commands_are_read_and_an_empty_one_is_located() {
+    let project = Project::new();
+    let text = format!("{TOML}\n[[run]]\ncommand = [\"sh\", \"demo.sh\"]\n");
+    let d = project.load("toml", &text).unwrap();
+    assert_eq!(
+        d.run,
+        [RunStep {
+            command: vec!["sh".into(), "demo.sh".into()]
+        }]
+    );
+    let err = project
+        .load("toml", &format!("{TOML}\n[[run]]\ncommand = []\n"))
+        .unwrap_err();
+    assert_eq!(err.field().as_deref(), Some("run[0].command"), "{err}");
+    assert!(err.to_string().contains("no program to run"), "{err}");
+    assert!(err.line().is_some(), "{err}");
+}

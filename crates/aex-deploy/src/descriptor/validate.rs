@@ -100,6 +100,12 @@ pub(super) fn validate(
         .collect::<Result<Vec<_>, _>>()?;
     let periodic = checker.periodic(&raw.periodic, &module_names)?;
     let tenants = checker.tenants(&raw.tenant)?;
+    let run = raw
+        .run
+        .iter()
+        .enumerate()
+        .map(|(i, step)| checker.run(i, step))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Descriptor {
         path: file.clone(),
         dir: dir.clone(),
@@ -109,6 +115,7 @@ pub(super) fn validate(
         connections,
         up,
         periodic,
+        run,
         tenants,
         source,
     })

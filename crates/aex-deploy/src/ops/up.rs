@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use aex_proto::DeployerKey;
 
 use crate::app::App;
+use crate::descriptor::RunStep;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::ops::call::call;
@@ -63,6 +64,8 @@ pub trait UpObserver: DeployObserver {
     fn running(&self, _status: &AppStatus, _steps: &[StepResult]) -> io::Result<()> {
         Ok(())
     }
+    /// A `[[run]]` command starts (its output goes to `up`'s own).
+    fn run_command(&self, _command: &[String]) {}
     /// `up` returns with the local nodes running (`detach`).
     fn detached(&self, _app: &App) {}
     /// `up` follows the applications from now on.
@@ -131,15 +134,31 @@ pub fn up(mut app: App, opts: &UpOptions<'_>, obs: &dyn UpObserver) -> Result<()
         }
         return Err(e);
     }
+    let commands = app.descriptor().run.clone();
+    let env = RunEnv {
+        aex_exe: opts.aex_exe.to_owned(),
+        descriptor: std::path::absolute(&app.descriptor().path)
+            .unwrap_or_else(|_| app.descriptor().path.clone()),
+        dir: app.descriptor().dir.clone(),
+        identity: app.identity().path().to_owned(),
+    };
     if opts.detach {
         obs.detached(&app);
-        return Ok(());
+        drop(app);
+        return run_commands(&commands, &env, obs);
     }
     let timeout = app.timeout();
     let mut apps = vec![(app.descriptor().path.clone(), app.identity().clone())];
     apps.extend(tenants);
-    // Release the application's state while following, so other `aex` commands can use it.
+    // Release the application's state while following (and while the `[[run]]` commands
+    // run), so other `aex` commands can use it.
     drop(app);
+    if let Err(e) = run_commands(&commands, &env, obs) {
+        let (path, identity) = &apps[0];
+        let mut app = App::open_with_timeout(path, identity.clone(), timeout)?;
+        stop_started(&mut app, &started, obs);
+        return Err(e);
+    }
     obs.following();
     let relaunch = Relaunch {
         aex_exe: opts.aex_exe,
@@ -150,6 +169,43 @@ pub fn up(mut app: App, opts: &UpOptions<'_>, obs: &dyn UpObserver) -> Result<()
     let (path, identity) = &apps[0];
     let mut app = App::open_with_timeout(path, identity.clone(), timeout)?;
     stop_started(&mut app, &started, obs);
+    Ok(())
+}
+
+/// What a `[[run]]` command is told in its environment.
+struct RunEnv {
+    aex_exe: PathBuf,
+    descriptor: PathBuf,
+    dir: PathBuf,
+    identity: PathBuf,
+}
+
+/// Runs the descriptor's `[[run]]` commands in order, in its directory, each to its end; the
+/// first that fails stops `up`. Their environment names the `aex` executable (`AEX`), the
+/// descriptor (`AEX_APP`) and the deployer identity (`AEX_IDENTITY`), so a command's own
+/// `aex` calls act for the same deployer on the same application.
+fn run_commands(commands: &[RunStep], env: &RunEnv, obs: &dyn UpObserver) -> Result<()> {
+    for step in commands {
+        obs.run_command(&step.command);
+        let words = step.command.join(" ");
+        let status = std::process::Command::new(&step.command[0])
+            .args(&step.command[1..])
+            .current_dir(&env.dir)
+            .env("AEX", &env.aex_exe)
+            .env("AEX_APP", &env.descriptor)
+            .env("AEX_IDENTITY", &env.identity)
+            .status()
+            .map_err(|e| Error::Run {
+                command: words.clone(),
+                message: format!("did not start in {}: {e}", env.dir.display()),
+            })?;
+        if !status.success() {
+            return Err(Error::Run {
+                command: words,
+                message: format!("failed ({status})"),
+            });
+        }
+    }
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! The measurement shared by the `metering` bench (counting allocator installed, as in a
 //! metered module with `count_heap!()`) and the `metering_system_alloc` bench (the system
 //! allocator: a metered module without heap counting): the `metered` test module's JSON
-//! validation on documents of three sizes, called directly (`plain`) and through
+//! validation on documents of three sizes, and the faas example's `thumbnail` on pictures of
+//! three sizes, each called directly (`plain`) and through
 //! `Meter::invoke_signed` (`metered`: thread CPU clock, wall clock, heap peak when counted,
 //! SHA-256 of input and output, an Ed25519-signed receipt).
 //!
@@ -20,7 +21,42 @@ use aex_metering::{ClientId, Function, Meter, ReceiptKey, Signer};
 #[path = "../../../aex-testkit/modules/metered/src/validate.rs"]
 mod validate;
 
-const FUNCTIONS: &[Function] = &[Function::new("validate", validate::validate_json)];
+#[path = "../../../../examples/faas/thumb/src/thumbnail.rs"]
+#[allow(
+    unused_imports,
+    reason = "its unit tests' imports: a bench target compiles `cfg(test)` code but not `#[test]` functions"
+)]
+mod thumbnail;
+
+const FUNCTIONS: &[Function] = &[
+    Function::new("validate", validate::validate_json),
+    Function::new("thumbnail", thumbnail::thumbnail),
+];
+
+/// A function measured and the inputs it is measured on.
+struct Workload {
+    name: &'static str,
+    run: fn(&[u8]) -> Result<Vec<u8>, String>,
+    inputs: Vec<Vec<u8>>,
+}
+
+fn workloads() -> Vec<Workload> {
+    vec![
+        Workload {
+            name: "validate",
+            run: validate::validate_json,
+            inputs: [1 << 10, 16 << 10, 256 << 10].map(document).to_vec(),
+        },
+        Workload {
+            name: "thumbnail",
+            run: thumbnail::thumbnail,
+            // 36 KiB, 576 KiB and 2.3 MiB of RGB.
+            inputs: [(128, 96), (512, 384), (1024, 768)]
+                .map(|(w, h)| thumbnail::test_picture(w, h))
+                .to_vec(),
+        },
+    ]
+}
 
 /// Rounds per size, and the least time one batch of a round takes.
 const ROUNDS: usize = 41;
@@ -112,15 +148,15 @@ pub fn run(allocator: &str) {
     let mut meter = Meter::default();
     let client = ClientId([0xc1; 32]);
     println!("allocator: {allocator}; {ROUNDS} rounds per size, batches of about {BATCH_TIME:?}");
-    for size in [1 << 10, 16 << 10, 256 << 10] {
-        let doc = document(size);
+    for (workload, doc) in workloads()
+        .iter()
+        .flat_map(|w| w.inputs.iter().map(move |i| (w, i)))
+    {
+        let (name, run) = (workload.name, workload.run);
         let size = doc.len();
-        assert!(
-            validate::validate_json(&doc).is_ok(),
-            "the document is JSON"
-        );
+        assert!(run(doc).is_ok(), "{name} takes its input");
         let mut plain_call = || {
-            black_box(validate::validate_json(black_box(&doc)).ok());
+            black_box(run(black_box(doc)).ok());
         };
         let n = calls_per_batch(&mut plain_call);
         let mut plain = [vec![], vec![]];
@@ -133,8 +169,8 @@ pub fn run(allocator: &str) {
             if metered {
                 let m = batch(n, || {
                     let done = meter
-                        .invoke_signed(&signer, FUNCTIONS, client, "validate", black_box(&doc))
-                        .expect("validate is a function");
+                        .invoke_signed(&signer, FUNCTIONS, client, name, black_box(doc))
+                        .expect("a function");
                     black_box(done);
                 });
                 with[0].push(m.0);
@@ -145,13 +181,13 @@ pub fn run(allocator: &str) {
         }
         for (i, clock) in ["wall", "cpu"].into_iter().enumerate() {
             show(
-                &format!("{clock} validate/plain ({allocator})"),
+                &format!("{clock} {name}/plain ({allocator})"),
                 size,
                 &figures(std::mem::take(&mut plain[i])),
             );
             if metered {
                 show(
-                    &format!("{clock} validate/metered"),
+                    &format!("{clock} {name}/metered"),
                     size,
                     &figures(std::mem::take(&mut with[i])),
                 );
@@ -183,7 +219,7 @@ pub fn run(allocator: &str) {
             "parts: signing a receipt: median {:.1} us",
             sign.median / 1e3
         );
-        for size in [1 << 10, 16 << 10, 256 << 10] {
+        for size in [1 << 10, 16 << 10, 256 << 10, 576 << 10] {
             let doc = document(size);
             let hash = figures(
                 (0..ROUNDS)

@@ -8,8 +8,12 @@
 //!
 //! Deliberately small: one request per connection (`Connection: close`), request heads of at
 //! most [`MAX_HEAD`] bytes, socket timeouts and an overall deadline per request, at most
-//! [`MAX_CLIENTS`] connections at a time; bodies are not read (the examples use `GET` and
-//! `POST` without one).
+//! [`MAX_CLIENTS`] connections at a time; a request body only with a `Content-Length` of at
+//! most [`MAX_BODY`] bytes.
+//!
+//! With the feature `metering`, [`functions::invoke`] serves a module's metered functions
+//! (`aex::metering`) to clients identified by their TLS client certificate: the output in the
+//! body, the signed receipt in a header (docs/PROTOCOL.md §12, "Over attested HTTPS").
 #![allow(
     clippy::disallowed_macros,
     reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
@@ -30,6 +34,11 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections served at once; more are closed at once.
 pub const MAX_CLIENTS: usize = 32;
+/// Longest request body the server reads (a longer one is answered `413`).
+pub const MAX_BODY: usize = 1 << 20;
+
+#[cfg(feature = "metering")]
+pub mod functions;
 
 /// What a request says, as a route sees it.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +50,8 @@ pub struct Request<'a> {
     /// The client's key fingerprint, if it authenticated with a certificate (attested HTTPS
     /// with mutual TLS; never over plain HTTP).
     pub client: Option<aex::tls::ClientId>,
+    /// The request body (`Content-Length` bytes; empty without one).
+    pub body: &'a [u8],
 }
 
 /// Binds `addr` and serves plain HTTP on a new thread, answering each request with
@@ -48,6 +59,15 @@ pub struct Request<'a> {
 pub fn start<F>(addr: SocketAddr, route: F) -> Result<SocketAddr, String>
 where
     F: Fn(&str, &str) -> Response + Send + Sync + 'static,
+{
+    start_with(addr, move |r: &Request<'_>| route(r.method, r.path))
+}
+
+/// [`start`] with routes that see the whole [`Request`] (its body; never a client id, which
+/// plain HTTP does not authenticate).
+pub fn start_with<F>(addr: SocketAddr, route: F) -> Result<SocketAddr, String>
+where
+    F: Fn(&Request<'_>) -> Response + Send + Sync + 'static,
 {
     let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
@@ -85,7 +105,7 @@ where
 /// Accepts connections forever, each on its own thread.
 fn serve<F>(listener: TcpListener, route: Arc<F>)
 where
-    F: Fn(&str, &str) -> Response + Send + Sync + 'static,
+    F: Fn(&Request<'_>) -> Response + Send + Sync + 'static,
 {
     let clients = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
@@ -127,13 +147,18 @@ impl Drop for Slot {
 }
 
 /// Reads one request from `stream` and writes the response.
-fn answer(mut stream: TcpStream, route: &dyn Fn(&str, &str) -> Response) -> io::Result<()> {
+fn answer(mut stream: TcpStream, route: &dyn Fn(&Request<'_>) -> Response) -> io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut carry = Vec::new();
-    let response = match read_head(&mut stream, &mut carry) {
-        Ok(line) => match parse_request_line(&line) {
-            Some((method, path, _)) => route(method, path),
+    let response = match read_request(&mut stream, &mut carry) {
+        Ok(head) => match parse_request_line(&head.line) {
+            Some((method, path, _)) => route(&Request {
+                method,
+                path,
+                client: None,
+                body: &head.body,
+            }),
             None => Response::text(400, "bad request"),
         },
         Err(e) => match e.response() {
@@ -154,8 +179,8 @@ fn answer_tls(
     let mut carry = Vec::new();
     let mut fresh_given = false;
     loop {
-        let line = match read_head(&mut stream, &mut carry) {
-            Ok(line) => line,
+        let head = match read_request(&mut stream, &mut carry) {
+            Ok(head) => head,
             Err(e) => match e.response() {
                 Some(r) => {
                     stream.write_all(&r.encode(false))?;
@@ -164,7 +189,7 @@ fn answer_tls(
                 None => return Err(e.into_io()),
             },
         };
-        let Some((method, path, query)) = parse_request_line(&line) else {
+        let Some((method, path, query)) = parse_request_line(&head.line) else {
             stream.write_all(&Response::text(400, "bad request").encode(false))?;
             return stream.close();
         };
@@ -183,6 +208,7 @@ fn answer_tls(
             method,
             path,
             client: stream.client_id(),
+            body: &head.body,
         };
         let response = route(&request);
         stream.write_all(&response.encode(false))?;
@@ -243,6 +269,7 @@ fn parse_request_line(line: &str) -> Option<(&str, &str, &str)> {
 /// Why no request head was read.
 enum Head {
     TooLarge,
+    BodyTooLarge,
     Malformed,
     Io(io::Error),
 }
@@ -252,6 +279,10 @@ impl Head {
     fn response(&self) -> Option<Response> {
         match self {
             Head::TooLarge => Some(Response::text(431, "request head too large")),
+            Head::BodyTooLarge => Some(Response::text(
+                413,
+                &format!("request body longer than {MAX_BODY} bytes"),
+            )),
             Head::Malformed => Some(Response::text(400, "bad request")),
             // Timed out or gone: nobody to answer.
             Head::Io(_) => None,
@@ -266,8 +297,52 @@ impl Head {
     }
 }
 
-/// Reads up to the blank line that ends the request head; returns the request line. Bytes
-/// read past the head stay in `carry` for the next request on the connection.
+/// A request as read: its request line and its body.
+struct Read1 {
+    line: String,
+    body: Vec<u8>,
+}
+
+/// Reads one request: its head, then as many body bytes as its `Content-Length` says (at most
+/// [`MAX_BODY`]). Bytes read past it stay in `carry` for the next request on the connection.
+fn read_request(stream: &mut impl Read, carry: &mut Vec<u8>) -> Result<Read1, Head> {
+    let head = read_head(stream, carry)?;
+    let mut lines = head.lines();
+    let line = lines.next().unwrap_or_default().to_owned();
+    let mut length = 0usize;
+    for header in lines {
+        if let Some((name, value)) = header.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().map_err(|_| Head::Malformed)?;
+            } else if name.trim().eq_ignore_ascii_case("transfer-encoding") {
+                // Chunked bodies are not read: refused rather than misread as the next request.
+                return Err(Head::Malformed);
+            }
+        }
+    }
+    if length > MAX_BODY {
+        return Err(Head::BodyTooLarge);
+    }
+    let deadline = Instant::now() + HEAD_DEADLINE;
+    let mut body = std::mem::take(carry);
+    let mut chunk = [0u8; 16 * 1024];
+    while body.len() < length {
+        if Instant::now() >= deadline {
+            return Err(Head::Io(io::ErrorKind::TimedOut.into()));
+        }
+        let want = chunk.len().min(length - body.len());
+        match stream.read(&mut chunk[..want]) {
+            Ok(0) => return Err(Head::Malformed),
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(Head::Io(e)),
+        }
+    }
+    *carry = body.split_off(length);
+    Ok(Read1 { line, body })
+}
+
+/// Reads up to the blank line that ends the request head; returns the head. Bytes read past
+/// the head stay in `carry`.
 fn read_head(stream: &mut impl Read, carry: &mut Vec<u8>) -> Result<String, Head> {
     let deadline = Instant::now() + HEAD_DEADLINE;
     let mut buf = std::mem::take(carry);
@@ -293,9 +368,7 @@ fn read_head(stream: &mut impl Read, carry: &mut Vec<u8>) -> Result<String, Head
             Err(e) => return Err(Head::Io(e)),
         }
     }
-    let head = String::from_utf8(buf).map_err(|_| Head::Malformed)?;
-    let line = head.lines().next().unwrap_or_default();
-    Ok(line.to_owned())
+    String::from_utf8(buf).map_err(|_| Head::Malformed)
 }
 
 /// Where the head ends (`\r\n\r\n`, or `\n\n` from lenient clients), if it has, and the
@@ -312,20 +385,44 @@ fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
-/// A plain-text HTTP/1.1 response.
+/// An HTTP/1.1 response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     status: u16,
-    body: String,
+    content_type: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
 }
 
 impl Response {
     /// `body` and a newline, as `text/plain`.
     pub fn text(status: u16, body: &str) -> Response {
+        Response::bytes(
+            status,
+            "text/plain; charset=utf-8",
+            format!("{body}\n").into_bytes(),
+        )
+    }
+
+    /// `body` as it is, of type `content_type`.
+    pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Response {
         Response {
             status,
-            body: format!("{body}\n"),
+            content_type,
+            headers: Vec::new(),
+            body,
         }
+    }
+
+    /// Adds the header `name: value` (`value` must be one line of visible ASCII).
+    pub fn header(mut self, name: &'static str, value: String) -> Response {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
     }
 
     /// The response's bytes; `keep` keeps the connection open for another request.
@@ -335,17 +432,27 @@ impl Response {
             200 => "OK",
             400 => "Bad Request",
             404 => "Not Found",
+            401 => "Unauthorized",
             405 => "Method Not Allowed",
+            413 => "Content Too Large",
+            422 => "Unprocessable Content",
             431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
             _ => "Service Unavailable",
         };
-        format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n\r\n{}",
+        let mut out = format!(
+            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n",
             self.status,
+            self.content_type,
             self.body.len(),
-            self.body
-        )
-        .into_bytes()
+        );
+        for (name, value) in &self.headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str("\r\n");
+        let mut out = out.into_bytes();
+        out.extend_from_slice(&self.body);
+        out
     }
 }
 
@@ -395,5 +502,45 @@ mod tests {
         let big = [prefix, &vec![b'a'; MAX_HEAD - prefix.len()]].concat();
         assert!(get(&big).starts_with("HTTP/1.1 431"));
         assert!(get(b"nonsense\r\n\r\n").starts_with("HTTP/1.1 400"));
+    }
+
+    #[test]
+    fn bodies_are_read_to_their_length_and_bounded() {
+        let addr = start_with("127.0.0.1:0".parse().unwrap(), |r: &Request<'_>| {
+            Response::bytes(200, "application/octet-stream", r.body.to_vec())
+                .header("X-Len", r.body.len().to_string())
+        })
+        .unwrap();
+        let send = |req: &[u8]| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(req).unwrap();
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        // A body in two writes, bytes after it ignored (one request per connection).
+        let ok = send(b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello, more");
+        assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+        assert!(
+            ok.contains("X-Len: 5\r\n") && ok.ends_with("\r\n\r\nhello"),
+            "{ok}"
+        );
+        let big = format!(
+            "POST /x HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        assert!(send(big.as_bytes()).starts_with("HTTP/1.1 413"));
+        let chunked =
+            b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        assert!(send(chunked).starts_with("HTTP/1.1 400"));
+        assert!(send(b"POST /x HTTP/1.1\r\nContent-Length: x\r\n\r\n").starts_with("HTTP/1.1 400"));
+        // A body cut short (the client stopped sending): refused, not waited for.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"POST /x HTTP/1.1\r\nContent-Length: 9\r\n\r\nab")
+            .unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
     }
 }

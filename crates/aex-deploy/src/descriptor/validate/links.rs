@@ -1,5 +1,5 @@
-//! The checks of connections and `[[up]]` steps: the entries that refer to modules by
-//! `module.port` (or `module.entry`).
+//! The checks of connections and `[[up]]` steps (the entries that refer to modules by
+//! `module.port` or `module.entry`), and of the `[[run]]` commands that follow the steps.
 
 use std::collections::HashMap;
 
@@ -8,8 +8,8 @@ use aex_crypto::Algorithm;
 use super::{valid_name, Checker, NAME_RULE};
 use crate::descriptor::error::DescriptorError;
 use crate::descriptor::field::{Field, Section};
-use crate::descriptor::model::{self, ConnectionSpec, PortRef, UpStep};
-use crate::descriptor::raw::{RawConnection, RawUp};
+use crate::descriptor::model::{self, ConnectionSpec, PortRef, RunStep, UpStep};
+use crate::descriptor::raw::{RawConnection, RawRun, RawUp};
 use crate::descriptor::suggest;
 
 impl Checker<'_> {
@@ -92,6 +92,23 @@ impl Checker<'_> {
             payload: step.payload.clone().unwrap_or_default().into_bytes(),
             until: step.until.clone(),
             show: step.show.unwrap_or(false),
+        })
+    }
+
+    /// A `[[run]]` command: a program, then its arguments.
+    pub(super) fn run(&self, i: usize, step: &RawRun) -> Result<RunStep, DescriptorError> {
+        if step.command.first().is_none_or(|p| p.trim().is_empty()) {
+            return Err(self.error(
+                Field::Run(i, "command"),
+                "no program to run".to_owned(),
+                Some(
+                    "give the program and its arguments, e.g. `command = [\"sh\", \"demo.sh\"]`"
+                        .to_owned(),
+                ),
+            ));
+        }
+        Ok(RunStep {
+            command: step.command.clone(),
         })
     }
 
