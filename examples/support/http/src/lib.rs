@@ -161,6 +161,7 @@ fn answer(mut stream: TcpStream, route: &dyn Fn(&Request<'_>) -> Response) -> io
             }),
             None => Response::text(400, "bad request"),
         },
+        Err(Head::Closed) => return Ok(()),
         Err(e) => match e.response() {
             Some(r) => r,
             None => return Err(e.into_io()),
@@ -181,6 +182,7 @@ fn answer_tls(
     loop {
         let head = match read_request(&mut stream, &mut carry) {
             Ok(head) => head,
+            Err(Head::Closed) => return Ok(()),
             Err(e) => match e.response() {
                 Some(r) => {
                     stream.write_all(&r.encode(false))?;
@@ -271,6 +273,9 @@ enum Head {
     TooLarge,
     BodyTooLarge,
     Malformed,
+    /// The client left before sending a byte: nothing to answer and nothing to report (a
+    /// client that only wants the certificate, as `aex tls export` does, leaves this way).
+    Closed,
     Io(io::Error),
 }
 
@@ -285,13 +290,14 @@ impl Head {
             )),
             Head::Malformed => Some(Response::text(400, "bad request")),
             // Timed out or gone: nobody to answer.
-            Head::Io(_) => None,
+            Head::Closed | Head::Io(_) => None,
         }
     }
 
     fn into_io(self) -> io::Error {
         match self {
             Head::Io(e) => e,
+            Head::Closed => io::ErrorKind::UnexpectedEof.into(),
             _ => io::ErrorKind::InvalidData.into(),
         }
     }
@@ -362,7 +368,11 @@ fn read_head(stream: &mut impl Read, carry: &mut Vec<u8>) -> Result<String, Head
         }
         let want = chunk.len().min(MAX_HEAD + 4 - buf.len());
         match stream.read(&mut chunk[..want]) {
-            Ok(0) if buf.is_empty() => return Err(Head::Io(io::ErrorKind::UnexpectedEof.into())),
+            // A TLS peer that closes without close_notify reads as UnexpectedEof.
+            Ok(0) if buf.is_empty() => return Err(Head::Closed),
+            Err(e) if buf.is_empty() && e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(Head::Closed)
+            }
             Ok(0) => return Err(Head::Malformed),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) => return Err(Head::Io(e)),
@@ -479,6 +489,28 @@ mod tests {
         ] {
             assert_eq!(parse_request_line(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_client_that_leaves_before_a_byte_is_not_an_error_but_one_that_leaves_midway_is() {
+        let closed = |r: &mut dyn Read| read_request(&mut &mut *r, &mut Vec::new());
+        assert!(matches!(closed(&mut io::empty()), Err(Head::Closed)));
+        // What rustls reads when the peer closes without close_notify.
+        struct Eof;
+        impl Read for Eof {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            }
+        }
+        assert!(matches!(closed(&mut Eof), Err(Head::Closed)));
+        assert!(matches!(
+            closed(&mut b"GET / HT".as_slice()),
+            Err(Head::Malformed)
+        ));
+        assert!(matches!(
+            closed(&mut b"GET / HT".as_slice().chain(Eof)),
+            Err(Head::Io(_))
+        ));
     }
 
     #[test]
