@@ -34,8 +34,8 @@ use aex_crypto::Measurement;
 use aex_example_http::{Request, Response};
 use aex_metering::answer::{RECEIPT_HEADER, RECEIPT_KEY_NAME};
 use aex_metering::{ClientId, Function, Meter, ReceiptKey, Signer};
-use aex_tee::{Backend, Provider, SimSgxPlatform, TeeKind};
-use aex_tls::{Attest, Attested, Identity, Limits, Options};
+use aex_tee::{SimSgxPlatform, TeeKind};
+use aex_tls::{Attested, Identity, Limits, Options};
 use cpu_time::ProcessTime;
 
 #[path = "../../../examples/faas/thumb/src/thumbnail.rs"]
@@ -49,29 +49,9 @@ const FUNCTIONS: &[Function] = &[Function::new("thumbnail", thumbnail::thumbnail
 const ROUNDS: usize = 31;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A node's TEE layer, in-process: evidence for one measured module.
-struct Tee {
-    backend: Arc<dyn Backend>,
-    measurement: Measurement,
-}
-
-impl Attest for Tee {
-    fn evidence(&self, key: [u8; 32], challenge: [u8; 32]) -> Result<Vec<u8>, String> {
-        self.backend
-            .evidence(
-                &Provider([0; 32]),
-                &self.measurement,
-                &challenge,
-                Some(&key),
-                None,
-            )
-            .map_err(|e| e.to_string())
-    }
-
-    fn serving(&self) -> bool {
-        true
-    }
-}
+#[path = "../tests/support/sim_tee.rs"]
+mod sim_tee;
+use sim_tee::Tee;
 
 /// The routes both servers answer.
 fn route(r: &Request<'_>, meter: &Mutex<Meter>, signer: &Signer) -> Response {
@@ -191,10 +171,7 @@ fn main() {
     let signer = Arc::new(Signer::new(ReceiptKey::generate(), measurement.0));
     let meter = Arc::new(Mutex::new(Meter::default()));
     let options = Options::default().extra(RECEIPT_KEY_NAME, &signer.public().0);
-    let tee = Tee {
-        backend: backend.clone(),
-        measurement,
-    };
+    let tee = Tee::serving(backend.clone(), measurement);
     let attested = Attested::new(Identity::generate().unwrap(), tee, &options).unwrap();
     let certificate = attested.certificate().to_vec();
     let (m, s) = (meter.clone(), signer.clone());

@@ -19,30 +19,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The TEE layer of a node, in-process: evidence for one measured module.
-struct Tee {
-    backend: Arc<dyn Backend>,
-    measurement: Measurement,
-    serving: Arc<AtomicBool>,
-}
-
-impl Attest for Tee {
-    fn evidence(&self, key: [u8; 32], challenge: [u8; 32]) -> Result<Vec<u8>, String> {
-        self.backend
-            .evidence(
-                &Provider([0; 32]),
-                &self.measurement,
-                &challenge,
-                Some(&key),
-                None,
-            )
-            .map_err(|e| e.to_string())
-    }
-
-    fn serving(&self) -> bool {
-        self.serving.load(Ordering::SeqCst)
-    }
-}
+#[path = "support/sim_tee.rs"]
+mod sim_tee;
+use sim_tee::Tee;
 
 /// A simulated sgx platform and a module served on it.
 struct Module {
@@ -210,11 +189,7 @@ fn impostor(cert: Vec<u8>, key: Vec<u8>) -> SocketAddr {
 
 #[test]
 fn a_native_module_is_refused_unless_insecure_is_allowed() {
-    let tee = Tee {
-        backend: Arc::new(aex_tee::NativePlatform),
-        measurement: measurement(4),
-        serving: Arc::new(AtomicBool::new(true)),
-    };
+    let tee = Tee::serving(Arc::new(aex_tee::NativePlatform), measurement(4));
     let attested = Attested::new(Identity::generate().unwrap(), tee, &Options::default()).unwrap();
     let addr = aex_example_http::start_attested(
         "127.0.0.1:0".parse().unwrap(),
