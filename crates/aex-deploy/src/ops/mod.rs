@@ -22,6 +22,7 @@ pub mod checkpoint;
 pub mod deploy;
 pub mod disable;
 pub mod events;
+pub mod governed;
 pub mod graph;
 pub mod local;
 pub mod logs;
