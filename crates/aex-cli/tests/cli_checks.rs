@@ -140,3 +140,53 @@ fn ctrl_c_during_a_build_says_interrupted() {
     );
     no_node_started(&app);
 }
+
+/// Appends a `[governance]` section (one member) to `app`'s descriptor.
+fn declare_governance(app: &AppDir) {
+    let path = app.path().join("aex.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let governance = format!(
+        "\n[governance]\n\n[[governance.member]]\nname = \"farm\"\nkey = \"{}\"\n\n\
+         [governance.rules]\ndeploy = \"any 1\"\n",
+        "5f".repeat(32)
+    );
+    std::fs::write(&path, text + &governance).unwrap();
+}
+
+#[test]
+fn a_governed_descriptor_is_refused_before_any_build_or_node_start() {
+    // Governance is declared but not enforced yet: the deployer's single key would bypass it.
+    let app = AppDir::new();
+    copy_example(app.path(), free_addr(), free_addr());
+    declare_governance(&app);
+    let refused = [
+        "refused:",
+        "declares `[governance]`, but this version of aex does not enforce governance yet",
+        "under this single deployer key, bypassing the members' rules",
+        "help: remove the `[governance]` section to deploy without governance",
+    ];
+    let run = up_without_cargo(&app).code(1);
+    run.stderr_has(&refused);
+    run.stderr_has(&["`aex up` refused"]);
+    assert!(!run.stderr.contains("cargo"), "{}", run.stderr);
+    no_node_started(&app);
+
+    let dir = app.path().display().to_string();
+    let deploy = |args: &[&str]| {
+        let mut cmd = cli::aex();
+        cmd.env("AEX_IDENTITY", &app.identity)
+            .env_remove(aex_deploy::build::PREBUILT_ENV)
+            .env("CARGO", "/nonexistent/cargo")
+            .args(args)
+            .arg(&dir);
+        cli::run_command(cmd, format!("aex {args:?}"), COMMAND_TIMEOUT)
+    };
+    let run = deploy(&["deploy"]).code(1);
+    run.stderr_has(&refused);
+    run.stderr_has(&["`aex deploy` refused"]);
+    assert!(!run.stderr.contains("cargo"), "{}", run.stderr);
+    // A dry run changes nothing: it goes past the refusal (to the build, which has no cargo).
+    let run = deploy(&["deploy", "--dry-run"]);
+    assert!(!run.stderr.contains("refused"), "{}", run.stderr);
+    no_node_started(&app);
+}

@@ -174,6 +174,23 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// The descriptor declares `[governance]`, and this command would change nodes: nothing
+    /// enforces governance yet, so it would act under this deployer's key alone.
+    #[error(
+        "`{command}` refused: {}{} declares `[governance]`, but this version of aex does not \
+         enforce governance yet: `{command}` would change the nodes under this single deployer \
+         key, bypassing the members' rules",
+        file.display(),
+        line.map(|l| format!(":{l}")).unwrap_or_default()
+    )]
+    GovernanceNotEnforced {
+        /// The refused command, e.g. `aex deploy`.
+        command: &'static str,
+        /// The descriptor.
+        file: PathBuf,
+        /// The line of `[governance]`, when known.
+        line: Option<usize>,
+    },
     /// An operation needs a module the deployer has not attested.
     #[error("module `{module}` is not deployed")]
     NotDeployed {
@@ -397,6 +414,13 @@ impl Error {
                 "the descriptor's `provider_key_file` for node `{node}` holds another key than the one the node derives for your deployer identity (another stakeholder's, another node's, or a stale one): ask the node's operator for yours (`aex node provider-key ... --deployer KEY`, KEY as `aex identity` prints it)"
             )),
             Error::NotDeployed { .. } => Some("run `aex deploy` (or `aex up`) first".into()),
+            Error::GovernanceNotEnforced { .. } => Some(
+                "remove the `[governance]` section to deploy without governance (under your \
+                 deployer key alone, as without it); `aex deploy --dry-run` and `aex status` \
+                 still work on a governed descriptor. Enforcement, by a governor no single member \
+                 controls, is not built yet (docs/SECURITY.md, \"Governance\")"
+                    .into(),
+            ),
             Error::Stopped { module, .. } => Some(format!(
                 "its log says why; `aex status` shows it too. `aex deploy` starts a new instance of `{module}` (a module that is not persistent starts from its default state)"
             )),

@@ -31,6 +31,12 @@ pub enum Field {
     Tenant(usize, &'static str),
     /// A field of the `[[run]]` command at this index.
     Run(usize, &'static str),
+    /// A field of the `[governance]` table, e.g. `governance.proposal_lifetime`.
+    Governance(&'static str),
+    /// A field of the `[[governance.member]]` at this index, e.g. `governance.member[1].key`.
+    Member(usize, &'static str),
+    /// The rule of one kind of action in `[governance.rules]`, e.g. `governance.rules.deploy`.
+    Rule(&'static str),
 }
 
 /// The kinds of entry in a descriptor, as located in its text.
@@ -44,6 +50,11 @@ pub(super) enum Section {
     Periodic,
     Tenant,
     Run,
+    Governance,
+    /// `[[governance.member]]`, inside `[governance]`.
+    Member,
+    /// `[governance.rules]`, inside `[governance]`.
+    Rules,
 }
 
 impl Section {
@@ -58,6 +69,29 @@ impl Section {
             Section::Periodic => "periodic",
             Section::Tenant => "tenant",
             Section::Run => "run",
+            Section::Governance => "governance",
+            Section::Member => "governance.member",
+            Section::Rules => "governance.rules",
+        }
+    }
+
+    /// Whether it is one table (`[application]`), not a list of entries: its fields are
+    /// named without an index.
+    pub(super) fn is_table(self) -> bool {
+        matches!(
+            self,
+            Section::Application | Section::Governance | Section::Rules
+        )
+    }
+
+    /// For a section nested in `[governance]`, the governance field that holds it: where its
+    /// errors point when the text outline could not follow the nesting (YAML, JSON, inline
+    /// tables).
+    pub(super) fn parent(self) -> Option<Field> {
+        match self {
+            Section::Member => Some(Field::Governance("member")),
+            Section::Rules => Some(Field::Governance("rules")),
+            _ => None,
         }
     }
 
@@ -72,13 +106,17 @@ impl Section {
             "periodic" => Some(Section::Periodic),
             "tenant" | "tenants" => Some(Section::Tenant),
             "run" => Some(Section::Run),
+            "governance" => Some(Section::Governance),
+            // TOML's dotted headers, `[[governance.member]]` and `[governance.rules]`.
+            "governance.member" => Some(Section::Member),
+            "governance.rules" => Some(Section::Rules),
             _ => None,
         }
     }
 }
 
 impl Field {
-    /// The section, the entry's index in it (0 for the application table) and the field name.
+    /// The section, the entry's index in it (0 for a table) and the field name.
     pub(super) fn parts(self) -> (Section, usize, &'static str) {
         match self {
             Field::Application(name) => (Section::Application, 0, name),
@@ -89,6 +127,9 @@ impl Field {
             Field::Periodic(index, name) => (Section::Periodic, index, name),
             Field::Tenant(index, name) => (Section::Tenant, index, name),
             Field::Run(index, name) => (Section::Run, index, name),
+            Field::Governance(name) => (Section::Governance, 0, name),
+            Field::Member(index, name) => (Section::Member, index, name),
+            Field::Rule(name) => (Section::Rules, 0, name),
         }
     }
 }
@@ -97,7 +138,7 @@ impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (section, index, name) = self.parts();
         f.write_str(section.key())?;
-        if section != Section::Application {
+        if !section.is_table() {
             write!(f, "[{index}]")?;
         }
         if !name.is_empty() {

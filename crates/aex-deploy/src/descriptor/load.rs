@@ -72,6 +72,7 @@ impl Descriptor {
             periodic: vec![],
             run: vec![],
             tenants: vec![],
+            governance: None,
             source: Source {
                 text: String::new(),
                 format: Format::Toml,
@@ -171,12 +172,28 @@ fn parse_error(
             message = &message[..cut];
         }
     }
-    let (message, named, help) = explain(message);
-    let field = position.map(|pos| match Outline::new(text, format).enclosing(pos) {
+    let (mut message, named, mut help) = explain(message);
+    let enclosing = position.and_then(|pos| {
+        Outline::new(text, format)
+            .enclosing(pos)
+            .map(|(section, index, at)| (section, index, at.map(str::to_owned)))
+    });
+    // In `[governance.rules]` the fields are kinds of action: say so, in governance's words.
+    if let (Some((Section::Rules, ..)), Some(name)) = (&enclosing, named) {
+        if message.starts_with("unknown field") {
+            let actions: Vec<String> = aex_governance::Action::ALL
+                .iter()
+                .map(|a| a.name().to_owned())
+                .collect();
+            message = format!("`{name}` is not a kind of action");
+            help = suggest::help(name, "actions", &actions);
+        }
+    }
+    let field = position.map(|_| match &enclosing {
         Some((section, index, at)) => {
-            let name = named.or(at);
+            let name = named.or(at.as_deref());
             let mut path = section.key().to_owned();
-            if section != Section::Application {
+            if !section.is_table() {
                 path.push_str(&format!("[{index}]"));
             }
             name.map(|name| format!("{path}.{name}")).unwrap_or(path)

@@ -84,28 +84,32 @@ impl Outline {
     }
 
     /// Where `field`'s value is written; else where its entry starts; else, when its section
-    /// is written in a form the scan does not follow, where the section starts.
+    /// is written in a form the scan does not follow, where the section starts; else, for a
+    /// section nested in `[governance]`, where the governance field holding it is written.
     pub(super) fn locate(&self, field: Field) -> Option<Pos> {
         let (section, index, name) = field.parts();
-        let mut in_section = self
+        // A table may be written in several pieces (YAML and JSON `governance` around a nested
+        // block): all of them, in order.
+        let mut entries = self
             .entries
             .iter()
-            .filter(|e| e.section == section)
+            .filter(|e| e.section == section && e.index == index)
             .peekable();
-        if in_section.peek().is_none() {
-            return self
+        let Some(start) = entries.peek().map(|e| e.start) else {
+            let any = self.entries.iter().any(|e| e.section == section);
+            let written = self
                 .sections
                 .iter()
                 .find(|(s, _)| *s == section)
                 .map(|(_, p)| *p);
-        }
-        let entry = in_section.find(|e| e.index == index)?;
-        let value = entry
-            .fields
-            .iter()
-            .find(|f| f.name == name)
-            .map(|f| f.value);
-        Some(value.unwrap_or(entry.start))
+            return match (any, written) {
+                (true, _) => None,
+                (false, Some(pos)) => Some(pos),
+                (false, None) => section.parent().and_then(|parent| self.locate(parent)),
+            };
+        };
+        let value = entries.find_map(|e| e.fields.iter().find(|f| f.name == name).map(|f| f.value));
+        Some(value.unwrap_or(start))
     }
 
     /// The entry holding `pos`, and the field whose key comes last at or before it.
@@ -125,7 +129,11 @@ impl Outline {
     /// Opens an entry, closing the previous one just before `start`'s line.
     fn open(&mut self, section: Section, start: Pos) {
         self.close(start.line.saturating_sub(1));
-        let index = self.entries.iter().filter(|e| e.section == section).count();
+        // A table is one entry, however many pieces it is written in.
+        let index = match section.is_table() {
+            true => 0,
+            false => self.entries.iter().filter(|e| e.section == section).count(),
+        };
         if index == 0 && !self.sections.iter().any(|(s, _)| *s == section) {
             self.sections.push((section, start));
         }
@@ -174,10 +182,9 @@ impl Outline {
                 let inner = text.trim_start_matches('[');
                 let name = unquote(inner.split(']').next().unwrap_or("").trim());
                 match Section::from_key(name) {
-                    Some(Section::Application) if !array => {
-                        self.open(Section::Application, Pos::new(number, indent))
-                    }
-                    Some(section) if array && section != Section::Application => {
+                    // `[application]`, `[governance]`, `[governance.rules]` are tables, the
+                    // others `[[lists]]`.
+                    Some(section) if section.is_table() != array => {
                         self.open(section, Pos::new(number, indent))
                     }
                     _ => {}
@@ -214,10 +221,14 @@ impl Outline {
 
     /// YAML: top-level keys open sections, `- ` items at the first item's indent open entries,
     /// `key: value` lines at the entry's field indent (or one-line `{...}` items) are fields.
+    /// Inside `governance`, a `member:` or `rules:` key whose value follows on the next lines
+    /// opens that nested section until a line comes back to the key's indent.
     fn scan_yaml(&mut self, source: &str) {
         let mut section = None;
         let mut item_indent = None;
         let mut field_indent = None;
+        // The indent of the `governance` field whose block is being read.
+        let mut nested: Option<usize> = None;
         for (number, line) in (1..).zip(source.lines()) {
             let text = line.trim_start();
             let indent = line.len() - text.len();
@@ -229,11 +240,11 @@ impl Outline {
             }
             if indent == 0 && !text.starts_with('-') {
                 self.close(number - 1);
-                (item_indent, field_indent) = (None, None);
+                (item_indent, field_indent, nested) = (None, None, None);
                 section = yaml_key(text).and_then(|(key, _)| Section::from_key(key));
                 match section {
-                    Some(Section::Application) => {
-                        self.open(Section::Application, Pos::new(number, 1));
+                    Some(s) if s.is_table() => {
+                        self.open(s, Pos::new(number, 1));
                         self.yaml_fields(line, number, 0);
                     }
                     Some(s) => self.sections.push((s, Pos::new(number, 1))),
@@ -241,8 +252,20 @@ impl Outline {
                 }
                 continue;
             }
+            if let Some(at) = nested {
+                // `member:` may list its items at its own indent.
+                let own_item =
+                    indent == at && section == Some(Section::Member) && text.starts_with('-');
+                if indent <= at && !own_item {
+                    // Back to `governance`'s own fields: a second piece of the same table.
+                    nested = None;
+                    (section, item_indent, field_indent) =
+                        (Some(Section::Governance), None, Some(at));
+                    self.open(Section::Governance, Pos::new(number, column(line, indent)));
+                }
+            }
             let Some(current) = section else { continue };
-            let item = current != Section::Application && (text.starts_with("- ") || text == "-");
+            let item = !current.is_table() && (text.starts_with("- ") || text == "-");
             if item && item_indent.is_none_or(|i| i == indent) {
                 item_indent = Some(indent);
                 self.open(current, Pos::new(number, column(line, indent)));
@@ -257,6 +280,20 @@ impl Outline {
             }
             if *field_indent.get_or_insert(indent) == indent {
                 self.yaml_fields(line, number, indent);
+                if current == Section::Governance {
+                    if let Some(sub) = yaml_block(text).and_then(governance_block) {
+                        nested = Some(indent);
+                        (section, item_indent, field_indent) = (Some(sub), None, None);
+                        let at = Pos::new(number, column(line, indent));
+                        match sub.is_table() {
+                            true => self.open(sub, at),
+                            false => {
+                                self.close(number);
+                                self.sections.push((sub, at));
+                            }
+                        }
+                    }
+                }
             }
         }
         self.close(usize::MAX - 1);
@@ -323,6 +360,23 @@ fn yaml_key(text: &str) -> Option<(&str, usize)> {
     let after = &text[colon.0 + 1..];
     let value = after.trim_start();
     Some((key, text.len() - value.len()))
+}
+
+/// The key of a YAML `key:` line whose value is a block on the next lines (nothing after the
+/// colon but a comment).
+fn yaml_block(text: &str) -> Option<&str> {
+    let (key, value_at) = yaml_key(text)?;
+    let rest = text[value_at..].trim();
+    (rest.is_empty() || rest.starts_with('#')).then_some(key)
+}
+
+/// The section a block under `governance` opens, by its key.
+pub(super) fn governance_block(key: &str) -> Option<Section> {
+    match key {
+        "member" => Some(Section::Member),
+        "rules" => Some(Section::Rules),
+        _ => None,
+    }
 }
 
 /// The fields of a one-line flow mapping starting at byte `at` of `line` (`{a: 1, "b": x}`):

@@ -45,6 +45,14 @@
 //!
 //! [[run]]                       # optional: a program `aex up` runs after the [[up]] steps
 //! command = ["sh", "demo.sh"]   # in the descriptor's directory; $AEX is the aex executable
+//!
+//! [governance]                  # optional: a consortium's members and rules (not enforced
+//! proposal_lifetime = "168h"    # yet, so commands that change nodes refuse it); default 168h
+//! [[governance.member]]
+//! name = "farm"
+//! key = "<64 hex>"              # `aex identity` prints it; or key_file = "keys/farm.pub"
+//! [governance.rules]            # per kind of action; an action without a rule needs `all`
+//! deploy = "1 of 1"             # `K of N`, `any K`, `majority`, `all`
 //! ```
 //!
 //! YAML and JSON use the same keys (`node`, `module`, `connection`, `up`, `periodic` as lists; the plural

@@ -46,6 +46,10 @@ pub struct Descriptor {
     pub run: Vec<RunStep>,
     /// Other stakeholders' applications `aex up` runs on the same local nodes, in file order.
     pub tenants: Vec<TenantSpec>,
+    /// `[governance]`: the consortium's members and the rule of each kind of action, checked
+    /// by `aex_governance`. Declared only: nothing enforces it yet, so the commands that change
+    /// nodes refuse a governed descriptor ([`Descriptor::refuse_if_governed`]).
+    pub governance: Option<aex_governance::Constitution>,
     /// The text and format the descriptor was read from, to locate later errors.
     pub(super) source: Source,
 }
@@ -63,6 +67,7 @@ impl PartialEq for Descriptor {
             && self.periodic == other.periodic
             && self.run == other.run
             && self.tenants == other.tenants
+            && self.governance == other.governance
     }
 }
 
@@ -258,6 +263,13 @@ impl Descriptor {
         self.modules.iter().find(|m| m.name == name)
     }
 
+    /// The line `[governance]` starts on, when the descriptor declares it and it can be found.
+    pub fn governance_line(&self) -> Option<usize> {
+        self.governance
+            .as_ref()
+            .and_then(|_| self.source.line(Field::Governance("")))
+    }
+
     /// An error located at `field`, for checks made after loading, e.g. ``module `ping` has no
     /// output `pnig` `` at `Field::Connection(0, "from")`.
     ///
@@ -357,7 +369,13 @@ impl Descriptor {
             | Field::Up(..)
             | Field::Periodic(..)
             | Field::Run(..)
-            | Field::Tenant(..) => return None,
+            | Field::Tenant(..)
+            | Field::Rule(..) => return None,
+            Field::Member(i, "name") => {
+                let members = self.governance.as_ref()?.members();
+                members.get(i)?.name.clone()
+            }
+            Field::Governance(_) | Field::Member(..) => return None,
         };
         Some(value)
     }

@@ -26,6 +26,8 @@ pub(super) struct RawDescriptor {
     pub run: Vec<RawRun>,
     #[serde(default, alias = "tenants")]
     pub tenant: Vec<RawTenant>,
+    #[serde(default)]
+    pub governance: Option<RawGovernance>,
 }
 
 /// `[application]`.
@@ -113,4 +115,57 @@ pub(super) struct RawPeriodic {
 pub(super) struct RawTenant {
     pub descriptor: String,
     pub identity: String,
+}
+
+/// `[governance]`: the consortium that owns the application (not yet enforced).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGovernance {
+    #[serde(default)]
+    pub member: Vec<RawMember>,
+    pub rules: Option<RawRules>,
+    pub proposal_lifetime: Option<String>,
+}
+
+/// One `[[governance.member]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMember {
+    pub name: String,
+    pub key: Option<String>,
+    pub key_file: Option<String>,
+}
+
+/// `[governance.rules]`: one optional rule per kind of action. A struct rather than a map so
+/// that an unknown action is refused by the parser at its line, listing the valid ones, and so
+/// that the reference test sees every action as a field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRules {
+    pub deploy: Option<String>,
+    pub update: Option<String>,
+    pub r#move: Option<String>,
+    pub disable: Option<String>,
+    pub add_member: Option<String>,
+    pub remove_member: Option<String>,
+    pub rotate_key: Option<String>,
+    pub constitution: Option<String>,
+}
+
+impl RawRules {
+    /// The rule written for `action`. The match is exhaustive, so a kind of action added to
+    /// `aex_governance::Action` fails to compile here until the descriptor takes it too.
+    pub fn get(&self, action: aex_governance::Action) -> Option<&String> {
+        use aex_governance::Action;
+        match action {
+            Action::Deploy => self.deploy.as_ref(),
+            Action::Update => self.update.as_ref(),
+            Action::Move => self.r#move.as_ref(),
+            Action::Disable => self.disable.as_ref(),
+            Action::AddMember => self.add_member.as_ref(),
+            Action::RemoveMember => self.remove_member.as_ref(),
+            Action::RotateKey => self.rotate_key.as_ref(),
+            Action::Constitution => self.constitution.as_ref(),
+        }
+    }
 }

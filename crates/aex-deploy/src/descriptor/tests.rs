@@ -4,6 +4,7 @@
 //! The fixtures are `tests/data/descriptors/demo.{toml,yaml,json}`; [`Project`] copies one into a
 //! temporary directory holding the crate directories and key file it names.
 
+mod governance;
 mod invalid;
 mod locate;
 mod reference;

@@ -4,7 +4,7 @@
 //! node and module names, every module on a declared node with an existing crate directory, and
 //! every connection between declared modules (never *to* the deployer), with a known algorithm,
 //! a unique name and no twin with the same ends. The first failure is returned, located at its
-//! field. Connections and `[[up]]` steps are checked in `links`.
+//! field. Connections and `[[up]]` steps are checked in `links`, `[governance]` in `governance`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +21,7 @@ use super::source::Source;
 use super::suggest;
 
 mod devices;
+mod governance;
 mod identity;
 mod links;
 mod periodic;
@@ -100,6 +101,7 @@ pub(super) fn validate(
         .collect::<Result<Vec<_>, _>>()?;
     let periodic = checker.periodic(&raw.periodic, &module_names)?;
     let tenants = checker.tenants(&raw.tenant)?;
+    let governance = checker.governance(raw.governance.as_ref())?;
     let run = raw
         .run
         .iter()
@@ -117,6 +119,7 @@ pub(super) fn validate(
         periodic,
         run,
         tenants,
+        governance,
         source,
     })
 }

@@ -14,6 +14,7 @@ use crate::state::RetiredInstance;
 
 /// Disables `module`.
 pub fn disable(app: &mut App, module: &str) -> Result<()> {
+    super::governed::refuse_if_governed(app.descriptor(), "aex disable")?;
     app.command(module, "disable itself", &Command::Disable)?;
     if let Some(rec) = app.forget_module(module) {
         // The process keeps its name on the node until the next deploy unloads it.

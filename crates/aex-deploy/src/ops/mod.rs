@@ -14,6 +14,10 @@
 //! | `aex reset` | [`reset::reset`] |
 //! | `aex down` | [`local::down`] |
 //! | `aex graph` | [`graph::graph`] |
+//!
+//! The commands that change nodes (`up`, `deploy` but for a dry run, `update`, `disable`,
+//! `reset`) first call [`governed::refuse_if_governed`]: governance is declared in descriptors
+//! but not enforced yet.
 //! | `aex logs` | [`logs::feeds`], then [`logs::LogFeed::read`] |
 //! | `aex events` | [`events::feed`], then [`events::EventFeed::read`] |
 
@@ -22,6 +26,7 @@ pub mod checkpoint;
 pub mod deploy;
 pub mod disable;
 pub mod events;
+pub mod governed;
 pub mod graph;
 pub mod local;
 pub mod logs;

@@ -29,6 +29,7 @@ pub struct ResetReport {
 
 /// Unloads every module of the application and clears its keys and connections.
 pub fn reset(app: &mut App, obs: &dyn Observer) -> Result<ResetReport> {
+    super::governed::refuse_if_governed(app.descriptor(), "aex reset")?;
     // (node, instance name on it): the descriptor's names, every recorded instance, and
     // instances an interrupted update left.
     let mut targets: BTreeSet<(String, String)> = app

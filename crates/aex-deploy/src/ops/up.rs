@@ -99,6 +99,8 @@ pub struct StepResult {
 /// looked at before anything is built, and every module is built and checked against the
 /// descriptor (ports, algorithms, periodic entries) before any node starts.
 pub fn up(mut app: App, opts: &UpOptions<'_>, obs: &dyn UpObserver) -> Result<()> {
+    // Before anything is built or started: governance is declared but not enforced.
+    super::governed::refuse_if_governed(app.descriptor(), "aex up")?;
     let tenants = tenants(&app, obs)?;
     let mut tenant_apps = Vec::new();
     for (tenant, identity) in &tenants {
@@ -107,6 +109,9 @@ pub fn up(mut app: App, opts: &UpOptions<'_>, obs: &dyn UpObserver) -> Result<()
             identity.clone(),
             app.timeout(),
         )?);
+    }
+    for tenant_app in &tenant_apps {
+        super::governed::refuse_if_governed(tenant_app.descriptor(), "aex up")?;
     }
     local::check_local_addresses(&app)?;
     let built = build(&app, obs)?;

@@ -44,6 +44,7 @@ pub struct UpdateReport {
 /// `discard_state`, starts from its default state: for an instance that is gone for good).
 /// Refuses, changing nothing, if other modules would have to change too.
 pub fn update(app: &mut App, opts: &UpdateOptions, obs: &dyn Observer) -> Result<UpdateReport> {
+    super::governed::refuse_if_governed(app.descriptor(), "aex update")?;
     let (module, node) = (opts.module.as_str(), opts.node.as_deref());
     let names: Vec<String> = app
         .descriptor()

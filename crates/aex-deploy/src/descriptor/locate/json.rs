@@ -35,19 +35,9 @@ impl<'a> Scanner<'a> {
             self.expect(':')?;
             let value_pos = self.pos();
             match (Section::from_key(&key), self.peek()?) {
-                (Some(Section::Application), '{') => self.entry(outline, Section::Application)?,
-                (Some(section), '[') if section != Section::Application => {
-                    outline.sections.push((section, key_pos));
-                    self.bump();
-                    while self.peek()? != ']' {
-                        if self.peek()? == '{' {
-                            self.entry(outline, section)?;
-                        } else {
-                            self.skip_value()?;
-                        }
-                        self.comma()?;
-                    }
-                    self.bump();
+                (Some(section), '{') if section.is_table() => self.entry(outline, section)?,
+                (Some(section), '[') if !section.is_table() => {
+                    self.list(outline, section, key_pos)?
                 }
                 (Some(section), _) => {
                     outline.sections.push((section, value_pos));
@@ -59,7 +49,25 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// One entry object, its fields and where it ends.
+    /// A list of entries of `section` (the cursor is on its `[`).
+    fn list(&mut self, outline: &mut Outline, section: Section, key_pos: Pos) -> Option<()> {
+        outline.sections.push((section, key_pos));
+        self.bump();
+        while self.peek()? != ']' {
+            if self.peek()? == '{' {
+                self.entry(outline, section)?;
+            } else {
+                self.skip_value()?;
+            }
+            self.comma()?;
+        }
+        self.bump();
+        Some(())
+    }
+
+    /// One entry object, its fields and where it ends. In `governance`, the `member` list and
+    /// the `rules` object are followed as their own sections, and the governance table goes on
+    /// as a second piece after them.
     fn entry(&mut self, outline: &mut Outline, section: Section) -> Option<()> {
         outline.open(section, self.pos());
         self.bump();
@@ -76,7 +84,21 @@ impl<'a> Scanner<'a> {
             self.expect(':')?;
             let value = self.pos();
             outline.field(&name, key, value);
-            self.skip_value()?;
+            let nested = match section {
+                Section::Governance => super::governance_block(&name),
+                _ => None,
+            };
+            match (nested, self.peek()?) {
+                (Some(sub), '[') if !sub.is_table() => {
+                    self.list(outline, sub, key)?;
+                    outline.open(section, self.pos());
+                }
+                (Some(sub), '{') if sub.is_table() => {
+                    self.entry(outline, sub)?;
+                    outline.open(section, self.pos());
+                }
+                _ => self.skip_value()?,
+            }
             self.comma()?;
         }
     }

@@ -350,7 +350,7 @@ fn provider_key_files() {
 }
 
 /// `text` with the `nth` (1-based) occurrence of `from` replaced by `to`, and its byte offset.
-fn replace_nth(text: &str, from: &str, nth: usize, to: &str) -> (String, usize) {
+pub(super) fn replace_nth(text: &str, from: &str, nth: usize, to: &str) -> (String, usize) {
     let offset = text
         .match_indices(from)
         .nth(nth - 1)
@@ -363,7 +363,7 @@ fn replace_nth(text: &str, from: &str, nth: usize, to: &str) -> (String, usize) 
 }
 
 /// The 1-based line and column of byte `offset`, counted independently of the locator.
-fn at(text: &str, offset: usize) -> (Option<usize>, Option<usize>) {
+pub(super) fn at(text: &str, offset: usize) -> (Option<usize>, Option<usize>) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;

@@ -192,3 +192,51 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn governance_nesting_in_each_format_and_its_fallbacks() {
+    let line = |text: &str, format, field| locate(text, format, field).map(|(l, _)| l);
+    // YAML: items at the key's own indent, a nested table, governance fields after both.
+    let yaml = "\
+governance:
+  member:
+  - name: a
+    key: k
+  - name: b
+  rules:
+    deploy: all
+  proposal_lifetime: 1h
+node: []
+";
+    let y = Format::Yaml;
+    assert_eq!(line(yaml, y, Field::Member(0, "key")), Some(4));
+    assert_eq!(line(yaml, y, Field::Member(1, "name")), Some(5));
+    assert_eq!(line(yaml, y, Field::Member(1, "key")), Some(5));
+    assert_eq!(line(yaml, y, Field::Rule("deploy")), Some(7));
+    assert_eq!(
+        line(yaml, y, Field::Governance("proposal_lifetime")),
+        Some(8)
+    );
+    assert_eq!(line(yaml, y, Field::Governance("")), Some(1));
+    // A flow mapping is not followed: its errors point at the governance field holding it.
+    let flow = "governance:\n  member: []\n  rules: {deploy: all}\n";
+    assert_eq!(line(flow, y, Field::Rule("deploy")), Some(3));
+    assert_eq!(line(flow, y, Field::Member(0, "key")), Some(2));
+
+    // JSON on one line, governance fields after the nested values.
+    let json = r#"{"governance": {"member": [{"name": "a"}], "rules": {"move": "all"}, "proposal_lifetime": "1h"}}"#;
+    let j = Format::Json;
+    assert_eq!(locate(json, j, Field::Member(0, "name")), Some((1, 37)));
+    assert_eq!(locate(json, j, Field::Rule("move")), Some((1, 62)));
+    assert_eq!(
+        locate(json, j, Field::Governance("proposal_lifetime")),
+        Some((1, 91))
+    );
+
+    // TOML: dotted headers; an inline rules table points at its key.
+    let toml = "[governance]\nrules = { deploy = \"all\" }\n[[governance.member]]\nname = \"a\"\n";
+    let t = Format::Toml;
+    assert_eq!(line(toml, t, Field::Rule("deploy")), Some(2));
+    assert_eq!(line(toml, t, Field::Member(0, "name")), Some(4));
+    assert_eq!(line(toml, t, Field::Member(0, "key")), Some(3));
+}

@@ -204,14 +204,23 @@ fn the_reference_covers_every_field_the_parser_accepts() {
     let sections = &parser[&vec![]];
     assert!(sections.contains(&"node") && sections.contains(&"tenant"));
     let mut missing = vec![];
-    for section in sections.iter().filter(|s| !aliases.contains(*s)) {
-        let Some(documented) = reference.get(*section) else {
+    let top: Vec<Vec<&'static str>> = sections
+        .iter()
+        .filter(|s| !aliases.contains(*s))
+        .map(|s| vec![*s])
+        .collect();
+    // Each top-level section, and each section nested in one (`[[governance.member]]`),
+    // documented under a `## ` heading naming its dotted path.
+    let nested = parser
+        .keys()
+        .filter(|path| path.len() > 1 && !path.iter().any(|p| aliases.contains(p)));
+    for path in top.iter().chain(nested) {
+        let section = path.join(".");
+        let Some(documented) = reference.get(&section) else {
             missing.push(format!("section `{section}` (a `## ` heading naming it)"));
             continue;
         };
-        let fields = parser
-            .get(&vec![*section])
-            .expect("each section is a struct");
+        let fields = parser.get(path).expect("each section is a struct");
         for field in fields {
             if !documented.iter().any(|d| d == field) && !aliases.contains(field) {
                 missing.push(format!("`{field}` of `{section}`"));
@@ -245,5 +254,12 @@ fn the_reference_covers_every_field_the_parser_accepts() {
     );
     let module = &parser[&vec!["module"]];
     assert!(module.contains(&"crate") && module.contains(&"devices"));
+    // Nested sections are seen too, and the rules are exactly governance's kinds of action.
+    assert!(parser[&vec!["governance", "member"]].contains(&"key_file"));
+    let actions: Vec<&str> = aex_governance::Action::ALL
+        .iter()
+        .map(|a| a.name())
+        .collect();
+    assert_eq!(parser[&vec!["governance", "rules"]], actions);
     assert!(parser[&vec!["node"]].contains(&"vendor_id"));
 }

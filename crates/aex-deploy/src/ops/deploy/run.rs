@@ -47,6 +47,10 @@ pub enum Deployed {
 /// Converges the running application on the descriptor: builds every module, decides what to
 /// change ([`Plan`]), and loads, attests and connects only what differs.
 pub fn deploy(app: &mut App, opts: &DeployOptions, obs: &dyn DeployObserver) -> Result<Deployed> {
+    // A dry run changes nothing, so members may review the plan of a governed descriptor.
+    if !opts.dry_run {
+        crate::ops::governed::refuse_if_governed(app.descriptor(), "aex deploy")?;
+    }
     // Checked before the build: a typo costs no build.
     discarded(app, &opts.discard_state)?;
     let built = build(app, obs)?;
