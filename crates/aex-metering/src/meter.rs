@@ -199,11 +199,14 @@ type Outcome = Result<Vec<u8>, String>;
 /// above its level at the start (when the counting allocator is installed; the flag says).
 fn measure(run: fn(&[u8]) -> Outcome, input: &[u8]) -> Result<(Outcome, Usage, bool), InvokeError> {
     let heap = crate::heap::start();
-    let cpu = cpu_now()?;
+    // The wall clock's span encloses the CPU clock's, so that a function that never waits
+    // shows CPU time ≤ wall time (read the other way round, the CPU clock's own readings
+    // fell outside the wall span and a busy function showed more CPU than wall time).
     let wall = Instant::now();
+    let cpu = cpu_now()?;
     let result = run(input);
-    let wall_ns = nanos(wall.elapsed());
     let cpu_ns = nanos(cpu_now()?.saturating_sub(cpu));
+    let wall_ns = nanos(wall.elapsed());
     let peak = crate::heap::peak_since(heap);
     let usage = Usage {
         cpu_ns,

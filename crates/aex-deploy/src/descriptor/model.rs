@@ -48,7 +48,7 @@ pub struct Descriptor {
     pub tenants: Vec<TenantSpec>,
     /// `[governance]`: the consortium's members and the rule of each kind of action, checked
     /// by `aex_governance`. Declared only: nothing enforces it yet, so the commands that change
-    /// nodes refuse a governed descriptor ([`Descriptor::refuse_if_governed`]).
+    /// nodes refuse a governed descriptor ([`crate::ops::governed::refuse_if_governed`]).
     pub governance: Option<aex_governance::Constitution>,
     /// The text and format the descriptor was read from, to locate later errors.
     pub(super) source: Source,
