@@ -206,15 +206,48 @@ impl Constitution {
         self.lifetime_ms
     }
 
-    /// The SHA-256 of its CBOR encoding: what a proposal that changes the constitution names
-    /// as its change.
+    /// The SHA-256 of its canonical encoding ([`Constitution::canonical_bytes`]): what a
+    /// proposal that changes the constitution names as its change, and what the governor
+    /// attests in its TLS certificate under [`CERTIFICATE_KEY_NAME`], so that each member
+    /// checks the governor holds the constitution of their own descriptor.
     pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.canonical_bytes()).into()
+    }
+
+    /// Its canonical encoding: a CBOR map (RFC 8949) of `members` (name and key of each, in
+    /// name order), `rules` (in the order of [`Action::ALL`]) and `lifetime_ms`. Members are
+    /// sorted so that two parties who list the same members in another order (a descriptor,
+    /// a `start` payload) compute the same digest: the order means nothing to the book.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            members: Vec<&'a Member>,
+            rules: &'a BTreeMap<Action, Rule>,
+            lifetime_ms: u64,
+        }
+        let mut members: Vec<&Member> = self.members.iter().collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        let canonical = Canonical {
+            members,
+            rules: &self.rules,
+            lifetime_ms: self.lifetime_ms,
+        };
         let mut bytes = Vec::new();
         // Invariant: names, byte strings, integers and a map with enum keys always encode.
-        ciborium::into_writer(self, &mut bytes).unwrap_or_default();
-        Sha256::digest(&bytes).into()
+        ciborium::into_writer(&canonical, &mut bytes).unwrap_or_default();
+        bytes
+    }
+
+    /// The rules written in the constitution (an action missing here needs `all`).
+    pub fn rules(&self) -> &BTreeMap<Action, Rule> {
+        &self.rules
     }
 }
+
+/// The name of the extra key under which the governor's TLS certificate attests its
+/// constitution's [`Constitution::digest`] (`aex::tls::Options::extra`): a member's verifying
+/// client compares it with the digest of the constitution in its own descriptor.
+pub const CERTIFICATE_KEY_NAME: &str = "aex constitution v1";
 
 #[cfg(test)]
 mod tests {
@@ -304,5 +337,16 @@ mod tests {
         assert_ne!(base.digest(), other_key.digest());
         assert_ne!(base.digest(), other_rule.digest());
         assert_eq!(base.digest(), base.clone().digest());
+    }
+
+    #[test]
+    fn the_digest_does_not_depend_on_the_order_members_are_listed_in() {
+        let ab = vec![member("a", 1), member("b", 2)];
+        let ba = vec![member("b", 2), member("a", 1)];
+        let one = Constitution::new(ab, BTreeMap::new(), 1000).unwrap();
+        let two = Constitution::new(ba, BTreeMap::new(), 1000).unwrap();
+        assert_ne!(one, two, "the lists differ");
+        assert_eq!(one.digest(), two.digest());
+        assert_eq!(one.canonical_bytes(), two.canonical_bytes());
     }
 }

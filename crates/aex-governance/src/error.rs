@@ -26,6 +26,12 @@ pub enum ConstitutionError {
         /// The longest allowed.
         max: usize,
     },
+    /// A member key that is not 64 hex digits (a 32-byte Ed25519 public key).
+    #[error("member `{name}`: its key must be 64 hex digits (an Ed25519 public key, as `aex identity` prints it)")]
+    MemberKey {
+        /// The member's name.
+        name: String,
+    },
     /// Two members with one name.
     #[error("two members are named `{name}`")]
     DuplicateName {

@@ -11,6 +11,8 @@
 //!   and say what is valid;
 //! * [`signed`]: proposals, ballots and withdrawals, each a COSE_Sign1 (RFC 9052) by one
 //!   member over a CBOR payload (RFC 8949), as the audit ledger's signed roots are;
+//! * [`document`]: the constitution as a JSON document (the governor's `start` payload), and
+//!   its digest, which the governor's certificate attests;
 //! * [`book`]: the open, accepted, rejected, withdrawn, expired and applied proposals, and the
 //!   checks that refuse a forged ballot, a ballot by a non-member, a ballot replayed from
 //!   another proposal and a proposal applied twice.
@@ -20,6 +22,7 @@
 mod action;
 pub mod book;
 pub mod constitution;
+pub mod document;
 pub mod error;
 mod id;
 pub mod signed;
@@ -27,6 +30,7 @@ mod status;
 
 pub use action::UnknownAction;
 pub use book::{Book, Record, Status};
-pub use constitution::{Action, Constitution, Member, Rule};
+pub use constitution::{Action, Constitution, Member, Rule, CERTIFICATE_KEY_NAME};
+pub use document::{Document, MemberDocument};
 pub use error::{ConstitutionError, GovernanceError};
 pub use signed::{Ballot, Proposal, ProposalId, Vote, Withdrawal};

@@ -15,6 +15,8 @@ use crate::signed::{open, Ballot, Proposal, ProposalId, Signed, Vote, Withdrawal
 pub use crate::status::Status;
 use std::collections::{BTreeMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 /// The most proposals open at once.
 pub const MAX_OPEN: usize = 256;
 
@@ -22,8 +24,9 @@ pub const MAX_OPEN: usize = 256;
 /// forgotten first, and a ballot or `apply` for a forgotten one is refused as unknown.
 pub const MAX_DECIDED: usize = 4096;
 
-/// A proposal and its ballots.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A proposal and its ballots. Serde, so that whatever holds the book keeps it (the governor
+/// seals it as its state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Its id.
     pub id: ProposalId,
@@ -32,6 +35,7 @@ pub struct Record {
     /// The member who made it.
     pub proposer: String,
     /// The proposal as signed (what the ledger records).
+    #[serde(with = "serde_bytes")]
     pub signed: Vec<u8>,
     /// Each member's latest ballot, as signed.
     pub ballots: BTreeMap<String, (Vote, Vec<u8>)>,
@@ -61,7 +65,11 @@ impl Record {
 }
 
 /// The proposals of one application under its constitution.
-#[derive(Debug, Clone)]
+///
+/// Serde, so that whatever holds the book keeps it across restarts (the governor seals it).
+/// Deserializing does not check it again: restore only a book this code serialized, from
+/// storage that is authentic (a sealed state), never one a party sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Book {
     application: String,
     constitution: Constitution,
@@ -79,6 +87,11 @@ impl Book {
             records: BTreeMap::new(),
             decided: VecDeque::new(),
         }
+    }
+
+    /// The application it governs.
+    pub fn application(&self) -> &str {
+        &self.application
     }
 
     /// The constitution in force.

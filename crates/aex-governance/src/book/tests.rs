@@ -342,3 +342,19 @@ fn open_proposals_are_bounded() {
         GovernanceError::TooManyOpen { open: MAX_OPEN }
     );
 }
+
+#[test]
+fn a_book_serialized_and_restored_goes_on_where_it_was() {
+    // The governor seals its book after every call and restores it after a restart.
+    let mut c = consortium();
+    let id = c.propose(Action::Deploy, 0, 10);
+    assert_eq!(c.vote(id, Vote::Approve, 0, 11), Status::Open);
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&c.book, &mut bytes).unwrap();
+    c.book = ciborium::from_reader(bytes.as_slice()).unwrap();
+    assert_eq!(c.book.application(), "ping-pong");
+    assert_eq!(c.book.get(&id).unwrap().ballots.len(), 1);
+    // A ballot it had already counted still counts once.
+    assert_eq!(c.vote(id, Vote::Approve, 0, 12), Status::Open);
+    assert_eq!(c.vote(id, Vote::Approve, 1, 13), Status::Accepted);
+}
