@@ -20,8 +20,8 @@ use aex_deploy::build::{Builder, Prebuilt, Profile};
 
 use crate::paths;
 
-/// The module crates of the workspace: the examples' modules, the benchmark's and the test
-/// kit's own (`crates/aex-testkit/modules/`).
+/// The module crates of the workspace: the examples' modules, the benchmark's, the test kit's
+/// own (`crates/aex-testkit/modules/`) and the governor (`crates/aex-governor`).
 pub fn crates() -> Vec<PathBuf> {
     let root = paths::workspace();
     let text =
@@ -38,6 +38,7 @@ pub fn crates() -> Vec<PathBuf> {
                 "examples/",
                 "crates/aex-bench/modules/",
                 "crates/aex-testkit/modules/",
+                "crates/aex-governor",
             ]
             .iter()
             .any(|dir| m.starts_with(dir))

@@ -440,13 +440,17 @@ impl Response {
         let connection = if keep { "keep-alive" } else { "close" };
         let reason = match self.status {
             200 => "OK",
+            201 => "Created",
             400 => "Bad Request",
             404 => "Not Found",
             401 => "Unauthorized",
+            403 => "Forbidden",
             405 => "Method Not Allowed",
+            409 => "Conflict",
             413 => "Content Too Large",
             422 => "Unprocessable Content",
             431 => "Request Header Fields Too Large",
+            429 => "Too Many Requests",
             500 => "Internal Server Error",
             _ => "Service Unavailable",
         };
