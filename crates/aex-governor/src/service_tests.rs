@@ -226,3 +226,34 @@ fn a_clock_set_back_does_not_reopen_or_extend_anything() {
     assert!(text(&late).contains("is expired"), "{}", text(&late));
     assert_eq!(held.clock_ms, 61_000);
 }
+
+#[test]
+fn the_state_survives_the_runtimes_json_sealing() {
+    // The module runtime seals state as JSON: the book must round-trip through it.
+    let mut held = started();
+    let v: View = json(&answer(
+        &mut held,
+        "POST",
+        "/proposals",
+        &proposal(1).sign(&key(1)),
+        10,
+    ));
+    answer(
+        &mut held,
+        "POST",
+        "/ballots",
+        &ballot(&v.id, Vote::Approve, &key(1)),
+        11,
+    );
+    let sealed = serde_json::to_vec(&held).unwrap();
+    let mut back: Held = serde_json::from_slice(&sealed).unwrap();
+    assert_eq!(back.clock_ms, 11);
+    let voted = answer(
+        &mut back,
+        "POST",
+        "/ballots",
+        &ballot(&v.id, Vote::Approve, &key(3)),
+        12,
+    );
+    assert_eq!(json::<View>(&voted).status, "accepted");
+}

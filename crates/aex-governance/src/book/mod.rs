@@ -73,6 +73,9 @@ impl Record {
 pub struct Book {
     application: String,
     constitution: Constitution,
+    /// As a list of records (each holds its id): formats whose map keys are strings (JSON,
+    /// which the module runtime seals state in) have no key for a byte-string id.
+    #[serde(with = "as_list")]
     records: BTreeMap<ProposalId, Record>,
     /// Decided proposals, oldest first (to forget beyond [`MAX_DECIDED`]).
     decided: VecDeque<ProposalId>,
@@ -342,6 +345,30 @@ impl Book {
             .values()
             .filter(|r| r.status == Status::Open)
             .count()
+    }
+}
+
+/// The records map as a sequence of its records.
+mod as_list {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Record;
+    use crate::signed::ProposalId;
+
+    pub(super) fn serialize<S: Serializer>(
+        records: &BTreeMap<ProposalId, Record>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(records.values())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<ProposalId, Record>, D::Error> {
+        let list = Vec::<Record>::deserialize(d)?;
+        Ok(list.into_iter().map(|r| (r.id, r)).collect())
     }
 }
 
