@@ -73,6 +73,7 @@ impl Descriptor {
             run: vec![],
             tenants: vec![],
             governance: None,
+            governor: None,
             source: Source {
                 text: String::new(),
                 format: Format::Toml,

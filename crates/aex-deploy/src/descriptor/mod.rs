@@ -76,7 +76,8 @@ mod tests;
 pub use error::DescriptorError;
 pub use field::Field;
 pub use model::{
-    ConnectionSpec, Descriptor, From, Language, ModuleSpec, NodeIdentitySource, NodeSpec,
-    PeriodicSpec, PlatformKeySource, PortRef, RunStep, TenantSpec, UpStep,
+    ConnectionSpec, Descriptor, From, GovernorSpec, Language, ModuleSpec, NodeIdentitySource,
+    NodeSpec, PeriodicSpec, PlatformKeySource, PortRef, RunStep, TenantSpec, UpStep,
 };
 pub use suggest::did_you_mean;
+pub use validate::parse_governor_url;

@@ -50,6 +50,10 @@ pub struct Descriptor {
     /// by `aex_governance`. Declared only: nothing enforces it yet, so the commands that change
     /// nodes refuse a governed descriptor ([`crate::ops::governed::refuse_if_governed`]).
     pub governance: Option<aex_governance::Constitution>,
+    /// `[governance]`'s `governor`, `governor_node` and `governor_measurement`: where members
+    /// reach the governor and what they pin of it (`aex propose`, `aex vote`); `None` when
+    /// the descriptor leaves them out.
+    pub governor: Option<GovernorSpec>,
     /// The text and format the descriptor was read from, to locate later errors.
     pub(super) source: Source,
 }
@@ -68,10 +72,28 @@ impl PartialEq for Descriptor {
             && self.run == other.run
             && self.tenants == other.tenants
             && self.governance == other.governance
+            && self.governor == other.governor
     }
 }
 
 impl Eq for Descriptor {}
+
+/// Where a consortium's governor serves, and what each member pins of it. Members appraise
+/// the governor as the deployer appraises a module: its node's TEE kind, simulation and debug
+/// policy and platform key come from the `[[node]]` it runs on, its code from the pinned
+/// measurement (which every member computes from the same source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GovernorSpec {
+    /// The URL as written, `https://HOST:PORT/`.
+    pub url: String,
+    /// Its `HOST:PORT`, resolved when a command connects.
+    pub address: String,
+    /// The `[[node]]` the governor runs on (an `sgx` node: members must be able to check
+    /// its evidence themselves, which symmetric kinds do not allow).
+    pub node: String,
+    /// The governor's measurement.
+    pub measurement: aex_crypto::Measurement,
+}
 
 /// One node: a machine running the aex node agent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -125,6 +125,10 @@ pub(super) struct RawGovernance {
     pub member: Vec<RawMember>,
     pub rules: Option<RawRules>,
     pub proposal_lifetime: Option<String>,
+    /// Where members reach the governor, and what they pin of it (`validate/governor.rs`).
+    pub governor: Option<String>,
+    pub governor_node: Option<String>,
+    pub governor_measurement: Option<String>,
 }
 
 /// One `[[governance.member]]`.

@@ -22,6 +22,9 @@ use super::suggest;
 
 mod devices;
 mod governance;
+mod governor;
+
+pub use governor::parse_governor_url;
 mod identity;
 mod links;
 mod periodic;
@@ -102,6 +105,7 @@ pub(super) fn validate(
     let periodic = checker.periodic(&raw.periodic, &module_names)?;
     let tenants = checker.tenants(&raw.tenant)?;
     let governance = checker.governance(raw.governance.as_ref())?;
+    let governor = checker.governor(raw.governance.as_ref(), &nodes)?;
     let run = raw
         .run
         .iter()
@@ -120,6 +124,7 @@ pub(super) fn validate(
         run,
         tenants,
         governance,
+        governor,
         source,
     })
 }

@@ -18,6 +18,9 @@ tee = "sgx"
 
 [governance]
 proposal_lifetime = "48h"
+governor = "https://127.0.0.1:7443/"
+governor_node = "n1"
+governor_measurement = "abababababababababababababababababababababababababababababababab"
 
 [[governance.member]]
 name = "alice"
@@ -56,6 +59,9 @@ governance:
     disable: "any 1"
     add_member: "all"
   proposal_lifetime: "48h"
+  governor: "https://127.0.0.1:7443/"
+  governor_node: "n1"
+  governor_measurement: "abababababababababababababababababababababababababababababababab"
 "#;
 
 const JSON: &str = r#"{
@@ -72,7 +78,10 @@ const JSON: &str = r#"{
       "disable": "any 1",
       "add_member": "all"
     },
-    "proposal_lifetime": "48h"
+    "proposal_lifetime": "48h",
+    "governor": "https://127.0.0.1:7443/",
+    "governor_node": "n1",
+    "governor_measurement": "abababababababababababababababababababababababababababababababab"
   }
 }
 "#;
@@ -168,6 +177,10 @@ const CASES: &[Case] = &[
     ("\"any 1\"", 1, "\"any 9\"", "governance.rules.disable", "`any 9` needs 9 approvals", "K from 1 to 3"),
     ("\"majority\"", 1, "\"most\"", "governance.rules.update", "`most` is not a rule; valid rules: `K of N`", "`all`"),
     ("\"48h\"", 1, "\"2 days\"", "governance.proposal_lifetime", "`2 days` is not a duration", "`48h`"),
+    ("\"https://127.0.0.1:7443/\"", 1, "\"http://127.0.0.1:7443/\"", "governance.governor", "not an https URL", "`governor_node`"),
+    ("\"https://127.0.0.1:7443/\"", 1, "\"https://127.0.0.1/\"", "governance.governor", "no HOST:PORT", "set all three, or none"),
+    ("\"n1\"", 2, "\"n2\"", "governance.governor_node", "no node `n2` in the descriptor", "`n1`"),
+    ("\"abab", 1, "\"zbab", "governance.governor_measurement", "not a measurement: expected 64 hex digits", "every member computes"),
     ("\"48h\"", 1, "\"0s\"", "governance.proposal_lifetime", "a proposal's lifetime must be above zero", "a week"),
 ];
 
@@ -268,4 +281,44 @@ fn a_member_needs_exactly_one_key_and_the_consortium_a_member() {
     assert_eq!(err.line(), Some(6));
     assert_eq!(err.message(), "the consortium has no members");
     assert!(err.help().unwrap().contains("[[governance.member]]"));
+}
+
+#[test]
+fn the_governor_needs_its_url_node_and_measurement_together_on_an_sgx_node() {
+    let project = project();
+    let d = project.load("toml", TOML).unwrap();
+    let g = d.governor.expect("declared");
+    assert_eq!(
+        (g.url.as_str(), g.address.as_str(), g.node.as_str()),
+        ("https://127.0.0.1:7443/", "127.0.0.1:7443", "n1")
+    );
+    assert_eq!(g.measurement.to_hex(), "ab".repeat(32));
+
+    let unpinned = TOML.replace(
+        &format!("governor_measurement = \"{}\"\n", "ab".repeat(32)),
+        "",
+    );
+    let err = project.load("toml", &unpinned).unwrap_err();
+    assert_eq!(err.field().as_deref(), Some("governance.governor"));
+    assert_eq!(err.line(), Some(position_of(&unpinned, "governor =", 1).0));
+    assert_eq!(
+        err.message(),
+        "`governor` is set but `governor_measurement` is not"
+    );
+
+    let native = TOML.replace("tee = \"sgx\"", "tee = \"native\"");
+    let err = project.load("toml", &native).unwrap_err();
+    assert_eq!(err.field().as_deref(), Some("governance.governor_node"));
+    assert!(err.message().contains("is a `native` node"), "{err}");
+    assert!(
+        err.help().unwrap_or("").contains("only the holder"),
+        "{err}"
+    );
+
+    let none = TOML
+        .lines()
+        .filter(|l| !l.starts_with("governor"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(project.load("toml", &none).unwrap().governor, None);
 }
