@@ -6,6 +6,7 @@
 
 mod commands;
 mod dashboard;
+mod governor;
 mod payload;
 mod progress;
 mod report;

@@ -7,6 +7,15 @@ use crate::shell::Shell;
 
 /// One line per change; kept items are counted, not listed.
 pub fn plan(plan: &Plan, shell: &Shell) {
+    for line in plan_lines(plan) {
+        shell.status("Plan", line);
+    }
+}
+
+/// [`plan`]'s lines, as text: `aex propose` also sends them as the proposal's summary, so
+/// members read the plan they vote on.
+pub fn plan_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
     let line = |what: String, verb: &str, action: &Action| match action {
         Action::Keep => None,
         Action::Apply(why) => Some(format!("{what}: {verb} ({why})")),
@@ -29,23 +38,21 @@ pub fn plan(plan: &Plan, shell: &Shell) {
             _ => "load and attest",
         };
         match line(what, verb, &m.action) {
-            Some(l) => shell.status("Plan", l),
+            Some(l) => lines.push(l),
             None => kept += 1,
         }
     }
     for c in &plan.connections {
         let what = format!("connection `{}`", c.connection);
         match line(what, "deliver fresh keys", &c.action) {
-            Some(l) => shell.status("Plan", l),
+            Some(l) => lines.push(l),
             None => kept += 1,
         }
     }
     if kept > 0 {
-        shell.status(
-            "Plan",
-            format!("{kept} modules and connections stay as they are"),
-        );
+        lines.push(format!("{kept} modules and connections stay as they are"));
     }
+    lines
 }
 
 /// What a deployment did: the state transfers, the revocations, a summary line and the

@@ -40,6 +40,7 @@ mod cli_window;
 mod e2e_button_led;
 mod e2e_counter_migration;
 mod e2e_faas;
+mod e2e_governance_cli;
 mod e2e_governor;
 mod e2e_irrigation;
 mod e2e_metering;

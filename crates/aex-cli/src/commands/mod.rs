@@ -10,6 +10,7 @@ mod device;
 mod disable;
 mod down;
 mod events;
+mod govern;
 mod graph;
 mod identity;
 mod ledger;
@@ -121,6 +122,10 @@ impl Commands {
             | Commands::Ledger(_)
             | Commands::Receipt(_) => None,
             Commands::Bill(a) => Some(&mut a.app),
+            Commands::Propose(a) => Some(&mut a.app),
+            Commands::Proposals(a) => Some(&mut a.app),
+            Commands::Vote(a) => Some(&mut a.app),
+            Commands::Withdraw(a) => Some(&mut a.app),
         }
     }
 }
@@ -151,6 +156,10 @@ enum Commands {
     Ledger(ledger::LedgerArgs),
     Receipt(ledger::ReceiptArgs),
     Bill(bill::BillArgs),
+    Propose(govern::ProposeArgs),
+    Proposals(govern::ProposalsArgs),
+    Vote(govern::VoteArgs),
+    Withdraw(govern::WithdrawArgs),
 }
 
 /// Where the application is (a descriptor file or a directory holding `aex.toml`), and who
@@ -260,6 +269,10 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Ledger(a) => ledger::exec(a, shell),
         Commands::Receipt(a) => ledger::exec_receipt(a, shell),
         Commands::Bill(a) => bill::exec(a, shell),
+        Commands::Propose(a) => govern::exec_propose(a, shell),
+        Commands::Proposals(a) => govern::exec_proposals(a, shell),
+        Commands::Vote(a) => govern::exec_vote(a, shell),
+        Commands::Withdraw(a) => govern::exec_withdraw(a, shell),
     }
 }
 

@@ -1,0 +1,368 @@
+//! A member's client of the consortium's governor (`aex propose`, `aex proposals`, `aex vote`,
+//! `aex withdraw`; docs/PROTOCOL.md §13).
+//!
+//! Every request goes over a fresh attested TLS connection, and is sent only after two checks
+//! against the member's *own* descriptor: the governor's evidence passes the appraisal of the
+//! `[[node]]` it runs on with the pinned `governor_measurement`, and its certificate attests
+//! (as the extra key `aex_governance::CERTIFICATE_KEY_NAME`) the digest of the very
+//! constitution the member's descriptor declares. The second check is what makes the first
+//! mean something: the governor's code is the same for every consortium, and whoever called
+//! its `start` chose the constitution it counts ballots under.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aex_client::{Anchor, Policy, Verified};
+use aex_crypto::Measurement;
+use aex_deploy::descriptor::{Descriptor, GovernorSpec, PlatformKeySource};
+use aex_governance::{Constitution, CERTIFICATE_KEY_NAME};
+use aex_tee::sgx::SimRootPublicKey;
+use aex_tee::TeeKind;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// How long a member waits to connect and for each read and write, unless `--timeout` says.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where the governor is, as the command line overrides the descriptor.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--governor URL`.
+    pub url: Option<String>,
+    /// `--governor-node NODE`.
+    pub node: Option<String>,
+    /// `--measurement HEX`.
+    pub measurement: Option<String>,
+}
+
+/// A governor this member will talk to: where, how it is appraised, and which constitution
+/// its certificate must attest.
+pub struct Governor {
+    url: String,
+    addr: SocketAddr,
+    policy: Policy,
+    constitution: Constitution,
+    digest: [u8; 32],
+    descriptor: PathBuf,
+    timeout: Duration,
+}
+
+/// A proposal as the governor shows it (its `GET /proposals` entries; the governor's own
+/// type lives in its binary). Unknown fields are ignored, so a newer governor still lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    /// 64 hex digits.
+    pub id: String,
+    /// The kind of action.
+    pub action: String,
+    /// The member who made it.
+    pub proposer: String,
+    /// `open`, `accepted`, `rejected`, `withdrawn`, `expired` or `applied`.
+    pub status: String,
+    /// Approvals by current members.
+    pub approvals: usize,
+    /// Rejections by current members.
+    pub rejections: usize,
+    /// The rule of its action.
+    pub rule: String,
+    /// The approvals that rule needs.
+    pub required: usize,
+    /// The SHA-256 of the change, hex.
+    pub change: String,
+    /// What members read before voting.
+    #[serde(default)]
+    pub summary: String,
+}
+
+impl Governor {
+    /// The governor `desc` names (with `overrides` taking precedence), for the constitution
+    /// `desc` declares.
+    pub fn of(desc: &Descriptor, overrides: &Overrides, timeout: Duration) -> Result<Governor> {
+        let file = desc.path.display();
+        let constitution = desc.governance.clone().ok_or_else(|| {
+            anyhow!(
+                "{file} declares no `[governance]`: the governor counts ballots under the \
+                 constitution in your descriptor, so it must declare one (see docs/DESCRIPTOR.md)"
+            )
+        })?;
+        let spec = located(desc.governor.as_ref(), overrides).with_context(|| {
+            format!("{file}: where is the governor, and what does this member pin of it?")
+        })?;
+        let policy = policy(desc, &spec)?;
+        let addr = spec
+            .address
+            .to_socket_addrs()
+            .with_context(|| {
+                format!(
+                    "governor `{}`: `{}` does not resolve",
+                    spec.url, spec.address
+                )
+            })?
+            .next()
+            .with_context(|| {
+                format!("governor `{}`: `{}` has no address", spec.url, spec.address)
+            })?;
+        Ok(Governor {
+            url: spec.url,
+            addr,
+            policy,
+            digest: constitution.digest(),
+            constitution,
+            descriptor: desc.path.clone(),
+            timeout,
+        })
+    }
+
+    /// The constitution this member holds.
+    pub fn constitution(&self) -> &Constitution {
+        &self.constitution
+    }
+
+    /// Connects, verifies the governor and its constitution, and sends one request: the
+    /// status and body of a 2xx answer, what was verified; a refusal (4xx) or a failure is an
+    /// error carrying the governor's own text.
+    pub fn send(&self, method: &str, path: &str, body: &[u8]) -> Result<(Verified, String)> {
+        let session = aex_client::connect(self.addr, &self.policy, None, self.timeout)
+            .with_context(|| {
+                format!(
+                    "the governor at {} was not accepted: it must run the pinned \
+                     `governor_measurement` on the `governor_node` your descriptor names; \
+                     nothing was sent",
+                    self.url
+                )
+            })?;
+        let verified = session.verified().clone();
+        self.check_constitution(&verified)?;
+        let answer = session
+            .send(method, path, body)
+            .with_context(|| format!("{method} {path} to the governor at {}", self.url))?;
+        let text = String::from_utf8_lossy(&answer.body).trim().to_owned();
+        match answer.status {
+            200..=299 => Ok((verified, text)),
+            code @ 400..=499 => bail!("the governor refused ({code}): {text}"),
+            code => bail!(
+                "the governor could not answer ({code}): {text}; try again, and if it \
+                 persists ask the governor node's operator"
+            ),
+        }
+    }
+
+    /// Refuses a governor whose certificate does not attest this member's constitution.
+    fn check_constitution(&self, verified: &Verified) -> Result<()> {
+        let mine = hex::encode(self.digest);
+        match verified.extra(CERTIFICATE_KEY_NAME) {
+            Some(theirs) if theirs == self.digest => Ok(()),
+            Some(theirs) => bail!(
+                "the governor holds another constitution ({}) than {} declares ({mine}): it \
+                 counts ballots under members or rules you did not agree to; nothing was sent. \
+                 Compare your `[governance]` with the other members', or with what the \
+                 governor shows at GET /constitution",
+                hex::encode(theirs),
+                self.descriptor.display()
+            ),
+            None => bail!(
+                "the governor's certificate attests no constitution (no `{CERTIFICATE_KEY_NAME}` \
+                 key): it is not an aex governor, or not started; nothing was sent"
+            ),
+        }
+    }
+
+    /// One line saying what was verified.
+    pub fn verified_line(&self, v: &Verified) -> String {
+        let mode = match (v.simulated, v.debug) {
+            (true, _) => ", simulated",
+            (false, true) => ", debug",
+            (false, false) => "",
+        };
+        format!(
+            "governor at {}: measurement {} ({}{mode}), constitution {} ({} members), the one {} declares",
+            self.url,
+            v.measurement.short(16),
+            v.kind,
+            &hex::encode(self.digest)[..16],
+            self.constitution.members().len(),
+            self.descriptor.display()
+        )
+    }
+}
+
+/// The descriptor's governor with each override in its place; every part is needed.
+fn located(declared: Option<&GovernorSpec>, o: &Overrides) -> Result<GovernorSpec> {
+    let missing = |what: &str, flag: &str| {
+        anyhow!(
+            "no `{what}`: set `governor`, `governor_node` and `governor_measurement` in \
+             `[governance]`, or give `{flag}`"
+        )
+    };
+    let (url, address) = match (&o.url, declared) {
+        (Some(url), _) => {
+            let address = aex_deploy::descriptor::parse_governor_url(url)
+                .map_err(|e| anyhow!("--governor: {e}"))?;
+            (url.clone(), address)
+        }
+        (None, Some(d)) => (d.url.clone(), d.address.clone()),
+        (None, None) => return Err(missing("governor", "--governor URL")),
+    };
+    let node = match (&o.node, declared) {
+        (Some(node), _) => node.clone(),
+        (None, Some(d)) => d.node.clone(),
+        (None, None) => return Err(missing("governor_node", "--governor-node NODE")),
+    };
+    let measurement = match (&o.measurement, declared) {
+        (Some(hex), _) => Measurement::from_hex(hex)
+            .map_err(|_| anyhow!("--measurement: `{hex}` is not 64 hex digits"))?,
+        (None, Some(d)) => d.measurement,
+        (None, None) => return Err(missing("governor_measurement", "--measurement HEX")),
+    };
+    Ok(GovernorSpec {
+        url,
+        address,
+        node,
+        measurement,
+    })
+}
+
+/// How a member appraises the governor: as the deployer appraises a module on that node,
+/// from the descriptor alone (a member need not hold any deployer state).
+fn policy(desc: &Descriptor, spec: &GovernorSpec) -> Result<Policy> {
+    let node = desc.node(&spec.node).ok_or_else(|| {
+        anyhow!(
+            "the governor's node `{}` is not a `[[node]]` of {}",
+            spec.node,
+            desc.path.display()
+        )
+    })?;
+    if node.tee != TeeKind::Sgx {
+        bail!(
+            "the governor's node `{}` is a `{}` node: members can check a governor's evidence \
+             themselves only on `sgx`",
+            node.name,
+            node.tee
+        );
+    }
+    let key = match &node.platform_key {
+        Some(PlatformKeySource::Inline(k)) => k.clone(),
+        Some(PlatformKeySource::File(p)) => std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| hex::decode(t.trim()).ok())
+            .ok_or_else(|| {
+                anyhow!(
+                    "node `{}`: cannot read a platform key in hex from {}",
+                    node.name,
+                    p.display()
+                )
+            })?,
+        Some(_) => bail!(
+            "node `{}`: this `aex` does not know that form of platform key",
+            node.name
+        ),
+        None => bail!(
+            "node `{}` has no `platform_key` or `platform_key_file`: a member appraises the \
+             governor against its node's platform key, so pin it in the descriptor",
+            node.name
+        ),
+    };
+    let root = SimRootPublicKey::from_sec1(&key).map_err(|_| {
+        anyhow!(
+            "node `{}`: its platform key is not a P-256 public key",
+            node.name
+        )
+    })?;
+    Ok(Policy {
+        kind: TeeKind::Sgx,
+        anchor: Anchor::SimSgxRoot(root),
+        measurements: vec![spec.measurement],
+        allow_simulated: node.simulation,
+        allow_debug: node.allow_debug,
+        allow_insecure: false,
+    })
+}
+
+/// The one proposal whose id starts with `prefix` (hex, as `aex proposals` shows the first
+/// 16 digits), among `views`.
+pub fn find_id<'a>(prefix: &str, views: &'a [View]) -> Result<&'a View> {
+    let prefix = prefix.to_ascii_lowercase();
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "`{prefix}` is not a proposal id: give its hex digits, as `aex proposals` shows them"
+        );
+    }
+    let found: Vec<&View> = views.iter().filter(|v| v.id.starts_with(&prefix)).collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => bail!("no proposal's id starts with `{prefix}`; `aex proposals` lists them"),
+        many => bail!(
+            "{} proposals' ids start with `{prefix}`: give more digits",
+            many.len()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(id: &str) -> View {
+        View {
+            id: id.into(),
+            action: "deploy".into(),
+            proposer: "a".into(),
+            status: "open".into(),
+            approvals: 1,
+            rejections: 0,
+            rule: "any 2".into(),
+            required: 2,
+            change: String::new(),
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_id_prefix_names_exactly_one_proposal() {
+        let views = [view("ab12cd"), view("ab34ef"), view("ff00aa")];
+        assert_eq!(find_id("AB12", &views).unwrap().id, "ab12cd");
+        assert_eq!(find_id("ff", &views).unwrap().id, "ff00aa");
+        let err = |p: &str| find_id(p, &views).unwrap_err().to_string();
+        assert!(err("ab").contains("2 proposals' ids start with `ab`"));
+        assert!(err("99").contains("no proposal's id starts with `99`"));
+        assert!(err("xyz").contains("is not a proposal id"));
+        assert!(err("").contains("is not a proposal id"));
+    }
+
+    #[test]
+    fn flags_replace_the_descriptor_and_every_part_is_needed() {
+        let declared = GovernorSpec {
+            url: "https://127.0.0.1:1/".into(),
+            address: "127.0.0.1:1".into(),
+            node: "n1".into(),
+            measurement: Measurement([1; 32]),
+        };
+        let o = Overrides {
+            url: Some("https://127.0.0.1:2".into()),
+            ..Overrides::default()
+        };
+        let got = located(Some(&declared), &o).unwrap();
+        assert_eq!(
+            (got.address.as_str(), got.node.as_str()),
+            ("127.0.0.1:2", "n1")
+        );
+        let err = located(None, &o).unwrap_err().to_string();
+        assert!(err.contains("--governor-node NODE"), "{err}");
+        let bad = Overrides {
+            measurement: Some("12".into()),
+            ..Overrides::default()
+        };
+        let err = located(Some(&declared), &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("--measurement: `12` is not 64 hex digits"),
+            "{err}"
+        );
+        let bad = Overrides {
+            url: Some("http://x:1/".into()),
+            ..Overrides::default()
+        };
+        let err = located(Some(&declared), &bad).unwrap_err().to_string();
+        assert!(err.contains("not an https URL"), "{err}");
+    }
+}
