@@ -18,14 +18,15 @@ use aex_governance::{Document, MemberDocument};
 use aex_testkit::cluster::AppDir;
 use aex_testkit::descriptor::sgx_node;
 use aex_testkit::https::policy;
-use aex_testkit::node::NodeProcess;
+use aex_testkit::identity;
+use aex_testkit::node::NodeOptions;
 use aex_testkit::{free_addr, paths};
 use serde_json::Value;
 
 const APP: &str = "governed-cli-test";
 
 /// A member's identity file in `dir`, created now, and its public key.
-fn identity(dir: &Path, name: &str) -> (PathBuf, String) {
+fn member_identity(dir: &Path, name: &str) -> (PathBuf, String) {
     let path = dir.join(format!("{name}.identity"));
     let (id, _) = Identity::load_or_create(&path).expect("a member identity");
     (path, id.public().to_string())
@@ -73,15 +74,19 @@ fn find<'a>(list: &'a [Value], id: &str) -> &'a Value {
 #[test]
 fn members_propose_list_vote_and_withdraw_with_aex_against_the_governor() {
     let keys_dir = tempfile::tempdir().expect("a directory for member keys");
-    let (a_id, a_key) = identity(keys_dir.path(), "a");
-    let (b_id, b_key) = identity(keys_dir.path(), "b");
-    let (c_id, c_key) = identity(keys_dir.path(), "c");
-    let (outsider_id, _) = identity(keys_dir.path(), "outsider");
+    let (a_id, a_key) = member_identity(keys_dir.path(), "a");
+    let (b_id, b_key) = member_identity(keys_dir.path(), "b");
+    let (c_id, c_key) = member_identity(keys_dir.path(), "c");
+    let (outsider_id, _) = member_identity(keys_dir.path(), "outsider");
     let keys = [a_key, b_key, c_key];
 
     let app = AppDir::new();
     // Declared after `app`: dropped (stopped) first, as it lives in the app directory.
-    let node = NodeProcess::start("node1", app.path().join("node1"));
+    // It admits the test deployer (who deploys the governor) and member A, so that A's
+    // dry run can ask it what runs.
+    let node = NodeOptions::new("node1", app.path().join("node1"))
+        .admit(&[identity::deployer().hex(), keys[0].clone()])
+        .start();
     let node_text = sgx_node(
         "node1",
         node.addr,
@@ -114,16 +119,28 @@ fn members_propose_list_vote_and_withdraw_with_aex_against_the_governor() {
     let measurement = policy(&app, "governor").measurements[0].to_hex();
     let url = format!("https://{addr}/");
     let text = governed(&node_text, &keys, &url, &measurement, "2 of 3");
-    let (a, b) = (member(&a_id, &text), member(&b_id, &text));
-
-    // A proposes: the change digest, the plan (or why it could not be computed), the id.
-    let run = a.aex(&["propose", "--action", "deploy"]).ok();
-    run.stderr_has(&["Change", "sha256", "Verified", "measurement", "Proposed"]);
-    assert!(
-        run.stderr.contains("Plan") || run.stderr.contains("the plan could not be computed"),
-        "{}",
-        run.stderr
+    // What A proposes: one more module on the governor's node, so that there is a plan.
+    let module = format!(
+        "\n[[module]]\nname = \"svc\"\ncrate = {:?}\nnode = \"node1\"\n",
+        governor_crate.display().to_string()
     );
+    let (a, b) = (
+        member(&a_id, &format!("{text}{module}")),
+        member(&b_id, &text),
+    );
+
+    // A proposes: the change digest (of the file's bytes), the plan, the id.
+    let run = a.aex(&["propose", "--action", "deploy"]).ok();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        std::fs::read(a.path().join("aex.toml")).expect("A's descriptor"),
+    ));
+    run.stderr_has(&[
+        &format!("Change sha256 {digest}"),
+        "Plan module `svc` on `node1`: load and attest",
+        "Verified governor at",
+        "(sgx, simulated)",
+        "Proposed",
+    ]);
     let id = run.stdout.trim().to_owned();
     assert!(
         id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
@@ -132,6 +149,12 @@ fn members_propose_list_vote_and_withdraw_with_aex_against_the_governor() {
     let listed = proposals(&a);
     let p = find(&listed, &id);
     assert_eq!((&p["status"], &p["approvals"]), (&"open".into(), &0.into()));
+    assert_eq!(p["change"], digest.as_str());
+    let summary = p["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("plan: module `svc` on `node1`: load and attest"),
+        "{summary}"
+    );
     assert_eq!((&p["proposer"], &p["rule"]), (&"a".into(), &"any 2".into()));
 
     // A approves, twice: open with one approval (one member's key is one vote).
@@ -168,16 +191,39 @@ fn members_propose_list_vote_and_withdraw_with_aex_against_the_governor() {
     run.stdout_has(&[&id[..16], "accepted", "2/2", "any 2"]);
     run.stderr_has(&["not applied"]);
 
-    // A second proposal, withdrawn by its proposer through a prefix of its id.
-    let run = a
+    // A second proposal, whose plan needs a node that does not answer: the proposal goes
+    // with its digest and says the plan could not be computed. Its proposer withdraws it
+    // through a prefix of its id.
+    let dead = sgx_node(
+        "node2",
+        free_addr(),
+        &node.platform_pub_file(),
+        &node.identity_pub_file(),
+    );
+    let unreachable = member(
+        &a_id,
+        &format!(
+            "{text}{dead}\n[[module]]\nname = \"svc\"\ncrate = {:?}\nnode = \"node2\"\n",
+            governor_crate.display().to_string()
+        ),
+    );
+    let run = unreachable
         .aex(&[
             "propose",
             "--action",
             "disable",
             "--summary",
             "disable pong",
+            "--timeout",
+            "3s",
         ])
         .ok();
+    run.stderr_has(&[
+        "the plan could not be computed",
+        "Change sha256",
+        "Proposed",
+    ]);
+    assert!(!run.stderr.contains("Plan module"), "{}", run.stderr);
     let second = run.stdout.trim().to_owned();
     a.aex(&["withdraw", &second[..12]])
         .ok()
