@@ -20,7 +20,6 @@ use aex_governance::{Constitution, CERTIFICATE_KEY_NAME};
 use aex_tee::sgx::SimRootPublicKey;
 use aex_tee::TeeKind;
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
 
 /// How long a member waits to connect and for each read and write, unless `--timeout` says.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
@@ -48,32 +47,8 @@ pub struct Governor {
     timeout: Duration,
 }
 
-/// A proposal as the governor shows it (its `GET /proposals` entries; the governor's own
-/// type lives in its binary). Unknown fields are ignored, so a newer governor still lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct View {
-    /// 64 hex digits.
-    pub id: String,
-    /// The kind of action.
-    pub action: String,
-    /// The member who made it.
-    pub proposer: String,
-    /// `open`, `accepted`, `rejected`, `withdrawn`, `expired` or `applied`.
-    pub status: String,
-    /// Approvals by current members.
-    pub approvals: usize,
-    /// Rejections by current members.
-    pub rejections: usize,
-    /// The rule of its action.
-    pub rule: String,
-    /// The approvals that rule needs.
-    pub required: usize,
-    /// The SHA-256 of the change, hex.
-    pub change: String,
-    /// What members read before voting.
-    #[serde(default)]
-    pub summary: String,
-}
+/// A proposal as the governor shows it (shared with the governor: one type on both sides).
+pub use aex_governance::ProposalView as View;
 
 impl Governor {
     /// The governor `desc` names (with `overrides` taking precedence), for the constitution
@@ -315,6 +290,8 @@ mod tests {
             required: 2,
             change: String::new(),
             summary: String::new(),
+            opened_ms: 0,
+            expires_ms: 0,
         }
     }
 

@@ -27,6 +27,7 @@ pub mod error;
 mod id;
 pub mod signed;
 mod status;
+mod view;
 
 pub use action::UnknownAction;
 pub use book::{Book, Record, Status};
@@ -34,3 +35,4 @@ pub use constitution::{Action, Constitution, Member, Rule, CERTIFICATE_KEY_NAME}
 pub use document::{Document, MemberDocument};
 pub use error::{ConstitutionError, GovernanceError};
 pub use signed::{Ballot, Proposal, ProposalId, Vote, Withdrawal};
+pub use view::ProposalView;

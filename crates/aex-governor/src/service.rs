@@ -3,7 +3,9 @@
 //! module's thread and releases every answer only after the state it left is committed.
 
 use aex_governance::signed::open;
-use aex_governance::{Ballot, Book, Constitution, Document, GovernanceError, ProposalId, Record};
+use aex_governance::{
+    Ballot, Book, Constitution, Document, GovernanceError, ProposalId, ProposalView,
+};
 use serde::{Deserialize, Serialize};
 
 /// What the governor keeps sealed once started: the book (which holds the constitution in
@@ -126,55 +128,6 @@ pub fn status_of(e: &GovernanceError) -> u16 {
     }
 }
 
-/// A proposal as `GET /proposals` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct View {
-    /// Its id, 64 hex digits (the SHA-256 of its signed payload).
-    pub id: String,
-    /// The kind of action.
-    pub action: String,
-    /// The member who made it.
-    pub proposer: String,
-    /// `open`, `accepted`, `rejected`, `withdrawn`, `expired` or `applied`.
-    pub status: String,
-    /// Approvals by current members.
-    pub approvals: usize,
-    /// Rejections by current members.
-    pub rejections: usize,
-    /// The rule that applies to its action (`any 2`, `majority`, `all`).
-    pub rule: String,
-    /// The approvals that rule needs now.
-    pub required: usize,
-    /// What it changes: the SHA-256 of the exact change, hex.
-    pub change: String,
-    /// What members read before voting.
-    pub summary: String,
-    /// When the governor received it, and when it expires if still open (milliseconds since
-    /// the Unix epoch, by the governor's clock).
-    pub opened_ms: u64,
-    /// See `opened_ms`.
-    pub expires_ms: u64,
-}
-
-fn view(record: &Record, constitution: &Constitution) -> View {
-    let (approvals, rejections) = record.counts(constitution);
-    let action = record.proposal.action;
-    View {
-        id: record.id.hex(),
-        action: action.name().to_owned(),
-        proposer: record.proposer.clone(),
-        status: record.status.to_string(),
-        approvals,
-        rejections,
-        rule: constitution.rule(action).to_string(),
-        required: constitution.required(action),
-        change: hex::encode(record.proposal.change),
-        summary: record.proposal.summary.clone(),
-        opened_ms: record.opened_ms,
-        expires_ms: record.expires_ms,
-    }
-}
-
 /// What `GET /constitution` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConstitutionView {
@@ -210,9 +163,9 @@ pub fn answer(held: &mut Held, method: &str, path: &str, body: &[u8], wall_ms: u
         ("GET", ["proposals"]) => {
             // Reading expires what is due, so a list never shows a dead proposal as open.
             book.expire(now);
-            let views: Vec<View> = book
+            let views: Vec<ProposalView> = book
                 .records()
-                .map(|r| view(r, book.constitution()))
+                .map(|r| ProposalView::of(r, book.constitution()))
                 .collect();
             Answer::json(200, &views)
         }
@@ -220,7 +173,7 @@ pub fn answer(held: &mut Held, method: &str, path: &str, body: &[u8], wall_ms: u
             book.expire(now);
             match parse_id(id) {
                 Ok(id) => match book.get(&id) {
-                    Some(r) => Answer::json(200, &view(r, book.constitution())),
+                    Some(r) => Answer::json(200, &ProposalView::of(r, book.constitution())),
                     None => Answer::refused(&GovernanceError::UnknownProposal { id }),
                 },
                 Err(a) => a,
@@ -253,7 +206,7 @@ fn decided(
 ) -> Answer {
     match change(book) {
         Ok(id) => match book.get(&id) {
-            Some(r) => Answer::json(status, &view(r, book.constitution())),
+            Some(r) => Answer::json(status, &ProposalView::of(r, book.constitution())),
             None => Answer::refused(&GovernanceError::UnknownProposal { id }),
         },
         Err(e) => Answer::refused(&e),

@@ -93,7 +93,7 @@ fn one_member_cannot_pass_a_2_of_3_proposal_and_two_can() {
     let (a, b) = (key(1), key(2));
     let made = answer(&mut held, "POST", "/proposals", &proposal(1).sign(&a), 10);
     assert_eq!(made.status, 201);
-    let v: View = json(&made);
+    let v: ProposalView = json(&made);
     assert_eq!((v.status.as_str(), v.proposer.as_str()), ("open", "a"));
     assert_eq!((v.rule.as_str(), v.required), ("any 2", 2));
 
@@ -107,7 +107,7 @@ fn one_member_cannot_pass_a_2_of_3_proposal_and_two_can() {
             at,
         );
         assert_eq!(voted.status, 200);
-        let now: View = json(&voted);
+        let now: ProposalView = json(&voted);
         assert_eq!((now.status.as_str(), now.approvals), ("open", 1));
     }
     let path = format!("/proposals/{}/ballots", v.id);
@@ -118,12 +118,12 @@ fn one_member_cannot_pass_a_2_of_3_proposal_and_two_can() {
         &ballot(&v.id, Vote::Approve, &b),
         13,
     );
-    let now: View = json(&voted);
+    let now: ProposalView = json(&voted);
     assert_eq!((now.status.as_str(), now.approvals), ("accepted", 2));
 
-    let list: Vec<View> = json(&answer(&mut held, "GET", "/proposals", b"", 14));
+    let list: Vec<ProposalView> = json(&answer(&mut held, "GET", "/proposals", b"", 14));
     assert_eq!(list, vec![now.clone()]);
-    let one: View = json(&answer(
+    let one: ProposalView = json(&answer(
         &mut held,
         "GET",
         &format!("/proposals/{}", v.id),
@@ -138,8 +138,8 @@ fn refusals_are_4xx_with_the_books_text() {
     let mut held = started();
     let (a, outsider) = (key(1), key(9));
     let signed = proposal(1).sign(&a);
-    let v: View = json(&answer(&mut held, "POST", "/proposals", &signed, 10));
-    let other: View = json(&answer(
+    let v: ProposalView = json(&answer(&mut held, "POST", "/proposals", &signed, 10));
+    let other: ProposalView = json(&answer(
         &mut held,
         "POST",
         "/proposals",
@@ -190,7 +190,7 @@ fn refusals_are_4xx_with_the_books_text() {
     assert_eq!(code, 403);
     assert!(why.contains("only `a`"), "{why}");
     let gone = answer(&mut held, "POST", "/withdrawals", &withdrawal(&a), 12);
-    assert_eq!(json::<View>(&gone).status, "withdrawn");
+    assert_eq!(json::<ProposalView>(&gone).status, "withdrawn");
 
     assert_eq!(answer(&mut held, "GET", "/nowhere", b"", 13).status, 404);
     assert_eq!(answer(&mut held, "PUT", "/proposals", b"", 13).status, 405);
@@ -205,7 +205,7 @@ fn refusals_are_4xx_with_the_books_text() {
 #[test]
 fn a_clock_set_back_does_not_reopen_or_extend_anything() {
     let mut held = started();
-    let v: View = json(&answer(
+    let v: ProposalView = json(&answer(
         &mut held,
         "POST",
         "/proposals",
@@ -213,7 +213,7 @@ fn a_clock_set_back_does_not_reopen_or_extend_anything() {
         1_000,
     ));
     // Past its lifetime: expired; then the host's clock reads earlier again.
-    let list: Vec<View> = json(&answer(&mut held, "GET", "/proposals", b"", 61_000));
+    let list: Vec<ProposalView> = json(&answer(&mut held, "GET", "/proposals", b"", 61_000));
     assert_eq!(list[0].status, "expired");
     let late = answer(
         &mut held,
@@ -231,7 +231,7 @@ fn a_clock_set_back_does_not_reopen_or_extend_anything() {
 fn the_state_survives_the_runtimes_json_sealing() {
     // The module runtime seals state as JSON: the book must round-trip through it.
     let mut held = started();
-    let v: View = json(&answer(
+    let v: ProposalView = json(&answer(
         &mut held,
         "POST",
         "/proposals",
@@ -255,5 +255,5 @@ fn the_state_survives_the_runtimes_json_sealing() {
         &ballot(&v.id, Vote::Approve, &key(3)),
         12,
     );
-    assert_eq!(json::<View>(&voted).status, "accepted");
+    assert_eq!(json::<ProposalView>(&voted).status, "accepted");
 }
