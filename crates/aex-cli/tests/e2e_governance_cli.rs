@@ -190,6 +190,10 @@ fn members_propose_list_vote_and_withdraw_with_aex_against_the_governor() {
     let run = b.aex(&["proposals"]).ok();
     run.stdout_has(&[&id[..16], "accepted", "2/2", "any 2"]);
     run.stderr_has(&["not applied"]);
+    // `aex status` shows the proposals too, under the nodes' tables.
+    b.aex(&["status"])
+        .ok()
+        .stdout_has(&["proposals:", &id[..16], "accepted", "2/2"]);
 
     // A second proposal, whose plan needs a node that does not answer: the proposal goes
     // with its digest and says the plan could not be computed. Its proposer withdraws it

@@ -4,7 +4,7 @@
 //! not applied (the governor does not apply them yet).
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aex_deploy::descriptor::Descriptor;
 use aex_deploy::ops::deploy::{DeployOptions, Deployed};
@@ -305,6 +305,44 @@ pub fn exec_proposals(args: ProposalsArgs, shell: &Shell) -> Result<()> {
         shell.status("Empty", "the governor holds no proposal");
         return Ok(());
     }
+    shell.out(table(&views))?;
+    if views.iter().any(|v| v.status == "accepted") {
+        shell.note(NOT_APPLIED);
+    }
+    Ok(())
+}
+
+/// What `aex proposals` and `aex status` say under a table with an accepted proposal.
+const NOT_APPLIED: &str =
+    "accepted proposals are recorded, not applied: the governor does not apply them yet";
+
+/// `aex status`'s part for a governed application whose descriptor names its governor: the
+/// governor's proposals, verified as every member command verifies it (nothing when the
+/// descriptor names no governor).
+pub fn status_section(desc: &Descriptor, timeout: Option<Duration>, shell: &Shell) -> Result<()> {
+    if desc.governor.is_none() {
+        return Ok(());
+    }
+    let governor = Governor::of(
+        desc,
+        &Overrides::default(),
+        timeout.unwrap_or(governor::TIMEOUT),
+    )?;
+    let (views, _) = list(&governor, shell)?;
+    if views.is_empty() {
+        shell.status("Proposals", "none: the governor holds no proposal");
+        return Ok(());
+    }
+    shell.out(format!("\nproposals:\n{}", table(&views)))?;
+    if views.iter().any(|v| v.status == "accepted") {
+        shell.note(NOT_APPLIED);
+    }
+    Ok(())
+}
+
+/// The proposals as a table: id (its first 16 digits), action, proposer, status, approvals
+/// of those required, rejections, rule.
+fn table(views: &[View]) -> String {
     let rows: Vec<Vec<String>> = views
         .iter()
         .map(|v| {
@@ -328,13 +366,7 @@ pub fn exec_proposals(args: ProposalsArgs, shell: &Shell) -> Result<()> {
         "REJECTIONS",
         "RULE",
     ];
-    shell.out(crate::table::render(&header, &rows))?;
-    if views.iter().any(|v| v.status == "accepted") {
-        shell.note(
-            "accepted proposals are recorded, not applied: the governor does not apply them yet",
-        );
-    }
-    Ok(())
+    crate::table::render(&header, &rows)
 }
 
 /// `aex vote`.

@@ -52,6 +52,12 @@ pub fn exec(args: StatusArgs, shell: &Shell) -> Result<()> {
                     shell.note(lines);
                 }
             }
+            // A governed application's proposals (issue 20): an unreachable or unverifiable
+            // governor is a warning here, not a failure of the nodes' status.
+            if let Err(e) = super::govern::status_section(app.descriptor(), args.app.timeout, shell)
+            {
+                shell.warn(format!("the governor's proposals: {e:#}"));
+            }
         }
         return Ok(());
     };
