@@ -25,7 +25,7 @@ use crate::client::{ClientError, NodeClient, DEFAULT_TIMEOUT};
 use crate::descriptor::{Descriptor, NodeIdentitySource, NodeSpec, PlatformKeySource};
 use crate::error::{Error, Result};
 use crate::identity::Identity;
-use crate::state::{self, LockHolder, LockWait, StateFile};
+use crate::state::{self, LockHolder, LockWait, State, StateFile};
 
 mod records;
 
@@ -122,6 +122,24 @@ impl App {
         Self::with_descriptor(Descriptor::unparsed(file), identity, timeout, on_wait)
     }
 
+    /// An application whose state lives in memory, not in `.aex/state.redb`: `state` as its
+    /// owner kept it. The governor works this way (its TEE seals the state; the host's disk
+    /// never holds the keys in it). [`App::state`] gives the state back, to be kept again
+    /// after a deployment; the audit ledger is still appended to `.aex/ledger.cbor` beside
+    /// the descriptor, and checked against the state's mark of it.
+    pub fn in_memory(desc: Descriptor, identity: Arc<Identity>, state: State) -> Self {
+        let path = StateFile::dir_for(&desc.dir).join(crate::state::STATE_FILE);
+        App {
+            desc,
+            state: StateFile::in_memory(path, state),
+            clients: HashMap::new(),
+            lanes: HashMap::new(),
+            timeout: None,
+            identity,
+            audit: Mutex::default(),
+        }
+    }
+
     fn with_descriptor(
         desc: Descriptor,
         identity: Arc<Identity>,
@@ -147,6 +165,11 @@ impl App {
     /// The limit set by [`App::set_timeout`], if any.
     pub(crate) fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// The deployer's state as it stands (what [`App::in_memory`] takes back).
+    pub fn state(&self) -> &State {
+        self.state.state()
     }
 
     /// The descriptor.

@@ -191,6 +191,12 @@ pub enum Error {
         /// The line of `[governance]`, when known.
         line: Option<usize>,
     },
+    /// A governed deployment's bundle cannot be made, or does not match what it names.
+    #[error("the bundle for the governor: {reason}")]
+    Bundle {
+        /// What is wrong, and what would do.
+        reason: String,
+    },
     /// An operation needs a module the deployer has not attested.
     #[error("module `{module}` is not deployed")]
     NotDeployed {

@@ -176,6 +176,12 @@ impl Identity {
         Ok(Self::from_key(SigningIdentity::from_seed(&seed), path))
     }
 
+    /// An identity that has no file: `key`, kept elsewhere (the governor seals its own), with
+    /// `name` standing for the path in messages.
+    pub fn from_signing(key: SigningIdentity, name: &Path) -> Identity {
+        Self::from_key(key, name)
+    }
+
     /// The public key nodes admit.
     pub fn public(&self) -> DeployerKey {
         self.public

@@ -42,6 +42,7 @@
 pub mod app;
 pub mod audit;
 pub mod build;
+pub mod bundle;
 pub mod client;
 pub mod crash;
 pub mod descriptor;

@@ -15,12 +15,15 @@
 //!   its digest, which the governor's certificate attests;
 //! * [`book`]: the open, accepted, rejected, withdrawn, expired and applied proposals, and the
 //!   checks that refuse a forged ballot, a ballot by a non-member, a ballot replayed from
-//!   another proposal and a proposal applied twice.
+//!   another proposal and a proposal applied twice;
+//! * [`bundle`]: what a `deploy` or `update` proposal asks to run (the descriptor and each
+//!   module's build by digest); the proposal's change is the digest of its bytes.
 //!
 //! docs/PROTOCOL.md ("Governance") gives the encodings.
 
 mod action;
 pub mod book;
+pub mod bundle;
 pub mod constitution;
 pub mod document;
 pub mod error;
@@ -31,6 +34,7 @@ mod view;
 
 pub use action::UnknownAction;
 pub use book::{Book, Record, Status};
+pub use bundle::{Bundle, BundledModule};
 pub use constitution::{Action, Constitution, Member, Rule, CERTIFICATE_KEY_NAME};
 pub use document::{Document, MemberDocument};
 pub use error::{ConstitutionError, GovernanceError};

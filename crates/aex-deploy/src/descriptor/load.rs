@@ -41,6 +41,17 @@ impl Descriptor {
     /// Parses and validates descriptor `text` as if read from `file` (whose extension picks
     /// the format and whose directory anchors relative paths).
     pub fn from_text(file: &Path, text: String) -> Result<Descriptor, DescriptorError> {
+        Self::checked(file, text, false)
+    }
+
+    /// [`Descriptor::from_text`] for modules built elsewhere: crate and C directories are
+    /// not looked for (a governor deploys a member's builds; it has no sources). Every other
+    /// path (key files) is still read, relative to `file`'s directory.
+    pub fn prebuilt_from_text(file: &Path, text: String) -> Result<Descriptor, DescriptorError> {
+        Self::checked(file, text, true)
+    }
+
+    fn checked(file: &Path, text: String, prebuilt: bool) -> Result<Descriptor, DescriptorError> {
         let format = Format::of(file)?;
         let raw = parse(file, &text, format)?;
         validate::validate(
@@ -48,6 +59,7 @@ impl Descriptor {
             file.to_path_buf(),
             dir_of(file),
             Source { text, format },
+            prebuilt,
         )
     }
 

@@ -280,6 +280,11 @@ impl Descriptor {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// The text the descriptor was read from, exactly.
+    pub fn text(&self) -> &str {
+        &self.source.text
+    }
+
     /// The module named `name`.
     pub fn module(&self, name: &str) -> Option<&ModuleSpec> {
         self.modules.iter().find(|m| m.name == name)

@@ -39,17 +39,21 @@ const PROVIDER_KEY_HELP: &str = "each stakeholder has its own provider key on a 
 /// The rule for node, module, port and application names.
 pub(super) const NAME_RULE: &str = "names are 1 to 64 letters, digits, `_` or `-`";
 
-/// Checks `raw`, read from `file` in `dir`, and builds the descriptor.
+/// Checks `raw`, read from `file` in `dir`, and builds the descriptor. With `prebuilt`, the
+/// modules' sources are not looked for (their binaries come from elsewhere: a governor's
+/// bundle).
 pub(super) fn validate(
     raw: RawDescriptor,
     file: PathBuf,
     dir: PathBuf,
     source: Source,
+    prebuilt: bool,
 ) -> Result<Descriptor, DescriptorError> {
     let checker = Checker {
         file: &file,
         dir: &dir,
         source: &source,
+        prebuilt,
     };
     let application = checker.application(raw.application.and_then(|a| a.name))?;
     if raw.node.is_empty() {
@@ -134,6 +138,8 @@ pub(super) struct Checker<'a> {
     file: &'a Path,
     dir: &'a Path,
     source: &'a Source,
+    /// The modules' sources are not needed (nor looked for).
+    prebuilt: bool,
 }
 
 impl Checker<'_> {
@@ -358,18 +364,20 @@ impl Checker<'_> {
                 help(),
             ));
         }
-        if !crate_dir.is_dir() {
+        if self.prebuilt {
+            // Built elsewhere: the path only names the module's sources.
+        } else if !crate_dir.is_dir() {
             let message = match language {
                 Language::Rust => format!("crate directory {} does not exist", crate_dir.display()),
                 Language::C => format!("C module directory {} does not exist", crate_dir.display()),
             };
             return Err(self.error(Field::Module(i, field), message, help()));
         }
-        if language == Language::Rust && !crate_dir.join("Cargo.toml").is_file() {
+        if !self.prebuilt && language == Language::Rust && !crate_dir.join("Cargo.toml").is_file() {
             let message = format!("crate directory {} has no Cargo.toml", crate_dir.display());
             return Err(self.error(Field::Module(i, "crate"), message, help()));
         }
-        if language == Language::C && !has_c_file(&crate_dir) {
+        if !self.prebuilt && language == Language::C && !has_c_file(&crate_dir) {
             let message = format!(
                 "C module directory {} holds no `.c` file",
                 crate_dir.display()

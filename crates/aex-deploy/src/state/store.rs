@@ -64,13 +64,14 @@ pub struct StateFile {
     path: PathBuf,
     /// The current state: what the next save writes.
     state: State,
-    db: Database,
+    /// `None` for a state kept in memory ([`StateFile::in_memory`]): saves write nothing.
+    db: Option<Database>,
     /// What the database holds, row by row, as of the last save (or the open).
     saved: Mutex<Rows>,
     /// The snapshots the database holds, as of the last save (or the open).
     saved_snapshots: Mutex<SavedSnapshots>,
-    /// Held (locked) for as long as this value lives.
-    _lock: fs::File,
+    /// Held (locked) for as long as this value lives (`None` in memory).
+    _lock: Option<fs::File>,
 }
 
 impl core::fmt::Debug for StateFile {
@@ -145,10 +146,10 @@ impl StateFile {
         let mut sf = StateFile {
             state,
             path,
-            db,
+            db: Some(db),
             saved: Mutex::new(rows),
             saved_snapshots: Mutex::new(snapshots),
-            _lock: lock,
+            _lock: Some(lock),
         };
         let legacy = dir.join(LEGACY_FILE);
         if sf.saved_rows().is_empty() {
@@ -166,6 +167,20 @@ impl StateFile {
         // Present only before or after an import; after, it is a stale copy of secrets.
         remove_legacy(&dir, &legacy)?;
         Ok(sf)
+    }
+
+    /// A state that lives in memory only, named `path` in messages: what a deployer that keeps
+    /// its state elsewhere (the governor seals it in its TEE) works on. Saves write nothing;
+    /// the owner takes the state back with [`StateFile::state`] or [`StateFile::into_state`].
+    pub fn in_memory(path: PathBuf, state: State) -> Self {
+        StateFile {
+            path,
+            state,
+            db: None,
+            saved: Mutex::default(),
+            saved_snapshots: Mutex::default(),
+            _lock: None,
+        }
     }
 
     /// The state file's path.
@@ -196,6 +211,9 @@ impl StateFile {
     /// committed (and fsynced) before this returns. A state equal to the saved one writes
     /// nothing.
     pub fn save(&self) -> Result<(), StateError> {
+        let Some(db) = &self.db else {
+            return Ok(());
+        };
         let rows = rows_of(&self.state, &self.path)?;
         let snapshots: SavedSnapshots = self
             .state
@@ -237,10 +255,7 @@ impl StateFile {
             path: self.path.clone(),
             source: Box::new(source),
         };
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|e| store("write", e.into()))?;
+        let mut txn = db.begin_write().map_err(|e| store("write", e.into()))?;
         // redb's default, stated: the commit returns once the data is on disk.
         txn.set_durability(Durability::Immediate)
             .map_err(|e| store("write", e.into()))?;

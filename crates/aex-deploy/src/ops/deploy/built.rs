@@ -41,6 +41,13 @@ pub fn build_all(app: &App, builder: &mut Builder, obs: &dyn Observer) -> Result
         built.insert(m.name.clone(), b);
     }
     obs.finish();
+    assemble(app, built)
+}
+
+/// The application from modules built elsewhere (a governor deploys a member's builds):
+/// checks the descriptor against what `built` declares and resolves its connections' ends,
+/// as [`build_all`] does after building.
+pub fn assemble(app: &App, built: BTreeMap<String, Built>) -> Result<BuiltApp> {
     let links = check_connections(app, &built)?;
     check_periodic(app, &built)?;
     check_persistent(app, &built)?;

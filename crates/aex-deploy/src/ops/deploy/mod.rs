@@ -41,7 +41,7 @@ pub mod transfer;
 pub use apply::apply;
 pub(crate) use apply::disable;
 pub use attest::STATUS_ENTRY;
-pub use built::{build_all, BuiltApp};
+pub use built::{assemble, build_all, BuiltApp};
 pub use plan::{
     plan, plan_with, Action, ConnectionChange, ModuleChange, Options, Plan, StateSource,
 };

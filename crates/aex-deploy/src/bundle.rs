@@ -1,0 +1,226 @@
+//! Governed deployments: a member's builds packed as an [`aex_governance::Bundle`] for the
+//! governor, and the governor's side, which deploys from a bundle without sources.
+//!
+//! A member runs [`make`] (after [`build_all`](crate::ops::deploy::build_all)): the descriptor's
+//! text and, per module, the digest, size, measurement, interface and toolchain of its build.
+//! The proposal's change is the digest of the bundle's bytes. The governor, once the proposal
+//! is accepted, runs [`open`]: it writes the descriptor into its own working directory, reads
+//! it without looking for sources, checks every binary against the bundle (digest, size and
+//! measurement), and hands back an [`App`] on the state it keeps sealed, ready for
+//! [`apply`](crate::ops::deploy::apply).
+//!
+//! A governed descriptor must stand alone: the governor has none of the member's files, so
+//! node keys are given inline (`platform_key`, `identity`), and its nodes are `sgx` (on the
+//! symmetric kinds, appraisal needs a provider key, which the governor does not hold yet).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aex_crypto::Measurement;
+use aex_governance::bundle::hex_digest;
+use aex_governance::{Bundle, BundledModule};
+use aex_tee::TeeKind;
+
+use crate::app::App;
+use crate::build::Built;
+use crate::descriptor::{Descriptor, NodeIdentitySource, PlatformKeySource};
+use crate::error::{Error, Result};
+use crate::identity::Identity;
+use crate::ops::deploy::{assemble, BuiltApp};
+use crate::state::State;
+
+/// A bundle made for a proposal: its bytes (whose digest the proposal names) and the binaries
+/// it names, by hex SHA-256.
+#[derive(Debug, Clone)]
+pub struct Made {
+    /// The bundle.
+    pub bundle: Bundle,
+    /// Its bytes, as sent.
+    pub bytes: Vec<u8>,
+    /// Each binary the bundle names: hex SHA-256 → bytes.
+    pub binaries: BTreeMap<String, Arc<Vec<u8>>>,
+}
+
+impl Made {
+    /// The proposal's change: SHA-256 of [`Made::bytes`].
+    pub fn digest(&self) -> [u8; 32] {
+        Bundle::digest_of(&self.bytes)
+    }
+}
+
+fn refused(reason: String) -> Error {
+    Error::Bundle { reason }
+}
+
+/// Packs the application's builds for the governor; refuses a descriptor the governor could
+/// not read alone.
+pub fn make(app: &App, built: &BuiltApp) -> Result<Made> {
+    let desc = app.descriptor();
+    check_self_contained(desc)?;
+    let mut modules = BTreeMap::new();
+    let mut binaries = BTreeMap::new();
+    for (name, b) in &built.modules {
+        let digest = hex::encode(Measurement::of(&b.bytes).0);
+        let interface = serde_json::to_value(&b.interface)
+            .map_err(|e| refused(format!("module `{name}`: cannot encode its interface: {e}")))?;
+        modules.insert(
+            name.clone(),
+            BundledModule {
+                binary: digest.clone(),
+                size: b.bytes.len() as u64,
+                measurement: hex::encode(b.measurement.0),
+                interface,
+                devices: b.devices.clone(),
+                toolchain: b.toolchain.clone(),
+            },
+        );
+        binaries.insert(digest, b.bytes.clone());
+    }
+    let descriptor_name = desc
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "aex.toml".into());
+    let bundle = Bundle {
+        application: desc.application.clone(),
+        descriptor_name,
+        descriptor: desc.text().to_owned(),
+        modules,
+    };
+    let bytes = bundle.to_bytes();
+    Ok(Made {
+        bundle,
+        bytes,
+        binaries,
+    })
+}
+
+/// Refuses what the governor could not deploy from the descriptor alone.
+fn check_self_contained(desc: &Descriptor) -> Result<()> {
+    for node in &desc.nodes {
+        let fix = |what: &str, field: &str| {
+            refused(format!(
+                "node `{}` names its {what} by a file, which the governor cannot read: give it \
+                 inline as `{field} = \"<hex>\"` in {}",
+                node.name,
+                desc.path.display()
+            ))
+        };
+        if node.tee != TeeKind::Sgx {
+            return Err(refused(format!(
+                "node `{}` is `{}`: a governed application runs on `sgx` nodes for now (on \
+                 the symmetric kinds appraisal needs a provider key, which the governor does \
+                 not hold yet)",
+                node.name,
+                node.tee.name()
+            )));
+        }
+        if matches!(node.platform_key, Some(PlatformKeySource::File(_))) {
+            return Err(fix("platform key", "platform_key"));
+        }
+        if matches!(node.identity, Some(NodeIdentitySource::File(_))) {
+            return Err(fix("identity", "identity"));
+        }
+    }
+    Ok(())
+}
+
+/// The governor's side: the application of `bundle` (whose bytes the caller checked against
+/// the accepted proposal) in `workdir`, on `state`, commanded as `identity`; `binary` reads a
+/// binary by its hex SHA-256. Every binary is checked against the bundle before it is used.
+pub fn open(
+    workdir: &Path,
+    bundle: &Bundle,
+    binary: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+    identity: Arc<Identity>,
+    state: State,
+) -> Result<(App, BuiltApp)> {
+    let name = Path::new(&bundle.descriptor_name);
+    if name.components().count() != 1 || name.file_name().is_none() {
+        return Err(refused(format!(
+            "descriptor name `{}` is not a plain file name",
+            bundle.descriptor_name
+        )));
+    }
+    std::fs::create_dir_all(workdir).map_err(Error::Output)?;
+    let file = workdir.join(name);
+    std::fs::write(&file, &bundle.descriptor).map_err(Error::Output)?;
+    let desc = Descriptor::prebuilt_from_text(&file, bundle.descriptor.clone())
+        .map_err(|e| Error::Descriptor(Box::new(e)))?;
+    if desc.application != bundle.application {
+        return Err(refused(format!(
+            "the bundle names application `{}`, its descriptor `{}`",
+            bundle.application, desc.application
+        )));
+    }
+    let mut built = BTreeMap::new();
+    for spec in &desc.modules {
+        let m = bundle
+            .modules
+            .get(&spec.name)
+            .ok_or_else(|| refused(format!("module `{}` has no build in the bundle", spec.name)))?;
+        built.insert(
+            spec.name.clone(),
+            unpack(&spec.name, m, binary, workdir, &spec.devices)?,
+        );
+    }
+    if let Some(extra) = bundle.modules.keys().find(|m| desc.module(m).is_none()) {
+        return Err(refused(format!(
+            "the bundle has a build of `{extra}`, which the descriptor does not declare"
+        )));
+    }
+    let app = App::in_memory(desc, identity, state);
+    let built = assemble(&app, built)?;
+    Ok((app, built))
+}
+
+/// One module's build from the bundle, checked.
+fn unpack(
+    module: &str,
+    m: &BundledModule,
+    binary: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+    workdir: &Path,
+    devices: &[String],
+) -> Result<Built> {
+    let bad = |what: String| refused(format!("module `{module}`: {what}"));
+    let (Some(digest), Some(expected)) = (hex_digest(&m.binary), hex_digest(&m.measurement)) else {
+        return Err(bad("a digest that is not 64 hex digits".into()));
+    };
+    let bytes =
+        binary(&m.binary).map_err(|e| bad(format!("binary {} is not available: {e}", m.binary)))?;
+    if Measurement::of(&bytes).0 != digest || bytes.len() as u64 != m.size {
+        return Err(bad(format!(
+            "the binary held as {} is not the one the bundle names",
+            m.binary
+        )));
+    }
+    let mut sorted = devices.to_vec();
+    sorted.sort();
+    let mut named = m.devices.clone();
+    named.sort();
+    if sorted != named {
+        return Err(bad(format!(
+            "the bundle binds devices {named:?}, the descriptor {sorted:?}"
+        )));
+    }
+    let interface = serde_json::from_value(m.interface.clone())
+        .map_err(|e| bad(format!("its interface does not parse: {e}")))?;
+    let built = Built {
+        binary: PathBuf::from(workdir).join(&m.binary),
+        bytes: Arc::new(bytes),
+        measurement: Measurement([0; 32]),
+        interface,
+        devices: vec![],
+        toolchain: m.toolchain.clone(),
+    }
+    .bound_to(devices);
+    if built.measurement.0 != expected {
+        return Err(bad(format!(
+            "measures {}, the bundle says {}",
+            hex::encode(built.measurement.0),
+            m.measurement
+        )));
+    }
+    Ok(built)
+}
