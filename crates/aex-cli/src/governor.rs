@@ -1,6 +1,12 @@
 //! A member's client of the consortium's governor (`aex propose`, `aex proposals`, `aex vote`,
 //! `aex withdraw`; docs/PROTOCOL.md §13).
 //!
+//! Besides proposals and ballots, the governor stores what a `deploy` or `update` proposal
+//! asks it to run: the member's binaries (`/binaries`, uploaded in chunks a request body can
+//! hold, resumable because the governor says how much it holds) and the bundle naming them
+//! (`/bundles`). A member never trusts what it reads back: a bundle fetched by the proposal's
+//! change is checked against that digest here, before anyone votes on it.
+//!
 //! Every request goes over a fresh attested TLS connection, and is sent only after two checks
 //! against the member's *own* descriptor: the governor's evidence passes the appraisal of the
 //! `[[node]]` it runs on with the pinned `governor_measurement`, and its certificate attests
@@ -9,20 +15,65 @@
 //! mean something: the governor's code is the same for every consortium, and whoever called
 //! its `start` chose the constitution it counts ballots under.
 
+use std::cell::Cell;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aex_client::{Anchor, Policy, Verified};
 use aex_crypto::Measurement;
 use aex_deploy::descriptor::{Descriptor, GovernorSpec, PlatformKeySource};
-use aex_governance::{Constitution, CERTIFICATE_KEY_NAME};
+use aex_governance::{Bundle, Constitution, CERTIFICATE_KEY_NAME};
 use aex_tee::sgx::SimRootPublicKey;
 use aex_tee::TeeKind;
 use anyhow::{anyhow, bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::shell::Shell;
 
 /// How long a member waits to connect and for each read and write, unless `--timeout` says.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The extra key of the governor's certificate that attests its own deployer key: the key
+/// the nodes of a governed application must admit for the governor to apply its proposals.
+pub const IDENTITY_KEY_NAME: &str = "aex governor identity v1";
+
+/// Bytes per `PUT /binaries/<sha256>/<offset>`: half the governor's 1 MiB limit on a request
+/// body, so a chunk and its HTTP head always fit, in few enough requests (each is a fresh
+/// attested connection) for a binary of a few MiB.
+pub const CHUNK: usize = 512 * 1024;
+
+/// What the governor holds of one binary (`GET`/`PUT /binaries/...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Stored {
+    /// Bytes stored so far, from the start.
+    pub have: u64,
+    /// Whether the stored bytes hash to the binary's digest.
+    pub complete: bool,
+}
+
+/// The governor's receipt for a bundle (`POST /bundles`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Received {
+    /// The bundle's digest as the governor computed it, hex.
+    pub digest: String,
+    /// The binaries it names that the governor does not hold completely yet, hex SHA-256.
+    #[serde(default)]
+    pub missing: Vec<String>,
+}
+
+/// What became of an accepted proposal (`GET /proposals/<id>/outcome`). Its `report` (what
+/// the deployment did) is not read: a table has no room for it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Outcome {
+    /// `waiting`, `applying`, `applied` or `failed`.
+    pub state: String,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
 
 /// Where the governor is, as the command line overrides the descriptor.
 #[derive(Debug, Default, Clone)]
@@ -45,6 +96,8 @@ pub struct Governor {
     digest: [u8; 32],
     descriptor: PathBuf,
     timeout: Duration,
+    /// Whether the verified line was printed: once per command, not once per request.
+    announced: Cell<bool>,
 }
 
 /// A proposal as the governor shows it (shared with the governor: one type on both sides).
@@ -86,6 +139,7 @@ impl Governor {
             constitution,
             descriptor: desc.path.clone(),
             timeout,
+            announced: Cell::new(false),
         })
     }
 
@@ -95,9 +149,16 @@ impl Governor {
     }
 
     /// Connects, verifies the governor and its constitution, and sends one request: the
-    /// status and body of a 2xx answer, what was verified; a refusal (4xx) or a failure is an
+    /// body of a 2xx answer as text, what was verified; a refusal (4xx) or a failure is an
     /// error carrying the governor's own text.
     pub fn send(&self, method: &str, path: &str, body: &[u8]) -> Result<(Verified, String)> {
+        let (verified, bytes) = self.send_bytes(method, path, body)?;
+        Ok((verified, String::from_utf8_lossy(&bytes).trim().to_owned()))
+    }
+
+    /// [`Governor::send`] with the answer's body exactly as sent (a bundle, whose digest must
+    /// match to the byte).
+    pub fn send_bytes(&self, method: &str, path: &str, body: &[u8]) -> Result<(Verified, Vec<u8>)> {
         let session = aex_client::connect(self.addr, &self.policy, None, self.timeout)
             .with_context(|| {
                 format!(
@@ -112,15 +173,118 @@ impl Governor {
         let answer = session
             .send(method, path, body)
             .with_context(|| format!("{method} {path} to the governor at {}", self.url))?;
-        let text = String::from_utf8_lossy(&answer.body).trim().to_owned();
+        let text = || String::from_utf8_lossy(&answer.body).trim().to_owned();
         match answer.status {
-            200..=299 => Ok((verified, text)),
-            code @ 400..=499 => bail!("the governor refused ({code}): {text}"),
+            200..=299 => Ok((verified, answer.body)),
+            code @ 400..=499 => bail!("the governor refused ({code}): {}", text()),
             code => bail!(
-                "the governor could not answer ({code}): {text}; try again, and if it \
-                 persists ask the governor node's operator"
+                "the governor could not answer ({code}): {}; try again, and if it \
+                 persists ask the governor node's operator",
+                text()
             ),
         }
+    }
+
+    /// [`Governor::send`] whose 2xx answer is JSON of type `T`.
+    pub fn json<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<(Verified, T)> {
+        let (verified, text) = self.send(method, path, body)?;
+        let value = serde_json::from_str(&text).with_context(|| {
+            format!("the governor's answer to {method} {path} is not what this aex reads: {text}")
+        })?;
+        Ok((verified, value))
+    }
+
+    /// Says what was verified of the governor, the first time in this command.
+    pub fn announce(&self, verified: &Verified, shell: &Shell) {
+        if !self.announced.replace(true) {
+            shell.status("Verified", self.verified_line(verified));
+        }
+    }
+
+    /// Makes sure the governor holds `bytes` completely as the binary `digest` (hex SHA-256;
+    /// `label` names it in messages, e.g. its modules): asks what it holds, then sends the
+    /// rest in [`CHUNK`]s from there, so an upload cut short resumes where it stopped.
+    /// Returns the bytes sent (0 if the governor had them all).
+    pub fn upload_binary(
+        &self,
+        digest: &str,
+        bytes: &[u8],
+        label: &str,
+        shell: &Shell,
+    ) -> Result<u64> {
+        let path = format!("/binaries/{digest}");
+        let what = || format!("binary {} ({label})", short(digest));
+        let (verified, mut stored) = self
+            .json::<Stored>("GET", &path, b"")
+            .with_context(|| format!("{}: GET {path}", what()))?;
+        self.announce(&verified, shell);
+        let len = bytes.len() as u64;
+        if stored.complete {
+            shell.status("Present", format!("{} already on the governor", what()));
+            return Ok(0);
+        }
+        let started = Instant::now();
+        let from = stored.have;
+        shell.status(
+            if from == 0 { "Uploading" } else { "Resuming" },
+            format!("{}: {} from byte {from}", what(), size(len)),
+        );
+        while !stored.complete {
+            let Some(range) = next_chunk(len, stored.have) else {
+                bail!(
+                    "{}: the governor holds {} of its {len} bytes but does not take them as \
+                     complete: they do not hash to its digest there",
+                    what(),
+                    stored.have
+                );
+            };
+            let put = format!("{path}/{}", range.start);
+            let (_, next) = self
+                .json::<Stored>("PUT", &put, &bytes[range.start..range.end])
+                .with_context(|| format!("{}: PUT {put}", what()))?;
+            if next.have <= stored.have || next.have > len {
+                bail!(
+                    "{}: after PUT {put} of {} bytes the governor holds {} bytes of {len}",
+                    what(),
+                    range.len(),
+                    next.have
+                );
+            }
+            stored = next;
+        }
+        let sent = len - from.min(len);
+        shell.status(
+            "Uploaded",
+            format!(
+                "{}: {} in {:.2} s",
+                what(),
+                size(sent),
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        Ok(sent)
+    }
+
+    /// The bundle the governor holds as `change` (a proposal's change), checked against it:
+    /// a governor that answers other bytes is refused.
+    pub fn bundle(&self, change: &[u8; 32], shell: &Shell) -> Result<Bundle> {
+        let path = format!("/bundles/{}", hex::encode(change));
+        let (verified, bytes) = self
+            .send_bytes("GET", &path, b"")
+            .with_context(|| format!("GET {path}: the bundle the proposal names"))?;
+        self.announce(&verified, shell);
+        check_bundle(change, &bytes)?;
+        Bundle::from_bytes(&bytes).map_err(|e| {
+            anyhow!(
+                "the bundle {} does not parse: {e}",
+                short(&hex::encode(change))
+            )
+        })
     }
 
     /// Refuses a governor whose certificate does not attest this member's constitution.
@@ -144,7 +308,7 @@ impl Governor {
     }
 
     /// One line saying what was verified.
-    pub fn verified_line(&self, v: &Verified) -> String {
+    fn verified_line(&self, v: &Verified) -> String {
         let mode = match (v.simulated, v.debug) {
             (true, _) => ", simulated",
             (false, true) => ", debug",
@@ -159,6 +323,48 @@ impl Governor {
             self.constitution.members().len(),
             self.descriptor.display()
         )
+    }
+}
+
+/// The byte range of the next chunk of a binary of `len` bytes of which the governor holds
+/// the first `have`; `None` when it holds them all (or, wrongly, more).
+pub fn next_chunk(len: u64, have: u64) -> Option<Range<usize>> {
+    if have >= len {
+        return None;
+    }
+    let start = usize::try_from(have).ok()?;
+    let end = usize::try_from(len.min(have + CHUNK as u64)).ok()?;
+    Some(start..end)
+}
+
+/// Refuses `bytes` unless they are the bundle whose digest is `change`.
+pub fn check_bundle(change: &[u8; 32], bytes: &[u8]) -> Result<()> {
+    let got = Bundle::digest_of(bytes);
+    if got != *change {
+        bail!(
+            "the governor answered another bundle ({} bytes, sha256 {}) than the proposal \
+             names ({}): it is not the change members vote on; refusing to vote. Ask the \
+             other members and the governor node's operator",
+            bytes.len(),
+            hex::encode(got),
+            hex::encode(change)
+        );
+    }
+    Ok(())
+}
+
+/// The first 16 hex digits of a digest, as tables show ids.
+pub fn short(hex: &str) -> &str {
+    &hex[..hex.len().min(16)]
+}
+
+/// A byte count for people: `812 B`, `40.0 KiB`, `3.25 MiB`.
+pub fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", b / 1024.0),
+        _ => format!("{:.2} MiB", b / 1_048_576.0),
     }
 }
 
@@ -305,6 +511,48 @@ mod tests {
         assert!(err("99").contains("no proposal's id starts with `99`"));
         assert!(err("xyz").contains("is not a proposal id"));
         assert!(err("").contains("is not a proposal id"));
+    }
+
+    #[test]
+    fn binaries_go_in_chunks_from_what_the_governor_holds() {
+        let c = CHUNK as u64;
+        assert_eq!(next_chunk(0, 0), None);
+        assert_eq!(next_chunk(10, 0), Some(0..10));
+        assert_eq!(next_chunk(c, 0), Some(0..CHUNK));
+        assert_eq!(next_chunk(c + 1, 0), Some(0..CHUNK));
+        assert_eq!(next_chunk(c + 1, c), Some(CHUNK..CHUNK + 1));
+        // Resumed mid-chunk (a governor that took part of a body): from there, one chunk.
+        assert_eq!(next_chunk(3 * c, 100), Some(100..100 + CHUNK));
+        assert_eq!(next_chunk(10, 10), None);
+        assert_eq!(next_chunk(10, 11), None);
+        // Every byte once, in order, whatever the length.
+        for len in [1, c - 1, c, c + 1, 5 * c + 7] {
+            let (mut have, mut sent) = (0, 0);
+            while let Some(r) = next_chunk(len, have) {
+                assert_eq!(r.start as u64, have);
+                assert!(r.len() <= CHUNK && !r.is_empty());
+                sent += r.len() as u64;
+                have = r.end as u64;
+            }
+            assert_eq!((have, sent), (len, len));
+        }
+    }
+
+    #[test]
+    fn a_bundle_is_taken_only_with_the_proposals_digest() {
+        let bytes = b"{\"application\":\"a\"}";
+        let change = Bundle::digest_of(bytes);
+        assert!(check_bundle(&change, bytes).is_ok());
+        let err = check_bundle(&change, b"{}").unwrap_err().to_string();
+        assert!(err.contains("another bundle (2 bytes"), "{err}");
+        assert!(err.contains(&hex::encode(change)), "{err}");
+    }
+
+    #[test]
+    fn sizes_read_as_people_read_them() {
+        assert_eq!(size(812), "812 B");
+        assert_eq!(size(40 * 1024), "40.0 KiB");
+        assert_eq!(size(3 * 1_048_576 + 262_144), "3.25 MiB");
     }
 
     #[test]

@@ -1,21 +1,34 @@
 //! `aex propose`, `aex proposals`, `aex vote` and `aex withdraw`: a member of a governed
 //! application talks to the consortium's governor (`crate::governor`), signing with the
-//! member's deployer identity. Nothing here changes a node: accepted proposals are recorded,
-//! not applied (the governor does not apply them yet).
+//! member's deployer identity. Nothing here changes a node itself: the governor applies an
+//! accepted `deploy` or `update` proposal, from the bundle (the descriptor and the modules'
+//! builds) its proposer uploaded; other accepted proposals are recorded, not applied yet.
+//!
+//! A `deploy` or `update` proposal's change is that bundle's digest, so an approval approves
+//! those exact binaries. A member should not approve binaries nobody checked: `aex vote ID
+//! approve` rebuilds the bundle from the member's own descriptor and sources (builds are
+//! reproducible) and approves only if it is the same to the byte (`--no-rebuild` skips that,
+//! with a warning).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aex_deploy::build::Builder;
+use aex_deploy::bundle::{self, Made};
 use aex_deploy::descriptor::Descriptor;
-use aex_deploy::ops::deploy::{DeployOptions, Deployed};
+use aex_deploy::ops::deploy::{build_all, BuiltApp};
+use aex_deploy::{App, Identity};
+use aex_governance::bundle::hex_digest;
 use aex_governance::signed::{Signed, MAX_SUMMARY};
-use aex_governance::{Action, Ballot, Proposal, ProposalId, Vote, Withdrawal};
-use anyhow::{anyhow, Context, Result};
+use aex_governance::{Action, Ballot, Bundle, Proposal, ProposalId, Vote, Withdrawal};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use sha2::{Digest, Sha256};
 
 use super::AppPath;
-use crate::governor::{self, Governor, Overrides, View};
+use crate::governor::{self, short, size, Governor, Outcome, Overrides, Received, View};
 use crate::progress::Bars;
 use crate::shell::Shell;
 
@@ -35,7 +48,9 @@ pub struct GovernorArgs {
 }
 
 /// Propose a change of a governed application to its consortium: prints the plan (as
-/// `aex deploy --dry-run`), signs the proposal with your identity and sends it to the governor
+/// `aex deploy --dry-run`), signs the proposal with your identity and sends it to the governor.
+/// A deploy or update also builds the modules and uploads the builds, which the governor
+/// deploys once the proposal is accepted
 #[derive(Debug, Args)]
 pub struct ProposeArgs {
     /// Descriptor file, or a directory holding aex.toml [default: current directory]
@@ -43,8 +58,8 @@ pub struct ProposeArgs {
     /// The kind of action: deploy, update, move or disable (it decides the rule)
     #[arg(long, value_parser = parse_action)]
     action: Action,
-    /// What members read before voting [default: the action, the descriptor's digest and the
-    /// plan]
+    /// What members read before voting [default: the action, the change's digest, the
+    /// modules' measurements and the plan]
     #[arg(long)]
     summary: Option<String>,
     #[command(flatten)]
@@ -74,8 +89,13 @@ pub struct VoteArgs {
     id: String,
     /// Your vote
     vote: VoteArg,
-    /// Descriptor file, or a directory holding aex.toml [default: current directory]
+    /// Descriptor file, or a directory holding aex.toml [default: current directory]. Approving
+    /// a deploy or update rebuilds its modules from it and compares with the proposed bundle
     path: Option<PathBuf>,
+    /// Approve a deploy or update without rebuilding it from your descriptor: you vouch for
+    /// binaries you did not check
+    #[arg(long)]
+    no_rebuild: bool,
     #[command(flatten)]
     governor: GovernorArgs,
     #[command(flatten)]
@@ -140,7 +160,7 @@ fn parse_view(text: &str) -> Result<View> {
 
 fn list(governor: &Governor, shell: &Shell) -> Result<(Vec<View>, String)> {
     let (verified, text) = governor.send("GET", "/proposals", b"")?;
-    shell.status("Verified", governor.verified_line(&verified));
+    governor.announce(&verified, shell);
     let views = serde_json::from_str(&text)
         .with_context(|| format!("the governor's answer is not a list of proposals: {text}"))?;
     Ok((views, text))
@@ -172,7 +192,7 @@ fn now_ms() -> u64 {
 fn standing(v: &View) -> String {
     format!(
         "proposal {}: {}, {} of {} approvals ({}), {} rejections",
-        &v.id[..v.id.len().min(16)],
+        short(&v.id),
         v.status,
         v.approvals,
         v.required,
@@ -181,35 +201,58 @@ fn standing(v: &View) -> String {
     )
 }
 
+/// Whether the governor applies an accepted proposal of `action` itself, from a bundle of the
+/// proposer's builds (whose digest is the proposal's change).
+fn bundled(action: Action) -> bool {
+    matches!(action, Action::Deploy | Action::Update)
+}
+
 /// `aex propose`.
 ///
-/// The proposal's `change` is the SHA-256 of the descriptor file's bytes, exactly as they are
-/// on disk: any member can recompute it with `sha256sum aex.toml` from the file the proposer
-/// shares, with no aex-specific canonical form whose rules could drift between versions. Its
-/// cost is that a change of whitespace or comments is another change, which is the safe side.
+/// A `deploy` or `update` proposal's change is the digest of its bundle ([`propose_bundle`]):
+/// the governor will run exactly those builds. Any other proposal's change is the SHA-256 of
+/// the descriptor file's bytes, exactly as they are on disk: any member can recompute it with
+/// `sha256sum aex.toml` from the file the proposer shares, with no aex-specific canonical form
+/// whose rules could drift between versions. Its cost is that a change of whitespace or
+/// comments is another change, which is the safe side.
 pub fn exec_propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
     let (desc, governor) = open(&args.app, args.path.as_ref(), &args.governor)?;
-    let bytes = std::fs::read(&desc.path)
-        .with_context(|| format!("cannot read {}", desc.path.display()))?;
-    let change: [u8; 32] = Sha256::digest(&bytes).into();
-    shell.status(
-        "Change",
-        format!(
-            "sha256 {} of {} (the descriptor file's bytes)",
-            hex::encode(change),
-            desc.path.display()
-        ),
-    );
     let identity = args.app.identity(shell)?;
-    let plan = plan(&args.app, &desc, identity.clone(), shell);
+    let (change, described, plan) = if bundled(args.action) {
+        let (made, plan) = propose_bundle(&args.app, &desc, identity.clone(), &governor, shell)?;
+        let mut described = format!("bundle sha256 {}\n", hex::encode(made.digest()));
+        for (name, m) in &made.bundle.modules {
+            described.push_str(&format!("module `{name}`: measurement {}\n", m.measurement));
+        }
+        (made.digest(), described, plan)
+    } else {
+        let bytes = std::fs::read(&desc.path)
+            .with_context(|| format!("cannot read {}", desc.path.display()))?;
+        let change: [u8; 32] = Sha256::digest(&bytes).into();
+        shell.status(
+            "Change",
+            format!(
+                "sha256 {} of {} (the descriptor file's bytes)",
+                hex::encode(change),
+                desc.path.display()
+            ),
+        );
+        let plan = match build(&args.app, &desc, identity.clone(), shell) {
+            Ok((mut app, built)) => plan(&mut app, &built, shell),
+            Err(e) => unplanned(&e, shell),
+        };
+        (
+            change,
+            format!("descriptor sha256 {}\n", hex::encode(change)),
+            plan,
+        )
+    };
     let summary = match args.summary {
         Some(s) => s,
         None => {
             let mut s = format!(
-                "{} of application `{}`: descriptor sha256 {}\n",
-                args.action,
-                desc.application,
-                hex::encode(change)
+                "{} of application `{}`: {described}",
+                args.action, desc.application
             );
             match &plan {
                 Ok(lines) => lines
@@ -230,37 +273,157 @@ pub fn exec_propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
     };
     let signed = proposal.sign(identity.signing());
     let (verified, text) = governor.send("POST", "/proposals", &signed)?;
-    shell.status("Verified", governor.verified_line(&verified));
+    governor.announce(&verified, shell);
     let view = parse_view(&text)?;
     shell.status("Proposed", standing(&view));
     shell.out(&view.id)?;
     Ok(())
 }
 
-/// The plan `aex deploy --dry-run` prints, printed here too; or why it could not be computed
-/// (it builds the modules and asks the nodes what runs: a node that is not reachable leaves
-/// only the change digest, and the proposal says so rather than show a plan it did not make).
-fn plan(
+/// A `deploy` or `update` proposal's bundle: builds the modules as `aex deploy` would, packs
+/// the builds ([`bundle::make`], which refuses a descriptor the governor cannot read alone),
+/// prints its digest and measurements and the plan, and uploads its binaries and then the
+/// bundle itself, so that the governor holds everything the proposal names before anyone
+/// votes on it.
+fn propose_bundle(
     app: &AppPath,
     desc: &Descriptor,
-    identity: std::sync::Arc<aex_deploy::Identity>,
+    identity: Arc<Identity>,
+    governor: &Governor,
+    shell: &Shell,
+) -> Result<(Made, std::result::Result<Vec<String>, String>)> {
+    let (mut opened, built) = build(app, desc, identity, shell).context(
+        "a deploy or update proposal names the builds of its modules, so they must build",
+    )?;
+    let made = bundle::make(&opened, &built)?;
+    shell.status(
+        "Change",
+        format!(
+            "bundle sha256 {} of {} and {} module build(s)",
+            hex::encode(made.digest()),
+            desc.path.display(),
+            made.bundle.modules.len()
+        ),
+    );
+    for (name, m) in &made.bundle.modules {
+        shell.status(
+            "Module",
+            format!(
+                "`{name}`: measurement {} (binary sha256 {}, {})",
+                m.measurement,
+                short(&m.binary),
+                size(m.size)
+            ),
+        );
+    }
+    let plan = plan(&mut opened, &built, shell);
+    // The state lock is not held over the network.
+    drop(opened);
+    upload(governor, &made, shell)?;
+    Ok((made, plan))
+}
+
+/// Uploads the binaries `made` names that the governor lacks, then the bundle; fails unless
+/// the governor then holds the bundle under the digest the proposal will name, and every
+/// binary it names.
+fn upload(governor: &Governor, made: &Made, shell: &Shell) -> Result<()> {
+    for (digest, bytes) in &made.binaries {
+        governor.upload_binary(digest, bytes, &modules_of(&made.bundle, digest), shell)?;
+    }
+    let (verified, received): (_, Received) = governor
+        .json("POST", "/bundles", &made.bytes)
+        .context("POST /bundles: the bundle naming the binaries")?;
+    let mine = hex::encode(made.digest());
+    if received.digest != mine {
+        bail!(
+            "the governor stored the bundle as {}, not as its digest {mine}: it would not find \
+             it by the proposal's change; nothing was proposed",
+            received.digest
+        );
+    }
+    if !received.missing.is_empty() {
+        bail!(
+            "the governor says it lacks binaries the bundle names although they were uploaded: \
+             {}; nothing was proposed, try again",
+            received.missing.join(", ")
+        );
+    }
+    shell.status(
+        "Stored",
+        format!(
+            "bundle {} and its {} binaries on the governor",
+            short(&mine),
+            made.binaries.len()
+        ),
+    );
+    match verified.extra(governor::IDENTITY_KEY_NAME) {
+        Some(key) => {
+            let key = key_text(key);
+            shell.note(format!(
+                "note: the governor deploys as {key}: every node of the application must admit \
+                 it (`aex node --admit {key}`) for the governor to apply this proposal"
+            ));
+        }
+        None => shell.warn(format!(
+            "the governor's certificate attests no deployer key (`{}`): it may not be able to \
+             apply this proposal once accepted",
+            governor::IDENTITY_KEY_NAME
+        )),
+    }
+    Ok(())
+}
+
+/// A key attested as an extra certificate value, as hex text: the value itself if it is hex
+/// text already, else its bytes in hex.
+fn key_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            text.to_ascii_lowercase()
+        }
+        _ => hex::encode(value),
+    }
+}
+
+/// The modules whose build is the binary `digest`, for messages: ``module `a` `` or
+/// ``modules `a`, `b` `` (modules may share a binary).
+fn modules_of(bundle: &Bundle, digest: &str) -> String {
+    let names: Vec<String> = bundle
+        .modules
+        .iter()
+        .filter(|(_, m)| m.binary == digest)
+        .map(|(name, _)| format!("`{name}`"))
+        .collect();
+    match names.len() {
+        1 => format!("module {}", names[0]),
+        _ => format!("modules {}", names.join(", ")),
+    }
+}
+
+/// Opens the application as `identity` and builds its modules as `aex deploy` does (with the
+/// builder the environment says: `AEX_BUILD_PROFILE`, `AEX_PREBUILT`), so that what a member
+/// proposes or checks is what `aex deploy` would load.
+fn build(
+    app: &AppPath,
+    desc: &Descriptor,
+    identity: Arc<Identity>,
+    shell: &Shell,
+) -> Result<(App, BuiltApp)> {
+    let opened = app.open_as(&desc.path, identity, shell)?;
+    let mut builder = Builder::from_env().map_err(aex_deploy::Error::Builder)?;
+    let built = build_all(&opened, &mut builder, &Bars::new(shell))?;
+    Ok((opened, built))
+}
+
+/// The plan `aex deploy --dry-run` prints, printed here too; or why it could not be computed
+/// (it asks the nodes what runs: a node that is not reachable leaves only the change digest,
+/// and the proposal says so rather than show a plan it did not make).
+fn plan(
+    app: &mut App,
+    built: &BuiltApp,
     shell: &Shell,
 ) -> std::result::Result<Vec<String>, String> {
-    let dry_run = DeployOptions {
-        dry_run: true,
-        ..DeployOptions::default()
-    };
-    let planned = app
-        .open_as(&desc.path, identity, shell)
-        .and_then(|mut opened| {
-            Ok(aex_deploy::ops::deploy::deploy(
-                &mut opened,
-                &dry_run,
-                &Bars::new(shell),
-            )?)
-        });
-    match planned {
-        Ok(Deployed::Planned(plan)) => {
+    match aex_deploy::ops::deploy::plan(app, built) {
+        Ok(plan) => {
             crate::report::plan(&plan, shell);
             let lines = crate::report::plan_lines(&plan);
             if lines.is_empty() {
@@ -268,16 +431,17 @@ fn plan(
             }
             Ok(lines)
         }
-        Ok(Deployed::Applied(_)) => Err("a dry run applied changes".into()),
-        Err(e) => {
-            let why = format!("{e:#}");
-            shell.warn(format!(
-                "the plan could not be computed ({why}); the proposal carries the change \
-                 digest only"
-            ));
-            Err(why)
-        }
+        Err(e) => unplanned(&anyhow::Error::from(e), shell),
     }
+}
+
+/// Warns that the plan could not be computed, and why.
+fn unplanned(e: &anyhow::Error, shell: &Shell) -> std::result::Result<Vec<String>, String> {
+    let why = format!("{e:#}");
+    shell.warn(format!(
+        "the plan could not be computed ({why}); the proposal carries the change digest only"
+    ));
+    Err(why)
 }
 
 /// `text` cut at a character boundary to at most `max` bytes.
@@ -305,16 +469,13 @@ pub fn exec_proposals(args: ProposalsArgs, shell: &Shell) -> Result<()> {
         shell.status("Empty", "the governor holds no proposal");
         return Ok(());
     }
-    shell.out(table(&views))?;
-    if views.iter().any(|v| v.status == "accepted") {
-        shell.note(NOT_APPLIED);
-    }
-    Ok(())
+    show(&governor, &views, "", shell)
 }
 
-/// What `aex proposals` and `aex status` say under a table with an accepted proposal.
-const NOT_APPLIED: &str =
-    "accepted proposals are recorded, not applied: the governor does not apply them yet";
+/// What `aex proposals` and `aex status` say under a table with an accepted proposal that the
+/// governor does not apply.
+const NOT_APPLIED: &str = "accepted move and disable proposals are recorded, not applied: the \
+                           governor applies deploy and update proposals only";
 
 /// `aex status`'s part for a governed application whose descriptor names its governor: the
 /// governor's proposals, verified as every member command verifies it (nothing when the
@@ -333,27 +494,75 @@ pub fn status_section(desc: &Descriptor, timeout: Option<Duration>, shell: &Shel
         shell.status("Proposals", "none: the governor holds no proposal");
         return Ok(());
     }
-    shell.out(format!("\nproposals:\n{}", table(&views)))?;
-    if views.iter().any(|v| v.status == "accepted") {
+    show(&governor, &views, "\nproposals:\n", shell)
+}
+
+/// Prints the proposals' table under `heading`, with what became of each accepted deploy or
+/// update, and says what the governor does not apply.
+fn show(governor: &Governor, views: &[View], heading: &str, shell: &Shell) -> Result<()> {
+    let outcomes = outcomes(governor, views, shell);
+    shell.out(format!("{heading}{}", table(views, &outcomes)))?;
+    for (id, outcome) in &outcomes {
+        if let Some(error) = &outcome.error {
+            shell.warn(format!("proposal {} failed to apply: {error}", short(id)));
+        }
+    }
+    if views
+        .iter()
+        .any(|v| v.status == "accepted" && !action_of(v).is_some_and(bundled))
+    {
         shell.note(NOT_APPLIED);
     }
     Ok(())
 }
 
+/// The proposal's action, if this `aex` knows it.
+fn action_of(v: &View) -> Option<Action> {
+    v.action.parse().ok()
+}
+
+/// What became of each accepted or applied deploy and update, by proposal id: one request
+/// each (there are few). One that cannot be asked is left out, with a warning.
+fn outcomes(governor: &Governor, views: &[View], shell: &Shell) -> BTreeMap<String, Outcome> {
+    let mut found = BTreeMap::new();
+    for v in views {
+        if !matches!(v.status.as_str(), "accepted" | "applied")
+            || !action_of(v).is_some_and(bundled)
+        {
+            continue;
+        }
+        let path = format!("/proposals/{}/outcome", v.id);
+        match governor.json::<Outcome>("GET", &path, b"") {
+            Ok((_, outcome)) => {
+                found.insert(v.id.clone(), outcome);
+            }
+            Err(e) => shell.warn(format!(
+                "what became of proposal {} is unknown: GET {path}: {e:#}",
+                short(&v.id)
+            )),
+        }
+    }
+    found
+}
+
 /// The proposals as a table: id (its first 16 digits), action, proposer, status, approvals
-/// of those required, rejections, rule.
-fn table(views: &[View]) -> String {
+/// of those required, rejections, rule, and the outcome of an accepted deploy or update
+/// (`waiting`, `applying`, `applied`, `failed`; `-` for the others).
+fn table(views: &[View], outcomes: &BTreeMap<String, Outcome>) -> String {
     let rows: Vec<Vec<String>> = views
         .iter()
         .map(|v| {
             vec![
-                v.id[..v.id.len().min(16)].to_owned(),
+                short(&v.id).to_owned(),
                 v.action.clone(),
                 v.proposer.clone(),
                 v.status.clone(),
                 format!("{}/{}", v.approvals, v.required),
                 v.rejections.to_string(),
                 v.rule.clone(),
+                outcomes
+                    .get(&v.id)
+                    .map_or_else(|| "-".to_owned(), |o| o.state.clone()),
             ]
         })
         .collect();
@@ -365,26 +574,204 @@ fn table(views: &[View]) -> String {
         "APPROVALS",
         "REJECTIONS",
         "RULE",
+        "OUTCOME",
     ];
     crate::table::render(&header, &rows)
 }
 
 /// `aex vote`.
 pub fn exec_vote(args: VoteArgs, shell: &Shell) -> Result<()> {
-    let (_, governor) = open(&args.app, args.path.as_ref(), &args.governor)?;
+    let (desc, governor) = open(&args.app, args.path.as_ref(), &args.governor)?;
     let identity = args.app.identity(shell)?;
     warn_if_not_member(&governor, &identity, shell);
     let id = resolve_id(&governor, &args.id, shell)?;
     let vote = match args.vote {
-        VoteArg::Approve => Vote::Approve,
+        VoteArg::Approve => {
+            let check = Check {
+                app: &args.app,
+                desc: &desc,
+                identity: identity.clone(),
+                rebuild: !args.no_rebuild,
+            };
+            check.before_approving(&governor, &id, shell)?;
+            Vote::Approve
+        }
         VoteArg::Reject => Vote::Reject,
     };
     let ballot = Ballot { proposal: id, vote }.sign(identity.signing());
     let (verified, text) =
         governor.send("POST", &format!("/proposals/{}/ballots", id.hex()), &ballot)?;
-    shell.status("Verified", governor.verified_line(&verified));
-    shell.status("Voted", standing(&parse_view(&text)?));
+    governor.announce(&verified, shell);
+    let view = parse_view(&text)?;
+    shell.status("Voted", standing(&view));
+    if view.status == "accepted" && action_of(&view).is_some_and(bundled) {
+        shell.note(
+            "note: the governor applies it now; `aex proposals` shows how that goes (OUTCOME)",
+        );
+    }
     Ok(())
+}
+
+/// What an approval of a deploy or update checks first: the member's own rebuild.
+struct Check<'a> {
+    app: &'a AppPath,
+    desc: &'a Descriptor,
+    identity: Arc<Identity>,
+    /// Whether to rebuild and compare (not `--no-rebuild`).
+    rebuild: bool,
+}
+
+impl Check<'_> {
+    /// For an open deploy or update: fetches the bundle the proposal names (checked against
+    /// its change), rebuilds it from the member's descriptor and refuses the approval unless
+    /// the two are the same bundle. Other proposals need no check; nor does a closed one,
+    /// which the governor refuses anyway.
+    fn before_approving(&self, governor: &Governor, id: &ProposalId, shell: &Shell) -> Result<()> {
+        let (verified, view) =
+            governor.json::<View>("GET", &format!("/proposals/{}", id.hex()), b"")?;
+        governor.announce(&verified, shell);
+        if view.status != "open" || !action_of(&view).is_some_and(bundled) {
+            return Ok(());
+        }
+        let change = hex_digest(&view.change).ok_or_else(|| {
+            anyhow!(
+                "the governor shows proposal {}'s change as `{}`, not 64 hex digits",
+                short(&view.id),
+                view.change
+            )
+        })?;
+        let theirs = governor.bundle(&change, shell)?;
+        shell.status(
+            "Fetched",
+            format!(
+                "bundle {} of `{}` ({} modules), the proposal's change",
+                short(&view.change),
+                theirs.application,
+                theirs.modules.len()
+            ),
+        );
+        if !self.rebuild {
+            shell.warn(format!(
+                "--no-rebuild: approving bundle {} without rebuilding it from your descriptor; \
+                 you vouch for binaries you did not check",
+                short(&view.change)
+            ));
+            return Ok(());
+        }
+        let (opened, built) = build(self.app, self.desc, self.identity.clone(), shell)
+            .context("your rebuild, to compare with the proposed bundle, failed; not approved")?;
+        let mine = bundle::make(&opened, &built)
+            .context("your descriptor makes no bundle to compare with; not approved")?;
+        if mine.digest() == change {
+            shell.status(
+                "Matched",
+                format!(
+                    "your build matches the bundle (digest {})",
+                    hex::encode(change)
+                ),
+            );
+            return Ok(());
+        }
+        let listed: String = differences(&theirs, &mine.bundle)
+            .iter()
+            .map(|d| format!("\n  - {d}"))
+            .collect();
+        bail!(
+            "your build from {} does not match the bundle proposal {} names (digest {} here, \
+             {} proposed); not approved:{listed}\nRebuild from the descriptor and sources the \
+             proposer used (with the toolchain the bundle names), or vote with --no-rebuild \
+             to approve without this check",
+            self.desc.path.display(),
+            short(&view.id),
+            short(&hex::encode(mine.digest())),
+            short(&view.change)
+        )
+    }
+}
+
+/// How the member's bundle (`mine`) differs from the proposed one (`theirs`), one line per
+/// difference: the descriptor's text (and its first differing line), modules only one side
+/// builds, and each module whose measurement differs (with the toolchains, the likeliest
+/// cause). A difference only of encoding is said as such.
+fn differences(theirs: &Bundle, mine: &Bundle) -> Vec<String> {
+    let mut found = Vec::new();
+    if theirs.application != mine.application {
+        found.push(format!(
+            "the application: `{}` proposed, `{}` yours",
+            theirs.application, mine.application
+        ));
+    }
+    if theirs.descriptor_name != mine.descriptor_name {
+        found.push(format!(
+            "the descriptor's file name: `{}` proposed, `{}` yours",
+            theirs.descriptor_name, mine.descriptor_name
+        ));
+    }
+    if theirs.descriptor != mine.descriptor {
+        let line = theirs
+            .descriptor
+            .lines()
+            .zip(mine.descriptor.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| {
+                theirs
+                    .descriptor
+                    .lines()
+                    .count()
+                    .min(mine.descriptor.lines().count())
+            })
+            + 1;
+        found.push(format!(
+            "the descriptor's text differs from yours (first at line {line})"
+        ));
+    }
+    for name in theirs
+        .modules
+        .keys()
+        .filter(|m| !mine.modules.contains_key(*m))
+    {
+        found.push(format!(
+            "module `{name}` is in the bundle, not in your build"
+        ));
+    }
+    for name in mine
+        .modules
+        .keys()
+        .filter(|m| !theirs.modules.contains_key(*m))
+    {
+        found.push(format!(
+            "module `{name}` is in your build, not in the bundle"
+        ));
+    }
+    for (name, t) in &theirs.modules {
+        let Some(m) = mine.modules.get(name) else {
+            continue;
+        };
+        if t.measurement != m.measurement {
+            let toolchains = match (&t.toolchain, &m.toolchain) {
+                (a, b) if a == b => String::new(),
+                (a, b) => format!(
+                    "; built with {} there, {} here",
+                    a.as_deref().unwrap_or("an unknown toolchain"),
+                    b.as_deref().unwrap_or("an unknown toolchain")
+                ),
+            };
+            found.push(format!(
+                "module `{name}`: measurement {} proposed, {} from your build{toolchains}",
+                short(&t.measurement),
+                short(&m.measurement)
+            ));
+        } else if t != m {
+            found.push(format!(
+                "module `{name}`: same measurement, but its interface, devices, size or \
+                 toolchain differ"
+            ));
+        }
+    }
+    if found.is_empty() {
+        found.push("the bundles hold the same values, encoded differently".into());
+    }
+    found
 }
 
 /// `aex withdraw`.
@@ -394,7 +781,7 @@ pub fn exec_withdraw(args: WithdrawArgs, shell: &Shell) -> Result<()> {
     let id = resolve_id(&governor, &args.id, shell)?;
     let withdrawal = Withdrawal { proposal: id }.sign(identity.signing());
     let (verified, text) = governor.send("POST", "/withdrawals", &withdrawal)?;
-    shell.status("Verified", governor.verified_line(&verified));
+    governor.announce(&verified, shell);
     shell.status("Withdrawn", standing(&parse_view(&text)?));
     Ok(())
 }
@@ -428,6 +815,106 @@ mod tests {
         assert!(err.contains("changes the constitution"), "{err}");
         let err = parse_action("upgrade").unwrap_err();
         assert!(err.contains("`upgrade` is not a kind of action"), "{err}");
+    }
+
+    fn module(binary: &str, measurement: &str, toolchain: &str) -> aex_governance::BundledModule {
+        aex_governance::BundledModule {
+            binary: binary.repeat(32),
+            size: 10,
+            measurement: measurement.repeat(32),
+            interface: serde_json::json!({}),
+            devices: vec![],
+            toolchain: Some(toolchain.into()),
+        }
+    }
+
+    fn bundle(descriptor: &str, modules: &[(&str, aex_governance::BundledModule)]) -> Bundle {
+        Bundle {
+            application: "app".into(),
+            descriptor_name: "aex.toml".into(),
+            descriptor: descriptor.into(),
+            modules: modules
+                .iter()
+                .map(|(n, m)| ((*n).to_owned(), m.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_mismatch_says_which_modules_and_whether_the_descriptor_differ() {
+        let text = "[application]\nname = \"app\"\n[[module]]\nname = \"a\"\n";
+        let theirs = bundle(
+            text,
+            &[
+                ("a", module("aa", "01", "rustc 1.89")),
+                ("b", module("bb", "02", "rustc 1.89")),
+                ("c", module("cc", "03", "rustc 1.89")),
+            ],
+        );
+        let mine = bundle(
+            &text.replace("\"a\"\n", "\"a\"\nnode = \"n\"\n"),
+            &[
+                ("a", module("aa", "01", "rustc 1.89")),
+                ("b", module("b0", "0f", "rustc 1.90")),
+                ("d", module("dd", "04", "rustc 1.89")),
+            ],
+        );
+        let found = differences(&theirs, &mine);
+        assert_eq!(
+            found,
+            [
+                "the descriptor's text differs from yours (first at line 5)",
+                "module `c` is in the bundle, not in your build",
+                "module `d` is in your build, not in the bundle",
+                "module `b`: measurement 0202020202020202 proposed, 0f0f0f0f0f0f0f0f from \
+                 your build; built with rustc 1.89 there, rustc 1.90 here",
+            ]
+        );
+        // Only a module's interface differs: said, without a measurement.
+        let mut other = theirs.clone();
+        other.modules.get_mut("a").unwrap().interface = serde_json::json!({"inputs": []});
+        assert_eq!(
+            differences(&theirs, &other),
+            ["module `a`: same measurement, but its interface, devices, size or toolchain differ"]
+        );
+        // A descriptor that only grows: the first line past the shorter one.
+        let mut longer = theirs.clone();
+        longer.descriptor.push_str("# more\n");
+        assert_eq!(
+            differences(&theirs, &longer),
+            ["the descriptor's text differs from yours (first at line 5)"]
+        );
+        assert_eq!(
+            differences(&theirs, &theirs),
+            ["the bundles hold the same values, encoded differently"]
+        );
+    }
+
+    #[test]
+    fn binaries_are_named_by_the_modules_they_build() {
+        let b = bundle(
+            "",
+            &[
+                ("a", module("aa", "01", "r")),
+                ("b", module("aa", "02", "r")),
+                ("c", module("cc", "03", "r")),
+            ],
+        );
+        assert_eq!(modules_of(&b, &"aa".repeat(32)), "modules `a`, `b`");
+        assert_eq!(modules_of(&b, &"cc".repeat(32)), "module `c`");
+    }
+
+    #[test]
+    fn an_attested_key_is_shown_in_hex_whether_sent_as_bytes_or_text() {
+        assert_eq!(key_text(&[0xab, 0x01]), "ab01");
+        assert_eq!(key_text(b"AB01"), "ab01");
+        assert_eq!(key_text(b""), "");
+    }
+
+    #[test]
+    fn only_deploy_and_update_are_applied_from_a_bundle() {
+        assert!(bundled(Action::Deploy) && bundled(Action::Update));
+        assert!(!bundled(Action::Move) && !bundled(Action::Disable));
     }
 
     #[test]
