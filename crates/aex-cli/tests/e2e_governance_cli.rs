@@ -1,27 +1,38 @@
 //! End to end: members drive the governor with the real `aex` (`aex propose`, `aex proposals`,
-//! `aex vote`, `aex withdraw`). The governor is deployed and started as in `e2e_governor.rs`
-//! (an ungoverned application: the commands that change nodes refuse a governed descriptor).
-//! Each member then has a directory of their own with a governed descriptor naming the
-//! governor (`governor`, `governor_node`, `governor_measurement`) and their own identity file.
+//! `aex vote`, `aex withdraw`), and the governor applies their accepted deploy. The governor is
+//! deployed and started as in `e2e_governor.rs` (an ungoverned application on `node1`: the
+//! commands that change nodes refuse a governed descriptor). The governed application runs on
+//! `node2`, started once the governor is, admitting the governor's own deployer key (`GET
+//! /identity`). Each member has a directory of their own with a governed descriptor naming
+//! the governor (`governor`, `governor_node`, `governor_measurement`), whose nodes' keys are
+//! inline (the governor reads the descriptor alone), and their own identity file.
 //!
-//! Checked: A's proposal is printed with its change digest and plan (or why there is none)
-//! and its id; A's approval leaves it open with 1 of 2, and A voting again changes nothing; a
-//! member whose descriptor holds another constitution is refused before anything is sent (the
-//! count does not move); a non-member's vote is refused by the governor, with its text and
-//! exit code 1; B's approval accepts it; a proposal is withdrawn by a prefix of its id.
+//! Checked: a deploy proposal whose descriptor names node keys by file is refused before
+//! anything is proposed; A's deploy proposal uploads its builds and bundle, prints the
+//! bundle's digest, the measurement and the plan, and names the bundle (which the governor
+//! serves to the byte) as its change; A's approval (after A's rebuild matches) leaves it open
+//! with 1 of 2, and A voting again changes nothing; a member whose descriptor holds another
+//! constitution is refused before anything is sent; a non-member's vote is refused by the
+//! governor, with its text and exit code 1 (`--no-rebuild` warns); B with the old descriptor
+//! cannot approve (the rebuild differs: which module, and the descriptor); B with the
+//! proposed descriptor approves, which accepts it; the governor applies it, and `aex
+//! proposals` and `aex status` show it applied; a proposal is withdrawn by a prefix of its id.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use aex_deploy::Identity;
 use aex_governance::{Document, MemberDocument};
 use aex_testkit::cluster::AppDir;
 use aex_testkit::descriptor::sgx_node;
-use aex_testkit::https::policy;
-use aex_testkit::identity;
-use aex_testkit::node::NodeOptions;
+use aex_testkit::https::{https, policy};
+use aex_testkit::node::{NodeOptions, NodeProcess};
+use aex_testkit::wait::wait_until;
 use aex_testkit::{free_addr, paths};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 const APP: &str = "governed-cli-test";
 
@@ -32,16 +43,28 @@ fn member_identity(dir: &Path, name: &str) -> (PathBuf, String) {
     (path, id.public().to_string())
 }
 
-/// The governed descriptor every member holds; `deploy` is the deploy rule.
+/// A simulated `sgx` node of a governed descriptor, its keys inline (`platform_key`,
+/// `identity`): the governor has none of a member's files.
+fn inline_node(name: &str, addr: SocketAddr, keys: &NodeProcess) -> String {
+    format!(
+        "\n[[node]]\nname = \"{name}\"\naddress = \"{addr}\"\ntee = \"sgx\"\nsimulation = true\n\
+         platform_key = \"{}\"\nidentity = \"{}\"\n",
+        keys.platform_pub_hex(),
+        keys.identity()
+    )
+}
+
+/// The governed descriptor every member holds; `nodes` its `[[node]]` tables, `deploy` the
+/// deploy rule.
 fn governed(
-    node: &str,
+    nodes: &str,
     keys: &[String],
     governor: &str,
     measurement: &str,
     deploy: &str,
 ) -> String {
     let mut text = format!(
-        "[application]\nname = \"{APP}\"\n{node}\n[governance]\nproposal_lifetime = \"1h\"\n\
+        "[application]\nname = \"{APP}\"\n{nodes}\n[governance]\nproposal_lifetime = \"1h\"\n\
          governor = \"{governor}\"\ngovernor_node = \"node1\"\ngovernor_measurement = \"{measurement}\"\n"
     );
     for (name, key) in ["a", "b", "c"].iter().zip(keys) {
@@ -72,7 +95,7 @@ fn find<'a>(list: &'a [Value], id: &str) -> &'a Value {
 }
 
 #[test]
-fn members_propose_list_vote_and_withdraw_with_aex_against_the_governor() {
+fn members_propose_vote_and_the_governor_applies_their_deploy() {
     let keys_dir = tempfile::tempdir().expect("a directory for member keys");
     let (a_id, a_key) = member_identity(keys_dir.path(), "a");
     let (b_id, b_key) = member_identity(keys_dir.path(), "b");
@@ -82,20 +105,17 @@ fn members_propose_list_vote_and_withdraw_with_aex_against_the_governor() {
 
     let app = AppDir::new();
     // Declared after `app`: dropped (stopped) first, as it lives in the app directory.
-    // It admits the test deployer (who deploys the governor) and member A, so that A's
-    // dry run can ask it what runs.
-    let node = NodeOptions::new("node1", app.path().join("node1"))
-        .admit(&[identity::deployer().hex(), keys[0].clone()])
-        .start();
-    let node_text = sgx_node(
+    // It admits the test deployer, who deploys the governor.
+    let node1 = NodeOptions::new("node1", app.path().join("node1")).start();
+    let ungoverned_node = sgx_node(
         "node1",
-        node.addr,
-        &node.platform_pub_file(),
-        &node.identity_pub_file(),
+        node1.addr,
+        &node1.platform_pub_file(),
+        &node1.identity_pub_file(),
     );
     let governor_crate = paths::workspace().join("crates/aex-governor");
     app.write_descriptor(&format!(
-        "[application]\nname = \"{APP}\"\n{node_text}\n[[module]]\nname = \"governor\"\ncrate = {:?}\nnode = \"node1\"\n",
+        "[application]\nname = \"{APP}\"\n{ungoverned_node}\n[[module]]\nname = \"governor\"\ncrate = {:?}\nnode = \"node1\"\n",
         governor_crate.display().to_string(),
     ));
     app.deploy().ok();
@@ -116,27 +136,55 @@ fn members_propose_list_vote_and_withdraw_with_aex_against_the_governor() {
         "port": addr.port(), "application": APP, "constitution": constitution
     });
     app.call("governor", "start", Some(&payload.to_string()));
-    let measurement = policy(&app, "governor").measurements[0].to_hex();
+    let governor_policy = policy(&app, "governor");
+    let measurement = governor_policy.measurements[0].to_hex();
     let url = format!("https://{addr}/");
-    let text = governed(&node_text, &keys, &url, &measurement, "2 of 3");
-    // What A proposes: one more module on the governor's node, so that there is a plan.
-    let module = format!(
-        "\n[[module]]\nname = \"svc\"\ncrate = {:?}\nnode = \"node1\"\n",
+
+    // The governed application's node admits the governor's own deployer key (which applies
+    // accepted proposals), and member A (whose dry run asks it what runs).
+    let (code, body) = https(&governor_policy, addr, "GET", "/identity");
+    assert_eq!(code, 200, "GET /identity: {body}");
+    let governor_key: Value = serde_json::from_str(&body).expect("the governor's identity");
+    let governor_key = governor_key["key"].as_str().expect("a key").to_owned();
+    let node2 = NodeOptions::new("node2", app.path().join("node2"))
+        .admit(&[governor_key.clone(), keys[0].clone()])
+        .start();
+    let nodes = format!(
+        "{}{}",
+        inline_node("node1", node1.addr, &node1),
+        inline_node("node2", node2.addr, &node2)
+    );
+    let text = governed(&nodes, &keys, &url, &measurement, "2 of 3");
+    // What A proposes: a module on node2, so that there is a plan, and a deployment.
+    let proposed = format!(
+        "{text}\n[[module]]\nname = \"svc\"\ncrate = {:?}\nnode = \"node2\"\n",
         governor_crate.display().to_string()
     );
-    let (a, b) = (
-        member(&a_id, &format!("{text}{module}")),
-        member(&b_id, &text),
-    );
+    let a = member(&a_id, &proposed);
 
-    // A proposes: the change digest (of the file's bytes), the plan, the id.
+    // Node keys given by file: the governor could not read them, so nothing is proposed.
+    let by_file = member(
+        &a_id,
+        &governed(&ungoverned_node, &keys, &url, &measurement, "2 of 3"),
+    );
+    by_file
+        .aex(&["propose", "--action", "deploy"])
+        .code(1)
+        .stderr_has(&[
+            "names its platform key by a file",
+            "platform_key = \"<hex>\"",
+        ]);
+
+    // A proposes: builds, uploads, the bundle's digest and measurement, the plan, the id.
     let run = a.aex(&["propose", "--action", "deploy"]).ok();
-    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-        std::fs::read(a.path().join("aex.toml")).expect("A's descriptor"),
-    ));
     run.stderr_has(&[
-        &format!("Change sha256 {digest}"),
-        "Plan module `svc` on `node1`: load and attest",
+        "Change bundle sha256",
+        "Module `svc`: measurement",
+        "Uploading binary",
+        "Uploaded binary",
+        "Stored bundle",
+        &format!("the governor deploys as {governor_key}"),
+        "Plan module `svc` on `node2`: load and attest",
         "Verified governor at",
         "(sgx, simulated)",
         "Proposed",
@@ -149,26 +197,46 @@ fn members_propose_list_vote_and_withdraw_with_aex_against_the_governor() {
     let listed = proposals(&a);
     let p = find(&listed, &id);
     assert_eq!((&p["status"], &p["approvals"]), (&"open".into(), &0.into()));
-    assert_eq!(p["change"], digest.as_str());
-    let summary = p["summary"].as_str().unwrap_or_default();
+    let change = p["change"].as_str().expect("a change").to_owned();
     assert!(
-        summary.contains("plan: module `svc` on `node1`: load and attest"),
-        "{summary}"
+        run.stderr
+            .contains(&format!("Change bundle sha256 {change}")),
+        "{}",
+        run.stderr
     );
+    // The governor serves the bundle the change names, to the byte.
+    let (code, bundle) = https(&governor_policy, addr, "GET", &format!("/bundles/{change}"));
+    assert_eq!(code, 200, "{bundle}");
+    assert_eq!(hex::encode(Sha256::digest(bundle.as_bytes())), change);
+    let summary = p["summary"].as_str().unwrap_or_default();
+    for says in [
+        &format!("deploy of application `{APP}`: bundle sha256 {change}"),
+        "module `svc`: measurement",
+        "plan: module `svc` on `node2`: load and attest",
+    ] {
+        assert!(summary.contains(says), "{says} in {summary}");
+    }
     assert_eq!((&p["proposer"], &p["rule"]), (&"a".into(), &"any 2".into()));
 
-    // A approves, twice: open with one approval (one member's key is one vote).
+    // A proposing again uploads nothing: the governor has the binaries.
+    let again = a.aex(&["propose", "--action", "deploy"]).ok();
+    again.stderr_has(&["already on the governor", "Proposed"]);
+    assert!(!again.stderr.contains("Uploading"), "{}", again.stderr);
+    let repeated = again.stdout.trim().to_owned();
+    a.aex(&["withdraw", &repeated]).ok();
+
+    // A approves, twice, each time after A's rebuild matches: open with one approval (one
+    // member's key is one vote).
     for _ in 0..2 {
-        a.aex(&["vote", &id, "approve"])
-            .ok()
-            .stderr_has(&["Voted", "open, 1 of 2 approvals"]);
+        a.aex(&["vote", &id, "approve"]).ok().stderr_has(&[
+            &format!("your build matches the bundle (digest {change})"),
+            "Voted",
+            "open, 1 of 2 approvals",
+        ]);
     }
 
     // C's descriptor holds another constitution: refused before anything is sent.
-    let c = member(
-        &c_id,
-        &governed(&node_text, &keys, &url, &measurement, "any 1"),
-    );
+    let c = member(&c_id, &governed(&nodes, &keys, &url, &measurement, "any 1"));
     c.aex(&["vote", &id, "approve"]).code(1).stderr_has(&[
         "the governor holds another constitution",
         "nothing was sent",
@@ -176,38 +244,75 @@ fn members_propose_list_vote_and_withdraw_with_aex_against_the_governor() {
     let p = find(&proposals(&a), &id).clone();
     assert_eq!((&p["status"], &p["approvals"]), (&"open".into(), &1.into()));
 
-    // A non-member: the governor refuses, with its own text.
-    let outsider = member(&outsider_id, &text);
+    // A non-member: the governor refuses, with its own text (after the warning that nothing
+    // was rebuilt).
+    let outsider = member(&outsider_id, &proposed);
     outsider
-        .aex(&["vote", &id, "approve"])
+        .aex(&["vote", &id, "approve", "--no-rebuild"])
         .code(1)
-        .stderr_has(&["the governor refused (403)", "which is no member's key"]);
+        .stderr_has(&[
+            "--no-rebuild: approving bundle",
+            "the governor refused (403)",
+            "which is no member's key",
+        ]);
 
-    // B approves: accepted, and `aex proposals` shows it.
-    b.aex(&["vote", &id[..16], "approve"])
-        .ok()
-        .stderr_has(&["accepted, 2 of 2 approvals"]);
-    let run = b.aex(&["proposals"]).ok();
-    run.stdout_has(&[&id[..16], "accepted", "2/2", "any 2"]);
-    run.stderr_has(&["not applied"]);
+    // B, with the descriptor from before the proposal: the rebuild differs, no approval.
+    let b_old = member(&b_id, &text);
+    b_old.aex(&["vote", &id, "approve"]).code(1).stderr_has(&[
+        "does not match the bundle",
+        "not approved",
+        "the descriptor's text differs from yours",
+        "module `svc` is in the bundle, not in your build",
+    ]);
+    let p = find(&proposals(&a), &id).clone();
+    assert_eq!((&p["status"], &p["approvals"]), (&"open".into(), &1.into()));
+
+    // B with the proposed descriptor approves: accepted, and the governor applies it.
+    let b = member(&b_id, &proposed);
+    b.aex(&["vote", &id[..16], "approve"]).ok().stderr_has(&[
+        "your build matches the bundle",
+        "accepted, 2 of 2 approvals",
+        "the governor applies it now",
+    ]);
+    wait_until(
+        "the governor to apply the accepted deploy",
+        Duration::from_secs(120),
+        || {
+            let run = b.aex(&["proposals"]).ok();
+            let row = run
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(&id[..16]))
+                .unwrap_or_default()
+                .to_owned();
+            assert!(!row.contains("failed"), "{row}\n{}", run.stderr);
+            if row.contains("applied") {
+                Ok(())
+            } else {
+                Err(row)
+            }
+        },
+    );
     // `aex status` shows the proposals too, under the nodes' tables.
     b.aex(&["status"])
         .ok()
-        .stdout_has(&["proposals:", &id[..16], "accepted", "2/2"]);
+        .stdout_has(&["proposals:", &id[..16], "2/2", "applied"]);
 
     // A second proposal, whose plan needs a node that does not answer: the proposal goes
     // with its digest and says the plan could not be computed. Its proposer withdraws it
     // through a prefix of its id.
-    let dead = sgx_node(
-        "node2",
-        free_addr(),
-        &node.platform_pub_file(),
-        &node.identity_pub_file(),
-    );
+    let dead = inline_node("node3", free_addr(), &node2);
     let unreachable = member(
         &a_id,
         &format!(
-            "{text}{dead}\n[[module]]\nname = \"svc\"\ncrate = {:?}\nnode = \"node2\"\n",
+            "{}\n[[module]]\nname = \"svc\"\ncrate = {:?}\nnode = \"node3\"\n",
+            governed(
+                &format!("{nodes}{dead}"),
+                &keys,
+                &url,
+                &measurement,
+                "2 of 3"
+            ),
             governor_crate.display().to_string()
         ),
     );
