@@ -143,7 +143,8 @@ pub fn open(
             bundle.descriptor_name
         )));
     }
-    std::fs::create_dir_all(workdir).map_err(Error::Output)?;
+    // `.aex` holds the audit ledger (the state itself stays in memory).
+    std::fs::create_dir_all(crate::state::StateFile::dir_for(workdir)).map_err(Error::Output)?;
     let file = workdir.join(name);
     std::fs::write(&file, &bundle.descriptor).map_err(Error::Output)?;
     let desc = Descriptor::prebuilt_from_text(&file, bundle.descriptor.clone())
