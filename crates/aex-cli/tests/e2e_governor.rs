@@ -9,9 +9,9 @@
 //! restarts it, it resumes its sealed book, serves again on `start` with the same constitution
 //! and refuses another one.
 //!
-//! The descriptor has no `[governance]` section: the commands that change nodes refuse a
-//! governed descriptor until the governor enforces governance (aex-deploy `ops/governed.rs`),
-//! so this first cut deploys the governor as an ordinary module of an ungoverned application.
+//! The governor itself is deployed as an ordinary module of an ungoverned application (the
+//! commands that change nodes refuse a governed descriptor: aex-deploy `ops/governed.rs`).
+//! `e2e_governor_apply.rs` has it carry out an accepted deployment.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

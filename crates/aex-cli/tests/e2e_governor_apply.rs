@@ -172,6 +172,13 @@ fn the_governor_deploys_an_accepted_bundle_and_no_single_member_can_act_alone() 
     }
     let attested = kinds.iter().filter(|k| *k == "module attested").count();
     assert_eq!(attested, 2, "{kinds:?}");
+    // What authorised it comes first (the proposal and both ballots), its end last.
+    assert_eq!(kinds[..3], ["proposal", "ballot", "ballot"], "{kinds:?}");
+    let applied = kinds.iter().rposition(|k| k == "proposal applied");
+    assert!(
+        applied > kinds.iter().rposition(|k| k == "connection keyed"),
+        "{kinds:?}"
+    );
     assert_eq!(
         summary.signers.iter().map(hex::encode).collect::<Vec<_>>(),
         vec![governor_key.clone()]

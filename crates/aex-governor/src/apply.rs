@@ -21,7 +21,7 @@ use aex_deploy::ops::deploy::{apply, Options};
 use aex_deploy::progress::Quiet;
 use aex_deploy::state::State;
 use aex_deploy::Identity;
-use aex_governance::{Action, Bundle, ProposalId, Status};
+use aex_governance::{Action, Bundle, ProposalId, Record, Status};
 use serde::{Deserialize, Serialize};
 
 use crate::store::Store;
@@ -47,6 +47,8 @@ pub fn deploys(action: Action) -> bool {
 pub struct Job {
     id: ProposalId,
     change: [u8; 32],
+    /// The proposal and its ballots as members signed them, for the ledger.
+    record: Record,
     application: String,
     seed: [u8; 32],
     state: State,
@@ -71,6 +73,7 @@ impl Governor {
         let job = Job {
             id: record.id,
             change: record.proposal.change,
+            record: record.clone(),
             application: held.book.application().to_owned(),
             seed: self.deployer.seed()?,
             state,
@@ -186,6 +189,8 @@ fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
         Path::new("the governor's identity"),
     ));
     let workdir = store.workdir();
+    let record = job.record;
+    let id = record.id.hex();
     let (mut app, built) = match aex_deploy::bundle::open(
         &workdir,
         &bundle,
@@ -196,7 +201,16 @@ fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
         Ok(opened) => opened,
         Err(e) => return (None, Err(chain(&e))),
     };
+    // What authorised the changes goes into the ledger before them.
+    app.note_governance("proposal", &id, &record.proposer, &record.signed);
+    for (member, (_, signed)) in &record.ballots {
+        app.note_governance("ballot", &id, member, signed);
+    }
     let result = apply(&mut app, &built, &Quiet, &Options::default())
+        .and_then(|r| {
+            app.note_governance("proposal applied", &id, &record.proposer, &record.signed);
+            app.save_now().map(|()| r)
+        })
         .map(|r| {
             format!(
                 "loaded {:?}, kept {:?}, keyed {:?}, removed {:?}",
