@@ -229,3 +229,94 @@ impl Store {
 fn bad_digest() -> Response {
     Response::text(400, "a digest is 64 hex digits")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(r: &Response) -> u16 {
+        r.status()
+    }
+
+    #[test]
+    fn a_binary_completes_only_when_its_bytes_hash_to_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bytes = vec![7u8; 3000];
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let put = |offset: usize, chunk: &[u8]| {
+            store.answer("PUT", &["binaries", &digest, &offset.to_string()], chunk)
+        };
+        assert_eq!(status(&put(0, &bytes[..1000]).unwrap()), 200);
+        assert!(store.binary(&digest).is_err(), "not complete yet");
+        // Out of order: refused, nothing written.
+        assert_eq!(status(&put(2000, &bytes[2000..]).unwrap()), 409);
+        assert_eq!(status(&put(1000, &bytes[1000..]).unwrap()), 200);
+        assert_eq!(store.binary(&digest).unwrap(), bytes);
+        // Bytes that hash to something else never complete.
+        let other = hex::encode([1u8; 32]);
+        store.answer("PUT", &["binaries", &other, "0"], b"not it");
+        assert!(store.binary(&other).is_err());
+        assert_eq!(
+            status(&store.answer("PUT", &["binaries", "zz", "0"], b"x").unwrap()),
+            400
+        );
+    }
+
+    #[test]
+    fn a_binary_past_its_bound_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let digest = hex::encode([2u8; 32]);
+        let chunk = vec![0u8; 1 << 20];
+        let mut offset = 0u64;
+        let last = loop {
+            let r = store
+                .answer("PUT", &["binaries", &digest, &offset.to_string()], &chunk)
+                .unwrap();
+            if r.status() != 200 {
+                break r.status();
+            }
+            offset += chunk.len() as u64;
+        };
+        assert_eq!(last, 413);
+        assert_eq!(offset, MAX_BINARY);
+        assert!(
+            !store.partial_path(&digest).exists(),
+            "the partial is removed"
+        );
+    }
+
+    #[test]
+    fn a_bundle_is_kept_by_the_digest_of_its_bytes_and_says_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bundle = Bundle {
+            application: "app".into(),
+            descriptor_name: "aex.toml".into(),
+            descriptor: String::new(),
+            modules: [(
+                "m".to_owned(),
+                aex_governance::BundledModule {
+                    binary: "ab".repeat(32),
+                    size: 1,
+                    measurement: "ab".repeat(32),
+                    interface: serde_json::json!({}),
+                    devices: vec![],
+                    toolchain: None,
+                },
+            )]
+            .into(),
+        };
+        let bytes = bundle.to_bytes();
+        let r = store.answer("POST", &["bundles"], &bytes).unwrap();
+        assert_eq!(r.status(), 201);
+        let digest = Bundle::digest_of(&bytes);
+        assert_eq!(store.bundle(&digest).unwrap(), bytes);
+        assert_eq!(
+            status(&store.answer("POST", &["bundles"], b"{}").unwrap()),
+            400
+        );
+        assert!(store.answer("GET", &["elsewhere"], b"").is_none());
+    }
+}
