@@ -155,15 +155,16 @@ fn declare_governance(app: &AppDir) {
 
 #[test]
 fn a_governed_descriptor_is_refused_before_any_build_or_node_start() {
-    // Governance is declared but not enforced yet: the deployer's single key would bypass it.
+    // A governed application changes through its governor: the deployer's single key would
+    // bypass the members' rules.
     let app = AppDir::new();
     copy_example(app.path(), free_addr(), free_addr());
     declare_governance(&app);
     let refused = [
         "refused:",
-        "declares `[governance]`, but this version of aex does not enforce governance yet",
-        "under this single deployer key, bypassing the members' rules",
-        "help: remove the `[governance]` section to deploy without governance",
+        "declares `[governance]`: its nodes change only through its governor",
+        "would act under this single deployer key",
+        "help: propose the change with `aex propose --action deploy`",
     ];
     let run = up_without_cargo(&app).code(1);
     run.stderr_has(&refused);

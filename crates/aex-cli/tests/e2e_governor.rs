@@ -9,12 +9,13 @@
 //! restarts it, it resumes its sealed book, serves again on `start` with the same constitution
 //! and refuses another one.
 //!
-//! The descriptor has no `[governance]` section: the commands that change nodes refuse a
-//! governed descriptor until the governor enforces governance (aex-deploy `ops/governed.rs`),
-//! so this first cut deploys the governor as an ordinary module of an ungoverned application.
+//! The governor itself is deployed as an ordinary module of an ungoverned application (the
+//! commands that change nodes refuse a governed descriptor: aex-deploy `ops/governed.rs`).
+//! `e2e_governor_apply.rs` has it carry out an accepted deployment.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use aex_crypto::SigningIdentity;
@@ -31,14 +32,14 @@ use serde_json::Value;
 
 use crate::fault_sealed_state::kill_and_wait_restart;
 
-const APP: &str = "governed-test";
+pub(crate) const APP: &str = "governed-test";
 
-fn member(seed: u8) -> SigningIdentity {
+pub(crate) fn member(seed: u8) -> SigningIdentity {
     SigningIdentity::from_seed(&[seed; 32])
 }
 
 /// Members a, b, c (seeds 1, 2, 3): deploy needs 2 of 3, the rest all.
-fn constitution() -> Document {
+pub(crate) fn constitution() -> Document {
     Document {
         members: ["a", "b", "c"]
             .iter()
@@ -53,21 +54,33 @@ fn constitution() -> Document {
     }
 }
 
-fn start_payload(port: u16, constitution: &Document) -> String {
-    serde_json::json!({ "port": port, "application": APP, "constitution": constitution })
-        .to_string()
+/// `start`'s argument; the governor keeps its files in `data`.
+pub(crate) fn start_payload(port: u16, constitution: &Document, data: &Path) -> String {
+    serde_json::json!({
+        "port": port,
+        "application": APP,
+        "constitution": constitution,
+        "data": data,
+    })
+    .to_string()
 }
 
 /// A member's client: verifies the governor (measurement, and the constitution's digest in
 /// its certificate) before every request.
-struct Client {
+pub(crate) struct Client {
     policy: aex_client::Policy,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     digest: [u8; 32],
 }
 
 impl Client {
-    fn send(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    pub(crate) fn send(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let (status, body) = self.bytes(method, path, body);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// The answer's status and body bytes.
+    pub(crate) fn bytes(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
         let session = aex_client::connect(self.addr, &self.policy, None, Duration::from_secs(15))
             .expect("the governor passes the deployer's policy (its measurement)");
         assert_eq!(
@@ -76,18 +89,17 @@ impl Client {
             "the certificate attests this member's constitution"
         );
         let answer = session.send(method, path, body).expect("an answer");
-        let text = String::from_utf8_lossy(&answer.body).into_owned();
-        (answer.status, text)
+        (answer.status, answer.body.to_vec())
     }
 
-    fn json(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+    pub(crate) fn json(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
         let (code, text) = self.send(method, path, body);
         let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{code} {text}: {e}"));
         (code, value)
     }
 }
 
-fn ballot(id: &str, vote: Vote, by: &SigningIdentity) -> Vec<u8> {
+pub(crate) fn ballot(id: &str, vote: Vote, by: &SigningIdentity) -> Vec<u8> {
     let id: [u8; 32] = hex::decode(id).expect("hex").try_into().expect("32 bytes");
     Ballot {
         proposal: ProposalId(id),
@@ -106,11 +118,9 @@ fn proposal(created_ms: u64) -> Proposal {
     }
 }
 
-#[test]
-fn the_governor_counts_members_ballots_in_its_tee_and_keeps_them_across_a_restart() {
-    let app = AppDir::new();
-    // Declared after `app`: dropped (stopped) first, as it lives in the app directory.
-    let node = NodeProcess::start("node1", app.path().join("node1"));
+/// The governor of `app`'s descriptor, deployed on `node` and started with [`constitution`]
+/// (its files in the app directory): a member's client to it, and `start`'s argument.
+pub(crate) fn start_governor(app: &AppDir, node: &NodeProcess) -> (Client, String) {
     let governor = paths::workspace().join("crates/aex-governor");
     app.write_descriptor(&format!(
         "[application]\nname = \"{APP}\"\n{}\n[[module]]\nname = \"governor\"\ncrate = {:?}\nnode = \"node1\"\n",
@@ -125,15 +135,28 @@ fn the_governor_counts_members_ballots_in_its_tee_and_keeps_them_across_a_restar
     app.deploy().ok();
 
     let addr = free_addr();
-    let payload = start_payload(addr.port(), &constitution());
+    let payload = start_payload(
+        addr.port(),
+        &constitution(),
+        &app.path().join("governor-data"),
+    );
     let digest = constitution().to_constitution().expect("valid").digest();
     let started = app.call("governor", "start", Some(&payload));
     assert_eq!(started["constitution"], hex::encode(digest), "{started}");
     let client = Client {
-        policy: policy(&app, "governor"),
+        policy: policy(app, "governor"),
         addr,
         digest,
     };
+    (client, payload)
+}
+
+#[test]
+fn the_governor_counts_members_ballots_in_its_tee_and_keeps_them_across_a_restart() {
+    let app = AppDir::new();
+    // Declared after `app`: dropped (stopped) first, as it lives in the app directory.
+    let node = NodeProcess::start("node1", app.path().join("node1"));
+    let (client, payload) = start_governor(&app, &node);
     let (a, b, outsider) = (member(1), member(2), member(9));
 
     // A proposes and approves: open (A's full key is one member's vote).
@@ -192,7 +215,11 @@ fn the_governor_counts_members_ballots_in_its_tee_and_keeps_them_across_a_restar
         "call",
         "governor",
         "start",
-        &start_payload(addr.port(), &other_rules),
+        &start_payload(
+            client.addr.port(),
+            &other_rules,
+            &app.path().join("governor-data"),
+        ),
     ])
     .code(1)
     .stderr_has(&["already holds constitution"]);

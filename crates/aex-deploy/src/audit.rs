@@ -17,6 +17,8 @@
 //! | `connection keyed` | `connection`, `id`, `algorithm`, `from`, `to` |
 //! | `connection removed` | `connection`, `id` |
 //! | `connection revoked` | `connection`, `id` |
+//! | `proposal`, `ballot` | `proposal` (its id, hex), `member` (who signed), `signed` (the COSE_Sign1 exactly as the member signed it: anyone can check it again) — a governor records these before it carries a proposal out |
+//! | `proposal applied` | `proposal`, `member` (the proposer), `signed` (the proposal) — after the changes it made |
 //! | `ledger restarted` | `previous_size`, `previous_root` (the last root the state kept of the ledger before) |
 //!
 //! The state keeps the last root signed (`State::ledger`): a ledger file that no longer holds
@@ -88,6 +90,14 @@ pub(crate) enum Change<'a> {
         from: &'a str,
         to: &'a str,
     },
+    Governance {
+        #[serde(skip)]
+        kind: &'static str,
+        proposal: &'a str,
+        member: &'a str,
+        #[serde(with = "serde_bytes")]
+        signed: &'a [u8],
+    },
 }
 
 impl<'a> Change<'a> {
@@ -135,7 +145,9 @@ impl<'a> Change<'a> {
 
     fn kind(&self) -> &'static str {
         match self {
-            Change::Module { kind, .. } | Change::Connection { kind, .. } => kind,
+            Change::Module { kind, .. }
+            | Change::Connection { kind, .. }
+            | Change::Governance { kind, .. } => kind,
             Change::Attested { .. } => "module attested",
             Change::Retired { .. } => "module retired",
             Change::Keyed { .. } => "connection keyed",

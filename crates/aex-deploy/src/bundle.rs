@@ -143,7 +143,8 @@ pub fn open(
             bundle.descriptor_name
         )));
     }
-    std::fs::create_dir_all(workdir).map_err(Error::Output)?;
+    // `.aex` holds the audit ledger (the state itself stays in memory).
+    std::fs::create_dir_all(crate::state::StateFile::dir_for(workdir)).map_err(Error::Output)?;
     let file = workdir.join(name);
     std::fs::write(&file, &bundle.descriptor).map_err(Error::Output)?;
     let desc = Descriptor::prebuilt_from_text(&file, bundle.descriptor.clone())
@@ -223,4 +224,124 @@ fn unpack(
         )));
     }
     Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: &str =
+        "[[node]]\nname = \"n1\"\naddress = \"127.0.0.1:1\"\ntee = \"sgx\"\nsimulation = true\n";
+
+    fn descriptor(keys: &str) -> String {
+        format!(
+            "[application]\nname = \"app\"\n\n{NODE}{keys}\n[[module]]\nname = \"m\"\ncrate = \"m\"\nnode = \"n1\"\n"
+        )
+    }
+
+    fn inline() -> String {
+        descriptor(&format!(
+            "platform_key = \"{}\"\nidentity = \"{}\"\n",
+            "2e".repeat(33),
+            "11".repeat(32)
+        ))
+    }
+
+    fn bundled(bytes: &[u8]) -> BundledModule {
+        BundledModule {
+            binary: hex::encode(Measurement::of(bytes).0),
+            size: bytes.len() as u64,
+            measurement: hex::encode(Measurement::of(bytes).0),
+            interface: serde_json::to_value(aex_proto::Interface::default()).unwrap(),
+            devices: vec![],
+            toolchain: None,
+        }
+    }
+
+    fn bundle(modules: &[(&str, BundledModule)]) -> Bundle {
+        Bundle {
+            application: "app".into(),
+            descriptor_name: "aex.toml".into(),
+            descriptor: inline(),
+            modules: modules
+                .iter()
+                .map(|(n, m)| ((*n).to_owned(), m.clone()))
+                .collect(),
+        }
+    }
+
+    fn open_with(bundle: &Bundle, held: &[u8]) -> Result<(App, BuiltApp)> {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Arc::new(Identity::from_signing(
+            aex_crypto::SigningIdentity::from_seed(&[5; 32]),
+            Path::new("test"),
+        ));
+        let held = held.to_vec();
+        open(
+            dir.path(),
+            bundle,
+            &move |_| Ok(held.clone()),
+            identity,
+            State::default(),
+        )
+    }
+
+    fn refusal(r: Result<(App, BuiltApp)>) -> String {
+        match r {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_bundle_opens_without_sources_and_every_binary_is_checked() {
+        let bytes = b"the module".to_vec();
+        let (app, built) = open_with(&bundle(&[("m", bundled(&bytes))]), &bytes).unwrap();
+        assert_eq!(app.descriptor().application, "app");
+        assert_eq!(built.modules["m"].bytes.as_slice(), bytes.as_slice());
+
+        let e = refusal(open_with(
+            &bundle(&[("m", bundled(&bytes))]),
+            b"another module",
+        ));
+        assert!(e.contains("is not the one the bundle names"), "{e}");
+        let mut wrong = bundled(&bytes);
+        wrong.measurement = "00".repeat(32);
+        let e = refusal(open_with(&bundle(&[("m", wrong)]), &bytes));
+        assert!(e.contains("the bundle says 0000"), "{e}");
+        let e = refusal(open_with(&bundle(&[]), &bytes));
+        assert!(e.contains("module `m` has no build in the bundle"), "{e}");
+        let e = refusal(open_with(
+            &bundle(&[("m", bundled(&bytes)), ("x", bundled(&bytes))]),
+            &bytes,
+        ));
+        assert!(e.contains("which the descriptor does not declare"), "{e}");
+        let mut escaping = bundle(&[("m", bundled(&bytes))]);
+        escaping.descriptor_name = "../aex.toml".into();
+        let e = refusal(open_with(&escaping, &bytes));
+        assert!(e.contains("not a plain file name"), "{e}");
+    }
+
+    #[test]
+    fn a_descriptor_the_governor_cannot_read_alone_is_refused() {
+        let load = |text: String| {
+            Descriptor::prebuilt_from_text(Path::new("/nonexistent/aex.toml"), text).unwrap()
+        };
+        assert!(check_self_contained(&load(inline())).is_ok());
+        let by_file = load(descriptor(&format!(
+            "platform_key_file = \"k\"\nidentity = \"{}\"\n",
+            "11".repeat(32)
+        )));
+        let e = check_self_contained(&by_file).unwrap_err().to_string();
+        assert!(e.contains("give it inline as `platform_key"), "{e}");
+        let native = load(
+            descriptor(&format!(
+                "identity = \"{}\"\nprovider_key_file = \"p\"\n",
+                "11".repeat(32)
+            ))
+            .replace("tee = \"sgx\"", "tee = \"trustzone\""),
+        );
+        let e = check_self_contained(&native).unwrap_err().to_string();
+        assert!(e.contains("runs on `sgx` nodes for now"), "{e}");
+    }
 }

@@ -174,16 +174,16 @@ pub enum Error {
         /// Why.
         message: String,
     },
-    /// The descriptor declares `[governance]`, and this command would change nodes: nothing
-    /// enforces governance yet, so it would act under this deployer's key alone.
+    /// The descriptor declares `[governance]`, and this command would change nodes under this
+    /// deployer's key alone: a governed application changes only through its governor.
     #[error(
-        "`{command}` refused: {}{} declares `[governance]`, but this version of aex does not \
-         enforce governance yet: `{command}` would change the nodes under this single deployer \
-         key, bypassing the members' rules",
+        "`{command}` refused: {}{} declares `[governance]`: its nodes change only through its \
+         governor, once the members' rules accept a proposal; `{command}` would act under this \
+         single deployer key",
         file.display(),
         line.map(|l| format!(":{l}")).unwrap_or_default()
     )]
-    GovernanceNotEnforced {
+    Governed {
         /// The refused command, e.g. `aex deploy`.
         command: &'static str,
         /// The descriptor.
@@ -420,11 +420,11 @@ impl Error {
                 "the descriptor's `provider_key_file` for node `{node}` holds another key than the one the node derives for your deployer identity (another stakeholder's, another node's, or a stale one): ask the node's operator for yours (`aex node provider-key ... --deployer KEY`, KEY as `aex identity` prints it)"
             )),
             Error::NotDeployed { .. } => Some("run `aex deploy` (or `aex up`) first".into()),
-            Error::GovernanceNotEnforced { .. } => Some(
-                "remove the `[governance]` section to deploy without governance (under your \
-                 deployer key alone, as without it); `aex deploy --dry-run` and `aex status` \
-                 still work on a governed descriptor. Enforcement, by a governor no single member \
-                 controls, is not built yet (docs/SECURITY.md, \"Governance\")"
+            Error::Governed { .. } => Some(
+                "propose the change with `aex propose --action deploy` (or `update`, `move`) and \
+                 let the members vote; the governor deploys it. `aex deploy --dry-run` and `aex \
+                 status` still work on a governed descriptor. To deploy without governance, \
+                 remove the `[governance]` section (docs/TUTORIAL.md, \"Governance\")"
                     .into(),
             ),
             Error::Stopped { module, .. } => Some(format!(

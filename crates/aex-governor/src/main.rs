@@ -22,23 +22,47 @@
 //!   made is committed (`Handle::call_committed`), so a member never sees a ballot counted
 //!   that a crash could forget.
 //!
-//! Not done yet: the governor neither attests modules nor delivers keys, so an accepted
-//! proposal is not applied by it; nor does it apply a change of constitution.
+//! * It carries out accepted `deploy`, `update` and `move` proposals itself ([`apply`]): it
+//!   deploys the bundle the proposal approved (the descriptor and the members' builds, sent
+//!   to `PUT /binaries/D/OFFSET` and `POST /bundles` first; [`store`]) under its own deployer
+//!   identity, made here and sealed, whose public key (`GET /identity`, and the certificate's
+//!   extra key [`IDENTITY_KEY_NAME`]) is the only one the application's nodes admit for it.
+//!   The deployer state with every module and connection key stays in the sealed state.
+//!   `GET /proposals/ID/outcome` says how it went; `POST /proposals/ID/apply` runs a failed
+//!   one again; `GET /ledger` gives the audit ledger its deployments append to.
+//!
+//! Not done yet: a change of constitution (or of members) is not applied, and `disable` is
+//! not carried out.
 #![allow(
     clippy::disallowed_macros,
     reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
 )]
 
+mod apply;
 mod service;
+mod store;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aex::{tls, Context};
+use aex_crypto::SigningIdentity;
 use aex_example_http::Response;
-use aex_governance::{Document, CERTIFICATE_KEY_NAME};
+use aex_governance::{Document, ProposalId, CERTIFICATE_KEY_NAME};
+use apply::{Applier, Outcome, Outcomes};
 use serde::{Deserialize, Serialize};
 use service::{Body, Held};
+use store::Store;
+use zeroize::Zeroizing;
+
+/// The certificate's extra key holding the governor's deployer key (32 bytes, Ed25519): what
+/// the application's nodes admit.
+pub const IDENTITY_KEY_NAME: &str = "aex governor identity v1";
+
+/// The one thread that carries out accepted proposals.
+static APPLIER: Applier = Applier::new();
 
 /// The argument of `start`.
 #[derive(Deserialize)]
@@ -50,6 +74,36 @@ struct StartArgs {
     application: String,
     /// The constitution, as a document.
     constitution: Document,
+    /// The directory for members' binaries and bundles and the audit ledger (default: the
+    /// system's temporary directory, `aex-governor/APPLICATION`). Nothing in it is secret.
+    #[serde(default)]
+    data: Option<PathBuf>,
+}
+
+/// The governor's deployer key: made in the TEE at the first `start`, kept sealed.
+#[derive(Default, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+struct DeployerKey {
+    /// The Ed25519 seed, hex.
+    seed: Option<String>,
+}
+
+impl DeployerKey {
+    fn seed(&self) -> Option<[u8; 32]> {
+        hex::decode(self.seed.as_ref()?.as_bytes())
+            .ok()?
+            .try_into()
+            .ok()
+    }
+
+    /// The key, made now if there is none.
+    fn get_or_make(&mut self) -> Result<SigningIdentity, String> {
+        if self.seed.is_none() {
+            let seed = Zeroizing::new(aex_crypto::random_bytes::<32>());
+            self.seed = Some(hex::encode(*seed));
+        }
+        let seed = Zeroizing::new(self.seed().ok_or("the sealed deployer key is damaged")?);
+        Ok(SigningIdentity::from_seed(&seed))
+    }
 }
 
 /// The sealed state.
@@ -59,6 +113,16 @@ struct Governor {
     held: Option<Held>,
     /// The TLS key, kept so that members see the same key across restarts.
     tls: tls::KeptIdentity,
+    /// The deployer key the governed application's nodes admit.
+    #[serde(default)]
+    deployer: DeployerKey,
+    /// The governed application's deployer state (aex-deploy's `State`, JSON): its module and
+    /// connection keys, which nothing outside this TEE holds.
+    #[serde(default)]
+    deployed: Option<String>,
+    /// How each accepted proposal's application went, by id (hex).
+    #[serde(default)]
+    outcomes: Outcomes,
     /// The port the server listens on, once started (not state: a restarted process serves
     /// again when `start` is called again).
     #[serde(skip)]
@@ -86,32 +150,110 @@ impl Governor {
                 false => Err(format!("the server already runs on port {port}")),
             };
         }
+        let deployer = self.deployer.get_or_make()?.public();
+        let data = args.data.clone().unwrap_or_else(|| {
+            std::env::temp_dir()
+                .join("aex-governor")
+                .join(&args.application)
+        });
+        let store = Arc::new(Store::open(&data)?);
         let identity = self.tls.identity().map_err(|e| e.to_string())?;
-        let options = tls::Options::default().extra(CERTIFICATE_KEY_NAME, &digest);
+        let options = tls::Options::default()
+            .extra(CERTIFICATE_KEY_NAME, &digest)
+            .extra(IDENTITY_KEY_NAME, &deployer);
         let attested = tls::Attested::in_module::<Governor>(ctx, identity, &options)
             .map_err(|e| e.to_string())?;
         let handle = ctx.handle::<Governor>();
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
+        let (serving, kicking) = (store.clone(), handle.clone());
         let addr =
             aex_example_http::start_attested(addr, attested, tls::Limits::default(), move |r| {
-                let (method, path, body) =
-                    (r.method.to_owned(), r.path.to_owned(), r.body.to_vec());
-                // Committed before it is answered: a reading expires proposals, and a
-                // member must never see a ballot counted that a crash would forget.
-                let answered = handle.call_committed(move |g: &mut Governor, _ctx| {
-                    g.held
-                        .as_mut()
-                        .map(|held| service::answer(held, &method, &path, &body, wall_ms()))
-                });
-                match answered {
-                    Ok(Some(a)) => response(a),
-                    Ok(None) => Response::text(503, "the governor has no constitution yet"),
-                    Err(e) => Response::text(503, &format!("governor unavailable: {e}")),
-                }
+                route(&handle, &serving, &deployer, r.method, r.path, r.body)
             })?;
         self.port = Some(addr.port());
+        // A proposal accepted before a restart, or cut short by one, is carried out now.
+        APPLIER.kick(kicking, store);
         Ok(started(addr.port(), &digest))
     }
+}
+
+/// Answers one request: the store's routes, the governor's identity and outcomes, or the
+/// book's routes. A change to the book may have accepted a proposal: the applier is kicked.
+fn route(
+    handle: &aex::Handle<Governor>,
+    store: &Arc<Store>,
+    deployer: &[u8; 32],
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Response {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    if let Some(answer) = store.answer(method, &segments, body) {
+        return answer;
+    }
+    match (method, segments.as_slice()) {
+        ("GET", ["identity"]) => {
+            let key = serde_json::json!({ "key": hex::encode(deployer) });
+            return Response::bytes(200, "application/json", key.to_string().into_bytes());
+        }
+        ("GET", ["proposals", id, "outcome"]) => {
+            let Some(id) = parse_id(id) else {
+                return Response::text(400, "a proposal id is 64 hex digits");
+            };
+            let outcome = handle.call(move |g: &mut Governor, _ctx| {
+                g.outcomes.get(&id.hex()).cloned().unwrap_or(Outcome {
+                    state: "waiting".into(),
+                    error: None,
+                    report: None,
+                })
+            });
+            return match outcome {
+                Ok(o) => Response::bytes(
+                    200,
+                    "application/json",
+                    serde_json::to_vec(&o).unwrap_or_default(),
+                ),
+                Err(e) => Response::text(503, &format!("governor unavailable: {e}")),
+            };
+        }
+        ("POST", ["proposals", id, "apply"]) => {
+            let Some(id) = parse_id(id) else {
+                return Response::text(400, "a proposal id is 64 hex digits");
+            };
+            return match handle.call_committed(move |g: &mut Governor, _ctx| g.retry(&id)) {
+                Ok(Ok(())) => {
+                    APPLIER.kick(handle.clone(), store.clone());
+                    Response::text(202, "queued")
+                }
+                Ok(Err(e)) => Response::text(409, &e),
+                Err(e) => Response::text(503, &format!("governor unavailable: {e}")),
+            };
+        }
+        _ => {}
+    }
+    let (method, path, body) = (method.to_owned(), path.to_owned(), body.to_vec());
+    let posted = method == "POST";
+    // Committed before it is answered: a reading expires proposals, and a member must never
+    // see a ballot counted that a crash would forget.
+    let answered = handle.call_committed(move |g: &mut Governor, _ctx| {
+        g.held
+            .as_mut()
+            .map(|held| service::answer(held, &method, &path, &body, wall_ms()))
+    });
+    match answered {
+        Ok(Some(a)) => {
+            if posted && a.status < 300 {
+                APPLIER.kick(handle.clone(), store.clone());
+            }
+            response(a)
+        }
+        Ok(None) => Response::text(503, "the governor has no constitution yet"),
+        Err(e) => Response::text(503, &format!("governor unavailable: {e}")),
+    }
+}
+
+fn parse_id(text: &str) -> Option<ProposalId> {
+    aex_governance::bundle::hex_digest(text).map(ProposalId)
 }
 
 fn started(port: u16, digest: &[u8; 32]) -> Started {

@@ -65,6 +65,22 @@ impl App {
         Ok(self.state.save()?)
     }
 
+    /// Durably saves the state and appends what was noted to the audit ledger, signed.
+    pub fn save_now(&mut self) -> Result<()> {
+        self.save()
+    }
+
+    /// Notes a governance record for the audit ledger (appended at the next save): `kind` is
+    /// `proposal`, `ballot` or `proposal applied`; `signed` the member's COSE_Sign1.
+    pub fn note_governance(&self, kind: &'static str, proposal: &str, member: &str, signed: &[u8]) {
+        self.note(&Change::Governance {
+            kind,
+            proposal,
+            member,
+            signed,
+        });
+    }
+
     /// Notes `change` for the audit ledger.
     fn note(&self, change: &Change<'_>) {
         crate::audit::lock(&self.audit).note(change);

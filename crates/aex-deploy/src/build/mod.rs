@@ -280,6 +280,13 @@ impl Builder {
         self
     }
 
+    /// Takes the binaries `prebuilt` names instead of building those crates (tests, and
+    /// deployers that build elsewhere).
+    pub fn prebuilt(mut self, prebuilt: Prebuilt) -> Self {
+        self.prebuilt = prebuilt;
+        self
+    }
+
     /// A builder as the environment says: the profile from `AEX_BUILD_PROFILE`, and the
     /// binaries of the `AEX_PREBUILT` manifest, if set.
     pub fn from_env() -> Result<Self, BuildError> {

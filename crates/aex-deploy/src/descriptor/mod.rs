@@ -46,8 +46,8 @@
 //! [[run]]                       # optional: a program `aex up` runs after the [[up]] steps
 //! command = ["sh", "demo.sh"]   # in the descriptor's directory; $AEX is the aex executable
 //!
-//! [governance]                  # optional: a consortium's members and rules (not enforced
-//! proposal_lifetime = "168h"    # yet, so commands that change nodes refuse it); default 168h
+//! [governance]                  # optional: a consortium's members and rules (its governor
+//! proposal_lifetime = "168h"    # applies changes; commands that change nodes refuse it)
 //! [[governance.member]]
 //! name = "farm"
 //! key = "<64 hex>"              # `aex identity` prints it; or key_file = "keys/farm.pub"

@@ -16,8 +16,8 @@
 //! | `aex graph` | [`graph::graph`] |
 //!
 //! The commands that change nodes (`up`, `deploy` but for a dry run, `update`, `disable`,
-//! `reset`) first call [`governed::refuse_if_governed`]: governance is declared in descriptors
-//! but not enforced yet.
+//! `reset`) first call [`governed::refuse_if_governed`]: a governed application changes only
+//! through its governor (`crate::bundle`).
 //! | `aex logs` | [`logs::feeds`], then [`logs::LogFeed::read`] |
 //! | `aex events` | [`events::feed`], then [`events::EventFeed::read`] |
 

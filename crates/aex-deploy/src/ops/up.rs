@@ -99,7 +99,7 @@ pub struct StepResult {
 /// looked at before anything is built, and every module is built and checked against the
 /// descriptor (ports, algorithms, periodic entries) before any node starts.
 pub fn up(mut app: App, opts: &UpOptions<'_>, obs: &dyn UpObserver) -> Result<()> {
-    // Before anything is built or started: governance is declared but not enforced.
+    // Before anything is built or started: a governed application changes through its governor.
     super::governed::refuse_if_governed(app.descriptor(), "aex up")?;
     let tenants = tenants(&app, obs)?;
     let mut tenant_apps = Vec::new();

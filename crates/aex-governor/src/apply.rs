@@ -1,0 +1,259 @@
+//! Carrying out accepted proposals: the governor deploys the bundle a `deploy`, `update` or
+//! `move` proposal approved, as the application's only deployer.
+//!
+//! The governor's own deployer identity (made in the TEE at the first `start`, sealed) is
+//! the one key the application's nodes admit for it, and the deployer state (module keys,
+//! connection keys, counters) lives in the governor's sealed state only: no member's machine
+//! holds a key that loads, keys, updates or disables the governed application. A deployment
+//! runs on a thread of its own, outside the module's lock, from a copy of the sealed state;
+//! its result (the new deployer state, and the proposal marked applied or failed) is
+//! committed in one call, so a crash in between leaves the proposal accepted and the next
+//! `start` runs it again (a deployment converges: what was done is kept).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use aex::Handle;
+use aex_crypto::SigningIdentity;
+use aex_deploy::ops::deploy::{apply, Options};
+use aex_deploy::progress::Quiet;
+use aex_deploy::state::State;
+use aex_deploy::Identity;
+use aex_governance::{Action, Bundle, ProposalId, Record, Status};
+use serde::{Deserialize, Serialize};
+
+use crate::store::Store;
+use crate::Governor;
+
+/// Where a proposal's application stands, as `GET /proposals/ID/outcome` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// `applying`, `applied` or `failed` (`waiting` is shown for a proposal with none yet).
+    pub state: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// What the deployment did, in one line.
+    pub report: Option<String>,
+}
+
+/// The kinds of action the governor carries out by deploying a bundle.
+pub fn deploys(action: Action) -> bool {
+    matches!(action, Action::Deploy | Action::Update | Action::Move)
+}
+
+/// One accepted proposal to carry out, with a copy of what it needs from the sealed state.
+pub struct Job {
+    id: ProposalId,
+    change: [u8; 32],
+    /// The proposal and its ballots as members signed them, for the ledger.
+    record: Record,
+    application: String,
+    seed: [u8; 32],
+    state: State,
+}
+
+impl Governor {
+    /// The next accepted proposal to carry out (marked `applying`), if any.
+    fn next_job(&mut self) -> Option<Job> {
+        let held = self.held.as_ref()?;
+        let record = held.book.records().find(|r| {
+            r.status == Status::Accepted
+                && deploys(r.proposal.action)
+                && self
+                    .outcomes
+                    .get(&r.id.hex())
+                    .is_none_or(|o| o.state == "applying")
+        })?;
+        let state = match &self.deployed {
+            Some(json) => serde_json::from_str(json).ok()?,
+            None => State::default(),
+        };
+        let job = Job {
+            id: record.id,
+            change: record.proposal.change,
+            record: record.clone(),
+            application: held.book.application().to_owned(),
+            seed: self.deployer.seed()?,
+            state,
+        };
+        self.outcomes.insert(
+            job.id.hex(),
+            Outcome {
+                state: "applying".into(),
+                error: None,
+                report: None,
+            },
+        );
+        Some(job)
+    }
+
+    /// Keeps what a deployment left: the deployer state, and the proposal applied or failed.
+    fn finish(&mut self, id: ProposalId, state: Option<String>, result: Result<String, String>) {
+        if let Some(state) = state {
+            self.deployed = Some(state);
+        }
+        let outcome = match result {
+            Ok(report) => {
+                let now = self.held.as_mut().map(|h| h.tick(crate::wall_ms()));
+                match (self.held.as_mut(), now) {
+                    (Some(h), Some(now)) => match h.book.apply(id, now) {
+                        Ok(_) => Outcome {
+                            state: "applied".into(),
+                            error: None,
+                            report: Some(report),
+                        },
+                        Err(e) => failed(format!("deployed, but the book refused it: {e}")),
+                    },
+                    _ => failed("the governor lost its book".into()),
+                }
+            }
+            Err(e) => failed(e),
+        };
+        self.outcomes.insert(id.hex(), outcome);
+    }
+
+    /// Asks for a failed proposal to be carried out again (its change is still the approved
+    /// one; a node that was down may be back).
+    pub fn retry(&mut self, id: &ProposalId) -> Result<(), String> {
+        let held = self.held.as_ref().ok_or("no constitution yet")?;
+        let record = held.book.get(id).ok_or("no such proposal")?;
+        if record.status != Status::Accepted || !deploys(record.proposal.action) {
+            return Err(format!(
+                "proposal {} is {} ({}): only an accepted deploy, update or move is carried out",
+                id.hex(),
+                record.status,
+                record.proposal.action
+            ));
+        }
+        self.outcomes.remove(&id.hex());
+        Ok(())
+    }
+}
+
+fn failed(error: String) -> Outcome {
+    Outcome {
+        state: "failed".into(),
+        error: Some(error),
+        report: None,
+    }
+}
+
+/// The thread that carries out accepted proposals, one at a time: started by `kick` when
+/// none runs, it ends when no job is left.
+pub struct Applier {
+    running: AtomicBool,
+}
+
+impl Applier {
+    /// No thread running yet.
+    pub const fn new() -> Applier {
+        Applier {
+            running: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts the thread if it is not running.
+    pub fn kick(&'static self, handle: Handle<Governor>, store: Arc<Store>) {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        std::thread::spawn(move || {
+            loop {
+                let job = handle.call_committed(|g: &mut Governor, _ctx| g.next_job());
+                let Ok(Some(job)) = job else { break };
+                let id = job.id;
+                let (state, result) = run(job, &store);
+                if handle
+                    .call_committed(move |g: &mut Governor, _ctx| g.finish(id, state, result))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            self.running.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Deploys one accepted bundle: the new deployer state (when it got as far as opening it)
+/// and a report or the reason it failed.
+fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
+    let bundle = match load_bundle(&job, store) {
+        Ok(bundle) => bundle,
+        Err(e) => return (None, Err(e)),
+    };
+    let identity = Arc::new(Identity::from_signing(
+        SigningIdentity::from_seed(&job.seed),
+        Path::new("the governor's identity"),
+    ));
+    let workdir = store.workdir();
+    let record = job.record;
+    let id = record.id.hex();
+    let (mut app, built) = match aex_deploy::bundle::open(
+        &workdir,
+        &bundle,
+        &|d| store.binary(d),
+        identity,
+        job.state,
+    ) {
+        Ok(opened) => opened,
+        Err(e) => return (None, Err(chain(&e))),
+    };
+    // What authorised the changes goes into the ledger before them.
+    app.note_governance("proposal", &id, &record.proposer, &record.signed);
+    for (member, (_, signed)) in &record.ballots {
+        app.note_governance("ballot", &id, member, signed);
+    }
+    let result = apply(&mut app, &built, &Quiet, &Options::default())
+        .and_then(|r| {
+            app.note_governance("proposal applied", &id, &record.proposer, &record.signed);
+            app.save_now().map(|()| r)
+        })
+        .map(|r| {
+            format!(
+                "loaded {:?}, kept {:?}, keyed {:?}, removed {:?}",
+                r.loaded, r.kept, r.keyed, r.removed
+            )
+        })
+        .map_err(|e| chain(&e));
+    let state = serde_json::to_string(app.state()).ok();
+    (state, result)
+}
+
+/// An error with its causes, `: `-separated (the deployer's errors name the file or node
+/// at the top and say what went wrong below).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn load_bundle(job: &Job, store: &Store) -> Result<Bundle, String> {
+    let bytes = store
+        .bundle(&job.change)
+        .map_err(|_| format!("no bundle {} was sent", hex::encode(job.change)))?;
+    if Bundle::digest_of(&bytes) != job.change {
+        return Err(format!(
+            "the bundle stored as {} is not the one approved",
+            hex::encode(job.change)
+        ));
+    }
+    let bundle = Bundle::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    if bundle.application != job.application {
+        return Err(format!(
+            "the bundle is for application `{}`, the governor governs `{}`",
+            bundle.application, job.application
+        ));
+    }
+    Ok(bundle)
+}
+
+/// The outcomes, by proposal id (hex).
+pub type Outcomes = BTreeMap<String, Outcome>;
