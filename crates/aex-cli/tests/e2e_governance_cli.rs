@@ -133,7 +133,8 @@ fn members_propose_vote_and_the_governor_applies_their_deploy() {
     };
     let addr = free_addr();
     let payload = serde_json::json!({
-        "port": addr.port(), "application": APP, "constitution": constitution
+        "port": addr.port(), "application": APP, "constitution": constitution,
+        "data": app.path().join("governor-data"),
     });
     app.call("governor", "start", Some(&payload.to_string()));
     let governor_policy = policy(&app, "governor");
