@@ -481,7 +481,7 @@ fn waited_for(waited: std::time::Duration) -> String {
 }
 
 /// An error and its causes on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use aex::Handle;
 use aex_crypto::SigningIdentity;
+use aex_deploy::error::error_chain as chain;
 use aex_deploy::ops::deploy::{apply, Options};
 use aex_deploy::progress::Quiet;
 use aex_deploy::state::State;
@@ -220,19 +221,6 @@ fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
         .map_err(|e| chain(&e));
     let state = serde_json::to_string(app.state()).ok();
     (state, result)
-}
-
-/// An error with its causes, `: `-separated (the deployer's errors name the file or node
-/// at the top and say what went wrong below).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn load_bundle(job: &Job, store: &Store) -> Result<Bundle, String> {

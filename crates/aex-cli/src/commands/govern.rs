@@ -725,23 +725,17 @@ fn differences(theirs: &Bundle, mine: &Bundle) -> Vec<String> {
             "the descriptor's text differs from yours (first at line {line})"
         ));
     }
-    for name in theirs
-        .modules
-        .keys()
-        .filter(|m| !mine.modules.contains_key(*m))
-    {
-        found.push(format!(
-            "module `{name}` is in the bundle, not in your build"
-        ));
-    }
-    for name in mine
-        .modules
-        .keys()
-        .filter(|m| !theirs.modules.contains_key(*m))
-    {
-        found.push(format!(
-            "module `{name}` is in your build, not in the bundle"
-        ));
+    for (one, other, here, there) in [
+        (theirs, mine, "the bundle", "your build"),
+        (mine, theirs, "your build", "the bundle"),
+    ] {
+        for name in one
+            .modules
+            .keys()
+            .filter(|m| !other.modules.contains_key(*m))
+        {
+            found.push(format!("module `{name}` is in {here}, not in {there}"));
+        }
     }
     for (name, t) in &theirs.modules {
         let Some(m) = mine.modules.get(name) else {
