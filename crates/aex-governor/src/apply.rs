@@ -67,16 +67,30 @@ impl Governor {
                     .get(&r.id.hex())
                     .is_none_or(|o| o.state == "applying")
         })?;
+        let (id, record) = (record.id, record.clone());
         let state = match &self.deployed {
-            Some(json) => serde_json::from_str(json).ok()?,
-            None => State::default(),
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| format!("the sealed deployer state does not read back: {e}")),
+            None => Ok(State::default()),
+        };
+        let seed = self
+            .deployer
+            .seed()
+            .ok_or_else(|| "the sealed deployer key is damaged".to_owned());
+        let (state, seed) = match (state, seed) {
+            (Ok(state), Ok(seed)) => (state, seed),
+            // Said where the members look (the proposal's outcome), not only in a log.
+            (Err(e), _) | (_, Err(e)) => {
+                self.outcomes.insert(id.hex(), failed(e));
+                return None;
+            }
         };
         let job = Job {
-            id: record.id,
+            id,
             change: record.proposal.change,
-            record: record.clone(),
             application: held.book.application().to_owned(),
-            seed: self.deployer.seed()?,
+            record,
+            seed,
             state,
         };
         self.outcomes.insert(
