@@ -118,6 +118,10 @@ pub struct Constitution {
     rules: BTreeMap<Action, Rule>,
     /// How long a proposal stays open, in milliseconds.
     lifetime_ms: u64,
+    /// How many members' recovery shares restore the governor (`recovery` in the rules;
+    /// [`Constitution::recovery_threshold`]). Not an action: nobody proposes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recovery: Option<Rule>,
 }
 
 impl Constitution {
@@ -178,7 +182,50 @@ impl Constitution {
             members,
             rules,
             lifetime_ms,
+            recovery: None,
         })
+    }
+
+    /// The constitution with `rule` as its recovery rule: how many members' recovery shares
+    /// restore the governor on a new node (docs/ARCHITECTURE.md, "Recovery"). With two
+    /// members or more it must need at least 2: one member alone must not be able to take
+    /// every key the governor holds.
+    pub fn with_recovery(mut self, rule: Rule) -> Result<Self, ConstitutionError> {
+        let n = self.members.len();
+        let needed = rule.required(n);
+        let reason = if needed == 0 || needed > n {
+            Some(format!(
+                "`{rule}` needs {needed} shares, but the constitution has {n} members"
+            ))
+        } else if needed < 2 && n >= 2 {
+            Some(format!(
+                "`{rule}` lets one member alone recover every key the governor holds; with \
+                 {n} members it needs at least 2 shares (`majority`, the default, needs {})",
+                Rule::Majority.required(n)
+            ))
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(ConstitutionError::Recovery { reason }),
+            None => {
+                self.recovery = Some(rule);
+                Ok(self)
+            }
+        }
+    }
+
+    /// The recovery rule written in the constitution, if any.
+    pub fn recovery_rule(&self) -> Option<Rule> {
+        self.recovery
+    }
+
+    /// How many members' recovery shares restore the governor: the `recovery` rule, else a
+    /// majority of the members.
+    pub fn recovery_threshold(&self) -> usize {
+        self.recovery
+            .unwrap_or(Rule::Majority)
+            .required(self.members.len())
     }
 
     /// The members.
@@ -215,7 +262,8 @@ impl Constitution {
     }
 
     /// Its canonical encoding: a CBOR map (RFC 8949) of `members` (name and key of each, in
-    /// name order), `rules` (in the order of [`Action::ALL`]) and `lifetime_ms`. Members are
+    /// name order), `rules` (in the order of [`Action::ALL`]), `lifetime_ms` and, when set,
+    /// `recovery`. Members are
     /// sorted so that two parties who list the same members in another order (a descriptor,
     /// a `start` payload) compute the same digest: the order means nothing to the book.
     pub fn canonical_bytes(&self) -> Vec<u8> {
@@ -224,6 +272,9 @@ impl Constitution {
             members: Vec<&'a Member>,
             rules: &'a BTreeMap<Action, Rule>,
             lifetime_ms: u64,
+            // Left out when unset, so a constitution without one keeps the digest it had.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            recovery: Option<Rule>,
         }
         let mut members: Vec<&Member> = self.members.iter().collect();
         members.sort_by(|a, b| a.name.cmp(&b.name));
@@ -231,6 +282,7 @@ impl Constitution {
             members,
             rules: &self.rules,
             lifetime_ms: self.lifetime_ms,
+            recovery: self.recovery,
         };
         let mut bytes = Vec::new();
         // Invariant: names, byte strings, integers and a map with enum keys always encode.

@@ -9,7 +9,9 @@
 //! }
 //! ```
 //!
-//! `rules` may be left out (every action then needs `all`). A document is only text: it
+//! `rules` may be left out (every action then needs `all`). Besides the kinds of action it
+//! may hold `recovery` (default `majority`): how many members' recovery shares restore the
+//! governor. A document is only text: it
 //! becomes a [`Constitution`] through [`Document::to_constitution`], which checks it as the
 //! descriptor's `[governance]` is checked. Its digest is the constitution's
 //! ([`Constitution::digest`]), whatever order the document lists members or rules in.
@@ -60,6 +62,11 @@ impl Document {
                 .rules()
                 .iter()
                 .map(|(action, rule)| (action.name().to_owned(), rule.to_string()))
+                .chain(
+                    constitution
+                        .recovery_rule()
+                        .map(|rule| (RECOVERY.to_owned(), rule.to_string())),
+                )
                 .collect(),
             proposal_lifetime_ms: constitution.lifetime_ms(),
         }
@@ -85,15 +92,30 @@ impl Document {
             })
             .collect::<Result<Vec<_>, ConstitutionError>>()?;
         let mut rules = BTreeMap::new();
+        let mut recovery = None;
         for (name, text) in &self.rules {
+            if name == RECOVERY {
+                let rule = Rule::parse(text, members.len())
+                    .map_err(|reason| ConstitutionError::Recovery { reason })?;
+                recovery = Some(rule);
+                continue;
+            }
             let action: Action = name.parse()?;
             let rule = Rule::parse(text, members.len())
                 .map_err(|reason| ConstitutionError::Rule { action, reason })?;
             rules.insert(action, rule);
         }
-        Constitution::new(members, rules, self.proposal_lifetime_ms)
+        let constitution = Constitution::new(members, rules, self.proposal_lifetime_ms)?;
+        match recovery {
+            Some(rule) => constitution.with_recovery(rule),
+            None => Ok(constitution),
+        }
     }
 }
+
+/// The name, among the rules, of the recovery rule: how many members' recovery shares
+/// restore the governor ([`Constitution::recovery_threshold`]). It is no kind of action.
+pub const RECOVERY: &str = "recovery";
 
 #[cfg(test)]
 mod tests {
@@ -130,6 +152,19 @@ mod tests {
         let again = Document::of(&c).to_constitution().unwrap();
         assert_eq!(again, c);
         assert_eq!(again.digest(), c.digest());
+        assert_eq!(c.recovery_threshold(), 2, "no rule: a majority");
+    }
+
+    #[test]
+    fn a_recovery_rule_round_trips_and_changes_the_digest_only_when_written() {
+        let plain = document().to_constitution().unwrap();
+        let mut d = document();
+        d.rules.insert("recovery".into(), "all".into());
+        let c = d.to_constitution().unwrap();
+        assert_eq!(c.recovery_threshold(), 3);
+        assert_ne!(c.digest(), plain.digest());
+        assert_eq!(Document::of(&c).rules["recovery"], "all");
+        assert_eq!(Document::of(&c).to_constitution().unwrap().digest(), c.digest());
     }
 
     #[test]
@@ -150,6 +185,14 @@ mod tests {
         })
         .contains("the rule for `update`"));
         assert!(err(|d| d.proposal_lifetime_ms = 0).contains("lifetime"));
+        assert!(err(|d| {
+            d.rules.insert("recovery".into(), "any 1".into());
+        })
+        .contains("lets one member alone recover"));
+        assert!(err(|d| {
+            d.rules.insert("recovery".into(), "4 of 3".into());
+        })
+        .contains("the rule for `recovery`"));
         assert!(err(|d| {
             d.members.clear();
             d.rules.clear();

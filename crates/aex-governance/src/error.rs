@@ -57,6 +57,12 @@ pub enum ConstitutionError {
     /// An unknown kind of action.
     #[error(transparent)]
     UnknownAction(#[from] crate::action::UnknownAction),
+    /// A recovery rule that the members cannot meet, or that one member meets alone.
+    #[error("the rule for `recovery`: {reason}")]
+    Recovery {
+        /// What is wrong, and what is valid.
+        reason: String,
+    },
     /// Proposals that expire at once.
     #[error("a proposal's lifetime must be above zero")]
     Lifetime,

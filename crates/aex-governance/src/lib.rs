@@ -16,6 +16,8 @@
 //! * [`book`]: the open, accepted, rejected, withdrawn, expired and applied proposals, and the
 //!   checks that refuse a forged ballot, a ballot by a non-member, a ballot replayed from
 //!   another proposal and a proposal applied twice;
+//! * [`recovery`]: the recovery key split `k` of `n` over the members, their shares sealed
+//!   to each member, and the governor's encrypted backup, which restore it on a new node;
 //! * [`bundle`]: what a `deploy` or `update` proposal asks to run (the descriptor and each
 //!   module's build by digest); the proposal's change is the digest of its bytes.
 //!
@@ -28,6 +30,7 @@ pub mod constitution;
 pub mod document;
 pub mod error;
 mod id;
+pub mod recovery;
 pub mod signed;
 mod status;
 mod view;
@@ -36,7 +39,7 @@ pub use action::UnknownAction;
 pub use book::{Book, Record, Status};
 pub use bundle::{Bundle, BundledModule};
 pub use constitution::{Action, Constitution, Member, Rule, CERTIFICATE_KEY_NAME};
-pub use document::{Document, MemberDocument};
+pub use document::{Document, MemberDocument, RECOVERY};
 pub use error::{ConstitutionError, GovernanceError};
 pub use signed::{Ballot, Proposal, ProposalId, Vote, Withdrawal};
 pub use view::ProposalView;

@@ -186,6 +186,7 @@ impl Applier {
                 {
                     break;
                 }
+                crate::recovery::refresh(&handle, &store);
             }
             self.running.store(false, Ordering::Release);
         });

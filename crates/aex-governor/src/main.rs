@@ -39,6 +39,7 @@
 )]
 
 mod apply;
+mod recovery;
 mod service;
 mod store;
 
@@ -78,6 +79,10 @@ struct StartArgs {
     /// system's temporary directory, `aex-governor/APPLICATION`). Nothing in it is secret.
     #[serde(default)]
     data: Option<PathBuf>,
+    /// Restore a lost governor from members' recovery shares and backup instead of adopting
+    /// the constitution anew ([`recovery`]); ignored by a governor that holds a book.
+    #[serde(default)]
+    recover: bool,
 }
 
 /// The governor's deployer key: made in the TEE at the first `start`, kept sealed.
@@ -123,6 +128,9 @@ struct Governor {
     /// How each accepted proposal's application went, by id (hex).
     #[serde(default)]
     outcomes: Outcomes,
+    /// The recovery key and members' shares of it ([`recovery`]).
+    #[serde(default)]
+    recovery: recovery::Kept,
     /// The port the server listens on, once started (not state: a restarted process serves
     /// again when `start` is called again).
     #[serde(skip)]
@@ -143,14 +151,21 @@ impl Governor {
     /// with the same constitution and port succeeds.
     #[entry]
     fn start(&mut self, ctx: &mut Context, args: StartArgs) -> Result<Started, String> {
-        let digest = service::adopt(&mut self.held, &args.application, &args.constitution)?;
+        let digest = match args.recover && self.held.is_none() {
+            true => recovery::begin(self, &args.application, &args.constitution)?,
+            false => service::adopt(&mut self.held, &args.application, &args.constitution)?,
+        };
         if let Some(port) = self.port {
             return match port == args.port || args.port == 0 {
                 true => Ok(started(port, &digest)),
                 false => Err(format!("the server already runs on port {port}")),
             };
         }
-        let deployer = self.deployer.get_or_make()?.public();
+        // A governor collecting shares has no deployer key until it recovers one.
+        let deployer = match self.held {
+            Some(_) => Some(self.deployer.get_or_make()?.public()),
+            None => None,
+        };
         let data = args.data.clone().unwrap_or_else(|| {
             std::env::temp_dir()
                 .join("aex-governor")
@@ -158,9 +173,10 @@ impl Governor {
         });
         let store = Arc::new(Store::open(&data)?);
         let identity = self.tls.identity().map_err(|e| e.to_string())?;
-        let options = tls::Options::default()
-            .extra(CERTIFICATE_KEY_NAME, &digest)
-            .extra(IDENTITY_KEY_NAME, &deployer);
+        let mut options = tls::Options::default().extra(CERTIFICATE_KEY_NAME, &digest);
+        if let Some(deployer) = &deployer {
+            options = options.extra(IDENTITY_KEY_NAME, deployer);
+        }
         let attested = tls::Attested::in_module::<Governor>(ctx, identity, &options)
             .map_err(|e| e.to_string())?;
         let handle = ctx.handle::<Governor>();
@@ -168,9 +184,12 @@ impl Governor {
         let (serving, kicking) = (store.clone(), handle.clone());
         let addr =
             aex_example_http::start_attested(addr, attested, tls::Limits::default(), move |r| {
-                route(&handle, &serving, &deployer, r.method, r.path, r.body)
+                route(&handle, &serving, r.method, r.path, r.body)
             })?;
         self.port = Some(addr.port());
+        if self.held.is_some() {
+            recovery::ensure(self)?;
+        }
         // A proposal accepted before a restart, or cut short by one, is carried out now.
         APPLIER.kick(kicking, store);
         Ok(started(addr.port(), &digest))
@@ -182,7 +201,6 @@ impl Governor {
 fn route(
     handle: &aex::Handle<Governor>,
     store: &Arc<Store>,
-    deployer: &[u8; 32],
     method: &str,
     path: &str,
     body: &[u8],
@@ -191,10 +209,22 @@ fn route(
     if let Some(answer) = store.answer(method, &segments, body) {
         return answer;
     }
+    if let Some(answer) = recovery::answer(handle, store, method, &segments, body) {
+        return answer;
+    }
     match (method, segments.as_slice()) {
         ("GET", ["identity"]) => {
-            let key = serde_json::json!({ "key": hex::encode(deployer) });
-            return Response::bytes(200, "application/json", key.to_string().into_bytes());
+            // Read each time: a recovered governor's key is the one it recovered.
+            let seed = handle.call(|g: &mut Governor, _ctx| g.deployer.seed());
+            return match seed {
+                Ok(Some(seed)) => {
+                    let public = SigningIdentity::from_seed(&Zeroizing::new(seed)).public();
+                    let key = serde_json::json!({ "key": hex::encode(public) });
+                    Response::bytes(200, "application/json", key.to_string().into_bytes())
+                }
+                Ok(None) => Response::text(503, "no deployer key yet: the governor recovers"),
+                Err(e) => Response::text(503, &format!("governor unavailable: {e}")),
+            };
         }
         ("GET", ["proposals", id, "outcome"]) => {
             let Some(id) = parse_id(id) else {
@@ -243,6 +273,7 @@ fn route(
     match answered {
         Ok(Some(a)) => {
             if posted && a.status < 300 {
+                recovery::refresh(handle, store);
                 APPLIER.kick(handle.clone(), store.clone());
             }
             response(a)

@@ -154,6 +154,8 @@ pub(super) struct RawRules {
     pub remove_member: Option<String>,
     pub rotate_key: Option<String>,
     pub constitution: Option<String>,
+    /// Not a kind of action: how many members' recovery shares restore the governor.
+    pub recovery: Option<String>,
 }
 
 impl RawRules {

@@ -39,6 +39,7 @@ deploy = "2 of 3"
 update = "majority"
 disable = "any 1"
 add_member = "all"
+recovery = "2 of 3"
 "#;
 
 const YAML: &str = r#"node:
@@ -58,6 +59,7 @@ governance:
     update: "majority"
     disable: "any 1"
     add_member: "all"
+    recovery: "2 of 3"
   proposal_lifetime: "48h"
   governor: "https://127.0.0.1:7443/"
   governor_node: "n1"
@@ -76,7 +78,8 @@ const JSON: &str = r#"{
       "deploy": "2 of 3",
       "update": "majority",
       "disable": "any 1",
-      "add_member": "all"
+      "add_member": "all",
+      "recovery": "2 of 3"
     },
     "proposal_lifetime": "48h",
     "governor": "https://127.0.0.1:7443/",
@@ -129,6 +132,8 @@ fn members_and_rules_become_the_constitution_in_each_format() {
         assert_eq!(c.rule(Action::Move), Rule::All);
         assert_eq!(c.required(Action::Constitution), 3);
         assert_eq!(c.lifetime_ms(), 48 * 3600 * 1000);
+        assert_eq!(c.recovery_rule(), Some(Rule::AtLeast(2)));
+        assert_eq!(c.recovery_threshold(), 2);
         assert_eq!(
             d.governance_line(),
             Some(position_of(text, "governance", 1).0)
@@ -181,6 +186,8 @@ const CASES: &[Case] = &[
     ("\"https://127.0.0.1:7443/\"", 1, "\"https://127.0.0.1/\"", "governance.governor", "no HOST:PORT", "set all three, or none"),
     ("\"n1\"", 2, "\"n2\"", "governance.governor_node", "no node `n2` in the descriptor", "`n1`"),
     ("\"abab", 1, "\"zbab", "governance.governor_measurement", "not a measurement: expected 64 hex digits", "every member computes"),
+    ("\"2 of 3\"", 2, "\"any 1\"", "governance.rules.recovery", "lets one member alone recover every key", "K from 2 to 3"),
+    ("\"2 of 3\"", 2, "\"4 of 3\"", "governance.rules.recovery", "needs 4 approvals, but the constitution has 3 members", "`majority` (2 members, the default)"),
     ("\"48h\"", 1, "\"0s\"", "governance.proposal_lifetime", "a proposal's lifetime must be above zero", "a week"),
 ];
 

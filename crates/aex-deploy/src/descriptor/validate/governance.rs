@@ -111,9 +111,23 @@ impl Checker<'_> {
         let lifetime_ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
         // Every condition `Constitution::new` checks was checked above with its field; this
         // only fails if the two drift apart, and then still reports at the section.
-        Constitution::new(members, rules, lifetime_ms)
+        let constitution = Constitution::new(members, rules, lifetime_ms)
+            .map_err(|e| self.error(Field::Governance(""), e.to_string(), None))?;
+        let Some(text) = written.and_then(|r| r.recovery.as_ref()) else {
+            return Ok(Some(constitution));
+        };
+        let help = format!(
+            "with {count} members: `K of {count}` or `any K` for K from {} to {count}, \
+             `majority` ({} members, the default), or `all`",
+            2.min(count),
+            Rule::Majority.required(count)
+        );
+        let rule = Rule::parse(text, count)
+            .map_err(|message| self.error(Field::Rule("recovery"), message, Some(help.clone())))?;
+        constitution
+            .with_recovery(rule)
             .map(Some)
-            .map_err(|e| self.error(Field::Governance(""), e.to_string(), None))
+            .map_err(|e| self.error(Field::Rule("recovery"), e.to_string(), Some(help)))
     }
 
     /// Member `i`'s key, `key` or `key_file` (read now: duplicates are checked on the key), and

@@ -1,0 +1,205 @@
+use std::collections::BTreeMap;
+
+use aex_crypto::SigningIdentity;
+use aex_governance::recovery::{ReplySecret, SealedShare};
+use aex_governance::signed::Signed;
+use aex_governance::{Action, MemberDocument, Proposal};
+
+use super::*;
+
+const APP: &str = "ping-pong";
+
+fn key(seed: u8) -> SigningIdentity {
+    SigningIdentity::from_seed(&[seed; 32])
+}
+
+/// Members a, b, c (seeds 1, 2, 3); recovery by the default majority, 2 of 3.
+fn document() -> Document {
+    Document {
+        members: ["a", "b", "c"]
+            .iter()
+            .zip(1..)
+            .map(|(name, seed)| MemberDocument {
+                name: (*name).into(),
+                key: hex::encode(key(seed).public()),
+            })
+            .collect(),
+        rules: BTreeMap::from([("deploy".into(), "2 of 3".into())]),
+        proposal_lifetime_ms: 60_000,
+    }
+}
+
+/// A governor holding a book with one proposal, a deployer key and shares.
+fn lost_governor() -> Governor {
+    let mut g = Governor::default();
+    service::adopt(&mut g.held, APP, &document()).unwrap();
+    g.deployer.get_or_make().unwrap();
+    let proposal = Proposal {
+        application: APP.into(),
+        action: Action::Deploy,
+        change: [7; 32],
+        summary: "deploy".into(),
+        created_ms: 1,
+    };
+    let held = g.held.as_mut().unwrap();
+    held.book.propose(&proposal.sign(&key(1)), 10).unwrap();
+    ensure(&mut g).unwrap();
+    g
+}
+
+/// Member `seed`'s share, fetched as `aex recovery share` does.
+fn fetch_share(g: &mut Governor, seed: u8) -> (SealedShare, Zeroizing<Vec<u8>>) {
+    let reply = ReplySecret::new();
+    let request = ShareRequest {
+        application: APP.into(),
+        reply_key: reply.public(),
+        created_ms: 1,
+    }
+    .sign(&key(seed));
+    let r = share_for(g, &request);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let sealed = SealedShare::from_bytes(&r.body).unwrap();
+    let share = reply.open(&sealed).unwrap();
+    (sealed, share)
+}
+
+fn submit(g: &mut Governor, seed: u8, key_id: [u8; 32], share: &[u8], dir: &std::path::Path) -> Reply {
+    let signed = ShareSubmission {
+        application: APP.into(),
+        key_id,
+        share: share.to_vec(),
+    }
+    .sign(&key(seed));
+    submit_share(g, &signed, dir)
+}
+
+fn fresh() -> Governor {
+    let mut g = Governor::default();
+    begin(&mut g, APP, &document()).unwrap();
+    g
+}
+
+fn body(r: &Reply) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+#[test]
+fn k_members_shares_and_the_backup_restore_the_book_and_the_deployer_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = lost_governor();
+    let (sealed_a, share_a) = fetch_share(&mut old, 1);
+    let (_, share_b) = fetch_share(&mut old, 2);
+    assert_eq!(sealed_a.header.member, "a");
+    assert_eq!((sealed_a.header.threshold, sealed_a.header.members), (2, 3));
+    let key_id = sealed_a.header.key_id;
+    let backup = make_backup(&mut old, Some(b"ledger bytes".to_vec()), 5).unwrap();
+    assert_eq!(Backup::from_bytes(&backup).unwrap().header.sequence, 1);
+
+    // A non-member's request gets no share.
+    let reply = ReplySecret::new();
+    let request = ShareRequest {
+        application: APP.into(),
+        reply_key: reply.public(),
+        created_ms: 1,
+    }
+    .sign(&key(9));
+    let r = share_for(&mut old, &request);
+    assert_eq!(r.status, 403, "{}", body(&r));
+
+    let mut new = fresh();
+    assert_eq!(submit_backup(&mut new, &backup, dir.path()).status, 202);
+    // One share: nothing recovered, and the status says how far it is.
+    let r = submit(&mut new, 1, key_id, &share_a, dir.path());
+    assert_eq!(r.status, 202, "{}", body(&r));
+    let s: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((s["shares"].as_array().unwrap().len(), s["threshold"].as_u64()), (1, Some(2)));
+    assert!(new.held.is_none());
+    // A non-member's share (even a real share's bytes) is refused.
+    let r = submit(&mut new, 9, key_id, &share_b, dir.path());
+    assert_eq!(r.status, 403, "{}", body(&r));
+    assert!(body(&r).contains("no member's key"));
+    // The same member twice is one share.
+    assert_eq!(submit(&mut new, 1, key_id, &share_a, dir.path()).status, 202);
+
+    let r = submit(&mut new, 2, key_id, &share_b, dir.path());
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let (was, is) = (old.held.as_ref().unwrap(), new.held.as_ref().unwrap());
+    assert_eq!(
+        serde_json::to_string(&was.book).unwrap(),
+        serde_json::to_string(&is.book).unwrap()
+    );
+    assert_eq!(old.deployer.seed(), new.deployer.seed());
+    assert_eq!(new.recovery.sequence, 1);
+    let ledger = aex_deploy::audit::ledger_path(dir.path());
+    assert_eq!(fs::read(ledger).unwrap(), b"ledger bytes");
+    // A new recovery key: the shares handed in open no later backup.
+    assert_ne!(key_of(&new).unwrap().id(), key_id);
+    let later = Backup::from_bytes(&make_backup(&mut new, None, 6).unwrap()).unwrap();
+    assert_eq!(later.header.sequence, 2, "the sequence goes on from the backup's");
+    // Recovered: it takes no more shares.
+    assert_eq!(submit(&mut new, 3, key_id, &share_b, dir.path()).status, 409);
+}
+
+#[test]
+fn a_wrong_share_or_a_foreign_backup_recovers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = lost_governor();
+    let (sealed, share_a) = fetch_share(&mut old, 1);
+    let (_, share_b) = fetch_share(&mut old, 2);
+    let key_id = sealed.header.key_id;
+    let backup = make_backup(&mut old, None, 5).unwrap();
+
+    // B's share altered: named as not of the backup's key, and dropped.
+    let mut new = fresh();
+    submit_backup(&mut new, &backup, dir.path());
+    submit(&mut new, 1, key_id, &share_a, dir.path());
+    let mut bad = share_b.to_vec();
+    bad[3] ^= 1;
+    let r = submit(&mut new, 2, key_id, &bad, dir.path());
+    assert_eq!(r.status, 202, "{}", body(&r));
+    assert!(body(&r).contains("the shares of b are not of the backup's recovery key"));
+    assert!(new.held.is_none());
+
+    // A backup with its sequence raised (to pass for a later one) does not open.
+    let mut forged = Backup::from_bytes(&backup).unwrap();
+    forged.header.sequence += 10;
+    let bytes = forged.to_bytes();
+    let mut new = fresh();
+    submit_backup(&mut new, &bytes, dir.path());
+    submit(&mut new, 1, key_id, &share_a, dir.path());
+    let r = submit(&mut new, 2, key_id, &share_b, dir.path());
+    assert_eq!(r.status, 422, "{}", body(&r));
+    assert!(body(&r).contains("altered or truncated"), "{}", body(&r));
+    assert!(new.held.is_none());
+
+    // Another constitution's governor refuses the backup outright; garbage is a clear 400.
+    let mut other = document();
+    other.proposal_lifetime_ms += 1;
+    let mut elsewhere = Governor::default();
+    begin(&mut elsewhere, APP, &other).unwrap();
+    let r = submit_backup(&mut elsewhere, &backup, dir.path());
+    assert_eq!(r.status, 422, "{}", body(&r));
+    let r = submit_backup(&mut elsewhere, &backup[..backup.len() / 2], dir.path());
+    assert_eq!(r.status, 400, "{}", body(&r));
+    assert!(body(&r).contains("not a valid recovery backup"));
+    // A governor that holds a book recovers nothing.
+    assert_eq!(submit_backup(&mut old, &backup, dir.path()).status, 409);
+}
+
+#[test]
+fn a_change_of_constitution_makes_and_splits_a_new_key() {
+    let mut g = lost_governor();
+    let first = key_of(&g).unwrap().id();
+    ensure(&mut g).unwrap();
+    assert_eq!(key_of(&g).unwrap().id(), first, "same constitution, same key");
+    // The members change (as an applied member change would leave the book).
+    let mut doc = document();
+    doc.members.pop();
+    doc.rules.clear();
+    let mut held = None;
+    service::adopt(&mut held, APP, &doc).unwrap();
+    g.held = held;
+    ensure(&mut g).unwrap();
+    assert_ne!(key_of(&g).unwrap().id(), first);
+    assert_eq!(g.recovery.shares.len(), 2);
+}
