@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(c.recovery_threshold(), 3);
         assert_ne!(c.digest(), plain.digest());
         assert_eq!(Document::of(&c).rules["recovery"], "all");
-        assert_eq!(Document::of(&c).to_constitution().unwrap().digest(), c.digest());
+        assert_eq!(
+            Document::of(&c).to_constitution().unwrap().digest(),
+            c.digest()
+        );
     }
 
     #[test]

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 
 use aex_example_http::Response;
 use aex_governance::recovery::{
-    combine, seal_backup, seal_share, share_digest, Backup, BackupHeader, RecoveryKey,
-    ShareHeader, ShareRequest, ShareSubmission,
+    combine, seal_backup, seal_share, share_digest, Backup, BackupHeader, RecoveryKey, ShareHeader,
+    ShareRequest, ShareSubmission,
 };
 use aex_governance::signed::open;
 use aex_governance::{Constitution, Document};
@@ -118,7 +118,9 @@ fn hex32(text: &str) -> Option<[u8; 32]> {
 /// The directory of the backup, beside the store's.
 fn dir(store: &Store) -> PathBuf {
     let work = store.workdir();
-    work.parent().map_or(work.clone(), |p| p.to_path_buf()).join("recovery")
+    work.parent()
+        .map_or(work.clone(), |p| p.to_path_buf())
+        .join("recovery")
 }
 
 fn backup_path(store: &Store) -> PathBuf {
@@ -134,7 +136,11 @@ pub fn reshare(g: &mut Governor) -> Result<(), String> {
         return Err("the governor has no constitution yet".into());
     };
     let constitution = held.book.constitution();
-    let mut names: Vec<&str> = constitution.members().iter().map(|m| m.name.as_str()).collect();
+    let mut names: Vec<&str> = constitution
+        .members()
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
     names.sort_unstable();
     let key = RecoveryKey::random();
     let shares = key
@@ -152,7 +158,10 @@ pub fn reshare(g: &mut Governor) -> Result<(), String> {
 
 /// Makes the shares if there are none for the constitution in force.
 pub fn ensure(g: &mut Governor) -> Result<(), String> {
-    let current = g.held.as_ref().map(|h| hex::encode(h.book.constitution().digest()));
+    let current = g
+        .held
+        .as_ref()
+        .map(|h| hex::encode(h.book.constitution().digest()));
     if g.recovery.key.is_none() || current.as_deref() != Some(&g.recovery.constitution) {
         reshare(g)?;
     }
@@ -171,7 +180,10 @@ fn key_of(g: &Governor) -> Result<RecoveryKey, String> {
 /// A new backup of `g`'s recoverable state (its sequence counted up), with `ledger`'s bytes.
 fn make_backup(g: &mut Governor, ledger: Option<Vec<u8>>, wall_ms: u64) -> Result<Vec<u8>, String> {
     ensure(g)?;
-    let held = g.held.clone().ok_or("the governor has no constitution yet")?;
+    let held = g
+        .held
+        .clone()
+        .ok_or("the governor has no constitution yet")?;
     let key = key_of(g)?;
     let mark = g
         .deployed
@@ -191,7 +203,10 @@ fn make_backup(g: &mut Governor, ledger: Option<Vec<u8>>, wall_ms: u64) -> Resul
             .iter()
             .filter_map(|(name, share)| {
                 let share = Zeroizing::new(hex::decode(share).ok()?);
-                Some((name.clone(), serde_bytes::ByteBuf::from(share_digest(&share).to_vec())))
+                Some((
+                    name.clone(),
+                    serde_bytes::ByteBuf::from(share_digest(&share).to_vec()),
+                ))
             })
             .collect(),
         sequence: g.recovery.sequence,
@@ -276,42 +291,49 @@ pub fn answer(
             .call_committed(move |g: &mut Governor, _ctx| f(g))
             .unwrap_or_else(|e| Reply::text(503, &format!("governor unavailable: {e}")))
     };
-    Some(match (method, segments) {
-        ("GET", ["recovery"]) => call(Box::new(|g| json(200, &status(g)))),
-        ("GET", ["recovery", "backup"]) => {
-            if !backup_path(store).exists() {
-                refresh(handle, store);
+    Some(
+        match (method, segments) {
+            ("GET", ["recovery"]) => call(Box::new(|g| json(200, &status(g)))),
+            ("GET", ["recovery", "backup"]) => {
+                if !backup_path(store).exists() {
+                    refresh(handle, store);
+                }
+                match fs::read(backup_path(store)) {
+                    Ok(bytes) => Reply::bytes(200, "application/cbor", bytes),
+                    Err(_) => Reply::text(404, "no recovery backup: the governor holds no book"),
+                }
             }
-            match fs::read(backup_path(store)) {
-                Ok(bytes) => Reply::bytes(200, "application/cbor", bytes),
-                Err(_) => Reply::text(404, "no recovery backup: the governor holds no book"),
+            ("POST", ["recovery", "share"]) => call(Box::new(move |g| share_for(g, &body))),
+            ("POST", ["recovery", "shares"]) => {
+                let workdir = store.workdir();
+                let answer = call(Box::new(move |g| submit_share(g, &body, &workdir)));
+                after_recovery(handle, store, answer)
             }
-        }
-        ("POST", ["recovery", "share"]) => call(Box::new(move |g| share_for(g, &body))),
-        ("POST", ["recovery", "shares"]) => {
-            let workdir = store.workdir();
-            let answer = call(Box::new(move |g| submit_share(g, &body, &workdir)));
-            after_recovery(handle, store, answer)
-        }
-        ("POST", ["recovery", "backup"]) => {
-            let bytes = match hex32(std::str::from_utf8(&body).unwrap_or("").trim()) {
-                // A large backup is uploaded as a binary first, and named by its digest.
-                Some(_) => match store.binary(std::str::from_utf8(&body).unwrap_or("").trim()) {
-                    Ok(bytes) => bytes,
-                    Err(_) => {
-                        return Some(Response::text(404, "no complete upload by that digest"))
+            ("POST", ["recovery", "backup"]) => {
+                let bytes = match hex32(std::str::from_utf8(&body).unwrap_or("").trim()) {
+                    // A large backup is uploaded as a binary first, and named by its digest.
+                    Some(_) => {
+                        match store.binary(std::str::from_utf8(&body).unwrap_or("").trim()) {
+                            Ok(bytes) => bytes,
+                            Err(_) => {
+                                return Some(Response::text(
+                                    404,
+                                    "no complete upload by that digest",
+                                ))
+                            }
+                        }
                     }
-                },
-                None => body,
-            };
-            let workdir = store.workdir();
-            let answer = call(Box::new(move |g| submit_backup(g, &bytes, &workdir)));
-            after_recovery(handle, store, answer)
+                    None => body,
+                };
+                let workdir = store.workdir();
+                let answer = call(Box::new(move |g| submit_backup(g, &bytes, &workdir)));
+                after_recovery(handle, store, answer)
+            }
+            (_, ["recovery", ..]) => Reply::text(405, "no such recovery route; see GET /"),
+            _ => return None,
         }
-        (_, ["recovery", ..]) => Reply::text(405, "no such recovery route; see GET /"),
-        _ => return None,
-    }
-    .into_response())
+        .into_response(),
+    )
 }
 
 /// An answer, readable by the tests (a [`Response`] is not).
@@ -481,7 +503,8 @@ fn submit_share(g: &mut Governor, body: &[u8], workdir: &std::path::Path) -> Rep
         return Reply::text(403, &why);
     };
     let share = Zeroizing::new(opened.body.share.clone());
-    c.shares.insert(member.name.clone(), (opened.body.key_id, share));
+    c.shares
+        .insert(member.name.clone(), (opened.body.key_id, share));
     attempt(g, workdir)
 }
 
@@ -581,7 +604,9 @@ fn install(g: &mut Governor, plaintext: &[u8], workdir: &std::path::Path) -> Res
     let r: Recoverable = serde_json::from_slice(plaintext)
         .map_err(|e| format!("the backup opened but its state does not read: {e}"))?;
     let book = &r.held.book;
-    if book.application() != c.application || book.constitution().digest() != c.constitution.digest() {
+    if book.application() != c.application
+        || book.constitution().digest() != c.constitution.digest()
+    {
         return Err(format!(
             "the backup holds application `{}` under constitution {}, not this one",
             book.application(),

@@ -63,7 +63,13 @@ fn fetch_share(g: &mut Governor, seed: u8) -> (SealedShare, Zeroizing<Vec<u8>>) 
     (sealed, share)
 }
 
-fn submit(g: &mut Governor, seed: u8, key_id: [u8; 32], share: &[u8], dir: &std::path::Path) -> Reply {
+fn submit(
+    g: &mut Governor,
+    seed: u8,
+    key_id: [u8; 32],
+    share: &[u8],
+    dir: &std::path::Path,
+) -> Reply {
     let signed = ShareSubmission {
         application: APP.into(),
         key_id,
@@ -112,14 +118,23 @@ fn k_members_shares_and_the_backup_restore_the_book_and_the_deployer_key() {
     let r = submit(&mut new, 1, key_id, &share_a, dir.path());
     assert_eq!(r.status, 202, "{}", body(&r));
     let s: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!((s["shares"].as_array().unwrap().len(), s["threshold"].as_u64()), (1, Some(2)));
+    assert_eq!(
+        (
+            s["shares"].as_array().unwrap().len(),
+            s["threshold"].as_u64()
+        ),
+        (1, Some(2))
+    );
     assert!(new.held.is_none());
     // A non-member's share (even a real share's bytes) is refused.
     let r = submit(&mut new, 9, key_id, &share_b, dir.path());
     assert_eq!(r.status, 403, "{}", body(&r));
     assert!(body(&r).contains("no member's key"));
     // The same member twice is one share.
-    assert_eq!(submit(&mut new, 1, key_id, &share_a, dir.path()).status, 202);
+    assert_eq!(
+        submit(&mut new, 1, key_id, &share_a, dir.path()).status,
+        202
+    );
 
     let r = submit(&mut new, 2, key_id, &share_b, dir.path());
     assert_eq!(r.status, 200, "{}", body(&r));
@@ -135,9 +150,15 @@ fn k_members_shares_and_the_backup_restore_the_book_and_the_deployer_key() {
     // A new recovery key: the shares handed in open no later backup.
     assert_ne!(key_of(&new).unwrap().id(), key_id);
     let later = Backup::from_bytes(&make_backup(&mut new, None, 6).unwrap()).unwrap();
-    assert_eq!(later.header.sequence, 2, "the sequence goes on from the backup's");
+    assert_eq!(
+        later.header.sequence, 2,
+        "the sequence goes on from the backup's"
+    );
     // Recovered: it takes no more shares.
-    assert_eq!(submit(&mut new, 3, key_id, &share_b, dir.path()).status, 409);
+    assert_eq!(
+        submit(&mut new, 3, key_id, &share_b, dir.path()).status,
+        409
+    );
 }
 
 #[test]
@@ -191,7 +212,11 @@ fn a_change_of_constitution_makes_and_splits_a_new_key() {
     let mut g = lost_governor();
     let first = key_of(&g).unwrap().id();
     ensure(&mut g).unwrap();
-    assert_eq!(key_of(&g).unwrap().id(), first, "same constitution, same key");
+    assert_eq!(
+        key_of(&g).unwrap().id(),
+        first,
+        "same constitution, same key"
+    );
     // The members change (as an applied member change would leave the book).
     let mut doc = document();
     doc.members.pop();

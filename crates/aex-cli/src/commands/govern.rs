@@ -137,7 +137,7 @@ fn parse_action(text: &str) -> Result<Action, String> {
 }
 
 /// The descriptor and the governor it names.
-fn open(
+pub(super) fn open(
     app: &AppPath,
     path: Option<&PathBuf>,
     args: &GovernorArgs,

@@ -18,6 +18,7 @@ mod logs;
 mod new;
 mod node;
 mod output;
+mod recovery;
 mod request;
 mod reset;
 mod status;
@@ -126,6 +127,7 @@ impl Commands {
             Commands::Proposals(a) => Some(&mut a.app),
             Commands::Vote(a) => Some(&mut a.app),
             Commands::Withdraw(a) => Some(&mut a.app),
+            Commands::Recovery(a) => Some(&mut a.app),
         }
     }
 }
@@ -160,6 +162,7 @@ enum Commands {
     Proposals(govern::ProposalsArgs),
     Vote(govern::VoteArgs),
     Withdraw(govern::WithdrawArgs),
+    Recovery(recovery::RecoveryArgs),
 }
 
 /// Where the application is (a descriptor file or a directory holding `aex.toml`), and who
@@ -273,6 +276,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Proposals(a) => govern::exec_proposals(a, shell),
         Commands::Vote(a) => govern::exec_vote(a, shell),
         Commands::Withdraw(a) => govern::exec_withdraw(a, shell),
+        Commands::Recovery(a) => recovery::exec(a, shell),
     }
 }
 

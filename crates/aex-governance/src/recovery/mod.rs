@@ -125,7 +125,11 @@ impl RecoveryKey {
     /// Splits the key over `members` (in this order) so that any `need` of their shares
     /// rebuild it: one [`SHARE_LEN`]-byte share per member. `need` is 1 to `members`, and
     /// `members` at most 255 (GF(256) has 255 non-zero points).
-    pub fn split(&self, need: usize, members: usize) -> Result<Vec<Zeroizing<Vec<u8>>>, RecoveryError> {
+    pub fn split(
+        &self,
+        need: usize,
+        members: usize,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, RecoveryError> {
         let refuse = |reason| RecoveryError::Split {
             need,
             members,
@@ -177,10 +181,12 @@ pub fn combine(need: usize, shares: &[&[u8]]) -> Result<RecoveryKey, RecoveryErr
         }
         // One share per point: the same share twice counts once.
         if points.insert(share[0]) {
-            parsed.push(Share::try_from(*share).map_err(|e| RecoveryError::Malformed {
-                what: "share",
-                reason: e.to_owned(),
-            })?);
+            parsed.push(
+                Share::try_from(*share).map_err(|e| RecoveryError::Malformed {
+                    what: "share",
+                    reason: e.to_owned(),
+                })?,
+            );
         }
     }
     if need == 0 || points.len() < need {
@@ -202,10 +208,13 @@ pub fn combine(need: usize, shares: &[&[u8]]) -> Result<RecoveryKey, RecoveryErr
             reason: e.to_owned(),
         }
     })?);
-    let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| RecoveryError::Malformed {
-        what: "set of shares",
-        reason: "they do not rebuild a 32-byte key".into(),
-    })?;
+    let key: [u8; KEY_LEN] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| RecoveryError::Malformed {
+            what: "set of shares",
+            reason: "they do not rebuild a 32-byte key".into(),
+        })?;
     Ok(RecoveryKey::from_bytes(key))
 }
 

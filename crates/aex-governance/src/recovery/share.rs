@@ -102,7 +102,13 @@ pub fn seal_share(mut header: ShareHeader, share: &[u8]) -> Result<SealedShare, 
     }
     let aad = encode(&header);
     let ciphertext = cipher(shared.as_bytes(), &header.ephemeral, &header.reply_key)
-        .encrypt(&Default::default(), Payload { msg: share, aad: &aad })
+        .encrypt(
+            &Default::default(),
+            Payload {
+                msg: share,
+                aad: &aad,
+            },
+        )
         .map_err(|_| RecoveryError::Malformed {
             what: "share",
             reason: "it does not seal".into(),

@@ -172,7 +172,10 @@ fn a_submission_does_not_print_its_share() {
         share: vec![0xab; SHARE_LEN],
     };
     let shown = format!("{s:?}");
-    assert!(!shown.contains("171") && !shown.contains("ab, ab"), "{shown}");
+    assert!(
+        !shown.contains("171") && !shown.contains("ab, ab"),
+        "{shown}"
+    );
     let key = RecoveryKey::from_bytes([0xcd; 32]);
     assert!(!format!("{key:?}").contains("cdcd"));
 }
