@@ -197,6 +197,7 @@ fn parse_error(
             let actions: Vec<String> = aex_governance::Action::ALL
                 .iter()
                 .map(|a| a.name().to_owned())
+                .chain([aex_governance::RECOVERY.to_owned()])
                 .collect();
             message = format!("`{name}` is not a kind of action");
             help = suggest::help(name, "actions", &actions);

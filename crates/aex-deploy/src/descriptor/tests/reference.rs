@@ -254,11 +254,13 @@ fn the_reference_covers_every_field_the_parser_accepts() {
     );
     let module = &parser[&vec!["module"]];
     assert!(module.contains(&"crate") && module.contains(&"devices"));
-    // Nested sections are seen too, and the rules are exactly governance's kinds of action.
+    // Nested sections are seen too, and the rules are exactly governance's kinds of action,
+    // and the recovery rule.
     assert!(parser[&vec!["governance", "member"]].contains(&"key_file"));
     let actions: Vec<&str> = aex_governance::Action::ALL
         .iter()
         .map(|a| a.name())
+        .chain([aex_governance::RECOVERY])
         .collect();
     assert_eq!(parser[&vec!["governance", "rules"]], actions);
     assert!(parser[&vec!["node"]].contains(&"vendor_id"));
