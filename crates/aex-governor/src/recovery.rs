@@ -530,21 +530,15 @@ fn submit_backup(g: &mut Governor, body: &[u8], workdir: &std::path::Path) -> Re
         );
         return Reply::text(422, &why);
     }
-    if let Some(had) = &c.backup {
-        if had.header.sequence > h.sequence {
-            let why = format!(
-                "this governor holds backup {} already, later than {}",
-                had.header.sequence, h.sequence
-            );
-            return Reply::text(409, &why);
-        }
-    }
+    // The latest posted is the one tried, whatever its sequence: before a signature nobody
+    // is known, and a backup claiming a higher one must not lock the real one out (members
+    // compare sequences among themselves; `GET /recovery` shows the one posted).
     c.backup = Some(backup);
     attempt(g, workdir)
 }
 
 /// Recovers if `k` members' shares of the backup's key are in: 200 once recovered, 202 while
-/// waiting (with the status), 422 if they do not open it.
+/// waiting (with the status), 422 if they do not open it (the backup is then dropped).
 fn attempt(g: &mut Governor, workdir: &std::path::Path) -> Reply {
     let Some(c) = g.recovery.collecting.as_mut() else {
         return Reply::text(409, "not collecting");
@@ -553,44 +547,43 @@ fn attempt(g: &mut Governor, workdir: &std::path::Path) -> Reply {
     let Some(backup) = &c.backup else {
         return json(202, &status(g));
     };
-    // Only shares of the backup's key whose digest the backup names count; a wrong one is
-    // named and dropped (its member may send it again).
-    let mut wrong = vec![];
-    c.shares.retain(|name, (key_id, share)| {
-        let fits = *key_id == backup.header.key_id
-            && backup.header.shares.get(name).map(|d| d.as_slice())
-                == Some(&share_digest(share)[..]);
-        if !fits {
-            wrong.push(name.clone());
-        }
-        fits
+    // Only shares of the backup's key whose digest the backup names count; the others are
+    // named, and kept for another backup (a member may also send theirs again).
+    let (fit, wrong): (Vec<_>, Vec<_>) = c.shares.iter().partition(|(name, (key_id, share))| {
+        *key_id == backup.header.key_id
+            && backup.header.shares.get(*name).map(|d| d.as_slice())
+                == Some(&share_digest(share)[..])
     });
-    if !wrong.is_empty() {
-        c.error = Some(format!(
-            "the shares of {} are not of the backup's recovery key {}: dropped",
-            wrong.join(", "),
+    c.error = (!wrong.is_empty()).then(|| {
+        let names: Vec<&str> = wrong.iter().map(|(n, _)| n.as_str()).collect();
+        format!(
+            "the shares of {} are not of the backup's recovery key {}: they do not count",
+            names.join(", "),
             hex::encode(backup.header.key_id)
-        ));
-    }
-    if c.shares.len() < need {
+        )
+    });
+    if fit.len() < need {
         return json(202, &status(g));
     }
-    let shares: Vec<&[u8]> = c.shares.values().map(|(_, s)| s.as_slice()).collect();
+    let shares: Vec<&[u8]> = fit.iter().map(|(_, (_, s))| s.as_slice()).collect();
     let opened = combine(need, &shares).and_then(|key| backup.open(&key));
     let plaintext = match opened {
         Ok(p) => p,
         Err(e) => {
-            c.error = Some(e.to_string());
-            return Reply::text(422, &e.to_string());
+            // Not this backup: it is dropped, so that a member can post the right one.
+            c.error = Some(format!("{e}; the backup was dropped"));
+            c.backup = None;
+            return Reply::text(422, &format!("{e}; the backup was dropped"));
         }
     };
     match install(g, &plaintext, workdir) {
         Ok(()) => json(200, &status(g)),
         Err(e) => {
             if let Some(c) = g.recovery.collecting.as_mut() {
-                c.error = Some(e.clone());
+                c.error = Some(format!("{e}; the backup was dropped"));
+                c.backup = None;
             }
-            Reply::text(422, &e)
+            Reply::text(422, &format!("{e}; the backup was dropped"))
         }
     }
 }

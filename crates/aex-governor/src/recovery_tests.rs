@@ -180,6 +180,11 @@ fn a_wrong_share_or_a_foreign_backup_recovers_nothing() {
     assert_eq!(r.status, 202, "{}", body(&r));
     assert!(body(&r).contains("the shares of b are not of the backup's recovery key"));
     assert!(new.held.is_none());
+    // b sends the right one again: recovered.
+    assert_eq!(
+        submit(&mut new, 2, key_id, &share_b, dir.path()).status,
+        200
+    );
 
     // A backup with its sequence raised (to pass for a later one) does not open.
     let mut forged = Backup::from_bytes(&backup).unwrap();
@@ -192,6 +197,9 @@ fn a_wrong_share_or_a_foreign_backup_recovers_nothing() {
     assert_eq!(r.status, 422, "{}", body(&r));
     assert!(body(&r).contains("altered or truncated"), "{}", body(&r));
     assert!(new.held.is_none());
+    // It locks nothing out: the real backup, posted after it, recovers with the same shares.
+    let r = submit_backup(&mut new, &backup, dir.path());
+    assert_eq!(r.status, 200, "{}", body(&r));
 
     // Another constitution's governor refuses the backup outright; garbage is a clear 400.
     let mut other = document();
@@ -227,4 +235,41 @@ fn a_change_of_constitution_makes_and_splits_a_new_key() {
     ensure(&mut g).unwrap();
     assert_ne!(key_of(&g).unwrap().id(), first);
     assert_eq!(g.recovery.shares.len(), 2);
+}
+
+#[test]
+fn one_member_cannot_recover_a_state_of_their_own_making() {
+    // Member a makes a key of their own, "splits" it 1 of 1, and seals a forged state (a
+    // deployer key a knows) under it, with a header that says 1 share is enough.
+    let dir = tempfile::tempdir().unwrap();
+    let mut forged_state = lost_governor();
+    forged_state.deployer.seed = Some(hex::encode([0x66u8; 32]));
+    let own = RecoveryKey::random();
+    let own_share = own.split(1, 1).unwrap().remove(0);
+    let real = make_backup(&mut forged_state, None, 1).unwrap();
+    let mut header = Backup::from_bytes(&real).unwrap().header;
+    header.threshold = 1;
+    header.shares = BTreeMap::from([(
+        "a".to_owned(),
+        serde_bytes::ByteBuf::from(share_digest(&own_share).to_vec()),
+    )]);
+    let recoverable = Recoverable {
+        held: forged_state.held.clone().unwrap(),
+        deployer: forged_state.deployer.seed.clone(),
+        deployed: None,
+        outcomes: Outcomes::default(),
+        ledger: None,
+    };
+    let forged = seal_backup(&own, header, &serde_json::to_vec(&recoverable).unwrap());
+
+    let mut new = fresh();
+    assert_eq!(submit_backup(&mut new, &forged, dir.path()).status, 202);
+    let r = submit(&mut new, 1, own.id(), &own_share, dir.path());
+    assert_eq!(
+        r.status,
+        202,
+        "the constitution's 2, not the header's 1: {}",
+        body(&r)
+    );
+    assert!(new.held.is_none() && new.deployer.seed.is_none());
 }

@@ -279,11 +279,6 @@ fn submit(
     };
     let (verified, _) = governor
         .send("POST", "/recovery/backup", &body)
-        .or_else(|e| match e.to_string().contains("later than") {
-            // Another member gave a later one: theirs is kept.
-            true => governor.send("GET", "/recovery", b""),
-            false => Err(e),
-        })
         .context("POST /recovery/backup")?;
     governor.announce(&verified, shell);
     shell.status("Sent", format!("backup {}", h.sequence));

@@ -100,20 +100,26 @@ fn a_share_sealed_to_a_request_opens_only_with_its_secret() {
     relabelled.header.reply_key = thief.public();
     assert!(thief.open(&relabelled).is_err());
     // Any altered header field or ciphertext byte is refused.
-    let mut altered = back.clone();
-    altered.header.member = "b".into();
-    let again = ReplySecret::new();
-    let mut for_again = seal_share(
-        ShareHeader {
-            reply_key: again.public(),
-            ..header.clone()
-        },
-        &share,
-    )
-    .unwrap();
-    for_again.ciphertext[0] ^= 1;
-    let err = again.open(&for_again).unwrap_err().to_string();
-    assert!(err.contains("altered on the way"), "{err}");
+    type Alter = fn(&mut SealedShare);
+    let alterations: [Alter; 3] = [
+        |s| s.header.member = "b".into(),
+        |s| s.header.threshold = 1,
+        |s| s.ciphertext[0] ^= 1,
+    ];
+    for alter in alterations {
+        let again = ReplySecret::new();
+        let mut sealed = seal_share(
+            ShareHeader {
+                reply_key: again.public(),
+                ..header.clone()
+            },
+            &share,
+        )
+        .unwrap();
+        alter(&mut sealed);
+        let err = again.open(&sealed).unwrap_err().to_string();
+        assert!(err.contains("altered on the way"), "{err}");
+    }
     // A low-order reply key is refused rather than sealed to.
     let err = seal_share(
         ShareHeader {
