@@ -1,8 +1,9 @@
 use std::collections::BTreeMap;
 
 use aex_crypto::SigningIdentity;
-use aex_governance::recovery::{ReplySecret, SealedShare};
+use aex_governance::recovery::{Backup, ReplySecret, SealedShare, ShareSubmission};
 use aex_governance::signed::Signed;
+use aex_governance::Document;
 use aex_governance::{Action, MemberDocument, Proposal};
 
 use super::*;
