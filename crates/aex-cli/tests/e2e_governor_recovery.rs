@@ -32,6 +32,7 @@ use aex_testkit::https::policy;
 use aex_testkit::node::NodeProcess;
 use aex_testkit::{free_addr, paths, wait_for};
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::e2e_governor::{ballot, member};
 
@@ -375,6 +376,18 @@ fn members_shares_restore_a_lost_governor_with_its_book_and_deployer_key() {
             "node2",
         ])
     };
+
+    // A backup can also go up as a binary (one larger than a request body must), named by
+    // its digest.
+    let digest = hex::encode(sha2::Sha256::digest(&backup));
+    let (code, _) = new.bytes("PUT", &format!("/binaries/{digest}/0"), &backup);
+    assert_eq!(code, 200);
+    let (code, status) = new.json("POST", "/recovery/backup", digest.as_bytes());
+    assert_eq!(
+        (code, &status["sequence"]),
+        (202, &header.sequence.into()),
+        "{status}"
+    );
 
     // a's share alone recovers nothing.
     submit(&a_dir, &a_share)

@@ -82,6 +82,14 @@ struct Recoverable {
     ledger: Option<String>,
 }
 
+impl Drop for Recoverable {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.deployer.zeroize();
+        self.deployed.zeroize();
+    }
+}
+
 /// What `GET /recovery` shows.
 #[derive(Serialize)]
 struct Status {
