@@ -31,6 +31,10 @@
 //!   `GET /proposals/ID/outcome` says how it went; `POST /proposals/ID/apply` runs a failed
 //!   one again; `GET /ledger` gives the audit ledger its deployments append to.
 //!
+//! * It keeps members' recovery shares and an encrypted backup ([`recovery`]): `start` with
+//!   `"recover": true` on a new node restores a governor whose node was lost, from `k`
+//!   members' shares (`/recovery` routes).
+//!
 //! Not done yet: a change of constitution (or of members) is not applied, and `disable` is
 //! not carried out.
 #![allow(
