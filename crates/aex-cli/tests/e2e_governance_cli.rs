@@ -294,10 +294,36 @@ fn members_propose_vote_and_the_governor_applies_their_deploy() {
             }
         },
     );
+    let p = find(&proposals(&b), &id).clone();
+    assert_eq!(p["outcome"]["state"], "applied", "{p}");
+    assert!(
+        p["outcome"]["report"]
+            .as_str()
+            .is_some_and(|r| r.contains("svc")),
+        "{p}"
+    );
     // `aex status` shows the proposals too, under the nodes' tables.
     b.aex(&["status"])
         .ok()
         .stdout_has(&["proposals:", &id[..16], "2/2", "applied"]);
+
+    // B fetches the governor's ledger and checks it offline: every root is signed by the key
+    // the governor's certificate (recorded in the ledger) attests for its measurement.
+    b.aex(&["ledger", "fetch"])
+        .ok()
+        .stderr_has(&["Fetched", "signed by the attested governor key"]);
+    b.aex(&["ledger", "verify"]).ok().stderr_has(&[
+        "Verified",
+        "Attested",
+        "every signed root is by the governor's key",
+    ]);
+    // A ledger signed by anyone else (here the governor's own deployer's) fails under the
+    // governed descriptor, though its chain and signatures are sound.
+    let other = app.path().join(".aex").join("ledger.cbor");
+    app.aex(&["ledger", "verify"]).ok();
+    b.aex(&["ledger", "verify", "--file", other.to_str().expect("utf-8")])
+        .code(1)
+        .stderr_has(&["no `signer attested` entry"]);
 
     // A second proposal, whose plan needs a node that does not answer: the proposal goes
     // with its digest and says the plan could not be computed. Its proposer withdraws it

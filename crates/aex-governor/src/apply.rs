@@ -216,7 +216,9 @@ fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
         Ok(opened) => opened,
         Err(e) => return (None, Err(chain(&e))),
     };
-    // What authorised the changes goes into the ledger before them.
+    // Who signs, with the evidence of it, and what authorised the changes go into the
+    // ledger before them.
+    app.note_signer(&crate::certificate());
     app.note_governance("proposal", &id, &record.proposer, &record.signed);
     for (member, (_, signed)) in &record.ballots {
         app.note_governance("ballot", &id, member, signed);

@@ -44,7 +44,7 @@ mod store;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aex::{tls, Context};
@@ -63,6 +63,15 @@ pub const IDENTITY_KEY_NAME: &str = "aex governor identity v1";
 
 /// The one thread that carries out accepted proposals.
 static APPLIER: Applier = Applier::new();
+
+/// The attested certificate the server presents (DER): the ledger records it before each
+/// proposal carried out, as the evidence that its signing key is this governor's.
+static CERTIFICATE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// The certificate the server presents now (empty before the first `start`).
+fn certificate() -> Vec<u8> {
+    CERTIFICATE.lock().map(|c| c.clone()).unwrap_or_default()
+}
 
 /// The argument of `start`.
 #[derive(Deserialize)]
@@ -163,6 +172,9 @@ impl Governor {
             .extra(IDENTITY_KEY_NAME, &deployer);
         let attested = tls::Attested::in_module::<Governor>(ctx, identity, &options)
             .map_err(|e| e.to_string())?;
+        if let Ok(mut kept) = CERTIFICATE.lock() {
+            *kept = attested.certificate().to_vec();
+        }
         let handle = ctx.handle::<Governor>();
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
         let (serving, kicking) = (store.clone(), handle.clone());

@@ -137,7 +137,7 @@ fn parse_action(text: &str) -> Result<Action, String> {
 }
 
 /// The descriptor and the governor it names.
-fn open(
+pub(super) fn open(
     app: &AppPath,
     path: Option<&PathBuf>,
     args: &GovernorArgs,
@@ -461,7 +461,15 @@ pub fn exec_proposals(args: ProposalsArgs, shell: &Shell) -> Result<()> {
     let (_, governor) = open(&args.app, args.path.as_ref(), &args.governor)?;
     let (views, text) = list(&governor, shell)?;
     if args.json {
-        let value: serde_json::Value = serde_json::from_str(&text)?;
+        // The governor's list as it sent it, each carried-out proposal with its outcome.
+        let mut value: serde_json::Value = serde_json::from_str(&text)?;
+        let outcomes = outcomes(&governor, &views, shell);
+        for item in value.as_array_mut().into_iter().flatten() {
+            let id = item["id"].as_str().unwrap_or_default().to_owned();
+            if let (Some(outcome), Some(map)) = (outcomes.get(&id), item.as_object_mut()) {
+                map.insert("outcome".into(), serde_json::to_value(outcome)?);
+            }
+        }
         shell.out(serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }

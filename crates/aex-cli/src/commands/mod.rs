@@ -14,6 +14,7 @@ mod govern;
 mod graph;
 mod identity;
 mod ledger;
+mod ledger_governed;
 mod logs;
 mod new;
 mod node;
