@@ -121,6 +121,15 @@ fn proposal(created_ms: u64) -> Proposal {
 /// The governor of `app`'s descriptor, deployed on `node` and started with [`constitution`]
 /// (its files in the app directory): a member's client to it, and `start`'s argument.
 pub(crate) fn start_governor(app: &AppDir, node: &NodeProcess) -> (Client, String) {
+    start_governor_with(app, node, &constitution())
+}
+
+/// [`start_governor`] with another constitution.
+pub(crate) fn start_governor_with(
+    app: &AppDir,
+    node: &NodeProcess,
+    constitution: &Document,
+) -> (Client, String) {
     let governor = paths::workspace().join("crates/aex-governor");
     app.write_descriptor(&format!(
         "[application]\nname = \"{APP}\"\n{}\n[[module]]\nname = \"governor\"\ncrate = {:?}\nnode = \"node1\"\n",
@@ -135,12 +144,8 @@ pub(crate) fn start_governor(app: &AppDir, node: &NodeProcess) -> (Client, Strin
     app.deploy().ok();
 
     let addr = free_addr();
-    let payload = start_payload(
-        addr.port(),
-        &constitution(),
-        &app.path().join("governor-data"),
-    );
-    let digest = constitution().to_constitution().expect("valid").digest();
+    let payload = start_payload(addr.port(), constitution, &app.path().join("governor-data"));
+    let digest = constitution.to_constitution().expect("valid").digest();
     let started = app.call("governor", "start", Some(&payload));
     assert_eq!(started["constitution"], hex::encode(digest), "{started}");
     let client = Client {
