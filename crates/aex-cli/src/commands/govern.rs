@@ -235,7 +235,9 @@ pub fn exec_propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
         );
     }
     let (change, described, plan) = if args.action == Action::Disable {
-        super::govern_disable::propose(&governor, &desc, &args.modules, shell)?
+        let (change, described, lines) =
+            super::govern_disable::propose(&governor, &desc, &args.modules, shell)?;
+        (change, described, Ok(lines))
     } else if bundled(args.action) {
         let (made, plan) = propose_bundle(&args.app, &desc, identity.clone(), &governor, shell)?;
         let mut described = format!("bundle sha256 {}\n", hex::encode(made.digest()));

@@ -58,7 +58,7 @@ pub fn propose(
     desc: &Descriptor,
     modules: &[String],
     shell: &Shell,
-) -> Result<([u8; 32], String, std::result::Result<Vec<String>, String>)> {
+) -> Result<([u8; 32], String, Vec<String>)> {
     let valid: Vec<&str> = desc.modules.iter().map(|m| m.name.as_str()).collect();
     if modules.is_empty() {
         bail!(
@@ -100,7 +100,7 @@ pub fn propose(
         "disable order sha256 {mine}: modules {}\n",
         order.modules.join(", ")
     );
-    Ok((order.digest(), described, Ok(lines)))
+    Ok((order.digest(), described, lines))
 }
 
 /// Before approving an open disable proposal: fetches its order, checks it is the one the
