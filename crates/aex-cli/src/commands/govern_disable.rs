@@ -159,3 +159,31 @@ pub fn check(governor: &Governor, view: &View, desc: &Descriptor, shell: &Shell)
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_names_each_module_s_node_and_the_connections_it_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[application]\nname = \"app\"\n\n[[node]]\nname = \"n1\"\n\
+                    address = \"127.0.0.1:1\"\ntee = \"sgx\"\nsimulation = true\n\n\
+                    [[module]]\nname = \"ping\"\ncrate = \"ping\"\nnode = \"n1\"\n\n\
+                    [[module]]\nname = \"pong\"\ncrate = \"pong\"\nnode = \"n1\"\n\n\
+                    [[connection]]\nname = \"there\"\nfrom = \"ping.out\"\nto = \"pong.in\"\n\n\
+                    [[connection]]\nname = \"kick\"\nfrom = \"deployer\"\nto = \"ping.kick\"\n";
+        let desc =
+            Descriptor::prebuilt_from_text(&dir.path().join("aex.toml"), text.into()).unwrap();
+        let lines = plan_lines(&desc, &["ping".to_owned(), "pong".to_owned()]);
+        assert_eq!(
+            lines,
+            [
+                "disable module `ping` on node `n1`: its instance drops all its keys; its \
+                 connections `there`, `kick` stop",
+                "disable module `pong` on node `n1`: its instance drops all its keys; its \
+                 connections `there` stop",
+            ]
+        );
+    }
+}
