@@ -5,8 +5,9 @@
 //! governed ping-pong's two nodes admitting only the governor's deployer key. Once a and b
 //! accepted its deployment:
 //!
-//! * **move**: a changes the descriptor to place `pong` on `node1`, sends the bundle and
-//!   proposes it as a `move`; a's approval alone changes nothing (the outcome waits, the
+//! * **move**: a bundle approved as a `move` that also adds a connection fails before
+//!   anything is sent (a move's rule must not deploy more). a changes the descriptor to place
+//!   `pong` on `node1`, sends the bundle and proposes it as a `move`; a's approval alone changes nothing (the outcome waits, the
 //!   ledger does not grow). b's approval: the governor attests a new `pong` on `node1` and
 //!   retires the one on `node2` (its state handed over), as the ledger records.
 //! * **disable**: a sends the order naming `pong` (`POST /orders`, read back by digest) and
@@ -55,9 +56,25 @@ fn the_governor_moves_and_disables_only_what_a_quorum_accepted() {
     let (head, pong) = text.split_once("name = \"pong\"\n").expect("pong's entry");
     assert!(pong.contains("node = \"node2\""), "{text}");
     let pong = pong.replacen("node = \"node2\"", "node = \"node1\"", 1);
-    g.member_dir
-        .write_descriptor(&format!("{head}name = \"pong\"\n{pong}"));
-    let moved = g.propose_bundle(Action::Move, 2);
+    let moving = format!("{head}name = \"pong\"\n{pong}");
+
+    // A bundle approved as a move may not do more (here: add a connection), whatever the
+    // rules of the other kinds: refused before anything is sent.
+    g.member_dir.write_descriptor(&format!(
+        "{moving}\n[[connection]]\nname = \"extra\"\nfrom = \"deployer\"\nto = \"pong.ping\"\n"
+    ));
+    let more = g.propose_bundle(Action::Move, 2);
+    let (_, _, before) = g.ledger();
+    assert_eq!(g.approve(&more, 1), "open");
+    assert_eq!(g.approve(&more, 2), "accepted");
+    let last = g.settled(&more);
+    assert_eq!(last["state"], "failed", "{last}");
+    let why = last["error"].as_str().unwrap_or_default();
+    assert!(why.contains("connection `extra` is new"), "{last}");
+    assert_eq!(g.ledger().2.len(), before.len(), "nothing was done");
+
+    g.member_dir.write_descriptor(&moving);
+    let moved = g.propose_bundle(Action::Move, 3);
     let (_, _, before) = g.ledger();
     assert_eq!(g.approve(&moved, 1), "open");
     assert_eq!(g.outcome(&moved)["state"], "waiting");
@@ -90,7 +107,7 @@ fn the_governor_moves_and_disables_only_what_a_quorum_accepted() {
     assert_eq!(kept["digest"], digest);
     let (code, back) = g.client.bytes("GET", &format!("/orders/{digest}"), b"");
     assert_eq!((code, back), (200, order.to_bytes()));
-    let disabled = g.propose(Action::Disable, order.digest(), 3);
+    let disabled = g.propose(Action::Disable, order.digest(), 4);
     let before = entries.len();
     assert_eq!(g.approve(&disabled, 1), "open");
     assert_eq!(g.outcome(&disabled)["state"], "waiting");

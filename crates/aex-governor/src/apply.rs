@@ -231,6 +231,11 @@ fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
         Ok(opened) => opened,
         Err(e) => return (None, Err(chain(&e))),
     };
+    if job.action == Action::Move {
+        if let Err(e) = crate::moves::only_moves(&app, &built) {
+            return (None, Err(e));
+        }
+    }
     note_authority(&app, &record);
     let result = apply(&mut app, &built, &Quiet, &Options::default())
         .and_then(|r| {

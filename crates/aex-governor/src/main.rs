@@ -42,6 +42,7 @@
 
 mod apply;
 mod disable;
+mod moves;
 mod service;
 mod store;
 
