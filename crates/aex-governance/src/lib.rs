@@ -17,7 +17,9 @@
 //!   checks that refuse a forged ballot, a ballot by a non-member, a ballot replayed from
 //!   another proposal and a proposal applied twice;
 //! * [`bundle`]: what a `deploy` or `update` proposal asks to run (the descriptor and each
-//!   module's build by digest); the proposal's change is the digest of its bytes.
+//!   module's build by digest); the proposal's change is the digest of its bytes;
+//! * [`order`]: what a `disable` proposal asks to disable (a [`DisableOrder`]); its change is
+//!   the order's digest.
 //!
 //! docs/PROTOCOL.md ("Governance") gives the encodings.
 
@@ -28,6 +30,7 @@ pub mod constitution;
 pub mod document;
 pub mod error;
 mod id;
+pub mod order;
 pub mod signed;
 mod status;
 mod view;
@@ -38,5 +41,6 @@ pub use bundle::{Bundle, BundledModule};
 pub use constitution::{Action, Constitution, Member, Rule, CERTIFICATE_KEY_NAME};
 pub use document::{Document, MemberDocument};
 pub use error::{ConstitutionError, GovernanceError};
+pub use order::DisableOrder;
 pub use signed::{Ballot, Proposal, ProposalId, Vote, Withdrawal};
 pub use view::ProposalView;

@@ -31,14 +31,18 @@
 //!   `GET /proposals/ID/outcome` says how it went; `POST /proposals/ID/apply` runs a failed
 //!   one again; `GET /ledger` gives the audit ledger its deployments append to.
 //!
-//! Not done yet: a change of constitution (or of members) is not applied, and `disable` is
-//! not carried out.
+//! * It carries out accepted `disable` proposals ([`disable`]): their change is the digest
+//!   of an order (`POST /orders`, `GET /orders/DIGEST`) naming the modules to disable.
+//!
+//! Not done yet: a change of constitution (or of members) is not applied.
 #![allow(
     clippy::disallowed_macros,
     reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
 )]
 
 mod apply;
+mod disable;
+mod moves;
 mod service;
 mod store;
 

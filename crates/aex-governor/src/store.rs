@@ -1,8 +1,8 @@
-//! The governor's files on its host: members' binaries and bundles by digest, and the audit
-//! ledger its deployments append to. None of it is secret, and none of it is trusted: a
-//! binary is checked against its SHA-256 when its upload completes and again (with its
-//! bundle) before it is loaded; a bundle is looked up by the digest an accepted proposal
-//! names and checked against it; the ledger is checked against the mark the sealed deployer
+//! The governor's files on its host: members' binaries, bundles and disable orders by digest,
+//! and the audit ledger its deployments append to. None of it is secret, and none of it is
+//! trusted: a binary is checked against its SHA-256 when its upload completes and again (with
+//! its bundle) before it is loaded; a bundle or an order is looked up by the digest an
+//! accepted proposal names and checked against it (orders: `disable.rs`); the ledger is checked against the mark the sealed deployer
 //! state keeps of it (aex-deploy `audit.rs`).
 //!
 //! What a client may store is bounded in bytes: a binary at most [`MAX_BINARY`], the whole
@@ -23,14 +23,14 @@ use sha2::{Digest, Sha256};
 
 /// The largest binary, in bytes.
 pub const MAX_BINARY: u64 = 64 << 20;
-/// The most the store holds, in bytes (binaries, partial uploads and bundles).
+/// The most the store holds, in bytes (binaries, partial uploads, bundles and orders).
 pub const MAX_STORE: u64 = 1 << 30;
 
 /// Binaries and bundles under one directory.
 pub struct Store {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// One write at a time: an append checks the length it extends.
-    writing: Mutex<()>,
+    pub(crate) writing: Mutex<()>,
 }
 
 /// What `GET /binaries/D` and each upload answer.
@@ -57,7 +57,7 @@ fn json(status: u16, value: &impl Serialize) -> Response {
 impl Store {
     /// The store in `dir` (created if missing).
     pub fn open(dir: &Path) -> Result<Store, String> {
-        for sub in ["binaries", "bundles"] {
+        for sub in ["binaries", "bundles", "orders"] {
             fs::create_dir_all(dir.join(sub))
                 .map_err(|e| format!("cannot create {}: {e}", dir.join(sub).display()))?;
         }
@@ -116,6 +116,8 @@ impl Store {
                 },
                 None => bad_digest(),
             },
+            ("POST", ["orders"]) => self.put_order(body),
+            ("GET", ["orders", digest]) => self.get_order(digest),
             ("GET", ["ledger"]) => {
                 let path = aex_deploy::audit::ledger_path(&self.workdir());
                 match fs::read(&path) {
@@ -214,9 +216,9 @@ impl Store {
         json(201, &Stored { digest, missing })
     }
 
-    /// Bytes held in binaries, partial uploads and bundles.
-    fn used(&self) -> u64 {
-        ["binaries", "bundles"]
+    /// Bytes held in binaries, partial uploads, bundles and orders.
+    pub(crate) fn used(&self) -> u64 {
+        ["binaries", "bundles", "orders"]
             .iter()
             .filter_map(|sub| fs::read_dir(self.dir.join(sub)).ok())
             .flatten()
