@@ -65,14 +65,17 @@ pub struct Received {
 }
 
 /// What became of an accepted proposal (`GET /proposals/<id>/outcome`). Its `report` (what
-/// the deployment did) is not read: a table has no room for it.
-#[derive(Debug, Clone, Deserialize)]
+/// the deployment did) is shown by `aex proposals --json` only: a table has no room for it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct Outcome {
     /// `waiting`, `applying`, `applied` or `failed`.
     pub state: String,
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// What carrying it out did, in one line.
+    #[serde(default)]
+    pub report: Option<String>,
 }
 
 /// Where the governor is, as the command line overrides the descriptor.
@@ -141,6 +144,16 @@ impl Governor {
             timeout,
             announced: Cell::new(false),
         })
+    }
+
+    /// Where it serves.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// How it is appraised.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The constitution this member holds.
@@ -402,6 +415,18 @@ fn located(declared: Option<&GovernorSpec>, o: &Overrides) -> Result<GovernorSpe
         node,
         measurement,
     })
+}
+
+/// How a member appraises the governor `desc` names (with `overrides` taking precedence),
+/// without reaching it: what checks its certificates in a ledger offline.
+pub fn appraisal(desc: &Descriptor, overrides: &Overrides) -> Result<Policy> {
+    let spec = located(desc.governor.as_ref(), overrides).with_context(|| {
+        format!(
+            "{}: where is the governor, and what does this member pin of it?",
+            desc.path.display()
+        )
+    })?;
+    policy(desc, &spec)
 }
 
 /// How a member appraises the governor: as the deployer appraises a module on that node,

@@ -13,100 +13,13 @@
 //! commands that change nodes refuse a governed descriptor: aex-deploy `ops/governed.rs`).
 //! `e2e_governor_apply.rs` has it carry out an accepted deployment.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::time::Duration;
-
-use aex_crypto::SigningIdentity;
 use aex_governance::signed::Signed;
-use aex_governance::{
-    Action, Ballot, Document, MemberDocument, Proposal, ProposalId, Vote, CERTIFICATE_KEY_NAME,
-};
+use aex_governance::{Action, Proposal, Vote};
 use aex_testkit::cluster::AppDir;
-use aex_testkit::descriptor::sgx_node;
-use aex_testkit::https::policy;
+use aex_testkit::governor::{ballot, constitution, member, start_governor, start_payload, APP};
 use aex_testkit::node::NodeProcess;
-use aex_testkit::{free_addr, paths};
-use serde_json::Value;
 
 use crate::fault_sealed_state::kill_and_wait_restart;
-
-pub(crate) const APP: &str = "governed-test";
-
-pub(crate) fn member(seed: u8) -> SigningIdentity {
-    SigningIdentity::from_seed(&[seed; 32])
-}
-
-/// Members a, b, c (seeds 1, 2, 3): deploy needs 2 of 3, the rest all.
-pub(crate) fn constitution() -> Document {
-    Document {
-        members: ["a", "b", "c"]
-            .iter()
-            .zip(1..)
-            .map(|(name, seed)| MemberDocument {
-                name: (*name).into(),
-                key: hex::encode(member(seed).public()),
-            })
-            .collect(),
-        rules: BTreeMap::from([("deploy".into(), "2 of 3".into())]),
-        proposal_lifetime_ms: 3_600_000,
-    }
-}
-
-/// `start`'s argument; the governor keeps its files in `data`.
-pub(crate) fn start_payload(port: u16, constitution: &Document, data: &Path) -> String {
-    serde_json::json!({
-        "port": port,
-        "application": APP,
-        "constitution": constitution,
-        "data": data,
-    })
-    .to_string()
-}
-
-/// A member's client: verifies the governor (measurement, and the constitution's digest in
-/// its certificate) before every request.
-pub(crate) struct Client {
-    policy: aex_client::Policy,
-    pub(crate) addr: SocketAddr,
-    digest: [u8; 32],
-}
-
-impl Client {
-    pub(crate) fn send(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-        let (status, body) = self.bytes(method, path, body);
-        (status, String::from_utf8_lossy(&body).into_owned())
-    }
-
-    /// The answer's status and body bytes.
-    pub(crate) fn bytes(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let session = aex_client::connect(self.addr, &self.policy, None, Duration::from_secs(15))
-            .expect("the governor passes the deployer's policy (its measurement)");
-        assert_eq!(
-            session.verified().extra(CERTIFICATE_KEY_NAME),
-            Some(&self.digest[..]),
-            "the certificate attests this member's constitution"
-        );
-        let answer = session.send(method, path, body).expect("an answer");
-        (answer.status, answer.body.to_vec())
-    }
-
-    pub(crate) fn json(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
-        let (code, text) = self.send(method, path, body);
-        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{code} {text}: {e}"));
-        (code, value)
-    }
-}
-
-pub(crate) fn ballot(id: &str, vote: Vote, by: &SigningIdentity) -> Vec<u8> {
-    let id: [u8; 32] = hex::decode(id).expect("hex").try_into().expect("32 bytes");
-    Ballot {
-        proposal: ProposalId(id),
-        vote,
-    }
-    .sign(by)
-}
 
 fn proposal(created_ms: u64) -> Proposal {
     Proposal {
@@ -116,39 +29,6 @@ fn proposal(created_ms: u64) -> Proposal {
         summary: "deploy ping-pong".into(),
         created_ms,
     }
-}
-
-/// The governor of `app`'s descriptor, deployed on `node` and started with [`constitution`]
-/// (its files in the app directory): a member's client to it, and `start`'s argument.
-pub(crate) fn start_governor(app: &AppDir, node: &NodeProcess) -> (Client, String) {
-    let governor = paths::workspace().join("crates/aex-governor");
-    app.write_descriptor(&format!(
-        "[application]\nname = \"{APP}\"\n{}\n[[module]]\nname = \"governor\"\ncrate = {:?}\nnode = \"node1\"\n",
-        sgx_node(
-            "node1",
-            node.addr,
-            &node.platform_pub_file(),
-            &node.identity_pub_file()
-        ),
-        governor.display().to_string(),
-    ));
-    app.deploy().ok();
-
-    let addr = free_addr();
-    let payload = start_payload(
-        addr.port(),
-        &constitution(),
-        &app.path().join("governor-data"),
-    );
-    let digest = constitution().to_constitution().expect("valid").digest();
-    let started = app.call("governor", "start", Some(&payload));
-    assert_eq!(started["constitution"], hex::encode(digest), "{started}");
-    let client = Client {
-        policy: policy(app, "governor"),
-        addr,
-        digest,
-    };
-    (client, payload)
 }
 
 #[test]

@@ -19,6 +19,7 @@
 //! | `connection revoked` | `connection`, `id` |
 //! | `proposal`, `ballot` | `proposal` (its id, hex), `member` (who signed), `signed` (the COSE_Sign1 exactly as the member signed it: anyone can check it again) — a governor records these before it carries a proposal out |
 //! | `proposal applied` | `proposal`, `member` (the proposer), `signed` (the proposal) — after the changes it made |
+//! | `signer attested` | `certificate` (DER): the signer's attested TLS certificate, whose evidence binds the signing key as the extra key `aex governor identity v1` to the signer's measurement — a governor records it before each proposal it carries out, so `aex ledger verify` can check offline that the key signing the roots is held by attested governor code |
 //! | `ledger restarted` | `previous_size`, `previous_root` (the last root the state kept of the ledger before) |
 //!
 //! The state keeps the last root signed (`State::ledger`): a ledger file that no longer holds
@@ -40,6 +41,9 @@ use crate::state::{ConnectionRecord, ModuleRecord};
 
 /// The ledger's file name, in the application's `.aex` directory.
 pub const LEDGER_FILE: &str = "ledger.cbor";
+
+/// The kind of the entry holding the signer's attested certificate.
+pub const SIGNER_ATTESTED: &str = "signer attested";
 
 /// The audit ledger of `descriptor_dir`'s application.
 pub fn ledger_path(descriptor_dir: &Path) -> PathBuf {
@@ -98,6 +102,10 @@ pub(crate) enum Change<'a> {
         #[serde(with = "serde_bytes")]
         signed: &'a [u8],
     },
+    Signer {
+        #[serde(with = "serde_bytes")]
+        certificate: &'a [u8],
+    },
 }
 
 impl<'a> Change<'a> {
@@ -151,6 +159,7 @@ impl<'a> Change<'a> {
             Change::Attested { .. } => "module attested",
             Change::Retired { .. } => "module retired",
             Change::Keyed { .. } => "connection keyed",
+            Change::Signer { .. } => SIGNER_ATTESTED,
         }
     }
 }

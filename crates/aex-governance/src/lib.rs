@@ -19,7 +19,9 @@
 //! * [`recovery`]: the recovery key split `k` of `n` over the members, their shares sealed
 //!   to each member, and the governor's encrypted backup, which restore it on a new node;
 //! * [`bundle`]: what a `deploy` or `update` proposal asks to run (the descriptor and each
-//!   module's build by digest); the proposal's change is the digest of its bytes.
+//!   module's build by digest); the proposal's change is the digest of its bytes;
+//! * [`order`]: what a `disable` proposal asks to disable (a [`DisableOrder`]); its change is
+//!   the order's digest.
 //!
 //! docs/PROTOCOL.md ("Governance") gives the encodings.
 
@@ -30,6 +32,7 @@ pub mod constitution;
 pub mod document;
 pub mod error;
 mod id;
+pub mod order;
 pub mod recovery;
 pub mod signed;
 mod status;
@@ -41,5 +44,6 @@ pub use bundle::{Bundle, BundledModule};
 pub use constitution::{Action, Constitution, Member, Rule, CERTIFICATE_KEY_NAME};
 pub use document::{Document, MemberDocument, RECOVERY};
 pub use error::{ConstitutionError, GovernanceError};
+pub use order::DisableOrder;
 pub use signed::{Ballot, Proposal, ProposalId, Vote, Withdrawal};
 pub use view::ProposalView;

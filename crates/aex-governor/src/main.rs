@@ -31,25 +31,28 @@
 //!   `GET /proposals/ID/outcome` says how it went; `POST /proposals/ID/apply` runs a failed
 //!   one again; `GET /ledger` gives the audit ledger its deployments append to.
 //!
+//! * It carries out accepted `disable` proposals ([`disable`]): their change is the digest
+//!   of an order (`POST /orders`, `GET /orders/DIGEST`) naming the modules to disable.
 //! * It keeps members' recovery shares and an encrypted backup ([`recovery`]): `start` with
 //!   `"recover": true` on a new node restores a governor whose node was lost, from `k`
 //!   members' shares (`/recovery` routes).
 //!
-//! Not done yet: a change of constitution (or of members) is not applied, and `disable` is
-//! not carried out.
+//! Not done yet: a change of constitution (or of members) is not applied.
 #![allow(
     clippy::disallowed_macros,
     reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
 )]
 
 mod apply;
+mod disable;
+mod moves;
 mod recovery;
 mod service;
 mod store;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aex::{tls, Context};
@@ -68,6 +71,15 @@ pub const IDENTITY_KEY_NAME: &str = "aex governor identity v1";
 
 /// The one thread that carries out accepted proposals.
 static APPLIER: Applier = Applier::new();
+
+/// The attested certificate the server presents (DER): the ledger records it before each
+/// proposal carried out, as the evidence that its signing key is this governor's.
+static CERTIFICATE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// The certificate the server presents now (empty before the first `start`).
+fn certificate() -> Vec<u8> {
+    CERTIFICATE.lock().map(|c| c.clone()).unwrap_or_default()
+}
 
 /// The argument of `start`.
 #[derive(Deserialize)]
@@ -183,6 +195,9 @@ impl Governor {
         }
         let attested = tls::Attested::in_module::<Governor>(ctx, identity, &options)
             .map_err(|e| e.to_string())?;
+        if let Ok(mut kept) = CERTIFICATE.lock() {
+            *kept = attested.certificate().to_vec();
+        }
         let handle = ctx.handle::<Governor>();
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
         let (serving, kicking) = (store.clone(), handle.clone());

@@ -143,7 +143,8 @@ pub struct ConstitutionView {
 pub const ROUTES: &str = "aex governor: POST /proposals, POST /ballots, \
 POST /proposals/ID/ballots, POST /withdrawals (bodies: COSE_Sign1 by a member); \
 GET /proposals, GET /proposals/ID, GET /constitution; GET /identity; \
-GET /binaries/SHA256, PUT /binaries/SHA256/OFFSET, POST /bundles, GET /bundles/DIGEST; \
+GET /binaries/SHA256, PUT /binaries/SHA256/OFFSET, POST /bundles, GET /bundles/DIGEST, \
+POST /orders, GET /orders/DIGEST; \
 GET /proposals/ID/outcome, POST /proposals/ID/apply; GET /ledger; \
 GET /recovery, GET /recovery/backup, POST /recovery/share (a member's signed request); \
 recovering: POST /recovery/backup, POST /recovery/shares (a member's signed share)";

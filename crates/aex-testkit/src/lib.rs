@@ -28,6 +28,8 @@
 //!   the kit's `hoard` module with a state of any size), deployer identities outside the home
 //!   directory, the deployer's state, and `aex status --json` read into the deployer
 //!   library's own status types.
+//! * **A consortium** ([`governor`]): the governor module started with a 3-member
+//!   constitution, members' verifying clients, and the governed ping-pong's bundle.
 #![allow(
     clippy::disallowed_macros,
     reason = "test code: what a test notes goes to stderr, which the test harness shows"
@@ -38,6 +40,7 @@ pub mod cluster;
 pub mod dead_end;
 pub mod deployer;
 pub mod descriptor;
+pub mod governor;
 pub mod hoard;
 pub mod http;
 pub mod https;

@@ -1,10 +1,11 @@
 //! `aex propose`, `aex proposals`, `aex vote` and `aex withdraw`: a member of a governed
 //! application talks to the consortium's governor (`crate::governor`), signing with the
 //! member's deployer identity. Nothing here changes a node itself: the governor applies an
-//! accepted `deploy` or `update` proposal, from the bundle (the descriptor and the modules'
-//! builds) its proposer uploaded; other accepted proposals are recorded, not applied yet.
+//! accepted `deploy`, `update` or `move` proposal, from the bundle (the descriptor and the
+//! modules' builds) its proposer uploaded, and a `disable` proposal from the order its
+//! proposer sent (`govern_disable.rs`); a change of members or rules is not applied yet.
 //!
-//! A `deploy` or `update` proposal's change is that bundle's digest, so an approval approves
+//! A `deploy`, `update` or `move` proposal's change is that bundle's digest, so an approval approves
 //! those exact binaries. A member should not approve binaries nobody checked: `aex vote ID
 //! approve` rebuilds the bundle from the member's own descriptor and sources (builds are
 //! reproducible) and approves only if it is the same to the byte (`--no-rebuild` skips that,
@@ -58,6 +59,9 @@ pub struct ProposeArgs {
     /// The kind of action: deploy, update, move or disable (it decides the rule)
     #[arg(long, value_parser = parse_action)]
     action: Action,
+    /// A module to disable (`--action disable`; repeat for several)
+    #[arg(long = "module", value_name = "NAME")]
+    modules: Vec<String>,
     /// What members read before voting [default: the action, the change's digest, the
     /// modules' measurements and the plan]
     #[arg(long)]
@@ -202,9 +206,15 @@ fn standing(v: &View) -> String {
 }
 
 /// Whether the governor applies an accepted proposal of `action` itself, from a bundle of the
-/// proposer's builds (whose digest is the proposal's change).
+/// proposer's builds (whose digest is the proposal's change). A move is a deployment of a
+/// descriptor that places the module on another node: the deployment hands its state over.
 fn bundled(action: Action) -> bool {
-    matches!(action, Action::Deploy | Action::Update)
+    matches!(action, Action::Deploy | Action::Update | Action::Move)
+}
+
+/// Whether the governor applies an accepted proposal of `action` itself.
+fn applied(action: Action) -> bool {
+    bundled(action) || action == Action::Disable
 }
 
 /// `aex propose`.
@@ -218,7 +228,17 @@ fn bundled(action: Action) -> bool {
 pub fn exec_propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
     let (desc, governor) = open(&args.app, args.path.as_ref(), &args.governor)?;
     let identity = args.app.identity(shell)?;
-    let (change, described, plan) = if bundled(args.action) {
+    if args.action != Action::Disable && !args.modules.is_empty() {
+        bail!(
+            "`--module` names what a disable proposal disables; this is a {} proposal",
+            args.action
+        );
+    }
+    let (change, described, plan) = if args.action == Action::Disable {
+        let (change, described, lines) =
+            super::govern_disable::propose(&governor, &desc, &args.modules, shell)?;
+        (change, described, Ok(lines))
+    } else if bundled(args.action) {
         let (made, plan) = propose_bundle(&args.app, &desc, identity.clone(), &governor, shell)?;
         let mut described = format!("bundle sha256 {}\n", hex::encode(made.digest()));
         for (name, m) in &made.bundle.modules {
@@ -461,7 +481,15 @@ pub fn exec_proposals(args: ProposalsArgs, shell: &Shell) -> Result<()> {
     let (_, governor) = open(&args.app, args.path.as_ref(), &args.governor)?;
     let (views, text) = list(&governor, shell)?;
     if args.json {
-        let value: serde_json::Value = serde_json::from_str(&text)?;
+        // The governor's list as it sent it, each carried-out proposal with its outcome.
+        let mut value: serde_json::Value = serde_json::from_str(&text)?;
+        let outcomes = outcomes(&governor, &views, shell);
+        for item in value.as_array_mut().into_iter().flatten() {
+            let id = item["id"].as_str().unwrap_or_default().to_owned();
+            if let (Some(outcome), Some(map)) = (outcomes.get(&id), item.as_object_mut()) {
+                map.insert("outcome".into(), serde_json::to_value(outcome)?);
+            }
+        }
         shell.out(serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
@@ -474,8 +502,8 @@ pub fn exec_proposals(args: ProposalsArgs, shell: &Shell) -> Result<()> {
 
 /// What `aex proposals` and `aex status` say under a table with an accepted proposal that the
 /// governor does not apply.
-const NOT_APPLIED: &str = "accepted move and disable proposals are recorded, not applied: the \
-                           governor applies deploy and update proposals only";
+const NOT_APPLIED: &str = "accepted changes of members or rules are recorded, not applied: the \
+                           governor applies deploy, update, move and disable proposals only";
 
 /// `aex status`'s part for a governed application whose descriptor names its governor: the
 /// governor's proposals, verified as every member command verifies it (nothing when the
@@ -509,7 +537,7 @@ fn show(governor: &Governor, views: &[View], heading: &str, shell: &Shell) -> Re
     }
     if views
         .iter()
-        .any(|v| v.status == "accepted" && !action_of(v).is_some_and(bundled))
+        .any(|v| v.status == "accepted" && !action_of(v).is_some_and(applied))
     {
         shell.note(NOT_APPLIED);
     }
@@ -527,7 +555,7 @@ fn outcomes(governor: &Governor, views: &[View], shell: &Shell) -> BTreeMap<Stri
     let mut found = BTreeMap::new();
     for v in views {
         if !matches!(v.status.as_str(), "accepted" | "applied")
-            || !action_of(v).is_some_and(bundled)
+            || !action_of(v).is_some_and(applied)
         {
             continue;
         }
@@ -604,7 +632,7 @@ pub fn exec_vote(args: VoteArgs, shell: &Shell) -> Result<()> {
     governor.announce(&verified, shell);
     let view = parse_view(&text)?;
     shell.status("Voted", standing(&view));
-    if view.status == "accepted" && action_of(&view).is_some_and(bundled) {
+    if view.status == "accepted" && action_of(&view).is_some_and(applied) {
         shell.note(
             "note: the governor applies it now; `aex proposals` shows how that goes (OUTCOME)",
         );
@@ -630,6 +658,9 @@ impl Check<'_> {
         let (verified, view) =
             governor.json::<View>("GET", &format!("/proposals/{}", id.hex()), b"")?;
         governor.announce(&verified, shell);
+        if view.status == "open" && action_of(&view) == Some(Action::Disable) {
+            return super::govern_disable::check(governor, &view, self.desc, shell);
+        }
         if view.status != "open" || !action_of(&view).is_some_and(bundled) {
             return Ok(());
         }
@@ -906,9 +937,10 @@ mod tests {
     }
 
     #[test]
-    fn only_deploy_and_update_are_applied_from_a_bundle() {
-        assert!(bundled(Action::Deploy) && bundled(Action::Update));
-        assert!(!bundled(Action::Move) && !bundled(Action::Disable));
+    fn deploy_update_and_move_are_applied_from_a_bundle_and_disable_from_an_order() {
+        assert!(bundled(Action::Deploy) && bundled(Action::Update) && bundled(Action::Move));
+        assert!(!bundled(Action::Disable) && applied(Action::Disable));
+        assert!(!applied(Action::AddMember) && !applied(Action::Constitution));
     }
 
     #[test]

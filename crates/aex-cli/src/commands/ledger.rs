@@ -14,6 +14,10 @@ use anyhow::{bail, Context, Result};
 use ciborium::Value;
 use clap::{Args, Subcommand};
 
+use aex_client::Policy;
+use aex_deploy::descriptor::Descriptor;
+
+use crate::governor::Overrides;
 use crate::shell::Shell;
 
 /// Show and verify the application's audit ledger (offline)
@@ -27,7 +31,19 @@ pub struct LedgerArgs {
 enum LedgerCommand {
     /// Print every entry: position, time, kind and what it records
     Show(Source),
-    /// Check the ledger's hash chain and signed roots; names the first bad entry
+    /// Fetch a governed application's ledger from its governor into `.aex/ledger.cbor`
+    /// (verified against the governor's attestation before it replaces the old copy)
+    Fetch {
+        /// Descriptor file, or a directory holding aex.toml [default: current directory]
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        governor: super::govern::GovernorArgs,
+        #[command(flatten)]
+        app: super::AppPath,
+    },
+    /// Check the ledger's hash chain and signed roots; names the first bad entry. For a
+    /// descriptor that declares `[governance]`, also that every root is signed by a key the
+    /// governor's attested certificate (recorded in the ledger) binds to its measurement
     Verify {
         #[command(flatten)]
         source: Source,
@@ -56,8 +72,9 @@ struct Source {
         conflicts_with = "path"
     )]
     app: Option<PathBuf>,
-    /// A ledger file (a copy, say) instead of the application's
-    #[arg(long, value_name = "LEDGER", conflicts_with_all = ["path", "app"])]
+    /// A ledger file (a copy, say) instead of the application's (with `--app`, that
+    /// descriptor still says whether and how its signer must be attested)
+    #[arg(long, value_name = "LEDGER", conflicts_with = "path")]
     file: Option<PathBuf>,
 }
 
@@ -71,12 +88,17 @@ impl Source {
             .clone()
             .or_else(|| self.app.clone())
             .unwrap_or_else(|| PathBuf::from("."));
-        let dir = if app.is_file() {
-            app.parent().map(Path::to_path_buf).unwrap_or_default()
-        } else {
-            app
-        };
-        aex_deploy::audit::ledger_path(&dir)
+        ledger_of(&app)
+    }
+
+    /// The descriptor whose `[governance]` decides how the signer is checked: the one named,
+    /// or the current directory's unless a `--file` alone is given.
+    fn descriptor(&self) -> Option<PathBuf> {
+        match (&self.path, &self.app, &self.file) {
+            (Some(p), _, _) | (None, Some(p), _) => Some(p.clone()),
+            (None, None, None) => Some(PathBuf::from(".")),
+            (None, None, Some(_)) => None,
+        }
     }
 
     fn read(&self) -> Result<(PathBuf, Vec<u8>)> {
@@ -89,6 +111,33 @@ impl Source {
         })?;
         Ok((path, bytes))
     }
+}
+
+/// The ledger of the application whose descriptor (or its directory) is `app`.
+fn ledger_of(app: &Path) -> PathBuf {
+    let dir = if app.is_file() {
+        app.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        app.to_path_buf()
+    };
+    aex_deploy::audit::ledger_path(&dir)
+}
+
+/// The governor's appraisal policy if the descriptor at `path` declares `[governance]`.
+fn governed_policy(path: &Path, overrides: &Overrides) -> Result<Option<Policy>> {
+    let file = if path.is_dir() {
+        path.join("aex.toml")
+    } else {
+        path.to_path_buf()
+    };
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let desc = Descriptor::load(&file).map_err(aex_deploy::Error::from)?;
+    if desc.governance.is_none() {
+        return Ok(None);
+    }
+    crate::governor::appraisal(&desc, overrides).map(Some)
 }
 
 /// Write a receipt for a ledger entry, or verify one (offline)
@@ -126,6 +175,11 @@ fn keys(hex_keys: &[String]) -> Result<Vec<[u8; PUBLIC_IDENTITY_LEN]>> {
 pub fn exec(args: LedgerArgs, shell: &Shell) -> Result<()> {
     match args.command {
         LedgerCommand::Show(source) => show(&source, shell),
+        LedgerCommand::Fetch {
+            path,
+            governor,
+            app,
+        } => fetch(path.as_ref(), &governor, &app, shell),
         LedgerCommand::Verify {
             source,
             signers,
@@ -142,6 +196,32 @@ pub fn exec(args: LedgerArgs, shell: &Shell) -> Result<()> {
             }
             let summary = aex_ledger::verify(&bytes, &expect)
                 .with_context(|| format!("the ledger {} does not verify", path.display()))?;
+            let governed = match source.descriptor() {
+                Some(d) => governed_policy(&d, &Overrides::default())?,
+                None => None,
+            };
+            if let Some(policy) = governed {
+                let attested = check_attested(&bytes, &policy, &expect)
+                    .with_context(|| format!("the ledger {} does not verify", path.display()))?;
+                shell.status(
+                    "Attested",
+                    format!(
+                        "every signed root is by the governor's key {}, attested for \
+                         measurement {}",
+                        attested
+                            .iter()
+                            .map(hex::encode)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        policy
+                            .measurements
+                            .iter()
+                            .map(|m| m.to_hex())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
             shell.status(
                 "Verified",
                 format!(
@@ -167,6 +247,79 @@ pub fn exec(args: LedgerArgs, shell: &Shell) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The keys attested by the ledger's certificates; every root must be signed by one of them
+/// (and by one of `expect`'s signers, if it names any: checked before).
+fn check_attested(
+    bytes: &[u8],
+    policy: &Policy,
+    expect: &Expect,
+) -> Result<Vec<[u8; PUBLIC_IDENTITY_LEN]>> {
+    let attested = super::ledger_governed::attested_signers(bytes, policy)?;
+    aex_ledger::verify(
+        bytes,
+        &Expect {
+            signers: attested.clone(),
+            seen: expect.seen,
+        },
+    )
+    .context("a root is signed by a key that no attested certificate in the ledger names")?;
+    Ok(attested)
+}
+
+/// `aex ledger fetch`: the governor's ledger, verified (chain, roots, attested signer) before
+/// it replaces the member's copy, which it must extend (a governor that served a shorter or
+/// rewritten ledger than the one the member holds is caught here).
+fn fetch(
+    path: Option<&PathBuf>,
+    args: &super::govern::GovernorArgs,
+    app: &super::AppPath,
+    shell: &Shell,
+) -> Result<()> {
+    let (desc, governor) = super::govern::open(app, path, args)?;
+    let (verified, bytes) = governor.send_bytes("GET", "/ledger", b"")?;
+    governor.announce(&verified, shell);
+    let target = ledger_of(&desc.path);
+    let mut expect = Expect::default();
+    if let Ok(held) = std::fs::read(&target) {
+        // The copy held must be a prefix: its last signed root must still be there.
+        let summary = aex_ledger::verify(&held, &Expect::default()).with_context(|| {
+            format!(
+                "the copy held at {} does not verify; move it away to fetch anew",
+                target.display()
+            )
+        })?;
+        if summary.signed > 0 {
+            expect.seen = super::ledger_governed::last_root(&held);
+        }
+    }
+    let summary = aex_ledger::verify(&bytes, &expect).with_context(|| {
+        format!(
+            "the ledger the governor at {} served does not verify (or does not extend the copy \
+             at {})",
+            governor.url(),
+            target.display()
+        )
+    })?;
+    let attested = check_attested(&bytes, governor.policy(), &expect)
+        .with_context(|| format!("the ledger the governor at {} served", governor.url()))?;
+    super::ledger_governed::write_atomically(&target, &bytes)?;
+    shell.status(
+        "Fetched",
+        format!(
+            "{}: {} entries, {} signed roots, signed by the attested governor key {}",
+            target.display(),
+            summary.entries,
+            summary.signatures,
+            attested
+                .iter()
+                .map(|k| hex::encode(&k[..8]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    Ok(())
 }
 
 fn show(source: &Source, shell: &Shell) -> Result<()> {

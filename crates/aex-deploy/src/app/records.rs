@@ -81,6 +81,13 @@ impl App {
         });
     }
 
+    /// Notes the signer's attested certificate for the audit ledger (appended at the next
+    /// save): what lets anyone check offline that the ledger's signing key is held by attested
+    /// code (a governor's certificate attests its deployer key).
+    pub fn note_signer(&self, certificate: &[u8]) {
+        self.note(&Change::Signer { certificate });
+    }
+
     /// Notes `change` for the audit ledger.
     fn note(&self, change: &Change<'_>) {
         crate::audit::lock(&self.audit).note(change);
