@@ -238,11 +238,13 @@ pub fn refresh(handle: &aex::Handle<Governor>, store: &Store) {
 
 fn try_refresh(handle: &aex::Handle<Governor>, store: &Store) -> Result<(), String> {
     let _guard = WRITING.lock().unwrap_or_else(|e| e.into_inner());
-    let ledger = fs::read(aex_deploy::audit::ledger_path(&store.workdir())).ok();
+    let ledger_path = aex_deploy::audit::ledger_path(&store.workdir());
     let now = crate::wall_ms();
     let made = handle
         .call_committed(move |g: &mut Governor, _ctx| match g.held {
-            Some(_) => make_backup(g, ledger, now).map(Some),
+            // Read on the module's thread, where an application's result is committed: the
+            // file then holds at least what the deployer state's mark covers.
+            Some(_) => make_backup(g, fs::read(&ledger_path).ok(), now).map(Some),
             None => Ok(None),
         })
         .map_err(|e| e.to_string())??;
@@ -354,10 +356,39 @@ impl Reply {
 /// Once recovered (200), the applier resumes and a backup under the new key is written.
 fn after_recovery(handle: &aex::Handle<Governor>, store: &Arc<Store>, answer: Reply) -> Reply {
     if answer.status() == 200 {
+        let made = handle
+            .call(|g: &mut Governor, ctx| recertify(g, ctx))
+            .map_err(|e| e.to_string());
+        if let Err(e) | Ok(Err(e)) = made {
+            eprintln!("governor: no certificate of the recovered key: {e}");
+        }
         crate::APPLIER.kick(handle.clone(), store.clone());
         refresh(handle, store);
     }
     answer
+}
+
+/// Makes the attested certificate the audit ledger records (`signer attested`) bind the
+/// recovered deployer key. The server, started while collecting, goes on presenting the
+/// certificate without it until the governor's next `start` after a restart; `GET /identity`
+/// answers the recovered key at once.
+fn recertify(g: &mut Governor, ctx: &mut aex::Context) -> Result<(), String> {
+    let digest = g
+        .held
+        .as_ref()
+        .map(|h| h.book.constitution().digest())
+        .ok_or("nothing recovered")?;
+    let deployer = g.deployer.get_or_make()?.public();
+    let identity = g.tls.identity().map_err(|e| e.to_string())?;
+    let options = aex::tls::Options::default()
+        .extra(aex_governance::CERTIFICATE_KEY_NAME, &digest)
+        .extra(crate::IDENTITY_KEY_NAME, &deployer);
+    let attested = aex::tls::Attested::in_module::<Governor>(ctx, identity, &options)
+        .map_err(|e| e.to_string())?;
+    if let Ok(mut kept) = crate::CERTIFICATE.lock() {
+        *kept = attested.certificate().to_vec();
+    }
+    Ok(())
 }
 
 fn json(status: u16, value: &impl Serialize) -> Reply {
