@@ -255,7 +255,7 @@ fn an_unknown_action_or_field_is_refused_at_its_line_listing_the_valid_ones() {
         err.help(),
         Some(
             "did you mean `update`? valid actions: deploy, update, move, disable, add_member, \
-             remove_member, rotate_key, constitution"
+             remove_member, rotate_key, constitution, recovery"
         )
     );
 }
