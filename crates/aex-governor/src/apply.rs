@@ -61,7 +61,7 @@ impl Governor {
         let held = self.held.as_ref()?;
         let record = held.book.records().find(|r| {
             r.status == Status::Accepted
-                && deploys(r.proposal.action)
+                && (deploys(r.proposal.action) || r.proposal.action.changes_constitution())
                 && self
                     .outcomes
                     .get(&r.id.hex())
@@ -134,9 +134,12 @@ impl Governor {
     pub fn retry(&mut self, id: &ProposalId) -> Result<(), String> {
         let held = self.held.as_ref().ok_or("no constitution yet")?;
         let record = held.book.get(id).ok_or("no such proposal")?;
-        if record.status != Status::Accepted || !deploys(record.proposal.action) {
+        let action = record.proposal.action;
+        if record.status != Status::Accepted || !(deploys(action) || action.changes_constitution())
+        {
             return Err(format!(
-                "proposal {} is {} ({}): only an accepted deploy, update or move is carried out",
+                "proposal {} is {} ({}): only an accepted deploy, update, move or change of \
+                 members or rules is carried out",
                 id.hex(),
                 record.status,
                 record.proposal.action
@@ -178,6 +181,15 @@ impl Applier {
             loop {
                 let job = handle.call_committed(|g: &mut Governor, _ctx| g.next_job());
                 let Ok(Some(job)) = job else { break };
+                if job.record.proposal.action.changes_constitution() {
+                    // A change of members or rules: no deployment (members.rs).
+                    let state = job.state;
+                    match crate::members::carry_out(&handle, &store, &job.record, &job.seed, state)
+                    {
+                        true => continue,
+                        false => break,
+                    }
+                }
                 let id = job.id;
                 let (state, result) = run(job, &store);
                 if handle

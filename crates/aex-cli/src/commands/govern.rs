@@ -45,6 +45,11 @@ pub struct GovernorArgs {
     /// The governor's measurement, 64 hex digits [default: `governor_measurement`]
     #[arg(long, value_name = "HEX")]
     measurement: Option<String>,
+    /// The constitution in force, while your descriptor already declares a proposed one: a
+    /// descriptor (its `[governance]`) or a JSON constitution document. The governor is
+    /// accepted if its certificate attests either
+    #[arg(long, value_name = "FILE")]
+    current_constitution: Option<PathBuf>,
 }
 
 /// Propose a change of a governed application to its consortium: prints the plan (as
@@ -55,9 +60,14 @@ pub struct GovernorArgs {
 pub struct ProposeArgs {
     /// Descriptor file, or a directory holding aex.toml [default: current directory]
     path: Option<PathBuf>,
-    /// The kind of action: deploy, update, move or disable (it decides the rule)
+    /// The kind of action: deploy, update, move, disable, add_member, remove_member,
+    /// rotate_key or constitution (it decides the rule)
     #[arg(long, value_parser = parse_action)]
     action: Action,
+    /// For a change of members or rules: the new constitution, from a descriptor (its
+    /// `[governance]`) or a JSON constitution document [default: the descriptor's own]
+    #[arg(long, value_name = "FILE")]
+    constitution: Option<PathBuf>,
     /// What members read before voting [default: the action, the change's digest, the
     /// modules' measurements and the plan]
     #[arg(long)]
@@ -121,20 +131,14 @@ enum VoteArg {
     Reject,
 }
 
-/// An action `aex propose` can send. A change of members or rules is refused: its change is
-/// the new constitution's digest, which the governor does not apply yet, and a member whose
-/// descriptor held the new constitution could no longer verify the governor (which attests
-/// the old one).
+/// An action `aex propose` can send: any kind (a change of members or rules goes through
+/// [`members`]).
 fn parse_action(text: &str) -> Result<Action, String> {
-    let action: Action = text.parse().map_err(|e| format!("{e}"))?;
-    if action.changes_constitution() {
-        return Err(format!(
-            "`{action}` changes the constitution, which `aex propose` cannot propose yet; \
-             valid: deploy, update, move, disable"
-        ));
-    }
-    Ok(action)
+    text.parse().map_err(|e| format!("{e}"))
 }
+
+#[path = "govern_members.rs"]
+mod members;
 
 /// The descriptor and the governor it names.
 fn open(
@@ -147,6 +151,10 @@ fn open(
         url: args.governor.clone(),
         node: args.governor_node.clone(),
         measurement: args.measurement.clone(),
+        current: match &args.current_constitution {
+            Some(file) => Some((members::load_constitution(file)?, file.clone())),
+            None => None,
+        },
     };
     let governor = Governor::of(&desc, &overrides, app.timeout.unwrap_or(governor::TIMEOUT))?;
     Ok((desc, governor))
@@ -216,6 +224,9 @@ fn bundled(action: Action) -> bool {
 /// whose rules could drift between versions. Its cost is that a change of whitespace or
 /// comments is another change, which is the safe side.
 pub fn exec_propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
+    if args.action.changes_constitution() {
+        return members::propose(args, shell);
+    }
     let (desc, governor) = open(&args.app, args.path.as_ref(), &args.governor)?;
     let identity = args.app.identity(shell)?;
     let (change, described, plan) = if bundled(args.action) {
@@ -475,7 +486,8 @@ pub fn exec_proposals(args: ProposalsArgs, shell: &Shell) -> Result<()> {
 /// What `aex proposals` and `aex status` say under a table with an accepted proposal that the
 /// governor does not apply.
 const NOT_APPLIED: &str = "accepted move and disable proposals are recorded, not applied: the \
-                           governor applies deploy and update proposals only";
+                           governor applies deploy and update proposals and changes of members \
+                           or rules only";
 
 /// `aex status`'s part for a governed application whose descriptor names its governor: the
 /// governor's proposals, verified as every member command verifies it (nothing when the
@@ -507,10 +519,10 @@ fn show(governor: &Governor, views: &[View], heading: &str, shell: &Shell) -> Re
             shell.warn(format!("proposal {} failed to apply: {error}", short(id)));
         }
     }
-    if views
-        .iter()
-        .any(|v| v.status == "accepted" && !action_of(v).is_some_and(bundled))
-    {
+    if views.iter().any(|v| {
+        v.status == "accepted"
+            && !action_of(v).is_some_and(|a| bundled(a) || a.changes_constitution())
+    }) {
         shell.note(NOT_APPLIED);
     }
     Ok(())
@@ -527,7 +539,7 @@ fn outcomes(governor: &Governor, views: &[View], shell: &Shell) -> BTreeMap<Stri
     let mut found = BTreeMap::new();
     for v in views {
         if !matches!(v.status.as_str(), "accepted" | "applied")
-            || !action_of(v).is_some_and(bundled)
+            || !action_of(v).is_some_and(|a| bundled(a) || a.changes_constitution())
         {
             continue;
         }
@@ -609,6 +621,9 @@ pub fn exec_vote(args: VoteArgs, shell: &Shell) -> Result<()> {
             "note: the governor applies it now; `aex proposals` shows how that goes (OUTCOME)",
         );
     }
+    if view.status == "accepted" && action_of(&view).is_some_and(Action::changes_constitution) {
+        members::accepted(&view, shell);
+    }
     Ok(())
 }
 
@@ -630,6 +645,9 @@ impl Check<'_> {
         let (verified, view) =
             governor.json::<View>("GET", &format!("/proposals/{}", id.hex()), b"")?;
         governor.announce(&verified, shell);
+        if view.status == "open" && action_of(&view).is_some_and(Action::changes_constitution) {
+            return members::before_approving(governor, self.desc, &view, shell);
+        }
         if view.status != "open" || !action_of(&view).is_some_and(bundled) {
             return Ok(());
         }
@@ -802,11 +820,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_actions_that_keep_the_constitution_can_be_proposed() {
+    fn every_kind_of_action_can_be_proposed() {
         assert_eq!(parse_action("deploy"), Ok(Action::Deploy));
         assert_eq!(parse_action("disable"), Ok(Action::Disable));
-        let err = parse_action("add_member").unwrap_err();
-        assert!(err.contains("changes the constitution"), "{err}");
+        assert_eq!(parse_action("add_member"), Ok(Action::AddMember));
+        assert_eq!(parse_action("rotate_key"), Ok(Action::RotateKey));
         let err = parse_action("upgrade").unwrap_err();
         assert!(err.contains("`upgrade` is not a kind of action"), "{err}");
     }
