@@ -15,7 +15,8 @@
 //! raw client: an `add_member` whose document also lowers the deploy rule is refused by the
 //! governor (and by `aex propose` before anything is proposed), an upload that is no
 //! constitution is refused, and a document the host swapped on disk is refused when a member
-//! votes.
+//! votes. Last, c is removed (`remove_member`, raw ballots): c's approval of a proposal still
+//! open stops counting, and c's key is refused.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -429,4 +430,84 @@ fn members_add_a_member_and_rotate_a_key_and_the_governor_attests_each_change() 
         .aex(&["vote", &add_f, "approve"])
         .code(1)
         .stderr_has(&["not the one named"]);
+
+    // c leaves (remove_member has no rule: all four, c too). c's approval of a proposal still
+    // open stops counting, and c signs nothing more.
+    let post = |path: &str, body: &[u8]| {
+        let (code, text, _) = raw(&governor, addr, "POST", path, body);
+        assert!(code < 300, "POST {path}: {code} {text}");
+        serde_json::from_str::<Value>(&text).expect("json")
+    };
+    let pending = Proposal {
+        summary: "pending".into(),
+        created_ms: 3,
+        ..proposal.clone()
+    };
+    let pending = id_of(
+        post("/proposals", &pending.sign(a.signing()))["id"]
+            .as_str()
+            .expect("id"),
+    );
+    let approve = |id: ProposalId, by: &Identity| {
+        Ballot {
+            proposal: id,
+            vote: Vote::Approve,
+        }
+        .sign(by.signing())
+    };
+    assert_eq!(post("/ballots", &approve(pending, &c))["approvals"], 1);
+    let three_left = vec![("a", key(&a)), ("b", key(&b2)), ("d", key(&d))];
+    post(
+        "/constitutions",
+        &serde_json::to_vec(&document(&three_left)).expect("json"),
+    );
+    let remove = Proposal {
+        application: APP.into(),
+        action: Action::RemoveMember,
+        change: document(&three_left)
+            .to_constitution()
+            .expect("valid")
+            .digest(),
+        summary: "c leaves".into(),
+        created_ms: 4,
+    };
+    let remove = id_of(
+        post("/proposals", &remove.sign(a.signing()))["id"]
+            .as_str()
+            .expect("id"),
+    );
+    for by in [&a, &b2, &c, &d] {
+        post("/ballots", &approve(remove, by));
+    }
+    wait_until("the governor to remove c", Duration::from_secs(10), || {
+        let (_, body, _) = raw(
+            &governor,
+            addr,
+            "GET",
+            &format!("/proposals/{}", remove.hex()),
+            b"",
+        );
+        match body.contains("\"status\":\"applied\"") {
+            true => Ok(()),
+            false => Err(body),
+        }
+    });
+    let (_, body, _) = raw(
+        &governor,
+        addr,
+        "GET",
+        &format!("/proposals/{}", pending.hex()),
+        b"",
+    );
+    let view: Value = serde_json::from_str(&body).expect("a proposal");
+    assert_eq!(
+        (&view["status"], &view["approvals"]),
+        (&"open".into(), &0.into()),
+        "{view}"
+    );
+    let (code, why, _) = raw(&governor, addr, "POST", "/ballots", &approve(pending, &c));
+    assert!(
+        code == 403 && why.contains("which is no member's key"),
+        "{code} {why}"
+    );
 }

@@ -89,22 +89,9 @@ fn json(status: u16, value: &impl serde::Serialize) -> Response {
 /// Stores a document (JSON, [`Document`]) by its constitution's digest, once it checks as a
 /// constitution; answers the digest.
 fn upload(store: &Store, body: &[u8]) -> Response {
-    if body.len() > MAX_DOCUMENT {
-        return Response::text(
-            413,
-            &format!("a constitution document has at most {MAX_DOCUMENT} bytes"),
-        );
-    }
-    let constitution = match serde_json::from_slice::<Document>(body)
-        .map_err(|e| {
-            format!("not a constitution document (JSON: members, rules, proposal_lifetime_ms): {e}")
-        })
-        .and_then(|d| {
-            d.to_constitution()
-                .map_err(|e| format!("the constitution is not valid: {e}"))
-        }) {
+    let constitution = match uploaded(body) {
         Ok(c) => c,
-        Err(e) => return Response::text(400, &e),
+        Err((status, why)) => return Response::text(status, &why),
     };
     let digest = hex::encode(constitution.digest());
     let dir = documents(store);
@@ -119,7 +106,11 @@ fn upload(store: &Store, body: &[u8]) -> Response {
             .map(|m| m.len())
             .sum();
         if used + bytes.len() as u64 > MAX_DOCUMENTS {
-            return Response::text(507, &format!("the governor holds {MAX_DOCUMENTS} bytes of constitution documents, the most it keeps"));
+            let full = format!(
+                "the governor holds {MAX_DOCUMENTS} bytes of constitution documents, the most \
+                 it keeps"
+            );
+            return Response::text(507, &full);
         }
         let tmp = dir.join(format!(
             "{digest}.{}.part",
@@ -134,6 +125,27 @@ fn upload(store: &Store, body: &[u8]) -> Response {
         }
     }
     json(201, &serde_json::json!({ "digest": digest }))
+}
+
+/// The constitution an upload states, or the refusal's status and reason.
+fn uploaded(body: &[u8]) -> Result<Constitution, (u16, String)> {
+    if body.len() > MAX_DOCUMENT {
+        return Err((
+            413,
+            format!("a constitution document has at most {MAX_DOCUMENT} bytes"),
+        ));
+    }
+    let document = serde_json::from_slice::<Document>(body).map_err(|e| {
+        (
+            400,
+            format!(
+                "not a constitution document (JSON: members, rules, proposal_lifetime_ms): {e}"
+            ),
+        )
+    })?;
+    document
+        .to_constitution()
+        .map_err(|e| (400, format!("the constitution is not valid: {e}")))
 }
 
 /// The constitution stored as `digest`, checked against it.
@@ -302,4 +314,75 @@ fn reattest(handle: &Handle<Governor>) -> Result<(), String> {
         tls::Attested::new(identity, handle.clone(), &options).map_err(|e| e.to_string())?;
     server.replace(attested);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aex_governance::MemberDocument;
+
+    fn document(names: &[&str]) -> Document {
+        Document {
+            members: names
+                .iter()
+                .zip(1u8..)
+                .map(|(name, seed)| MemberDocument {
+                    name: (*name).into(),
+                    key: hex::encode(SigningIdentity::from_seed(&[seed; 32]).public()),
+                })
+                .collect(),
+            rules: [("deploy".to_owned(), "any 1".to_owned())].into(),
+            proposal_lifetime_ms: 1000,
+        }
+    }
+
+    fn upload_of(store: &Store, body: &[u8]) -> (u16, String) {
+        let r = answer(store, "POST", &["constitutions"], body).expect("a route");
+        let why = uploaded(body).err().map(|(_, why)| why).unwrap_or_default();
+        (r.status(), why)
+    }
+
+    #[test]
+    fn a_document_is_kept_by_its_constitutions_digest_and_read_back_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let doc = document(&["a", "b"]);
+        let digest = doc.to_constitution().unwrap().digest();
+        let (code, _) = upload_of(&store, &serde_json::to_vec(&doc).unwrap());
+        assert_eq!(code, 201);
+        assert_eq!(load(&store, &digest).unwrap().digest(), digest);
+        let got = answer(&store, "GET", &["constitutions", &hex::encode(digest)], b"").unwrap();
+        assert_eq!(got.status(), 200);
+        // Another constitution put in its place on the host's disk is not taken for it.
+        let other = serde_json::to_vec(&document(&["a", "c"])).unwrap();
+        fs::write(documents(&store).join(hex::encode(digest)), other).unwrap();
+        let err = load(&store, &digest).unwrap_err();
+        assert!(err.contains("not the one named"), "{err}");
+        let missing = load(&store, &[9; 32]).unwrap_err();
+        assert!(missing.contains("was uploaded"), "{missing}");
+    }
+
+    #[test]
+    fn an_upload_that_is_no_valid_constitution_or_too_large_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (code, why) = upload_of(&store, b"{\"members\": 1}");
+        assert!(
+            code == 400 && why.contains("not a constitution document"),
+            "{why}"
+        );
+        let mut invalid = document(&["a"]);
+        invalid.rules.insert("deploy".into(), "any 2".into());
+        let (code, why) = upload_of(&store, &serde_json::to_vec(&invalid).unwrap());
+        assert!(code == 400 && why.contains("is not valid"), "{why}");
+        let (code, _) = upload_of(&store, &vec![b' '; MAX_DOCUMENT + 1]);
+        assert_eq!(code, 413);
+        assert!(
+            answer(&store, "GET", &["constitutions", "zz"], b"")
+                .unwrap()
+                .status()
+                == 400
+        );
+        assert!(answer(&store, "GET", &["elsewhere"], b"").is_none());
+    }
 }
