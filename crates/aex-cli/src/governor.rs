@@ -335,19 +335,8 @@ impl Governor {
 
     /// One line saying what was verified.
     fn verified_line(&self, v: &Verified) -> String {
-        if let Some((c, file)) = &self.current {
-            if v.extra(CERTIFICATE_KEY_NAME) == Some(&c.digest()[..]) {
-                return format!(
-                    "governor at {}: measurement {} ({}), constitution {} ({} members), the one \
-                     --current-constitution {} gives",
-                    self.url,
-                    v.measurement.short(16),
-                    v.kind,
-                    &hex::encode(c.digest())[..16],
-                    c.members().len(),
-                    file.display()
-                );
-            }
+        if let Some(line) = self.verified_current(v) {
+            return line;
         }
         let mode = match (v.simulated, v.debug) {
             (true, _) => ", simulated",

@@ -227,6 +227,13 @@ pub fn exec_propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
     if args.action.changes_constitution() {
         return members::propose(args, shell);
     }
+    if args.constitution.is_some() {
+        bail!(
+            "--constitution names a new constitution, which only add_member, remove_member, \
+             rotate_key and constitution propose; `{}` proposes no change of members or rules",
+            args.action
+        );
+    }
     let (desc, governor) = open(&args.app, args.path.as_ref(), &args.governor)?;
     let identity = args.app.identity(shell)?;
     let (change, described, plan) = if bundled(args.action) {

@@ -235,3 +235,40 @@ pub(super) fn accepted(view: &View, shell: &Shell) {
         short(&view.change)
     ));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: &str = "[[node]]\nname = \"n\"\naddress = \"127.0.0.1:1\"\ntee = \"native\"\n";
+
+    #[test]
+    fn a_constitution_file_is_a_json_document_or_a_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = hex::encode(aex_crypto::SigningIdentity::from_seed(&[1; 32]).public());
+        let json = dir.path().join("c.json");
+        let text = format!(
+            "{{\"members\": [{{\"name\": \"a\", \"key\": \"{key}\"}}], \"proposal_lifetime_ms\": 5}}"
+        );
+        std::fs::write(&json, text).unwrap();
+        assert_eq!(load_constitution(&json).unwrap().members()[0].name, "a");
+        let toml = dir.path().join("aex.toml");
+        std::fs::write(
+            &toml,
+            format!(
+                "[application]\nname = \"x\"\n{NODE}[governance]\nproposal_lifetime = \"1h\"\n\
+                 [[governance.member]]\nname = \"b\"\nkey = \"{key}\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(load_constitution(&toml).unwrap().members()[0].name, "b");
+        std::fs::write(&toml, format!("[application]\nname = \"x\"\n{NODE}")).unwrap();
+        let err = format!("{:#}", load_constitution(&toml).unwrap_err());
+        assert!(err.contains("declares no `[governance]`"), "{err}");
+        let err = format!(
+            "{:#}",
+            load_constitution(&dir.path().join("none")).unwrap_err()
+        );
+        assert!(err.contains("cannot read"), "{err}");
+    }
+}
