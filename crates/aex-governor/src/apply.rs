@@ -47,7 +47,7 @@ pub fn deploys(action: Action) -> bool {
 
 /// The kinds of action the governor carries out.
 pub fn carried_out(action: Action) -> bool {
-    deploys(action) || action == Action::Disable
+    deploys(action) || action == Action::Disable || action.changes_constitution()
 }
 
 /// One accepted proposal to carry out, with a copy of what it needs from the sealed state.
@@ -145,10 +145,11 @@ impl Governor {
     pub fn retry(&mut self, id: &ProposalId) -> Result<(), String> {
         let held = self.held.as_ref().ok_or("no constitution yet")?;
         let record = held.book.get(id).ok_or("no such proposal")?;
-        if record.status != Status::Accepted || !carried_out(record.proposal.action) {
+        let action = record.proposal.action;
+        if record.status != Status::Accepted || !carried_out(action) {
             return Err(format!(
-                "proposal {} is {} ({}): only an accepted deploy, update, move or disable is \
-                 carried out",
+                "proposal {} is {} ({}): only an accepted deploy, update, move, disable or \
+                 change of members or rules is carried out",
                 id.hex(),
                 record.status,
                 record.proposal.action
@@ -190,6 +191,15 @@ impl Applier {
             loop {
                 let job = handle.call_committed(|g: &mut Governor, _ctx| g.next_job());
                 let Ok(Some(job)) = job else { break };
+                if job.record.proposal.action.changes_constitution() {
+                    // A change of members or rules: no deployment (members.rs).
+                    let state = job.state;
+                    match crate::members::carry_out(&handle, &store, &job.record, &job.seed, state)
+                    {
+                        true => continue,
+                        false => break,
+                    }
+                }
                 let id = job.id;
                 let (state, result) = run(job, &store);
                 if handle
