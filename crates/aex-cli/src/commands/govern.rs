@@ -951,10 +951,10 @@ mod tests {
     }
 
     #[test]
-    fn deploy_update_and_move_are_applied_from_a_bundle_and_disable_from_an_order() {
+    fn deploy_update_and_move_are_applied_from_a_bundle_and_every_kind_is_applied() {
         assert!(bundled(Action::Deploy) && bundled(Action::Update) && bundled(Action::Move));
-        assert!(!bundled(Action::Disable) && applied(Action::Disable));
-        assert!(!applied(Action::AddMember) && !applied(Action::Constitution));
+        assert!(!bundled(Action::Disable) && !bundled(Action::AddMember));
+        assert!(Action::ALL.iter().all(|a| applied(*a)));
     }
 
     #[test]
