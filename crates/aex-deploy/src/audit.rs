@@ -19,6 +19,7 @@
 //! | `connection revoked` | `connection`, `id` |
 //! | `proposal`, `ballot` | `proposal` (its id, hex), `member` (who signed), `signed` (the COSE_Sign1 exactly as the member signed it: anyone can check it again) — a governor records these before it carries a proposal out |
 //! | `proposal applied` | `proposal`, `member` (the proposer), `signed` (the proposal) — after the changes it made |
+//! | `proposal rejected`, `proposal withdrawn`, `proposal expired` | the same fields — a governor records a proposal decided without being carried out, after its `proposal` and `ballot` entries |
 //! | `signer attested` | `certificate` (DER): the signer's attested TLS certificate, whose evidence binds the signing key as the extra key `aex governor identity v1` to the signer's measurement — a governor records it before each proposal it carries out, so `aex ledger verify` can check offline that the key signing the roots is held by attested governor code |
 //! | `constitution changed` | `proposal` (the accepted change of members or rules), `constitution` (the new constitution's digest, hex) — appended by [`append_governance`], with the proposal and its ballots, where no deployment runs |
 //! | `ledger restarted` | `previous_size`, `previous_root` (the last root the state kept of the ledger before) |

@@ -172,6 +172,10 @@ fn failed(error: String) -> Outcome {
 /// none runs, it ends when no job is left.
 pub struct Applier {
     running: AtomicBool,
+    /// Set by every kick: a kick that found the thread running while it was finding no job
+    /// left (and about to end) makes it look once more, so no accepted proposal waits for
+    /// the next request.
+    kicked: AtomicBool,
 }
 
 impl Applier {
@@ -179,38 +183,61 @@ impl Applier {
     pub const fn new() -> Applier {
         Applier {
             running: AtomicBool::new(false),
+            kicked: AtomicBool::new(false),
         }
     }
 
     /// Starts the thread if it is not running.
     pub fn kick(&'static self, handle: Handle<Governor>, store: Arc<Store>) {
+        self.kicked.store(true, Ordering::Release);
         if self.running.swap(true, Ordering::AcqRel) {
             return;
         }
-        std::thread::spawn(move || {
-            loop {
-                let job = handle.call_committed(|g: &mut Governor, _ctx| g.next_job());
-                let Ok(Some(job)) = job else { break };
-                if job.record.proposal.action.changes_constitution() {
-                    // A change of members or rules: no deployment (members.rs).
-                    let state = job.state;
-                    match crate::members::carry_out(&handle, &store, &job.record, &job.seed, state)
-                    {
-                        true => continue,
-                        false => break,
-                    }
+        std::thread::spawn(move || loop {
+            self.kicked.store(false, Ordering::Release);
+            self.work(&handle, &store);
+            self.running.store(false, Ordering::Release);
+            // Kicked since this round began, and no other thread took over: once more.
+            if !self.kicked.load(Ordering::Acquire) || self.running.swap(true, Ordering::AcqRel) {
+                break;
+            }
+        });
+    }
+
+    /// Carries out every accepted proposal, then records the ones decided otherwise, until
+    /// none is left (or the module is gone).
+    fn work(&self, handle: &Handle<Governor>, store: &Arc<Store>) {
+        loop {
+            let job = handle.call_committed(|g: &mut Governor, _ctx| g.next_job());
+            let Ok(Some(job)) = job else {
+                // Nothing accepted waits: record what was decided otherwise.
+                let decided = handle.call(|g: &mut Governor, _ctx| g.next_unrecorded());
+                let recorded = match decided {
+                    Ok(Some(decided)) => crate::decided::record(handle, store, decided),
+                    _ => false,
+                };
+                match recorded {
+                    true => continue,
+                    false => break,
                 }
-                let id = job.id;
-                let (state, result) = run(job, &store);
-                if handle
-                    .call_committed(move |g: &mut Governor, _ctx| g.finish(id, state, result))
-                    .is_err()
-                {
-                    break;
+            };
+            if job.record.proposal.action.changes_constitution() {
+                // A change of members or rules: no deployment (members.rs).
+                let state = job.state;
+                match crate::members::carry_out(handle, store, &job.record, &job.seed, state) {
+                    true => continue,
+                    false => break,
                 }
             }
-            self.running.store(false, Ordering::Release);
-        });
+            let id = job.id;
+            let (state, result) = run(job, store);
+            if handle
+                .call_committed(move |g: &mut Governor, _ctx| g.finish(id, state, result))
+                .is_err()
+            {
+                break;
+            }
+        }
     }
 }
 

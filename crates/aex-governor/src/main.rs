@@ -43,6 +43,7 @@
 )]
 
 mod apply;
+mod decided;
 mod disable;
 mod members;
 mod moves;
@@ -146,6 +147,9 @@ struct Governor {
     /// How each accepted proposal's application went, by id (hex).
     #[serde(default)]
     outcomes: Outcomes,
+    /// The proposals decided without being carried out that the ledger already holds.
+    #[serde(default)]
+    recorded: decided::Recorded,
     /// The port the server listens on, once started (not state: a restarted process serves
     /// again when `start` is called again).
     #[serde(skip)]
