@@ -53,6 +53,7 @@ pub struct Job {
     application: String,
     seed: [u8; 32],
     state: State,
+    provider_keys: crate::provider::ProviderKeys,
 }
 
 impl Governor {
@@ -92,6 +93,7 @@ impl Governor {
             record,
             seed,
             state,
+            provider_keys: self.provider_keys.clone(),
         };
         self.outcomes.insert(
             job.id.hex(),
@@ -212,6 +214,7 @@ fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
         &|d| store.binary(d),
         identity,
         job.state,
+        job.provider_keys.keys(),
     ) {
         Ok(opened) => opened,
         Err(e) => return (None, Err(chain(&e))),

@@ -29,7 +29,9 @@
 //!   extra key [`IDENTITY_KEY_NAME`]) is the only one the application's nodes admit for it.
 //!   The deployer state with every module and connection key stays in the sealed state.
 //!   `GET /proposals/ID/outcome` says how it went; `POST /proposals/ID/apply` runs a failed
-//!   one again; `GET /ledger` gives the audit ledger its deployments append to.
+//!   one again; `GET /ledger` gives the audit ledger its deployments append to. On
+//!   `trustzone` and `sancus` nodes it appraises with the provider keys of its identity that
+//!   the nodes' operators hand it (`PUT /provider-keys/NODE`, kept sealed; [`provider`]).
 //!
 //! Not done yet: a change of constitution (or of members) is not applied, and `disable` is
 //! not carried out.
@@ -39,6 +41,7 @@
 )]
 
 mod apply;
+mod provider;
 mod service;
 mod store;
 
@@ -132,6 +135,9 @@ struct Governor {
     /// How each accepted proposal's application went, by id (hex).
     #[serde(default)]
     outcomes: Outcomes,
+    /// The provider keys of the deployer key on the application's symmetric nodes.
+    #[serde(default)]
+    provider_keys: provider::ProviderKeys,
     /// The port the server listens on, once started (not state: a restarted process serves
     /// again when `start` is called again).
     #[serde(skip)]
@@ -201,6 +207,9 @@ fn route(
 ) -> Response {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     if let Some(answer) = store.answer(method, &segments, body) {
+        return answer;
+    }
+    if let Some(answer) = provider::answer(handle, method, &segments, body) {
         return answer;
     }
     match (method, segments.as_slice()) {

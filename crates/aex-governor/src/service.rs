@@ -144,7 +144,8 @@ pub const ROUTES: &str = "aex governor: POST /proposals, POST /ballots, \
 POST /proposals/ID/ballots, POST /withdrawals (bodies: COSE_Sign1 by a member); \
 GET /proposals, GET /proposals/ID, GET /constitution; GET /identity; \
 GET /binaries/SHA256, PUT /binaries/SHA256/OFFSET, POST /bundles, GET /bundles/DIGEST; \
-GET /proposals/ID/outcome, POST /proposals/ID/apply; GET /ledger";
+GET /proposals/ID/outcome, POST /proposals/ID/apply; GET /ledger; \
+PUT /provider-keys/NODE, GET /provider-keys";
 
 /// Answers one request from the book, at host time `wall_ms`. `body` is at most the HTTP
 /// server's bound; the book bounds signed objects again.
