@@ -43,6 +43,7 @@ mod e2e_faas;
 mod e2e_governance_cli;
 mod e2e_governor;
 mod e2e_governor_apply;
+mod e2e_governor_symmetric;
 mod e2e_irrigation;
 mod e2e_metering;
 mod e2e_ping_pong;

@@ -408,9 +408,7 @@ mod tests {
                 .replace("tee = \"sgx\"", "tee = \"native\"")
                 + "allow_insecure = true\n",
         );
-        let e = check_self_contained(&native)
-            .unwrap_err()
-            .to_string();
+        let e = check_self_contained(&native).unwrap_err().to_string();
         assert!(e.contains("is `native`: it attests nothing"), "{e}");
     }
 

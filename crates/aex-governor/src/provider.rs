@@ -151,9 +151,8 @@ pub fn answer(
     segments: &[&str],
     body: &[u8],
 ) -> Option<Response> {
-    let unavailable = |e: &dyn std::fmt::Display| {
-        Response::text(503, &format!("governor unavailable: {e}"))
-    };
+    let unavailable =
+        |e: &dyn std::fmt::Display| Response::text(503, &format!("governor unavailable: {e}"));
     Some(match (method, segments) {
         ("PUT", ["provider-keys", node]) => {
             let (node, body) = ((*node).to_owned(), Zeroizing::new(body.to_vec()));
@@ -195,7 +194,9 @@ mod tests {
     #[test]
     fn a_key_is_kept_by_node_and_shown_only_by_its_id() {
         let mut keys = ProviderKeys::default();
-        let held = keys.install("node2", format!("{KEY}\n").as_bytes()).unwrap();
+        let held = keys
+            .install("node2", format!("{KEY}\n").as_bytes())
+            .unwrap();
         let id = hex::encode(parse(KEY).unwrap().key_id());
         assert_eq!(held.key_id, id);
         assert!(!held.replaced);
@@ -204,7 +205,12 @@ mod tests {
         assert!(!shown.contains(KEY), "{shown}");
         assert_eq!(keys.keys()["node2"].key_id(), parse(KEY).unwrap().key_id());
         // The same key again replaces nothing; another one replaces it.
-        assert!(!keys.install("node2", KEY.to_uppercase().as_bytes()).unwrap().replaced);
+        assert!(
+            !keys
+                .install("node2", KEY.to_uppercase().as_bytes())
+                .unwrap()
+                .replaced
+        );
         let other = "ab".repeat(32);
         assert!(keys.install("node2", other.as_bytes()).unwrap().replaced);
         assert_eq!(keys.list().len(), 1);
