@@ -10,13 +10,16 @@
 //! node still refuses A (`NotAdmitted`), and A's key, slipped to the governor as the node's,
 //! makes the governor's appraisal fail (the node derived pong's key under the governor's
 //! identity, not A's). The operator hands the governor the right key with `aex governor
-//! provider-key`, after verifying the governor; asked again, the governor applies the
-//! proposal and pong is attested on the trustzone node.
+//! provider-key`, after verifying the governor (from the node's data directory, then the same
+//! key from a file); the key is in no file of the governor's host and no log. Asked again, the
+//! governor applies the proposal and pong is attested on the trustzone node.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aex_governance::{Action, Vote};
 use aex_proto::{NodeErrorKind, NodeRequest};
+use aex_tee::{Provider, SimSymmetricPlatform, SymmetricKind};
 use aex_testkit::cluster::AppDir;
 use aex_testkit::governor::{
     ballot, governed_descriptor_on, make_bundle, member, naming_governor, proposal, send_bundle,
@@ -140,6 +143,56 @@ fn the_governor_appraises_a_trustzone_node_with_the_provider_key_of_its_own_iden
     ]);
     let stdout = run.stdout.clone();
     assert!(stdout.trim().is_empty(), "nothing on stdout: {stdout}");
+    // The key the operator handed over is nowhere on the governor's host: not in a file of
+    // its node or its data directory (its sealed state is encrypted), not in a log, not in
+    // what the command printed.
+    let platform = SimSymmetricPlatform::load(SymmetricKind::TrustZone, &node2_dir).expect("node2");
+    let handed = platform.provider_key(&Provider(
+        hex::decode(&governor_key)
+            .expect("hex")
+            .try_into()
+            .expect("32 bytes"),
+    ));
+    let secret = handed.expose_secret().expose_secret();
+    let hex_secret = hex::encode(secret);
+    assert!(!run.stderr.contains(&hex_secret), "{}", run.stderr);
+    let host = files(gov.path());
+    assert!(
+        host.iter().any(|(p, _)| p.ends_with("ledger.cbor")),
+        "the walk reaches the governor's data directory"
+    );
+    for (path, bytes) in host {
+        let found = memchr::memmem::find(&bytes, secret).is_some()
+            || memchr::memmem::find(&bytes.to_ascii_lowercase(), hex_secret.as_bytes()).is_some();
+        assert!(!found, "the provider key is in {}", path.display());
+    }
+    assert!(!gov_node.log().contains(&hex_secret));
+    // The same key from a file `aex node provider-key` wrote for the governor's key: taken,
+    // replacing nothing, with a note that a file is not checked against the node.
+    let file = operator.path().join("governor-node2.key");
+    let file = file.display().to_string();
+    let data = node2_dir.display().to_string();
+    aex_testkit::cli::run(
+        None,
+        &[
+            "node",
+            "provider-key",
+            "--data-dir",
+            &data,
+            "--tee",
+            "trustzone",
+            "--deployer",
+            &governor_key,
+            "-o",
+            &file,
+        ],
+        aex_testkit::cli::COMMAND_TIMEOUT,
+    )
+    .ok();
+    let by_file = operator.aex(&["governor", "provider-key", "node2", "--key-file", &file]);
+    let by_file = by_file.ok();
+    by_file.stderr_has(&["Handed", "a key file is not checked against the node"]);
+    assert!(!by_file.stderr.contains("replaces"), "{}", by_file.stderr);
     let (code, list) = client.json("GET", "/provider-keys", b"");
     assert_eq!(code, 200, "{list}");
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
@@ -175,4 +228,25 @@ fn the_governor_appraises_a_trustzone_node_with_the_provider_key_of_its_own_iden
             .any(|e| e.contains("pong") && e.contains("trustzone")),
         "{attested:?}"
     );
+}
+
+/// Every file under `dir`, with its bytes.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = vec![];
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("a directory").flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => todo.push(path),
+                Ok(t) if t.is_file() => {
+                    if let Ok(bytes) = std::fs::read(&path) {
+                        out.push((path, bytes));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
