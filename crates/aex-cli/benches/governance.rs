@@ -22,10 +22,7 @@ use std::time::{Duration, Instant};
 use aex_governance::{Action, Vote};
 use aex_testkit::cluster::AppDir;
 use aex_testkit::descriptor::{IdentityPin, PingPong, PlatformKey};
-use aex_testkit::governor::{
-    ballot, governed_descriptor, make_bundle, member, nodes_admitting, proposal, send_bundle,
-    start_governor,
-};
+use aex_testkit::governor::{ballot, make_bundle, member, proposal, send_bundle, Governed};
 use aex_testkit::node::NodeProcess;
 
 /// One round's figures, in milliseconds.
@@ -47,25 +44,15 @@ fn ms(since: Instant) -> f64 {
 }
 
 fn governed() -> (f64, f64, f64, f64) {
-    let gov = AppDir::new();
-    let gov_node = NodeProcess::start("node0", gov.path().join("node0"));
-    let (client, _) = start_governor(&gov, &gov_node);
-    let (_, identity) = client.json("GET", "/identity", b"");
-    let key = identity["key"]
-        .as_str()
-        .expect("the governor's key")
-        .to_owned();
-
-    let member_dir = AppDir::new();
-    let (node1, node2) = nodes_admitting(&member_dir, &key);
-    member_dir.write_descriptor(&governed_descriptor(&node1, &node2));
+    let g = Governed::start(&[("deploy", "2 of 3")]);
+    let client = &g.client;
     let (a, b) = (member(1), member(2));
 
     let started = Instant::now();
-    let made = make_bundle(member_dir.path(), member(1));
+    let made = make_bundle(g.member_dir.path(), member(1));
     let bundle_ms = ms(started);
     let started = Instant::now();
-    let change = send_bundle(&client, &made);
+    let change = send_bundle(client, &made);
     let upload_ms = ms(started);
 
     let started = Instant::now();

@@ -16,7 +16,9 @@
 //! governor, with its text and exit code 1 (`--no-rebuild` warns); B with the old descriptor
 //! cannot approve (the rebuild differs: which module, and the descriptor); B with the
 //! proposed descriptor approves, which accepts it; the governor applies it, and `aex
-//! proposals` and `aex status` show it applied; a proposal is withdrawn by a prefix of its id.
+//! proposals` and `aex status` show it applied. A disable proposal (`--module svc`) sends its
+//! order, each vote checks and shows it, and the governor disables svc once all three
+//! approved. A proposal is withdrawn by a prefix of its id.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -324,6 +326,57 @@ fn members_propose_vote_and_the_governor_applies_their_deploy() {
     b.aex(&["ledger", "verify", "--file", other.to_str().expect("utf-8")])
         .code(1)
         .stderr_has(&["no `signer attested` entry"]);
+    // A proposes disabling svc: the order goes to the governor, its digest is the change. A
+    // module the descriptor does not declare is refused before anything is sent. Each vote
+    // fetches the order, checks its digest and shows what it disables; `disable` has no rule
+    // here, so it needs all three, and the governor then disables svc.
+    a.aex(&["propose", "--action", "disable", "--module", "nosuch"])
+        .code(1)
+        .stderr_has(&[
+            "declares no such module (valid: svc)",
+            "nothing was proposed",
+        ]);
+    let run = a
+        .aex(&["propose", "--action", "disable", "--module", "svc"])
+        .ok();
+    run.stderr_has(&[
+        "Change disable order sha256",
+        "Plan disable module `svc` on node `node2`",
+        "Proposed",
+    ]);
+    let off = run.stdout.trim().to_owned();
+    for (m, standing) in [
+        (&a, "open, 1 of 3"),
+        (&b, "open, 2 of 3"),
+        (&member(&c_id, &proposed), "accepted, 3 of 3"),
+    ] {
+        m.aex(&["vote", &off, "approve"]).ok().stderr_has(&[
+            "Fetched disable order",
+            "Disables disable module `svc` on node `node2`",
+            standing,
+        ]);
+    }
+    wait_until(
+        "the governor to disable svc",
+        Duration::from_secs(60),
+        || {
+            let run = b.aex(&["proposals"]).ok();
+            let row = run
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(&off[..16]))
+                .unwrap_or_default()
+                .to_owned();
+            assert!(!row.contains("failed"), "{row}\n{}", run.stderr);
+            if row.contains("disable") && row.matches("applied").count() == 2 {
+                Ok(())
+            } else {
+                Err(row)
+            }
+        },
+    );
+    // B's copy of the ledger is brought up to date: the new one must extend it.
+    b.aex(&["ledger", "fetch"]).ok().stderr_has(&["Fetched"]);
 
     // A second proposal, whose plan needs a node that does not answer: the proposal goes
     // with its digest and says the plan could not be computed. Its proposer withdraws it
@@ -347,16 +400,16 @@ fn members_propose_vote_and_the_governor_applies_their_deploy() {
         .aex(&[
             "propose",
             "--action",
-            "disable",
+            "deploy",
             "--summary",
-            "disable pong",
+            "deploy svc",
             "--timeout",
             "3s",
         ])
         .ok();
     run.stderr_has(&[
         "the plan could not be computed",
-        "Change sha256",
+        "Change bundle sha256",
         "Proposed",
     ]);
     assert!(!run.stderr.contains("Plan module"), "{}", run.stderr);
@@ -367,6 +420,6 @@ fn members_propose_vote_and_the_governor_applies_their_deploy() {
     let p = find(&proposals(&b), &second).clone();
     assert_eq!(
         (&p["status"], &p["summary"]),
-        (&"withdrawn".into(), &"disable pong".into())
+        (&"withdrawn".into(), &"deploy svc".into())
     );
 }

@@ -51,7 +51,7 @@ fn the_governor_appraises_a_trustzone_node_with_the_provider_key_of_its_own_iden
             .tee("trustzone")
             .admit(&admit),
     );
-    let governed = governed_descriptor_on(&node1, &node2, "trustzone");
+    let governed = governed_descriptor_on(&node1, &node2, "trustzone", "deploy = \"2 of 3\"\n");
     member_dir.write_descriptor(&governed);
 
     // A's deploy, approved by A and B: accepted, and failed for want of node2's provider key.

@@ -6,7 +6,8 @@
 //! replayed messages), `cli_*` check what the command line says, `e2e_*` run an example end to
 //! end, `fault_*` break something (a process, a link, the deployer mid-deploy) and check the
 //! recovery, `load_*` stream events, `packaging_*` check the files of `packaging/`,
-//! `tenants_*` put two stakeholders on shared nodes.
+//! `tenants_*` put two stakeholders on shared nodes; `support_*` hold setup several tests
+//! share.
 //!
 //! Every test picks free ports and works in its own temporary directory, so tests run in
 //! parallel with each other and with `aex up examples/ping-pong` on its fixed ports. Node
@@ -43,6 +44,8 @@ mod e2e_faas;
 mod e2e_governance_cli;
 mod e2e_governor;
 mod e2e_governor_apply;
+mod e2e_governor_disable;
+mod e2e_governor_members;
 mod e2e_governor_symmetric;
 mod e2e_irrigation;
 mod e2e_metering;

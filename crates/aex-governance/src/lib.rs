@@ -16,18 +16,24 @@
 //! * [`book`]: the open, accepted, rejected, withdrawn, expired and applied proposals, and the
 //!   checks that refuse a forged ballot, a ballot by a non-member, a ballot replayed from
 //!   another proposal and a proposal applied twice;
+//! * [`change`]: whether a new constitution is the change its proposal's action says (an
+//!   `add_member` adds one member and changes nothing else, ...), and how two differ;
 //! * [`bundle`]: what a `deploy` or `update` proposal asks to run (the descriptor and each
-//!   module's build by digest); the proposal's change is the digest of its bytes.
+//!   module's build by digest); the proposal's change is the digest of its bytes;
+//! * [`order`]: what a `disable` proposal asks to disable (a [`DisableOrder`]); its change is
+//!   the order's digest.
 //!
 //! docs/PROTOCOL.md ("Governance") gives the encodings.
 
 mod action;
 pub mod book;
 pub mod bundle;
+pub mod change;
 pub mod constitution;
 pub mod document;
 pub mod error;
 mod id;
+pub mod order;
 pub mod signed;
 mod status;
 mod view;
@@ -35,8 +41,10 @@ mod view;
 pub use action::UnknownAction;
 pub use book::{Book, Record, Status};
 pub use bundle::{Bundle, BundledModule};
+pub use change::{ChangeMismatch, Difference};
 pub use constitution::{Action, Constitution, Member, Rule, CERTIFICATE_KEY_NAME};
 pub use document::{Document, MemberDocument};
 pub use error::{ConstitutionError, GovernanceError};
+pub use order::DisableOrder;
 pub use signed::{Ballot, Proposal, ProposalId, Vote, Withdrawal};
 pub use view::ProposalView;

@@ -1,5 +1,6 @@
 //! Carrying out accepted proposals: the governor deploys the bundle a `deploy`, `update` or
-//! `move` proposal approved, as the application's only deployer.
+//! `move` proposal approved, and disables what a `disable` proposal's order names
+//! (`disable.rs`), as the application's only deployer.
 //!
 //! The governor's own deployer identity (made in the TEE at the first `start`, sealed) is
 //! the one key the application's nodes admit for it, and the deployer state (module keys,
@@ -21,7 +22,7 @@ use aex_deploy::error::error_chain as chain;
 use aex_deploy::ops::deploy::{apply, Options};
 use aex_deploy::progress::Quiet;
 use aex_deploy::state::State;
-use aex_deploy::Identity;
+use aex_deploy::{App, Identity};
 use aex_governance::{Action, Bundle, ProposalId, Record, Status};
 use serde::{Deserialize, Serialize};
 
@@ -44,16 +45,25 @@ pub fn deploys(action: Action) -> bool {
     matches!(action, Action::Deploy | Action::Update | Action::Move)
 }
 
+/// The kinds of action the governor carries out.
+pub fn carried_out(action: Action) -> bool {
+    deploys(action) || action == Action::Disable || action.changes_constitution()
+}
+
 /// One accepted proposal to carry out, with a copy of what it needs from the sealed state.
 pub struct Job {
-    id: ProposalId,
-    change: [u8; 32],
+    pub(crate) id: ProposalId,
+    pub(crate) change: [u8; 32],
+    pub(crate) action: Action,
     /// The proposal and its ballots as members signed them, for the ledger.
-    record: Record,
-    application: String,
-    seed: [u8; 32],
-    state: State,
-    provider_keys: crate::provider::ProviderKeys,
+    pub(crate) record: Record,
+    pub(crate) application: String,
+    pub(crate) seed: [u8; 32],
+    pub(crate) state: State,
+    /// The bundle of the latest deployment applied (a `disable` acts on its descriptor).
+    pub(crate) in_force: Option<[u8; 32]>,
+    /// The provider keys of the deployer key on symmetric nodes, for `bundle::open`.
+    pub(crate) provider_keys: crate::provider::ProviderKeys,
 }
 
 impl Governor {
@@ -62,7 +72,7 @@ impl Governor {
         let held = self.held.as_ref()?;
         let record = held.book.records().find(|r| {
             r.status == Status::Accepted
-                && deploys(r.proposal.action)
+                && carried_out(r.proposal.action)
                 && self
                     .outcomes
                     .get(&r.id.hex())
@@ -89,7 +99,9 @@ impl Governor {
         let job = Job {
             id,
             change: record.proposal.change,
+            action: record.proposal.action,
             application: held.book.application().to_owned(),
+            in_force: crate::disable::in_force(&held.book),
             record,
             seed,
             state,
@@ -136,9 +148,11 @@ impl Governor {
     pub fn retry(&mut self, id: &ProposalId) -> Result<(), String> {
         let held = self.held.as_ref().ok_or("no constitution yet")?;
         let record = held.book.get(id).ok_or("no such proposal")?;
-        if record.status != Status::Accepted || !deploys(record.proposal.action) {
+        let action = record.proposal.action;
+        if record.status != Status::Accepted || !carried_out(action) {
             return Err(format!(
-                "proposal {} is {} ({}): only an accepted deploy, update or move is carried out",
+                "proposal {} is {} ({}): only an accepted deploy, update, move, disable or \
+                 change of members or rules is carried out",
                 id.hex(),
                 record.status,
                 record.proposal.action
@@ -180,6 +194,15 @@ impl Applier {
             loop {
                 let job = handle.call_committed(|g: &mut Governor, _ctx| g.next_job());
                 let Ok(Some(job)) = job else { break };
+                if job.record.proposal.action.changes_constitution() {
+                    // A change of members or rules: no deployment (members.rs).
+                    let state = job.state;
+                    match crate::members::carry_out(&handle, &store, &job.record, &job.seed, state)
+                    {
+                        true => continue,
+                        false => break,
+                    }
+                }
                 let id = job.id;
                 let (state, result) = run(job, &store);
                 if handle
@@ -197,7 +220,10 @@ impl Applier {
 /// Deploys one accepted bundle: the new deployer state (when it got as far as opening it)
 /// and a report or the reason it failed.
 fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
-    let bundle = match load_bundle(&job, store) {
+    if job.action == Action::Disable {
+        return crate::disable::run(job, store);
+    }
+    let bundle = match load_bundle(&job.change, &job.application, store) {
         Ok(bundle) => bundle,
         Err(e) => return (None, Err(e)),
     };
@@ -219,13 +245,12 @@ fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
         Ok(opened) => opened,
         Err(e) => return (None, Err(chain(&e))),
     };
-    // Who signs, with the evidence of it, and what authorised the changes go into the
-    // ledger before them.
-    app.note_signer(&crate::certificate());
-    app.note_governance("proposal", &id, &record.proposer, &record.signed);
-    for (member, (_, signed)) in &record.ballots {
-        app.note_governance("ballot", &id, member, signed);
+    if job.action == Action::Move {
+        if let Err(e) = crate::moves::only_moves(&app, &built) {
+            return (None, Err(e));
+        }
     }
+    note_authority(&app, &record);
     let result = apply(&mut app, &built, &Quiet, &Options::default())
         .and_then(|r| {
             app.note_governance("proposal applied", &id, &record.proposer, &record.signed);
@@ -242,21 +267,38 @@ fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
     (state, result)
 }
 
-fn load_bundle(job: &Job, store: &Store) -> Result<Bundle, String> {
+/// Who signs (the governor's attested certificate, the evidence that the ledger's key is
+/// its own) and what authorised a proposal's changes (the proposal and its ballots, as
+/// signed) go into the ledger before them.
+pub(crate) fn note_authority(app: &App, record: &Record) {
+    let id = record.id.hex();
+    app.note_signer(&crate::certificate());
+    app.note_governance("proposal", &id, &record.proposer, &record.signed);
+    for (member, (_, signed)) in &record.ballots {
+        app.note_governance("ballot", &id, member, signed);
+    }
+}
+
+/// The bundle stored as `digest`, checked against it and against the governed `application`.
+pub(crate) fn load_bundle(
+    digest: &[u8; 32],
+    application: &str,
+    store: &Store,
+) -> Result<Bundle, String> {
     let bytes = store
-        .bundle(&job.change)
-        .map_err(|_| format!("no bundle {} was sent", hex::encode(job.change)))?;
-    if Bundle::digest_of(&bytes) != job.change {
+        .bundle(digest)
+        .map_err(|_| format!("no bundle {} was sent", hex::encode(digest)))?;
+    if Bundle::digest_of(&bytes) != *digest {
         return Err(format!(
             "the bundle stored as {} is not the one approved",
-            hex::encode(job.change)
+            hex::encode(digest)
         ));
     }
     let bundle = Bundle::from_bytes(&bytes).map_err(|e| e.to_string())?;
-    if bundle.application != job.application {
+    if bundle.application != application {
         return Err(format!(
-            "the bundle is for application `{}`, the governor governs `{}`",
-            bundle.application, job.application
+            "the bundle is for application `{}`, the governor governs `{application}`",
+            bundle.application
         ));
     }
     Ok(bundle)

@@ -33,14 +33,21 @@
 //!   `trustzone` and `sancus` nodes it appraises with the provider keys of its identity that
 //!   the nodes' operators hand it (`PUT /provider-keys/NODE`, kept sealed; [`provider`]).
 //!
-//! Not done yet: a change of constitution (or of members) is not applied, and `disable` is
-//! not carried out.
+//! * It carries out accepted `disable` proposals ([`disable`]): their change is the digest
+//!   of an order (`POST /orders`, `GET /orders/DIGEST`) naming the modules to disable.
+//! * It puts accepted changes of members or rules in force ([`members`]): their documents
+//!   go to `POST /constitutions` first; once applied, the certificate attests the new
+//!   constitution's digest (re-attested without a restart), and a later `start` must give
+//!   the constitution in force.
 #![allow(
     clippy::disallowed_macros,
     reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
 )]
 
 mod apply;
+mod disable;
+mod members;
+mod moves;
 mod provider;
 mod service;
 mod store;
@@ -53,7 +60,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aex::{tls, Context};
 use aex_crypto::SigningIdentity;
 use aex_example_http::Response;
-use aex_governance::{Document, ProposalId, CERTIFICATE_KEY_NAME};
+use aex_governance::{Document, ProposalId};
 use apply::{Applier, Outcome, Outcomes};
 use serde::{Deserialize, Serialize};
 use service::{Body, Held};
@@ -74,6 +81,13 @@ static CERTIFICATE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// The certificate the server presents now (empty before the first `start`).
 fn certificate() -> Vec<u8> {
     CERTIFICATE.lock().map(|c| c.clone()).unwrap_or_default()
+}
+
+/// Keeps `attested`'s certificate as the one the ledger records from now on.
+fn keep_certificate(attested: &tls::Attested) {
+    if let Ok(mut kept) = CERTIFICATE.lock() {
+        *kept = attested.certificate().to_vec();
+    }
 }
 
 /// The argument of `start`.
@@ -173,21 +187,19 @@ impl Governor {
         });
         let store = Arc::new(Store::open(&data)?);
         let identity = self.tls.identity().map_err(|e| e.to_string())?;
-        let options = tls::Options::default()
-            .extra(CERTIFICATE_KEY_NAME, &digest)
-            .extra(IDENTITY_KEY_NAME, &deployer);
+        let options = members::certificate_options(&digest, &deployer);
         let attested = tls::Attested::in_module::<Governor>(ctx, identity, &options)
             .map_err(|e| e.to_string())?;
-        if let Ok(mut kept) = CERTIFICATE.lock() {
-            *kept = attested.certificate().to_vec();
-        }
+        keep_certificate(&attested);
         let handle = ctx.handle::<Governor>();
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
         let (serving, kicking) = (store.clone(), handle.clone());
-        let addr =
-            aex_example_http::start_attested(addr, attested, tls::Limits::default(), move |r| {
+        let server =
+            aex_example_http::serve_attested(addr, attested, tls::Limits::default(), move |r| {
                 route(&handle, &serving, &deployer, r.method, r.path, r.body)
             })?;
+        let addr = server.local_addr();
+        members::serving(server);
         self.port = Some(addr.port());
         // A proposal accepted before a restart, or cut short by one, is carried out now.
         APPLIER.kick(kicking, store);
@@ -208,6 +220,14 @@ fn route(
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     if let Some(answer) = store.answer(method, &segments, body) {
         return answer;
+    }
+    if let Some(answer) = members::answer(store, method, &segments, body) {
+        return answer;
+    }
+    if (method, segments.as_slice()) == ("POST", ["proposals"].as_slice()) {
+        if let Some(refused) = members::refused_proposal(handle, store, body) {
+            return refused;
+        }
     }
     if let Some(answer) = provider::answer(handle, method, &segments, body) {
         return answer;

@@ -1,8 +1,8 @@
-//! The governor's files on its host: members' binaries and bundles by digest, and the audit
-//! ledger its deployments append to. None of it is secret, and none of it is trusted: a
-//! binary is checked against its SHA-256 when its upload completes and again (with its
-//! bundle) before it is loaded; a bundle is looked up by the digest an accepted proposal
-//! names and checked against it; the ledger is checked against the mark the sealed deployer
+//! The governor's files on its host: members' binaries, bundles and disable orders by digest,
+//! and the audit ledger its deployments append to. None of it is secret, and none of it is
+//! trusted: a binary is checked against its SHA-256 when its upload completes and again (with
+//! its bundle) before it is loaded; a bundle or an order is looked up by the digest an
+//! accepted proposal names and checked against it (orders: `disable.rs`); the ledger is checked against the mark the sealed deployer
 //! state keeps of it (aex-deploy `audit.rs`).
 //!
 //! What a client may store is bounded in bytes: a binary at most [`MAX_BINARY`], the whole
@@ -10,6 +10,7 @@
 //! megabytes, a signature over it would need the whole of it first), so these bounds are
 //! what keeps an unauthenticated client from filling the disk.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,15 +24,23 @@ use sha2::{Digest, Sha256};
 
 /// The largest binary, in bytes.
 pub const MAX_BINARY: u64 = 64 << 20;
-/// The most the store holds, in bytes (binaries, partial uploads and bundles).
+/// The most the store holds, in bytes (binaries, partial uploads, bundles and orders).
 pub const MAX_STORE: u64 = 1 << 30;
 
 /// Binaries and bundles under one directory.
 pub struct Store {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// One write at a time: an append checks the length it extends.
-    writing: Mutex<()>,
+    pub(crate) writing: Mutex<()>,
+    /// The running SHA-256 of each upload in progress and the bytes it has taken, so that a
+    /// chunk is hashed once (re-hashing the whole partial binary after every chunk would be
+    /// quadratic in its chunks). At most [`MAX_HASHING`] are kept; one dropped (or lost in a
+    /// restart) is rebuilt from its partial file at its next chunk.
+    hashing: Mutex<BTreeMap<String, (Sha256, u64)>>,
 }
+
+/// The most uploads whose running hash is kept at once (about 200 bytes each).
+const MAX_HASHING: usize = 1024;
 
 /// What `GET /binaries/D` and each upload answer.
 #[derive(Serialize)]
@@ -57,14 +66,20 @@ fn json(status: u16, value: &impl Serialize) -> Response {
 impl Store {
     /// The store in `dir` (created if missing).
     pub fn open(dir: &Path) -> Result<Store, String> {
-        for sub in ["binaries", "bundles"] {
+        for sub in ["binaries", "bundles", "orders"] {
             fs::create_dir_all(dir.join(sub))
                 .map_err(|e| format!("cannot create {}: {e}", dir.join(sub).display()))?;
         }
         Ok(Store {
             dir: dir.to_path_buf(),
             writing: Mutex::new(()),
+            hashing: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The directory `sub` of the store (e.g. `constitutions`, `members.rs`).
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.dir.join(sub)
     }
 
     /// The directory deployments work in (the descriptor and the audit ledger).
@@ -116,6 +131,8 @@ impl Store {
                 },
                 None => bad_digest(),
             },
+            ("POST", ["orders"]) => self.put_order(body),
+            ("GET", ["orders", digest]) => self.get_order(digest),
             ("GET", ["ledger"]) => {
                 let path = aex_deploy::audit::ledger_path(&self.workdir());
                 match fs::read(&path) {
@@ -175,11 +192,28 @@ impl Store {
         if let Err(e) = written {
             return Response::text(507, &format!("cannot store the chunk: {e}"));
         }
-        let bytes = match fs::read(&partial) {
-            Ok(bytes) => bytes,
-            Err(e) => return Response::text(500, &format!("cannot read the upload back: {e}")),
+        let mut hashing = self.hashing.lock().unwrap_or_else(|e| e.into_inner());
+        let running = match hashing.remove(digest) {
+            Some((mut hasher, taken)) if taken == have => {
+                hasher.update(chunk);
+                hasher
+            }
+            // None kept for this upload (the first chunk, or one forgotten): hash what the
+            // partial file holds now, once.
+            _ => match fs::read(&partial) {
+                Ok(bytes) => Sha256::new_with_prefix(&bytes),
+                Err(e) => return Response::text(500, &format!("cannot read the upload back: {e}")),
+            },
         };
-        if <[u8; 32]>::from(Sha256::digest(&bytes)) == *expected {
+        let hash: [u8; 32] = running.clone().finalize().into();
+        if hash != *expected && after < MAX_BINARY {
+            if hashing.len() >= MAX_HASHING {
+                hashing.pop_first();
+            }
+            hashing.insert(digest.to_owned(), (running, after));
+        }
+        drop(hashing);
+        if hash == *expected {
             if let Err(e) = fs::rename(&partial, self.binary_path(digest)) {
                 return Response::text(500, &format!("cannot keep the binary: {e}"));
             }
@@ -214,9 +248,9 @@ impl Store {
         json(201, &Stored { digest, missing })
     }
 
-    /// Bytes held in binaries, partial uploads and bundles.
-    fn used(&self) -> u64 {
-        ["binaries", "bundles"]
+    /// Bytes held in binaries, partial uploads, bundles and orders.
+    pub(crate) fn used(&self) -> u64 {
+        ["binaries", "bundles", "orders"]
             .iter()
             .filter_map(|sub| fs::read_dir(self.dir.join(sub)).ok())
             .flatten()
@@ -236,6 +270,41 @@ mod tests {
 
     fn status(r: &Response) -> u16 {
         r.status()
+    }
+
+    #[test]
+    fn an_upload_hashed_chunk_by_chunk_survives_a_restart_and_a_forgotten_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let put = |store: &Store, offset: usize, chunk: &[u8]| {
+            status(
+                &store
+                    .answer("PUT", &["binaries", &digest, &offset.to_string()], chunk)
+                    .unwrap(),
+            )
+        };
+        let store = Store::open(dir.path()).unwrap();
+        for at in (0..6000).step_by(1000) {
+            assert_eq!(put(&store, at, &bytes[at..at + 1000]), 200);
+        }
+        // A restart forgets the running hashes: the next chunk hashes the partial file once.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(put(&store, 6000, &bytes[6000..8000]), 200);
+        // A running hash that does not match the file's length is not trusted either.
+        store
+            .hashing
+            .lock()
+            .unwrap()
+            .insert(digest.clone(), (Sha256::new_with_prefix(b"junk"), 7000));
+        assert_eq!(put(&store, 8000, &bytes[8000..9000]), 200);
+        assert!(store.binary(&digest).is_err(), "not complete yet");
+        assert_eq!(put(&store, 9000, &bytes[9000..]), 200);
+        assert_eq!(store.binary(&digest).unwrap(), bytes);
+        assert!(
+            store.hashing.lock().unwrap().is_empty(),
+            "done: nothing kept"
+        );
     }
 
     #[test]

@@ -118,8 +118,15 @@ impl Client {
         })
     }
 
-    /// Uploads one binary in chunks, checking what the governor holds after each.
+    /// Uploads one binary in chunks, checking what the governor holds after each, unless
+    /// the governor holds it already (as `aex propose` does).
     pub fn upload(&self, digest: &str, bytes: &[u8]) {
+        let (code, held) = self.json("GET", &format!("/binaries/{digest}"), b"");
+        assert_eq!(code, 200, "{held}");
+        if held["complete"] == true {
+            assert_eq!(held["have"], bytes.len() as u64, "{held}");
+            return;
+        }
         let mut offset = 0;
         while offset < bytes.len() {
             let end = (offset + CHUNK).min(bytes.len());
@@ -149,6 +156,15 @@ pub fn ballot(id: &str, vote: Vote, by: &SigningIdentity) -> Vec<u8> {
 /// The governor of `app`'s descriptor, deployed on `node` and started with [`constitution`]
 /// (its files in the app directory): a member's client to it, and `start`'s argument.
 pub fn start_governor(app: &AppDir, node: &NodeProcess) -> (Client, String) {
+    start_governor_with(app, node, &constitution())
+}
+
+/// [`start_governor`] with another constitution.
+pub fn start_governor_with(
+    app: &AppDir,
+    node: &NodeProcess,
+    constitution: &Document,
+) -> (Client, String) {
     let governor = paths::workspace().join("crates/aex-governor");
     app.write_descriptor(&format!(
         "[application]\nname = \"{APP}\"\n{}\n[[module]]\nname = \"governor\"\ncrate = {:?}\nnode = \"node1\"\n",
@@ -163,12 +179,8 @@ pub fn start_governor(app: &AppDir, node: &NodeProcess) -> (Client, String) {
     app.deploy().ok();
 
     let addr = free_addr();
-    let payload = start_payload(
-        addr.port(),
-        &constitution(),
-        &app.path().join("governor-data"),
-    );
-    let digest = constitution().to_constitution().expect("valid").digest();
+    let payload = start_payload(addr.port(), constitution, &app.path().join("governor-data"));
+    let digest = constitution.to_constitution().expect("valid").digest();
     let started = app.call("governor", "start", Some(&payload));
     assert_eq!(started["constitution"], hex::encode(digest), "{started}");
     let client = Client {
@@ -180,14 +192,19 @@ pub fn start_governor(app: &AppDir, node: &NodeProcess) -> (Client, String) {
 }
 
 /// The governed ping-pong descriptor: node keys inline (the governor has none of a member's
-/// files), and the consortium's members and rules.
-pub fn governed_descriptor(node1: &NodeProcess, node2: &NodeProcess) -> String {
-    governed_descriptor_on(node1, node2, "sgx")
+/// files), and the consortium's members and `rules` (`action = "rule"` lines).
+pub fn governed_descriptor(node1: &NodeProcess, node2: &NodeProcess, rules: &str) -> String {
+    governed_descriptor_on(node1, node2, "sgx", rules)
 }
 
 /// [`governed_descriptor`] with `node2` of TEE kind `tee2`: a `trustzone` or `sancus` node
 /// has no platform key (the governor appraises it with the provider key of its identity).
-pub fn governed_descriptor_on(node1: &NodeProcess, node2: &NodeProcess, tee2: &str) -> String {
+pub fn governed_descriptor_on(
+    node1: &NodeProcess,
+    node2: &NodeProcess,
+    tee2: &str,
+    rules: &str,
+) -> String {
     const SYMMETRIC: &str = "no platform key";
     let pin = |n: &NodeProcess| Some(IdentityPin::Inline(hex::encode(n.identity().0)));
     let key2 = match tee2 {
@@ -212,25 +229,26 @@ pub fn governed_descriptor_on(node1: &NodeProcess, node2: &NodeProcess, tee2: &s
         &format!("tee = \"sgx\"\nsimulation = true\nplatform_key = {SYMMETRIC:?}\n"),
         &format!("tee = \"{tee2}\"\nsimulation = true\n"),
     );
-    text.push_str("\n[governance]\nproposal_lifetime = \"1h\"\n");
+    text.push_str("\n[governance]\n");
     for (name, seed) in [("a", 1), ("b", 2), ("c", 3)] {
         text.push_str(&format!(
             "\n[[governance.member]]\nname = \"{name}\"\nkey = \"{}\"\n",
             hex::encode(member(seed).public())
         ));
     }
-    text.push_str("\n[governance.rules]\ndeploy = \"2 of 3\"\n");
+    text.push_str(&format!("\n[governance.rules]\n{rules}"));
     text
 }
 
 /// `governed` (a descriptor of [`governed_descriptor`]) naming the governor `client` talks
 /// to, on `gov_node` as the `[[node]]` `node0`: what the `aex` command line needs to verify
-/// the governor (`governor`, `governor_node`, `governor_measurement`).
+/// the governor (`governor`, `governor_node`, `governor_measurement`), and the lifetime of
+/// [`constitution`] (1 h), so that the constitution it declares is the governor's.
 pub fn naming_governor(governed: &str, gov_node: &NodeProcess, client: &Client) -> String {
     let node0 = format!(
         "[[node]]\nname = \"node0\"\naddress = \"{}\"\ntee = \"sgx\"\nsimulation = true\n\
          platform_key = \"{}\"\nidentity = \"{}\"\n\n[governance]\ngovernor = \"https://{}/\"\n\
-         governor_node = \"node0\"\ngovernor_measurement = \"{}\"\n",
+         governor_node = \"node0\"\ngovernor_measurement = \"{}\"\nproposal_lifetime = \"1h\"\n",
         gov_node.addr,
         gov_node.platform_pub_hex(),
         hex::encode(gov_node.identity().0),
@@ -275,6 +293,9 @@ pub fn send_bundle(client: &Client, made: &aex_deploy::bundle::Made) -> [u8; 32]
     made.digest()
 }
 
+/// The `created_ms` of the next proposal (any number will do; each is different).
+static PROPOSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// `by`'s signed proposal of `action` with `change` for the governed application.
 pub fn proposal(action: Action, change: [u8; 32], summary: &str, by: &SigningIdentity) -> Vec<u8> {
     Proposal {
@@ -282,10 +303,136 @@ pub fn proposal(action: Action, change: [u8; 32], summary: &str, by: &SigningIde
         action,
         change,
         summary: summary.into(),
-        // Now: two proposals of the same change are two proposals.
-        created_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        // Unique in the process: two proposals of the same change are two proposals.
+        created_ms: PROPOSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     }
     .sign(by)
+}
+
+/// The governor, and the governed application's two nodes that admit its key alone. Fields
+/// drop in order: the nodes stop before their directories go.
+pub struct Governed {
+    /// Member a's client (every member's is the same: it verifies, members sign).
+    pub client: Client,
+    /// The governor's deployer key (hex), as its certificate and `GET /identity` give it.
+    pub governor_key: String,
+    /// `start`'s argument, to serve again after a restart.
+    pub payload: String,
+    /// The governed application's nodes.
+    pub node1: NodeProcess,
+    /// See `node1`.
+    pub node2: NodeProcess,
+    /// The governor's node.
+    pub gov_node: NodeProcess,
+    /// The members' directory: the governed descriptor.
+    pub member_dir: AppDir,
+    /// The governor's application (its deployer is the test deployer).
+    pub gov: AppDir,
+}
+
+impl Governed {
+    /// Starts the governor with the members a, b, c and `rules` (each `(action, rule)`), and
+    /// the governed application's nodes; writes the governed descriptor.
+    pub fn start(rules: &[(&str, &str)]) -> Governed {
+        let gov = AppDir::new();
+        let gov_node = NodeProcess::start("node0", gov.path().join("node0"));
+        let mut constitution = constitution();
+        constitution.rules = rules
+            .iter()
+            .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
+            .collect();
+        let (client, payload) = start_governor_with(&gov, &gov_node, &constitution);
+        let (code, id_json) = client.json("GET", "/identity", b"");
+        assert_eq!(code, 200, "{id_json}");
+        let governor_key = id_json["key"].as_str().expect("a key").to_owned();
+        assert_eq!(governor_key.len(), 64);
+
+        let member_dir = AppDir::new();
+        let (node1, node2) = nodes_admitting(&member_dir, &governor_key);
+        let lines: String = rules
+            .iter()
+            .map(|(a, r)| format!("{a} = \"{r}\"\n"))
+            .collect();
+        member_dir.write_descriptor(&governed_descriptor(&node1, &node2, &lines));
+        Governed {
+            client,
+            governor_key,
+            payload,
+            node1,
+            node2,
+            gov_node,
+            member_dir,
+            gov,
+        }
+    }
+
+    /// Member a builds the bundle of the members' descriptor (as `aex propose` does), uploads
+    /// its binaries and the bundle, and proposes it as `action`: the proposal's id.
+    pub fn propose_bundle(&self, action: Action) -> String {
+        let change = send_bundle(
+            &self.client,
+            &make_bundle(self.member_dir.path(), member(1)),
+        );
+        self.propose(action, change)
+    }
+
+    /// Member a proposes `change` as `action`: the proposal's id.
+    pub fn propose(&self, action: Action, change: [u8; 32]) -> String {
+        let signed = proposal(
+            action,
+            change,
+            &format!("{action} for the test"),
+            &member(1),
+        );
+        let (code, v) = self.client.json("POST", "/proposals", &signed);
+        assert_eq!(code, 201, "{v}");
+        v["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Member `seed` approves proposal `id`: where it then stands.
+    pub fn approve(&self, id: &str, seed: u8) -> String {
+        let (code, v) = self.client.json(
+            "POST",
+            "/ballots",
+            &ballot(id, Vote::Approve, &member(seed)),
+        );
+        assert_eq!(code, 200, "{v}");
+        v["status"].as_str().expect("a status").to_owned()
+    }
+
+    /// What became of proposal `id`.
+    pub fn outcome(&self, id: &str) -> Value {
+        self.client.outcome(id)
+    }
+
+    /// Waits until the governor is done with proposal `id`: its outcome.
+    pub fn settled(&self, id: &str) -> Value {
+        self.client.settled(id, Duration::from_secs(60))
+    }
+
+    /// The governor's ledger: its bytes, verified offline, and its entries.
+    pub fn ledger(&self) -> (Vec<u8>, aex_ledger::Summary, Vec<aex_ledger::Entry>) {
+        let (code, ledger) = self.client.bytes("GET", "/ledger", b"");
+        assert_eq!(code, 200);
+        let summary =
+            aex_ledger::verify(&ledger, &aex_ledger::Expect::default()).expect("verifies");
+        let mut entries = vec![];
+        let mut rest = &ledger[..];
+        while !rest.is_empty() {
+            let (entry, used) =
+                aex_ledger::Entry::decode_prefix(rest, entries.len() as u64).expect("an entry");
+            entries.push(entry);
+            rest = &rest[used..];
+        }
+        (ledger, summary, entries)
+    }
+}
+
+/// A text field of a ledger entry's body (a CBOR map), if it has one.
+pub fn field(entry: &aex_ledger::Entry, name: &str) -> Option<String> {
+    let body: ciborium::Value = ciborium::from_reader(&entry.body[..]).expect("a CBOR body");
+    body.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_text() == Some(name))
+        .and_then(|(_, v)| v.as_text().map(str::to_owned))
 }

@@ -1,10 +1,11 @@
 //! `aex propose`, `aex proposals`, `aex vote` and `aex withdraw`: a member of a governed
 //! application talks to the consortium's governor (`crate::governor`), signing with the
 //! member's deployer identity. Nothing here changes a node itself: the governor applies an
-//! accepted `deploy` or `update` proposal, from the bundle (the descriptor and the modules'
-//! builds) its proposer uploaded; other accepted proposals are recorded, not applied yet.
+//! accepted `deploy`, `update` or `move` proposal, from the bundle (the descriptor and the
+//! modules' builds) its proposer uploaded, and a `disable` proposal from the order its
+//! proposer sent (`govern_disable.rs`); a change of members or rules is not applied yet.
 //!
-//! A `deploy` or `update` proposal's change is that bundle's digest, so an approval approves
+//! A `deploy`, `update` or `move` proposal's change is that bundle's digest, so an approval approves
 //! those exact binaries. A member should not approve binaries nobody checked: `aex vote ID
 //! approve` rebuilds the bundle from the member's own descriptor and sources (builds are
 //! reproducible) and approves only if it is the same to the byte (`--no-rebuild` skips that,
@@ -45,6 +46,11 @@ pub struct GovernorArgs {
     /// The governor's measurement, 64 hex digits [default: `governor_measurement`]
     #[arg(long, value_name = "HEX")]
     measurement: Option<String>,
+    /// The constitution in force, while your descriptor already declares a proposed one: a
+    /// descriptor (its `[governance]`) or a JSON constitution document. The governor is
+    /// accepted if its certificate attests either
+    #[arg(long, value_name = "FILE")]
+    current_constitution: Option<PathBuf>,
 }
 
 /// Propose a change of a governed application to its consortium: prints the plan (as
@@ -55,9 +61,17 @@ pub struct GovernorArgs {
 pub struct ProposeArgs {
     /// Descriptor file, or a directory holding aex.toml [default: current directory]
     path: Option<PathBuf>,
-    /// The kind of action: deploy, update, move or disable (it decides the rule)
+    /// The kind of action: deploy, update, move, disable, add_member, remove_member,
+    /// rotate_key or constitution (it decides the rule)
     #[arg(long, value_parser = parse_action)]
     action: Action,
+    /// A module to disable (`--action disable`; repeat for several)
+    #[arg(long = "module", value_name = "NAME")]
+    modules: Vec<String>,
+    /// For a change of members or rules: the new constitution, from a descriptor (its
+    /// `[governance]`) or a JSON constitution document [default: the descriptor's own]
+    #[arg(long, value_name = "FILE")]
+    constitution: Option<PathBuf>,
     /// What members read before voting [default: the action, the change's digest, the
     /// modules' measurements and the plan]
     #[arg(long)]
@@ -121,20 +135,14 @@ enum VoteArg {
     Reject,
 }
 
-/// An action `aex propose` can send. A change of members or rules is refused: its change is
-/// the new constitution's digest, which the governor does not apply yet, and a member whose
-/// descriptor held the new constitution could no longer verify the governor (which attests
-/// the old one).
+/// An action `aex propose` can send: any kind (a change of members or rules goes through
+/// [`members`]).
 fn parse_action(text: &str) -> Result<Action, String> {
-    let action: Action = text.parse().map_err(|e| format!("{e}"))?;
-    if action.changes_constitution() {
-        return Err(format!(
-            "`{action}` changes the constitution, which `aex propose` cannot propose yet; \
-             valid: deploy, update, move, disable"
-        ));
-    }
-    Ok(action)
+    text.parse().map_err(|e| format!("{e}"))
 }
+
+#[path = "govern_members.rs"]
+mod members;
 
 /// The descriptor and the governor it names.
 pub(super) fn open(
@@ -147,6 +155,10 @@ pub(super) fn open(
         url: args.governor.clone(),
         node: args.governor_node.clone(),
         measurement: args.measurement.clone(),
+        current: match &args.current_constitution {
+            Some(file) => Some((members::load_constitution(file)?, file.clone())),
+            None => None,
+        },
     };
     let governor = Governor::of(&desc, &overrides, app.timeout.unwrap_or(governor::TIMEOUT))?;
     Ok((desc, governor))
@@ -202,9 +214,16 @@ fn standing(v: &View) -> String {
 }
 
 /// Whether the governor applies an accepted proposal of `action` itself, from a bundle of the
-/// proposer's builds (whose digest is the proposal's change).
+/// proposer's builds (whose digest is the proposal's change). A move is a deployment of a
+/// descriptor that places the module on another node: the deployment hands its state over.
 fn bundled(action: Action) -> bool {
-    matches!(action, Action::Deploy | Action::Update)
+    matches!(action, Action::Deploy | Action::Update | Action::Move)
+}
+
+/// Whether the governor applies an accepted proposal of `action` itself (every kind this
+/// `aex` knows), so that it has an outcome to show.
+fn applied(action: Action) -> bool {
+    bundled(action) || action == Action::Disable || action.changes_constitution()
 }
 
 /// `aex propose`.
@@ -216,9 +235,29 @@ fn bundled(action: Action) -> bool {
 /// whose rules could drift between versions. Its cost is that a change of whitespace or
 /// comments is another change, which is the safe side.
 pub fn exec_propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
+    if args.action.changes_constitution() {
+        return members::propose(args, shell);
+    }
+    if args.constitution.is_some() {
+        bail!(
+            "--constitution names a new constitution, which only add_member, remove_member, \
+             rotate_key and constitution propose; `{}` proposes no change of members or rules",
+            args.action
+        );
+    }
     let (desc, governor) = open(&args.app, args.path.as_ref(), &args.governor)?;
     let identity = args.app.identity(shell)?;
-    let (change, described, plan) = if bundled(args.action) {
+    if args.action != Action::Disable && !args.modules.is_empty() {
+        bail!(
+            "`--module` names what a disable proposal disables; this is a {} proposal",
+            args.action
+        );
+    }
+    let (change, described, plan) = if args.action == Action::Disable {
+        let (change, described, lines) =
+            super::govern_disable::propose(&governor, &desc, &args.modules, shell)?;
+        (change, described, Ok(lines))
+    } else if bundled(args.action) {
         let (made, plan) = propose_bundle(&args.app, &desc, identity.clone(), &governor, shell)?;
         let mut described = format!("bundle sha256 {}\n", hex::encode(made.digest()));
         for (name, m) in &made.bundle.modules {
@@ -480,11 +519,6 @@ pub fn exec_proposals(args: ProposalsArgs, shell: &Shell) -> Result<()> {
     show(&governor, &views, "", shell)
 }
 
-/// What `aex proposals` and `aex status` say under a table with an accepted proposal that the
-/// governor does not apply.
-const NOT_APPLIED: &str = "accepted move and disable proposals are recorded, not applied: the \
-                           governor applies deploy and update proposals only";
-
 /// `aex status`'s part for a governed application whose descriptor names its governor: the
 /// governor's proposals, verified as every member command verifies it (nothing when the
 /// descriptor names no governor).
@@ -505,8 +539,8 @@ pub fn status_section(desc: &Descriptor, timeout: Option<Duration>, shell: &Shel
     show(&governor, &views, "\nproposals:\n", shell)
 }
 
-/// Prints the proposals' table under `heading`, with what became of each accepted deploy or
-/// update, and says what the governor does not apply.
+/// Prints the proposals' table under `heading`, with what became of each accepted
+/// proposal.
 fn show(governor: &Governor, views: &[View], heading: &str, shell: &Shell) -> Result<()> {
     let outcomes = outcomes(governor, views, shell);
     shell.out(format!("{heading}{}", table(views, &outcomes)))?;
@@ -514,12 +548,6 @@ fn show(governor: &Governor, views: &[View], heading: &str, shell: &Shell) -> Re
         if let Some(error) = &outcome.error {
             shell.warn(format!("proposal {} failed to apply: {error}", short(id)));
         }
-    }
-    if views
-        .iter()
-        .any(|v| v.status == "accepted" && !action_of(v).is_some_and(bundled))
-    {
-        shell.note(NOT_APPLIED);
     }
     Ok(())
 }
@@ -535,7 +563,7 @@ fn outcomes(governor: &Governor, views: &[View], shell: &Shell) -> BTreeMap<Stri
     let mut found = BTreeMap::new();
     for v in views {
         if !matches!(v.status.as_str(), "accepted" | "applied")
-            || !action_of(v).is_some_and(bundled)
+            || !action_of(v).is_some_and(applied)
         {
             continue;
         }
@@ -612,10 +640,13 @@ pub fn exec_vote(args: VoteArgs, shell: &Shell) -> Result<()> {
     governor.announce(&verified, shell);
     let view = parse_view(&text)?;
     shell.status("Voted", standing(&view));
-    if view.status == "accepted" && action_of(&view).is_some_and(bundled) {
+    if view.status == "accepted" && action_of(&view).is_some_and(applied) {
         shell.note(
             "note: the governor applies it now; `aex proposals` shows how that goes (OUTCOME)",
         );
+    }
+    if view.status == "accepted" && action_of(&view).is_some_and(Action::changes_constitution) {
+        members::accepted(&view, shell);
     }
     Ok(())
 }
@@ -638,6 +669,12 @@ impl Check<'_> {
         let (verified, view) =
             governor.json::<View>("GET", &format!("/proposals/{}", id.hex()), b"")?;
         governor.announce(&verified, shell);
+        if view.status == "open" && action_of(&view) == Some(Action::Disable) {
+            return super::govern_disable::check(governor, &view, self.desc, shell);
+        }
+        if view.status == "open" && action_of(&view).is_some_and(Action::changes_constitution) {
+            return members::before_approving(governor, self.desc, &view, shell);
+        }
         if view.status != "open" || !action_of(&view).is_some_and(bundled) {
             return Ok(());
         }
@@ -810,11 +847,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_actions_that_keep_the_constitution_can_be_proposed() {
+    fn every_kind_of_action_can_be_proposed() {
         assert_eq!(parse_action("deploy"), Ok(Action::Deploy));
         assert_eq!(parse_action("disable"), Ok(Action::Disable));
-        let err = parse_action("add_member").unwrap_err();
-        assert!(err.contains("changes the constitution"), "{err}");
+        assert_eq!(parse_action("add_member"), Ok(Action::AddMember));
+        assert_eq!(parse_action("rotate_key"), Ok(Action::RotateKey));
         let err = parse_action("upgrade").unwrap_err();
         assert!(err.contains("`upgrade` is not a kind of action"), "{err}");
     }
@@ -914,9 +951,10 @@ mod tests {
     }
 
     #[test]
-    fn only_deploy_and_update_are_applied_from_a_bundle() {
-        assert!(bundled(Action::Deploy) && bundled(Action::Update));
-        assert!(!bundled(Action::Move) && !bundled(Action::Disable));
+    fn deploy_update_and_move_are_applied_from_a_bundle_and_every_kind_is_applied() {
+        assert!(bundled(Action::Deploy) && bundled(Action::Update) && bundled(Action::Move));
+        assert!(!bundled(Action::Disable) && !bundled(Action::AddMember));
+        assert!(Action::ALL.iter().all(|a| applied(*a)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod disable;
 mod down;
 mod events;
 mod govern;
+mod govern_disable;
 mod govern_provider;
 mod graph;
 mod identity;
