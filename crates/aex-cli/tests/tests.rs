@@ -46,6 +46,7 @@ mod e2e_governor;
 mod e2e_governor_apply;
 mod e2e_governor_disable;
 mod e2e_governor_members;
+mod e2e_governor_symmetric;
 mod e2e_irrigation;
 mod e2e_metering;
 mod e2e_ping_pong;

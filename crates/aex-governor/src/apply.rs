@@ -62,6 +62,8 @@ pub struct Job {
     pub(crate) state: State,
     /// The bundle of the latest deployment applied (a `disable` acts on its descriptor).
     pub(crate) in_force: Option<[u8; 32]>,
+    /// The provider keys of the deployer key on symmetric nodes, for `bundle::open`.
+    pub(crate) provider_keys: crate::provider::ProviderKeys,
 }
 
 impl Governor {
@@ -103,6 +105,7 @@ impl Governor {
             record,
             seed,
             state,
+            provider_keys: self.provider_keys.clone(),
         };
         self.outcomes.insert(
             job.id.hex(),
@@ -264,6 +267,7 @@ fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
         &|d| store.binary(d),
         identity,
         job.state,
+        job.provider_keys.keys(),
     ) {
         Ok(opened) => opened,
         Err(e) => return (None, Err(chain(&e))),

@@ -29,7 +29,9 @@
 //!   extra key [`IDENTITY_KEY_NAME`]) is the only one the application's nodes admit for it.
 //!   The deployer state with every module and connection key stays in the sealed state.
 //!   `GET /proposals/ID/outcome` says how it went; `POST /proposals/ID/apply` runs a failed
-//!   one again; `GET /ledger` gives the audit ledger its deployments append to.
+//!   one again; `GET /ledger` gives the audit ledger its deployments append to. On
+//!   `trustzone` and `sancus` nodes it appraises with the provider keys of its identity that
+//!   the nodes' operators hand it (`PUT /provider-keys/NODE`, kept sealed; [`provider`]).
 //!
 //! * It carries out accepted `disable` proposals ([`disable`]): their change is the digest
 //!   of an order (`POST /orders`, `GET /orders/DIGEST`) naming the modules to disable.
@@ -47,6 +49,7 @@ mod decided;
 mod disable;
 mod members;
 mod moves;
+mod provider;
 mod service;
 mod store;
 
@@ -150,6 +153,9 @@ struct Governor {
     /// The proposals decided without being carried out that the ledger already holds.
     #[serde(default)]
     recorded: decided::Recorded,
+    /// The provider keys of the deployer key on the application's symmetric nodes.
+    #[serde(default)]
+    provider_keys: provider::ProviderKeys,
     /// The port the server listens on, once started (not state: a restarted process serves
     /// again when `start` is called again).
     #[serde(skip)]
@@ -226,6 +232,9 @@ fn route(
         if let Some(refused) = members::refused_proposal(handle, store, body) {
             return refused;
         }
+    }
+    if let Some(answer) = provider::answer(handle, method, &segments, body) {
+        return answer;
     }
     match (method, segments.as_slice()) {
         ("GET", ["identity"]) => {

@@ -148,7 +148,8 @@ GET /proposals, GET /proposals/ID, GET /constitution; GET /identity; \
 GET /binaries/SHA256, PUT /binaries/SHA256/OFFSET, POST /bundles, GET /bundles/DIGEST, \
 POST /orders, GET /orders/DIGEST; \
 GET /proposals/ID/outcome, POST /proposals/ID/apply; GET /ledger; \
-POST /constitutions, GET /constitutions/DIGEST";
+POST /constitutions, GET /constitutions/DIGEST; \
+PUT /provider-keys/NODE, GET /provider-keys";
 
 /// Answers one request from the book, at host time `wall_ms`. `body` is at most the HTTP
 /// server's bound; the book bounds signed objects again.
