@@ -33,6 +33,9 @@ use serde::Deserialize;
 
 use crate::shell::Shell;
 
+#[path = "governor_changed.rs"]
+mod changed;
+
 /// How long a member waits to connect and for each read and write, unless `--timeout` says.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -87,6 +90,9 @@ pub struct Overrides {
     pub node: Option<String>,
     /// `--measurement HEX`.
     pub measurement: Option<String>,
+    /// `--current-constitution FILE`: the constitution in force while the member's
+    /// descriptor already declares a proposed one, and the file it was read from.
+    pub current: Option<(Constitution, PathBuf)>,
 }
 
 /// A governor this member will talk to: where, how it is appraised, and which constitution
@@ -98,6 +104,8 @@ pub struct Governor {
     constitution: Constitution,
     digest: [u8; 32],
     descriptor: PathBuf,
+    /// `--current-constitution`: a second constitution the member vouches for.
+    current: Option<(Constitution, PathBuf)>,
     timeout: Duration,
     /// Whether the verified line was printed: once per command, not once per request.
     announced: Cell<bool>,
@@ -141,6 +149,7 @@ impl Governor {
             digest: constitution.digest(),
             constitution,
             descriptor: desc.path.clone(),
+            current: overrides.current.clone(),
             timeout,
             announced: Cell::new(false),
         })
@@ -300,28 +309,48 @@ impl Governor {
         })
     }
 
-    /// Refuses a governor whose certificate does not attest this member's constitution.
+    /// Refuses a governor whose certificate does not attest this member's constitution (the
+    /// descriptor's, or the one `--current-constitution` gives). A governor whose constitution
+    /// was changed by an applied proposal is told apart, so the member knows to update.
     fn check_constitution(&self, verified: &Verified) -> Result<()> {
         let mine = hex::encode(self.digest);
-        match verified.extra(CERTIFICATE_KEY_NAME) {
-            Some(theirs) if theirs == self.digest => Ok(()),
-            Some(theirs) => bail!(
-                "the governor holds another constitution ({}) than {} declares ({mine}): it \
-                 counts ballots under members or rules you did not agree to; nothing was sent. \
-                 Compare your `[governance]` with the other members', or with what the \
-                 governor shows at GET /constitution",
-                hex::encode(theirs),
-                self.descriptor.display()
-            ),
-            None => bail!(
+        let Some(theirs) = verified.extra(CERTIFICATE_KEY_NAME) else {
+            bail!(
                 "the governor's certificate attests no constitution (no `{CERTIFICATE_KEY_NAME}` \
                  key): it is not an aex governor, or not started; nothing was sent"
-            ),
+            )
+        };
+        let current = self.current.as_ref().map(|(c, _)| c.digest());
+        if theirs == self.digest || current.is_some_and(|c| theirs == c) {
+            return Ok(());
         }
+        if let Some((id, action)) = self.changed_by(theirs) {
+            bail!(
+                "the governor's constitution changed: proposal {} (`{action}`) was applied and \
+                 put constitution {} in force; {} still declares {mine}. Update its \
+                 `[governance]` to the constitution in force (the governor shows it at GET \
+                 /constitution; the other members have it) and run this again; no proposal or \
+                 ballot was sent",
+                short(&id),
+                hex::encode(theirs),
+                self.descriptor.display()
+            )
+        }
+        bail!(
+            "the governor holds another constitution ({}) than {} declares ({mine}): it \
+             counts ballots under members or rules you did not agree to; nothing was sent. \
+             Compare your `[governance]` with the other members', or with what the \
+             governor shows at GET /constitution",
+            hex::encode(theirs),
+            self.descriptor.display()
+        )
     }
 
     /// One line saying what was verified.
     fn verified_line(&self, v: &Verified) -> String {
+        if let Some(line) = self.verified_current(v) {
+            return line;
+        }
         let mode = match (v.simulated, v.debug) {
             (true, _) => ", simulated",
             (false, true) => ", debug",

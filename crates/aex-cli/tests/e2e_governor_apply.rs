@@ -17,9 +17,10 @@
 
 use std::time::Duration;
 
-use aex_governance::Action;
+use aex_governance::signed::Signed;
+use aex_governance::{Action, ProposalId, Withdrawal};
 use aex_proto::{NodeErrorKind, NodeRequest, ResumeOutcome};
-use aex_testkit::governor::{member, Governed, APP};
+use aex_testkit::governor::{field, member, Governed, APP};
 use aex_testkit::session::Session;
 use aex_testkit::status::StatusExt;
 use aex_testkit::wait_for;
@@ -52,7 +53,7 @@ fn the_governor_deploys_an_accepted_bundle_and_no_single_member_can_act_alone() 
     assert_eq!(view["status"], "applied", "{view}");
 
     // Its ledger verifies offline and records both attestations, under the governor's key.
-    let (ledger, summary, entries) = g.ledger();
+    let (_, summary, entries) = g.ledger();
     let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
     let attested = kinds.iter().filter(|k| **k == "module attested").count();
     assert_eq!(attested, 2, "{kinds:?}");
@@ -100,8 +101,57 @@ fn the_governor_deploys_an_accepted_bundle_and_no_single_member_can_act_alone() 
     let (code, why) = client.send("POST", &format!("/proposals/{id}/apply"), b"");
     assert_eq!(code, 409, "{why}");
 
+    // A proposal decided without being carried out is in the ledger too: A proposes, approves
+    // and withdraws; the ledger gets the proposal, A's ballot and `proposal withdrawn`.
+    let withdrawn = g.propose(Action::Update, [9; 32]);
+    assert_eq!(g.approve(&withdrawn, 1), "open");
+    let signed = Withdrawal {
+        proposal: ProposalId(hex::decode(&withdrawn).unwrap().try_into().unwrap()),
+    }
+    .sign(&a);
+    let (code, v) = client.json("POST", "/withdrawals", &signed);
+    assert_eq!(
+        (code, v["status"].as_str()),
+        (200, Some("withdrawn")),
+        "{v}"
+    );
+    let (ledger, _, entries) = wait_for(
+        "the withdrawn proposal in the ledger",
+        Duration::from_secs(60),
+        || {
+            let now = g.ledger();
+            now.2
+                .iter()
+                .any(|e| e.kind == "proposal withdrawn")
+                .then_some(now)
+        },
+    );
+    let tail: Vec<&str> = entries
+        .iter()
+        .map(|e| e.kind.as_str())
+        .filter(|k| *k != "signature")
+        .rev()
+        .take(4)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "proposal withdrawn",
+            "ballot",
+            "proposal",
+            "signer attested"
+        ],
+        "{tail:?}"
+    );
+    let closing = entries.iter().rfind(|e| e.kind == "proposal withdrawn");
+    assert_eq!(
+        closing.and_then(|e| field(e, "proposal")).as_deref(),
+        Some(withdrawn.as_str())
+    );
+
     // The governor's whole node is killed and restarted: the governor resumes its sealed
-    // state by itself, serves again, and its ledger lost no entry (the same bytes, verifying).
+    // state by itself, serves again, and its ledger lost no entry (the bytes before are still
+    // its first bytes; `g.ledger()` verifies it).
     g.gov_node.kill();
     g.gov_node.restart();
     wait_for(
@@ -115,10 +165,14 @@ fn the_governor_deploys_an_accepted_bundle_and_no_single_member_can_act_alone() 
         },
     );
     g.gov.call("governor", "start", Some(&g.payload));
+    // (It may have grown: a record appended just before the kill, whose commit the kill cut
+    // short, is appended again. Never shorter or rewritten.)
     let (after, _, _) = g.ledger();
-    assert_eq!(
-        after, ledger,
-        "the ledger after the restart is the one before"
+    assert!(
+        after.starts_with(&ledger),
+        "the ledger after the restart ({} bytes) does not extend the one before ({} bytes)",
+        after.len(),
+        ledger.len()
     );
     let (_, view) = g.client.json("GET", &format!("/proposals/{id}"), b"");
     assert_eq!(view["status"], "applied", "{view}");

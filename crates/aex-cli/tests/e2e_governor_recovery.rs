@@ -145,6 +145,16 @@ impl Member {
         (answer.status, answer.body.to_vec())
     }
 
+    /// The deployer key the governor's certificate attests, hex (`None`: none).
+    fn attested_identity(&self) -> Option<String> {
+        let session = aex_client::connect(self.addr, &self.policy, None, Duration::from_secs(15))
+            .expect("the governor passes the member's policy");
+        session
+            .verified()
+            .extra("aex governor identity v1")
+            .map(hex::encode)
+    }
+
     fn json(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
         let (code, bytes) = self.bytes(method, path, body);
         let text = String::from_utf8_lossy(&bytes);
@@ -388,6 +398,7 @@ fn members_shares_restore_a_lost_governor_with_its_book_and_deployer_key() {
         503,
         "no deployer key yet"
     );
+    assert_eq!(new.attested_identity(), None, "nor in its certificate");
     let submit = |dir: &AppDir, share: &Path| {
         dir.aex(&[
             "recovery",
@@ -448,6 +459,11 @@ fn members_shares_restore_a_lost_governor_with_its_book_and_deployer_key() {
     assert_eq!(
         recovered, identity,
         "the same deployer key: the app's nodes admit it"
+    );
+    assert_eq!(
+        new.attested_identity().as_deref(),
+        identity["key"].as_str(),
+        "its certificate attests it at once"
     );
     // It counts ballots again: b's approval accepts the open proposal.
     let (code, v) = new.json("POST", "/ballots", &ballot(&id, Vote::Approve, b));

@@ -457,3 +457,58 @@ fn a_handshake_longer_than_its_byte_limit_is_cut() {
     let _ = s.read_to_end(&mut rest);
     assert!(started.elapsed() < TIMEOUT, "the connection was not cut");
 }
+
+/// A module whose certificate attests something that changes (the governor's constitution)
+/// re-attests without closing its port: the next session sees the new extra key, with fresh
+/// evidence bound to it, and a client that pins the old value can tell.
+#[test]
+fn a_replaced_certificate_is_served_from_the_next_session_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(SimSgxPlatform::load_or_create(dir.path()).unwrap());
+    let tee = || Tee {
+        backend: backend.clone(),
+        measurement: measurement(4),
+        serving: Arc::new(AtomicBool::new(true)),
+    };
+    let identity = Identity::generate().unwrap();
+    let pkcs8 = identity.to_pkcs8();
+    let first = Options::default().extra("constitution", &[1; 32]);
+    let attested = Attested::new(identity, tee(), &first).unwrap();
+    let server = aex_example_http::serve_attested(
+        "127.0.0.1:0".parse().unwrap(),
+        attested,
+        Limits::default(),
+        |_: &Request<'_>| Response::text(200, "ok"),
+    )
+    .unwrap();
+    let policy = Policy {
+        kind: TeeKind::Sgx,
+        anchor: Anchor::SimSgxRoot(backend.root_public_key().clone()),
+        measurements: vec![measurement(4)],
+        allow_simulated: true,
+        allow_debug: false,
+        allow_insecure: false,
+    };
+    let before = connect(server.local_addr(), &policy, None, TIMEOUT).unwrap();
+    assert_eq!(
+        before.verified().extra("constitution"),
+        Some(&[1u8; 32][..])
+    );
+
+    // The same kept key, attesting another value.
+    let again = Identity::from_pkcs8(&pkcs8).unwrap();
+    let second = Options::default().extra("constitution", &[2; 32]);
+    server.replace(Attested::new(again, tee(), &second).unwrap());
+    let mut after = connect(server.local_addr(), &policy, None, TIMEOUT).unwrap();
+    assert_eq!(after.verified().extra("constitution"), Some(&[2u8; 32][..]));
+    assert_eq!(after.verified().certificate, server.certificate());
+    // Fresh evidence answers with the new binding (the client checks it against the
+    // certificate it verified).
+    after.fresh_evidence().unwrap();
+    assert_eq!(after.request("GET", "/").unwrap().0, 200);
+    // The session opened before keeps the certificate it saw.
+    assert_eq!(
+        before.verified().extra("constitution"),
+        Some(&[1u8; 32][..])
+    );
+}

@@ -69,6 +69,9 @@ pub struct App {
     identity: Arc<Identity>,
     /// Changes noted for the audit ledger, appended at the next save.
     audit: Mutex<Audit>,
+    /// Provider keys handed over in memory, by node ([`App::hold_provider_keys`]): the
+    /// governor's, which never touch a file.
+    provider_keys: HashMap<String, ProviderKey>,
 }
 
 impl App {
@@ -137,6 +140,7 @@ impl App {
             timeout: None,
             identity,
             audit: Mutex::default(),
+            provider_keys: HashMap::new(),
         }
     }
 
@@ -159,6 +163,7 @@ impl App {
             timeout,
             identity,
             audit: Mutex::default(),
+            provider_keys: HashMap::new(),
         })
     }
 
@@ -225,6 +230,13 @@ impl App {
             self.node_data_dir(node)
                 .join(ProviderKey::file_name(&self.provider()))
         }))
+    }
+
+    /// Holds this deployer's provider keys for symmetric nodes in memory, by node name: they
+    /// take the place of [`App::provider_key_path`]'s files for those nodes. The governor
+    /// hands over the keys its sealed state holds this way.
+    pub fn hold_provider_keys(&mut self, keys: impl IntoIterator<Item = (String, ProviderKey)>) {
+        self.provider_keys.extend(keys);
     }
 
     /// The descriptor's entry for `node`.
@@ -370,8 +382,9 @@ impl App {
 
     /// What the deployer trusts for `node`'s evidence: for `sgx`, the simulated root key from
     /// the descriptor or, for a local node this deployer provisioned, from its data directory;
-    /// for `trustzone`/`sancus`, this deployer identity's provider key file
-    /// ([`App::provider_key_path`]); for `native`, nothing.
+    /// for `trustzone`/`sancus`, this deployer identity's provider key held in memory
+    /// ([`App::hold_provider_keys`]), else its file ([`App::provider_key_path`]); for
+    /// `native`, nothing.
     pub fn trust_anchor(&self, node: &str) -> Result<Anchor> {
         let spec = self.node_spec(node)?;
         let missing = |looked: PathBuf| Error::NoPlatformKey {
@@ -399,6 +412,12 @@ impl App {
                     })
             }
             Scheme::Symmetric => {
+                if let Some(held) = self.provider_keys.get(node) {
+                    let bytes = held.expose_secret().expose_secret();
+                    return Ok(Anchor::Provider(ProviderKey::new(
+                        aex_crypto::SecretKey::from_bytes(*bytes),
+                    )));
+                }
                 let path = self.provider_key_path(node)?;
                 ProviderKey::read_file(&path)
                     .map(Anchor::Provider)

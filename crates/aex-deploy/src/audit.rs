@@ -19,7 +19,9 @@
 //! | `connection revoked` | `connection`, `id` |
 //! | `proposal`, `ballot` | `proposal` (its id, hex), `member` (who signed), `signed` (the COSE_Sign1 exactly as the member signed it: anyone can check it again) — a governor records these before it carries a proposal out |
 //! | `proposal applied` | `proposal`, `member` (the proposer), `signed` (the proposal) — after the changes it made |
+//! | `proposal rejected`, `proposal withdrawn`, `proposal expired` | the same fields — a governor records a proposal decided without being carried out, after its `proposal` and `ballot` entries |
 //! | `signer attested` | `certificate` (DER): the signer's attested TLS certificate, whose evidence binds the signing key as the extra key `aex governor identity v1` to the signer's measurement — a governor records it before each proposal it carries out, so `aex ledger verify` can check offline that the key signing the roots is held by attested governor code |
+//! | `constitution changed` | `proposal` (the accepted change of members or rules), `constitution` (the new constitution's digest, hex) — appended by [`append_governance`], with the proposal and its ballots, where no deployment runs |
 //! | `ledger restarted` | `previous_size`, `previous_root` (the last root the state kept of the ledger before) |
 //!
 //! The state keeps the last root signed (`State::ledger`): a ledger file that no longer holds
@@ -106,6 +108,10 @@ pub(crate) enum Change<'a> {
         #[serde(with = "serde_bytes")]
         certificate: &'a [u8],
     },
+    Constitution {
+        proposal: &'a str,
+        constitution: &'a str,
+    },
 }
 
 impl<'a> Change<'a> {
@@ -160,8 +166,88 @@ impl<'a> Change<'a> {
             Change::Retired { .. } => "module retired",
             Change::Keyed { .. } => "connection keyed",
             Change::Signer { .. } => SIGNER_ATTESTED,
+            Change::Constitution { .. } => "constitution changed",
         }
     }
+}
+
+/// A governance record that [`append_governance`] appends.
+#[derive(Debug, Clone, Copy)]
+pub enum GovernanceRecord<'a> {
+    /// A `proposal`, `ballot` or `proposal applied`: the member's COSE_Sign1 as signed.
+    Signed {
+        /// `proposal`, `ballot` or `proposal applied`.
+        kind: &'static str,
+        /// The proposal's id, hex.
+        proposal: &'a str,
+        /// Who signed it.
+        member: &'a str,
+        /// What they signed.
+        signed: &'a [u8],
+    },
+    /// `signer attested`: the signer's attested certificate (DER).
+    Signer {
+        /// The certificate.
+        certificate: &'a [u8],
+    },
+    /// `constitution changed`: `proposal` put the constitution of digest `constitution` (hex)
+    /// in force.
+    ConstitutionChanged {
+        /// The proposal's id, hex.
+        proposal: &'a str,
+        /// The new constitution's digest, hex.
+        constitution: &'a str,
+    },
+}
+
+/// Appends `records` to the audit ledger of `descriptor_dir`'s application, signed by
+/// `signer`, outside a deployment: for a governor that applies a change of members or rules,
+/// which touches no node. `state` is the application's deployer state (its mark of the last
+/// root, checked and then moved on, as [`App`](crate::App) does when it saves); the caller
+/// keeps it. One writer at a time: the caller must not run a deployment of the same
+/// application meanwhile.
+pub fn append_governance(
+    descriptor_dir: &Path,
+    signer: &SigningIdentity,
+    state: &mut crate::state::State,
+    records: &[GovernanceRecord<'_>],
+) -> Result<(), crate::error::Error> {
+    let mut audit = Audit::default();
+    for record in records {
+        audit.note(&match *record {
+            GovernanceRecord::Signed {
+                kind,
+                proposal,
+                member,
+                signed,
+            } => Change::Governance {
+                kind,
+                proposal,
+                member,
+                signed,
+            },
+            GovernanceRecord::Signer { certificate } => Change::Signer { certificate },
+            GovernanceRecord::ConstitutionChanged {
+                proposal,
+                constitution,
+            } => Change::Constitution {
+                proposal,
+                constitution,
+            },
+        });
+    }
+    let path = ledger_path(descriptor_dir);
+    let seen = state
+        .ledger
+        .as_ref()
+        .and_then(crate::state::LedgerMark::get);
+    let signed = audit
+        .flush(&path, signer, seen)
+        .map_err(|source| crate::error::Error::Ledger { path, source })?;
+    if let Some((size, root)) = signed {
+        state.ledger = Some(crate::state::LedgerMark::new(size, &root));
+    }
+    Ok(())
 }
 
 /// The audit of an [`App`](crate::App). (A panic while it is held leaves at most a change
@@ -282,6 +368,42 @@ mod tests {
             insecure: false,
             toolchain,
         }
+    }
+
+    #[test]
+    fn governance_records_are_appended_outside_a_deployment_and_a_stale_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(crate::state::STATE_DIR)).unwrap();
+        let signer = SigningIdentity::from_seed(&[3; 32]);
+        let mut state = crate::state::State::default();
+        let records = [
+            GovernanceRecord::Signed {
+                kind: "proposal",
+                proposal: "ab",
+                member: "a",
+                signed: b"cose",
+            },
+            GovernanceRecord::ConstitutionChanged {
+                proposal: "ab",
+                constitution: "cd",
+            },
+        ];
+        append_governance(dir.path(), &signer, &mut state, &records).unwrap();
+        let stale = serde_json::to_string(&state).unwrap();
+        append_governance(dir.path(), &signer, &mut state, &records[1..]).unwrap();
+        let bytes = std::fs::read(ledger_path(dir.path())).unwrap();
+        let summary = aex_ledger::verify(&bytes, &aex_ledger::Expect::default()).unwrap();
+        // Two records and a signature, then one and a signature.
+        assert_eq!((summary.entries, summary.signatures), (5, 2));
+        // The mark covers the entries before the last signature entry.
+        assert_eq!(state.ledger.as_ref().unwrap().size, 4);
+        // A state from before the last append still finds its root in the longer ledger;
+        // a ledger shorter than the state's mark (an older copy put back) is refused.
+        let mut older: crate::state::State = serde_json::from_str(&stale).unwrap();
+        append_governance(dir.path(), &signer, &mut older, &records[1..]).unwrap();
+        std::fs::write(ledger_path(dir.path()), &bytes[..bytes.len() / 3]).unwrap();
+        let err = append_governance(dir.path(), &signer, &mut state, &records[1..]).unwrap_err();
+        assert!(matches!(err, crate::error::Error::Ledger { .. }), "{err}");
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! [`apply`](crate::ops::deploy::apply).
 //!
 //! A governed descriptor must stand alone: the governor has none of the member's files, so
-//! node keys are given inline (`platform_key`, `identity`), and its nodes are `sgx` (on the
-//! symmetric kinds, appraisal needs a provider key, which the governor does not hold yet).
+//! node keys are given inline (`platform_key`, `identity`), and it names no provider key file.
+//! On a `trustzone` or `sancus` node appraisal needs the provider key of the deploying
+//! identity, which is the governor's: the node's operator hands it to the governor, which
+//! keeps it sealed and passes it to [`open`] in memory. No `native` node: it attests nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use aex_crypto::Measurement;
 use aex_governance::bundle::hex_digest;
 use aex_governance::{Bundle, BundledModule};
-use aex_tee::TeeKind;
+use aex_tee::{ProviderKey, Scheme, TeeKind};
 
 use crate::app::App;
 use crate::build::Built;
@@ -107,13 +109,23 @@ fn check_self_contained(desc: &Descriptor) -> Result<()> {
                 desc.path.display()
             ))
         };
-        if node.tee != TeeKind::Sgx {
+        if node.tee == TeeKind::Native {
             return Err(refused(format!(
-                "node `{}` is `{}`: a governed application runs on `sgx` nodes for now (on \
-                 the symmetric kinds appraisal needs a provider key, which the governor does \
-                 not hold yet)",
+                "node `{}` is `native`: it attests nothing, so the governor could not check \
+                 what runs there; a governed application runs on `sgx`, `trustzone` or \
+                 `sancus` nodes",
+                node.name
+            )));
+        }
+        if node.provider_key_file.is_some() {
+            return Err(refused(format!(
+                "node `{}` names a `provider_key_file`, a secret of one deployer that the \
+                 governor cannot read: remove it from {}; the node's operator hands the \
+                 governor the provider key of the governor's own identity (`aex governor \
+                 provider-key {}`)",
                 node.name,
-                node.tee.name()
+                desc.path.display(),
+                node.name
             )));
         }
         if matches!(node.platform_key, Some(PlatformKeySource::File(_))) {
@@ -129,12 +141,15 @@ fn check_self_contained(desc: &Descriptor) -> Result<()> {
 /// The governor's side: the application of `bundle` (whose bytes the caller checked against
 /// the accepted proposal) in `workdir`, on `state`, commanded as `identity`; `binary` reads a
 /// binary by its hex SHA-256. Every binary is checked against the bundle before it is used.
+/// `provider_keys` are `identity`'s provider keys by node name: every `trustzone` or `sancus`
+/// node a module runs on needs one (the App holds them in memory, never in a file).
 pub fn open(
     workdir: &Path,
     bundle: &Bundle,
     binary: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
     identity: Arc<Identity>,
     state: State,
+    mut provider_keys: BTreeMap<String, ProviderKey>,
 ) -> Result<(App, BuiltApp)> {
     let name = Path::new(&bundle.descriptor_name);
     if name.components().count() != 1 || name.file_name().is_none() {
@@ -149,6 +164,7 @@ pub fn open(
     std::fs::write(&file, &bundle.descriptor).map_err(Error::Output)?;
     let desc = Descriptor::prebuilt_from_text(&file, bundle.descriptor.clone())
         .map_err(|e| Error::Descriptor(Box::new(e)))?;
+    check_self_contained(&desc)?;
     if desc.application != bundle.application {
         return Err(refused(format!(
             "the bundle names application `{}`, its descriptor `{}`",
@@ -171,7 +187,32 @@ pub fn open(
             "the bundle has a build of `{extra}`, which the descriptor does not declare"
         )));
     }
-    let app = App::in_memory(desc, identity, state);
+    let mut held = BTreeMap::new();
+    for node in &desc.nodes {
+        if node.tee.scheme() != Scheme::Symmetric {
+            continue;
+        }
+        match provider_keys.remove(&node.name) {
+            Some(key) => {
+                held.insert(node.name.clone(), key);
+            }
+            None if desc.modules.iter().any(|m| m.node == node.name) => {
+                return Err(refused(format!(
+                    "node `{}` is `{}`, and the governor holds no provider key of its identity \
+                     ({}) for it: the node's operator must hand it over (`aex governor \
+                     provider-key {}` on the node's machine, docs/TUTORIAL.md 5g), then ask \
+                     for the proposal again (`POST /proposals/ID/apply`)",
+                    node.name,
+                    node.tee.name(),
+                    identity.public(),
+                    node.name
+                )));
+            }
+            None => {}
+        }
+    }
+    let mut app = App::in_memory(desc, identity, state);
+    app.hold_provider_keys(held);
     let built = assemble(&app, built)?;
     Ok((app, built))
 }
@@ -271,6 +312,14 @@ mod tests {
     }
 
     fn open_with(bundle: &Bundle, held: &[u8]) -> Result<(App, BuiltApp)> {
+        open_keyed(bundle, held, BTreeMap::new())
+    }
+
+    fn open_keyed(
+        bundle: &Bundle,
+        held: &[u8],
+        keys: BTreeMap<String, ProviderKey>,
+    ) -> Result<(App, BuiltApp)> {
         let dir = tempfile::tempdir().unwrap();
         let identity = Arc::new(Identity::from_signing(
             aex_crypto::SigningIdentity::from_seed(&[5; 32]),
@@ -283,6 +332,7 @@ mod tests {
             &move |_| Ok(held.clone()),
             identity,
             State::default(),
+            keys,
         )
     }
 
@@ -334,14 +384,52 @@ mod tests {
         )));
         let e = check_self_contained(&by_file).unwrap_err().to_string();
         assert!(e.contains("give it inline as `platform_key"), "{e}");
-        let native = load(
+        let with_key_file = load(
             descriptor(&format!(
                 "identity = \"{}\"\nprovider_key_file = \"p\"\n",
                 "11".repeat(32)
             ))
             .replace("tee = \"sgx\"", "tee = \"trustzone\""),
         );
+        let e = check_self_contained(&with_key_file)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("names a `provider_key_file`"), "{e}");
+        let symmetric = |tee: &str| {
+            load(
+                descriptor(&format!("identity = \"{}\"\n", "11".repeat(32)))
+                    .replace("tee = \"sgx\"", &format!("tee = \"{tee}\"")),
+            )
+        };
+        assert!(check_self_contained(&symmetric("trustzone")).is_ok());
+        assert!(check_self_contained(&symmetric("sancus")).is_ok());
+        let native = load(
+            descriptor(&format!("identity = \"{}\"\n", "11".repeat(32)))
+                .replace("tee = \"sgx\"", "tee = \"native\"")
+                + "allow_insecure = true\n",
+        );
         let e = check_self_contained(&native).unwrap_err().to_string();
-        assert!(e.contains("runs on `sgx` nodes for now"), "{e}");
+        assert!(e.contains("is `native`: it attests nothing"), "{e}");
+    }
+
+    #[test]
+    fn a_symmetric_node_is_appraised_with_the_provider_key_handed_in_memory() {
+        let bytes = b"the module".to_vec();
+        let mut tz = bundle(&[("m", bundled(&bytes))]);
+        tz.descriptor = descriptor(&format!("identity = \"{}\"\n", "11".repeat(32)))
+            .replace("tee = \"sgx\"", "tee = \"trustzone\"");
+        let e = refusal(open_with(&tz, &bytes));
+        assert!(
+            e.contains("node `n1` is `trustzone`, and the governor holds no provider key"),
+            "{e}"
+        );
+        assert!(e.contains("aex governor provider-key n1"), "{e}");
+        let key = |b: u8| ProviderKey::new(aex_crypto::SecretKey::from_bytes([b; 32]));
+        let keys = BTreeMap::from([("n1".to_owned(), key(9)), ("elsewhere".to_owned(), key(8))]);
+        let (app, _) = open_keyed(&tz, &bytes, keys).unwrap();
+        match app.trust_anchor("n1").unwrap() {
+            crate::app::Anchor::Provider(k) => assert_eq!(k.key_id(), key(9).key_id()),
+            _ => panic!("a trustzone node is appraised with its provider key"),
+        }
     }
 }

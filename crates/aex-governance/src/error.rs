@@ -173,6 +173,15 @@ pub enum GovernanceError {
         /// How it must be applied.
         reason: &'static str,
     },
+    /// A new constitution that is not the change its proposal's action says (an
+    /// `add_member` that also changes a rule, ...).
+    #[error("proposal {id}: {mismatch}")]
+    NotItsAction {
+        /// Its id.
+        id: ProposalId,
+        /// What the action allows, and what the new constitution does.
+        mismatch: crate::change::ChangeMismatch,
+    },
     /// Too many open proposals (memory is bounded).
     #[error("{open} proposals are open, the most there may be: decide or withdraw some first")]
     TooManyOpen {

@@ -16,6 +16,8 @@
 //! * [`book`]: the open, accepted, rejected, withdrawn, expired and applied proposals, and the
 //!   checks that refuse a forged ballot, a ballot by a non-member, a ballot replayed from
 //!   another proposal and a proposal applied twice;
+//! * [`change`]: whether a new constitution is the change its proposal's action says (an
+//!   `add_member` adds one member and changes nothing else, ...), and how two differ;
 //! * [`recovery`]: the recovery key split `k` of `n` over the members, their shares sealed
 //!   to each member, and the governor's encrypted backup, which restore it on a new node;
 //! * [`bundle`]: what a `deploy` or `update` proposal asks to run (the descriptor and each
@@ -28,6 +30,7 @@
 mod action;
 pub mod book;
 pub mod bundle;
+pub mod change;
 pub mod constitution;
 pub mod document;
 pub mod error;
@@ -41,6 +44,7 @@ mod view;
 pub use action::UnknownAction;
 pub use book::{Book, Record, Status};
 pub use bundle::{Bundle, BundledModule};
+pub use change::{ChangeMismatch, Difference};
 pub use constitution::{Action, Constitution, Member, Rule, CERTIFICATE_KEY_NAME};
 pub use document::{Document, MemberDocument, RECOVERY};
 pub use error::{ConstitutionError, GovernanceError};

@@ -47,7 +47,7 @@ pub fn deploys(action: Action) -> bool {
 
 /// The kinds of action the governor carries out.
 pub fn carried_out(action: Action) -> bool {
-    deploys(action) || action == Action::Disable
+    deploys(action) || action == Action::Disable || action.changes_constitution()
 }
 
 /// One accepted proposal to carry out, with a copy of what it needs from the sealed state.
@@ -62,6 +62,8 @@ pub struct Job {
     pub(crate) state: State,
     /// The bundle of the latest deployment applied (a `disable` acts on its descriptor).
     pub(crate) in_force: Option<[u8; 32]>,
+    /// The provider keys of the deployer key on symmetric nodes, for `bundle::open`.
+    pub(crate) provider_keys: crate::provider::ProviderKeys,
 }
 
 impl Governor {
@@ -103,6 +105,7 @@ impl Governor {
             record,
             seed,
             state,
+            provider_keys: self.provider_keys.clone(),
         };
         self.outcomes.insert(
             job.id.hex(),
@@ -145,10 +148,11 @@ impl Governor {
     pub fn retry(&mut self, id: &ProposalId) -> Result<(), String> {
         let held = self.held.as_ref().ok_or("no constitution yet")?;
         let record = held.book.get(id).ok_or("no such proposal")?;
-        if record.status != Status::Accepted || !carried_out(record.proposal.action) {
+        let action = record.proposal.action;
+        if record.status != Status::Accepted || !carried_out(action) {
             return Err(format!(
-                "proposal {} is {} ({}): only an accepted deploy, update, move or disable is \
-                 carried out",
+                "proposal {} is {} ({}): only an accepted deploy, update, move, disable or \
+                 change of members or rules is carried out",
                 id.hex(),
                 record.status,
                 record.proposal.action
@@ -171,6 +175,10 @@ fn failed(error: String) -> Outcome {
 /// none runs, it ends when no job is left.
 pub struct Applier {
     running: AtomicBool,
+    /// Set by every kick: a kick that found the thread running while it was finding no job
+    /// left (and about to end) makes it look once more, so no accepted proposal waits for
+    /// the next request.
+    kicked: AtomicBool,
 }
 
 impl Applier {
@@ -178,30 +186,65 @@ impl Applier {
     pub const fn new() -> Applier {
         Applier {
             running: AtomicBool::new(false),
+            kicked: AtomicBool::new(false),
         }
     }
 
     /// Starts the thread if it is not running.
     pub fn kick(&'static self, handle: Handle<Governor>, store: Arc<Store>) {
+        self.kicked.store(true, Ordering::Release);
         if self.running.swap(true, Ordering::AcqRel) {
             return;
         }
-        std::thread::spawn(move || {
-            loop {
-                let job = handle.call_committed(|g: &mut Governor, _ctx| g.next_job());
-                let Ok(Some(job)) = job else { break };
-                let id = job.id;
-                let (state, result) = run(job, &store);
-                if handle
-                    .call_committed(move |g: &mut Governor, _ctx| g.finish(id, state, result))
-                    .is_err()
-                {
-                    break;
-                }
-                crate::recovery::refresh(&handle, &store);
-            }
+        std::thread::spawn(move || loop {
+            self.kicked.store(false, Ordering::Release);
+            self.work(&handle, &store);
             self.running.store(false, Ordering::Release);
+            // Kicked since this round began, and no other thread took over: once more.
+            if !self.kicked.load(Ordering::Acquire) || self.running.swap(true, Ordering::AcqRel) {
+                break;
+            }
         });
+    }
+
+    /// Carries out every accepted proposal, then records the ones decided otherwise, until
+    /// none is left (or the module is gone).
+    fn work(&self, handle: &Handle<Governor>, store: &Arc<Store>) {
+        loop {
+            let job = handle.call_committed(|g: &mut Governor, _ctx| g.next_job());
+            let Ok(Some(job)) = job else {
+                // Nothing accepted waits: record what was decided otherwise.
+                let decided = handle.call(|g: &mut Governor, _ctx| g.next_unrecorded());
+                let recorded = match decided {
+                    Ok(Some(decided)) => crate::decided::record(handle, store, decided),
+                    _ => false,
+                };
+                match recorded {
+                    true => continue,
+                    false => break,
+                }
+            };
+            if job.record.proposal.action.changes_constitution() {
+                // A change of members or rules: no deployment (members.rs).
+                let state = job.state;
+                match crate::members::carry_out(handle, store, &job.record, &job.seed, state) {
+                    true => {
+                        crate::recovery::refresh(handle, store);
+                        continue;
+                    }
+                    false => break,
+                }
+            }
+            let id = job.id;
+            let (state, result) = run(job, store);
+            if handle
+                .call_committed(move |g: &mut Governor, _ctx| g.finish(id, state, result))
+                .is_err()
+            {
+                break;
+            }
+            crate::recovery::refresh(handle, store);
+        }
     }
 }
 
@@ -228,6 +271,7 @@ fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) {
         &|d| store.binary(d),
         identity,
         job.state,
+        job.provider_keys.keys(),
     ) {
         Ok(opened) => opened,
         Err(e) => return (None, Err(chain(&e))),

@@ -150,6 +150,7 @@ pub fn run(job: Job, store: &Store) -> (Option<String>, Result<String, String>) 
         &|d| store.binary(d),
         identity,
         job.state,
+        job.provider_keys.keys(),
     );
     let mut app = match opened {
         Ok((app, _)) => app,

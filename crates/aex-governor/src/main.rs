@@ -29,23 +29,30 @@
 //!   extra key [`IDENTITY_KEY_NAME`]) is the only one the application's nodes admit for it.
 //!   The deployer state with every module and connection key stays in the sealed state.
 //!   `GET /proposals/ID/outcome` says how it went; `POST /proposals/ID/apply` runs a failed
-//!   one again; `GET /ledger` gives the audit ledger its deployments append to.
+//!   one again; `GET /ledger` gives the audit ledger its deployments append to. On
+//!   `trustzone` and `sancus` nodes it appraises with the provider keys of its identity that
+//!   the nodes' operators hand it (`PUT /provider-keys/NODE`, kept sealed; [`provider`]).
 //!
 //! * It carries out accepted `disable` proposals ([`disable`]): their change is the digest
 //!   of an order (`POST /orders`, `GET /orders/DIGEST`) naming the modules to disable.
+//! * It puts accepted changes of members or rules in force ([`members`]): their documents
+//!   go to `POST /constitutions` first; once applied, the certificate attests the new
+//!   constitution's digest (re-attested without a restart), and a later `start` must give
+//!   the constitution in force.
 //! * It keeps members' recovery shares and an encrypted backup ([`recovery`]): `start` with
 //!   `"recover": true` on a new node restores a governor whose node was lost, from `k`
 //!   members' shares (`/recovery` routes).
-//!
-//! Not done yet: a change of constitution (or of members) is not applied.
 #![allow(
     clippy::disallowed_macros,
     reason = "module code: stderr is the module's log, which the node keeps (stdout is its link)"
 )]
 
 mod apply;
+mod decided;
 mod disable;
+mod members;
 mod moves;
+mod provider;
 mod recovery;
 mod service;
 mod store;
@@ -58,7 +65,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aex::{tls, Context};
 use aex_crypto::SigningIdentity;
 use aex_example_http::Response;
-use aex_governance::{Document, ProposalId, CERTIFICATE_KEY_NAME};
+use aex_governance::{Document, ProposalId};
 use apply::{Applier, Outcome, Outcomes};
 use serde::{Deserialize, Serialize};
 use service::{Body, Held};
@@ -79,6 +86,13 @@ static CERTIFICATE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// The certificate the server presents now (empty before the first `start`).
 fn certificate() -> Vec<u8> {
     CERTIFICATE.lock().map(|c| c.clone()).unwrap_or_default()
+}
+
+/// Keeps `attested`'s certificate as the one the ledger records from now on.
+fn keep_certificate(attested: &tls::Attested) {
+    if let Ok(mut kept) = CERTIFICATE.lock() {
+        *kept = attested.certificate().to_vec();
+    }
 }
 
 /// The argument of `start`.
@@ -144,6 +158,12 @@ struct Governor {
     /// How each accepted proposal's application went, by id (hex).
     #[serde(default)]
     outcomes: Outcomes,
+    /// The proposals decided without being carried out that the ledger already holds.
+    #[serde(default)]
+    recorded: decided::Recorded,
+    /// The provider keys of the deployer key on the application's symmetric nodes.
+    #[serde(default)]
+    provider_keys: provider::ProviderKeys,
     /// The recovery key and members' shares of it ([`recovery`]).
     #[serde(default)]
     recovery: recovery::Kept,
@@ -189,22 +209,23 @@ impl Governor {
         });
         let store = Arc::new(Store::open(&data)?);
         let identity = self.tls.identity().map_err(|e| e.to_string())?;
-        let mut options = tls::Options::default().extra(CERTIFICATE_KEY_NAME, &digest);
-        if let Some(deployer) = &deployer {
-            options = options.extra(IDENTITY_KEY_NAME, deployer);
-        }
+        let options = match &deployer {
+            Some(deployer) => members::certificate_options(&digest, deployer),
+            // Collecting shares: no deployer key to attest until one is recovered.
+            None => tls::Options::default().extra(aex_governance::CERTIFICATE_KEY_NAME, &digest),
+        };
         let attested = tls::Attested::in_module::<Governor>(ctx, identity, &options)
             .map_err(|e| e.to_string())?;
-        if let Ok(mut kept) = CERTIFICATE.lock() {
-            *kept = attested.certificate().to_vec();
-        }
+        keep_certificate(&attested);
         let handle = ctx.handle::<Governor>();
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
         let (serving, kicking) = (store.clone(), handle.clone());
-        let addr =
-            aex_example_http::start_attested(addr, attested, tls::Limits::default(), move |r| {
+        let server =
+            aex_example_http::serve_attested(addr, attested, tls::Limits::default(), move |r| {
                 route(&handle, &serving, r.method, r.path, r.body)
             })?;
+        let addr = server.local_addr();
+        members::serving(server);
         self.port = Some(addr.port());
         if self.held.is_some() {
             recovery::ensure(self)?;
@@ -226,6 +247,17 @@ fn route(
 ) -> Response {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     if let Some(answer) = store.answer(method, &segments, body) {
+        return answer;
+    }
+    if let Some(answer) = members::answer(store, method, &segments, body) {
+        return answer;
+    }
+    if (method, segments.as_slice()) == ("POST", ["proposals"].as_slice()) {
+        if let Some(refused) = members::refused_proposal(handle, store, body) {
+            return refused;
+        }
+    }
+    if let Some(answer) = provider::answer(handle, method, &segments, body) {
         return answer;
     }
     if let Some(answer) = recovery::answer(handle, store, method, &segments, body) {

@@ -31,7 +31,8 @@ impl Held {
 /// Takes `constitution` for `application` if the governor holds none yet. Once it holds one,
 /// only the very same (same application, same digest) is accepted again, so that `start`
 /// after a restart works and nobody can swap the constitution by calling `start`: a change of
-/// members or rules is a proposal (which this governor does not apply yet).
+/// members or rules is a proposal. After one was applied, `start` must give the constitution
+/// in force (`GET /constitution`).
 pub fn adopt(
     held: &mut Option<Held>,
     application: &str,
@@ -58,7 +59,8 @@ pub fn adopt(
                 return Err(format!(
                     "this governor already holds constitution {} of application `{had_app}`, \
                      not {} of `{application}`: a constitution is given once, and changes \
-                     only through an accepted proposal",
+                     only through an accepted proposal (after one, give the constitution in \
+                     force: GET /constitution shows it)",
                     hex::encode(had),
                     hex::encode(digest)
                 ));
@@ -146,6 +148,8 @@ GET /proposals, GET /proposals/ID, GET /constitution; GET /identity; \
 GET /binaries/SHA256, PUT /binaries/SHA256/OFFSET, POST /bundles, GET /bundles/DIGEST, \
 POST /orders, GET /orders/DIGEST; \
 GET /proposals/ID/outcome, POST /proposals/ID/apply; GET /ledger; \
+POST /constitutions, GET /constitutions/DIGEST; \
+PUT /provider-keys/NODE, GET /provider-keys; \
 GET /recovery, GET /recovery/backup, POST /recovery/share (a member's signed request); \
 recovering: POST /recovery/backup, POST /recovery/shares (a member's signed share)";
 

@@ -77,6 +77,11 @@ impl Store {
         })
     }
 
+    /// The directory `sub` of the store (e.g. `constitutions`, `members.rs`).
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.dir.join(sub)
+    }
+
     /// The directory deployments work in (the descriptor and the audit ledger).
     pub fn workdir(&self) -> PathBuf {
         self.dir.join("application")

@@ -194,11 +194,27 @@ pub fn start_governor_with(
 /// The governed ping-pong descriptor: node keys inline (the governor has none of a member's
 /// files), and the consortium's members and `rules` (`action = "rule"` lines).
 pub fn governed_descriptor(node1: &NodeProcess, node2: &NodeProcess, rules: &str) -> String {
+    governed_descriptor_on(node1, node2, "sgx", rules)
+}
+
+/// [`governed_descriptor`] with `node2` of TEE kind `tee2`: a `trustzone` or `sancus` node
+/// has no platform key (the governor appraises it with the provider key of its identity).
+pub fn governed_descriptor_on(
+    node1: &NodeProcess,
+    node2: &NodeProcess,
+    tee2: &str,
+    rules: &str,
+) -> String {
+    const SYMMETRIC: &str = "no platform key";
     let pin = |n: &NodeProcess| Some(IdentityPin::Inline(hex::encode(n.identity().0)));
+    let key2 = match tee2 {
+        "sgx" => node2.platform_pub_hex(),
+        _ => SYMMETRIC.into(),
+    };
     let mut text = PingPong {
         nodes: [
             (node1.addr, PlatformKey::Inline(node1.platform_pub_hex())),
-            (node2.addr, PlatformKey::Inline(node2.platform_pub_hex())),
+            (node2.addr, PlatformKey::Inline(key2)),
         ],
         identities: [pin(node1), pin(node2)],
         poke: false,
@@ -208,6 +224,10 @@ pub fn governed_descriptor(node1: &NodeProcess, node2: &NodeProcess, rules: &str
     .replace(
         &format!("name = \"{PING_PONG}\""),
         &format!("name = \"{APP}\""),
+    )
+    .replace(
+        &format!("tee = \"sgx\"\nsimulation = true\nplatform_key = {SYMMETRIC:?}\n"),
+        &format!("tee = \"{tee2}\"\nsimulation = true\n"),
     );
     text.push_str("\n[governance]\n");
     for (name, seed) in [("a", 1), ("b", 2), ("c", 3)] {
@@ -218,6 +238,24 @@ pub fn governed_descriptor(node1: &NodeProcess, node2: &NodeProcess, rules: &str
     }
     text.push_str(&format!("\n[governance.rules]\n{rules}"));
     text
+}
+
+/// `governed` (a descriptor of [`governed_descriptor`]) naming the governor `client` talks
+/// to, on `gov_node` as the `[[node]]` `node0`: what the `aex` command line needs to verify
+/// the governor (`governor`, `governor_node`, `governor_measurement`), and the lifetime of
+/// [`constitution`] (1 h), so that the constitution it declares is the governor's.
+pub fn naming_governor(governed: &str, gov_node: &NodeProcess, client: &Client) -> String {
+    let node0 = format!(
+        "[[node]]\nname = \"node0\"\naddress = \"{}\"\ntee = \"sgx\"\nsimulation = true\n\
+         platform_key = \"{}\"\nidentity = \"{}\"\n\n[governance]\ngovernor = \"https://{}/\"\n\
+         governor_node = \"node0\"\ngovernor_measurement = \"{}\"\nproposal_lifetime = \"1h\"\n",
+        gov_node.addr,
+        gov_node.platform_pub_hex(),
+        hex::encode(gov_node.identity().0),
+        client.addr,
+        client.policy.measurements[0].to_hex()
+    );
+    governed.replacen("[governance]\n", &node0, 1)
 }
 
 /// Two nodes in `dir` (`node1`, `node2`) that admit `admitted` and nobody else.

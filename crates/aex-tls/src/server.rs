@@ -1,11 +1,16 @@
 //! The listener: TLS 1.3 handshakes under pre-authentication limits, one thread per
 //! connection, and the finished session handed to the module's handler as a [`TlsStream`].
+//!
+//! The attested identity it serves can be replaced while it runs ([`Server::replace`]): a
+//! module whose certificate attests something that changes (the governor attests its
+//! constitution's digest) re-attests without closing its port. Each handshake takes the
+//! identity in force when it starts, and keeps it for its session (its fresh evidence too).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -48,10 +53,28 @@ impl Default for Limits {
 }
 
 /// A running attested TLS server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Server {
     addr: SocketAddr,
-    certificate: Vec<u8>,
+    current: Arc<Current>,
+}
+
+/// The attested identity served now; replaced whole, so a handshake never sees half of one.
+struct Current(RwLock<Arc<Attested>>);
+
+impl Current {
+    fn get(&self) -> Arc<Attested> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.addr).finish()
+    }
 }
 
 impl Server {
@@ -60,9 +83,21 @@ impl Server {
         self.addr
     }
 
-    /// Its certificate's DER.
-    pub fn certificate(&self) -> &[u8] {
-        &self.certificate
+    /// Its certificate's DER (the one served now).
+    pub fn certificate(&self) -> Vec<u8> {
+        self.current.get().certificate().to_vec()
+    }
+
+    /// Serves `attested` (a new certificate, with its evidence and extra keys) from the next
+    /// handshake on; sessions already established keep the one they saw. Module code makes
+    /// it as the first ([`Attested::in_module`], or [`Attested::new`] from a thread of its
+    /// own), usually from the same kept key.
+    pub fn replace(&self, attested: Attested) {
+        *self
+            .current
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(attested);
     }
 }
 
@@ -84,12 +119,13 @@ where
         ));
     }
     let addr = listener.local_addr().map_err(TlsError::Io)?;
+    let current = Arc::new(Current(RwLock::new(Arc::new(attested))));
     let server = Server {
         addr,
-        certificate: attested.certificate().to_vec(),
+        current: current.clone(),
     };
     let shared = Arc::new(Shared {
-        attested,
+        attested: current,
         limits,
         pending: Mutex::default(),
         connections: AtomicUsize::new(0),
@@ -106,7 +142,7 @@ where
 
 /// What the listener and its connection threads share.
 struct Shared {
-    attested: Attested,
+    attested: Arc<Current>,
     limits: Limits,
     pending: Mutex<Pending>,
     connections: AtomicUsize,
@@ -217,7 +253,7 @@ impl Shared {
         if checked.is_some_and(|at| at.elapsed() < SERVING_CHECK) {
             return true;
         }
-        if self.attested.attest.serving() {
+        if self.attested.get().attest.serving() {
             *checked = Some(Instant::now());
             return true;
         }
@@ -233,7 +269,8 @@ impl Shared {
         // The handshake and the answers go out in several small writes: without this, Nagle's
         // algorithm and the peer's delayed ACK hold each second one back some 40 ms.
         stream.set_nodelay(true)?;
-        let mut conn = ServerConnection::new(self.attested.config.clone())
+        let attested = self.attested.get();
+        let mut conn = ServerConnection::new(attested.config.clone())
             .map_err(|e| io::Error::other(e.to_string()))?;
         let deadline = Instant::now() + self.limits.handshake_time;
         let mut budget = Budget {
@@ -257,8 +294,8 @@ impl Shared {
         Ok(Some(TlsStream {
             inner: StreamOwned::new(conn, stream),
             client,
-            binding: self.attested.binding,
-            attest: self.attested.attest.clone(),
+            binding: attested.binding,
+            attest: attested.attest.clone(),
         }))
     }
 }

@@ -46,6 +46,11 @@ pub struct GovernorArgs {
     /// The governor's measurement, 64 hex digits [default: `governor_measurement`]
     #[arg(long, value_name = "HEX")]
     measurement: Option<String>,
+    /// The constitution in force, while your descriptor already declares a proposed one: a
+    /// descriptor (its `[governance]`) or a JSON constitution document. The governor is
+    /// accepted if its certificate attests either
+    #[arg(long, value_name = "FILE")]
+    current_constitution: Option<PathBuf>,
 }
 
 /// Propose a change of a governed application to its consortium: prints the plan (as
@@ -56,12 +61,17 @@ pub struct GovernorArgs {
 pub struct ProposeArgs {
     /// Descriptor file, or a directory holding aex.toml [default: current directory]
     path: Option<PathBuf>,
-    /// The kind of action: deploy, update, move or disable (it decides the rule)
+    /// The kind of action: deploy, update, move, disable, add_member, remove_member,
+    /// rotate_key or constitution (it decides the rule)
     #[arg(long, value_parser = parse_action)]
     action: Action,
     /// A module to disable (`--action disable`; repeat for several)
     #[arg(long = "module", value_name = "NAME")]
     modules: Vec<String>,
+    /// For a change of members or rules: the new constitution, from a descriptor (its
+    /// `[governance]`) or a JSON constitution document [default: the descriptor's own]
+    #[arg(long, value_name = "FILE")]
+    constitution: Option<PathBuf>,
     /// What members read before voting [default: the action, the change's digest, the
     /// modules' measurements and the plan]
     #[arg(long)]
@@ -125,20 +135,14 @@ enum VoteArg {
     Reject,
 }
 
-/// An action `aex propose` can send. A change of members or rules is refused: its change is
-/// the new constitution's digest, which the governor does not apply yet, and a member whose
-/// descriptor held the new constitution could no longer verify the governor (which attests
-/// the old one).
+/// An action `aex propose` can send: any kind (a change of members or rules goes through
+/// [`members`]).
 fn parse_action(text: &str) -> Result<Action, String> {
-    let action: Action = text.parse().map_err(|e| format!("{e}"))?;
-    if action.changes_constitution() {
-        return Err(format!(
-            "`{action}` changes the constitution, which `aex propose` cannot propose yet; \
-             valid: deploy, update, move, disable"
-        ));
-    }
-    Ok(action)
+    text.parse().map_err(|e| format!("{e}"))
 }
+
+#[path = "govern_members.rs"]
+mod members;
 
 /// The descriptor and the governor it names.
 pub(super) fn open(
@@ -151,6 +155,10 @@ pub(super) fn open(
         url: args.governor.clone(),
         node: args.governor_node.clone(),
         measurement: args.measurement.clone(),
+        current: match &args.current_constitution {
+            Some(file) => Some((members::load_constitution(file)?, file.clone())),
+            None => None,
+        },
     };
     let governor = Governor::of(&desc, &overrides, app.timeout.unwrap_or(governor::TIMEOUT))?;
     Ok((desc, governor))
@@ -212,9 +220,10 @@ fn bundled(action: Action) -> bool {
     matches!(action, Action::Deploy | Action::Update | Action::Move)
 }
 
-/// Whether the governor applies an accepted proposal of `action` itself.
+/// Whether the governor applies an accepted proposal of `action` itself (every kind this
+/// `aex` knows), so that it has an outcome to show.
 fn applied(action: Action) -> bool {
-    bundled(action) || action == Action::Disable
+    bundled(action) || action == Action::Disable || action.changes_constitution()
 }
 
 /// `aex propose`.
@@ -226,6 +235,16 @@ fn applied(action: Action) -> bool {
 /// whose rules could drift between versions. Its cost is that a change of whitespace or
 /// comments is another change, which is the safe side.
 pub fn exec_propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
+    if args.action.changes_constitution() {
+        return members::propose(args, shell);
+    }
+    if args.constitution.is_some() {
+        bail!(
+            "--constitution names a new constitution, which only add_member, remove_member, \
+             rotate_key and constitution propose; `{}` proposes no change of members or rules",
+            args.action
+        );
+    }
     let (desc, governor) = open(&args.app, args.path.as_ref(), &args.governor)?;
     let identity = args.app.identity(shell)?;
     if args.action != Action::Disable && !args.modules.is_empty() {
@@ -500,11 +519,6 @@ pub fn exec_proposals(args: ProposalsArgs, shell: &Shell) -> Result<()> {
     show(&governor, &views, "", shell)
 }
 
-/// What `aex proposals` and `aex status` say under a table with an accepted proposal that the
-/// governor does not apply.
-const NOT_APPLIED: &str = "accepted changes of members or rules are recorded, not applied: the \
-                           governor applies deploy, update, move and disable proposals only";
-
 /// `aex status`'s part for a governed application whose descriptor names its governor: the
 /// governor's proposals, verified as every member command verifies it (nothing when the
 /// descriptor names no governor).
@@ -525,8 +539,8 @@ pub fn status_section(desc: &Descriptor, timeout: Option<Duration>, shell: &Shel
     show(&governor, &views, "\nproposals:\n", shell)
 }
 
-/// Prints the proposals' table under `heading`, with what became of each accepted deploy or
-/// update, and says what the governor does not apply.
+/// Prints the proposals' table under `heading`, with what became of each accepted
+/// proposal.
 fn show(governor: &Governor, views: &[View], heading: &str, shell: &Shell) -> Result<()> {
     let outcomes = outcomes(governor, views, shell);
     shell.out(format!("{heading}{}", table(views, &outcomes)))?;
@@ -534,12 +548,6 @@ fn show(governor: &Governor, views: &[View], heading: &str, shell: &Shell) -> Re
         if let Some(error) = &outcome.error {
             shell.warn(format!("proposal {} failed to apply: {error}", short(id)));
         }
-    }
-    if views
-        .iter()
-        .any(|v| v.status == "accepted" && !action_of(v).is_some_and(applied))
-    {
-        shell.note(NOT_APPLIED);
     }
     Ok(())
 }
@@ -637,6 +645,9 @@ pub fn exec_vote(args: VoteArgs, shell: &Shell) -> Result<()> {
             "note: the governor applies it now; `aex proposals` shows how that goes (OUTCOME)",
         );
     }
+    if view.status == "accepted" && action_of(&view).is_some_and(Action::changes_constitution) {
+        members::accepted(&view, shell);
+    }
     Ok(())
 }
 
@@ -660,6 +671,9 @@ impl Check<'_> {
         governor.announce(&verified, shell);
         if view.status == "open" && action_of(&view) == Some(Action::Disable) {
             return super::govern_disable::check(governor, &view, self.desc, shell);
+        }
+        if view.status == "open" && action_of(&view).is_some_and(Action::changes_constitution) {
+            return members::before_approving(governor, self.desc, &view, shell);
         }
         if view.status != "open" || !action_of(&view).is_some_and(bundled) {
             return Ok(());
@@ -833,11 +847,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_actions_that_keep_the_constitution_can_be_proposed() {
+    fn every_kind_of_action_can_be_proposed() {
         assert_eq!(parse_action("deploy"), Ok(Action::Deploy));
         assert_eq!(parse_action("disable"), Ok(Action::Disable));
-        let err = parse_action("add_member").unwrap_err();
-        assert!(err.contains("changes the constitution"), "{err}");
+        assert_eq!(parse_action("add_member"), Ok(Action::AddMember));
+        assert_eq!(parse_action("rotate_key"), Ok(Action::RotateKey));
         let err = parse_action("upgrade").unwrap_err();
         assert!(err.contains("`upgrade` is not a kind of action"), "{err}");
     }
@@ -937,10 +951,10 @@ mod tests {
     }
 
     #[test]
-    fn deploy_update_and_move_are_applied_from_a_bundle_and_disable_from_an_order() {
+    fn deploy_update_and_move_are_applied_from_a_bundle_and_every_kind_is_applied() {
         assert!(bundled(Action::Deploy) && bundled(Action::Update) && bundled(Action::Move));
-        assert!(!bundled(Action::Disable) && applied(Action::Disable));
-        assert!(!applied(Action::AddMember) && !applied(Action::Constitution));
+        assert!(!bundled(Action::Disable) && !bundled(Action::AddMember));
+        assert!(Action::ALL.iter().all(|a| applied(*a)));
     }
 
     #[test]

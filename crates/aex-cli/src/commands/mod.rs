@@ -12,6 +12,7 @@ mod down;
 mod events;
 mod govern;
 mod govern_disable;
+mod govern_provider;
 mod graph;
 mod identity;
 mod ledger;
@@ -129,6 +130,7 @@ impl Commands {
             Commands::Proposals(a) => Some(&mut a.app),
             Commands::Vote(a) => Some(&mut a.app),
             Commands::Withdraw(a) => Some(&mut a.app),
+            Commands::Governor(a) => Some(&mut a.app),
             Commands::Recovery(a) => Some(&mut a.app),
         }
     }
@@ -164,6 +166,7 @@ enum Commands {
     Proposals(govern::ProposalsArgs),
     Vote(govern::VoteArgs),
     Withdraw(govern::WithdrawArgs),
+    Governor(govern_provider::GovernorCmdArgs),
     Recovery(recovery::RecoveryArgs),
 }
 
@@ -278,6 +281,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Proposals(a) => govern::exec_proposals(a, shell),
         Commands::Vote(a) => govern::exec_vote(a, shell),
         Commands::Withdraw(a) => govern::exec_withdraw(a, shell),
+        Commands::Governor(a) => govern_provider::exec(a, shell),
         Commands::Recovery(a) => recovery::exec(a, shell),
     }
 }

@@ -215,8 +215,10 @@ impl Book {
         Ok(&self.records[&id].proposal)
     }
 
-    /// Puts `new` in force for an accepted proposal whose change is `new`'s digest, once.
-    /// Open proposals are counted again under it (a removed member's ballots stop counting).
+    /// Puts `new` in force for an accepted proposal whose change is `new`'s digest and is
+    /// what its action says ([`crate::change::check`]: an `add_member` adds one member and
+    /// changes nothing else, ...), once. Open proposals are counted again under it (a removed
+    /// member's ballots stop counting; a member whose key was rotated votes again).
     pub fn apply_constitution(
         &mut self,
         id: ProposalId,
@@ -239,6 +241,11 @@ impl Book {
                 given: hex::encode(new.digest()),
             });
         }
+        let diff = crate::change::check(action, &self.constitution, &new)
+            .map_err(|mismatch| GovernanceError::NotItsAction { id, mismatch })?;
+        // A key is rotated when it may be lost or stolen: what it signed on open proposals
+        // no longer counts, and its member votes again with the new key.
+        let rotated: Vec<String> = diff.rekeyed.into_iter().map(|(name, _, _)| name).collect();
         self.constitution = new;
         self.decide(id, Status::Applied, now_ms);
         let open: Vec<ProposalId> = self
@@ -248,6 +255,9 @@ impl Book {
             .map(|r| r.id)
             .collect();
         for id in open {
+            if let Some(record) = self.records.get_mut(&id) {
+                record.ballots.retain(|name, _| !rotated.contains(name));
+            }
             self.tally(id, now_ms);
         }
         Ok(())

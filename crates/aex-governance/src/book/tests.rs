@@ -270,7 +270,7 @@ fn a_new_member_needs_everyone_and_exactly_the_approved_constitution() {
     let mut c = consortium();
     let mut members = c.book.constitution().members().to_vec();
     members.push(member("d", 4));
-    let rules = BTreeMap::from([(Action::Deploy, Rule::parse("3 of 4", 4).unwrap())]);
+    let rules = c.book.constitution().rules().clone();
     let new = Constitution::new(members, rules, LIFETIME).unwrap();
     let signed = proposal(Action::AddMember, new.digest(), 0).sign(&c.keys[0]);
     let id = c.book.propose(&signed, 0).unwrap().id;
@@ -284,7 +284,7 @@ fn a_new_member_needs_everyone_and_exactly_the_approved_constitution() {
     ));
     let mut other = new.members().to_vec();
     other[3] = member("d", 5);
-    let other = Constitution::new(other, BTreeMap::new(), LIFETIME).unwrap();
+    let other = Constitution::new(other, new.rules().clone(), LIFETIME).unwrap();
     assert!(matches!(
         c.book.apply_constitution(id, other, 3),
         Err(GovernanceError::OtherConstitution { .. })
@@ -295,12 +295,13 @@ fn a_new_member_needs_everyone_and_exactly_the_approved_constitution() {
         c.book.apply_constitution(id, new, 5),
         Err(GovernanceError::AlreadyApplied { .. })
     ));
-    // Deploy is now 3 of 4: d's approval counts, and two no longer suffice.
+    // Deploy still needs 2 (`2 of 3` is "at least 2"); d's approval counts, and
+    // add_member (`all`) now needs all four.
     c.keys.push(identity(4));
     let deploy = c.propose(Action::Deploy, 3, 6);
-    c.vote(deploy, Vote::Approve, 3, 7);
-    assert_eq!(c.vote(deploy, Vote::Approve, 0, 8), Status::Open);
-    assert_eq!(c.vote(deploy, Vote::Approve, 1, 9), Status::Accepted);
+    assert_eq!(c.vote(deploy, Vote::Approve, 3, 7), Status::Open);
+    assert_eq!(c.vote(deploy, Vote::Approve, 0, 8), Status::Accepted);
+    assert_eq!(c.book.constitution().required(Action::AddMember), 4);
 }
 
 #[test]
@@ -310,7 +311,7 @@ fn a_removed_members_ballots_stop_counting() {
     c.vote(pending, Vote::Approve, 2, 1);
     // Remove c (all three agree; `remove_member` has no rule: all).
     let members = c.book.constitution().members()[..2].to_vec();
-    let rules = BTreeMap::from([(Action::Deploy, Rule::parse("2 of 2", 2).unwrap())]);
+    let rules = c.book.constitution().rules().clone();
     let new = Constitution::new(members, rules, LIFETIME).unwrap();
     let signed = proposal(Action::RemoveMember, new.digest(), 2).sign(&c.keys[0]);
     let remove = c.book.propose(&signed, 2).unwrap().id;
@@ -357,4 +358,73 @@ fn a_book_serialized_and_restored_goes_on_where_it_was() {
     // A ballot it had already counted still counts once.
     assert_eq!(c.vote(id, Vote::Approve, 0, 12), Status::Open);
     assert_eq!(c.vote(id, Vote::Approve, 1, 13), Status::Accepted);
+}
+
+#[test]
+fn a_rotated_key_no_longer_signs_and_its_ballots_on_open_proposals_are_dropped() {
+    let mut c = consortium();
+    let pending = c.propose(Action::Deploy, 0, 0);
+    c.vote(pending, Vote::Approve, 1, 1);
+    // b's key becomes seed 9's (rotate_key has no rule: all).
+    let mut members = c.book.constitution().members().to_vec();
+    members[1] = member("b", 9);
+    let rules = c.book.constitution().rules().clone();
+    let new = Constitution::new(members, rules, LIFETIME).unwrap();
+    let rotate = c.propose_change(Action::RotateKey, &new, 2);
+    c.book.apply_constitution(rotate, new, 4).unwrap();
+    // b's approval with the old key no longer counts; the old key signs nothing more.
+    assert_eq!(
+        c.book.get(&pending).unwrap().counts(c.book.constitution()),
+        (0, 0)
+    );
+    let old = ballot(pending, Vote::Approve, &c.keys[1]);
+    assert!(matches!(
+        c.book.vote(pending, &old, 5),
+        Err(GovernanceError::NotMember { .. })
+    ));
+    let by_old = proposal(Action::Deploy, [5; 32], 5).sign(&c.keys[1]);
+    assert!(matches!(
+        c.book.propose(&by_old, 5),
+        Err(GovernanceError::NotMember { .. })
+    ));
+    // The new key votes as b.
+    c.keys[1] = identity(9);
+    assert_eq!(c.vote(pending, Vote::Approve, 1, 6), Status::Open);
+    assert_eq!(c.vote(pending, Vote::Approve, 0, 7), Status::Accepted);
+    assert_eq!(c.book.get(&pending).unwrap().ballots.len(), 2);
+}
+
+#[test]
+fn a_change_that_is_not_its_action_is_not_applied_even_when_accepted() {
+    let mut c = consortium();
+    // "Add d" that also lets any 1 member deploy: all approve the proposal's digest, but the
+    // book refuses to put it in force under `add_member`.
+    let mut members = c.book.constitution().members().to_vec();
+    members.push(member("d", 4));
+    let mut rules = c.book.constitution().rules().clone();
+    rules.insert(Action::Deploy, Rule::AtLeast(1));
+    let smuggled = Constitution::new(members, rules, LIFETIME).unwrap();
+    let id = c.propose_change(Action::AddMember, &smuggled, 0);
+    let before = c.book.constitution().clone();
+    let err = c.book.apply_constitution(id, smuggled, 3).unwrap_err();
+    assert!(matches!(err, GovernanceError::NotItsAction { .. }), "{err}");
+    assert!(
+        err.to_string().contains("changes the rule for `deploy`"),
+        "{err}"
+    );
+    assert_eq!(c.book.constitution(), &before);
+    assert_eq!(c.book.get(&id).unwrap().status, Status::Accepted);
+}
+
+impl Consortium {
+    /// A change of constitution to `new`, proposed by a and approved by all three.
+    fn propose_change(&mut self, action: Action, new: &Constitution, at: u64) -> ProposalId {
+        let signed = proposal(action, new.digest(), at).sign(&self.keys[0]);
+        let id = self.book.propose(&signed, at).unwrap().id;
+        for by in 0..3 {
+            self.vote(id, Vote::Approve, by, at + 1);
+        }
+        assert_eq!(self.book.get(&id).unwrap().status, Status::Accepted);
+        id
+    }
 }

@@ -356,39 +356,13 @@ impl Reply {
 /// Once recovered (200), the applier resumes and a backup under the new key is written.
 fn after_recovery(handle: &aex::Handle<Governor>, store: &Arc<Store>, answer: Reply) -> Reply {
     if answer.status() == 200 {
-        let made = handle
-            .call(|g: &mut Governor, ctx| recertify(g, ctx))
-            .map_err(|e| e.to_string());
-        if let Err(e) | Ok(Err(e)) = made {
-            eprintln!("governor: no certificate of the recovered key: {e}");
+        if let Err(e) = crate::members::reattest(handle) {
+            eprintln!("governor: recovered, but re-attesting the recovered key failed: {e}");
         }
         crate::APPLIER.kick(handle.clone(), store.clone());
         refresh(handle, store);
     }
     answer
-}
-
-/// Makes the attested certificate the audit ledger records (`signer attested`) bind the
-/// recovered deployer key. The server, started while collecting, goes on presenting the
-/// certificate without it until the governor's next `start` after a restart; `GET /identity`
-/// answers the recovered key at once.
-fn recertify(g: &mut Governor, ctx: &mut aex::Context) -> Result<(), String> {
-    let digest = g
-        .held
-        .as_ref()
-        .map(|h| h.book.constitution().digest())
-        .ok_or("nothing recovered")?;
-    let deployer = g.deployer.get_or_make()?.public();
-    let identity = g.tls.identity().map_err(|e| e.to_string())?;
-    let options = aex::tls::Options::default()
-        .extra(aex_governance::CERTIFICATE_KEY_NAME, &digest)
-        .extra(crate::IDENTITY_KEY_NAME, &deployer);
-    let attested = aex::tls::Attested::in_module::<Governor>(ctx, identity, &options)
-        .map_err(|e| e.to_string())?;
-    if let Ok(mut kept) = crate::CERTIFICATE.lock() {
-        *kept = attested.certificate().to_vec();
-    }
-    Ok(())
 }
 
 fn json(status: u16, value: &impl Serialize) -> Reply {

@@ -92,14 +92,28 @@ pub fn start_attested<F>(
 where
     F: Fn(&Request<'_>) -> Response + Send + Sync + 'static,
 {
+    serve_attested(addr, attested, limits, route).map(|s| s.local_addr())
+}
+
+/// [`start_attested`], returning the running server: its address, and a way to serve another
+/// certificate from the next connection on ([`aex::tls::Server::replace`]), for a module whose
+/// certificate attests something that changes (the governor's constitution).
+pub fn serve_attested<F>(
+    addr: SocketAddr,
+    attested: aex::tls::Attested,
+    limits: aex::tls::Limits,
+    route: F,
+) -> Result<aex::tls::Server, String>
+where
+    F: Fn(&Request<'_>) -> Response + Send + Sync + 'static,
+{
     let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let server = aex::tls::serve(listener, attested, limits, move |tls| {
+    aex::tls::serve(listener, attested, limits, move |tls| {
         if let Err(e) = answer_tls(tls, &route) {
             eprintln!("https: connection failed: {e}");
         }
     })
-    .map_err(|e| e.to_string())?;
-    Ok(server.local_addr())
+    .map_err(|e| e.to_string())
 }
 
 /// Accepts connections forever, each on its own thread.
