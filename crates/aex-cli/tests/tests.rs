@@ -47,6 +47,7 @@ mod e2e_governor_apply;
 mod e2e_governor_disable;
 mod e2e_governor_members;
 mod e2e_governor_recovery;
+mod e2e_governor_recovery_apply;
 mod e2e_governor_symmetric;
 mod e2e_irrigation;
 mod e2e_metering;
