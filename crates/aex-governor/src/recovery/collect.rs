@@ -202,6 +202,7 @@ fn install(g: &mut Governor, plaintext: &[u8], workdir: &Path) -> Result<(), Str
     g.deployer.seed = r.deployer.clone();
     g.deployed = r.deployed.clone();
     g.outcomes = r.outcomes.clone();
+    g.recorded = r.recorded.clone();
     g.recovery.sequence = sequence;
     g.recovery.collecting = None;
     eprintln!(

@@ -78,6 +78,9 @@ struct Recoverable {
     deployer: Option<String>,
     deployed: Option<String>,
     outcomes: Outcomes,
+    /// The decided proposals the ledger holds already (not recorded twice).
+    #[serde(default)]
+    recorded: crate::decided::Recorded,
     /// The audit ledger's bytes, hex (its file is on the lost node too).
     ledger: Option<String>,
 }
@@ -222,6 +225,7 @@ fn make_backup(g: &mut Governor, ledger: Option<Vec<u8>>, wall_ms: u64) -> Resul
         deployer: g.deployer.seed.clone(),
         deployed: g.deployed.clone(),
         outcomes: g.outcomes.clone(),
+        recorded: g.recorded.clone(),
         ledger: ledger.map(hex::encode),
     };
     let plaintext = Zeroizing::new(serde_json::to_vec(&recoverable).map_err(|e| e.to_string())?);

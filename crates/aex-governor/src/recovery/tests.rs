@@ -44,6 +44,7 @@ fn lost_governor() -> Governor {
     };
     let held = g.held.as_mut().unwrap();
     held.book.propose(&proposal.sign(&key(1)), 10).unwrap();
+    g.recorded.insert("ab".repeat(32));
     ensure(&mut g).unwrap();
     g
 }
@@ -145,6 +146,10 @@ fn k_members_shares_and_the_backup_restore_the_book_and_the_deployer_key() {
         serde_json::to_string(&is.book).unwrap()
     );
     assert_eq!(old.deployer.seed(), new.deployer.seed());
+    assert_eq!(
+        old.recorded, new.recorded,
+        "decided proposals are not recorded twice"
+    );
     assert_eq!(new.recovery.sequence, 1);
     let ledger = aex_deploy::audit::ledger_path(dir.path());
     assert_eq!(fs::read(ledger).unwrap(), b"ledger bytes");
@@ -259,6 +264,7 @@ fn one_member_cannot_recover_a_state_of_their_own_making() {
         deployer: forged_state.deployer.seed.clone(),
         deployed: None,
         outcomes: Outcomes::default(),
+        recorded: Default::default(),
         ledger: None,
     };
     let forged = seal_backup(&own, header, &serde_json::to_vec(&recoverable).unwrap());
