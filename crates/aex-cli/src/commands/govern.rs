@@ -3,10 +3,11 @@
 //! member's deployer identity. Nothing here changes a node itself: the governor applies an
 //! accepted `deploy`, `update` or `move` proposal, from the bundle (the descriptor and the
 //! modules' builds) its proposer uploaded, and a `disable` proposal from the order its
-//! proposer sent (`govern_disable.rs`); a change of members or rules is not applied yet.
+//! proposer sent (`govern_disable.rs`), and a change of members or rules from the
+//! constitution document its proposer uploaded (`govern_members.rs`).
 //!
-//! A `deploy`, `update` or `move` proposal's change is that bundle's digest, so an approval approves
-//! those exact binaries. A member should not approve binaries nobody checked: `aex vote ID
+//! A `deploy`, `update` or `move` proposal's change is that bundle's digest, so an approval
+//! approves those exact binaries. A member should not approve binaries nobody checked: `aex vote ID
 //! approve` rebuilds the bundle from the member's own descriptor and sources (builds are
 //! reproducible) and approves only if it is the same to the byte (`--no-rebuild` skips that,
 //! with a warning).
