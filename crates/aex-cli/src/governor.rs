@@ -458,6 +458,26 @@ pub fn appraisal(desc: &Descriptor, overrides: &Overrides) -> Result<Policy> {
     policy(desc, &spec)
 }
 
+/// [`appraisal`], then the same appraisal (the pinned measurement) on every other `sgx` node
+/// of the descriptor that has a platform key: the governor's node first. A ledger outlives
+/// the governor's node: after a recovery onto another node, the certificates recorded on the
+/// lost one pass under its `[[node]]`, which the member keeps in the descriptor for that.
+pub fn appraisals(desc: &Descriptor, overrides: &Overrides) -> Result<Vec<Policy>> {
+    let primary = appraisal(desc, overrides)?;
+    let spec = located(desc.governor.as_ref(), overrides)?;
+    let mut all = vec![primary];
+    for node in desc.nodes.iter().filter(|n| n.name != spec.node) {
+        let other = GovernorSpec {
+            node: node.name.clone(),
+            ..spec.clone()
+        };
+        if let Ok(p) = policy(desc, &other) {
+            all.push(p);
+        }
+    }
+    Ok(all)
+}
+
 /// How a member appraises the governor: as the deployer appraises a module on that node,
 /// from the descriptor alone (a member need not hold any deployer state).
 fn policy(desc: &Descriptor, spec: &GovernorSpec) -> Result<Policy> {

@@ -478,4 +478,23 @@ fn members_shares_restore_a_lost_governor_with_its_book_and_deployer_key() {
     // The shares a and b handed in open nothing more: a stale share and the new backup.
     let (code, _) = new.submit(a, key_a, &share_a);
     assert_eq!(code, 409, "a serving governor takes no shares");
+
+    // The ledger came back with the state. Its certificates were made on the lost node and
+    // pass under that node's pin, which b's descriptor keeps: b fetches it from the new
+    // governor (appraised on node 2) and verifies it offline.
+    b_dir
+        .aex(&[
+            "ledger",
+            "fetch",
+            "--governor",
+            &format!("https://{second}/"),
+            "--governor-node",
+            "node2",
+        ])
+        .ok()
+        .stderr_has(&["Fetched", "signed by the attested governor key"]);
+    b_dir
+        .aex(&["ledger", "verify"])
+        .ok()
+        .stderr_has(&["Attested", "Verified"]);
 }

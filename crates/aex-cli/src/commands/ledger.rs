@@ -123,8 +123,8 @@ fn ledger_of(app: &Path) -> PathBuf {
     aex_deploy::audit::ledger_path(&dir)
 }
 
-/// The governor's appraisal policy if the descriptor at `path` declares `[governance]`.
-fn governed_policy(path: &Path, overrides: &Overrides) -> Result<Option<Policy>> {
+/// The governor's appraisal policies (its node's first) if the descriptor at `path` declares `[governance]`.
+fn governed_policy(path: &Path, overrides: &Overrides) -> Result<Option<Vec<Policy>>> {
     let file = if path.is_dir() {
         path.join("aex.toml")
     } else {
@@ -137,7 +137,7 @@ fn governed_policy(path: &Path, overrides: &Overrides) -> Result<Option<Policy>>
     if desc.governance.is_none() {
         return Ok(None);
     }
-    crate::governor::appraisal(&desc, overrides).map(Some)
+    crate::governor::appraisals(&desc, overrides).map(Some)
 }
 
 /// Write a receipt for a ledger entry, or verify one (offline)
@@ -200,8 +200,8 @@ pub fn exec(args: LedgerArgs, shell: &Shell) -> Result<()> {
                 Some(d) => governed_policy(&d, &Overrides::default())?,
                 None => None,
             };
-            if let Some(policy) = governed {
-                let attested = check_attested(&bytes, &policy, &expect)
+            if let Some(policies) = governed {
+                let attested = check_attested(&bytes, &policies, &expect)
                     .with_context(|| format!("the ledger {} does not verify", path.display()))?;
                 shell.status(
                     "Attested",
@@ -213,7 +213,7 @@ pub fn exec(args: LedgerArgs, shell: &Shell) -> Result<()> {
                             .map(hex::encode)
                             .collect::<Vec<_>>()
                             .join(", "),
-                        policy
+                        policies[0]
                             .measurements
                             .iter()
                             .map(|m| m.to_hex())
@@ -253,10 +253,10 @@ pub fn exec(args: LedgerArgs, shell: &Shell) -> Result<()> {
 /// (and by one of `expect`'s signers, if it names any: checked before).
 fn check_attested(
     bytes: &[u8],
-    policy: &Policy,
+    policies: &[Policy],
     expect: &Expect,
 ) -> Result<Vec<[u8; PUBLIC_IDENTITY_LEN]>> {
-    let attested = super::ledger_governed::attested_signers(bytes, policy)?;
+    let attested = super::ledger_governed::attested_signers(bytes, policies)?;
     aex_ledger::verify(
         bytes,
         &Expect {
@@ -302,7 +302,11 @@ fn fetch(
             target.display()
         )
     })?;
-    let attested = check_attested(&bytes, governor.policy(), &expect)
+    // The governor as it was just appraised, then its measurement on the descriptor's other
+    // nodes (where it ran before a recovery).
+    let mut policies = vec![governor.policy().clone()];
+    policies.extend(crate::governor::appraisals(&desc, &Overrides::default()).unwrap_or_default());
+    let attested = check_attested(&bytes, &policies, &expect)
         .with_context(|| format!("the ledger the governor at {} served", governor.url()))?;
     super::ledger_governed::write_atomically(&target, &bytes)?;
     shell.status(

@@ -24,16 +24,20 @@ use ciborium::Value;
 use crate::governor::IDENTITY_KEY_NAME;
 
 /// The keys the ledger's `signer attested` entries attest, each certificate appraised with
-/// `policy` (the governor's, from the member's descriptor). A certificate that does not pass
-/// is an error naming its entry; a ledger with none is an error too.
-pub fn attested_signers(bytes: &[u8], policy: &Policy) -> Result<Vec<[u8; PUBLIC_IDENTITY_LEN]>> {
+/// one of `policies` (the governor's, from the member's descriptor: on its node, or on
+/// another node it ran on before a recovery). A certificate that passes none is an error
+/// naming its entry (with the first policy's reason); a ledger with none is an error too.
+pub fn attested_signers(
+    bytes: &[u8],
+    policies: &[Policy],
+) -> Result<Vec<[u8; PUBLIC_IDENTITY_LEN]>> {
     let mut keys: Vec<[u8; PUBLIC_IDENTITY_LEN]> = Vec::new();
     let (mut at, mut seq) = (0, 0);
     while at < bytes.len() {
         let (entry, used) = Entry::decode_prefix(&bytes[at..], seq)
             .map_err(|e| anyhow!("entry {seq} does not decode: {e}"))?;
         if entry.kind == SIGNER_ATTESTED {
-            let key = appraise(&entry, policy)
+            let key = appraise_any(&entry, policies)
                 .with_context(|| format!("entry {} ({SIGNER_ATTESTED})", entry.seq))?;
             if !keys.contains(&key) {
                 keys.push(key);
@@ -50,6 +54,21 @@ pub fn attested_signers(bytes: &[u8], policy: &Policy) -> Result<Vec<[u8; PUBLIC
         );
     }
     Ok(keys)
+}
+
+/// The deployer key one `signer attested` entry's certificate attests under the first of
+/// `policies` it passes.
+fn appraise_any(entry: &Entry, policies: &[Policy]) -> Result<[u8; PUBLIC_IDENTITY_LEN]> {
+    let mut first = None;
+    for policy in policies {
+        match appraise(entry, policy) {
+            Ok(key) => return Ok(key),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    Err(first.unwrap_or_else(|| anyhow!("no node to appraise it on")))
 }
 
 /// The deployer key one `signer attested` entry's certificate attests.
@@ -154,7 +173,7 @@ mod tests {
     #[test]
     fn a_ledger_without_the_signers_certificate_proves_no_governor_signed_it() {
         let bytes = ledger(&[("proposal", cbor(&Value::Map(vec![])))]);
-        let e = attested_signers(&bytes, &policy()).unwrap_err();
+        let e = attested_signers(&bytes, &[policy()]).unwrap_err();
         assert!(
             format!("{e:#}").contains("no `signer attested` entry"),
             "{e:#}"
@@ -171,11 +190,11 @@ mod tests {
             ("proposal", cbor(&Value::Map(vec![]))),
             (SIGNER_ATTESTED, cbor(&forged)),
         ]);
-        let e = format!("{:#}", attested_signers(&bytes, &policy()).unwrap_err());
+        let e = format!("{:#}", attested_signers(&bytes, &[policy()]).unwrap_err());
         assert!(e.contains("entry 1 (signer attested)"), "{e}");
         assert!(e.contains("does not pass the governor's appraisal"), "{e}");
         let empty = ledger(&[(SIGNER_ATTESTED, cbor(&Value::Map(vec![])))]);
-        let e = format!("{:#}", attested_signers(&empty, &policy()).unwrap_err());
+        let e = format!("{:#}", attested_signers(&empty, &[policy()]).unwrap_err());
         assert!(e.contains("no `certificate` byte string"), "{e}");
     }
 
