@@ -12,6 +12,8 @@
 //!
 //! `cargo bench -p aex-cli --bench governance [-- --rounds N]` (default 5 rounds). Prints
 //! every round, then the median and spread of each figure and the ratio governed / direct.
+//! Modules (the governor among them) are release builds (`AEX_TESTKIT_PROFILE=dev` for the
+//! test kit's dev builds); the first run builds them.
 #![allow(
     clippy::disallowed_macros,
     reason = "a benchmark's report goes to stdout, its progress to stderr"
@@ -121,8 +123,17 @@ fn main() {
         .position(|a| a == "--rounds")
         .and_then(|i| args.get(i + 1))
         .map_or(5, |n| n.parse().expect("--rounds N"));
-    // `cargo bench` passes `--bench`; nothing else is understood.
-    eprintln!("building the modules (once) and warming up");
+    // `cargo bench` passes `--bench`; nothing else is understood. The modules, the governor
+    // among them, are built optimized unless the environment says otherwise (a test run's
+    // dev builds would measure the governor's deployer code unoptimized against an
+    // optimized `aex deploy`).
+    if std::env::var_os("AEX_TESTKIT_PROFILE").is_none() {
+        std::env::set_var("AEX_TESTKIT_PROFILE", "release");
+    }
+    eprintln!(
+        "building the modules (once, {:?} profile) and warming up",
+        aex_testkit::modules::profile()
+    );
     direct();
     let mut all = Vec::new();
     for round in 1..=rounds {

@@ -273,8 +273,8 @@ pub fn nodes_admitting(dir: &AppDir, admitted: &str) -> (NodeProcess, NodeProces
 pub fn make_bundle(dir: &Path, who: SigningIdentity) -> aex_deploy::bundle::Made {
     let identity = Arc::new(aex_deploy::Identity::from_signing(who, Path::new("member")));
     let app = aex_deploy::App::open(dir, identity).expect("opens");
-    let mut builder = aex_deploy::build::Builder::new(aex_deploy::build::Profile::Dev)
-        .prebuilt(modules::prebuilt().clone());
+    let mut builder =
+        aex_deploy::build::Builder::new(modules::profile()).prebuilt(modules::prebuilt().clone());
     let built =
         aex_deploy::ops::deploy::build_all(&app, &mut builder, &aex_deploy::progress::Quiet)
             .expect("builds");

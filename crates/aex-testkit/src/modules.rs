@@ -83,6 +83,16 @@ fn is_module_crate(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("src/main.rs")).is_ok_and(|main| main.contains("aex::main!"))
 }
 
+/// The profile modules are built with: `dev`, unless `AEX_TESTKIT_PROFILE=release` (what a
+/// benchmark built on the kit sets, so that module code is measured optimized, as users run
+/// it; a test run keeps the quicker dev builds).
+pub fn profile() -> Profile {
+    match std::env::var("AEX_TESTKIT_PROFILE").as_deref() {
+        Ok("release") => Profile::Release,
+        _ => Profile::Dev,
+    }
+}
+
 /// The built modules: crate directory → executable. Builds them on first use.
 pub fn prebuilt() -> &'static Prebuilt {
     static BUILT: OnceLock<Prebuilt> = OnceLock::new();
@@ -91,7 +101,7 @@ pub fn prebuilt() -> &'static Prebuilt {
         // Build into the target directory the tests were built into, whatever cargo would
         // pick from the crates' own location, with the features `cargo test --workspace`
         // resolved, so the modules link the dependencies the tests were built with.
-        let mut builder = Builder::new(Profile::Dev)
+        let mut builder = Builder::new(profile())
             .target_dir(paths::target_dir())
             .whole_workspace_features();
         let mut binaries = builder
