@@ -22,6 +22,7 @@
 use std::fmt;
 
 use crate::constitution::{Action, Constitution, Member, Rule};
+pub use crate::error::ChangeMismatch;
 
 /// How one constitution differs from another, for people and for the checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,18 +145,6 @@ impl Difference {
         }
         others
     }
-}
-
-/// A new constitution that is not the change its proposal's action says.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a `{action}` proposal must {must}; this one {found}")]
-pub struct ChangeMismatch {
-    /// The proposal's action.
-    pub action: Action,
-    /// What the action allows.
-    pub must: &'static str,
-    /// What the new constitution does instead.
-    pub found: String,
 }
 
 /// Checks that `new` is the change `action` says, from `old` (see the module doc); returns

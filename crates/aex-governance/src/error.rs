@@ -180,7 +180,7 @@ pub enum GovernanceError {
         /// Its id.
         id: ProposalId,
         /// What the action allows, and what the new constitution does.
-        mismatch: crate::change::ChangeMismatch,
+        mismatch: ChangeMismatch,
     },
     /// Too many open proposals (memory is bounded).
     #[error("{open} proposals are open, the most there may be: decide or withdraw some first")]
@@ -188,4 +188,16 @@ pub enum GovernanceError {
         /// Open proposals.
         open: usize,
     },
+}
+
+/// A new constitution that is not the change its proposal's action says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a `{action}` proposal must {must}; this one {found}")]
+pub struct ChangeMismatch {
+    /// The proposal's action.
+    pub action: Action,
+    /// What the action allows.
+    pub must: &'static str,
+    /// What the new constitution does instead.
+    pub found: String,
 }

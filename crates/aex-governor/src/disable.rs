@@ -29,7 +29,7 @@ use aex_governance::order::MAX_ORDER;
 use aex_governance::{Book, DisableOrder, Status};
 use serde::Serialize;
 
-use crate::apply::{deploys, load_bundle, note_authority, Job};
+use crate::job::{deploys, load_bundle, note_authority, Job};
 use crate::store::{Store, MAX_STORE};
 
 /// What `POST /orders` answers.

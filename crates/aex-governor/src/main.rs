@@ -48,8 +48,10 @@
 )]
 
 mod apply;
+mod attest;
 mod decided;
 mod disable;
+mod job;
 mod members;
 mod moves;
 mod provider;
@@ -66,7 +68,8 @@ use aex::{tls, Context};
 use aex_crypto::SigningIdentity;
 use aex_example_http::Response;
 use aex_governance::{Document, ProposalId};
-use apply::{Applier, Outcome, Outcomes};
+use apply::Applier;
+use job::{Outcome, Outcomes};
 use serde::{Deserialize, Serialize};
 use service::{Body, Held};
 use store::Store;
@@ -210,7 +213,7 @@ impl Governor {
         let store = Arc::new(Store::open(&data)?);
         let identity = self.tls.identity().map_err(|e| e.to_string())?;
         let options = match &deployer {
-            Some(deployer) => members::certificate_options(&digest, deployer),
+            Some(deployer) => attest::certificate_options(&digest, deployer),
             // Collecting shares: no deployer key to attest until one is recovered.
             None => tls::Options::default().extra(aex_governance::CERTIFICATE_KEY_NAME, &digest),
         };
@@ -225,7 +228,7 @@ impl Governor {
                 route(&handle, &serving, r.method, r.path, r.body)
             })?;
         let addr = server.local_addr();
-        members::serving(server);
+        attest::serving(server);
         self.port = Some(addr.port());
         if self.held.is_some() {
             recovery::ensure(self)?;

@@ -19,20 +19,20 @@
 
 use std::fs;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
-use aex::{tls, Handle};
+use aex::Handle;
 use aex_crypto::SigningIdentity;
 use aex_deploy::audit::{append_governance, GovernanceRecord};
 use aex_deploy::state::State;
 use aex_example_http::Response;
 use aex_governance::bundle::hex_digest;
 use aex_governance::signed::open;
-use aex_governance::{Constitution, Document, Proposal, Record, CERTIFICATE_KEY_NAME};
+use aex_governance::{Constitution, Document, Proposal, Record};
 
-use crate::apply::Outcome;
+use crate::attest::reattest;
+use crate::job::Outcome;
 use crate::store::Store;
-use crate::{Governor, IDENTITY_KEY_NAME};
+use crate::Governor;
 
 /// The largest constitution document, in bytes: 64 members with names and keys, and a rule
 /// per action, take some 10 KiB.
@@ -40,22 +40,6 @@ pub const MAX_DOCUMENT: usize = 64 * 1024;
 
 /// The most bytes of documents kept (uploads come before any member signature).
 pub const MAX_DOCUMENTS: u64 = 16 << 20;
-
-/// The running server, re-attested after a change.
-static SERVER: OnceLock<tls::Server> = OnceLock::new();
-
-/// Keeps the server `start` started, to re-attest it after a change.
-pub fn serving(server: tls::Server) {
-    let _ = SERVER.set(server);
-}
-
-/// What the certificate attests besides the TLS key: the constitution in force and the
-/// governor's deployer key.
-pub fn certificate_options(constitution: &[u8; 32], deployer: &[u8; 32]) -> tls::Options {
-    tls::Options::default()
-        .extra(CERTIFICATE_KEY_NAME, constitution)
-        .extra(IDENTITY_KEY_NAME, deployer)
-}
 
 fn documents(store: &Store) -> PathBuf {
     store.path("constitutions")
@@ -298,34 +282,6 @@ fn on_constitution_changed(governor: &mut Governor) {
     if let Err(e) = crate::recovery::reshare(governor) {
         eprintln!("governor: the recovery key was not split again: {e}");
     }
-}
-
-/// Serves a certificate attesting the constitution now in force, from the same kept key
-/// (also after a recovery, whose server started with no deployer key to attest).
-pub fn reattest(handle: &Handle<Governor>) -> Result<(), String> {
-    let Some(server) = SERVER.get() else {
-        return Ok(());
-    };
-    let (identity, digest, deployer) = handle
-        .call(|g: &mut Governor, _ctx| -> Result<_, String> {
-            let digest = g
-                .held
-                .as_ref()
-                .ok_or("no book")?
-                .book
-                .constitution()
-                .digest();
-            let deployer = g.deployer.get_or_make()?.public();
-            let identity = g.tls.identity().map_err(|e| e.to_string())?;
-            Ok((identity, digest, deployer))
-        })
-        .map_err(|e| e.to_string())??;
-    let options = certificate_options(&digest, &deployer);
-    let attested =
-        tls::Attested::new(identity, handle.clone(), &options).map_err(|e| e.to_string())?;
-    crate::keep_certificate(&attested);
-    server.replace(attested);
-    Ok(())
 }
 
 #[cfg(test)]

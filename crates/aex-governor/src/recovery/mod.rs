@@ -34,7 +34,7 @@ use aex_governance::Constitution;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::apply::Outcomes;
+use crate::job::Outcomes;
 use crate::service::{self, Held};
 use crate::store::Store;
 use crate::Governor;
@@ -360,7 +360,7 @@ impl Reply {
 /// Once recovered (200), the applier resumes and a backup under the new key is written.
 fn after_recovery(handle: &aex::Handle<Governor>, store: &Arc<Store>, answer: Reply) -> Reply {
     if answer.status() == 200 {
-        if let Err(e) = crate::members::reattest(handle) {
+        if let Err(e) = crate::attest::reattest(handle) {
             eprintln!("governor: recovered, but re-attesting the recovered key failed: {e}");
         }
         crate::APPLIER.kick(handle.clone(), store.clone());
