@@ -13,11 +13,11 @@
 use std::collections::BTreeSet;
 
 use aex::Handle;
-use aex_crypto::SigningIdentity;
-use aex_deploy::audit::{append_governance, GovernanceRecord};
+use aex_deploy::audit::GovernanceRecord;
 use aex_deploy::state::State;
 use aex_governance::{Record, Status};
 
+use crate::job::append_authority;
 use crate::store::Store;
 use crate::Governor;
 
@@ -79,44 +79,13 @@ pub fn record(handle: &Handle<Governor>, store: &Store, job: Unrecorded) -> bool
         return false;
     };
     let id = record.id.hex();
-    let certificate = crate::certificate();
-    let mut records = vec![
-        GovernanceRecord::Signer {
-            certificate: &certificate,
-        },
-        GovernanceRecord::Signed {
-            kind: "proposal",
-            proposal: &id,
-            member: &record.proposer,
-            signed: &record.signed,
-        },
-    ];
-    for (member, (_, signed)) in &record.ballots {
-        records.push(GovernanceRecord::Signed {
-            kind: "ballot",
-            proposal: &id,
-            member,
-            signed,
-        });
-    }
-    records.push(GovernanceRecord::Signed {
+    let closing_record = GovernanceRecord::Signed {
         kind: closing,
         proposal: &id,
         member: &record.proposer,
         signed: &record.signed,
-    });
-    let workdir = store.workdir();
-    let appended = std::fs::create_dir_all(workdir.join(aex_deploy::state::STATE_DIR))
-        .map_err(|e| format!("cannot create the ledger's directory: {e}"))
-        .and_then(|()| {
-            append_governance(
-                &workdir,
-                &SigningIdentity::from_seed(&seed),
-                &mut state,
-                &records,
-            )
-            .map_err(|e| aex_deploy::error::error_chain(&e))
-        });
+    };
+    let appended = append_authority(store, &record, closing_record, &seed, &mut state);
     if let Err(e) = appended {
         eprintln!("governor: cannot record proposal {id} ({closing}) in the ledger: {e}");
         return false;

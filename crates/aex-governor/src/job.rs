@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use aex_crypto::SigningIdentity;
+use aex_deploy::audit::{append_governance, GovernanceRecord};
 use aex_deploy::state::State;
 use aex_deploy::App;
 use aex_governance::{Action, Bundle, ProposalId, Record};
@@ -69,6 +71,46 @@ pub(crate) fn note_authority(app: &App, record: &Record) {
     for (member, (_, signed)) in &record.ballots {
         app.note_governance("ballot", &id, member, signed);
     }
+}
+
+/// Appends to the ledger, outside a deployment, who signs and what authorised `record` (as
+/// [`note_authority`] notes them in one), then `closing`: for what changes no node (a change
+/// of members or rules, a proposal decided without being carried out). Signed with `seed`,
+/// the governor's deployer key; `state` keeps the ledger's mark, which it moves on.
+pub(crate) fn append_authority(
+    store: &Store,
+    record: &Record,
+    closing: GovernanceRecord<'_>,
+    seed: &[u8; 32],
+    state: &mut State,
+) -> Result<(), String> {
+    let id = record.id.hex();
+    let certificate = crate::certificate();
+    let mut records = vec![
+        GovernanceRecord::Signer {
+            certificate: &certificate,
+        },
+        GovernanceRecord::Signed {
+            kind: "proposal",
+            proposal: &id,
+            member: &record.proposer,
+            signed: &record.signed,
+        },
+    ];
+    for (member, (_, signed)) in &record.ballots {
+        records.push(GovernanceRecord::Signed {
+            kind: "ballot",
+            proposal: &id,
+            member,
+            signed,
+        });
+    }
+    records.push(closing);
+    let workdir = store.workdir();
+    std::fs::create_dir_all(workdir.join(aex_deploy::state::STATE_DIR))
+        .map_err(|e| format!("cannot create the ledger's directory: {e}"))?;
+    append_governance(&workdir, &SigningIdentity::from_seed(seed), state, &records)
+        .map_err(|e| aex_deploy::error::error_chain(&e))
 }
 
 /// The bundle stored as `digest`, checked against it and against the governed `application`.

@@ -21,8 +21,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use aex::Handle;
-use aex_crypto::SigningIdentity;
-use aex_deploy::audit::{append_governance, GovernanceRecord};
+use aex_deploy::audit::GovernanceRecord;
 use aex_deploy::state::State;
 use aex_example_http::Response;
 use aex_governance::bundle::hex_digest;
@@ -30,7 +29,7 @@ use aex_governance::signed::open;
 use aex_governance::{Constitution, Document, Proposal, Record};
 
 use crate::attest::reattest;
-use crate::job::Outcome;
+use crate::job::{append_authority, Outcome};
 use crate::store::Store;
 use crate::Governor;
 
@@ -225,36 +224,11 @@ fn prepare(
     let diff = aex_governance::change::check(action, &old, &new).map_err(|e| e.to_string())?;
     let id = record.id.hex();
     let digest = hex::encode(new.digest());
-    let certificate = crate::certificate();
-    let mut records = vec![
-        GovernanceRecord::Signer {
-            certificate: &certificate,
-        },
-        GovernanceRecord::Signed {
-            kind: "proposal",
-            proposal: &id,
-            member: &record.proposer,
-            signed: &record.signed,
-        },
-    ];
-    for (member, (_, signed)) in &record.ballots {
-        records.push(GovernanceRecord::Signed {
-            kind: "ballot",
-            proposal: &id,
-            member,
-            signed,
-        });
-    }
-    records.push(GovernanceRecord::ConstitutionChanged {
+    let closing = GovernanceRecord::ConstitutionChanged {
         proposal: &id,
         constitution: &digest,
-    });
-    let workdir = store.workdir();
-    fs::create_dir_all(workdir.join(aex_deploy::state::STATE_DIR))
-        .map_err(|e| format!("cannot create the ledger's directory: {e}"))?;
-    let signer = SigningIdentity::from_seed(seed);
-    append_governance(&workdir, &signer, state, &records)
-        .map_err(|e| aex_deploy::error::error_chain(&e))?;
+    };
+    append_authority(store, record, closing, seed, state)?;
     Ok((new, format!("constitution {digest}: {diff}")))
 }
 
@@ -296,7 +270,7 @@ mod tests {
                 .zip(1u8..)
                 .map(|(name, seed)| MemberDocument {
                     name: (*name).into(),
-                    key: hex::encode(SigningIdentity::from_seed(&[seed; 32]).public()),
+                    key: hex::encode(aex_crypto::SigningIdentity::from_seed(&[seed; 32]).public()),
                 })
                 .collect(),
             rules: [("deploy".to_owned(), "any 1".to_owned())].into(),

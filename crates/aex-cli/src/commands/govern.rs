@@ -303,12 +303,33 @@ pub fn exec_propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
             s
         }
     };
-    let summary = bounded(summary, MAX_SUMMARY);
-    let proposal = Proposal {
-        application: desc.application.clone(),
-        action: args.action,
+    send_proposal(
+        &governor,
+        &desc,
+        args.action,
         change,
         summary,
+        &identity,
+        shell,
+    )
+}
+
+/// Signs a proposal of `action` with `change` and `summary` (cut to what the book takes),
+/// sends it, and prints where it stands and its id (on stdout, for scripts).
+pub(super) fn send_proposal(
+    governor: &Governor,
+    desc: &Descriptor,
+    action: Action,
+    change: [u8; 32],
+    summary: String,
+    identity: &Identity,
+    shell: &Shell,
+) -> Result<()> {
+    let proposal = Proposal {
+        application: desc.application.clone(),
+        action,
+        change,
+        summary: bounded(summary, MAX_SUMMARY),
         created_ms: now_ms(),
     };
     let signed = proposal.sign(identity.signing());
@@ -318,6 +339,17 @@ pub fn exec_propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
     shell.status("Proposed", standing(&view));
     shell.out(&view.id)?;
     Ok(())
+}
+
+/// A proposal's change as the governor shows it (hex), as bytes.
+pub(super) fn change_of(view: &View) -> Result<[u8; 32]> {
+    hex_digest(&view.change).ok_or_else(|| {
+        anyhow!(
+            "the governor shows proposal {}'s change as `{}`, not 64 hex digits",
+            short(&view.id),
+            view.change
+        )
+    })
 }
 
 /// A `deploy` or `update` proposal's bundle: builds the modules as `aex deploy` would, packs
@@ -679,13 +711,7 @@ impl Check<'_> {
         if view.status != "open" || !action_of(&view).is_some_and(bundled) {
             return Ok(());
         }
-        let change = hex_digest(&view.change).ok_or_else(|| {
-            anyhow!(
-                "the governor shows proposal {}'s change as `{}`, not 64 hex digits",
-                short(&view.id),
-                view.change
-            )
-        })?;
+        let change = change_of(&view)?;
         let theirs = governor.bundle(&change, shell)?;
         shell.status(
             "Fetched",

@@ -9,7 +9,6 @@
 //! proposal's change and sees the modules before signing.
 
 use aex_deploy::descriptor::{Descriptor, From};
-use aex_governance::bundle::hex_digest;
 use aex_governance::DisableOrder;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
@@ -107,13 +106,7 @@ pub fn propose(
 /// proposal names (its digest), of this application, and shows what it disables; warns of a
 /// module the member's descriptor does not declare.
 pub fn check(governor: &Governor, view: &View, desc: &Descriptor, shell: &Shell) -> Result<()> {
-    let change = hex_digest(&view.change).ok_or_else(|| {
-        anyhow!(
-            "the governor shows proposal {}'s change as `{}`, not 64 hex digits",
-            short(&view.id),
-            view.change
-        )
-    })?;
+    let change = super::govern::change_of(view)?;
     let path = format!("/orders/{}", view.change);
     let (verified, bytes) = governor
         .send_bytes("GET", &path, b"")

@@ -20,12 +20,11 @@ use std::path::Path;
 use aex_deploy::descriptor::Descriptor;
 use aex_governance::bundle::hex_digest;
 use aex_governance::change::{check, Difference};
-use aex_governance::signed::{Signed, MAX_SUMMARY};
-use aex_governance::{Constitution, Document, Proposal, CERTIFICATE_KEY_NAME};
+use aex_governance::{Constitution, Document, CERTIFICATE_KEY_NAME};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
-use super::{bounded, now_ms, open, parse_view, standing, ProposeArgs};
+use super::{open, ProposeArgs};
 use crate::governor::{short, Governor, View};
 use crate::shell::Shell;
 
@@ -168,20 +167,15 @@ pub(super) fn propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
             .for_each(|l| s.push_str(&format!("{l}\n")));
         s
     });
-    let proposal = Proposal {
-        application: desc.application.clone(),
-        action: args.action,
-        change: digest,
-        summary: bounded(summary, MAX_SUMMARY),
-        created_ms: now_ms(),
-    };
-    let signed = proposal.sign(identity.signing());
-    let (verified, text) = governor.send("POST", "/proposals", &signed)?;
-    governor.announce(&verified, shell);
-    let view = parse_view(&text)?;
-    shell.status("Proposed", standing(&view));
-    shell.out(&view.id)?;
-    Ok(())
+    super::send_proposal(
+        &governor,
+        &desc,
+        args.action,
+        digest,
+        summary,
+        &identity,
+        shell,
+    )
 }
 
 /// Before approving an open change of members or rules: fetches the proposed constitution
