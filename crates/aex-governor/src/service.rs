@@ -232,4 +232,4 @@ fn parse_id(text: &str) -> Result<ProposalId, Answer> {
 
 #[cfg(test)]
 #[path = "service_tests.rs"]
-mod tests;
+pub(crate) mod tests;

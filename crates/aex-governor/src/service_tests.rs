@@ -6,14 +6,14 @@ use aex_governance::{Action, MemberDocument, Proposal, Vote, Withdrawal};
 
 use super::*;
 
-const APP: &str = "ping-pong";
+pub(crate) const APP: &str = "ping-pong";
 
-fn key(seed: u8) -> SigningIdentity {
+pub(crate) fn key(seed: u8) -> SigningIdentity {
     SigningIdentity::from_seed(&[seed; 32])
 }
 
-/// Members a, b, c (seeds 1, 2, 3); deploy needs 2 of 3.
-fn document() -> Document {
+/// Members a, b, c (seeds 1, 2, 3); deploy needs 2 of 3 (recovery, by default, a majority).
+pub(crate) fn document() -> Document {
     Document {
         members: ["a", "b", "c"]
             .iter()

@@ -1,34 +1,11 @@
 use std::collections::BTreeMap;
 
-use aex_crypto::SigningIdentity;
 use aex_governance::recovery::{Backup, ReplySecret, SealedShare, ShareSubmission};
 use aex_governance::signed::Signed;
-use aex_governance::Document;
-use aex_governance::{Action, MemberDocument, Proposal};
+use aex_governance::{Action, Proposal};
 
 use super::*;
-
-const APP: &str = "ping-pong";
-
-fn key(seed: u8) -> SigningIdentity {
-    SigningIdentity::from_seed(&[seed; 32])
-}
-
-/// Members a, b, c (seeds 1, 2, 3); recovery by the default majority, 2 of 3.
-fn document() -> Document {
-    Document {
-        members: ["a", "b", "c"]
-            .iter()
-            .zip(1..)
-            .map(|(name, seed)| MemberDocument {
-                name: (*name).into(),
-                key: hex::encode(key(seed).public()),
-            })
-            .collect(),
-        rules: BTreeMap::from([("deploy".into(), "2 of 3".into())]),
-        proposal_lifetime_ms: 60_000,
-    }
-}
+use crate::service::tests::{document, key, APP};
 
 /// A governor holding a book with one proposal, a deployer key and shares.
 fn lost_governor() -> Governor {
