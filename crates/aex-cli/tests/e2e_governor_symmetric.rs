@@ -202,11 +202,19 @@ fn the_governor_appraises_a_trustzone_node_with_the_provider_key_of_its_own_iden
         .code(1)
         .stderr_has(&["only trustzone and sancus nodes have provider keys"]);
 
-    // Asked again, the governor applies it: pong is attested on the trustzone node.
-    let (code, why) = client.send("POST", &format!("/proposals/{id}/apply"), b"");
-    assert_eq!(code, 202, "{why}");
-    let last = client.settled(&id, LIMIT);
+    // Asked again (`aex retry`, which waits for the outcome), the governor applies it: pong
+    // is attested on the trustzone node.
+    operator
+        .aex(&["retry", &id[..16]])
+        .ok()
+        .stderr_has(&["Queued", "Applied", "pong"]);
+    let last = client.outcome(&id);
     assert_eq!(last["state"], "applied", "{last}");
+    // Applied once: asking again is refused, with the governor's reason.
+    operator
+        .aex(&["retry", &id])
+        .code(1)
+        .stderr_has(&["the governor refused (409)"]);
     let (code, ledger) = client.bytes("GET", "/ledger", b"");
     assert_eq!(code, 200);
     aex_ledger::verify(&ledger, &aex_ledger::Expect::default()).expect("verifies");

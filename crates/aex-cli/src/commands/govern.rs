@@ -180,7 +180,7 @@ fn list(governor: &Governor, shell: &Shell) -> Result<(Vec<View>, String)> {
 }
 
 /// A full id as given, or the one a prefix names among the governor's proposals.
-fn resolve_id(governor: &Governor, id: &str, shell: &Shell) -> Result<ProposalId> {
+pub(super) fn resolve_id(governor: &Governor, id: &str, shell: &Shell) -> Result<ProposalId> {
     let full = if id.len() == 64 {
         id.to_ascii_lowercase()
     } else {

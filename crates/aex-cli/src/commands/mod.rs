@@ -13,6 +13,7 @@ mod events;
 mod govern;
 mod govern_disable;
 mod govern_provider;
+mod govern_retry;
 mod graph;
 mod identity;
 mod ledger;
@@ -130,6 +131,7 @@ impl Commands {
             Commands::Proposals(a) => Some(&mut a.app),
             Commands::Vote(a) => Some(&mut a.app),
             Commands::Withdraw(a) => Some(&mut a.app),
+            Commands::Retry(a) => Some(&mut a.app),
             Commands::Governor(a) => Some(&mut a.app),
             Commands::Recovery(a) => Some(&mut a.app),
         }
@@ -166,6 +168,7 @@ enum Commands {
     Proposals(govern::ProposalsArgs),
     Vote(govern::VoteArgs),
     Withdraw(govern::WithdrawArgs),
+    Retry(govern_retry::RetryArgs),
     Governor(govern_provider::GovernorCmdArgs),
     Recovery(recovery::RecoveryArgs),
 }
@@ -281,6 +284,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         Commands::Proposals(a) => govern::exec_proposals(a, shell),
         Commands::Vote(a) => govern::exec_vote(a, shell),
         Commands::Withdraw(a) => govern::exec_withdraw(a, shell),
+        Commands::Retry(a) => govern_retry::exec(a, shell),
         Commands::Governor(a) => govern_provider::exec(a, shell),
         Commands::Recovery(a) => recovery::exec(a, shell),
     }
