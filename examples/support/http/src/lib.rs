@@ -11,7 +11,7 @@
 //! [`MAX_CLIENTS`] connections at a time; a request body only with a `Content-Length` of at
 //! most [`MAX_BODY`] bytes.
 //!
-//! With the feature `metering`, [`functions::invoke`] serves a module's metered functions
+//! With the feature `metering`, `functions::invoke` serves a module's metered functions
 //! (`aex::metering`) to clients identified by their TLS client certificate: the output in the
 //! body, the signed receipt in a header (docs/PROTOCOL.md §12, "Over attested HTTPS").
 #![allow(
