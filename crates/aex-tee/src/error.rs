@@ -126,10 +126,11 @@ pub enum AppraisalError {
         reason: String,
     },
     /// The node derived the module's key under another provider key than the one the
-    /// deployer holds: the key file is another stakeholder's, another node's, or stale.
+    /// deployer holds (from a key file, or handed to a governor): it is another stakeholder's,
+    /// another node's, or stale.
     #[error(
         "the node provisioned this module under provider key {got}, but the deployer's provider \
-         key file has id {expected}: it is not this deployer identity's provider key on this node"
+         key has id {expected}: it is not this deployer identity's provider key on this node"
     )]
     UntrustedProviderKey {
         /// The deployer's key id (hex).

@@ -143,7 +143,7 @@ fn errors_say_what_was_expected_and_what_was_found() {
     assert_eq!(
         e.to_string(),
         "the node provisioned this module under provider key 0707070707070707, but the \
-         deployer's provider key file has id 0808080808080808: it is not this deployer \
+         deployer's provider key has id 0808080808080808: it is not this deployer \
          identity's provider key on this node"
     );
     let e = AppraisalError::UnsupportedQuote {
