@@ -31,7 +31,7 @@ use crate::ids::ConnId;
 pub const INITIAL_WINDOW: u32 = 64 * 1024;
 
 /// The most credit a receiver keeps outstanding on one (connection, direction).
-pub const MAX_WINDOW: u32 = 1024 * 1024;
+pub const MAX_WINDOW: u32 = 4 * 1024 * 1024;
 
 /// What an event costs besides its ciphertext: the header a node queues with it, rounded up,
 /// so that empty events are not free.

@@ -350,7 +350,7 @@ impl Core {
 
     /// Fits the inbox to the windows this runtime grants (after keys changed).
     pub(crate) fn fit_inbox(&mut self) {
-        let ceiling = inbox_ceiling(self.conns.receiving(), self.conns.target());
+        let ceiling = inbox_ceiling(self.conns.receiving(), self.conns.window_cap());
         self.link.set_inbox_ceiling(ceiling);
     }
 

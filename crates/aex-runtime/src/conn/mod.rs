@@ -137,8 +137,10 @@ pub(crate) struct Conns {
     map: BTreeMap<ConnId, Conn>,
     /// Generations installed so far.
     generations: u64,
-    /// The window each receiving connection keeps open (`flow::target_window`).
+    /// The window each receiving connection starts at (`flow::target_window`).
     target: u32,
+    /// The most a fast receiver's window grows to (`flow::window_cap`).
+    cap: u32,
     /// [`Conns::accept`] just found events lost on the way: their credit is owed now
     /// ([`Conns::take_revealed`]), so the caller need not look at every accepted event.
     revealed: bool,
@@ -154,6 +156,7 @@ impl Default for Conns {
             map: BTreeMap::new(),
             generations: 0,
             target: flow::target_window(0),
+            cap: flow::window_cap(0),
             revealed: false,
             persistent: false,
             trace: Trace::default(),
@@ -181,13 +184,15 @@ impl Conns {
         self.map.values().filter(|c| c.recv.is_some()).count()
     }
 
-    /// The window each receiving connection keeps open.
-    pub(crate) fn target(&self) -> u32 {
-        self.target
+    /// The most each receiving connection's window grows to: what the inbox must hold for
+    /// each.
+    pub(crate) fn window_cap(&self) -> u32 {
+        self.cap
     }
 
     fn resize(&mut self) {
         self.target = flow::target_window(self.receiving());
+        self.cap = flow::window_cap(self.receiving());
     }
 
     /// Whether a connection is bound to `binding`.
@@ -284,7 +289,7 @@ impl Conns {
         if entry.receives() != Some(dir) {
             return None;
         }
-        let bytes = entry.receiving.took_in(cost, self.target, now)?;
+        let bytes = entry.receiving.took_in(cost, self.target, self.cap, now)?;
         Some(flow::grant(conn, dir, bytes))
     }
 
@@ -398,7 +403,8 @@ impl Conns {
                 // (`flow.rs`), or the sender's window would shrink by them for good.
                 let lost = conn.recv.as_ref().map_or(0, RecvChannel::gaps) - gaps;
                 if lost > 0 {
-                    conn.receiving.lost(lost, cost, self.target);
+                    let window = conn.receiving.window(self.target, self.cap);
+                    conn.receiving.lost(lost, cost, window);
                     self.revealed = true;
                 }
                 TraceOutcome::Accepted { gap: lost }

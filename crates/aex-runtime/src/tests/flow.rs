@@ -241,7 +241,7 @@ fn the_inbox_grows_with_the_windows_it_must_hold() {
         d.set_key(&mut h, conn, Role::Input("inp".into()), ALG);
     }
     let core = h.rt.core_mut();
-    assert_eq!(core.conns.target(), INITIAL_WINDOW);
+    assert_eq!(core.conns.window_cap(), INITIAL_WINDOW);
     let ceiling = crate::backlog::inbox_ceiling(100, INITIAL_WINDOW);
     assert_eq!(
         ceiling,
