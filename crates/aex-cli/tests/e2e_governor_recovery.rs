@@ -29,14 +29,13 @@ use aex_governance::{
     Action, Document, MemberDocument, Proposal, Vote, Withdrawal, CERTIFICATE_KEY_NAME,
 };
 use aex_testkit::cluster::AppDir;
-use aex_testkit::descriptor::sgx_node;
 use aex_testkit::https::policy;
 use aex_testkit::node::NodeProcess;
-use aex_testkit::{free_addr, paths, wait_for};
+use aex_testkit::{free_addr, wait_for};
 use serde_json::Value;
 use sha2::Digest;
 
-use aex_testkit::governor::{ballot, member};
+use aex_testkit::governor::{ballot, deploy_governor, member};
 
 const APP: &str = "governed-recovery-test";
 
@@ -214,18 +213,7 @@ pub(crate) fn start(
     constitution: &Document,
     recover: bool,
 ) -> SocketAddr {
-    let governor = paths::workspace().join("crates/aex-governor");
-    app.write_descriptor(&format!(
-        "[application]\nname = \"{application}-governor\"\n{}\n[[module]]\nname = \"governor\"\ncrate = {:?}\nnode = \"node1\"\n",
-        sgx_node(
-            "node1",
-            node.addr,
-            &node.platform_pub_file(),
-            &node.identity_pub_file()
-        ),
-        governor.display().to_string(),
-    ));
-    app.deploy().ok();
+    deploy_governor(app, node, &format!("{application}-governor"));
     let addr = free_addr();
     let payload = serde_json::json!({
         "port": addr.port(),

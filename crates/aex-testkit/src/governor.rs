@@ -159,15 +159,12 @@ pub fn start_governor(app: &AppDir, node: &NodeProcess) -> (Client, String) {
     start_governor_with(app, node, &constitution())
 }
 
-/// [`start_governor`] with another constitution.
-pub fn start_governor_with(
-    app: &AppDir,
-    node: &NodeProcess,
-    constitution: &Document,
-) -> (Client, String) {
+/// Deploys the governor module on `node` as application `name` of `app` (an ordinary,
+/// ungoverned application of the test deployer), not started yet.
+pub fn deploy_governor(app: &AppDir, node: &NodeProcess, name: &str) {
     let governor = paths::workspace().join("crates/aex-governor");
     app.write_descriptor(&format!(
-        "[application]\nname = \"{APP}\"\n{}\n[[module]]\nname = \"governor\"\ncrate = {:?}\nnode = \"node1\"\n",
+        "[application]\nname = \"{name}\"\n{}\n[[module]]\nname = \"governor\"\ncrate = {:?}\nnode = \"node1\"\n",
         sgx_node(
             "node1",
             node.addr,
@@ -177,7 +174,15 @@ pub fn start_governor_with(
         governor.display().to_string(),
     ));
     app.deploy().ok();
+}
 
+/// [`start_governor`] with another constitution.
+pub fn start_governor_with(
+    app: &AppDir,
+    node: &NodeProcess,
+    constitution: &Document,
+) -> (Client, String) {
+    deploy_governor(app, node, APP);
     let addr = free_addr();
     let payload = start_payload(addr.port(), constitution, &app.path().join("governor-data"));
     let digest = constitution.to_constitution().expect("valid").digest();
