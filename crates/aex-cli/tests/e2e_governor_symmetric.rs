@@ -4,15 +4,18 @@
 //!
 //! The governor runs on a simulated `sgx` node as in `e2e_governor_apply.rs`. Ping-pong is
 //! governed: ping on an `sgx` node, pong on a simulated `trustzone` node, both admitting only
-//! the governor's deployer key. An accepted deploy fails while the governor holds no provider
-//! key for the trustzone node, its outcome naming the node and what the operator must do.
-//! Member A holds the provider key the operator made for A's own identity on that node: the
-//! node still refuses A (`NotAdmitted`), and A's key, slipped to the governor as the node's,
-//! makes the governor's appraisal fail (the node derived pong's key under the governor's
-//! identity, not A's). The operator hands the governor the right key with `aex governor
-//! provider-key`, after verifying the governor (from the node's data directory, then the same
-//! key from a file); the key is in no file of the governor's host and no log. Asked again, the
-//! governor applies the proposal and pong is attested on the trustzone node.
+//! the governor's deployer key, and the descriptor pins the fingerprint of the governor's
+//! provider key there, which the operator printed. An accepted deploy fails while the governor
+//! holds no provider key for the trustzone node, its outcome naming the node and what the
+//! operator must do. Member A holds the provider key the operator made for A's own identity on
+//! that node: the node still refuses A (`NotAdmitted`), and A's key, slipped to the governor as
+//! the node's, is not used (not the pinned one). Nor is the key of the governor's identity on a
+//! node whose agent emulates the TEE with a node key of its own (the attack the pin stops: that
+//! key would pass the governor's appraisal there). The operator hands the governor the right
+//! key with `aex governor provider-key`, after verifying the governor (from the node's data
+//! directory, then the same key from a file; a key file of another key is not sent); the key
+//! is in no file of the governor's host and no log. Asked again, the governor applies the
+//! proposal and pong is attested on the trustzone node.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,7 +54,13 @@ fn the_governor_appraises_a_trustzone_node_with_the_provider_key_of_its_own_iden
             .tee("trustzone")
             .admit(&admit),
     );
-    let governed = governed_descriptor_on(&node1, &node2, "trustzone", "deploy = \"2 of 3\"\n");
+    // The operator prints the fingerprint of the governor's provider key on node2 (public),
+    // and the members pin it.
+    let fingerprint = node_provider_key(&node2_dir, &governor_key, &["--fingerprint"]);
+    assert_eq!(fingerprint.len(), 64, "{fingerprint}");
+    let pin = format!("provider_key_fingerprint = \"{fingerprint}\"\n");
+    let governed =
+        governed_descriptor_on(&node1, &node2, ("trustzone", &pin), "deploy = \"2 of 3\"\n");
     member_dir.write_descriptor(&governed);
 
     // A's deploy, approved by A and B: accepted, and failed for want of node2's provider key.
@@ -82,23 +91,9 @@ fn the_governor_appraises_a_trustzone_node_with_the_provider_key_of_its_own_iden
 
     // A holds its own provider key for node2, made by the operator for A's identity: the node
     // admits the governor only, so A can load nothing there.
-    let a_key = hex::encode(a.public());
-    let run = aex_testkit::cli::run(
-        None,
-        &[
-            "node",
-            "provider-key",
-            "--data-dir",
-            &node2_dir.display().to_string(),
-            "--tee",
-            "trustzone",
-            "--deployer",
-            &a_key,
-        ],
-        aex_testkit::cli::COMMAND_TIMEOUT,
-    );
-    let a_provider_key = run.ok().stdout.trim().to_owned();
+    let a_provider_key = node_provider_key(&node2_dir, &hex::encode(a.public()), &[]);
     assert_eq!(a_provider_key.len(), 64, "{a_provider_key}");
+    assert_ne!(a_provider_key, fingerprint);
     let mut session = Session::open(node2.addr, &a, APP);
     for body in [
         NodeRequest::Status,
@@ -110,19 +105,47 @@ fn the_governor_appraises_a_trustzone_node_with_the_provider_key_of_its_own_iden
         let e = session.request(body).unwrap_err();
         assert_eq!(e.kind, NodeErrorKind::NotAdmitted, "{e}");
     }
-    // Slipped to the governor as node2's key, A's key does not pass its appraisal there.
-    let (code, held) = client.json("PUT", "/provider-keys/node2", a_provider_key.as_bytes());
-    assert_eq!(code, 200, "{held}");
-    assert!(!held.to_string().contains(&a_provider_key), "{held}");
-    let (code, why) = client.send("POST", &format!("/proposals/{id}/apply"), b"");
-    assert_eq!(code, 202, "{why}");
-    let last = client.settled(&id, LIMIT);
-    assert_eq!(last["state"], "failed", "{last}");
-    let error = last["error"].as_str().unwrap_or_default();
-    assert!(
-        error.contains("node2") && error.contains("is not this deployer identity's provider key"),
-        "{error}"
-    );
+    // Slipped to the governor as node2's key, A's key is not used: it is not the pinned one.
+    let slip = |key: &str| -> String {
+        let (code, held) = client.json("PUT", "/provider-keys/node2", key.as_bytes());
+        assert_eq!(code, 200, "{held}");
+        assert!(!held.to_string().contains(key), "{held}");
+        assert_ne!(held["fingerprint"], fingerprint.as_str(), "{held}");
+        let (code, why) = client.send("POST", &format!("/proposals/{id}/apply"), b"");
+        assert_eq!(code, 202, "{why}");
+        let last = client.settled(&id, LIMIT);
+        assert_eq!(last["state"], "failed", "{last}");
+        let error = last["error"].as_str().unwrap_or_default().to_owned();
+        for part in [
+            "the provider key held for node `node2`",
+            held["fingerprint"].as_str().expect("a fingerprint"),
+            &fingerprint,
+            "it is not used",
+        ] {
+            assert!(error.contains(part), "`{part}` in {error}");
+        }
+        assert!(!error.contains(key), "{error}");
+        error
+    };
+    slip(&a_provider_key);
+
+    // The attack the pin stops: node2's agent (it holds the node's identity key, which links
+    // prove, but not the key of the TEE's hardware) emulates the TEE under a node key of its
+    // own, and A, its accomplice, hands the governor the provider key of the governor's
+    // identity under that key. The evidence of the emulation would pass the governor's
+    // appraisal with it, and the governor would key pong in a TEE that is none.
+    let mut node2 = node2;
+    node2.kill();
+    let node_key = node2_dir.join(aex_tee::node_key_file(SymmetricKind::TrustZone));
+    let genuine = std::fs::read(&node_key).expect("node2's node key");
+    std::fs::remove_file(&node_key).expect("remove the node key");
+    node2.restart();
+    let emulated = node_provider_key(&node2_dir, &governor_key, &[]);
+    assert_ne!(emulated, a_provider_key);
+    slip(&emulated);
+    node2.kill();
+    std::fs::write(&node_key, &genuine).expect("put the node key back");
+    node2.restart();
 
     // The operator hands the governor the key of its identity, after verifying it.
     let operator = AppDir::new();
@@ -168,34 +191,34 @@ fn the_governor_appraises_a_trustzone_node_with_the_provider_key_of_its_own_iden
     }
     assert!(!gov_node.log().contains(&hex_secret));
     // The same key from a file `aex node provider-key` wrote for the governor's key: taken,
-    // replacing nothing, with a note that a file is not checked against the node.
+    // replacing nothing.
     let file = operator.path().join("governor-node2.key");
     let file = file.display().to_string();
-    let data = node2_dir.display().to_string();
-    aex_testkit::cli::run(
-        None,
-        &[
-            "node",
-            "provider-key",
-            "--data-dir",
-            &data,
-            "--tee",
-            "trustzone",
-            "--deployer",
-            &governor_key,
-            "-o",
-            &file,
-        ],
-        aex_testkit::cli::COMMAND_TIMEOUT,
-    )
-    .ok();
+    node_provider_key(&node2_dir, &governor_key, &["-o", &file]);
     let by_file = operator.aex(&["governor", "provider-key", "node2", "--key-file", &file]);
     let by_file = by_file.ok();
-    by_file.stderr_has(&["Handed", "a key file is not checked against the node"]);
+    by_file.stderr_has(&["Handed", &fingerprint[..16]]);
     assert!(!by_file.stderr.contains("replaces"), "{}", by_file.stderr);
+    // A file of another key (A's) is not sent: the operator learns it at once.
+    let a_file = operator.path().join("a-node2.key");
+    std::fs::write(&a_file, &a_provider_key).expect("write A's key");
+    operator
+        .aex(&[
+            "governor",
+            "provider-key",
+            "node2",
+            "--key-file",
+            &a_file.display().to_string(),
+        ])
+        .code(1)
+        .stderr_has(&[
+            "not the key the members approved, so it is not sent",
+            &fingerprint,
+        ]);
     let (code, list) = client.json("GET", "/provider-keys", b"");
     assert_eq!(code, 200, "{list}");
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["fingerprint"], fingerprint.as_str(), "{list}");
     // An sgx node has no provider key: refused before anything is sent.
     operator
         .aex(&["governor", "provider-key", "node1", "--data-dir", "."])
@@ -236,6 +259,27 @@ fn the_governor_appraises_a_trustzone_node_with_the_provider_key_of_its_own_iden
             .any(|e| e.contains("pong") && e.contains("trustzone")),
         "{attested:?}"
     );
+}
+
+/// What `aex node provider-key --data-dir DIR --tee trustzone --deployer KEY ARGS` prints.
+fn node_provider_key(dir: &Path, deployer: &str, args: &[&str]) -> String {
+    let data = dir.display().to_string();
+    let mut all = vec![
+        "node",
+        "provider-key",
+        "--data-dir",
+        &data,
+        "--tee",
+        "trustzone",
+        "--deployer",
+        deployer,
+    ];
+    all.extend_from_slice(args);
+    aex_testkit::cli::run(None, &all, aex_testkit::cli::COMMAND_TIMEOUT)
+        .ok()
+        .stdout
+        .trim()
+        .to_owned()
 }
 
 /// Every file under `dir`, with its bytes.

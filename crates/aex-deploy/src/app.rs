@@ -412,20 +412,29 @@ impl App {
                     })
             }
             Scheme::Symmetric => {
-                if let Some(held) = self.provider_keys.get(node) {
-                    let bytes = held.expose_secret().expose_secret();
-                    return Ok(Anchor::Provider(ProviderKey::new(
-                        aex_crypto::SecretKey::from_bytes(*bytes),
-                    )));
-                }
-                let path = self.provider_key_path(node)?;
-                ProviderKey::read_file(&path)
-                    .map(Anchor::Provider)
-                    .map_err(|source| Error::ProviderKey {
+                let key = match self.provider_keys.get(node) {
+                    Some(held) => ProviderKey::new(aex_crypto::SecretKey::from_bytes(
+                        *held.expose_secret().expose_secret(),
+                    )),
+                    None => ProviderKey::read_file(&self.provider_key_path(node)?).map_err(
+                        |source| Error::ProviderKey {
+                            node: node.into(),
+                            deployer: self.identity().public().to_string(),
+                            source,
+                        },
+                    )?,
+                };
+                // Checked before any evidence is appraised with it: a key the descriptor does
+                // not pin could be one a hostile node's agent knows (docs/SECURITY.md).
+                match spec.provider_key_fingerprint {
+                    Some(pinned) if key.fingerprint() != pinned => Err(Error::ProviderKeyPin {
                         node: node.into(),
+                        pinned: hex::encode(pinned),
+                        held: hex::encode(key.fingerprint()),
                         deployer: self.identity().public().to_string(),
-                        source,
-                    })
+                    }),
+                    _ => Ok(Anchor::Provider(key)),
+                }
             }
             _ => Ok(Anchor::None),
         }

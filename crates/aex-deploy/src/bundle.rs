@@ -128,6 +128,21 @@ fn check_self_contained(desc: &Descriptor) -> Result<()> {
                 node.name
             )));
         }
+        if node.tee.scheme() == Scheme::Symmetric && node.provider_key_fingerprint.is_none() {
+            return Err(refused(format!(
+                "node `{}` is `{}` and {} pins no `provider_key_fingerprint`: the governor's \
+                 provider key for it reaches the governor over the network, so the members \
+                 approve which key that is. Ask the node's operator for the fingerprint of the \
+                 governor's key (`aex node provider-key --data-dir DIR --tee {} --deployer KEY \
+                 --fingerprint`, KEY as the governor's `GET /identity` gives it) and set \
+                 `provider_key_fingerprint = \"<hex>\"` in the entry of node `{}`",
+                node.name,
+                node.tee.name(),
+                desc.path.display(),
+                node.tee.name(),
+                node.name
+            )));
+        }
         if matches!(node.platform_key, Some(PlatformKeySource::File(_))) {
             return Err(fix("platform key", "platform_key"));
         }
@@ -395,14 +410,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("names a `provider_key_file`"), "{e}");
-        let symmetric = |tee: &str| {
+        let symmetric = |tee: &str, pin: &str| {
             load(
-                descriptor(&format!("identity = \"{}\"\n", "11".repeat(32)))
+                descriptor(&format!("identity = \"{}\"\n{pin}", "11".repeat(32)))
                     .replace("tee = \"sgx\"", &format!("tee = \"{tee}\"")),
             )
         };
-        assert!(check_self_contained(&symmetric("trustzone")).is_ok());
-        assert!(check_self_contained(&symmetric("sancus")).is_ok());
+        let pinned = format!("provider_key_fingerprint = \"{}\"\n", "22".repeat(32));
+        assert!(check_self_contained(&symmetric("trustzone", &pinned)).is_ok());
+        assert!(check_self_contained(&symmetric("sancus", &pinned)).is_ok());
+        // Unpinned, whoever reaches the governor first would choose the key it appraises with.
+        for tee in ["trustzone", "sancus"] {
+            let e = check_self_contained(&symmetric(tee, ""))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("node `n1` is `{tee}`"))
+                    && e.contains("pins no `provider_key_fingerprint`")
+                    && e.contains("--fingerprint"),
+                "{e}"
+            );
+        }
         let native = load(
             descriptor(&format!("identity = \"{}\"\n", "11".repeat(32)))
                 .replace("tee = \"sgx\"", "tee = \"native\"")
@@ -415,21 +443,41 @@ mod tests {
     #[test]
     fn a_symmetric_node_is_appraised_with_the_provider_key_handed_in_memory() {
         let bytes = b"the module".to_vec();
+        let key = |b: u8| ProviderKey::new(aex_crypto::SecretKey::from_bytes([b; 32]));
         let mut tz = bundle(&[("m", bundled(&bytes))]);
-        tz.descriptor = descriptor(&format!("identity = \"{}\"\n", "11".repeat(32)))
-            .replace("tee = \"sgx\"", "tee = \"trustzone\"");
+        tz.descriptor = descriptor(&format!(
+            "identity = \"{}\"\nprovider_key_fingerprint = \"{}\"\n",
+            "11".repeat(32),
+            hex::encode(key(9).fingerprint())
+        ))
+        .replace("tee = \"sgx\"", "tee = \"trustzone\"");
         let e = refusal(open_with(&tz, &bytes));
         assert!(
             e.contains("node `n1` is `trustzone`, and the governor holds no provider key"),
             "{e}"
         );
         assert!(e.contains("aex governor provider-key n1"), "{e}");
-        let key = |b: u8| ProviderKey::new(aex_crypto::SecretKey::from_bytes([b; 32]));
         let keys = BTreeMap::from([("n1".to_owned(), key(9)), ("elsewhere".to_owned(), key(8))]);
         let (app, _) = open_keyed(&tz, &bytes, keys).unwrap();
         match app.trust_anchor("n1").unwrap() {
             crate::app::Anchor::Provider(k) => assert_eq!(k.key_id(), key(9).key_id()),
             _ => panic!("a trustzone node is appraised with its provider key"),
         }
+        // Another key than the pinned one is never used: the error names both fingerprints
+        // and never the key.
+        let keys = BTreeMap::from([("n1".to_owned(), key(8))]);
+        let (app, _) = open_keyed(&tz, &bytes, keys).unwrap();
+        let e = match app.trust_anchor("n1") {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("an unpinned key was taken"),
+        };
+        for part in [
+            hex::encode(key(8).fingerprint()),
+            hex::encode(key(9).fingerprint()),
+            "node `n1`".to_owned(),
+        ] {
+            assert!(e.contains(&part), "`{part}` in {e}");
+        }
+        assert!(!e.contains(&hex::encode([8u8; 32])), "{e}");
     }
 }

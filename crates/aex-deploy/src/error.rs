@@ -166,6 +166,22 @@ pub enum Error {
         #[source]
         source: aex_tee::ProviderKeyError,
     },
+    /// The provider key held for a symmetric node is not the one the descriptor pins
+    /// (`provider_key_fingerprint`): it is not used, so no evidence is appraised with it.
+    #[error(
+        "the provider key held for node `{node}` has fingerprint {held}, not the {pinned} the \
+         descriptor pins (`provider_key_fingerprint`): it is not used"
+    )]
+    ProviderKeyPin {
+        /// Node name.
+        node: String,
+        /// The descriptor's fingerprint, hex.
+        pinned: String,
+        /// The held key's fingerprint, hex (public: it does not give the key).
+        held: String,
+        /// This deployer's identity (public), whose provider key it must be.
+        deployer: String,
+    },
     /// A module's attested TLS cannot be checked with what the deployer holds.
     #[error("module `{module}`: {message}")]
     Tls {
@@ -411,6 +427,13 @@ impl Error {
             )),
             Error::ProviderKey { node, deployer, .. } => Some(format!(
                 "ask the operator of node `{node}` for the provider key of your deployer identity (`aex node provider-key --data-dir DIR --tee KIND --deployer {deployer}` on the node) and give its path as `provider_key_file` in the descriptor entry of node `{node}`; `aex up` writes it for the local nodes it starts"
+            )),
+            Error::ProviderKeyPin { node, deployer, .. } => Some(format!(
+                "the key is another deployer's, another node's, a stale one, or one the node's \
+                 operator did not make: ask the operator of node `{node}` for the key of identity \
+                 {deployer} (`aex node provider-key --data-dir DIR --tee KIND --deployer \
+                 {deployer}`) and check its fingerprint (the same with `--fingerprint`) against \
+                 the descriptor's"
             )),
             Error::Attestation {
                 node,

@@ -261,6 +261,9 @@ fn route(
         }
     }
     if let Some(answer) = provider::answer(handle, method, &segments, body) {
+        if method == "PUT" && answer.status() == 200 {
+            recovery::refresh(handle, store);
+        }
         return answer;
     }
     if let Some(answer) = recovery::answer(handle, store, method, &segments, body) {

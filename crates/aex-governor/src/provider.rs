@@ -10,13 +10,18 @@
 //! the sealed state only: never in the governor's files, never in a log or an answer (which
 //! show its public key id), wiped from memory when dropped.
 //!
-//! Who may install or replace a key: anyone who reaches the governor. A key does not grant
-//! anything: the governor still appraises every module with it, and a key that is not the
-//! one the node derives for the governor's identity (a typo, another node's, another
-//! identity's, a stale one) only makes that appraisal fail, naming the node: a denial of
-//! service, which anyone on the network path has anyway. So a key may be replaced (the
-//! operator's fix for a wrong or stale one) without more ceremony; what is bounded is what an
-//! unauthenticated client can make the sealed state hold ([`MAX_NODES`] entries of fixed size).
+//! Who may install or replace a key: anyone who reaches the governor. What makes that safe is
+//! the pin: a governed descriptor names, for each symmetric node, the fingerprint of the key
+//! to use (`provider_key_fingerprint`, approved with the descriptor), and the deployment uses
+//! no other (`aex_deploy::App::trust_anchor`). Without it, a member could install a key of a
+//! node the member's accomplice emulates, one whose evidence the governor would then accept
+//! (an agent that holds the node's identity key but not its TEE's node key, as on hardware).
+//! A key that is not the pinned one is kept (the answer shows its fingerprint, so whoever
+//! installed it sees the mismatch), and only makes the proposal fail, naming the node: a
+//! denial of service, which anyone on the network path has anyway. So a key may be replaced
+//! (the operator's fix for a wrong or stale one) without more ceremony; what is bounded is
+//! what an unauthenticated client can make the sealed state hold ([`MAX_NODES`] entries of
+//! fixed size).
 
 use std::collections::BTreeMap;
 
@@ -51,6 +56,8 @@ pub struct Held {
     pub node: String,
     /// The key's public id, hex (as the node's evidence carries it).
     pub key_id: String,
+    /// The key's fingerprint, hex (as a descriptor pins it: `provider_key_fingerprint`).
+    pub fingerprint: String,
     /// Whether it replaced another key (`PUT` only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replaced: bool,
@@ -116,6 +123,7 @@ impl ProviderKeys {
         Ok(Held {
             node: node.to_owned(),
             key_id: hex::encode(key.key_id()),
+            fingerprint: hex::encode(key.fingerprint()),
             replaced,
         })
     }
@@ -125,9 +133,11 @@ impl ProviderKeys {
         self.0
             .iter()
             .filter_map(|(node, text)| {
+                let key = parse(text)?;
                 Some(Held {
                     node: node.clone(),
-                    key_id: hex::encode(parse(text)?.key_id()),
+                    key_id: hex::encode(key.key_id()),
+                    fingerprint: hex::encode(key.fingerprint()),
                     replaced: false,
                 })
             })

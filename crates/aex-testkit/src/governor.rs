@@ -199,15 +199,16 @@ pub fn start_governor_with(
 /// The governed ping-pong descriptor: node keys inline (the governor has none of a member's
 /// files), and the consortium's members and `rules` (`action = "rule"` lines).
 pub fn governed_descriptor(node1: &NodeProcess, node2: &NodeProcess, rules: &str) -> String {
-    governed_descriptor_on(node1, node2, "sgx", rules)
+    governed_descriptor_on(node1, node2, ("sgx", ""), rules)
 }
 
-/// [`governed_descriptor`] with `node2` of TEE kind `tee2`: a `trustzone` or `sancus` node
-/// has no platform key (the governor appraises it with the provider key of its identity).
+/// [`governed_descriptor`] with `node2` of TEE kind `tee2.0` and the extra lines `tee2.1` in
+/// its entry: a `trustzone` or `sancus` node has no platform key (the governor appraises it
+/// with the provider key of its identity, which `provider_key_fingerprint` pins).
 pub fn governed_descriptor_on(
     node1: &NodeProcess,
     node2: &NodeProcess,
-    tee2: &str,
+    (tee2, fields2): (&str, &str),
     rules: &str,
 ) -> String {
     const SYMMETRIC: &str = "no platform key";
@@ -232,7 +233,7 @@ pub fn governed_descriptor_on(
     )
     .replace(
         &format!("tee = \"sgx\"\nsimulation = true\nplatform_key = {SYMMETRIC:?}\n"),
-        &format!("tee = \"{tee2}\"\nsimulation = true\n"),
+        &format!("tee = \"{tee2}\"\nsimulation = true\n{fields2}"),
     );
     text.push_str("\n[governance]\n");
     for (name, seed) in [("a", 1), ("b", 2), ("c", 3)] {

@@ -8,7 +8,8 @@
 //! makes (the governor's measurement on its pinned node, and the constitution of the
 //! operator's descriptor in its certificate), and for the deployer key that very certificate
 //! attests. From the node's data directory the key is derived here and never written to a
-//! file; `--key-file` takes one `aex node provider-key --deployer KEY -o FILE` wrote.
+//! file; `--key-file` takes one `aex node provider-key --deployer KEY -o FILE` wrote. Either
+//! way the key is sent only if its fingerprint is the one the descriptor pins for the node.
 
 use std::path::PathBuf;
 
@@ -62,7 +63,7 @@ struct ProviderKeyArgs {
 #[derive(Deserialize)]
 struct Held {
     node: String,
-    key_id: String,
+    fingerprint: String,
     #[serde(default)]
     replaced: bool,
 }
@@ -119,6 +120,32 @@ fn provider_key(args: ProviderKeyArgs, app: &AppPath, shell: &Shell) -> Result<(
         (None, Some(file)) => ProviderKey::read_file(file)?,
         (None, None) => bail!("give --data-dir DIR or --key-file FILE"),
     };
+    // The members approved the key by its fingerprint: another is not sent (the governor
+    // would not use it, and the operator learns here, not from a failed proposal).
+    let fingerprint = hex::encode(key.fingerprint());
+    match spec.provider_key_fingerprint.map(hex::encode) {
+        Some(pinned) if pinned == fingerprint => {}
+        Some(pinned) => bail!(
+            "this key's fingerprint is {fingerprint}, but {} pins {pinned} for node `{}`: it is \
+             not the key the members approved, so it is not sent. {}",
+            desc.path.display(),
+            args.node,
+            match &args.key_file {
+                Some(f) => format!(
+                    "{} may hold another identity's key or another node's",
+                    f.display()
+                ),
+                None => "Is this the data directory of that node?".to_owned(),
+            }
+        ),
+        None => bail!(
+            "{} pins no `provider_key_fingerprint` for node `{}`, so the governor would use no \
+             key there: the members add `provider_key_fingerprint = \"{fingerprint}\"` to its \
+             entry with a proposal",
+            desc.path.display(),
+            args.node
+        ),
+    }
     let body = Zeroizing::new(hex::encode(key.expose_secret().expose_secret()));
     let path = format!("/provider-keys/{}", args.node);
     let (_, text) = governor
@@ -126,24 +153,24 @@ fn provider_key(args: ProviderKeyArgs, app: &AppPath, shell: &Shell) -> Result<(
         .with_context(|| format!("PUT {path}"))?;
     let held: Held = serde_json::from_str(&text)
         .with_context(|| format!("the governor's answer is not what this aex reads: {text}"))?;
-    if held.node != args.node || held.key_id != hex::encode(key.key_id()) {
+    if held.node != args.node || held.fingerprint != fingerprint {
         bail!(
-            "the governor says it holds key id {} for node `{}`, not key id {} for `{}`",
-            held.key_id,
+            "the governor says it holds the key of fingerprint {} for node `{}`, not {} for `{}`",
+            held.fingerprint,
             held.node,
-            hex::encode(key.key_id()),
+            fingerprint,
             args.node
         );
     }
     shell.status(
         "Handed",
         format!(
-            "the provider key of the governor's identity {} on {} node `{}` (key id {}) to the \
-             governor at {}, which keeps it sealed{}",
+            "the provider key of the governor's identity {} on {} node `{}` (fingerprint {}, as \
+             the descriptor pins it) to the governor at {}, which keeps it sealed{}",
             short(&hex::encode(identity)),
             kind.name(),
             args.node,
-            held.key_id,
+            held.fingerprint,
             governor.url(),
             if held.replaced {
                 "; it replaces the key held before"
@@ -152,15 +179,9 @@ fn provider_key(args: ProviderKeyArgs, app: &AppPath, shell: &Shell) -> Result<(
             }
         ),
     );
-    if args.key_file.is_some() {
-        shell.note(
-            "note: a key file is not checked against the node here: if it is not the node's key \
-             for the governor's identity, the governor's appraisal on the node fails, naming it",
-        );
-    }
     shell.note(
-        "note: a proposal that failed for want of this key is carried out again on \
-         `POST /proposals/ID/apply` to the governor",
+        "note: a proposal that failed for want of this key is carried out again with `aex retry \
+         ID`",
     );
     Ok(())
 }

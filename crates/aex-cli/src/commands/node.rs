@@ -161,6 +161,10 @@ struct ProviderKeyArgs {
     /// Write the key to FILE (mode 0600) instead of printing it
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Print the key's fingerprint instead (public: descriptors pin it as
+    /// `provider_key_fingerprint`, and a governed descriptor must)
+    #[arg(long, conflicts_with = "output")]
+    fingerprint: bool,
 }
 
 /// `aex node provider-key`: the key goes to one stakeholder, who names the file in its
@@ -182,6 +186,16 @@ fn provider_key(args: ProviderKeyArgs, shell: &Shell) -> Result<()> {
     })?;
     let key = platform.provider_key(&Provider(args.deployer.0));
     let id = hex::encode(key.key_id());
+    if args.fingerprint {
+        shell.note(format!(
+            "the fingerprint of deployer {}'s provider key on this {kind} node (key id {id}): \
+             public, it pins the key as `provider_key_fingerprint` in the node's descriptor \
+             entry and does not give it",
+            args.deployer.short()
+        ));
+        shell.out(hex::encode(key.fingerprint()))?;
+        return Ok(());
+    }
     match &args.output {
         Some(file) => {
             key.write_file(file)

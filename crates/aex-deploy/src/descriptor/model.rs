@@ -115,6 +115,11 @@ pub struct NodeSpec {
     /// in hex (a secret, so never inline), which the node's operator gave it. Unset: the
     /// file `aex up` writes for a local node (`.aex/nodes/<node>/provider-<key>.key`).
     pub provider_key_file: Option<PathBuf>,
+    /// Symmetric kinds: the fingerprint of the one provider key this deployer may use for the
+    /// node (`provider_key_fingerprint`), which its operator publishes. Required in a governed
+    /// descriptor, where the key reaches the governor over the network: the pin, approved with
+    /// the descriptor, is what keeps a member from handing it a key of the member's choosing.
+    pub provider_key_fingerprint: Option<[u8; aex_tee::symmetric::FINGERPRINT_LEN]>,
     /// Whether evidence of a debug enclave is acceptable (default `false`).
     pub allow_debug: bool,
     /// The node's devices, as its operator declares them (`devices = ["valve=digital_out"]`).

@@ -54,6 +54,7 @@ pub(super) struct RawNode {
     pub identity: Option<String>,
     pub identity_file: Option<String>,
     pub provider_key_file: Option<String>,
+    pub provider_key_fingerprint: Option<String>,
     /// Removed fields, kept so that validation says what replaced them (at their line).
     pub vendor_id: Option<serde::de::IgnoredAny>,
     pub vendor_key_file: Option<serde::de::IgnoredAny>,

@@ -461,6 +461,66 @@ fn node_identity_pins_inline_or_by_file_and_their_errors() {
 }
 
 #[test]
+fn a_provider_key_fingerprint_pins_a_symmetric_node_and_is_refused_elsewhere() {
+    let project = Project::new();
+    let pin = "5a".repeat(32);
+    let tz = |fields: &str| {
+        TOML.replacen(
+            "tee = \"sgx\"\nplatform_key_file = \"keys/n1.pub\"",
+            &format!("tee = \"trustzone\"\n{fields}"),
+            1,
+        )
+    };
+    let d = project
+        .load(
+            "toml",
+            &tz(&format!("provider_key_fingerprint = \"{pin}\"")),
+        )
+        .unwrap();
+    assert_eq!(
+        d.node("n1").unwrap().provider_key_fingerprint,
+        Some([0x5a; 32])
+    );
+    assert_eq!(
+        project
+            .load("toml", &tz(""))
+            .unwrap()
+            .node("n1")
+            .unwrap()
+            .provider_key_fingerprint,
+        None
+    );
+    let e = project
+        .load("toml", &tz("provider_key_fingerprint = \"5a5a\""))
+        .unwrap_err();
+    assert_eq!(
+        e.field().as_deref(),
+        Some("node[0].provider_key_fingerprint"),
+        "{e}"
+    );
+    assert!(e.message().contains("expected 64 hex digits"), "{e}");
+    assert!(
+        e.help().unwrap_or_default().contains("--fingerprint"),
+        "{e}"
+    );
+    let on_sgx = TOML.replacen(
+        "platform_key_file = \"keys/n1.pub\"",
+        &format!("platform_key_file = \"keys/n1.pub\"\nprovider_key_fingerprint = \"{pin}\""),
+        1,
+    );
+    let e = project.load("toml", &on_sgx).unwrap_err();
+    assert_eq!(
+        e.field().as_deref(),
+        Some("node[0].provider_key_fingerprint"),
+        "{e}"
+    );
+    assert!(
+        e.message().contains("a `sgx` node has no provider key"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_c_module_names_a_directory_of_c_files_instead_of_a_crate() {
     let project = Project::new();
     let c_dir = project.path().join("mods/pong-c");

@@ -299,6 +299,7 @@ impl Checker<'_> {
             platform_key,
             identity: self.node_identity(i, node)?,
             provider_key_file,
+            provider_key_fingerprint: self.provider_key_fingerprint(i, node, symmetric)?,
             allow_debug: node.allow_debug.unwrap_or(false),
             devices: self.node_devices(i, node.devices.as_deref().unwrap_or_default())?,
         })

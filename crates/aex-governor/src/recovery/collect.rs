@@ -203,6 +203,7 @@ fn install(g: &mut Governor, plaintext: &[u8], workdir: &Path) -> Result<(), Str
     g.deployed = r.deployed.clone();
     g.outcomes = r.outcomes.clone();
     g.recorded = r.recorded.clone();
+    g.provider_keys = r.provider_keys.clone();
     g.recovery.sequence = sequence;
     g.recovery.collecting = None;
     eprintln!(

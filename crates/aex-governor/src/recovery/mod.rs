@@ -5,8 +5,9 @@
 //! in its TEE, splits it `k` of `n` over the constitution's members
 //! ([`aex_governance::recovery`]; `k` is the constitution's `recovery` rule, a majority by
 //! default), and after every change it answers (a proposal, a ballot, a withdrawal, an
-//! application) writes a backup of what can be recovered (the book, the deployer key, the
-//! deployer state, the outcomes, and the audit ledger the deployer state marks) encrypted
+//! application, a provider key installed) writes a backup of what can be recovered (the book,
+//! the deployer key, the deployer state, the outcomes, the provider keys of the deployer key,
+//! and the audit ledger the deployer state marks) encrypted
 //! under that key, to `DATA/recovery/backup`. Members fetch their share (sealed to a fresh
 //! key of theirs) and copies of the backup.
 //!
@@ -81,6 +82,11 @@ struct Recoverable {
     /// The decided proposals the ledger holds already (not recorded twice).
     #[serde(default)]
     recorded: crate::decided::Recorded,
+    /// The provider keys of the deployer key on the symmetric nodes: they are the same for
+    /// the recovered governor (the same deployer key), so their operators need not hand them
+    /// over again.
+    #[serde(default)]
+    provider_keys: crate::provider::ProviderKeys,
     /// The audit ledger's bytes, hex (its file is on the lost node too).
     ledger: Option<String>,
 }
@@ -226,6 +232,7 @@ fn make_backup(g: &mut Governor, ledger: Option<Vec<u8>>, wall_ms: u64) -> Resul
         deployed: g.deployed.clone(),
         outcomes: g.outcomes.clone(),
         recorded: g.recorded.clone(),
+        provider_keys: g.provider_keys.clone(),
         ledger: ledger.map(hex::encode),
     };
     let plaintext = Zeroizing::new(serde_json::to_vec(&recoverable).map_err(|e| e.to_string())?);

@@ -22,6 +22,9 @@ fn lost_governor() -> Governor {
     let held = g.held.as_mut().unwrap();
     held.book.propose(&proposal.sign(&key(1)), 10).unwrap();
     g.recorded.insert("ab".repeat(32));
+    g.provider_keys
+        .install("node2", "5a".repeat(32).as_bytes())
+        .unwrap();
     ensure(&mut g).unwrap();
     g
 }
@@ -127,6 +130,12 @@ fn k_members_shares_and_the_backup_restore_the_book_and_the_deployer_key() {
         old.recorded, new.recorded,
         "decided proposals are not recorded twice"
     );
+    assert_eq!(
+        new.provider_keys.list(),
+        old.provider_keys.list(),
+        "the operators need not hand the provider keys over again"
+    );
+    assert_eq!(new.provider_keys.list().len(), 1);
     assert_eq!(new.recovery.sequence, 1);
     let ledger = aex_deploy::audit::ledger_path(dir.path());
     assert_eq!(fs::read(ledger).unwrap(), b"ledger bytes");
@@ -242,6 +251,7 @@ fn one_member_cannot_recover_a_state_of_their_own_making() {
         deployed: None,
         outcomes: Outcomes::default(),
         recorded: Default::default(),
+        provider_keys: Default::default(),
         ledger: None,
     };
     let forged = seal_backup(&own, header, &serde_json::to_vec(&recoverable).unwrap());

@@ -32,6 +32,12 @@ pub const KEY_ID_LABEL: &[u8] = b"aex/v2 provider key id";
 /// HMAC message of a node key's public id (the node's platform identity).
 pub const NODE_KEY_ID_LABEL: &[u8] = b"aex/v2 node key id";
 
+/// HMAC message of a provider key's fingerprint (the full-length pin a descriptor carries).
+pub const FINGERPRINT_LABEL: &[u8] = b"aex/v2 provider key fingerprint";
+
+/// Length of a provider key's fingerprint.
+pub const FINGERPRINT_LEN: usize = 32;
+
 fn hkdf32(ikm: &[u8; KEY_LEN], info: &[&[u8]]) -> SecretKey {
     let mut okm = Zeroizing::new([0u8; KEY_LEN]);
     // Invariant: 32 bytes is far below HKDF-SHA-256's 255 * 32 output limit.
@@ -74,6 +80,19 @@ pub fn module_key(provider_key: &SecretKey, measurement: &Measurement) -> Secret
 /// the wrong key file gets a precise error instead of a bad MAC.
 pub fn provider_key_id(provider_key: &SecretKey) -> [u8; KEY_ID_LEN] {
     key_id(provider_key, KEY_ID_LABEL)
+}
+
+/// A public commitment to a provider key, full length: what a descriptor pins
+/// (`provider_key_fingerprint`) so that a deployer uses no key but the one its operator named.
+///
+/// Why not the key id: the id's 64 bits tell an honest mistake apart, but a second key with a
+/// chosen id is within reach of a determined attacker; a pin must resist that.
+pub fn provider_key_fingerprint(provider_key: &SecretKey) -> [u8; FINGERPRINT_LEN] {
+    // Invariant: HMAC accepts keys of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(provider_key.expose_secret())
+        .expect("HMAC takes any key length");
+    mac.update(FINGERPRINT_LABEL);
+    mac.finalize().into_bytes().into()
 }
 
 /// A public id of a node key: the node's platform identity in logs and `aex status`.
@@ -206,5 +225,11 @@ mod tests {
             module_key(&a, &Measurement([2; 32])).expose_secret()
         );
         assert_ne!(node_key_id(&node), provider_key_id(&a));
+        assert_ne!(provider_key_fingerprint(&a), provider_key_fingerprint(&b));
+        assert_ne!(
+            provider_key_fingerprint(&a)[..KEY_ID_LEN],
+            provider_key_id(&a),
+            "the fingerprint is not the key id extended"
+        );
     }
 }

@@ -29,9 +29,9 @@ mod platform;
 
 pub use crate::kind::SymmetricKind;
 pub use keys::{
-    attest_mac, module_key, node_key_id, provider_key, provider_key_id, verify_attest_mac,
-    Transcript, KEY_ID_LABEL, KEY_ID_LEN, MAC_LEN, MODULE_KEY_INFO, NODE_KEY_ID_LABEL,
-    PROVIDER_KEY_INFO,
+    attest_mac, module_key, node_key_id, provider_key, provider_key_fingerprint, provider_key_id,
+    verify_attest_mac, Transcript, FINGERPRINT_LABEL, FINGERPRINT_LEN, KEY_ID_LABEL, KEY_ID_LEN,
+    MAC_LEN, MODULE_KEY_INFO, NODE_KEY_ID_LABEL, PROVIDER_KEY_INFO,
 };
 pub(crate) use platform::claims;
 pub use platform::{node_key_file, ProviderKey, ProviderKeyError, SimSymmetricPlatform};

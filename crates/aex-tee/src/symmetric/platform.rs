@@ -21,8 +21,8 @@ use aex_crypto::{Measurement, SecretKey};
 use zeroize::Zeroizing;
 
 use super::keys::{
-    module_key, node_key_id, provider_key, provider_key_id, verify_attest_mac, Transcript,
-    KEY_ID_LEN, MAC_LEN,
+    module_key, node_key_id, provider_key, provider_key_fingerprint, provider_key_id,
+    verify_attest_mac, Transcript, FINGERPRINT_LEN, KEY_ID_LEN, MAC_LEN,
 };
 use crate::backend::{Backend, EvidenceError, SealPolicy};
 use crate::error::AppraisalError;
@@ -117,6 +117,11 @@ impl ProviderKey {
     /// The key's public id (as carried in evidence).
     pub fn key_id(&self) -> [u8; KEY_ID_LEN] {
         provider_key_id(&self.key)
+    }
+
+    /// The key's fingerprint: the public pin of a descriptor's `provider_key_fingerprint`.
+    pub fn fingerprint(&self) -> [u8; FINGERPRINT_LEN] {
+        provider_key_fingerprint(&self.key)
     }
 
     /// The module key of `measurement`: the deployer derives it from its own build's.
