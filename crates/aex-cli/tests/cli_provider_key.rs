@@ -1,6 +1,7 @@
 //! `aex node provider-key`: the operator of a `trustzone` or `sancus` node hands one
 //! stakeholder its own provider key, printed or written to a private file, and a mistake (an
-//! sgx node, a directory that is no node's) is a clear error, never a fresh key nobody uses.
+//! sgx node, a directory that is no node's) is a clear error, never a fresh key nobody uses;
+//! its public fingerprint, which descriptors pin, is printed on its own.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -55,6 +56,22 @@ fn each_stakeholder_gets_its_own_key_from_the_nodes_data_directory() {
     };
     let (farms, insights) = (printed(farm), printed(&insight));
     assert_ne!(farms, insights, "two stakeholders, two keys");
+
+    // The fingerprint a descriptor pins: public, the key's and not the key.
+    let run = provider_key(&[
+        "--data-dir",
+        &data_arg,
+        "--tee",
+        "sancus",
+        "--deployer",
+        &farm.hex(),
+        "--fingerprint",
+    ])
+    .ok();
+    run.stderr_has(&["public", "provider_key_fingerprint"]);
+    let want = platform.provider_key(&Provider(farm.key().0));
+    assert_eq!(run.stdout.trim(), hex::encode(want.fingerprint()));
+    assert!(!run.stdout.contains(&farms) && !run.stderr.contains(&farms));
 
     // Written to a private file, for the stakeholder's `provider_key_file`.
     let out = dir.path().join("handed/insight.key");
