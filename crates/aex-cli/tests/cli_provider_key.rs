@@ -38,16 +38,22 @@ fn each_stakeholder_gets_its_own_key_from_the_nodes_data_directory() {
     // The node creates its key when it starts (here: its backend, as `aex node` opens it).
     aex_tee::open(TeeKind::Sancus, &data).unwrap();
     let platform = SimSymmetricPlatform::load(SymmetricKind::Sancus, &data).unwrap();
-    let printed = |who: &TestIdentity| {
-        let run = provider_key(&[
+    // `aex node provider-key` on this sancus node for `who`, with `extra` arguments.
+    let for_sancus = |who: &TestIdentity, extra: &[&str]| {
+        let deployer = who.hex();
+        let mut args = vec![
             "--data-dir",
             &data_arg,
             "--tee",
             "sancus",
             "--deployer",
-            &who.hex(),
-        ])
-        .ok();
+            &deployer,
+        ];
+        args.extend_from_slice(extra);
+        provider_key(&args).ok()
+    };
+    let printed = |who: &TestIdentity| {
+        let run = for_sancus(who, &[]);
         run.stderr_has(&["is a secret", "hand it to that deployer alone"]);
         let key = run.stdout.trim().to_owned();
         let want = platform.provider_key(&Provider(who.key().0));
@@ -58,16 +64,7 @@ fn each_stakeholder_gets_its_own_key_from_the_nodes_data_directory() {
     assert_ne!(farms, insights, "two stakeholders, two keys");
 
     // The fingerprint a descriptor pins: public, the key's and not the key.
-    let run = provider_key(&[
-        "--data-dir",
-        &data_arg,
-        "--tee",
-        "sancus",
-        "--deployer",
-        &farm.hex(),
-        "--fingerprint",
-    ])
-    .ok();
+    let run = for_sancus(farm, &["--fingerprint"]);
     run.stderr_has(&["public", "provider_key_fingerprint"]);
     let want = platform.provider_key(&Provider(farm.key().0));
     assert_eq!(run.stdout.trim(), hex::encode(want.fingerprint()));
@@ -76,18 +73,11 @@ fn each_stakeholder_gets_its_own_key_from_the_nodes_data_directory() {
     // Written to a private file, for the stakeholder's `provider_key_file`.
     let out = dir.path().join("handed/insight.key");
     let out_arg = out.display().to_string();
-    provider_key(&[
-        "--data-dir",
-        &data_arg,
-        "--tee",
-        "sancus",
-        "--deployer",
-        &insight.hex(),
-        "-o",
-        &out_arg,
-    ])
-    .ok()
-    .stderr_has(&["Wrote", &insight.hex()[..16], "mode 0600"]);
+    for_sancus(&insight, &["-o", &out_arg]).stderr_has(&[
+        "Wrote",
+        &insight.hex()[..16],
+        "mode 0600",
+    ]);
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
         format!("{insights}\n")
