@@ -57,12 +57,13 @@ pub struct Stored {
     pub complete: bool,
 }
 
-/// The governor's receipt for a bundle (`POST /bundles`).
+/// The governor's receipt for a document it stores under its digest (`POST /bundles`,
+/// `/orders`, `/constitutions`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Received {
-    /// The bundle's digest as the governor computed it, hex.
+    /// The document's digest as the governor computed it, hex.
     pub digest: String,
-    /// The binaries it names that the governor does not hold completely yet, hex SHA-256.
+    /// A bundle's binaries that the governor does not hold completely yet, hex SHA-256.
     #[serde(default)]
     pub missing: Vec<String>,
 }
@@ -219,6 +220,32 @@ impl Governor {
             format!("the governor's answer to {method} {path} is not what this aex reads: {text}")
         })?;
         Ok((verified, value))
+    }
+
+    /// Stores `bytes`, the `what` a proposal will name by its digest `digest`, with `POST
+    /// path`, and announces the governor (what was verified, and the receipt); fails unless the governor says it holds it under
+    /// that very digest (else the proposal would name something it cannot find).
+    pub fn store(
+        &self,
+        path: &str,
+        what: &str,
+        bytes: &[u8],
+        digest: &[u8; 32],
+        shell: &Shell,
+    ) -> Result<(Verified, Received)> {
+        let (verified, received): (_, Received) = self
+            .json("POST", path, bytes)
+            .with_context(|| format!("POST {path}: the {what} the proposal names"))?;
+        self.announce(&verified, shell);
+        let mine = hex::encode(digest);
+        if received.digest != mine {
+            bail!(
+                "the governor stored the {what} as {}, not as its digest {mine}: it would not \
+                 find it by the proposal's change; nothing was proposed",
+                received.digest
+            );
+        }
+        Ok((verified, received))
     }
 
     /// Says what was verified of the governor, the first time in this command.

@@ -33,7 +33,7 @@ use clap::{Args, ValueEnum};
 use sha2::{Digest, Sha256};
 
 use super::AppPath;
-use crate::governor::{self, short, size, Governor, Outcome, Overrides, Received, View};
+use crate::governor::{self, short, size, Governor, Outcome, Overrides, View};
 use crate::progress::Bars;
 use crate::shell::Shell;
 
@@ -417,17 +417,9 @@ fn upload(governor: &Governor, made: &Made, shell: &Shell) -> Result<()> {
     for (digest, bytes) in &made.binaries {
         governor.upload_binary(digest, bytes, &modules_of(&made.bundle, digest), shell)?;
     }
-    let (verified, received): (_, Received) = governor
-        .json("POST", "/bundles", &made.bytes)
-        .context("POST /bundles: the bundle naming the binaries")?;
+    let (verified, received) =
+        governor.store("/bundles", "bundle", &made.bytes, &made.digest(), shell)?;
     let mine = hex::encode(made.digest());
-    if received.digest != mine {
-        bail!(
-            "the governor stored the bundle as {}, not as its digest {mine}: it would not find \
-             it by the proposal's change; nothing was proposed",
-            received.digest
-        );
-    }
     if !received.missing.is_empty() {
         bail!(
             "the governor says it lacks binaries the bundle names although they were uploaded: \

@@ -136,18 +136,7 @@ pub(super) fn propose(args: ProposeArgs, shell: &Shell) -> Result<()> {
     );
     show(&diff, shell);
     let document = serde_json::to_vec(&Document::of(&new))?;
-    let (verified, stored) = governor
-        .json::<serde_json::Value>("POST", "/constitutions", &document)
-        .context("POST /constitutions: the proposed constitution")?;
-    governor.announce(&verified, shell);
-    if stored["digest"] != hex::encode(digest) {
-        bail!(
-            "the governor stored the constitution as {}, not as its digest {}: it would not \
-             find it by the proposal's change; nothing was proposed",
-            stored["digest"],
-            hex::encode(digest)
-        );
-    }
+    governor.store("/constitutions", "constitution", &document, &digest, shell)?;
     shell.status(
         "Stored",
         format!(
