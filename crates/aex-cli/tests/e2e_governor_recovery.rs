@@ -25,9 +25,7 @@ use aex_crypto::SigningIdentity;
 use aex_deploy::Identity;
 use aex_governance::recovery::{Backup, ReplySecret, SealedShare, ShareRequest, ShareSubmission};
 use aex_governance::signed::Signed;
-use aex_governance::{
-    Action, Document, MemberDocument, Proposal, Vote, Withdrawal, CERTIFICATE_KEY_NAME,
-};
+use aex_governance::{Action, Document, MemberDocument, Proposal, Vote, Withdrawal};
 use aex_testkit::cluster::AppDir;
 use aex_testkit::https::policy;
 use aex_testkit::node::NodeProcess;
@@ -35,7 +33,7 @@ use aex_testkit::{free_addr, wait_for};
 use serde_json::Value;
 use sha2::Digest;
 
-use aex_testkit::governor::{ballot, deploy_governor, member};
+use aex_testkit::governor::{ballot, deploy_governor, member, Client};
 
 const APP: &str = "governed-recovery-test";
 
@@ -111,33 +109,24 @@ impl Members {
     }
 }
 
-/// A member's raw client of a governor: checks its measurement (the deployer's policy) and
-/// the constitution its certificate attests before each request.
-pub(crate) struct Member {
-    pub(crate) policy: aex_client::Policy,
-    pub(crate) addr: SocketAddr,
-    pub(crate) digest: [u8; 32],
+/// A member's raw client of a governor (the test kit's, which checks its measurement and the
+/// constitution its certificate attests before each request), with the recovery routes.
+pub(crate) struct Member(pub(crate) Client);
+
+impl std::ops::Deref for Member {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.0
+    }
 }
 
 impl Member {
     pub(crate) fn of(app: &AppDir, addr: SocketAddr, constitution: &Document) -> Member {
-        Member {
+        Member(Client {
             policy: policy(app, "governor"),
             addr,
             digest: constitution.to_constitution().expect("valid").digest(),
-        }
-    }
-
-    pub(crate) fn bytes(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let session = aex_client::connect(self.addr, &self.policy, None, Duration::from_secs(15))
-            .expect("the governor passes the member's policy (its measurement)");
-        assert_eq!(
-            session.verified().extra(CERTIFICATE_KEY_NAME),
-            Some(&self.digest[..]),
-            "the certificate attests this member's constitution"
-        );
-        let answer = session.send(method, path, body).expect("an answer");
-        (answer.status, answer.body.to_vec())
+        })
     }
 
     /// The deployer key the governor's certificate attests, hex (`None`: none).
@@ -148,13 +137,6 @@ impl Member {
             .verified()
             .extra("aex governor identity v1")
             .map(hex::encode)
-    }
-
-    pub(crate) fn json(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
-        let (code, bytes) = self.bytes(method, path, body);
-        let text = String::from_utf8_lossy(&bytes);
-        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{code} {text}: {e}"));
-        (code, value)
     }
 
     /// The share of the member signing with `key`, as `aex recovery share` fetches it: (key

@@ -60,11 +60,10 @@ fn a_recovered_governor_carries_out_proposals_under_the_same_key() {
         .iter()
         .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
         .collect();
-    let old = Member {
+    let old = Member(aex_testkit::governor::Client {
         policy: g.client.policy.clone(),
-        addr: g.client.addr,
-        digest: g.client.digest,
-    };
+        ..g.client
+    });
     let (key_id, share_a) = old.share_of(KIT_APP, &member(1));
     let (_, share_b) = old.share_of(KIT_APP, &member(2));
     // The backup written once the deployment was committed: its header marks the ledger.
@@ -106,12 +105,7 @@ fn a_recovered_governor_carries_out_proposals_under_the_same_key() {
     let in_force = aex_testkit::governor::make_bundle(g.member_dir.path(), member(1));
     let (_, view) = new.json("GET", &format!("/proposals/{deployed}"), b"");
     assert_eq!(view["change"], hex::encode(in_force.digest()), "{view}");
-    let kit_client = aex_testkit::governor::Client {
-        policy: new.policy.clone(),
-        addr: new.addr,
-        digest: new.digest,
-    };
-    aex_testkit::governor::send_bundle(&kit_client, &in_force);
+    aex_testkit::governor::send_bundle(&new, &in_force);
 
     // It disables pong: the nodes admit its key, and pong's module key was recovered.
     let order = aex_governance::DisableOrder::new(KIT_APP, ["pong".to_owned()]).expect("an order");
