@@ -25,9 +25,7 @@ use aex_testkit::session::Session;
 use aex_testkit::status::StatusExt;
 use aex_testkit::wait_for;
 
-use crate::fault_sealed_state::{
-    copy_blobs, kill_and_wait_restart, resume, sealed_dir, swap_blobs,
-};
+use crate::fault_sealed_state::{copy_blobs, resume, sealed_dir, swap_blobs};
 
 #[test]
 fn the_governor_deploys_an_accepted_bundle_and_no_single_member_can_act_alone() {
@@ -179,9 +177,24 @@ fn the_governor_deploys_an_accepted_bundle_and_no_single_member_can_act_alone() 
 
     // A rolled-back governor: its node agent puts back the sealed state from before the
     // proposal (which would forget the deployment, its keys and the ballots). The runtime
-    // refuses it: the governor holds nothing and serves nothing.
-    swap_blobs(&before, &sealed_dir(&g.gov_node, "governor"));
-    let status = kill_and_wait_restart(&g.gov, "governor");
+    // refuses it: the governor holds nothing and serves nothing. The swap is made while the
+    // node is down: the governor, just started again, may still be committing (a record
+    // whose commit the kill above cut short), and a commit landing after a swap would be
+    // resumed instead of the old state (a CI run saw the node prune a blob mid-swap).
+    let sealed = sealed_dir(&g.gov_node, "governor");
+    g.gov_node.kill();
+    swap_blobs(&before, &sealed);
+    g.gov_node.restart();
+    let status = wait_for(
+        "the governor's rolled-back state to be judged",
+        Duration::from_secs(60),
+        || {
+            let s = g.gov.status();
+            let m = s.module("governor");
+            m.persistence.as_ref()?.resume.as_ref()?;
+            Some(s)
+        },
+    );
     match resume(&status, "governor") {
         ResumeOutcome::Refused(reason) => assert!(reason.contains("rollback detected"), "{reason}"),
         other => panic!("an old governor state was taken: {other:?}"),
